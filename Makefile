@@ -1,0 +1,48 @@
+# pipeline: build, test and run. libtensorflow is installed into .libtensorflow/ by
+# tools/install-libtensorflow.sh (near-instant once installed); every target that compiles
+# Go code depends on it and links with an rpath, so binaries run without LD_LIBRARY_PATH.
+
+TF_PREFIX ?= $(CURDIR)/.libtensorflow
+export CGO_CFLAGS  := -I$(TF_PREFIX)/include
+export CGO_LDFLAGS := -L$(TF_PREFIX)/lib -Wl,-rpath,$(TF_PREFIX)/lib
+export LIBTENSORFLOW_PREFIX := $(TF_PREFIX)
+# TensorFlow's C++ INFO lines (CPU features, MLIR passes) are noise for users.
+export TF_CPP_MIN_LOG_LEVEL ?= 1
+
+GO  ?= go
+BIN := bin/pipeline
+
+.PHONY: all build test run lint bench libtensorflow pyenv clean
+
+all: build
+
+libtensorflow:
+	@tools/install-libtensorflow.sh
+
+build: libtensorflow
+	$(GO) build -o $(BIN) ./cmd/pipeline
+
+# The Python check (SavedModels load in Python TensorFlow) runs when a venv can be made.
+test: libtensorflow lint
+	@py=$$(tools/python-env.sh) || { echo "make test: no Python venv; skipping the Python SavedModel check"; py=""; }; \
+	PIPELINE_PYTHON="$$py" $(GO) test -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Until the engine runs pipeline.hcl, the main job is the self-test: train a tiny CNN, VGG19
+# and ViT on a synthetic problem, export each as a SavedModel under models/, reload and compare.
+run: build
+	$(BIN) selftest --out models
+
+# Go vs Keras training throughput; see BENCHMARKS.md.
+bench: build pyenv
+	tools/bench/run.sh
+
+pyenv:
+	@tools/python-env.sh >/dev/null
+
+clean:
+	rm -rf bin

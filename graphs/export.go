@@ -1,0 +1,155 @@
+package graphs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	tf "github.com/wamuir/graft/tensorflow"
+	graphpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
+	shapepb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
+	typespb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	cfgpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"github.com/wamuir/graft/tensorflow/op"
+	"google.golang.org/protobuf/proto"
+)
+
+// The SavedModel contract: tag, signature and tensor names every consumer relies on.
+const (
+	ServeTag       = "serve"
+	SignatureKey   = "serving_default"
+	InputKey       = "images"
+	OutputKey      = "probabilities"
+	inputOpName    = "serving_input"
+	outputOpName   = "probabilities"
+	ModelInfoFile  = "model.json"
+	modelFormatVer = 1
+)
+
+// ModelInfo is written beside saved_model.pb so a model folder is self-contained: which network
+// it is, the input it expects and how it normalises it, and the class names in index order.
+type ModelInfo struct {
+	FormatVersion int      `json:"format_version"`
+	Spec          Spec     `json:"spec"`
+	Input         Input    `json:"input"`
+	Classes       []string `json:"classes"`
+	Signature     string   `json:"signature"`
+	InputKey      string   `json:"input_key"`
+	OutputKey     string   `json:"output_key"`
+	TFVersion     string   `json:"tensorflow_version"`
+}
+
+// Export writes the current weights as a SavedModel into dir, which must not exist yet: an
+// inference graph (serving_input [-1,H,W,C] float32 0–255 → probabilities [-1,classes]), its
+// saver, the variables, and model.json. The folder appears complete or not at all.
+func (t *Trainer) Export(dir string, classes []string) error {
+	if t.sess == nil {
+		return ErrClosed
+	}
+	m := t.cfg.Model
+	if int64(len(classes)) != m.Classes {
+		return fmt.Errorf("export: %d class names for a %d-class model", len(classes), m.Classes)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("export: %s already exists", dir)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	// Variables, saved from the training session under the names the inference graph uses.
+	prefix, _ := tf.NewTensor(filepath.Join(tmp, "variables", "variables"))
+	if _, err := t.sess.Run(map[tf.Output]*tf.Tensor{t.exportCkpt.prefix: prefix}, nil, []*tf.Operation{t.exportCkpt.save}); err != nil {
+		return fmt.Errorf("export: saving variables: %w", err)
+	}
+	sm, err := inferenceSavedModel(m)
+	if err != nil {
+		return err
+	}
+	b, err := proto.Marshal(sm)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "saved_model.pb"), b, 0o644); err != nil {
+		return err
+	}
+	info := ModelInfo{FormatVersion: modelFormatVer, Spec: m.Spec, Input: m.Input, Classes: classes,
+		Signature: SignatureKey, InputKey: InputKey, OutputKey: OutputKey, TFVersion: tf.Version()}
+	jb, _ := json.MarshalIndent(info, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, ModelInfoFile), append(jb, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("export: publishing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// inferenceSavedModel builds the serving graph for m and wraps it in a SavedModel proto with a
+// V1 saver (no object graph), which both TensorFlow's C++ loader and Python's
+// tf.saved_model.load accept.
+func inferenceSavedModel(m Classifier) (*cfgpb.SavedModel, error) {
+	root := op.NewScope()
+	in := m.Input
+	shape := tf.MakeShape(-1, in.Height, in.Width, in.Channels)
+	x := root.AddOperation(tf.OpSpec{Type: "Placeholder", Name: inputOpName,
+		Attrs: map[string]any{"dtype": tf.Float, "shape": shape}}).Output(0)
+	p := NewParams(root)
+	c := NewCtx(root, p, Inference, tf.Output{}, batchSize(root.SubScope("batch"), x)).Sub("model")
+	logits := m.Logits(c, x)
+	var probs tf.Output
+	if root.Err() == nil {
+		probs = root.AddOperation(tf.OpSpec{Type: "Softmax", Name: outputOpName, Input: []tf.Input{logits}}).Output(0)
+	}
+	ss := root.SubScope("save")
+	ck := addCheckpointOps(ss, p.Vars())
+	saveTensor := op.Identity(ss.SubScope("control_dependency").WithControlDependencies(ck.save), ck.prefix)
+	g, err := root.Finalize()
+	if err != nil {
+		return nil, fmt.Errorf("export: building the inference graph: %w", err)
+	}
+	var buf bytes.Buffer
+	if _, err := g.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	gd := &graphpb.GraphDef{}
+	if err := proto.Unmarshal(buf.Bytes(), gd); err != nil {
+		return nil, err
+	}
+	dims := func(ds ...int64) *shapepb.TensorShapeProto {
+		sp := &shapepb.TensorShapeProto{}
+		for _, d := range ds {
+			sp.Dim = append(sp.Dim, &shapepb.TensorShapeProto_Dim{Size: d})
+		}
+		return sp
+	}
+	sig := &cfgpb.SignatureDef{
+		Inputs: map[string]*cfgpb.TensorInfo{InputKey: {
+			Encoding: &cfgpb.TensorInfo_Name{Name: x.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
+			TensorShape: dims(-1, in.Height, in.Width, in.Channels)}},
+		Outputs: map[string]*cfgpb.TensorInfo{OutputKey: {
+			Encoding: &cfgpb.TensorInfo_Name{Name: probs.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
+			TensorShape: dims(-1, m.Classes)}},
+		MethodName: "tensorflow/serving/predict",
+	}
+	mg := &cfgpb.MetaGraphDef{
+		MetaInfoDef: &cfgpb.MetaGraphDef_MetaInfoDef{Tags: []string{ServeTag}, TensorflowVersion: tf.Version()},
+		GraphDef:    gd,
+		SaverDef: &cfgpb.SaverDef{
+			FilenameTensorName: ck.prefix.Op.Name() + ":0",
+			SaveTensorName:     saveTensor.Op.Name() + ":0",
+			RestoreOpName:      ck.restore.Name(),
+			MaxToKeep:          1,
+			Version:            cfgpb.SaverDef_V2,
+		},
+		SignatureDef: map[string]*cfgpb.SignatureDef{SignatureKey: sig},
+	}
+	return &cfgpb.SavedModel{SavedModelSchemaVersion: 1, MetaGraphs: []*cfgpb.MetaGraphDef{mg}}, nil
+}

@@ -1,0 +1,50 @@
+package graphs
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+)
+
+func TestExportRoundTrip(t *testing.T) {
+	in := Input{Height: 16, Width: 16, Channels: 3, Mean: []float32{100, 100, 100}, Std: []float32{80, 80, 80}}
+	spec := Spec{Architecture: "cnn", CNN: &CNN{Channels: []int64{8, 16}, Dropout: 0.1, Pool: 2, Dense: 32, DenseDropout: 0.1}}
+	tr, err := NewTrainer(TrainConfig{Model: Classifier{Spec: spec, Input: in, Classes: 4}, Optimizer: DefaultOptimizer(), Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	data := Synthetic(32, 4, 16, 16, 3, 1)
+	for i := 0; i < 5; i++ {
+		if _, err := tr.Step(data.Slice(in, 0, 16), 1e-3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := tr.Export(dir, []string{"a", "b", "c", "d"}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := tr.Evaluate(Batch{Images: data.Images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadModel(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, err := m.Predict(data.Images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxd float64
+	for i := range want.Probabilities {
+		for j := range want.Probabilities[i] {
+			maxd = math.Max(maxd, math.Abs(float64(got[i][j]-want.Probabilities[i][j])))
+		}
+	}
+	if maxd > 1e-5 {
+		t.Fatalf("loaded model differs from the training session by %g", maxd)
+	}
+	t.Logf("max diff %g", maxd)
+}

@@ -1,0 +1,103 @@
+package graphs
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	tf "github.com/wamuir/graft/tensorflow"
+)
+
+// Model is an exported classifier loaded for inference. It is safe for concurrent use.
+type Model struct {
+	Info   ModelInfo
+	saved  *tf.SavedModel
+	input  tf.Output
+	output tf.Output
+}
+
+// LoadModel loads a SavedModel folder written by Export (or any SavedModel with the same
+// signature and a model.json beside it).
+func LoadModel(dir string, threads int) (*Model, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ModelInfoFile))
+	if err != nil {
+		return nil, fmt.Errorf("loading model %s: %w", dir, err)
+	}
+	var info ModelInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("loading model: %s: %w", filepath.Join(dir, ModelInfoFile), err)
+	}
+	if info.FormatVersion != modelFormatVer {
+		return nil, fmt.Errorf("loading model: %s: format version %d, this build reads %d", filepath.Join(dir, ModelInfoFile), info.FormatVersion, modelFormatVer)
+	}
+	if err := info.Input.Validate(); err != nil {
+		return nil, fmt.Errorf("loading model: %s: %w", filepath.Join(dir, ModelInfoFile), err)
+	}
+	sm, err := tf.LoadSavedModel(dir, []string{ServeTag}, sessionOptions(threads))
+	if err != nil {
+		return nil, fmt.Errorf("loading model %s: %w", dir, err)
+	}
+	sig, ok := sm.Signatures[info.Signature]
+	if !ok {
+		sm.Session.Close()
+		return nil, fmt.Errorf("loading model %s: no signature %q", dir, info.Signature)
+	}
+	in, ok1 := sig.Inputs[info.InputKey]
+	out, ok2 := sig.Outputs[info.OutputKey]
+	if !ok1 || !ok2 {
+		sm.Session.Close()
+		return nil, fmt.Errorf("loading model %s: signature %q lacks input %q or output %q", dir, info.Signature, info.InputKey, info.OutputKey)
+	}
+	m := &Model{Info: info, saved: sm}
+	m.input, err = outputByName(sm.Graph, in.Name)
+	if err == nil {
+		m.output, err = outputByName(sm.Graph, out.Name)
+	}
+	if err != nil {
+		sm.Session.Close()
+		return nil, fmt.Errorf("loading model %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// outputByName resolves "op:index" (or "op") to a graph output.
+func outputByName(g *tf.Graph, name string) (tf.Output, error) {
+	opName, idx := name, 0
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == ':' {
+			opName = name[:i]
+			if _, err := fmt.Sscanf(name[i+1:], "%d", &idx); err != nil {
+				return tf.Output{}, fmt.Errorf("bad tensor name %q", name)
+			}
+			break
+		}
+	}
+	o := g.Operation(opName)
+	if o == nil {
+		return tf.Output{}, fmt.Errorf("graph has no operation %q", opName)
+	}
+	return o.Output(idx), nil
+}
+
+// Predict returns class probabilities [N][classes] for images, NHWC float32 0–255 with the
+// model's input size.
+func (m *Model) Predict(images []float32) ([][]float32, error) {
+	in := m.Info.Input
+	per := int(in.Height * in.Width * in.Channels)
+	if len(images) == 0 || len(images)%per != 0 {
+		return nil, fmt.Errorf("predict: %d values is not a whole number of %dx%dx%d images", len(images), in.Height, in.Width, in.Channels)
+	}
+	t, err := floatTensor(images, []int64{int64(len(images) / per), in.Height, in.Width, in.Channels})
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.input: t}, []tf.Output{m.output}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("predict: %w", err)
+	}
+	return out[0].Value().([][]float32), nil
+}
+
+// Close releases the session.
+func (m *Model) Close() error { return m.saved.Session.Close() }

@@ -1,0 +1,18 @@
+package graphs
+
+import (
+	tf "github.com/wamuir/graft/tensorflow"
+	cfgpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"google.golang.org/protobuf/proto"
+)
+
+// sessionOptions returns session options with the given intra-op thread count (0 keeps
+// TensorFlow's default, one per core).
+func sessionOptions(threads int) *tf.SessionOptions {
+	c := &cfgpb.ConfigProto{IntraOpParallelismThreads: int32(threads)}
+	b, err := proto.Marshal(c)
+	if err != nil {
+		return nil
+	}
+	return &tf.SessionOptions{Config: b}
+}
