@@ -244,7 +244,9 @@ func TestConfigErrors(t *testing.T) {
 		{"two channels", func(c *TrainConfig) { c.Model.Input.Channels = 2 }, "must be 1 (grey) or 3 (RGB)"},
 		{"zero std", func(c *TrainConfig) { c.Model.Input.Std = []float32{1, 0, 1} }, "std[1]"},
 		{"bad optimizer", func(c *TrainConfig) { c.Optimizer.Name = "sgd" }, `unknown optimizer "sgd"`},
-		{"adam with decay", func(c *TrainConfig) { c.Optimizer = Optimizer{Name: "adam", Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7, WeightDecay: 1e-4} }, "use adamw"},
+		{"adam with decay", func(c *TrainConfig) {
+			c.Optimizer = Optimizer{Name: "adam", Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7, WeightDecay: 1e-4}
+		}, "use adamw"},
 		{"dropout 1", func(c *TrainConfig) {
 			c.Model.Spec = Spec{Architecture: "cnn", CNN: &CNN{Channels: []int64{4}, Dropout: 1, Pool: 2, Dense: 4}}
 		}, "dropout 1 must be in [0, 1)"},
