@@ -1,0 +1,276 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "pipeline"},
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "stage", LabelNames: []string{"kind", "name"}},
+		{Type: "schedule", LabelNames: []string{"name"}},
+	},
+}
+
+var variableSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "default"}, {Name: "type"}, {Name: "description"}},
+}
+
+var scheduleSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "cron", Required: true}, {Name: "timezone"}, {Name: "targets", Required: true}, {Name: "overlap"},
+	},
+}
+
+// metaAttributes are the stage attributes the engine itself interprets.
+var metaAttributes = []string{"for_each", "depends_on"}
+
+// LoadFile parses and checks the structure of a pipeline file. Problems are returned as
+// diagnostics, all of them, each with a source range; the Config is nil only when the file
+// could not be read or parsed at all.
+func LoadFile(path string, reg *Registry) (*Config, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read pipeline file",
+			Detail: fmt.Sprintf("%s. Pass the path of a pipeline.hcl file.", err)}}
+	}
+	return LoadSource(path, src, reg)
+}
+
+// LoadSource is LoadFile on an in-memory source; path names it in diagnostics.
+func LoadSource(path string, src []byte, reg *Registry) (*Config, hcl.Diagnostics) {
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, path)
+	cfg := &Config{Path: path, Files: p.Files()}
+	if diags.HasErrors() {
+		return cfg, diags
+	}
+	content, d := f.Body.Content(rootSchema)
+	diags = append(diags, d...)
+
+	stages := map[string]*StageBlock{}
+	vars := map[string]*Variable{}
+	scheds := map[string]*Schedule{}
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "pipeline":
+			if cfg.Pipeline != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate pipeline block",
+					Detail:  fmt.Sprintf("A pipeline block was already declared at %s. Merge the two into one.", cfg.Pipeline.DeclRange),
+					Subject: b.DefRange.Ptr()})
+				continue
+			}
+			pb, d := decodePipelineBlock(b)
+			diags = append(diags, d...)
+			cfg.Pipeline = pb
+		case "variable":
+			v, d := decodeVariable(b)
+			diags = append(diags, d...)
+			if prev, dup := vars[v.Name]; dup {
+				diags = append(diags, duplicate("variable", v.Name, prev.DeclRange, b.DefRange))
+				continue
+			}
+			vars[v.Name] = v
+			cfg.Variables = append(cfg.Variables, v)
+		case "stage":
+			s, d := decodeStageBlock(b, reg)
+			diags = append(diags, d...)
+			if prev, dup := stages[s.Addr()]; dup {
+				diags = append(diags, duplicate("stage", s.Addr(), prev.DeclRange, b.DefRange))
+				continue
+			}
+			stages[s.Addr()] = s
+			cfg.Stages = append(cfg.Stages, s)
+		case "schedule":
+			s, d := decodeSchedule(b)
+			diags = append(diags, d...)
+			if prev, dup := scheds[s.Name]; dup {
+				diags = append(diags, duplicate("schedule", s.Name, prev.DeclRange, b.DefRange))
+				continue
+			}
+			scheds[s.Name] = s
+			cfg.Schedules = append(cfg.Schedules, s)
+		}
+	}
+	if cfg.Pipeline == nil {
+		cfg.Pipeline = &PipelineBlock{Attrs: hcl.Attributes{}}
+	}
+	if len(cfg.Stages) == 0 && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No stages",
+			Detail:  `The file declares no stage blocks. Add at least one, e.g. stage "split" "main" { source = "data/raw" }.`,
+			Subject: f.Body.MissingItemRange().Ptr()})
+	}
+	return cfg, diags
+}
+
+func duplicate(what, name string, prev, cur hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate " + what + " " + name,
+		Detail:  fmt.Sprintf("A %s named %s was already declared at %s. Names must be unique; rename one of them.", what, name, prev),
+		Subject: cur.Ptr()}
+}
+
+func decodePipelineBlock(b *hcl.Block) (*PipelineBlock, hcl.Diagnostics) {
+	attrs, diags := b.Body.JustAttributes()
+	return &PipelineBlock{Attrs: attrs, DeclRange: b.DefRange}, diags
+}
+
+func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
+	v := &Variable{Name: b.Labels[0], Type: cty.DynamicPseudoType, DeclRange: b.DefRange}
+	diags := checkName("variable", v.Name, b.LabelRanges[0])
+	content, d := b.Body.Content(variableSchema)
+	diags = append(diags, d...)
+	if a, ok := content.Attributes["type"]; ok {
+		t, d := typeexpr.TypeConstraint(a.Expr)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			v.Type = t
+		}
+	}
+	if a, ok := content.Attributes["description"]; ok {
+		val, d := a.Expr.Value(nil)
+		diags = append(diags, d...)
+		if !d.HasErrors() && val.Type() == cty.String && val.IsKnown() && !val.IsNull() {
+			v.Description = val.AsString()
+		}
+	}
+	if a, ok := content.Attributes["default"]; ok {
+		val, d := a.Expr.Value(&hcl.EvalContext{Functions: functions()})
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			cv, err := convertTo(val, v.Type)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default value for variable",
+					Detail: fmt.Sprintf("The default of variable %q does not match its type: %s.", v.Name, err), Subject: a.Expr.Range().Ptr()})
+			} else {
+				v.Default = cv
+			}
+		}
+	}
+	return v, diags
+}
+
+func decodeStageBlock(b *hcl.Block, reg *Registry) (*StageBlock, hcl.Diagnostics) {
+	s := &StageBlock{Kind: b.Labels[0], Name: b.Labels[1], Body: b.Body, DeclRange: b.DefRange,
+		KindRange: b.LabelRanges[0], NameRange: b.LabelRanges[1]}
+	diags := checkName("stage", s.Name, s.NameRange)
+	kind, ok := reg.Lookup(s.Kind)
+	if !ok {
+		detail := fmt.Sprintf("There is no stage kind %q. Known kinds: %s.", s.Kind, strings.Join(reg.Names(), ", "))
+		if sug := suggest(s.Kind, reg.Names()); sug != "" {
+			detail = fmt.Sprintf("There is no stage kind %q. Did you mean %q?", s.Kind, sug)
+		}
+		s.Invalid = true
+		s.Content = &hcl.BodyContent{Attributes: hcl.Attributes{}}
+		return s, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown stage kind",
+			Detail: detail, Subject: s.KindRange.Ptr()})
+	}
+	content, d := b.Body.Content(stageSchema(kind))
+	diags = append(diags, d...)
+	s.Content = content
+	if a, ok := content.Attributes["for_each"]; ok {
+		s.ForEach = a.Expr
+	}
+	if a, ok := content.Attributes["depends_on"]; ok {
+		exprs, d := hcl.ExprList(a.Expr)
+		diags = append(diags, d...)
+		for _, e := range exprs {
+			tr, d := hcl.AbsTraversalForExpr(e)
+			if d.HasErrors() || tr.RootName() != "stage" {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid depends_on entry",
+					Detail: "Each depends_on entry must be a stage reference such as stage.split.main.", Subject: e.Range().Ptr()})
+				continue
+			}
+			s.DependsOn = append(s.DependsOn, tr)
+		}
+	}
+	return s, diags
+}
+
+// stageSchema is a kind's attributes plus the meta-attributes. Nothing is marked required
+// here: a pipeline-level default may supply a value, so required-ness is checked later.
+func stageSchema(k Kind) *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	for _, m := range metaAttributes {
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: m})
+	}
+	for _, a := range k.Attributes() {
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: a.Name})
+	}
+	return s
+}
+
+func decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
+	s := &Schedule{Name: b.Labels[0], Timezone: "Local", Overlap: "skip", DeclRange: b.DefRange}
+	diags := checkName("schedule", s.Name, b.LabelRanges[0])
+	content, d := b.Body.Content(scheduleSchema)
+	diags = append(diags, d...)
+	str := func(name string, dst *string) {
+		a, ok := content.Attributes[name]
+		if !ok {
+			return
+		}
+		v, d := a.Expr.Value(nil)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			return
+		}
+		if v.Type() != cty.String || v.IsNull() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
+				Detail: fmt.Sprintf("%s must be a string.", name), Subject: a.Expr.Range().Ptr()})
+			return
+		}
+		*dst = v.AsString()
+	}
+	str("cron", &s.Cron)
+	str("timezone", &s.Timezone)
+	str("overlap", &s.Overlap)
+	if a, ok := content.Attributes["cron"]; ok && s.Cron != "" {
+		if err := checkCron(s.Cron); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid cron expression",
+				Detail:  fmt.Sprintf("%s. Use five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or a descriptor such as \"@daily\".", err),
+				Subject: a.Expr.Range().Ptr()})
+		}
+	}
+	if a, ok := content.Attributes["timezone"]; ok {
+		if err := checkTimezone(s.Timezone); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown time zone",
+				Detail: fmt.Sprintf("%s. Use an IANA name such as \"Europe/Copenhagen\" or \"UTC\".", err), Subject: a.Expr.Range().Ptr()})
+		}
+	}
+	if a, ok := content.Attributes["overlap"]; ok && s.Overlap != "skip" && s.Overlap != "queue" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid overlap policy",
+			Detail: fmt.Sprintf("overlap is %q; use \"skip\" (drop a trigger while a run is going) or \"queue\" (run it afterwards).", s.Overlap), Subject: a.Expr.Range().Ptr()})
+	}
+	if a, ok := content.Attributes["targets"]; ok {
+		exprs, d := hcl.ExprList(a.Expr)
+		diags = append(diags, d...)
+		for _, e := range exprs {
+			tr, d := hcl.AbsTraversalForExpr(e)
+			if d.HasErrors() || tr.RootName() != "stage" {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid schedule target",
+					Detail: "Each target must be a stage reference such as stage.select.best.", Subject: e.Range().Ptr()})
+				continue
+			}
+			s.Targets = append(s.Targets, tr)
+		}
+	}
+	return s, diags
+}
+
+func checkName(what, name string, rng hcl.Range) hcl.Diagnostics {
+	if hclsyntax.ValidIdentifier(name) {
+		return nil
+	}
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + what + " name",
+		Detail:  fmt.Sprintf("%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter.", name),
+		Subject: rng.Ptr()}}
+}

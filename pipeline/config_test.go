@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+var errorComment = regexp.MustCompile(`# ERROR: (.+)$`)
+
+// TestInvalidConfigs loads every file in testdata/config/invalid. Each `# ERROR: summary`
+// comment marks a line where exactly one diagnostic with that summary must point, and no
+// other diagnostics may appear.
+func TestInvalidConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/config/invalid/*.hcl")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i, line := range strings.Split(string(src), "\n") {
+				if m := errorComment.FindStringSubmatch(line); m != nil {
+					want = append(want, lineSummary(i+1, m[1]))
+				}
+			}
+			diags := loadAndBuild(path, src, nil)
+			var got []string
+			for _, d := range diags {
+				if d.Severity != hcl.DiagError {
+					continue
+				}
+				line := 0
+				if d.Subject != nil {
+					line = d.Subject.Start.Line
+				}
+				got = append(got, lineSummary(line, d.Summary))
+				if d.Detail == "" {
+					t.Errorf("diagnostic %q has no detail saying how to fix it", d.Summary)
+				}
+			}
+			sort.Strings(want)
+			sort.Strings(got)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("diagnostics:\n  %s\nwant:\n  %s\nfull:\n%s", strings.Join(got, "\n  "), strings.Join(want, "\n  "), diags.Error())
+			}
+		})
+	}
+}
+
+func lineSummary(line int, summary string) string {
+	return fmt.Sprintf("%3d: %s", line, summary)
+}
+
+func loadAndBuild(path string, src []byte, vars map[string]string) hcl.Diagnostics {
+	f := newFakeKinds()
+	cfg, diags := LoadSource(path, src, f.reg)
+	if cfg == nil || cfg.Files == nil || len(cfg.Stages) == 0 {
+		return diags
+	}
+	_, d := Build(cfg, f.reg, vars)
+	return append(diags, d...)
+}

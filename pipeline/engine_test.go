@@ -1,0 +1,416 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// workspace is a temporary workspace with a pipeline file and a source folder.
+type workspace struct {
+	t     *testing.T
+	dir   string
+	kinds *fakeKinds
+}
+
+func newWorkspace(t *testing.T, hcl string, files map[string]string) *workspace {
+	t.Helper()
+	ws := &workspace{t: t, dir: t.TempDir(), kinds: newFakeKinds()}
+	ws.write("pipeline.hcl", hcl)
+	for name, content := range files {
+		ws.write(name, content)
+	}
+	return ws
+}
+
+func (ws *workspace) write(name, content string) {
+	ws.t.Helper()
+	p := filepath.Join(ws.dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		ws.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		ws.t.Fatal(err)
+	}
+}
+
+func (ws *workspace) engine(vars map[string]string) *Engine {
+	ws.t.Helper()
+	cfg, diags := LoadFile(filepath.Join(ws.dir, "pipeline.hcl"), ws.kinds.reg)
+	if diags.HasErrors() {
+		ws.t.Fatal(diags.Error())
+	}
+	wf, diags := Build(cfg, ws.kinds.reg, vars)
+	if diags.HasErrors() {
+		ws.t.Fatal(diags.Error())
+	}
+	st, err := OpenStore(ws.dir)
+	if err != nil {
+		ws.t.Fatal(err)
+	}
+	return &Engine{Workflow: wf, Store: st}
+}
+
+// run runs the pipeline and returns the status of every stage.
+func (ws *workspace) run(opts RunOptions) (map[string]string, *RunRecord, error) {
+	ws.t.Helper()
+	opts.RunsDir = filepath.Join(ws.dir, "models")
+	rec, err := ws.engine(nil).Run(context.Background(), opts)
+	status := map[string]string{}
+	if rec != nil {
+		for _, s := range rec.Stages {
+			status[s.Addr] = s.Status
+		}
+	}
+	return status, rec, err
+}
+
+func (ws *workspace) plan(sel Selection) map[string]*Decision {
+	ws.t.Helper()
+	ds, err := ws.engine(nil).Plan(sel)
+	if err != nil {
+		ws.t.Fatal(err)
+	}
+	m := map[string]*Decision{}
+	for _, d := range ds {
+		m[d.Addr] = d
+	}
+	return m
+}
+
+func expectStatus(t *testing.T, got map[string]string, want map[string]string) {
+	t.Helper()
+	for addr, w := range want {
+		if got[addr] != w {
+			t.Errorf("%s: %s, want %s (all: %v)", addr, got[addr], w, got)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("stages %v, want %v", got, want)
+	}
+}
+
+const chainHCL = `
+variable "suffix" {
+  default = "!"
+}
+
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "up" {
+  input  = stage.gen.src.out
+  suffix = var.suffix
+}
+
+stage "xform" "other" {
+  input  = stage.gen.src.count
+  epochs = 10
+}
+
+stage "xform" "final" {
+  input = stage.xform.up.out
+}
+`
+
+func chainFiles() map[string]string {
+	return map[string]string{"raw/a.txt": "a", "raw/b.txt": "b", "raw/.hidden": "ignored"}
+}
+
+func TestRunThenEverythingCached(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	got, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.up": "ran", "xform.other": "ran", "xform.final": "ran"})
+	out, err := os.ReadFile(filepath.Join(rec.Dir(), "xform.final", "out"))
+	if err != nil || string(out) != "AB!" {
+		t.Fatalf("final output %q, %v; want AB!", out, err)
+	}
+	got, _, err = ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "cached", "xform.up": "cached", "xform.other": "cached", "xform.final": "cached"})
+	if n := ws.kinds.xform.runs.Load(); n != 3 {
+		t.Fatalf("xform ran %d times, want 3", n)
+	}
+}
+
+func TestChangedAttributeRerunsOnlyThatStageAndWhatItFeeds(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `epochs = 10`, `epochs = 20`, 1))
+	p := ws.plan(Selection{})
+	if d := p["xform.other"]; d.Action != Run || d.Reasons[0] != "attribute epochs 10 → 20" {
+		t.Fatalf("xform.other: %s %v", d.Action, d.Reasons)
+	}
+	for _, a := range []string{"gen.src", "xform.up", "xform.final"} {
+		if p[a].Action != Cached {
+			t.Errorf("%s: %s %v, want cached", a, p[a].Action, p[a].Reasons)
+		}
+	}
+	got, _, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "cached", "xform.up": "cached", "xform.other": "ran", "xform.final": "cached"})
+
+	// A variable change propagates: up reruns, and final reruns because up's output changed.
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `default = "!"`, `default = "?"`, 1))
+	p = ws.plan(Selection{})
+	if d := p["xform.final"]; d.Action != Run || d.Known || !strings.Contains(d.Reasons[0], "known after upstream runs") {
+		t.Fatalf("xform.final: %s known=%v %v", d.Action, d.Known, d.Reasons)
+	}
+	got, _, err = ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "cached", "xform.up": "ran", "xform.other": "cached", "xform.final": "ran"})
+	// The next plan explains final's earlier rerun by its upstream.
+	st, _ := ws.engine(nil).Store.LoadState("xform.final")
+	if st == nil {
+		t.Fatal("no state recorded for xform.final")
+	}
+}
+
+func TestTouchedSourceRerunsNothingAddedFileRerunsChain(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Hour)
+	os.Chtimes(filepath.Join(ws.dir, "raw/a.txt"), future, future)
+	ws.write("raw/.DS_Store", "junk")
+	got, _, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a, s := range got {
+		if s != StatusCached {
+			t.Errorf("after touch: %s %s, want cached", a, s)
+		}
+	}
+	ws.write("raw/c.txt", "c")
+	p := ws.plan(Selection{})
+	if d := p["gen.src"]; d.Action != Run || d.Reasons[0] != "raw: 1 added, 0 changed, 0 removed (e.g. c.txt)" {
+		t.Fatalf("gen.src: %s %v", d.Action, d.Reasons)
+	}
+	got, _, err = ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.up": "ran", "xform.other": "ran", "xform.final": "ran"})
+	p = ws.plan(Selection{})
+	for a, d := range p {
+		if d.Action != Cached {
+			t.Errorf("after rerun: %s %s %v", a, d.Action, d.Reasons)
+		}
+	}
+}
+
+func TestDeletedOutputRerunsOnlyThatStage(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	_, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(ws.dir, ObjectRel(rec.Result("xform.up").Output))
+	os.Chmod(obj, 0o755)
+	if err := os.RemoveAll(obj); err != nil {
+		t.Fatal(err)
+	}
+	p := ws.plan(Selection{})
+	if d := p["xform.up"]; d.Action != Run || d.Reasons[0] != "output missing" {
+		t.Fatalf("xform.up: %s %v", d.Action, d.Reasons)
+	}
+	got, rec2, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rerun reproduces the same output, so final stays cached.
+	expectStatus(t, got, map[string]string{"gen.src": "cached", "xform.up": "ran", "xform.other": "cached", "xform.final": "cached"})
+	if rec2.Result("xform.up").Output != rec.Result("xform.up").Output {
+		t.Fatal("deterministic stage produced a different output digest")
+	}
+	// The old run folder is still complete: its files are hard links, not store paths.
+	if b, err := os.ReadFile(filepath.Join(rec.Dir(), "xform.up", "out")); err != nil || string(b) != "AB!" {
+		t.Fatalf("old run folder lost its artifact: %q %v", b, err)
+	}
+}
+
+func TestDamagedOutputIsDetected(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	_, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(ws.dir, ObjectRel(rec.Result("gen.src").Output), "out")
+	os.Chmod(f, 0o644)
+	os.WriteFile(f, []byte("XY"), 0o644) // same size, different bytes
+	p := ws.plan(Selection{})
+	if d := p["gen.src"]; d.Action != Run || !strings.HasPrefix(d.Reasons[0], "output damaged") {
+		t.Fatalf("gen.src: %s %v", d.Action, d.Reasons)
+	}
+}
+
+func TestForEachInstancesAndPreciseDependencies(t *testing.T) {
+	const src = `
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "arch" {
+  for_each = toset(["cnn", "vit"])
+  input    = stage.gen.src.out
+  suffix   = "-${each.key}"
+}
+
+stage "xform" "eval" {
+  for_each = stage.xform.arch
+  input    = each.value.out
+  suffix   = format("(%s)", each.key)
+}
+
+stage "join" "all" {
+  inputs = { for k, v in stage.xform.eval : k => v.out }
+}
+`
+	ws := newWorkspace(t, src, chainFiles())
+	e := ws.engine(nil)
+	inst, ok := e.Workflow.Instance("xform.eval[vit]")
+	if !ok {
+		t.Fatal("no instance xform.eval[vit]")
+	}
+	if strings.Join(inst.Deps, ",") != "xform.arch[vit]" {
+		t.Fatalf("xform.eval[vit] depends on %v, want only xform.arch[vit]", inst.Deps)
+	}
+	_, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(rec.Dir(), "join.all", "out"))
+	if string(b) != "cnn=AB-CNN(cnn)\nvit=AB-VIT(vit)" {
+		t.Fatalf("join output %q", b)
+	}
+	// Selecting one instance runs it and what it needs, nothing else.
+	p := ws.plan(Selection{Targets: []string{"xform.eval.cnn"}, Force: true})
+	if len(p) != 3 || p["xform.eval[cnn]"].Action != Run || p["xform.arch[cnn]"].Action != Cached || p["gen.src"] == nil {
+		t.Fatalf("plan for xform.eval.cnn: %v", keysOf(p))
+	}
+}
+
+func keysOf(m map[string]*Decision) []string {
+	var out []string
+	for k, d := range m {
+		out = append(out, k+"="+string(d.Action))
+	}
+	return out
+}
+
+func TestFailureSkipsDependentsAndKeepGoingRunsTheRest(t *testing.T) {
+	src := strings.Replace(chainHCL, `suffix = var.suffix`, "suffix = var.suffix\n  fail = true", 1)
+	for _, keepGoing := range []bool{false, true} {
+		ws := newWorkspace(t, src, chainFiles())
+		ws.kinds.xform.block = nil
+		got, rec, err := ws.run(RunOptions{KeepGoing: keepGoing, Jobs: 1})
+		if !errors.Is(err, ErrStageFailed) {
+			t.Fatalf("error %v, want ErrStageFailed", err)
+		}
+		if got["xform.up"] != StatusFailed || got["xform.final"] != StatusSkipped {
+			t.Fatalf("keep-going=%v: %v", keepGoing, got)
+		}
+		if rec.Status != "failed" || !strings.Contains(rec.Result("xform.up").Error, "asked to fail") {
+			t.Fatalf("record: %s %+v", rec.Status, rec.Result("xform.up"))
+		}
+		if keepGoing && got["xform.other"] != StatusRan {
+			t.Fatalf("with --keep-going the independent stage should run: %v", got)
+		}
+	}
+}
+
+func TestCancelLeavesNoOutputAndResumes(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	ws.kinds.xform.block = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for ws.kinds.xform.runs.Load() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	rec, err := ws.engine(nil).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models")})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if rec.Status != "cancelled" || rec.Result("gen.src").Status != StatusRan {
+		t.Fatalf("record %s, gen.src %s", rec.Status, rec.Result("gen.src").Status)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(ws.dir, StoreDir, "tmp")); len(entries) != 0 {
+		t.Fatalf("cancelled run left %d temporary outputs", len(entries))
+	}
+	close(ws.kinds.xform.block)
+	got, _, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["gen.src"] != StatusCached || got["xform.final"] != StatusRan {
+		t.Fatalf("after resume: %v", got)
+	}
+}
+
+func TestSecondRunIsRefusedWithHolderNamed(t *testing.T) {
+	dir := t.TempDir()
+	l, _, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = AcquireLock(dir)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid ") {
+		t.Fatalf("second lock: %v", err)
+	}
+	l.Release()
+	l2, stale, err := AcquireLock(dir)
+	if err != nil || stale != "" {
+		t.Fatalf("after release: %v %q", err, stale)
+	}
+	l2.Release()
+}
+
+func TestHeavyStagesDoNotOverlap(t *testing.T) {
+	const src = `
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "t" {
+  for_each = toset(["a", "b", "c"])
+  input    = stage.gen.src.out
+  suffix   = each.key
+  heavy    = true
+}
+`
+	ws := newWorkspace(t, src, chainFiles())
+	ws.kinds.xform.block = make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, _, err := ws.run(RunOptions{Jobs: 4, HeavySlots: 1})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if n := ws.kinds.xform.runs.Load(); n != 1 {
+		t.Fatalf("%d heavy stages running at once with one slot", n)
+	}
+	close(ws.kinds.xform.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,52 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+)
+
+// Job is what a stage kind's Run receives.
+type Job struct {
+	// Addr is the instance address, e.g. "train.model[cnn]".
+	Addr string
+	// Values are the evaluated attributes; paths in them are relative to Workspace.
+	Values *Values
+	// Seed is the pipeline seed.
+	Seed int64
+	// Workspace is the folder holding the pipeline file.
+	Workspace string
+	// Out is an empty directory to write the declared outputs into. It is published only if
+	// Run succeeds.
+	Out string
+	// Work is a scratch directory that survives an interrupted run of the same key (for
+	// checkpoints) and is removed once the output is published.
+	Work string
+	// Log receives human-readable progress lines; they also go to the run's log.
+	Log io.Writer
+	// Progress reports completion towards a total for progress bars.
+	Progress Progress
+}
+
+// Path resolves a workspace-relative path from the Values.
+func (j *Job) Path(rel string) string {
+	if filepath.IsAbs(rel) {
+		return rel
+	}
+	return filepath.Join(j.Workspace, rel)
+}
+
+// Logf writes one log line.
+func (j *Job) Logf(format string, args ...any) {
+	fmt.Fprintf(j.Log, format+"\n", args...)
+}
+
+// Progress is how a stage reports completion; the engine draws it.
+type Progress interface {
+	// Start begins a phase of total units described by label (e.g. "epoch 3/10", 1200 images).
+	Start(label string, total int64)
+	// Add records n more units done.
+	Add(n int64)
+	// Status sets a short trailing text (e.g. "loss 0.412, 812 img/s").
+	Status(s string)
+}

@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Kind is a stage kind (split, augment, train, …). The engine decodes a stage's attributes
+// with the kind's schema, keys the stage by everything that can change its output, and calls
+// Run only when that key has no published output yet.
+type Kind interface {
+	// Name is the first label of `stage "NAME" "…"`.
+	Name() string
+	// Version is part of every cache key: bump it when the same inputs give a different output.
+	Version() int
+	// Attributes is the schema of the stage body.
+	Attributes() []Attribute
+	// Outputs names what the stage produces: each is a file or folder of that name in the
+	// output directory, and what `stage.KIND.NAME.OUTPUT` refers to.
+	Outputs() []string
+	// Run produces the outputs into job.Out.
+	Run(ctx context.Context, job *Job) error
+}
+
+// Validator is implemented by kinds that check their evaluated attributes beyond types
+// (ranges, combinations). Diagnostics should point at v.Range(name).
+type Validator interface {
+	Validate(v *Values) hcl.Diagnostics
+}
+
+// Environmental is implemented by kinds whose output depends on something outside the
+// workspace, such as the libtensorflow version. Each line goes into the cache key.
+type Environmental interface {
+	Environment() []string
+}
+
+// Heavy is implemented by kinds that saturate the CPU (training). Heavy stages take one of
+// a limited number of tokens, so two never fight for the same cores.
+type Heavy interface {
+	Heavy(v *Values) bool
+}
+
+// AttrRole says how the engine treats an attribute beyond passing its value on.
+type AttrRole int
+
+const (
+	// Plain attributes are part of the cache key by value.
+	Plain AttrRole = iota
+	// Source attributes name a file or folder in the workspace whose content (not its name
+	// alone) is part of the cache key.
+	Source
+)
+
+// Attribute describes one attribute of a stage body.
+type Attribute struct {
+	Name     string
+	Type     cty.Type  // cty.DynamicPseudoType accepts anything (e.g. a map of upstream outputs)
+	Required bool      // else Default applies (cty.NilVal: null)
+	Default  cty.Value // used when the body and the pipeline block leave it unset
+	Role     AttrRole
+	Doc      string
+}
+
+// Registry maps kind names to kinds.
+type Registry struct {
+	kinds map[string]Kind
+}
+
+// NewRegistry returns a registry holding kinds.
+func NewRegistry(kinds ...Kind) (*Registry, error) {
+	r := &Registry{kinds: map[string]Kind{}}
+	for _, k := range kinds {
+		if err := r.Register(k); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Register adds a kind; names must be unique.
+func (r *Registry) Register(k Kind) error {
+	if _, dup := r.kinds[k.Name()]; dup {
+		return fmt.Errorf("stage kind %q registered twice", k.Name())
+	}
+	r.kinds[k.Name()] = k
+	return nil
+}
+
+// Lookup returns the kind called name.
+func (r *Registry) Lookup(name string) (Kind, bool) {
+	k, ok := r.kinds[name]
+	return k, ok
+}
+
+// Names returns the registered kind names, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.kinds))
+	for n := range r.kinds {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

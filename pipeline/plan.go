@@ -1,0 +1,344 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Engine plans and runs a workflow in a workspace.
+type Engine struct {
+	Workflow *Workflow
+	Store    *Store
+}
+
+// Action is what a plan does with a stage instance.
+type Action string
+
+// Plan actions.
+const (
+	Cached Action = "cached" // its key has an intact output: reused
+	Run    Action = "run"    // never ran, or something in its key changed
+)
+
+// Decision is the plan for one instance and why.
+type Decision struct {
+	Addr    string   `json:"stage"`
+	Action  Action   `json:"action"`
+	Reasons []string `json:"reasons,omitempty"`
+	// Known is false when the key depends on outputs of upstream stages that will run first.
+	Known bool   `json:"key_known"`
+	Key   string `json:"key,omitempty"`
+	New   bool   `json:"new,omitempty"` // never ran before
+
+	inst    *Instance
+	values  *Values
+	lines   []string
+	sources map[string]Manifest
+	entry   *Entry
+}
+
+// Selection says which instances a plan or run covers.
+type Selection struct {
+	Targets    []string // stage selectors; empty means every stage
+	Force      bool     // rerun the targets (all stages without targets) even when cached
+	Downstream bool     // also everything that depends on the targets
+}
+
+// Select resolves a selection to instances in dependency order, plus the forced ones.
+func (e *Engine) Select(sel Selection) ([]*Instance, map[string]bool, error) {
+	w := e.Workflow
+	want := map[string]bool{}
+	forced := map[string]bool{}
+	var targets []string
+	for _, s := range sel.Targets {
+		addrs, err := e.resolveSelector(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		targets = append(targets, addrs...)
+	}
+	if len(sel.Targets) == 0 {
+		for _, i := range w.Instances {
+			targets = append(targets, i.Addr)
+		}
+	}
+	for _, t := range targets {
+		want[t] = true
+		if sel.Force {
+			forced[t] = true
+		}
+		if sel.Downstream {
+			for _, d := range w.Graph.Descendants(t) {
+				want[d] = true
+			}
+		}
+	}
+	for a := range want {
+		for _, anc := range w.Graph.Ancestors(a) {
+			want[anc] = true
+		}
+	}
+	var out []*Instance
+	for _, i := range w.Instances {
+		if want[i.Addr] {
+			out = append(out, i)
+		}
+	}
+	return out, forced, nil
+}
+
+func (e *Engine) resolveSelector(s string) ([]string, error) {
+	w := e.Workflow
+	if i, ok := w.Instance(s); ok {
+		return []string{i.Addr}, nil
+	}
+	block, key, hasKey := ParseInstanceSelector(s)
+	if hasKey {
+		if i, ok := w.Instance(InstanceAddr(block, key, true)); ok {
+			return []string{i.Addr}, nil
+		}
+	}
+	if insts := w.BlockInstances(s); len(insts) > 0 {
+		var out []string
+		for _, i := range insts {
+			out = append(out, i.Addr)
+		}
+		return out, nil
+	}
+	var all []string
+	for _, i := range w.Instances {
+		all = append(all, i.Addr)
+	}
+	all = append(all, w.BlockAddrs()...)
+	msg := fmt.Sprintf("no stage %q in %s", s, w.Config.Path)
+	if sug := suggest(s, all); sug != "" {
+		return nil, fmt.Errorf("%s; did you mean %q?", msg, sug)
+	}
+	return nil, fmt.Errorf("%s; stages: %s", msg, strings.Join(w.BlockAddrs(), ", "))
+}
+
+// Plan decides, for every selected instance, whether it runs and why, without running
+// anything.
+func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
+	insts, forced, err := e.Select(sel)
+	if err != nil {
+		return nil, err
+	}
+	outs := Outputs{}
+	willRun := map[string]bool{}
+	var plan []*Decision
+	for _, inst := range insts {
+		var running []string
+		for _, d := range inst.Deps {
+			if willRun[d] {
+				running = append(running, d)
+			}
+		}
+		d, err := e.decide(inst, outs, forced[inst.Addr], running)
+		if err != nil {
+			return nil, err
+		}
+		if d.Action == Cached {
+			outs[inst.Addr] = d.outputPaths()
+		} else {
+			willRun[inst.Addr] = true
+		}
+		plan = append(plan, d)
+	}
+	e.Store.Stats.Save()
+	return plan, nil
+}
+
+// decide evaluates an instance against the outputs known so far and looks up its key.
+func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunning []string) (*Decision, error) {
+	d := &Decision{Addr: inst.Addr, inst: inst}
+	v, diags := e.Workflow.Evaluate(inst, outs)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("%s: %s", inst.Addr, diags.Error())
+	}
+	d.values = v
+	st, hadState := e.Store.LoadState(inst.Addr)
+	d.New = !hadState
+	if !v.Known() {
+		d.Action = Run
+		d.Reasons = []string{"known after upstream runs (" + strings.Join(upstreamRunning, ", ") + " will run first)"}
+		return d, nil
+	}
+	d.sources = map[string]Manifest{}
+	for _, a := range inst.Kind.Attributes() {
+		if a.Role != Source || v.Get(a.Name).IsNull() {
+			continue
+		}
+		rel := v.String(a.Name)
+		abs := filepath.Join(e.Store.Workspace, rel)
+		if inside(e.Store.Root, abs) || abs == e.Store.Workspace {
+			return nil, fmt.Errorf("%s: %s %q contains the store %s, whose contents change with every run; point it at the data folder itself (e.g. data/raw)", inst.Addr, a.Name, rel, StoreDir)
+		}
+		m, err := e.Store.Stats.HashTree(abs)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil, fmt.Errorf("%s: %s %q does not exist (paths are relative to the folder of %s)", inst.Addr, a.Name, rel, filepath.Base(e.Workflow.Config.Path))
+			}
+			return nil, fmt.Errorf("%s: hashing %s %q: %w", inst.Addr, a.Name, rel, err)
+		}
+		d.sources[a.Name] = m
+	}
+	d.lines = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed)
+	d.Key = keyOfLines(inst.Addr, d.lines)
+	d.Known = true
+	entry, found := e.Store.Lookup(d.Key)
+	problem := ""
+	if found {
+		problem = e.Store.Verify(entry)
+	}
+	switch {
+	case forced:
+		d.Action, d.Reasons = Run, []string{"forced"}
+	case found && problem == "":
+		d.Action, d.entry = Cached, entry
+		if hadState && st.Key != d.Key {
+			d.Reasons = []string{"reusing an earlier output for this configuration"}
+		}
+	case found:
+		d.Action, d.Reasons = Run, []string{problem}
+	case !hadState:
+		d.Action, d.Reasons = Run, []string{"never ran"}
+	case st.Key == d.Key:
+		d.Action, d.Reasons = Run, []string{"output missing"}
+	default:
+		d.Action, d.Reasons = Run, explain(st, d, v)
+	}
+	return d, nil
+}
+
+func (d *Decision) outputPaths() map[string]string {
+	m := map[string]string{}
+	for _, o := range d.inst.Kind.Outputs() {
+		m[o] = ObjectRel(d.entry.Output.Digest) + "/" + o
+	}
+	return m
+}
+
+// explain names what changed between the last recorded key and this one.
+func explain(st *State, d *Decision, v *Values) []string {
+	old, cur := splitLines(st.Lines), splitLines(d.lines)
+	var reasons []string
+	upstream := map[string]bool{}
+	for _, label := range unionKeys(old, cur) {
+		o, c := old[label], cur[label]
+		if o == c {
+			continue
+		}
+		kind, name, _ := strings.Cut(label, " ")
+		switch kind {
+		case "kind":
+			reasons = append(reasons, fmt.Sprintf("stage kind %s changed (version %s → %s)", name, o, c))
+		case "attr":
+			if refs := v.refs[name]; len(refs) > 0 {
+				for _, r := range refs {
+					upstream[r] = true
+				}
+				continue
+			}
+			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
+		case "source":
+			diff := DiffManifests(st.Sources[name], d.sources[name])
+			reasons = append(reasons, describeSourceChange(v.String(name), diff))
+		case "seed":
+			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
+		case "env":
+			reasons = append(reasons, fmt.Sprintf("environment changed (%s → %s)", orNone(o), orNone(c)))
+		}
+	}
+	for _, u := range sortedKeys(upstream) {
+		reasons = append(reasons, fmt.Sprintf("upstream %s changed", u))
+	}
+	if len(reasons) == 0 {
+		reasons = append(reasons, "configuration changed")
+	}
+	return reasons
+}
+
+// splitLines maps each key line's label ("attr epochs", "seed", "env …") to the rest.
+func splitLines(lines []string) map[string]string {
+	m := map[string]string{}
+	for _, l := range lines {
+		parts := strings.SplitN(l, " ", 3)
+		switch parts[0] {
+		case "kind":
+			m["kind "+parts[1]] = parts[2]
+		case "attr", "source":
+			m[parts[0]+" "+parts[1]] = parts[2]
+		case "seed":
+			m["seed"] = strings.Join(parts[1:], " ")
+		case "env":
+			// Environment lines are "env NAME VALUE…": keyed by their first word.
+			rest := strings.Join(parts[1:], " ")
+			name, _, _ := strings.Cut(rest, " ")
+			m["env "+name] = rest
+		}
+	}
+	return m
+}
+
+func unionKeys(a, b map[string]string) []string {
+	set := map[string]bool{}
+	for k := range a {
+		set[k] = true
+	}
+	for k := range b {
+		set[k] = true
+	}
+	return sortedKeys(set)
+}
+
+// displayValue shows a canonical attribute value ("TYPE VALUE") without its type.
+func displayValue(canon string) string {
+	if canon == "" {
+		return "(unset)"
+	}
+	if _, val, ok := strings.Cut(canon, " "); ok {
+		return val
+	}
+	return canon
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func describeSourceChange(path string, d ManifestDiff) string {
+	s := fmt.Sprintf("%s: %d added, %d changed, %d removed", path, len(d.Added), len(d.Changed), len(d.Removed))
+	var ex []string
+	for _, l := range [][]string{d.Added, d.Changed, d.Removed} {
+		for _, f := range l {
+			if len(ex) < 3 {
+				ex = append(ex, f)
+			}
+		}
+	}
+	if len(ex) > 0 {
+		s += " (e.g. " + strings.Join(ex, ", ") + ")"
+	}
+	if d.Empty() {
+		s = path + ": moved or renamed"
+	}
+	return s
+}
+
+// sortDecisions orders decisions by address (for stable JSON).
+func sortDecisions(ds []*Decision) {
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Addr < ds[j].Addr })
+}
+
+// inside reports whether path is dir or below it.
+func inside(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}

@@ -1,0 +1,173 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// RunRecord is run.json: what a run did with each stage and why.
+type RunRecord struct {
+	ID       string            `json:"id"`
+	Pipeline string            `json:"pipeline"`
+	Command  string            `json:"command,omitempty"`
+	Status   string            `json:"status"` // succeeded, failed, cancelled
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
+	Seed     int64             `json:"seed"`
+	Versions map[string]string `json:"versions"`
+	Stages   []*StageResult    `json:"stages"`
+	// Notes are free-form lines kinds or commands add (e.g. a selection decision).
+	Notes []string `json:"notes,omitempty"`
+
+	dir string
+	mu  sync.Mutex
+	log io.WriteCloser
+}
+
+// Stage statuses in a run record.
+const (
+	StatusRan       = "ran"
+	StatusCached    = "cached"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+	StatusCancelled = "cancelled"
+)
+
+// StageResult is one instance's line in run.json.
+type StageResult struct {
+	Addr      string    `json:"stage"`
+	Status    string    `json:"status"`
+	Reasons   []string  `json:"reasons,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	Output    string    `json:"output,omitempty"` // object digest
+	Artifacts string    `json:"artifacts,omitempty"`
+	Start     time.Time `json:"start,omitempty"`
+	Duration  float64   `json:"duration_s"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Dir returns the run folder.
+func (r *RunRecord) Dir() string { return r.dir }
+
+// Result returns the result of an instance, nil if it was not part of the run.
+func (r *RunRecord) Result(addr string) *StageResult {
+	for _, s := range r.Stages {
+		if s.Addr == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+// newRunRecord creates models/<UTC timestamp>/ (suffixed when two runs start in one second)
+// with its run.log.
+func newRunRecord(runsDir string, now time.Time) (*RunRecord, error) {
+	id := now.UTC().Format("20060102_150405")
+	if err := os.MkdirAll(runsDir, 0o755); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(runsDir, id)
+	for n := 2; ; n++ {
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		dir = filepath.Join(runsDir, fmt.Sprintf("%s-%d", id, n))
+	}
+	log, err := os.Create(filepath.Join(dir, "run.log"))
+	if err != nil {
+		return nil, err
+	}
+	return &RunRecord{ID: filepath.Base(dir), Started: now.UTC(), dir: dir, log: log, Versions: map[string]string{}}, nil
+}
+
+// Logf appends a timestamped line to run.log.
+func (r *RunRecord) Logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log != nil {
+		fmt.Fprintf(r.log, "%s %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+}
+
+// Save writes run.json atomically.
+func (r *RunRecord) Save() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sort.SliceStable(r.Stages, func(i, j int) bool { return r.Stages[i].Addr < r.Stages[j].Addr })
+	return writeJSON(filepath.Join(r.dir, "run.json"), r)
+}
+
+func (r *RunRecord) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log != nil {
+		r.log.Close()
+		r.log = nil
+	}
+}
+
+// linkArtifacts makes dst a copy of the object folder src built from hard links (falling back
+// to copies across file systems), so the run folder stays complete even after gc.
+func linkArtifacts(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if err := os.Link(p, target); err == nil {
+			return nil
+		}
+		return copyFile(p, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// artifactDirName is the run-folder subdirectory of an instance: the kind's choice, else the
+// address with brackets turned into dots ("train.model[cnn]" → "train.model.cnn").
+func artifactDirName(inst *Instance, v *Values) string {
+	if n, ok := inst.Kind.(ArtifactNamer); ok {
+		if name := n.ArtifactDir(v); name != "" {
+			return name
+		}
+	}
+	r := strings.NewReplacer("[", ".", "]", "", "\"", "", "/", "_", " ", "_")
+	return r.Replace(inst.Addr)
+}
+
+// ArtifactNamer is implemented by kinds that choose their folder in a run folder (train
+// uses the architecture name: models/<timestamp>/cnn/).
+type ArtifactNamer interface {
+	ArtifactDir(v *Values) string
+}

@@ -1,0 +1,344 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Reporter receives run events; the command draws them as progress bars or log lines.
+// Methods may be called from several goroutines.
+type Reporter interface {
+	// Planned announces the instances of the run in order, with their plan where known.
+	Planned(stages []string)
+	// Started says an instance began running (not called for cache hits).
+	Started(addr string, reasons []string) Progress
+	// Finished reports an instance's outcome (every instance gets one).
+	Finished(res *StageResult)
+	// Log carries a line a stage wrote.
+	Log(addr, line string)
+}
+
+// RunOptions configure Run.
+type RunOptions struct {
+	Selection
+	Jobs       int  // stages at once; 0 means the number of CPUs
+	HeavySlots int  // heavy stages (training) at once; 0 means 1
+	KeepGoing  bool // after a failure, keep running what does not depend on it
+	RunsDir    string
+	Reporter   Reporter
+	Versions   map[string]string // recorded in run.json
+	Now        func() time.Time
+}
+
+// Run brings the selected stages up to date and records the run in a new run folder. The
+// returned record is non-nil whenever the run folder was created; err is non-nil when a stage
+// failed or the run was cancelled.
+func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	if opts.HeavySlots <= 0 {
+		opts.HeavySlots = 1
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Reporter == nil {
+		opts.Reporter = nopReporter{}
+	}
+	if opts.RunsDir == "" {
+		opts.RunsDir = filepath.Join(e.Store.Workspace, "models")
+	}
+	lock, stale, err := AcquireLock(e.Store.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	insts, forced, err := e.Select(opts.Selection)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := newRunRecord(opts.RunsDir, opts.Now())
+	if err != nil {
+		return nil, fmt.Errorf("creating the run folder: %w", err)
+	}
+	defer rec.close()
+	rec.Pipeline, rec.Seed, rec.Command = e.Workflow.Config.Path, e.Workflow.Seed, strings.Join(os.Args, " ")
+	for k, v := range opts.Versions {
+		rec.Versions[k] = v
+	}
+	if stale != "" {
+		rec.Logf("%s", stale)
+		opts.Reporter.Log("", stale)
+	}
+	names := make([]string, len(insts))
+	for i, inst := range insts {
+		names[i] = inst.Addr
+	}
+	opts.Reporter.Planned(names)
+	rec.Logf("run %s: %d stages", rec.ID, len(insts))
+
+	r := &runner{e: e, opts: opts, rec: rec, forced: forced, outs: Outputs{},
+		done: map[string]chan struct{}{}, results: map[string]*StageResult{},
+		jobs: make(chan struct{}, opts.Jobs), heavy: make(chan struct{}, opts.HeavySlots)}
+	for _, inst := range insts {
+		r.done[inst.Addr] = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Add(1)
+		go func(inst *Instance) {
+			defer wg.Done()
+			defer close(r.done[inst.Addr])
+			res := r.stage(ctx, inst)
+			r.mu.Lock()
+			r.results[inst.Addr] = res
+			r.mu.Unlock()
+			rec.mu.Lock()
+			rec.Stages = append(rec.Stages, res)
+			rec.mu.Unlock()
+			rec.Logf("%s: %s%s", res.Addr, res.Status, suffixIf(res.Error, ": "))
+			opts.Reporter.Finished(res)
+		}(inst)
+	}
+	wg.Wait()
+	e.Store.Stats.Save()
+
+	rec.Finished = opts.Now().UTC()
+	rec.Status = "succeeded"
+	var failed []string
+	for _, s := range rec.Stages {
+		switch s.Status {
+		case StatusFailed:
+			failed = append(failed, s.Addr+": "+s.Error)
+			rec.Status = "failed"
+		case StatusCancelled:
+			if rec.Status == "succeeded" {
+				rec.Status = "cancelled"
+			}
+		}
+	}
+	if ctx.Err() != nil && rec.Status == "succeeded" {
+		rec.Status = "cancelled"
+	}
+	if err := rec.Save(); err != nil {
+		return rec, fmt.Errorf("writing run.json: %w", err)
+	}
+	switch {
+	case len(failed) > 0:
+		return rec, fmt.Errorf("%w: %s", ErrStageFailed, strings.Join(failed, "; "))
+	case rec.Status == "cancelled":
+		return rec, context.Canceled
+	}
+	return rec, nil
+}
+
+// ErrStageFailed is returned (wrapped) when a stage failed.
+var ErrStageFailed = errors.New("stage failed")
+
+type runner struct {
+	e       *Engine
+	opts    RunOptions
+	rec     *RunRecord
+	forced  map[string]bool
+	mu      sync.Mutex
+	outs    Outputs
+	done    map[string]chan struct{}
+	results map[string]*StageResult
+	jobs    chan struct{}
+	heavy   chan struct{}
+	stop    atomic.Bool // a stage failed and --keep-going is off: start nothing new
+}
+
+func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
+	res := &StageResult{Addr: inst.Addr}
+	for _, d := range inst.Deps {
+		<-r.done[d]
+	}
+	r.mu.Lock()
+	var bad []string
+	for _, d := range inst.Deps {
+		if s := r.results[d]; s != nil && s.Status != StatusRan && s.Status != StatusCached {
+			bad = append(bad, d)
+		}
+	}
+	outs := Outputs{}
+	for k, v := range r.outs {
+		outs[k] = v
+	}
+	r.mu.Unlock()
+	switch {
+	case len(bad) > 0:
+		res.Status, res.Reasons = StatusSkipped, []string{"upstream " + strings.Join(bad, ", ") + " did not succeed"}
+		return res
+	case ctx.Err() != nil:
+		res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
+		return res
+	case r.stop.Load():
+		res.Status, res.Reasons = StatusSkipped, []string{"not started: an earlier stage failed (use --keep-going to continue past failures)"}
+		return res
+	}
+	select {
+	case r.jobs <- struct{}{}:
+	case <-ctx.Done():
+		res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
+		return res
+	}
+	defer func() { <-r.jobs }()
+
+	d, err := r.e.decide(inst, outs, r.forced[inst.Addr], nil)
+	if err != nil {
+		return r.fail(res, err)
+	}
+	res.Key, res.Reasons = d.Key, d.Reasons
+	if d.Action == Cached {
+		res.Status, res.Output = StatusCached, d.entry.Output.Digest
+		return r.finish(res, d)
+	}
+	if h, ok := inst.Kind.(Heavy); ok && h.Heavy(d.values) {
+		select {
+		case r.heavy <- struct{}{}:
+		case <-ctx.Done():
+			res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
+			return res
+		}
+		defer func() { <-r.heavy }()
+	}
+	return r.execute(ctx, res, d)
+}
+
+func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *StageResult {
+	inst := d.inst
+	tmp, err := r.e.Store.NewTemp()
+	if err != nil {
+		return r.fail(res, err)
+	}
+	defer os.RemoveAll(tmp) // gone after publish; removes half-written output otherwise
+	work, err := r.e.Store.WorkDir(d.Key)
+	if err != nil {
+		return r.fail(res, err)
+	}
+	res.Start = time.Now().UTC()
+	r.rec.Logf("%s: running (%s)", inst.Addr, strings.Join(d.Reasons, "; "))
+	prog := r.opts.Reporter.Started(inst.Addr, d.Reasons)
+	if prog == nil {
+		prog = nopProgress{}
+	}
+	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
+		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog}
+	runErr := runKind(ctx, inst.Kind, job)
+	res.Duration = time.Since(res.Start).Seconds()
+	if runErr != nil {
+		if ctx.Err() != nil {
+			res.Status, res.Error = StatusCancelled, "cancelled"
+			return res
+		}
+		return r.fail(res, runErr)
+	}
+	for _, o := range inst.Kind.Outputs() {
+		if _, err := os.Stat(filepath.Join(tmp, o)); err != nil {
+			return r.fail(res, fmt.Errorf("stage kind %s did not write its output %q", inst.Kind.Name(), o))
+		}
+	}
+	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, d.lines, time.Since(res.Start))
+	if err != nil {
+		return r.fail(res, err)
+	}
+	os.RemoveAll(work)
+	d.entry = entry
+	res.Status, res.Output = StatusRan, entry.Output.Digest
+	return r.finish(res, d)
+}
+
+// runKind calls the kind, turning a panic into an error so one broken stage cannot take the
+// whole run (and its records) down.
+func runKind(ctx context.Context, k Kind, job *Job) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("stage kind %s panicked: %v", k.Name(), p)
+		}
+	}()
+	return k.Run(ctx, job)
+}
+
+// finish records the instance's state and outputs and links its artifacts into the run folder.
+func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
+	st := &State{Addr: d.Addr, Key: d.Key, Lines: d.lines, Sources: d.sources, Output: d.entry.Output.Digest, Updated: time.Now().UTC()}
+	if err := r.e.Store.SaveState(st); err != nil {
+		return r.fail(res, fmt.Errorf("recording state: %w", err))
+	}
+	r.mu.Lock()
+	r.outs[d.Addr] = d.outputPaths()
+	r.mu.Unlock()
+	name := artifactDirName(d.inst, d.values)
+	src := filepath.Join(r.e.Store.Workspace, ObjectRel(d.entry.Output.Digest))
+	if err := linkArtifacts(src, filepath.Join(r.rec.dir, name)); err != nil {
+		return r.fail(res, fmt.Errorf("linking artifacts into %s: %w", r.rec.dir, err))
+	}
+	res.Artifacts = name
+	return res
+}
+
+func (r *runner) fail(res *StageResult, err error) *StageResult {
+	res.Status, res.Error = StatusFailed, err.Error()
+	if !r.opts.KeepGoing {
+		r.stop.Store(true)
+	}
+	return res
+}
+
+func suffixIf(s, sep string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
+}
+
+// stageLog turns a stage's writes into log lines for the run log and the reporter.
+type stageLog struct {
+	r    *runner
+	addr string
+	mu   sync.Mutex
+	buf  []byte
+}
+
+func (l *stageLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.buf[:i])
+		l.buf = l.buf[i+1:]
+		l.r.rec.Logf("%s: %s", l.addr, line)
+		l.r.opts.Reporter.Log(l.addr, line)
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*stageLog)(nil)
+
+type nopReporter struct{}
+
+func (nopReporter) Planned([]string)                  {}
+func (nopReporter) Started(string, []string) Progress { return nopProgress{} }
+func (nopReporter) Finished(*StageResult)             {}
+func (nopReporter) Log(string, string)                {}
+
+type nopProgress struct{}
+
+func (nopProgress) Start(string, int64) {}
+func (nopProgress) Add(int64)           {}
+func (nopProgress) Status(string)       {}

@@ -1,0 +1,221 @@
+package pipeline
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// StoreDir is where the store lives, relative to the workspace.
+const StoreDir = "data/intermediate"
+
+// Store is the content-addressed home of stage outputs:
+//
+//	objects/<digest>/   published outputs, named by the digest of their content
+//	keys/<kk>/<key>.json the action cache: which output a cache key produced
+//	state/<addr>.json   the last key of each stage instance, to explain reruns
+//	tmp/                outputs being written (discarded if a run dies)
+//	work/<key>/         scratch that survives an interrupted run (checkpoints)
+//
+// An output becomes visible only by the rename into objects/, and its key entry is written
+// only after that rename, so a crash leaves either the old state or the new one.
+type Store struct {
+	Workspace string
+	Root      string
+	Stats     *StatCache
+}
+
+// OpenStore opens (creating if needed) the store of a workspace.
+func OpenStore(workspace string) (*Store, error) {
+	root := filepath.Join(workspace, StoreDir)
+	for _, d := range []string{"objects", "keys", "state", "tmp", "work"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("opening the store: %w", err)
+		}
+	}
+	return &Store{Workspace: workspace, Root: root, Stats: OpenStatCache(filepath.Join(root, "statcache.gob"))}, nil
+}
+
+// Entry records that a cache key produced an output.
+type Entry struct {
+	Key      string    `json:"key"`
+	Addr     string    `json:"addr"`
+	Lines    []string  `json:"lines"`
+	Output   Manifest  `json:"output"`
+	Created  time.Time `json:"created"`
+	Duration float64   `json:"duration_s"`
+}
+
+// ObjectRel is the workspace-relative path of an output object.
+func ObjectRel(digest string) string {
+	return filepath.ToSlash(filepath.Join(StoreDir, "objects", digest))
+}
+
+func (s *Store) keyPath(key string) string {
+	return filepath.Join(s.Root, "keys", key[:2], key+".json")
+}
+
+// Lookup returns the entry of key, if any.
+func (s *Store) Lookup(key string) (*Entry, bool) {
+	var e Entry
+	if err := readJSON(s.keyPath(key), &e); err != nil {
+		return nil, false
+	}
+	return &e, true
+}
+
+// Verify checks that an entry's output is present and unchanged, costing stats when the
+// files were not touched. It returns "" when intact, else what is wrong.
+func (s *Store) Verify(e *Entry) string {
+	dir := filepath.Join(s.Workspace, ObjectRel(e.Output.Digest))
+	if _, err := os.Stat(dir); err != nil {
+		return "output missing"
+	}
+	for rel, digest := range e.Output.Files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Sprintf("output damaged (%s missing)", rel)
+		}
+		if fi.Size() != e.Output.Sizes[rel] {
+			return fmt.Sprintf("output damaged (%s changed)", rel)
+		}
+		d, err := s.Stats.FileDigest(p, fi)
+		if err != nil || d != digest {
+			return fmt.Sprintf("output damaged (%s changed)", rel)
+		}
+	}
+	return ""
+}
+
+// NewTemp returns a fresh directory under tmp/ for a stage to write into.
+func (s *Store) NewTemp() (string, error) {
+	b := make([]byte, 8)
+	rand.Read(b)
+	dir := filepath.Join(s.Root, "tmp", hex.EncodeToString(b))
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// WorkDir returns the persistent scratch directory of a key (created).
+func (s *Store) WorkDir(key string) (string, error) {
+	dir := filepath.Join(s.Root, "work", key)
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// Publish moves a finished temp directory into objects/ under its content digest and records
+// the key. Identical output already present is reused.
+func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duration) (*Entry, error) {
+	m, err := s.Stats.hashTree(tmp, false)
+	if err != nil {
+		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
+	}
+	obj := filepath.Join(s.Workspace, ObjectRel(m.Digest))
+	if _, err := os.Stat(obj); err == nil {
+		os.RemoveAll(tmp)
+	} else {
+		if err := os.Rename(tmp, obj); err != nil {
+			return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
+		}
+		makeReadOnly(obj)
+	}
+	// Digests of the published files are the ones just computed; re-key the stat cache to
+	// the new paths so verifying them later costs only stats.
+	for rel, digest := range m.Files {
+		p := filepath.Join(obj, filepath.FromSlash(rel))
+		if fi, err := os.Stat(p); err == nil {
+			s.Stats.remember(p, fi, digest)
+		}
+	}
+	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: m, Created: time.Now().UTC(), Duration: took.Seconds()}
+	if err := writeJSON(s.keyPath(key), e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// makeReadOnly clears write permission on published files: outputs are shared by every run
+// that reuses them, so editing one in place would corrupt all of them.
+func makeReadOnly(dir string) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			os.Chmod(p, 0o444)
+		}
+		return nil
+	})
+}
+
+// State is what the engine remembers about an instance's last successful run, to explain
+// the next plan.
+type State struct {
+	Addr    string              `json:"addr"`
+	Key     string              `json:"key"`
+	Lines   []string            `json:"lines"`
+	Sources map[string]Manifest `json:"sources"`
+	Output  string              `json:"output"`
+	Updated time.Time           `json:"updated"`
+}
+
+func (s *Store) statePath(addr string) string {
+	return filepath.Join(s.Root, "state", strings.NewReplacer("/", "_", "\"", "", "[", "@", "]", "").Replace(addr)+".json")
+}
+
+// LoadState returns the recorded state of an instance.
+func (s *Store) LoadState(addr string) (*State, bool) {
+	var st State
+	if err := readJSON(s.statePath(addr), &st); err != nil {
+		return nil, false
+	}
+	return &st, true
+}
+
+// SaveState records an instance's state.
+func (s *Store) SaveState(st *State) error {
+	return writeJSON(s.statePath(st.Addr), st)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// writeJSON writes v to path atomically (temporary file and rename).
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,4 @@
+stage "gen" "a" {
+  source = "data"
+  repeat = = 2 # ERROR: Invalid expression
+}

@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/gocty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// Values are a stage instance's evaluated attributes, with where each came from.
+type Values struct {
+	schema map[string]Attribute
+	vals   map[string]cty.Value
+	ranges map[string]hcl.Range
+	refs   map[string][]string // attribute → stage blocks ("kind.name") its expression refers to
+}
+
+// Get returns the value of attribute name (null when unset and without default).
+func (v *Values) Get(name string) cty.Value {
+	if val, ok := v.vals[name]; ok {
+		return val
+	}
+	return cty.NullVal(cty.DynamicPseudoType)
+}
+
+// String returns a string attribute, "" when null.
+func (v *Values) String(name string) string {
+	val := v.Get(name)
+	if val.IsNull() || !val.IsKnown() || val.Type() != cty.String {
+		return ""
+	}
+	return val.AsString()
+}
+
+// Range returns where attribute name was set (the stage block or pipeline default), for
+// diagnostics.
+func (v *Values) Range(name string) *hcl.Range {
+	r := v.ranges[name]
+	return &r
+}
+
+// Names returns the attribute names, sorted.
+func (v *Values) Names() []string {
+	out := make([]string, 0, len(v.vals))
+	for n := range v.vals {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Known reports whether every value is known (false while an upstream stage's outputs are
+// still to be produced).
+func (v *Values) Known() bool {
+	for _, val := range v.vals {
+		if !val.IsWhollyKnown() {
+			return false
+		}
+	}
+	return true
+}
+
+// Decode copies the values into the fields of target (a pointer to a struct whose fields carry
+// `cty:"name"` tags), converting types as HCL does.
+func (v *Values) Decode(target any) error {
+	obj := map[string]cty.Value{}
+	for n, val := range v.vals {
+		obj[n] = val
+	}
+	ty, err := gocty.ImpliedType(target)
+	if err != nil {
+		return err
+	}
+	// Fill attributes the struct has but the schema did not produce with nulls.
+	for name := range ty.AttributeTypes() {
+		if _, ok := obj[name]; !ok {
+			obj[name] = cty.NullVal(ty.AttributeType(name))
+		}
+	}
+	for name := range obj {
+		if !ty.HasAttribute(name) {
+			delete(obj, name)
+		}
+	}
+	return gocty.FromCtyValue(cty.ObjectVal(obj), target)
+}
+
+// canonical returns each attribute's value as canonical JSON (type-tagged, sorted keys), the
+// form that goes into cache keys and is compared to explain reruns.
+func (v *Values) canonical() map[string]string {
+	out := map[string]string{}
+	for n, val := range v.vals {
+		out[n] = canonicalJSON(val)
+	}
+	return out
+}
+
+func canonicalJSON(val cty.Value) string {
+	if !val.IsWhollyKnown() {
+		return "(known after upstream runs)"
+	}
+	b, err := ctyjson.Marshal(val, val.Type())
+	if err != nil {
+		return fmt.Sprintf("(unencodable: %v)", err)
+	}
+	tb, _ := ctyjson.MarshalType(val.Type())
+	return string(tb) + " " + string(b)
+}

@@ -1,0 +1,412 @@
+package pipeline
+
+import (
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"pipeline/pipeline/dag"
+)
+
+// DefaultSeed is the pipeline seed when the pipeline block sets none (the original system's).
+const DefaultSeed = 42
+
+// Workflow is a pipeline file evaluated as far as it can be before anything runs: variables,
+// pipeline settings, stage instances (for_each expanded) and the dependency graph between
+// instances. Attribute values that depend on upstream outputs are evaluated per run.
+type Workflow struct {
+	Config    *Config
+	Registry  *Registry
+	Seed      int64
+	Instances []*Instance // in dependency order
+	Graph     *dag.Graph  // instance addresses; an edge a→b means a needs b
+
+	vars           map[string]cty.Value
+	pipelineVals   map[string]cty.Value
+	pipelineRanges map[string]hcl.Range
+	blocks         map[string]*block
+	blockOrder     []string
+	byAddr         map[string]*Instance
+}
+
+// Instance is one stage instance: a stage block, or one key of a stage with for_each.
+type Instance struct {
+	Addr   string // "kind.name" or "kind.name[key]"
+	Block  string // "kind.name"
+	Key    string
+	HasKey bool
+	Kind   Kind
+	Deps   []string // instance addresses, sorted
+	b      *block
+}
+
+type block struct {
+	addr        string
+	cfg         *StageBlock
+	kind        Kind
+	deps        map[string]bool // block addresses
+	refs        map[string][]stageRef
+	forEach     bool
+	keys        []string
+	eachValues  map[string]cty.Value
+	forEachFrom string // the stage block when for_each is exactly stage.KIND.NAME
+	// broken blocks (unknown kind, bad for_each, or depending on such a block) produce no
+	// instances; their problems are already reported, so references to them stay silent.
+	broken bool
+	// badAttrs have a reference problem already reported; evaluating them would only repeat it.
+	badAttrs map[string]bool
+}
+
+func (b *block) hasKey(k string) bool { _, ok := b.eachValues[k]; return ok }
+
+// Build evaluates cfg: vars are -var overrides (NAME → text, parsed as an HCL expression
+// unless the variable is a string). All problems are returned together.
+func Build(cfg *Config, reg *Registry, vars map[string]string) (*Workflow, hcl.Diagnostics) {
+	w := &Workflow{Config: cfg, Registry: reg, Graph: dag.New(), blocks: map[string]*block{}, byAddr: map[string]*Instance{}}
+	// Every phase goes as far as it can, so that one run reports all problems in the file.
+	diags := w.evalVariables(vars)
+	diags = append(diags, w.evalPipelineBlock()...)
+	diags = append(diags, w.collectBlocks()...)
+	order, d := w.sortBlocks()
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		return w, diags // without an order nothing further can be evaluated
+	}
+	w.blockOrder = order
+	for _, addr := range order {
+		b := w.blocks[addr]
+		for dep := range b.deps {
+			if w.blocks[dep].broken {
+				b.broken = true
+			}
+		}
+		if b.broken {
+			continue
+		}
+		if d := w.expand(b); d.HasErrors() {
+			diags = append(diags, d...)
+			b.broken = true
+		}
+	}
+	diags = append(diags, w.linkInstances()...)
+	diags = append(diags, w.checkSchedules()...)
+	// Evaluate every instance with upstream outputs unknown: type errors, missing attributes
+	// and the kinds' own checks surface now rather than mid-run.
+	for _, inst := range w.Instances {
+		_, d := w.Evaluate(inst, nil)
+		diags = append(diags, d...)
+	}
+	return w, diags
+}
+
+// Instance returns the instance with address addr.
+func (w *Workflow) Instance(addr string) (*Instance, bool) {
+	i, ok := w.byAddr[addr]
+	return i, ok
+}
+
+// BlockInstances returns the instances of stage block "kind.name".
+func (w *Workflow) BlockInstances(blockAddr string) []*Instance {
+	var out []*Instance
+	for _, i := range w.Instances {
+		if i.Block == blockAddr {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// BlockAddrs returns every stage block address, sorted.
+func (w *Workflow) BlockAddrs() []string {
+	out := make([]string, 0, len(w.blocks))
+	for a := range w.blocks {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	w.vars = map[string]cty.Value{}
+	declared := map[string]*Variable{}
+	var names []string
+	for _, v := range w.Config.Variables {
+		declared[v.Name] = v
+		names = append(names, v.Name)
+	}
+	for name := range overrides {
+		if _, ok := declared[name]; !ok {
+			detail := fmt.Sprintf("-var %s: the file declares no variable %q.", name, name)
+			if s := suggest(name, names); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			} else {
+				detail += fmt.Sprintf(` Declare it with variable %q { default = … }.`, name)
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable", Detail: detail})
+		}
+	}
+	for _, v := range w.Config.Variables {
+		val := v.Default
+		if raw, ok := overrides[v.Name]; ok {
+			parsed, err := parseVarValue(raw, v.Type)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
+					Detail: fmt.Sprintf("-var %s=%s: %s.", v.Name, raw, err), Subject: v.DeclRange.Ptr()})
+				continue
+			}
+			val = parsed
+		}
+		if val == cty.NilVal {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No value for variable",
+				Detail: fmt.Sprintf("Variable %q has no default; set it with -var %s=VALUE or give it a default.", v.Name, v.Name), Subject: v.DeclRange.Ptr()})
+			continue
+		}
+		w.vars[v.Name] = val
+	}
+	return diags
+}
+
+// parseVarValue reads a -var value: as text for string variables, else as an HCL expression
+// (numbers, lists, maps), falling back to text for unconstrained variables.
+func parseVarValue(raw string, t cty.Type) (cty.Value, error) {
+	if t == cty.String {
+		return cty.StringVal(raw), nil
+	}
+	expr, d := hclsyntax.ParseExpression([]byte(raw), "-var", hcl.InitialPos)
+	if !d.HasErrors() {
+		v, d := expr.Value(&hcl.EvalContext{Functions: functions()})
+		if !d.HasErrors() {
+			return convertTo(v, t)
+		}
+	}
+	if t == cty.DynamicPseudoType {
+		return cty.StringVal(raw), nil
+	}
+	return cty.NilVal, fmt.Errorf("not a valid %s", t.FriendlyName())
+}
+
+func (w *Workflow) baseContext() *hcl.EvalContext {
+	return &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": objectOrEmpty(w.vars)},
+		Functions: functions(),
+	}
+}
+
+func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	w.pipelineVals = map[string]cty.Value{}
+	w.pipelineRanges = map[string]hcl.Range{}
+	ctx := w.baseContext()
+	for name, a := range w.Config.Pipeline.Attrs {
+		v, d := a.Expr.Value(ctx)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		w.pipelineVals[name] = v
+		w.pipelineRanges[name] = a.Expr.Range()
+	}
+	w.Seed = DefaultSeed
+	if v, ok := w.pipelineVals["seed"]; ok {
+		seed, err := wholeNumber(v)
+		if err != nil {
+			r := w.pipelineRanges["seed"]
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid seed",
+				Detail: fmt.Sprintf("seed must be a whole number: %s.", err), Subject: r.Ptr()})
+		} else {
+			w.Seed = seed
+		}
+	} else {
+		w.pipelineVals["seed"] = cty.NumberIntVal(DefaultSeed)
+	}
+	return diags
+}
+
+func wholeNumber(v cty.Value) (int64, error) {
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
+		return 0, fmt.Errorf("got %s", v.Type().FriendlyName())
+	}
+	bf := v.AsBigFloat()
+	i, acc := bf.Int64()
+	if acc != big.Exact {
+		return 0, fmt.Errorf("%s is not a whole number", bf.String())
+	}
+	return i, nil
+}
+
+// collectBlocks reads every stage block's references and checks that they name declared
+// stages, variables and pipeline settings.
+func (w *Workflow) collectBlocks() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	var addrs []string
+	for _, s := range w.Config.Stages {
+		addrs = append(addrs, s.Addr())
+	}
+	for _, s := range w.Config.Stages {
+		k, _ := w.Registry.Lookup(s.Kind)
+		w.blocks[s.Addr()] = &block{addr: s.Addr(), cfg: s, kind: k, deps: map[string]bool{}, refs: map[string][]stageRef{},
+			forEach: s.ForEach != nil, broken: s.Invalid, badAttrs: map[string]bool{}}
+	}
+	for _, s := range w.Config.Stages {
+		b := w.blocks[s.Addr()]
+		if b.broken {
+			continue
+		}
+		traversals := map[string][]hcl.Traversal{}
+		for name, a := range s.Content.Attributes {
+			if name == "depends_on" {
+				continue
+			}
+			traversals[name] = a.Expr.Variables()
+		}
+		traversals["depends_on"] = s.DependsOn
+		for _, name := range sortedKeys(traversals) {
+			for _, tr := range traversals[name] {
+				if d := w.checkTraversal(b, name, tr, addrs); d.HasErrors() {
+					diags = append(diags, d...)
+					b.badAttrs[name] = true
+				}
+			}
+		}
+		if s.ForEach != nil {
+			if tr, d := hcl.AbsTraversalForExpr(s.ForEach); !d.HasErrors() && tr.RootName() == "stage" && len(tr) == 3 {
+				if r, dd := parseStageRef(tr); dd == nil {
+					b.forEachFrom = r.Block
+				}
+			}
+		}
+	}
+	return diags
+}
+
+func (w *Workflow) checkTraversal(b *block, attr string, tr hcl.Traversal, addrs []string) hcl.Diagnostics {
+	rng := tr.SourceRange()
+	switch tr.RootName() {
+	case "stage":
+		r, d := parseStageRef(tr)
+		if d != nil {
+			return hcl.Diagnostics{d}
+		}
+		if _, ok := w.blocks[r.Block]; !ok {
+			detail := fmt.Sprintf("There is no stage %s in this file.", r.Block)
+			if s := suggest(r.Block, addrs); s != "" {
+				detail += fmt.Sprintf(" Did you mean stage.%s?", s)
+			} else {
+				detail += fmt.Sprintf(" Declared stages: %s.", strings.Join(addrs, ", "))
+			}
+			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Reference to undeclared stage", Detail: detail, Subject: rng.Ptr()}}
+		}
+		b.deps[r.Block] = true
+		b.refs[attr] = append(b.refs[attr], r)
+	case "each":
+		if !b.forEach || attr == "for_each" {
+			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: `Reference to "each" without for_each`,
+				Detail: "each.key and each.value exist only in the attributes of a stage that sets for_each.", Subject: rng.Ptr()}}
+		}
+	case "var":
+		if len(tr) < 2 {
+			break
+		}
+		if a, ok := tr[1].(hcl.TraverseAttr); ok {
+			if _, ok := w.vars[a.Name]; !ok && !w.declaresVar(a.Name) {
+				var names []string
+				for _, v := range w.Config.Variables {
+					names = append(names, v.Name)
+				}
+				detail := fmt.Sprintf("There is no variable %q.", a.Name)
+				if s := suggest(a.Name, names); s != "" {
+					detail += fmt.Sprintf(" Did you mean var.%s?", s)
+				} else {
+					detail += fmt.Sprintf(" Declare it with variable %q { default = … }.", a.Name)
+				}
+				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Reference to undeclared variable", Detail: detail, Subject: rng.Ptr()}}
+			}
+		}
+	case "pipeline":
+		if len(tr) < 2 {
+			break
+		}
+		if a, ok := tr[1].(hcl.TraverseAttr); ok {
+			if _, ok := w.pipelineVals[a.Name]; !ok {
+				detail := fmt.Sprintf("The pipeline block does not set %q.", a.Name)
+				if s := suggest(a.Name, sortedKeys(w.pipelineVals)); s != "" {
+					detail += fmt.Sprintf(" Did you mean pipeline.%s?", s)
+				}
+				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown pipeline setting", Detail: detail, Subject: rng.Ptr()}}
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Workflow) declaresVar(name string) bool {
+	for _, v := range w.Config.Variables {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// sortBlocks orders the stage blocks and reports every dependency cycle.
+func (w *Workflow) sortBlocks() ([]string, hcl.Diagnostics) {
+	g := dag.New()
+	for addr, b := range w.blocks {
+		g.Add(addr)
+		for d := range b.deps {
+			g.Connect(addr, d)
+		}
+	}
+	order, err := g.Sort()
+	if err == nil {
+		return order, nil
+	}
+	var diags hcl.Diagnostics
+	for _, cycle := range err.(*dag.CycleError).Cycles {
+		var steps []string
+		for i, a := range cycle {
+			next := cycle[(i+1)%len(cycle)]
+			steps = append(steps, fmt.Sprintf("%s refers to stage.%s (%s)", a, next, w.refRange(a, next)))
+		}
+		first := w.blocks[cycle[0]].cfg.DeclRange
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+			Summary: "Dependency cycle: " + strings.Join(append(append([]string{}, cycle...), cycle[0]), " → "),
+			Detail:  strings.Join(steps, "; ") + ". A stage cannot depend on its own output; remove one of these references.",
+			Subject: first.Ptr()})
+	}
+	return nil, diags
+}
+
+func (w *Workflow) refRange(from, to string) string {
+	b := w.blocks[from]
+	for _, attr := range sortedKeys(b.refs) {
+		for _, r := range b.refs[attr] {
+			if r.Block == to {
+				return r.Range.String()
+			}
+		}
+	}
+	return b.cfg.DeclRange.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func objectOrEmpty(m map[string]cty.Value) cty.Value {
+	if len(m) == 0 {
+		return cty.EmptyObjectVal
+	}
+	return cty.ObjectVal(m)
+}

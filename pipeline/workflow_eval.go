@@ -1,0 +1,290 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Outputs gives the published output paths (workspace-relative) of instances that have them;
+// instances without are treated as not yet produced, so references to them are unknown.
+type Outputs map[string]map[string]string
+
+// stageObject is the value of `stage` in expressions: stage.KIND.NAME is an object of
+// outputs, or for a stage with for_each an object of instances, each an object of outputs.
+func (w *Workflow) stageObject(outs Outputs) cty.Value {
+	kinds := map[string]map[string]cty.Value{}
+	for _, addr := range w.blockOrder {
+		b := w.blocks[addr]
+		var v cty.Value
+		if b.broken {
+			v = cty.DynamicVal
+		} else if b.forEach {
+			inst := map[string]cty.Value{}
+			for _, k := range b.keys {
+				inst[k] = outputObject(b, outs[InstanceAddr(addr, k, true)])
+			}
+			v = objectOrEmpty(inst)
+		} else {
+			v = outputObject(b, outs[addr])
+		}
+		if kinds[b.cfg.Kind] == nil {
+			kinds[b.cfg.Kind] = map[string]cty.Value{}
+		}
+		kinds[b.cfg.Kind][b.cfg.Name] = v
+	}
+	obj := map[string]cty.Value{}
+	for k, names := range kinds {
+		obj[k] = cty.ObjectVal(names)
+	}
+	return objectOrEmpty(obj)
+}
+
+func outputObject(b *block, paths map[string]string) cty.Value {
+	m := map[string]cty.Value{}
+	for _, o := range b.kind.Outputs() {
+		if p, ok := paths[o]; ok {
+			m[o] = cty.StringVal(p)
+		} else {
+			m[o] = cty.UnknownVal(cty.String)
+		}
+	}
+	return objectOrEmpty(m)
+}
+
+func (w *Workflow) evalContext(outs Outputs) *hcl.EvalContext {
+	ctx := w.baseContext()
+	ctx.Variables["pipeline"] = objectOrEmpty(w.pipelineVals)
+	ctx.Variables["stage"] = w.stageObject(outs)
+	return ctx
+}
+
+// expand evaluates a block's for_each (if any) into instance keys. Keys must be known before
+// anything runs: a set of strings, a map, or another stage's instances.
+func (w *Workflow) expand(b *block) hcl.Diagnostics {
+	if !b.forEach {
+		w.addInstance(&Instance{Addr: b.addr, Block: b.addr, Kind: b.kind, b: b})
+		b.eachValues = map[string]cty.Value{}
+		return nil
+	}
+	expr := b.cfg.ForEach
+	v, diags := expr.Value(w.evalContext(nil))
+	if diags.HasErrors() {
+		return diags
+	}
+	bad := func(why string) hcl.Diagnostics {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid for_each argument",
+			Detail:  why + ` for_each takes a set of strings (toset(["cnn", "vit"])), a map, or another stage with for_each (stage.train.model).`,
+			Subject: expr.Range().Ptr()}}
+	}
+	if v.IsNull() {
+		return bad("The value is null.")
+	}
+	if !v.CanIterateElements() {
+		return bad(fmt.Sprintf("The value is a %s.", v.Type().FriendlyName()))
+	}
+	b.eachValues = map[string]cty.Value{}
+	ty := v.Type()
+	switch {
+	case ty.IsSetType():
+		if !v.IsKnown() {
+			return bad("The set's elements are not known before upstream stages run.")
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			if !e.IsKnown() || e.IsNull() || e.Type() != cty.String {
+				return bad("Every element of the set must be a known string.")
+			}
+			b.eachValues[e.AsString()] = e
+		}
+	case ty.IsMapType() || ty.IsObjectType():
+		if !v.IsKnown() {
+			return bad("The map's keys are not known before upstream stages run.")
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			b.eachValues[k.AsString()] = e
+		}
+	default:
+		return bad(fmt.Sprintf("The value is a %s; a list may hold duplicates, so convert it with toset().", ty.FriendlyName()))
+	}
+	b.keys = sortedKeys(b.eachValues)
+	for _, k := range b.keys {
+		w.addInstance(&Instance{Addr: InstanceAddr(b.addr, k, true), Block: b.addr, Key: k, HasKey: true, Kind: b.kind, b: b})
+	}
+	return nil
+}
+
+func (w *Workflow) addInstance(i *Instance) {
+	w.Instances = append(w.Instances, i)
+	w.byAddr[i.Addr] = i
+	w.Graph.Add(i.Addr)
+}
+
+// linkInstances resolves references to instances and adds the instance-level edges. An
+// instance of a stage whose for_each is another stage depends only on its namesake there.
+func (w *Workflow) linkInstances() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, inst := range w.Instances {
+		b := inst.b
+		deps := map[string]bool{}
+		for _, attr := range sortedKeys(b.refs) {
+			for i := range b.refs[attr] {
+				r := &b.refs[attr][i]
+				up := w.blocks[r.Block]
+				if up.broken {
+					continue
+				}
+				if d := r.resolve(up); d != nil {
+					if !b.badAttrs[attr] { // report once per block, not per instance
+						diags = append(diags, d)
+						b.badAttrs[attr] = true
+					}
+					continue
+				}
+				switch {
+				case r.HasKey:
+					deps[InstanceAddr(r.Block, r.Key, true)] = true
+				case attr == "for_each" && b.forEachFrom == r.Block && inst.HasKey:
+					deps[InstanceAddr(r.Block, inst.Key, true)] = true
+				default:
+					for _, ui := range w.BlockInstances(r.Block) {
+						deps[ui.Addr] = true
+					}
+				}
+			}
+		}
+		inst.Deps = sortedKeys(deps)
+		for _, d := range inst.Deps {
+			w.Graph.Connect(inst.Addr, d)
+		}
+	}
+	return diags
+}
+
+func (w *Workflow) checkSchedules() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, s := range w.Config.Schedules {
+		for _, tr := range s.Targets {
+			r, d := parseStageRef(tr)
+			if d != nil {
+				diags = append(diags, d)
+				continue
+			}
+			b, ok := w.blocks[r.Block]
+			if !ok {
+				detail := fmt.Sprintf("Schedule %q targets stage %s, which is not declared.", s.Name, r.Block)
+				if sug := suggest(r.Block, w.BlockAddrs()); sug != "" {
+					detail += fmt.Sprintf(" Did you mean stage.%s?", sug)
+				}
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to undeclared stage", Detail: detail, Subject: r.Range.Ptr()})
+				continue
+			}
+			if b.broken {
+				continue
+			}
+			if d := r.resolve(b); d != nil {
+				diags = append(diags, d)
+			}
+		}
+	}
+	return diags
+}
+
+// ScheduleTargets returns the instance addresses a schedule runs.
+func (w *Workflow) ScheduleTargets(s *Schedule) []string {
+	var out []string
+	for _, tr := range s.Targets {
+		r, d := parseStageRef(tr)
+		if d != nil {
+			continue
+		}
+		b := w.blocks[r.Block]
+		if b == nil || r.resolve(b) != nil {
+			continue
+		}
+		if r.HasKey {
+			out = append(out, InstanceAddr(r.Block, r.Key, true))
+			continue
+		}
+		for _, i := range w.BlockInstances(r.Block) {
+			out = append(out, i.Addr)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Evaluate computes an instance's attribute values. References to instances missing from outs
+// are unknown (Values.Known reports false).
+func (w *Workflow) Evaluate(inst *Instance, outs Outputs) (*Values, hcl.Diagnostics) {
+	b := inst.b
+	ctx := w.evalContext(outs)
+	if inst.HasKey {
+		ctx = ctx.NewChild()
+		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{
+			"key": cty.StringVal(inst.Key), "value": w.eachValue(b, inst.Key, outs),
+		})}
+	}
+	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{}}
+	var diags hcl.Diagnostics
+	for _, a := range b.kind.Attributes() {
+		v.schema[a.Name] = a
+		if b.badAttrs[a.Name] {
+			continue
+		}
+		var val cty.Value
+		var rng hcl.Range
+		if attr, ok := b.cfg.Content.Attributes[a.Name]; ok {
+			got, d := attr.Expr.Value(ctx)
+			diags = append(diags, d...)
+			if d.HasErrors() {
+				continue
+			}
+			val, rng = got, attr.Expr.Range()
+			for _, r := range b.refs[a.Name] {
+				v.refs[a.Name] = append(v.refs[a.Name], r.Block)
+			}
+		} else if pv, ok := w.pipelineVals[a.Name]; ok {
+			val, rng = pv, w.pipelineRanges[a.Name]
+		} else if a.Required {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
+				Detail:  fmt.Sprintf("Stage kind %s needs %q (%s). Set it in the stage block or in the pipeline block.", b.kind.Name(), a.Name, a.Doc),
+				Subject: b.cfg.DeclRange.Ptr()})
+			continue
+		} else if a.Default != cty.NilVal {
+			val, rng = a.Default, b.cfg.DeclRange
+		} else {
+			val, rng = cty.NullVal(a.Type), b.cfg.DeclRange
+		}
+		cv, err := convertTo(val, a.Type)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
+				Detail: fmt.Sprintf("Attribute %q of a %s stage must be %s: %s.", a.Name, b.kind.Name(), a.Type.FriendlyName(), err), Subject: rng.Ptr()})
+			continue
+		}
+		if cv.IsKnown() && cv.IsNull() && a.Required {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
+				Detail: fmt.Sprintf("Attribute %q of a %s stage must not be null.", a.Name, b.kind.Name()), Subject: rng.Ptr()})
+			continue
+		}
+		v.vals[a.Name], v.ranges[a.Name] = cv, rng
+	}
+	if diags.HasErrors() {
+		return v, diags
+	}
+	if val, ok := b.kind.(Validator); ok {
+		diags = append(diags, val.Validate(v)...)
+	}
+	return v, diags
+}
+
+// eachValue is each.value for key: the for_each element, with a stage's outputs filled in.
+func (w *Workflow) eachValue(b *block, key string, outs Outputs) cty.Value {
+	if b.forEachFrom != "" {
+		return outputObject(w.blocks[b.forEachFrom], outs[InstanceAddr(b.forEachFrom, key, true)])
+	}
+	return b.eachValues[key]
+}
