@@ -34,7 +34,7 @@ func LoadModel(dir string, threads int) (*Model, error) {
 	if err := info.Input.Validate(); err != nil {
 		return nil, fmt.Errorf("loading model: %s: %w", filepath.Join(dir, ModelInfoFile), err)
 	}
-	sm, err := tf.LoadSavedModel(dir, []string{ServeTag}, sessionOptions(threads))
+	sm, err := tf.LoadSavedModel(dir, []string{ServeTag}, sessionOptions(threads, false))
 	if err != nil {
 		return nil, fmt.Errorf("loading model %s: %w", dir, err)
 	}

@@ -7,9 +7,14 @@ import (
 )
 
 // sessionOptions returns session options with the given intra-op thread count (0 keeps
-// TensorFlow's default, one per core).
-func sessionOptions(threads int) *tf.SessionOptions {
+// TensorFlow's default, one per core) and, with xla, XLA auto-clustering (measured slower on
+// CPU for these networks; see BENCHMARKS.md).
+func sessionOptions(threads int, xla bool) *tf.SessionOptions {
 	c := &cfgpb.ConfigProto{IntraOpParallelismThreads: int32(threads)}
+	if xla {
+		c.GraphOptions = &cfgpb.GraphOptions{OptimizerOptions: &cfgpb.OptimizerOptions{
+			GlobalJitLevel: cfgpb.OptimizerOptions_ON_1, CpuGlobalJit: true}}
+	}
 	b, err := proto.Marshal(c)
 	if err != nil {
 		return nil

@@ -15,6 +15,7 @@ type TrainConfig struct {
 	LabelSmoothing float32
 	Seed           uint64 // initial weights and dropout masks
 	Threads        int    // TensorFlow intra-op threads; 0 lets TensorFlow choose
+	XLA            bool   // compile clusters with XLA (off by default: slower on CPU here)
 }
 
 // Trainer owns a training graph and its session: one training forward pass with loss,
@@ -130,7 +131,7 @@ func NewTrainer(cfg TrainConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("building the %s training graph: %w", cfg.Model.Spec.Architecture, err)
 	}
 	t.graph = g
-	if t.sess, err = tf.NewSession(g, sessionOptions(cfg.Threads)); err != nil {
+	if t.sess, err = tf.NewSession(g, sessionOptions(cfg.Threads, cfg.XLA)); err != nil {
 		return nil, fmt.Errorf("starting a TensorFlow session: %w", err)
 	}
 	if err := t.initialise(); err != nil {

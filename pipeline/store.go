@@ -219,3 +219,82 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return nil
 }
+
+// GCResult counts what GC removed (or would remove).
+type GCResult struct {
+	Objects, Keys, Kept int
+	Bytes               int64
+}
+
+// GC removes outputs that neither an instance's current state nor a run folder's run.json
+// refers to, the cache entries pointing at them, and leftovers of dead runs in tmp/. Run
+// folders keep their own hard links, so removing an object never breaks one.
+func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
+	var res GCResult
+	l, _, err := AcquireLock(s.Workspace)
+	if err != nil {
+		return res, err
+	}
+	defer l.Release()
+	used := map[string]bool{}
+	states, _ := filepath.Glob(filepath.Join(s.Root, "state", "*.json"))
+	for _, p := range states {
+		var st State
+		if readJSON(p, &st) == nil {
+			used[st.Output] = true
+		}
+	}
+	runs, _ := filepath.Glob(filepath.Join(runsDir, "*", "run.json"))
+	for _, p := range runs {
+		var rec RunRecord
+		if readJSON(p, &rec) == nil {
+			for _, st := range rec.Stages {
+				used[st.Output] = true
+			}
+		}
+	}
+	objs, _ := os.ReadDir(filepath.Join(s.Root, "objects"))
+	for _, o := range objs {
+		if used[o.Name()] {
+			res.Kept++
+			continue
+		}
+		p := filepath.Join(s.Root, "objects", o.Name())
+		res.Objects++
+		res.Bytes += dirSize(p)
+		if !dryRun {
+			os.RemoveAll(p) // files are read-only, their folders are not
+		}
+	}
+	keys, _ := filepath.Glob(filepath.Join(s.Root, "keys", "*", "*.json"))
+	for _, p := range keys {
+		var e Entry
+		if readJSON(p, &e) == nil && used[e.Output.Digest] {
+			continue
+		}
+		res.Keys++
+		if !dryRun {
+			os.Remove(p)
+		}
+	}
+	if !dryRun {
+		tmps, _ := os.ReadDir(filepath.Join(s.Root, "tmp"))
+		for _, t := range tmps {
+			os.RemoveAll(filepath.Join(s.Root, "tmp", t.Name()))
+		}
+	}
+	return res, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

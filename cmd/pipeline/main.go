@@ -17,13 +17,19 @@ func main() {
 	os.Exit(run(os.Args))
 }
 
-// exitError carries a process exit code chosen by a command.
+// exitError carries a process exit code chosen by a command; err may be nil when the code
+// says everything (plan's "work pending").
 type exitError struct {
 	code int
 	err  error
 }
 
-func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
 
 // run executes the command line and returns the process exit code.
 func run(args []string) int {
@@ -32,18 +38,27 @@ func run(args []string) int {
 		Usage:   "train image classifiers end to end, reproducibly",
 		Version: version,
 		Commands: []*cli.Command{
-			versionCommand(),
+			validateCommand(),
+			planCommand(),
+			runCommand(),
+			runsCommand(),
+			graphCommand(),
+			gcCommand(),
 			selftestCommand(),
+			versionCommand(),
 		},
 		HideHelpCommand: true,
 	}
-	if err := app.Run(args); err != nil {
-		fmt.Fprintln(os.Stderr, "pipeline:", err)
+	if err := app.Run(interspersed(app, args)); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintln(os.Stderr, "pipeline:", ee.err)
+			}
 			return ee.code
 		}
-		return 1
+		fmt.Fprintln(os.Stderr, "pipeline:", err)
+		return exitErr
 	}
-	return 0
+	return exitOK
 }

@@ -25,8 +25,9 @@ func main() {
 	steps := flag.Int("steps", 50, "timed steps")
 	warmup := flag.Int("warmup", 5, "untimed steps before timing")
 	threads := flag.Int("threads", 0, "TensorFlow intra-op threads (0: default)")
+	xla := flag.Bool("xla", false, "compile with XLA auto-clustering")
 	flag.Parse()
-	if err := run(*arch, *size, *classes, *batch, *steps, *warmup, *threads); err != nil {
+	if err := run(*arch, *size, *classes, *batch, *steps, *warmup, *threads, *xla); err != nil {
 		fmt.Fprintln(os.Stderr, "gotrain:", err)
 		os.Exit(1)
 	}
@@ -44,12 +45,12 @@ func benchSpec(arch string) graphs.Spec {
 	return graphs.Spec{Architecture: arch, CNN: &c}
 }
 
-func run(arch string, size, classes int64, batch, steps, warmup, threads int) error {
+func run(arch string, size, classes int64, batch, steps, warmup, threads int, xla bool) error {
 	in := graphs.Input{Height: size, Width: size, Channels: 3, Mean: []float32{127.5, 127.5, 127.5}, Std: []float32{64, 64, 64}}
 	tr, err := graphs.NewTrainer(graphs.TrainConfig{
 		Model:     graphs.Classifier{Spec: benchSpec(arch), Input: in, Classes: classes},
 		Optimizer: graphs.Optimizer{Name: "adam", Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
-		Seed:      1, Threads: threads,
+		Seed:      1, Threads: threads, XLA: xla,
 	})
 	if err != nil {
 		return err
@@ -83,7 +84,7 @@ func run(arch string, size, classes int64, batch, steps, warmup, threads int) er
 	}
 	secs := time.Since(start).Seconds()
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"impl": "go", "arch": arch, "params": tr.Params(), "batch": batch, "size": size,
+		"impl": "go", "xla": xla, "arch": arch, "params": tr.Params(), "batch": batch, "size": size,
 		"images_per_s": float64(steps*batch) / secs, "peak_rss_mb": peakRSSMB(),
 	})
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"pipeline/pipeline"
+)
+
+// reporter draws a run: on a terminal, an overall count and a progress bar for the running
+// stage; otherwise plain timestamped lines (progress every 10 %), fit for logs and CI.
+type reporter struct {
+	w       io.Writer
+	tty     bool
+	quiet   bool
+	verbose bool
+
+	mu    sync.Mutex
+	total int
+	done  int
+	bar   *progressbar.ProgressBar
+}
+
+func newReporter(w io.Writer, quiet, verbose bool) *reporter {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	return &reporter{w: w, tty: tty, quiet: quiet, verbose: verbose}
+}
+
+func (r *reporter) printf(format string, args ...any) {
+	if r.bar != nil {
+		r.bar.Clear()
+	}
+	if r.tty {
+		fmt.Fprintf(r.w, format+"\n", args...)
+	} else {
+		fmt.Fprintf(r.w, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *reporter) Planned(stages []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.total = len(stages)
+}
+
+func (r *reporter) Started(addr string, reasons []string) pipeline.Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.quiet {
+		r.printf("[%d/%d] %s: running (%s)", r.done+1, r.total, addr, strings.Join(reasons, "; "))
+	}
+	return &stageProgress{r: r, addr: addr}
+}
+
+func (r *reporter) Finished(res *pipeline.StageResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done++
+	if r.bar != nil {
+		r.bar.Finish()
+		r.bar = nil
+	}
+	switch {
+	case res.Status == pipeline.StatusFailed:
+		r.printf("[%d/%d] %s: FAILED: %s", r.done, r.total, res.Addr, res.Error)
+	case r.quiet:
+	case res.Status == pipeline.StatusRan:
+		r.printf("[%d/%d] %s: done in %s", r.done, r.total, res.Addr, time.Duration(res.Duration*float64(time.Second)).Round(10*time.Millisecond))
+	default:
+		r.printf("[%d/%d] %s: %s%s", r.done, r.total, res.Addr, res.Status, reasonSuffix(res.Reasons))
+	}
+}
+
+func reasonSuffix(reasons []string) string {
+	if len(reasons) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(reasons, "; ") + ")"
+}
+
+func (r *reporter) Log(addr, line string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.verbose || (addr == "" && !r.quiet) {
+		r.printf("%s: %s", addr, line)
+	}
+}
+
+func (r *reporter) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bar != nil {
+		r.bar.Finish()
+		r.bar = nil
+	}
+}
+
+// stageProgress is one stage's view of the reporter.
+type stageProgress struct {
+	r       *reporter
+	addr    string
+	label   string
+	total   int64
+	n       int64
+	lastPct int64
+}
+
+func (p *stageProgress) Start(label string, total int64) {
+	r := p.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.label, p.total, p.n, p.lastPct = label, total, 0, -1
+	if r.quiet || !r.tty {
+		return
+	}
+	if r.bar != nil {
+		r.bar.Finish()
+	}
+	r.bar = progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(r.w),
+		progressbar.OptionSetDescription(fmt.Sprintf("%s %s", p.addr, label)),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+func (p *stageProgress) Add(n int64) {
+	r := p.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.n += n
+	if r.quiet {
+		return
+	}
+	if r.tty {
+		if r.bar != nil {
+			r.bar.Add64(n)
+		}
+		return
+	}
+	if p.total > 0 {
+		pct := 100 * p.n / p.total
+		if pct/10 > p.lastPct/10 || p.lastPct < 0 {
+			p.lastPct = pct
+			r.printf("%s: %s %d%%", p.addr, p.label, pct)
+		}
+	}
+}
+
+func (p *stageProgress) Status(s string) {
+	r := p.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.quiet {
+		return
+	}
+	if r.tty && r.bar != nil {
+		r.bar.Describe(fmt.Sprintf("%s %s %s", p.addr, p.label, s))
+		return
+	}
+	if !r.tty && r.verbose {
+		r.printf("%s: %s", p.addr, s)
+	}
+}
