@@ -78,8 +78,9 @@ func (k *genKind) Run(ctx context.Context, j *Job) error {
 // xformKind reads input (a file path) and writes it upper-cased with a suffix; it can fail
 // or block on request.
 type xformKind struct {
-	runs  atomic.Int64
-	block chan struct{} // when set, Run waits for it (or the context)
+	runs        atomic.Int64
+	block       chan struct{} // when set, Run waits for it (or the context)
+	beforeBlock func(*Job)    // called before waiting
 }
 
 func (k *xformKind) Name() string      { return "xform" }
@@ -98,6 +99,9 @@ func (k *xformKind) Heavy(v *Values) bool { return v.Get("heavy").True() }
 func (k *xformKind) Run(ctx context.Context, j *Job) error {
 	k.runs.Add(1)
 	if k.block != nil {
+		if k.beforeBlock != nil {
+			k.beforeBlock(j)
+		}
 		select {
 		case <-k.block:
 		case <-ctx.Done():

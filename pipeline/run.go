@@ -80,6 +80,11 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		rec.Logf("%s", stale)
 		opts.Reporter.Log("", stale)
 	}
+	// Holding the lock, anything in tmp/ belongs to a run that died: its outputs were never
+	// published, so they can go.
+	if n := e.Store.cleanTemp(); n > 0 {
+		rec.Logf("removed %d unpublished outputs of an interrupted run", n)
+	}
 	names := make([]string, len(insts))
 	for i, inst := range insts {
 		names[i] = inst.Addr

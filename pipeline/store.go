@@ -102,6 +102,15 @@ func (s *Store) NewTemp() (string, error) {
 	return dir, os.MkdirAll(dir, 0o755)
 }
 
+// cleanTemp removes leftovers in tmp/; call it only while holding the workspace lock.
+func (s *Store) cleanTemp() int {
+	entries, _ := os.ReadDir(filepath.Join(s.Root, "tmp"))
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(s.Root, "tmp", e.Name()))
+	}
+	return len(entries)
+}
+
 // WorkDir returns the persistent scratch directory of a key (created).
 func (s *Store) WorkDir(key string) (string, error) {
 	dir := filepath.Join(s.Root, "work", key)
@@ -278,10 +287,7 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 		}
 	}
 	if !dryRun {
-		tmps, _ := os.ReadDir(filepath.Join(s.Root, "tmp"))
-		for _, t := range tmps {
-			os.RemoveAll(filepath.Join(s.Root, "tmp", t.Name()))
-		}
+		s.cleanTemp()
 	}
 	return res, nil
 }
