@@ -151,9 +151,10 @@ func hashFile(path string) (string, error) {
 }
 
 // HashTree returns the manifest of root, a file or a folder. Hidden files and folders (name
-// starting with ".") are left out: no stage reads them. Symbolic links are followed; a link
-// back into a folder already being walked is an error rather than an endless walk. Files
-// whose stat identity changed are hashed in parallel.
+// starting with ".") are left out: no stage reads them. Symbolic links are followed; a broken
+// link or one leading back into a folder being walked is listed with a marker instead of a
+// digest (stages reject such entries; the key still notices them). Files whose stat
+// identity changed are hashed in parallel.
 func (c *StatCache) HashTree(root string) (Manifest, error) {
 	return c.hashTree(root, true)
 }
@@ -169,6 +170,7 @@ func (c *StatCache) hashTree(root string, skipHidden bool) (Manifest, error) {
 		fi  os.FileInfo
 	}
 	var items []item
+	marks := map[string]string{} // entries with no content: broken links, link loops
 	if !fi.IsDir() {
 		items = append(items, item{rel: filepath.Base(root), abs: root, fi: fi})
 	} else {
@@ -190,7 +192,9 @@ func (c *StatCache) hashTree(root string, skipHidden bool) (Manifest, error) {
 				efi, err := os.Stat(abs) // follows links
 				if err != nil {
 					if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
-						return fmt.Errorf("%s: broken symbolic link", abs)
+						// Stages report broken links; the key only needs to notice them.
+						marks[r] = "broken-symlink"
+						continue
 					}
 					return err
 				}
@@ -198,7 +202,8 @@ func (c *StatCache) hashTree(root string, skipHidden bool) (Manifest, error) {
 					k := keyOf(efi)
 					k.Size, k.MtimeNs = 0, 0
 					if ancestors[k] {
-						return fmt.Errorf("%s: symbolic link loop", abs)
+						marks[r] = "symlink-loop"
+						continue
 					}
 					ancestors[k] = true
 					if err := walk(abs, r, ancestors); err != nil {
@@ -237,6 +242,9 @@ func (c *StatCache) hashTree(root string, skipHidden bool) (Manifest, error) {
 	for i, it := range items {
 		m.Files[it.rel] = digests[i]
 		m.Sizes[it.rel] = it.fi.Size()
+	}
+	for rel, mark := range marks {
+		m.Files[rel] = mark
 	}
 	m.Digest = manifestDigest(m.Files)
 	return m, nil

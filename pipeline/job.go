@@ -22,6 +22,10 @@ type Job struct {
 	// Work is a scratch directory that survives an interrupted run of the same key (for
 	// checkpoints) and is removed once the output is published.
 	Work string
+	// Previous is the output directory this instance published last time, "" if none. Only
+	// kinds that must stay consistent with their own history use it (split keeps every image
+	// in the split it was in); anything else depends on the key alone.
+	Previous string
 	// Log receives human-readable progress lines; they also go to the run's log.
 	Log io.Writer
 	// Progress reports completion towards a total for progress bars.

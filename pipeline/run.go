@@ -240,6 +240,12 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	}
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
 		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog}
+	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
+		prev := filepath.Join(r.e.Store.Workspace, ObjectRel(st.Output))
+		if _, err := os.Stat(prev); err == nil {
+			job.Previous = prev
+		}
+	}
 	runErr := runKind(ctx, inst.Kind, job)
 	res.Duration = time.Since(res.Start).Seconds()
 	if runErr != nil {

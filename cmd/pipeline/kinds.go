@@ -1,8 +1,11 @@
 package main
 
-import "pipeline/pipeline"
+import (
+	"pipeline/pipeline"
+	"pipeline/stages"
+)
 
 // registry returns the stage kinds this build knows.
 func registry() (*pipeline.Registry, error) {
-	return pipeline.NewRegistry()
+	return pipeline.NewRegistry(stages.Split{}, stages.Augment{})
 }

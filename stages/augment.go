@@ -1,0 +1,294 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"image"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
+
+	"pipeline/pipeline"
+)
+
+// Augment is the augment stage kind: it balances the classes of a training set by adding
+// transformed copies, per class up to min(max_augment × n, largest n), with n counted on the
+// training set itself.
+type Augment struct{}
+
+// AugmentConfig is an augment stage's attributes.
+type AugmentConfig struct {
+	Input      string   `cty:"input"`
+	MaxAugment int      `cty:"max_augment"`
+	Ops        []string `cty:"ops"`
+	OpParams
+}
+
+// Name implements pipeline.Kind.
+func (Augment) Name() string { return "augment" }
+
+// Version implements pipeline.Kind.
+func (Augment) Version() int { return 1 }
+
+// Outputs implements pipeline.Kind.
+func (Augment) Outputs() []string { return []string{"output", "report"} }
+
+// Attributes implements pipeline.Kind.
+func (Augment) Attributes() []pipeline.Attribute {
+	n := cty.NumberFloatVal
+	return []pipeline.Attribute{
+		{Name: "input", Type: cty.String, Required: true, Doc: "a training set (stage.split.NAME.train)"},
+		{Name: "max_augment", Type: cty.Number, Default: cty.NumberIntVal(5), Doc: "a class grows at most to max_augment × its size"},
+		{Name: "ops", Type: cty.List(cty.String), Default: cty.ListVal([]cty.Value{cty.StringVal(OpFlipRotateCrop), cty.StringVal(OpColorJitter)}), Doc: "operations, one chosen per copy"},
+		{Name: "flip", Type: cty.Number, Default: n(0.5), Doc: "flip_rotate_crop: probability of a horizontal flip"},
+		{Name: "rotation", Type: cty.Number, Default: n(30), Doc: "flip_rotate_crop: maximum rotation in degrees"},
+		{Name: "crop", Type: cty.Number, Default: n(0.85), Doc: "flip_rotate_crop: centre crop fraction"},
+		{Name: "brightness", Type: cty.Number, Default: n(0.2), Doc: "color_jitter: ± brightness change"},
+		{Name: "contrast", Type: cty.Number, Default: n(0.2), Doc: "color_jitter: ± contrast change"},
+		{Name: "saturation", Type: cty.Number, Default: n(0.2), Doc: "color_jitter: ± saturation change"},
+		{Name: "translate", Type: cty.Number, Default: n(0.1), Doc: "affine: ± shift as a fraction of the size"},
+		{Name: "scale_min", Type: cty.Number, Default: n(0.9), Doc: "affine: smallest scale"},
+		{Name: "scale_max", Type: cty.Number, Default: n(1.1), Doc: "affine: largest scale"},
+		{Name: "blur", Type: cty.Number, Default: n(1.0), Doc: "blur: largest Gaussian radius in pixels"},
+		{Name: "noise", Type: cty.Number, Default: n(0.05), Doc: "noise: standard deviation as a fraction of 255"},
+	}
+}
+
+// Validate implements pipeline.Validator.
+func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
+	var d diagList
+	d.intRange(v, "max_augment", 1, 1000)
+	if ops := v.Get("ops"); ops.IsWhollyKnown() && !ops.IsNull() {
+		if ops.LengthInt() == 0 {
+			d.add(v, "ops", "No augmentation operations", "List at least one of "+fmt.Sprint(AugmentOps)+", or set max_augment = 1 to add no copies.")
+		}
+		for it := ops.ElementIterator(); it.Next(); {
+			_, op := it.Element()
+			if !contains(AugmentOps, op.AsString()) {
+				d.add(v, "ops", "Unknown augmentation operation", fmt.Sprintf("%q is not an operation; use %v.", op.AsString(), AugmentOps))
+			}
+		}
+	}
+	for _, f := range []string{"flip", "crop"} {
+		if usable(v, f) && (num(v, f) < 0 || num(v, f) > 1) {
+			d.add(v, f, "Invalid "+f, f+" must be between 0 and 1.")
+		}
+	}
+	for _, f := range []string{"brightness", "contrast", "saturation", "translate"} {
+		if usable(v, f) && (num(v, f) < 0 || num(v, f) >= 1) {
+			d.add(v, f, "Invalid "+f, f+" must be in [0, 1).")
+		}
+	}
+	if known(v, "scale_min", "scale_max") && (num(v, "scale_min") <= 0 || num(v, "scale_min") > num(v, "scale_max")) {
+		d.add(v, "scale_min", "Invalid scale range", "Need 0 < scale_min ≤ scale_max.")
+	}
+	return d.diags
+}
+
+// copyPlan returns how many augmented copies each original gets: the class target is
+// min(maxAugment × n, largest), reached exactly by giving every original ⌊extra/n⌋ copies and
+// the first extra mod n originals (in the given order) one more.
+func copyPlan(n, largest, maxAugment int) []int {
+	target := min(maxAugment*n, largest)
+	extra := max(0, target-n)
+	out := make([]int, n)
+	for i := range out {
+		out[i] = extra / n
+		if i < extra%n {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// augmentReport is report/augment.json.
+type augmentReport struct {
+	Classes []augmentCounts `json:"classes"`
+}
+
+type augmentCounts struct {
+	Name   string `json:"name"`
+	Before int    `json:"before"`
+	Target int    `json:"target"`
+	After  int    `json:"after"`
+}
+
+// Run implements pipeline.Kind.
+func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
+	var cfg AugmentConfig
+	if err := job.Values.Decode(&cfg); err != nil {
+		return err
+	}
+	inDir := job.Path(cfg.Input)
+	in, err := ReadManifest(inDir)
+	if err != nil {
+		return fmt.Errorf("input %s: %w", cfg.Input, err)
+	}
+	outDir := filepath.Join(job.Out, "output")
+	if err := os.MkdirAll(filepath.Join(outDir, "images"), 0o755); err != nil {
+		return err
+	}
+	byLabel := make([][]int, len(in.Classes))
+	for i, e := range in.Images {
+		byLabel[e.Label] = append(byLabel[e.Label], i)
+	}
+	largest := 0
+	for _, idx := range byLabel {
+		largest = max(largest, len(idx))
+	}
+
+	// One task per original: decode once, write the original and all its copies.
+	type task struct {
+		entry  Entry
+		copies int
+		occ    int // occurrence of this digest in the class (duplicates get distinct copies)
+	}
+	var tasks []task
+	rep := augmentReport{}
+	for label, idx := range byLabel {
+		entries := make([]Entry, len(idx))
+		for i, j := range idx {
+			entries[i] = in.Images[j]
+		}
+		// Which originals get the remainder is fixed by the seed and content, not file order.
+		sort.SliceStable(entries, func(a, b int) bool {
+			return order(job.Seed, entries[a].Digest) < order(job.Seed, entries[b].Digest)
+		})
+		plan := copyPlan(len(entries), largest, cfg.MaxAugment)
+		seen := map[string]int{}
+		total := 0
+		for i, e := range entries {
+			tasks = append(tasks, task{entry: e, copies: plan[i], occ: seen[e.Digest]})
+			seen[e.Digest]++
+			total += plan[i]
+		}
+		rep.Classes = append(rep.Classes, augmentCounts{Name: in.Classes[label], Before: len(entries),
+			Target: min(cfg.MaxAugment*len(entries), largest), After: len(entries) + total})
+	}
+
+	out := &Manifest{Split: Train, Classes: in.Classes, Size: in.Size, Channels: in.Channels}
+	results := make([][]Entry, len(tasks))
+	job.Progress.Start("originals", int64(len(tasks)))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU())
+	for ti := range tasks {
+		ti := ti
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			defer job.Progress.Add(1)
+			t := tasks[ti]
+			src := filepath.Join(inDir, filepath.FromSlash(t.entry.Path))
+			stem := fmt.Sprintf("%s_%d", t.entry.Digest[:16], t.occ)
+			ext := filepath.Ext(src)
+			orig := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), stem+ext))
+			if err := linkOrCopy(src, filepath.Join(outDir, filepath.FromSlash(orig))); err != nil {
+				return fmt.Errorf("copying %s: %w", src, err)
+			}
+			oe := t.entry
+			oe.Path = orig
+			results[ti] = append(results[ti], oe)
+			if t.copies == 0 {
+				return nil
+			}
+			img, err := decodeFile(src)
+			if err != nil {
+				return fmt.Errorf("input image %s: %w", src, err)
+			}
+			for k := 1; k <= t.copies; k++ {
+				r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
+				op := cfg.Ops[r.IntN(len(cfg.Ops))]
+				aug := toChannels(applyOp(img, op, cfg.OpParams, r), in.Channels)
+				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
+				if err := writeImage(filepath.Join(outDir, filepath.FromSlash(rel)), aug, FormatPNG, 0); err != nil {
+					return err
+				}
+				ce := t.entry
+				ce.Path, ce.Copy = rel, &Copy{Index: k, Op: op}
+				results[ti] = append(results[ti], ce)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, r := range results {
+		out.Images = append(out.Images, r...)
+	}
+	sort.SliceStable(out.Images, func(i, j int) bool {
+		a, b := out.Images[i], out.Images[j]
+		if a.Label != b.Label {
+			return a.Label < b.Label
+		}
+		return a.Path < b.Path
+	})
+	if err := out.Write(outDir); err != nil {
+		return err
+	}
+	return writeAugmentReport(job, in.Classes, rep)
+}
+
+// copyRand is the generator of copy k of an original: it depends only on the seed, the
+// image's content and the copy's index, so reruns write identical bytes.
+func copyRand(seed int64, digest string, occ, k int) *rand.Rand {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s/%d/%d", digest, occ, k)
+	return rand.New(rand.NewPCG(uint64(seed), h.Sum64()))
+}
+
+func decodeFile(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	return img, err
+}
+
+// linkOrCopy hard-links src to dst (both in the store), copying when links are impossible.
+func linkOrCopy(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o644)
+}
+
+func writeAugmentReport(job *pipeline.Job, classes []string, rep augmentReport) error {
+	dir := filepath.Join(job.Out, "report")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "augment.json"), rep); err != nil {
+		return err
+	}
+	var before, after []float64
+	added := 0
+	for _, c := range rep.Classes {
+		before = append(before, float64(c.Before))
+		after = append(after, float64(c.After))
+		added += c.After - c.Before
+	}
+	if err := barChart(filepath.Join(dir, "class_distribution.png"), "Training images per class, before and after augmentation", classes,
+		[]series{{"before", before}, {"after", after}}); err != nil {
+		return fmt.Errorf("plotting: %w", err)
+	}
+	job.Logf("augment: added %d copies over %d classes", added, len(classes))
+	return nil
+}

@@ -1,0 +1,110 @@
+package stages
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// candidate is a file found under a class folder, not yet read.
+type candidate struct {
+	Abs   string
+	Rel   string // relative to the source folder, slash-separated
+	Class string
+}
+
+// Rejected is a file that is not used, with the reason.
+type Rejected struct {
+	Path   string `json:"path"`
+	Class  string `json:"class,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// discover lists the files of a source folder laid out as <class>/<file> (subfolders inside a
+// class folder are walked too). Class names are folder names, any characters allowed. Hidden
+// files and folders are skipped; files directly in the source folder are rejected. Symbolic
+// links are followed; a link that leads back into a folder being walked is rejected.
+func discover(root string) (files []candidate, classes []string, rejected []Rejected, err error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		abs := filepath.Join(root, e.Name())
+		fi, err := os.Stat(abs)
+		if err != nil {
+			rejected = append(rejected, Rejected{Path: e.Name(), Reason: "unreadable: " + err.Error()})
+			continue
+		}
+		if !fi.IsDir() {
+			rejected = append(rejected, Rejected{Path: e.Name(), Reason: "not inside a class folder"})
+			continue
+		}
+		class := e.Name()
+		seen := map[[2]uint64]bool{dirID(fi): true}
+		walkClass(abs, class, class, seen, &files, &rejected)
+		classes = append(classes, class)
+	}
+	sort.Strings(classes)
+	sort.Slice(files, func(i, j int) bool { return files[i].Rel < files[j].Rel })
+	sort.Slice(rejected, func(i, j int) bool { return rejected[i].Path < rejected[j].Path })
+	return files, classes, rejected, nil
+}
+
+func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candidate, rejected *[]Rejected) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		*rejected = append(*rejected, Rejected{Path: rel, Class: class, Reason: "unreadable folder: " + err.Error()})
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		abs := filepath.Join(dir, e.Name())
+		r := rel + "/" + e.Name()
+		fi, err := os.Stat(abs)
+		if err != nil {
+			reason := "unreadable: " + err.Error()
+			if os.IsNotExist(err) {
+				reason = "broken symbolic link"
+			}
+			*rejected = append(*rejected, Rejected{Path: r, Class: class, Reason: reason})
+			continue
+		}
+		if fi.IsDir() {
+			id := dirID(fi)
+			if seen[id] {
+				*rejected = append(*rejected, Rejected{Path: r, Class: class, Reason: "symbolic link loop"})
+				continue
+			}
+			seen[id] = true
+			walkClass(abs, r, class, seen, files, rejected)
+			delete(seen, id)
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			*rejected = append(*rejected, Rejected{Path: r, Class: class, Reason: "not a regular file"})
+			continue
+		}
+		*files = append(*files, candidate{Abs: abs, Rel: r, Class: class})
+	}
+}
+
+func dirID(fi os.FileInfo) [2]uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return [2]uint64{uint64(st.Dev), st.Ino}
+	}
+	return [2]uint64{0, 0}
+}
+
+// errNoClasses explains an empty source.
+func errNoClasses(root string) error {
+	return fmt.Errorf("%s has no class folders: lay images out as %s/<class>/<image>", root, root)
+}

@@ -1,0 +1,457 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
+
+	"pipeline/pipeline"
+)
+
+// Split is the split stage kind: it discovers the images of a source folder, rejects bad
+// files with reasons, stores every usable image at the configured size, and divides them into
+// stratified train/val/test sets that stay stable across retrains.
+type Split struct{}
+
+// SplitConfig is a split stage's attributes.
+type SplitConfig struct {
+	Source           string   `cty:"source"`
+	TestSource       *string  `cty:"test_source"`
+	Val              float64  `cty:"val"`
+	Test             *float64 `cty:"test"`
+	ImageSize        int      `cty:"image_size"`
+	Channels         int      `cty:"channels"`
+	Resize           string   `cty:"resize"`
+	MaxPixels        int64    `cty:"max_pixels"`
+	DropSmallClasses bool     `cty:"drop_small_classes"`
+	Format           string   `cty:"format"`
+	Quality          int      `cty:"quality"`
+}
+
+// Name implements pipeline.Kind.
+func (Split) Name() string { return "split" }
+
+// Version implements pipeline.Kind.
+func (Split) Version() int { return 1 }
+
+// Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
+func (Split) Outputs() []string { return []string{Train, Val, Test, "report"} }
+
+// Attributes implements pipeline.Kind.
+func (Split) Attributes() []pipeline.Attribute {
+	return []pipeline.Attribute{
+		{Name: "source", Type: cty.String, Required: true, Role: pipeline.Source, Doc: "folder of <class>/<image> files"},
+		{Name: "test_source", Type: cty.String, Role: pipeline.Source, Doc: "a separate folder for the test set; source is then split into train and val only"},
+		{Name: "val", Type: cty.Number, Default: cty.NumberFloatVal(0.1), Doc: "fraction of each class for validation"},
+		{Name: "test", Type: cty.Number, Doc: "fraction of each class for testing (default 0.1; not with test_source)"},
+		{Name: "image_size", Type: cty.Number, Required: true, Doc: "side of the stored square images, in pixels"},
+		{Name: "channels", Type: cty.Number, Default: cty.NumberIntVal(3), Doc: "3 for RGB, 1 for grey"},
+		{Name: "resize", Type: cty.String, Default: cty.StringVal(ResizeCenterCrop), Doc: "center_crop, pad or squash"},
+		{Name: "max_pixels", Type: cty.Number, Default: cty.NumberIntVal(DefaultMaxPixels), Doc: "larger images are rejected unread"},
+		{Name: "drop_small_classes", Type: cty.Bool, Default: cty.False, Doc: "drop classes too small to split instead of failing"},
+		{Name: "format", Type: cty.String, Default: cty.StringVal(FormatPNG), Doc: "png (lossless) or jpeg"},
+		{Name: "quality", Type: cty.Number, Default: cty.NumberIntVal(95), Doc: "JPEG quality"},
+	}
+}
+
+// Validate implements pipeline.Validator.
+func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
+	var d diagList
+	d.fraction(v, "val", true)
+	if !v.Get("test").IsNull() {
+		d.fraction(v, "test", true)
+		if !v.Get("test_source").IsNull() {
+			d.add(v, "test", "test and test_source together", "With test_source, the test set is that folder; remove test (source is then split into train and val only).")
+		}
+	}
+	if sum := num(v, "val") + num(v, "test"); known(v, "val", "test") && sum >= 1 {
+		d.add(v, "val", "No images left for training", fmt.Sprintf("val + test = %g leaves nothing for train; keep the sum below 1.", sum))
+	}
+	d.intRange(v, "image_size", 4, 4096)
+	d.oneOf(v, "channels", "1", "3")
+	d.oneOf(v, "resize", ResizePolicies...)
+	d.oneOf(v, "format", FormatPNG, FormatJPEG)
+	d.intRange(v, "quality", 1, 100)
+	d.intRange(v, "max_pixels", 1, 1<<40)
+	return d.diags
+}
+
+// minPerClass is the fewest images a class needs for the configured split.
+func minPerClass(val, test float64) int {
+	n := 1
+	if val > 0 {
+		n++
+	}
+	if test > 0 {
+		n++
+	}
+	return n
+}
+
+// splitReport is report/split.json.
+type splitReport struct {
+	Classes    []classCounts `json:"classes"`
+	Total      classCounts   `json:"total"`
+	Rejected   int           `json:"rejected"`
+	Duplicates [][]string    `json:"duplicates,omitempty"` // groups of byte-identical files
+	Conflicts  [][]string    `json:"label_conflicts,omitempty"`
+	Dropped    []string      `json:"dropped_classes,omitempty"`
+	Kept       int           `json:"kept_from_previous_split"`
+	TestSource bool          `json:"separate_test_source"`
+	Leaked     []string      `json:"removed_from_train_val,omitempty"` // also in test_source
+}
+
+type classCounts struct {
+	Name  string `json:"name"`
+	Train int    `json:"train"`
+	Val   int    `json:"val"`
+	Test  int    `json:"test"`
+	Total int    `json:"total"`
+}
+
+// processed is a usable image after loading and storing.
+type processed struct {
+	cand   candidate
+	digest string
+	stored string // relative to the output folder
+	test   bool   // from test_source
+}
+
+// Run implements pipeline.Kind.
+func (Split) Run(ctx context.Context, job *pipeline.Job) error {
+	var cfg SplitConfig
+	if err := job.Values.Decode(&cfg); err != nil {
+		return err
+	}
+	testFrac := 0.1
+	if cfg.Test != nil {
+		testFrac = *cfg.Test
+	}
+	if cfg.TestSource != nil {
+		testFrac = 0
+	}
+	files, classes, rejected, err := discover(job.Path(cfg.Source))
+	if err != nil {
+		return fmt.Errorf("source %s: %w", cfg.Source, err)
+	}
+	prefixPaths(rejected, cfg.Source)
+	if len(classes) == 0 {
+		return errNoClasses(cfg.Source)
+	}
+	var testFiles []candidate
+	if cfg.TestSource != nil {
+		tf, tclasses, trej, err := discover(job.Path(*cfg.TestSource))
+		if err != nil {
+			return fmt.Errorf("test_source %s: %w", *cfg.TestSource, err)
+		}
+		for _, c := range tclasses {
+			if !contains(classes, c) {
+				return fmt.Errorf("test_source %s has class %q, which %s does not have; the test classes must be training classes", *cfg.TestSource, c, cfg.Source)
+			}
+		}
+		testFiles = tf
+		prefixPaths(trej, *cfg.TestSource)
+		rejected = append(rejected, trej...)
+	}
+	job.Logf("found %d files in %d class folders of %s", len(files)+len(testFiles), len(classes), cfg.Source)
+
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles)
+	if err != nil {
+		return err
+	}
+	rejected = append(rejected, rej...)
+	sort.Slice(rejected, func(i, j int) bool { return rejected[i].Path < rejected[j].Path })
+
+	// Groups of identical bytes; test_source copies win, so no test image leaks into training.
+	groups := map[string]*group{}
+	fixed := map[string]string{}
+	for _, p := range procs {
+		g := groups[p.digest]
+		if g == nil {
+			g = &group{Digest: p.digest}
+			groups[p.digest] = g
+		}
+		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel})
+		if p.test {
+			fixed[p.digest] = Test
+		}
+	}
+	rep := splitReport{TestSource: cfg.TestSource != nil}
+	var leaked []string
+	for _, p := range procs {
+		if fixed[p.digest] == Test && !p.test {
+			leaked = append(leaked, filepath.ToSlash(filepath.Join(cfg.Source, p.cand.Rel)))
+		}
+	}
+	rep.Leaked = leaked
+
+	// Class sizes and the too-small check.
+	perClass := map[string]int{}
+	for _, p := range procs {
+		perClass[p.cand.Class]++
+	}
+	need := minPerClass(cfg.Val, testFrac)
+	if cfg.TestSource != nil {
+		need = minPerClass(cfg.Val, 0)
+	}
+	var kept []string
+	for _, c := range classes {
+		if perClass[c] >= need {
+			kept = append(kept, c)
+			continue
+		}
+		if !cfg.DropSmallClasses {
+			return fmt.Errorf("class %q has %d usable images; this split needs at least %d per class (one per split). Add images, or set drop_small_classes = true to leave the class out", c, perClass[c], need)
+		}
+		rep.Dropped = append(rep.Dropped, c)
+		job.Logf("dropping class %q: %d usable images, %d needed", c, perClass[c], need)
+	}
+	if len(kept) < 2 {
+		return fmt.Errorf("%d usable class(es) in %s; a classifier needs at least 2", len(kept), cfg.Source)
+	}
+	label := map[string]int{}
+	for i, c := range kept {
+		label[c] = i
+	}
+
+	var gs []*group
+	for _, g := range groups {
+		var ms []member
+		for _, m := range g.Members {
+			if _, ok := label[m.Class]; ok {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			continue
+		}
+		sort.Slice(ms, func(i, j int) bool { return ms[i].Rel < ms[j].Rel })
+		g.Members = ms
+		gs = append(gs, g)
+		if len(ms) > 1 {
+			paths := make([]string, len(ms))
+			classesOf := map[string]bool{}
+			for i, m := range ms {
+				paths[i] = m.Rel
+				classesOf[m.Class] = true
+			}
+			rep.Duplicates = append(rep.Duplicates, paths)
+			if len(classesOf) > 1 {
+				rep.Conflicts = append(rep.Conflicts, paths)
+			}
+		}
+	}
+	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
+	sortPaths(rep.Duplicates)
+	sortPaths(rep.Conflicts)
+	prev := previousSplits(job.Previous)
+	for _, g := range gs {
+		if _, ok := prev[g.Digest]; ok && fixed[g.Digest] == "" {
+			rep.Kept++
+		}
+	}
+	assigned := assignSplits(gs, prev, fixed, cfg.Val, testFrac, job.Seed)
+
+	// Manifests: entries sorted by label, then source path; duplicates all listed.
+	stored := map[string]string{}
+	for _, p := range procs {
+		stored[p.digest] = p.stored
+	}
+	manifests := map[string]*Manifest{}
+	for _, s := range []string{Train, Val, Test} {
+		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels}
+	}
+	for _, p := range procs {
+		l, ok := label[p.cand.Class]
+		if !ok {
+			continue
+		}
+		s := assigned[p.digest]
+		if fixed[p.digest] == Test && !p.test {
+			continue // a training-folder copy of a test_source image: listed in the report
+		}
+		src := p.cand.Rel
+		if p.test {
+			src = "test:" + src
+		}
+		manifests[s].Images = append(manifests[s].Images, Entry{Path: "../" + stored[p.digest], Label: l, Digest: p.digest, Source: src})
+	}
+	counts := map[string][]int{}
+	for s, m := range manifests {
+		sort.Slice(m.Images, func(i, j int) bool {
+			a, b := m.Images[i], m.Images[j]
+			if a.Label != b.Label {
+				return a.Label < b.Label
+			}
+			return a.Source < b.Source
+		})
+		if err := m.Write(filepath.Join(job.Out, s)); err != nil {
+			return err
+		}
+		counts[s] = m.Counts()
+	}
+	for i, c := range kept {
+		cc := classCounts{Name: c, Train: counts[Train][i], Val: counts[Val][i], Test: counts[Test][i]}
+		cc.Total = cc.Train + cc.Val + cc.Test
+		rep.Classes = append(rep.Classes, cc)
+		rep.Total.Train += cc.Train
+		rep.Total.Val += cc.Val
+		rep.Total.Test += cc.Test
+	}
+	rep.Total.Name, rep.Total.Total = "total", rep.Total.Train+rep.Total.Val+rep.Total.Test
+	rep.Rejected = len(rejected)
+	return writeSplitReport(job, kept, rep, rejected)
+}
+
+func prefixPaths(rs []Rejected, root string) {
+	for i := range rs {
+		rs[i].Path = filepath.ToSlash(filepath.Join(root, rs[i].Path))
+	}
+}
+
+func sortPaths(groups [][]string) {
+	sort.Slice(groups, func(i, j int) bool { return groups[i][0] < groups[j][0] })
+}
+
+// storeImages loads every file in parallel, rejects bad ones, and writes each distinct image
+// once, resized, into images/. Memory holds one decoded image per worker.
+func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files, testFiles []candidate) ([]processed, []Rejected, error) {
+	all := make([]processed, 0, len(files)+len(testFiles))
+	for _, f := range files {
+		all = append(all, processed{cand: f})
+	}
+	for _, f := range testFiles {
+		all = append(all, processed{cand: f, test: true})
+	}
+	if err := os.MkdirAll(filepath.Join(job.Out, "images"), 0o755); err != nil {
+		return nil, nil, err
+	}
+	job.Progress.Start("images", int64(len(all)))
+	reasons := make([]string, len(all))
+	var written sync.Map
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU())
+	for i := range all {
+		i := i
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			defer job.Progress.Add(1)
+			l, err := loadImage(all[i].cand.Abs, cfg.MaxPixels)
+			if err != nil {
+				if r, ok := err.(errRejected); ok {
+					reasons[i] = r.reason
+					return nil
+				}
+				return fmt.Errorf("reading %s: %w", all[i].cand.Abs, err)
+			}
+			all[i].digest = l.Digest
+			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))
+			all[i].stored = rel
+			if _, dup := written.LoadOrStore(l.Digest, true); dup {
+				return nil
+			}
+			img := fitImage(l.Img, cfg.ImageSize, cfg.Resize, cfg.Channels)
+			dst := filepath.Join(job.Out, filepath.FromSlash(rel))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			return writeImage(dst, img, cfg.Format, cfg.Quality)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	var ok []processed
+	var rejected []Rejected
+	for i, p := range all {
+		if reasons[i] != "" {
+			root := cfg.Source
+			if p.test {
+				root = *cfg.TestSource
+			}
+			rejected = append(rejected, Rejected{Path: filepath.ToSlash(filepath.Join(root, p.cand.Rel)), Class: p.cand.Class, Reason: reasons[i]})
+			continue
+		}
+		ok = append(ok, p)
+	}
+	return ok, rejected, nil
+}
+
+// previousSplits reads the digest → split assignment of an earlier output of this stage.
+func previousSplits(dir string) map[string]string {
+	prev := map[string]string{}
+	if dir == "" {
+		return prev
+	}
+	for _, s := range []string{Train, Val, Test} {
+		m, err := ReadManifest(filepath.Join(dir, s))
+		if err != nil {
+			continue
+		}
+		for _, e := range m.Images {
+			prev[e.Digest] = s
+		}
+	}
+	return prev
+}
+
+func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, rejected []Rejected) error {
+	dir := filepath.Join(job.Out, "report")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if rejected == nil {
+		rejected = []Rejected{}
+	}
+	if err := writeJSON(filepath.Join(dir, "split.json"), rep); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "rejected.json"), rejected); err != nil {
+		return err
+	}
+	vals := map[string][]float64{}
+	for _, c := range rep.Classes {
+		vals[Train] = append(vals[Train], float64(c.Train))
+		vals[Val] = append(vals[Val], float64(c.Val))
+		vals[Test] = append(vals[Test], float64(c.Test))
+	}
+	if err := barChart(filepath.Join(dir, "class_distribution.png"), "Images per class and split", classes,
+		[]series{{Train, vals[Train]}, {Val, vals[Val]}, {Test, vals[Test]}}); err != nil {
+		return fmt.Errorf("plotting the class distribution: %w", err)
+	}
+	job.Logf("split: %d train, %d val, %d test images in %d classes; %d files rejected (see report/rejected.json)",
+		rep.Total.Train, rep.Total.Val, rep.Total.Test, len(classes), len(rejected))
+	for i, r := range rejected {
+		if i == 5 {
+			job.Logf("  … and %d more", len(rejected)-5)
+			break
+		}
+		job.Logf("  rejected %s: %s", r.Path, r.Reason)
+	}
+	if len(rep.Conflicts) > 0 {
+		job.Logf("warning: %d groups of identical images carry different class labels (report/split.json: label_conflicts)", len(rep.Conflicts))
+	}
+	if len(rep.Leaked) > 0 {
+		job.Logf("removed %d training images that are byte-identical to test_source images", len(rep.Leaked))
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

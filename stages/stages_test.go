@@ -1,0 +1,395 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/bmp"
+
+	"pipeline/pipeline"
+)
+
+// ws is a temporary workspace for running data stages through the engine.
+type ws struct {
+	t   *testing.T
+	dir string
+	reg *pipeline.Registry
+}
+
+func newWS(t *testing.T, hcl string) *ws {
+	t.Helper()
+	reg, err := pipeline.NewRegistry(Split{}, Augment{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &ws{t: t, dir: t.TempDir(), reg: reg}
+	w.write("pipeline.hcl", []byte(hcl))
+	return w
+}
+
+func (w *ws) write(rel string, data []byte) {
+	w.t.Helper()
+	p := filepath.Join(w.dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// run runs the pipeline and returns the run record (failing the test on error unless
+// wantErr).
+func (w *ws) run(wantErr bool) (*pipeline.RunRecord, error) {
+	w.t.Helper()
+	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+	if diags.HasErrors() {
+		w.t.Fatal(diags.Error())
+	}
+	wf, diags := pipeline.Build(cfg, w.reg, nil)
+	if diags.HasErrors() {
+		w.t.Fatal(diags.Error())
+	}
+	st, err := pipeline.OpenStore(w.dir)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	rec, err := (&pipeline.Engine{Workflow: wf, Store: st}).Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models")})
+	if err != nil && !wantErr {
+		w.t.Fatal(err)
+	}
+	return rec, err
+}
+
+// output returns the path of an instance's output in the run folder.
+func (w *ws) output(rec *pipeline.RunRecord, addr, name string) string {
+	res := rec.Result(addr)
+	if res == nil || res.Artifacts == "" {
+		w.t.Fatalf("%s has no artifacts in the run", addr)
+	}
+	return filepath.Join(rec.Dir(), res.Artifacts, name)
+}
+
+// randomPNG returns a distinct small noisy PNG for (seed, i).
+func randomPNG(seed, i uint64, w, h int) []byte {
+	r := rand.New(rand.NewPCG(seed, i))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for j := range img.Pix {
+		img.Pix[j] = uint8(r.IntN(256))
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, img)
+	return buf.Bytes()
+}
+
+func encodeWith(enc func(*bytes.Buffer, image.Image) error, w, h int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	var buf bytes.Buffer
+	if err := enc(&buf, img); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// hugePNG is a valid PNG header claiming width×height pixels (no image data).
+func hugePNG(width, height uint32) []byte {
+	var b bytes.Buffer
+	b.Write([]byte("\x89PNG\r\n\x1a\n"))
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], width)
+	binary.BigEndian.PutUint32(ihdr[4:], height)
+	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
+	binary.Write(&b, binary.BigEndian, uint32(len(ihdr)))
+	chunk := append([]byte("IHDR"), ihdr...)
+	b.Write(chunk)
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	return b.Bytes()
+}
+
+const splitHCL = `
+stage "split" "main" {
+  source     = "raw"
+  image_size = 8
+  val        = 0.2
+  test       = 0.2
+}
+`
+
+func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
+	w := newWS(t, splitHCL)
+	good := func(i uint64) []byte { return randomPNG(1, i, 10, 7) }
+	for i := uint64(0); i < 4; i++ {
+		w.write(fmt.Sprintf("raw/Fly agaric/%d.png", i), good(i))
+		w.write(fmt.Sprintf("raw/Ceps é/%d.PNG", i), good(100+i))
+	}
+	jpg := encodeWith(func(b *bytes.Buffer, m image.Image) error { return jpeg.Encode(b, m, nil) }, 9, 9)
+	w.write("raw/Ceps é/upper.JPG", jpg)
+	w.write("raw/Ceps é/disguised.png", encodeWith(func(b *bytes.Buffer, m image.Image) error { return gif.Encode(b, m, nil) }, 9, 9))
+	w.write("raw/Ceps é/nested/deeper.bmp", encodeWith(func(b *bytes.Buffer, m image.Image) error { return bmp.Encode(b, m) }, 9, 9))
+	w.write("raw/Fly agaric/empty.jpg", nil)
+	noisy, _ := png.Decode(bytes.NewReader(randomPNG(7, 7, 64, 64)))
+	var big bytes.Buffer
+	jpeg.Encode(&big, noisy, nil)
+	w.write("raw/Fly agaric/truncated.jpg", big.Bytes()[:big.Len()*3/4])
+	w.write("raw/Fly agaric/notes.txt", []byte("not an image"))
+	w.write("raw/Fly agaric/huge.png", hugePNG(100000, 100000))
+	w.write("raw/Fly agaric/.hidden.png", good(50))
+	w.write("raw/stray.png", good(51))
+	os.Symlink(filepath.Join(w.dir, "raw/Fly agaric"), filepath.Join(w.dir, "raw/Fly agaric/loop"))
+
+	rec, _ := w.run(false)
+	var rejected []Rejected
+	readJSONFile(t, w.output(rec, "split.main", "report/rejected.json"), &rejected)
+	reasons := map[string]string{}
+	for _, r := range rejected {
+		reasons[r.Path] = r.Reason
+	}
+	want := map[string]string{
+		"raw/Fly agaric/empty.jpg":     "empty file",
+		"raw/Fly agaric/truncated.jpg": "truncated jpeg",
+		"raw/Fly agaric/notes.txt":     "not an image",
+		"raw/Fly agaric/huge.png":      "exceeds max_pixels",
+		"raw/Fly agaric/loop":          "symbolic link loop",
+		"raw/stray.png":                "not inside a class folder",
+	}
+	for p, reason := range want {
+		if !strings.Contains(reasons[p], reason) {
+			t.Errorf("%s: rejected for %q, want %q", p, reasons[p], reason)
+		}
+	}
+	if len(rejected) != len(want) {
+		t.Errorf("rejected %v, want exactly %d files", reasons, len(want))
+	}
+	// Everything else was used: upper-case extension, content-detected GIF, nested BMP.
+	total := 0
+	for _, s := range []string{Train, Val, Test} {
+		m, err := ReadManifest(w.output(rec, "split.main", s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(m.Images)
+		if strings.Join(m.Classes, "|") != "Ceps é|Fly agaric" {
+			t.Fatalf("classes %q", m.Classes)
+		}
+	}
+	if total != 11 {
+		t.Fatalf("%d images used, want 11", total)
+	}
+}
+
+func readJSONFile(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// splitOf maps each original (source path) to its split.
+func splitOf(t *testing.T, w *ws, rec *pipeline.RunRecord) map[string]string {
+	out := map[string]string{}
+	for _, s := range []string{Train, Val, Test} {
+		m, err := ReadManifest(w.output(rec, "split.main", s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range m.Images {
+			out[e.Source] = s
+		}
+	}
+	return out
+}
+
+func TestSplitIsExactAndStableWhenImagesAreAdded(t *testing.T) {
+	w := newWS(t, splitHCL)
+	sizes := map[string]int{"a": 3, "b": 10, "c": 25, "d": 41, "e": 62}
+	for c, n := range sizes {
+		for i := 0; i < n; i++ {
+			w.write(fmt.Sprintf("raw/%s/%03d.png", c, i), randomPNG(uint64(len(c)+int(c[0])), uint64(i), 6, 6))
+		}
+	}
+	rec, _ := w.run(false)
+	first := splitOf(t, w, rec)
+	checkProportions(t, first, sizes)
+
+	// 20 % more images per class.
+	for c, n := range sizes {
+		extra := (n + 4) / 5
+		for i := n; i < n+extra; i++ {
+			w.write(fmt.Sprintf("raw/%s/%03d.png", c, i), randomPNG(uint64(len(c)+int(c[0])), uint64(i), 6, 6))
+		}
+		sizes[c] = n + extra
+	}
+	rec, _ = w.run(false)
+	second := splitOf(t, w, rec)
+	for src, s := range first {
+		if second[src] != s {
+			t.Errorf("%s moved from %s to %s after images were added", src, s, second[src])
+		}
+	}
+	checkProportions(t, second, sizes)
+}
+
+func checkProportions(t *testing.T, assigned map[string]string, sizes map[string]int) {
+	t.Helper()
+	got := map[string]map[string]int{}
+	for src, s := range assigned {
+		c := strings.SplitN(src, "/", 2)[0]
+		if got[c] == nil {
+			got[c] = map[string]int{}
+		}
+		got[c][s]++
+	}
+	for c, n := range sizes {
+		for s, frac := range map[string]float64{Train: 0.6, Val: 0.2, Test: 0.2} {
+			exact := frac * float64(n)
+			if d := float64(got[c][s]) - exact; d > 1 || d < -1 {
+				t.Errorf("class %s (%d images): %d in %s, exact %.1f", c, n, got[c][s], s, exact)
+			}
+		}
+		if n >= 3 && (got[c][Val] < 1 || got[c][Test] < 1) {
+			t.Errorf("class %s (%d images) lacks a val or test image: %v", c, n, got[c])
+		}
+	}
+}
+
+func TestDuplicatesShareASplitAndConflictsAreReported(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 12; i++ {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), randomPNG(3, uint64(i), 6, 6))
+	}
+	dup := randomPNG(9, 9, 6, 6)
+	w.write("raw/a/dup1.png", dup)
+	w.write("raw/a/dup2.png", dup)
+	w.write("raw/b/dup3.png", dup)
+	rec, _ := w.run(false)
+	s := splitOf(t, w, rec)
+	if s["a/dup1.png"] != s["a/dup2.png"] || s["a/dup1.png"] != s["b/dup3.png"] {
+		t.Fatalf("identical files in different splits: %s %s %s", s["a/dup1.png"], s["a/dup2.png"], s["b/dup3.png"])
+	}
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	if len(rep.Duplicates) != 1 || len(rep.Duplicates[0]) != 3 || len(rep.Conflicts) != 1 {
+		t.Fatalf("duplicates %v, conflicts %v", rep.Duplicates, rep.Conflicts)
+	}
+}
+
+func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/other/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	w.write("raw/tiny/0.png", randomPNG(6, 0, 6, 6))
+	w.write("raw/tiny/1.png", randomPNG(6, 1, 6, 6))
+	_, err := w.run(true)
+	if err == nil || !strings.Contains(err.Error(), `class "tiny" has 2 usable images`) || !strings.Contains(err.Error(), "drop_small_classes") {
+		t.Fatalf("error %v", err)
+	}
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)))
+	rec, _ := w.run(false)
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	if strings.Join(rep.Dropped, ",") != "tiny" || len(rep.Classes) != 2 {
+		t.Fatalf("dropped %v, classes %v", rep.Dropped, rep.Classes)
+	}
+}
+
+func TestTestSourceIsTheWholeTestSetAndNeverLeaksIntoTraining(t *testing.T) {
+	w := newWS(t, `
+stage "split" "main" {
+  source      = "raw/train"
+  test_source = "raw/test"
+  image_size  = 8
+  val         = 0.25
+}
+`)
+	for _, c := range []string{"x", "y"} {
+		for i := 0; i < 8; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+		for i := 0; i < 3; i++ {
+			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), randomPNG(uint64(c[0]), uint64(100+i), 6, 6))
+		}
+	}
+	// A training-folder copy of a test image must not reach train or val.
+	w.write("raw/train/x/copy.png", randomPNG(uint64('x'), 100, 6, 6))
+	rec, _ := w.run(false)
+	s := splitOf(t, w, rec)
+	n := map[string]int{}
+	for src, sp := range s {
+		n[sp]++
+		if strings.HasPrefix(src, "test:") != (sp == Test) {
+			t.Errorf("%s in %s", src, sp)
+		}
+	}
+	if n[Test] != 6 || n[Train]+n[Val] != 16 {
+		t.Fatalf("counts %v", n)
+	}
+	if _, ok := s["x/copy.png"]; ok {
+		t.Fatal("the training copy of a test image was kept")
+	}
+}
+
+func TestResizePoliciesAndChannels(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 40, 20))
+	for y := 0; y < 20; y++ {
+		for x := 0; x < 40; x++ {
+			src.Set(x, y, color.RGBA{200, 100, 50, 255})
+		}
+	}
+	for _, policy := range ResizePolicies {
+		for _, ch := range []int{1, 3} {
+			img := fitImage(src, 16, policy, ch)
+			if img.Bounds().Dx() != 16 || img.Bounds().Dy() != 16 {
+				t.Fatalf("%s: %v", policy, img.Bounds())
+			}
+			_, grey := img.(*image.Gray)
+			if grey != (ch == 1) {
+				t.Fatalf("%s channels %d: got %T", policy, ch, img)
+			}
+			// Pad leaves black bars above and below a wide image; the others fill the square.
+			r, _, _, _ := img.At(8, 0).RGBA()
+			if (policy == ResizePad) != (r == 0) {
+				t.Errorf("%s channels %d: top pixel %d", policy, ch, r>>8)
+			}
+		}
+	}
+}
+
+func TestSplitIsDeterministic(t *testing.T) {
+	digests := []string{}
+	for k := 0; k < 2; k++ {
+		w := newWS(t, splitHCL)
+		for i := 0; i < 20; i++ {
+			w.write(fmt.Sprintf("raw/a/%d.jpg", i), encodeWith(func(b *bytes.Buffer, m image.Image) error { return jpeg.Encode(b, m, nil) }, 30+i, 20))
+			w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 12, 9))
+		}
+		rec, _ := w.run(false)
+		digests = append(digests, rec.Result("split.main").Output)
+	}
+	if digests[0] != digests[1] {
+		t.Fatal("two runs on the same data produced different outputs")
+	}
+}

@@ -1,0 +1,88 @@
+package stages
+
+import (
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"pipeline/pipeline"
+)
+
+// diagList collects attribute problems with their source ranges. Unknown values (known only
+// after upstream stages run) are not checked.
+type diagList struct{ diags hcl.Diagnostics }
+
+func (d *diagList) add(v *pipeline.Values, name, summary, detail string) {
+	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: v.Range(name)})
+}
+
+func usable(v *pipeline.Values, name string) bool {
+	x := v.Get(name)
+	return x.IsKnown() && !x.IsNull()
+}
+
+func known(v *pipeline.Values, names ...string) bool {
+	for _, n := range names {
+		if !v.Get(n).IsKnown() {
+			return false
+		}
+	}
+	return true
+}
+
+// num returns a number attribute, 0 when null or unknown.
+func num(v *pipeline.Values, name string) float64 {
+	if !usable(v, name) {
+		return 0
+	}
+	f, _ := v.Get(name).AsBigFloat().Float64()
+	return f
+}
+
+func (d *diagList) fraction(v *pipeline.Values, name string, allowZero bool) {
+	if !usable(v, name) {
+		return
+	}
+	f := num(v, name)
+	if f < 0 || f >= 1 || (!allowZero && f == 0) {
+		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %g: use a fraction in [0, 1), e.g. 0.1.", name, f))
+	}
+}
+
+func (d *diagList) intRange(v *pipeline.Values, name string, lo, hi int64) {
+	if !usable(v, name) {
+		return
+	}
+	bf := v.Get(name).AsBigFloat()
+	i, acc := bf.Int64()
+	if acc != big.Exact || i < lo || i > hi {
+		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: use a whole number from %d to %d.", name, bf.String(), lo, hi))
+	}
+}
+
+func (d *diagList) positive(v *pipeline.Values, name string) {
+	if usable(v, name) && num(v, name) <= 0 {
+		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %g: must be positive.", name, num(v, name)))
+	}
+}
+
+func (d *diagList) oneOf(v *pipeline.Values, name string, options ...string) {
+	if !usable(v, name) {
+		return
+	}
+	x := v.Get(name)
+	var s string
+	if x.Type().FriendlyName() == "number" {
+		s = x.AsBigFloat().String()
+	} else {
+		s = x.AsString()
+	}
+	for _, o := range options {
+		if s == o {
+			return
+		}
+	}
+	d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %q: use one of %s.", name, s, strings.Join(options, ", ")))
+}
