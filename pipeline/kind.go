@@ -44,6 +44,15 @@ type Heavy interface {
 	Heavy(v *Values) bool
 }
 
+// Effector is implemented by kinds with an effect outside the store (select promotes a
+// model). Apply runs after the stage's output is available, whether the stage ran or was
+// reused, so the effect always follows the current decision; it must be idempotent. job.Out
+// is then the published (read-only) output. The note it returns goes into run.json and the
+// log.
+type Effector interface {
+	Apply(ctx context.Context, job *Job, runID string) (note string, err error)
+}
+
 // AttrRole says how the engine treats an attribute beyond passing its value on.
 type AttrRole int
 

@@ -52,6 +52,8 @@ type StageResult struct {
 	Start     time.Time `json:"start,omitempty"`
 	Duration  float64   `json:"duration_s"`
 	Error     string    `json:"error,omitempty"`
+	// Effect is what the stage did outside the store (e.g. a promotion decision).
+	Effect string `json:"effect,omitempty"`
 }
 
 // Dir returns the run folder.
@@ -156,9 +158,9 @@ func copyFile(src, dst string) error {
 
 // artifactDirName is the run-folder subdirectory of an instance: the kind's choice, else the
 // address with brackets turned into dots ("train.model[cnn]" → "train.model.cnn").
-func artifactDirName(inst *Instance, v *Values) string {
+func artifactDirName(inst *Instance, v *Values, workspace string) string {
 	if n, ok := inst.Kind.(ArtifactNamer); ok {
-		if name := n.ArtifactDir(v); name != "" {
+		if name := n.ArtifactDir(v, workspace); name != "" {
 			return name
 		}
 	}
@@ -167,7 +169,8 @@ func artifactDirName(inst *Instance, v *Values) string {
 }
 
 // ArtifactNamer is implemented by kinds that choose their folder in a run folder (train
-// uses the architecture name: models/<timestamp>/cnn/).
+// uses the architecture name: models/<timestamp>/cnn/). Paths in v are relative to
+// workspace.
 type ArtifactNamer interface {
-	ArtifactDir(v *Values) string
+	ArtifactDir(v *Values, workspace string) string
 }

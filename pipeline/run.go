@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,7 +93,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	opts.Reporter.Planned(names)
 	rec.Logf("run %s: %d stages", rec.ID, len(insts))
 
-	r := &runner{e: e, opts: opts, rec: rec, forced: forced, outs: Outputs{},
+	r := &runner{e: e, opts: opts, rec: rec, forced: forced, outs: Outputs{}, ctx: ctx,
 		done: map[string]chan struct{}{}, results: map[string]*StageResult{},
 		jobs: make(chan struct{}, opts.Jobs), heavy: make(chan struct{}, opts.HeavySlots)}
 	for _, inst := range insts {
@@ -151,6 +152,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 var ErrStageFailed = errors.New("stage failed")
 
 type runner struct {
+	ctx     context.Context
 	e       *Engine
 	opts    RunOptions
 	rec     *RunRecord
@@ -275,7 +277,8 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 func runKind(ctx context.Context, k Kind, job *Job) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("stage kind %s panicked: %v", k.Name(), p)
+			err = fmt.Errorf("stage kind %s panicked: %v (stack in run.log)", k.Name(), p)
+			fmt.Fprintf(job.Log, "panic: %v\n%s\n", p, debug.Stack())
 		}
 	}()
 	return k.Run(ctx, job)
@@ -290,12 +293,22 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 	r.mu.Lock()
 	r.outs[d.Addr] = d.outputPaths()
 	r.mu.Unlock()
-	name := artifactDirName(d.inst, d.values)
+	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
 	src := filepath.Join(r.e.Store.Workspace, ObjectRel(d.entry.Output.Digest))
 	if err := linkArtifacts(src, filepath.Join(r.rec.dir, name)); err != nil {
 		return r.fail(res, fmt.Errorf("linking artifacts into %s: %w", r.rec.dir, err))
 	}
 	res.Artifacts = name
+	if eff, ok := d.inst.Kind.(Effector); ok {
+		job := &Job{Addr: d.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
+			Out: src, Log: &stageLog{r: r, addr: d.Addr}, Progress: nopProgress{}}
+		note, err := eff.Apply(r.ctx, job, r.rec.ID)
+		if err != nil {
+			return r.fail(res, err)
+		}
+		res.Effect = note
+		r.rec.Logf("%s: %s", d.Addr, note)
+	}
 	return res
 }
 

@@ -173,7 +173,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			Target: min(cfg.MaxAugment*len(entries), largest), After: len(entries) + total})
 	}
 
-	out := &Manifest{Split: Train, Classes: in.Classes, Size: in.Size, Channels: in.Channels}
+	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels}
 	results := make([][]Entry, len(tasks))
 	job.Progress.Start("originals", int64(len(tasks)))
 	g, gctx := errgroup.WithContext(ctx)

@@ -68,8 +68,8 @@ func TestAugmentBalancesDeterministicallyAndTrainOnly(t *testing.T) {
 		}
 		rec, _ := w.run(false)
 		outputs = append(outputs, rec.Result("augment.balanced").Output)
-		train, _ := ReadManifest(w.output(rec, "split.main", Train))
-		test, _ := ReadManifest(w.output(rec, "split.main", Test))
+		train, _ := ReadManifest(w.output(rec, "split.main", TrainSet))
+		test, _ := ReadManifest(w.output(rec, "split.main", TestSet))
 		out, err := ReadManifest(w.output(rec, "augment.balanced", "output"))
 		if err != nil {
 			t.Fatal(err)

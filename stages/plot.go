@@ -74,3 +74,91 @@ func countLabels(values []float64, offset vg.Length) (*plotter.Labels, error) {
 	l.Offset = vg.Point{X: offset, Y: 2}
 	return l, nil
 }
+
+// confusionGrid adapts a row-normalised confusion matrix to plotter.GridXYZ (row 0 at top).
+type confusionGrid struct {
+	rates [][]float64
+}
+
+func (g confusionGrid) Dims() (c, r int)   { return len(g.rates), len(g.rates) }
+func (g confusionGrid) Z(c, r int) float64 { return g.rates[len(g.rates)-1-r][c] }
+func (g confusionGrid) X(c int) float64    { return float64(c) }
+func (g confusionGrid) Y(r int) float64    { return float64(r) }
+
+// confusionPlot writes a row-normalised confusion-matrix heatmap with class names, the count
+// in each non-empty cell when the matrix is small enough to read.
+func confusionPlot(path, title string, c *Confusion) error {
+	n := len(c.Classes)
+	rates := make([][]float64, n)
+	for i, row := range c.Counts {
+		rates[i] = make([]float64, n)
+		total := 0
+		for _, v := range row {
+			total += v
+		}
+		for j, v := range row {
+			if total > 0 {
+				rates[i][j] = float64(v) / float64(total)
+			}
+		}
+	}
+	p := plot.New()
+	p.Title.Text = title + ": confusion matrix (rows: true class, normalised)"
+	p.X.Label.Text = "predicted"
+	p.Y.Label.Text = "true"
+	pal := moreno{}
+	hm := plotter.NewHeatMap(confusionGrid{rates}, pal)
+	hm.Min, hm.Max = 0, 1
+	p.Add(hm)
+	if n <= 30 {
+		var xys plotter.XYs
+		var text []string
+		for i, row := range c.Counts {
+			for j, v := range row {
+				if v == 0 {
+					continue
+				}
+				xys = append(xys, plotter.XY{X: float64(j), Y: float64(n - 1 - i)})
+				text = append(text, fmt.Sprint(v))
+			}
+		}
+		if len(xys) > 0 {
+			labels, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: text})
+			if err != nil {
+				return err
+			}
+			for k := range labels.TextStyle {
+				labels.TextStyle[k].XAlign, labels.TextStyle[k].YAlign = -0.5, -0.5
+				labels.TextStyle[k].Font.Size = vg.Points(max(5, 11-float64(n)/4))
+				i := n - 1 - int(xys[k].Y)
+				if rates[i][int(xys[k].X)] > 0.5 {
+					labels.TextStyle[k].Color = color.White
+				}
+			}
+			p.Add(labels)
+		}
+	}
+	reversed := make([]string, n)
+	for i, name := range c.Classes {
+		reversed[n-1-i] = name
+	}
+	p.NominalX(c.Classes...)
+	p.NominalY(reversed...)
+	p.X.Tick.Label.Rotation = 0.8
+	p.X.Tick.Label.XAlign = -1
+	p.X.Tick.Label.YAlign = -0.5
+	side := vg.Length(max(5, 2+float64(n)*0.45)) * vg.Inch
+	return p.Save(side+vg.Inch, side, path)
+}
+
+// moreno is a white-to-blue palette for rates in [0, 1].
+type moreno struct{}
+
+func (moreno) Colors() []color.Color {
+	out := make([]color.Color, 64)
+	for i := range out {
+		t := float64(i) / 63
+		out[i] = color.RGBA{uint8(255 - 224*t), uint8(255 - 170*t), uint8(255 - 75*t), 255}
+	}
+	return out
+}

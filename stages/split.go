@@ -43,7 +43,7 @@ func (Split) Name() string { return "split" }
 func (Split) Version() int { return 1 }
 
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
-func (Split) Outputs() []string { return []string{Train, Val, Test, "report"} }
+func (Split) Outputs() []string { return []string{TrainSet, ValSet, TestSet, "report"} }
 
 // Attributes implements pipeline.Kind.
 func (Split) Attributes() []pipeline.Attribute {
@@ -181,13 +181,13 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel})
 		if p.test {
-			fixed[p.digest] = Test
+			fixed[p.digest] = TestSet
 		}
 	}
 	rep := splitReport{TestSource: cfg.TestSource != nil}
 	var leaked []string
 	for _, p := range procs {
-		if fixed[p.digest] == Test && !p.test {
+		if fixed[p.digest] == TestSet && !p.test {
 			leaked = append(leaked, filepath.ToSlash(filepath.Join(cfg.Source, p.cand.Rel)))
 		}
 	}
@@ -266,7 +266,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		stored[p.digest] = p.stored
 	}
 	manifests := map[string]*Manifest{}
-	for _, s := range []string{Train, Val, Test} {
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels}
 	}
 	for _, p := range procs {
@@ -275,7 +275,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			continue
 		}
 		s := assigned[p.digest]
-		if fixed[p.digest] == Test && !p.test {
+		if fixed[p.digest] == TestSet && !p.test {
 			continue // a training-folder copy of a test_source image: listed in the report
 		}
 		src := p.cand.Rel
@@ -299,7 +299,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		counts[s] = m.Counts()
 	}
 	for i, c := range kept {
-		cc := classCounts{Name: c, Train: counts[Train][i], Val: counts[Val][i], Test: counts[Test][i]}
+		cc := classCounts{Name: c, Train: counts[TrainSet][i], Val: counts[ValSet][i], Test: counts[TestSet][i]}
 		cc.Total = cc.Train + cc.Val + cc.Test
 		rep.Classes = append(rep.Classes, cc)
 		rep.Total.Train += cc.Train
@@ -393,7 +393,7 @@ func previousSplits(dir string) map[string]string {
 	if dir == "" {
 		return prev
 	}
-	for _, s := range []string{Train, Val, Test} {
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		m, err := ReadManifest(filepath.Join(dir, s))
 		if err != nil {
 			continue
@@ -421,12 +421,12 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	}
 	vals := map[string][]float64{}
 	for _, c := range rep.Classes {
-		vals[Train] = append(vals[Train], float64(c.Train))
-		vals[Val] = append(vals[Val], float64(c.Val))
-		vals[Test] = append(vals[Test], float64(c.Test))
+		vals[TrainSet] = append(vals[TrainSet], float64(c.Train))
+		vals[ValSet] = append(vals[ValSet], float64(c.Val))
+		vals[TestSet] = append(vals[TestSet], float64(c.Test))
 	}
 	if err := barChart(filepath.Join(dir, "class_distribution.png"), "Images per class and split", classes,
-		[]series{{Train, vals[Train]}, {Val, vals[Val]}, {Test, vals[Test]}}); err != nil {
+		[]series{{TrainSet, vals[TrainSet]}, {ValSet, vals[ValSet]}, {TestSet, vals[TestSet]}}); err != nil {
 		return fmt.Errorf("plotting the class distribution: %w", err)
 	}
 	job.Logf("split: %d train, %d val, %d test images in %d classes; %d files rejected (see report/rejected.json)",

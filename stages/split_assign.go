@@ -10,14 +10,14 @@ import (
 
 // Split names.
 const (
-	Train = "train"
-	Val   = "val"
-	Test  = "test"
+	TrainSet = "train"
+	ValSet   = "val"
+	TestSet  = "test"
 )
 
 // splitOrder breaks ties between equal deficits: test and val first, so that small classes
 // get their held-out images.
-var splitOrder = []string{Test, Val, Train}
+var splitOrder = []string{TestSet, ValSet, TrainSet}
 
 // member is one file of a group of byte-identical files.
 type member struct {
@@ -59,7 +59,7 @@ func targets(n int, val, test float64) map[string]int {
 	if t+v > n {
 		t, v = min(t, n), max(0, n-min(t, n))
 	}
-	return map[string]int{Test: t, Val: v, Train: n - t - v}
+	return map[string]int{TestSet: t, ValSet: v, TrainSet: n - t - v}
 }
 
 // order ranks digests pseudo-randomly but reproducibly for a seed.
@@ -116,7 +116,7 @@ func assignSplits(groups []*group, prev map[string]string, fixed map[string]stri
 		for _, g := range gs {
 			best, bestDeficit := "", math.MinInt
 			for _, s := range splitOrder {
-				if want[s] == 0 && s != Train {
+				if want[s] == 0 && s != TrainSet {
 					continue // a split the configuration leaves empty
 				}
 				if d := want[s] - count[c][s]; d > bestDeficit {

@@ -70,6 +70,10 @@ func (w *ws) run(wantErr bool) (*pipeline.RunRecord, error) {
 	}
 	rec, err := (&pipeline.Engine{Workflow: wf, Store: st}).Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models")})
 	if err != nil && !wantErr {
+		if rec != nil {
+			log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+			w.t.Logf("run.log:\n%s", log)
+		}
 		w.t.Fatal(err)
 	}
 	return rec, err
@@ -179,7 +183,7 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 	}
 	// Everything else was used: upper-case extension, content-detected GIF, nested BMP.
 	total := 0
-	for _, s := range []string{Train, Val, Test} {
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		m, err := ReadManifest(w.output(rec, "split.main", s))
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +212,7 @@ func readJSONFile(t *testing.T, path string, v any) {
 // splitOf maps each original (source path) to its split.
 func splitOf(t *testing.T, w *ws, rec *pipeline.RunRecord) map[string]string {
 	out := map[string]string{}
-	for _, s := range []string{Train, Val, Test} {
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		m, err := ReadManifest(w.output(rec, "split.main", s))
 		if err != nil {
 			t.Fatal(err)
@@ -261,13 +265,13 @@ func checkProportions(t *testing.T, assigned map[string]string, sizes map[string
 		got[c][s]++
 	}
 	for c, n := range sizes {
-		for s, frac := range map[string]float64{Train: 0.6, Val: 0.2, Test: 0.2} {
+		for s, frac := range map[string]float64{TrainSet: 0.6, ValSet: 0.2, TestSet: 0.2} {
 			exact := frac * float64(n)
 			if d := float64(got[c][s]) - exact; d > 1 || d < -1 {
 				t.Errorf("class %s (%d images): %d in %s, exact %.1f", c, n, got[c][s], s, exact)
 			}
 		}
-		if n >= 3 && (got[c][Val] < 1 || got[c][Test] < 1) {
+		if n >= 3 && (got[c][ValSet] < 1 || got[c][TestSet] < 1) {
 			t.Errorf("class %s (%d images) lacks a val or test image: %v", c, n, got[c])
 		}
 	}
@@ -340,11 +344,11 @@ stage "split" "main" {
 	n := map[string]int{}
 	for src, sp := range s {
 		n[sp]++
-		if strings.HasPrefix(src, "test:") != (sp == Test) {
+		if strings.HasPrefix(src, "test:") != (sp == TestSet) {
 			t.Errorf("%s in %s", src, sp)
 		}
 	}
-	if n[Test] != 6 || n[Train]+n[Val] != 16 {
+	if n[TestSet] != 6 || n[TrainSet]+n[ValSet] != 16 {
 		t.Fatalf("counts %v", n)
 	}
 	if _, ok := s["x/copy.png"]; ok {

@@ -7,5 +7,5 @@ import (
 
 // registry returns the stage kinds this build knows.
 func registry() (*pipeline.Registry, error) {
-	return pipeline.NewRegistry(stages.Split{}, stages.Augment{})
+	return pipeline.NewRegistry(stages.Split{}, stages.Augment{}, stages.Train{}, stages.Evaluate{}, stages.Select{})
 }

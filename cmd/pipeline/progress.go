@@ -79,6 +79,9 @@ func (r *reporter) Finished(res *pipeline.StageResult) {
 	default:
 		r.printf("[%d/%d] %s: %s%s", r.done, r.total, res.Addr, res.Status, reasonSuffix(res.Reasons))
 	}
+	if res.Effect != "" && !r.quiet {
+		r.printf("%s: %s", res.Addr, res.Effect)
+	}
 }
 
 func reasonSuffix(reasons []string) string {
@@ -91,7 +94,7 @@ func reasonSuffix(reasons []string) string {
 func (r *reporter) Log(addr, line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.verbose || (addr == "" && !r.quiet) {
+	if r.verbose || (addr == "" && !r.quiet) || (!r.quiet && !r.tty && isEpochLine(line)) {
 		r.printf("%s: %s", addr, line)
 	}
 }
@@ -174,3 +177,7 @@ func (p *stageProgress) Status(s string) {
 		r.printf("%s: %s", p.addr, s)
 	}
 }
+
+// isEpochLine keeps per-epoch summaries visible in logs (not on a terminal, where the bar
+// shows them) without --verbose.
+func isEpochLine(line string) bool { return strings.HasPrefix(line, "epoch ") }

@@ -1,0 +1,148 @@
+package stages
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pipeline/graphs"
+	"pipeline/pipeline"
+)
+
+const chainHCL = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 2
+}
+
+stage "train" "model" {
+  for_each      = toset(["cnn", "vgg19", "vit"])
+  architecture  = each.key
+  train         = stage.augment.balanced.output
+  val           = stage.split.main.val
+  epochs        = 4
+  batch_size    = 16
+  learning_rate = 2e-3
+  optimizer     = "adam"
+  options = {
+    cnn   = { channels = [8, 16], pool = 2, dense = 32 }
+    vgg19 = { width = 0.125, classifier = 32, pool = 1, batch_norm = true, dropout = 0.1 }
+    vit   = { patch = 4, dim = 32, depth = 2, heads = 2, mlp_ratio = 2, dropout = 0 }
+  }[each.key]
+}
+
+stage "evaluate" "test" {
+  for_each = stage.train.model
+  model    = each.value.saved_model
+  data     = stage.split.main.test
+}
+
+stage "select" "best" {
+  candidates = stage.evaluate.test
+  metric     = "test_f1_macro"
+}
+`
+
+// writeSynthetic writes graphs.Synthetic images as PNG files into raw/<class>/.
+func writeSynthetic(t *testing.T, w *ws, n int, classes []string) {
+	t.Helper()
+	b := graphs.Synthetic(n, int64(len(classes)), 16, 16, 3, 11)
+	for i := 0; i < n; i++ {
+		img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+		for p := 0; p < 256; p++ {
+			for c := 0; c < 3; c++ {
+				img.Pix[p*4+c] = uint8(b.Images[i*768+p*3+c])
+			}
+			img.Pix[p*4+3] = 255
+		}
+		var buf strings.Builder
+		_ = buf
+		f := filepath.Join(w.dir, "raw", classes[b.Labels[i]], fmt.Sprintf("%03d.png", i))
+		os.MkdirAll(filepath.Dir(f), 0o755)
+		out, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := encodeImage(out, img, FormatPNG, 0); err != nil {
+			t.Fatal(err)
+		}
+		out.Close()
+	}
+}
+
+// TestWholeChain runs split → augment → train ×3 → evaluate ×3 → select on a small
+// synthetic dataset, then again with nothing changed.
+func TestWholeChain(t *testing.T) {
+	w := newWS(t, chainHCL)
+	w.reg, _ = pipeline.NewRegistry(Split{}, Augment{}, Train{}, Evaluate{}, Select{})
+	writeSynthetic(t, w, 240, []string{"circle", "square", "stripes", "dots", "cross", "ring"})
+	rec, _ := w.run(false)
+	for _, arch := range []string{"cnn", "vgg19", "vit"} {
+		dir := filepath.Join(rec.Dir(), arch)
+		for _, f := range []string{"saved_model/saved_model.pb", "saved_model/variables/variables.index", "saved_model/model.json",
+			"metrics.json", "history.json", "metrics.png", "evaluation/metrics.json", "evaluation/confusion_matrix.png",
+			"evaluation/confusion_matrix.json", "evaluation/misclassified.json"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("%s: %v", arch, err)
+			}
+		}
+		var m map[string]any
+		readJSONFile(t, filepath.Join(dir, "metrics.json"), &m)
+		for _, k := range []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_top5", "train_f1", "train_loss", "best_epoch", "epochs_run", "params", "train_images_per_s"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%s metrics.json lacks %s", arch, k)
+			}
+		}
+		var ev Evaluation
+		readJSONFile(t, filepath.Join(dir, "evaluation/metrics.json"), &ev)
+		if ev.TestTop1 < 0.5 {
+			t.Errorf("%s: test top-1 %.2f on an easy problem", arch, ev.TestTop1)
+		}
+	}
+	sel := rec.Result("select.best")
+	if sel == nil || !strings.HasPrefix(sel.Effect, "promoted ") {
+		t.Fatalf("select: %+v", sel)
+	}
+	card, err := ReadCard(filepath.Join(w.dir, "models/final_models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := graphs.LoadModel(filepath.Join(w.dir, "models/final_models/saved_model"), 0); err != nil {
+		t.Fatalf("promoted model does not load: %v", err)
+	}
+	if card.Run != rec.ID || len(card.Classes) != 6 {
+		t.Fatalf("card %+v", card)
+	}
+
+	// Nothing changed: nothing trains, and the champion stays.
+	rec2, _ := w.run(false)
+	for _, s := range rec2.Stages {
+		if s.Status != pipeline.StatusCached {
+			t.Errorf("second run: %s %s", s.Addr, s.Status)
+		}
+	}
+	if eff := rec2.Result("select.best").Effect; !strings.Contains(eff, "already the champion") {
+		t.Errorf("second run's select: %q", eff)
+	}
+	b, _ := os.ReadFile(filepath.Join(rec2.Dir(), "run.json"))
+	var rj map[string]any
+	json.Unmarshal(b, &rj)
+	if rj["status"] != "succeeded" {
+		t.Errorf("run.json status %v", rj["status"])
+	}
+}

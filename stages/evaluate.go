@@ -1,0 +1,223 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/zclconf/go-cty/cty"
+
+	"pipeline/graphs"
+	"pipeline/pipeline"
+)
+
+// Evaluate is the evaluate stage kind: test-set metrics of an exported model.
+type Evaluate struct{}
+
+// EvaluateConfig is an evaluate stage's attributes.
+type EvaluateConfig struct {
+	Model     string `cty:"model"`
+	Data      string `cty:"data"`
+	BatchSize int    `cty:"batch_size"`
+	Threads   int    `cty:"threads"`
+}
+
+// Evaluation is evaluation/metrics.json. Every rate is a fraction in [0, 1].
+type Evaluation struct {
+	Architecture    string       `json:"architecture"`
+	Model           string       `json:"model"` // workspace-relative SavedModel folder
+	Images          int          `json:"images"`
+	TestTop1        metric       `json:"test_top1"`
+	TestTop3        metric       `json:"test_top3"`
+	TestTop5        metric       `json:"test_top5"`
+	TestF1Macro     metric       `json:"test_f1_macro"`
+	TestF1Weighted  metric       `json:"test_f1_weighted"`
+	TestLoss        metric       `json:"test_loss"`
+	PerClass        []ClassScore `json:"per_class"`
+	MostConfused    []Confused   `json:"most_confused"`
+	Misclassified   int          `json:"misclassified"`
+	MisclassifiedAt string       `json:"misclassified_list"`
+}
+
+// Value returns a metric by its JSON name (for selection), and whether it exists.
+func (e *Evaluation) Value(name string) (float64, bool) {
+	switch name {
+	case "test_top1", "test_accuracy":
+		return float64(e.TestTop1), true
+	case "test_top3":
+		return float64(e.TestTop3), true
+	case "test_top5":
+		return float64(e.TestTop5), true
+	case "test_f1_macro":
+		return float64(e.TestF1Macro), true
+	case "test_f1_weighted":
+		return float64(e.TestF1Weighted), true
+	case "test_loss":
+		return float64(e.TestLoss), true
+	}
+	return 0, false
+}
+
+// EvaluationMetrics lists the names Value accepts.
+var EvaluationMetrics = []string{"test_f1_macro", "test_f1_weighted", "test_top1", "test_top3", "test_top5", "test_loss"}
+
+// Misclassified is one wrong prediction in misclassified.json.
+type Misclassified struct {
+	Source     string   `json:"source"`
+	True       string   `json:"true"`
+	Predicted  string   `json:"predicted"`
+	Confidence float32  `json:"confidence"`
+	Top5       []string `json:"top5"`
+}
+
+// Name implements pipeline.Kind.
+func (Evaluate) Name() string { return "evaluate" }
+
+// Version implements pipeline.Kind.
+func (Evaluate) Version() int { return 1 }
+
+// Outputs implements pipeline.Kind.
+func (Evaluate) Outputs() []string { return []string{"evaluation"} }
+
+// Environment implements pipeline.Environmental.
+func (Evaluate) Environment() []string { return []string{"libtensorflow " + tf.Version()} }
+
+// ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.
+func (Evaluate) ArtifactDir(v *pipeline.Values, workspace string) string {
+	var info graphs.ModelInfo
+	b, err := os.ReadFile(filepath.Join(workspace, v.String("model"), graphs.ModelInfoFile))
+	if err != nil || json.Unmarshal(b, &info) != nil {
+		return ""
+	}
+	return info.Spec.Architecture
+}
+
+// Attributes implements pipeline.Kind.
+func (Evaluate) Attributes() []pipeline.Attribute {
+	return []pipeline.Attribute{
+		{Name: "model", Type: cty.String, Required: true, Doc: "a SavedModel (stage.train.NAME.saved_model)"},
+		{Name: "data", Type: cty.String, Required: true, Doc: "the test set (stage.split.NAME.test)"},
+		{Name: "batch_size", Type: cty.Number, Default: cty.NumberIntVal(64), Doc: "images per inference batch"},
+		{Name: "threads", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "TensorFlow threads (0: one per core)"},
+	}
+}
+
+// Validate implements pipeline.Validator.
+func (Evaluate) Validate(v *pipeline.Values) hcl.Diagnostics {
+	var d diagList
+	d.intRange(v, "batch_size", 1, 65536)
+	d.intRange(v, "threads", 0, 1024)
+	return d.diags
+}
+
+// Run implements pipeline.Kind.
+func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
+	var cfg EvaluateConfig
+	if err := job.Values.Decode(&cfg); err != nil {
+		return err
+	}
+	model, err := graphs.LoadModel(job.Path(cfg.Model), cfg.Threads)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	ds, err := openDataset(ctx, job.Path(cfg.Data))
+	if err != nil {
+		return fmt.Errorf("data %s: %w", cfg.Data, err)
+	}
+	info := model.Info
+	if fmt.Sprint(info.Classes) != fmt.Sprint(ds.m.Classes) {
+		return fmt.Errorf("model %s was trained on classes %q but %s has %q; evaluate it on the test set of the same split", cfg.Model, info.Classes, cfg.Data, ds.m.Classes)
+	}
+	if int64(ds.m.Size) != info.Input.Height || int64(ds.m.Channels) != info.Input.Channels {
+		return fmt.Errorf("model %s takes %dx%dx%d images, %s holds %dx%dx%d", cfg.Model, info.Input.Height, info.Input.Width, info.Input.Channels, cfg.Data, ds.m.Size, ds.m.Size, ds.m.Channels)
+	}
+	conf := NewConfusion(ds.m.Classes)
+	hits := map[int]int{}
+	var lossSum float64
+	var wrong []Misclassified
+	job.Progress.Start("test images", int64(ds.len()))
+	for lo := 0; lo < ds.len(); lo += cfg.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		idx := make([]int, 0, cfg.BatchSize)
+		for i := lo; i < min(lo+cfg.BatchSize, ds.len()); i++ {
+			idx = append(idx, i)
+		}
+		b, err := ds.batch(idx)
+		if err != nil {
+			return err
+		}
+		probs, err := model.Predict(b.Images)
+		if err != nil {
+			return err
+		}
+		for k, p := range probs {
+			label := int(b.Labels[k])
+			pred := argmax(p)
+			conf.Add(label, pred)
+			for _, kk := range []int{1, 3, 5} {
+				if topK(p, label, kk) {
+					hits[kk]++
+				}
+			}
+			lossSum += crossEntropyOf(p[label])
+			if pred != label {
+				e := ds.m.Images[idx[k]]
+				wrong = append(wrong, Misclassified{Source: e.Source, True: ds.m.Classes[label], Predicted: ds.m.Classes[pred],
+					Confidence: p[pred], Top5: topNames(p, ds.m.Classes, 5)})
+			}
+		}
+		job.Progress.Add(int64(len(idx)))
+	}
+	n := float64(ds.len())
+	ev := Evaluation{Architecture: info.Spec.Architecture, Model: cfg.Model, Images: ds.len(),
+		TestTop1: metric(float64(hits[1]) / n), TestTop3: metric(float64(hits[3]) / n), TestTop5: metric(float64(hits[5]) / n),
+		TestF1Macro: metric(conf.MacroF1()), TestF1Weighted: metric(conf.WeightedF1()), TestLoss: metric(lossSum / n),
+		PerClass: conf.Scores(), MostConfused: conf.MostConfused(10), Misclassified: len(wrong), MisclassifiedAt: "misclassified.json"}
+	dir := filepath.Join(job.Out, "evaluation")
+	sort.Slice(wrong, func(i, j int) bool { return wrong[i].Source < wrong[j].Source })
+	if wrong == nil {
+		wrong = []Misclassified{}
+	}
+	for _, w := range []struct {
+		name string
+		v    any
+	}{{"metrics.json", ev}, {"confusion_matrix.json", conf}, {"misclassified.json", wrong}} {
+		if err := writeFileJSON(dir, w.name, w.v); err != nil {
+			return err
+		}
+	}
+	if err := confusionPlot(filepath.Join(dir, "confusion_matrix.png"), info.Spec.Architecture, conf); err != nil {
+		return fmt.Errorf("plotting the confusion matrix: %w", err)
+	}
+	job.Logf("%s on %d test images: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",
+		info.Spec.Architecture, ds.len(), ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
+	return nil
+}
+
+// crossEntropyOf is −log p, with p floored so a confident mistake costs a finite amount.
+func crossEntropyOf(p float32) float64 {
+	return -math.Log(max(float64(p), 1e-12))
+}
+
+// topNames returns the class names of the k largest probabilities, largest first.
+func topNames(p []float32, classes []string, k int) []string {
+	idx := make([]int, len(p))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+	out := make([]string, 0, k)
+	for _, i := range idx[:min(k, len(idx))] {
+		out = append(out, classes[i])
+	}
+	return out
+}

@@ -1,0 +1,274 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"pipeline/graphs"
+	"pipeline/pipeline"
+)
+
+// Select is the select stage kind: it ranks evaluated candidates by a metric and promotes the
+// winner to promote_to, subject to an optional gate.
+type Select struct{}
+
+// SelectConfig is a select stage's attributes.
+type SelectConfig struct {
+	Metric           string   `cty:"metric"`
+	Direction        *string  `cty:"direction"`
+	TieBreak         string   `cty:"tie_break"`
+	MinValue         *float64 `cty:"min_value"`
+	MustBeatChampion bool     `cty:"must_beat_champion"`
+	MinImprovement   float64  `cty:"min_improvement"`
+	PromoteTo        string   `cty:"promote_to"`
+}
+
+// Decision is decision/decision.json.
+type Decision struct {
+	Metric    string      `json:"metric"`
+	Direction string      `json:"direction"`
+	TieBreak  string      `json:"tie_break"`
+	Ranking   []Candidate `json:"ranking"`
+	Winner    string      `json:"winner"`
+	GatePass  bool        `json:"gate_passed"`
+	Gate      string      `json:"gate"`
+	PromoteTo string      `json:"promote_to"`
+	MustBeat  bool        `json:"must_beat_champion"`
+	MinImpr   float64     `json:"min_improvement"`
+}
+
+// Candidate is one ranked model.
+type Candidate struct {
+	Name       string            `json:"candidate"`
+	Arch       string            `json:"architecture"`
+	Value      metric            `json:"value"`
+	TieValue   metric            `json:"tie_break_value"`
+	Model      string            `json:"model"`
+	Evaluation string            `json:"evaluation"`
+	Metrics    map[string]metric `json:"metrics"`
+}
+
+// Name implements pipeline.Kind.
+func (Select) Name() string { return "select" }
+
+// Version implements pipeline.Kind.
+func (Select) Version() int { return 1 }
+
+// Outputs implements pipeline.Kind.
+func (Select) Outputs() []string { return []string{"decision"} }
+
+// Attributes implements pipeline.Kind.
+func (Select) Attributes() []pipeline.Attribute {
+	return []pipeline.Attribute{
+		{Name: "candidates", Type: cty.DynamicPseudoType, Required: true, Doc: "the evaluate stages to choose from (stage.evaluate.NAME)"},
+		{Name: "metric", Type: cty.String, Default: cty.StringVal("test_f1_macro"), Doc: "evaluation metric to rank by"},
+		{Name: "direction", Type: cty.String, Doc: "max or min (default: min for test_loss, else max)"},
+		{Name: "tie_break", Type: cty.String, Default: cty.StringVal("test_top5"), Doc: "second metric for equal values (then the name)"},
+		{Name: "min_value", Type: cty.Number, Doc: "gate: the winner must reach this value to be promoted"},
+		{Name: "must_beat_champion", Type: cty.Bool, Default: cty.True, Doc: "gate: promote only if better than the current champion"},
+		{Name: "min_improvement", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "by at least this much"},
+		{Name: "promote_to", Type: cty.String, Default: cty.StringVal("models/final_models"), Doc: "where the champion is published"},
+	}
+}
+
+// Validate implements pipeline.Validator.
+func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
+	var d diagList
+	d.oneOf(v, "metric", EvaluationMetrics...)
+	d.oneOf(v, "tie_break", EvaluationMetrics...)
+	d.oneOf(v, "direction", "max", "min")
+	if usable(v, "min_improvement") && num(v, "min_improvement") < 0 {
+		d.add(v, "min_improvement", "Invalid min_improvement", "min_improvement must not be negative.")
+	}
+	if c := v.Get("candidates"); c.IsWhollyKnown() && !c.IsNull() {
+		if _, err := candidatePaths(c); err != nil {
+			d.add(v, "candidates", "Invalid candidates", err.Error())
+		}
+	}
+	return d.diags
+}
+
+// candidatePaths reads candidates: a map or object of evaluate outputs ({evaluation = path}),
+// or of paths.
+func candidatePaths(c cty.Value) (map[string]string, error) {
+	if !c.Type().IsObjectType() && !c.Type().IsMapType() {
+		return nil, fmt.Errorf("candidates must be a map of evaluate stages, such as stage.evaluate.test; got %s", c.Type().FriendlyName())
+	}
+	out := map[string]string{}
+	for it := c.ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		name := k.AsString()
+		switch {
+		case v.Type() == cty.String:
+			out[name] = v.AsString()
+		case (v.Type().IsObjectType() && v.Type().HasAttribute("evaluation")) || v.Type().IsMapType():
+			e := v.GetAttr("evaluation")
+			if e.Type() != cty.String || e.IsNull() {
+				return nil, fmt.Errorf("candidate %q has no evaluation path", name)
+			}
+			out[name] = e.AsString()
+		default:
+			return nil, fmt.Errorf("candidate %q is a %s; use evaluate stage outputs (stage.evaluate.NAME)", name, v.Type().FriendlyName())
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no candidates")
+	}
+	return out, nil
+}
+
+func (c SelectConfig) direction() string {
+	if c.Direction != nil {
+		return *c.Direction
+	}
+	if strings.HasSuffix(c.Metric, "loss") {
+		return "min"
+	}
+	return "max"
+}
+
+// better reports whether a beats b in direction dir (NaN never wins).
+func better(a, b float64, dir string) bool {
+	if math.IsNaN(a) {
+		return false
+	}
+	if math.IsNaN(b) {
+		return true
+	}
+	if dir == "min" {
+		return a < b
+	}
+	return a > b
+}
+
+// Run implements pipeline.Kind: rank the candidates and write the decision.
+func (Select) Run(ctx context.Context, job *pipeline.Job) error {
+	var cfg SelectConfig
+	if err := job.Values.Decode(&cfg); err != nil {
+		return err
+	}
+	paths, err := candidatePaths(job.Values.Get("candidates"))
+	if err != nil {
+		return err
+	}
+	dir := cfg.direction()
+	dec := Decision{Metric: cfg.Metric, Direction: dir, TieBreak: cfg.TieBreak, PromoteTo: cfg.PromoteTo, MustBeat: cfg.MustBeatChampion, MinImpr: cfg.MinImprovement}
+	for name, p := range paths {
+		var ev Evaluation
+		file := filepath.Join(job.Path(p), "metrics.json")
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("candidate %s: %w", name, err)
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return fmt.Errorf("candidate %s: %s: %w", name, file, err)
+		}
+		v, _ := ev.Value(cfg.Metric)
+		t, _ := ev.Value(cfg.TieBreak)
+		ms := map[string]metric{}
+		for _, m := range EvaluationMetrics {
+			x, _ := ev.Value(m)
+			ms[m] = metric(x)
+		}
+		dec.Ranking = append(dec.Ranking, Candidate{Name: name, Arch: ev.Architecture, Value: metric(v), TieValue: metric(t), Model: ev.Model, Evaluation: p, Metrics: ms})
+	}
+	tieDir := "max"
+	if strings.HasSuffix(cfg.TieBreak, "loss") {
+		tieDir = "min"
+	}
+	sort.Slice(dec.Ranking, func(i, j int) bool {
+		a, b := dec.Ranking[i], dec.Ranking[j]
+		if float64(a.Value) != float64(b.Value) {
+			return better(float64(a.Value), float64(b.Value), dir)
+		}
+		if float64(a.TieValue) != float64(b.TieValue) {
+			return better(float64(a.TieValue), float64(b.TieValue), tieDir)
+		}
+		return a.Name < b.Name
+	})
+	w := dec.Ranking[0]
+	dec.Winner, dec.GatePass = w.Name, true
+	dec.Gate = "no minimum set"
+	if math.IsNaN(float64(w.Value)) {
+		dec.GatePass, dec.Gate = false, fmt.Sprintf("%s of %s is not a number", cfg.Metric, w.Name)
+	} else if cfg.MinValue != nil {
+		ok := !better(*cfg.MinValue, float64(w.Value), dir) // reaches the minimum (or the maximum for min)
+		dec.GatePass = ok
+		dec.Gate = fmt.Sprintf("%s %.4f %s min_value %g", cfg.Metric, float64(w.Value), map[bool]string{true: "reaches", false: "misses"}[ok], *cfg.MinValue)
+	}
+	var lines []string
+	for i, c := range dec.Ranking {
+		lines = append(lines, fmt.Sprintf("%d. %s %s %.4f (%s %.4f)", i+1, c.Name, cfg.Metric, float64(c.Value), cfg.TieBreak, float64(c.TieValue)))
+	}
+	job.Logf("ranking by %s (%s): %s", cfg.Metric, dir, strings.Join(lines, "; "))
+	return writeFileJSON(filepath.Join(job.Out, "decision"), "decision.json", dec)
+}
+
+// Apply implements pipeline.Effector: promote the decision's winner unless a gate says no.
+func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (string, error) {
+	var dec Decision
+	b, err := os.ReadFile(filepath.Join(job.Out, "decision", "decision.json"))
+	if err != nil {
+		return "", err
+	}
+	if err := json.Unmarshal(b, &dec); err != nil {
+		return "", err
+	}
+	w := dec.Ranking[0]
+	if !dec.GatePass {
+		return fmt.Sprintf("not promoted: %s", dec.Gate), nil
+	}
+	promoteTo := job.Path(dec.PromoteTo)
+	champDir, err := ChampionDir(promoteTo)
+	if err != nil {
+		return "", err
+	}
+	var champ *Card
+	if champDir != "" {
+		champ, _ = ReadCard(champDir)
+	}
+	if champ != nil && champ.Source == w.Model {
+		return fmt.Sprintf("%s (%s %.4f) is already the champion in %s", w.Name, dec.Metric, float64(w.Value), dec.PromoteTo), nil
+	}
+	reason := "no champion yet"
+	if champ != nil {
+		cv := float64(champ.Metrics[dec.Metric])
+		margin := float64(w.Value) - cv
+		if dec.Direction == "min" {
+			margin = cv - float64(w.Value)
+		}
+		if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
+			return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, dec.MinImpr), nil
+		}
+		reason = fmt.Sprintf("champion %s had %.4f", champ.ID, cv)
+	}
+	info, err := readModelInfo(job.Path(w.Model))
+	if err != nil {
+		return "", err
+	}
+	card := Card{ID: sanitizeID(runID + "-" + w.Name), Architecture: info.Spec.Architecture, Classes: info.Classes, Input: info.Input,
+		Metrics: w.Metrics, Metric: dec.Metric, Source: w.Model, Run: runID, Promoted: time.Now().UTC()}
+	if err := promote(promoteTo, job.Path(w.Model), card); err != nil {
+		return "", fmt.Errorf("promoting %s to %s: %w", w.Name, dec.PromoteTo, err)
+	}
+	return fmt.Sprintf("promoted %s (%s %.4f; %s) to %s", w.Name, dec.Metric, float64(w.Value), reason, dec.PromoteTo), nil
+}
+
+func readModelInfo(dir string) (*graphs.ModelInfo, error) {
+	var info graphs.ModelInfo
+	b, err := os.ReadFile(filepath.Join(dir, graphs.ModelInfoFile))
+	if err != nil {
+		return nil, err
+	}
+	return &info, json.Unmarshal(b, &info)
+}

@@ -1,0 +1,211 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"pipeline/graphs"
+	"pipeline/pipeline"
+)
+
+// Train is the train stage kind: it trains one architecture on a training set, validates
+// every epoch, and exports the best epoch as a SavedModel with its metrics.
+type Train struct{}
+
+// TrainConfig is a train stage's attributes (null means the architecture's default).
+type TrainConfig struct {
+	Architecture    string   `cty:"architecture"`
+	Train           string   `cty:"train"`
+	Val             string   `cty:"val"`
+	Epochs          *int     `cty:"epochs"`
+	BatchSize       *int     `cty:"batch_size"`
+	Optimizer       string   `cty:"optimizer"`
+	LearningRate    *float64 `cty:"learning_rate"`
+	WeightDecay     float64  `cty:"weight_decay"`
+	Schedule        string   `cty:"schedule"`
+	PlateauFactor   float64  `cty:"plateau_factor"`
+	PlateauPatience int      `cty:"plateau_patience"`
+	WarmupEpochs    int      `cty:"warmup_epochs"`
+	EarlyStopping   int      `cty:"early_stopping"`
+	LabelSmoothing  float64  `cty:"label_smoothing"`
+	SelectMetric    string   `cty:"select_metric"`
+	Threads         int      `cty:"threads"`
+}
+
+// archDefaults are the original system's per-architecture settings.
+var archDefaults = map[string]struct {
+	epochs, batch int
+	lr            float64
+}{
+	"cnn":   {20, 32, 1e-3},
+	"vgg19": {5, 16, 1e-4},
+	"vit":   {5, 16, 5e-5},
+}
+
+// SelectMetrics are the validation metrics a train stage can keep its best epoch by.
+var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_top5"}
+
+// Name implements pipeline.Kind.
+func (Train) Name() string { return "train" }
+
+// Version implements pipeline.Kind.
+func (Train) Version() int { return 1 }
+
+// Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
+// metrics.png sit beside it).
+func (Train) Outputs() []string { return []string{"saved_model"} }
+
+// Heavy implements pipeline.Heavy: training uses every core.
+func (Train) Heavy(*pipeline.Values) bool { return true }
+
+// Environment implements pipeline.Environmental: results depend on the TensorFlow build.
+func (Train) Environment() []string { return []string{"libtensorflow " + tf.Version()} }
+
+// ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/.
+func (Train) ArtifactDir(v *pipeline.Values, _ string) string { return v.String("architecture") }
+
+// Attributes implements pipeline.Kind.
+func (Train) Attributes() []pipeline.Attribute {
+	return []pipeline.Attribute{
+		{Name: "architecture", Type: cty.String, Required: true, Doc: "cnn, vgg19 or vit"},
+		{Name: "train", Type: cty.String, Required: true, Doc: "training set (an augment output or a split's train)"},
+		{Name: "val", Type: cty.String, Required: true, Doc: "validation set (a split's val)"},
+		{Name: "options", Type: cty.DynamicPseudoType, Doc: "architecture options, e.g. { channels = [16, 32], dense = 128 } for cnn"},
+		{Name: "epochs", Type: cty.Number, Doc: "default: cnn 20, vgg19 5, vit 5"},
+		{Name: "batch_size", Type: cty.Number, Doc: "default: cnn 32, vgg19 16, vit 16"},
+		{Name: "optimizer", Type: cty.String, Default: cty.StringVal("adamw"), Doc: "adam or adamw"},
+		{Name: "learning_rate", Type: cty.Number, Doc: "default: cnn 1e-3, vgg19 1e-4, vit 5e-5"},
+		{Name: "weight_decay", Type: cty.Number, Default: cty.NumberFloatVal(1e-4), Doc: "decoupled (adamw)"},
+		{Name: "schedule", Type: cty.String, Default: cty.StringVal(SchedulePlateau), Doc: "constant, cosine or plateau"},
+		{Name: "plateau_factor", Type: cty.Number, Default: cty.NumberFloatVal(0.1), Doc: "plateau: rate multiplier"},
+		{Name: "plateau_patience", Type: cty.Number, Default: cty.NumberIntVal(5), Doc: "plateau: epochs without val-loss improvement"},
+		{Name: "warmup_epochs", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "linear warm-up"},
+		{Name: "early_stopping", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "stop after this many epochs without improvement (0: never)"},
+		{Name: "label_smoothing", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "0 to <1"},
+		{Name: "select_metric", Type: cty.String, Default: cty.StringVal("val_f1"), Doc: "metric that picks the exported epoch"},
+		{Name: "threads", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "TensorFlow threads (0: one per core)"},
+	}
+}
+
+// Validate implements pipeline.Validator.
+func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
+	var d diagList
+	d.oneOf(v, "architecture", graphs.Architectures()...)
+	d.oneOf(v, "optimizer", "adam", "adamw")
+	d.oneOf(v, "schedule", ScheduleConstant, ScheduleCosine, SchedulePlateau)
+	d.oneOf(v, "select_metric", SelectMetrics...)
+	d.intRange(v, "epochs", 1, 100000)
+	d.intRange(v, "batch_size", 1, 65536)
+	d.positive(v, "learning_rate")
+	d.intRange(v, "warmup_epochs", 0, 100000)
+	d.intRange(v, "early_stopping", 0, 100000)
+	d.intRange(v, "plateau_patience", 0, 100000)
+	d.intRange(v, "threads", 0, 1024)
+	if usable(v, "weight_decay") && num(v, "weight_decay") < 0 {
+		d.add(v, "weight_decay", "Invalid weight_decay", "weight_decay must not be negative.")
+	}
+	if usable(v, "label_smoothing") && (num(v, "label_smoothing") < 0 || num(v, "label_smoothing") >= 1) {
+		d.add(v, "label_smoothing", "Invalid label_smoothing", "label_smoothing must be in [0, 1).")
+	}
+	if usable(v, "plateau_factor") && (num(v, "plateau_factor") <= 0 || num(v, "plateau_factor") >= 1) {
+		d.add(v, "plateau_factor", "Invalid plateau_factor", "plateau_factor must be in (0, 1).")
+	}
+	if usable(v, "architecture") && v.Get("options").IsWhollyKnown() {
+		if _, err := archSpec(v.String("architecture"), v.Get("options")); err != nil {
+			d.add(v, "options", "Invalid architecture options", err.Error())
+		}
+	}
+	return d.diags
+}
+
+// archSpec builds the graphs.Spec of an architecture from its defaults and the options
+// attribute (an object whose keys are the JSON names of the architecture's fields).
+func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
+	spec := graphs.Spec{Architecture: arch}
+	if _, err := spec.Network(); err != nil { // fills the defaults
+		return spec, err
+	}
+	if options.IsNull() || !options.IsKnown() {
+		return spec, nil
+	}
+	if !options.Type().IsObjectType() && !options.Type().IsMapType() {
+		return spec, fmt.Errorf("options must be an object such as { dense = 128 }, got %s", options.Type().FriendlyName())
+	}
+	raw, err := ctyjson.Marshal(options, options.Type())
+	if err != nil {
+		return spec, err
+	}
+	var target any
+	switch arch {
+	case "cnn":
+		target = spec.CNN
+	case "vgg19":
+		target = spec.VGG19
+	case "vit":
+		target = spec.ViT
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(target); err != nil {
+		return spec, fmt.Errorf("%s options: %v (see docs/stages.md for the option names)", arch, err)
+	}
+	return spec, nil
+}
+
+// resolved is the training configuration with architecture defaults applied.
+type resolved struct {
+	TrainConfig
+	epochs, batch int
+	lr            float64
+	spec          graphs.Spec
+}
+
+func resolve(v *pipeline.Values) (resolved, error) {
+	var r resolved
+	if err := v.Decode(&r.TrainConfig); err != nil {
+		return r, err
+	}
+	def, ok := archDefaults[r.Architecture]
+	if !ok {
+		return r, fmt.Errorf("unknown architecture %q", r.Architecture)
+	}
+	r.epochs, r.batch, r.lr = def.epochs, def.batch, def.lr
+	if r.Epochs != nil {
+		r.epochs = *r.Epochs
+	}
+	if r.BatchSize != nil {
+		r.batch = *r.BatchSize
+	}
+	if r.LearningRate != nil {
+		r.lr = *r.LearningRate
+	}
+	var err error
+	r.spec, err = archSpec(r.Architecture, v.Get("options"))
+	return r, err
+}
+
+// Run implements pipeline.Kind.
+func (Train) Run(ctx context.Context, job *pipeline.Job) error {
+	cfg, err := resolve(job.Values)
+	if err != nil {
+		return err
+	}
+	return trainLoop(ctx, job, cfg)
+}
+
+// writeFileJSON writes v as indented JSON.
+func writeFileJSON(dir, name string, v any) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(dir, name), v)
+}

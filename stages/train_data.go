@@ -1,0 +1,191 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
+
+	"pipeline/graphs"
+)
+
+// cacheLimit is the most decoded pixel data (bytes) kept in memory; larger datasets are
+// decoded batch by batch, ahead of the training step.
+const cacheLimit = 1 << 30
+
+// dataset is a manifest's images, decoded to uint8 pixels on demand or cached.
+type dataset struct {
+	dir    string
+	m      *Manifest
+	pixels [][]uint8 // cached pixels per image (nil when streaming)
+}
+
+func openDataset(ctx context.Context, path string) (*dataset, error) {
+	m, err := ReadManifest(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Images) == 0 {
+		return nil, fmt.Errorf("%s: the manifest lists no images", path)
+	}
+	d := &dataset{dir: path, m: m}
+	if int64(len(m.Images))*int64(d.per()) <= cacheLimit {
+		d.pixels = make([][]uint8, len(m.Images))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(runtime.NumCPU())
+		for i := range m.Images {
+			i := i
+			g.Go(func() error {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				px, err := d.decode(i)
+				d.pixels[i] = px
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *dataset) per() int { return d.m.Size * d.m.Size * d.m.Channels }
+
+func (d *dataset) len() int { return len(d.m.Images) }
+
+// decode reads image i as H·W·C bytes.
+func (d *dataset) decode(i int) ([]uint8, error) {
+	p := filepath.Join(d.dir, filepath.FromSlash(d.m.Images[i].Path))
+	img, err := decodeFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	b := img.Bounds()
+	if b.Dx() != d.m.Size || b.Dy() != d.m.Size {
+		return nil, fmt.Errorf("%s is %dx%d, the manifest says %dx%d", p, b.Dx(), b.Dy(), d.m.Size, d.m.Size)
+	}
+	return pixelsOf(img, d.m.Channels), nil
+}
+
+// pixelsOf returns an image's pixels as interleaved channels (1: grey, 3: RGB).
+func pixelsOf(img image.Image, channels int) []uint8 {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := make([]uint8, w*h*channels)
+	if g, ok := img.(*image.Gray); ok && channels == 1 {
+		for y := 0; y < h; y++ {
+			copy(out[y*w:(y+1)*w], g.Pix[y*g.Stride:y*g.Stride+w])
+		}
+		return out
+	}
+	conv := toChannels(img, channels)
+	switch c := conv.(type) {
+	case *image.Gray:
+		for y := 0; y < h; y++ {
+			copy(out[y*w:(y+1)*w], c.Pix[y*c.Stride:y*c.Stride+w])
+		}
+	case *image.RGBA:
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				o := c.PixOffset(x+c.Rect.Min.X, y+c.Rect.Min.Y)
+				copy(out[(y*w+x)*3:(y*w+x)*3+3], c.Pix[o:o+3])
+			}
+		}
+	}
+	return out
+}
+
+// pixels returns image i, from the cache or decoded.
+func (d *dataset) image(i int) ([]uint8, error) {
+	if d.pixels != nil {
+		return d.pixels[i], nil
+	}
+	return d.decode(i)
+}
+
+// batch assembles images idx into a graphs.Batch (float32 0–255).
+func (d *dataset) batch(idx []int) (graphs.Batch, error) {
+	per := d.per()
+	b := graphs.Batch{Images: make([]float32, len(idx)*per), Labels: make([]int32, len(idx))}
+	for k, i := range idx {
+		px, err := d.image(i)
+		if err != nil {
+			return b, err
+		}
+		dst := b.Images[k*per : (k+1)*per]
+		for j, v := range px {
+			dst[j] = float32(v)
+		}
+		b.Labels[k] = int32(d.m.Images[i].Label)
+	}
+	return b, nil
+}
+
+// prefetched is a batch built ahead of the training step.
+type prefetched struct {
+	b   graphs.Batch
+	idx []int
+	err error
+}
+
+// stream builds the batches of order (in chunks of size) in a goroutine, two ahead of the
+// consumer, so decoding overlaps the TensorFlow step.
+func (d *dataset) stream(ctx context.Context, order []int, size int) <-chan prefetched {
+	ch := make(chan prefetched, 2)
+	go func() {
+		defer close(ch)
+		for lo := 0; lo < len(order); lo += size {
+			idx := order[lo:min(lo+size, len(order))]
+			b, err := d.batch(idx)
+			select {
+			case ch <- prefetched{b: b, idx: idx, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// channelStats returns the per-channel mean and standard deviation (0–255 units) of the
+// images selected by use.
+func (d *dataset) channelStats(use func(Entry) bool) (mean, std []float32, err error) {
+	c := d.m.Channels
+	sum := make([]float64, c)
+	sq := make([]float64, c)
+	var n float64
+	for i, e := range d.m.Images {
+		if !use(e) {
+			continue
+		}
+		px, err := d.image(i)
+		if err != nil {
+			return nil, nil, err
+		}
+		for j, v := range px {
+			f := float64(v)
+			sum[j%c] += f
+			sq[j%c] += f * f
+		}
+		n += float64(len(px) / c)
+	}
+	if n == 0 {
+		return nil, nil, fmt.Errorf("%s: no original images to compute mean and std from", d.dir)
+	}
+	mean, std = make([]float32, c), make([]float32, c)
+	for k := 0; k < c; k++ {
+		m := sum[k] / n
+		v := math.Max(sq[k]/n-m*m, 0)
+		mean[k], std[k] = float32(m), float32(math.Max(math.Sqrt(v), 1))
+	}
+	return mean, std, nil
+}

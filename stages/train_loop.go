@@ -1,0 +1,422 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"pipeline/graphs"
+	"pipeline/pipeline"
+)
+
+// metric is a float that survives JSON: NaN and ±Inf (a diverged loss) become null.
+type metric float64
+
+// MarshalJSON implements json.Marshaler.
+func (m metric) MarshalJSON() ([]byte, error) {
+	f := float64(m)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (m *metric) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*m = metric(math.NaN())
+		return nil
+	}
+	var f float64
+	err := json.Unmarshal(b, &f)
+	*m = metric(f)
+	return err
+}
+
+// EpochRecord is one line of history.json.
+type EpochRecord struct {
+	Epoch      int    `json:"epoch"`
+	TrainLoss  metric `json:"train_loss"`
+	TrainF1    metric `json:"train_f1"`
+	ValLoss    metric `json:"val_loss"`
+	ValF1      metric `json:"val_f1"`
+	ValTop1    metric `json:"val_top1"`
+	ValTop3    metric `json:"val_top3"`
+	ValTop5    metric `json:"val_top5"`
+	LR         metric `json:"learning_rate"`
+	ImagesPerS metric `json:"images_per_s"`
+	Seconds    metric `json:"seconds"`
+}
+
+func (r EpochRecord) value(name string) float64 {
+	switch name {
+	case "val_loss":
+		return float64(r.ValLoss)
+	case "val_top1":
+		return float64(r.ValTop1)
+	case "val_top3":
+		return float64(r.ValTop3)
+	case "val_top5":
+		return float64(r.ValTop5)
+	}
+	return float64(r.ValF1)
+}
+
+// trainState is the resumable state, written after every completed epoch.
+type trainState struct {
+	Epoch     int           `json:"epoch"` // last completed epoch
+	History   []EpochRecord `json:"history"`
+	Best      int           `json:"best_epoch"` // 0: none yet
+	BestDir   string        `json:"best_dir"`
+	Since     int           `json:"epochs_since_best"`
+	Schedule  *schedule     `json:"schedule"`
+	Mean      []float32     `json:"mean"`
+	Std       []float32     `json:"std"`
+	Stopped   string        `json:"stopped,omitempty"`
+	TrainSecs float64       `json:"train_seconds"`
+	TrainImgs int64         `json:"train_images"`
+}
+
+// Metrics is metrics.json: flat keys (readable by `dvc metrics show`) for the exported epoch.
+type Metrics struct {
+	Architecture     string         `json:"architecture"`
+	ValF1            metric         `json:"val_f1"`
+	ValLoss          metric         `json:"val_loss"`
+	ValTop1          metric         `json:"val_top1"`
+	ValTop3          metric         `json:"val_top3"`
+	ValTop5          metric         `json:"val_top5"`
+	TrainF1          metric         `json:"train_f1"`
+	TrainLoss        metric         `json:"train_loss"`
+	BestEpoch        int            `json:"best_epoch"`
+	EpochsRun        int            `json:"epochs_run"`
+	Params           int64          `json:"params"`
+	TrainImagesPerS  metric         `json:"train_images_per_s"`
+	SelectMetric     string         `json:"select_metric"`
+	Selection        string         `json:"selection"`
+	Hyperparameters  map[string]any `json:"hyperparameters"`
+	TrainImages      int            `json:"train_images"`
+	ValImages        int            `json:"val_images"`
+	NormalizationStd []float32      `json:"normalization_std"`
+}
+
+func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
+	trainDS, err := openDataset(ctx, job.Path(cfg.Train))
+	if err != nil {
+		return fmt.Errorf("train set %s: %w", cfg.Train, err)
+	}
+	valDS, err := openDataset(ctx, job.Path(cfg.Val))
+	if err != nil {
+		return fmt.Errorf("val set %s: %w", cfg.Val, err)
+	}
+	if fmt.Sprint(trainDS.m.Classes) != fmt.Sprint(valDS.m.Classes) || trainDS.m.Size != valDS.m.Size || trainDS.m.Channels != valDS.m.Channels {
+		return fmt.Errorf("train set %s and val set %s differ in classes or image size; they must come from the same split", cfg.Train, cfg.Val)
+	}
+	st := &trainState{}
+	statePath := filepath.Join(job.Work, "state.json")
+	resumed := readJSONFileIfExists(statePath, st)
+	if !resumed {
+		// Normalisation statistics come from the original training images only: augmented
+		// copies would shift them, and val/test must not leak in.
+		st.Mean, st.Std, err = trainDS.channelStats(func(e Entry) bool { return e.Copy == nil })
+		if err != nil {
+			return err
+		}
+	}
+	m := trainDS.m
+	classifier := graphs.Classifier{Spec: cfg.spec, Classes: int64(len(m.Classes)),
+		Input: graphs.Input{Height: int64(m.Size), Width: int64(m.Size), Channels: int64(m.Channels), Mean: st.Mean, Std: st.Std}}
+	opt := graphs.DefaultOptimizer()
+	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(cfg.WeightDecay)
+	if opt.Name == "adam" {
+		opt.WeightDecay = 0
+	}
+	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
+		Seed: uint64(job.Seed), Threads: cfg.Threads})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	n := trainDS.len()
+	stepsPerEpoch := (n + cfg.batch - 1) / cfg.batch
+	if resumed {
+		if err := tr.Restore(filepath.Join(job.Work, fmt.Sprintf("ckpt-%d", st.Epoch))); err != nil {
+			return fmt.Errorf("resuming from epoch %d: %w", st.Epoch, err)
+		}
+		job.Logf("resuming after epoch %d of %d (checkpoint in the stage's work area)", st.Epoch, cfg.epochs)
+	} else {
+		st.Schedule, err = newSchedule(cfg.Schedule, cfg.lr, cfg.WarmupEpochs*stepsPerEpoch, cfg.epochs*stepsPerEpoch, cfg.PlateauFactor, cfg.PlateauPatience)
+		if err != nil {
+			return err
+		}
+		job.Logf("training %s (%d parameters) on %d images (%d classes, %dx%dx%d), validating on %d",
+			cfg.Architecture, tr.Params(), n, len(m.Classes), m.Size, m.Size, m.Channels, valDS.len())
+	}
+
+	for epoch := st.Epoch + 1; epoch <= cfg.epochs && st.Stopped == ""; epoch++ {
+		rec, err := runEpoch(ctx, job, tr, trainDS, valDS, cfg, st, epoch, stepsPerEpoch)
+		if err != nil {
+			return err
+		}
+		st.History = append(st.History, rec)
+		if st.Schedule.endEpoch(float64(rec.ValLoss)) {
+			job.Logf("validation loss has not improved for %d epochs: learning rate ×%g", cfg.PlateauPatience+1, cfg.PlateauFactor)
+		}
+		if improved(st, rec, cfg.SelectMetric) {
+			dir := filepath.Join(job.Work, fmt.Sprintf("best-%d", epoch))
+			os.RemoveAll(dir)
+			if err := tr.Export(filepath.Join(dir, "saved_model"), m.Classes); err != nil {
+				return err
+			}
+			st.Best, st.BestDir, st.Since = epoch, filepath.Base(dir), 0
+		} else {
+			st.Since++
+		}
+		if cfg.EarlyStopping > 0 && st.Since >= cfg.EarlyStopping && epoch < cfg.epochs {
+			st.Stopped = fmt.Sprintf("early stopping after epoch %d: %s did not improve for %d epochs", epoch, cfg.SelectMetric, st.Since)
+			job.Logf("%s", st.Stopped)
+		}
+		if err := tr.Save(filepath.Join(job.Work, fmt.Sprintf("ckpt-%d", epoch))); err != nil {
+			return err
+		}
+		st.Epoch = epoch
+		if err := writeJSONAtomic(statePath, st); err != nil {
+			return err
+		}
+		pruneWork(job.Work, epoch, st.BestDir)
+	}
+	return finishTraining(job, tr, cfg, st, trainDS, valDS)
+}
+
+// runEpoch trains one epoch and validates.
+func runEpoch(ctx context.Context, job *pipeline.Job, tr *graphs.Trainer, trainDS, valDS *dataset, cfg resolved, st *trainState, epoch, stepsPerEpoch int) (EpochRecord, error) {
+	n := trainDS.len()
+	// The order of an epoch depends only on the seed and the epoch number.
+	perm := rand.New(rand.NewPCG(uint64(job.Seed), uint64(epoch))).Perm(n)
+	job.Progress.Start(fmt.Sprintf("epoch %d/%d", epoch, cfg.epochs), int64(stepsPerEpoch))
+	conf := NewConfusion(trainDS.m.Classes)
+	var lossSum float64
+	var steps int
+	start := time.Now()
+	step := (epoch - 1) * stepsPerEpoch
+	lr := st.Schedule.rate(step)
+	for b := range trainDS.stream(ctx, perm, cfg.batch) {
+		if b.err != nil {
+			return EpochRecord{}, b.err
+		}
+		if err := ctx.Err(); err != nil {
+			return EpochRecord{}, err
+		}
+		lr = st.Schedule.rate(step)
+		res, err := tr.Step(b.b, float32(lr))
+		if err != nil {
+			return EpochRecord{}, err
+		}
+		for k, p := range res.Predictions {
+			conf.Add(int(b.b.Labels[k]), int(p))
+		}
+		lossSum += float64(res.Loss)
+		steps++
+		step++
+		job.Progress.Add(1)
+		if steps%5 == 0 || steps == stepsPerEpoch {
+			job.Progress.Status(fmt.Sprintf("loss %.3f, %.0f img/s", lossSum/float64(steps), float64(steps*cfg.batch)/time.Since(start).Seconds()))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return EpochRecord{}, err
+	}
+	secs := time.Since(start).Seconds()
+	st.TrainSecs += secs
+	st.TrainImgs += int64(n)
+	val, err := evaluateSet(tr, valDS, max(cfg.batch, 64))
+	if err != nil {
+		return EpochRecord{}, err
+	}
+	rec := EpochRecord{Epoch: epoch, TrainLoss: metric(lossSum / float64(max(steps, 1))), TrainF1: metric(conf.MacroF1()),
+		ValLoss: metric(val.loss), ValF1: metric(val.conf.MacroF1()), ValTop1: metric(val.top[1]), ValTop3: metric(val.top[3]),
+		ValTop5: metric(val.top[5]), LR: metric(lr), ImagesPerS: metric(float64(n) / secs), Seconds: metric(secs)}
+	job.Logf("epoch %d/%d: train loss %.4f f1 %.3f | val loss %.4f f1 %.3f top1 %.3f top5 %.3f | lr %.2g | %.0f img/s",
+		epoch, cfg.epochs, rec.TrainLoss, rec.TrainF1, rec.ValLoss, rec.ValF1, rec.ValTop1, rec.ValTop5, lr, float64(rec.ImagesPerS))
+	return rec, nil
+}
+
+// improved decides whether rec becomes the best epoch: a better select metric (lower for
+// val_loss), or an equal one with a lower validation loss. NaN never improves.
+func improved(st *trainState, rec EpochRecord, metricName string) bool {
+	v := rec.value(metricName)
+	if math.IsNaN(v) {
+		return false
+	}
+	if st.Best == 0 {
+		return true
+	}
+	best := st.History[st.Best-1]
+	b := best.value(metricName)
+	lowerIsBetter := metricName == "val_loss"
+	switch {
+	case lowerIsBetter && v < b, !lowerIsBetter && v > b:
+		return true
+	case v == b:
+		return float64(rec.ValLoss) < float64(best.ValLoss)
+	}
+	return false
+}
+
+// setEval is the result of evaluating a dataset.
+type setEval struct {
+	conf  *Confusion
+	loss  float64
+	top   map[int]float64
+	probs [][]float32
+}
+
+// evaluateSet runs the inference pass over a dataset.
+func evaluateSet(tr *graphs.Trainer, ds *dataset, batch int) (setEval, error) {
+	out := setEval{conf: NewConfusion(ds.m.Classes), top: map[int]float64{}}
+	hits := map[int]int{}
+	order := make([]int, ds.len())
+	for i := range order {
+		order[i] = i
+	}
+	var lossSum float64
+	for lo := 0; lo < len(order); lo += batch {
+		idx := order[lo:min(lo+batch, len(order))]
+		b, err := ds.batch(idx)
+		if err != nil {
+			return out, err
+		}
+		ev, err := tr.Evaluate(b)
+		if err != nil {
+			return out, err
+		}
+		for k, p := range ev.Probabilities {
+			label := int(b.Labels[k])
+			out.conf.Add(label, argmax(p))
+			for _, kk := range []int{1, 3, 5} {
+				if topK(p, label, kk) {
+					hits[kk]++
+				}
+			}
+			lossSum += float64(ev.Loss[k])
+		}
+	}
+	for _, k := range []int{1, 3, 5} {
+		out.top[k] = float64(hits[k]) / float64(ds.len())
+	}
+	out.loss = lossSum / float64(ds.len())
+	return out, nil
+}
+
+// finishTraining publishes the best epoch's model (the last one if no epoch ever produced a
+// usable metric) with metrics.json, history.json and metrics.png.
+func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *trainState, trainDS, valDS *dataset) error {
+	sel := fmt.Sprintf("epoch %d had the best %s", st.Best, cfg.SelectMetric)
+	src := filepath.Join(job.Work, st.BestDir, "saved_model")
+	if st.Best == 0 {
+		// Every epoch's metric was NaN: keep the last epoch and say so.
+		st.Best = st.Epoch
+		sel = fmt.Sprintf("%s never improved (no finite value); kept the last epoch, %d", cfg.SelectMetric, st.Epoch)
+		src = filepath.Join(job.Work, "last", "saved_model")
+		os.RemoveAll(filepath.Dir(src))
+		if err := tr.Export(src, trainDS.m.Classes); err != nil {
+			return err
+		}
+		job.Logf("warning: %s", sel)
+	}
+	if err := copyTree(src, filepath.Join(job.Out, "saved_model")); err != nil {
+		return err
+	}
+	best := st.History[st.Best-1]
+	last := st.History[len(st.History)-1]
+	if st.Stopped != "" {
+		sel += "; " + st.Stopped
+	}
+	met := Metrics{
+		Architecture: cfg.Architecture, ValF1: best.ValF1, ValLoss: best.ValLoss, ValTop1: best.ValTop1, ValTop3: best.ValTop3,
+		ValTop5: best.ValTop5, TrainF1: best.TrainF1, TrainLoss: best.TrainLoss, BestEpoch: st.Best, EpochsRun: last.Epoch,
+		Params: tr.Params(), TrainImagesPerS: metric(float64(st.TrainImgs) / math.Max(st.TrainSecs, 1e-9)), SelectMetric: cfg.SelectMetric,
+		Selection: sel, TrainImages: trainDS.len(), ValImages: valDS.len(), NormalizationStd: st.Std,
+		Hyperparameters: map[string]any{"epochs": cfg.epochs, "batch_size": cfg.batch, "optimizer": cfg.Optimizer, "learning_rate": cfg.lr,
+			"weight_decay": cfg.WeightDecay, "schedule": cfg.Schedule, "warmup_epochs": cfg.WarmupEpochs, "label_smoothing": cfg.LabelSmoothing,
+			"early_stopping": cfg.EarlyStopping, "architecture_options": cfg.spec, "seed": job.Seed},
+	}
+	if err := writeFileJSON(job.Out, "metrics.json", met); err != nil {
+		return err
+	}
+	if err := writeFileJSON(job.Out, "history.json", st.History); err != nil {
+		return err
+	}
+	if err := trainingPlot(filepath.Join(job.Out, "metrics.png"), cfg.Architecture, st.History, st.Best); err != nil {
+		return fmt.Errorf("plotting metrics: %w", err)
+	}
+	job.Logf("%s: exported epoch %d (%s = %.4f); %s", cfg.Architecture, st.Best, cfg.SelectMetric, best.value(cfg.SelectMetric), sel)
+	return nil
+}
+
+// pruneWork removes checkpoints and best-model exports older than the current ones.
+func pruneWork(work string, epoch int, bestDir string) {
+	entries, _ := os.ReadDir(work)
+	keep := map[string]bool{fmt.Sprintf("ckpt-%d", epoch): true, bestDir: true, "state.json": true}
+	for _, e := range entries {
+		name := e.Name()
+		base := name
+		if i := indexDot(name); i > 0 {
+			base = name[:i]
+		}
+		if keep[base] || keep[name] {
+			continue
+		}
+		os.RemoveAll(filepath.Join(work, name))
+	}
+}
+
+func indexDot(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+// readJSONFileIfExists decodes path into v and reports whether it existed and parsed.
+func readJSONFileIfExists(path string, v any) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+// writeJSONAtomic writes v to path through a temporary file and a rename.
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// copyTree copies a folder (hard links where possible).
+func copyTree(src, dst string) error {
+	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		return linkOrCopy(p, target)
+	})
+}
