@@ -32,10 +32,9 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Until the engine runs pipeline.hcl, the main job is the self-test: train a tiny CNN, VGG19
-# and ViT on a synthetic problem, export each as a SavedModel under models/, reload and compare.
+# The main job: the default pipeline.hcl on the embedded dataset.
 run: build
-	$(BIN) selftest --out models
+	$(BIN) run pipeline.hcl
 
 # Go vs Keras training throughput; see BENCHMARKS.md.
 bench: build pyenv

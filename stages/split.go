@@ -40,7 +40,7 @@ type SplitConfig struct {
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 1 }
+func (Split) Version() int { return 2 }
 
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
 func (Split) Outputs() []string { return []string{TrainSet, ValSet, TestSet, "report"} }

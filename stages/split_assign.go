@@ -92,12 +92,16 @@ func assignSplits(groups []*group, prev map[string]string, fixed map[string]stri
 		}
 	}
 	for _, g := range groups {
+		if fixed[g.Digest] != "" {
+			// Fixed groups (a separate test folder) are outside the quotas, which divide
+			// the remaining images.
+			out[g.Digest] = fixed[g.Digest]
+			continue
+		}
 		for _, m := range g.Members {
 			size[m.Class]++
 		}
 		switch {
-		case fixed[g.Digest] != "":
-			add(g, fixed[g.Digest])
 		case prev[g.Digest] != "":
 			add(g, prev[g.Digest])
 		default:

@@ -397,3 +397,24 @@ func TestSplitIsDeterministic(t *testing.T) {
 		t.Fatal("two runs on the same data produced different outputs")
 	}
 }
+
+func TestTestSourceKeepsTheValFraction(t *testing.T) {
+	groups := []*group{}
+	fixed := map[string]string{}
+	for i := 0; i < 100; i++ {
+		d := fmt.Sprintf("train%03d", i)
+		groups = append(groups, &group{Digest: d, Members: []member{{Class: "a", Rel: d}}})
+	}
+	for i := 0; i < 40; i++ {
+		d := fmt.Sprintf("test%03d", i)
+		groups = append(groups, &group{Digest: d, Members: []member{{Class: "a", Rel: d}}})
+		fixed[d] = TestSet
+	}
+	got := map[string]int{}
+	for _, s := range assignSplits(groups, nil, fixed, 0.1, 0, 1) {
+		got[s]++
+	}
+	if got[ValSet] != 10 || got[TrainSet] != 90 || got[TestSet] != 40 {
+		t.Fatalf("counts %v, want val 10 (10%% of the 100 training-folder images), train 90, test 40", got)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"pipeline/pipeline"
+	"pipeline/stages"
 )
 
 // Exit codes, chosen here only.
@@ -238,6 +239,11 @@ func runCommand() *cli.Command {
 			})
 			rep.close()
 			if rec != nil {
+				sum := stages.Summarize(rec)
+				sum.WriteTable(c.App.Writer)
+				if _, err := sum.WriteHTML(); err != nil {
+					fmt.Fprintf(c.App.ErrWriter, "pipeline: writing report.html: %v\n", err)
+				}
 				printRunSummary(c.App.Writer, rec)
 			}
 			if errors.Is(err, context.Canceled) {

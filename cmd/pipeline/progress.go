@@ -15,7 +15,7 @@ import (
 )
 
 // reporter draws a run: on a terminal, an overall count and a progress bar for the running
-// stage; otherwise plain timestamped lines (progress every 10 %), fit for logs and CI.
+// stage; otherwise plain timestamped lines (progress at most every 15 s), fit for logs and CI.
 type reporter struct {
 	w       io.Writer
 	tty     bool
@@ -110,19 +110,19 @@ func (r *reporter) close() {
 
 // stageProgress is one stage's view of the reporter.
 type stageProgress struct {
-	r       *reporter
-	addr    string
-	label   string
-	total   int64
-	n       int64
-	lastPct int64
+	r     *reporter
+	addr  string
+	label string
+	total int64
+	n     int64
+	last  time.Time // last plain progress line
 }
 
 func (p *stageProgress) Start(label string, total int64) {
 	r := p.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p.label, p.total, p.n, p.lastPct = label, total, 0, -1
+	p.label, p.total, p.n = label, total, 0
 	if r.quiet || !r.tty {
 		return
 	}
@@ -153,12 +153,13 @@ func (p *stageProgress) Add(n int64) {
 		}
 		return
 	}
-	if p.total > 0 {
-		pct := 100 * p.n / p.total
-		if pct/10 > p.lastPct/10 || p.lastPct < 0 {
-			p.lastPct = pct
-			r.printf("%s: %s %d%%", p.addr, p.label, pct)
+	// In logs, a progress line at most every 15 s per stage: long phases show they are
+	// alive, short ones stay silent.
+	if p.total > 0 && time.Since(p.last) >= 15*time.Second {
+		if !p.last.IsZero() {
+			r.printf("%s: %s %d%%", p.addr, p.label, 100*p.n/p.total)
 		}
+		p.last = time.Now()
 	}
 }
 

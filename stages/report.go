@@ -1,0 +1,191 @@
+package stages
+
+import (
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"pipeline/pipeline"
+)
+
+// Summary is what a run produced, read back from its run folder: one row per trained model,
+// the selection, and the run's stages.
+type Summary struct {
+	Run      *pipeline.RunRecord
+	Dir      string
+	Rows     []SummaryRow
+	Winner   string
+	Decision string // the promotion note
+}
+
+// SummaryRow is one architecture's line of the summary.
+type SummaryRow struct {
+	Name   string
+	Train  *Metrics
+	Test   *Evaluation
+	Winner bool
+}
+
+type namedPlot struct {
+	Title string
+	URI   template.URL
+}
+
+// Summarize reads a run folder written by a run of the default stage kinds. Folders without
+// training metrics are ignored.
+func Summarize(rec *pipeline.RunRecord) *Summary {
+	s := &Summary{Run: rec, Dir: rec.Dir()}
+	entries, _ := os.ReadDir(rec.Dir())
+	for _, e := range entries {
+		dir := filepath.Join(rec.Dir(), e.Name())
+		var m Metrics
+		if !readJSONFileIfExists(filepath.Join(dir, "metrics.json"), &m) {
+			continue
+		}
+		row := SummaryRow{Name: e.Name(), Train: &m}
+		var ev Evaluation
+		if readJSONFileIfExists(filepath.Join(dir, "evaluation", "metrics.json"), &ev) {
+			row.Test = &ev
+		}
+		s.Rows = append(s.Rows, row)
+	}
+	sort.Slice(s.Rows, func(i, j int) bool { return s.Rows[i].Name < s.Rows[j].Name })
+	for _, st := range rec.Stages {
+		if st.Effect == "" || st.Artifacts == "" {
+			continue
+		}
+		var dec Decision
+		if readJSONFileIfExists(filepath.Join(rec.Dir(), st.Artifacts, "decision", "decision.json"), &dec) {
+			s.Decision = st.Effect
+			if dec.GatePass {
+				for _, c := range dec.Ranking[:1] {
+					s.Winner = c.Arch
+				}
+			}
+		}
+	}
+	for i := range s.Rows {
+		s.Rows[i].Winner = s.Rows[i].Name == s.Winner
+	}
+	return s
+}
+
+func fmtMetric(m metric) string {
+	if math.IsNaN(float64(m)) {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f", float64(m))
+}
+
+// WriteTable prints architecture × key metrics, the winner marked with *.
+func (s *Summary) WriteTable(w io.Writer) {
+	if len(s.Rows) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tmodel\tval F1\ttest top-1\ttest top-5\ttest F1 macro\ttest F1 weighted\tbest epoch\tparams\ttrain img/s\t")
+	for _, r := range s.Rows {
+		mark := " "
+		if r.Winner {
+			mark = "*"
+		}
+		t1, t5, f1m, f1w := "–", "–", "–", "–"
+		if r.Test != nil {
+			t1, t5, f1m, f1w = fmtMetric(r.Test.TestTop1), fmtMetric(r.Test.TestTop5), fmtMetric(r.Test.TestF1Macro), fmtMetric(r.Test.TestF1Weighted)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%.0f\t\n", mark, r.Name, fmtMetric(r.Train.ValF1), t1, t5, f1m, f1w,
+			r.Train.BestEpoch, r.Train.EpochsRun, r.Train.Params, float64(r.Train.TrainImagesPerS))
+	}
+	tw.Flush()
+	if s.Decision != "" {
+		fmt.Fprintf(w, "selection: %s\n", s.Decision)
+	}
+}
+
+func dataURI(path string) template.URL {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b))
+}
+
+// WriteHTML writes report.html into the run folder: self-contained (plots embedded), no
+// network resources.
+func (s *Summary) WriteHTML() (string, error) {
+	type rowView struct {
+		SummaryRow
+		Metrics, Confusion template.URL
+		PerClass           []ClassScore
+	}
+	var rows []rowView
+	for _, r := range s.Rows {
+		v := rowView{SummaryRow: r, Metrics: dataURI(filepath.Join(s.Dir, r.Name, "metrics.png")),
+			Confusion: dataURI(filepath.Join(s.Dir, r.Name, "evaluation", "confusion_matrix.png"))}
+		if r.Test != nil {
+			v.PerClass = r.Test.PerClass
+		}
+		rows = append(rows, v)
+	}
+	var plots []namedPlot
+	for _, st := range s.Run.Stages {
+		for _, rel := range []string{"report/class_distribution.png"} {
+			p := filepath.Join(s.Dir, st.Artifacts, rel)
+			if st.Artifacts != "" {
+				if _, err := os.Stat(p); err == nil {
+					plots = append(plots, namedPlot{Title: st.Addr, URI: dataURI(p)})
+				}
+			}
+		}
+	}
+	path := filepath.Join(s.Dir, "report.html")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	err = reportTemplate.Execute(f, map[string]any{"S": s, "Rows": rows, "Plots": plots, "Stages": s.Run.Stages})
+	return path, err
+}
+
+var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"f":    fmtMetric,
+	"pct":  func(x float64) string { return fmt.Sprintf("%.3f", x) },
+	"join": strings.Join,
+	"dur":  func(s float64) string { return fmt.Sprintf("%.1f s", s) },
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Run {{.S.Run.ID}}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}tr.win{background:#eaf6ea;font-weight:600}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details{margin:.5em 0}
+</style></head><body>
+<h1>Run {{.S.Run.ID}} <span class="muted">({{.S.Run.Status}})</span></h1>
+<p class="muted">{{.S.Run.Pipeline}} · seed {{.S.Run.Seed}} · {{range $k, $v := .S.Run.Versions}}{{$k}} {{$v}} · {{end}}all rates are fractions 0–1</p>
+{{if .S.Decision}}<p><b>Selection:</b> {{.S.Decision}}</p>{{end}}
+<h2>Models</h2>
+<table><tr><th>model</th><th>val F1</th><th>test top-1</th><th>test top-3</th><th>test top-5</th><th>test F1 macro</th><th>test F1 weighted</th><th>best epoch</th><th>params</th><th>train img/s</th></tr>
+{{range .Rows}}<tr{{if .Winner}} class="win"{{end}}><td>{{.Name}}{{if .Winner}} ★{{end}}</td><td>{{f .Train.ValF1}}</td>
+{{if .Test}}<td>{{f .Test.TestTop1}}</td><td>{{f .Test.TestTop3}}</td><td>{{f .Test.TestTop5}}</td><td>{{f .Test.TestF1Macro}}</td><td>{{f .Test.TestF1Weighted}}</td>{{else}}<td colspan="5">not evaluated</td>{{end}}
+<td>{{.Train.BestEpoch}}/{{.Train.EpochsRun}}</td><td>{{.Train.Params}}</td><td>{{printf "%.0f" .Train.TrainImagesPerS}}</td></tr>{{end}}
+</table>
+{{range .Rows}}<h3>{{.Name}}</h3><p class="muted">{{.Train.Selection}}</p>
+{{if .Metrics}}<img alt="{{.Name}} training curves" src="{{.Metrics}}">{{end}}
+{{if .Confusion}}<img alt="{{.Name}} confusion matrix" src="{{.Confusion}}">{{end}}
+{{if .PerClass}}<details><summary>Per-class scores</summary><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
+{{range .PerClass}}<tr><td>{{.Class}}</td><td>{{pct .Precision}}</td><td>{{pct .Recall}}</td><td>{{pct .F1}}</td><td>{{.Support}}</td></tr>{{end}}</table></details>{{end}}
+{{end}}
+{{if .Plots}}<h2>Data</h2>{{range .Plots}}<h3>{{.Title}}</h3><img alt="{{.Title}}" src="{{.URI}}">{{end}}{{end}}
+<h2>Stages</h2>
+<table><tr><th>stage</th><th>status</th><th>duration</th><th>why</th></tr>
+{{range .Stages}}<tr><td>{{.Addr}}</td><td>{{.Status}}</td><td>{{dur .Duration}}</td><td style="text-align:left">{{join .Reasons "; "}}{{if .Error}} — {{.Error}}{{end}}{{if .Effect}} — {{.Effect}}{{end}}</td></tr>{{end}}
+</table></body></html>
+`))
