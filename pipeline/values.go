@@ -109,3 +109,33 @@ func canonicalJSON(val cty.Value) string {
 	tb, _ := ctyjson.MarshalType(val.Type())
 	return string(tb) + " " + string(b)
 }
+
+// NewValues builds a kind's Values from literal attribute values, applying defaults and type
+// conversion as a pipeline file would (for testing and driving kinds directly).
+func NewValues(k Kind, given map[string]cty.Value) (*Values, error) {
+	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{}}
+	for _, a := range k.Attributes() {
+		v.schema[a.Name] = a
+		val, ok := given[a.Name]
+		switch {
+		case ok:
+		case a.Required:
+			return nil, fmt.Errorf("attribute %q is required", a.Name)
+		case a.Default != cty.NilVal:
+			val = a.Default
+		default:
+			val = cty.NullVal(a.Type)
+		}
+		cv, err := convertTo(val, a.Type)
+		if err != nil {
+			return nil, fmt.Errorf("attribute %q: %w", a.Name, err)
+		}
+		v.vals[a.Name] = cv
+	}
+	for name := range given {
+		if _, ok := v.schema[name]; !ok {
+			return nil, fmt.Errorf("kind %s has no attribute %q", k.Name(), name)
+		}
+	}
+	return v, nil
+}

@@ -44,6 +44,7 @@ func run(args []string) int {
 			runsCommand(),
 			graphCommand(),
 			gcCommand(),
+			promoteCommand(),
 			selftestCommand(),
 			versionCommand(),
 		},

@@ -1,0 +1,121 @@
+package stages
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"pipeline/pipeline"
+)
+
+// fakeModel writes a minimal model folder with a model.json the card can be made from.
+func fakeModel(t *testing.T, dir, arch string) string {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"format_version":1,"spec":{"architecture":"`+arch+`"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "saved_model.pb"), []byte(arch), 0o644)
+	return dir
+}
+
+// applyDecision runs Select.Apply on a hand-written decision.
+func applyDecision(t *testing.T, ws string, dec Decision, run string) string {
+	t.Helper()
+	out := filepath.Join(ws, "decision-"+run)
+	if err := writeFileJSON(filepath.Join(out, "decision"), "decision.json", dec); err != nil {
+		t.Fatal(err)
+	}
+	note, err := Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return note
+}
+
+func decision(model string, value float64, minImpr float64) Decision {
+	return Decision{Metric: "test_f1_macro", Direction: "max", GatePass: true, PromoteTo: "models/final_models", MustBeat: true, MinImpr: minImpr,
+		Ranking: []Candidate{{Name: "cnn", Arch: "cnn", Value: metric(value), Model: model, Metrics: map[string]metric{"test_f1_macro": metric(value)}}}}
+}
+
+func TestPromotionGateAndRollback(t *testing.T) {
+	ws := t.TempDir()
+	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+	fakeModel(t, filepath.Join(ws, "m2"), "vit")
+	fakeModel(t, filepath.Join(ws, "m3"), "vgg19")
+	final := filepath.Join(ws, "models/final_models")
+
+	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run1"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("first promotion: %q", note)
+	}
+	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run2"); !strings.Contains(note, "already the champion") {
+		t.Fatalf("same model again: %q", note)
+	}
+	// Better, but not by the required margin.
+	if note := applyDecision(t, ws, decision("m2", 0.72, 0.05), "run3"); !strings.HasPrefix(note, "not promoted") {
+		t.Fatalf("small improvement: %q", note)
+	}
+	// Worse.
+	if note := applyDecision(t, ws, decision("m2", 0.60, 0), "run4"); !strings.HasPrefix(note, "not promoted") {
+		t.Fatalf("worse model: %q", note)
+	}
+	// Gate on an absolute minimum.
+	gated := decision("m2", 0.90, 0)
+	gated.GatePass, gated.Gate = false, "test_f1_macro 0.9000 misses min_value 0.95"
+	if note := applyDecision(t, ws, gated, "run5"); !strings.Contains(note, "misses min_value") {
+		t.Fatalf("gate: %q", note)
+	}
+	if note := applyDecision(t, ws, decision("m3", 0.80, 0.05), "run6"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("clear improvement: %q", note)
+	}
+	card, err := ReadCard(final)
+	if err != nil || card.Source != "m3" || card.Architecture != "vgg19" || card.Run != "run6" {
+		t.Fatalf("champion after run6: %+v %v", card, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(final, "saved_model", "saved_model.pb")); string(b) != "vgg19" {
+		t.Fatalf("promoted files %q", b)
+	}
+	id, err := Rollback(final)
+	if err != nil || id != "run1-cnn" {
+		t.Fatalf("rollback: %q %v", id, err)
+	}
+	if card, _ := ReadCard(final); card.Source != "m1" {
+		t.Fatalf("after rollback the champion is %+v", card)
+	}
+	if _, err := Rollback(final); err == nil {
+		t.Fatal("rolled back past the first promotion")
+	}
+}
+
+func TestSelectRanksWithTieBreak(t *testing.T) {
+	ws := t.TempDir()
+	for name, v := range map[string][2]float64{"a": {0.8, 0.95}, "b": {0.8, 0.97}, "c": {0.7, 0.99}} {
+		dir := filepath.Join(ws, name)
+		writeFileJSON(dir, "metrics.json", Evaluation{Architecture: name, Model: name, TestF1Macro: metric(v[0]), TestTop5: metric(v[1])})
+	}
+	v := pipelineValues(t, Select{}, map[string]cty.Value{"candidates": cty.ObjectVal(map[string]cty.Value{
+		"a": cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("a")}),
+		"b": cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("b")}),
+		"c": cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("c")}),
+	})})
+	out := t.TempDir()
+	if err := (Select{}).Run(context.Background(), &pipeline.Job{Workspace: ws, Out: out, Values: v, Log: os.Stderr}); err != nil {
+		t.Fatal(err)
+	}
+	var dec Decision
+	readJSONFile(t, filepath.Join(out, "decision", "decision.json"), &dec)
+	if dec.Winner != "b" || dec.Ranking[1].Name != "a" || dec.Ranking[2].Name != "c" {
+		t.Fatalf("ranking %+v", dec.Ranking)
+	}
+}
+
+func pipelineValues(t *testing.T, k pipeline.Kind, given map[string]cty.Value) *pipeline.Values {
+	t.Helper()
+	v, err := pipeline.NewValues(k, given)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

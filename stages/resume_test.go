@@ -1,0 +1,133 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"pipeline/pipeline"
+)
+
+const resumeHCL = `
+pipeline {
+  seed       = 3
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+}
+
+stage "train" "model" {
+  architecture = "cnn"
+  train        = stage.split.main.train
+  val          = stage.split.main.val
+  epochs       = 6
+  batch_size   = 16
+  optimizer    = "adam"
+  schedule     = "cosine"
+  options      = { channels = [8, 16], pool = 2, dense = 32 }
+}
+`
+
+func runWorkspace(dir string) (*pipeline.RunRecord, error) {
+	reg, _ := pipeline.NewRegistry(Split{}, Train{})
+	cfg, diags := pipeline.LoadFile(filepath.Join(dir, "pipeline.hcl"), reg)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	wf, diags := pipeline.Build(cfg, reg, nil)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	st, err := pipeline.OpenStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	return (&pipeline.Engine{Workflow: wf, Store: st}).Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(dir, "models")})
+}
+
+// TestTrainingResumesAfterSIGKILL kills a training stage after some epochs and checks that
+// the rerun continues from the last completed epoch and ends exactly where an uninterrupted
+// run with the same seed ends.
+func TestTrainingResumesAfterSIGKILL(t *testing.T) {
+	if dir := os.Getenv("PIPELINE_TRAIN_CHILD"); dir != "" {
+		runWorkspace(dir)
+		return
+	}
+	make := func() *ws {
+		w := newWS(t, resumeHCL)
+		writeSynthetic(t, w, 160, []string{"a", "b", "c", "d"})
+		return w
+	}
+	straight := make()
+	rec, err := runWorkspace(straight.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(rec.Dir(), "cnn", "history.json"))
+
+	killed := make()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTrainingResumesAfterSIGKILL$")
+	cmd.Env = append(os.Environ(), "PIPELINE_TRAIN_CHILD="+killed.dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		states, _ := filepath.Glob(filepath.Join(killed.dir, pipeline.StoreDir, "work", "*", "state.json"))
+		epoch := 0
+		for _, p := range states {
+			var st struct{ Epoch int }
+			if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &st) == nil {
+				epoch = st.Epoch
+			}
+		}
+		if epoch >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the child never finished three epochs")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	rec, err = runWorkspace(killed.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if !strings.Contains(string(log), "resuming after epoch") {
+		t.Fatalf("the rerun did not resume:\n%s", log)
+	}
+	if strings.Contains(string(log), "epoch 1/6:") {
+		t.Fatalf("the rerun trained epoch 1 again:\n%s", log)
+	}
+	got, _ := os.ReadFile(filepath.Join(rec.Dir(), "cnn", "history.json"))
+	if a, b := withoutTiming(t, got), withoutTiming(t, want); a != b {
+		t.Fatalf("resumed history differs from an uninterrupted run:\n%s\nwant:\n%s", a, b)
+	}
+}
+
+// withoutTiming drops the wall-clock fields of a history, which legitimately differ.
+func withoutTiming(t *testing.T, b []byte) string {
+	var h []map[string]any
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range h {
+		delete(e, "seconds")
+		delete(e, "images_per_s")
+	}
+	out, _ := json.MarshalIndent(h, "", " ")
+	return string(out)
+}
