@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -14,7 +15,7 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args))
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
 // exitError carries a process exit code chosen by a command; err may be nil when the code
@@ -32,8 +33,10 @@ func (e exitError) Error() string {
 }
 
 // run executes the command line and returns the process exit code.
-func run(args []string) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	app := &cli.App{
+		Writer:    stdout,
+		ErrWriter: stderr,
 		Name:    "pipeline",
 		Usage:   "train image classifiers end to end, reproducibly",
 		Version: version,
@@ -54,11 +57,11 @@ func run(args []string) int {
 		var ee exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {
-				fmt.Fprintln(os.Stderr, "pipeline:", ee.err)
+				fmt.Fprintln(stderr, "pipeline:", ee.err)
 			}
 			return ee.code
 		}
-		fmt.Fprintln(os.Stderr, "pipeline:", err)
+		fmt.Fprintln(stderr, "pipeline:", err)
 		return exitErr
 	}
 	return exitOK

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cli runs the command in-process and returns its exit code and output.
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(append([]string{"pipeline"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func workspace(t *testing.T, hcl string) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(hcl), 0o644)
+	for c := 0; c < 2; c++ {
+		for i := 0; i < 6; i++ {
+			img := image.NewGray(image.Rect(0, 0, 4, 4))
+			for j := range img.Pix {
+				img.Pix[j] = uint8(c*100 + i*10 + j)
+			}
+			p := filepath.Join(dir, "raw", fmt.Sprintf("class %d", c), fmt.Sprintf("%d.png", i))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			f, _ := os.Create(p)
+			png.Encode(f, img)
+			f.Close()
+		}
+	}
+	return dir
+}
+
+const splitOnly = `
+stage "split" "main" {
+  source     = "raw"
+  image_size = 4
+  channels   = 1
+  val        = 0.2
+  test       = 0.2
+}
+`
+
+func TestPlanExitCodesAndFlagsAfterTheFile(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	file := filepath.Join(dir, "pipeline.hcl")
+	code, out, errs := runCLI("plan", file, "--json")
+	if code != exitPending {
+		t.Fatalf("plan before running: exit %d, want %d\n%s%s", code, exitPending, out, errs)
+	}
+	var plan struct {
+		Stages []struct {
+			Stage, Action string
+			Reasons       []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil || len(plan.Stages) != 1 || plan.Stages[0].Reasons[0] != "never ran" {
+		t.Fatalf("plan -json: %v\n%s", err, out)
+	}
+	if code, out, errs := runCLI("run", file, "--quiet", "--runs-dir", "runs"); code != exitOK {
+		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "runs")); err != nil {
+		t.Fatalf("--runs-dir after the file was ignored: %v", err)
+	}
+	if code, out, _ := runCLI("plan", file); code != exitOK || !strings.Contains(out, "= split.main") {
+		t.Fatalf("plan after running: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runCLI("plan", "--force", file); code != exitPending || !strings.Contains(out, "forced") {
+		t.Fatalf("plan --force: exit %d\n%s", code, out)
+	}
+}
+
+func TestInvalidFileGetsDiagnosticsWithSnippets(t *testing.T) {
+	dir := workspace(t, strings.Replace(splitOnly, "image_size", "image_sise", 1))
+	code, _, errs := runCLI("validate", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitErr {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"Unsupported argument", `Did you mean "image_size"?`, "pipeline.hcl line 4", "image_sise = 4"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, errs)
+		}
+	}
+}
+
+func TestUnknownStageSelectorSuggests(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	code, _, errs := runCLI("plan", filepath.Join(dir, "pipeline.hcl"), "--stage", "split.mian")
+	if code != exitErr || !strings.Contains(errs, `did you mean "split.main"?`) {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
