@@ -37,9 +37,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app := &cli.App{
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Name:    "pipeline",
-		Usage:   "train image classifiers end to end, reproducibly",
-		Version: version,
+		Name:      "pipeline",
+		Usage:     "train image classifiers end to end, reproducibly",
+		Version:   version,
 		Commands: []*cli.Command{
 			validateCommand(),
 			planCommand(),
