@@ -35,7 +35,10 @@ type ModelInfo struct {
 	Spec          Spec     `json:"spec"`
 	Input         Input    `json:"input"`
 	Classes       []string `json:"classes"`
-	Signature     string   `json:"signature"`
+	// Resize is how images of another size are fitted to the input (center_crop, pad or
+	// squash), as at training time.
+	Resize    string `json:"resize,omitempty"`
+	Signature string `json:"signature"`
 	InputKey      string   `json:"input_key"`
 	OutputKey     string   `json:"output_key"`
 	TFVersion     string   `json:"tensorflow_version"`
@@ -43,8 +46,9 @@ type ModelInfo struct {
 
 // Export writes the current weights as a SavedModel into dir, which must not exist yet: an
 // inference graph (serving_input [-1,H,W,C] float32 0–255 → probabilities [-1,classes]), its
-// saver, the variables, and model.json. The folder appears complete or not at all.
-func (t *Trainer) Export(dir string, classes []string) error {
+// saver, the variables, and model.json with the class names and how to fit other image sizes
+// (resize). The folder appears complete or not at all.
+func (t *Trainer) Export(dir string, classes []string, resize string) error {
 	if t.sess == nil {
 		return ErrClosed
 	}
@@ -80,7 +84,7 @@ func (t *Trainer) Export(dir string, classes []string) error {
 	if err := os.WriteFile(filepath.Join(tmp, "saved_model.pb"), b, 0o644); err != nil {
 		return err
 	}
-	info := ModelInfo{FormatVersion: modelFormatVer, Spec: m.Spec, Input: m.Input, Classes: classes,
+	info := ModelInfo{FormatVersion: modelFormatVer, Spec: m.Spec, Input: m.Input, Classes: classes, Resize: resize,
 		Signature: SignatureKey, InputKey: InputKey, OutputKey: OutputKey, TFVersion: tf.Version()}
 	jb, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, ModelInfoFile), append(jb, '\n'), 0o644); err != nil {

@@ -21,7 +21,7 @@ func TestExportRoundTrip(t *testing.T) {
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "model")
-	if err := tr.Export(dir, []string{"a", "b", "c", "d"}); err != nil {
+	if err := tr.Export(dir, []string{"a", "b", "c", "d"}, "center_crop"); err != nil {
 		t.Fatal(err)
 	}
 	want, err := tr.Evaluate(Batch{Images: data.Images})

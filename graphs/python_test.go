@@ -38,7 +38,7 @@ func TestSavedModelLoadsInPython(t *testing.T) {
 				}
 			}
 			dir := filepath.Join(t.TempDir(), "model")
-			if err := tr.Export(dir, []string{"w", "x", "y", "z"}); err != nil {
+			if err := tr.Export(dir, []string{"w", "x", "y", "z"}, "center_crop"); err != nil {
 				t.Fatal(err)
 			}
 			want, err := tr.Evaluate(Batch{Images: data.Images})

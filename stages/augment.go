@@ -35,7 +35,7 @@ type AugmentConfig struct {
 func (Augment) Name() string { return "augment" }
 
 // Version implements pipeline.Kind.
-func (Augment) Version() int { return 1 }
+func (Augment) Version() int { return 2 }
 
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }
@@ -173,7 +173,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			Target: min(cfg.MaxAugment*len(entries), largest), After: len(entries) + total})
 	}
 
-	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels}
+	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize}
 	results := make([][]Entry, len(tasks))
 	job.Progress.Start("originals", int64(len(tasks)))
 	g, gctx := errgroup.WithContext(ctx)

@@ -18,6 +18,7 @@ type Manifest struct {
 	Classes  []string `json:"classes"`
 	Size     int      `json:"image_size"`
 	Channels int      `json:"channels"`
+	Resize   string   `json:"resize"` // how the originals were fitted to Size
 	Images   []Entry  `json:"images"`
 }
 

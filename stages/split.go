@@ -40,7 +40,7 @@ type SplitConfig struct {
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 2 }
+func (Split) Version() int { return 3 }
 
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
 func (Split) Outputs() []string { return []string{TrainSet, ValSet, TestSet, "report"} }
@@ -267,7 +267,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	manifests := map[string]*Manifest{}
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
-		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels}
+		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels, Resize: cfg.Resize}
 	}
 	for _, p := range procs {
 		l, ok := label[p.cand.Class]

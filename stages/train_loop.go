@@ -169,7 +169,7 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 		if improved(st, rec, cfg.SelectMetric) {
 			dir := filepath.Join(job.Work, fmt.Sprintf("best-%d", epoch))
 			os.RemoveAll(dir)
-			if err := tr.Export(filepath.Join(dir, "saved_model"), m.Classes); err != nil {
+			if err := tr.Export(filepath.Join(dir, "saved_model"), m.Classes, m.Resize); err != nil {
 				return err
 			}
 			st.Best, st.BestDir, st.Since = epoch, filepath.Base(dir), 0
@@ -323,12 +323,15 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 		sel = fmt.Sprintf("%s never improved (no finite value); kept the last epoch, %d", cfg.SelectMetric, st.Epoch)
 		src = filepath.Join(job.Work, "last", "saved_model")
 		os.RemoveAll(filepath.Dir(src))
-		if err := tr.Export(src, trainDS.m.Classes); err != nil {
+		if err := tr.Export(src, trainDS.m.Classes, trainDS.m.Resize); err != nil {
 			return err
 		}
 		job.Logf("warning: %s", sel)
 	}
 	if err := copyTree(src, filepath.Join(job.Out, "saved_model")); err != nil {
+		return err
+	}
+	if err := writeExamples(trainDS, filepath.Join(job.Out, "saved_model", "examples")); err != nil {
 		return err
 	}
 	best := st.History[st.Best-1]
@@ -419,4 +422,28 @@ func copyTree(src, dst string) error {
 		}
 		return linkOrCopy(p, target)
 	})
+}
+
+// writeExamples puts one reference image per class (an original training image, never a
+// test image) into dir as <label><ext>, so a served model can show what each class looks like.
+func writeExamples(ds *dataset, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	best := map[int]Entry{}
+	for _, e := range ds.m.Images {
+		if e.Copy != nil {
+			continue
+		}
+		if b, ok := best[e.Label]; !ok || e.Digest < b.Digest {
+			best[e.Label] = e
+		}
+	}
+	for label, e := range best {
+		src := filepath.Join(ds.dir, filepath.FromSlash(e.Path))
+		if err := linkOrCopy(src, filepath.Join(dir, fmt.Sprintf("%d%s", label, filepath.Ext(src)))); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -48,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			graphCommand(),
 			gcCommand(),
 			promoteCommand(),
+			predictCommand(),
+			serveCommand(),
 			selftestCommand(),
 			versionCommand(),
 		},

@@ -120,7 +120,7 @@ func selftestOne(spec graphs.Spec, in graphs.Input, names []string, train, test 
 		}
 	}
 	res.accuracy = float64(correct) / float64(len(test.Labels))
-	if err := tr.Export(dir, names); err != nil {
+	if err := tr.Export(dir, names, "center_crop"); err != nil {
 		return res, err
 	}
 	m, err := graphs.LoadModel(dir, 0)

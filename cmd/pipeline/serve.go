@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"pipeline/stages"
+)
+
+// serveOptions are the server's limits and thresholds.
+type serveOptions struct {
+	MaxBody     int64         // bytes per request
+	MaxPixels   int64         // pixels per image, checked from the header
+	Concurrency int           // inferences at once
+	Queue       int           // requests waiting for an inference slot; beyond, 503
+	Wait        time.Duration // longest wait for a slot
+	WarnSum     float64       // warn when the top five sum to less
+	WarnTop     float64       // warn when the first is below
+	TopK        int
+	Reload      time.Duration // how often to look for a newly promoted model
+}
+
+func defaultServeOptions() serveOptions {
+	return serveOptions{MaxBody: 10 << 20, MaxPixels: 40_000_000, Concurrency: 2, Queue: 32, Wait: 10 * time.Second,
+		WarnSum: 0.9, WarnTop: 0.6, TopK: 5, Reload: 2 * time.Second}
+}
+
+// server answers predictions from the model in modelDir, reloading it when a new one is
+// promoted there.
+type server struct {
+	modelDir string
+	opts     serveOptions
+	logger   *log.Logger
+
+	mu  sync.RWMutex
+	cur *servedModel
+
+	slots chan struct{} // inference slots
+	queue chan struct{} // admission: slots plus waiting room
+}
+
+// servedModel is a loaded model with a count of requests using it, so a reload can close
+// the old one only after they finish.
+type servedModel struct {
+	p        *stages.Predictor
+	resolved string // the folder it was loaded from, after links
+	stamp    time.Time
+	inflight sync.WaitGroup
+}
+
+func newServer(modelDir string, opts serveOptions, logger *log.Logger) *server {
+	return &server{modelDir: modelDir, opts: opts, logger: logger,
+		slots: make(chan struct{}, opts.Concurrency), queue: make(chan struct{}, opts.Concurrency+opts.Queue)}
+}
+
+// modelStamp identifies the model folder's current version: the link target and the card's
+// modification time.
+func modelStamp(dir string) (string, time.Time, error) {
+	resolved, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	var t time.Time
+	for _, f := range []string{"model.json", "saved_model/model.json"} {
+		if fi, err := os.Stat(filepath.Join(resolved, f)); err == nil {
+			t = fi.ModTime()
+			break
+		}
+	}
+	return resolved, t, nil
+}
+
+// reload loads the model if it changed since the last load; it reports what happened.
+func (s *server) reload() (bool, error) {
+	resolved, stamp, err := modelStamp(s.modelDir)
+	if err != nil {
+		return false, err
+	}
+	s.mu.RLock()
+	cur := s.cur
+	s.mu.RUnlock()
+	if cur != nil && cur.resolved == resolved && cur.stamp.Equal(stamp) {
+		return false, nil
+	}
+	p, err := stages.LoadPredictor(resolved, 0)
+	if err != nil {
+		return false, err
+	}
+	next := &servedModel{p: p, resolved: resolved, stamp: stamp}
+	s.mu.Lock()
+	old := s.cur
+	s.cur = next
+	s.mu.Unlock()
+	if old != nil {
+		go func() {
+			old.inflight.Wait()
+			old.p.Close()
+		}()
+	}
+	return true, nil
+}
+
+// watch reloads periodically until ctx ends.
+func (s *server) watch(ctx context.Context) {
+	t := time.NewTicker(s.opts.Reload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changed, err := s.reload()
+			switch {
+			case err != nil && !errors.Is(err, os.ErrNotExist):
+				s.logger.Printf("model reload from %s failed (still serving the previous one): %v", s.modelDir, err)
+			case changed:
+				s.logger.Printf("serving model %s", s.currentID())
+			}
+		}
+	}
+}
+
+// acquire returns the current model, counted as in use; release with done().
+func (s *server) acquire() *servedModel {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cur != nil {
+		s.cur.inflight.Add(1)
+	}
+	return s.cur
+}
+
+func (s *server) currentID() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cur == nil {
+		return ""
+	}
+	if s.cur.p.Card != nil {
+		return s.cur.p.Card.ID
+	}
+	return filepath.Base(s.cur.resolved)
+}
+
+func (s *server) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != nil {
+		s.cur.inflight.Wait()
+		s.cur.p.Close()
+		s.cur = nil
+	}
+}
+
+func serveCommand() *cli.Command {
+	d := defaultServeOptions()
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "answer top-5 predictions over HTTP, with an upload page at /",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Value: "models/final_models", Usage: "model folder; a newly promoted model there is picked up without restarting"},
+			&cli.StringFlag{Name: "addr", Value: "localhost:5000", Usage: "listen address"},
+			&cli.Int64Flag{Name: "max-body", Value: d.MaxBody, Usage: "largest request in bytes (413 beyond)"},
+			&cli.Int64Flag{Name: "max-pixels", Value: d.MaxPixels, Usage: "largest image in pixels, checked before decoding (413 beyond)"},
+			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: "inferences at once"},
+			&cli.IntFlag{Name: "queue", Value: d.Queue, Usage: "requests waiting for an inference (503 beyond)"},
+			&cli.Float64Flag{Name: "warn-sum", Value: d.WarnSum, Usage: "warn when the top five sum to less"},
+			&cli.Float64Flag{Name: "warn-top", Value: d.WarnTop, Usage: "warn when the best is below"},
+		},
+		Action: func(c *cli.Context) error {
+			opts := defaultServeOptions()
+			opts.MaxBody, opts.MaxPixels = c.Int64("max-body"), c.Int64("max-pixels")
+			opts.Concurrency, opts.Queue = max(1, c.Int("concurrency")), max(0, c.Int("queue"))
+			opts.WarnSum, opts.WarnTop = c.Float64("warn-sum"), c.Float64("warn-top")
+			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
+			s := newServer(c.String("model"), opts, logger)
+			if _, err := s.reload(); err != nil {
+				logger.Printf("no model yet at %s (%v); answering 503 until one is promoted", c.String("model"), err)
+			} else {
+				logger.Printf("serving model %s", s.currentID())
+			}
+			defer s.close()
+			ln, err := net.Listen("tcp", c.String("addr"))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			go s.watch(ctx)
+			srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: logger}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			logger.Printf("listening on http://%s", ln.Addr())
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			logger.Printf("shutting down: finishing requests in flight")
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		},
+	}
+}
+
+// readAllLimited reads r, failing beyond limit bytes.
+func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"pipeline/stages"
+)
+
+//go:embed web/index.html web/openapi.json
+var webFiles embed.FS
+
+// lowConfidence is the warning the original API gave, worded for any dataset.
+const lowConfidence = "Low confidence in predictions: the subject might not be one of the supported classes."
+
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /predict", s.handlePredict)
+	mux.HandleFunc("GET /classes", s.handleClasses)
+	mux.HandleFunc("GET /classes/{name}/example", s.handleExample)
+	mux.HandleFunc("GET /model", s.handleModel)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /openapi.json", staticFile("web/openapi.json", "application/json"))
+	mux.HandleFunc("GET /{$}", staticFile("web/index.html", "text/html; charset=utf-8"))
+	return s.logRequests(recoverJSON(mux))
+}
+
+func staticFile(name, contentType string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := webFiles.ReadFile(name)
+		w.Header().Set("Content-Type", contentType)
+		w.Write(b)
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests logs method, path, status and latency of every request.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		s.logger.Printf("%s %s %d %s", r.Method, r.URL.Path, sw.status, time.Since(start).Round(100*time.Microsecond))
+	})
+}
+
+// recoverJSON turns a panic in a handler into a JSON 500, never a stack trace to the client.
+func recoverJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				writeError(w, http.StatusInternalServerError, fmt.Sprintf("internal error: %v", p))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSONResponse(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSONResponse(w, status, map[string]string{"error": msg})
+}
+
+// predictResponse is the body of a successful /predict.
+type predictResponse struct {
+	Predictions []stages.Prediction `json:"predictions"`
+	Warning     string              `json:"warning,omitempty"`
+	Model       string              `json:"model"`
+}
+
+func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		writeError(w, http.StatusUnsupportedMediaType, "send the image as multipart/form-data in a field named image")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
+	if err := r.ParseMultipartForm(s.opts.MaxBody); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", s.opts.MaxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "malformed multipart body: "+err.Error())
+		return
+	}
+	defer r.MultipartForm.RemoveAll()
+	file, _, err := r.FormFile("image")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "no file in the form field \"image\"")
+		return
+	}
+	data, err := readAllLimited(file, s.opts.MaxBody)
+	file.Close()
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "image "+err.Error())
+		return
+	}
+	if _, err := stages.CheckImage(data, s.opts.MaxPixels); err != nil {
+		switch {
+		case errors.Is(err, stages.ErrNotImage):
+			writeError(w, http.StatusUnsupportedMediaType, err.Error())
+		case errors.Is(err, stages.ErrTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		default:
+			writeError(w, http.StatusBadRequest, err.Error())
+		}
+		return
+	}
+	// Admission: a bounded queue in front of a bounded number of inferences.
+	select {
+	case s.queue <- struct{}{}:
+		defer func() { <-s.queue }()
+	default:
+		writeError(w, http.StatusServiceUnavailable, "busy: too many requests waiting; retry shortly")
+		return
+	}
+	timer := time.NewTimer(s.opts.Wait)
+	defer timer.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-timer.C:
+		writeError(w, http.StatusServiceUnavailable, "busy: no inference slot within the time limit; retry shortly")
+		return
+	case <-r.Context().Done():
+		return
+	}
+	m := s.acquire()
+	if m == nil {
+		writeError(w, http.StatusServiceUnavailable, "no model loaded yet")
+		return
+	}
+	defer m.inflight.Done()
+	preds, errs := m.p.PredictBytes([][]byte{data}, s.opts.TopK, s.opts.MaxPixels)
+	if errs[0] != nil {
+		if errors.Is(errs[0], stages.ErrBadImage) {
+			writeError(w, http.StatusBadRequest, errs[0].Error())
+			return
+		}
+		writeError(w, http.StatusInternalServerError, "inference failed: "+errs[0].Error())
+		return
+	}
+	resp := predictResponse{Predictions: preds[0], Model: modelID(m)}
+	var sum float64
+	for _, p := range preds[0] {
+		sum += p.Confidence
+	}
+	if len(preds[0]) > 0 && (sum < s.opts.WarnSum || preds[0][0].Confidence < s.opts.WarnTop) {
+		resp.Warning = lowConfidence
+	}
+	writeJSONResponse(w, http.StatusOK, resp)
+}
+
+func modelID(m *servedModel) string {
+	if m.p.Card != nil {
+		return m.p.Card.ID
+	}
+	return m.resolved
+}
+
+func (s *server) handleClasses(w http.ResponseWriter, r *http.Request) {
+	m := s.acquire()
+	if m == nil {
+		writeError(w, http.StatusServiceUnavailable, "no model loaded yet")
+		return
+	}
+	defer m.inflight.Done()
+	writeJSONResponse(w, http.StatusOK, map[string]any{"classes": m.p.Classes()})
+}
+
+func (s *server) handleExample(w http.ResponseWriter, r *http.Request) {
+	m := s.acquire()
+	if m == nil {
+		writeError(w, http.StatusServiceUnavailable, "no model loaded yet")
+		return
+	}
+	defer m.inflight.Done()
+	name := r.PathValue("name")
+	id := -1
+	for i, c := range m.p.Classes() {
+		if c == name {
+			id = i
+		}
+	}
+	if id < 0 {
+		if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < len(m.p.Classes()) {
+			id = n
+		}
+	}
+	if id < 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no class %q; GET /classes lists them", name))
+		return
+	}
+	f, ext, err := m.p.Example(id)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "this model carries no example image for "+name)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", mime.TypeByExtension(ext))
+	w.Header().Set("Cache-Control", "max-age=3600")
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+func (s *server) handleModel(w http.ResponseWriter, r *http.Request) {
+	m := s.acquire()
+	if m == nil {
+		writeError(w, http.StatusServiceUnavailable, "no model loaded yet")
+		return
+	}
+	defer m.inflight.Done()
+	b, err := m.p.CardJSON()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	id := s.currentID()
+	if id == "" {
+		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"status": "no model loaded"})
+		return
+	}
+	writeJSONResponse(w, http.StatusOK, map[string]string{"status": "ok", "model": id})
+}

@@ -1,0 +1,168 @@
+package stages
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"pipeline/graphs"
+)
+
+// Predictor serves predictions of an exported model on image files: it decodes any supported
+// format, fits the image to the model's input the way training data was fitted, and returns
+// the top classes. It is safe for concurrent use.
+type Predictor struct {
+	Model *graphs.Model
+	Dir   string // the SavedModel folder
+	Card  *Card  // set when loaded from a promotion folder
+}
+
+// Prediction is one class with its probability.
+type Prediction struct {
+	ClassID    int     `json:"class_id"`
+	ClassName  string  `json:"class_name"`
+	Confidence float64 `json:"confidence"`
+}
+
+// Input errors a server maps to status codes.
+var (
+	ErrNotImage  = errors.New("not an image: JPEG, PNG, GIF, BMP or WebP expected")
+	ErrBadImage  = errors.New("the image could not be decoded")
+	ErrTooLarge  = errors.New("the image has too many pixels")
+	ErrEmptyFile = errors.New("empty file")
+)
+
+// LoadPredictor loads a model folder: a SavedModel written by train, or a promotion folder
+// (models/final_models) holding saved_model/ and a model.json card.
+func LoadPredictor(dir string, threads int) (*Predictor, error) {
+	p := &Predictor{Dir: dir}
+	if _, err := os.Stat(filepath.Join(dir, "saved_model", graphs.ModelInfoFile)); err == nil {
+		p.Dir = filepath.Join(dir, "saved_model")
+		if card, err := ReadCard(dir); err == nil {
+			p.Card = card
+		}
+	}
+	m, err := graphs.LoadModel(p.Dir, threads)
+	if err != nil {
+		if _, serr := os.Stat(dir); serr != nil {
+			return nil, fmt.Errorf("no model at %s: %w", dir, serr)
+		}
+		return nil, err
+	}
+	p.Model = m
+	return p, nil
+}
+
+// Close releases the model.
+func (p *Predictor) Close() error { return p.Model.Close() }
+
+// Classes returns the class names in index order.
+func (p *Predictor) Classes() []string { return p.Model.Info.Classes }
+
+// CheckImage reads an image header and reports the format, or an input error, without
+// decoding pixels: what a server does before spending memory on a file.
+func CheckImage(data []byte, maxPixels int64) (string, error) {
+	if len(data) == 0 {
+		return "", ErrEmptyFile
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	switch {
+	case errors.Is(err, image.ErrFormat):
+		return "", ErrNotImage
+	case err != nil:
+		return format, fmt.Errorf("%w: %v", ErrBadImage, err)
+	case cfg.Width <= 0 || cfg.Height <= 0:
+		return format, fmt.Errorf("%w: zero size", ErrBadImage)
+	case int64(cfg.Width)*int64(cfg.Height) > maxPixels:
+		return format, fmt.Errorf("%w: %dx%d exceeds %d", ErrTooLarge, cfg.Width, cfg.Height, maxPixels)
+	}
+	return format, nil
+}
+
+// PredictBytes returns the top k predictions for each encoded image (errors per image).
+func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]Prediction, []error) {
+	info := p.Model.Info
+	size, ch := int(info.Input.Height), int(info.Input.Channels)
+	per := size * size * ch
+	results := make([][]Prediction, len(images))
+	errs := make([]error, len(images))
+	var batch []float32
+	var idx []int
+	for i, data := range images {
+		if _, err := CheckImage(data, maxPixels); err != nil {
+			errs[i] = err
+			continue
+		}
+		img, _, err := image.Decode(bytes.NewReader(data))
+		if err != nil {
+			errs[i] = fmt.Errorf("%w: %v", ErrBadImage, err)
+			continue
+		}
+		px := pixelsOf(fitImage(img, size, resizeOf(info), ch), ch)
+		for _, v := range px {
+			batch = append(batch, float32(v))
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return results, errs
+	}
+	probs, err := p.Model.Predict(batch[:len(idx)*per])
+	if err != nil {
+		for _, i := range idx {
+			errs[i] = err
+		}
+		return results, errs
+	}
+	for j, i := range idx {
+		results[i] = topPredictions(probs[j], info.Classes, k)
+	}
+	return results, errs
+}
+
+func resizeOf(info graphs.ModelInfo) string {
+	if info.Resize == "" {
+		return ResizeCenterCrop
+	}
+	return info.Resize
+}
+
+// topPredictions returns the k most probable classes, most probable first.
+func topPredictions(p []float32, classes []string, k int) []Prediction {
+	idx := make([]int, len(p))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+	k = min(k, len(idx))
+	out := make([]Prediction, k)
+	for j, i := range idx[:k] {
+		out[j] = Prediction{ClassID: i, ClassName: classes[i], Confidence: float64(p[i])}
+	}
+	return out
+}
+
+// Example opens the reference image of a class (from the training set), with its extension.
+func (p *Predictor) Example(classID int) (*os.File, string, error) {
+	matches, _ := filepath.Glob(filepath.Join(p.Dir, "examples", fmt.Sprintf("%d.*", classID)))
+	if len(matches) == 0 {
+		return nil, "", os.ErrNotExist
+	}
+	f, err := os.Open(matches[0])
+	return f, strings.ToLower(filepath.Ext(matches[0])), err
+}
+
+// CardJSON returns the model's card (promotion metadata) or, for a plain model folder, its
+// model.json.
+func (p *Predictor) CardJSON() ([]byte, error) {
+	if p.Card != nil {
+		return json.MarshalIndent(p.Card, "", "  ")
+	}
+	return json.MarshalIndent(p.Model.Info, "", "  ")
+}
