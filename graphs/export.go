@@ -39,9 +39,9 @@ type ModelInfo struct {
 	// squash), as at training time.
 	Resize    string `json:"resize,omitempty"`
 	Signature string `json:"signature"`
-	InputKey      string   `json:"input_key"`
-	OutputKey     string   `json:"output_key"`
-	TFVersion     string   `json:"tensorflow_version"`
+	InputKey  string `json:"input_key"`
+	OutputKey string `json:"output_key"`
+	TFVersion string `json:"tensorflow_version"`
 }
 
 // Export writes the current weights as a SavedModel into dir, which must not exist yet: an
