@@ -18,7 +18,8 @@ type RunRecord struct {
 	ID       string            `json:"id"`
 	Pipeline string            `json:"pipeline"`
 	Command  string            `json:"command,omitempty"`
-	Status   string            `json:"status"` // succeeded, failed, cancelled
+	Trigger  string            `json:"trigger,omitempty"` // the schedule that started the run
+	Status   string            `json:"status"`            // succeeded, failed, cancelled
 	Started  time.Time         `json:"started"`
 	Finished time.Time         `json:"finished"`
 	Seed     int64             `json:"seed"`

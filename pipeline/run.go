@@ -37,6 +37,7 @@ type RunOptions struct {
 	RunsDir    string
 	Reporter   Reporter
 	Versions   map[string]string // recorded in run.json
+	Trigger    string            // recorded in run.json (scheduled runs)
 	Now        func() time.Time
 }
 
@@ -73,7 +74,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		return nil, fmt.Errorf("creating the run folder: %w", err)
 	}
 	defer rec.close()
-	rec.Pipeline, rec.Seed, rec.Command = e.Workflow.Config.Path, e.Workflow.Seed, strings.Join(os.Args, " ")
+	rec.Pipeline, rec.Seed, rec.Command, rec.Trigger = e.Workflow.Config.Path, e.Workflow.Seed, strings.Join(os.Args, " "), opts.Trigger
 	for k, v := range opts.Versions {
 		rec.Versions[k] = v
 	}

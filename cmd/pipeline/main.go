@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			promoteCommand(),
 			predictCommand(),
 			serveCommand(),
+			scheduleCommand(),
 			selftestCommand(),
 			versionCommand(),
 		},

@@ -1,0 +1,169 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Clock is the scheduler's time source; tests drive a fake one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// RealClock is the system clock.
+type RealClock struct{}
+
+// Now implements Clock.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// After implements Clock.
+func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Trigger is one firing of a schedule.
+type Trigger struct {
+	Schedule string
+	Due      time.Time
+}
+
+func (t Trigger) String() string {
+	return fmt.Sprintf("schedule %q due %s", t.Schedule, t.Due.UTC().Format(time.RFC3339))
+}
+
+// Scheduler fires the schedule blocks of a pipeline file. Fire does the work of a trigger
+// (plan, then run if anything is out of date); the scheduler guarantees it is never running
+// twice at once, and applies each schedule's overlap policy to triggers that come while it
+// is: skip drops them (logged), queue runs them once the current run ends.
+type Scheduler struct {
+	Schedules []*Schedule
+	Clock     Clock
+	Fire      func(ctx context.Context, t Trigger)
+	Logf      func(format string, args ...any)
+
+	mu      sync.Mutex
+	running bool
+	queued  []Trigger
+	wg      sync.WaitGroup
+}
+
+type parsedSchedule struct {
+	s   *Schedule
+	c   cron.Schedule
+	loc *time.Location
+}
+
+func (s *Scheduler) parse() ([]parsedSchedule, error) {
+	var out []parsedSchedule
+	for _, sc := range s.Schedules {
+		c, err := cron.ParseStandard(sc.Cron)
+		if err != nil {
+			return nil, fmt.Errorf("schedule %q: %w", sc.Name, err)
+		}
+		loc, err := time.LoadLocation(sc.Timezone)
+		if err != nil {
+			return nil, fmt.Errorf("schedule %q: %w", sc.Name, err)
+		}
+		out = append(out, parsedSchedule{s: sc, c: c, loc: loc})
+	}
+	return out, nil
+}
+
+// Next returns the next trigger of every schedule after t, earliest first.
+func (s *Scheduler) Next(t time.Time) ([]Trigger, error) {
+	ps, err := s.parse()
+	if err != nil {
+		return nil, err
+	}
+	var out []Trigger
+	for _, p := range ps {
+		out = append(out, Trigger{Schedule: p.s.Name, Due: p.c.Next(t.In(p.loc))})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Due.Equal(out[j].Due) {
+			return out[i].Due.Before(out[j].Due)
+		}
+		return out[i].Schedule < out[j].Schedule
+	})
+	return out, nil
+}
+
+// Loop fires triggers until ctx ends, then waits for a run in progress (cancel its context
+// through Fire's ctx argument by passing runCtx) to finish.
+func (s *Scheduler) Loop(ctx, runCtx context.Context) error {
+	if len(s.Schedules) == 0 {
+		return fmt.Errorf("the pipeline file declares no schedule blocks")
+	}
+	policy := map[string]string{}
+	for _, sc := range s.Schedules {
+		policy[sc.Name] = sc.Overlap
+	}
+	for {
+		now := s.Clock.Now()
+		next, err := s.Next(now)
+		if err != nil {
+			return err
+		}
+		due := next[0].Due
+		for _, t := range next {
+			if t.Due.Equal(due) {
+				s.Logf("next: %s", t)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.Logf("stopping: no new triggers; waiting for the run in progress")
+			s.wg.Wait()
+			return nil
+		case <-s.Clock.After(due.Sub(now)):
+		}
+		for _, t := range next {
+			if t.Due.Equal(due) {
+				s.trigger(runCtx, t, policy[t.Schedule])
+			}
+		}
+	}
+}
+
+// trigger starts t now, or applies its overlap policy if a run is going.
+func (s *Scheduler) trigger(ctx context.Context, t Trigger, overlap string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		if overlap == "queue" {
+			s.queued = append(s.queued, t)
+			s.Logf("%s: queued behind the run in progress", t)
+		} else {
+			s.Logf("%s: skipped, a run is in progress (overlap = \"skip\")", t)
+		}
+		return
+	}
+	s.running = true
+	s.wg.Add(1)
+	go s.runChain(ctx, t)
+}
+
+// runChain fires t, then whatever was queued meanwhile, one at a time.
+func (s *Scheduler) runChain(ctx context.Context, t Trigger) {
+	defer s.wg.Done()
+	for {
+		s.Fire(ctx, t)
+		s.mu.Lock()
+		if len(s.queued) == 0 || ctx.Err() != nil {
+			s.running = false
+			s.queued = nil
+			s.mu.Unlock()
+			return
+		}
+		t = s.queued[0]
+		s.queued = s.queued[1:]
+		s.mu.Unlock()
+	}
+}
+
+// Wait blocks until no trigger is running.
+func (s *Scheduler) Wait() { s.wg.Wait() }
