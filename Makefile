@@ -27,6 +27,7 @@ test: libtensorflow lint
 	@py=$$(tools/python-env.sh) || { echo "make test: no Python venv; skipping the Python SavedModel check"; py=""; }; \
 	PIPELINE_PYTHON="$$py" $(GO) test -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzLoadConfig -fuzztime 10s ./pipeline
+	$(GO) test -run '^$$' -fuzz FuzzPredictBody -fuzztime 10s ./cmd/pipeline
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -141,6 +141,7 @@ func (n *valueNoise) at(x, y float64) float64 {
 
 type blob struct {
 	cx, cy, rx, ry, rot float64
+	cos, sin, reach     float64
 	col, rim            [3]float64
 	soft                float64
 }
@@ -149,7 +150,12 @@ type blob struct {
 // coarse tint field, mid-frequency texture, a few soft-edged shaded ellipses ("caps" and
 // "stems", biased per class so classes differ in colour), and Gaussian sensor noise.
 func photo(r *rand.Rand, w, h, class int) *image.RGBA {
-	rc := func() [3]float64 { return [3]float64{r.Float64() * 255, r.Float64() * 255, r.Float64() * 255} }
+	// Background colours: random, pulled halfway towards a grey of random brightness
+	// (natural scenes are rarely fully saturated).
+	rc := func() [3]float64 {
+		g := 40 + r.Float64()*170
+		return [3]float64{(r.Float64()*255 + g) / 2, (r.Float64()*255 + g) / 2, (r.Float64()*255 + g) / 2}
+	}
 	top, bottom := rc(), rc()
 	// A class hue: shapes of a class share a colour family.
 	cr := rand.New(rand.NewPCG(99, uint64(class)))
@@ -157,9 +163,9 @@ func photo(r *rand.Rand, w, h, class int) *image.RGBA {
 	horizon := 0.3 + 0.4*r.Float64()
 	coarse := [3]*valueNoise{newValueNoise(r, w, h, 160), newValueNoise(r, w, h, 160), newValueNoise(r, w, h, 160)}
 	tex := newValueNoise(r, w, h, 9+r.Float64()*8)
-	tex2 := newValueNoise(r, w, h, 3+r.Float64()*2)
+	tex2 := newValueNoise(r, w, h, 2+r.Float64()*1.5) // fine detail (grass, moss), strongest below the horizon
 	texAmp := 10 + r.Float64()*14
-	tex2Amp := 3 + r.Float64()*5
+	tex2Amp := 16 + r.Float64()*16
 	var blobs []blob
 	nb := 3 + r.IntN(5)
 	for i := 0; i < nb; i++ {
@@ -168,13 +174,15 @@ func photo(r *rand.Rand, w, h, class int) *image.RGBA {
 			rx: 20 + r.Float64()*float64(w)/4, ry: 15 + r.Float64()*float64(h)/4,
 			rot: r.Float64() * math.Pi, soft: 0.05 + r.Float64()*0.3,
 		}
+		b.cos, b.sin = math.Cos(b.rot), math.Sin(b.rot)
+		b.reach = math.Max(b.rx, b.ry) * (1 + b.soft)
 		for k := 0; k < 3; k++ {
 			b.col[k] = clamp(classCol[k] + r.NormFloat64()*30)
 			b.rim[k] = clamp(b.col[k]*0.55 + r.NormFloat64()*10)
 		}
 		blobs = append(blobs, b)
 	}
-	sigma := 1.5 + r.Float64()*2
+	sigma := 3.5 + r.Float64()*3
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := 0; y < h; y++ {
 		fy := float64(y) / float64(h)
@@ -183,14 +191,16 @@ func photo(r *rand.Rand, w, h, class int) *image.RGBA {
 		for x := 0; x < w; x++ {
 			fx, fyy := float64(x), float64(y)
 			var px [3]float64
-			tv := tex.at(fx, fyy)*texAmp + tex2.at(fx, fyy)*tex2Amp*t
+			tv := tex.at(fx, fyy)*texAmp + tex2.at(fx, fyy)*tex2Amp*(0.5+0.5*t)
 			for k := 0; k < 3; k++ {
 				px[k] = top[k]*(1-t) + bottom[k]*t + coarse[k].at(fx, fyy)*35 + tv
 			}
 			for _, b := range blobs {
 				dx, dy := fx-b.cx, fyy-b.cy
-				c, s := math.Cos(b.rot), math.Sin(b.rot)
-				u, v := (dx*c+dy*s)/b.rx, (-dx*s+dy*c)/b.ry
+				if math.Abs(dx) > b.reach || math.Abs(dy) > b.reach {
+					continue
+				}
+				u, v := (dx*b.cos+dy*b.sin)/b.rx, (-dx*b.sin+dy*b.cos)/b.ry
 				d := math.Sqrt(u*u + v*v)
 				if d >= 1+b.soft {
 					continue

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/png"
+	"io"
+	"log"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pipeline/graphs"
+)
+
+var testClasses = []string{"circle", "square", "stripes", "dots", "cross", "ring", "wave"}
+
+// tinyModel trains a small CNN for a few steps on synthetic 8×8 images and exports it as a
+// promotion folder (saved_model/ with examples, and a card) in dir.
+func tinyModel(t testing.TB, dir string, seed uint64) string {
+	t.Helper()
+	in := graphs.Input{Height: 8, Width: 8, Channels: 3, Mean: []float32{90, 90, 90}, Std: []float32{80, 80, 80}}
+	spec := graphs.Spec{Architecture: "cnn", CNN: &graphs.CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
+	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: graphs.Classifier{Spec: spec, Input: in, Classes: int64(len(testClasses))},
+		Optimizer: graphs.Optimizer{Name: "adam", Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7}, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	data := graphs.Synthetic(64, int64(len(testClasses)), 8, 8, 3, seed)
+	for i := 0; i < 5; i++ {
+		if _, err := tr.Step(data, 1e-2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sm := filepath.Join(dir, "saved_model")
+	if err := tr.Export(sm, testClasses, "squash"); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(sm, "examples"), 0o755)
+	os.WriteFile(filepath.Join(sm, "examples", "1.png"), pngBytes(8, 8, 1), 0o644)
+	card := map[string]any{"id": filepath.Base(dir), "architecture": "cnn", "classes": testClasses}
+	b, _ := json.Marshal(card)
+	os.WriteFile(filepath.Join(dir, "model.json"), b, 0o644)
+	return dir
+}
+
+func pngBytes(w, h int, seed byte) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i)*seed + seed
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, img)
+	return buf.Bytes()
+}
+
+// hugePNGHeader claims a width×height image (valid header, no pixel data).
+func hugePNGHeader(width, height uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], width)
+	binary.BigEndian.PutUint32(ihdr[4:], height)
+	ihdr[8], ihdr[9] = 8, 2
+	binary.Write(&b, binary.BigEndian, uint32(13))
+	chunk := append([]byte("IHDR"), ihdr...)
+	b.Write(chunk)
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	return b.Bytes()
+}
+
+// multipartBody builds a form with one file in field.
+func multipartBody(field string, data []byte) (io.Reader, string) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	if field != "" {
+		fw, _ := w.CreateFormFile(field, "upload.png")
+		fw.Write(data)
+	} else {
+		w.WriteField("other", "x")
+	}
+	w.Close()
+	return &buf, w.FormDataContentType()
+}
+
+func newTestServer(t *testing.T, modelDir string, opts serveOptions) (*server, *httptest.Server) {
+	t.Helper()
+	s := newServer(modelDir, opts, log.New(io.Discard, "", 0))
+	s.reload()
+	ts := httptest.NewServer(s.routes())
+	t.Cleanup(func() { ts.Close(); s.close() })
+	return s, ts
+}
+
+func post(t *testing.T, url string, body io.Reader, ct string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, ct, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("status %d: body is not JSON: %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, m
+}
+
+func TestServeEndpointsAndErrors(t *testing.T) {
+	dir := tinyModel(t, filepath.Join(t.TempDir(), "m1"), 1)
+	opts := defaultServeOptions()
+	opts.MaxBody, opts.MaxPixels = 64<<10, 10_000
+	s, ts := newTestServer(t, dir, opts)
+
+	body, ct := multipartBody("image", pngBytes(20, 12, 3))
+	code, m := post(t, ts.URL+"/predict", body, ct)
+	if code != 200 {
+		t.Fatalf("predict: %d %v", code, m)
+	}
+	preds := m["predictions"].([]any)
+	if len(preds) != 5 {
+		t.Fatalf("%d predictions", len(preds))
+	}
+	last := 2.0
+	var sum float64
+	for _, p := range preds {
+		pm := p.(map[string]any)
+		c := pm["confidence"].(float64)
+		if c > last {
+			t.Fatal("predictions not ordered by confidence")
+		}
+		last = c
+		sum += c
+		if testClasses[int(pm["class_id"].(float64))] != pm["class_name"] {
+			t.Fatalf("class id and name disagree: %v", pm)
+		}
+	}
+	// A barely trained model is unsure: the warning must be there exactly when the rule says.
+	first := preds[0].(map[string]any)["confidence"].(float64)
+	if _, warned := m["warning"]; warned != (sum < 0.9 || first < 0.6) {
+		t.Fatalf("warning %v with sum %.3f, first %.3f", m["warning"], sum, first)
+	}
+
+	cases := []struct {
+		name string
+		body func() (io.Reader, string)
+		want int
+	}{
+		{"no image field", func() (io.Reader, string) { return multipartBody("", nil) }, 400},
+		{"empty file", func() (io.Reader, string) { return multipartBody("image", nil) }, 400},
+		{"corrupt image", func() (io.Reader, string) { return multipartBody("image", pngBytes(20, 20, 5)[:60]) }, 400},
+		{"not an image", func() (io.Reader, string) { return multipartBody("image", []byte("hello, this is text")) }, 415},
+		{"not multipart", func() (io.Reader, string) { return strings.NewReader(`{"image": 1}`), "application/json" }, 415},
+		{"body too large", func() (io.Reader, string) { return multipartBody("image", bytes.Repeat([]byte("x"), 100<<10)) }, 413},
+		{"too many pixels", func() (io.Reader, string) { return multipartBody("image", hugePNGHeader(5000, 5000)) }, 413},
+	}
+	for _, c := range cases {
+		b, ct := c.body()
+		code, m := post(t, ts.URL+"/predict", b, ct)
+		if code != c.want || m["error"] == nil {
+			t.Errorf("%s: %d %v, want %d with an error message", c.name, code, m, c.want)
+		}
+	}
+
+	get := func(path string) (int, []byte, string) {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, resp.Header.Get("Content-Type")
+	}
+	if code, b, _ := get("/classes"); code != 200 || !strings.Contains(string(b), `"circle","square","stripes"`) {
+		t.Errorf("/classes: %d %s", code, b)
+	}
+	if code, b, ct := get("/classes/square/example"); code != 200 || ct != "image/png" || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Errorf("/classes/square/example: %d %s", code, ct)
+	}
+	if code, _, _ := get("/classes/circle/example"); code != 404 {
+		t.Errorf("example of a class without one: %d", code)
+	}
+	if code, _, _ := get("/classes/nope/example"); code != 404 {
+		t.Errorf("example of an unknown class: %d", code)
+	}
+	if code, b, _ := get("/model"); code != 200 || !strings.Contains(string(b), `"id": "m1"`) {
+		t.Errorf("/model: %d %s", code, b)
+	}
+	if code, b, _ := get("/healthz"); code != 200 || !strings.Contains(string(b), `"m1"`) {
+		t.Errorf("/healthz: %d %s", code, b)
+	}
+	var spec map[string]any
+	if code, b, _ := get("/openapi.json"); code != 200 || json.Unmarshal(b, &spec) != nil || spec["openapi"] == nil {
+		t.Errorf("/openapi.json: %d", code)
+	}
+	if code, b, _ := get("/"); code != 200 || !strings.Contains(string(b), "Drop an image") {
+		t.Errorf("/: %d", code)
+	}
+
+	// Busy: with every admission slot taken, a request is turned away at once.
+	for i := 0; i < cap(s.queue); i++ {
+		s.queue <- struct{}{}
+	}
+	b2, ct2 := multipartBody("image", pngBytes(8, 8, 2))
+	if code, _ := post(t, ts.URL+"/predict", b2, ct2); code != 503 {
+		t.Errorf("busy: %d, want 503", code)
+	}
+	for i := 0; i < cap(s.queue); i++ {
+		<-s.queue
+	}
+
+	// Inference failure: a closed session answers 500, not a crash.
+	m0 := s.acquire()
+	m0.inflight.Done()
+	m0.p.Model.Close()
+	b3, ct3 := multipartBody("image", pngBytes(8, 8, 2))
+	if code, m := post(t, ts.URL+"/predict", b3, ct3); code != 500 || !strings.Contains(fmt.Sprint(m["error"]), "inference failed") {
+		t.Errorf("closed model: %d %v", code, m)
+	}
+}
+
+func TestServeWithoutModelAnswers503(t *testing.T) {
+	_, ts := newTestServer(t, filepath.Join(t.TempDir(), "nothing"), defaultServeOptions())
+	b, ct := multipartBody("image", pngBytes(8, 8, 2))
+	if code, _ := post(t, ts.URL+"/predict", b, ct); code != 503 {
+		t.Errorf("predict without a model: %d", code)
+	}
+	resp, _ := http.Get(ts.URL + "/healthz")
+	if resp.StatusCode != 503 {
+		t.Errorf("healthz without a model: %d", resp.StatusCode)
+	}
+}
+
+// TestReloadDuringRequestsDropsNothing switches the served model (as a promotion does, by
+// replacing a link) while clients keep sending requests: none may fail, and the new model
+// must be answering afterwards.
+func TestReloadDuringRequestsDropsNothing(t *testing.T) {
+	root := t.TempDir()
+	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
+	tinyModel(t, filepath.Join(root, "final_models.d", "b"), 2)
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	opts := defaultServeOptions()
+	s, ts := newTestServer(t, link, opts)
+
+	var ok, failed atomic.Int64
+	var seenB atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body, ct := multipartBody("image", pngBytes(8, 8, 4))
+				resp, err := http.Post(ts.URL+"/predict", ct, body)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				var m map[string]any
+				json.NewDecoder(resp.Body).Decode(&m)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					continue
+				}
+				ok.Add(1)
+				if m["model"] == "b" {
+					seenB.Store(true)
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	tmp := link + ".tmp"
+	os.Symlink(filepath.Join("final_models.d", "b"), tmp)
+	os.Rename(tmp, link)
+	if changed, err := s.reload(); !changed || err != nil {
+		t.Fatalf("reload: %v %v", changed, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !seenB.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() < 10 || !seenB.Load() {
+		t.Fatalf("%d ok, %d failed, new model answered: %v", ok.Load(), failed.Load(), seenB.Load())
+	}
+}
+
+// FuzzPredictBody sends arbitrary bytes as the image: the answer is always JSON with a 2xx or
+// 4xx status, never a 5xx or a crash.
+func FuzzPredictBody(f *testing.F) {
+	f.Add(pngBytes(8, 8, 1))
+	f.Add(hugePNGHeader(100, 100))
+	f.Add([]byte("GIF89a"))
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xe0})
+	dir := tinyModel(f, filepath.Join(f.TempDir(), "m"), 1)
+	s := newServer(dir, defaultServeOptions(), log.New(io.Discard, "", 0))
+	if _, err := s.reload(); err != nil {
+		f.Fatal(err)
+	}
+	defer s.close()
+	h := s.routes()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		body, ct := multipartBody("image", data)
+		req := httptest.NewRequest("POST", "/predict", body)
+		req.Header.Set("Content-Type", ct)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %d bytes: %s", rec.Code, len(data), rec.Body.String())
+		}
+		var m map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatalf("not JSON: %s", rec.Body.String())
+		}
+	})
+}
