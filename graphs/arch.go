@@ -2,7 +2,6 @@ package graphs
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -28,11 +27,7 @@ type Spec struct {
 }
 
 // Architectures lists the architecture names Spec accepts.
-func Architectures() []string {
-	names := []string{"cnn", "vgg19", "vit"}
-	sort.Strings(names)
-	return names
-}
+func Architectures() []string { return []string{"cnn", "vgg19", "vit"} }
 
 // Network returns the configured network, filling in defaults for a missing option block.
 func (sp *Spec) Network() (Network, error) {

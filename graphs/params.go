@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"sort"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
@@ -149,14 +148,4 @@ func sanitize(name string) string {
 		}
 	}
 	return string(b)
-}
-
-// sortedNames returns the names of vs in sorted order, which is how checkpoints list them.
-func sortedNames(vs []*Var) []string {
-	names := make([]string, len(vs))
-	for i, v := range vs {
-		names[i] = v.Name
-	}
-	sort.Strings(names)
-	return names
 }
