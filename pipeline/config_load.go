@@ -180,19 +180,26 @@ func decodeStageBlock(b *hcl.Block, reg *Registry) (*StageBlock, hcl.Diagnostics
 		s.ForEach = a.Expr
 	}
 	if a, ok := content.Attributes["depends_on"]; ok {
-		exprs, d := hcl.ExprList(a.Expr)
+		var d hcl.Diagnostics
+		s.DependsOn, d = stageRefList(a.Expr, "Invalid depends_on entry", "Each depends_on entry must be a stage reference such as stage.split.main.")
 		diags = append(diags, d...)
-		for _, e := range exprs {
-			tr, d := hcl.AbsTraversalForExpr(e)
-			if d.HasErrors() || tr.RootName() != "stage" {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid depends_on entry",
-					Detail: "Each depends_on entry must be a stage reference such as stage.split.main.", Subject: e.Range().Ptr()})
-				continue
-			}
-			s.DependsOn = append(s.DependsOn, tr)
-		}
 	}
 	return s, diags
+}
+
+// stageRefList reads a list of stage references (depends_on, schedule targets).
+func stageRefList(expr hcl.Expression, summary, detail string) ([]hcl.Traversal, hcl.Diagnostics) {
+	exprs, diags := hcl.ExprList(expr)
+	var out []hcl.Traversal
+	for _, e := range exprs {
+		tr, d := hcl.AbsTraversalForExpr(e)
+		if d.HasErrors() || tr.RootName() != "stage" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: e.Range().Ptr()})
+			continue
+		}
+		out = append(out, tr)
+	}
+	return out, diags
 }
 
 // stageSchema is a kind's attributes plus the meta-attributes. Nothing is marked required
@@ -251,17 +258,9 @@ func decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
 			Detail: fmt.Sprintf("overlap is %q; use \"skip\" (drop a trigger while a run is going) or \"queue\" (run it afterwards).", s.Overlap), Subject: a.Expr.Range().Ptr()})
 	}
 	if a, ok := content.Attributes["targets"]; ok {
-		exprs, d := hcl.ExprList(a.Expr)
+		var d hcl.Diagnostics
+		s.Targets, d = stageRefList(a.Expr, "Invalid schedule target", "Each target must be a stage reference such as stage.select.best.")
 		diags = append(diags, d...)
-		for _, e := range exprs {
-			tr, d := hcl.AbsTraversalForExpr(e)
-			if d.HasErrors() || tr.RootName() != "stage" {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid schedule target",
-					Detail: "Each target must be a stage reference such as stage.select.best.", Subject: e.Range().Ptr()})
-				continue
-			}
-			s.Targets = append(s.Targets, tr)
-		}
 	}
 	return s, diags
 }

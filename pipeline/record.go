@@ -121,9 +121,9 @@ func (r *RunRecord) close() {
 	}
 }
 
-// linkArtifacts makes dst a copy of the object folder src built from hard links (falling back
-// to copies across file systems), so the run folder stays complete even after gc.
-func linkArtifacts(src, dst string) error {
+// LinkTree makes dst a copy of the folder src built from hard links (copies where links are
+// impossible, e.g. across file systems). Run folders use it, so they stay complete after gc.
+func LinkTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -133,11 +133,19 @@ func linkArtifacts(src, dst string) error {
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o755)
 		}
-		if err := os.Link(p, target); err == nil {
-			return nil
-		}
-		return copyFile(p, target)
+		return LinkFile(p, target)
 	})
+}
+
+// LinkFile hard-links src to dst, creating dst's folder, and copies when linking fails.
+func LinkFile(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return copyFile(src, dst)
 }
 
 func copyFile(src, dst string) error {

@@ -296,7 +296,7 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 	r.mu.Unlock()
 	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
 	src := filepath.Join(r.e.Store.Workspace, ObjectRel(d.entry.Output.Digest))
-	if err := linkArtifacts(src, filepath.Join(r.rec.dir, name)); err != nil {
+	if err := LinkTree(src, filepath.Join(r.rec.dir, name)); err != nil {
 		return r.fail(res, fmt.Errorf("linking artifacts into %s: %w", r.rec.dir, err))
 	}
 	res.Artifacts = name

@@ -190,7 +190,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			stem := fmt.Sprintf("%s_%d", t.entry.Digest[:16], t.occ)
 			ext := filepath.Ext(src)
 			orig := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), stem+ext))
-			if err := linkOrCopy(src, filepath.Join(outDir, filepath.FromSlash(orig))); err != nil {
+			if err := pipeline.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(orig))); err != nil {
 				return fmt.Errorf("copying %s: %w", src, err)
 			}
 			oe := t.entry
@@ -253,21 +253,6 @@ func decodeFile(path string) (image.Image, error) {
 	defer f.Close()
 	img, _, err := image.Decode(f)
 	return img, err
-}
-
-// linkOrCopy hard-links src to dst (both in the store), copying when links are impossible.
-func linkOrCopy(src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, data, 0o644)
 }
 
 func writeAugmentReport(job *pipeline.Job, classes []string, rep augmentReport) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"pipeline/graphs"
+	"pipeline/pipeline"
 )
 
 // A promoted model lives in <promote_to>.d/<id>/ (saved_model/ plus the model.json card), and
@@ -82,7 +83,7 @@ func promote(promoteTo, savedModel string, card Card) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := copyTree(savedModel, filepath.Join(tmp, "saved_model")); err != nil {
+	if err := pipeline.LinkTree(savedModel, filepath.Join(tmp, "saved_model")); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(tmp, "model.json"), card); err != nil {

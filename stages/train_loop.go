@@ -328,7 +328,7 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 		}
 		job.Logf("warning: %s", sel)
 	}
-	if err := copyTree(src, filepath.Join(job.Out, "saved_model")); err != nil {
+	if err := pipeline.LinkTree(src, filepath.Join(job.Out, "saved_model")); err != nil {
 		return err
 	}
 	if err := writeExamples(trainDS, filepath.Join(job.Out, "saved_model", "examples")); err != nil {
@@ -409,21 +409,6 @@ func writeJSONAtomic(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-// copyTree copies a folder (hard links where possible).
-func copyTree(src, dst string) error {
-	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		return linkOrCopy(p, target)
-	})
-}
-
 // writeExamples puts one reference image per class (an original training image, never a
 // test image) into dir as <label><ext>, so a served model can show what each class looks like.
 func writeExamples(ds *dataset, dir string) error {
@@ -441,7 +426,7 @@ func writeExamples(ds *dataset, dir string) error {
 	}
 	for label, e := range best {
 		src := filepath.Join(ds.dir, filepath.FromSlash(e.Path))
-		if err := linkOrCopy(src, filepath.Join(dir, fmt.Sprintf("%d%s", label, filepath.Ext(src)))); err != nil {
+		if err := pipeline.LinkFile(src, filepath.Join(dir, fmt.Sprintf("%d%s", label, filepath.Ext(src)))); err != nil {
 			return err
 		}
 	}
