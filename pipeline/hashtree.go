@@ -128,6 +128,24 @@ func (c *StatCache) FileDigest(path string, fi os.FileInfo) (string, error) {
 	return d, nil
 }
 
+// Prune drops entries for files that no longer exist (gc calls it; plans do not, since it
+// costs a stat per entry).
+func (c *StatCache) Prune() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for p := range c.entries {
+		if _, err := os.Lstat(p); err != nil {
+			delete(c.entries, p)
+			n++
+		}
+	}
+	if n > 0 {
+		c.dirty = true
+	}
+	return n
+}
+
 // remember records a digest computed elsewhere (e.g. while publishing) for path.
 func (c *StatCache) remember(path string, fi os.FileInfo, digest string) {
 	abs, _ := filepath.Abs(path)
@@ -156,10 +174,12 @@ func hashFile(path string) (string, error) {
 // digest (stages reject such entries; the key still notices them). Files whose stat
 // identity changed are hashed in parallel.
 func (c *StatCache) HashTree(root string) (Manifest, error) {
-	return c.hashTree(root, true)
+	return c.hashTree(root, true, true)
 }
 
-func (c *StatCache) hashTree(root string, skipHidden bool) (Manifest, error) {
+// hashTree hashes root; with remember false (temporary folders) digests are computed but not
+// kept, so the cache does not fill with paths that are about to disappear.
+func (c *StatCache) hashTree(root string, skipHidden, remember bool) (Manifest, error) {
 	fi, err := os.Stat(root)
 	if err != nil {
 		return Manifest{}, err
@@ -231,7 +251,13 @@ func (c *StatCache) hashTree(root string, skipHidden bool) (Manifest, error) {
 	for i := range items {
 		i := i
 		g.Go(func() error {
-			d, err := c.FileDigest(items[i].abs, items[i].fi)
+			var d string
+			var err error
+			if remember {
+				d, err = c.FileDigest(items[i].abs, items[i].fi)
+			} else {
+				d, err = hashFile(items[i].abs)
+			}
 			digests[i] = d
 			return err
 		})

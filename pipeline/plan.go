@@ -209,6 +209,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 	case st.Key == d.Key:
 		d.Action, d.Reasons = Run, []string{"output missing"}
 	default:
+		st.Sources = e.Store.LoadSources(inst.Addr)
 		d.Action, d.Reasons = Run, explain(st, d, v)
 	}
 	return d, nil

@@ -120,7 +120,7 @@ func (s *Store) WorkDir(key string) (string, error) {
 // Publish moves a finished temp directory into objects/ under its content digest and records
 // the key. Identical output already present is reused.
 func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duration) (*Entry, error) {
-	m, err := s.Stats.hashTree(tmp, false)
+	m, err := s.Stats.hashTree(tmp, false, false)
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
@@ -165,7 +165,9 @@ type State struct {
 	Addr    string              `json:"addr"`
 	Key     string              `json:"key"`
 	Lines   []string            `json:"lines"`
-	Sources map[string]Manifest `json:"sources"`
+	// Sources are the manifests of Source attributes, kept in a file of their own
+	// (<state>.sources.json) because a plan reads them only to explain a change.
+	Sources map[string]Manifest `json:"-"`
 	Output  string              `json:"output"`
 	Updated time.Time           `json:"updated"`
 }
@@ -174,7 +176,8 @@ func (s *Store) statePath(addr string) string {
 	return filepath.Join(s.Root, "state", strings.NewReplacer("/", "_", "\"", "", "[", "@", "]", "").Replace(addr)+".json")
 }
 
-// LoadState returns the recorded state of an instance.
+// LoadState returns the recorded state of an instance (without its source manifests; see
+// LoadSources).
 func (s *Store) LoadState(addr string) (*State, bool) {
 	var st State
 	if err := readJSON(s.statePath(addr), &st); err != nil {
@@ -183,8 +186,19 @@ func (s *Store) LoadState(addr string) (*State, bool) {
 	return &st, true
 }
 
-// SaveState records an instance's state.
+// LoadSources returns the source manifests recorded with an instance's state.
+func (s *Store) LoadSources(addr string) map[string]Manifest {
+	var m map[string]Manifest
+	readJSON(strings.TrimSuffix(s.statePath(addr), ".json")+".sources.json", &m)
+	return m
+}
+
+// SaveState records an instance's state, its source manifests first so the state never
+// points at manifests that are not there.
 func (s *Store) SaveState(st *State) error {
+	if err := writeJSON(strings.TrimSuffix(s.statePath(st.Addr), ".json")+".sources.json", st.Sources); err != nil {
+		return err
+	}
 	return writeJSON(s.statePath(st.Addr), st)
 }
 
@@ -248,6 +262,9 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 	used := map[string]bool{}
 	states, _ := filepath.Glob(filepath.Join(s.Root, "state", "*.json"))
 	for _, p := range states {
+		if strings.HasSuffix(p, ".sources.json") {
+			continue
+		}
 		var st State
 		if readJSON(p, &st) == nil {
 			used[st.Output] = true
@@ -288,6 +305,10 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 	}
 	if !dryRun {
 		s.cleanTemp()
+		s.Stats.Prune()
+		if err := s.Stats.Save(); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
