@@ -162,9 +162,9 @@ func makeReadOnly(dir string) {
 // State is what the engine remembers about an instance's last successful run, to explain
 // the next plan.
 type State struct {
-	Addr    string              `json:"addr"`
-	Key     string              `json:"key"`
-	Lines   []string            `json:"lines"`
+	Addr  string   `json:"addr"`
+	Key   string   `json:"key"`
+	Lines []string `json:"lines"`
 	// Sources are the manifests of Source attributes, kept in a file of their own
 	// (<state>.sources.json) because a plan reads them only to explain a change.
 	Sources map[string]Manifest `json:"-"`
