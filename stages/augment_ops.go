@@ -2,8 +2,6 @@ package stages
 
 import (
 	"image"
-	"image/color"
-	"image/draw"
 	"math"
 	"math/rand/v2"
 
@@ -11,6 +9,7 @@ import (
 	"github.com/anthonynsimon/bild/blur"
 	"github.com/anthonynsimon/bild/clone"
 	"github.com/anthonynsimon/bild/transform"
+	"golang.org/x/image/math/f64"
 )
 
 // Augmentation operations. Each copy applies one operation, chosen at random from the
@@ -45,25 +44,28 @@ type OpParams struct {
 // uniform draws from [lo, hi).
 func uniform(r *rand.Rand, lo, hi float64) float64 { return lo + r.Float64()*(hi-lo) }
 
-// applyOp returns a transformed copy of img (same size) by operation op.
-func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) image.Image {
+// applyOp returns a transformed copy of img (same size) by operation op, always a new image.
+func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	switch op {
 	case OpFlipRotateCrop:
-		out := clone.AsRGBA(img)
+		// Flip, rotate about the centre, crop the centre and scale it back to w×h, as one
+		// map from source to destination coordinates, resampled once.
+		cx, cy := float64(w)/2, float64(h)/2
+		m := f64.Aff3{1, 0, -cx - float64(b.Min.X), 0, 1, -cy - float64(b.Min.Y)}
 		if r.Float64() < p.Flip {
-			out = transform.FlipH(out)
+			m = mul(f64.Aff3{-1, 0, 0, 0, 1, 0}, m)
 		}
 		if p.Rotation > 0 {
-			out = transform.Rotate(out, uniform(r, -p.Rotation, p.Rotation), nil)
+			th := uniform(r, -p.Rotation, p.Rotation) * math.Pi / 180
+			c, s := math.Cos(th), math.Sin(th)
+			m = mul(f64.Aff3{c, -s, 0, s, c, 0}, m)
 		}
 		if p.Crop > 0 && p.Crop < 1 {
-			cw, ch := max(1, int(math.Round(float64(w)*p.Crop))), max(1, int(math.Round(float64(h)*p.Crop)))
-			x0, y0 := (w-cw)/2, (h-ch)/2
-			out = transform.Resize(transform.Crop(out, image.Rect(x0, y0, x0+cw, y0+ch)), w, h, transform.Linear)
+			m = mul(f64.Aff3{1 / p.Crop, 0, 0, 0, 1 / p.Crop, 0}, m)
 		}
-		return out
+		return warp(img, mul(f64.Aff3{1, 0, cx, 0, 1, cy}, m), w, h)
 	case OpColorJitter:
 		out := clone.AsRGBA(img)
 		for _, k := range r.Perm(3) {
@@ -78,16 +80,13 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) image.Image {
 		}
 		return out
 	case OpAffine:
-		s := uniform(r, p.ScaleMin, p.ScaleMax)
-		sw, sh := max(1, int(math.Round(float64(w)*s))), max(1, int(math.Round(float64(h)*s)))
-		scaled := transform.Resize(img, sw, sh, transform.Linear)
-		// Re-centre the scaled image on the original canvas, then shift it.
-		dx := int(math.Round(uniform(r, -p.Translate, p.Translate)*float64(w))) + (w-sw)/2
-		dy := int(math.Round(uniform(r, -p.Translate, p.Translate)*float64(h))) + (h-sh)/2
-		out := image.NewRGBA(image.Rect(0, 0, w, h))
-		draw.Draw(out, out.Bounds(), image.NewUniform(color.Black), image.Point{}, draw.Src)
-		draw.Draw(out, scaled.Bounds().Add(image.Pt(dx, dy)), scaled, image.Point{}, draw.Src)
-		return out
+		// Scale about the centre, then shift; uncovered pixels stay black.
+		sc := uniform(r, p.ScaleMin, p.ScaleMax)
+		dx := math.Round(uniform(r, -p.Translate, p.Translate) * float64(w))
+		dy := math.Round(uniform(r, -p.Translate, p.Translate) * float64(h))
+		cx, cy := float64(w)/2, float64(h)/2
+		m := f64.Aff3{sc, 0, cx + dx - sc*(cx+float64(b.Min.X)), 0, sc, cy + dy - sc*(cy+float64(b.Min.Y))}
+		return warp(img, m, w, h)
 	case OpFlip:
 		return transform.FlipH(img)
 	case OpBlur:
@@ -104,5 +103,5 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) image.Image {
 		}
 		return out
 	}
-	return img
+	return clone.AsRGBA(img)
 }

@@ -1,7 +1,12 @@
 package stages
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,5 +104,132 @@ func TestAugmentBalancesDeterministicallyAndTrainOnly(t *testing.T) {
 	}
 	if outputs[0] != outputs[1] {
 		t.Fatal("two runs produced different augmented sets")
+	}
+}
+
+// randomRGBA is an opaque w×h image of random pixels.
+func randomRGBA(w, h int, seed uint64) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 1))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(r.IntN(256))
+		if i%4 == 3 {
+			img.Pix[i] = 0xff
+		}
+	}
+	return img
+}
+
+func TestGeometricOpsMapPixelsWhereTheyBelong(t *testing.T) {
+	src := randomRGBA(24, 16, 7)
+	rng := rand.New(rand.NewPCG(1, 2))
+
+	// flip_rotate_crop with certain flip, no rotation, no crop: an exact mirror.
+	mirror := applyOp(src, OpFlipRotateCrop, OpParams{Flip: 1, Rotation: 0, Crop: 1}, rng)
+	for y := 0; y < 16; y++ {
+		for x := 0; x < 24; x++ {
+			if got, want := mirror.RGBAAt(x, y), src.RGBAAt(23-x, y); got != want {
+				t.Fatalf("flip: pixel (%d,%d) = %v, want %v", x, y, got, want)
+			}
+		}
+	}
+	// affine with scale 1 and no shift: the image itself.
+	same := applyOp(src, OpAffine, OpParams{ScaleMin: 1, ScaleMax: 1}, rng)
+	if !bytes.Equal(same.Pix, src.Pix) {
+		t.Fatal("affine with scale 1 and translate 0 changed the image")
+	}
+	// affine at half size: the centre stays, the border becomes (transparent) black, and
+	// after finishing it is opaque black.
+	half := opaque(applyOp(src, OpAffine, OpParams{ScaleMin: 0.5, ScaleMax: 0.5}, rng), 3).(*image.RGBA)
+	if c := half.RGBAAt(0, 0); c != (color.RGBA{0, 0, 0, 255}) {
+		t.Fatalf("affine 0.5: corner %v, want opaque black", c)
+	}
+	if c, s := half.RGBAAt(12, 8), src.RGBAAt(12, 8); absDiff(c.R, s.R) > 64 && absDiff(c.G, s.G) > 64 {
+		t.Fatalf("affine 0.5: centre %v far from the source centre %v", c, s)
+	}
+	// A rotation keeps the size and leaves some corner uncovered (|angle| ≥ 10° here).
+	rot := opaque(applyOp(src, OpFlipRotateCrop, OpParams{Rotation: 30, Crop: 1}, rand.New(rand.NewPCG(3, 4))), 3).(*image.RGBA)
+	if rot.Bounds() != src.Bounds() {
+		t.Fatalf("rotation changed the size to %v", rot.Bounds())
+	}
+	black := 0
+	for _, p := range []image.Point{{0, 0}, {23, 0}, {0, 15}, {23, 15}} {
+		if rot.RGBAAt(p.X, p.Y) == (color.RGBA{0, 0, 0, 255}) {
+			black++
+		}
+	}
+	if black == 0 {
+		t.Fatal("rotation left every corner covered")
+	}
+}
+
+func absDiff(a, b uint8) int {
+	if a > b {
+		return int(a - b)
+	}
+	return int(b - a)
+}
+
+func TestFitImageCopiesScalesAndCompositesOverBlack(t *testing.T) {
+	// Same size: an exact copy.
+	src := randomRGBA(16, 16, 9)
+	if got := fitImage(src, 16, ResizeCenterCrop, 3).(*image.RGBA); !bytes.Equal(got.Pix, src.Pix) {
+		t.Fatal("fitting a 16×16 image to 16 changed it")
+	}
+	// A uniform colour stays that colour whatever the reduction (2-tap and wide kernels).
+	for _, side := range []int{20, 40, 400} {
+		u := image.NewNRGBA(image.Rect(0, 0, side, side*3/4))
+		for i := 0; i < len(u.Pix); i += 4 {
+			copy(u.Pix[i:], []uint8{200, 100, 50, 128})
+		}
+		for _, policy := range []string{ResizeCenterCrop, ResizeSquash} {
+			got := fitImage(u, 16, policy, 3).(*image.RGBA)
+			// 50 % alpha over black: half the colour, opaque.
+			for _, p := range []image.Point{{0, 0}, {8, 8}, {15, 15}} {
+				c := got.RGBAAt(p.X, p.Y)
+				if absDiff(c.R, 100) > 1 || absDiff(c.G, 50) > 1 || absDiff(c.B, 25) > 1 || c.A != 255 {
+					t.Fatalf("%d px %s: pixel %v = %v, want about {100 50 25 255}", side, policy, p, c)
+				}
+			}
+		}
+	}
+	// Grey output equals color.GrayModel's conversion of the RGB result.
+	rgb := fitImage(src, 8, ResizeSquash, 3).(*image.RGBA)
+	grey := fitImage(src, 8, ResizeSquash, 1).(*image.Gray)
+	for y := 0; y < 8; y++ {
+		for x := 0; x < 8; x++ {
+			if want := color.GrayModel.Convert(rgb.At(x, y)).(color.Gray); grey.GrayAt(x, y) != want {
+				t.Fatalf("grey (%d,%d) = %v, want %v", x, y, grey.GrayAt(x, y), want)
+			}
+		}
+	}
+}
+
+func TestPNGCompressionChoicesRoundTrip(t *testing.T) {
+	src := randomRGBA(32, 32, 11)
+	sizes := map[string]int{}
+	for _, c := range []string{CompressionNone, CompressionFast} {
+		var buf bytes.Buffer
+		if err := encodeImage(&buf, src, FormatPNG, 0, c); err != nil {
+			t.Fatal(err)
+		}
+		sizes[c] = buf.Len()
+		back, err := png.Decode(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for y := 0; y < 32; y++ {
+			for x := 0; x < 32; x++ {
+				r1, g1, b1, _ := back.At(x, y).RGBA()
+				r0, g0, b0, _ := src.At(x, y).RGBA()
+				if r1 != r0 || g1 != g0 || b1 != b0 {
+					t.Fatalf("%s: pixel (%d,%d) changed", c, x, y)
+				}
+			}
+		}
+	}
+	// Uncompressed: the raw RGB rows (3·32·32 plus a filter byte per row) and PNG framing.
+	if raw := 32 * (1 + 3*32); sizes[CompressionNone] < raw {
+		t.Fatalf("compression none wrote %d bytes, less than the %d raw bytes", sizes[CompressionNone], raw)
 	}
 }

@@ -78,7 +78,7 @@ func writeSynthetic(t *testing.T, w *ws, n int, classes []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := encodeImage(out, img, FormatPNG, 0); err != nil {
+		if err := encodeImage(out, img, FormatPNG, 0, CompressionFast); err != nil {
 			t.Fatal(err)
 		}
 		out.Close()

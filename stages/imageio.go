@@ -16,8 +16,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/anthonynsimon/bild/transform"
 	_ "golang.org/x/image/bmp"
+	xdraw "golang.org/x/image/draw"
+	"golang.org/x/image/math/f64"
 	_ "golang.org/x/image/webp"
 )
 
@@ -90,14 +91,15 @@ func loadImage(path string, maxPixels int64) (loaded, error) {
 	return l, nil
 }
 
-// fitImage resizes img to size×size by policy and converts it to channels (1: grey, 3: RGB).
+// fitImage resizes img to size×size by policy and converts it to channels (1: grey, 3: RGB),
+// alpha composited over black.
 func fitImage(img image.Image, size int, policy string, channels int) image.Image {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	var out *image.RGBA
+	out := image.NewRGBA(image.Rect(0, 0, size, size))
 	switch policy {
 	case ResizeSquash:
-		out = transform.Resize(img, size, size, transform.Linear)
+		scale(out, out.Bounds(), img, b)
 	case ResizePad:
 		tw, th := size, size
 		if w >= h {
@@ -105,18 +107,69 @@ func fitImage(img image.Image, size int, policy string, channels int) image.Imag
 		} else {
 			tw = max(1, (w*size+h/2)/h)
 		}
-		r := transform.Resize(img, tw, th, transform.Linear)
-		out = image.NewRGBA(image.Rect(0, 0, size, size))
-		draw.Draw(out, out.Bounds(), image.NewUniform(color.RGBA{0, 0, 0, 255}), image.Point{}, draw.Src)
 		off := image.Pt((size-tw)/2, (size-th)/2)
-		draw.Draw(out, r.Bounds().Add(off), r, image.Point{}, draw.Over)
+		scale(out, image.Rect(0, 0, tw, th).Add(off), img, b)
 	default: // center_crop
 		side := min(w, h)
 		x0, y0 := b.Min.X+(w-side)/2, b.Min.Y+(h-side)/2
-		cropped := transform.Crop(img, image.Rect(x0, y0, x0+side, y0+side))
-		out = transform.Resize(cropped, size, size, transform.Linear)
+		scale(out, out.Bounds(), img, image.Rect(x0, y0, x0+side, y0+side))
 	}
-	return toChannels(out, channels)
+	return opaque(out, channels)
+}
+
+// scale resamples the part sr of src into the part dr of dst with bilinear interpolation:
+// a plain copy when the sizes agree, x/image/draw's two-tap ApproxBiLinear when shrinking by
+// less than 2× or growing, and its BiLinear kernel, widened to the reduction so that no
+// source pixel is skipped, when shrinking by 2× or more (large photos).
+func scale(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Rectangle) {
+	switch {
+	case dr.Dx() == sr.Dx() && dr.Dy() == sr.Dy():
+		draw.Draw(dst, dr, src, sr.Min, draw.Src)
+	case sr.Dx() >= 2*dr.Dx() || sr.Dy() >= 2*dr.Dy():
+		xdraw.BiLinear.Scale(dst, dr, src, sr, xdraw.Src, nil)
+	default:
+		xdraw.ApproxBiLinear.Scale(dst, dr, src, sr, xdraw.Src, nil)
+	}
+}
+
+// warp returns a w×h image whose pixel p shows src at m⁻¹(p), where m maps source
+// coordinates to destination coordinates (pixel centres at +0.5); uncovered pixels are
+// transparent black. One bilinear resampling, whatever m combines.
+func warp(src image.Image, m f64.Aff3, w, h int) *image.RGBA {
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	xdraw.ApproxBiLinear.Transform(out, m, src, src.Bounds(), xdraw.Src, nil)
+	return out
+}
+
+// mul returns the affine map a∘b (b applied first).
+func mul(a, b f64.Aff3) f64.Aff3 {
+	return f64.Aff3{
+		a[0]*b[0] + a[1]*b[3], a[0]*b[1] + a[1]*b[4], a[0]*b[2] + a[1]*b[5] + a[2],
+		a[3]*b[0] + a[4]*b[3], a[3]*b[1] + a[4]*b[4], a[3]*b[2] + a[4]*b[5] + a[5],
+	}
+}
+
+// opaque finishes an image this package allocated: with channels 3 it sets every alpha to
+// opaque in place (premultiplied colour is the colour composited over black); with 1 it
+// returns the grey image, the way color.GrayModel converts.
+func opaque(img *image.RGBA, channels int) image.Image {
+	if channels == 1 {
+		b := img.Bounds()
+		g := image.NewGray(b)
+		for y := 0; y < b.Dy(); y++ {
+			row := img.Pix[y*img.Stride : y*img.Stride+4*b.Dx()]
+			out := g.Pix[y*g.Stride : y*g.Stride+b.Dx()]
+			for x := range out {
+				r, gg, bb := uint32(row[4*x])*0x101, uint32(row[4*x+1])*0x101, uint32(row[4*x+2])*0x101
+				out[x] = uint8((19595*r + 38470*gg + 7471*bb + 1<<15) >> 24)
+			}
+		}
+		return g
+	}
+	for i := 3; i < len(img.Pix); i += 4 {
+		img.Pix[i] = 0xff
+	}
+	return img
 }
 
 // toChannels converts to an opaque grey or RGB image (alpha composited over black).
@@ -139,19 +192,29 @@ const (
 	FormatJPEG = "jpeg"
 )
 
-// encodeImage writes img as png (lossless, deterministic) or jpeg at quality.
-func encodeImage(w io.Writer, img image.Image, format string, quality int) error {
+// PNG compression of stored images.
+const (
+	CompressionNone = "none" // stored deflate blocks, no filtering: fastest to write and to read
+	CompressionFast = "fast" // filtered and deflated at zlib's fastest level: about half the size
+)
+
+// encodeImage writes img as png (lossless, deterministic; compression none or fast) or jpeg
+// at quality.
+func encodeImage(w io.Writer, img image.Image, format string, quality int, compression string) error {
 	if format == FormatJPEG {
 		return jpeg.Encode(w, img, &jpeg.Options{Quality: quality})
 	}
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	enc := png.Encoder{CompressionLevel: png.NoCompression}
+	if compression == CompressionFast {
+		enc.CompressionLevel = png.BestSpeed
+	}
 	return enc.Encode(w, img)
 }
 
 // writeImage encodes img into path.
-func writeImage(path string, img image.Image, format string, quality int) error {
+func writeImage(path string, img image.Image, format string, quality int, compression string) error {
 	var buf bytes.Buffer
-	if err := encodeImage(&buf, img, format, quality); err != nil {
+	if err := encodeImage(&buf, img, format, quality, compression); err != nil {
 		return err
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)

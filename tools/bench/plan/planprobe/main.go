@@ -14,11 +14,15 @@
 //	plan     Engine.Plan (hash the sources, read state and key entry, verify outputs, save
 //	         the stat cache if it changed)
 //
+// With -statcache it only describes the stat cache file (entries, entries under the store's
+// tmp/, entries whose file no longer exists) and exits.
+//
 // With -phases, Plan's own parts are then timed once each on a freshly opened store, through
 // the same exported calls Plan makes: HashTree(source), LoadState, Lookup(key), Verify(entry).
 package main
 
 import (
+	"encoding/gob"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -26,6 +30,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"time"
 
 	"pipeline/pipeline"
@@ -44,6 +49,7 @@ func main() {
 	phases := flag.Bool("phases", false, "also time Plan's parts (HashTree, LoadState, Lookup, Verify) once")
 	source := flag.String("source", "data/raw", "the split stage's source, relative to the workspace (for -phases)")
 	asJSON := flag.Bool("json", false, "print JSON instead of text")
+	inspect := flag.Bool("statcache", false, "only describe data/intermediate/statcache.gob (entries, dead ones) and exit")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fail(fmt.Errorf("usage: planprobe [flags] PIPELINE.hcl"))
@@ -53,6 +59,11 @@ func main() {
 		fail(err)
 	}
 	ws := filepath.Dir(hclPath)
+	if *inspect {
+		enc := json.NewEncoder(os.Stdout)
+		enc.Encode(describeStatCache(ws))
+		return
+	}
 
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -188,6 +199,50 @@ func main() {
 			fmt.Printf("phase %s: %v\n", k, ph[k])
 		}
 	}
+}
+
+// statEntry mirrors the engine's unexported stat cache entry; gob matches fields by name.
+type statEntry struct {
+	K struct {
+		Size    int64
+		MtimeNs int64
+		Ino     uint64
+		Dev     uint64
+	}
+	Digest string
+}
+
+// describeStatCache counts the entries of the workspace's stat cache, those for paths under the
+// store's tmp/ (where outputs are written before publishing) and those whose file is gone.
+func describeStatCache(ws string) map[string]any {
+	path := filepath.Join(ws, pipeline.StoreDir, "statcache.gob")
+	out := map[string]any{"path": path}
+	f, err := os.Open(path)
+	if err != nil {
+		out["error"] = err.Error()
+		return out
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		out["bytes"] = fi.Size()
+	}
+	entries := map[string]statEntry{}
+	if err := gob.NewDecoder(f).Decode(&entries); err != nil {
+		out["error"] = err.Error()
+		return out
+	}
+	tmp := filepath.Join(ws, pipeline.StoreDir, "tmp") + string(filepath.Separator)
+	inTmp, missing := 0, 0
+	for p := range entries {
+		if strings.HasPrefix(p, tmp) {
+			inTmp++
+		}
+		if _, err := os.Lstat(p); err != nil {
+			missing++
+		}
+	}
+	out["entries"], out["in_store_tmp"], out["missing"] = len(entries), inTmp, missing
+	return out
 }
 
 func median(xs []float64) float64 {
