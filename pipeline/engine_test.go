@@ -254,11 +254,47 @@ func TestDamagedOutputIsDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := filepath.Join(ws.dir, ObjectRel(rec.Result("gen.src").Output), "out")
+	orig, err := os.ReadFile(f)
+	if err != nil || len(orig) != 2 {
+		t.Fatalf("published output %q %v", orig, err)
+	}
 	os.Chmod(f, 0o644)
 	os.WriteFile(f, []byte("XY"), 0o644) // same size, different bytes
 	p := ws.plan(Selection{})
-	if d := p["gen.src"]; d.Action != Run || !strings.HasPrefix(d.Reasons[0], "output damaged") {
+	if d := p["gen.src"]; d.Action != Run || d.Reasons[0] != "output damaged (out changed)" {
 		t.Fatalf("gen.src: %s %v", d.Action, d.Reasons)
+	}
+	// A file added to a published output is damage too.
+	os.WriteFile(f, orig, 0o444)
+	if d := ws.plan(Selection{})["gen.src"]; d.Action != Cached {
+		t.Fatalf("gen.src after restoring: %s %v", d.Action, d.Reasons)
+	}
+	os.WriteFile(f+".extra", []byte("x"), 0o644)
+	if d := ws.plan(Selection{})["gen.src"]; d.Action != Run || d.Reasons[0] != "output damaged (out.extra added)" {
+		t.Fatalf("gen.src with an extra file: %s %v", d.Action, d.Reasons)
+	}
+}
+
+func TestKeyEntriesKeepTheFileListBesideThem(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := ws.engine(nil)
+	st, ok := e.Store.LoadState("gen.src")
+	if !ok {
+		t.Fatal("no state for gen.src")
+	}
+	entry, ok := e.Store.Lookup(st.Key)
+	if !ok || entry.Output.Digest != st.Output {
+		t.Fatalf("entry %+v for state %+v", entry, st)
+	}
+	if entry.Output.Files != nil {
+		t.Fatal("the key entry carries the output's file list; plans should not have to decode it")
+	}
+	var m Manifest
+	if err := readJSON(e.Store.outputPath(st.Key), &m); err != nil || m.Digest != st.Output || m.Files["out"] == "" {
+		t.Fatalf("output manifest beside the entry: %+v %v", m, err)
 	}
 }
 

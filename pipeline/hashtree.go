@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -22,8 +23,8 @@ import (
 // Manifest lists the files of a tree (slash-separated relative paths) with their SHA-256
 // digests; Digest identifies the whole tree.
 type Manifest struct {
-	Files  map[string]string `json:"files"`
-	Sizes  map[string]int64  `json:"sizes"`
+	Files  map[string]string `json:"files,omitempty"`
+	Sizes  map[string]int64  `json:"sizes,omitempty"`
 	Digest string            `json:"digest"`
 }
 
@@ -187,7 +188,7 @@ func (c *StatCache) hashTree(root string, skipHidden, remember bool) (Manifest, 
 	type item struct {
 		rel string
 		abs string
-		fi  os.FileInfo
+		fi  os.FileInfo // nil: a regular file whose stat is taken in the parallel phase
 	}
 	var items []item
 	marks := map[string]string{} // entries with no content: broken links, link loops
@@ -208,6 +209,10 @@ func (c *StatCache) hashTree(root string, skipHidden, remember bool) (Manifest, 
 				r := e.Name()
 				if rel != "" {
 					r = rel + "/" + e.Name()
+				}
+				if e.Type().IsRegular() {
+					items = append(items, item{rel: r, abs: abs})
+					continue
 				}
 				efi, err := os.Stat(abs) // follows links
 				if err != nil {
@@ -246,20 +251,40 @@ func (c *StatCache) hashTree(root string, skipHidden, remember bool) (Manifest, 
 	}
 	m := Manifest{Files: make(map[string]string, len(items)), Sizes: make(map[string]int64, len(items))}
 	digests := make([]string, len(items))
+	// Stat and look up every file in one worker per core taking blocks of files (a goroutine
+	// per file costs more than the lookup); read and hash only files whose identity changed.
+	const block = 64
+	var next atomic.Int64
 	var g errgroup.Group
-	g.SetLimit(runtime.NumCPU())
-	for i := range items {
-		i := i
+	for w := 0; w < min(runtime.NumCPU(), (len(items)+block-1)/block); w++ {
 		g.Go(func() error {
-			var d string
-			var err error
-			if remember {
-				d, err = c.FileDigest(items[i].abs, items[i].fi)
-			} else {
-				d, err = hashFile(items[i].abs)
+			for {
+				lo := int(next.Add(block)) - block
+				if lo >= len(items) {
+					return nil
+				}
+				for i := lo; i < min(lo+block, len(items)); i++ {
+					it := &items[i]
+					if it.fi == nil {
+						fi, err := os.Stat(it.abs)
+						if err != nil {
+							return err
+						}
+						it.fi = fi
+					}
+					var d string
+					var err error
+					if remember {
+						d, err = c.FileDigest(it.abs, it.fi)
+					} else {
+						d, err = hashFile(it.abs)
+					}
+					if err != nil {
+						return err
+					}
+					digests[i] = d
+				}
 			}
-			digests[i] = d
-			return err
 		})
 	}
 	if err := g.Wait(); err != nil {

@@ -19,6 +19,7 @@ const StoreDir = "data/intermediate"
 //
 //	objects/<digest>/   published outputs, named by the digest of their content
 //	keys/<kk>/<key>.json the action cache: which output a cache key produced
+//	keys/<kk>/<key>.output.json  that output's manifest, read only to explain damage
 //	state/<addr>.json   the last key of each stage instance, to explain reruns
 //	tmp/                outputs being written (discarded if a run dies)
 //	work/<key>/         scratch that survives an interrupted run (checkpoints)
@@ -61,7 +62,13 @@ func (s *Store) keyPath(key string) string {
 	return filepath.Join(s.Root, "keys", key[:2], key+".json")
 }
 
-// Lookup returns the entry of key, if any.
+// outputPath is the file beside a key entry that holds its output's manifest.
+func (s *Store) outputPath(key string) string {
+	return strings.TrimSuffix(s.keyPath(key), ".json") + ".output.json"
+}
+
+// Lookup returns the entry of key, if any. Its Output carries the digest; the file list is
+// left in a file of its own (Verify reads it only to say what is damaged).
 func (s *Store) Lookup(key string) (*Entry, bool) {
 	var e Entry
 	if err := readJSON(s.keyPath(key), &e); err != nil {
@@ -70,28 +77,35 @@ func (s *Store) Lookup(key string) (*Entry, bool) {
 	return &e, true
 }
 
-// Verify checks that an entry's output is present and unchanged, costing stats when the
-// files were not touched. It returns "" when intact, else what is wrong.
+// Verify checks that an entry's output is present and exactly as published (no file
+// missing, changed or added), costing a stat per file when the files were not touched. It
+// returns "" when intact, else what is wrong.
 func (s *Store) Verify(e *Entry) string {
 	dir := filepath.Join(s.Workspace, ObjectRel(e.Output.Digest))
 	if _, err := os.Stat(dir); err != nil {
 		return "output missing"
 	}
-	for rel, digest := range e.Output.Files {
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Sprintf("output damaged (%s missing)", rel)
-		}
-		if fi.Size() != e.Output.Sizes[rel] {
-			return fmt.Sprintf("output damaged (%s changed)", rel)
-		}
-		d, err := s.Stats.FileDigest(p, fi)
-		if err != nil || d != digest {
-			return fmt.Sprintf("output damaged (%s changed)", rel)
-		}
+	cur, err := s.Stats.hashTree(dir, false, true)
+	if err == nil && cur.Digest == e.Output.Digest {
+		return ""
 	}
-	return ""
+	want := e.Output
+	if want.Files == nil {
+		readJSON(s.outputPath(e.Key), &want)
+	}
+	if err != nil || want.Files == nil {
+		return "output damaged"
+	}
+	d := DiffManifests(want, cur)
+	switch {
+	case len(d.Removed) > 0:
+		return fmt.Sprintf("output damaged (%s missing)", d.Removed[0])
+	case len(d.Changed) > 0:
+		return fmt.Sprintf("output damaged (%s changed)", d.Changed[0])
+	case len(d.Added) > 0:
+		return fmt.Sprintf("output damaged (%s added)", d.Added[0])
+	}
+	return "output damaged"
 }
 
 // NewTemp returns a fresh directory under tmp/ for a stage to write into.
@@ -141,10 +155,15 @@ func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duratio
 			s.Stats.remember(p, fi, digest)
 		}
 	}
-	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: m, Created: time.Now().UTC(), Duration: took.Seconds()}
+	// The manifest first, so an entry never points at a manifest that is not there.
+	if err := writeJSON(s.outputPath(key), m); err != nil {
+		return nil, err
+	}
+	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Created: time.Now().UTC(), Duration: took.Seconds()}
 	if err := writeJSON(s.keyPath(key), e); err != nil {
 		return nil, err
 	}
+	e.Output = m
 	return e, nil
 }
 
@@ -294,6 +313,12 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 	}
 	keys, _ := filepath.Glob(filepath.Join(s.Root, "keys", "*", "*.json"))
 	for _, p := range keys {
+		if main, ok := strings.CutSuffix(p, ".output.json"); ok {
+			if _, err := os.Stat(main + ".json"); err != nil && !dryRun {
+				os.Remove(p) // left by a run that died between the two writes
+			}
+			continue
+		}
 		var e Entry
 		if readJSON(p, &e) == nil && used[e.Output.Digest] {
 			continue
@@ -301,6 +326,7 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 		res.Keys++
 		if !dryRun {
 			os.Remove(p)
+			os.Remove(strings.TrimSuffix(p, ".json") + ".output.json")
 		}
 	}
 	if !dryRun {

@@ -159,16 +159,21 @@ func main() {
 			e, ok := store.Lookup(d.Key)
 			ph["lookup_s"] = time.Since(t).Seconds()
 			if ok {
-				var outBytes int64
-				for _, s := range e.Output.Sizes {
-					outBytes += s
-				}
-				ph["output_files"] = len(e.Output.Files)
-				ph["output_bytes"] = outBytes
 				t = time.Now()
 				problem := store.Verify(e)
 				ph["verify_s"] = time.Since(t).Seconds()
 				ph["verify_problem"] = problem
+				// The output's size, from a walk of it (not timed).
+				out, err := store.Stats.HashTree(filepath.Join(ws, pipeline.ObjectRel(e.Output.Digest)))
+				if err != nil {
+					fail(err)
+				}
+				var outBytes int64
+				for _, s := range out.Sizes {
+					outBytes += s
+				}
+				ph["output_files"] = len(out.Files)
+				ph["output_bytes"] = outBytes
 			}
 		}
 		ph["hashed"] = store.Stats.Hashed
