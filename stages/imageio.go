@@ -51,9 +51,11 @@ func (e errRejected) Error() string { return e.reason }
 
 func reject(format string, args ...any) error { return errRejected{fmt.Sprintf(format, args...)} }
 
-// loadImage reads, hashes and decodes path. Problems with the file itself (empty, not an
-// image, truncated, too large) are errRejected; I/O failures are plain errors.
-func loadImage(path string, maxPixels int64) (loaded, error) {
+// loadImage reads, hashes and decodes path, for fitting to size×size (0: full size; JPEGs
+// may be decoded at a reduced scale that keeps the shorter side ≥ size). Problems with the
+// file itself (empty, not an image, truncated, too large) are errRejected; I/O failures are
+// plain errors.
+func loadImage(path string, maxPixels int64, size int) (loaded, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return loaded{}, err
@@ -79,7 +81,7 @@ func loadImage(path string, maxPixels int64) (loaded, error) {
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return l, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+	img, err := decodeImage(data, format, cfg.Width, cfg.Height, size)
 	if err != nil {
 		// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF.
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {

@@ -68,21 +68,26 @@ func (p *Predictor) Classes() []string { return p.Model.Info.Classes }
 // CheckImage reads an image header and reports the format, or an input error, without
 // decoding pixels: what a server does before spending memory on a file.
 func CheckImage(data []byte, maxPixels int64) (string, error) {
+	_, format, err := checkImage(data, maxPixels)
+	return format, err
+}
+
+func checkImage(data []byte, maxPixels int64) (image.Config, string, error) {
 	if len(data) == 0 {
-		return "", ErrEmptyFile
+		return image.Config{}, "", ErrEmptyFile
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	switch {
 	case errors.Is(err, image.ErrFormat):
-		return "", ErrNotImage
+		return cfg, "", ErrNotImage
 	case err != nil:
-		return format, fmt.Errorf("%w: %v", ErrBadImage, err)
+		return cfg, format, fmt.Errorf("%w: %v", ErrBadImage, err)
 	case cfg.Width <= 0 || cfg.Height <= 0:
-		return format, fmt.Errorf("%w: zero size", ErrBadImage)
+		return cfg, format, fmt.Errorf("%w: zero size", ErrBadImage)
 	case int64(cfg.Width)*int64(cfg.Height) > maxPixels:
-		return format, fmt.Errorf("%w: %dx%d exceeds %d", ErrTooLarge, cfg.Width, cfg.Height, maxPixels)
+		return cfg, format, fmt.Errorf("%w: %dx%d exceeds %d", ErrTooLarge, cfg.Width, cfg.Height, maxPixels)
 	}
-	return format, nil
+	return cfg, format, nil
 }
 
 // PredictBytes returns the top k predictions for each encoded image (errors per image).
@@ -95,11 +100,12 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]P
 	var batch []float32
 	var idx []int
 	for i, data := range images {
-		if _, err := CheckImage(data, maxPixels); err != nil {
+		cfg, format, err := checkImage(data, maxPixels)
+		if err != nil {
 			errs[i] = err
 			continue
 		}
-		img, _, err := image.Decode(bytes.NewReader(data))
+		img, err := decodeImage(data, format, cfg.Width, cfg.Height, size)
 		if err != nil {
 			errs[i] = fmt.Errorf("%w: %v", ErrBadImage, err)
 			continue

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
+	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sync/errgroup"
 
@@ -42,6 +43,10 @@ func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
 func (Split) Version() int { return 4 }
+
+// Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
+// libjpeg-turbo.
+func (Split) Environment() []string { return []string{"libtensorflow " + tf.Version()} }
 
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
 func (Split) Outputs() []string { return []string{TrainSet, ValSet, TestSet, "report"} }
@@ -349,7 +354,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return err
 			}
 			defer job.Progress.Add(1)
-			l, err := loadImage(all[i].cand.Abs, cfg.MaxPixels)
+			l, err := loadImage(all[i].cand.Abs, cfg.MaxPixels, cfg.ImageSize)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason
