@@ -5,13 +5,13 @@ import (
 	"encoding/gob"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,7 +109,7 @@ func keyOf(fi os.FileInfo) statKey {
 // FileDigest returns the SHA-256 of the file at path, from the cache when its stat identity
 // is unchanged.
 func (c *StatCache) FileDigest(path string, fi os.FileInfo) (string, error) {
-	abs, _ := filepath.Abs(path)
+	abs := absPath(path)
 	k := keyOf(fi)
 	c.mu.Lock()
 	e, ok := c.entries[abs]
@@ -149,11 +149,21 @@ func (c *StatCache) Prune() int {
 
 // remember records a digest computed elsewhere (e.g. while publishing) for path.
 func (c *StatCache) remember(path string, fi os.FileInfo, digest string) {
-	abs, _ := filepath.Abs(path)
+	abs := absPath(path)
 	c.mu.Lock()
 	c.entries[abs] = statEntry{K: keyOf(fi), Digest: digest}
 	c.dirty = true
 	c.mu.Unlock()
+}
+
+// absPath is filepath.Abs without its Clean for paths already absolute (tree walks build
+// clean absolute paths with filepath.Join; Clean costs more than the cache lookup).
+func absPath(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	abs, _ := filepath.Abs(path)
+	return abs
 }
 
 func hashFile(path string) (string, error) {
@@ -307,9 +317,15 @@ func manifestDigest(files map[string]string) string {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// Each line is fmt's "%q %s\n" of name and digest, written without fmt.
 	h := sha256.New()
+	var line []byte
 	for _, n := range names {
-		fmt.Fprintf(h, "%q %s\n", n, files[n])
+		line = strconv.AppendQuote(line[:0], n)
+		line = append(line, ' ')
+		line = append(line, files[n]...)
+		line = append(line, '\n')
+		h.Write(line)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
