@@ -21,16 +21,14 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"io/fs"
 	"math"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
-	"strings"
 	"time"
+
+	"pipeline/tools/bench/serve/images"
 )
 
 type prediction struct {
@@ -66,7 +64,7 @@ func main() {
 	resized := flag.Int("resized", 20, "also send this many images enlarged to 56×40 RGB")
 	flag.Parse()
 
-	paths, err := imagePaths(*dir, *maxImages)
+	paths, err := images.Paths(*dir, *maxImages)
 	if err != nil {
 		fail(err)
 	}
@@ -140,12 +138,11 @@ func finish(s *stats) {
 }
 
 func predict(client *http.Client, url, name string, data []byte) response {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, _ := mw.CreateFormFile("image", name)
-	fw.Write(data)
-	mw.Close()
-	resp, err := client.Post(url, mw.FormDataContentType(), &buf)
+	body, ctype, err := images.Multipart("image", name, data)
+	if err != nil {
+		fail(err)
+	}
+	resp, err := client.Post(url, ctype, bytes.NewReader(body))
 	if err != nil {
 		fail(err)
 	}
@@ -189,34 +186,6 @@ func enlarge(data []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	err = png.Encode(&buf, out)
 	return buf.Bytes(), err
-}
-
-func imagePaths(dir string, max int) ([]string, error) {
-	var all []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.EqualFold(filepath.Ext(p), ".png") {
-			all = append(all, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(all)
-	if len(all) == 0 {
-		return nil, fmt.Errorf("no .png files under %s", dir)
-	}
-	if max <= 0 || max >= len(all) {
-		return all, nil
-	}
-	out := make([]string, 0, max)
-	for i := 0; i < max; i++ {
-		out = append(out, all[i*len(all)/max])
-	}
-	return out, nil
 }
 
 func fail(err error) {

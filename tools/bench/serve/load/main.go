@@ -19,9 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"pipeline/tools/bench/serve/images"
 )
 
 type body struct {
@@ -188,7 +188,7 @@ func post(client *http.Client, url string, b body) (int, error) {
 
 // loadBodies encodes up to max images of dir (sorted, taken evenly spread) as multipart bodies.
 func loadBodies(dir string, max int) ([]body, error) {
-	paths, err := ImagePaths(dir, max)
+	paths, err := images.Paths(dir, max)
 	if err != nil {
 		return nil, err
 	}
@@ -198,58 +198,13 @@ func loadBodies(dir string, max int) ([]body, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, ct, err := Multipart("image", filepath.Base(p), data)
+		b, ct, err := images.Multipart("image", filepath.Base(p), data)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, body{b, ct})
 	}
 	return out, nil
-}
-
-// ImagePaths lists the .png files under dir, sorted, and keeps max of them spread evenly
-// over the list (so every class is represented).
-func ImagePaths(dir string, max int) ([]string, error) {
-	var all []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.EqualFold(filepath.Ext(p), ".png") {
-			all = append(all, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(all)
-	if len(all) == 0 {
-		return nil, fmt.Errorf("no .png files under %s", dir)
-	}
-	if max <= 0 || max >= len(all) {
-		return all, nil
-	}
-	out := make([]string, 0, max)
-	for i := 0; i < max; i++ {
-		out = append(out, all[i*len(all)/max])
-	}
-	return out, nil
-}
-
-// Multipart encodes data as a multipart/form-data body with one file field.
-func Multipart(field, filename string, data []byte) ([]byte, string, error) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, err := mw.CreateFormFile(field, filename)
-	if err != nil {
-		return nil, "", err
-	}
-	fw.Write(data)
-	if err := mw.Close(); err != nil {
-		return nil, "", err
-	}
-	return buf.Bytes(), mw.FormDataContentType(), nil
 }
 
 // percentile is the nearest-rank percentile of sorted durations.
