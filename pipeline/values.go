@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
@@ -64,8 +65,17 @@ func (v *Values) Known() bool {
 }
 
 // Decode copies the values into the fields of target (a pointer to a struct whose fields carry
-// `cty:"name"` tags), converting types as HCL does.
+// `cty:"name"` tags), converting types as HCL does. An exported field without a tag is an
+// error rather than silently left at its zero value (an embedded struct's fields are not
+// decoded: decode into it separately).
 func (v *Values) Decode(target any) error {
+	if rt := reflect.TypeOf(target); rt != nil && rt.Kind() == reflect.Pointer && rt.Elem().Kind() == reflect.Struct {
+		for i := 0; i < rt.Elem().NumField(); i++ {
+			if f := rt.Elem().Field(i); f.IsExported() && f.Tag.Get("cty") == "" {
+				return fmt.Errorf("decoding into %s: field %s has no cty tag, so no attribute would reach it", rt.Elem(), f.Name)
+			}
+		}
+	}
 	obj := map[string]cty.Value{}
 	for n, val := range v.vals {
 		obj[n] = val

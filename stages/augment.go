@@ -29,14 +29,16 @@ type AugmentConfig struct {
 	MaxAugment  int      `cty:"max_augment"`
 	Ops         []string `cty:"ops"`
 	Compression string   `cty:"compression"`
-	OpParams
+	// params are the operations' parameters, attributes beside the others; Decode fills a
+	// struct's own tagged fields only, so they are decoded into params separately.
+	params OpParams
 }
 
 // Name implements pipeline.Kind.
 func (Augment) Name() string { return "augment" }
 
 // Version implements pipeline.Kind.
-func (Augment) Version() int { return 3 }
+func (Augment) Version() int { return 4 }
 
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }
@@ -129,6 +131,9 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := job.Values.Decode(&cfg); err != nil {
 		return err
 	}
+	if err := job.Values.Decode(&cfg.params); err != nil {
+		return err
+	}
 	inDir := job.Path(cfg.Input)
 	in, err := ReadManifest(inDir)
 	if err != nil {
@@ -209,7 +214,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			for k := 1; k <= t.copies; k++ {
 				r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
 				op := cfg.Ops[r.IntN(len(cfg.Ops))]
-				aug := opaque(applyOp(img, op, cfg.OpParams, r), in.Channels)
+				aug := opaque(applyOp(img, op, cfg.params, r), in.Channels)
 				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
 				if err := writeImage(filepath.Join(outDir, filepath.FromSlash(rel)), aug, FormatPNG, 0, cfg.Compression); err != nil {
 					return err

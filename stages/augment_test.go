@@ -89,6 +89,32 @@ func TestAugmentBalancesDeterministicallyAndTrainOnly(t *testing.T) {
 				t.Errorf("%s: %d → %d images, want %d", c, before[i], after[i], want)
 			}
 		}
+		// Every copy is a changed image (the operations' parameters reach them).
+		outDir := w.output(rec, "augment.balanced", "output")
+		origPath := map[string]string{}
+		for _, e := range out.Images {
+			if e.Copy == nil {
+				origPath[e.Digest] = e.Path
+			}
+		}
+		copies := 0
+		for _, e := range out.Images {
+			if e.Copy == nil {
+				continue
+			}
+			copies++
+			a, err1 := decodeFile(filepath.Join(outDir, origPath[e.Digest]))
+			b, err2 := decodeFile(filepath.Join(outDir, e.Path))
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if bytes.Equal(pixelsOf(a, 3), pixelsOf(b, 3)) {
+				t.Fatalf("copy %s (%s) has exactly its original's pixels", e.Path, e.Copy.Op)
+			}
+		}
+		if copies == 0 {
+			t.Fatal("no copies made")
+		}
 		testDigests := map[string]bool{}
 		for _, e := range test.Images {
 			testDigests[e.Digest] = true
