@@ -22,8 +22,10 @@ libtensorflow:
 build: libtensorflow
 	$(GO) build -o $(BIN) ./cmd/pipeline
 
-# The Python check (SavedModels load in Python TensorFlow) runs when a venv can be made.
+# The Python check (SavedModels load in Python TensorFlow) runs when a venv can be made; the
+# upload page's browser test when Debian's chromium is there (installed here when possible).
 test: libtensorflow lint
+	@tools/install-chromium.sh
 	@py=$$(tools/python-env.sh) || { echo "make test: no Python venv; skipping the Python SavedModel check"; py=""; }; \
 	PIPELINE_PYTHON="$$py" $(GO) test -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzLoadConfig -fuzztime 10s ./pipeline

@@ -109,7 +109,18 @@ else
   members=(tensorflow/libtensorflow_cc.so.2 tensorflow/libtensorflow_framework.so.2)
   for h in "${headers[@]}"; do members+=("tensorflow/include/$h"); done
   # Some headers are absent in some releases; unzip exits 11 when a named member is missing.
-  unzip -q -o "$file" "${members[@]}" -d "$stage/x" || [ $? -eq 11 ] || die "$wheel: cannot unpack"
+  # Without unzip, Python's zipfile (pip needs Python anyway) extracts the same members.
+  if command -v unzip >/dev/null; then
+    unzip -q -o "$file" "${members[@]}" -d "$stage/x" || [ $? -eq 11 ] || die "$wheel: cannot unpack"
+  else
+    python3 - "$file" "$stage/x" "${members[@]}" <<'PY' || die "$wheel: cannot unpack"
+import sys, zipfile
+wheel, dest, members = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    names = set(z.namelist())
+    z.extractall(dest, [m for m in members if m in names])
+PY
+  fi
   mv "$stage/x/tensorflow/libtensorflow_cc.so.2" "$stage/x/tensorflow/libtensorflow_framework.so.2" "$stage/out/lib/"
   cp -r "$stage/x/tensorflow/include/." "$stage/out/include/"
   ln -sf libtensorflow_cc.so.2 "$stage/out/lib/libtensorflow.so"
