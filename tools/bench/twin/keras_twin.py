@@ -25,8 +25,8 @@ graphs/arch_<arch>.go built with Keras 3 layers, the way stages/train_loop.go tr
 
 One JSON line per architecture goes to stdout; progress goes to stderr.
 
-The layer code is copied from tools/bench/keras_train.py (extended with VGG19 batch norm, grey
-input and the pipeline's normalisation) so that this file stands alone.
+The ViT layers come from tools/bench/keras_train.py; the model builder here extends that file's
+with VGG19 batch norm, grey input and the pipeline's normalisation.
 """
 import argparse
 import json
@@ -158,9 +158,14 @@ def score(np, logits, labels, k):
 
 
 def define_layers(keras, ops, np):
-    """Layers Keras does not ship in the exact form graphs/ uses (ViT ones from keras_train.py)."""
+    """Normalize, plus the ViT layers of tools/bench/keras_train.py (imported, not copied)."""
     global Normalize, ClassToken, PositionEmbedding, SelfAttention
-    trunc02 = lambda: keras.initializers.TruncatedNormal(stddev=0.02)  # noqa: E731
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import keras_train
+
+    keras_train.define_layers(keras, ops)
+    ClassToken, PositionEmbedding, SelfAttention = (
+        keras_train.ClassToken, keras_train.PositionEmbedding, keras_train.SelfAttention)
 
     class Normalize(keras.layers.Layer):
         """graphs.Classifier: (x - mean) * (1/std) per channel, constants in the graph."""
@@ -172,58 +177,6 @@ def define_layers(keras, ops, np):
 
         def call(self, x):
             return (x - ops.convert_to_tensor(self.mean)) * ops.convert_to_tensor(self.inv)
-
-    class ClassToken(keras.layers.Layer):
-        """Prepends a learned [1, 1, D] token (truncated normal 0.02) to [N, T, D]."""
-
-        def build(self, shape):
-            self.token = self.add_weight(shape=(1, 1, shape[-1]), initializer=trunc02(), name="token")
-
-        def call(self, x):
-            n = ops.shape(x)[0]
-            return ops.concatenate([ops.tile(self.token, (n, 1, 1)), x], axis=1)
-
-        def compute_output_shape(self, shape):
-            return (shape[0], None if shape[1] is None else shape[1] + 1, shape[2])
-
-    class PositionEmbedding(keras.layers.Layer):
-        """Adds a learned [1, T, D] embedding (truncated normal 0.02)."""
-
-        def build(self, shape):
-            self.pos = self.add_weight(shape=(1, shape[1], shape[2]), initializer=trunc02(), name="pos")
-
-        def call(self, x):
-            return x + self.pos
-
-    class SelfAttention(keras.layers.Layer):
-        """graphs.MultiHeadSelfAttention: fused qkv Dense(3D), scaled dot product, dropout on
-        the attention probabilities, output Dense(D)."""
-
-        def __init__(self, heads, dropout, **kw):
-            super().__init__(**kw)
-            self.heads, self.rate = heads, dropout
-
-        def build(self, shape):
-            t, d = shape[1], shape[2]
-            self.t, self.d, self.hd = t, d, d // self.heads
-            self.qkv = keras.layers.Dense(3 * d, name="qkv")
-            self.qkv.build(shape)
-            self.proj = keras.layers.Dense(d, name="proj")
-            self.proj.build((shape[0], t, d))
-            self.drop = keras.layers.Dropout(self.rate)
-
-        def call(self, x, training=None):
-            t, d, h, hd = self.t, self.d, self.heads, self.hd
-            qkv = ops.reshape(self.qkv(x), (-1, t, 3, h, hd))
-            qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, N, H, T, hd]
-            q, k, v = qkv[0], qkv[1], qkv[2]
-            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(hd))
-            attn = self.drop(ops.softmax(scores, axis=-1), training=training)
-            o = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))  # [N, T, H, hd]
-            return self.proj(ops.reshape(o, (-1, t, d)))
-
-        def compute_output_shape(self, shape):
-            return shape
 
 
 def build(keras, arch, c, size, channels, classes, mean, std):
