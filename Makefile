@@ -8,6 +8,9 @@ export CGO_LDFLAGS := -L$(TF_PREFIX)/lib -Wl,-rpath,$(TF_PREFIX)/lib
 export LIBTENSORFLOW_PREFIX := $(TF_PREFIX)
 # TensorFlow's C++ INFO lines (CPU features, MLIR passes) are noise for users.
 export TF_CPP_MIN_LOG_LEVEL ?= 1
+# TensorFlow's oneDNN kernels, which the pipeline binary turns on for training (see
+# graphs/onednn.go); tests and tools run with the same kernels.
+export TF_ENABLE_ONEDNN_OPTS ?= 1
 
 GO  ?= go
 BIN := bin/pipeline

@@ -3,6 +3,7 @@ package graphs
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
@@ -247,6 +248,10 @@ func (t *Trainer) Evaluate(b Batch) (Evaluation, error) {
 	}
 	return ev, nil
 }
+
+// WriteGraph writes the training graph (forward, loss, gradients, optimizer, evaluation and
+// checkpoint ops) to w as a binary GraphDef, for inspection with TensorFlow's tools.
+func (t *Trainer) WriteGraph(w io.Writer) (int64, error) { return t.graph.WriteTo(w) }
 
 // Close releases the session.
 func (t *Trainer) Close() error {

@@ -10,7 +10,6 @@ import (
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
-	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/zclconf/go-cty/cty"
 
 	"pipeline/graphs"
@@ -85,8 +84,10 @@ func (Evaluate) Version() int { return 1 }
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }
 
-// Environment implements pipeline.Environmental.
-func (Evaluate) Environment() []string { return []string{"libtensorflow " + tf.Version()} }
+// Environment implements pipeline.Environmental: the TensorFlow build and its oneDNN setting.
+func (Evaluate) Environment() []string {
+	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting()}
+}
 
 // ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.
 func (Evaluate) ArtifactDir(v *pipeline.Values, workspace string) string {

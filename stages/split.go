@@ -10,10 +10,10 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
-	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sync/errgroup"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 )
 
@@ -46,7 +46,7 @@ func (Split) Version() int { return 4 }
 
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
 // libjpeg-turbo.
-func (Split) Environment() []string { return []string{"libtensorflow " + tf.Version()} }
+func (Split) Environment() []string { return []string{"libtensorflow " + graphs.TensorFlowVersion()} }
 
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
 func (Split) Outputs() []string { return []string{TrainSet, ValSet, TestSet, "report"} }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
-	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
@@ -67,8 +66,11 @@ func (Train) Outputs() []string { return []string{"saved_model"} }
 // Heavy implements pipeline.Heavy: training uses every core.
 func (Train) Heavy(*pipeline.Values) bool { return true }
 
-// Environment implements pipeline.Environmental: results depend on the TensorFlow build.
-func (Train) Environment() []string { return []string{"libtensorflow " + tf.Version()} }
+// Environment implements pipeline.Environmental: results depend on the TensorFlow build and
+// on whether its oneDNN kernels run (they round differently from the Eigen ones).
+func (Train) Environment() []string {
+	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting()}
+}
 
 // ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/.
 func (Train) ArtifactDir(v *pipeline.Values, _ string) string { return v.String("architecture") }

@@ -3,8 +3,9 @@
 #
 # By default it takes libtensorflow from PyPI's tensorflow-cpu wheel (pinned version and sha256),
 # unpacks only libtensorflow_cc.so.2 (which exports the C API), libtensorflow_framework.so.2 and
-# the C headers graft includes, adds libtensorflow.so (graft links -ltensorflow), and checks that
-# every C function graft calls is exported. Re-running it is a no-op when the install is complete.
+# the C headers graft includes, adds libtensorflow.so (graft links -ltensorflow: a lazy-loading
+# shim on x86-64, see libtensorflow-shim.sh), and checks that every C function graft calls is
+# exported. Re-running it is a no-op when the install is complete.
 #
 # Environment:
 #   LIBTENSORFLOW_PREFIX   where to install (default: <repo>/.libtensorflow)
@@ -13,6 +14,8 @@
 #                          machines; CUDA itself comes from the nvidia-* wheels or the system)
 #   LIBTENSORFLOW_TARBALL  path or URL of an official libtensorflow C tarball to use instead
 #   LIBTENSORFLOW_SHA256   expected sha256 of the tarball (or of a wheel not pinned below)
+#   LIBTENSORFLOW_LAZY     1 (default; x86-64 only): libtensorflow.so is a shim that loads the
+#                          library at the first TensorFlow call; 0: a link to the library
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,6 +52,14 @@ if [ -n "$tarball" ]; then
   source_id="tarball:$tarball:${LIBTENSORFLOW_SHA256:-}"
 else
   source_id="wheel:$wheel:$sha"
+fi
+# On x86-64 libtensorflow.so is a shim that loads the real library on first use
+# (tools/libtensorflow-shim.sh), so commands that never run TensorFlow start in milliseconds;
+# LIBTENSORFLOW_LAZY=0 (and other machines) link the real library directly.
+lazy=0
+if [ "${LIBTENSORFLOW_LAZY:-1}" = 1 ] && [ "$arch" = x86_64 ]; then
+  lazy=1
+  source_id+=":shim:$(sha256sum "$here/libtensorflow-shim.sh" | cut -d' ' -f1)"
 fi
 stamp=$prefix/.installed
 
@@ -155,6 +166,11 @@ if [ -n "$missing" ]; then
   die "$(basename "$lib") does not export these C functions graft calls:
 $missing
 This build of TensorFlow cannot be used with graft v0.10.0; use TensorFlow $version."
+fi
+
+if [ "$lazy" = 1 ]; then
+  "$here/libtensorflow-shim.sh" "$stage/out/lib" "$(basename "$lib")" ||
+    die "could not build the lazy-loading shim; LIBTENSORFLOW_LAZY=0 links libtensorflow directly"
 fi
 
 # Publish: replace the prefix in one rename so a failed install never leaves a half tree.

@@ -17,9 +17,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/urfave/cli/v2"
-	tf "github.com/wamuir/graft/tensorflow"
 	"golang.org/x/term"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 	"pipeline/stages"
 )
@@ -226,6 +226,9 @@ func runCommand() *cli.Command {
 				printPlan(c.App.Writer, plan, false)
 				return nil
 			}
+			if err := graphs.LoadTensorFlow(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep := newReporter(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
@@ -255,7 +258,7 @@ func runCommand() *cli.Command {
 }
 
 func versions() map[string]string {
-	return map[string]string{"pipeline": version, "libtensorflow": tf.Version()}
+	return map[string]string{"pipeline": version, "libtensorflow": graphs.TensorFlowVersion()}
 }
 
 func printRunSummary(w io.Writer, rec *pipeline.RunRecord) {

@@ -4,7 +4,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
-	tf "github.com/wamuir/graft/tensorflow"
+
+	"pipeline/graphs"
 )
 
 func versionCommand() *cli.Command {
@@ -12,7 +13,7 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the pipeline and TensorFlow versions",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "pipeline %s\nlibtensorflow %s\n", version, tf.Version())
+			fmt.Fprintf(c.App.Writer, "pipeline %s\nlibtensorflow %s\n", version, graphs.TensorFlowVersion())
 			return nil
 		},
 	}

@@ -192,6 +192,7 @@ def main():
         tf.config.threading.set_intra_op_parallelism_threads(a.threads)
     import keras
     from keras import ops
+    from tensorflow.python.util import _pywrap_util_port
 
     keras.utils.set_random_seed(1)
     define_layers(keras, ops)
@@ -241,6 +242,10 @@ def main():
         "images_per_s": a.steps * a.batch / secs,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "jit": a.jit if a.jit != "auto" else f"auto({'on' if model.jit_compile else 'off'})",
+        # Whether TensorFlow runs its oneDNN kernels, and the variable that decided it (None:
+        # unset, TensorFlow's default for this CPU).
+        "onednn": bool(_pywrap_util_port.IsMklEnabled()),
+        "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
     }
     print(json.dumps(out, sort_keys=True, separators=(",", ":")), flush=True)
 

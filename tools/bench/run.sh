@@ -6,9 +6,13 @@
 #   ARCHS [cnn vgg19 vit]  RUNS [5]  STEPS [40]  WARMUP [5]  BATCH [32]  SIZE [64]  THREADS [0]
 #   STEPS_<ARCH>   timed steps for one architecture (e.g. STEPS_VGG19=20), both sides alike
 #   JIT_EXTRA=1    afterwards, one more Keras run per architecture with --jit off and --jit on
+#   ONEDNN_EXTRA=1 afterwards, one more Go run per architecture with oneDNN off
 #
-# Each run executes Go and Keras one after the other (odd runs Go first, even runs Keras
-# first), never in parallel. JSON lines go to tools/bench/results/<UTC timestamp>.jsonl,
+# Three sides: go (gotrain as pipeline trains: TensorFlow's oneDNN kernels on), keras (Keras
+# with TensorFlow's defaults, which leave oneDNN off on CPUs without AVX512-VNNI/BF16 or AMX)
+# and keras-onednn (Keras with TF_ENABLE_ONEDNN_OPTS=1, as a user who knows the switch runs
+# it). Each run executes the three one after the other, the first rotating from run to run,
+# never in parallel. JSON lines go to tools/bench/results/<UTC timestamp>.jsonl,
 # stderr of every run to the matching .log; at the end tools/bench/summarize.py prints a
 # markdown table of the medians.
 set -euo pipefail
@@ -24,6 +28,9 @@ BATCH=${BATCH:-32}
 SIZE=${SIZE:-64}
 THREADS=${THREADS:-0}
 JIT_EXTRA=${JIT_EXTRA:-0}
+ONEDNN_EXTRA=${ONEDNN_EXTRA:-0}
+# Each side decides TensorFlow's oneDNN setting itself (see the header).
+unset TF_ENABLE_ONEDNN_OPTS
 
 # The same flags the Makefile exports, for runs outside make.
 tf_prefix=${LIBTENSORFLOW_PREFIX:-$repo/.libtensorflow}
@@ -56,11 +63,12 @@ bench() {
   local steps cmd line
   steps=$(steps_for "$arch")
   local flags=(--arch "$arch" --size "$SIZE" --batch "$BATCH" --steps "$steps" --warmup "$WARMUP" --threads "$THREADS")
-  if [ "$impl" = go ]; then
-    cmd=(bin/gotrain "${flags[@]}" "$@")
-  else
-    cmd=("$py" tools/bench/keras_train.py "${flags[@]}" "$@")
-  fi
+  case $impl in
+  go) cmd=(bin/gotrain "${flags[@]}" "$@") ;;
+  go-no-onednn) cmd=(env TF_ENABLE_ONEDNN_OPTS=0 bin/gotrain "${flags[@]}" "$@") ;;
+  keras) cmd=("$py" tools/bench/keras_train.py "${flags[@]}" "$@") ;;
+  keras-onednn) cmd=(env TF_ENABLE_ONEDNN_OPTS=1 "$py" tools/bench/keras_train.py "${flags[@]}" "$@") ;;
+  esac
   echo "== ${cmd[*]}" >>"$log"
   if ! line=$("${cmd[@]}" 2>>"$log"); then
     echo "run.sh: failed: ${cmd[*]} (stderr in $log):" >&2
@@ -69,21 +77,25 @@ bench() {
   fi
   line=$(printf '%s\n' "$line" | tail -n 1)
   printf '%s\n' "$line" >>"$out"
-  printf '  %-5s %s\n' "$impl" "$line" >&2
+  printf '  %-12s %s\n' "$impl" "$line" >&2
 }
 
+sides=(go keras keras-onednn)
 for arch in $ARCHS; do
   for ((run = 1; run <= RUNS; run++)); do
     echo "$arch run $run/$RUNS ($(steps_for "$arch") steps after $WARMUP warmup, batch $BATCH, ${SIZE}x$SIZE)" >&2
-    if ((run % 2 == 1)); then
-      bench go "$arch"
-      bench keras "$arch"
-    else
-      bench keras "$arch"
-      bench go "$arch"
-    fi
+    # The three sides one after the other, the first one rotating from run to run.
+    for ((i = 0; i < ${#sides[@]}; i++)); do
+      bench "${sides[(run - 1 + i) % ${#sides[@]}]}" "$arch"
+    done
   done
 done
+if [ "$ONEDNN_EXTRA" = 1 ]; then
+  for arch in $ARCHS; do
+    echo "$arch: Go with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)" >&2
+    bench go-no-onednn "$arch"
+  done
+fi
 if [ "$JIT_EXTRA" = 1 ]; then
   for arch in $ARCHS; do
     echo "$arch: Keras with --jit off and --jit on" >&2
@@ -98,6 +110,7 @@ for arch in $ARCHS; do
   if [ -n "${!var:-}" ]; then repro+=" $var=${!var}"; fi
 done
 if [ "$JIT_EXTRA" = 1 ]; then repro+=" JIT_EXTRA=1"; fi
+if [ "$ONEDNN_EXTRA" = 1 ]; then repro+=" ONEDNN_EXTRA=1"; fi
 if [ -n "${PIPELINE_XLA:-}" ]; then repro+=" PIPELINE_XLA=$PIPELINE_XLA"; fi
 
 echo

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """summarize.py prints a markdown table of a tools/bench/run.sh results file (JSON lines from
-gotrain and keras_train.py): per architecture the median images/s of Go and of Keras, the ratio
-of the medians, and the median peak RSS of each. Keras runs with a forced --jit (on/off) get
-their own rows. Standard library only.
+gotrain and keras_train.py): per architecture the median images/s of Go, of Keras with
+TensorFlow's defaults and of Keras with oneDNN forced on, the ratios of the medians, and the
+median peak RSS of each. Keras runs with a forced --jit (on/off) and Go runs with oneDNN
+forced off get their own rows. Standard library only.
 
 usage: summarize.py RESULTS.jsonl
 """
@@ -12,11 +13,15 @@ import sys
 
 
 def label(rec):
-    """go, keras (compile defaults, jit "auto"), or keras jit=on / keras jit=off."""
+    """go, go onednn=0, keras (defaults: jit "auto", oneDNN as TensorFlow decides), keras
+    onednn=1, or keras jit=on / keras jit=off."""
+    env = rec.get("onednn_env")
     if rec["impl"] != "keras":
-        return rec["impl"]
+        return rec["impl"] if env in (None, "", "1") else f"{rec['impl']} onednn={env}"
     jit = str(rec.get("jit", "auto"))
-    return "keras" if jit.startswith("auto") else f"keras jit={jit}"
+    if not jit.startswith("auto"):
+        return f"keras jit={jit}"
+    return "keras" if env is None else f"keras onednn={env}"
 
 
 def main(path):
@@ -44,33 +49,38 @@ def main(path):
     def fmt(v, spec):
         return "–" if v is None else format(v, spec)
 
-    print("| arch | params | runs | Go images/s | Keras images/s | Go/Keras | Go peak RSS MB | Keras peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| arch | params | runs | Go images/s | Keras images/s | Go/Keras | Keras+oneDNN images/s | Go/(Keras+oneDNN) "
+          "| Go peak RSS MB | Keras peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     notes = []
     for arch in archs:
         go, ke = runs.get((arch, "go"), []), runs.get((arch, "keras"), [])
-        params = sorted({r["params"] for r in go + ke})
+        ko = runs.get((arch, "keras onednn=1"), [])
+        params = sorted({r["params"] for r in go + ke + ko})
         if len(params) > 1:
             notes.append(f"{arch}: parameter counts differ between runs: {params}")
-        cfg = sorted({(r["batch"], r["size"]) for r in go + ke})
+        cfg = sorted({(r["batch"], r["size"]) for r in go + ke + ko})
         if len(cfg) > 1:
             notes.append(f"{arch}: mixed batch/size settings: {cfg}")
         g, k = med(arch, "go", "images_per_s"), med(arch, "keras", "images_per_s")
+        o = med(arch, "keras onednn=1", "images_per_s")
         ratio = g / k if g and k else None
-        print(f"| {arch} | {'/'.join(str(p) for p in params)} | {len(go)}/{len(ke)} | {fmt(g, '.1f')} | {fmt(k, '.1f')} | "
-              f"{fmt(ratio, '.2f')} | {fmt(med(arch, 'go', 'peak_rss_mb'), '.0f')} | {fmt(med(arch, 'keras', 'peak_rss_mb'), '.0f')} |")
+        ratio_o = g / o if g and o else None
+        print(f"| {arch} | {'/'.join(str(p) for p in params)} | {len(go)}/{len(ke)}/{len(ko)} | {fmt(g, '.1f')} | {fmt(k, '.1f')} | "
+              f"{fmt(ratio, '.2f')} | {fmt(o, '.1f')} | {fmt(ratio_o, '.2f')} | "
+              f"{fmt(med(arch, 'go', 'peak_rss_mb'), '.0f')} | {fmt(med(arch, 'keras', 'peak_rss_mb'), '.0f')} |")
 
-    extra = sorted({lb for (_, lb) in runs if lb.startswith("keras jit=")})
+    extra = sorted({lb for (_, lb) in runs if lb.startswith("keras jit=") or lb.startswith("go onednn=")})
     if extra:
         print()
-        print("| arch | Keras variant | runs | images/s (median) | peak RSS MB (median) |")
+        print("| arch | variant | runs | images/s (median) | peak RSS MB (median) |")
         print("|---|---|---:|---:|---:|")
         for arch in archs:
             for lb in ["keras"] + extra:
                 recs = runs.get((arch, lb))
                 if recs:
                     jit = str(recs[0].get("jit", "auto"))
-                    name = f"default, jit {jit}" if lb == "keras" else lb[len("keras "):]
+                    name = f"keras default, jit {jit}" if lb == "keras" else lb
                     print(f"| {arch} | {name} | {len(recs)} | {fmt(med(arch, lb, 'images_per_s'), '.1f')} | "
                           f"{fmt(med(arch, lb, 'peak_rss_mb'), '.0f')} |")
     for n in notes:

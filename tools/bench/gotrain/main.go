@@ -18,6 +18,10 @@ import (
 )
 
 func main() {
+	// As cmd/pipeline does for training: TensorFlow's oneDNN kernels unless TF_ENABLE_ONEDNN_OPTS says otherwise.
+	if err := graphs.EnableOneDNN(); err != nil {
+		fmt.Fprintln(os.Stderr, "gotrain:", err)
+	}
 	arch := flag.String("arch", "cnn", "cnn, vgg19 or vit")
 	size := flag.Int64("size", 64, "image height and width")
 	classes := flag.Int64("classes", 10, "number of classes")
@@ -26,8 +30,9 @@ func main() {
 	warmup := flag.Int("warmup", 5, "untimed steps before timing")
 	threads := flag.Int("threads", 0, "TensorFlow intra-op threads (0: default)")
 	xla := flag.Bool("xla", false, "compile with XLA auto-clustering")
+	graphDef := flag.String("graphdef", "", "also write the training graph as a binary GraphDef to this file (for tools/bench/opprof.py)")
 	flag.Parse()
-	if err := run(*arch, *size, *classes, *batch, *steps, *warmup, *threads, *xla); err != nil {
+	if err := run(*arch, *size, *classes, *batch, *steps, *warmup, *threads, *xla, *graphDef); err != nil {
 		fmt.Fprintln(os.Stderr, "gotrain:", err)
 		os.Exit(1)
 	}
@@ -45,7 +50,7 @@ func benchSpec(arch string) graphs.Spec {
 	return graphs.Spec{Architecture: arch, CNN: &c}
 }
 
-func run(arch string, size, classes int64, batch, steps, warmup, threads int, xla bool) error {
+func run(arch string, size, classes int64, batch, steps, warmup, threads int, xla bool, graphDef string) error {
 	in := graphs.Input{Height: size, Width: size, Channels: 3, Mean: []float32{127.5, 127.5, 127.5}, Std: []float32{64, 64, 64}}
 	tr, err := graphs.NewTrainer(graphs.TrainConfig{
 		Model:     graphs.Classifier{Spec: benchSpec(arch), Input: in, Classes: classes},
@@ -56,6 +61,19 @@ func run(arch string, size, classes int64, batch, steps, warmup, threads int, xl
 		return err
 	}
 	defer tr.Close()
+	if graphDef != "" {
+		f, err := os.Create(graphDef)
+		if err != nil {
+			return err
+		}
+		if _, err := tr.WriteGraph(f); err != nil {
+			f.Close()
+			return fmt.Errorf("writing %s: %w", graphDef, err)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
 	// A pool of distinct batches so nothing is cached between steps.
 	const pool = 8
 	r := rand.New(rand.NewPCG(1, 2))
@@ -86,6 +104,7 @@ func run(arch string, size, classes int64, batch, steps, warmup, threads int, xl
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"impl": "go", "xla": xla, "arch": arch, "params": tr.Params(), "batch": batch, "size": size,
 		"images_per_s": float64(steps*batch) / secs, "peak_rss_mb": peakRSSMB(),
+		"onednn": os.Getenv(graphs.OneDNNVar) == "1" || os.Getenv(graphs.OneDNNVar) == "true", "onednn_env": os.Getenv(graphs.OneDNNVar),
 	})
 }
 

@@ -29,6 +29,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 cd "$repo"
+# The server runs as users start it: TensorFlow decides oneDNN (pipeline serve leaves it alone).
+unset TF_ENABLE_ONEDNN_OPTS
 
 RUNS=${RUNS:-3}
 N=${N:-2000}
