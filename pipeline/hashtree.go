@@ -3,7 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/gob"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // Manifest lists the files of a tree (slash-separated relative paths) with their SHA-256
@@ -39,11 +41,16 @@ type statKey struct {
 }
 
 // StatCache remembers file digests by path and stat identity, so an unchanged tree of 50,000
-// files costs 50,000 stat calls and no reads. It is safe for concurrent use.
+// files costs 50,000 stat calls and no reads. It also remembers, per tree, a signature of
+// every file's path and stat identity with the tree's manifest digest, so that a plan finding
+// a tree unchanged needs neither the per-file digests nor a manifest (QuickManifest). It is
+// safe for concurrent use.
 type StatCache struct {
 	mu      sync.Mutex
 	path    string
-	entries map[string]statEntry
+	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
+	raw     []byte               // the saved entries, decoded on first use
+	trees   map[string]treeRecord
 	dirty   bool
 	// Hashed counts files read and hashed (not served from the cache), for tests and stats.
 	Hashed int64
@@ -51,22 +58,90 @@ type StatCache struct {
 
 type statEntry struct {
 	K      statKey
-	Digest string
+	Digest [sha256.Size]byte
 }
 
-// OpenStatCache loads the cache stored at path (a missing or unreadable file starts empty:
-// the cache only saves work, it is never trusted for more than stat identity).
+// treeRecord is what a tree looked like when its manifest was last computed: the signature
+// (treeSignature) of its files' paths and stat identities, and the manifest digest.
+type treeRecord struct {
+	Sig    [sha256.Size]byte
+	Digest [sha256.Size]byte
+	Files  int
+}
+
+// StatCacheFile is the stat cache's file name in the store.
+const StatCacheFile = "statcache"
+
+// statCacheMagic starts the stat cache file; a file without it (or an older format) is
+// ignored and rebuilt.
+const statCacheMagic = "pipeline statcache 2\n"
+
+// OpenStatCache loads the cache stored at path (a missing, unreadable or malformed file
+// starts empty: the cache only saves work, it is never trusted for more than stat identity).
+// The per-file entries are decoded only when a lookup needs them.
 func OpenStatCache(path string) *StatCache {
-	c := &StatCache{path: path, entries: map[string]statEntry{}}
-	f, err := os.Open(path)
+	c := &StatCache{path: path, trees: map[string]treeRecord{}}
+	b, err := os.ReadFile(path)
 	if err != nil {
+		c.entries = map[string]statEntry{}
 		return c
 	}
-	defer f.Close()
-	if err := gob.NewDecoder(f).Decode(&c.entries); err != nil {
+	trees, raw, ok := decodeTrees(b)
+	if !ok {
 		c.entries = map[string]statEntry{}
+		return c
 	}
+	c.trees, c.raw = trees, raw
 	return c
+}
+
+// decodeTrees parses the header and tree records of a saved cache and returns the rest (the
+// entries) undecoded.
+func decodeTrees(b []byte) (map[string]treeRecord, []byte, bool) {
+	if !bytes.HasPrefix(b, []byte(statCacheMagic)) {
+		return nil, nil, false
+	}
+	r := binReader{b: b[len(statCacheMagic):], ok: true}
+	n := r.uvarint()
+	trees := make(map[string]treeRecord, min(n, 1<<16))
+	for i := uint64(0); i < n && r.ok; i++ {
+		root := r.str()
+		var t treeRecord
+		r.bytes(t.Sig[:])
+		r.bytes(t.Digest[:])
+		t.Files = int(r.uvarint())
+		trees[root] = t
+	}
+	if !r.ok {
+		return nil, nil, false
+	}
+	return trees, r.b, true
+}
+
+// decodeEntries fills c.entries from c.raw; a malformed section leaves the cache empty.
+// Called with c.mu held.
+func (c *StatCache) decodeEntries() {
+	if c.entries != nil {
+		return
+	}
+	r := binReader{b: c.raw, ok: true}
+	c.raw = nil
+	n := r.uvarint()
+	entries := make(map[string]statEntry, min(n, 1<<24))
+	for i := uint64(0); i < n && r.ok; i++ {
+		p := r.str()
+		var e statEntry
+		e.K.Size = int64(r.uvarint())
+		e.K.MtimeNs = r.varint()
+		e.K.Ino = r.uvarint()
+		e.K.Dev = r.uvarint()
+		r.bytes(e.Digest[:])
+		entries[p] = e
+	}
+	if !r.ok || len(r.b) != 0 {
+		entries = map[string]statEntry{}
+	}
+	c.entries = entries
 }
 
 // Save writes the cache atomically if it changed.
@@ -76,15 +151,93 @@ func (c *StatCache) Save() error {
 	if !c.dirty || c.path == "" {
 		return nil
 	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(c.entries); err != nil {
-		return err
+	var buf []byte
+	buf = append(buf, statCacheMagic...)
+	buf = binary.AppendUvarint(buf, uint64(len(c.trees)))
+	for _, root := range sortedKeys(c.trees) {
+		t := c.trees[root]
+		buf = binary.AppendUvarint(buf, uint64(len(root)))
+		buf = append(buf, root...)
+		buf = append(buf, t.Sig[:]...)
+		buf = append(buf, t.Digest[:]...)
+		buf = binary.AppendUvarint(buf, uint64(t.Files))
 	}
-	if err := writeFileAtomic(c.path, buf.Bytes()); err != nil {
+	if c.entries == nil {
+		buf = append(buf, c.raw...) // never decoded, so unchanged
+	} else {
+		buf = binary.AppendUvarint(buf, uint64(len(c.entries)))
+		for p, e := range c.entries {
+			buf = binary.AppendUvarint(buf, uint64(len(p)))
+			buf = append(buf, p...)
+			buf = binary.AppendUvarint(buf, uint64(e.K.Size))
+			buf = binary.AppendVarint(buf, e.K.MtimeNs)
+			buf = binary.AppendUvarint(buf, e.K.Ino)
+			buf = binary.AppendUvarint(buf, e.K.Dev)
+			buf = append(buf, e.Digest[:]...)
+		}
+	}
+	if err := writeFileAtomic(c.path, buf); err != nil {
 		return err
 	}
 	c.dirty = false
 	return nil
+}
+
+// binReader reads the stat cache's binary fields; ok turns false at the first short or
+// malformed field, after which every read returns zero values.
+type binReader struct {
+	b  []byte
+	ok bool
+}
+
+func (r *binReader) fail() {
+	r.ok, r.b = false, nil
+}
+
+func (r *binReader) uvarint() uint64 {
+	if !r.ok {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *binReader) varint() int64 {
+	if !r.ok {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *binReader) bytes(dst []byte) {
+	if !r.ok || len(r.b) < len(dst) {
+		r.fail()
+		return
+	}
+	copy(dst, r.b)
+	r.b = r.b[len(dst):]
+}
+
+func (r *binReader) str() string {
+	n := r.uvarint()
+	if !r.ok || uint64(len(r.b)) < n {
+		r.fail()
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
 }
 
 func keyOf(fi os.FileInfo) statKey {
@@ -98,35 +251,57 @@ func keyOf(fi os.FileInfo) statKey {
 // FileDigest returns the SHA-256 of the file at path, from the cache when its stat identity
 // is unchanged.
 func (c *StatCache) FileDigest(path string, fi os.FileInfo) (string, error) {
-	abs := absPath(path)
-	k := keyOf(fi)
+	return c.fileDigest(absPath(path), keyOf(fi))
+}
+
+// fileDigest is FileDigest for an absolute path and its stat identity.
+func (c *StatCache) fileDigest(abs string, k statKey) (string, error) {
 	c.mu.Lock()
+	c.decodeEntries()
 	e, ok := c.entries[abs]
 	c.mu.Unlock()
 	if ok && e.K == k {
-		return e.Digest, nil
+		return hex.EncodeToString(e.Digest[:]), nil
 	}
-	d, err := hashFile(path)
+	d, err := hashFile(abs)
 	if err != nil {
 		return "", err
 	}
 	c.mu.Lock()
-	c.entries[abs] = statEntry{K: k, Digest: d}
-	c.dirty = true
+	c.put(abs, k, d)
 	c.Hashed++
 	c.mu.Unlock()
 	return d, nil
 }
 
-// Prune drops entries for files that no longer exist (gc calls it; plans do not, since it
-// costs a stat per entry).
+// put records a hex digest for abs; called with c.mu held and entries decoded.
+func (c *StatCache) put(abs string, k statKey, digest string) {
+	var e statEntry
+	if n, err := hex.Decode(e.Digest[:], []byte(digest)); err != nil || n != len(e.Digest) {
+		return // not a SHA-256 (cannot happen for hashFile's digests): just not cached
+	}
+	e.K = k
+	c.entries[abs] = e
+	c.dirty = true
+}
+
+// Prune drops entries for files that no longer exist, and tree records of folders that no
+// longer exist (gc calls it; plans do not, since it costs a stat per entry).
 func (c *StatCache) Prune() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.decodeEntries()
 	n := 0
 	for p := range c.entries {
 		if _, err := os.Lstat(p); err != nil {
 			delete(c.entries, p)
+			n++
+		}
+	}
+	for key := range c.trees {
+		root, _, _ := strings.Cut(key, "\x00")
+		if _, err := os.Lstat(root); err != nil {
+			delete(c.trees, key)
 			n++
 		}
 	}
@@ -136,13 +311,42 @@ func (c *StatCache) Prune() int {
 	return n
 }
 
+// Paths returns the paths of every per-file entry, for diagnostics.
+func (c *StatCache) Paths() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.decodeEntries()
+	return sortedKeys(c.entries)
+}
+
 // remember records a digest computed elsewhere (e.g. while publishing) for path.
 func (c *StatCache) remember(path string, fi os.FileInfo, digest string) {
 	abs := absPath(path)
 	c.mu.Lock()
-	c.entries[abs] = statEntry{K: keyOf(fi), Digest: digest}
+	c.decodeEntries()
+	c.put(abs, keyOf(fi), digest)
+	c.mu.Unlock()
+}
+
+// rememberTree records that the tree at root (walked with skipHidden) had signature sig and
+// manifest digest.
+func (c *StatCache) rememberTree(root string, skipHidden bool, sig [sha256.Size]byte, digest string, files int) {
+	t := treeRecord{Sig: sig, Files: files}
+	if n, err := hex.Decode(t.Digest[:], []byte(digest)); err != nil || n != len(t.Digest) {
+		return
+	}
+	c.mu.Lock()
+	c.trees[treeKey(root, skipHidden)] = t
 	c.dirty = true
 	c.mu.Unlock()
+}
+
+// treeKey names a tree record: the absolute root and whether hidden entries were skipped.
+func treeKey(root string, skipHidden bool) string {
+	if skipHidden {
+		return absPath(root) + "\x00skip-hidden"
+	}
+	return absPath(root) + "\x00all"
 }
 
 // absPath is filepath.Abs without its Clean for paths already absolute (tree walks build
@@ -174,130 +378,289 @@ func hashFile(path string) (string, error) {
 // digest (stages reject such entries; the key still notices them). Files whose stat
 // identity changed are hashed in parallel.
 func (c *StatCache) HashTree(root string) (Manifest, error) {
-	return c.hashTree(root, true, true)
+	m, _, err := c.hashTree(root, true, true, false)
+	return m, err
 }
 
-// hashTree hashes root; with remember false (temporary folders) digests are computed but not
-// kept, so the cache does not fill with paths that are about to disappear.
-func (c *StatCache) hashTree(root string, skipHidden, remember bool) (Manifest, error) {
+// QuickManifest is HashTree for callers that may need only the digest: when no file of root
+// was added, removed or changed its stat identity since the tree's manifest was last computed
+// here, it returns a Manifest with only Digest set (Files and Sizes nil), at the cost of the
+// stats alone; otherwise the complete manifest.
+func (c *StatCache) QuickManifest(root string) (Manifest, error) {
+	m, _, err := c.hashTree(root, true, true, true)
+	return m, err
+}
+
+// hashTree hashes root and returns its manifest and its signature (treeSignature). With
+// remember false (temporary folders) digests are computed but not kept, so the cache does not
+// fill with paths that are about to disappear. With quick, an unchanged tree returns only its
+// digest (see QuickManifest).
+func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool) (Manifest, [sha256.Size]byte, error) {
+	var sig [sha256.Size]byte
 	fi, err := os.Stat(root)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, sig, err
 	}
-	type item struct {
-		rel string
-		abs string
-		fi  os.FileInfo // nil: a regular file whose stat is taken in the parallel phase
-	}
-	var items []item
+	var items []treeItem
 	marks := map[string]string{} // entries with no content: broken links, link loops
 	if !fi.IsDir() {
-		items = append(items, item{rel: filepath.Base(root), abs: root, fi: fi})
+		items = append(items, treeItem{rel: filepath.Base(root), abs: root, k: keyOf(fi)})
 	} else {
-		var walk func(dir, rel string, ancestors map[statKey]bool) error
-		walk = func(dir, rel string, ancestors map[statKey]bool) error {
-			entries, err := os.ReadDir(dir)
-			if err != nil {
-				return err
-			}
-			for _, e := range entries {
-				if skipHidden && strings.HasPrefix(e.Name(), ".") {
-					continue
-				}
-				abs := filepath.Join(dir, e.Name())
-				r := e.Name()
-				if rel != "" {
-					r = rel + "/" + e.Name()
-				}
-				if e.Type().IsRegular() {
-					items = append(items, item{rel: r, abs: abs})
-					continue
-				}
-				efi, err := os.Stat(abs) // follows links
-				if err != nil {
-					if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
-						// Stages report broken links; the key only needs to notice them.
-						marks[r] = "broken-symlink"
-						continue
-					}
-					return err
-				}
-				if efi.IsDir() {
-					k := keyOf(efi)
-					k.Size, k.MtimeNs = 0, 0
-					if ancestors[k] {
-						marks[r] = "symlink-loop"
-						continue
-					}
-					ancestors[k] = true
-					if err := walk(abs, r, ancestors); err != nil {
-						return err
-					}
-					delete(ancestors, k)
-					continue
-				}
-				if efi.Mode().IsRegular() {
-					items = append(items, item{rel: r, abs: abs, fi: efi})
-				}
-			}
-			return nil
-		}
 		k := keyOf(fi)
 		k.Size, k.MtimeNs = 0, 0
-		if err := walk(root, "", map[statKey]bool{k: true}); err != nil {
-			return Manifest{}, err
+		items, marks, err = walkTree(root, skipHidden, k)
+		if err != nil {
+			return Manifest{}, sig, err
 		}
 	}
-	m := Manifest{Files: make(map[string]string, len(items)), Sizes: make(map[string]int64, len(items))}
+	// The signature: every file's path and stat identity, and every marked entry, in walk
+	// order (ReadDir sorts each folder). Equal to the recorded one, the tree cannot have
+	// changed as far as the stat cache can tell.
+	h := sha256.New()
+	var line []byte
+	for _, it := range items {
+		k := it.k
+		line = append(line[:0], it.rel...)
+		line = append(line, 0)
+		line = binary.LittleEndian.AppendUint64(line, uint64(k.Size))
+		line = binary.LittleEndian.AppendUint64(line, uint64(k.MtimeNs))
+		line = binary.LittleEndian.AppendUint64(line, k.Ino)
+		line = binary.LittleEndian.AppendUint64(line, k.Dev)
+		h.Write(line)
+	}
+	for _, rel := range sortedKeys(marks) {
+		line = append(append(append(line[:0], rel...), 1), marks[rel]...)
+		h.Write(append(line, 0))
+	}
+	h.Sum(sig[:0])
+	if quick && remember {
+		c.mu.Lock()
+		t, ok := c.trees[treeKey(root, skipHidden)]
+		c.mu.Unlock()
+		if ok && t.Sig == sig {
+			return Manifest{Digest: hex.EncodeToString(t.Digest[:])}, sig, nil
+		}
+	}
+	// Look up every file's digest; read and hash only files whose identity changed.
 	digests := make([]string, len(items))
-	// Stat and look up every file in one worker per core taking blocks of files (a goroutine
-	// per file costs more than the lookup); read and hash only files whose identity changed.
-	const block = 64
-	var next atomic.Int64
-	var g errgroup.Group
-	for w := 0; w < min(runtime.NumCPU(), (len(items)+block-1)/block); w++ {
-		g.Go(func() error {
-			for {
-				lo := int(next.Add(block)) - block
-				if lo >= len(items) {
-					return nil
-				}
-				for i := lo; i < min(lo+block, len(items)); i++ {
-					it := &items[i]
-					if it.fi == nil {
-						fi, err := os.Stat(it.abs)
-						if err != nil {
-							return err
-						}
-						it.fi = fi
-					}
-					var d string
-					var err error
-					if remember {
-						d, err = c.FileDigest(it.abs, it.fi)
-					} else {
-						d, err = hashFile(it.abs)
-					}
-					if err != nil {
-						return err
-					}
-					digests[i] = d
-				}
-			}
-		})
+	err = parallelBlocks(len(items), func(i int) error {
+		var d string
+		var err error
+		if remember {
+			d, err = c.fileDigest(items[i].abs, items[i].k)
+		} else {
+			d, err = hashFile(items[i].abs)
+		}
+		digests[i] = d
+		return err
+	})
+	if err != nil {
+		return Manifest{}, sig, err
 	}
-	if err := g.Wait(); err != nil {
-		return Manifest{}, err
-	}
+	m := Manifest{Files: make(map[string]string, len(items)), Sizes: make(map[string]int64, len(items))}
 	for i, it := range items {
 		m.Files[it.rel] = digests[i]
-		m.Sizes[it.rel] = it.fi.Size()
+		m.Sizes[it.rel] = it.k.Size
 	}
 	for rel, mark := range marks {
 		m.Files[rel] = mark
 	}
 	m.Digest = manifestDigest(m.Files)
-	return m, nil
+	if remember {
+		c.rememberTree(root, skipHidden, sig, m.Digest, len(items))
+	}
+	return m, sig, nil
+}
+
+// treeItem is a regular file found by walkTree.
+type treeItem struct {
+	rel string  // slash-separated, relative to the root
+	abs string  // absolute path
+	k   statKey // the file's stat identity (of the target, for links)
+}
+
+// treeDir is one folder's share of a walk: its files and marked entries in name order, and
+// its subfolders' shares, filled by their own goroutines.
+type treeDir struct {
+	files []treeItem
+	marks map[string]string
+	subs  []*treeDir
+}
+
+// walkTree lists the regular files under root, following symbolic links (a broken link or
+// one leading back into a folder being walked is marked instead). Folders are read in
+// parallel, one goroutine per folder with at most one per core working; files are statted
+// relative to their open folder (fstatat), which spares the kernel the path prefix. The
+// order is deterministic: a folder's files in name order, then its subfolders in name order.
+func walkTree(root string, skipHidden bool, rootKey statKey) ([]treeItem, map[string]string, error) {
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, runtime.NumCPU())
+		errMu    sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+	}
+	var visit func(d *treeDir, abs, rel string, ancestors []statKey)
+	visit = func(d *treeDir, abs, rel string, ancestors []statKey) {
+		defer wg.Done()
+		sem <- struct{}{}
+		subs, err := d.scan(abs, rel, skipHidden, ancestors)
+		<-sem
+		if err != nil {
+			fail(err)
+			return
+		}
+		for _, sub := range subs {
+			child := &treeDir{}
+			d.subs = append(d.subs, child)
+			wg.Add(1)
+			go visit(child, sub.abs, sub.rel, append(ancestors[:len(ancestors):len(ancestors)], sub.k))
+		}
+	}
+	top := &treeDir{}
+	wg.Add(1)
+	visit(top, root, "", []statKey{rootKey})
+	wg.Wait()
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	var items []treeItem
+	marks := map[string]string{}
+	var flatten func(d *treeDir)
+	flatten = func(d *treeDir) {
+		items = append(items, d.files...)
+		for r, m := range d.marks {
+			marks[r] = m
+		}
+		for _, s := range d.subs {
+			flatten(s)
+		}
+	}
+	flatten(top)
+	return items, marks, nil
+}
+
+// scan reads one folder: its regular files (statted) and marks go into d; its subfolders
+// (real or linked, not already among the ancestors) are returned, in name order, for the
+// caller to visit. A subfolder's key has size and mtime cleared: it identifies the folder.
+func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([]treeItem, error) {
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var subs []treeItem
+	for _, e := range entries {
+		name := e.Name()
+		if skipHidden && strings.HasPrefix(name, ".") {
+			continue
+		}
+		it := treeItem{rel: name, abs: abs + string(filepath.Separator) + name}
+		if rel != "" {
+			it.rel = rel + "/" + name
+		}
+		if e.Type().IsRegular() {
+			d.files = append(d.files, it)
+			continue
+		}
+		efi, err := os.Stat(it.abs) // follows links
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
+				// Stages report broken links; the key only needs to notice them.
+				d.mark(it.rel, "broken-symlink")
+				continue
+			}
+			return nil, err
+		}
+		switch {
+		case efi.IsDir():
+			it.k = keyOf(efi)
+			it.k.Size, it.k.MtimeNs = 0, 0
+			if slices.Contains(ancestors, it.k) {
+				d.mark(it.rel, "symlink-loop")
+				continue
+			}
+			subs = append(subs, it)
+		case efi.Mode().IsRegular():
+			it.k = keyOf(efi)
+			d.files = append(d.files, it)
+		}
+	}
+	// Stat the regular files relative to the folder, in parallel for large folders.
+	var statErr error
+	ctlErr := rc.Control(func(fd uintptr) {
+		statErr = parallelBlocks(len(d.files), func(i int) error {
+			it := &d.files[i]
+			if it.k != (statKey{}) {
+				return nil // a link, statted above
+			}
+			var st unix.Stat_t
+			name := it.abs[len(abs)+1:]
+			for {
+				err := unix.Fstatat(int(fd), name, &st, 0)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					return &fs.PathError{Op: "stat", Path: it.abs, Err: err}
+				}
+				break
+			}
+			it.k = statKey{Size: st.Size, MtimeNs: st.Mtim.Nano(), Ino: st.Ino, Dev: uint64(st.Dev)}
+			return nil
+		})
+	})
+	if ctlErr != nil {
+		return nil, ctlErr
+	}
+	return subs, statErr
+}
+
+// mark records an entry without content.
+func (d *treeDir) mark(rel, what string) {
+	if d.marks == nil {
+		d.marks = map[string]string{}
+	}
+	d.marks[rel] = what
+}
+
+// parallelBlocks calls f for 0..n-1 in one worker per core taking blocks of indexes, and
+// returns the first error.
+func parallelBlocks(n int, f func(i int) error) error {
+	const block = 64
+	var next atomic.Int64
+	var g errgroup.Group
+	for w := 0; w < min(runtime.NumCPU(), (n+block-1)/block); w++ {
+		g.Go(func() error {
+			for {
+				lo := int(next.Add(block)) - block
+				if lo >= n {
+					return nil
+				}
+				for i := lo; i < min(lo+block, n); i++ {
+					if err := f(i); err != nil {
+						return err
+					}
+				}
+			}
+		})
+	}
+	return g.Wait()
 }
 
 func manifestDigest(files map[string]string) string {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 )
 
 // The manifest digest is a published format (every cache key depends on it): each line is
@@ -58,4 +59,178 @@ func TestHashTreeServesUnchangedFilesFromTheStatCache(t *testing.T) {
 func hexSHA(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// writeTree writes files (relative path → content) under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for rel, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestQuickManifestSkipsTheManifestOfAnUnchangedTreeOnly(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a/1": "one", "a/2": "two", "b/3": "three"})
+	cachePath := filepath.Join(t.TempDir(), "statcache")
+	c := OpenStatCache(cachePath)
+	first, err := c.QuickManifest(dir) // never seen: complete
+	if err != nil || len(first.Files) != 3 {
+		t.Fatalf("first: %v files, %v", first.Files, err)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fresh process: the tree record is on disk, the per-file entries are not even decoded.
+	c = OpenStatCache(cachePath)
+	m, err := c.QuickManifest(dir)
+	if err != nil || m.Files != nil || m.Digest != first.Digest {
+		t.Fatalf("unchanged tree: files %v, digest equal %v, %v", m.Files, m.Digest == first.Digest, err)
+	}
+	if c.entries != nil {
+		t.Error("the per-file entries were decoded for an unchanged tree")
+	}
+
+	check := func(what string, change func()) {
+		t.Helper()
+		change()
+		m, err := c.QuickManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := OpenStatCache("").HashTree(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Files == nil || m.Digest != full.Digest {
+			t.Fatalf("%s: quick manifest complete %v, digest %s, want %s", what, m.Files != nil, m.Digest, full.Digest)
+		}
+		// And the next look at the same tree is quick again.
+		if again, _ := c.QuickManifest(dir); again.Files != nil || again.Digest != full.Digest {
+			t.Fatalf("%s: the tree record was not updated", what)
+		}
+	}
+	check("content changed", func() { writeTree(t, dir, map[string]string{"a/1": "ONE"}) })
+	check("file added", func() { writeTree(t, dir, map[string]string{"b/4": "four"}) })
+	check("file removed", func() { os.Remove(filepath.Join(dir, "a", "2")) })
+	check("touched", func() {
+		later := time.Now().Add(time.Hour)
+		os.Chtimes(filepath.Join(dir, "b", "3"), later, later)
+	})
+	check("renamed", func() { os.Rename(filepath.Join(dir, "b", "3"), filepath.Join(dir, "b", "3b")) })
+}
+
+func TestStatCacheSurvivesSaveAndRejectsDamage(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"x": "1", "y/z": "2"})
+	cachePath := filepath.Join(t.TempDir(), "statcache")
+	c := OpenStatCache(cachePath)
+	want, err := c.HashTree(dir)
+	if err != nil || c.Hashed != 2 {
+		t.Fatalf("%v, %d hashed", err, c.Hashed)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c = OpenStatCache(cachePath)
+	got, err := c.HashTree(dir)
+	if err != nil || got.Digest != want.Digest || c.Hashed != 0 {
+		t.Fatalf("after reopening: digest equal %v, %d hashed, %v", got.Digest == want.Digest, c.Hashed, err)
+	}
+	if p := c.Paths(); len(p) != 2 {
+		t.Fatalf("paths %v", p)
+	}
+	// Saving without decoding the entries keeps them.
+	c = OpenStatCache(cachePath)
+	writeTree(t, dir, map[string]string{"w": "3"})
+	c.mu.Lock()
+	c.trees["/elsewhere\x00all"] = treeRecord{Files: 1}
+	c.dirty = true
+	c.mu.Unlock()
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if c = OpenStatCache(cachePath); len(c.Paths()) != 2 {
+		t.Fatalf("entries lost by a save that did not decode them: %v", c.Paths())
+	}
+
+	// Every truncation of the file, and garbage, open as an empty or partial cache, never a
+	// wrong digest.
+	b, err := os.ReadFile(cachePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cut := 0; cut < len(b); cut += max(1, len(b)/97) {
+		os.WriteFile(cachePath, b[:cut], 0o644)
+		c := OpenStatCache(cachePath)
+		m, err := c.HashTree(dir)
+		full, _ := OpenStatCache("").HashTree(dir)
+		if err != nil || m.Digest != full.Digest {
+			t.Fatalf("cache cut at %d of %d bytes: %v", cut, len(b), err)
+		}
+	}
+	os.WriteFile(cachePath, []byte("pipeline statcache 2\n\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"), 0o644)
+	if m, err := OpenStatCache(cachePath).HashTree(dir); err != nil || m.Digest == "" {
+		t.Fatalf("garbage cache: %v", err)
+	}
+}
+
+func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
+	dir := t.TempDir()
+	other := t.TempDir()
+	files := map[string]string{".hidden": "h", "a/.also-hidden": "h", "a/deep/er/x": "x"}
+	for i := 0; i < 150; i++ { // a large folder: its stats are split between workers
+		files[fmt.Sprintf("big/%03d", i)] = fmt.Sprint(i)
+	}
+	writeTree(t, dir, files)
+	writeTree(t, other, map[string]string{"target": "T", "linked/inside": "I"})
+	os.Symlink(filepath.Join(other, "target"), filepath.Join(dir, "a", "file-link"))
+	os.Symlink(filepath.Join(other, "linked"), filepath.Join(dir, "dir-link"))
+	os.Symlink(dir, filepath.Join(dir, "a", "loop"))
+	os.Symlink(filepath.Join(other, "gone"), filepath.Join(dir, "broken"))
+
+	m, err := OpenStatCache("").HashTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"a/deep/er/x": hexSHA("x"), "a/file-link": hexSHA("T"), "dir-link/inside": hexSHA("I"),
+		"a/loop": "symlink-loop", "broken": "broken-symlink",
+	}
+	for i := 0; i < 150; i++ {
+		want[fmt.Sprintf("big/%03d", i)] = hexSHA(fmt.Sprint(i))
+	}
+	if len(m.Files) != len(want) {
+		t.Errorf("%d entries, want %d: %v", len(m.Files), len(want), m.Files)
+	}
+	for rel, d := range want {
+		if m.Files[rel] != d {
+			t.Errorf("%s: %q, want %q", rel, m.Files[rel], d)
+		}
+	}
+	if m.Sizes["a/file-link"] != 1 || m.Sizes["big/149"] != 3 {
+		t.Errorf("sizes: link %d, big/149 %d", m.Sizes["a/file-link"], m.Sizes["big/149"])
+	}
+	// The same tree walked again (in another order of goroutines) has the same signature.
+	c := OpenStatCache("")
+	_, sig1, err1 := c.hashTree(dir, true, true, false)
+	_, sig2, err2 := c.hashTree(dir, true, true, false)
+	if err1 != nil || err2 != nil || sig1 != sig2 {
+		t.Fatalf("signatures differ between two walks of an unchanged tree (%v, %v)", err1, err2)
+	}
+	// A file that cannot be read is an error, not a silently missing entry.
+	os.Chmod(filepath.Join(dir, "a", "deep"), 0o000)
+	defer os.Chmod(filepath.Join(dir, "a", "deep"), 0o755)
+	if os.Getuid() != 0 {
+		if _, err := OpenStatCache("").HashTree(dir); err == nil {
+			t.Error("an unreadable folder did not fail the walk")
+		}
+	}
 }

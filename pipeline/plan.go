@@ -36,8 +36,26 @@ type Decision struct {
 	inst    *Instance
 	values  *Values
 	lines   []string
-	sources map[string]Manifest
+	sources map[string]Manifest // may hold only digests (StatCache.QuickManifest)
+	roots   map[string]string   // source attribute → absolute folder
+	stats   *StatCache
 	entry   *Entry
+}
+
+// completeSources replaces every digest-only source manifest with the complete one (a walk
+// of stats and cached digests), for explaining a change and for recording the state.
+func (d *Decision) completeSources() error {
+	for name, m := range d.sources {
+		if m.Files != nil {
+			continue
+		}
+		full, err := d.stats.HashTree(d.roots[name])
+		if err != nil {
+			return fmt.Errorf("%s: hashing %s: %w", d.Addr, name, err)
+		}
+		d.sources[name] = full
+	}
+	return nil
 }
 
 // Selection says which instances a plan or run covers.
@@ -167,7 +185,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		d.Reasons = []string{"known after upstream runs (" + strings.Join(upstreamRunning, ", ") + " will run first)"}
 		return d, nil
 	}
-	d.sources = map[string]Manifest{}
+	d.sources, d.roots, d.stats = map[string]Manifest{}, map[string]string{}, e.Store.Stats
 	for _, a := range inst.Kind.Attributes() {
 		if a.Role != Source || v.Get(a.Name).IsNull() {
 			continue
@@ -177,14 +195,14 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		if inside(e.Store.Root, abs) || abs == e.Store.Workspace {
 			return nil, fmt.Errorf("%s: %s %q contains the store %s, whose contents change with every run; point it at the data folder itself (e.g. data/raw)", inst.Addr, a.Name, rel, StoreDir)
 		}
-		m, err := e.Store.Stats.HashTree(abs)
+		m, err := e.Store.Stats.QuickManifest(abs)
 		if err != nil {
 			if os.IsNotExist(err) {
 				return nil, fmt.Errorf("%s: %s %q does not exist (paths are relative to the folder of %s)", inst.Addr, a.Name, rel, filepath.Base(e.Workflow.Config.Path))
 			}
 			return nil, fmt.Errorf("%s: hashing %s %q: %w", inst.Addr, a.Name, rel, err)
 		}
-		d.sources[a.Name] = m
+		d.sources[a.Name], d.roots[a.Name] = m, abs
 	}
 	d.lines = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed)
 	d.Key = keyOfLines(inst.Addr, d.lines)
@@ -246,6 +264,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 			}
 			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
 		case "source":
+			d.completeSources() // on failure the diff lists the recorded files as removed
 			diff := DiffManifests(st.Sources[name], d.sources[name])
 			reasons = append(reasons, describeSourceChange(v.String(name), diff))
 		case "seed":

@@ -40,7 +40,8 @@ func OpenStore(workspace string) (*Store, error) {
 			return nil, fmt.Errorf("opening the store: %w", err)
 		}
 	}
-	return &Store{Workspace: workspace, Root: root, Stats: OpenStatCache(filepath.Join(root, "statcache.gob"))}, nil
+	os.Remove(filepath.Join(root, "statcache.gob")) // the cache's format before StatCacheFile
+	return &Store{Workspace: workspace, Root: root, Stats: OpenStatCache(filepath.Join(root, StatCacheFile))}, nil
 }
 
 // Entry records that a cache key produced an output.
@@ -85,9 +86,15 @@ func (s *Store) Verify(e *Entry) string {
 	if _, err := os.Stat(dir); err != nil {
 		return "output missing"
 	}
-	cur, err := s.Stats.hashTree(dir, false, true)
+	// Quick: an object whose files all kept their stat identity since it was last verified
+	// (or published) costs only the stats.
+	cur, _, err := s.Stats.hashTree(dir, false, true, true)
 	if err == nil && cur.Digest == e.Output.Digest {
 		return ""
+	}
+	if err == nil && cur.Files == nil {
+		// The recorded tree had another digest: the full manifest names the difference.
+		cur, _, err = s.Stats.hashTree(dir, false, true, false)
 	}
 	want := e.Output
 	if want.Files == nil {
@@ -134,13 +141,15 @@ func (s *Store) WorkDir(key string) (string, error) {
 // Publish moves a finished temp directory into objects/ under its content digest and records
 // the key. Identical output already present is reused.
 func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duration) (*Entry, error) {
-	m, err := s.Stats.hashTree(tmp, false, false)
+	m, sig, err := s.Stats.hashTree(tmp, false, false, false)
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
 	obj := filepath.Join(s.Workspace, ObjectRel(m.Digest))
+	reused := false
 	if _, err := os.Stat(obj); err == nil {
 		os.RemoveAll(tmp)
+		reused = true
 	} else {
 		if err := os.Rename(tmp, obj); err != nil {
 			return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
@@ -154,6 +163,11 @@ func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duratio
 		if fi, err := os.Stat(p); err == nil {
 			s.Stats.remember(p, fi, digest)
 		}
+	}
+	if !reused {
+		// Renaming kept every file's inode and mtime, so the signature is the object's (a
+		// reused object keeps the record of its own files).
+		s.Stats.rememberTree(obj, false, sig, m.Digest, len(m.Files))
 	}
 	// The manifest first, so an entry never points at a manifest that is not there.
 	if err := writeJSON(s.outputPath(key), m); err != nil {

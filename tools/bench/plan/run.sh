@@ -28,7 +28,7 @@
 #
 # Measured (hyperfine -N, each measurement in its own `flock $BENCH_LOCK` section):
 #   warm     `pipeline plan` / `dvc status` with nothing changed (must exit 0 / print up to date)
-#   cold     the same after deleting only the hash cache: data/intermediate/statcache.gob /
+#   cold     the same after deleting only the hash cache: data/intermediate/statcache /
 #            dvc-site/repo/*/hashes. The page cache is NOT dropped: on the contrary, the
 #            prepare step reads every file to be hashed (cat > /dev/null) first, because this
 #            VM evicts page cache by itself. "cold" = no cached digests, files in RAM, so the
@@ -229,10 +229,10 @@ p_start=$(measure pipeline-help "$RUNS" "$WARMUP" 0 "" "$pipe --help" "$pws")
 p_warm=$(measure pipeline-warm "$RUNS" "$WARMUP" 0 "" "$pipe plan pipeline.hcl" "$pws")
 # Cold: the prepare step deletes the stat cache and reads every file the plan will hash into the
 # page cache (this VM evicts page cache on its own: without it the first cold run read from disk).
-p_cold=$(measure pipeline-cold "$COLD_RUNS" 0 0 "bash -c 'rm -f $pws/data/intermediate/statcache.gob && find $pws/data/raw $pws/data/intermediate/objects -type f -print0 | xargs -0 cat >/dev/null'" "$pipe plan pipeline.hcl" "$pws")
+p_cold=$(measure pipeline-cold "$COLD_RUNS" 0 0 "bash -c 'rm -f $pws/data/intermediate/statcache && find $pws/data/raw $pws/data/intermediate/objects -type f -print0 | xargs -0 cat >/dev/null'" "$pipe plan pipeline.hcl" "$pws")
 
 # In-process numbers (not the CLI): what a cold and a warm plan hash, and where time goes.
-rm -f "$pws/data/intermediate/statcache.gob"
+rm -f "$pws/data/intermediate/statcache"
 (cd "$pws" && locked "$bin/planprobe" -n 1 -json pipeline.hcl) >"$res/probe-cold.json"
 (cd "$pws" && locked "$bin/planprobe" -n "$RUNS" -phases -json pipeline.hcl) >"$res/probe-warm.json"
 probe() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
