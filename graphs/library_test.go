@@ -55,3 +55,22 @@ func TestTensorFlowLoadsOnFirstUse(t *testing.T) {
 		t.Errorf("TF_Version() = %q, the shim recorded %q", f[2], f[3])
 	}
 }
+
+// TestGoPanicsStillRecoverAfterLoading: libtensorflow now loads after the Go runtime has
+// installed its signal handlers; a nil dereference must still be a recoverable Go panic (a
+// library replacing the SIGSEGV handler would turn it into a crash).
+func TestGoPanicsStillRecoverAfterLoading(t *testing.T) {
+	if err := LoadTensorFlow(); err != nil {
+		t.Fatal(err)
+	}
+	_ = tf.Version()
+	recovered := func() (r any) {
+		defer func() { r = recover() }()
+		var p *Trainer
+		_ = p.cfg.Seed // nil dereference: SIGSEGV turned into a runtime panic
+		return nil
+	}()
+	if recovered == nil {
+		t.Fatal("the nil dereference did not panic")
+	}
+}
