@@ -19,8 +19,11 @@ const OneDNNVar = "TF_ENABLE_ONEDNN_OPTS"
 // OneDNNSetting returns the oneDNN setting a training process of pipeline runs with, for
 // cache keys: "on" or "off" when OneDNNVar is set to a boolean TensorFlow accepts, "on" when
 // it is unset (EnableOneDNN sets it), and "default" for any other value (TensorFlow then
-// warns and keeps its default).
+// warns and keeps its default) or when EnableOneDNN failed.
 func OneDNNSetting() string {
+	if oneDNNFailed {
+		return "default"
+	}
 	v, set := os.LookupEnv(OneDNNVar)
 	if !set {
 		return "on"
@@ -52,12 +55,16 @@ func EnableOneDNN() error {
 		return nil
 	}
 	exe, err := os.Executable()
-	if err != nil {
-		os.Unsetenv(OneDNNVar)
-		return fmt.Errorf("enabling oneDNN: %w", err)
+	if err == nil {
+		err = syscall.Exec(exe, os.Args, os.Environ())
+		err = fmt.Errorf("re-executing %s: %w", exe, err)
 	}
-	err = syscall.Exec(exe, os.Args, os.Environ())
-	// Only reached when the exec failed: leave the variable as the process started.
+	// Only reached when the exec failed: the process runs with TensorFlow's default, which
+	// cache keys must say (OneDNNSetting).
 	os.Unsetenv(OneDNNVar)
-	return fmt.Errorf("enabling oneDNN: re-executing %s: %w", exe, err)
+	oneDNNFailed = true
+	return fmt.Errorf("enabling oneDNN: %w", err)
 }
+
+// oneDNNFailed is set when EnableOneDNN could not take effect.
+var oneDNNFailed bool

@@ -450,3 +450,33 @@ stage "xform" "t" {
 		t.Fatal(err)
 	}
 }
+
+// A rerun after damage produces the same output again: the damaged object must be replaced,
+// not reused (and its damaged file must not be re-keyed with the good digest).
+func TestRerunRepairsADamagedOutput(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	_, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(ws.dir, ObjectRel(rec.Result("gen.src").Output), "out")
+	orig, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(f) // as an editor saving through a link would: a new file, same size
+	os.WriteFile(f, []byte("XY"), 0o644)
+	got, _, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["gen.src"] != "ran" {
+		t.Fatalf("gen.src after damage: %s", got["gen.src"])
+	}
+	if b, err := os.ReadFile(f); err != nil || string(b) != string(orig) {
+		t.Fatalf("the published output still holds %q (%v), want %q", b, err, orig)
+	}
+	if d := ws.plan(Selection{})["gen.src"]; d.Action != Cached {
+		t.Fatalf("gen.src after the repairing run: %s %v", d.Action, d.Reasons)
+	}
+}

@@ -103,7 +103,8 @@ func decodeTrees(b []byte) (map[string]treeRecord, []byte, bool) {
 	}
 	r := binReader{b: b[len(statCacheMagic):], ok: true}
 	n := r.uvarint()
-	trees := make(map[string]treeRecord, min(n, 1<<16))
+	// A record takes at least 66 bytes: never size the map beyond what the file can hold.
+	trees := make(map[string]treeRecord, min(n, uint64(len(r.b)/66)))
 	for i := uint64(0); i < n && r.ok; i++ {
 		root := r.str()
 		var t treeRecord
@@ -127,7 +128,8 @@ func (c *StatCache) decodeEntries() {
 	r := binReader{b: c.raw, ok: true}
 	c.raw = nil
 	n := r.uvarint()
-	entries := make(map[string]statEntry, min(n, 1<<24))
+	// An entry takes at least 37 bytes: never size the map beyond what the file can hold.
+	entries := make(map[string]statEntry, min(n, uint64(len(r.b)/37)))
 	for i := uint64(0); i < n && r.ok; i++ {
 		p := r.str()
 		var e statEntry
@@ -397,6 +399,7 @@ func (c *StatCache) QuickManifest(root string) (Manifest, error) {
 // digest (see QuickManifest).
 func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool) (Manifest, [sha256.Size]byte, error) {
 	var sig [sha256.Size]byte
+	root = absPath(root) // entries are keyed by absolute paths
 	fi, err := os.Stat(root)
 	if err != nil {
 		return Manifest{}, sig, err

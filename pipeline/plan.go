@@ -43,7 +43,9 @@ type Decision struct {
 }
 
 // completeSources replaces every digest-only source manifest with the complete one (a walk
-// of stats and cached digests), for explaining a change and for recording the state.
+// of stats and cached digests), for explaining a change and for recording the state. A
+// source whose digest is no longer the one in the key changed since it was planned: that is
+// an error, the key would not describe what the stage reads.
 func (d *Decision) completeSources() error {
 	for name, m := range d.sources {
 		if m.Files != nil {
@@ -53,9 +55,35 @@ func (d *Decision) completeSources() error {
 		if err != nil {
 			return fmt.Errorf("%s: hashing %s: %w", d.Addr, name, err)
 		}
+		if full.Digest != m.Digest {
+			return fmt.Errorf("%s: %s changed while it was being planned; run again", d.Addr, d.roots[name])
+		}
 		d.sources[name] = full
 	}
 	return nil
+}
+
+// recordedSources returns the source manifests to record with a finished stage: complete
+// ones as they are, digest-only ones (cached stages, sources unchanged) from the manifests
+// recorded last time when their digest is the same, else completed now. A source that cannot
+// be completed is recorded by digest alone (a later plan then explains a change less
+// precisely); it never fails a stage whose output is published.
+func (d *Decision) recordedSources(recorded map[string]Manifest) map[string]Manifest {
+	out := make(map[string]Manifest, len(d.sources))
+	for name, m := range d.sources {
+		switch old, ok := recorded[name]; {
+		case m.Files != nil:
+			out[name] = m
+		case ok && old.Files != nil && old.Digest == m.Digest:
+			out[name] = old
+		default:
+			if full, err := d.stats.HashTree(d.roots[name]); err == nil && full.Digest == m.Digest {
+				m = full
+			}
+			out[name] = m
+		}
+	}
+	return out
 }
 
 // Selection says which instances a plan or run covers.
@@ -212,6 +240,12 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 	if found {
 		problem = e.Store.Verify(entry)
 	}
+	if forced || !found || problem != "" {
+		// The stage will run: its state records the complete manifests as planned.
+		if err := d.completeSources(); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case forced:
 		d.Action, d.Reasons = Run, []string{"forced"}
@@ -264,7 +298,12 @@ func explain(st *State, d *Decision, v *Values) []string {
 			}
 			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
 		case "source":
-			d.completeSources() // on failure the diff lists the recorded files as removed
+			// decide completed the manifests of stages that run; an incomplete one (or a
+			// recorded one without files) can only be named, not listed.
+			if d.sources[name].Files == nil || st.Sources[name].Files == nil {
+				reasons = append(reasons, fmt.Sprintf("%s changed", v.String(name)))
+				continue
+			}
 			diff := DiffManifests(st.Sources[name], d.sources[name])
 			reasons = append(reasons, describeSourceChange(v.String(name), diff))
 		case "seed":

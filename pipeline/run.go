@@ -287,10 +287,11 @@ func runKind(ctx context.Context, k Kind, job *Job) (err error) {
 
 // finish records the instance's state and outputs and links its artifacts into the run folder.
 func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
-	if err := d.completeSources(); err != nil {
-		return r.fail(res, fmt.Errorf("recording state: %w", err))
+	var recorded map[string]Manifest
+	if d.Action == Cached {
+		recorded = r.e.Store.LoadSources(d.Addr)
 	}
-	st := &State{Addr: d.Addr, Key: d.Key, Lines: d.lines, Sources: d.sources, Output: d.entry.Output.Digest, Updated: time.Now().UTC()}
+	st := &State{Addr: d.Addr, Key: d.Key, Lines: d.lines, Sources: d.recordedSources(recorded), Output: d.entry.Output.Digest, Updated: time.Now().UTC()}
 	if err := r.e.Store.SaveState(st); err != nil {
 		return r.fail(res, fmt.Errorf("recording state: %w", err))
 	}

@@ -148,9 +148,17 @@ func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duratio
 	obj := filepath.Join(s.Workspace, ObjectRel(m.Digest))
 	reused := false
 	if _, err := os.Stat(obj); err == nil {
-		os.RemoveAll(tmp)
-		reused = true
-	} else {
+		// The same output was published before. Reuse it only if it is intact, read in full
+		// without the stat cache: a rerun after "output damaged" lands here, and trusting
+		// the damaged copy would hide the damage for good.
+		if have, _, err := s.Stats.hashTree(obj, false, false, false); err == nil && have.Digest == m.Digest {
+			os.RemoveAll(tmp)
+			reused = true
+		} else if err := os.RemoveAll(obj); err != nil {
+			return nil, fmt.Errorf("replacing the damaged output %s of %s: %w", obj, addr, err)
+		}
+	}
+	if !reused {
 		if err := os.Rename(tmp, obj); err != nil {
 			return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 		}
@@ -166,7 +174,7 @@ func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duratio
 	}
 	if !reused {
 		// Renaming kept every file's inode and mtime, so the signature is the object's (a
-		// reused object keeps the record of its own files).
+		// reused object, just read in full, gets its record at its next verification).
 		s.Stats.rememberTree(obj, false, sig, m.Digest, len(m.Files))
 	}
 	// The manifest first, so an entry never points at a manifest that is not there.

@@ -45,7 +45,9 @@ EOF
 tf_version=$(TF_CPP_MIN_LOG_LEVEL=3 "$work/probe") || die "$real: TF_Version() failed"
 case $tf_version in *[!0-9A-Za-z.+-]*|"") die "$real reports an unexpected version '$tf_version'" ;; esac
 
-nm -D --defined-only "$libdir/$real" | awk '$2 == "T" && $3 ~ /^TFE?_/ { sub(/@.*/, "", $3); print $3 }' |
+# Functions: text (T), weak (W) and indirect (i) symbols, as install-libtensorflow.sh's check
+# counts any defined symbol.
+nm -D --defined-only "$libdir/$real" | awk '$2 ~ /^[TWi]$/ && $3 ~ /^TFE?_/ { sub(/@.*/, "", $3); print $3 }' |
   sort -u >"$work/symbols"
 n=$(wc -l <"$work/symbols")
 [ "$n" -gt 0 ] || die "$real exports no TF_ functions"
