@@ -34,15 +34,22 @@ command -v "$cc" >/dev/null || die "a C compiler ($cc) is needed"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The version the real library reports, from a probe linked against it.
+# The version the real library reports, from a probe that loads it the way the shim will.
 cat >"$work/probe.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdio.h>
-extern const char *TF_Version(void);
-int main(void) { puts(TF_Version()); return 0; }
+int main(int argc, char **argv) {
+  void *h = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL | RTLD_DEEPBIND);
+  if (h == NULL) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+  const char *(*version)(void) = (const char *(*)(void))dlsym(h, "TF_Version");
+  if (version == NULL) { fprintf(stderr, "no TF_Version\n"); return 1; }
+  puts(version());
+  return 0;
+}
 EOF
-"$cc" -o "$work/probe" "$work/probe.c" "$libdir/$real" -Wl,-rpath,"$(cd "$libdir" && pwd)" ||
-  die "cannot link a probe against $real"
-tf_version=$(TF_CPP_MIN_LOG_LEVEL=3 "$work/probe") || die "$real: TF_Version() failed"
+"$cc" -o "$work/probe" "$work/probe.c" -ldl || die "cannot build the version probe"
+tf_version=$(TF_CPP_MIN_LOG_LEVEL=3 "$work/probe" "$(cd "$libdir" && pwd)/$real") || die "$real: TF_Version() failed"
 case $tf_version in *[!0-9A-Za-z.+-]*|"") die "$real reports an unexpected version '$tf_version'" ;; esac
 
 # Functions: text (T), weak (W) and indirect (i) symbols, as install-libtensorflow.sh's check
