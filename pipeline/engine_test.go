@@ -247,7 +247,10 @@ func TestDeletedOutputRerunsOnlyThatStage(t *testing.T) {
 	}
 }
 
-func TestDamagedOutputIsDetected(t *testing.T) {
+// runChainAndReadOutput runs the chain pipeline and returns the path and content of
+// gen.src's published file "out".
+func runChainAndReadOutput(t *testing.T) (*workspace, string, []byte) {
+	t.Helper()
 	ws := newWorkspace(t, chainHCL, chainFiles())
 	_, rec, err := ws.run(RunOptions{})
 	if err != nil {
@@ -258,6 +261,11 @@ func TestDamagedOutputIsDetected(t *testing.T) {
 	if err != nil || len(orig) != 2 {
 		t.Fatalf("published output %q %v", orig, err)
 	}
+	return ws, f, orig
+}
+
+func TestDamagedOutputIsDetected(t *testing.T) {
+	ws, f, orig := runChainAndReadOutput(t)
 	os.Chmod(f, 0o644)
 	os.WriteFile(f, []byte("XY"), 0o644) // same size, different bytes
 	p := ws.plan(Selection{})
@@ -454,16 +462,7 @@ stage "xform" "t" {
 // A rerun after damage produces the same output again: the damaged object must be replaced,
 // not reused (and its damaged file must not be re-keyed with the good digest).
 func TestRerunRepairsADamagedOutput(t *testing.T) {
-	ws := newWorkspace(t, chainHCL, chainFiles())
-	_, rec, err := ws.run(RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := filepath.Join(ws.dir, ObjectRel(rec.Result("gen.src").Output), "out")
-	orig, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, f, orig := runChainAndReadOutput(t)
 	os.Remove(f) // as an editor saving through a link would: a new file, same size
 	os.WriteFile(f, []byte("XY"), 0o644)
 	got, _, err := ws.run(RunOptions{})
