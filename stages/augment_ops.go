@@ -2,6 +2,7 @@ package stages
 
 import (
 	"image"
+	"image/color"
 	"math"
 	"math/rand/v2"
 
@@ -16,7 +17,7 @@ import (
 // configured list; every random choice comes from the copy's own generator.
 const (
 	OpFlipRotateCrop = "flip_rotate_crop" // flip (p) + rotation ±rotation° + centre crop + resize
-	OpColorJitter    = "color_jitter"     // brightness, contrast, saturation ×(1±x), random order
+	OpColorJitter    = "color_jitter"     // brightness, contrast, saturation ×(1±x), random order (colorJitter)
 	OpAffine         = "affine"           // translate ±translate·size, scale in [scale_min, scale_max]
 	OpFlip           = "flip"             // horizontal flip
 	OpBlur           = "blur"             // Gaussian blur, radius up to blur
@@ -67,18 +68,13 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 		}
 		return warp(img, mul(f64.Aff3{1, 0, cx, 0, 1, cy}, m), w, h)
 	case OpColorJitter:
-		out := clone.AsRGBA(img)
-		for _, k := range r.Perm(3) {
-			switch k {
-			case 0:
-				out = adjust.Brightness(out, uniform(r, -p.Brightness, p.Brightness))
-			case 1:
-				out = adjust.Contrast(out, uniform(r, -p.Contrast, p.Contrast))
-			case 2:
-				out = adjust.Saturation(out, uniform(r, -p.Saturation, p.Saturation))
-			}
+		order := r.Perm(3)
+		var f [3]float64
+		for _, k := range order {
+			x := [3]float64{p.Brightness, p.Contrast, p.Saturation}[k]
+			f[k] = 1 + uniform(r, -x, x)
 		}
-		return out
+		return colorJitter(img, f, order)
 	case OpAffine:
 		// Scale about the centre, then shift; uncovered pixels stay black.
 		sc := uniform(r, p.ScaleMin, p.ScaleMax)
@@ -104,4 +100,53 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 		return out
 	}
 	return clone.AsRGBA(img)
+}
+
+// colorJitter adjusts brightness, contrast and saturation by factors f (1: unchanged), in
+// order (indexes into f), with the formulas torchvision's ColorJitter applies to PIL images
+// (ImageEnhance), the original system's augmentation: brightness blends with black, contrast
+// with the image's mean grey level, saturation with each pixel's grey (ITU-R 601 luma, as
+// PIL's "L"). bild's own Contrast pivots on mid-grey and its Saturation works in HSL, so only
+// its per-pixel machinery is used for those two; HSL also cost 3 ms per 224×224 image.
+func colorJitter(img image.Image, f [3]float64, order []int) *image.RGBA {
+	out := clone.AsRGBA(img)
+	for _, k := range order {
+		switch k {
+		case 0:
+			out = adjust.Brightness(out, f[0]-1) // v·f, clamped: the same as PIL's
+		case 1:
+			var sum uint64
+			for i := 0; i+3 < len(out.Pix); i += 4 {
+				sum += uint64(luma(out.Pix[i], out.Pix[i+1], out.Pix[i+2]))
+			}
+			mean := 0.0
+			if n := len(out.Pix) / 4; n > 0 {
+				mean = math.Floor(float64(sum)/float64(n) + 0.5)
+			}
+			var lut [256]uint8
+			for v := range lut {
+				lut[v] = clamp8(mean + f[1]*(float64(v)-mean))
+			}
+			out = adjust.Apply(out, func(c color.RGBA) color.RGBA {
+				return color.RGBA{lut[c.R], lut[c.G], lut[c.B], c.A}
+			})
+		case 2:
+			s := f[2]
+			out = adjust.Apply(out, func(c color.RGBA) color.RGBA {
+				g := float64(luma(c.R, c.G, c.B))
+				return color.RGBA{clamp8(g + s*(float64(c.R)-g)), clamp8(g + s*(float64(c.G)-g)), clamp8(g + s*(float64(c.B)-g)), c.A}
+			})
+		}
+	}
+	return out
+}
+
+// luma is PIL's conversion to "L": (299 R + 587 G + 114 B) / 1000, in its fixed point.
+func luma(r, g, b uint8) uint8 {
+	return uint8((uint32(r)*19595 + uint32(g)*38470 + uint32(b)*7471 + 0x8000) >> 16)
+}
+
+// clamp8 rounds v to the nearest integer in [0, 255].
+func clamp8(v float64) uint8 {
+	return uint8(math.Max(0, math.Min(255, math.Round(v))))
 }

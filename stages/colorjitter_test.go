@@ -1,0 +1,67 @@
+package stages
+
+import (
+	"image"
+	"image/color"
+	"math/rand/v2"
+	"testing"
+)
+
+// jitterTestImage is a 16×16 image of varied colours.
+func jitterTestImage() *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(r.IntN(256))
+		if i%4 == 3 {
+			img.Pix[i] = 255
+		}
+	}
+	return img
+}
+
+func TestColorJitterFollowsTorchvisionFormulas(t *testing.T) {
+	src := jitterTestImage()
+	all := []int{0, 1, 2}
+	if got := colorJitter(src, [3]float64{1, 1, 1}, all); string(got.Pix) != string(src.Pix) {
+		t.Error("factors of 1 changed the image")
+	}
+	// Saturation 0: every pixel becomes its grey (PIL's L).
+	grey := colorJitter(src, [3]float64{1, 1, 0}, []int{2})
+	for i := 0; i < len(src.Pix); i += 4 {
+		g := luma(src.Pix[i], src.Pix[i+1], src.Pix[i+2])
+		if p := grey.Pix[i : i+4]; p[0] != g || p[1] != g || p[2] != g || p[3] != 255 {
+			t.Fatalf("pixel %d: %v, want grey %d", i/4, p, g)
+		}
+	}
+	// Contrast 0: every channel becomes the image's mean grey level.
+	var sum int
+	for i := 0; i < len(src.Pix); i += 4 {
+		sum += int(luma(src.Pix[i], src.Pix[i+1], src.Pix[i+2]))
+	}
+	mean := uint8((sum + 128) / 256)
+	flat := colorJitter(src, [3]float64{1, 0, 1}, []int{1})
+	for i := 0; i < len(flat.Pix); i += 4 {
+		if p := flat.Pix[i : i+3]; p[0] != mean || p[1] != mean || p[2] != mean {
+			t.Fatalf("pixel %d: %v, want the mean grey %d", i/4, p, mean)
+		}
+	}
+	// Brightness 0.5 halves every channel (rounded down, as PIL), alpha untouched.
+	half := colorJitter(src, [3]float64{0.5, 1, 1}, []int{0})
+	for i, v := range src.Pix {
+		want := v / 2
+		if i%4 == 3 {
+			want = 255
+		}
+		if half.Pix[i] != want {
+			t.Fatalf("byte %d: %d, want %d", i, half.Pix[i], want)
+		}
+	}
+	// Saturation above 1 pushes channels away from grey, clamped to 0–255.
+	vivid := colorJitter(&image.RGBA{Pix: []uint8{200, 100, 50, 255}, Stride: 4, Rect: image.Rect(0, 0, 1, 1)}, [3]float64{1, 1, 2}, []int{2})
+	g := float64(luma(200, 100, 50))
+	want := color.RGBA{clamp8(2*200 - g), clamp8(2*100 - g), clamp8(2*50 - g), 255}
+	if got := vivid.RGBAAt(0, 0); got != want {
+		t.Errorf("saturation 2: %v, want %v", got, want)
+	}
+}
