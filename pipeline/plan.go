@@ -63,6 +63,12 @@ func (d *Decision) completeSources() error {
 	return nil
 }
 
+// digestOnly reports whether m carries only a digest (an empty folder's manifest has no files
+// either, and JSON drops its empty list).
+func digestOnly(m Manifest) bool {
+	return m.Files == nil && m.Digest != "" && m.Digest != manifestDigest(nil)
+}
+
 // recordedSources returns the source manifests to record with a finished stage: complete
 // ones as they are, digest-only ones (cached stages, sources unchanged) from the manifests
 // recorded last time when their digest is the same, else completed now. A source that cannot
@@ -300,7 +306,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 		case "source":
 			// decide completed the manifests of stages that run; an incomplete one (or a
 			// recorded one without files) can only be named, not listed.
-			if d.sources[name].Files == nil || st.Sources[name].Files == nil {
+			if digestOnly(d.sources[name]) || digestOnly(st.Sources[name]) {
 				reasons = append(reasons, fmt.Sprintf("%s changed", v.String(name)))
 				continue
 			}
