@@ -196,24 +196,16 @@ func (r *binReader) fail() {
 	r.ok, r.b = false, nil
 }
 
-func (r *binReader) uvarint() uint64 {
-	if !r.ok {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *binReader) uvarint() uint64 { return readVarint(r, binary.Uvarint) }
 
-func (r *binReader) varint() int64 {
+func (r *binReader) varint() int64 { return readVarint(r, binary.Varint) }
+
+// readVarint reads one field with decode (binary.Uvarint or binary.Varint).
+func readVarint[T uint64 | int64](r *binReader, decode func([]byte) (T, int)) T {
 	if !r.ok {
 		return 0
 	}
-	v, n := binary.Varint(r.b)
+	v, n := decode(r.b)
 	if n <= 0 {
 		r.fail()
 		return 0

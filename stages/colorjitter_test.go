@@ -3,25 +3,11 @@ package stages
 import (
 	"image"
 	"image/color"
-	"math/rand/v2"
 	"testing"
 )
 
-// jitterTestImage is a 16×16 image of varied colours.
-func jitterTestImage() *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
-	r := rand.New(rand.NewPCG(7, 7))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(r.IntN(256))
-		if i%4 == 3 {
-			img.Pix[i] = 255
-		}
-	}
-	return img
-}
-
 func TestColorJitterFollowsTorchvisionFormulas(t *testing.T) {
-	src := jitterTestImage()
+	src := randomRGBA(16, 16, 7)
 	all := []int{0, 1, 2}
 	if got := colorJitter(src, [3]float64{1, 1, 1}, all); string(got.Pix) != string(src.Pix) {
 		t.Error("factors of 1 changed the image")

@@ -104,7 +104,7 @@ func run(arch string, size, classes int64, batch, steps, warmup, threads int, xl
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"impl": "go", "xla": xla, "arch": arch, "params": tr.Params(), "batch": batch, "size": size,
 		"images_per_s": float64(steps*batch) / secs, "peak_rss_mb": peakRSSMB(),
-		"onednn": os.Getenv(graphs.OneDNNVar) == "1" || os.Getenv(graphs.OneDNNVar) == "true", "onednn_env": os.Getenv(graphs.OneDNNVar),
+		"onednn": graphs.OneDNNSetting() == "on", "onednn_env": os.Getenv(graphs.OneDNNVar),
 	})
 }
 
