@@ -38,7 +38,7 @@ type AugmentConfig struct {
 func (Augment) Name() string { return "augment" }
 
 // Version implements pipeline.Kind.
-func (Augment) Version() int { return 5 }
+func (Augment) Version() int { return 6 }
 
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }

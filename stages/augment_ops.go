@@ -2,11 +2,9 @@ package stages
 
 import (
 	"image"
-	"image/color"
 	"math"
 	"math/rand/v2"
 
-	"github.com/anthonynsimon/bild/adjust"
 	"github.com/anthonynsimon/bild/blur"
 	"github.com/anthonynsimon/bild/clone"
 	"github.com/anthonynsimon/bild/transform"
@@ -104,41 +102,53 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 
 // colorJitter adjusts brightness, contrast and saturation by factors f (1: unchanged), in
 // order (indexes into f), with the formulas torchvision's ColorJitter applies to PIL images
-// (ImageEnhance), the original system's augmentation: brightness blends with black, contrast
-// with the image's mean grey level, saturation with each pixel's grey (ITU-R 601 luma, as
-// PIL's "L"). bild's own Contrast pivots on mid-grey and its Saturation works in HSL, so only
-// its per-pixel machinery is used for those two; HSL also cost 3 ms per 224×224 image.
+// (ImageEnhance), the original system's augmentation: each blends the image with a degenerate
+// one by its factor as PIL's Image.blend does (d + f·(v − d), truncated, clamped to 0–255),
+// where d is black for brightness, the image's mean grey level (rounded) for contrast, and
+// each pixel's grey (ITU-R 601 luma, as PIL's "L") for saturation. bild's Contrast pivots on
+// mid-grey and its Saturation works in HSL, so they are not used.
 func colorJitter(img image.Image, f [3]float64, order []int) *image.RGBA {
 	out := clone.AsRGBA(img)
+	pix := out.Pix
 	for _, k := range order {
 		switch k {
-		case 0:
-			out = adjust.Brightness(out, f[0]-1) // v·f, clamped: the same as PIL's
-		case 1:
-			var sum uint64
-			for i := 0; i+3 < len(out.Pix); i += 4 {
-				sum += uint64(luma(out.Pix[i], out.Pix[i+1], out.Pix[i+2]))
-			}
-			mean := 0.0
-			if n := len(out.Pix) / 4; n > 0 {
-				mean = math.Floor(float64(sum)/float64(n) + 0.5)
+		case 0, 1:
+			d := 0.0
+			if k == 1 {
+				d = meanLuma(pix)
 			}
 			var lut [256]uint8
 			for v := range lut {
-				lut[v] = clamp8(mean + f[1]*(float64(v)-mean))
+				lut[v] = blend8(d, uint8(v), f[k])
 			}
-			out = adjust.Apply(out, func(c color.RGBA) color.RGBA {
-				return color.RGBA{lut[c.R], lut[c.G], lut[c.B], c.A}
-			})
+			for i := 0; i+3 < len(pix); i += 4 {
+				p := pix[i : i+3]
+				p[0], p[1], p[2] = lut[p[0]], lut[p[1]], lut[p[2]]
+			}
 		case 2:
-			s := f[2]
-			out = adjust.Apply(out, func(c color.RGBA) color.RGBA {
-				g := float64(luma(c.R, c.G, c.B))
-				return color.RGBA{clamp8(g + s*(float64(c.R)-g)), clamp8(g + s*(float64(c.G)-g)), clamp8(g + s*(float64(c.B)-g)), c.A}
-			})
+			// Per pixel, in 16.16 fixed point: g + f·(v − g) within 2⁻¹⁶·255 of the float.
+			s := int32(math.Round(f[2] * (1 << 16)))
+			for i := 0; i+3 < len(pix); i += 4 {
+				p := pix[i : i+3]
+				g := int32(luma(p[0], p[1], p[2]))
+				p[0], p[1], p[2] = fixBlend(g, p[0], s), fixBlend(g, p[1], s), fixBlend(g, p[2], s)
+			}
 		}
 	}
 	return out
+}
+
+// meanLuma is the mean grey level of RGBA pixels, rounded as PIL's ImageEnhance.Contrast does.
+func meanLuma(pix []uint8) float64 {
+	n := len(pix) / 4
+	if n == 0 {
+		return 0
+	}
+	var sum uint64
+	for i := 0; i+3 < len(pix); i += 4 {
+		sum += uint64(luma(pix[i], pix[i+1], pix[i+2]))
+	}
+	return math.Floor(float64(sum)/float64(n) + 0.5)
 }
 
 // luma is PIL's conversion to "L": (299 R + 587 G + 114 B) / 1000, in its fixed point.
@@ -146,7 +156,26 @@ func luma(r, g, b uint8) uint8 {
 	return uint8((uint32(r)*19595 + uint32(g)*38470 + uint32(b)*7471 + 0x8000) >> 16)
 }
 
-// clamp8 rounds v to the nearest integer in [0, 255].
-func clamp8(v float64) uint8 {
-	return uint8(math.Max(0, math.Min(255, math.Round(v))))
+// fixBlend is blend8 with the factor s in 16.16 fixed point.
+func fixBlend(g int32, v uint8, s int32) uint8 {
+	x := (g<<16 + s*(int32(v)-g)) >> 16 // arithmetic shift: rounds down, as truncation of x ≥ 0
+	switch {
+	case x <= 0:
+		return 0
+	case x >= 255:
+		return 255
+	}
+	return uint8(x)
+}
+
+// blend8 is PIL's Image.blend for one byte: d + f·(v − d), truncated and clamped to 0–255.
+func blend8(d float64, v uint8, f float64) uint8 {
+	x := d + f*(float64(v)-d)
+	switch {
+	case x <= 0:
+		return 0
+	case x >= 255:
+		return 255
+	}
+	return uint8(x)
 }

@@ -70,18 +70,11 @@ func writeSynthetic(t *testing.T, w *ws, n int, classes []string) {
 			}
 			img.Pix[p*4+3] = 255
 		}
-		var buf strings.Builder
-		_ = buf
 		f := filepath.Join(w.dir, "raw", classes[b.Labels[i]], fmt.Sprintf("%03d.png", i))
 		os.MkdirAll(filepath.Dir(f), 0o755)
-		out, err := os.Create(f)
-		if err != nil {
+		if err := writeImage(f, img, FormatPNG, 0, CompressionFast); err != nil {
 			t.Fatal(err)
 		}
-		if err := encodeImage(out, img, FormatPNG, 0, CompressionFast); err != nil {
-			t.Fatal(err)
-		}
-		out.Close()
 	}
 }
 

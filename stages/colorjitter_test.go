@@ -45,9 +45,20 @@ func TestColorJitterFollowsTorchvisionFormulas(t *testing.T) {
 	}
 	// Saturation above 1 pushes channels away from grey, clamped to 0–255.
 	vivid := colorJitter(&image.RGBA{Pix: []uint8{200, 100, 50, 255}, Stride: 4, Rect: image.Rect(0, 0, 1, 1)}, [3]float64{1, 1, 2}, []int{2})
-	g := float64(luma(200, 100, 50))
-	want := color.RGBA{clamp8(2*200 - g), clamp8(2*100 - g), clamp8(2*50 - g), 255}
-	if got := vivid.RGBAAt(0, 0); got != want {
+	// Grey (299·200 + 587·100 + 114·50)/1000 = 124.4 → 124; 2·c − 124 = 276, 76, −24.
+	if got, want := vivid.RGBAAt(0, 0), (color.RGBA{255, 76, 0, 255}); got != want {
 		t.Errorf("saturation 2: %v, want %v", got, want)
+	}
+	// Contrast 0.5 halves each channel's distance to the mean grey, rounded down as PIL's
+	// blend truncates: (mean + v) / 2 in integers.
+	soft := colorJitter(src, [3]float64{1, 0.5, 1}, []int{1})
+	for i, v := range src.Pix {
+		want := (int(mean) + int(v)) / 2
+		if i%4 == 3 {
+			want = 255
+		}
+		if int(soft.Pix[i]) != want {
+			t.Fatalf("contrast 0.5: byte %d = %d, want %d", i, soft.Pix[i], want)
+		}
 	}
 }

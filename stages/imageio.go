@@ -16,10 +16,12 @@ import (
 	"os"
 	"strings"
 
+	"github.com/anthonynsimon/bild/clone"
 	_ "golang.org/x/image/bmp"
-	xdraw "golang.org/x/image/draw"
 	"golang.org/x/image/math/f64"
 	_ "golang.org/x/image/webp"
+
+	"pipeline/stages/raster"
 )
 
 // DefaultMaxPixels bounds the size of an image discovery accepts (checked from the header,
@@ -36,7 +38,7 @@ const (
 // ResizePolicies lists the valid resize values.
 var ResizePolicies = []string{ResizeCenterCrop, ResizePad, ResizeSquash}
 
-// loaded is a decoded image file with its identity.
+// loaded is an image file's identity and its pixels, fitted to the stored size.
 type loaded struct {
 	Digest string
 	Size   int64
@@ -51,11 +53,10 @@ func (e errRejected) Error() string { return e.reason }
 
 func reject(format string, args ...any) error { return errRejected{fmt.Sprintf(format, args...)} }
 
-// loadImage reads, hashes and decodes path, for fitting to size×size (0: full size; JPEGs
-// may be decoded at a reduced scale that keeps the shorter side ≥ size). Problems with the
-// file itself (empty, not an image, truncated, too large) are errRejected; I/O failures are
-// plain errors.
-func loadImage(path string, maxPixels int64, size int) (loaded, error) {
+// loadImage reads, hashes, decodes and fits path to size×size by policy in channels (see
+// prepareImage). Problems with the file itself (empty, not an image, truncated, too large)
+// are errRejected; I/O failures are plain errors.
+func loadImage(path string, maxPixels int64, size int, policy string, channels int) (loaded, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return loaded{}, err
@@ -81,7 +82,7 @@ func loadImage(path string, maxPixels int64, size int) (loaded, error) {
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return l, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
 	}
-	img, err := decodeImage(data, format, cfg.Width, cfg.Height, size)
+	img, err := prepareImage(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {
 		// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF.
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {
@@ -93,53 +94,26 @@ func loadImage(path string, maxPixels int64, size int) (loaded, error) {
 	return l, nil
 }
 
-// fitImage resizes img to size×size by policy and converts it to channels (1: grey, 3: RGB),
-// alpha composited over black.
+// fitImage resizes img to size×size by policy (see layout) with raster.Resize and converts it
+// to channels (1: grey, 3: RGB), alpha composited over black.
 func fitImage(img image.Image, size int, policy string, channels int) image.Image {
 	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
+	sr, dr := layout(b.Dx(), b.Dy(), size, policy)
 	out := image.NewRGBA(image.Rect(0, 0, size, size))
-	switch policy {
-	case ResizeSquash:
-		scale(out, out.Bounds(), img, b)
-	case ResizePad:
-		tw, th := size, size
-		if w >= h {
-			th = max(1, (h*size+w/2)/w)
-		} else {
-			tw = max(1, (w*size+h/2)/h)
-		}
-		off := image.Pt((size-tw)/2, (size-th)/2)
-		scale(out, image.Rect(0, 0, tw, th).Add(off), img, b)
-	default: // center_crop
-		side := min(w, h)
-		x0, y0 := b.Min.X+(w-side)/2, b.Min.Y+(h-side)/2
-		scale(out, out.Bounds(), img, image.Rect(x0, y0, x0+side, y0+side))
-	}
+	raster.Resize(out, dr, img, sr.Add(b.Min))
 	return opaque(out, channels)
-}
-
-// scale resamples the part sr of src into the part dr of dst with bilinear interpolation:
-// a plain copy when the sizes agree, x/image/draw's two-tap ApproxBiLinear when shrinking by
-// less than 2× or growing, and its BiLinear kernel, widened to the reduction so that no
-// source pixel is skipped, when shrinking by 2× or more (large photos).
-func scale(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Rectangle) {
-	switch {
-	case dr.Dx() == sr.Dx() && dr.Dy() == sr.Dy():
-		draw.Draw(dst, dr, src, sr.Min, draw.Src)
-	case sr.Dx() >= 2*dr.Dx() || sr.Dy() >= 2*dr.Dy():
-		xdraw.BiLinear.Scale(dst, dr, src, sr, xdraw.Src, nil)
-	default:
-		xdraw.ApproxBiLinear.Scale(dst, dr, src, sr, xdraw.Src, nil)
-	}
 }
 
 // warp returns a w×h image whose pixel p shows src at m⁻¹(p), where m maps source
 // coordinates to destination coordinates (pixel centres at +0.5); uncovered pixels are
-// transparent black. One bilinear resampling, whatever m combines.
+// transparent black. One bilinear resampling (raster.Warp), whatever m combines.
 func warp(src image.Image, m f64.Aff3, w, h int) *image.RGBA {
+	rgba, ok := src.(*image.RGBA)
+	if !ok {
+		rgba = clone.AsRGBA(src)
+	}
 	out := image.NewRGBA(image.Rect(0, 0, w, h))
-	xdraw.ApproxBiLinear.Transform(out, m, src, src.Bounds(), xdraw.Src, nil)
+	raster.Warp(out, m, rgba)
 	return out
 }
 
@@ -200,26 +174,32 @@ const (
 	CompressionFast = "fast" // filtered and deflated at zlib's fastest level: about half the size
 )
 
-// encodeImage writes img as png (lossless, deterministic; compression none or fast) or jpeg
-// at quality.
-func encodeImage(w io.Writer, img image.Image, format string, quality int, compression string) error {
-	if format == FormatJPEG {
-		return jpeg.Encode(w, img, &jpeg.Options{Quality: quality})
+// encodeImage returns img encoded as png (lossless, deterministic; compression none, written
+// by raster.AppendPNG, or fast) or jpeg at quality.
+func encodeImage(img image.Image, format string, quality int, compression string) ([]byte, error) {
+	var buf bytes.Buffer
+	switch {
+	case format == FormatJPEG:
+		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
+			return nil, err
+		}
+	case compression == CompressionFast:
+		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
+			return nil, err
+		}
+	default:
+		return raster.AppendPNG(nil, img)
 	}
-	enc := png.Encoder{CompressionLevel: png.NoCompression}
-	if compression == CompressionFast {
-		enc.CompressionLevel = png.BestSpeed
-	}
-	return enc.Encode(w, img)
+	return buf.Bytes(), nil
 }
 
 // writeImage encodes img into path.
 func writeImage(path string, img image.Image, format string, quality int, compression string) error {
-	var buf bytes.Buffer
-	if err := encodeImage(&buf, img, format, quality, compression); err != nil {
+	data, err := encodeImage(img, format, quality, compression)
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
+	return os.WriteFile(path, data, 0o644)
 }
 
 // extension returns the file extension of a stored format.

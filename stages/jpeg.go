@@ -10,21 +10,32 @@ import (
 	cfgpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"github.com/wamuir/graft/tensorflow/op"
 	"google.golang.org/protobuf/proto"
+
+	"pipeline/stages/raster"
 )
 
-// JPEG files, by far the most common input, are decoded by libjpeg-turbo (SIMD) through
-// TensorFlow's DecodeJpeg op rather than image/jpeg: about 3× faster at photo sizes, and
-// able to decode at 1/2, 1/4 or 1/8 scale (DCT scaling), so a 12-megapixel photo bound for a
-// 224-pixel image costs a fraction of a full decode. The split stage and predict/serve share
-// this decoder, so served images are prepared exactly like training images.
+// JPEG files, by far the most common input, are decoded, cropped and resized in one call to
+// TensorFlow: libjpeg-turbo (SIMD) decodes only the rows and blocks the crop keeps, at 1/2,
+// 1/4 or 1/8 scale when the target size allows (DCT scaling, so a 12-megapixel photo bound
+// for 224 pixels costs a fraction of a full decode), and TensorFlow's kernels resample what
+// is left. The split stage and predict/serve share this path, so served images are prepared
+// exactly like training images.
 
 // jpegRatios are libjpeg's DCT scale denominators, largest first.
 var jpegRatios = []int64{8, 4, 2, 1}
 
+// jpegFit are the fetches of one DCT scale: the crop resized with two-tap bilinear
+// interpolation, or with the triangle filter widened to the reduction (antialiased).
+type jpegFit struct {
+	bilinear, smooth tf.Output
+}
+
 type jpegDecoder struct {
 	sess *tf.Session
-	in   tf.Output
-	out  map[int64]tf.Output
+	// Feeds: the file, the crop window [y, x, height, width] in the scaled image, the output
+	// size [height, width], and its ratio to the window's size [height, width].
+	contents, window, size, scale tf.Output
+	fits                          map[int64]jpegFit
 }
 
 var (
@@ -37,33 +48,56 @@ var (
 // thread per call, safe for concurrent use), built on first use.
 func sharedJPEGDecoder() (*jpegDecoder, error) {
 	jpegOnce.Do(func() {
-		s := op.NewScope()
-		in := op.Placeholder(s.SubScope("contents"), tf.String)
-		out := map[int64]tf.Output{}
-		for _, r := range jpegRatios {
-			out[r] = op.DecodeJpeg(s.SubScope(fmt.Sprintf("decode_%d", r)), in,
-				op.DecodeJpegChannels(3), op.DecodeJpegRatio(r), op.DecodeJpegDctMethod("INTEGER_ACCURATE"))
-		}
-		g, err := s.Finalize()
-		if err != nil {
-			jpegErr = err
-			return
-		}
-		// Callers run one decode per core: a negative inter-op count runs each decode on its
-		// caller's thread, so concurrent decodes do not queue for a shared pool.
-		cfg, err := proto.Marshal(&cfgpb.ConfigProto{IntraOpParallelismThreads: 1, InterOpParallelismThreads: -1})
-		if err != nil {
-			jpegErr = err
-			return
-		}
-		sess, err := tf.NewSession(g, &tf.SessionOptions{Config: cfg})
-		if err != nil {
-			jpegErr = err
-			return
-		}
-		jpegDec = &jpegDecoder{sess: sess, in: in, out: out}
+		jpegDec, jpegErr = newJPEGDecoder()
 	})
 	return jpegDec, jpegErr
+}
+
+func newJPEGDecoder() (*jpegDecoder, error) {
+	s := op.NewScope()
+	d := &jpegDecoder{
+		contents: op.Placeholder(s.SubScope("contents"), tf.String),
+		window:   op.Placeholder(s.SubScope("window"), tf.Int32, op.PlaceholderShape(tf.MakeShape(4))),
+		size:     op.Placeholder(s.SubScope("size"), tf.Int32, op.PlaceholderShape(tf.MakeShape(2))),
+		scale:    op.Placeholder(s.SubScope("scale"), tf.Float, op.PlaceholderShape(tf.MakeShape(2))),
+		fits:     map[int64]jpegFit{},
+	}
+	for _, r := range jpegRatios {
+		rs := s.SubScope(fmt.Sprintf("ratio_%d", r))
+		img := op.DecodeAndCropJpeg(rs, d.contents, d.window, op.DecodeAndCropJpegChannels(3),
+			op.DecodeAndCropJpegRatio(r), op.DecodeAndCropJpegDctMethod("INTEGER_ACCURATE"))
+		batch := op.ExpandDims(rs, img, op.Const(rs.SubScope("axis"), int32(0)))
+		toBytes := func(s *op.Scope, x tf.Output) tf.Output {
+			return op.Cast(s, op.Round(s, op.Squeeze(s, x, op.SqueezeAxis([]int64{0}))), tf.Uint8)
+		}
+		bs := rs.SubScope("bilinear")
+		bilinear := toBytes(bs, op.ResizeBilinear(bs, batch, d.size, op.ResizeBilinearHalfPixelCenters(true)))
+		ss := rs.SubScope("smooth")
+		// ScaleAndTranslate is tf.image.resize's antialiased kernel; graft has no wrapper.
+		smooth := ss.AddOperation(tf.OpSpec{
+			Type:  "ScaleAndTranslate",
+			Input: []tf.Input{batch, d.size, d.scale, op.Const(ss.SubScope("translation"), []float32{0, 0})},
+			Attrs: map[string]interface{}{"kernel_type": "triangle", "antialias": true},
+		})
+		if smooth == nil {
+			break // the scope holds the error
+		}
+		d.fits[r] = jpegFit{bilinear: bilinear, smooth: toBytes(ss, smooth.Output(0))}
+	}
+	g, err := s.Finalize()
+	if err != nil {
+		return nil, err
+	}
+	// Callers run one decode per core: a negative inter-op count runs each decode on its
+	// caller's thread, so concurrent decodes do not queue for a shared pool.
+	cfg, err := proto.Marshal(&cfgpb.ConfigProto{IntraOpParallelismThreads: 1, InterOpParallelismThreads: -1})
+	if err != nil {
+		return nil, err
+	}
+	if d.sess, err = tf.NewSession(g, &tf.SessionOptions{Config: cfg}); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // jpegRatio is the largest DCT scale denominator that still leaves the shorter side of a
@@ -77,55 +111,99 @@ func jpegRatio(w, h, size int) int64 {
 	return 1
 }
 
-// decode returns the RGB pixels of a JPEG at 1/ratio scale as an opaque RGBA image.
-func (d *jpegDecoder) decode(data []byte, ratio int64) (*image.RGBA, error) {
-	t, err := tf.NewTensor(string(data))
+// layout is where fitting a w×h image to size×size by policy takes its pixels from (src, in
+// the image's coordinates) and puts them (dst, in the size×size square).
+func layout(w, h, size int, policy string) (src, dst image.Rectangle) {
+	switch policy {
+	case ResizeSquash:
+		return image.Rect(0, 0, w, h), image.Rect(0, 0, size, size)
+	case ResizePad:
+		tw, th := size, size
+		if w >= h {
+			th = max(1, (h*size+w/2)/w)
+		} else {
+			tw = max(1, (w*size+h/2)/h)
+		}
+		return image.Rect(0, 0, w, h), image.Rect(0, 0, tw, th).Add(image.Pt((size-tw)/2, (size-th)/2))
+	default: // center_crop
+		side := min(w, h)
+		x0, y0 := (w-side)/2, (h-side)/2
+		return image.Rect(x0, y0, x0+side, y0+side), image.Rect(0, 0, size, size)
+	}
+}
+
+// fit decodes a w×h JPEG and fits it to size×size by policy: an opaque RGBA image (black
+// where pad leaves the square uncovered).
+func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*image.RGBA, error) {
+	r := jpegRatio(w, h, size)
+	sw, sh := (w+int(r)-1)/int(r), (h+int(r)-1)/int(r) // libjpeg's scaled size
+	sr, dr := layout(sw, sh, size, policy)
+	fetch := d.fits[r].bilinear
+	if raster.Antialias(sr.Dx(), sr.Dy(), dr.Dx(), dr.Dy()) {
+		fetch = d.fits[r].smooth
+	}
+	feeds := map[tf.Output]*tf.Tensor{}
+	for out, v := range map[tf.Output]any{
+		d.contents: string(data),
+		d.window:   []int32{int32(sr.Min.Y), int32(sr.Min.X), int32(sr.Dy()), int32(sr.Dx())},
+		d.size:     []int32{int32(dr.Dy()), int32(dr.Dx())},
+		d.scale:    []float32{float32(dr.Dy()) / float32(sr.Dy()), float32(dr.Dx()) / float32(sr.Dx())},
+	} {
+		t, err := tf.NewTensor(v)
+		if err != nil {
+			return nil, err
+		}
+		feeds[out] = t
+	}
+	res, err := d.sess.Run(feeds, []tf.Output{fetch}, nil)
 	if err != nil {
 		return nil, err
 	}
-	res, err := d.sess.Run(map[tf.Output]*tf.Tensor{d.in: t}, []tf.Output{d.out[ratio]}, nil)
-	if err != nil {
-		return nil, err
+	if sh := res[0].Shape(); len(sh) != 3 || sh[0] != int64(dr.Dy()) || sh[1] != int64(dr.Dx()) || sh[2] != 3 {
+		return nil, fmt.Errorf("fitted JPEG has shape %v, want [%d %d 3]", sh, dr.Dy(), dr.Dx())
 	}
-	sh := res[0].Shape()
-	if len(sh) != 3 || sh[2] != 3 {
-		return nil, fmt.Errorf("decoded JPEG has shape %v", sh)
-	}
-	h, w := int(sh[0]), int(sh[1])
 	var buf bytes.Buffer
-	buf.Grow(w * h * 3)
+	buf.Grow(3 * dr.Dx() * dr.Dy())
 	if _, err := res[0].WriteContentsTo(&buf); err != nil {
 		return nil, err
 	}
-	rgb := buf.Bytes()
-	if len(rgb) != w*h*3 {
-		return nil, fmt.Errorf("decoded JPEG has %d bytes for %dx%d", len(rgb), w, h)
+	rgb, dw := buf.Bytes(), dr.Dx()
+	if len(rgb) != 3*dw*dr.Dy() {
+		return nil, fmt.Errorf("fitted JPEG has %d bytes for %v", len(rgb), dr)
 	}
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	pix := img.Pix
-	for i, j := 0, 0; i < len(rgb); i, j = i+3, j+4 {
-		pix[j], pix[j+1], pix[j+2], pix[j+3] = rgb[i], rgb[i+1], rgb[i+2], 0xff
+	out := image.NewRGBA(image.Rect(0, 0, size, size))
+	if dr != out.Rect {
+		for i := 3; i < len(out.Pix); i += 4 {
+			out.Pix[i] = 0xff // pad's bars: opaque black
+		}
 	}
-	return img, nil
+	for y := 0; y < dr.Dy(); y++ {
+		in := rgb[3*dw*y : 3*dw*(y+1)]
+		o := out.Pix[out.PixOffset(dr.Min.X, dr.Min.Y+y):]
+		o = o[:4*dw]
+		for x := 0; x < dw; x++ {
+			o[4*x], o[4*x+1], o[4*x+2], o[4*x+3] = in[3*x], in[3*x+1], in[3*x+2], 0xff
+		}
+	}
+	return out, nil
 }
 
-// decodeImage decodes an encoded image that will be fitted to size×size pixels (size 0: keep
-// full size). JPEGs go through libjpeg-turbo at the largest DCT scale that keeps the shorter
-// side ≥ size; when it fails (or TensorFlow is unusable), image/jpeg decides, so a file is
-// rejected with image/jpeg's reason or accepted if image/jpeg reads it. Other formats use
-// Go's decoders.
-func decodeImage(data []byte, format string, w, h, size int) (image.Image, error) {
+// prepareImage decodes an encoded image and fits it to size×size by policy, in channels (1:
+// grey, 3: RGB). JPEGs go through TensorFlow (fit); when that fails (or TensorFlow is
+// unusable), image/jpeg decides, so a file is rejected with image/jpeg's reason or accepted
+// if image/jpeg reads it. Other formats use Go's decoders and raster.Resize, which filters
+// the same way.
+func prepareImage(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, error) {
 	if format == "jpeg" {
 		if d, err := sharedJPEGDecoder(); err == nil {
-			ratio := int64(1)
-			if size > 0 {
-				ratio = jpegRatio(w, h, size)
-			}
-			if img, err := d.decode(data, ratio); err == nil {
-				return img, nil
+			if img, err := d.fit(data, w, h, size, policy); err == nil {
+				return opaque(img, channels), nil
 			}
 		}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
-	return img, err
+	if err != nil {
+		return nil, err
+	}
+	return fitImage(img, size, policy, channels), nil
 }

@@ -43,46 +43,55 @@ func smoothJPEG(t *testing.T, w, h int) []byte {
 	return buf.Bytes()
 }
 
-func TestJPEGDecoderAgreesWithImageJPEGAndScalesDown(t *testing.T) {
+func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 	data := smoothJPEG(t, 96, 64)
-	fast, err := decodeImage(data, "jpeg", 96, 64, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := fast.(*image.RGBA); !ok {
-		t.Fatalf("libjpeg path not taken: got %T", fast)
-	}
 	ref, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fast.Bounds() != ref.Bounds() {
-		t.Fatalf("bounds %v, image/jpeg %v", fast.Bounds(), ref.Bounds())
-	}
-	sum, worst := 0, 0
-	for y := 0; y < 64; y++ {
-		for x := 0; x < 96; x++ {
-			a, b := fast.(*image.RGBA).RGBAAt(x, y), color.RGBAModel.Convert(ref.At(x, y)).(color.RGBA)
-			for _, d := range []int{absDiff(a.R, b.R), absDiff(a.G, b.G), absDiff(a.B, b.B)} {
-				sum += d
-				worst = max(worst, d)
-			}
-		}
-	}
-	// IDCT and upsampling differ by rounding only.
-	if mean := float64(sum) / (96 * 64 * 3); mean > 1.5 || worst > 12 {
-		t.Fatalf("libjpeg vs image/jpeg: mean |Δ| %.2f, max %d", mean, worst)
-	}
-	// Fitting to 16 pixels allows 1/4 scale (64/4 = 16): a 24×16 decode.
-	small, err := decodeImage(data, "jpeg", 96, 64, 16)
+	d, err := sharedJPEGDecoder()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if small.Bounds().Dx() != 24 || small.Bounds().Dy() != 16 {
-		t.Fatalf("scaled decode is %v, want 24×16", small.Bounds())
+	// compare fits the JPEG through TensorFlow and through image/jpeg + raster.Resize (the
+	// path other formats take) and checks that they differ by rounding only.
+	compare := func(size int, policy string) *image.RGBA {
+		t.Helper()
+		fast, err := d.fit(data, 96, 64, size, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := fitImage(ref, size, policy, 3).(*image.RGBA)
+		if fast.Bounds() != slow.Bounds() {
+			t.Fatalf("%d %s: bounds %v, image/jpeg path %v", size, policy, fast.Bounds(), slow.Bounds())
+		}
+		sum, worst := 0, 0
+		for i := range fast.Pix {
+			d := absDiff(fast.Pix[i], slow.Pix[i])
+			sum += d
+			worst = max(worst, d)
+		}
+		// IDCT, upsampling and resampling differ by rounding only (DCT scaling a little more).
+		if mean := float64(sum) / float64(len(fast.Pix)); mean > 1.5 || worst > 16 {
+			t.Fatalf("%d %s: libjpeg vs image/jpeg: mean |Δ| %.2f, max %d", size, policy, mean, worst)
+		}
+		return fast
+	}
+	// Full size, no resampling: squash to the image's own size is impossible for a 96×64
+	// image, so pad to 96 puts it in the middle rows with black bars above and below.
+	padded := compare(96, ResizePad)
+	if c := padded.RGBAAt(48, 0); c != (color.RGBA{0, 0, 0, 255}) {
+		t.Fatalf("pad: top bar %v, want opaque black", c)
+	}
+	compare(48, ResizeCenterCrop) // 64×64 crop, bilinear
+	compare(40, ResizeSquash)     // 2.4× horizontally: antialiased
+	// Fitting to 16 pixels decodes at 1/4 scale (64/4 = 16): a 24×16 image, centre 16×16.
+	compare(16, ResizeCenterCrop)
+	if r := jpegRatio(96, 64, 16); r != 4 {
+		t.Fatalf("ratio %d, want 4", r)
 	}
 	// A cut-off JPEG is refused by both paths.
-	if _, err := decodeImage(data[:len(data)/2], "jpeg", 96, 64, 0); err == nil {
+	if _, err := prepareImage(data[:len(data)/2], "jpeg", 96, 64, 16, ResizeCenterCrop, 3); err == nil {
 		t.Fatal("a truncated JPEG decoded")
 	}
 }

@@ -105,12 +105,12 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]P
 			errs[i] = err
 			continue
 		}
-		img, err := decodeImage(data, format, cfg.Width, cfg.Height, size)
+		img, err := prepareImage(data, format, cfg.Width, cfg.Height, size, resizeOf(info), ch)
 		if err != nil {
 			errs[i] = fmt.Errorf("%w: %v", ErrBadImage, err)
 			continue
 		}
-		px := pixelsOf(fitImage(img, size, resizeOf(info), ch), ch)
+		px := pixelsOf(img, ch)
 		for _, v := range px {
 			batch = append(batch, float32(v))
 		}

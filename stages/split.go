@@ -42,7 +42,7 @@ type SplitConfig struct {
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 4 }
+func (Split) Version() int { return 5 }
 
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
 // libjpeg-turbo.
@@ -354,7 +354,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return err
 			}
 			defer job.Progress.Add(1)
-			l, err := loadImage(all[i].cand.Abs, cfg.MaxPixels, cfg.ImageSize)
+			l, err := loadImage(all[i].cand.Abs, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason
@@ -368,12 +368,11 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			if _, dup := written.LoadOrStore(l.Digest, true); dup {
 				return nil
 			}
-			img := fitImage(l.Img, cfg.ImageSize, cfg.Resize, cfg.Channels)
 			dst := filepath.Join(job.Out, filepath.FromSlash(rel))
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
 			}
-			return writeImage(dst, img, cfg.Format, cfg.Quality, cfg.Compression)
+			return writeImage(dst, l.Img, cfg.Format, cfg.Quality, cfg.Compression)
 		})
 	}
 	if err := g.Wait(); err != nil {

@@ -1,0 +1,109 @@
+package raster
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/adler32"
+	"hash/crc32"
+	"image"
+	"slices"
+)
+
+// maxStored is the largest payload of one stored (uncompressed) deflate block.
+const maxStored = 65535
+
+// AppendPNG appends img encoded as an 8-bit PNG whose image data is stored uncompressed and
+// unfiltered to buf: the fastest PNG to write and to read, 3 bytes per pixel. Opaque
+// *image.RGBA images become RGB PNGs (alpha is dropped, so it must be opaque), *image.Gray
+// images grey ones; other types are an error.
+func AppendPNG(buf []byte, img image.Image) ([]byte, error) {
+	var pix []uint8
+	var stride, bpp, colorType, ch int
+	b := img.Bounds()
+	switch m := img.(type) {
+	case *image.RGBA:
+		pix, stride, bpp, colorType, ch = m.Pix, m.Stride, 4, 2, 3
+	case *image.Gray:
+		pix, stride, bpp, colorType, ch = m.Pix, m.Stride, 1, 0, 1
+	default:
+		return buf, fmt.Errorf("raster: cannot write %T as PNG", img)
+	}
+	w, h := b.Dx(), b.Dy()
+	if w <= 0 || h <= 0 || w > 1<<24 || h > 1<<24 {
+		return buf, fmt.Errorf("raster: cannot write a %dx%d PNG", w, h)
+	}
+	rowLen := 1 + w*ch
+	raw := h * rowLen
+	blocks := max(1, (raw+maxStored-1)/maxStored)
+	zlen := 2 + raw + 5*blocks + 4
+
+	buf = slices.Grow(buf, 8+25+12+zlen+12)
+	buf = append(buf, "\x89PNG\r\n\x1a\n"...)
+	var ihdr [13]byte
+	binary.BigEndian.PutUint32(ihdr[0:], uint32(w))
+	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
+	ihdr[8], ihdr[9] = 8, byte(colorType) // bit depth, colour type; compression, filter, interlace 0
+	buf = appendChunk(buf, "IHDR", ihdr[:])
+
+	// The IDAT chunk: length, type, then the zlib stream written in place: stored blocks of
+	// up to maxStored bytes of rows (a filter byte of 0, then the pixels), cut wherever they
+	// fill up.
+	buf = binary.BigEndian.AppendUint32(buf, uint32(zlen))
+	start := len(buf)
+	buf = append(buf, "IDAT"...)
+	buf = append(buf, 0x78, 0x01) // zlib header: deflate, 32K window, no dictionary, fastest
+	data := len(buf)
+	buf = buf[:data+raw+5*blocks]
+	out := buf[data:]
+	left, room := raw, 0 // bytes still to write, and room left in the current block
+	header := func() {
+		n := min(left, maxStored)
+		final := byte(0)
+		if n == left {
+			final = 1
+		}
+		out[0], out[1], out[2], out[3], out[4] = final, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8)
+		out, room = out[5:], n
+	}
+	put := func(b []byte) {
+		for len(b) > 0 {
+			if room == 0 {
+				header()
+			}
+			n := copy(out[:min(room, len(b))], b)
+			out, b, room, left = out[n:], b[n:], room-n, left-n
+		}
+	}
+	row := make([]byte, rowLen)
+	for y := 0; y < h; y++ {
+		src := pix[y*stride:]
+		if bpp == 4 {
+			src = src[:4*w]
+			for x := 0; x < w; x++ {
+				row[1+3*x], row[2+3*x], row[3+3*x] = src[4*x], src[4*x+1], src[4*x+2]
+			}
+		} else {
+			copy(row[1:], src[:w])
+		}
+		put(row)
+	}
+	// The Adler-32 of the uncompressed data, i.e. of the block payloads.
+	adler := adler32.New()
+	for p := buf[data:]; len(p) > 0; {
+		n := min(len(p)-5, maxStored)
+		adler.Write(p[5 : 5+n])
+		p = p[5+n:]
+	}
+	buf = binary.BigEndian.AppendUint32(buf, adler.Sum32())
+	buf = binary.BigEndian.AppendUint32(buf, crc32.ChecksumIEEE(buf[start:]))
+	return appendChunk(buf, "IEND", nil), nil
+}
+
+// appendChunk appends a PNG chunk: length, type, data and the CRC of type and data.
+func appendChunk(buf []byte, typ string, data []byte) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(data)))
+	start := len(buf)
+	buf = append(buf, typ...)
+	buf = append(buf, data...)
+	return binary.BigEndian.AppendUint32(buf, crc32.ChecksumIEEE(buf[start:]))
+}
