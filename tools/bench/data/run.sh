@@ -100,13 +100,28 @@ log=$WORK/results/$stamp.log
 : >"$out"
 : >"$log"
 tfile=$(mktemp)
-trap 'rm -f "$tfile"' EXIT
+
+# Earlier outputs are moved aside, not deleted, until the end: on this machine's ext4
+# (mounted with discard) deleting a gigabyte of small files slows the writes of whatever runs
+# next, and neither side's measurement should pay for the one before.
+trash=$WORK/trash
+rm -rf "$trash"
+mkdir -p "$trash"
+trap 'rm -f "$tfile"; rm -rf "$trash"' EXIT
+discard() {
+  local p
+  for p in "$@"; do
+    if [ -e "$p" ]; then mv "$p" "$trash/$(date +%s%N)"; fi
+  done
+}
 
 # measure NAME RUN CMD...: runs CMD under the lock and /usr/bin/time; sets wall rss cpu.
+# Dirty pages of earlier runs are written out first (sync), for the same reason.
 measure() {
   local name=$1 run=$2
   shift 2
   echo "== $name run $run: $*" >>"$log"
+  sync
   if ! flock "$LOCK" /usr/bin/time -f '%e %M %U %S' -o "$tfile" "$@" >>"$log" 2>&1; then
     echo "run.sh: $name failed (log: $log)" >&2
     tail -n 20 "$log" >&2
@@ -118,7 +133,7 @@ measure() {
 
 run_ours() {
   local v=$1 run=$2 ws=$WORK/ours-$v
-  rm -rf "$ws/data/intermediate" "$ws/models"
+  discard "$ws/data/intermediate" "$ws/models"
   cd "$ws"
   measure "ours-$v" "$run" "$WORK/bin/pipeline" run pipeline.hcl --quiet
   cd "$repo"
@@ -146,7 +161,7 @@ run_original() {
   local run=$1 dst=$WORK/original-out name=original
   shift
   [ $# -gt 0 ] && name=original-same-work
-  rm -rf "$dst"
+  discard "$dst"
   measure "$name" "$run" "$PILENV/bin/python" "$here/original.py" "$photos" "$dst" "$@"
   python3 - "$run" "$wall" "$rss" "$cpu" "$log" "$name" >>"$out" <<'EOF'
 import json, sys
