@@ -85,6 +85,7 @@ func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 	}
 	compare(48, ResizeCenterCrop) // 64×64 crop, bilinear
 	compare(40, ResizeSquash)     // 2.4× horizontally: antialiased
+	compare(100, ResizeSquash)    // 64 → 100 vertically: enlarged
 	// Fitting to 16 pixels decodes at 1/4 scale (64/4 = 16): a 24×16 image, centre 16×16.
 	compare(16, ResizeCenterCrop)
 	if r := jpegRatio(96, 64, 16); r != 4 {
