@@ -29,13 +29,16 @@ func AppendPNG(buf []byte, img image.Image) ([]byte, error) {
 		return buf, fmt.Errorf("raster: cannot write %T as PNG", img)
 	}
 	w, h := b.Dx(), b.Dy()
-	if w <= 0 || h <= 0 || w > 1<<24 || h > 1<<24 {
+	if w <= 0 || h <= 0 {
 		return buf, fmt.Errorf("raster: cannot write a %dx%d PNG", w, h)
 	}
 	rowLen := 1 + w*ch
 	raw := h * rowLen
 	blocks := max(1, (raw+maxStored-1)/maxStored)
 	zlen := 2 + raw + 5*blocks + 4
+	if zlen > 1<<31-1 {
+		return buf, fmt.Errorf("raster: a %dx%d image is too large for one uncompressed PNG chunk", w, h)
+	}
 
 	buf = slices.Grow(buf, 8+25+12+zlen+12)
 	buf = append(buf, "\x89PNG\r\n\x1a\n"...)

@@ -100,8 +100,10 @@ func Resize(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Recta
 
 	// Horizontal pass over the source rows the vertical pass reads, into rows of dw RGB
 	// pixels; then the vertical pass from those rows into dst.
-	y0 := ky.start[0]
-	y1 := ky.start[dh-1] + ky.count[dh-1]
+	y0, y1 := ky.start[0], 0
+	for j := range ky.start {
+		y0, y1 = min(y0, ky.start[j]), max(y1, ky.start[j]+ky.count[j])
+	}
 	rowLen := dw * 3
 	mid := make([]uint8, (y1-y0)*rowLen)
 	for y := y0; y < y1; y++ {
