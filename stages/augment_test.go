@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
 	"os"
@@ -235,7 +236,7 @@ func TestPNGCompressionChoicesRoundTrip(t *testing.T) {
 	src := randomRGBA(32, 32, 11)
 	sizes := map[string]int{}
 	for _, c := range []string{CompressionNone, CompressionFast} {
-		data, err := encodeImage(src, FormatPNG, 0, c)
+		data, err := storedFormat{format: FormatPNG, compression: c}.encode(src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,5 +258,64 @@ func TestPNGCompressionChoicesRoundTrip(t *testing.T) {
 	// Uncompressed: the raw RGB rows (3·32·32 plus a filter byte per row) and PNG framing.
 	if raw := 32 * (1 + 3*32); sizes[CompressionNone] < raw {
 		t.Fatalf("compression none wrote %d bytes, less than the %d raw bytes", sizes[CompressionNone], raw)
+	}
+}
+
+func TestJPEGStorageIsDeterministicAndAugments(t *testing.T) {
+	const hcl = `
+stage "split" "main" {
+  source     = "raw"
+  image_size = 16
+  format     = "jpeg"
+  quality    = 90
+  val        = 0.2
+  test       = 0.2
+}
+
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 3
+}
+`
+	var outputs []string
+	for k := 0; k < 2; k++ {
+		w := newWS(t, hcl)
+		for i := 0; i < 20; i++ {
+			w.write(fmt.Sprintf("raw/big/%02d.jpg", i), encodeWith(func(b *bytes.Buffer, m image.Image) error { return jpeg.Encode(b, m, nil) }, 30+i, 24))
+		}
+		for i := 0; i < 6; i++ {
+			w.write(fmt.Sprintf("raw/small/%02d.png", i), randomPNG(3, uint64(i), 20, 20))
+		}
+		rec, _ := w.run(false)
+		outputs = append(outputs, rec.Result("split.main").Output+" "+rec.Result("augment.balanced").Output)
+		out, err := ReadManifest(w.output(rec, "augment.balanced", "output"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := w.output(rec, "augment.balanced", "output")
+		copies := 0
+		for _, e := range out.Images {
+			data, err := os.ReadFile(filepath.Join(dir, e.Path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+			if err != nil || cfg.Width != 16 || cfg.Height != 16 {
+				t.Fatalf("%s: %v %dx%d", e.Path, err, cfg.Width, cfg.Height)
+			}
+			// Originals are the split's JPEGs; copies are lossless PNGs made from them.
+			if want := map[bool]string{true: "png", false: "jpeg"}[e.Copy != nil]; format != want {
+				t.Fatalf("%s is %s, want %s", e.Path, format, want)
+			}
+			if e.Copy != nil {
+				copies++
+			}
+		}
+		if copies == 0 {
+			t.Fatal("no copies of the small class")
+		}
+	}
+	if outputs[0] != outputs[1] {
+		t.Fatalf("two runs stored different bytes: %v", outputs)
 	}
 }

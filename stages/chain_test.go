@@ -72,7 +72,7 @@ func writeSynthetic(t *testing.T, w *ws, n int, classes []string) {
 		}
 		f := filepath.Join(w.dir, "raw", classes[b.Labels[i]], fmt.Sprintf("%03d.png", i))
 		os.MkdirAll(filepath.Dir(f), 0o755)
-		if err := writeImage(f, img, FormatPNG, 0, CompressionFast); err != nil {
+		if err := (storedFormat{format: FormatPNG, compression: CompressionFast}).write(f, img); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -174,16 +174,41 @@ const (
 	CompressionFast = "fast" // filtered and deflated at zlib's fastest level: about half the size
 )
 
-// encodeImage returns img encoded as png (lossless, deterministic; compression none, written
-// by raster.AppendPNG, or fast) or jpeg at quality.
-func encodeImage(img image.Image, format string, quality int, compression string) ([]byte, error) {
+// storedFormat is how a stage stores images: png (lossless, deterministic; compression none,
+// written by raster.AppendPNG, or fast) or jpeg at quality, encoded by libjpeg-turbo through
+// TensorFlow when jpeg is set (3× faster than image/jpeg) and by image/jpeg otherwise.
+type storedFormat struct {
+	format, compression string
+	quality             int
+	jpeg                *jpegEncoder
+}
+
+// newStoredFormat returns a storedFormat and a function that releases it; for jpeg it starts
+// a libjpeg-turbo encoder, or falls back to image/jpeg when TensorFlow is unusable.
+func newStoredFormat(format string, quality int, compression string) (storedFormat, func()) {
+	f := storedFormat{format: format, quality: quality, compression: compression}
+	if format != FormatJPEG {
+		return f, func() {}
+	}
+	enc, err := newJPEGEncoder(quality)
+	if err != nil {
+		return f, func() {}
+	}
+	f.jpeg = enc
+	return f, enc.close
+}
+
+// encode returns img encoded in the format.
+func (f storedFormat) encode(img image.Image) ([]byte, error) {
 	var buf bytes.Buffer
 	switch {
-	case format == FormatJPEG:
-		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
+	case f.format == FormatJPEG && f.jpeg != nil:
+		return f.jpeg.encode(img)
+	case f.format == FormatJPEG:
+		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: f.quality}); err != nil {
 			return nil, err
 		}
-	case compression == CompressionFast:
+	case f.compression == CompressionFast:
 		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
 			return nil, err
 		}
@@ -193,9 +218,9 @@ func encodeImage(img image.Image, format string, quality int, compression string
 	return buf.Bytes(), nil
 }
 
-// writeImage encodes img into path.
-func writeImage(path string, img image.Image, format string, quality int, compression string) error {
-	data, err := encodeImage(img, format, quality, compression)
+// write encodes img into path.
+func (f storedFormat) write(path string, img image.Image) error {
+	data, err := f.encode(img)
 	if err != nil {
 		return err
 	}

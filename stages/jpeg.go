@@ -6,11 +6,13 @@ import (
 	"image"
 	"sync"
 
+	"github.com/anthonynsimon/bild/clone"
 	tf "github.com/wamuir/graft/tensorflow"
 	cfgpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"github.com/wamuir/graft/tensorflow/op"
 	"google.golang.org/protobuf/proto"
 
+	"pipeline/graphs"
 	"pipeline/stages/raster"
 )
 
@@ -89,7 +91,10 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 		return nil, err
 	}
 	// Callers run one decode per core: a negative inter-op count runs each decode on its
-	// caller's thread, so concurrent decodes do not queue for a shared pool.
+	// caller's thread, so concurrent decodes do not queue for a shared pool, and one intra-op
+	// thread is enough. That thread count must not become every later session's, training's
+	// included: sessions keep their own pools (graphs.PerSessionThreadPools).
+	graphs.PerSessionThreadPools()
 	cfg, err := proto.Marshal(&cfgpb.ConfigProto{IntraOpParallelismThreads: 1, InterOpParallelismThreads: -1})
 	if err != nil {
 		return nil, err
@@ -207,3 +212,77 @@ func prepareImage(data []byte, format string, w, h, size int, policy string, cha
 	}
 	return fitImage(img, size, policy, channels), nil
 }
+
+// jpegEncoder encodes opaque RGB and grey images as baseline JPEG at one quality with
+// libjpeg-turbo, through a TensorFlow session (safe for concurrent use, one thread per call).
+type jpegEncoder struct {
+	sess    *tf.Session
+	in, out tf.Output
+}
+
+// newJPEGEncoder starts an encoder at quality (1–100); its default 4:2:0 chroma subsampling
+// is image/jpeg's too.
+func newJPEGEncoder(quality int) (*jpegEncoder, error) {
+	s := op.NewScope()
+	e := &jpegEncoder{in: op.Placeholder(s.SubScope("pixels"), tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, -1, -1)))}
+	e.out = op.EncodeJpeg(s, e.in, op.EncodeJpegQuality(int64(quality)))
+	g, err := s.Finalize()
+	if err != nil {
+		return nil, err
+	}
+	graphs.PerSessionThreadPools() // as for the decoder
+	cfg, err := proto.Marshal(&cfgpb.ConfigProto{IntraOpParallelismThreads: 1, InterOpParallelismThreads: -1})
+	if err != nil {
+		return nil, err
+	}
+	if e.sess, err = tf.NewSession(g, &tf.SessionOptions{Config: cfg}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// encode returns img as JPEG bytes: *image.Gray as a grey JPEG, opaque *image.RGBA (alpha
+// ignored) as an RGB one; other types are converted to RGBA first.
+func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	var pix []byte
+	ch := 3
+	switch m := img.(type) {
+	case *image.Gray:
+		ch = 1
+		pix = make([]byte, 0, w*h)
+		for y := 0; y < h; y++ {
+			pix = append(pix, m.Pix[y*m.Stride:y*m.Stride+w]...)
+		}
+	default:
+		rgba, ok := img.(*image.RGBA)
+		if !ok {
+			rgba = clone.AsRGBA(img)
+		}
+		pix = make([]byte, w*h*3)
+		for y := 0; y < h; y++ {
+			row := rgba.Pix[y*rgba.Stride : y*rgba.Stride+4*w]
+			out := pix[3*w*y : 3*w*(y+1)]
+			for x := 0; x < w; x++ {
+				out[3*x], out[3*x+1], out[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+			}
+		}
+	}
+	t, err := tf.ReadTensor(tf.Uint8, []int64{int64(h), int64(w), int64(ch)}, bytes.NewReader(pix))
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.sess.Run(map[tf.Output]*tf.Tensor{e.in: t}, []tf.Output{e.out}, nil)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := res[0].Value().(string)
+	if !ok {
+		return nil, fmt.Errorf("EncodeJpeg returned %T", res[0].Value())
+	}
+	return []byte(s), nil
+}
+
+// close releases the encoder's session.
+func (e *jpegEncoder) close() { e.sess.Close() }

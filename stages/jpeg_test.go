@@ -96,3 +96,57 @@ func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 		t.Fatal("a truncated JPEG decoded")
 	}
 }
+
+func TestJPEGEncoderRoundTripsAndIsDeterministic(t *testing.T) {
+	enc, err := newJPEGEncoder(95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.close()
+	ref, err := jpeg.Decode(bytes.NewReader(smoothJPEG(t, 64, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgb := fitImage(ref, 64, ResizeSquash, 3).(*image.RGBA)
+	grey := fitImage(ref, 64, ResizeSquash, 1).(*image.Gray)
+	for name, img := range map[string]image.Image{"rgb": rgb, "grey": grey} {
+		fast := storedFormat{format: FormatJPEG, quality: 95, jpeg: enc}
+		a, err := fast.encode(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := fast.encode(img)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%s: two encodes differ", name)
+		}
+		back, err := jpeg.Decode(bytes.NewReader(a))
+		if err != nil {
+			t.Fatalf("%s: image/jpeg cannot read libjpeg's file: %v", name, err)
+		}
+		if _, isGrey := back.(*image.Gray); isGrey != (name == "grey") {
+			t.Fatalf("%s: decoded as %T", name, back)
+		}
+		sum := 0
+		for y := 0; y < 64; y++ {
+			for x := 0; x < 64; x++ {
+				p := color.RGBAModel.Convert(back.At(x, y)).(color.RGBA)
+				q := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+				sum += absDiff(p.R, q.R) + absDiff(p.G, q.G) + absDiff(p.B, q.B)
+			}
+		}
+		if mean := float64(sum) / (64 * 64 * 3); mean > 2 {
+			t.Fatalf("%s: quality 95 round trip is off by %.2f on average", name, mean)
+		}
+		// image/jpeg's encoder (the fallback without TensorFlow) writes a file of the same image.
+		slow, err := storedFormat{format: FormatJPEG, quality: 95}.encode(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(slow, a) {
+			t.Fatalf("%s: the fallback encoder wrote libjpeg's bytes", name)
+		}
+		if _, err := jpeg.Decode(bytes.NewReader(slow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

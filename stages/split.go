@@ -342,6 +342,8 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	if err := os.MkdirAll(filepath.Join(job.Out, "images"), 0o755); err != nil {
 		return nil, nil, err
 	}
+	store, release := newStoredFormat(cfg.Format, cfg.Quality, cfg.Compression)
+	defer release()
 	job.Progress.Start("images", int64(len(all)))
 	reasons := make([]string, len(all))
 	var written sync.Map
@@ -372,7 +374,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
 			}
-			return writeImage(dst, l.Img, cfg.Format, cfg.Quality, cfg.Compression)
+			return store.write(dst, l.Img)
 		})
 	}
 	if err := g.Wait(); err != nil {
