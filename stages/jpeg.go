@@ -17,7 +17,7 @@ import (
 )
 
 // JPEG files, by far the most common input, are decoded, cropped and resized in one call to
-// TensorFlow: libjpeg-turbo (SIMD) decodes only the rows and blocks the crop keeps, at 1/2,
+// TensorFlow: libjpeg-turbo (SIMD) decodes only the columns of blocks the crop keeps, at 1/2,
 // 1/4 or 1/8 scale when the target size allows (DCT scaling, so a 12-megapixel photo bound
 // for 224 pixels costs a fraction of a full decode), and TensorFlow's kernels resample what
 // is left. The split stage and predict/serve share this path, so served images are prepared
@@ -34,10 +34,12 @@ type jpegFit struct {
 
 type jpegDecoder struct {
 	sess *tf.Session
-	// Feeds: the file, the crop window [y, x, height, width] in the scaled image, the output
-	// size [height, width], and its ratio to the window's size [height, width].
-	contents, window, size, scale tf.Output
-	fits                          map[int64]jpegFit
+	// Feeds: the file; the columns to decode, as a crop window [0, x, height, width] of the
+	// scaled image (every row is decoded, so that a file cut off below the crop is still
+	// refused); the rows to keep, as Slice's begin [y, 0, 0] and size [height, -1, -1]; the
+	// output size [height, width]; and its ratio to the kept area's size [height, width].
+	contents, window, begin, extent, size, scale tf.Output
+	fits                                         map[int64]jpegFit
 }
 
 var (
@@ -60,6 +62,8 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 	d := &jpegDecoder{
 		contents: op.Placeholder(s.SubScope("contents"), tf.String),
 		window:   op.Placeholder(s.SubScope("window"), tf.Int32, op.PlaceholderShape(tf.MakeShape(4))),
+		begin:    op.Placeholder(s.SubScope("begin"), tf.Int32, op.PlaceholderShape(tf.MakeShape(3))),
+		extent:   op.Placeholder(s.SubScope("extent"), tf.Int32, op.PlaceholderShape(tf.MakeShape(3))),
 		size:     op.Placeholder(s.SubScope("size"), tf.Int32, op.PlaceholderShape(tf.MakeShape(2))),
 		scale:    op.Placeholder(s.SubScope("scale"), tf.Float, op.PlaceholderShape(tf.MakeShape(2))),
 		fits:     map[int64]jpegFit{},
@@ -68,6 +72,7 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 		rs := s.SubScope(fmt.Sprintf("ratio_%d", r))
 		img := op.DecodeAndCropJpeg(rs, d.contents, d.window, op.DecodeAndCropJpegChannels(3),
 			op.DecodeAndCropJpegRatio(r), op.DecodeAndCropJpegDctMethod("INTEGER_ACCURATE"))
+		img = op.Slice(rs, img, d.begin, d.extent)
 		batch := op.ExpandDims(rs, img, op.Const(rs.SubScope("axis"), int32(0)))
 		toBytes := func(s *op.Scope, x tf.Output) tf.Output {
 			return op.Cast(s, op.Round(s, op.Squeeze(s, x, op.SqueezeAxis([]int64{0}))), tf.Uint8)
@@ -150,7 +155,9 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*image.RG
 	feeds := map[tf.Output]*tf.Tensor{}
 	for out, v := range map[tf.Output]any{
 		d.contents: string(data),
-		d.window:   []int32{int32(sr.Min.Y), int32(sr.Min.X), int32(sr.Dy()), int32(sr.Dx())},
+		d.window:   []int32{0, int32(sr.Min.X), int32(sh), int32(sr.Dx())},
+		d.begin:    []int32{int32(sr.Min.Y), 0, 0},
+		d.extent:   []int32{int32(sr.Dy()), -1, -1},
 		d.size:     []int32{int32(dr.Dy()), int32(dr.Dx())},
 		d.scale:    []float32{float32(dr.Dy()) / float32(sr.Dy()), float32(dr.Dx()) / float32(sr.Dx())},
 	} {
@@ -197,7 +204,8 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*image.RG
 // grey, 3: RGB). JPEGs go through TensorFlow (fit); when that fails (or TensorFlow is
 // unusable), image/jpeg decides, so a file is rejected with image/jpeg's reason or accepted
 // if image/jpeg reads it. Other formats use Go's decoders and raster.Resize, which filters
-// the same way.
+// the same way (a JPEG decoded at a DCT scale is cropped on the scaled pixels, so its crop
+// can sit a few full-size pixels from the one image/jpeg's decode gets).
 func prepareImage(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, error) {
 	if format == "jpeg" {
 		if d, err := sharedJPEGDecoder(); err == nil {

@@ -97,6 +97,20 @@ func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 	}
 }
 
+func TestTruncatedJPEGIsRefusedWhateverTheCrop(t *testing.T) {
+	// A tall photo cut off in its bottom rows, below what center_crop keeps: the file is still
+	// incomplete, and every policy must say so.
+	data := smoothJPEG(t, 120, 360)
+	for _, keep := range []float64{0.7, 0.9, 0.97} {
+		cut := data[:int(float64(len(data))*keep)]
+		for _, policy := range ResizePolicies {
+			if _, err := prepareImage(cut, "jpeg", 120, 360, 64, policy, 3); err == nil {
+				t.Errorf("%s: a JPEG cut to %.0f %% of its bytes was accepted", policy, 100*keep)
+			}
+		}
+	}
+}
+
 func TestJPEGEncoderRoundTripsAndIsDeterministic(t *testing.T) {
 	enc, err := newJPEGEncoder(95)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 const maxStored = 65535
 
 // AppendPNG appends img encoded as an 8-bit PNG whose image data is stored uncompressed and
-// unfiltered to buf: the fastest PNG to write and to read, 3 bytes per pixel. Opaque
+// unfiltered to buf: the fastest PNG to write and to read, 3 bytes per RGB pixel. Opaque
 // *image.RGBA images become RGB PNGs (alpha is dropped, so it must be opaque), *image.Gray
 // images grey ones; other types are an error.
 func AppendPNG(buf []byte, img image.Image) ([]byte, error) {

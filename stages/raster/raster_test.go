@@ -262,3 +262,14 @@ func TestAppendPNGRoundTrips(t *testing.T) {
 		t.Fatal("an NRGBA image was accepted")
 	}
 }
+
+func TestResizeOverMillionsOfPixelsStaysInRange(t *testing.T) {
+	// 5,000,000 white pixels to one: rounded weights of one or two units each add up to far
+	// more than 1.0, and must not wrap around.
+	src := &image.RGBA{Pix: bytes.Repeat([]byte{255}, 4*5_000_000), Stride: 4 * 5_000_000, Rect: image.Rect(0, 0, 5_000_000, 1)}
+	dst := image.NewRGBA(image.Rect(0, 0, 1, 1))
+	Resize(dst, dst.Rect, src, src.Rect)
+	if got := dst.RGBAAt(0, 0); got != (color.RGBA{255, 255, 255, 255}) {
+		t.Fatalf("white resized to %v", got)
+	}
+}

@@ -68,17 +68,17 @@ func newKernel(n, m int, wide bool) kernel {
 }
 
 // clip8 converts a fixed-point sum (with the rounding half already added) to a byte. The
-// weights are non-negative and sum to at most 1<<precision plus half a unit per tap, so the
-// sum never exceeds 255.5 and needs no clamping.
-func clip8(v int32) uint8 { return uint8(v >> precision) }
+// weights are non-negative, so the sum is too; their rounding can push it past 255 when a
+// reduction spreads an output over millions of source pixels, hence the clamp.
+func clip8(v int32) uint8 { return uint8(min(v>>precision, 255)) }
 
 // Resize resamples the part sr of src to the size of dr and writes it into the part dr of
 // dst, with a triangle filter along each axis in turn: two-tap bilinear interpolation, or,
 // when sr is 2× or more larger than dr along either axis (Antialias), the triangle widened to
 // the reduction on each shrinking axis. Colour is taken as premultiplied, and the written
 // pixels are opaque: a translucent source comes out composited over black. *image.RGBA
-// sources are read directly, other images converted first. Pixels of dst outside dr are left
-// alone.
+// sources are read directly, other images converted first. dr and sr are first clipped to
+// their images' bounds; pixels of dst outside dr are left alone.
 func Resize(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Rectangle) {
 	dr = dr.Intersect(dst.Rect)
 	sr = sr.Intersect(src.Bounds())
