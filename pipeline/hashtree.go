@@ -401,9 +401,7 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool) (Man
 	if !fi.IsDir() {
 		items = append(items, treeItem{rel: filepath.Base(root), abs: root, k: keyOf(fi)})
 	} else {
-		k := keyOf(fi)
-		k.Size, k.MtimeNs = 0, 0
-		items, marks, err = walkTree(root, skipHidden, k)
+		items, marks, err = walkTree(root, skipHidden, folderKeys(root, fi))
 		if err != nil {
 			return Manifest{}, sig, err
 		}
@@ -482,12 +480,32 @@ type treeDir struct {
 	subs  []*treeDir
 }
 
-// walkTree lists the regular files under root, following symbolic links (a broken link or
-// one leading back into a folder being walked is marked instead). Folders are read in
-// parallel, one goroutine per folder with at most one per core working; files are statted
-// relative to their open folder (fstatat), which spares the kernel the path prefix. The
-// order is deterministic: a folder's files in name order, then its subfolders in name order.
-func walkTree(root string, skipHidden bool, rootKey statKey) ([]treeItem, map[string]string, error) {
+// folderKeys returns the identities (device and inode) of the folder root, whose stat is fi,
+// and of every folder above it: a link to any of them leads back into the walk.
+func folderKeys(root string, fi os.FileInfo) []statKey {
+	k := keyOf(fi)
+	k.Size, k.MtimeNs = 0, 0
+	keys := []statKey{k}
+	for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
+		if pfi, err := os.Stat(dir); err == nil {
+			pk := keyOf(pfi)
+			pk.Size, pk.MtimeNs = 0, 0
+			keys = append(keys, pk)
+		}
+		if filepath.Dir(dir) == dir {
+			return keys
+		}
+	}
+}
+
+// walkTree lists the regular files under root, following symbolic links (a broken link, a
+// link that loops on itself, or one leading back into a folder being walked or above root is
+// marked instead). rootKeys are root's and its parents' identities (folderKeys). Folders are
+// read in parallel, one goroutine per folder with at most one per core working; files are
+// statted relative to their open folder (fstatat), which spares the kernel the path prefix.
+// The order is deterministic: a folder's files in name order, then its subfolders in name
+// order.
+func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map[string]string, error) {
 	var (
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, runtime.NumCPU())
@@ -520,7 +538,7 @@ func walkTree(root string, skipHidden bool, rootKey statKey) ([]treeItem, map[st
 	}
 	top := &treeDir{}
 	wg.Add(1)
-	visit(top, root, "", []statKey{rootKey})
+	visit(top, root, "", rootKeys)
 	wg.Wait()
 	if firstErr != nil {
 		return nil, nil, firstErr
@@ -578,6 +596,10 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 			if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
 				// Stages report broken links; the key only needs to notice them.
 				d.mark(it.rel, "broken-symlink")
+				continue
+			}
+			if errors.Is(err, syscall.ELOOP) && e.Type()&fs.ModeSymlink != 0 {
+				d.mark(it.rel, "symlink-loop") // a link to itself, or links to each other
 				continue
 			}
 			return nil, err

@@ -195,6 +195,9 @@ func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
 	os.Symlink(filepath.Join(other, "linked"), filepath.Join(dir, "dir-link"))
 	os.Symlink(dir, filepath.Join(dir, "a", "loop"))
 	os.Symlink(filepath.Join(other, "gone"), filepath.Join(dir, "broken"))
+	os.Symlink("..", filepath.Join(dir, "up"))                            // above the root
+	os.Symlink("self", filepath.Join(dir, "a", "self"))                   // a link to itself
+	os.Symlink(filepath.Dir(dir), filepath.Join(dir, "a", "deep", "top")) // the root's parent
 
 	m, err := OpenStatCache("").HashTree(dir)
 	if err != nil {
@@ -203,6 +206,7 @@ func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
 	want := map[string]string{
 		"a/deep/er/x": hexSHA("x"), "a/file-link": hexSHA("T"), "dir-link/inside": hexSHA("I"),
 		"a/loop": "symlink-loop", "broken": "broken-symlink",
+		"up": "symlink-loop", "a/self": "symlink-loop", "a/deep/top": "symlink-loop",
 	}
 	for i := 0; i < 150; i++ {
 		want[fmt.Sprintf("big/%03d", i)] = hexSHA(fmt.Sprint(i))

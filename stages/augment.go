@@ -82,10 +82,19 @@ func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
 			}
 		}
 	}
-	for _, f := range []string{"flip", "crop"} {
+	for _, f := range []string{"flip", "noise"} {
 		if usable(v, f) && (num(v, f) < 0 || num(v, f) > 1) {
 			d.add(v, f, "Invalid "+f, f+" must be between 0 and 1.")
 		}
+	}
+	if usable(v, "crop") && (num(v, "crop") <= 0 || num(v, "crop") > 1) {
+		d.add(v, "crop", "Invalid crop", "crop is the fraction of the image kept: above 0, at most 1 (no crop).")
+	}
+	if usable(v, "rotation") && (num(v, "rotation") < 0 || num(v, "rotation") > 180) {
+		d.add(v, "rotation", "Invalid rotation", "rotation is the largest angle either way, in degrees: 0 to 180.")
+	}
+	if usable(v, "blur") && (num(v, "blur") < 0 || num(v, "blur") > 100) {
+		d.add(v, "blur", "Invalid blur", "blur is the largest Gaussian radius in pixels: 0 to 100.")
 	}
 	for _, f := range []string{"brightness", "contrast", "saturation", "translate"} {
 		if usable(v, f) && (num(v, f) < 0 || num(v, f) >= 1) {

@@ -10,7 +10,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"pipeline/pipeline"
 )
 
 func TestCopyPlanMatchesTheFormulaExactly(t *testing.T) {
@@ -317,5 +320,36 @@ stage "augment" "balanced" {
 	}
 	if outputs[0] != outputs[1] {
 		t.Fatalf("two runs stored different bytes: %v", outputs)
+	}
+}
+
+func TestAugmentRejectsOutOfRangeParameters(t *testing.T) {
+	for attr, want := range map[string]string{
+		"crop = 0":        "Invalid crop",
+		"crop = 1.5":      "Invalid crop",
+		"rotation = -5":   "Invalid rotation",
+		"rotation = 720":  "Invalid rotation",
+		"blur = -1":       "Invalid blur",
+		"noise = 2":       "Invalid noise",
+		"flip = 1.1":      "Invalid flip",
+		"brightness = -1": "Invalid brightness",
+	} {
+		w := newWS(t, strings.Replace(augmentHCL, "max_augment = 3", "max_augment = 3\n  "+attr, 1))
+		cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+		if !diags.HasErrors() {
+			_, diags = pipeline.Build(cfg, w.reg, nil)
+		}
+		if !diags.HasErrors() || !strings.Contains(diags.Error(), want) {
+			t.Errorf("%s: diagnostics %v, want %q", attr, diags, want)
+		}
+	}
+	// The limits themselves are valid.
+	w := newWS(t, strings.Replace(augmentHCL, "max_augment = 3", "max_augment = 3\n  crop = 1\n  rotation = 180\n  blur = 0\n  noise = 1", 1))
+	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+	if !diags.HasErrors() {
+		_, diags = pipeline.Build(cfg, w.reg, nil)
+	}
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
 	}
 }

@@ -1,12 +1,15 @@
 package stages
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 )
 
 // candidate is a file found under a class folder, not yet read.
@@ -32,6 +35,18 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// A link to the source folder or to any folder above it leads back into the walk.
+	above := map[[2]uint64]bool{}
+	if abs, err := filepath.Abs(root); err == nil {
+		for dir := abs; ; dir = filepath.Dir(dir) {
+			if fi, err := os.Stat(dir); err == nil {
+				above[dirID(fi)] = true
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -39,7 +54,11 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 		abs := filepath.Join(root, e.Name())
 		fi, err := os.Stat(abs)
 		if err != nil {
-			rejected = append(rejected, Rejected{Path: e.Name(), Reason: "unreadable: " + err.Error()})
+			rejected = append(rejected, Rejected{Path: e.Name(), Reason: statReason(err)})
+			continue
+		}
+		if fi.IsDir() && above[dirID(fi)] {
+			rejected = append(rejected, Rejected{Path: e.Name(), Reason: "symbolic link loop"})
 			continue
 		}
 		if !fi.IsDir() {
@@ -47,7 +66,13 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 			continue
 		}
 		class := e.Name()
-		seen := map[[2]uint64]bool{dirID(fi): true}
+		if !utf8.ValidString(class) {
+			// Manifests and reports are JSON: the name would be mangled, and two such
+			// folders could become one class.
+			return nil, nil, nil, fmt.Errorf("class folder %q in %s: the name is not valid UTF-8; rename the folder", class, root)
+		}
+		seen := maps.Clone(above)
+		seen[dirID(fi)] = true
 		walkClass(abs, class, class, seen, &files, &rejected)
 		classes = append(classes, class)
 	}
@@ -71,11 +96,7 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 		r := rel + "/" + e.Name()
 		fi, err := os.Stat(abs)
 		if err != nil {
-			reason := "unreadable: " + err.Error()
-			if os.IsNotExist(err) {
-				reason = "broken symbolic link"
-			}
-			*rejected = append(*rejected, Rejected{Path: r, Class: class, Reason: reason})
+			*rejected = append(*rejected, Rejected{Path: r, Class: class, Reason: statReason(err)})
 			continue
 		}
 		if fi.IsDir() {
@@ -95,6 +116,17 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 		}
 		*files = append(*files, candidate{Abs: abs, Rel: r, Class: class})
 	}
+}
+
+// statReason is why an entry that cannot be statted is rejected.
+func statReason(err error) string {
+	switch {
+	case os.IsNotExist(err):
+		return "broken symbolic link"
+	case errors.Is(err, syscall.ELOOP):
+		return "symbolic link loop"
+	}
+	return "unreadable: " + err.Error()
 }
 
 func dirID(fi os.FileInfo) [2]uint64 {

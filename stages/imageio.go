@@ -19,6 +19,7 @@ import (
 	"github.com/anthonynsimon/bild/clone"
 	_ "golang.org/x/image/bmp"
 	"golang.org/x/image/math/f64"
+	_ "golang.org/x/image/tiff"
 	_ "golang.org/x/image/webp"
 
 	"pipeline/stages/raster"
@@ -69,7 +70,7 @@ func loadImage(path string, maxPixels int64, size int, policy string, channels i
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	switch {
 	case errors.Is(err, image.ErrFormat):
-		return l, reject("not an image (content is not JPEG, PNG, GIF, BMP or WebP)")
+		return l, reject("not an image (content is not JPEG, PNG, GIF, BMP, TIFF or WebP)")
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return l, reject("truncated %s (header incomplete)", format)
 	case err != nil:

@@ -218,6 +218,9 @@ func prepareImage(data []byte, format string, w, h, size int, policy string, cha
 	if err != nil {
 		return nil, err
 	}
+	if format == "webp" {
+		img = webpToRGB(img)
+	}
 	return fitImage(img, size, policy, channels), nil
 }
 

@@ -2,11 +2,13 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -42,7 +44,7 @@ type SplitConfig struct {
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 5 }
+func (Split) Version() int { return 6 }
 
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
 // libjpeg-turbo.
@@ -106,15 +108,25 @@ func minPerClass(val, test float64) int {
 
 // splitReport is report/split.json.
 type splitReport struct {
-	Classes    []classCounts `json:"classes"`
-	Total      classCounts   `json:"total"`
-	Rejected   int           `json:"rejected"`
-	Duplicates [][]string    `json:"duplicates,omitempty"` // groups of byte-identical files
-	Conflicts  [][]string    `json:"label_conflicts,omitempty"`
-	Dropped    []string      `json:"dropped_classes,omitempty"`
-	Kept       int           `json:"kept_from_previous_split"`
-	TestSource bool          `json:"separate_test_source"`
-	Leaked     []string      `json:"removed_from_train_val,omitempty"` // also in test_source
+	Classes    []classCounts  `json:"classes"`
+	Total      classCounts    `json:"total"`
+	Rejected   int            `json:"rejected"`
+	Duplicates [][]string     `json:"duplicates,omitempty"` // groups of byte-identical files
+	Conflicts  [][]string     `json:"label_conflicts,omitempty"`
+	Dropped    []string       `json:"dropped_classes,omitempty"`
+	Kept       int            `json:"kept_from_previous_split"`
+	Settings   *splitSettings `json:"settings,omitempty"`
+	TestSource bool           `json:"separate_test_source"`
+	Leaked     []string       `json:"removed_from_train_val,omitempty"` // also in test_source
+}
+
+// splitSettings are what an image's set depends on besides its content. A previous split
+// is reused (images keep their sets) only when it was made with the same settings.
+type splitSettings struct {
+	Seed       int64   `json:"seed"`
+	Val        float64 `json:"val"`
+	Test       float64 `json:"test"`
+	TestSource bool    `json:"separate_test_source"`
 }
 
 type classCounts struct {
@@ -165,6 +177,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 				return fmt.Errorf("test_source %s has class %q, which %s does not have; the test classes must be training classes", *cfg.TestSource, c, cfg.Source)
 			}
 		}
+		for _, c := range classes {
+			if !contains(tclasses, c) {
+				job.Logf("warning: test_source %s has no folder for class %q: the test set has no images of it", *cfg.TestSource, c)
+			}
+		}
 		testFiles = tf
 		prefixPaths(trej, *cfg.TestSource)
 		rejected = append(rejected, trej...)
@@ -210,17 +227,20 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if cfg.TestSource != nil {
 		need = minPerClass(cfg.Val, 0)
 	}
-	var kept []string
+	var kept, small []string
 	for _, c := range classes {
 		if perClass[c] >= need {
 			kept = append(kept, c)
 			continue
 		}
-		if !cfg.DropSmallClasses {
-			return fmt.Errorf("class %q has %d usable images; this split needs at least %d per class (one per split). Add images, or set drop_small_classes = true to leave the class out", c, perClass[c], need)
+		small = append(small, fmt.Sprintf("%q (%d)", c, perClass[c]))
+		if cfg.DropSmallClasses {
+			rep.Dropped = append(rep.Dropped, c)
+			job.Logf("dropping class %q: %d usable images, %d needed", c, perClass[c], need)
 		}
-		rep.Dropped = append(rep.Dropped, c)
-		job.Logf("dropping class %q: %d usable images, %d needed", c, perClass[c], need)
+	}
+	if len(small) > 0 && !cfg.DropSmallClasses {
+		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split). Add images, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need)
 	}
 	if len(kept) < 2 {
 		return fmt.Errorf("%d usable class(es) in %s; a classifier needs at least 2", len(kept), cfg.Source)
@@ -260,7 +280,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
 	sortPaths(rep.Duplicates)
 	sortPaths(rep.Conflicts)
-	prev := previousSplits(job.Previous)
+	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac, TestSource: cfg.TestSource != nil}
+	prev, why := previousSplits(job.Previous, *rep.Settings)
+	if why != "" {
+		job.Logf("not keeping the previous split's sets: %s", why)
+	}
 	for _, g := range gs {
 		if _, ok := prev[g.Digest]; ok && fixed[g.Digest] == "" {
 			rep.Kept++
@@ -396,11 +420,31 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	return ok, rejected, nil
 }
 
-// previousSplits reads the digest → split assignment of an earlier output of this stage.
-func previousSplits(dir string) map[string]string {
+// previousSplits reads the digest → split assignment of an earlier output of this stage, or
+// none, with the reason, when it was made with other settings. (Outputs from before the
+// settings were recorded are reused.)
+func previousSplits(dir string, now splitSettings) (map[string]string, string) {
 	prev := map[string]string{}
 	if dir == "" {
-		return prev
+		return prev, ""
+	}
+	var old splitReport
+	if b, err := os.ReadFile(filepath.Join(dir, "report", "split.json")); err == nil && json.Unmarshal(b, &old) == nil && old.Settings != nil && *old.Settings != now {
+		o := *old.Settings
+		var changes []string
+		if o.Seed != now.Seed {
+			changes = append(changes, fmt.Sprintf("seed %d → %d", o.Seed, now.Seed))
+		}
+		if o.Val != now.Val {
+			changes = append(changes, fmt.Sprintf("val %g → %g", o.Val, now.Val))
+		}
+		if o.Test != now.Test {
+			changes = append(changes, fmt.Sprintf("test %g → %g", o.Test, now.Test))
+		}
+		if o.TestSource != now.TestSource {
+			changes = append(changes, fmt.Sprintf("test_source %s", map[bool]string{true: "added", false: "removed"}[now.TestSource]))
+		}
+		return prev, strings.Join(changes, ", ")
 	}
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		m, err := ReadManifest(filepath.Join(dir, s))
@@ -411,7 +455,7 @@ func previousSplits(dir string) map[string]string {
 			prev[e.Digest] = s
 		}
 	}
-	return prev
+	return prev, ""
 }
 
 func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, rejected []Rejected) error {

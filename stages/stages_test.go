@@ -12,6 +12,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -157,6 +158,10 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 	w.write("raw/Fly agaric/.hidden.png", good(50))
 	w.write("raw/stray.png", good(51))
 	os.Symlink(filepath.Join(w.dir, "raw/Fly agaric"), filepath.Join(w.dir, "raw/Fly agaric/loop"))
+	os.Symlink("..", filepath.Join(w.dir, "raw/Ceps é/up"))                 // the source folder
+	os.Symlink("../..", filepath.Join(w.dir, "raw/Ceps é/ws"))              // the workspace, store included
+	os.Symlink("self.jpg", filepath.Join(w.dir, "raw/Fly agaric/self.jpg")) // a link to itself
+	os.Symlink(".", filepath.Join(w.dir, "raw/rootloop"))                   // the source folder as a class
 
 	rec, _ := w.run(false)
 	var rejected []Rejected
@@ -171,6 +176,10 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 		"raw/Fly agaric/notes.txt":     "not an image",
 		"raw/Fly agaric/huge.png":      "exceeds max_pixels",
 		"raw/Fly agaric/loop":          "symbolic link loop",
+		"raw/Ceps é/up":                "symbolic link loop",
+		"raw/Ceps é/ws":                "symbolic link loop",
+		"raw/Fly agaric/self.jpg":      "symbolic link loop",
+		"raw/rootloop":                 "symbolic link loop",
 		"raw/stray.png":                "not inside a class folder",
 	}
 	for p, reason := range want {
@@ -254,6 +263,60 @@ func TestSplitIsExactAndStableWhenImagesAreAdded(t *testing.T) {
 	checkProportions(t, second, sizes)
 }
 
+func TestNewSeedOrFractionsSplitAfresh(t *testing.T) {
+	const withSeed = `
+pipeline {
+  seed = %d
+}
+
+stage "split" "main" {
+  source     = "raw"
+  image_size = 8
+  val        = %g
+  test       = 0.2
+}
+`
+	images := func(w *ws) {
+		for c, n := range map[string]int{"a": 12, "b": 30} {
+			for i := 0; i < n; i++ {
+				w.write(fmt.Sprintf("raw/%s/%03d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+			}
+		}
+	}
+	fresh := func(seed int, val float64) map[string]string {
+		w := newWS(t, fmt.Sprintf(withSeed, seed, val))
+		images(w)
+		rec, _ := w.run(false)
+		return splitOf(t, w, rec)
+	}
+	w := newWS(t, fmt.Sprintf(withSeed, 1, 0.2))
+	images(w)
+	rec, _ := w.run(false)
+	if got, want := splitOf(t, w, rec), fresh(1, 0.2); !maps.Equal(got, want) {
+		t.Fatal("the same settings split differently in two stores")
+	}
+	// Another seed, then other fractions: each rerun splits as an empty store would, not as
+	// the previous run did.
+	for _, c := range []struct {
+		seed int
+		val  float64
+	}{{2, 0.2}, {2, 0.3}} {
+		w.write("pipeline.hcl", []byte(fmt.Sprintf(withSeed, c.seed, c.val)))
+		rec, _ = w.run(false)
+		if got, want := splitOf(t, w, rec), fresh(c.seed, c.val); !maps.Equal(got, want) {
+			t.Fatalf("seed %d val %g: the rerun kept earlier sets instead of splitting afresh", c.seed, c.val)
+		}
+		var rep splitReport
+		readJSONFile(t, filepath.Join(w.output(rec, "split.main", "report"), "split.json"), &rep)
+		if rep.Kept != 0 {
+			t.Fatalf("seed %d val %g: %d images kept from the previous split", c.seed, c.val, rep.Kept)
+		}
+	}
+	if a, b := fresh(1, 0.2), fresh(2, 0.2); maps.Equal(a, b) {
+		t.Fatal("seeds 1 and 2 split identically: the test cannot tell")
+	}
+}
+
 func checkProportions(t *testing.T, assigned map[string]string, sizes map[string]int) {
 	t.Helper()
 	got := map[string]map[string]int{}
@@ -307,15 +370,17 @@ func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
 	}
 	w.write("raw/tiny/0.png", randomPNG(6, 0, 6, 6))
 	w.write("raw/tiny/1.png", randomPNG(6, 1, 6, 6))
+	w.write("raw/wee/0.png", randomPNG(7, 0, 6, 6))
 	_, err := w.run(true)
-	if err == nil || !strings.Contains(err.Error(), `class "tiny" has 2 usable images`) || !strings.Contains(err.Error(), "drop_small_classes") {
+	// Every small class is named at once, with its count.
+	if err == nil || !strings.Contains(err.Error(), `class "tiny" (2), class "wee" (1)`) || !strings.Contains(err.Error(), "at least 3 per class") || !strings.Contains(err.Error(), "drop_small_classes") {
 		t.Fatalf("error %v", err)
 	}
 	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)))
 	rec, _ := w.run(false)
 	var rep splitReport
 	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
-	if strings.Join(rep.Dropped, ",") != "tiny" || len(rep.Classes) != 2 {
+	if strings.Join(rep.Dropped, ",") != "tiny,wee" || len(rep.Classes) != 2 {
 		t.Fatalf("dropped %v, classes %v", rep.Dropped, rep.Classes)
 	}
 }
@@ -416,5 +481,17 @@ func TestTestSourceKeepsTheValFraction(t *testing.T) {
 	}
 	if got[ValSet] != 10 || got[TrainSet] != 90 || got[TestSet] != 40 {
 		t.Fatalf("counts %v, want val 10 (10%% of the 100 training-folder images), train 90, test 40", got)
+	}
+}
+
+func TestClassFolderNamesMustBeUTF8(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("raw/caf\xe9/%d.png", i), randomPNG(8, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/caf\xe8/%d.png", i), randomPNG(9, uint64(i), 6, 6))
+	}
+	_, err := w.run(true)
+	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") || !strings.Contains(err.Error(), `"caf\xe8"`) {
+		t.Fatalf("error %v", err)
 	}
 }
