@@ -47,6 +47,16 @@ func barChart(path, title string, classes []string, ss []series) error {
 		}
 	}
 	p.Legend.Top = true
+	// Room for the outer bars of the first and last class, and above the tallest bar for its
+	// count and the legend.
+	top := 0.0
+	for _, s := range ss {
+		for _, v := range s.Values {
+			top = max(top, v)
+		}
+	}
+	p.X.Min, p.X.Max = -0.5, float64(len(classes))-0.5
+	p.Y.Max = top*1.25 + 1
 	p.NominalX(classes...)
 	p.X.Tick.Label.Rotation = 0.8
 	p.X.Tick.Label.XAlign = -1
