@@ -283,7 +283,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac, TestSource: cfg.TestSource != nil}
 	prev, why := previousSplits(job.Previous, *rep.Settings)
 	if why != "" {
-		job.Logf("not keeping the previous split's sets: %s", why)
+		job.Logf("warning: not keeping the previous split's sets (%s): images may move between train, val and test", why)
 	}
 	for _, g := range gs {
 		if _, ok := prev[g.Digest]; ok && fixed[g.Digest] == "" {
@@ -484,6 +484,9 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	}
 	job.Logf("split: %d train, %d val, %d test images in %d classes; %d files rejected (see report/rejected.json)",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, len(classes), len(rejected))
+	if len(rejected) > 0 {
+		job.Logf("warning: %d files rejected, e.g. %s: %s (all in report/rejected.json)", len(rejected), rejected[0].Path, rejected[0].Reason)
+	}
 	for i, r := range rejected {
 		if i == 5 {
 			job.Logf("  … and %d more", len(rejected)-5)

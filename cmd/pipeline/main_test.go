@@ -99,3 +99,19 @@ func TestUnknownStageSelectorSuggests(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
+
+func TestStageWarningsReachTheConsoleWithoutVerbose(t *testing.T) {
+	var buf strings.Builder
+	r := newReporter(&buf, false, false)
+	r.Log("split.main", "warning: 3 files rejected, e.g. raw/a/x.jpg: empty file (all in report/rejected.json)")
+	r.Log("split.main", "found 120 files in 4 class folders of raw")
+	if out := buf.String(); !strings.Contains(out, "warning: 3 files rejected") || strings.Contains(out, "found 120 files") {
+		t.Fatalf("console:\n%s", out)
+	}
+	buf.Reset()
+	q := newReporter(&buf, true, false)
+	q.Log("split.main", "warning: 3 files rejected")
+	if buf.Len() != 0 {
+		t.Fatalf("--quiet printed %q", buf.String())
+	}
+}

@@ -94,7 +94,7 @@ func reasonSuffix(reasons []string) string {
 func (r *reporter) Log(addr, line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.verbose || (addr == "" && !r.quiet) || (!r.quiet && !r.tty && isEpochLine(line)) {
+	if r.verbose || (addr == "" && !r.quiet) || (!r.quiet && isWarning(line)) || (!r.quiet && !r.tty && isEpochLine(line)) {
 		r.printf("%s: %s", addr, line)
 	}
 }
@@ -178,6 +178,10 @@ func (p *stageProgress) Status(s string) {
 		r.printf("%s: %s", p.addr, s)
 	}
 }
+
+// isWarning keeps a stage's warnings (rejected files, label conflicts, missing test classes)
+// on the console without --verbose.
+func isWarning(line string) bool { return strings.HasPrefix(line, "warning: ") }
 
 // isEpochLine keeps per-epoch summaries visible in logs (not on a terminal, where the bar
 // shows them) without --verbose.
