@@ -160,24 +160,17 @@ func luma(r, g, b uint8) uint8 {
 
 // fixBlend is blend8 with the factor s in 16.16 fixed point.
 func fixBlend(g int32, v uint8, s int32) uint8 {
-	x := (g<<16 + s*(int32(v)-g)) >> 16 // arithmetic shift: rounds down, as truncation of x ≥ 0
-	switch {
-	case x <= 0:
-		return 0
-	case x >= 255:
-		return 255
-	}
-	return uint8(x)
+	return clampByte((g<<16 + s*(int32(v)-g)) >> 16) // arithmetic shift: rounds down
 }
 
 // blend8 is PIL's Image.blend for one byte: d + f·(v − d), truncated and clamped to 0–255.
+// (Factors are below 2, so the value fits an int32; truncation and flooring differ only below
+// 0, which is clamped.)
 func blend8(d float64, v uint8, f float64) uint8 {
-	x := d + f*(float64(v)-d)
-	switch {
-	case x <= 0:
-		return 0
-	case x >= 255:
-		return 255
-	}
-	return uint8(x)
+	return clampByte(int32(d + f*(float64(v)-d)))
+}
+
+// clampByte limits x to 0–255.
+func clampByte(x int32) uint8 {
+	return uint8(min(max(x, 0), 255))
 }

@@ -95,19 +95,24 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Callers run one decode per core: a negative inter-op count runs each decode on its
-	// caller's thread, so concurrent decodes do not queue for a shared pool, and one intra-op
-	// thread is enough. That thread count must not become every later session's, training's
-	// included: sessions keep their own pools (graphs.PerSessionThreadPools).
+	if d.sess, err = callerThreadSession(g); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// callerThreadSession starts a session for g that runs each call on its caller's thread.
+// Callers run one image per core: a negative inter-op count keeps concurrent calls from
+// queueing for a shared pool, and one intra-op thread is enough. That thread count must not
+// become every later session's, training's included: sessions keep their own pools
+// (graphs.PerSessionThreadPools).
+func callerThreadSession(g *tf.Graph) (*tf.Session, error) {
 	graphs.PerSessionThreadPools()
 	cfg, err := proto.Marshal(&cfgpb.ConfigProto{IntraOpParallelismThreads: 1, InterOpParallelismThreads: -1})
 	if err != nil {
 		return nil, err
 	}
-	if d.sess, err = tf.NewSession(g, &tf.SessionOptions{Config: cfg}); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return tf.NewSession(g, &tf.SessionOptions{Config: cfg})
 }
 
 // jpegRatio is the largest DCT scale denominator that still leaves the shorter side of a
@@ -241,12 +246,7 @@ func newJPEGEncoder(quality int) (*jpegEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	graphs.PerSessionThreadPools() // as for the decoder
-	cfg, err := proto.Marshal(&cfgpb.ConfigProto{IntraOpParallelismThreads: 1, InterOpParallelismThreads: -1})
-	if err != nil {
-		return nil, err
-	}
-	if e.sess, err = tf.NewSession(g, &tf.SessionOptions{Config: cfg}); err != nil {
+	if e.sess, err = callerThreadSession(g); err != nil {
 		return nil, err
 	}
 	return e, nil
