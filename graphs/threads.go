@@ -3,6 +3,7 @@ package graphs
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
 // ThreadPoolsVar is the environment variable that makes TensorFlow give every session its own
@@ -24,4 +25,20 @@ func PerSessionThreadPools() error {
 		return fmt.Errorf("per-session thread pools: %w", err)
 	}
 	return nil
+}
+
+// ThreadPoolsSetting returns how the sessions of a pipeline process get their threads, for
+// cache keys (the thread count changes the order of floating-point sums): "per-session" when
+// ThreadPoolsVar is unset (PerSessionThreadPools sets it) or true, "shared" otherwise, as
+// TensorFlow reads it.
+func ThreadPoolsSetting() string {
+	v, set := os.LookupEnv(ThreadPoolsVar)
+	if !set {
+		return "per-session"
+	}
+	switch strings.ToLower(v) {
+	case "1", "true":
+		return "per-session"
+	}
+	return "shared"
 }

@@ -105,3 +105,12 @@ func TestSessionsKeepTheirOwnThreadsAfterAOneThreadSession(t *testing.T) {
 		t.Skipf("the losses do not depend on the thread count here (%s); the check above proves nothing", alone)
 	}
 }
+
+func TestThreadPoolsSetting(t *testing.T) {
+	for value, want := range map[string]string{"1": "per-session", "TRUE": "per-session", "0": "shared", "false": "shared", "maybe": "shared"} {
+		t.Setenv(ThreadPoolsVar, value)
+		if got := ThreadPoolsSetting(); got != want {
+			t.Errorf("%s=%q: %q, want %q", ThreadPoolsVar, value, got, want)
+		}
+	}
+}

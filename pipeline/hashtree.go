@@ -368,8 +368,9 @@ func hashFile(path string) (string, error) {
 
 // HashTree returns the manifest of root, a file or a folder. Hidden files and folders (name
 // starting with ".") are left out: no stage reads them. Symbolic links are followed; a broken
-// link or one leading back into a folder being walked is listed with a marker instead of a
-// digest (stages reject such entries; the key still notices them). Files whose stat
+// link, one that loops on itself, or one leading back into a folder being walked, to root or
+// above it is listed with a marker instead of a digest (stages reject such entries; the key
+// still notices them). Files whose stat
 // identity changed are hashed in parallel.
 func (c *StatCache) HashTree(root string) (Manifest, error) {
 	m, _, err := c.hashTree(root, true, true, false)
@@ -481,21 +482,29 @@ type treeDir struct {
 }
 
 // folderKeys returns the identities (device and inode) of the folder root, whose stat is fi,
-// and of every folder above it: a link to any of them leads back into the walk.
+// and of every folder above it, as written and, when the path goes through links, above the
+// real folder: a link to any of them leads back into the walk.
 func folderKeys(root string, fi os.FileInfo) []statKey {
 	k := keyOf(fi)
 	k.Size, k.MtimeNs = 0, 0
 	keys := []statKey{k}
-	for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
-		if pfi, err := os.Stat(dir); err == nil {
-			pk := keyOf(pfi)
-			pk.Size, pk.MtimeNs = 0, 0
-			keys = append(keys, pk)
-		}
-		if filepath.Dir(dir) == dir {
-			return keys
+	paths := []string{root}
+	if real, err := filepath.EvalSymlinks(root); err == nil && real != root {
+		paths = append(paths, real)
+	}
+	for _, p := range paths {
+		for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+			if pfi, err := os.Stat(dir); err == nil {
+				pk := keyOf(pfi)
+				pk.Size, pk.MtimeNs = 0, 0
+				keys = append(keys, pk)
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
 		}
 	}
+	return keys
 }
 
 // walkTree lists the regular files under root, following symbolic links (a broken link, a

@@ -238,3 +238,21 @@ func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
 		}
 	}
 }
+
+func TestHashTreeMarksLinksAboveTheRealRoot(t *testing.T) {
+	// The root is reached through a link (ws/data/train → datasets/set/train); a link inside
+	// it to the real parent (datasets/set) would pull the test images in.
+	base := t.TempDir()
+	writeTree(t, base, map[string]string{"datasets/set/train/cat/1": "c", "datasets/set/test/dog/2": "d"})
+	os.MkdirAll(filepath.Join(base, "ws", "data"), 0o755)
+	os.Symlink(filepath.Join(base, "datasets", "set", "train"), filepath.Join(base, "ws", "data", "train"))
+	os.Symlink("../..", filepath.Join(base, "datasets", "set", "train", "cat", "up"))
+	m, err := OpenStatCache("").HashTree(filepath.Join(base, "ws", "data", "train"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"cat/1": hexSHA("c"), "cat/up": "symlink-loop"}
+	if len(m.Files) != len(want) || m.Files["cat/1"] != want["cat/1"] || m.Files["cat/up"] != want["cat/up"] {
+		t.Fatalf("files %v, want %v", m.Files, want)
+	}
+}

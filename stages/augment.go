@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 
+	"github.com/anthonynsimon/bild/clone"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sync/errgroup"
@@ -39,7 +40,7 @@ type AugmentConfig struct {
 func (Augment) Name() string { return "augment" }
 
 // Version implements pipeline.Kind.
-func (Augment) Version() int { return 7 }
+func (Augment) Version() int { return 8 }
 
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }
@@ -222,6 +223,9 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			if err != nil {
 				return fmt.Errorf("input image %s: %w", src, err)
 			}
+			if _, ok := img.(*image.RGBA); !ok {
+				img = clone.AsRGBA(img) // once (a stored JPEG decodes to YCbCr), not per copy
+			}
 			for k := 1; k <= t.copies; k++ {
 				r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
 				op := cfg.Ops[r.IntN(len(cfg.Ops))]
@@ -264,20 +268,11 @@ func copyRand(seed int64, digest string, occ, k int) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), h.Sum64()))
 }
 
-// decodeFile decodes a stored image: a square JPEG (what the split stage stores with format
-// jpeg) through libjpeg-turbo when TensorFlow is usable, 3× faster than image/jpeg, anything
-// else with Go's decoders.
+// decodeFile decodes a stored image with Go's decoders.
 func decodeFile(path string) (image.Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
-	}
-	if cfg, format, err := image.DecodeConfig(bytes.NewReader(data)); err == nil && format == "jpeg" && cfg.Width == cfg.Height {
-		if d, err := sharedJPEGDecoder(); err == nil {
-			if img, err := d.fit(data, cfg.Width, cfg.Height, cfg.Width, ResizeSquash); err == nil {
-				return img, nil
-			}
-		}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	return img, err

@@ -27,23 +27,31 @@ type Rejected struct {
 }
 
 // discover lists the files of a source folder laid out as <class>/<file> (subfolders inside a
-// class folder are walked too). Class names are folder names, any characters allowed. Hidden
+// class folder are walked too). Class names are folder names, any valid UTF-8 allowed. Hidden
 // files and folders are skipped; files directly in the source folder are rejected. Symbolic
-// links are followed; a link that leads back into a folder being walked is rejected.
+// links are followed; a link that loops on itself, or leads back into a folder being walked,
+// to the source folder or to any folder above it, is rejected.
 func discover(root string) (files []candidate, classes []string, rejected []Rejected, err error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// A link to the source folder or to any folder above it leads back into the walk.
+	// A link to the source folder or to any folder above it leads back into the walk: above
+	// it as written and, when the path goes through links, above the real folder.
 	above := map[[2]uint64]bool{}
 	if abs, err := filepath.Abs(root); err == nil {
-		for dir := abs; ; dir = filepath.Dir(dir) {
-			if fi, err := os.Stat(dir); err == nil {
-				above[dirID(fi)] = true
-			}
-			if filepath.Dir(dir) == dir {
-				break
+		paths := []string{abs}
+		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+			paths = append(paths, real)
+		}
+		for _, p := range paths {
+			for dir := p; ; dir = filepath.Dir(dir) {
+				if fi, err := os.Stat(dir); err == nil {
+					above[dirID(fi)] = true
+				}
+				if filepath.Dir(dir) == dir {
+					break
+				}
 			}
 		}
 	}

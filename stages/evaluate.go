@@ -84,9 +84,10 @@ func (Evaluate) Version() int { return 1 }
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }
 
-// Environment implements pipeline.Environmental: the TensorFlow build and its oneDNN setting.
+// Environment implements pipeline.Environmental: the TensorFlow build, its oneDNN setting and
+// its thread pools (as for Train).
 func (Evaluate) Environment() []string {
-	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting()}
+	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting(), "threadpools " + graphs.ThreadPoolsSetting()}
 }
 
 // ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.

@@ -126,7 +126,7 @@ type splitSettings struct {
 	Seed       int64   `json:"seed"`
 	Val        float64 `json:"val"`
 	Test       float64 `json:"test"`
-	TestSource bool    `json:"separate_test_source"`
+	TestSource string  `json:"test_source"` // the folder, "" without one
 }
 
 type classCounts struct {
@@ -221,7 +221,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	// Class sizes and the too-small check.
 	perClass := map[string]int{}
 	for _, p := range procs {
-		perClass[p.cand.Class]++
+		if !p.test { // test_source images are outside the split
+			perClass[p.cand.Class]++
+		}
 	}
 	need := minPerClass(cfg.Val, testFrac)
 	if cfg.TestSource != nil {
@@ -236,7 +238,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		small = append(small, fmt.Sprintf("%q (%d)", c, perClass[c]))
 		if cfg.DropSmallClasses {
 			rep.Dropped = append(rep.Dropped, c)
-			job.Logf("dropping class %q: %d usable images, %d needed", c, perClass[c], need)
+			job.Logf("warning: dropping class %q: %d usable images, %d needed", c, perClass[c], need)
 		}
 	}
 	if len(small) > 0 && !cfg.DropSmallClasses {
@@ -280,8 +282,20 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
 	sortPaths(rep.Duplicates)
 	sortPaths(rep.Conflicts)
-	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac, TestSource: cfg.TestSource != nil}
+	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac}
+	if cfg.TestSource != nil {
+		rep.Settings.TestSource = *cfg.TestSource
+	}
 	prev, why := previousSplits(job.Previous, *rep.Settings)
+	if cfg.TestSource != nil {
+		// The test set is exactly that folder: an image that has left it does not stay in
+		// test because it was there before.
+		for d, s := range prev {
+			if s == TestSet && fixed[d] != TestSet {
+				delete(prev, d)
+			}
+		}
+	}
 	if why != "" {
 		job.Logf("warning: not keeping the previous split's sets (%s): images may move between train, val and test", why)
 	}
@@ -442,7 +456,7 @@ func previousSplits(dir string, now splitSettings) (map[string]string, string) {
 			changes = append(changes, fmt.Sprintf("test %g → %g", o.Test, now.Test))
 		}
 		if o.TestSource != now.TestSource {
-			changes = append(changes, fmt.Sprintf("test_source %s", map[bool]string{true: "added", false: "removed"}[now.TestSource]))
+			changes = append(changes, fmt.Sprintf("test_source %q → %q", o.TestSource, now.TestSource))
 		}
 		return prev, strings.Join(changes, ", ")
 	}
@@ -485,7 +499,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	job.Logf("split: %d train, %d val, %d test images in %d classes; %d files rejected (see report/rejected.json)",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, len(classes), len(rejected))
 	if len(rejected) > 0 {
-		job.Logf("warning: %d files rejected, e.g. %s: %s (all in report/rejected.json)", len(rejected), rejected[0].Path, rejected[0].Reason)
+		job.Logf("warning: %d files rejected, e.g. %q: %s (all in report/rejected.json)", len(rejected), rejected[0].Path, rejected[0].Reason)
 	}
 	for i, r := range rejected {
 		if i == 5 {
@@ -498,7 +512,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		job.Logf("warning: %d groups of identical images carry different class labels (report/split.json: label_conflicts)", len(rep.Conflicts))
 	}
 	if len(rep.Leaked) > 0 {
-		job.Logf("removed %d training images that are byte-identical to test_source images", len(rep.Leaked))
+		job.Logf("warning: removed %d training images that are byte-identical to test_source images (report/split.json: removed_from_train_val)", len(rep.Leaked))
 	}
 	return nil
 }

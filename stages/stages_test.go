@@ -419,6 +419,30 @@ stage "split" "main" {
 	if _, ok := s["x/copy.png"]; ok {
 		t.Fatal("the training copy of a test image was kept")
 	}
+
+	// A test image moved into the training folder leaves the test set on the next run.
+	if err := os.Rename(filepath.Join(w.dir, "raw/test/y/t0.png"), filepath.Join(w.dir, "raw/train/y/was-test.png")); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = w.run(false)
+	s = splitOf(t, w, rec)
+	if sp := s["y/was-test.png"]; sp == TestSet || sp == "" {
+		t.Fatalf("the image moved out of test_source is in %q", sp)
+	}
+	for src, sp := range s {
+		if strings.HasPrefix(src, "test:") != (sp == TestSet) {
+			t.Errorf("after the move: %s in %s", src, sp)
+		}
+	}
+
+	// Images in test_source do not make a class big enough to train on.
+	for i := 0; i < 3; i++ {
+		w.write(fmt.Sprintf("raw/test/z/t%d.png", i), randomPNG('z', uint64(i), 6, 6))
+	}
+	w.write("raw/train/z/only.png", randomPNG('z', 9, 6, 6))
+	if _, err := w.run(true); err == nil || !strings.Contains(err.Error(), `class "z" (1)`) {
+		t.Fatalf("a class with one training-folder image: %v", err)
+	}
 }
 
 func TestResizePoliciesAndChannels(t *testing.T) {
@@ -493,5 +517,28 @@ func TestClassFolderNamesMustBeUTF8(t *testing.T) {
 	_, err := w.run(true)
 	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") || !strings.Contains(err.Error(), `"caf\xe8"`) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestDiscoveryRejectsLinksAboveTheRealSourceFolder(t *testing.T) {
+	// The source is reached through a link (ws/data/train → datasets/set/train); a link in a
+	// class folder to the real parent (datasets/set) must not pull the test images in.
+	base := t.TempDir()
+	for _, p := range []string{"datasets/set/train/cat/1.png", "datasets/set/test/dog/2.png"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(base, p)), 0o755)
+		os.WriteFile(filepath.Join(base, p), randomPNG(1, 1, 6, 6), 0o644)
+	}
+	os.MkdirAll(filepath.Join(base, "ws", "data"), 0o755)
+	os.Symlink(filepath.Join(base, "datasets", "set", "train"), filepath.Join(base, "ws", "data", "train"))
+	os.Symlink("../..", filepath.Join(base, "datasets", "set", "train", "cat", "up"))
+	files, classes, rejected, err := discover(filepath.Join(base, "ws", "data", "train"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Rel != "cat/1.png" || len(classes) != 1 {
+		t.Fatalf("files %v, classes %v", files, classes)
+	}
+	if len(rejected) != 1 || rejected[0].Path != "cat/up" || rejected[0].Reason != "symbolic link loop" {
+		t.Fatalf("rejected %v", rejected)
 	}
 }

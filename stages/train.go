@@ -66,10 +66,11 @@ func (Train) Outputs() []string { return []string{"saved_model"} }
 // Heavy implements pipeline.Heavy: training uses every core.
 func (Train) Heavy(*pipeline.Values) bool { return true }
 
-// Environment implements pipeline.Environmental: results depend on the TensorFlow build and
-// on whether its oneDNN kernels run (they round differently from the Eigen ones).
+// Environment implements pipeline.Environmental: results depend on the TensorFlow build, on
+// whether its oneDNN kernels run (they round differently from the Eigen ones) and on whether
+// each session has its own thread pool (the thread count orders floating-point sums).
 func (Train) Environment() []string {
-	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting()}
+	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting(), "threadpools " + graphs.ThreadPoolsSetting()}
 }
 
 // ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/.
