@@ -2,6 +2,8 @@ package stages
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -44,7 +46,7 @@ type SplitConfig struct {
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 7 }
+func (Split) Version() int { return 8 }
 
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
 // libjpeg-turbo.
@@ -111,7 +113,7 @@ type splitReport struct {
 	Classes    []classCounts  `json:"classes"`
 	Total      classCounts    `json:"total"`
 	Rejected   int            `json:"rejected"`
-	Duplicates [][]string     `json:"duplicates,omitempty"` // groups of byte-identical files
+	Duplicates [][]string     `json:"duplicates,omitempty"` // groups of files stored as the same image
 	Conflicts  [][]string     `json:"label_conflicts,omitempty"`
 	Dropped    []string       `json:"dropped_classes,omitempty"`
 	Kept       int            `json:"kept_from_previous_split"`
@@ -142,6 +144,8 @@ type processed struct {
 	cand   candidate
 	digest string
 	stored string // relative to the output folder
+	pixels string // SHA-256 of the stored file: equal for files that become the same image
+	group  string // the smallest digest among the files stored as that same image
 	test   bool   // from test_source
 }
 
@@ -195,24 +199,36 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	rejected = append(rejected, rej...)
 	sort.Slice(rejected, func(i, j int) bool { return rejected[i].Path < rejected[j].Path })
 
-	// Groups of identical bytes; test_source copies win, so no test image leaks into training.
+	// Groups of files that become the same stored image (byte-identical files, and the same
+	// picture in two lossless encodings); test_source copies win, so no test image leaks into
+	// training. A group is named by its smallest file digest: a group of one is named, and so
+	// ordered by the seed, by its file's own digest.
+	first := map[string]string{}
+	for _, p := range procs {
+		if d, ok := first[p.pixels]; !ok || p.digest < d {
+			first[p.pixels] = p.digest
+		}
+	}
+	for i := range procs {
+		procs[i].group = first[procs[i].pixels]
+	}
 	groups := map[string]*group{}
 	fixed := map[string]string{}
 	for _, p := range procs {
-		g := groups[p.digest]
+		g := groups[p.group]
 		if g == nil {
-			g = &group{Digest: p.digest}
-			groups[p.digest] = g
+			g = &group{Digest: p.group}
+			groups[p.group] = g
 		}
 		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel})
 		if p.test {
-			fixed[p.digest] = TestSet
+			fixed[p.group] = TestSet
 		}
 	}
 	rep := splitReport{TestSource: cfg.TestSource != nil}
 	var leaked []string
 	for _, p := range procs {
-		if fixed[p.digest] == TestSet && !p.test {
+		if fixed[p.group] == TestSet && !p.test {
 			leaked = append(leaked, filepath.ToSlash(filepath.Join(cfg.Source, p.cand.Rel)))
 		}
 	}
@@ -286,7 +302,15 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if cfg.TestSource != nil {
 		rep.Settings.TestSource = *cfg.TestSource
 	}
-	prev, why := previousSplits(job.Previous, *rep.Settings)
+	prevFiles, why := previousSplits(job.Previous, *rep.Settings)
+	// Earlier manifests list files by their own digest; a group keeps the set of any of its
+	// files (a held-out one first, so that nothing held out moves into training).
+	prev := map[string]string{}
+	for _, p := range procs {
+		if s, ok := prevFiles[p.digest]; ok && (prev[p.group] == "" || splitRank(s) < splitRank(prev[p.group])) {
+			prev[p.group] = s
+		}
+	}
 	if cfg.TestSource != nil {
 		// The test set is exactly that folder: an image that has left it does not stay in
 		// test because it was there before.
@@ -320,8 +344,8 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if !ok {
 			continue
 		}
-		s := assigned[p.digest]
-		if fixed[p.digest] == TestSet && !p.test {
+		s := assigned[p.group]
+		if fixed[p.group] == TestSet && !p.test {
 			continue // a training-folder copy of a test_source image: listed in the report
 		}
 		src := p.cand.Rel
@@ -405,18 +429,29 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			all[i].digest = l.Digest
 			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))
 			all[i].stored = rel
-			if _, dup := written.LoadOrStore(l.Digest, true); dup {
+			if _, dup := written.LoadOrStore(l.Digest, ""); dup {
 				return nil
 			}
 			dst := filepath.Join(job.Out, filepath.FromSlash(rel))
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
 			}
-			return store.write(dst, l.Img)
+			data, err := store.encode(l.Img)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(data)
+			written.Store(l.Digest, hex.EncodeToString(sum[:]))
+			return os.WriteFile(dst, data, 0o644)
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
+	}
+	for i := range all {
+		if v, ok := written.Load(all[i].digest); ok {
+			all[i].pixels = v.(string)
+		}
 	}
 	var ok []processed
 	var rejected []Rejected
@@ -432,6 +467,11 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 		ok = append(ok, p)
 	}
 	return ok, rejected, nil
+}
+
+// splitRank orders sets for a group whose files were in several: test, then val, then train.
+func splitRank(s string) int {
+	return map[string]int{TestSet: 0, ValSet: 1, TrainSet: 2}[s]
 }
 
 // previousSplits reads the digest → split assignment of an earlier output of this stage, or

@@ -360,6 +360,43 @@ func TestDuplicatesShareASplitAndConflictsAreReported(t *testing.T) {
 	if len(rep.Duplicates) != 1 || len(rep.Duplicates[0]) != 3 || len(rep.Conflicts) != 1 {
 		t.Fatalf("duplicates %v, conflicts %v", rep.Duplicates, rep.Conflicts)
 	}
+
+	// The same picture saved as PNG and as BMP (different bytes, the same pixels) is one
+	// image too: with a test_source holding the BMP, the PNG never reaches training.
+	w = newWS(t, `
+stage "split" "main" {
+  source      = "raw/train"
+  test_source = "raw/test"
+  image_size  = 6
+  val         = 0.25
+}
+`)
+	for _, c := range []string{"x", "y"} {
+		for i := 0; i < 6; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), randomPNG(uint64(c[0]), uint64(50+i), 6, 6))
+		}
+	}
+	pic := image.NewRGBA(image.Rect(0, 0, 6, 6))
+	for i := range pic.Pix {
+		pic.Pix[i] = uint8(i*37 + 11)
+		if i%4 == 3 {
+			pic.Pix[i] = 255 // opaque: both formats hold the same colours
+		}
+	}
+	var asBMP, asPNG bytes.Buffer
+	bmp.Encode(&asBMP, pic)
+	png.Encode(&asPNG, pic)
+	w.write("raw/test/x/same.bmp", asBMP.Bytes())
+	w.write("raw/train/x/same.png", asPNG.Bytes())
+	rec, _ = w.run(false)
+	s = splitOf(t, w, rec)
+	if _, ok := s["x/same.png"]; ok {
+		t.Fatalf("the PNG of a test image (there as BMP) is in %s", s["x/same.png"])
+	}
+	if s["test:x/same.bmp"] != TestSet {
+		t.Fatalf("the BMP is in %q", s["test:x/same.bmp"])
+	}
 }
 
 func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
