@@ -41,10 +41,11 @@ var ResizePolicies = []string{ResizeCenterCrop, ResizePad, ResizeSquash}
 
 // loaded is an image file's identity and its pixels, fitted to the stored size.
 type loaded struct {
-	Digest string
-	Size   int64
-	Format string
-	Img    image.Image
+	Digest   string
+	Size     int64
+	Format   string
+	Img      image.Image
+	Fallback bool // a JPEG decoded by image/jpeg after libjpeg-turbo refused it
 }
 
 // errRejected marks problems that reject one file without failing the stage.
@@ -83,7 +84,7 @@ func loadImage(path string, maxPixels int64, size int, policy string, channels i
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return l, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
 	}
-	img, err := prepareImage(data, format, cfg.Width, cfg.Height, size, policy, channels)
+	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {
 		// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF.
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {
@@ -91,7 +92,7 @@ func loadImage(path string, maxPixels int64, size int, policy string, channels i
 		}
 		return l, reject("corrupt %s: %v", format, err)
 	}
-	l.Img = img
+	l.Img, l.Fallback = img, fallback
 	return l, nil
 }
 

@@ -212,21 +212,28 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*image.RG
 // the same way (a JPEG decoded at a DCT scale is cropped on the scaled pixels, so its crop
 // can sit a few full-size pixels from the one image/jpeg's decode gets).
 func prepareImage(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, error) {
+	img, _, err := prepare(data, format, w, h, size, policy, channels)
+	return img, err
+}
+
+// prepare is prepareImage, also reporting whether a JPEG went the image/jpeg way after
+// libjpeg-turbo refused it (or TensorFlow was unusable).
+func prepare(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, bool, error) {
 	if format == "jpeg" {
 		if d, err := sharedJPEGDecoder(); err == nil {
 			if img, err := d.fit(data, w, h, size, policy); err == nil {
-				return opaque(img, channels), nil
+				return opaque(img, channels), false, nil
 			}
 		}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if format == "webp" {
 		img = webpToRGB(img)
 	}
-	return fitImage(img, size, policy, channels), nil
+	return fitImage(img, size, policy, channels), format == "jpeg", nil
 }
 
 // jpegEncoder encodes opaque RGB and grey images as baseline JPEG at one quality with

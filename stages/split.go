@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -409,6 +410,8 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	job.Progress.Start("images", int64(len(all)))
 	reasons := make([]string, len(all))
 	var written sync.Map
+	var fallbacks atomic.Int64
+	var fallbackPath atomic.Pointer[string]
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.NumCPU())
 	for i := range all {
@@ -427,6 +430,10 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return fmt.Errorf("reading %s: %w", all[i].cand.Abs, err)
 			}
 			all[i].digest = l.Digest
+			if l.Fallback {
+				fallbacks.Add(1)
+				fallbackPath.CompareAndSwap(nil, &all[i].cand.Rel)
+			}
 			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))
 			all[i].stored = rel
 			if _, dup := written.LoadOrStore(l.Digest, ""); dup {
@@ -447,6 +454,9 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	}
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
+	}
+	if n := fallbacks.Load(); n > 0 {
+		job.Logf("warning: %d JPEGs were decoded by image/jpeg after libjpeg-turbo refused them (e.g. %q); their pixels can differ slightly from libjpeg's", n, *fallbackPath.Load())
 	}
 	for i := range all {
 		if v, ok := written.Load(all[i].digest); ok {
