@@ -24,17 +24,26 @@ func OneDNNSetting() string {
 	if oneDNNFailed {
 		return "default"
 	}
-	v, set := os.LookupEnv(OneDNNVar)
-	if !set {
+	switch on, set, valid := envBool(OneDNNVar); {
+	case !set || on:
 		return "on"
-	}
-	switch strings.ToLower(v) {
-	case "1", "true":
-		return "on"
-	case "0", "false":
+	case valid:
 		return "off"
 	}
 	return "default"
+}
+
+// envBool reads a boolean environment variable as TensorFlow does: "1" or "true" is on, "0"
+// or "false" off, in any case; valid is false for anything else.
+func envBool(name string) (on, set, valid bool) {
+	v, set := os.LookupEnv(name)
+	switch strings.ToLower(v) {
+	case "1", "true":
+		return true, set, true
+	case "0", "false":
+		return false, set, true
+	}
+	return false, set, false
 }
 
 // EnableOneDNN makes the process run TensorFlow's oneDNN kernels unless the user chose

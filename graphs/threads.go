@@ -3,7 +3,6 @@ package graphs
 import (
 	"fmt"
 	"os"
-	"strings"
 )
 
 // ThreadPoolsVar is the environment variable that makes TensorFlow give every session its own
@@ -32,12 +31,7 @@ func PerSessionThreadPools() error {
 // ThreadPoolsVar is unset (PerSessionThreadPools sets it) or true, "shared" otherwise, as
 // TensorFlow reads it.
 func ThreadPoolsSetting() string {
-	v, set := os.LookupEnv(ThreadPoolsVar)
-	if !set {
-		return "per-session"
-	}
-	switch strings.ToLower(v) {
-	case "1", "true":
+	if on, set, _ := envBool(ThreadPoolsVar); !set || on {
 		return "per-session"
 	}
 	return "shared"

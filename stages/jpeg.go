@@ -8,9 +8,7 @@ import (
 
 	"github.com/anthonynsimon/bild/clone"
 	tf "github.com/wamuir/graft/tensorflow"
-	cfgpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"github.com/wamuir/graft/tensorflow/op"
-	"google.golang.org/protobuf/proto"
 
 	"pipeline/graphs"
 	"pipeline/stages/raster"
@@ -95,24 +93,10 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.sess, err = callerThreadSession(g); err != nil {
+	if d.sess, err = tf.NewSession(g, graphs.CallerThreadOptions()); err != nil {
 		return nil, err
 	}
 	return d, nil
-}
-
-// callerThreadSession starts a session for g that runs each call on its caller's thread.
-// Callers run one image per core: a negative inter-op count keeps concurrent calls from
-// queueing for a shared pool, and one intra-op thread is enough. That thread count must not
-// become every later session's, training's included: sessions keep their own pools
-// (graphs.PerSessionThreadPools).
-func callerThreadSession(g *tf.Graph) (*tf.Session, error) {
-	graphs.PerSessionThreadPools()
-	cfg, err := proto.Marshal(&cfgpb.ConfigProto{IntraOpParallelismThreads: 1, InterOpParallelismThreads: -1})
-	if err != nil {
-		return nil, err
-	}
-	return tf.NewSession(g, &tf.SessionOptions{Config: cfg})
 }
 
 // jpegRatio is the largest DCT scale denominator that still leaves the shorter side of a
@@ -253,7 +237,7 @@ func newJPEGEncoder(quality int) (*jpegEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.sess, err = callerThreadSession(g); err != nil {
+	if e.sess, err = tf.NewSession(g, graphs.CallerThreadOptions()); err != nil {
 		return nil, err
 	}
 	return e, nil

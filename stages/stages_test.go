@@ -363,14 +363,7 @@ func TestDuplicatesShareASplitAndConflictsAreReported(t *testing.T) {
 
 	// The same picture saved as PNG and as BMP (different bytes, the same pixels) is one
 	// image too: with a test_source holding the BMP, the PNG never reaches training.
-	w = newWS(t, `
-stage "split" "main" {
-  source      = "raw/train"
-  test_source = "raw/test"
-  image_size  = 6
-  val         = 0.25
-}
-`)
+	w = newWS(t, fmt.Sprintf(testSourceHCL, 6))
 	for _, c := range []string{"x", "y"} {
 		for i := 0; i < 6; i++ {
 			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
@@ -422,15 +415,18 @@ func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
 	}
 }
 
-func TestTestSourceIsTheWholeTestSetAndNeverLeaksIntoTraining(t *testing.T) {
-	w := newWS(t, `
+// testSourceHCL is a split of raw/train with raw/test as its test set, at an image size.
+const testSourceHCL = `
 stage "split" "main" {
   source      = "raw/train"
   test_source = "raw/test"
-  image_size  = 8
+  image_size  = %d
   val         = 0.25
 }
-`)
+`
+
+func TestTestSourceIsTheWholeTestSetAndNeverLeaksIntoTraining(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
 	for _, c := range []string{"x", "y"} {
 		for i := 0; i < 8; i++ {
 			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))

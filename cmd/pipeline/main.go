@@ -17,9 +17,6 @@ import (
 var version = "dev"
 
 func main() {
-	if err := graphs.PerSessionThreadPools(); err != nil {
-		fmt.Fprintln(os.Stderr, "pipeline: warning:", err)
-	}
 	if len(os.Args) > 1 {
 		if oneDNNCommands[os.Args[1]] {
 			if err := graphs.EnableOneDNN(); err != nil {
