@@ -127,25 +127,38 @@ func mul(a, b f64.Aff3) f64.Aff3 {
 	}
 }
 
-// opaque finishes an image this package allocated: with channels 3 it sets every alpha to
-// opaque in place (premultiplied colour is the colour composited over black); with 1 it
-// returns the grey image, the way color.GrayModel converts.
-func opaque(img *image.RGBA, channels int) image.Image {
+// opaque finishes an image this package allocated (*image.RGBA or *raster.RGB): with
+// channels 3 it sets every alpha of an RGBA image to opaque in place (premultiplied colour is
+// the colour composited over black); with 1 it returns the grey image, the way
+// color.GrayModel converts. Other types go through toChannels.
+func opaque(img image.Image, channels int) image.Image {
+	var pix []uint8
+	var stride, bpp int
+	switch m := img.(type) {
+	case *image.RGBA:
+		pix, stride, bpp = m.Pix, m.Stride, 4
+	case *raster.RGB:
+		pix, stride, bpp = m.Pix, m.Stride, 3
+	default:
+		return toChannels(img, channels)
+	}
+	b := img.Bounds()
 	if channels == 1 {
-		b := img.Bounds()
 		g := image.NewGray(b)
 		for y := 0; y < b.Dy(); y++ {
-			row := img.Pix[y*img.Stride : y*img.Stride+4*b.Dx()]
+			row := pix[y*stride : y*stride+bpp*b.Dx()]
 			out := g.Pix[y*g.Stride : y*g.Stride+b.Dx()]
 			for x := range out {
-				r, gg, bb := uint32(row[4*x])*0x101, uint32(row[4*x+1])*0x101, uint32(row[4*x+2])*0x101
+				r, gg, bb := uint32(row[bpp*x])*0x101, uint32(row[bpp*x+1])*0x101, uint32(row[bpp*x+2])*0x101
 				out[x] = uint8((19595*r + 38470*gg + 7471*bb + 1<<15) >> 24)
 			}
 		}
 		return g
 	}
-	for i := 3; i < len(img.Pix); i += 4 {
-		img.Pix[i] = 0xff
+	if bpp == 4 {
+		for i := 3; i < len(pix); i += 4 {
+			pix[i] = 0xff
+		}
 	}
 	return img
 }

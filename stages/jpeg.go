@@ -131,9 +131,9 @@ func layout(w, h, size int, policy string) (src, dst image.Rectangle) {
 	}
 }
 
-// fit decodes a w×h JPEG and fits it to size×size by policy: an opaque RGBA image (black
-// where pad leaves the square uncovered).
-func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*image.RGBA, error) {
+// fit decodes a w×h JPEG and fits it to size×size by policy: an RGB image (black where pad
+// leaves the square uncovered).
+func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*raster.RGB, error) {
 	r := jpegRatio(w, h, size)
 	sw, sh := (w+int(r)-1)/int(r), (h+int(r)-1)/int(r) // libjpeg's scaled size
 	sr, dr := layout(sw, sh, size, policy)
@@ -163,27 +163,20 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*image.RG
 	if sh := res[0].Shape(); len(sh) != 3 || sh[0] != int64(dr.Dy()) || sh[1] != int64(dr.Dx()) || sh[2] != 3 {
 		return nil, fmt.Errorf("fitted JPEG has shape %v, want [%d %d 3]", sh, dr.Dy(), dr.Dx())
 	}
-	var buf bytes.Buffer
-	buf.Grow(3 * dr.Dx() * dr.Dy())
-	if _, err := res[0].WriteContentsTo(&buf); err != nil {
-		return nil, err
-	}
-	rgb, dw := buf.Bytes(), dr.Dx()
-	if len(rgb) != 3*dw*dr.Dy() {
-		return nil, fmt.Errorf("fitted JPEG has %d bytes for %v", len(rgb), dr)
-	}
-	out := image.NewRGBA(image.Rect(0, 0, size, size))
+	out := raster.NewRGB(image.Rect(0, 0, size, size))
+	rows := out.Pix
 	if dr != out.Rect {
-		for i := 3; i < len(out.Pix); i += 4 {
-			out.Pix[i] = 0xff // pad's bars: opaque black
-		}
+		rows = make([]uint8, 3*dr.Dx()*dr.Dy())
 	}
-	for y := 0; y < dr.Dy(); y++ {
-		in := rgb[3*dw*y : 3*dw*(y+1)]
-		o := out.Pix[out.PixOffset(dr.Min.X, dr.Min.Y+y):]
-		o = o[:4*dw]
-		for x := 0; x < dw; x++ {
-			o[4*x], o[4*x+1], o[4*x+2], o[4*x+3] = in[3*x], in[3*x+1], in[3*x+2], 0xff
+	if n, err := res[0].WriteContentsTo(bytes.NewBuffer(rows[:0])); err != nil {
+		return nil, err
+	} else if n != int64(len(rows)) {
+		return nil, fmt.Errorf("fitted JPEG has %d bytes for %v", n, dr)
+	}
+	if dr != out.Rect { // pad: the rows go between black bars
+		dw := 3 * dr.Dx()
+		for y := 0; y < dr.Dy(); y++ {
+			copy(out.Pix[out.PixOffset(dr.Min.X, dr.Min.Y+y):][:dw], rows[dw*y:dw*(y+1)])
 		}
 	}
 	return out, nil

@@ -6,6 +6,8 @@ import (
 	"image/color"
 	"image/jpeg"
 	"testing"
+
+	"pipeline/stages/raster"
 )
 
 func TestJPEGRatioKeepsTheShorterSideAtLeastTheTarget(t *testing.T) {
@@ -55,7 +57,7 @@ func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 	}
 	// compare fits the JPEG through TensorFlow and through image/jpeg + raster.Resize (the
 	// path other formats take) and checks that they differ by rounding only.
-	compare := func(size int, policy string) *image.RGBA {
+	compare := func(size int, policy string) *raster.RGB {
 		t.Helper()
 		fast, err := d.fit(data, 96, 64, size, policy)
 		if err != nil {
@@ -66,8 +68,11 @@ func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 			t.Fatalf("%d %s: bounds %v, image/jpeg path %v", size, policy, fast.Bounds(), slow.Bounds())
 		}
 		sum, worst := 0, 0
-		for i := range fast.Pix {
-			d := absDiff(fast.Pix[i], slow.Pix[i])
+		for i := range slow.Pix {
+			if i%4 == 3 {
+				continue
+			}
+			d := absDiff(fast.Pix[i/4*3+i%4], slow.Pix[i])
 			sum += d
 			worst = max(worst, d)
 		}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"pipeline/graphs"
+	"pipeline/stages/raster"
 )
 
 // cacheLimit is the most decoded pixel data (bytes) kept in memory; larger datasets are
@@ -81,6 +82,12 @@ func pixelsOf(img image.Image, channels int) []uint8 {
 	if g, ok := img.(*image.Gray); ok && channels == 1 {
 		for y := 0; y < h; y++ {
 			copy(out[y*w:(y+1)*w], g.Pix[y*g.Stride:y*g.Stride+w])
+		}
+		return out
+	}
+	if c, ok := img.(*raster.RGB); ok && channels == 3 {
+		for y := 0; y < h; y++ {
+			copy(out[3*w*y:3*w*(y+1)], c.Pix[y*c.Stride:])
 		}
 		return out
 	}

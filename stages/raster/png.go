@@ -13,14 +13,16 @@ import (
 const maxStored = 65535
 
 // AppendPNG appends img encoded as an 8-bit PNG whose image data is stored uncompressed and
-// unfiltered to buf: the fastest PNG to write and to read, 3 bytes per RGB pixel. Opaque
-// *image.RGBA images become RGB PNGs (alpha is dropped, so it must be opaque), *image.Gray
-// images grey ones; other types are an error.
+// unfiltered to buf: the fastest PNG to write and to read, 3 bytes per RGB pixel. *RGB and
+// opaque *image.RGBA images become RGB PNGs (alpha is dropped, so it must be opaque),
+// *image.Gray images grey ones; other types are an error.
 func AppendPNG(buf []byte, img image.Image) ([]byte, error) {
 	var pix []uint8
 	var stride, bpp, colorType, ch int
 	b := img.Bounds()
 	switch m := img.(type) {
+	case *RGB:
+		pix, stride, bpp, colorType, ch = m.Pix, m.Stride, 3, 2, 3
 	case *image.RGBA:
 		pix, stride, bpp, colorType, ch = m.Pix, m.Stride, 4, 2, 3
 	case *image.Gray:
@@ -81,12 +83,9 @@ func AppendPNG(buf []byte, img image.Image) ([]byte, error) {
 	for y := 0; y < h; y++ {
 		src := pix[y*stride:]
 		if bpp == 4 {
-			src = src[:4*w]
-			for x := 0; x < w; x++ {
-				row[1+3*x], row[2+3*x], row[3+3*x] = src[4*x], src[4*x+1], src[4*x+2]
-			}
+			PackRGB(row[1:], src[:4*w])
 		} else {
-			copy(row[1:], src[:w])
+			copy(row[1:], src[:bpp*w])
 		}
 		put(row)
 	}

@@ -231,7 +231,11 @@ func TestAppendPNGRoundTrips(t *testing.T) {
 		rgba := randomRGBA(size.X, size.Y, uint64(size.X))
 		grey := image.NewGray(rgba.Rect)
 		draw.Draw(grey, grey.Rect, rgba, image.Point{}, draw.Src)
-		for name, img := range map[string]image.Image{"RGBA": rgba, "Gray": grey} {
+		rgb := NewRGB(rgba.Rect)
+		for y := 0; y < size.Y; y++ {
+			PackRGB(rgb.Pix[y*rgb.Stride:], rgba.Pix[y*rgba.Stride:(y+1)*rgba.Stride])
+		}
+		for name, img := range map[string]image.Image{"RGBA": rgba, "RGB": rgb, "Gray": grey} {
 			data, err := AppendPNG([]byte("prefix"), img)
 			if err != nil {
 				t.Fatal(err)
@@ -260,6 +264,37 @@ func TestAppendPNGRoundTrips(t *testing.T) {
 	}
 	if _, err := AppendPNG(nil, image.NewNRGBA(image.Rect(0, 0, 2, 2))); err == nil {
 		t.Fatal("an NRGBA image was accepted")
+	}
+}
+
+func TestPackRGBDropsAlphaOnly(t *testing.T) {
+	for n := 0; n <= 9; n++ {
+		src := make([]uint8, 4*n)
+		for i := range src {
+			src[i] = uint8(i*37 + 1)
+		}
+		dst := make([]uint8, 3*n+2)
+		dst[3*n], dst[3*n+1] = 0xaa, 0xbb
+		PackRGB(dst, src)
+		for i := 0; i < n; i++ {
+			if got, want := dst[3*i:3*i+3], src[4*i:4*i+3]; !bytes.Equal(got, want) {
+				t.Fatalf("%d pixels: pixel %d = %v, want %v", n, i, got, want)
+			}
+		}
+		if dst[3*n] != 0xaa || dst[3*n+1] != 0xbb {
+			t.Fatalf("%d pixels: wrote past the last pixel", n)
+		}
+	}
+}
+
+func TestRGBAt(t *testing.T) {
+	p := NewRGB(image.Rect(2, 3, 5, 5))
+	p.Pix[p.PixOffset(4, 4)+1] = 200
+	if c := p.RGBAAt(4, 4); c != (color.RGBA{0, 200, 0, 255}) {
+		t.Fatalf("(4,4) = %v", c)
+	}
+	if c := p.RGBAAt(5, 4); c != (color.RGBA{}) {
+		t.Fatalf("outside = %v, want transparent", c)
 	}
 }
 
