@@ -51,8 +51,14 @@ type StatCache struct {
 	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
 	raw     []byte               // the saved entries, decoded on first use
 	trees   map[string]treeRecord
-	dirty   bool
-	// Hashed counts files read and hashed (not served from the cache), for tests and stats.
+	// known maps stat identities to the digests computed, checked or recorded in this
+	// process (files hashed here, written through Job.WriteFile, published): a hard link
+	// shares its target's identity, so a stage's output that links its input's files is not
+	// read again when it is published. Never saved.
+	known map[statKey][sha256.Size]byte
+	dirty bool
+	// Hashed counts files read and hashed (not served from the cache or from a digest known
+	// in this process), for tests and stats.
 	Hashed int64
 }
 
@@ -80,7 +86,7 @@ const statCacheMagic = "pipeline statcache 2\n"
 // starts empty: the cache only saves work, it is never trusted for more than stat identity).
 // The per-file entries are decoded only when a lookup needs them.
 func OpenStatCache(path string) *StatCache {
-	c := &StatCache{path: path, trees: map[string]treeRecord{}}
+	c := &StatCache{path: path, trees: map[string]treeRecord{}, known: map[statKey][sha256.Size]byte{}}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		c.entries = map[string]statEntry{}
@@ -253,8 +259,12 @@ func (c *StatCache) fileDigest(abs string, k statKey) (string, error) {
 	c.mu.Lock()
 	c.decodeEntries()
 	e, ok := c.entries[abs]
+	ok = ok && e.K == k
+	if ok {
+		c.known[k] = e.Digest
+	}
 	c.mu.Unlock()
-	if ok && e.K == k {
+	if ok {
 		return hex.EncodeToString(e.Digest[:]), nil
 	}
 	d, err := hashFile(abs)
@@ -276,7 +286,26 @@ func (c *StatCache) put(abs string, k statKey, digest string) {
 	}
 	e.K = k
 	c.entries[abs] = e
+	c.known[k] = e.Digest
 	c.dirty = true
+}
+
+// know records that the file with stat identity k has SHA-256 sum (see known).
+func (c *StatCache) know(k statKey, sum [sha256.Size]byte) {
+	c.mu.Lock()
+	c.known[k] = sum
+	c.mu.Unlock()
+}
+
+// knownDigest returns the hex digest recorded in this process for stat identity k.
+func (c *StatCache) knownDigest(k statKey) (string, bool) {
+	c.mu.Lock()
+	sum, ok := c.known[k]
+	c.mu.Unlock()
+	if !ok {
+		return "", false
+	}
+	return hex.EncodeToString(sum[:]), true
 }
 
 // Prune drops entries for files that no longer exist, and tree records of folders that no
@@ -373,7 +402,7 @@ func hashFile(path string) (string, error) {
 // still notices them). Files whose stat
 // identity changed are hashed in parallel.
 func (c *StatCache) HashTree(root string) (Manifest, error) {
-	m, _, err := c.hashTree(root, true, true, false)
+	m, _, err := c.hashTree(root, true, true, false, false)
 	return m, err
 }
 
@@ -382,15 +411,16 @@ func (c *StatCache) HashTree(root string) (Manifest, error) {
 // here, it returns a Manifest with only Digest set (Files and Sizes nil), at the cost of the
 // stats alone; otherwise the complete manifest.
 func (c *StatCache) QuickManifest(root string) (Manifest, error) {
-	m, _, err := c.hashTree(root, true, true, true)
+	m, _, err := c.hashTree(root, true, true, true, false)
 	return m, err
 }
 
 // hashTree hashes root and returns its manifest and its signature (treeSignature). With
 // remember false (temporary folders) digests are computed but not kept, so the cache does not
 // fill with paths that are about to disappear. With quick, an unchanged tree returns only its
-// digest (see QuickManifest).
-func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool) (Manifest, [sha256.Size]byte, error) {
+// digest (see QuickManifest). With known (a stage's fresh output), files whose stat identity
+// has a digest recorded in this process are not read (see StatCache.known).
+func (c *StatCache) hashTree(root string, skipHidden, remember, quick, known bool) (Manifest, [sha256.Size]byte, error) {
 	var sig [sha256.Size]byte
 	root = absPath(root) // entries are keyed by absolute paths
 	fi, err := os.Stat(root)
@@ -440,10 +470,18 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool) (Man
 	err = parallelBlocks(len(items), func(i int) error {
 		var d string
 		var err error
+		ok := false
 		if remember {
 			d, err = c.fileDigest(items[i].abs, items[i].k)
-		} else {
+			ok = true
+		} else if known {
+			d, ok = c.knownDigest(items[i].k)
+		}
+		if !ok {
 			d, err = hashFile(items[i].abs)
+			c.mu.Lock()
+			c.Hashed++
+			c.mu.Unlock()
 		}
 		digests[i] = d
 		return err

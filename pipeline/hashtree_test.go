@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -224,8 +225,8 @@ func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
 	}
 	// The same tree walked again (in another order of goroutines) has the same signature.
 	c := OpenStatCache("")
-	_, sig1, err1 := c.hashTree(dir, true, true, false)
-	_, sig2, err2 := c.hashTree(dir, true, true, false)
+	_, sig1, err1 := c.hashTree(dir, true, true, false, false)
+	_, sig2, err2 := c.hashTree(dir, true, true, false, false)
 	if err1 != nil || err2 != nil || sig1 != sig2 {
 		t.Fatalf("signatures differ between two walks of an unchanged tree (%v, %v)", err1, err2)
 	}
@@ -254,5 +255,56 @@ func TestHashTreeMarksLinksAboveTheRealRoot(t *testing.T) {
 	want := map[string]string{"cat/1": hexSHA("c"), "cat/up": "symlink-loop"}
 	if len(m.Files) != len(want) || m.Files["cat/1"] != want["cat/1"] || m.Files["cat/up"] != want["cat/up"] {
 		t.Fatalf("files %v, want %v", m.Files, want)
+	}
+}
+
+// A stage's output is published without reading again the files the stage wrote with
+// Job.WriteFile or hard-linked from a published output; anything else, or a file changed
+// after WriteFile, is read, and the manifest is the one a full read gives.
+func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(key string, fill func(tmp string, job *Job)) (*Entry, int64) {
+		t.Helper()
+		tmp, err := os.MkdirTemp(filepath.Join(st.Root, "tmp"), "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill(tmp, &Job{Out: tmp, stats: st.Stats})
+		before := st.Stats.Hashed
+		e, err := st.Publish(tmp, key, "stage.x", nil, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := OpenStatCache("").HashTree(filepath.Join(st.Workspace, ObjectRel(e.Output.Digest)))
+		if err != nil || full.Digest != e.Output.Digest {
+			t.Fatalf("published digest %s, a full read gives %s (%v)", e.Output.Digest, full.Digest, err)
+		}
+		return e, st.Stats.Hashed - before
+	}
+	write := func(p string, data string) {
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, read := publish("k1"+strings.Repeat("0", 62), func(tmp string, _ *Job) { write(filepath.Join(tmp, "x"), "input") })
+	if read != 1 {
+		t.Fatalf("first output: %d files read, want 1", read)
+	}
+	_, read = publish("k2"+strings.Repeat("0", 62), func(tmp string, job *Job) {
+		if d, err := job.WriteFile(filepath.Join(tmp, "written"), []byte("pixels")); err != nil || d != fmt.Sprintf("%x", sha256.Sum256([]byte("pixels"))) {
+			t.Fatalf("WriteFile: %s, %v", d, err)
+		}
+		if err := LinkFile(filepath.Join(st.Workspace, ObjectRel(first.Output.Digest), "x"), filepath.Join(tmp, "linked")); err != nil {
+			t.Fatal(err)
+		}
+		write(filepath.Join(tmp, "plain"), "report")
+		job.WriteFile(filepath.Join(tmp, "changed"), []byte("first"))
+		write(filepath.Join(tmp, "changed"), "second, longer")
+	})
+	if read != 2 {
+		t.Fatalf("second output: %d files read, want 2 (plain, changed)", read)
 	}
 }

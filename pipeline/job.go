@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 )
 
@@ -30,6 +33,28 @@ type Job struct {
 	Log io.Writer
 	// Progress reports completion towards a total for progress bars.
 	Progress Progress
+
+	// stats, when set, is the engine's stat cache, told the digests of files written with
+	// WriteFile.
+	stats *StatCache
+}
+
+// WriteFile writes data to path (mode 0644, like os.WriteFile) and returns its SHA-256 as
+// hex. The engine then takes that digest instead of reading the file again when it
+// publishes the output, as long as the file keeps the size, modification time and inode it
+// had when written: a file written this way must not be rewritten in place by other means
+// within the same clock tick.
+func (j *Job) WriteFile(path string, data []byte) (string, error) {
+	sum := sha256.Sum256(data)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return "", err
+	}
+	if j.stats != nil {
+		if fi, err := os.Stat(path); err == nil {
+			j.stats.know(keyOf(fi), sum)
+		}
+	}
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // Path resolves a workspace-relative path from the Values.

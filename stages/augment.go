@@ -231,7 +231,11 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				op := cfg.Ops[r.IntN(len(cfg.Ops))]
 				aug := opaque(applyOp(img, op, cfg.params, r), in.Channels)
 				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
-				if err := store.write(filepath.Join(outDir, filepath.FromSlash(rel)), aug); err != nil {
+				data, err := store.encode(aug)
+				if err != nil {
+					return err
+				}
+				if _, err := job.WriteFile(filepath.Join(outDir, filepath.FromSlash(rel)), data); err != nil {
 					return err
 				}
 				ce := t.entry

@@ -72,7 +72,11 @@ func writeSynthetic(t *testing.T, w *ws, n int, classes []string) {
 		}
 		f := filepath.Join(w.dir, "raw", classes[b.Labels[i]], fmt.Sprintf("%03d.png", i))
 		os.MkdirAll(filepath.Dir(f), 0o755)
-		if err := (storedFormat{format: FormatPNG, compression: CompressionFast}).write(f, img); err != nil {
+		data, err := (storedFormat{format: FormatPNG, compression: CompressionFast}).encode(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -233,15 +233,6 @@ func (f storedFormat) encode(img image.Image) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// write encodes img into path.
-func (f storedFormat) write(path string, img image.Image) error {
-	data, err := f.encode(img)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, data, 0o644)
-}
-
 // extension returns the file extension of a stored format.
 func extension(format string) string {
 	if format == FormatJPEG {

@@ -2,8 +2,6 @@ package stages
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -447,9 +445,9 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			if err != nil {
 				return err
 			}
-			sum := sha256.Sum256(data)
-			written.Store(l.Digest, hex.EncodeToString(sum[:]))
-			return os.WriteFile(dst, data, 0o644)
+			pixels, err := job.WriteFile(dst, data)
+			written.Store(l.Digest, pixels)
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
