@@ -3,6 +3,7 @@ package raster
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/adler32"
 	"image"
 	"image/color"
 	"image/draw"
@@ -367,5 +368,27 @@ func TestResizeOverMillionsOfPixelsStaysInRange(t *testing.T) {
 	Resize(dst, dst.Rect, src, src.Rect)
 	if got := dst.RGBAAt(0, 0); got != (color.RGBA{255, 255, 255, 255}) {
 		t.Fatalf("white resized to %v", got)
+	}
+}
+
+func TestAdler32MatchesHashAdler32(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	data := make([]byte, 70000)
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	ff := bytes.Repeat([]byte{0xff}, 70000) // the largest sums
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 5551, 5552, 5553, 5560, 65535, 70000} {
+		for _, p := range [][]byte{data[:n], ff[:n]} {
+			if got, want := adler32Update(1, p), adler32.Checksum(p); got != want {
+				t.Fatalf("%d bytes: %08x, want %08x", n, got, want)
+			}
+			// Continuing from a checksum: split anywhere.
+			if n > 3 {
+				if got, want := adler32Update(adler32Update(1, p[:n/3]), p[n/3:]), adler32.Checksum(p); got != want {
+					t.Fatalf("%d bytes in two parts: %08x, want %08x", n, got, want)
+				}
+			}
+		}
 	}
 }

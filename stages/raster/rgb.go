@@ -58,10 +58,12 @@ func PackRGB(dst, src []uint8) {
 	src, dst = src[:4*n], dst[:3*n]
 	le := binary.LittleEndian
 	i, j := 0, 0
-	// Two pixels per 8-byte load; each store writes 8 bytes of which the next overwrites 2.
-	for ; i+8 <= len(src) && j+8 <= len(dst); i, j = i+8, j+6 {
-		v := le.Uint64(src[i : i+8 : i+8])
-		le.PutUint64(dst[j:j+8:j+8], v&0xffffff|v>>8&0xffffff000000)
+	// Four pixels from two 8-byte loads into one 8-byte and one 4-byte store.
+	for ; i+16 <= len(src) && j+12 <= len(dst); i, j = i+16, j+12 {
+		s, d := src[i:i+16:i+16], dst[j:j+12:j+12]
+		v, w := le.Uint64(s), le.Uint64(s[8:])
+		le.PutUint64(d, v&0xffffff|v>>8&0xffffff000000|w<<48)
+		le.PutUint32(d[8:], uint32(w>>16&0xff|w>>24&0xffffff00))
 	}
 	for ; i < len(src); i, j = i+4, j+3 {
 		dst[j], dst[j+1], dst[j+2] = src[i], src[i+1], src[i+2]
