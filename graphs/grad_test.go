@@ -150,7 +150,7 @@ func checkGradients(t testing.TB, gc gradCase) {
 		}
 		return out
 	}
-	lossAt := func() float64 { return float64(eval([]tf.Output{loss})[0].Value().(float32)) }
+	lossAt := func() float64 { return float64(TensorValue(eval([]tf.Output{loss})[0]).(float32)) }
 	analytic := eval(grads)
 
 	const eps = 1e-3
@@ -224,7 +224,7 @@ func allAxes(rank int) []int32 {
 // flatFloats returns a float32 tensor's values in row-major order.
 func flatFloats(t *tf.Tensor) []float32 {
 	var buf bytes.Buffer
-	if _, err := t.WriteContentsTo(&buf); err != nil {
+	if _, err := WriteTensor(&buf, t); err != nil {
 		panic(err)
 	}
 	out := make([]float32, buf.Len()/4)

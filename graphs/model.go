@@ -96,7 +96,7 @@ func (m *Model) Predict(images []float32) ([][]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}
-	return out[0].Value().([][]float32), nil
+	return TensorValue(out[0]).([][]float32), nil
 }
 
 // Close releases the session.

@@ -213,7 +213,7 @@ func (t *Trainer) Step(b Batch, lr float32) (StepResult, error) {
 		return StepResult{}, fmt.Errorf("training step %d: %w", next, err)
 	}
 	t.step = next
-	return StepResult{Loss: out[0].Value().(float32), Predictions: out[1].Value().([]int32)}, nil
+	return StepResult{Loss: TensorValue(out[0]).(float32), Predictions: TensorValue(out[1]).([]int32)}, nil
 }
 
 // Evaluation is the inference-mode output for a batch.
@@ -242,9 +242,9 @@ func (t *Trainer) Evaluate(b Batch) (Evaluation, error) {
 	if err != nil {
 		return Evaluation{}, fmt.Errorf("evaluating: %w", err)
 	}
-	ev := Evaluation{Probabilities: out[0].Value().([][]float32)}
+	ev := Evaluation{Probabilities: TensorValue(out[0]).([][]float32)}
 	if labels != nil {
-		ev.Loss = out[1].Value().([]float32)
+		ev.Loss = TensorValue(out[1]).([]float32)
 	}
 	return ev, nil
 }

@@ -226,16 +226,21 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			if _, ok := img.(*image.RGBA); !ok {
 				img = clone.AsRGBA(img) // once (a stored JPEG decodes to YCbCr), not per copy
 			}
+			b := img.Bounds()
+			scratch := &image.RGBA{Pix: pixelBufs.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+			defer pixelBufs.put(scratch.Pix)
 			for k := 1; k <= t.copies; k++ {
 				r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
 				op := cfg.Ops[r.IntN(len(cfg.Ops))]
-				aug := opaque(applyOp(img, op, cfg.params, r), in.Channels)
+				aug := opaque(applyOp(img, op, cfg.params, r, scratch), in.Channels)
 				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
-				data, err := store.encode(aug)
+				data, err := store.appendEncoded(encodedBufs.get(0), aug)
 				if err != nil {
 					return err
 				}
-				if _, err := job.WriteFile(filepath.Join(outDir, filepath.FromSlash(rel)), data); err != nil {
+				_, err = job.WriteFile(filepath.Join(outDir, filepath.FromSlash(rel)), data)
+				encodedBufs.put(data)
+				if err != nil {
 					return err
 				}
 				ce := t.entry

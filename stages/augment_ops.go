@@ -2,6 +2,7 @@ package stages
 
 import (
 	"image"
+	"image/draw"
 	"math"
 	"math/rand/v2"
 
@@ -43,10 +44,18 @@ type OpParams struct {
 // uniform draws from [lo, hi).
 func uniform(r *rand.Rand, lo, hi float64) float64 { return lo + r.Float64()*(hi-lo) }
 
-// applyOp returns a transformed copy of img (same size) by operation op, always a new image.
-func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
+// applyOp returns a transformed copy of img (same size) by operation op, never img itself:
+// dst when it is not nil and the operation can write into it (dst must be an image of img's
+// size at the origin; its pixels are overwritten), else a new image.
+func applyOp(img image.Image, op string, p OpParams, r *rand.Rand, dst *image.RGBA) *image.RGBA {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
+	out := func() *image.RGBA {
+		if dst != nil && dst.Rect == image.Rect(0, 0, w, h) {
+			return dst
+		}
+		return image.NewRGBA(image.Rect(0, 0, w, h))
+	}
 	switch op {
 	case OpFlipRotateCrop:
 		// Flip, rotate about the centre, crop the centre and scale it back to w×h, as one
@@ -64,7 +73,7 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 		if p.Crop > 0 && p.Crop < 1 {
 			m = mul(f64.Aff3{1 / p.Crop, 0, 0, 0, 1 / p.Crop, 0}, m)
 		}
-		return warp(img, mul(f64.Aff3{1, 0, cx, 0, 1, cy}, m), w, h)
+		return warp(out(), img, mul(f64.Aff3{1, 0, cx, 0, 1, cy}, m))
 	case OpColorJitter:
 		order := r.Perm(3)
 		var f [3]float64
@@ -72,7 +81,7 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 			x := [3]float64{p.Brightness, p.Contrast, p.Saturation}[k]
 			f[k] = 1 + uniform(r, -x, x)
 		}
-		return colorJitter(img, f, order)
+		return colorJitter(out(), img, f, order)
 	case OpAffine:
 		// Scale about the centre, then shift; uncovered pixels stay black.
 		sc := uniform(r, p.ScaleMin, p.ScaleMax)
@@ -80,7 +89,7 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 		dy := math.Round(uniform(r, -p.Translate, p.Translate) * float64(h))
 		cx, cy := float64(w)/2, float64(h)/2
 		m := f64.Aff3{sc, 0, cx + dx - sc*(cx+float64(b.Min.X)), 0, sc, cy + dy - sc*(cy+float64(b.Min.Y))}
-		return warp(img, m, w, h)
+		return warp(out(), img, m)
 	case OpFlip:
 		return transform.FlipH(img)
 	case OpBlur:
@@ -107,8 +116,13 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand) *image.RGBA {
 // where d is black for brightness, the image's mean grey level (rounded) for contrast, and
 // each pixel's grey (ITU-R 601 luma, as PIL's "L") for saturation. bild's Contrast pivots on
 // mid-grey and its Saturation works in HSL, so they are not used.
-func colorJitter(img image.Image, f [3]float64, order []int) *image.RGBA {
-	out := clone.AsRGBA(img)
+// The result is written into out, an image of img's size at the origin.
+func colorJitter(out *image.RGBA, img image.Image, f [3]float64, order []int) *image.RGBA {
+	if src, ok := img.(*image.RGBA); ok && src.Stride == out.Stride && len(src.Pix) == len(out.Pix) {
+		copy(out.Pix, src.Pix)
+	} else {
+		draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
+	}
 	pix := out.Pix
 	for _, k := range order {
 		switch k {

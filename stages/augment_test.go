@@ -155,7 +155,7 @@ func TestGeometricOpsMapPixelsWhereTheyBelong(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 
 	// flip_rotate_crop with certain flip, no rotation, no crop: an exact mirror.
-	mirror := applyOp(src, OpFlipRotateCrop, OpParams{Flip: 1, Rotation: 0, Crop: 1}, rng)
+	mirror := applyOp(src, OpFlipRotateCrop, OpParams{Flip: 1, Rotation: 0, Crop: 1}, rng, nil)
 	for y := 0; y < 16; y++ {
 		for x := 0; x < 24; x++ {
 			if got, want := mirror.RGBAAt(x, y), src.RGBAAt(23-x, y); got != want {
@@ -164,13 +164,13 @@ func TestGeometricOpsMapPixelsWhereTheyBelong(t *testing.T) {
 		}
 	}
 	// affine with scale 1 and no shift: the image itself.
-	same := applyOp(src, OpAffine, OpParams{ScaleMin: 1, ScaleMax: 1}, rng)
+	same := applyOp(src, OpAffine, OpParams{ScaleMin: 1, ScaleMax: 1}, rng, nil)
 	if !bytes.Equal(same.Pix, src.Pix) {
 		t.Fatal("affine with scale 1 and translate 0 changed the image")
 	}
 	// affine at half size: the centre stays, the border becomes (transparent) black, and
 	// after finishing it is opaque black.
-	half := opaque(applyOp(src, OpAffine, OpParams{ScaleMin: 0.5, ScaleMax: 0.5}, rng), 3).(*image.RGBA)
+	half := opaque(applyOp(src, OpAffine, OpParams{ScaleMin: 0.5, ScaleMax: 0.5}, rng, nil), 3).(*image.RGBA)
 	if c := half.RGBAAt(0, 0); c != (color.RGBA{0, 0, 0, 255}) {
 		t.Fatalf("affine 0.5: corner %v, want opaque black", c)
 	}
@@ -178,7 +178,7 @@ func TestGeometricOpsMapPixelsWhereTheyBelong(t *testing.T) {
 		t.Fatalf("affine 0.5: centre %v far from the source centre %v", c, s)
 	}
 	// A rotation keeps the size and leaves some corner uncovered (|angle| ≥ 10° here).
-	rot := opaque(applyOp(src, OpFlipRotateCrop, OpParams{Rotation: 30, Crop: 1}, rand.New(rand.NewPCG(3, 4))), 3).(*image.RGBA)
+	rot := opaque(applyOp(src, OpFlipRotateCrop, OpParams{Rotation: 30, Crop: 1}, rand.New(rand.NewPCG(3, 4)), nil), 3).(*image.RGBA)
 	if rot.Bounds() != src.Bounds() {
 		t.Fatalf("rotation changed the size to %v", rot.Bounds())
 	}

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/anthonynsimon/bild/clone"
 	_ "golang.org/x/image/bmp"
@@ -106,18 +107,40 @@ func fitImage(img image.Image, size int, policy string, channels int) image.Imag
 	return opaque(out, channels)
 }
 
-// warp returns a w×h image whose pixel p shows src at m⁻¹(p), where m maps source
-// coordinates to destination coordinates (pixel centres at +0.5); uncovered pixels are
-// transparent black. One bilinear resampling (raster.Warp), whatever m combines.
-func warp(src image.Image, m f64.Aff3, w, h int) *image.RGBA {
+// warp fills out so that its pixel p shows src at m⁻¹(p), where m maps source coordinates
+// to destination coordinates (pixel centres at +0.5); uncovered pixels are transparent black.
+// One bilinear resampling (raster.Warp), whatever m combines. It returns out.
+func warp(out *image.RGBA, src image.Image, m f64.Aff3) *image.RGBA {
 	rgba, ok := src.(*image.RGBA)
 	if !ok {
 		rgba = clone.AsRGBA(src)
 	}
-	out := image.NewRGBA(image.Rect(0, 0, w, h))
 	raster.Warp(out, m, rgba)
 	return out
 }
+
+// bufPool recycles the byte buffers of images that are dead once written (encoded files,
+// decoded and augmented pixels), so that the data stages do not allocate, clear and collect
+// a few hundred kilobytes per image.
+type bufPool struct{ p sync.Pool }
+
+// get returns a buffer of length n holding old contents.
+func (b *bufPool) get(n int) []byte {
+	if s, ok := b.p.Get().(*[]byte); ok && cap(*s) >= n {
+		return (*s)[:n]
+	}
+	return make([]byte, n)
+}
+
+// put gives s back for reuse; nothing may use it afterwards.
+func (b *bufPool) put(s []byte) { b.p.Put(&s) }
+
+var (
+	// encodedBufs holds buffers of encoded images (stored files).
+	encodedBufs bufPool
+	// pixelBufs holds buffers of decoded or augmented pixels.
+	pixelBufs bufPool
+)
 
 // mul returns the affine map a∘b (b applied first).
 func mul(a, b f64.Aff3) f64.Aff3 {
@@ -215,20 +238,26 @@ func newStoredFormat(format string, quality int, compression string) (storedForm
 
 // encode returns img encoded in the format.
 func (f storedFormat) encode(img image.Image) ([]byte, error) {
-	var buf bytes.Buffer
+	return f.appendEncoded(nil, img)
+}
+
+// appendEncoded appends img encoded in the format to dst (whose capacity it may reuse).
+func (f storedFormat) appendEncoded(dst []byte, img image.Image) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
 	switch {
 	case f.format == FormatJPEG && f.jpeg != nil:
-		return f.jpeg.encode(img)
+		data, err := f.jpeg.encode(img)
+		return append(dst, data...), err
 	case f.format == FormatJPEG:
-		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: f.quality}); err != nil {
+		if err := jpeg.Encode(buf, img, &jpeg.Options{Quality: f.quality}); err != nil {
 			return nil, err
 		}
 	case f.compression == CompressionFast:
-		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
+		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(buf, img); err != nil {
 			return nil, err
 		}
 	default:
-		return raster.AppendPNG(nil, img)
+		return raster.AppendPNG(dst, img)
 	}
 	return buf.Bytes(), nil
 }

@@ -163,12 +163,13 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*raster.R
 	if sh := res[0].Shape(); len(sh) != 3 || sh[0] != int64(dr.Dy()) || sh[1] != int64(dr.Dx()) || sh[2] != 3 {
 		return nil, fmt.Errorf("fitted JPEG has shape %v, want [%d %d 3]", sh, dr.Dy(), dr.Dx())
 	}
-	out := raster.NewRGB(image.Rect(0, 0, size, size))
+	out := &raster.RGB{Pix: pixelBufs.get(3 * size * size), Stride: 3 * size, Rect: image.Rect(0, 0, size, size)}
 	rows := out.Pix
 	if dr != out.Rect {
+		clear(out.Pix) // the bars are black
 		rows = make([]uint8, 3*dr.Dx()*dr.Dy())
 	}
-	if n, err := res[0].WriteContentsTo(bytes.NewBuffer(rows[:0])); err != nil {
+	if n, err := graphs.WriteTensor(bytes.NewBuffer(rows[:0]), res[0]); err != nil {
 		return nil, err
 	} else if n != int64(len(rows)) {
 		return nil, fmt.Errorf("fitted JPEG has %d bytes for %v", n, dr)
@@ -272,9 +273,9 @@ func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, ok := res[0].Value().(string)
+	s, ok := graphs.TensorValue(res[0]).(string)
 	if !ok {
-		return nil, fmt.Errorf("EncodeJpeg returned %T", res[0].Value())
+		return nil, fmt.Errorf("EncodeJpeg returned %T", graphs.TensorValue(res[0]))
 	}
 	return []byte(s), nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"pipeline/graphs"
 	"pipeline/pipeline"
+	"pipeline/stages/raster"
 )
 
 // Split is the split stage kind: it discovers the images of a source folder, rejects bad
@@ -441,11 +442,15 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
 			}
-			data, err := store.encode(l.Img)
+			data, err := store.appendEncoded(encodedBufs.get(0), l.Img)
+			if rgb, ok := l.Img.(*raster.RGB); ok {
+				pixelBufs.put(rgb.Pix) // fit's pixels, dead once encoded
+			}
 			if err != nil {
 				return err
 			}
 			pixels, err := job.WriteFile(dst, data)
+			encodedBufs.put(data)
 			written.Store(l.Digest, pixels)
 			return err
 		})
