@@ -249,10 +249,16 @@ func (f storedFormat) appendEncoded(dst []byte, img image.Image) ([]byte, error)
 		data, err := f.jpeg.encode(img)
 		return append(dst, data...), err
 	case f.format == FormatJPEG:
+		if rgb, ok := img.(*raster.RGB); ok {
+			img = rgbToRGBA(rgb) // image/jpeg's fast path
+		}
 		if err := jpeg.Encode(buf, img, &jpeg.Options{Quality: f.quality}); err != nil {
 			return nil, err
 		}
 	case f.compression == CompressionFast:
+		if rgb, ok := img.(*raster.RGB); ok {
+			img = rgbToRGBA(rgb) // image/png's fast path
+		}
 		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(buf, img); err != nil {
 			return nil, err
 		}
@@ -260,6 +266,19 @@ func (f storedFormat) appendEncoded(dst []byte, img image.Image) ([]byte, error)
 		return raster.AppendPNG(dst, img)
 	}
 	return buf.Bytes(), nil
+}
+
+// rgbToRGBA returns an opaque RGBA copy of p.
+func rgbToRGBA(p *raster.RGB) *image.RGBA {
+	w, h := p.Rect.Dx(), p.Rect.Dy()
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		in, o := p.Pix[y*p.Stride:y*p.Stride+3*w], out.Pix[y*out.Stride:y*out.Stride+4*w]
+		for x := 0; x < w; x++ {
+			o[4*x], o[4*x+1], o[4*x+2], o[4*x+3] = in[3*x], in[3*x+1], in[3*x+2], 0xff
+		}
+	}
+	return out
 }
 
 // extension returns the file extension of a stored format.

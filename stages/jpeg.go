@@ -251,6 +251,11 @@ func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
 		for y := 0; y < h; y++ {
 			pix = append(pix, m.Pix[y*m.Stride:y*m.Stride+w]...)
 		}
+	case *raster.RGB:
+		pix = make([]byte, 0, 3*w*h)
+		for y := 0; y < h; y++ {
+			pix = append(pix, m.Pix[y*m.Stride:y*m.Stride+3*w]...)
+		}
 	default:
 		rgba, ok := img.(*image.RGBA)
 		if !ok {
@@ -258,11 +263,7 @@ func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
 		}
 		pix = make([]byte, w*h*3)
 		for y := 0; y < h; y++ {
-			row := rgba.Pix[y*rgba.Stride : y*rgba.Stride+4*w]
-			out := pix[3*w*y : 3*w*(y+1)]
-			for x := 0; x < w; x++ {
-				out[3*x], out[3*x+1], out[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
-			}
+			raster.PackRGB(pix[3*w*y:3*w*(y+1)], rgba.Pix[y*rgba.Stride:y*rgba.Stride+4*w])
 		}
 	}
 	t, err := tf.ReadTensor(tf.Uint8, []int64{int64(h), int64(w), int64(ch)}, bytes.NewReader(pix))
