@@ -133,7 +133,11 @@ func LinkTree(src, dst string) error {
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o755)
 		}
-		return LinkFile(p, target)
+		// The walk made target's folder already (WalkDir visits a folder before its files).
+		if err := os.Link(p, target); err == nil {
+			return nil
+		}
+		return copyFile(p, target)
 	})
 }
 
