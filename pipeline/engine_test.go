@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -140,6 +141,40 @@ func TestRunThenEverythingCached(t *testing.T) {
 	expectStatus(t, got, map[string]string{"gen.src": "cached", "xform.up": "cached", "xform.other": "cached", "xform.final": "cached"})
 	if n := ws.kinds.xform.runs.Load(); n != 3 {
 		t.Fatalf("xform ran %d times, want 3", n)
+	}
+}
+
+// Prepare runs once, before the first stage that executes, and never in a run where
+// everything is cached; its error fails the stages that would execute, and they do not run.
+func TestPrepareRunsOnceOnlyWhenAStageExecutes(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	var calls atomic.Int32
+	prepare := func() error { calls.Add(1); return nil }
+	if _, _, err := ws.run(RunOptions{Prepare: prepare}); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("Prepare called %d times in a run of four stages, want 1", n)
+	}
+	if _, _, err := ws.run(RunOptions{Prepare: prepare}); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("a cached run called Prepare (%d calls in all)", n)
+	}
+
+	fresh := newWorkspace(t, chainHCL, chainFiles())
+	got, _, err := fresh.run(RunOptions{KeepGoing: true, Prepare: func() error { return errors.New("libtensorflow: cannot load") }})
+	if err == nil || !strings.Contains(err.Error(), "libtensorflow: cannot load") {
+		t.Fatalf("run error %v, want Prepare's", err)
+	}
+	for addr, st := range got {
+		if st != "failed" && st != "skipped" {
+			t.Fatalf("%s %s after Prepare failed", addr, st)
+		}
+	}
+	if n := fresh.kinds.xform.runs.Load() + fresh.kinds.gen.runs.Load(); n != 0 {
+		t.Fatalf("%d stages ran after Prepare failed", n)
 	}
 }
 

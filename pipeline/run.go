@@ -39,6 +39,10 @@ type RunOptions struct {
 	Versions   map[string]string // recorded in run.json
 	Trigger    string            // recorded in run.json (scheduled runs)
 	Now        func() time.Time
+	// Prepare, when set, runs once before the first stage that executes (a run where every
+	// stage is cached never calls it); when it fails, every stage that would execute fails
+	// with its error. The command uses it to load libtensorflow only when a stage needs it.
+	Prepare func() error
 }
 
 // Run brings the selected stages up to date and records the run in a new run folder. The
@@ -165,6 +169,8 @@ type runner struct {
 	jobs    chan struct{}
 	heavy   chan struct{}
 	stop    atomic.Bool // a stage failed and --keep-going is off: start nothing new
+	prepare sync.Once
+	prepErr error
 }
 
 func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
@@ -226,6 +232,12 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 
 func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *StageResult {
 	inst := d.inst
+	if r.opts.Prepare != nil {
+		r.prepare.Do(func() { r.prepErr = r.opts.Prepare() })
+		if r.prepErr != nil {
+			return r.fail(res, r.prepErr)
+		}
+	}
 	tmp, err := r.e.Store.NewTemp()
 	if err != nil {
 		return r.fail(res, err)

@@ -230,9 +230,6 @@ func runCommand() *cli.Command {
 				printPlan(c.App.Writer, plan, false)
 				return nil
 			}
-			if err := graphs.LoadTensorFlow(); err != nil {
-				return err
-			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep := newReporter(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
@@ -243,6 +240,8 @@ func runCommand() *cli.Command {
 				RunsDir:   filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")),
 				Reporter:  rep,
 				Versions:  versions(),
+				// libtensorflow (a quarter of a second to load) only when a stage executes.
+				Prepare: graphs.LoadTensorFlow,
 			})
 			rep.close()
 			if rec != nil {
