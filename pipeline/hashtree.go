@@ -51,12 +51,11 @@ type StatCache struct {
 	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
 	raw     []byte               // the saved entries, decoded on first use
 	trees   map[string]treeRecord
-	// known maps stat identities to the digests computed, checked or recorded in this
-	// process (files hashed here, written through Job.WriteFile, published): a hard link
-	// shares its target's identity, so a stage's output that links its input's files is not
-	// read again when it is published. Never saved.
-	known map[statKey][sha256.Size]byte
-	dirty bool
+	// byIdentity indexes the entries' digests by stat identity alone, for hard links (which
+	// share their target's identity under another path): a stage's output that links its
+	// input's files is not read again when it is published. Built on first use, never saved.
+	byIdentity map[statKey][sha256.Size]byte
+	dirty      bool
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
 	// in this process), for tests and stats.
 	Hashed int64
@@ -86,7 +85,7 @@ const statCacheMagic = "pipeline statcache 2\n"
 // starts empty: the cache only saves work, it is never trusted for more than stat identity).
 // The per-file entries are decoded only when a lookup needs them.
 func OpenStatCache(path string) *StatCache {
-	c := &StatCache{path: path, trees: map[string]treeRecord{}, known: map[statKey][sha256.Size]byte{}}
+	c := &StatCache{path: path, trees: map[string]treeRecord{}}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		c.entries = map[string]statEntry{}
@@ -259,12 +258,8 @@ func (c *StatCache) fileDigest(abs string, k statKey) (string, error) {
 	c.mu.Lock()
 	c.decodeEntries()
 	e, ok := c.entries[abs]
-	ok = ok && e.K == k
-	if ok {
-		c.known[k] = e.Digest
-	}
 	c.mu.Unlock()
-	if ok {
+	if ok && e.K == k {
 		return hex.EncodeToString(e.Digest[:]), nil
 	}
 	d, err := hashFile(abs)
@@ -286,22 +281,25 @@ func (c *StatCache) put(abs string, k statKey, digest string) {
 	}
 	e.K = k
 	c.entries[abs] = e
-	c.known[k] = e.Digest
+	if c.byIdentity != nil {
+		c.byIdentity[k] = e.Digest
+	}
 	c.dirty = true
 }
 
-// know records that the file with stat identity k has SHA-256 sum (see known).
-func (c *StatCache) know(k statKey, sum [sha256.Size]byte) {
+// linkedDigest returns the digest of an entry, under any path, whose stat identity is k:
+// for a hard link to a file this cache knows (same inode, size and modification time).
+func (c *StatCache) linkedDigest(k statKey) (string, bool) {
 	c.mu.Lock()
-	c.known[k] = sum
-	c.mu.Unlock()
-}
-
-// knownDigest returns the hex digest recorded in this process for stat identity k.
-func (c *StatCache) knownDigest(k statKey) (string, bool) {
-	c.mu.Lock()
-	sum, ok := c.known[k]
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if c.byIdentity == nil {
+		c.decodeEntries()
+		c.byIdentity = make(map[statKey][sha256.Size]byte, len(c.entries))
+		for _, e := range c.entries {
+			c.byIdentity[e.K] = e.Digest
+		}
+	}
+	sum, ok := c.byIdentity[k]
 	if !ok {
 		return "", false
 	}
@@ -402,7 +400,7 @@ func hashFile(path string) (string, error) {
 // still notices them). Files whose stat
 // identity changed are hashed in parallel.
 func (c *StatCache) HashTree(root string) (Manifest, error) {
-	m, _, err := c.hashTree(root, true, true, false, false)
+	m, _, err := c.hashTree(root, true, true, false, nil)
 	return m, err
 }
 
@@ -411,16 +409,16 @@ func (c *StatCache) HashTree(root string) (Manifest, error) {
 // here, it returns a Manifest with only Digest set (Files and Sizes nil), at the cost of the
 // stats alone; otherwise the complete manifest.
 func (c *StatCache) QuickManifest(root string) (Manifest, error) {
-	m, _, err := c.hashTree(root, true, true, true, false)
+	m, _, err := c.hashTree(root, true, true, true, nil)
 	return m, err
 }
 
 // hashTree hashes root and returns its manifest and its signature (treeSignature). With
 // remember false (temporary folders) digests are computed but not kept, so the cache does not
 // fill with paths that are about to disappear. With quick, an unchanged tree returns only its
-// digest (see QuickManifest). With known (a stage's fresh output), files whose stat identity
-// has a digest recorded in this process are not read (see StatCache.known).
-func (c *StatCache) hashTree(root string, skipHidden, remember, quick, known bool) (Manifest, [sha256.Size]byte, error) {
+// digest (see QuickManifest). Without remember, files for which hint (when not nil) returns a
+// digest are not read.
+func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool, hint func(treeItem) (string, bool)) (Manifest, [sha256.Size]byte, error) {
 	var sig [sha256.Size]byte
 	root = absPath(root) // entries are keyed by absolute paths
 	fi, err := os.Stat(root)
@@ -430,7 +428,7 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick, known boo
 	var items []treeItem
 	marks := map[string]string{} // entries with no content: broken links, link loops
 	if !fi.IsDir() {
-		items = append(items, treeItem{rel: filepath.Base(root), abs: root, k: keyOf(fi)})
+		items = append(items, treeItem{rel: filepath.Base(root), abs: root, k: keyOf(fi), links: linksOf(fi)})
 	} else {
 		items, marks, err = walkTree(root, skipHidden, folderKeys(root, fi))
 		if err != nil {
@@ -474,8 +472,8 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick, known boo
 		if remember {
 			d, err = c.fileDigest(items[i].abs, items[i].k)
 			ok = true
-		} else if known {
-			d, ok = c.knownDigest(items[i].k)
+		} else if hint != nil {
+			d, ok = hint(items[i])
 		}
 		if !ok {
 			d, err = hashFile(items[i].abs)
@@ -506,9 +504,18 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick, known boo
 
 // treeItem is a regular file found by walkTree.
 type treeItem struct {
-	rel string  // slash-separated, relative to the root
-	abs string  // absolute path
-	k   statKey // the file's stat identity (of the target, for links)
+	rel   string  // slash-separated, relative to the root
+	abs   string  // absolute path
+	k     statKey // the file's stat identity (of the target, for links)
+	links uint64  // its number of hard links
+}
+
+// linksOf returns a file's number of hard links (1 when the system does not say).
+func linksOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }
 
 // treeDir is one folder's share of a walk: its files and marked entries in name order, and
@@ -661,7 +668,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 			}
 			subs = append(subs, it)
 		case efi.Mode().IsRegular():
-			it.k = keyOf(efi)
+			it.k, it.links = keyOf(efi), linksOf(efi)
 			d.files = append(d.files, it)
 		}
 	}
@@ -686,6 +693,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 				break
 			}
 			it.k = statKey{Size: st.Size, MtimeNs: st.Mtim.Nano(), Ino: st.Ino, Dev: uint64(st.Dev)}
+			it.links = uint64(st.Nlink)
 			return nil
 		})
 	})

@@ -225,8 +225,8 @@ func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
 	}
 	// The same tree walked again (in another order of goroutines) has the same signature.
 	c := OpenStatCache("")
-	_, sig1, err1 := c.hashTree(dir, true, true, false, false)
-	_, sig2, err2 := c.hashTree(dir, true, true, false, false)
+	_, sig1, err1 := c.hashTree(dir, true, true, false, nil)
+	_, sig2, err2 := c.hashTree(dir, true, true, false, nil)
 	if err1 != nil || err2 != nil || sig1 != sig2 {
 		t.Fatalf("signatures differ between two walks of an unchanged tree (%v, %v)", err1, err2)
 	}
@@ -259,22 +259,25 @@ func TestHashTreeMarksLinksAboveTheRealRoot(t *testing.T) {
 }
 
 // A stage's output is published without reading again the files the stage wrote with
-// Job.WriteFile or hard-linked from a published output; anything else, or a file changed
-// after WriteFile, is read, and the manifest is the one a full read gives.
+// Job.WriteFile or hard-linked from a published output, also in a later process; anything
+// else is read: a file changed after WriteFile, another file at the written file's place, a
+// link to a file the cache does not know. The manifest is always the one a full read gives.
 func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
-	st, err := OpenStore(t.TempDir())
+	ws := t.TempDir()
+	st, err := OpenStore(ws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish := func(key string, fill func(tmp string, job *Job)) (*Entry, int64) {
+	publish := func(st *Store, key string, fill func(tmp string, job *Job)) (*Entry, int64) {
 		t.Helper()
 		tmp, err := os.MkdirTemp(filepath.Join(st.Root, "tmp"), "out")
 		if err != nil {
 			t.Fatal(err)
 		}
-		fill(tmp, &Job{Out: tmp, stats: st.Stats})
+		job := &Job{Out: tmp, written: &writtenFiles{}}
+		fill(tmp, job)
 		before := st.Stats.Hashed
-		e, err := st.Publish(tmp, key, "stage.x", nil, time.Second)
+		e, err := st.Publish(tmp, key, "stage.x", nil, time.Second, job.written)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,22 +292,50 @@ func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	first, read := publish("k1"+strings.Repeat("0", 62), func(tmp string, _ *Job) { write(filepath.Join(tmp, "x"), "input") })
+	key := func(c string) string { return c + strings.Repeat("0", 63) }
+	first, read := publish(st, key("1"), func(tmp string, _ *Job) { write(filepath.Join(tmp, "x"), "input") })
 	if read != 1 {
 		t.Fatalf("first output: %d files read, want 1", read)
 	}
-	_, read = publish("k2"+strings.Repeat("0", 62), func(tmp string, job *Job) {
+	firstX := filepath.Join(st.Workspace, ObjectRel(first.Output.Digest), "x")
+	unknown := filepath.Join(t.TempDir(), "unknown")
+	write(unknown, "not in the cache")
+	_, read = publish(st, key("2"), func(tmp string, job *Job) {
 		if d, err := job.WriteFile(filepath.Join(tmp, "written"), []byte("pixels")); err != nil || d != fmt.Sprintf("%x", sha256.Sum256([]byte("pixels"))) {
 			t.Fatalf("WriteFile: %s, %v", d, err)
 		}
-		if err := LinkFile(filepath.Join(st.Workspace, ObjectRel(first.Output.Digest), "x"), filepath.Join(tmp, "linked")); err != nil {
+		if err := LinkFile(firstX, filepath.Join(tmp, "linked")); err != nil {
+			t.Fatal(err)
+		}
+		if err := LinkFile(unknown, filepath.Join(tmp, "linked-unknown")); err != nil {
 			t.Fatal(err)
 		}
 		write(filepath.Join(tmp, "plain"), "report")
 		job.WriteFile(filepath.Join(tmp, "changed"), []byte("first"))
 		write(filepath.Join(tmp, "changed"), "second, longer")
+		// Deleted, and a file of the same size written elsewhere (it may get the inode).
+		job.WriteFile(filepath.Join(tmp, "gone"), []byte("aaaa"))
+		os.Remove(filepath.Join(tmp, "gone"))
+		write(filepath.Join(tmp, "other"), "bbbb")
 	})
-	if read != 2 {
-		t.Fatalf("second output: %d files read, want 2 (plain, changed)", read)
+	if read != 4 {
+		t.Fatalf("second output: %d files read, want 4 (linked-unknown, plain, changed, other)", read)
+	}
+	// A later process knows the first output from the saved cache.
+	if err := st.Stats.Save(); err != nil {
+		t.Fatal(err)
+	}
+	later, err := OpenStore(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, read = publish(later, key("3"), func(tmp string, _ *Job) {
+		if err := LinkFile(firstX, filepath.Join(tmp, "linked")); err != nil {
+			t.Fatal(err)
+		}
+		write(filepath.Join(tmp, "plain"), "report 3")
+	})
+	if read != 1 {
+		t.Fatalf("third output, new process: %d files read, want 1 (plain)", read)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Job is what a stage kind's Run receives.
@@ -34,24 +35,49 @@ type Job struct {
 	// Progress reports completion towards a total for progress bars.
 	Progress Progress
 
-	// stats, when set, is the engine's stat cache, told the digests of files written with
-	// WriteFile.
-	stats *StatCache
+	// written, when set by the engine, collects the digests of files written with WriteFile.
+	written *writtenFiles
+}
+
+// writtenFiles are the digests of the files a stage wrote with Job.WriteFile, by absolute
+// path, with the stat identity each file had once written.
+type writtenFiles struct {
+	mu sync.Mutex
+	m  map[string]statEntry
+}
+
+// digest returns the recorded digest of the file at abs if it still has identity k.
+func (w *writtenFiles) digest(abs string, k statKey) (string, bool) {
+	if w == nil {
+		return "", false
+	}
+	w.mu.Lock()
+	e, ok := w.m[abs]
+	w.mu.Unlock()
+	if !ok || e.K != k {
+		return "", false
+	}
+	return hex.EncodeToString(e.Digest[:]), true
 }
 
 // WriteFile writes data to path (mode 0644, like os.WriteFile) and returns its SHA-256 as
-// hex. The engine then takes that digest instead of reading the file again when it
-// publishes the output, as long as the file keeps the size, modification time and inode it
-// had when written: a file written this way must not be rewritten in place by other means
-// within the same clock tick.
+// hex. When the engine publishes the output, it takes that digest instead of reading the file
+// again, as long as the file at that path keeps the size, modification time and inode it had
+// once written: a file written this way must not be rewritten by other means within the same
+// clock tick.
 func (j *Job) WriteFile(path string, data []byte) (string, error) {
 	sum := sha256.Sum256(data)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return "", err
 	}
-	if j.stats != nil {
+	if j.written != nil {
 		if fi, err := os.Stat(path); err == nil {
-			j.stats.know(keyOf(fi), sum)
+			j.written.mu.Lock()
+			if j.written.m == nil {
+				j.written.m = map[string]statEntry{}
+			}
+			j.written.m[filepath.Clean(absPath(path))] = statEntry{K: keyOf(fi), Digest: sum}
+			j.written.mu.Unlock()
 		}
 	}
 	return hex.EncodeToString(sum[:]), nil

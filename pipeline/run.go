@@ -254,7 +254,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		prog = nopProgress{}
 	}
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
-		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, stats: r.e.Store.Stats}
+		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{}}
 	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
 		prev := filepath.Join(r.e.Store.Workspace, ObjectRel(st.Output))
 		if _, err := os.Stat(prev); err == nil {
@@ -275,7 +275,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 			return r.fail(res, fmt.Errorf("stage kind %s did not write its output %q", inst.Kind.Name(), o))
 		}
 	}
-	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, d.lines, time.Since(res.Start))
+	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, d.lines, time.Since(res.Start), job.written)
 	if err != nil {
 		return r.fail(res, err)
 	}

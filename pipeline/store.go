@@ -88,13 +88,13 @@ func (s *Store) Verify(e *Entry) string {
 	}
 	// Quick: an object whose files all kept their stat identity since it was last verified
 	// (or published) costs only the stats.
-	cur, _, err := s.Stats.hashTree(dir, false, true, true, false)
+	cur, _, err := s.Stats.hashTree(dir, false, true, true, nil)
 	if err == nil && cur.Digest == e.Output.Digest {
 		return ""
 	}
 	if err == nil && cur.Files == nil {
 		// The recorded tree had another digest: the full manifest names the difference.
-		cur, _, err = s.Stats.hashTree(dir, false, true, false, false)
+		cur, _, err = s.Stats.hashTree(dir, false, true, false, nil)
 	}
 	want := e.Output
 	if want.Files == nil {
@@ -139,9 +139,21 @@ func (s *Store) WorkDir(key string) (string, error) {
 }
 
 // Publish moves a finished temp directory into objects/ under its content digest and records
-// the key. Identical output already present is reused.
-func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duration) (*Entry, error) {
-	m, sig, err := s.Stats.hashTree(tmp, false, false, false, true)
+// the key. Identical output already present is reused. written (may be nil) holds the
+// digests of the files the stage wrote with Job.WriteFile.
+func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
+	// Files are not read again when the stage wrote them with Job.WriteFile (still as
+	// written), or when they are hard links to files this cache knows (an input's files).
+	hint := func(it treeItem) (string, bool) {
+		if d, ok := written.digest(it.abs, it.k); ok {
+			return d, true
+		}
+		if it.links > 1 {
+			return s.Stats.linkedDigest(it.k)
+		}
+		return "", false
+	}
+	m, sig, err := s.Stats.hashTree(tmp, false, false, false, hint)
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
@@ -151,7 +163,7 @@ func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duratio
 		// The same output was published before. Reuse it only if it is intact, read in full
 		// without the stat cache: a rerun after "output damaged" lands here, and trusting
 		// the damaged copy would hide the damage for good.
-		if have, _, err := s.Stats.hashTree(obj, false, false, false, false); err == nil && have.Digest == m.Digest {
+		if have, _, err := s.Stats.hashTree(obj, false, false, false, nil); err == nil && have.Digest == m.Digest {
 			os.RemoveAll(tmp)
 			reused = true
 		} else if err := os.RemoveAll(obj); err != nil {

@@ -169,8 +169,8 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*raster.R
 		clear(out.Pix) // the bars are black
 		rows = make([]uint8, 3*dr.Dx()*dr.Dy())
 	}
-	if n, err := graphs.WriteTensor(bytes.NewBuffer(rows[:0]), res[0]); err != nil {
-		return nil, err
+	if n, err := graphs.WriteTensor(&fixedWriter{b: rows}, res[0]); err != nil {
+		return nil, fmt.Errorf("fitted JPEG for %v: %w", dr, err)
 	} else if n != int64(len(rows)) {
 		return nil, fmt.Errorf("fitted JPEG has %d bytes for %v", n, dr)
 	}
@@ -181,6 +181,20 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*raster.R
 		}
 	}
 	return out, nil
+}
+
+// fixedWriter writes into b, in place, and refuses to write past its end.
+type fixedWriter struct {
+	b []byte
+	n int
+}
+
+func (w *fixedWriter) Write(p []byte) (int, error) {
+	if len(p) > len(w.b)-w.n {
+		return 0, fmt.Errorf("%d bytes do not fit the %d left", len(p), len(w.b)-w.n)
+	}
+	w.n += copy(w.b[w.n:], p)
+	return len(p), nil
 }
 
 // prepareImage decodes an encoded image and fits it to size×size by policy, in channels (1:
@@ -200,7 +214,12 @@ func prepare(data []byte, format string, w, h, size int, policy string, channels
 	if format == "jpeg" {
 		if d, err := sharedJPEGDecoder(); err == nil {
 			if img, err := d.fit(data, w, h, size, policy); err == nil {
-				return opaque(img, channels), false, nil
+				if channels == 1 {
+					g := opaque(img, 1)
+					pixelBufs.put(img.Pix) // converted: the RGB pixels are dead
+					return g, false, nil
+				}
+				return img, false, nil
 			}
 		}
 	}
@@ -237,8 +256,8 @@ func newJPEGEncoder(quality int) (*jpegEncoder, error) {
 	return e, nil
 }
 
-// encode returns img as JPEG bytes: *image.Gray as a grey JPEG, opaque *image.RGBA (alpha
-// ignored) as an RGB one; other types are converted to RGBA first.
+// encode returns img as JPEG bytes: *image.Gray as a grey JPEG, *raster.RGB and opaque
+// *image.RGBA (alpha ignored) as an RGB one; other types are converted to RGBA first.
 func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()

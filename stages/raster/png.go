@@ -100,7 +100,7 @@ func AppendPNG(buf []byte, img image.Image) ([]byte, error) {
 	return appendChunk(buf, "IEND", nil), nil
 }
 
-// adler32Update returns the Adler-32 checksum adler extended by p (hash/adler32's, 8 bytes
+// adler32Update returns the Adler-32 checksum adler extended by p (hash/adler32's, 16 bytes
 // per step instead of one: the sums of each 8 bytes come from multiplications of the bytes
 // spread into 16-bit lanes).
 func adler32Update(adler uint32, p []byte) uint32 {
