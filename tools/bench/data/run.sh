@@ -101,13 +101,14 @@ log=$WORK/results/$stamp.log
 : >"$log"
 tfile=$(mktemp)
 
-# Earlier outputs are moved aside, not deleted, until the end: on this machine's ext4
-# (mounted with discard) deleting a gigabyte of small files slows the writes of whatever runs
-# next, and neither side's measurement should pay for the one before.
-trash=$WORK/trash
-rm -rf "$trash"
+# Earlier outputs are moved aside, not deleted, until the end (leftovers of an interrupted
+# run too): this machine's ext4 has no journal, and without one ext4 does not reuse an inode
+# freed in the last minute (five while its inode table block is dirty), so every file created
+# soon after deleting thousands scans past them (perf: recently_deleted, under ext4_create,
+# took a fifth of the CPU of a run). Neither side's measurement should pay for the one before.
+trash=$WORK/trash/$stamp
 mkdir -p "$trash"
-trap 'rm -f "$tfile"; rm -rf "$trash"' EXIT
+trap 'rm -f "$tfile"; rm -rf "$WORK/trash"' EXIT
 discard() {
   local p
   for p in "$@"; do
