@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -198,5 +199,38 @@ func TestPrepareReportsTheImageJPEGFallback(t *testing.T) {
 	}
 	if _, fallback, _ := prepare(randomPNG(1, 1, 8, 8), "png", 8, 8, 8, ResizeSquash, 3); fallback {
 		t.Fatal("a PNG reported as a JPEG fallback")
+	}
+}
+
+// The JPEG path's pixel buffers are recycled: a fit must overwrite every byte of a reused
+// buffer (pad's bars black), whatever the buffer held before.
+func TestJPEGFitsDoNotShowRecycledPixels(t *testing.T) {
+	data := smoothJPEG(t, 96, 64)
+	want := map[string][]uint8{}
+	for round := 0; round < 3; round++ {
+		for _, policy := range []string{ResizeCenterCrop, ResizePad, ResizeSquash} {
+			for _, ch := range []int{3, 1} {
+				img, err := prepareImage(data, "jpeg", 96, 64, 32, policy, ch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := fmt.Sprintf("%s/%d", policy, ch)
+				px := pixelsOf(img, ch)
+				if round == 0 {
+					want[name] = px
+					if r, _, _, _ := img.At(16, 0).RGBA(); (policy == ResizePad) != (r == 0) {
+						t.Fatalf("%s: top pixel %d", name, r>>8)
+					}
+				} else if !bytes.Equal(px, want[name]) {
+					t.Fatalf("%s, round %d: pixels differ from the first fit", name, round)
+				}
+				if rgb, ok := img.(*raster.RGB); ok {
+					for i := range rgb.Pix {
+						rgb.Pix[i] = 0x77 // what the next fit must not show
+					}
+					pixelBufs.put(rgb.Pix)
+				}
+			}
+		}
 	}
 }
