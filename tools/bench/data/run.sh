@@ -109,10 +109,29 @@ tfile=$(mktemp)
 trash=$WORK/trash/$stamp
 mkdir -p "$trash"
 trap 'rm -f "$tfile"; rm -rf "$WORK/trash"' EXIT
+# Their pages are also dropped from the page cache (written out first): each round leaves
+# about 2.5 GB of images, and once those had filled the free memory, the sides that write most
+# paid for reclaim (our CPU time per run rose from 8.7 to 13 s over five rounds while the
+# original's stayed at 12 s).
 discard() {
-  local p
+  local p to
   for p in "$@"; do
-    if [ -e "$p" ]; then mv "$p" "$trash/$(date +%s%N)"; fi
+    if [ -e "$p" ]; then
+      to=$trash/$(date +%s%N)
+      mv "$p" "$to"
+      sync
+      python3 - "$to" <<'PY'
+import os, sys
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        try:
+            fd = os.open(os.path.join(d, f), os.O_RDONLY)
+        except OSError:
+            continue
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+PY
+    fi
   done
 }
 
