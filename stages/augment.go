@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"pipeline/pipeline"
+	"pipeline/stages/raster"
 )
 
 // Augment is the augment stage kind: it balances the classes of a training set by adding
@@ -277,11 +278,15 @@ func copyRand(seed int64, digest string, occ, k int) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), h.Sum64()))
 }
 
-// decodeFile decodes a stored image with Go's decoders.
+// decodeFile decodes a stored image: the uncompressed PNGs the stages write with
+// raster.ReadStoredPNG, anything else with Go's decoders.
 func decodeFile(path string) (image.Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if img, ok := raster.ReadStoredPNG(data); ok {
+		return img, nil
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	return img, err

@@ -118,40 +118,83 @@ func applyOp(img image.Image, op string, p OpParams, r *rand.Rand, dst *image.RG
 // mid-grey and its Saturation works in HSL, so they are not used.
 // The result is written into out, an image of img's size at the origin.
 func colorJitter(out *image.RGBA, img image.Image, f [3]float64, order []int) *image.RGBA {
+	in := out.Pix // what the next operation reads; the first reads the source itself
 	if src, ok := img.(*image.RGBA); ok && src.Stride == out.Stride && len(src.Pix) == len(out.Pix) {
-		copy(out.Pix, src.Pix)
+		in = src.Pix
 	} else {
 		draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
 	}
-	pix := out.Pix
-	for _, k := range order {
+	// Each operation is one pass from in to out; the one before a contrast also sums the
+	// grey levels it writes, which gives contrast its mean without a pass of its own.
+	var sum uint64
+	for idx, k := range order {
+		mean := idx+1 < len(order) && order[idx+1] == 1
 		switch k {
 		case 0, 1:
 			d := 0.0
 			if k == 1 {
-				d = meanLuma(pix)
+				if idx == 0 {
+					d = meanLuma(in)
+				} else {
+					d = roundedMean(sum, len(in)/4)
+				}
 			}
 			var lut [256]uint8
 			for v := range lut {
 				lut[v] = blend8(d, uint8(v), f[k])
 			}
-			for i := 0; i+3 < len(pix); i += 4 {
-				p := pix[i : i+3]
-				p[0], p[1], p[2] = lut[p[0]], lut[p[1]], lut[p[2]]
-			}
+			sum = lutPass(out.Pix, in, &lut, mean)
 		case 2:
 			// Per pixel, in 16.16 fixed point: g + f·(v − g) within 2⁻¹⁶·255 of the float
 			// before truncation, so one level lower than blend8 in a few bytes in ten
 			// thousand.
-			s := int32(math.Round(f[2] * (1 << 16)))
-			for i := 0; i+3 < len(pix); i += 4 {
-				p := pix[i : i+3]
-				g := int32(luma(p[0], p[1], p[2]))
-				p[0], p[1], p[2] = fixBlend(g, p[0], s), fixBlend(g, p[1], s), fixBlend(g, p[2], s)
-			}
+			sum = saturationPass(out.Pix, in, int32(math.Round(f[2]*(1<<16))), mean)
 		}
+		in = out.Pix
+	}
+	if len(order) == 0 && len(in) > 0 && &in[0] != &out.Pix[0] {
+		copy(out.Pix, in)
 	}
 	return out
+}
+
+// lutPass maps the colour channels of the RGBA pixels in src through lut into dst (alpha
+// copied) and, with mean, returns the sum of the written pixels' grey levels.
+func lutPass(dst, src []uint8, lut *[256]uint8, mean bool) uint64 {
+	var sum uint64
+	for i := 0; i+3 < len(src) && i+3 < len(dst); i += 4 {
+		s, d := src[i:i+4:i+4], dst[i:i+4:i+4]
+		r, g, b := lut[s[0]], lut[s[1]], lut[s[2]]
+		d[0], d[1], d[2], d[3] = r, g, b, s[3]
+		if mean {
+			sum += uint64(luma(r, g, b))
+		}
+	}
+	return sum
+}
+
+// saturationPass blends each RGBA pixel of src with its grey level by the 16.16 factor s into
+// dst (alpha copied) and, with mean, returns the sum of the written pixels' grey levels.
+func saturationPass(dst, src []uint8, s int32, mean bool) uint64 {
+	var sum uint64
+	for i := 0; i+3 < len(src) && i+3 < len(dst); i += 4 {
+		p, d := src[i:i+4:i+4], dst[i:i+4:i+4]
+		g := int32(luma(p[0], p[1], p[2]))
+		r, gg, b := fixBlend(g, p[0], s), fixBlend(g, p[1], s), fixBlend(g, p[2], s)
+		d[0], d[1], d[2], d[3] = r, gg, b, p[3]
+		if mean {
+			sum += uint64(luma(r, gg, b))
+		}
+	}
+	return sum
+}
+
+// roundedMean is sum/n rounded half up, as meanLuma rounds (0 for no pixels).
+func roundedMean(sum uint64, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return math.Floor(float64(sum)/float64(n) + 0.5)
 }
 
 // meanLuma is the mean grey level of RGBA pixels, rounded as PIL's ImageEnhance.Contrast does.
@@ -164,7 +207,7 @@ func meanLuma(pix []uint8) float64 {
 	for i := 0; i+3 < len(pix); i += 4 {
 		sum += uint64(luma(pix[i], pix[i+1], pix[i+2]))
 	}
-	return math.Floor(float64(sum)/float64(n) + 0.5)
+	return roundedMean(sum, n)
 }
 
 // luma is PIL's conversion to "L": (299 R + 587 G + 114 B) / 1000, in its fixed point.

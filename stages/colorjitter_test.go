@@ -1,8 +1,12 @@
 package stages
 
 import (
+	"bytes"
 	"image"
 	"image/color"
+	"image/draw"
+	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -59,6 +63,71 @@ func TestColorJitterFollowsTorchvisionFormulas(t *testing.T) {
 		}
 		if int(soft.Pix[i]) != want {
 			t.Fatalf("contrast 0.5: byte %d = %d, want %d", i, soft.Pix[i], want)
+		}
+	}
+}
+
+// colorJitterRef is colorJitter as separate passes over a copy: contrast computes its mean
+// grey level in a pass of its own.
+func colorJitterRef(img *image.RGBA, f [3]float64, order []int) []uint8 {
+	pix := bytes.Clone(img.Pix)
+	for _, k := range order {
+		switch k {
+		case 0, 1:
+			d := 0.0
+			if k == 1 {
+				d = meanLuma(pix)
+			}
+			for i := 0; i+3 < len(pix); i += 4 {
+				for c := 0; c < 3; c++ {
+					pix[i+c] = blend8(d, pix[i+c], f[k])
+				}
+			}
+		case 2:
+			s := int32(math.Round(f[2] * (1 << 16)))
+			for i := 0; i+3 < len(pix); i += 4 {
+				g := int32(luma(pix[i], pix[i+1], pix[i+2]))
+				for c := 0; c < 3; c++ {
+					pix[i+c] = fixBlend(g, pix[i+c], s)
+				}
+			}
+		}
+	}
+	return pix
+}
+
+// The fused passes give the bytes of one pass per operation, for every order, into a reused
+// image, from RGBA and from other image types; the source is left alone.
+func TestColorJitterPassesAreFusedExactly(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	orders := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}, {1}, {0, 1}, {1, 1}, {}}
+	out := image.NewRGBA(image.Rect(0, 0, 23, 17))
+	for trial := 0; trial < 40; trial++ {
+		src := image.NewRGBA(out.Rect)
+		for i := range src.Pix {
+			src.Pix[i] = uint8(r.IntN(256))
+		}
+		orig := bytes.Clone(src.Pix)
+		f := [3]float64{0.8 + 0.4*r.Float64(), 0.8 + 0.4*r.Float64(), 0.8 + 0.4*r.Float64()}
+		for _, order := range orders {
+			want := colorJitterRef(src, f, order)
+			if got := colorJitter(out, src, f, order); !bytes.Equal(got.Pix, want) {
+				t.Fatalf("order %v, factors %v: fused passes differ", order, f)
+			}
+			if !bytes.Equal(src.Pix, orig) {
+				t.Fatal("the source changed")
+			}
+			// Another image type goes through draw first.
+			nrgba := image.NewNRGBA(src.Rect)
+			for i := range nrgba.Pix {
+				nrgba.Pix[i] = src.Pix[i] | 3 // any values
+			}
+			nrgba.Pix[3] = 255
+			conv := image.NewRGBA(src.Rect)
+			draw.Draw(conv, conv.Rect, nrgba, image.Point{}, draw.Src)
+			if got := colorJitter(out, nrgba, f, order); !bytes.Equal(got.Pix, colorJitterRef(conv, f, order)) {
+				t.Fatalf("order %v from NRGBA: differs", order)
+			}
 		}
 	}
 }

@@ -71,3 +71,18 @@ func BenchmarkEncodePNG224NoCompression(b *testing.B) {
 		enc.Encode(&buf, src)
 	}
 }
+
+// Reading a stored 224×224 image back (augment's originals, train's batches).
+func BenchmarkReadStoredPNG224(b *testing.B) {
+	data, _ := AppendPNG(nil, smooth(224, 224, 4))
+	for b.Loop() {
+		ReadStoredPNG(data)
+	}
+}
+
+func BenchmarkReadStoredPNG224ImagePNG(b *testing.B) {
+	data, _ := AppendPNG(nil, smooth(224, 224, 4))
+	for b.Loop() {
+		png.Decode(bytes.NewReader(data))
+	}
+}
