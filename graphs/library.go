@@ -8,18 +8,24 @@ package graphs
 
 // The shim built by tools/libtensorflow-shim.sh loads libtensorflow on first use and exports
 // these; without it (libtensorflow linked directly) they are absent and libtensorflow is
-// loaded before main.
+// loaded before main. They are looked up once, at start-up: dlsym takes the dynamic loader's
+// lock, which a load of libtensorflow in another thread holds for a quarter of a second.
+static int (*shim_load_fn)(char *, size_t);
+static int (*shim_loaded_fn)(void);
+static const char *(*shim_version_fn)(void);
+static void shim_init(void) {
+	shim_load_fn = (int (*)(char *, size_t))dlsym(RTLD_DEFAULT, "pipeline_tf_load");
+	shim_loaded_fn = (int (*)(void))dlsym(RTLD_DEFAULT, "pipeline_tf_loaded");
+	shim_version_fn = (const char *(*)(void))dlsym(RTLD_DEFAULT, "pipeline_tf_version");
+}
 static int shim_load(char *err, size_t n) {
-	int (*f)(char *, size_t) = (int (*)(char *, size_t))dlsym(RTLD_DEFAULT, "pipeline_tf_load");
-	return f == NULL ? -1 : f(err, n);
+	return shim_load_fn == NULL ? -1 : shim_load_fn(err, n);
 }
 static int shim_loaded(void) {
-	int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "pipeline_tf_loaded");
-	return f == NULL ? -1 : f();
+	return shim_loaded_fn == NULL ? -1 : shim_loaded_fn();
 }
 static const char *shim_version(void) {
-	const char *(*f)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "pipeline_tf_version");
-	return f == NULL ? NULL : f();
+	return shim_version_fn == NULL ? NULL : shim_version_fn();
 }
 */
 import "C"
@@ -29,6 +35,8 @@ import (
 
 	tf "github.com/wamuir/graft/tensorflow"
 )
+
+func init() { C.shim_init() }
 
 // LoadTensorFlow loads libtensorflow now, so that a missing or mismatched library is reported
 // as an error at a chosen moment instead of ending the process at the first TensorFlow call.

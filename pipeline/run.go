@@ -41,7 +41,8 @@ type RunOptions struct {
 	Now        func() time.Time
 	// Prepare, when set, runs once before the first stage that executes (a run where every
 	// stage is cached never calls it); when it fails, every stage that would execute fails
-	// with its error. The command uses it to load libtensorflow only when a stage needs it.
+	// with its error. The command uses it to make stages wait for libtensorflow, which loads
+	// in the background while the engine plans.
 	Prepare func() error
 }
 

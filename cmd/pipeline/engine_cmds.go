@@ -230,6 +230,12 @@ func runCommand() *cli.Command {
 				printPlan(c.App.Writer, plan, false)
 				return nil
 			}
+			// libtensorflow takes a quarter of a second to load: it loads in the background
+			// while the engine plans and hashes, and the first stage that executes waits for
+			// it (a missing library fails that stage). A run with everything cached does not
+			// wait; the process may end while it loads.
+			loaded := make(chan error, 1)
+			go func() { loaded <- graphs.LoadTensorFlow() }()
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep := newReporter(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
@@ -240,8 +246,7 @@ func runCommand() *cli.Command {
 				RunsDir:   filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")),
 				Reporter:  rep,
 				Versions:  versions(),
-				// libtensorflow (a quarter of a second to load) only when a stage executes.
-				Prepare: graphs.LoadTensorFlow,
+				Prepare:   func() error { return <-loaded }, // called once
 			})
 			rep.close()
 			if rec != nil {
