@@ -35,6 +35,7 @@ test: libtensorflow lint
 	@# duration can end the run with a spurious "context deadline exceeded" (golang/go#75804).
 	$(GO) test -run '^$$' -fuzz FuzzLoadConfig -fuzztime 50000x ./pipeline
 	$(GO) test -run '^$$' -fuzz FuzzPredictBody -fuzztime 300x ./cmd/pipeline
+	$(GO) test -run '^$$' -fuzz FuzzReadStoredPNG -fuzztime 100000x ./stages/raster
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

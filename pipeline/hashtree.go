@@ -51,10 +51,10 @@ type StatCache struct {
 	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
 	raw     []byte               // the saved entries, decoded on first use
 	trees   map[string]treeRecord
-	// byIdentity indexes the entries' digests by stat identity alone, for hard links (which
-	// share their target's identity under another path): a stage's output that links its
-	// input's files is not read again when it is published. Built on first use, never saved.
-	byIdentity map[statKey][sha256.Size]byte
+	// byIdentity indexes the entries' paths by stat identity, for hard links (which share
+	// their target's identity under another path): a stage's output that links its input's
+	// files is not read again when it is published. Built on first use, never saved.
+	byIdentity map[statKey]string
 	dirty      bool
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
 	// in this process), for tests and stats.
@@ -282,28 +282,34 @@ func (c *StatCache) put(abs string, k statKey, digest string) {
 	e.K = k
 	c.entries[abs] = e
 	if c.byIdentity != nil {
-		c.byIdentity[k] = e.Digest
+		c.byIdentity[k] = abs
 	}
 	c.dirty = true
 }
 
-// linkedDigest returns the digest of an entry, under any path, whose stat identity is k:
-// for a hard link to a file this cache knows (same inode, size and modification time).
+// linkedDigest returns the digest of a file this cache knows whose stat identity is k, for a
+// hard link to it (same device, inode, size and modification time): the entry's path must
+// still hold a file of that identity, so an entry left by a deleted file whose inode was
+// reused never answers.
 func (c *StatCache) linkedDigest(k statKey) (string, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.byIdentity == nil {
 		c.decodeEntries()
-		c.byIdentity = make(map[statKey][sha256.Size]byte, len(c.entries))
-		for _, e := range c.entries {
-			c.byIdentity[e.K] = e.Digest
+		c.byIdentity = make(map[statKey]string, len(c.entries))
+		for p, e := range c.entries {
+			c.byIdentity[e.K] = p
 		}
 	}
-	sum, ok := c.byIdentity[k]
-	if !ok {
+	p, ok := c.byIdentity[k]
+	e := c.entries[p]
+	c.mu.Unlock()
+	if !ok || e.K != k {
 		return "", false
 	}
-	return hex.EncodeToString(sum[:]), true
+	if fi, err := os.Stat(p); err != nil || keyOf(fi) != k {
+		return "", false
+	}
+	return hex.EncodeToString(e.Digest[:]), true
 }
 
 // Prune drops entries for files that no longer exist, and tree records of folders that no
@@ -328,6 +334,7 @@ func (c *StatCache) Prune() int {
 	}
 	if n > 0 {
 		c.dirty = true
+		c.byIdentity = nil // rebuilt on next use
 	}
 	return n
 }

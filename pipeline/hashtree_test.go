@@ -339,3 +339,26 @@ func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 		t.Fatalf("third output, new process: %d files read, want 1 (plain)", read)
 	}
 }
+
+// An entry answers for a hard link only while its path still holds a file of that identity:
+// one left by a deleted file (whose inode a new file may get) does not.
+func TestLinkedDigestNeedsTheEntrysFileStillThere(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x")
+	if err := os.WriteFile(p, []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := OpenStatCache("")
+	if _, err := c.HashTree(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(p)
+	k := keyOf(fi)
+	if d, ok := c.linkedDigest(k); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("content"))) {
+		t.Fatalf("a known file: %q %v", d, ok)
+	}
+	os.Remove(p)
+	if d, ok := c.linkedDigest(k); ok {
+		t.Fatalf("a deleted file's entry answered %q", d)
+	}
+}

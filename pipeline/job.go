@@ -64,7 +64,7 @@ func (w *writtenFiles) digest(abs string, k statKey) (string, bool) {
 // hex. When the engine publishes the output, it takes that digest instead of reading the file
 // again, as long as the file at that path keeps the size, modification time and inode it had
 // once written: a file written this way must not be rewritten by other means within the same
-// clock tick.
+// clock tick, and two calls must not write the same path at once.
 func (j *Job) WriteFile(path string, data []byte) (string, error) {
 	sum := sha256.Sum256(data)
 	if err := os.WriteFile(path, data, 0o644); err != nil {

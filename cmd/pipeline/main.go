@@ -17,6 +17,7 @@ import (
 var version = "dev"
 
 func main() {
+	quietTensorFlow()
 	if len(os.Args) > 1 {
 		if oneDNNCommands[os.Args[1]] {
 			if err := graphs.EnableOneDNN(); err != nil {
@@ -33,9 +34,20 @@ func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
+// quietTensorFlow hides TensorFlow's informational log lines ("oneDNN custom operations are
+// on", "MLIR V1 optimization pass is not enabled"), which tell a pipeline user nothing to act
+// on and would break into the progress display, unless TF_CPP_MIN_LOG_LEVEL is set: warnings
+// and errors still show. libtensorflow reads the variable when it loads, after this.
+func quietTensorFlow() {
+	if _, set := os.LookupEnv("TF_CPP_MIN_LOG_LEVEL"); !set {
+		os.Setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+	}
+}
+
 // tensorFlowCommands always run TensorFlow, so libtensorflow is loaded before they start (a
-// missing or mismatched library is then one clean error); run loads it once it knows it will
-// execute stages. The other commands never load it.
+// missing or mismatched library is then one clean error); run loads it in the background
+// while it plans, and its first executing stage waits for it. The other commands never load
+// it.
 var tensorFlowCommands = map[string]bool{"predict": true, "serve": true, "schedule": true, "selftest": true}
 
 // oneDNNCommands are the commands that train, for which the process re-executes itself with

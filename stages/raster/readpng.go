@@ -25,10 +25,10 @@ func ReadStoredPNG(data []byte) (img image.Image, ok bool) {
 		if len(p) < 12 {
 			return nil, false
 		}
-		n := be.Uint32(p)
-		if n > uint32(len(p)-12) {
+		if uint64(be.Uint32(p)) > uint64(len(p)-12) {
 			return nil, false
 		}
+		n := int(be.Uint32(p))
 		typ, body := string(p[4:8]), p[8:8+n]
 		if crc32.ChecksumIEEE(p[4:8+n]) != be.Uint32(p[8+n:]) {
 			return nil, false
@@ -51,6 +51,9 @@ func ReadStoredPNG(data []byte) (img image.Image, ok bool) {
 		case typ == "IDAT":
 			idat = append(idat, body)
 		case typ == "IEND":
+			if n != 0 {
+				return nil, false // image/png refuses an IEND with data
+			}
 			return decodeStored(idat, w, h, ch)
 		case typ == "tRNS":
 			return nil, false // transparency: image/png returns another image type
@@ -79,6 +82,10 @@ func decodeStored(idat [][]byte, w, h, ch int) (image.Image, bool) {
 		return nil, false
 	}
 	rowLen := 1 + w*ch
+	// Every row is there, stored: check the size before allocating the image.
+	if int64(len(stream)) < 2+int64(h)*int64(rowLen)+4 {
+		return nil, false
+	}
 	var out image.Image
 	var pix []uint8
 	var stride int

@@ -62,13 +62,14 @@ func TestReadStoredPNGLeavesOtherAndDamagedFilesToImagePNG(t *testing.T) {
 	nrgba.Pix[3] = 7 // translucent: an RGBA PNG
 	good, _ := AppendPNG(nil, src)
 	for name, data := range map[string][]byte{
-		"compressed":    encode(png.BestSpeed, src),
-		"paletted":      encode(png.NoCompression, pal),
-		"with alpha":    encode(png.NoCompression, nrgba),
-		"truncated":     good[:len(good)-20],
-		"not a PNG":     []byte("GIF89a"),
-		"transparency":  withChunk(good, "tRNS", []byte{0, 1, 0, 2, 0, 3}),
-		"filtered rows": refilter(t, good),
+		"compressed":     encode(png.BestSpeed, src),
+		"paletted":       encode(png.NoCompression, pal),
+		"with alpha":     encode(png.NoCompression, nrgba),
+		"truncated":      good[:len(good)-20],
+		"not a PNG":      []byte("GIF89a"),
+		"transparency":   withChunk(good, "tRNS", []byte{0, 1, 0, 2, 0, 3}),
+		"IEND with data": withIEND(good, []byte{1}),
+		"filtered rows":  refilter(t, good),
 	} {
 		if _, ok := ReadStoredPNG(data); ok {
 			t.Fatalf("%s: read", name)
@@ -88,6 +89,41 @@ func TestReadStoredPNGLeavesOtherAndDamagedFilesToImagePNG(t *testing.T) {
 			t.Fatal("a truncated file was read")
 		}
 	}
+}
+
+// withIEND replaces the IEND chunk by one holding body.
+func withIEND(data, body []byte) []byte {
+	i := bytes.LastIndex(data, []byte("IEND")) - 4
+	c := binary.BigEndian.AppendUint32(bytes.Clone(data[:i]), uint32(len(body)))
+	start := len(c)
+	c = append(append(c, "IEND"...), body...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[start:]))
+}
+
+// FuzzReadStoredPNG: no input makes ReadStoredPNG panic, and what it reads is what
+// image/png reads.
+func FuzzReadStoredPNG(f *testing.F) {
+	for _, size := range []image.Point{{1, 1}, {7, 3}, {40, 2}} {
+		rgba := randomRGBA(size.X, size.Y, 9)
+		grey := image.NewGray(rgba.Rect)
+		for _, img := range []image.Image{rgba, grey} {
+			data, _ := AppendPNG(nil, img)
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := ReadStoredPNG(data)
+		if !ok {
+			return
+		}
+		want, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("read what image/png refuses: %v", err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatal("read other pixels than image/png")
+		}
+	})
 }
 
 // withChunk inserts a chunk before the first IDAT.
