@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 
 	"github.com/anthonynsimon/bild/clone"
@@ -198,7 +197,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	store := storedFormat{format: FormatPNG, compression: cfg.Compression}
 	job.Progress.Start("originals", int64(len(tasks)))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.NumCPU())
+	g.SetLimit(dataWorkers())
 	for ti := range tasks {
 		ti := ti
 		g.Go(func() error {

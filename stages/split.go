@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -412,7 +411,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	var fallbacks atomic.Int64
 	var fallbackPath atomic.Pointer[string]
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.NumCPU())
+	g.SetLimit(dataWorkers())
 	for i := range all {
 		i := i
 		g.Go(func() error {
