@@ -199,15 +199,11 @@ func roundedMean(sum uint64, n int) float64 {
 
 // meanLuma is the mean grey level of RGBA pixels, rounded as PIL's ImageEnhance.Contrast does.
 func meanLuma(pix []uint8) float64 {
-	n := len(pix) / 4
-	if n == 0 {
-		return 0
-	}
 	var sum uint64
 	for i := 0; i+3 < len(pix); i += 4 {
 		sum += uint64(luma(pix[i], pix[i+1], pix[i+2]))
 	}
-	return roundedMean(sum, n)
+	return roundedMean(sum, len(pix)/4)
 }
 
 // luma is PIL's conversion to "L": (299 R + 587 G + 114 B) / 1000, in its fixed point.

@@ -121,9 +121,9 @@ func warp(out *image.RGBA, src image.Image, m f64.Aff3) *image.RGBA {
 }
 
 // dataWorkers is how many images the split and augment stages work on at once: one more than
-// the cores, since each worker also spends time in the kernel writing files, and one more
-// image in flight kept both cores of the benchmark machine busier (4 of 4 back-to-back runs
-// faster, by 3–7 %; two more gained nothing further).
+// the cores, since each worker also spends time in the kernel writing files (an ad hoc
+// comparison on the data benchmark's photos: 4 of 4 back-to-back runs faster by 3–7 %; two
+// more gained nothing further).
 func dataWorkers() int { return runtime.NumCPU() + 1 }
 
 // bufPool recycles the byte buffers of images that are dead once written (encoded files,
@@ -257,14 +257,14 @@ func (f storedFormat) appendEncoded(dst []byte, img image.Image) ([]byte, error)
 		return append(dst, data...), err
 	case f.format == FormatJPEG:
 		if rgb, ok := img.(*raster.RGB); ok {
-			img = rgbToRGBA(rgb) // image/jpeg's fast path
+			img = rgb.ToRGBA() // image/jpeg's fast path
 		}
 		if err := jpeg.Encode(buf, img, &jpeg.Options{Quality: f.quality}); err != nil {
 			return nil, err
 		}
 	case f.compression == CompressionFast:
 		if rgb, ok := img.(*raster.RGB); ok {
-			img = rgbToRGBA(rgb) // image/png's fast path
+			img = rgb.ToRGBA() // image/png's fast path
 		}
 		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(buf, img); err != nil {
 			return nil, err
@@ -273,19 +273,6 @@ func (f storedFormat) appendEncoded(dst []byte, img image.Image) ([]byte, error)
 		return raster.AppendPNG(dst, img)
 	}
 	return buf.Bytes(), nil
-}
-
-// rgbToRGBA returns an opaque RGBA copy of p.
-func rgbToRGBA(p *raster.RGB) *image.RGBA {
-	w, h := p.Rect.Dx(), p.Rect.Dy()
-	out := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		in, o := p.Pix[y*p.Stride:y*p.Stride+3*w], out.Pix[y*out.Stride:y*out.Stride+4*w]
-		for x := 0; x < w; x++ {
-			o[4*x], o[4*x+1], o[4*x+2], o[4*x+3] = in[3*x], in[3*x+1], in[3*x+2], 0xff
-		}
-	}
-	return out
 }
 
 // extension returns the file extension of a stored format.

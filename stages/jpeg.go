@@ -89,14 +89,21 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 		}
 		d.fits[r] = jpegFit{bilinear: bilinear, smooth: toBytes(ss, smooth.Output(0))}
 	}
+	var err error
+	if d.sess, err = callerSession(s); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// callerSession finalizes s into a session whose calls run on their callers' threads
+// (graphs.CallerThreadOptions).
+func callerSession(s *op.Scope) (*tf.Session, error) {
 	g, err := s.Finalize()
 	if err != nil {
 		return nil, err
 	}
-	if d.sess, err = tf.NewSession(g, graphs.CallerThreadOptions()); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return tf.NewSession(g, graphs.CallerThreadOptions())
 }
 
 // jpegRatio is the largest DCT scale denominator that still leaves the shorter side of a
@@ -246,11 +253,8 @@ func newJPEGEncoder(quality int) (*jpegEncoder, error) {
 	s := op.NewScope()
 	e := &jpegEncoder{in: op.Placeholder(s.SubScope("pixels"), tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, -1, -1)))}
 	e.out = op.EncodeJpeg(s, e.in, op.EncodeJpegQuality(int64(quality)))
-	g, err := s.Finalize()
-	if err != nil {
-		return nil, err
-	}
-	if e.sess, err = tf.NewSession(g, graphs.CallerThreadOptions()); err != nil {
+	var err error
+	if e.sess, err = callerSession(s); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -265,16 +269,9 @@ func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
 	ch := 3
 	switch m := img.(type) {
 	case *image.Gray:
-		ch = 1
-		pix = make([]byte, 0, w*h)
-		for y := 0; y < h; y++ {
-			pix = append(pix, m.Pix[y*m.Stride:y*m.Stride+w]...)
-		}
+		ch, pix = 1, contiguous(m.Pix, m.Stride, w, h)
 	case *raster.RGB:
-		pix = make([]byte, 0, 3*w*h)
-		for y := 0; y < h; y++ {
-			pix = append(pix, m.Pix[y*m.Stride:y*m.Stride+3*w]...)
-		}
+		pix = contiguous(m.Pix, m.Stride, 3*w, h)
 	default:
 		rgba, ok := img.(*image.RGBA)
 		if !ok {
@@ -298,6 +295,19 @@ func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
 		return nil, fmt.Errorf("EncodeJpeg returned %T", graphs.TensorValue(res[0]))
 	}
 	return []byte(s), nil
+}
+
+// contiguous returns the h rows of n bytes, stride apart, that start pix, as one slice: pix
+// itself when they are contiguous, else a copy.
+func contiguous(pix []byte, stride, n, h int) []byte {
+	if stride == n {
+		return pix[:n*h]
+	}
+	out := make([]byte, 0, n*h)
+	for y := 0; y < h; y++ {
+		out = append(out, pix[y*stride:y*stride+n]...)
+	}
+	return out
 }
 
 // close releases the encoder's session.

@@ -483,7 +483,13 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 
 // splitRank orders sets for a group whose files were in several: test, then val, then train.
 func splitRank(s string) int {
-	return map[string]int{TestSet: 0, ValSet: 1, TrainSet: 2}[s]
+	switch s {
+	case TestSet:
+		return 0
+	case ValSet:
+		return 1
+	}
+	return 2
 }
 
 // previousSplits reads the digest → split assignment of an earlier output of this stage, or

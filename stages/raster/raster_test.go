@@ -392,3 +392,20 @@ func TestAdler32MatchesHashAdler32(t *testing.T) {
 		}
 	}
 }
+
+func TestUnpackRGBUndoesPackRGB(t *testing.T) {
+	for n := 0; n <= 9; n++ {
+		rgba := randomRGBA(n, 1, uint64(n)) // opaque
+		rgb := make([]uint8, 3*n)
+		PackRGB(rgb, rgba.Pix)
+		back := make([]uint8, 4*n+2)
+		back[4*n], back[4*n+1] = 0xaa, 0xbb
+		UnpackRGB(back, rgb)
+		if !bytes.Equal(back[:4*n], rgba.Pix) {
+			t.Fatalf("%d pixels: % x, want % x", n, back[:4*n], rgba.Pix)
+		}
+		if back[4*n] != 0xaa || back[4*n+1] != 0xbb {
+			t.Fatalf("%d pixels: wrote past the last pixel", n)
+		}
+	}
+}

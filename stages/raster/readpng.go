@@ -155,18 +155,6 @@ func putRow(dst, row []uint8, w, ch int) bool {
 		copy(dst[:w], row)
 		return true
 	}
-	dst = dst[:4*w]
-	le := binary.LittleEndian
-	i, j := 0, 0
-	// Four pixels from 12 bytes: one 8-byte and one 4-byte load, two 8-byte stores.
-	for ; i+12 <= len(row) && j+16 <= len(dst); i, j = i+12, j+16 {
-		s, d := row[i:i+12:i+12], dst[j:j+16:j+16]
-		v, u := le.Uint64(s), uint64(le.Uint32(s[8:]))
-		le.PutUint64(d, v&0xffffff|0xff000000|(v>>24&0xffffff)<<32|0xff<<56)
-		le.PutUint64(d[8:], v>>48&0xffff|(u&0xff)<<16|0xff000000|(u>>8&0xffffff)<<32|0xff<<56)
-	}
-	for ; i < len(row); i, j = i+3, j+4 {
-		dst[j], dst[j+1], dst[j+2], dst[j+3] = row[i], row[i+1], row[i+2], 0xff
-	}
+	UnpackRGB(dst[:4*w], row)
 	return true
 }

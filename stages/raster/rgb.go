@@ -51,6 +51,35 @@ func (p *RGB) PixOffset(x, y int) int {
 // Opaque reports true: an RGB image has no alpha.
 func (p *RGB) Opaque() bool { return true }
 
+// ToRGBA returns an opaque RGBA copy of p at the origin.
+func (p *RGB) ToRGBA() *image.RGBA {
+	w, h := p.Rect.Dx(), p.Rect.Dy()
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		UnpackRGB(out.Pix[y*out.Stride:(y+1)*out.Stride], p.Pix[y*p.Stride:y*p.Stride+3*w])
+	}
+	return out
+}
+
+// UnpackRGB writes the RGB pixels in src (3 bytes each) to dst as opaque RGBA pixels (4 bytes
+// each), for min(len(src)/3, len(dst)/4) pixels: the inverse of PackRGB.
+func UnpackRGB(dst, src []uint8) {
+	n := min(len(src)/3, len(dst)/4)
+	src, dst = src[:3*n], dst[:4*n]
+	le := binary.LittleEndian
+	i, j := 0, 0
+	// Four pixels from 12 bytes: one 8-byte and one 4-byte load, two 8-byte stores.
+	for ; i+12 <= len(src) && j+16 <= len(dst); i, j = i+12, j+16 {
+		s, d := src[i:i+12:i+12], dst[j:j+16:j+16]
+		v, u := le.Uint64(s), uint64(le.Uint32(s[8:]))
+		le.PutUint64(d, v&0xffffff|0xff000000|(v>>24&0xffffff)<<32|0xff<<56)
+		le.PutUint64(d[8:], v>>48&0xffff|(u&0xff)<<16|0xff000000|(u>>8&0xffffff)<<32|0xff<<56)
+	}
+	for ; i < len(src); i, j = i+3, j+4 {
+		dst[j], dst[j+1], dst[j+2], dst[j+3] = src[i], src[i+1], src[i+2], 0xff
+	}
+}
+
 // PackRGB writes the red, green and blue samples of the RGBA pixels in src (4 bytes each) to
 // dst (3 bytes each), dropping alpha, for min(len(src)/4, len(dst)/3) pixels.
 func PackRGB(dst, src []uint8) {
