@@ -142,6 +142,40 @@ func (k *joinKind) Run(ctx context.Context, j *Job) error {
 	return os.WriteFile(filepath.Join(j.Out, "out"), []byte(strings.Join(parts, "\n")), 0o644)
 }
 
+// bulkKind writes `files` small files under images/<i mod 2>/ and a report; its images
+// folder is bulk (Bulky).
+type bulkKind struct{}
+
+func (bulkKind) Name() string      { return "bulk" }
+func (bulkKind) Version() int      { return 1 }
+func (bulkKind) Outputs() []string { return []string{"images", "report"} }
+func (bulkKind) Attributes() []Attribute {
+	return []Attribute{
+		{Name: "files", Type: cty.Number, Required: true, Doc: "how many"},
+		{Name: "text", Type: cty.String, Default: cty.StringVal("x"), Doc: "file content prefix"},
+	}
+}
+func (bulkKind) BulkDirs(*Values) []string { return []string{"images"} }
+func (bulkKind) Run(ctx context.Context, j *Job) error {
+	var cfg struct {
+		Files int    `cty:"files"`
+		Text  string `cty:"text"`
+	}
+	if err := j.Values.Decode(&cfg); err != nil {
+		return err
+	}
+	for i := 0; i < cfg.Files; i++ {
+		p := filepath.Join(j.Out, "images", fmt.Sprint(i%2), fmt.Sprintf("%d.txt", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("%s%d", cfg.Text, i)), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(j.Out, "report"), []byte(fmt.Sprint(cfg.Files)), 0o644)
+}
+
 type fakeKinds struct {
 	gen   *genKind
 	xform *xformKind
@@ -151,7 +185,7 @@ type fakeKinds struct {
 
 func newFakeKinds() *fakeKinds {
 	f := &fakeKinds{gen: &genKind{}, xform: &xformKind{}, join: &joinKind{}}
-	f.reg, _ = NewRegistry(f.gen, f.xform, f.join)
+	f.reg, _ = NewRegistry(f.gen, f.xform, f.join, bulkKind{})
 	return f
 }
 

@@ -53,6 +53,15 @@ type Effector interface {
 	Apply(ctx context.Context, job *Job, runID string) (note string, err error)
 }
 
+// Bulky is implemented by kinds whose output holds folders of many files (the data stages'
+// images). A run folder gets each such folder as one symbolic link into the store instead of
+// a hard link per file: at 50,000 photos that would be some 150,000 links in every run
+// folder, cached runs included. gc keeps what run folders link to. Paths are slash-separated
+// and relative to the stage's output.
+type Bulky interface {
+	BulkDirs(v *Values) []string
+}
+
 // AttrRole says how the engine treats an attribute beyond passing its value on.
 type AttrRole int
 

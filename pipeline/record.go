@@ -141,6 +141,47 @@ func LinkTree(src, dst string) error {
 	})
 }
 
+// linkArtifacts makes dst the run folder's view of the stage output src: LinkTree, except
+// that each folder named in bulk (slash-separated, relative to src) becomes one relative
+// symbolic link to its place in src.
+func linkArtifacts(src, dst string, bulk []string) error {
+	if len(bulk) == 0 {
+		return LinkTree(src, dst)
+	}
+	linked := map[string]bool{}
+	for _, b := range bulk {
+		linked[filepath.Clean(filepath.FromSlash(b))] = true
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if !d.IsDir() {
+			return LinkFile(p, target)
+		}
+		if !linked[rel] {
+			return os.MkdirAll(target, 0o755)
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		from, err1 := filepath.Abs(filepath.Dir(target))
+		to, err2 := filepath.Abs(p)
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		if r, err := filepath.Rel(from, to); err == nil {
+			to = r // the workspace can move with its run folders
+		}
+		if err := os.Symlink(to, target); err != nil {
+			return err
+		}
+		return filepath.SkipDir
+	})
+}
+
 // LinkFile hard-links src to dst, creating dst's folder, and copies when linking fails.
 func LinkFile(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {

@@ -313,7 +313,11 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 	r.mu.Unlock()
 	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
 	src := filepath.Join(r.e.Store.Workspace, ObjectRel(d.entry.Output.Digest))
-	if err := LinkTree(src, filepath.Join(r.rec.dir, name)); err != nil {
+	var bulk []string
+	if b, ok := d.inst.Kind.(Bulky); ok {
+		bulk = b.BulkDirs(d.values)
+	}
+	if err := linkArtifacts(src, filepath.Join(r.rec.dir, name), bulk); err != nil {
 		return r.fail(res, fmt.Errorf("linking artifacts into %s: %w", r.rec.dir, err))
 	}
 	res.Artifacts = name

@@ -302,9 +302,10 @@ type GCResult struct {
 	Bytes               int64
 }
 
-// GC removes outputs that neither an instance's current state nor a run folder's run.json
-// refers to, the cache entries pointing at them, and leftovers of dead runs in tmp/. Run
-// folders keep their own hard links, so removing an object never breaks one.
+// GC removes outputs that neither an instance's current state nor a run folder refers to
+// (its run.json or its symbolic links into the store), the cache entries pointing at them,
+// and leftovers of dead runs in tmp/. Run folders hold hard links to everything else, so
+// removing an object never breaks one.
 func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
@@ -331,6 +332,11 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 				used[st.Output] = true
 			}
 		}
+	}
+	// Also what run folders link to, which covers a run that died before writing run.json.
+	dirs, _ := filepath.Glob(filepath.Join(runsDir, "*"))
+	for _, d := range dirs {
+		s.linkedObjects(d, used)
 	}
 	objs, _ := os.ReadDir(filepath.Join(s.Root, "objects"))
 	for _, o := range objs {
@@ -371,6 +377,45 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// linkDepth is how deep below a run folder linkedObjects looks for symbolic links: the
+// stage's folder, then a bulk folder's path in its output (augment's output/images is 3).
+const linkDepth = 4
+
+// linkedObjects marks in used the store objects that symbolic links in the run folder dir
+// point into (a data stage's images, see Bulky).
+func (s *Store) linkedObjects(dir string, used map[string]bool) {
+	objects, err := filepath.Abs(filepath.Join(s.Root, "objects"))
+	if err != nil {
+		return
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() && rel != "." && strings.Count(rel, string(filepath.Separator)) >= linkDepth-1 {
+			return filepath.SkipDir
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		to, err := os.Readlink(p)
+		if err != nil {
+			return nil
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(p), to)
+		}
+		if to, err = filepath.Abs(to); err != nil {
+			return nil
+		}
+		if r, err := filepath.Rel(objects, to); err == nil && r != "." && !strings.HasPrefix(r, "..") {
+			used[strings.Split(r, string(filepath.Separator))[0]] = true
+		}
+		return nil
+	})
 }
 
 func dirSize(dir string) int64 {

@@ -45,6 +45,10 @@ func (Augment) Version() int { return 8 }
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }
 
+// BulkDirs implements pipeline.Bulky: run folders link the training images' folder (originals
+// and copies) as a whole.
+func (Augment) BulkDirs(*pipeline.Values) []string { return []string{"output/images"} }
+
 // Attributes implements pipeline.Kind.
 func (Augment) Attributes() []pipeline.Attribute {
 	n := cty.NumberFloatVal

@@ -47,6 +47,9 @@ func (Split) Name() string { return "split" }
 // Version implements pipeline.Kind.
 func (Split) Version() int { return 8 }
 
+// BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
+func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
+
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
 // libjpeg-turbo.
 func (Split) Environment() []string { return []string{"libtensorflow " + graphs.TensorFlowVersion()} }

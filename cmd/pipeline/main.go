@@ -35,9 +35,12 @@ func main() {
 }
 
 // quietTensorFlow hides TensorFlow's informational log lines ("oneDNN custom operations are
-// on", "MLIR V1 optimization pass is not enabled"), which tell a pipeline user nothing to act
-// on and would break into the progress display, unless TF_CPP_MIN_LOG_LEVEL is set: warnings
-// and errors still show. libtensorflow reads the variable when it loads, after this.
+// on"), which tell a pipeline user nothing to act on and would break into the progress
+// display, unless TF_CPP_MIN_LOG_LEVEL is set: warnings and errors still show. libtensorflow
+// reads the variable when it loads, after this. One line escapes it, once per process: "MLIR
+// V1 optimization pass is not enabled" comes from the Abseil logging compiled into
+// libtensorflow_cc with its symbols hidden, which writes everything to stderr and cannot be
+// set from outside.
 func quietTensorFlow() {
 	if _, set := os.LookupEnv("TF_CPP_MIN_LOG_LEVEL"); !set {
 		os.Setenv("TF_CPP_MIN_LOG_LEVEL", "1")
