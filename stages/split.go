@@ -39,13 +39,14 @@ type SplitConfig struct {
 	Format           string   `cty:"format"`
 	Quality          int      `cty:"quality"`
 	Compression      string   `cty:"compression"`
+	NearDuplicates   bool     `cty:"near_duplicates"`
 }
 
 // Name implements pipeline.Kind.
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 8 }
+func (Split) Version() int { return 9 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
@@ -72,6 +73,7 @@ func (Split) Attributes() []pipeline.Attribute {
 		{Name: "format", Type: cty.String, Default: cty.StringVal(FormatPNG), Doc: "png (lossless) or jpeg"},
 		{Name: "quality", Type: cty.Number, Default: cty.NumberIntVal(95), Doc: "JPEG quality"},
 		{Name: "compression", Type: cty.String, Default: cty.StringVal(CompressionNone), Doc: "PNG compression: none (fastest to write and read) or fast (about half the size)"},
+		{Name: "near_duplicates", Type: cty.Bool, Default: cty.True, Doc: "keep copies of one picture at other sizes or JPEG qualities in one set, like identical files"},
 	}
 }
 
@@ -112,16 +114,20 @@ func minPerClass(val, test float64) int {
 
 // splitReport is report/split.json.
 type splitReport struct {
-	Classes    []classCounts  `json:"classes"`
-	Total      classCounts    `json:"total"`
-	Rejected   int            `json:"rejected"`
-	Duplicates [][]string     `json:"duplicates,omitempty"` // groups of files stored as the same image
-	Conflicts  [][]string     `json:"label_conflicts,omitempty"`
-	Dropped    []string       `json:"dropped_classes,omitempty"`
-	Kept       int            `json:"kept_from_previous_split"`
-	Settings   *splitSettings `json:"settings,omitempty"`
-	TestSource bool           `json:"separate_test_source"`
-	Leaked     []string       `json:"removed_from_train_val,omitempty"` // also in test_source
+	Classes    []classCounts `json:"classes"`
+	Total      classCounts   `json:"total"`
+	Rejected   int           `json:"rejected"`
+	Duplicates [][]string    `json:"duplicates,omitempty"` // groups of files stored as the same image
+	Conflicts  [][]string    `json:"label_conflicts,omitempty"`
+	// Near are groups of files that are one picture at different sizes or qualities (each
+	// group with at least two different stored images); NearConflicts those across classes.
+	Near          [][]string     `json:"near_duplicates,omitempty"`
+	NearConflicts [][]string     `json:"near_duplicate_label_conflicts,omitempty"`
+	Dropped       []string       `json:"dropped_classes,omitempty"`
+	Kept          int            `json:"kept_from_previous_split"`
+	Settings      *splitSettings `json:"settings,omitempty"`
+	TestSource    bool           `json:"separate_test_source"`
+	Leaked        []string       `json:"removed_from_train_val,omitempty"` // also in test_source, or near-duplicates of its images
 }
 
 // splitSettings are what an image's set depends on besides its content. A previous split
@@ -147,8 +153,10 @@ type processed struct {
 	digest string
 	stored string // relative to the output folder
 	pixels string // SHA-256 of the stored file: equal for files that become the same image
-	group  string // the smallest digest among the files stored as that same image
-	test   bool   // from test_source
+	exact  string // the smallest digest among the files stored as that same image
+	group  string // the smallest exact among its near-duplicates: what shares a set
+	print  fingerprint
+	test   bool // from test_source
 }
 
 // Run implements pipeline.Kind.
@@ -202,9 +210,10 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	sort.Slice(rejected, func(i, j int) bool { return rejected[i].Path < rejected[j].Path })
 
 	// Groups of files that become the same stored image (byte-identical files, and the same
-	// picture in two lossless encodings); test_source copies win, so no test image leaks into
-	// training. A group is named by its smallest file digest: a group of one is named, and so
-	// ordered by the seed, by its file's own digest.
+	// picture in two lossless encodings), joined with their near-duplicates (the same picture
+	// at another size or JPEG quality) unless turned off; test_source copies win, so no test
+	// image leaks into training. A group is named by its smallest file digest: a group of one
+	// is named, and so ordered by the seed, by its file's own digest.
 	first := map[string]string{}
 	for _, p := range procs {
 		if d, ok := first[p.pixels]; !ok || p.digest < d {
@@ -212,7 +221,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 	}
 	for i := range procs {
-		procs[i].group = first[procs[i].pixels]
+		procs[i].exact = first[procs[i].pixels]
+		procs[i].group = procs[i].exact
+	}
+	if cfg.NearDuplicates {
+		joinNearDuplicates(procs)
 	}
 	groups := map[string]*group{}
 	fixed := map[string]string{}
@@ -222,7 +235,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			g = &group{Digest: p.group}
 			groups[p.group] = g
 		}
-		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel})
+		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel, Exact: p.exact})
 		if p.test {
 			fixed[p.group] = TestSet
 		}
@@ -284,22 +297,32 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		sort.Slice(ms, func(i, j int) bool { return ms[i].Rel < ms[j].Rel })
 		g.Members = ms
 		gs = append(gs, g)
-		if len(ms) > 1 {
-			paths := make([]string, len(ms))
-			classesOf := map[string]bool{}
-			for i, m := range ms {
-				paths[i] = m.Rel
-				classesOf[m.Class] = true
+		exact := map[string][]member{}
+		for _, m := range ms {
+			exact[m.Exact] = append(exact[m.Exact], m)
+		}
+		for _, e := range exact {
+			if len(e) > 1 {
+				paths, mixed := memberPaths(e)
+				rep.Duplicates = append(rep.Duplicates, paths)
+				if mixed {
+					rep.Conflicts = append(rep.Conflicts, paths)
+				}
 			}
-			rep.Duplicates = append(rep.Duplicates, paths)
-			if len(classesOf) > 1 {
-				rep.Conflicts = append(rep.Conflicts, paths)
+		}
+		if len(exact) > 1 {
+			paths, mixed := memberPaths(ms)
+			rep.Near = append(rep.Near, paths)
+			if mixed {
+				rep.NearConflicts = append(rep.NearConflicts, paths)
 			}
 		}
 	}
 	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
 	sortPaths(rep.Duplicates)
 	sortPaths(rep.Conflicts)
+	sortPaths(rep.Near)
+	sortPaths(rep.NearConflicts)
 	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac}
 	if cfg.TestSource != nil {
 		rep.Settings.TestSource = *cfg.TestSource
@@ -383,6 +406,58 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	return writeSplitReport(job, kept, rep, rejected)
 }
 
+// memberPaths returns the members' paths (sorted, as the members are) and whether they carry
+// more than one class.
+func memberPaths(ms []member) ([]string, bool) {
+	paths := make([]string, len(ms))
+	for i, m := range ms {
+		paths[i] = m.Rel
+	}
+	for _, m := range ms[1:] {
+		if m.Class != ms[0].Class {
+			return paths, true
+		}
+	}
+	return paths, false
+}
+
+// joinNearDuplicates puts near-duplicate images into one group: each image's group becomes
+// the smallest exact-group name among the images it is transitively near. One fingerprint
+// per stored image is compared.
+func joinNearDuplicates(procs []processed) {
+	index := map[string]int{} // exact group → position in names/prints
+	var names []string
+	var prints []fingerprint
+	for _, p := range procs {
+		if _, ok := index[p.exact]; !ok {
+			index[p.exact] = len(names)
+			names = append(names, p.exact)
+			prints = append(prints, p.print)
+		}
+	}
+	parent := make([]int, len(names))
+	for i := range parent {
+		parent[i] = i
+	}
+	find := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	for _, pr := range nearDuplicates(prints) {
+		a, b := find(pr[0]), find(pr[1])
+		if names[b] < names[a] {
+			a, b = b, a
+		}
+		parent[b] = a // the root keeps the smallest name
+	}
+	for i := range procs {
+		procs[i].group = names[find(index[procs[i].exact])]
+	}
+}
+
 func prefixPaths(rs []Rejected, root string) {
 	for i := range rs {
 		rs[i].Path = filepath.ToSlash(filepath.Join(root, rs[i].Path))
@@ -431,6 +506,9 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return fmt.Errorf("reading %s: %w", all[i].cand.Abs, err)
 			}
 			all[i].digest = l.Digest
+			if cfg.NearDuplicates {
+				all[i].print = fingerprintOf(l.Img)
+			}
 			if l.Fallback {
 				fallbacks.Add(1)
 				fallbackPath.CompareAndSwap(nil, &all[i].cand.Rel)
@@ -572,8 +650,14 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	if len(rep.Conflicts) > 0 {
 		job.Logf("warning: %d groups of identical images carry different class labels (report/split.json: label_conflicts)", len(rep.Conflicts))
 	}
+	if len(rep.Near) > 0 {
+		job.Logf("%d groups of near-identical images (one picture at different sizes or JPEG qualities) are kept in one set each (report/split.json: near_duplicates)", len(rep.Near))
+	}
+	if len(rep.NearConflicts) > 0 {
+		job.Logf("warning: %d groups of near-identical images carry different class labels (report/split.json: near_duplicate_label_conflicts)", len(rep.NearConflicts))
+	}
 	if len(rep.Leaked) > 0 {
-		job.Logf("warning: removed %d training images that are byte-identical to test_source images (report/split.json: removed_from_train_val)", len(rep.Leaked))
+		job.Logf("warning: removed %d training images that are identical or near-identical to test_source images (report/split.json: removed_from_train_val)", len(rep.Leaked))
 	}
 	return nil
 }

@@ -19,13 +19,15 @@ const (
 // get their held-out images.
 var splitOrder = []string{TestSet, ValSet, TrainSet}
 
-// member is one file of a group of byte-identical files.
+// member is one file of a group.
 type member struct {
 	Class string
 	Rel   string
+	Exact string // the group of files stored as the same image that it belongs to
 }
 
-// group is every file with one digest: identical bytes always share a split.
+// group is every file stored as one image, with its near-duplicates: they always share a
+// split.
 type group struct {
 	Digest  string
 	Members []member

@@ -1,0 +1,178 @@
+package stages
+
+import (
+	"image"
+	"image/color"
+	"runtime"
+	"sort"
+	"sync"
+
+	"pipeline/stages/raster"
+)
+
+// Near-duplicates: the same picture saved at another size or JPEG quality is not
+// byte-identical, but a model that saw one in training has as good as seen the other in the
+// test set. The split compares grey thumbnails of the stored images and keeps pictures whose
+// thumbnails (nearly) agree in one set.
+
+// thumbSide is the side of the grey thumbnail images are compared by.
+const thumbSide = 16
+
+// thumbCells is the number of cells in a thumbnail.
+const thumbCells = thumbSide * thumbSide
+
+// maxThumbDiff is the largest mean difference, in grey levels, between the thumbnails of two
+// near-duplicates. Measured: a photo and its copy resized to 40–80 % and saved at JPEG quality
+// 50–90 differ by at most 0.62 (2,000 synthetic photos at 224 px, 48 blob pictures at 64 px);
+// different Fashion-MNIST garments of one cut and pose by at least 5.3.
+const maxThumbDiff = 2
+
+// blockSide is the side, in cells, of the blocks whose sums rule pairs out cheaply.
+const blockSide = 4
+
+// blocks is the number of blocks in a thumbnail.
+const blocks = thumbCells / (blockSide * blockSide)
+
+// fingerprint is what the split compares images by: a thumbnail, and sums over it that bound
+// the thumbnail difference from below, to rule most pairs out cheaply.
+type fingerprint struct {
+	thumb  [thumbCells]uint8
+	sum    int32         // of all cells
+	blocks [blocks]int32 // of each blockSide × blockSide block of cells, row by row
+	ok     bool          // false for images too small or too flat to compare
+}
+
+// fingerprintOf returns img's fingerprint: the mean grey (Rec. 601 luma) of each of
+// thumbSide × thumbSide cells. An image smaller than that, or whose thumbnail is within a few
+// grey levels of flat, is not comparable: it would match every other flat picture.
+func fingerprintOf(img image.Image) fingerprint {
+	var sum, cnt [thumbCells]uint64
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w < thumbSide || h < thumbSide {
+		return fingerprint{}
+	}
+	var edge [thumbSide + 1]int // cell cx covers x in [edge[cx], edge[cx+1])
+	for cx := range edge {
+		edge[cx] = (cx*w + thumbSide - 1) / thumbSide
+	}
+	for y := 0; y < h; y++ {
+		row := y * thumbSide / h * thumbSide
+		for cx := range thumbSide {
+			x0, x1 := edge[cx], edge[cx+1]
+			switch m := img.(type) {
+			case *raster.RGB:
+				var r, g, bl uint64
+				p := m.Pix[y*m.Stride+3*x0 : y*m.Stride+3*x1]
+				for i := 0; i+2 < len(p); i += 3 {
+					r, g, bl = r+uint64(p[i]), g+uint64(p[i+1]), bl+uint64(p[i+2])
+				}
+				// Luma in 1/1024ths, with the weights of image/color's grey conversion.
+				sum[row+cx] += 306*r + 601*g + 117*bl
+			case *image.Gray:
+				var v uint64
+				for _, px := range m.Pix[y*m.Stride+x0 : y*m.Stride+x1] {
+					v += uint64(px)
+				}
+				sum[row+cx] += 1024 * v
+			default:
+				for x := x0; x < x1; x++ {
+					gr := color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray)
+					sum[row+cx] += 1024 * uint64(gr.Y)
+				}
+			}
+			cnt[row+cx] += uint64(x1 - x0)
+		}
+	}
+	var f fingerprint
+	lo, hi := uint8(255), uint8(0)
+	for i := range f.thumb {
+		v := uint8((sum[i]/cnt[i] + 512) / 1024)
+		f.thumb[i] = v
+		lo, hi = min(lo, v), max(hi, v)
+		f.sum += int32(v)
+		y, x := i/thumbSide, i%thumbSide
+		f.blocks[y/blockSide*(thumbSide/blockSide)+x/blockSide] += int32(v)
+	}
+	f.ok = hi-lo >= 8
+	return f
+}
+
+// limit is the largest summed difference of two near-duplicates' thumbnails.
+const limit = maxThumbDiff * thumbCells
+
+// closeThumbs reports whether two thumbnails differ by at most limit in all.
+func closeThumbs(a, b *[thumbCells]uint8) bool {
+	d := 0
+	for i := range a {
+		d += abs(int(a[i]) - int(b[i]))
+		if d > limit {
+			return false
+		}
+	}
+	return true
+}
+
+// closeBlocks reports whether two fingerprints' block sums differ by at most limit in all:
+// necessary for near-duplicates, since the difference of a sum over cells is at most the
+// summed difference of the cells.
+func closeBlocks(a, b *[blocks]int32) bool {
+	var d int32
+	for i := range a {
+		v := a[i] - b[i]
+		d += max(v, -v)
+		if d > limit {
+			return false
+		}
+	}
+	return true
+}
+
+func abs(v int) int { return max(v, -v) }
+
+// nearDuplicates returns the pairs (i < j) of comparable fingerprints that are
+// near-duplicates (thumbnails at most maxThumbDiff grey levels apart on average), each once,
+// sorted. Only fingerprints whose sums are within limit can be near, so it compares each with
+// those following it in order of sum, first by block sums, kept side by side in that order.
+func nearDuplicates(fs []fingerprint) [][2]int {
+	var idx []int
+	for i := range fs {
+		if fs[i].ok {
+			idx = append(idx, i)
+		}
+	}
+	sort.Slice(idx, func(a, b int) bool { return fs[idx[a]].sum < fs[idx[b]].sum })
+	sums := make([]int32, len(idx))
+	keys := make([][blocks]int32, len(idx))
+	for k, i := range idx {
+		sums[k], keys[k] = fs[i].sum, fs[i].blocks
+	}
+	// Every core takes every n-th fingerprint (neighbours in sum order cost alike).
+	n := runtime.NumCPU()
+	found := make([][][2]int, n)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			for a := w; a < len(idx); a += n {
+				for b := a + 1; b < len(idx) && sums[b]-sums[a] <= limit; b++ {
+					if closeBlocks(&keys[a], &keys[b]) && closeThumbs(&fs[idx[a]].thumb, &fs[idx[b]].thumb) {
+						i, j := idx[a], idx[b]
+						found[w] = append(found[w], [2]int{min(i, j), max(i, j)})
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var out [][2]int
+	for _, f := range found {
+		out = append(out, f...)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a][0] != out[b][0] {
+			return out[a][0] < out[b][0]
+		}
+		return out[a][1] < out[b][1]
+	})
+	return out
+}

@@ -1,0 +1,280 @@
+package stages
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"golang.org/x/image/draw"
+
+	"pipeline/stages/raster"
+)
+
+// blobPhoto is a photo-like picture for seed: a colour gradient with a few soft ellipses.
+func blobPhoto(seed uint64, w, h int) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 77))
+	type blob struct{ cx, cy, rx, ry, cr, cg, cb float64 }
+	bs := make([]blob, 6)
+	for i := range bs {
+		bs[i] = blob{r.Float64() * float64(w), r.Float64() * float64(h), 0.1*float64(w) + r.Float64()*0.3*float64(w),
+			0.1*float64(h) + r.Float64()*0.3*float64(h), r.Float64() * 255, r.Float64() * 255, r.Float64() * 255}
+	}
+	g0, g1 := r.Float64()*255, r.Float64()*255
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			v := g0 + (g1-g0)*float64(x+y)/float64(w+h)
+			c := [3]float64{v, 255 - v, v / 2}
+			for _, b := range bs {
+				dx, dy := (float64(x)-b.cx)/b.rx, (float64(y)-b.cy)/b.ry
+				if a := 1 - (dx*dx + dy*dy); a > 0 {
+					c[0], c[1], c[2] = c[0]*(1-a)+b.cr*a, c[1]*(1-a)+b.cg*a, c[2]*(1-a)+b.cb*a
+				}
+			}
+			img.SetRGBA(x, y, color.RGBA{uint8(c[0]), uint8(c[1]), uint8(c[2]), 255})
+		}
+	}
+	return img
+}
+
+func encodePNG(img image.Image) []byte {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// smallerJPEG is img resized to frac of its size and saved at JPEG quality q: a copy of the
+// same picture found elsewhere.
+func smallerJPEG(img image.Image, frac float64, q int) []byte {
+	b := img.Bounds()
+	dst := image.NewRGBA(image.Rect(0, 0, int(float64(b.Dx())*frac), int(float64(b.Dy())*frac)))
+	draw.BiLinear.Scale(dst, dst.Rect, img, b, draw.Src, nil)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: q}); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// printOf stores data the way the split does (64 px, centre crop, RGB) and fingerprints it.
+func printOf(t *testing.T, name string, data []byte) fingerprint {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := loadImage(p, DefaultMaxPixels, 64, ResizeCenterCrop, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fingerprintOf(l.Img)
+}
+
+func TestFingerprintsJoinResizedCopiesAndNothingElse(t *testing.T) {
+	var prints []fingerprint
+	for i := range 12 {
+		pic := blobPhoto(uint64(i), 240, 180)
+		prints = append(prints, printOf(t, "a.png", encodePNG(pic)))
+		if i < 4 {
+			// Copies at 40–80 % and JPEG quality 50–90.
+			for _, c := range []struct {
+				frac float64
+				q    int
+			}{{0.6, 60}, {0.4, 50}, {0.8, 90}} {
+				prints = append(prints, printOf(t, "b.jpg", smallerJPEG(pic, c.frac, c.q)))
+			}
+		}
+	}
+	// Every copy of a picture is near its original and the other copies.
+	var all [][2]int
+	for g := 0; g < 4; g++ {
+		for a := 4 * g; a < 4*g+4; a++ {
+			for b := a + 1; b < 4*g+4; b++ {
+				all = append(all, [2]int{a, b})
+			}
+		}
+	}
+	if got := nearDuplicates(prints); !slices.Equal(got, all) {
+		t.Fatalf("near-duplicate pairs %v, want %v", got, all)
+	}
+	// A flat picture is never anyone's near-duplicate, not even another flat one.
+	flat := image.NewUniform(color.RGBA{90, 90, 90, 255})
+	f1 := printOf(t, "f.png", encodePNG(imageOf(flat, 100, 80)))
+	if f1.ok {
+		t.Fatal("a flat picture was comparable")
+	}
+	if got := nearDuplicates([]fingerprint{f1, f1}); len(got) != 0 {
+		t.Fatalf("flat pictures paired: %v", got)
+	}
+}
+
+func imageOf(u *image.Uniform, w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(img, img.Rect, u, image.Point{}, draw.Src)
+	return img
+}
+
+// randomPrint is a comparable fingerprint with random cells, or base's cells moved by up to
+// ±spread levels when base is given.
+func randomPrint(r *rand.Rand, base *fingerprint, spread int) fingerprint {
+	var f fingerprint
+	for i := range f.thumb {
+		v := r.IntN(256)
+		if base != nil {
+			v = min(255, max(0, int(base.thumb[i])+r.IntN(2*spread+1)-spread))
+		}
+		f.thumb[i] = uint8(v)
+		f.sum += int32(v)
+		y, x := i/thumbSide, i%thumbSide
+		f.blocks[y/blockSide*(thumbSide/blockSide)+x/blockSide] += int32(v)
+	}
+	f.ok = true
+	return f
+}
+
+func TestNearDuplicatesFindsEveryPairBruteForceDoes(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var fs []fingerprint
+	for range 30 {
+		base := randomPrint(r, nil, 0)
+		fs = append(fs, base)
+		for range 1 + r.IntN(4) {
+			fs = append(fs, randomPrint(r, &base, 1+r.IntN(6))) // some within the limit, some not
+		}
+	}
+	fs[7].ok = false
+	var want [][2]int
+	for i := range fs {
+		for j := i + 1; j < len(fs); j++ {
+			d := 0
+			for c := range fs[i].thumb {
+				d += abs(int(fs[i].thumb[c]) - int(fs[j].thumb[c]))
+			}
+			if fs[i].ok && fs[j].ok && d <= maxThumbDiff*thumbCells {
+				want = append(want, [2]int{i, j})
+			}
+		}
+	}
+	if len(want) < 20 || len(want) > len(fs) {
+		t.Fatalf("the test data has %d near pairs among %d fingerprints", len(want), len(fs))
+	}
+	if got := nearDuplicates(fs); !slices.Equal(got, want) {
+		t.Fatalf("%d pairs %v, brute force %d %v", len(got), got, len(want), want)
+	}
+}
+
+const nearHCL = `
+stage "split" "main" {
+  source          = "raw"
+  image_size      = 32
+  val             = 0.2
+  test            = 0.2
+  near_duplicates = %v
+}
+`
+
+func TestNearDuplicatesShareASetAndAreReported(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			w := newWS(t, fmt.Sprintf(nearHCL, on))
+			for i := range 10 {
+				w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+				w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
+			}
+			// Picture a/03 again at 60 % in JPEG, twice in a and once, mislabelled, in b.
+			pic := blobPhoto(3, 120, 90)
+			w.write("raw/a/copy1.jpg", smallerJPEG(pic, 0.6, 60))
+			w.write("raw/a/copy2.jpg", smallerJPEG(pic, 0.7, 80))
+			w.write("raw/b/copy3.jpg", smallerJPEG(pic, 0.8, 90))
+			rec, _ := w.run(false)
+			s := splitOf(t, w, rec)
+			var rep splitReport
+			readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+			group := []string{"a/03.png", "a/copy1.jpg", "a/copy2.jpg", "b/copy3.jpg"}
+			if !on {
+				if len(rep.Near) != 0 {
+					t.Fatalf("near_duplicates = false, yet reported %v", rep.Near)
+				}
+				return
+			}
+			for _, p := range group[1:] {
+				if s[p] != s[group[0]] {
+					t.Errorf("%s is in %s, its original in %s", p, s[p], s[group[0]])
+				}
+			}
+			if len(rep.Near) != 1 || !slices.Equal(rep.Near[0], group) {
+				t.Errorf("near_duplicates %v, want [%v]", rep.Near, group)
+			}
+			if len(rep.NearConflicts) != 1 {
+				t.Errorf("near_duplicate_label_conflicts %v, want the group (b/copy3 is labelled b)", rep.NearConflicts)
+			}
+			if len(rep.Duplicates) != 0 {
+				t.Errorf("duplicates %v: no two files are identical", rep.Duplicates)
+			}
+		})
+	}
+}
+
+func TestNearDuplicatesOfTestSourceImagesLeaveTraining(t *testing.T) {
+	w := newWS(t, `
+stage "split" "main" {
+  source      = "raw/train"
+  test_source = "raw/test"
+  image_size  = 32
+  val         = 0.25
+}
+`)
+	for _, c := range []string{"x", "y"} {
+		for i := range 8 {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), encodePNG(blobPhoto(uint64(c[0])*100+uint64(i), 120, 90)))
+		}
+		for i := range 3 {
+			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), encodePNG(blobPhoto(uint64(c[0])*100+50+uint64(i), 120, 90)))
+		}
+	}
+	w.write("raw/train/x/smaller.jpg", smallerJPEG(blobPhoto(uint64('x')*100+51, 120, 90), 0.6, 70))
+	rec, _ := w.run(false)
+	s := splitOf(t, w, rec)
+	if set, ok := s["x/smaller.jpg"]; ok {
+		t.Fatalf("a smaller copy of test image x/t1.png is in %s", set)
+	}
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	if !slices.Equal(rep.Leaked, []string{"raw/train/x/smaller.jpg"}) {
+		t.Fatalf("removed_from_train_val %v", rep.Leaked)
+	}
+}
+
+func BenchmarkFingerprint(b *testing.B) {
+	pic := blobPhoto(1, 224, 224)
+	rgb := &raster.RGB{Pix: make([]uint8, 224*224*3), Stride: 224 * 3, Rect: pic.Rect}
+	for i := range 224 * 224 {
+		copy(rgb.Pix[3*i:3*i+3], pic.Pix[4*i:4*i+3])
+	}
+	for b.Loop() {
+		fingerprintOf(rgb)
+	}
+}
+
+// BenchmarkNearDuplicates50k compares 50,000 fingerprints whose sums crowd together (random
+// cells: the sums' spread is a sixth of natural photos').
+func BenchmarkNearDuplicates50k(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	fs := make([]fingerprint, 50000)
+	for i := range fs {
+		fs[i] = randomPrint(r, nil, 0)
+	}
+	for b.Loop() {
+		nearDuplicates(fs)
+	}
+}
