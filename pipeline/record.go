@@ -122,32 +122,13 @@ func (r *RunRecord) close() {
 }
 
 // LinkTree makes dst a copy of the folder src built from hard links (copies where links are
-// impossible, e.g. across file systems). Run folders use it, so they stay complete after gc.
-func LinkTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		// The walk made target's folder already (WalkDir visits a folder before its files).
-		if err := os.Link(p, target); err == nil {
-			return nil
-		}
-		return copyFile(p, target)
-	})
-}
+// impossible, e.g. across file systems), which stays complete whatever becomes of src.
+func LinkTree(src, dst string) error { return linkArtifacts(src, dst, nil) }
 
 // linkArtifacts makes dst the run folder's view of the stage output src: LinkTree, except
 // that each folder named in bulk (slash-separated, relative to src) becomes one relative
 // symbolic link to its place in src.
 func linkArtifacts(src, dst string, bulk []string) error {
-	if len(bulk) == 0 {
-		return LinkTree(src, dst)
-	}
 	linked := map[string]bool{}
 	for _, b := range bulk {
 		linked[filepath.Clean(filepath.FromSlash(b))] = true
@@ -159,13 +140,14 @@ func linkArtifacts(src, dst string, bulk []string) error {
 		rel, _ := filepath.Rel(src, p)
 		target := filepath.Join(dst, rel)
 		if !d.IsDir() {
-			return LinkFile(p, target)
+			// The walk made target's folder already (WalkDir visits a folder before its files).
+			if err := os.Link(p, target); err == nil {
+				return nil
+			}
+			return copyFile(p, target)
 		}
 		if !linked[rel] {
 			return os.MkdirAll(target, 0o755)
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
 		}
 		from, err1 := filepath.Abs(filepath.Dir(target))
 		to, err2 := filepath.Abs(p)
