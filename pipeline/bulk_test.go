@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -137,4 +140,45 @@ func TestGCKeepsWhatRunFoldersLinkTo(t *testing.T) {
 		t.Errorf("old object still there: %v", err)
 	}
 	checkBulkLink(t, ws, cur, "b")
+}
+
+func TestJobKnowsTheDigestsOfItsSources(t *testing.T) {
+	ws := newWorkspace(t, `
+stage "gen" "src" {
+  source = "raw"
+}
+`, map[string]string{"raw/a": "alpha", "raw/b": "beta", "other": "not a source"})
+	var known, other []string
+	ws.kinds.gen.probe = func(j *Job) {
+		for _, name := range []string{"raw/a", "raw/b", "other"} {
+			fi, err := os.Stat(j.Path(name))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			d, ok := j.KnownDigest(j.Path(name), fi)
+			if name == "other" {
+				if ok {
+					other = append(other, d)
+				}
+				continue
+			}
+			known = append(known, d)
+		}
+	}
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{sha256Hex("alpha"), sha256Hex("beta")}
+	if !slices.Equal(known, want) {
+		t.Errorf("known digests %q, want %q", known, want)
+	}
+	if len(other) != 0 {
+		t.Errorf("a file outside the sources had a known digest: %q", other)
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

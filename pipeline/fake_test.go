@@ -19,7 +19,10 @@ import (
 // and can be told to fail or block.
 
 // genKind concatenates the files of a source folder (sorted) into out, times `repeat`.
-type genKind struct{ runs atomic.Int64 }
+type genKind struct {
+	runs  atomic.Int64
+	probe func(*Job) // when set, called at the start of Run
+}
 
 func (k *genKind) Name() string      { return "gen" }
 func (k *genKind) Version() int      { return 1 }
@@ -41,6 +44,9 @@ func (k *genKind) Validate(v *Values) hcl.Diagnostics {
 }
 func (k *genKind) Run(ctx context.Context, j *Job) error {
 	k.runs.Add(1)
+	if k.probe != nil {
+		k.probe(j)
+	}
 	var cfg struct {
 		Source string `cty:"source"`
 		Repeat int    `cty:"repeat"`

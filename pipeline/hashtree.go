@@ -253,14 +253,22 @@ func (c *StatCache) FileDigest(path string, fi os.FileInfo) (string, error) {
 	return c.fileDigest(absPath(path), keyOf(fi))
 }
 
-// fileDigest is FileDigest for an absolute path and its stat identity.
-func (c *StatCache) fileDigest(abs string, k statKey) (string, error) {
+// cachedDigest returns the digest recorded for abs if it was recorded for identity k.
+func (c *StatCache) cachedDigest(abs string, k statKey) (string, bool) {
 	c.mu.Lock()
 	c.decodeEntries()
 	e, ok := c.entries[abs]
 	c.mu.Unlock()
-	if ok && e.K == k {
-		return hex.EncodeToString(e.Digest[:]), nil
+	if !ok || e.K != k {
+		return "", false
+	}
+	return hex.EncodeToString(e.Digest[:]), true
+}
+
+// fileDigest is FileDigest for an absolute path and its stat identity.
+func (c *StatCache) fileDigest(abs string, k statKey) (string, error) {
+	if d, ok := c.cachedDigest(abs, k); ok {
+		return d, nil
 	}
 	d, err := hashFile(abs)
 	if err != nil {

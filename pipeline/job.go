@@ -37,6 +37,20 @@ type Job struct {
 
 	// written, when set by the engine, collects the digests of files written with WriteFile.
 	written *writtenFiles
+	// stats, when set by the engine, is its stat cache, which holds the digests of the
+	// sources it hashed for the key.
+	stats *StatCache
+}
+
+// KnownDigest returns the SHA-256 (hex) of the file at path, whose stat is fi, when the engine
+// already knows it for that stat identity (size, modification time, inode): the files of a
+// stage's sources were hashed for its cache key, and a stage reading them need not hash them
+// again.
+func (j *Job) KnownDigest(path string, fi os.FileInfo) (string, bool) {
+	if j.stats == nil {
+		return "", false
+	}
+	return j.stats.cachedDigest(absPath(path), keyOf(fi))
 }
 
 // writtenFiles are the digests of the files a stage wrote with Job.WriteFile, by absolute

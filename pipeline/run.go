@@ -255,7 +255,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		prog = nopProgress{}
 	}
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
-		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{}}
+		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{}, stats: r.e.Store.Stats}
 	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
 		prev := filepath.Join(r.e.Store.Workspace, ObjectRel(st.Output))
 		if _, err := os.Stat(prev); err == nil {

@@ -55,18 +55,51 @@ type errRejected struct{ reason string }
 
 func (e errRejected) Error() string { return e.reason }
 
+// readFile is os.ReadFile that also returns the file's stat, taken before reading.
+func readFile(path string) ([]byte, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	if _, err := buf.ReadFrom(f); err != nil {
+		return nil, nil, err
+	}
+	return buf.Bytes(), fi, nil
+}
+
 func reject(format string, args ...any) error { return errRejected{fmt.Sprintf(format, args...)} }
 
+// digests knows the digests of some files already (*pipeline.Job: the engine's, of a
+// stage's sources).
+type digests interface {
+	KnownDigest(path string, fi os.FileInfo) (string, bool)
+}
+
 // loadImage reads, hashes, decodes and fits path to size×size by policy in channels (see
-// prepareImage). Problems with the file itself (empty, not an image, truncated, too large)
-// are errRejected; I/O failures are plain errors.
-func loadImage(path string, maxPixels int64, size int, policy string, channels int) (loaded, error) {
-	data, err := os.ReadFile(path)
+// prepareImage). The digest comes from known when it has it for the file as read (known may
+// be nil). Problems with the file itself (empty, not an image, truncated, too large) are
+// errRejected; I/O failures are plain errors.
+func loadImage(path string, known digests, maxPixels int64, size int, policy string, channels int) (loaded, error) {
+	data, fi, err := readFile(path)
 	if err != nil {
 		return loaded{}, err
 	}
-	sum := sha256.Sum256(data)
-	l := loaded{Digest: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	l := loaded{Size: int64(len(data))}
+	if known != nil {
+		if d, ok := known.KnownDigest(path, fi); ok && fi.Size() == l.Size {
+			l.Digest = d
+		}
+	}
+	if l.Digest == "" {
+		sum := sha256.Sum256(data)
+		l.Digest = hex.EncodeToString(sum[:])
+	}
 	if len(data) == 0 {
 		return l, reject("empty file")
 	}

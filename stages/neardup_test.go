@@ -73,7 +73,7 @@ func printOf(t *testing.T, name string, data []byte) fingerprint {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := loadImage(p, DefaultMaxPixels, 64, ResizeCenterCrop, 3)
+	l, err := loadImage(p, nil, DefaultMaxPixels, 64, ResizeCenterCrop, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -497,7 +497,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return err
 			}
 			defer job.Progress.Add(1)
-			l, err := loadImage(all[i].cand.Abs, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
+			l, err := loadImage(all[i].cand.Abs, job, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason
