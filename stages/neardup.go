@@ -64,8 +64,15 @@ func fingerprintOf(img image.Image) fingerprint {
 			case *raster.RGB:
 				var r, g, bl uint64
 				p := m.Pix[y*m.Stride+3*x0 : y*m.Stride+3*x1]
-				for i := 0; i+2 < len(p); i += 3 {
-					r, g, bl = r+uint64(p[i]), g+uint64(p[i+1]), bl+uint64(p[i+2])
+				for len(p) >= 12 { // four pixels a step
+					r += uint64(uint32(p[0]) + uint32(p[3]) + uint32(p[6]) + uint32(p[9]))
+					g += uint64(uint32(p[1]) + uint32(p[4]) + uint32(p[7]) + uint32(p[10]))
+					bl += uint64(uint32(p[2]) + uint32(p[5]) + uint32(p[8]) + uint32(p[11]))
+					p = p[12:]
+				}
+				for len(p) >= 3 {
+					r, g, bl = r+uint64(p[0]), g+uint64(p[1]), bl+uint64(p[2])
+					p = p[3:]
 				}
 				// Luma in 1/1024ths, with the weights of image/color's grey conversion.
 				sum[row+cx] += 306*r + 601*g + 117*bl
