@@ -278,3 +278,55 @@ func BenchmarkNearDuplicates50k(b *testing.B) {
 		nearDuplicates(fs)
 	}
 }
+
+func TestTurningNearDuplicatesOnMovesCopiesAndSaysSo(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(nearHCL, false))
+	for i := range 10 {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
+	}
+	pic := blobPhoto(3, 120, 90)
+	copies := []string{"a/copy1.jpg", "a/copy2.jpg", "a/copy3.jpg", "a/copy4.jpg"}
+	for i, c := range copies {
+		w.write("raw/"+c, smallerJPEG(pic, 0.5+0.1*float64(i), 60+10*i))
+	}
+	rec, _ := w.run(false)
+	before := splitOf(t, w, rec)
+	group := append([]string{"a/03.png"}, copies...)
+	sets := map[string]bool{}
+	for _, p := range group {
+		sets[before[p]] = true
+	}
+	if len(sets) < 2 {
+		t.Fatalf("test data: with near_duplicates off the pictures already share a set (%v)", sets)
+	}
+	heldOut := TrainSet
+	for _, p := range group {
+		if splitRank(before[p]) < splitRank(heldOut) {
+			heldOut = before[p]
+		}
+	}
+
+	w.write("pipeline.hcl", []byte(fmt.Sprintf(nearHCL, true)))
+	rec, _ = w.run(false)
+	after := splitOf(t, w, rec)
+	var want []movedImage
+	for _, p := range group {
+		if after[p] != heldOut {
+			t.Errorf("%s is in %s, want the group's held-out set %s", p, after[p], heldOut)
+		}
+		if before[p] != heldOut {
+			want = append(want, movedImage{Path: p, From: before[p], To: heldOut})
+		}
+	}
+	for p, s := range after {
+		if !slices.Contains(group, p) && before[p] != s {
+			t.Errorf("%s moved from %s to %s, outside the group", p, before[p], s)
+		}
+	}
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	if !slices.Equal(rep.Moved, want) {
+		t.Errorf("moved_from_previous_split %v, want %v", rep.Moved, want)
+	}
+}

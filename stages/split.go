@@ -128,6 +128,16 @@ type splitReport struct {
 	Settings      *splitSettings `json:"settings,omitempty"`
 	TestSource    bool           `json:"separate_test_source"`
 	Leaked        []string       `json:"removed_from_train_val,omitempty"` // also in test_source, or near-duplicates of its images
+	Moved         []movedImage   `json:"moved_from_previous_split,omitempty"`
+}
+
+// movedImage is an image that was in another set in the previous split: it joined a group
+// (identical or near-identical images) whose files were in several sets, and the group took
+// the held-out one.
+type movedImage struct {
+	Path string `json:"path"`
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // splitSettings are what an image's set depends on besides its content. A previous split
@@ -377,8 +387,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if p.test {
 			src = "test:" + src
 		}
+		if was := prevFiles[p.digest]; was != "" && was != s && !p.test {
+			rep.Moved = append(rep.Moved, movedImage{Path: src, From: was, To: s})
+		}
 		manifests[s].Images = append(manifests[s].Images, Entry{Path: "../" + stored[p.digest], Label: l, Digest: p.digest, Source: src})
 	}
+	sort.Slice(rep.Moved, func(i, j int) bool { return rep.Moved[i].Path < rep.Moved[j].Path })
 	counts := map[string][]int{}
 	for s, m := range manifests {
 		sort.Slice(m.Images, func(i, j int) bool {
@@ -649,6 +663,9 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	}
 	if len(rep.Conflicts) > 0 {
 		job.Logf("warning: %d groups of identical images carry different class labels (report/split.json: label_conflicts)", len(rep.Conflicts))
+	}
+	if len(rep.Moved) > 0 {
+		job.Logf("warning: %d images changed set since the previous split, to share one with identical or near-identical images (report/split.json: moved_from_previous_split)", len(rep.Moved))
 	}
 	if len(rep.Near) > 0 {
 		job.Logf("%d groups of near-identical images (one picture at different sizes or JPEG qualities) are kept in one set each (report/split.json: near_duplicates)", len(rep.Near))
