@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 const bulkHCL = `
@@ -24,8 +26,14 @@ stage "xform" "up" {
 }
 `
 
-// runBulk runs bulkHCL with text = text.
+// runBulk runs bulkHCL with text = text, its run folder in models/.
 func runBulk(t *testing.T, ws *workspace, text string) *RunRecord {
+	t.Helper()
+	return runBulkIn(t, ws, text, filepath.Join(ws.dir, "models"))
+}
+
+// runBulkIn runs bulkHCL with text = text, its run folder in runsDir.
+func runBulkIn(t *testing.T, ws *workspace, text, runsDir string) *RunRecord {
 	t.Helper()
 	cfg, diags := LoadFile(filepath.Join(ws.dir, "pipeline.hcl"), ws.kinds.reg)
 	if diags.HasErrors() {
@@ -39,7 +47,7 @@ func runBulk(t *testing.T, ws *workspace, text string) *RunRecord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := (&Engine{Workflow: wf, Store: st}).Run(t.Context(), RunOptions{RunsDir: filepath.Join(ws.dir, "models")})
+	rec, err := (&Engine{Workflow: wf, Store: st}).Run(t.Context(), RunOptions{RunsDir: runsDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,12 +67,9 @@ func checkBulkLink(t *testing.T, ws *workspace, rec *RunRecord, text string) {
 	if filepath.IsAbs(to) {
 		t.Errorf("link %s → %s is absolute: the workspace could not move", link, to)
 	}
-	want := filepath.Join(ws.dir, ObjectRel(rec.Result("bulk.data").Output), "images")
+	want, _ := filepath.EvalSymlinks(filepath.Join(ws.dir, ObjectRel(rec.Result("bulk.data").Output), "images"))
 	if got, _ := filepath.EvalSymlinks(link); got != want {
-		wantEval, _ := filepath.EvalSymlinks(want)
-		if got != wantEval {
-			t.Errorf("link resolves to %s, want %s", got, want)
-		}
+		t.Errorf("link resolves to %s, want %s", got, want)
 	}
 	for i, name := range []string{"0/0.txt", "1/1.txt", "0/4.txt"} {
 		b, err := os.ReadFile(filepath.Join(link, name))
@@ -148,6 +153,12 @@ stage "gen" "src" {
   source = "raw"
 }
 `, map[string]string{"raw/a": "alpha", "raw/b": "beta", "other": "not a source"})
+	past := time.Now().Add(-time.Minute)
+	for _, name := range []string{"raw/a", "raw/b", "other"} {
+		if err := os.Chtimes(filepath.Join(ws.dir, name), past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var known, other []string
 	ws.kinds.gen.probe = func(j *Job) {
 		for _, name := range []string{"raw/a", "raw/b", "other"} {
@@ -176,9 +187,97 @@ stage "gen" "src" {
 	if len(other) != 0 {
 		t.Errorf("a file outside the sources had a known digest: %q", other)
 	}
+
+	// A file changed since, keeping its size, inode and (coarse) modification time, would
+	// keep its identity: one modified within racyWindow is never vouched for.
+	ws.write("raw/c", "gamma")
+	var recent []bool
+	ws.kinds.gen.probe = func(j *Job) {
+		fi, err := os.Stat(j.Path("raw/c"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_, ok := j.KnownDigest(j.Path("raw/c"), fi)
+		recent = append(recent, ok)
+	}
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(recent, []bool{false}) {
+		t.Errorf("a file written just now: known %v, want [false]", recent)
+	}
 }
 
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+func TestRunFolderLinksResolveWhenTheRunsFolderIsALink(t *testing.T) {
+	ws := newWorkspace(t, bulkHCL, nil)
+	elsewhere := filepath.Join(t.TempDir(), "big", "disk", "models")
+	if err := os.MkdirAll(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(ws.dir, "models")); err != nil {
+		t.Fatal(err)
+	}
+	rec := runBulk(t, ws, "a")
+	link := filepath.Join(rec.Dir(), "bulk.data", "images")
+	if b, err := os.ReadFile(filepath.Join(link, "1", "3.txt")); err != nil || string(b) != "a3" {
+		t.Fatalf("through %s: %q %v", link, b, err)
+	}
+}
+
+func TestGCSeesRunFoldersInEveryRunsFolderUsed(t *testing.T) {
+	ws := newWorkspace(t, bulkHCL, nil)
+	exp := filepath.Join(ws.dir, "experiments")
+	old := runBulkIn(t, ws, "a", exp) // --runs-dir experiments
+	runBulk(t, ws, "b")               // the current state moves on, in models/
+	if err := os.Remove(filepath.Join(old.Dir(), "run.json")); err != nil {
+		t.Fatal(err) // only its link refers to the object now
+	}
+	st, err := OpenStore(ws.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.GC(filepath.Join(ws.dir, "models"), false); err != nil || res.Objects != 0 {
+		t.Fatalf("gc of models/ removed %d objects (%v), one still linked from experiments/", res.Objects, err)
+	}
+	checkBulkLink(t, ws, old, "a")
+}
+
+func TestGCWorksInAWorkspaceWhosePathHoldsPatternCharacters(t *testing.T) {
+	ws := newWorkspace(t, bulkHCL, nil)
+	odd := filepath.Join(t.TempDir(), "ws[1]*?")
+	if err := os.Rename(ws.dir, odd); err != nil {
+		t.Fatal(err)
+	}
+	ws.dir = odd
+	rec := runBulk(t, ws, "a")
+	st, err := OpenStore(ws.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.GC(filepath.Join(ws.dir, "models"), false); err != nil || res.Objects != 0 {
+		t.Fatalf("gc removed %d objects (%v) that the current state uses", res.Objects, err)
+	}
+	checkBulkLink(t, ws, rec, "a")
+}
+
+func TestAFileDeletedThroughARunFolderLinkIsRestored(t *testing.T) {
+	ws := newWorkspace(t, bulkHCL, nil)
+	rec := runBulk(t, ws, "a")
+	if err := os.Remove(filepath.Join(rec.Dir(), "bulk.data", "images", "0", "2.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if d := ws.plan(Selection{})["bulk.data"]; d.Action != Run || !strings.HasPrefix(d.Reasons[0], "output damaged") {
+		t.Fatalf("after deleting an image through the link: %s %v", d.Action, d.Reasons)
+	}
+	runBulk(t, ws, "a")
+	checkBulkLink(t, ws, rec, "a") // the old run folder's link leads to the restored object
+	if b, err := os.ReadFile(filepath.Join(rec.Dir(), "bulk.data", "images", "0", "2.txt")); err != nil || string(b) != "a2" {
+		t.Fatalf("restored file: %q %v", b, err)
+	}
 }

@@ -8,7 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
+
+// racyWindow is how recently modified a file must not be for KnownDigest to vouch for it.
+const racyWindow = 2 * time.Second
 
 // Job is what a stage kind's Run receives.
 type Job struct {
@@ -45,9 +49,10 @@ type Job struct {
 // KnownDigest returns the SHA-256 (hex) of the file at path, whose stat is fi, when the engine
 // already knows it for that stat identity (size, modification time, inode): the files of a
 // stage's sources were hashed for its cache key, and a stage reading them need not hash them
-// again.
+// again. A file modified in the last racyWindow is never known: a rewrite within the same
+// clock tick as the hashing would keep its identity.
 func (j *Job) KnownDigest(path string, fi os.FileInfo) (string, bool) {
-	if j.stats == nil {
+	if j.stats == nil || time.Since(fi.ModTime()) < racyWindow {
 		return "", false
 	}
 	return j.stats.cachedDigest(absPath(path), keyOf(fi))

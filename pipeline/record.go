@@ -149,19 +149,48 @@ func linkArtifacts(src, dst string, bulk []string) error {
 		if !linked[rel] {
 			return os.MkdirAll(target, 0o755)
 		}
-		from, err1 := filepath.Abs(filepath.Dir(target))
-		to, err2 := filepath.Abs(p)
-		if err := errors.Join(err1, err2); err != nil {
-			return err
-		}
-		if r, err := filepath.Rel(from, to); err == nil {
-			to = r // the workspace can move with its run folders
-		}
-		if err := os.Symlink(to, target); err != nil {
-			return err
+		if err := symlinkDir(p, target); err != nil {
+			// No symbolic links here (some file systems): a copy of hard links, as for the rest.
+			if err := LinkTree(p, target); err != nil {
+				return err
+			}
 		}
 		return filepath.SkipDir
 	})
+}
+
+// symlinkDir makes link a symbolic link to the folder dir, relative between their real
+// locations (so that the workspace can move with its run folders, and a runs folder that is
+// itself a link elsewhere still resolves), else absolute; it checks that the link leads to
+// dir and removes it if not.
+func symlinkDir(dir, link string) error {
+	realDir, err1 := filepath.EvalSymlinks(dir)
+	realParent, err2 := filepath.EvalSymlinks(filepath.Dir(link))
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	want, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	targets := []string{realDir}
+	if r, err := filepath.Rel(realParent, realDir); err == nil {
+		targets = []string{r, realDir}
+	}
+	var last error
+	for _, to := range targets {
+		if err := os.Symlink(to, link); err != nil {
+			return err
+		}
+		if got, err := os.Stat(link); err == nil && os.SameFile(got, want) {
+			return nil
+		}
+		last = fmt.Errorf("%s → %s does not lead to %s", link, to, dir)
+		if err := os.Remove(link); err != nil {
+			return err
+		}
+	}
+	return last
 }
 
 // LinkFile hard-links src to dst, creating dst's folder, and copies when linking fails.

@@ -74,6 +74,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.Store.RecordRunsDir(opts.RunsDir); err != nil {
+		return nil, fmt.Errorf("recording the runs folder for gc: %w", err)
+	}
 	rec, err := newRunRecord(opts.RunsDir, opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("creating the run folder: %w", err)

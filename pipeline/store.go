@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -303,9 +304,11 @@ type GCResult struct {
 }
 
 // GC removes outputs that neither an instance's current state nor a run folder refers to
-// (its run.json or its symbolic links into the store), the cache entries pointing at them,
-// and leftovers of dead runs in tmp/. Run folders hold hard links to everything else, so
-// removing an object never breaks one.
+// (its run.json, or for a run that died before writing one, its symbolic links into the
+// store), the cache entries pointing at them, and leftovers of dead runs in tmp/. It looks
+// in runsDir and in every runs folder a run of this workspace has used (RecordRunsDir). Run
+// folders hold hard links to everything but the data stages' image folders, so removing an
+// object never breaks one.
 func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
@@ -314,29 +317,27 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 	}
 	defer l.Release()
 	used := map[string]bool{}
-	states, _ := filepath.Glob(filepath.Join(s.Root, "state", "*.json"))
-	for _, p := range states {
-		if strings.HasSuffix(p, ".sources.json") {
+	for _, name := range dirNames(filepath.Join(s.Root, "state")) {
+		if !strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".sources.json") {
 			continue
 		}
 		var st State
-		if readJSON(p, &st) == nil {
+		if readJSON(filepath.Join(s.Root, "state", name), &st) == nil {
 			used[st.Output] = true
 		}
 	}
-	runs, _ := filepath.Glob(filepath.Join(runsDir, "*", "run.json"))
-	for _, p := range runs {
-		var rec RunRecord
-		if readJSON(p, &rec) == nil {
-			for _, st := range rec.Stages {
-				used[st.Output] = true
+	for _, runs := range append([]string{runsDir}, s.runsDirs()...) {
+		for _, name := range dirNames(runs) {
+			d := filepath.Join(runs, name)
+			var rec RunRecord
+			if readJSON(filepath.Join(d, "run.json"), &rec) == nil {
+				for _, st := range rec.Stages {
+					used[st.Output] = true // its links lead only to these
+				}
+				continue
 			}
+			s.linkedObjects(d, used)
 		}
-	}
-	// Also what run folders link to, which covers a run that died before writing run.json.
-	dirs, _ := filepath.Glob(filepath.Join(runsDir, "*"))
-	for _, d := range dirs {
-		s.linkedObjects(d, used)
 	}
 	objs, _ := os.ReadDir(filepath.Join(s.Root, "objects"))
 	for _, o := range objs {
@@ -351,7 +352,14 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 			os.RemoveAll(p) // files are read-only, their folders are not
 		}
 	}
-	keys, _ := filepath.Glob(filepath.Join(s.Root, "keys", "*", "*.json"))
+	var keys []string
+	for _, kk := range dirNames(filepath.Join(s.Root, "keys")) {
+		for _, name := range dirNames(filepath.Join(s.Root, "keys", kk)) {
+			if strings.HasSuffix(name, ".json") {
+				keys = append(keys, filepath.Join(s.Root, "keys", kk, name))
+			}
+		}
+	}
 	for _, p := range keys {
 		if main, ok := strings.CutSuffix(p, ".output.json"); ok {
 			if _, err := os.Stat(main + ".json"); err != nil && !dryRun {
@@ -384,9 +392,9 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 const linkDepth = 4
 
 // linkedObjects marks in used the store objects that symbolic links in the run folder dir
-// point into (a data stage's images, see Bulky).
+// point into (a data stage's images, see Bulky), comparing real paths.
 func (s *Store) linkedObjects(dir string, used map[string]bool) {
-	objects, err := filepath.Abs(filepath.Join(s.Root, "objects"))
+	objects, err := filepath.EvalSymlinks(filepath.Join(s.Root, "objects"))
 	if err != nil {
 		return
 	}
@@ -396,26 +404,63 @@ func (s *Store) linkedObjects(dir string, used map[string]bool) {
 		}
 		rel, _ := filepath.Rel(dir, p)
 		if d.IsDir() && rel != "." && strings.Count(rel, string(filepath.Separator)) >= linkDepth-1 {
-			return filepath.SkipDir
+			return filepath.SkipDir // links are at most linkDepth levels down
 		}
 		if d.Type()&fs.ModeSymlink == 0 {
 			return nil
 		}
-		to, err := os.Readlink(p)
+		to, err := filepath.EvalSymlinks(p)
 		if err != nil {
-			return nil
-		}
-		if !filepath.IsAbs(to) {
-			to = filepath.Join(filepath.Dir(p), to)
-		}
-		if to, err = filepath.Abs(to); err != nil {
-			return nil
+			return nil // dangling: nothing to keep
 		}
 		if r, err := filepath.Rel(objects, to); err == nil && r != "." && !strings.HasPrefix(r, "..") {
 			used[strings.Split(r, string(filepath.Separator))[0]] = true
 		}
 		return nil
 	})
+}
+
+// dirNames lists the names in dir, none if it cannot be read. (Not filepath.Glob, which
+// finds nothing when the path itself holds a pattern character such as '['.)
+func dirNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names
+}
+
+// runsDirsFile lists, one per line, every runs folder a run of this workspace has used.
+const runsDirsFile = "runs_dirs"
+
+// RecordRunsDir adds dir to the runs folders gc looks in: run folders link the data stages'
+// image folders into the store, so gc must see every run folder wherever it was made.
+func (s *Store) RecordRunsDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	have := s.runsDirs()
+	if slices.Contains(have, abs) {
+		return nil
+	}
+	return writeFileAtomic(filepath.Join(s.Root, runsDirsFile), []byte(strings.Join(append(have, abs), "\n")+"\n"))
+}
+
+// runsDirs returns the runs folders recorded by RecordRunsDir.
+func (s *Store) runsDirs() []string {
+	b, err := os.ReadFile(filepath.Join(s.Root, runsDirsFile))
+	if err != nil {
+		return nil
+	}
+	var dirs []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" {
+			dirs = append(dirs, l)
+		}
+	}
+	return dirs
 }
 
 func dirSize(dir string) int64 {

@@ -131,6 +131,12 @@ func TestAugmentBalancesDeterministicallyAndTrainOnly(t *testing.T) {
 				t.Fatalf("manifest entry %s: %v", e.Path, err)
 			}
 		}
+		// The run folder reaches the images through one link into the store (Bulky).
+		for _, dir := range []string{w.output(rec, "augment.balanced", "output/images"), w.output(rec, "split.main", "images")} {
+			if fi, err := os.Lstat(dir); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Fatalf("%s: want a symbolic link, got %v %v", dir, fi, err)
+			}
+		}
 	}
 	if outputs[0] != outputs[1] {
 		t.Fatal("two runs produced different augmented sets")

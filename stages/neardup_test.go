@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/image/draw"
@@ -107,6 +108,16 @@ func TestFingerprintsJoinResizedCopiesAndNothingElse(t *testing.T) {
 	if got := nearDuplicates(prints); !slices.Equal(got, all) {
 		t.Fatalf("near-duplicate pairs %v, want %v", got, all)
 	}
+	worst := 0
+	for _, p := range all {
+		d := 0
+		for c := range prints[p[0]].thumb {
+			d += abs(int(prints[p[0]].thumb[c]) - int(prints[p[1]].thumb[c]))
+		}
+		worst = max(worst, d)
+	}
+	t.Logf("copies of one picture differ by at most %.2f grey levels on average; near-duplicates by at most %d",
+		float64(worst)/thumbCells, maxThumbDiff)
 	// A flat picture is never anyone's near-duplicate, not even another flat one.
 	flat := image.NewUniform(color.RGBA{90, 90, 90, 255})
 	f1 := printOf(t, "f.png", encodePNG(imageOf(flat, 100, 80)))
@@ -329,4 +340,88 @@ func TestTurningNearDuplicatesOnMovesCopiesAndSaysSo(t *testing.T) {
 	if !slices.Equal(rep.Moved, want) {
 		t.Errorf("moved_from_previous_split %v, want %v", rep.Moved, want)
 	}
+}
+
+// wrapped hides an image's type, to take the generic path.
+type wrapped struct{ image.Image }
+
+func TestFingerprintIsTheSameForEveryPixelLayout(t *testing.T) {
+	pic := blobPhoto(4, 70, 50).SubImage(image.Rect(3, 2, 67, 46)).(*image.RGBA) // not at the origin
+	b := pic.Bounds()
+	rgb := &raster.RGB{Pix: make([]uint8, 3*b.Dx()*b.Dy()), Stride: 3 * b.Dx(), Rect: b}
+	nrgba := image.NewNRGBA(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := pic.RGBAAt(x, y)
+			copy(rgb.Pix[rgb.PixOffset(x, y):], []uint8{c.R, c.G, c.B})
+			nrgba.SetNRGBA(x, y, color.NRGBA{c.R, c.G, c.B, 255})
+		}
+	}
+	want := fingerprintOf(pic)
+	if !want.ok {
+		t.Fatal("test picture not comparable")
+	}
+	for name, img := range map[string]image.Image{"raster.RGB": rgb, "NRGBA": nrgba, "generic": wrapped{pic}} {
+		if got := fingerprintOf(img); got != want {
+			t.Errorf("%s: a different fingerprint than image.RGBA's", name)
+		}
+	}
+}
+
+func TestALargeNearDuplicateGroupIsWarnedAbout(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(nearHCL, true))
+	for i := range 10 {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
+	}
+	pic := blobPhoto(3, 120, 90)
+	for i := range maxNearGroup { // with a/03.png, one more than maxNearGroup
+		w.write(fmt.Sprintf("raw/a/copy%02d.jpg", i), smallerJPEG(pic, 0.5+0.02*float64(i), 70+i))
+	}
+	rec, _ := w.run(false)
+	log, err := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("warning: a group of %d near-identical images, from a/03.png", maxNearGroup+1); !strings.Contains(string(log), want) {
+		t.Fatalf("run.log lacks %q:\n%s", want, log)
+	}
+}
+
+// TestTheDefaultDatasetHasNoNearDuplicates fingerprints data/raw as pipeline.hcl stores it
+// (28 px, grey) and logs how close its two closest garments come, the figure docs/stages.md
+// quotes: different garments of one cut must stay apart.
+func TestTheDefaultDatasetHasNoNearDuplicates(t *testing.T) {
+	paths, _ := filepath.Glob("../data/raw/*/*/*.png")
+	if len(paths) < 2000 {
+		t.Fatalf("found %d images of the default dataset", len(paths))
+	}
+	prints := make([]fingerprint, len(paths))
+	for i, p := range paths {
+		l, err := loadImage(p, nil, DefaultMaxPixels, 28, ResizeCenterCrop, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prints[i] = fingerprintOf(l.Img)
+	}
+	if pairs := nearDuplicates(prints); len(pairs) != 0 {
+		t.Fatalf("%d near-duplicate pairs, e.g. %s and %s", len(pairs), paths[pairs[0][0]], paths[pairs[0][1]])
+	}
+	best, bi, bj := 1<<30, 0, 0
+	for i := range prints {
+		for j := i + 1; j < len(prints); j++ {
+			if !prints[i].ok || !prints[j].ok {
+				continue
+			}
+			d := 0
+			for c := range prints[i].thumb {
+				d += abs(int(prints[i].thumb[c]) - int(prints[j].thumb[c]))
+			}
+			if d < best {
+				best, bi, bj = d, i, j
+			}
+		}
+	}
+	t.Logf("%d images; the closest two differ by %.2f grey levels on average (%s, %s); near-duplicates by at most %d",
+		len(paths), float64(best)/thumbCells, paths[bi], paths[bj], maxThumbDiff)
 }

@@ -669,6 +669,15 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	}
 	if len(rep.Near) > 0 {
 		job.Logf("%d groups of near-identical images (one picture at different sizes or JPEG qualities) are kept in one set each (report/split.json: near_duplicates)", len(rep.Near))
+		largest := rep.Near[0]
+		for _, g := range rep.Near {
+			if len(g) > len(largest) {
+				largest = g
+			}
+		}
+		if len(largest) > maxNearGroup {
+			job.Logf("warning: a group of %d near-identical images, from %s: near-duplicates join through one another, so pictures that merely look alike (frames of a video, plain product shots) can chain; check report/split.json, or set near_duplicates = false", len(largest), largest[0])
+		}
 	}
 	if len(rep.NearConflicts) > 0 {
 		job.Logf("warning: %d groups of near-identical images carry different class labels (report/split.json: near_duplicate_label_conflicts)", len(rep.NearConflicts))

@@ -1,7 +1,8 @@
 // Command writecost measures what writing new files costs on this machine: it writes -files
 // files of -size bytes into a new folder under -dir with -workers goroutines and prints the
 // wall time and the process's kernel CPU time. With -warm N it first touches and frees N GiB
-// of memory, so that the page cache is built from pages the host has backed recently.
+// of memory, so that the page cache is built from pages the host has backed recently. The
+// half-minute pauses let the guest report its free memory to the host again.
 //
 // On a VM whose balloon device reports free pages to the host, the first write to every new
 // page faults in the host; the data stages write about 650 MB per run of the data benchmark.
@@ -10,7 +11,7 @@
 // the last measurement.
 //
 //	go build -o /tmp/writecost ./tools/bench/data/writecost
-//	for i in 1 2 3; do /tmp/writecost -dir tools/bench/data/work; /tmp/writecost -dir tools/bench/data/work -warm 3; done
+//	for i in 1 2 3; do sleep 30; /tmp/writecost -dir tools/bench/data/work; sleep 30; /tmp/writecost -dir tools/bench/data/work -warm 3; done
 //	rm -rf tools/bench/data/work/writecost-*
 package main
 
