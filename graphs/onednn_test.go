@@ -17,6 +17,10 @@ func TestMain(m *testing.M) {
 		lazyHelper()
 		os.Exit(0)
 	}
+	if os.Getenv(startLogHelperVar) == "1" {
+		startLogHelper()
+		os.Exit(0)
+	}
 	if mode := os.Getenv(threadsHelperVar); mode != "" {
 		threadsHelper(mode)
 		os.Exit(0)

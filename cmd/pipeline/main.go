@@ -37,10 +37,9 @@ func main() {
 // quietTensorFlow hides TensorFlow's informational log lines ("oneDNN custom operations are
 // on"), which tell a pipeline user nothing to act on and would break into the progress
 // display, unless TF_CPP_MIN_LOG_LEVEL is set: warnings and errors still show. libtensorflow
-// reads the variable when it loads, after this. One line escapes it, once per process: "MLIR
-// V1 optimization pass is not enabled" comes from the Abseil logging compiled into
-// libtensorflow_cc with its symbols hidden, which writes everything to stderr and cannot be
-// set from outside.
+// reads the variable when it loads, after this. Two lines that its Abseil logging prints
+// regardless ("MLIR V1 optimization pass is not enabled") are absorbed when the library is
+// loaded (graphs.LoadTensorFlow).
 func quietTensorFlow() {
 	if _, set := os.LookupEnv("TF_CPP_MIN_LOG_LEVEL"); !set {
 		os.Setenv("TF_CPP_MIN_LOG_LEVEL", "1")
