@@ -41,14 +41,12 @@ func init() { C.shim_init() }
 // LoadTensorFlow loads libtensorflow now, so that a missing or mismatched library is reported
 // as an error at a chosen moment instead of ending the process at the first TensorFlow call.
 // Binaries linked through the lazy shim (tools/libtensorflow-shim.sh, the default on x86-64)
-// load the library on first use; otherwise it was loaded before main. Either way it then runs
-// a trivial graph, to keep TensorFlow's once-per-process start-up log lines off stderr.
+// load the library on first use; otherwise it was loaded before main and this does nothing.
 func LoadTensorFlow() error {
 	var buf [1024]C.char
 	if C.shim_load(&buf[0], C.size_t(len(buf))) > 0 {
 		return errors.New("libtensorflow: " + C.GoString(&buf[0]))
 	}
-	absorbStartupLines()
 	return nil
 }
 

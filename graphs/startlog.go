@@ -11,6 +11,7 @@ import (
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
+	"golang.org/x/sys/unix"
 )
 
 // Abseil, compiled into libtensorflow_cc with its symbols hidden, writes every message to
@@ -24,16 +25,19 @@ var startupNoise = []struct{ prefix, suffix string }{
 
 var absorbOnce sync.Once
 
-// absorbStartupLines runs a trivial graph once, so that TensorFlow prints its once-per-process
-// start-up lines now, with stderr passing through a filter that drops exactly those lines
-// and forwards everything else (other goroutines may write meanwhile). It does nothing when
-// TF_CPP_MIN_LOG_LEVEL is 0, which asks for every message.
-func absorbStartupLines() {
+// QuietStartupLines runs a trivial graph once, so that TensorFlow prints its once-per-process
+// start-up lines now, with stderr (file descriptor 2) passing through a filter that drops
+// exactly those lines and forwards everything else that other goroutines write meanwhile. It
+// does nothing when TF_CPP_MIN_LOG_LEVEL is 0, which asks for every message, and nothing after
+// its first call. Call it after LoadTensorFlow, at a moment when the process cannot end in the
+// few milliseconds it takes (output written then would be lost) and nothing asks whether
+// stderr is a terminal.
+func QuietStartupLines() {
 	absorbOnce.Do(func() {
 		if level, err := strconv.Atoi(os.Getenv("TF_CPP_MIN_LOG_LEVEL")); err != nil || level < 1 {
 			return
 		}
-		saved, err := syscall.Dup(2)
+		saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			return
 		}
@@ -50,7 +54,7 @@ func absorbStartupLines() {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			forwardExceptStartupNoise(r, os.NewFile(uintptr(saved), "stderr"))
+			forwardExceptStartupNoise(r, fdWriter(saved))
 		}()
 		runTrivialGraph()
 		syscall.Dup3(saved, 2, 0) // stderr is itself again
@@ -58,6 +62,25 @@ func absorbStartupLines() {
 		<-done
 		r.Close()
 	})
+}
+
+// fdWriter writes to a file descriptor it does not own. (Not os.NewFile: the *os.File's
+// finalizer would close the descriptor a second time, after its number had been reused.)
+type fdWriter int
+
+func (fd fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Write(int(fd), p[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // forwardExceptStartupNoise copies lines from r to w, leaving out the start-up lines.

@@ -246,7 +246,13 @@ func runCommand() *cli.Command {
 				RunsDir:   filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")),
 				Reporter:  rep,
 				Versions:  versions(),
-				Prepare:   func() error { return <-loaded }, // called once
+				Prepare: func() error { // called once, before the first stage that executes
+					if err := <-loaded; err != nil {
+						return err
+					}
+					graphs.QuietStartupLines() // the run cannot end while a stage waits for this
+					return nil
+				},
 			})
 			rep.close()
 			if rec != nil {

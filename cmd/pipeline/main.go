@@ -29,6 +29,7 @@ func main() {
 				fmt.Fprintln(os.Stderr, "pipeline:", err)
 				os.Exit(exitErr)
 			}
+			graphs.QuietStartupLines()
 		}
 	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
@@ -38,8 +39,8 @@ func main() {
 // on"), which tell a pipeline user nothing to act on and would break into the progress
 // display, unless TF_CPP_MIN_LOG_LEVEL is set: warnings and errors still show. libtensorflow
 // reads the variable when it loads, after this. Two lines that its Abseil logging prints
-// regardless ("MLIR V1 optimization pass is not enabled") are absorbed when the library is
-// loaded (graphs.LoadTensorFlow).
+// regardless ("MLIR V1 optimization pass is not enabled") are absorbed once the library is
+// loaded (graphs.QuietStartupLines).
 func quietTensorFlow() {
 	if _, set := os.LookupEnv("TF_CPP_MIN_LOG_LEVEL"); !set {
 		os.Setenv("TF_CPP_MIN_LOG_LEVEL", "1")
