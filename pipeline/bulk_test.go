@@ -54,6 +54,20 @@ func runBulkIn(t *testing.T, ws *workspace, text, runsDir string) *RunRecord {
 	return rec
 }
 
+// gcModels runs gc in ws with models/ as the runs folder.
+func gcModels(t *testing.T, ws *workspace) GCResult {
+	t.Helper()
+	st, err := OpenStore(ws.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.GC(filepath.Join(ws.dir, "models"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // checkBulkLink checks that run folder rec links bulk.data's images as one relative symbolic
 // link to the store object, holding the files written with text, and hard-links the report.
 func checkBulkLink(t *testing.T, ws *workspace, rec *RunRecord, text string) {
@@ -107,19 +121,7 @@ func TestGCKeepsWhatRunFoldersLinkTo(t *testing.T) {
 	if old.Result("bulk.data").Output == cur.Result("bulk.data").Output {
 		t.Fatal("the two runs made the same object")
 	}
-	st, err := OpenStore(ws.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs := filepath.Join(ws.dir, "models")
-	gc := func() GCResult {
-		t.Helper()
-		res, err := st.GC(runs, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
+	gc := func() GCResult { return gcModels(t, ws) }
 	// Kept through the old run's run.json.
 	if res := gc(); res.Objects != 0 {
 		t.Fatalf("gc removed %d objects while both run folders exist", res.Objects)
@@ -238,12 +240,8 @@ func TestGCSeesRunFoldersInEveryRunsFolderUsed(t *testing.T) {
 	if err := os.Remove(filepath.Join(old.Dir(), "run.json")); err != nil {
 		t.Fatal(err) // only its link refers to the object now
 	}
-	st, err := OpenStore(ws.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := st.GC(filepath.Join(ws.dir, "models"), false); err != nil || res.Objects != 0 {
-		t.Fatalf("gc of models/ removed %d objects (%v), one still linked from experiments/", res.Objects, err)
+	if res := gcModels(t, ws); res.Objects != 0 {
+		t.Fatalf("gc of models/ removed %d objects, one still linked from experiments/", res.Objects)
 	}
 	checkBulkLink(t, ws, old, "a")
 }
@@ -256,12 +254,8 @@ func TestGCWorksInAWorkspaceWhosePathHoldsPatternCharacters(t *testing.T) {
 	}
 	ws.dir = odd
 	rec := runBulk(t, ws, "a")
-	st, err := OpenStore(ws.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := st.GC(filepath.Join(ws.dir, "models"), false); err != nil || res.Objects != 0 {
-		t.Fatalf("gc removed %d objects (%v) that the current state uses", res.Objects, err)
+	if res := gcModels(t, ws); res.Objects != 0 {
+		t.Fatalf("gc removed %d objects that the current state uses", res.Objects)
 	}
 	checkBulkLink(t, ws, rec, "a")
 }

@@ -194,14 +194,22 @@ stage "split" "main" {
 }
 `
 
+// nearWS is a workspace splitting nearHCL's source, which holds ten distinct pictures in each
+// of classes a and b.
+func nearWS(t *testing.T, near bool) *ws {
+	t.Helper()
+	w := newWS(t, fmt.Sprintf(nearHCL, near))
+	for i := range 10 {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
+	}
+	return w
+}
+
 func TestNearDuplicatesShareASetAndAreReported(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprint(on), func(t *testing.T) {
-			w := newWS(t, fmt.Sprintf(nearHCL, on))
-			for i := range 10 {
-				w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
-				w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
-			}
+			w := nearWS(t, on)
 			// Picture a/03 again at 60 % in JPEG, twice in a and once, mislabelled, in b.
 			pic := blobPhoto(3, 120, 90)
 			w.write("raw/a/copy1.jpg", smallerJPEG(pic, 0.6, 60))
@@ -291,11 +299,7 @@ func BenchmarkNearDuplicates50k(b *testing.B) {
 }
 
 func TestTurningNearDuplicatesOnMovesCopiesAndSaysSo(t *testing.T) {
-	w := newWS(t, fmt.Sprintf(nearHCL, false))
-	for i := range 10 {
-		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
-		w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
-	}
+	w := nearWS(t, false)
 	pic := blobPhoto(3, 120, 90)
 	copies := []string{"a/copy1.jpg", "a/copy2.jpg", "a/copy3.jpg", "a/copy4.jpg"}
 	for i, c := range copies {
@@ -369,11 +373,7 @@ func TestFingerprintIsTheSameForEveryPixelLayout(t *testing.T) {
 }
 
 func TestALargeNearDuplicateGroupIsWarnedAbout(t *testing.T) {
-	w := newWS(t, fmt.Sprintf(nearHCL, true))
-	for i := range 10 {
-		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
-		w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
-	}
+	w := nearWS(t, true)
 	pic := blobPhoto(3, 120, 90)
 	for i := range maxNearGroup { // with a/03.png, one more than maxNearGroup
 		w.write(fmt.Sprintf("raw/a/copy%02d.jpg", i), smallerJPEG(pic, 0.5+0.02*float64(i), 70+i))
