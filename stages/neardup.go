@@ -89,17 +89,25 @@ func fingerprintOf(img image.Image) fingerprint {
 		}
 	}
 	var f fingerprint
-	lo, hi := uint8(255), uint8(0)
 	for i := range f.thumb {
-		v := uint8((sum[i]/cnt[i] + 512) / 1024)
-		f.thumb[i] = v
+		f.thumb[i] = uint8((sum[i]/cnt[i] + 512) / 1024)
+	}
+	f.ok = f.finish()
+	return f
+}
+
+// finish computes f's sums from its thumbnail and reports whether the thumbnail has the
+// contrast to be compared.
+func (f *fingerprint) finish() bool {
+	f.sum, f.blocks = 0, [blocks]int32{}
+	lo, hi := uint8(255), uint8(0)
+	for i, v := range f.thumb {
 		lo, hi = min(lo, v), max(hi, v)
 		f.sum += int32(v)
 		y, x := i/thumbSide, i%thumbSide
 		f.blocks[y/blockSide*(thumbSide/blockSide)+x/blockSide] += int32(v)
 	}
-	f.ok = hi-lo >= 8
-	return f
+	return hi-lo >= 8
 }
 
 // sumRGB returns the sums of the red, green and blue samples of packed RGB pixels.

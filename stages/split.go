@@ -129,6 +129,7 @@ type splitReport struct {
 	TestSource    bool           `json:"separate_test_source"`
 	Leaked        []string       `json:"removed_from_train_val,omitempty"` // also in test_source, or near-duplicates of its images
 	Moved         []movedImage   `json:"moved_from_previous_split,omitempty"`
+	Stored        string         `json:"stored_with"` // what stored images depend on besides their source (storedWith)
 }
 
 // movedImage is an image that was in another set in the previous split: it joined a group
@@ -212,7 +213,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	job.Logf("found %d files in %d class folders of %s", len(files)+len(testFiles), len(classes), cfg.Source)
 
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles)
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job.Previous, storedWith(cfg)))
 	if err != nil {
 		return err
 	}
@@ -417,6 +418,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	rep.Total.Name, rep.Total.Total = "total", rep.Total.Train+rep.Total.Val+rep.Total.Test
 	rep.Rejected = len(rejected)
+	rep.Stored = storedWith(cfg)
+	if cfg.NearDuplicates {
+		if err := writeFingerprints(job, procs); err != nil {
+			return err
+		}
+	}
 	return writeSplitReport(job, kept, rep, rejected)
 }
 
@@ -484,7 +491,7 @@ func sortPaths(groups [][]string) {
 
 // storeImages loads every file in parallel, rejects bad ones, and writes each distinct image
 // once, resized, into images/. Memory holds one decoded image per worker.
-func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files, testFiles []candidate) ([]processed, []Rejected, error) {
+func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files, testFiles []candidate, prev reusable) ([]processed, []Rejected, error) {
 	all := make([]processed, 0, len(files)+len(testFiles))
 	for _, f := range files {
 		all = append(all, processed{cand: f})
@@ -500,7 +507,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	job.Progress.Start("images", int64(len(all)))
 	reasons := make([]string, len(all))
 	var written sync.Map
-	var fallbacks atomic.Int64
+	var fallbacks, reused atomic.Int64
 	var fallbackPath atomic.Pointer[string]
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(dataWorkers())
@@ -511,6 +518,12 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return err
 			}
 			defer job.Progress.Add(1)
+			if ok, err := prev.reuse(job, cfg, all[i].cand.Abs, &all[i], &written); err != nil {
+				return fmt.Errorf("reusing the stored image of %s: %w", all[i].cand.Abs, err)
+			} else if ok {
+				reused.Add(1)
+				return nil
+			}
 			l, err := loadImage(all[i].cand.Abs, job, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
@@ -551,6 +564,9 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	}
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
+	}
+	if n := reused.Load(); n > 0 {
+		job.Logf("reused %d stored images of the previous split (stored the same way), made %d", n, int64(len(all))-n)
 	}
 	if n := fallbacks.Load(); n > 0 {
 		job.Logf("warning: %d JPEGs were decoded by image/jpeg after libjpeg-turbo refused them (e.g. %q); their pixels can differ slightly from libjpeg's", n, *fallbackPath.Load())

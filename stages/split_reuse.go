@@ -1,0 +1,187 @@
+package stages
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"pipeline/graphs"
+	"pipeline/pipeline"
+)
+
+// A split reruns whenever its source changes, which for a growing collection means every
+// week's few new photos. Decoding and resizing is most of its work, and the previous output
+// already holds every unchanged photo's stored image: when that output was stored the same way
+// (storedWith), the split hard-links those images instead of making them again. The result is
+// byte for byte what a split from scratch makes.
+
+// fingerprintsFile holds the near-duplicate fingerprint of every stored image, by source
+// digest, so that a later split can reuse stored images without decoding them again.
+const fingerprintsFile = "fingerprints.bin"
+
+// storedWith names everything a stored image depends on besides its source file's content.
+func storedWith(cfg SplitConfig) string {
+	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; libtensorflow %s",
+		Split{}.Version(), cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, graphs.TensorFlowVersion())
+}
+
+// reusable are the stored images of a previous split made the same way, by source digest.
+type reusable struct {
+	stored map[string]string      // absolute path of the stored image
+	prints map[string]fingerprint // absent when the previous split kept none
+}
+
+// previousStored returns the stored images of the previous output dir ("" for none) when it
+// was stored as stored says; nothing otherwise.
+func previousStored(dir, stored string) reusable {
+	r := reusable{stored: map[string]string{}, prints: map[string]fingerprint{}}
+	if dir == "" {
+		return r
+	}
+	var rep splitReport
+	if b, err := os.ReadFile(filepath.Join(dir, "report", "split.json")); err != nil || json.Unmarshal(b, &rep) != nil || rep.Stored != stored {
+		return r
+	}
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
+		m, err := ReadManifest(filepath.Join(dir, s))
+		if err != nil {
+			return reusable{}
+		}
+		for _, e := range m.Images {
+			r.stored[e.Digest] = filepath.Join(dir, s, filepath.FromSlash(e.Path))
+		}
+	}
+	r.prints, _ = readFingerprints(filepath.Join(dir, fingerprintsFile))
+	return r
+}
+
+// reuse stores the image of the file at abs by linking the previous split's when the engine
+// knows the file's digest and the previous split stored it; it reports whether it did. p gets
+// its digest, stored path and fingerprint; written, the pixels digest of a stored image it
+// links, by source digest (as storeImages keeps it).
+func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *processed, written *sync.Map) (bool, error) {
+	if len(r.stored) == 0 {
+		return false, nil
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return false, nil // loadImage says what is wrong with it
+	}
+	d, ok := job.KnownDigest(abs, fi)
+	if !ok {
+		return false, nil
+	}
+	prev, ok := r.stored[d]
+	if !ok {
+		return false, nil
+	}
+	fp, ok := r.prints[d]
+	if cfg.NearDuplicates && !ok {
+		return false, nil
+	}
+	p.digest, p.print = d, fp
+	p.stored = filepath.ToSlash(filepath.Join("images", d[:2], d+extension(cfg.Format)))
+	if _, dup := written.LoadOrStore(d, ""); dup {
+		return true, nil
+	}
+	pixels, err := linkStored(job, prev, filepath.Join(job.Out, filepath.FromSlash(p.stored)))
+	if err != nil {
+		return false, err
+	}
+	written.Store(d, pixels)
+	return true, nil
+}
+
+// linkStored hard-links the stored image src to dst (copying where that fails) and returns
+// its SHA-256, from the engine when it knows it.
+func linkStored(job *pipeline.Job, src, dst string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Link(src, dst); err != nil {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return "", err
+		}
+		return job.WriteFile(dst, data)
+	}
+	if fi, err := os.Stat(dst); err == nil {
+		if d, ok := job.KnownDigest(src, fi); ok {
+			return d, nil
+		}
+	}
+	f, err := os.Open(dst)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// fingerprint records: 32 bytes of source digest, 1 byte comparable or not, the thumbnail.
+const fingerprintRecord = sha256.Size + 1 + thumbCells
+
+// writeFingerprints writes the fingerprints of procs, one per source digest, sorted.
+func writeFingerprints(job *pipeline.Job, procs []processed) error {
+	byDigest := map[string]fingerprint{}
+	for _, p := range procs {
+		byDigest[p.digest] = p.print
+	}
+	digests := make([]string, 0, len(byDigest))
+	for d := range byDigest {
+		digests = append(digests, d)
+	}
+	sort.Strings(digests)
+	buf := make([]byte, 0, len(digests)*fingerprintRecord)
+	for _, d := range digests {
+		raw, err := hex.DecodeString(d)
+		if err != nil || len(raw) != sha256.Size {
+			return fmt.Errorf("fingerprints: %q is not a SHA-256", d)
+		}
+		f := byDigest[d]
+		ok := byte(0)
+		if f.ok {
+			ok = 1
+		}
+		buf = append(append(append(buf, raw...), ok), f.thumb[:]...)
+	}
+	_, err := job.WriteFile(filepath.Join(job.Out, fingerprintsFile), buf)
+	return err
+}
+
+// readFingerprints reads a file written by writeFingerprints.
+func readFingerprints(path string) (map[string]fingerprint, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]fingerprint{}
+	br := bufio.NewReader(f)
+	var rec [fingerprintRecord]byte
+	for {
+		if _, err := io.ReadFull(br, rec[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		var fp fingerprint
+		copy(fp.thumb[:], rec[sha256.Size+1:])
+		fp.finish()
+		fp.ok = rec[sha256.Size] == 1
+		out[hex.EncodeToString(rec[:sha256.Size])] = fp
+	}
+}
