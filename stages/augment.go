@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 
 	"github.com/anthonynsimon/bild/clone"
 	"github.com/hashicorp/hcl/v2"
@@ -40,7 +41,7 @@ type AugmentConfig struct {
 func (Augment) Name() string { return "augment" }
 
 // Version implements pipeline.Kind.
-func (Augment) Version() int { return 8 }
+func (Augment) Version() int { return 9 }
 
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }
@@ -197,6 +198,10 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize}
+	made := madeWith(job.Seed, cfg, in.Channels)
+	prev := readPreviousCopies(job.Previous, made)
+	var inputs inputDigests
+	var reused atomic.Int64
 	results := make([][]Entry, len(tasks))
 	store := storedFormat{format: FormatPNG, compression: cfg.Compression}
 	job.Progress.Start("originals", int64(len(tasks)))
@@ -223,21 +228,42 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			if t.copies == 0 {
 				return nil
 			}
-			img, err := decodeFile(src)
+			data, err := os.ReadFile(src)
 			if err != nil {
 				return fmt.Errorf("input image %s: %w", src, err)
 			}
-			if _, ok := img.(*image.RGBA); !ok {
-				img = clone.AsRGBA(img) // once (a stored JPEG decodes to YCbCr), not per copy
-			}
-			b := img.Bounds()
-			scratch := &image.RGBA{Pix: pixelBufs.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
-			defer pixelBufs.put(scratch.Pix)
+			input := inputs.add(stem, data)
+			var img image.Image
+			var scratch *image.RGBA
+			defer func() {
+				if scratch != nil {
+					pixelBufs.put(scratch.Pix)
+				}
+			}()
 			for k := 1; k <= t.copies; k++ {
 				r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
 				op := cfg.Ops[r.IntN(len(cfg.Ops))]
-				aug := opaque(applyOp(img, op, cfg.params, r, scratch), in.Channels)
 				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
+				ce := t.entry
+				ce.Path, ce.Copy = rel, &Copy{Index: k, Op: op}
+				if ok, err := prev.linkCopy(stem, input, k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
+					return err
+				} else if ok {
+					reused.Add(1)
+					results[ti] = append(results[ti], ce)
+					continue
+				}
+				if img == nil {
+					if img, err = decodeImage(data); err != nil {
+						return fmt.Errorf("input image %s: %w", src, err)
+					}
+					if _, ok := img.(*image.RGBA); !ok {
+						img = clone.AsRGBA(img) // once (a stored JPEG decodes to YCbCr), not per copy
+					}
+					b := img.Bounds()
+					scratch = &image.RGBA{Pix: pixelBufs.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+				}
+				aug := opaque(applyOp(img, op, cfg.params, r, scratch), in.Channels)
 				data, err := store.appendEncoded(encodedBufs.get(0), aug)
 				if err != nil {
 					return err
@@ -247,8 +273,6 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				if err != nil {
 					return err
 				}
-				ce := t.entry
-				ce.Path, ce.Copy = rel, &Copy{Index: k, Op: op}
 				results[ti] = append(results[ti], ce)
 			}
 			return nil
@@ -270,6 +294,12 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := out.Write(outDir); err != nil {
 		return err
 	}
+	if n := reused.Load(); n > 0 {
+		job.Logf("reused %d copies of the previous output (made the same way from the same images)", n)
+	}
+	if err := inputs.write(job, made); err != nil {
+		return err
+	}
 	return writeAugmentReport(job, in.Classes, rep)
 }
 
@@ -281,13 +311,18 @@ func copyRand(seed int64, digest string, occ, k int) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), h.Sum64()))
 }
 
-// decodeFile decodes a stored image: the uncompressed PNGs the stages write with
-// raster.ReadStoredPNG, anything else with Go's decoders.
+// decodeFile decodes a stored image file (decodeImage).
 func decodeFile(path string) (image.Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return decodeImage(data)
+}
+
+// decodeImage decodes a stored image: the uncompressed PNGs the stages write with
+// raster.ReadStoredPNG, anything else with Go's decoders.
+func decodeImage(data []byte) (image.Image, error) {
 	if img, ok := raster.ReadStoredPNG(data); ok {
 		return img, nil
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pipeline/pipeline"
 )
 
 // writePast writes a file and dates it a minute back, as files are that the engine may vouch
@@ -82,5 +84,59 @@ func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 		if len(want) == 0 || !maps.Equal(got, want) {
 			t.Errorf("%s: %d files after reuse, %d from scratch, or different bytes", name, len(got), len(want))
 		}
+	}
+}
+
+func TestARerunReusesAugmentedCopiesAndMakesWhatAFreshRunMakes(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(nearHCL, true)+`
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 3
+  ops         = ["flip_rotate_crop", "color_jitter"]
+}
+`)
+	add := func(class string, from, to int) {
+		for i := from; i < to; i++ {
+			w.writePast(fmt.Sprintf("raw/%s/%02d.png", class, i), encodePNG(blobPhoto(uint64(class[0])*100+uint64(i), 60, 45)))
+		}
+	}
+	add("a", 0, 20) // 12 to train
+	add("b", 0, 6)  // 4 to train, 2 copies each
+	w.run(false)
+	add("b", 6, 7) // b still smaller: its originals keep copies, the new one gets some
+	rec, _ := w.run(false)
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if !strings.Contains(string(log), "augment.balanced: reused ") {
+		t.Fatalf("augment reused no copies:\n%s", log)
+	}
+	incremental := rec.Result("augment.balanced").Output
+
+	// The same augment without a previous output to reuse makes the same output.
+	st, err := pipeline.OpenStore(w.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _ := filepath.Glob(filepath.Join(st.Root, "state", "augment.balanced*.json"))
+	for _, p := range append(state, filepath.Join(w.dir, pipeline.ObjectRel(incremental))) {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, _ = w.run(false)
+	if r := rec.Result("augment.balanced"); r.Status != "ran" || r.Output != incremental {
+		t.Fatalf("from scratch: %s, output %s; with reuse: %s", r.Status, r.Output, incremental)
+	}
+	log, _ = os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if strings.Contains(string(log), "augment.balanced: reused ") {
+		t.Fatal("the run from scratch reused copies")
+	}
+
+	// Stored at another size, every original is another image: nothing is reused.
+	hcl, _ := os.ReadFile(filepath.Join(w.dir, "pipeline.hcl"))
+	w.write("pipeline.hcl", []byte(strings.Replace(string(hcl), "image_size      = 32", "image_size      = 24", 1)))
+	rec, _ = w.run(false)
+	log, _ = os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if rec.Result("augment.balanced").Status != "ran" || strings.Contains(string(log), "reused ") {
+		t.Fatalf("after image_size changed: augment %s; run.log:\n%s", rec.Result("augment.balanced").Status, log)
 	}
 }

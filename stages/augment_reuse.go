@@ -1,0 +1,126 @@
+package stages
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"pipeline/pipeline"
+)
+
+// Like the split, augment reruns whenever its input changes (a few photos added), and each
+// copy depends only on its original's pixels, the seed, the copy's index and the operations'
+// settings: a rerun links the copies its previous output made from the same original instead
+// of making them again, byte for byte the same.
+
+// copiesFile records, in augment's output, what its copies were made with and from.
+const copiesFile = "copies.json"
+
+// copiesRecord is copiesFile.
+type copiesRecord struct {
+	// MadeWith names everything a copy depends on besides its original (madeWith).
+	MadeWith string `json:"made_with"`
+	// Inputs is the SHA-256 of each original's input image, by the copies' stem.
+	Inputs map[string]string `json:"inputs"`
+}
+
+// madeWith names everything a copy depends on besides its original's pixels and its stem and
+// index.
+func madeWith(seed int64, cfg AugmentConfig, channels int) string {
+	return fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels",
+		Augment{}.Version(), seed, cfg.Ops, cfg.params, cfg.Compression, channels)
+}
+
+// previousCopies are the copies of a previous augment output made the same way.
+type previousCopies struct {
+	inputs map[string]string // SHA-256 of the input image, by stem
+	paths  map[string]string // absolute path of each copy, by "<stem>/<index>"
+}
+
+// readPreviousCopies returns the copies of the previous output dir ("" for none) when they
+// were made as made says; none otherwise.
+func readPreviousCopies(dir, made string) previousCopies {
+	var pc previousCopies
+	if dir == "" {
+		return pc
+	}
+	var rec copiesRecord
+	if b, err := os.ReadFile(filepath.Join(dir, copiesFile)); err != nil || json.Unmarshal(b, &rec) != nil || rec.MadeWith != made {
+		return pc
+	}
+	m, err := ReadManifest(filepath.Join(dir, "output"))
+	if err != nil {
+		return pc
+	}
+	pc.inputs, pc.paths = rec.Inputs, map[string]string{}
+	for _, e := range m.Images {
+		if e.Copy != nil {
+			pc.paths[copyKey(copyStem(e.Path), e.Copy.Index)] = filepath.Join(dir, "output", filepath.FromSlash(e.Path))
+		}
+	}
+	return pc
+}
+
+// copyStem is the stem of a copy's path images/<label>/<stem>_aug<k>.png.
+func copyStem(path string) string {
+	base := filepath.Base(filepath.FromSlash(path))
+	for i := len(base) - 1; i >= 0; i-- {
+		if base[i] == '_' {
+			return base[:i]
+		}
+	}
+	return base
+}
+
+func copyKey(stem string, k int) string { return fmt.Sprintf("%s/%d", stem, k) }
+
+// linkCopy links copy k of the original stem, whose input image has SHA-256 input, from the
+// previous output to dst; it reports false when the previous output has no such copy.
+func (pc previousCopies) linkCopy(stem, input string, k int, dst string) (bool, error) {
+	if pc.inputs[stem] != input || input == "" {
+		return false, nil
+	}
+	src, ok := pc.paths[copyKey(stem, k)]
+	if !ok {
+		return false, nil
+	}
+	if _, err := os.Stat(src); err != nil {
+		return false, nil
+	}
+	return true, pipeline.LinkFile(src, dst)
+}
+
+// inputDigests collects the SHA-256 of each original's input image for copiesFile.
+type inputDigests struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (d *inputDigests) add(stem string, data []byte) string {
+	sum := sha256.Sum256(data)
+	h := hex.EncodeToString(sum[:])
+	d.mu.Lock()
+	if d.m == nil {
+		d.m = map[string]string{}
+	}
+	d.m[stem] = h
+	d.mu.Unlock()
+	return h
+}
+
+// write writes copiesFile into the output.
+func (d *inputDigests) write(job *pipeline.Job, made string) error {
+	if d.m == nil {
+		d.m = map[string]string{}
+	}
+	b, err := json.MarshalIndent(copiesRecord{MadeWith: made, Inputs: d.m}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = job.WriteFile(filepath.Join(job.Out, copiesFile), append(b, '\n'))
+	return err
+}
