@@ -58,6 +58,17 @@ func (j *Job) KnownDigest(path string, fi os.FileInfo) (string, bool) {
 	return j.stats.cachedDigest(absPath(path), keyOf(fi))
 }
 
+// PublishedDigest returns the SHA-256 (hex) the engine recorded for a file of a published
+// output (Previous, or an upstream stage's) while the file keeps the stat identity fi it had
+// then: a stage can link such a file into its own output knowing it is intact. The engine
+// wrote those files itself, so unlike KnownDigest it trusts recent ones too.
+func (j *Job) PublishedDigest(path string, fi os.FileInfo) (string, bool) {
+	if j.stats == nil {
+		return "", false
+	}
+	return j.stats.cachedDigest(absPath(path), keyOf(fi))
+}
+
 // writtenFiles are the digests of the files a stage wrote with Job.WriteFile, by absolute
 // path, with the stat identity each file had once written.
 type writtenFiles struct {

@@ -199,7 +199,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 
 	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize}
 	made := madeWith(job.Seed, cfg, in.Channels)
-	prev := readPreviousCopies(job.Previous, made)
+	prev := readPreviousCopies(job, job.Previous, made)
 	var inputs inputDigests
 	var reused atomic.Int64
 	results := make([][]Entry, len(tasks))
@@ -246,7 +246,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
 				ce := t.entry
 				ce.Path, ce.Copy = rel, &Copy{Index: k, Op: op}
-				if ok, err := prev.linkCopy(stem, input, k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
+				if ok, err := prev.linkCopy(job, stem, input, k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
 					return err
 				} else if ok {
 					reused.Add(1)

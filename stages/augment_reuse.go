@@ -42,10 +42,10 @@ type previousCopies struct {
 }
 
 // readPreviousCopies returns the copies of the previous output dir ("" for none) when they
-// were made as made says; none otherwise.
-func readPreviousCopies(dir, made string) previousCopies {
+// were made as made says and its records are intact; none otherwise.
+func readPreviousCopies(job *pipeline.Job, dir, made string) previousCopies {
 	var pc previousCopies
-	if dir == "" {
+	if dir == "" || !intact(job, filepath.Join(dir, copiesFile)) || !intact(job, filepath.Join(dir, "output", ManifestFile)) {
 		return pc
 	}
 	var rec copiesRecord
@@ -79,16 +79,14 @@ func copyStem(path string) string {
 func copyKey(stem string, k int) string { return fmt.Sprintf("%s/%d", stem, k) }
 
 // linkCopy links copy k of the original stem, whose input image has SHA-256 input, from the
-// previous output to dst; it reports false when the previous output has no such copy.
-func (pc previousCopies) linkCopy(stem, input string, k int, dst string) (bool, error) {
+// previous output to dst; it reports false when the previous output has no such copy, or not
+// as it was published.
+func (pc previousCopies) linkCopy(job *pipeline.Job, stem, input string, k int, dst string) (bool, error) {
 	if pc.inputs[stem] != input || input == "" {
 		return false, nil
 	}
 	src, ok := pc.paths[copyKey(stem, k)]
-	if !ok {
-		return false, nil
-	}
-	if _, err := os.Stat(src); err != nil {
+	if !ok || !intact(job, src) {
 		return false, nil
 	}
 	return true, pipeline.LinkFile(src, dst)

@@ -213,7 +213,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	job.Logf("found %d files in %d class folders of %s", len(files)+len(testFiles), len(classes), cfg.Source)
 
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job.Previous, storedWith(cfg)))
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, job.Previous, storedWith(cfg)))
 	if err != nil {
 		return err
 	}

@@ -40,10 +40,10 @@ type reusable struct {
 }
 
 // previousStored returns the stored images of the previous output dir ("" for none) when it
-// was stored as stored says; nothing otherwise.
-func previousStored(dir, stored string) reusable {
+// was stored as stored says and its records are intact; nothing otherwise.
+func previousStored(job *pipeline.Job, dir, stored string) reusable {
 	r := reusable{stored: map[string]string{}, prints: map[string]fingerprint{}}
-	if dir == "" {
+	if dir == "" || !intact(job, filepath.Join(dir, "report", "split.json")) {
 		return r
 	}
 	var rep splitReport
@@ -51,6 +51,9 @@ func previousStored(dir, stored string) reusable {
 		return r
 	}
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
+		if !intact(job, filepath.Join(dir, s, ManifestFile)) {
+			return reusable{}
+		}
 		m, err := ReadManifest(filepath.Join(dir, s))
 		if err != nil {
 			return reusable{}
@@ -59,8 +62,27 @@ func previousStored(dir, stored string) reusable {
 			r.stored[e.Digest] = filepath.Join(dir, s, filepath.FromSlash(e.Path))
 		}
 	}
-	r.prints, _ = readFingerprints(filepath.Join(dir, fingerprintsFile))
+	if intact(job, filepath.Join(dir, fingerprintsFile)) {
+		r.prints, _ = readFingerprints(filepath.Join(dir, fingerprintsFile))
+	}
 	return r
+}
+
+// intact reports whether the file at path is as the engine published it, and if so its
+// digest.
+func intact(job *pipeline.Job, path string) bool {
+	_, ok := publishedDigest(job, path)
+	return ok
+}
+
+// publishedDigest returns the digest the engine recorded for the published file at path if
+// the file is still as published (see pipeline.Job.PublishedDigest).
+func publishedDigest(job *pipeline.Job, path string) (string, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", false
+	}
+	return job.PublishedDigest(path, fi)
 }
 
 // reuse stores the image of the file at abs by linking the previous split's when the engine
@@ -83,6 +105,10 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	if !ok {
 		return false, nil
 	}
+	pixels, ok := publishedDigest(job, prev) // not if deleted or changed since
+	if !ok {
+		return false, nil
+	}
 	fp, ok := r.prints[d]
 	if cfg.NearDuplicates && !ok {
 		return false, nil
@@ -92,42 +118,27 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	if _, dup := written.LoadOrStore(d, ""); dup {
 		return true, nil
 	}
-	pixels, err := linkStored(job, prev, filepath.Join(job.Out, filepath.FromSlash(p.stored)))
-	if err != nil {
+	if err := linkStored(job, prev, filepath.Join(job.Out, filepath.FromSlash(p.stored))); err != nil {
 		return false, err
 	}
 	written.Store(d, pixels)
 	return true, nil
 }
 
-// linkStored hard-links the stored image src to dst (copying where that fails) and returns
-// its SHA-256, from the engine when it knows it.
-func linkStored(job *pipeline.Job, src, dst string) (string, error) {
+// linkStored hard-links the stored image src to dst, copying where that fails.
+func linkStored(job *pipeline.Job, src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", err
+		return err
 	}
-	if err := os.Link(src, dst); err != nil {
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return "", err
-		}
-		return job.WriteFile(dst, data)
+	if err := os.Link(src, dst); err == nil {
+		return nil
 	}
-	if fi, err := os.Stat(dst); err == nil {
-		if d, ok := job.KnownDigest(src, fi); ok {
-			return d, nil
-		}
-	}
-	f, err := os.Open(dst)
+	data, err := os.ReadFile(src)
 	if err != nil {
-		return "", err
+		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	_, err = job.WriteFile(dst, data)
+	return err
 }
 
 // fingerprint records: 32 bytes of source digest, 1 byte comparable or not, the thumbnail.

@@ -140,3 +140,58 @@ stage "augment" "balanced" {
 		t.Fatalf("after image_size changed: augment %s; run.log:\n%s", rec.Result("augment.balanced").Status, log)
 	}
 }
+
+func TestARerunRemakesWhatWasDeletedFromThePreviousOutput(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(nearHCL, true)+`
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 3
+}
+`)
+	for i := range 12 {
+		w.writePast(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 60, 45)))
+	}
+	for i := range 6 {
+		w.writePast(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(50+i), 60, 45)))
+	}
+	first, _ := w.run(false)
+	want := treeBytes(t, w.output(first, "split.main", "images"))
+	// Delete a stored image and a copy through the run folder's links into the store (after
+	// noting what the images were).
+	m, err := ReadManifest(w.output(first, "split.main", TrainSet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadManifest(w.output(first, "augment.balanced", "output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copyPath string
+	for _, e := range out.Images {
+		if e.Copy != nil {
+			copyPath = e.Path
+			break
+		}
+	}
+	for _, p := range []string{filepath.Join(w.output(first, "split.main", TrainSet), m.Images[0].Path), filepath.Join(w.output(first, "augment.balanced", "output"), copyPath)} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both stages rerun ("output damaged"), reuse what is intact and remake the rest: the
+	// same images, and augment's very output (the split's report now counts the images
+	// it kept from its previous split).
+	rec, _ := w.run(false)
+	if r := rec.Result("augment.balanced"); r.Status != "ran" || r.Output != first.Result("augment.balanced").Output {
+		t.Errorf("augment: %s, output %s, want %s", r.Status, r.Output, first.Result("augment.balanced").Output)
+	}
+	if got := treeBytes(t, w.output(rec, "split.main", "images")); rec.Result("split.main").Status != "ran" || !maps.Equal(got, want) {
+		t.Errorf("split: %s, %d stored images, want the %d it had", rec.Result("split.main").Status, len(got), len(want))
+	}
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	for _, want := range []string{"made 1\n", "augment.balanced: reused "} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("run.log lacks %q:\n%s", want, log)
+		}
+	}
+}
