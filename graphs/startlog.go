@@ -30,8 +30,9 @@ var absorbOnce sync.Once
 // exactly those lines and forwards everything else that other goroutines write meanwhile. It
 // does nothing when TF_CPP_MIN_LOG_LEVEL is 0, which asks for every message, and nothing after
 // its first call. Call it after LoadTensorFlow, at a moment when the process cannot end in the
-// few milliseconds it takes (output written then would be lost) and nothing asks whether
-// stderr is a terminal.
+// few milliseconds it takes (output written then would be lost, as would TensorFlow's last
+// words if that first graph run crashed the process), nothing asks whether stderr is a
+// terminal, and no child process starts (it would inherit the pipe and hold the filter open).
 func QuietStartupLines() {
 	absorbOnce.Do(func() {
 		if level, err := strconv.Atoi(os.Getenv("TF_CPP_MIN_LOG_LEVEL")); err != nil || level < 1 {
@@ -41,7 +42,11 @@ func QuietStartupLines() {
 		if err != nil {
 			return
 		}
-		defer syscall.Close(saved)
+		defer func() {
+			if saved >= 0 {
+				syscall.Close(saved)
+			}
+		}()
 		r, w, err := os.Pipe()
 		if err != nil {
 			return
@@ -52,13 +57,18 @@ func QuietStartupLines() {
 			return
 		}
 		done := make(chan struct{})
+		out := fdWriter(saved)
 		go func() {
 			defer close(done)
-			forwardExceptStartupNoise(r, fdWriter(saved))
+			forwardExceptStartupNoise(r, out)
 		}()
-		runTrivialGraph()
-		syscall.Dup3(saved, 2, 0) // stderr is itself again
-		w.Close()                 // the pipe's last writer: the filter sees the end
+		startupGraph()
+		if err := syscall.Dup3(saved, 2, 0); err != nil {
+			// stderr stays the pipe: the filter goes on forwarding for the process's life.
+			saved = -1
+			return
+		}
+		w.Close() // the pipe's last writer: the filter sees the end
 		<-done
 		r.Close()
 	})
@@ -73,6 +83,10 @@ func (fd fdWriter) Write(p []byte) (int, error) {
 	for n < len(p) {
 		m, err := syscall.Write(int(fd), p[n:])
 		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN { // a non-blocking stderr (the parent's choice): wait for room
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, -1)
 			continue
 		}
 		if err != nil {
@@ -105,6 +119,9 @@ func isStartupNoise(line string) bool {
 	}
 	return false
 }
+
+// startupGraph is what QuietStartupLines runs while it filters (tests add writes of their own).
+var startupGraph = runTrivialGraph
 
 // runTrivialGraph runs a graph of one constant in a new session.
 func runTrivialGraph() {

@@ -44,6 +44,11 @@ type Job struct {
 	// stats, when set by the engine, is its stat cache, which holds the digests of the
 	// sources it hashed for the key.
 	stats *StatCache
+	// prevRecord is the record of Previous's files as published (the store's manifest of
+	// that output); prevFiles, read from it once.
+	prevRecord string
+	prevOnce   sync.Once
+	prevFiles  map[string]string
 }
 
 // KnownDigest returns the SHA-256 (hex) of the file at path, whose stat is fi, when the engine
@@ -58,15 +63,37 @@ func (j *Job) KnownDigest(path string, fi os.FileInfo) (string, bool) {
 	return j.stats.cachedDigest(absPath(path), keyOf(fi))
 }
 
-// PublishedDigest returns the SHA-256 (hex) the engine recorded for a file of a published
-// output (Previous, or an upstream stage's) while the file keeps the stat identity fi it had
-// then: a stage can link such a file into its own output knowing it is intact. The engine
-// wrote those files itself, so unlike KnownDigest it trusts recent ones too.
-func (j *Job) PublishedDigest(path string, fi os.FileInfo) (string, bool) {
-	if j.stats == nil {
+// PreviousDigest returns the SHA-256 (hex) of a file of Previous, the output this instance
+// published last time, when the file is still as published: its digest then (from the
+// output's record) is the one the engine knows for the file's present stat identity fi. A
+// stage can link such a file into its new output knowing it is intact; one deleted, changed
+// or re-hashed since (an "output damaged" check records the damaged digest) is not.
+func (j *Job) PreviousDigest(path string, fi os.FileInfo) (string, bool) {
+	if j.stats == nil || j.Previous == "" {
 		return "", false
 	}
-	return j.stats.cachedDigest(absPath(path), keyOf(fi))
+	abs := absPath(path)
+	rel, err := filepath.Rel(absPath(j.Previous), abs)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", false
+	}
+	want, ok := j.previousFiles()[filepath.ToSlash(rel)]
+	if !ok {
+		return "", false
+	}
+	got, ok := j.stats.cachedDigest(abs, keyOf(fi))
+	return want, ok && got == want
+}
+
+// previousFiles returns the digests of Previous's files as published, by slash path.
+func (j *Job) previousFiles() map[string]string {
+	j.prevOnce.Do(func() {
+		var m Manifest
+		if j.prevRecord != "" && readJSON(j.prevRecord, &m) == nil && m.Digest == filepath.Base(j.Previous) {
+			j.prevFiles = m.Files
+		}
+	})
+	return j.prevFiles
 }
 
 // writtenFiles are the digests of the files a stage wrote with Job.WriteFile, by absolute

@@ -262,7 +262,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
 		prev := filepath.Join(r.e.Store.Workspace, ObjectRel(st.Output))
 		if _, err := os.Stat(prev); err == nil {
-			job.Previous = prev
+			job.Previous, job.prevRecord = prev, r.e.Store.outputPath(st.Key)
 		}
 	}
 	runErr := runKind(ctx, inst.Kind, job)

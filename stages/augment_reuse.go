@@ -31,8 +31,9 @@ type copiesRecord struct {
 // madeWith names everything a copy depends on besides its original's pixels and its stem and
 // index.
 func madeWith(seed int64, cfg AugmentConfig, channels int) string {
-	return fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels",
-		Augment{}.Version(), seed, cfg.Ops, cfg.params, cfg.Compression, channels)
+	return fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels; %s",
+		Augment{}.Version(), seed, cfg.Ops, cfg.params, cfg.Compression, channels,
+		buildOf("golang.org/x/image", "github.com/anthonynsimon/bild"))
 }
 
 // previousCopies are the copies of a previous augment output made the same way.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,7 +47,7 @@ type SplitConfig struct {
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 9 }
+func (Split) Version() int { return 10 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
@@ -130,6 +131,8 @@ type splitReport struct {
 	Leaked        []string       `json:"removed_from_train_val,omitempty"` // also in test_source, or near-duplicates of its images
 	Moved         []movedImage   `json:"moved_from_previous_split,omitempty"`
 	Stored        string         `json:"stored_with"` // what stored images depend on besides their source (storedWith)
+	// Fallbacks are the digests of the JPEGs decoded by image/jpeg, which a rerun decodes again.
+	Fallbacks []string `json:"decoded_by_image_jpeg,omitempty"`
 }
 
 // movedImage is an image that was in another set in the previous split: it joined a group
@@ -168,6 +171,9 @@ type processed struct {
 	group  string // the smallest exact among its near-duplicates: what shares a set
 	print  fingerprint
 	test   bool // from test_source
+	// fallback: a JPEG libjpeg-turbo refused, decoded by image/jpeg (a later split decodes it
+	// again rather than reuse it, in case libjpeg-turbo was what failed)
+	fallback bool
 }
 
 // Run implements pipeline.Kind.
@@ -419,6 +425,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	rep.Total.Name, rep.Total.Total = "total", rep.Total.Train+rep.Total.Val+rep.Total.Test
 	rep.Rejected = len(rejected)
 	rep.Stored = storedWith(cfg)
+	for _, p := range procs {
+		if p.fallback && !slices.Contains(rep.Fallbacks, p.digest) {
+			rep.Fallbacks = append(rep.Fallbacks, p.digest)
+		}
+	}
+	sort.Strings(rep.Fallbacks)
 	if cfg.NearDuplicates {
 		if err := writeFingerprints(job, procs); err != nil {
 			return err
@@ -537,6 +549,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				all[i].print = fingerprintOf(l.Img)
 			}
 			if l.Fallback {
+				all[i].fallback = true
 				fallbacks.Add(1)
 				fallbackPath.CompareAndSwap(nil, &all[i].cand.Rel)
 			}
@@ -566,7 +579,13 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 		return nil, nil, err
 	}
 	if n := reused.Load(); n > 0 {
-		job.Logf("reused %d stored images of the previous split (stored the same way), made %d", n, int64(len(all))-n)
+		made := -n
+		for i := range all {
+			if reasons[i] == "" {
+				made++
+			}
+		}
+		job.Logf("reused %d stored images of the previous split (stored the same way), made %d", n, made)
 	}
 	if n := fallbacks.Load(); n > 0 {
 		job.Logf("warning: %d JPEGs were decoded by image/jpeg after libjpeg-turbo refused them (e.g. %q); their pixels can differ slightly from libjpeg's", n, *fallbackPath.Load())

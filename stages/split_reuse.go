@@ -10,6 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 
@@ -27,10 +30,26 @@ import (
 // digest, so that a later split can reuse stored images without decoding them again.
 const fingerprintsFile = "fingerprints.bin"
 
-// storedWith names everything a stored image depends on besides its source file's content.
+// storedWith names everything a stored image depends on besides its source file's content:
+// the settings, the limit that rejects it, and the code that decodes and encodes it.
 func storedWith(cfg SplitConfig) string {
-	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; libtensorflow %s",
-		Split{}.Version(), cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, graphs.TensorFlowVersion())
+	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels; libtensorflow %s; %s",
+		Split{}.Version(), cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels,
+		graphs.TensorFlowVersion(), buildOf("golang.org/x/image"))
+}
+
+// buildOf names the Go toolchain and the versions of the given modules this binary was built
+// with: they decode, encode and transform images.
+func buildOf(modules ...string) string {
+	s := runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if slices.Contains(modules, d.Path) {
+				s += ", " + d.Path + " " + d.Version
+			}
+		}
+	}
+	return s
 }
 
 // reusable are the stored images of a previous split made the same way, by source digest.
@@ -62,6 +81,9 @@ func previousStored(job *pipeline.Job, dir, stored string) reusable {
 			r.stored[e.Digest] = filepath.Join(dir, s, filepath.FromSlash(e.Path))
 		}
 	}
+	for _, d := range rep.Fallbacks {
+		delete(r.stored, d) // decoded by image/jpeg: decode again
+	}
 	if intact(job, filepath.Join(dir, fingerprintsFile)) {
 		r.prints, _ = readFingerprints(filepath.Join(dir, fingerprintsFile))
 	}
@@ -76,13 +98,13 @@ func intact(job *pipeline.Job, path string) bool {
 }
 
 // publishedDigest returns the digest the engine recorded for the published file at path if
-// the file is still as published (see pipeline.Job.PublishedDigest).
+// the file is still as published (see pipeline.Job.PreviousDigest).
 func publishedDigest(job *pipeline.Job, path string) (string, bool) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", false
 	}
-	return job.PublishedDigest(path, fi)
+	return job.PreviousDigest(path, fi)
 }
 
 // reuse stores the image of the file at abs by linking the previous split's when the engine
@@ -141,6 +163,9 @@ func linkStored(job *pipeline.Job, src, dst string) error {
 	return err
 }
 
+// fingerprintsHeader starts fingerprintsFile and names its format.
+var fingerprintsHeader = fmt.Sprintf("pipeline fingerprints 1: %dx%d grey\n", thumbSide, thumbSide)
+
 // fingerprint records: 32 bytes of source digest, 1 byte comparable or not, the thumbnail.
 const fingerprintRecord = sha256.Size + 1 + thumbCells
 
@@ -155,7 +180,7 @@ func writeFingerprints(job *pipeline.Job, procs []processed) error {
 		digests = append(digests, d)
 	}
 	sort.Strings(digests)
-	buf := make([]byte, 0, len(digests)*fingerprintRecord)
+	buf := append(make([]byte, 0, len(fingerprintsHeader)+len(digests)*fingerprintRecord), fingerprintsHeader...)
 	for _, d := range digests {
 		raw, err := hex.DecodeString(d)
 		if err != nil || len(raw) != sha256.Size {
@@ -181,6 +206,9 @@ func readFingerprints(path string) (map[string]fingerprint, error) {
 	defer f.Close()
 	out := map[string]fingerprint{}
 	br := bufio.NewReader(f)
+	if h, err := br.ReadString('\n'); err != nil || h != fingerprintsHeader {
+		return nil, fmt.Errorf("%s: not a fingerprints file of this version", path)
+	}
 	var rec [fingerprintRecord]byte
 	for {
 		if _, err := io.ReadFull(br, rec[:]); err != nil {

@@ -75,6 +75,15 @@ func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 		t.Errorf("%s was not linked from the previous split (%v %v)", e.Path, err1, err2)
 	}
 
+	// A lower max_pixels rejects images a previous split stored: nothing is reused unchecked
+	// (class b's 135x99 JPEGs go over 11,000 pixels, a's 120x90 PNGs do not).
+	hcl, _ := os.ReadFile(filepath.Join(w.dir, "pipeline.hcl"))
+	w.write("pipeline.hcl", []byte(strings.Replace(string(hcl), "near_duplicates = true", "near_duplicates = true\n  max_pixels      = 11000", 1)))
+	if _, err := w.run(true); err == nil || !strings.Contains(err.Error(), `class "b" (0)`) {
+		t.Errorf("with max_pixels under class b's images: %v, want class b left without images", err)
+	}
+	w.write("pipeline.hcl", hcl)
+
 	// A split of the grown folder from scratch stores the same images and fingerprints.
 	fresh := newWS(t, fmt.Sprintf(nearHCL, true))
 	grow(fresh, 0, 13)
@@ -141,7 +150,7 @@ stage "augment" "balanced" {
 	}
 }
 
-func TestARerunRemakesWhatWasDeletedFromThePreviousOutput(t *testing.T) {
+func TestARerunRemakesWhatWasDeletedOrChangedInThePreviousOutput(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(nearHCL, true)+`
 stage "augment" "balanced" {
   input       = stage.split.main.train
@@ -178,6 +187,17 @@ stage "augment" "balanced" {
 			t.Fatal(err)
 		}
 	}
+	// And change another stored image in place, keeping its size.
+	changed := filepath.Join(w.output(first, "split.main", TrainSet), m.Images[1].Path)
+	b, err := os.ReadFile(changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x55
+	os.Chmod(changed, 0o644)
+	if err := os.WriteFile(changed, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// Both stages rerun ("output damaged"), reuse what is intact and remake the rest: the
 	// same images, and augment's very output (the split's report now counts the images
 	// it kept from its previous split).
@@ -189,7 +209,7 @@ stage "augment" "balanced" {
 		t.Errorf("split: %s, %d stored images, want the %d it had", rec.Result("split.main").Status, len(got), len(want))
 	}
 	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
-	for _, want := range []string{"made 1\n", "augment.balanced: reused "} {
+	for _, want := range []string{"made 2\n", "augment.balanced: reused "} {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("run.log lacks %q:\n%s", want, log)
 		}
