@@ -90,16 +90,16 @@ func previousStored(job *pipeline.Job, dir, stored string) reusable {
 	return r
 }
 
-// intact reports whether the file at path is as the engine published it, and if so its
-// digest.
+// intact reports whether the file at path, in the previous output, is as the engine
+// published it.
 func intact(job *pipeline.Job, path string) bool {
-	_, ok := publishedDigest(job, path)
+	_, ok := previousDigest(job, path)
 	return ok
 }
 
-// publishedDigest returns the digest the engine recorded for the published file at path if
-// the file is still as published (see pipeline.Job.PreviousDigest).
-func publishedDigest(job *pipeline.Job, path string) (string, bool) {
+// previousDigest returns the digest the engine recorded for the file at path of the previous
+// output if the file is still as published (pipeline.Job.PreviousDigest).
+func previousDigest(job *pipeline.Job, path string) (string, bool) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", false
@@ -127,7 +127,7 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	if !ok {
 		return false, nil
 	}
-	pixels, ok := publishedDigest(job, prev) // not if deleted or changed since
+	pixels, ok := previousDigest(job, prev) // not if deleted or changed since
 	if !ok {
 		return false, nil
 	}
