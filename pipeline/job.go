@@ -85,6 +85,30 @@ func (j *Job) PreviousDigest(path string, fi os.FileInfo) (string, bool) {
 	return want, ok && got == want
 }
 
+// PreviousChanged reports whether the file at path of Previous is gone or differs from what
+// was published there, reading it and comparing its digest with the output's record; false
+// when there is no record to compare with. For a stage's small records (manifests, reports)
+// that it must not trust once changed.
+func (j *Job) PreviousChanged(path string) bool {
+	if j.Previous == "" {
+		return false
+	}
+	rel, err := filepath.Rel(absPath(j.Previous), absPath(path))
+	if err != nil || !filepath.IsLocal(rel) {
+		return false
+	}
+	files := j.previousFiles()
+	if files == nil {
+		return false
+	}
+	want, ok := files[filepath.ToSlash(rel)]
+	if !ok {
+		return false // not a file of that output
+	}
+	got, err := hashFile(absPath(path))
+	return err != nil || got != want
+}
+
 // previousFiles returns the digests of Previous's files as published, by slash path.
 func (j *Job) previousFiles() map[string]string {
 	j.prevOnce.Do(func() {

@@ -344,7 +344,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if cfg.TestSource != nil {
 		rep.Settings.TestSource = *cfg.TestSource
 	}
-	prevFiles, why := previousSplits(job.Previous, *rep.Settings)
+	prevFiles, why := previousSplits(job, job.Previous, *rep.Settings)
 	// Earlier manifests list files by their own digest; a group keeps the set of any of its
 	// files (a held-out one first, so that nothing held out moves into training).
 	prev := map[string]string{}
@@ -625,10 +625,15 @@ func splitRank(s string) int {
 // previousSplits reads the digest → split assignment of an earlier output of this stage, or
 // none, with the reason, when it was made with other settings. (Outputs from before the
 // settings were recorded are reused.)
-func previousSplits(dir string, now splitSettings) (map[string]string, string) {
+func previousSplits(job *pipeline.Job, dir string, now splitSettings) (map[string]string, string) {
 	prev := map[string]string{}
 	if dir == "" {
 		return prev, ""
+	}
+	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile} {
+		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
+			return prev, "its " + rel + " is gone or changed since it was written"
+		}
 	}
 	var old splitReport
 	if b, err := os.ReadFile(filepath.Join(dir, "report", "split.json")); err == nil && json.Unmarshal(b, &old) == nil && old.Settings != nil && *old.Settings != now {

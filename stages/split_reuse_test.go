@@ -215,3 +215,20 @@ stage "augment" "balanced" {
 		}
 	}
 }
+
+func TestAPreviousSplitWhoseRecordsChangedIsNotTrusted(t *testing.T) {
+	w := nearWS(t, true)
+	first, _ := w.run(false)
+	// The previous split's test manifest, deleted from the store: its images' history is
+	// gone, and a split that went on with the rest would let them drift into training.
+	obj := filepath.Join(w.dir, pipeline.ObjectRel(first.Result("split.main").Output))
+	if err := os.Remove(filepath.Join(obj, TestSet, ManifestFile)); err != nil {
+		t.Fatal(err)
+	}
+	w.write("raw/a/new.png", encodePNG(blobPhoto(999, 120, 90)))
+	rec, _ := w.run(false)
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if want := "not keeping the previous split's sets (its test/manifest.json is gone or changed since it was written)"; !strings.Contains(string(log), want) {
+		t.Fatalf("run.log lacks %q:\n%s", want, log)
+	}
+}
