@@ -294,9 +294,17 @@ func runsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "runs",
 		Usage: "list run folders with their status",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "runs-dir", Value: "models"}},
+		Flags: []cli.Flag{&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders"}},
 		Action: func(c *cli.Context) error {
-			dirs, _ := filepath.Glob(filepath.Join(c.String("runs-dir"), "*", "run.json"))
+			// Not filepath.Glob: a folder name holding '[' or '*' would match nothing.
+			entries, _ := os.ReadDir(c.String("runs-dir"))
+			var dirs []string
+			for _, e := range entries {
+				p := filepath.Join(c.String("runs-dir"), e.Name(), "run.json")
+				if _, err := os.Stat(p); err == nil {
+					dirs = append(dirs, p)
+				}
+			}
 			sort.Strings(dirs)
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tpipeline")
@@ -351,7 +359,9 @@ func gcCommand() *cli.Command {
 		Name:      "gc",
 		Usage:     "remove stored outputs that no stage's current state and no run folder uses",
 		ArgsUsage: "[FILE]",
-		Flags:     []cli.Flag{varFlag, &cli.StringFlag{Name: "runs-dir", Value: "models"}, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}}},
+		Flags: []cli.Flag{varFlag,
+			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be removed, remove nothing"}},
 		Action: func(c *cli.Context) error {
 			l, err := load(c)
 			if err != nil {

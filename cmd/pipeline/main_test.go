@@ -115,3 +115,15 @@ func TestStageWarningsReachTheConsoleWithoutVerbose(t *testing.T) {
 		t.Fatalf("--quiet printed %q", buf.String())
 	}
 }
+
+func TestRunsListsRunFoldersWhateverTheFolderIsCalled(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	file := filepath.Join(dir, "pipeline.hcl")
+	if code, out, errs := runCLI("run", file, "--quiet", "--runs-dir", "runs [1]*"); code != exitOK {
+		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs := runCLI("runs", "--runs-dir", filepath.Join(dir, "runs [1]*"))
+	if code != exitOK || strings.Count(out, "succeeded") != 1 {
+		t.Fatalf("runs: exit %d, want one succeeded run listed\n%s%s", code, out, errs)
+	}
+}
