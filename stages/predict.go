@@ -156,12 +156,16 @@ func topPredictions(p []float32, classes []string, k int) []Prediction {
 
 // Example opens the reference image of a class (from the training set), with its extension.
 func (p *Predictor) Example(classID int) (*os.File, string, error) {
-	matches, _ := filepath.Glob(filepath.Join(p.Dir, "examples", fmt.Sprintf("%d.*", classID)))
-	if len(matches) == 0 {
-		return nil, "", os.ErrNotExist
+	// Not filepath.Glob, which finds nothing when the model's path holds '[' or '*'.
+	dir := filepath.Join(p.Dir, "examples")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if stem, ext, ok := strings.Cut(e.Name(), "."); ok && stem == fmt.Sprint(classID) {
+			f, err := os.Open(filepath.Join(dir, e.Name()))
+			return f, "." + strings.ToLower(ext), err
+		}
 	}
-	f, err := os.Open(matches[0])
-	return f, strings.ToLower(filepath.Ext(matches[0])), err
+	return nil, "", os.ErrNotExist
 }
 
 // CardJSON returns the model's card (promotion metadata) or, for a plain model folder, its
