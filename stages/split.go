@@ -219,7 +219,8 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	job.Logf("found %d files in %d class folders of %s", len(files)+len(testFiles), len(classes), cfg.Source)
 
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, job.Previous, storedWith(cfg)))
+	previous := readPreviousSplit(job, job.Previous)
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg)))
 	if err != nil {
 		return err
 	}
@@ -344,7 +345,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if cfg.TestSource != nil {
 		rep.Settings.TestSource = *cfg.TestSource
 	}
-	prevFiles, why := previousSplits(job, job.Previous, *rep.Settings)
+	prevFiles, why := previous.sets(*rep.Settings)
 	// Earlier manifests list files by their own digest; a group keeps the set of any of its
 	// files (a held-out one first, so that nothing held out moves into training).
 	prev := map[string]string{}
@@ -622,22 +623,52 @@ func splitRank(s string) int {
 	return 2
 }
 
-// previousSplits reads the digest → split assignment of an earlier output of this stage, or
-// none, with the reason, when it was made with other settings. (Outputs from before the
-// settings were recorded are reused.)
-func previousSplits(job *pipeline.Job, dir string, now splitSettings) (map[string]string, string) {
-	prev := map[string]string{}
+// previousSplit is this stage's previous output, read once: its report and manifests (nil
+// where unreadable), or why its records cannot be trusted.
+type previousSplit struct {
+	dir       string
+	changed   string // the record deleted or changed in the store since it was written
+	rep       *splitReport
+	manifests map[string]*Manifest // by set
+}
+
+// readPreviousSplit reads the previous output dir ("" for none: nil).
+func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 	if dir == "" {
-		return prev, ""
+		return nil
 	}
+	p := &previousSplit{dir: dir, manifests: map[string]*Manifest{}}
 	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile} {
 		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
-			return prev, "its " + rel + " is gone or changed since it was written"
+			p.changed = rel
+			return p
 		}
 	}
-	var old splitReport
-	if b, err := os.ReadFile(filepath.Join(dir, "report", "split.json")); err == nil && json.Unmarshal(b, &old) == nil && old.Settings != nil && *old.Settings != now {
-		o := *old.Settings
+	var rep splitReport
+	if b, err := os.ReadFile(filepath.Join(dir, "report", "split.json")); err == nil && json.Unmarshal(b, &rep) == nil {
+		p.rep = &rep
+	}
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
+		if m, err := ReadManifest(filepath.Join(dir, s)); err == nil {
+			p.manifests[s] = m
+		}
+	}
+	return p
+}
+
+// sets returns the digest → split assignment of the previous split, or none, with the
+// reason, when it was made with other settings or its records changed since. (Outputs from
+// before the settings were recorded are reused.)
+func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
+	prev := map[string]string{}
+	if p == nil {
+		return prev, ""
+	}
+	if p.changed != "" {
+		return prev, "its " + p.changed + " is gone or changed since it was written"
+	}
+	if p.rep != nil && p.rep.Settings != nil && *p.rep.Settings != now {
+		o := *p.rep.Settings
 		var changes []string
 		if o.Seed != now.Seed {
 			changes = append(changes, fmt.Sprintf("seed %d → %d", o.Seed, now.Seed))
@@ -654,12 +685,10 @@ func previousSplits(job *pipeline.Job, dir string, now splitSettings) (map[strin
 		return prev, strings.Join(changes, ", ")
 	}
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
-		m, err := ReadManifest(filepath.Join(dir, s))
-		if err != nil {
-			continue
-		}
-		for _, e := range m.Images {
-			prev[e.Digest] = s
+		if m := p.manifests[s]; m != nil {
+			for _, e := range m.Images {
+				prev[e.Digest] = s
+			}
 		}
 	}
 	return prev, ""

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,34 +57,23 @@ type reusable struct {
 	prints map[string]fingerprint // absent when the previous split kept none
 }
 
-// previousStored returns the stored images of the previous output dir ("" for none) when it
-// was stored as stored says and its records are intact; nothing otherwise.
-func previousStored(job *pipeline.Job, dir, stored string) reusable {
+// previousStored returns the stored images of the previous split p (nil for none) when they
+// were stored as stored says and its records are intact; nothing otherwise.
+func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable {
 	r := reusable{stored: map[string]string{}, prints: map[string]fingerprint{}}
-	if dir == "" || !intact(job, filepath.Join(dir, "report", "split.json")) {
+	if p == nil || p.changed != "" || p.rep == nil || p.rep.Stored != stored || len(p.manifests) != 3 {
 		return r
 	}
-	var rep splitReport
-	if b, err := os.ReadFile(filepath.Join(dir, "report", "split.json")); err != nil || json.Unmarshal(b, &rep) != nil || rep.Stored != stored {
-		return r
-	}
-	for _, s := range []string{TrainSet, ValSet, TestSet} {
-		if !intact(job, filepath.Join(dir, s, ManifestFile)) {
-			return reusable{}
-		}
-		m, err := ReadManifest(filepath.Join(dir, s))
-		if err != nil {
-			return reusable{}
-		}
+	for s, m := range p.manifests {
 		for _, e := range m.Images {
-			r.stored[e.Digest] = filepath.Join(dir, s, filepath.FromSlash(e.Path))
+			r.stored[e.Digest] = filepath.Join(p.dir, s, filepath.FromSlash(e.Path))
 		}
 	}
-	for _, d := range rep.Fallbacks {
+	for _, d := range p.rep.Fallbacks {
 		delete(r.stored, d) // decoded by image/jpeg: decode again
 	}
-	if intact(job, filepath.Join(dir, fingerprintsFile)) {
-		r.prints, _ = readFingerprints(filepath.Join(dir, fingerprintsFile))
+	if intact(job, filepath.Join(p.dir, fingerprintsFile)) {
+		r.prints, _ = readFingerprints(filepath.Join(p.dir, fingerprintsFile))
 	}
 	return r
 }
