@@ -31,9 +31,12 @@ import (
 	"github.com/anthonynsimon/bild/adjust"
 	"github.com/anthonynsimon/bild/clone"
 	"github.com/anthonynsimon/bild/transform"
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/wamuir/graft/tensorflow/op"
 	xdraw "golang.org/x/image/draw"
 	"golang.org/x/image/math/f64"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 	"pipeline/stages"
 )
@@ -160,6 +163,38 @@ func BenchmarkDecodeJPEGPhoto(b *testing.B) {
 	data := onePhoto(b)
 	for i := 0; i < b.N; i++ {
 		decodeJPEG(b, data)
+	}
+}
+
+// The floor of the split stage's per-photo work: libjpeg-turbo (through TensorFlow, as the
+// split stage calls it) decoding the whole photo, no crop or resize; at 1/2 DCT scale it
+// shows how much of that is entropy decoding, which no scale or crop avoids.
+func BenchmarkDecodeJPEGLibjpegTurboPhoto(b *testing.B) { benchDecodeTF(b, 1) }
+
+func BenchmarkDecodeJPEGLibjpegTurboHalfPhoto(b *testing.B) { benchDecodeTF(b, 2) }
+
+func benchDecodeTF(b *testing.B, ratio int64) {
+	data := onePhoto(b)
+	s := op.NewScope()
+	in := op.Placeholder(s, tf.String)
+	out := op.DecodeJpeg(s, in, op.DecodeJpegChannels(3), op.DecodeJpegRatio(ratio))
+	g, err := s.Finalize()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sess, err := tf.NewSession(g, graphs.CallerThreadOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	t, err := tf.NewTensor(string(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		if _, err := sess.Run(map[tf.Output]*tf.Tensor{in: t}, []tf.Output{out}, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
