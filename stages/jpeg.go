@@ -138,12 +138,16 @@ func layout(w, h, size int, policy string) (src, dst image.Rectangle) {
 	}
 }
 
-// fit decodes a w×h JPEG and fits it to size×size by policy: an RGB image (black where pad
-// leaves the square uncovered).
-func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*raster.RGB, error) {
+// fit decodes a w×h (as stored) JPEG with EXIF orientation o and fits its displayed frame to
+// size×size by policy: an RGB image (black where pad leaves the square uncovered). The crop
+// and resize work on the stored pixels, in the rectangles the displayed frame's layout maps
+// to; only the size×size result is turned.
+func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raster.RGB, error) {
 	r := jpegRatio(w, h, size)
 	sw, sh := (w+int(r)-1)/int(r), (h+int(r)-1)/int(r) // libjpeg's scaled size
-	sr, dr := layout(sw, sh, size, policy)
+	ow, oh := orientedSize(o, sw, sh)
+	osr, odr := layout(ow, oh, size, policy)
+	sr, dr := storedRect(o, osr, sw, sh), storedRect(o, odr, size, size)
 	fetch := d.fits[r].bilinear
 	if raster.Antialias(sr.Dx(), sr.Dy(), dr.Dx(), dr.Dy()) {
 		fetch = d.fits[r].smooth
@@ -187,7 +191,7 @@ func (d *jpegDecoder) fit(data []byte, w, h, size int, policy string) (*raster.R
 			copy(out.Pix[out.PixOffset(dr.Min.X, dr.Min.Y+y):][:dw], rows[dw*y:dw*(y+1)])
 		}
 	}
-	return out, nil
+	return orientRGB(out, o), nil
 }
 
 // fixedWriter writes into b, in place, and refuses to write past its end.
@@ -205,11 +209,12 @@ func (w *fixedWriter) Write(p []byte) (int, error) {
 }
 
 // prepareImage decodes an encoded image and fits it to size×size by policy, in channels (1:
-// grey, 3: RGB). JPEGs go through TensorFlow (fit); when that fails (or TensorFlow is
-// unusable), image/jpeg decides, so a file is rejected with image/jpeg's reason or accepted
-// if image/jpeg reads it. Other formats use Go's decoders and raster.Resize, which filters
-// the same way (a JPEG decoded at a DCT scale is cropped on the scaled pixels, so its crop
-// can sit a few full-size pixels from the one image/jpeg's decode gets).
+// grey, 3: RGB). A JPEG is fitted as displayed, turned by its EXIF orientation. JPEGs go
+// through TensorFlow (fit); when that fails (or TensorFlow is unusable), image/jpeg decides,
+// so a file is rejected with image/jpeg's reason or accepted if image/jpeg reads it. Other
+// formats use Go's decoders and raster.Resize, which filters the same way (a JPEG decoded at
+// a DCT scale is cropped on the scaled pixels, so its crop can sit a few full-size pixels
+// from the one image/jpeg's decode gets).
 func prepareImage(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, error) {
 	img, _, err := prepare(data, format, w, h, size, policy, channels)
 	return img, err
@@ -218,9 +223,11 @@ func prepareImage(data []byte, format string, w, h, size int, policy string, cha
 // prepare is prepareImage, also reporting whether a JPEG went the image/jpeg way after
 // libjpeg-turbo refused it (or TensorFlow was unusable).
 func prepare(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, bool, error) {
+	o := 1
 	if format == "jpeg" {
+		o = exifOrientation(data)
 		if d, err := sharedJPEGDecoder(); err == nil {
-			if img, err := d.fit(data, w, h, size, policy); err == nil {
+			if img, err := d.fit(data, w, h, o, size, policy); err == nil {
 				if channels == 1 {
 					g := opaque(img, 1)
 					pixelBufs.put(img.Pix) // converted: the RGB pixels are dead
@@ -237,7 +244,7 @@ func prepare(data []byte, format string, w, h, size int, policy string, channels
 	if format == "webp" {
 		img = webpToRGB(img)
 	}
-	return fitImage(img, size, policy, channels), format == "jpeg", nil
+	return fitImage(orientImage(img, o), size, policy, channels), format == "jpeg", nil
 }
 
 // jpegEncoder encodes opaque RGB and grey images as baseline JPEG at one quality with

@@ -60,7 +60,7 @@ func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 	// path other formats take) and checks that they differ by rounding only.
 	compare := func(size int, policy string) *raster.RGB {
 		t.Helper()
-		fast, err := d.fit(data, 96, 64, size, policy)
+		fast, err := d.fit(data, 96, 64, 1, size, policy)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,182 @@
+package stages
+
+import (
+	"encoding/binary"
+	"image"
+
+	"github.com/anthonynsimon/bild/clone"
+
+	"pipeline/stages/raster"
+)
+
+// Phones store a photo's pixels the way the sensor read them and say in the EXIF Orientation
+// tag how to turn them for display; every image viewer and browser does. Stored and served
+// images are fitted in that displayed frame, so a portrait photo is not trained on, or
+// predicted, lying on its side, and pad and squash see its real aspect ratio.
+
+// exifOrientation returns the EXIF Orientation (1–8) of a JPEG: the value of tag 0x0112 in
+// the first IFD of its first Exif APP1 segment, or 1 (as stored) when there is none or it
+// cannot be read.
+func exifOrientation(data []byte) int {
+	if len(data) < 4 || data[0] != 0xff || data[1] != 0xd8 {
+		return 1
+	}
+	for i := 2; i+4 <= len(data); {
+		if data[i] != 0xff {
+			return 1
+		}
+		marker := data[i+1]
+		switch {
+		case marker == 0xff: // fill byte
+			i++
+			continue
+		case marker == 0xda || marker == 0xd9: // start of scan, end of image: no more headers
+			return 1
+		case marker == 0x01 || marker >= 0xd0 && marker <= 0xd7: // no length
+			i += 2
+			continue
+		}
+		n := int(binary.BigEndian.Uint16(data[i+2:]))
+		if n < 2 || i+2+n > len(data) {
+			return 1
+		}
+		seg := data[i+4 : i+2+n]
+		if marker == 0xe1 && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
+			return tiffOrientation(seg[6:])
+		}
+		i += 2 + n
+	}
+	return 1
+}
+
+// tiffOrientation reads the Orientation tag from the first IFD of a TIFF header (the body of
+// an Exif segment); 1 when it is missing or malformed.
+func tiffOrientation(t []byte) int {
+	if len(t) < 8 {
+		return 1
+	}
+	var bo binary.ByteOrder
+	switch string(t[:2]) {
+	case "II":
+		bo = binary.LittleEndian
+	case "MM":
+		bo = binary.BigEndian
+	default:
+		return 1
+	}
+	if bo.Uint16(t[2:]) != 42 {
+		return 1
+	}
+	ifd := uint64(bo.Uint32(t[4:]))
+	if ifd+2 > uint64(len(t)) {
+		return 1
+	}
+	count := uint64(bo.Uint16(t[ifd:]))
+	for e := ifd + 2; e+12 <= uint64(len(t)) && count > 0; e, count = e+12, count-1 {
+		if bo.Uint16(t[e:]) != 0x0112 {
+			continue
+		}
+		var v uint32
+		switch typ, n := bo.Uint16(t[e+2:]), bo.Uint32(t[e+4:]); {
+		case typ == 3 && n == 1: // SHORT
+			v = uint32(bo.Uint16(t[e+8:]))
+		case typ == 4 && n == 1: // LONG, which some writers use
+			v = bo.Uint32(t[e+8:])
+		}
+		if v >= 1 && v <= 8 {
+			return int(v)
+		}
+		return 1
+	}
+	return 1
+}
+
+// orientedSize is the displayed size of a w×h image stored with orientation o.
+func orientedSize(o, w, h int) (int, int) {
+	if o >= 5 {
+		return h, w
+	}
+	return w, h
+}
+
+// storedRect maps r, a rectangle of the displayed frame of a w×h (as stored) image with
+// orientation o, to the stored frame.
+func storedRect(o int, r image.Rectangle, w, h int) image.Rectangle {
+	x0, y0, x1, y1 := r.Min.X, r.Min.Y, r.Max.X, r.Max.Y
+	switch o {
+	case 2: // mirrored left to right
+		return image.Rect(w-x1, y0, w-x0, y1)
+	case 3: // turned 180°
+		return image.Rect(w-x1, h-y1, w-x0, h-y0)
+	case 4: // mirrored top to bottom
+		return image.Rect(x0, h-y1, x1, h-y0)
+	case 5: // transposed
+		return image.Rect(y0, x0, y1, x1)
+	case 6: // shown turned 90° clockwise
+		return image.Rect(y0, h-x1, y1, h-x0)
+	case 7: // transversed
+		return image.Rect(w-y1, h-x1, w-y0, h-x0)
+	case 8: // shown turned 90° counter-clockwise
+		return image.Rect(w-y1, x0, w-y0, x1)
+	}
+	return r
+}
+
+// storedPoint is the stored pixel shown at (x, y) of a w×h (as stored) image with
+// orientation o.
+func storedPoint(o, x, y, w, h int) (int, int) {
+	switch o {
+	case 2:
+		return w - 1 - x, y
+	case 3:
+		return w - 1 - x, h - 1 - y
+	case 4:
+		return x, h - 1 - y
+	case 5:
+		return y, x
+	case 6:
+		return y, h - 1 - x
+	case 7:
+		return w - 1 - y, h - 1 - x
+	case 8:
+		return w - 1 - y, x
+	}
+	return x, y
+}
+
+// orientPixels returns the displayed frame of w×h pixels of bpp bytes, stride apart, stored
+// with orientation o, packed in a new buffer from pixelBufs.
+func orientPixels(pix []uint8, stride, bpp, w, h, o int) (out []uint8, ow, oh int) {
+	ow, oh = orientedSize(o, w, h)
+	out = pixelBufs.get(bpp * ow * oh)
+	for y := 0; y < oh; y++ {
+		row := out[bpp*ow*y : bpp*ow*(y+1)]
+		for x := 0; x < ow; x++ {
+			sx, sy := storedPoint(o, x, y, w, h)
+			copy(row[bpp*x:bpp*(x+1)], pix[sy*stride+bpp*sx:])
+		}
+	}
+	return out, ow, oh
+}
+
+// orientRGB returns img turned to its displayed frame; img's pixels go back to pixelBufs.
+func orientRGB(img *raster.RGB, o int) *raster.RGB {
+	if o <= 1 || o > 8 {
+		return img
+	}
+	b := img.Bounds()
+	pix, w, h := orientPixels(img.Pix, img.Stride, 3, b.Dx(), b.Dy(), o)
+	pixelBufs.put(img.Pix)
+	return &raster.RGB{Pix: pix, Stride: 3 * w, Rect: image.Rect(0, 0, w, h)}
+}
+
+// orientImage returns img (decoded by Go) turned to its displayed frame, as RGBA.
+func orientImage(img image.Image, o int) image.Image {
+	if o <= 1 || o > 8 {
+		return img
+	}
+	rgba := clone.AsRGBA(img)
+	b := rgba.Bounds()
+	pix, w, h := orientPixels(rgba.Pix, rgba.Stride, 4, b.Dx(), b.Dy(), o)
+	return &image.RGBA{Pix: pix, Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
+}
