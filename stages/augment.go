@@ -346,7 +346,7 @@ func writeAugmentReport(job *pipeline.Job, classes []string, rep augmentReport) 
 		added += c.After - c.Before
 	}
 	if err := barChart(filepath.Join(dir, "class_distribution.png"), "Training images per class, before and after augmentation", classes,
-		[]series{{"before", before}, {"after", after}}); err != nil {
+		[]series{{"before", before}, {"after", after}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting: %w", err)
 	}
 	job.Logf("augment: added %d copies over %d classes", added, len(classes))

@@ -197,7 +197,7 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 			return err
 		}
 	}
-	if err := confusionPlot(filepath.Join(dir, "confusion_matrix.png"), info.Spec.Architecture, conf); err != nil {
+	if err := confusionPlot(filepath.Join(dir, "confusion_matrix.png"), info.Spec.Architecture, conf, job.Logf); err != nil {
 		return fmt.Errorf("plotting the confusion matrix: %w", err)
 	}
 	job.Logf("%s on %d test images: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",

@@ -23,7 +23,7 @@ var palette = []color.Color{
 
 // barChart writes a grouped bar chart (PNG) of per-class counts: classes on the x axis in
 // index order with their names, each bar labelled with its count.
-func barChart(path, title string, classes []string, ss []series) error {
+func barChart(path, title string, classes []string, ss []series, logf func(string, ...any)) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = "images"
@@ -58,6 +58,7 @@ func barChart(path, title string, classes []string, ss []series) error {
 	p.X.Min, p.X.Max = -0.5, float64(len(classes))-0.5
 	p.Y.Max = top*1.25 + 1
 	p.NominalX(classes...)
+	labelClasses(p, classes, false, path, logf)
 	p.X.Tick.Label.Rotation = 0.8
 	p.X.Tick.Label.XAlign = -1
 	p.X.Tick.Label.YAlign = -0.5
@@ -97,7 +98,7 @@ func (g confusionGrid) Y(r int) float64    { return float64(r) }
 
 // confusionPlot writes a row-normalised confusion-matrix heatmap with class names, the count
 // in each non-empty cell when the matrix is small enough to read.
-func confusionPlot(path, title string, c *Confusion) error {
+func confusionPlot(path, title string, c *Confusion, logf func(string, ...any)) error {
 	n := len(c.Classes)
 	rates := make([][]float64, n)
 	for i, row := range c.Counts {
@@ -154,6 +155,7 @@ func confusionPlot(path, title string, c *Confusion) error {
 	}
 	p.NominalX(c.Classes...)
 	p.NominalY(reversed...)
+	labelClasses(p, c.Classes, true, path, logf)
 	p.X.Tick.Label.Rotation = 0.8
 	p.X.Tick.Label.XAlign = -1
 	p.X.Tick.Label.YAlign = -0.5

@@ -715,7 +715,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		vals[TestSet] = append(vals[TestSet], float64(c.Test))
 	}
 	if err := barChart(filepath.Join(dir, "class_distribution.png"), "Images per class and split", classes,
-		[]series{{TrainSet, vals[TrainSet]}, {ValSet, vals[ValSet]}, {TestSet, vals[TestSet]}}); err != nil {
+		[]series{{TrainSet, vals[TrainSet]}, {ValSet, vals[ValSet]}, {TestSet, vals[TestSet]}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting the class distribution: %w", err)
 	}
 	job.Logf("split: %d train, %d val, %d test images in %d classes; %d files rejected (see report/rejected.json)",

@@ -1,0 +1,92 @@
+package stages
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/image/font/gofont/goregular"
+	"gonum.org/v1/plot"
+)
+
+// useFontDirs makes the plots look for installed fonts in dirs only, for the test.
+func useFontDirs(t *testing.T, dirs ...string) {
+	old := fontDirs
+	reset := func(d []string) {
+		fontDirs = d
+		fontPathsOnce = sync.Once{}
+		fontPathList = nil
+		labelFonts = sync.Map{}
+	}
+	reset(dirs)
+	t.Cleanup(func() { reset(old) })
+}
+
+// Go Regular has superscript digits, which gonum/plot's Liberation lacks: a class name with
+// one is drawn with the installed Go Regular; a name no installed font can draw is reported.
+func TestClassLabelsUseAnInstalledFontThatHasTheirGlyphs(t *testing.T) {
+	dir := t.TempDir()
+	goRegular := filepath.Join(dir, "sub", "GoRegular.ttf")
+	if err := os.MkdirAll(filepath.Dir(goRegular), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(goRegular, goregular.TTF, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Not fonts, or not readable as fonts: skipped.
+	if err := os.WriteFile(filepath.Join(dir, "Broken-Sans.ttf"), []byte("not a font"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	useFontDirs(t, filepath.Join(dir, "missing"), dir)
+
+	if f, missing := classLabelFont([]string{"Amanita muscaria", "Kantarel – æøå", "Лисичка"}); f != plot.DefaultFont || missing != nil {
+		t.Fatalf("names the default font draws: %v, missing %q", f, missing)
+	}
+	f, missing := classLabelFont([]string{"plain", "type⁰", "type ⁹"})
+	if string(f.Typeface) != "pipeline: "+goRegular || missing != nil {
+		t.Fatalf("superscripts: font %q, missing %q; want Go Regular", f.Typeface, missing)
+	}
+	f, missing = classLabelFont([]string{"plain", "type⁰", "蘑菇"})
+	if f != plot.DefaultFont || strings.Join(missing, ",") != "type⁰,蘑菇" {
+		t.Fatalf("names no font draws: font %q, missing %q", f.Typeface, missing)
+	}
+
+	// The plots use the font and warn, naming the file, when names show as boxes.
+	chart := func(dirs []string, names ...string) ([]byte, []string) {
+		useFontDirs(t, dirs...)
+		var logged []string
+		path := filepath.Join(t.TempDir(), "class_distribution.png")
+		if err := barChart(path, "t", names, []series{{"train", []float64{3, 4}}}, func(format string, args ...any) {
+			logged = append(logged, fmt.Sprintf(format, args...))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data, logged
+	}
+	withFont, logged := chart([]string{dir}, "a⁰", "b⁹")
+	if logged != nil {
+		t.Fatalf("warned with a font installed: %q", logged)
+	}
+	boxes, logged := chart(nil, "a⁰", "b⁹")
+	if len(logged) != 1 || !strings.Contains(logged[0], "class_distribution.png") || !strings.Contains(logged[0], `"a⁰"`) {
+		t.Fatalf("without a font: logged %q", logged)
+	}
+	if bytes.Equal(withFont, boxes) {
+		t.Fatal("the chart looks the same with the font that has the glyphs and without")
+	}
+	conf := &Confusion{Classes: []string{"蘑菇", "b"}, Counts: [][]int{{1, 0}, {0, 1}}}
+	var warned []string
+	if err := confusionPlot(filepath.Join(t.TempDir(), "confusion_matrix.png"), "cnn", conf, func(format string, args ...any) {
+		warned = append(warned, fmt.Sprintf(format, args...))
+	}); err != nil || len(warned) != 1 || !strings.Contains(warned[0], "confusion_matrix.png") {
+		t.Fatalf("confusion matrix: %v, logged %q", err, warned)
+	}
+}
