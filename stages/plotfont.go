@@ -9,7 +9,6 @@ import (
 	"sync"
 	"unicode"
 
-	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/font/sfnt"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -17,8 +16,8 @@ import (
 
 // Plots label bars and matrix rows with class names, which may be in any script. gonum/plot
 // embeds Liberation (Latin, Greek, Cyrillic); a name it has no glyphs for, say in Chinese,
-// would be drawn as empty boxes. Such names are drawn with an installed font that has every
-// glyph they need, and when none has, the log says which names show as boxes.
+// would lose those characters in the plot. Such names are drawn with an installed font that
+// has every glyph they need, and when none has, the log says which names the plot cannot show.
 
 // fontDirs are the folders searched for fonts (as fontconfig's defaults on Linux).
 var fontDirs = func() []string {
@@ -32,121 +31,119 @@ var fontDirs = func() []string {
 var (
 	fontPathsOnce sync.Once
 	fontPathList  []string
-	labelFonts    sync.Map // string of the needed runes → labelFontChoice
+	labelFonts    sync.Map // the names joined by NUL → labelFontChoice
 )
 
+// labelFontChoice is the font chosen for a set of names, and the names it cannot draw.
 type labelFontChoice struct {
 	font    font.Font
-	missing bool
+	missing []string
 }
 
 // classLabelFont returns the font for class-name labels: gonum/plot's default when it has
-// every glyph of names, else the first installed font (regular sans-serif faces first) that
-// has them all, registered in gonum/plot's font cache. The names it cannot draw, when no font
-// has all their glyphs, come back as missing.
+// every character of names, else the installed font that has every character of the most
+// names (the first such in fontPaths' order, regular sans-serif faces first), registered in
+// gonum/plot's font cache; or the default when no font draws more names than it does. The
+// names the font cannot draw come back as missing.
 func classLabelFont(names []string) (font.Font, []string) {
 	def := plot.DefaultFont
 	defFace := font.DefaultCache.Lookup(def, 10).Face
-	var need []rune
-	for _, n := range names {
-		for _, r := range n {
-			if !unicode.IsSpace(r) && unicode.IsPrint(r) && !hasGlyph(defFace, r) {
-				need = append(need, r)
+	missing := undrawable(defFace, names)
+	if len(missing) == 0 {
+		return def, nil
+	}
+	key := strings.Join(names, "\x00")
+	if c, ok := labelFonts.Load(key); ok {
+		c := c.(labelFontChoice)
+		return c.font, c.missing
+	}
+	choice := labelFontChoice{font: def, missing: missing}
+	bestPath, bestIndex := "", -1
+	for _, path := range fontPaths() {
+		i, m := bestFace(path, names)
+		if i >= 0 && len(m) < len(choice.missing) {
+			bestPath, bestIndex, choice.missing = path, i, m
+			if len(m) == 0 {
+				break
 			}
 		}
 	}
-	if len(need) == 0 {
-		return def, nil
-	}
-	slices.Sort(need)
-	need = slices.Compact(need)
-	key := string(need)
-	if c, ok := labelFonts.Load(key); ok {
-		return choiceResult(c.(labelFontChoice), names, defFace)
-	}
-	choice := labelFontChoice{font: def, missing: true}
-	if path, face := installedFontWith(need); face != nil {
-		fnt := font.Font{Typeface: font.Typeface("pipeline: " + path)}
-		font.DefaultCache.Add(font.Collection{{Font: fnt, Face: face}})
-		choice = labelFontChoice{font: fnt}
+	if f := readFace(bestPath, bestIndex); f != nil {
+		choice.font = font.Font{Typeface: font.Typeface("pipeline: " + bestPath)}
+		font.DefaultCache.Add(font.Collection{{Font: choice.font, Face: f}})
+	} else {
+		choice.missing = missing
 	}
 	labelFonts.Store(key, choice)
-	return choiceResult(choice, names, defFace)
+	return choice.font, choice.missing
 }
 
-func choiceResult(c labelFontChoice, names []string, defFace *opentype.Font) (font.Font, []string) {
-	if !c.missing {
-		return c.font, nil
-	}
-	var missing []string
+// undrawable lists the names f lacks a character of (spaces and control characters aside).
+func undrawable(f *sfnt.Font, names []string) []string {
+	var out []string
+	var b sfnt.Buffer
 	for _, n := range names {
 		if strings.ContainsFunc(n, func(r rune) bool {
-			return !unicode.IsSpace(r) && unicode.IsPrint(r) && !hasGlyph(defFace, r)
+			if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+				return false
+			}
+			g, err := f.GlyphIndex(&b, r)
+			return err != nil || g == 0
 		}) {
-			missing = append(missing, n)
+			out = append(out, n)
 		}
 	}
-	return c.font, missing
+	return out
 }
 
-// hasGlyph reports whether f has a glyph for r.
-func hasGlyph(f *sfnt.Font, r rune) bool {
-	if f == nil {
-		return false
-	}
-	var b sfnt.Buffer
-	g, err := f.GlyphIndex(&b, r)
-	return err == nil && g != 0
-}
-
-// installedFontWith returns the first face of a font file under fontDirs (regular sans-serif
-// faces first, then by path; see fontRank) that has a glyph for every rune of need, and its
-// path; nil when none has. Files are only opened to look at their character maps until one
-// fits, which is then read into memory. Unreadable files are skipped.
-func installedFontWith(need []rune) (string, *sfnt.Font) {
-	for _, path := range fontPaths() {
-		i := fontIndexWith(path, need)
-		if i < 0 {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		coll, err := sfnt.ParseCollection(data)
-		if err != nil {
-			continue
-		}
-		if f, err := coll.Font(i); err == nil {
-			return path, f
-		}
-	}
-	return "", nil
-}
-
-// fontIndexWith is the index of the first face in the font file at path that has every rune
-// of need, or -1.
-func fontIndexWith(path string, need []rune) int {
+// bestFace opens the font file at path only to look at its character maps and returns the
+// index of its face that can draw the most names, with the names that face cannot draw; -1
+// when the file is not a readable font.
+func bestFace(path string, names []string) (int, []string) {
 	file, err := os.Open(path)
 	if err != nil {
-		return -1
+		return -1, nil
 	}
 	defer file.Close()
 	coll, err := sfnt.ParseCollectionReaderAt(file)
 	if err != nil {
-		return -1
+		return -1, nil
 	}
+	best, bestMissing := -1, []string(nil)
 	for i := 0; i < coll.NumFonts(); i++ {
 		f, err := coll.Font(i)
-		if err == nil && !slices.ContainsFunc(need, func(r rune) bool { return !hasGlyph(f, r) }) {
-			return i
+		if err != nil {
+			continue
+		}
+		if m := undrawable(f, names); best < 0 || len(m) < len(bestMissing) {
+			best, bestMissing = i, m
 		}
 	}
-	return -1
+	return best, bestMissing
+}
+
+// readFace reads face i of the font file at path into memory; nil when it cannot.
+func readFace(path string, i int) *sfnt.Font {
+	if i < 0 {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	coll, err := sfnt.ParseCollection(data)
+	if err != nil {
+		return nil
+	}
+	f, err := coll.Font(i)
+	if err != nil {
+		return nil
+	}
+	return f
 }
 
 // fontPaths lists the TrueType and OpenType files and collections under fontDirs once, in
-// the order installedFontWith tries them.
+// the order classLabelFont tries them.
 func fontPaths() []string {
 	fontPathsOnce.Do(func() {
 		for _, dir := range fontDirs {
@@ -188,7 +185,7 @@ func fontRank(path string) int {
 
 // labelClasses sets the class-name tick labels of p (the x axis, and the y axis too when
 // both is set) in classLabelFont's font and warns through logf, naming the plot file, when
-// some names show as boxes.
+// the plot cannot show some names in full.
 func labelClasses(p *plot.Plot, classes []string, both bool, file string, logf func(string, ...any)) {
 	f, missing := classLabelFont(classes)
 	p.X.Tick.Label.Font = font.From(f, p.X.Tick.Label.Font.Size)
@@ -196,7 +193,7 @@ func labelClasses(p *plot.Plot, classes []string, both bool, file string, logf f
 		p.Y.Tick.Label.Font = font.From(f, p.Y.Tick.Label.Font.Size)
 	}
 	if len(missing) > 0 && logf != nil {
-		logf("warning: %s: no installed font has every character of %d class name(s), e.g. %q, which show as boxes; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean) and rerun the stage with --stage and --force",
+		logf("warning: %s: no installed font has every character of %d class name(s), e.g. %q, which the plot cannot show in full; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean) and rerun the stage with --stage and --force",
 			filepath.Base(file), len(missing), missing[0])
 	}
 }
