@@ -284,13 +284,18 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			kept = append(kept, c)
 			continue
 		}
-		small = append(small, fmt.Sprintf("%q (%d)", c, perClass[c]))
+		desc := fmt.Sprintf("%q (%d", c, perClass[c])
+		if n := rejectedIn(rejected, c); n > 0 {
+			desc += fmt.Sprintf("; %d more files rejected, listed in the log", n)
+		}
+		small = append(small, desc+")")
 		if cfg.DropSmallClasses {
 			rep.Dropped = append(rep.Dropped, c)
 			job.Logf("warning: dropping class %q: %d usable images, %d needed", c, perClass[c], need)
 		}
 	}
 	if len(small) > 0 && !cfg.DropSmallClasses {
+		logRejected(job, rejected, "")
 		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split). Add images, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need)
 	}
 	if len(kept) < 2 {
@@ -720,16 +725,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	}
 	job.Logf("split: %d train, %d val, %d test images in %d classes; %d files rejected (see report/rejected.json)",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, len(classes), len(rejected))
-	if len(rejected) > 0 {
-		job.Logf("warning: %d files rejected, e.g. %q: %s (all in report/rejected.json)", len(rejected), rejected[0].Path, rejected[0].Reason)
-	}
-	for i, r := range rejected {
-		if i == 5 {
-			job.Logf("  … and %d more", len(rejected)-5)
-			break
-		}
-		job.Logf("  rejected %s: %s", r.Path, r.Reason)
-	}
+	logRejected(job, rejected, " (all in report/rejected.json)")
 	if len(rep.Conflicts) > 0 {
 		job.Logf("warning: %d groups of identical images carry different class labels (report/split.json: label_conflicts)", len(rep.Conflicts))
 	}
@@ -764,4 +760,31 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// logRejected warns about the rejected files, naming the first few with their reasons;
+// where says where the rest are listed ("" when nowhere: the log names them all).
+func logRejected(job *pipeline.Job, rejected []Rejected, where string) {
+	if len(rejected) == 0 {
+		return
+	}
+	job.Logf("warning: %d files rejected, e.g. %q: %s%s", len(rejected), rejected[0].Path, rejected[0].Reason, where)
+	for i, r := range rejected {
+		if i == 5 && where != "" {
+			job.Logf("  … and %d more", len(rejected)-5)
+			break
+		}
+		job.Logf("  rejected %s: %s", r.Path, r.Reason)
+	}
+}
+
+// rejectedIn counts the rejected files of class.
+func rejectedIn(rejected []Rejected, class string) int {
+	n := 0
+	for _, r := range rejected {
+		if r.Class == class {
+			n++
+		}
+	}
+	return n
 }

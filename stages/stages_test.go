@@ -401,13 +401,25 @@ func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
 	w.write("raw/tiny/0.png", randomPNG(6, 0, 6, 6))
 	w.write("raw/tiny/1.png", randomPNG(6, 1, 6, 6))
 	w.write("raw/wee/0.png", randomPNG(7, 0, 6, 6))
-	_, err := w.run(true)
-	// Every small class is named at once, with its count.
-	if err == nil || !strings.Contains(err.Error(), `class "tiny" (2), class "wee" (1)`) || !strings.Contains(err.Error(), "at least 3 per class") || !strings.Contains(err.Error(), "drop_small_classes") {
+	w.write("raw/wee/empty.jpg", nil)
+	w.write("raw/wee/text.png", []byte("not a picture"))
+	rec, err := w.run(true)
+	// Every small class is named at once, with its count and how many of its files were
+	// rejected, and the log says which files and why, though the stage wrote no report.
+	if err == nil || !strings.Contains(err.Error(), `class "tiny" (2), class "wee" (1; 2 more files rejected, listed in the log)`) || !strings.Contains(err.Error(), "at least 3 per class") || !strings.Contains(err.Error(), "drop_small_classes") {
 		t.Fatalf("error %v", err)
 	}
+	log, err := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"rejected raw/wee/empty.jpg: empty file", "rejected raw/wee/text.png: not an image"} {
+		if !strings.Contains(string(log), line) {
+			t.Fatalf("run.log lacks %q:\n%s", line, log)
+		}
+	}
 	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)))
-	rec, _ := w.run(false)
+	rec, _ = w.run(false)
 	var rep splitReport
 	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
 	if strings.Join(rep.Dropped, ",") != "tiny,wee" || len(rep.Classes) != 2 {
