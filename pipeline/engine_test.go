@@ -514,3 +514,65 @@ func TestRerunRepairsADamagedOutput(t *testing.T) {
 		t.Fatalf("gen.src after the repairing run: %s %v", d.Action, d.Reasons)
 	}
 }
+
+// A stage reruns when the upstream output it is given changes, not when another output of
+// the same upstream stage does: an empty file changes gen's count but not its out.
+func TestOnlyTheUpstreamOutputAStageIsGivenIsInItsKey(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("raw/empty.txt", "")
+	got, _, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.up": "cached", "xform.other": "ran", "xform.final": "cached"})
+	ws.write("raw/empty.txt", "now with text")
+	got, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.up": "ran", "xform.other": "cached", "xform.final": "ran"})
+	for _, s := range rec.Stages {
+		if s.Addr == "xform.up" && strings.Join(s.Reasons, "; ") != "upstream gen.src changed" {
+			t.Fatalf("xform.up reran because %v", s.Reasons)
+		}
+	}
+}
+
+// An output's digest covers its own files and the object's parts that are no named output
+// (which it may refer to), not the other named outputs.
+func TestOutputDigestsCoverSharedPartsNotOtherOutputs(t *testing.T) {
+	files := map[string]string{"train/manifest.json": "1", "val/manifest.json": "2", "report/r.json": "3", "images/a.png": "4", "extra.bin": "5"}
+	base := OutputDigests(files, []string{"train", "val", "report"})
+	change := func(rel, d string) map[string]string {
+		f := map[string]string{}
+		for k, v := range files {
+			f[k] = v
+		}
+		f[rel] = d
+		return OutputDigests(f, []string{"train", "val", "report"})
+	}
+	for _, c := range []struct {
+		rel     string
+		changed string // outputs whose digest changes, in order
+	}{
+		{"report/r.json", "report"},
+		{"val/manifest.json", "val"},
+		{"images/a.png", "train val report"},
+		{"extra.bin", "train val report"},
+		{"train/new.json", "train"},
+	} {
+		got := change(c.rel, "9")
+		var changed []string
+		for _, o := range []string{"train", "val", "report"} {
+			if got[o] != base[o] {
+				changed = append(changed, o)
+			}
+		}
+		if strings.Join(changed, " ") != c.changed {
+			t.Errorf("changing %s changed %v, want %s", c.rel, changed, c.changed)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -12,8 +13,12 @@ import (
 // The cache key of a stage instance is the SHA-256 of labelled lines:
 //
 //	kind NAME VERSION
-//	attr NAME TYPE VALUE      every attribute, canonical JSON (upstream outputs appear as
-//	                          store paths, which carry the output's content digest)
+//	attr NAME TYPE VALUE      every attribute, canonical JSON; an upstream output appears as
+//	                          "output DIGEST", the digest of what that output consists of
+//	                          (OutputDigests), so a change elsewhere in the upstream stage's
+//	                          output, such as its report, does not rerun this stage (outputs
+//	                          published before these digests were recorded appear as store
+//	                          paths, which carry the digest of the whole upstream output)
 //	source NAME PATH DIGEST   content digest of each Source attribute's file or folder
 //	seed N
 //	env LINE                  whatever the kind declares outside the workspace
@@ -22,11 +27,20 @@ import (
 // A new influence on a kind's output must appear here (or bump the kind's Version).
 
 // keyLines builds the labelled lines of an instance's key.
-func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64) []string {
+func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDigest func(path string) (string, bool)) []string {
 	lines := []string{fmt.Sprintf("kind %s %d", k.Name(), k.Version())}
 	canon := v.canonical()
 	for _, name := range sortedKeys(canon) {
-		lines = append(lines, fmt.Sprintf("attr %s %s", name, canon[name]))
+		c := canon[name]
+		if len(v.refs[name]) > 0 && outDigest != nil {
+			c = objectPathJSON.ReplaceAllStringFunc(c, func(q string) string {
+				if d, ok := outDigest(q[1 : len(q)-1]); ok {
+					return `"output ` + d + `"`
+				}
+				return q
+			})
+		}
+		lines = append(lines, fmt.Sprintf("attr %s %s", name, c))
 	}
 	for _, name := range sortedKeys(sources) {
 		lines = append(lines, fmt.Sprintf("source %s %q %s", name, v.String(name), sources[name].Digest))
@@ -40,6 +54,33 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64) []stri
 		}
 	}
 	return lines
+}
+
+// objectPathJSON matches a JSON string that is the path of an output in the store, as
+// upstream outputs are given to a stage (see Decision.outputPaths).
+var objectPathJSON = regexp.MustCompile(`"` + regexp.QuoteMeta(StoreDir) + `/objects/[0-9a-f]{64}/[^"\\]+"`)
+
+// OutputDigests gives each of a stage's named outputs the digest of what it consists of: its
+// own files and the files of the output object's other top-level entries that are not
+// named outputs (shared parts an output may refer to, such as the images the split's sets
+// list), but not the other named outputs. files is the whole object's manifest.
+func OutputDigests(files map[string]string, outputs []string) map[string]string {
+	named := map[string]bool{}
+	for _, o := range outputs {
+		named[o] = true
+	}
+	out := map[string]string{}
+	for _, o := range outputs {
+		part := map[string]string{}
+		for rel, d := range files {
+			top, _, _ := strings.Cut(rel, "/")
+			if top == o || !named[top] {
+				part[rel] = d
+			}
+		}
+		out[o] = manifestDigest(part)
+	}
+	return out
 }
 
 // keyOfLines hashes key lines. With PIPELINE_DEBUG_KEYS set, the lines are printed to stderr

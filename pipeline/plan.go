@@ -6,12 +6,16 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Engine plans and runs a workflow in a workspace.
 type Engine struct {
 	Workflow *Workflow
 	Store    *Store
+	// outDigests maps the store path of each upstream output handed to a stage to that
+	// output's digest (Entry.Outputs), for the keys of the stages it is handed to.
+	outDigests sync.Map
 }
 
 // Action is what a plan does with a stage instance.
@@ -194,7 +198,7 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 			return nil, err
 		}
 		if d.Action == Cached {
-			outs[inst.Addr] = d.outputPaths()
+			outs[inst.Addr] = e.outputPaths(d)
 		} else {
 			willRun[inst.Addr] = true
 		}
@@ -238,7 +242,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		}
 		d.sources[a.Name], d.roots[a.Name] = m, abs
 	}
-	d.lines = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed)
+	d.lines = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest)
 	d.Key = keyOfLines(inst.Addr, d.lines)
 	d.Known = true
 	entry, found := e.Store.Lookup(d.Key)
@@ -273,12 +277,26 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 	return d, nil
 }
 
-func (d *Decision) outputPaths() map[string]string {
+// outputPaths returns the store paths of a decided instance's outputs, as downstream stages
+// are given them, and notes each one's digest for their keys.
+func (e *Engine) outputPaths(d *Decision) map[string]string {
 	m := map[string]string{}
 	for _, o := range d.inst.Kind.Outputs() {
 		m[o] = ObjectRel(d.entry.Output.Digest) + "/" + o
+		if dg, ok := d.entry.Outputs[o]; ok {
+			e.outDigests.Store(m[o], dg)
+		}
 	}
 	return m
+}
+
+// outputDigest is the digest of the output at a store path that outputPaths handed out.
+func (e *Engine) outputDigest(path string) (string, bool) {
+	d, ok := e.outDigests.Load(path)
+	if !ok {
+		return "", false
+	}
+	return d.(string), true
 }
 
 // explain names what changed between the last recorded key and this one.

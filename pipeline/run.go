@@ -279,7 +279,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 			return r.fail(res, fmt.Errorf("stage kind %s did not write its output %q", inst.Kind.Name(), o))
 		}
 	}
-	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, d.lines, time.Since(res.Start), job.written)
+	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, inst.Kind.Outputs(), d.lines, time.Since(res.Start), job.written)
 	if err != nil {
 		return r.fail(res, err)
 	}
@@ -312,7 +312,7 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 		return r.fail(res, fmt.Errorf("recording state: %w", err))
 	}
 	r.mu.Lock()
-	r.outs[d.Addr] = d.outputPaths()
+	r.outs[d.Addr] = r.e.outputPaths(d)
 	r.mu.Unlock()
 	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
 	src := filepath.Join(r.e.Store.Workspace, ObjectRel(d.entry.Output.Digest))

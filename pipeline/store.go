@@ -47,12 +47,15 @@ func OpenStore(workspace string) (*Store, error) {
 
 // Entry records that a cache key produced an output.
 type Entry struct {
-	Key      string    `json:"key"`
-	Addr     string    `json:"addr"`
-	Lines    []string  `json:"lines"`
-	Output   Manifest  `json:"output"`
-	Created  time.Time `json:"created"`
-	Duration float64   `json:"duration_s"`
+	Key    string   `json:"key"`
+	Addr   string   `json:"addr"`
+	Lines  []string `json:"lines"`
+	Output Manifest `json:"output"`
+	// Outputs is the digest of each named output (OutputDigests), which downstream keys
+	// use; missing in entries published before it was recorded.
+	Outputs  map[string]string `json:"outputs,omitempty"`
+	Created  time.Time         `json:"created"`
+	Duration float64           `json:"duration_s"`
 }
 
 // ObjectRel is the workspace-relative path of an output object.
@@ -140,9 +143,10 @@ func (s *Store) WorkDir(key string) (string, error) {
 }
 
 // Publish moves a finished temp directory into objects/ under its content digest and records
-// the key. Identical output already present is reused. written (may be nil) holds the
-// digests of the files the stage wrote with Job.WriteFile.
-func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
+// the key. Identical output already present is reused. outputs are the stage kind's named
+// outputs (see OutputDigests); written (may be nil) holds the digests of the files the stage
+// wrote with Job.WriteFile.
+func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
 	// Files are not read again when the stage wrote them with Job.WriteFile (still as
 	// written), or when they are hard links to files this cache knows (an input's files).
 	hint := func(it treeItem) (string, bool) {
@@ -194,7 +198,8 @@ func (s *Store) Publish(tmp, key, addr string, lines []string, took time.Duratio
 	if err := writeJSON(s.outputPath(key), m); err != nil {
 		return nil, err
 	}
-	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Created: time.Now().UTC(), Duration: took.Seconds()}
+	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Outputs: OutputDigests(m.Files, outputs),
+		Created: time.Now().UTC(), Duration: took.Seconds()}
 	if err := writeJSON(s.keyPath(key), e); err != nil {
 		return nil, err
 	}

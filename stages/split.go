@@ -286,7 +286,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		desc := fmt.Sprintf("%q (%d", c, perClass[c])
 		if n := rejectedIn(rejected, c); n > 0 {
-			desc += fmt.Sprintf("; %d more files rejected, listed in the log", n)
+			desc += fmt.Sprintf("; %d files rejected, listed in the log", n)
 		}
 		small = append(small, desc+")")
 		if cfg.DropSmallClasses {
