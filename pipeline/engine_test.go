@@ -576,3 +576,58 @@ func TestOutputDigestsCoverSharedPartsNotOtherOutputs(t *testing.T) {
 		}
 	}
 }
+
+// gc keeps what the pipeline file's plan reuses, though other settings ran since: trying a
+// variable's other value and deleting the run folders must not cost the file's own outputs.
+func TestGCKeepsWhatThePipelineFileNeeds(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"#", "?"} { // "?" ran last: the stages' states hold it
+		e := ws.engine(map[string]string{"suffix": v})
+		if _, err := e.Run(context.Background(), RunOptions{RunsDir: filepath.Join(ws.dir, "models")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(ws.dir, "models")); err != nil {
+		t.Fatal(err)
+	}
+	dry, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What only "#" needs: xform.up's and xform.final's outputs with it.
+	var addrs []string
+	for _, o := range dry.Removed {
+		addrs = append(addrs, o.Addrs...)
+		if o.Bytes <= 0 || o.Created.IsZero() || len(o.Digest) != 64 {
+			t.Errorf("removed output described as %+v", o)
+		}
+	}
+	// (both wrote "AB#": one object, named with both instances)
+	if dry.Objects != 1 || strings.Join(addrs, ",") != "xform.final,xform.up" {
+		t.Fatalf("dry run would remove %d outputs of %v", dry.Objects, addrs)
+	}
+	res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false)
+	if err != nil || res.Objects != 1 {
+		t.Fatalf("gc removed %d outputs, %v", res.Objects, err)
+	}
+	for a, d := range ws.plan(Selection{}) {
+		if d.Action != Cached {
+			t.Errorf("after gc: %s %s %v", a, d.Action, d.Reasons)
+		}
+	}
+	// The state's value is kept too; "#" is gone for good: its plan reruns it.
+	for v, want := range map[string]Action{"?": Cached, "#": Run} {
+		p, err := ws.engine(map[string]string{"suffix": v}).Plan(Selection{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range p {
+			if d.Addr == "xform.up" && d.Action != want {
+				t.Errorf("suffix %s after gc: %s %s, want %s", v, d.Addr, d.Action, want)
+			}
+		}
+	}
+}

@@ -425,3 +425,21 @@ func inside(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
+
+// GC removes stored outputs nothing needs (Store.GC): besides what every instance's current
+// state and the run folders use, it keeps each output the pipeline file's plan would reuse
+// (with the workflow's variables), so that gc after trying other settings keeps what the file
+// itself needs. It refuses when the plan cannot be made.
+func (e *Engine) GC(runsDir string, dryRun bool) (GCResult, error) {
+	plan, err := e.Plan(Selection{})
+	if err != nil {
+		return GCResult{}, fmt.Errorf("finding what %s needs (gc removes nothing until it can): %w", filepath.Base(e.Workflow.Config.Path), err)
+	}
+	keep := map[string]bool{}
+	for _, d := range plan {
+		if d.Action == Cached && d.entry != nil {
+			keep[d.entry.Output.Digest] = true
+		}
+	}
+	return e.Store.GC(runsDir, dryRun, keep)
+}

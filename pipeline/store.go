@@ -306,15 +306,26 @@ func writeFileAtomic(path string, data []byte) error {
 type GCResult struct {
 	Objects, Keys, Kept int
 	Bytes               int64
+	// Removed lists the outputs removed (or that would be), largest first.
+	Removed []GCOutput
 }
 
-// GC removes outputs that neither an instance's current state nor a run folder refers to
-// (its run.json, or for a run that died before writing one, its symbolic links into the
+// GCOutput is a removed output: its digest, size, and the stage instances whose cache
+// entries pointed at it, with when the newest of them was made.
+type GCOutput struct {
+	Digest  string
+	Bytes   int64
+	Addrs   []string
+	Created time.Time
+}
+
+// GC removes outputs that neither keep, an instance's current state nor a run folder refers
+// to (its run.json, or for a run that died before writing one, its symbolic links into the
 // store), the cache entries pointing at them, and leftovers of dead runs in tmp/. It looks
 // in runsDir and in every runs folder a run of this workspace has used (RecordRunsDir). Run
 // folders hold hard links to everything but the data stages' image folders, so removing an
-// object never breaks one.
-func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
+// object never breaks one. Engine.GC also keeps what the pipeline file's plan reuses.
+func (s *Store) GC(runsDir string, dryRun bool, keep map[string]bool) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
 	if err != nil {
@@ -322,6 +333,9 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 	}
 	defer l.Release()
 	used := map[string]bool{}
+	for d := range keep {
+		used[d] = true
+	}
 	for _, name := range dirNames(filepath.Join(s.Root, "state")) {
 		if !strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".sources.json") {
 			continue
@@ -344,6 +358,24 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 			s.linkedObjects(d, used)
 		}
 	}
+	// The cache entries, and which of them point at each output.
+	var keys []string
+	entries := map[string]Entry{}
+	byOutput := map[string][]Entry{}
+	for _, kk := range dirNames(filepath.Join(s.Root, "keys")) {
+		for _, name := range dirNames(filepath.Join(s.Root, "keys", kk)) {
+			if !strings.HasSuffix(name, ".json") {
+				continue
+			}
+			p := filepath.Join(s.Root, "keys", kk, name)
+			keys = append(keys, p)
+			var e Entry
+			if !strings.HasSuffix(name, ".output.json") && readJSON(p, &e) == nil {
+				entries[p] = e
+				byOutput[e.Output.Digest] = append(byOutput[e.Output.Digest], e)
+			}
+		}
+	}
 	objs, _ := os.ReadDir(filepath.Join(s.Root, "objects"))
 	for _, o := range objs {
 		if used[o.Name()] {
@@ -351,20 +383,29 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 			continue
 		}
 		p := filepath.Join(s.Root, "objects", o.Name())
+		out := GCOutput{Digest: o.Name(), Bytes: dirSize(p)}
+		for _, e := range byOutput[o.Name()] {
+			if !slices.Contains(out.Addrs, e.Addr) {
+				out.Addrs = append(out.Addrs, e.Addr)
+			}
+			if e.Created.After(out.Created) {
+				out.Created = e.Created
+			}
+		}
+		slices.Sort(out.Addrs)
 		res.Objects++
-		res.Bytes += dirSize(p)
+		res.Bytes += out.Bytes
+		res.Removed = append(res.Removed, out)
 		if !dryRun {
 			os.RemoveAll(p) // files are read-only, their folders are not
 		}
 	}
-	var keys []string
-	for _, kk := range dirNames(filepath.Join(s.Root, "keys")) {
-		for _, name := range dirNames(filepath.Join(s.Root, "keys", kk)) {
-			if strings.HasSuffix(name, ".json") {
-				keys = append(keys, filepath.Join(s.Root, "keys", kk, name))
-			}
+	slices.SortStableFunc(res.Removed, func(a, b GCOutput) int {
+		if a.Bytes != b.Bytes {
+			return cmpInt64(b.Bytes, a.Bytes)
 		}
-	}
+		return strings.Compare(a.Digest, b.Digest)
+	})
 	for _, p := range keys {
 		if main, ok := strings.CutSuffix(p, ".output.json"); ok {
 			if _, err := os.Stat(main + ".json"); err != nil && !dryRun {
@@ -372,8 +413,7 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 			}
 			continue
 		}
-		var e Entry
-		if readJSON(p, &e) == nil && used[e.Output.Digest] {
+		if e, ok := entries[p]; ok && used[e.Output.Digest] {
 			continue
 		}
 		res.Keys++
@@ -390,6 +430,16 @@ func (s *Store) GC(runsDir string, dryRun bool) (GCResult, error) {
 		}
 	}
 	return res, nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // linkDepth is how deep below a run folder linkedObjects looks for symbolic links: the

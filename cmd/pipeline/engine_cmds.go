@@ -357,7 +357,7 @@ func graphCommand() *cli.Command {
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "gc",
-		Usage:     "remove stored outputs that no stage's current state and no run folder uses",
+		Usage:     "remove stored outputs that FILE's plan, no stage's current state and no run folder uses, listing each",
 		ArgsUsage: "[FILE]",
 		Flags: []cli.Flag{varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},
@@ -367,7 +367,7 @@ func gcCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := l.engine.Store.GC(filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"))
+			res, err := l.engine.GC(filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"))
 			if err != nil {
 				return err
 			}
@@ -375,8 +375,19 @@ func gcCommand() *cli.Command {
 			if c.Bool("dry-run") {
 				verb = "would remove"
 			}
-			fmt.Fprintf(c.App.Writer, "%s %d outputs (%.1f MB) and %d cache entries; kept %d outputs\n",
+			w := c.App.Writer
+			fmt.Fprintf(w, "%s %d outputs (%.1f MB) and %d cache entries; kept %d outputs\n",
 				verb, res.Objects, float64(res.Bytes)/1e6, res.Keys, res.Kept)
+			for _, o := range res.Removed {
+				made, who := "", "no cache entry"
+				if !o.Created.IsZero() {
+					made = o.Created.Local().Format("made 2006-01-02 15:04")
+				}
+				if len(o.Addrs) > 0 {
+					who = strings.Join(o.Addrs, ", ")
+				}
+				fmt.Fprintf(w, "  %-28s %9.1f MB  %-22s %s\n", who, float64(o.Bytes)/1e6, made, o.Digest[:min(12, len(o.Digest))])
+			}
 			return nil
 		},
 	}
