@@ -337,3 +337,21 @@ func FuzzPredictBody(f *testing.F) {
 		}
 	})
 }
+
+// TestPredictTopMustBeAtLeastOne checks that predict refuses --top below 1 with an error
+// naming the flag, and prints as many classes as asked otherwise.
+func TestPredictTopMustBeAtLeastOne(t *testing.T) {
+	dir := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	img := filepath.Join(t.TempDir(), "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	for _, k := range []string{"-3", "0"} {
+		code, out, errs := runCLI("predict", "--model", dir, "--top", k, img)
+		if code != exitErr || !strings.Contains(errs, "--top "+k+":") || out != "" {
+			t.Errorf("--top %s: exit %d, stdout %q, stderr %q; want exit %d and an error naming --top", k, code, out, errs, exitErr)
+		}
+	}
+	code, out, errs := runCLI("predict", "--model", dir, "--top", "3", img)
+	if code != exitOK || strings.Count(out, "%") != 3 {
+		t.Errorf("--top 3: exit %d\n%s%s", code, out, errs)
+	}
+}
