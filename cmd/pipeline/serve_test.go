@@ -231,6 +231,57 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	}
 }
 
+// request sends a body-less request with the given headers and decodes the JSON answer.
+func request(t *testing.T, method, url string, header map[string]string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s %s: status %d: body is not JSON: %q", method, url, resp.StatusCode, b)
+	}
+	return resp.StatusCode, resp.Header, m
+}
+
+// TestServeErrorsAreJSON checks that the errors net/http writes itself (unknown path, wrong
+// method, bad range) come in the API's JSON shape, the 405 with its Allow header.
+func TestServeErrorsAreJSON(t *testing.T) {
+	_, ts := newTestServer(t, tinyModel(t, filepath.Join(t.TempDir(), "m1"), 1), defaultServeOptions())
+	cases := []struct {
+		method, path string
+		header       map[string]string
+		want         int
+		allow, says  string
+	}{
+		{"GET", "/predict", nil, 405, "POST", "GET is not allowed on /predict"},
+		{"DELETE", "/classes", nil, 405, "GET, HEAD", "DELETE is not allowed on /classes"},
+		{"POST", "/", nil, 405, "GET, HEAD", "POST is not allowed on /"},
+		{"GET", "/nope", nil, 404, "", "nothing at /nope"},
+		{"GET", "/classes/square", nil, 404, "", "nothing at /classes/square"},
+		{"GET", "/classes/nope/example", nil, 404, "", `no class "nope"`},
+		{"GET", "/classes/square/example", map[string]string{"Range": "bytes=100000-"}, 416, "", "range"},
+	}
+	for _, c := range cases {
+		code, h, m := request(t, c.method, ts.URL+c.path, c.header)
+		msg, _ := m["error"].(string)
+		if code != c.want || h.Get("Content-Type") != "application/json" || !strings.Contains(msg, c.says) || h.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d %q Allow %q %v; want %d, a JSON error saying %q, Allow %q",
+				c.method, c.path, code, h.Get("Content-Type"), h.Get("Allow"), m, c.want, c.says, c.allow)
+		}
+	}
+}
+
 func TestServeWithoutModelAnswers503(t *testing.T) {
 	_, ts := newTestServer(t, filepath.Join(t.TempDir(), "nothing"), defaultServeOptions())
 	b, ct := multipartBody("image", pngBytes(8, 8, 2))
