@@ -21,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"pipeline/graphs"
+	"pipeline/stages"
 )
 
 var testClasses = []string{"circle", "square", "stripes", "dots", "cross", "ring", "wave"}
@@ -278,6 +281,21 @@ func TestServeErrorsAreJSON(t *testing.T) {
 		if code != c.want || h.Get("Content-Type") != "application/json" || !strings.Contains(msg, c.says) || h.Get("Allow") != c.allow {
 			t.Errorf("%s %s: %d %q Allow %q %v; want %d, a JSON error saying %q, Allow %q",
 				c.method, c.path, code, h.Get("Content-Type"), h.Get("Allow"), m, c.want, c.says, c.allow)
+		}
+	}
+}
+
+// TestMaxPixelsDefaultIsTheSameEverywhere checks that serve and predict refuse images from
+// the same size on as the split stage does.
+func TestMaxPixelsDefaultIsTheSameEverywhere(t *testing.T) {
+	if got := defaultServeOptions().MaxPixels; got != stages.DefaultMaxPixels {
+		t.Errorf("serve options: %d, want stages.DefaultMaxPixels (%d)", got, stages.DefaultMaxPixels)
+	}
+	for _, cmd := range []*cli.Command{serveCommand(), predictCommand()} {
+		for _, f := range cmd.Flags {
+			if f, ok := f.(*cli.Int64Flag); ok && f.Name == "max-pixels" && f.Value != stages.DefaultMaxPixels {
+				t.Errorf("%s --max-pixels defaults to %d, want stages.DefaultMaxPixels (%d)", cmd.Name, f.Value, stages.DefaultMaxPixels)
+			}
 		}
 	}
 }
