@@ -27,8 +27,9 @@ import (
 	"pipeline/stages/raster"
 )
 
-// DefaultMaxPixels bounds the size of an image discovery accepts (checked from the header,
-// before decoding): larger files are usually corrupt headers or decompression bombs.
+// DefaultMaxPixels bounds the size of an image the split's discovery, predict and serve accept
+// (checked from the header, before decoding): larger files are usually corrupt headers or
+// decompression bombs.
 const DefaultMaxPixels = 50_000_000
 
 // Resize policies for stored images.

@@ -139,14 +139,14 @@ func resizeOf(info graphs.ModelInfo) string {
 	return info.Resize
 }
 
-// topPredictions returns the k most probable classes, most probable first.
+// topPredictions returns the k most probable classes, most probable first (none for k below 1).
 func topPredictions(p []float32, classes []string, k int) []Prediction {
 	idx := make([]int, len(p))
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
-	k = min(k, len(idx))
+	k = max(0, min(k, len(idx)))
 	out := make([]Prediction, k)
 	for j, i := range idx[:k] {
 		out[j] = Prediction{ClassID: i, ClassName: classes[i], Confidence: float64(p[i])}

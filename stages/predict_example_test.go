@@ -34,3 +34,15 @@ func TestExampleFindsTheClassImageWhateverTheFolderIsCalled(t *testing.T) {
 		t.Errorf("class 1 has no example: %v", err)
 	}
 }
+
+func TestTopPredictionsIsEmptyBelowOneAndCappedAtTheClasses(t *testing.T) {
+	p, classes := []float32{0.1, 0.7, 0.2}, []string{"a", "b", "c"}
+	for _, k := range []int{-3, 0} {
+		if got := topPredictions(p, classes, k); len(got) != 0 {
+			t.Errorf("k %d: %v, want none", k, got)
+		}
+	}
+	if got := topPredictions(p, classes, 5); len(got) != 3 || got[0].ClassName != "b" || got[1].ClassName != "c" {
+		t.Errorf("k 5: %v, want b, c, a", got)
+	}
+}

@@ -111,6 +111,37 @@ func TestSelectRanksWithTieBreak(t *testing.T) {
 	}
 }
 
+// TestSelectNamesASingleEvaluationAfterItsArchitecture checks that candidates from an evaluate
+// stage without for_each (stage.evaluate.test is then {evaluation = path}) are named after the
+// model's architecture, as the run folder and the results table name it, and so is the
+// promoted champion; not after the output ("evaluation").
+func TestSelectNamesASingleEvaluationAfterItsArchitecture(t *testing.T) {
+	ws := t.TempDir()
+	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+	writeFileJSON(filepath.Join(ws, "e"), "metrics.json", Evaluation{Architecture: "cnn", Model: "m1", TestF1Macro: 0.8, TestTop5: 0.9})
+	v := pipelineValues(t, Select{}, map[string]cty.Value{"candidates": cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("e")})})
+	if d := (Select{}).Validate(v); d.HasErrors() {
+		t.Fatalf("validate: %v", d)
+	}
+	out := t.TempDir()
+	job := &pipeline.Job{Workspace: ws, Out: out, Values: v, Log: os.Stderr}
+	if err := (Select{}).Run(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	var dec Decision
+	readJSONFile(t, filepath.Join(out, "decision", "decision.json"), &dec)
+	if dec.Winner != "cnn" || len(dec.Ranking) != 1 || dec.Ranking[0].Name != "cnn" {
+		t.Fatalf("winner %q, ranking %+v", dec.Winner, dec.Ranking)
+	}
+	note, err := Select{}.Apply(context.Background(), job, "run1")
+	if err != nil || !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("apply: %q %v", note, err)
+	}
+	if card, err := ReadCard(filepath.Join(ws, "models/final_models")); err != nil || card.ID != "run1-cnn" {
+		t.Fatalf("champion card %+v %v, want id run1-cnn", card, err)
+	}
+}
+
 func pipelineValues(t *testing.T, k pipeline.Kind, given map[string]cty.Value) *pipeline.Values {
 	t.Helper()
 	v, err := pipeline.NewValues(k, given)

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,7 +63,7 @@ type Candidate struct {
 func (Select) Name() string { return "select" }
 
 // Version implements pipeline.Kind.
-func (Select) Version() int { return 1 }
+func (Select) Version() int { return 2 }
 
 // Outputs implements pipeline.Kind.
 func (Select) Outputs() []string { return []string{"decision"} }
@@ -99,10 +100,18 @@ func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
 }
 
 // candidatePaths reads candidates: a map or object of evaluate outputs ({evaluation = path}),
-// or of paths.
+// or of paths, keyed by candidate name; or the output of one evaluate stage without for_each,
+// returned under the empty name (Run names it after the evaluated model's architecture).
 func candidatePaths(c cty.Value) (map[string]string, error) {
 	if !c.Type().IsObjectType() && !c.Type().IsMapType() {
 		return nil, fmt.Errorf("candidates must be a map of evaluate stages, such as stage.evaluate.test; got %s", c.Type().FriendlyName())
+	}
+	if c.Type().IsObjectType() && c.Type().HasAttribute("evaluation") && c.Type().AttributeType("evaluation") == cty.String {
+		e := c.GetAttr("evaluation")
+		if e.IsNull() {
+			return nil, fmt.Errorf("the evaluate stage has no evaluation path")
+		}
+		return map[string]string{"": e.AsString()}, nil
 	}
 	out := map[string]string{}
 	for it := c.ElementIterator(); it.Next(); {
@@ -168,10 +177,13 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 		file := filepath.Join(job.Path(p), "metrics.json")
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return fmt.Errorf("candidate %s: %w", name, err)
+			return fmt.Errorf("candidate %s: %w", cmp.Or(name, p), err)
 		}
 		if err := json.Unmarshal(b, &ev); err != nil {
-			return fmt.Errorf("candidate %s: %s: %w", name, file, err)
+			return fmt.Errorf("candidate %s: %s: %w", cmp.Or(name, p), file, err)
+		}
+		if name == "" { // one evaluate stage: named like its run folder, after train's architecture
+			name = ev.Architecture
 		}
 		v, _ := ev.Value(cfg.Metric)
 		t, _ := ev.Value(cfg.TieBreak)

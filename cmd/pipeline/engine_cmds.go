@@ -119,7 +119,7 @@ func validateCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "%s is valid: %d stages (%d instances), %d schedules\n",
-				c.Args().First(), len(l.cfg.Stages), len(l.engine.Workflow.Instances), len(l.cfg.Schedules))
+				l.cfg.Path, len(l.cfg.Stages), len(l.engine.Workflow.Instances), len(l.cfg.Schedules))
 			return nil
 		},
 	}

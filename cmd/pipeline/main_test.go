@@ -92,6 +92,15 @@ func TestInvalidFileGetsDiagnosticsWithSnippets(t *testing.T) {
 	}
 }
 
+// TestValidateNamesTheDefaultFile checks that validate without a FILE names the file it read.
+func TestValidateNamesTheDefaultFile(t *testing.T) {
+	t.Chdir(workspace(t, splitOnly))
+	code, out, errs := runCLI("validate")
+	if code != exitOK || !strings.HasPrefix(out, "pipeline.hcl is valid: 1 stages") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+}
+
 func TestUnknownStageSelectorSuggests(t *testing.T) {
 	dir := workspace(t, splitOnly)
 	code, _, errs := runCLI("plan", filepath.Join(dir, "pipeline.hcl"), "--stage", "split.mian")

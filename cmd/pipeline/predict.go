@@ -26,6 +26,9 @@ func predictCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return fmt.Errorf("name at least one image file")
 			}
+			if k := c.Int("top"); k < 1 {
+				return fmt.Errorf("--top %d: the number of classes per image must be at least 1", k)
+			}
 			p, err := stages.LoadPredictor(c.String("model"), 0)
 			if err != nil {
 				return err

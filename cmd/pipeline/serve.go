@@ -34,7 +34,7 @@ type serveOptions struct {
 }
 
 func defaultServeOptions() serveOptions {
-	return serveOptions{MaxBody: 10 << 20, MaxPixels: 40_000_000, Concurrency: 2, Queue: 32, Wait: 10 * time.Second,
+	return serveOptions{MaxBody: 10 << 20, MaxPixels: stages.DefaultMaxPixels, Concurrency: 2, Queue: 32, Wait: 10 * time.Second,
 		WarnSum: 0.9, WarnTop: 0.6, TopK: 5, Reload: 2 * time.Second}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"pipeline/stages"
@@ -28,7 +30,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /openapi.json", staticFile("web/openapi.json", "application/json"))
 	mux.HandleFunc("GET /{$}", staticFile("web/index.html", "text/html; charset=utf-8"))
-	return s.logRequests(recoverJSON(mux))
+	return s.logRequests(recoverJSON(jsonErrors(mux)))
 }
 
 func staticFile(name, contentType string) http.HandlerFunc {
@@ -70,6 +72,68 @@ func recoverJSON(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// jsonErrors turns the errors net/http answers in plain text into the API's JSON error: the
+// mux's 404 for an unknown path and 405 for a known path with another method (its Allow
+// header kept), and http.ServeContent's range and precondition failures on example images.
+// Responses that are already JSON pass through.
+func jsonErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		jw := &jsonErrorWriter{ResponseWriter: w}
+		next.ServeHTTP(jw, r)
+		if jw.status == 0 {
+			return
+		}
+		msg := strings.TrimSpace(jw.body.String())
+		switch jw.status {
+		case http.StatusNotFound:
+			msg = fmt.Sprintf("nothing at %s; GET /openapi.json describes the API", r.URL.Path)
+		case http.StatusMethodNotAllowed:
+			msg = fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, w.Header().Get("Allow"))
+		}
+		if msg == "" {
+			msg = http.StatusText(jw.status)
+		}
+		w.Header().Del("Content-Length")
+		w.Header().Del("X-Content-Type-Options")
+		writeError(w, jw.status, msg)
+	})
+}
+
+// jsonErrorWriter holds back an error response that is not JSON (status 400 or above
+// without an application/json Content-Type), keeping its text for jsonErrors to rewrite.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+	status      int          // the held-back error status, 0 when none
+	body        bytes.Buffer // its text, up to 1 KB
+}
+
+func (w *jsonErrorWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	if code >= 400 && !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		w.status = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *jsonErrorWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.status != 0 {
+		w.body.Write(b[:min(len(b), max(0, 1024-w.body.Len()))])
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *jsonErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func writeJSONResponse(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

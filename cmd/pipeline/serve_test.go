@@ -21,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"pipeline/graphs"
+	"pipeline/stages"
 )
 
 var testClasses = []string{"circle", "square", "stripes", "dots", "cross", "ring", "wave"}
@@ -231,6 +234,72 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	}
 }
 
+// request sends a body-less request with the given headers and decodes the JSON answer.
+func request(t *testing.T, method, url string, header map[string]string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s %s: status %d: body is not JSON: %q", method, url, resp.StatusCode, b)
+	}
+	return resp.StatusCode, resp.Header, m
+}
+
+// TestServeErrorsAreJSON checks that the errors net/http writes itself (unknown path, wrong
+// method, bad range) come in the API's JSON shape, the 405 with its Allow header.
+func TestServeErrorsAreJSON(t *testing.T) {
+	_, ts := newTestServer(t, tinyModel(t, filepath.Join(t.TempDir(), "m1"), 1), defaultServeOptions())
+	cases := []struct {
+		method, path string
+		header       map[string]string
+		want         int
+		allow, says  string
+	}{
+		{"GET", "/predict", nil, 405, "POST", "GET is not allowed on /predict"},
+		{"DELETE", "/classes", nil, 405, "GET, HEAD", "DELETE is not allowed on /classes"},
+		{"POST", "/", nil, 405, "GET, HEAD", "POST is not allowed on /"},
+		{"GET", "/nope", nil, 404, "", "nothing at /nope"},
+		{"GET", "/classes/square", nil, 404, "", "nothing at /classes/square"},
+		{"GET", "/classes/nope/example", nil, 404, "", `no class "nope"`},
+		{"GET", "/classes/square/example", map[string]string{"Range": "bytes=100000-"}, 416, "", "range"},
+	}
+	for _, c := range cases {
+		code, h, m := request(t, c.method, ts.URL+c.path, c.header)
+		msg, _ := m["error"].(string)
+		if code != c.want || h.Get("Content-Type") != "application/json" || !strings.Contains(msg, c.says) || h.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d %q Allow %q %v; want %d, a JSON error saying %q, Allow %q",
+				c.method, c.path, code, h.Get("Content-Type"), h.Get("Allow"), m, c.want, c.says, c.allow)
+		}
+	}
+}
+
+// TestMaxPixelsDefaultIsTheSameEverywhere checks that serve and predict refuse images from
+// the same size on as the split stage does.
+func TestMaxPixelsDefaultIsTheSameEverywhere(t *testing.T) {
+	if got := defaultServeOptions().MaxPixels; got != stages.DefaultMaxPixels {
+		t.Errorf("serve options: %d, want stages.DefaultMaxPixels (%d)", got, stages.DefaultMaxPixels)
+	}
+	for _, cmd := range []*cli.Command{serveCommand(), predictCommand()} {
+		for _, f := range cmd.Flags {
+			if f, ok := f.(*cli.Int64Flag); ok && f.Name == "max-pixels" && f.Value != stages.DefaultMaxPixels {
+				t.Errorf("%s --max-pixels defaults to %d, want stages.DefaultMaxPixels (%d)", cmd.Name, f.Value, stages.DefaultMaxPixels)
+			}
+		}
+	}
+}
+
 func TestServeWithoutModelAnswers503(t *testing.T) {
 	_, ts := newTestServer(t, filepath.Join(t.TempDir(), "nothing"), defaultServeOptions())
 	b, ct := multipartBody("image", pngBytes(8, 8, 2))
@@ -336,4 +405,22 @@ func FuzzPredictBody(f *testing.F) {
 			t.Fatalf("not JSON: %s", rec.Body.String())
 		}
 	})
+}
+
+// TestPredictTopMustBeAtLeastOne checks that predict refuses --top below 1 with an error
+// naming the flag, and prints as many classes as asked otherwise.
+func TestPredictTopMustBeAtLeastOne(t *testing.T) {
+	dir := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	img := filepath.Join(t.TempDir(), "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	for _, k := range []string{"-3", "0"} {
+		code, out, errs := runCLI("predict", "--model", dir, "--top", k, img)
+		if code != exitErr || !strings.Contains(errs, "--top "+k+":") || out != "" {
+			t.Errorf("--top %s: exit %d, stdout %q, stderr %q; want exit %d and an error naming --top", k, code, out, errs, exitErr)
+		}
+	}
+	code, out, errs := runCLI("predict", "--model", dir, "--top", "3", img)
+	if code != exitOK || strings.Count(out, "%") != 3 {
+		t.Errorf("--top 3: exit %d\n%s%s", code, out, errs)
+	}
 }

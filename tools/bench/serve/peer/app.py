@@ -4,7 +4,7 @@ Serves the same promoted SavedModel the way the original system's API did (Flask
 shared/ORIGINAL.md "API") and with the same request handling as cmd/pipeline/serve_handlers.go:
 
 * multipart field `image`, bodies over 10 MB -> 413, no file -> 400, not an image -> 415,
-  over 40 M pixels (from the header) -> 413, undecodable -> 400;
+  over 50 M pixels (from the header) -> 413, undecodable -> 400;
 * Pillow decodes, the image is fitted to the model's input the way stages.fitImage does it
   (the model.json `resize` policy, default center_crop; bilinear; alpha over black; grey with
   the ITU-R 601 weights Go's color.GrayModel and Pillow's "L" share);
@@ -32,7 +32,7 @@ from flask import Flask, jsonify, request  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 MAX_BODY = 10 << 20
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = 50_000_000
 TOP_K = 5
 WARN_SUM, WARN_TOP = 0.9, 0.6
 LOW_CONFIDENCE = ("Low confidence in predictions: the subject might not be one of the "
