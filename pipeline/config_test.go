@@ -71,3 +71,47 @@ func loadAndBuild(path string, src []byte, vars map[string]string) hcl.Diagnosti
 	_, d := Build(cfg, f.reg, vars)
 	return append(diags, d...)
 }
+
+// TestMisspelledArgumentsSuggestTheClosestName checks that a misspelled argument gets a "did
+// you mean" in every kind of block, also when the block sets the name it was meant to be.
+func TestMisspelledArgumentsSuggestTheClosestName(t *testing.T) {
+	src := `
+variable "n" {
+  default = 1
+  defualt = 2
+}
+
+stage "gen" "a" {
+  source = "data"
+  repaet = 2
+}
+
+stage "xform" "b" {
+  input  = stage.gen.a.out
+  epochs = 3
+  epoch  = 20
+}
+
+schedule "nightly" {
+  cron    = "@daily"
+  targets = [stage.xform.b]
+  overlp  = "skip"
+}
+`
+	f := newFakeKinds()
+	_, diags := LoadSource("misspelled.hcl", []byte(src), f.reg)
+	want := map[int]string{
+		4:  `An argument named "defualt" is not expected here. Did you mean "default"? The block sets "default" too, on line 3: keep one of the two.`,
+		9:  `An argument named "repaet" is not expected here. Did you mean "repeat"?`,
+		15: `An argument named "epoch" is not expected here. Did you mean "epochs"? The block sets "epochs" too, on line 14: keep one of the two.`,
+		21: `An argument named "overlp" is not expected here. Did you mean "overlap"?`,
+	}
+	if len(diags) != len(want) {
+		t.Fatalf("got %d diagnostics, want %d:\n%s", len(diags), len(want), diags.Error())
+	}
+	for _, d := range diags {
+		if w := want[d.Subject.Start.Line]; d.Summary != "Unsupported argument" || d.Detail != w {
+			t.Errorf("line %d: %s: %s\nwant: %s", d.Subject.Start.Line, d.Summary, d.Detail, w)
+		}
+	}
+}
