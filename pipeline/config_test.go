@@ -12,11 +12,14 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-var errorComment = regexp.MustCompile(`# ERROR: (.+)$`)
+var (
+	errorComment = regexp.MustCompile(`# ERROR: (.+)$`)
+	varComment   = regexp.MustCompile(`^# -var (\w+)=(.*)$`)
+)
 
 // TestInvalidConfigs loads every file in testdata/config/invalid. Each `# ERROR: summary`
 // comment marks a line where exactly one diagnostic with that summary must point, and no
-// other diagnostics may appear.
+// other diagnostics may appear. A line `# -var NAME=VALUE` sets a variable as -var does.
 func TestInvalidConfigs(t *testing.T) {
 	files, _ := filepath.Glob("testdata/config/invalid/*.hcl")
 	if len(files) == 0 {
@@ -29,12 +32,16 @@ func TestInvalidConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			var want []string
+			vars := map[string]string{}
 			for i, line := range strings.Split(string(src), "\n") {
 				if m := errorComment.FindStringSubmatch(line); m != nil {
 					want = append(want, lineSummary(i+1, m[1]))
 				}
+				if m := varComment.FindStringSubmatch(line); m != nil {
+					vars[m[1]] = m[2]
+				}
 			}
-			diags := loadAndBuild(path, src, nil)
+			diags := loadAndBuild(path, src, vars)
 			var got []string
 			for _, d := range diags {
 				if d.Severity != hcl.DiagError {

@@ -27,6 +27,7 @@ type Workflow struct {
 	Graph     *dag.Graph  // instance addresses; an edge a→b means a needs b
 
 	vars           map[string]cty.Value
+	badVars        map[string]bool // variables whose value is missing or invalid (already reported)
 	pipelineVals   map[string]cty.Value
 	pipelineRanges map[string]hcl.Range
 	blocks         map[string]*block
@@ -133,7 +134,12 @@ func (w *Workflow) BlockAddrs() []string {
 
 func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	w.vars = map[string]cty.Value{}
+	w.vars, w.badVars = map[string]cty.Value{}, map[string]bool{}
+	// A variable without a usable value is reported here once; it is unknown in expressions,
+	// so that what refers to it raises no second error.
+	bad := func(v *Variable) {
+		w.vars[v.Name], w.badVars[v.Name] = cty.UnknownVal(v.Type), true
+	}
 	declared := map[string]*Variable{}
 	var names []string
 	for _, v := range w.Config.Variables {
@@ -158,6 +164,7 @@ func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 			if err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
 					Detail: fmt.Sprintf("-var %s=%s: %s.", v.Name, raw, err), Subject: v.DeclRange.Ptr()})
+				bad(v)
 				continue
 			}
 			val = parsed
@@ -165,6 +172,7 @@ func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 		if val == cty.NilVal {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No value for variable",
 				Detail: fmt.Sprintf("Variable %q has no default; set it with -var %s=VALUE or give it a default.", v.Name, v.Name), Subject: v.DeclRange.Ptr()})
+			bad(v)
 			continue
 		}
 		w.vars[v.Name] = val
@@ -215,17 +223,34 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 	w.Seed = DefaultSeed
 	if v, ok := w.pipelineVals["seed"]; ok {
 		seed, err := wholeNumber(v)
-		if err != nil {
+		switch {
+		case !v.IsKnown():
+			// only a variable without a usable value, already reported, makes it unknown
+		case err != nil:
 			r := w.pipelineRanges["seed"]
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid seed",
 				Detail: fmt.Sprintf("seed must be a whole number: %s.", err), Subject: r.Ptr()})
-		} else {
+		default:
 			w.Seed = seed
 		}
 	} else {
 		w.pipelineVals["seed"] = cty.NumberIntVal(DefaultSeed)
 	}
 	return diags
+}
+
+// refersToBadVar reports whether expr uses a variable whose missing or invalid value is
+// already reported: its value is unknown, and any complaint about it would repeat that one.
+func (w *Workflow) refersToBadVar(expr hcl.Expression) bool {
+	for _, tr := range expr.Variables() {
+		if tr.RootName() != "var" || len(tr) < 2 {
+			continue
+		}
+		if a, ok := tr[1].(hcl.TraverseAttr); ok && w.badVars[a.Name] {
+			return true
+		}
+	}
+	return false
 }
 
 func wholeNumber(v cty.Value) (int64, error) {
