@@ -122,3 +122,41 @@ schedule "nightly" {
 		}
 	}
 }
+
+// TestInstanceProblemsAreReportedOnceOrNamed checks that a problem every instance of a
+// for_each stage has alike is reported once, and one only some instances have names them.
+func TestInstanceProblemsAreReportedOnceOrNamed(t *testing.T) {
+	src := `
+stage "gen" "same" {
+  for_each = toset(["x", "y", "z"])
+  source   = "data"
+  repeat   = 0
+}
+
+stage "gen" "some" {
+  for_each = toset(["x", "y", "z"])
+  source   = "data"
+  repeat   = { x = 0, y = -1, z = 1 }[each.key]
+}
+
+stage "xform" "one" {
+  for_each = toset(["x", "y", "z"])
+  input    = stage.gen.same[each.key].out
+  epochs   = { x = "many", y = 1, z = 2 }[each.key]
+}
+`
+	diags := loadAndBuild("instances.hcl", []byte(src), nil)
+	want := []string{
+		"  5: Invalid repeat: repeat must be at least 1.",
+		" 11: Invalid repeat: In gen.some[x], gen.some[y]: repeat must be at least 1.",
+		` 17: Incorrect attribute value type: In xform.one[x]: Attribute "epochs" of a xform stage must be number: a number is required.`,
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, lineSummary(d.Subject.Start.Line, d.Summary+": "+d.Detail))
+	}
+	sort.Strings(got)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -109,9 +108,6 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: p.summary, Detail: detail, Subject: rng})
 		}
 	}
-	sort.SliceStable(diags, func(i, j int) bool { // in the order of the file
-		a, b := diags[i].Subject, diags[j].Subject
-		return a.Filename < b.Filename || (a.Filename == b.Filename && a.Start.Byte < b.Start.Byte)
-	})
+	sortBySubject(diags)
 	return diags
 }

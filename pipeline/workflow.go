@@ -96,13 +96,69 @@ func Build(cfg *Config, reg *Registry, vars map[string]string) (*Workflow, hcl.D
 	}
 	diags = append(diags, w.linkInstances()...)
 	diags = append(diags, w.checkSchedules()...)
-	// Evaluate every instance with upstream outputs unknown: type errors, missing attributes
-	// and the kinds' own checks surface now rather than mid-run.
-	for _, inst := range w.Instances {
-		_, d := w.Evaluate(inst, nil)
-		diags = append(diags, d...)
-	}
+	diags = append(diags, w.checkInstances()...)
 	return w, diags
+}
+
+// checkInstances evaluates every instance with upstream outputs unknown, so that type errors,
+// missing attributes and the kinds' own checks surface now rather than mid-run. A problem
+// that every instance of a block has alike (a value that does not depend on each.key) is
+// reported once; one that only some instances have names them.
+func (w *Workflow) checkInstances() hcl.Diagnostics {
+	type problem struct {
+		diag  *hcl.Diagnostic
+		block string
+		addrs []string
+	}
+	var order []*problem
+	seen := map[string]*problem{}
+	for _, inst := range w.Instances {
+		_, ds := w.Evaluate(inst, nil)
+		for _, d := range ds {
+			var subject string
+			if d.Subject != nil {
+				subject = d.Subject.String()
+			}
+			id := fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%s", inst.Block, d.Severity, d.Summary, d.Detail, subject)
+			p := seen[id]
+			if p == nil {
+				p = &problem{diag: d, block: inst.Block}
+				seen[id] = p
+				order = append(order, p)
+			}
+			p.addrs = append(p.addrs, inst.Addr)
+		}
+	}
+	var diags hcl.Diagnostics
+	for _, p := range order {
+		d := *p.diag
+		if len(p.addrs) > 1 {
+			// The expression's values (each.key is "cnn") are one instance's: they would mislead.
+			d.Expression, d.EvalContext = nil, nil
+		}
+		if len(p.addrs) < len(w.BlockInstances(p.block)) {
+			d.Detail = fmt.Sprintf("In %s: %s", strings.Join(p.addrs, ", "), d.Detail)
+		}
+		diags = append(diags, &d)
+	}
+	sortBySubject(diags) // in the order of the file, an attribute's instances together
+	return diags
+}
+
+// sortBySubject orders diagnostics by where they point (those without a subject last),
+// keeping the order of those that point at the same place.
+func sortBySubject(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a != nil && b == nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		default:
+			return a.Start.Byte < b.Start.Byte
+		}
+	})
 }
 
 // Instance returns the instance with address addr.
