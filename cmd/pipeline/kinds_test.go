@@ -30,3 +30,28 @@ func TestEveryKindSuggestsMisspelledAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownArchitectureIsOneError checks that an unknown architecture is reported as such,
+// without a second error about the options of an architecture that does not exist.
+func TestUnknownArchitectureIsOneError(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+stage "train" "model" {
+  architecture = "resnet"
+  train        = "a"
+  val          = "b"
+  options      = { dense = 64 }
+}
+`
+	cfg, diags := pipeline.LoadSource("arch.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	if len(diags) != 1 || diags[0].Summary != "Invalid architecture" {
+		t.Fatalf("want one Invalid architecture, got:\n%s", diags.Error())
+	}
+}
