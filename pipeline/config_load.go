@@ -126,7 +126,7 @@ func decodePipelineBlock(b *hcl.Block) (*PipelineBlock, hcl.Diagnostics) {
 func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 	v := &Variable{Name: b.Labels[0], Type: cty.DynamicPseudoType, DeclRange: b.DefRange}
 	diags := checkName("variable", v.Name, b.LabelRanges[0])
-	content, d := b.Body.Content(variableSchema)
+	content, d := bodyContent(b.Body, variableSchema)
 	diags = append(diags, d...)
 	if a, ok := content.Attributes["type"]; ok {
 		t, d := typeexpr.TypeConstraint(a.Expr)
@@ -173,7 +173,7 @@ func decodeStageBlock(b *hcl.Block, reg *Registry) (*StageBlock, hcl.Diagnostics
 		return s, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown stage kind",
 			Detail: detail, Subject: s.KindRange.Ptr()})
 	}
-	content, d := b.Body.Content(stageSchema(kind))
+	content, d := bodyContent(b.Body, stageSchema(kind))
 	diags = append(diags, d...)
 	s.Content = content
 	if a, ok := content.Attributes["for_each"]; ok {
@@ -185,6 +185,41 @@ func decodeStageBlock(b *hcl.Block, reg *Registry) (*StageBlock, hcl.Diagnostics
 		diags = append(diags, d...)
 	}
 	return s, diags
+}
+
+// bodyContent is body.Content(schema) with the same "did you mean" for every misspelled
+// argument, whichever block it is in. HCL's own suggestion leaves out the names the body
+// already sets, so `epoch = 20` beside `epochs = var.epochs` (as in a train block that sets
+// most of its attributes) got none; here the closest name in the schema is suggested, and
+// when the body sets it too the message says where.
+func bodyContent(body hcl.Body, schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostics) {
+	content, diags := body.Content(schema)
+	syn, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return content, diags
+	}
+	var names []string
+	for _, a := range schema.Attributes {
+		names = append(names, a.Name)
+	}
+	for _, d := range diags {
+		if d.Summary != "Unsupported argument" || d.Subject == nil {
+			continue
+		}
+		for name, a := range syn.Attributes {
+			if a.NameRange != *d.Subject {
+				continue
+			}
+			d.Detail = fmt.Sprintf("An argument named %q is not expected here.", name)
+			if sug := suggest(name, names); sug != "" {
+				d.Detail += fmt.Sprintf(" Did you mean %q?", sug)
+				if set, ok := syn.Attributes[sug]; ok {
+					d.Detail += fmt.Sprintf(" The block sets %q too, on line %d: keep one of the two.", sug, set.NameRange.Start.Line)
+				}
+			}
+		}
+	}
+	return content, diags
 }
 
 // stageRefList reads a list of stage references (depends_on, schedule targets).
@@ -218,7 +253,7 @@ func stageSchema(k Kind) *hcl.BodySchema {
 func decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
 	s := &Schedule{Name: b.Labels[0], Timezone: "Local", Overlap: "skip", DeclRange: b.DefRange}
 	diags := checkName("schedule", s.Name, b.LabelRanges[0])
-	content, d := b.Body.Content(scheduleSchema)
+	content, d := bodyContent(b.Body, scheduleSchema)
 	diags = append(diags, d...)
 	str := func(name string, dst *string) {
 		a, ok := content.Attributes[name]

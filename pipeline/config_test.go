@@ -12,11 +12,14 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-var errorComment = regexp.MustCompile(`# ERROR: (.+)$`)
+var (
+	errorComment = regexp.MustCompile(`# ERROR: (.+)$`)
+	varComment   = regexp.MustCompile(`^# -var (\w+)=(.*)$`)
+)
 
 // TestInvalidConfigs loads every file in testdata/config/invalid. Each `# ERROR: summary`
 // comment marks a line where exactly one diagnostic with that summary must point, and no
-// other diagnostics may appear.
+// other diagnostics may appear. A line `# -var NAME=VALUE` sets a variable as -var does.
 func TestInvalidConfigs(t *testing.T) {
 	files, _ := filepath.Glob("testdata/config/invalid/*.hcl")
 	if len(files) == 0 {
@@ -29,12 +32,16 @@ func TestInvalidConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			var want []string
+			vars := map[string]string{}
 			for i, line := range strings.Split(string(src), "\n") {
 				if m := errorComment.FindStringSubmatch(line); m != nil {
 					want = append(want, lineSummary(i+1, m[1]))
 				}
+				if m := varComment.FindStringSubmatch(line); m != nil {
+					vars[m[1]] = m[2]
+				}
 			}
-			diags := loadAndBuild(path, src, nil)
+			diags := loadAndBuild(path, src, vars)
 			var got []string
 			for _, d := range diags {
 				if d.Severity != hcl.DiagError {
@@ -70,4 +77,86 @@ func loadAndBuild(path string, src []byte, vars map[string]string) hcl.Diagnosti
 	}
 	_, d := Build(cfg, f.reg, vars)
 	return append(diags, d...)
+}
+
+// TestMisspelledArgumentsSuggestTheClosestName checks that a misspelled argument gets a "did
+// you mean" in every kind of block, also when the block sets the name it was meant to be.
+func TestMisspelledArgumentsSuggestTheClosestName(t *testing.T) {
+	src := `
+variable "n" {
+  default = 1
+  defualt = 2
+}
+
+stage "gen" "a" {
+  source = "data"
+  repaet = 2
+}
+
+stage "xform" "b" {
+  input  = stage.gen.a.out
+  epochs = 3
+  epoch  = 20
+}
+
+schedule "nightly" {
+  cron    = "@daily"
+  targets = [stage.xform.b]
+  overlp  = "skip"
+}
+`
+	f := newFakeKinds()
+	_, diags := LoadSource("misspelled.hcl", []byte(src), f.reg)
+	want := map[int]string{
+		4:  `An argument named "defualt" is not expected here. Did you mean "default"? The block sets "default" too, on line 3: keep one of the two.`,
+		9:  `An argument named "repaet" is not expected here. Did you mean "repeat"?`,
+		15: `An argument named "epoch" is not expected here. Did you mean "epochs"? The block sets "epochs" too, on line 14: keep one of the two.`,
+		21: `An argument named "overlp" is not expected here. Did you mean "overlap"?`,
+	}
+	if len(diags) != len(want) {
+		t.Fatalf("got %d diagnostics, want %d:\n%s", len(diags), len(want), diags.Error())
+	}
+	for _, d := range diags {
+		if w := want[d.Subject.Start.Line]; d.Summary != "Unsupported argument" || d.Detail != w {
+			t.Errorf("line %d: %s: %s\nwant: %s", d.Subject.Start.Line, d.Summary, d.Detail, w)
+		}
+	}
+}
+
+// TestInstanceProblemsAreReportedOnceOrNamed checks that a problem every instance of a
+// for_each stage has alike is reported once, and one only some instances have names them.
+func TestInstanceProblemsAreReportedOnceOrNamed(t *testing.T) {
+	src := `
+stage "gen" "same" {
+  for_each = toset(["x", "y", "z"])
+  source   = "data"
+  repeat   = 0
+}
+
+stage "gen" "some" {
+  for_each = toset(["x", "y", "z"])
+  source   = "data"
+  repeat   = { x = 0, y = -1, z = 1 }[each.key]
+}
+
+stage "xform" "one" {
+  for_each = toset(["x", "y", "z"])
+  input    = stage.gen.same[each.key].out
+  epochs   = { x = "many", y = 1, z = 2 }[each.key]
+}
+`
+	diags := loadAndBuild("instances.hcl", []byte(src), nil)
+	want := []string{
+		"  5: Invalid repeat: repeat must be at least 1.",
+		" 11: Invalid repeat: In gen.some[x], gen.some[y]: repeat must be at least 1.",
+		` 17: Incorrect attribute value type: In xform.one[x]: Attribute "epochs" of a xform stage must be number: a number is required.`,
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, lineSummary(d.Subject.Start.Line, d.Summary+": "+d.Detail))
+	}
+	sort.Strings(got)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -230,14 +229,14 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		}
 		rel := v.String(a.Name)
 		abs := filepath.Join(e.Store.Workspace, rel)
-		if inside(e.Store.Root, abs) || abs == e.Store.Workspace {
-			return nil, fmt.Errorf("%s: %s %q contains the store %s, whose contents change with every run; point it at the data folder itself (e.g. data/raw)", inst.Addr, a.Name, rel, StoreDir)
+		if p := checkSource(e.Store.Workspace, filepath.Base(e.Workflow.Config.Path), a.Name, rel); p != nil {
+			if p.suggestion != "" {
+				return nil, fmt.Errorf("%s: %s; did you mean %q?", inst.Addr, p.detail, p.suggestion)
+			}
+			return nil, fmt.Errorf("%s: %s", inst.Addr, p.detail)
 		}
 		m, err := e.Store.Stats.QuickManifest(abs)
 		if err != nil {
-			if os.IsNotExist(err) {
-				return nil, fmt.Errorf("%s: %s %q does not exist (paths are relative to the folder of %s)", inst.Addr, a.Name, rel, filepath.Base(e.Workflow.Config.Path))
-			}
 			return nil, fmt.Errorf("%s: hashing %s %q: %w", inst.Addr, a.Name, rel, err)
 		}
 		d.sources[a.Name], d.roots[a.Name] = m, abs

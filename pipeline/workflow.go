@@ -27,6 +27,7 @@ type Workflow struct {
 	Graph     *dag.Graph  // instance addresses; an edge a→b means a needs b
 
 	vars           map[string]cty.Value
+	badVars        map[string]bool // variables whose value is missing or invalid (already reported)
 	pipelineVals   map[string]cty.Value
 	pipelineRanges map[string]hcl.Range
 	blocks         map[string]*block
@@ -95,13 +96,69 @@ func Build(cfg *Config, reg *Registry, vars map[string]string) (*Workflow, hcl.D
 	}
 	diags = append(diags, w.linkInstances()...)
 	diags = append(diags, w.checkSchedules()...)
-	// Evaluate every instance with upstream outputs unknown: type errors, missing attributes
-	// and the kinds' own checks surface now rather than mid-run.
-	for _, inst := range w.Instances {
-		_, d := w.Evaluate(inst, nil)
-		diags = append(diags, d...)
-	}
+	diags = append(diags, w.checkInstances()...)
 	return w, diags
+}
+
+// checkInstances evaluates every instance with upstream outputs unknown, so that type errors,
+// missing attributes and the kinds' own checks surface now rather than mid-run. A problem
+// that every instance of a block has alike (a value that does not depend on each.key) is
+// reported once; one that only some instances have names them.
+func (w *Workflow) checkInstances() hcl.Diagnostics {
+	type problem struct {
+		diag  *hcl.Diagnostic
+		block string
+		addrs []string
+	}
+	var order []*problem
+	seen := map[string]*problem{}
+	for _, inst := range w.Instances {
+		_, ds := w.Evaluate(inst, nil)
+		for _, d := range ds {
+			var subject string
+			if d.Subject != nil {
+				subject = d.Subject.String()
+			}
+			id := fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%s", inst.Block, d.Severity, d.Summary, d.Detail, subject)
+			p := seen[id]
+			if p == nil {
+				p = &problem{diag: d, block: inst.Block}
+				seen[id] = p
+				order = append(order, p)
+			}
+			p.addrs = append(p.addrs, inst.Addr)
+		}
+	}
+	var diags hcl.Diagnostics
+	for _, p := range order {
+		d := *p.diag
+		if len(p.addrs) > 1 {
+			// The expression's values (each.key is "cnn") are one instance's: they would mislead.
+			d.Expression, d.EvalContext = nil, nil
+		}
+		if len(p.addrs) < len(w.BlockInstances(p.block)) {
+			d.Detail = fmt.Sprintf("In %s: %s", strings.Join(p.addrs, ", "), d.Detail)
+		}
+		diags = append(diags, &d)
+	}
+	sortBySubject(diags) // in the order of the file, an attribute's instances together
+	return diags
+}
+
+// sortBySubject orders diagnostics by where they point (those without a subject last),
+// keeping the order of those that point at the same place.
+func sortBySubject(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a != nil && b == nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		default:
+			return a.Start.Byte < b.Start.Byte
+		}
+	})
 }
 
 // Instance returns the instance with address addr.
@@ -133,7 +190,12 @@ func (w *Workflow) BlockAddrs() []string {
 
 func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	w.vars = map[string]cty.Value{}
+	w.vars, w.badVars = map[string]cty.Value{}, map[string]bool{}
+	// A variable without a usable value is reported here once; it is unknown in expressions,
+	// so that what refers to it raises no second error.
+	bad := func(v *Variable) {
+		w.vars[v.Name], w.badVars[v.Name] = cty.UnknownVal(v.Type), true
+	}
 	declared := map[string]*Variable{}
 	var names []string
 	for _, v := range w.Config.Variables {
@@ -158,6 +220,7 @@ func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 			if err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
 					Detail: fmt.Sprintf("-var %s=%s: %s.", v.Name, raw, err), Subject: v.DeclRange.Ptr()})
+				bad(v)
 				continue
 			}
 			val = parsed
@@ -165,6 +228,7 @@ func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 		if val == cty.NilVal {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No value for variable",
 				Detail: fmt.Sprintf("Variable %q has no default; set it with -var %s=VALUE or give it a default.", v.Name, v.Name), Subject: v.DeclRange.Ptr()})
+			bad(v)
 			continue
 		}
 		w.vars[v.Name] = val
@@ -215,17 +279,34 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 	w.Seed = DefaultSeed
 	if v, ok := w.pipelineVals["seed"]; ok {
 		seed, err := wholeNumber(v)
-		if err != nil {
+		switch {
+		case !v.IsKnown():
+			// only a variable without a usable value, already reported, makes it unknown
+		case err != nil:
 			r := w.pipelineRanges["seed"]
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid seed",
 				Detail: fmt.Sprintf("seed must be a whole number: %s.", err), Subject: r.Ptr()})
-		} else {
+		default:
 			w.Seed = seed
 		}
 	} else {
 		w.pipelineVals["seed"] = cty.NumberIntVal(DefaultSeed)
 	}
 	return diags
+}
+
+// refersToBadVar reports whether expr uses a variable whose missing or invalid value is
+// already reported: its value is unknown, and any complaint about it would repeat that one.
+func (w *Workflow) refersToBadVar(expr hcl.Expression) bool {
+	for _, tr := range expr.Variables() {
+		if tr.RootName() != "var" || len(tr) < 2 {
+			continue
+		}
+		if a, ok := tr[1].(hcl.TraverseAttr); ok && w.badVars[a.Name] {
+			return true
+		}
+	}
+	return false
 }
 
 func wholeNumber(v cty.Value) (int64, error) {

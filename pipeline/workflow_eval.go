@@ -70,6 +70,10 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 		return nil
 	}
 	expr := b.cfg.ForEach
+	if w.refersToBadVar(expr) {
+		b.broken = true // no keys without the variable's value, reported with it
+		return nil
+	}
 	v, diags := expr.Value(w.evalContext(nil))
 	if diags.HasErrors() {
 		return diags

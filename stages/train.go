@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -122,7 +123,8 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	if usable(v, "plateau_factor") && (num(v, "plateau_factor") <= 0 || num(v, "plateau_factor") >= 1) {
 		d.add(v, "plateau_factor", "Invalid plateau_factor", "plateau_factor must be in (0, 1).")
 	}
-	if usable(v, "architecture") && v.Get("options").IsWhollyKnown() {
+	// The options of an unknown architecture (reported above) cannot be checked.
+	if usable(v, "architecture") && slices.Contains(graphs.Architectures(), v.String("architecture")) && v.Get("options").IsWhollyKnown() {
 		if _, err := archSpec(v.String("architecture"), v.Get("options")); err != nil {
 			d.add(v, "options", "Invalid architecture options", err.Error())
 		}

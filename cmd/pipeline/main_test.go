@@ -136,3 +136,20 @@ func TestRunsListsRunFoldersWhateverTheFolderIsCalled(t *testing.T) {
 		t.Fatalf("runs: exit %d, want one succeeded run listed\n%s%s", code, out, errs)
 	}
 }
+
+func TestValidateReportsAMissingSourceWithTheClosestFolder(t *testing.T) {
+	dir := workspace(t, strings.Replace(splitOnly, `"raw"`, `"rwa"`, 1))
+	file := filepath.Join(dir, "pipeline.hcl")
+	code, _, errs := runCLI("validate", file)
+	if code != exitErr {
+		t.Fatalf("validate: exit %d\n%s", code, errs)
+	}
+	for _, want := range []string{"Source not found", "pipeline.hcl line 3", `source "rwa" does not exist`, `Did you mean "raw"?`} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("validate diagnostics lack %q:\n%s", want, errs)
+		}
+	}
+	if code, _, errs := runCLI("plan", file); code != exitErr || !strings.Contains(errs, `did you mean "raw"?`) {
+		t.Errorf("plan: exit %d\n%s", code, errs)
+	}
+}

@@ -30,7 +30,7 @@ func scheduleCommand() *cli.Command {
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "where run folders go, relative to the pipeline file"},
 		},
 		Action: func(c *cli.Context) error {
-			l, err := load(c)
+			l, err := load(c, false)
 			if err != nil {
 				return err
 			}
@@ -67,7 +67,7 @@ func scheduleCommand() *cli.Command {
 // fireTrigger reloads the pipeline file (so edits apply to the next trigger), plans the
 // schedule's targets, and runs them when anything is out of date.
 func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger) {
-	l, err := load(c)
+	l, err := load(c, false)
 	if err != nil {
 		logger.Printf("%s: not run: %v", t, err)
 		return

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"pipeline/pipeline"
+)
+
+// TestEveryKindSuggestsMisspelledAttributes misspells every attribute of every stage kind,
+// alone and beside the attribute itself, and expects the attribute's name as the suggestion.
+func TestEveryKindSuggestsMisspelledAttributes(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range reg.Names() {
+		kind, _ := reg.Lookup(name)
+		for _, a := range kind.Attributes() {
+			typo := a.Name + "x"
+			for _, body := range []string{typo + " = 1", a.Name + " = 1\n  " + typo + " = 1"} {
+				src := fmt.Sprintf("stage %q \"s\" {\n  %s\n}\n", name, body)
+				_, diags := pipeline.LoadSource("typo.hcl", []byte(src), reg)
+				want := fmt.Sprintf("Did you mean %q?", a.Name)
+				if len(diags) != 1 || !strings.Contains(diags[0].Detail, want) {
+					t.Errorf("%s stage with %q: want one diagnostic with %s, got:\n%s", name, strings.ReplaceAll(body, "\n  ", "; "), want, diags.Error())
+				}
+			}
+		}
+	}
+}
+
+// TestUnknownArchitectureIsOneError checks that an unknown architecture is reported as such,
+// without a second error about the options of an architecture that does not exist.
+func TestUnknownArchitectureIsOneError(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+stage "train" "model" {
+  architecture = "resnet"
+  train        = "a"
+  val          = "b"
+  options      = { dense = 64 }
+}
+`
+	cfg, diags := pipeline.LoadSource("arch.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	if len(diags) != 1 || diags[0].Summary != "Invalid architecture" {
+		t.Fatalf("want one Invalid architecture, got:\n%s", diags.Error())
+	}
+}

@@ -1,0 +1,113 @@
+package pipeline
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// sourceProblem is what is wrong with a Source attribute's path, found without reading it.
+type sourceProblem struct {
+	summary    string // for a diagnostic
+	detail     string // a phrase naming the attribute and the path
+	suggestion string // the closest existing path when the given one looks like a typo
+}
+
+// checkSource checks the path rel of Source attribute name with a stat: it must not contain
+// the store and must exist. file is the pipeline file's name, for the message. It returns
+// nil when the path is fine.
+func checkSource(workspace, file, name, rel string) *sourceProblem {
+	abs := filepath.Join(workspace, rel)
+	if inside(filepath.Join(workspace, StoreDir), abs) || abs == workspace {
+		return &sourceProblem{summary: "Source contains the store",
+			detail: fmt.Sprintf("%s %q contains the store %s, whose contents change with every run; point it at the data folder itself (e.g. data/raw)", name, rel, StoreDir)}
+	}
+	_, err := os.Stat(abs)
+	switch {
+	case err == nil:
+		return nil
+	case os.IsNotExist(err):
+		return &sourceProblem{summary: "Source not found",
+			detail:     fmt.Sprintf("%s %q does not exist (paths are relative to the folder of %s)", name, rel, file),
+			suggestion: suggestPath(workspace, rel)}
+	default:
+		return &sourceProblem{summary: "Cannot read source", detail: fmt.Sprintf("%s %q: %v", name, rel, err)}
+	}
+}
+
+// suggestPath returns rel with each missing element replaced by the closest name in its
+// folder (a folder or a link, but for the last element, which may also be a file), when every
+// replacement is a likely typo and the result exists; else "".
+func suggestPath(workspace, rel string) string {
+	parts := strings.Split(filepath.ToSlash(filepath.Clean(rel)), "/")
+	dir := workspace
+	changed := false
+	for i, p := range parts {
+		next := filepath.Join(dir, p)
+		if _, err := os.Stat(next); err == nil {
+			dir = next
+			continue
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return ""
+		}
+		var names []string
+		for _, e := range entries {
+			folder := e.IsDir() || e.Type()&fs.ModeSymlink != 0 // a link to a folder will do
+			if !strings.HasPrefix(e.Name(), ".") && (folder || i == len(parts)-1) {
+				names = append(names, e.Name())
+			}
+		}
+		sug := suggest(p, names)
+		if sug == "" {
+			return ""
+		}
+		parts[i], dir, changed = sug, filepath.Join(dir, sug), true
+	}
+	if !changed {
+		return ""
+	}
+	return strings.Join(parts, "/")
+}
+
+// CheckSources reports every Source attribute whose path contains the store or does not
+// exist, at the attribute, with the closest existing path when the given one looks like a
+// typo. It costs a stat per source (nothing is hashed), so validate can afford it; plan and
+// run find the same problems when they hash the sources. workspace is the folder that paths
+// are relative to.
+func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := map[string]bool{} // a source shared by instances or stages is reported once
+	file := filepath.Base(w.Config.Path)
+	for _, inst := range w.Instances {
+		v, _ := w.Evaluate(inst, nil) // their problems are reported by Build
+		for _, a := range inst.Kind.Attributes() {
+			val := v.Get(a.Name)
+			if a.Role != Source || !val.IsKnown() || val.IsNull() {
+				continue
+			}
+			rel, rng := v.String(a.Name), v.Range(a.Name)
+			id := rng.String() + "\x00" + rel
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			p := checkSource(workspace, file, a.Name, rel)
+			if p == nil {
+				continue
+			}
+			detail := p.detail + "."
+			if p.suggestion != "" {
+				detail = fmt.Sprintf("%s. Did you mean %q?", p.detail, p.suggestion)
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: p.summary, Detail: detail, Subject: rng})
+		}
+	}
+	sortBySubject(diags)
+	return diags
+}

@@ -1,0 +1,65 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+const sourcesHCL = `
+stage "gen" "typo" {
+  source = "data/trian"
+}
+
+stage "gen" "each" {
+  for_each = toset(["x", "y"])
+  source   = "data/elsewhere"
+}
+
+stage "gen" "deep" {
+  source = "dta/tset"
+}
+
+stage "gen" "ok" {
+  source = "data/test"
+}
+`
+
+// TestCheckSourcesReportsMissingFoldersAtTheAttribute checks that a source that does not
+// exist is an error at its attribute, once however many instances share it, with the closest
+// existing path when the given one looks like a typo; and that plan says the same.
+func TestCheckSourcesReportsMissingFoldersAtTheAttribute(t *testing.T) {
+	ws := newWorkspace(t, sourcesHCL, map[string]string{"data/train/a.txt": "a", "data/test/b.txt": "b"})
+	e := ws.engine(nil)
+	diags := e.Workflow.CheckSources(ws.dir)
+	want := []string{
+		`3: Source not found: source "data/trian" does not exist (paths are relative to the folder of pipeline.hcl). Did you mean "data/train"?`,
+		`8: Source not found: source "data/elsewhere" does not exist (paths are relative to the folder of pipeline.hcl).`,
+		`12: Source not found: source "dta/tset" does not exist (paths are relative to the folder of pipeline.hcl). Did you mean "data/test"?`,
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d: %s: %s", d.Subject.Start.Line, d.Summary, d.Detail))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	_, err := e.Plan(Selection{Targets: []string{"gen.typo"}})
+	if err == nil || !strings.Contains(err.Error(), `gen.typo: source "data/trian" does not exist (paths are relative to the folder of pipeline.hcl); did you mean "data/train"?`) {
+		t.Errorf("plan: %v", err)
+	}
+}
+
+// TestCheckSourcesRefusesTheStore checks that a source holding the store is found without
+// planning, as plan finds it.
+func TestCheckSourcesRefusesTheStore(t *testing.T) {
+	ws := newWorkspace(t, `stage "gen" "a" { source = "." }`, nil)
+	e := ws.engine(nil)
+	diags := e.Workflow.CheckSources(ws.dir)
+	if len(diags) != 1 || diags[0].Summary != "Source contains the store" {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	if _, err := e.Plan(Selection{}); err == nil || !strings.Contains(err.Error(), "contains the store") {
+		t.Fatalf("plan: %v", err)
+	}
+}
