@@ -74,6 +74,9 @@ func TestTensorFlowStartUpLinesStayOffStderr(t *testing.T) {
 	if !strings.Contains(all, "MLIR V1 optimization pass is not enabled") || !strings.Contains(all, "ran a graph") {
 		t.Errorf("stderr with TF_CPP_MIN_LOG_LEVEL=0:\n%s\nwant TensorFlow's start-up lines", all)
 	}
+	if OneDNNSetting() == "on" && !strings.Contains(all, "oneDNN supports DT_INT32 only on platforms with AVX-512") {
+		t.Errorf("stderr with TF_CPP_MIN_LOG_LEVEL=0 and oneDNN on:\n%s\nwant oneDNN's int32 line", all)
+	}
 }
 
 func TestStartUpFilterForwardsEverythingElse(t *testing.T) {
