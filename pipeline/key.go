@@ -57,7 +57,7 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 }
 
 // objectPathJSON matches a JSON string that is the path of an output in the store, as
-// upstream outputs are given to a stage (see Decision.outputPaths).
+// upstream outputs are given to a stage (see Engine.outputPaths).
 var objectPathJSON = regexp.MustCompile(`"` + regexp.QuoteMeta(StoreDir) + `/objects/[0-9a-f]{64}/[^"\\]+"`)
 
 // OutputDigests gives each of a stage's named outputs the digest of what it consists of: its

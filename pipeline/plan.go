@@ -428,17 +428,22 @@ func inside(path, dir string) bool {
 // GC removes stored outputs nothing needs (Store.GC): besides what every instance's current
 // state and the run folders use, it keeps each output the pipeline file's plan would reuse
 // (with the workflow's variables), so that gc after trying other settings keeps what the file
-// itself needs. It refuses when the plan cannot be made.
+// itself needs. An instance whose key is not known until an upstream stage runs may reuse
+// any of its earlier outputs then (its input may come out as before), so all of them are
+// kept. It refuses when the plan cannot be made.
 func (e *Engine) GC(runsDir string, dryRun bool) (GCResult, error) {
 	plan, err := e.Plan(Selection{})
 	if err != nil {
 		return GCResult{}, fmt.Errorf("finding what %s needs (gc removes nothing until it can): %w", filepath.Base(e.Workflow.Config.Path), err)
 	}
-	keep := map[string]bool{}
+	keep, pending := map[string]bool{}, map[string]bool{}
 	for _, d := range plan {
-		if d.Action == Cached && d.entry != nil {
+		switch {
+		case d.Action == Cached && d.entry != nil:
 			keep[d.entry.Output.Digest] = true
+		case !d.Known:
+			pending[d.Addr] = true
 		}
 	}
-	return e.Store.GC(runsDir, dryRun, keep)
+	return e.Store.GC(runsDir, dryRun, keep, pending)
 }

@@ -319,13 +319,13 @@ type GCOutput struct {
 	Created time.Time
 }
 
-// GC removes outputs that neither keep, an instance's current state nor a run folder refers
-// to (its run.json, or for a run that died before writing one, its symbolic links into the
+// GC removes outputs that neither keep, a cache entry of an instance in keepAll, an
+// instance's current state nor a run folder refers to (its run.json, or for a run that died before writing one, its symbolic links into the
 // store), the cache entries pointing at them, and leftovers of dead runs in tmp/. It looks
 // in runsDir and in every runs folder a run of this workspace has used (RecordRunsDir). Run
 // folders hold hard links to everything but the data stages' image folders, so removing an
 // object never breaks one. Engine.GC also keeps what the pipeline file's plan reuses.
-func (s *Store) GC(runsDir string, dryRun bool, keep map[string]bool) (GCResult, error) {
+func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll map[string]bool) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
 	if err != nil {
@@ -373,6 +373,9 @@ func (s *Store) GC(runsDir string, dryRun bool, keep map[string]bool) (GCResult,
 			if !strings.HasSuffix(name, ".output.json") && readJSON(p, &e) == nil {
 				entries[p] = e
 				byOutput[e.Output.Digest] = append(byOutput[e.Output.Digest], e)
+				if keepAll[e.Addr] {
+					used[e.Output.Digest] = true
+				}
 			}
 		}
 	}

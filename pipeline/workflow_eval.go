@@ -78,6 +78,12 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 	if diags.HasErrors() {
 		return diags
 	}
+	if !v.IsWhollyKnown() && len(w.badVars) > 0 && !v.Type().IsObjectType() {
+		// Unknown through a bad variable that refersToBadVar cannot see (pipeline.models set
+		// from it): no keys without its value, which is reported with the variable.
+		b.broken = true
+		return nil
+	}
 	bad := func(why string) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid for_each argument",
 			Detail:  why + ` for_each takes a set of strings (toset(["cnn", "vit"])), a map, or another stage with for_each (stage.train.model).`,

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,7 +70,7 @@ func classLabelFont(names []string) (font.Font, []string) {
 		}
 	}
 	if f := readFace(bestPath, bestIndex); f != nil {
-		choice.font = font.Font{Typeface: font.Typeface("pipeline: " + bestPath)}
+		choice.font = font.Font{Typeface: font.Typeface(fmt.Sprintf("pipeline: %s#%d", bestPath, bestIndex))}
 		font.DefaultCache.Add(font.Collection{{Font: choice.font, Face: f}})
 	} else {
 		choice.missing = missing

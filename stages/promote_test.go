@@ -150,3 +150,15 @@ func pipelineValues(t *testing.T, k pipeline.Kind, given map[string]cty.Value) *
 	}
 	return v
 }
+
+// Only an object whose one attribute is evaluation is a single evaluate stage's output; a
+// map of paths that happens to name a candidate "evaluation" keeps every candidate.
+func TestCandidateNamedEvaluationIsNotMistakenForOneStage(t *testing.T) {
+	got, err := candidatePaths(cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("x"), "b": cty.StringVal("y")}))
+	if err != nil || len(got) != 2 || got["evaluation"] != "x" || got["b"] != "y" {
+		t.Fatalf("candidates %v, %v", got, err)
+	}
+	if got, err := candidatePaths(cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("x")})); err != nil || len(got) != 1 || got[""] != "x" {
+		t.Fatalf("one evaluate stage: %v, %v", got, err)
+	}
+}

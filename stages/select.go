@@ -106,7 +106,7 @@ func candidatePaths(c cty.Value) (map[string]string, error) {
 	if !c.Type().IsObjectType() && !c.Type().IsMapType() {
 		return nil, fmt.Errorf("candidates must be a map of evaluate stages, such as stage.evaluate.test; got %s", c.Type().FriendlyName())
 	}
-	if c.Type().IsObjectType() && c.Type().HasAttribute("evaluation") && c.Type().AttributeType("evaluation") == cty.String {
+	if c.Type().IsObjectType() && len(c.Type().AttributeTypes()) == 1 && c.Type().HasAttribute("evaluation") && c.Type().AttributeType("evaluation") == cty.String {
 		e := c.GetAttr("evaluation")
 		if e.IsNull() {
 			return nil, fmt.Errorf("the evaluate stage has no evaluation path")

@@ -18,6 +18,7 @@ variable "seed" { # ERROR: Invalid value for variable
 pipeline {
   seed   = var.seed
   repeat = var.epochs + 1
+  models = var.keys
 }
 
 stage "gen" "a" {
@@ -40,4 +41,9 @@ stage "xform" "d" {
   for_each = stage.xform.c
   input    = each.value.out
   epochs   = var.epochs * 2
+}
+
+stage "xform" "e" {
+  for_each = pipeline.models
+  input    = stage.gen.a.out
 }
