@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -384,6 +385,21 @@ stage "join" "all" {
 	p := ws.plan(Selection{Targets: []string{"xform.eval.cnn"}, Force: true})
 	if len(p) != 3 || p["xform.eval[cnn]"].Action != Run || p["xform.arch[cnn]"].Action != Cached || p["gen.src"] == nil {
 		t.Fatalf("plan for xform.eval.cnn: %v", keysOf(p))
+	}
+	// An output given through each.value is named by its content too, and a change of it
+	// is said so.
+	ws.write("raw/c.txt", "c")
+	_, rec, err = ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rec.Stages {
+		if s.Addr == "xform.eval[vit]" && (s.Status != StatusRan || strings.Join(s.Reasons, "; ") != "the upstream output given as input changed") {
+			t.Fatalf("xform.eval[vit]: %s %v", s.Status, s.Reasons)
+		}
+	}
+	if lines := ws.plan(Selection{})["xform.eval[vit]"].lines; !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, `attr input "string" "output `) }) {
+		t.Fatalf("key lines of xform.eval[vit]: %q", lines)
 	}
 }
 

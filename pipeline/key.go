@@ -32,7 +32,7 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 	canon := v.canonical()
 	for _, name := range sortedKeys(canon) {
 		c := canon[name]
-		if len(v.refs[name]) > 0 && outDigest != nil {
+		if outDigest != nil { // (each.value.out gives a path too, though it is no ref)
 			c = objectPathJSON.ReplaceAllStringFunc(c, func(q string) string {
 				if d, ok := outDigest(q[1 : len(q)-1]); ok {
 					return `"output ` + d + `"`

@@ -319,6 +319,11 @@ func explain(st *State, d *Decision, v *Values) []string {
 				}
 				continue
 			}
+			if strings.Contains(o+c, `"output `) || objectPathJSON.MatchString(o+c) {
+				// an upstream output given through each.value, which names no stage
+				reasons = append(reasons, fmt.Sprintf("the upstream output given as %s changed", name))
+				continue
+			}
 			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
 		case "source":
 			// decide completed the manifests of stages that run; an incomplete one (or a
