@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -98,6 +99,13 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.intRange(v, "quality", 1, 100)
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	d.intRange(v, "max_pixels", 1, 1<<40)
+	if src, test := v.Get("source"), v.Get("test_source"); src.IsKnown() && test.IsKnown() && !src.IsNull() && !test.IsNull() {
+		a, b := path.Clean(filepath.ToSlash(src.AsString())), path.Clean(filepath.ToSlash(test.AsString()))
+		if a == b || strings.HasPrefix(b+"/", a+"/") || strings.HasPrefix(a+"/", b+"/") || a == "." || b == "." {
+			d.add(v, "test_source", "test_source overlaps source",
+				fmt.Sprintf("test_source %q and source %q are the same folder or one holds the other, so test images would be class folders or training images too; give two separate folders (e.g. data/raw/train and data/raw/test).", test.AsString(), src.AsString()))
+		}
+	}
 	return d.diags
 }
 
@@ -268,9 +276,14 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	rep.Leaked = leaked
 
 	// Class sizes and the too-small check.
-	perClass := map[string]int{}
+	perClass, leakedIn := map[string]int{}, map[string]int{}
 	for _, p := range procs {
-		if !p.test { // test_source images are outside the split
+		// test_source images are outside the split, and training copies of them leave it
+		switch {
+		case p.test:
+		case fixed[p.group] == TestSet:
+			leakedIn[p.cand.Class]++
+		default:
 			perClass[p.cand.Class]++
 		}
 	}
@@ -285,6 +298,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			continue
 		}
 		desc := fmt.Sprintf("%q (%d", c, perClass[c])
+		if n := leakedIn[c]; n > 0 {
+			desc += fmt.Sprintf("; %d left out as copies of test_source images", n)
+		}
 		if n := rejectedIn(rejected, c); n > 0 {
 			desc += fmt.Sprintf("; %d files rejected, listed in the log", n)
 		}

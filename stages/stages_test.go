@@ -488,6 +488,32 @@ func TestTestSourceIsTheWholeTestSetAndNeverLeaksIntoTraining(t *testing.T) {
 	if _, err := w.run(true); err == nil || !strings.Contains(err.Error(), `class "z" (1)`) {
 		t.Fatalf("a class with one training-folder image: %v", err)
 	}
+	// Nor do training-folder copies of them: they leave training before the count.
+	w.write("raw/train/z/copy0.png", randomPNG('z', 0, 6, 6))
+	w.write("raw/train/z/copy1.png", randomPNG('z', 1, 6, 6))
+	if _, err := w.run(true); err == nil || !strings.Contains(err.Error(), `class "z" (1; 2 left out as copies of test_source images)`) {
+		t.Fatalf("a class of one image and two copies of test images: %v", err)
+	}
+}
+
+// A test_source inside source (or the other way round) would make the test folder a class,
+// or test images training images: refused when the file is loaded.
+func TestTestSourceMustNotOverlapSource(t *testing.T) {
+	for _, c := range [][2]string{{"raw", "raw/test"}, {"raw/train", "raw"}, {"raw", "raw/"}, {"raw/train", "raw/train2"}} {
+		cfg := fmt.Sprintf("stage \"split\" \"main\" {\n  source = %q\n  test_source = %q\n  image_size = 8\n}\n", c[0], c[1])
+		reg, _ := pipeline.NewRegistry(Split{})
+		file := filepath.Join(t.TempDir(), "pipeline.hcl")
+		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		loaded, diags := pipeline.LoadFile(file, reg)
+		if !diags.HasErrors() {
+			_, diags = pipeline.Build(loaded, reg, nil)
+		}
+		if overlap := c[1] != "raw/train2"; diags.HasErrors() != overlap || overlap && !strings.Contains(diags.Error(), "test_source overlaps source") {
+			t.Errorf("source %q, test_source %q: %v", c[0], c[1], diags)
+		}
+	}
 }
 
 func TestResizePoliciesAndChannels(t *testing.T) {
