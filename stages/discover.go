@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // candidate is a file found under a class folder, not yet read.
@@ -27,9 +29,9 @@ type Rejected struct {
 }
 
 // discover lists the files of a source folder laid out as <class>/<file> (subfolders inside a
-// class folder are walked too). Class names are folder names, any valid UTF-8 allowed. Hidden
-// files and folders are skipped; files directly in the source folder are rejected. Symbolic
-// links are followed; a link that loops on itself, or leads back into a folder being walked,
+// class folder are walked too). Class names are folder names, any valid UTF-8 allowed, in
+// composed form (NFC). Hidden files and folders are skipped; files directly in the source
+// folder are rejected. Symbolic links are followed; a link that loops on itself, or leads back into a folder being walked,
 // to the source folder or to any folder above it, is rejected.
 func discover(root string) (files []candidate, classes []string, rejected []Rejected, err error) {
 	entries, err := os.ReadDir(root)
@@ -55,6 +57,7 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 			}
 		}
 	}
+	folderOf := map[string]string{} // class → its folder's name
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -73,15 +76,22 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 			rejected = append(rejected, Rejected{Path: e.Name(), Reason: "not inside a class folder"})
 			continue
 		}
-		class := e.Name()
-		if !utf8.ValidString(class) {
+		if !utf8.ValidString(e.Name()) {
 			// Manifests and reports are JSON: the name would be mangled, and two such
 			// folders could become one class.
-			return nil, nil, nil, fmt.Errorf("class folder %q in %s: the name is not valid UTF-8; rename the folder", class, root)
+			return nil, nil, nil, fmt.Errorf("class folder %q in %s: the name is not valid UTF-8; rename the folder", e.Name(), root)
 		}
+		// A name that looks the same is the same class: "à" may be written as one character
+		// or as "a" and a combining accent (macOS writes the latter), so class names are in
+		// Unicode's composed form (NFC), whatever form the folder name has.
+		class := norm.NFC.String(e.Name())
+		if other, ok := folderOf[class]; ok {
+			return nil, nil, nil, fmt.Errorf("class folders %+q and %+q in %s are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", other, e.Name(), root)
+		}
+		folderOf[class] = e.Name()
 		seen := maps.Clone(above)
 		seen[dirID(fi)] = true
-		walkClass(abs, class, class, seen, &files, &rejected)
+		walkClass(abs, e.Name(), class, seen, &files, &rejected)
 		classes = append(classes, class)
 	}
 	sort.Strings(classes)

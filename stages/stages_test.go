@@ -613,3 +613,24 @@ func TestDiscoveryRejectsLinksAboveTheRealSourceFolder(t *testing.T) {
 		t.Fatalf("rejected %v", rejected)
 	}
 }
+
+// A class folder named with a decomposed accent (as macOS writes names) is the class with the
+// composed one; two folders that differ only so are refused, both named.
+func TestClassNamesAreInComposedForm(t *testing.T) {
+	const composed, decomposed = "Sac \u00e0 main", "Sac a\u0300 main"
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/%s/%d.png", decomposed, i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/other/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	rec, _ := w.run(false)
+	var m Manifest
+	readJSONFile(t, w.output(rec, "split.main", "train/manifest.json"), &m)
+	if strings.Join(m.Classes, ",") != composed+",other" {
+		t.Fatalf("classes %q, want %q first", m.Classes, composed)
+	}
+	w.write(fmt.Sprintf("raw/%s/0.png", composed), randomPNG(6, 0, 6, 6))
+	if _, err := w.run(true); err == nil || !strings.Contains(err.Error(), `"Sac a\u0300 main" and "Sac \u00e0 main"`) {
+		t.Fatalf("two forms of one name: %v", err)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"pipeline/stages"
 )
 
@@ -261,12 +263,7 @@ func (s *server) handleExample(w http.ResponseWriter, r *http.Request) {
 	}
 	defer m.inflight.Done()
 	name := r.PathValue("name")
-	id := -1
-	for i, c := range m.p.Classes() {
-		if c == name {
-			id = i
-		}
-	}
+	id := classIndex(m.p.Classes(), name)
 	if id < 0 {
 		if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < len(m.p.Classes()) {
 			id = n
@@ -310,4 +307,21 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSONResponse(w, http.StatusOK, map[string]string{"status": "ok", "model": id})
+}
+
+// classIndex is the index of the class called name, -1 when none is. Either Unicode form of
+// an accent names the class (the split stores the composed one; models trained before may
+// hold either).
+func classIndex(classes []string, name string) int {
+	for i, c := range classes {
+		if c == name {
+			return i
+		}
+	}
+	for i, c := range classes {
+		if norm.NFC.String(c) == norm.NFC.String(name) {
+			return i
+		}
+	}
+	return -1
 }

@@ -424,3 +424,12 @@ func TestPredictTopMustBeAtLeastOne(t *testing.T) {
 		t.Errorf("--top 3: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+func TestClassIndexTakesEitherUnicodeForm(t *testing.T) {
+	classes := []string{"Sac \u00e0 main", "Ce\u0301pe"}
+	for name, want := range map[string]int{"Sac \u00e0 main": 0, "Sac a\u0300 main": 0, "C\u00e9pe": 1, "Ce\u0301pe": 1, "Sac a main": -1} {
+		if got := classIndex(classes, name); got != want {
+			t.Errorf("classIndex(%+q) = %d, want %d", name, got, want)
+		}
+	}
+}
