@@ -396,7 +396,7 @@ func absPath(path string) string {
 }
 
 func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path)
 	if err != nil {
 		return "", err
 	}
@@ -496,12 +496,16 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool, hint
 			c.Hashed++
 			c.mu.Unlock()
 		}
+		if errors.Is(err, fs.ErrPermission) {
+			d, err = unreadableMark, nil // the stage reports the file; see unreadableMark
+		}
 		digests[i] = d
 		return err
 	})
 	if err != nil {
 		return Manifest{}, sig, err
 	}
+	unreadable := slices.Contains(digests, unreadableMark)
 	m := Manifest{Files: make(map[string]string, len(items)), Sizes: make(map[string]int64, len(items))}
 	for i, it := range items {
 		m.Files[it.rel] = digests[i]
@@ -509,9 +513,12 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool, hint
 	}
 	for rel, mark := range marks {
 		m.Files[rel] = mark
+		unreadable = unreadable || mark == unreadableMark
 	}
 	m.Digest = manifestDigest(m.Files)
-	if remember {
+	// Made readable, such a file keeps its stat identity (a chmod changes none of it), so a
+	// tree with one is never taken as unchanged from its signature: every plan tries again.
+	if remember && !unreadable {
 		c.rememberTree(root, skipHidden, sig, m.Digest, len(items))
 	}
 	return m, sig, nil
@@ -594,7 +601,10 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map
 		sem <- struct{}{}
 		subs, err := d.scan(abs, rel, skipHidden, ancestors)
 		<-sem
-		if err != nil {
+		if err != nil && rel != "" && errors.Is(err, fs.ErrPermission) {
+			d.files, subs = nil, nil
+			d.mark(rel, unreadableMark) // a folder the stage reports; see unreadableMark
+		} else if err != nil {
 			fail(err)
 			return
 		}
@@ -632,7 +642,7 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map
 // (real or linked, not already among the ancestors) are returned, in name order, for the
 // caller to visit. A subfolder's key has size and mtime cleared: it identifies the folder.
 func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([]treeItem, error) {
-	f, err := os.Open(abs)
+	f, err := openFile(abs)
 	if err != nil {
 		return nil, err
 	}
@@ -717,6 +727,16 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 	}
 	return subs, statErr
 }
+
+// openFile opens files and folders to hash or list them (tests make some unreadable, which
+// permissions cannot do for root).
+var openFile = os.Open
+
+// unreadableMark stands for the digest of a file, or the content of a folder below the root,
+// that cannot be read for lack of permission: such a file is the stage's to report (the
+// split rejects it, naming it), not a reason to refuse planning the whole pipeline; the key
+// changes when it becomes readable.
+const unreadableMark = "unreadable"
 
 // mark records an entry without content.
 func (d *treeDir) mark(rel, what string) {

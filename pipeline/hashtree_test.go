@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -360,5 +361,46 @@ func TestLinkedDigestNeedsTheEntrysFileStillThere(t *testing.T) {
 	os.Remove(p)
 	if d, ok := c.linkedDigest(k); ok {
 		t.Fatalf("a deleted file's entry answered %q", d)
+	}
+}
+
+// A file or folder that cannot be read for lack of permission is marked in the manifest
+// instead of failing the hash, and a tree with one is never taken as unchanged from its
+// signature: once readable, its content counts.
+func TestUnreadableEntriesAreMarkedAndRetried(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"a/1.txt": "one", "a/2.txt": "two", "b/3.txt": "three"} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	denied := map[string]bool{filepath.Join(dir, "a/2.txt"): true, filepath.Join(dir, "b"): true}
+	openFile = func(name string) (*os.File, error) {
+		if denied[name] {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.Open(name)
+	}
+	defer func() { openFile = os.Open }()
+	c := OpenStatCache(filepath.Join(t.TempDir(), "cache"))
+	m, err := c.QuickManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = c.HashTree(dir); err != nil || m.Files["a/2.txt"] != unreadableMark || m.Files["b"] != unreadableMark || len(m.Files) != 3 {
+		t.Fatalf("manifest %v, %v", m.Files, err)
+	}
+	// The folder readable again changes what is listed; the file, only what it holds.
+	delete(denied, filepath.Join(dir, "b"))
+	m, err = c.QuickManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(denied, filepath.Join(dir, "a/2.txt"))
+	again, err := c.QuickManifest(dir)
+	if err != nil || again.Digest == m.Digest {
+		t.Fatalf("readable again: digest %s (was %s), %v", again.Digest, m.Digest, err)
 	}
 }

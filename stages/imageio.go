@@ -13,6 +13,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"strings"
@@ -56,9 +57,13 @@ type errRejected struct{ reason string }
 
 func (e errRejected) Error() string { return e.reason }
 
+// openSource opens source files (tests make some unreadable, which permissions cannot do for
+// root).
+var openSource = os.Open
+
 // readFile is os.ReadFile that also returns the file's stat, taken before reading.
 func readFile(path string) ([]byte, os.FileInfo, error) {
-	f, err := os.Open(path)
+	f, err := openSource(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -88,6 +93,9 @@ type digests interface {
 // errRejected; I/O failures are plain errors.
 func loadImage(path string, known digests, maxPixels int64, size int, policy string, channels int) (loaded, error) {
 	data, fi, err := readFile(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return loaded{}, reject("unreadable: permission denied")
+	}
 	if err != nil {
 		return loaded{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -632,5 +633,29 @@ func TestClassNamesAreInComposedForm(t *testing.T) {
 	w.write(fmt.Sprintf("raw/%s/0.png", composed), randomPNG(6, 0, 6, 6))
 	if _, err := w.run(true); err == nil || !strings.Contains(err.Error(), `"Sac a\u0300 main" and "Sac \u00e0 main"`) {
 		t.Fatalf("two forms of one name: %v", err)
+	}
+}
+
+// A photo that cannot be read for lack of permission is rejected with that reason, not a
+// failure of the whole split.
+func TestUnreadablePhotoIsRejected(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	locked := filepath.Join(w.dir, "raw/a/0.png")
+	openSource = func(name string) (*os.File, error) {
+		if name == locked {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.Open(name)
+	}
+	defer func() { openSource = os.Open }()
+	rec, _ := w.run(false)
+	var rejected []Rejected
+	readJSONFile(t, w.output(rec, "split.main", "report/rejected.json"), &rejected)
+	if len(rejected) != 1 || rejected[0].Path != "raw/a/0.png" || rejected[0].Reason != "unreadable: permission denied" {
+		t.Fatalf("rejected %+v", rejected)
 	}
 }
