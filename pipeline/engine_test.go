@@ -672,3 +672,12 @@ func TestGCKeepsTheOutputsOfStagesWaitingForUpstream(t *testing.T) {
 	}
 	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.up": "cached", "xform.other": "ran", "xform.final": "cached"})
 }
+
+// A stage that cannot be planned in a run is named once in the error.
+func TestRunErrorNamesTheStageOnce(t *testing.T) {
+	ws := newWorkspace(t, strings.Replace(chainHCL, `source = "raw"`, `source = "rae"`, 1), chainFiles())
+	_, _, err := ws.run(RunOptions{})
+	if err == nil || strings.Contains(err.Error(), "gen.src: gen.src") || !strings.Contains(err.Error(), `gen.src: source "rae" does not exist`) {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -215,6 +215,10 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 
 	d, err := r.e.decide(inst, outs, r.forced[inst.Addr], nil)
 	if err != nil {
+		// decide names the instance, as plan needs; the run's report names it already.
+		if rest, ok := strings.CutPrefix(err.Error(), inst.Addr+": "); ok {
+			err = errors.New(rest)
+		}
 		return r.fail(res, err)
 	}
 	res.Key, res.Reasons = d.Key, d.Reasons
