@@ -225,7 +225,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		prefixPaths(trej, *cfg.TestSource)
 		rejected = append(rejected, trej...)
 	}
-	job.Logf("found %d files in %d class folders of %s", len(files)+len(testFiles), len(classes), cfg.Source)
+	if cfg.TestSource != nil {
+		job.Logf("found %d files in %d class folders of %s, and %d in %s", len(files), len(classes), cfg.Source, len(testFiles), *cfg.TestSource)
+	} else {
+		job.Logf("found %d files in %d class folders of %s", len(files), len(classes), cfg.Source)
+	}
 
 	previous := readPreviousSplit(job, job.Previous)
 	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg)))
