@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -65,18 +64,19 @@ func predictCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				enc.Encode(results)
 			} else {
-				tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+				// The class name comes last: names in scripts whose characters take two
+				// columns (Chinese, Japanese) would push any column after them out of line.
+				w := c.App.Writer
 				for _, r := range results {
 					if r.Error != "" {
 						fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", r.File, r.Error)
 						continue
 					}
-					fmt.Fprintf(tw, "%s\n", r.File)
+					fmt.Fprintf(w, "%s\n", r.File)
 					for i, p := range r.Predictions {
-						fmt.Fprintf(tw, "  %d.\t%s\t%.1f%%\n", i+1, p.ClassName, 100*p.Confidence)
+						fmt.Fprintf(w, "  %d. %6.1f%%  %s\n", i+1, 100*p.Confidence, p.ClassName)
 					}
 				}
-				tw.Flush()
 			}
 			if failed > 0 {
 				return exitError{code: exitErr, err: fmt.Errorf("%d of %d images could not be classified", failed, len(files))}

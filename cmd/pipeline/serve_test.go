@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -422,6 +423,13 @@ func TestPredictTopMustBeAtLeastOne(t *testing.T) {
 	code, out, errs := runCLI("predict", "--model", dir, "--top", "3", img)
 	if code != exitOK || strings.Count(out, "%") != 3 {
 		t.Errorf("--top 3: exit %d\n%s%s", code, out, errs)
+	}
+	// One line per class: rank, confidence, then the class name, which may be any width.
+	line := regexp.MustCompile(`^  [1-3]\. [ \d]{3}\d\.\d%  (` + strings.Join(testClasses, "|") + `)$`)
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		if !line.MatchString(l) {
+			t.Errorf("prediction line %q", l)
+		}
 	}
 }
 
