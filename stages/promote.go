@@ -78,7 +78,7 @@ func promote(promoteTo, savedModel string, card Card) error {
 		}
 		appendHistory(root, legacy)
 	}
-	tmp, err := os.MkdirTemp(root, ".promote-")
+	tmp, err := pipeline.MkdirTemp(root, ".promote-")
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -160,5 +161,34 @@ func TestCandidateNamedEvaluationIsNotMistakenForOneStage(t *testing.T) {
 	}
 	if got, err := candidatePaths(cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("x")})); err != nil || len(got) != 1 || got[""] != "x" {
 		t.Fatalf("one evaluate stage: %v, %v", got, err)
+	}
+}
+
+// TestPromotedModelIsReadableLikeARunFolder checks that a promoted model's folder gets 0755
+// less the umask, as run folders do, and not the 0700 of os.MkdirTemp, so that a server
+// running as another user can load the champion.
+func TestPromotedModelIsReadableLikeARunFolder(t *testing.T) {
+	for _, c := range []struct {
+		umask        int
+		folder, file os.FileMode
+	}{{0o022, 0o755, 0o644}, {0o027, 0o750, 0o640}} {
+		old := syscall.Umask(c.umask)
+		t.Cleanup(func() { syscall.Umask(old) })
+		ws := t.TempDir()
+		fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+		applyDecision(t, ws, decision("m1", 0.7, 0), "run1")
+		root := filepath.Join(ws, "models/final_models.d")
+		for path, want := range map[string]os.FileMode{
+			root: c.folder, filepath.Join(root, "run1-cnn"): c.folder, filepath.Join(root, "run1-cnn", "saved_model"): c.folder,
+			filepath.Join(root, "run1-cnn", "model.json"): c.file, filepath.Join(root, "history.json"): c.file,
+		} {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("umask %03o: %s is %v, want %v", c.umask, path, fi.Mode().Perm(), want)
+			}
+		}
 	}
 }
