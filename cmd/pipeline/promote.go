@@ -11,20 +11,40 @@ import (
 
 func promoteCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "promote",
-		Usage: "show the promoted model, or roll back to the previous one",
+		Name:      "promote",
+		Usage:     "show the champion, roll back to the previous one, or make a model promoted before (ID) the champion again",
+		ArgsUsage: "[ID]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder (select's promote_to)"},
-			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again"},
+			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again; select will not promote the current one again by itself"},
 		},
 		Action: func(c *cli.Context) error {
 			to := c.String("to")
-			if c.Bool("rollback") {
-				id, err := stages.Rollback(to)
+			id := c.Args().First()
+			switch {
+			case c.Args().Len() > 1:
+				return fmt.Errorf("expected one model id, got %q", c.Args().Slice())
+			case id != "" && c.Bool("rollback"):
+				return fmt.Errorf("give a model id to promote or --rollback, not both")
+			case c.Bool("rollback"):
+				cur, _ := stages.ChampionDir(to)
+				prev, err := stages.Rollback(to)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "rolled back: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", id))
+				fmt.Fprintf(c.App.Writer, "rolled back: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", prev))
+				if cur != "" {
+					fmt.Fprintf(c.App.Writer, "%s will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", filepath.Base(cur))
+				}
+			case id != "":
+				card, lifted, err := stages.PromoteAgain(to, id)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "promoted: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
+				if lifted != nil {
+					fmt.Fprintf(c.App.Writer, "%s was rolled back on %s; select may promote it again\n", lifted.ID, lifted.At.Local().Format("2006-01-02 15:04"))
+				}
 			}
 			dir, err := stages.ChampionDir(to)
 			if err != nil {
