@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,17 +14,30 @@ func promoteCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "promote",
 		Usage:     "show the champion, roll back to the previous one, or make a model promoted before (ID) the champion again",
-		ArgsUsage: "[ID]",
+		ArgsUsage: "[FILE] [ID]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder (select's promote_to)"},
+			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder (select's promote_to), relative to the pipeline file"},
 			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again; select will not promote the current one again by itself"},
 		},
 		Action: func(c *cli.Context) error {
-			to := c.String("to")
-			id := c.Args().First()
+			// The pipeline file, which says the workspace, is told from a model id by its name.
+			var file, id string
+			for _, a := range c.Args().Slice() {
+				switch {
+				case strings.HasSuffix(a, ".hcl") && file == "":
+					file = a
+				case !strings.HasSuffix(a, ".hcl") && id == "":
+					id = a
+				default:
+					return fmt.Errorf("expected a pipeline file (FILE.hcl) and a model id, got %q", c.Args().Slice())
+				}
+			}
+			_, ws, err := workspaceFile(file)
+			if err != nil {
+				return err
+			}
+			to := inWorkspace(ws, c.String("to"))
 			switch {
-			case c.Args().Len() > 1:
-				return fmt.Errorf("expected one model id, got %q", c.Args().Slice())
 			case id != "" && c.Bool("rollback"):
 				return fmt.Errorf("give a model id to promote or --rollback, not both")
 			case c.Bool("rollback"):

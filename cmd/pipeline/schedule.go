@@ -108,7 +108,7 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		return nil
 	}
 	logger.Printf("%s: %d stage(s) out of date; running", t, pending)
-	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")),
+	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
 	switch {
 	case errors.Is(err, pipeline.ErrLocked):
