@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	graphpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
@@ -62,8 +63,10 @@ func (t *Trainer) Export(dir string, classes []string, resize string) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
-	if err != nil {
+	// Not os.MkdirTemp, whose folder is 0700: the SavedModel gets 0755 less the umask, as run
+	// folders do, so that other users (a server) can read it where it is published.
+	tmp := filepath.Join(filepath.Dir(dir), fmt.Sprintf(".%s.tmp-%d-%d", filepath.Base(dir), os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)

@@ -2,7 +2,9 @@ package graphs
 
 import (
 	"math"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -47,4 +49,31 @@ func TestExportRoundTrip(t *testing.T) {
 		t.Fatalf("loaded model differs from the training session by %g", maxd)
 	}
 	t.Logf("max diff %g", maxd)
+}
+
+// TestExportedModelIsReadableByOthers checks that the SavedModel folder gets 0755 less the
+// umask, as run folders do, and not the 0700 of os.MkdirTemp.
+func TestExportedModelIsReadableByOthers(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	in := Input{Height: 8, Width: 8, Channels: 1, Mean: []float32{100}, Std: []float32{80}}
+	spec := Spec{Architecture: "cnn", CNN: &CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
+	tr, err := NewTrainer(TrainConfig{Model: Classifier{Spec: spec, Input: in, Classes: 2}, Optimizer: DefaultOptimizer(), Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := tr.Export(dir, []string{"a", "b"}, "center_crop"); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o755, filepath.Join(dir, "saved_model.pb"): 0o644, filepath.Join(dir, ModelInfoFile): 0o644} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s is %v, want %v", path, fi.Mode().Perm(), want)
+		}
+	}
 }

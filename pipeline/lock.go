@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,17 +19,21 @@ var ErrLocked = errors.New("workspace is in use")
 
 // Lock is the one-run-per-workspace lock: an flock on data/intermediate/lock, which the kernel
 // releases when the holder dies, so a crashed run never blocks the next one. The file names
-// the holder for the message a second run prints.
+// the holder, for the message a second run prints, and its run folder, for LockHolder.
 type Lock struct {
-	f    *os.File
-	path string
+	f     *os.File
+	path  string
+	owner LockOwner
 }
 
-type lockOwner struct {
+// LockOwner is what the lock file says of its holder.
+type LockOwner struct {
 	PID     int       `json:"pid"`
 	Host    string    `json:"host"`
 	Command string    `json:"command"`
 	Started time.Time `json:"started"`
+	// Run is the folder of the run the holder is making, once it has made it.
+	Run string `json:"run,omitempty"`
 }
 
 // AcquireLock takes the workspace lock or fails at once with ErrLocked. stale reports the
@@ -41,7 +47,7 @@ func AcquireLock(workspace string) (l *Lock, stale string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var prev lockOwner
+	var prev LockOwner
 	b, _ := os.ReadFile(path)
 	havePrev := json.Unmarshal(b, &prev) == nil && prev.PID != 0
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -57,10 +63,51 @@ func AcquireLock(workspace string) (l *Lock, stale string, err error) {
 			prev.PID, prev.Command, prev.Started.Local().Format(time.DateTime))
 	}
 	host, _ := os.Hostname()
-	me, _ := json.Marshal(lockOwner{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Started: time.Now()})
-	f.Truncate(0)
-	f.WriteAt(me, 0)
-	return &Lock{f: f, path: path}, stale, nil
+	l = &Lock{f: f, path: path, owner: LockOwner{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Started: time.Now()}}
+	l.write()
+	return l, stale, nil
+}
+
+// write puts the owner into the lock file, over the previous content and then cutting what
+// is left of it, so that the file never looks empty (released) to LockHolder.
+func (l *Lock) write() {
+	me, _ := json.Marshal(l.owner)
+	l.f.WriteAt(me, 0)
+	l.f.Truncate(int64(len(me)))
+}
+
+// noteRun records in the lock file the run folder the holder is making, for LockHolder.
+func (l *Lock) noteRun(dir string) {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	l.owner.Run = dir
+	l.write()
+}
+
+// LockHolder returns the live process holding the workspace lock, nil when there is none: the
+// lock file is empty (released), or names a process of this machine that is gone (killed
+// without releasing it). It only reads the lock file, so it never gets in a run's way; a
+// holder on another machine (a shared file system) is taken to be alive.
+func LockHolder(workspace string) (*LockOwner, error) {
+	b, err := os.ReadFile(filepath.Join(workspace, StoreDir, "lock"))
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(b) == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var o LockOwner
+	// The first JSON value: a holder rewriting the file may not have cut the old tail yet.
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&o); err != nil || o.PID <= 0 {
+		return nil, fmt.Errorf("%s: unreadable lock owner %q", filepath.Join(workspace, StoreDir, "lock"), b)
+	}
+	if host, _ := os.Hostname(); o.Host == host {
+		if err := syscall.Kill(o.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+			return nil, nil
+		}
+	}
+	return &o, nil
 }
 
 // Release frees the lock.

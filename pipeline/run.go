@@ -82,6 +82,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		return nil, fmt.Errorf("creating the run folder: %w", err)
 	}
 	defer rec.close()
+	lock.noteRun(rec.dir)
 	rec.Pipeline, rec.Seed, rec.Command, rec.Trigger = e.Workflow.Config.Path, e.Workflow.Seed, strings.Join(os.Args, " "), opts.Trigger
 	for k, v := range opts.Versions {
 		rec.Versions[k] = v

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // A promoted model lives in <promote_to>.d/<id>/ (saved_model/ plus the model.json card), and
 // <promote_to> is a symbolic link to the current one, replaced by one atomic rename, so
 // readers (pipeline serve) see the old model or the new one, never a mix. history.json in the
-// .d folder lists promotions in order, for rollback.
+// .d folder lists promotions in order, for rollback, and the models rolled back, which the
+// select stage does not promote again by itself.
 
 // Card is model.json in a promoted model's folder.
 type Card struct {
@@ -33,6 +35,28 @@ type Card struct {
 
 type promoteHistory struct {
 	Promotions []string `json:"promotions"` // ids, oldest first; the last is current
+	// RolledBack lists the models Rollback took back, which select does not promote again;
+	// PromoteAgain removes a model from it.
+	RolledBack []RolledBack `json:"rolled_back,omitempty"`
+}
+
+// RolledBack is a model that was champion until a rollback.
+type RolledBack struct {
+	ID     string    `json:"id"`           // its folder in the .d folder
+	Source string    `json:"source_model"` // its card's Source, which names the model in the store
+	At     time.Time `json:"rolled_back_at"`
+}
+
+// rolledBack returns the record of the rollback of the model source (a card's Source), nil
+// when it was not rolled back or has been promoted by hand since.
+func rolledBack(promoteTo, source string) *RolledBack {
+	h := readHistory(promoteTo + ".d")
+	for i := range h.RolledBack {
+		if h.RolledBack[i].Source == source && source != "" {
+			return &h.RolledBack[i]
+		}
+	}
+	return nil
 }
 
 // ChampionDir resolves the current champion's folder (nil error and "" when none).
@@ -70,15 +94,10 @@ func promote(promoteTo, savedModel string, card Card) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	// A real folder at promoteTo (from an older layout or by hand) is kept as a promotion.
-	if fi, err := os.Lstat(promoteTo); err == nil && fi.Mode()&os.ModeSymlink == 0 {
-		legacy := fmt.Sprintf("legacy-%s", time.Now().UTC().Format("20060102_150405"))
-		if err := os.Rename(promoteTo, filepath.Join(root, legacy)); err != nil {
-			return err
-		}
-		appendHistory(root, legacy)
+	if err := adoptLegacy(promoteTo); err != nil {
+		return err
 	}
-	tmp, err := os.MkdirTemp(root, ".promote-")
+	tmp, err := pipeline.MkdirTemp(root, ".promote-")
 	if err != nil {
 		return err
 	}
@@ -98,6 +117,21 @@ func promote(promoteTo, savedModel string, card Card) error {
 		return err
 	}
 	return appendHistory(root, card.ID)
+}
+
+// adoptLegacy moves a real folder at promoteTo (from an older layout or put there by hand)
+// into the .d folder as a promotion, so that promoteTo can become a link.
+func adoptLegacy(promoteTo string) error {
+	fi, err := os.Lstat(promoteTo)
+	if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+		return nil
+	}
+	root := promoteTo + ".d"
+	legacy := fmt.Sprintf("legacy-%s", time.Now().UTC().Format("20060102_150405"))
+	if err := os.Rename(promoteTo, filepath.Join(root, legacy)); err != nil {
+		return err
+	}
+	return appendHistory(root, legacy)
 }
 
 // pointTo atomically makes promoteTo a link to <promoteTo>.d/<id>.
@@ -127,14 +161,15 @@ func appendHistory(root, id string) error {
 }
 
 // Rollback makes the previous champion current again and returns its id. The rolled-back
-// model stays on disk (in the .d folder) but leaves the history.
+// model stays on disk (in the .d folder) but leaves the promotions, and is recorded as rolled
+// back, so that the select stage does not promote it again; PromoteAgain can.
 func Rollback(promoteTo string) (string, error) {
 	root := promoteTo + ".d"
 	h := readHistory(root)
 	if len(h.Promotions) < 2 {
 		return "", fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
 	}
-	prev := h.Promotions[len(h.Promotions)-2]
+	cur, prev := h.Promotions[len(h.Promotions)-1], h.Promotions[len(h.Promotions)-2]
 	if _, err := os.Stat(filepath.Join(root, prev)); err != nil {
 		return "", fmt.Errorf("previous champion %s is missing from %s", prev, root)
 	}
@@ -142,7 +177,75 @@ func Rollback(promoteTo string) (string, error) {
 		return "", err
 	}
 	h.Promotions = h.Promotions[:len(h.Promotions)-1]
+	rb := RolledBack{ID: cur, At: time.Now().UTC()}
+	if card, err := ReadCard(filepath.Join(root, cur)); err == nil {
+		rb.Source = card.Source
+	}
+	h.RolledBack = append(slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
+		return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "")
+	}), rb)
 	return prev, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
+// PromoteAgain makes the model <promoteTo>.d/<id>, promoted before (a rolled-back one, say),
+// the champion again and returns its card and, when it had been rolled back, the record of
+// that rollback, which it removes so that the select stage treats the model as any other.
+// id may also be given as RUN/CANDIDATE.
+func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
+	root := promoteTo + ".d"
+	if run, cand, ok := strings.Cut(id, "/"); ok {
+		id = sanitizeID(run + "-" + cand)
+	}
+	dir := filepath.Join(root, id)
+	if id == "" || id != filepath.Base(id) || strings.HasPrefix(id, ".") {
+		return nil, nil, fmt.Errorf("%q is not a model id; promoted models: %s", id, promotedIDs(root))
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil, fmt.Errorf("%s holds no model %s; promoted models: %s", root, id, promotedIDs(root))
+	}
+	card, err := ReadCard(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model %s cannot be promoted: %w", id, err)
+	}
+	if cur, err := ChampionDir(promoteTo); err == nil && cur != "" && filepath.Base(cur) == id {
+		return nil, nil, fmt.Errorf("%s is already the champion in %s", id, promoteTo)
+	}
+	if err := adoptLegacy(promoteTo); err != nil {
+		return nil, nil, err
+	}
+	card.Promoted = time.Now().UTC()
+	if err := writeJSONAtomic(filepath.Join(dir, "model.json"), card); err != nil {
+		return nil, nil, err
+	}
+	if err := pointTo(promoteTo, id); err != nil {
+		return nil, nil, err
+	}
+	h := readHistory(root)
+	h.Promotions = append(h.Promotions, id)
+	var lifted *RolledBack
+	h.RolledBack = slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
+		if r.ID == id || (r.Source == card.Source && r.Source != "") {
+			lifted = &r
+			return true
+		}
+		return false
+	})
+	return card, lifted, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
+// promotedIDs lists the model folders in a .d folder, for an error message.
+func promotedIDs(root string) string {
+	entries, _ := os.ReadDir(root)
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, e.Name())
+		}
+	}
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
 }
 
 // sanitizeID makes a folder-safe id.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -160,5 +162,96 @@ func TestCandidateNamedEvaluationIsNotMistakenForOneStage(t *testing.T) {
 	}
 	if got, err := candidatePaths(cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("x")})); err != nil || len(got) != 1 || got[""] != "x" {
 		t.Fatalf("one evaluate stage: %v, %v", got, err)
+	}
+}
+
+// TestPromotedModelIsReadableLikeARunFolder checks that a promoted model's folder gets 0755
+// less the umask, as run folders do, and not the 0700 of os.MkdirTemp, so that a server
+// running as another user can load the champion.
+func TestPromotedModelIsReadableLikeARunFolder(t *testing.T) {
+	for _, c := range []struct {
+		umask        int
+		folder, file os.FileMode
+	}{{0o022, 0o755, 0o644}, {0o027, 0o750, 0o640}} {
+		old := syscall.Umask(c.umask)
+		t.Cleanup(func() { syscall.Umask(old) })
+		ws := t.TempDir()
+		fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+		applyDecision(t, ws, decision("m1", 0.7, 0), "run1")
+		root := filepath.Join(ws, "models/final_models.d")
+		for path, want := range map[string]os.FileMode{
+			root: c.folder, filepath.Join(root, "run1-cnn"): c.folder, filepath.Join(root, "run1-cnn", "saved_model"): c.folder,
+			filepath.Join(root, "run1-cnn", "model.json"): c.file, filepath.Join(root, "history.json"): c.file,
+		} {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("umask %03o: %s is %v, want %v", c.umask, path, fi.Mode().Perm(), want)
+			}
+		}
+	}
+}
+
+// TestRolledBackModelIsNotPromotedAgain checks that a rollback is remembered: the model
+// rolled back is not promoted again by select (which says why), other models still are, and
+// promoting it by hand lifts the block until the next rollback.
+func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
+	ws := t.TempDir()
+	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+	fakeModel(t, filepath.Join(ws, "m2"), "vit")
+	fakeModel(t, filepath.Join(ws, "m3"), "vgg19")
+	final := filepath.Join(ws, "models/final_models")
+	champion := func() string {
+		t.Helper()
+		card, err := ReadCard(final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return card.ID
+	}
+	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
+	applyDecision(t, ws, decision("m2", 0.80, 0), "run2")
+	if id, err := Rollback(final); err != nil || id != "run1-cnn" {
+		t.Fatalf("rollback: %q %v", id, err)
+	}
+	note := applyDecision(t, ws, decision("m2", 0.80, 0), "run3")
+	if !strings.HasPrefix(note, "not promoted: cnn (test_f1_macro 0.8000) is run2-cnn, which was rolled back on ") || !strings.Contains(note, "pipeline promote run2-cnn") {
+		t.Fatalf("the rolled-back model again: %q", note)
+	}
+	if id := champion(); id != "run1-cnn" {
+		t.Fatalf("champion %s after select met the rolled-back model, want run1-cnn", id)
+	}
+	if _, err := os.Stat(filepath.Join(ws, "models/final_models.d/run3-cnn")); err == nil {
+		t.Fatal("the rolled-back model was copied again")
+	}
+	// Another model is promoted as before.
+	if note := applyDecision(t, ws, decision("m3", 0.75, 0), "run4"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("another model: %q", note)
+	}
+	if _, err := Rollback(final); err != nil {
+		t.Fatal(err)
+	}
+	// By hand, by id or as RUN/CANDIDATE; select then treats the model as any other.
+	if _, _, err := PromoteAgain(final, "run9-cnn"); err == nil || !strings.Contains(err.Error(), "run1-cnn, run2-cnn, run4-cnn") {
+		t.Fatalf("an unknown id: %v", err)
+	}
+	card, lifted, err := PromoteAgain(final, "run2/cnn")
+	if err != nil || card.ID != "run2-cnn" || lifted == nil || lifted.ID != "run2-cnn" || champion() != "run2-cnn" {
+		t.Fatalf("promoting run2-cnn by hand: %+v %+v %v, champion %s", card, lifted, err, champion())
+	}
+	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run5"); !strings.Contains(note, "already the champion") {
+		t.Fatalf("after promoting by hand: %q", note)
+	}
+	if id, err := Rollback(final); err != nil || id != "run1-cnn" {
+		t.Fatalf("rollback after promoting by hand: %q %v", id, err)
+	}
+	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run6"); !strings.Contains(note, "rolled back") {
+		t.Fatalf("rolled back a second time: %q", note)
+	}
+	h := readHistory(final + ".d")
+	if len(h.RolledBack) != 2 || h.RolledBack[0].Source != "m3" || h.RolledBack[1].Source != "m2" || !slices.Equal(h.Promotions, []string{"run1-cnn"}) {
+		t.Fatalf("history %+v", h)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -247,7 +248,7 @@ func runCommand() *cli.Command {
 				Selection: selection(c),
 				Jobs:      c.Int("jobs"),
 				KeepGoing: c.Bool("keep-going"),
-				RunsDir:   filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")),
+				RunsDir:   inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 				Reporter:  rep,
 				Versions:  versions(),
 				Prepare: func() error { // called once, before the first stage that executes
@@ -294,41 +295,151 @@ func printRunSummary(w io.Writer, rec *pipeline.RunRecord) {
 		rec.Finished.Sub(rec.Started).Round(100*time.Millisecond), strings.Join(parts, ", "), rec.Dir())
 }
 
+// workspaceFile returns the pipeline file a command names (default pipeline.hcl) and its
+// folder, the workspace, for commands that only look at the workspace's folders (runs,
+// promote) and so work whatever the file holds. A file named on the command line must exist;
+// the default need not, which makes the current folder the workspace.
+func workspaceFile(file string) (string, string, error) {
+	if file == "" {
+		return "pipeline.hcl", ".", nil
+	}
+	fi, err := os.Stat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", "", fmt.Errorf("pipeline file %s does not exist", file)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if fi.IsDir() {
+		return "", "", fmt.Errorf("%s is a folder; give the pipeline file in it (e.g. %s)", file, filepath.Join(file, "pipeline.hcl"))
+	}
+	return file, filepath.Dir(file), nil
+}
+
+// inWorkspace resolves a path given on the command line against the workspace, as the
+// pipeline file's own paths are; an absolute path stays as it is.
+func inWorkspace(workspace, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(workspace, p)
+}
+
 func runsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "runs",
-		Usage: "list run folders with their status",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders"}},
+		Name:      "runs",
+		Usage:     "list the run folders of FILE's workspace with their status",
+		ArgsUsage: "[FILE]",
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file"}},
 		Action: func(c *cli.Context) error {
-			// Not filepath.Glob: a folder name holding '[' or '*' would match nothing.
-			entries, _ := os.ReadDir(c.String("runs-dir"))
-			var dirs []string
-			for _, e := range entries {
-				p := filepath.Join(c.String("runs-dir"), e.Name(), "run.json")
-				if _, err := os.Stat(p); err == nil {
-					dirs = append(dirs, p)
-				}
+			if c.Args().Len() > 1 {
+				return fmt.Errorf("expected one pipeline file, got %q", c.Args().Slice())
 			}
-			sort.Strings(dirs)
-			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tpipeline")
-			for _, p := range dirs {
-				var rec pipeline.RunRecord
-				b, err := os.ReadFile(p)
-				if err != nil || json.Unmarshal(b, &rec) != nil {
-					fmt.Fprintf(tw, "%s\t(unreadable run.json)\n", filepath.Base(filepath.Dir(p)))
-					continue
-				}
-				n := map[string]int{}
-				for _, s := range rec.Stages {
-					n[s.Status]++
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
-					n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], rec.Pipeline)
+			file, ws, err := workspaceFile(c.Args().First())
+			if err != nil {
+				return err
 			}
-			return tw.Flush()
+			return listRuns(c.App.Writer, file, ws, inWorkspace(ws, c.String("runs-dir")), time.Now())
 		},
 	}
+}
+
+// listRuns prints a line per run folder in runsDir: from its run.json, or for a folder
+// without one, "running" when it is the run of the live process holding the workspace lock,
+// else "incomplete" (the run was killed before it could write run.json).
+func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
+	entries, err := os.ReadDir(runsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s does not exist: no run of %s has used it (--runs-dir names another runs folder)", runsDir, file)
+	}
+	if err != nil {
+		return err
+	}
+	holder, err := pipeline.LockHolder(ws)
+	if err != nil {
+		return err
+	}
+	// A run folder holds run.json, or run.log from its creation on; not filepath.Glob, as a
+	// folder name holding '[' or '*' would match nothing.
+	var runs, unfinished []string
+	for _, e := range entries {
+		dir := filepath.Join(runsDir, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, "run.json")); err == nil {
+			runs = append(runs, dir)
+		} else if fi, err := os.Stat(filepath.Join(dir, "run.log")); err == nil && fi.Mode().IsRegular() {
+			runs = append(runs, dir)
+			unfinished = append(unfinished, dir)
+		}
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(w, "%s holds no run folders\n", runsDir)
+		return nil
+	}
+	sort.Strings(runs)
+	running := runningFolder(holder, unfinished)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tpipeline")
+	for _, dir := range runs {
+		name := filepath.Base(dir)
+		b, err := os.ReadFile(filepath.Join(dir, "run.json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			// Started at the time in the folder's name; last heard of when run.log last grew.
+			started, _ := time.Parse("20060102_150405", name[:min(len(name), 15)])
+			status, until := "incomplete", now
+			if dir == running {
+				status = "running"
+				if started.IsZero() {
+					started = holder.Started
+				}
+			} else if fi, err := os.Stat(filepath.Join(dir, "run.log")); err == nil {
+				until = fi.ModTime()
+			}
+			took := "-"
+			if !started.IsZero() {
+				took = until.Sub(started).Round(time.Second).String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", name, status, took)
+			continue
+		}
+		var rec pipeline.RunRecord
+		if err != nil || json.Unmarshal(b, &rec) != nil {
+			fmt.Fprintf(tw, "%s\t(unreadable run.json)\n", name)
+			continue
+		}
+		n := map[string]int{}
+		for _, s := range rec.Stages {
+			n[s.Status]++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
+			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], rec.Pipeline)
+	}
+	return tw.Flush()
+}
+
+// runningFolder returns which of the folders without run.json is the run of the lock's live
+// holder: the one the lock file names, or, when it names none (an older pipeline, or a
+// holder between taking the lock and making its folder), the newest made since the holder
+// started; "" when there is no holder or no such folder.
+func runningFolder(holder *pipeline.LockOwner, unfinished []string) string {
+	if holder == nil {
+		return ""
+	}
+	if holder.Run != "" {
+		want, err := os.Stat(holder.Run)
+		for _, dir := range unfinished {
+			if fi, err2 := os.Stat(dir); err == nil && err2 == nil && os.SameFile(fi, want) {
+				return dir
+			}
+		}
+		return ""
+	}
+	newest := ""
+	for _, dir := range unfinished {
+		if fi, err := os.Stat(dir); err == nil && !fi.ModTime().Before(holder.Started.Truncate(time.Second)) && dir > newest {
+			newest = dir
+		}
+	}
+	return newest
 }
 
 func graphCommand() *cli.Command {
@@ -371,7 +482,7 @@ func gcCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := l.engine.GC(filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"))
+			res, err := l.engine.GC(inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"))
 			if err != nil {
 				return err
 			}

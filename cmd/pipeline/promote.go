@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,20 +12,53 @@ import (
 
 func promoteCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "promote",
-		Usage: "show the promoted model, or roll back to the previous one",
+		Name:      "promote",
+		Usage:     "show the champion, roll back to the previous one, or make a model promoted before (ID) the champion again",
+		ArgsUsage: "[FILE] [ID]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder (select's promote_to)"},
-			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again"},
+			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder (select's promote_to), relative to the pipeline file"},
+			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again; select will not promote the current one again by itself"},
 		},
 		Action: func(c *cli.Context) error {
-			to := c.String("to")
-			if c.Bool("rollback") {
-				id, err := stages.Rollback(to)
+			// The pipeline file, which says the workspace, is told from a model id by its name.
+			var file, id string
+			for _, a := range c.Args().Slice() {
+				switch {
+				case strings.HasSuffix(a, ".hcl") && file == "":
+					file = a
+				case !strings.HasSuffix(a, ".hcl") && id == "":
+					id = a
+				default:
+					return fmt.Errorf("expected a pipeline file (FILE.hcl) and a model id, got %q", c.Args().Slice())
+				}
+			}
+			_, ws, err := workspaceFile(file)
+			if err != nil {
+				return err
+			}
+			to := inWorkspace(ws, c.String("to"))
+			switch {
+			case id != "" && c.Bool("rollback"):
+				return fmt.Errorf("give a model id to promote or --rollback, not both")
+			case c.Bool("rollback"):
+				cur, _ := stages.ChampionDir(to)
+				prev, err := stages.Rollback(to)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "rolled back: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", id))
+				fmt.Fprintf(c.App.Writer, "rolled back: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", prev))
+				if cur != "" {
+					fmt.Fprintf(c.App.Writer, "%s will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", filepath.Base(cur))
+				}
+			case id != "":
+				card, lifted, err := stages.PromoteAgain(to, id)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "promoted: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
+				if lifted != nil {
+					fmt.Fprintf(c.App.Writer, "%s was rolled back on %s; select may promote it again\n", lifted.ID, lifted.At.Local().Format("2006-01-02 15:04"))
+				}
 			}
 			dir, err := stages.ChampionDir(to)
 			if err != nil {

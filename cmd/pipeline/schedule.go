@@ -41,7 +41,12 @@ func scheduleCommand() *cli.Command {
 				return printCrontab(c, l)
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			fire := func(ctx context.Context, t pipeline.Trigger) { fireTrigger(ctx, c, logger, t) }
+			fire := func(ctx context.Context, t pipeline.Trigger) {
+				// A failed trigger is logged and the scheduler waits for the next one.
+				if err := fireTrigger(ctx, c, logger, t); err != nil {
+					logger.Print(err)
+				}
+			}
 			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: pipeline.RealClock{}, Fire: fire, Logf: logger.Printf}
 			if c.Bool("once") {
 				next, err := s.Next(s.Clock.Now())
@@ -49,7 +54,10 @@ func scheduleCommand() *cli.Command {
 					return err
 				}
 				logger.Printf("--once: firing %s now", next[0])
-				fire(c.Context, next[0])
+				// Exit as run does, so that cron or a systemd timer sees a failed retrain.
+				if err := fireTrigger(c.Context, c, logger, next[0]); err != nil {
+					return exitError{code: exitErr, err: err}
+				}
 				return nil
 			}
 			stopCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -65,12 +73,14 @@ func scheduleCommand() *cli.Command {
 }
 
 // fireTrigger reloads the pipeline file (so edits apply to the next trigger), plans the
-// schedule's targets, and runs them when anything is out of date.
-func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger) {
+// schedule's targets, and runs them when anything is out of date. It logs what it did and
+// returns an error, naming the trigger, when the file, the plan or the run failed; a trigger
+// skipped because another process holds the workspace lock is logged and not an error (the
+// next trigger tries again).
+func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger) error {
 	l, err := load(c, false)
 	if err != nil {
-		logger.Printf("%s: not run: %v", t, err)
-		return
+		return fmt.Errorf("%s: not run: %w", t, err)
 	}
 	var sched *pipeline.Schedule
 	for _, s := range l.cfg.Schedules {
@@ -80,13 +90,12 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	}
 	if sched == nil {
 		logger.Printf("%s: the schedule is no longer in %s; nothing to do", t, l.cfg.Path)
-		return
+		return nil
 	}
 	sel := pipeline.Selection{Targets: l.engine.Workflow.ScheduleTargets(sched)}
 	plan, err := l.engine.Plan(sel)
 	if err != nil {
-		logger.Printf("%s: planning failed: %v", t, err)
-		return
+		return fmt.Errorf("%s: planning failed: %w", t, err)
 	}
 	pending := 0
 	for _, d := range plan {
@@ -96,27 +105,30 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	}
 	if pending == 0 {
 		logger.Printf("%s: up to date, nothing to run", t)
-		return
+		return nil
 	}
 	logger.Printf("%s: %d stage(s) out of date; running", t, pending)
-	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: filepath.Join(l.engine.Store.Workspace, c.String("runs-dir")),
+	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
 	switch {
 	case errors.Is(err, pipeline.ErrLocked):
 		logger.Printf("%s: skipped: %v", t, err)
+		return nil
 	case rec == nil:
-		logger.Printf("%s: failed to start: %v", t, err)
-	default:
-		sum := stages.Summarize(rec)
-		sum.WriteHTML()
-		logger.Printf("%s: run %s %s (%s)", t, rec.ID, rec.Status, rec.Dir())
-		if sum.Decision != "" {
-			logger.Printf("%s: %s", t, sum.Decision)
-		}
-		if err != nil {
-			logger.Printf("%s: %v", t, err)
-		}
+		return fmt.Errorf("%s: failed to start: %w", t, err)
 	}
+	sum := stages.Summarize(rec)
+	if _, werr := sum.WriteHTML(); werr != nil {
+		logger.Printf("%s: writing report.html: %v", t, werr)
+	}
+	logger.Printf("%s: run %s %s (%s)", t, rec.ID, rec.Status, rec.Dir())
+	if sum.Decision != "" {
+		logger.Printf("%s: %s", t, sum.Decision)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: run %s %s: %w", t, rec.ID, rec.Status, err)
+	}
+	return nil
 }
 
 // printCrontab prints crontab lines that run each schedule's targets with the OS scheduler.

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pipeline/pipeline"
+	"pipeline/stages"
+)
+
+// promoteFake runs the select stage's promotion in workspace ws for a fake model folder
+// ws/<model> with value as its test_f1_macro, as run <run> would, and returns its note.
+func promoteFake(t *testing.T, ws, run, model string, value float64) string {
+	t.Helper()
+	dir := filepath.Join(ws, model)
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "saved_model.pb"), []byte(model), 0o644)
+	out := filepath.Join(t.TempDir(), "out")
+	os.MkdirAll(filepath.Join(out, "decision"), 0o755)
+	dec := fmt.Sprintf(`{"metric":"test_f1_macro","direction":"max","gate_passed":true,"promote_to":"models/final_models","must_beat_champion":true,
+"ranking":[{"candidate":"cnn","architecture":"cnn","value":%g,"model":%q,"metrics":{"test_f1_macro":%g}}]}`, value, model, value)
+	os.WriteFile(filepath.Join(out, "decision", "decision.json"), []byte(dec), 0o644)
+	note, err := stages.Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return note
+}
+
+// TestPromoteRollbackIsRemembered checks promote --rollback and promote ID: the model rolled
+// back is not promoted again by the next run, and promoting it by hand lifts that.
+func TestPromoteRollbackIsRemembered(t *testing.T) {
+	ws := t.TempDir()
+	to := filepath.Join(ws, "models/final_models")
+	promoteFake(t, ws, "run1", "m1", 0.7)
+	promoteFake(t, ws, "run2", "m2", 0.8)
+	code, out, errs := runCLI("promote", "--to", to, "--rollback")
+	if code != exitOK || !strings.Contains(out, "now points to final_models.d/run1-cnn") ||
+		!strings.Contains(out, "run2-cnn will not be promoted again automatically (pipeline promote run2-cnn does it by hand)") ||
+		!strings.Contains(out, "champion run1-cnn") {
+		t.Fatalf("promote --rollback: exit %d\n%s%s", code, out, errs)
+	}
+	if note := promoteFake(t, ws, "run3", "m2", 0.8); !strings.Contains(note, "rolled back on") {
+		t.Fatalf("the next run promoted the model rolled back: %q", note)
+	}
+	if code, _, errs := runCLI("promote", "--to", to, "run1-cnn"); code != exitErr || !strings.Contains(errs, "run1-cnn is already the champion") {
+		t.Fatalf("promote the champion: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := runCLI("promote", "--to", to, "--rollback", "run2-cnn"); code != exitErr || !strings.Contains(errs, "not both") {
+		t.Fatalf("promote ID --rollback: exit %d\n%s", code, errs)
+	}
+	code, out, errs = runCLI("promote", "--to", to, "run2-cnn")
+	if code != exitOK || !strings.Contains(out, "now points to final_models.d/run2-cnn") || !strings.Contains(out, "run2-cnn was rolled back on") ||
+		!strings.Contains(out, "champion run2-cnn") {
+		t.Fatalf("promote run2-cnn: exit %d\n%s%s", code, out, errs)
+	}
+	if note := promoteFake(t, ws, "run4", "m2", 0.8); !strings.Contains(note, "already the champion") {
+		t.Fatalf("after promoting by hand: %q", note)
+	}
+}

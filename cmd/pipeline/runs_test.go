@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pipeline/pipeline"
+)
+
+// runLine returns the line of runs' output about the run folder id.
+func runLine(out, id string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, id+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestRunsListsRunningAndIncompleteRuns checks that runs lists a run folder without run.json
+// as "running" while the live process holding the workspace lock makes it, and as
+// "incomplete" otherwise (a run killed with SIGKILL), and nothing else in the runs folder.
+func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	file := filepath.Join(dir, "pipeline.hcl")
+	if code, out, errs := runCLI("run", file, "--quiet"); code != exitOK {
+		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
+	}
+	models := filepath.Join(dir, "models")
+	killed := filepath.Join(models, "20200101_000000")
+	os.MkdirAll(killed, 0o755)
+	os.WriteFile(filepath.Join(killed, "run.log"), []byte("00:00:00 run 20200101_000000: 1 stages\n"), 0o644)
+	os.Chtimes(filepath.Join(killed, "run.log"), time.Time{}, time.Date(2020, 1, 1, 0, 5, 0, 0, time.UTC))
+	now := time.Now().UTC()
+	going := filepath.Join(models, now.Format("20060102_150405")+"-9")
+	os.MkdirAll(going, 0o755)
+	os.WriteFile(filepath.Join(going, "run.log"), nil, 0o644)
+	os.MkdirAll(filepath.Join(models, "final_models.d", "x-cnn"), 0o755)
+	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["x-cnn"]}`), 0o644)
+	os.WriteFile(filepath.Join(models, "cron.log"), nil, 0o644)
+	host, _ := os.Hostname()
+	owner, _ := json.Marshal(pipeline.LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline run", Started: now, Run: going})
+	lock := filepath.Join(dir, pipeline.StoreDir, "lock")
+	os.WriteFile(lock, owner, 0o644)
+
+	// From another folder: runs looks in the pipeline file's workspace.
+	t.Chdir(t.TempDir())
+	code, out, errs := runCLI("runs", file)
+	if code != exitOK || strings.Count(out, "\n") != 4 || strings.Count(out, "succeeded") != 1 ||
+		!strings.Contains(runLine(out, "20200101_000000"), "incomplete  5m0s") || !strings.Contains(runLine(out, filepath.Base(going)), "running") {
+		t.Fatalf("runs: exit %d, want a header, one succeeded, one incomplete (for 5m0s) and one running run\n%s%s", code, out, errs)
+	}
+	// The lock released, or its holder gone: the run was killed.
+	os.WriteFile(lock, nil, 0o644)
+	if code, out, errs := runCLI("runs", file); code != exitOK || !strings.Contains(runLine(out, filepath.Base(going)), "incomplete") {
+		t.Fatalf("runs after the lock was released: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestRunsAndPromoteUseTheWorkspaceOfTheFile checks that runs and promote resolve their
+// folders against the pipeline file's folder, as run does, and that runs says so when the
+// runs folder does not exist instead of printing an empty table.
+func TestRunsAndPromoteUseTheWorkspaceOfTheFile(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	file := filepath.Join(dir, "pipeline.hcl")
+	t.Chdir(t.TempDir())
+	code, out, errs := runCLI("runs", file)
+	if code != exitErr || !strings.Contains(errs, filepath.Join(dir, "models")+" does not exist: no run of "+file) {
+		t.Fatalf("runs before any run: exit %d, want %d and the runs folder named\n%s%s", code, exitErr, out, errs)
+	}
+	if code, _, errs := runCLI("runs"); code != exitErr || !strings.Contains(errs, "models does not exist: no run of pipeline.hcl") {
+		t.Fatalf("runs in a folder without runs: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := runCLI("runs", filepath.Join(dir, "other.hcl")); code != exitErr || !strings.Contains(errs, "other.hcl does not exist") {
+		t.Fatalf("runs with a missing file: exit %d\n%s", code, errs)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "runs")
+	if code, out, errs := runCLI("run", file, "--quiet", "--runs-dir", elsewhere); code != exitOK {
+		t.Fatalf("run --runs-dir %s: exit %d\n%s%s", elsewhere, code, out, errs)
+	}
+	if code, out, errs := runCLI("runs", file, "--runs-dir", elsewhere); code != exitOK || strings.Count(out, "succeeded") != 1 {
+		t.Fatalf("runs --runs-dir with an absolute path: exit %d\n%s%s", code, out, errs)
+	}
+	os.MkdirAll(filepath.Join(dir, "models"), 0o755)
+	if code, out, _ := runCLI("runs", file); code != exitOK || !strings.Contains(out, "holds no run folders") {
+		t.Fatalf("runs with an empty runs folder: exit %d\n%s", code, out)
+	}
+
+	if code, _, errs := runCLI("promote", file); code != exitErr || !strings.Contains(errs, filepath.Join(dir, "models/final_models")+" holds no promoted model yet") {
+		t.Fatalf("promote before any promotion: exit %d\n%s", code, errs)
+	}
+	promoteFake(t, dir, "run1", "m1", 0.7)
+	promoteFake(t, dir, "run2", "m2", 0.8)
+	if code, out, errs := runCLI("promote", file); code != exitOK || !strings.HasPrefix(out, "champion run2-cnn") {
+		t.Fatalf("promote FILE: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runCLI("promote", file, "--rollback"); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
+		t.Fatalf("promote FILE --rollback: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runCLI("promote", "run2-cnn", file); code != exitOK || !strings.Contains(out, "champion run2-cnn") {
+		t.Fatalf("promote ID FILE: exit %d\n%s%s", code, out, errs)
+	}
+}

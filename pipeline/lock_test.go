@@ -1,0 +1,42 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestLockHolderNamesTheRunInProgress checks that during a run the lock file names the run
+// folder, and that LockHolder reports a live holder only: none once the lock is released or
+// when the process it names is gone.
+func TestLockHolderNamesTheRunInProgress(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	var during *LockOwner
+	var duringErr error
+	ws.kinds.gen.probe = func(j *Job) { during, duringErr = LockHolder(j.Workspace) }
+	_, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(rec.Dir())
+	if duringErr != nil || during == nil || during.PID != os.Getpid() || during.Run != abs {
+		t.Fatalf("holder during the run: %+v %v, want pid %d and run %s", during, duringErr, os.Getpid(), abs)
+	}
+	if h, err := LockHolder(ws.dir); h != nil || err != nil {
+		t.Fatalf("holder after the run: %+v %v", h, err)
+	}
+	// A holder killed without releasing the lock.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("cannot start a process to take the pid of:", err)
+	}
+	host, _ := os.Hostname()
+	b, _ := json.Marshal(LockOwner{PID: dead.Process.Pid, Host: host, Command: "pipeline run", Started: time.Now(), Run: abs})
+	os.WriteFile(filepath.Join(ws.dir, StoreDir, "lock"), b, 0o644)
+	if h, err := LockHolder(ws.dir); h != nil || err != nil {
+		t.Fatalf("holder that is gone: %+v %v", h, err)
+	}
+}
