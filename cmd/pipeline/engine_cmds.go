@@ -31,6 +31,9 @@ const (
 	exitOK      = 0
 	exitErr     = 1
 	exitPending = 2 // plan: there is work to do
+	// exitInterrupted is a run stopped by SIGINT or SIGTERM: 128 + SIGINT, as shells report
+	// a command killed by Ctrl-C, so scripts can tell it from a failure.
+	exitInterrupted = 130
 )
 
 var varFlag = &cli.StringSliceFlag{Name: "var", Usage: "set a variable: -var NAME=VALUE (repeatable)"}
@@ -269,7 +272,7 @@ func runCommand() *cli.Command {
 				printRunSummary(c.App.Writer, rec)
 			}
 			if errors.Is(err, context.Canceled) {
-				return fmt.Errorf("interrupted; finished stages are kept and the next run resumes from them")
+				return exitError{code: exitInterrupted, err: errors.New("interrupted; finished stages are kept and the next run resumes from them")}
 			}
 			return err
 		},
