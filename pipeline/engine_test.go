@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/zclconf/go-cty/cty"
 )
 
 // workspace is a temporary workspace with a pipeline file and a source folder.
@@ -679,5 +681,77 @@ func TestRunErrorNamesTheStageOnce(t *testing.T) {
 	_, _, err := ws.run(RunOptions{})
 	if err == nil || strings.Contains(err.Error(), "gen.src: gen.src") || !strings.Contains(err.Error(), `gen.src: source "rae" does not exist`) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// sameDirKind writes its text to out and asks for the run-folder folder "same", whatever the
+// instance.
+type sameDirKind struct{}
+
+func (sameDirKind) Name() string      { return "samedir" }
+func (sameDirKind) Version() int      { return 1 }
+func (sameDirKind) Outputs() []string { return []string{"out"} }
+func (sameDirKind) Attributes() []Attribute {
+	return []Attribute{{Name: "text", Type: cty.String, Required: true, Doc: "what to write"}}
+}
+func (sameDirKind) ArtifactDir(string, *Values, string) string { return "same" }
+func (sameDirKind) Run(ctx context.Context, j *Job) error {
+	return os.WriteFile(filepath.Join(j.Out, "out"), []byte(j.Values.String("text")), 0o644)
+}
+
+// Two instances of a kind that choose the same run-folder folder do not share it: the second
+// gets its address, and neither's files (hard links to its stored output) are written over.
+func TestInstancesChoosingOneArtifactFolderGetTwo(t *testing.T) {
+	reg, err := NewRegistry(sameDirKind{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &workspace{t: t, dir: t.TempDir(), kinds: &fakeKinds{reg: reg}}
+	ws.write("pipeline.hcl", `
+stage "samedir" "a" {
+  text = "from a"
+}
+stage "samedir" "b" {
+  text = "from b"
+}
+`)
+	_, rec, err := ws.run(RunOptions{Jobs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range rec.Stages {
+		b, err := os.ReadFile(filepath.Join(rec.Dir(), s.Artifacts, "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[s.Addr] = s.Artifacts + ": " + string(b)
+		stored, _ := os.ReadFile(filepath.Join(ws.dir, ObjectRel(s.Output), "out"))
+		if string(stored) != string(b) {
+			t.Errorf("%s's stored output holds %q", s.Addr, stored)
+		}
+	}
+	if a, b := got["samedir.a"], got["samedir.b"]; !(a == "same: from a" && b == "samedir.b: from b" || a == "samedir.a: from a" && b == "same: from b") {
+		t.Fatalf("run folder: %v", got)
+	}
+}
+
+// Linking or copying onto a file that exists fails and changes neither file.
+func TestLinkFileNeverWritesOverAFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	os.WriteFile(src, []byte("new"), 0o644)
+	os.WriteFile(dst, []byte("kept"), 0o644)
+	if err := LinkFile(src, dst); err == nil {
+		t.Fatal("linked over an existing file")
+	}
+	if err := copyFile(src, dst); err == nil {
+		t.Fatal("copied over an existing file")
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "kept" {
+		t.Fatalf("dst holds %q", b)
+	}
+	if b, _ := os.ReadFile(src); string(b) != "new" {
+		t.Fatalf("src holds %q", b)
 	}
 }

@@ -141,8 +141,9 @@ func linkArtifacts(src, dst string, bulk []string) error {
 		target := filepath.Join(dst, rel)
 		if !d.IsDir() {
 			// The walk made target's folder already (WalkDir visits a folder before its files).
-			if err := os.Link(p, target); err == nil {
-				return nil
+			err := os.Link(p, target)
+			if err == nil || errors.Is(err, fs.ErrExist) {
+				return err // never over a file already there: it may be a link to another output
 			}
 			return copyFile(p, target)
 		}
@@ -198,19 +199,22 @@ func LinkFile(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	if err := os.Link(src, dst); err == nil {
-		return nil
+	err := os.Link(src, dst)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return err
 	}
 	return copyFile(src, dst)
 }
 
+// copyFile copies src to a new file dst; it never writes into an existing dst, which may be
+// a hard link to a stored output that must stay as published.
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.Create(dst)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -225,17 +229,26 @@ func copyFile(src, dst string) error {
 // address with brackets turned into dots ("train.model[cnn]" → "train.model.cnn").
 func artifactDirName(inst *Instance, v *Values, workspace string) string {
 	if n, ok := inst.Kind.(ArtifactNamer); ok {
-		if name := n.ArtifactDir(v, workspace); name != "" {
+		if name := n.ArtifactDir(inst.Key, v, workspace); name != "" && filepath.IsLocal(name) {
 			return name
 		}
 	}
+	return addrDirName(inst.Addr)
+}
+
+// addrDirName is an instance address as a folder name ("train.model[cnn]" →
+// "train.model.cnn"), unique to the instance.
+func addrDirName(addr string) string {
 	r := strings.NewReplacer("[", ".", "]", "", "\"", "", "/", "_", " ", "_")
-	return r.Replace(inst.Addr)
+	return r.Replace(addr)
 }
 
 // ArtifactNamer is implemented by kinds that choose their folder in a run folder (train
-// uses the architecture name: models/<timestamp>/cnn/). Paths in v are relative to
-// workspace.
+// uses the architecture name: models/<timestamp>/cnn/). key is the instance's for_each key
+// ("" without); paths in v are relative to workspace. Two instances of a run choosing the
+// same folder would share it: the runner gives the second its address instead
+// (addrDirName), so a kind should put the key in the name where several instances can
+// choose alike.
 type ArtifactNamer interface {
-	ArtifactDir(v *Values, workspace string) string
+	ArtifactDir(key string, v *Values, workspace string) string
 }

@@ -162,20 +162,23 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 var ErrStageFailed = errors.New("stage failed")
 
 type runner struct {
-	ctx     context.Context
-	e       *Engine
-	opts    RunOptions
-	rec     *RunRecord
-	forced  map[string]bool
-	mu      sync.Mutex
-	outs    Outputs
-	done    map[string]chan struct{}
-	results map[string]*StageResult
-	jobs    chan struct{}
-	heavy   chan struct{}
-	stop    atomic.Bool // a stage failed and --keep-going is off: start nothing new
-	prepare sync.Once
-	prepErr error
+	ctx    context.Context
+	e      *Engine
+	opts   RunOptions
+	rec    *RunRecord
+	forced map[string]bool
+	mu     sync.Mutex
+	outs   Outputs
+	// artifactDirs maps a folder of the run folder and a stage kind to the instance of that
+	// kind it holds.
+	artifactDirs map[[2]string]string
+	done         map[string]chan struct{}
+	results      map[string]*StageResult
+	jobs         chan struct{}
+	heavy        chan struct{}
+	stop         atomic.Bool // a stage failed and --keep-going is off: start nothing new
+	prepare      sync.Once
+	prepErr      error
 }
 
 func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
@@ -319,7 +322,7 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 	r.mu.Lock()
 	r.outs[d.Addr] = r.e.outputPaths(d)
 	r.mu.Unlock()
-	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
+	name := r.claimArtifactDir(d)
 	src := filepath.Join(r.e.Store.Workspace, ObjectRel(d.entry.Output.Digest))
 	var bulk []string
 	if b, ok := d.inst.Kind.(Bulky); ok {
@@ -396,3 +399,23 @@ type nopProgress struct{}
 func (nopProgress) Start(string, int64) {}
 func (nopProgress) Add(int64)           {}
 func (nopProgress) Status(string)       {}
+
+// claimArtifactDir returns the instance's folder in the run folder (artifactDirName), or its
+// address when another instance of the same kind has that folder already in this run: two
+// such instances would write the same files (two trainings' saved_model/), and neither may
+// write over the other's. Instances of different kinds may share a folder (an evaluation
+// beside the model it evaluates).
+func (r *runner) claimArtifactDir(d *Decision) string {
+	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.artifactDirs == nil {
+		r.artifactDirs = map[[2]string]string{}
+	}
+	kind := d.inst.Kind.Name()
+	if owner, ok := r.artifactDirs[[2]string{name, kind}]; ok && owner != d.Addr {
+		name = addrDirName(d.Addr)
+	}
+	r.artifactDirs[[2]string{name, kind}] = d.Addr
+	return name
+}

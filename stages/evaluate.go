@@ -91,13 +91,14 @@ func (Evaluate) Environment() []string {
 }
 
 // ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.
-func (Evaluate) ArtifactDir(v *pipeline.Values, workspace string) string {
+func (Evaluate) ArtifactDir(key string, v *pipeline.Values, workspace string) string {
 	var info graphs.ModelInfo
 	b, err := os.ReadFile(filepath.Join(workspace, v.String("model"), graphs.ModelInfoFile))
 	if err != nil || json.Unmarshal(b, &info) != nil {
 		return ""
 	}
-	return info.Spec.Architecture
+	// for_each over the train stage gives its keys: the folder train chose.
+	return archDir(info.Spec.Architecture, key)
 }
 
 // Attributes implements pipeline.Kind.

@@ -255,3 +255,13 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 		t.Fatalf("history %+v", h)
 	}
 }
+
+// Trainings of one architecture under different for_each keys get folders of their own in a
+// run folder, and their evaluations follow them.
+func TestArchitectureFolderNamesCarryADifferentKey(t *testing.T) {
+	for _, c := range [][3]string{{"cnn", "", "cnn"}, {"cnn", "cnn", "cnn"}, {"cnn", "fast", "cnn.fast"}, {"vit", "a/b", "vit.a_b"}} {
+		if got := archDir(c[0], c[1]); got != c[2] {
+			t.Errorf("archDir(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
+		}
+	}
+}

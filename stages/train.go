@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -74,8 +75,21 @@ func (Train) Environment() []string {
 	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting(), "threadpools " + graphs.ThreadPoolsSetting()}
 }
 
-// ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/.
-func (Train) ArtifactDir(v *pipeline.Values, _ string) string { return v.String("architecture") }
+// ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/, or
+// <architecture>.<key> for a for_each instance whose key is not its architecture (two cnn
+// trainings keyed fast and slow: cnn.fast/, cnn.slow/).
+func (Train) ArtifactDir(key string, v *pipeline.Values, _ string) string {
+	return archDir(v.String("architecture"), key)
+}
+
+// archDir is an architecture's folder in a run folder: its name, with the instance key
+// after a dot unless the key is the architecture or there is none.
+func archDir(arch, key string) string {
+	if key == "" || key == arch {
+		return arch
+	}
+	return arch + "." + strings.NewReplacer("/", "_", "\x00", "_").Replace(key)
+}
 
 // Attributes implements pipeline.Kind.
 func (Train) Attributes() []pipeline.Attribute {
