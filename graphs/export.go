@@ -80,7 +80,9 @@ func (t *Trainer) Export(dir string, classes []string, resize string) error {
 	if err != nil {
 		return err
 	}
-	b, err := proto.Marshal(sm)
+	// Deterministic: map fields in key order, so that the same model exports the same bytes
+	// and a retrain that reproduces it leaves its evaluation and promotion cached.
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(sm)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func (Select) Attributes() []pipeline.Attribute {
 		{Name: "metric", Type: cty.String, Default: cty.StringVal("test_f1_macro"), Doc: "evaluation metric to rank by"},
 		{Name: "direction", Type: cty.String, Doc: "max or min (default: min for test_loss, else max)"},
 		{Name: "tie_break", Type: cty.String, Default: cty.StringVal("test_top5"), Doc: "second metric for equal values (then the name)"},
-		{Name: "min_value", Type: cty.Number, Doc: "gate: the winner must reach this value to be promoted"},
+		{Name: "min_value", Type: cty.Number, Doc: "gate: the value the winner must reach to be promoted, in the metric's direction (a ceiling for test_loss)"},
 		{Name: "must_beat_champion", Type: cty.Bool, Default: cty.True, Doc: "gate: promote only if better than the current champion"},
 		{Name: "min_improvement", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "by at least this much"},
 		{Name: "promote_to", Type: cty.String, Default: cty.StringVal("models/final_models"), Doc: "where the champion is published"},
