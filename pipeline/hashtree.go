@@ -530,6 +530,8 @@ type treeItem struct {
 	abs   string  // absolute path
 	k     statKey // the file's stat identity (of the target, for links)
 	links uint64  // its number of hard links
+	// denied is set by scan for a file it may not stat; it is then marked instead.
+	denied bool
 }
 
 // linksOf returns a file's number of hard links (1 when the system does not say).
@@ -602,6 +604,7 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map
 		subs, err := d.scan(abs, rel, skipHidden, ancestors)
 		<-sem
 		if err != nil && rel != "" && errors.Is(err, fs.ErrPermission) {
+			// The folder itself cannot be opened or listed (scan marks single entries).
 			d.files, subs = nil, nil
 			d.mark(rel, unreadableMark) // a folder the stage reports; see unreadableMark
 		} else if err != nil {
@@ -670,7 +673,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 			d.files = append(d.files, it)
 			continue
 		}
-		efi, err := os.Stat(it.abs) // follows links
+		efi, err := statFile(it.abs) // follows links
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
 				// Stages report broken links; the key only needs to notice them.
@@ -679,6 +682,10 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 			}
 			if errors.Is(err, syscall.ELOOP) && e.Type()&fs.ModeSymlink != 0 {
 				d.mark(it.rel, "symlink-loop") // a link to itself, or links to each other
+				continue
+			}
+			if errors.Is(err, fs.ErrPermission) {
+				d.mark(it.rel, unreadableMark) // a link into a folder we may not enter
 				continue
 			}
 			return nil, err
@@ -712,6 +719,10 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 				if err == unix.EINTR {
 					continue
 				}
+				if err == unix.EACCES {
+					it.denied = true // marked below, alone: the folder's other files count
+					return nil
+				}
 				if err != nil {
 					return &fs.PathError{Op: "stat", Path: it.abs, Err: err}
 				}
@@ -725,12 +736,24 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 	if ctlErr != nil {
 		return nil, ctlErr
 	}
-	return subs, statErr
+	if statErr != nil {
+		return nil, statErr
+	}
+	kept := d.files[:0]
+	for _, it := range d.files {
+		if it.denied {
+			d.mark(it.rel, unreadableMark)
+			continue
+		}
+		kept = append(kept, it)
+	}
+	d.files = kept
+	return subs, nil
 }
 
-// openFile opens files and folders to hash or list them (tests make some unreadable, which
-// permissions cannot do for root).
-var openFile = os.Open
+// openFile opens files and folders to hash or list them, and statFile stats what a link
+// leads to (tests make some unreadable, which permissions cannot do for root).
+var openFile, statFile = os.Open, os.Stat
 
 // unreadableMark stands for the digest of a file, or the content of a folder below the root,
 // that cannot be read for lack of permission: such a file is the stage's to report (the

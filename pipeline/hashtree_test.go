@@ -404,3 +404,32 @@ func TestUnreadableEntriesAreMarkedAndRetried(t *testing.T) {
 		t.Fatalf("readable again: digest %s (was %s), %v", again.Digest, m.Digest, err)
 	}
 }
+
+// A link the walk may not follow is marked alone: the rest of its folder still counts, so a
+// changed file beside it changes the digest.
+func TestAForbiddenLinkHidesNothingElse(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "cats"), 0o755)
+	os.WriteFile(filepath.Join(dir, "cats", "1.jpg"), []byte("one"), 0o644)
+	os.WriteFile(filepath.Join(dir, "elsewhere"), []byte("x"), 0o644)
+	link := filepath.Join(dir, "cats", "link.jpg")
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), link); err != nil {
+		t.Fatal(err)
+	}
+	statFile = func(name string) (os.FileInfo, error) {
+		if name == link {
+			return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrPermission}
+		}
+		return os.Stat(name)
+	}
+	defer func() { statFile = os.Stat }()
+	c := OpenStatCache(filepath.Join(t.TempDir(), "cache"))
+	m, err := c.HashTree(filepath.Join(dir, "cats"))
+	if err != nil || m.Files["link.jpg"] != unreadableMark || m.Files["1.jpg"] == "" {
+		t.Fatalf("manifest %v, %v", m.Files, err)
+	}
+	os.WriteFile(filepath.Join(dir, "cats", "1.jpg"), []byte("changed"), 0o644)
+	if again, err := c.HashTree(filepath.Join(dir, "cats")); err != nil || again.Digest == m.Digest {
+		t.Fatalf("a changed file beside the link: digest %s, was %s (%v)", again.Digest, m.Digest, err)
+	}
+}
