@@ -143,3 +143,78 @@ func TestWholeChain(t *testing.T) {
 		t.Errorf("run.json status %v", rj["status"])
 	}
 }
+
+// Two trainings of one architecture, keyed by their settings, each get a folder of their own
+// with their evaluation beside them, the winner is marked in the table, and no stored output
+// is written over (they once shared cnn/, and copying one's files onto the other's hard links
+// truncated stored split images).
+func TestTwoTrainingsOfOneArchitecture(t *testing.T) {
+	const src = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "train" "model" {
+  for_each      = { fast = 3e-3, slow = 1e-5 }
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 2
+  batch_size    = 16
+  learning_rate = each.value
+  options       = { channels = [4], pool = 2, dense = 8 }
+}
+
+stage "evaluate" "test" {
+  for_each = stage.train.model
+  model    = each.value.saved_model
+  data     = stage.split.main.test
+}
+
+stage "select" "best" {
+  candidates = stage.evaluate.test
+  metric     = "test_f1_macro"
+}
+`
+	w := newWS(t, src)
+	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
+	writeSynthetic(t, w, 60, []string{"circle", "square", "stripes"})
+	rec, _ := w.run(false)
+	for _, key := range []string{"fast", "slow"} {
+		for _, f := range []string{"saved_model/saved_model.pb", "metrics.json", "evaluation/metrics.json"} {
+			if _, err := os.Stat(filepath.Join(rec.Dir(), "cnn."+key, f)); err != nil {
+				t.Errorf("cnn.%s: %v", key, err)
+			}
+		}
+		var m, stored map[string]any
+		readJSONFile(t, filepath.Join(rec.Dir(), "cnn."+key, "metrics.json"), &m)
+		readJSONFile(t, filepath.Join(w.dir, pipeline.ObjectRel(rec.Result("train.model["+key+"]").Output), "metrics.json"), &stored)
+		if fmt.Sprint(m) != fmt.Sprint(stored) {
+			t.Errorf("cnn.%s's metrics.json is not its stored output's", key)
+		}
+	}
+	s := Summarize(rec)
+	marked := 0
+	for _, r := range s.Rows {
+		if r.Winner {
+			marked++
+		}
+	}
+	if len(s.Rows) != 2 || marked != 1 {
+		t.Fatalf("table rows %+v, %d marked", s.Rows, marked)
+	}
+	// Every stored output is as published: a second run finds nothing damaged.
+	rec2, _ := w.run(false)
+	for _, st := range rec2.Stages {
+		if st.Status != pipeline.StatusCached {
+			t.Errorf("second run: %s %s %v", st.Addr, st.Status, st.Reasons)
+		}
+	}
+}

@@ -66,7 +66,7 @@ func Summarize(rec *pipeline.RunRecord) *Summary {
 			s.Decision = st.Effect
 			if dec.GatePass {
 				for _, c := range dec.Ranking[:1] {
-					s.Winner = c.Arch
+					s.Winner = archDir(c.Arch, c.Name) // the folder train and evaluate used
 				}
 			}
 		}
