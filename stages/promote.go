@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,14 +50,17 @@ type RolledBack struct {
 
 // rolledBack returns the record of the rollback of the model source (a card's Source), nil
 // when it was not rolled back or has been promoted by hand since.
-func rolledBack(promoteTo, source string) *RolledBack {
-	h := readHistory(promoteTo + ".d")
+func rolledBack(promoteTo, source string) (*RolledBack, error) {
+	h, err := readHistory(promoteTo + ".d")
+	if err != nil {
+		return nil, err
+	}
 	for i := range h.RolledBack {
 		if h.RolledBack[i].Source == source && source != "" {
-			return &h.RolledBack[i]
+			return &h.RolledBack[i], nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // ChampionDir resolves the current champion's folder (nil error and "" when none).
@@ -145,17 +149,30 @@ func pointTo(promoteTo, id string) error {
 	return os.Rename(tmp, promoteTo)
 }
 
-func readHistory(root string) promoteHistory {
+// readHistory reads the .d folder's history.json (empty when there is none yet). A file that
+// cannot be read or parsed is an error: writing a new history over it would lose every
+// promotion and rollback it records.
+func readHistory(root string) (promoteHistory, error) {
 	var h promoteHistory
-	b, err := os.ReadFile(filepath.Join(root, "history.json"))
-	if err == nil {
-		json.Unmarshal(b, &h)
+	path := filepath.Join(root, "history.json")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return h, nil
 	}
-	return h
+	if err != nil {
+		return h, err
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("%s: %w; it records the promotions and rollbacks: repair or move it", path, err)
+	}
+	return h, nil
 }
 
 func appendHistory(root, id string) error {
-	h := readHistory(root)
+	h, err := readHistory(root)
+	if err != nil {
+		return err
+	}
 	h.Promotions = append(h.Promotions, id)
 	return writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
@@ -165,7 +182,10 @@ func appendHistory(root, id string) error {
 // back, so that the select stage does not promote it again; PromoteAgain can.
 func Rollback(promoteTo string) (string, error) {
 	root := promoteTo + ".d"
-	h := readHistory(root)
+	h, err := readHistory(root)
+	if err != nil {
+		return "", err
+	}
 	if len(h.Promotions) < 2 {
 		return "", fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
 	}
@@ -181,8 +201,12 @@ func Rollback(promoteTo string) (string, error) {
 	if card, err := ReadCard(filepath.Join(root, cur)); err == nil {
 		rb.Source = card.Source
 	}
+	var prevSource string // the champion again: no longer set aside (see PromoteAgain)
+	if card, err := ReadCard(filepath.Join(root, prev)); err == nil {
+		prevSource = card.Source
+	}
 	h.RolledBack = append(slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
-		return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "")
+		return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "") || r.ID == prev || (r.Source == prevSource && prevSource != "")
 	}), rb)
 	return prev, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
@@ -207,7 +231,12 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("model %s cannot be promoted: %w", id, err)
 	}
-	if cur, err := ChampionDir(promoteTo); err == nil && cur != "" && filepath.Base(cur) == id {
+	h, err := readHistory(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	cur, _ := ChampionDir(promoteTo)
+	if cur != "" && filepath.Base(cur) == id {
 		return nil, nil, fmt.Errorf("%s is already the champion in %s", id, promoteTo)
 	}
 	if err := adoptLegacy(promoteTo); err != nil {
@@ -220,7 +249,6 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
 	if err := pointTo(promoteTo, id); err != nil {
 		return nil, nil, err
 	}
-	h := readHistory(root)
 	h.Promotions = append(h.Promotions, id)
 	var lifted *RolledBack
 	h.RolledBack = slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
@@ -230,6 +258,17 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
 		}
 		return false
 	})
+	// The champion set aside by hand is treated as rolled back: the next run's select does
+	// not put it back (pipeline promote can).
+	if cur != "" {
+		rb := RolledBack{ID: filepath.Base(cur), At: time.Now().UTC()}
+		if c, err := ReadCard(cur); err == nil {
+			rb.Source = c.Source
+		}
+		h.RolledBack = append(slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
+			return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "")
+		}), rb)
+	}
 	return card, lifted, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 

@@ -244,13 +244,20 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run5"); !strings.Contains(note, "already the champion") {
 		t.Fatalf("after promoting by hand: %q", note)
 	}
+	// The champion set aside by hand is not put back by the next run, even when it wins.
+	if note := applyDecision(t, ws, decision("m1", 0.90, 0), "run5b"); !strings.Contains(note, "not promoted") || !strings.Contains(note, "run1-cnn, which was rolled back") {
+		t.Fatalf("the champion set aside by hand, winning: %q", note)
+	}
 	if id, err := Rollback(final); err != nil || id != "run1-cnn" {
 		t.Fatalf("rollback after promoting by hand: %q %v", id, err)
 	}
 	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run6"); !strings.Contains(note, "rolled back") {
 		t.Fatalf("rolled back a second time: %q", note)
 	}
-	h := readHistory(final + ".d")
+	h, err := readHistory(final + ".d")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(h.RolledBack) != 2 || h.RolledBack[0].Source != "m3" || h.RolledBack[1].Source != "m2" || !slices.Equal(h.Promotions, []string{"run1-cnn"}) {
 		t.Fatalf("history %+v", h)
 	}
@@ -263,5 +270,32 @@ func TestArchitectureFolderNamesCarryADifferentKey(t *testing.T) {
 		if got := archDir(c[0], c[1]); got != c[2] {
 			t.Errorf("archDir(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
 		}
+	}
+}
+
+// A history.json that cannot be parsed stops promotion and rollback, and stays as it was:
+// writing a new one would lose every promotion and rollback it records.
+func TestUnreadablePromotionHistoryIsNotOverwritten(t *testing.T) {
+	ws := t.TempDir()
+	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+	fakeModel(t, filepath.Join(ws, "m2"), "cnn")
+	final := filepath.Join(ws, "models/final_models")
+	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
+	hist := filepath.Join(final+".d", "history.json")
+	if err := os.WriteFile(hist, []byte(`{"promotions": ["run1-cnn"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(ws, "decision-run2")
+	if err := writeFileJSON(filepath.Join(out, "decision"), "decision.json", decision("m2", 0.90, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Select{}).Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, "run2"); err == nil || !strings.Contains(err.Error(), "history.json") {
+		t.Fatalf("promotion over a broken history: %v", err)
+	}
+	if _, err := Rollback(final); err == nil {
+		t.Fatal("rollback over a broken history")
+	}
+	if b, _ := os.ReadFile(hist); string(b) != `{"promotions": ["run1-cnn"` {
+		t.Fatalf("history.json now holds %s", b)
 	}
 }

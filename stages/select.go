@@ -252,7 +252,11 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 	if champ != nil && champ.Source == w.Model {
 		return fmt.Sprintf("%s (%s %.4f) is already the champion in %s", w.Name, dec.Metric, float64(w.Value), dec.PromoteTo), nil
 	}
-	if rb := rolledBack(promoteTo, w.Model); rb != nil {
+	rb, err := rolledBack(promoteTo, w.Model)
+	if err != nil {
+		return "", err
+	}
+	if rb != nil {
 		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was rolled back on %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
 			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.At.Local().Format("2006-01-02 15:04"), rb.ID), nil
 	}

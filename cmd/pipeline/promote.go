@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -37,6 +38,14 @@ func promoteCommand() *cli.Command {
 				return err
 			}
 			to := inWorkspace(ws, c.String("to"))
+			if id != "" || c.Bool("rollback") {
+				// A run's select writes the same history: one at a time.
+				l, _, err := pipeline.AcquireLock(ws)
+				if err != nil {
+					return err
+				}
+				defer l.Release()
+			}
 			switch {
 			case id != "" && c.Bool("rollback"):
 				return fmt.Errorf("give a model id to promote or --rollback, not both")
@@ -51,11 +60,15 @@ func promoteCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "%s will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", filepath.Base(cur))
 				}
 			case id != "":
+				cur, _ := stages.ChampionDir(to)
 				card, lifted, err := stages.PromoteAgain(to, id)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "promoted: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
+				if cur != "" {
+					fmt.Fprintf(c.App.Writer, "%s, set aside, will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", filepath.Base(cur))
+				}
 				if lifted != nil {
 					fmt.Fprintf(c.App.Writer, "%s was rolled back on %s; select may promote it again\n", lifted.ID, lifted.At.Local().Format("2006-01-02 15:04"))
 				}
