@@ -755,3 +755,61 @@ func TestLinkFileNeverWritesOverAFile(t *testing.T) {
 		t.Fatalf("src holds %q", b)
 	}
 }
+
+// followKind writes a note beside the output it is given: it asks for the folder "same" too,
+// but follows its input's instance.
+type followKind struct{}
+
+func (followKind) Name() string      { return "follow" }
+func (followKind) Version() int      { return 1 }
+func (followKind) Outputs() []string { return []string{"note"} }
+func (followKind) Attributes() []Attribute {
+	return []Attribute{{Name: "of", Type: cty.String, Required: true, Doc: "an upstream output"}}
+}
+func (followKind) ArtifactDir(string, *Values, string) string { return "same" }
+func (followKind) ArtifactFollows(v *Values) string           { return v.String("of") }
+func (followKind) Run(ctx context.Context, j *Job) error {
+	b, err := os.ReadFile(j.Path(j.Values.String("of")))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(j.Out, "note"), append([]byte("about "), b...), 0o644)
+}
+
+// An instance that follows its input goes into the folder of the instance that input comes
+// from, whichever folder that one got.
+func TestFollowersGoBesideTheirInput(t *testing.T) {
+	reg, err := NewRegistry(sameDirKind{}, followKind{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &workspace{t: t, dir: t.TempDir(), kinds: &fakeKinds{reg: reg}}
+	ws.write("pipeline.hcl", `
+stage "samedir" "a" {
+  text = "a"
+}
+stage "samedir" "b" {
+  text = "b"
+}
+stage "follow" "of_b" {
+  of = stage.samedir.b.out
+}
+stage "follow" "of_a" {
+  of = stage.samedir.a.out
+}
+`)
+	_, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2]string{{"follow.of_a", "samedir.a"}, {"follow.of_b", "samedir.b"}} {
+		f, p := rec.Result(pair[0]), rec.Result(pair[1])
+		if f.Artifacts != p.Artifacts {
+			t.Errorf("%s is in %s, %s in %s", pair[0], f.Artifacts, pair[1], p.Artifacts)
+		}
+		b, _ := os.ReadFile(filepath.Join(rec.Dir(), f.Artifacts, "note"))
+		if string(b) != "about "+pair[1][len("samedir."):] {
+			t.Errorf("%s/note: %q", f.Artifacts, b)
+		}
+	}
+}

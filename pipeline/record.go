@@ -252,3 +252,12 @@ func addrDirName(addr string) string {
 type ArtifactNamer interface {
 	ArtifactDir(key string, v *Values, workspace string) string
 }
+
+// ArtifactFollower is implemented by kinds whose folder in a run folder is that of the
+// instance an input comes from (an evaluation goes beside the model it evaluates, whatever
+// folder that model got): ArtifactFollows returns the input's value, an upstream output's
+// store path ("" for none). When that instance has no folder in this run, ArtifactNamer
+// or the address decides.
+type ArtifactFollower interface {
+	ArtifactFollows(v *Values) string
+}

@@ -172,13 +172,15 @@ type runner struct {
 	// artifactDirs maps a folder of the run folder and a stage kind to the instance of that
 	// kind it holds.
 	artifactDirs map[[2]string]string
-	done         map[string]chan struct{}
-	results      map[string]*StageResult
-	jobs         chan struct{}
-	heavy        chan struct{}
-	stop         atomic.Bool // a stage failed and --keep-going is off: start nothing new
-	prepare      sync.Once
-	prepErr      error
+	// folderOf is the run-folder folder of each instance finished in this run.
+	folderOf map[string]string
+	done     map[string]chan struct{}
+	results  map[string]*StageResult
+	jobs     chan struct{}
+	heavy    chan struct{}
+	stop     atomic.Bool // a stage failed and --keep-going is off: start nothing new
+	prepare  sync.Once
+	prepErr  error
 }
 
 func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
@@ -400,17 +402,34 @@ func (nopProgress) Start(string, int64) {}
 func (nopProgress) Add(int64)           {}
 func (nopProgress) Status(string)       {}
 
-// claimArtifactDir returns the instance's folder in the run folder (artifactDirName), or its
-// address when another instance of the same kind has that folder already in this run: two
-// such instances would write the same files (two trainings' saved_model/), and neither may
-// write over the other's. Instances of different kinds may share a folder (an evaluation
-// beside the model it evaluates).
+// claimArtifactDir returns the instance's folder in the run folder: for a kind that follows
+// an input (ArtifactFollower), the folder of the instance whose output that input is;
+// else artifactDirName, or the instance's address when another instance of the same kind
+// has that folder already in this run: two such instances would write the same files (two
+// trainings' saved_model/), and neither may write over the other's. Instances of different
+// kinds may share a folder (an evaluation beside the model it evaluates).
 func (r *runner) claimArtifactDir(d *Decision) string {
 	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.artifactDirs == nil {
 		r.artifactDirs = map[[2]string]string{}
+	}
+	if r.folderOf == nil {
+		r.folderOf = map[string]string{}
+	}
+	defer func() { r.folderOf[d.Addr] = name }()
+	if f, ok := d.inst.Kind.(ArtifactFollower); ok {
+		if in := f.ArtifactFollows(d.values); in != "" {
+			for addr, outs := range r.outs {
+				for _, p := range outs {
+					if p == in && r.folderOf[addr] != "" {
+						name = r.folderOf[addr]
+						return name
+					}
+				}
+			}
+		}
 	}
 	kind := d.inst.Kind.Name()
 	if owner, ok := r.artifactDirs[[2]string{name, kind}]; ok && owner != d.Addr {

@@ -101,6 +101,10 @@ func (Evaluate) ArtifactDir(key string, v *pipeline.Values, workspace string) st
 	return archDir(info.Spec.Architecture, key)
 }
 
+// ArtifactFollows implements pipeline.ArtifactFollower: the evaluation goes into the folder
+// of the training whose model it evaluates.
+func (Evaluate) ArtifactFollows(v *pipeline.Values) string { return v.String("model") }
+
 // Attributes implements pipeline.Kind.
 func (Evaluate) Attributes() []pipeline.Attribute {
 	return []pipeline.Attribute{
