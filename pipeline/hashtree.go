@@ -38,6 +38,10 @@ type statKey struct {
 	MtimeNs int64
 	Ino     uint64
 	Dev     uint64
+	// Perm is the read permission bits: a chmod changes nothing else, and a file made
+	// unreadable (or readable again) must be looked at again, not taken from the cache. (Not
+	// the write bits, which publishing clears on outputs already hashed.)
+	Perm uint32
 }
 
 // StatCache remembers file digests by path and stat identity, so an unchanged tree of 50,000
@@ -79,7 +83,7 @@ const StatCacheFile = "statcache"
 
 // statCacheMagic starts the stat cache file; a file without it (or an older format) is
 // ignored and rebuilt.
-const statCacheMagic = "pipeline statcache 2\n"
+const statCacheMagic = "pipeline statcache 3\n"
 
 // OpenStatCache loads the cache stored at path (a missing, unreadable or malformed file
 // starts empty: the cache only saves work, it is never trusted for more than stat identity).
@@ -142,6 +146,7 @@ func (c *StatCache) decodeEntries() {
 		e.K.MtimeNs = r.varint()
 		e.K.Ino = r.uvarint()
 		e.K.Dev = r.uvarint()
+		e.K.Perm = uint32(r.uvarint())
 		r.bytes(e.Digest[:])
 		entries[p] = e
 	}
@@ -180,6 +185,7 @@ func (c *StatCache) Save() error {
 			buf = binary.AppendVarint(buf, e.K.MtimeNs)
 			buf = binary.AppendUvarint(buf, e.K.Ino)
 			buf = binary.AppendUvarint(buf, e.K.Dev)
+			buf = binary.AppendUvarint(buf, uint64(e.K.Perm))
 			buf = append(buf, e.Digest[:]...)
 		}
 	}
@@ -240,7 +246,7 @@ func (r *binReader) str() string {
 }
 
 func keyOf(fi os.FileInfo) statKey {
-	k := statKey{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
+	k := statKey{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano(), Perm: uint32(fi.Mode().Perm() & 0o444)}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		k.Ino, k.Dev = st.Ino, uint64(st.Dev)
 	}
@@ -463,6 +469,7 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool, hint
 		line = binary.LittleEndian.AppendUint64(line, uint64(k.MtimeNs))
 		line = binary.LittleEndian.AppendUint64(line, k.Ino)
 		line = binary.LittleEndian.AppendUint64(line, k.Dev)
+		line = binary.LittleEndian.AppendUint32(line, k.Perm)
 		h.Write(line)
 	}
 	for _, rel := range sortedKeys(marks) {
@@ -555,7 +562,7 @@ type treeDir struct {
 // real folder: a link to any of them leads back into the walk.
 func folderKeys(root string, fi os.FileInfo) []statKey {
 	k := keyOf(fi)
-	k.Size, k.MtimeNs = 0, 0
+	k.Size, k.MtimeNs, k.Perm = 0, 0, 0
 	keys := []statKey{k}
 	paths := []string{root}
 	if real, err := filepath.EvalSymlinks(root); err == nil && real != root {
@@ -565,7 +572,7 @@ func folderKeys(root string, fi os.FileInfo) []statKey {
 		for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
 			if pfi, err := os.Stat(dir); err == nil {
 				pk := keyOf(pfi)
-				pk.Size, pk.MtimeNs = 0, 0
+				pk.Size, pk.MtimeNs, pk.Perm = 0, 0, 0
 				keys = append(keys, pk)
 			}
 			if filepath.Dir(dir) == dir {
@@ -693,7 +700,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		switch {
 		case efi.IsDir():
 			it.k = keyOf(efi)
-			it.k.Size, it.k.MtimeNs = 0, 0
+			it.k.Size, it.k.MtimeNs, it.k.Perm = 0, 0, 0
 			if slices.Contains(ancestors, it.k) {
 				d.mark(it.rel, "symlink-loop")
 				continue
@@ -728,7 +735,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 				}
 				break
 			}
-			it.k = statKey{Size: st.Size, MtimeNs: st.Mtim.Nano(), Ino: st.Ino, Dev: uint64(st.Dev)}
+			it.k = statKey{Size: st.Size, MtimeNs: st.Mtim.Nano(), Ino: st.Ino, Dev: uint64(st.Dev), Perm: st.Mode & 0o444}
 			it.links = uint64(st.Nlink)
 			return nil
 		})

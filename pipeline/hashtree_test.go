@@ -433,3 +433,32 @@ func TestAForbiddenLinkHidesNothingElse(t *testing.T) {
 		t.Fatalf("a changed file beside the link: digest %s, was %s (%v)", again.Digest, m.Digest, err)
 	}
 }
+
+// A file made unreadable keeps its size, mtime and inode: its read permission is part of its
+// identity, so it is looked at again (and marked, when reading fails) instead of keeping the
+// digest cached for it; the write bits, which publishing clears, are not.
+func TestReadPermissionIsPartOfAFilesIdentity(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "a.txt")
+	os.WriteFile(f, []byte("a"), 0o644)
+	c := OpenStatCache(filepath.Join(t.TempDir(), "cache"))
+	m, err := c.QuickManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(f, 0o444)
+	if again, err := c.QuickManifest(dir); err != nil || again.Digest != m.Digest || c.Hashed != 1 {
+		t.Fatalf("write bits cleared: digest %s (was %s), hashed %d times, %v", again.Digest, m.Digest, c.Hashed, err)
+	}
+	os.Chmod(f, 0o000)
+	openFile = func(name string) (*os.File, error) { // root reads it anyway
+		if name == f {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.Open(name)
+	}
+	defer func() { openFile = os.Open }()
+	if again, err := c.QuickManifest(dir); err != nil || again.Digest == m.Digest {
+		t.Fatalf("made unreadable: digest %s (was %s), %v", again.Digest, m.Digest, err)
+	}
+}
