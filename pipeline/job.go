@@ -39,6 +39,10 @@ type Job struct {
 	// Progress reports completion towards a total for progress bars.
 	Progress Progress
 
+	// statsMu guards stats set by SetStat.
+	statsMu  sync.Mutex
+	runStats map[string]float64
+
 	// written, when set by the engine, collects the digests of files written with WriteFile.
 	written *writtenFiles
 	// stats, when set by the engine, is its stat cache, which holds the digests of the
@@ -49,6 +53,25 @@ type Job struct {
 	prevRecord string
 	prevOnce   sync.Once
 	prevFiles  map[string]string
+}
+
+// SetStat records a figure about how the stage ran (a training's images per second), for the
+// run record (StageResult.Stats). Such figures vary from run to run, so they belong there,
+// not in the output: an output with them would differ at every run of the same inputs.
+func (j *Job) SetStat(name string, v float64) {
+	j.statsMu.Lock()
+	defer j.statsMu.Unlock()
+	if j.runStats == nil {
+		j.runStats = map[string]float64{}
+	}
+	j.runStats[name] = v
+}
+
+// setStats returns the figures SetStat recorded, nil when none.
+func (j *Job) setStats() map[string]float64 {
+	j.statsMu.Lock()
+	defer j.statsMu.Unlock()
+	return j.runStats
 }
 
 // KnownDigest returns the SHA-256 (hex) of the file at path, whose stat is fi, when the engine

@@ -295,7 +295,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	}
 	os.RemoveAll(work)
 	d.entry = entry
-	res.Status, res.Output = StatusRan, entry.Output.Digest
+	res.Status, res.Output, res.Stats = StatusRan, entry.Output.Digest, job.setStats()
 	return r.finish(res, d)
 }
 

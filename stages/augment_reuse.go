@@ -17,7 +17,10 @@ import (
 // settings: a rerun links the copies its previous output made from the same original instead
 // of making them again, byte for byte the same.
 
-// copiesFile records, in augment's output, what its copies were made with and from.
+// copiesFile records, in augment's report output, what its copies were made with and from.
+// It is in report/, not beside the training images, because it names every setting of every
+// operation: one for an operation not in ops changes it, not the images, and training, given
+// the output folder, must not rerun for it. (Outputs made before kept it at the top.)
 const copiesFile = "copies.json"
 
 // copiesRecord is copiesFile.
@@ -46,11 +49,18 @@ type previousCopies struct {
 // were made as made says and its records are intact; none otherwise.
 func readPreviousCopies(job *pipeline.Job, dir, made string) previousCopies {
 	var pc previousCopies
-	if dir == "" || !intact(job, filepath.Join(dir, copiesFile)) || !intact(job, filepath.Join(dir, "output", ManifestFile)) {
+	if dir == "" {
+		return pc
+	}
+	record := filepath.Join(dir, "report", copiesFile)
+	if _, err := os.Stat(record); err != nil {
+		record = filepath.Join(dir, copiesFile)
+	}
+	if !intact(job, record) || !intact(job, filepath.Join(dir, "output", ManifestFile)) {
 		return pc
 	}
 	var rec copiesRecord
-	if b, err := os.ReadFile(filepath.Join(dir, copiesFile)); err != nil || json.Unmarshal(b, &rec) != nil || rec.MadeWith != made {
+	if b, err := os.ReadFile(record); err != nil || json.Unmarshal(b, &rec) != nil || rec.MadeWith != made {
 		return pc
 	}
 	m, err := ReadManifest(filepath.Join(dir, "output"))
@@ -120,6 +130,9 @@ func (d *inputDigests) write(job *pipeline.Job, made string) error {
 	if err != nil {
 		return err
 	}
-	_, err = job.WriteFile(filepath.Join(job.Out, copiesFile), append(b, '\n'))
+	if err := os.MkdirAll(filepath.Join(job.Out, "report"), 0o755); err != nil {
+		return err
+	}
+	_, err = job.WriteFile(filepath.Join(job.Out, "report", copiesFile), append(b, '\n'))
 	return err
 }

@@ -359,3 +359,43 @@ func TestAugmentRejectsOutOfRangeParameters(t *testing.T) {
 		t.Fatal(diags.Error())
 	}
 }
+
+// A setting of an operation not in ops reruns augment, which makes the same training images:
+// the output training is given keeps its digest, so training would stay cached.
+func TestUnusedOperationSettingKeepsTheOutputTrainingSees(t *testing.T) {
+	hcl := strings.Replace(augmentHCL, `ops         = ["flip_rotate_crop", "color_jitter", "affine", "blur", "noise", "flip"]`, `ops         = ["flip_rotate_crop", "color_jitter"]`, 1)
+	w := newWS(t, hcl)
+	for i := 0; i < 10; i++ {
+		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(1, uint64(i), 12, 12))
+	}
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("raw/small/%d.png", i), randomPNG(2, uint64(i), 12, 12))
+	}
+	outputDigest := func(rec *pipeline.RunRecord) string {
+		t.Helper()
+		st, err := pipeline.OpenStore(w.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := st.Lookup(rec.Result("augment.balanced").Key)
+		if !ok || e.Outputs["output"] == "" {
+			t.Fatalf("no entry with output digests for augment: %+v", e)
+		}
+		return e.Outputs["output"]
+	}
+	before := outputDigest(mustRun(t, w))
+	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "max_augment = 3", "max_augment = 3\n  blur = 2", 1)))
+	rec := mustRun(t, w)
+	if st := rec.Result("augment.balanced"); st.Status != pipeline.StatusRan {
+		t.Fatalf("augment after blur changed: %s", st.Status)
+	}
+	if after := outputDigest(rec); after != before {
+		t.Fatalf("the output digest changed with a setting of an unused operation: %s → %s", before, after)
+	}
+}
+
+func mustRun(t *testing.T, w *ws) *pipeline.RunRecord {
+	t.Helper()
+	rec, _ := w.run(false)
+	return rec
+}

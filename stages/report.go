@@ -31,6 +31,8 @@ type SummaryRow struct {
 	Train  *Metrics
 	Test   *Evaluation
 	Winner bool
+	// ImagesPerS is the training's speed when it trained in this run (its stats), else 0.
+	ImagesPerS metric
 }
 
 type namedPlot struct {
@@ -50,6 +52,11 @@ func Summarize(rec *pipeline.RunRecord) *Summary {
 			continue
 		}
 		row := SummaryRow{Name: e.Name(), Train: &m}
+		for _, st := range rec.Stages {
+			if v, ok := st.Stats[StatTrainImagesPerS]; ok && st.Artifacts == e.Name() {
+				row.ImagesPerS = metric(v)
+			}
+		}
 		var ev Evaluation
 		if readJSONFileIfExists(filepath.Join(dir, "evaluation", "metrics.json"), &ev) {
 			row.Test = &ev
@@ -77,6 +84,14 @@ func Summarize(rec *pipeline.RunRecord) *Summary {
 	return s
 }
 
+// Speed is the training's images per second, "–" when it did not train in this run (cached).
+func (r SummaryRow) Speed() string {
+	if r.ImagesPerS <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", float64(r.ImagesPerS))
+}
+
 func fmtMetric(m metric) string {
 	if math.IsNaN(float64(m)) {
 		return "–"
@@ -100,8 +115,8 @@ func (s *Summary) WriteTable(w io.Writer) {
 		if r.Test != nil {
 			t1, t5, f1m, f1w = fmtMetric(r.Test.TestTop1), fmtMetric(r.Test.TestTop5), fmtMetric(r.Test.TestF1Macro), fmtMetric(r.Test.TestF1Weighted)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%.0f\t\n", mark, r.Name, fmtMetric(r.Train.ValF1), t1, t5, f1m, f1w,
-			r.Train.BestEpoch, r.Train.EpochsRun, r.Train.Params, float64(r.Train.TrainImagesPerS))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t\n", mark, r.Name, fmtMetric(r.Train.ValF1), t1, t5, f1m, f1w,
+			r.Train.BestEpoch, r.Train.EpochsRun, r.Train.Params, r.Speed())
 	}
 	tw.Flush()
 	if s.Decision != "" {
@@ -175,7 +190,7 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 <table><tr><th>model</th><th>val F1</th><th>test top-1</th><th>test top-3</th><th>test top-5</th><th>test F1 macro</th><th>test F1 weighted</th><th>best epoch</th><th>params</th><th>train img/s</th></tr>
 {{range .Rows}}<tr{{if .Winner}} class="win"{{end}}><td>{{.Name}}{{if .Winner}} ★{{end}}</td><td>{{f .Train.ValF1}}</td>
 {{if .Test}}<td>{{f .Test.TestTop1}}</td><td>{{f .Test.TestTop3}}</td><td>{{f .Test.TestTop5}}</td><td>{{f .Test.TestF1Macro}}</td><td>{{f .Test.TestF1Weighted}}</td>{{else}}<td colspan="5">not evaluated</td>{{end}}
-<td>{{.Train.BestEpoch}}/{{.Train.EpochsRun}}</td><td>{{.Train.Params}}</td><td>{{printf "%.0f" .Train.TrainImagesPerS}}</td></tr>{{end}}
+<td>{{.Train.BestEpoch}}/{{.Train.EpochsRun}}</td><td>{{.Train.Params}}</td><td>{{.Speed}}</td></tr>{{end}}
 </table>
 {{range .Rows}}<h3>{{.Name}}</h3><p class="muted">{{.Train.Selection}}</p>
 {{if .Metrics}}<img alt="{{.Name}} training curves" src="{{.Metrics}}">{{end}}

@@ -59,7 +59,7 @@ var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_
 func (Train) Name() string { return "train" }
 
 // Version implements pipeline.Kind.
-func (Train) Version() int { return 2 }
+func (Train) Version() int { return 3 }
 
 // Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
 // metrics.png sit beside it).

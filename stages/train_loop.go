@@ -40,17 +40,19 @@ func (m *metric) UnmarshalJSON(b []byte) error {
 
 // EpochRecord is one line of history.json.
 type EpochRecord struct {
-	Epoch      int    `json:"epoch"`
-	TrainLoss  metric `json:"train_loss"`
-	TrainF1    metric `json:"train_f1"`
-	ValLoss    metric `json:"val_loss"`
-	ValF1      metric `json:"val_f1"`
-	ValTop1    metric `json:"val_top1"`
-	ValTop3    metric `json:"val_top3"`
-	ValTop5    metric `json:"val_top5"`
-	LR         metric `json:"learning_rate"`
-	ImagesPerS metric `json:"images_per_s"`
-	Seconds    metric `json:"seconds"`
+	Epoch     int    `json:"epoch"`
+	TrainLoss metric `json:"train_loss"`
+	TrainF1   metric `json:"train_f1"`
+	ValLoss   metric `json:"val_loss"`
+	ValF1     metric `json:"val_f1"`
+	ValTop1   metric `json:"val_top1"`
+	ValTop3   metric `json:"val_top3"`
+	ValTop5   metric `json:"val_top5"`
+	LR        metric `json:"learning_rate"`
+	// ImagesPerS and Seconds are the epoch's speed: kept for resuming and the run log, left
+	// out of history.json (see StatTrainImagesPerS).
+	ImagesPerS metric `json:"images_per_s,omitempty"`
+	Seconds    metric `json:"seconds,omitempty"`
 }
 
 func (r EpochRecord) value(name string) float64 {
@@ -82,6 +84,15 @@ type trainState struct {
 	TrainImgs int64         `json:"train_images"`
 }
 
+// Stats a training run records (Job.SetStat): its speed, which differs from run to run and
+// so stays out of the output, whose content is then a function of the inputs; a retrain that
+// reproduces a model (same data, settings and seed) publishes the same object, and its
+// evaluation, promotion and rollback block (keyed by its store path) still hold.
+const (
+	StatTrainImagesPerS = "train_images_per_s"
+	StatTrainSeconds    = "train_seconds"
+)
+
 // Metrics is metrics.json: flat keys (readable by `dvc metrics show`) for the exported epoch.
 type Metrics struct {
 	Architecture     string         `json:"architecture"`
@@ -95,7 +106,6 @@ type Metrics struct {
 	BestEpoch        int            `json:"best_epoch"`
 	EpochsRun        int            `json:"epochs_run"`
 	Params           int64          `json:"params"`
-	TrainImagesPerS  metric         `json:"train_images_per_s"`
 	SelectMetric     string         `json:"select_metric"`
 	Selection        string         `json:"selection"`
 	Hyperparameters  map[string]any `json:"hyperparameters"`
@@ -342,7 +352,7 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 	met := Metrics{
 		Architecture: cfg.Architecture, ValF1: best.ValF1, ValLoss: best.ValLoss, ValTop1: best.ValTop1, ValTop3: best.ValTop3,
 		ValTop5: best.ValTop5, TrainF1: best.TrainF1, TrainLoss: best.TrainLoss, BestEpoch: st.Best, EpochsRun: last.Epoch,
-		Params: tr.Params(), TrainImagesPerS: metric(float64(st.TrainImgs) / math.Max(st.TrainSecs, 1e-9)), SelectMetric: cfg.SelectMetric,
+		Params: tr.Params(), SelectMetric: cfg.SelectMetric,
 		Selection: sel, TrainImages: trainDS.len(), ValImages: valDS.len(), NormalizationStd: st.Std,
 		Hyperparameters: map[string]any{"epochs": cfg.epochs, "batch_size": cfg.batch, "optimizer": cfg.Optimizer, "learning_rate": cfg.lr,
 			"weight_decay": cfg.WeightDecay, "schedule": cfg.Schedule, "warmup_epochs": cfg.WarmupEpochs, "label_smoothing": cfg.LabelSmoothing,
@@ -351,7 +361,14 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 	if err := writeFileJSON(job.Out, "metrics.json", met); err != nil {
 		return err
 	}
-	if err := writeFileJSON(job.Out, "history.json", st.History); err != nil {
+	job.SetStat(StatTrainImagesPerS, float64(st.TrainImgs)/math.Max(st.TrainSecs, 1e-9))
+	job.SetStat(StatTrainSeconds, st.TrainSecs)
+	history := make([]EpochRecord, len(st.History))
+	for i, r := range st.History {
+		r.ImagesPerS, r.Seconds = 0, 0 // in the run log and the stats (see StatTrainImagesPerS)
+		history[i] = r
+	}
+	if err := writeFileJSON(job.Out, "history.json", history); err != nil {
 		return err
 	}
 	if err := trainingPlot(filepath.Join(job.Out, "metrics.png"), cfg.Architecture, st.History, st.Best); err != nil {
