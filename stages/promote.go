@@ -149,6 +149,13 @@ func pointTo(promoteTo, id string) error {
 	return os.Rename(tmp, promoteTo)
 }
 
+// History returns what <promoteTo>.d/history.json records: the promotions, oldest first
+// (the last is the champion), and the models set aside, which select does not promote again.
+func History(promoteTo string) ([]string, []RolledBack, error) {
+	h, err := readHistory(promoteTo + ".d")
+	return h.Promotions, h.RolledBack, err
+}
+
 // readHistory reads the .d folder's history.json (empty when there is none yet). A file that
 // cannot be read or parsed is an error: writing a new history over it would lose every
 // promotion and rollback it records.
@@ -214,11 +221,18 @@ func Rollback(promoteTo string) (string, error) {
 // PromoteAgain makes the model <promoteTo>.d/<id>, promoted before (a rolled-back one, say),
 // the champion again and returns its card and, when it had been rolled back, the record of
 // that rollback, which it removes so that the select stage treats the model as any other.
-// id may also be given as RUN/CANDIDATE.
+// id may also be given as RUN/CANDIDATE, or RUN/FOLDER with the run folder's name for the
+// model (cnn.fast for the candidate fast).
 func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
 	root := promoteTo + ".d"
 	if run, cand, ok := strings.Cut(id, "/"); ok {
 		id = sanitizeID(run + "-" + cand)
+		// RUN/FOLDER as the run folder names it (cnn.fast for the candidate fast).
+		if _, err := os.Stat(filepath.Join(root, id)); err != nil {
+			if _, key, ok := strings.Cut(cand, "."); ok {
+				id = sanitizeID(run + "-" + key)
+			}
+		}
 	}
 	dir := filepath.Join(root, id)
 	if id == "" || id != filepath.Base(id) || strings.HasPrefix(id, ".") {

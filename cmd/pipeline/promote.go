@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -86,6 +87,19 @@ func promoteCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "champion %s: %s, %d classes, %s %.4f, from run %s, promoted %s\n", card.ID, card.Architecture,
 				len(card.Classes), card.Metric, float64(card.Metrics[card.Metric]), card.Run, card.Promoted.Local().Format("2006-01-02 15:04"))
+			// What promote ID and --rollback can go to.
+			promotions, setAside, err := stages.History(to)
+			if err != nil {
+				return err
+			}
+			if len(promotions) > 1 {
+				earlier := slices.Clone(promotions[:len(promotions)-1])
+				slices.Reverse(earlier)
+				fmt.Fprintf(c.App.Writer, "earlier champions, newest first (--rollback goes to the first): %s\n", strings.Join(earlier, ", "))
+			}
+			for _, rb := range setAside {
+				fmt.Fprintf(c.App.Writer, "set aside on %s, not promoted again automatically: %s\n", rb.At.Local().Format("2006-01-02 15:04"), rb.ID)
+			}
 			return nil
 		},
 	}

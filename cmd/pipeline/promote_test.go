@@ -62,4 +62,14 @@ func TestPromoteRollbackIsRemembered(t *testing.T) {
 	if note := promoteFake(t, ws, "run4", "m2", 0.8); !strings.Contains(note, "already the champion") {
 		t.Fatalf("after promoting by hand: %q", note)
 	}
+	// Showing the champion lists where --rollback and promote ID can go, and what is set aside.
+	code, out, errs = runCLI("promote", "--to", to)
+	if code != exitOK || !strings.Contains(out, "earlier champions, newest first (--rollback goes to the first): run1-cnn") ||
+		!strings.Contains(out, "not promoted again automatically: run1-cnn") {
+		t.Fatalf("promote: exit %d\n%s%s", code, out, errs)
+	}
+	// RUN/FOLDER, as the run folder names the model, is a model id too.
+	if code, out, errs := runCLI("promote", "--to", to, "run1/cnn.cnn"); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
+		t.Fatalf("promote RUN/FOLDER: exit %d\n%s%s", code, out, errs)
+	}
 }
