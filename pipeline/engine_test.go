@@ -797,12 +797,20 @@ stage "follow" "of_b" {
 stage "follow" "of_a" {
   of = stage.samedir.a.out
 }
+stage "follow" "of_a_too" {
+  of = stage.samedir.a.out
+}
 `)
 	_, rec, err := ws.run(RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pair := range [][2]string{{"follow.of_a", "samedir.a"}, {"follow.of_b", "samedir.b"}} {
+	// Two followers of one input: the second of its kind there gets its address.
+	first, second := rec.Result("follow.of_a"), rec.Result("follow.of_a_too")
+	if first.Artifacts == second.Artifacts || first.Artifacts != rec.Result("samedir.a").Artifacts && second.Artifacts != rec.Result("samedir.a").Artifacts {
+		t.Errorf("two followers of samedir.a are in %s and %s", first.Artifacts, second.Artifacts)
+	}
+	for _, pair := range [][2]string{{"follow.of_b", "samedir.b"}} {
 		f, p := rec.Result(pair[0]), rec.Result(pair[1])
 		if f.Artifacts != p.Artifacts {
 			t.Errorf("%s is in %s, %s in %s", pair[0], f.Artifacts, pair[1], p.Artifacts)

@@ -420,12 +420,15 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 	}
 	defer func() { r.folderOf[d.Addr] = name }()
 	if f, ok := d.inst.Kind.(ArtifactFollower); ok {
+		// The instance the input comes from: one of this instance's dependencies (sorted),
+		// so that the choice does not depend on map order when two published alike.
 		if in := f.ArtifactFollows(d.values); in != "" {
-			for addr, outs := range r.outs {
-				for _, p := range outs {
-					if p == in && r.folderOf[addr] != "" {
-						name = r.folderOf[addr]
-						return name
+		deps:
+			for _, dep := range d.inst.Deps {
+				for _, p := range r.outs[dep] {
+					if p == in && r.folderOf[dep] != "" {
+						name = r.folderOf[dep]
+						break deps
 					}
 				}
 			}
@@ -433,7 +436,7 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 	}
 	kind := d.inst.Kind.Name()
 	if owner, ok := r.artifactDirs[[2]string{name, kind}]; ok && owner != d.Addr {
-		name = addrDirName(d.Addr)
+		name = addrDirName(d.Addr) // taken by another of its kind (two evaluations of one model)
 	}
 	r.artifactDirs[[2]string{name, kind}] = d.Addr
 	return name

@@ -4,12 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -177,9 +179,19 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string,
 	}
 	if !reused {
 		if err := os.Rename(tmp, obj); err != nil {
-			return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
+			// Another stage of this run published the same content in the meantime (two
+			// evaluations of one model, say): use its object if it is intact.
+			if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
+			}
+			if have, _, herr := s.Stats.hashTree(obj, false, false, false, nil); herr != nil || have.Digest != m.Digest {
+				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
+			}
+			os.RemoveAll(tmp)
+			reused = true
+		} else {
+			makeReadOnly(obj)
 		}
-		makeReadOnly(obj)
 	}
 	// Digests of the published files are the ones just computed; re-key the stat cache to
 	// the new paths so verifying them later costs only stats.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"pipeline/graphs"
@@ -95,10 +96,12 @@ func ReadCard(dir string) (*Card, error) {
 // switches the link to it.
 func promote(promoteTo, savedModel string, card Card) error {
 	root := promoteTo + ".d"
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	unlock, err := lockPromotions(root)
+	if err != nil {
 		return err
 	}
-	if err := adoptLegacy(promoteTo); err != nil {
+	defer unlock()
+	if _, err := adoptLegacy(promoteTo); err != nil {
 		return err
 	}
 	tmp, err := pipeline.MkdirTemp(root, ".promote-")
@@ -124,18 +127,44 @@ func promote(promoteTo, savedModel string, card Card) error {
 }
 
 // adoptLegacy moves a real folder at promoteTo (from an older layout or put there by hand)
-// into the .d folder as a promotion, so that promoteTo can become a link.
-func adoptLegacy(promoteTo string) error {
+// into the .d folder as a promotion, so that promoteTo can become a link, and returns its id
+// ("" when there was none).
+func adoptLegacy(promoteTo string) (string, error) {
 	fi, err := os.Lstat(promoteTo)
 	if err != nil || fi.Mode()&os.ModeSymlink != 0 {
-		return nil
+		return "", nil
 	}
 	root := promoteTo + ".d"
 	legacy := fmt.Sprintf("legacy-%s", time.Now().UTC().Format("20060102_150405"))
 	if err := os.Rename(promoteTo, filepath.Join(root, legacy)); err != nil {
-		return err
+		return "", err
 	}
-	return appendHistory(root, legacy)
+	return legacy, appendHistory(root, legacy)
+}
+
+// lockPromotions takes the lock of the promotions kept in root (<promoteTo>.d/.lock),
+// waiting while another process holds it, and returns its release: a run's select and the
+// promote command each change the champion link and history.json in one go, whatever
+// workspace they were started from.
+func lockPromotions(root string) (func(), error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(root, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", root, err)
+	}
+	return func() { f.Close() }, nil // closing releases the flock
 }
 
 // pointTo atomically makes promoteTo a link to <promoteTo>.d/<id>.
@@ -189,6 +218,14 @@ func appendHistory(root, id string) error {
 // back, so that the select stage does not promote it again; PromoteAgain can.
 func Rollback(promoteTo string) (string, error) {
 	root := promoteTo + ".d"
+	if _, err := os.Stat(root); err != nil {
+		return "", fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
+	}
+	unlock, err := lockPromotions(root)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	h, err := readHistory(root)
 	if err != nil {
 		return "", err
@@ -212,9 +249,12 @@ func Rollback(promoteTo string) (string, error) {
 	if card, err := ReadCard(filepath.Join(root, prev)); err == nil {
 		prevSource = card.Source
 	}
-	h.RolledBack = append(slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
+	h.RolledBack = slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
 		return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "") || r.ID == prev || (r.Source == prevSource && prevSource != "")
-	}), rb)
+	})
+	if rb.Source == "" || rb.Source != prevSource { // the same model under two ids: not set aside
+		h.RolledBack = append(h.RolledBack, rb)
+	}
 	return prev, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 
@@ -241,19 +281,32 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, nil, fmt.Errorf("%s holds no model %s; promoted models: %s", root, id, promotedIDs(root))
 	}
+	unlock, err := lockPromotions(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	card, err := ReadCard(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model %s cannot be promoted: %w", id, err)
-	}
-	h, err := readHistory(root)
-	if err != nil {
-		return nil, nil, err
 	}
 	cur, _ := ChampionDir(promoteTo)
 	if cur != "" && filepath.Base(cur) == id {
 		return nil, nil, fmt.Errorf("%s is already the champion in %s", id, promoteTo)
 	}
-	if err := adoptLegacy(promoteTo); err != nil {
+	legacy, err := adoptLegacy(promoteTo)
+	if err != nil {
+		return nil, nil, err
+	}
+	if legacy != "" {
+		cur = filepath.Join(root, legacy)
+	}
+	var curCard *Card // the champion set aside, read before the link moves
+	if cur != "" {
+		curCard, _ = ReadCard(cur)
+	}
+	h, err := readHistory(root) // after adoptLegacy, which records the adopted folder
+	if err != nil {
 		return nil, nil, err
 	}
 	card.Promoted = time.Now().UTC()
@@ -273,11 +326,11 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
 		return false
 	})
 	// The champion set aside by hand is treated as rolled back: the next run's select does
-	// not put it back (pipeline promote can).
-	if cur != "" {
+	// not put it back (pipeline promote can). Not when it is the same model under another id.
+	if cur != "" && (curCard == nil || curCard.Source == "" || curCard.Source != card.Source) {
 		rb := RolledBack{ID: filepath.Base(cur), At: time.Now().UTC()}
-		if c, err := ReadCard(cur); err == nil {
-			rb.Source = c.Source
+		if curCard != nil {
+			rb.Source = curCard.Source
 		}
 		h.RolledBack = append(slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
 			return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "")

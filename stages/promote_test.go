@@ -299,3 +299,45 @@ func TestUnreadablePromotionHistoryIsNotOverwritten(t *testing.T) {
 		t.Fatalf("history.json now holds %s", b)
 	}
 }
+
+// Promoting by hand over a champion folder put there by hand adopts it (history keeps it) and
+// sets it aside under its own id; a second id of the champion's own model is not set aside.
+func TestPromoteAgainOverAHandPlacedChampion(t *testing.T) {
+	ws := t.TempDir()
+	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+	final := filepath.Join(ws, "models/final_models")
+	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
+	if err := os.Remove(final); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(final, 0o755)
+	if err := writeJSON(filepath.Join(final, "model.json"), Card{ID: "by-hand", Source: "hand-made"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := PromoteAgain(final, "run1-cnn"); err != nil {
+		t.Fatal(err)
+	}
+	promotions, setAside, err := History(final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(promotions) != 3 || !strings.HasPrefix(promotions[1], "legacy-") || promotions[2] != "run1-cnn" ||
+		len(setAside) != 1 || setAside[0].ID != promotions[1] || setAside[0].Source != "hand-made" {
+		t.Fatalf("promotions %v, set aside %+v", promotions, setAside)
+	}
+	// The same model promoted again under a second id (run3-cnn, m1 again after m2):
+	// promoting its first id by hand sets nothing aside, since the champion is that model.
+	fakeModel(t, filepath.Join(ws, "m2"), "cnn")
+	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run2"); !strings.HasPrefix(note, "promoted") {
+		t.Fatalf("m2: %q", note)
+	}
+	if note := applyDecision(t, ws, decision("m1", 0.90, 0), "run3"); !strings.HasPrefix(note, "promoted") {
+		t.Fatalf("m1 again: %q", note)
+	}
+	if _, _, err := PromoteAgain(final, "run1-cnn"); err != nil {
+		t.Fatal(err)
+	}
+	if _, setAside, _ = History(final); len(setAside) != 1 || setAside[0].Source != "hand-made" {
+		t.Fatalf("set aside %+v", setAside)
+	}
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -39,14 +38,6 @@ func promoteCommand() *cli.Command {
 				return err
 			}
 			to := inWorkspace(ws, c.String("to"))
-			if id != "" || c.Bool("rollback") {
-				// A run's select writes the same history: one at a time.
-				l, _, err := pipeline.AcquireLock(ws)
-				if err != nil {
-					return err
-				}
-				defer l.Release()
-			}
 			switch {
 			case id != "" && c.Bool("rollback"):
 				return fmt.Errorf("give a model id to promote or --rollback, not both")
@@ -92,9 +83,13 @@ func promoteCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if len(promotions) > 1 {
-				earlier := slices.Clone(promotions[:len(promotions)-1])
-				slices.Reverse(earlier)
+			var earlier []string // newest first, each once, the champion aside
+			for i := len(promotions) - 1; i >= 0; i-- {
+				if p := promotions[i]; p != card.ID && !slices.Contains(earlier, p) {
+					earlier = append(earlier, p)
+				}
+			}
+			if len(earlier) > 0 {
 				fmt.Fprintf(c.App.Writer, "earlier champions, newest first (--rollback goes to the first): %s\n", strings.Join(earlier, ", "))
 			}
 			for _, rb := range setAside {

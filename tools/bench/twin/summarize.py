@@ -59,8 +59,8 @@ def main():
     # The pipeline's training speed is in the run record (run.json: each stage's stats), not
     # in its metrics.json, which holds only what the inputs determine.
     with open(os.path.join(a.run, "run.json")) as f:
-        speed = {s.get("artifacts"): s.get("stats", {}).get("train_images_per_s", float("nan"))
-                 for s in json.load(f)["stages"]}
+        speed = {s.get("artifacts"): s["stats"]["train_images_per_s"]
+                 for s in json.load(f)["stages"] if "train_images_per_s" in s.get("stats", {})}
     for arch in archs:
         with open(os.path.join(a.run, arch, "metrics.json")) as f:
             tm = json.load(f)
