@@ -256,4 +256,20 @@ stage "select" "best" {
 	if sel := rec3.Result("select.best"); !strings.Contains(sel.Effect, "already the champion") {
 		t.Errorf("select after the retrain: %q", sel.Effect)
 	}
+	// A winner the min_value gate refuses is still the ranking's winner in the table; the
+	// selection line says it was not promoted.
+	w.write("pipeline.hcl", []byte(strings.Replace(src, `metric     = "test_f1_macro"`, "metric     = \"test_f1_macro\"\n  min_value  = 2", 1)))
+	rec4, _ := w.run(false)
+	if sel := rec4.Result("select.best"); !strings.Contains(sel.Effect, "not promoted") {
+		t.Fatalf("select with an impossible min_value: %q", sel.Effect)
+	}
+	marked = 0
+	for _, r := range Summarize(rec4).Rows {
+		if r.Winner {
+			marked++
+		}
+	}
+	if marked != 1 {
+		t.Errorf("%d rows marked as the winner the gate refused", marked)
+	}
 }

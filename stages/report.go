@@ -71,10 +71,10 @@ func Summarize(rec *pipeline.RunRecord) *Summary {
 		var dec Decision
 		if readJSONFileIfExists(filepath.Join(rec.Dir(), st.Artifacts, "decision", "decision.json"), &dec) {
 			s.Decision = st.Effect
-			if dec.GatePass {
-				for _, c := range dec.Ranking[:1] {
-					s.Winner = archDir(c.Arch, c.Name) // the folder train and evaluate used
-				}
+			// The ranking's winner, whether or not a gate let it be promoted: the decision's
+			// note, printed below the table, says what became of it.
+			for _, c := range dec.Ranking[:min(1, len(dec.Ranking))] {
+				s.Winner = archDir(c.Arch, c.Name) // the folder train and evaluate used
 			}
 		}
 	}
@@ -99,7 +99,8 @@ func fmtMetric(m metric) string {
 	return fmt.Sprintf("%.3f", float64(m))
 }
 
-// WriteTable prints architecture × key metrics, the winner marked with *.
+// WriteTable prints architecture × key metrics, the selection's winner (best by its metric,
+// promoted or not) marked with *.
 func (s *Summary) WriteTable(w io.Writer) {
 	if len(s.Rows) == 0 {
 		return
