@@ -431,6 +431,11 @@ func TestFailureSkipsDependentsAndKeepGoingRunsTheRest(t *testing.T) {
 		if keepGoing && got["xform.other"] != StatusRan {
 			t.Fatalf("with --keep-going the independent stage should run: %v", got)
 		}
+		// Without it, the independent stage runs only if it started first (one job at a
+		// time): waiting for the slot while xform.up failed, it must not start after.
+		if up, other := rec.Result("xform.up"), rec.Result("xform.other"); !keepGoing && other.Status == StatusRan && other.Start.After(up.Start) {
+			t.Fatalf("xform.other started at %v, after xform.up (%v) failed", other.Start, up.Start)
+		}
 	}
 }
 

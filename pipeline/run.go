@@ -218,6 +218,9 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 		return res
 	}
 	defer func() { <-r.jobs }()
+	if r.stopped(ctx, res) { // a stage may have failed, or the run been cancelled, meanwhile
+		return res
+	}
 
 	d, err := r.e.decide(inst, outs, r.forced[inst.Addr], nil)
 	if err != nil {
@@ -240,8 +243,27 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 			return res
 		}
 		defer func() { <-r.heavy }()
+		if r.stopped(ctx, res) { // it may have waited a whole training for this
+			return res
+		}
 	}
 	return r.execute(ctx, res, d)
+}
+
+// stopped reports, setting res, whether a stage about to start must not: the run was
+// cancelled, or a stage failed and --keep-going is off. Checked again after each wait for a
+// slot, since the failure may have come during the wait.
+func (r *runner) stopped(ctx context.Context, res *StageResult) bool {
+	switch {
+	case ctx.Err() != nil:
+		res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
+	case r.stop.Load():
+		res.Status, res.Reasons = StatusSkipped, []string{"not started: an earlier stage failed (use --keep-going to continue past failures)"}
+	default:
+		return false
+	}
+	res.Key, res.Output = "", ""
+	return true
 }
 
 func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *StageResult {

@@ -172,6 +172,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string,
 		// the damaged copy would hide the damage for good.
 		if have, _, err := s.Stats.hashTree(obj, false, false, false, nil); err == nil && have.Digest == m.Digest {
 			os.RemoveAll(tmp)
+			makeReadOnly(obj) // in case a crash came between its rename and this
 			reused = true
 		} else if err := os.RemoveAll(obj); err != nil {
 			return nil, fmt.Errorf("replacing the damaged output %s of %s: %w", obj, addr, err)
@@ -188,6 +189,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string,
 				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 			}
 			os.RemoveAll(tmp)
+			makeReadOnly(obj)
 			reused = true
 		} else {
 			makeReadOnly(obj)

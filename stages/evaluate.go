@@ -71,7 +71,7 @@ type Misclassified struct {
 	Source     string   `json:"source"`
 	True       string   `json:"true"`
 	Predicted  string   `json:"predicted"`
-	Confidence float32  `json:"confidence"`
+	Confidence metric   `json:"confidence"` // null when the model gave NaN
 	Top5       []string `json:"top5"`
 }
 
@@ -179,7 +179,7 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 			if pred != label {
 				e := ds.m.Images[idx[k]]
 				wrong = append(wrong, Misclassified{Source: e.Source, True: ds.m.Classes[label], Predicted: ds.m.Classes[pred],
-					Confidence: p[pred], Top5: topNames(p, ds.m.Classes, 5)})
+					Confidence: metric(p[pred]), Top5: topNames(p, ds.m.Classes, 5)})
 			}
 		}
 		job.Progress.Add(int64(len(idx)))

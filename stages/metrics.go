@@ -157,6 +157,9 @@ func (c *Confusion) MostConfused(k int) []Confused {
 // lower class indices, as a stable sort would).
 func topK(probs []float32, label, k int) bool {
 	p := probs[label]
+	if p != p { // NaN: a diverged model is right about nothing (NaN compares below nothing)
+		return false
+	}
 	better := 0
 	for i, q := range probs {
 		if q > p || (q == p && i < label) {
@@ -166,11 +169,11 @@ func topK(probs []float32, label, k int) bool {
 	return better < k
 }
 
-// argmax returns the index of the largest value (the first on ties).
+// argmax returns the index of the largest value (the first on ties), NaN values aside.
 func argmax(p []float32) int {
 	best := 0
 	for i, v := range p {
-		if v > p[best] {
+		if v > p[best] || p[best] != p[best] && v == v {
 			best = i
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -127,6 +128,10 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]P
 		return results, errs
 	}
 	for j, i := range idx {
+		if slices.ContainsFunc(probs[j], func(v float32) bool { return v != v }) {
+			errs[i] = errors.New("the model's output is not a number (NaN): it diverged in training; roll back to an earlier champion or retrain")
+			continue
+		}
 		results[i] = topPredictions(probs[j], info.Classes, k)
 	}
 	return results, errs

@@ -2,6 +2,8 @@ package stages
 
 import (
 	"context"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -339,5 +341,34 @@ func TestPromoteAgainOverAHandPlacedChampion(t *testing.T) {
 	}
 	if _, setAside, _ = History(final); len(setAside) != 1 || setAside[0].Source != "hand-made" {
 		t.Fatalf("set aside %+v", setAside)
+	}
+}
+
+// Candidates whose metric is NaN (diverged models) rank last, in name order, every time.
+func TestSelectRanksNaNCandidatesStably(t *testing.T) {
+	ws := t.TempDir()
+	nan := metric(math.NaN())
+	for name, v := range map[string][2]metric{"d": {nan, nan}, "b": {nan, nan}, "a": {0.5, 0.9}, "c": {nan, nan}, "e": {nan, nan}} {
+		writeFileJSON(filepath.Join(ws, name), "metrics.json", Evaluation{Architecture: name, Model: name, TestF1Macro: v[0], TestTop5: v[1]})
+	}
+	cands := map[string]cty.Value{}
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		cands[n] = cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal(n)})
+	}
+	v := pipelineValues(t, Select{}, map[string]cty.Value{"candidates": cty.ObjectVal(cands)})
+	for range 20 {
+		out := t.TempDir()
+		if err := (Select{}).Run(context.Background(), &pipeline.Job{Workspace: ws, Out: out, Values: v, Log: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+		var dec Decision
+		readJSONFile(t, filepath.Join(out, "decision", "decision.json"), &dec)
+		var names []string
+		for _, c := range dec.Ranking {
+			names = append(names, c.Name)
+		}
+		if strings.Join(names, "") != "abcde" {
+			t.Fatalf("ranking %v", names)
+		}
 	}
 }

@@ -198,12 +198,15 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 	if strings.HasSuffix(cfg.TieBreak, "loss") {
 		tieDir = "min"
 	}
+	// NaN equals NaN here (NaN != NaN would skip the tie-break and the name, leaving the
+	// order to the map the candidates came from).
+	same := func(a, b metric) bool { return a == b || a != a && b != b }
 	sort.Slice(dec.Ranking, func(i, j int) bool {
 		a, b := dec.Ranking[i], dec.Ranking[j]
-		if float64(a.Value) != float64(b.Value) {
+		if !same(a.Value, b.Value) {
 			return better(float64(a.Value), float64(b.Value), dir)
 		}
-		if float64(a.TieValue) != float64(b.TieValue) {
+		if !same(a.TieValue, b.TieValue) {
 			return better(float64(a.TieValue), float64(b.TieValue), tieDir)
 		}
 		return a.Name < b.Name

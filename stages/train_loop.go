@@ -126,9 +126,8 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 	if fmt.Sprint(trainDS.m.Classes) != fmt.Sprint(valDS.m.Classes) || trainDS.m.Size != valDS.m.Size || trainDS.m.Channels != valDS.m.Channels {
 		return fmt.Errorf("train set %s and val set %s differ in classes or image size; they must come from the same split", cfg.Train, cfg.Val)
 	}
-	st := &trainState{}
 	statePath := filepath.Join(job.Work, "state.json")
-	resumed := readJSONFileIfExists(statePath, st)
+	st, resumed := readTrainState(job, statePath, trainDS.m.Channels)
 	if !resumed {
 		// Normalisation statistics come from the original training images only: augmented
 		// copies would shift them, and val/test must not leak in.
@@ -155,7 +154,10 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 	stepsPerEpoch := (n + cfg.batch - 1) / cfg.batch
 	if resumed {
 		if err := tr.Restore(filepath.Join(job.Work, fmt.Sprintf("ckpt-%d", st.Epoch))); err != nil {
-			return fmt.Errorf("resuming from epoch %d: %w", st.Epoch, err)
+			// The trainer may hold part of the checkpoint now: fail this run, and let the
+			// next one start over instead of failing the same way for good.
+			os.Remove(statePath)
+			return fmt.Errorf("resuming from epoch %d: %w; the resume state was removed, so the next run trains from the start", st.Epoch, err)
 		}
 		job.Logf("resuming after epoch %d of %d (checkpoint in the stage's work area)", st.Epoch, cfg.epochs)
 	} else {
@@ -376,6 +378,45 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 	}
 	job.Logf("%s: exported epoch %d (%s = %.4f); %s", cfg.Architecture, st.Best, cfg.SelectMetric, best.value(cfg.SelectMetric), sel)
 	return nil
+}
+
+// readTrainState reads the resume state left in the work area by an interrupted run, and
+// reports whether training can resume from it. A state that cannot be used (unreadable, from
+// another format, inconsistent, or without its checkpoint) is logged and left for a fresh
+// start: resuming from half of it would train from fresh weights as if epochs were done.
+func readTrainState(job *pipeline.Job, path string, channels int) (*trainState, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return &trainState{}, false // none: a first run
+	}
+	var st trainState
+	why := ""
+	switch {
+	case json.Unmarshal(b, &st) != nil:
+		why = "it does not parse"
+	case st.Epoch < 1 || len(st.History) != st.Epoch:
+		why = fmt.Sprintf("it records epoch %d with %d epochs of history", st.Epoch, len(st.History))
+	case st.Schedule == nil:
+		why = "it has no learning-rate schedule"
+	case len(st.Mean) != channels || len(st.Std) != channels:
+		why = "its normalisation statistics do not match the images"
+	case st.Best < 0 || st.Best > st.Epoch:
+		why = fmt.Sprintf("its best epoch %d is not among its %d", st.Best, st.Epoch)
+	}
+	if why == "" {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), fmt.Sprintf("ckpt-%d.state.json", st.Epoch))); err != nil {
+			why = fmt.Sprintf("the checkpoint of epoch %d is missing", st.Epoch)
+		} else if st.BestDir != "" {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(path), st.BestDir, "saved_model")); err != nil {
+				why = fmt.Sprintf("the export of its best epoch (%s) is missing", st.BestDir)
+			}
+		}
+	}
+	if why != "" {
+		job.Logf("warning: the resume state %s cannot be used (%s): training starts over", path, why)
+		return &trainState{}, false
+	}
+	return &st, true
 }
 
 // pruneWork removes checkpoints and best-model exports older than the current ones.

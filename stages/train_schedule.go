@@ -56,7 +56,7 @@ func (s *schedule) rate(step int) float64 {
 // endEpoch feeds the epoch's validation loss to the plateau rule; it reports whether the
 // rate was reduced.
 func (s *schedule) endEpoch(valLoss float64) bool {
-	if s.Kind != SchedulePlateau || math.IsNaN(valLoss) {
+	if s.Kind != SchedulePlateau || math.IsNaN(valLoss) || math.IsInf(valLoss, 0) { // not a loss to compare
 		return false
 	}
 	// An improvement must beat the best by a relative 1e-4 (PyTorch's default threshold).
