@@ -47,6 +47,12 @@ type server struct {
 
 	mu  sync.RWMutex
 	cur *servedModel
+	// failed is the model folder and stamp that last failed to load, so that the watcher
+	// says so once, not every few seconds, until it changes.
+	failed struct {
+		resolved string
+		stamp    time.Time
+	}
 
 	slots chan struct{} // inference slots
 	queue chan struct{} // admission: slots plus waiting room
@@ -83,6 +89,10 @@ func modelStamp(dir string) (string, time.Time, error) {
 	return resolved, t, nil
 }
 
+// errLoadFailedBefore is reload's answer for a model folder that failed to load and has not
+// changed since: the failure was reported then.
+var errLoadFailedBefore = errors.New("the model failed to load before and has not changed")
+
 // reload loads the model if it changed since the last load; it reports what happened.
 func (s *server) reload() (bool, error) {
 	resolved, stamp, err := modelStamp(s.modelDir)
@@ -95,8 +105,17 @@ func (s *server) reload() (bool, error) {
 	if cur != nil && cur.resolved == resolved && cur.stamp.Equal(stamp) {
 		return false, nil
 	}
+	s.mu.RLock()
+	known := s.failed.resolved == resolved && s.failed.stamp.Equal(stamp)
+	s.mu.RUnlock()
+	if known {
+		return false, errLoadFailedBefore
+	}
 	p, err := stages.LoadPredictor(resolved, 0)
 	if err != nil {
+		s.mu.Lock()
+		s.failed.resolved, s.failed.stamp = resolved, stamp
+		s.mu.Unlock()
 		return false, err
 	}
 	next := &servedModel{p: p, resolved: resolved, stamp: stamp}
@@ -124,6 +143,7 @@ func (s *server) watch(ctx context.Context) {
 		case <-t.C:
 			changed, err := s.reload()
 			switch {
+			case errors.Is(err, errLoadFailedBefore): // reported when it first failed
 			case err != nil && !errors.Is(err, os.ErrNotExist):
 				s.logger.Printf("model reload from %s failed (still serving the previous one): %v", s.modelDir, err)
 			case changed:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"image"
@@ -440,4 +441,53 @@ func TestClassIndexTakesEitherUnicodeForm(t *testing.T) {
 			t.Errorf("classIndex(%+q) = %d, want %d", name, got, want)
 		}
 	}
+}
+
+// A promoted model that fails to load is reported once, not at every reload tick, until it
+// changes; the server keeps serving the previous model meanwhile.
+func TestBrokenModelIsReportedOnce(t *testing.T) {
+	root := t.TempDir()
+	good := tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
+	broken := filepath.Join(root, "final_models.d", "b")
+	os.MkdirAll(broken, 0o755)
+	os.WriteFile(filepath.Join(broken, "model.json"), []byte(`{"format_version": 1`), 0o644)
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	s := newServer(link, defaultServeOptions(), log.New(io.Discard, "", 0))
+	defer s.close()
+	if changed, err := s.reload(); !changed || err != nil {
+		t.Fatalf("first load: %v %v", changed, err)
+	}
+	os.Remove(link)
+	os.Symlink(filepath.Join("final_models.d", "b"), link)
+	if _, err := s.reload(); err == nil || errors.Is(err, errLoadFailedBefore) {
+		t.Fatalf("the broken model: %v, want its load error", err)
+	}
+	for range 3 {
+		if _, err := s.reload(); !errors.Is(err, errLoadFailedBefore) {
+			t.Fatalf("again: %v, want errLoadFailedBefore", err)
+		}
+	}
+	if m := s.acquire(); m == nil || m.resolved != mustEval(t, good) {
+		t.Fatal("the previous model is no longer served")
+	} else {
+		m.inflight.Done()
+	}
+	// Fixed in place (a new stamp), it loads.
+	os.RemoveAll(broken)
+	tinyModel(t, broken, 2)
+	later := time.Now().Add(time.Second)
+	os.Chtimes(filepath.Join(broken, "model.json"), later, later)
+	if changed, err := s.reload(); !changed || err != nil {
+		t.Fatalf("the repaired model: %v %v", changed, err)
+	}
+}
+
+func mustEval(t *testing.T, p string) string {
+	t.Helper()
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
