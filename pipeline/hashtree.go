@@ -189,7 +189,7 @@ func (c *StatCache) Save() error {
 			buf = append(buf, e.Digest[:]...)
 		}
 	}
-	if err := writeFileAtomic(c.path, buf); err != nil {
+	if err := WriteFileAtomic(c.path, buf); err != nil {
 		return err
 	}
 	c.dirty = false

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +106,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	rec.Logf("run %s: %d stages", rec.ID, len(insts))
 
 	r := &runner{e: e, opts: opts, rec: rec, forced: forced, outs: Outputs{}, ctx: ctx,
-		done: map[string]chan struct{}{}, results: map[string]*StageResult{},
+		done: map[string]chan struct{}{}, results: map[string]*StageResult{}, artifactDirs: map[[2]string]string{},
 		jobs: make(chan struct{}, opts.Jobs), heavy: make(chan struct{}, opts.HeavySlots)}
 	for _, inst := range insts {
 		r.done[inst.Addr] = make(chan struct{})
@@ -172,15 +174,13 @@ type runner struct {
 	// artifactDirs maps a folder of the run folder and a stage kind to the instance of that
 	// kind it holds.
 	artifactDirs map[[2]string]string
-	// folderOf is the run-folder folder of each instance finished in this run.
-	folderOf map[string]string
-	done     map[string]chan struct{}
-	results  map[string]*StageResult
-	jobs     chan struct{}
-	heavy    chan struct{}
-	stop     atomic.Bool // a stage failed and --keep-going is off: start nothing new
-	prepare  sync.Once
-	prepErr  error
+	done         map[string]chan struct{}
+	results      map[string]*StageResult
+	jobs         chan struct{}
+	heavy        chan struct{}
+	stop         atomic.Bool // a stage failed and --keep-going is off: start nothing new
+	prepare      sync.Once
+	prepErr      error
 }
 
 func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
@@ -204,11 +204,7 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 	case len(bad) > 0:
 		res.Status, res.Reasons = StatusSkipped, []string{"upstream " + strings.Join(bad, ", ") + " did not succeed"}
 		return res
-	case ctx.Err() != nil:
-		res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
-		return res
-	case r.stop.Load():
-		res.Status, res.Reasons = StatusSkipped, []string{"not started: an earlier stage failed (use --keep-going to continue past failures)"}
+	case r.stopped(ctx, res):
 		return res
 	}
 	select {
@@ -434,24 +430,15 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 	name := artifactDirName(d.inst, d.values, r.e.Store.Workspace)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.artifactDirs == nil {
-		r.artifactDirs = map[[2]string]string{}
-	}
-	if r.folderOf == nil {
-		r.folderOf = map[string]string{}
-	}
-	defer func() { r.folderOf[d.Addr] = name }()
 	if f, ok := d.inst.Kind.(ArtifactFollower); ok {
 		// The instance the input comes from: one of this instance's dependencies (sorted),
-		// so that the choice does not depend on map order when two published alike.
+		// so that the choice does not depend on map order when two published alike. Its
+		// result, folder included, is recorded before this instance starts.
 		if in := f.ArtifactFollows(d.values); in != "" {
-		deps:
 			for _, dep := range d.inst.Deps {
-				for _, p := range r.outs[dep] {
-					if p == in && r.folderOf[dep] != "" {
-						name = r.folderOf[dep]
-						break deps
-					}
+				if res := r.results[dep]; res != nil && res.Artifacts != "" && slices.Contains(slices.Collect(maps.Values(r.outs[dep])), in) {
+					name = res.Artifacts
+					break
 				}
 			}
 		}

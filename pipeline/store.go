@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -170,7 +171,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string,
 		// The same output was published before. Reuse it only if it is intact, read in full
 		// without the stat cache: a rerun after "output damaged" lands here, and trusting
 		// the damaged copy would hide the damage for good.
-		if have, _, err := s.Stats.hashTree(obj, false, false, false, nil); err == nil && have.Digest == m.Digest {
+		if s.holds(obj, m.Digest) {
 			os.RemoveAll(tmp)
 			makeReadOnly(obj) // in case a crash came between its rename and this
 			reused = true
@@ -185,7 +186,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string,
 			if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 			}
-			if have, _, herr := s.Stats.hashTree(obj, false, false, false, nil); herr != nil || have.Digest != m.Digest {
+			if !s.holds(obj, m.Digest) {
 				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 			}
 			os.RemoveAll(tmp)
@@ -219,6 +220,13 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string,
 	}
 	e.Output = m
 	return e, nil
+}
+
+// holds reports whether the object folder obj holds exactly the output of digest, read in
+// full without the stat cache.
+func (s *Store) holds(obj, digest string) bool {
+	have, _, err := s.Stats.hashTree(obj, false, false, false, nil)
+	return err == nil && have.Digest == digest
 }
 
 // makeReadOnly clears write permission on published files: outputs are shared by every run
@@ -289,10 +297,13 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return WriteFileAtomic(path, append(b, '\n'))
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to path through a new temporary file beside it (0644 less the
+// umask), synced to disk before it replaces path in one rename: readers see the old content
+// or the new, never part of it, even after a crash.
+func WriteFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -300,20 +311,20 @@ func writeFileAtomic(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
+	if err == nil {
+		err = os.Rename(f.Name(), path)
 	}
-	return nil
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // GCResult counts what GC removed (or would remove).
@@ -334,8 +345,9 @@ type GCOutput struct {
 }
 
 // GC removes outputs that neither keep, a cache entry of an instance in keepAll, an
-// instance's current state nor a run folder refers to (its run.json, or for a run that died before writing one, its symbolic links into the
-// store), the cache entries pointing at them, and leftovers of dead runs in tmp/. It looks
+// instance's current state nor a run folder refers to (its run.json, or for a run that died
+// before writing one, its symbolic links into the store), the cache entries pointing at
+// them, and leftovers of dead runs in tmp/. It looks
 // in runsDir and in every runs folder a run of this workspace has used (RecordRunsDir). Run
 // folders hold hard links to everything but the data stages' image folders, so removing an
 // object never breaks one. Engine.GC also keeps what the pipeline file's plan reuses.
@@ -419,7 +431,7 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll map[string]bool) (
 	}
 	slices.SortStableFunc(res.Removed, func(a, b GCOutput) int {
 		if a.Bytes != b.Bytes {
-			return cmpInt64(b.Bytes, a.Bytes)
+			return cmp.Compare(b.Bytes, a.Bytes)
 		}
 		return strings.Compare(a.Digest, b.Digest)
 	})
@@ -447,16 +459,6 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll map[string]bool) (
 		}
 	}
 	return res, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // linkDepth is how deep below a run folder linkedObjects looks for symbolic links: the
@@ -517,7 +519,7 @@ func (s *Store) RecordRunsDir(dir string) error {
 	if slices.Contains(have, abs) {
 		return nil
 	}
-	return writeFileAtomic(filepath.Join(s.Root, runsDirsFile), []byte(strings.Join(append(have, abs), "\n")+"\n"))
+	return WriteFileAtomic(filepath.Join(s.Root, runsDirsFile), []byte(strings.Join(append(have, abs), "\n")+"\n"))
 }
 
 // runsDirs returns the runs folders recorded by RecordRunsDir.

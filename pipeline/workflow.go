@@ -295,20 +295,6 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 	return diags
 }
 
-// refersToBadVar reports whether expr uses a variable whose missing or invalid value is
-// already reported: its value is unknown, and any complaint about it would repeat that one.
-func (w *Workflow) refersToBadVar(expr hcl.Expression) bool {
-	for _, tr := range expr.Variables() {
-		if tr.RootName() != "var" || len(tr) < 2 {
-			continue
-		}
-		if a, ok := tr[1].(hcl.TraverseAttr); ok && w.badVars[a.Name] {
-			return true
-		}
-	}
-	return false
-}
-
 func wholeNumber(v cty.Value) (int64, error) {
 	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
 		return 0, fmt.Errorf("got %s", v.Type().FriendlyName())

@@ -70,17 +70,14 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 		return nil
 	}
 	expr := b.cfg.ForEach
-	if w.refersToBadVar(expr) {
-		b.broken = true // no keys without the variable's value, reported with it
-		return nil
-	}
 	v, diags := expr.Value(w.evalContext(nil))
 	if diags.HasErrors() {
 		return diags
 	}
-	if !v.IsWhollyKnown() && len(w.badVars) > 0 && !v.Type().IsObjectType() {
-		// Unknown through a bad variable that refersToBadVar cannot see (pipeline.models set
-		// from it): no keys without its value, which is reported with the variable.
+	// A variable without a usable value (already reported) is unknown, and so is what is
+	// made from it (var.keys, or pipeline.models set from it): no keys, and no second error.
+	// (Another stage's instances are a known object whose outputs are unknown.)
+	if len(w.badVars) > 0 && (!v.IsKnown() || !v.Type().IsObjectType() && !v.IsWhollyKnown()) {
 		b.broken = true
 		return nil
 	}

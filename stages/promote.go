@@ -215,55 +215,77 @@ func appendHistory(root, id string) error {
 
 // Rollback makes the previous champion current again and returns its id. The rolled-back
 // model stays on disk (in the .d folder) but leaves the promotions, and is recorded as rolled
-// back, so that the select stage does not promote it again; PromoteAgain can.
-func Rollback(promoteTo string) (string, error) {
+// back, so that the select stage does not promote it again; PromoteAgain can. The record
+// of the model set aside is returned too (nil when it is the previous champion's model under
+// another id).
+func Rollback(promoteTo string) (string, *RolledBack, error) {
 	root := promoteTo + ".d"
 	if _, err := os.Stat(root); err != nil {
-		return "", fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
+		return "", nil, fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
 	}
 	unlock, err := lockPromotions(root)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer unlock()
 	h, err := readHistory(root)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if len(h.Promotions) < 2 {
-		return "", fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
+		return "", nil, fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
 	}
 	cur, prev := h.Promotions[len(h.Promotions)-1], h.Promotions[len(h.Promotions)-2]
 	if _, err := os.Stat(filepath.Join(root, prev)); err != nil {
-		return "", fmt.Errorf("previous champion %s is missing from %s", prev, root)
+		return "", nil, fmt.Errorf("previous champion %s is missing from %s", prev, root)
+	}
+	var prevSource string
+	if c, err := ReadCard(filepath.Join(root, prev)); err == nil {
+		prevSource = c.Source
 	}
 	if err := pointTo(promoteTo, prev); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	h.Promotions = h.Promotions[:len(h.Promotions)-1]
-	rb := RolledBack{ID: cur, At: time.Now().UTC()}
-	if card, err := ReadCard(filepath.Join(root, cur)); err == nil {
-		rb.Source = card.Source
-	}
-	var prevSource string // the champion again: no longer set aside (see PromoteAgain)
-	if card, err := ReadCard(filepath.Join(root, prev)); err == nil {
-		prevSource = card.Source
-	}
+	_, aside := h.change(filepath.Join(root, cur), prev, prevSource)
+	return prev, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
+// change records in h that the champion folder cur gives way to the model id (whose card
+// names source): any block on that model is lifted (returned as lifted), and the champion
+// is set aside so that select does not promote it again (returned as aside; nil when cur is
+// "" or the same model under another id).
+func (h *promoteHistory) change(cur, id, source string) (lifted, aside *RolledBack) {
+	same := func(r RolledBack, id, source string) bool { return r.ID == id || (source != "" && r.Source == source) }
 	h.RolledBack = slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
-		return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "") || r.ID == prev || (r.Source == prevSource && prevSource != "")
+		if same(r, id, source) {
+			lifted = &r
+			return true
+		}
+		return false
 	})
-	if rb.Source == "" || rb.Source != prevSource { // the same model under two ids: not set aside
-		h.RolledBack = append(h.RolledBack, rb)
+	if cur == "" {
+		return lifted, nil
 	}
-	return prev, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+	rb := RolledBack{ID: filepath.Base(cur), At: time.Now().UTC()}
+	if c, err := ReadCard(cur); err == nil {
+		rb.Source = c.Source
+	}
+	if rb.Source != "" && rb.Source == source {
+		return lifted, nil
+	}
+	h.RolledBack = append(slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool { return same(r, rb.ID, rb.Source) }), rb)
+	return lifted, &rb
 }
 
 // PromoteAgain makes the model <promoteTo>.d/<id>, promoted before (a rolled-back one, say),
-// the champion again and returns its card and, when it had been rolled back, the record of
-// that rollback, which it removes so that the select stage treats the model as any other.
+// the champion again and returns its card; when it had been rolled back, the record of that
+// rollback, which it removes so that the select stage treats the model as any other; and the
+// record of the champion it sets aside, as a rollback would (nil for none, or for the same
+// model under another id).
 // id may also be given as RUN/CANDIDATE, or RUN/FOLDER with the run folder's name for the
 // model (cnn.fast for the candidate fast).
-func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
+func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error) {
 	root := promoteTo + ".d"
 	if run, cand, ok := strings.Cut(id, "/"); ok {
 		id = sanitizeID(run + "-" + cand)
@@ -276,67 +298,45 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, error) {
 	}
 	dir := filepath.Join(root, id)
 	if id == "" || id != filepath.Base(id) || strings.HasPrefix(id, ".") {
-		return nil, nil, fmt.Errorf("%q is not a model id; promoted models: %s", id, promotedIDs(root))
+		return nil, nil, nil, fmt.Errorf("%q is not a model id; promoted models: %s", id, promotedIDs(root))
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return nil, nil, fmt.Errorf("%s holds no model %s; promoted models: %s", root, id, promotedIDs(root))
+		return nil, nil, nil, fmt.Errorf("%s holds no model %s; promoted models: %s", root, id, promotedIDs(root))
 	}
 	unlock, err := lockPromotions(root)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer unlock()
 	card, err := ReadCard(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("model %s cannot be promoted: %w", id, err)
+		return nil, nil, nil, fmt.Errorf("model %s cannot be promoted: %w", id, err)
 	}
 	cur, _ := ChampionDir(promoteTo)
 	if cur != "" && filepath.Base(cur) == id {
-		return nil, nil, fmt.Errorf("%s is already the champion in %s", id, promoteTo)
+		return nil, nil, nil, fmt.Errorf("%s is already the champion in %s", id, promoteTo)
 	}
 	legacy, err := adoptLegacy(promoteTo)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if legacy != "" {
 		cur = filepath.Join(root, legacy)
 	}
-	var curCard *Card // the champion set aside, read before the link moves
-	if cur != "" {
-		curCard, _ = ReadCard(cur)
-	}
 	h, err := readHistory(root) // after adoptLegacy, which records the adopted folder
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	card.Promoted = time.Now().UTC()
 	if err := writeJSONAtomic(filepath.Join(dir, "model.json"), card); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := pointTo(promoteTo, id); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h.Promotions = append(h.Promotions, id)
-	var lifted *RolledBack
-	h.RolledBack = slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
-		if r.ID == id || (r.Source == card.Source && r.Source != "") {
-			lifted = &r
-			return true
-		}
-		return false
-	})
-	// The champion set aside by hand is treated as rolled back: the next run's select does
-	// not put it back (pipeline promote can). Not when it is the same model under another id.
-	if cur != "" && (curCard == nil || curCard.Source == "" || curCard.Source != card.Source) {
-		rb := RolledBack{ID: filepath.Base(cur), At: time.Now().UTC()}
-		if curCard != nil {
-			rb.Source = curCard.Source
-		}
-		h.RolledBack = append(slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
-			return r.ID == rb.ID || (r.Source == rb.Source && rb.Source != "")
-		}), rb)
-	}
-	return card, lifted, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+	lifted, setAside := h.change(cur, id, card.Source) // cur is the champion's folder, not the link
+	return card, lifted, setAside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 
 // promotedIDs lists the model folders in a .d folder, for an error message.

@@ -81,14 +81,14 @@ func TestPromotionGateAndRollback(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(final, "saved_model", "saved_model.pb")); string(b) != "vgg19" {
 		t.Fatalf("promoted files %q", b)
 	}
-	id, err := Rollback(final)
+	id, _, err := Rollback(final)
 	if err != nil || id != "run1-cnn" {
 		t.Fatalf("rollback: %q %v", id, err)
 	}
 	if card, _ := ReadCard(final); card.Source != "m1" {
 		t.Fatalf("after rollback the champion is %+v", card)
 	}
-	if _, err := Rollback(final); err == nil {
+	if _, _, err := Rollback(final); err == nil {
 		t.Fatal("rolled back past the first promotion")
 	}
 }
@@ -215,7 +215,7 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 	}
 	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
 	applyDecision(t, ws, decision("m2", 0.80, 0), "run2")
-	if id, err := Rollback(final); err != nil || id != "run1-cnn" {
+	if id, _, err := Rollback(final); err != nil || id != "run1-cnn" {
 		t.Fatalf("rollback: %q %v", id, err)
 	}
 	note := applyDecision(t, ws, decision("m2", 0.80, 0), "run3")
@@ -232,14 +232,14 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 	if note := applyDecision(t, ws, decision("m3", 0.75, 0), "run4"); !strings.HasPrefix(note, "promoted cnn") {
 		t.Fatalf("another model: %q", note)
 	}
-	if _, err := Rollback(final); err != nil {
+	if _, _, err := Rollback(final); err != nil {
 		t.Fatal(err)
 	}
 	// By hand, by id or as RUN/CANDIDATE; select then treats the model as any other.
-	if _, _, err := PromoteAgain(final, "run9-cnn"); err == nil || !strings.Contains(err.Error(), "run1-cnn, run2-cnn, run4-cnn") {
+	if _, _, _, err := PromoteAgain(final, "run9-cnn"); err == nil || !strings.Contains(err.Error(), "run1-cnn, run2-cnn, run4-cnn") {
 		t.Fatalf("an unknown id: %v", err)
 	}
-	card, lifted, err := PromoteAgain(final, "run2/cnn")
+	card, lifted, _, err := PromoteAgain(final, "run2/cnn")
 	if err != nil || card.ID != "run2-cnn" || lifted == nil || lifted.ID != "run2-cnn" || champion() != "run2-cnn" {
 		t.Fatalf("promoting run2-cnn by hand: %+v %+v %v, champion %s", card, lifted, err, champion())
 	}
@@ -250,7 +250,7 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 	if note := applyDecision(t, ws, decision("m1", 0.90, 0), "run5b"); !strings.Contains(note, "not promoted") || !strings.Contains(note, "run1-cnn, which was rolled back") {
 		t.Fatalf("the champion set aside by hand, winning: %q", note)
 	}
-	if id, err := Rollback(final); err != nil || id != "run1-cnn" {
+	if id, _, err := Rollback(final); err != nil || id != "run1-cnn" {
 		t.Fatalf("rollback after promoting by hand: %q %v", id, err)
 	}
 	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run6"); !strings.Contains(note, "rolled back") {
@@ -294,7 +294,7 @@ func TestUnreadablePromotionHistoryIsNotOverwritten(t *testing.T) {
 	if _, err := (Select{}).Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, "run2"); err == nil || !strings.Contains(err.Error(), "history.json") {
 		t.Fatalf("promotion over a broken history: %v", err)
 	}
-	if _, err := Rollback(final); err == nil {
+	if _, _, err := Rollback(final); err == nil {
 		t.Fatal("rollback over a broken history")
 	}
 	if b, _ := os.ReadFile(hist); string(b) != `{"promotions": ["run1-cnn"` {
@@ -316,7 +316,7 @@ func TestPromoteAgainOverAHandPlacedChampion(t *testing.T) {
 	if err := writeJSON(filepath.Join(final, "model.json"), Card{ID: "by-hand", Source: "hand-made"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := PromoteAgain(final, "run1-cnn"); err != nil {
+	if _, _, _, err := PromoteAgain(final, "run1-cnn"); err != nil {
 		t.Fatal(err)
 	}
 	promotions, setAside, err := History(final)
@@ -336,7 +336,7 @@ func TestPromoteAgainOverAHandPlacedChampion(t *testing.T) {
 	if note := applyDecision(t, ws, decision("m1", 0.90, 0), "run3"); !strings.HasPrefix(note, "promoted") {
 		t.Fatalf("m1 again: %q", note)
 	}
-	if _, _, err := PromoteAgain(final, "run1-cnn"); err != nil {
+	if _, _, _, err := PromoteAgain(final, "run1-cnn"); err != nil {
 		t.Fatal(err)
 	}
 	if _, setAside, _ = History(final); len(setAside) != 1 || setAside[0].Source != "hand-made" {

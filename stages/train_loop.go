@@ -454,30 +454,13 @@ func readJSONFileIfExists(path string, v any) bool {
 	return json.Unmarshal(b, v) == nil
 }
 
-// writeJSONAtomic writes v to path through a temporary file and a rename.
+// writeJSONAtomic writes v as indented JSON to path, all or nothing (pipeline.WriteFileAtomic).
 func writeJSONAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := pipeline.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync() // on disk before it replaces the old file
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return pipeline.WriteFileAtomic(path, b)
 }
 
 // writeExamples puts one reference image per class (an original training image, never a

@@ -42,24 +42,22 @@ func promoteCommand() *cli.Command {
 			case id != "" && c.Bool("rollback"):
 				return fmt.Errorf("give a model id to promote or --rollback, not both")
 			case c.Bool("rollback"):
-				cur, _ := stages.ChampionDir(to)
-				prev, err := stages.Rollback(to)
+				prev, aside, err := stages.Rollback(to)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "rolled back: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", prev))
-				if cur != "" {
-					fmt.Fprintf(c.App.Writer, "%s will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", filepath.Base(cur))
+				if aside != nil {
+					fmt.Fprintf(c.App.Writer, "%s will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", aside.ID)
 				}
 			case id != "":
-				cur, _ := stages.ChampionDir(to)
-				card, lifted, err := stages.PromoteAgain(to, id)
+				card, lifted, aside, err := stages.PromoteAgain(to, id)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "promoted: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
-				if cur != "" {
-					fmt.Fprintf(c.App.Writer, "%s, set aside, will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", filepath.Base(cur))
+				if aside != nil {
+					fmt.Fprintf(c.App.Writer, "%s, set aside, will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", aside.ID)
 				}
 				if lifted != nil {
 					fmt.Fprintf(c.App.Writer, "%s was rolled back on %s; select may promote it again\n", lifted.ID, lifted.At.Local().Format("2006-01-02 15:04"))
