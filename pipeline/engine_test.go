@@ -517,6 +517,58 @@ stage "xform" "t" {
 	}
 }
 
+// A stage waiting for the training slot does not hold a job slot meanwhile: a light stage
+// that becomes ready while one heavy stage runs and another waits still runs.
+func TestWaitingHeavyStageLeavesItsJobSlot(t *testing.T) {
+	const src = `
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "gen" "slow" {
+  source = "raw"
+  repeat = 2
+}
+
+stage "xform" "t" {
+  for_each = toset(["a", "b"])
+  input    = stage.gen.src.out
+  heavy    = true
+}
+
+stage "join" "light" {
+  inputs = { x = stage.gen.slow.out }
+}
+`
+	ws := newWorkspace(t, src, chainFiles())
+	// gen.slow holds the second job slot until one heavy stage runs and the other waits for
+	// that slot; the light stage becomes ready only when gen.slow ends.
+	ws.kinds.gen.probe = func(j *Job) {
+		if j.Addr == "gen.slow" {
+			time.Sleep(150 * time.Millisecond)
+		}
+	}
+	ws.kinds.xform.block = make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, _, err := ws.run(RunOptions{Jobs: 2, HeavySlots: 1})
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for ws.kinds.join.runs.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ran := ws.kinds.join.runs.Load()
+	heavy := ws.kinds.xform.runs.Load()
+	close(ws.kinds.xform.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ran == 0 || heavy != 1 {
+		t.Fatalf("while one heavy stage ran (%d started), the light stage ran %d times; want 1", heavy, ran)
+	}
+}
+
 // A rerun after damage produces the same output again: the damaged object must be replaced,
 // not reused (and its damaged file must not be re-keyed with the good digest).
 func TestRerunRepairsADamagedOutput(t *testing.T) {

@@ -207,16 +207,15 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 	case r.stopped(ctx, res):
 		return res
 	}
-	select {
-	case r.jobs <- struct{}{}:
-	case <-ctx.Done():
-		res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
+	if !r.acquire(ctx, r.jobs, res) {
 		return res
 	}
-	defer func() { <-r.jobs }()
-	if r.stopped(ctx, res) { // a stage may have failed, or the run been cancelled, meanwhile
-		return res
-	}
+	holdsJob := true
+	defer func() {
+		if holdsJob {
+			<-r.jobs
+		}
+	}()
 
 	d, err := r.e.decide(inst, outs, r.forced[inst.Addr], nil)
 	if err != nil {
@@ -234,16 +233,40 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 	if h, ok := inst.Kind.(Heavy); ok && h.Heavy(d.values) {
 		select {
 		case r.heavy <- struct{}{}:
-		case <-ctx.Done():
-			res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
-			return res
+		default:
+			// Waiting for another training to end: give the job slot back meanwhile, so
+			// that stages which need no training slot (an evaluation, a cached stage) run.
+			<-r.jobs
+			holdsJob = false
+			if !r.acquire(ctx, r.heavy, res) {
+				return res
+			}
+			if !r.acquire(ctx, r.jobs, res) {
+				<-r.heavy
+				return res
+			}
+			holdsJob = true
 		}
 		defer func() { <-r.heavy }()
-		if r.stopped(ctx, res) { // it may have waited a whole training for this
-			return res
-		}
 	}
 	return r.execute(ctx, res, d)
+}
+
+// acquire takes a slot of sem, waiting for one, and reports whether the stage may go on:
+// false, with res set, when the run was cancelled meanwhile or a stage failed and
+// --keep-going is off (checked after the wait, which may have lasted a whole training).
+func (r *runner) acquire(ctx context.Context, sem chan struct{}, res *StageResult) bool {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		res.Status, res.Reasons = StatusCancelled, []string{"run cancelled before it started"}
+		return false
+	}
+	if r.stopped(ctx, res) {
+		<-sem
+		return false
+	}
+	return true
 }
 
 // stopped reports, setting res, whether a stage about to start must not: the run was
