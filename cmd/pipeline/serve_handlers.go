@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -160,26 +161,19 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "send the image as multipart/form-data in a field named image")
 		return
 	}
+	// Admission first: a bounded queue in front of a bounded number of inferences, checked
+	// before the upload is read, so that memory is bounded by the queue, not by the clients.
+	select {
+	case s.queue <- struct{}{}:
+		defer func() { <-s.queue }()
+	default:
+		writeError(w, http.StatusServiceUnavailable, "busy: too many requests waiting; retry shortly")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
-	if err := r.ParseMultipartForm(s.opts.MaxBody); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", s.opts.MaxBody))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "malformed multipart body: "+err.Error())
-		return
-	}
-	defer r.MultipartForm.RemoveAll()
-	file, _, err := r.FormFile("image")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "no file in the form field \"image\"")
-		return
-	}
-	data, err := readAllLimited(file, s.opts.MaxBody)
-	file.Close()
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "image "+err.Error())
+	data, status, msg := readImageField(r, s.opts.MaxBody)
+	if status != 0 {
+		writeError(w, status, msg)
 		return
 	}
 	if _, err := stages.CheckImage(data, s.opts.MaxPixels); err != nil {
@@ -191,14 +185,6 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		default:
 			writeError(w, http.StatusBadRequest, err.Error())
 		}
-		return
-	}
-	// Admission: a bounded queue in front of a bounded number of inferences.
-	select {
-	case s.queue <- struct{}{}:
-		defer func() { <-s.queue }()
-	default:
-		writeError(w, http.StatusServiceUnavailable, "busy: too many requests waiting; retry shortly")
 		return
 	}
 	timer := time.NewTimer(s.opts.Wait)
@@ -236,6 +222,44 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		resp.Warning = lowConfidence
 	}
 	writeJSONResponse(w, http.StatusOK, resp)
+}
+
+// readImageField streams a multipart body, which r.Body limits to limit bytes, to its first
+// part named "image" and reads that part into memory; other parts are skipped without being
+// kept. On failure it returns the HTTP status and message to answer with.
+func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
+	tooLarge := func(err error) bool {
+		var mbe *http.MaxBytesError
+		return errors.As(err, &mbe)
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
+	}
+	for {
+		part, err := mr.NextPart()
+		switch {
+		case err == io.EOF:
+			return nil, http.StatusBadRequest, "no file in the form field \"image\""
+		case tooLarge(err):
+			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)
+		case err != nil:
+			return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
+		}
+		if part.FormName() != "image" {
+			part.Close()
+			continue
+		}
+		data, err := io.ReadAll(part)
+		part.Close()
+		switch {
+		case tooLarge(err):
+			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)
+		case err != nil:
+			return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
+		}
+		return data, 0, ""
+	}
 }
 
 func modelID(m *servedModel) string {

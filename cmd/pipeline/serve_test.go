@@ -86,10 +86,25 @@ func hugePNGHeader(width, height uint32) []byte {
 	return b.Bytes()
 }
 
-// multipartBody builds a form with one file in field.
-func multipartBody(field string, data []byte) (io.Reader, string) {
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// multipartBody builds a form with one file in field, after a text field when before is set.
+func multipartBody(field string, data []byte, before ...string) (io.Reader, string) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
+	for _, v := range before {
+		w.WriteField("note", v)
+	}
 	if field != "" {
 		fw, _ := w.CreateFormFile(field, "upload.png")
 		fw.Write(data)
@@ -170,11 +185,15 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		{"not multipart", func() (io.Reader, string) { return strings.NewReader(`{"image": 1}`), "application/json" }, 415},
 		{"body too large", func() (io.Reader, string) { return multipartBody("image", bytes.Repeat([]byte("x"), 100<<10)) }, 413},
 		{"too many pixels", func() (io.Reader, string) { return multipartBody("image", hugePNGHeader(5000, 5000)) }, 413},
+		{"image after another field", func() (io.Reader, string) { return multipartBody("image", pngBytes(20, 12, 3), "a note") }, 200},
+		{"too large before the image", func() (io.Reader, string) {
+			return multipartBody("image", pngBytes(20, 12, 3), strings.Repeat("x", 100<<10))
+		}, 413},
 	}
 	for _, c := range cases {
 		b, ct := c.body()
 		code, m := post(t, ts.URL+"/predict", b, ct)
-		if code != c.want || m["error"] == nil {
+		if code != c.want || (m["error"] == nil) != (c.want == 200) {
 			t.Errorf("%s: %d %v, want %d with an error message", c.name, code, m, c.want)
 		}
 	}
@@ -221,6 +240,16 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	b2, ct2 := multipartBody("image", pngBytes(8, 8, 2))
 	if code, _ := post(t, ts.URL+"/predict", b2, ct2); code != 503 {
 		t.Errorf("busy: %d, want 503", code)
+	}
+	// ... before its upload is read: waiting uploads do not pile up in memory.
+	b4, ct4 := multipartBody("image", pngBytes(8, 8, 2))
+	counted := &countingReader{r: b4}
+	req := httptest.NewRequest("POST", "/predict", counted)
+	req.Header.Set("Content-Type", ct4)
+	rec := httptest.NewRecorder()
+	s.routes().ServeHTTP(rec, req)
+	if rec.Code != 503 || counted.n != 0 {
+		t.Errorf("busy: %d after reading %d bytes of the upload, want 503 after none", rec.Code, counted.n)
 	}
 	for i := 0; i < cap(s.queue); i++ {
 		<-s.queue
