@@ -210,11 +210,12 @@ func (w *fixedWriter) Write(p []byte) (int, error) {
 
 // prepareImage decodes an encoded image and fits it to size×size by policy, in channels (1:
 // grey, 3: RGB). A JPEG is fitted as displayed, turned by its EXIF orientation. JPEGs go
-// through TensorFlow (fit); when that fails (or TensorFlow is unusable), image/jpeg decides,
-// so a file is rejected with image/jpeg's reason or accepted if image/jpeg reads it. Other
-// formats use Go's decoders and raster.Resize, which filters the same way (a JPEG decoded at
-// a DCT scale is cropped on the scaled pixels, so its crop can sit a few full-size pixels
-// from the one image/jpeg's decode gets).
+// through TensorFlow (fit); when that fails (or TensorFlow is unusable, or the file stops
+// before its end, see jpegComplete), image/jpeg decides, so a file is rejected with
+// image/jpeg's reason or accepted if image/jpeg reads it. Other formats use Go's decoders
+// and raster.Resize, which filters the same way (a JPEG decoded at a DCT scale is cropped on
+// the scaled pixels, so its crop can sit a few full-size pixels from the one image/jpeg's
+// decode gets).
 func prepareImage(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, error) {
 	img, _, err := prepare(data, format, w, h, size, policy, channels)
 	return img, err
@@ -226,7 +227,7 @@ func prepare(data []byte, format string, w, h, size int, policy string, channels
 	o := 1
 	if format == "jpeg" {
 		o = exifOrientation(data)
-		if d, err := sharedJPEGDecoder(); err == nil {
+		if d, err := sharedJPEGDecoder(); err == nil && jpegComplete(data) {
 			if img, err := d.fit(data, w, h, o, size, policy); err == nil {
 				if channels == 1 {
 					g := opaque(img, 1)

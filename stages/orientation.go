@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"encoding/binary"
 	"image"
 
@@ -179,4 +180,45 @@ func orientImage(img image.Image, o int) image.Image {
 	b := rgba.Bounds()
 	pix, w, h := orientPixels(rgba.Pix, rgba.Stride, 4, b.Dx(), b.Dy(), o)
 	return &image.RGBA{Pix: pix, Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
+}
+
+// jpegComplete reports whether data, a JPEG, reaches its end-of-image marker: it walks the
+// segments by their lengths and each scan's entropy-coded data to the next marker (a 0xFF
+// not followed by a stuffed zero or a restart marker). A file cut off before its end, the
+// usual damage to a photo, has none; libjpeg-turbo decodes such a file up to the cut and
+// refuses it only then, logging a line of its own, so prepare leaves it to image/jpeg.
+func jpegComplete(data []byte) bool {
+	if len(data) < 4 || data[0] != 0xff || data[1] != 0xd8 {
+		return false
+	}
+	for i := 2; ; {
+		// The next marker: libjpeg skips stray bytes and fill bytes before one, and so
+		// does this; in a scan's data, 0xFF 0x00 is a data byte and 0xFF 0xD0–D7 a restart.
+		j := bytes.IndexByte(data[i:], 0xff)
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+		for i < len(data) && data[i] == 0xff {
+			i++
+		}
+		if i >= len(data) {
+			return false
+		}
+		switch m := data[i]; {
+		case m == 0xd9:
+			return true
+		case m == 0x00, m == 0x01, m >= 0xd0 && m <= 0xd8:
+			i++ // a data byte, or a marker without a length
+		default: // a segment (a scan's header too; its data follows)
+			if i+3 > len(data) {
+				return false
+			}
+			n := int(binary.BigEndian.Uint16(data[i+1:]))
+			if n < 2 || i+1+n > len(data) {
+				return false
+			}
+			i += 1 + n
+		}
+	}
 }

@@ -9,6 +9,11 @@ import (
 	"image/jpeg"
 	"math/rand/v2"
 	"testing"
+
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/wamuir/graft/tensorflow/op"
+
+	"pipeline/graphs"
 )
 
 // withOrientation returns a JPEG with an Exif APP1 segment right after SOI whose first IFD
@@ -164,4 +169,82 @@ func TestPhotosAreFittedAsDisplayed(t *testing.T) {
 			}
 		}
 	}
+}
+
+// withThumbnail returns data with an APP1 segment after SOI holding a complete small JPEG, as
+// cameras embed a thumbnail: its end-of-image marker is not the file's.
+func withThumbnail(t *testing.T, data []byte) []byte {
+	t.Helper()
+	thumb := encodeJPEG(t, image.NewGray(image.Rect(0, 0, 8, 8)))
+	seg := append([]byte("Exif\x00\x00"), thumb...)
+	out := append([]byte{}, data[:2]...)
+	out = append(out, 0xff, 0xe1)
+	out = binary.BigEndian.AppendUint16(out, uint16(2+len(seg)))
+	out = append(out, seg...)
+	return append(out, data[2:]...)
+}
+
+func TestJPEGCompleteFindsTheEndOfImage(t *testing.T) {
+	baseline := withThumbnail(t, encodeJPEG(t, displayed()))
+	// Progressive: many scans, each with its own tables and data.
+	progressive := encodeProgressiveJPEG(t, displayed())
+	// Restart markers and stuffed bytes in a scan's data, written out by hand.
+	restarts := []byte{0xff, 0xd8,
+		0xff, 0xda, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0, // scan header
+		0x12, 0xff, 0x00, 0x34, 0xff, 0xd0, 0x56, 0xff, 0xff, 0xd1, 0x78, // data, restarts, fill
+		0xff, 0xd9}
+	for name, data := range map[string][]byte{"baseline with a thumbnail": baseline, "progressive": progressive, "restarts": restarts} {
+		if !jpegComplete(data) {
+			t.Errorf("%s: complete file taken as cut off", name)
+		}
+		if !jpegComplete(append(append([]byte{}, data...), "trailing bytes after the image"...)) {
+			t.Errorf("%s: trailing bytes after the end taken as cut off", name)
+		}
+		for n := range len(data) - 1 {
+			if jpegComplete(data[:n]) {
+				t.Fatalf("%s: cut at %d of %d bytes taken as complete", name, n, len(data))
+			}
+		}
+	}
+	if jpegComplete([]byte("not a jpeg at all")) {
+		t.Error("text taken as a complete JPEG")
+	}
+}
+
+// encodeProgressiveJPEG encodes img as a progressive JPEG with libjpeg-turbo.
+func encodeProgressiveJPEG(t *testing.T, img *image.RGBA) []byte {
+	t.Helper()
+	b := img.Bounds()
+	pix := make([]uint8, 0, 3*b.Dx()*b.Dy())
+	for i := 0; i < len(img.Pix); i += 4 {
+		pix = append(pix, img.Pix[i:i+3]...)
+	}
+	s := op.NewScope()
+	in := op.Placeholder(s, tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, -1, 3)))
+	out := op.EncodeJpeg(s, in, op.EncodeJpegProgressive(true), op.EncodeJpegQuality(90))
+	g, err := s.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := tf.NewSession(g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	ten, err := tf.NewTensor(pix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ten.Reshape([]int64{int64(b.Dy()), int64(b.Dx()), 3}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sess.Run(map[tf.Output]*tf.Tensor{in: ten}, []tf.Output{out}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(graphs.TensorValue(res[0]).(string))
+	if n := bytes.Count(data, []byte{0xff, 0xda}); n < 2 {
+		t.Fatalf("the progressive encoding has %d scans", n)
+	}
+	return data
 }
