@@ -54,6 +54,20 @@ func (sp *Spec) Network() (Network, error) {
 	return nil, fmt.Errorf("unknown architecture %q (known: %s)", sp.Architecture, strings.Join(Architectures(), ", "))
 }
 
+// CheckOptions reports options that cannot build a network whatever the input size; the
+// checks that depend on the size (a ViT's patches must tile the image) run when it is known.
+func (sp *Spec) CheckOptions() error {
+	net, err := sp.Network()
+	if err != nil {
+		return err
+	}
+	side := int64(224)
+	if v, ok := net.(*ViT); ok && v.Patch > 0 {
+		side = v.Patch
+	}
+	return net.Validate(side, side, 3)
+}
+
 // Input describes the images a classifier takes and how it normalises them. Images arrive as
 // float32 in 0–255; the graph subtracts Mean and divides by Std per channel.
 type Input struct {

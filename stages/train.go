@@ -177,7 +177,7 @@ func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
 	if err := dec.Decode(target); err != nil {
 		return spec, fmt.Errorf("%s options: %v (see docs/stages.md for the option names)", arch, err)
 	}
-	return spec, nil
+	return spec, spec.CheckOptions()
 }
 
 // resolved is the training configuration with architecture defaults applied.

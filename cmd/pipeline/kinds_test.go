@@ -55,3 +55,32 @@ stage "train" "model" {
 		t.Fatalf("want one Invalid architecture, got:\n%s", diags.Error())
 	}
 }
+
+// TestArchitectureOptionsAreCheckedBeforeRunning checks that options which cannot build a
+// network at any image size are reported by validation, not when the training starts.
+func TestArchitectureOptionsAreCheckedBeforeRunning(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for opts, want := range map[string]string{
+		"{ patch = 4, dim = 64 }":            "dim 64 is not divisible by heads 12",
+		"{ patch = 4, dim = 64, heads = 4 }": "",
+		"{ patch = 0 }":                      "must be positive",
+		"{ pool = \"max\" }":                 `pool "max"`,
+		"{ dropout = 1 }":                    "dropout 1 must be in [0, 1)",
+	} {
+		src := fmt.Sprintf("stage \"train\" \"model\" {\n  architecture = \"vit\"\n  train = \"a\"\n  val = \"b\"\n  options = %s\n}\n", opts)
+		cfg, diags := pipeline.LoadSource("arch.hcl", []byte(src), reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		_, diags = pipeline.Build(cfg, reg, nil)
+		switch {
+		case want == "" && diags.HasErrors():
+			t.Errorf("options %s: %s", opts, diags.Error())
+		case want != "" && (len(diags) != 1 || diags[0].Summary != "Invalid architecture options" || !strings.Contains(diags[0].Detail, want)):
+			t.Errorf("options %s: want one Invalid architecture options with %q, got:\n%s", opts, want, diags.Error())
+		}
+	}
+}
