@@ -123,6 +123,41 @@ schedule "nightly" {
 	}
 }
 
+// TestUnusedPipelineSettingIsWarned checks that a pipeline block setting no stage kind has
+// and nothing refers to is a warning with the closest name, and a used one is not.
+func TestUnusedPipelineSettingIsWarned(t *testing.T) {
+	src := `
+pipeline {
+  seed    = 7
+  repeet  = 2
+  suffix  = "!"
+  label   = "x"
+  unused  = 1
+}
+
+stage "gen" "a" {
+  source = "data"
+}
+
+stage "xform" "b" {
+  input  = stage.gen.a.out
+  suffix = pipeline.label
+}
+`
+	diags := loadAndBuild("settings.hcl", []byte(src), nil)
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d %v %s: %s", d.Subject.Start.Line, d.Severity == hcl.DiagWarning, d.Summary, d.Detail))
+	}
+	want := []string{
+		`4 true Unused pipeline setting: No stage in this file has an attribute "repeet" and nothing refers to pipeline.repeet, so the setting has no effect. Did you mean "repeat"?`,
+		`7 true Unused pipeline setting: No stage in this file has an attribute "unused" and nothing refers to pipeline.unused, so the setting has no effect.`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // TestInstanceProblemsAreReportedOnceOrNamed checks that a problem every instance of a
 // for_each stage has alike is reported once, and one only some instances have names them.
 func TestInstanceProblemsAreReportedOnceOrNamed(t *testing.T) {

@@ -73,6 +73,7 @@ func Build(cfg *Config, reg *Registry, vars map[string]string) (*Workflow, hcl.D
 	diags := w.evalVariables(vars)
 	diags = append(diags, w.evalPipelineBlock()...)
 	diags = append(diags, w.collectBlocks()...)
+	diags = append(diags, w.checkPipelineSettings()...)
 	order, d := w.sortBlocks()
 	diags = append(diags, d...)
 	if d.HasErrors() {
@@ -291,6 +292,49 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 		}
 	} else {
 		w.pipelineVals["seed"] = cty.NumberIntVal(DefaultSeed)
+	}
+	return diags
+}
+
+// checkPipelineSettings warns about a pipeline block setting that nothing uses: no stage
+// kind in the file has an attribute of its name and no expression refers to it as
+// pipeline.NAME. Such a setting is most often a misspelling (image_sise), which would
+// otherwise leave every stage on its default without a word.
+func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
+	used := map[string]bool{"seed": true}
+	for _, b := range w.blocks {
+		if b.kind == nil {
+			return nil // an unknown kind, reported already: its attributes are unknown
+		}
+		for _, a := range b.kind.Attributes() {
+			used[a.Name] = true
+		}
+	}
+	for _, f := range w.Config.Files {
+		body, ok := f.Body.(*hclsyntax.Body)
+		if !ok {
+			continue
+		}
+		hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+			if e, ok := n.(*hclsyntax.ScopeTraversalExpr); ok && len(e.Traversal) > 1 && e.Traversal.RootName() == "pipeline" {
+				if a, ok := e.Traversal[1].(hcl.TraverseAttr); ok {
+					used[a.Name] = true
+				}
+			}
+			return nil
+		})
+	}
+	var diags hcl.Diagnostics
+	for _, name := range sortedKeys(w.Config.Pipeline.Attrs) {
+		if used[name] {
+			continue
+		}
+		detail := fmt.Sprintf("No stage in this file has an attribute %q and nothing refers to pipeline.%s, so the setting has no effect.", name, name)
+		if s := suggest(name, sortedKeys(used)); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		r := w.Config.Pipeline.Attrs[name].NameRange
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unused pipeline setting", Detail: detail, Subject: r.Ptr()})
 	}
 	return diags
 }
