@@ -1,13 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/urfave/cli/v2"
 
+	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -17,7 +23,8 @@ func promoteCommand() *cli.Command {
 		Usage:     "show the champion, roll back to the previous one, or make a model promoted before (ID) the champion again",
 		ArgsUsage: "[FILE] [ID]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder (select's promote_to), relative to the pipeline file"},
+			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder, relative to the pipeline file (default: the file's select promote_to)"},
+			varFlag,
 			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again; select will not promote the current one again by itself"},
 		},
 		Action: func(c *cli.Context) error {
@@ -33,11 +40,17 @@ func promoteCommand() *cli.Command {
 					return fmt.Errorf("expected a pipeline file (FILE.hcl) and a model id, got %q", c.Args().Slice())
 				}
 			}
-			_, ws, err := workspaceFile(file)
+			path, ws, err := workspaceFile(file)
 			if err != nil {
 				return err
 			}
-			to := inWorkspace(ws, c.String("to"))
+			to := c.String("to")
+			if !c.IsSet("to") {
+				if to, err = promoteTo(path, to, c.StringSlice("var")); err != nil {
+					return err
+				}
+			}
+			to = inWorkspace(ws, to)
 			switch {
 			case id != "" && c.Bool("rollback"):
 				return fmt.Errorf("give a model id to promote or --rollback, not both")
@@ -96,4 +109,70 @@ func promoteCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// promoteTo returns the folder the select stages of the pipeline file at path promote to,
+// with the variables vars (NAME=VALUE), or def when the file does not exist (the default
+// pipeline.hcl need not) or has no select stage. Select stages that promote to different
+// folders need --to, as does a file that cannot be read: the folder must not be guessed.
+func promoteTo(path, def string, vars []string) (string, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return def, nil
+	}
+	reg, err := registry()
+	if err != nil {
+		return "", err
+	}
+	values := map[string]string{}
+	for _, kv := range vars {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return "", fmt.Errorf("-var %q: expected NAME=VALUE", kv)
+		}
+		values[k] = v
+	}
+	cfg, diags := pipeline.LoadFile(path, reg)
+	if !diags.HasErrors() {
+		var wf *pipeline.Workflow
+		wf, diags = pipeline.Build(cfg, reg, values)
+		if !diags.HasErrors() {
+			folders := map[string][]string{}
+			for _, inst := range wf.Instances {
+				if inst.Kind.Name() != "select" {
+					continue
+				}
+				v, _ := wf.Evaluate(inst, nil)
+				if to := v.String("promote_to"); to != "" {
+					folders[to] = append(folders[to], inst.Addr)
+				}
+			}
+			switch len(folders) {
+			case 0:
+				return def, nil
+			case 1:
+				for to := range folders {
+					return to, nil
+				}
+			}
+			var list []string
+			for _, to := range slices.Sorted(maps.Keys(folders)) {
+				list = append(list, fmt.Sprintf("%s (%s)", to, strings.Join(folders[to], ", ")))
+			}
+			return "", fmt.Errorf("%s promotes to more than one folder: %s; choose one with --to", path, strings.Join(list, "; "))
+		}
+	}
+	return "", fmt.Errorf("%s: cannot tell its promotion folder (%s); fix the file or give the folder with --to", path, firstError(diags))
+}
+
+// firstError is the first error of diags, as one line.
+func firstError(diags hcl.Diagnostics) string {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			if d.Subject != nil {
+				return fmt.Sprintf("%s: %s: %s", d.Subject, d.Summary, d.Detail)
+			}
+			return d.Summary + ": " + d.Detail
+		}
+	}
+	return "no error"
 }

@@ -16,14 +16,20 @@ import (
 // ws/<model> with value as its test_f1_macro, as run <run> would, and returns its note.
 func promoteFake(t *testing.T, ws, run, model string, value float64) string {
 	t.Helper()
+	return promoteFakeTo(t, ws, run, model, value, "models/final_models")
+}
+
+// promoteFakeTo is promoteFake with select's promote_to set to to.
+func promoteFakeTo(t *testing.T, ws, run, model string, value float64, to string) string {
+	t.Helper()
 	dir := filepath.Join(ws, model)
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "saved_model.pb"), []byte(model), 0o644)
 	out := filepath.Join(t.TempDir(), "out")
 	os.MkdirAll(filepath.Join(out, "decision"), 0o755)
-	dec := fmt.Sprintf(`{"metric":"test_f1_macro","direction":"max","gate_passed":true,"promote_to":"models/final_models","must_beat_champion":true,
-"ranking":[{"candidate":"cnn","architecture":"cnn","value":%g,"model":%q,"metrics":{"test_f1_macro":%g}}]}`, value, model, value)
+	dec := fmt.Sprintf(`{"metric":"test_f1_macro","direction":"max","gate_passed":true,"promote_to":%q,"must_beat_champion":true,
+"ranking":[{"candidate":"cnn","architecture":"cnn","value":%g,"model":%q,"metrics":{"test_f1_macro":%g}}]}`, to, value, model, value)
 	os.WriteFile(filepath.Join(out, "decision", "decision.json"), []byte(dec), 0o644)
 	note, err := stages.Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, run)
 	if err != nil {
@@ -71,5 +77,49 @@ func TestPromoteRollbackIsRemembered(t *testing.T) {
 	// RUN/FOLDER, as the run folder names the model, is a model id too.
 	if code, out, errs := runCLI("promote", "--to", to, "run1/cnn.cnn"); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
 		t.Fatalf("promote RUN/FOLDER: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestPromoteUsesTheFilesPromotionFolder checks that promote FILE looks where FILE's select
+// stage promotes to, and asks for --to when that cannot be told.
+func TestPromoteUsesTheFilesPromotionFolder(t *testing.T) {
+	ws := t.TempDir()
+	promoteFakeTo(t, ws, "run1", "m1", 0.7, "models/champions")
+	repo, err := os.ReadFile("../../pipeline.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := strings.Replace(string(repo), `promote_to = "models/final_models"`, `promote_to = "models/champions"`, 1)
+	if custom == string(repo) {
+		t.Fatal("pipeline.hcl has no promote_to to change")
+	}
+	file := filepath.Join(ws, "pipeline.hcl")
+	write := func(src string) {
+		if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(custom)
+	if code, out, errs := runCLI("promote", file); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
+		t.Fatalf("promote FILE: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runCLI("promote", "--to", "models/final_models", file); code != exitErr || !strings.Contains(errs, "final_models holds no promoted model yet") {
+		t.Fatalf("promote --to: exit %d\n%s", code, errs)
+	}
+	write(custom + `
+stage "select" "other" {
+  candidates = stage.evaluate.test
+  promote_to = "models/other"
+}
+`)
+	if code, _, errs := runCLI("promote", file); code != exitErr || !strings.Contains(errs, "promotes to more than one folder: models/champions (select.best); models/other (select.other); choose one with --to") {
+		t.Fatalf("two folders: exit %d\n%s", code, errs)
+	}
+	write(custom + "\nstage \"nope\" \"x\" {}\n")
+	if code, _, errs := runCLI("promote", file); code != exitErr || !strings.Contains(errs, "give the folder with --to") {
+		t.Fatalf("a broken file: exit %d\n%s", code, errs)
+	}
+	if code, out, errs := runCLI("promote", "--to", "models/champions", file); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
+		t.Fatalf("a broken file with --to: exit %d\n%s%s", code, out, errs)
 	}
 }
