@@ -9,7 +9,7 @@
 #
 # Environment:
 #   LIBTENSORFLOW_PREFIX   where to install (default: <repo>/.libtensorflow)
-#   LIBTENSORFLOW_CACHE    where downloaded wheels/tarballs are kept (default: ~/.cache/pipeline)
+#   LIBTENSORFLOW_CACHE    where downloaded wheels/tarballs are kept (default: ${XDG_CACHE_HOME:-~/.cache}/pipeline)
 #   LIBTENSORFLOW_PACKAGE  tensorflow-cpu (default) or tensorflow (the CUDA-enabled wheel, for GPU
 #                          machines; CUDA itself comes from the nvidia-* wheels or the system)
 #   LIBTENSORFLOW_TARBALL  path or URL of an official libtensorflow C tarball to use instead
