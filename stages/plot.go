@@ -3,6 +3,8 @@ package stages
 import (
 	"fmt"
 	"image/color"
+	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -13,6 +15,68 @@ import (
 type series struct {
 	Name   string
 	Values []float64
+}
+
+// exactTicks is plot.DefaultTicks with every label showing its tick's value: gonum's labels
+// are rounded to the decimals of the tick step, so a tick at 1.15 (step 0.2) read "1.2", half
+// a step from where it was drawn. Each label gets the fewest decimals that state every
+// labelled value of the axis exactly.
+type exactTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (exactTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	var labelled []float64
+	for _, t := range ticks {
+		if t.Label != "" {
+			labelled = append(labelled, t.Value)
+		}
+	}
+	relabel(ticks, labelled)
+	return ticks
+}
+
+// relabel writes the labels of the labelled ticks with the fewest decimals (at most 12) that
+// state each of values exactly, up to floating-point noise.
+func relabel(ticks []plot.Tick, values []float64) {
+	scale := 0.0
+	for _, v := range values {
+		scale = math.Max(scale, math.Abs(v))
+	}
+	tol := 1e-9 * math.Max(scale, 1e-300)
+	decimals := 0
+	for ; decimals < 12; decimals++ {
+		exact := true
+		for _, v := range values {
+			r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', decimals, 64), 64)
+			exact = exact && math.Abs(r-v) <= tol
+		}
+		if exact {
+			break
+		}
+	}
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', decimals, 64)
+		}
+	}
+}
+
+// integerTicks labels whole numbers only (epochs): every one on a short axis, else every
+// 2nd, 5th, 10th, 20th, … so that about eight are labelled.
+type integerTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (integerTicks) Ticks(min, max float64) []plot.Tick {
+	step := 1.0
+	for i := 0; (max-min)/step > 8; i++ {
+		step = []float64{2, 5, 10}[i%3] * math.Pow(10, float64(i/3))
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(min/step) * step; v <= max; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
+	}
+	return ticks
 }
 
 // palette gives series distinguishable colours.
@@ -28,6 +92,7 @@ func barChart(path, title string, classes []string, ss []series, logf func(strin
 	p.Title.Text = title
 	p.Y.Label.Text = "images"
 	p.Y.Min = 0
+	p.Y.Tick.Marker = exactTicks{}
 	w := vg.Points(float64(min(24, max(6, 300/max(1, len(classes)*len(ss))))))
 	for i, s := range ss {
 		bars, err := plotter.NewBarChart(plotter.Values(s.Values), w)

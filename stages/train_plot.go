@@ -24,6 +24,7 @@ func trainingPlot(path, arch string, hist []EpochRecord, best int) error {
 		p.Title.Text = title
 		p.X.Label.Text = "epoch"
 		p.Y.Label.Text = ylabel
+		p.X.Tick.Marker, p.Y.Tick.Marker = integerTicks{}, exactTicks{}
 		for i, l := range lines {
 			var xys plotter.XYs
 			for _, r := range hist {
@@ -42,6 +43,8 @@ func trainingPlot(path, arch string, hist []EpochRecord, best int) error {
 			p.Add(line, points)
 			p.Legend.Add(l.name, line)
 		}
+		// Headroom above the curves for the legend, so that it covers none of them.
+		p.Y.Max += 0.08 * float64(len(lines)) * max(p.Y.Max-p.Y.Min, 1e-3)
 		if best > 0 {
 			mark, err := plotter.NewLine(plotter.XYs{{X: float64(best), Y: p.Y.Min}, {X: float64(best), Y: p.Y.Max}})
 			if err == nil {
