@@ -193,8 +193,15 @@ func labelClasses(p *plot.Plot, classes []string, both bool, file string, logf f
 	if both {
 		p.Y.Tick.Label.Font = font.From(f, p.Y.Tick.Label.Font.Size)
 	}
-	if len(missing) > 0 && logf != nil {
-		logf("warning: %s: no installed font has every character of %d class name(s), e.g. %q, which the plot cannot show in full; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean) and rerun the stage with --stage and --force",
+	if len(missing) == 0 || logf == nil {
+		return
+	}
+	// Once per process and set of names: every plot of the classes has the same problem.
+	if _, warned := fontWarned.LoadOrStore(strings.Join(missing, "\x00"), true); !warned {
+		logf("warning: %s: no installed font has every character of %d class name(s), e.g. %q, which this plot and the run's other plots of class names cannot show in full; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean) and rerun the stages that draw them with --stage and --force",
 			filepath.Base(file), len(missing), missing[0])
 	}
 }
+
+// fontWarned holds the sets of class names labelClasses has warned about.
+var fontWarned sync.Map

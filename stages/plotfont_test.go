@@ -30,6 +30,7 @@ func useFontDirs(t *testing.T, dirs ...string) {
 // one is drawn with the installed Go Regular; a name no installed font can draw is reported,
 // and drawn in the font that draws the most of the others.
 func TestClassLabelsUseAnInstalledFontThatHasTheirGlyphs(t *testing.T) {
+	fontWarned.Clear()
 	dir := t.TempDir()
 	goRegular := filepath.Join(dir, "sub", "GoRegular.ttf")
 	if err := os.MkdirAll(filepath.Dir(goRegular), 0o755); err != nil {
@@ -96,9 +97,14 @@ func TestClassLabelsUseAnInstalledFontThatHasTheirGlyphs(t *testing.T) {
 	useFontDirs(t, dir)
 	conf := &Confusion{Classes: []string{"蘑菇", "b"}, Counts: [][]int{{1, 0}, {0, 1}}}
 	var warned []string
-	if err := confusionPlot(filepath.Join(t.TempDir(), "confusion_matrix.png"), "cnn", conf, func(format string, args ...any) {
-		warned = append(warned, fmt.Sprintf(format, args...))
-	}); err != nil || len(warned) != 1 || !strings.Contains(warned[0], "confusion_matrix.png") {
-		t.Fatalf("confusion matrix: %v, logged %q", err, warned)
+	for range 3 { // once per process: every plot of these classes has the same problem
+		if err := confusionPlot(filepath.Join(t.TempDir(), "confusion_matrix.png"), "cnn", conf, func(format string, args ...any) {
+			warned = append(warned, fmt.Sprintf(format, args...))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "confusion_matrix.png") {
+		t.Fatalf("confusion matrix: logged %q", warned)
 	}
 }
