@@ -53,6 +53,18 @@ type Job struct {
 	prevRecord string
 	prevOnce   sync.Once
 	prevFiles  map[string]string
+	// ready, when set by the engine, is its RunOptions.Prepare, run once per run.
+	ready func() error
+}
+
+// Ready runs what the run prepares before the first stage executes (RunOptions.Prepare, such
+// as loading a library), if it has not run yet: for an Effector's Apply, which may come when
+// every stage was cached and nothing was prepared.
+func (j *Job) Ready() error {
+	if j.ready == nil {
+		return nil
+	}
+	return j.ready()
 }
 
 // SetStat records a figure about how the stage ran (a training's images per second), for the

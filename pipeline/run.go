@@ -269,6 +269,14 @@ func (r *runner) acquire(ctx context.Context, sem chan struct{}, res *StageResul
 	return true
 }
 
+// ready runs RunOptions.Prepare, once per run.
+func (r *runner) ready() error {
+	if r.opts.Prepare != nil {
+		r.prepare.Do(func() { r.prepErr = r.opts.Prepare() })
+	}
+	return r.prepErr
+}
+
 // stopped reports, setting res, whether a stage about to start must not: the run was
 // cancelled, or a stage failed and --keep-going is off. Checked again after each wait for a
 // slot, since the failure may have come during the wait.
@@ -287,11 +295,8 @@ func (r *runner) stopped(ctx context.Context, res *StageResult) bool {
 
 func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *StageResult {
 	inst := d.inst
-	if r.opts.Prepare != nil {
-		r.prepare.Do(func() { r.prepErr = r.opts.Prepare() })
-		if r.prepErr != nil {
-			return r.fail(res, r.prepErr)
-		}
+	if err := r.ready(); err != nil {
+		return r.fail(res, err)
 	}
 	tmp, err := r.e.Store.NewTemp()
 	if err != nil {
@@ -377,7 +382,7 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 	res.Artifacts = name
 	if eff, ok := d.inst.Kind.(Effector); ok {
 		job := &Job{Addr: d.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
-			Out: src, Log: &stageLog{r: r, addr: d.Addr}, Progress: nopProgress{}}
+			Out: src, Log: &stageLog{r: r, addr: d.Addr}, Progress: nopProgress{}, ready: r.ready}
 		note, err := eff.Apply(r.ctx, job, r.rec.ID)
 		if err != nil {
 			return r.fail(res, err)

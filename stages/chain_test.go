@@ -273,3 +273,116 @@ stage "select" "best" {
 		t.Errorf("%d rows marked as the winner the gate refused", marked)
 	}
 }
+
+// A champion's score on an earlier test set is not compared with a candidate's on another:
+// the champion is evaluated on the run's test set (once, kept in its folder), and a champion
+// of other classes is not compared at all.
+func TestChampionIsScoredOnTheRunsTestSet(t *testing.T) {
+	const src = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "train" "model" {
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 8
+  batch_size    = 16
+  learning_rate = 1e-2
+  options       = { channels = [4], pool = 2, dense = 8 }
+}
+
+stage "evaluate" "test" {
+  model = stage.train.model.saved_model
+  data  = stage.split.main.test
+}
+
+stage "select" "best" {
+  candidates = stage.evaluate.test
+  metric     = "test_f1_macro"
+}
+`
+	w := newWS(t, src)
+	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
+	classes := []string{"circle", "square", "stripes"}
+	writeSynthetic(t, w, 60, classes)
+	rec, _ := w.run(false)
+	if eff := rec.Result("select.best").Effect; !strings.Contains(eff, "no champion yet") {
+		t.Fatalf("first run's select: %q", eff)
+	}
+	champDir, err := ChampionDir(filepath.Join(w.dir, "models/final_models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := ReadCard(champDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev Evaluation
+	readJSONFile(t, w.output(rec, "evaluate.test", "evaluation/metrics.json"), &ev)
+	if card.TestSet == "" || card.TestSet != ev.TestSet {
+		t.Fatalf("card's test set %q, evaluation's %q", card.TestSet, ev.TestSet)
+	}
+
+	// More photos: a new test set. The champion is scored on it, as evaluate would, and
+	// (the new model barely trained) stays.
+	writeSynthetic(t, w, 90, classes)
+	w.write("pipeline.hcl", []byte(strings.Replace(strings.Replace(src, "learning_rate = 1e-2", "learning_rate = 1e-7", 1), "epochs        = 8", "epochs        = 1", 1)))
+	rec, _ = w.run(false)
+	var ev2 Evaluation
+	readJSONFile(t, w.output(rec, "evaluate.test", "evaluation/metrics.json"), &ev2)
+	if ev2.TestSet == ev.TestSet {
+		t.Fatal("the test set did not change")
+	}
+	model, err := graphs.LoadModel(filepath.Join(champDir, "saved_model"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := evaluateModel(context.Background(), model, filepath.Join(w.dir, ev2.Data), 64, nopProgress{})
+	model.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff := rec.Result("select.best").Effect
+	on := fmt.Sprintf("%.4f on this run's test set, %.4f on the one it was promoted on", float64(want.ev.TestF1Macro), float64(card.Metrics["test_f1_macro"]))
+	if !strings.HasPrefix(eff, "not promoted: ") || !strings.Contains(eff, on) {
+		t.Fatalf("second run's select: %q, want the champion's %s", eff, on)
+	}
+	var scores map[string]map[string]metric
+	readJSONFile(t, filepath.Join(champDir, championScores), &scores)
+	if scores[ev2.TestSet]["test_f1_macro"] != want.ev.TestF1Macro {
+		t.Fatalf("kept scores %v", scores)
+	}
+	// Kept: a run that changes nothing reads it instead of evaluating again.
+	scores[ev2.TestSet]["test_f1_macro"] = 0.123456
+	b, _ := json.Marshal(scores)
+	w.write(filepath.Join(strings.TrimPrefix(champDir, w.dir), championScores), b)
+	rec, _ = w.run(false)
+	if eff := rec.Result("select.best").Effect; !strings.Contains(eff, "0.1235 on this run's test set") {
+		t.Fatalf("third run's select: %q, want the kept score", eff)
+	}
+
+	// A class renamed: the champion knows other classes and is not compared.
+	if err := os.Rename(filepath.Join(w.dir, "raw", "stripes"), filepath.Join(w.dir, "raw", "lines")); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = w.run(false)
+	if eff := rec.Result("select.best").Effect; !strings.HasPrefix(eff, "promoted ") || !strings.Contains(eff, "cannot be compared on this run's test set: the model was trained on classes") {
+		t.Fatalf("after renaming a class, select: %q", eff)
+	}
+}
+
+// nopProgress reports nothing.
+type nopProgress struct{}
+
+func (nopProgress) Start(string, int64) {}
+func (nopProgress) Add(int64)           {}
+func (nopProgress) Status(string)       {}

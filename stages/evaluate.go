@@ -2,7 +2,10 @@ package stages
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -30,7 +33,9 @@ type EvaluateConfig struct {
 // Evaluation is evaluation/metrics.json. Every rate is a fraction in [0, 1].
 type Evaluation struct {
 	Architecture    string       `json:"architecture"`
-	Model           string       `json:"model"` // workspace-relative SavedModel folder
+	Model           string       `json:"model"`    // workspace-relative SavedModel folder
+	Data            string       `json:"data"`     // workspace-relative test set folder
+	TestSet         string       `json:"test_set"` // its id (testSetID): equal ids, comparable scores
 	Images          int          `json:"images"`
 	TestTop1        metric       `json:"test_top1"`
 	TestTop3        metric       `json:"test_top3"`
@@ -79,7 +84,7 @@ type Misclassified struct {
 func (Evaluate) Name() string { return "evaluate" }
 
 // Version implements pipeline.Kind.
-func (Evaluate) Version() int { return 1 }
+func (Evaluate) Version() int { return 2 }
 
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }
@@ -134,37 +139,87 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 		return err
 	}
 	defer model.Close()
-	ds, err := openDataset(ctx, job.Path(cfg.Data))
+	r, err := evaluateModel(ctx, model, job.Path(cfg.Data), cfg.BatchSize, job.Progress)
+	if errors.Is(err, errIncomparable) {
+		return fmt.Errorf("model %s %w (data %s); evaluate it on the test set of the same split", cfg.Model, err, cfg.Data)
+	}
 	if err != nil {
-		return fmt.Errorf("data %s: %w", cfg.Data, err)
+		return err
+	}
+	ev, conf, wrong := r.ev, r.conf, r.wrong
+	ev.Model, ev.Data = cfg.Model, cfg.Data
+	arch := model.Info.Spec.Architecture
+	dir := filepath.Join(job.Out, "evaluation")
+	sort.Slice(wrong, func(i, j int) bool { return wrong[i].Source < wrong[j].Source })
+	if wrong == nil {
+		wrong = []Misclassified{}
+	}
+	for _, w := range []struct {
+		name string
+		v    any
+	}{{"metrics.json", ev}, {"confusion_matrix.json", conf}, {"misclassified.json", wrong}} {
+		if err := writeFileJSON(dir, w.name, w.v); err != nil {
+			return err
+		}
+	}
+	if err := confusionPlot(filepath.Join(dir, "confusion_matrix.png"), arch, conf, job.Logf); err != nil {
+		return fmt.Errorf("plotting the confusion matrix: %w", err)
+	}
+	job.Logf("%s on %d test images: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",
+		arch, ev.Images, ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
+	return nil
+}
+
+// errIncomparable is a model and a test set that do not go together: other classes, or
+// images of another size.
+var errIncomparable = errors.New("does not fit the test set")
+
+// evaluated is a model's results on a test set.
+type evaluated struct {
+	ev    Evaluation // without Model and Data, which name the caller's paths
+	conf  *Confusion
+	wrong []Misclassified
+}
+
+// evaluateModel runs model over the test set in folder data, batch images at a time. A model
+// whose classes or input size differ from the test set's is an error wrapping
+// errIncomparable, which says how.
+func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch int, progress pipeline.Progress) (*evaluated, error) {
+	set, err := testSetID(data)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := openDataset(ctx, data)
+	if err != nil {
+		return nil, err
 	}
 	info := model.Info
 	if fmt.Sprint(info.Classes) != fmt.Sprint(ds.m.Classes) {
-		return fmt.Errorf("model %s was trained on classes %q but %s has %q; evaluate it on the test set of the same split", cfg.Model, info.Classes, cfg.Data, ds.m.Classes)
+		return nil, fmt.Errorf("%w: the model was trained on classes %q, the test set has %q", errIncomparable, info.Classes, ds.m.Classes)
 	}
 	if int64(ds.m.Size) != info.Input.Height || int64(ds.m.Channels) != info.Input.Channels {
-		return fmt.Errorf("model %s takes %dx%dx%d images, %s holds %dx%dx%d", cfg.Model, info.Input.Height, info.Input.Width, info.Input.Channels, cfg.Data, ds.m.Size, ds.m.Size, ds.m.Channels)
+		return nil, fmt.Errorf("%w: the model takes %dx%dx%d images, the test set holds %dx%dx%d", errIncomparable, info.Input.Height, info.Input.Width, info.Input.Channels, ds.m.Size, ds.m.Size, ds.m.Channels)
 	}
 	conf := NewConfusion(ds.m.Classes)
 	hits := map[int]int{}
 	var lossSum float64
 	var wrong []Misclassified
-	job.Progress.Start("test images", int64(ds.len()))
-	for lo := 0; lo < ds.len(); lo += cfg.BatchSize {
+	progress.Start("test images", int64(ds.len()))
+	for lo := 0; lo < ds.len(); lo += batch {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		idx := make([]int, 0, cfg.BatchSize)
-		for i := lo; i < min(lo+cfg.BatchSize, ds.len()); i++ {
+		idx := make([]int, 0, batch)
+		for i := lo; i < min(lo+batch, ds.len()); i++ {
 			idx = append(idx, i)
 		}
 		b, err := ds.batch(idx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		probs, err := model.Predict(b.Images)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for k, p := range probs {
 			label := int(b.Labels[k])
@@ -182,32 +237,26 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 					Confidence: metric(p[pred]), Top5: topNames(p, ds.m.Classes, 5)})
 			}
 		}
-		job.Progress.Add(int64(len(idx)))
+		progress.Add(int64(len(idx)))
 	}
 	n := float64(ds.len())
-	ev := Evaluation{Architecture: info.Spec.Architecture, Model: cfg.Model, Images: ds.len(),
+	ev := Evaluation{Architecture: info.Spec.Architecture, TestSet: set, Images: ds.len(),
 		TestTop1: metric(float64(hits[1]) / n), TestTop3: metric(float64(hits[3]) / n), TestTop5: metric(float64(hits[5]) / n),
 		TestF1Macro: metric(conf.MacroF1()), TestF1Weighted: metric(conf.WeightedF1()), TestLoss: metric(lossSum / n),
 		PerClass: conf.Scores(), MostConfused: conf.MostConfused(10), Misclassified: len(wrong), MisclassifiedAt: "misclassified.json"}
-	dir := filepath.Join(job.Out, "evaluation")
-	sort.Slice(wrong, func(i, j int) bool { return wrong[i].Source < wrong[j].Source })
-	if wrong == nil {
-		wrong = []Misclassified{}
+	return &evaluated{ev: ev, conf: conf, wrong: wrong}, nil
+}
+
+// testSetID names the test set in folder data by the SHA-256 of its manifest, which lists
+// its classes and each image's digest: two evaluations with the same id scored the same
+// images with the same labels.
+func testSetID(data string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(data, ManifestFile))
+	if err != nil {
+		return "", err
 	}
-	for _, w := range []struct {
-		name string
-		v    any
-	}{{"metrics.json", ev}, {"confusion_matrix.json", conf}, {"misclassified.json", wrong}} {
-		if err := writeFileJSON(dir, w.name, w.v); err != nil {
-			return err
-		}
-	}
-	if err := confusionPlot(filepath.Join(dir, "confusion_matrix.png"), info.Spec.Architecture, conf, job.Logf); err != nil {
-		return fmt.Errorf("plotting the confusion matrix: %w", err)
-	}
-	job.Logf("%s on %d test images: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",
-		info.Spec.Architecture, ds.len(), ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
-	return nil
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // crossEntropyOf is −log p, with p floored so a confident mistake costs a finite amount.

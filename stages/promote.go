@@ -30,7 +30,8 @@ type Card struct {
 	Input        graphs.Input      `json:"preprocessing"`
 	Metrics      map[string]metric `json:"metrics"`
 	Metric       string            `json:"selected_by"`
-	Source       string            `json:"source_model"` // the store path it was copied from
+	TestSet      string            `json:"test_set,omitempty"` // the id of the test set of Metrics (testSetID)
+	Source       string            `json:"source_model"`       // the store path it was copied from
 	Run          string            `json:"source_run"`
 	Promoted     time.Time         `json:"promoted_at"`
 }

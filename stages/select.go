@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -57,13 +59,15 @@ type Candidate struct {
 	Model      string            `json:"model"`
 	Evaluation string            `json:"evaluation"`
 	Metrics    map[string]metric `json:"metrics"`
+	Data       string            `json:"data"`     // the test set it was scored on
+	TestSet    string            `json:"test_set"` // that test set's id (testSetID)
 }
 
 // Name implements pipeline.Kind.
 func (Select) Name() string { return "select" }
 
 // Version implements pipeline.Kind.
-func (Select) Version() int { return 2 }
+func (Select) Version() int { return 3 }
 
 // Outputs implements pipeline.Kind.
 func (Select) Outputs() []string { return []string{"decision"} }
@@ -192,7 +196,8 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 			x, _ := ev.Value(m)
 			ms[m] = metric(x)
 		}
-		dec.Ranking = append(dec.Ranking, Candidate{Name: name, Arch: ev.Architecture, Value: metric(v), TieValue: metric(t), Model: ev.Model, Evaluation: p, Metrics: ms})
+		dec.Ranking = append(dec.Ranking, Candidate{Name: name, Arch: ev.Architecture, Value: metric(v), TieValue: metric(t), Model: ev.Model, Evaluation: p, Metrics: ms,
+			Data: ev.Data, TestSet: ev.TestSet})
 	}
 	tieDir := "max"
 	if strings.HasSuffix(cfg.TieBreak, "loss") {
@@ -263,28 +268,102 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was rolled back on %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
 			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.At.Local().Format("2006-01-02 15:04"), rb.ID), nil
 	}
-	reason := "no champion yet"
-	if champ != nil {
-		cv := float64(champ.Metrics[dec.Metric])
-		margin := float64(w.Value) - cv
-		if dec.Direction == "min" {
-			margin = cv - float64(w.Value)
-		}
-		if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
-			return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, dec.MinImpr), nil
-		}
-		reason = fmt.Sprintf("champion %s had %.4f", champ.ID, cv)
-	}
 	info, err := readModelInfo(job.Path(w.Model))
 	if err != nil {
 		return "", err
 	}
+	reason := "no champion yet"
+	if champ != nil {
+		cv, on := float64(champ.Metrics[dec.Metric]), ""
+		comparable := true
+		if dec.MustBeat && champ.TestSet != w.TestSet && w.TestSet != "" {
+			// Scores on different test sets do not compare: the champion is scored on this
+			// run's test set (once; championScore keeps the result in its folder).
+			score, err := championScore(ctx, job, champDir, w)
+			switch {
+			case errors.Is(err, errIncomparable):
+				comparable = false
+				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: %s", champ.ID,
+					strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
+			case err != nil:
+				return "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
+			default:
+				on = fmt.Sprintf(" on this run's test set, %.4f on the one it was promoted on", cv)
+				cv = float64(score[dec.Metric])
+			}
+		}
+		if comparable {
+			margin := float64(w.Value) - cv
+			if dec.Direction == "min" {
+				margin = cv - float64(w.Value)
+			}
+			if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
+				return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, on, dec.MinImpr), nil
+			}
+			reason = fmt.Sprintf("champion %s had %.4f%s", champ.ID, cv, on)
+		}
+	}
 	card := Card{ID: sanitizeID(runID + "-" + w.Name), Architecture: info.Spec.Architecture, Classes: info.Classes, Input: info.Input,
-		Metrics: w.Metrics, Metric: dec.Metric, Source: w.Model, Run: runID, Promoted: time.Now().UTC()}
+		Metrics: w.Metrics, Metric: dec.Metric, TestSet: w.TestSet, Source: w.Model, Run: runID, Promoted: time.Now().UTC()}
 	if err := promote(promoteTo, job.Path(w.Model), card); err != nil {
 		return "", fmt.Errorf("promoting %s to %s: %w", w.Name, dec.PromoteTo, err)
 	}
 	return fmt.Sprintf("promoted %s (%s %.4f; %s) to %s", w.Name, dec.Metric, float64(w.Value), reason, dec.PromoteTo), nil
+}
+
+// championScores is scores.json in a champion's folder: its metrics on test sets other than
+// the one it was promoted on, by test set id, so that each is computed once.
+const championScores = "scores.json"
+
+// championScore returns the metrics of the champion in champDir on w's test set: from its
+// scores.json, or by evaluating it there (errIncomparable when it has other classes or
+// input size) and adding them to scores.json.
+func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate) (map[string]metric, error) {
+	file := filepath.Join(champDir, championScores)
+	scores := map[string]map[string]metric{}
+	if b, err := os.ReadFile(file); err == nil {
+		if err := json.Unmarshal(b, &scores); err != nil {
+			scores = map[string]map[string]metric{} // recomputed and rewritten below
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if s, ok := scores[w.TestSet]; ok {
+		return s, nil
+	}
+	if err := job.Ready(); err != nil {
+		return nil, err
+	}
+	dir := champDir
+	if _, err := os.Stat(filepath.Join(champDir, "saved_model", graphs.ModelInfoFile)); err == nil {
+		dir = filepath.Join(champDir, "saved_model")
+	}
+	model, err := graphs.LoadModel(dir, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer model.Close()
+	r, err := evaluateModel(ctx, model, job.Path(w.Data), 64, job.Progress)
+	if err != nil {
+		return nil, err
+	}
+	if r.ev.TestSet != w.TestSet {
+		return nil, fmt.Errorf("the test set %s changed since it was evaluated", w.Data)
+	}
+	s := map[string]metric{}
+	for _, m := range EvaluationMetrics {
+		v, _ := r.ev.Value(m)
+		s[m] = metric(v)
+	}
+	scores[w.TestSet] = s
+	b, err := json.MarshalIndent(scores, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := pipeline.WriteFileAtomic(file, append(b, '\n')); err != nil {
+		job.Logf("warning: keeping the champion's score in %s: %v", file, err) // computed again next time
+	}
+	return s, nil
 }
 
 func readModelInfo(dir string) (*graphs.ModelInfo, error) {
