@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -26,7 +27,7 @@ func scheduleCommand() *cli.Command {
 			varFlag,
 			&cli.BoolFlag{Name: "once", Usage: "fire the next due trigger now and exit (for tests and OS cron)"},
 			&cli.BoolFlag{Name: "print-crontab", Usage: "print crontab lines doing the same with the OS scheduler, and exit"},
-			&cli.BoolFlag{Name: "cancel-on-stop", Usage: "on SIGINT/SIGTERM cancel a run in progress instead of letting it finish"},
+			&cli.BoolFlag{Name: "cancel-on-stop", Usage: "on the first SIGINT/SIGTERM cancel a run in progress instead of letting it finish (a second signal cancels it anyway)"},
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "where run folders go, relative to the pipeline file"},
 		},
 		Action: func(c *cli.Context) error {
@@ -41,35 +42,102 @@ func scheduleCommand() *cli.Command {
 				return printCrontab(c, l)
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			fire := func(ctx context.Context, t pipeline.Trigger) {
-				// A failed trigger is logged and the scheduler waits for the next one.
-				if err := fireTrigger(ctx, c, logger, t); err != nil {
-					logger.Print(err)
-				}
-			}
-			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: pipeline.RealClock{}, Fire: fire, Logf: logger.Printf}
+			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: pipeline.RealClock{}, Logf: logger.Printf}
 			if c.Bool("once") {
-				next, err := s.Next(s.Clock.Now())
-				if err != nil {
-					return err
-				}
-				logger.Printf("--once: firing %s now", next[0])
-				// Exit as run does, so that cron or a systemd timer sees a failed retrain.
-				if err := fireTrigger(c.Context, c, logger, next[0]); err != nil {
-					return exitError{code: exitErr, err: err}
-				}
-				return nil
+				return fireOnce(c, logger, s)
 			}
-			stopCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			runCtx := c.Context
-			if c.Bool("cancel-on-stop") {
-				runCtx = stopCtx
-			}
-			logger.Printf("scheduling %d schedule(s) of %s; Ctrl-C stops taking triggers", len(l.cfg.Schedules), l.cfg.Path)
-			return s.Loop(stopCtx, runCtx)
+			return scheduleLoop(c, logger, s, l.cfg.Path)
 		},
 	}
+}
+
+// fireOnce fires the next due trigger of s now and ends as run does, so that cron or a systemd
+// timer sees what happened: SIGINT or SIGTERM cancel the run (finished stages are kept, run.json
+// says cancelled) and exit exitInterrupted; a failed retrain exits exitErr; success, nothing to
+// do, or a workspace another process holds (logged as skipped) exit 0.
+func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
+	next, err := s.Next(s.Clock.Now())
+	if err != nil {
+		return err
+	}
+	ctx, stop := interruptible(c)
+	defer stop()
+	logger.Printf("--once: firing %s now", next[0])
+	err = fireTrigger(ctx, c, logger, next[0])
+	if ierr := interruptedExit(err); ierr != nil {
+		return ierr
+	}
+	if err != nil {
+		return exitError{code: exitErr, err: err}
+	}
+	return nil
+}
+
+// scheduleLoop runs the schedules of s (from file) until SIGINT or SIGTERM. The first signal stops taking
+// triggers (those queued are dropped) and lets a run in progress finish, or with
+// --cancel-on-stop cancels it; a second signal cancels it. A cancelled run ends as run's does:
+// its stages in progress are cancelled, finished ones kept, and run.json says cancelled. The
+// command exits 0 when it stopped without cutting a run short, exitInterrupted when it cut one
+// short. A failed trigger is logged and the scheduler waits for the next one.
+func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, file string) error {
+	var cut atomic.Bool // a run was cancelled by a signal
+	s.Fire = func(ctx context.Context, t pipeline.Trigger) {
+		err := fireTrigger(ctx, c, logger, t)
+		switch {
+		case errors.Is(err, context.Canceled): // fireTrigger logged the run as cancelled
+			cut.Store(true)
+		case err != nil:
+			logger.Print(err)
+		}
+	}
+	stopCtx, stopTaking := context.WithCancel(c.Context)
+	defer stopTaking()
+	runCtx, cancelRun := context.WithCancel(c.Context)
+	defer cancelRun()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case sig := <-sigs:
+			stopTaking()
+			if c.Bool("cancel-on-stop") {
+				logger.Printf("%s: a run in progress is cancelled (--cancel-on-stop)", signalName(sig))
+				cancelRun()
+				return
+			}
+			logger.Printf("%s: a run in progress finishes; SIGINT or SIGTERM again cancels it", signalName(sig))
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			logger.Printf("%s: cancelling the run in progress", signalName(sig))
+			cancelRun()
+		case <-done:
+		}
+	}()
+	logger.Printf("scheduling %d schedule(s) of %s; Ctrl-C or SIGTERM stops taking triggers", len(s.Schedules), file)
+	if err := s.Loop(stopCtx, runCtx); err != nil {
+		return err
+	}
+	if cut.Load() {
+		return interruptedExit(context.Canceled)
+	}
+	return nil
+}
+
+// signalName names the signals the scheduler handles as kill(1) does.
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
 }
 
 // fireTrigger reloads the pipeline file (so edits apply to the next trigger), plans the
