@@ -107,8 +107,11 @@ func startPipeline(t *testing.T, args ...string) *pipelineProcess {
 		t.Fatal(err)
 	}
 	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+	t.Cleanup(func() { // a process the test left running
+		select {
+		case err := <-p.done:
+			p.done <- err
+		default:
 			p.cmd.Process.Kill()
 			<-p.done
 		}
