@@ -31,6 +31,7 @@ type Trigger struct {
 	Due      time.Time
 }
 
+// String names the trigger in the scheduler's log and in the trigger field of run.json.
 func (t Trigger) String() string {
 	return fmt.Sprintf("schedule %q due %s", t.Schedule, t.Due.UTC().Format(time.RFC3339))
 }
@@ -38,7 +39,8 @@ func (t Trigger) String() string {
 // Scheduler fires the schedule blocks of a pipeline file. Fire does the work of a trigger
 // (plan, then run if anything is out of date); the scheduler guarantees it is never running
 // twice at once, and applies each schedule's overlap policy to triggers that come while it
-// is: skip drops them (logged), queue runs them once the current run ends.
+// is: skip drops them (logged), queue runs them once the current run ends (unless the
+// scheduler is stopping by then: see Loop).
 type Scheduler struct {
 	Schedules []*Schedule
 	Clock     Clock
@@ -92,9 +94,11 @@ func (s *Scheduler) Next(t time.Time) ([]Trigger, error) {
 	return out, nil
 }
 
-// Loop fires triggers until ctx ends, then waits for a run in progress (cancel its context
-// through Fire's ctx argument by passing runCtx) to finish.
-func (s *Scheduler) Loop(ctx, runCtx context.Context) error {
+// Loop fires triggers until stop ends. From then on it starts nothing: no new trigger, and
+// none of those queued behind the run in progress (they are dropped, logged). It waits for
+// that run to finish and returns; Fire gets runCtx, which the caller cancels to cut the run
+// short.
+func (s *Scheduler) Loop(stop, runCtx context.Context) error {
 	if len(s.Schedules) == 0 {
 		return fmt.Errorf("the pipeline file declares no schedule blocks")
 	}
@@ -115,22 +119,32 @@ func (s *Scheduler) Loop(ctx, runCtx context.Context) error {
 			}
 		}
 		select {
-		case <-ctx.Done():
-			s.Logf("stopping: no new triggers; waiting for the run in progress")
+		case <-stop.Done():
+		case <-s.Clock.After(due.Sub(now)):
+		}
+		// Checked again, as select picks either when the time comes with the stop.
+		if stop.Err() != nil {
+			s.mu.Lock()
+			running := s.running
+			s.mu.Unlock()
+			if running {
+				s.Logf("stopping: no new triggers; waiting for the run in progress")
+			} else {
+				s.Logf("stopping")
+			}
 			s.wg.Wait()
 			return nil
-		case <-s.Clock.After(due.Sub(now)):
 		}
 		for _, t := range next {
 			if t.Due.Equal(due) {
-				s.trigger(runCtx, t, policy[t.Schedule])
+				s.trigger(stop, runCtx, t, policy[t.Schedule])
 			}
 		}
 	}
 }
 
 // trigger starts t now, or applies its overlap policy if a run is going.
-func (s *Scheduler) trigger(ctx context.Context, t Trigger, overlap string) {
+func (s *Scheduler) trigger(stop, runCtx context.Context, t Trigger, overlap string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running {
@@ -144,16 +158,20 @@ func (s *Scheduler) trigger(ctx context.Context, t Trigger, overlap string) {
 	}
 	s.running = true
 	s.wg.Add(1)
-	go s.runChain(ctx, t)
+	go s.runChain(stop, runCtx, t)
 }
 
-// runChain fires t, then whatever was queued meanwhile, one at a time.
-func (s *Scheduler) runChain(ctx context.Context, t Trigger) {
+// runChain fires t, then whatever was queued meanwhile, one at a time, until the queue is
+// empty or the scheduler is stopping (stop ended): a stop drops what is queued.
+func (s *Scheduler) runChain(stop, runCtx context.Context, t Trigger) {
 	defer s.wg.Done()
 	for {
-		s.Fire(ctx, t)
+		s.Fire(runCtx, t)
 		s.mu.Lock()
-		if len(s.queued) == 0 || ctx.Err() != nil {
+		if len(s.queued) == 0 || stop.Err() != nil {
+			for _, q := range s.queued {
+				s.Logf("%s: dropped, the scheduler is stopping", q)
+			}
 			s.running = false
 			s.queued = nil
 			s.mu.Unlock()

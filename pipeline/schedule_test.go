@@ -184,3 +184,46 @@ func TestSchedulerShutdownWaitsForTheRunningTrigger(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A stop (Ctrl-C, SIGTERM) lets the run in progress finish but starts nothing after it: a
+// trigger queued behind that run (overlap = "queue") is dropped, even though the run's own
+// context (runCtx) was not cancelled.
+func TestSchedulerStopDropsQueuedTriggers(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)}
+	f := &firings{release: make(chan struct{}), started: make(chan string, 10)}
+	var logs []string
+	var lmu sync.Mutex
+	s := &Scheduler{Clock: clock, Fire: f.fire, Logf: func(format string, a ...any) {
+		lmu.Lock()
+		logs = append(logs, fmt.Sprintf(format, a...))
+		lmu.Unlock()
+	}, Schedules: []*Schedule{{Name: "often", Cron: "*/10 * * * *", Timezone: "UTC", Overlap: "queue"}}}
+	stop, stopLoop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Loop(stop, context.Background()) }()
+	clock.waitForWaiter(t)
+	clock.advanceTo(time.Date(2026, 1, 5, 0, 10, 0, 0, time.UTC))
+	<-f.started // the first run is going and blocks
+	clock.waitForWaiter(t)
+	clock.advanceTo(time.Date(2026, 1, 5, 0, 20, 0, 0, time.UTC)) // queued behind it
+	clock.waitForWaiter(t)
+	stopLoop()
+	close(f.release) // the run in progress finishes after the stop
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not return after the stop")
+	}
+	lmu.Lock()
+	joined := strings.Join(logs, "\n")
+	lmu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.got) != 1 || !strings.Contains(joined, "queued behind the run in progress") ||
+		!strings.Contains(joined, `schedule "often" due 2026-01-05T00:20:00Z: dropped, the scheduler is stopping`) {
+		t.Fatalf("fired %v, want only the first trigger and the queued one dropped; log:\n%s", f.got, joined)
+	}
+}

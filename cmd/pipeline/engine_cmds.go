@@ -244,7 +244,7 @@ func runCommand() *cli.Command {
 			// wait; the process may end while it loads.
 			loaded := make(chan error, 1)
 			go func() { loaded <- graphs.LoadTensorFlow() }()
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptible(c)
 			defer stop()
 			rep := newReporter(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
 			rec, err := l.engine.Run(ctx, pipeline.RunOptions{
@@ -271,12 +271,31 @@ func runCommand() *cli.Command {
 				}
 				printRunSummary(c.App.Writer, rec)
 			}
-			if errors.Is(err, context.Canceled) {
-				return exitError{code: exitInterrupted, err: errors.New("interrupted; finished stages are kept and the next run resumes from them")}
+			if ierr := interruptedExit(err); ierr != nil {
+				return ierr
 			}
 			return err
 		},
 	}
+}
+
+// interruptible returns the context for a run that SIGINT and SIGTERM stop: the stages in
+// progress are cancelled, finished ones are kept, and the run still writes its run.json
+// (status cancelled) and removes its unpublished outputs. Until stop is called, the signals
+// no longer end the process; report the run's end with interruptedExit. run and
+// schedule --once share this.
+func interruptible(c *cli.Context) (ctx context.Context, stop context.CancelFunc) {
+	return signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+}
+
+// interruptedExit returns the error a command ends with when err says its run was stopped by
+// SIGINT or SIGTERM (it wraps context.Canceled): exit status exitInterrupted with a message
+// that the next run resumes. It returns nil for any other err.
+func interruptedExit(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return exitError{code: exitInterrupted, err: errors.New("interrupted; finished stages are kept and the next run resumes from them")}
+	}
+	return nil
 }
 
 func versions() map[string]string {

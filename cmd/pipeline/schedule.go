@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,7 +29,7 @@ func scheduleCommand() *cli.Command {
 			varFlag,
 			&cli.BoolFlag{Name: "once", Usage: "fire the next due trigger now and exit (for tests and OS cron)"},
 			&cli.BoolFlag{Name: "print-crontab", Usage: "print crontab lines doing the same with the OS scheduler, and exit"},
-			&cli.BoolFlag{Name: "cancel-on-stop", Usage: "on SIGINT/SIGTERM cancel a run in progress instead of letting it finish"},
+			&cli.BoolFlag{Name: "cancel-on-stop", Usage: "on the first SIGINT/SIGTERM cancel a run in progress instead of letting it finish (a second signal cancels it anyway)"},
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "where run folders go, relative to the pipeline file"},
 		},
 		Action: func(c *cli.Context) error {
@@ -41,35 +44,102 @@ func scheduleCommand() *cli.Command {
 				return printCrontab(c, l)
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			fire := func(ctx context.Context, t pipeline.Trigger) {
-				// A failed trigger is logged and the scheduler waits for the next one.
-				if err := fireTrigger(ctx, c, logger, t); err != nil {
-					logger.Print(err)
-				}
-			}
-			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: pipeline.RealClock{}, Fire: fire, Logf: logger.Printf}
+			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: pipeline.RealClock{}, Logf: logger.Printf}
 			if c.Bool("once") {
-				next, err := s.Next(s.Clock.Now())
-				if err != nil {
-					return err
-				}
-				logger.Printf("--once: firing %s now", next[0])
-				// Exit as run does, so that cron or a systemd timer sees a failed retrain.
-				if err := fireTrigger(c.Context, c, logger, next[0]); err != nil {
-					return exitError{code: exitErr, err: err}
-				}
-				return nil
+				return fireOnce(c, logger, s)
 			}
-			stopCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			runCtx := c.Context
-			if c.Bool("cancel-on-stop") {
-				runCtx = stopCtx
-			}
-			logger.Printf("scheduling %d schedule(s) of %s; Ctrl-C stops taking triggers", len(l.cfg.Schedules), l.cfg.Path)
-			return s.Loop(stopCtx, runCtx)
+			return scheduleLoop(c, logger, s, l.cfg.Path)
 		},
 	}
+}
+
+// fireOnce fires the next due trigger of s now and ends as run does, so that cron or a systemd
+// timer sees what happened: SIGINT or SIGTERM cancel the run (finished stages are kept, run.json
+// says cancelled) and exit exitInterrupted; a failed retrain exits exitErr; success, nothing to
+// do, or a workspace another process holds (logged as skipped) exit 0.
+func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
+	next, err := s.Next(s.Clock.Now())
+	if err != nil {
+		return err
+	}
+	ctx, stop := interruptible(c)
+	defer stop()
+	logger.Printf("--once: firing %s now", next[0])
+	err = fireTrigger(ctx, c, logger, next[0])
+	if ierr := interruptedExit(err); ierr != nil {
+		return ierr
+	}
+	if err != nil {
+		return exitError{code: exitErr, err: err}
+	}
+	return nil
+}
+
+// scheduleLoop runs the schedules of s (from file) until SIGINT or SIGTERM. The first signal stops taking
+// triggers (those queued are dropped) and lets a run in progress finish, or with
+// --cancel-on-stop cancels it; a second signal cancels it. A cancelled run ends as run's does:
+// its stages in progress are cancelled, finished ones kept, and run.json says cancelled. The
+// command exits 0 when it stopped without cutting a run short, exitInterrupted when it cut one
+// short. A failed trigger is logged and the scheduler waits for the next one.
+func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, file string) error {
+	var cut atomic.Bool // a run was cancelled by a signal
+	s.Fire = func(ctx context.Context, t pipeline.Trigger) {
+		err := fireTrigger(ctx, c, logger, t)
+		switch {
+		case errors.Is(err, context.Canceled): // fireTrigger logged the run as cancelled
+			cut.Store(true)
+		case err != nil:
+			logger.Print(err)
+		}
+	}
+	stopCtx, stopTaking := context.WithCancel(c.Context)
+	defer stopTaking()
+	runCtx, cancelRun := context.WithCancel(c.Context)
+	defer cancelRun()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case sig := <-sigs:
+			stopTaking()
+			if c.Bool("cancel-on-stop") {
+				logger.Printf("%s: a run in progress is cancelled (--cancel-on-stop)", signalName(sig))
+				cancelRun()
+				return
+			}
+			logger.Printf("%s: a run in progress finishes; SIGINT or SIGTERM again cancels it", signalName(sig))
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			logger.Printf("%s: cancelling the run in progress", signalName(sig))
+			cancelRun()
+		case <-done:
+		}
+	}()
+	logger.Printf("scheduling %d schedule(s) of %s; Ctrl-C or SIGTERM stops taking triggers", len(s.Schedules), file)
+	if err := s.Loop(stopCtx, runCtx); err != nil {
+		return err
+	}
+	if cut.Load() {
+		return interruptedExit(context.Canceled)
+	}
+	return nil
+}
+
+// signalName names the signals the scheduler handles as kill(1) does.
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
 }
 
 // fireTrigger reloads the pipeline file (so edits apply to the next trigger), plans the
@@ -131,26 +201,129 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	return nil
 }
 
-// printCrontab prints crontab lines that run each schedule's targets with the OS scheduler.
+// crontabNotes is what --print-crontab says of cron's time zones and overlapping runs.
+const crontabNotes = `# CRON_TZ sets the time zone of the lines after it. cronie (Fedora, RHEL, Arch, openSUSE) reads
+# it; Debian's and Ubuntu's cron (3.0pl1) do not: there every line follows the machine's time
+# zone, and a schedule with another timezone must be converted by hand.
+# cron starts a line at its time even while an earlier run is going: the new run finds the
+# workspace lock held, fails at once ("workspace is in use", exit status 1, in cron.log), and
+# that time is lost, as with overlap = "skip". overlap = "queue" cannot be reproduced by cron.
+`
+
+// printCrontab prints crontab lines that run each schedule's targets with the OS's cron:
+// `run` with the -var and --runs-dir flags given to schedule, its output appended to cron.log in
+// the runs folder, which the line makes first (the shell opens the log before run could). Each
+// schedule gets its own CRON_TZ line, as the variable holds for every later line: the
+// schedule's timezone, or the machine's for a schedule without one. Comments in the output say
+// where cron differs from pipeline schedule.
 func printCrontab(c *cli.Context, l *loaded) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	file, _ := filepath.Abs(l.cfg.Path)
-	w := c.App.Writer
-	fmt.Fprintf(w, "# pipeline schedules of %s (install with: crontab -e)\n", file)
-	for _, s := range l.cfg.Schedules {
-		var stagesArgs []string
-		for _, t := range l.engine.Workflow.ScheduleTargets(s) {
-			stagesArgs = append(stagesArgs, "--stage '"+t+"'")
-		}
-		if s.Timezone != "Local" {
-			fmt.Fprintf(w, "CRON_TZ=%s\n", s.Timezone)
-		}
-		fmt.Fprintf(w, "%s cd %s && %s run %s %s --quiet >> models/cron.log 2>&1   # schedule %q\n",
-			s.Cron, filepath.Dir(file), exe, filepath.Base(file), strings.Join(stagesArgs, " "), s.Name)
+	file, err := filepath.Abs(l.cfg.Path)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(w, "# the workspace lock keeps two runs from overlapping; a run started while one is going fails and says so")
+	ws := filepath.Dir(file)
+	runsDir := c.String("runs-dir")
+	for _, v := range append([]string{exe, file, runsDir}, c.StringSlice("var")...) {
+		if err := crontabValue(v); err != nil {
+			return err
+		}
+	}
+	var flags []string
+	for _, v := range c.StringSlice("var") {
+		flags = append(flags, "--var", shellQuote(v))
+	}
+	if c.IsSet("runs-dir") {
+		flags = append(flags, "--runs-dir", shellQuote(runsDir))
+	}
+	absRuns := inWorkspace(ws, runsDir)
+	zone := machineZone()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# pipeline schedules of %s (install with: crontab -e)\n", file)
+	fmt.Fprintf(&b, "# Each line runs `pipeline run` on a schedule's targets, its output appended to %s.\n", filepath.Join(absRuns, "cron.log"))
+	b.WriteString(crontabNotes)
+	for _, s := range l.cfg.Schedules {
+		fmt.Fprintf(&b, "\n# schedule %q\n", s.Name)
+		if strings.HasPrefix(s.Cron, "@every") {
+			fmt.Fprintf(&b, "# cron = %q has no crontab form: use pipeline schedule, or a systemd timer (OnUnitActiveSec=)\n", s.Cron)
+			continue
+		}
+		if s.Overlap == "queue" {
+			b.WriteString("# overlap = \"queue\" cannot be reproduced by cron: a time that comes during a run is lost (see above)\n")
+		}
+		switch tz := s.Timezone; {
+		case tz == "Local" && zone != "":
+			fmt.Fprintf(&b, "# the machine's time zone (the schedule sets none)\nCRON_TZ=%s\n", zone)
+		case tz == "Local":
+			b.WriteString("# the schedule sets no timezone, and the machine's could not be named: CRON_TZ=\"\" makes\n" +
+				"# cronie use its own (the machine's) instead of one an earlier line set\nCRON_TZ=\"\"\n")
+		case tz == "": // time.LoadLocation("") is UTC, and so is the schedule
+			b.WriteString("CRON_TZ=UTC\n")
+		default:
+			fmt.Fprintf(&b, "CRON_TZ=%s\n", tz)
+		}
+		args := []string{shellQuote(exe), "run", shellQuote(filepath.Base(file))}
+		for _, t := range l.engine.Workflow.ScheduleTargets(s) {
+			if err := crontabValue(t); err != nil {
+				return err
+			}
+			args = append(args, "--stage", shellQuote(t))
+		}
+		args = append(append(args, flags...), "--quiet")
+		cmd := fmt.Sprintf("cd %s && mkdir -p %s && %s >> %s 2>&1", shellQuote(ws), shellQuote(absRuns),
+			strings.Join(args, " "), shellQuote(filepath.Join(absRuns, "cron.log")))
+		// cron ends the command at a '%' (the rest is its standard input) unless escaped.
+		fmt.Fprintf(&b, "%s %s\n", s.Cron, strings.ReplaceAll(cmd, "%", `\%`))
+	}
+	_, err = io.WriteString(c.App.Writer, b.String())
+	return err
+}
+
+// crontabValue returns an error when v cannot go into a crontab line: a line break would end
+// the line.
+func crontabValue(v string) error {
+	if strings.ContainsAny(v, "\n\r") {
+		return fmt.Errorf("%q cannot be written on a crontab line (it holds a line break)", v)
+	}
 	return nil
+}
+
+// shellQuote quotes s for sh as one word: as it is when it holds only characters sh takes
+// literally, else in single quotes, where a single quote of s ends the quoting, is written
+// escaped with a backslash, and quoting starts again.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,+@-=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// localtimeFile and timezoneFile name the machine's time zone: the first is a symbolic link
+// into a zoneinfo folder on most systems, the second (Debian's) holds the name. Tests change
+// them.
+var localtimeFile, timezoneFile = "/etc/localtime", "/etc/timezone"
+
+// machineZone returns the IANA name of the machine's time zone, the one cron follows for a line
+// without CRON_TZ, or "" when it cannot be told.
+func machineZone() string {
+	for _, read := range []func(string) (string, error){os.Readlink, filepath.EvalSymlinks} {
+		if target, err := read(localtimeFile); err == nil {
+			if i := strings.LastIndex(target, "zoneinfo/"); i >= 0 {
+				name := strings.TrimPrefix(target[i+len("zoneinfo/"):], "posix/")
+				if _, err := time.LoadLocation(name); err == nil && name != "" && name != "localtime" {
+					return name
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile(timezoneFile); err == nil {
+		name := strings.TrimSpace(string(b))
+		if _, err := time.LoadLocation(name); err == nil && name != "" {
+			return name
+		}
+	}
+	return ""
 }

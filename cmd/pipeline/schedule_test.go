@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,5 +64,162 @@ func TestScheduleOnceExitsLikeRun(t *testing.T) {
 	defer lock.Release()
 	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "skipped") || !strings.Contains(errs, "workspace is in use") {
 		t.Fatalf("schedule --once while the workspace is locked: exit %d, want %d\n%s", code, exitOK, errs)
+	}
+}
+
+// cronCommand returns what cron runs with sh -c for a crontab line (five time fields, then
+// the command): the command up to its first unescaped '%', each "\%" made '%', as cronie and
+// Vixie cron do.
+func cronCommand(t *testing.T, line string) string {
+	t.Helper()
+	rest := line
+	for i := 0; i < 5; i++ {
+		rest = strings.TrimLeft(rest, " \t")
+		j := strings.IndexAny(rest, " \t")
+		if j < 0 {
+			t.Fatalf("not a crontab line: %q", line)
+		}
+		rest = rest[j:]
+	}
+	var cmd strings.Builder
+	escaped := false
+	for _, ch := range strings.TrimLeft(rest, " \t") {
+		switch {
+		case escaped && ch == '%':
+			cmd.WriteRune('%')
+		case escaped:
+			cmd.WriteRune('\\')
+			cmd.WriteRune(ch)
+		case ch == '%':
+			return cmd.String()
+		case ch != '\\':
+			cmd.WriteRune(ch)
+		}
+		escaped = !escaped && ch == '\\'
+	}
+	return cmd.String()
+}
+
+// crontabJobs returns the job lines of a crontab, each with the CRON_TZ in force for it ("" if
+// none).
+func crontabJobs(crontab string) (jobs, zones []string) {
+	zone := ""
+	for _, l := range strings.Split(crontab, "\n") {
+		switch {
+		case strings.HasPrefix(l, "CRON_TZ="):
+			zone = strings.TrimPrefix(l, "CRON_TZ=")
+		case l != "" && !strings.HasPrefix(l, "#"):
+			jobs, zones = append(jobs, l), append(zones, zone)
+		}
+	}
+	return jobs, zones
+}
+
+// TestPrintCrontab runs the printed crontab lines as cron would: with the -var and --runs-dir
+// given to schedule (quoted for sh, '%' escaped for cron), into a workspace without a runs
+// folder, whose cron.log the line makes; each schedule under its own CRON_TZ (the machine's for
+// one without a timezone, not the one before it); and a line started while the workspace is
+// locked fails and says so in the log, as the printed notes tell.
+func TestPrintCrontab(t *testing.T) {
+	const src = "raw 50%'s"
+	dir := workspace(t, `
+variable "src" {
+  default = "raw"
+}
+variable "frac" {
+  default = 0.2
+}
+stage "split" "main" {
+  source     = var.src
+  image_size = 4
+  channels   = 1
+  val        = var.frac
+  test       = 0.2
+}
+schedule "cph" {
+  cron     = "0 3 * * *"
+  timezone = "Europe/Copenhagen"
+  targets  = [stage.split.main]
+  overlap  = "queue"
+}
+schedule "local" {
+  cron    = "30 4 * * 1"
+  targets = [stage.split.main]
+}
+`)
+	if err := os.Rename(filepath.Join(dir, "raw"), filepath.Join(dir, src)); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "pipeline.hcl")
+	defer func(l, z string) { localtimeFile, timezoneFile = l, z }(localtimeFile, timezoneFile)
+	localtimeFile, timezoneFile = filepath.Join(t.TempDir(), "localtime"), filepath.Join(t.TempDir(), "timezone")
+	if err := os.Symlink("../usr/share/zoneinfo/America/New_York", localtimeFile); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"schedule", file, "--print-crontab", "--var", "src=" + src, "--var", "frac=0.25", "--runs-dir", "my runs"}
+	code, out, errs := runCLI(args...)
+	if code != exitOK {
+		t.Fatalf("--print-crontab: exit %d\n%s%s", code, out, errs)
+	}
+	jobs, zones := crontabJobs(out)
+	if len(jobs) != 2 || zones[0] != "Europe/Copenhagen" || zones[1] != "America/New_York" {
+		t.Fatalf("jobs %q under CRON_TZ %q, want cph under Europe/Copenhagen and local under the machine's zone\n%s", jobs, zones, out)
+	}
+	if !strings.Contains(out, `overlap = "queue" cannot be reproduced by cron`) {
+		t.Fatalf("the output does not say that cron cannot queue:\n%s", out)
+	}
+
+	// The local schedule's line, run as cron would, in a workspace with no runs folder yet.
+	cronRun := func() (int, string) {
+		cmd := exec.Command("sh", "-c", cronCommand(t, jobs[1]))
+		cmd.Env = append(os.Environ(), mainHelperVar+"=1")
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		log, _ := os.ReadFile(filepath.Join(dir, "my runs", "cron.log"))
+		return cmd.ProcessState.ExitCode(), string(log)
+	}
+	if code, log := cronRun(); code != exitOK {
+		t.Fatalf("the crontab line: exit %d\n%s\nlog:\n%s", code, jobs[1], log)
+	}
+	if runs, _ := filepath.Glob(filepath.Join(dir, "my runs", "2*", "run.json")); len(runs) != 1 {
+		t.Fatalf("run folders in the --runs-dir folder: %v", runs)
+	}
+	// The run used the variables: with them the plan is up to date, without them it is not.
+	if code, out, errs := runCLI("plan", file, "--var", "src="+src, "--var", "frac=0.25"); code != exitOK {
+		t.Fatalf("plan with the variables after the cron run: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, _ := runCLI("plan", file, "--var", "src="+src); code != exitPending {
+		t.Fatalf("plan with frac at its default: exit %d, want %d", code, exitPending)
+	}
+
+	// A run cron starts while another holds the workspace fails at once, in the log.
+	lock, _, err := pipeline.AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, log := cronRun()
+	lock.Release()
+	if code != exitErr || !strings.Contains(log, "workspace is in use") {
+		t.Fatalf("the crontab line while the workspace is locked: exit %d, want %d\nlog:\n%s", code, exitErr, log)
+	}
+
+	// When the machine's zone cannot be named, CRON_TZ="" still resets an earlier one.
+	os.Remove(localtimeFile)
+	os.WriteFile(localtimeFile, []byte("TZif"), 0o644)
+	if code, out, errs = runCLI(args...); code != exitOK {
+		t.Fatalf("--print-crontab: exit %d\n%s%s", code, out, errs)
+	}
+	if _, zones := crontabJobs(out); len(zones) != 2 || zones[1] != `""` {
+		t.Fatalf("CRON_TZ %q, want \"\" for the schedule without a timezone\n%s", zones, out)
+	}
+	os.WriteFile(timezoneFile, []byte("Asia/Tokyo\n"), 0o644) // Debian's /etc/timezone
+	if code, out, errs = runCLI(args...); code != exitOK {
+		t.Fatalf("--print-crontab: exit %d\n%s%s", code, out, errs)
+	}
+	if _, zones := crontabJobs(out); len(zones) != 2 || zones[1] != "Asia/Tokyo" {
+		t.Fatalf("CRON_TZ %q, want Asia/Tokyo (from /etc/timezone) for the schedule without a timezone\n%s", zones, out)
 	}
 }
