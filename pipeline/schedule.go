@@ -31,9 +31,10 @@ type Trigger struct {
 	Due      time.Time
 }
 
-// String names the trigger in the scheduler's log and in the trigger field of run.json.
+// String names the trigger in the scheduler's log and in the trigger field of run.json, with
+// the due time in the schedule's time zone (its offset from UTC included).
 func (t Trigger) String() string {
-	return fmt.Sprintf("schedule %q due %s", t.Schedule, t.Due.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("schedule %q due %s", t.Schedule, t.Due.Format(time.RFC3339))
 }
 
 // Scheduler fires the schedule blocks of a pipeline file. Fire does the work of a trigger

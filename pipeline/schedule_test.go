@@ -123,6 +123,15 @@ func TestSchedulerFiresAtCronTimesInTheirTimeZone(t *testing.T) {
 	if got := strings.Join(f.got, " "); got != want {
 		t.Fatalf("fired %s\nwant  %s", got, want)
 	}
+	// The log gives due times in each schedule's zone.
+	lmu.Lock()
+	joined := strings.Join(logs, "\n")
+	lmu.Unlock()
+	for _, due := range []string{`schedule "cph" due 2026-01-06T02:30:00+01:00`, `schedule "nightly" due 2026-01-06T03:00:00Z`} {
+		if !strings.Contains(joined, due) {
+			t.Errorf("the log lacks %s:\n%s", due, joined)
+		}
+	}
 }
 
 func TestSchedulerNeverOverlapsSkipAndQueue(t *testing.T) {
