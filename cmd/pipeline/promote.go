@@ -51,6 +51,10 @@ func promoteCommand() *cli.Command {
 				}
 			}
 			to = inWorkspace(ws, to)
+			var before *stages.Card // the champion before a change, to compare classes with
+			if dir, err := stages.ChampionDir(to); err == nil && dir != "" {
+				before, _ = stages.ReadCard(dir)
+			}
 			switch {
 			case id != "" && c.Bool("rollback"):
 				return fmt.Errorf("give a model id to promote or --rollback, not both")
@@ -86,6 +90,11 @@ func promoteCommand() *cli.Command {
 			card, err := stages.ReadCard(dir)
 			if err != nil {
 				return err
+			}
+			if before != nil && before.ID != card.ID {
+				if note := classChange(before.Classes, card.Classes); note != "" {
+					fmt.Fprintf(c.App.Writer, "note: %s has other classes than %s: %s; servers of %s now answer with these\n", card.ID, before.ID, note, filepath.Base(to))
+				}
 			}
 			fmt.Fprintf(c.App.Writer, "champion %s: %s, %d classes, %s %.4f, from run %s, promoted %s\n", card.ID, card.Architecture,
 				len(card.Classes), card.Metric, float64(card.Metrics[card.Metric]), card.Run, card.Promoted.Local().Format("2006-01-02 15:04"))
@@ -175,4 +184,34 @@ func firstError(diags hcl.Diagnostics) string {
 		}
 	}
 	return "no error"
+}
+
+// classChange describes how the class list now differs from was ("" when it is the same):
+// the classes added and removed, or a new order.
+func classChange(was, now []string) string {
+	if slices.Equal(was, now) {
+		return ""
+	}
+	var added, removed []string
+	for _, c := range now {
+		if !slices.Contains(was, c) {
+			added = append(added, fmt.Sprintf("%q", c))
+		}
+	}
+	for _, c := range was {
+		if !slices.Contains(now, c) {
+			removed = append(removed, fmt.Sprintf("%q", c))
+		}
+	}
+	var parts []string
+	if len(added) > 0 {
+		parts = append(parts, "adds "+strings.Join(added, ", "))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "drops "+strings.Join(removed, ", "))
+	}
+	if len(parts) == 0 {
+		return "the same classes in another order (class ids differ)"
+	}
+	return strings.Join(parts, "; ")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,12 +20,17 @@ func promoteFake(t *testing.T, ws, run, model string, value float64) string {
 	return promoteFakeTo(t, ws, run, model, value, "models/final_models")
 }
 
-// promoteFakeTo is promoteFake with select's promote_to set to to.
-func promoteFakeTo(t *testing.T, ws, run, model string, value float64, to string) string {
+// promoteFakeTo is promoteFake with select's promote_to set to to, and the model's classes
+// (default a, b).
+func promoteFakeTo(t *testing.T, ws, run, model string, value float64, to string, classes ...string) string {
 	t.Helper()
+	if classes == nil {
+		classes = []string{"a", "b"}
+	}
+	names, _ := json.Marshal(classes)
 	dir := filepath.Join(ws, model)
 	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":`+string(names)+`}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "saved_model.pb"), []byte(model), 0o644)
 	out := filepath.Join(t.TempDir(), "out")
 	os.MkdirAll(filepath.Join(out, "decision"), 0o755)
@@ -121,5 +127,28 @@ stage "select" "other" {
 	}
 	if code, out, errs := runCLI("promote", "--to", "models/champions", file); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
 		t.Fatalf("a broken file with --to: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestPromoteSaysWhenTheClassesChange checks that switching the champion by hand to a model
+// with other classes says how they differ, since servers then answer with those.
+func TestPromoteSaysWhenTheClassesChange(t *testing.T) {
+	ws := t.TempDir()
+	to := filepath.Join(ws, "models/final_models")
+	promoteFakeTo(t, ws, "run1", "m1", 0.7, "models/final_models", "Cantharellus", "Morchella")
+	promoteFakeTo(t, ws, "run2", "m2", 0.8, "models/final_models", "Craterellus", "Morchella", "Amanita")
+	code, out, errs := runCLI("promote", "--to", to, "--rollback")
+	if code != exitOK || !strings.Contains(out, `note: run1-cnn has other classes than run2-cnn: adds "Cantharellus"; drops "Craterellus", "Amanita"`) {
+		t.Fatalf("rollback: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI("promote", "--to", to, "run2-cnn")
+	if code != exitOK || !strings.Contains(out, `note: run2-cnn has other classes than run1-cnn: adds "Craterellus", "Amanita"; drops "Cantharellus"`) {
+		t.Fatalf("promote ID: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ := runCLI("promote", "--to", to); code != exitOK || strings.Contains(out, "note:") {
+		t.Fatalf("showing the champion: exit %d\n%s", code, out)
+	}
+	if got := classChange([]string{"a", "b"}, []string{"b", "a"}); !strings.Contains(got, "another order") {
+		t.Fatalf("reordered: %q", got)
 	}
 }
