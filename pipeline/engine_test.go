@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -136,6 +137,22 @@ func TestRunThenEverythingCached(t *testing.T) {
 	out, err := os.ReadFile(filepath.Join(rec.Dir(), "xform.final", "out"))
 	if err != nil || string(out) != "AB!" {
 		t.Fatalf("final output %q, %v; want AB!", out, err)
+	}
+	// run.json lists the stages in the plan's order: each after those it depends on.
+	var saved struct {
+		Stages []struct {
+			Addr string `json:"stage"`
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(rec.Dir(), "run.json")); err != nil || json.Unmarshal(b, &saved) != nil {
+		t.Fatalf("run.json: %v", err)
+	}
+	pos := map[string]int{}
+	for i, s := range saved.Stages {
+		pos[s.Addr] = i
+	}
+	if len(pos) != 4 || pos["gen.src"] != 0 || pos["xform.up"] > pos["xform.final"] {
+		t.Fatalf("run.json lists the stages as %v", saved.Stages)
 	}
 	got, _, err = ws.run(RunOptions{})
 	if err != nil {

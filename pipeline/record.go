@@ -31,6 +31,8 @@ type RunRecord struct {
 	dir string
 	mu  sync.Mutex
 	log io.WriteCloser
+	// order is each stage's place in the plan (dependency order), which Save lists them in.
+	order map[string]int
 }
 
 // Stage statuses in a run record.
@@ -111,7 +113,14 @@ func (r *RunRecord) Logf(format string, args ...any) {
 func (r *RunRecord) Save() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sort.SliceStable(r.Stages, func(i, j int) bool { return r.Stages[i].Addr < r.Stages[j].Addr })
+	// In the order the stages depend on each other (the plan's), as they are read.
+	sort.SliceStable(r.Stages, func(i, j int) bool {
+		a, b := r.Stages[i].Addr, r.Stages[j].Addr
+		if oa, ob := r.order[a], r.order[b]; oa != ob {
+			return oa < ob
+		}
+		return a < b
+	})
 	return writeJSON(filepath.Join(r.dir, "run.json"), r)
 }
 

@@ -99,8 +99,10 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		rec.Logf("removed %d unpublished outputs of an interrupted run", n)
 	}
 	names := make([]string, len(insts))
+	rec.order = map[string]int{}
 	for i, inst := range insts {
 		names[i] = inst.Addr
+		rec.order[inst.Addr] = i + 1
 	}
 	opts.Reporter.Planned(names)
 	rec.Logf("run %s: %d stages", rec.ID, len(insts))

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -33,11 +34,6 @@ type SummaryRow struct {
 	Winner bool
 	// ImagesPerS is the training's speed when it trained in this run (its stats), else 0.
 	ImagesPerS metric
-}
-
-type namedPlot struct {
-	Title string
-	URI   template.URL
 }
 
 // Summarize reads a run folder written by a run of the default stage kinds. Folders without
@@ -150,15 +146,19 @@ func (s *Summary) WriteHTML() (string, error) {
 		}
 		rows = append(rows, v)
 	}
-	var plots []namedPlot
+	// A section per data stage: what a split found, and the class distribution plot.
+	var data []dataFindings
 	for _, st := range s.Run.Stages {
-		for _, rel := range []string{"report/class_distribution.png"} {
-			p := filepath.Join(s.Dir, st.Artifacts, rel)
-			if st.Artifacts != "" {
-				if _, err := os.Stat(p); err == nil {
-					plots = append(plots, namedPlot{Title: st.Addr, URI: dataURI(p)})
-				}
-			}
+		if st.Artifacts == "" {
+			continue
+		}
+		dir := filepath.Join(s.Dir, st.Artifacts, "report")
+		f, _ := splitFindings(st.Addr, dir)
+		if _, err := os.Stat(filepath.Join(dir, "class_distribution.png")); err == nil {
+			f.Stage, f.Plot = st.Addr, dataURI(filepath.Join(dir, "class_distribution.png"))
+		}
+		if f.Stage != "" {
+			data = append(data, f)
 		}
 	}
 	path := filepath.Join(s.Dir, "report.html")
@@ -167,8 +167,47 @@ func (s *Summary) WriteHTML() (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	err = reportTemplate.Execute(f, map[string]any{"S": s, "Rows": rows, "Plots": plots, "Stages": s.Run.Stages})
+	err = reportTemplate.Execute(f, map[string]any{"S": s, "Rows": rows, "Data": data, "Stages": s.Run.Stages})
 	return path, err
+}
+
+// dataFindings is a data stage's section of the report: what a split found in its photos,
+// and the class distribution plot.
+type dataFindings struct {
+	Stage    string
+	Counts   string   // a split's images per split
+	Notes    []string // the problems it found, each with the file that lists them
+	Rejected []Rejected
+	Plot     template.URL
+}
+
+// splitFindings reads a split's report folder (split.json, rejected.json); false when dir
+// is not one.
+func splitFindings(stage, dir string) (dataFindings, bool) {
+	var r splitReport
+	b, err := os.ReadFile(filepath.Join(dir, "split.json"))
+	if err != nil || json.Unmarshal(b, &r) != nil {
+		return dataFindings{}, false
+	}
+	f := dataFindings{Stage: stage, Counts: fmt.Sprintf("%d images in %d classes: train %d, val %d, test %d",
+		r.Total.Total, len(r.Classes), r.Total.Train, r.Total.Val, r.Total.Test)}
+	note := func(n int, what, where string) {
+		if n > 0 {
+			f.Notes = append(f.Notes, fmt.Sprintf("%s: %d (%s)", what, n, where))
+		}
+	}
+	note(r.Rejected, "rejected files", "report/rejected.json")
+	note(len(r.Conflicts), "groups of identical images in different classes", "split.json: label_conflicts")
+	note(len(r.NearConflicts), "groups of near-identical images in different classes", "split.json: near_duplicate_label_conflicts")
+	note(len(r.Duplicates), "groups of identical images", "split.json: duplicates")
+	note(len(r.Leaked), "images removed from train and val as they are in the test set", "split.json: removed_from_train_val")
+	if len(r.Dropped) > 0 {
+		note(len(r.Dropped), "classes dropped for too few images, "+strings.Join(r.Dropped, ", "), "split.json: dropped_classes")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "rejected.json")); err == nil {
+		json.Unmarshal(b, &f.Rejected)
+	}
+	return f, true
 }
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
@@ -199,7 +238,11 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 {{if .PerClass}}<details><summary>Per-class scores</summary><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
 {{range .PerClass}}<tr><td>{{.Class}}</td><td>{{pct .Precision}}</td><td>{{pct .Recall}}</td><td>{{pct .F1}}</td><td>{{.Support}}</td></tr>{{end}}</table></details>{{end}}
 {{end}}
-{{if .Plots}}<h2>Data</h2>{{range .Plots}}<h3>{{.Title}}</h3><img alt="{{.Title}}" src="{{.URI}}">{{end}}{{end}}
+{{if .Data}}<h2>Data</h2>{{end}}
+{{range .Data}}<h3>{{.Stage}}</h3>{{if .Counts}}<p>{{.Counts}}.</p>{{if .Notes}}<ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{else}}<p class="muted">No rejected files, duplicates or dropped classes.</p>{{end}}{{end}}
+{{if .Rejected}}<details><summary>Rejected files</summary><table><tr><th>file</th><th>class</th><th>reason</th></tr>
+{{range .Rejected}}<tr><td>{{.Path}}</td><td>{{.Class}}</td><td style="text-align:left">{{.Reason}}</td></tr>{{end}}</table></details>{{end}}
+{{if .Plot}}<img alt="{{.Stage}} class distribution" src="{{.Plot}}">{{end}}{{end}}
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>status</th><th>duration</th><th>why</th></tr>
 {{range .Stages}}<tr><td>{{.Addr}}</td><td>{{.Status}}</td><td>{{dur .Duration}}</td><td style="text-align:left">{{join .Reasons "; "}}{{if .Error}} — {{.Error}}{{end}}{{if .Effect}} — {{.Effect}}{{end}}</td></tr>{{end}}

@@ -206,6 +206,18 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 	if total != 11 {
 		t.Fatalf("%d images used, want 11", total)
 	}
+	// The run's report lists what the split found, each rejected file with its reason.
+	path, err := Summarize(rec).WriteHTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(path)
+	for _, want := range []string{"11 images in 2 classes", "rejected files: 10 (report/rejected.json)",
+		"<td>raw/Fly agaric/notes.txt</td><td>Fly agaric</td>", "truncated jpeg"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
 }
 
 func readJSONFile(t *testing.T, path string, v any) {
