@@ -145,3 +145,35 @@ func TestOutputTypesMustNameOutputs(t *testing.T) {
 		t.Fatalf("registered a kind typing a missing output: %v", err)
 	}
 }
+
+// TestEachValueOfAMapOfOutputsIsTheOutput checks that a stage whose for_each is a map of
+// upstream outputs gets them as each.value, checked for their type before anything runs and
+// filled in when it runs.
+func TestEachValueOfAMapOfOutputsIsTheOutput(t *testing.T) {
+	bad := `
+stage "make" "one" {
+  source = "data"
+}
+
+stage "use" "each" {
+  for_each = { text = stage.make.one.out, tally = stage.make.one.count }
+  input    = each.value
+}
+`
+	diags := loadAndBuild("each.hcl", []byte(bad), nil)
+	want := `In use.each[tally]: use's input takes a text file (a make stage's out); each.value is a tally (a make stage's count).`
+	if len(diags) != 1 || diags[0].Subject.Start.Line != 8 || diags[0].Detail != want {
+		t.Fatalf("want one diagnostic on line 8: %s\ngot:\n%s", want, diags.Error())
+	}
+	good := strings.NewReplacer("tally = stage.make.one.count", `lit = "raw/a.txt"`, `"data"`, `"raw"`).Replace(bad)
+	ws := newWorkspace(t, good, chainFiles())
+	_, rec, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"text": "AB", "lit": "A"} {
+		if b, _ := os.ReadFile(filepath.Join(rec.Dir(), "use.each."+key, "out")); string(b) != want {
+			t.Errorf("use.each[%s] wrote %q, want %q", key, b, want)
+		}
+	}
+}

@@ -314,5 +314,28 @@ func (w *Workflow) eachValue(b *block, key string, outs Outputs, typed bool) cty
 	if b.forEachFrom != "" {
 		return outputObject(w.blocks[b.forEachFrom], key, outs[InstanceAddr(b.forEachFrom, key, true)], typed)
 	}
+	// A for_each made of stage outputs ({ cnn = stage.train.a.saved_model }) was expanded
+	// before they existed: evaluate it again for the outputs known now (marked when typed).
+	if len(b.refs["for_each"]) > 0 {
+		if v, d := b.cfg.ForEach.Value(w.evalContext(outs, typed)); !d.HasErrors() {
+			if e, ok := elementAt(v, key); ok {
+				return e
+			}
+		}
+	}
 	return b.eachValues[key]
+}
+
+// elementAt is the element of map or object v under key, with v's own marks.
+func elementAt(v cty.Value, key string) (cty.Value, bool) {
+	v, marks := v.Unmark()
+	switch t := v.Type(); {
+	case !v.IsKnown() || v.IsNull():
+		return cty.NilVal, false
+	case t.IsObjectType() && t.HasAttribute(key):
+		return v.GetAttr(key).WithMarks(marks), true
+	case t.IsMapType() && v.HasIndex(cty.StringVal(key)).True():
+		return v.Index(cty.StringVal(key)).WithMarks(marks), true
+	}
+	return cty.NilVal, false
 }
