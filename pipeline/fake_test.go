@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Fake stage kinds for engine tests: they read and write small text files, count their runs,
@@ -182,6 +183,42 @@ func (bulkKind) Run(ctx context.Context, j *Job) error {
 	return os.WriteFile(filepath.Join(j.Out, "report"), []byte(fmt.Sprint(cfg.Files)), 0o644)
 }
 
+// typedKind is a fake kind under another name whose outputs have types (OutputTyper) and
+// whose attributes accept given output types.
+type typedKind struct {
+	Kind
+	name    string
+	types   map[string]string
+	accepts map[string][]string
+}
+
+func (k typedKind) Name() string                   { return k.name }
+func (k typedKind) OutputTypes() map[string]string { return k.types }
+func (k typedKind) Attributes() []Attribute {
+	attrs := k.Kind.Attributes()
+	for i := range attrs {
+		attrs[i].Accepts = k.accepts[attrs[i].Name]
+	}
+	return attrs
+}
+
+// collectKind takes anything (a map of outputs, whole stages) in from and writes it as JSON.
+type collectKind struct{}
+
+func (collectKind) Name() string      { return "collect" }
+func (collectKind) Version() int      { return 1 }
+func (collectKind) Outputs() []string { return []string{"out"} }
+func (collectKind) Attributes() []Attribute {
+	return []Attribute{{Name: "from", Type: cty.DynamicPseudoType, Required: true, Accepts: []string{"text file"}, Doc: "text files"}}
+}
+func (collectKind) Run(ctx context.Context, j *Job) error {
+	b, err := ctyjson.Marshal(j.Values.Get("from"), cty.DynamicPseudoType)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(j.Out, "out"), b, 0o644)
+}
+
 type fakeKinds struct {
 	gen   *genKind
 	xform *xformKind
@@ -191,7 +228,10 @@ type fakeKinds struct {
 
 func newFakeKinds() *fakeKinds {
 	f := &fakeKinds{gen: &genKind{}, xform: &xformKind{}, join: &joinKind{}}
-	f.reg, _ = NewRegistry(f.gen, f.xform, f.join, bulkKind{})
+	// make is gen with typed outputs; use is xform whose input takes only a make's out.
+	mk := typedKind{Kind: &genKind{}, name: "make", types: map[string]string{"out": "text file", "count": "tally"}}
+	use := typedKind{Kind: &xformKind{}, name: "use", accepts: map[string][]string{"input": {"text file"}}}
+	f.reg, _ = NewRegistry(f.gen, f.xform, f.join, bulkKind{}, mk, use, collectKind{})
 	return f
 }
 

@@ -81,6 +81,20 @@ type Attribute struct {
 	Default  cty.Value // used when the body and the pipeline block leave it unset
 	Role     AttrRole
 	Doc      string
+	// Accepts names the output types (see OutputTyper) that stage outputs reaching this
+	// attribute may have, directly or inside a map or object; a reference to an output of
+	// another type is an error before anything runs. Empty accepts any output; literal values
+	// and the outputs of kinds without OutputTypes are never checked.
+	Accepts []string
+}
+
+// OutputTyper is implemented by kinds that say what each output holds, so that a reference to
+// one given to an attribute that takes something else (a split's test set as evaluate's
+// model) is reported by validate rather than failing at run time (see Attribute.Accepts).
+type OutputTyper interface {
+	// OutputTypes maps output names to what they hold: a short noun such as "image set" or
+	// "trained model", matched against Attribute.Accepts and quoted in messages.
+	OutputTypes() map[string]string
 }
 
 // Registry maps kind names to kinds.
@@ -103,6 +117,13 @@ func NewRegistry(kinds ...Kind) (*Registry, error) {
 func (r *Registry) Register(k Kind) error {
 	if _, dup := r.kinds[k.Name()]; dup {
 		return fmt.Errorf("stage kind %q registered twice", k.Name())
+	}
+	if t, ok := k.(OutputTyper); ok {
+		for _, o := range sortedKeys(t.OutputTypes()) {
+			if !contains(k.Outputs(), o) {
+				return fmt.Errorf("stage kind %q gives a type to %q, which is not one of its outputs", k.Name(), o)
+			}
+		}
 	}
 	r.kinds[k.Name()] = k
 	return nil

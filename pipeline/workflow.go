@@ -102,7 +102,8 @@ func Build(cfg *Config, reg *Registry, vars map[string]string) (*Workflow, hcl.D
 }
 
 // checkInstances evaluates every instance with upstream outputs unknown, so that type errors,
-// missing attributes and the kinds' own checks surface now rather than mid-run. A problem
+// references to the wrong kind of output, missing attributes and the kinds' own checks
+// surface now rather than mid-run. A problem
 // that every instance of a block has alike (a value that does not depend on each.key) is
 // reported once; one that only some instances have names them.
 func (w *Workflow) checkInstances() hcl.Diagnostics {
@@ -114,7 +115,7 @@ func (w *Workflow) checkInstances() hcl.Diagnostics {
 	var order []*problem
 	seen := map[string]*problem{}
 	for _, inst := range w.Instances {
-		_, ds := w.Evaluate(inst, nil)
+		_, ds := w.evaluate(inst, nil, true)
 		for _, d := range ds {
 			var subject string
 			if d.Subject != nil {

@@ -14,7 +14,8 @@ type Outputs map[string]map[string]string
 
 // stageObject is the value of `stage` in expressions: stage.KIND.NAME is an object of
 // outputs, or for a stage with for_each an object of instances, each an object of outputs.
-func (w *Workflow) stageObject(outs Outputs) cty.Value {
+// With typed, outputs of kinds with OutputTypes carry an outputMark (see checkOutputTypes).
+func (w *Workflow) stageObject(outs Outputs, typed bool) cty.Value {
 	kinds := map[string]map[string]cty.Value{}
 	for _, addr := range w.blockOrder {
 		b := w.blocks[addr]
@@ -24,11 +25,11 @@ func (w *Workflow) stageObject(outs Outputs) cty.Value {
 		} else if b.forEach {
 			inst := map[string]cty.Value{}
 			for _, k := range b.keys {
-				inst[k] = outputObject(b, outs[InstanceAddr(addr, k, true)])
+				inst[k] = outputObject(b, k, outs[InstanceAddr(addr, k, true)], typed)
 			}
 			v = objectOrEmpty(inst)
 		} else {
-			v = outputObject(b, outs[addr])
+			v = outputObject(b, "", outs[addr], typed)
 		}
 		if kinds[b.cfg.Kind] == nil {
 			kinds[b.cfg.Kind] = map[string]cty.Value{}
@@ -42,7 +43,12 @@ func (w *Workflow) stageObject(outs Outputs) cty.Value {
 	return objectOrEmpty(obj)
 }
 
-func outputObject(b *block, paths map[string]string) cty.Value {
+// outputObject is the object of an instance's outputs (key is its instance key, if any).
+func outputObject(b *block, key string, paths map[string]string, typed bool) cty.Value {
+	var types map[string]string
+	if t, ok := b.kind.(OutputTyper); ok && typed {
+		types = t.OutputTypes()
+	}
 	m := map[string]cty.Value{}
 	for _, o := range b.kind.Outputs() {
 		if p, ok := paths[o]; ok {
@@ -50,14 +56,17 @@ func outputObject(b *block, paths map[string]string) cty.Value {
 		} else {
 			m[o] = cty.UnknownVal(cty.String)
 		}
+		if t, ok := types[o]; ok {
+			m[o] = m[o].Mark(outputMark{block: b.addr, key: key, kind: b.kind.Name(), output: o, typ: t})
+		}
 	}
 	return objectOrEmpty(m)
 }
 
-func (w *Workflow) evalContext(outs Outputs) *hcl.EvalContext {
+func (w *Workflow) evalContext(outs Outputs, typed bool) *hcl.EvalContext {
 	ctx := w.baseContext()
 	ctx.Variables["pipeline"] = objectOrEmpty(w.pipelineVals)
-	ctx.Variables["stage"] = w.stageObject(outs)
+	ctx.Variables["stage"] = w.stageObject(outs, typed)
 	return ctx
 }
 
@@ -70,7 +79,7 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 		return nil
 	}
 	expr := b.cfg.ForEach
-	v, diags := expr.Value(w.evalContext(nil))
+	v, diags := expr.Value(w.evalContext(nil, false))
 	if diags.HasErrors() {
 		return diags
 	}
@@ -227,12 +236,18 @@ func (w *Workflow) ScheduleTargets(s *Schedule) []string {
 // Evaluate computes an instance's attribute values. References to instances missing from outs
 // are unknown (Values.Known reports false).
 func (w *Workflow) Evaluate(inst *Instance, outs Outputs) (*Values, hcl.Diagnostics) {
+	return w.evaluate(inst, outs, false)
+}
+
+// evaluate is Evaluate; with typed it also checks that the stage outputs reaching each
+// attribute are of a type the attribute accepts.
+func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, hcl.Diagnostics) {
 	b := inst.b
-	ctx := w.evalContext(outs)
+	ctx := w.evalContext(outs, typed)
 	if inst.HasKey {
 		ctx = ctx.NewChild()
 		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{
-			"key": cty.StringVal(inst.Key), "value": w.eachValue(b, inst.Key, outs),
+			"key": cty.StringVal(inst.Key), "value": w.eachValue(b, inst.Key, outs, typed),
 		})}
 	}
 	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{}}
@@ -244,6 +259,7 @@ func (w *Workflow) Evaluate(inst *Instance, outs Outputs) (*Values, hcl.Diagnost
 		}
 		var val cty.Value
 		var rng hcl.Range
+		var marks cty.ValueMarks
 		if attr, ok := b.cfg.Content.Attributes[a.Name]; ok {
 			got, d := attr.Expr.Value(ctx)
 			diags = append(diags, d...)
@@ -251,6 +267,7 @@ func (w *Workflow) Evaluate(inst *Instance, outs Outputs) (*Values, hcl.Diagnost
 				continue
 			}
 			val, rng = got, attr.Expr.Range()
+			val, marks = val.UnmarkDeep() // only typed evaluation marks values
 			for _, r := range b.refs[a.Name] {
 				v.refs[a.Name] = append(v.refs[a.Name], r.Block)
 			}
@@ -277,6 +294,10 @@ func (w *Workflow) Evaluate(inst *Instance, outs Outputs) (*Values, hcl.Diagnost
 				Detail: fmt.Sprintf("Attribute %q of a %s stage must not be null.", a.Name, b.kind.Name()), Subject: rng.Ptr()})
 			continue
 		}
+		if d := w.checkOutputTypes(b, a, rng, marks); len(d) > 0 {
+			diags = append(diags, d...)
+			continue
+		}
 		v.vals[a.Name], v.ranges[a.Name] = cv, rng
 	}
 	if diags.HasErrors() {
@@ -289,9 +310,32 @@ func (w *Workflow) Evaluate(inst *Instance, outs Outputs) (*Values, hcl.Diagnost
 }
 
 // eachValue is each.value for key: the for_each element, with a stage's outputs filled in.
-func (w *Workflow) eachValue(b *block, key string, outs Outputs) cty.Value {
+func (w *Workflow) eachValue(b *block, key string, outs Outputs, typed bool) cty.Value {
 	if b.forEachFrom != "" {
-		return outputObject(w.blocks[b.forEachFrom], outs[InstanceAddr(b.forEachFrom, key, true)])
+		return outputObject(w.blocks[b.forEachFrom], key, outs[InstanceAddr(b.forEachFrom, key, true)], typed)
+	}
+	// A for_each made of stage outputs ({ cnn = stage.train.a.saved_model }) was expanded
+	// before they existed: evaluate it again for the outputs known now (marked when typed).
+	if len(b.refs["for_each"]) > 0 {
+		if v, d := b.cfg.ForEach.Value(w.evalContext(outs, typed)); !d.HasErrors() {
+			if e, ok := elementAt(v, key); ok {
+				return e
+			}
+		}
 	}
 	return b.eachValues[key]
+}
+
+// elementAt is the element of map or object v under key, with v's own marks.
+func elementAt(v cty.Value, key string) (cty.Value, bool) {
+	v, marks := v.Unmark()
+	switch t := v.Type(); {
+	case !v.IsKnown() || v.IsNull():
+		return cty.NilVal, false
+	case t.IsObjectType() && t.HasAttribute(key):
+		return v.GetAttr(key).WithMarks(marks), true
+	case t.IsMapType() && v.HasIndex(cty.StringVal(key)).True():
+		return v.Index(cty.StringVal(key)).WithMarks(marks), true
+	}
+	return cty.NilVal, false
 }

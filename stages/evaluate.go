@@ -89,6 +89,11 @@ func (Evaluate) Version() int { return 2 }
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }
 
+// OutputTypes implements pipeline.OutputTyper.
+func (Evaluate) OutputTypes() map[string]string {
+	return map[string]string{"evaluation": typeEvaluation}
+}
+
 // Environment implements pipeline.Environmental: the TensorFlow build, its oneDNN setting and
 // its thread pools (as for Train).
 func (Evaluate) Environment() []string {
@@ -113,8 +118,8 @@ func (Evaluate) ArtifactFollows(v *pipeline.Values) string { return v.String("mo
 // Attributes implements pipeline.Kind.
 func (Evaluate) Attributes() []pipeline.Attribute {
 	return []pipeline.Attribute{
-		{Name: "model", Type: cty.String, Required: true, Doc: "a SavedModel (stage.train.NAME.saved_model)"},
-		{Name: "data", Type: cty.String, Required: true, Doc: "the test set (stage.split.NAME.test)"},
+		{Name: "model", Type: cty.String, Required: true, Doc: "a SavedModel (stage.train.NAME.saved_model)", Accepts: []string{typeModel}},
+		{Name: "data", Type: cty.String, Required: true, Doc: "the test set (stage.split.NAME.test)", Accepts: []string{typeImages}},
 		{Name: "batch_size", Type: cty.Number, Default: cty.NumberIntVal(64), Doc: "images per inference batch"},
 		{Name: "threads", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "TensorFlow threads (0: one per core)"},
 	}

@@ -167,6 +167,42 @@ func TestCandidateNamedEvaluationIsNotMistakenForOneStage(t *testing.T) {
 	}
 }
 
+// TestCandidatesAreCheckedByTypeBeforeTheirPathsAreKnown checks that select's validation
+// rejects candidates of the wrong shape while the evaluations' paths are still unknown (as
+// they are when a pipeline file is validated), and that a map of maps, which tomap makes,
+// is read rather than taken for an object.
+func TestCandidatesAreCheckedByTypeBeforeTheirPathsAreKnown(t *testing.T) {
+	unknown := cty.UnknownVal(cty.String)
+	eval := cty.ObjectVal(map[string]cty.Value{"evaluation": unknown})
+	model := cty.ObjectVal(map[string]cty.Value{"saved_model": unknown})
+	for _, c := range []struct {
+		candidates cty.Value
+		want       string
+	}{
+		{cty.ObjectVal(map[string]cty.Value{"cnn": eval, "vit": eval}), ""},
+		{eval, ""},
+		{cty.ObjectVal(map[string]cty.Value{"cnn": unknown}), ""},
+		{cty.MapVal(map[string]cty.Value{"cnn": cty.MapVal(map[string]cty.Value{"evaluation": unknown})}), ""},
+		{cty.ObjectVal(map[string]cty.Value{"cnn": eval, "vit": model}), `candidate "vit" is an object without evaluation`},
+		{cty.TupleVal([]cty.Value{unknown}), "got a tuple"},
+		{cty.EmptyObjectVal, "no candidates"},
+		{cty.MapVal(map[string]cty.Value{"cnn": cty.ListVal([]cty.Value{unknown})}), "every candidate is a list of string"},
+	} {
+		v := pipelineValues(t, Select{}, map[string]cty.Value{"candidates": c.candidates})
+		diags := Select{}.Validate(v)
+		switch {
+		case c.want == "" && len(diags) > 0:
+			t.Errorf("%#v: %s", c.candidates, diags.Error())
+		case c.want != "" && (len(diags) != 1 || diags[0].Summary != "Invalid candidates" || !strings.Contains(diags[0].Detail, c.want)):
+			t.Errorf("%#v: want Invalid candidates with %q, got %v", c.candidates, c.want, diags)
+		}
+	}
+	m := cty.MapVal(map[string]cty.Value{"cnn": cty.MapVal(map[string]cty.Value{"evaluation": cty.StringVal("e")})})
+	if got, err := candidatePaths(m); err != nil || len(got) != 1 || got["cnn"] != "e" {
+		t.Fatalf("map of maps: %v, %v", got, err)
+	}
+}
+
 // TestPromotedModelIsReadableLikeARunFolder checks that a promoted model's folder gets 0755
 // less the umask, as run folders do, and not the 0700 of os.MkdirTemp, so that a server
 // running as another user can load the champion.

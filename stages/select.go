@@ -72,10 +72,13 @@ func (Select) Version() int { return 3 }
 // Outputs implements pipeline.Kind.
 func (Select) Outputs() []string { return []string{"decision"} }
 
+// OutputTypes implements pipeline.OutputTyper.
+func (Select) OutputTypes() map[string]string { return map[string]string{"decision": typeDecision} }
+
 // Attributes implements pipeline.Kind.
 func (Select) Attributes() []pipeline.Attribute {
 	return []pipeline.Attribute{
-		{Name: "candidates", Type: cty.DynamicPseudoType, Required: true, Doc: "the evaluate stages to choose from (stage.evaluate.NAME)"},
+		{Name: "candidates", Type: cty.DynamicPseudoType, Required: true, Doc: "the evaluate stages to choose from (stage.evaluate.NAME)", Accepts: []string{typeEvaluation}},
 		{Name: "metric", Type: cty.String, Default: cty.StringVal("test_f1_macro"), Doc: "evaluation metric to rank by"},
 		{Name: "direction", Type: cty.String, Doc: "max or min (default: min for test_loss, else max)"},
 		{Name: "tie_break", Type: cty.String, Default: cty.StringVal("test_top5"), Doc: "second metric for equal values (then the name)"},
@@ -95,8 +98,13 @@ func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
 	if usable(v, "min_improvement") && num(v, "min_improvement") < 0 {
 		d.add(v, "min_improvement", "Invalid min_improvement", "min_improvement must not be negative.")
 	}
+	// The paths are known only once the evaluations ran, but their types are known now.
 	if c := v.Get("candidates"); c.IsWhollyKnown() && !c.IsNull() {
 		if _, err := candidatePaths(c); err != nil {
+			d.add(v, "candidates", "Invalid candidates", err.Error())
+		}
+	} else if !c.IsNull() {
+		if err := checkCandidates(c.Type()); err != nil {
 			d.add(v, "candidates", "Invalid candidates", err.Error())
 		}
 	}
@@ -107,10 +115,10 @@ func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
 // or of paths, keyed by candidate name; or the output of one evaluate stage without for_each,
 // returned under the empty name (Run names it after the evaluated model's architecture).
 func candidatePaths(c cty.Value) (map[string]string, error) {
-	if !c.Type().IsObjectType() && !c.Type().IsMapType() {
-		return nil, fmt.Errorf("candidates must be a map of evaluate stages, such as stage.evaluate.test; got %s", c.Type().FriendlyName())
+	if err := checkCandidates(c.Type()); err != nil {
+		return nil, err
 	}
-	if c.Type().IsObjectType() && len(c.Type().AttributeTypes()) == 1 && c.Type().HasAttribute("evaluation") && c.Type().AttributeType("evaluation") == cty.String {
+	if singleEvaluation(c.Type()) {
 		e := c.GetAttr("evaluation")
 		if e.IsNull() {
 			return nil, fmt.Errorf("the evaluate stage has no evaluation path")
@@ -121,23 +129,98 @@ func candidatePaths(c cty.Value) (map[string]string, error) {
 	for it := c.ElementIterator(); it.Next(); {
 		k, v := it.Element()
 		name := k.AsString()
-		switch {
-		case v.Type() == cty.String:
-			out[name] = v.AsString()
-		case (v.Type().IsObjectType() && v.Type().HasAttribute("evaluation")) || v.Type().IsMapType():
-			e := v.GetAttr("evaluation")
-			if e.Type() != cty.String || e.IsNull() {
-				return nil, fmt.Errorf("candidate %q has no evaluation path", name)
-			}
-			out[name] = e.AsString()
-		default:
-			return nil, fmt.Errorf("candidate %q is a %s; use evaluate stage outputs (stage.evaluate.NAME)", name, v.Type().FriendlyName())
+		if v.Type() != cty.String {
+			v = candidateEvaluation(v)
 		}
+		if v.IsNull() {
+			return nil, fmt.Errorf("candidate %q has no evaluation path", name)
+		}
+		out[name] = v.AsString()
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no candidates")
 	}
 	return out, nil
+}
+
+// checkCandidates checks the shape of candidates from its type alone, so that validation,
+// when the evaluations' paths are not yet known, reports what a run would refuse.
+func checkCandidates(t cty.Type) error {
+	switch {
+	case t == cty.DynamicPseudoType || singleEvaluation(t):
+		return nil
+	case t.IsObjectType():
+		names := make([]string, 0, len(t.AttributeTypes()))
+		for n := range t.AttributeTypes() {
+			names = append(names, n)
+		}
+		if len(names) == 0 {
+			return fmt.Errorf("no candidates")
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if !candidateType(t.AttributeType(n)) {
+				return fmt.Errorf("candidate %q is %s; use evaluate stage outputs (stage.evaluate.NAME)", n, typeName(t.AttributeType(n)))
+			}
+		}
+		return nil
+	case t.IsMapType():
+		if !candidateType(t.ElementType()) {
+			return fmt.Errorf("every candidate is %s; use evaluate stage outputs (stage.evaluate.NAME)", typeName(t.ElementType()))
+		}
+		return nil
+	}
+	return fmt.Errorf("candidates must be a map of evaluate stages, such as stage.evaluate.test; got %s", typeName(t))
+}
+
+// typeName is a type's name with its article: "an object without evaluation", "a list of string".
+func typeName(t cty.Type) string {
+	switch {
+	case t.IsObjectType() && !t.HasAttribute("evaluation"):
+		return "an object without evaluation"
+	case t.IsObjectType():
+		return "an object whose evaluation is " + typeName(t.AttributeType("evaluation"))
+	}
+	n := t.FriendlyName()
+	if strings.ContainsRune("aeiou", rune(n[0])) {
+		return "an " + n
+	}
+	return "a " + n
+}
+
+// singleEvaluation reports whether t is the outputs of one evaluate stage without for_each:
+// an object whose only attribute is evaluation.
+func singleEvaluation(t cty.Type) bool {
+	return t.IsObjectType() && len(t.AttributeTypes()) == 1 && t.HasAttribute("evaluation") && t.AttributeType("evaluation") == cty.String
+}
+
+// candidateType reports whether one candidate of type t has an evaluation path: a path, or
+// an object or map with one under evaluation.
+func candidateType(t cty.Type) bool {
+	switch {
+	case t == cty.String || t == cty.DynamicPseudoType:
+		return true
+	case t.IsObjectType():
+		return t.HasAttribute("evaluation") && t.AttributeType("evaluation") == cty.String
+	case t.IsMapType():
+		return t.ElementType() == cty.String
+	}
+	return false
+}
+
+// candidateEvaluation is the evaluation path of a candidate that is an evaluate stage's
+// outputs (an object or map); null when it has none.
+func candidateEvaluation(v cty.Value) cty.Value {
+	if v.IsNull() {
+		return cty.NullVal(cty.String)
+	}
+	if v.Type().IsMapType() {
+		if !v.HasIndex(cty.StringVal("evaluation")).True() {
+			return cty.NullVal(cty.String)
+		}
+		return v.Index(cty.StringVal("evaluation"))
+	}
+	return v.GetAttr("evaluation")
 }
 
 func (c SelectConfig) direction() string {

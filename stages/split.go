@@ -60,6 +60,11 @@ func (Split) Environment() []string { return []string{"libtensorflow " + graphs.
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
 func (Split) Outputs() []string { return []string{TrainSet, ValSet, TestSet, "report"} }
 
+// OutputTypes implements pipeline.OutputTyper.
+func (Split) OutputTypes() map[string]string {
+	return map[string]string{TrainSet: typeImages, ValSet: typeImages, TestSet: typeImages, "report": typeReport}
+}
+
 // Attributes implements pipeline.Kind.
 func (Split) Attributes() []pipeline.Attribute {
 	return []pipeline.Attribute{
