@@ -773,8 +773,9 @@ func (sameDirKind) Run(ctx context.Context, j *Job) error {
 	return os.WriteFile(filepath.Join(j.Out, "out"), []byte(j.Values.String("text")), 0o644)
 }
 
-// Two instances of a kind that choose the same run-folder folder do not share it: the second
-// gets its address, and neither's files (hard links to its stored output) are written over.
+// Two instances of a kind that choose the same run-folder folder do not share it: both get
+// their addresses (whichever ends first), and neither's files (hard links to its stored
+// output) are written over.
 func TestInstancesChoosingOneArtifactFolderGetTwo(t *testing.T) {
 	reg, err := NewRegistry(sameDirKind{})
 	if err != nil {
@@ -805,8 +806,16 @@ stage "samedir" "b" {
 			t.Errorf("%s's stored output holds %q", s.Addr, stored)
 		}
 	}
-	if a, b := got["samedir.a"], got["samedir.b"]; !(a == "same: from a" && b == "samedir.b: from b" || a == "samedir.a: from a" && b == "same: from b") {
+	if a, b := got["samedir.a"], got["samedir.b"]; a != "samedir.a: from a" || b != "samedir.b: from b" {
 		t.Fatalf("run folder: %v", got)
+	}
+	// One alone in a run keeps the folder it chooses.
+	_, rec, err = ws.run(RunOptions{Selection: Selection{Targets: []string{"samedir.a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := rec.Result("samedir.a"); res == nil || res.Artifacts != "same" {
+		t.Fatalf("alone: %+v", res)
 	}
 }
 

@@ -258,9 +258,8 @@ func addrDirName(addr string) string {
 // ArtifactNamer is implemented by kinds that choose their folder in a run folder (train
 // uses the architecture name: models/<timestamp>/cnn/). key is the instance's for_each key
 // ("" without); paths in v are relative to workspace. Two instances of a run choosing the
-// same folder would share it: the runner gives the second its address instead
-// (addrDirName), so a kind should put the key in the name where several instances can
-// choose alike.
+// same folder would share it: the runner gives each its address instead (addrDirName), so
+// a kind should put the key in the name where several instances can choose alike.
 type ArtifactNamer interface {
 	ArtifactDir(key string, v *Values, workspace string) string
 }

@@ -113,6 +113,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	for _, inst := range insts {
 		r.done[inst.Addr] = make(chan struct{})
 	}
+	r.contested = contestedArtifactDirs(e.Workflow, insts, e.Store.Workspace)
 	var wg sync.WaitGroup
 	for _, inst := range insts {
 		wg.Add(1)
@@ -180,9 +181,11 @@ type runner struct {
 	results      map[string]*StageResult
 	jobs         chan struct{}
 	heavy        chan struct{}
-	stop         atomic.Bool // a stage failed and --keep-going is off: start nothing new
-	prepare      sync.Once
-	prepErr      error
+	// contested are the folders several instances choose (contestedArtifactDirs).
+	contested map[[2]string]bool
+	stop      atomic.Bool // a stage failed and --keep-going is off: start nothing new
+	prepare   sync.Once
+	prepErr   error
 }
 
 func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
@@ -450,6 +453,37 @@ func (nopProgress) Start(string, int64) {}
 func (nopProgress) Add(int64)           {}
 func (nopProgress) Status(string)       {}
 
+// contestedArtifactDirs returns the folders (with the kind) that more than one of insts
+// choose (ArtifactNamer), by their attributes as far as they are known before the run (two
+// train blocks of one architecture without for_each both choose cnn/): each of those gets
+// its address instead, so that which gets the plain name does not depend on which ends first.
+func contestedArtifactDirs(w *Workflow, insts []*Instance, workspace string) map[[2]string]bool {
+	count := map[[2]string]int{}
+	for _, inst := range insts {
+		if _, follows := inst.Kind.(ArtifactFollower); follows {
+			continue
+		}
+		n, ok := inst.Kind.(ArtifactNamer)
+		if !ok {
+			continue
+		}
+		v, diags := w.Evaluate(inst, nil)
+		if diags.HasErrors() || v == nil {
+			continue
+		}
+		if name := n.ArtifactDir(inst.Key, v, workspace); name != "" {
+			count[[2]string{name, inst.Kind.Name()}]++
+		}
+	}
+	contested := map[[2]string]bool{}
+	for k, c := range count {
+		if c > 1 {
+			contested[k] = true
+		}
+	}
+	return contested
+}
+
 // claimArtifactDir returns the instance's folder in the run folder: for a kind that follows
 // an input (ArtifactFollower), the folder of the instance whose output that input is;
 // else artifactDirName, or the instance's address when another instance of the same kind
@@ -474,7 +508,9 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 		}
 	}
 	kind := d.inst.Kind.Name()
-	if owner, ok := r.artifactDirs[[2]string{name, kind}]; ok && owner != d.Addr {
+	if r.contested[[2]string{name, kind}] {
+		name = addrDirName(d.Addr) // several of its kind choose it: none gets it, whichever ends first
+	} else if owner, ok := r.artifactDirs[[2]string{name, kind}]; ok && owner != d.Addr {
 		name = addrDirName(d.Addr) // taken by another of its kind (two evaluations of one model)
 	}
 	r.artifactDirs[[2]string{name, kind}] = d.Addr
