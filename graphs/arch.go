@@ -111,6 +111,9 @@ func (m Classifier) Validate() error {
 		return err
 	}
 	if m.Classes < 2 {
+		if m.Classes == 1 {
+			return fmt.Errorf("1 class: a classifier needs at least 2")
+		}
 		return fmt.Errorf("%d classes: a classifier needs at least 2", m.Classes)
 	}
 	net, err := m.Spec.Network()

@@ -96,7 +96,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	// Holding the lock, anything in tmp/ belongs to a run that died: its outputs were never
 	// published, so they can go.
 	if n := e.Store.cleanTemp(); n > 0 {
-		rec.Logf("removed %d unpublished outputs of an interrupted run", n)
+		rec.Logf("removed %s of an interrupted run", Plural(n, "unpublished output", "unpublished outputs"))
 	}
 	names := make([]string, len(insts))
 	rec.order = map[string]int{}
@@ -105,7 +105,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		rec.order[inst.Addr] = i + 1
 	}
 	opts.Reporter.Planned(names)
-	rec.Logf("run %s: %d stages", rec.ID, len(insts))
+	rec.Logf("run %s: %s", rec.ID, Plural(len(insts), "stage", "stages"))
 
 	r := &runner{e: e, opts: opts, rec: rec, forced: forced, outs: Outputs{}, ctx: ctx,
 		done: map[string]chan struct{}{}, results: map[string]*StageResult{}, artifactDirs: map[[2]string]string{},

@@ -99,7 +99,7 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 		return bad("The value is null.")
 	}
 	if !v.CanIterateElements() {
-		return bad(fmt.Sprintf("The value is a %s.", v.Type().FriendlyName()))
+		return bad(fmt.Sprintf("The value is %s.", WithArticle(v.Type().FriendlyName())))
 	}
 	b.eachValues = map[string]cty.Value{}
 	ty := v.Type()
@@ -124,7 +124,7 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 			b.eachValues[k.AsString()] = e
 		}
 	default:
-		return bad(fmt.Sprintf("The value is a %s; a list may hold duplicates, so convert it with toset().", ty.FriendlyName()))
+		return bad(fmt.Sprintf("The value is %s; a list may hold duplicates, so convert it with toset().", WithArticle(ty.FriendlyName())))
 	}
 	b.keys = sortedKeys(b.eachValues)
 	for _, k := range b.keys {
@@ -286,12 +286,12 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 		cv, err := convertTo(val, a.Type)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
-				Detail: fmt.Sprintf("Attribute %q of a %s stage must be %s: %s.", a.Name, b.kind.Name(), a.Type.FriendlyName(), err), Subject: rng.Ptr()})
+				Detail: fmt.Sprintf("Attribute %q of %s stage must be %s: %s.", a.Name, WithArticle(b.kind.Name()), WithArticle(a.Type.FriendlyName()), err), Subject: rng.Ptr()})
 			continue
 		}
 		if cv.IsKnown() && cv.IsNull() && a.Required {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
-				Detail: fmt.Sprintf("Attribute %q of a %s stage must not be null.", a.Name, b.kind.Name()), Subject: rng.Ptr()})
+				Detail: fmt.Sprintf("Attribute %q of %s stage must not be null.", a.Name, WithArticle(b.kind.Name())), Subject: rng.Ptr()})
 			continue
 		}
 		if d := w.checkOutputTypes(b, a, rng, marks); len(d) > 0 {

@@ -300,7 +300,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 		return err
 	}
 	if n := reused.Load(); n > 0 {
-		job.Logf("reused %d copies of the previous output (made the same way from the same images)", n)
+		job.Logf("reused %s of the previous output (made the same way from the same images)", plural(int(n), "copy", "copies"))
 	}
 	if err := inputs.write(job, made); err != nil {
 		return err
@@ -354,6 +354,6 @@ func writeAugmentReport(job *pipeline.Job, classes []string, rep augmentReport) 
 		[]series{{"before", before}, {"after", after}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting: %w", err)
 	}
-	job.Logf("augment: added %d copies over %d classes", added, len(classes))
+	job.Logf("augment: added %s over %s", plural(added, "copy", "copies"), plural(len(classes), "class", "classes"))
 	return nil
 }

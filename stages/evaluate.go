@@ -170,8 +170,8 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := confusionPlot(filepath.Join(dir, "confusion_matrix.png"), arch, conf, job.Logf); err != nil {
 		return fmt.Errorf("plotting the confusion matrix: %w", err)
 	}
-	job.Logf("%s on %d test images: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",
-		arch, ev.Images, ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
+	job.Logf("%s on %s: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",
+		arch, plural(ev.Images, "test image", "test images"), ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
 	return nil
 }
 

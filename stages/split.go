@@ -231,9 +231,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		rejected = append(rejected, trej...)
 	}
 	if cfg.TestSource != nil {
-		job.Logf("found %d files in %d class folders of %s, and %d in %s", len(files), len(classes), cfg.Source, len(testFiles), *cfg.TestSource)
+		job.Logf("found %s in %s of %s, and %d in %s", plural(len(files), "file", "files"), plural(len(classes), "class folder", "class folders"), cfg.Source, len(testFiles), *cfg.TestSource)
 	} else {
-		job.Logf("found %d files in %d class folders of %s", len(files), len(classes), cfg.Source)
+		job.Logf("found %s in %s of %s", plural(len(files), "file", "files"), plural(len(classes), "class folder", "class folders"), cfg.Source)
 	}
 
 	previous := readPreviousSplit(job, job.Previous)
@@ -308,15 +308,15 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		desc := fmt.Sprintf("%q (%d", c, perClass[c])
 		if n := leakedIn[c]; n > 0 {
-			desc += fmt.Sprintf("; %d left out as copies of test_source images", n)
+			desc += fmt.Sprintf("; %d left out as %s", n, agree(n, "a copy of a test_source image", "copies of test_source images"))
 		}
 		if n := rejectedIn(rejected, c); n > 0 {
-			desc += fmt.Sprintf("; %d files rejected, listed in the log", n)
+			desc += fmt.Sprintf("; %s rejected, listed in the log", plural(n, "file", "files"))
 		}
 		small = append(small, desc+")")
 		if cfg.DropSmallClasses {
 			rep.Dropped = append(rep.Dropped, c)
-			job.Logf("warning: dropping class %q: %d usable images, %d needed", c, perClass[c], need)
+			job.Logf("warning: dropping class %q: %s, %d needed", c, plural(perClass[c], "usable image", "usable images"), need)
 		}
 	}
 	if len(small) > 0 && !cfg.DropSmallClasses {
@@ -324,7 +324,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split). Add images, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need)
 	}
 	if len(kept) < 2 {
-		return fmt.Errorf("%d usable class(es) in %s; a classifier needs at least 2", len(kept), cfg.Source)
+		return fmt.Errorf("%s in %s; a classifier needs at least 2", plural(len(kept), "usable class", "usable classes"), cfg.Source)
 	}
 	label := map[string]int{}
 	for i, c := range kept {
@@ -616,10 +616,14 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				made++
 			}
 		}
-		job.Logf("reused %d stored images of the previous split (stored the same way), made %d", n, made)
+		job.Logf("reused %s of the previous split (stored the same way), made %d", plural(int(n), "stored image", "stored images"), made)
 	}
 	if n := fallbacks.Load(); n > 0 {
-		job.Logf("warning: %d JPEGs were decoded by image/jpeg after libjpeg-turbo refused them (e.g. %q); their pixels can differ slightly from libjpeg's", n, *fallbackPath.Load())
+		if n == 1 {
+			job.Logf("warning: 1 JPEG was decoded by image/jpeg after libjpeg-turbo refused it (%q); its pixels can differ slightly from libjpeg's", *fallbackPath.Load())
+		} else {
+			job.Logf("warning: %d JPEGs were decoded by image/jpeg after libjpeg-turbo refused them (e.g. %q); their pixels can differ slightly from libjpeg's", n, *fallbackPath.Load())
+		}
 	}
 	for i := range all {
 		if v, ok := written.Load(all[i].digest); ok {
@@ -748,17 +752,17 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		[]series{{TrainSet, vals[TrainSet]}, {ValSet, vals[ValSet]}, {TestSet, vals[TestSet]}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting the class distribution: %w", err)
 	}
-	job.Logf("split: %d train, %d val, %d test images in %d classes; %d files rejected (see report/rejected.json)",
-		rep.Total.Train, rep.Total.Val, rep.Total.Test, len(classes), len(rejected))
+	job.Logf("split: %d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
+		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), plural(len(rejected), "file", "files"))
 	logRejected(job, rejected, " (all in report/rejected.json)")
 	if len(rep.Conflicts) > 0 {
-		job.Logf("warning: %d groups of identical images carry different class labels (report/split.json: label_conflicts)", len(rep.Conflicts))
+		job.Logf("warning: %s of identical images %s different class labels (report/split.json: label_conflicts)", plural(len(rep.Conflicts), "group", "groups"), agree(len(rep.Conflicts), "carries", "carry"))
 	}
 	if len(rep.Moved) > 0 {
-		job.Logf("warning: %d images changed set since the previous split, to share one with identical or near-identical images (report/split.json: moved_from_previous_split)", len(rep.Moved))
+		job.Logf("warning: %s changed set since the previous split, to share one with identical or near-identical images (report/split.json: moved_from_previous_split)", plural(len(rep.Moved), "image", "images"))
 	}
 	if len(rep.Near) > 0 {
-		job.Logf("%d groups of near-identical images (one picture at different sizes or JPEG qualities) are kept in one set each (report/split.json: near_duplicates)", len(rep.Near))
+		job.Logf("%s of near-identical images (one picture at different sizes or JPEG qualities) %s (report/split.json: near_duplicates)", plural(len(rep.Near), "group", "groups"), agree(len(rep.Near), "is kept in one set", "are kept in one set each"))
 		largest := rep.Near[0]
 		for _, g := range rep.Near {
 			if len(g) > len(largest) {
@@ -770,10 +774,10 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		}
 	}
 	if len(rep.NearConflicts) > 0 {
-		job.Logf("warning: %d groups of near-identical images carry different class labels (report/split.json: near_duplicate_label_conflicts)", len(rep.NearConflicts))
+		job.Logf("warning: %s of near-identical images %s different class labels (report/split.json: near_duplicate_label_conflicts)", plural(len(rep.NearConflicts), "group", "groups"), agree(len(rep.NearConflicts), "carries", "carry"))
 	}
 	if len(rep.Leaked) > 0 {
-		job.Logf("warning: removed %d training images that are identical or near-identical to test_source images (report/split.json: removed_from_train_val)", len(rep.Leaked))
+		job.Logf("warning: removed %s identical or near-identical to test_source images (report/split.json: removed_from_train_val)", plural(len(rep.Leaked), "training image", "training images"))
 	}
 	return nil
 }
@@ -793,7 +797,11 @@ func logRejected(job *pipeline.Job, rejected []Rejected, where string) {
 	if len(rejected) == 0 {
 		return
 	}
-	job.Logf("warning: %d files rejected, e.g. %q: %s%s", len(rejected), rejected[0].Path, rejected[0].Reason, where)
+	eg := "e.g. "
+	if len(rejected) == 1 {
+		eg = ""
+	}
+	job.Logf("warning: %s rejected, %s%q: %s%s", plural(len(rejected), "file", "files"), eg, rejected[0].Path, rejected[0].Reason, where)
 	for i, r := range rejected {
 		if i == 5 && where != "" {
 			job.Logf("  … and %d more", len(rejected)-5)

@@ -438,6 +438,17 @@ func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
 	if strings.Join(rep.Dropped, ",") != "tiny,wee" || len(rep.Classes) != 2 {
 		t.Fatalf("dropped %v, classes %v", rep.Dropped, rep.Classes)
 	}
+	// The counts agree with their nouns: one image, two images, two files.
+	log, err = os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{`dropping class "tiny": 2 usable images, 3 needed`, `dropping class "wee": 1 usable image, 3 needed`,
+		"in 2 classes; 2 files rejected", "warning: 2 files rejected, e.g. "} {
+		if !strings.Contains(string(log), line) {
+			t.Errorf("run.log lacks %q:\n%s", line, log)
+		}
+	}
 }
 
 // testSourceHCL is a split of raw/train with raw/test as its test set, at an image size.

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -175,12 +177,91 @@ func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
 	case "vit":
 		target = spec.ViT
 	}
+	names := optionNames(target)
+	for it := options.ElementIterator(); it.Next(); {
+		k, _ := it.Element()
+		if name := k.AsString(); !slices.Contains(names, name) {
+			msg := fmt.Sprintf("%s has no option %q", arch, name)
+			if sug := pipeline.Suggest(name, names); sug != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sug)
+			} else {
+				msg += "."
+			}
+			return spec, fmt.Errorf("%s The %s options are %s.", msg, arch, listAnd(names))
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
+	dec.DisallowUnknownFields() // optionNames lists them all; this is a second guard
 	if err := dec.Decode(target); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return spec, fmt.Errorf("%s option %s must be %s, not %s", arch, te.Field, jsonKindName(te.Type), jsonValueName(te.Value))
+		}
 		return spec, fmt.Errorf("%s options: %v (see docs/stages.md for the option names)", arch, err)
 	}
 	return spec, spec.CheckOptions()
+}
+
+// optionNames are the JSON names of the fields of the architecture options struct that
+// target points to, in declaration order: the names its options attribute takes.
+func optionNames(target any) []string {
+	t := reflect.TypeOf(target)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+		case name == "":
+			names = append(names, f.Name)
+		default:
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// listAnd joins names as a sentence does: "a", "a and b", "a, b and c".
+func listAnd(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// jsonKindName says in HCL terms what an options field of type t takes.
+func jsonKindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(jsonKindName(t.Elem()), "a "), "an ") + "s"
+	}
+	return pipeline.WithArticle(t.Kind().String())
+}
+
+// jsonValueName says in HCL terms what an option was given, from the JSON description in
+// json.UnmarshalTypeError ("string", "number 4.5", "array").
+func jsonValueName(v string) string {
+	switch {
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	case strings.HasPrefix(v, "number "):
+		return strings.TrimPrefix(v, "number ")
+	}
+	return pipeline.WithArticle(v)
 }
 
 // resolved is the training configuration with architecture defaults applied.

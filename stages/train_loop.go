@@ -165,8 +165,8 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 		if err != nil {
 			return err
 		}
-		job.Logf("training %s (%d parameters) on %d images (%d classes, %dx%dx%d), validating on %d",
-			cfg.Architecture, tr.Params(), n, len(m.Classes), m.Size, m.Size, m.Channels, valDS.len())
+		job.Logf("training %s (%d parameters) on %s (%d classes, %dx%dx%d), validating on %d",
+			cfg.Architecture, tr.Params(), plural(n, "image", "images"), len(m.Classes), m.Size, m.Size, m.Channels, valDS.len())
 	}
 
 	for epoch := st.Epoch + 1; epoch <= cfg.epochs && st.Stopped == ""; epoch++ {
@@ -176,7 +176,7 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 		}
 		st.History = append(st.History, rec)
 		if st.Schedule.endEpoch(float64(rec.ValLoss)) {
-			job.Logf("validation loss has not improved for %d epochs: learning rate ×%g", cfg.PlateauPatience+1, cfg.PlateauFactor)
+			job.Logf("validation loss has not improved for %s: learning rate ×%g", plural(cfg.PlateauPatience+1, "epoch", "epochs"), cfg.PlateauFactor)
 		}
 		if improved(st, rec, cfg.SelectMetric) {
 			dir := filepath.Join(job.Work, fmt.Sprintf("best-%d", epoch))
@@ -189,7 +189,7 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 			st.Since++
 		}
 		if cfg.EarlyStopping > 0 && st.Since >= cfg.EarlyStopping && epoch < cfg.epochs {
-			st.Stopped = fmt.Sprintf("early stopping after epoch %d: %s did not improve for %d epochs", epoch, cfg.SelectMetric, st.Since)
+			st.Stopped = fmt.Sprintf("early stopping after epoch %d: %s did not improve for %s", epoch, cfg.SelectMetric, plural(st.Since, "epoch", "epochs"))
 			job.Logf("%s", st.Stopped)
 		}
 		if err := tr.Save(filepath.Join(job.Work, fmt.Sprintf("ckpt-%d", epoch))); err != nil {
@@ -395,7 +395,7 @@ func readTrainState(job *pipeline.Job, path string, channels int) (*trainState, 
 	case json.Unmarshal(b, &st) != nil:
 		why = "it does not parse"
 	case st.Epoch < 1 || len(st.History) != st.Epoch:
-		why = fmt.Sprintf("it records epoch %d with %d epochs of history", st.Epoch, len(st.History))
+		why = fmt.Sprintf("it records epoch %d with %s of history", st.Epoch, plural(len(st.History), "epoch", "epochs"))
 	case st.Schedule == nil:
 		why = "it has no learning-rate schedule"
 	case len(st.Mean) != channels || len(st.Std) != channels:

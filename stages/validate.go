@@ -3,9 +3,11 @@ package stages
 import (
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 
 	"pipeline/pipeline"
 )
@@ -47,7 +49,7 @@ func (d *diagList) fraction(v *pipeline.Values, name string, allowZero bool) {
 	}
 	f := num(v, name)
 	if f < 0 || f >= 1 || (!allowZero && f == 0) {
-		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %g: use a fraction in [0, 1), e.g. 0.1.", name, f))
+		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: use a fraction in [0, 1), e.g. 0.1.", name, hclValue(v.Get(name))))
 	}
 }
 
@@ -58,13 +60,13 @@ func (d *diagList) intRange(v *pipeline.Values, name string, lo, hi int64) {
 	bf := v.Get(name).AsBigFloat()
 	i, acc := bf.Int64()
 	if acc != big.Exact || i < lo || i > hi {
-		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: use a whole number from %d to %d.", name, bf.String(), lo, hi))
+		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: use a whole number from %d to %d.", name, hclValue(v.Get(name)), lo, hi))
 	}
 }
 
 func (d *diagList) positive(v *pipeline.Values, name string) {
 	if usable(v, name) && num(v, name) <= 0 {
-		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %g: must be positive.", name, num(v, name)))
+		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: must be positive.", name, hclValue(v.Get(name))))
 	}
 }
 
@@ -74,7 +76,7 @@ func (d *diagList) oneOf(v *pipeline.Values, name string, options ...string) {
 	}
 	x := v.Get(name)
 	var s string
-	if x.Type().FriendlyName() == "number" {
+	if x.Type() == cty.Number {
 		s = x.AsBigFloat().String()
 	} else {
 		s = x.AsString()
@@ -84,5 +86,19 @@ func (d *diagList) oneOf(v *pipeline.Values, name string, options ...string) {
 			return
 		}
 	}
-	d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %q: use one of %s.", name, s, strings.Join(options, ", ")))
+	d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: use one of %s.", name, hclValue(x), strings.Join(options, ", ")))
+}
+
+// hclValue shows a number or string as it would be written in the pipeline file: numbers
+// bare (2), strings quoted ("png"); other values by their type.
+func hclValue(x cty.Value) string {
+	switch {
+	case !x.IsKnown() || x.IsNull():
+		return x.GoString()
+	case x.Type() == cty.Number:
+		return x.AsBigFloat().Text('f', -1)
+	case x.Type() == cty.String:
+		return strconv.Quote(x.AsString())
+	}
+	return pipeline.WithArticle(x.Type().FriendlyName())
 }

@@ -84,3 +84,55 @@ func TestArchitectureOptionsAreCheckedBeforeRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidChoiceShowsTheValueAsWritten checks that a value outside a fixed set is shown
+// as the pipeline file writes it: a number bare, a string quoted.
+func TestInvalidChoiceShowsTheValueAsWritten(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attr, want := range map[string]string{
+		"channels = 2":     "channels = 2: use one of 1, 3.",
+		"channels = 2.5":   "channels = 2.5: use one of 1, 3.",
+		`format = "gif"`:   `format = "gif": use one of png, jpeg.`,
+		`resize = "a\"b"`:  `resize = "a\"b": use one of`,
+		`channels = "two"`: "a number is required",
+		"val = -0.5":       "val = -0.5: use a fraction in [0, 1)",
+		"quality = 1e6":    "quality = 1000000: use a whole number from 1 to 100.",
+	} {
+		src := fmt.Sprintf("stage \"split\" \"main\" {\n  source = \"raw\"\n  image_size = 32\n  %s\n}\n", attr)
+		cfg, diags := pipeline.LoadSource("choice.hcl", []byte(src), reg)
+		if !diags.HasErrors() {
+			_, diags = pipeline.Build(cfg, reg, nil)
+		}
+		if len(diags) != 1 || !strings.Contains(diags[0].Detail, want) {
+			t.Errorf("%s: want one diagnostic with %q, got:\n%s", attr, want, diags.Error())
+		}
+	}
+}
+
+// TestMisspelledArchitectureOptionIsNamedWithASuggestion checks that an options key the
+// architecture does not have is named with the closest option and the valid ones, and that
+// an option of the wrong type says what it takes, instead of Go's JSON errors.
+func TestMisspelledArchitectureOptionIsNamedWithASuggestion(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for arch, c := range map[string]struct{ opts, want string }{
+		"vit":   {"{ ptach = 4 }", `vit has no option "ptach"; did you mean "patch"? The vit options are patch, dim, depth, heads, mlp_ratio, pool and dropout.`},
+		"cnn":   {"{ zzz = 1 }", `cnn has no option "zzz". The cnn options are channels, dropout, pool, dense and dense_dropout.`},
+		"vgg19": {`{ width = "wide" }`, "vgg19 option width must be a number, not a string"},
+	} {
+		src := fmt.Sprintf("stage \"train\" \"model\" {\n  architecture = %q\n  train = \"a\"\n  val = \"b\"\n  options = %s\n}\n", arch, c.opts)
+		cfg, diags := pipeline.LoadSource("arch.hcl", []byte(src), reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		_, diags = pipeline.Build(cfg, reg, nil)
+		if len(diags) != 1 || diags[0].Summary != "Invalid architecture options" || diags[0].Detail != c.want {
+			t.Errorf("%s options %s: want one Invalid architecture options %q, got:\n%s", arch, c.opts, c.want, diags.Error())
+		}
+	}
+}

@@ -33,7 +33,7 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 	models := filepath.Join(dir, "models")
 	killed := filepath.Join(models, "20200101_000000")
 	os.MkdirAll(killed, 0o755)
-	os.WriteFile(filepath.Join(killed, "run.log"), []byte("00:00:00 run 20200101_000000: 1 stages\n"), 0o644)
+	os.WriteFile(filepath.Join(killed, "run.log"), []byte("00:00:00 run 20200101_000000: 1 stage\n"), 0o644)
 	os.Chtimes(filepath.Join(killed, "run.log"), time.Time{}, time.Date(2020, 1, 1, 0, 5, 0, 0, time.UTC))
 	now := time.Now().UTC()
 	going := filepath.Join(models, now.Format("20060102_150405")+"-9")

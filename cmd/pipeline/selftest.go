@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"pipeline/graphs"
+	"pipeline/pipeline"
 )
 
 func selftestCommand() *cli.Command {
@@ -66,7 +67,7 @@ func selftest(w interface{ Write([]byte) (int, error) }, out string, steps int, 
 	}
 	tw.Flush()
 	if failed > 0 {
-		return fmt.Errorf("%d architecture(s) did not learn the synthetic problem or exported differently", failed)
+		return fmt.Errorf("%s did not learn the synthetic problem or exported differently", pipeline.Plural(failed, "architecture", "architectures"))
 	}
 	fmt.Fprintln(w, "selftest passed: every architecture learned, exported and reloaded identically")
 	return nil
