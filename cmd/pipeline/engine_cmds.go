@@ -91,7 +91,7 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 				n++
 			}
 		}
-		return nil, fmt.Errorf("%s: %d error(s)", path, n)
+		return nil, fmt.Errorf("%s: %s", path, pipeline.Plural(n, "error", "errors"))
 	}
 	store, err := pipeline.OpenStore(filepath.Dir(abs))
 	if err != nil {
@@ -126,8 +126,9 @@ func validateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "%s is valid: %d stages (%d instances), %d schedules\n",
-				l.cfg.Path, len(l.cfg.Stages), len(l.engine.Workflow.Instances), len(l.cfg.Schedules))
+			fmt.Fprintf(c.App.Writer, "%s is valid: %s (%s), %s\n", l.cfg.Path,
+				pipeline.Plural(len(l.cfg.Stages), "stage", "stages"), pipeline.Plural(len(l.engine.Workflow.Instances), "instance", "instances"),
+				pipeline.Plural(len(l.cfg.Schedules), "schedule", "schedules"))
 			return nil
 		},
 	}
@@ -513,8 +514,8 @@ func gcCommand() *cli.Command {
 				verb = "would remove"
 			}
 			w := c.App.Writer
-			fmt.Fprintf(w, "%s %d outputs (%.1f MB) and %d cache entries; kept %d outputs\n",
-				verb, res.Objects, float64(res.Bytes)/1e6, res.Keys, res.Kept)
+			fmt.Fprintf(w, "%s %s (%.1f MB) and %s; kept %s\n", verb, pipeline.Plural(res.Objects, "output", "outputs"),
+				float64(res.Bytes)/1e6, pipeline.Plural(res.Keys, "cache entry", "cache entries"), pipeline.Plural(res.Kept, "output", "outputs"))
 			for _, o := range res.Removed {
 				made, who := "", "no cache entry"
 				if !o.Created.IsZero() {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"pipeline/pipeline"
 )
 
 // cli runs the command in-process and returns its exit code and output.
@@ -85,7 +87,7 @@ func TestInvalidFileGetsDiagnosticsWithSnippets(t *testing.T) {
 	if code != exitErr {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"Unsupported argument", `Did you mean "image_size"?`, "pipeline.hcl line 4", "image_sise = 4"} {
+	for _, want := range []string{"Unsupported argument", `Did you mean "image_size"?`, "pipeline.hcl line 4", "image_sise = 4", "pipeline.hcl: 2 errors\n"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("diagnostics lack %q:\n%s", want, errs)
 		}
@@ -96,7 +98,7 @@ func TestInvalidFileGetsDiagnosticsWithSnippets(t *testing.T) {
 func TestValidateNamesTheDefaultFile(t *testing.T) {
 	t.Chdir(workspace(t, splitOnly))
 	code, out, errs := runCLI("validate")
-	if code != exitOK || !strings.HasPrefix(out, "pipeline.hcl is valid: 1 stages") {
+	if code != exitOK || out != "pipeline.hcl is valid: 1 stage (1 instance), 0 schedules\n" {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 }
@@ -125,6 +127,55 @@ func TestStageWarningsReachTheConsoleWithoutVerbose(t *testing.T) {
 	}
 }
 
+// TestResumedTrainingIsSaidOnTheConsole checks that a training resumed from a checkpoint
+// says so on the console, not only in run.log, and that the run's own lines (addressed to no
+// stage) are printed without an empty stage name.
+func TestResumedTrainingIsSaidOnTheConsole(t *testing.T) {
+	var buf strings.Builder
+	r := newReporter(&buf, false, false)
+	r.Log("train.cnn", "resuming after epoch 3 of 5 (checkpoint in the stage's work area)")
+	if !strings.Contains(buf.String(), "train.cnn: resuming after epoch 3 of 5") {
+		t.Fatalf("console: %q", buf.String())
+	}
+	// The run's own lines have no stage to name, and no ": " before them.
+	buf.Reset()
+	r.Log("", "pid 7 ended without releasing the workspace lock; taking it over")
+	if _, line, _ := strings.Cut(buf.String(), " "); line != "pid 7 ended without releasing the workspace lock; taking it over\n" {
+		t.Fatalf("console: %q", buf.String())
+	}
+}
+
+// TestEachStageKeepsItsNumberFromStartToEnd checks the [k/N] count: stages are numbered in
+// the order they are first reported, and a stage's outcome carries its start's number, even
+// when stages run side by side and finish in another order.
+func TestEachStageKeepsItsNumberFromStartToEnd(t *testing.T) {
+	var buf strings.Builder
+	r := newReporter(&buf, false, false)
+	r.Planned([]string{"split.main", "train.a", "train.b", "report.r"})
+	r.Finished(&pipeline.StageResult{Addr: "split.main", Status: pipeline.StatusCached})
+	r.Started("train.a", []string{"new"})
+	r.Started("train.b", []string{"new"})
+	r.Finished(&pipeline.StageResult{Addr: "train.b", Status: pipeline.StatusRan, Duration: 1})
+	r.Finished(&pipeline.StageResult{Addr: "train.a", Status: pipeline.StatusFailed, Error: "boom"})
+	r.Finished(&pipeline.StageResult{Addr: "report.r", Status: pipeline.StatusSkipped})
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		_, rest, _ := strings.Cut(line, " ") // the timestamp of plain output
+		got = append(got, rest)
+	}
+	want := []string{
+		"[1/4] split.main: cached",
+		"[2/4] train.a: running (new)",
+		"[3/4] train.b: running (new)",
+		"[3/4] train.b: done in 1s",
+		"[2/4] train.a: FAILED: boom",
+		"[4/4] report.r: skipped",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("console:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestRunsListsRunFoldersWhateverTheFolderIsCalled(t *testing.T) {
 	dir := workspace(t, splitOnly)
 	file := filepath.Join(dir, "pipeline.hcl")
@@ -144,7 +195,7 @@ func TestValidateReportsAMissingSourceWithTheClosestFolder(t *testing.T) {
 	if code != exitErr {
 		t.Fatalf("validate: exit %d\n%s", code, errs)
 	}
-	for _, want := range []string{"Source not found", "pipeline.hcl line 3", `source "rwa" does not exist`, `Did you mean "raw"?`} {
+	for _, want := range []string{"Source not found", "pipeline.hcl line 3", `source "rwa" does not exist`, `Did you mean "raw"?`, "pipeline.hcl: 1 error\n"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("validate diagnostics lack %q:\n%s", want, errs)
 		}

@@ -60,7 +60,7 @@ func TestWrongKindOfOutputIsReportedBeforeAnythingRuns(t *testing.T) {
 		for _, cmd := range []string{"validate", "plan", "run"} {
 			code, _, errs := runCLI(cmd, file)
 			flat := strings.Join(strings.Fields(errs), " ") // undo the wrapping at 100 columns
-			if code != exitErr || !strings.Contains(flat, c.line) || !strings.Contains(flat, c.detail) || !strings.Contains(flat, "1 error(s)") {
+			if code != exitErr || !strings.Contains(flat, c.line) || !strings.Contains(flat, c.detail) || !strings.HasSuffix(flat, "pipeline.hcl: 1 error") {
 				t.Errorf("%s with %s: exit %d, want %d with one error at %s: %s\n%s", cmd, c.to, code, exitErr, c.line, c.detail, errs)
 			}
 		}

@@ -16,6 +16,12 @@ import (
 
 // reporter draws a run: on a terminal, an overall count and a progress bar for the running
 // stage; otherwise plain timestamped lines (progress at most every 15 s), fit for logs and CI.
+//
+// The count [k/N] before a stage's lines is the stage's own number: the stage was the k-th
+// of the run's N stages to be reported (by starting to run or, for a cache hit or a skipped
+// stage, by its outcome). A stage keeps its number from its "running" line to its "done" or
+// "FAILED" line, so stages that run side by side can be told apart; the outcomes of parallel
+// stages may therefore come out of number order.
 type reporter struct {
 	w       io.Writer
 	tty     bool
@@ -24,7 +30,7 @@ type reporter struct {
 
 	mu    sync.Mutex
 	total int
-	done  int
+	nums  map[string]int // each reported stage's number, by address
 	bar   *progressbar.ProgressBar
 }
 
@@ -33,7 +39,18 @@ func newReporter(w io.Writer, quiet, verbose bool) *reporter {
 	if f, ok := w.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	return &reporter{w: w, tty: tty, quiet: quiet, verbose: verbose}
+	return &reporter{w: w, tty: tty, quiet: quiet, verbose: verbose, nums: map[string]int{}}
+}
+
+// num returns the number of the stage at addr, giving it the next one when it is reported
+// for the first time. r.mu is held.
+func (r *reporter) num(addr string) int {
+	n, ok := r.nums[addr]
+	if !ok {
+		n = len(r.nums) + 1
+		r.nums[addr] = n
+	}
+	return n
 }
 
 func (r *reporter) printf(format string, args ...any) {
@@ -57,7 +74,9 @@ func (r *reporter) Started(addr string, reasons []string) pipeline.Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.quiet {
-		r.printf("[%d/%d] %s: running (%s)", r.done+1, r.total, addr, strings.Join(reasons, "; "))
+		r.printf("[%d/%d] %s: running (%s)", r.num(addr), r.total, addr, strings.Join(reasons, "; "))
+	} else {
+		r.num(addr)
 	}
 	return &stageProgress{r: r, addr: addr}
 }
@@ -65,19 +84,19 @@ func (r *reporter) Started(addr string, reasons []string) pipeline.Progress {
 func (r *reporter) Finished(res *pipeline.StageResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.done++
+	k := r.num(res.Addr)
 	if r.bar != nil {
 		r.bar.Finish()
 		r.bar = nil
 	}
 	switch {
 	case res.Status == pipeline.StatusFailed:
-		r.printf("[%d/%d] %s: FAILED: %s", r.done, r.total, res.Addr, res.Error)
+		r.printf("[%d/%d] %s: FAILED: %s", k, r.total, res.Addr, res.Error)
 	case r.quiet:
 	case res.Status == pipeline.StatusRan:
-		r.printf("[%d/%d] %s: done in %s", r.done, r.total, res.Addr, time.Duration(res.Duration*float64(time.Second)).Round(10*time.Millisecond))
+		r.printf("[%d/%d] %s: done in %s", k, r.total, res.Addr, time.Duration(res.Duration*float64(time.Second)).Round(10*time.Millisecond))
 	default:
-		r.printf("[%d/%d] %s: %s%s", r.done, r.total, res.Addr, res.Status, reasonSuffix(res.Reasons))
+		r.printf("[%d/%d] %s: %s%s", k, r.total, res.Addr, res.Status, reasonSuffix(res.Reasons))
 	}
 	if res.Effect != "" && !r.quiet {
 		r.printf("%s: %s", res.Addr, res.Effect)
@@ -94,7 +113,11 @@ func reasonSuffix(reasons []string) string {
 func (r *reporter) Log(addr, line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.verbose || (addr == "" && !r.quiet) || (!r.quiet && isWarning(line)) || (!r.quiet && !r.tty && isEpochLine(line)) {
+	switch {
+	case !r.verbose && (r.quiet || addr != "" && !isWarning(line) && !isResume(line) && (r.tty || !isEpochLine(line))):
+	case addr == "": // the run's own lines, such as taking over a stale lock
+		r.printf("%s", line)
+	default:
 		r.printf("%s: %s", addr, line)
 	}
 }
@@ -182,6 +205,11 @@ func (p *stageProgress) Status(s string) {
 // isWarning keeps a stage's warnings (rejected files, label conflicts, missing test classes)
 // on the console without --verbose.
 func isWarning(line string) bool { return strings.HasPrefix(line, "warning: ") }
+
+// isResume keeps a training's "resuming after epoch N of M" on the console without
+// --verbose: the run goes on from a checkpoint rather than from the start, which explains
+// its epoch count and its time.
+func isResume(line string) bool { return strings.HasPrefix(line, "resuming after epoch ") }
 
 // isEpochLine keeps per-epoch summaries visible in logs (not on a terminal, where the bar
 // shows them) without --verbose.
