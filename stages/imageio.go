@@ -28,6 +28,10 @@ import (
 	"pipeline/stages/raster"
 )
 
+// ImageFormats names the formats the registered decoders read (the imports above), as the
+// split's discovery, predict and the serve upload page list them.
+const ImageFormats = "JPEG, PNG, GIF, BMP, TIFF or WebP"
+
 // DefaultMaxPixels bounds the size of an image the split's discovery, predict and serve accept
 // (checked from the header, before decoding): larger files are usually corrupt headers or
 // decompression bombs.
@@ -115,7 +119,7 @@ func loadImage(path string, known digests, maxPixels int64, size int, policy str
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	switch {
 	case errors.Is(err, image.ErrFormat):
-		return l, reject("not an image (content is not JPEG, PNG, GIF, BMP, TIFF or WebP)")
+		return l, reject("not an image (content is not " + ImageFormats + ")")
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return l, reject("truncated %s (header incomplete)", format)
 	case err != nil:

@@ -1,12 +1,24 @@
 package stages
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
 // fixedDigests knows one digest for one path and stat identity.
@@ -55,5 +67,45 @@ func TestLoadImageTakesADigestTheEngineKnows(t *testing.T) {
 	sum = sha256.Sum256(changed)
 	if l, _ := loadImage(p, known, DefaultMaxPixels, 16, ResizeCenterCrop, 3); l.Digest != hex.EncodeToString(sum[:]) {
 		t.Fatalf("after a same-size rewrite: %q, want the file's own digest", l.Digest)
+	}
+}
+
+// TestImageFormatsListsWhatCheckImageAccepts checks ImageFormats, which the upload page and
+// the error messages show, against the decoders: a file of every format it names is
+// accepted and recognised as that format.
+func TestImageFormatsListsWhatCheckImageAccepts(t *testing.T) {
+	pic := image.NewRGBA(image.Rect(0, 0, 5, 4))
+	for i := range pic.Pix {
+		pic.Pix[i] = byte(i * 7)
+	}
+	encoded := map[string][]byte{}
+	for name, enc := range map[string]func(io.Writer, image.Image) error{
+		"JPEG": func(w io.Writer, m image.Image) error { return jpeg.Encode(w, m, nil) },
+		"PNG":  png.Encode,
+		"GIF":  func(w io.Writer, m image.Image) error { return gif.Encode(w, m, nil) },
+		"BMP":  bmp.Encode,
+		"TIFF": func(w io.Writer, m image.Image) error { return tiff.Encode(w, m, nil) },
+	} {
+		var buf bytes.Buffer
+		if err := enc(&buf, pic); err != nil {
+			t.Fatal(err)
+		}
+		encoded[name] = buf.Bytes()
+	}
+	webp, err := os.ReadFile(filepath.Join("testdata", "photo-37x29.webp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded["WebP"] = webp
+	listed := strings.Split(strings.Replace(ImageFormats, " or ", ", ", 1), ", ")
+	slices.Sort(listed)
+	if got := slices.Sorted(maps.Keys(encoded)); !slices.Equal(got, listed) {
+		t.Fatalf("ImageFormats lists %v; this test encodes %v", listed, got)
+	}
+	for name, data := range encoded {
+		format, err := CheckImage(data, DefaultMaxPixels)
+		if err != nil || !strings.EqualFold(format, name) {
+			t.Errorf("%s: CheckImage says %q, %v", name, format, err)
+		}
 	}
 }

@@ -33,7 +33,7 @@ type Prediction struct {
 
 // Input errors a server maps to status codes.
 var (
-	ErrNotImage  = errors.New("not an image: JPEG, PNG, GIF, BMP, TIFF or WebP expected")
+	ErrNotImage  = errors.New("not an image: " + ImageFormats + " expected")
 	ErrBadImage  = errors.New("the image could not be decoded")
 	ErrTooLarge  = errors.New("the image has too many pixels")
 	ErrEmptyFile = errors.New("empty file")

@@ -24,6 +24,20 @@ var webFiles embed.FS
 // lowConfidence is the warning the original API gave, worded for any dataset.
 const lowConfidence = "Low confidence in predictions: the subject might not be one of the supported classes."
 
+// lowConfidence5 says whether predictions, most likely first, call for the lowConfidence
+// warning: the first five confidences sum to less than warnSum, or the first is below warnTop.
+// serve and predict both use it.
+func lowConfidence5(preds []stages.Prediction, warnSum, warnTop float64) bool {
+	if len(preds) == 0 {
+		return false
+	}
+	var sum float64
+	for _, p := range preds[:min(5, len(preds))] {
+		sum += p.Confidence
+	}
+	return sum < warnSum || preds[0].Confidence < warnTop
+}
+
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /predict", s.handlePredict)
@@ -214,19 +228,17 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := predictResponse{Predictions: preds[0], Model: modelID(m)}
-	var sum float64
-	for _, p := range preds[0] {
-		sum += p.Confidence
-	}
-	if len(preds[0]) > 0 && (sum < s.opts.WarnSum || preds[0][0].Confidence < s.opts.WarnTop) {
+	if lowConfidence5(preds[0], s.opts.WarnSum, s.opts.WarnTop) {
 		resp.Warning = lowConfidence
 	}
 	writeJSONResponse(w, http.StatusOK, resp)
 }
 
-// readImageField streams a multipart body, which r.Body limits to limit bytes, to its first
-// part named "image" and reads that part into memory; other parts are skipped without being
-// kept. On failure it returns the HTTP status and message to answer with.
+// readImageField streams a multipart body, which r.Body limits to limit bytes, and reads its
+// part named "image" into memory; other parts are skipped without being kept. A second
+// "image" part is refused rather than silently ignored: the answer would be about one of two
+// images without saying which. On failure it returns the HTTP status and message to answer
+// with.
 func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
 	tooLarge := func(err error) bool {
 		var mbe *http.MaxBytesError
@@ -236,11 +248,14 @@ func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
 	if err != nil {
 		return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
 	}
+	var data []byte
 	for {
 		part, err := mr.NextPart()
 		switch {
-		case err == io.EOF:
+		case err == io.EOF && data == nil:
 			return nil, http.StatusBadRequest, "no file in the form field \"image\""
+		case err == io.EOF:
+			return data, 0, ""
 		case tooLarge(err):
 			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)
 		case err != nil:
@@ -250,7 +265,11 @@ func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
 			part.Close()
 			continue
 		}
-		data, err := io.ReadAll(part)
+		if data != nil {
+			part.Close()
+			return nil, http.StatusBadRequest, "more than one image field: send one image per request, in the form field \"image\""
+		}
+		data, err = io.ReadAll(part)
 		part.Close()
 		switch {
 		case tooLarge(err):
@@ -258,7 +277,9 @@ func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
 		case err != nil:
 			return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
 		}
-		return data, 0, ""
+		if data == nil {
+			data = []byte{} // an empty file is still the one image field
+		}
 	}
 }
 

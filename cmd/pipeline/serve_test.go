@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,6 +187,16 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		{"body too large", func() (io.Reader, string) { return multipartBody("image", bytes.Repeat([]byte("x"), 100<<10)) }, 413},
 		{"too many pixels", func() (io.Reader, string) { return multipartBody("image", hugePNGHeader(5000, 5000)) }, 413},
 		{"image after another field", func() (io.Reader, string) { return multipartBody("image", pngBytes(20, 12, 3), "a note") }, 200},
+		{"two image fields", func() (io.Reader, string) {
+			var buf bytes.Buffer
+			w := multipart.NewWriter(&buf)
+			for _, seed := range []byte{3, 4} {
+				fw, _ := w.CreateFormFile("image", fmt.Sprintf("%d.png", seed))
+				fw.Write(pngBytes(20, 12, seed))
+			}
+			w.Close()
+			return &buf, w.FormDataContentType()
+		}, 400},
 		{"too large before the image", func() (io.Reader, string) {
 			return multipartBody("image", pngBytes(20, 12, 3), strings.Repeat("x", 100<<10))
 		}, 413},
@@ -195,6 +206,9 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		code, m := post(t, ts.URL+"/predict", b, ct)
 		if code != c.want || (m["error"] == nil) != (c.want == 200) {
 			t.Errorf("%s: %d %v, want %d with an error message", c.name, code, m, c.want)
+		}
+		if c.name == "two image fields" && !strings.HasPrefix(fmt.Sprint(m["error"]), "more than one image field") {
+			t.Errorf("two image fields: error %q", m["error"])
 		}
 	}
 
@@ -229,7 +243,8 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	if code, b, _ := get("/openapi.json"); code != 200 || json.Unmarshal(b, &spec) != nil || spec["openapi"] == nil {
 		t.Errorf("/openapi.json: %d", code)
 	}
-	if code, b, _ := get("/"); code != 200 || !strings.Contains(string(b), "Drop an image") {
+	// The upload page lists the formats the server accepts.
+	if code, b, _ := get("/"); code != 200 || !strings.Contains(string(b), "Drop an image") || !strings.Contains(string(b), ">"+stages.ImageFormats+"<") {
 		t.Errorf("/: %d", code)
 	}
 
@@ -454,11 +469,101 @@ func TestPredictTopMustBeAtLeastOne(t *testing.T) {
 	if code != exitOK || strings.Count(out, "%") != 3 {
 		t.Errorf("--top 3: exit %d\n%s%s", code, out, errs)
 	}
-	// One line per class: rank, confidence, then the class name, which may be any width.
+	// One line per class: rank, confidence, then the class name, which may be any width;
+	// then the low-confidence warning where it applies.
 	line := regexp.MustCompile(`^  [1-3]\. [ \d]{3}\d\.\d%  (` + strings.Join(testClasses, "|") + `)$`)
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+	lines := strings.Split(strings.TrimSpace(out), "\n")[1:]
+	if len(lines) == 4 && lines[3] == "  warning: "+lowConfidence {
+		lines = lines[:3]
+	}
+	for _, l := range lines {
 		if !line.MatchString(l) {
 			t.Errorf("prediction line %q", l)
+		}
+	}
+}
+
+// TestPredictTakesAFolder checks that a folder stands for the images directly in it, in name
+// order, without hidden files, subfolders or files that are not images, and that a folder
+// without images is an error.
+func TestPredictTakesAFolder(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	dir := filepath.Join(t.TempDir(), "photos")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	for _, name := range []string{"b.png", "a.png", ".hidden.png", "sub/c.png"} {
+		os.WriteFile(filepath.Join(dir, name), pngBytes(8, 8, 3), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("taken in May"), 0o644)
+	code, out, errs := runCLI("predict", "--model", model, "--json", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	var res []struct {
+		File        string
+		Predictions []stages.Prediction
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got []string
+	for _, r := range res {
+		got = append(got, r.File)
+		if len(r.Predictions) != 5 {
+			t.Errorf("%s: %d predictions", r.File, len(r.Predictions))
+		}
+	}
+	if want := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png")}; !slices.Equal(got, want) {
+		t.Errorf("classified %q, want %q", got, want)
+	}
+	if !strings.Contains(errs, "skipped 1 file of the folders") || !strings.Contains(errs, "notes.txt") {
+		t.Errorf("stderr %q does not name the skipped file", errs)
+	}
+
+	textOnly := filepath.Join(t.TempDir(), "texts")
+	os.MkdirAll(textOnly, 0o755)
+	os.WriteFile(filepath.Join(textOnly, "notes.txt"), []byte("taken in May"), 0o644)
+	if code, _, errs := runCLI("predict", "--model", model, textOnly); code != exitErr || !strings.Contains(errs, "no image in "+textOnly) {
+		t.Errorf("a folder without images: exit %d, %q", code, errs)
+	}
+	if code, _, errs := runCLI("predict", "--model", model, t.TempDir()); code != exitErr || !strings.Contains(errs, "the folder holds no files") {
+		t.Errorf("an empty folder: exit %d, %q", code, errs)
+	}
+}
+
+// TestPredictWarnsOfLowConfidenceAsServeDoes checks predict's warning follows serve's rule
+// on the top five, whatever --top shows, in text and in JSON.
+func TestPredictWarnsOfLowConfidenceAsServeDoes(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	img := filepath.Join(t.TempDir(), "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	// Any confidence is below 1.01, and none below 0; five sum to at most 1.
+	code, out, errs := runCLI("predict", "--model", model, "--top", "1", "--warn-top", "1.01", img)
+	if code != exitOK || !strings.HasSuffix(out, "\n  warning: "+lowConfidence+"\n") || strings.Count(out, "%") != 1 {
+		t.Errorf("--warn-top 1.01: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "0", img)
+	if code != exitOK || strings.Contains(out, "warning") {
+		t.Errorf("no threshold: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "1.01", img)
+	if code != exitOK || !strings.Contains(out, `"warning": "`+lowConfidence+`"`) {
+		t.Errorf("--warn-sum 1.01: exit %d\n%s%s", code, out, errs)
+	}
+	for _, c := range []struct {
+		conf []float64
+		want bool
+	}{
+		{[]float64{0.7, 0.25}, false},
+		{[]float64{0.55, 0.4}, true},                                    // the first below 0.6
+		{[]float64{0.6, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05}, true}, // the top five sum to 0.85
+		{[]float64{0.6, 0.15, 0.1, 0.03, 0.03, 0.03}, false},            // to 0.91
+	} {
+		var preds []stages.Prediction
+		for _, v := range c.conf {
+			preds = append(preds, stages.Prediction{Confidence: v})
+		}
+		if got := lowConfidence5(preds, 0.9, 0.6); got != c.want {
+			t.Errorf("%v: warning %v, want %v", c.conf, got, c.want)
 		}
 	}
 }
