@@ -189,8 +189,8 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	if err != nil || json.Unmarshal(b, &r) != nil {
 		return dataFindings{}, false
 	}
-	f := dataFindings{Stage: stage, Counts: fmt.Sprintf("%d images in %d classes: train %d, val %d, test %d",
-		r.Total.Total, len(r.Classes), r.Total.Train, r.Total.Val, r.Total.Test)}
+	f := dataFindings{Stage: stage, Counts: fmt.Sprintf("%s in %s: train %d, val %d, test %d",
+		plural(r.Total.Total, "image", "images"), plural(len(r.Classes), "class", "classes"), r.Total.Train, r.Total.Val, r.Total.Test)}
 	note := func(n int, what, where string) {
 		if n > 0 {
 			f.Notes = append(f.Notes, fmt.Sprintf("%s: %d (%s)", what, n, where))
