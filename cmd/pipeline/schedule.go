@@ -121,7 +121,7 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 		case <-done:
 		}
 	}()
-	logger.Printf("scheduling %d schedule(s) of %s; Ctrl-C or SIGTERM stops taking triggers", len(s.Schedules), file)
+	logger.Printf("scheduling %s of %s; Ctrl-C or SIGTERM stops taking triggers", pipeline.Plural(len(s.Schedules), "schedule", "schedules"), file)
 	if err := s.Loop(stopCtx, runCtx); err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		logger.Printf("%s: up to date, nothing to run", t)
 		return nil
 	}
-	logger.Printf("%s: %d stage(s) out of date; running", t, pending)
+	logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
 	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
 	switch {
