@@ -637,14 +637,14 @@ func TestOnlyTheUpstreamOutputAStageIsGivenIsInItsKey(t *testing.T) {
 // (which it may refer to), not the other named outputs.
 func TestOutputDigestsCoverSharedPartsNotOtherOutputs(t *testing.T) {
 	files := map[string]string{"train/manifest.json": "1", "val/manifest.json": "2", "report/r.json": "3", "images/a.png": "4", "extra.bin": "5"}
-	base := OutputDigests(files, []string{"train", "val", "report"})
+	base := OutputDigests(files, []string{"train", "val", "report"}, nil)
 	change := func(rel, d string) map[string]string {
 		f := map[string]string{}
 		for k, v := range files {
 			f[k] = v
 		}
 		f[rel] = d
-		return OutputDigests(f, []string{"train", "val", "report"})
+		return OutputDigests(f, []string{"train", "val", "report"}, nil)
 	}
 	for _, c := range []struct {
 		rel     string
@@ -665,6 +665,36 @@ func TestOutputDigestsCoverSharedPartsNotOtherOutputs(t *testing.T) {
 		}
 		if strings.Join(changed, " ") != c.changed {
 			t.Errorf("changing %s changed %v, want %s", c.rel, changed, c.changed)
+		}
+	}
+	// With the files each output uses outside its folder (OutputReferrer): those alone.
+	files["images/b.png"] = "6"
+	refs := map[string][]string{"train": {"images/a.png"}, "val": {"images/b.png", "images/gone.png"}}
+	base = OutputDigests(files, []string{"train", "val", "report"}, refs)
+	for _, c := range []struct {
+		rel     string
+		changed string
+	}{
+		{"images/a.png", "train report"},
+		{"images/b.png", "val report"},
+		{"images/c.png", "report"}, // a new image no set lists (say, a test image)
+		{"extra.bin", "report"},
+		{"val/manifest.json", "val"},
+	} {
+		f := map[string]string{}
+		for k, v := range files {
+			f[k] = v
+		}
+		f[c.rel] = "9"
+		got := OutputDigests(f, []string{"train", "val", "report"}, refs)
+		var changed []string
+		for _, o := range []string{"train", "val", "report"} {
+			if got[o] != base[o] {
+				changed = append(changed, o)
+			}
+		}
+		if strings.Join(changed, " ") != c.changed {
+			t.Errorf("with refs, changing %s changed %v, want %s", c.rel, changed, c.changed)
 		}
 	}
 }

@@ -64,7 +64,9 @@ var objectPathJSON = regexp.MustCompile(`"` + regexp.QuoteMeta(StoreDir) + `/obj
 // own files and the files of the output object's other top-level entries that are not
 // named outputs (shared parts an output may refer to, such as the images the split's sets
 // list), but not the other named outputs. files is the whole object's manifest.
-func OutputDigests(files map[string]string, outputs []string) map[string]string {
+// An output that refs names (OutputReferrer) covers its own files and the files refs lists
+// for it instead of the shared parts.
+func OutputDigests(files map[string]string, outputs []string, refs map[string][]string) map[string]string {
 	named := map[string]bool{}
 	for _, o := range outputs {
 		named[o] = true
@@ -72,9 +74,15 @@ func OutputDigests(files map[string]string, outputs []string) map[string]string 
 	out := map[string]string{}
 	for _, o := range outputs {
 		part := map[string]string{}
+		used, listed := refs[o]
 		for rel, d := range files {
 			top, _, _ := strings.Cut(rel, "/")
-			if top == o || !named[top] {
+			if top == o || (!listed && !named[top]) {
+				part[rel] = d
+			}
+		}
+		for _, rel := range used {
+			if d, ok := files[rel]; ok {
 				part[rel] = d
 			}
 		}

@@ -62,6 +62,17 @@ type Bulky interface {
 	BulkDirs(v *Values) []string
 }
 
+// OutputReferrer is implemented by kinds whose named outputs use files of their output
+// object outside their own folders (a split's train, val and test list the images of its
+// shared images/ folder). OutputRefs returns, for the published object at dir, the files
+// each such output uses outside its folder, slash-separated and relative to dir. The digest
+// of an output it names (see OutputDigests) then covers its own files and those alone, not
+// every part of the object that is no named output: a photo added to the test set leaves the
+// training set's digest, and so the trainings, as they were.
+type OutputReferrer interface {
+	OutputRefs(dir string) (map[string][]string, error)
+}
+
 // AttrRole says how the engine treats an attribute beyond passing its value on.
 type AttrRole int
 

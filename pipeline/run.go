@@ -340,7 +340,8 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 			return r.fail(res, fmt.Errorf("stage kind %s did not write its output %q", inst.Kind.Name(), o))
 		}
 	}
-	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, inst.Kind.Outputs(), d.lines, time.Since(res.Start), job.written)
+	referrer, _ := inst.Kind.(OutputReferrer)
+	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, inst.Kind.Outputs(), referrer, d.lines, time.Since(res.Start), job.written)
 	if err != nil {
 		return r.fail(res, err)
 	}

@@ -147,9 +147,10 @@ func (s *Store) WorkDir(key string) (string, error) {
 
 // Publish moves a finished temp directory into objects/ under its content digest and records
 // the key. Identical output already present is reused. outputs are the stage kind's named
-// outputs (see OutputDigests); written (may be nil) holds the digests of the files the stage
+// outputs and referrer (may be nil) the kind as an OutputReferrer (see OutputDigests);
+// written (may be nil) holds the digests of the files the stage
 // wrote with Job.WriteFile.
-func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
+func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer OutputReferrer, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
 	// Files are not read again when the stage wrote them with Job.WriteFile (still as
 	// written), or when they are hard links to files this cache knows (an input's files).
 	hint := func(it treeItem) (string, bool) {
@@ -213,7 +214,13 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, lines []string,
 	if err := writeJSON(s.outputPath(key), m); err != nil {
 		return nil, err
 	}
-	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Outputs: OutputDigests(m.Files, outputs),
+	var refs map[string][]string
+	if referrer != nil {
+		if refs, err = referrer.OutputRefs(obj); err != nil {
+			return nil, fmt.Errorf("reading what the outputs of %s use: %w", addr, err)
+		}
+	}
+	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Outputs: OutputDigests(m.Files, outputs, refs),
 		Created: time.Now().UTC(), Duration: took.Seconds()}
 	if err := writeJSON(s.keyPath(key), e); err != nil {
 		return nil, err

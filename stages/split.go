@@ -53,6 +53,34 @@ func (Split) Version() int { return 11 }
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
 
+// OutputRefs implements pipeline.OutputReferrer: each set uses the stored images its
+// manifest lists, so a set's digest changes with its own images only.
+func (Split) OutputRefs(dir string) (map[string][]string, error) {
+	return manifestRefs(dir, TrainSet, ValSet, TestSet)
+}
+
+// manifestRefs returns, for each of sets (folders of dir holding a manifest), the files
+// outside its folder and inside dir that its manifest lists, slash-separated and relative
+// to dir.
+func manifestRefs(dir string, sets ...string) (map[string][]string, error) {
+	refs := map[string][]string{}
+	for _, set := range sets {
+		m, err := ReadManifest(filepath.Join(dir, set))
+		if err != nil {
+			return nil, err
+		}
+		used := []string{}
+		for _, e := range m.Images {
+			rel := path.Clean(path.Join(set, filepath.ToSlash(e.Path)))
+			if filepath.IsLocal(rel) && !strings.HasPrefix(rel, set+"/") {
+				used = append(used, rel)
+			}
+		}
+		refs[set] = used
+	}
+	return refs, nil
+}
+
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
 // libjpeg-turbo.
 func (Split) Environment() []string { return []string{"libtensorflow " + graphs.TensorFlowVersion()} }

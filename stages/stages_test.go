@@ -682,3 +682,51 @@ func TestUnreadablePhotoIsRejected(t *testing.T) {
 		t.Fatalf("rejected %+v", rejected)
 	}
 }
+
+// A change to the test set alone (a test photo removed) leaves the training set's and the
+// validation set's digests as they were: augmentation (and training) stay cached.
+func TestTestSetChangeLeavesTrainingCached(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(testSourceHCL, 8)+`
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 2
+}
+`)
+	for _, c := range []string{"x", "y"} {
+		for i := 0; i < 8; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+		for i := 0; i < 3; i++ {
+			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), randomPNG(uint64(c[0]), uint64(100+i), 6, 6))
+		}
+	}
+	rec, _ := w.run(false)
+	st, err := pipeline.OpenStore(w.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(rec *pipeline.RunRecord) *pipeline.Entry {
+		e, ok := st.Lookup(rec.Result("split.main").Key)
+		if !ok {
+			t.Fatal("no entry for the split")
+		}
+		return e
+	}
+	before := entry(rec)
+	if err := os.Remove(filepath.Join(w.dir, "raw/test/y/t1.png")); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = w.run(false)
+	after := entry(rec)
+	if rec.Result("split.main").Status != pipeline.StatusRan || after.Outputs[TestSet] == before.Outputs[TestSet] {
+		t.Fatalf("the split did not change its test set: %s", rec.Result("split.main").Status)
+	}
+	for _, set := range []string{TrainSet, ValSet} {
+		if after.Outputs[set] != before.Outputs[set] {
+			t.Errorf("the %s set's digest changed with the test set", set)
+		}
+	}
+	if s := rec.Result("augment.balanced"); s.Status != pipeline.StatusCached {
+		t.Errorf("augment after a test photo was removed: %s %v", s.Status, s.Reasons)
+	}
+}
