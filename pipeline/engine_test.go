@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -634,67 +635,43 @@ func TestOnlyTheUpstreamOutputAStageIsGivenIsInItsKey(t *testing.T) {
 }
 
 // An output's digest covers its own files and the object's parts that are no named output
-// (which it may refer to), not the other named outputs.
+// (which it may refer to), not the other named outputs; with the files each output uses
+// outside its folder (OutputReferrer), those alone.
 func TestOutputDigestsCoverSharedPartsNotOtherOutputs(t *testing.T) {
-	files := map[string]string{"train/manifest.json": "1", "val/manifest.json": "2", "report/r.json": "3", "images/a.png": "4", "extra.bin": "5"}
-	base := OutputDigests(files, []string{"train", "val", "report"}, nil)
-	change := func(rel, d string) map[string]string {
-		f := map[string]string{}
-		for k, v := range files {
-			f[k] = v
-		}
-		f[rel] = d
-		return OutputDigests(f, []string{"train", "val", "report"}, nil)
-	}
-	for _, c := range []struct {
-		rel     string
-		changed string // outputs whose digest changes, in order
-	}{
-		{"report/r.json", "report"},
-		{"val/manifest.json", "val"},
-		{"images/a.png", "train val report"},
-		{"extra.bin", "train val report"},
-		{"train/new.json", "train"},
-	} {
-		got := change(c.rel, "9")
-		var changed []string
-		for _, o := range []string{"train", "val", "report"} {
-			if got[o] != base[o] {
-				changed = append(changed, o)
-			}
-		}
-		if strings.Join(changed, " ") != c.changed {
-			t.Errorf("changing %s changed %v, want %s", c.rel, changed, c.changed)
-		}
-	}
-	// With the files each output uses outside its folder (OutputReferrer): those alone.
-	files["images/b.png"] = "6"
+	outputs := []string{"train", "val", "report"}
+	files := map[string]string{"train/manifest.json": "1", "val/manifest.json": "2", "report/r.json": "3", "images/a.png": "4",
+		"images/b.png": "6", "extra.bin": "5"}
 	refs := map[string][]string{"train": {"images/a.png"}, "val": {"images/b.png", "images/gone.png"}}
-	base = OutputDigests(files, []string{"train", "val", "report"}, refs)
-	for _, c := range []struct {
-		rel     string
-		changed string
-	}{
-		{"images/a.png", "train report"},
-		{"images/b.png", "val report"},
-		{"images/c.png", "report"}, // a new image no set lists (say, a test image)
-		{"extra.bin", "report"},
-		{"val/manifest.json", "val"},
-	} {
-		f := map[string]string{}
-		for k, v := range files {
-			f[k] = v
-		}
-		f[c.rel] = "9"
-		got := OutputDigests(f, []string{"train", "val", "report"}, refs)
-		var changed []string
-		for _, o := range []string{"train", "val", "report"} {
+	// changed lists the outputs whose digest changes when rel's content does.
+	changed := func(rel string, refs map[string][]string) string {
+		f := maps.Clone(files)
+		f[rel] = "9"
+		base, got := OutputDigests(files, outputs, refs), OutputDigests(f, outputs, refs)
+		var names []string
+		for _, o := range outputs {
 			if got[o] != base[o] {
-				changed = append(changed, o)
+				names = append(names, o)
 			}
 		}
-		if strings.Join(changed, " ") != c.changed {
-			t.Errorf("with refs, changing %s changed %v, want %s", c.rel, changed, c.changed)
+		return strings.Join(names, " ")
+	}
+	for _, c := range []struct {
+		rel               string
+		without, withRefs string // outputs whose digest changes, in order
+	}{
+		{"report/r.json", "report", "report"},
+		{"val/manifest.json", "val", "val"},
+		{"train/new.json", "train", "train"},
+		{"images/a.png", "train val report", "train report"},
+		{"images/b.png", "train val report", "val report"},
+		{"images/c.png", "train val report", "report"}, // a new image no set lists (say, a test image)
+		{"extra.bin", "train val report", "report"},
+	} {
+		if got := changed(c.rel, nil); got != c.without {
+			t.Errorf("changing %s changed %q, want %q", c.rel, got, c.without)
+		}
+		if got := changed(c.rel, refs); got != c.withRefs {
+			t.Errorf("with refs, changing %s changed %q, want %q", c.rel, got, c.withRefs)
 		}
 	}
 }
