@@ -487,6 +487,41 @@ func TestCancelLeavesNoOutputAndResumes(t *testing.T) {
 	}
 }
 
+// A run interrupted after a stage failed (--keep-going) says both: callers that tell an
+// interruption by context.Canceled (exit status 130) see it.
+func TestCancelAfterAFailureIsStillACancel(t *testing.T) {
+	const src = `
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "gen" "broken" {
+  source = "nope"
+}
+
+stage "xform" "t" {
+  input = stage.gen.src.out
+}
+`
+	ws := newWorkspace(t, src, chainFiles())
+	ws.kinds.xform.block = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for ws.kinds.xform.runs.Load() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // gen.broken fails when it hashes its source
+		cancel()
+	}()
+	rec, err := ws.engine(nil).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models"), KeepGoing: true})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrStageFailed) {
+		t.Fatalf("error %v, want both a failed stage and context.Canceled", err)
+	}
+	if rec.Result("gen.broken").Status != StatusFailed || rec.Result("xform.t").Status != StatusCancelled {
+		t.Fatalf("gen.broken %s, xform.t %s", rec.Result("gen.broken").Status, rec.Result("xform.t").Status)
+	}
+}
+
 func TestSecondRunIsRefusedWithHolderNamed(t *testing.T) {
 	dir := t.TempDir()
 	l, _, err := AcquireLock(dir)

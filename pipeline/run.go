@@ -155,6 +155,8 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		return rec, fmt.Errorf("writing run.json: %w", err)
 	}
 	switch {
+	case len(failed) > 0 && ctx.Err() != nil: // interrupted too: callers tell it by context.Canceled
+		return rec, fmt.Errorf("%w: %s; and the run was %w", ErrStageFailed, strings.Join(failed, "; "), context.Canceled)
 	case len(failed) > 0:
 		return rec, fmt.Errorf("%w: %s", ErrStageFailed, strings.Join(failed, "; "))
 	case rec.Status == "cancelled":

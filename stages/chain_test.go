@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"os"
@@ -368,6 +369,13 @@ stage "select" "best" {
 	rec, _ = w.run(false)
 	if eff := rec.Result("select.best").Effect; !strings.Contains(eff, "0.1235 on this run's test set") {
 		t.Fatalf("third run's select: %q, want the kept score", eff)
+	}
+
+	// A winner's test set no longer in the store (an evaluation cached across a republished
+	// split, the old object collected since): the champion cannot be scored there.
+	gone := Candidate{Name: "cnn", Data: "data/intermediate/objects/0000/test", TestSet: "another"}
+	if _, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone); !errors.Is(err, errTestSetGone) {
+		t.Fatalf("scoring on a test set that is gone: %v", err)
 	}
 
 	// A class renamed: the champion knows other classes and is not compared.

@@ -196,7 +196,7 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch 
 	}
 	ds, err := openDataset(ctx, data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("test set %s: %w", data, err)
 	}
 	info := model.Info
 	if fmt.Sprint(info.Classes) != fmt.Sprint(ds.m.Classes) {
@@ -253,15 +253,29 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch 
 }
 
 // testSetID names the test set in folder data by the SHA-256 of its manifest, which lists
-// its classes and each image's digest: two evaluations with the same id scored the same
-// images with the same labels.
+// its classes and each image's original, and of every stored image it lists, in its order
+// (the same photos stored another way, at another JPEG quality say, are another test set):
+// two evaluations with the same id scored the same pixels with the same labels.
 func testSetID(data string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(data, ManifestFile))
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	m, err := ReadManifest(data)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(b)
+	for _, e := range m.Images {
+		img, err := os.ReadFile(filepath.Join(data, filepath.FromSlash(e.Path)))
+		if err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(img)
+		h.Write(sum[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // crossEntropyOf is −log p, with p floored so a confident mistake costs a finite amount.

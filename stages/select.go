@@ -364,6 +364,9 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 			// run's test set (once; championScore keeps the result in its folder).
 			score, err := championScore(ctx, job, champDir, w)
 			switch {
+			case errors.Is(err, errTestSetGone):
+				return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run --stage evaluate.NAME --force)",
+					w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), nil
 			case errors.Is(err, errIncomparable):
 				comparable = false
 				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: %s", champ.ID,
@@ -394,6 +397,9 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 	return fmt.Sprintf("promoted %s (%s %.4f; %s) to %s", w.Name, dec.Metric, float64(w.Value), reason, dec.PromoteTo), nil
 }
 
+// errTestSetGone is a winner's test set that is no longer in the store.
+var errTestSetGone = errors.New("the test set is no longer in the store")
+
 // championScores is scores.json in a champion's folder: its metrics on test sets other than
 // the one it was promoted on, by test set id, so that each is computed once.
 const championScores = "scores.json"
@@ -413,6 +419,11 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	}
 	if s, ok := scores[w.TestSet]; ok {
 		return s, nil
+	}
+	if _, err := os.Stat(filepath.Join(job.Path(w.Data), ManifestFile)); errors.Is(err, fs.ErrNotExist) {
+		// An evaluation cached across a split that republished its output (the same test
+		// images) names the old object, which gc may have removed since.
+		return nil, errTestSetGone
 	}
 	if err := job.Ready(); err != nil {
 		return nil, err

@@ -178,6 +178,7 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		return nil
 	}
 	logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
+	stages.StartRun()
 	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
 	switch {

@@ -1,0 +1,49 @@
+package stages
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The test set id changes with the stored pixels, not only with the manifest: the same
+// photos stored another way are another test set.
+func TestTestSetIDCoversTheStoredImages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel string, data []byte) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("images/a.png", randomPNG(1, 1, 4, 4))
+	write("images/b.png", randomPNG(1, 2, 4, 4))
+	m := &Manifest{Classes: []string{"x", "y"}, Size: 4, Channels: 3, Resize: "squash",
+		Images: []Entry{{Path: "../images/a.png", Label: 0, Digest: "da"}, {Path: "../images/b.png", Label: 1, Digest: "db"}}}
+	if err := m.Write(filepath.Join(dir, "test")); err != nil {
+		t.Fatal(err)
+	}
+	id := func() string {
+		t.Helper()
+		s, err := testSetID(filepath.Join(dir, "test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := id()
+	if again := id(); again != first {
+		t.Fatal("the id of one test set changed")
+	}
+	write("images/b.png", randomPNG(1, 3, 4, 4)) // stored differently, same manifest
+	if id() == first {
+		t.Fatal("other stored pixels, same id")
+	}
+	os.Remove(filepath.Join(dir, "images/b.png"))
+	if _, err := testSetID(filepath.Join(dir, "test")); err == nil {
+		t.Fatal("an image the manifest lists is missing, and no error")
+	}
+}
