@@ -766,6 +766,55 @@ func TestGCKeepsWhatThePipelineFileNeeds(t *testing.T) {
 	}
 }
 
+// gc removes the scratch (checkpoints) of interrupted stages that no run of the plan would
+// resume, and keeps the one the plan's next run resumes from.
+func TestGCRemovesScratchNoRunResumes(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// interrupt runs with the suffix v until xform.up has written a checkpoint, and cancels.
+	interrupt := func(v string) {
+		ws.kinds.xform.block = make(chan struct{})
+		wrote := make(chan struct{})
+		ws.kinds.xform.beforeBlock = func(j *Job) {
+			os.WriteFile(filepath.Join(j.Work, "ckpt"), []byte(strings.Repeat("w", 1000)), 0o644)
+			close(wrote)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-wrote; cancel() }()
+		ws.engine(map[string]string{"suffix": v}).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models")})
+		ws.kinds.xform.block, ws.kinds.xform.beforeBlock = nil, nil
+	}
+	interrupt("#") // a setting tried and dropped
+	interrupt("?") // the setting the file will have
+	work := func() []string { return dirNames(filepath.Join(ws.dir, StoreDir, "work")) }
+	if n := len(work()); n != 2 {
+		t.Fatalf("%d scratch folders after two interrupted runs, want 2", n)
+	}
+	e := ws.engine(map[string]string{"suffix": "?"})
+	res, err := e.GC(filepath.Join(ws.dir, "models"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Work) != 1 || res.Work[0].Addr != "xform.up" || res.Work[0].Bytes < 1000 || len(work()) != 1 {
+		t.Fatalf("gc removed %+v, left %v", res.Work, work())
+	}
+	plan, err := e.Plan(Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept string
+	for _, d := range plan {
+		if d.Addr == "xform.up" {
+			kept = d.Key
+		}
+	}
+	if work()[0] != kept {
+		t.Fatalf("gc kept %s, not the scratch of the planned xform.up %s", work()[0], kept)
+	}
+}
+
 // A stage whose input is not known until its upstream runs may come out cached then: gc
 // keeps its earlier outputs.
 func TestGCKeepsTheOutputsOfStagesWaitingForUpstream(t *testing.T) {

@@ -441,7 +441,7 @@ func (e *Engine) GC(runsDir string, dryRun bool) (GCResult, error) {
 	if err != nil {
 		return GCResult{}, fmt.Errorf("finding what %s needs (gc removes nothing until it can): %w", filepath.Base(e.Workflow.Config.Path), err)
 	}
-	keep, pending := map[string]bool{}, map[string]bool{}
+	keep, pending, planned := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, d := range plan {
 		switch {
 		case d.Action == Cached && d.entry != nil:
@@ -449,6 +449,9 @@ func (e *Engine) GC(runsDir string, dryRun bool) (GCResult, error) {
 		case !d.Known:
 			pending[d.Addr] = true
 		}
+		if d.Known {
+			planned[d.Key] = true
+		}
 	}
-	return e.Store.GC(runsDir, dryRun, keep, pending)
+	return e.Store.GC(runsDir, dryRun, keep, pending, planned)
 }

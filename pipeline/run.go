@@ -310,7 +310,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		return r.fail(res, err)
 	}
 	defer os.RemoveAll(tmp) // gone after publish; removes half-written output otherwise
-	work, err := r.e.Store.WorkDir(d.Key)
+	work, err := r.e.Store.WorkDir(d.Key, inst.Addr)
 	if err != nil {
 		return r.fail(res, err)
 	}

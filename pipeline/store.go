@@ -139,11 +139,18 @@ func (s *Store) cleanTemp() int {
 	return len(entries)
 }
 
-// WorkDir returns the persistent scratch directory of a key (created).
-func (s *Store) WorkDir(key string) (string, error) {
+// WorkDir returns the persistent scratch directory of a key (created), noting in it the
+// instance it is for (workStageFile), for gc.
+func (s *Store) WorkDir(key, addr string) (string, error) {
 	dir := filepath.Join(s.Root, "work", key)
-	return dir, os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return dir, err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, workStageFile), []byte(addr+"\n"), 0o644)
 }
+
+// workStageFile names, in a work folder, the instance whose scratch it is.
+const workStageFile = ".stage"
 
 // Publish moves a finished temp directory into objects/ under its content digest and records
 // the key. Identical output already present is reused. outputs are the stage kind's named
@@ -340,6 +347,16 @@ type GCResult struct {
 	Bytes               int64
 	// Removed lists the outputs removed (or that would be), largest first.
 	Removed []GCOutput
+	// Work lists the scratch folders (an interrupted training's checkpoints) removed, largest
+	// first: those of keys no stage of the plan has, so that no run would resume from them.
+	Work []GCWork
+}
+
+// GCWork is a removed scratch folder: its key, the instance it was for ("" when not noted)
+// and its size.
+type GCWork struct {
+	Key, Addr string
+	Bytes     int64
 }
 
 // GCOutput is a removed output: its digest, size, and the stage instances whose cache
@@ -358,7 +375,11 @@ type GCOutput struct {
 // in runsDir and in every runs folder a run of this workspace has used (RecordRunsDir). Run
 // folders hold hard links to everything but the data stages' image folders, so removing an
 // object never breaks one. Engine.GC also keeps what the pipeline file's plan reuses.
-func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll map[string]bool) (GCResult, error) {
+//
+// Scratch folders (work/<key>) go too, unless planned has their key (a run of the plan would
+// resume from them) or they may belong to an instance in keepAll, whose key is not known
+// until its upstream runs.
+func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
 	if err != nil {
@@ -458,6 +479,24 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll map[string]bool) (
 			os.Remove(strings.TrimSuffix(p, ".json") + ".output.json")
 		}
 	}
+	for _, key := range dirNames(filepath.Join(s.Root, "work")) {
+		dir := filepath.Join(s.Root, "work", key)
+		b, _ := os.ReadFile(filepath.Join(dir, workStageFile))
+		addr := strings.TrimSpace(string(b))
+		if planned[key] || keepAll[addr] || (addr == "" && len(keepAll) > 0) {
+			continue
+		}
+		res.Work = append(res.Work, GCWork{Key: key, Addr: addr, Bytes: dirSize(dir)})
+		if !dryRun {
+			os.RemoveAll(dir)
+		}
+	}
+	slices.SortStableFunc(res.Work, func(a, b GCWork) int {
+		if a.Bytes != b.Bytes {
+			return cmp.Compare(b.Bytes, a.Bytes)
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
 	if !dryRun {
 		s.cleanTemp()
 		s.Stats.Prune()

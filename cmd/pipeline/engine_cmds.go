@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -495,7 +496,7 @@ func graphCommand() *cli.Command {
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "gc",
-		Usage:     "remove stored outputs that FILE's plan, no stage's current state and no run folder uses, listing each",
+		Usage:     "remove stored outputs that FILE's plan, no stage's current state and no run folder uses, and checkpoints no run would resume from, listing each",
 		ArgsUsage: "[FILE]",
 		Flags: []cli.Flag{varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},
@@ -525,6 +526,17 @@ func gcCommand() *cli.Command {
 					who = strings.Join(o.Addrs, ", ")
 				}
 				fmt.Fprintf(w, "  %-28s %9.1f MB  %-22s %s\n", who, float64(o.Bytes)/1e6, made, o.Digest[:min(12, len(o.Digest))])
+			}
+			if len(res.Work) > 0 {
+				var bytes int64
+				for _, wk := range res.Work {
+					bytes += wk.Bytes
+				}
+				fmt.Fprintf(w, "%s %s (%.1f MB) of interrupted stages no run of the plan resumes\n", verb,
+					pipeline.Plural(len(res.Work), "scratch folder", "scratch folders"), float64(bytes)/1e6)
+				for _, wk := range res.Work {
+					fmt.Fprintf(w, "  %-28s %9.1f MB  %s\n", cmp.Or(wk.Addr, "(stage not noted)"), float64(wk.Bytes)/1e6, wk.Key[:min(12, len(wk.Key))])
+				}
 			}
 			return nil
 		},
