@@ -8,6 +8,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -383,8 +384,25 @@ stage "select" "best" {
 		t.Fatal(err)
 	}
 	rec, _ = w.run(false)
-	if eff := rec.Result("select.best").Effect; !strings.HasPrefix(eff, "promoted ") || !strings.Contains(eff, "cannot be compared on this run's test set: the model was trained on classes") {
+	hand := fmt.Sprintf("pipeline promote %s/cnn makes it the champion by hand", rec.ID)
+	if eff := rec.Result("select.best").Effect; !strings.HasPrefix(eff, "not promoted: ") ||
+		!strings.Contains(eff, `on this run's test set: it adds "lines"; drops "stripes"`) || !strings.Contains(eff, hand) {
 		t.Fatalf("after renaming a class, select: %q", eff)
+	}
+	// As the run says, by hand.
+	promoted, _, err := PromoteFromRun(filepath.Join(w.dir, "models/final_models"), rec.Dir(), "cnn")
+	if err != nil || promoted.Run != rec.ID || !slices.Contains(promoted.Classes, "lines") {
+		t.Fatalf("promoting by hand: %v %+v", err, promoted)
+	}
+
+	// A new class: the champion cannot be scored on it, and the winner, which only adds a
+	// class, is promoted.
+	for i := range 12 {
+		w.write(fmt.Sprintf("raw/zigzag/%d.png", i), randomPNG(9, uint64(i), 16, 16))
+	}
+	rec, _ = w.run(false)
+	if eff := rec.Result("select.best").Effect; !strings.HasPrefix(eff, "promoted ") || !strings.Contains(eff, `cannot be compared on this run's test set: it lacks "zigzag"`) {
+		t.Fatalf("after adding a class, select: %q", eff)
 	}
 }
 

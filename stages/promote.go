@@ -102,6 +102,16 @@ func promote(promoteTo, savedModel string, card Card) error {
 		return err
 	}
 	defer unlock()
+	if err := install(promoteTo, savedModel, card); err != nil {
+		return err
+	}
+	return appendHistory(root, card.ID)
+}
+
+// install puts a SavedModel (hard links) and its card into the champion folder card.ID and
+// switches the link to it; the caller holds the promotions' lock and records the history.
+func install(promoteTo, savedModel string, card Card) error {
+	root := promoteTo + ".d"
 	if _, err := adoptLegacy(promoteTo); err != nil {
 		return err
 	}
@@ -121,10 +131,85 @@ func promote(promoteTo, savedModel string, card Card) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return err
 	}
-	if err := pointTo(promoteTo, card.ID); err != nil {
-		return err
+	return pointTo(promoteTo, card.ID)
+}
+
+// PromoteFromRun makes the model trained in run folder runDir, in its folder there (cnn,
+// cnn.fast; or the candidate name, the training's for_each key), the champion by hand, though select did not promote it: its card gets the
+// metrics of its evaluation in that folder, if any. As with PromoteAgain, the champion it
+// sets aside is not promoted again automatically (returned as aside).
+func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, error) {
+	var rec pipeline.RunRecord
+	b, err := os.ReadFile(filepath.Join(runDir, "run.json"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("run folder %s: %w", runDir, err)
 	}
-	return appendHistory(root, card.ID)
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(runDir, "run.json"), err)
+	}
+	var source string
+	var folders []string
+	for _, st := range rec.Stages {
+		if _, err := os.Stat(filepath.Join(runDir, st.Artifacts, "saved_model", graphs.ModelInfoFile)); err != nil || st.Output == "" {
+			continue
+		}
+		folders = append(folders, st.Artifacts)
+		// The folder, or the candidate name select gives it (its for_each key).
+		if strings.HasPrefix(st.Addr, "train.") && (st.Artifacts == folder || strings.HasSuffix(st.Addr, "["+folder+"]")) {
+			source = filepath.ToSlash(filepath.Join(pipeline.ObjectRel(st.Output), "saved_model"))
+			folder = st.Artifacts
+		}
+	}
+	if source == "" {
+		return nil, nil, fmt.Errorf("run %s has no trained model in a folder %q; its models: %s", filepath.Base(runDir), folder, strings.Join(folders, ", "))
+	}
+	saved := filepath.Join(runDir, folder, "saved_model")
+	info, err := readModelInfo(saved)
+	if err != nil {
+		return nil, nil, err
+	}
+	card := Card{ID: sanitizeID(filepath.Base(runDir) + "-" + folder), Architecture: info.Spec.Architecture, Classes: info.Classes,
+		Input: info.Input, Metrics: map[string]metric{}, Metric: "chosen by hand", Source: source, Run: filepath.Base(runDir), Promoted: time.Now().UTC()}
+	var ev Evaluation
+	if b, err := os.ReadFile(filepath.Join(runDir, folder, "evaluation", "metrics.json")); err == nil && json.Unmarshal(b, &ev) == nil {
+		for _, m := range EvaluationMetrics {
+			v, _ := ev.Value(m)
+			card.Metrics[m] = metric(v)
+		}
+		card.TestSet = ev.TestSet
+	}
+	root := promoteTo + ".d"
+	unlock, err := lockPromotions(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	cur, _ := ChampionDir(promoteTo)
+	legacy, err := adoptLegacy(promoteTo) // so that the champion set aside is a folder in root
+	if err != nil {
+		return nil, nil, err
+	}
+	if legacy != "" {
+		cur = filepath.Join(root, legacy)
+	}
+	if cur != "" {
+		if c, err := ReadCard(cur); err == nil && c.Source == source {
+			return nil, nil, fmt.Errorf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, card.ID)); err == nil {
+		return nil, nil, fmt.Errorf("%s holds a model %s already; pipeline promote %[2]s makes it the champion", root, card.ID)
+	}
+	if err := install(promoteTo, filepath.Join(runDir, folder, "saved_model"), card); err != nil {
+		return nil, nil, err
+	}
+	h, err := readHistory(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	h.Promotions = append(h.Promotions, card.ID)
+	_, aside := h.change(cur, card.ID, card.Source)
+	return &card, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 
 // adoptLegacy moves a real folder at promoteTo (from an older layout or put there by hand)
@@ -363,4 +448,34 @@ func sanitizeID(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// ClassChange describes how the class list now differs from was ("" when it is the same):
+// the classes it adds and drops, or a new order (class ids then differ).
+func ClassChange(was, now []string) string {
+	if slices.Equal(was, now) {
+		return ""
+	}
+	var added, removed []string
+	for _, c := range now {
+		if !slices.Contains(was, c) {
+			added = append(added, fmt.Sprintf("%q", c))
+		}
+	}
+	for _, c := range was {
+		if !slices.Contains(now, c) {
+			removed = append(removed, fmt.Sprintf("%q", c))
+		}
+	}
+	var parts []string
+	if len(added) > 0 {
+		parts = append(parts, "adds "+strings.Join(added, ", "))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "drops "+strings.Join(removed, ", "))
+	}
+	if len(parts) == 0 {
+		return "the same classes in another order (class ids differ)"
+	}
+	return strings.Join(parts, "; ")
 }

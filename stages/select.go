@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -368,9 +369,24 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 				return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run --stage evaluate.NAME --force)",
 					w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), nil
 			case errors.Is(err, errIncomparable):
+				// Only a winner that adds classes is promoted without the comparison: one that
+				// drops a class, or takes other images, waits for a person.
+				change := ClassChange(champ.Classes, info.Classes)
+				drops := slices.ContainsFunc(champ.Classes, func(c string) bool { return !slices.Contains(info.Classes, c) })
+				if change == "" || drops || len(info.Classes) == len(champ.Classes) {
+					why := "it " + change // adds …; drops …
+					switch {
+					case change == "":
+						why = fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", info.Input.Height, info.Input.Width, info.Input.Channels,
+							champ.Input.Height, champ.Input.Width, champ.Input.Channels)
+					case !drops:
+						why = "it has the champion's classes in another order (class ids differ)"
+					}
+					return fmt.Sprintf("not promoted: %s (%s %.4f) cannot be compared with the champion %s on this run's test set: %s; pipeline promote %s/%s makes it the champion by hand (or set must_beat_champion = false)",
+						w.Name, dec.Metric, float64(w.Value), champ.ID, why, runID, w.Name), nil
+				}
 				comparable = false
-				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: %s", champ.ID,
-					strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
+				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it lacks %s", champ.ID, strings.TrimPrefix(change, "adds "))
 			case err != nil:
 				return "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
 			default:

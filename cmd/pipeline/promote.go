@@ -20,11 +20,12 @@ import (
 func promoteCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "promote",
-		Usage:     "show the champion, roll back to the previous one, or make a model promoted before (ID) the champion again",
+		Usage:     "show the champion, roll back to the previous one, or make a model the champion by hand (ID: one promoted before, or RUN/FOLDER of any run)",
 		ArgsUsage: "[FILE] [ID]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder, relative to the pipeline file (default: the file's select promote_to)"},
 			varFlag,
+			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, for RUN/FOLDER, relative to the pipeline file"},
 			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again; select will not promote the current one again by itself"},
 		},
 		Action: func(c *cli.Context) error {
@@ -69,6 +70,12 @@ func promoteCommand() *cli.Command {
 				}
 			case id != "":
 				card, lifted, aside, err := stages.PromoteAgain(to, id)
+				run, folder, isRun := strings.Cut(id, "/")
+				runDir := filepath.Join(inWorkspace(ws, c.String("runs-dir")), run)
+				if _, serr := os.Stat(filepath.Join(runDir, "run.json")); err != nil && isRun && serr == nil {
+					// RUN/FOLDER never promoted: from the run folder, by hand.
+					card, aside, err = stages.PromoteFromRun(to, runDir, folder)
+				}
 				if err != nil {
 					return err
 				}
@@ -92,7 +99,7 @@ func promoteCommand() *cli.Command {
 				return err
 			}
 			if before != nil && before.ID != card.ID {
-				if note := classChange(before.Classes, card.Classes); note != "" {
+				if note := stages.ClassChange(before.Classes, card.Classes); note != "" {
 					fmt.Fprintf(c.App.Writer, "note: %s has other classes than %s: %s; servers of %s now answer with these\n", card.ID, before.ID, note, filepath.Base(to))
 				}
 			}
@@ -184,34 +191,4 @@ func firstError(diags hcl.Diagnostics) string {
 		}
 	}
 	return "no error"
-}
-
-// classChange describes how the class list now differs from was ("" when it is the same):
-// the classes added and removed, or a new order.
-func classChange(was, now []string) string {
-	if slices.Equal(was, now) {
-		return ""
-	}
-	var added, removed []string
-	for _, c := range now {
-		if !slices.Contains(was, c) {
-			added = append(added, fmt.Sprintf("%q", c))
-		}
-	}
-	for _, c := range was {
-		if !slices.Contains(now, c) {
-			removed = append(removed, fmt.Sprintf("%q", c))
-		}
-	}
-	var parts []string
-	if len(added) > 0 {
-		parts = append(parts, "adds "+strings.Join(added, ", "))
-	}
-	if len(removed) > 0 {
-		parts = append(parts, "drops "+strings.Join(removed, ", "))
-	}
-	if len(parts) == 0 {
-		return "the same classes in another order (class ids differ)"
-	}
-	return strings.Join(parts, "; ")
 }

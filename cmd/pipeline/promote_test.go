@@ -148,7 +148,51 @@ func TestPromoteSaysWhenTheClassesChange(t *testing.T) {
 	if code, out, _ := runCLI("promote", "--to", to); code != exitOK || strings.Contains(out, "note:") {
 		t.Fatalf("showing the champion: exit %d\n%s", code, out)
 	}
-	if got := classChange([]string{"a", "b"}, []string{"b", "a"}); !strings.Contains(got, "another order") {
+	if got := stages.ClassChange([]string{"a", "b"}, []string{"b", "a"}); !strings.Contains(got, "another order") {
 		t.Fatalf("reordered: %q", got)
+	}
+}
+
+// TestPromoteAModelOfARunByHand checks promote RUN/FOLDER for a model select did not promote:
+// it becomes the champion with its evaluation's metrics, the champion set aside is blocked,
+// and the same model cannot be promoted twice that way.
+func TestPromoteAModelOfARunByHand(t *testing.T) {
+	ws := t.TempDir()
+	to := filepath.Join(ws, "models/final_models")
+	promoteFake(t, ws, "run1", "m1", 0.7)
+	run := filepath.Join(ws, "models", "20261206_120000")
+	digest := strings.Repeat("ab", 32)
+	for rel, body := range map[string]string{
+		"run.json":                       `{"id":"20261206_120000","status":"succeeded","stages":[{"stage":"train.model[cnn]","status":"ran","output":"` + digest + `","artifacts":"cnn","duration_s":1}]}`,
+		"cnn/saved_model/model.json":     `{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b","c"]}`,
+		"cnn/saved_model/saved_model.pb": "by hand",
+		"cnn/evaluation/metrics.json":    `{"architecture":"cnn","test_set":"ts1","test_f1_macro":0.61,"test_top5":1}`,
+	} {
+		p := filepath.Join(run, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/cnn")
+	if code != exitOK || !strings.Contains(out, "now points to final_models.d/20261206_120000-cnn") ||
+		!strings.Contains(out, "run1-cnn, set aside, will not be promoted again automatically") || !strings.Contains(out, `adds "c"`) {
+		t.Fatalf("promote RUN/FOLDER: exit %d\n%s%s", code, out, errs)
+	}
+	card, err := stages.ReadCard(filepath.Join(ws, "models/final_models.d/20261206_120000-cnn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if card.Source != "data/intermediate/objects/"+digest+"/saved_model" || float64(card.Metrics["test_f1_macro"]) != 0.61 || card.TestSet != "ts1" || card.Run != "20261206_120000" {
+		t.Fatalf("card %+v", card)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ws, "models/final_models/saved_model/saved_model.pb")); string(b) != "by hand" {
+		t.Fatalf("the champion's SavedModel holds %q", b)
+	}
+	if code, _, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/cnn"); code != exitErr || !strings.Contains(errs, "already the champion") {
+		t.Fatalf("promoting it again: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/vit"); code != exitErr || !strings.Contains(errs, "no trained model in a folder \"vit\"; its models: cnn") {
+		t.Fatalf("a folder without a model: exit %d\n%s", code, errs)
 	}
 }
