@@ -332,7 +332,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	res.Duration = time.Since(res.Start).Seconds()
 	if runErr != nil {
 		if ctx.Err() != nil {
-			res.Status, res.Error = StatusCancelled, "cancelled"
+			res.Status, res.Error = StatusCancelled, "interrupted while running"
 			return res
 		}
 		return r.fail(res, runErr)

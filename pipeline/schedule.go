@@ -144,6 +144,13 @@ func (s *Scheduler) Loop(stop, runCtx context.Context) error {
 	}
 }
 
+// Busy reports whether a run the scheduler started is going.
+func (s *Scheduler) Busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running
+}
+
 // trigger starts t now, or applies its overlap policy if a run is going.
 func (s *Scheduler) trigger(stop, runCtx context.Context, t Trigger, overlap string) {
 	s.mu.Lock()

@@ -252,7 +252,7 @@ schedule "often" {
 		p.waitUntil("training is under way", func() bool { return trainingUnderway(dir) })
 		p.signal(syscall.SIGTERM)
 		p.waitUntil("the scheduler says it is stopping", func() bool {
-			return strings.Contains(p.stderr(), "SIGTERM: a run in progress finishes")
+			return strings.Contains(p.stderr(), "SIGTERM: the run in progress finishes")
 		})
 		time.Sleep(1500 * time.Millisecond) // past a trigger time: nothing new starts
 		select {
@@ -282,7 +282,7 @@ schedule "often" {
 		p := startPipeline(t, "schedule", filepath.Join(dir, "pipeline.hcl"))
 		p.waitUntil("the scheduler waits", func() bool { return strings.Contains(p.stderr(), "next: schedule") })
 		p.signal(syscall.SIGTERM)
-		if code := p.exitCode(); code != exitOK {
+		if code := p.exitCode(); code != exitOK || !strings.Contains(p.stderr(), "SIGTERM: no run in progress") {
 			t.Fatalf("exit %d after SIGTERM with no run going, want 0:\n%s", code, p.stderr())
 		}
 		if _, err := os.Stat(filepath.Join(dir, "models")); err == nil {

@@ -121,7 +121,7 @@ func predictCommand() *cli.Command {
 				enc.Encode(results)
 			}
 			if len(skipped) > 0 {
-				fmt.Fprintf(c.App.ErrWriter, "pipeline: skipped %s of the folders, not %s: %s\n",
+				fmt.Fprintf(c.App.ErrWriter, "pipeline: skipped %s in the folders given, not %s: %s\n",
 					pipeline.Plural(len(skipped), "file", "files"), stages.ImageFormats, listSome(skipped, 3))
 			}
 			var empty []string

@@ -105,12 +105,17 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 		select {
 		case sig := <-sigs:
 			stopTaking()
-			if c.Bool("cancel-on-stop") {
-				logger.Printf("%s: a run in progress is cancelled (--cancel-on-stop)", signalName(sig))
+			switch {
+			case !s.Busy():
+				logger.Printf("%s: no run in progress", signalName(sig))
+				cancelRun() // none to finish: a trigger due this instant does not start one
+				return
+			case c.Bool("cancel-on-stop"):
+				logger.Printf("%s: cancelling the run in progress (--cancel-on-stop)", signalName(sig))
 				cancelRun()
 				return
 			}
-			logger.Printf("%s: a run in progress finishes; SIGINT or SIGTERM again cancels it", signalName(sig))
+			logger.Printf("%s: the run in progress finishes; SIGINT or SIGTERM again cancels it", signalName(sig))
 		case <-done:
 			return
 		}

@@ -515,7 +515,7 @@ func TestPredictTakesAFolder(t *testing.T) {
 	if want := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png")}; !slices.Equal(got, want) {
 		t.Errorf("classified %q, want %q", got, want)
 	}
-	if !strings.Contains(errs, "skipped 1 file of the folders") || !strings.Contains(errs, "notes.txt") {
+	if !strings.Contains(errs, "skipped 1 file in the folders given") || !strings.Contains(errs, "notes.txt") {
 		t.Errorf("stderr %q does not name the skipped file", errs)
 	}
 
