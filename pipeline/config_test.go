@@ -195,3 +195,22 @@ stage "xform" "one" {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestWholeStageForAStringSuggestsItsOutputs checks that a string attribute given a whole
+// stage is told which of its outputs to give.
+func TestWholeStageForAStringSuggestsItsOutputs(t *testing.T) {
+	src := `
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "up" {
+  input = stage.gen.src
+}
+`
+	diags := loadAndBuild("whole.hcl", []byte(src), nil)
+	want := "stage.gen.src is the whole stage, an object of its outputs; did you mean stage.gen.src.out or stage.gen.src.count?"
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, want) {
+		t.Fatalf("want one diagnostic with %q, got:\n%s", want, diags.Error())
+	}
+}

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -286,7 +288,8 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 		cv, err := convertTo(val, a.Type)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
-				Detail: fmt.Sprintf("Attribute %q of %s stage must be %s: %s.", a.Name, WithArticle(b.kind.Name()), WithArticle(a.Type.FriendlyName()), err), Subject: rng.Ptr()})
+				Detail: fmt.Sprintf("Attribute %q of %s stage must be %s: %s.%s", a.Name, WithArticle(b.kind.Name()), WithArticle(a.Type.FriendlyName()), err,
+					w.wholeStageHint(b, a)), Subject: rng.Ptr()})
 			continue
 		}
 		if cv.IsKnown() && cv.IsNull() && a.Required {
@@ -338,4 +341,43 @@ func elementAt(v cty.Value, key string) (cty.Value, bool) {
 		return v.Index(cty.StringVal(key)).WithMarks(marks), true
 	}
 	return cty.NilVal, false
+}
+
+// wholeStageHint suggests, for a string attribute given a whole stage (stage.split.main), the
+// outputs of that stage it may have meant: the one named like the attribute, else those of a
+// type it accepts, else all; "" when the attribute refers to no whole stage.
+func (w *Workflow) wholeStageHint(b *block, a Attribute) string {
+	if a.Type != cty.String {
+		return ""
+	}
+	for _, r := range b.refs[a.Name] {
+		up := w.blocks[r.Block]
+		if r.Output != "" || up == nil || up.kind == nil {
+			continue
+		}
+		ref := "stage." + r.Block
+		if r.HasKey {
+			ref += fmt.Sprintf("[%q]", r.Key)
+		}
+		outs := up.kind.Outputs()
+		var picks []string
+		if slices.Contains(outs, a.Name) {
+			picks = []string{a.Name}
+		} else if t, ok := up.kind.(OutputTyper); ok && len(a.Accepts) > 0 {
+			types := t.OutputTypes()
+			for _, o := range outs {
+				if slices.Contains(a.Accepts, types[o]) {
+					picks = append(picks, o)
+				}
+			}
+		}
+		if len(picks) == 0 {
+			picks = outs
+		}
+		for i, o := range picks {
+			picks[i] = ref + "." + o
+		}
+		return fmt.Sprintf(" %s is the whole stage, an object of its outputs; did you mean %s?", ref, strings.Join(picks, " or "))
+	}
+	return ""
 }
