@@ -153,7 +153,10 @@ func (s *Summary) WriteHTML() (string, error) {
 			continue
 		}
 		dir := filepath.Join(s.Dir, st.Artifacts, "report")
-		f, _ := splitFindings(st.Addr, dir)
+		f, ok := splitFindings(st.Addr, dir)
+		if !ok {
+			f, _ = augmentFindings(st.Addr, dir)
+		}
 		if _, err := os.Stat(filepath.Join(dir, "class_distribution.png")); err == nil {
 			f.Stage, f.Plot = st.Addr, dataURI(filepath.Join(dir, "class_distribution.png"))
 		}
@@ -175,10 +178,32 @@ func (s *Summary) WriteHTML() (string, error) {
 // and the class distribution plot.
 type dataFindings struct {
 	Stage    string
-	Counts   string   // a split's images per split
+	Split    bool     // a split's section (else an augmentation's)
+	Counts   string   // the images per split, or before and after augmentation
 	Notes    []string // the problems it found, each with the file that lists them
 	Rejected []Rejected
-	Plot     template.URL
+	// Conflicts are the groups of identical or near-identical files in different classes.
+	Conflicts []string
+	Plot      template.URL
+}
+
+// augmentFindings reads an augmentation's report folder (augment.json); false when dir is
+// not one.
+func augmentFindings(stage, dir string) (dataFindings, bool) {
+	var r augmentReport
+	b, err := os.ReadFile(filepath.Join(dir, "augment.json"))
+	if err != nil || json.Unmarshal(b, &r) != nil {
+		return dataFindings{}, false
+	}
+	before, after, grown := 0, 0, 0
+	for _, c := range r.Classes {
+		before, after = before+c.Before, after+c.After
+		if c.After > c.Before {
+			grown++
+		}
+	}
+	return dataFindings{Stage: stage, Counts: fmt.Sprintf("%d training images, %d after augmentation: %d copies, in %d of %d classes",
+		before, after, after-before, grown, len(r.Classes))}, true
 }
 
 // splitFindings reads a split's report folder (split.json, rejected.json); false when dir
@@ -189,7 +214,7 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	if err != nil || json.Unmarshal(b, &r) != nil {
 		return dataFindings{}, false
 	}
-	f := dataFindings{Stage: stage, Counts: fmt.Sprintf("%s in %s: train %d, val %d, test %d",
+	f := dataFindings{Stage: stage, Split: true, Counts: fmt.Sprintf("%s in %s: train %d, val %d, test %d",
 		plural(r.Total.Total, "image", "images"), plural(len(r.Classes), "class", "classes"), r.Total.Train, r.Total.Val, r.Total.Test)}
 	note := func(n int, what, where string) {
 		if n > 0 {
@@ -206,6 +231,9 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "rejected.json")); err == nil {
 		json.Unmarshal(b, &f.Rejected)
+	}
+	for _, g := range append(append([][]string{}, r.Conflicts...), r.NearConflicts...) {
+		f.Conflicts = append(f.Conflicts, strings.Join(g, " · "))
 	}
 	return f, true
 }
@@ -227,11 +255,12 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 <p class="muted">{{.S.Run.Pipeline}} · seed {{.S.Run.Seed}} · {{range $k, $v := .S.Run.Versions}}{{$k}} {{$v}} · {{end}}all rates are fractions 0–1</p>
 {{if .S.Decision}}<p><b>Selection:</b> {{.S.Decision}}</p>{{end}}
 <h2>Models</h2>
+{{if not .Rows}}<p class="muted">No model was trained or evaluated in this run.</p>{{else}}
 <table><tr><th>model</th><th>val F1</th><th>test top-1</th><th>test top-3</th><th>test top-5</th><th>test F1 macro</th><th>test F1 weighted</th><th>best epoch</th><th>params</th><th>train img/s</th></tr>
 {{range .Rows}}<tr{{if .Winner}} class="win"{{end}}><td>{{.Name}}{{if .Winner}} ★{{end}}</td><td>{{f .Train.ValF1}}</td>
 {{if .Test}}<td>{{f .Test.TestTop1}}</td><td>{{f .Test.TestTop3}}</td><td>{{f .Test.TestTop5}}</td><td>{{f .Test.TestF1Macro}}</td><td>{{f .Test.TestF1Weighted}}</td>{{else}}<td colspan="5">not evaluated</td>{{end}}
 <td>{{.Train.BestEpoch}}/{{.Train.EpochsRun}}</td><td>{{.Train.Params}}</td><td>{{.Speed}}</td></tr>{{end}}
-</table>
+</table>{{end}}
 {{range .Rows}}<h3>{{.Name}}</h3><p class="muted">{{.Train.Selection}}</p>
 {{if .Metrics}}<img alt="{{.Name}} training curves" src="{{.Metrics}}">{{end}}
 {{if .Confusion}}<img alt="{{.Name}} confusion matrix" src="{{.Confusion}}">{{end}}
@@ -239,9 +268,10 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 {{range .PerClass}}<tr><td>{{.Class}}</td><td>{{pct .Precision}}</td><td>{{pct .Recall}}</td><td>{{pct .F1}}</td><td>{{.Support}}</td></tr>{{end}}</table></details>{{end}}
 {{end}}
 {{if .Data}}<h2>Data</h2>{{end}}
-{{range .Data}}<h3>{{.Stage}}</h3>{{if .Counts}}<p>{{.Counts}}.</p>{{if .Notes}}<ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{else}}<p class="muted">No rejected files, duplicates or dropped classes.</p>{{end}}{{end}}
+{{range .Data}}<h3>{{.Stage}}</h3>{{if .Counts}}<p>{{.Counts}}.</p>{{if .Notes}}<ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{else if .Split}}<p class="muted">No rejected files, duplicates or dropped classes.</p>{{end}}{{end}}
 {{if .Rejected}}<details><summary>Rejected files</summary><table><tr><th>file</th><th>class</th><th>reason</th></tr>
 {{range .Rejected}}<tr><td>{{.Path}}</td><td>{{.Class}}</td><td style="text-align:left">{{.Reason}}</td></tr>{{end}}</table></details>{{end}}
+{{if .Conflicts}}<details><summary>Same picture in different classes</summary><ul>{{range .Conflicts}}<li>{{.}}</li>{{end}}</ul></details>{{end}}
 {{if .Plot}}<img alt="{{.Stage}} class distribution" src="{{.Plot}}">{{end}}{{end}}
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>status</th><th>duration</th><th>why</th></tr>
