@@ -3,6 +3,7 @@ package stages
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +46,19 @@ func TestTestSetIDCoversTheStoredImages(t *testing.T) {
 	os.Remove(filepath.Join(dir, "images/b.png"))
 	if _, err := testSetID(filepath.Join(dir, "test")); err == nil {
 		t.Fatal("an image the manifest lists is missing, and no error")
+	}
+}
+
+// A run folder given as the model names the models in it.
+func TestLoadPredictorNamesTheModelsOfARunFolder(t *testing.T) {
+	run := t.TempDir()
+	for _, m := range []string{"cnn", "vit"} {
+		p := filepath.Join(run, m, "saved_model", "model.json")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(`{}`), 0o644)
+	}
+	_, err := LoadPredictor(run, 0)
+	if err == nil || !strings.Contains(err.Error(), "give one of "+filepath.Join(run, "cnn")+", "+filepath.Join(run, "vit")) {
+		t.Fatalf("loading a run folder: %v", err)
 	}
 }

@@ -54,6 +54,17 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 		if _, serr := os.Stat(dir); serr != nil {
 			return nil, fmt.Errorf("no model at %s: %w", dir, serr)
 		}
+		// A run folder holds a model per folder (cnn/saved_model): name them.
+		var models []string
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if _, serr := os.Stat(filepath.Join(dir, e.Name(), "saved_model", graphs.ModelInfoFile)); serr == nil {
+				models = append(models, filepath.Join(dir, e.Name()))
+			}
+		}
+		if len(models) > 0 {
+			return nil, fmt.Errorf("%s holds no model itself but several, one per folder: give one of %s", dir, strings.Join(models, ", "))
+		}
 		return nil, err
 	}
 	p.Model = m
