@@ -213,4 +213,12 @@ stage "xform" "up" {
 	if len(diags) != 1 || !strings.Contains(diags[0].Detail, want) {
 		t.Fatalf("want one diagnostic with %q, got:\n%s", want, diags.Error())
 	}
+	// A for_each stage: an object of instances, each with the outputs.
+	src = strings.Replace(src, `source = "raw"`, `for_each = toset(["a", "b"])
+  source   = "raw"`, 1)
+	diags = loadAndBuild("whole.hcl", []byte(src), nil)
+	want = "stage.gen.src is the whole stage, an object of its instances; did you mean stage.gen.src[KEY].out or stage.gen.src[KEY].count?"
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, want) {
+		t.Fatalf("for_each: want one diagnostic with %q, got:\n%s", want, diags.Error())
+	}
 }

@@ -778,6 +778,11 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 		ws.kinds.xform.block = make(chan struct{})
 		wrote := make(chan struct{})
 		ws.kinds.xform.beforeBlock = func(j *Job) {
+			// A kind may clean its scratch of everything but its checkpoints (train does).
+			entries, _ := os.ReadDir(j.Work)
+			for _, e := range entries {
+				os.RemoveAll(filepath.Join(j.Work, e.Name()))
+			}
 			os.WriteFile(filepath.Join(j.Work, "ckpt"), []byte(strings.Repeat("w", 1000)), 0o644)
 			close(wrote)
 		}
@@ -786,14 +791,37 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 		ws.engine(map[string]string{"suffix": v}).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models")})
 		ws.kinds.xform.block, ws.kinds.xform.beforeBlock = nil, nil
 	}
-	interrupt("#") // a setting tried and dropped
-	interrupt("?") // the setting the file will have
-	work := func() []string { return dirNames(filepath.Join(ws.dir, StoreDir, "work")) }
+	interrupt("#")            // a setting tried and dropped
+	interrupt("?")            // the setting the file will have
+	work := func() []string { // the scratch folders, without their notes
+		var dirs []string
+		for _, n := range dirNames(filepath.Join(ws.dir, StoreDir, "work")) {
+			if !strings.HasSuffix(n, workStageSuffix) {
+				dirs = append(dirs, n)
+			}
+		}
+		return dirs
+	}
 	if n := len(work()); n != 2 {
 		t.Fatalf("%d scratch folders after two interrupted runs, want 2", n)
 	}
 	e := ws.engine(map[string]string{"suffix": "?"})
+	// While the run folders of the interrupted runs are there, either may be resumed.
 	res, err := e.GC(filepath.Join(ws.dir, "models"), false)
+	if err != nil || len(res.Work) != 0 {
+		t.Fatalf("gc with the run folders there removed %+v (%v)", res.Work, err)
+	}
+	if err := os.RemoveAll(filepath.Join(ws.dir, "models")); err != nil {
+		t.Fatal(err)
+	}
+	// A run killed before it wrote run.json does not say what it ran: all stay.
+	killed := filepath.Join(ws.dir, "models", "20991231_000000")
+	os.MkdirAll(killed, 0o755)
+	if res, err := e.GC(filepath.Join(ws.dir, "models"), false); err != nil || len(res.Work) != 0 {
+		t.Fatalf("gc with a killed run's folder there removed %+v (%v)", res.Work, err)
+	}
+	os.RemoveAll(killed)
+	res, err = e.GC(filepath.Join(ws.dir, "models"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

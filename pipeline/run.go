@@ -347,7 +347,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	if err != nil {
 		return r.fail(res, err)
 	}
-	os.RemoveAll(work)
+	r.e.Store.RemoveWork(d.Key)
 	d.entry = entry
 	res.Status, res.Output, res.Stats = StatusRan, entry.Output.Digest, job.setStats()
 	return r.finish(res, d)

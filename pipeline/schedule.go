@@ -155,6 +155,9 @@ func (s *Scheduler) Busy() bool {
 func (s *Scheduler) trigger(stop, runCtx context.Context, t Trigger, overlap string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if stop.Err() != nil { // the stop came after the loop's check: Busy told it no run is going
+		return
+	}
 	if s.running {
 		if overlap == "queue" {
 			s.queued = append(s.queued, t)

@@ -139,18 +139,26 @@ func (s *Store) cleanTemp() int {
 	return len(entries)
 }
 
-// WorkDir returns the persistent scratch directory of a key (created), noting in it the
-// instance it is for (workStageFile), for gc.
+// WorkDir returns the persistent scratch directory of a key (created), noting beside it the
+// instance it is for (work/<key>.stage, outside the folder, which the stage may clean), for
+// gc.
 func (s *Store) WorkDir(key, addr string) (string, error) {
 	dir := filepath.Join(s.Root, "work", key)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return dir, err
 	}
-	return dir, os.WriteFile(filepath.Join(dir, workStageFile), []byte(addr+"\n"), 0o644)
+	return dir, os.WriteFile(dir+workStageSuffix, []byte(addr+"\n"), 0o644)
 }
 
-// workStageFile names, in a work folder, the instance whose scratch it is.
-const workStageFile = ".stage"
+// RemoveWork removes the scratch directory of a key and its note.
+func (s *Store) RemoveWork(key string) {
+	dir := filepath.Join(s.Root, "work", key)
+	os.RemoveAll(dir)
+	os.Remove(dir + workStageSuffix)
+}
+
+// workStageSuffix, after a work folder's path, names the file that says whose scratch it is.
+const workStageSuffix = ".stage"
 
 // Publish moves a finished temp directory into objects/ under its content digest and records
 // the key. Identical output already present is reused. outputs are the stage kind's named
@@ -377,8 +385,9 @@ type GCOutput struct {
 // object never breaks one. Engine.GC also keeps what the pipeline file's plan reuses.
 //
 // Scratch folders (work/<key>) go too, unless planned has their key (a run of the plan would
-// resume from them) or they may belong to an instance in keepAll, whose key is not known
-// until its upstream runs.
+// resume from them), a run folder still there has a stage of that key interrupted or failed,
+// or they may belong to an instance in keepAll, whose key is not known until its upstream
+// runs; while a run folder without run.json (a killed run) is there, all stay.
 func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
@@ -399,6 +408,10 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 			used[st.Output] = true
 		}
 	}
+	// A stage interrupted or failed in a run folder still there may resume from its scratch
+	// (the run with other settings, say); a run killed before writing run.json does not say
+	// which, so while one is there every scratch folder stays.
+	resumable, unknownRuns := map[string]bool{}, false
 	for _, runs := range append([]string{runsDir}, s.runsDirs()...) {
 		for _, name := range dirNames(runs) {
 			d := filepath.Join(runs, name)
@@ -406,8 +419,14 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 			if readJSON(filepath.Join(d, "run.json"), &rec) == nil {
 				for _, st := range rec.Stages {
 					used[st.Output] = true // its links lead only to these
+					if st.Status == StatusCancelled || st.Status == StatusFailed {
+						resumable[st.Key] = true
+					}
 				}
 				continue
+			}
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() && strings.HasPrefix(name, "2") {
+				unknownRuns = true // a run folder (they are named by their UTC time) without run.json
 			}
 			s.linkedObjects(d, used)
 		}
@@ -479,16 +498,22 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 			os.Remove(strings.TrimSuffix(p, ".json") + ".output.json")
 		}
 	}
-	for _, key := range dirNames(filepath.Join(s.Root, "work")) {
-		dir := filepath.Join(s.Root, "work", key)
-		b, _ := os.ReadFile(filepath.Join(dir, workStageFile))
-		addr := strings.TrimSpace(string(b))
-		if planned[key] || keepAll[addr] || (addr == "" && len(keepAll) > 0) {
+	for _, name := range dirNames(filepath.Join(s.Root, "work")) {
+		dir := filepath.Join(s.Root, "work", name)
+		if key, ok := strings.CutSuffix(name, workStageSuffix); ok {
+			if _, err := os.Stat(filepath.Join(s.Root, "work", key)); errors.Is(err, fs.ErrNotExist) && !dryRun {
+				os.Remove(dir) // the note of a folder removed without it
+			}
 			continue
 		}
-		res.Work = append(res.Work, GCWork{Key: key, Addr: addr, Bytes: dirSize(dir)})
+		b, _ := os.ReadFile(dir + workStageSuffix)
+		addr := strings.TrimSpace(string(b))
+		if planned[name] || resumable[name] || keepAll[addr] || unknownRuns || (addr == "" && len(keepAll) > 0) {
+			continue
+		}
+		res.Work = append(res.Work, GCWork{Key: name, Addr: addr, Bytes: dirSize(dir)})
 		if !dryRun {
-			os.RemoveAll(dir)
+			s.RemoveWork(name)
 		}
 	}
 	slices.SortStableFunc(res.Work, func(a, b GCWork) int {

@@ -356,10 +356,14 @@ func (w *Workflow) wholeStageHint(b *block, a Attribute) string {
 			continue
 		}
 		ref := "stage." + r.Block
-		if r.HasKey {
+		what := "the whole stage, an object of its outputs"
+		switch {
+		case r.HasKey:
 			ref += fmt.Sprintf("[%q]", r.Key)
+		case up.forEach:
+			what = "the whole stage, an object of its instances"
 		}
-		outs := up.kind.Outputs()
+		outs := slices.Clone(up.kind.Outputs())
 		var picks []string
 		if slices.Contains(outs, a.Name) {
 			picks = []string{a.Name}
@@ -374,10 +378,14 @@ func (w *Workflow) wholeStageHint(b *block, a Attribute) string {
 		if len(picks) == 0 {
 			picks = outs
 		}
-		for i, o := range picks {
-			picks[i] = ref + "." + o
+		each := ref
+		if up.forEach && !r.HasKey {
+			each += "[KEY]"
 		}
-		return fmt.Sprintf(" %s is the whole stage, an object of its outputs; did you mean %s?", ref, strings.Join(picks, " or "))
+		for i, o := range picks {
+			picks[i] = each + "." + o
+		}
+		return fmt.Sprintf(" %s is %s; did you mean %s?", ref, what, strings.Join(picks, " or "))
 	}
 	return ""
 }

@@ -390,7 +390,7 @@ stage "select" "best" {
 		t.Fatalf("after renaming a class, select: %q", eff)
 	}
 	// As the run says, by hand.
-	promoted, _, err := PromoteFromRun(filepath.Join(w.dir, "models/final_models"), rec.Dir(), "cnn")
+	promoted, _, _, err := PromoteFromRun(filepath.Join(w.dir, "models/final_models"), rec.Dir(), "cnn")
 	if err != nil || promoted.Run != rec.ID || !slices.Contains(promoted.Classes, "lines") {
 		t.Fatalf("promoting by hand: %v %+v", err, promoted)
 	}

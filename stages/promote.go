@@ -134,82 +134,100 @@ func install(promoteTo, savedModel string, card Card) error {
 	return pointTo(promoteTo, card.ID)
 }
 
+// ErrNotPromoted is PromoteAgain's error for an id no promotion has: the model may still be
+// in a run folder (PromoteFromRun).
+var ErrNotPromoted = errors.New("never promoted")
+
 // PromoteFromRun makes the model trained in run folder runDir, in its folder there (cnn,
 // cnn.fast; or the candidate name, the training's for_each key), the champion by hand, though select did not promote it: its card gets the
-// metrics of its evaluation in that folder, if any. As with PromoteAgain, the champion it
-// sets aside is not promoted again automatically (returned as aside).
-func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, error) {
+// metrics of its evaluation in that folder, if any. As with PromoteAgain, a block on the
+// model is lifted (returned as lifted) and the champion it sets aside is not promoted again
+// automatically (returned as aside).
+func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *RolledBack, error) {
 	var rec pipeline.RunRecord
 	b, err := os.ReadFile(filepath.Join(runDir, "run.json"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("run folder %s: %w", runDir, err)
+		return nil, nil, nil, fmt.Errorf("run folder %s: %w", runDir, err)
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(runDir, "run.json"), err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", filepath.Join(runDir, "run.json"), err)
+	}
+	// A candidate name (select's ranking in the run names each candidate's model) stands for
+	// the folder of the training whose output that model is.
+	candidate := map[string]bool{}
+	decisions, _ := filepath.Glob(filepath.Join(runDir, "*", "decision", "decision.json"))
+	for _, f := range decisions {
+		var dec Decision
+		if b, err := os.ReadFile(f); err == nil && json.Unmarshal(b, &dec) == nil {
+			for _, c := range dec.Ranking {
+				if c.Name == folder {
+					candidate[c.Model] = true
+				}
+			}
+		}
 	}
 	var source string
 	var folders []string
 	for _, st := range rec.Stages {
-		if _, err := os.Stat(filepath.Join(runDir, st.Artifacts, "saved_model", graphs.ModelInfoFile)); err != nil || st.Output == "" {
+		if _, err := os.Stat(filepath.Join(runDir, st.Artifacts, "saved_model", graphs.ModelInfoFile)); err != nil || st.Output == "" || !strings.HasPrefix(st.Addr, "train.") {
 			continue
 		}
 		folders = append(folders, st.Artifacts)
-		// The folder, or the candidate name select gives it (its for_each key).
-		if strings.HasPrefix(st.Addr, "train.") && (st.Artifacts == folder || strings.HasSuffix(st.Addr, "["+folder+"]")) {
-			source = filepath.ToSlash(filepath.Join(pipeline.ObjectRel(st.Output), "saved_model"))
-			folder = st.Artifacts
+		model := filepath.ToSlash(filepath.Join(pipeline.ObjectRel(st.Output), "saved_model"))
+		if st.Artifacts == folder || candidate[model] {
+			source, folder = model, st.Artifacts
 		}
 	}
 	if source == "" {
-		return nil, nil, fmt.Errorf("run %s has no trained model in a folder %q; its models: %s", filepath.Base(runDir), folder, strings.Join(folders, ", "))
+		return nil, nil, nil, fmt.Errorf("run %s has no trained model in a folder %q; its models: %s", filepath.Base(runDir), folder, strings.Join(folders, ", "))
 	}
 	saved := filepath.Join(runDir, folder, "saved_model")
 	info, err := readModelInfo(saved)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	card := Card{ID: sanitizeID(filepath.Base(runDir) + "-" + folder), Architecture: info.Spec.Architecture, Classes: info.Classes,
-		Input: info.Input, Metrics: map[string]metric{}, Metric: "chosen by hand", Source: source, Run: filepath.Base(runDir), Promoted: time.Now().UTC()}
+		Input: info.Input, Metrics: map[string]metric{}, Source: source, Run: filepath.Base(runDir), Promoted: time.Now().UTC()}
 	var ev Evaluation
 	if b, err := os.ReadFile(filepath.Join(runDir, folder, "evaluation", "metrics.json")); err == nil && json.Unmarshal(b, &ev) == nil {
 		for _, m := range EvaluationMetrics {
 			v, _ := ev.Value(m)
 			card.Metrics[m] = metric(v)
 		}
-		card.TestSet = ev.TestSet
+		card.Metric, card.TestSet = EvaluationMetrics[0], ev.TestSet
 	}
 	root := promoteTo + ".d"
 	unlock, err := lockPromotions(root)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer unlock()
 	cur, _ := ChampionDir(promoteTo)
 	legacy, err := adoptLegacy(promoteTo) // so that the champion set aside is a folder in root
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if legacy != "" {
 		cur = filepath.Join(root, legacy)
 	}
 	if cur != "" {
 		if c, err := ReadCard(cur); err == nil && c.Source == source {
-			return nil, nil, fmt.Errorf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)
+			return nil, nil, nil, fmt.Errorf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(root, card.ID)); err == nil {
-		return nil, nil, fmt.Errorf("%s holds a model %s already; pipeline promote %[2]s makes it the champion", root, card.ID)
+		return nil, nil, nil, fmt.Errorf("%s holds a model %s already; pipeline promote %[2]s makes it the champion", root, card.ID)
+	}
+	h, err := readHistory(root) // before anything changes: a history that cannot be read stops it
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if err := install(promoteTo, filepath.Join(runDir, folder, "saved_model"), card); err != nil {
-		return nil, nil, err
-	}
-	h, err := readHistory(root)
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h.Promotions = append(h.Promotions, card.ID)
-	_, aside := h.change(cur, card.ID, card.Source)
-	return &card, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+	lifted, aside := h.change(cur, card.ID, card.Source)
+	return &card, lifted, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 
 // adoptLegacy moves a real folder at promoteTo (from an older layout or put there by hand)
@@ -387,7 +405,7 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 		return nil, nil, nil, fmt.Errorf("%q is not a model id; promoted models: %s", id, promotedIDs(root))
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s holds no model %s; promoted models: %s", root, id, promotedIDs(root))
+		return nil, nil, nil, fmt.Errorf("%s holds no model %s (%w); promoted models: %s", root, id, ErrNotPromoted, promotedIDs(root))
 	}
 	unlock, err := lockPromotions(root)
 	if err != nil {

@@ -370,23 +370,34 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 					w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), nil
 			case errors.Is(err, errIncomparable):
 				// Only a winner that adds classes is promoted without the comparison: one that
-				// drops a class, or takes other images, waits for a person.
+				// drops a class, reorders them or takes other images waits for a person.
 				change := ClassChange(champ.Classes, info.Classes)
 				drops := slices.ContainsFunc(champ.Classes, func(c string) bool { return !slices.Contains(info.Classes, c) })
-				if change == "" || drops || len(info.Classes) == len(champ.Classes) {
-					why := "it " + change // adds …; drops …
+				reorders := change != "" && !drops && len(info.Classes) == len(champ.Classes)
+				in, ci := info.Input, champ.Input
+				otherInput := in.Height != ci.Height || in.Width != ci.Width || in.Channels != ci.Channels
+				if drops || reorders || otherInput || change == "" {
+					var why []string
 					switch {
-					case change == "":
-						why = fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", info.Input.Height, info.Input.Width, info.Input.Channels,
-							champ.Input.Height, champ.Input.Width, champ.Input.Channels)
-					case !drops:
-						why = "it has the champion's classes in another order (class ids differ)"
+					case reorders:
+						why = append(why, "it has the champion's classes in another order (class ids differ)")
+					case change != "":
+						why = append(why, "it "+change) // adds …; drops …
+					}
+					if otherInput {
+						why = append(why, fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", in.Height, in.Width, in.Channels, ci.Height, ci.Width, ci.Channels))
 					}
 					return fmt.Sprintf("not promoted: %s (%s %.4f) cannot be compared with the champion %s on this run's test set: %s; pipeline promote %s/%s makes it the champion by hand (or set must_beat_champion = false)",
-						w.Name, dec.Metric, float64(w.Value), champ.ID, why, runID, w.Name), nil
+						w.Name, dec.Metric, float64(w.Value), champ.ID, strings.Join(why, ", and "), runID, w.Name), nil
 				}
 				comparable = false
 				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it lacks %s", champ.ID, strings.TrimPrefix(change, "adds "))
+				for k, c := range champ.Classes {
+					if info.Classes[k] != c {
+						reason += " (the ids of some of its classes change)"
+						break
+					}
+				}
 			case err != nil:
 				return "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
 			default:

@@ -72,9 +72,9 @@ func promoteCommand() *cli.Command {
 				card, lifted, aside, err := stages.PromoteAgain(to, id)
 				run, folder, isRun := strings.Cut(id, "/")
 				runDir := filepath.Join(inWorkspace(ws, c.String("runs-dir")), run)
-				if _, serr := os.Stat(filepath.Join(runDir, "run.json")); err != nil && isRun && serr == nil {
+				if _, serr := os.Stat(filepath.Join(runDir, "run.json")); errors.Is(err, stages.ErrNotPromoted) && isRun && serr == nil {
 					// RUN/FOLDER never promoted: from the run folder, by hand.
-					card, aside, err = stages.PromoteFromRun(to, runDir, folder)
+					card, lifted, aside, err = stages.PromoteFromRun(to, runDir, folder)
 				}
 				if err != nil {
 					return err
@@ -103,8 +103,12 @@ func promoteCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "note: %s has other classes than %s: %s; servers of %s now answer with these\n", card.ID, before.ID, note, filepath.Base(to))
 				}
 			}
-			fmt.Fprintf(c.App.Writer, "champion %s: %s, %d classes, %s %.4f, from run %s, promoted %s\n", card.ID, card.Architecture,
-				len(card.Classes), card.Metric, float64(card.Metrics[card.Metric]), card.Run, card.Promoted.Local().Format("2006-01-02 15:04"))
+			score := "no evaluation"
+			if card.Metric != "" {
+				score = fmt.Sprintf("%s %.4f", card.Metric, float64(card.Metrics[card.Metric]))
+			}
+			fmt.Fprintf(c.App.Writer, "champion %s: %s, %d classes, %s, from run %s, promoted %s\n", card.ID, card.Architecture,
+				len(card.Classes), score, card.Run, card.Promoted.Local().Format("2006-01-02 15:04"))
 			// What promote ID and --rollback can go to.
 			promotions, setAside, err := stages.History(to)
 			if err != nil {

@@ -108,8 +108,7 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 			switch {
 			case !s.Busy():
 				logger.Printf("%s: no run in progress", signalName(sig))
-				cancelRun() // none to finish: a trigger due this instant does not start one
-				return
+				return // and none starts: the scheduler checks the stop again as it starts one
 			case c.Bool("cancel-on-stop"):
 				logger.Printf("%s: cancelling the run in progress (--cancel-on-stop)", signalName(sig))
 				cancelRun()
