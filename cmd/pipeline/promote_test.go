@@ -195,4 +195,24 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 	if code, _, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/vit"); code != exitErr || !strings.Contains(errs, "no trained model in a folder \"vit\"; its models: cnn") {
 		t.Fatalf("a folder without a model: exit %d\n%s", code, errs)
 	}
+
+	// RUN/CANDIDATE as select names it: the run's decision says which model that is.
+	run2 := filepath.Join(ws, "models", "20261206_130000")
+	d2 := strings.Repeat("cd", 32)
+	for rel, body := range map[string]string{
+		"run.json":                            `{"id":"20261206_130000","status":"succeeded","stages":[{"stage":"train.lr[\"0.01\"]","status":"ran","output":"` + d2 + `","artifacts":"cnn.0.01","duration_s":1}]}`,
+		"cnn.0.01/saved_model/model.json":     `{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b","c"]}`,
+		"cnn.0.01/saved_model/saved_model.pb": "by name",
+		"select.best/decision/decision.json":  `{"ranking":[{"candidate":"fast","model":"data/intermediate/objects/` + d2 + `/saved_model"}]}`,
+	} {
+		p := filepath.Join(run2, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs = runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_130000/fast")
+	if code != exitOK || !strings.Contains(out, "now points to final_models.d/20261206_130000-cnn.0.01") || !strings.Contains(out, "no evaluation") {
+		t.Fatalf("promote RUN/CANDIDATE: exit %d\n%s%s", code, out, errs)
+	}
 }
