@@ -190,7 +190,7 @@ func printPlan(w io.Writer, plan []*pipeline.Decision, asJSON bool) bool {
 		return pending
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	runs := 0
+	runs, maybe := 0, 0
 	for _, d := range plan {
 		mark, what := "=", "cached"
 		if d.Action == pipeline.Run {
@@ -200,7 +200,8 @@ func printPlan(w io.Writer, plan []*pipeline.Decision, asJSON bool) bool {
 				mark, what = "+", "run"
 			}
 			if !d.Known {
-				mark = "?"
+				mark, what = "?", "may run"
+				runs, maybe = runs-1, maybe+1
 			}
 		}
 		reason := strings.Join(d.Reasons, "; ")
@@ -210,7 +211,12 @@ func printPlan(w io.Writer, plan []*pipeline.Decision, asJSON bool) bool {
 		fmt.Fprintf(tw, "%s %s\t%s%s\n", mark, d.Addr, what, reason)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d to run, %d cached\n", runs, len(plan)-runs)
+	if maybe > 0 {
+		// Their keys depend on outputs made first: they run only if those come out changed.
+		fmt.Fprintf(w, "%d to run, %d may run (if what they use comes out changed), %d cached\n", runs, maybe, len(plan)-runs-maybe)
+	} else {
+		fmt.Fprintf(w, "%d to run, %d cached\n", runs, len(plan)-runs)
+	}
 	return pending
 }
 
