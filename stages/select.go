@@ -464,6 +464,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		return nil, err
 	}
 	defer model.Close()
+	job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), w.Data)
 	r, err := evaluateModel(ctx, model, job.Path(w.Data), 64, job.Progress)
 	if err != nil {
 		return nil, err
