@@ -17,6 +17,19 @@ type Values struct {
 	vals   map[string]cty.Value
 	ranges map[string]hcl.Range
 	refs   map[string][]string // attribute → stage blocks ("kind.name") its expression refers to
+	// settings are the pipeline block's values, for checks that look beyond the stage.
+	settings map[string]cty.Value
+}
+
+// Setting returns the pipeline block's value of name, or false when the block does not set
+// it (or it is not known yet): what a kind's check may compare its attributes with, such as
+// the image_size of the images it will be given, when no attribute of its own says.
+func (v *Values) Setting(name string) (cty.Value, bool) {
+	val, ok := v.settings[name]
+	if !ok || !val.IsWhollyKnown() || val.IsNull() {
+		return cty.NilVal, false
+	}
+	return val, true
 }
 
 // Get returns the value of attribute name (null when unset and without default).

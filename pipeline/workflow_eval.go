@@ -252,7 +252,8 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 			"key": cty.StringVal(inst.Key), "value": w.eachValue(b, inst.Key, outs, typed),
 		})}
 	}
-	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{}}
+	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{},
+		settings: w.pipelineVals}
 	var diags hcl.Diagnostics
 	for _, a := range b.kind.Attributes() {
 		v.schema[a.Name] = a

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -144,11 +145,36 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	}
 	// The options of an unknown architecture (reported above) cannot be checked.
 	if usable(v, "architecture") && slices.Contains(graphs.Architectures(), v.String("architecture")) && v.Get("options").IsWhollyKnown() {
-		if _, err := archSpec(v.String("architecture"), v.Get("options")); err != nil {
+		spec, err := archSpec(v.String("architecture"), v.Get("options"))
+		if err != nil {
 			d.add(v, "options", "Invalid architecture options", err.Error())
+		} else if size, ok := v.Setting("image_size"); ok && spec.ViT != nil && size.Type() == cty.Number {
+			// The images come from a split, whose size train does not see; the pipeline's
+			// image_size is what the splits use unless they set their own.
+			if n, _ := size.AsBigFloat().Int64(); n > 0 && spec.ViT.Patch > 0 && n%spec.ViT.Patch != 0 {
+				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Patch size does not tile the images",
+					Detail: fmt.Sprintf("The vit's patch %d does not divide the pipeline's image_size %d: training stops with an error unless its split stores images of another size. Choose a patch that divides the image size (for %d: %s).",
+						spec.ViT.Patch, n, n, patchChoices(n)),
+					Subject: v.Range("options")})
+			}
 		}
 	}
 	return d.diags
+}
+
+// patchChoices lists the patch sizes from 2 to n/2 that divide n, at most six, smallest
+// first.
+func patchChoices(n int64) string {
+	var out []string
+	for p := int64(2); p <= n/2 && len(out) < 6; p++ {
+		if n%p == 0 {
+			out = append(out, strconv.FormatInt(p, 10))
+		}
+	}
+	if len(out) == 0 {
+		return "only 1 or the whole image"
+	}
+	return strings.Join(out, ", ")
 }
 
 // archSpec builds the graphs.Spec of an architecture from its defaults and the options

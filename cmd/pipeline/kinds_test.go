@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"pipeline/pipeline"
 )
 
@@ -133,6 +135,44 @@ func TestMisspelledArchitectureOptionIsNamedWithASuggestion(t *testing.T) {
 		_, diags = pipeline.Build(cfg, reg, nil)
 		if len(diags) != 1 || diags[0].Summary != "Invalid architecture options" || diags[0].Detail != c.want {
 			t.Errorf("%s options %s: want one Invalid architecture options %q, got:\n%s", arch, c.opts, c.want, diags.Error())
+		}
+	}
+}
+
+// TestViTPatchIsCheckedAgainstThePipelinesImageSize checks the warning for a ViT patch that
+// does not tile the pipeline's image_size, and its absence for one that does.
+func TestViTPatchIsCheckedAgainstThePipelinesImageSize(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for patch, want := range map[int]string{7: "The vit's patch 7 does not divide the pipeline's image_size 24", 4: ""} {
+		src := fmt.Sprintf(`
+pipeline {
+  image_size = 24
+}
+
+stage "split" "main" {
+  source = "photos"
+}
+
+stage "train" "model" {
+  architecture = "vit"
+  train        = stage.split.main.train
+  val          = stage.split.main.val
+  options      = { patch = %d, dim = 32, heads = 4 }
+}
+`, patch)
+		cfg, diags := pipeline.LoadSource("patch.hcl", []byte(src), reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		_, diags = pipeline.Build(cfg, reg, nil)
+		switch {
+		case want == "" && len(diags) != 0:
+			t.Errorf("patch %d: %s", patch, diags.Error())
+		case want != "" && (len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || !strings.Contains(diags[0].Detail, want) || !strings.Contains(diags[0].Detail, "for 24: 2, 3, 4, 6, 8, 12")):
+			t.Errorf("patch %d: want one warning with %q, got:\n%s", patch, want, diags.Error())
 		}
 	}
 }
