@@ -387,6 +387,9 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 					if otherInput {
 						why = append(why, fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", in.Height, in.Width, in.Channels, ci.Height, ci.Width, ci.Channels))
 					}
+					if len(why) == 0 { // the champion's card and model disagree: say what the model said
+						why = append(why, "the champion "+strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
+					}
 					return fmt.Sprintf("not promoted: %s (%s %.4f) cannot be compared with the champion %s on this run's test set: %s; pipeline promote %s/%s makes it the champion by hand (or set must_beat_champion = false)",
 						w.Name, dec.Metric, float64(w.Value), champ.ID, strings.Join(why, ", and "), runID, w.Name), nil
 				}
