@@ -1023,3 +1023,33 @@ stage "follow" "of_a_too" {
 		}
 	}
 }
+
+// A file moved, or a folder renamed, within a source is said as such, not as files added
+// and removed.
+func TestPlanSaysWhatMoved(t *testing.T) {
+	ws := newWorkspace(t, `
+stage "gen" "src" {
+  source = "raw"
+}
+`, map[string]string{"raw/Amanita/1.jpg": "one", "raw/Amanita/2.jpg": "two", "raw/Boletus/3.jpg": "three"})
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rename := func(from, to string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(ws.dir, to)), 0o755)
+		if err := os.Rename(filepath.Join(ws.dir, from), filepath.Join(ws.dir, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename("raw/Amanita", "raw/Amanita muscaria")
+	want := "raw: 0 added, 0 changed, 0 removed, 2 moved (folder Amanita renamed Amanita muscaria) (e.g. Amanita/1.jpg → Amanita muscaria/1.jpg, Amanita/2.jpg → Amanita muscaria/2.jpg)"
+	if d := ws.plan(Selection{})["gen.src"]; d.Action != Run || d.Reasons[0] != want {
+		t.Fatalf("after renaming a folder: %s %v\nwant %s", d.Action, d.Reasons, want)
+	}
+	rename("raw/Boletus/3.jpg", "raw/Amanita muscaria/3.jpg")
+	ws.write("raw/Boletus/4.jpg", "four")
+	want = "raw: 1 added, 0 changed, 0 removed, 3 moved (e.g. Boletus/4.jpg, Amanita/1.jpg → Amanita muscaria/1.jpg, Amanita/2.jpg → Amanita muscaria/2.jpg)"
+	if d := ws.plan(Selection{})["gen.src"]; d.Reasons[0] != want {
+		t.Fatalf("after moving a file too: %v\nwant %s", d.Reasons, want)
+	}
+}

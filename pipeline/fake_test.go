@@ -19,7 +19,8 @@ import (
 // Fake stage kinds for engine tests: they read and write small text files, count their runs,
 // and can be told to fail or block.
 
-// genKind concatenates the files of a source folder (sorted) into out, times `repeat`.
+// genKind concatenates the files of a source folder (sorted; not those in its subfolders,
+// which its key covers all the same) into out, times `repeat`.
 type genKind struct {
 	runs  atomic.Int64
 	probe func(*Job) // when set, called at the start of Run
@@ -61,7 +62,7 @@ func (k *genKind) Run(ctx context.Context, j *Job) error {
 	}
 	var names []string
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ".") { // hidden files are not data, by convention
+		if !strings.HasPrefix(e.Name(), ".") && !e.IsDir() { // hidden files are not data, by convention
 			names = append(names, e.Name())
 		}
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	pathpkg "path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -332,8 +333,8 @@ func explain(st *State, d *Decision, v *Values) []string {
 				reasons = append(reasons, fmt.Sprintf("%s changed", v.String(name)))
 				continue
 			}
-			diff := DiffManifests(st.Sources[name], d.sources[name])
-			reasons = append(reasons, describeSourceChange(v.String(name), diff))
+			old, cur := st.Sources[name], d.sources[name]
+			reasons = append(reasons, describeSourceChange(v.String(name), DiffManifests(old, cur), old.Files, cur.Files))
 		case "seed":
 			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
 		case "env":
@@ -400,21 +401,62 @@ func orNone(s string) string {
 	return s
 }
 
-func describeSourceChange(path string, d ManifestDiff) string {
-	s := fmt.Sprintf("%s: %d added, %d changed, %d removed", path, len(d.Added), len(d.Changed), len(d.Removed))
+// describeSourceChange says how a source folder changed: files added, changed and removed,
+// and moved (a removed file's bytes at an added path; was and now are the digests before and
+// after), with a folder renamed as a whole said as such.
+func describeSourceChange(path string, d ManifestDiff, was, now map[string]string) string {
+	if d.Empty() {
+		return path + ": moved or renamed"
+	}
+	// Moved: each added file paired with a removed one of the same bytes, in name order.
+	from := map[string][]string{}
+	for _, f := range d.Removed {
+		from[was[f]] = append(from[was[f]], f)
+	}
+	var added, removed []string
+	var moved [][2]string
+	paired := map[string]bool{}
+	for _, f := range d.Added {
+		if l := from[now[f]]; now[f] != "" && len(l) > 0 {
+			moved = append(moved, [2]string{l[0], f})
+			from[now[f]], paired[l[0]] = l[1:], true
+			continue
+		}
+		added = append(added, f)
+	}
+	for _, f := range d.Removed {
+		if !paired[f] {
+			removed = append(removed, f)
+		}
+	}
+	s := fmt.Sprintf("%s: %d added, %d changed, %d removed", path, len(added), len(d.Changed), len(removed))
+	if len(moved) > 0 {
+		s += fmt.Sprintf(", %d moved", len(moved))
+		// One folder to another for every move: a folder renamed (a class, in a photo folder).
+		a, b := pathpkg.Dir(moved[0][0]), pathpkg.Dir(moved[0][1])
+		same := a != b
+		for _, m := range moved {
+			same = same && pathpkg.Dir(m[0]) == a && pathpkg.Dir(m[1]) == b
+		}
+		if same {
+			s += fmt.Sprintf(" (folder %s renamed %s)", a, b)
+		}
+	}
 	var ex []string
-	for _, l := range [][]string{d.Added, d.Changed, d.Removed} {
+	for _, l := range [][]string{added, d.Changed, removed} {
 		for _, f := range l {
 			if len(ex) < 3 {
 				ex = append(ex, f)
 			}
 		}
 	}
+	for _, m := range moved {
+		if len(ex) < 3 {
+			ex = append(ex, m[0]+" → "+m[1])
+		}
+	}
 	if len(ex) > 0 {
 		s += " (e.g. " + strings.Join(ex, ", ") + ")"
-	}
-	if d.Empty() {
-		s = path + ": moved or renamed"
 	}
 	return s
 }
