@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -20,12 +21,16 @@ type series struct {
 // exactTicks is plot.DefaultTicks with every label showing its tick's value: gonum's labels
 // are rounded to the decimals of the tick step, so a tick at 1.15 (step 0.2) read "1.2", half
 // a step from where it was drawn. Each label gets the fewest decimals that state every
-// labelled value of the axis exactly.
-type exactTicks struct{}
+// labelled value of the axis exactly. With upTo set, no tick goes past it (a rate's 1, where
+// the axis goes higher only to leave the legend room).
+type exactTicks struct{ upTo float64 }
 
 // Ticks implements plot.Ticker.
-func (exactTicks) Ticks(min, max float64) []plot.Tick {
+func (e exactTicks) Ticks(min, max float64) []plot.Tick {
 	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	if e.upTo != 0 {
+		ticks = slices.DeleteFunc(ticks, func(t plot.Tick) bool { return t.Value > e.upTo+1e-9 })
+	}
 	var labelled []float64
 	for _, t := range ticks {
 		if t.Label != "" {

@@ -57,3 +57,19 @@ func TestEpochTicksAreWholeNumbers(t *testing.T) {
 		}
 	}
 }
+
+// A rate's axis, stretched past 1 for the legend, has no tick past 1.
+func TestRateTicksStopAtOne(t *testing.T) {
+	ticks := (exactTicks{upTo: 1}).Ticks(0.3, 1.25)
+	if len(ticks) == 0 {
+		t.Fatal("no ticks")
+	}
+	for _, tk := range ticks {
+		if tk.Value > 1 {
+			t.Fatalf("tick at %v (%q) past 1", tk.Value, tk.Label)
+		}
+	}
+	if all := (exactTicks{}).Ticks(0.3, 1.25); all[len(all)-1].Value <= 1 {
+		t.Fatal("the test's axis has no tick past 1 to drop")
+	}
+}

@@ -255,7 +255,7 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 		t.Fatalf("rollback: %q %v", id, err)
 	}
 	note := applyDecision(t, ws, decision("m2", 0.80, 0), "run3")
-	if !strings.HasPrefix(note, "not promoted: cnn (test_f1_macro 0.8000) is run2-cnn, which was rolled back on ") || !strings.Contains(note, "pipeline promote run2-cnn") {
+	if !strings.HasPrefix(note, "not promoted: cnn (test_f1_macro 0.8000) is run2-cnn, which was rolled back, or set aside by a promotion by hand, on ") || !strings.Contains(note, "pipeline promote run2-cnn") {
 		t.Fatalf("the rolled-back model again: %q", note)
 	}
 	if id := champion(); id != "run1-cnn" {

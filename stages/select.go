@@ -349,7 +349,7 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 		return "", err
 	}
 	if rb != nil {
-		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was rolled back on %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
+		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was rolled back, or set aside by a promotion by hand, on %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
 			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.At.Local().Format("2006-01-02 15:04"), rb.ID), nil
 	}
 	info, err := readModelInfo(job.Path(w.Model))

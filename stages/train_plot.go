@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"os"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -25,6 +26,9 @@ func trainingPlot(path, arch string, hist []EpochRecord, best int) error {
 		p.X.Label.Text = "epoch"
 		p.Y.Label.Text = ylabel
 		p.X.Tick.Marker, p.Y.Tick.Marker = integerTicks{}, exactTicks{}
+		if strings.Contains(ylabel, "(0–1)") { // a rate: no tick past 1 in the legend's room
+			p.Y.Tick.Marker = exactTicks{upTo: 1}
+		}
 		for i, l := range lines {
 			var xys plotter.XYs
 			for _, r := range hist {

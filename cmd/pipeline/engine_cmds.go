@@ -228,7 +228,7 @@ func runCommand() *cli.Command {
 		Flags: append(selectionFlags(),
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages to run at once (default: number of CPUs)"},
 			&cli.BoolFlag{Name: "keep-going", Aliases: []string{"k"}, Usage: "after a failure, run what does not depend on it"},
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and stop"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and stop (exit status as plan's: 2 when there is work to do)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and the summary"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every line stages log"},
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "where run folders go, relative to the pipeline file"},
@@ -243,7 +243,9 @@ func runCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				printPlan(c.App.Writer, plan, false)
+				if printPlan(c.App.Writer, plan, false) {
+					return exitError{code: exitPending} // as plan: 2 when there is work to do
+				}
 				return nil
 			}
 			// libtensorflow takes a quarter of a second to load: it loads in the background

@@ -67,6 +67,9 @@ func TestPlanExitCodesAndFlagsAfterTheFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &plan); err != nil || len(plan.Stages) != 1 || plan.Stages[0].Reasons[0] != "never ran" {
 		t.Fatalf("plan -json: %v\n%s", err, out)
 	}
+	if code, out, _ := runCLI("run", "-n", file); code != exitPending || !strings.Contains(out, "+ split.main") {
+		t.Fatalf("run -n before running: exit %d, want %d as plan's\n%s", code, exitPending, out)
+	}
 	if code, out, errs := runCLI("run", file, "--quiet", "--runs-dir", "runs"); code != exitOK {
 		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
 	}
@@ -75,6 +78,9 @@ func TestPlanExitCodesAndFlagsAfterTheFile(t *testing.T) {
 	}
 	if code, out, _ := runCLI("plan", file); code != exitOK || !strings.Contains(out, "= split.main") {
 		t.Fatalf("plan after running: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runCLI("run", "--dry-run", file); code != exitOK {
+		t.Fatalf("run --dry-run after running: exit %d\n%s", code, out)
 	}
 	if code, out, _ := runCLI("plan", "--force", file); code != exitPending || !strings.Contains(out, "forced") {
 		t.Fatalf("plan --force: exit %d\n%s", code, out)

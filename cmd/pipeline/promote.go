@@ -102,6 +102,13 @@ func promoteCommand() *cli.Command {
 				if note := stages.ClassChange(before.Classes, card.Classes); note != "" {
 					fmt.Fprintf(c.App.Writer, "note: %s has other classes than %s: %s; servers of %s now answer with these\n", card.ID, before.ID, note, filepath.Base(to))
 				}
+				m := before.Metric
+				switch {
+				case card.Metric == "":
+					fmt.Fprintf(c.App.Writer, "note: %s has no evaluation; a run's select scores it on that run's test set before comparing\n", card.ID)
+				case m != "" && before.TestSet != "" && before.TestSet == card.TestSet && card.Metrics[m] < before.Metrics[m] && m != "test_loss":
+					fmt.Fprintf(c.App.Writer, "note: %s scores lower than %s on the same test set (%s %.4f against %.4f)\n", card.ID, before.ID, m, float64(card.Metrics[m]), float64(before.Metrics[m]))
+				}
 			}
 			score := "no evaluation"
 			if card.Metric != "" {

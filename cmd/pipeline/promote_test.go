@@ -35,7 +35,7 @@ func promoteFakeTo(t *testing.T, ws, run, model string, value float64, to string
 	out := filepath.Join(t.TempDir(), "out")
 	os.MkdirAll(filepath.Join(out, "decision"), 0o755)
 	dec := fmt.Sprintf(`{"metric":"test_f1_macro","direction":"max","gate_passed":true,"promote_to":%q,"must_beat_champion":true,
-"ranking":[{"candidate":"cnn","architecture":"cnn","value":%g,"model":%q,"metrics":{"test_f1_macro":%g}}]}`, to, value, model, value)
+"ranking":[{"candidate":"cnn","architecture":"cnn","value":%g,"model":%q,"metrics":{"test_f1_macro":%g},"test_set":"ts1"}]}`, to, value, model, value)
 	os.WriteFile(filepath.Join(out, "decision", "decision.json"), []byte(dec), 0o644)
 	note, err := stages.Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, run)
 	if err != nil {
@@ -57,7 +57,7 @@ func TestPromoteRollbackIsRemembered(t *testing.T) {
 		!strings.Contains(out, "champion run1-cnn") {
 		t.Fatalf("promote --rollback: exit %d\n%s%s", code, out, errs)
 	}
-	if note := promoteFake(t, ws, "run3", "m2", 0.8); !strings.Contains(note, "rolled back on") {
+	if note := promoteFake(t, ws, "run3", "m2", 0.8); !strings.Contains(note, "set aside by a promotion by hand, on") {
 		t.Fatalf("the next run promoted the model rolled back: %q", note)
 	}
 	if code, _, errs := runCLI("promote", "--to", to, "run1-cnn"); code != exitErr || !strings.Contains(errs, "run1-cnn is already the champion") {
@@ -176,7 +176,8 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 	}
 	code, out, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/cnn")
 	if code != exitOK || !strings.Contains(out, "now points to final_models.d/20261206_120000-cnn") ||
-		!strings.Contains(out, "run1-cnn, set aside, will not be promoted again automatically") || !strings.Contains(out, `adds "c"`) {
+		!strings.Contains(out, "run1-cnn, set aside, will not be promoted again automatically") || !strings.Contains(out, `adds "c"`) ||
+		!strings.Contains(out, "note: 20261206_120000-cnn scores lower than run1-cnn on the same test set (test_f1_macro 0.6100 against 0.7000)") {
 		t.Fatalf("promote RUN/FOLDER: exit %d\n%s%s", code, out, errs)
 	}
 	card, err := stages.ReadCard(filepath.Join(ws, "models/final_models.d/20261206_120000-cnn"))
@@ -212,7 +213,8 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 		}
 	}
 	code, out, errs = runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_130000/fast")
-	if code != exitOK || !strings.Contains(out, "now points to final_models.d/20261206_130000-cnn.0.01") || !strings.Contains(out, "no evaluation") {
+	if code != exitOK || !strings.Contains(out, "now points to final_models.d/20261206_130000-cnn.0.01") ||
+		!strings.Contains(out, "note: 20261206_130000-cnn.0.01 has no evaluation; a run's select scores it") {
 		t.Fatalf("promote RUN/CANDIDATE: exit %d\n%s%s", code, out, errs)
 	}
 }

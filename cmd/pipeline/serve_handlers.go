@@ -22,7 +22,7 @@ import (
 var webFiles embed.FS
 
 // lowConfidence is the warning the original API gave, worded for any dataset.
-const lowConfidence = "Low confidence in predictions: the subject might not be one of the supported classes."
+const lowConfidence = "Low confidence in predictions: the model is unsure between classes, or the subject is not one of those it knows."
 
 // lowConfidence5 says whether predictions, most likely first, call for the lowConfidence
 // warning: the first five confidences sum to less than warnSum, or the first is below warnTop.
