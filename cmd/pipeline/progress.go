@@ -114,7 +114,7 @@ func (r *reporter) Log(addr, line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
-	case !r.verbose && (r.quiet || addr != "" && !isWarning(line) && !isResume(line) && (r.tty || !isEpochLine(line))):
+	case !r.verbose && (r.quiet || addr != "" && !isWarning(line) && !isResume(line) && !isEpochLine(line)):
 	case addr == "": // the run's own lines, such as taking over a stale lock
 		r.printf("%s", line)
 	default:
@@ -211,6 +211,6 @@ func isWarning(line string) bool { return strings.HasPrefix(line, "warning: ") }
 // its epoch count and its time.
 func isResume(line string) bool { return strings.HasPrefix(line, "resuming after epoch ") }
 
-// isEpochLine keeps per-epoch summaries visible in logs (not on a terminal, where the bar
-// shows them) without --verbose.
+// isEpochLine keeps per-epoch summaries (validation loss, F1, top-k) on the console without
+// --verbose, on a terminal too, above the bar: they are how one watches a training.
 func isEpochLine(line string) bool { return strings.HasPrefix(line, "epoch ") }
