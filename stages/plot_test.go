@@ -73,3 +73,11 @@ func TestRateTicksStopAtOne(t *testing.T) {
 		t.Fatal("the test's axis has no tick past 1 to drop")
 	}
 }
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 139018: "139,018", 1147114: "1,147,114", -1234: "-1,234"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

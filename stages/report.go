@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -102,18 +103,19 @@ func (s *Summary) WriteTable(w io.Writer) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tmodel\tval F1\ttest top-1\ttest top-5\ttest F1 macro\ttest F1 weighted\tbest epoch\tparams\ttrain img/s\t")
+	fmt.Fprintln(tw, "\tmodel\tval F1\ttest top-1\ttest top-3\ttest top-5\ttest F1 macro\ttest F1 weighted\tbest epoch\tparams\ttrain img/s\t")
 	for _, r := range s.Rows {
 		mark := " "
 		if r.Winner {
 			mark = "*"
 		}
-		t1, t5, f1m, f1w := "–", "–", "–", "–"
+		t1, t3, t5, f1m, f1w := "–", "–", "–", "–", "–"
 		if r.Test != nil {
-			t1, t5, f1m, f1w = fmtMetric(r.Test.TestTop1), fmtMetric(r.Test.TestTop5), fmtMetric(r.Test.TestF1Macro), fmtMetric(r.Test.TestF1Weighted)
+			t1, t3, t5 = fmtMetric(r.Test.TestTop1), fmtMetric(r.Test.TestTop3), fmtMetric(r.Test.TestTop5)
+			f1m, f1w = fmtMetric(r.Test.TestF1Macro), fmtMetric(r.Test.TestF1Weighted)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t\n", mark, r.Name, fmtMetric(r.Train.ValF1), t1, t5, f1m, f1w,
-			r.Train.BestEpoch, r.Train.EpochsRun, r.Train.Params, r.Speed())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", mark, r.Name, fmtMetric(r.Train.ValF1), t1, t3, t5, f1m, f1w,
+			r.Train.BestEpoch, r.Train.EpochsRun, thousands(r.Train.Params), r.Speed())
 	}
 	tw.Flush()
 	if s.Decision != "" {
@@ -278,3 +280,17 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 {{range .Stages}}<tr><td>{{.Addr}}</td><td>{{.Status}}</td><td>{{dur .Duration}}</td><td style="text-align:left">{{join .Reasons "; "}}{{if .Error}} — {{.Error}}{{end}}{{if .Effect}} — {{.Effect}}{{end}}</td></tr>{{end}}
 </table></body></html>
 `))
+
+// thousands writes n with a comma between groups of three digits (1,147,114).
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
