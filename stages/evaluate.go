@@ -190,13 +190,13 @@ type evaluated struct {
 // whose classes or input size differ from the test set's is an error wrapping
 // errIncomparable, which says how.
 func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch int, progress pipeline.Progress) (*evaluated, error) {
-	set, err := testSetID(data)
-	if err != nil {
-		return nil, err
-	}
 	ds, err := openDataset(ctx, data)
 	if err != nil {
 		return nil, fmt.Errorf("test set %s: %w", data, err)
+	}
+	set, err := testSetID(data, ds.m)
+	if err != nil {
+		return nil, err
 	}
 	info := model.Info
 	if fmt.Sprint(info.Classes) != fmt.Sprint(ds.m.Classes) {
@@ -252,16 +252,13 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch 
 	return &evaluated{ev: ev, conf: conf, wrong: wrong}, nil
 }
 
-// testSetID names the test set in folder data by the SHA-256 of its manifest, which lists
-// its classes and each image's original, and of every stored image it lists, in its order
-// (the same photos stored another way, at another JPEG quality say, are another test set):
-// two evaluations with the same id scored the same pixels with the same labels.
-func testSetID(data string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(data, ManifestFile))
-	if err != nil {
-		return "", err
-	}
-	m, err := ReadManifest(data)
+// testSetID names the test set in folder data, whose manifest is m, by the SHA-256 of the
+// manifest (its classes, and each image's original and label) and of every stored image it
+// lists, in its order (the same photos stored another way, at another JPEG quality say, are
+// another test set): two evaluations with the same id scored the same pixels with the same
+// labels.
+func testSetID(data string, m *Manifest) (string, error) {
+	b, err := json.Marshal(m)
 	if err != nil {
 		return "", err
 	}

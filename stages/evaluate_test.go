@@ -27,9 +27,13 @@ func TestTestSetIDCoversTheStoredImages(t *testing.T) {
 	if err := m.Write(filepath.Join(dir, "test")); err != nil {
 		t.Fatal(err)
 	}
+	m, err := ReadManifest(filepath.Join(dir, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	id := func() string {
 		t.Helper()
-		s, err := testSetID(filepath.Join(dir, "test"))
+		s, err := testSetID(filepath.Join(dir, "test"), m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +48,7 @@ func TestTestSetIDCoversTheStoredImages(t *testing.T) {
 		t.Fatal("other stored pixels, same id")
 	}
 	os.Remove(filepath.Join(dir, "images/b.png"))
-	if _, err := testSetID(filepath.Join(dir, "test")); err == nil {
+	if _, err := testSetID(filepath.Join(dir, "test"), m); err == nil {
 		t.Fatal("an image the manifest lists is missing, and no error")
 	}
 }
