@@ -60,13 +60,9 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars := map[string]string{}
-	for _, kv := range c.StringSlice("var") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, fmt.Errorf("-var %q: expected NAME=VALUE", kv)
-		}
-		vars[k] = v
+	vars, err := parseVars(c.StringSlice("var"))
+	if err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -99,6 +95,19 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 		return nil, err
 	}
 	return &loaded{engine: &pipeline.Engine{Workflow: wf, Store: store}, cfg: cfg}, nil
+}
+
+// parseVars reads -var NAME=VALUE flags.
+func parseVars(flags []string) (map[string]string, error) {
+	vars := map[string]string{}
+	for _, kv := range flags {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("-var %q: expected NAME=VALUE", kv)
+		}
+		vars[k] = v
+	}
+	return vars, nil
 }
 
 func printDiagnostics(w io.Writer, cfg *pipeline.Config, diags hcl.Diagnostics) {

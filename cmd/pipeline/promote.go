@@ -150,13 +150,9 @@ func promoteTo(path, def string, vars []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	values := map[string]string{}
-	for _, kv := range vars {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return "", fmt.Errorf("-var %q: expected NAME=VALUE", kv)
-		}
-		values[k] = v
+	values, err := parseVars(vars)
+	if err != nil {
+		return "", err
 	}
 	cfg, diags := pipeline.LoadFile(path, reg)
 	if !diags.HasErrors() {
