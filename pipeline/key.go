@@ -32,14 +32,13 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 	canon := v.canonical()
 	for _, name := range sortedKeys(canon) {
 		c := canon[name]
-		if outDigest != nil { // (each.value.out gives a path too, though it is no ref)
-			c = objectPathJSON.ReplaceAllStringFunc(c, func(q string) string {
-				if d, ok := outDigest(q[1 : len(q)-1]); ok {
-					return `"output ` + d + `"`
-				}
-				return q
-			})
-		}
+		// each.value.out gives a path too, though it is no ref
+		c = objectPathJSON.ReplaceAllStringFunc(c, func(q string) string {
+			if d, ok := outDigest(q[1 : len(q)-1]); ok {
+				return `"output ` + d + `"`
+			}
+			return q
+		})
 		lines = append(lines, fmt.Sprintf("attr %s %s", name, c))
 	}
 	for _, name := range sortedKeys(sources) {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -65,7 +66,7 @@ func (w *Workflow) checkOutputTypes(b *block, a Attribute, rng hcl.Range, marks 
 		}
 		var what []string
 		for _, typ := range uniqueTypes(g.marks) {
-			what = append(what, withArticle(typ)+" ("+w.describeOutputs(typ, g.marks, "and")+")")
+			what = append(what, WithArticle(typ)+" ("+w.describeOutputs(typ, g.marks, "and")+")")
 		}
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Wrong kind of stage output",
 			Detail:  fmt.Sprintf("%s's %s takes %s; %s %s %s.", b.kind.Name(), a.Name, w.describeAccepts(a), g.text, verb, strings.Join(what, " and ")),
@@ -91,7 +92,7 @@ func (w *Workflow) describeAccepts(a Attribute) string {
 				}
 			}
 		}
-		s := withArticle(typ)
+		s := WithArticle(typ)
 		if !a.Type.IsPrimitiveType() {
 			s = typ + "s"
 		}
@@ -122,9 +123,10 @@ func (w *Workflow) describeOutputs(typ string, marks []outputMark, conj string) 
 	for _, k := range kinds {
 		names := outs[k]
 		if kind, ok := w.Registry.Lookup(k); ok { // in the kind's order of outputs
-			sort.SliceStable(names, func(i, j int) bool { return index(kind.Outputs(), names[i]) < index(kind.Outputs(), names[j]) })
+			order := kind.Outputs()
+			sort.SliceStable(names, func(i, j int) bool { return slices.Index(order, names[i]) < slices.Index(order, names[j]) })
 		}
-		parts = append(parts, withArticle(k)+" stage's "+joinList(names, conj))
+		parts = append(parts, WithArticle(k)+" stage's "+joinList(names, conj))
 	}
 	return joinList(parts, conj)
 }
@@ -153,13 +155,6 @@ func uniqueTypes(marks []outputMark) []string {
 	return out
 }
 
-func withArticle(noun string) string {
-	if noun != "" && strings.ContainsRune("aeiou", rune(noun[0])) {
-		return "an " + noun
-	}
-	return "a " + noun
-}
-
 // joinList joins "a", "a or b", "a, b or c" (conj "or"); an item that is itself a list is
 // set off with commas ("a split stage's train, val or test, or an augment stage's output").
 func joinList(items []string, conj string) string {
@@ -174,13 +169,4 @@ func joinList(items []string, conj string) string {
 		sep = "," + sep
 	}
 	return strings.Join(items[:len(items)-1], ", ") + sep + items[len(items)-1]
-}
-
-func index(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return len(list)
 }

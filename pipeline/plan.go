@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	pathpkg "path"
 	"path/filepath"
@@ -57,10 +58,10 @@ func (d *Decision) completeSources() error {
 		}
 		full, err := d.stats.HashTree(d.roots[name])
 		if err != nil {
-			return fmt.Errorf("%s: hashing %s: %w", d.Addr, name, err)
+			return fmt.Errorf("hashing %s: %w", name, err)
 		}
 		if full.Digest != m.Digest {
-			return fmt.Errorf("%s: %s changed while it was being planned; run again", d.Addr, d.roots[name])
+			return fmt.Errorf("%s changed while it was being planned; run again", d.roots[name])
 		}
 		d.sources[name] = full
 	}
@@ -195,7 +196,7 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 		}
 		d, err := e.decide(inst, outs, forced[inst.Addr], running)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", inst.Addr, err)
 		}
 		if d.Action == Cached {
 			outs[inst.Addr] = e.outputPaths(d)
@@ -208,12 +209,13 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 	return plan, nil
 }
 
-// decide evaluates an instance against the outputs known so far and looks up its key.
+// decide evaluates an instance against the outputs known so far and looks up its key. Its
+// errors do not name the instance: callers that report several do.
 func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunning []string) (*Decision, error) {
 	d := &Decision{Addr: inst.Addr, inst: inst}
 	v, diags := e.Workflow.Evaluate(inst, outs)
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("%s: %s", inst.Addr, diags.Error())
+		return nil, errors.New(diags.Error())
 	}
 	d.values = v
 	st, hadState := e.Store.LoadState(inst.Addr)
@@ -232,13 +234,13 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		abs := filepath.Join(e.Store.Workspace, rel)
 		if p := checkSource(e.Store.Workspace, filepath.Base(e.Workflow.Config.Path), a.Name, rel); p != nil {
 			if p.suggestion != "" {
-				return nil, fmt.Errorf("%s: %s; did you mean %q?", inst.Addr, p.detail, p.suggestion)
+				return nil, fmt.Errorf("%s; did you mean %q?", p.detail, p.suggestion)
 			}
-			return nil, fmt.Errorf("%s: %s", inst.Addr, p.detail)
+			return nil, errors.New(p.detail)
 		}
 		m, err := e.Store.Stats.QuickManifest(abs)
 		if err != nil {
-			return nil, fmt.Errorf("%s: hashing %s %q: %w", inst.Addr, a.Name, rel, err)
+			return nil, fmt.Errorf("hashing %s %q: %w", a.Name, rel, err)
 		}
 		d.sources[a.Name], d.roots[a.Name] = m, abs
 	}

@@ -226,11 +226,7 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 
 	d, err := r.e.decide(inst, outs, r.forced[inst.Addr], nil)
 	if err != nil {
-		// decide names the instance, as plan needs; the run's report names it already.
-		if rest, ok := strings.CutPrefix(err.Error(), inst.Addr+": "); ok {
-			err = errors.New(rest)
-		}
-		return r.fail(res, err)
+		return r.fail(res, err) // the run's report names the instance
 	}
 	res.Key, res.Reasons = d.Key, d.Reasons
 	if d.Action == Cached {

@@ -125,10 +125,7 @@ func (s *Scheduler) Loop(stop, runCtx context.Context) error {
 		}
 		// Checked again, as select picks either when the time comes with the stop.
 		if stop.Err() != nil {
-			s.mu.Lock()
-			running := s.running
-			s.mu.Unlock()
-			if running {
+			if s.Busy() {
 				s.Logf("stopping: no new triggers; waiting for the run in progress")
 			} else {
 				s.Logf("stopping")

@@ -189,7 +189,6 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 		// the damaged copy would hide the damage for good.
 		if s.holds(obj, m.Digest) {
 			os.RemoveAll(tmp)
-			makeReadOnly(obj) // in case a crash came between its rename and this
 			reused = true
 		} else if err := os.RemoveAll(obj); err != nil {
 			return nil, fmt.Errorf("replacing the damaged output %s of %s: %w", obj, addr, err)
@@ -206,12 +205,10 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 			}
 			os.RemoveAll(tmp)
-			makeReadOnly(obj)
 			reused = true
-		} else {
-			makeReadOnly(obj)
 		}
 	}
+	makeReadOnly(obj) // a reused object too, in case a crash came between its rename and this
 	// Digests of the published files are the ones just computed; re-key the stat cache to
 	// the new paths so verifying them later costs only stats.
 	for rel, digest := range m.Files {

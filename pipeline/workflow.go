@@ -27,7 +27,7 @@ type Workflow struct {
 	Graph     *dag.Graph  // instance addresses; an edge a→b means a needs b
 
 	vars           map[string]cty.Value
-	badVars        map[string]bool // variables whose value is missing or invalid (already reported)
+	badVar         bool // a variable's value is missing or invalid (already reported)
 	pipelineVals   map[string]cty.Value
 	pipelineRanges map[string]hcl.Range
 	blocks         map[string]*block
@@ -192,11 +192,11 @@ func (w *Workflow) BlockAddrs() []string {
 
 func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	w.vars, w.badVars = map[string]cty.Value{}, map[string]bool{}
+	w.vars, w.badVar = map[string]cty.Value{}, false
 	// A variable without a usable value is reported here once; it is unknown in expressions,
 	// so that what refers to it raises no second error.
 	bad := func(v *Variable) {
-		w.vars[v.Name], w.badVars[v.Name] = cty.UnknownVal(v.Type), true
+		w.vars[v.Name], w.badVar = cty.UnknownVal(v.Type), true
 	}
 	declared := map[string]*Variable{}
 	var names []string

@@ -88,7 +88,7 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 	// A variable without a usable value (already reported) is unknown, and so is what is
 	// made from it (var.keys, or pipeline.models set from it): no keys, and no second error.
 	// (Another stage's instances are a known object whose outputs are unknown.)
-	if len(w.badVars) > 0 && (!v.IsKnown() || !v.Type().IsObjectType() && !v.IsWhollyKnown()) {
+	if w.badVar && (!v.IsKnown() || !v.Type().IsObjectType() && !v.IsWhollyKnown()) {
 		b.broken = true
 		return nil
 	}
@@ -247,10 +247,9 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 	b := inst.b
 	ctx := w.evalContext(outs, typed)
 	if inst.HasKey {
+		each := w.eachValue(b, inst.Key, ctx, outs, typed)
 		ctx = ctx.NewChild()
-		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{
-			"key": cty.StringVal(inst.Key), "value": w.eachValue(b, inst.Key, outs, typed),
-		})}
+		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(inst.Key), "value": each})}
 	}
 	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{},
 		settings: w.pipelineVals}
@@ -313,15 +312,16 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 	return v, diags
 }
 
-// eachValue is each.value for key: the for_each element, with a stage's outputs filled in.
-func (w *Workflow) eachValue(b *block, key string, outs Outputs, typed bool) cty.Value {
+// eachValue is each.value for key: the for_each element, with a stage's outputs filled in
+// (ctx is the instance's evaluation context, without each).
+func (w *Workflow) eachValue(b *block, key string, ctx *hcl.EvalContext, outs Outputs, typed bool) cty.Value {
 	if b.forEachFrom != "" {
 		return outputObject(w.blocks[b.forEachFrom], key, outs[InstanceAddr(b.forEachFrom, key, true)], typed)
 	}
 	// A for_each made of stage outputs ({ cnn = stage.train.a.saved_model }) was expanded
 	// before they existed: evaluate it again for the outputs known now (marked when typed).
 	if len(b.refs["for_each"]) > 0 {
-		if v, d := b.cfg.ForEach.Value(w.evalContext(outs, typed)); !d.HasErrors() {
+		if v, d := b.cfg.ForEach.Value(ctx); !d.HasErrors() {
 			if e, ok := elementAt(v, key); ok {
 				return e
 			}
