@@ -126,9 +126,9 @@ func (w *Workflow) describeOutputs(typ string, marks []outputMark, conj string) 
 			order := kind.Outputs()
 			sort.SliceStable(names, func(i, j int) bool { return slices.Index(order, names[i]) < slices.Index(order, names[j]) })
 		}
-		parts = append(parts, WithArticle(k)+" stage's "+joinList(names, conj))
+		parts = append(parts, WithArticle(k)+" stage's "+JoinList(names, conj))
 	}
-	return joinList(parts, conj)
+	return JoinList(parts, conj)
 }
 
 // sourceText is the text of rng in the pipeline file, or def when it is not one short line.
@@ -155,9 +155,9 @@ func uniqueTypes(marks []outputMark) []string {
 	return out
 }
 
-// joinList joins "a", "a or b", "a, b or c" (conj "or"); an item that is itself a list is
+// JoinList joins "a", "a or b", "a, b or c" (conj "or"); an item that is itself a list is
 // set off with commas ("a split stage's train, val or test, or an augment stage's output").
-func joinList(items []string, conj string) string {
+func JoinList(items []string, conj string) string {
 	switch len(items) {
 	case 0:
 		return ""

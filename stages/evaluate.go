@@ -68,6 +68,16 @@ func (e *Evaluation) Value(name string) (float64, bool) {
 	return 0, false
 }
 
+// MetricMap returns every metric of EvaluationMetrics by name.
+func (e *Evaluation) MetricMap() map[string]metric {
+	m := map[string]metric{}
+	for _, name := range EvaluationMetrics {
+		v, _ := e.Value(name)
+		m[name] = metric(v)
+	}
+	return m
+}
+
 // EvaluationMetrics lists the names Value accepts.
 var EvaluationMetrics = []string{"test_f1_macro", "test_f1_weighted", "test_top1", "test_top3", "test_top5", "test_loss"}
 

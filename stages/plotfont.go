@@ -13,8 +13,6 @@ import (
 	"golang.org/x/image/font/sfnt"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
-
-	"pipeline/pipeline"
 )
 
 // Plots label bars and matrix rows with class names, which may be in any script. gonum/plot
@@ -201,7 +199,7 @@ func labelClasses(p *plot.Plot, classes []string, both bool, file string, logf f
 	// Once per process and set of names: every plot of the classes has the same problem.
 	if _, warned := fontWarned.LoadOrStore(strings.Join(missing, "\x00"), true); !warned {
 		logf("warning: %s: no installed font has every character of %s, e.g. %q, which this plot and the run's other plots of class names cannot show in full; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean) and rerun the stages that draw them with --stage and --force",
-			filepath.Base(file), pipeline.Plural(len(missing), "class name", "class names"), missing[0])
+			filepath.Base(file), plural(len(missing), "class name", "class names"), missing[0])
 	}
 }
 

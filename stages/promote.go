@@ -158,7 +158,7 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 	decisions, _ := filepath.Glob(filepath.Join(runDir, "*", "decision", "decision.json"))
 	for _, f := range decisions {
 		var dec Decision
-		if b, err := os.ReadFile(f); err == nil && json.Unmarshal(b, &dec) == nil {
+		if readJSONFileIfExists(f, &dec) {
 			for _, c := range dec.Ranking {
 				if c.Name == folder {
 					candidate[c.Model] = true
@@ -189,12 +189,8 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 	card := Card{ID: sanitizeID(filepath.Base(runDir) + "-" + folder), Architecture: info.Spec.Architecture, Classes: info.Classes,
 		Input: info.Input, Metrics: map[string]metric{}, Source: source, Run: filepath.Base(runDir), Promoted: time.Now().UTC()}
 	var ev Evaluation
-	if b, err := os.ReadFile(filepath.Join(runDir, folder, "evaluation", "metrics.json")); err == nil && json.Unmarshal(b, &ev) == nil {
-		for _, m := range EvaluationMetrics {
-			v, _ := ev.Value(m)
-			card.Metrics[m] = metric(v)
-		}
-		card.Metric, card.TestSet = EvaluationMetrics[0], ev.TestSet
+	if readJSONFileIfExists(filepath.Join(runDir, folder, "evaluation", "metrics.json"), &ev) {
+		card.Metrics, card.Metric, card.TestSet = ev.MetricMap(), EvaluationMetrics[0], ev.TestSet
 	}
 	root := promoteTo + ".d"
 	unlock, err := lockPromotions(root)
@@ -474,26 +470,39 @@ func ClassChange(was, now []string) string {
 	if slices.Equal(was, now) {
 		return ""
 	}
-	var added, removed []string
-	for _, c := range now {
-		if !slices.Contains(was, c) {
-			added = append(added, fmt.Sprintf("%q", c))
+	added, dropped := classDiff(was, now)
+	quote := func(names []string) string {
+		q := make([]string, len(names))
+		for i, n := range names {
+			q[i] = fmt.Sprintf("%q", n)
 		}
-	}
-	for _, c := range was {
-		if !slices.Contains(now, c) {
-			removed = append(removed, fmt.Sprintf("%q", c))
-		}
+		return strings.Join(q, ", ")
 	}
 	var parts []string
 	if len(added) > 0 {
-		parts = append(parts, "adds "+strings.Join(added, ", "))
+		parts = append(parts, "adds "+quote(added))
 	}
-	if len(removed) > 0 {
-		parts = append(parts, "drops "+strings.Join(removed, ", "))
+	if len(dropped) > 0 {
+		parts = append(parts, "drops "+quote(dropped))
 	}
 	if len(parts) == 0 {
 		return "the same classes in another order (class ids differ)"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// classDiff returns the classes of now that was lacks and those of was that now lacks, each
+// in its list's order.
+func classDiff(was, now []string) (added, dropped []string) {
+	for _, c := range now {
+		if !slices.Contains(was, c) {
+			added = append(added, c)
+		}
+	}
+	for _, c := range was {
+		if !slices.Contains(now, c) {
+			dropped = append(dropped, c)
+		}
+	}
+	return added, dropped
 }

@@ -2,7 +2,6 @@ package stages
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -193,8 +192,7 @@ type dataFindings struct {
 // not one.
 func augmentFindings(stage, dir string) (dataFindings, bool) {
 	var r augmentReport
-	b, err := os.ReadFile(filepath.Join(dir, "augment.json"))
-	if err != nil || json.Unmarshal(b, &r) != nil {
+	if !readJSONFileIfExists(filepath.Join(dir, "augment.json"), &r) {
 		return dataFindings{}, false
 	}
 	before, after, grown := 0, 0, 0
@@ -212,8 +210,7 @@ func augmentFindings(stage, dir string) (dataFindings, bool) {
 // is not one.
 func splitFindings(stage, dir string) (dataFindings, bool) {
 	var r splitReport
-	b, err := os.ReadFile(filepath.Join(dir, "split.json"))
-	if err != nil || json.Unmarshal(b, &r) != nil {
+	if !readJSONFileIfExists(filepath.Join(dir, "split.json"), &r) {
 		return dataFindings{}, false
 	}
 	f := dataFindings{Stage: stage, Split: true, Counts: fmt.Sprintf("%s in %s: train %d, val %d, test %d",
@@ -231,9 +228,7 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	if len(r.Dropped) > 0 {
 		note(len(r.Dropped), "classes dropped for too few images, "+strings.Join(r.Dropped, ", "), "split.json: dropped_classes")
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "rejected.json")); err == nil {
-		json.Unmarshal(b, &f.Rejected)
-	}
+	readJSONFileIfExists(filepath.Join(dir, "rejected.json"), &f.Rejected)
 	for _, g := range append(append([][]string{}, r.Conflicts...), r.NearConflicts...) {
 		f.Conflicts = append(f.Conflicts, strings.Join(g, " · "))
 	}

@@ -182,11 +182,7 @@ func typeName(t cty.Type) string {
 	case t.IsObjectType():
 		return "an object whose evaluation is " + typeName(t.AttributeType("evaluation"))
 	}
-	n := t.FriendlyName()
-	if strings.ContainsRune("aeiou", rune(n[0])) {
-		return "an " + n
-	}
-	return "a " + n
+	return pipeline.WithArticle(t.FriendlyName())
 }
 
 // singleEvaluation reports whether t is the outputs of one evaluate stage without for_each:
@@ -275,12 +271,7 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		v, _ := ev.Value(cfg.Metric)
 		t, _ := ev.Value(cfg.TieBreak)
-		ms := map[string]metric{}
-		for _, m := range EvaluationMetrics {
-			x, _ := ev.Value(m)
-			ms[m] = metric(x)
-		}
-		dec.Ranking = append(dec.Ranking, Candidate{Name: name, Arch: ev.Architecture, Value: metric(v), TieValue: metric(t), Model: ev.Model, Evaluation: p, Metrics: ms,
+		dec.Ranking = append(dec.Ranking, Candidate{Name: name, Arch: ev.Architecture, Value: metric(v), TieValue: metric(t), Model: ev.Model, Evaluation: p, Metrics: ev.MetricMap(),
 			Data: ev.Data, TestSet: ev.TestSet})
 	}
 	tieDir := "max"
@@ -362,50 +353,46 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 		comparable := true
 		if dec.MustBeat && champ.TestSet != w.TestSet && w.TestSet != "" {
 			// Scores on different test sets do not compare: the champion is scored on this
-			// run's test set (once; championScore keeps the result in its folder).
-			score, err := championScore(ctx, job, champDir, w)
+			// run's test set (once; championScore keeps the result in its folder), when it
+			// can be. Only a winner that adds classes goes without the comparison: one that
+			// drops a class, reorders them or takes other images waits for a person.
+			added, dropped := classDiff(champ.Classes, info.Classes)
+			reorders := len(added) == 0 && len(dropped) == 0 && !slices.Equal(champ.Classes, info.Classes)
+			in, ci := info.Input, champ.Input
+			var why []string
 			switch {
-			case errors.Is(err, errTestSetGone):
-				return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run --stage evaluate.NAME --force)",
-					w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), nil
-			case errors.Is(err, errIncomparable):
-				// Only a winner that adds classes is promoted without the comparison: one that
-				// drops a class, reorders them or takes other images waits for a person.
-				change := ClassChange(champ.Classes, info.Classes)
-				drops := slices.ContainsFunc(champ.Classes, func(c string) bool { return !slices.Contains(info.Classes, c) })
-				reorders := change != "" && !drops && len(info.Classes) == len(champ.Classes)
-				in, ci := info.Input, champ.Input
-				otherInput := in.Height != ci.Height || in.Width != ci.Width || in.Channels != ci.Channels
-				if drops || reorders || otherInput || change == "" {
-					var why []string
-					switch {
-					case reorders:
-						why = append(why, "it has the champion's classes in another order (class ids differ)")
-					case change != "":
-						why = append(why, "it "+change) // adds …; drops …
-					}
-					if otherInput {
-						why = append(why, fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", in.Height, in.Width, in.Channels, ci.Height, ci.Width, ci.Channels))
-					}
-					if len(why) == 0 { // the champion's card and model disagree: say what the model said
-						why = append(why, "the champion "+strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
-					}
-					return fmt.Sprintf("not promoted: %s (%s %.4f) cannot be compared with the champion %s on this run's test set: %s; pipeline promote %s/%s makes it the champion by hand (or set must_beat_champion = false)",
-						w.Name, dec.Metric, float64(w.Value), champ.ID, strings.Join(why, ", and "), runID, w.Name), nil
-				}
+			case reorders:
+				why = append(why, "it has the champion's classes in another order (class ids differ)")
+			case len(dropped) > 0:
+				why = append(why, "it "+ClassChange(champ.Classes, info.Classes)) // adds …; drops …
+			}
+			if in.Height != ci.Height || in.Width != ci.Width || in.Channels != ci.Channels {
+				why = append(why, fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", in.Height, in.Width, in.Channels, ci.Height, ci.Width, ci.Channels))
+			}
+			if len(why) == 0 && len(added) > 0 {
 				comparable = false
-				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it lacks %s", champ.ID, strings.TrimPrefix(change, "adds "))
-				for k, c := range champ.Classes {
-					if info.Classes[k] != c {
-						reason += " (the ids of some of its classes change)"
-						break
-					}
+				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it lacks %s", champ.ID, strings.TrimPrefix(ClassChange(champ.Classes, info.Classes), "adds "))
+				if !slices.Equal(champ.Classes, info.Classes[:len(champ.Classes)]) {
+					reason += " (the ids of some of its classes change)"
 				}
-			case err != nil:
-				return "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
-			default:
-				on = fmt.Sprintf(" on this run's test set, %.4f on the one it was promoted on", cv)
-				cv = float64(score[dec.Metric])
+			} else if len(why) == 0 {
+				score, err := championScore(ctx, job, champDir, w)
+				switch {
+				case errors.Is(err, errTestSetGone):
+					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run --stage evaluate.NAME --force)",
+						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), nil
+				case errors.Is(err, errIncomparable): // its card and its model disagree: the model's reason
+					why = append(why, "the champion "+strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
+				case err != nil:
+					return "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
+				default:
+					on = fmt.Sprintf(" on this run's test set, %.4f on the one it was promoted on", cv)
+					cv = float64(score[dec.Metric])
+				}
+			}
+			if len(why) > 0 {
+				return fmt.Sprintf("not promoted: %s (%s %.4f) cannot be compared with the champion %s on this run's test set: %s; pipeline promote %s/%s makes it the champion by hand (or set must_beat_champion = false)",
+					w.Name, dec.Metric, float64(w.Value), champ.ID, strings.Join(why, ", and "), runID, w.Name), nil
 			}
 		}
 		if comparable {
@@ -475,17 +462,9 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	if r.ev.TestSet != w.TestSet {
 		return nil, fmt.Errorf("the test set %s changed since it was evaluated", w.Data)
 	}
-	s := map[string]metric{}
-	for _, m := range EvaluationMetrics {
-		v, _ := r.ev.Value(m)
-		s[m] = metric(v)
-	}
+	s := r.ev.MetricMap()
 	scores[w.TestSet] = s
-	b, err := json.MarshalIndent(scores, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := pipeline.WriteFileAtomic(file, append(b, '\n')); err != nil {
+	if err := writeJSONAtomic(file, scores); err != nil {
 		job.Logf("warning: keeping the champion's score in %s: %v", file, err) // computed again next time
 	}
 	return s, nil

@@ -213,7 +213,7 @@ func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
 			} else {
 				msg += "."
 			}
-			return spec, fmt.Errorf("%s The %s options are %s.", msg, arch, listAnd(names))
+			return spec, fmt.Errorf("%s The %s options are %s.", msg, arch, pipeline.JoinList(names, "and"))
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -248,14 +248,6 @@ func optionNames(target any) []string {
 		}
 	}
 	return names
-}
-
-// listAnd joins names as a sentence does: "a", "a and b", "a, b and c".
-func listAnd(names []string) string {
-	if len(names) < 2 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // jsonKindName says in HCL terms what an options field of type t takes.
