@@ -134,6 +134,40 @@ func install(promoteTo, savedModel string, card Card) error {
 	return pointTo(promoteTo, card.ID)
 }
 
+// switchChampion makes model id (of store path source) the champion of promoteTo under the
+// promotions' lock: check may refuse, given the current champion's folder ("" for none; an
+// adopted legacy folder is one in the .d folder); put installs id; the history records the
+// promotion, lifts a block on the model and blocks the champion set aside (returned).
+func switchChampion(promoteTo, id, source string, check func(cur string) error, put func() error) (lifted, aside *RolledBack, err error) {
+	root := promoteTo + ".d"
+	unlock, err := lockPromotions(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	cur, _ := ChampionDir(promoteTo)
+	legacy, err := adoptLegacy(promoteTo)
+	if err != nil {
+		return nil, nil, err
+	}
+	if legacy != "" {
+		cur = filepath.Join(root, legacy)
+	}
+	if err := check(cur); err != nil {
+		return nil, nil, err
+	}
+	h, err := readHistory(root) // after adoptLegacy, which records the adopted folder; before any change
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := put(); err != nil {
+		return nil, nil, err
+	}
+	h.Promotions = append(h.Promotions, id)
+	lifted, aside = h.change(cur, id, source) // cur is the champion's folder, not the link
+	return lifted, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
 // ErrNotPromoted is PromoteAgain's error for an id no promotion has: the model may still be
 // in a run folder (PromoteFromRun).
 var ErrNotPromoted = errors.New("never promoted")
@@ -193,37 +227,21 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 		card.Metrics, card.Metric, card.TestSet = ev.MetricMap(), EvaluationMetrics[0], ev.TestSet
 	}
 	root := promoteTo + ".d"
-	unlock, err := lockPromotions(root)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	defer unlock()
-	cur, _ := ChampionDir(promoteTo)
-	legacy, err := adoptLegacy(promoteTo) // so that the champion set aside is a folder in root
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if legacy != "" {
-		cur = filepath.Join(root, legacy)
-	}
-	if cur != "" {
-		if c, err := ReadCard(cur); err == nil && c.Source == source {
-			return nil, nil, nil, fmt.Errorf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)
+	lifted, aside, err := switchChampion(promoteTo, card.ID, source, func(cur string) error {
+		if cur != "" {
+			if c, err := ReadCard(cur); err == nil && c.Source == source {
+				return fmt.Errorf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)
+			}
 		}
-	}
-	if _, err := os.Stat(filepath.Join(root, card.ID)); err == nil {
-		return nil, nil, nil, fmt.Errorf("%s holds a model %s already; pipeline promote %[2]s makes it the champion", root, card.ID)
-	}
-	h, err := readHistory(root) // before anything changes: a history that cannot be read stops it
+		if _, err := os.Stat(filepath.Join(root, card.ID)); err == nil {
+			return fmt.Errorf("%s holds a model %s already; pipeline promote %[2]s makes it the champion", root, card.ID)
+		}
+		return nil
+	}, func() error { return install(promoteTo, saved, card) })
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := install(promoteTo, filepath.Join(runDir, folder, "saved_model"), card); err != nil {
-		return nil, nil, nil, err
-	}
-	h.Promotions = append(h.Promotions, card.ID)
-	lifted, aside := h.change(cur, card.ID, card.Source)
-	return &card, lifted, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+	return &card, lifted, aside, nil
 }
 
 // adoptLegacy moves a real folder at promoteTo (from an older layout or put there by hand)
@@ -403,40 +421,26 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 	if _, err := os.Stat(dir); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s holds no model %s (%w); promoted models: %s", root, id, ErrNotPromoted, promotedIDs(root))
 	}
-	unlock, err := lockPromotions(root)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	defer unlock()
 	card, err := ReadCard(dir)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("model %s cannot be promoted: %w", id, err)
 	}
-	cur, _ := ChampionDir(promoteTo)
-	if cur != "" && filepath.Base(cur) == id {
-		return nil, nil, nil, fmt.Errorf("%s is already the champion in %s", id, promoteTo)
-	}
-	legacy, err := adoptLegacy(promoteTo)
+	lifted, aside, err := switchChampion(promoteTo, id, card.Source, func(cur string) error {
+		if cur != "" && filepath.Base(cur) == id {
+			return fmt.Errorf("%s is already the champion in %s", id, promoteTo)
+		}
+		return nil
+	}, func() error {
+		card.Promoted = time.Now().UTC()
+		if err := writeJSONAtomic(filepath.Join(dir, "model.json"), card); err != nil {
+			return err
+		}
+		return pointTo(promoteTo, id)
+	})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if legacy != "" {
-		cur = filepath.Join(root, legacy)
-	}
-	h, err := readHistory(root) // after adoptLegacy, which records the adopted folder
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	card.Promoted = time.Now().UTC()
-	if err := writeJSONAtomic(filepath.Join(dir, "model.json"), card); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := pointTo(promoteTo, id); err != nil {
-		return nil, nil, nil, err
-	}
-	h.Promotions = append(h.Promotions, id)
-	lifted, setAside := h.change(cur, id, card.Source) // cur is the champion's folder, not the link
-	return card, lifted, setAside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+	return card, lifted, aside, nil
 }
 
 // promotedIDs lists the model folders in a .d folder, for an error message.
