@@ -206,7 +206,7 @@ func labelClasses(p *plot.Plot, classes []string, both bool, file string, logf f
 // fontWarned holds the sets of class names labelClasses has warned about in this run.
 var fontWarned sync.Map
 
-// StartRun resets the warnings given once per run (class names no installed font draws): a
-// process that runs the pipeline several times (the scheduler) calls it before each run, so
-// that each run's log has them.
+// StartRun resets the warnings given once per run (class names no installed font draws):
+// run and the scheduler call it before each run's first stage, so that each run's log has
+// them however many runs the process makes.
 func StartRun() { fontWarned.Clear() }

@@ -224,11 +224,14 @@ func (c SelectConfig) direction() string {
 	if c.Direction != nil {
 		return *c.Direction
 	}
-	if strings.HasSuffix(c.Metric, "loss") {
+	if LowerIsBetter(c.Metric) {
 		return "min"
 	}
 	return "max"
 }
+
+// LowerIsBetter reports whether a smaller value of metric is the better one (a loss).
+func LowerIsBetter(metric string) bool { return strings.HasSuffix(metric, "loss") }
 
 // better reports whether a beats b in direction dir (NaN never wins).
 func better(a, b float64, dir string) bool {
@@ -275,7 +278,7 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 			Data: ev.Data, TestSet: ev.TestSet})
 	}
 	tieDir := "max"
-	if strings.HasSuffix(cfg.TieBreak, "loss") {
+	if LowerIsBetter(cfg.TieBreak) {
 		tieDir = "min"
 	}
 	// NaN equals NaN here (NaN != NaN would skip the tie-break and the name, leaving the

@@ -68,33 +68,32 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, diags := pipeline.LoadFile(path, reg)
-	var wf *pipeline.Workflow
-	if cfg != nil && cfg.Files != nil && len(cfg.Stages) > 0 {
-		var d hcl.Diagnostics
-		wf, d = pipeline.Build(cfg, reg, vars)
-		diags = append(diags, d...)
-		if checkSources {
-			diags = append(diags, wf.CheckSources(filepath.Dir(abs))...)
-		}
+	cfg, wf, diags := buildFile(path, reg, vars)
+	if wf != nil && checkSources {
+		diags = append(diags, wf.CheckSources(filepath.Dir(abs))...)
 	}
 	if len(diags) > 0 {
 		printDiagnostics(c.App.ErrWriter, cfg, diags)
 	}
 	if diags.HasErrors() {
-		n := 0
-		for _, d := range diags {
-			if d.Severity == hcl.DiagError {
-				n++
-			}
-		}
-		return nil, fmt.Errorf("%s: %s", path, pipeline.Plural(n, "error", "errors"))
+		return nil, fmt.Errorf("%s: %s", path, pipeline.Plural(len(diags.Errs()), "error", "errors"))
 	}
 	store, err := pipeline.OpenStore(filepath.Dir(abs))
 	if err != nil {
 		return nil, err
 	}
 	return &loaded{engine: &pipeline.Engine{Workflow: wf, Store: store}, cfg: cfg}, nil
+}
+
+// buildFile reads the pipeline file at path and builds its workflow with the variables vars
+// (nil when the file has no stages or cannot be read), with every diagnostic.
+func buildFile(path string, reg *pipeline.Registry, vars map[string]string) (*pipeline.Config, *pipeline.Workflow, hcl.Diagnostics) {
+	cfg, diags := pipeline.LoadFile(path, reg)
+	if cfg == nil || cfg.Files == nil || len(cfg.Stages) == 0 {
+		return cfg, nil, diags
+	}
+	wf, d := pipeline.Build(cfg, reg, vars)
+	return cfg, wf, append(diags, d...)
 }
 
 // parseVars reads -var NAME=VALUE flags.
@@ -278,6 +277,7 @@ func runCommand() *cli.Command {
 						return err
 					}
 					graphs.QuietStartupLines() // the run cannot end while a stage waits for this
+					stages.StartRun()
 					return nil
 				},
 			})

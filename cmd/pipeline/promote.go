@@ -10,10 +10,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/urfave/cli/v2"
 
-	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -106,8 +104,9 @@ func promoteCommand() *cli.Command {
 				switch {
 				case card.Metric == "":
 					fmt.Fprintf(c.App.Writer, "note: %s has no evaluation; a run's select scores it on that run's test set before comparing\n", card.ID)
-				case m != "" && before.TestSet != "" && before.TestSet == card.TestSet && card.Metrics[m] < before.Metrics[m] && m != "test_loss":
-					fmt.Fprintf(c.App.Writer, "note: %s scores lower than %s on the same test set (%s %.4f against %.4f)\n", card.ID, before.ID, m, float64(card.Metrics[m]), float64(before.Metrics[m]))
+				case m != "" && before.TestSet != "" && before.TestSet == card.TestSet &&
+					card.Metrics[m] != before.Metrics[m] && (card.Metrics[m] < before.Metrics[m]) != stages.LowerIsBetter(m):
+					fmt.Fprintf(c.App.Writer, "note: %s scores worse than %s on the same test set (%s %.4f against %.4f)\n", card.ID, before.ID, m, float64(card.Metrics[m]), float64(before.Metrics[m]))
 				}
 			}
 			score := "no evaluation"
@@ -154,48 +153,34 @@ func promoteTo(path, def string, vars []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg, diags := pipeline.LoadFile(path, reg)
-	if !diags.HasErrors() {
-		var wf *pipeline.Workflow
-		wf, diags = pipeline.Build(cfg, reg, values)
-		if !diags.HasErrors() {
-			folders := map[string][]string{}
-			for _, inst := range wf.Instances {
-				if inst.Kind.Name() != "select" {
-					continue
-				}
-				v, _ := wf.Evaluate(inst, nil)
-				if to := v.String("promote_to"); to != "" {
-					folders[to] = append(folders[to], inst.Addr)
-				}
-			}
-			switch len(folders) {
-			case 0:
-				return def, nil
-			case 1:
-				for to := range folders {
-					return to, nil
-				}
-			}
-			var list []string
-			for _, to := range slices.Sorted(maps.Keys(folders)) {
-				list = append(list, fmt.Sprintf("%s (%s)", to, strings.Join(folders[to], ", ")))
-			}
-			return "", fmt.Errorf("%s promotes to more than one folder: %s; choose one with --to", path, strings.Join(list, "; "))
+	_, wf, diags := buildFile(path, reg, values)
+	switch {
+	case diags.HasErrors():
+		return "", fmt.Errorf("%s: cannot tell its promotion folder (%v); fix the file or give the folder with --to", path, diags.Errs()[0])
+	case wf == nil: // no stages
+		return def, nil
+	}
+	folders := map[string][]string{}
+	for _, inst := range wf.Instances {
+		if inst.Kind.Name() != "select" {
+			continue
+		}
+		v, _ := wf.Evaluate(inst, nil)
+		if to := v.String("promote_to"); to != "" {
+			folders[to] = append(folders[to], inst.Addr)
 		}
 	}
-	return "", fmt.Errorf("%s: cannot tell its promotion folder (%s); fix the file or give the folder with --to", path, firstError(diags))
-}
-
-// firstError is the first error of diags, as one line.
-func firstError(diags hcl.Diagnostics) string {
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError {
-			if d.Subject != nil {
-				return fmt.Sprintf("%s: %s: %s", d.Subject, d.Summary, d.Detail)
-			}
-			return d.Summary + ": " + d.Detail
+	switch len(folders) {
+	case 0:
+		return def, nil
+	case 1:
+		for to := range folders {
+			return to, nil
 		}
 	}
-	return "no error"
+	var list []string
+	for _, to := range slices.Sorted(maps.Keys(folders)) {
+		list = append(list, fmt.Sprintf("%s (%s)", to, strings.Join(folders[to], ", ")))
+	}
+	return "", fmt.Errorf("%s promotes to more than one folder: %s; choose one with --to", path, strings.Join(list, "; "))
 }

@@ -177,7 +177,7 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 	code, out, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/cnn")
 	if code != exitOK || !strings.Contains(out, "now points to final_models.d/20261206_120000-cnn") ||
 		!strings.Contains(out, "run1-cnn, set aside, will not be promoted again automatically") || !strings.Contains(out, `adds "c"`) ||
-		!strings.Contains(out, "note: 20261206_120000-cnn scores lower than run1-cnn on the same test set (test_f1_macro 0.6100 against 0.7000)") {
+		!strings.Contains(out, "note: 20261206_120000-cnn scores worse than run1-cnn on the same test set (test_f1_macro 0.6100 against 0.7000)") {
 		t.Fatalf("promote RUN/FOLDER: exit %d\n%s%s", code, out, errs)
 	}
 	card, err := stages.ReadCard(filepath.Join(ws, "models/final_models.d/20261206_120000-cnn"))
