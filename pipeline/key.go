@@ -13,7 +13,8 @@ import (
 // The cache key of a stage instance is the SHA-256 of labelled lines:
 //
 //	kind NAME VERSION
-//	attr NAME TYPE VALUE      every attribute, canonical JSON; an upstream output appears as
+//	attr NAME TYPE VALUE      every attribute, canonical JSON (as KeyNormalizer gives it);
+//	                          an upstream output appears as
 //	                          "output DIGEST", the digest of what that output consists of
 //	                          (OutputDigests), so a change elsewhere in the upstream stage's
 //	                          output, such as its report, does not rerun this stage (outputs
@@ -30,6 +31,13 @@ import (
 func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDigest func(path string) (string, bool)) []string {
 	lines := []string{fmt.Sprintf("kind %s %d", k.Name(), k.Version())}
 	canon := v.canonical()
+	if n, ok := k.(KeyNormalizer); ok {
+		for name, val := range n.KeyValues(v) {
+			if _, ok := canon[name]; ok {
+				canon[name] = canonicalJSON(val)
+			}
+		}
+	}
 	for _, name := range sortedKeys(canon) {
 		c := canon[name]
 		// each.value.out gives a path too, though it is no ref

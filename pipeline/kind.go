@@ -38,6 +38,16 @@ type Environmental interface {
 	Environment() []string
 }
 
+// KeyNormalizer is implemented by kinds with attribute values that cannot change their
+// output: a value equal to a default the kind resolves itself (an architecture's epochs),
+// or a setting the chosen mode ignores (a plateau setting under a cosine schedule).
+// KeyValues returns, by attribute name, the value to key instead of the one given (what
+// leaving the attribute out gives), so that writing such a value out, or changing it, does
+// not rerun the stage. Attributes it leaves out are keyed as given.
+type KeyNormalizer interface {
+	KeyValues(v *Values) map[string]cty.Value
+}
+
 // Heavy is implemented by kinds that saturate the CPU (training). Heavy stages take one of
 // a limited number of tokens, so two never fight for the same cores.
 type Heavy interface {

@@ -140,10 +140,7 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 	classifier := graphs.Classifier{Spec: cfg.spec, Classes: int64(len(m.Classes)),
 		Input: graphs.Input{Height: int64(m.Size), Width: int64(m.Size), Channels: int64(m.Channels), Mean: st.Mean, Std: st.Std}}
 	opt := graphs.DefaultOptimizer()
-	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(cfg.WeightDecay)
-	if opt.Name == "adam" {
-		opt.WeightDecay = 0
-	}
+	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(effectiveWeightDecay(cfg.TrainConfig))
 	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
 		Seed: uint64(job.Seed), Threads: cfg.Threads})
 	if err != nil {
@@ -357,7 +354,7 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 		Params: tr.Params(), SelectMetric: cfg.SelectMetric,
 		Selection: sel, TrainImages: trainDS.len(), ValImages: valDS.len(), NormalizationStd: st.Std,
 		Hyperparameters: map[string]any{"epochs": cfg.epochs, "batch_size": cfg.batch, "optimizer": cfg.Optimizer, "learning_rate": cfg.lr,
-			"weight_decay": cfg.WeightDecay, "schedule": cfg.Schedule, "warmup_epochs": cfg.WarmupEpochs, "label_smoothing": cfg.LabelSmoothing,
+			"weight_decay": effectiveWeightDecay(cfg.TrainConfig), "schedule": cfg.Schedule, "warmup_epochs": cfg.WarmupEpochs, "label_smoothing": cfg.LabelSmoothing,
 			"early_stopping": cfg.EarlyStopping, "architecture_options": cfg.spec, "seed": job.Seed},
 	}
 	if err := writeFileJSON(job.Out, "metrics.json", met); err != nil {
@@ -485,4 +482,12 @@ func writeExamples(ds *dataset, dir string) error {
 		}
 	}
 	return nil
+}
+
+// effectiveWeightDecay is the weight decay training applies: none with adam.
+func effectiveWeightDecay(c TrainConfig) float64 {
+	if c.Optimizer == "adam" {
+		return 0
+	}
+	return c.WeightDecay
 }

@@ -1,0 +1,139 @@
+package stages
+
+import (
+	"reflect"
+	"slices"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"pipeline/pipeline"
+)
+
+// Values that cannot change a stage's output are keyed as if they were left out
+// (pipeline.KeyNormalizer), so that writing a default out, or tuning a setting the stage
+// ignores, does not retrain a model or remake the augmented copies.
+
+// KeyValues implements pipeline.KeyNormalizer: epochs, batch_size and learning_rate equal
+// to the architecture's defaults, options entries equal to its defaults, the plateau
+// settings under another schedule, and weight_decay with adam are keyed as left out.
+func (t Train) KeyValues(v *pipeline.Values) map[string]cty.Value {
+	out := map[string]cty.Value{}
+	archVal := v.Get("architecture")
+	if !archVal.IsWhollyKnown() || archVal.IsNull() {
+		return out
+	}
+	arch := archVal.AsString()
+	def, ok := archDefaults[arch]
+	if !ok {
+		return out
+	}
+	for name, d := range map[string]float64{"epochs": float64(def.epochs), "batch_size": float64(def.batch), "learning_rate": def.lr} {
+		if numberIs(v.Get(name), d) {
+			out[name] = cty.NullVal(cty.Number)
+		}
+	}
+	if o, ok := defaultOptionsLeftOut(arch, v.Get("options")); ok {
+		out["options"] = o
+	}
+	defaults := attributeDefaults(t.Attributes())
+	if s := v.Get("schedule"); s.IsWhollyKnown() && !s.IsNull() && s.AsString() != SchedulePlateau {
+		out["plateau_factor"], out["plateau_patience"] = defaults["plateau_factor"], defaults["plateau_patience"]
+	}
+	if o := v.Get("optimizer"); o.IsWhollyKnown() && !o.IsNull() && o.AsString() == "adam" {
+		out["weight_decay"] = defaults["weight_decay"] // adam has no weight decay
+	}
+	return out
+}
+
+// defaultOptionsLeftOut returns options without the entries that leave arch's network as
+// its defaults have it (null when none is left), and whether that differs from options.
+// Options that cannot be read entry by entry (unknown, invalid, or valid only together)
+// are keyed as given.
+func defaultOptionsLeftOut(arch string, options cty.Value) (cty.Value, bool) {
+	if !options.IsWhollyKnown() || options.IsNull() || !(options.Type().IsObjectType() || options.Type().IsMapType()) {
+		return cty.NilVal, false
+	}
+	base, err := archSpec(arch, cty.NullVal(cty.DynamicPseudoType))
+	if err != nil {
+		return cty.NilVal, false
+	}
+	kept := map[string]cty.Value{}
+	for it := options.ElementIterator(); it.Next(); {
+		k, val := it.Element()
+		one, err := archSpec(arch, cty.ObjectVal(map[string]cty.Value{k.AsString(): val}))
+		if err != nil {
+			return cty.NilVal, false
+		}
+		if !reflect.DeepEqual(one, base) {
+			kept[k.AsString()] = val
+		}
+	}
+	switch {
+	case len(kept) == 0:
+		return cty.NullVal(cty.DynamicPseudoType), true
+	case len(kept) == options.LengthInt():
+		return cty.NilVal, false
+	case options.Type().IsMapType():
+		return cty.MapVal(kept), true
+	default:
+		return cty.ObjectVal(kept), true
+	}
+}
+
+// opParams lists the attributes each augmentation operation reads.
+var opParams = map[string][]string{
+	OpFlipRotateCrop: {"flip", "rotation", "crop"},
+	OpColorJitter:    {"brightness", "contrast", "saturation"},
+	OpAffine:         {"translate", "scale_min", "scale_max"},
+	OpBlur:           {"blur"},
+	OpNoise:          {"noise"},
+	OpFlip:           nil,
+}
+
+// KeyValues implements pipeline.KeyNormalizer: the parameters of operations that are not
+// in ops are keyed as left out.
+func (a Augment) KeyValues(v *pipeline.Values) map[string]cty.Value {
+	out := map[string]cty.Value{}
+	ops := v.Get("ops")
+	if !ops.IsWhollyKnown() || ops.IsNull() || !(ops.Type().IsListType() || ops.Type().IsSetType() || ops.Type().IsTupleType()) {
+		return out
+	}
+	var used []string
+	for it := ops.ElementIterator(); it.Next(); {
+		_, op := it.Element()
+		if op.IsNull() || op.Type() != cty.String {
+			return out
+		}
+		used = append(used, opParams[op.AsString()]...)
+	}
+	defaults := attributeDefaults(a.Attributes())
+	for _, params := range opParams {
+		for _, p := range params {
+			if !slices.Contains(used, p) {
+				out[p] = defaults[p]
+			}
+		}
+	}
+	return out
+}
+
+// numberIs reports whether val is a known number that the stage reads as f (a float64, as
+// its configuration decodes it: 1e-3 as written is not exactly the float64 1e-3).
+func numberIs(val cty.Value, f float64) bool {
+	if !val.IsWhollyKnown() || val.IsNull() || val.Type() != cty.Number {
+		return false
+	}
+	g, _ := val.AsBigFloat().Float64()
+	return g == f
+}
+
+// attributeDefaults maps each attribute with a default to it.
+func attributeDefaults(attrs []pipeline.Attribute) map[string]cty.Value {
+	out := map[string]cty.Value{}
+	for _, a := range attrs {
+		if a.Default != cty.NilVal {
+			out[a.Name] = a.Default
+		}
+	}
+	return out
+}

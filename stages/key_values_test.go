@@ -1,0 +1,166 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"pipeline/pipeline"
+)
+
+// keyValuesHCL is a split, an augment and a train stage; %s is more of the augment block and
+// %s more of the train block (keysOf gives them ops and schedule when they do not).
+const keyValuesHCL = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 2
+  %s
+}
+
+stage "train" "model" {
+  architecture = "cnn"
+  train        = stage.augment.balanced.output
+  val          = stage.split.main.val
+  options      = { channels = [8, 16] }
+  %s
+}
+`
+
+// keysOf plans the pipeline of w (its split and augment run once, so that the train stage's
+// key is known) and returns each stage's key.
+func keysOf(t *testing.T, w *ws, augment, train string) map[string]string {
+	t.Helper()
+	if !strings.Contains(augment, "ops") {
+		augment += "\n ops = [\"color_jitter\"]"
+	}
+	if !strings.Contains(train, "schedule") {
+		train += "\n schedule = \"cosine\""
+	}
+	w.write("pipeline.hcl", fmt.Appendf(nil, keyValuesHCL, augment, train))
+	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	wf, diags := pipeline.Build(cfg, w.reg, nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	st, err := pipeline.OpenStore(w.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &pipeline.Engine{Workflow: wf, Store: st}
+	if _, err := e.Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models"),
+		Selection: pipeline.Selection{Targets: []string{"augment.balanced"}}}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := e.Plan(pipeline.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{}
+	for _, d := range ds {
+		if d.Key == "" {
+			t.Fatalf("%s has no key: %+v", d.Addr, d)
+		}
+		keys[d.Addr] = d.Key
+	}
+	return keys
+}
+
+// Writing out a default the stage resolves itself, or changing a setting it ignores, keeps
+// the key (no retraining, no new copies); a setting that counts changes it.
+func TestKeysIgnoreValuesThatCannotChangeTheOutput(t *testing.T) {
+	w := newWS(t, "")
+	w.reg, _ = pipeline.NewRegistry(Split{}, Augment{}, Train{})
+	writeSynthetic(t, w, 40, []string{"circle", "square"})
+	base := keysOf(t, w, "", "")
+	for _, c := range []struct {
+		augment, train string
+		same           bool
+		changes        string
+	}{
+		{train: "epochs = 20\n batch_size = 32\n learning_rate = 1e-3", same: true},                      // cnn's defaults
+		{train: "plateau_patience = 2\n plateau_factor = 0.5", same: true},                               // not the plateau schedule
+		{train: "optimizer = \"adam\"\n weight_decay = 0.01", changes: "train.model"},                    // adam differs from adamw…
+		{augment: "rotation = 10\n crop = 0.5\n translate = 0.3", same: true},                            // not in ops
+		{augment: "brightness = 0.3", changes: "augment.balanced"},                                       // color_jitter reads it
+		{train: "epochs = 21", changes: "train.model"},                                                   // not a default
+		{train: "plateau_patience = 2\n schedule = \"plateau\"", changes: "train.model"},                 // read now
+		{train: "learning_rate = 1.0e-3\n epochs = 20.0", same: true},                                    // the same numbers
+		{train: "threads = 0\n early_stopping = 0\n label_smoothing = 0", same: true},                    // attribute defaults
+		{train: "weight_decay = 0.01", changes: "train.model"},                                           // adamw reads it
+		{train: "select_metric = \"val_loss\"", changes: "train.model"},                                  // chooses the epoch
+		{augment: "ops = [\"color_jitter\", \"affine\"]\n translate = 0.3", changes: "augment.balanced"}, // affine reads it
+	} {
+		got := keysOf(t, w, c.augment, c.train)
+		for addr, k := range base {
+			want := c.same || (addr != c.changes && !(c.changes == "augment.balanced" && addr == "train.model"))
+			if (got[addr] == k) != want {
+				t.Errorf("augment {%s} train {%s}: %s key kept %v, want %v", c.augment, c.train, addr, got[addr] == k, want)
+			}
+		}
+	}
+	// With adam, weight_decay is not read: changing it keeps the key.
+	adam := keysOf(t, w, "", "optimizer = \"adam\"\n weight_decay = 0.01")
+	if adam2 := keysOf(t, w, "", "optimizer = \"adam\"\n weight_decay = 0.5"); adam2["train.model"] != adam["train.model"] {
+		t.Error("weight_decay changed the key of an adam training")
+	}
+}
+
+// Options entries equal to the architecture's defaults are keyed as left out; entries that
+// count are kept, and options the stage cannot read entry by entry are keyed as given.
+func TestDefaultOptionsLeftOut(t *testing.T) {
+	for _, c := range []struct {
+		hcl  string
+		want string // the keyed value as HCL-like text; "" for as given
+	}{
+		{`{ dropout = 0.2, pool = 4 }`, "null"},
+		{`{ dropout = 0.2, dense = 64 }`, "dense=64"},
+		{`{ dense = 64 }`, ""},
+		{`{ channels = [32, 64, 128] }`, "null"},
+		{`{ nonsense = 1 }`, ""},
+	} {
+		v := parseHCLValue(t, c.hcl)
+		got, ok := defaultOptionsLeftOut("cnn", v)
+		switch {
+		case c.want == "" && ok:
+			t.Errorf("%s: keyed as %#v, want as given", c.hcl, got)
+		case c.want == "null" && (!ok || !got.IsNull()):
+			t.Errorf("%s: keyed as %#v (%v), want null", c.hcl, got, ok)
+		case c.want == "dense=64" && (!ok || got.IsNull() || got.LengthInt() != 1 || !got.Type().HasAttribute("dense")):
+			t.Errorf("%s: keyed as %#v (%v), want { dense = 64 }", c.hcl, got, ok)
+		}
+	}
+}
+
+// parseHCLValue evaluates an HCL expression without variables.
+func parseHCLValue(t *testing.T, src string) cty.Value {
+	t.Helper()
+	expr, diags := hclsyntax.ParseExpression([]byte(src), "test.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	v, diags := expr.Value(nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	return v
+}
