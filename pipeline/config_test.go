@@ -222,3 +222,24 @@ stage "xform" "up" {
 		t.Fatalf("for_each: want one diagnostic with %q, got:\n%s", want, diags.Error())
 	}
 }
+
+// TestTypeErrorDoesNotHideTheStagesOtherProblems checks that a stage with an attribute of the
+// wrong type still has its other attributes checked, so the file's problems show at once.
+func TestTypeErrorDoesNotHideTheStagesOtherProblems(t *testing.T) {
+	src := `
+stage "gen" "one" {
+  source = ["not", "a", "string"]
+  repeat = 0
+}
+`
+	diags := loadAndBuild("types.hcl", []byte(src), nil)
+	var got []string
+	for _, d := range diags {
+		got = append(got, lineSummary(d.Subject.Start.Line, d.Summary))
+	}
+	sort.Strings(got)
+	want := []string{"  3: Incorrect attribute value type", "  4: Invalid repeat"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

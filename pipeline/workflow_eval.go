@@ -303,13 +303,38 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 		}
 		v.vals[a.Name], v.ranges[a.Name] = cv, rng
 	}
-	if diags.HasErrors() {
-		return v, diags
-	}
 	if val, ok := b.kind.(Validator); ok {
-		diags = append(diags, val.Validate(v)...)
+		if !diags.HasErrors() {
+			diags = append(diags, val.Validate(v)...)
+		} else {
+			diags = append(diags, validateRest(val, v, b.cfg.Content.Attributes)...)
+		}
 	}
 	return v, diags
+}
+
+// validateRest runs a kind's checks on a stage some of whose attributes did not evaluate, so
+// that one wrong type does not hide the stage's other problems: it keeps the errors about
+// attributes written in the block that did evaluate (the others may only be the missing
+// values speaking), and a check that cannot cope with the gaps counts as no finding.
+func validateRest(val Validator, v *Values, written hcl.Attributes) (diags hcl.Diagnostics) {
+	ok := map[hcl.Range]bool{}
+	for name, attr := range written {
+		if _, evaluated := v.vals[name]; evaluated {
+			ok[attr.Expr.Range()] = true
+		}
+	}
+	defer func() {
+		if recover() != nil {
+			diags = nil
+		}
+	}()
+	for _, d := range val.Validate(v) {
+		if d.Subject != nil && ok[*d.Subject] {
+			diags = append(diags, d)
+		}
+	}
+	return diags
 }
 
 // eachValue is each.value for key: the for_each element, with a stage's outputs filled in
