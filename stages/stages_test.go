@@ -595,7 +595,8 @@ func TestTestSourceKeepsTheValFraction(t *testing.T) {
 		fixed[d] = TestSet
 	}
 	got := map[string]int{}
-	for _, s := range assignSplits(groups, nil, fixed, 0.1, 0, 1) {
+	assigned, _ := assignSplits(groups, nil, fixed, 0.1, 0, 1)
+	for _, s := range assigned {
 		got[s]++
 	}
 	if got[ValSet] != 10 || got[TrainSet] != 90 || got[TestSet] != 40 {
