@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -65,22 +66,29 @@ func (e errRejected) Error() string { return e.reason }
 // root).
 var openSource = os.Open
 
-// readFile is os.ReadFile that also returns the file's stat, taken before reading.
-func readFile(path string) ([]byte, os.FileInfo, error) {
-	f, err := openSource(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
+// headerReader reads an image file from its start through a buffer, for DecodeConfig: it
+// has the Peek image.DecodeConfig looks for (so it does not wrap it in a bufio.Reader of its
+// own) and the file's ReadAt, which x/image/tiff uses to reach the directory a TIFF header
+// points to (possibly near the end) instead of reading everything up to it.
+type headerReader struct {
+	*bufio.Reader
+	f *os.File
+}
+
+// ReadAt implements io.ReaderAt.
+func (h headerReader) ReadAt(p []byte, off int64) (int, error) { return h.f.ReadAt(p, off) }
+
+// readRest reads the whole of f, open and read from somewhere, from its start, sized by its
+// stat fi.
+func readRest(f *os.File, fi os.FileInfo) ([]byte, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
 	if _, err := buf.ReadFrom(f); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return buf.Bytes(), fi, nil
+	return buf.Bytes(), nil
 }
 
 func reject(format string, args ...any) error { return errRejected{fmt.Sprintf(format, args...)} }
@@ -92,18 +100,51 @@ type digests interface {
 }
 
 // loadImage reads, hashes, decodes and fits path to size×size by policy in channels (see
-// prepareImage). The digest comes from known when it has it for the file as read (known may
-// be nil). Problems with the file itself (empty, not an image, truncated, too large) are
+// prepareImage). It reads the header first: a file that is not an image of a supported
+// format, or is one over maxPixels, is rejected from its first bytes, and only a supported
+// image is read whole (a video in a class folder costs a few kilobytes, not its size in
+// memory). The digest comes from known when it has it for the file as read (known may be
+// nil). Problems with the file itself (empty, not an image, truncated, too large) are
 // errRejected; I/O failures are plain errors.
 func loadImage(path string, known digests, maxPixels int64, size int, policy string, channels int) (loaded, error) {
-	data, fi, err := readFile(path)
+	f, err := openSource(path)
 	if errors.Is(err, fs.ErrPermission) {
 		return loaded{}, reject("unreadable: permission denied")
 	}
 	if err != nil {
 		return loaded{}, err
 	}
-	l := loaded{Size: int64(len(data))}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return loaded{}, err
+	}
+	br := bufio.NewReader(f)
+	if _, err := br.Peek(1); err == io.EOF {
+		return loaded{}, reject("empty file")
+	} else if err != nil {
+		return loaded{}, err
+	}
+	cfg, format, err := image.DecodeConfig(headerReader{br, f})
+	switch {
+	case errors.Is(err, image.ErrFormat):
+		return loaded{}, reject("not an image (content is not " + ImageFormats + ")")
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return loaded{}, reject("truncated %s (header incomplete)", format)
+	case err != nil:
+		return loaded{}, reject("corrupt %s header: %v", format, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return loaded{}, reject("%s with zero size %dx%d", format, cfg.Width, cfg.Height)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return loaded{}, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
+	}
+	data, err := readRest(f, fi)
+	if err != nil {
+		return loaded{}, err
+	}
+	l := loaded{Size: int64(len(data)), Format: format}
 	if known != nil {
 		if d, ok := known.KnownDigest(path, fi); ok && fi.Size() == l.Size {
 			l.Digest = d
@@ -112,25 +153,6 @@ func loadImage(path string, known digests, maxPixels int64, size int, policy str
 	if l.Digest == "" {
 		sum := sha256.Sum256(data)
 		l.Digest = hex.EncodeToString(sum[:])
-	}
-	if len(data) == 0 {
-		return l, reject("empty file")
-	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	switch {
-	case errors.Is(err, image.ErrFormat):
-		return l, reject("not an image (content is not " + ImageFormats + ")")
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return l, reject("truncated %s (header incomplete)", format)
-	case err != nil:
-		return l, reject("corrupt %s header: %v", format, err)
-	}
-	l.Format = format
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return l, reject("%s with zero size %dx%d", format, cfg.Width, cfg.Height)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
-		return l, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
 	}
 	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -107,5 +108,54 @@ func TestImageFormatsListsWhatCheckImageAccepts(t *testing.T) {
 		if err != nil || !strings.EqualFold(format, name) {
 			t.Errorf("%s: CheckImage says %q, %v", name, format, err)
 		}
+	}
+}
+
+// A large file that is not an image, or is an image over max_pixels, is rejected from its
+// header: loadImage does not read the rest (a video in a class folder once cost its size in
+// memory). A supported image is still read whole, TIFF included (its header points into the
+// file).
+func TestLoadImageRejectsFromTheHeaderWithoutReadingTheFile(t *testing.T) {
+	dir := t.TempDir()
+	sparse := func(name string, head []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, head, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 256<<20); err != nil { // sparse: nothing written
+			t.Fatal(err)
+		}
+		return p
+	}
+	for name, c := range map[string]struct {
+		head   []byte
+		reason string
+	}{
+		"video.mp4": {[]byte("\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"), "not an image"},
+		"huge.png":  {hugePNG(100000, 100000), "exceeds max_pixels"},
+	} {
+		p := sparse(name, c.head)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := loadImage(p, nil, DefaultMaxPixels, 16, ResizeCenterCrop, 3)
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), c.reason) {
+			t.Errorf("%s: %v, want %q", name, err, c.reason)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("%s: rejecting it allocated %d bytes: the file was read", name, n)
+		}
+	}
+	var tif bytes.Buffer
+	if err := tiff.Encode(&tif, blobPhoto(2, 40, 30), nil); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "photo.tif")
+	if err := os.WriteFile(p, tif.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(tif.Bytes())
+	if l, err := loadImage(p, nil, DefaultMaxPixels, 16, ResizeCenterCrop, 3); err != nil || l.Format != "tiff" || l.Digest != hex.EncodeToString(sum[:]) || l.Img.Bounds().Dx() != 16 {
+		t.Fatalf("a TIFF: %+v, %v", l, err)
 	}
 }
