@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,13 +18,14 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/anthonynsimon/bild/clone"
-	_ "golang.org/x/image/bmp"
+	"golang.org/x/image/bmp"
 	"golang.org/x/image/math/f64"
-	_ "golang.org/x/image/tiff"
+	"golang.org/x/image/tiff"
 	_ "golang.org/x/image/webp"
 
 	"pipeline/stages/raster"
@@ -132,7 +134,9 @@ func loadImage(path string, known digests, maxPixels int64, size int, policy str
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return loaded{}, reject("truncated %s (header incomplete)", format)
 	case err != nil:
-		return loaded{}, reject("corrupt %s header: %v", format, err)
+		head := make([]byte, headLen)
+		n, _ := f.ReadAt(head, 0)
+		return loaded{}, errRejected{decodeReason(format, " header", err, head[:n])}
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return loaded{}, reject("%s with zero size %dx%d", format, cfg.Width, cfg.Height)
@@ -160,10 +164,84 @@ func loadImage(path string, known digests, maxPixels int64, size int, policy str
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {
 			return l, reject("truncated %s", format)
 		}
-		return l, reject("corrupt %s: %v", format, err)
+		return l, errRejected{decodeReason(format, "", err, data[:min(len(data), headLen)])}
 	}
 	l.Img, l.Fallback = img, fallback
 	return l, nil
+}
+
+// headLen is how much of a file's start decodeReason looks at.
+const headLen = 34
+
+// decodeReason is the reason to reject a file of format whose decoder failed with err (what
+// says where: " header" or ""), given the file's first bytes (up to headLen). A valid file
+// with a feature Go's decoders lack is "unsupported <format> (<feature>): convert it to PNG
+// or JPEG", not corrupt: the decoders say so with their UnsupportedError types (image/jpeg,
+// image/png, x/image/tiff), bmp.ErrUnsupported or a message saying "unsupported", and an
+// animated WebP, which x/image/webp calls an invalid format, is one too. Anything else is
+// "corrupt <format><what>: <err>".
+func decodeReason(format, what string, err error, head []byte) string {
+	if feature, ok := unsupportedFeature(format, err, head); ok {
+		return fmt.Sprintf("unsupported %s (%s): convert it to PNG or JPEG", format, feature)
+	}
+	return fmt.Sprintf("corrupt %s%s: %v", format, what, err)
+}
+
+// unsupportedFeature names the feature of a valid file that err says the decoder of format
+// lacks, if it says so.
+func unsupportedFeature(format string, err error, head []byte) (string, bool) {
+	var je jpeg.UnsupportedError
+	var pe png.UnsupportedError
+	var te tiff.UnsupportedError
+	switch {
+	case errors.As(err, &je):
+		return string(je), true
+	case errors.As(err, &pe):
+		return string(pe), true
+	case errors.As(err, &te):
+		return string(te), true
+	case errors.Is(err, bmp.ErrUnsupported):
+		return bmpFeature(head), true
+	case format == "webp" && webpAnimated(head):
+		return "animated", true
+	case strings.Contains(err.Error(), "unsupported"):
+		return strings.TrimPrefix(err.Error(), format+": "), true
+	}
+	return "", false
+}
+
+// bmpFeature names what x/image/bmp does not read in a BMP whose header starts head: its
+// compression (RLE is common) or its bits per pixel.
+func bmpFeature(head []byte) string {
+	if len(head) < 34 {
+		return "header"
+	}
+	bpp, compression := binary.LittleEndian.Uint16(head[28:30]), binary.LittleEndian.Uint32(head[30:34])
+	switch compression {
+	case 0: // none
+	case 1:
+		return "RLE8 compression"
+	case 2:
+		return "RLE4 compression"
+	case 3:
+		return "bit-field colour masks"
+	case 4:
+		return "embedded JPEG"
+	case 5:
+		return "embedded PNG"
+	default:
+		return fmt.Sprintf("compression %d", compression)
+	}
+	if !slices.Contains([]uint16{1, 2, 4, 8, 24, 32}, bpp) {
+		return fmt.Sprintf("%d bits per pixel", bpp)
+	}
+	return "header layout"
+}
+
+// webpAnimated reports whether the WebP starting head is animated (the animation flag of its
+// VP8X chunk), which x/image/webp does not decode.
+func webpAnimated(head []byte) bool {
+	return len(head) >= 21 && string(head[:4]) == "RIFF" && string(head[8:16]) == "WEBPVP8X" && head[20]&0x02 != 0
 }
 
 // fitImage resizes img to size×size by policy (see layout) with raster.Resize and converts it
