@@ -278,6 +278,10 @@ func (g *group) files() map[string]int {
 // distinct images (groups) can always be split, so without shared groups this returns nil
 // without assigning anything. fixed groups are left out.
 func unsplittable(groups map[string]*group, fixed map[string]string, kept []string, val, test float64, seed int64) []string {
+	isKept := map[string]bool{}
+	for _, c := range kept {
+		isKept[c] = true
+	}
 	var gs []*group
 	shared := false
 	for _, g := range groups {
@@ -286,7 +290,7 @@ func unsplittable(groups map[string]*group, fixed map[string]string, kept []stri
 		}
 		k := &group{Digest: g.Digest}
 		for _, m := range g.Members {
-			if slices.Contains(kept, m.Class) {
+			if isKept[m.Class] {
 				k.Members = append(k.Members, m)
 			}
 		}

@@ -77,8 +77,7 @@ func runLog(t *testing.T, rec *pipeline.RunRecord) string {
 	return string(b)
 }
 
-// groupsOf makes one group per size in sizes, of that many files of class c (their digests
-// prefixed with c), and the classes' members of shared groups.
+// groupsOf makes one group per size in sizes, of that many files of class c, named c00, c01, ….
 func groupsOf(c string, sizes ...int) []*group {
 	var gs []*group
 	for i, n := range sizes {
