@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -41,7 +42,7 @@ type AugmentConfig struct {
 func (Augment) Name() string { return "augment" }
 
 // Version implements pipeline.Kind.
-func (Augment) Version() int { return 9 }
+func (Augment) Version() int { return 10 }
 
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }
@@ -86,11 +87,17 @@ func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
 		if ops.LengthInt() == 0 {
 			d.add(v, "ops", "No augmentation operations", "List at least one of "+fmt.Sprint(AugmentOps)+", or set max_augment = 1 to add no copies.")
 		}
+		onlyFlip := ops.LengthInt() > 0
 		for it := ops.ElementIterator(); it.Next(); {
 			_, op := it.Element()
 			if !contains(AugmentOps, op.AsString()) {
 				d.add(v, "ops", "Unknown augmentation operation", fmt.Sprintf("%q is not an operation; use %v.", op.AsString(), AugmentOps))
 			}
+			onlyFlip = onlyFlip && op.AsString() == OpFlip
+		}
+		if onlyFlip && usable(v, "max_augment") && num(v, "max_augment") > 2 {
+			d.add(v, "ops", "flip alone cannot make the copies",
+				fmt.Sprintf("flip makes one distinct copy of an image (its mirror), so with ops = [\"flip\"] no class can grow beyond 2× its size, and max_augment = %s would ask for more; add another operation (e.g. \"color_jitter\" or \"flip_rotate_crop\"), or set max_augment = 2.", hclValue(v.Get("max_augment"))))
 		}
 	}
 	for _, f := range []string{"flip", "noise"} {
@@ -245,9 +252,10 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 					pixelBufs.put(scratch.Pix)
 				}
 			}()
+			flipped := false
 			for k := 1; k <= t.copies; k++ {
 				r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
-				op := cfg.Ops[r.IntN(len(cfg.Ops))]
+				op := chooseOp(cfg.Ops, r, &flipped)
 				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
 				ce := t.entry
 				ce.Path, ce.Copy = rel, &Copy{Index: k, Op: op}
@@ -314,6 +322,26 @@ func copyRand(seed int64, digest string, occ, k int) *rand.Rand {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s/%d/%d", digest, occ, k)
 	return rand.New(rand.NewPCG(uint64(seed), h.Sum64()))
+}
+
+// chooseOp draws a copy's operation from ops with r. flip has no randomness, so a second flip
+// of an original would be a byte-identical copy: once flipped is set (by the first flip), a
+// draw of flip is drawn again among the other operations. (With flip alone, validation keeps
+// max_augment at 2, one copy per original.)
+func chooseOp(ops []string, r *rand.Rand, flipped *bool) string {
+	op := ops[r.IntN(len(ops))]
+	if op != OpFlip {
+		return op
+	}
+	if !*flipped {
+		*flipped = true
+		return op
+	}
+	others := slices.DeleteFunc(slices.Clone(ops), func(o string) bool { return o == OpFlip })
+	if len(others) == 0 {
+		return op
+	}
+	return others[r.IntN(len(others))]
 }
 
 // decodeFile decodes a stored image file (decodeImage).

@@ -31,7 +31,7 @@ type Rejected struct {
 // discover lists the files of a source folder laid out as <class>/<file> (subfolders inside a
 // class folder are walked too). Class names are folder names, any valid UTF-8 allowed, in
 // composed form (NFC). Hidden files and folders are skipped; files directly in the source
-// folder are rejected. Symbolic links are followed; a link that loops on itself, or leads back into a folder being walked,
+// folder, and files and folders whose names are not valid UTF-8, are rejected. Symbolic links are followed; a link that loops on itself, or leads back into a folder being walked,
 // to the source folder or to any folder above it, is rejected.
 func discover(root string) (files []candidate, classes []string, rejected []Rejected, err error) {
 	entries, err := os.ReadDir(root)
@@ -63,17 +63,18 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 			continue
 		}
 		abs := filepath.Join(root, e.Name())
+		name := escapeInvalidUTF8(e.Name()) // as reports can show it
 		fi, err := os.Stat(abs)
 		if err != nil {
-			rejected = append(rejected, Rejected{Path: e.Name(), Reason: statReason(err)})
+			rejected = append(rejected, Rejected{Path: name, Reason: statReason(err)})
 			continue
 		}
 		if fi.IsDir() && above[dirID(fi)] {
-			rejected = append(rejected, Rejected{Path: e.Name(), Reason: "symbolic link loop"})
+			rejected = append(rejected, Rejected{Path: name, Reason: "symbolic link loop"})
 			continue
 		}
 		if !fi.IsDir() {
-			rejected = append(rejected, Rejected{Path: e.Name(), Reason: "not inside a class folder"})
+			rejected = append(rejected, Rejected{Path: name, Reason: "not inside a class folder"})
 			continue
 		}
 		if !utf8.ValidString(e.Name()) {
@@ -110,6 +111,16 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
+		if !utf8.ValidString(e.Name()) {
+			// Manifests and reports are JSON, which cannot hold the name: it would be
+			// mangled, and two such names could become one.
+			what := "file"
+			if e.IsDir() {
+				what = "folder"
+			}
+			*rejected = append(*rejected, Rejected{Path: rel + "/" + escapeInvalidUTF8(e.Name()), Class: class, Reason: what + " name is not valid UTF-8: rename it"})
+			continue
+		}
 		abs := filepath.Join(dir, e.Name())
 		r := rel + "/" + e.Name()
 		fi, err := os.Stat(abs)
@@ -134,6 +145,25 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 		}
 		*files = append(*files, candidate{Abs: abs, Rel: r, Class: class})
 	}
+}
+
+// escapeInvalidUTF8 returns s with each byte that is not part of valid UTF-8 written as \xNN
+// (as Go quotes strings), so that a JSON report can name the file.
+func escapeInvalidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // statReason is why an entry that cannot be statted is rejected.

@@ -1,8 +1,10 @@
 package stages
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,13 +18,14 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/anthonynsimon/bild/clone"
-	_ "golang.org/x/image/bmp"
+	"golang.org/x/image/bmp"
 	"golang.org/x/image/math/f64"
-	_ "golang.org/x/image/tiff"
+	"golang.org/x/image/tiff"
 	_ "golang.org/x/image/webp"
 
 	"pipeline/stages/raster"
@@ -65,22 +68,29 @@ func (e errRejected) Error() string { return e.reason }
 // root).
 var openSource = os.Open
 
-// readFile is os.ReadFile that also returns the file's stat, taken before reading.
-func readFile(path string) ([]byte, os.FileInfo, error) {
-	f, err := openSource(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
+// headerReader reads an image file from its start through a buffer, for DecodeConfig: it
+// has the Peek image.DecodeConfig looks for (so it does not wrap it in a bufio.Reader of its
+// own) and the file's ReadAt, which x/image/tiff uses to reach the directory a TIFF header
+// points to (possibly near the end) instead of reading everything up to it.
+type headerReader struct {
+	*bufio.Reader
+	f *os.File
+}
+
+// ReadAt implements io.ReaderAt.
+func (h headerReader) ReadAt(p []byte, off int64) (int, error) { return h.f.ReadAt(p, off) }
+
+// readRest reads the whole of f, open and read from somewhere, from its start, sized by its
+// stat fi.
+func readRest(f *os.File, fi os.FileInfo) ([]byte, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
 	if _, err := buf.ReadFrom(f); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return buf.Bytes(), fi, nil
+	return buf.Bytes(), nil
 }
 
 func reject(format string, args ...any) error { return errRejected{fmt.Sprintf(format, args...)} }
@@ -92,18 +102,53 @@ type digests interface {
 }
 
 // loadImage reads, hashes, decodes and fits path to size×size by policy in channels (see
-// prepareImage). The digest comes from known when it has it for the file as read (known may
-// be nil). Problems with the file itself (empty, not an image, truncated, too large) are
+// prepareImage). It reads the header first: a file that is not an image of a supported
+// format, or is one over maxPixels, is rejected from its first bytes, and only a supported
+// image is read whole (a video in a class folder costs a few kilobytes, not its size in
+// memory). The digest comes from known when it has it for the file as read (known may be
+// nil). Problems with the file itself (empty, not an image, truncated, too large) are
 // errRejected; I/O failures are plain errors.
 func loadImage(path string, known digests, maxPixels int64, size int, policy string, channels int) (loaded, error) {
-	data, fi, err := readFile(path)
+	f, err := openSource(path)
 	if errors.Is(err, fs.ErrPermission) {
 		return loaded{}, reject("unreadable: permission denied")
 	}
 	if err != nil {
 		return loaded{}, err
 	}
-	l := loaded{Size: int64(len(data))}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return loaded{}, err
+	}
+	br := bufio.NewReader(f)
+	if _, err := br.Peek(1); err == io.EOF {
+		return loaded{}, reject("empty file")
+	} else if err != nil {
+		return loaded{}, err
+	}
+	cfg, format, err := image.DecodeConfig(headerReader{br, f})
+	switch {
+	case errors.Is(err, image.ErrFormat):
+		return loaded{}, reject("not an image (content is not " + ImageFormats + ")")
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return loaded{}, reject("truncated %s (header incomplete)", format)
+	case err != nil:
+		head := make([]byte, headLen)
+		n, _ := f.ReadAt(head, 0)
+		return loaded{}, errRejected{decodeReason(format, " header", err, head[:n])}
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return loaded{}, reject("%s with zero size %dx%d", format, cfg.Width, cfg.Height)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return loaded{}, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
+	}
+	data, err := readRest(f, fi)
+	if err != nil {
+		return loaded{}, err
+	}
+	l := loaded{Size: int64(len(data)), Format: format}
 	if known != nil {
 		if d, ok := known.KnownDigest(path, fi); ok && fi.Size() == l.Size {
 			l.Digest = d
@@ -113,35 +158,90 @@ func loadImage(path string, known digests, maxPixels int64, size int, policy str
 		sum := sha256.Sum256(data)
 		l.Digest = hex.EncodeToString(sum[:])
 	}
-	if len(data) == 0 {
-		return l, reject("empty file")
-	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	switch {
-	case errors.Is(err, image.ErrFormat):
-		return l, reject("not an image (content is not " + ImageFormats + ")")
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return l, reject("truncated %s (header incomplete)", format)
-	case err != nil:
-		return l, reject("corrupt %s header: %v", format, err)
-	}
-	l.Format = format
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return l, reject("%s with zero size %dx%d", format, cfg.Width, cfg.Height)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
-		return l, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
-	}
 	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {
 		// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF.
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {
 			return l, reject("truncated %s", format)
 		}
-		return l, reject("corrupt %s: %v", format, err)
+		return l, errRejected{decodeReason(format, "", err, data[:min(len(data), headLen)])}
 	}
 	l.Img, l.Fallback = img, fallback
 	return l, nil
+}
+
+// headLen is how much of a file's start decodeReason looks at.
+const headLen = 34
+
+// decodeReason is the reason to reject a file of format whose decoder failed with err (what
+// says where: " header" or ""), given the file's first bytes (up to headLen). A valid file
+// with a feature Go's decoders lack is "unsupported <format> (<feature>): convert it to PNG
+// or JPEG", not corrupt: the decoders say so with their UnsupportedError types (image/jpeg,
+// image/png, x/image/tiff), bmp.ErrUnsupported or a message saying "unsupported", and an
+// animated WebP, which x/image/webp calls an invalid format, is one too. Anything else is
+// "corrupt <format><what>: <err>".
+func decodeReason(format, what string, err error, head []byte) string {
+	if feature, ok := unsupportedFeature(format, err, head); ok {
+		return fmt.Sprintf("unsupported %s (%s): convert it to PNG or JPEG", format, feature)
+	}
+	return fmt.Sprintf("corrupt %s%s: %v", format, what, err)
+}
+
+// unsupportedFeature names the feature of a valid file that err says the decoder of format
+// lacks, if it says so.
+func unsupportedFeature(format string, err error, head []byte) (string, bool) {
+	var je jpeg.UnsupportedError
+	var pe png.UnsupportedError
+	var te tiff.UnsupportedError
+	switch {
+	case errors.As(err, &je):
+		return string(je), true
+	case errors.As(err, &pe):
+		return string(pe), true
+	case errors.As(err, &te):
+		return string(te), true
+	case errors.Is(err, bmp.ErrUnsupported):
+		return bmpFeature(head), true
+	case format == "webp" && webpAnimated(head):
+		return "animated", true
+	case strings.Contains(err.Error(), "unsupported"):
+		return strings.TrimPrefix(err.Error(), format+": "), true
+	}
+	return "", false
+}
+
+// bmpFeature names what x/image/bmp does not read in a BMP whose header starts head: its
+// compression (RLE is common) or its bits per pixel.
+func bmpFeature(head []byte) string {
+	if len(head) < 34 {
+		return "header"
+	}
+	bpp, compression := binary.LittleEndian.Uint16(head[28:30]), binary.LittleEndian.Uint32(head[30:34])
+	switch compression {
+	case 0: // none
+	case 1:
+		return "RLE8 compression"
+	case 2:
+		return "RLE4 compression"
+	case 3:
+		return "bit-field colour masks"
+	case 4:
+		return "embedded JPEG"
+	case 5:
+		return "embedded PNG"
+	default:
+		return fmt.Sprintf("compression %d", compression)
+	}
+	if !slices.Contains([]uint16{1, 2, 4, 8, 24, 32}, bpp) {
+		return fmt.Sprintf("%d bits per pixel", bpp)
+	}
+	return "header layout"
+}
+
+// webpAnimated reports whether the WebP starting head is animated (the animation flag of its
+// VP8X chunk), which x/image/webp does not decode.
+func webpAnimated(head []byte) bool {
+	return len(head) >= 21 && string(head[:4]) == "RIFF" && string(head[8:16]) == "WEBPVP8X" && head[20]&0x02 != 0
 }
 
 // fitImage resizes img to size×size by policy (see layout) with raster.Resize and converts it

@@ -3,8 +3,10 @@ package stages
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -12,6 +14,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -106,6 +109,132 @@ func TestImageFormatsListsWhatCheckImageAccepts(t *testing.T) {
 		format, err := CheckImage(data, DefaultMaxPixels)
 		if err != nil || !strings.EqualFold(format, name) {
 			t.Errorf("%s: CheckImage says %q, %v", name, format, err)
+		}
+	}
+}
+
+// A large file that is not an image, or is an image over max_pixels, is rejected from its
+// header: loadImage does not read the rest (a video in a class folder once cost its size in
+// memory). A supported image is still read whole, TIFF included (its header points into the
+// file).
+func TestLoadImageRejectsFromTheHeaderWithoutReadingTheFile(t *testing.T) {
+	dir := t.TempDir()
+	sparse := func(name string, head []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, head, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 256<<20); err != nil { // sparse: nothing written
+			t.Fatal(err)
+		}
+		return p
+	}
+	for name, c := range map[string]struct {
+		head   []byte
+		reason string
+	}{
+		"video.mp4": {[]byte("\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"), "not an image"},
+		"huge.png":  {hugePNG(100000, 100000), "exceeds max_pixels"},
+	} {
+		p := sparse(name, c.head)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := loadImage(p, nil, DefaultMaxPixels, 16, ResizeCenterCrop, 3)
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), c.reason) {
+			t.Errorf("%s: %v, want %q", name, err, c.reason)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("%s: rejecting it allocated %d bytes: the file was read", name, n)
+		}
+	}
+	var tif bytes.Buffer
+	if err := tiff.Encode(&tif, blobPhoto(2, 40, 30), nil); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "photo.tif")
+	if err := os.WriteFile(p, tif.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(tif.Bytes())
+	if l, err := loadImage(p, nil, DefaultMaxPixels, 16, ResizeCenterCrop, 3); err != nil || l.Format != "tiff" || l.Digest != hex.EncodeToString(sum[:]) || l.Img.Bounds().Dx() != 16 {
+		t.Fatalf("a TIFF: %+v, %v", l, err)
+	}
+}
+
+// setTIFFTag sets the first value of tag in the first directory of a little-endian TIFF (as
+// tiff.Encode writes them) to v.
+func setTIFFTag(t *testing.T, data []byte, tag, v uint16) {
+	t.Helper()
+	ifd := binary.LittleEndian.Uint32(data[4:8])
+	n := binary.LittleEndian.Uint16(data[ifd : ifd+2])
+	for i := uint32(0); i < uint32(n); i++ {
+		e := data[ifd+2+12*i:]
+		if binary.LittleEndian.Uint16(e[0:2]) == tag {
+			binary.LittleEndian.PutUint16(e[8:10], v)
+			return
+		}
+	}
+	t.Fatalf("no tag %d", tag)
+}
+
+// riffChunk is a RIFF chunk: its id, length and data, padded to an even length.
+func riffChunk(id string, data []byte) []byte {
+	out := append([]byte(id), binary.LittleEndian.AppendUint32(nil, uint32(len(data)))...)
+	out = append(out, data...)
+	if len(data)%2 == 1 {
+		out = append(out, 0)
+	}
+	return out
+}
+
+// Valid files with a feature Go's decoders lack are "unsupported", with what to do, not
+// "corrupt"; a damaged file stays corrupt.
+func TestUnsupportedImagesAreNotCalledCorrupt(t *testing.T) {
+	pic := blobPhoto(3, 8, 6)
+	encode := func(enc func(io.Writer, image.Image) error, m image.Image) []byte {
+		var buf bytes.Buffer
+		if err := enc(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	tif := func(m image.Image) []byte {
+		return encode(func(w io.Writer, m image.Image) error { return tiff.Encode(w, m, nil) }, m)
+	}
+	cmyk := tif(pic)
+	setTIFFTag(t, cmyk, 262, 5) // PhotometricInterpretation: separated (CMYK)
+	jpegTIFF := tif(pic)
+	setTIFFTag(t, jpegTIFF, 259, 7) // Compression: JPEG
+	gray := image.NewPaletted(image.Rect(0, 0, 8, 6), color.Palette{color.Black, color.White})
+	rle := encode(bmp.Encode, gray)
+	binary.LittleEndian.PutUint32(rle[30:34], 1) // BI_RLE8
+	vp8x := make([]byte, 10)
+	vp8x[0] = 0x02 // animation
+	anim := append(riffChunk("VP8X", vp8x), riffChunk("ANIM", make([]byte, 6))...)
+	webp := append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(4+len(anim)))...)
+	webp = append(append(webp, "WEBP"...), anim...)
+	damaged := encodePNG(pic)
+	damaged[len(damaged)-30] ^= 0xff // inside the image data: a checksum fails
+
+	dir := t.TempDir()
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"cmyk.tif":      {cmyk, "unsupported tiff (color model): convert it to PNG or JPEG"},
+		"jpeg.tif":      {jpegTIFF, "unsupported tiff (compression value 7): convert it to PNG or JPEG"},
+		"rle.bmp":       {rle, "unsupported bmp (RLE8 compression): convert it to PNG or JPEG"},
+		"animated.webp": {webp, "unsupported webp (animated): convert it to PNG or JPEG"},
+		"damaged.png":   {damaged, "corrupt png: "},
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, c.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadImage(p, nil, DefaultMaxPixels, 16, ResizeCenterCrop, 3)
+		if r, ok := err.(errRejected); !ok || !strings.HasPrefix(r.reason, c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,7 @@ type SplitConfig struct {
 func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind.
-func (Split) Version() int { return 11 }
+func (Split) Version() int { return 12 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
@@ -122,8 +123,13 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 			d.add(v, "test", "test and test_source together", "With test_source, the test set is that folder; remove test (source is then split into train and val only).")
 		}
 	}
-	if sum := num(v, "val") + num(v, "test"); known(v, "val", "test") && sum >= 1 {
-		d.add(v, "val", "No images left for training", fmt.Sprintf("val + test = %g leaves nothing for train; keep the sum below 1.", sum))
+	// test has a default without test_source (with it, that folder is the test set).
+	test, testIs := num(v, "test"), "test"
+	if v.Get("test").IsNull() && v.Get("test_source").IsNull() {
+		test, testIs = defaultTest, "test (its default)"
+	}
+	if sum := num(v, "val") + test; known(v, "val", "test", "test_source") && sum >= 1 {
+		d.add(v, "val", "No images left for training", fmt.Sprintf("val = %g and %s = %g leave nothing for train; keep val + test below 1.", num(v, "val"), testIs, test))
 	}
 	d.intRange(v, "image_size", 4, 4096)
 	d.oneOf(v, "channels", "1", "3")
@@ -132,15 +138,21 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.intRange(v, "quality", 1, 100)
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	d.intRange(v, "max_pixels", 1, 1<<40)
+	overlapping := false
 	if src, test := v.Get("source"), v.Get("test_source"); src.IsKnown() && test.IsKnown() && !src.IsNull() && !test.IsNull() {
 		a, b := path.Clean(filepath.ToSlash(src.AsString())), path.Clean(filepath.ToSlash(test.AsString()))
 		if a == b || strings.HasPrefix(b+"/", a+"/") || strings.HasPrefix(a+"/", b+"/") || a == "." || b == "." {
+			overlapping = true
 			d.add(v, "test_source", "test_source overlaps source",
 				fmt.Sprintf("test_source %q and source %q are the same folder or one holds the other, so test images would be class folders or training images too; give two separate folders (e.g. data/raw/train and data/raw/test).", test.AsString(), src.AsString()))
 		}
 	}
+	validateFolders(&d, v, overlapping)
 	return d.diags
 }
+
+// defaultTest is the test fraction when test is not set and there is no test_source.
+const defaultTest = 0.1
 
 // minPerClass is the fewest images a class needs for the configured split.
 func minPerClass(val, test float64) int {
@@ -152,6 +164,17 @@ func minPerClass(val, test float64) int {
 		n++
 	}
 	return n
+}
+
+// errUnsplittable explains the classes (sorted) that have enough distinct images but no way
+// to give each of the need sets one, because some of their files are also in other classes.
+func errUnsplittable(classes []string, need int) error {
+	q := make([]string, len(classes))
+	for i, c := range classes {
+		q[i] = strconv.Quote(c)
+	}
+	return fmt.Errorf("%s %s: some of %s images are also in other classes, and each such file takes one set for all of its classes, so no split gives %s an image in each of the %d sets. Remove the files that are in two class folders, or set drop_small_classes = true to leave such classes out",
+		agree(len(classes), "class", "classes"), strings.Join(q, ", "), agree(len(classes), "its", "their"), agree(len(classes), "it", "each"), need)
 }
 
 // splitReport is report/split.json.
@@ -178,7 +201,7 @@ type splitReport struct {
 
 // movedImage is an image that was in another set in the previous split: it joined a group
 // (identical or near-identical images) whose files were in several sets, and the group took
-// the held-out one.
+// the held-out one; or its group moved to give its class an image in a set it had none in.
 type movedImage struct {
 	Path string `json:"path"`
 	From string `json:"from"`
@@ -223,7 +246,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := job.Values.Decode(&cfg); err != nil {
 		return err
 	}
-	testFrac := 0.1
+	testFrac := defaultTest
 	if cfg.Test != nil {
 		testFrac = *cfg.Test
 	}
@@ -312,8 +335,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	rep.Leaked = leaked
 
-	// Class sizes and the too-small check.
+	// Class sizes and the too-small check. Identical and near-identical files share a set, so
+	// it counts a class's distinct images (groups): three files, two of them copies, are two
+	// images, which cannot give train, val and test one each.
 	perClass, leakedIn := map[string]int{}, map[string]int{}
+	distinct := map[string]map[string]bool{} // class → its groups
 	for _, p := range procs {
 		// test_source images are outside the split, and training copies of them leave it
 		switch {
@@ -322,6 +348,10 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			leakedIn[p.cand.Class]++
 		default:
 			perClass[p.cand.Class]++
+			if distinct[p.cand.Class] == nil {
+				distinct[p.cand.Class] = map[string]bool{}
+			}
+			distinct[p.cand.Class][p.group] = true
 		}
 	}
 	need := minPerClass(cfg.Val, testFrac)
@@ -330,11 +360,15 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	var kept, small []string
 	for _, c := range classes {
-		if perClass[c] >= need {
+		n, files := len(distinct[c]), perClass[c]
+		if n >= need {
 			kept = append(kept, c)
 			continue
 		}
-		desc := fmt.Sprintf("%q (%d", c, perClass[c])
+		desc := fmt.Sprintf("%q (%d", c, n)
+		if files != n {
+			desc = fmt.Sprintf("%q (%d files but only %s", c, files, plural(n, "distinct image", "distinct images"))
+		}
 		if n := leakedIn[c]; n > 0 {
 			desc += fmt.Sprintf("; %d left out as %s", n, agree(n, "a copy of a test_source image", "copies of test_source images"))
 		}
@@ -344,12 +378,33 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		small = append(small, desc+")")
 		if cfg.DropSmallClasses {
 			rep.Dropped = append(rep.Dropped, c)
-			job.Logf("warning: dropping class %q: %s, %d needed", c, plural(perClass[c], "usable image", "usable images"), need)
+			have := plural(n, "usable image", "usable images")
+			if files != n {
+				have = fmt.Sprintf("%d usable files but only %s", files, plural(n, "distinct image", "distinct images"))
+			}
+			job.Logf("warning: dropping class %q: %s, %d needed", c, have, need)
 		}
 	}
 	if len(small) > 0 && !cfg.DropSmallClasses {
 		logRejected(job, rejected, "")
-		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split). Add images, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need)
+		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split; identical or near-identical files count once). Add images, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need)
+	}
+	// A file in two classes takes one set for both: a class whose images are such files may
+	// have enough of them and still no way to fill every set.
+	for {
+		short := unsplittable(groups, fixed, kept, cfg.Val, testFrac, job.Seed)
+		if len(short) == 0 {
+			break
+		}
+		if !cfg.DropSmallClasses {
+			return errUnsplittable(short, need)
+		}
+		for _, c := range short {
+			rep.Dropped = append(rep.Dropped, c)
+			job.Logf("warning: dropping class %q: its images are also in other classes and cannot give each of the %d sets one", c, need)
+			kept = slices.DeleteFunc(kept, func(k string) bool { return k == c })
+		}
+		sort.Strings(rep.Dropped)
 	}
 	if len(kept) < 2 {
 		return fmt.Errorf("%s in %s; a classifier needs at least 2", plural(len(kept), "usable class", "usable classes"), cfg.Source)
@@ -429,7 +484,10 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			rep.Kept++
 		}
 	}
-	assigned := assignSplits(gs, prev, fixed, cfg.Val, testFrac, job.Seed)
+	assigned, short := assignSplits(gs, prev, fixed, cfg.Val, testFrac, job.Seed)
+	if len(short) > 0 {
+		return errUnsplittable(short, need) // unsplittable found none without history
+	}
 
 	// Manifests: entries sorted by label, then source path; duplicates all listed.
 	stored := map[string]string{}
@@ -787,7 +845,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		job.Logf("warning: %s of identical images %s different class labels (report/split.json: label_conflicts)", plural(len(rep.Conflicts), "group", "groups"), agree(len(rep.Conflicts), "carries", "carry"))
 	}
 	if len(rep.Moved) > 0 {
-		job.Logf("warning: %s changed set since the previous split, to share one with identical or near-identical images (report/split.json: moved_from_previous_split)", plural(len(rep.Moved), "image", "images"))
+		job.Logf("warning: %s changed set since the previous split, to share one with identical or near-identical images or to give a class an image in every set (report/split.json: moved_from_previous_split)", plural(len(rep.Moved), "image", "images"))
 	}
 	if len(rep.Near) > 0 {
 		job.Logf("%s of near-identical images (one picture at different sizes or JPEG qualities) %s (report/split.json: near_duplicates)", plural(len(rep.Near), "group", "groups"), agree(len(rep.Near), "is kept in one set", "are kept in one set each"))

@@ -1,11 +1,15 @@
 package stages
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"maps"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Split names.
@@ -46,7 +50,8 @@ func (g *group) home() string {
 
 // targets returns how many of n images go to test, val and train: rounded fractions, with at
 // least one test and one val image for classes of three or more when the fraction is
-// positive.
+// positive, and at least one train image: rounding up two held-out fractions (4 images at
+// val 0.4 and test 0.4, or 5 at val 0.9) would otherwise leave nothing to train on.
 func targets(n int, val, test float64) map[string]int {
 	t := int(math.Round(float64(n) * test))
 	v := int(math.Round(float64(n) * val))
@@ -58,8 +63,14 @@ func targets(n int, val, test float64) map[string]int {
 			v = 1
 		}
 	}
-	if t+v > n {
-		t, v = min(t, n), max(0, n-min(t, n))
+	// Keep one for train, taken from the larger held-out share (val on a tie: the test set
+	// is what models are compared on).
+	for n > 0 && t+v > n-1 {
+		if v >= t {
+			v--
+		} else {
+			t--
+		}
 	}
 	return map[string]int{TestSet: t, ValSet: v, TrainSet: n - t - v}
 }
@@ -78,34 +89,28 @@ func order(seed int64, digest string) string {
 // retrain never moves an image between train and test); the others fill each class's
 // remaining quota, in an order fixed by the seed and their content. With no history the
 // per-class counts equal targets() exactly; after images are only added they still do.
-// fixed assigns groups to a split unconditionally (e.g. a separate test folder).
-func assignSplits(groups []*group, prev map[string]string, fixed map[string]string, val, test float64, seed int64) map[string]string {
-	out := map[string]string{}
+// fixed assigns groups to a split unconditionally (e.g. a separate test folder). Then every
+// class gets a file in each set it must have one in (fillEmpty); the classes for which that
+// was impossible are returned, sorted.
+func assignSplits(groups []*group, prev map[string]string, fixed map[string]string, val, test float64, seed int64) (map[string]string, []string) {
+	a := assignment{out: map[string]string{}, count: map[string]map[string]int{}}
 	byHome := map[string][]*group{}
-	count := map[string]map[string]int{} // class → split → files
-	size := map[string]int{}             // class → files
-	add := func(g *group, split string) {
-		out[g.Digest] = split
-		for _, m := range g.Members {
-			if count[m.Class] == nil {
-				count[m.Class] = map[string]int{}
-			}
-			count[m.Class][split]++
-		}
-	}
+	size := map[string]int{} // class → files
+	var free []*group        // the groups not fixed
 	for _, g := range groups {
 		if fixed[g.Digest] != "" {
 			// Fixed groups (a separate test folder) are outside the quotas, which divide
 			// the remaining images.
-			out[g.Digest] = fixed[g.Digest]
+			a.out[g.Digest] = fixed[g.Digest]
 			continue
 		}
+		free = append(free, g)
 		for _, m := range g.Members {
 			size[m.Class]++
 		}
 		switch {
 		case prev[g.Digest] != "":
-			add(g, prev[g.Digest])
+			a.add(g, prev[g.Digest])
 		default:
 			byHome[g.home()] = append(byHome[g.home()], g)
 		}
@@ -125,12 +130,180 @@ func assignSplits(groups []*group, prev map[string]string, fixed map[string]stri
 				if want[s] == 0 && s != TrainSet {
 					continue // a split the configuration leaves empty
 				}
-				if d := want[s] - count[c][s]; d > bestDeficit {
+				if d := want[s] - a.count[c][s]; d > bestDeficit {
 					best, bestDeficit = s, d
 				}
 			}
-			add(g, best)
+			a.add(g, best)
 		}
 	}
-	return out
+	return a.out, a.fillEmpty(free, size, prev, val, test, seed)
+}
+
+// assignment is the split of each group so far, and each class's files per split.
+type assignment struct {
+	out   map[string]string         // group digest → split
+	count map[string]map[string]int // class → split → files
+}
+
+// add puts g into split.
+func (a *assignment) add(g *group, split string) {
+	a.out[g.Digest] = split
+	for _, m := range g.Members {
+		if a.count[m.Class] == nil {
+			a.count[m.Class] = map[string]int{}
+		}
+		a.count[m.Class][split]++
+	}
+}
+
+// move takes g out of its split and puts it into split.
+func (a *assignment) move(g *group, split string) {
+	from := a.out[g.Digest]
+	for _, m := range g.Members {
+		a.count[m.Class][from]--
+	}
+	a.add(g, split)
+}
+
+// fillEmpty moves groups into the sets a class has no file in: every class needs one in
+// train, and in val and test when their fractions are positive, whatever the quotas gave. The
+// quotas count files, so a group of five identical files fills five places of its set, and a
+// group shared with another class (a label conflict) is placed by that class's quota. A group
+// moves only if every class it is in keeps a file in the set it leaves; groups not in the
+// previous split move first, then those from the set where the class has the most files over
+// its quota, the smallest, and in the seed's order. groups are the groups not fixed; size is
+// each class's files among them. It returns the classes still without a file in some set,
+// sorted.
+func (a *assignment) fillEmpty(groups []*group, size map[string]int, prev map[string]string, val, test float64, seed int64) []string {
+	required := []string{TrainSet}
+	if val > 0 {
+		required = append(required, ValSet)
+	}
+	if test > 0 {
+		required = append(required, TestSet)
+	}
+	in := map[string][]*group{} // class → the groups with a file in it
+	for _, g := range groups {
+		for c := range g.files() {
+			in[c] = append(in[c], g)
+		}
+	}
+	classes := slices.Sorted(maps.Keys(in))
+	// Each move gives a class a set it lacked and takes none from any class, so this ends.
+	for moved := true; moved; {
+		moved = false
+		for _, c := range classes {
+			for _, s := range required {
+				if a.count[c][s] > 0 {
+					continue
+				}
+				if g := a.donor(in[c], c, s, required, targets(size[c], val, test), prev, seed); g != nil {
+					a.move(g, s)
+					moved = true
+				}
+			}
+		}
+	}
+	var lacking []string
+	for _, c := range classes {
+		for _, s := range required {
+			if a.count[c][s] == 0 {
+				lacking = append(lacking, c)
+				break
+			}
+		}
+	}
+	return lacking
+}
+
+// donor returns the group of gs (class c's) to move into split s, as fillEmpty prefers them,
+// or nil when none can leave its split without emptying it for one of its classes. want is
+// c's quota.
+func (a *assignment) donor(gs []*group, c, s string, required []string, want map[string]int, prev map[string]string, seed int64) *group {
+	type rank struct {
+		kept    bool // in the previous split
+		surplus int  // c's files in the group's split beyond its quota
+		files   int  // c's files in the group
+		order   string
+	}
+	less := func(x, y rank) bool {
+		if x.kept != y.kept {
+			return !x.kept
+		}
+		return cmp.Or(cmp.Compare(y.surplus, x.surplus), cmp.Compare(x.files, y.files), strings.Compare(x.order, y.order)) < 0
+	}
+	var best *group
+	var bestRank rank
+	for _, g := range gs {
+		from := a.out[g.Digest]
+		if from == s || !a.canLeave(g, from, required) {
+			continue
+		}
+		files := g.files()
+		r := rank{kept: prev[g.Digest] != "", surplus: a.count[c][from] - want[from], files: files[c], order: order(seed, g.Digest)}
+		if best == nil || less(r, bestRank) {
+			best, bestRank = g, r
+		}
+	}
+	return best
+}
+
+// canLeave reports whether g can leave split from: from is not required, or every class of
+// g has files there besides g's.
+func (a *assignment) canLeave(g *group, from string, required []string) bool {
+	if !slices.Contains(required, from) {
+		return true
+	}
+	for c, n := range g.files() {
+		if a.count[c][from] <= n {
+			return false
+		}
+	}
+	return true
+}
+
+// files returns how many files of each class g has.
+func (g *group) files() map[string]int {
+	n := map[string]int{}
+	for _, m := range g.Members {
+		n[m.Class]++
+	}
+	return n
+}
+
+// unsplittable returns the classes of kept that cannot have a file in every set the fractions
+// ask for, as assignSplits finds without history: files shared with other classes (a label
+// conflict) take one set for all their classes. A class that shares no file and has enough
+// distinct images (groups) can always be split, so without shared groups this returns nil
+// without assigning anything. fixed groups are left out.
+func unsplittable(groups map[string]*group, fixed map[string]string, kept []string, val, test float64, seed int64) []string {
+	isKept := map[string]bool{}
+	for _, c := range kept {
+		isKept[c] = true
+	}
+	var gs []*group
+	shared := false
+	for _, g := range groups {
+		if fixed[g.Digest] != "" {
+			continue
+		}
+		k := &group{Digest: g.Digest}
+		for _, m := range g.Members {
+			if isKept[m.Class] {
+				k.Members = append(k.Members, m)
+			}
+		}
+		if len(k.Members) == 0 {
+			continue
+		}
+		shared = shared || len(k.files()) > 1
+		gs = append(gs, k)
+	}
+	if !shared {
+		return nil
+	}
+	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
+	_, lacking := assignSplits(gs, nil, nil, val, test, seed)
+	return lacking
 }

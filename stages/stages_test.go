@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/image/bmp"
 
@@ -595,7 +596,8 @@ func TestTestSourceKeepsTheValFraction(t *testing.T) {
 		fixed[d] = TestSet
 	}
 	got := map[string]int{}
-	for _, s := range assignSplits(groups, nil, fixed, 0.1, 0, 1) {
+	assigned, _ := assignSplits(groups, nil, fixed, 0.1, 0, 1)
+	for _, s := range assigned {
 		got[s]++
 	}
 	if got[ValSet] != 10 || got[TrainSet] != 90 || got[TestSet] != 40 {
@@ -612,6 +614,40 @@ func TestClassFolderNamesMustBeUTF8(t *testing.T) {
 	_, err := w.run(true)
 	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") || !strings.Contains(err.Error(), `"caf\xe8"`) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// A file name that is not valid UTF-8 cannot be written in a manifest: such files are
+// rejected, named in rejected.json with the bytes escaped, and no manifest holds a mangled
+// name.
+func TestFileNamesMustBeUTF8(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(8, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(9, uint64(i), 6, 6))
+	}
+	w.write("raw/a/img_\xff0.png", randomPNG(8, 10, 6, 6))
+	w.write("raw/a/img_\xfe0.png", randomPNG(8, 11, 6, 6))
+	w.write("raw/b/caf\xe9/1.png", randomPNG(9, 10, 6, 6))
+	rec, _ := w.run(false)
+	var rejected []Rejected
+	readJSONFile(t, w.output(rec, "split.main", "report/rejected.json"), &rejected)
+	got := map[string]string{}
+	for _, r := range rejected {
+		got[r.Path] = r.Reason
+	}
+	want := map[string]string{
+		`raw/a/img_\xff0.png`: "file name is not valid UTF-8: rename it",
+		`raw/a/img_\xfe0.png`: "file name is not valid UTF-8: rename it",
+		`raw/b/caf\xe9`:       "folder name is not valid UTF-8: rename it",
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("rejected %q, want %q", got, want)
+	}
+	for src := range splitOf(t, w, rec) {
+		if strings.ContainsRune(src, utf8.RuneError) {
+			t.Errorf("a manifest lists %q", src)
+		}
 	}
 }
 

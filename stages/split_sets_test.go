@@ -1,0 +1,247 @@
+package stages
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pipeline/pipeline"
+)
+
+// loadDiags loads and builds the workspace's pipeline file, returning the diagnostics.
+func (w *ws) loadDiags() error {
+	w.t.Helper()
+	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+	if !diags.HasErrors() {
+		_, diags = pipeline.Build(cfg, w.reg, nil)
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	return nil
+}
+
+// splitCounts returns the split's per-class counts from report/split.json.
+func splitCounts(t *testing.T, w *ws, rec *pipeline.RunRecord) map[string]classCounts {
+	t.Helper()
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	out := map[string]classCounts{}
+	for _, c := range rep.Classes {
+		out[c.Name] = c
+	}
+	return out
+}
+
+// The too-small check counts distinct images: copies share a set, so a class of three files,
+// two of them identical, cannot give train, val and test one each.
+func TestTooSmallCheckCountsDistinctImages(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/other/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	one := randomPNG(6, 0, 6, 6)
+	w.write("raw/Tiny/1.png", one)
+	w.write("raw/Tiny/2.png", one)
+	w.write("raw/Tiny/3.png", randomPNG(6, 1, 6, 6))
+	same := randomPNG(7, 0, 6, 6)
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("raw/Same/%d.png", i), same)
+	}
+	_, err := w.run(true)
+	if err == nil || !strings.Contains(err.Error(), `class "Same" (4 files but only 1 distinct image), class "Tiny" (3 files but only 2 distinct images)`) {
+		t.Fatalf("error %v", err)
+	}
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)))
+	rec, _ := w.run(false)
+	counts := splitCounts(t, w, rec)
+	if _, ok := counts["Tiny"]; ok || len(counts) != 2 {
+		t.Fatalf("classes %v, want Same and Tiny dropped", counts)
+	}
+	log := runLog(t, rec)
+	if !strings.Contains(log, `dropping class "Tiny": 3 usable files but only 2 distinct images, 3 needed`) {
+		t.Errorf("run.log lacks the drop of Tiny:\n%s", log)
+	}
+}
+
+// runLog returns a run's run.log.
+func runLog(t *testing.T, rec *pipeline.RunRecord) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// groupsOf makes one group per size in sizes, of that many files of class c, named c00, c01, ….
+func groupsOf(c string, sizes ...int) []*group {
+	var gs []*group
+	for i, n := range sizes {
+		g := &group{Digest: fmt.Sprintf("%s%02d", c, i)}
+		for k := 0; k < n; k++ {
+			g.Members = append(g.Members, member{Class: c, Rel: fmt.Sprintf("%s/%d-%d.png", c, i, k)})
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// setsPerClass counts the groups of each class in each split.
+func setsPerClass(groups []*group, assigned map[string]string) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, g := range groups {
+		for c := range g.files() {
+			if out[c] == nil {
+				out[c] = map[string]int{}
+			}
+			out[c][assigned[g.Digest]]++
+		}
+	}
+	return out
+}
+
+// Quotas count files: a group of many copies fills many places of its set. Every class still
+// gets a group in each set the fractions ask for, whatever the seed's order.
+func TestEverySetGetsAGroupWhateverTheGroupSizes(t *testing.T) {
+	for seed := int64(0); seed < 30; seed++ {
+		for _, sizes := range [][]int{{8, 1, 1}, {1, 1, 6}, {4, 4, 1, 1}, {10, 1, 1, 1}} {
+			gs := groupsOf("a", sizes...)
+			assigned, lacking := assignSplits(gs, nil, nil, 0.1, 0.1, seed)
+			if len(lacking) > 0 {
+				t.Fatalf("seed %d, groups %v: lacking %v", seed, sizes, lacking)
+			}
+			for _, s := range []string{TrainSet, ValSet, TestSet} {
+				if n := setsPerClass(gs, assigned)["a"][s]; n == 0 {
+					t.Errorf("seed %d, groups of %v files: no group in %s", seed, sizes, s)
+				}
+			}
+		}
+	}
+}
+
+// A file in two classes takes its set by one class's quota; the other class still gets a
+// file in each set, and when no split can give it one the class is named.
+func TestSharedFilesLeaveNoClassWithoutASet(t *testing.T) {
+	for seed := int64(0); seed < 30; seed++ {
+		gs := groupsOf("a", 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+		b := groupsOf("b", 1)
+		// two of b's three images are also in a, whose quota places them
+		gs[0].Members = append(gs[0].Members, member{Class: "b", Rel: "b/x.png"})
+		gs[1].Members = append(gs[1].Members, member{Class: "b", Rel: "b/y.png"})
+		all := append(gs, b...)
+		assigned, lacking := assignSplits(all, nil, nil, 0.1, 0.1, seed)
+		if len(lacking) > 0 {
+			t.Fatalf("seed %d: lacking %v", seed, lacking)
+		}
+		per := setsPerClass(all, assigned)
+		for _, c := range []string{"a", "b"} {
+			for _, s := range []string{TrainSet, ValSet, TestSet} {
+				if per[c][s] == 0 {
+					t.Errorf("seed %d: class %s has no image in %s: %v", seed, c, s, per[c])
+				}
+			}
+		}
+	}
+	// x needs g1, g2, g3 in three sets, y g1, g2, g4, so g4 shares g3's set; z, which has
+	// both, cannot be given three sets. Each class has three distinct images.
+	if lacking := unsplittable(groupMap(conflicted()), nil, []string{"x", "y", "z"}, 0.1, 0.1, 1); len(lacking) == 0 {
+		t.Error("no class of x, y, z named as unsplittable")
+	}
+}
+
+// conflicted returns groups g1…g5 shared as x = {g1, g2, g3}, y = {g1, g2, g4},
+// z = {g3, g4, g5}.
+func conflicted() []*group {
+	var gs []*group
+	for i, classes := range []string{"xy", "xy", "xz", "yz", "z"} {
+		g := &group{Digest: fmt.Sprintf("g%d", i+1)}
+		for _, c := range classes {
+			g.Members = append(g.Members, member{Class: string(c), Rel: fmt.Sprintf("%c/g%d.png", c, i+1)})
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// The same conflict through the stage: the classes are named, or dropped when asked.
+func TestSharedFilesThatCannotBeSplitAreNamedOrDropped(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/other/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	for i, g := range conflicted() {
+		pic := randomPNG(6, uint64(i), 6, 6)
+		for _, m := range g.Members {
+			w.write("raw/"+m.Rel, pic)
+		}
+	}
+	_, err := w.run(true)
+	if err == nil || !strings.Contains(err.Error(), "also in other classes") || !strings.Contains(err.Error(), "drop_small_classes") {
+		t.Fatalf("error %v", err)
+	}
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)))
+	rec, _ := w.run(false)
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	if len(rep.Dropped) == 0 {
+		t.Fatal("nothing dropped")
+	}
+	for _, c := range rep.Classes {
+		if c.Train == 0 || c.Val == 0 || c.Test == 0 {
+			t.Errorf("class %s: %+v", c.Name, c)
+		}
+	}
+}
+
+func groupMap(gs []*group) map[string]*group {
+	m := map[string]*group{}
+	for _, g := range gs {
+		m[g.Digest] = g
+	}
+	return m
+}
+
+func TestTargetsKeepOneForTrain(t *testing.T) {
+	for _, c := range []struct {
+		n                   int
+		val, test           float64
+		train, wantV, wantT int
+	}{
+		{10, 0.1, 0.1, 8, 1, 1},
+		{3, 0.1, 0.1, 1, 1, 1},
+		{4, 0.4, 0.4, 1, 1, 2},
+		{5, 0.9, 0, 1, 4, 0},
+		{2, 0.5, 0.4, 1, 0, 1},
+		{1, 0.5, 0.4, 1, 0, 0},
+	} {
+		got := targets(c.n, c.val, c.test)
+		if got[TrainSet] != c.train || got[ValSet] != c.wantV || got[TestSet] != c.wantT {
+			t.Errorf("targets(%d, %g, %g) = %v, want train %d, val %d, test %d", c.n, c.val, c.test, got, c.train, c.wantV, c.wantT)
+		}
+	}
+}
+
+// val + test must leave room for train, test's default included.
+func TestValidateCountsTheDefaultTestFraction(t *testing.T) {
+	for _, c := range []struct {
+		attrs string
+		ok    bool
+	}{
+		{"val = 0.95", false},
+		{"val = 0.85", true},
+		{"val = 0.9", false},
+		{"val = 0.5\n  test = 0.5", false},
+		{"val = 0.95\n  test_source = \"raw2\"", true},
+	} {
+		w := newWS(t, "stage \"split\" \"main\" {\n  source = \"raw\"\n  image_size = 8\n  "+c.attrs+"\n}\n")
+		err := w.loadDiags()
+		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "No images left for training") {
+			t.Errorf("%s: %v", c.attrs, err)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package stages
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"pipeline/pipeline"
+)
+
+// A split's source and test_source must be folders, and two separate ones: a file fails the
+// run with "not a directory", and a test_source that is the source (or inside it, or holds
+// it) once resolved, through symbolic links or "..", makes every training image a copy of a
+// test image. Only the file system shows these, so validate, plan and run look (a stat and a
+// link resolution each); the engine reports paths that do not exist.
+
+// folderProblem is what is wrong with the folder of a split's attribute.
+type folderProblem struct {
+	attr, summary, detail string
+}
+
+// folderProblems checks the split's source and testSource ("" for none) as written,
+// relative to workspace (absolute paths as they are).
+func folderProblems(workspace, source, testSource string) []folderProblem {
+	var out []folderProblem
+	resolved := map[string]string{}
+	for _, a := range [][2]string{{"source", source}, {"test_source", testSource}} {
+		if a[1] == "" {
+			continue
+		}
+		abs := a[1]
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(workspace, abs)
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			continue // the engine says it does not exist, or cannot be read
+		}
+		if !fi.IsDir() {
+			out = append(out, folderProblem{a[0], "Source is not a folder",
+				fmt.Sprintf("%s %q is a file, not a folder: give the folder that holds one folder of images per class.", a[0], a[1])})
+			continue
+		}
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			resolved[a[0]], _ = filepath.Abs(real)
+		}
+	}
+	src, test := resolved["source"], resolved["test_source"]
+	if src != "" && test != "" && (within(src, test) || within(test, src)) {
+		where := fmt.Sprintf("test_source %q (%s) %%s source %q (%s)", testSource, test, source, src)
+		switch {
+		case src == test:
+			where = fmt.Sprintf("test_source %q is the same folder as source %q (%s)", testSource, source, src)
+		case within(src, test):
+			where = fmt.Sprintf(where, "is inside")
+		default:
+			where = fmt.Sprintf(where, "holds")
+		}
+		out = append(out, folderProblem{"test_source", "test_source overlaps source",
+			where + " once symbolic links and \"..\" are resolved, so every training image would be removed as a copy of a test image; give two separate folders (e.g. data/raw/train and data/raw/test)."})
+	}
+	return out
+}
+
+// within reports whether path is dir or inside it (both clean and absolute).
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && filepath.IsLocal(rel)
+}
+
+// validateFolders adds folderProblems to d, when the workspace is known: the folder of the
+// file source is written in (paths in a pipeline file are relative to its folder, as
+// pipeline.Job.Workspace is; Values made without a file have no ranges and are not checked).
+// It leaves out test_source when the path check already found it overlapping source.
+func validateFolders(d *diagList, v *pipeline.Values, overlapping bool) {
+	file := v.Range("source").Filename
+	if file == "" || !usable(v, "source") || !v.Get("test_source").IsKnown() {
+		return
+	}
+	for _, p := range folderProblems(filepath.Dir(file), v.String("source"), v.String("test_source")) {
+		if p.summary == "test_source overlaps source" && overlapping {
+			continue
+		}
+		d.add(v, p.attr, p.summary, p.detail)
+	}
+}
