@@ -21,6 +21,8 @@ type workspace struct {
 	t     *testing.T
 	dir   string
 	kinds *fakeKinds
+	// clock, when set, is the stat cache's (StatCache.Clock).
+	clock func() time.Time
 }
 
 func newWorkspace(t *testing.T, hcl string, files map[string]string) *workspace {
@@ -58,6 +60,7 @@ func (ws *workspace) engine(vars map[string]string) *Engine {
 	if err != nil {
 		ws.t.Fatal(err)
 	}
+	st.Stats.Clock = ws.clock
 	return &Engine{Workflow: wf, Store: st}
 }
 

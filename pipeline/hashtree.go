@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,12 @@ type Manifest struct {
 type statKey struct {
 	Size    int64
 	MtimeNs int64
+	// CtimeNs is the inode change time, in the identity of source files: no tool a user runs
+	// can set it back, so a file rewritten with its size and mtime restored (touch -d, cp -p,
+	// tar or unzip with fixed times) is still read again. The store's files leave it out
+	// (zero, see object): adding or removing a hard link changes it, and run folders and
+	// augment link the store's files all the time, while the files themselves never change.
+	CtimeNs int64
 	Ino     uint64
 	Dev     uint64
 	// Perm is the read permission bits: a chmod changes nothing else, and a file made
@@ -44,12 +51,43 @@ type statKey struct {
 	Perm uint32
 }
 
+// object returns the identity without the change time, as the store's files are known by
+// (see CtimeNs).
+func (k statKey) object() statKey {
+	k.CtimeNs = 0
+	return k
+}
+
+// folderID returns the part of a folder's identity that names it (device and inode), for
+// telling links that lead back into a walk.
+func (k statKey) folderID() statKey {
+	return statKey{Ino: k.Ino, Dev: k.Dev}
+}
+
+// racyMargin is how much older than the moment it was hashed a source file must be (both its
+// mtime and its ctime) for its recorded digest to be trusted without reading it, as git
+// treats "racily clean" entries: a file rewritten within the same timestamp tick as it was
+// hashed keeps its stat identity, and some filesystems count time in whole seconds. Such a
+// file is read again, and trusted once a later hash is far enough past its times.
+const racyMargin = 2 * time.Second
+
+// settled reports whether a digest recorded for a file of identity k at hashedNs (Unix
+// nanoseconds) can be trusted by identity alone (see racyMargin).
+func settled(k statKey, hashedNs int64) bool {
+	limit := hashedNs - int64(racyMargin)
+	return k.MtimeNs < limit && k.CtimeNs < limit
+}
+
 // StatCache remembers file digests by path and stat identity, so an unchanged tree of 50,000
 // files costs 50,000 stat calls and no reads. It also remembers, per tree, a signature of
 // every file's path and stat identity with the tree's manifest digest, so that a plan finding
 // a tree unchanged needs neither the per-file digests nor a manifest (QuickManifest). It is
 // safe for concurrent use.
 type StatCache struct {
+	// Clock dates every digest as it is computed (time.Now when nil); tests set it ahead so
+	// that source files they have just written count as old enough to trust (racyMargin).
+	Clock func() time.Time
+
 	mu      sync.Mutex
 	path    string
 	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
@@ -68,6 +106,8 @@ type StatCache struct {
 type statEntry struct {
 	K      statKey
 	Digest [sha256.Size]byte
+	// HashedNs is when the walk that read the file began (Unix nanoseconds; see settled).
+	HashedNs int64
 }
 
 // treeRecord is what a tree looked like when its manifest was last computed: the signature
@@ -76,14 +116,25 @@ type treeRecord struct {
 	Sig    [sha256.Size]byte
 	Digest [sha256.Size]byte
 	Files  int
+	// HashedNs is when the walk that computed the digest began (Unix nanoseconds): a source
+	// tree with a file not settled since then is not taken as unchanged from its signature.
+	HashedNs int64
+}
+
+// now returns the cache's clock in Unix nanoseconds.
+func (c *StatCache) now() int64 {
+	if c.Clock != nil {
+		return c.Clock().UnixNano()
+	}
+	return time.Now().UnixNano()
 }
 
 // StatCacheFile is the stat cache's file name in the store.
 const StatCacheFile = "statcache"
 
 // statCacheMagic starts the stat cache file; a file without it (or an older format) is
-// ignored and rebuilt.
-const statCacheMagic = "pipeline statcache 3\n"
+// ignored and rebuilt. Format 4 added the change time and when each digest was computed.
+const statCacheMagic = "pipeline statcache 4\n"
 
 // OpenStatCache loads the cache stored at path (a missing, unreadable or malformed file
 // starts empty: the cache only saves work, it is never trusted for more than stat identity).
@@ -112,14 +163,15 @@ func decodeTrees(b []byte) (map[string]treeRecord, []byte, bool) {
 	}
 	r := binReader{b: b[len(statCacheMagic):], ok: true}
 	n := r.uvarint()
-	// A record takes at least 66 bytes: never size the map beyond what the file can hold.
-	trees := make(map[string]treeRecord, min(n, uint64(len(r.b)/66)))
+	// A record takes at least 67 bytes: never size the map beyond what the file can hold.
+	trees := make(map[string]treeRecord, min(n, uint64(len(r.b)/67)))
 	for i := uint64(0); i < n && r.ok; i++ {
 		root := r.str()
 		var t treeRecord
 		r.bytes(t.Sig[:])
 		r.bytes(t.Digest[:])
 		t.Files = int(r.uvarint())
+		t.HashedNs = r.varint()
 		trees[root] = t
 	}
 	if !r.ok {
@@ -137,17 +189,19 @@ func (c *StatCache) decodeEntries() {
 	r := binReader{b: c.raw, ok: true}
 	c.raw = nil
 	n := r.uvarint()
-	// An entry takes at least 37 bytes: never size the map beyond what the file can hold.
-	entries := make(map[string]statEntry, min(n, uint64(len(r.b)/37)))
+	// An entry takes at least 39 bytes: never size the map beyond what the file can hold.
+	entries := make(map[string]statEntry, min(n, uint64(len(r.b)/39)))
 	for i := uint64(0); i < n && r.ok; i++ {
 		p := r.str()
 		var e statEntry
 		e.K.Size = int64(r.uvarint())
 		e.K.MtimeNs = r.varint()
+		e.K.CtimeNs = r.varint()
 		e.K.Ino = r.uvarint()
 		e.K.Dev = r.uvarint()
 		e.K.Perm = uint32(r.uvarint())
 		r.bytes(e.Digest[:])
+		e.HashedNs = r.varint()
 		entries[p] = e
 	}
 	if !r.ok || len(r.b) != 0 {
@@ -173,6 +227,7 @@ func (c *StatCache) Save() error {
 		buf = append(buf, t.Sig[:]...)
 		buf = append(buf, t.Digest[:]...)
 		buf = binary.AppendUvarint(buf, uint64(t.Files))
+		buf = binary.AppendVarint(buf, t.HashedNs)
 	}
 	if c.entries == nil {
 		buf = append(buf, c.raw...) // never decoded, so unchanged
@@ -183,10 +238,12 @@ func (c *StatCache) Save() error {
 			buf = append(buf, p...)
 			buf = binary.AppendUvarint(buf, uint64(e.K.Size))
 			buf = binary.AppendVarint(buf, e.K.MtimeNs)
+			buf = binary.AppendVarint(buf, e.K.CtimeNs)
 			buf = binary.AppendUvarint(buf, e.K.Ino)
 			buf = binary.AppendUvarint(buf, e.K.Dev)
 			buf = binary.AppendUvarint(buf, uint64(e.K.Perm))
 			buf = append(buf, e.Digest[:]...)
+			buf = binary.AppendVarint(buf, e.HashedNs)
 		}
 	}
 	if err := WriteFileAtomic(c.path, buf); err != nil {
@@ -245,55 +302,64 @@ func (r *binReader) str() string {
 	return s
 }
 
+// keyOf returns the stat identity of a source file (change time included; see object for
+// the store's files).
 func keyOf(fi os.FileInfo) statKey {
 	k := statKey{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano(), Perm: uint32(fi.Mode().Perm() & 0o444)}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		k.Ino, k.Dev = st.Ino, uint64(st.Dev)
+		k.Ino, k.Dev, k.CtimeNs = st.Ino, uint64(st.Dev), st.Ctim.Nano()
 	}
 	return k
 }
 
-// FileDigest returns the SHA-256 of the file at path, from the cache when its stat identity
-// is unchanged.
+// FileDigest returns the SHA-256 of the file at path, a source file, from the cache when its
+// stat identity is unchanged and its digest settled (racyMargin).
 func (c *StatCache) FileDigest(path string, fi os.FileInfo) (string, error) {
-	return c.fileDigest(absPath(path), keyOf(fi))
+	return c.fileDigest(absPath(path), keyOf(fi), true, false, c.now())
 }
 
-// cachedDigest returns the digest recorded for abs if it was recorded for identity k.
-func (c *StatCache) cachedDigest(abs string, k statKey) (string, bool) {
+// cachedDigest returns the digest recorded for abs if it was recorded for identity k and, for
+// a source file, is settled (racyMargin).
+func (c *StatCache) cachedDigest(abs string, k statKey, source bool) (string, bool) {
 	c.mu.Lock()
 	c.decodeEntries()
 	e, ok := c.entries[abs]
 	c.mu.Unlock()
-	if !ok || e.K != k {
+	if !ok || e.K != k || (source && !settled(k, e.HashedNs)) {
 		return "", false
 	}
 	return hex.EncodeToString(e.Digest[:]), true
 }
 
-// fileDigest is FileDigest for an absolute path and its stat identity.
-func (c *StatCache) fileDigest(abs string, k statKey) (string, error) {
-	if d, ok := c.cachedDigest(abs, k); ok {
-		return d, nil
+// fileDigest is FileDigest for an absolute path and its stat identity: source says whether
+// the file is a source (see cachedDigest), rehash reads it whatever the cache holds, and at
+// is when the walk that found it began, which the entry is dated with.
+func (c *StatCache) fileDigest(abs string, k statKey, source, rehash bool, at int64) (string, error) {
+	if !rehash {
+		if d, ok := c.cachedDigest(abs, k, source); ok {
+			return d, nil
+		}
 	}
 	d, err := hashFile(abs)
 	if err != nil {
 		return "", err
 	}
 	c.mu.Lock()
-	c.put(abs, k, d)
+	c.put(abs, k, d, at)
 	c.Hashed++
 	c.mu.Unlock()
 	return d, nil
 }
 
-// put records a hex digest for abs; called with c.mu held and entries decoded.
-func (c *StatCache) put(abs string, k statKey, digest string) {
+// put records a hex digest for abs, computed from a read that began after hashedNs; called
+// with c.mu held.
+func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
+	c.decodeEntries()
 	var e statEntry
 	if n, err := hex.Decode(e.Digest[:], []byte(digest)); err != nil || n != len(e.Digest) {
 		return // not a SHA-256 (cannot happen for hashFile's digests): just not cached
 	}
-	e.K = k
+	e.K, e.HashedNs = k, hashedNs
 	c.entries[abs] = e
 	if c.byIdentity != nil {
 		c.byIdentity[k] = abs
@@ -301,10 +367,10 @@ func (c *StatCache) put(abs string, k statKey, digest string) {
 	c.dirty = true
 }
 
-// linkedDigest returns the digest of a file this cache knows whose stat identity is k, for a
-// hard link to it (same device, inode, size and modification time): the entry's path must
-// still hold a file of that identity, so an entry left by a deleted file whose inode was
-// reused never answers.
+// linkedDigest returns the digest of a store file this cache knows whose stat identity is k
+// (without change time: see statKey.object), for a hard link to it (same device, inode, size
+// and modification time): the entry's path must still hold a file of that identity, so an
+// entry left by a deleted file whose inode was reused never answers.
 func (c *StatCache) linkedDigest(k statKey) (string, bool) {
 	c.mu.Lock()
 	if c.byIdentity == nil {
@@ -320,7 +386,7 @@ func (c *StatCache) linkedDigest(k statKey) (string, bool) {
 	if !ok || e.K != k {
 		return "", false
 	}
-	if fi, err := os.Stat(p); err != nil || keyOf(fi) != k {
+	if fi, err := os.Stat(p); err != nil || keyOf(fi).object() != k {
 		return "", false
 	}
 	return hex.EncodeToString(e.Digest[:]), true
@@ -361,19 +427,20 @@ func (c *StatCache) Paths() []string {
 	return sortedKeys(c.entries)
 }
 
-// remember records a digest computed elsewhere (e.g. while publishing) for path.
+// remember records a digest computed elsewhere (while publishing) for path, a file of the
+// store.
 func (c *StatCache) remember(path string, fi os.FileInfo, digest string) {
 	abs := absPath(path)
+	now := c.now()
 	c.mu.Lock()
-	c.decodeEntries()
-	c.put(abs, keyOf(fi), digest)
+	c.put(abs, keyOf(fi).object(), digest, now)
 	c.mu.Unlock()
 }
 
-// rememberTree records that the tree at root (walked with skipHidden) had signature sig and
-// manifest digest.
-func (c *StatCache) rememberTree(root string, skipHidden bool, sig [sha256.Size]byte, digest string, files int) {
-	t := treeRecord{Sig: sig, Files: files}
+// rememberTree records that the tree at root (walked with skipHidden, from hashedNs on) had
+// signature sig and manifest digest.
+func (c *StatCache) rememberTree(root string, skipHidden bool, sig [sha256.Size]byte, digest string, files int, hashedNs int64) {
+	t := treeRecord{Sig: sig, Files: files, HashedNs: hashedNs}
 	if n, err := hex.Decode(t.Digest[:], []byte(digest)); err != nil || n != len(t.Digest) {
 		return
 	}
@@ -414,88 +481,148 @@ func hashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// HashTree returns the manifest of root, a file or a folder. Hidden files and folders (name
-// starting with ".") are left out: no stage reads them. Symbolic links are followed; a broken
+// HashTree returns the manifest of root, a source file or folder. Hidden files and folders
+// (name starting with ".") are left out: no stage reads them. Every other folder below root
+// is listed too, as its path with a trailing slash and folderMark for digest: an empty folder
+// counts (to the split, it is a class without images). Symbolic links are followed; a broken
 // link, one that loops on itself, or one leading back into a folder being walked, to root or
 // above it is listed with a marker instead of a digest (stages reject such entries; the key
-// still notices them). Files whose stat
-// identity changed are hashed in parallel.
+// still notices them). Files whose stat identity changed, or whose digest is not settled
+// (racyMargin), are hashed in parallel.
 func (c *StatCache) HashTree(root string) (Manifest, error) {
-	m, _, err := c.hashTree(root, true, true, false, nil)
+	m, _, err := c.hashTree(root, treeMode{source: true, remember: true})
 	return m, err
 }
 
-// QuickManifest is HashTree for callers that may need only the digest: when no file of root
-// was added, removed or changed its stat identity since the tree's manifest was last computed
-// here, it returns a Manifest with only Digest set (Files and Sizes nil), at the cost of the
-// stats alone; otherwise the complete manifest.
+// QuickManifest is HashTree for callers that may need only the digest: when no file or folder
+// of root was added, removed or changed its stat identity since the tree's manifest was last
+// computed here, and every file was settled then (racyMargin), it returns a Manifest with only
+// Digest set (Files and Sizes nil), at the cost of the stats alone; otherwise the complete
+// manifest.
 func (c *StatCache) QuickManifest(root string) (Manifest, error) {
-	m, _, err := c.hashTree(root, true, true, true, nil)
+	m, _, err := c.hashTree(root, treeMode{source: true, remember: true, quick: true})
 	return m, err
 }
 
-// hashTree hashes root and returns its manifest and its signature (treeSignature). With
-// remember false (temporary folders) digests are computed but not kept, so the cache does not
-// fill with paths that are about to disappear. With quick, an unchanged tree returns only its
-// digest (see QuickManifest). Without remember, files for which hint (when not nil) returns a
-// digest are not read.
-func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool, hint func(treeItem) (string, bool)) (Manifest, [sha256.Size]byte, error) {
-	var sig [sha256.Size]byte
-	root = absPath(root) // entries are keyed by absolute paths
-	fi, err := os.Stat(root)
+// folderMark stands for a folder in a source's manifest (see HashTree).
+const folderMark = "folder"
+
+// treeMode says how hashTree walks a tree and which recorded digests it trusts.
+type treeMode struct {
+	// source is set for a stage's source (or a path given where an output is expected):
+	// hidden entries are left out, folders are listed (folderMark), each file's identity holds
+	// its change time, and a digest is trusted only once settled (racyMargin). Without it, a
+	// folder of the store: every entry is listed but folders, identities leave the change time
+	// out (statKey.object) and what is recorded is trusted.
+	source bool
+	// remember keeps the digests computed; temporary folders do without, so that the cache
+	// does not fill with paths that are about to disappear.
+	remember bool
+	// quick returns only the digest of a tree found unchanged (see QuickManifest).
+	quick bool
+	// rehash reads every file, trusting no recorded digest (run --force).
+	rehash bool
+	// hint, when not nil and without remember, gives the digests of files not to be read.
+	hint func(treeItem) (string, bool)
+}
+
+// treeState is what a walk saw of a tree without reading any file: its files with their stat
+// identities, its folders (of a source) and marked entries, and the signature of all that.
+// Equal signatures mean that, as far as stats can tell, the tree did not change.
+type treeState struct {
+	root   string
+	source bool
+	items  []treeItem
+	dirs   []string          // slash-separated, relative to root, in walk order
+	marks  map[string]string // entries with no content: broken links, link loops
+	sig    [sha256.Size]byte
+	at     int64 // the cache's clock when the walk began (Unix nanoseconds)
+	newest int64 // the latest modification or change time of its files
+}
+
+// walk stats the tree at root (a file or a folder), as a source or a folder of the store.
+func (c *StatCache) walk(root string, source bool) (*treeState, error) {
+	st := &treeState{root: absPath(root), source: source, at: c.now()} // entries are keyed by absolute paths
+	fi, err := os.Stat(st.root)
 	if err != nil {
-		return Manifest{}, sig, err
+		return nil, err
 	}
-	var items []treeItem
-	marks := map[string]string{} // entries with no content: broken links, link loops
 	if !fi.IsDir() {
-		items = append(items, treeItem{rel: filepath.Base(root), abs: root, k: keyOf(fi), links: linksOf(fi)})
-	} else {
-		items, marks, err = walkTree(root, skipHidden, folderKeys(root, fi))
-		if err != nil {
-			return Manifest{}, sig, err
-		}
+		st.items = []treeItem{{rel: filepath.Base(st.root), abs: st.root, k: keyOf(fi), links: linksOf(fi)}}
+		st.marks = map[string]string{}
+	} else if st.items, st.dirs, st.marks, err = walkTree(st.root, source, folderKeys(st.root, fi)); err != nil {
+		return nil, err
 	}
-	// The signature: every file's path and stat identity, and every marked entry, in walk
-	// order (ReadDir sorts each folder). Equal to the recorded one, the tree cannot have
-	// changed as far as the stat cache can tell.
+	if !source {
+		for i := range st.items {
+			st.items[i].k = st.items[i].k.object()
+		}
+		st.dirs = nil
+	}
+	st.sign()
+	return st, nil
+}
+
+// sign computes the signature: every file's path and stat identity, every folder and every
+// marked entry, in walk order (ReadDir sorts each folder).
+func (st *treeState) sign() {
 	h := sha256.New()
 	var line []byte
-	for _, it := range items {
+	for _, it := range st.items {
 		k := it.k
 		line = append(line[:0], it.rel...)
 		line = append(line, 0)
 		line = binary.LittleEndian.AppendUint64(line, uint64(k.Size))
 		line = binary.LittleEndian.AppendUint64(line, uint64(k.MtimeNs))
+		line = binary.LittleEndian.AppendUint64(line, uint64(k.CtimeNs))
 		line = binary.LittleEndian.AppendUint64(line, k.Ino)
 		line = binary.LittleEndian.AppendUint64(line, k.Dev)
 		line = binary.LittleEndian.AppendUint32(line, k.Perm)
 		h.Write(line)
+		st.newest = max(st.newest, k.MtimeNs, k.CtimeNs)
 	}
-	for _, rel := range sortedKeys(marks) {
-		line = append(append(append(line[:0], rel...), 1), marks[rel]...)
+	for _, rel := range st.dirs {
+		h.Write(append(append(line[:0], rel...), 2))
+	}
+	for _, rel := range sortedKeys(st.marks) {
+		line = append(append(append(line[:0], rel...), 1), st.marks[rel]...)
 		h.Write(append(line, 0))
 	}
-	h.Sum(sig[:0])
-	if quick && remember {
+	h.Sum(st.sig[:0])
+}
+
+// hashTree hashes root as mode says and returns its manifest and what the walk saw.
+func (c *StatCache) hashTree(root string, mode treeMode) (Manifest, *treeState, error) {
+	st, err := c.walk(root, mode.source)
+	if err != nil {
+		return Manifest{}, nil, err
+	}
+	m, err := c.hashWalked(st, mode)
+	return m, st, err
+}
+
+// hashWalked computes the manifest of a tree walked as st.
+func (c *StatCache) hashWalked(st *treeState, mode treeMode) (Manifest, error) {
+	if mode.quick && mode.remember && !mode.rehash {
 		c.mu.Lock()
-		t, ok := c.trees[treeKey(root, skipHidden)]
+		t, ok := c.trees[treeKey(st.root, mode.source)]
 		c.mu.Unlock()
-		if ok && t.Sig == sig {
-			return Manifest{Digest: hex.EncodeToString(t.Digest[:])}, sig, nil
+		if ok && t.Sig == st.sig && (!mode.source || st.newest < t.HashedNs-int64(racyMargin)) {
+			return Manifest{Digest: hex.EncodeToString(t.Digest[:])}, nil
 		}
 	}
 	// Look up every file's digest; read and hash only files whose identity changed.
+	items := st.items
 	digests := make([]string, len(items))
-	err = parallelBlocks(len(items), func(i int) error {
+	err := parallelBlocks(len(items), func(i int) error {
 		var d string
 		var err error
 		ok := false
-		if remember {
-			d, err = c.fileDigest(items[i].abs, items[i].k)
+		if mode.remember {
+			d, err = c.fileDigest(items[i].abs, items[i].k, mode.source, mode.rehash, st.at)
 			ok = true
-		} else if hint != nil {
-			d, ok = hint(items[i])
+		} else if mode.hint != nil {
+			d, ok = mode.hint(items[i])
 		}
 		if !ok {
 			d, err = hashFile(items[i].abs)
@@ -510,25 +637,28 @@ func (c *StatCache) hashTree(root string, skipHidden, remember, quick bool, hint
 		return err
 	})
 	if err != nil {
-		return Manifest{}, sig, err
+		return Manifest{}, err
 	}
 	unreadable := slices.Contains(digests, unreadableMark)
-	m := Manifest{Files: make(map[string]string, len(items)), Sizes: make(map[string]int64, len(items))}
+	m := Manifest{Files: make(map[string]string, len(items)+len(st.dirs)), Sizes: make(map[string]int64, len(items))}
 	for i, it := range items {
 		m.Files[it.rel] = digests[i]
 		m.Sizes[it.rel] = it.k.Size
 	}
-	for rel, mark := range marks {
+	for _, rel := range st.dirs {
+		m.Files[rel+"/"] = folderMark
+	}
+	for rel, mark := range st.marks {
 		m.Files[rel] = mark
 		unreadable = unreadable || mark == unreadableMark
 	}
 	m.Digest = manifestDigest(m.Files)
 	// Made readable, such a file keeps its stat identity (a chmod changes none of it), so a
 	// tree with one is never taken as unchanged from its signature: every plan tries again.
-	if remember && !unreadable {
-		c.rememberTree(root, skipHidden, sig, m.Digest, len(items))
+	if mode.remember && !unreadable {
+		c.rememberTree(st.root, mode.source, st.sig, m.Digest, len(items), st.at)
 	}
-	return m, sig, nil
+	return m, nil
 }
 
 // treeItem is a regular file found by walkTree.
@@ -549,9 +679,11 @@ func linksOf(fi os.FileInfo) uint64 {
 	return 1
 }
 
-// treeDir is one folder's share of a walk: its files and marked entries in name order, and
+// treeDir is one folder's share of a walk: its path (relative to the root, "" for the root
+// and for a folder that could not be listed), its files and marked entries in name order, and
 // its subfolders' shares, filled by their own goroutines.
 type treeDir struct {
+	rel   string
 	files []treeItem
 	marks map[string]string
 	subs  []*treeDir
@@ -561,9 +693,7 @@ type treeDir struct {
 // and of every folder above it, as written and, when the path goes through links, above the
 // real folder: a link to any of them leads back into the walk.
 func folderKeys(root string, fi os.FileInfo) []statKey {
-	k := keyOf(fi)
-	k.Size, k.MtimeNs, k.Perm = 0, 0, 0
-	keys := []statKey{k}
+	keys := []statKey{keyOf(fi).folderID()}
 	paths := []string{root}
 	if real, err := filepath.EvalSymlinks(root); err == nil && real != root {
 		paths = append(paths, real)
@@ -571,9 +701,7 @@ func folderKeys(root string, fi os.FileInfo) []statKey {
 	for _, p := range paths {
 		for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
 			if pfi, err := os.Stat(dir); err == nil {
-				pk := keyOf(pfi)
-				pk.Size, pk.MtimeNs, pk.Perm = 0, 0, 0
-				keys = append(keys, pk)
+				keys = append(keys, keyOf(pfi).folderID())
 			}
 			if filepath.Dir(dir) == dir {
 				break
@@ -583,14 +711,14 @@ func folderKeys(root string, fi os.FileInfo) []statKey {
 	return keys
 }
 
-// walkTree lists the regular files under root, following symbolic links (a broken link, a
-// link that loops on itself, or one leading back into a folder being walked or above root is
-// marked instead). rootKeys are root's and its parents' identities (folderKeys). Folders are
-// read in parallel, one goroutine per folder with at most one per core working; files are
-// statted relative to their open folder (fstatat), which spares the kernel the path prefix.
-// The order is deterministic: a folder's files in name order, then its subfolders in name
-// order.
-func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map[string]string, error) {
+// walkTree lists the regular files under root and the folders it could list, following
+// symbolic links (a broken link, a link that loops on itself, or one leading back into a
+// folder being walked or above root is marked instead). rootKeys are root's and its parents'
+// identities (folderKeys). Folders are read in parallel, one goroutine per folder with at
+// most one per core working; files are statted relative to their open folder (fstatat), which
+// spares the kernel the path prefix. The order is deterministic: a folder's files in name
+// order, then its subfolders in name order.
+func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, []string, map[string]string, error) {
 	var (
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, runtime.NumCPU())
@@ -617,6 +745,8 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map
 		} else if err != nil {
 			fail(err)
 			return
+		} else {
+			d.rel = rel
 		}
 		for _, sub := range subs {
 			child := &treeDir{}
@@ -630,12 +760,16 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map
 	visit(top, root, "", rootKeys)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, nil, firstErr
+		return nil, nil, nil, firstErr
 	}
 	var items []treeItem
+	var dirs []string
 	marks := map[string]string{}
 	var flatten func(d *treeDir)
 	flatten = func(d *treeDir) {
+		if d.rel != "" {
+			dirs = append(dirs, d.rel)
+		}
 		items = append(items, d.files...)
 		for r, m := range d.marks {
 			marks[r] = m
@@ -645,12 +779,12 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, map
 		}
 	}
 	flatten(top)
-	return items, marks, nil
+	return items, dirs, marks, nil
 }
 
 // scan reads one folder: its regular files (statted) and marks go into d; its subfolders
 // (real or linked, not already among the ancestors) are returned, in name order, for the
-// caller to visit. A subfolder's key has size and mtime cleared: it identifies the folder.
+// caller to visit. A subfolder's key is its folderID.
 func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([]treeItem, error) {
 	f, err := openFile(abs)
 	if err != nil {
@@ -699,8 +833,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		}
 		switch {
 		case efi.IsDir():
-			it.k = keyOf(efi)
-			it.k.Size, it.k.MtimeNs, it.k.Perm = 0, 0, 0
+			it.k = keyOf(efi).folderID()
 			if slices.Contains(ancestors, it.k) {
 				d.mark(it.rel, "symlink-loop")
 				continue
@@ -735,7 +868,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 				}
 				break
 			}
-			it.k = statKey{Size: st.Size, MtimeNs: st.Mtim.Nano(), Ino: st.Ino, Dev: uint64(st.Dev), Perm: st.Mode & 0o444}
+			it.k = statKey{Size: st.Size, MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano(), Ino: st.Ino, Dev: uint64(st.Dev), Perm: st.Mode & 0o444}
 			it.links = uint64(st.Nlink)
 			return nil
 		})

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -44,10 +45,10 @@ func TestHashTreeServesUnchangedFilesFromTheStatCache(t *testing.T) {
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte(fmt.Sprint(i)), 0o644)
 	}
-	c := OpenStatCache(filepath.Join(t.TempDir(), "cache.gob"))
+	c := settledCache(filepath.Join(t.TempDir(), "cache.gob"))
 	m1, err := c.HashTree(dir)
-	if err != nil || len(m1.Files) != 300 || c.Hashed != 300 {
-		t.Fatalf("first walk: %d files, %d hashed, %v", len(m1.Files), c.Hashed, err)
+	if err != nil || len(m1.Files) != 303 || c.Hashed != 300 {
+		t.Fatalf("first walk: %d entries (300 files and 3 folders), %d hashed, %v", len(m1.Files), c.Hashed, err)
 	}
 	m2, err := c.HashTree(dir)
 	if err != nil || m2.Digest != m1.Digest || c.Hashed != 300 {
@@ -56,6 +57,14 @@ func TestHashTreeServesUnchangedFilesFromTheStatCache(t *testing.T) {
 	if got := m1.Files["c1/f007"]; got != hexSHA("7") {
 		t.Fatalf("c1/f007 digest %s", got)
 	}
+}
+
+// settledCache opens a stat cache whose clock is a minute ahead, so that the files a test has
+// just written count as settled (racyMargin) and are served from the cache.
+func settledCache(path string) *StatCache {
+	c := OpenStatCache(path)
+	c.Clock = func() time.Time { return time.Now().Add(time.Minute) }
+	return c
 }
 
 func hexSHA(s string) string {
@@ -81,9 +90,9 @@ func TestQuickManifestSkipsTheManifestOfAnUnchangedTreeOnly(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"a/1": "one", "a/2": "two", "b/3": "three"})
 	cachePath := filepath.Join(t.TempDir(), "statcache")
-	c := OpenStatCache(cachePath)
-	first, err := c.QuickManifest(dir) // never seen: complete
-	if err != nil || len(first.Files) != 3 {
+	c := settledCache(cachePath)
+	first, err := c.QuickManifest(dir)       // never seen: complete
+	if err != nil || len(first.Files) != 5 { // three files in two folders
 		t.Fatalf("first: %v files, %v", first.Files, err)
 	}
 	if err := c.Save(); err != nil {
@@ -91,7 +100,7 @@ func TestQuickManifestSkipsTheManifestOfAnUnchangedTreeOnly(t *testing.T) {
 	}
 
 	// A fresh process: the tree record is on disk, the per-file entries are not even decoded.
-	c = OpenStatCache(cachePath)
+	c = settledCache(cachePath)
 	m, err := c.QuickManifest(dir)
 	if err != nil || m.Files != nil || m.Digest != first.Digest {
 		t.Fatalf("unchanged tree: files %v, digest equal %v, %v", m.Files, m.Digest == first.Digest, err)
@@ -123,17 +132,19 @@ func TestQuickManifestSkipsTheManifestOfAnUnchangedTreeOnly(t *testing.T) {
 	check("file added", func() { writeTree(t, dir, map[string]string{"b/4": "four"}) })
 	check("file removed", func() { os.Remove(filepath.Join(dir, "a", "2")) })
 	check("touched", func() {
-		later := time.Now().Add(time.Hour)
-		os.Chtimes(filepath.Join(dir, "b", "3"), later, later)
+		earlier := time.Now().Add(-time.Hour)
+		os.Chtimes(filepath.Join(dir, "b", "3"), earlier, earlier)
 	})
 	check("renamed", func() { os.Rename(filepath.Join(dir, "b", "3"), filepath.Join(dir, "b", "3b")) })
+	check("empty folder added", func() { os.Mkdir(filepath.Join(dir, "c"), 0o755) })
+	check("empty folder removed", func() { os.Remove(filepath.Join(dir, "c")) })
 }
 
 func TestStatCacheSurvivesSaveAndRejectsDamage(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"x": "1", "y/z": "2"})
 	cachePath := filepath.Join(t.TempDir(), "statcache")
-	c := OpenStatCache(cachePath)
+	c := settledCache(cachePath)
 	want, err := c.HashTree(dir)
 	if err != nil || c.Hashed != 2 {
 		t.Fatalf("%v, %d hashed", err, c.Hashed)
@@ -141,7 +152,7 @@ func TestStatCacheSurvivesSaveAndRejectsDamage(t *testing.T) {
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
-	c = OpenStatCache(cachePath)
+	c = settledCache(cachePath)
 	got, err := c.HashTree(dir)
 	if err != nil || got.Digest != want.Digest || c.Hashed != 0 {
 		t.Fatalf("after reopening: digest equal %v, %d hashed, %v", got.Digest == want.Digest, c.Hashed, err)
@@ -209,6 +220,7 @@ func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
 		"a/deep/er/x": hexSHA("x"), "a/file-link": hexSHA("T"), "dir-link/inside": hexSHA("I"),
 		"a/loop": "symlink-loop", "broken": "broken-symlink",
 		"up": "symlink-loop", "a/self": "symlink-loop", "a/deep/top": "symlink-loop",
+		"a/": folderMark, "a/deep/": folderMark, "a/deep/er/": folderMark, "big/": folderMark, "dir-link/": folderMark,
 	}
 	for i := 0; i < 150; i++ {
 		want[fmt.Sprintf("big/%03d", i)] = hexSHA(fmt.Sprint(i))
@@ -226,9 +238,9 @@ func TestHashTreeFollowsLinksAndMarksLoopsAndBrokenLinks(t *testing.T) {
 	}
 	// The same tree walked again (in another order of goroutines) has the same signature.
 	c := OpenStatCache("")
-	_, sig1, err1 := c.hashTree(dir, true, true, false, nil)
-	_, sig2, err2 := c.hashTree(dir, true, true, false, nil)
-	if err1 != nil || err2 != nil || sig1 != sig2 {
+	_, w1, err1 := c.hashTree(dir, treeMode{source: true, remember: true})
+	_, w2, err2 := c.hashTree(dir, treeMode{source: true, remember: true})
+	if err1 != nil || err2 != nil || w1.sig != w2.sig {
 		t.Fatalf("signatures differ between two walks of an unchanged tree (%v, %v)", err1, err2)
 	}
 	// A file that cannot be read is an error, not a silently missing entry.
@@ -253,8 +265,8 @@ func TestHashTreeMarksLinksAboveTheRealRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"cat/1": hexSHA("c"), "cat/up": "symlink-loop"}
-	if len(m.Files) != len(want) || m.Files["cat/1"] != want["cat/1"] || m.Files["cat/up"] != want["cat/up"] {
+	want := map[string]string{"cat/": folderMark, "cat/1": hexSHA("c"), "cat/up": "symlink-loop"}
+	if len(m.Files) != len(want) || m.Files["cat/1"] != want["cat/1"] || m.Files["cat/up"] != want["cat/up"] || m.Files["cat/"] != folderMark {
 		t.Fatalf("files %v, want %v", m.Files, want)
 	}
 }
@@ -350,11 +362,11 @@ func TestLinkedDigestNeedsTheEntrysFileStillThere(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := OpenStatCache("")
-	if _, err := c.HashTree(dir); err != nil {
+	if _, _, err := c.hashTree(dir, treeMode{remember: true}); err != nil { // as the store's files are
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(p)
-	k := keyOf(fi)
+	k := keyOf(fi).object()
 	if d, ok := c.linkedDigest(k); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("content"))) {
 		t.Fatalf("a known file: %q %v", d, ok)
 	}
@@ -389,7 +401,7 @@ func TestUnreadableEntriesAreMarkedAndRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err = c.HashTree(dir); err != nil || m.Files["a/2.txt"] != unreadableMark || m.Files["b"] != unreadableMark || len(m.Files) != 3 {
+	if m, err = c.HashTree(dir); err != nil || m.Files["a/2.txt"] != unreadableMark || m.Files["b"] != unreadableMark || len(m.Files) != 4 {
 		t.Fatalf("manifest %v, %v", m.Files, err)
 	}
 	// The folder readable again changes what is listed; the file, only what it holds.
@@ -436,19 +448,25 @@ func TestAForbiddenLinkHidesNothingElse(t *testing.T) {
 
 // A file made unreadable keeps its size, mtime and inode: its read permission is part of its
 // identity, so it is looked at again (and marked, when reading fails) instead of keeping the
-// digest cached for it; the write bits, which publishing clears, are not.
+// digest cached for it. In the store, the write bits, which publishing clears, are not, nor
+// is the change time, which the chmod moves.
 func TestReadPermissionIsPartOfAFilesIdentity(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "a.txt")
 	os.WriteFile(f, []byte("a"), 0o644)
-	c := OpenStatCache(filepath.Join(t.TempDir(), "cache"))
-	m, err := c.QuickManifest(dir)
+	c := settledCache(filepath.Join(t.TempDir(), "cache"))
+	store := treeMode{remember: true, quick: true}
+	m, _, err := c.hashTree(dir, store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(f, 0o444)
-	if again, err := c.QuickManifest(dir); err != nil || again.Digest != m.Digest || c.Hashed != 1 {
+	if again, _, err := c.hashTree(dir, store); err != nil || again.Digest != m.Digest || c.Hashed != 1 {
 		t.Fatalf("write bits cleared: digest %s (was %s), hashed %d times, %v", again.Digest, m.Digest, c.Hashed, err)
+	}
+	m, err = c.QuickManifest(dir) // as a source
+	if err != nil {
+		t.Fatal(err)
 	}
 	os.Chmod(f, 0o000)
 	openFile = func(name string) (*os.File, error) { // root reads it anyway
@@ -460,5 +478,129 @@ func TestReadPermissionIsPartOfAFilesIdentity(t *testing.T) {
 	defer func() { openFile = os.Open }()
 	if again, err := c.QuickManifest(dir); err != nil || again.Digest == m.Digest {
 		t.Fatalf("made unreadable: digest %s (was %s), %v", again.Digest, m.Digest, err)
+	}
+}
+
+// A file rewritten in place with other bytes of the same size and its modification time set
+// back (touch -d, cp -p, an archive with fixed times) keeps size, mtime and inode: its change
+// time, which nothing sets back, makes it read again, file by file and in the tree's
+// signature.
+func TestARewriteThatRestoresTheTimesIsReadAgain(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"cls/a.txt": "aaaa", "cls/b.txt": "bb"})
+	f := filepath.Join(dir, "cls", "a.txt")
+	c := settledCache("")
+	first, err := c.QuickManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(f)
+	time.Sleep(20 * time.Millisecond) // past the file system's timestamp tick
+	if err := os.WriteFile(f, []byte("bbbb"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(f, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(f)
+	if k1, k2 := keyOf(before), keyOf(after); k1.Size != k2.Size || k1.MtimeNs != k2.MtimeNs || k1.Ino != k2.Ino {
+		t.Fatalf("the rewrite did not keep size, mtime and inode: %+v, %+v", k1, k2)
+	}
+	m, err := c.QuickManifest(dir)
+	if err != nil || m.Digest == first.Digest || m.Files["cls/a.txt"] != hexSHA("bbbb") {
+		t.Fatalf("after the rewrite: digest changed %v, a.txt %s, %v", m.Digest != first.Digest, m.Files["cls/a.txt"], err)
+	}
+}
+
+// The store's files are known without their change time, which every hard link added or
+// removed moves (run folders and augment link them): an object linked elsewhere is still
+// verified from its signature, without reading a file.
+func TestStoreFilesAreNotReadAgainWhenLinked(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"images/1.png": "one", "report": "r"})
+	c := OpenStatCache("")
+	store := treeMode{remember: true, quick: true}
+	first, _, err := c.hashTree(dir, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	link := filepath.Join(t.TempDir(), "linked.png")
+	if err := os.Link(filepath.Join(dir, "images", "1.png"), link); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := c.hashTree(dir, store)
+	if err != nil || m.Files != nil || m.Digest != first.Digest || c.Hashed != 2 {
+		t.Fatalf("after linking: complete manifest %v, digest equal %v, %d files read in all, %v", m.Files != nil, m.Digest == first.Digest, c.Hashed, err)
+	}
+	os.Remove(link)
+	if m, _, err = c.hashTree(dir, store); err != nil || m.Files != nil || c.Hashed != 2 {
+		t.Fatalf("after unlinking: complete manifest %v, %d files read in all, %v", m.Files != nil, c.Hashed, err)
+	}
+}
+
+// A digest computed less than racyMargin after the file's modification or change time is not
+// trusted, as a rewrite within the same timestamp tick would keep the file's identity: the
+// file is read at every look, until a look comes late enough after its times; from then on its
+// digest (and its tree's) is served from the cache.
+func TestRacyDigestsAreReadAgainUntilSettled(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.txt": "a"})
+	c := OpenStatCache(filepath.Join(t.TempDir(), "cache"))
+	for i := 1; i <= 2; i++ {
+		m, err := c.QuickManifest(dir)
+		if err != nil || m.Files == nil || c.Hashed != int64(i) {
+			t.Fatalf("look %d, just after writing: complete %v, %d reads, %v", i, m.Files != nil, c.Hashed, err)
+		}
+	}
+	// Reopened a minute later, as a later plan: the entry was recorded racy, so the file is
+	// read once more, and then trusted.
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c = OpenStatCache(c.path)
+	c.Clock = func() time.Time { return time.Now().Add(time.Minute) }
+	if m, err := c.QuickManifest(dir); err != nil || m.Files == nil || c.Hashed != 1 {
+		t.Fatalf("a minute later: complete %v, %d reads, %v", m.Files != nil, c.Hashed, err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, "a.txt"))
+	if d, ok := c.cachedDigest(filepath.Join(dir, "a.txt"), keyOf(fi), true); !ok || d != hexSHA("a") {
+		t.Fatalf("the digest is not trusted once settled: %q %v", d, ok)
+	}
+	if m, err := c.QuickManifest(dir); err != nil || m.Files != nil || c.Hashed != 1 {
+		t.Fatalf("settled: complete %v, %d reads, %v", m.Files != nil, c.Hashed, err)
+	}
+}
+
+// A stat cache of an older format is discarded, not misread: it may hold digests for
+// identities without a change time, which would be trusted for files rewritten since.
+func TestAnOlderStatCacheIsDiscarded(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.txt": "new"})
+	f := filepath.Join(dir, "a.txt")
+	fi, _ := os.Stat(f)
+	k := keyOf(fi)
+	// Format 3: no trees, one entry for a.txt's present identity with another file's digest.
+	b := []byte("pipeline statcache 3\n")
+	b = binary.AppendUvarint(b, 0)
+	b = binary.AppendUvarint(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	b = append(b, f...)
+	b = binary.AppendUvarint(b, uint64(k.Size))
+	b = binary.AppendVarint(b, k.MtimeNs)
+	b = binary.AppendUvarint(b, k.Ino)
+	b = binary.AppendUvarint(b, k.Dev)
+	b = binary.AppendUvarint(b, uint64(k.Perm))
+	old := sha256.Sum256([]byte("old"))
+	b = append(b, old[:]...)
+	cachePath := filepath.Join(t.TempDir(), "statcache")
+	if err := os.WriteFile(cachePath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := OpenStatCache(cachePath)
+	c.Clock = func() time.Time { return time.Now().Add(time.Minute) }
+	m, err := c.HashTree(dir)
+	if err != nil || m.Files["a.txt"] != hexSHA("new") || c.Hashed != 1 || len(c.Paths()) != 1 {
+		t.Fatalf("a.txt %s, %d read, entries %v, %v", m.Files["a.txt"], c.Hashed, c.Paths(), err)
 	}
 }

@@ -8,11 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 )
-
-// racyWindow is how recently modified a file must not be for KnownDigest to vouch for it.
-const racyWindow = 2 * time.Second
 
 // Job is what a stage kind's Run receives.
 type Job struct {
@@ -87,15 +83,15 @@ func (j *Job) setStats() map[string]float64 {
 }
 
 // KnownDigest returns the SHA-256 (hex) of the file at path, whose stat is fi, when the engine
-// already knows it for that stat identity (size, modification time, inode): the files of a
-// stage's sources were hashed for its cache key, and a stage reading them need not hash them
-// again. A file modified in the last racyWindow is never known: a rewrite within the same
-// clock tick as the hashing would keep its identity.
+// already knows it for that stat identity (size, modification and change times, inode): the
+// files of a stage's sources were hashed for its cache key, and a stage reading them need not
+// hash them again. A file modified or changed less than racyMargin before it was hashed is
+// never known: a rewrite within the same clock tick as the hashing would keep its identity.
 func (j *Job) KnownDigest(path string, fi os.FileInfo) (string, bool) {
-	if j.stats == nil || time.Since(fi.ModTime()) < racyWindow {
+	if j.stats == nil {
 		return "", false
 	}
-	return j.stats.cachedDigest(absPath(path), keyOf(fi))
+	return j.stats.cachedDigest(absPath(path), keyOf(fi), true)
 }
 
 // PreviousDigest returns the SHA-256 (hex) of a file of Previous, the output this instance
@@ -116,7 +112,7 @@ func (j *Job) PreviousDigest(path string, fi os.FileInfo) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	got, ok := j.stats.cachedDigest(abs, keyOf(fi))
+	got, ok := j.stats.cachedDigest(abs, keyOf(fi).object(), false)
 	return want, ok && got == want
 }
 
@@ -192,7 +188,7 @@ func (j *Job) WriteFile(path string, data []byte) (string, error) {
 			if j.written.m == nil {
 				j.written.m = map[string]statEntry{}
 			}
-			j.written.m[filepath.Clean(absPath(path))] = statEntry{K: keyOf(fi), Digest: sum}
+			j.written.m[filepath.Clean(absPath(path))] = statEntry{K: keyOf(fi).object(), Digest: sum}
 			j.written.mu.Unlock()
 		}
 	}

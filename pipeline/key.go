@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/zclconf/go-cty/cty"
 )
 
 // The cache key of a stage instance is the SHA-256 of labelled lines:
@@ -20,17 +22,26 @@ import (
 //	                          output, such as its report, does not rerun this stage (outputs
 //	                          published before these digests were recorded appear as store
 //	                          paths, which carry the digest of the whole upstream output)
-//	source NAME PATH DIGEST   content digest of each Source attribute's file or folder
+//	source NAME PATH DIGEST   content digest of each Source attribute's file or folder (its
+//	                          path cleaned, here and in its attr line: "./raw/" is "raw")
+//	path NAME "PATH" DIGEST   content digest of each existing file or folder named by a string
+//	                          in an attribute that takes stage outputs (see pathInputs)
 //	seed N
 //	env LINE                  whatever the kind declares outside the workspace
 //
 // Rule: anything that can change a stage's output goes into its key, and nothing else does.
 // A new influence on a kind's output must appear here (or bump the kind's Version).
 
-// keyLines builds the labelled lines of an instance's key.
+// keyLines builds the labelled lines of an instance's key. sources are the manifests of its
+// inputs by label (Decision.sources).
 func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDigest func(path string) (string, bool)) []string {
 	lines := []string{fmt.Sprintf("kind %s %d", k.Name(), k.Version())}
 	canon := v.canonical()
+	for _, a := range k.Attributes() {
+		if val := v.Get(a.Name); a.Role == Source && val.IsKnown() && !val.IsNull() && val.Type() == cty.String {
+			canon[a.Name] = canonicalJSON(cty.StringVal(CleanPath(val.AsString())))
+		}
+	}
 	if n, ok := k.(KeyNormalizer); ok {
 		for name, val := range n.KeyValues(v) {
 			if _, ok := canon[name]; ok {
@@ -49,8 +60,16 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 		})
 		lines = append(lines, fmt.Sprintf("attr %s %s", name, c))
 	}
+	var paths []string
 	for _, name := range sortedKeys(sources) {
-		lines = append(lines, fmt.Sprintf("source %s %q %s", name, v.String(name), sources[name].Digest))
+		if _, _, ok := cutPathLabel(name); ok {
+			paths = append(paths, name)
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("source %s %q %s", name, CleanPath(v.String(name)), sources[name].Digest))
+	}
+	for _, label := range paths {
+		lines = append(lines, fmt.Sprintf("path %s %s", label, sources[label].Digest))
 	}
 	lines = append(lines, fmt.Sprintf("seed %d", seed))
 	if e, ok := k.(Environmental); ok {

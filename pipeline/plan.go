@@ -5,6 +5,7 @@ import (
 	"fmt"
 	pathpkg "path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -38,11 +39,15 @@ type Decision struct {
 	Key   string `json:"key,omitempty"`
 	New   bool   `json:"new,omitempty"` // never ran before
 
-	inst    *Instance
-	values  *Values
-	lines   []string
-	sources map[string]Manifest // may hold only digests (StatCache.QuickManifest)
-	roots   map[string]string   // source attribute → absolute folder
+	inst   *Instance
+	values *Values
+	lines  []string
+	// sources are the manifests of the files and folders in the key (see inputs.go), by
+	// label: a Source attribute's name, or pathLabel for a path given where an output is
+	// expected. They may hold only digests (StatCache.QuickManifest).
+	sources map[string]Manifest
+	roots   map[string]string     // label → absolute path
+	trees   map[string]*treeState // label → what the walk that made its manifest saw
 	stats   *StatCache
 	entry   *Entry
 }
@@ -56,14 +61,14 @@ func (d *Decision) completeSources() error {
 		if m.Files != nil {
 			continue
 		}
-		full, err := d.stats.HashTree(d.roots[name])
+		full, st, err := d.stats.hashTree(d.roots[name], treeMode{source: true, remember: true})
 		if err != nil {
-			return fmt.Errorf("hashing %s: %w", name, err)
+			return fmt.Errorf("hashing %s: %w", d.inputName(name), err)
 		}
 		if full.Digest != m.Digest {
 			return fmt.Errorf("%s changed while it was being planned; run again", d.roots[name])
 		}
-		d.sources[name] = full
+		d.sources[name], d.trees[name] = full, st
 	}
 	return nil
 }
@@ -225,7 +230,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		d.Reasons = []string{"known after upstream runs (" + strings.Join(upstreamRunning, ", ") + " will run first)"}
 		return d, nil
 	}
-	d.sources, d.roots, d.stats = map[string]Manifest{}, map[string]string{}, e.Store.Stats
+	d.sources, d.roots, d.trees, d.stats = map[string]Manifest{}, map[string]string{}, map[string]*treeState{}, e.Store.Stats
 	for _, a := range inst.Kind.Attributes() {
 		if a.Role != Source || v.Get(a.Name).IsNull() {
 			continue
@@ -238,11 +243,16 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 			}
 			return nil, errors.New(p.detail)
 		}
-		m, err := e.Store.Stats.QuickManifest(abs)
-		if err != nil {
+		// A forced stage reads its sources again: a file rewritten keeping its identity would
+		// otherwise stay what the stat cache says.
+		if err := d.hashInput(a.Name, abs, forced); err != nil {
 			return nil, fmt.Errorf("hashing %s %q: %w", a.Name, rel, err)
 		}
-		d.sources[a.Name], d.roots[a.Name] = m, abs
+	}
+	for _, p := range pathInputs(inst.Kind, v, e.Store.Workspace) {
+		if err := d.hashInput(pathLabel(p.attr, p.path), p.abs, forced); err != nil {
+			return nil, fmt.Errorf("hashing %s %q: %w", p.attr, p.path, err)
+		}
 	}
 	d.lines = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest)
 	d.Key = keyOfLines(inst.Addr, d.lines)
@@ -328,15 +338,28 @@ func explain(st *State, d *Decision, v *Values) []string {
 				continue
 			}
 			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
-		case "source":
+		case "source", "path":
+			shown := CleanPath(v.String(name))
+			if attr, path, ok := cutPathLabel(name); ok {
+				shown = path
+				switch {
+				case o == "":
+					// no path line before: written before paths were hashed, or not there then
+					reasons = append(reasons, fmt.Sprintf("%s (given as %s) is now keyed by its content", path, attr))
+					continue
+				case c == "":
+					reasons = append(reasons, fmt.Sprintf("%s (given as %s) is gone", path, attr))
+					continue
+				}
+			}
 			// decide completed the manifests of stages that run; an incomplete one (or a
 			// recorded one without files) can only be named, not listed.
 			if digestOnly(d.sources[name]) || digestOnly(st.Sources[name]) {
-				reasons = append(reasons, fmt.Sprintf("%s changed", v.String(name)))
+				reasons = append(reasons, fmt.Sprintf("%s changed", shown))
 				continue
 			}
 			old, cur := st.Sources[name], d.sources[name]
-			reasons = append(reasons, describeSourceChange(v.String(name), DiffManifests(old, cur), old.Files, cur.Files))
+			reasons = append(reasons, describeSourceChange(shown, DiffManifests(old, cur), old.Files, cur.Files))
 		case "seed":
 			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
 		case "env":
@@ -362,6 +385,12 @@ func splitLines(lines []string) map[string]string {
 			m["kind "+parts[1]] = parts[2]
 		case "attr", "source":
 			m[parts[0]+" "+parts[1]] = parts[2]
+		case "path":
+			// "path ATTR "PATH" DIGEST": keyed by attribute and path, as the label of its input
+			rest := strings.Join(parts[1:], " ")
+			if i := strings.LastIndexByte(rest, ' '); i > 0 {
+				m["path "+rest[:i]] = rest[i+1:]
+			}
 		case "seed":
 			m["seed"] = strings.Join(parts[1:], " ")
 		case "env":
@@ -405,11 +434,88 @@ func orNone(s string) string {
 
 // describeSourceChange says how a source folder changed: files added, changed and removed,
 // and moved (a removed file's bytes at an added path; was and now are the digests before and
-// after), with a folder renamed as a whole said as such.
+// after), with a folder renamed as a whole said as such; then the folders added or removed
+// that no file change accounts for (an empty class folder, say).
 func describeSourceChange(path string, d ManifestDiff, was, now map[string]string) string {
 	if d.Empty() {
 		return path + ": moved or renamed"
 	}
+	files, folders := splitFolderChanges(d)
+	if files.Empty() && len(folders.Removed) == 0 && listsNoFolders(was) {
+		// Recorded by a version that listed no folders: none was added, they are now counted.
+		return path + ": its folders now count in the key (an empty one changes what a split does)"
+	}
+	var parts []string
+	if !files.Empty() {
+		parts = append(parts, describeFileChanges(files, was, now))
+	}
+	for _, f := range []struct {
+		list       []string
+		one, other string
+	}{{folders.Added, "folder added: ", "folders added: "}, {folders.Removed, "folder removed: ", "folders removed: "}} {
+		if len(f.list) == 0 {
+			continue
+		}
+		list := f.list
+		if len(list) > 3 {
+			list = append(list[:3:3], "…")
+		}
+		parts = append(parts, agreeWith(len(f.list), f.one, f.other)+strings.Join(list, ", "))
+	}
+	return path + ": " + strings.Join(parts, "; ")
+}
+
+// splitFolderChanges separates the files of a diff from its folders (listed with a trailing
+// slash, see HashTree), leaving out the folders that a file added or removed below them
+// accounts for, and those below another folder listed.
+func splitFolderChanges(d ManifestDiff) (files, folders ManifestDiff) {
+	files.Changed = d.Changed
+	split := func(list []string) (fs, ds []string) {
+		for _, e := range list {
+			if isFolderEntry(e) {
+				ds = append(ds, e)
+			} else {
+				fs = append(fs, e)
+			}
+		}
+		return fs, ds
+	}
+	var added, removed []string
+	files.Added, added = split(d.Added)
+	files.Removed, removed = split(d.Removed)
+	keep := func(dirs, files []string) []string {
+		var out []string
+		for _, dir := range dirs {
+			below := func(p string) bool { return strings.HasPrefix(p, dir) }
+			if slices.ContainsFunc(files, below) || slices.ContainsFunc(out, func(o string) bool { return strings.HasPrefix(dir, o) }) {
+				continue
+			}
+			out = append(out, dir) // sorted, so a folder comes before those below it
+		}
+		return out
+	}
+	folders.Added, folders.Removed = keep(added, files.Added), keep(removed, files.Removed)
+	return files, folders
+}
+
+// isFolderEntry reports whether a manifest entry is a folder (see HashTree).
+func isFolderEntry(rel string) bool { return strings.HasSuffix(rel, "/") }
+
+// listsNoFolders reports whether files, a manifest's, lists files in subfolders but not the
+// folders themselves, as manifests recorded before folders were listed do.
+func listsNoFolders(files map[string]string) bool {
+	nested := false
+	for rel := range files {
+		if isFolderEntry(rel) {
+			return false
+		}
+		nested = nested || strings.Contains(rel, "/")
+	}
+	return nested
+}
+
+// describeFileChanges says how the files of a source folder changed (see describeSourceChange).
+func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 	// Moved: each added file paired with a removed one of the same bytes, in name order.
 	from := map[string][]string{}
 	for _, f := range d.Removed {
@@ -431,7 +537,7 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 			removed = append(removed, f)
 		}
 	}
-	s := fmt.Sprintf("%s: %d added, %d changed, %d removed", path, len(added), len(d.Changed), len(removed))
+	s := fmt.Sprintf("%d added, %d changed, %d removed", len(added), len(d.Changed), len(removed))
 	if len(moved) > 0 {
 		s += fmt.Sprintf(", %d moved", len(moved))
 		// One folder to another for every move: a folder renamed (a class, in a photo folder).

@@ -338,6 +338,12 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 			return r.fail(res, fmt.Errorf("stage kind %s did not write its output %q", inst.Kind.Name(), o))
 		}
 	}
+	if err := d.checkInputs(); err != nil {
+		// The key says the output was made from what the plan hashed: not so, so it is not
+		// published, and the scratch kept under that key goes too.
+		r.e.Store.RemoveWork(d.Key)
+		return r.fail(res, err)
+	}
 	referrer, _ := inst.Kind.(OutputReferrer)
 	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, inst.Kind.Outputs(), referrer, d.lines, time.Since(res.Start), job.written)
 	if err != nil {

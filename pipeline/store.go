@@ -95,13 +95,13 @@ func (s *Store) Verify(e *Entry) string {
 	}
 	// Quick: an object whose files all kept their stat identity since it was last verified
 	// (or published) costs only the stats.
-	cur, _, err := s.Stats.hashTree(dir, false, true, true, nil)
+	cur, _, err := s.Stats.hashTree(dir, treeMode{remember: true, quick: true})
 	if err == nil && cur.Digest == e.Output.Digest {
 		return ""
 	}
 	if err == nil && cur.Files == nil {
 		// The recorded tree had another digest: the full manifest names the difference.
-		cur, _, err = s.Stats.hashTree(dir, false, true, false, nil)
+		cur, _, err = s.Stats.hashTree(dir, treeMode{remember: true})
 	}
 	want := e.Output
 	if want.Files == nil {
@@ -177,7 +177,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 		}
 		return "", false
 	}
-	m, sig, err := s.Stats.hashTree(tmp, false, false, false, hint)
+	m, walked, err := s.Stats.hashTree(tmp, treeMode{hint: hint})
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
@@ -220,7 +220,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 	if !reused {
 		// Renaming kept every file's inode and mtime, so the signature is the object's (a
 		// reused object, just read in full, gets its record at its next verification).
-		s.Stats.rememberTree(obj, false, sig, m.Digest, len(m.Files))
+		s.Stats.rememberTree(obj, false, walked.sig, m.Digest, len(m.Files), walked.at)
 	}
 	// The manifest first, so an entry never points at a manifest that is not there.
 	if err := writeJSON(s.outputPath(key), m); err != nil {
@@ -244,7 +244,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 // holds reports whether the object folder obj holds exactly the output of digest, read in
 // full without the stat cache.
 func (s *Store) holds(obj, digest string) bool {
-	have, _, err := s.Stats.hashTree(obj, false, false, false, nil)
+	have, _, err := s.Stats.hashTree(obj, treeMode{})
 	return err == nil && have.Digest == digest
 }
 

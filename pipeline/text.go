@@ -15,6 +15,15 @@ func Plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
+// agreeWith returns one for n == 1, else other: the form of a phrase that agrees with a count
+// said elsewhere ("folder added: …" or "folders added: …").
+func agreeWith(n int, one, other string) string {
+	if n == 1 {
+		return one
+	}
+	return other
+}
+
 // WithArticle puts "a" or "an" before a noun phrase, by its first letter: WithArticle("object")
 // is "an object", WithArticle("list of string") is "a list of string". It is meant for the
 // type names of go-cty (FriendlyName) and the stage kind names, which are plain English

@@ -246,6 +246,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := job.Values.Decode(&cfg); err != nil {
 		return err
 	}
+	// As the key has them: "./raw/" and "raw" are one folder, which makes one output.
+	cfg.Source = pipeline.CleanPath(cfg.Source)
+	if cfg.TestSource != nil {
+		ts := pipeline.CleanPath(*cfg.TestSource)
+		cfg.TestSource = &ts
+	}
 	testFrac := defaultTest
 	if cfg.Test != nil {
 		testFrac = *cfg.Test
@@ -787,8 +793,14 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 	if p.changed != "" {
 		return prev, "its " + p.changed + " is gone or changed since it was written"
 	}
-	if p.rep != nil && p.rep.Settings != nil && *p.rep.Settings != now {
-		o := *p.rep.Settings
+	if p.rep == nil || p.rep.Settings == nil {
+		return p.assignment(), ""
+	}
+	o := *p.rep.Settings
+	if o.TestSource != "" {
+		o.TestSource = pipeline.CleanPath(o.TestSource) // recorded as written before paths were cleaned
+	}
+	if o != now {
 		var changes []string
 		if o.Seed != now.Seed {
 			changes = append(changes, fmt.Sprintf("seed %d → %d", o.Seed, now.Seed))
@@ -804,6 +816,12 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 		}
 		return prev, strings.Join(changes, ", ")
 	}
+	return p.assignment(), ""
+}
+
+// assignment maps the digest of every image the previous split's manifests list to its set.
+func (p *previousSplit) assignment() map[string]string {
+	prev := map[string]string{}
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		if m := p.manifests[s]; m != nil {
 			for _, e := range m.Images {
@@ -811,7 +829,7 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 			}
 		}
 	}
-	return prev, ""
+	return prev
 }
 
 func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, rejected []Rejected) error {

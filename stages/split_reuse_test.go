@@ -8,21 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"pipeline/pipeline"
 )
-
-// writePast writes a file and dates it a minute back, as files are that the engine may vouch
-// for (Job.KnownDigest ignores files modified within the last seconds).
-func (w *ws) writePast(rel string, data []byte) {
-	w.t.Helper()
-	w.write(rel, data)
-	past := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(filepath.Join(w.dir, rel), past, past); err != nil {
-		w.t.Fatal(err)
-	}
-}
 
 // treeBytes maps every file below dir to its content.
 func treeBytes(t *testing.T, dir string) map[string]string {
@@ -50,8 +38,8 @@ func treeBytes(t *testing.T, dir string) map[string]string {
 func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 	grow := func(w *ws, from, to int) {
 		for i := from; i < to; i++ {
-			w.writePast(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
-			w.writePast(fmt.Sprintf("raw/b/%02d.jpg", i), smallerJPEG(blobPhoto(uint64(100+i), 150, 110), 0.9, 85))
+			w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+			w.write(fmt.Sprintf("raw/b/%02d.jpg", i), smallerJPEG(blobPhoto(uint64(100+i), 150, 110), 0.9, 85))
 		}
 	}
 	w := newWS(t, fmt.Sprintf(nearHCL, true))
@@ -106,7 +94,7 @@ stage "augment" "balanced" {
 `)
 	add := func(class string, from, to int) {
 		for i := from; i < to; i++ {
-			w.writePast(fmt.Sprintf("raw/%s/%02d.png", class, i), encodePNG(blobPhoto(uint64(class[0])*100+uint64(i), 60, 45)))
+			w.write(fmt.Sprintf("raw/%s/%02d.png", class, i), encodePNG(blobPhoto(uint64(class[0])*100+uint64(i), 60, 45)))
 		}
 	}
 	add("a", 0, 20) // 12 to train
@@ -158,10 +146,10 @@ stage "augment" "balanced" {
 }
 `)
 	for i := range 12 {
-		w.writePast(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 60, 45)))
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 60, 45)))
 	}
 	for i := range 6 {
-		w.writePast(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(50+i), 60, 45)))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(50+i), 60, 45)))
 	}
 	first, _ := w.run(false)
 	want := treeBytes(t, w.output(first, "split.main", "images"))

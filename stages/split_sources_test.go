@@ -48,3 +48,63 @@ func TestSplitFoldersAreCheckedOnTheFileSystem(t *testing.T) {
 		}
 	}
 }
+
+// An empty class folder changes what the split does (with drop_small_classes it is listed
+// as dropped; without, the split fails on it), so it reruns the split, and the run says why.
+func TestAnEmptyClassFolderRerunsTheSplit(t *testing.T) {
+	w := newWS(t, strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1))
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	w.run(false)
+	if err := os.Mkdir(filepath.Join(w.dir, "raw", "c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := w.run(false)
+	res := rec.Result("split.main")
+	if res.Status != "ran" || len(res.Reasons) != 1 || res.Reasons[0] != "raw: folder added: c/" {
+		t.Fatalf("after adding an empty class folder: %s %q", res.Status, res.Reasons)
+	}
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	if strings.Join(rep.Dropped, ",") != "c" {
+		t.Fatalf("dropped %v, want the empty class c", rep.Dropped)
+	}
+}
+
+// A test_source written another way ("./raw/test/" for "raw/test") is the same folder: the
+// split keeps the previous split's sets, also one recorded as written by an earlier version.
+func TestTestSourceWrittenAnotherWayKeepsThePreviousSets(t *testing.T) {
+	w := newWS(t, strings.Replace(fmt.Sprintf(testSourceHCL, 8), `"raw/test"`, `"./raw/test/"`, 1))
+	for _, c := range []string{"x", "y"} {
+		for i := 0; i < 8; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(uint64(c[0]), 100, 6, 6))
+	}
+	first, _ := w.run(false)
+	var rep splitReport
+	readJSONFile(t, w.output(first, "split.main", "report/split.json"), &rep)
+	if rep.Settings == nil || rep.Settings.TestSource != "raw/test" {
+		t.Fatalf("settings recorded %+v, want test_source raw/test", rep.Settings)
+	}
+	w.write("raw/train/x/new.png", randomPNG('x', 50, 6, 6)) // something to rerun for
+	w.write("pipeline.hcl", []byte(fmt.Sprintf(testSourceHCL, 8)))
+	rec, _ := w.run(false)
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if rec.Result("split.main").Status != "ran" || strings.Contains(string(log), "not keeping the previous split's sets") {
+		t.Fatalf("split %s; run.log:\n%s", rec.Result("split.main").Status, log)
+	}
+
+	// A report that recorded the path as written.
+	p := &previousSplit{rep: &splitReport{Settings: &splitSettings{Seed: 42, Val: 0.25, TestSource: "./raw/test/"}},
+		manifests: map[string]*Manifest{TrainSet: {Images: []Entry{{Digest: "d1"}}}}}
+	sets, why := p.sets(splitSettings{Seed: 42, Val: 0.25, TestSource: "raw/test"})
+	if why != "" || sets["d1"] != TrainSet {
+		t.Fatalf("previous sets %v, not kept because %q", sets, why)
+	}
+	if _, why := p.sets(splitSettings{Seed: 42, Val: 0.25, TestSource: "raw/other"}); why != `test_source "raw/test" → "raw/other"` {
+		t.Fatalf("another folder: %q", why)
+	}
+}
