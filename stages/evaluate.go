@@ -104,11 +104,9 @@ func (Evaluate) OutputTypes() map[string]string {
 	return map[string]string{"evaluation": typeEvaluation}
 }
 
-// Environment implements pipeline.Environmental: the TensorFlow build, its oneDNN setting and
-// its thread pools (as for Train).
-func (Evaluate) Environment() []string {
-	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting(), "threadpools " + graphs.ThreadPoolsSetting()}
-}
+// Environment implements pipeline.Environmental: what TensorFlow's results depend on, as for
+// Train (graphs.NumericsEnvironment).
+func (Evaluate) Environment() []string { return graphs.NumericsEnvironment() }
 
 // ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.
 func (Evaluate) ArtifactDir(key string, v *pipeline.Values, workspace string) string {

@@ -74,12 +74,11 @@ func (Train) OutputTypes() map[string]string { return map[string]string{"saved_m
 // Heavy implements pipeline.Heavy: training uses every core.
 func (Train) Heavy(*pipeline.Values) bool { return true }
 
-// Environment implements pipeline.Environmental: results depend on the TensorFlow build, on
-// whether its oneDNN kernels run (they round differently from the Eigen ones) and on whether
-// each session has its own thread pool (the thread count orders floating-point sums).
-func (Train) Environment() []string {
-	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting(), "threadpools " + graphs.ThreadPoolsSetting()}
-}
+// Environment implements pipeline.Environmental: results depend on the TensorFlow build and
+// the device, on whether its oneDNN kernels run (they round differently from the Eigen ones),
+// on the thread count (it orders floating-point sums) and on the CPU's instruction set
+// (graphs.NumericsEnvironment). metrics.png has no class names: the fonts do not matter.
+func (Train) Environment() []string { return graphs.NumericsEnvironment() }
 
 // ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/, or
 // <architecture>.<key> for a for_each instance whose key is not its architecture (two cnn
