@@ -105,8 +105,8 @@ func (Evaluate) OutputTypes() map[string]string {
 }
 
 // Environment implements pipeline.Environmental: what TensorFlow's results depend on, as for
-// Train (graphs.NumericsEnvironment).
-func (Evaluate) Environment() []string { return graphs.NumericsEnvironment() }
+// Train, and the fonts the confusion matrix may draw class names with (evaluateEnvironment).
+func (Evaluate) Environment() []string { return evaluateEnvironment() }
 
 // ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.
 func (Evaluate) ArtifactDir(key string, v *pipeline.Values, workspace string) string {
