@@ -61,8 +61,9 @@ var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_
 // Name implements pipeline.Kind.
 func (Train) Name() string { return "train" }
 
-// Version implements pipeline.Kind.
-func (Train) Version() int { return 3 }
+// Version implements pipeline.Kind. (4: NaN and infinite epochs, exact plot ticks, rate axes
+// end at 1.)
+func (Train) Version() int { return 4 }
 
 // Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
 // metrics.png sit beside it).
