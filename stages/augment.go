@@ -44,6 +44,10 @@ func (Augment) Name() string { return "augment" }
 // Version implements pipeline.Kind.
 func (Augment) Version() int { return 10 }
 
+// Environment implements pipeline.Environmental: the copies are made by Go and its image
+// modules, and the report plots class names (augmentEnvironment).
+func (Augment) Environment() []string { return augmentEnvironment() }
+
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }
 

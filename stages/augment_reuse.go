@@ -36,7 +36,7 @@ type copiesRecord struct {
 func madeWith(seed int64, cfg AugmentConfig, channels int) string {
 	return fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels; %s",
 		Augment{}.Version(), seed, cfg.Ops, cfg.params, cfg.Compression, channels,
-		buildOf("golang.org/x/image", "github.com/anthonynsimon/bild"))
+		buildOf(augmentModules...))
 }
 
 // previousCopies are the copies of a previous augment output made the same way.

@@ -93,8 +93,8 @@ type Misclassified struct {
 // Name implements pipeline.Kind.
 func (Evaluate) Name() string { return "evaluate" }
 
-// Version implements pipeline.Kind.
-func (Evaluate) Version() int { return 2 }
+// Version implements pipeline.Kind. (3: the test set's id covers its stored images.)
+func (Evaluate) Version() int { return 3 }
 
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }
@@ -104,11 +104,9 @@ func (Evaluate) OutputTypes() map[string]string {
 	return map[string]string{"evaluation": typeEvaluation}
 }
 
-// Environment implements pipeline.Environmental: the TensorFlow build, its oneDNN setting and
-// its thread pools (as for Train).
-func (Evaluate) Environment() []string {
-	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting(), "threadpools " + graphs.ThreadPoolsSetting()}
-}
+// Environment implements pipeline.Environmental: what TensorFlow's results depend on, as for
+// Train, and the fonts the confusion matrix may draw class names with (evaluateEnvironment).
+func (Evaluate) Environment() []string { return evaluateEnvironment() }
 
 // ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.
 func (Evaluate) ArtifactDir(key string, v *pipeline.Values, workspace string) string {

@@ -198,7 +198,7 @@ func labelClasses(p *plot.Plot, classes []string, both bool, file string, logf f
 	}
 	// Once per process and set of names: every plot of the classes has the same problem.
 	if _, warned := fontWarned.LoadOrStore(strings.Join(missing, "\x00"), true); !warned {
-		logf("warning: %s: no installed font has every character of %s, e.g. %q, which this plot and the run's other plots of class names cannot show in full; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean) and rerun the stages that draw them with --stage and --force",
+		logf("warning: %s: no installed font has every character of %s, e.g. %q, which this plot and the run's other plots of class names cannot show in full; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean): the stages that draw them then rerun, the fonts being part of their keys",
 			filepath.Base(file), plural(len(missing), "class name", "class names"), missing[0])
 	}
 }

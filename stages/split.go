@@ -83,8 +83,11 @@ func manifestRefs(dir string, sets ...string) (map[string][]string, error) {
 }
 
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
-// libjpeg-turbo.
-func (Split) Environment() []string { return []string{"libtensorflow " + graphs.TensorFlowVersion()} }
+// libjpeg-turbo, the rest by Go and its image modules, and the report plots class names
+// (splitEnvironment).
+func (Split) Environment() []string {
+	return append([]string{"libtensorflow " + graphs.TensorFlowVersion()}, splitEnvironment()...)
+}
 
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.
 func (Split) Outputs() []string { return []string{TrainSet, ValSet, TestSet, "report"} }

@@ -34,7 +34,7 @@ const fingerprintsFile = "fingerprints.bin"
 func storedWith(cfg SplitConfig) string {
 	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels; libtensorflow %s; %s",
 		Split{}.Version(), cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels,
-		graphs.TensorFlowVersion(), buildOf("golang.org/x/image"))
+		graphs.TensorFlowVersion(), buildOf(splitModules...))
 }
 
 // buildOf names the Go toolchain and the versions of the given modules this binary was built

@@ -61,8 +61,9 @@ var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_
 // Name implements pipeline.Kind.
 func (Train) Name() string { return "train" }
 
-// Version implements pipeline.Kind.
-func (Train) Version() int { return 3 }
+// Version implements pipeline.Kind. (4: NaN and infinite epochs, exact plot ticks, rate axes
+// end at 1.)
+func (Train) Version() int { return 4 }
 
 // Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
 // metrics.png sit beside it).
@@ -74,12 +75,11 @@ func (Train) OutputTypes() map[string]string { return map[string]string{"saved_m
 // Heavy implements pipeline.Heavy: training uses every core.
 func (Train) Heavy(*pipeline.Values) bool { return true }
 
-// Environment implements pipeline.Environmental: results depend on the TensorFlow build, on
-// whether its oneDNN kernels run (they round differently from the Eigen ones) and on whether
-// each session has its own thread pool (the thread count orders floating-point sums).
-func (Train) Environment() []string {
-	return []string{"libtensorflow " + graphs.TensorFlowVersion(), "onednn " + graphs.OneDNNSetting(), "threadpools " + graphs.ThreadPoolsSetting()}
-}
+// Environment implements pipeline.Environmental: results depend on the TensorFlow build and
+// the device, on whether its oneDNN kernels run (they round differently from the Eigen ones),
+// on the thread count (it orders floating-point sums) and on the CPU's instruction set
+// (graphs.NumericsEnvironment). metrics.png has no class names: the fonts do not matter.
+func (Train) Environment() []string { return graphs.NumericsEnvironment() }
 
 // ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/, or
 // <architecture>.<key> for a for_each instance whose key is not its architecture (two cnn
