@@ -133,7 +133,7 @@ func (d *Decision) checkInputs() error {
 // whose identity is unchanged but which was modified so shortly before st's walk that its
 // identity cannot tell a rewrite (racyMargin) is read again and compared with its digest in
 // files (the manifest made from that walk; nil for one found unchanged, whose files were all
-// settled).
+// settled), and so is one whose change time alone moved.
 func (c *StatCache) changes(st *treeState, files map[string]string) ([]string, error) {
 	now, err := c.walk(st.root, st.source)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -153,8 +153,19 @@ func (c *StatCache) changes(st *treeState, files map[string]string) ([]string, e
 		switch {
 		case !ok:
 			out = append(out, it.rel+" added")
-		case k != it.k:
+		case k != it.k && !sameButCtime(k, it.k):
 			out = append(out, it.rel+" changed")
+		case k != it.k:
+			// Only the change time moved: a hard link added or removed (a stage that links
+			// the files it is given, as augment does) or a rewrite that restored the times.
+			// The content tells.
+			want, ok := files[it.rel]
+			if !ok {
+				want, ok = c.cachedDigest(it.abs, k, false)
+			}
+			if d, err := hashFile(it.abs); !ok || err != nil || d != want {
+				out = append(out, it.rel+" changed")
+			}
 		case files != nil && !settled(k, st.at):
 			d, err := hashFile(it.abs)
 			if errors.Is(err, fs.ErrPermission) {
@@ -187,4 +198,10 @@ func (c *StatCache) changes(st *treeState, files map[string]string) ([]string, e
 		}
 	}
 	return out, nil
+}
+
+// sameButCtime reports whether two stat identities differ in their change time alone.
+func sameButCtime(a, b statKey) bool {
+	a.CtimeNs, b.CtimeNs = 0, 0
+	return a == b
 }

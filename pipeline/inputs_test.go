@@ -326,3 +326,36 @@ func TestPlanExplainsFoldersNewlyCounted(t *testing.T) {
 		t.Fatalf("a first subfolder: %s %q", d.Action, d.Reasons)
 	}
 }
+
+// A hard link added to an input while the stage runs (augment links the images it is given)
+// moves only the file's change time: its content decides, so the stage is not failed for
+// it; a rewrite that kept size and times is.
+func TestChangesComparesContentWhenOnlyTheChangeTimeMoved(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a": "1", "b": "2"})
+	c := OpenStatCache("")
+	c.Clock = func() time.Time { return time.Now().Add(time.Minute) } // every file settled
+	m, st, err := c.hashTree(dir, treeMode{source: true, remember: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "a"), filepath.Join(t.TempDir(), "a-link")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b"), []byte("3"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(dir, "b"), fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	for _, files := range []map[string]string{m.Files, nil} { // nil: the digests from the cache
+		got, err := c.changes(st, files)
+		if err != nil || !slices.Equal(got, []string{"b changed"}) {
+			t.Errorf("files %v: changes %q, want [b changed] (%v)", files != nil, got, err)
+		}
+	}
+}
