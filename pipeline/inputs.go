@@ -67,10 +67,7 @@ func pathInputs(k Kind, v *Values, workspace string) []pathInput {
 				return true, nil
 			}
 			p := CleanPath(val.AsString())
-			abs := p
-			if !filepath.IsAbs(p) {
-				abs = filepath.Join(workspace, p)
-			}
+			abs := InWorkspace(workspace, p)
 			if inside(abs, store) || inside(store, abs) || seen[pathLabel(a.Name, p)] {
 				return true, nil
 			}

@@ -197,10 +197,7 @@ func (j *Job) WriteFile(path string, data []byte) (string, error) {
 
 // Path resolves a workspace-relative path from the Values.
 func (j *Job) Path(rel string) string {
-	if filepath.IsAbs(rel) {
-		return rel
-	}
-	return filepath.Join(j.Workspace, rel)
+	return InWorkspace(j.Workspace, rel)
 }
 
 // Logf writes one log line.

@@ -236,7 +236,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 			continue
 		}
 		rel := v.String(a.Name)
-		abs := filepath.Join(e.Store.Workspace, rel)
+		abs := InWorkspace(e.Store.Workspace, rel)
 		if p := checkSource(e.Store.Workspace, filepath.Base(e.Workflow.Config.Path), a.Name, rel); p != nil {
 			if p.suggestion != "" {
 				return nil, fmt.Errorf("%s; did you mean %q?", p.detail, p.suggestion)

@@ -21,7 +21,7 @@ type sourceProblem struct {
 // the store and must exist. file is the pipeline file's name, for the message. It returns
 // nil when the path is fine.
 func checkSource(workspace, file, name, rel string) *sourceProblem {
-	abs := filepath.Join(workspace, rel)
+	abs := InWorkspace(workspace, rel)
 	if inside(filepath.Join(workspace, StoreDir), abs) || abs == workspace {
 		return &sourceProblem{summary: "Source contains the store",
 			detail: fmt.Sprintf("%s %q contains the store %s, whose contents change with every run; point it at the data folder itself (e.g. data/raw)", name, rel, StoreDir)}
@@ -110,4 +110,13 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 	}
 	sortBySubject(diags)
 	return diags
+}
+
+// InWorkspace is where a path written in the pipeline file is: relative to the workspace (the
+// pipeline file's folder) unless absolute.
+func InWorkspace(workspace, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(workspace, p)
 }

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -61,5 +63,24 @@ func TestCheckSourcesRefusesTheStore(t *testing.T) {
 	}
 	if _, err := e.Plan(Selection{}); err == nil || !strings.Contains(err.Error(), "contains the store") {
 		t.Fatalf("plan: %v", err)
+	}
+}
+
+// TestAbsoluteSourcesAreFound checks that a source written as an absolute path (data on
+// another disk) is checked, planned and run where it is, not under the workspace.
+func TestAbsoluteSourcesAreFound(t *testing.T) {
+	data := t.TempDir()
+	writeTree(t, data, map[string]string{"a.txt": "aa", "b.txt": "bb"})
+	ws := newWorkspace(t, fmt.Sprintf(`stage "gen" "abs" { source = %q }`, data), nil)
+	e := ws.engine(nil)
+	if diags := e.Workflow.CheckSources(ws.dir); len(diags) != 0 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	got, rec, err := ws.run(RunOptions{})
+	if err != nil || got["gen.abs"] != StatusRan {
+		t.Fatalf("run: %v, %v", got, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(rec.Dir(), "gen.abs", "out")); err != nil || string(b) != "aabb" {
+		t.Fatalf("output %q, %v", b, err)
 	}
 }

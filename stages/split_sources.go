@@ -28,10 +28,7 @@ func folderProblems(workspace, source, testSource string) []folderProblem {
 		if a[1] == "" {
 			continue
 		}
-		abs := a[1]
-		if !filepath.IsAbs(abs) {
-			abs = filepath.Join(workspace, abs)
-		}
+		abs := pipeline.InWorkspace(workspace, a[1])
 		fi, err := os.Stat(abs)
 		if err != nil {
 			continue // the engine says it does not exist, or cannot be read

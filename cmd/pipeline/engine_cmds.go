@@ -269,7 +269,7 @@ func runCommand() *cli.Command {
 				Selection: selection(c),
 				Jobs:      c.Int("jobs"),
 				KeepGoing: c.Bool("keep-going"),
-				RunsDir:   inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
+				RunsDir:   pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 				Reporter:  rep,
 				Versions:  versions(),
 				Prepare: func() error { // called once, before the first stage that executes
@@ -357,15 +357,6 @@ func workspaceFile(file string) (string, string, error) {
 	return file, filepath.Dir(file), nil
 }
 
-// inWorkspace resolves a path given on the command line against the workspace, as the
-// pipeline file's own paths are; an absolute path stays as it is.
-func inWorkspace(workspace, p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(workspace, p)
-}
-
 func runsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "runs",
@@ -380,7 +371,7 @@ func runsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return listRuns(c.App.Writer, file, ws, inWorkspace(ws, c.String("runs-dir")), time.Now())
+			return listRuns(c.App.Writer, file, ws, pipeline.InWorkspace(ws, c.String("runs-dir")), time.Now())
 		},
 	}
 }
@@ -523,7 +514,7 @@ func gcCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := l.engine.GC(inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"))
+			res, err := l.engine.GC(pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"))
 			if err != nil {
 				return err
 			}

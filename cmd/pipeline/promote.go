@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -49,7 +50,7 @@ func promoteCommand() *cli.Command {
 					return err
 				}
 			}
-			to = inWorkspace(ws, to)
+			to = pipeline.InWorkspace(ws, to)
 			var before *stages.Card // the champion before a change, to compare classes with
 			if dir, err := stages.ChampionDir(to); err == nil && dir != "" {
 				before, _ = stages.ReadCard(dir)
@@ -69,7 +70,7 @@ func promoteCommand() *cli.Command {
 			case id != "":
 				card, lifted, aside, err := stages.PromoteAgain(to, id)
 				run, folder, isRun := strings.Cut(id, "/")
-				runDir := filepath.Join(inWorkspace(ws, c.String("runs-dir")), run)
+				runDir := filepath.Join(pipeline.InWorkspace(ws, c.String("runs-dir")), run)
 				if _, serr := os.Stat(filepath.Join(runDir, "run.json")); errors.Is(err, stages.ErrNotPromoted) && isRun && serr == nil {
 					// RUN/FOLDER never promoted: from the run folder, by hand.
 					card, lifted, aside, err = stages.PromoteFromRun(to, runDir, folder)

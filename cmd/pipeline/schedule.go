@@ -183,7 +183,7 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	}
 	logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
 	stages.StartRun()
-	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: inWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
+	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
 	switch {
 	case errors.Is(err, pipeline.ErrLocked):
@@ -244,7 +244,7 @@ func printCrontab(c *cli.Context, l *loaded) error {
 	if c.IsSet("runs-dir") {
 		flags = append(flags, "--runs-dir", shellQuote(runsDir))
 	}
-	absRuns := inWorkspace(ws, runsDir)
+	absRuns := pipeline.InWorkspace(ws, runsDir)
 	zone := machineZone()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# pipeline schedules of %s (install with: crontab -e)\n", file)
