@@ -82,6 +82,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Name:      "pipeline",
 		Usage:     "train image classifiers end to end, reproducibly",
 		Version:   version,
+		// -var archs=["cnn","vit"] and --stage 'train.model[a,b]' are one value each, not
+		// values to split at their commas.
+		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			validateCommand(),
 			planCommand(),

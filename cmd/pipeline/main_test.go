@@ -210,3 +210,32 @@ func TestValidateReportsAMissingSourceWithTheClosestFolder(t *testing.T) {
 		t.Errorf("plan: exit %d\n%s", code, errs)
 	}
 }
+
+// TestVarValuesKeepTheirCommas checks that a -var value holding commas (a list, as the docs
+// show) is one value, not several to split apart.
+func TestVarValuesKeepTheirCommas(t *testing.T) {
+	dir := workspace(t, `
+variable "sizes" {
+  type    = list(number)
+  default = [4]
+}
+
+variable "note" {
+  type    = string
+  default = ""
+}
+
+stage "split" "main" {
+  for_each   = toset([for s in var.sizes : tostring(s)])
+  source     = "raw"
+  image_size = tonumber(each.key)
+  channels   = 1
+  val        = 0.2
+  test       = 0.2
+}
+`)
+	code, out, errs := runCLI("plan", filepath.Join(dir, "pipeline.hcl"), "-var", "sizes=[4,6]", "-var", "note=a,b")
+	if code != exitPending || !strings.Contains(out, `split.main["4"]`) || !strings.Contains(out, `split.main["6"]`) {
+		t.Fatalf("plan with -var sizes=[4,6]: exit %d\n%s%s", code, out, errs)
+	}
+}
