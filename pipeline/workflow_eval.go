@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -307,21 +308,28 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 		if !diags.HasErrors() {
 			diags = append(diags, val.Validate(v)...)
 		} else {
-			diags = append(diags, validateRest(val, v, b.cfg.Content.Attributes)...)
+			diags = append(diags, validateRest(val, v, b.kind.Attributes(), b.cfg.Content.Attributes)...)
 		}
 	}
 	return v, diags
 }
 
 // validateRest runs a kind's checks on a stage some of whose attributes did not evaluate, so
-// that one wrong type does not hide the stage's other problems: it keeps the errors about
-// attributes written in the block that did evaluate (the others may only be the missing
-// values speaking), and a check that cannot cope with the gaps counts as no finding.
-func validateRest(val Validator, v *Values, written hcl.Attributes) (diags hcl.Diagnostics) {
+// that one wrong type does not hide the stage's other problems. The attributes that did not
+// evaluate are unknown to the checks (which skip what they cannot know), not absent, which
+// would read as left out; only errors about attributes written in the block that did evaluate
+// are kept, and a check that cannot cope with the gaps counts as no finding.
+func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attributes) (diags hcl.Diagnostics) {
 	ok := map[hcl.Range]bool{}
 	for name, attr := range written {
 		if _, evaluated := v.vals[name]; evaluated {
 			ok[attr.Expr.Range()] = true
+		}
+	}
+	rest := &Values{schema: v.schema, vals: maps.Clone(v.vals), ranges: v.ranges, refs: v.refs, settings: v.settings}
+	for _, a := range attrs {
+		if _, evaluated := rest.vals[a.Name]; !evaluated {
+			rest.vals[a.Name] = cty.UnknownVal(a.Type)
 		}
 	}
 	defer func() {
@@ -329,7 +337,7 @@ func validateRest(val Validator, v *Values, written hcl.Attributes) (diags hcl.D
 			diags = nil
 		}
 	}()
-	for _, d := range val.Validate(v) {
+	for _, d := range val.Validate(rest) {
 		if d.Subject != nil && ok[*d.Subject] {
 			diags = append(diags, d)
 		}

@@ -164,3 +164,36 @@ func parseHCLValue(t *testing.T, src string) cty.Value {
 	}
 	return v
 }
+
+// A stage with an attribute of the wrong type still has its other attributes checked, but a
+// check that needs the broken one does not guess its value: val = 0.95 with test = "none" is
+// one error (test's type), not also "test's default leaves nothing for train".
+func TestAWrongTypeIsNotReadAsLeftOut(t *testing.T) {
+	w := newWS(t, `
+stage "split" "main" {
+  source     = "raw"
+  image_size = 8
+  val        = 0.95
+  test       = "none"
+}
+
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = "many"
+  ops         = []
+}
+`)
+	w.write("raw/a/1.png", randomPNG(1, 1, 4, 4))
+	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+	if !diags.HasErrors() {
+		_, diags = pipeline.Build(cfg, w.reg, nil)
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d %s", d.Subject.Start.Line, d.Summary))
+	}
+	want := []string{"6 Incorrect attribute value type", "11 Incorrect attribute value type", "12 No augmentation operations"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
