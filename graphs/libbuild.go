@@ -92,7 +92,7 @@ func buildIdentity(stamp, override string, loaded func() ([]string, error)) stri
 			return id
 		}
 	}
-	return "unknown: " + err.Error()
+	return Unknown + err.Error()
 }
 
 // shimSuffix ends a stamp of an install with the lazy shim, whose code does not change
@@ -196,7 +196,7 @@ func accelerators(build string, devices func() ([]string, error), getenv func(st
 	}
 	ds, err := devices()
 	if err != nil {
-		return "unknown: " + err.Error()
+		return Unknown + err.Error()
 	}
 	if len(ds) == 0 {
 		return "none"
@@ -219,7 +219,8 @@ func sessionDevices() ([]string, error) {
 	if err := LoadTensorFlow(); err != nil {
 		return nil, err
 	}
-	sess, err := tf.NewSession(tf.NewGraph(), optionsOf(&cfgpb.ConfigProto{}))
+	// Listing takes no GPU memory beyond what it needs: a training may hold the rest.
+	sess, err := tf.NewSession(tf.NewGraph(), optionsOf(&cfgpb.ConfigProto{GpuOptions: &cfgpb.GPUOptions{AllowGrowth: true}}))
 	if err != nil {
 		return nil, err
 	}

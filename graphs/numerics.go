@@ -62,30 +62,43 @@ func SystemHost() Host {
 	return Host{Getenv: os.LookupEnv, CPUs: SchedulableCPUs, ISA: CPUTier, Build: LibraryBuild, Accelerators: Accelerators}
 }
 
-// NumericsEnvironment returns the cache-key lines of a stage that runs TensorFlow: the
-// library's version and build, the oneDNN and thread-pool settings, and SystemHost's
-// NumericsLines.
-func NumericsEnvironment() []string {
+// NumericsEnvironment returns the cache-key lines of a stage that runs TensorFlow with the
+// given intra-op thread count (0: TensorFlow's choice): the library's version and build,
+// the oneDNN and thread-pool settings, and SystemHost's NumericsLines.
+func NumericsEnvironment(threads int) ([]string, error) {
+	host, err := SystemHost().NumericsLines(threads)
+	if err != nil {
+		return nil, err
+	}
 	lines := []string{"libtensorflow " + TensorFlowVersion(), "onednn " + OneDNNSetting(), "threadpools " + ThreadPoolsSetting()}
-	return append(lines, SystemHost().NumericsLines()...)
+	return append(lines, host...), nil
 }
 
 // NumericsLines returns the lines of h that change TensorFlow's results: the library's
-// build, the accelerators, the intra-op thread count a session with threads = 0 gets, the
-// CPU's instruction-set tier, and the numericsVars that are set.
-func (h Host) NumericsLines() []string {
-	lines := []string{
-		"libtensorflow_build " + h.Build(),
-		"accelerators " + h.Accelerators(),
-		fmt.Sprintf("intra_op_threads %d", h.IntraOpThreads()),
-		"cpu_isa " + h.ISA(),
+// build, the accelerators, the intra-op thread count a session gets when threads is 0 (a
+// count the stage sets is in its own attributes), the CPU's instruction-set tier, and the
+// numericsVars that are set.
+func (h Host) NumericsLines(threads int) ([]string, error) {
+	build, acc := h.Build(), ""
+	if !strings.HasPrefix(build, Unknown) {
+		acc = h.Accelerators()
 	}
+	for _, v := range []struct{ what, got string }{{"the build of libtensorflow", build}, {"the accelerators TensorFlow runs on", acc}} {
+		if why, ok := strings.CutPrefix(v.got, Unknown); ok {
+			return nil, fmt.Errorf("cannot tell %s, which the cache keys of the stages that run TensorFlow hold: %s", v.what, why)
+		}
+	}
+	lines := []string{"libtensorflow_build " + build, "accelerators " + acc}
+	if threads <= 0 {
+		lines = append(lines, fmt.Sprintf("intra_op_threads %d", h.IntraOpThreads()))
+	}
+	lines = append(lines, "cpu_isa "+h.ISA())
 	for _, name := range numericsVars {
 		if v, ok := h.Getenv(name); ok {
 			lines = append(lines, fmt.Sprintf("setting %s=%q", name, v))
 		}
 	}
-	return lines
+	return lines, nil
 }
 
 // IntraOpThreads returns the intra-op thread count TensorFlow gives a session whose options
@@ -105,7 +118,9 @@ func (h Host) IntraOpThreads() int {
 // (sched_getaffinity, as TensorFlow counts them), or runtime.NumCPU when that fails.
 func SchedulableCPUs() int {
 	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err == nil && set.Count() > 0 {
+	// The process's mask (its main thread's), not the calling thread's, which a pinned
+	// goroutine's thread may have narrowed.
+	if err := unix.SchedGetaffinity(unix.Getpid(), &set); err == nil && set.Count() > 0 {
 		return set.Count()
 	}
 	return runtime.NumCPU()
@@ -181,17 +196,41 @@ func arm64Tier(asimd, dotprod, i8mm, sve, sve2 bool) string {
 }
 
 // LibraryBuild names the build of libtensorflow this process runs, found once per process
-// (libraryBuild).
-func LibraryBuild() string { return libraryBuildOnce() }
+// (libraryBuild); an identity that could not be found (Unknown) is looked for again at the
+// next call, so one failure does not stay for a long-lived process such as the scheduler.
+func LibraryBuild() string { return libraryBuildCache.get(libraryBuild) }
 
 // Accelerators names the accelerators TensorFlow's sessions in this process run ops on, found
-// once per process: "none" for a CPU-only build without loading it, else what a session
-// lists (accelerators).
-func Accelerators() string { return acceleratorsOnce() }
-
-var (
-	libraryBuildOnce = sync.OnceValue(libraryBuild)
-	acceleratorsOnce = sync.OnceValue(func() string {
+// once per process as LibraryBuild is: "none" for a CPU-only build without loading it, else
+// what a session lists (accelerators).
+func Accelerators() string {
+	return acceleratorsCache.get(func() string {
 		return accelerators(LibraryBuild(), sessionDevices, os.LookupEnv, nvidiaModels)
 	})
-)
+}
+
+var libraryBuildCache, acceleratorsCache foundOnce
+
+// foundOnce keeps the first value found that is not Unknown.
+type foundOnce struct {
+	mu    sync.Mutex
+	value string
+}
+
+func (f *foundOnce) get(find func() string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.value == "" {
+		if v := find(); !strings.HasPrefix(v, Unknown) {
+			f.value = v
+		} else {
+			return v
+		}
+	}
+	return f.value
+}
+
+// Unknown begins what LibraryBuild and Accelerators return when they could not find what
+// they name, followed by why. It never goes into a key (NumericsLines fails instead): a key
+// holding an error message would change with the message and rerun every stage.
+const Unknown = "unknown: "

@@ -40,8 +40,8 @@ func baseHost() fakeHost {
 // The key lines change with each fact that changes TensorFlow's results, and only with those:
 // two hosts with the same facts give the same lines.
 func TestNumericsLinesFollowWhatChangesResults(t *testing.T) {
-	base := baseHost().host().NumericsLines()
-	if again := baseHost().host().NumericsLines(); !slices.Equal(base, again) {
+	base := mustLines(t, baseHost().host(), 0)
+	if again := mustLines(t, baseHost().host(), 0); !slices.Equal(base, again) {
 		t.Fatalf("the same host gave %q, then %q", base, again)
 	}
 	want := []string{
@@ -80,7 +80,7 @@ func TestNumericsLinesFollowWhatChangesResults(t *testing.T) {
 	} {
 		f := baseHost()
 		c.change(&f)
-		got := f.host().NumericsLines()
+		got := mustLines(t, f.host(), 0)
 		if c.changed == slices.Equal(got, base) {
 			t.Errorf("%s: lines %q (base %q), want them changed: %v", c.name, got, base, c.changed)
 		}
@@ -101,16 +101,15 @@ func TestIntraOpThreadsResolvesAsTensorFlow(t *testing.T) {
 	}
 }
 
-// SchedulableCPUs counts the affinity mask, not the machine's CPUs: a thread pinned to one
-// core sees one.
+// SchedulableCPUs counts the process's affinity mask (its main thread's, which threads the
+// process starts inherit), not the machine's CPUs: a process pinned to one core sees one,
+// whichever thread asks.
 func TestSchedulableCPUsFollowsTheAffinityMask(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: pinning changes nothing")
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var saved unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &saved); err != nil {
+	if err := unix.SchedGetaffinity(unix.Getpid(), &saved); err != nil {
 		t.Skip(err)
 	}
 	if got := SchedulableCPUs(); got != saved.Count() {
@@ -123,10 +122,10 @@ func TestSchedulableCPUsFollowsTheAffinityMask(t *testing.T) {
 			break
 		}
 	}
-	if err := unix.SchedSetaffinity(0, &one); err != nil {
+	if err := unix.SchedSetaffinity(unix.Getpid(), &one); err != nil {
 		t.Skip(err)
 	}
-	defer unix.SchedSetaffinity(0, &saved)
+	defer unix.SchedSetaffinity(unix.Getpid(), &saved)
 	if got := SchedulableCPUs(); got != 1 {
 		t.Errorf("pinned to one CPU: SchedulableCPUs %d", got)
 	}
@@ -331,5 +330,59 @@ func TestLibraryBuildOfAnotherLibrary(t *testing.T) {
 	sum := sha256.Sum256(b)
 	if !strings.HasSuffix(line, " "+hex.EncodeToString(sum[:])) {
 		t.Errorf("%q does not end with the framework library's SHA-256", line)
+	}
+}
+
+// A stage that sets its thread count does not depend on the machine's: its lines leave the
+// resolved count out, so another core count keeps its key.
+func TestSetThreadsLeaveTheCoreCountOut(t *testing.T) {
+	f, g := baseHost(), baseHost()
+	g.cpus = f.cpus + 3
+	if a, b := mustLines(t, f.host(), 4), mustLines(t, g.host(), 4); !slices.Equal(a, b) {
+		t.Errorf("threads = 4: lines %q and %q differ with the core count", a, b)
+	}
+	if a, b := mustLines(t, f.host(), 0), mustLines(t, g.host(), 0); slices.Equal(a, b) {
+		t.Errorf("threads = 0: lines %q the same for %d and %d cores", a, f.cpus, g.cpus)
+	}
+}
+
+// mustLines returns h's NumericsLines for threads, failing the test on an error.
+func mustLines(t *testing.T, h Host, threads int) []string {
+	t.Helper()
+	lines, err := h.NumericsLines(threads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// A build or accelerators that cannot be found fail the key instead of going into it with
+// the error's text, which would rerun every stage when the message changes.
+func TestUnknownHostFactsFailTheKey(t *testing.T) {
+	for _, c := range []func(*fakeHost){
+		func(f *fakeHost) { f.build = Unknown + "reading /proc/self/maps: no such file" },
+		func(f *fakeHost) { f.build, f.devices = "wheel tensorflow-2.18.1-x.whl s", Unknown+"no session" },
+	} {
+		f := baseHost()
+		c(&f)
+		if lines, err := f.host().NumericsLines(0); err == nil || !strings.Contains(err.Error(), "cannot tell") {
+			t.Errorf("build %q, devices %q: lines %q, error %v", f.build, f.devices, lines, err)
+		}
+	}
+}
+
+// A fact found is kept for the process; one that could not be found is looked for again.
+func TestFoundOnceRetriesUnknown(t *testing.T) {
+	var f foundOnce
+	calls := 0
+	find := func(v string) func() string { return func() string { calls++; return v } }
+	if got := f.get(find(Unknown + "busy")); got != Unknown+"busy" {
+		t.Fatalf("first: %q", got)
+	}
+	if got := f.get(find("GPU:0")); got != "GPU:0" {
+		t.Fatalf("second: %q", got)
+	}
+	if got := f.get(find("GPU:1")); got != "GPU:0" || calls != 2 {
+		t.Fatalf("third: %q after %d calls, want the value found kept", got, calls)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
@@ -34,7 +34,7 @@ import (
 
 // keyLines builds the labelled lines of an instance's key. sources are the manifests of its
 // inputs by label (Decision.sources).
-func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDigest func(path string) (string, bool)) []string {
+func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDigest func(path string) (string, bool)) ([]string, error) {
 	lines := []string{fmt.Sprintf("kind %s %d", k.Name(), k.Version())}
 	canon := v.canonical()
 	for _, a := range k.Attributes() {
@@ -73,13 +73,16 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 	}
 	lines = append(lines, fmt.Sprintf("seed %d", seed))
 	if e, ok := k.(Environmental); ok {
-		env := append([]string{}, e.Environment()...)
-		sort.Strings(env)
+		env, err := e.Environment(v)
+		if err != nil {
+			return nil, err
+		}
+		env = slices.Sorted(slices.Values(env))
 		for _, l := range env {
 			lines = append(lines, "env "+l)
 		}
 	}
-	return lines
+	return lines, nil
 }
 
 // objectPathJSON matches a JSON string that is the path of an output in the store, as

@@ -33,9 +33,12 @@ type Validator interface {
 }
 
 // Environmental is implemented by kinds whose output depends on something outside the
-// workspace, such as the libtensorflow version. Each line goes into the cache key.
+// workspace, such as the libtensorflow version. Each line Environment returns for an
+// instance's values (some influences count only with some settings: the machine's core
+// count only when the stage leaves its thread count to it) goes into the cache key; an
+// error (an influence that cannot be found) fails the plan of the stage.
 type Environmental interface {
-	Environment() []string
+	Environment(v *Values) ([]string, error)
 }
 
 // KeyNormalizer is implemented by kinds with attribute values that cannot change their

@@ -254,7 +254,10 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 			return nil, fmt.Errorf("hashing %s %q: %w", p.attr, p.path, err)
 		}
 	}
-	d.lines = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest)
+	var err error
+	if d.lines, err = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest); err != nil {
+		return nil, err
+	}
 	d.Key = keyOfLines(inst.Addr, d.lines)
 	d.Known = true
 	entry, found := e.Store.Lookup(d.Key)

@@ -46,7 +46,7 @@ func (Augment) Version() int { return 10 }
 
 // Environment implements pipeline.Environmental: the copies are made by Go and its image
 // modules, and the report plots class names (augmentEnvironment).
-func (Augment) Environment() []string { return augmentEnvironment() }
+func (Augment) Environment(*pipeline.Values) ([]string, error) { return augmentEnvironment(), nil }
 
 // Outputs implements pipeline.Kind.
 func (Augment) Outputs() []string { return []string{"output", "report"} }

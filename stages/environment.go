@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"pipeline/graphs"
+	"pipeline/pipeline"
 )
 
 // What the kinds' outputs depend on outside the workspace, for their cache keys
@@ -38,8 +42,26 @@ func augmentEnvironment() []string {
 
 // evaluateEnvironment is evaluate's: TensorFlow computes the probabilities
 // (graphs.NumericsEnvironment), and the confusion matrix plots class names.
-func evaluateEnvironment() []string {
-	return append(graphs.NumericsEnvironment(), plotFonts())
+func evaluateEnvironment(threads int) ([]string, error) {
+	lines, err := graphs.NumericsEnvironment(threads)
+	if err != nil {
+		return nil, err
+	}
+	return append(lines, plotFonts()), nil
+}
+
+// threadsSet is the thread count a train or evaluate stage sets (0: the machine's choice;
+// also for values not known yet or absent).
+func threadsSet(v *pipeline.Values) int {
+	if v == nil {
+		return 0
+	}
+	t := v.Get("threads")
+	if !t.IsWhollyKnown() || t.IsNull() || t.Type() != cty.Number {
+		return 0
+	}
+	n, _ := t.AsBigFloat().Int64()
+	return int(max(n, 0))
 }
 
 // plotFonts is the key line naming the fonts plots may draw class names with, found once per
@@ -65,7 +87,7 @@ func plotFontsOf(paths []string, stat func(string) (fs.FileInfo, error)) string 
 		if fi, err := stat(p); err == nil {
 			size = fi.Size()
 		}
-		fmt.Fprintf(h, "%q %d\n", p, size)
+		fmt.Fprintf(h, "%q %d\n", filepath.Base(p), size) // not where: one font under another $HOME is the same
 	}
 	return fmt.Sprintf("plot_fonts built-in and %d installed %s", len(paths), hex.EncodeToString(h.Sum(nil)))
 }

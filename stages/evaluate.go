@@ -106,7 +106,9 @@ func (Evaluate) OutputTypes() map[string]string {
 
 // Environment implements pipeline.Environmental: what TensorFlow's results depend on, as for
 // Train, and the fonts the confusion matrix may draw class names with (evaluateEnvironment).
-func (Evaluate) Environment() []string { return evaluateEnvironment() }
+func (Evaluate) Environment(v *pipeline.Values) ([]string, error) {
+	return evaluateEnvironment(threadsSet(v))
+}
 
 // ArtifactDir implements pipeline.ArtifactNamer: beside the model's training artifacts.
 func (Evaluate) ArtifactDir(key string, v *pipeline.Values, workspace string) string {

@@ -205,7 +205,11 @@ func checkGolden(t *testing.T, path string, got goldenRecord) {
 func goldenEnvironment(t *testing.T, k pipeline.Kind, modules []string) []string {
 	env := []string{}
 	if e, ok := k.(pipeline.Environmental); ok {
-		for _, l := range e.Environment() {
+		lines, err := e.Environment(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
 			if !strings.HasPrefix(l, "plot_fonts ") {
 				env = append(env, l)
 			}

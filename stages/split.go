@@ -85,8 +85,8 @@ func manifestRefs(dir string, sets ...string) (map[string][]string, error) {
 // Environment implements pipeline.Environmental: JPEGs are decoded by TensorFlow's
 // libjpeg-turbo, the rest by Go and its image modules, and the report plots class names
 // (splitEnvironment).
-func (Split) Environment() []string {
-	return append([]string{"libtensorflow " + graphs.TensorFlowVersion()}, splitEnvironment()...)
+func (Split) Environment(*pipeline.Values) ([]string, error) {
+	return append([]string{"libtensorflow " + graphs.TensorFlowVersion()}, splitEnvironment()...), nil
 }
 
 // Outputs implements pipeline.Kind: three data folders with a manifest each, and a report.

@@ -79,7 +79,9 @@ func (Train) Heavy(*pipeline.Values) bool { return true }
 // the device, on whether its oneDNN kernels run (they round differently from the Eigen ones),
 // on the thread count (it orders floating-point sums) and on the CPU's instruction set
 // (graphs.NumericsEnvironment). metrics.png has no class names: the fonts do not matter.
-func (Train) Environment() []string { return graphs.NumericsEnvironment() }
+func (Train) Environment(v *pipeline.Values) ([]string, error) {
+	return graphs.NumericsEnvironment(threadsSet(v))
+}
 
 // ArtifactDir implements pipeline.ArtifactNamer: models/<timestamp>/<architecture>/, or
 // <architecture>.<key> for a for_each instance whose key is not its architecture (two cnn

@@ -259,7 +259,10 @@ func runCommand() *cli.Command {
 			// libtensorflow takes a quarter of a second to load: it loads in the background
 			// while the engine plans and hashes, and the first stage that executes waits for
 			// it (a missing library fails that stage). A run with everything cached does not
-			// wait; the process may end while it loads.
+			// wait, and the process may end while it loads, unless planning itself needs the
+			// library: keys of stages that run TensorFlow name the GPUs a session lists when
+			// the build is not the CPU-only wheel, and the loaded files when PIPELINE_LIBTENSORFLOW
+			// names another library (graphs.NumericsEnvironment).
 			loaded := make(chan error, 1)
 			go func() { loaded <- graphs.LoadTensorFlow() }()
 			ctx, stop := interruptible(c)
