@@ -359,3 +359,18 @@ func TestChangesComparesContentWhenOnlyTheChangeTimeMoved(t *testing.T) {
 		}
 	}
 }
+
+// A folder added is named unless a file added below it says so already, or a folder above it
+// named: one line per new tree, whatever its depth.
+func TestSplitFolderChangesNamesEachNewTreeOnce(t *testing.T) {
+	files, folders := splitFolderChanges(ManifestDiff{
+		Added:   []string{"a/", "a/b/", "a/b/c/", "c/", "c/x.txt", "d/", "de/", "e/f/"},
+		Removed: []string{"old/", "old/in/", "gone.txt"},
+	})
+	if !slices.Equal(files.Added, []string{"c/x.txt"}) || !slices.Equal(files.Removed, []string{"gone.txt"}) {
+		t.Errorf("files %+v", files)
+	}
+	if !slices.Equal(folders.Added, []string{"a/", "d/", "de/", "e/f/"}) || !slices.Equal(folders.Removed, []string{"old/"}) {
+		t.Errorf("folders %+v", folders)
+	}
+}
