@@ -462,7 +462,7 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 		if len(list) > 3 {
 			list = append(list[:3:3], "…")
 		}
-		parts = append(parts, agreeWith(len(f.list), f.one, f.other)+strings.Join(list, ", "))
+		parts = append(parts, Agree(len(f.list), f.one, f.other)+strings.Join(list, ", "))
 	}
 	return path + ": " + strings.Join(parts, "; ")
 }

@@ -15,9 +15,10 @@ func Plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-// agreeWith returns one for n == 1, else other: the form of a phrase that agrees with a count
-// said elsewhere ("folder added: …" or "folders added: …").
-func agreeWith(n int, one, other string) string {
+// Agree returns one for n == 1, else other, without the number: the form of a word or phrase
+// that agrees with a count said elsewhere (a verb, "carries" or "carry"; "folder added: …"
+// or "folders added: …").
+func Agree(n int, one, other string) string {
 	if n == 1 {
 		return one
 	}
