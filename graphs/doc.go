@@ -8,7 +8,8 @@
 // labels, gradients from Graph.AddGradients, Adam or AdamW with the learning rate and
 // β-powers fed per step) plus an inference forward pass over the same variables, and exports
 // the latter as a SavedModel that TensorFlow's C++ and Python loaders both read. LoadModel
-// loads such a folder for prediction.
+// loads such a folder for prediction and makes one prediction on a blank image first, so a
+// damaged folder (its weights deleted) fails to load; CheckModel does only that check.
 //
 // Only ops whose gradients TensorFlow's C++ registry has are used on gradient paths: dense
 // (not sparse) cross-entropy, FusedBatchNormV3, exact GELU from Erf, layer norm from

@@ -18,36 +18,46 @@ type Model struct {
 }
 
 // LoadModel loads a SavedModel folder written by Export (or any SavedModel with the same
-// signature and a model.json beside it).
+// signature and a model.json beside it) and answers one prediction on a blank image before
+// returning it, so that a model that cannot predict (its weights deleted, say) fails here,
+// with a *BrokenModelError, rather than at its first request.
 func LoadModel(dir string, threads int) (*Model, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ModelInfoFile))
+	broken := func(problem string, err error) error { return &BrokenModelError{Dir: dir, Problem: problem, Err: err} }
+	infoFile := filepath.Join(dir, ModelInfoFile)
+	b, err := os.ReadFile(infoFile)
 	if err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, "saved_model.pb")); serr == nil {
+			return nil, broken("its "+ModelInfoFile+" cannot be read", err)
+		}
 		return nil, fmt.Errorf("loading model %s: %w", dir, err)
 	}
 	var info ModelInfo
 	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, fmt.Errorf("loading model: %s: %w", filepath.Join(dir, ModelInfoFile), err)
+		return nil, broken(ModelInfoFile+" cannot be parsed", err)
 	}
 	if info.FormatVersion != modelFormatVer {
-		return nil, fmt.Errorf("loading model: %s: format version %d, this build reads %d", filepath.Join(dir, ModelInfoFile), info.FormatVersion, modelFormatVer)
+		return nil, fmt.Errorf("loading model: %s: format version %d, this build reads %d", infoFile, info.FormatVersion, modelFormatVer)
 	}
 	if err := info.Input.Validate(); err != nil {
-		return nil, fmt.Errorf("loading model: %s: %w", filepath.Join(dir, ModelInfoFile), err)
+		return nil, broken(ModelInfoFile+" has an invalid input", err)
 	}
 	sm, err := tf.LoadSavedModel(dir, []string{ServeTag}, sessionOptions(threads, false))
 	if err != nil {
-		return nil, fmt.Errorf("loading model %s: %w", dir, err)
+		if missingWeights(dir) {
+			return nil, broken("its weights are missing or incomplete (variables/)", err)
+		}
+		return nil, broken("TensorFlow cannot load it", err)
 	}
 	sig, ok := sm.Signatures[info.Signature]
 	if !ok {
 		sm.Session.Close()
-		return nil, fmt.Errorf("loading model %s: no signature %q", dir, info.Signature)
+		return nil, broken(fmt.Sprintf("it has no signature %q", info.Signature), nil)
 	}
 	in, ok1 := sig.Inputs[info.InputKey]
 	out, ok2 := sig.Outputs[info.OutputKey]
 	if !ok1 || !ok2 {
 		sm.Session.Close()
-		return nil, fmt.Errorf("loading model %s: signature %q lacks input %q or output %q", dir, info.Signature, info.InputKey, info.OutputKey)
+		return nil, broken(fmt.Sprintf("its signature %q lacks input %q or output %q", info.Signature, info.InputKey, info.OutputKey), nil)
 	}
 	m := &Model{Info: info, saved: sm}
 	m.input, err = outputByName(sm.Graph, in.Name)
@@ -56,7 +66,11 @@ func LoadModel(dir string, threads int) (*Model, error) {
 	}
 	if err != nil {
 		sm.Session.Close()
-		return nil, fmt.Errorf("loading model %s: %w", dir, err)
+		return nil, broken("its signature names a tensor the graph lacks", err)
+	}
+	if err := m.warmUp(dir); err != nil {
+		sm.Session.Close()
+		return nil, err
 	}
 	return m, nil
 }

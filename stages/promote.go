@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,21 +64,6 @@ func rolledBack(promoteTo, source string) (*RolledBack, error) {
 		}
 	}
 	return nil, nil
-}
-
-// ChampionDir resolves the current champion's folder (nil error and "" when none).
-func ChampionDir(promoteTo string) (string, error) {
-	fi, err := os.Lstat(promoteTo)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	if fi.Mode()&os.ModeSymlink == 0 {
-		return promoteTo, nil // a folder put there by hand
-	}
-	return filepath.EvalSymlinks(promoteTo)
 }
 
 // ReadCard reads the card of a champion folder.
@@ -163,13 +149,13 @@ func switchChampion(promoteTo, id, source string, check func(cur string) error, 
 	if err := put(); err != nil {
 		return nil, nil, err
 	}
-	h.Promotions = append(h.Promotions, id)
+	h.record(id)
 	lifted, aside = h.change(cur, id, source) // cur is the champion's folder, not the link
 	return lifted, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 
-// ErrNotPromoted is PromoteAgain's error for an id no promotion has: the model may still be
-// in a run folder (PromoteFromRun).
+// ErrNotPromoted is PromoteAgain's error for an id no promotion has, or RUN/FOLDER whose
+// promoted folder is gone: the model may still be in a run folder (PromoteFromRun).
 var ErrNotPromoted = errors.New("never promoted")
 
 // PromoteFromRun makes the model trained in run folder runDir, in its folder there (cnn,
@@ -178,8 +164,12 @@ var ErrNotPromoted = errors.New("never promoted")
 // model is lifted (returned as lifted) and the champion it sets aside is not promoted again
 // automatically (returned as aside).
 func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *RolledBack, error) {
+	folder = strings.TrimRight(folder, "/") // as a shell completes a folder
 	var rec pipeline.RunRecord
 	b, err := os.ReadFile(filepath.Join(runDir, "run.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, unfinishedRun(runDir, folder)
+	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("run folder %s: %w", runDir, err)
 	}
@@ -213,12 +203,15 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 		}
 	}
 	if source == "" {
-		return nil, nil, nil, fmt.Errorf("run %s has no trained model in a folder %q; its models: %s", filepath.Base(runDir), folder, strings.Join(folders, ", "))
+		return nil, nil, nil, fmt.Errorf("run %s has no trained model in a folder %q; its models: %s", filepath.Base(runDir), folder, cmp.Or(strings.Join(folders, ", "), "none"))
 	}
 	saved := filepath.Join(runDir, folder, "saved_model")
 	info, err := readModelInfo(saved)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if err := graphs.CheckModel(saved); err != nil {
+		return nil, nil, nil, fmt.Errorf("not promoted: %w; the champion is unchanged", err)
 	}
 	card := Card{ID: sanitizeID(filepath.Base(runDir) + "-" + folder), Architecture: info.Spec.Architecture, Classes: info.Classes,
 		Input: info.Input, Metrics: map[string]metric{}, Source: source, Run: filepath.Base(runDir), Promoted: time.Now().UTC()}
@@ -227,14 +220,25 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 		card.Metrics, card.Metric, card.TestSet = ev.MetricMap(), EvaluationMetrics[0], ev.TestSet
 	}
 	root := promoteTo + ".d"
+	// The champion, when it is this model but broken (its weights deleted, say), is installed
+	// again in its folder, under its id: the champion repaired, not a new promotion.
+	repair := ""
+	if cur, _ := ChampionDir(promoteTo); cur != "" && filepath.Base(filepath.Dir(cur)) == filepath.Base(root) {
+		if c, err := ReadCard(cur); err == nil && c.Source == source && checkPromoted(cur) != nil {
+			repair, card.ID = cur, filepath.Base(cur)
+		}
+	}
 	lifted, aside, err := switchChampion(promoteTo, card.ID, source, func(cur string) error {
-		if cur != "" {
+		if cur != "" && cur != repair {
 			if c, err := ReadCard(cur); err == nil && c.Source == source {
 				return fmt.Errorf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)
 			}
 		}
-		if _, err := os.Stat(filepath.Join(root, card.ID)); err == nil {
-			return fmt.Errorf("%s holds a model %s already; pipeline promote %[2]s makes it the champion", root, card.ID)
+		// A folder of that id whose model is broken is installed again.
+		if dir := filepath.Join(root, card.ID); repair == "" {
+			if _, err := os.Stat(dir); err == nil && checkPromoted(dir) == nil {
+				return fmt.Errorf("%s holds a model %s already; pipeline promote %[2]s makes it the champion", root, card.ID)
+			}
 		}
 		return nil
 	}, func() error { return install(promoteTo, saved, card) })
@@ -242,6 +246,27 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 		return nil, nil, nil, err
 	}
 	return &card, lifted, aside, nil
+}
+
+// unfinishedRun is PromoteFromRun's error for a run folder without run.json: there is no such
+// folder, or the run was killed (or is still running), so which store object each of its
+// models is cannot be told.
+func unfinishedRun(runDir, folder string) error {
+	if _, err := os.Stat(runDir); err != nil {
+		return fmt.Errorf("there is no run folder %s; `pipeline runs` lists the run folders", runDir)
+	}
+	var models []string
+	entries, _ := os.ReadDir(runDir)
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(runDir, e.Name(), "saved_model", graphs.ModelInfoFile)); err == nil {
+			models = append(models, e.Name())
+		}
+	}
+	run := filepath.Base(runDir)
+	if slices.Contains(models, folder) {
+		return fmt.Errorf("run %s did not finish (its folder has no run.json: it was killed, or is still running), so its model %s cannot be promoted by hand; run the pipeline again, which reuses what that run finished", run, folder)
+	}
+	return fmt.Errorf("run %s has no model %s: it did not finish (its folder has no run.json: it was killed, or is still running); models in its folder: %s", run, folder, cmp.Or(strings.Join(models, ", "), "none"))
 }
 
 // adoptLegacy moves a real folder at promoteTo (from an older layout or put there by hand)
@@ -327,15 +352,26 @@ func appendHistory(root, id string) error {
 	if err != nil {
 		return err
 	}
-	h.Promotions = append(h.Promotions, id)
+	h.record(id)
 	return writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
+// record adds the promotion of id, unless id is the champion already (its folder installed
+// again, as when a champion whose folder was deleted is promoted from its run again): a
+// rollback goes back to the previous champion, which is never the current one.
+func (h *promoteHistory) record(id string) {
+	if n := len(h.Promotions); n == 0 || h.Promotions[n-1] != id {
+		h.Promotions = append(h.Promotions, id)
+	}
 }
 
 // Rollback makes the previous champion current again and returns its id. The rolled-back
 // model stays on disk (in the .d folder) but leaves the promotions, and is recorded as rolled
 // back, so that the select stage does not promote it again; PromoteAgain can. The record
 // of the model set aside is returned too (nil when it is the previous champion's model under
-// another id).
+// another id). The previous champion is the last promotion of another id (a history written
+// before record existed may list the champion twice in a row); one whose folder is gone or
+// whose model is broken is not gone back to: the error says what else can be.
 func Rollback(promoteTo string) (string, *RolledBack, error) {
 	root := promoteTo + ".d"
 	if _, err := os.Stat(root); err != nil {
@@ -350,12 +386,30 @@ func Rollback(promoteTo string) (string, *RolledBack, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if len(h.Promotions) < 2 {
+	n := len(h.Promotions)
+	if n == 0 {
 		return "", nil, fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
 	}
-	cur, prev := h.Promotions[len(h.Promotions)-1], h.Promotions[len(h.Promotions)-2]
+	cur := h.Promotions[n-1]
+	i := n - 1
+	for i >= 0 && h.Promotions[i] == cur {
+		i--
+	}
+	if i < 0 {
+		return "", nil, fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
+	}
+	prev := h.Promotions[i]
+	others := slices.DeleteFunc(promotedIDList(root), func(id string) bool { return id == cur || id == prev })
+	next := "`pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
+	if len(others) > 0 {
+		next = fmt.Sprintf("`pipeline promote ID` makes another model promoted before the champion (%s), or ", strings.Join(others, ", ")) + next
+	}
 	if _, err := os.Stat(filepath.Join(root, prev)); err != nil {
-		return "", nil, fmt.Errorf("previous champion %s is missing from %s", prev, root)
+		return "", nil, fmt.Errorf("previous champion %s is missing from %s (its folder was deleted); the champion is still %s; %s%s",
+			prev, root, cur, next, reinstallHint(prev))
+	}
+	if err := checkPromoted(filepath.Join(root, prev)); err != nil {
+		return "", nil, fmt.Errorf("not rolled back: the previous champion %s cannot serve: %w; the champion is still %s; %s%s", prev, err, cur, next, reinstallHint(prev))
 	}
 	var prevSource string
 	if c, err := ReadCard(filepath.Join(root, prev)); err == nil {
@@ -364,9 +418,31 @@ func Rollback(promoteTo string) (string, *RolledBack, error) {
 	if err := pointTo(promoteTo, prev); err != nil {
 		return "", nil, err
 	}
-	h.Promotions = h.Promotions[:len(h.Promotions)-1]
+	h.Promotions = h.Promotions[:i+1]
 	_, aside := h.change(filepath.Join(root, cur), prev, prevSource)
 	return prev, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
+// reinstallHint suggests, for a promoted model id whose folder is gone or broken, installing
+// it again from its run folder ("" for an id that does not name one).
+func reinstallHint(id string) string {
+	run, folder, ok := runFolderOf(id)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(" (`pipeline promote %s/%s` installs %s again from its run folder, if that is kept)", run, folder, id)
+}
+
+// runFolderOf splits a promoted model's id into its run folder and the model's folder there:
+// ids are RUN-FOLDER, and run folders are named by their time (20261206_120000), with -N after
+// it for the second run started in the same second. ok is false for an id that is not such
+// (legacy-…).
+func runFolderOf(id string) (run, folder string, ok bool) {
+	run, folder, ok = strings.Cut(id, "-")
+	if n, rest, two := strings.Cut(folder, "-"); two && n != "" && strings.Trim(n, "0123456789") == "" {
+		run, folder = run+"-"+n, rest
+	}
+	return run, folder, ok && run != "" && folder != "" && run != "legacy"
 }
 
 // change records in h that the champion folder cur gives way to the model id (whose card
@@ -402,10 +478,18 @@ func (h *promoteHistory) change(cur, id, source string) (lifted, aside *RolledBa
 // record of the champion it sets aside, as a rollback would (nil for none, or for the same
 // model under another id).
 // id may also be given as RUN/CANDIDATE, or RUN/FOLDER with the run folder's name for the
-// model (cnn.fast for the candidate fast).
+// model (cnn.fast for the candidate fast), with or without a trailing slash. The model is
+// checked first (graphs.CheckModel): a broken one is refused, with a *graphs.BrokenModelError
+// in the chain, and the champion stays.
 func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error) {
 	root := promoteTo + ".d"
-	if run, cand, ok := strings.Cut(id, "/"); ok {
+	given := id
+	id = strings.TrimRight(id, "/") // as a shell completes a folder
+	run, cand, isRun := strings.Cut(id, "/")
+	if isRun {
+		if !plainName(run) || !plainName(cand) {
+			return nil, nil, nil, fmt.Errorf("%q is neither a model id nor RUN/FOLDER (a run folder's name, then the folder of one of its models); promoted models: %s", given, promotedIDs(root))
+		}
 		id = sanitizeID(run + "-" + cand)
 		// RUN/FOLDER as the run folder names it (cnn.fast for the candidate fast).
 		if _, err := os.Stat(filepath.Join(root, id)); err != nil {
@@ -413,17 +497,26 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 				id = sanitizeID(run + "-" + key)
 			}
 		}
+	} else if !plainName(id) {
+		return nil, nil, nil, fmt.Errorf("%q is neither a model id (a folder in %s) nor RUN/FOLDER; promoted models: %s", given, root, promotedIDs(root))
 	}
 	dir := filepath.Join(root, id)
-	if id == "" || id != filepath.Base(id) || strings.HasPrefix(id, ".") {
-		return nil, nil, nil, fmt.Errorf("%q is not a model id; promoted models: %s", id, promotedIDs(root))
-	}
 	if _, err := os.Stat(dir); err != nil {
+		h, _ := readHistory(root)
+		if !isRun && slices.Contains(h.Promotions, id) {
+			return nil, nil, nil, fmt.Errorf("%s was promoted before, but its folder %s is gone%s; promoted models: %s", id, dir, reinstallHint(id), promotedIDs(root))
+		}
 		return nil, nil, nil, fmt.Errorf("%s holds no model %s (%w); promoted models: %s", root, id, ErrNotPromoted, promotedIDs(root))
 	}
 	card, err := ReadCard(dir)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("model %s cannot be promoted: %w", id, err)
+	}
+	if err := checkPromoted(dir); err != nil {
+		if cur, _ := ChampionDir(promoteTo); cur != "" && filepath.Base(cur) == id {
+			return nil, nil, nil, fmt.Errorf("%s is the champion in %s, but %w; promoting it again cannot repair it: %s", id, promoteTo, err, BrokenChampionNext(id))
+		}
+		return nil, nil, nil, fmt.Errorf("not promoted: %w; the champion is unchanged%s", err, reinstallHint(id))
 	}
 	lifted, aside, err := switchChampion(promoteTo, id, card.Source, func(cur string) error {
 		if cur != "" && filepath.Base(cur) == id {
@@ -443,19 +536,20 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 	return card, lifted, aside, nil
 }
 
-// promotedIDs lists the model folders in a .d folder, for an error message.
-func promotedIDs(root string) string {
-	entries, _ := os.ReadDir(root)
-	var ids []string
-	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			ids = append(ids, e.Name())
-		}
+// BrokenChampionNext says how to repair or replace the champion id, whose model is broken:
+// the promote commands to run, for a message.
+func BrokenChampionNext(id string) string {
+	next := "`pipeline promote --rollback` goes back to the previous champion, and `pipeline promote ID` makes another model the champion"
+	if run, folder, ok := runFolderOf(id); ok {
+		next = fmt.Sprintf("`pipeline promote %s/%s` installs it again from its run folder, if that is kept; ", run, folder) + next
 	}
-	if len(ids) == 0 {
-		return "none"
-	}
-	return strings.Join(ids, ", ")
+	return next
+}
+
+// plainName reports whether s names a folder inside another: not empty, no separator, not
+// hidden, not . or ..
+func plainName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, `/\`) && !strings.HasPrefix(s, ".")
 }
 
 // sanitizeID makes a folder-safe id.

@@ -16,13 +16,10 @@ import (
 	"pipeline/pipeline"
 )
 
-// fakeModel writes a minimal model folder with a model.json the card can be made from.
+// fakeModel writes a small model folder (realModel) whose model.json names arch.
 func fakeModel(t *testing.T, dir, arch string) string {
 	t.Helper()
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"format_version":1,"spec":{"architecture":"`+arch+`"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`), 0o644)
-	os.WriteFile(filepath.Join(dir, "saved_model.pb"), []byte(arch), 0o644)
-	return dir
+	return realModel(t, dir, arch)
 }
 
 // applyDecision runs Select.Apply on a hand-written decision.
@@ -78,7 +75,7 @@ func TestPromotionGateAndRollback(t *testing.T) {
 	if err != nil || card.Source != "m3" || card.Architecture != "vgg19" || card.Run != "run6" {
 		t.Fatalf("champion after run6: %+v %v", card, err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(final, "saved_model", "saved_model.pb")); string(b) != "vgg19" {
+	if b, _ := os.ReadFile(filepath.Join(final, "saved_model", "marker")); string(b) != "vgg19" {
 		t.Fatalf("promoted files %q", b)
 	}
 	id, _, err := Rollback(final)

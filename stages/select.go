@@ -327,13 +327,34 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 		return fmt.Sprintf("not promoted: %s", dec.Gate), nil
 	}
 	promoteTo := job.Path(dec.PromoteTo)
+	// A champion on record that is gone (its folder or the .d folder deleted) or whose files
+	// are (its weights deleted) is taken for none, with a warning in the note, so that the
+	// winner can take its place; not an error, which would fail every run until fixed.
+	var noChampion string
 	champDir, err := ChampionDir(promoteTo)
+	if missing := (*MissingChampionError)(nil); errors.As(err, &missing) {
+		m := *missing // named as the pipeline file names them
+		m.PromoteTo = dec.PromoteTo
+		if rel, err := filepath.Rel(job.Workspace, m.Target); err == nil && m.Target != "" && !strings.HasPrefix(rel, "..") {
+			m.Target = rel
+		}
+		noChampion, err = m.What(), nil
+	}
 	if err != nil {
 		return "", err
 	}
 	var champ *Card
 	if champDir != "" {
 		champ, _ = ReadCard(champDir)
+		var broken *graphs.BrokenModelError
+		if err := graphs.CheckFiles(savedModelOf(champDir)); errors.As(err, &broken) {
+			id := filepath.Base(champDir)
+			if champ != nil {
+				id = champ.ID
+			}
+			noChampion = fmt.Sprintf("the champion %s is broken, %s", id, broken.Problem)
+			champDir, champ = "", nil
+		}
 	}
 	if champ != nil && champ.Source == w.Model {
 		return fmt.Sprintf("%s (%s %.4f) is already the champion in %s", w.Name, dec.Metric, float64(w.Value), dec.PromoteTo), nil
@@ -351,6 +372,9 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 		return "", err
 	}
 	reason := "no champion yet"
+	if noChampion != "" {
+		reason = "warning: " + noChampion + ", taken as no champion"
+	}
 	if champ != nil {
 		cv, on := float64(champ.Metrics[dec.Metric]), ""
 		comparable := true
@@ -411,6 +435,12 @@ func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 	}
 	card := Card{ID: sanitizeID(runID + "-" + w.Name), Architecture: info.Spec.Architecture, Classes: info.Classes, Input: info.Input,
 		Metrics: w.Metrics, Metric: dec.Metric, TestSet: w.TestSet, Source: w.Model, Run: runID, Promoted: time.Now().UTC()}
+	if err := job.Ready(); err != nil {
+		return "", err
+	}
+	if err := graphs.CheckModel(job.Path(w.Model)); err != nil {
+		return "", fmt.Errorf("not promoting %s to %s: %w; the champion is unchanged (the next run notices a damaged output in the store and makes it again)", w.Name, dec.PromoteTo, err)
+	}
 	if err := promote(promoteTo, job.Path(w.Model), card); err != nil {
 		return "", fmt.Errorf("promoting %s to %s: %w", w.Name, dec.PromoteTo, err)
 	}
@@ -448,11 +478,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	if err := job.Ready(); err != nil {
 		return nil, err
 	}
-	dir := champDir
-	if _, err := os.Stat(filepath.Join(champDir, "saved_model", graphs.ModelInfoFile)); err == nil {
-		dir = filepath.Join(champDir, "saved_model")
-	}
-	model, err := graphs.LoadModel(dir, 0)
+	model, err := graphs.LoadModel(savedModelOf(champDir), 0)
 	if err != nil {
 		return nil, err
 	}

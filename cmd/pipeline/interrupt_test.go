@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(mainHelperVar) == "1" {
 		os.Exit(run(append([]string{"pipeline"}, os.Args[1:]...), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if smallModels.base != "" {
+		os.RemoveAll(smallModels.base)
+	}
+	os.Exit(code)
 }
 
 // longTraining trains until it is stopped: for tests that signal a run under way.

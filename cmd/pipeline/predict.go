@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 	"pipeline/stages"
 )
@@ -51,7 +52,7 @@ func predictCommand() *cli.Command {
 			}
 			p, err := stages.LoadPredictor(c.String("model"), 0)
 			if err != nil {
-				return err
+				return explainModelError(c.String("model"), err)
 			}
 			defer p.Close()
 			type result struct {
@@ -143,6 +144,24 @@ func predictCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// explainModelError adds to LoadPredictor's error for the model folder dir what to do about
+// it: for a promotion folder whose link leads nowhere, what the promotions say; for a broken
+// model (its weights deleted, say), how to make another model the champion.
+func explainModelError(dir string, err error) error {
+	var missing *stages.MissingChampionError
+	if _, cerr := stages.ChampionDir(dir); errors.As(cerr, &missing) {
+		return missing
+	}
+	var broken *graphs.BrokenModelError
+	if !errors.As(err, &broken) {
+		return err
+	}
+	if card, cerr := stages.ReadCard(dir); cerr == nil && card.ID != "" {
+		return fmt.Errorf("the promoted model %s in %s cannot predict: %w; %s", card.ID, dir, err, stages.BrokenChampionNext(card.ID))
+	}
+	return fmt.Errorf("%w; give another model folder (--model)", err)
 }
 
 // imageFile is a file predict classifies: one named on the command line (dir is ""), or one

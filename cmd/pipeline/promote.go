@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 	"pipeline/stages"
 )
@@ -68,17 +69,28 @@ func promoteCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "%s will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", aside.ID)
 				}
 			case id != "":
+				runsDir := pipeline.InWorkspace(ws, c.String("runs-dir"))
+				id = modelArg(id, c.String("runs-dir"), runsDir)
 				card, lifted, aside, err := stages.PromoteAgain(to, id)
 				run, folder, isRun := strings.Cut(id, "/")
-				runDir := filepath.Join(pipeline.InWorkspace(ws, c.String("runs-dir")), run)
-				if _, serr := os.Stat(filepath.Join(runDir, "run.json")); errors.Is(err, stages.ErrNotPromoted) && isRun && serr == nil {
-					// RUN/FOLDER never promoted: from the run folder, by hand.
-					card, lifted, aside, err = stages.PromoteFromRun(to, runDir, folder)
+				var broken *graphs.BrokenModelError
+				if isRun && (errors.Is(err, stages.ErrNotPromoted) || errors.As(err, &broken)) {
+					// RUN/FOLDER never promoted, or whose promoted folder is gone or broken:
+					// from the run folder, by hand.
+					was := err
+					card, lifted, aside, err = stages.PromoteFromRun(to, filepath.Join(runsDir, run), folder)
+					if err != nil && broken != nil {
+						err = fmt.Errorf("%w; nor can it be installed again from its run folder: %v", was, err)
+					}
 				}
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "promoted: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
+				if before != nil && before.ID == card.ID {
+					fmt.Fprintf(c.App.Writer, "repaired: the champion %s, which was broken, is installed again from run %s\n", card.ID, card.Run)
+				} else {
+					fmt.Fprintf(c.App.Writer, "promoted: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
+				}
 				if aside != nil {
 					fmt.Fprintf(c.App.Writer, "%s, set aside, will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", aside.ID)
 				}
@@ -86,12 +98,12 @@ func promoteCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "%s was rolled back on %s; select may promote it again\n", lifted.ID, lifted.At.Local().Format("2006-01-02 15:04"))
 				}
 			}
-			dir, err := stages.ChampionDir(to)
+			dir, err := stages.ChampionDir(to) // a *stages.MissingChampionError says what to do
 			if err != nil {
 				return err
 			}
 			if dir == "" {
-				return fmt.Errorf("%s holds no promoted model yet; run a pipeline with a select stage", to)
+				return fmt.Errorf("%s holds no promoted model yet; run a pipeline with a select stage, or promote a model of a run folder by hand (pipeline promote RUN/FOLDER)", to)
 			}
 			card, err := stages.ReadCard(dir)
 			if err != nil {
@@ -136,6 +148,25 @@ func promoteCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// modelArg reads promote's model id as a shell may complete it: RUN/FOLDER/ with a trailing
+// slash, or the path of the model's folder in the runs folder runsDir (the --runs-dir runsArg
+// in the workspace): models/RUN/FOLDER relative to the workspace or to the current folder.
+func modelArg(id, runsArg, runsDir string) string {
+	id = strings.TrimRight(id, "/")
+	paths := []string{id}
+	if abs, err := filepath.Abs(id); err == nil {
+		paths = append(paths, abs)
+	}
+	for _, p := range paths {
+		for _, prefix := range []string{filepath.Clean(runsArg), runsDir} {
+			if rest, ok := strings.CutPrefix(p, prefix+string(filepath.Separator)); ok && strings.Count(rest, "/") == 1 {
+				return rest
+			}
+		}
+	}
+	return id
 }
 
 // promoteTo returns the folder the select stages of the pipeline file at path promote to,

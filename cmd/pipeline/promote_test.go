@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,11 +26,7 @@ func promoteFakeTo(t *testing.T, ws, run, model string, value float64, to string
 	if classes == nil {
 		classes = []string{"a", "b"}
 	}
-	names, _ := json.Marshal(classes)
-	dir := filepath.Join(ws, model)
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":`+string(names)+`}`), 0o644)
-	os.WriteFile(filepath.Join(dir, "saved_model.pb"), []byte(model), 0o644)
+	smallModel(t, filepath.Join(ws, model), model, classes...)
 	out := filepath.Join(t.TempDir(), "out")
 	os.MkdirAll(filepath.Join(out, "decision"), 0o755)
 	dec := fmt.Sprintf(`{"metric":"test_f1_macro","direction":"max","gate_passed":true,"promote_to":%q,"must_beat_champion":true,
@@ -162,11 +157,10 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 	promoteFake(t, ws, "run1", "m1", 0.7)
 	run := filepath.Join(ws, "models", "20261206_120000")
 	digest := strings.Repeat("ab", 32)
+	smallModel(t, filepath.Join(run, "cnn/saved_model"), "by hand", "a", "b", "c")
 	for rel, body := range map[string]string{
-		"run.json":                       `{"id":"20261206_120000","status":"succeeded","stages":[{"stage":"train.model[cnn]","status":"ran","output":"` + digest + `","artifacts":"cnn","duration_s":1}]}`,
-		"cnn/saved_model/model.json":     `{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b","c"]}`,
-		"cnn/saved_model/saved_model.pb": "by hand",
-		"cnn/evaluation/metrics.json":    `{"architecture":"cnn","test_set":"ts1","test_f1_macro":0.61,"test_top5":1}`,
+		"run.json":                    `{"id":"20261206_120000","status":"succeeded","stages":[{"stage":"train.model[cnn]","status":"ran","output":"` + digest + `","artifacts":"cnn","duration_s":1}]}`,
+		"cnn/evaluation/metrics.json": `{"architecture":"cnn","test_set":"ts1","test_f1_macro":0.61,"test_top5":1}`,
 	} {
 		p := filepath.Join(run, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -187,7 +181,7 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 	if card.Source != "data/intermediate/objects/"+digest+"/saved_model" || float64(card.Metrics["test_f1_macro"]) != 0.61 || card.TestSet != "ts1" || card.Run != "20261206_120000" {
 		t.Fatalf("card %+v", card)
 	}
-	if b, _ := os.ReadFile(filepath.Join(ws, "models/final_models/saved_model/saved_model.pb")); string(b) != "by hand" {
+	if b, _ := os.ReadFile(filepath.Join(ws, "models/final_models/saved_model/marker")); string(b) != "by hand" {
 		t.Fatalf("the champion's SavedModel holds %q", b)
 	}
 	if code, _, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/cnn"); code != exitErr || !strings.Contains(errs, "already the champion") {
@@ -200,11 +194,10 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 	// RUN/CANDIDATE as select names it: the run's decision says which model that is.
 	run2 := filepath.Join(ws, "models", "20261206_130000")
 	d2 := strings.Repeat("cd", 32)
+	smallModel(t, filepath.Join(run2, "cnn.0.01/saved_model"), "by name", "a", "b", "c")
 	for rel, body := range map[string]string{
-		"run.json":                            `{"id":"20261206_130000","status":"succeeded","stages":[{"stage":"train.lr[\"0.01\"]","status":"ran","output":"` + d2 + `","artifacts":"cnn.0.01","duration_s":1}]}`,
-		"cnn.0.01/saved_model/model.json":     `{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b","c"]}`,
-		"cnn.0.01/saved_model/saved_model.pb": "by name",
-		"select.best/decision/decision.json":  `{"ranking":[{"candidate":"fast","model":"data/intermediate/objects/` + d2 + `/saved_model"}]}`,
+		"run.json":                           `{"id":"20261206_130000","status":"succeeded","stages":[{"stage":"train.lr[\"0.01\"]","status":"ran","output":"` + d2 + `","artifacts":"cnn.0.01","duration_s":1}]}`,
+		"select.best/decision/decision.json": `{"ranking":[{"candidate":"fast","model":"data/intermediate/objects/` + d2 + `/saved_model"}]}`,
 	} {
 		p := filepath.Join(run2, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)

@@ -46,10 +46,12 @@ type server struct {
 	mu  sync.RWMutex
 	cur *servedModel
 	// failed is the model folder and stamp that last failed to load, so that the watcher
-	// says so once, not every few seconds, until it changes.
+	// says so once, not every few seconds, until it changes, and why, for /healthz; cleared
+	// when a model loads or the folder points to the served one again.
 	failed struct {
 		resolved string
 		stamp    time.Time
+		err      error
 	}
 
 	slots chan struct{} // inference slots
@@ -97,22 +99,24 @@ func (s *server) reload() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s.mu.RLock()
+	s.mu.Lock()
 	cur := s.cur
-	s.mu.RUnlock()
 	if cur != nil && cur.resolved == resolved && cur.stamp.Equal(stamp) {
+		s.failed.resolved, s.failed.err = "", nil // back to the served model (a rollback)
+		s.mu.Unlock()
 		return false, nil
 	}
-	s.mu.RLock()
 	known := s.failed.resolved == resolved && s.failed.stamp.Equal(stamp)
-	s.mu.RUnlock()
+	s.mu.Unlock()
 	if known {
 		return false, errLoadFailedBefore
 	}
+	// LoadPredictor makes one prediction on a blank image: a model that cannot predict (its
+	// weights deleted) is refused here, and the one served stays.
 	p, err := stages.LoadPredictor(resolved, 0)
 	if err != nil {
 		s.mu.Lock()
-		s.failed.resolved, s.failed.stamp = resolved, stamp
+		s.failed.resolved, s.failed.stamp, s.failed.err = resolved, stamp, err
 		s.mu.Unlock()
 		return false, err
 	}
@@ -120,6 +124,7 @@ func (s *server) reload() (bool, error) {
 	s.mu.Lock()
 	old := s.cur
 	s.cur = next
+	s.failed.resolved, s.failed.err = "", nil
 	s.mu.Unlock()
 	if old != nil {
 		go func() {
@@ -139,16 +144,36 @@ func (s *server) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			changed, err := s.reload()
-			switch {
-			case errors.Is(err, errLoadFailedBefore): // reported when it first failed
-			case err != nil && !errors.Is(err, os.ErrNotExist):
-				s.logger.Printf("model reload from %s failed (still serving the previous one): %v", s.modelDir, err)
-			case changed:
-				s.logger.Printf("serving model %s", s.currentID())
-			}
+			s.poll()
 		}
 	}
+}
+
+// poll reloads the model if it changed and logs what happened: a model that fails to load or
+// to predict is logged once, with what to do, and the one served stays.
+func (s *server) poll() {
+	changed, err := s.reload()
+	switch {
+	case errors.Is(err, errLoadFailedBefore): // reported when it first failed
+	case err != nil && errors.Is(err, os.ErrNotExist): // a link being switched, or no model yet
+	case err != nil && s.currentID() != "":
+		s.logger.Printf("not switching to the model now in %s, still serving %s: %v", s.modelDir, s.currentID(), explainModelError(s.modelDir, err))
+	case err != nil:
+		s.logger.Printf("cannot serve the model now in %s (answering 503 meanwhile): %v", s.modelDir, explainModelError(s.modelDir, err))
+	case changed:
+		s.logger.Printf("serving model %s", s.currentID())
+	}
+}
+
+// pendingError is why the model the folder now points to is not served ("" when it is, or
+// when none failed).
+func (s *server) pendingError() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.failed.err == nil {
+		return ""
+	}
+	return s.failed.err.Error()
 }
 
 // acquire returns the current model, counted as in use; release with done().
@@ -206,7 +231,7 @@ func serveCommand() *cli.Command {
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
 			s := newServer(c.String("model"), opts, logger)
 			if _, err := s.reload(); err != nil {
-				logger.Printf("no model yet at %s (%v); answering 503 until one is promoted", c.String("model"), err)
+				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", c.String("model"), err)
 			} else {
 				logger.Printf("serving model %s", s.currentID())
 			}

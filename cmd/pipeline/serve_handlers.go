@@ -345,13 +345,20 @@ func (s *server) handleModel(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// handleHealth says whether a model is served, which, and, in pending_model_error, why the
+// model the folder now points to is not (it failed to load or to predict), so that a
+// promotion the server refused is seen, not only logged.
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	id := s.currentID()
+	id, pending := s.currentID(), s.pendingError()
+	body := map[string]string{"status": "ok", "model": id}
+	status := http.StatusOK
 	if id == "" {
-		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"status": "no model loaded"})
-		return
+		body, status = map[string]string{"status": "no model loaded"}, http.StatusServiceUnavailable
 	}
-	writeJSONResponse(w, http.StatusOK, map[string]string{"status": "ok", "model": id})
+	if pending != "" {
+		body["pending_model_error"] = pending
+	}
+	writeJSONResponse(w, status, body)
 }
 
 // classIndex is the index of the class called name, -1 when none is. Either Unicode form of

@@ -1,0 +1,91 @@
+package graphs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// BrokenModelError is LoadModel's error for a folder that holds a model which cannot answer:
+// its model.json cannot be read, TensorFlow cannot load it, its weights (variables/) are
+// missing, or it fails on a blank image. TensorFlow loads a SavedModel whose variables/ folder
+// is gone without a word and fails only at the first prediction, so LoadModel makes one.
+type BrokenModelError struct {
+	Dir     string // the SavedModel folder
+	Problem string // what is wrong with it, in words
+	Err     error  // the error behind Problem, when it adds to it (TensorFlow's), else nil
+}
+
+func (e *BrokenModelError) Error() string {
+	msg := fmt.Sprintf("model %s is broken: %s", e.Dir, e.Problem)
+	if e.Err != nil {
+		// TensorFlow's messages run on with graph node names on later lines.
+		first, _, _ := strings.Cut(e.Err.Error(), "\n")
+		msg += ": " + strings.TrimSpace(first)
+	}
+	return msg
+}
+
+// Unwrap returns the error behind the problem.
+func (e *BrokenModelError) Unwrap() error { return e.Err }
+
+// CheckModel reports whether the SavedModel folder dir (written by Export) can be served: it
+// loads it, as LoadModel does, which answers one prediction on a blank image of the model's
+// input size, and releases it. The error is a *BrokenModelError for a model that is there but
+// damaged. Promotion calls it before a model becomes the champion.
+func CheckModel(dir string) error {
+	m, err := LoadModel(dir, 1)
+	if err != nil {
+		return err
+	}
+	return m.Close()
+}
+
+// CheckFiles reports, without loading it, a SavedModel folder written by Export whose files
+// are missing: model.json, saved_model.pb, or its weights (variables/). It is what can be
+// checked of a model cheaply, where loading it each time would cost too much; the error is a
+// *BrokenModelError.
+func CheckFiles(dir string) error {
+	for _, f := range []string{ModelInfoFile, "saved_model.pb"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return &BrokenModelError{Dir: dir, Problem: "its " + f + " is missing"}
+		}
+	}
+	if missingWeights(dir) {
+		return &BrokenModelError{Dir: dir, Problem: "its weights (variables/) are missing"}
+	}
+	return nil
+}
+
+// warmUp runs one prediction on a blank (all zero) image and checks its answer: a probability
+// per class in model.json. Its error is a *BrokenModelError.
+func (m *Model) warmUp(dir string) error {
+	in := m.Info.Input
+	probs, err := m.Predict(make([]float32, in.Height*in.Width*in.Channels))
+	switch {
+	case err != nil && missingWeights(dir):
+		return &BrokenModelError{Dir: dir, Problem: "its weights (variables/) are missing: it loads but cannot predict"}
+	case err != nil:
+		return &BrokenModelError{Dir: dir, Problem: "it fails on a blank image", Err: err}
+	case len(probs) != 1 || len(probs[0]) != len(m.Info.Classes):
+		n := 0
+		if len(probs) > 0 {
+			n = len(probs[0])
+		}
+		return &BrokenModelError{Dir: dir, Problem: fmt.Sprintf("it answers %d probabilities, but its %s names %d classes", n, ModelInfoFile, len(m.Info.Classes))}
+	}
+	return nil
+}
+
+// missingWeights reports whether the SavedModel folder dir lacks its variables' index or every
+// data file, as after variables/ is deleted or left out of a copy.
+func missingWeights(dir string) bool {
+	vars := filepath.Join(dir, "variables")
+	if _, err := os.Stat(filepath.Join(vars, "variables.index")); errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	data, _ := filepath.Glob(filepath.Join(vars, "variables.data-*"))
+	return len(data) == 0
+}

@@ -1,0 +1,124 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"pipeline/graphs"
+)
+
+// MissingChampionError is ChampionDir's error when the promotions say there is a champion but
+// it cannot be found: promoteTo is a link to a folder that is gone (the champion's folder, or
+// the whole .d folder, deleted), or promoteTo itself is gone while history.json names a
+// champion. A run's select takes it for no champion; the promote command reports it.
+type MissingChampionError struct {
+	PromoteTo string
+	Target    string   // the link's target, "" when the link itself is missing
+	Champion  string   // the champion history.json names, "" when it names none
+	Present   bool     // whether the folder of Champion is there, so that promoting it restores the link
+	RootGone  bool     // the .d folder, which holds the promoted models and history.json, is gone
+	IDs       []string // the promoted models that are there, for the next step
+}
+
+// What says what is missing, without the next step.
+func (e *MissingChampionError) What() string {
+	root := e.PromoteTo + ".d"
+	switch {
+	case e.Target == "" && e.Present:
+		return fmt.Sprintf("%s is missing but %s names champion %s", e.PromoteTo, filepath.Join(root, "history.json"), e.Champion)
+	case e.Target == "":
+		return fmt.Sprintf("%s is missing, and so is the folder of the champion %s that %s names", e.PromoteTo, e.Champion, filepath.Join(root, "history.json"))
+	case e.RootGone:
+		return fmt.Sprintf("%s points to %s, but %s, which holds the promoted models and their history, is gone", e.PromoteTo, e.Target, root)
+	}
+	return fmt.Sprintf("%s points to %s, which is gone", e.PromoteTo, e.Target)
+}
+
+func (e *MissingChampionError) Error() string {
+	if e.Target == "" && e.Present {
+		return fmt.Sprintf("%s: `pipeline promote %s` restores it", e.What(), e.Champion)
+	}
+	next := "a run's select promotes its winner, and `pipeline promote RUN/FOLDER` a model of a run folder by hand"
+	if len(e.IDs) > 0 {
+		next = fmt.Sprintf("`pipeline promote ID` makes a model promoted before the champion again (%s); ", strings.Join(e.IDs, ", ")) + next
+	}
+	return fmt.Sprintf("%s: there is no champion; %s", e.What(), next)
+}
+
+// ChampionDir resolves the current champion's folder: "" and a nil error when there is none
+// yet, and a *MissingChampionError when the promotions name one that cannot be found.
+func ChampionDir(promoteTo string) (string, error) {
+	root := promoteTo + ".d"
+	fi, err := os.Lstat(promoteTo)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		h, err := readHistory(root)
+		if err != nil || len(h.Promotions) == 0 {
+			return "", err
+		}
+		e := &MissingChampionError{PromoteTo: promoteTo, Champion: h.Promotions[len(h.Promotions)-1], IDs: promotedIDList(root)}
+		_, serr := os.Stat(filepath.Join(root, e.Champion))
+		e.Present = serr == nil
+		return "", e
+	case err != nil:
+		return "", err
+	case fi.Mode()&os.ModeSymlink == 0:
+		return promoteTo, nil // a folder put there by hand
+	}
+	dir, err := filepath.EvalSymlinks(promoteTo)
+	if errors.Is(err, fs.ErrNotExist) {
+		target, _ := os.Readlink(promoteTo)
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(promoteTo), target)
+		}
+		e := &MissingChampionError{PromoteTo: promoteTo, Target: target, IDs: promotedIDList(root)}
+		if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+			e.RootGone = true
+		}
+		return "", e
+	}
+	return dir, err
+}
+
+// savedModelOf is the SavedModel folder of a promoted model's folder dir: its saved_model/,
+// or dir itself for a folder put in place by hand that is a SavedModel.
+func savedModelOf(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, "saved_model", graphs.ModelInfoFile)); err == nil {
+		return filepath.Join(dir, "saved_model")
+	}
+	if _, err := os.Stat(filepath.Join(dir, graphs.ModelInfoFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "saved_model.pb")); err == nil {
+			return dir
+		}
+	}
+	return filepath.Join(dir, "saved_model")
+}
+
+// checkPromoted checks the model of the promoted folder dir with graphs.CheckModel: it loads
+// and answers a prediction on a blank image.
+func checkPromoted(dir string) error { return graphs.CheckModel(savedModelOf(dir)) }
+
+// promotedIDList lists the model folders in a .d folder, for a next step in a message.
+func promotedIDList(root string) []string {
+	entries, _ := os.ReadDir(root)
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids
+}
+
+// promotedIDs lists the model folders in a .d folder, for an error message.
+func promotedIDs(root string) string {
+	ids := promotedIDList(root)
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}
