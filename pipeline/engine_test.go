@@ -490,6 +490,46 @@ func TestCancelLeavesNoOutputAndResumes(t *testing.T) {
 	}
 }
 
+// TestAForcedStageStartsWithoutWhatAnInterruptedRunLeft checks that a stage finds in its
+// work area what an interrupted run of its key left (a training resumes from it), unless it
+// is forced: then it starts from scratch, and the run log says what went.
+func TestAForcedStageStartsWithoutWhatAnInterruptedRunLeft(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	key := ws.plan(Selection{})["gen.src"].Key
+	leave := func() {
+		ws.write(filepath.Join(StoreDir, "work", key, "ckpt-2"), "epoch 2")
+		ws.write(filepath.Join(StoreDir, "work", key, "state.json"), `{"epoch": 2}`)
+	}
+	var found []string
+	ws.kinds.gen.probe = func(j *Job) {
+		names, _ := os.ReadDir(j.Work)
+		for _, n := range names {
+			found = append(found, n.Name())
+		}
+	}
+	leave()
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(found, []string{"ckpt-2", "state.json"}) {
+		t.Fatalf("a plain run found %q in its work area, want what the interrupted run left", found)
+	}
+	found = nil
+	leave()
+	got, rec, err := ws.run(RunOptions{Selection: Selection{Targets: []string{"gen.src"}, Force: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran"})
+	if len(found) != 0 {
+		t.Fatalf("a forced run found %q in its work area, want it empty", found)
+	}
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if want := "gen.src: forced: starting over, without what an interrupted run left in its work area (0.0 MB)"; !strings.Contains(string(log), want) {
+		t.Fatalf("run.log does not say %q:\n%s", want, log)
+	}
+}
+
 // A run interrupted after a stage failed (--keep-going) says both: callers that tell an
 // interruption by context.Canceled (exit status 130) see it.
 func TestCancelAfterAFailureIsStillACancel(t *testing.T) {

@@ -150,11 +150,14 @@ func (s *Store) WorkDir(key, addr string) (string, error) {
 	return dir, os.WriteFile(dir+workStageSuffix, []byte(addr+"\n"), 0o644)
 }
 
-// RemoveWork removes the scratch directory of a key and its note.
-func (s *Store) RemoveWork(key string) {
+// RemoveWork removes the scratch directory of a key and its note, and returns the size of
+// the files the directory held.
+func (s *Store) RemoveWork(key string) int64 {
 	dir := filepath.Join(s.Root, "work", key)
+	n := dirSize(dir)
 	os.RemoveAll(dir)
 	os.Remove(dir + workStageSuffix)
+	return n
 }
 
 // workStageSuffix, after a work folder's path, names the file that says whose scratch it is.
