@@ -365,6 +365,45 @@ func TestKeyEntriesKeepTheFileListBesideThem(t *testing.T) {
 	}
 }
 
+// TestAnUnreadableCacheEntryIsSaidAndReplaced damages the cache entry of a stage that ran
+// and checks that the plan says so, naming the file, rather than "never ran", and that the
+// run replaces the entry, after which the stage is cached again.
+func TestAnUnreadableCacheEntryIsSaidAndReplaced(t *testing.T) {
+	for _, tc := range []struct{ name, content, why string }{
+		{"does not parse", "{bad\n", "invalid character"},
+		{"names no output", "{}\n", "it names no output"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := newWorkspace(t, chainHCL, chainFiles())
+			if _, _, err := ws.run(RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e := ws.engine(nil)
+			st, _ := e.Store.LoadState("xform.final")
+			rel := filepath.ToSlash(filepath.Join(StoreDir, "keys", st.Key[:2], st.Key+".json"))
+			if err := os.WriteFile(filepath.Join(ws.dir, rel), []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d := ws.plan(Selection{})["xform.final"]
+			if want := "its cache entry is unreadable (" + rel + ": "; d.Action != Run || d.New || len(d.Reasons) != 1 ||
+				!strings.HasPrefix(d.Reasons[0], want) || !strings.Contains(d.Reasons[0], tc.why) || !strings.HasSuffix(d.Reasons[0], "; the run replaces it") {
+				t.Fatalf("plan: %s (new %v) %q, want a rerun because %s…%s…", d.Action, d.New, d.Reasons, want, tc.why)
+			}
+			got, _, err := ws.run(RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectStatus(t, got, map[string]string{"gen.src": "cached", "xform.up": "cached", "xform.other": "cached", "xform.final": "ran"})
+			if entry, ok := ws.engine(nil).Store.Lookup(st.Key); !ok || entry.Output.Digest != st.Output {
+				t.Fatalf("the entry after the run: %+v %v, want one for %s", entry, ok, st.Output)
+			}
+			if d := ws.plan(Selection{})["xform.final"]; d.Action != Cached {
+				t.Fatalf("plan after the run: %s %v", d.Action, d.Reasons)
+			}
+		})
+	}
+}
+
 func TestForEachInstancesAndPreciseDependencies(t *testing.T) {
 	const src = `
 stage "gen" "src" {

@@ -76,14 +76,51 @@ func (s *Store) outputPath(key string) string {
 }
 
 // Lookup returns the entry of key, if any. Its Output carries the digest; the file list is
-// left in a file of its own (Verify reads it only to say what is damaged).
+// left in a file of its own (Verify reads it only to say what is damaged). An entry that
+// cannot be read counts as none (see readEntry).
 func (s *Store) Lookup(key string) (*Entry, bool) {
-	var e Entry
-	if err := readJSON(s.keyPath(key), &e); err != nil {
-		return nil, false
-	}
-	return &e, true
+	e, err := s.readEntry(key)
+	return e, err == nil
 }
+
+// readEntry returns the entry of key: an error wrapping fs.ErrNotExist when there is none,
+// and an *unreadableEntryError when its file is there but cannot be read, does not parse, or
+// is not the entry of key with an output (a file damaged in the store).
+func (s *Store) readEntry(key string) (*Entry, error) {
+	p := s.keyPath(key)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var e Entry
+	if err == nil {
+		err = json.Unmarshal(b, &e)
+	}
+	switch {
+	case err != nil:
+	case e.Output.Digest == "":
+		err = errors.New("it names no output")
+	case e.Key != key:
+		err = fmt.Errorf("it is the entry of key %q", e.Key)
+	default:
+		return &e, nil
+	}
+	rel, _ := filepath.Rel(s.Workspace, p)
+	return nil, &unreadableEntryError{path: filepath.ToSlash(rel), err: err}
+}
+
+// unreadableEntryError is the error of a cache entry whose file is there but of no use: the
+// plan runs its stage again, and publishing the output replaces the file.
+type unreadableEntryError struct {
+	path string // relative to the workspace
+	err  error
+}
+
+func (e *unreadableEntryError) Error() string {
+	return fmt.Sprintf("its cache entry is unreadable (%s: %v)", e.path, e.err)
+}
+
+func (e *unreadableEntryError) Unwrap() error { return e.err }
 
 // Verify checks that an entry's output is present and exactly as published (no file
 // missing, changed or added), costing a stat per file when the files were not touched. It
