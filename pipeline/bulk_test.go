@@ -273,3 +273,131 @@ func TestAFileDeletedThroughARunFolderLinkIsRestored(t *testing.T) {
 		t.Fatalf("restored file: %q %v", b, err)
 	}
 }
+
+// moveWorkspace renames the workspace to a new folder, as `mv` would, and points ws and the
+// run records at the new place.
+func moveWorkspace(t *testing.T, ws *workspace, recs ...*RunRecord) {
+	t.Helper()
+	to := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(ws.dir, to); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		rel, err := filepath.Rel(ws.dir, r.dir)
+		if err != nil || !filepath.IsLocal(rel) {
+			t.Fatalf("run folder %s is not in the workspace %s", r.dir, ws.dir)
+		}
+		r.dir = filepath.Join(to, rel)
+	}
+	ws.dir = to
+}
+
+// TestGCAfterTheWorkspaceMovedSeesItsRunsFolders moves a workspace with two runs folders and
+// checks that gc still keeps what the runs folder it is not given uses, and that the run
+// folders' links still lead into the store: runs folders inside the workspace are recorded
+// relative to it, and those recorded absolute by older versions are found at their new place.
+func TestGCAfterTheWorkspaceMovedSeesItsRunsFolders(t *testing.T) {
+	for _, older := range []bool{false, true} {
+		name := "recorded now"
+		if older {
+			name = "recorded absolute by an older version"
+		}
+		t.Run(name, func(t *testing.T) {
+			ws := newWorkspace(t, bulkHCL, nil)
+			outside := filepath.Join(t.TempDir(), "outside")
+			runBulkIn(t, ws, "c", outside)                               // --runs-dir elsewhere
+			exp := runBulkIn(t, ws, "a", filepath.Join(ws.dir, "runs2")) // --runs-dir runs2
+			cur := runBulk(t, ws, "b")                                   // the current state moves on, in models/
+			list := filepath.Join(ws.dir, StoreDir, runsDirsFile)
+			want := outside + "\nruns2\nmodels\n"
+			if older {
+				old := outside + "\n" + filepath.Join(ws.dir, "runs2") + "\n" + filepath.Join(ws.dir, "models") + "\n"
+				want = old + "models\n" // the old place is kept: runs2 is found through it
+				if err := os.WriteFile(list, []byte(old), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			moveWorkspace(t, ws, exp, cur)
+			if err := os.RemoveAll(filepath.Join(ws.dir, "models")); err != nil {
+				t.Fatal(err)
+			}
+			if res := gcModels(t, ws); res.Objects != 0 {
+				t.Fatalf("gc after the move removed %d outputs, %v; runs2/ still uses them", res.Objects, res.Removed)
+			}
+			checkBulkLink(t, ws, exp, "a")
+
+			// The next run records models relative to the workspace; the folder outside
+			// stays absolute.
+			cur = runBulk(t, ws, "b")
+			checkBulkLink(t, ws, cur, "b")
+			list = filepath.Join(ws.dir, StoreDir, runsDirsFile)
+			if b, _ := os.ReadFile(list); string(b) != want {
+				t.Fatalf("after a run in the moved workspace, %s holds %q, want %q", runsDirsFile, b, want)
+			}
+		})
+	}
+}
+
+// TestGCKeepsWhatALinkMadeBeforeAMoveNames moves a workspace away from a runs folder outside
+// it, whose run folder has no run.json (a killed run): its link leads nowhere now, and gc
+// keeps the object it names all the same (put back side by side, the link leads there
+// again), while BrokenLinks says where the store has it.
+func TestGCKeepsWhatALinkMadeBeforeAMoveNames(t *testing.T) {
+	ws := newWorkspace(t, bulkHCL, nil)
+	outside := runBulkIn(t, ws, "a", filepath.Join(t.TempDir(), "runs"))
+	runBulk(t, ws, "b")
+	if err := os.Remove(filepath.Join(outside.Dir(), "run.json")); err != nil {
+		t.Fatal(err)
+	}
+	if got := BrokenLinks(ws.dir, outside.Dir()); len(got) != 0 {
+		t.Fatalf("before the move: broken links %v", got)
+	}
+	moveWorkspace(t, ws)
+	obj := outside.Result("bulk.data").Output
+	got := BrokenLinks(ws.dir, outside.Dir())
+	if want := filepath.Join(ws.dir, ObjectRel(obj), "images"); len(got) != 1 || got[0].Link != "bulk.data/images" || got[0].Object != obj || got[0].Now != want {
+		t.Fatalf("after the move: broken links %+v, want bulk.data/images, now at %s", got, want)
+	}
+	if res := gcModels(t, ws); res.Objects != 0 {
+		t.Fatalf("gc removed %d outputs, %v; a link made before the move names one", res.Objects, res.Removed)
+	}
+	if err := os.Remove(filepath.Join(outside.Dir(), "bulk.data", "images")); err != nil {
+		t.Fatal(err)
+	}
+	if res := gcModels(t, ws); res.Objects != 1 {
+		t.Fatalf("gc removed %d outputs once the link was gone, want 1", res.Objects)
+	}
+}
+
+// TestRunsDirsOfOlderVersionsAreRead checks how the runs folders recorded absolute by older
+// versions are read and rewritten: one inside the workspace becomes relative to it; one not
+// there is kept as recorded (a disk not mounted), and stands for the folder at the same place
+// under the workspace, the longest such path, if there is one (the workspace moved).
+func TestRunsDirsOfOlderVersionsAreRead(t *testing.T) {
+	ws := newWorkspace(t, bulkHCL, nil)
+	st, err := OpenStore(ws.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	gone := filepath.Join(t.TempDir(), "old", "place", "exp", "runs")
+	for _, d := range []string{"inside", "exp/runs", "runs"} {
+		if err := os.MkdirAll(filepath.Join(ws.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := filepath.Join(ws.dir, "inside") + "\n" + gone + "\n" + outside + "\n"
+	if err := os.WriteFile(filepath.Join(st.Root, runsDirsFile), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(ws.dir, "inside"), filepath.Join(ws.dir, "exp", "runs"), outside}
+	if got := st.runsDirs(); !slices.Equal(got, want) {
+		t.Errorf("runsDirs: %q, want %q", got, want)
+	}
+	if err := st.RecordRunsDir(filepath.Join(ws.dir, "models")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(st.Root, runsDirsFile)); string(b) != "inside\n"+gone+"\n"+outside+"\nmodels\n" {
+		t.Errorf("%s after a run: %q", runsDirsFile, b)
+	}
+}

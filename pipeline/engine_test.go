@@ -365,6 +365,45 @@ func TestKeyEntriesKeepTheFileListBesideThem(t *testing.T) {
 	}
 }
 
+// TestAnUnreadableCacheEntryIsSaidAndReplaced damages the cache entry of a stage that ran
+// and checks that the plan says so, naming the file, rather than "never ran", and that the
+// run replaces the entry, after which the stage is cached again.
+func TestAnUnreadableCacheEntryIsSaidAndReplaced(t *testing.T) {
+	for _, tc := range []struct{ name, content, why string }{
+		{"does not parse", "{bad\n", "invalid character"},
+		{"names no output", "{}\n", "it names no output"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := newWorkspace(t, chainHCL, chainFiles())
+			if _, _, err := ws.run(RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e := ws.engine(nil)
+			st, _ := e.Store.LoadState("xform.final")
+			rel := filepath.ToSlash(filepath.Join(StoreDir, "keys", st.Key[:2], st.Key+".json"))
+			if err := os.WriteFile(filepath.Join(ws.dir, rel), []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d := ws.plan(Selection{})["xform.final"]
+			if want := "its cache entry is unreadable (" + rel + ": "; d.Action != Run || d.New || len(d.Reasons) != 1 ||
+				!strings.HasPrefix(d.Reasons[0], want) || !strings.Contains(d.Reasons[0], tc.why) || !strings.HasSuffix(d.Reasons[0], "; the run replaces it") {
+				t.Fatalf("plan: %s (new %v) %q, want a rerun because %s…%s…", d.Action, d.New, d.Reasons, want, tc.why)
+			}
+			got, _, err := ws.run(RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectStatus(t, got, map[string]string{"gen.src": "cached", "xform.up": "cached", "xform.other": "cached", "xform.final": "ran"})
+			if entry, ok := ws.engine(nil).Store.Lookup(st.Key); !ok || entry.Output.Digest != st.Output {
+				t.Fatalf("the entry after the run: %+v %v, want one for %s", entry, ok, st.Output)
+			}
+			if d := ws.plan(Selection{})["xform.final"]; d.Action != Cached {
+				t.Fatalf("plan after the run: %s %v", d.Action, d.Reasons)
+			}
+		})
+	}
+}
+
 func TestForEachInstancesAndPreciseDependencies(t *testing.T) {
 	const src = `
 stage "gen" "src" {
@@ -487,6 +526,46 @@ func TestCancelLeavesNoOutputAndResumes(t *testing.T) {
 	}
 	if got["gen.src"] != StatusCached || got["xform.final"] != StatusRan {
 		t.Fatalf("after resume: %v", got)
+	}
+}
+
+// TestAForcedStageStartsWithoutWhatAnInterruptedRunLeft checks that a stage finds in its
+// work area what an interrupted run of its key left (a training resumes from it), unless it
+// is forced: then it starts from scratch, and the run log says what went.
+func TestAForcedStageStartsWithoutWhatAnInterruptedRunLeft(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	key := ws.plan(Selection{})["gen.src"].Key
+	leave := func() {
+		ws.write(filepath.Join(StoreDir, "work", key, "ckpt-2"), "epoch 2")
+		ws.write(filepath.Join(StoreDir, "work", key, "state.json"), `{"epoch": 2}`)
+	}
+	var found []string
+	ws.kinds.gen.probe = func(j *Job) {
+		names, _ := os.ReadDir(j.Work)
+		for _, n := range names {
+			found = append(found, n.Name())
+		}
+	}
+	leave()
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(found, []string{"ckpt-2", "state.json"}) {
+		t.Fatalf("a plain run found %q in its work area, want what the interrupted run left", found)
+	}
+	found = nil
+	leave()
+	got, rec, err := ws.run(RunOptions{Selection: Selection{Targets: []string{"gen.src"}, Force: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran"})
+	if len(found) != 0 {
+		t.Fatalf("a forced run found %q in its work area, want it empty", found)
+	}
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if want := "gen.src: forced: starting over, without what an interrupted run left in its work area (0.0 MB)"; !strings.Contains(string(log), want) {
+		t.Fatalf("run.log does not say %q:\n%s", want, log)
 	}
 }
 

@@ -259,10 +259,15 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 	}
 	d.Key = keyOfLines(inst.Addr, d.lines)
 	d.Known = true
-	entry, found := e.Store.Lookup(d.Key)
-	problem := ""
+	entry, err := e.Store.readEntry(d.Key)
+	found, problem := err == nil, ""
+	var unreadable *unreadableEntryError
 	if found {
 		problem = e.Store.Verify(entry)
+	} else if errors.As(err, &unreadable) {
+		// The stage ran with this key before (its entry is there): it runs again, and
+		// publishing its output writes the entry anew.
+		problem, d.New = unreadable.Error()+"; the run replaces it", false
 	}
 	if forced || !found || problem != "" {
 		// The stage will run: its state records the complete manifests as planned.
@@ -278,7 +283,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		if hadState && st.Key != d.Key {
 			d.Reasons = []string{"reusing an earlier output for this configuration"}
 		}
-	case found:
+	case problem != "":
 		d.Action, d.Reasons = Run, []string{problem}
 	case !hadState:
 		d.Action, d.Reasons = Run, []string{"never ran"}

@@ -306,6 +306,12 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		return r.fail(res, err)
 	}
 	defer os.RemoveAll(tmp) // gone after publish; removes half-written output otherwise
+	var discarded int64
+	if r.forced[inst.Addr] {
+		// Forced means from scratch: what an interrupted run of this key left (a
+		// training's checkpoints) is not resumed from.
+		discarded = r.e.Store.RemoveWork(d.Key)
+	}
 	work, err := r.e.Store.WorkDir(d.Key, inst.Addr)
 	if err != nil {
 		return r.fail(res, err)
@@ -315,6 +321,11 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	prog := r.opts.Reporter.Started(inst.Addr, d.Reasons)
 	if prog == nil {
 		prog = nopProgress{}
+	}
+	if discarded > 0 {
+		msg := fmt.Sprintf("forced: starting over, without what an interrupted run left in its work area (%.1f MB)", float64(discarded)/1e6)
+		r.rec.Logf("%s: %s", inst.Addr, msg)
+		r.opts.Reporter.Log(inst.Addr, msg)
 	}
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
 		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{}, stats: r.e.Store.Stats}

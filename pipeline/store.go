@@ -76,14 +76,51 @@ func (s *Store) outputPath(key string) string {
 }
 
 // Lookup returns the entry of key, if any. Its Output carries the digest; the file list is
-// left in a file of its own (Verify reads it only to say what is damaged).
+// left in a file of its own (Verify reads it only to say what is damaged). An entry that
+// cannot be read counts as none (see readEntry).
 func (s *Store) Lookup(key string) (*Entry, bool) {
-	var e Entry
-	if err := readJSON(s.keyPath(key), &e); err != nil {
-		return nil, false
-	}
-	return &e, true
+	e, err := s.readEntry(key)
+	return e, err == nil
 }
+
+// readEntry returns the entry of key: an error wrapping fs.ErrNotExist when there is none,
+// and an *unreadableEntryError when its file is there but cannot be read, does not parse, or
+// is not the entry of key with an output (a file damaged in the store).
+func (s *Store) readEntry(key string) (*Entry, error) {
+	p := s.keyPath(key)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var e Entry
+	if err == nil {
+		err = json.Unmarshal(b, &e)
+	}
+	switch {
+	case err != nil:
+	case e.Output.Digest == "":
+		err = errors.New("it names no output")
+	case e.Key != key:
+		err = fmt.Errorf("it is the entry of key %q", e.Key)
+	default:
+		return &e, nil
+	}
+	rel, _ := filepath.Rel(s.Workspace, p)
+	return nil, &unreadableEntryError{path: filepath.ToSlash(rel), err: err}
+}
+
+// unreadableEntryError is the error of a cache entry whose file is there but of no use: the
+// plan runs its stage again, and publishing the output replaces the file.
+type unreadableEntryError struct {
+	path string // relative to the workspace
+	err  error
+}
+
+func (e *unreadableEntryError) Error() string {
+	return fmt.Sprintf("its cache entry is unreadable (%s: %v)", e.path, e.err)
+}
+
+func (e *unreadableEntryError) Unwrap() error { return e.err }
 
 // Verify checks that an entry's output is present and exactly as published (no file
 // missing, changed or added), costing a stat per file when the files were not touched. It
@@ -150,11 +187,14 @@ func (s *Store) WorkDir(key, addr string) (string, error) {
 	return dir, os.WriteFile(dir+workStageSuffix, []byte(addr+"\n"), 0o644)
 }
 
-// RemoveWork removes the scratch directory of a key and its note.
-func (s *Store) RemoveWork(key string) {
+// RemoveWork removes the scratch directory of a key and its note, and returns the size of
+// the files the directory held.
+func (s *Store) RemoveWork(key string) int64 {
 	dir := filepath.Join(s.Root, "work", key)
+	n := dirSize(dir)
 	os.RemoveAll(dir)
 	os.Remove(dir + workStageSuffix)
+	return n
 }
 
 // workStageSuffix, after a work folder's path, names the file that says whose scratch it is.
@@ -534,12 +574,34 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 const linkDepth = 4
 
 // linkedObjects marks in used the store objects that symbolic links in the run folder dir
-// point into (a data stage's images, see Bulky), comparing real paths.
+// point into (a data stage's images, see Bulky), comparing real paths. A link that leads
+// nowhere keeps the object its target names, if the store has it: the link was made when the
+// store was elsewhere (the workspace moved without this runs folder), and it leads there
+// again once the two are put back side by side.
 func (s *Store) linkedObjects(dir string, used map[string]bool) {
 	objects, err := filepath.EvalSymlinks(filepath.Join(s.Root, "objects"))
 	if err != nil {
 		return
 	}
+	walkRunLinks(dir, func(link, to string) {
+		real, err := filepath.EvalSymlinks(link)
+		if err != nil {
+			if d := objectNamed(to); d != "" {
+				if _, err := os.Stat(filepath.Join(s.Root, "objects", d)); err == nil {
+					used[d] = true
+				}
+			}
+			return
+		}
+		if r, err := filepath.Rel(objects, real); err == nil && r != "." && !strings.HasPrefix(r, "..") {
+			used[strings.Split(r, string(filepath.Separator))[0]] = true
+		}
+	})
+}
+
+// walkRunLinks calls fn with every symbolic link in the run folder dir, down to linkDepth,
+// and what it holds.
+func walkRunLinks(dir string, fn func(link, to string)) {
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
@@ -551,15 +613,56 @@ func (s *Store) linkedObjects(dir string, used map[string]bool) {
 		if d.Type()&fs.ModeSymlink == 0 {
 			return nil
 		}
-		to, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			return nil // dangling: nothing to keep
-		}
-		if r, err := filepath.Rel(objects, to); err == nil && r != "." && !strings.HasPrefix(r, "..") {
-			used[strings.Split(r, string(filepath.Separator))[0]] = true
+		if to, err := os.Readlink(p); err == nil {
+			fn(p, to)
 		}
 		return nil
 	})
+}
+
+// objectNamed returns the digest of the store object a link target names
+// (…/data/intermediate/objects/DIGEST/…), "" if it names none.
+func objectNamed(target string) string {
+	parts := strings.Split(filepath.ToSlash(target), "/")
+	store := strings.Split(StoreDir+"/objects", "/")
+	for i := 0; i+len(store) < len(parts); i++ {
+		if slices.Equal(parts[i:i+len(store)], store) && parts[i+len(store)] != "" {
+			return parts[i+len(store)]
+		}
+	}
+	return ""
+}
+
+// BrokenLink is a symbolic link of a run folder into the store that leads nowhere.
+type BrokenLink struct {
+	Link   string // relative to the run folder, slash-separated
+	Target string // what the link holds
+	// Object is the digest of the store object the target names ("" if none); Now is where
+	// the workspace's store has the target (absolute), "" when it does not.
+	Object, Now string
+}
+
+// BrokenLinks returns the symbolic links into the store of the run folder runDir (a data
+// stage's images) that lead nowhere: their object was removed, or the run folder and the
+// store of workspace no longer sit where they did when the link was made.
+func BrokenLinks(workspace, runDir string) []BrokenLink {
+	var out []BrokenLink
+	walkRunLinks(runDir, func(link, to string) {
+		if _, err := os.Stat(link); err == nil {
+			return
+		}
+		rel, _ := filepath.Rel(runDir, link)
+		b := BrokenLink{Link: filepath.ToSlash(rel), Target: to, Object: objectNamed(to)}
+		if b.Object != "" {
+			_, below, _ := strings.Cut(filepath.ToSlash(to), "/"+b.Object)
+			now := filepath.Join(workspace, ObjectRel(b.Object), filepath.FromSlash(below))
+			if _, err := os.Stat(now); err == nil {
+				b.Now, _ = filepath.Abs(now)
+			}
+		}
+		out = append(out, b)
+	})
+	return out
 }
 
 // dirNames lists the names in dir, none if it cannot be read. (Not filepath.Glob, which
@@ -573,36 +676,130 @@ func dirNames(dir string) []string {
 	return names
 }
 
-// runsDirsFile lists, one per line, every runs folder a run of this workspace has used.
+// runsDirsFile lists, one per line, every runs folder a run of this workspace has used: one
+// inside the workspace relative to it (slash-separated), so that the list holds when the
+// workspace moves, one outside it absolute.
 const runsDirsFile = "runs_dirs"
 
 // RecordRunsDir adds dir to the runs folders gc looks in: run folders link the data stages'
-// image folders into the store, so gc must see every run folder wherever it was made.
+// image folders into the store, so gc must see every run folder wherever it was made. It
+// makes dir if needed (a run is about to put its run folder there). Entries of older
+// versions, which were all absolute, are rewritten relative when they name a folder inside
+// the workspace; the others stay as they are (runsDirs finds where they went when the
+// workspace moved, and one not there now may be on a disk not mounted).
 func (s *Store) RecordRunsDir(dir string) error {
+	ws, err := filepath.Abs(s.Workspace)
+	if err != nil {
+		return err
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
-	have := s.runsDirs()
-	if slices.Contains(have, abs) {
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return err
+	}
+	old := s.runsDirLines()
+	var lines []string
+	add := func(l string) {
+		if !slices.Contains(lines, l) {
+			lines = append(lines, l)
+		}
+	}
+	for _, l := range old {
+		if _, err := os.Stat(l); err == nil && filepath.IsAbs(l) {
+			l = runsDirEntry(ws, filepath.Clean(l))
+		}
+		add(l)
+	}
+	add(runsDirEntry(ws, abs))
+	if slices.Equal(lines, old) {
 		return nil
 	}
-	return WriteFileAtomic(filepath.Join(s.Root, runsDirsFile), []byte(strings.Join(append(have, abs), "\n")+"\n"))
+	return WriteFileAtomic(filepath.Join(s.Root, runsDirsFile), []byte(strings.Join(lines, "\n")+"\n"))
 }
 
-// runsDirs returns the runs folders recorded by RecordRunsDir.
+// runsDirs returns the runs folders recorded by RecordRunsDir, as absolute paths.
 func (s *Store) runsDirs() []string {
-	b, err := os.ReadFile(filepath.Join(s.Root, runsDirsFile))
+	ws, err := filepath.Abs(s.Workspace)
 	if err != nil {
 		return nil
 	}
 	var dirs []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l != "" {
-			dirs = append(dirs, l)
+	for _, l := range s.runsDirLines() {
+		for _, d := range resolveRunsDir(ws, l) {
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
 		}
 	}
 	return dirs
+}
+
+// runsDirLines returns the lines of the runs folders file, none if it cannot be read.
+func (s *Store) runsDirLines() []string {
+	b, err := os.ReadFile(filepath.Join(s.Root, runsDirsFile))
+	if err != nil {
+		return nil
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// runsDirEntry is how the runs folder abs (absolute) is recorded in the workspace ws
+// (absolute): relative to ws when it is inside it, lexically or once links are resolved (a
+// workspace reached through a link), else abs.
+func runsDirEntry(ws, abs string) string {
+	if rel, err := filepath.Rel(ws, abs); err == nil && filepath.IsLocal(rel) {
+		return filepath.ToSlash(rel)
+	}
+	realWS, err1 := filepath.EvalSymlinks(ws)
+	realDir, err2 := filepath.EvalSymlinks(abs)
+	if err1 == nil && err2 == nil {
+		if rel, err := filepath.Rel(realWS, realDir); err == nil && filepath.IsLocal(rel) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return abs
+}
+
+// resolveRunsDir returns the runs folders a line of the runs folders file stands for in the
+// workspace ws (absolute): a relative line, the folder under ws. An absolute line (a folder
+// outside the workspace, or any line of a version before runs folders inside it were
+// recorded relative to it) stands for itself when it is there, and for the folder at the
+// same place under ws when that is there (recorded while the workspace was elsewhere, it
+// names a folder in the workspace's old place): the longest ending of its path that is a
+// folder under ws. Both count when both are there (a copied workspace: gc looking in one
+// folder too many keeps more, never less); when neither is, the line as it is.
+func resolveRunsDir(ws, line string) []string {
+	if !filepath.IsAbs(line) {
+		return []string{filepath.Join(ws, filepath.FromSlash(line))}
+	}
+	line = filepath.Clean(line)
+	var out []string
+	if _, err := os.Stat(line); err == nil {
+		out = append(out, line)
+	}
+	parts := strings.Split(strings.TrimPrefix(line, string(filepath.Separator)), string(filepath.Separator))
+	for i := range parts {
+		moved := filepath.Join(append([]string{ws}, parts[i:]...)...)
+		if moved == line {
+			continue
+		}
+		if fi, err := os.Stat(moved); err == nil && fi.IsDir() {
+			out = append(out, moved)
+			break
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, line) // not there now (a disk not mounted, say): kept as recorded
+	}
+	return out
 }
 
 func dirSize(dir string) int64 {

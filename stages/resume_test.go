@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,10 @@ stage "train" "model" {
 `
 
 func runWorkspace(dir string) (*pipeline.RunRecord, error) {
+	return runWorkspaceCtx(context.Background(), dir)
+}
+
+func runWorkspaceCtx(ctx context.Context, dir string) (*pipeline.RunRecord, error) {
 	reg, _ := pipeline.NewRegistry(Split{}, Train{})
 	cfg, diags := pipeline.LoadFile(filepath.Join(dir, "pipeline.hcl"), reg)
 	if diags.HasErrors() {
@@ -50,7 +55,7 @@ func runWorkspace(dir string) (*pipeline.RunRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	return (&pipeline.Engine{Workflow: wf, Store: st}).Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(dir, "models")})
+	return (&pipeline.Engine{Workflow: wf, Store: st}).Run(ctx, pipeline.RunOptions{RunsDir: filepath.Join(dir, "models")})
 }
 
 // TestTrainingResumesAfterSIGKILL kills a training stage after some epochs and checks that
@@ -115,6 +120,75 @@ func TestTrainingResumesAfterSIGKILL(t *testing.T) {
 	got, _ := os.ReadFile(filepath.Join(rec.Dir(), "cnn", "history.json"))
 	if a, b := withoutTiming(t, got), withoutTiming(t, want); a != b {
 		t.Fatalf("resumed history differs from an uninterrupted run:\n%s\nwant:\n%s", a, b)
+	}
+}
+
+// TestADamagedCheckpointTrainsFromScratch interrupts a training after two epochs, cuts its
+// checkpoint short, and checks that the rerun says the checkpoint is damaged and trains from
+// the first epoch in the same run, ending where an uninterrupted run ends (the trainer that
+// failed to restore, which may hold part of the checkpoint, is not the one that trains).
+func TestADamagedCheckpointTrainsFromScratch(t *testing.T) {
+	fresh := func() *ws {
+		w := newWS(t, resumeHCL)
+		writeSynthetic(t, w, 160, []string{"a", "b", "c", "d"})
+		return w
+	}
+	straight := fresh()
+	rec, err := runWorkspace(straight.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(rec.Dir(), "cnn", "history.json"))
+
+	damaged := fresh()
+	ctx, cancel := context.WithCancel(context.Background())
+	var statePath string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		for deadline := time.Now().Add(2 * time.Minute); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			states, _ := filepath.Glob(filepath.Join(damaged.dir, pipeline.StoreDir, "work", "*", "state.json"))
+			for _, p := range states {
+				var st struct{ Epoch int }
+				if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &st) == nil && st.Epoch >= 2 {
+					statePath = p
+					return
+				}
+			}
+		}
+	}()
+	_, err = runWorkspaceCtx(ctx, damaged.dir)
+	cancel()
+	<-done
+	if err == nil || statePath == "" {
+		t.Fatalf("the interrupted run: %v, after epoch 2: %v", err, statePath != "")
+	}
+	var st struct{ Epoch int }
+	if b, err := os.ReadFile(statePath); err != nil || json.Unmarshal(b, &st) != nil {
+		t.Fatalf("resume state %s: %v", statePath, err)
+	}
+	data := filepath.Join(filepath.Dir(statePath), fmt.Sprintf("ckpt-%d.data-00000-of-00001", st.Epoch))
+	fi, err := os.Stat(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(data, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+
+	rec, err = runWorkspace(damaged.dir)
+	if err != nil {
+		t.Fatalf("the run after the checkpoint was damaged: %v", err)
+	}
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if w := fmt.Sprintf("warning: the checkpoint of epoch %d is damaged (restoring checkpoint ckpt-%d: ", st.Epoch, st.Epoch); !strings.Contains(string(log), w) ||
+		!strings.Contains(string(log), "): training from scratch") || !strings.Contains(string(log), "epoch 1/6:") || strings.Contains(string(log), "resuming after") {
+		t.Fatalf("run.log does not say the checkpoint was damaged and train from epoch 1:\n%s", log)
+	}
+	got, _ := os.ReadFile(filepath.Join(rec.Dir(), "cnn", "history.json"))
+	if a, b := withoutTiming(t, got), withoutTiming(t, want); a != b {
+		t.Fatalf("history after starting over differs from an uninterrupted run:\n%s\nwant:\n%s", a, b)
 	}
 }
 

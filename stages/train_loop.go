@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"pipeline/graphs"
@@ -128,34 +129,29 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 	}
 	statePath := filepath.Join(job.Work, "state.json")
 	st, resumed := readTrainState(job, statePath, trainDS.m.Channels)
-	if !resumed {
-		// Normalisation statistics come from the original training images only: augmented
-		// copies would shift them, and val/test must not leak in.
-		st.Mean, st.Std, err = trainDS.channelStats(func(e Entry) bool { return e.Copy == nil })
-		if err != nil {
-			return err
+	m := trainDS.m
+	n := trainDS.len()
+	stepsPerEpoch := (n + cfg.batch - 1) / cfg.batch
+	tr, err := startTrainer(job, cfg, trainDS, st, resumed)
+	if resumed && err == nil {
+		if rerr := tr.Restore(filepath.Join(job.Work, fmt.Sprintf("ckpt-%d", st.Epoch))); rerr != nil {
+			// The checkpoint is damaged (a file cut short, say), and the trainer may hold
+			// part of it: both go, and training starts over in this run. (Only the latest
+			// checkpoint is kept, so there is no earlier one to fall back to.)
+			tr.Close()
+			why, _, _ := strings.Cut(rerr.Error(), "\n") // TensorFlow's further lines name its op
+			why = strings.ReplaceAll(why, job.Work+string(filepath.Separator), "")
+			job.Logf("warning: the checkpoint of epoch %d is damaged (%s): training from scratch", st.Epoch, why)
+			clearWork(job.Work)
+			st, resumed = &trainState{}, false
+			tr, err = startTrainer(job, cfg, trainDS, st, false)
 		}
 	}
-	m := trainDS.m
-	classifier := graphs.Classifier{Spec: cfg.spec, Classes: int64(len(m.Classes)),
-		Input: graphs.Input{Height: int64(m.Size), Width: int64(m.Size), Channels: int64(m.Channels), Mean: st.Mean, Std: st.Std}}
-	opt := graphs.DefaultOptimizer()
-	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(effectiveWeightDecay(cfg.TrainConfig))
-	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
-		Seed: uint64(job.Seed), Threads: cfg.Threads})
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	n := trainDS.len()
-	stepsPerEpoch := (n + cfg.batch - 1) / cfg.batch
 	if resumed {
-		if err := tr.Restore(filepath.Join(job.Work, fmt.Sprintf("ckpt-%d", st.Epoch))); err != nil {
-			// The trainer may hold part of the checkpoint now: fail this run, and let the
-			// next one start over instead of failing the same way for good.
-			os.Remove(statePath)
-			return fmt.Errorf("resuming from epoch %d: %w; the resume state was removed, so the next run trains from the start", st.Epoch, err)
-		}
 		job.Logf("resuming after epoch %d of %d (checkpoint in the stage's work area)", st.Epoch, cfg.epochs)
 	} else {
 		st.Schedule, err = newSchedule(cfg.Schedule, cfg.lr, cfg.WarmupEpochs*stepsPerEpoch, cfg.epochs*stepsPerEpoch, cfg.PlateauFactor, cfg.PlateauPatience)
@@ -199,6 +195,37 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 		pruneWork(job.Work, epoch, st.BestDir)
 	}
 	return finishTraining(job, tr, cfg, st, trainDS, valDS)
+}
+
+// startTrainer makes the trainer of a training: for a fresh one (not resumed), with the
+// normalisation statistics of the training images, which it sets in st.
+func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainState, resumed bool) (*graphs.Trainer, error) {
+	if !resumed {
+		// Normalisation statistics come from the original training images only: augmented
+		// copies would shift them, and val/test must not leak in.
+		var err error
+		st.Mean, st.Std, err = trainDS.channelStats(func(e Entry) bool { return e.Copy == nil })
+		if err != nil {
+			return nil, err
+		}
+	}
+	m := trainDS.m
+	classifier := graphs.Classifier{Spec: cfg.spec, Classes: int64(len(m.Classes)),
+		Input: graphs.Input{Height: int64(m.Size), Width: int64(m.Size), Channels: int64(m.Channels), Mean: st.Mean, Std: st.Std}}
+	opt := graphs.DefaultOptimizer()
+	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(effectiveWeightDecay(cfg.TrainConfig))
+	return graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
+		Seed: uint64(job.Seed), Threads: cfg.Threads})
+}
+
+// clearWork empties a training's work area (its folder stays): a damaged checkpoint, the
+// resume state that points at it, and the exports of its best epochs, which a fresh start
+// does not use.
+func clearWork(work string) {
+	entries, _ := os.ReadDir(work)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(work, e.Name()))
+	}
 }
 
 // runEpoch trains one epoch and validates.

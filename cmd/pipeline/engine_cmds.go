@@ -448,7 +448,43 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
 			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], rec.Pipeline)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, dir := range runs {
+		printBrokenLinks(w, ws, dir)
+	}
+	return nil
+}
+
+// printBrokenLinks says which links of the run folder dir into the store lead nowhere, and
+// what to do about them: a command per link that links it again where the store has its
+// target, else that the store no longer has it.
+func printBrokenLinks(w io.Writer, ws, dir string) {
+	var relink, gone []pipeline.BrokenLink
+	for _, b := range pipeline.BrokenLinks(ws, dir) {
+		if b.Now != "" {
+			relink = append(relink, b)
+		} else {
+			gone = append(gone, b)
+		}
+	}
+	name := filepath.Base(dir)
+	if len(relink) > 0 {
+		fmt.Fprintf(w, "%s: %s nowhere, made when the workspace's store was elsewhere (the workspace and this runs folder moved apart): put them back side by side, or make the links anew:\n",
+			name, pipeline.Plural(len(relink), "link leads", "links lead"))
+		for _, b := range relink {
+			fmt.Fprintf(w, "  ln -sfn %s %s\n", b.Now, filepath.Join(dir, filepath.FromSlash(b.Link)))
+		}
+	}
+	for _, b := range gone {
+		if b.Object == "" {
+			fmt.Fprintf(w, "%s: %s leads nowhere (%s)\n", name, b.Link, b.Target)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s leads nowhere: the store no longer has output %s (a run that makes it again, with this run's settings, brings it back)\n",
+			name, b.Link, b.Object[:min(12, len(b.Object))])
+	}
 }
 
 // runningFolder returns which of the folders without run.json is the run of the lock's live

@@ -143,6 +143,12 @@ func TestResumedTrainingIsSaidOnTheConsole(t *testing.T) {
 	if !strings.Contains(buf.String(), "train.cnn: resuming after epoch 3 of 5") {
 		t.Fatalf("console: %q", buf.String())
 	}
+	// A forced training says it does not resume.
+	buf.Reset()
+	r.Log("train.cnn", "forced: starting over, without what an interrupted run left in its work area (13.8 MB)")
+	if !strings.Contains(buf.String(), "train.cnn: forced: starting over") {
+		t.Fatalf("console: %q", buf.String())
+	}
 	// The run's own lines have no stage to name, and no ": " before them.
 	buf.Reset()
 	r.Log("", "pid 7 ended without releasing the workspace lock; taking it over")

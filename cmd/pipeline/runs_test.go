@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,42 @@ func TestRunsAndPromoteUseTheWorkspaceOfTheFile(t *testing.T) {
 	}
 	if code, out, errs := runCLI("promote", "run2-cnn", file); code != exitOK || !strings.Contains(out, "champion run2-cnn") {
 		t.Fatalf("promote ID FILE: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestRunsSaysWhichLinksLeadNowhere moves a workspace away from a runs folder outside it and
+// checks that runs names the run folder's image link that leads nowhere with where the store
+// has its images, and, once they are gone from the store, says so.
+func TestRunsSaysWhichLinksLeadNowhere(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	runs := filepath.Join(t.TempDir(), "runs")
+	if code, out, errs := runCLI("run", filepath.Join(dir, "pipeline.hcl"), "--quiet", "--runs-dir", runs); code != exitOK {
+		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
+	}
+	file := filepath.Join(dir, "pipeline.hcl")
+	if code, out, errs := runCLI("runs", file, "--runs-dir", runs); code != exitOK || strings.Contains(out, "leads nowhere") {
+		t.Fatalf("runs before the move: exit %d\n%s%s", code, out, errs)
+	}
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(moved, "pipeline.hcl")
+	code, out, errs := runCLI("runs", file, "--runs-dir", runs)
+	relink := regexp.MustCompile(`(?m)^  ln -sfn ` + regexp.QuoteMeta(filepath.Join(moved, pipeline.StoreDir, "objects")) + `/[0-9a-f]{64}/images ` +
+		regexp.QuoteMeta(runs) + `/[0-9_]+/split\.main/images$`)
+	if code != exitOK || !strings.Contains(out, ": 1 link leads nowhere, made when the workspace's store was elsewhere") || !relink.MatchString(out) {
+		t.Fatalf("runs after the workspace moved: exit %d, want the link named with where its images are\n%s%s", code, out, errs)
+	}
+	objects := filepath.Join(moved, pipeline.StoreDir, "objects")
+	entries, _ := os.ReadDir(objects)
+	for _, e := range entries {
+		os.Chmod(filepath.Join(objects, e.Name()), 0o755)
+		if err := os.RemoveAll(filepath.Join(objects, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errs := runCLI("runs", file, "--runs-dir", runs); code != exitOK || !strings.Contains(out, "split.main/images leads nowhere: the store no longer has output ") {
+		t.Fatalf("runs after the store lost the images: exit %d\n%s%s", code, out, errs)
 	}
 }
