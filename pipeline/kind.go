@@ -51,6 +51,14 @@ type KeyNormalizer interface {
 	KeyValues(v *Values) map[string]cty.Value
 }
 
+// ChangeNoter is implemented by kinds for which some changes have consequences a plan should
+// say beyond the change itself (the split draws its sets afresh when its fractions or the
+// seed change). ChangeNotes gets the names of the attributes whose keyed values changed, and
+// "seed" when the seed did, and returns what to add to the stage's reasons.
+type ChangeNoter interface {
+	ChangeNotes(changed []string) []string
+}
+
 // Heavy is implemented by kinds that saturate the CPU (training). Heavy stages take one of
 // a limited number of tokens, so two never fight for the same cores.
 type Heavy interface {

@@ -321,7 +321,7 @@ func (e *Engine) outputDigest(path string) (string, bool) {
 // explain names what changed between the last recorded key and this one.
 func explain(st *State, d *Decision, v *Values) []string {
 	old, cur := splitLines(st.Lines), splitLines(d.lines)
-	var reasons []string
+	var reasons, changed []string
 	upstream := map[string]bool{}
 	for _, label := range unionKeys(old, cur) {
 		o, c := old[label], cur[label]
@@ -345,6 +345,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 				continue
 			}
 			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
+			changed = append(changed, name)
 		case "source", "path":
 			shown := CleanPath(v.String(name))
 			if attr, path, ok := cutPathLabel(name); ok {
@@ -369,12 +370,16 @@ func explain(st *State, d *Decision, v *Values) []string {
 			reasons = append(reasons, describeSourceChange(shown, DiffManifests(old, cur), old.Files, cur.Files))
 		case "seed":
 			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
+			changed = append(changed, "seed")
 		case "env":
 			reasons = append(reasons, fmt.Sprintf("environment changed (%s → %s)", orNone(o), orNone(c)))
 		}
 	}
 	for _, u := range sortedKeys(upstream) {
 		reasons = append(reasons, fmt.Sprintf("upstream %s changed", u))
+	}
+	if n, ok := d.inst.Kind.(ChangeNoter); ok && len(changed) > 0 {
+		reasons = append(reasons, n.ChangeNotes(changed)...)
 	}
 	if len(reasons) == 0 {
 		reasons = append(reasons, "configuration changed")

@@ -137,3 +137,24 @@ func attributeDefaults(attrs []pipeline.Attribute) map[string]cty.Value {
 	}
 	return out
 }
+
+// KeyValues implements pipeline.KeyNormalizer: a test fraction equal to its default is keyed
+// as left out.
+func (Split) KeyValues(v *pipeline.Values) map[string]cty.Value {
+	if numberIs(v.Get("test"), defaultTest) {
+		return map[string]cty.Value{"test": cty.NullVal(cty.Number)}
+	}
+	return nil
+}
+
+// ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws
+// the sets afresh, which a plan should say before it happens (the run warns again).
+func (Split) ChangeNotes(changed []string) []string {
+	for _, name := range changed {
+		switch name {
+		case "seed", "val", "test", "test_source":
+			return []string{"the sets will be drawn afresh: images move between train, val and test"}
+		}
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -196,4 +197,52 @@ stage "augment" "balanced" {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// A plan says that a new val (or test, seed, test_source) draws the split's sets afresh, and
+// test written as its default changes nothing.
+func TestPlanSaysTheSetsWillBeDrawnAfresh(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 10; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
+	}
+	mustRun(t, w)
+	plan := func(hcl string) *pipeline.Decision {
+		t.Helper()
+		w.write("pipeline.hcl", []byte(hcl))
+		cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		wf, diags := pipeline.Build(cfg, w.reg, nil)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		st, err := pipeline.OpenStore(w.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := (&pipeline.Engine{Workflow: wf, Store: st}).Plan(pipeline.Selection{})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("plan: %v, %v", ds, err)
+		}
+		return ds[0]
+	}
+	d := plan(strings.Replace(splitHCL, "val        = 0.2", "val        = 0.25", 1))
+	if d.Action != pipeline.Run || !slices.ContainsFunc(d.Reasons, func(r string) bool { return strings.Contains(r, "drawn afresh") }) {
+		t.Errorf("val changed: %s %q", d.Action, d.Reasons)
+	}
+	noTest := strings.Replace(splitHCL, "  test       = 0.2\n", "", 1)
+	mustRunFile(t, w, noTest)
+	if d := plan(strings.Replace(noTest, "val        = 0.2", "val        = 0.2\n  test       = 0.1", 1)); d.Action != pipeline.Cached {
+		t.Errorf("test = 0.1, its default, written out: %s %q", d.Action, d.Reasons)
+	}
+}
+
+// mustRunFile writes hcl as the pipeline file and runs it.
+func mustRunFile(t *testing.T, w *ws, hcl string) {
+	t.Helper()
+	w.write("pipeline.hcl", []byte(hcl))
+	mustRun(t, w)
 }
