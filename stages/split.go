@@ -140,16 +140,7 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.intRange(v, "quality", 1, 100)
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	d.intRange(v, "max_pixels", 1, 1<<40)
-	overlapping := false
-	if src, test := v.Get("source"), v.Get("test_source"); src.IsKnown() && test.IsKnown() && !src.IsNull() && !test.IsNull() {
-		a, b := path.Clean(filepath.ToSlash(src.AsString())), path.Clean(filepath.ToSlash(test.AsString()))
-		if a == b || strings.HasPrefix(b+"/", a+"/") || strings.HasPrefix(a+"/", b+"/") || a == "." || b == "." {
-			overlapping = true
-			d.add(v, "test_source", "test_source overlaps source",
-				fmt.Sprintf("test_source %q and source %q are the same folder or one holds the other, so test images would be class folders or training images too; give two separate folders (e.g. data/raw/train and data/raw/test).", test.AsString(), src.AsString()))
-		}
-	}
-	validateFolders(&d, v, overlapping)
+	validateFolders(&d, v)
 	return d.diags
 }
 
