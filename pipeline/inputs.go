@@ -68,7 +68,7 @@ func pathInputs(k Kind, v *Values, workspace string) []pathInput {
 			}
 			p := CleanPath(val.AsString())
 			abs := InWorkspace(workspace, p)
-			if inside(abs, store) || inside(store, abs) || seen[pathLabel(a.Name, p)] {
+			if Inside(abs, store) || Inside(store, abs) || seen[pathLabel(a.Name, p)] {
 				return true, nil
 			}
 			if _, err := os.Stat(abs); err != nil {

@@ -604,12 +604,6 @@ func sortDecisions(ds []*Decision) {
 	sort.Slice(ds, func(i, j int) bool { return ds[i].Addr < ds[j].Addr })
 }
 
-// inside reports whether path is dir or below it.
-func inside(path, dir string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
 // GC removes stored outputs nothing needs (Store.GC): besides what every instance's current
 // state and the run folders use, it keeps each output the pipeline file's plan would reuse
 // (with the workflow's variables), so that gc after trying other settings keeps what the file

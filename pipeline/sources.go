@@ -22,7 +22,7 @@ type sourceProblem struct {
 // nil when the path is fine.
 func checkSource(workspace, file, name, rel string) *sourceProblem {
 	abs := InWorkspace(workspace, rel)
-	if inside(filepath.Join(workspace, StoreDir), abs) || abs == workspace {
+	if Inside(filepath.Join(workspace, StoreDir), abs) || abs == workspace {
 		return &sourceProblem{summary: "Source contains the store",
 			detail: fmt.Sprintf("%s %q contains the store %s, whose contents change with every run; point it at the data folder itself (e.g. data/raw)", name, rel, StoreDir)}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 
 	"pipeline/pipeline"
@@ -32,11 +33,28 @@ type copiesRecord struct {
 }
 
 // madeWith names everything a copy depends on besides its original's pixels and its stem and
-// index.
+// index. The parameters of operations not in ops are named as their defaults, as the stage's
+// key has them (Augment.KeyValues): changing one leaves the stage cached, and must not make the
+// next rerun remake every copy.
 func madeWith(seed int64, cfg AugmentConfig, channels int) string {
 	return fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels; %s",
-		Augment{}.Version(), seed, cfg.Ops, cfg.params, cfg.Compression, channels,
+		Augment{}.Version(), seed, cfg.Ops, usedParams(cfg.Ops, cfg.params), cfg.Compression, channels,
 		buildOf(augmentModules...))
+}
+
+// usedParams returns p with the parameters no operation of ops reads set to their defaults.
+func usedParams(ops []string, p OpParams) OpParams {
+	defaults := attributeDefaults(Augment{}.Attributes())
+	v := reflect.ValueOf(&p).Elem()
+	for _, name := range unusedParams(ops) {
+		for i := range v.NumField() {
+			if v.Type().Field(i).Tag.Get("cty") == name {
+				f, _ := defaults[name].AsBigFloat().Float64()
+				v.Field(i).SetFloat(f)
+			}
+		}
+	}
+	return p
 }
 
 // previousCopies are the copies of a previous augment output made the same way.

@@ -98,23 +98,35 @@ func (a Augment) KeyValues(v *pipeline.Values) map[string]cty.Value {
 	if !ops.IsWhollyKnown() || ops.IsNull() || !(ops.Type().IsListType() || ops.Type().IsSetType() || ops.Type().IsTupleType()) {
 		return out
 	}
-	var used []string
+	var names []string
 	for it := ops.ElementIterator(); it.Next(); {
 		_, op := it.Element()
 		if op.IsNull() || op.Type() != cty.String {
 			return out
 		}
-		used = append(used, opParams[op.AsString()]...)
+		names = append(names, op.AsString())
 	}
 	defaults := attributeDefaults(a.Attributes())
+	for _, p := range unusedParams(names) {
+		out[p] = defaults[p]
+	}
+	return out
+}
+
+// unusedParams returns the parameters of opParams that no operation of ops reads.
+func unusedParams(ops []string) []string {
+	var used, unused []string
+	for _, op := range ops {
+		used = append(used, opParams[op]...)
+	}
 	for _, params := range opParams {
 		for _, p := range params {
 			if !slices.Contains(used, p) {
-				out[p] = defaults[p]
+				unused = append(unused, p)
 			}
 		}
 	}
-	return out
+	return unused
 }
 
 // numberIs reports whether val is a known number that the stage reads as f (a float64, as

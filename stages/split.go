@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,16 +140,7 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.intRange(v, "quality", 1, 100)
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	d.intRange(v, "max_pixels", 1, 1<<40)
-	overlapping := false
-	if src, test := v.Get("source"), v.Get("test_source"); src.IsKnown() && test.IsKnown() && !src.IsNull() && !test.IsNull() {
-		a, b := path.Clean(filepath.ToSlash(src.AsString())), path.Clean(filepath.ToSlash(test.AsString()))
-		if a == b || strings.HasPrefix(b+"/", a+"/") || strings.HasPrefix(a+"/", b+"/") || a == "." || b == "." {
-			overlapping = true
-			d.add(v, "test_source", "test_source overlaps source",
-				fmt.Sprintf("test_source %q and source %q are the same folder or one holds the other, so test images would be class folders or training images too; give two separate folders (e.g. data/raw/train and data/raw/test).", test.AsString(), src.AsString()))
-		}
-	}
-	validateFolders(&d, v, overlapping)
+	validateFolders(&d, v)
 	return d.diags
 }
 
@@ -167,17 +157,6 @@ func minPerClass(val, test float64) int {
 		n++
 	}
 	return n
-}
-
-// errUnsplittable explains the classes (sorted) that have enough distinct images but no way
-// to give each of the need sets one, because some of their files are also in other classes.
-func errUnsplittable(classes []string, need int) error {
-	q := make([]string, len(classes))
-	for i, c := range classes {
-		q[i] = strconv.Quote(c)
-	}
-	return fmt.Errorf("%s %s: some of %s images are also in other classes, and each such file takes one set for all of its classes, so no split gives %s an image in each of the %d sets. Remove the files that are in two class folders, or set drop_small_classes = true to leave such classes out",
-		agree(len(classes), "class", "classes"), strings.Join(q, ", "), agree(len(classes), "its", "their"), agree(len(classes), "it", "each"), need)
 }
 
 // splitReport is report/split.json.
@@ -398,71 +377,6 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		logRejected(job, rejected, "")
 		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split; identical or near-identical files count once). Add images, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need)
 	}
-	// A file in two classes takes one set for both: a class whose images are such files may
-	// have enough of them and still no way to fill every set.
-	for {
-		short := unsplittable(groups, fixed, kept, cfg.Val, testFrac, job.Seed)
-		if len(short) == 0 {
-			break
-		}
-		if !cfg.DropSmallClasses {
-			return errUnsplittable(short, need)
-		}
-		for _, c := range short {
-			rep.Dropped = append(rep.Dropped, c)
-			job.Logf("warning: dropping class %q: its images are also in other classes and cannot give each of the %d sets one", c, need)
-			kept = slices.DeleteFunc(kept, func(k string) bool { return k == c })
-		}
-		sort.Strings(rep.Dropped)
-	}
-	if len(kept) < 2 {
-		return fmt.Errorf("%s in %s; a classifier needs at least 2", plural(len(kept), "usable class", "usable classes"), cfg.Source)
-	}
-	label := map[string]int{}
-	for i, c := range kept {
-		label[c] = i
-	}
-
-	var gs []*group
-	for _, g := range groups {
-		var ms []member
-		for _, m := range g.Members {
-			if _, ok := label[m.Class]; ok {
-				ms = append(ms, m)
-			}
-		}
-		if len(ms) == 0 {
-			continue
-		}
-		sort.Slice(ms, func(i, j int) bool { return ms[i].Rel < ms[j].Rel })
-		g.Members = ms
-		gs = append(gs, g)
-		exact := map[string][]member{}
-		for _, m := range ms {
-			exact[m.Exact] = append(exact[m.Exact], m)
-		}
-		for _, e := range exact {
-			if len(e) > 1 {
-				paths, mixed := memberPaths(e)
-				rep.Duplicates = append(rep.Duplicates, paths)
-				if mixed {
-					rep.Conflicts = append(rep.Conflicts, paths)
-				}
-			}
-		}
-		if len(exact) > 1 {
-			paths, mixed := memberPaths(ms)
-			rep.Near = append(rep.Near, paths)
-			if mixed {
-				rep.NearConflicts = append(rep.NearConflicts, paths)
-			}
-		}
-	}
-	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
-	sortPaths(rep.Duplicates)
-	sortPaths(rep.Conflicts)
-	sortPaths(rep.Near)
-	sortPaths(rep.NearConflicts)
 	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac}
 	if cfg.TestSource != nil {
 		rep.Settings.TestSource = *cfg.TestSource
@@ -488,15 +402,66 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if why != "" {
 		job.Logf("warning: not keeping the previous split's sets (%s): images may move between train, val and test", why)
 	}
+
+	// A file in two classes takes one set for all of them: classes whose images are such
+	// files may have enough of them and still no way to fill every set.
+	var gs []*group
+	var res splitResult
+	for {
+		gs = keptGroups(groups, kept)
+		res = splitGroups(gs, prev, fixed, cfg.Val, testFrac, job.Seed)
+		if len(res.failed) == 0 {
+			break
+		}
+		if !cfg.DropSmallClasses {
+			return errUnsplittable(res.failed, need)
+		}
+		for _, u := range res.failed {
+			for _, c := range u.short {
+				rep.Dropped = append(rep.Dropped, c)
+				job.Logf("warning: dropping %s", unsplitReason(u, []string{c}, need))
+				kept = slices.DeleteFunc(kept, func(k string) bool { return k == c })
+			}
+		}
+		sort.Strings(rep.Dropped)
+	}
+	if len(kept) < 2 {
+		return fmt.Errorf("%s in %s; a classifier needs at least 2", plural(len(kept), "usable class", "usable classes"), cfg.Source)
+	}
+	label := map[string]int{}
+	for i, c := range kept {
+		label[c] = i
+	}
 	for _, g := range gs {
-		if _, ok := prev[g.Digest]; ok && fixed[g.Digest] == "" {
+		exact := map[string][]member{}
+		for _, m := range g.Members {
+			exact[m.Exact] = append(exact[m.Exact], m)
+		}
+		for _, e := range exact {
+			if len(e) > 1 {
+				paths, mixed := memberPaths(e)
+				rep.Duplicates = append(rep.Duplicates, paths)
+				if mixed {
+					rep.Conflicts = append(rep.Conflicts, paths)
+				}
+			}
+		}
+		if len(exact) > 1 {
+			paths, mixed := memberPaths(g.Members)
+			rep.Near = append(rep.Near, paths)
+			if mixed {
+				rep.NearConflicts = append(rep.NearConflicts, paths)
+			}
+		}
+		if p := prev[g.Digest]; p != "" && fixed[g.Digest] == "" && res.sets[g.Digest] == p {
 			rep.Kept++
 		}
 	}
-	assigned, short := assignSplits(gs, prev, fixed, cfg.Val, testFrac, job.Seed)
-	if len(short) > 0 {
-		return errUnsplittable(short, need) // unsplittable found none without history
-	}
+	sortPaths(rep.Duplicates)
+	sortPaths(rep.Conflicts)
+	sortPaths(rep.Near)
+	sortPaths(rep.NearConflicts)
+	assigned := res.sets
 
 	// Manifests: entries sorted by label, then source path; duplicates all listed.
 	stored := map[string]string{}
@@ -504,6 +469,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		stored[p.digest] = p.stored
 	}
 	manifests := map[string]*Manifest{}
+	var searchedMoves []movedImage // of res.moved's groups
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels, Resize: cfg.Resize}
 	}
@@ -522,10 +488,14 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		if was := prevFiles[p.digest]; was != "" && was != s && !p.test {
 			rep.Moved = append(rep.Moved, movedImage{Path: src, From: was, To: s})
+			if res.moved[p.group] {
+				searchedMoves = append(searchedMoves, rep.Moved[len(rep.Moved)-1])
+			}
 		}
 		manifests[s].Images = append(manifests[s].Images, Entry{Path: "../" + stored[p.digest], Label: l, Digest: p.digest, Source: src})
 	}
 	sort.Slice(rep.Moved, func(i, j int) bool { return rep.Moved[i].Path < rep.Moved[j].Path })
+	logSearchedMoves(job, res, searchedMoves)
 	counts := map[string][]int{}
 	for s, m := range manifests {
 		sort.Slice(m.Images, func(i, j int) bool {
@@ -578,6 +548,31 @@ func memberPaths(ms []member) ([]string, bool) {
 		}
 	}
 	return paths, false
+}
+
+// keptGroups returns the groups with only their members of the kept classes (sorted by path),
+// leaving out those with none, sorted by digest.
+func keptGroups(groups map[string]*group, kept []string) []*group {
+	isKept := map[string]bool{}
+	for _, c := range kept {
+		isKept[c] = true
+	}
+	var gs []*group
+	for _, g := range groups {
+		var ms []member
+		for _, m := range g.Members {
+			if isKept[m.Class] {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			continue
+		}
+		sort.Slice(ms, func(i, j int) bool { return ms[i].Rel < ms[j].Rel })
+		gs = append(gs, &group{Digest: g.Digest, Members: ms})
+	}
+	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
+	return gs
 }
 
 // joinNearDuplicates puts near-duplicate images into one group: each image's group becomes

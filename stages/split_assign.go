@@ -176,13 +176,7 @@ func (a *assignment) move(g *group, split string) {
 // each class's files among them. It returns the classes still without a file in some set,
 // sorted.
 func (a *assignment) fillEmpty(groups []*group, size map[string]int, prev map[string]string, val, test float64, seed int64) []string {
-	required := []string{TrainSet}
-	if val > 0 {
-		required = append(required, ValSet)
-	}
-	if test > 0 {
-		required = append(required, TestSet)
-	}
+	required := requiredSets(val, test)
 	in := map[string][]*group{} // class → the groups with a file in it
 	for _, g := range groups {
 		for c := range g.files() {
@@ -270,40 +264,4 @@ func (g *group) files() map[string]int {
 		n[m.Class]++
 	}
 	return n
-}
-
-// unsplittable returns the classes of kept that cannot have a file in every set the fractions
-// ask for, as assignSplits finds without history: files shared with other classes (a label
-// conflict) take one set for all their classes. A class that shares no file and has enough
-// distinct images (groups) can always be split, so without shared groups this returns nil
-// without assigning anything. fixed groups are left out.
-func unsplittable(groups map[string]*group, fixed map[string]string, kept []string, val, test float64, seed int64) []string {
-	isKept := map[string]bool{}
-	for _, c := range kept {
-		isKept[c] = true
-	}
-	var gs []*group
-	shared := false
-	for _, g := range groups {
-		if fixed[g.Digest] != "" {
-			continue
-		}
-		k := &group{Digest: g.Digest}
-		for _, m := range g.Members {
-			if isKept[m.Class] {
-				k.Members = append(k.Members, m)
-			}
-		}
-		if len(k.Members) == 0 {
-			continue
-		}
-		shared = shared || len(k.files()) > 1
-		gs = append(gs, k)
-	}
-	if !shared {
-		return nil
-	}
-	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })
-	_, lacking := assignSplits(gs, nil, nil, val, test, seed)
-	return lacking
 }

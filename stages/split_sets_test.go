@@ -148,7 +148,7 @@ func TestSharedFilesLeaveNoClassWithoutASet(t *testing.T) {
 	}
 	// x needs g1, g2, g3 in three sets, y g1, g2, g4, so g4 shares g3's set; z, which has
 	// both, cannot be given three sets. Each class has three distinct images.
-	if lacking := unsplittable(groupMap(conflicted()), nil, []string{"x", "y", "z"}, 0.1, 0.1, 1); len(lacking) == 0 {
+	if res := splitGroups(conflicted(), nil, nil, 0.1, 0.1, 1); len(res.failed) == 0 {
 		t.Error("no class of x, y, z named as unsplittable")
 	}
 }
@@ -196,14 +196,6 @@ func TestSharedFilesThatCannotBeSplitAreNamedOrDropped(t *testing.T) {
 			t.Errorf("class %s: %+v", c.Name, c)
 		}
 	}
-}
-
-func groupMap(gs []*group) map[string]*group {
-	m := map[string]*group{}
-	for _, g := range gs {
-		m[g.Digest] = g
-	}
-	return m
 }
 
 func TestTargetsKeepOneForTrain(t *testing.T) {

@@ -10,9 +10,9 @@ import (
 
 // A split's source and test_source must be folders, and two separate ones: a file fails the
 // run with "not a directory", and a test_source that is the source (or inside it, or holds
-// it) once resolved, through symbolic links or "..", makes every training image a copy of a
-// test image. Only the file system shows these, so validate, plan and run look (a stat and a
-// link resolution each); the engine reports paths that do not exist.
+// it) once resolved, through symbolic links or "..", makes training images test images too.
+// Only the file system shows these, so validate, plan and run look (a stat and a link
+// resolution each); the engine reports paths that do not exist.
 
 // folderProblem is what is wrong with the folder of a split's attribute.
 type folderProblem struct {
@@ -29,55 +29,59 @@ func folderProblems(workspace, source, testSource string) []folderProblem {
 			continue
 		}
 		abs := pipeline.InWorkspace(workspace, a[1])
-		fi, err := os.Stat(abs)
-		if err != nil {
-			continue // the engine says it does not exist, or cannot be read
-		}
-		if !fi.IsDir() {
+		if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
 			out = append(out, folderProblem{a[0], "Source is not a folder",
 				fmt.Sprintf("%s %q is a file, not a folder: give the folder that holds one folder of images per class.", a[0], a[1])})
 			continue
 		}
-		if real, err := filepath.EvalSymlinks(abs); err == nil {
-			resolved[a[0]], _ = filepath.Abs(real)
-		}
+		// A folder that does not exist (the engine says so) is still compared, as far as it
+		// does, so that the overlap is reported with it.
+		resolved[a[0]] = resolveExisting(abs)
 	}
 	src, test := resolved["source"], resolved["test_source"]
-	if src != "" && test != "" && (within(src, test) || within(test, src)) {
+	if src != "" && test != "" && (pipeline.Inside(test, src) || pipeline.Inside(src, test)) {
 		where := fmt.Sprintf("test_source %q (%s) %%s source %q (%s)", testSource, test, source, src)
 		switch {
 		case src == test:
 			where = fmt.Sprintf("test_source %q is the same folder as source %q (%s)", testSource, source, src)
-		case within(src, test):
+		case pipeline.Inside(test, src):
 			where = fmt.Sprintf(where, "is inside")
 		default:
 			where = fmt.Sprintf(where, "holds")
 		}
 		out = append(out, folderProblem{"test_source", "test_source overlaps source",
-			where + " once symbolic links and \"..\" are resolved, so every training image would be removed as a copy of a test image; give two separate folders (e.g. data/raw/train and data/raw/test)."})
+			where + " once symbolic links and \"..\" are resolved, so the same images would be read as training images and as test images; give two separate folders (e.g. data/raw/train and data/raw/test)."})
 	}
 	return out
 }
 
-// within reports whether path is dir or inside it (both clean and absolute).
-func within(dir, path string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && filepath.IsLocal(rel)
+// resolveExisting returns the absolute, clean path abs with the symbolic links of its longest
+// existing part resolved (the rest as written).
+func resolveExisting(abs string) string {
+	rest := ""
+	for p := abs; ; p = filepath.Dir(p) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			if r, err := filepath.Abs(filepath.Join(real, rest)); err == nil {
+				return r
+			}
+			return abs
+		}
+		if filepath.Dir(p) == p {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
 }
 
 // validateFolders adds folderProblems to d, when the workspace is known: the folder of the
 // file source is written in (paths in a pipeline file are relative to its folder, as
 // pipeline.Job.Workspace is; Values made without a file have no ranges and are not checked).
-// It leaves out test_source when the path check already found it overlapping source.
-func validateFolders(d *diagList, v *pipeline.Values, overlapping bool) {
+func validateFolders(d *diagList, v *pipeline.Values) {
 	file := v.Range("source").Filename
 	if file == "" || !usable(v, "source") || !v.Get("test_source").IsKnown() {
 		return
 	}
 	for _, p := range folderProblems(filepath.Dir(file), v.String("source"), v.String("test_source")) {
-		if p.summary == "test_source overlaps source" && overlapping {
-			continue
-		}
 		d.add(v, p.attr, p.summary, p.detail)
 	}
 }

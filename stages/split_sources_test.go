@@ -22,12 +22,19 @@ func TestSplitFoldersAreCheckedOnTheFileSystem(t *testing.T) {
 		{"raw/a", "up", []string{"test_source overlaps source", `test_source "up" (`, `) holds source "raw/a" (`}},
 		{"raw", "held/../held", []string{""}},
 		{"raw", "missing", []string{""}}, // the engine reports it
+		// Folders that do not exist yet are compared as far as they do, written either way.
+		{"raw", "raw/test", []string{"test_source overlaps source", `test_source "raw/test" (`, `raw/test) is inside source "raw" (`}},
+		{"raw", "WS/raw/test", []string{"test_source overlaps source", `raw/test) is inside source "raw" (`}},
+		{"new/train", "new", []string{"test_source overlaps source", `) holds source "new/train" (`}},
+		{"same/new", "raw/new", []string{"test_source overlaps source", `test_source "raw/new" is the same folder as source "same/new"`}},
 	} {
+		w := newWS(t, "")
+		testSource := strings.Replace(c.testSource, "WS", w.dir, 1)
 		attrs := fmt.Sprintf("source = %q", c.source)
-		if c.testSource != "" {
-			attrs += fmt.Sprintf("\n  test_source = %q", c.testSource)
+		if testSource != "" {
+			attrs += fmt.Sprintf("\n  test_source = %q", testSource)
 		}
-		w := newWS(t, "stage \"split\" \"main\" {\n  "+attrs+"\n  image_size = 8\n}\n")
+		w.write("pipeline.hcl", []byte("stage \"split\" \"main\" {\n  "+attrs+"\n  image_size = 8\n}\n"))
 		w.write("file.hcl", []byte("stage {}"))
 		w.write("notes.txt", []byte("notes"))
 		w.write("raw/a/1.png", randomPNG(1, 1, 6, 6))
@@ -45,6 +52,9 @@ func TestSplitFoldersAreCheckedOnTheFileSystem(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("source %q, test_source %q: %v, want %q", c.source, c.testSource, err, want)
 			}
+		}
+		if err != nil && strings.Count(err.Error(), "test_source overlaps source") > 1 {
+			t.Errorf("source %q, test_source %q: the overlap is reported more than once: %v", c.source, c.testSource, err)
 		}
 	}
 }
