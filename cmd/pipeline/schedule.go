@@ -44,7 +44,7 @@ func scheduleCommand() *cli.Command {
 				return printCrontab(c, l)
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: pipeline.RealClock{}, Logf: logger.Printf}
+			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: scheduleClock, Logf: logger.Printf}
 			if c.Bool("once") {
 				return fireOnce(c, logger, s)
 			}
@@ -265,8 +265,6 @@ func printCrontab(c *cli.Context, l *loaded) error {
 		case tz == "Local":
 			b.WriteString("# the schedule sets no timezone, and the machine's could not be named: CRON_TZ=\"\" makes\n" +
 				"# cronie use its own (the machine's) instead of one an earlier line set\nCRON_TZ=\"\"\n")
-		case tz == "": // time.LoadLocation("") is UTC, and so is the schedule
-			b.WriteString("CRON_TZ=UTC\n")
 		default:
 			fmt.Fprintf(&b, "CRON_TZ=%s\n", tz)
 		}
@@ -305,6 +303,10 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// scheduleClock is the scheduler's clock. Tests of the loop in a process of its own make it
+// run faster (a minute a second), as no schedule may fire more often than once a minute.
+var scheduleClock pipeline.Clock = pipeline.RealClock{}
 
 // localtimeFile and timezoneFile name the machine's time zone: the first is a symbolic link
 // into a zoneinfo folder on most systems, the second (Debian's) holds the name. Tests change
