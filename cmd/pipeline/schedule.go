@@ -48,6 +48,11 @@ func scheduleCommand() *cli.Command {
 			if c.Bool("once") {
 				return fireOnce(c, logger, s)
 			}
+			reg, err := registry()
+			if err != nil {
+				return err
+			}
+			s.Reload = scheduleReloader(l.cfg.Path, reg)
 			return scheduleLoop(c, logger, s, l.cfg.Path)
 		},
 	}
@@ -126,6 +131,7 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 		}
 	}()
 	logger.Printf("scheduling %s of %s; Ctrl-C or SIGTERM stops taking triggers", pipeline.Plural(len(s.Schedules), "schedule", "schedules"), file)
+	logger.Printf("edits to the file's schedule blocks apply within a minute (it is read again every minute)")
 	if err := s.Loop(stopCtx, runCtx); err != nil {
 		return err
 	}
@@ -133,6 +139,34 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 		return interruptedExit(context.Canceled)
 	}
 	return nil
+}
+
+// scheduleReloader returns the Scheduler.Reload of the pipeline file at path: its schedule
+// blocks, read again (with validate's checks of the file's structure) whenever the file's
+// size, modification time or inode changed since the last call, which the first call takes
+// as a change. An error names the file's first error and its line.
+func scheduleReloader(path string, reg *pipeline.Registry) func() ([]*pipeline.Schedule, error) {
+	var last os.FileInfo
+	var scheds []*pipeline.Schedule
+	var lastErr error
+	return func() ([]*pipeline.Schedule, error) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			last = nil
+			return nil, err
+		}
+		if last != nil && os.SameFile(fi, last) && fi.Size() == last.Size() && fi.ModTime().Equal(last.ModTime()) {
+			return scheds, lastErr
+		}
+		last = fi
+		cfg, diags := pipeline.LoadFile(path, reg)
+		if errs := diags.Errs(); len(errs) > 0 {
+			scheds, lastErr = nil, fmt.Errorf("%s has %s: %v", path, pipeline.Plural(len(errs), "error", "errors"), errs[0])
+			return nil, lastErr
+		}
+		scheds, lastErr = cfg.Schedules, nil
+		return scheds, nil
+	}
 }
 
 // signalName names the signals the scheduler handles as kill(1) does.

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"pipeline/pipeline"
@@ -221,5 +222,37 @@ schedule "local" {
 	}
 	if _, zones := crontabJobs(out); len(zones) != 2 || zones[1] != "Asia/Tokyo" {
 		t.Fatalf("CRON_TZ %q, want Asia/Tokyo (from /etc/timezone) for the schedule without a timezone\n%s", zones, out)
+	}
+}
+
+// TestScheduleReloadsTheFile checks that the scheduler applies edits to a schedule's cron
+// while it runs, logging the change and the next time, fires at the new times, and keeps the
+// schedules it has when the file no longer validates, saying where the error is.
+func TestScheduleReloadsTheFile(t *testing.T) {
+	dir := workspace(t, splitScheduled)
+	file := filepath.Join(dir, "pipeline.hcl")
+	edit := func(cron string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(strings.Replace(splitScheduled, `"0 3 * * *"`, cron, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startPipeline(t, "schedule", file) // a minute a second: see fastClock
+	p.waitUntil("the scheduler waits", func() bool { return strings.Contains(p.stderr(), `next: schedule "nightly" due`) })
+	edit(`"@every 2m"`)
+	p.waitUntil("the cron is reloaded", func() bool {
+		return strings.Contains(p.stderr(), `schedule "nightly": cron changed from "0 3 * * *" to "@every 2m"; next due `)
+	})
+	p.waitUntil("the schedule fires at its new time", func() bool { return strings.Contains(p.stderr(), "succeeded") })
+	edit(`"0 0 30 2 *"`)
+	p.waitUntil("the file's error is logged", func() bool {
+		return strings.Contains(p.stderr(), "the schedules stay as they were: "+file+" has 1 error: "+file+":11,13-25: Cron expression never fires")
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.exitCode(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, p.stderr())
+	}
+	if errs := p.stderr(); strings.Count(errs, "the schedules stay as they were") != 1 || !strings.Contains(errs, "Cron expression never fires") {
+		t.Fatalf("the file's error is not logged once:\n%s", errs)
 	}
 }
