@@ -181,10 +181,11 @@ func signalName(sig os.Signal) string {
 }
 
 // fireTrigger reloads the pipeline file (so edits apply to the next trigger), plans the
-// schedule's targets, and runs them when anything is out of date. It logs what it did and
-// returns an error, naming the trigger, when the file, the plan or the run failed; a trigger
-// skipped because another process holds the workspace lock is logged and not an error (the
-// next trigger tries again).
+// schedule's targets, and runs them when anything is out of date, or when a target has an
+// effect (select's promotion), which run applies even with every stage cached, so that the
+// champion follows the current decision. It logs what it did and returns an error, naming the
+// trigger, when the file, the plan or the run failed; a trigger skipped because another
+// process holds the workspace lock is logged and not an error (the next trigger tries again).
 func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger) error {
 	l, err := load(c, false)
 	if err != nil {
@@ -212,10 +213,18 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		}
 	}
 	if pending == 0 {
-		logger.Printf("%s: up to date, nothing to run", t)
-		return nil
+		effects := effectStages(l.engine.Workflow, plan)
+		if len(effects) == 0 {
+			logger.Printf("%s: up to date, nothing to run", t)
+			return nil
+		}
+		// As run does: the effect (select's promotion) follows the current champion, which
+		// may have changed (a rollback) or failed to change (a promotion that failed) since.
+		logger.Printf("%s: up to date; running anyway, every stage cached, for the effect of %s (promotion), as run does",
+			t, strings.Join(effects, ", "))
+	} else {
+		logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
 	}
-	logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
 	stages.StartRun()
 	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
@@ -238,6 +247,23 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		return fmt.Errorf("%s: run %s %s: %w", t, rec.ID, rec.Status, err)
 	}
 	return nil
+}
+
+// effectStages returns the stages of plan whose kind has an effect outside the store
+// (pipeline.Effector: select's promotion), which a run applies whether the stage runs or is
+// cached.
+func effectStages(wf *pipeline.Workflow, plan []*pipeline.Decision) []string {
+	planned := map[string]bool{}
+	for _, d := range plan {
+		planned[d.Addr] = true
+	}
+	var out []string
+	for _, inst := range wf.Instances {
+		if _, ok := inst.Kind.(pipeline.Effector); ok && planned[inst.Addr] {
+			out = append(out, inst.Addr)
+		}
+	}
+	return out
 }
 
 // crontabNotes is what --print-crontab says of cron's time zones and overlapping runs.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"pipeline/pipeline"
+	"pipeline/stages"
 )
 
 const splitScheduled = splitOnly + `
@@ -222,6 +224,102 @@ schedule "local" {
 	}
 	if _, zones := crontabJobs(out); len(zones) != 2 || zones[1] != "Asia/Tokyo" {
 		t.Fatalf("CRON_TZ %q, want Asia/Tokyo (from /etc/timezone) for the schedule without a timezone\n%s", zones, out)
+	}
+}
+
+// selectOnly is a pipeline whose select stage ranks two evaluations made by hand (selectWorkspace),
+// on a schedule.
+const selectOnly = `
+stage "select" "best" {
+  candidates = { a = "evals/a", b = "evals/b" }
+}
+
+schedule "nightly" {
+  cron    = "0 3 * * *"
+  targets = [stage.select.best]
+}
+`
+
+// selectWorkspace returns a workspace with selectOnly and the evaluations it ranks: a scores
+// f1, b less, both on the test set ts1 of promoteFake's models, with a model each.
+func selectWorkspace(t *testing.T, f1 float64) (dir, file string) {
+	t.Helper()
+	dir = t.TempDir()
+	file = filepath.Join(dir, "pipeline.hcl")
+	files := map[string]string{"pipeline.hcl": selectOnly}
+	for name, v := range map[string]float64{"a": f1, "b": f1 - 0.1} {
+		files["evals/"+name+"/metrics.json"] = fmt.Sprintf(`{"architecture":"cnn","model":"trained/%s","data":"test","test_set":"ts1","test_f1_macro":%g,"test_top5":1}`, name, v)
+		files["trained/"+name+"/model.json"] = `{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`
+		files["trained/"+name+"/saved_model.pb"] = name
+	}
+	for rel, body := range files {
+		p := filepath.Join(dir, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, file
+}
+
+// champion returns the id of the champion in the workspace's models/final_models ("" when none).
+func champion(t *testing.T, dir string) string {
+	t.Helper()
+	champ, err := stages.ChampionDir(filepath.Join(dir, "models", "final_models"))
+	if err != nil || champ == "" {
+		return ""
+	}
+	card, err := stages.ReadCard(champ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return card.ID
+}
+
+// TestScheduleOncePromotesWhenUpToDate checks that a trigger with nothing out of date still
+// does select's promotion, as run does, so that it follows the current champion: it retries
+// a promotion that failed (history.json could not be read, then was repaired), and promotes
+// the cached winner over a weaker champion that promote --rollback brought back.
+func TestScheduleOncePromotesWhenUpToDate(t *testing.T) {
+	dir, file := selectWorkspace(t, 0.7)
+	history := filepath.Join(dir, "models", "final_models.d", "history.json")
+	os.MkdirAll(filepath.Dir(history), 0o755)
+	os.WriteFile(history, []byte("{"), 0o644)
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitErr || !strings.Contains(errs, "history.json") {
+		t.Fatalf("schedule --once with a broken history.json: exit %d, want %d\n%s", code, exitErr, errs)
+	}
+	os.Remove(history)
+	if code, out, errs := runCLI("plan", file); code != exitOK || !strings.Contains(out, "= select.best") {
+		t.Fatalf("plan: exit %d, want select.best cached\n%s%s", code, out, errs)
+	}
+	code, _, errs := runCLI("schedule", file, "--once")
+	if code != exitOK || !strings.Contains(errs, "up to date; running anyway, every stage cached, for the effect of select.best") ||
+		!strings.Contains(errs, "promoted a (test_f1_macro 0.7000; no champion yet)") {
+		t.Fatalf("schedule --once after history.json was repaired: exit %d\n%s", code, errs)
+	}
+	if id := champion(t, dir); !strings.HasSuffix(id, "-a") {
+		t.Fatalf("the champion is %q, want the winner a", id)
+	}
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "a (test_f1_macro 0.7000) is already the champion") {
+		t.Fatalf("schedule --once again: exit %d\n%s", code, errs)
+	}
+
+	// A weak champion, then a strong one the winner does not beat, rolled back.
+	dir, file = selectWorkspace(t, 0.7)
+	promoteFake(t, dir, "run1", "weak", 0.5)
+	promoteFake(t, dir, "run2", "strong", 0.9)
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "does not beat the champion run2-cnn") {
+		t.Fatalf("schedule --once under a stronger champion: exit %d\n%s", code, errs)
+	}
+	if code, out, errs := runCLI("promote", "--to", filepath.Join(dir, "models", "final_models"), "--rollback"); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
+		t.Fatalf("promote --rollback: exit %d\n%s%s", code, out, errs)
+	}
+	code, _, errs = runCLI("schedule", file, "--once")
+	if code != exitOK || !strings.Contains(errs, "promoted a (test_f1_macro 0.7000; champion run1-cnn had 0.5000)") {
+		t.Fatalf("schedule --once after the rollback: exit %d\n%s", code, errs)
+	}
+	if id := champion(t, dir); !strings.HasSuffix(id, "-a") {
+		t.Fatalf("the champion is %q, want the winner a", id)
 	}
 }
 
