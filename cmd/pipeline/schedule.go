@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -131,6 +132,13 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 		}
 	}()
 	logger.Printf("scheduling %s of %s; Ctrl-C or SIGTERM stops taking triggers", pipeline.Plural(len(s.Schedules), "schedule", "schedules"), file)
+	for _, sc := range s.Schedules {
+		if sc.Timezone == "Local" {
+			zone, from := localZone()
+			logger.Printf("a schedule without timezone follows %s (%s)", cmp.Or(zone, "the machine's zone"), from)
+			break
+		}
+	}
 	logger.Printf("edits to the file's schedule blocks apply within a minute (it is read again every minute)")
 	if err := s.Loop(stopCtx, runCtx); err != nil {
 		return err
@@ -305,7 +313,7 @@ func printCrontab(c *cli.Context, l *loaded) error {
 		flags = append(flags, "--runs-dir", shellQuote(runsDir))
 	}
 	absRuns := pipeline.InWorkspace(ws, runsDir)
-	zone := machineZone()
+	zone, from := localZone()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# pipeline schedules of %s (install with: crontab -e)\n", file)
 	fmt.Fprintf(&b, "# Each line runs `pipeline run` on a schedule's targets, its output appended to %s.\n", filepath.Join(absRuns, "cron.log"))
@@ -321,7 +329,7 @@ func printCrontab(c *cli.Context, l *loaded) error {
 		}
 		switch tz := s.Timezone; {
 		case tz == "Local" && zone != "":
-			fmt.Fprintf(&b, "# the machine's time zone (the schedule sets none)\nCRON_TZ=%s\n", zone)
+			fmt.Fprintf(&b, "# the schedule sets no timezone: the zone pipeline schedule follows here (%s)\nCRON_TZ=%s\n", from, zone)
 		case tz == "Local":
 			b.WriteString("# the schedule sets no timezone, and the machine's could not be named: CRON_TZ=\"\" makes\n" +
 				"# cronie use its own (the machine's) instead of one an earlier line set\nCRON_TZ=\"\"\n")
@@ -373,11 +381,35 @@ var scheduleClock pipeline.Clock = pipeline.RealClock{}
 // them.
 var localtimeFile, timezoneFile = "/etc/localtime", "/etc/timezone"
 
-// machineZone returns the IANA name of the machine's time zone, the one cron follows for a line
-// without CRON_TZ, or "" when it cannot be told.
-func machineZone() string {
+// localZone returns the IANA name of time.Local, the zone pipeline schedule follows for a
+// schedule without timezone, and where Go took it from, for --print-crontab's CRON_TZ and the
+// log: TZ when it is set, else the machine's zone (machineZone). Go reads TZ as the name of a
+// zone or as the path of a zone file, and takes UTC when TZ is empty or names no zone it can
+// load; time.Local is then named after TZ, or "UTC", and "Local" only when it is the
+// machine's. The name is "" when it cannot be told.
+func localZone() (name, from string) {
+	local := time.Local.String()
+	switch {
+	case local == "Local":
+		return machineZone(), "the machine's, " + localtimeFile
+	case strings.HasPrefix(local, "/"):
+		return zoneFileName(local), "TZ=" + local
+	}
+	tz, set := os.LookupEnv("TZ")
+	switch {
+	case !set: // and Go found no /etc/localtime
+		return local, "TZ is not set and the machine names no zone, so Go takes UTC"
+	case local == "UTC" && strings.TrimPrefix(tz, ":") != "UTC":
+		return local, fmt.Sprintf("TZ=%q names no zone, so Go takes UTC", tz)
+	}
+	return local, "TZ=" + tz
+}
+
+// zoneFileName returns the IANA name of the zone file at path, a symbolic link into a zoneinfo
+// folder or a file in one, or "" when it cannot be told.
+func zoneFileName(path string) string {
 	for _, read := range []func(string) (string, error){os.Readlink, filepath.EvalSymlinks} {
-		if target, err := read(localtimeFile); err == nil {
+		if target, err := read(path); err == nil {
 			if i := strings.LastIndex(target, "zoneinfo/"); i >= 0 {
 				name := strings.TrimPrefix(target[i+len("zoneinfo/"):], "posix/")
 				if _, err := time.LoadLocation(name); err == nil && name != "" && name != "localtime" {
@@ -385,6 +417,15 @@ func machineZone() string {
 				}
 			}
 		}
+	}
+	return ""
+}
+
+// machineZone returns the IANA name of the machine's time zone, the one cron follows for a line
+// without CRON_TZ, or "" when it cannot be told.
+func machineZone() string {
+	if name := zoneFileName(localtimeFile); name != "" {
+		return name
 	}
 	if b, err := os.ReadFile(timezoneFile); err == nil {
 		name := strings.TrimSpace(string(b))

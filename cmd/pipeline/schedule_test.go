@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"pipeline/pipeline"
 	"pipeline/stages"
@@ -154,6 +156,11 @@ schedule "local" {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "pipeline.hcl")
+	// The machine's zone, read from the files below, is a schedule's without timezone when TZ
+	// is not set (TestScheduleWithoutTimezoneAgreesWithCrontab sets it).
+	if local := time.Local.String(); local != "Local" {
+		t.Skipf("time.Local is %s (TZ is set, or there is no /etc/localtime), not the machine's zone", local)
+	}
 	defer func(l, z string) { localtimeFile, timezoneFile = l, z }(localtimeFile, timezoneFile)
 	localtimeFile, timezoneFile = filepath.Join(t.TempDir(), "localtime"), filepath.Join(t.TempDir(), "timezone")
 	if err := os.Symlink("../usr/share/zoneinfo/America/New_York", localtimeFile); err != nil {
@@ -320,6 +327,80 @@ func TestScheduleOncePromotesWhenUpToDate(t *testing.T) {
 	}
 	if id := champion(t, dir); !strings.HasSuffix(id, "-a") {
 		t.Fatalf("the champion is %q, want the winner a", id)
+	}
+}
+
+// helperRun runs the command line in a process of its own (TestMain) with the environment
+// variable TZ set to tz, or unset when tz is nil, and returns its exit status and output.
+func helperRun(t *testing.T, tz *string, args ...string) (int, string, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TZ=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, mainHelperVar+"=1")
+	if tz != nil {
+		cmd.Env = append(cmd.Env, "TZ="+*tz)
+	}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestScheduleWithoutTimezoneAgreesWithCrontab checks that a schedule without timezone fires
+// in the same zone under pipeline schedule and under the crontab --print-crontab writes: TZ's
+// when it is set (Go's time.Local follows it), UTC when TZ is empty, the machine's otherwise.
+func TestScheduleWithoutTimezoneAgreesWithCrontab(t *testing.T) {
+	dir := workspace(t, splitScheduled)
+	file := filepath.Join(dir, "pipeline.hcl")
+	str := func(s string) *string { return &s }
+	machine := machineZone()
+	for _, c := range []struct {
+		tz   *string
+		zone string
+	}{
+		{str("Europe/Copenhagen"), "Europe/Copenhagen"},
+		{str(":America/New_York"), "America/New_York"},
+		{str("/usr/share/zoneinfo/Asia/Tokyo"), "Asia/Tokyo"},
+		{str(""), "UTC"},
+		{nil, machine},
+	} {
+		if c.zone == "" {
+			continue // the machine's zone cannot be named here
+		}
+		name := "TZ unset"
+		if c.tz != nil {
+			name = fmt.Sprintf("TZ=%q", *c.tz)
+		}
+		code, out, errs := helperRun(t, c.tz, "schedule", file, "--print-crontab")
+		if _, zones := crontabJobs(out); code != exitOK || len(zones) != 1 || zones[0] != c.zone {
+			t.Errorf("%s: --print-crontab: exit %d, CRON_TZ %q, want %s\n%s%s", name, code, zones, c.zone, out, errs)
+			continue
+		}
+		// --once logs the trigger it fires: 03:00 in that zone, with its offset.
+		code, _, errs = helperRun(t, c.tz, "schedule", file, "--once")
+		m := regexp.MustCompile(`firing schedule "nightly" due (\S+) now`).FindStringSubmatch(errs)
+		if code != exitOK || m == nil {
+			t.Errorf("%s: --once: exit %d\n%s", name, code, errs)
+			continue
+		}
+		due, err := time.Parse(time.RFC3339, m[1])
+		loc, _ := time.LoadLocation(c.zone)
+		if in := due.In(loc); err != nil || in.Hour() != 3 || in.Minute() != 0 || in.Format(time.RFC3339) != m[1] {
+			t.Errorf("%s: --once fired the trigger due %s, want 03:00 in %s", name, m[1], c.zone)
+		}
+		t.Logf("%s: CRON_TZ=%s, --once due %s", name, c.zone, m[1])
 	}
 }
 
