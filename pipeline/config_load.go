@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -255,40 +256,37 @@ func decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
 	diags := checkName("schedule", s.Name, b.LabelRanges[0])
 	content, d := bodyContent(b.Body, scheduleSchema)
 	diags = append(diags, d...)
-	str := func(name string, dst *string) {
+	// str sets dst to the string attribute name, and reports whether the file gives it.
+	str := func(name string, dst *string) bool {
 		a, ok := content.Attributes[name]
 		if !ok {
-			return
+			return false
 		}
 		v, d := a.Expr.Value(nil)
 		diags = append(diags, d...)
 		if d.HasErrors() {
-			return
+			return false
 		}
 		if v.Type() != cty.String || v.IsNull() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
 				Detail: fmt.Sprintf("%s must be a string.", name), Subject: a.Expr.Range().Ptr()})
-			return
+			return false
 		}
 		*dst = v.AsString()
+		return true
 	}
-	str("cron", &s.Cron)
-	str("timezone", &s.Timezone)
-	str("overlap", &s.Overlap)
-	if a, ok := content.Attributes["cron"]; ok && s.Cron != "" {
-		if err := checkCron(s.Cron); err != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid cron expression",
-				Detail:  fmt.Sprintf("%s. Use five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or a descriptor such as \"@daily\".", err),
-				Subject: a.Expr.Range().Ptr()})
+	if str("cron", &s.Cron) {
+		if sum, detail := cronProblem(s.Cron, time.Now()); sum != "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: sum, Detail: detail, Subject: content.Attributes["cron"].Expr.Range().Ptr()})
 		}
 	}
-	if a, ok := content.Attributes["timezone"]; ok {
-		if err := checkTimezone(s.Timezone); err != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown time zone",
-				Detail: fmt.Sprintf("%s. Use an IANA name such as \"Europe/Copenhagen\" or \"UTC\".", err), Subject: a.Expr.Range().Ptr()})
+	if str("timezone", &s.Timezone) {
+		if sum, detail := checkTimezone(s.Timezone); sum != "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: sum, Detail: detail, Subject: content.Attributes["timezone"].Expr.Range().Ptr()})
 		}
 	}
-	if a, ok := content.Attributes["overlap"]; ok && s.Overlap != "skip" && s.Overlap != "queue" {
+	overlapSet := str("overlap", &s.Overlap)
+	if a := content.Attributes["overlap"]; overlapSet && s.Overlap != "skip" && s.Overlap != "queue" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid overlap policy",
 			Detail: fmt.Sprintf("overlap is %q; use \"skip\" (drop a trigger while a run is going) or \"queue\" (run it afterwards).", s.Overlap), Subject: a.Expr.Range().Ptr()})
 	}

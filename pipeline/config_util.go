@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agext/levenshtein"
@@ -62,12 +64,51 @@ func convertTo(v cty.Value, t cty.Type) (cty.Value, error) {
 	return convert.Convert(v, t)
 }
 
-func checkCron(expr string) error {
-	_, err := cron.ParseStandard(expr)
-	return err
+// minEvery is the shortest @every interval a schedule may have. robfig/cron rounds a shorter
+// one, negative and zero included, up to a second, which would retrain every second.
+const minEvery = time.Minute
+
+// cronProblem returns the summary and detail of the diagnostic for a cron expression that
+// pipeline schedule cannot fire at sensible times, or two empty strings when there is none:
+// one robfig/cron cannot parse; one with a time zone prefix (CRON_TZ=, TZ=), which belongs in
+// the timezone attribute, where --print-crontab and the log see it; @every with a duration
+// under minEvery; and one that no time in the five years after now matches (30 February), for
+// which robfig/cron's Next returns the zero time, due at once and forever.
+func cronProblem(expr string, now time.Time) (summary, detail string) {
+	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") {
+		return "Time zone in the cron expression", fmt.Sprintf("cron is %q. Give the time zone in the schedule's timezone attribute "+
+			"(timezone = \"Europe/Copenhagen\") and leave only the time fields in cron.", expr)
+	}
+	c, err := cron.ParseStandard(expr)
+	if err != nil {
+		return "Invalid cron expression", fmt.Sprintf("%s. Use five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or a descriptor such as \"@daily\".", err)
+	}
+	if every, ok := strings.CutPrefix(expr, "@every "); ok {
+		d, err := time.ParseDuration(every)
+		switch {
+		case err == nil && d <= 0:
+			return "Invalid @every interval", fmt.Sprintf("%q is not a positive duration. @every takes one of a minute or more, such as \"@every 30m\" or \"@every 1h30m\".", every)
+		case err == nil && d < minEvery:
+			return "Invalid @every interval", fmt.Sprintf("%q is shorter than a minute, the shortest interval allowed. Use, say, \"@every 30m\" or \"@every 1h30m\".", every)
+		}
+	}
+	if next := c.Next(now); next.IsZero() || !next.After(now) {
+		return "Cron expression never fires", fmt.Sprintf("No time in the next five years matches %q, so the schedule would never fire. "+
+			"Check the day-of-month and month fields: a day the month does not have (30 February, 31 April) matches nothing.", expr)
+	}
+	return "", ""
 }
 
-func checkTimezone(name string) error {
-	_, err := time.LoadLocation(name)
-	return err
+// checkTimezone checks a schedule's timezone attribute: an IANA name. The empty name, which
+// time.LoadLocation takes for UTC, is refused: left out, the attribute means the machine's
+// zone, and "" reads as that too.
+func checkTimezone(name string) (summary, detail string) {
+	if name == "" {
+		return "Empty time zone", "timezone is \"\". Leave the attribute out for the machine's time zone (TZ when it is set, else the system's), " +
+			"or give an IANA name such as \"Europe/Copenhagen\" or \"UTC\"."
+	}
+	if _, err := time.LoadLocation(name); err != nil {
+		return "Unknown time zone", fmt.Sprintf("%s. Use an IANA name such as \"Europe/Copenhagen\" or \"UTC\".", err)
+	}
+	return "", ""
 }

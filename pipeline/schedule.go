@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ func (t Trigger) String() string {
 }
 
 // Scheduler fires the schedule blocks of a pipeline file. Fire does the work of a trigger
-// (plan, then run if anything is out of date); the scheduler guarantees it is never running
+// (plan, then run); the scheduler guarantees it is never running
 // twice at once, and applies each schedule's overlap policy to triggers that come while it
 // is: skip drops them (logged), queue runs them once the current run ends (unless the
 // scheduler is stopping by then: see Loop).
@@ -47,6 +48,12 @@ type Scheduler struct {
 	Clock     Clock
 	Fire      func(ctx context.Context, t Trigger)
 	Logf      func(format string, args ...any)
+	// Reload, when set, returns the schedule blocks as the pipeline file declares them now.
+	// Loop calls it whenever it wakes, and at least every ReloadEvery, and applies what
+	// changed (cron, timezone, overlap; schedules added or removed), logging each change.
+	// When it fails, Loop logs the error (once, until it changes) and keeps the schedules it
+	// has.
+	Reload func() ([]*Schedule, error)
 
 	mu      sync.Mutex
 	running bool
@@ -54,74 +61,152 @@ type Scheduler struct {
 	wg      sync.WaitGroup
 }
 
+// ReloadEvery is the longest Loop waits between two calls of Scheduler.Reload.
+const ReloadEvery = time.Minute
+
+// parsedSchedule is a schedule ready to compute its times. due is its next time, kept from
+// when it was computed until the schedule fires (zero: not computed yet), as an @every
+// schedule's counts from then. dead marks one found to have no time left (see
+// Scheduler.upcoming): it stays, so that a reload sees it unchanged, but fires no more.
 type parsedSchedule struct {
-	s   *Schedule
-	c   cron.Schedule
-	loc *time.Location
+	s    *Schedule
+	c    cron.Schedule
+	loc  *time.Location
+	due  time.Time
+	dead bool
 }
 
-func (s *Scheduler) parse() ([]parsedSchedule, error) {
+func parseSchedule(sc *Schedule) (parsedSchedule, error) {
+	c, err := cron.ParseStandard(sc.Cron)
+	if err != nil {
+		return parsedSchedule{}, fmt.Errorf("schedule %q: %w", sc.Name, err)
+	}
+	loc, err := time.LoadLocation(sc.Timezone)
+	if err != nil {
+		return parsedSchedule{}, fmt.Errorf("schedule %q: %w", sc.Name, err)
+	}
+	return parsedSchedule{s: sc, c: c, loc: loc}, nil
+}
+
+func parseSchedules(scheds []*Schedule) ([]parsedSchedule, error) {
 	var out []parsedSchedule
-	for _, sc := range s.Schedules {
-		c, err := cron.ParseStandard(sc.Cron)
+	for _, sc := range scheds {
+		p, err := parseSchedule(sc)
 		if err != nil {
-			return nil, fmt.Errorf("schedule %q: %w", sc.Name, err)
+			return nil, err
 		}
-		loc, err := time.LoadLocation(sc.Timezone)
-		if err != nil {
-			return nil, fmt.Errorf("schedule %q: %w", sc.Name, err)
-		}
-		out = append(out, parsedSchedule{s: sc, c: c, loc: loc})
+		out = append(out, p)
 	}
 	return out, nil
 }
 
-// Next returns the next trigger of every schedule after t, earliest first.
+// next returns p's first time after t, in its time zone, and whether it has one: robfig/cron
+// returns the zero time for an expression no time in five years matches (30 February).
+func (p parsedSchedule) next(t time.Time) (time.Time, bool) {
+	due := p.c.Next(t.In(p.loc))
+	return due, !due.IsZero() && due.After(t)
+}
+
+// Next returns the next trigger of every schedule after t, earliest first. A schedule with no
+// time after t (a cron expression no date matches, which validation refuses) has none; when
+// no schedule has one, Next returns an error.
 func (s *Scheduler) Next(t time.Time) ([]Trigger, error) {
-	ps, err := s.parse()
+	ps, err := parseSchedules(s.Schedules)
 	if err != nil {
 		return nil, err
 	}
 	var out []Trigger
 	for _, p := range ps {
-		out = append(out, Trigger{Schedule: p.s.Name, Due: p.c.Next(t.In(p.loc))})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Due.Equal(out[j].Due) {
-			return out[i].Due.Before(out[j].Due)
+		if due, ok := p.next(t); ok {
+			out = append(out, Trigger{Schedule: p.s.Name, Due: due})
 		}
-		return out[i].Schedule < out[j].Schedule
-	})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no schedule has a time to fire after %s", t.Format(time.RFC3339))
+	}
+	sortTriggers(out)
 	return out, nil
+}
+
+func sortTriggers(ts []Trigger) {
+	sort.Slice(ts, func(i, j int) bool {
+		if !ts[i].Due.Equal(ts[j].Due) {
+			return ts[i].Due.Before(ts[j].Due)
+		}
+		return ts[i].Schedule < ts[j].Schedule
+	})
+}
+
+// upcoming returns the next trigger of each schedule of ps, earliest first, computing those
+// not known yet as the first after now. A schedule without one is logged and marked dead,
+// once: Loop would otherwise find it due at once, again and again.
+func (s *Scheduler) upcoming(ps []parsedSchedule, now time.Time) []Trigger {
+	var out []Trigger
+	for i := range ps {
+		if ps[i].dead {
+			continue
+		}
+		if ps[i].due.IsZero() {
+			due, ok := ps[i].next(now)
+			if !ok {
+				ps[i].dead = true
+				s.Logf("schedule %q: no time after %s matches cron %q; it will not fire (correct it in the pipeline file)",
+					ps[i].s.Name, now.In(ps[i].loc).Format(time.RFC3339), ps[i].s.Cron)
+				continue
+			}
+			ps[i].due = due
+		}
+		out = append(out, Trigger{Schedule: ps[i].s.Name, Due: ps[i].due})
+	}
+	sortTriggers(out)
+	return out
 }
 
 // Loop fires triggers until stop ends. From then on it starts nothing: no new trigger, and
 // none of those queued behind the run in progress (they are dropped, logged). It waits for
 // that run to finish and returns; Fire gets runCtx, which the caller cancels to cut the run
-// short.
+// short. Without Reload, Loop returns an error once no schedule has a time left to fire.
 func (s *Scheduler) Loop(stop, runCtx context.Context) error {
 	if len(s.Schedules) == 0 {
 		return fmt.Errorf("the pipeline file declares no schedule blocks")
 	}
-	policy := map[string]string{}
-	for _, sc := range s.Schedules {
-		policy[sc.Name] = sc.Overlap
+	ps, err := parseSchedules(s.Schedules)
+	if err != nil {
+		return err
 	}
+	var logged, reloadErr string // the next triggers and the reload error last logged
 	for {
 		now := s.Clock.Now()
-		next, err := s.Next(now)
-		if err != nil {
-			return err
+		if s.Reload != nil {
+			ps, reloadErr = s.reload(ps, now, reloadErr)
 		}
-		due := next[0].Due
+		next := s.upcoming(ps, now)
+		wait := ReloadEvery
+		switch {
+		case len(next) > 0 && (s.Reload == nil || next[0].Due.Sub(now) < wait):
+			wait = next[0].Due.Sub(now)
+		case len(next) == 0 && s.Reload == nil:
+			s.wg.Wait()
+			return fmt.Errorf("no schedule has a time left to fire")
+		}
+		var lines []string
 		for _, t := range next {
-			if t.Due.Equal(due) {
-				s.Logf("next: %s", t)
+			if t.Due.Equal(next[0].Due) {
+				lines = append(lines, fmt.Sprintf("next: %s", t))
 			}
+		}
+		if len(next) == 0 {
+			lines = append(lines, "no schedule has a time to fire; waiting for the pipeline file to change")
+		}
+		if l := strings.Join(lines, "\n"); l != logged {
+			for _, line := range lines {
+				s.Logf("%s", line)
+			}
+			logged = l
 		}
 		select {
 		case <-stop.Done():
-		case <-s.Clock.After(due.Sub(now)):
+		case <-s.Clock.After(wait):
 		}
 		// Checked again, as select picks either when the time comes with the stop.
 		if stop.Err() != nil {
@@ -133,9 +218,12 @@ func (s *Scheduler) Loop(stop, runCtx context.Context) error {
 			s.wg.Wait()
 			return nil
 		}
-		for _, t := range next {
-			if t.Due.Equal(due) {
-				s.trigger(stop, runCtx, t, policy[t.Schedule])
+		// The wait may have ended for a reload only, or early, if the wall clock was set back.
+		now = s.Clock.Now()
+		for i := range ps {
+			if !ps[i].dead && !ps[i].due.IsZero() && !ps[i].due.After(now) {
+				s.trigger(stop, runCtx, Trigger{Schedule: ps[i].s.Name, Due: ps[i].due}, ps[i].s.Overlap)
+				ps[i].due = time.Time{} // the next is computed from now
 			}
 		}
 	}

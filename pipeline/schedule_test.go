@@ -236,3 +236,164 @@ func TestSchedulerStopDropsQueuedTriggers(t *testing.T) {
 		t.Fatalf("fired %v, want only the first trigger and the queued one dropped; log:\n%s", f.got, joined)
 	}
 }
+
+// logRecorder collects the scheduler's log lines.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRecorder) logf(format string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, a...))
+}
+
+func (l *logRecorder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// waiterAt returns the time the loop waits for, once it waits.
+func (c *fakeClock) waiterAt(t *testing.T) time.Time {
+	t.Helper()
+	c.waitForWaiter(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiters[len(c.waiters)-1].at
+}
+
+// A cron expression no date matches (30 February) has no next time: robfig/cron's Next returns
+// the zero time. The loop logs that once and leaves the schedule out, instead of finding it
+// due at once, again and again (a busy loop of "due 0001-01-01" triggers); Next leaves it out
+// too, for --once.
+func TestSchedulerLeavesOutAScheduleThatNeverFires(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	never := &Schedule{Name: "never", Cron: "0 0 30 2 *", Timezone: "UTC", Overlap: "queue"}
+	hourly := &Schedule{Name: "hourly", Cron: "@hourly", Timezone: "UTC", Overlap: "skip"}
+
+	s := &Scheduler{Clock: &fakeClock{now: start}, Schedules: []*Schedule{never, hourly}}
+	next, err := s.Next(start)
+	if err != nil || len(next) != 1 || next[0].Schedule != "hourly" {
+		t.Fatalf("Next: %v, %v; want only the hourly trigger", next, err)
+	}
+	s.Schedules = []*Schedule{never}
+	if next, err := s.Next(start); err == nil {
+		t.Fatalf("Next of a schedule that never fires: %v, want an error", next)
+	}
+
+	clock := &fakeClock{now: start}
+	f := &firings{}
+	var log logRecorder
+	s = &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: []*Schedule{never, hourly}}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Loop(ctx, context.Background()) }()
+	for h := 1; h <= 3; h++ {
+		at := start.Add(time.Duration(h) * time.Hour)
+		if w := clock.waiterAt(t); !w.Equal(at) {
+			t.Fatalf("the loop waits until %s, want %s", w, at)
+		}
+		clock.advanceTo(at)
+		s.Wait()
+	}
+	clock.waitForWaiter(t)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.got, " "); got != "hourly@01-05T01:00 hourly@01-05T02:00 hourly@01-05T03:00" {
+		t.Fatalf("fired %s", got)
+	}
+	if n := strings.Count(log.String(), `schedule "never": no time after`); n != 1 {
+		t.Fatalf("the schedule that never fires is logged %d times, want once:\n%s", n, log.String())
+	}
+
+	// Alone, and with no file to reload, it ends the loop with an error at once.
+	s = &Scheduler{Clock: &fakeClock{now: start}, Fire: f.fire, Logf: log.logf, Schedules: []*Schedule{never}}
+	go func() { done <- s.Loop(context.Background(), context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no schedule has a time left") {
+			t.Fatalf("Loop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not end")
+	}
+}
+
+// TestSchedulerReloadsTheSchedules checks that edits to the schedule blocks apply while the
+// scheduler runs: a changed cron moves the next trigger (logged with its new time), an added
+// schedule fires, a removed one no longer does, and a file that cannot be read keeps the
+// schedules as they were, logged once.
+func TestSchedulerReloadsTheSchedules(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	file := []*Schedule{{Name: "nightly", Cron: "0 3 * * *", Timezone: "UTC", Overlap: "skip"}}
+	var fileErr error
+	edit := func(scheds []*Schedule, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		file, fileErr = scheds, err
+	}
+	clock := &fakeClock{now: start}
+	f := &firings{}
+	var log logRecorder
+	s := &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: file, Reload: func() ([]*Schedule, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return file, fileErr
+	}}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Loop(ctx, context.Background()) }()
+	// tick moves the clock to the loop's next wake-up and returns it.
+	tick := func() time.Time {
+		at := clock.waiterAt(t)
+		clock.advanceTo(at)
+		s.Wait()
+		return at
+	}
+	if at := tick(); !at.Equal(start.Add(ReloadEvery)) {
+		t.Fatalf("the loop woke at %s, want %s to look at the file", at, start.Add(ReloadEvery))
+	}
+	edit([]*Schedule{
+		{Name: "nightly", Cron: "5 0 * * *", Timezone: "Europe/Copenhagen", Overlap: "queue"},
+		{Name: "added", Cron: "3 0 * * *", Timezone: "UTC", Overlap: "skip"},
+	}, nil)
+	for i := 0; i < 8; i++ {
+		tick()
+	}
+	edit(nil, fmt.Errorf("pipeline.hcl:3: Invalid cron expression"))
+	for i := 0; i < 3; i++ {
+		tick()
+	}
+	edit([]*Schedule{{Name: "added", Cron: "3 0 * * *", Timezone: "UTC", Overlap: "skip"}}, nil)
+	tick()
+	// A wake-up later than the trigger (a suspended machine) still fires it.
+	clock.waitForWaiter(t)
+	clock.advanceTo(time.Date(2026, 1, 6, 0, 4, 0, 0, time.UTC))
+	s.Wait()
+	clock.waitForWaiter(t)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(f.got, " "), "added@01-05T00:03 added@01-06T00:03"; got != want {
+		t.Fatalf("fired %s\nwant  %s\nlog:\n%s", got, want, log.String())
+	}
+	logged := log.String()
+	for _, want := range []string{
+		`schedule "nightly": cron changed from "0 3 * * *" to "5 0 * * *", timezone changed from "UTC" to "Europe/Copenhagen", overlap changed from "skip" to "queue"; next due 2026-01-06T00:05:00+01:00`,
+		`schedule "added": added (cron "3 0 * * *", timezone "UTC", overlap "skip"); next due 2026-01-05T00:03:00Z`,
+		`schedule "nightly": removed from the pipeline file; it fires no more`,
+	} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("the log lacks %s:\n%s", want, logged)
+		}
+	}
+	if n := strings.Count(logged, "the schedules stay as they were: pipeline.hcl:3: Invalid cron expression"); n != 1 {
+		t.Errorf("the reload error is logged %d times, want once:\n%s", n, logged)
+	}
+}

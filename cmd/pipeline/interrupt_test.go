@@ -22,6 +22,7 @@ const mainHelperVar = "PIPELINE_TEST_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(mainHelperVar) == "1" {
+		scheduleClock = fastClock{start: time.Now()}
 		os.Exit(run(append([]string{"pipeline"}, os.Args[1:]...), os.Stdout, os.Stderr))
 	}
 	code := m.Run()
@@ -30,6 +31,15 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// fastClock runs 60 times as fast as the real clock from start: a minute passes in a second,
+// so that a test of the scheduler's loop in a process of its own (TestMain) waits a second for
+// an "@every 1m" trigger. --once fires the next trigger at once whatever the clock.
+type fastClock struct{ start time.Time }
+
+func (c fastClock) Now() time.Time { return c.start.Add(60 * time.Since(c.start)) }
+
+func (c fastClock) After(d time.Duration) <-chan time.Time { return time.After(d / 60) }
 
 // longTraining trains until it is stopped: for tests that signal a run under way.
 const longTraining = `
@@ -251,14 +261,14 @@ schedule "often" {
 `
 	}
 	t.Run("second signal cancels", func(t *testing.T) {
-		dir := workspace(t, every("@every 1s"))
+		dir := workspace(t, every("@every 1m"))
 		p := startPipeline(t, "schedule", filepath.Join(dir, "pipeline.hcl"))
 		p.waitUntil("training is under way", func() bool { return trainingUnderway(dir) })
 		p.signal(syscall.SIGTERM)
 		p.waitUntil("the scheduler says it is stopping", func() bool {
 			return strings.Contains(p.stderr(), "SIGTERM: the run in progress finishes")
 		})
-		time.Sleep(1500 * time.Millisecond) // past a trigger time: nothing new starts
+		time.Sleep(1500 * time.Millisecond) // past a trigger time (a minute on fastClock): nothing new starts
 		select {
 		case err := <-p.done:
 			p.done <- err
@@ -272,7 +282,7 @@ schedule "often" {
 		checkCancelledCleanly(t, dir, p.stderr())
 	})
 	t.Run("cancel-on-stop", func(t *testing.T) {
-		dir := workspace(t, every("@every 1s"))
+		dir := workspace(t, every("@every 1m"))
 		p := startPipeline(t, "schedule", filepath.Join(dir, "pipeline.hcl"), "--cancel-on-stop")
 		p.waitUntil("training is under way", func() bool { return trainingUnderway(dir) })
 		p.signal(syscall.SIGTERM)

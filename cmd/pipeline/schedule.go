@@ -1,18 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -44,10 +42,15 @@ func scheduleCommand() *cli.Command {
 				return printCrontab(c, l)
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: pipeline.RealClock{}, Logf: logger.Printf}
+			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: scheduleClock, Logf: logger.Printf}
 			if c.Bool("once") {
 				return fireOnce(c, logger, s)
 			}
+			reg, err := registry()
+			if err != nil {
+				return err
+			}
+			s.Reload = scheduleReloader(l.cfg.Path, reg)
 			return scheduleLoop(c, logger, s, l.cfg.Path)
 		},
 	}
@@ -126,6 +129,14 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 		}
 	}()
 	logger.Printf("scheduling %s of %s; Ctrl-C or SIGTERM stops taking triggers", pipeline.Plural(len(s.Schedules), "schedule", "schedules"), file)
+	for _, sc := range s.Schedules {
+		if sc.Timezone == "Local" {
+			zone, from := localZone()
+			logger.Printf("a schedule without timezone follows %s (%s)", cmp.Or(zone, "the machine's zone"), from)
+			break
+		}
+	}
+	logger.Printf("edits to the file's schedule blocks apply within a minute (it is read again every minute)")
 	if err := s.Loop(stopCtx, runCtx); err != nil {
 		return err
 	}
@@ -133,6 +144,34 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 		return interruptedExit(context.Canceled)
 	}
 	return nil
+}
+
+// scheduleReloader returns the Scheduler.Reload of the pipeline file at path: its schedule
+// blocks, read again (with validate's checks of the file's structure) whenever the file's
+// size, modification time or inode changed since the last call, which the first call takes
+// as a change. An error names the file's first error and its line.
+func scheduleReloader(path string, reg *pipeline.Registry) func() ([]*pipeline.Schedule, error) {
+	var last os.FileInfo
+	var scheds []*pipeline.Schedule
+	var lastErr error
+	return func() ([]*pipeline.Schedule, error) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			last = nil
+			return nil, err
+		}
+		if last != nil && os.SameFile(fi, last) && fi.Size() == last.Size() && fi.ModTime().Equal(last.ModTime()) {
+			return scheds, lastErr
+		}
+		last = fi
+		cfg, diags := pipeline.LoadFile(path, reg)
+		if errs := diags.Errs(); len(errs) > 0 {
+			scheds, lastErr = nil, fmt.Errorf("%s has %s: %v", path, pipeline.Plural(len(errs), "error", "errors"), errs[0])
+			return nil, lastErr
+		}
+		scheds, lastErr = cfg.Schedules, nil
+		return scheds, nil
+	}
 }
 
 // signalName names the signals the scheduler handles as kill(1) does.
@@ -147,10 +186,11 @@ func signalName(sig os.Signal) string {
 }
 
 // fireTrigger reloads the pipeline file (so edits apply to the next trigger), plans the
-// schedule's targets, and runs them when anything is out of date. It logs what it did and
-// returns an error, naming the trigger, when the file, the plan or the run failed; a trigger
-// skipped because another process holds the workspace lock is logged and not an error (the
-// next trigger tries again).
+// schedule's targets, and runs them when anything is out of date, or when a target has an
+// effect (select's promotion), which run applies even with every stage cached, so that the
+// champion follows the current decision. It logs what it did and returns an error, naming the
+// trigger, when the file, the plan or the run failed; a trigger skipped because another
+// process holds the workspace lock is logged and not an error (the next trigger tries again).
 func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger) error {
 	l, err := load(c, false)
 	if err != nil {
@@ -178,10 +218,18 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		}
 	}
 	if pending == 0 {
-		logger.Printf("%s: up to date, nothing to run", t)
-		return nil
+		effects := effectStages(l.engine.Workflow, plan)
+		if len(effects) == 0 {
+			logger.Printf("%s: up to date, nothing to run", t)
+			return nil
+		}
+		// As run does: the effect (select's promotion) follows the current champion, which
+		// may have changed (a rollback) or failed to change (a promotion that failed) since.
+		logger.Printf("%s: up to date; running anyway, every stage cached, for the effect of %s (promotion), as run does",
+			t, strings.Join(effects, ", "))
+	} else {
+		logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
 	}
-	logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
 	stages.StartRun()
 	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
@@ -206,129 +254,23 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	return nil
 }
 
-// crontabNotes is what --print-crontab says of cron's time zones and overlapping runs.
-const crontabNotes = `# CRON_TZ sets the time zone of the lines after it. cronie (Fedora, RHEL, Arch, openSUSE) reads
-# it; Debian's and Ubuntu's cron (3.0pl1) do not: there every line follows the machine's time
-# zone, and a schedule with another timezone must be converted by hand.
-# cron starts a line at its time even while an earlier run is going: the new run finds the
-# workspace lock held, fails at once ("workspace is in use", exit status 1, in cron.log), and
-# that time is lost, as with overlap = "skip". overlap = "queue" cannot be reproduced by cron.
-`
-
-// printCrontab prints crontab lines that run each schedule's targets with the OS's cron:
-// `run` with the -var and --runs-dir flags given to schedule, its output appended to cron.log in
-// the runs folder, which the line makes first (the shell opens the log before run could). Each
-// schedule gets its own CRON_TZ line, as the variable holds for every later line: the
-// schedule's timezone, or the machine's for a schedule without one. Comments in the output say
-// where cron differs from pipeline schedule.
-func printCrontab(c *cli.Context, l *loaded) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
+// effectStages returns the stages of plan whose kind has an effect outside the store
+// (pipeline.Effector: select's promotion), which a run applies whether the stage runs or is
+// cached.
+func effectStages(wf *pipeline.Workflow, plan []*pipeline.Decision) []string {
+	planned := map[string]bool{}
+	for _, d := range plan {
+		planned[d.Addr] = true
 	}
-	file, err := filepath.Abs(l.cfg.Path)
-	if err != nil {
-		return err
-	}
-	ws := filepath.Dir(file)
-	runsDir := c.String("runs-dir")
-	for _, v := range append([]string{exe, file, runsDir}, c.StringSlice("var")...) {
-		if err := crontabValue(v); err != nil {
-			return err
+	var out []string
+	for _, inst := range wf.Instances {
+		if _, ok := inst.Kind.(pipeline.Effector); ok && planned[inst.Addr] {
+			out = append(out, inst.Addr)
 		}
 	}
-	var flags []string
-	for _, v := range c.StringSlice("var") {
-		flags = append(flags, "--var", shellQuote(v))
-	}
-	if c.IsSet("runs-dir") {
-		flags = append(flags, "--runs-dir", shellQuote(runsDir))
-	}
-	absRuns := pipeline.InWorkspace(ws, runsDir)
-	zone := machineZone()
-	var b strings.Builder
-	fmt.Fprintf(&b, "# pipeline schedules of %s (install with: crontab -e)\n", file)
-	fmt.Fprintf(&b, "# Each line runs `pipeline run` on a schedule's targets, its output appended to %s.\n", filepath.Join(absRuns, "cron.log"))
-	b.WriteString(crontabNotes)
-	for _, s := range l.cfg.Schedules {
-		fmt.Fprintf(&b, "\n# schedule %q\n", s.Name)
-		if strings.HasPrefix(s.Cron, "@every") {
-			fmt.Fprintf(&b, "# cron = %q has no crontab form: use pipeline schedule, or a systemd timer (OnUnitActiveSec=)\n", s.Cron)
-			continue
-		}
-		if s.Overlap == "queue" {
-			b.WriteString("# overlap = \"queue\" cannot be reproduced by cron: a time that comes during a run is lost (see above)\n")
-		}
-		switch tz := s.Timezone; {
-		case tz == "Local" && zone != "":
-			fmt.Fprintf(&b, "# the machine's time zone (the schedule sets none)\nCRON_TZ=%s\n", zone)
-		case tz == "Local":
-			b.WriteString("# the schedule sets no timezone, and the machine's could not be named: CRON_TZ=\"\" makes\n" +
-				"# cronie use its own (the machine's) instead of one an earlier line set\nCRON_TZ=\"\"\n")
-		case tz == "": // time.LoadLocation("") is UTC, and so is the schedule
-			b.WriteString("CRON_TZ=UTC\n")
-		default:
-			fmt.Fprintf(&b, "CRON_TZ=%s\n", tz)
-		}
-		args := []string{shellQuote(exe), "run", shellQuote(filepath.Base(file))}
-		for _, t := range l.engine.Workflow.ScheduleTargets(s) {
-			if err := crontabValue(t); err != nil {
-				return err
-			}
-			args = append(args, "--stage", shellQuote(t))
-		}
-		args = append(append(args, flags...), "--quiet")
-		cmd := fmt.Sprintf("cd %s && mkdir -p %s && %s >> %s 2>&1", shellQuote(ws), shellQuote(absRuns),
-			strings.Join(args, " "), shellQuote(filepath.Join(absRuns, "cron.log")))
-		// cron ends the command at a '%' (the rest is its standard input) unless escaped.
-		fmt.Fprintf(&b, "%s %s\n", s.Cron, strings.ReplaceAll(cmd, "%", `\%`))
-	}
-	_, err = io.WriteString(c.App.Writer, b.String())
-	return err
+	return out
 }
 
-// crontabValue returns an error when v cannot go into a crontab line: a line break would end
-// the line.
-func crontabValue(v string) error {
-	if strings.ContainsAny(v, "\n\r") {
-		return fmt.Errorf("%q cannot be written on a crontab line (it holds a line break)", v)
-	}
-	return nil
-}
-
-// shellQuote quotes s for sh as one word: as it is when it holds only characters sh takes
-// literally, else in single quotes, where a single quote of s ends the quoting, is written
-// escaped with a backslash, and quoting starts again.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,+@-=") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// localtimeFile and timezoneFile name the machine's time zone: the first is a symbolic link
-// into a zoneinfo folder on most systems, the second (Debian's) holds the name. Tests change
-// them.
-var localtimeFile, timezoneFile = "/etc/localtime", "/etc/timezone"
-
-// machineZone returns the IANA name of the machine's time zone, the one cron follows for a line
-// without CRON_TZ, or "" when it cannot be told.
-func machineZone() string {
-	for _, read := range []func(string) (string, error){os.Readlink, filepath.EvalSymlinks} {
-		if target, err := read(localtimeFile); err == nil {
-			if i := strings.LastIndex(target, "zoneinfo/"); i >= 0 {
-				name := strings.TrimPrefix(target[i+len("zoneinfo/"):], "posix/")
-				if _, err := time.LoadLocation(name); err == nil && name != "" && name != "localtime" {
-					return name
-				}
-			}
-		}
-	}
-	if b, err := os.ReadFile(timezoneFile); err == nil {
-		name := strings.TrimSpace(string(b))
-		if _, err := time.LoadLocation(name); err == nil && name != "" {
-			return name
-		}
-	}
-	return ""
-}
+// scheduleClock is the scheduler's clock. Tests of the loop in a process of its own make it
+// run faster (a minute a second), as no schedule may fire more often than once a minute.
+var scheduleClock pipeline.Clock = pipeline.RealClock{}

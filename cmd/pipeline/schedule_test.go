@@ -2,13 +2,18 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"pipeline/pipeline"
+	"pipeline/stages"
 )
 
 const splitScheduled = splitOnly + `
@@ -151,6 +156,11 @@ schedule "local" {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "pipeline.hcl")
+	// The machine's zone, read from the files below, is a schedule's without timezone when TZ
+	// is not set (TestScheduleWithoutTimezoneAgreesWithCrontab sets it).
+	if local := time.Local.String(); local != "Local" {
+		t.Skipf("time.Local is %s (TZ is set, or there is no /etc/localtime), not the machine's zone", local)
+	}
 	defer func(l, z string) { localtimeFile, timezoneFile = l, z }(localtimeFile, timezoneFile)
 	localtimeFile, timezoneFile = filepath.Join(t.TempDir(), "localtime"), filepath.Join(t.TempDir(), "timezone")
 	if err := os.Symlink("../usr/share/zoneinfo/America/New_York", localtimeFile); err != nil {
@@ -221,5 +231,207 @@ schedule "local" {
 	}
 	if _, zones := crontabJobs(out); len(zones) != 2 || zones[1] != "Asia/Tokyo" {
 		t.Fatalf("CRON_TZ %q, want Asia/Tokyo (from /etc/timezone) for the schedule without a timezone\n%s", zones, out)
+	}
+}
+
+// selectOnly is a pipeline whose select stage ranks two evaluations made by hand (selectWorkspace),
+// on a schedule.
+const selectOnly = `
+stage "select" "best" {
+  candidates = { a = "evals/a", b = "evals/b" }
+}
+
+schedule "nightly" {
+  cron    = "0 3 * * *"
+  targets = [stage.select.best]
+}
+`
+
+// selectWorkspace returns a workspace with selectOnly and the evaluations it ranks: a scores
+// f1, b less, both on the test set ts1 of promoteFake's models, with a model each.
+func selectWorkspace(t *testing.T, f1 float64) (dir, file string) {
+	t.Helper()
+	dir = t.TempDir()
+	file = filepath.Join(dir, "pipeline.hcl")
+	files := map[string]string{"pipeline.hcl": selectOnly}
+	for name, v := range map[string]float64{"a": f1, "b": f1 - 0.1} {
+		files["evals/"+name+"/metrics.json"] = fmt.Sprintf(`{"architecture":"cnn","model":"trained/%s","data":"test","test_set":"ts1","test_f1_macro":%g,"test_top5":1}`, name, v)
+		files["trained/"+name+"/model.json"] = `{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`
+		files["trained/"+name+"/saved_model.pb"] = name
+	}
+	for rel, body := range files {
+		p := filepath.Join(dir, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, file
+}
+
+// champion returns the id of the champion in the workspace's models/final_models ("" when none).
+func champion(t *testing.T, dir string) string {
+	t.Helper()
+	champ, err := stages.ChampionDir(filepath.Join(dir, "models", "final_models"))
+	if err != nil || champ == "" {
+		return ""
+	}
+	card, err := stages.ReadCard(champ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return card.ID
+}
+
+// TestScheduleOncePromotesWhenUpToDate checks that a trigger with nothing out of date still
+// does select's promotion, as run does, so that it follows the current champion: it retries
+// a promotion that failed (history.json could not be read, then was repaired), and promotes
+// the cached winner over a weaker champion that promote --rollback brought back.
+func TestScheduleOncePromotesWhenUpToDate(t *testing.T) {
+	dir, file := selectWorkspace(t, 0.7)
+	history := filepath.Join(dir, "models", "final_models.d", "history.json")
+	os.MkdirAll(filepath.Dir(history), 0o755)
+	os.WriteFile(history, []byte("{"), 0o644)
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitErr || !strings.Contains(errs, "history.json") {
+		t.Fatalf("schedule --once with a broken history.json: exit %d, want %d\n%s", code, exitErr, errs)
+	}
+	os.Remove(history)
+	if code, out, errs := runCLI("plan", file); code != exitOK || !strings.Contains(out, "= select.best") {
+		t.Fatalf("plan: exit %d, want select.best cached\n%s%s", code, out, errs)
+	}
+	code, _, errs := runCLI("schedule", file, "--once")
+	if code != exitOK || !strings.Contains(errs, "up to date; running anyway, every stage cached, for the effect of select.best") ||
+		!strings.Contains(errs, "promoted a (test_f1_macro 0.7000; no champion yet)") {
+		t.Fatalf("schedule --once after history.json was repaired: exit %d\n%s", code, errs)
+	}
+	if id := champion(t, dir); !strings.HasSuffix(id, "-a") {
+		t.Fatalf("the champion is %q, want the winner a", id)
+	}
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "a (test_f1_macro 0.7000) is already the champion") {
+		t.Fatalf("schedule --once again: exit %d\n%s", code, errs)
+	}
+
+	// A weak champion, then a strong one the winner does not beat, rolled back.
+	dir, file = selectWorkspace(t, 0.7)
+	promoteFake(t, dir, "run1", "weak", 0.5)
+	promoteFake(t, dir, "run2", "strong", 0.9)
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "does not beat the champion run2-cnn") {
+		t.Fatalf("schedule --once under a stronger champion: exit %d\n%s", code, errs)
+	}
+	if code, out, errs := runCLI("promote", "--to", filepath.Join(dir, "models", "final_models"), "--rollback"); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
+		t.Fatalf("promote --rollback: exit %d\n%s%s", code, out, errs)
+	}
+	code, _, errs = runCLI("schedule", file, "--once")
+	if code != exitOK || !strings.Contains(errs, "promoted a (test_f1_macro 0.7000; champion run1-cnn had 0.5000)") {
+		t.Fatalf("schedule --once after the rollback: exit %d\n%s", code, errs)
+	}
+	if id := champion(t, dir); !strings.HasSuffix(id, "-a") {
+		t.Fatalf("the champion is %q, want the winner a", id)
+	}
+}
+
+// helperRun runs the command line in a process of its own (TestMain) with the environment
+// variable TZ set to tz, or unset when tz is nil, and returns its exit status and output.
+func helperRun(t *testing.T, tz *string, args ...string) (int, string, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TZ=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, mainHelperVar+"=1")
+	if tz != nil {
+		cmd.Env = append(cmd.Env, "TZ="+*tz)
+	}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestScheduleWithoutTimezoneAgreesWithCrontab checks that a schedule without timezone fires
+// in the same zone under pipeline schedule and under the crontab --print-crontab writes: TZ's
+// when it is set (Go's time.Local follows it), UTC when TZ is empty, the machine's otherwise.
+func TestScheduleWithoutTimezoneAgreesWithCrontab(t *testing.T) {
+	dir := workspace(t, splitScheduled)
+	file := filepath.Join(dir, "pipeline.hcl")
+	str := func(s string) *string { return &s }
+	machine := machineZone()
+	for _, c := range []struct {
+		tz   *string
+		zone string
+	}{
+		{str("Europe/Copenhagen"), "Europe/Copenhagen"},
+		{str(":America/New_York"), "America/New_York"},
+		{str("/usr/share/zoneinfo/Asia/Tokyo"), "Asia/Tokyo"},
+		{str(""), "UTC"},
+		{nil, machine},
+	} {
+		if c.zone == "" {
+			continue // the machine's zone cannot be named here
+		}
+		name := "TZ unset"
+		if c.tz != nil {
+			name = fmt.Sprintf("TZ=%q", *c.tz)
+		}
+		code, out, errs := helperRun(t, c.tz, "schedule", file, "--print-crontab")
+		if _, zones := crontabJobs(out); code != exitOK || len(zones) != 1 || zones[0] != c.zone {
+			t.Errorf("%s: --print-crontab: exit %d, CRON_TZ %q, want %s\n%s%s", name, code, zones, c.zone, out, errs)
+			continue
+		}
+		// --once logs the trigger it fires: 03:00 in that zone, with its offset.
+		code, _, errs = helperRun(t, c.tz, "schedule", file, "--once")
+		m := regexp.MustCompile(`firing schedule "nightly" due (\S+) now`).FindStringSubmatch(errs)
+		if code != exitOK || m == nil {
+			t.Errorf("%s: --once: exit %d\n%s", name, code, errs)
+			continue
+		}
+		due, err := time.Parse(time.RFC3339, m[1])
+		loc, _ := time.LoadLocation(c.zone)
+		if in := due.In(loc); err != nil || in.Hour() != 3 || in.Minute() != 0 || in.Format(time.RFC3339) != m[1] {
+			t.Errorf("%s: --once fired the trigger due %s, want 03:00 in %s", name, m[1], c.zone)
+		}
+		t.Logf("%s: CRON_TZ=%s, --once due %s", name, c.zone, m[1])
+	}
+}
+
+// TestScheduleReloadsTheFile checks that the scheduler applies edits to a schedule's cron
+// while it runs, logging the change and the next time, fires at the new times, and keeps the
+// schedules it has when the file no longer validates, saying where the error is.
+func TestScheduleReloadsTheFile(t *testing.T) {
+	dir := workspace(t, splitScheduled)
+	file := filepath.Join(dir, "pipeline.hcl")
+	edit := func(cron string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(strings.Replace(splitScheduled, `"0 3 * * *"`, cron, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startPipeline(t, "schedule", file) // a minute a second: see fastClock
+	p.waitUntil("the scheduler waits", func() bool { return strings.Contains(p.stderr(), `next: schedule "nightly" due`) })
+	edit(`"@every 2m"`)
+	p.waitUntil("the cron is reloaded", func() bool {
+		return strings.Contains(p.stderr(), `schedule "nightly": cron changed from "0 3 * * *" to "@every 2m"; next due `)
+	})
+	p.waitUntil("the schedule fires at its new time", func() bool { return strings.Contains(p.stderr(), "succeeded") })
+	edit(`"0 0 30 2 *"`)
+	p.waitUntil("the file's error is logged", func() bool {
+		return strings.Contains(p.stderr(), "the schedules stay as they were: "+file+" has 1 error: "+file+":11,13-25: Cron expression never fires")
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.exitCode(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, p.stderr())
+	}
+	if errs := p.stderr(); strings.Count(errs, "the schedules stay as they were") != 1 || !strings.Contains(errs, "Cron expression never fires") {
+		t.Fatalf("the file's error is not logged once:\n%s", errs)
 	}
 }

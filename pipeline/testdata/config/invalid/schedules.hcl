@@ -8,3 +8,39 @@ schedule "nightly" {
   targets  = [stage.gen.b] # ERROR: Reference to undeclared stage
   overlap  = "parallel" # ERROR: Invalid overlap policy
 }
+
+schedule "never" {
+  cron    = "0 0 30 2 *" # ERROR: Cron expression never fires
+  targets = [stage.gen.a]
+}
+
+schedule "backwards" {
+  cron    = "@every -5m" # ERROR: Invalid @every interval
+  targets = [stage.gen.a]
+}
+
+schedule "busy" {
+  cron    = "@every 30s" # ERROR: Invalid @every interval
+  targets = [stage.gen.a]
+}
+
+schedule "zoned" {
+  cron     = "CRON_TZ=Europe/Copenhagen 0 3 * * *" # ERROR: Time zone in the cron expression
+  timezone = "" # ERROR: Empty time zone
+  targets  = [stage.gen.a]
+}
+
+schedule "blank" {
+  cron    = "" # ERROR: Invalid cron expression
+  targets = [stage.gen.a]
+}
+
+schedule "fine" {
+  cron    = "@every 1h30m"
+  targets = [stage.gen.a]
+}
+
+schedule "leap" {
+  cron    = "0 0 29 2 *"
+  targets = [stage.gen.a]
+}
