@@ -256,8 +256,7 @@ func selectWorkspace(t *testing.T, f1 float64) (dir, file string) {
 	files := map[string]string{"pipeline.hcl": selectOnly}
 	for name, v := range map[string]float64{"a": f1, "b": f1 - 0.1} {
 		files["evals/"+name+"/metrics.json"] = fmt.Sprintf(`{"architecture":"cnn","model":"trained/%s","data":"test","test_set":"ts1","test_f1_macro":%g,"test_top5":1}`, name, v)
-		files["trained/"+name+"/model.json"] = `{"format_version":1,"spec":{"architecture":"cnn"},"input":{"height":8,"width":8,"channels":1,"mean":[0],"std":[1]},"classes":["a","b"]}`
-		files["trained/"+name+"/saved_model.pb"] = name
+		smallModel(t, filepath.Join(dir, "trained", name), name) // promotion loads it
 	}
 	for rel, body := range files {
 		p := filepath.Join(dir, rel)
