@@ -55,19 +55,7 @@ func keysOf(t *testing.T, w *ws, augment, train string) map[string]string {
 		train += "\n schedule = \"cosine\""
 	}
 	w.write("pipeline.hcl", fmt.Appendf(nil, keyValuesHCL, augment, train))
-	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	wf, diags := pipeline.Build(cfg, w.reg, nil)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	st, err := pipeline.OpenStore(w.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &pipeline.Engine{Workflow: wf, Store: st}
+	e := w.engine()
 	if _, err := e.Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models"),
 		Selection: pipeline.Selection{Targets: []string{"augment.balanced"}}}); err != nil {
 		t.Fatal(err)
@@ -211,19 +199,7 @@ func TestPlanSaysTheSetsWillBeDrawnAfresh(t *testing.T) {
 	plan := func(hcl string) *pipeline.Decision {
 		t.Helper()
 		w.write("pipeline.hcl", []byte(hcl))
-		cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		wf, diags := pipeline.Build(cfg, w.reg, nil)
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		st, err := pipeline.OpenStore(w.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ds, err := (&pipeline.Engine{Workflow: wf, Store: st}).Plan(pipeline.Selection{})
+		ds, err := w.engine().Plan(pipeline.Selection{})
 		if err != nil || len(ds) != 1 {
 			t.Fatalf("plan: %v, %v", ds, err)
 		}

@@ -60,6 +60,22 @@ func (w *ws) write(rel string, data []byte) {
 // wantErr).
 func (w *ws) run(wantErr bool) (*pipeline.RunRecord, error) {
 	w.t.Helper()
+	rec, err := w.engine().Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models")})
+	if err != nil && !wantErr {
+		if rec != nil {
+			log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+			w.t.Logf("run.log:\n%s", log)
+		}
+		w.t.Fatal(err)
+	}
+	return rec, err
+}
+
+// engine loads the workspace's pipeline file and opens its store (failing the test on an
+// error). The files a test has just written count as settled, so that the engine vouches for
+// their digests (Job.KnownDigest) as it does for files older than a few seconds.
+func (w *ws) engine() *pipeline.Engine {
+	w.t.Helper()
 	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
 	if diags.HasErrors() {
 		w.t.Fatal(diags.Error())
@@ -72,18 +88,8 @@ func (w *ws) run(wantErr bool) (*pipeline.RunRecord, error) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	// The files a test has just written count as settled, so that the engine vouches for
-	// their digests (Job.KnownDigest) as it does for files older than a few seconds.
 	st.Stats.Clock = func() time.Time { return time.Now().Add(time.Minute) }
-	rec, err := (&pipeline.Engine{Workflow: wf, Store: st}).Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models")})
-	if err != nil && !wantErr {
-		if rec != nil {
-			log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
-			w.t.Logf("run.log:\n%s", log)
-		}
-		w.t.Fatal(err)
-	}
-	return rec, err
+	return &pipeline.Engine{Workflow: wf, Store: st}
 }
 
 // output returns the path of an instance's output in the run folder.
