@@ -110,7 +110,11 @@ func (m *Model) Predict(images []float32) ([][]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}
-	return TensorValue(out[0]).([][]float32), nil
+	probs, ok := TensorValue(out[0]).([][]float32)
+	if !ok {
+		return nil, fmt.Errorf("predict: the model's output is %v of shape %v, not probabilities per image (float32, [images, classes])", out[0].DataType(), out[0].Shape())
+	}
+	return probs, nil
 }
 
 // Close releases the session.
