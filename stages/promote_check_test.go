@@ -85,9 +85,9 @@ func TestBrokenModelsAreNotPromoted(t *testing.T) {
 }
 
 // TestSelectReplacesAMissingOrBrokenChampion checks that select takes a champion whose link
-// leads nowhere (its folder or the whole .d folder deleted), a link deleted while history.json
-// names a champion, or a champion whose weights are deleted, for no champion, says so in its
-// note, and promotes its winner; and that no bare lstat error comes out.
+// leads nowhere (its folder or the whole .d folder deleted) or whose weights are deleted for
+// no champion, says so in its note, and promotes its winner; and that no bare lstat error
+// comes out.
 func TestSelectReplacesAMissingOrBrokenChampion(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -98,8 +98,6 @@ func TestSelectReplacesAMissingOrBrokenChampion(t *testing.T) {
 			"warning: models/final_models points to models/final_models.d/run1-cnn, but models/final_models.d, which holds the promoted models and their history, is gone, taken as no champion"},
 		{"the champion's folder deleted", func(final string) { os.RemoveAll(final + ".d/run1-cnn") },
 			"warning: models/final_models points to models/final_models.d/run1-cnn, which is gone, taken as no champion"},
-		{"the link deleted", func(final string) { os.Remove(final) },
-			"warning: models/final_models is missing but models/final_models.d/history.json names champion run1-cnn, taken as no champion"},
 		{"the champion's weights deleted", func(final string) { os.RemoveAll(final + ".d/run1-cnn/saved_model/variables") },
 			"warning: the champion run1-cnn is broken, its weights (variables/) are missing, taken as no champion"},
 	} {
@@ -122,6 +120,24 @@ func TestSelectReplacesAMissingOrBrokenChampion(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestSelectRestoresADeletedChampionLink checks that a champion whose link alone was deleted
+// gets it back and is compared with: a weaker winner is not promoted past it.
+func TestSelectRestoresADeletedChampionLink(t *testing.T) {
+	ws := t.TempDir()
+	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+	fakeModel(t, filepath.Join(ws, "m2"), "vit")
+	final := filepath.Join(ws, "models/final_models")
+	applyDecision(t, ws, decision("m1", 0.90, 0), "run1")
+	os.Remove(final)
+	note := applyDecision(t, ws, decision("m2", 0.50, 0), "run2")
+	if !strings.HasPrefix(note, "models/final_models was missing: it points to the champion run1-cnn again") || !strings.Contains(note, "not promoted: ") {
+		t.Fatalf("note %q", note)
+	}
+	if id := championID(t, final); id != "run1-cnn" {
+		t.Fatalf("champion %s, want run1-cnn back", id)
 	}
 }
 

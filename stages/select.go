@@ -313,7 +313,48 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 }
 
 // Apply implements pipeline.Effector: promote the decision's winner unless a gate says no.
-func (Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (string, error) {
+// A champion whose link alone was deleted (its folder is there, and history.json names it)
+// gets its link back first and is compared with as usual: deleting the link does not let a
+// weaker model past must_beat_champion.
+func (s Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (string, error) {
+	restored, err := restoreChampionLink(job, filepath.Join(job.Out, "decision", "decision.json"))
+	if err != nil {
+		return "", err
+	}
+	note, err := s.apply(ctx, job, runID)
+	if restored != "" && err == nil {
+		note = restored + "; " + note
+	}
+	return note, err
+}
+
+// restoreChampionLink points the promotion folder of the decision in file at the champion
+// history.json names when the link is missing and the champion's folder is there, and says
+// so ("" when it did nothing).
+func restoreChampionLink(job *pipeline.Job, file string) (string, error) {
+	var dec Decision
+	if !readJSONFileIfExists(file, &dec) || dec.PromoteTo == "" {
+		return "", nil // apply reports it
+	}
+	promoteTo := job.Path(dec.PromoteTo)
+	_, err := ChampionDir(promoteTo)
+	var m *MissingChampionError
+	if !errors.As(err, &m) || m.Target != "" || !m.Present || m.Champion == "" {
+		return "", nil
+	}
+	unlock, err := lockPromotions(promoteTo + ".d")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if err := pointTo(promoteTo, m.Champion); err != nil {
+		return "", fmt.Errorf("restoring the link %s to the champion %s: %w", dec.PromoteTo, m.Champion, err)
+	}
+	return fmt.Sprintf("%s was missing: it points to the champion %s again, as history.json says", dec.PromoteTo, m.Champion), nil
+}
+
+// apply is Apply once the champion's link is in place.
+func (Select) apply(ctx context.Context, job *pipeline.Job, runID string) (string, error) {
 	var dec Decision
 	b, err := os.ReadFile(filepath.Join(job.Out, "decision", "decision.json"))
 	if err != nil {
