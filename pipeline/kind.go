@@ -53,10 +53,11 @@ type KeyNormalizer interface {
 
 // ChangeNoter is implemented by kinds for which some changes have consequences a plan should
 // say beyond the change itself (the split draws its sets afresh when its fractions or the
-// seed change). ChangeNotes gets the names of the attributes whose keyed values changed, and
-// "seed" when the seed did, and returns what to add to the stage's reasons.
+// seed change). ChangeNotes gets the attributes whose keyed values changed, by name, with
+// their old and new values as keys hold them (canonical JSON after the type, "null" when
+// left out), and "seed" with the old and new seed; it returns what to add to the reasons.
 type ChangeNoter interface {
-	ChangeNotes(changed []string) []string
+	ChangeNotes(changed map[string][2]string) []string
 }
 
 // Heavy is implemented by kinds that saturate the CPU (training). Heavy stages take one of

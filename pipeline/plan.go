@@ -321,7 +321,8 @@ func (e *Engine) outputDigest(path string) (string, bool) {
 // explain names what changed between the last recorded key and this one.
 func explain(st *State, d *Decision, v *Values) []string {
 	old, cur := splitLines(st.Lines), splitLines(d.lines)
-	var reasons, changed []string
+	var reasons []string
+	changed := map[string][2]string{}
 	upstream := map[string]bool{}
 	for _, label := range unionKeys(old, cur) {
 		o, c := old[label], cur[label]
@@ -345,7 +346,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 				continue
 			}
 			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
-			changed = append(changed, name)
+			changed[name] = [2]string{o, c}
 		case "source", "path":
 			shown := CleanPath(v.String(name))
 			if attr, path, ok := cutPathLabel(name); ok {
@@ -370,7 +371,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 			reasons = append(reasons, describeSourceChange(shown, DiffManifests(old, cur), old.Files, cur.Files))
 		case "seed":
 			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
-			changed = append(changed, "seed")
+			changed["seed"] = [2]string{o, c}
 		case "env":
 			reasons = append(reasons, fmt.Sprintf("environment changed (%s → %s)", orNone(o), orNone(c)))
 		}

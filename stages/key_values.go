@@ -3,6 +3,8 @@ package stages
 import (
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -160,13 +162,28 @@ func (Split) KeyValues(v *pipeline.Values) map[string]cty.Value {
 }
 
 // ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws
-// the sets afresh, which a plan should say before it happens (the run warns again).
-func (Split) ChangeNotes(changed []string) []string {
-	for _, name := range changed {
+// the sets afresh, which a plan should say before it happens (the run warns again). A test
+// fraction that goes from its default, written out, to left out (as keys have had it since
+// they leave defaults out) or back is no change.
+func (Split) ChangeNotes(changed map[string][2]string) []string {
+	for name, v := range changed {
+		if name == "test" && testFraction(v[0]) == testFraction(v[1]) {
+			continue
+		}
 		switch name {
 		case "seed", "val", "test", "test_source":
 			return []string{"the sets will be drawn afresh: images move between train, val and test"}
 		}
 	}
 	return nil
+}
+
+// testFraction is the test fraction a key's value of test stands for ("number" 0.2, or
+// "number" null for the default).
+func testFraction(keyed string) string {
+	if strings.HasSuffix(keyed, " null") || keyed == "" {
+		return strconv.FormatFloat(defaultTest, 'g', -1, 64)
+	}
+	_, num, _ := strings.Cut(keyed, " ")
+	return num
 }

@@ -222,3 +222,22 @@ func mustRunFile(t *testing.T, w *ws, hcl string) {
 	w.write("pipeline.hcl", []byte(hcl))
 	mustRun(t, w)
 }
+
+// A test fraction written as its default and then left out (keys before and after they left
+// defaults out) is no change to the sets; another fraction, val or the seed is.
+func TestSplitChangeNotes(t *testing.T) {
+	for _, c := range []struct {
+		changed map[string][2]string
+		note    bool
+	}{
+		{map[string][2]string{"test": {`"number" 0.1`, `"number" null`}}, false},
+		{map[string][2]string{"test": {`"number" 0.2`, `"number" null`}}, true},
+		{map[string][2]string{"val": {`"number" 0.1`, `"number" 0.2`}}, true},
+		{map[string][2]string{"seed": {"42", "7"}}, true},
+		{map[string][2]string{"image_size": {`"number" 28`, `"number" 32`}}, false},
+	} {
+		if got := len(Split{}.ChangeNotes(c.changed)) > 0; got != c.note {
+			t.Errorf("%v: note %v, want %v", c.changed, got, c.note)
+		}
+	}
+}
