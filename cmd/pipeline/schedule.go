@@ -8,9 +8,13 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -68,7 +72,7 @@ func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
 	ctx, stop := interruptible(c)
 	defer stop()
 	logger.Printf("--once: firing %s now", next[0])
-	err = fireTrigger(ctx, c, logger, next[0])
+	err = fireTrigger(ctx, c, logger, next[0], nil)
 	if ierr := interruptedExit(err); ierr != nil {
 		return ierr
 	}
@@ -86,8 +90,9 @@ func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
 // short. A failed trigger is logged and the scheduler waits for the next one.
 func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, file string) error {
 	var cut atomic.Bool // a run was cancelled by a signal
+	memo := &effectMemo{}
 	s.Fire = func(ctx context.Context, t pipeline.Trigger) {
-		err := fireTrigger(ctx, c, logger, t)
+		err := fireTrigger(ctx, c, logger, t, memo)
 		switch {
 		case errors.Is(err, context.Canceled): // fireTrigger logged the run as cancelled
 			cut.Store(true)
@@ -191,7 +196,12 @@ func signalName(sig os.Signal) string {
 // champion follows the current decision. It logs what it did and returns an error, naming the
 // trigger, when the file, the plan or the run failed; a trigger skipped because another
 // process holds the workspace lock is logged and not an error (the next trigger tries again).
-func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger) error {
+//
+// memo, when not nil (the loop's), remembers what each schedule's promotion was last applied
+// to: a trigger with nothing out of date and nothing that promotion depends on changed since
+// (the plan's keys, the promotion folder's link, history.json, the champion's files) runs
+// nothing, instead of making a run folder to say the champion is already the champion.
+func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger, memo *effectMemo) error {
 	l, err := load(c, false)
 	if err != nil {
 		return fmt.Errorf("%s: not run: %w", t, err)
@@ -223,6 +233,10 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 			logger.Printf("%s: up to date, nothing to run", t)
 			return nil
 		}
+		if memo.unchanged(t.Schedule, effectState(l, plan, effects)) {
+			logger.Printf("%s: up to date, and nothing %s's promotion depends on changed since the last trigger applied it; nothing to run", t, strings.Join(effects, ", "))
+			return nil
+		}
 		// As run does: the effect (select's promotion) follows the current champion, which
 		// may have changed (a rollback) or failed to change (a promotion that failed) since.
 		logger.Printf("%s: up to date; running anyway, every stage cached, for the effect of %s (promotion), as run does",
@@ -251,7 +265,74 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	if err != nil {
 		return fmt.Errorf("%s: run %s %s: %w", t, rec.ID, rec.Status, err)
 	}
+	if memo != nil {
+		if after, err := l.engine.Plan(sel); err == nil {
+			memo.remember(t.Schedule, effectState(l, after, effectStages(l.engine.Workflow, after)))
+		}
+	}
 	return nil
+}
+
+// effectMemo remembers, by schedule, the effectState a run of the schedule's targets left.
+type effectMemo struct {
+	mu   sync.Mutex
+	last map[string]string
+}
+
+// unchanged reports whether state is what the schedule's last run left (false for a nil memo).
+func (m *effectMemo) unchanged(schedule, state string) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last, ok := m.last[schedule]
+	return ok && last == state
+}
+
+func (m *effectMemo) remember(schedule, state string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil {
+		m.last = map[string]string{}
+	}
+	m.last[schedule] = state
+}
+
+// effectState describes what the promotion of the effect stages of plan depends on: every
+// planned stage's key, and for each select stage its promotion folder's link, history.json
+// and the files of the champion it leads to (a deleted weights folder changes it).
+func effectState(l *loaded, plan []*pipeline.Decision, effects []string) string {
+	var b strings.Builder
+	for _, d := range plan {
+		fmt.Fprintf(&b, "%s %s %s\n", d.Addr, d.Action, d.Key)
+	}
+	stat := func(p string) string {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return "missing"
+		}
+		return fmt.Sprintf("%d %d %v", fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
+	}
+	for _, inst := range l.engine.Workflow.Instances {
+		if !slices.Contains(effects, inst.Addr) {
+			continue
+		}
+		v, diags := l.engine.Workflow.Evaluate(inst, nil)
+		if diags.HasErrors() || v == nil || v.String("promote_to") == "" {
+			fmt.Fprintf(&b, "%s unknown %d\n", inst.Addr, time.Now().UnixNano()) // never the same: the trigger runs
+			continue
+		}
+		to := pipeline.InWorkspace(l.engine.Store.Workspace, v.String("promote_to"))
+		target, _ := os.Readlink(to)
+		champ := target
+		if !filepath.IsAbs(target) {
+			champ = filepath.Join(filepath.Dir(to), target)
+		}
+		fmt.Fprintf(&b, "%s link %q history %s champion %s %s %s\n", inst.Addr, target, stat(filepath.Join(to+".d", "history.json")),
+			stat(champ), stat(filepath.Join(champ, "saved_model")), stat(filepath.Join(champ, "saved_model", "variables")))
+	}
+	return b.String()
 }
 
 // effectStages returns the stages of plan whose kind has an effect outside the store

@@ -434,3 +434,39 @@ func TestScheduleReloadsTheFile(t *testing.T) {
 		t.Fatalf("the file's error is not logged once:\n%s", errs)
 	}
 }
+
+// TestScheduleLoopSkipsAPromotionAlreadyApplied checks that the scheduler's loop does not make
+// a run folder per trigger to say the champion is already the champion: a trigger runs the
+// cached select again only when something its promotion depends on changed (here, the
+// champion's weights deleted).
+func TestScheduleLoopSkipsAPromotionAlreadyApplied(t *testing.T) {
+	dir, file := selectWorkspace(t, 0.7)
+	if err := os.WriteFile(file, []byte(strings.Replace(selectOnly, `"0 3 * * *"`, `"@every 1m"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startPipeline(t, "schedule", file) // a minute a second: see fastClock
+	p.waitUntil("the first trigger promotes", func() bool { return strings.Contains(p.stderr(), "promoted a (test_f1_macro 0.7000; no champion yet)") })
+	p.waitUntil("a trigger runs nothing", func() bool { return strings.Contains(p.stderr(), "nothing to run") })
+	champ, err := stages.ChampionDir(filepath.Join(dir, "models", "final_models"))
+	if err != nil || champ == "" {
+		t.Fatalf("champion %q: %v", champ, err)
+	}
+	if err := os.RemoveAll(filepath.Join(champ, "saved_model", "variables")); err != nil {
+		t.Fatal(err)
+	}
+	// The first trigger ran select because it had never run; this one, with every stage
+	// cached, for its effect.
+	p.waitUntil("the damaged champion is replaced", func() bool { return strings.Count(p.stderr(), "running anyway") == 1 })
+	p.waitUntil("then nothing to run again", func() bool {
+		errs := p.stderr()
+		return strings.Count(errs[strings.LastIndex(errs, "running anyway"):], "nothing to run") > 0
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.exitCode(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, p.stderr())
+	}
+	if errs := p.stderr(); strings.Count(errs, "running anyway") != 1 || strings.Count(errs, "out of date; running") != 1 {
+		t.Fatalf("runs: %d of the cached select, want 1, and %d with select out of date, want 1:\n%s",
+			strings.Count(errs, "running anyway"), strings.Count(errs, "out of date; running"), errs)
+	}
+}
