@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"pipeline/internal/testmodel"
 	"pipeline/pipeline"
 )
 
@@ -26,9 +27,7 @@ func TestMain(m *testing.M) {
 		os.Exit(run(append([]string{"pipeline"}, os.Args[1:]...), os.Stdout, os.Stderr))
 	}
 	code := m.Run()
-	if smallModels.base != "" {
-		os.RemoveAll(smallModels.base)
-	}
+	testmodel.Cleanup()
 	os.Exit(code)
 }
 
