@@ -43,8 +43,8 @@ var (
 // (models/final_models) holding saved_model/ and a model.json card.
 func LoadPredictor(dir string, threads int) (*Predictor, error) {
 	p := &Predictor{Dir: dir}
-	if _, err := os.Stat(filepath.Join(dir, "saved_model", graphs.ModelInfoFile)); err == nil {
-		p.Dir = filepath.Join(dir, "saved_model")
+	if saved, ok := PromotedSavedModel(dir); ok {
+		p.Dir = saved
 		if card, err := ReadCard(dir); err == nil {
 			p.Card = card
 		}
@@ -55,12 +55,9 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 			return nil, fmt.Errorf("no model at %s: %w", dir, serr)
 		}
 		// A run folder holds a model per folder (cnn/saved_model): name them.
-		var models []string
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if _, serr := os.Stat(filepath.Join(dir, e.Name(), "saved_model", graphs.ModelInfoFile)); serr == nil {
-				models = append(models, filepath.Join(dir, e.Name()))
-			}
+		models := modelFolders(dir)
+		for i, m := range models {
+			models[i] = filepath.Join(dir, m)
 		}
 		if len(models) > 0 {
 			return nil, fmt.Errorf("%s holds no model itself but several, one per folder: give one of %s", dir, strings.Join(models, ", "))

@@ -193,7 +193,7 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 	var source string
 	var folders []string
 	for _, st := range rec.Stages {
-		if _, err := os.Stat(filepath.Join(runDir, st.Artifacts, "saved_model", graphs.ModelInfoFile)); err != nil || st.Output == "" || !strings.HasPrefix(st.Addr, "train.") {
+		if _, ok := PromotedSavedModel(filepath.Join(runDir, st.Artifacts)); !ok || st.Output == "" || !strings.HasPrefix(st.Addr, "train.") {
 			continue
 		}
 		folders = append(folders, st.Artifacts)
@@ -255,13 +255,7 @@ func unfinishedRun(runDir, folder string) error {
 	if _, err := os.Stat(runDir); err != nil {
 		return fmt.Errorf("there is no run folder %s; `pipeline runs` lists the run folders", runDir)
 	}
-	var models []string
-	entries, _ := os.ReadDir(runDir)
-	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(runDir, e.Name(), "saved_model", graphs.ModelInfoFile)); err == nil {
-			models = append(models, e.Name())
-		}
-	}
+	models := modelFolders(runDir)
 	run := filepath.Base(runDir)
 	if slices.Contains(models, folder) {
 		return fmt.Errorf("run %s did not finish (its folder has no run.json: it was killed, or is still running), so its model %s cannot be promoted by hand; run the pipeline again, which reuses what that run finished", run, folder)

@@ -84,11 +84,35 @@ func ChampionDir(promoteTo string) (string, error) {
 	return dir, err
 }
 
+// PromotedSavedModel returns the SavedModel folder of dir and true when dir is laid out as a
+// promoted model's folder (or a run folder's model folder): saved_model/ holding its
+// model.json; otherwise it returns dir and false.
+func PromotedSavedModel(dir string) (string, bool) {
+	saved := filepath.Join(dir, "saved_model")
+	if _, err := os.Stat(filepath.Join(saved, graphs.ModelInfoFile)); err == nil {
+		return saved, true
+	}
+	return dir, false
+}
+
+// modelFolders names the folders of run folder runDir that hold a model (cnn/saved_model),
+// in name order.
+func modelFolders(runDir string) []string {
+	var models []string
+	entries, _ := os.ReadDir(runDir)
+	for _, e := range entries {
+		if _, ok := PromotedSavedModel(filepath.Join(runDir, e.Name())); ok {
+			models = append(models, e.Name())
+		}
+	}
+	return models
+}
+
 // savedModelOf is the SavedModel folder of a promoted model's folder dir: its saved_model/,
 // or dir itself for a folder put in place by hand that is a SavedModel.
 func savedModelOf(dir string) string {
-	if _, err := os.Stat(filepath.Join(dir, "saved_model", graphs.ModelInfoFile)); err == nil {
-		return filepath.Join(dir, "saved_model")
+	if saved, ok := PromotedSavedModel(dir); ok {
+		return saved
 	}
 	if _, err := os.Stat(filepath.Join(dir, graphs.ModelInfoFile)); err == nil {
 		if _, err := os.Stat(filepath.Join(dir, "saved_model.pb")); err == nil {

@@ -80,8 +80,10 @@ func modelStamp(dir string) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	var t time.Time
-	for _, f := range []string{"model.json", "saved_model/model.json"} {
-		if fi, err := os.Stat(filepath.Join(resolved, f)); err == nil {
+	// The card of a promoted folder (or a SavedModel's own model.json), else its SavedModel's.
+	saved, _ := stages.PromotedSavedModel(resolved)
+	for _, d := range []string{resolved, saved} {
+		if fi, err := os.Stat(filepath.Join(d, "model.json")); err == nil {
 			t = fi.ModTime()
 			break
 		}
