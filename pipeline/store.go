@@ -593,7 +593,8 @@ func (s *Store) linkedObjects(dir string, used map[string]bool) {
 			}
 			return
 		}
-		if r, err := filepath.Rel(objects, real); err == nil && r != "." && !strings.HasPrefix(r, "..") {
+		if real != objects && Inside(real, objects) { // both real paths, clean
+			r, _ := filepath.Rel(objects, real)
 			used[strings.Split(r, string(filepath.Separator))[0]] = true
 		}
 	})

@@ -376,8 +376,8 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 	if missing := (*MissingChampionError)(nil); errors.As(err, &missing) {
 		m := *missing // named as the pipeline file names them
 		m.PromoteTo = dec.PromoteTo
-		if rel, err := filepath.Rel(job.Workspace, m.Target); err == nil && m.Target != "" && !strings.HasPrefix(rel, "..") {
-			m.Target = rel
+		if m.Target != "" && pipeline.Inside(m.Target, job.Workspace) {
+			m.Target, _ = filepath.Rel(job.Workspace, m.Target)
 		}
 		noChampion, err = m.What(), nil
 	}
