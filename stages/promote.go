@@ -442,7 +442,7 @@ func runFolderOf(id string) (run, folder string, ok bool) {
 // change records in h that the champion folder cur gives way to the model id (whose card
 // names source): any block on that model is lifted (returned as lifted), and the champion
 // is set aside so that select does not promote it again (returned as aside; nil when cur is
-// "" or the same model under another id).
+// "", the folder of id itself, or the same model under another id).
 func (h *promoteHistory) change(cur, id, source string) (lifted, aside *RolledBack) {
 	same := func(r RolledBack, id, source string) bool { return r.ID == id || (source != "" && r.Source == source) }
 	h.RolledBack = slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
@@ -452,7 +452,9 @@ func (h *promoteHistory) change(cur, id, source string) (lifted, aside *RolledBa
 		}
 		return false
 	})
-	if cur == "" {
+	// The champion's own folder, installed again (its card unreadable, say), is not set aside:
+	// it is the champion still, whatever its card says of its source.
+	if cur == "" || filepath.Base(cur) == id {
 		return lifted, nil
 	}
 	rb := RolledBack{ID: filepath.Base(cur), At: time.Now().UTC()}

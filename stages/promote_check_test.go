@@ -227,6 +227,34 @@ func TestHistoryHasNoRepeatsAndRollbackChangesTheChampion(t *testing.T) {
 	}
 }
 
+// TestInstallingOverTheChampionsOwnFolderSetsNothingAside checks that installing a model
+// under the champion's own id, when the champion's card is unreadable and the card installed
+// names no source, does not record the new champion as set aside.
+func TestInstallingOverTheChampionsOwnFolderSetsNothingAside(t *testing.T) {
+	ws := t.TempDir()
+	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
+	fakeModel(t, filepath.Join(ws, "m2"), "vit")
+	final := filepath.Join(ws, "models/final_models")
+	root := final + ".d"
+	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
+	applyDecision(t, ws, decision("m2", 0.80, 0), "run2")
+	if err := os.WriteFile(filepath.Join(root, "run2-cnn", "model.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	card := Card{ID: "run2-cnn", Run: "run2"}
+	_, aside, err := switchChampion(final, card.ID, card.Source, func(string) error { return nil },
+		func() error { return install(final, filepath.Join(ws, "m2"), card) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rolledBack, _ := History(final); aside != nil || len(rolledBack) != 0 {
+		t.Fatalf("set aside %+v, rolled back %+v", aside, rolledBack)
+	}
+	if championID(t, final) != "run2-cnn" {
+		t.Fatalf("champion %s", championID(t, final))
+	}
+}
+
 // TestPromoteAgainReadsIdsAsAShellGivesThem checks that RUN/FOLDER/ with the trailing slash
 // of a shell's completion is taken, and that a path that is neither an id nor RUN/FOLDER is
 // called that, not mangled into an id.
