@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"pipeline/internal/testmodel"
+	"pipeline/graphs/testmodel"
 )
 
 // realModel writes into dir a SavedModel for 8×8 grey images with the given classes (a, b

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"pipeline/internal/testmodel"
+	"pipeline/graphs/testmodel"
 	"pipeline/pipeline"
 )
 

@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"pipeline/internal/testmodel"
+	"pipeline/graphs/testmodel"
 )
 
 // smallModel writes into dir a SavedModel for 8×8 grey images with the given classes (a, b
