@@ -495,6 +495,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		manifests[s].Images = append(manifests[s].Images, Entry{Path: "../" + stored[p.digest], Label: l, Digest: p.digest, Source: src})
 	}
 	sort.Slice(rep.Moved, func(i, j int) bool { return rep.Moved[i].Path < rep.Moved[j].Path })
+	logAfresh(job, res)
 	logSearchedMoves(job, res, searchedMoves)
 	counts := map[string][]int{}
 	for s, m := range manifests {

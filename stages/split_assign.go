@@ -122,7 +122,11 @@ func assignSplits(groups []*group, prev map[string]string, fixed map[string]stri
 	sort.Strings(classes)
 	for _, c := range classes {
 		gs := byHome[c]
-		sort.Slice(gs, func(i, j int) bool { return order(seed, gs[i].Digest) < order(seed, gs[j].Digest) })
+		keys := make(map[string]string, len(gs)) // hashed once, not per comparison
+		for _, g := range gs {
+			keys[g.Digest] = order(seed, g.Digest)
+		}
+		sort.Slice(gs, func(i, j int) bool { return keys[gs[i].Digest] < keys[gs[j].Digest] })
 		want := targets(size[c], val, test)
 		for _, g := range gs {
 			best, bestDeficit := "", math.MinInt

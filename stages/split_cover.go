@@ -3,7 +3,6 @@ package stages
 import (
 	"fmt"
 	"maps"
-	"math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,10 +17,13 @@ import (
 // because the other classes have nothing else there, or the seed's order gives one class's
 // sets to another's groups. splitGroups then searches the sets of the shared groups of the
 // classes concerned, and of every class they share a group with, for one that gives each of
-// them a group in every set; only when there is none is a class unsplittable.
+// them a group in every set; only when there is none is a class unsplittable. A class with a
+// group of its own for every set can be given them whatever its shared groups do, so only
+// the shared groups of the other classes are searched, one knot (such classes linked by
+// such groups) at a time.
 
-// coverBudget is how many partial splits cover tries before it stops: every way to place a
-// dozen shared groups, far more than real label conflicts need.
+// coverBudget is how many partial splits cover tries per knot before it stops: every way to
+// place a dozen shared groups, far more than real label conflicts need.
 const coverBudget = 1 << 20
 
 // splitResult is how splitGroups split the groups.
@@ -35,9 +37,13 @@ type splitResult struct {
 	moved map[string]bool
 	// failed are the classes linked by shared groups for which no split was found.
 	failed []unsplit
+	// afresh are the classes of the knots cover gave up on, sorted: their groups were split
+	// without their previous sets.
+	afresh []string
+	tries  int // partial splits cover tried, over all knots
 }
 
-// unsplit is a component (classes linked by shared groups) for which no split was found.
+// unsplit is a knot (classes linked by shared groups) for which no split was found.
 type unsplit struct {
 	classes []string // sorted
 	short   []string // the classes the split found leaves without a group in some set
@@ -47,10 +53,16 @@ type unsplit struct {
 // splitGroups splits groups as assignSplits does (prev and fixed as there). When that
 // leaves a class without a group in a set it must have one in, cover searches the groups of
 // its component (the classes it shares groups with, transitively): it places the shared ones
-// and one more per set a class still lacks, preferring their sets in prev, and the other
-// groups keep their sets or fill the quotas around them. Where cover gives up, the component
-// is split without history, as if new.
+// that matter and one more per set a class still lacks, preferring their sets in prev, and
+// the other groups keep their sets or fill the quotas around them. Where cover gives up on a
+// knot, the groups of the knot's classes are split without history, as if new; the rest of
+// the component keeps its sets.
 func splitGroups(groups []*group, prev, fixed map[string]string, val, test float64, seed int64) splitResult {
+	return splitGroupsWithin(groups, prev, fixed, val, test, seed, coverBudget)
+}
+
+// splitGroupsWithin is splitGroups with cover trying at most budget partial splits per knot.
+func splitGroupsWithin(groups []*group, prev, fixed map[string]string, val, test float64, seed int64, budget int) splitResult {
 	sets, short := assignSplits(groups, prev, fixed, val, test, seed)
 	res := splitResult{sets: sets, short: short, moved: map[string]bool{}}
 	if len(short) == 0 {
@@ -68,23 +80,31 @@ func splitGroups(groups []*group, prev, fixed map[string]string, val, test float
 		pins = map[string]string{}
 	}
 	comps := components(free, short)
-	stopped := map[string]bool{} // the classes of components cover gave up on
+	var knots []unsplit // the knots cover found no split for
 	for _, comp := range comps {
 		res.searched = append(res.searched, comp.classes...)
-		w, complete := cover(comp.groups, required, prev, seed, short, coverBudget)
-		switch {
-		case w != nil:
-			maps.Copy(pins, w)
-		case !complete:
-			for _, c := range comp.classes {
-				stopped[c] = true
+		cr := cover(comp.groups, required, prev, seed, short, budget)
+		res.tries += cr.tries
+		maps.Copy(pins, cr.sets)
+		for _, u := range cr.failed {
+			if !u.gaveUp {
+				continue // no split exists: the previous sets are as good as any
 			}
+			// Only the knot's groups lose their sets: a split of the knot may still exist,
+			// and the other classes of the component are satisfied without it.
+			res.afresh = append(res.afresh, u.classes...)
 			for _, g := range comp.groups {
-				delete(pins, g.Digest)
+				for c := range g.files() {
+					if slices.Contains(u.classes, c) {
+						delete(pins, g.Digest)
+					}
+				}
 			}
 		}
+		knots = append(knots, cr.failed...)
 	}
 	sort.Strings(res.searched)
+	sort.Strings(res.afresh)
 	res.sets, short = assignSplits(groups, pins, fixed, val, test, seed)
 	for _, comp := range comps {
 		for _, g := range comp.groups {
@@ -93,15 +113,28 @@ func splitGroups(groups []*group, prev, fixed map[string]string, val, test float
 			}
 		}
 	}
-	for _, comp := range components(free, short) {
-		u := unsplit{classes: comp.classes, gaveUp: slices.ContainsFunc(comp.classes, func(c string) bool { return stopped[c] })}
+	rest := short // the short classes of no failed knot
+	for _, u := range knots {
 		for _, c := range short {
+			if slices.Contains(u.classes, c) {
+				u.short = append(u.short, c)
+			}
+		}
+		if len(u.short) > 0 {
+			res.failed = append(res.failed, u)
+			rest = slices.DeleteFunc(slices.Clone(rest), func(c string) bool { return slices.Contains(u.classes, c) })
+		}
+	}
+	for _, comp := range components(free, rest) {
+		u := unsplit{classes: comp.classes}
+		for _, c := range rest {
 			if slices.Contains(comp.classes, c) {
 				u.short = append(u.short, c)
 			}
 		}
 		res.failed = append(res.failed, u)
 	}
+	slices.SortFunc(res.failed, func(a, b unsplit) int { return strings.Compare(a.classes[0], b.classes[0]) })
 	return res
 }
 
@@ -171,177 +204,13 @@ func components(groups []*group, of []string) []component {
 	return out
 }
 
-// cover returns sets for some of groups (one component, none fixed) that give each of their
-// classes a group in every set of required: every group shared between classes, then for each
-// class one of its own groups per set it still lacks. Sets in prev are tried first, so that
-// few groups move. It tries every way to place the shared groups, up to budget, and
-// returns nil when none works, with whether it tried them all. The groups of the classes of
-// first are placed first, then those of the classes they share groups with, and so on, so
-// that a choice that cannot work fails soon after it is made.
-func cover(groups []*group, required []string, prev map[string]string, seed int64, first []string, budget int) (map[string]string, bool) {
-	var shared []*group
-	own := map[string][]*group{} // class → its groups with no other class
-	classes := map[string][]string{}
-	for _, g := range groups {
-		classes[g.Digest] = slices.Sorted(maps.Keys(g.files()))
-		if len(classes[g.Digest]) > 1 {
-			shared = append(shared, g)
-		} else {
-			own[g.home()] = append(own[g.home()], g)
-		}
+// logAfresh warns that the groups of res.afresh were split as if new.
+func logAfresh(job *pipeline.Job, res splitResult) {
+	if len(res.afresh) == 0 {
+		return
 	}
-	dist := distances(shared, classes, first)
-	near := func(g *group) int {
-		d := len(dist)
-		for _, c := range classes[g.Digest] {
-			d = min(d, dist[c])
-		}
-		return d
-	}
-	sort.Slice(shared, func(i, j int) bool {
-		if a, b := near(shared[i]), near(shared[j]); a != b {
-			return a < b
-		}
-		return order(seed, shared[i].Digest) < order(seed, shared[j].Digest)
-	})
-	have := map[string]uint8{} // class → the sets of required (bits) its placed shared groups fill
-	left := map[string]int{}   // class → its shared groups not yet placed
-	for _, g := range groups {
-		for _, c := range classes[g.Digest] {
-			have[c] = 0
-		}
-	}
-	for _, g := range shared {
-		for _, c := range classes[g.Digest] {
-			left[c]++
-		}
-	}
-	lacks := func(c string) int { return len(required) - bits.OnesCount8(have[c]) }
-	placed := make([]int, len(shared)) // index into required
-	tries, stopped := 0, false
-	var search func(i int) bool
-	search = func(i int) bool {
-		if i == len(shared) {
-			for c := range have {
-				if lacks(c) > len(own[c]) {
-					return false
-				}
-			}
-			return true
-		}
-		if tries++; tries > budget {
-			stopped = true
-			return false
-		}
-		g := shared[i]
-		cs := classes[g.Digest]
-		saved := make([]uint8, len(cs))
-		for _, s := range coverOrder(required, prev[g.Digest], cs, have) {
-			ok := true
-			for k, c := range cs {
-				saved[k] = have[c]
-				have[c] |= 1 << s
-				left[c]--
-			}
-			for _, c := range cs {
-				ok = ok && lacks(c) <= left[c]+len(own[c])
-			}
-			if ok && search(i+1) {
-				placed[i] = s
-				return true
-			}
-			for k, c := range cs {
-				have[c] = saved[k]
-				left[c]++
-			}
-			if stopped {
-				return false
-			}
-		}
-		return false
-	}
-	if !search(0) {
-		return nil, !stopped
-	}
-	w := map[string]string{}
-	for i, g := range shared {
-		w[g.Digest] = required[placed[i]]
-	}
-	for _, c := range slices.Sorted(maps.Keys(have)) {
-		gs := own[c]
-		// Per set it lacks, one of c's own groups: one that was there, else a new one, else
-		// any, in the seed's order.
-		sort.Slice(gs, func(i, j int) bool {
-			if (prev[gs[i].Digest] == "") != (prev[gs[j].Digest] == "") {
-				return prev[gs[i].Digest] == ""
-			}
-			return order(seed, gs[i].Digest) < order(seed, gs[j].Digest)
-		})
-		for s, name := range required {
-			if have[c]&(1<<s) != 0 {
-				continue
-			}
-			k := slices.IndexFunc(gs, func(g *group) bool { return prev[g.Digest] == name && w[g.Digest] == "" })
-			if k < 0 {
-				k = slices.IndexFunc(gs, func(g *group) bool { return w[g.Digest] == "" })
-			}
-			w[gs[k].Digest] = name
-			have[c] |= 1 << s
-		}
-	}
-	return w, true
-}
-
-// distances returns how many shared groups separate each class of shared from the classes of
-// from (0 for those); classes is each group's classes.
-func distances(shared []*group, classes map[string][]string, from []string) map[string]int {
-	dist := map[string]int{}
-	var frontier []string
-	for _, c := range from {
-		dist[c] = 0
-		frontier = append(frontier, c)
-	}
-	for len(frontier) > 0 {
-		var next []string
-		for _, g := range shared {
-			reached := slices.ContainsFunc(classes[g.Digest], func(c string) bool { return slices.Contains(frontier, c) })
-			for _, c := range classes[g.Digest] {
-				if _, ok := dist[c]; !ok && reached {
-					dist[c] = dist[frontier[0]] + 1
-					next = append(next, c)
-				}
-			}
-		}
-		frontier = next
-	}
-	return dist
-}
-
-// coverOrder returns the sets (indexes into required) to try for a shared group of classes
-// cs: its set in prev, then the sets the most of cs lack, test and val first on a tie.
-func coverOrder(required []string, was string, cs []string, have map[string]uint8) []int {
-	var out []int
-	for _, name := range splitOrder {
-		if s := slices.Index(required, name); s >= 0 {
-			out = append(out, s)
-		}
-	}
-	lacking := func(s int) int {
-		n := 0
-		for _, c := range cs {
-			if have[c]&(1<<s) == 0 {
-				n++
-			}
-		}
-		return n
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if wi, wj := required[out[i]] == was, required[out[j]] == was; wi != wj {
-			return wi
-		}
-		return lacking(out[i]) > lacking(out[j])
-	})
-	return out
+	job.Logf("warning: the search for a split that gives %s an image in every set stopped after %d tries without finding one, so their images were split again without the previous split's sets (they may move between train, val and test); the other classes keep theirs",
+		classList(res.afresh), coverBudget)
 }
 
 // logSearchedMoves warns about the images of res.moved's groups (moves, sorted by path) and

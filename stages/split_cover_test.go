@@ -3,6 +3,7 @@ package stages
 import (
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -204,11 +205,11 @@ func TestUnsplittableErrorNamesTheLinkedClasses(t *testing.T) {
 	}
 	// A search cut short says so, rather than that there is no split.
 	all := []string{TrainSet, ValSet, TestSet}
-	if w, complete := cover(conflicted(), all, nil, 1, []string{"z"}, coverBudget); w != nil || !complete {
-		t.Fatalf("cover: %v, complete %v", w, complete)
+	if cr := cover(conflicted(), all, nil, 1, []string{"z"}, coverBudget); len(cr.failed) != 1 || cr.failed[0].gaveUp {
+		t.Fatalf("cover: %+v", cr)
 	}
-	if w, complete := cover(conflicted(), all, nil, 1, []string{"z"}, 2); w != nil || complete {
-		t.Fatalf("cover with 2 tries: %v, complete %v", w, complete)
+	if cr := cover(conflicted(), all, nil, 1, []string{"z"}, 2); len(cr.failed) != 1 || !cr.failed[0].gaveUp {
+		t.Fatalf("cover with 2 tries: %+v", cr)
 	}
 	u := res.failed[0]
 	u.gaveUp = true
@@ -304,5 +305,113 @@ func TestARerunWhosePreviousSetsPinSharedImagesMovesThem(t *testing.T) {
 	log := runLog(t, rec)
 	if !strings.Contains(log, `keeping the previous split's sets left class "A" without an image in every set`) || !strings.Contains(log, "  "+moved[0]+"\n") {
 		t.Errorf("run.log does not name the moves:\n%s", log)
+	}
+}
+
+// bigComponent returns the groups of 43 classes c00…c42 of 1,160 files each, 2,500 of them
+// groups shared by two classes (which link every class into one component), the others each
+// a class's own, and where the quotas put them, as a previous split.
+func bigComponent() ([]*group, map[string]string) {
+	r := rand.New(rand.NewPCG(7, 7))
+	const classes, files, shared = 43, 1160, 2500
+	name := func(c int) string { return fmt.Sprintf("c%02d", c) }
+	left := make([]int, classes)
+	for c := range left {
+		left[c] = files
+	}
+	var gs []*group
+	for i := range shared {
+		g := &group{Digest: fmt.Sprintf("s%04d", i)}
+		for _, c := range r.Perm(classes)[:2] {
+			g.Members = append(g.Members, member{Class: name(c), Rel: fmt.Sprintf("%s/s%d.png", name(c), i)})
+			left[c]--
+		}
+		gs = append(gs, g)
+	}
+	for c, n := range left {
+		sizes := make([]int, n)
+		for i := range sizes {
+			sizes[i] = 1
+		}
+		gs = append(gs, groupsOf(name(c), sizes...)...)
+	}
+	prev, short := assignSplits(gs, nil, nil, 0.1, 0.1, 1)
+	if len(short) > 0 {
+		panic(fmt.Sprintf("the big component alone leaves %v short", short))
+	}
+	return gs, prev
+}
+
+// keptOutside returns the groups of gs with no class of classes whose set differs from prev.
+func keptOutside(gs []*group, prev, sets map[string]string, classes ...string) []string {
+	var moved []string
+	for _, g := range gs {
+		mine := false
+		for c := range g.files() {
+			mine = mine || slices.Contains(classes, c)
+		}
+		if !mine && sets[g.Digest] != prev[g.Digest] {
+			moved = append(moved, fmt.Sprintf("%s: %s → %s", g.Digest, prev[g.Digest], sets[g.Digest]))
+		}
+	}
+	return moved
+}
+
+// A review's case: an impossible conflict of three classes joined through one file to 43
+// large classes linked by 2,500 shared groups. Those classes fill every set with their own
+// groups, so only the conflict's groups are searched: the search ends within a few hundred
+// tries and says no split exists, and no other group moves.
+func TestAConflictJoinedToABigComponentIsSearchedAlone(t *testing.T) {
+	big, prev := bigComponent()
+	// conflicted() with z's own group g5 replaced by a file also in c00: x and y need g1, g2
+	// and g3 = g4 in three sets, which leaves z two.
+	conflict := conflicted()[:4]
+	conflict = append(conflict, &group{Digest: "g5", Members: []member{{Class: "z", Rel: "z/g5.png"}, {Class: "c00", Rel: "c00/g5.png"}}})
+	prev["g5"] = TrainSet
+	gs := append(big, conflict...)
+	res := splitGroups(gs, prev, nil, 0.1, 0.1, 1)
+	if len(res.failed) != 1 || !slices.Equal(res.failed[0].classes, []string{"x", "y", "z"}) || res.failed[0].gaveUp {
+		t.Fatalf("failed %+v", res.failed)
+	}
+	if res.tries > 1000 {
+		t.Errorf("%d tries for 5 shared groups", res.tries)
+	}
+	if msg := errUnsplittable(res.failed, 3).Error(); !strings.Contains(msg, `no split gives every one of "x", "y", "z"`) {
+		t.Errorf("error: %s", msg)
+	}
+	if moved := keptOutside(gs, prev, res.sets, "x", "y", "z"); len(moved) > 0 {
+		t.Errorf("groups moved outside the conflict: %v", moved)
+	}
+}
+
+// When the search gives up on a knot that has a split, only the groups of the knot's classes
+// are split afresh: the rest of the component keeps its previous sets.
+func TestGivingUpSplitsOnlyTheKnotAfresh(t *testing.T) {
+	big, prev := bigComponent()
+	knot, was := confirmedCase()
+	// B's copy of a file of c00, in val as B's other val image is, joins the knot to the big
+	// component.
+	knot = append(knot, &group{Digest: "g8", Members: []member{{Class: "B", Rel: "B/g8.png"}, {Class: "c00", Rel: "c00/g8.png"}}})
+	was["g8"] = ValSet
+	maps.Copy(prev, was)
+	gs := append(big, knot...)
+	if _, short := assignSplits(gs, prev, nil, 0.2, 0.2, 1); !slices.Equal(short, []string{"A"}) {
+		t.Fatalf("the quotas alone leave %v short, want A (the case this test is about)", short)
+	}
+	all := []string{TrainSet, ValSet, TestSet}
+	for _, budget := range []int{1, coverBudget} {
+		res := splitGroupsWithin(gs, prev, nil, 0.2, 0.2, 1, budget)
+		if budget == 1 && !slices.Equal(res.afresh, []string{"A", "B", "C"}) || budget > 1 && (len(res.afresh) > 0 || res.tries > 1000) {
+			t.Errorf("budget %d: afresh %v after %d tries", budget, res.afresh, res.tries)
+		}
+		if len(res.failed) > 0 {
+			t.Errorf("budget %d: failed %+v", budget, res.failed)
+		}
+		if m := missingSets(gs, res.sets, all); len(m) > 0 {
+			t.Errorf("budget %d: classes without a set: %v", budget, m)
+		}
+		if moved := keptOutside(gs, prev, res.sets, "A", "B", "C"); len(moved) > 0 {
+			t.Errorf("budget %d: %d groups moved outside A, B and C, such as %v", budget, len(moved), moved[0])
+		}
 	}
 }
