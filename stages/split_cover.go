@@ -159,16 +159,8 @@ type component struct {
 
 // components returns the components of groups that hold a class of of, by their first class.
 func components(groups []*group, of []string) []component {
-	parent := map[string]string{}
-	var find func(c string) string
-	find = func(c string) string {
-		if p, ok := parent[c]; ok && p != c {
-			parent[c] = find(p)
-			return parent[c]
-		}
-		parent[c] = c
-		return c
-	}
+	sets := classSets{}
+	find := sets.find
 	for _, g := range groups {
 		home := find(g.home())
 		for c := range g.files() {
@@ -176,7 +168,7 @@ func components(groups []*group, of []string) []component {
 				if r < home {
 					r, home = home, r
 				}
-				parent[r] = home // the root is the smallest class
+				sets[r] = home // the root is the smallest class
 			}
 		}
 	}
@@ -269,4 +261,18 @@ func quoteList(list []string) string {
 		q[i] = strconv.Quote(c)
 	}
 	return strings.Join(q, ", ")
+}
+
+// classSets are disjoint sets of classes (union-find): each class maps to another of its set,
+// the root to itself.
+type classSets map[string]string
+
+// find returns the root of c's set (c alone until joined), shortening the path to it.
+func (s classSets) find(c string) string {
+	if p, ok := s[c]; ok && p != c {
+		s[c] = s.find(p)
+		return s[c]
+	}
+	s[c] = c
+	return c
 }

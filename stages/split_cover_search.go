@@ -190,16 +190,8 @@ func (s *coverSearch) search(shared []*group, classes []string) ([]int, bool) {
 // several classes, each with a tight one), with their groups in shared's order, by their
 // first class. A tight class with no shared group is a knot of its own, with no groups.
 func knots(all []string, shared []*group, classes map[string][]string, tight func(string) bool) []component {
-	parent := map[string]string{}
-	var find func(c string) string
-	find = func(c string) string {
-		if p, ok := parent[c]; ok && p != c {
-			parent[c] = find(p)
-			return parent[c]
-		}
-		parent[c] = c
-		return c
-	}
+	sets := classSets{}
+	find := sets.find
 	root := func(g *group) string { // the root of g's first tight class
 		return find(classes[g.Digest][slices.IndexFunc(classes[g.Digest], tight)])
 	}
@@ -208,7 +200,7 @@ func knots(all []string, shared []*group, classes map[string][]string, tight fun
 		for _, c := range classes[g.Digest] {
 			if tight(c) {
 				if o := find(c); o != r {
-					parent[o] = r
+					sets[o] = r
 				}
 			}
 		}
