@@ -110,11 +110,11 @@ func (m *Model) Predict(images []float32) ([][]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}
-	probs, ok := TensorValue(out[0]).([][]float32)
-	if !ok {
+	// Checked before the value is read: graft panics on types it cannot decode (float16).
+	if out[0].DataType() != tf.Float || len(out[0].Shape()) != 2 {
 		return nil, fmt.Errorf("predict: the model's output is %v of shape %v, not probabilities per image (float32, [images, classes])", out[0].DataType(), out[0].Shape())
 	}
-	return probs, nil
+	return TensorValue(out[0]).([][]float32), nil
 }
 
 // Close releases the session.

@@ -108,9 +108,9 @@ func modelFolders(runDir string) []string {
 	return models
 }
 
-// savedModelOf is the SavedModel folder of a promoted model's folder dir: its saved_model/,
+// SavedModelOf returns the SavedModel folder of a promoted model's folder dir: its saved_model/,
 // or dir itself for a folder put in place by hand that is a SavedModel.
-func savedModelOf(dir string) string {
+func SavedModelOf(dir string) string {
 	if saved, ok := PromotedSavedModel(dir); ok {
 		return saved
 	}
@@ -124,7 +124,7 @@ func savedModelOf(dir string) string {
 
 // checkPromoted checks the model of the promoted folder dir with graphs.CheckModel: it loads
 // and answers a prediction on a blank image.
-func checkPromoted(dir string) error { return graphs.CheckModel(savedModelOf(dir)) }
+func checkPromoted(dir string) error { return graphs.CheckModel(SavedModelOf(dir)) }
 
 // promotedIDList lists the model folders in a .d folder, for a next step in a message.
 func promotedIDList(root string) []string {

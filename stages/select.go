@@ -347,6 +347,11 @@ func restoreChampionLink(job *pipeline.Job, file string) (string, error) {
 		return "", err
 	}
 	defer unlock()
+	// Again under the lock: a promotion by hand may have put a link there meanwhile.
+	var again *MissingChampionError
+	if _, err := ChampionDir(promoteTo); !errors.As(err, &again) || again.Target != "" || !again.Present || again.Champion != m.Champion {
+		return "", nil
+	}
 	if err := pointTo(promoteTo, m.Champion); err != nil {
 		return "", fmt.Errorf("restoring the link %s to the champion %s: %w", dec.PromoteTo, m.Champion, err)
 	}
@@ -388,7 +393,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string) (strin
 	if champDir != "" {
 		champ, _ = ReadCard(champDir)
 		var broken *graphs.BrokenModelError
-		if err := graphs.CheckFiles(savedModelOf(champDir)); errors.As(err, &broken) {
+		if err := graphs.CheckFiles(SavedModelOf(champDir)); errors.As(err, &broken) {
 			id := filepath.Base(champDir)
 			if champ != nil {
 				id = champ.ID
@@ -519,7 +524,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	if err := job.Ready(); err != nil {
 		return nil, err
 	}
-	model, err := graphs.LoadModel(savedModelOf(champDir), 0)
+	model, err := graphs.LoadModel(SavedModelOf(champDir), 0)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 	"pipeline/stages"
 )
@@ -300,8 +302,10 @@ func (m *effectMemo) remember(schedule, state string) {
 }
 
 // effectState describes what the promotion of the effect stages of plan depends on: every
-// planned stage's key, and for each select stage its promotion folder's link, history.json
-// and the files of the champion it leads to (a deleted weights folder changes it).
+// planned stage's key, and for each select stage what ChampionDir says of its promotion
+// folder, history.json and the champion's card (by content), and the identity of the
+// champion's folders and files the promotion checks (by stat, change time included, so a
+// folder swapped in with its old times still differs).
 func effectState(l *loaded, plan []*pipeline.Decision, effects []string) string {
 	var b strings.Builder
 	for _, d := range plan {
@@ -312,7 +316,18 @@ func effectState(l *loaded, plan []*pipeline.Decision, effects []string) string 
 		if err != nil {
 			return "missing"
 		}
-		return fmt.Sprintf("%d %d %v", fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
+		id := fmt.Sprintf("%d %d %v", fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			id += fmt.Sprintf(" %d %d.%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
+		}
+		return id
+	}
+	content := func(p string) string {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return "missing"
+		}
+		return fmt.Sprintf("%x", sha256.Sum256(data))
 	}
 	for _, inst := range l.engine.Workflow.Instances {
 		if !slices.Contains(effects, inst.Addr) {
@@ -324,13 +339,13 @@ func effectState(l *loaded, plan []*pipeline.Decision, effects []string) string 
 			continue
 		}
 		to := pipeline.InWorkspace(l.engine.Store.Workspace, v.String("promote_to"))
-		target, _ := os.Readlink(to)
-		champ := target
-		if !filepath.IsAbs(target) {
-			champ = filepath.Join(filepath.Dir(to), target)
+		champ, err := stages.ChampionDir(to)
+		fmt.Fprintf(&b, "%s champion %q %v link %s history %s\n", inst.Addr, champ, err, stat(to), content(filepath.Join(to+".d", "history.json")))
+		if champ != "" {
+			saved := stages.SavedModelOf(champ)
+			fmt.Fprintf(&b, "  card %s folder %s model %s %s weights %s\n", content(filepath.Join(champ, graphs.ModelInfoFile)), stat(champ),
+				stat(saved), stat(filepath.Join(saved, "saved_model.pb")), stat(filepath.Join(saved, "variables")))
 		}
-		fmt.Fprintf(&b, "%s link %q history %s champion %s %s %s\n", inst.Addr, target, stat(filepath.Join(to+".d", "history.json")),
-			stat(champ), stat(filepath.Join(champ, "saved_model")), stat(filepath.Join(champ, "saved_model", "variables")))
 	}
 	return b.String()
 }
