@@ -28,11 +28,7 @@ func championID(t *testing.T, final string) string {
 // folder and what is wrong, and that the champion stays; and that the champion itself,
 // broken, cannot be promoted again but is told how to be repaired or replaced.
 func TestBrokenModelsAreNotPromoted(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	fakeModel(t, filepath.Join(ws, "m3"), "vgg19")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit", "vgg19")
 	root := final + ".d"
 	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
 	applyDecision(t, ws, decision("m2", 0.80, 0), "run2")
@@ -102,10 +98,7 @@ func TestSelectReplacesAMissingOrBrokenChampion(t *testing.T) {
 			"warning: the champion run1-cnn is broken, its weights (variables/) are missing, taken as no champion"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ws := t.TempDir()
-			fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-			fakeModel(t, filepath.Join(ws, "m2"), "vit")
-			final := filepath.Join(ws, "models/final_models")
+			ws, final := modelsWorkspace(t, "cnn", "vit")
 			applyDecision(t, ws, decision("m1", 0.90, 0), "run1")
 			c.damage(final)
 			// Worse than the champion was: promoted all the same, as there is none.
@@ -126,10 +119,7 @@ func TestSelectReplacesAMissingOrBrokenChampion(t *testing.T) {
 // TestSelectRestoresADeletedChampionLink checks that a champion whose link alone was deleted
 // gets it back and is compared with: a weaker winner is not promoted past it.
 func TestSelectRestoresADeletedChampionLink(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit")
 	applyDecision(t, ws, decision("m1", 0.90, 0), "run1")
 	os.Remove(final)
 	note := applyDecision(t, ws, decision("m2", 0.50, 0), "run2")
@@ -144,10 +134,7 @@ func TestSelectRestoresADeletedChampionLink(t *testing.T) {
 // TestMissingChampionIsReported checks ChampionDir's account of a champion that cannot be
 // found, which the promote command shows: with the next step, never a bare lstat error.
 func TestMissingChampionIsReported(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit")
 	root := final + ".d"
 	if dir, err := ChampionDir(final); dir != "" || err != nil {
 		t.Fatalf("before any promotion: %q %v", dir, err)
@@ -187,10 +174,7 @@ func TestMissingChampionIsReported(t *testing.T) {
 // rollback over a history that already has one (written before) goes to the previous
 // champion of another id, not to the same.
 func TestHistoryHasNoRepeatsAndRollbackChangesTheChampion(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit")
 	root := final + ".d"
 	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
 	applyDecision(t, ws, decision("m2", 0.80, 0), "run2")
@@ -231,10 +215,7 @@ func TestHistoryHasNoRepeatsAndRollbackChangesTheChampion(t *testing.T) {
 // under the champion's own id, when the champion's card is unreadable and the card installed
 // names no source, does not record the new champion as set aside.
 func TestInstallingOverTheChampionsOwnFolderSetsNothingAside(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit")
 	root := final + ".d"
 	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
 	applyDecision(t, ws, decision("m2", 0.80, 0), "run2")
@@ -259,10 +240,7 @@ func TestInstallingOverTheChampionsOwnFolderSetsNothingAside(t *testing.T) {
 // of a shell's completion is taken, and that a path that is neither an id nor RUN/FOLDER is
 // called that, not mangled into an id.
 func TestPromoteAgainReadsIdsAsAShellGivesThem(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit")
 	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
 	applyDecision(t, ws, decision("m2", 0.80, 0), "run2")
 	if card, _, _, err := PromoteAgain(final, "run1/cnn/"); err != nil || card.ID != "run1-cnn" {

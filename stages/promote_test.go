@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -15,6 +16,17 @@ import (
 
 	"pipeline/pipeline"
 )
+
+// modelsWorkspace returns a workspace with a small model per arch in m1, m2, … (fakeModel)
+// and the path of its promotion folder, models/final_models.
+func modelsWorkspace(t *testing.T, archs ...string) (ws, final string) {
+	t.Helper()
+	ws = t.TempDir()
+	for i, arch := range archs {
+		fakeModel(t, filepath.Join(ws, fmt.Sprintf("m%d", i+1)), arch)
+	}
+	return ws, filepath.Join(ws, "models/final_models")
+}
 
 // fakeModel writes a small model folder (realModel) whose model.json names arch.
 func fakeModel(t *testing.T, dir, arch string) string {
@@ -42,11 +54,7 @@ func decision(model string, value float64, minImpr float64) Decision {
 }
 
 func TestPromotionGateAndRollback(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	fakeModel(t, filepath.Join(ws, "m3"), "vgg19")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit", "vgg19")
 
 	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run1"); !strings.HasPrefix(note, "promoted cnn") {
 		t.Fatalf("first promotion: %q", note)
@@ -233,11 +241,7 @@ func TestPromotedModelIsReadableLikeARunFolder(t *testing.T) {
 // rolled back is not promoted again by select (which says why), other models still are, and
 // promoting it by hand lifts the block until the next rollback.
 func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "vit")
-	fakeModel(t, filepath.Join(ws, "m3"), "vgg19")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "vit", "vgg19")
 	champion := func() string {
 		t.Helper()
 		card, err := ReadCard(final)
@@ -311,10 +315,7 @@ func TestArchitectureFolderNamesCarryADifferentKey(t *testing.T) {
 // A history.json that cannot be parsed stops promotion and rollback, and stays as it was:
 // writing a new one would lose every promotion and rollback it records.
 func TestUnreadablePromotionHistoryIsNotOverwritten(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	fakeModel(t, filepath.Join(ws, "m2"), "cnn")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn", "cnn")
 	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
 	hist := filepath.Join(final+".d", "history.json")
 	if err := os.WriteFile(hist, []byte(`{"promotions": ["run1-cnn"`), 0o644); err != nil {
@@ -338,9 +339,7 @@ func TestUnreadablePromotionHistoryIsNotOverwritten(t *testing.T) {
 // Promoting by hand over a champion folder put there by hand adopts it (history keeps it) and
 // sets it aside under its own id; a second id of the champion's own model is not set aside.
 func TestPromoteAgainOverAHandPlacedChampion(t *testing.T) {
-	ws := t.TempDir()
-	fakeModel(t, filepath.Join(ws, "m1"), "cnn")
-	final := filepath.Join(ws, "models/final_models")
+	ws, final := modelsWorkspace(t, "cnn")
 	applyDecision(t, ws, decision("m1", 0.70, 0), "run1")
 	if err := os.Remove(final); err != nil {
 		t.Fatal(err)
