@@ -56,6 +56,14 @@ func promoteCommand() *cli.Command {
 			if dir, err := stages.ChampionDir(to); err == nil && dir != "" {
 				before, _ = stages.ReadCard(dir)
 			}
+			if id != "" || c.Bool("rollback") {
+				// Promotion loads the model to check it: load TensorFlow as predict does, with
+				// its start-up lines held back, and a missing library is one clean error.
+				if err := graphs.LoadTensorFlow(); err != nil {
+					return err
+				}
+				graphs.QuietStartupLines()
+			}
 			switch {
 			case id != "" && c.Bool("rollback"):
 				return fmt.Errorf("give a model id to promote or --rollback, not both")
