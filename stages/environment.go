@@ -64,11 +64,9 @@ func threadsSet(v *pipeline.Values) int {
 	return int(max(n, 0))
 }
 
-// plotFonts is the key line naming the fonts plots may draw class names with, found once per
-// process as the plots find them (fontPaths).
-func plotFonts() string { return plotFontsOnce() }
-
-var plotFontsOnce = sync.OnceValue(func() string { return plotFontsOf(fontPaths(), os.Stat) })
+// plotFonts returns the key line naming the fonts plots may draw class names with, found once
+// per process as the plots find them (fontPaths).
+var plotFonts = sync.OnceValue(func() string { return plotFontsOf(fontPaths(), os.Stat) })
 
 // plotFontsOf names the font files at paths, in the order classLabelFont tries them, by path
 // and size: "plot_fonts built-in" when there are none, so that only gonum/plot's embedded

@@ -565,19 +565,12 @@ func ClassChange(was, now []string) string {
 		return ""
 	}
 	added, dropped := classDiff(was, now)
-	quote := func(names []string) string {
-		q := make([]string, len(names))
-		for i, n := range names {
-			q[i] = fmt.Sprintf("%q", n)
-		}
-		return strings.Join(q, ", ")
-	}
 	var parts []string
 	if len(added) > 0 {
-		parts = append(parts, "adds "+quote(added))
+		parts = append(parts, "adds "+quoteList(added))
 	}
 	if len(dropped) > 0 {
-		parts = append(parts, "drops "+quote(dropped))
+		parts = append(parts, "drops "+quoteList(dropped))
 	}
 	if len(parts) == 0 {
 		return "the same classes in another order (class ids differ)"

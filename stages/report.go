@@ -225,9 +225,7 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	note(len(r.NearConflicts), "groups of near-identical images in different classes", "split.json: near_duplicate_label_conflicts")
 	note(len(r.Duplicates), "groups of identical images", "split.json: duplicates")
 	note(len(r.Leaked), "images removed from train and val as they are in the test set", "split.json: removed_from_train_val")
-	if len(r.Dropped) > 0 {
-		note(len(r.Dropped), "classes dropped for too few images, "+strings.Join(r.Dropped, ", "), "split.json: dropped_classes")
-	}
+	note(len(r.Dropped), "classes dropped for too few images, "+strings.Join(r.Dropped, ", "), "split.json: dropped_classes")
 	readJSONFileIfExists(filepath.Join(dir, "rejected.json"), &f.Rejected)
 	for _, g := range append(append([][]string{}, r.Conflicts...), r.NearConflicts...) {
 		f.Conflicts = append(f.Conflicts, strings.Join(g, " · "))

@@ -317,26 +317,33 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 // gets its link back first and is compared with as usual: deleting the link does not let a
 // weaker model past must_beat_champion.
 func (s Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (string, error) {
-	restored, err := restoreChampionLink(job, filepath.Join(job.Out, "decision", "decision.json"))
+	var dec Decision
+	b, err := os.ReadFile(filepath.Join(job.Out, "decision", "decision.json"))
 	if err != nil {
 		return "", err
 	}
-	note, err := s.apply(ctx, job, runID)
+	if err := json.Unmarshal(b, &dec); err != nil {
+		return "", err
+	}
+	restored, err := restoreChampionLink(job, dec.PromoteTo)
+	if err != nil {
+		return "", err
+	}
+	note, err := s.apply(ctx, job, runID, dec)
 	if restored != "" && err == nil {
 		note = restored + "; " + note
 	}
 	return note, err
 }
 
-// restoreChampionLink points the promotion folder of the decision in file at the champion
-// history.json names when the link is missing and the champion's folder is there, and says
-// so ("" when it did nothing).
-func restoreChampionLink(job *pipeline.Job, file string) (string, error) {
-	var dec Decision
-	if !readJSONFileIfExists(file, &dec) || dec.PromoteTo == "" {
-		return "", nil // apply reports it
+// restoreChampionLink points the promotion folder to (as the pipeline file names it) at the
+// champion history.json names when the link is missing and the champion's folder is there,
+// and says so ("" when it did nothing).
+func restoreChampionLink(job *pipeline.Job, to string) (string, error) {
+	if to == "" {
+		return "", nil
 	}
-	promoteTo := job.Path(dec.PromoteTo)
+	promoteTo := job.Path(to)
 	_, err := ChampionDir(promoteTo)
 	var m *MissingChampionError
 	if !errors.As(err, &m) || m.Target != "" || !m.Present || m.Champion == "" {
@@ -353,21 +360,13 @@ func restoreChampionLink(job *pipeline.Job, file string) (string, error) {
 		return "", nil
 	}
 	if err := pointTo(promoteTo, m.Champion); err != nil {
-		return "", fmt.Errorf("restoring the link %s to the champion %s: %w", dec.PromoteTo, m.Champion, err)
+		return "", fmt.Errorf("restoring the link %s to the champion %s: %w", to, m.Champion, err)
 	}
-	return fmt.Sprintf("%s was missing: it points to the champion %s again, as history.json says", dec.PromoteTo, m.Champion), nil
+	return fmt.Sprintf("%s was missing: it points to the champion %s again, as history.json says", to, m.Champion), nil
 }
 
-// apply is Apply once the champion's link is in place.
-func (Select) apply(ctx context.Context, job *pipeline.Job, runID string) (string, error) {
-	var dec Decision
-	b, err := os.ReadFile(filepath.Join(job.Out, "decision", "decision.json"))
-	if err != nil {
-		return "", err
-	}
-	if err := json.Unmarshal(b, &dec); err != nil {
-		return "", err
-	}
+// apply is Apply with its decision read and the champion's link in place.
+func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec Decision) (string, error) {
 	w := dec.Ranking[0]
 	if !dec.GatePass {
 		return fmt.Sprintf("not promoted: %s", dec.Gate), nil
