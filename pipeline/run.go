@@ -479,17 +479,15 @@ func contestedArtifactDirs(w *Workflow, insts []*Instance, workspace string) map
 		if _, follows := inst.Kind.(ArtifactFollower); follows {
 			continue
 		}
-		n, ok := inst.Kind.(ArtifactNamer)
-		if !ok {
+		if _, ok := inst.Kind.(ArtifactNamer); !ok {
 			continue
 		}
 		v, diags := w.Evaluate(inst, nil)
 		if diags.HasErrors() || v == nil {
 			continue
 		}
-		if name := n.ArtifactDir(inst.Key, v, workspace); name != "" {
-			count[[2]string{name, inst.Kind.Name()}]++
-		}
+		// The name the run folder would give it, as claimArtifactDir finds it.
+		count[[2]string{artifactDirName(inst, v, workspace), inst.Kind.Name()}]++
 	}
 	contested := map[[2]string]bool{}
 	for k, c := range count {

@@ -548,10 +548,13 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 		if planned[name] || resumable[name] || keepAll[addr] || unknownRuns || (addr == "" && len(keepAll) > 0) {
 			continue
 		}
-		res.Work = append(res.Work, GCWork{Key: name, Addr: addr, Bytes: dirSize(dir)})
-		if !dryRun {
-			s.RemoveWork(name)
+		w := GCWork{Key: name, Addr: addr}
+		if dryRun {
+			w.Bytes = dirSize(dir)
+		} else {
+			w.Bytes = s.RemoveWork(name)
 		}
+		res.Work = append(res.Work, w)
 	}
 	slices.SortStableFunc(res.Work, func(a, b GCWork) int {
 		if a.Bytes != b.Bytes {

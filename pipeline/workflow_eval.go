@@ -317,8 +317,9 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 // validateRest runs a kind's checks on a stage some of whose attributes did not evaluate, so
 // that one wrong type does not hide the stage's other problems. The attributes that did not
 // evaluate are unknown to the checks (which skip what they cannot know), not absent, which
-// would read as left out; only errors about attributes written in the block that did evaluate
-// are kept, and a check that cannot cope with the gaps counts as no finding.
+// would read as left out (checks cope with unknown values, as upstream outputs are unknown
+// when a file is validated); only errors about attributes written in the block that did
+// evaluate are kept.
 func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attributes) (diags hcl.Diagnostics) {
 	ok := map[hcl.Range]bool{}
 	for name, attr := range written {
@@ -332,11 +333,6 @@ func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attri
 			rest.vals[a.Name] = cty.UnknownVal(a.Type)
 		}
 	}
-	defer func() {
-		if recover() != nil {
-			diags = nil
-		}
-	}()
 	for _, d := range val.Validate(rest) {
 		if d.Subject != nil && ok[*d.Subject] {
 			diags = append(diags, d)
