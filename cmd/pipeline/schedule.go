@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -235,7 +236,11 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 			logger.Printf("%s: up to date, nothing to run", t)
 			return nil
 		}
-		if memo.unchanged(t.Schedule, effectState(l, plan, effects)) {
+		keys := map[string]string{}
+		for _, d := range plan {
+			keys[d.Addr] = d.Key
+		}
+		if memo.unchanged(t.Schedule, effectState(l, keys, effects)) {
 			logger.Printf("%s: up to date, and nothing %s's promotion depends on changed since the last trigger applied it; nothing to run", t, strings.Join(effects, ", "))
 			return nil
 		}
@@ -267,10 +272,12 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	if err != nil {
 		return fmt.Errorf("%s: run %s %s: %w", t, rec.ID, rec.Status, err)
 	}
-	if memo != nil {
-		if after, err := l.engine.Plan(sel); err == nil {
-			memo.remember(t.Schedule, effectState(l, after, effectStages(l.engine.Workflow, after)))
+	if memo != nil { // what the run left: its stages' keys, no second plan needed
+		keys := map[string]string{}
+		for _, st := range rec.Stages {
+			keys[st.Addr] = st.Key
 		}
+		memo.remember(t.Schedule, effectState(l, keys, effectStages(l.engine.Workflow, plan)))
 	}
 	return nil
 }
@@ -301,15 +308,15 @@ func (m *effectMemo) remember(schedule, state string) {
 	m.last[schedule] = state
 }
 
-// effectState describes what the promotion of the effect stages of plan depends on: every
-// planned stage's key, and for each select stage what ChampionDir says of its promotion
+// effectState describes what the promotion of the effect stages depends on: the key of every
+// stage planned (keys, by address), and for each select stage what ChampionDir says of its promotion
 // folder, history.json and the champion's card (by content), and the identity of the
 // champion's folders and files the promotion checks (by stat, change time included, so a
 // folder swapped in with its old times still differs).
-func effectState(l *loaded, plan []*pipeline.Decision, effects []string) string {
+func effectState(l *loaded, keys map[string]string, effects []string) string {
 	var b strings.Builder
-	for _, d := range plan {
-		fmt.Fprintf(&b, "%s %s %s\n", d.Addr, d.Action, d.Key)
+	for _, addr := range slices.Sorted(maps.Keys(keys)) {
+		fmt.Fprintf(&b, "%s %s\n", addr, keys[addr])
 	}
 	stat := func(p string) string {
 		fi, err := os.Lstat(p)
