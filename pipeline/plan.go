@@ -60,14 +60,15 @@ func (d *Decision) completeSources() error {
 		if m.Files != nil {
 			continue
 		}
-		full, st, err := d.stats.hashTree(d.roots[name], treeMode{source: true, remember: true})
+		// From the walk the plan made (no second walk: checkInputs sees what changes after it).
+		full, err := d.stats.hashWalked(d.trees[name], treeMode{source: true, remember: true})
 		if err != nil {
 			return fmt.Errorf("hashing %s: %w", d.inputName(name), err)
 		}
 		if full.Digest != m.Digest {
 			return fmt.Errorf("%s changed while it was being planned; run again", d.roots[name])
 		}
-		d.sources[name], d.trees[name] = full, st
+		d.sources[name] = full
 	}
 	return nil
 }
@@ -92,7 +93,7 @@ func (d *Decision) recordedSources(recorded map[string]Manifest) map[string]Mani
 		case ok && old.Files != nil && old.Digest == m.Digest:
 			out[name] = old
 		default:
-			if full, err := d.stats.HashTree(d.roots[name]); err == nil && full.Digest == m.Digest {
+			if full, err := d.stats.hashWalked(d.trees[name], treeMode{source: true, remember: true}); err == nil && full.Digest == m.Digest {
 				m = full
 			}
 			out[name] = m
