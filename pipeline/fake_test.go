@@ -33,6 +33,7 @@ func (k *genKind) Attributes() []Attribute {
 	return []Attribute{
 		{Name: "source", Type: cty.String, Required: true, Role: Source, Doc: "folder to read"},
 		{Name: "repeat", Type: cty.Number, Default: cty.NumberIntVal(1), Doc: "copies"},
+		{Name: "label", Type: cty.String, KeyedWhenSet: true, Doc: "a name in the key when given"},
 	}
 }
 func (k *genKind) Validate(v *Values) hcl.Diagnostics {

@@ -228,6 +228,26 @@ func TestSourcePathsAreKeyedCleaned(t *testing.T) {
 	}
 }
 
+// An attribute keyed when set is left out of the key while unset (the key lines above have
+// no label line, so a kind can gain it without rerunning its stages), and in the key when
+// given, with the plan naming it.
+func TestAttributesKeyedWhenSet(t *testing.T) {
+	ws := newWorkspace(t, genHCL, map[string]string{"raw/a.txt": "a"})
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	unset := ws.plan(Selection{})["gen.src"]
+	if slices.ContainsFunc(unset.lines, func(l string) bool { return strings.HasPrefix(l, "attr label ") }) {
+		t.Fatalf("unset label in the key: %q", unset.lines)
+	}
+	ws.write("pipeline.hcl", strings.Replace(genHCL, `source = "raw"`, `source = "raw"
+  label = "x"`, 1))
+	d := ws.plan(Selection{})["gen.src"]
+	if d.Action == Cached || !slices.Contains(d.lines, `attr label "string" "x"`) || !slices.Contains(d.Reasons, `attribute label (unset) → "x"`) {
+		t.Fatalf("label given: %s %v, lines %q", d.Action, d.Reasons, d.lines)
+	}
+}
+
 const pathInputHCL = `
 stage "use" "file" {
   input = "%s"

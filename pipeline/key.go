@@ -15,7 +15,8 @@ import (
 // The cache key of a stage instance is the SHA-256 of labelled lines:
 //
 //	kind NAME VERSION
-//	attr NAME TYPE VALUE      every attribute, canonical JSON (as KeyNormalizer gives it);
+//	attr NAME TYPE VALUE      every attribute, canonical JSON (as KeyNormalizer gives it),
+//	                          but those KeyedWhenSet while they are null;
 //	                          an upstream output appears as
 //	                          "output DIGEST", the digest of what that output consists of
 //	                          (OutputDigests), so a change elsewhere in the upstream stage's
@@ -38,6 +39,10 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 	lines := []string{fmt.Sprintf("kind %s %d", k.Name(), k.Version())}
 	canon := v.canonical()
 	for _, a := range k.Attributes() {
+		if a.KeyedWhenSet && v.Get(a.Name).IsNull() {
+			delete(canon, a.Name)
+			continue
+		}
 		if val := v.Get(a.Name); a.Role == Source && val.IsKnown() && !val.IsNull() && val.Type() == cty.String {
 			canon[a.Name] = canonicalJSON(cty.StringVal(CleanPath(val.AsString())))
 		}

@@ -119,6 +119,9 @@ type Attribute struct {
 	// another type is an error before anything runs. Empty accepts any output; literal values
 	// and the outputs of kinds without OutputTypes are never checked.
 	Accepts []string
+	// KeyedWhenSet leaves the attribute out of cache keys while its value is null, so that a
+	// kind can gain an optional attribute without rerunning every stage it made before.
+	KeyedWhenSet bool
 }
 
 // OutputTyper is implemented by kinds that say what each output holds, so that a reference to

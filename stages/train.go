@@ -43,6 +43,7 @@ type TrainConfig struct {
 	LabelSmoothing  float64  `cty:"label_smoothing"`
 	SelectMetric    string   `cty:"select_metric"`
 	Threads         int      `cty:"threads"`
+	InitFrom        *string  `cty:"init_from"`
 }
 
 // archDefaults are the original system's per-architecture settings.
@@ -119,6 +120,8 @@ func (Train) Attributes() []pipeline.Attribute {
 		{Name: "label_smoothing", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "0 to <1"},
 		{Name: "select_metric", Type: cty.String, Default: cty.StringVal("val_f1"), Doc: "metric that picks the exported epoch"},
 		{Name: "threads", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "TensorFlow threads (0: one per core)"},
+		{Name: "init_from", Type: cty.String, Accepts: []string{typeModel}, KeyedWhenSet: true,
+			Doc: "a SavedModel of the same architecture whose weights start the training (fine-tuning); tensors of another shape, such as the classifier of other classes, start fresh"},
 	}
 }
 
@@ -290,6 +293,7 @@ type resolved struct {
 	epochs, batch int
 	lr            float64
 	spec          graphs.Spec
+	initFrom      string // "" for none
 }
 
 func resolve(v *pipeline.Values) (resolved, error) {
@@ -310,6 +314,9 @@ func resolve(v *pipeline.Values) (resolved, error) {
 	}
 	if r.LearningRate != nil {
 		r.lr = *r.LearningRate
+	}
+	if r.InitFrom != nil {
+		r.initFrom = *r.InitFrom
 	}
 	var err error
 	r.spec, err = archSpec(r.Architecture, v.Get("options"))

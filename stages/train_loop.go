@@ -214,8 +214,38 @@ func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainSt
 		Input: graphs.Input{Height: int64(m.Size), Width: int64(m.Size), Channels: int64(m.Channels), Mean: st.Mean, Std: st.Std}}
 	opt := graphs.DefaultOptimizer()
 	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(effectiveWeightDecay(cfg.TrainConfig))
-	return graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
+	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
 		Seed: uint64(job.Seed), Threads: cfg.Threads})
+	if err != nil || resumed || cfg.initFrom == "" {
+		return tr, err // a resumed training's weights come from its checkpoint
+	}
+	ws, err := tr.LoadWeights(SavedModelOf(job.Path(cfg.initFrom)), m.Classes)
+	if err != nil {
+		tr.Close()
+		return nil, fmt.Errorf("init_from: %w", err)
+	}
+	job.Logf("%s", describeWarmStart(cfg.initFrom, ws, len(m.Classes)))
+	return tr, nil
+}
+
+// describeWarmStart says what a training took from the model at init_from.
+func describeWarmStart(from string, ws graphs.WarmStart, classes int) string {
+	total := len(ws.Loaded) + len(ws.Fresh)
+	msg := fmt.Sprintf("starting from the weights of %s: %d of %d tensors", from, len(ws.Loaded), total)
+	switch n := len(ws.NewClasses); {
+	case n == classes:
+		msg += "; it has none of these classes: the classifier starts fresh"
+	case n > 0:
+		msg += fmt.Sprintf("; %s new to it (%s): their classifier weights start fresh", plural(n, "class", "classes"), strings.Join(ws.NewClasses, ", "))
+	}
+	if len(ws.Fresh) > 0 {
+		var names []string
+		for _, f := range ws.Fresh {
+			names = append(names, f.String())
+		}
+		msg += fmt.Sprintf("; fresh (other shape or absent): %s", strings.Join(names, "; "))
+	}
+	return msg
 }
 
 // clearWork empties a training's work area (its folder stays): a damaged checkpoint, the
@@ -383,6 +413,9 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 		Hyperparameters: map[string]any{"epochs": cfg.epochs, "batch_size": cfg.batch, "optimizer": cfg.Optimizer, "learning_rate": cfg.lr,
 			"weight_decay": effectiveWeightDecay(cfg.TrainConfig), "schedule": cfg.Schedule, "warmup_epochs": cfg.WarmupEpochs, "label_smoothing": cfg.LabelSmoothing,
 			"early_stopping": cfg.EarlyStopping, "architecture_options": cfg.spec, "seed": job.Seed},
+	}
+	if cfg.initFrom != "" {
+		met.Hyperparameters["init_from"] = cfg.initFrom
 	}
 	if err := writeFileJSON(job.Out, "metrics.json", met); err != nil {
 		return err

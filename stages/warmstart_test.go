@@ -1,0 +1,130 @@
+package stages
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pipeline/pipeline"
+)
+
+const warmStartHCL = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "train" "base" {
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 3
+  batch_size    = 16
+  learning_rate = 3e-3
+  options       = { channels = [4], pool = 2, dense = 8 }
+}
+
+stage "train" "tuned" {
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 1
+  batch_size    = 16
+  learning_rate = 1e-12
+  options       = { channels = [4], pool = 2, dense = 8 }
+  init_from     = INIT
+}
+
+stage "train" "fresh" {
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 1
+  batch_size    = 16
+  learning_rate = 1e-12
+  options       = { channels = [4], pool = 2, dense = 8 }
+}
+`
+
+// A training with init_from starts from that model's weights: with a learning rate too small
+// to move them, its one epoch scores about what the model scored, where one from scratch
+// does not; the log says what was taken and
+// metrics.json records it. A model folder given as a path works the same and is keyed by its
+// content; a model of another architecture fails the stage, naming both.
+func TestTrainingStartsFromAModel(t *testing.T) {
+	w := newWS(t, strings.Replace(warmStartHCL, "INIT", "stage.train.base.saved_model", 1))
+	w.reg, _ = pipeline.NewRegistry(Split{}, Train{})
+	writeSynthetic(t, w, 60, []string{"circle", "square", "stripes"})
+	rec, _ := w.run(false)
+
+	// Only the batch-norm statistics move in an epoch at that rate.
+	var base, tuned, fresh Metrics
+	readJSONFile(t, w.output(rec, "train.base", "metrics.json"), &base)
+	readJSONFile(t, w.output(rec, "train.tuned", "metrics.json"), &tuned)
+	readJSONFile(t, w.output(rec, "train.fresh", "metrics.json"), &fresh)
+	if math.Abs(float64(tuned.ValLoss-base.ValLoss)) > 0.02 || math.Abs(float64(fresh.ValLoss-base.ValLoss)) < 0.1 {
+		t.Errorf("val loss at a learning rate of 1e-12: %v started from the model, %v from scratch; the model's %v", tuned.ValLoss, fresh.ValLoss, base.ValLoss)
+	}
+	if from, _ := tuned.Hyperparameters["init_from"].(string); !strings.HasSuffix(from, "/saved_model") {
+		t.Errorf("metrics.json's init_from: %v", tuned.Hyperparameters["init_from"])
+	}
+	if _, ok := base.Hyperparameters["init_from"]; ok {
+		t.Errorf("a training without init_from records one: %v", base.Hyperparameters)
+	}
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if !strings.Contains(string(log), "starting from the weights of ") || !strings.Contains(string(log), ": 9 of 9 tensors") {
+		t.Errorf("run.log does not say what the tuned training started from:\n%s", log)
+	}
+
+	// The same model as a folder in the workspace.
+	if err := os.CopyFS(filepath.Join(w.dir, "start"), os.DirFS(w.output(rec, "train.base", "saved_model"))); err != nil {
+		t.Fatal(err)
+	}
+	w.write("pipeline.hcl", []byte(strings.Replace(warmStartHCL, "INIT", `"start"`, 1)))
+	rec, _ = w.run(false)
+	var again Metrics
+	readJSONFile(t, w.output(rec, "train.tuned", "metrics.json"), &again)
+	if res := rec.Result("train.tuned"); res.Status != pipeline.StatusRan || again.ValLoss != tuned.ValLoss {
+		t.Errorf("init_from a folder: %s, val loss %v, want %v as from the stage's output", res.Status, again.ValLoss, tuned.ValLoss)
+	}
+	w.write("start/variables/variables.data-00000-of-00001", []byte("not weights"))
+	ds, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		want := d.Addr == "train.tuned"
+		if ran := d.Action != pipeline.Cached; ran != want || want && !strings.Contains(strings.Join(d.Reasons, "; "), "start") {
+			t.Errorf("the model folder changed: %s %s %v", d.Addr, d.Action, d.Reasons)
+		}
+	}
+
+	// Another architecture.
+	vit := strings.Replace(warmStartHCL, "INIT", "stage.train.base.saved_model", 1)
+	vit = strings.Replace(vit, `epochs        = 1`, `epochs        = 1
+  architecture  = "vit"`, 1)
+	vit = strings.Replace(strings.Replace(vit, `architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 1`, `train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 1`, 1), `options       = { channels = [4], pool = 2, dense = 8 }
+  init_from`, `options       = { patch = 4, dim = 8, depth = 1, heads = 2 }
+  init_from`, 1)
+	w.write("pipeline.hcl", []byte(vit))
+	rec, err = w.run(true)
+	if err == nil {
+		t.Fatal("a vit started from a cnn ran")
+	}
+	if res := rec.Result("train.tuned"); res == nil || !strings.Contains(res.Error, "init_from: ") || !strings.Contains(res.Error, "holds a cnn, not a vit") {
+		t.Errorf("a vit from a cnn: %+v", res)
+	}
+}
