@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // sourceProblem is what is wrong with a Source attribute's path, found without reading it.
@@ -77,7 +78,7 @@ func suggestPath(workspace, rel string) string {
 
 // CheckSources reports every Source attribute whose path contains the store or does not
 // exist, at the attribute, with the closest existing path when the given one looks like a
-// typo. It costs a stat per source (nothing is hashed), so validate can afford it; plan and
+// typo, and warns of paths given where a stage output is expected that do not exist. It costs a stat per source (nothing is hashed), so validate can afford it; plan and
 // run find the same problems when they hash the sources. workspace is the folder that paths
 // are relative to.
 func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
@@ -88,6 +89,10 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 		v, _ := w.Evaluate(inst, nil) // their problems are reported by Build
 		for _, a := range inst.Kind.Attributes() {
 			val := v.Get(a.Name)
+			if a.Role != Source && len(a.Accepts) > 0 {
+				diags = append(diags, missingPathInputs(workspace, file, a, v, seen)...)
+				continue
+			}
 			if a.Role != Source || !val.IsKnown() || val.IsNull() {
 				continue
 			}
@@ -109,6 +114,39 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 		}
 	}
 	sortBySubject(diags)
+	return diags
+}
+
+// missingPathInputs warns of each path written as a string in attribute a, which takes stage
+// outputs, that does not exist (see pathInputs): the stage will fail when it runs, but the
+// path may yet appear (a model promoted by a run), so it is not an error.
+func missingPathInputs(workspace, file string, a Attribute, v *Values, seen map[string]bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	store := filepath.Join(workspace, StoreDir)
+	rng := v.Range(a.Name)
+	cty.Walk(v.Get(a.Name), func(_ cty.Path, val cty.Value) (bool, error) {
+		if !val.IsKnown() || val.IsNull() || val.Type() != cty.String || val.AsString() == "" {
+			return true, nil
+		}
+		rel := val.AsString()
+		abs := InWorkspace(workspace, CleanPath(rel))
+		id := rng.String() + "\x00" + rel
+		if seen[id] || Inside(abs, store) {
+			return true, nil
+		}
+		seen[id] = true
+		if _, err := os.Stat(abs); !os.IsNotExist(err) {
+			return true, nil
+		}
+		detail := fmt.Sprintf("%s %q does not exist (paths are relative to the folder of %s): the stage will fail when it runs unless it appears first", a.Name, rel, file)
+		if sug := suggestPath(workspace, rel); sug != "" {
+			detail += fmt.Sprintf(". Did you mean %q?", sug)
+		} else {
+			detail += "."
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Path not found", Detail: detail, Subject: rng})
+		return true, nil
+	})
 	return diags
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 const sourcesHCL = `
@@ -49,6 +51,35 @@ func TestCheckSourcesReportsMissingFoldersAtTheAttribute(t *testing.T) {
 	_, err := e.Plan(Selection{Targets: []string{"gen.typo"}})
 	if err == nil || !strings.Contains(err.Error(), `gen.typo: source "data/trian" does not exist (paths are relative to the folder of pipeline.hcl); did you mean "data/train"?`) {
 		t.Errorf("plan: %v", err)
+	}
+}
+
+// A path written where a stage output is expected that does not exist is a warning at its
+// attribute (the stage would fail; a run might yet make it, as a promotion makes a model
+// folder), with the closest existing path; one that exists, and references to outputs, are
+// not reported.
+func TestCheckSourcesWarnsOfMissingPathInputs(t *testing.T) {
+	ws := newWorkspace(t, `
+stage "make" "m" {
+  source = "raw"
+}
+
+stage "use" "typo" {
+  input = "data/ot.txt"
+}
+
+stage "use" "ok" {
+  input = "data/a.txt"
+}
+
+stage "use" "ref" {
+  input = stage.make.m.out
+}
+`, map[string]string{"data/a.txt": "a", "raw/b.txt": "b"})
+	diags := ws.engine(nil).Workflow.CheckSources(ws.dir)
+	if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Subject.Start.Line != 7 ||
+		diags[0].Detail != `input "data/ot.txt" does not exist (paths are relative to the folder of pipeline.hcl): the stage will fail when it runs unless it appears first. Did you mean "data/a.txt"?` {
+		t.Fatalf("diagnostics: %v", diags)
 	}
 }
 

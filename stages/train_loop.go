@@ -214,6 +214,11 @@ func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainSt
 		Input: graphs.Input{Height: int64(m.Size), Width: int64(m.Size), Channels: int64(m.Channels), Mean: st.Mean, Std: st.Std}}
 	opt := graphs.DefaultOptimizer()
 	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(effectiveWeightDecay(cfg.TrainConfig))
+	if !resumed && cfg.initFrom != "" {
+		if _, err := os.Stat(job.Path(cfg.initFrom)); err != nil {
+			return nil, fmt.Errorf("init_from %q: %w", cfg.initFrom, err)
+		}
+	}
 	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
 		Seed: uint64(job.Seed), Threads: cfg.Threads})
 	if err != nil || resumed || cfg.initFrom == "" {
