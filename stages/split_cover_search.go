@@ -17,8 +17,10 @@ type coverResult struct {
 
 // cover returns sets for some of groups (one component, none fixed) that give each of their
 // classes a group in every set of required: the groups shared with a tight class (one with
-// fewer groups of its own than sets), then for each class one of its own groups per set it
-// still lacks. A class that is not tight can be given every set by its own groups, so shared
+// fewer groups of its own than sets it lacks), then for each class one of its own groups per
+// set it still lacks. The groups of kept (nil for none) keep their sets there: cover places
+// only the others, and a class lacks the sets its kept groups leave empty. A class that is
+// not tight can be given every set it lacks by its own groups, so shared
 // groups of such classes only are left to the quotas, and the tight classes fall into knots
 // (linked by shared groups) that are searched apart: a split of one does not constrain
 // another. Sets in prev are tried first, so that few groups move. cover tries every way to
@@ -26,23 +28,33 @@ type coverResult struct {
 // works, with whether it tried them all; their classes get no sets. The groups of the classes
 // of first are placed first, then those of the classes they share groups with, and so on, so
 // that a choice that cannot work fails soon after it is made.
-func cover(groups []*group, required []string, prev map[string]string, seed int64, first []string, budget int) coverResult {
+func cover(groups []*group, kept map[string]string, required []string, prev map[string]string, seed int64, first []string, budget int) coverResult {
 	s := coverSearch{required: required, prev: prev, budget: budget,
 		classes: map[string][]string{}, own: map[string][]*group{}, have: map[string]uint8{}, left: map[string]int{}}
 	var multi []*group
 	for _, g := range groups {
 		cs := slices.Sorted(maps.Keys(g.files()))
 		s.classes[g.Digest] = cs
-		for _, c := range cs {
-			s.have[c] = 0
+		var bit uint8
+		if i := slices.Index(required, kept[g.Digest]); i >= 0 {
+			bit = 1 << i
 		}
-		if len(cs) > 1 {
+		for _, c := range cs {
+			s.have[c] |= bit
+		}
+		switch {
+		case bit != 0:
+		case len(cs) > 1:
 			multi = append(multi, g)
-		} else {
+		default:
 			s.own[g.home()] = append(s.own[g.home()], g)
 		}
 	}
-	tight := func(c string) bool { return len(s.own[c]) < len(required) }
+	lacking := map[string]int{} // the sets each class lacks before the search
+	for c := range s.have {
+		lacking[c] = s.lacks(c)
+	}
+	tight := func(c string) bool { return len(s.own[c]) < lacking[c] }
 	var shared []*group
 	for _, g := range multi {
 		if slices.ContainsFunc(s.classes[g.Digest], tight) {
