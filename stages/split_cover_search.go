@@ -30,7 +30,7 @@ type coverResult struct {
 // that a choice that cannot work fails soon after it is made.
 func cover(groups []*group, kept map[string]string, required []string, prev map[string]string, seed int64, first []string, budget int) coverResult {
 	s := coverSearch{required: required, prev: prev, budget: budget,
-		classes: map[string][]string{}, own: map[string][]*group{}, have: map[string]uint8{}, left: map[string]int{}}
+		classes: map[string][]string{}, own: map[string][]*group{}, ownWas: map[string]uint8{}, have: map[string]uint8{}, left: map[string]int{}}
 	var multi []*group
 	for _, g := range groups {
 		cs := slices.Sorted(maps.Keys(g.files()))
@@ -48,6 +48,13 @@ func cover(groups []*group, kept map[string]string, required []string, prev map[
 			multi = append(multi, g)
 		default:
 			s.own[g.home()] = append(s.own[g.home()], g)
+		}
+	}
+	for c, gs := range s.own {
+		for _, g := range gs {
+			if i := slices.Index(required, prev[g.Digest]); i >= 0 {
+				s.ownWas[c] |= 1 << i
+			}
 		}
 	}
 	lacking := map[string]int{} // the sets each class lacks before the search
@@ -144,6 +151,7 @@ type coverSearch struct {
 	budget   int
 	classes  map[string][]string // group digest → its classes, sorted
 	own      map[string][]*group // class → its groups with no other class
+	ownWas   map[string]uint8    // class → the sets of required (bits) its own groups were in, in prev
 	have     map[string]uint8    // class → the sets of required (bits) its placed shared groups fill
 	left     map[string]int      // class → its searched shared groups not yet placed
 	tries    int                 // partial splits tried in this knot
@@ -171,7 +179,7 @@ func (s *coverSearch) search(shared []*group, classes []string) ([]int, bool) {
 		g := shared[i]
 		cs := s.classes[g.Digest]
 		saved := make([]uint8, len(cs))
-		for _, set := range coverOrder(s.required, s.prev[g.Digest], cs, s.have) {
+		for _, set := range coverOrder(s.required, s.prev[g.Digest], cs, s.have, s.ownWas) {
 			ok := true
 			for k, c := range cs {
 				saved[k] = s.have[c]
@@ -267,8 +275,10 @@ func distances(shared []*group, classes map[string][]string, from []string) map[
 }
 
 // coverOrder returns the sets (indexes into required) to try for a shared group of classes
-// cs: its set in prev, then the sets the most of cs lack, test and val first on a tie.
-func coverOrder(required []string, was string, cs []string, have map[string]uint8) []int {
+// cs: its set in prev, then the sets the most of cs lack, test and val first on a tie. A class
+// with an own group that was in a set (ownWas) does not lack it: that group fills it without
+// moving.
+func coverOrder(required []string, was string, cs []string, have, ownWas map[string]uint8) []int {
 	var out []int
 	for _, name := range splitOrder {
 		if s := slices.Index(required, name); s >= 0 {
@@ -278,7 +288,7 @@ func coverOrder(required []string, was string, cs []string, have map[string]uint
 	lacking := func(s int) int {
 		n := 0
 		for _, c := range cs {
-			if have[c]&(1<<s) == 0 {
+			if (have[c]|ownWas[c])&(1<<s) == 0 {
 				n++
 			}
 		}

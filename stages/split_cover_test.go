@@ -448,3 +448,29 @@ func TestNewImagesFillASetBeforeAnImageOfThePreviousSplitMoves(t *testing.T) {
 		t.Fatal("the quotas never moved an image of b: the case this test is about is not tested")
 	}
 }
+
+// A rerun after a's train image was deleted: its others are its own test image g1 and g2
+// and g3, in val, shared with c and b. One image must move: g2 or g3 into train, since c and
+// b have new images for val. The search tries the shared images' sets first; putting one of
+// them in test, which a would lack without g1, takes g1 out of test into train: two moves,
+// a test image into training.
+func TestTheSearchMovesNoImageThatItsClassCanKeep(t *testing.T) {
+	gs := sharedGroups("a", "ac", "ab", "b", "bd", "bd", "c", "c", "cd", "d", "d", "d", "d", "d", "d")
+	prev := map[string]string{"g1": TestSet, "g2": ValSet, "g3": ValSet, "g5": TrainSet, "g6": TestSet, "g9": TestSet, "g10": TrainSet}
+	all := []string{TrainSet, ValSet, TestSet}
+	for seed := int64(0); seed < 20; seed++ {
+		res := splitGroups(gs, prev, nil, 0.05, 0.05, seed)
+		if len(res.failed) > 0 || len(missingSets(gs, res.sets, all)) > 0 {
+			t.Fatalf("seed %d: failed %+v, missing %v", seed, res.failed, missingSets(gs, res.sets, all))
+		}
+		var moved []string
+		for _, g := range gs {
+			if p := prev[g.Digest]; p != "" && res.sets[g.Digest] != p {
+				moved = append(moved, fmt.Sprintf("%s %s → %s", g.Digest, p, res.sets[g.Digest]))
+			}
+		}
+		if len(moved) != 1 || res.sets["g1"] != TestSet {
+			t.Errorf("seed %d: moved %v, want g2 or g3 into train", seed, moved)
+		}
+	}
+}
