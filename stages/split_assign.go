@@ -88,7 +88,10 @@ func order(seed int64, digest string) string {
 // assignSplits decides the split of every group. Groups already in prev keep their split (a
 // retrain never moves an image between train and test); the others fill each class's
 // remaining quota, in an order fixed by the seed and their content. With no history the
-// per-class counts equal targets() exactly; after images are only added they still do.
+// per-class counts equal targets() exactly; after images are only added, the new ones fill
+// the sets below their quota, so a count passes its quota only if it did before (a quota can
+// shrink as a class grows: 7 images at val 0.2 and test 0.2 are 5 train, 1 val and 1 test, 8
+// are 4, 2 and 2, which one new image cannot reach).
 // fixed assigns groups to a split unconditionally (e.g. a separate test folder). Then every
 // class gets a file in each set it must have one in (fillEmpty); the classes for which that
 // was impossible are returned, sorted.

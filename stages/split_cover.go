@@ -51,8 +51,11 @@ type unsplit struct {
 }
 
 // splitGroups splits groups as assignSplits does (prev and fixed as there). When that
-// leaves a class without a group in a set it must have one in, cover searches the groups of
-// its component (the classes it shares groups with, transitively): it places the shared ones
+// leaves a class without a group in a set it must have one in, or moves a group of prev to
+// give it one, cover first searches the new groups of its component (the classes it shares
+// groups with, transitively) for sets that keep every group of prev where it was. When there
+// are none, the quotas' moves stand, and a class still without a group in a set has cover
+// search the groups of its component: it places the shared ones
 // that matter and one more per set a class still lacks, preferring their sets in prev, and
 // the other groups keep their sets or fill the quotas around them. Where cover gives up on a
 // knot, the groups of the knot's classes are split without history, as if new; the rest of
@@ -65,25 +68,51 @@ func splitGroups(groups []*group, prev, fixed map[string]string, val, test float
 func splitGroupsWithin(groups []*group, prev, fixed map[string]string, val, test float64, seed int64, budget int) splitResult {
 	sets, short := assignSplits(groups, prev, fixed, val, test, seed)
 	res := splitResult{sets: sets, short: short, moved: map[string]bool{}}
-	if len(short) == 0 {
-		return res
-	}
 	var free []*group
+	var shifted []string // the classes of groups the quotas moved out of their previous sets
 	for _, g := range groups {
-		if fixed[g.Digest] == "" {
-			free = append(free, g)
+		if fixed[g.Digest] != "" {
+			continue
+		}
+		free = append(free, g)
+		if p := prev[g.Digest]; p != "" && sets[g.Digest] != p {
+			for c := range g.files() {
+				if !slices.Contains(shifted, c) {
+					shifted = append(shifted, c)
+				}
+			}
 		}
 	}
+	if len(short) == 0 && len(shifted) == 0 {
+		return res
+	}
+	// fillEmpty moves a group of prev when no new group can fill a set alone, though new
+	// groups placed otherwise may (a new group that another class holds in place).
+	troubled := slices.Sorted(slices.Values(append(slices.Clone(short), shifted...)))
+	troubled = slices.Compact(troubled)
 	required := requiredSets(val, test)
 	pins := maps.Clone(prev)
 	if pins == nil {
 		pins = map[string]string{}
 	}
-	comps := components(free, short)
+	var comps []component // the components cover searched without keeping every previous set
+	for _, comp := range components(free, troubled) {
+		if slices.ContainsFunc(comp.groups, func(g *group) bool { return prev[g.Digest] != "" }) {
+			cr := cover(comp.groups, prev, required, prev, seed, troubled, budget)
+			res.tries += cr.tries
+			if len(cr.failed) == 0 {
+				maps.Copy(pins, cr.sets)
+				continue
+			}
+		}
+		if slices.ContainsFunc(comp.classes, func(c string) bool { return slices.Contains(short, c) }) {
+			comps = append(comps, comp)
+		}
+	}
 	var knots []unsplit // the knots cover found no split for
 	for _, comp := range comps {
 		res.searched = append(res.searched, comp.classes...)
-		cr := cover(comp.groups, required, prev, seed, short, budget)
+		cr := cover(comp.groups, nil, required, prev, seed, short, budget)
 		res.tries += cr.tries
 		maps.Copy(pins, cr.sets)
 		for _, u := range cr.failed {

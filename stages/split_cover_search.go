@@ -17,8 +17,10 @@ type coverResult struct {
 
 // cover returns sets for some of groups (one component, none fixed) that give each of their
 // classes a group in every set of required: the groups shared with a tight class (one with
-// fewer groups of its own than sets), then for each class one of its own groups per set it
-// still lacks. A class that is not tight can be given every set by its own groups, so shared
+// fewer groups of its own than sets it lacks), then for each class one of its own groups per
+// set it still lacks. The groups of kept (nil for none) keep their sets there: cover places
+// only the others, and a class lacks the sets its kept groups leave empty. A class that is
+// not tight can be given every set it lacks by its own groups, so shared
 // groups of such classes only are left to the quotas, and the tight classes fall into knots
 // (linked by shared groups) that are searched apart: a split of one does not constrain
 // another. Sets in prev are tried first, so that few groups move. cover tries every way to
@@ -26,23 +28,40 @@ type coverResult struct {
 // works, with whether it tried them all; their classes get no sets. The groups of the classes
 // of first are placed first, then those of the classes they share groups with, and so on, so
 // that a choice that cannot work fails soon after it is made.
-func cover(groups []*group, required []string, prev map[string]string, seed int64, first []string, budget int) coverResult {
+func cover(groups []*group, kept map[string]string, required []string, prev map[string]string, seed int64, first []string, budget int) coverResult {
 	s := coverSearch{required: required, prev: prev, budget: budget,
-		classes: map[string][]string{}, own: map[string][]*group{}, have: map[string]uint8{}, left: map[string]int{}}
+		classes: map[string][]string{}, own: map[string][]*group{}, ownWas: map[string]uint8{}, have: map[string]uint8{}, left: map[string]int{}}
 	var multi []*group
 	for _, g := range groups {
 		cs := slices.Sorted(maps.Keys(g.files()))
 		s.classes[g.Digest] = cs
-		for _, c := range cs {
-			s.have[c] = 0
+		var bit uint8
+		if i := slices.Index(required, kept[g.Digest]); i >= 0 {
+			bit = 1 << i
 		}
-		if len(cs) > 1 {
+		for _, c := range cs {
+			s.have[c] |= bit
+		}
+		switch {
+		case bit != 0:
+		case len(cs) > 1:
 			multi = append(multi, g)
-		} else {
+		default:
 			s.own[g.home()] = append(s.own[g.home()], g)
 		}
 	}
-	tight := func(c string) bool { return len(s.own[c]) < len(required) }
+	for c, gs := range s.own {
+		for _, g := range gs {
+			if i := slices.Index(required, prev[g.Digest]); i >= 0 {
+				s.ownWas[c] |= 1 << i
+			}
+		}
+	}
+	lacking := map[string]int{} // the sets each class lacks before the search
+	for c := range s.have {
+		lacking[c] = s.lacks(c)
+	}
+	tight := func(c string) bool { return len(s.own[c]) < lacking[c] }
 	var shared []*group
 	for _, g := range multi {
 		if slices.ContainsFunc(s.classes[g.Digest], tight) {
@@ -132,6 +151,7 @@ type coverSearch struct {
 	budget   int
 	classes  map[string][]string // group digest → its classes, sorted
 	own      map[string][]*group // class → its groups with no other class
+	ownWas   map[string]uint8    // class → the sets of required (bits) its own groups were in, in prev
 	have     map[string]uint8    // class → the sets of required (bits) its placed shared groups fill
 	left     map[string]int      // class → its searched shared groups not yet placed
 	tries    int                 // partial splits tried in this knot
@@ -159,7 +179,7 @@ func (s *coverSearch) search(shared []*group, classes []string) ([]int, bool) {
 		g := shared[i]
 		cs := s.classes[g.Digest]
 		saved := make([]uint8, len(cs))
-		for _, set := range coverOrder(s.required, s.prev[g.Digest], cs, s.have) {
+		for _, set := range coverOrder(s.required, s.prev[g.Digest], cs, s.have, s.ownWas) {
 			ok := true
 			for k, c := range cs {
 				saved[k] = s.have[c]
@@ -255,8 +275,10 @@ func distances(shared []*group, classes map[string][]string, from []string) map[
 }
 
 // coverOrder returns the sets (indexes into required) to try for a shared group of classes
-// cs: its set in prev, then the sets the most of cs lack, test and val first on a tie.
-func coverOrder(required []string, was string, cs []string, have map[string]uint8) []int {
+// cs: its set in prev, then the sets the most of cs lack, test and val first on a tie. A class
+// with an own group that was in a set (ownWas) does not lack it: that group fills it without
+// moving.
+func coverOrder(required []string, was string, cs []string, have, ownWas map[string]uint8) []int {
 	var out []int
 	for _, name := range splitOrder {
 		if s := slices.Index(required, name); s >= 0 {
@@ -266,7 +288,7 @@ func coverOrder(required []string, was string, cs []string, have map[string]uint
 	lacking := func(s int) int {
 		n := 0
 		for _, c := range cs {
-			if have[c]&(1<<s) == 0 {
+			if (have[c]|ownWas[c])&(1<<s) == 0 {
 				n++
 			}
 		}

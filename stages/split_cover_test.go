@@ -205,10 +205,10 @@ func TestUnsplittableErrorNamesTheLinkedClasses(t *testing.T) {
 	}
 	// A search cut short says so, rather than that there is no split.
 	all := []string{TrainSet, ValSet, TestSet}
-	if cr := cover(conflicted(), all, nil, 1, []string{"z"}, coverBudget); len(cr.failed) != 1 || cr.failed[0].gaveUp {
+	if cr := cover(conflicted(), nil, all, nil, 1, []string{"z"}, coverBudget); len(cr.failed) != 1 || cr.failed[0].gaveUp {
 		t.Fatalf("cover: %+v", cr)
 	}
-	if cr := cover(conflicted(), all, nil, 1, []string{"z"}, 2); len(cr.failed) != 1 || !cr.failed[0].gaveUp {
+	if cr := cover(conflicted(), nil, all, nil, 1, []string{"z"}, 2); len(cr.failed) != 1 || !cr.failed[0].gaveUp {
 		t.Fatalf("cover with 2 tries: %+v", cr)
 	}
 	u := res.failed[0]
@@ -412,6 +412,65 @@ func TestGivingUpSplitsOnlyTheKnotAfresh(t *testing.T) {
 		}
 		if moved := keptOutside(gs, prev, res.sets, "A", "B", "C"); len(moved) > 0 {
 			t.Errorf("budget %d: %d groups moved outside A, B and C, such as %v", budget, len(moved), moved[0])
+		}
+	}
+}
+
+// A rerun after b's train image was deleted: b's two images were in test, and a new image
+// that b shares with a falls to a's quota. Where the quotas put it in test, a's only test
+// image, no new image can give b a train image alone, but the new images placed otherwise
+// can (the shared one in train, one of a's own in test): no image of the previous split
+// moves, least of all one from test into train.
+func TestNewImagesFillASetBeforeAnImageOfThePreviousSplitMoves(t *testing.T) {
+	gs := sharedGroups("a", "a", "ab", "b", "b")
+	prev := map[string]string{"g4": TestSet, "g5": TestSet}
+	all := []string{TrainSet, TestSet}
+	pinned := 0
+	for seed := int64(0); seed < 40; seed++ {
+		quotas, _ := assignSplits(gs, prev, nil, 0, 0.2, seed)
+		if quotas["g4"] != TestSet || quotas["g5"] != TestSet {
+			pinned++ // the case this test is about: the quotas moved one of b's images
+		}
+		res := splitGroups(gs, prev, nil, 0, 0.2, seed)
+		if len(res.failed) > 0 {
+			t.Fatalf("seed %d: failed %+v", seed, res.failed)
+		}
+		if m := missingSets(gs, res.sets, all); len(m) > 0 {
+			t.Fatalf("seed %d: classes without a set: %v", seed, m)
+		}
+		for g, s := range prev {
+			if res.sets[g] != s {
+				t.Errorf("seed %d: %s moved %s → %s, though the new images can fill b's train set", seed, g, s, res.sets[g])
+			}
+		}
+	}
+	if pinned == 0 {
+		t.Fatal("the quotas never moved an image of b: the case this test is about is not tested")
+	}
+}
+
+// A rerun after a's train image was deleted: its others are its own test image g1 and g2
+// and g3, in val, shared with c and b. One image must move: g2 or g3 into train, since c and
+// b have new images for val. The search tries the shared images' sets first; putting one of
+// them in test, which a would lack without g1, takes g1 out of test into train: two moves,
+// a test image into training.
+func TestTheSearchMovesNoImageThatItsClassCanKeep(t *testing.T) {
+	gs := sharedGroups("a", "ac", "ab", "b", "bd", "bd", "c", "c", "cd", "d", "d", "d", "d", "d", "d")
+	prev := map[string]string{"g1": TestSet, "g2": ValSet, "g3": ValSet, "g5": TrainSet, "g6": TestSet, "g9": TestSet, "g10": TrainSet}
+	all := []string{TrainSet, ValSet, TestSet}
+	for seed := int64(0); seed < 20; seed++ {
+		res := splitGroups(gs, prev, nil, 0.05, 0.05, seed)
+		if len(res.failed) > 0 || len(missingSets(gs, res.sets, all)) > 0 {
+			t.Fatalf("seed %d: failed %+v, missing %v", seed, res.failed, missingSets(gs, res.sets, all))
+		}
+		var moved []string
+		for _, g := range gs {
+			if p := prev[g.Digest]; p != "" && res.sets[g.Digest] != p {
+				moved = append(moved, fmt.Sprintf("%s %s → %s", g.Digest, p, res.sets[g.Digest]))
+			}
+		}
+		if len(moved) != 1 || res.sets["g1"] != TestSet {
+			t.Errorf("seed %d: moved %v, want g2 or g3 into train", seed, moved)
 		}
 	}
 }
