@@ -91,6 +91,26 @@ func pixelsOf(img image.Image, channels int) []uint8 {
 		}
 		return out
 	}
+	if c, ok := img.(*image.RGBA); ok {
+		// What toChannels gives, without its generic draw: premultiplied colour over black is
+		// the colour itself, and grey is color.GrayModel's weighting of the 16-bit values.
+		for y := 0; y < h; y++ {
+			row := c.Pix[y*c.Stride : y*c.Stride+4*w]
+			if channels == 3 {
+				o := out[3*w*y : 3*w*(y+1)]
+				for x := 0; x < w; x++ {
+					o[3*x], o[3*x+1], o[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+				}
+				continue
+			}
+			o := out[w*y : w*(y+1)]
+			for x := range o {
+				r, g, b := uint32(row[4*x])*0x101, uint32(row[4*x+1])*0x101, uint32(row[4*x+2])*0x101
+				o[x] = uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 24)
+			}
+		}
+		return out
+	}
 	conv := toChannels(img, channels)
 	switch c := conv.(type) {
 	case *image.Gray:
@@ -164,34 +184,54 @@ func (d *dataset) stream(ctx context.Context, order []int, size int) <-chan pref
 }
 
 // channelStats returns the per-channel mean and standard deviation (0–255 units) of the
-// images selected by use.
+// images selected by use, decoding them on every core. The sums are integers, so the result
+// does not depend on the order the images are read in.
 func (d *dataset) channelStats(use func(Entry) bool) (mean, std []float32, err error) {
 	c := d.m.Channels
-	sum := make([]float64, c)
-	sq := make([]float64, c)
-	var n float64
+	var picked []int
 	for i, e := range d.m.Images {
-		if !use(e) {
-			continue
+		if use(e) {
+			picked = append(picked, i)
 		}
-		px, err := d.image(i)
-		if err != nil {
-			return nil, nil, err
-		}
-		for j, v := range px {
-			f := float64(v)
-			sum[j%c] += f
-			sq[j%c] += f * f
-		}
-		n += float64(len(px) / c)
 	}
-	if n == 0 {
+	if len(picked) == 0 {
 		return nil, nil, fmt.Errorf("%s: no original images to compute mean and std from", d.dir)
 	}
+	workers := min(runtime.NumCPU(), len(picked))
+	sums := make([][2][]uint64, workers) // per worker: per channel Σv and Σv²
+	var g errgroup.Group
+	for w := range workers {
+		sum, sq := make([]uint64, c), make([]uint64, c)
+		sums[w] = [2][]uint64{sum, sq}
+		g.Go(func() error {
+			for k := w; k < len(picked); k += workers {
+				px, err := d.image(picked[k])
+				if err != nil {
+					return err
+				}
+				for j := 0; j+c <= len(px); j += c {
+					for ch := range c {
+						v := uint64(px[j+ch])
+						sum[ch] += v
+						sq[ch] += v * v
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	n := float64(len(picked) * d.m.Size * d.m.Size)
 	mean, std = make([]float32, c), make([]float32, c)
 	for k := 0; k < c; k++ {
-		m := sum[k] / n
-		v := math.Max(sq[k]/n-m*m, 0)
+		var sum, sq uint64
+		for _, s := range sums {
+			sum, sq = sum+s[0][k], sq+s[1][k]
+		}
+		m := float64(sum) / n
+		v := math.Max(float64(sq)/n-m*m, 0)
 		mean[k], std[k] = float32(m), float32(math.Max(math.Sqrt(v), 1))
 	}
 	return mean, std, nil
