@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"pipeline/graphs"
+	"pipeline/pipeline"
 	"pipeline/stages/raster"
 )
 
@@ -184,9 +185,9 @@ func (d *dataset) stream(ctx context.Context, order []int, size int) <-chan pref
 }
 
 // channelStats returns the per-channel mean and standard deviation (0–255 units) of the
-// images selected by use, decoding them on every core. The sums are integers, so the result
-// does not depend on the order the images are read in.
-func (d *dataset) channelStats(use func(Entry) bool) (mean, std []float32, err error) {
+// images selected by use, decoding them on every core (reported to progress). The sums are
+// integers, so the result does not depend on the order the images are read in.
+func (d *dataset) channelStats(use func(Entry) bool, progress pipeline.Progress) (mean, std []float32, err error) {
 	c := d.m.Channels
 	var picked []int
 	for i, e := range d.m.Images {
@@ -197,6 +198,7 @@ func (d *dataset) channelStats(use func(Entry) bool) (mean, std []float32, err e
 	if len(picked) == 0 {
 		return nil, nil, fmt.Errorf("%s: no original images to compute mean and std from", d.dir)
 	}
+	progress.Start("normalisation statistics", int64(len(picked)))
 	workers := min(runtime.NumCPU(), len(picked))
 	sums := make([][2][]uint64, workers) // per worker: per channel Σv and Σv²
 	var g errgroup.Group
@@ -216,6 +218,7 @@ func (d *dataset) channelStats(use func(Entry) bool) (mean, std []float32, err e
 						sq[ch] += v * v
 					}
 				}
+				progress.Add(1)
 			}
 			return nil
 		})

@@ -204,7 +204,7 @@ func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainSt
 		// Normalisation statistics come from the original training images only: augmented
 		// copies would shift them, and val/test must not leak in.
 		var err error
-		st.Mean, st.Std, err = trainDS.channelStats(func(e Entry) bool { return e.Copy == nil })
+		st.Mean, st.Std, err = trainDS.channelStats(func(e Entry) bool { return e.Copy == nil }, job.Progress)
 		if err != nil {
 			return nil, err
 		}
