@@ -95,7 +95,7 @@ func (t *Trainer) LoadWeights(dir string, classes []string) (WarmStart, error) {
 		switch {
 		case !ok:
 			ws.Fresh = append(ws.Fresh, FreshVar{Name: v.Name, Shape: v.Shape})
-		case head && (!shared || len(shape) != len(v.Shape) || !slices.Equal(shape[:len(shape)-1], v.Shape[:len(v.Shape)-1])),
+		case head && (!shared || len(shape) == 0 || len(shape) != len(v.Shape) || !slices.Equal(shape[:len(shape)-1], v.Shape[:len(v.Shape)-1])),
 			!head && !slices.Equal(shape, v.Shape):
 			ws.Fresh = append(ws.Fresh, FreshVar{Name: v.Name, Shape: v.Shape, From: shape})
 		default:
