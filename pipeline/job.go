@@ -30,6 +30,12 @@ type Job struct {
 	// kinds that must stay consistent with their own history use it (split keeps every image
 	// in the split it was in); anything else depends on the key alone.
 	Previous string
+	// Forced is true when the run forces this instance (run --force): it reruns from
+	// scratch, so a kind must make everything again rather than reuse what Previous holds
+	// (the split's stored images, augment's copies), as a forced training starts without
+	// the checkpoints of an interrupted run. Previous stays set for the history a kind keeps
+	// consistent, such as the sets of the split's images.
+	Forced bool
 	// Log receives human-readable progress lines; they also go to the run's log.
 	Log io.Writer
 	// Progress reports completion towards a total for progress bars.

@@ -309,7 +309,8 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	var discarded int64
 	if r.forced[inst.Addr] {
 		// Forced means from scratch: what an interrupted run of this key left (a
-		// training's checkpoints) is not resumed from.
+		// training's checkpoints) is not resumed from, and the kind is told (Job.Forced)
+		// not to reuse what its previous output holds.
 		discarded = r.e.Store.RemoveWork(d.Key)
 	}
 	work, err := r.e.Store.WorkDir(d.Key, inst.Addr)
@@ -328,7 +329,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		r.opts.Reporter.Log(inst.Addr, msg)
 	}
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
-		Out: tmp, Work: work, Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{}, stats: r.e.Store.Stats}
+		Out: tmp, Work: work, Forced: r.forced[inst.Addr], Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{}, stats: r.e.Store.Stats}
 	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
 		prev := filepath.Join(r.e.Store.Workspace, ObjectRel(st.Output))
 		if _, err := os.Stat(prev); err == nil {

@@ -16,7 +16,7 @@ import (
 // Like the split, augment reruns whenever its input changes (a few photos added), and each
 // copy depends only on its original's pixels, the seed, the copy's index and the operations'
 // settings: a rerun links the copies its previous output made from the same original instead
-// of making them again, byte for byte the same.
+// of making them again, byte for byte the same. A forced run (run --force) links none.
 
 // copiesFile records, in augment's report output, what its copies were made with and from.
 // It is in report/, not beside the training images, because it names every setting of every
@@ -64,10 +64,15 @@ type previousCopies struct {
 }
 
 // readPreviousCopies returns the copies of the previous output dir ("" for none) when they
-// were made as made says and its records are intact; none otherwise.
+// were made as made says and its records are intact; none otherwise, and none for a forced
+// run (run --force), which makes every copy again.
 func readPreviousCopies(job *pipeline.Job, dir, made string) previousCopies {
 	var pc previousCopies
 	if dir == "" {
+		return pc
+	}
+	if job.Forced {
+		job.Logf("forced: making every copy again, linking none from the previous output")
 		return pc
 	}
 	record := filepath.Join(dir, "report", copiesFile)

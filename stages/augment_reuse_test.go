@@ -2,6 +2,8 @@ package stages
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,5 +58,77 @@ func TestEveryOperationParameterIsAField(t *testing.T) {
 	}
 	if n := len(unusedParams(nil)); n != v.NumField() {
 		t.Errorf("opParams names %d parameters, OpParams has %d", n, v.NumField())
+	}
+}
+
+// A forced augment makes every copy again, linking none from its previous output, and the
+// next plain rerun reuses them again.
+func TestAForcedAugmentMakesEveryCopyAgain(t *testing.T) {
+	hcl := strings.Replace(augmentHCL, `ops         = ["flip_rotate_crop", "color_jitter", "affine", "blur", "noise", "flip"]`, `ops         = ["flip_rotate_crop", "color_jitter"]`, 1)
+	w := newWS(t, hcl)
+	for i := 0; i < 10; i++ {
+		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(1, uint64(i), 12, 12))
+	}
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("raw/small/%d.png", i), randomPNG(2, uint64(i), 12, 12))
+	}
+	first := mustRun(t, w)
+	copies := func(rec *pipeline.RunRecord) map[string]string {
+		dir := w.output(rec, "augment.balanced", "output")
+		m, err := ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range m.Images {
+			if e.Copy != nil {
+				out[e.Path] = filepath.Join(dir, filepath.FromSlash(e.Path))
+			}
+		}
+		return out
+	}
+	before := copies(first)
+	if len(before) == 0 {
+		t.Fatal("augment made no copies")
+	}
+	forced := w.runForced("augment.balanced")
+	log := runLog(t, forced)
+	if strings.Contains(log, "augment.balanced: reused ") || !strings.Contains(log, "augment.balanced: forced: making every copy again") {
+		t.Fatalf("the forced augment reused copies, or did not say it made them again:\n%s", log)
+	}
+	if r := forced.Result("augment.balanced"); r.Output != first.Result("augment.balanced").Output {
+		t.Errorf("forced augment output %s, want the same as before, %s", r.Output, first.Result("augment.balanced").Output)
+	}
+	// Its output is the same as before, which the store keeps; the copies it made were its
+	// own files until then, which the unchanged output's record cannot show: add a photo so
+	// that the split reruns and a forced augment publishes a new output.
+	w.write("raw/big/10.png", randomPNG(1, 10, 12, 12))
+	forced = w.runForced("augment.balanced")
+	if log := runLog(t, forced); strings.Contains(log, "augment.balanced: reused ") {
+		t.Fatalf("the forced augment reused copies:\n%s", log)
+	}
+	after := copies(forced)
+	shared := 0
+	for p, a := range before {
+		b, ok := after[p]
+		if !ok {
+			continue
+		}
+		shared++
+		fa, err1 := os.Stat(a)
+		fb, err2 := os.Stat(b)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if os.SameFile(fa, fb) {
+			t.Errorf("%s: the forced augment linked the previous output's copy", p)
+		}
+	}
+	if shared == 0 {
+		t.Fatal("no copy of the first run is in the forced run's output: nothing to compare")
+	}
+	w.write("raw/big/11.png", randomPNG(1, 11, 12, 12))
+	if log := runLog(t, mustRun(t, w)); !strings.Contains(log, "augment.balanced: reused ") {
+		t.Errorf("the plain rerun after a forced one reused no copies:\n%s", log)
 	}
 }

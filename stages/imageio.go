@@ -59,10 +59,60 @@ type loaded struct {
 	Fallback bool // a JPEG decoded by image/jpeg after libjpeg-turbo refused it
 }
 
-// errRejected marks problems that reject one file without failing the stage.
-type errRejected struct{ reason string }
+// errRejected marks problems with an image file itself, which reject one file without
+// failing the split; its reason is what the split's rejected.json says, and predict and serve
+// say the same of the same file. kind, when set, is the input error (ErrEmptyFile,
+// ErrNotImage, ErrBadImage, ErrTooLarge) it is one of, which a server maps to a status code.
+type errRejected struct {
+	reason string
+	kind   error
+}
 
 func (e errRejected) Error() string { return e.reason }
+
+// Unwrap returns the input error e is one of (nil when none).
+func (e errRejected) Unwrap() error { return e.kind }
+
+// rejectAs is reject for a problem of kind.
+func rejectAs(kind error, format string, args ...any) error {
+	return errRejected{fmt.Sprintf(format, args...), kind}
+}
+
+// emptyFile is the problem with a file of no bytes.
+func emptyFile() error { return rejectAs(ErrEmptyFile, "empty file") }
+
+// checkHeader reads an image's header from r with image.DecodeConfig (r is read from the
+// file's start and may implement io.ReaderAt for TIFF) and checks it: a file that is not an
+// image of a supported format, is truncated or corrupt in its header, has no pixels, or has
+// more than maxPixels (limit names that setting: max_pixels for the split, --max-pixels for
+// predict and serve) is an errRejected. head returns the file's first bytes (up to headLen),
+// only called to name what a corrupt header lacks.
+func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string) (image.Config, string, error) {
+	cfg, format, err := image.DecodeConfig(r)
+	switch {
+	case errors.Is(err, image.ErrFormat):
+		return cfg, "", rejectAs(ErrNotImage, "not an image (content is not %s)", ImageFormats)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return cfg, format, rejectAs(ErrBadImage, "truncated %s (header incomplete)", format)
+	case err != nil:
+		return cfg, format, errRejected{decodeReason(format, " header", err, head()), ErrBadImage}
+	case cfg.Width <= 0 || cfg.Height <= 0:
+		return cfg, format, rejectAs(ErrBadImage, "%s with zero size %dx%d", format, cfg.Width, cfg.Height)
+	case int64(cfg.Width)*int64(cfg.Height) > maxPixels:
+		return cfg, format, rejectAs(ErrTooLarge, "%s of %dx%d exceeds %s %d", format, cfg.Width, cfg.Height, limit, maxPixels)
+	}
+	return cfg, format, nil
+}
+
+// decodeError is the errRejected for err, the failure of decoding a whole file of format
+// (prepare) whose header checkHeader passed, given the file's first bytes (up to headLen).
+func decodeError(format string, err error, head []byte) error {
+	// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {
+		return rejectAs(ErrBadImage, "truncated %s", format)
+	}
+	return errRejected{decodeReason(format, "", err, head[:min(len(head), headLen)]), ErrBadImage}
+}
 
 // openSource opens source files (tests make some unreadable, which permissions cannot do for
 // root).
@@ -93,7 +143,9 @@ func readRest(f *os.File, fi os.FileInfo) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func reject(format string, args ...any) error { return errRejected{fmt.Sprintf(format, args...)} }
+func reject(format string, args ...any) error {
+	return errRejected{reason: fmt.Sprintf(format, args...)}
+}
 
 // digests knows the digests of some files already (*pipeline.Job: the engine's, of a
 // stage's sources).
@@ -123,26 +175,18 @@ func loadImage(path string, known digests, maxPixels int64, size int, policy str
 	}
 	br := bufio.NewReader(f)
 	if _, err := br.Peek(1); err == io.EOF {
-		return loaded{}, reject("empty file")
+		return loaded{}, emptyFile()
 	} else if err != nil {
 		return loaded{}, err
 	}
-	cfg, format, err := image.DecodeConfig(headerReader{br, f})
-	switch {
-	case errors.Is(err, image.ErrFormat):
-		return loaded{}, reject("not an image (content is not " + ImageFormats + ")")
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return loaded{}, reject("truncated %s (header incomplete)", format)
-	case err != nil:
+	head := func() []byte {
 		head := make([]byte, headLen)
 		n, _ := f.ReadAt(head, 0)
-		return loaded{}, errRejected{decodeReason(format, " header", err, head[:n])}
+		return head[:n]
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return loaded{}, reject("%s with zero size %dx%d", format, cfg.Width, cfg.Height)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
-		return loaded{}, reject("%s of %dx%d exceeds max_pixels %d", format, cfg.Width, cfg.Height, maxPixels)
+	cfg, format, err := checkHeader(headerReader{br, f}, head, maxPixels, "max_pixels")
+	if err != nil {
+		return loaded{}, err
 	}
 	data, err := readRest(f, fi)
 	if err != nil {
@@ -160,11 +204,7 @@ func loadImage(path string, known digests, maxPixels int64, size int, policy str
 	}
 	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {
-		// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF.
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {
-			return l, reject("truncated %s", format)
-		}
-		return l, errRejected{decodeReason(format, "", err, data[:min(len(data), headLen)])}
+		return l, decodeError(format, err, data)
 	}
 	l.Img, l.Fallback = img, fallback
 	return l, nil

@@ -31,7 +31,10 @@ type Prediction struct {
 	Confidence float64 `json:"confidence"`
 }
 
-// Input errors a server maps to status codes.
+// Input errors a server maps to status codes. The errors CheckImage and PredictBytes return
+// for a bad file wrap one of them (errors.Is) and say what is wrong in the words of the
+// split's rejected.json for the same file ("truncated jpeg", "empty file", "not an image
+// (…)", "unsupported bmp (RLE8 compression): convert it to PNG or JPEG").
 var (
 	ErrNotImage  = errors.New("not an image: " + ImageFormats + " expected")
 	ErrBadImage  = errors.New("the image could not be decoded")
@@ -81,22 +84,14 @@ func CheckImage(data []byte, maxPixels int64) (string, error) {
 	return format, err
 }
 
+// checkImage is CheckImage, also returning the header, with the split's checks (checkHeader);
+// the limit is named as predict's and serve's flag.
 func checkImage(data []byte, maxPixels int64) (image.Config, string, error) {
 	if len(data) == 0 {
-		return image.Config{}, "", ErrEmptyFile
+		return image.Config{}, "", emptyFile()
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	switch {
-	case errors.Is(err, image.ErrFormat):
-		return cfg, "", ErrNotImage
-	case err != nil:
-		return cfg, format, fmt.Errorf("%w: %v", ErrBadImage, err)
-	case cfg.Width <= 0 || cfg.Height <= 0:
-		return cfg, format, fmt.Errorf("%w: zero size", ErrBadImage)
-	case int64(cfg.Width)*int64(cfg.Height) > maxPixels:
-		return cfg, format, fmt.Errorf("%w: %dx%d exceeds %d", ErrTooLarge, cfg.Width, cfg.Height, maxPixels)
-	}
-	return cfg, format, nil
+	head := func() []byte { return data[:min(len(data), headLen)] }
+	return checkHeader(bytes.NewReader(data), head, maxPixels, "--max-pixels")
 }
 
 // PredictBytes returns the top k predictions for each encoded image (errors per image).
@@ -116,7 +111,7 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]P
 		}
 		img, err := prepareImage(data, format, cfg.Width, cfg.Height, size, resizeOf(info), ch)
 		if err != nil {
-			errs[i] = fmt.Errorf("%w: %v", ErrBadImage, err)
+			errs[i] = decodeError(format, err, data)
 			continue
 		}
 		px := pixelsOf(img, ch)

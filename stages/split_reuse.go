@@ -23,7 +23,8 @@ import (
 // week's few new photos. Decoding and resizing is most of its work, and the previous output
 // already holds every unchanged photo's stored image: when that output was stored the same way
 // (storedWith), the split hard-links those images instead of making them again. The result is
-// byte for byte what a split from scratch makes.
+// byte for byte what a split from scratch makes. A forced split (run --force) is one from
+// scratch: it links none, for its user distrusts what is stored.
 
 // fingerprintsFile holds the near-duplicate fingerprint of every stored image, by source
 // digest, so that a later split can reuse stored images without decoding them again.
@@ -58,9 +59,16 @@ type reusable struct {
 }
 
 // previousStored returns the stored images of the previous split p (nil for none) when they
-// were stored as stored says and its records are intact; nothing otherwise.
+// were stored as stored says and its records are intact; nothing otherwise, and nothing for a
+// forced split (run --force), which makes every image again.
 func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable {
 	r := reusable{stored: map[string]string{}, prints: map[string]fingerprint{}}
+	if job.Forced {
+		if p != nil {
+			job.Logf("forced: storing every image again, linking none from the previous split")
+		}
+		return r
+	}
 	if p == nil || p.changed != "" || p.rep == nil || p.rep.Stored != stored || len(p.manifests) != 3 {
 		return r
 	}

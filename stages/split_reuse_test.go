@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -219,4 +220,83 @@ func TestAPreviousSplitWhoseRecordsChangedIsNotTrusted(t *testing.T) {
 	if want := "not keeping the previous split's sets (its test/manifest.json is gone or changed since it was written)"; !strings.Contains(string(log), want) {
 		t.Fatalf("run.log lacks %q:\n%s", want, log)
 	}
+}
+
+// runForced runs the workspace's pipeline with addr forced (run --stage addr --force).
+func (w *ws) runForced(addr string) *pipeline.RunRecord {
+	w.t.Helper()
+	rec, err := w.engine().Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models"),
+		Selection: pipeline.Selection{Targets: []string{addr}, Force: true}})
+	if err != nil {
+		if rec != nil {
+			w.t.Logf("run.log:\n%s", runLog(w.t, rec))
+		}
+		w.t.Fatal(err)
+	}
+	if r := rec.Result(addr); r == nil || r.Status != pipeline.StatusRan {
+		w.t.Fatalf("forced %s did not run: %+v", addr, r)
+	}
+	return rec
+}
+
+// A forced split is one from scratch: it stores every image again, linking none from its
+// previous output, to the same bytes and keeping every image's set; the next plain rerun
+// reuses again.
+func TestAForcedSplitStoresEveryImageAgain(t *testing.T) {
+	w := nearWS(t, true)
+	first, _ := w.run(false)
+	w.write("raw/a/new.png", encodePNG(blobPhoto(999, 120, 90)))
+	forced := w.runForced("split.main")
+	log := runLog(t, forced)
+	if strings.Contains(log, "split.main: reused ") || !strings.Contains(log, "split.main: forced: storing every image again") {
+		t.Fatalf("the forced split reused stored images, or did not say it made them again:\n%s", log)
+	}
+	for _, set := range []string{TrainSet, ValSet, TestSet} {
+		before, err := ReadManifest(w.output(first, "split.main", set))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := ReadManifest(w.output(forced, "split.main", set))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths := map[string]string{}
+		for _, e := range after.Images {
+			paths[e.Digest] = e.Path
+		}
+		for _, e := range before.Images {
+			p, ok := paths[e.Digest]
+			if !ok {
+				t.Errorf("%s left %s after the forced split", e.Source, set)
+				continue
+			}
+			a := filepath.Join(w.output(first, "split.main", set), e.Path)
+			b := filepath.Join(w.output(forced, "split.main", set), p)
+			fa, err1 := os.Stat(a)
+			fb, err2 := os.Stat(b)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if os.SameFile(fa, fb) {
+				t.Errorf("%s: the forced split linked the previous split's stored image", e.Source)
+			}
+			if ba, bb := readBytes(t, a), readBytes(t, b); ba != bb {
+				t.Errorf("%s: stored again differently", e.Source)
+			}
+		}
+	}
+	w.write("raw/b/new.png", encodePNG(blobPhoto(998, 120, 90)))
+	rec, _ := w.run(false)
+	if log := runLog(t, rec); !strings.Contains(log, "split.main: reused 21 stored images") {
+		t.Errorf("the plain rerun after a forced one did not reuse its 21 images:\n%s", log)
+	}
+}
+
+func readBytes(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

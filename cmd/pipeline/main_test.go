@@ -149,6 +149,12 @@ func TestResumedTrainingIsSaidOnTheConsole(t *testing.T) {
 	if !strings.Contains(buf.String(), "train.cnn: forced: starting over") {
 		t.Fatalf("console: %q", buf.String())
 	}
+	// So does a forced split that makes every image again.
+	buf.Reset()
+	r.Log("split.main", "forced: storing every image again, linking none from the previous split")
+	if !strings.Contains(buf.String(), "split.main: forced: storing every image again") {
+		t.Fatalf("console: %q", buf.String())
+	}
 	// The run's own lines have no stage to name, and no ": " before them.
 	buf.Reset()
 	r.Log("", "pid 7 ended without releasing the workspace lock; taking it over")

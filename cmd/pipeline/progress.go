@@ -208,10 +208,11 @@ func isWarning(line string) bool { return strings.HasPrefix(line, "warning: ") }
 
 // isResume keeps a training's "resuming after epoch N of M" on the console without
 // --verbose: the run goes on from a checkpoint rather than from the start, which explains
-// its epoch count and its time; so is a forced stage's "forced: starting over" (without the
-// checkpoints of an interrupted run).
+// its epoch count and its time; so is what a forced stage says it does from scratch ("forced:
+// starting over" without the checkpoints of an interrupted run, a split or augment making
+// every image again).
 func isResume(line string) bool {
-	return strings.HasPrefix(line, "resuming after epoch ") || strings.HasPrefix(line, "forced: starting over")
+	return strings.HasPrefix(line, "resuming after epoch ") || strings.HasPrefix(line, "forced: ")
 }
 
 // isEpochLine keeps per-epoch summaries (validation loss, F1, top-k) on the console without

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"log"
@@ -624,4 +625,31 @@ func mustEval(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestPredictAndServeCallATruncatedJPEGTruncated checks that predict and serve say of a JPEG
+// cut short in its scan what the split's rejected.json says ("truncated jpeg"), not the
+// decoder's "short Huffman data".
+func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i*7 + i/13)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	cut := buf.Bytes()[:buf.Len()*6/10]
+	file := filepath.Join(t.TempDir(), "cut.jpg")
+	os.WriteFile(file, cut, 0o644)
+	dir := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	code, _, errs := runCLI("predict", "--model", dir, file)
+	if code != exitErr || !strings.Contains(errs, "cut.jpg: truncated jpeg\n") {
+		t.Errorf("predict: exit %d, stderr %q; want %q", code, errs, file+": truncated jpeg")
+	}
+	_, ts := newTestServer(t, dir, defaultServeOptions())
+	body, ct := multipartBody("image", cut)
+	if code, m := post(t, ts.URL+"/predict", body, ct); code != http.StatusBadRequest || m["error"] != "truncated jpeg" {
+		t.Errorf("serve: %d %v, want 400 and \"truncated jpeg\"", code, m)
+	}
 }
