@@ -41,8 +41,8 @@ type AugmentConfig struct {
 // Name implements pipeline.Kind.
 func (Augment) Name() string { return "augment" }
 
-// Version implements pipeline.Kind.
-func (Augment) Version() int { return 10 }
+// Version implements pipeline.Kind. (11: the class-distribution plot's counts no longer overlap.)
+func (Augment) Version() int { return 11 }
 
 // Environment implements pipeline.Environmental: the copies are made by Go and its image
 // modules, and the report plots class names (augmentEnvironment).
