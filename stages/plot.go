@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"fmt"
 	"image/color"
 	"math"
 	"slices"
@@ -222,22 +221,24 @@ func countStyle(texts []string, w vg.Length) (sty text.Style, fit bool) {
 // placeCount returns the style and box that draw txt in sty's font and direction (across, or
 // up when sty is rotated) centred on x, its box starting at y; the box spans the font's
 // ascent and descent across the text, its width along it. (gonum's Style.Rectangle counts
-// the line gap below the text, which puts a rotated box beside the drawn digits.) Drawn at
-// (x, y), the text's baseline is h·YAlign − ascent + size from y across the text, h being
-// ascent + descent: YAlign is chosen for the baseline to sit a descent above the box's
-// bottom edge.
+// the line gap below the text, which puts a rotated box beside the drawn digits.)
 func placeCount(sty text.Style, txt string, x, y vg.Length) (text.Style, vg.Rectangle) {
 	e := sty.FontExtents()
 	across, along := e.Ascent+e.Descent, sty.Width(txt)
 	if sty.Rotation == 0 {
-		sty.XAlign = draw.XCenter
-		sty.YAlign = text.YAlignment((e.Descent + e.Ascent - sty.Font.Size) / sty.Height(txt))
+		sty.XAlign, sty.YAlign = draw.XCenter, alignBaseline(sty, txt, e.Descent)
 		return sty, vg.Rectangle{Min: vg.Point{X: x - along/2, Y: y}, Max: vg.Point{X: x + along/2, Y: y + across}}
 	}
 	// Rotated a quarter turn: the text's own y runs towards −x, its x up.
-	sty.XAlign = draw.XLeft
-	sty.YAlign = text.YAlignment(((e.Descent-e.Ascent)/2 + e.Ascent - sty.Font.Size) / sty.Height(txt))
+	sty.XAlign, sty.YAlign = draw.XLeft, alignBaseline(sty, txt, (e.Descent-e.Ascent)/2)
 	return sty, vg.Rectangle{Min: vg.Point{X: x - across/2, Y: y}, Max: vg.Point{X: x + across/2, Y: y + along}}
+}
+
+// alignBaseline returns the YAlign that draws txt in sty with its baseline at baseline from
+// the anchor, across the text (the text's descent below it, its ascent above): gonum's plain
+// text handler draws the baseline at h·YAlign − ascent + size, h being ascent + descent.
+func alignBaseline(sty text.Style, txt string, baseline vg.Length) text.YAlignment {
+	return text.YAlignment((baseline + sty.FontExtents().Ascent - sty.Font.Size) / sty.Height(txt))
 }
 
 // barCounts draws each bar's count above it in one style (countStyle); a count that would
@@ -287,9 +288,15 @@ func (g confusionGrid) Z(c, r int) float64 { return g.rates[len(g.rates)-1-r][c]
 func (g confusionGrid) X(c int) float64    { return float64(c) }
 func (g confusionGrid) Y(r int) float64    { return float64(r) }
 
-// confusionPlot writes a row-normalised confusion-matrix heatmap with class names, the count
-// in each non-empty cell when the matrix is small enough to read.
+// confusionPlot writes a row-normalised confusion-matrix heatmap with class names and the
+// count of every non-empty cell (cellCounts).
 func confusionPlot(path, title string, c *Confusion, logf func(string, ...any)) error {
+	p, width, height, _ := newConfusionPlot(path, title, c, logf)
+	return p.Save(width, height, path)
+}
+
+// newConfusionPlot builds confusionPlot's plot, with its size and the plotter of its counts.
+func newConfusionPlot(path, title string, c *Confusion, logf func(string, ...any)) (*plot.Plot, vg.Length, vg.Length, *cellCounts) {
 	n := len(c.Classes)
 	rates := make([][]float64, n)
 	for i, row := range c.Counts {
@@ -312,34 +319,8 @@ func confusionPlot(path, title string, c *Confusion, logf func(string, ...any)) 
 	hm := plotter.NewHeatMap(confusionGrid{rates}, pal)
 	hm.Min, hm.Max = 0, 1
 	p.Add(hm)
-	if n <= 30 {
-		var xys plotter.XYs
-		var text []string
-		for i, row := range c.Counts {
-			for j, v := range row {
-				if v == 0 {
-					continue
-				}
-				xys = append(xys, plotter.XY{X: float64(j), Y: float64(n - 1 - i)})
-				text = append(text, fmt.Sprint(v))
-			}
-		}
-		if len(xys) > 0 {
-			labels, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: text})
-			if err != nil {
-				return err
-			}
-			for k := range labels.TextStyle {
-				labels.TextStyle[k].XAlign, labels.TextStyle[k].YAlign = -0.5, -0.5
-				labels.TextStyle[k].Font.Size = vg.Points(max(5, 11-float64(n)/4))
-				i := n - 1 - int(xys[k].Y)
-				if rates[i][int(xys[k].X)] > 0.5 {
-					labels.TextStyle[k].Color = color.White
-				}
-			}
-			p.Add(labels)
-		}
-	}
+	counts := &cellCounts{counts: c.Counts, rates: rates}
+	p.Add(counts)
 	reversed := make([]string, n)
 	for i, name := range c.Classes {
 		reversed[n-1-i] = name
@@ -351,7 +332,64 @@ func confusionPlot(path, title string, c *Confusion, logf func(string, ...any)) 
 	p.X.Tick.Label.XAlign = -1
 	p.X.Tick.Label.YAlign = -0.5
 	side := vg.Length(max(5, 2+float64(n)*0.45)) * vg.Inch
-	return p.Save(side+vg.Inch, side, path)
+	return p, side + vg.Inch, side, counts
+}
+
+// cellCounts writes the count of every non-empty cell of a confusion matrix in the cell's
+// middle (white on cells more than half their row), in one size for the whole matrix: 11
+// points when the widest count fits its cell so, else as large as it fits, down to 5 points.
+// A count wider than its cell even at 5 points is left out. drawn holds the boxes of the
+// counts drawn by the last Plot.
+type cellCounts struct {
+	counts [][]int
+	rates  [][]float64
+	drawn  []vg.Rectangle
+}
+
+// Plot implements plot.Plotter.
+func (cc *cellCounts) Plot(c draw.Canvas, p *plot.Plot) {
+	cc.drawn = cc.drawn[:0]
+	n := len(cc.counts)
+	if n == 0 {
+		return
+	}
+	trX, trY := p.Transforms(&c)
+	cellW, cellH := trX(1)-trX(0), trY(1)-trY(0)
+	sty := text.Style{Font: font.From(plot.DefaultFont, 11), Handler: plot.DefaultTextHandler, XAlign: draw.XCenter}
+	widest := vg.Length(0)
+	for _, row := range cc.counts {
+		for _, v := range row {
+			if v != 0 {
+				widest = max(widest, sty.Width(strconv.Itoa(v)))
+			}
+		}
+	}
+	e := sty.FontExtents()
+	scale := min(1, 0.9*cellW/max(widest, 1), 0.8*cellH/(e.Ascent+e.Descent))
+	sty.Font = font.From(plot.DefaultFont, max(5, 11*scale))
+	e = sty.FontExtents()
+	across := e.Ascent + e.Descent
+	for i, row := range cc.counts {
+		for j, v := range row {
+			if v == 0 {
+				continue
+			}
+			txt := strconv.Itoa(v)
+			w := sty.Width(txt)
+			if w > 0.95*cellW || across > 0.95*cellH {
+				continue
+			}
+			at := vg.Point{X: trX(float64(j)), Y: trY(float64(n - 1 - i))}
+			s := sty
+			s.Color = color.Black
+			if cc.rates[i][j] > 0.5 {
+				s.Color = color.White
+			}
+			s.YAlign = alignBaseline(s, txt, (e.Descent-e.Ascent)/2) // centred
+			c.FillText(s, at, txt)
+			cc.drawn = append(cc.drawn, vg.Rectangle{Min: vg.Point{X: at.X - w/2, Y: at.Y - across/2}, Max: vg.Point{X: at.X + w/2, Y: at.Y + across/2}})
+		}
+	}
 }
 
 // moreno is a white-to-blue palette for rates in [0, 1].

@@ -162,3 +162,47 @@ func TestCountStyleFitsTheBar(t *testing.T) {
 		t.Fatal("3-point bars: counts drawn")
 	}
 }
+
+// The confusion matrix has the count of every non-empty cell inside the cell, from 3 classes
+// to 120, with counts of up to four digits.
+func TestConfusionCountsFitTheirCells(t *testing.T) {
+	for _, n := range []int{3, 10, 43, 120} {
+		conf := &Confusion{Counts: make([][]int, n)}
+		nonZero := 0
+		for i := range n {
+			conf.Classes = append(conf.Classes, fmt.Sprintf("Cantharellus cibarius %d (Almindelig kantarel)", i))
+			conf.Counts[i] = make([]int, n)
+			for j := range n {
+				conf.Counts[i][j] = []int{0, 0, 3, 0, 17, 0, 1234}[(i*7+j)%7]
+				if i == j {
+					conf.Counts[i][j] = 2400
+				}
+				if conf.Counts[i][j] != 0 {
+					nonZero++
+				}
+			}
+		}
+		p, width, height, counts := newConfusionPlot("confusion_matrix.png", "cnn", conf, nil)
+		c := draw.New(vgimg.New(width, height))
+		p.Draw(c)
+		if len(counts.drawn) != nonZero {
+			t.Fatalf("%d classes: %d counts drawn, want %d", n, len(counts.drawn), nonZero)
+		}
+		dc := p.DataCanvas(c)
+		trX, trY := p.Transforms(&dc)
+		k := 0
+		for i, row := range conf.Counts {
+			for j, v := range row {
+				if v == 0 {
+					continue
+				}
+				cell := vg.Rectangle{Min: vg.Point{X: trX(float64(j) - 0.5), Y: trY(float64(n-1-i) - 0.5)}, Max: vg.Point{X: trX(float64(j) + 0.5), Y: trY(float64(n-1-i) + 0.5)}}
+				r := counts.drawn[k]
+				if r.Min.X < cell.Min.X || r.Max.X > cell.Max.X || r.Min.Y < cell.Min.Y || r.Max.Y > cell.Max.Y {
+					t.Fatalf("%d classes: count %d of cell (%d, %d) at %v, outside the cell %v", n, v, i, j, r, cell)
+				}
+				k++
+			}
+		}
+	}
+}
