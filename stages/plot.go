@@ -95,7 +95,7 @@ var palette = []color.Color{
 // barChart writes a grouped bar chart (PNG) of per-class counts: classes on the x axis in
 // index order with their names, each bar labelled with its count (barCounts).
 func barChart(path, title string, classes []string, ss []series, logf func(string, ...any)) error {
-	p, width, height, _, err := newBarChart(path, title, classes, ss, logf)
+	p, width, height, _, err := newBarChart(title, classes, ss, logf)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func barChart(path, title string, classes []string, ss []series, logf func(strin
 // newBarChart builds barChart's plot, with its size and the plotter of its count labels. The
 // bars are as wide as the room per class allows (up to 24 points), and the y axis goes high
 // enough for every count to sit above its bar below the legend.
-func newBarChart(path, title string, classes []string, ss []series, logf func(string, ...any)) (*plot.Plot, vg.Length, vg.Length, *barCounts, error) {
+func newBarChart(title string, classes []string, ss []series, logf func(string, ...any)) (*plot.Plot, vg.Length, vg.Length, *barCounts, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = "images"
@@ -136,8 +136,7 @@ func newBarChart(path, title string, classes []string, ss []series, logf func(st
 	}
 	p.X.Min, p.X.Max = -0.5, float64(len(classes))-0.5
 	p.Y.Max = top + 1
-	p.NominalX(classes...)
-	labelClasses(p, classes, false, path, logf)
+	labelClasses(p, classes, false, logf)
 	p.X.Tick.Label.Rotation = 0.8
 	p.X.Tick.Label.XAlign = -1
 	p.X.Tick.Label.YAlign = -0.5
@@ -291,12 +290,12 @@ func (g confusionGrid) Y(r int) float64    { return float64(r) }
 // confusionPlot writes a row-normalised confusion-matrix heatmap with class names and the
 // count of every non-empty cell (cellCounts).
 func confusionPlot(path, title string, c *Confusion, logf func(string, ...any)) error {
-	p, width, height, _ := newConfusionPlot(path, title, c, logf)
+	p, width, height, _ := newConfusionPlot(title, c, logf)
 	return p.Save(width, height, path)
 }
 
 // newConfusionPlot builds confusionPlot's plot, with its size and the plotter of its counts.
-func newConfusionPlot(path, title string, c *Confusion, logf func(string, ...any)) (*plot.Plot, vg.Length, vg.Length, *cellCounts) {
+func newConfusionPlot(title string, c *Confusion, logf func(string, ...any)) (*plot.Plot, vg.Length, vg.Length, *cellCounts) {
 	n := len(c.Classes)
 	rates := make([][]float64, n)
 	for i, row := range c.Counts {
@@ -321,13 +320,7 @@ func newConfusionPlot(path, title string, c *Confusion, logf func(string, ...any
 	p.Add(hm)
 	counts := &cellCounts{counts: c.Counts, rates: rates}
 	p.Add(counts)
-	reversed := make([]string, n)
-	for i, name := range c.Classes {
-		reversed[n-1-i] = name
-	}
-	p.NominalX(c.Classes...)
-	p.NominalY(reversed...)
-	labelClasses(p, c.Classes, true, path, logf)
+	labelClasses(p, c.Classes, true, logf)
 	p.X.Tick.Label.Rotation = 0.8
 	p.X.Tick.Label.XAlign = -1
 	p.X.Tick.Label.YAlign = -0.5

@@ -102,7 +102,7 @@ func TestBarCountsDoNotOverlap(t *testing.T) {
 					ss[j].Values = append(ss[j].Values, float64([]int{12345, 7, 2400, 255, 0, 99}[(i+j)%6]))
 				}
 			}
-			p, width, height, counts, err := newBarChart("class_distribution.png", "Images per class and split", classes, ss, nil)
+			p, width, height, counts, err := newBarChart("Images per class and split", classes, ss, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +182,7 @@ func TestConfusionCountsFitTheirCells(t *testing.T) {
 				}
 			}
 		}
-		p, width, height, counts := newConfusionPlot("confusion_matrix.png", "cnn", conf, nil)
+		p, width, height, counts := newConfusionPlot("cnn", conf, nil)
 		c := draw.New(vgimg.New(width, height))
 		p.Draw(c)
 		if len(counts.drawn) != nonZero {
