@@ -41,8 +41,8 @@ type AugmentConfig struct {
 // Name implements pipeline.Kind.
 func (Augment) Name() string { return "augment" }
 
-// Version implements pipeline.Kind.
-func (Augment) Version() int { return 10 }
+// Version implements pipeline.Kind. (11: the class-distribution plot's counts no longer overlap.)
+func (Augment) Version() int { return 11 }
 
 // Environment implements pipeline.Environmental: the copies are made by Go and its image
 // modules, and the report plots class names (augmentEnvironment).
@@ -220,7 +220,15 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	var reused atomic.Int64
 	results := make([][]Entry, len(tasks))
 	store := storedFormat{format: FormatPNG, compression: cfg.Compression}
-	job.Progress.Start("originals", int64(len(tasks)))
+	// Progress counts the copies, made or reused: what takes the time (an original is only
+	// linked), and what the stage is for.
+	copies := 0
+	for _, t := range tasks {
+		copies += t.copies
+	}
+	if copies > 0 {
+		job.Progress.Start("copies", int64(copies))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(dataWorkers())
 	for ti := range tasks {
@@ -229,7 +237,6 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			defer job.Progress.Add(1)
 			t := tasks[ti]
 			src := filepath.Join(inDir, filepath.FromSlash(t.entry.Path))
 			stem := fmt.Sprintf("%s_%d", t.entry.Digest[:16], t.occ)
@@ -268,6 +275,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				} else if ok {
 					reused.Add(1)
 					results[ti] = append(results[ti], ce)
+					job.Progress.Add(1)
 					continue
 				}
 				if img == nil {
@@ -291,6 +299,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 					return err
 				}
 				results[ti] = append(results[ti], ce)
+				job.Progress.Add(1)
 			}
 			return nil
 		})

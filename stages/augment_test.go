@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"pipeline/pipeline"
@@ -386,4 +388,73 @@ func mustRun(t *testing.T, w *ws) *pipeline.RunRecord {
 	t.Helper()
 	rec, _ := w.run(false)
 	return rec
+}
+
+// progressRecorder records the progress phases of the stages of a run: label, total and the
+// units added, by stage.
+type progressRecorder struct {
+	mu     sync.Mutex
+	phases map[string][]*recordedPhase
+}
+
+type recordedPhase struct {
+	label       string
+	total, done int64
+}
+
+func (r *progressRecorder) Planned([]string)               {}
+func (r *progressRecorder) Finished(*pipeline.StageResult) {}
+func (r *progressRecorder) Log(string, string)             {}
+func (r *progressRecorder) Started(addr string, _ []string) pipeline.Progress {
+	return &recordedProgress{r: r, addr: addr}
+}
+
+type recordedProgress struct {
+	r    *progressRecorder
+	addr string
+}
+
+func (p *recordedProgress) Start(label string, total int64) {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	p.r.phases[p.addr] = append(p.r.phases[p.addr], &recordedPhase{label: label, total: total})
+}
+
+func (p *recordedProgress) Add(n int64) {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	ph := p.r.phases[p.addr]
+	ph[len(ph)-1].done += n
+}
+
+func (p *recordedProgress) Status(string) {}
+
+// Augment's progress counts the copies it makes, as its label says: one phase of as many
+// units as copies, all done.
+func TestAugmentProgressCountsCopies(t *testing.T) {
+	w := newWS(t, augmentHCL)
+	for c, n := range map[string]int{"big": 12, "small": 5} {
+		for i := range n {
+			w.write(fmt.Sprintf("raw/%s/%02d.png", c, i), randomPNG(uint64(len(c)), uint64(i), 10, 10))
+		}
+	}
+	rec := &progressRecorder{phases: map[string][]*recordedPhase{}}
+	run, err := w.engine().Run(context.Background(), pipeline.RunOptions{RunsDir: filepath.Join(w.dir, "models"), Reporter: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadManifest(w.output(run, "augment.balanced", "output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := int64(0)
+	for _, e := range out.Images {
+		if e.Copy != nil {
+			copies++
+		}
+	}
+	ph := rec.phases["augment.balanced"]
+	if copies == 0 || len(ph) != 1 || ph[0].label != "copies" || ph[0].total != copies || ph[0].done != copies {
+		t.Fatalf("%d copies; progress %+v", copies, ph)
+	}
 }

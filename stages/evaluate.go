@@ -93,8 +93,8 @@ type Misclassified struct {
 // Name implements pipeline.Kind.
 func (Evaluate) Name() string { return "evaluate" }
 
-// Version implements pipeline.Kind. (3: the test set's id covers its stored images.)
-func (Evaluate) Version() int { return 3 }
+// Version implements pipeline.Kind. (4: the confusion matrix has counts at any class count.)
+func (Evaluate) Version() int { return 4 }
 
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }

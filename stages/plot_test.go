@@ -1,11 +1,16 @@
 package stages
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // TestTickLabelsStateTheirValues checks, over a grid of axis ranges, that every labelled
@@ -78,6 +83,126 @@ func TestThousands(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 139018: "139,018", 1147114: "1,147,114", -1234: "-1,234"} {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// The counts above the bars of a class-distribution chart never overlap one another, a bar
+// or the legend, and every one is drawn, from 3 classes to 120 with one to three series and
+// counts of one to five digits.
+func TestBarCountsDoNotOverlap(t *testing.T) {
+	for _, n := range []int{3, 10, 43, 120} {
+		for k := 1; k <= 3; k++ {
+			classes := make([]string, n)
+			ss := make([]series, k)
+			for i := range classes {
+				classes[i] = fmt.Sprintf("Cantharellus cibarius %d (Almindelig kantarel)", i)
+				for j := range ss {
+					ss[j].Name = fmt.Sprint("set ", j)
+					ss[j].Values = append(ss[j].Values, float64([]int{12345, 7, 2400, 255, 0, 99}[(i+j)%6]))
+				}
+			}
+			p, width, height, counts, err := newBarChart("Images per class and split", classes, ss, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := draw.New(vgimg.New(width, height))
+			p.Draw(c)
+			if len(counts.drawn) != n*k {
+				t.Fatalf("%d classes, %d series: %d counts drawn, want %d", n, k, len(counts.drawn), n*k)
+			}
+			dc := p.DataCanvas(c)
+			trX, trY := p.Transforms(&dc)
+			var bars []vg.Rectangle
+			for j, b := range counts.bars {
+				for i, v := range ss[j].Values {
+					x := trX(float64(i)) + b.Offset
+					bars = append(bars, vg.Rectangle{Min: vg.Point{X: x - b.Width/2, Y: trY(0)}, Max: vg.Point{X: x + b.Width/2, Y: trY(v)}})
+				}
+			}
+			// The legend is drawn at the top right of the plot below its title.
+			legend := p.Legend.Rectangle(c).Size()
+			top := height - p.Title.TextStyle.Rectangle(p.Title.Text).Size().Y - p.Title.Padding
+			legendBox := vg.Rectangle{Min: vg.Point{X: width - legend.X, Y: top - legend.Y}, Max: vg.Point{X: width, Y: top}}
+			for a, r := range counts.drawn {
+				for b := range a {
+					if overlap(r, counts.drawn[b]) {
+						t.Fatalf("%d classes, %d series: counts %d and %d overlap: %v, %v", n, k, a, b, r, counts.drawn[b])
+					}
+				}
+				for b, bar := range bars {
+					if overlap(r, bar) {
+						t.Fatalf("%d classes, %d series: count %d overlaps bar %d: %v, %v", n, k, a, b, r, bar)
+					}
+				}
+				if k > 1 && overlap(r, legendBox) {
+					t.Fatalf("%d classes, %d series: count %d overlaps the legend: %v, %v", n, k, a, r, legendBox)
+				}
+				if r.Min.X < bars[a].Min.X-1 || r.Max.X > bars[a].Max.X+1 {
+					t.Fatalf("%d classes, %d series: count %d (%v) is wider than its bar (%v)", n, k, a, r, bars[a])
+				}
+			}
+		}
+	}
+}
+
+// Counts too long for their bars even up the bar at 5 points are left out; short ones run
+// across the bar when they fit.
+func TestCountStyleFitsTheBar(t *testing.T) {
+	if sty, fit := countStyle([]string{"7", "2400"}, 24); !fit || sty.Rotation != 0 || sty.Font.Size != 7 {
+		t.Fatalf("wide bars: %+v, fit %v", sty, fit)
+	}
+	if sty, fit := countStyle([]string{"7", "2400"}, 8); !fit || sty.Rotation == 0 {
+		t.Fatalf("narrow bars: %+v, fit %v", sty, fit)
+	}
+	if sty, fit := countStyle([]string{"7", "2400"}, 6); !fit || sty.Rotation == 0 || sty.Font.Size >= 7 || sty.Font.Size < 5 {
+		t.Fatalf("narrower bars: %+v, fit %v", sty, fit)
+	}
+	if _, fit := countStyle([]string{"7"}, 3); fit {
+		t.Fatal("3-point bars: counts drawn")
+	}
+}
+
+// The confusion matrix has the count of every non-empty cell inside the cell, from 3 classes
+// to 120, with counts of up to four digits.
+func TestConfusionCountsFitTheirCells(t *testing.T) {
+	for _, n := range []int{3, 10, 43, 120} {
+		conf := &Confusion{Counts: make([][]int, n)}
+		nonZero := 0
+		for i := range n {
+			conf.Classes = append(conf.Classes, fmt.Sprintf("Cantharellus cibarius %d (Almindelig kantarel)", i))
+			conf.Counts[i] = make([]int, n)
+			for j := range n {
+				conf.Counts[i][j] = []int{0, 0, 3, 0, 17, 0, 1234}[(i*7+j)%7]
+				if i == j {
+					conf.Counts[i][j] = 2400
+				}
+				if conf.Counts[i][j] != 0 {
+					nonZero++
+				}
+			}
+		}
+		p, width, height, counts := newConfusionPlot("cnn", conf, nil)
+		c := draw.New(vgimg.New(width, height))
+		p.Draw(c)
+		if len(counts.drawn) != nonZero {
+			t.Fatalf("%d classes: %d counts drawn, want %d", n, len(counts.drawn), nonZero)
+		}
+		dc := p.DataCanvas(c)
+		trX, trY := p.Transforms(&dc)
+		k := 0
+		for i, row := range conf.Counts {
+			for j, v := range row {
+				if v == 0 {
+					continue
+				}
+				cell := vg.Rectangle{Min: vg.Point{X: trX(float64(j) - 0.5), Y: trY(float64(n-1-i) - 0.5)}, Max: vg.Point{X: trX(float64(j) + 0.5), Y: trY(float64(n-1-i) + 0.5)}}
+				r := counts.drawn[k]
+				if r.Min.X < cell.Min.X || r.Max.X > cell.Max.X || r.Min.Y < cell.Min.Y || r.Max.Y > cell.Max.Y {
+					t.Fatalf("%d classes: count %d of cell (%d, %d) at %v, outside the cell %v", n, v, i, j, r, cell)
+				}
+				k++
+			}
 		}
 	}
 }

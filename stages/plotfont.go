@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -13,12 +14,15 @@ import (
 	"golang.org/x/image/font/sfnt"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
+
+	"pipeline/pipeline"
 )
 
 // Plots label bars and matrix rows with class names, which may be in any script. gonum/plot
 // embeds Liberation (Latin, Greek, Cyrillic); a name it has no glyphs for, say in Chinese,
-// would lose those characters in the plot. Such names are drawn with an installed font that
-// has every glyph they need, and when none has, the log says which names the plot cannot show.
+// is drawn with an installed font that has every glyph it needs. When none has, the plot
+// draws □ for each character its font lacks, so that the name shows it is incomplete, and the
+// log names the classes once per run.
 
 // fontDirs are the folders searched for fonts (as fontconfig's defaults on Linux).
 var fontDirs = func() []string {
@@ -84,17 +88,41 @@ func undrawable(f *sfnt.Font, names []string) []string {
 	var out []string
 	var b sfnt.Buffer
 	for _, n := range names {
-		if strings.ContainsFunc(n, func(r rune) bool {
-			if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-				return false
-			}
-			g, err := f.GlyphIndex(&b, r)
-			return err != nil || g == 0
-		}) {
+		if strings.ContainsFunc(n, func(r rune) bool { return !hasGlyph(f, &b, r) }) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// hasGlyph tells whether f draws r; spaces and control characters count as drawn.
+func hasGlyph(f *sfnt.Font, b *sfnt.Buffer, r rune) bool {
+	if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+		return true
+	}
+	g, err := f.GlyphIndex(b, r)
+	return err == nil && g != 0
+}
+
+// missingGlyph stands for a character a plot's font has no glyph for: a white square, or a
+// question mark in a font without one.
+func missingGlyph(f *sfnt.Font) rune {
+	if hasGlyph(f, &sfnt.Buffer{}, '□') {
+		return '□'
+	}
+	return '?'
+}
+
+// asDrawn returns name with each character f has no glyph for replaced by missingGlyph (a
+// font draws nothing for a character it lacks, which hid that the name was incomplete).
+func asDrawn(f *sfnt.Font, name string) string {
+	var b sfnt.Buffer
+	return strings.Map(func(r rune) rune {
+		if hasGlyph(f, &b, r) {
+			return r
+		}
+		return missingGlyph(f)
+	}, name)
 }
 
 // bestFace opens the font file at path only to look at its character maps and returns the
@@ -184,26 +212,45 @@ func fontRank(path string) int {
 	return rank
 }
 
-// labelClasses sets the class-name tick labels of p (the x axis, and the y axis too when
-// both is set) in classLabelFont's font and warns through logf, naming the plot file, when
-// the plot cannot show some names in full.
-func labelClasses(p *plot.Plot, classes []string, both bool, file string, logf func(string, ...any)) {
+// labelClasses labels the x axis of p with the class names (and the y axis too, last class
+// at the top, when both is set) in classLabelFont's font, each character that font lacks
+// drawn as missingGlyph; logf warns about such names, each once per run.
+func labelClasses(p *plot.Plot, classes []string, both bool, logf func(string, ...any)) {
 	f, missing := classLabelFont(classes)
+	face := font.DefaultCache.Lookup(f, 10).Face
+	shown := make([]string, len(classes))
+	for i, c := range classes {
+		shown[i] = asDrawn(face, c)
+	}
+	p.NominalX(shown...)
 	p.X.Tick.Label.Font = font.From(f, p.X.Tick.Label.Font.Size)
 	if both {
+		reversed := slices.Clone(shown)
+		slices.Reverse(reversed)
+		p.NominalY(reversed...)
 		p.Y.Tick.Label.Font = font.From(f, p.Y.Tick.Label.Font.Size)
 	}
-	if len(missing) == 0 || logf == nil {
+	if logf == nil {
 		return
 	}
-	// Once per process and set of names: every plot of the classes has the same problem.
-	if _, warned := fontWarned.LoadOrStore(strings.Join(missing, "\x00"), true); !warned {
-		logf("warning: %s: no installed font has every character of %s, e.g. %q, which this plot and the run's other plots of class names cannot show in full; install a font for their script (Debian: fonts-noto-cjk for Chinese, Japanese and Korean): the stages that draw them then rerun, the fonts being part of their keys",
-			filepath.Base(file), plural(len(missing), "class name", "class names"), missing[0])
+	var fresh []string
+	for _, name := range missing {
+		if _, warned := fontWarned.LoadOrStore(name, true); !warned {
+			fresh = append(fresh, strconv.Quote(name))
+		}
 	}
+	if len(fresh) == 0 {
+		return
+	}
+	noun := agree(len(fresh), "class", "classes")
+	if len(fresh) > 3 {
+		fresh = append(fresh[:3], fmt.Sprintf("%d more", len(fresh)-3))
+	}
+	logf("warning: no font here draws every character of %s %s: plots show %c for the missing ones (docs/stages.md#class-names-in-plots)",
+		noun, pipeline.JoinList(fresh, "and"), missingGlyph(face))
 }
 
-// fontWarned holds the sets of class names labelClasses has warned about in this run.
+// fontWarned holds the class names labelClasses has warned about in this run.
 var fontWarned sync.Map
 
 // StartRun resets the warnings given once per run (class names no installed font draws):

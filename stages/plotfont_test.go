@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -88,7 +89,7 @@ func TestClassLabelsUseAnInstalledFontThatHasTheirGlyphs(t *testing.T) {
 		t.Fatalf("warned with a font installed: %q", logged)
 	}
 	blank, logged := chart(nil, "a⁰", "b⁹")
-	if len(logged) != 1 || !strings.Contains(logged[0], "class_distribution.png") || !strings.Contains(logged[0], `"a⁰"`) {
+	if len(logged) != 1 || !strings.Contains(logged[0], `classes "a⁰" and "b⁹"`) || !strings.Contains(logged[0], "□") {
 		t.Fatalf("without a font: logged %q", logged)
 	}
 	if bytes.Equal(withFont, blank) {
@@ -97,20 +98,54 @@ func TestClassLabelsUseAnInstalledFontThatHasTheirGlyphs(t *testing.T) {
 	useFontDirs(t, dir)
 	conf := &Confusion{Classes: []string{"蘑菇", "b"}, Counts: [][]int{{1, 0}, {0, 1}}}
 	var warned []string
-	for range 3 { // once per process: every plot of these classes has the same problem
-		if err := confusionPlot(filepath.Join(t.TempDir(), "confusion_matrix.png"), "cnn", conf, func(format string, args ...any) {
-			warned = append(warned, fmt.Sprintf(format, args...))
-		}); err != nil {
+	logf := func(format string, args ...any) { warned = append(warned, fmt.Sprintf(format, args...)) }
+	for range 3 { // once per run: every plot of these classes has the same problem
+		if err := confusionPlot(filepath.Join(t.TempDir(), "confusion_matrix.png"), "cnn", conf, logf); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(warned) != 1 || !strings.Contains(warned[0], "confusion_matrix.png") {
+	if err := barChart(filepath.Join(t.TempDir(), "class_distribution.png"), "t", conf.Classes, []series{{"train", []float64{3, 4}}}, logf); err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], `class "蘑菇":`) {
 		t.Fatalf("confusion matrix: logged %q", warned)
 	}
+	// A plot of other classes warns about the names not warned about yet.
+	if err := barChart(filepath.Join(t.TempDir(), "class_distribution.png"), "t", []string{"蘑菇", "マツタケ", "b"}, []series{{"train", []float64{3, 4, 5}}}, logf); err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) != 2 || !strings.Contains(warned[1], `class "マツタケ":`) || strings.Contains(warned[1], "蘑菇") {
+		t.Fatalf("new names: logged %q", warned)
+	}
 	StartRun() // the next run of the process warns again, in its own log
-	if err := confusionPlot(filepath.Join(t.TempDir(), "confusion_matrix.png"), "cnn", conf, func(format string, args ...any) {
-		warned = append(warned, fmt.Sprintf(format, args...))
-	}); err != nil || len(warned) != 2 {
+	if err := confusionPlot(filepath.Join(t.TempDir(), "confusion_matrix.png"), "cnn", conf, logf); err != nil || len(warned) != 3 {
 		t.Fatalf("the next run: %v, logged %q", err, warned)
+	}
+}
+
+// A class name with characters no font draws is labelled with □ in their place (a font
+// draws nothing for a character it lacks, which hid that the name was cut short); the
+// warning names at most three classes.
+func TestClassLabelsMarkMissingCharacters(t *testing.T) {
+	StartRun()
+	useFontDirs(t)
+	names := []string{"Tricholoma matsutake マツタケ", "Boletus edulis (Karl Johan)", "蘑菇", "松茸", "椎茸", "Лисичка"}
+	var warned []string
+	p, _, _, _, err := newBarChart("t", names, []series{{"train", []float64{1, 2, 3, 4, 5, 6}}}, func(format string, args ...any) {
+		warned = append(warned, fmt.Sprintf(format, args...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for _, tk := range p.X.Tick.Marker.Ticks(p.X.Min, p.X.Max) {
+		shown = append(shown, tk.Label)
+	}
+	want := []string{"Tricholoma matsutake □□□□", "Boletus edulis (Karl Johan)", "□□", "□□", "□□", "Лисичка"}
+	if !slices.Equal(shown, want) {
+		t.Fatalf("labels %q, want %q", shown, want)
+	}
+	if len(warned) != 1 || !strings.HasPrefix(warned[0], `warning: no font here draws every character of classes "Tricholoma matsutake マツタケ", "蘑菇", "松茸" and 1 more: plots show □ `) {
+		t.Fatalf("logged %q", warned)
 	}
 }

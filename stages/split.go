@@ -47,8 +47,8 @@ type SplitConfig struct {
 // Name implements pipeline.Kind.
 func (Split) Name() string { return "split" }
 
-// Version implements pipeline.Kind.
-func (Split) Version() int { return 12 }
+// Version implements pipeline.Kind. (13: the class-distribution plot's counts no longer overlap.)
+func (Split) Version() int { return 13 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }

@@ -139,13 +139,14 @@ type stageProgress struct {
 	total int64
 	n     int64
 	last  time.Time // last plain progress line
+	shown bool      // a plain progress line was printed for this phase
 }
 
 func (p *stageProgress) Start(label string, total int64) {
 	r := p.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p.label, p.total, p.n = label, total, 0
+	p.label, p.total, p.n, p.shown = label, total, 0, false
 	if r.quiet || !r.tty {
 		return
 	}
@@ -177,10 +178,15 @@ func (p *stageProgress) Add(n int64) {
 		return
 	}
 	// In logs, a progress line at most every 15 s per stage: long phases show they are
-	// alive, short ones stay silent.
-	if p.total > 0 && time.Since(p.last) >= 15*time.Second {
+	// alive, short ones stay silent. A phase that showed progress also says when it is
+	// done, or its last stretch (up to 15 s) would look like something else.
+	if p.total <= 0 {
+		return
+	}
+	if done := p.n >= p.total; done && p.shown || time.Since(p.last) >= 15*time.Second {
 		if !p.last.IsZero() {
 			r.printf("%s: %s %d%%", p.addr, p.label, 100*p.n/p.total)
+			p.shown = !done
 		}
 		p.last = time.Now()
 	}

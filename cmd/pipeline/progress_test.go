@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 // On a terminal as in a log, without --verbose, the console shows a training's epoch
@@ -25,5 +26,35 @@ func TestConsoleShowsEpochLinesOnATerminalToo(t *testing.T) {
 		if strings.Contains(out, "reused") {
 			t.Errorf("tty %v: the console shows a stage's detail line:\n%s", tty, out)
 		}
+	}
+}
+
+// In a log, a phase long enough to show its progress also says when it is done (its last
+// stretch, up to 15 s, looked like another, silent phase); a short phase stays silent.
+func TestPlainProgressSaysWhenALongPhaseIsDone(t *testing.T) {
+	var buf bytes.Buffer
+	r := &reporter{w: &buf, nums: map[string]int{}}
+	p := r.Started("split.main", []string{"new"}).(*stageProgress)
+	buf.Reset()
+	p.Start("images", 10)
+	p.Add(1) // the phase's clock starts
+	p.last = p.last.Add(-16 * time.Second)
+	p.Add(4)
+	p.Add(4)
+	p.Add(1)
+	p.Add(0)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		_, rest, _ := strings.Cut(line, " ")
+		got = append(got, rest)
+	}
+	if want := []string{"split.main: images 50%", "split.main: images 100%"}; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+	buf.Reset()
+	p.Start("copies", 3)
+	p.Add(3)
+	if buf.Len() != 0 {
+		t.Fatalf("a short phase printed %q", buf.String())
 	}
 }
