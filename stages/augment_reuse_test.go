@@ -15,14 +15,7 @@ import (
 // photos) still reuses the copies made before it: copies.json records the settings as the
 // key has them, the unused one as its default.
 func TestUnusedOperationSettingKeepsCopiesReused(t *testing.T) {
-	hcl := strings.Replace(augmentHCL, `ops         = ["flip_rotate_crop", "color_jitter", "affine", "blur", "noise", "flip"]`, `ops         = ["flip_rotate_crop", "color_jitter"]`, 1)
-	w := newWS(t, hcl)
-	for i := 0; i < 10; i++ {
-		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(1, uint64(i), 12, 12))
-	}
-	for i := 0; i < 4; i++ {
-		w.write(fmt.Sprintf("raw/small/%d.png", i), randomPNG(2, uint64(i), 12, 12))
-	}
+	hcl, w := twoOpsWorkspace(t)
 	rec := mustRun(t, w)
 	var first copiesRecord
 	readJSONFile(t, w.output(rec, "augment.balanced", "report/"+copiesFile), &first)
@@ -64,14 +57,7 @@ func TestEveryOperationParameterIsAField(t *testing.T) {
 // A forced augment makes every copy again, linking none from its previous output, and the
 // next plain rerun reuses them again.
 func TestAForcedAugmentMakesEveryCopyAgain(t *testing.T) {
-	hcl := strings.Replace(augmentHCL, `ops         = ["flip_rotate_crop", "color_jitter", "affine", "blur", "noise", "flip"]`, `ops         = ["flip_rotate_crop", "color_jitter"]`, 1)
-	w := newWS(t, hcl)
-	for i := 0; i < 10; i++ {
-		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(1, uint64(i), 12, 12))
-	}
-	for i := 0; i < 4; i++ {
-		w.write(fmt.Sprintf("raw/small/%d.png", i), randomPNG(2, uint64(i), 12, 12))
-	}
+	_, w := twoOpsWorkspace(t)
 	first := mustRun(t, w)
 	copies := func(rec *pipeline.RunRecord) map[string]string {
 		dir := w.output(rec, "augment.balanced", "output")

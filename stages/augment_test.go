@@ -362,9 +362,9 @@ func TestAugmentRejectsOutOfRangeParameters(t *testing.T) {
 	}
 }
 
-// A setting of an operation not in ops keeps augment cached (its key leaves it out); one
-// that ops reads reruns it.
-func TestUnusedOperationSettingKeepsAugmentCached(t *testing.T) {
+// twoOpsWorkspace is augmentHCL with two operations, over a class of 10 photos and one of 4.
+func twoOpsWorkspace(t *testing.T) (string, *ws) {
+	t.Helper()
 	hcl := strings.Replace(augmentHCL, `ops         = ["flip_rotate_crop", "color_jitter", "affine", "blur", "noise", "flip"]`, `ops         = ["flip_rotate_crop", "color_jitter"]`, 1)
 	w := newWS(t, hcl)
 	for i := 0; i < 10; i++ {
@@ -373,6 +373,13 @@ func TestUnusedOperationSettingKeepsAugmentCached(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		w.write(fmt.Sprintf("raw/small/%d.png", i), randomPNG(2, uint64(i), 12, 12))
 	}
+	return hcl, w
+}
+
+// A setting of an operation not in ops keeps augment cached (its key leaves it out); one
+// that ops reads reruns it.
+func TestUnusedOperationSettingKeepsAugmentCached(t *testing.T) {
+	hcl, w := twoOpsWorkspace(t)
 	mustRun(t, w)
 	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "max_augment = 3", "max_augment = 3\n  blur = 2", 1)))
 	if st := mustRun(t, w).Result("augment.balanced"); st.Status != pipeline.StatusCached {
