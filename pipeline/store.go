@@ -263,7 +263,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 		s.Stats.rememberTree(obj, false, walked.sig, m.Digest, len(m.Files), walked.at)
 	}
 	// The manifest first, so an entry never points at a manifest that is not there.
-	if err := writeJSON(s.outputPath(key), m); err != nil {
+	if err := writeManifestJSON(s.outputPath(key), m); err != nil {
 		return nil, err
 	}
 	var refs map[string][]string
@@ -336,7 +336,7 @@ func (s *Store) LoadSources(addr string) map[string]Manifest {
 // SaveState records an instance's state, its source manifests first so the state never
 // points at manifests that are not there.
 func (s *Store) SaveState(st *State) error {
-	if err := writeJSON(strings.TrimSuffix(s.statePath(st.Addr), ".json")+".sources.json", st.Sources); err != nil {
+	if err := writeSourcesJSON(strings.TrimSuffix(s.statePath(st.Addr), ".json")+".sources.json", st.Sources); err != nil {
 		return err
 	}
 	return writeJSON(s.statePath(st.Addr), st)
