@@ -177,6 +177,16 @@ func abs(v int) int { return max(v, -v) }
 // sorted. Only fingerprints whose sums are within limit can be near, so it compares each with
 // those following it in order of sum, first by block sums, kept side by side in that order.
 func nearDuplicates(fs []fingerprint) [][2]int {
+	ps := make([]*fingerprint, len(fs))
+	for i := range fs {
+		ps[i] = &fs[i]
+	}
+	return nearDuplicatesOf(ps)
+}
+
+// nearDuplicatesOf is nearDuplicates for fingerprints held elsewhere (the split's are in its
+// per-file records: a copy of them all would be a third of a kilobyte per image).
+func nearDuplicatesOf(fs []*fingerprint) [][2]int {
 	var idx []int
 	for i := range fs {
 		if fs[i].ok {

@@ -582,12 +582,12 @@ func keptGroups(groups map[string]*group, kept []string) []*group {
 func joinNearDuplicates(procs []processed) {
 	index := map[string]int{} // exact group → position in names/prints
 	var names []string
-	var prints []fingerprint
-	for _, p := range procs {
+	var prints []*fingerprint
+	for i, p := range procs {
 		if _, ok := index[p.exact]; !ok {
 			index[p.exact] = len(names)
 			names = append(names, p.exact)
-			prints = append(prints, p.print)
+			prints = append(prints, &procs[i].print)
 		}
 	}
 	parent := make([]int, len(names))
@@ -601,7 +601,7 @@ func joinNearDuplicates(procs []processed) {
 		}
 		return i
 	}
-	for _, pr := range nearDuplicates(prints) {
+	for _, pr := range nearDuplicatesOf(prints) {
 		a, b := find(pr[0]), find(pr[1])
 		if names[b] < names[a] {
 			a, b = b, a
@@ -721,7 +721,8 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			all[i].pixels = v.(string)
 		}
 	}
-	var ok []processed
+	// The usable files, kept in place: a second slice would hold every record twice.
+	ok := all[:0]
 	var rejected []Rejected
 	for i, p := range all {
 		if reasons[i] != "" {
@@ -734,6 +735,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 		}
 		ok = append(ok, p)
 	}
+	clear(all[len(ok):])
 	return ok, rejected, nil
 }
 
