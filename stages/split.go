@@ -638,6 +638,10 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	}
 	store, release := newStoredFormat(cfg.Format, cfg.Quality, cfg.Compression)
 	defer release()
+	sourceRoot, testRoot := job.Path(cfg.Source), ""
+	if cfg.TestSource != nil {
+		testRoot = job.Path(*cfg.TestSource)
+	}
 	job.Progress.Start("images", int64(len(all)))
 	reasons := make([]string, len(all))
 	var written sync.Map
@@ -652,19 +656,24 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return err
 			}
 			defer job.Progress.Add(1)
-			if ok, err := prev.reuse(job, cfg, all[i].cand.Abs, &all[i], &written); err != nil {
-				return fmt.Errorf("reusing the stored image of %s: %w", all[i].cand.Abs, err)
+			root := sourceRoot
+			if all[i].test {
+				root = testRoot
+			}
+			abs := all[i].cand.path(root)
+			if ok, err := prev.reuse(job, cfg, abs, &all[i], &written); err != nil {
+				return fmt.Errorf("reusing the stored image of %s: %w", abs, err)
 			} else if ok {
 				reused.Add(1)
 				return nil
 			}
-			l, err := loadImage(all[i].cand.Abs, job, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
+			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason
 					return nil
 				}
-				return fmt.Errorf("reading %s: %w", all[i].cand.Abs, err)
+				return fmt.Errorf("reading %s: %w", abs, err)
 			}
 			all[i].digest = l.Digest
 			if cfg.NearDuplicates {
