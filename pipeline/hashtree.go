@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -210,28 +211,34 @@ func (c *StatCache) decodeEntries() {
 	c.entries = entries
 }
 
-// Save writes the cache atomically if it changed.
+// Save writes the cache atomically if it changed, streaming it into the file: the cache of
+// a workspace with a few hundred thousand files is tens of megabytes, which a buffer would
+// hold whole (and, grown by doubling, more) on top of the entries.
 func (c *StatCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty || c.path == "" {
 		return nil
 	}
-	var buf []byte
-	buf = append(buf, statCacheMagic...)
-	buf = binary.AppendUvarint(buf, uint64(len(c.trees)))
-	for _, root := range sortedKeys(c.trees) {
-		t := c.trees[root]
-		buf = binary.AppendUvarint(buf, uint64(len(root)))
-		buf = append(buf, root...)
-		buf = append(buf, t.Sig[:]...)
-		buf = append(buf, t.Digest[:]...)
-		buf = binary.AppendUvarint(buf, uint64(t.Files))
-		buf = binary.AppendVarint(buf, t.HashedNs)
-	}
-	if c.entries == nil {
-		buf = append(buf, c.raw...) // never decoded, so unchanged
-	} else {
+	err := writeFileAtomicStream(c.path, func(w *bufio.Writer) error {
+		var buf []byte
+		buf = append(buf, statCacheMagic...)
+		buf = binary.AppendUvarint(buf, uint64(len(c.trees)))
+		for _, root := range sortedKeys(c.trees) {
+			t := c.trees[root]
+			buf = binary.AppendUvarint(buf, uint64(len(root)))
+			buf = append(buf, root...)
+			buf = append(buf, t.Sig[:]...)
+			buf = append(buf, t.Digest[:]...)
+			buf = binary.AppendUvarint(buf, uint64(t.Files))
+			buf = binary.AppendVarint(buf, t.HashedNs)
+			w.Write(buf)
+			buf = buf[:0]
+		}
+		if c.entries == nil {
+			_, err := w.Write(c.raw) // never decoded, so unchanged
+			return err
+		}
 		buf = binary.AppendUvarint(buf, uint64(len(c.entries)))
 		for p, e := range c.entries {
 			buf = binary.AppendUvarint(buf, uint64(len(p)))
@@ -244,9 +251,14 @@ func (c *StatCache) Save() error {
 			buf = binary.AppendUvarint(buf, uint64(e.K.Perm))
 			buf = append(buf, e.Digest[:]...)
 			buf = binary.AppendVarint(buf, e.HashedNs)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
 		}
-	}
-	if err := WriteFileAtomic(c.path, buf); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	c.dirty = false

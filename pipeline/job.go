@@ -164,6 +164,16 @@ type writtenFiles struct {
 	m  map[string]statEntry
 }
 
+// forget drops the recorded digests (once the output is hashed).
+func (w *writtenFiles) forget() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.m = nil
+	w.mu.Unlock()
+}
+
 // digest returns the recorded digest of the file at abs if it still has identity k.
 func (w *writtenFiles) digest(abs string, k statKey) (string, bool) {
 	if w == nil {

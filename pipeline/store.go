@@ -221,6 +221,10 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
+	// The walk's files (two paths and an identity each) and the written digests are not
+	// needed past this point: let them go before the stat cache takes the new paths.
+	sig, walkedAt := walked.sig, walked.at
+	written.forget()
 	obj := filepath.Join(s.Workspace, ObjectRel(m.Digest))
 	reused := false
 	if _, err := os.Stat(obj); err == nil {
@@ -260,10 +264,10 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 	if !reused {
 		// Renaming kept every file's inode and mtime, so the signature is the object's (a
 		// reused object, just read in full, gets its record at its next verification).
-		s.Stats.rememberTree(obj, false, walked.sig, m.Digest, len(m.Files), walked.at)
+		s.Stats.rememberTree(obj, false, sig, m.Digest, len(m.Files), walkedAt)
 	}
 	// The manifest first, so an entry never points at a manifest that is not there.
-	if err := writeJSON(s.outputPath(key), m); err != nil {
+	if err := writeManifestJSON(s.outputPath(key), m); err != nil {
 		return nil, err
 	}
 	var refs map[string][]string
@@ -277,7 +281,8 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 	if err := writeJSON(s.keyPath(key), e); err != nil {
 		return nil, err
 	}
-	e.Output = m
+	// As Lookup returns it: the file list (a record per file of the output) is in its own
+	// file, and holding it for the rest of the run would cost as much again.
 	return e, nil
 }
 
@@ -336,7 +341,7 @@ func (s *Store) LoadSources(addr string) map[string]Manifest {
 // SaveState records an instance's state, its source manifests first so the state never
 // points at manifests that are not there.
 func (s *Store) SaveState(st *State) error {
-	if err := writeJSON(strings.TrimSuffix(s.statePath(st.Addr), ".json")+".sources.json", st.Sources); err != nil {
+	if err := writeSourcesJSON(strings.TrimSuffix(s.statePath(st.Addr), ".json")+".sources.json", st.Sources); err != nil {
 		return err
 	}
 	return writeJSON(s.statePath(st.Addr), st)

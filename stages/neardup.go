@@ -37,13 +37,11 @@ const blocks = thumbCells / (blockSide * blockSide)
 // one picture rarely number more, chains of look-alikes can.
 const maxNearGroup = 20
 
-// fingerprint is what the split compares images by: a thumbnail, and sums over it that bound
-// the thumbnail difference from below, to rule most pairs out cheaply.
+// fingerprint is what the split compares images by: a thumbnail. The sums over it that rule
+// most pairs out cheaply (sums) are computed when comparing, not kept with every image.
 type fingerprint struct {
-	thumb  [thumbCells]uint8
-	sum    int32         // of all cells
-	blocks [blocks]int32 // of each blockSide × blockSide block of cells, row by row
-	ok     bool          // false for images too small or too flat to compare
+	thumb [thumbCells]uint8
+	ok    bool // false for images too small or too flat to compare
 }
 
 // fingerprintOf returns img's fingerprint: the mean grey (Rec. 601 luma) of each of
@@ -96,18 +94,24 @@ func fingerprintOf(img image.Image) fingerprint {
 	return f
 }
 
-// finish computes f's sums from its thumbnail and reports whether the thumbnail has the
-// contrast to be compared.
+// finish reports whether f's thumbnail has the contrast to be compared.
 func (f *fingerprint) finish() bool {
-	f.sum, f.blocks = 0, [blocks]int32{}
 	lo, hi := uint8(255), uint8(0)
-	for i, v := range f.thumb {
+	for _, v := range f.thumb {
 		lo, hi = min(lo, v), max(hi, v)
-		f.sum += int32(v)
-		y, x := i/thumbSide, i%thumbSide
-		f.blocks[y/blockSide*(thumbSide/blockSide)+x/blockSide] += int32(v)
 	}
 	return hi-lo >= 8
+}
+
+// sums returns the sum of f's thumbnail cells and the sums of each blockSide × blockSide
+// block of cells, row by row: they bound the thumbnail difference from below.
+func (f *fingerprint) sums() (sum int32, bs [blocks]int32) {
+	for i, v := range f.thumb {
+		sum += int32(v)
+		y, x := i/thumbSide, i%thumbSide
+		bs[y/blockSide*(thumbSide/blockSide)+x/blockSide] += int32(v)
+	}
+	return sum, bs
 }
 
 // sumRGB returns the sums of the red, green and blue samples of packed RGB pixels.
@@ -177,17 +181,31 @@ func abs(v int) int { return max(v, -v) }
 // sorted. Only fingerprints whose sums are within limit can be near, so it compares each with
 // those following it in order of sum, first by block sums, kept side by side in that order.
 func nearDuplicates(fs []fingerprint) [][2]int {
+	ps := make([]*fingerprint, len(fs))
+	for i := range fs {
+		ps[i] = &fs[i]
+	}
+	return nearDuplicatesOf(ps)
+}
+
+// nearDuplicatesOf is nearDuplicates for fingerprints held elsewhere (the split's are in its
+// per-file records: a copy of them all would be a third of a kilobyte per image).
+func nearDuplicatesOf(fs []*fingerprint) [][2]int {
 	var idx []int
 	for i := range fs {
 		if fs[i].ok {
 			idx = append(idx, i)
 		}
 	}
-	sort.Slice(idx, func(a, b int) bool { return fs[idx[a]].sum < fs[idx[b]].sum })
+	all := make([]int32, len(fs))
+	for _, i := range idx {
+		all[i], _ = fs[i].sums()
+	}
+	sort.Slice(idx, func(a, b int) bool { return all[idx[a]] < all[idx[b]] })
 	sums := make([]int32, len(idx))
 	keys := make([][blocks]int32, len(idx))
 	for k, i := range idx {
-		sums[k], keys[k] = fs[i].sum, fs[i].blocks
+		sums[k], keys[k] = fs[i].sums()
 	}
 	// Every core takes every n-th fingerprint (neighbours in sum order cost alike).
 	n := runtime.NumCPU()

@@ -145,9 +145,6 @@ func randomPrint(r *rand.Rand, base *fingerprint, spread int) fingerprint {
 			v = min(255, max(0, int(base.thumb[i])+r.IntN(2*spread+1)-spread))
 		}
 		f.thumb[i] = uint8(v)
-		f.sum += int32(v)
-		y, x := i/thumbSide, i%thumbSide
-		f.blocks[y/blockSide*(thumbSide/blockSide)+x/blockSide] += int32(v)
 	}
 	f.ok = true
 	return f

@@ -582,12 +582,12 @@ func keptGroups(groups map[string]*group, kept []string) []*group {
 func joinNearDuplicates(procs []processed) {
 	index := map[string]int{} // exact group → position in names/prints
 	var names []string
-	var prints []fingerprint
-	for _, p := range procs {
+	var prints []*fingerprint
+	for i, p := range procs {
 		if _, ok := index[p.exact]; !ok {
 			index[p.exact] = len(names)
 			names = append(names, p.exact)
-			prints = append(prints, p.print)
+			prints = append(prints, &procs[i].print)
 		}
 	}
 	parent := make([]int, len(names))
@@ -601,7 +601,7 @@ func joinNearDuplicates(procs []processed) {
 		}
 		return i
 	}
-	for _, pr := range nearDuplicates(prints) {
+	for _, pr := range nearDuplicatesOf(prints) {
 		a, b := find(pr[0]), find(pr[1])
 		if names[b] < names[a] {
 			a, b = b, a
@@ -638,6 +638,10 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	}
 	store, release := newStoredFormat(cfg.Format, cfg.Quality, cfg.Compression)
 	defer release()
+	sourceRoot, testRoot := job.Path(cfg.Source), ""
+	if cfg.TestSource != nil {
+		testRoot = job.Path(*cfg.TestSource)
+	}
 	job.Progress.Start("images", int64(len(all)))
 	reasons := make([]string, len(all))
 	var written sync.Map
@@ -652,19 +656,24 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return err
 			}
 			defer job.Progress.Add(1)
-			if ok, err := prev.reuse(job, cfg, all[i].cand.Abs, &all[i], &written); err != nil {
-				return fmt.Errorf("reusing the stored image of %s: %w", all[i].cand.Abs, err)
+			root := sourceRoot
+			if all[i].test {
+				root = testRoot
+			}
+			abs := all[i].cand.path(root)
+			if ok, err := prev.reuse(job, cfg, abs, &all[i], &written); err != nil {
+				return fmt.Errorf("reusing the stored image of %s: %w", abs, err)
 			} else if ok {
 				reused.Add(1)
 				return nil
 			}
-			l, err := loadImage(all[i].cand.Abs, job, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
+			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason
 					return nil
 				}
-				return fmt.Errorf("reading %s: %w", all[i].cand.Abs, err)
+				return fmt.Errorf("reading %s: %w", abs, err)
 			}
 			all[i].digest = l.Digest
 			if cfg.NearDuplicates {
@@ -721,7 +730,8 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			all[i].pixels = v.(string)
 		}
 	}
-	var ok []processed
+	// The usable files, kept in place: a second slice would hold every record twice.
+	ok := all[:0]
 	var rejected []Rejected
 	for i, p := range all {
 		if reasons[i] != "" {
@@ -734,6 +744,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 		}
 		ok = append(ok, p)
 	}
+	clear(all[len(ok):])
 	return ok, rejected, nil
 }
 
