@@ -224,9 +224,8 @@ func prepareImage(data []byte, format string, w, h, size int, policy string, cha
 // prepare is prepareImage, also reporting whether a JPEG went the image/jpeg way after
 // libjpeg-turbo refused it (or TensorFlow was unusable).
 func prepare(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, bool, error) {
-	o := 1
+	o := imageOrientation(data, format)
 	if format == "jpeg" {
-		o = exifOrientation(data)
 		if d, err := sharedJPEGDecoder(); err == nil && jpegComplete(data) {
 			if img, err := d.fit(data, w, h, o, size, policy); err == nil {
 				if channels == 1 {

@@ -50,6 +50,67 @@ func exifOrientation(data []byte) int {
 	return 1
 }
 
+// imageOrientation returns the EXIF Orientation (1–8) of an image of format ("jpeg", "png",
+// "webp", …): from a JPEG's Exif APP1 segment, a PNG's eXIf chunk or a WebP's EXIF chunk, as
+// browsers read them; 1 (as stored) for other formats, or when there is none or it cannot be
+// read.
+func imageOrientation(data []byte, format string) int {
+	switch format {
+	case "jpeg":
+		return exifOrientation(data)
+	case "png":
+		return pngOrientation(data)
+	case "webp":
+		return webpOrientation(data)
+	}
+	return 1
+}
+
+// pngOrientation reads the Orientation of a PNG's eXIf chunk (a TIFF header), looking at the
+// chunks before the image data, where the chunk belongs.
+func pngOrientation(data []byte) int {
+	const sig = "\x89PNG\r\n\x1a\n"
+	if len(data) < len(sig) || string(data[:len(sig)]) != sig {
+		return 1
+	}
+	for p := data[len(sig):]; len(p) >= 12; {
+		n := binary.BigEndian.Uint32(p)
+		if uint64(n) > uint64(len(p)-12) {
+			return 1
+		}
+		switch string(p[4:8]) {
+		case "eXIf":
+			return tiffOrientation(bytes.TrimPrefix(p[8:8+n], []byte("Exif\x00\x00")))
+		case "IDAT", "IEND":
+			return 1
+		}
+		p = p[12+n:]
+	}
+	return 1
+}
+
+// webpOrientation reads the Orientation of a WebP's EXIF chunk (a TIFF header, which some
+// writers put after an "Exif\0\0" prefix as in a JPEG).
+func webpOrientation(data []byte) int {
+	if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WEBP" {
+		return 1
+	}
+	for p := data[12:]; len(p) >= 8; {
+		n := binary.LittleEndian.Uint32(p[4:])
+		if uint64(n) > uint64(len(p)-8) {
+			return 1
+		}
+		if string(p[:4]) == "EXIF" {
+			return tiffOrientation(bytes.TrimPrefix(p[8:8+n], []byte("Exif\x00\x00")))
+		}
+		p = p[8+n:]
+		if n%2 == 1 && len(p) > 0 {
+			p = p[1:] // chunks are padded to an even size
+		}
+	}
+	return 1
+}
+
 // tiffOrientation reads the Orientation tag from the first IFD of a TIFF header (the body of
 // an Exif segment); 1 when it is missing or malformed.
 func tiffOrientation(t []byte) int {

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"golang.org/x/image/webp"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
@@ -247,4 +252,111 @@ func encodeProgressiveJPEG(t *testing.T, img *image.RGBA) []byte {
 		t.Fatalf("the progressive encoding has %d scans", n)
 	}
 	return data
+}
+
+// exifTIFF returns the TIFF header withOrientation puts in a JPEG's Exif segment.
+func exifTIFF(t *testing.T, o int, order string) []byte {
+	seg := withOrientation(t, []byte{0xff, 0xd8}, o, order)[6:] // after SOI, the marker and its length
+	return bytes.TrimPrefix(seg, []byte("Exif\x00\x00"))
+}
+
+// withPNGChunk returns a PNG with a chunk of type typ and body inserted after IHDR.
+func withPNGChunk(data []byte, typ string, body []byte) []byte {
+	const ihdrEnd = 8 + 12 + 13
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	chunk = append(chunk, typ...)
+	chunk = append(chunk, body...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	out := append([]byte{}, data[:ihdrEnd]...)
+	out = append(out, chunk...)
+	return append(out, data[ihdrEnd:]...)
+}
+
+// withWebPEXIF returns a simple (VP8) WebP turned into the extended format with an EXIF chunk
+// holding exif, as WebP writers store a photo's metadata.
+func withWebPEXIF(t *testing.T, data, exif []byte) []byte {
+	t.Helper()
+	cfg, err := webp.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	vp8x := []byte("VP8X")
+	vp8x = le.AppendUint32(vp8x, 10)
+	vp8x = append(vp8x, 0x08, 0, 0, 0) // EXIF flag
+	w, h := uint32(cfg.Width-1), uint32(cfg.Height-1)
+	vp8x = append(vp8x, byte(w), byte(w>>8), byte(w>>16), byte(h), byte(h>>8), byte(h>>16))
+	chunk := le.AppendUint32([]byte("EXIF"), uint32(len(exif)))
+	chunk = append(chunk, exif...)
+	if len(exif)%2 == 1 {
+		chunk = append(chunk, 0)
+	}
+	body := append(append(append([]byte("WEBP"), vp8x...), data[12:]...), chunk...)
+	return append(le.AppendUint32([]byte("RIFF"), uint32(len(body))), body...)
+}
+
+// PNGs (eXIf chunk) and WebPs (EXIF chunk, with or without the JPEG-style prefix) are turned
+// as displayed, like JPEGs: the fitted image is the one fitted from the turned pixels.
+func TestPNGAndWebPOrientationIsApplied(t *testing.T) {
+	stored := asStored(displayed(), 6)
+	png0, err := (storedFormat{format: FormatPNG, compression: CompressionFast}).encode(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webp0, err := os.ReadFile(filepath.Join("testdata", "photo-37x29.webp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	webpImg, err := webp.Decode(bytes.NewReader(webp0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, order := range []string{"II", "MM"} {
+		for o := 1; o <= 8; o++ {
+			tiff := exifTIFF(t, o, order)
+			if got := imageOrientation(withPNGChunk(png0, "eXIf", tiff), "png"); got != o {
+				t.Errorf("PNG eXIf %s %d read as %d", order, o, got)
+			}
+			for _, body := range [][]byte{tiff, append([]byte("Exif\x00\x00"), tiff...)} {
+				if got := imageOrientation(withWebPEXIF(t, webp0, body), "webp"); got != o {
+					t.Errorf("WebP EXIF %s %d (%d bytes) read as %d", order, o, len(body), got)
+				}
+			}
+		}
+	}
+	if got := imageOrientation(png0, "png"); got != 1 {
+		t.Errorf("a PNG without eXIf: %d", got)
+	}
+	if got := imageOrientation(withPNGChunk(png0, "tEXt", []byte("Comment\x00eXIf")), "png"); got != 1 {
+		t.Errorf("a PNG with another chunk: %d", got)
+	}
+
+	upPNG, err := (storedFormat{format: FormatPNG, compression: CompressionFast}).encode(displayed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range ResizePolicies {
+		want, err := prepareImage(upPNG, "png", 96, 64, 32, policy, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := prepareImage(withPNGChunk(png0, "eXIf", exifTIFF(t, 6, "MM")), "png", 64, 96, 32, policy, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(pixelsOf(got, 3), pixelsOf(want, 3)) {
+			t.Errorf("%s: a PNG stored turned with eXIf 6 is not fitted as the upright one", policy)
+		}
+		for o := 2; o <= 8; o++ {
+			b := webpImg.Bounds()
+			got, err := prepareImage(withWebPEXIF(t, webp0, exifTIFF(t, o, "II")), "webp", b.Dx(), b.Dy(), 16, policy, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fitImage(orientImage(webpToRGB(webpImg), o), 16, policy, 3)
+			if !bytes.Equal(pixelsOf(got, 3), pixelsOf(want, 3)) {
+				t.Errorf("%s: a WebP with EXIF %d is not fitted turned", policy, o)
+			}
+		}
+	}
 }

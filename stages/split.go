@@ -47,7 +47,8 @@ type SplitConfig struct {
 // Name implements pipeline.Kind.
 func (Split) Name() string { return "split" }
 
-// Version implements pipeline.Kind. (13: the class-distribution plot's counts no longer overlap.)
+// Version implements pipeline.Kind. (13: the class-distribution plot's counts no longer
+// overlap; PNGs and WebPs are stored turned by their EXIF orientation.)
 func (Split) Version() int { return 13 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
