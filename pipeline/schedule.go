@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,7 +43,8 @@ func (t Trigger) String() string {
 // (plan, then run); the scheduler guarantees it is never running
 // twice at once, and applies each schedule's overlap policy to triggers that come while it
 // is: skip drops them (logged), queue runs them once the current run ends (unless the
-// scheduler is stopping by then: see Loop).
+// scheduler is stopping by then: see Loop), one run per schedule however many of its
+// triggers came meanwhile.
 type Scheduler struct {
 	Schedules []*Schedule
 	Clock     Clock
@@ -244,10 +246,15 @@ func (s *Scheduler) trigger(stop, runCtx context.Context, t Trigger, overlap str
 		return
 	}
 	if s.running {
-		if overlap == "queue" {
+		switch {
+		case overlap == "queue" && slices.ContainsFunc(s.queued, func(q Trigger) bool { return q.Schedule == t.Schedule }):
+			// One run after the current one serves every trigger of the schedule that came
+			// during it: a run brings the targets up to date as of when it starts.
+			s.Logf("%s: merged with the trigger of schedule %q already queued behind the run in progress", t, t.Schedule)
+		case overlap == "queue":
 			s.queued = append(s.queued, t)
 			s.Logf("%s: queued behind the run in progress", t)
-		} else {
+		default:
 			s.Logf("%s: skipped, a run is in progress (overlap = \"skip\")", t)
 		}
 		return

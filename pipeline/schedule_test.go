@@ -154,6 +154,8 @@ func TestSchedulerNeverOverlapsSkipAndQueue(t *testing.T) {
 		clock.waitForWaiter(t)
 		clock.advanceTo(time.Date(2026, 1, 5, 0, 20, 0, 0, time.UTC)) // fires while the first runs
 		clock.waitForWaiter(t)
+		clock.advanceTo(time.Date(2026, 1, 5, 0, 30, 0, 0, time.UTC)) // and again: merged with the queued one
+		clock.waitForWaiter(t)
 		close(f.release)
 		s.Wait()
 		stop()
@@ -165,7 +167,7 @@ func TestSchedulerNeverOverlapsSkipAndQueue(t *testing.T) {
 			if len(f.got) != 1 || !strings.Contains(joined, "skipped, a run is in progress") {
 				t.Fatalf("skip: fired %v; log:\n%s", f.got, joined)
 			}
-		} else if len(f.got) != 2 || !strings.Contains(joined, "queued behind the run in progress") {
+		} else if len(f.got) != 2 || !strings.Contains(joined, "queued behind the run in progress") || !strings.Contains(joined, "merged with the trigger") {
 			t.Fatalf("queue: fired %v; log:\n%s", f.got, joined)
 		}
 	}
