@@ -26,7 +26,7 @@ type WarmStart struct {
 
 // FreshVar is a variable LoadWeights left at its initial value.
 type FreshVar struct {
-	Name  string
+	Name  string  // the variable's name, as in checkpoints
 	Shape []int64 // this network's
 	From  []int64 // the SavedModel's; nil when it has no such variable
 }

@@ -411,6 +411,14 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	for {
 		gs = keptGroups(groups, kept)
 		res = splitGroups(gs, prev, fixed, cfg.Val, testFrac, job.Seed)
+		if cfg.DropSmallClasses && len(prev) > 0 {
+			// Which classes are dropped depends on the photos alone, not on the previous
+			// sets, which steer the search: an unchanged rerun keeps the classes the first
+			// split kept.
+			if fresh := splitGroups(gs, nil, fixed, cfg.Val, testFrac, job.Seed); len(fresh.failed) > 0 {
+				res = fresh
+			}
+		}
 		if len(res.failed) == 0 {
 			break
 		}

@@ -200,6 +200,11 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 // startTrainer makes the trainer of a training: for a fresh one (not resumed), with the
 // normalisation statistics of the training images, which it sets in st.
 func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainState, resumed bool) (*graphs.Trainer, error) {
+	if !resumed && cfg.initFrom != "" {
+		if _, err := os.Stat(job.Path(cfg.initFrom)); err != nil {
+			return nil, fmt.Errorf("init_from %q: %w", cfg.initFrom, err)
+		}
+	}
 	if !resumed {
 		// Normalisation statistics come from the original training images only: augmented
 		// copies would shift them, and val/test must not leak in.
@@ -214,11 +219,6 @@ func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainSt
 		Input: graphs.Input{Height: int64(m.Size), Width: int64(m.Size), Channels: int64(m.Channels), Mean: st.Mean, Std: st.Std}}
 	opt := graphs.DefaultOptimizer()
 	opt.Name, opt.WeightDecay = cfg.Optimizer, float32(effectiveWeightDecay(cfg.TrainConfig))
-	if !resumed && cfg.initFrom != "" {
-		if _, err := os.Stat(job.Path(cfg.initFrom)); err != nil {
-			return nil, fmt.Errorf("init_from %q: %w", cfg.initFrom, err)
-		}
-	}
 	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: classifier, Optimizer: opt, LabelSmoothing: float32(cfg.LabelSmoothing),
 		Seed: uint64(job.Seed), Threads: cfg.Threads})
 	if err != nil || resumed || cfg.initFrom == "" {
@@ -420,7 +420,13 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 			"early_stopping": cfg.EarlyStopping, "architecture_options": cfg.spec, "seed": job.Seed},
 	}
 	if cfg.initFrom != "" {
-		met.Hyperparameters["init_from"] = cfg.initFrom
+		// A path in the store names the whole upstream output, of which only the model is in
+		// this stage's key: metrics.json, a function of the key, does not name it.
+		from := cfg.initFrom
+		if pipeline.Inside(job.Path(from), filepath.Join(job.Workspace, pipeline.StoreDir)) {
+			from = "an upstream stage's saved_model"
+		}
+		met.Hyperparameters["init_from"] = from
 	}
 	if err := writeFileJSON(job.Out, "metrics.json", met); err != nil {
 		return err

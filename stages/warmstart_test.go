@@ -73,7 +73,7 @@ func TestTrainingStartsFromAModel(t *testing.T) {
 	if math.Abs(float64(tuned.ValLoss-base.ValLoss)) > 0.02 || math.Abs(float64(fresh.ValLoss-base.ValLoss)) < 0.1 {
 		t.Errorf("val loss at a learning rate of 1e-12: %v started from the model, %v from scratch; the model's %v", tuned.ValLoss, fresh.ValLoss, base.ValLoss)
 	}
-	if from, _ := tuned.Hyperparameters["init_from"].(string); !strings.HasSuffix(from, "/saved_model") {
+	if from, _ := tuned.Hyperparameters["init_from"].(string); from != "an upstream stage's saved_model" {
 		t.Errorf("metrics.json's init_from: %v", tuned.Hyperparameters["init_from"])
 	}
 	if _, ok := base.Hyperparameters["init_from"]; ok {
@@ -92,6 +92,9 @@ func TestTrainingStartsFromAModel(t *testing.T) {
 	rec, _ = w.run(false)
 	var again Metrics
 	readJSONFile(t, w.output(rec, "train.tuned", "metrics.json"), &again)
+	if again.Hyperparameters["init_from"] != "start" {
+		t.Errorf("metrics.json's init_from for a folder: %v", again.Hyperparameters["init_from"])
+	}
 	if res := rec.Result("train.tuned"); res.Status != pipeline.StatusRan || again.ValLoss != tuned.ValLoss {
 		t.Errorf("init_from a folder: %s, val loss %v, want %v as from the stage's output", res.Status, again.ValLoss, tuned.ValLoss)
 	}
