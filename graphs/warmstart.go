@@ -22,6 +22,8 @@ type WarmStart struct {
 	// NewClasses are this network's classes the SavedModel does not have: their classifier
 	// weights keep their initial values. Classes it has are taken by name, in any order.
 	NewClasses []string
+	// GoneClasses are the SavedModel's classes this network does not have.
+	GoneClasses []string
 }
 
 // FreshVar is a variable LoadWeights left at its initial value.
@@ -42,6 +44,10 @@ func (f FreshVar) String() string {
 // headScope holds the classifier's variables, whose last dimension is the class: every
 // architecture's logits come from Dense(c.Sub("head"), …) under the model scope.
 const headScope = "model/head/"
+
+// IsClassifierVar reports whether the variable named name is the classifier's, whose last
+// dimension is the class.
+func IsClassifierVar(name string) bool { return strings.HasPrefix(name, headScope) }
 
 // LoadWeights sets the network's variables (weights and batch-norm statistics, not the
 // optimizer's state) from the SavedModel in dir, which Export wrote (its model.json says what
@@ -86,12 +92,17 @@ func (t *Trainer) LoadWeights(dir string, classes []string) (WarmStart, error) {
 			ws.NewClasses = append(ws.NewClasses, c)
 		}
 	}
+	for _, c := range info.Classes {
+		if !slices.Contains(classes, c) {
+			ws.GoneClasses = append(ws.GoneClasses, c)
+		}
+	}
 	sameClasses := slices.Equal(classes, info.Classes)
 	shared := len(ws.NewClasses) < len(classes)
 	var load []*Var
 	for _, v := range t.model {
 		shape, ok := theirs[v.Name]
-		head := !sameClasses && strings.HasPrefix(v.Name, headScope)
+		head := !sameClasses && IsClassifierVar(v.Name)
 		switch {
 		case !ok:
 			ws.Fresh = append(ws.Fresh, FreshVar{Name: v.Name, Shape: v.Shape})
@@ -120,7 +131,7 @@ func (t *Trainer) LoadWeights(dir string, classes []string) (WarmStart, error) {
 		if !slices.Equal(val.Shape(), want) { // model.json does not describe these weights
 			return ws, fmt.Errorf("%s: %s has shape %v in its weights, %v by its model.json", dir, in.v.Name, val.Shape(), want)
 		}
-		if !sameClasses && strings.HasPrefix(in.v.Name, headScope) {
+		if !sameClasses && IsClassifierVar(in.v.Name) {
 			if val, err = byClassColumns(val, in.v.InitialValue(t.cfg.Seed), in.v.Shape, column); err != nil {
 				return ws, fmt.Errorf("%s: %s: %w", dir, in.v.Name, err)
 			}

@@ -65,7 +65,7 @@ func TestLoadWeights(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(ws.Fresh) != 0 || len(ws.Loaded) != len(more.model) || !slices.Equal(ws.NewClasses, []string{"x", "y"}) {
+			if len(ws.Fresh) != 0 || len(ws.Loaded) != len(more.model) || !slices.Equal(ws.NewClasses, []string{"x", "y"}) || len(ws.GoneClasses) != 0 {
 				t.Fatalf("6 classes from a 4-class model: loaded %v, fresh %v, new classes %v", ws.Loaded, ws.Fresh, ws.NewClasses)
 			}
 			got, err = more.Evaluate(Batch{Images: data.Images})

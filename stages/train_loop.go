@@ -237,17 +237,29 @@ func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainSt
 func describeWarmStart(from string, ws graphs.WarmStart, classes int) string {
 	total := len(ws.Loaded) + len(ws.Fresh)
 	msg := fmt.Sprintf("starting from the weights of %s: %d of %d tensors", from, len(ws.Loaded), total)
-	switch n := len(ws.NewClasses); {
-	case n == classes:
-		msg += "; it has none of these classes: the classifier starts fresh"
-	case n > 0:
-		msg += fmt.Sprintf("; %s new to it (%s): their classifier weights start fresh", plural(n, "class", "classes"), strings.Join(ws.NewClasses, ", "))
+	if 2*len(ws.Loaded) < total {
+		// A network of other options shares a few small tensors at most: hardly a fine-tune.
+		msg = "warning: " + msg + " (most of this network starts from the seed: its options differ from the model's)"
 	}
-	if len(ws.Fresh) > 0 {
-		var names []string
-		for _, f := range ws.Fresh {
+	none := len(ws.NewClasses) == classes
+	switch n := len(ws.NewClasses); {
+	case none:
+		msg += "; it has none of these classes: the classifier starts fresh"
+	case n == 1:
+		msg += fmt.Sprintf("; 1 class new to it (%s): its classifier weights start fresh", ws.NewClasses[0])
+	case n > 1:
+		msg += fmt.Sprintf("; %d classes new to it (%s): their classifier weights start fresh", n, strings.Join(ws.NewClasses, ", "))
+	}
+	if len(ws.GoneClasses) > 0 {
+		msg += fmt.Sprintf("; not in this training set: %s", strings.Join(ws.GoneClasses, ", "))
+	}
+	var names []string
+	for _, f := range ws.Fresh {
+		if !none || !graphs.IsClassifierVar(f.Name) { // said above
 			names = append(names, f.String())
 		}
+	}
+	if len(names) > 0 {
 		msg += fmt.Sprintf("; fresh (other shape or absent): %s", strings.Join(names, "; "))
 	}
 	return msg

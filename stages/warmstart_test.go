@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 )
 
@@ -129,5 +130,38 @@ func TestTrainingStartsFromAModel(t *testing.T) {
 	}
 	if res := rec.Result("train.tuned"); res == nil || !strings.Contains(res.Error, "init_from: ") || !strings.Contains(res.Error, "holds a cnn, not a vit") {
 		t.Errorf("a vit from a cnn: %+v", res)
+	}
+}
+
+// The log line says what a training took from its model: a warning when most of the network
+// starts from the seed, the new classes and the model's classes it lacks, and the tensors
+// that start fresh (not the classifier's, when no class is shared: that is said once).
+func TestDescribeWarmStart(t *testing.T) {
+	head := graphs.FreshVar{Name: "model/head/kernel", Shape: []int64{8, 3}, From: []int64{8, 3}}
+	conv := graphs.FreshVar{Name: "model/conv1/kernel", Shape: []int64{3, 3, 1, 4}, From: []int64{3, 3, 1, 8}}
+	for _, c := range []struct {
+		ws      graphs.WarmStart
+		classes int
+		want    []string
+		not     []string
+	}{
+		{graphs.WarmStart{Loaded: []string{"a", "b", "c"}, NewClasses: []string{"Ring"}, GoneClasses: []string{"T-shirt"}}, 3,
+			[]string{": 3 of 3 tensors; 1 class new to it (Ring): its classifier weights start fresh; not in this training set: T-shirt"}, []string{"warning", "fresh (other"}},
+		{graphs.WarmStart{Loaded: []string{"a"}, Fresh: []graphs.FreshVar{conv, head}, NewClasses: []string{"p", "q", "r"}}, 3,
+			[]string{"warning: starting from", "1 of 3 tensors (most of this network", "none of these classes", "fresh (other shape or absent): model/conv1/kernel [3 3 1 4], the model's [3 3 1 8]"}, []string{"model/head"}},
+		{graphs.WarmStart{Loaded: []string{"a", "b"}, NewClasses: []string{"x", "y"}}, 5,
+			[]string{"2 classes new to it (x, y): their classifier weights"}, nil},
+	} {
+		got := describeWarmStart("m", c.ws, c.classes)
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%q lacks %q", got, w)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(got, n) {
+				t.Errorf("%q has %q", got, n)
+			}
+		}
 	}
 }
