@@ -355,7 +355,10 @@ func explain(st *State, d *Decision, v *Values) []string {
 				switch {
 				case o == "":
 					// no path line before: written before paths were hashed, or not there then
-					reasons = append(reasons, fmt.Sprintf("%s (given as %s) is now keyed by its content", path, attr))
+					// (the attribute's own change, named above, says it all)
+					if _, named := changed[attr]; !named {
+						reasons = append(reasons, fmt.Sprintf("%s (given as %s) is now keyed by its content", path, attr))
+					}
 					continue
 				case c == "":
 					reasons = append(reasons, fmt.Sprintf("%s (given as %s) is gone", path, attr))
