@@ -101,18 +101,25 @@ func (t *Trainer) Export(dir string, classes []string, resize string) error {
 	return nil
 }
 
-// inferenceSavedModel builds the serving graph for m and wraps it in a SavedModel proto with a
-// V1 saver (no object graph), which both TensorFlow's C++ loader and Python's
-// tf.saved_model.load accept.
-func inferenceSavedModel(m Classifier) (*cfgpb.SavedModel, error) {
-	root := op.NewScope()
+// inferenceNetwork adds m's network in inference mode to root, reading the images from the
+// placeholder the SavedModel signature names (inputOpName), and returns its variables and
+// logits. Export saves the variables under these names.
+func inferenceNetwork(root *op.Scope, m Classifier) (*Params, tf.Output) {
 	in := m.Input
 	shape := tf.MakeShape(-1, in.Height, in.Width, in.Channels)
 	x := root.AddOperation(tf.OpSpec{Type: "Placeholder", Name: inputOpName,
 		Attrs: map[string]any{"dtype": tf.Float, "shape": shape}}).Output(0)
 	p := NewParams(root)
 	c := NewCtx(root, p, Inference, tf.Output{}, batchSize(root.SubScope("batch"), x)).Sub("model")
-	logits := m.Logits(c, x)
+	return p, m.Logits(c, x)
+}
+
+// inferenceSavedModel builds the serving graph for m and wraps it in a SavedModel proto with a
+// V1 saver (no object graph), which both TensorFlow's C++ loader and Python's
+// tf.saved_model.load accept.
+func inferenceSavedModel(m Classifier) (*cfgpb.SavedModel, error) {
+	root := op.NewScope()
+	p, logits := inferenceNetwork(root, m)
 	var probs tf.Output
 	if root.Err() == nil {
 		probs = root.AddOperation(tf.OpSpec{Type: "Softmax", Name: outputOpName, Input: []tf.Input{logits}}).Output(0)
@@ -141,8 +148,8 @@ func inferenceSavedModel(m Classifier) (*cfgpb.SavedModel, error) {
 	}
 	sig := &cfgpb.SignatureDef{
 		Inputs: map[string]*cfgpb.TensorInfo{InputKey: {
-			Encoding: &cfgpb.TensorInfo_Name{Name: x.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
-			TensorShape: dims(-1, in.Height, in.Width, in.Channels)}},
+			Encoding: &cfgpb.TensorInfo_Name{Name: inputOpName + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
+			TensorShape: dims(-1, m.Input.Height, m.Input.Width, m.Input.Channels)}},
 		Outputs: map[string]*cfgpb.TensorInfo{OutputKey: {
 			Encoding: &cfgpb.TensorInfo_Name{Name: probs.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
 			TensorShape: dims(-1, m.Classes)}},

@@ -181,10 +181,7 @@ func modelVars(m Classifier) (map[string][]int64, error) {
 		return nil, err
 	}
 	root := op.NewScope()
-	in := m.Input
-	x := op.Placeholder(root.SubScope("images"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, in.Height, in.Width, in.Channels)))
-	p := NewParams(root)
-	m.Logits(NewCtx(root, p, Inference, tf.Output{}, batchSize(root.SubScope("batch"), x)).Sub("model"), x)
+	p, _ := inferenceNetwork(root, m)
 	if err := root.Err(); err != nil {
 		return nil, err
 	}

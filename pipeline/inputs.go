@@ -52,33 +52,45 @@ func cutPathLabel(label string) (attr, path string, ok bool) {
 
 // pathInputs returns the strings in the attributes of v that take stage outputs (directly or
 // inside a map or object) and name an existing file or folder, relative to workspace or
-// absolute. Outputs handed to the stage are paths in the store, keyed by their digests, and
-// are left out, as is a folder that holds the store.
+// absolute (literalPaths).
 func pathInputs(k Kind, v *Values, workspace string) []pathInput {
-	store := filepath.Join(workspace, StoreDir)
 	var out []pathInput
 	seen := map[string]bool{}
 	for _, a := range k.Attributes() {
 		if len(a.Accepts) == 0 || a.Role == Source {
 			continue
 		}
-		cty.Walk(v.Get(a.Name), func(_ cty.Path, val cty.Value) (bool, error) {
-			if !val.IsKnown() || val.IsNull() || val.Type() != cty.String || val.AsString() == "" {
-				return true, nil
+		for _, p := range literalPaths(a, v, workspace) {
+			if seen[pathLabel(a.Name, p.path)] {
+				continue
 			}
-			p := CleanPath(val.AsString())
-			abs := InWorkspace(workspace, p)
-			if Inside(abs, store) || Inside(store, abs) || seen[pathLabel(a.Name, p)] {
-				return true, nil
+			if _, err := os.Stat(p.abs); err != nil {
+				continue // keyed by the string alone; the stage reports it
 			}
-			if _, err := os.Stat(abs); err != nil {
-				return true, nil // keyed by the string alone; the stage reports it
-			}
-			seen[pathLabel(a.Name, p)] = true
-			out = append(out, pathInput{attr: a.Name, path: p, abs: abs})
-			return true, nil
-		})
+			seen[pathLabel(a.Name, p.path)] = true
+			out = append(out, p)
+		}
 	}
+	return out
+}
+
+// literalPaths returns the strings in attribute a of v (directly or inside a map or object)
+// as paths, cleaned: those written in the pipeline file where a stage output is expected.
+// The outputs handed to the stage are paths in the store, keyed by their digests, and are
+// left out, as is a folder that holds the store.
+func literalPaths(a Attribute, v *Values, workspace string) []pathInput {
+	store := filepath.Join(workspace, StoreDir)
+	var out []pathInput
+	cty.Walk(v.Get(a.Name), func(_ cty.Path, val cty.Value) (bool, error) {
+		if !val.IsKnown() || val.IsNull() || val.Type() != cty.String || val.AsString() == "" {
+			return true, nil
+		}
+		p := CleanPath(val.AsString())
+		if abs := InWorkspace(workspace, p); !Inside(abs, store) && !Inside(store, abs) {
+			out = append(out, pathInput{attr: a.Name, path: p, abs: abs})
+		}
+		return true, nil
+	})
 	return out
 }
 

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // sourceProblem is what is wrong with a Source attribute's path, found without reading it.
@@ -122,31 +121,24 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 // path may yet appear (a model promoted by a run), so it is not an error.
 func missingPathInputs(workspace, file string, a Attribute, v *Values, seen map[string]bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	store := filepath.Join(workspace, StoreDir)
 	rng := v.Range(a.Name)
-	cty.Walk(v.Get(a.Name), func(_ cty.Path, val cty.Value) (bool, error) {
-		if !val.IsKnown() || val.IsNull() || val.Type() != cty.String || val.AsString() == "" {
-			return true, nil
-		}
-		rel := val.AsString()
-		abs := InWorkspace(workspace, CleanPath(rel))
-		id := rng.String() + "\x00" + rel
-		if seen[id] || Inside(abs, store) {
-			return true, nil
+	for _, p := range literalPaths(a, v, workspace) {
+		id := rng.String() + "\x00" + p.path
+		if seen[id] {
+			continue
 		}
 		seen[id] = true
-		if _, err := os.Stat(abs); !os.IsNotExist(err) {
-			return true, nil
+		if _, err := os.Stat(p.abs); !os.IsNotExist(err) {
+			continue
 		}
-		detail := fmt.Sprintf("%s %q does not exist (paths are relative to the folder of %s): the stage will fail when it runs unless it appears first", a.Name, rel, file)
-		if sug := suggestPath(workspace, rel); sug != "" {
+		detail := fmt.Sprintf("%s %q does not exist (paths are relative to the folder of %s): the stage will fail when it runs unless it appears first", a.Name, p.path, file)
+		if sug := suggestPath(workspace, p.path); sug != "" {
 			detail += fmt.Sprintf(". Did you mean %q?", sug)
 		} else {
 			detail += "."
 		}
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Path not found", Detail: detail, Subject: rng})
-		return true, nil
-	})
+	}
 	return diags
 }
 

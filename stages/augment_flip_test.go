@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// flipHCL is a split and an augment with ops and max_augment to fill in.
-const flipHCL = `
+// augmentHCLTemplate is a split and an augment with max_augment and ops to fill in.
+const augmentHCLTemplate = `
 pipeline {
   image_size = 8
 }
@@ -31,7 +31,7 @@ stage "augment" "balanced" {
 // flip is deterministic: an original gets at most one flip copy, and no two copies of an
 // original are the same bytes.
 func TestFlipMakesAtMostOneCopyPerOriginal(t *testing.T) {
-	w := newWS(t, fmt.Sprintf(flipHCL, 6, `["flip", "color_jitter"]`))
+	w := newWS(t, fmt.Sprintf(augmentHCLTemplate, 6, `["flip", "color_jitter"]`))
 	for i := 0; i < 40; i++ {
 		w.write(fmt.Sprintf("raw/big/%02d.png", i), randomPNG(1, uint64(i), 10, 10))
 	}
@@ -91,7 +91,7 @@ func TestFlipAloneIsLimitedToMaxAugment2(t *testing.T) {
 		{2, `["flip"]`, true},
 		{6, `["flip", "blur"]`, true},
 	} {
-		w := newWS(t, fmt.Sprintf(flipHCL, c.max, c.ops))
+		w := newWS(t, fmt.Sprintf(augmentHCLTemplate, c.max, c.ops))
 		err := w.loadDiags()
 		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "set max_augment = 2") {
 			t.Errorf("max_augment %d, ops %s: %v", c.max, c.ops, err)

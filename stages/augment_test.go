@@ -49,23 +49,8 @@ func TestCopyPlanMatchesTheFormulaExactly(t *testing.T) {
 	}
 }
 
-const augmentHCL = `
-pipeline {
-  image_size = 8
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
-stage "augment" "balanced" {
-  input       = stage.split.main.train
-  max_augment = 3
-  ops         = ["flip_rotate_crop", "color_jitter", "affine", "blur", "noise", "flip"]
-}
-`
+// augmentHCL is augmentHCLTemplate with max_augment 3 and every operation.
+var augmentHCL = fmt.Sprintf(augmentHCLTemplate, 3, `["flip_rotate_crop", "color_jitter", "affine", "blur", "noise", "flip"]`)
 
 func TestAugmentBalancesDeterministicallyAndTrainOnly(t *testing.T) {
 	sizes := map[string]int{"big": 40, "half": 25, "small": 5}
