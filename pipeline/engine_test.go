@@ -1135,3 +1135,37 @@ stage "gen" "src" {
 		t.Fatalf("after moving a file too: %v\nwant %s", d.Reasons, want)
 	}
 }
+
+// A number worked out in the pipeline file is shown as the float64 the stage receives, not
+// with the dozens of digits of HCL's arbitrary-precision arithmetic; two values that only
+// those digits tell apart are shown in full.
+func TestPlanShowsComputedNumbersShort(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `epochs = 10`, `epochs = 0.0001 * 1.1`, 1))
+	if d := ws.plan(Selection{})["xform.other"]; d.Reasons[0] != "attribute epochs 10 → 0.00011" {
+		t.Fatalf("xform.other: %s %v", d.Action, d.Reasons)
+	}
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `epochs = 10`, `epochs = 0.00011`, 1))
+	d := ws.plan(Selection{})["xform.other"]
+	if d.Action != Run || len(d.Reasons) != 1 {
+		t.Fatalf("xform.other: %s %v", d.Action, d.Reasons)
+	}
+	old, cur, ok := strings.Cut(strings.TrimPrefix(d.Reasons[0], "attribute epochs "), " → ")
+	if !ok || old == cur || !strings.HasPrefix(old, "0.000109999") || cur != "0.00011" {
+		t.Fatalf("a change only the full digits show is shown as %q", d.Reasons[0])
+	}
+}
+
+func TestShortNumbersLeavesStringsAndIntegers(t *testing.T) {
+	in := `{"lr":0.000109999999999999999999999999995,"name":"0.500000000000000000001","n":100000000000000000000,"w":[-2.50000000000000000000001e-7,1.5]}`
+	want := `{"lr":0.00011,"name":"0.500000000000000000001","n":100000000000000000000,"w":[-2.5e-07,1.5]}`
+	if got := shortNumbers(in); got != want {
+		t.Fatalf("shortNumbers(%s) =\n%s, want\n%s", in, got, want)
+	}
+}

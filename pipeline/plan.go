@@ -6,6 +6,7 @@ import (
 	pathpkg "path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -346,7 +347,11 @@ func explain(st *State, d *Decision, v *Values) []string {
 				reasons = append(reasons, fmt.Sprintf("the upstream output given as %s changed", name))
 				continue
 			}
-			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, displayValue(o), displayValue(c)))
+			was, now := displayValue(o), displayValue(c)
+			if sw, sn := shortNumbers(was), shortNumbers(now); sw != sn {
+				was, now = sw, sn
+			}
+			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, was, now))
 			changed[name] = [2]string{o, c}
 		case "source", "path":
 			shown := CleanPath(v.String(name))
@@ -440,6 +445,47 @@ func displayValue(canon string) string {
 		return val
 	}
 	return canon
+}
+
+// shortNumbers rewrites the fractional numbers of a JSON value as the float64 a stage decodes
+// them to, in the fewest digits that give it back: HCL computes in arbitrary precision, so
+// learning_rate = 1e-4 * 1.1 is 0.000109999… to 150 digits. Integers and strings are left
+// as they are.
+func shortNumbers(js string) string {
+	var b strings.Builder
+	inString, escaped := false, false
+	for i := 0; i < len(js); i++ {
+		ch := js[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case ch == '\\':
+				escaped = true
+			case ch == '"':
+				inString = false
+			}
+		case ch == '"':
+			inString = true
+		case ch == '-' || ch >= '0' && ch <= '9':
+			j := i + 1
+			for j < len(js) && strings.IndexByte("0123456789.eE+-", js[j]) >= 0 {
+				j++
+			}
+			tok := js[i:j]
+			if f, err := strconv.ParseFloat(tok, 64); err == nil && strings.ContainsAny(tok, ".eE") {
+				if short := strconv.FormatFloat(f, 'g', -1, 64); len(short) < len(tok) {
+					tok = short
+				}
+			}
+			b.WriteString(tok)
+			i = j - 1
+			continue
+		}
+		b.WriteByte(ch)
+	}
+	return b.String()
 }
 
 func orNone(s string) string {
