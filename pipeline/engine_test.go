@@ -1169,3 +1169,64 @@ func TestShortNumbersLeavesStringsAndIntegers(t *testing.T) {
 		t.Fatalf("shortNumbers(%s) =\n%s, want\n%s", in, got, want)
 	}
 }
+
+// stage.X.Y[each.key] depends on that instance alone (as for_each = stage.X.Y with each.value
+// does); a reference to the whole stage, or by a key from each.value, on all its instances.
+func TestIndexedStageReferenceDependsOnOneInstance(t *testing.T) {
+	const src = `
+variable "pick" {
+  default = "vit"
+}
+
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "arch" {
+  for_each = toset(["cnn", "vit"])
+  input    = stage.gen.src.out
+  suffix   = "-${each.key}"
+}
+
+stage "xform" "eval" {
+  for_each = toset(["cnn", "vit"])
+  input    = stage.xform.arch[each.key].out
+  suffix   = "(${each.key})"
+}
+
+stage "xform" "picked" {
+  input = stage.xform.arch[var.pick].out
+}
+
+stage "xform" "both" {
+  for_each = toset(["cnn", "vit"])
+  input    = stage.xform.arch[each.key].out
+  suffix   = join(",", keys(stage.xform.arch))
+}
+`
+	ws := newWorkspace(t, src, chainFiles())
+	e := ws.engine(nil)
+	for addr, want := range map[string]string{
+		"xform.eval[vit]": "xform.arch[vit]",
+		"xform.eval[cnn]": "xform.arch[cnn]",
+		"xform.picked":    "xform.arch[vit]",
+		"xform.both[cnn]": "xform.arch[cnn],xform.arch[vit]",
+	} {
+		inst, ok := e.Workflow.Instance(addr)
+		if !ok {
+			t.Fatalf("no instance %s", addr)
+		}
+		if got := strings.Join(inst.Deps, ","); got != want {
+			t.Errorf("%s depends on %s, want %s", addr, got, want)
+		}
+	}
+	got, rec, err := ws.run(RunOptions{Selection: Selection{Targets: []string{"xform.eval[cnn]"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.arch[cnn]": "ran", "xform.eval[cnn]": "ran"})
+	b, _ := os.ReadFile(filepath.Join(rec.Dir(), "xform.eval.cnn", "out"))
+	if string(b) != "AB-CNN(cnn)" {
+		t.Fatalf("xform.eval[cnn] output %q", b)
+	}
+}

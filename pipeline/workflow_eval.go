@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -150,6 +151,7 @@ func (w *Workflow) linkInstances() hcl.Diagnostics {
 		b := inst.b
 		deps := map[string]bool{}
 		for _, attr := range sortedKeys(b.refs) {
+			indexed := w.indexedRefs(inst, attr)
 			for i := range b.refs[attr] {
 				r := &b.refs[attr][i]
 				up := w.blocks[r.Block]
@@ -168,6 +170,8 @@ func (w *Workflow) linkInstances() hcl.Diagnostics {
 					deps[InstanceAddr(r.Block, r.Key, true)] = true
 				case attr == "for_each" && b.forEachFrom == r.Block && inst.HasKey:
 					deps[InstanceAddr(r.Block, inst.Key, true)] = true
+				case up.forEach && up.hasKey(indexed[r.Range]):
+					deps[InstanceAddr(r.Block, indexed[r.Range], true)] = true
 				default:
 					for _, ui := range w.BlockInstances(r.Block) {
 						deps[ui.Addr] = true
@@ -181,6 +185,54 @@ func (w *Workflow) linkInstances() hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// indexedRefs finds, in attribute attr of instance inst, the stage references indexed by an
+// expression of each.key and variables (stage.train.model[each.key].saved_model,
+// stage.train.model[var.arch].saved_model), and returns
+// the instance key each indexes for inst, by the reference's source range: such a reference
+// depends on that instance alone, not on every instance of the stage.
+func (w *Workflow) indexedRefs(inst *Instance, attr string) map[hcl.Range]string {
+	a, ok := inst.b.cfg.Content.Attributes[attr]
+	if !ok {
+		return nil
+	}
+	expr, ok := a.Expr.(hclsyntax.Expression)
+	if !ok {
+		return nil
+	}
+	ctx := w.baseContext()
+	if inst.HasKey {
+		ctx = ctx.NewChild()
+		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{
+			"key": cty.StringVal(inst.Key), "value": cty.DynamicVal})}
+	}
+	out := map[hcl.Range]string{}
+	hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics {
+		ix, ok := n.(*hclsyntax.IndexExpr)
+		if !ok {
+			return nil
+		}
+		coll, ok := ix.Collection.(*hclsyntax.ScopeTraversalExpr)
+		if !ok || coll.Traversal.RootName() != "stage" || len(coll.Traversal) != 3 {
+			return nil
+		}
+		for _, tr := range ix.Key.Variables() {
+			if tr.RootName() != "var" && !(tr.RootName() == "each" && len(tr) == 2 && isAttrStep(tr[1], "key")) {
+				return nil
+			}
+		}
+		if key, d := ix.Key.Value(ctx); !d.HasErrors() && key.IsWhollyKnown() && key.Type() == cty.String {
+			out[coll.Traversal.SourceRange()] = key.AsString()
+		}
+		return nil
+	})
+	return out
+}
+
+func isAttrStep(step hcl.Traverser, name string) bool {
+	a, ok := step.(hcl.TraverseAttr)
+	return ok && a.Name == name
 }
 
 func (w *Workflow) checkSchedules() hcl.Diagnostics {
