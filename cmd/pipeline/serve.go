@@ -25,14 +25,20 @@ type serveOptions struct {
 	Concurrency int           // inferences at once
 	Queue       int           // requests waiting for an inference slot; beyond, 503
 	Wait        time.Duration // longest wait for a slot
-	WarnSum     float64       // warn when the top five sum to less
-	WarnTop     float64       // warn when the first is below
+	// An admitted upload must arrive at UploadRate bytes a second on average once
+	// UploadGrace has passed, within UploadLimit in all, or it gives its place back (408).
+	UploadRate  int64
+	UploadGrace time.Duration
+	UploadLimit time.Duration
+	WarnSum     float64 // warn when the top five sum to less
+	WarnTop     float64 // warn when the first is below
 	TopK        int
 	Reload      time.Duration // how often to look for a newly promoted model
 }
 
 func defaultServeOptions() serveOptions {
 	return serveOptions{MaxBody: 10 << 20, MaxPixels: stages.DefaultMaxPixels, Concurrency: 2, Queue: 32, Wait: 10 * time.Second,
+		UploadRate: 16 << 10, UploadGrace: 5 * time.Second, UploadLimit: 60 * time.Second,
 		WarnSum: 0.9, WarnTop: 0.6, TopK: 5, Reload: 2 * time.Second}
 }
 

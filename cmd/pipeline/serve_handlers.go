@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logRequests logs method, path, status and latency of every request.
 func (s *server) logRequests(next http.Handler) http.Handler {
@@ -184,12 +188,16 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "busy: too many requests waiting; retry shortly")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
-	data, status, msg := readImageField(r, s.opts.MaxBody)
+	rc := http.NewResponseController(w)
+	r.Body = http.MaxBytesReader(w, &pacedBody{ReadCloser: r.Body, rc: rc, start: time.Now(), opts: s.opts}, s.opts.MaxBody)
+	data, status, msg := readImageField(r, s.opts.MaxBody, s.opts.tooSlow())
 	if status != 0 {
+		// Not waiting for the rest of a refused upload, which a stalled one would never send.
+		w.Header().Set("Connection", "close")
 		writeError(w, status, msg)
 		return
 	}
+	_ = rc.SetReadDeadline(time.Time{}) // the upload is in: the server's own timeouts again
 	if _, err := stages.CheckImage(data, s.opts.MaxPixels); err != nil {
 		switch {
 		case errors.Is(err, stages.ErrNotImage):
@@ -234,12 +242,45 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, http.StatusOK, resp)
 }
 
+// pacedBody is the body of an admitted upload, which must keep arriving: each read may wait
+// until the upload has had UploadGrace plus a second per UploadRate bytes received, and never
+// beyond UploadLimit. A client trickling bytes would otherwise hold its place in the queue,
+// and enough of them would turn every other client away. (A server that cannot set read
+// deadlines, as in tests, reads without them.)
+type pacedBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	start time.Time
+	n     int64
+	opts  serveOptions
+}
+
+// tooSlow is the error for an upload that missed its deadline.
+func (o serveOptions) tooSlow() string {
+	rate := fmt.Sprintf("%d bytes", o.UploadRate)
+	if o.UploadRate >= 1<<10 {
+		rate = fmt.Sprintf("%d KB", o.UploadRate>>10)
+	}
+	return fmt.Sprintf("the upload arrived too slowly: after its first %g s it must keep up %s a second on average, and be in within %g s",
+		o.UploadGrace.Seconds(), rate, o.UploadLimit.Seconds())
+}
+
+func (p *pacedBody) Read(b []byte) (int, error) {
+	if p.opts.UploadRate > 0 {
+		due := p.opts.UploadGrace + time.Duration(float64(p.n)/float64(p.opts.UploadRate)*float64(time.Second))
+		_ = p.rc.SetReadDeadline(p.start.Add(min(due, p.opts.UploadLimit)))
+	}
+	n, err := p.ReadCloser.Read(b)
+	p.n += int64(n)
+	return n, err
+}
+
 // readImageField streams a multipart body, which r.Body limits to limit bytes, and reads its
 // part named "image" into memory; other parts are skipped without being kept. A second
 // "image" part is refused rather than silently ignored: the answer would be about one of two
 // images without saying which. On failure it returns the HTTP status and message to answer
-// with.
-func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
+// with (slow for an upload that missed its read deadline).
+func readImageField(r *http.Request, limit int64, slow string) ([]byte, int, string) {
 	tooLarge := func(err error) bool {
 		var mbe *http.MaxBytesError
 		return errors.As(err, &mbe)
@@ -258,6 +299,8 @@ func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
 			return data, 0, ""
 		case tooLarge(err):
 			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, http.StatusRequestTimeout, slow
 		case err != nil:
 			return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
 		}
@@ -274,6 +317,8 @@ func readImageField(r *http.Request, limit int64) ([]byte, int, string) {
 		switch {
 		case tooLarge(err):
 			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, http.StatusRequestTimeout, slow
 		case err != nil:
 			return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"log"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -651,5 +653,42 @@ func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
 	body, ct := multipartBody("image", cut)
 	if code, m := post(t, ts.URL+"/predict", body, ct); code != http.StatusBadRequest || m["error"] != "truncated jpeg" {
 		t.Errorf("serve: %d %v, want 400 and \"truncated jpeg\"", code, m)
+	}
+}
+
+// An admitted upload that stops arriving gives its queue place back with 408, so clients
+// trickling bytes cannot turn everyone else away.
+func TestSlowUploadGivesBackItsPlace(t *testing.T) {
+	opts := defaultServeOptions()
+	opts.Concurrency, opts.Queue = 1, 0
+	opts.UploadRate, opts.UploadGrace, opts.UploadLimit = 1000, 300*time.Millisecond, 5*time.Second
+	s, ts := newTestServer(t, filepath.Join(t.TempDir(), "nothing"), opts)
+
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 50000\r\n\r\n--b\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.queue) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, ct := multipartBody("image", pngBytes(8, 8, 2))
+	if code, m := post(t, ts.URL+"/predict", b, ct); code != 503 || !strings.HasPrefix(fmt.Sprint(m["error"]), "busy") {
+		t.Fatalf("with the only place taken by an upload: %d %v, want 503 busy", code, m)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the stalled upload got no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 408 || !strings.Contains(string(body), "too slowly") {
+		t.Fatalf("the stalled upload: %d %s, want 408", resp.StatusCode, body)
+	}
+	b, ct = multipartBody("image", pngBytes(8, 8, 2))
+	if code, m := post(t, ts.URL+"/predict", b, ct); code != 503 || fmt.Sprint(m["error"]) != "no model loaded yet" {
+		t.Fatalf("after the stalled upload was cut off: %d %v, want it admitted (and told there is no model)", code, m)
 	}
 }
