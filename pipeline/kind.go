@@ -32,6 +32,15 @@ type Validator interface {
 	Validate(v *Values) hcl.Diagnostics
 }
 
+// PathChecker is implemented by kinds that can tell from what is at a path, written in the
+// pipeline file where a stage output is expected, that the stage will fail (a model of
+// another architecture, say). CheckPath gets the stage's values, the attribute and the
+// path's absolute form, which exists; it returns why the stage will fail, or "". Validate
+// warns with it: the path may yet change before the stage runs.
+type PathChecker interface {
+	CheckPath(v *Values, attr, abs string) string
+}
+
 // Environmental is implemented by kinds whose output depends on something outside the
 // workspace, such as the libtensorflow version. Each line Environment returns for an
 // instance's values (some influences count only with some settings: the machine's core

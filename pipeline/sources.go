@@ -89,7 +89,7 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 		for _, a := range inst.Kind.Attributes() {
 			val := v.Get(a.Name)
 			if a.Role != Source && len(a.Accepts) > 0 {
-				diags = append(diags, missingPathInputs(workspace, file, a, v, seen)...)
+				diags = append(diags, missingPathInputs(workspace, file, inst.Kind, a, v, seen)...)
 				continue
 			}
 			if a.Role != Source || !val.IsKnown() || val.IsNull() {
@@ -117,20 +117,29 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 }
 
 // missingPathInputs warns of each path written as a string in attribute a, which takes stage
-// outputs, that does not exist (see pathInputs): the stage will fail when it runs, but the
-// path may yet appear (a model promoted by a run), so it is not an error.
-func missingPathInputs(workspace, file string, a Attribute, v *Values, seen map[string]bool) hcl.Diagnostics {
+// outputs, that does not exist (see pathInputs), or that the kind finds unusable (see
+// PathChecker): the stage will fail when it runs, but the path may yet appear or change (a
+// model promoted by a run), so it is not an error.
+func missingPathInputs(workspace, file string, kind Kind, a Attribute, v *Values, seen map[string]bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	rng := v.Range(a.Name)
 	for _, p := range literalPaths(a, v, workspace) {
 		id := rng.String() + "\x00" + p.path
-		if seen[id] {
+		_, err := os.Stat(p.abs)
+		if pc, ok := kind.(PathChecker); ok && err == nil {
+			// Instances sharing the attribute may differ (each its architecture): each
+			// problem is said once.
+			if why := pc.CheckPath(v, a.Name, p.abs); why != "" && !seen[id+"\x00"+why] {
+				seen[id+"\x00"+why] = true
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unusable path",
+					Detail:  fmt.Sprintf("%s %q: %s: the stage will fail when it runs unless that changes first.", a.Name, p.path, why),
+					Subject: rng})
+			}
+		}
+		if !os.IsNotExist(err) || seen[id] {
 			continue
 		}
 		seen[id] = true
-		if _, err := os.Stat(p.abs); !os.IsNotExist(err) {
-			continue
-		}
 		detail := fmt.Sprintf("%s %q does not exist (paths are relative to the folder of %s): the stage will fail when it runs unless it appears first", a.Name, p.path, file)
 		if sug := suggestPath(workspace, p.path); sug != "" {
 			detail += fmt.Sprintf(". Did you mean %q?", sug)

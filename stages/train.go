@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -165,6 +166,26 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 		}
 	}
 	return d.diags
+}
+
+// CheckPath implements pipeline.PathChecker: an init_from that holds no model exported by
+// pipeline, or one of another architecture than the stage trains, fails the stage.
+func (Train) CheckPath(v *pipeline.Values, attr, abs string) string {
+	if attr != "init_from" {
+		return ""
+	}
+	dir := SavedModelOf(abs)
+	info, err := readModelInfo(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "it holds no model exported by pipeline (no " + graphs.ModelInfoFile + ")"
+	case err != nil:
+		return fmt.Sprintf("%s: %v", filepath.Join(dir, graphs.ModelInfoFile), err)
+	}
+	if arch := v.String("architecture"); usable(v, "architecture") && info.Spec.Architecture != arch {
+		return fmt.Sprintf("it holds a %s, and this stage trains a %s", info.Spec.Architecture, arch)
+	}
+	return ""
 }
 
 // patchChoices lists the patch sizes from 2 to n/2 that divide n, at most six, smallest

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -163,5 +164,46 @@ func TestDescribeWarmStart(t *testing.T) {
 				t.Errorf("%q has %q", got, n)
 			}
 		}
+	}
+}
+
+// validate warns of an init_from folder that holds no model exported by pipeline, or a model
+// of another architecture than the stage trains; a model of its own is fine.
+func TestValidateWarnsOfAnUnusableInitFrom(t *testing.T) {
+	const hcl = `
+stage "train" "model" {
+  for_each     = toset(["cnn", "vgg19", "vit"])
+  architecture = each.key
+  train        = "data/train"
+  val          = "data/val"
+  init_from    = "champion"
+}
+
+stage "train" "empty" {
+  architecture = "cnn"
+  train        = "data/train"
+  val          = "data/val"
+  init_from    = "empty"
+}
+`
+	w := newWS(t, hcl)
+	w.reg, _ = pipeline.NewRegistry(Train{})
+	w.write("champion/saved_model/"+graphs.ModelInfoFile, []byte(`{"spec": {"architecture": "cnn"}, "classes": ["a", "b"]}`))
+	w.write("champion/model.json", []byte(`{"id": "r1-cnn"}`))
+	w.write("champion/saved_model/saved_model.pb", []byte("x"))
+	w.write("empty/readme.txt", []byte("nothing here"))
+	var got []string
+	for _, d := range w.engine().Workflow.CheckSources(w.dir) {
+		if d.Summary == "Unusable path" {
+			got = append(got, fmt.Sprintf("%d: %s", d.Subject.Start.Line, d.Detail))
+		}
+	}
+	want := []string{
+		`7: init_from "champion": it holds a cnn, and this stage trains a vgg19: the stage will fail when it runs unless that changes first.`,
+		`7: init_from "champion": it holds a cnn, and this stage trains a vit: the stage will fail when it runs unless that changes first.`,
+		`14: init_from "empty": it holds no model exported by pipeline (no model.json): the stage will fail when it runs unless that changes first.`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("validate's warnings:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
