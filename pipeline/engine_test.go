@@ -1230,3 +1230,34 @@ stage "xform" "both" {
 		t.Fatalf("xform.eval[cnn] output %q", b)
 	}
 }
+
+// A stage whose key waits on upstream stages still runs for certain when its own
+// configuration changed, it never ran or it is forced: plan says so and why, and leaves "may
+// run" to those that run only if their inputs come out changed.
+func TestPlanKnowsOwnChangesBehindRunningUpstreams(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	p := ws.plan(Selection{})
+	if d := p["xform.final"]; d.Known || !d.Certain || d.Reasons[0] != "never ran" || d.Reasons[1] != "upstream xform.up runs first" {
+		t.Fatalf("fresh workspace: xform.final known=%v certain=%v %q", d.Known, d.Certain, d.Reasons)
+	}
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("raw/a.txt", "changed")
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `epochs = 10`, `epochs = 20`, 1))
+	p = ws.plan(Selection{})
+	if d := p["xform.other"]; d.Known || !d.Certain || strings.Join(d.Reasons, "; ") != "attribute epochs 10 → 20; upstream gen.src runs first" {
+		t.Errorf("own change behind an upstream: xform.other known=%v certain=%v %q", d.Known, d.Certain, d.Reasons)
+	}
+	for _, a := range []string{"xform.up", "xform.final"} {
+		if d := p[a]; d.Known || d.Certain || len(d.Reasons) != 1 || !strings.HasPrefix(d.Reasons[0], "known after upstream runs") {
+			t.Errorf("%s: known=%v certain=%v %q, want may run", a, d.Known, d.Certain, d.Reasons)
+		}
+	}
+	if d := ws.plan(Selection{Targets: []string{"xform.final"}, Force: true})["xform.final"]; !d.Certain || d.Reasons[0] != "forced" {
+		t.Errorf("forced: certain=%v %q", d.Certain, d.Reasons)
+	}
+	if d := p["gen.src"]; !d.Known || !d.Certain {
+		t.Errorf("gen.src: known=%v certain=%v %q", d.Known, d.Certain, d.Reasons)
+	}
+}

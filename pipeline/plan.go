@@ -35,9 +35,12 @@ type Decision struct {
 	Action  Action   `json:"action"`
 	Reasons []string `json:"reasons,omitempty"`
 	// Known is false when the key depends on outputs of upstream stages that will run first.
-	Known bool   `json:"key_known"`
-	Key   string `json:"key,omitempty"`
-	New   bool   `json:"new,omitempty"` // never ran before
+	Known bool `json:"key_known"`
+	// Certain is true when the stage runs whatever its upstream stages output: its key is
+	// known and not stored, it is forced, it never ran, or its own configuration changed.
+	Certain bool   `json:"certain"`
+	Key     string `json:"key,omitempty"`
+	New     bool   `json:"new,omitempty"` // never ran before
 
 	inst   *Instance
 	values *Values
@@ -228,7 +231,24 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 	d.New = !hadState
 	if !v.Known() {
 		d.Action = Run
-		d.Reasons = []string{"known after upstream runs (" + strings.Join(upstreamRunning, ", ") + " will run first)"}
+		upstream := "known after upstream runs (" + strings.Join(upstreamRunning, ", ") + " will run first)"
+		var own []string
+		switch {
+		case forced:
+			own = []string{"forced"}
+		case !hadState:
+			own = []string{"never ran"}
+		default:
+			var err error
+			if own, err = e.ownChanges(inst, v, st); err != nil {
+				return nil, err
+			}
+		}
+		d.Certain = len(own) > 0
+		if d.Certain {
+			upstream = fmt.Sprintf("upstream %s %s first", strings.Join(upstreamRunning, ", "), Agree(len(upstreamRunning), "runs", "run"))
+		}
+		d.Reasons = append(own, upstream)
 		return d, nil
 	}
 	d.sources, d.roots, d.trees, d.stats = map[string]Manifest{}, map[string]string{}, map[string]*treeState{}, e.Store.Stats
@@ -277,6 +297,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 			return nil, err
 		}
 	}
+	d.Certain = forced || !found || problem != ""
 	switch {
 	case forced:
 		d.Action, d.Reasons = Run, []string{"forced"}
@@ -296,6 +317,47 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		d.Action, d.Reasons = Run, explain(st, d, v)
 	}
 	return d, nil
+}
+
+// ownChanges names what changed in an instance's own configuration since its last run
+// (attributes, sources, seed, kind version, environment) when its key cannot be made yet,
+// its upstream stages running first: any such change reruns it whatever they output.
+func (e *Engine) ownChanges(inst *Instance, v *Values, st *State) ([]string, error) {
+	d := &Decision{Addr: inst.Addr, inst: inst, values: v, sources: map[string]Manifest{}, roots: map[string]string{},
+		trees: map[string]*treeState{}, stats: e.Store.Stats}
+	for _, a := range inst.Kind.Attributes() {
+		if a.Role != Source || !v.Get(a.Name).IsKnown() || v.Get(a.Name).IsNull() {
+			continue
+		}
+		rel := v.String(a.Name)
+		if checkSource(e.Store.Workspace, filepath.Base(e.Workflow.Config.Path), a.Name, rel) != nil {
+			return []string{fmt.Sprintf("%s %q cannot be read", a.Name, rel)}, nil
+		}
+		if err := d.hashInput(a.Name, InWorkspace(e.Store.Workspace, rel), false); err != nil {
+			return nil, fmt.Errorf("hashing %s %q: %w", a.Name, rel, err)
+		}
+	}
+	for _, p := range pathInputs(inst.Kind, v, e.Store.Workspace) {
+		if err := d.hashInput(pathLabel(p.attr, p.path), p.abs, false); err != nil {
+			return nil, fmt.Errorf("hashing %s %q: %w", p.attr, p.path, err)
+		}
+	}
+	var err error
+	if d.lines, err = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest); err != nil {
+		return nil, err
+	}
+	if err := d.completeSources(); err != nil {
+		return nil, err
+	}
+	st.Sources = e.Store.LoadSources(inst.Addr)
+	var own []string
+	for _, r := range explain(st, d, v) {
+		// what upstream stages give it is not known yet: only its own changes count
+		if !strings.HasPrefix(r, "upstream ") && !strings.HasPrefix(r, "the upstream output given as ") && r != "configuration changed" {
+			own = append(own, r)
+		}
+	}
+	return own, nil
 }
 
 // outputPaths returns the store paths of a decided instance's outputs, as downstream stages

@@ -207,7 +207,7 @@ func printPlan(w io.Writer, plan []*pipeline.Decision, asJSON bool) bool {
 			if d.New {
 				mark, what = "+", "run"
 			}
-			if !d.Known {
+			if !d.Certain {
 				mark, what = "?", "may run"
 				runs, maybe = runs-1, maybe+1
 			}
