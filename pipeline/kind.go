@@ -131,6 +131,16 @@ type Attribute struct {
 	// KeyedWhenSet leaves the attribute out of cache keys while its value is null, so that a
 	// kind can gain an optional attribute without rerunning every stage it made before.
 	KeyedWhenSet bool
+	// NonEmpty refuses, before anything runs, a stage output that its kind says will be empty
+	// (see EmptyOutputter): a training set or a test set with nothing in it.
+	NonEmpty bool
+}
+
+// EmptyOutputter is implemented by kinds some of whose outputs come out empty with some
+// values (a split's val set with val = 0). EmptyOutputs maps each such output to why,
+// phrased to follow "which will be empty: ".
+type EmptyOutputter interface {
+	EmptyOutputs(v *Values) map[string]string
 }
 
 // OutputTyper is implemented by kinds that say what each output holds, so that a reference to

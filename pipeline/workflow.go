@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 
@@ -114,8 +115,16 @@ func (w *Workflow) checkInstances() hcl.Diagnostics {
 	}
 	var order []*problem
 	seen := map[string]*problem{}
+	vals, instDiags := map[string]*Values{}, map[string]hcl.Diagnostics{}
 	for _, inst := range w.Instances {
-		_, ds := w.evaluate(inst, nil, true)
+		v, ds := w.evaluate(inst, nil, true)
+		if !ds.HasErrors() {
+			vals[inst.Addr] = v
+		}
+		instDiags[inst.Addr] = ds
+	}
+	for _, inst := range w.Instances {
+		ds := append(instDiags[inst.Addr], w.emptyInputs(inst, vals)...)
 		for _, d := range ds {
 			var subject string
 			if d.Subject != nil {
@@ -144,6 +153,35 @@ func (w *Workflow) checkInstances() hcl.Diagnostics {
 		diags = append(diags, &d)
 	}
 	sortBySubject(diags) // in the order of the file, an attribute's instances together
+	return diags
+}
+
+// emptyInputs reports the references of inst's NonEmpty attributes to outputs that their
+// stage will leave empty (see EmptyOutputter), given every instance's values.
+func (w *Workflow) emptyInputs(inst *Instance, vals map[string]*Values) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, a := range inst.Kind.Attributes() {
+		if !a.NonEmpty {
+			continue
+		}
+		for _, r := range inst.b.refs[a.Name] {
+			if r.Output == "" {
+				continue
+			}
+			for _, up := range w.BlockInstances(r.Block) {
+				eo, ok := up.Kind.(EmptyOutputter)
+				if !ok || vals[up.Addr] == nil || !slices.Contains(inst.Deps, up.Addr) {
+					continue
+				}
+				if why := eo.EmptyOutputs(vals[up.Addr])[r.Output]; why != "" {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty stage output",
+						Detail: fmt.Sprintf("%s's %s takes %s's %s, which will be empty: %s.",
+							inst.Kind.Name(), a.Name, up.Addr, r.Output, why),
+						Subject: r.Range.Ptr()})
+				}
+			}
+		}
+	}
 	return diags
 }
 

@@ -64,7 +64,7 @@ func (Augment) BulkDirs(*pipeline.Values) []string { return []string{"output/ima
 func (Augment) Attributes() []pipeline.Attribute {
 	n := cty.NumberFloatVal
 	return []pipeline.Attribute{
-		{Name: "input", Type: cty.String, Required: true, Doc: "a training set (stage.split.NAME.train)", Accepts: []string{typeImages}},
+		{Name: "input", Type: cty.String, Required: true, Doc: "a training set (stage.split.NAME.train)", Accepts: []string{typeImages}, NonEmpty: true},
 		{Name: "max_augment", Type: cty.Number, Default: cty.NumberIntVal(5), Doc: "a class grows at most to max_augment × its size"},
 		{Name: "ops", Type: cty.List(cty.String), Default: cty.ListVal([]cty.Value{cty.StringVal(OpFlipRotateCrop), cty.StringVal(OpColorJitter)}), Doc: "operations, one chosen per copy"},
 		{Name: "flip", Type: cty.Number, Default: n(0.5), Doc: "flip_rotate_crop: probability of a horizontal flip"},

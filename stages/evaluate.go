@@ -129,7 +129,7 @@ func (Evaluate) ArtifactFollows(v *pipeline.Values) string { return v.String("mo
 func (Evaluate) Attributes() []pipeline.Attribute {
 	return []pipeline.Attribute{
 		{Name: "model", Type: cty.String, Required: true, Doc: "a SavedModel (stage.train.NAME.saved_model)", Accepts: []string{typeModel}},
-		{Name: "data", Type: cty.String, Required: true, Doc: "the test set (stage.split.NAME.test)", Accepts: []string{typeImages}},
+		{Name: "data", Type: cty.String, Required: true, Doc: "the test set (stage.split.NAME.test)", Accepts: []string{typeImages}, NonEmpty: true},
 		{Name: "batch_size", Type: cty.Number, Default: cty.NumberIntVal(64), Doc: "images per inference batch"},
 		{Name: "threads", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "TensorFlow threads (0: one per core)"},
 	}

@@ -116,6 +116,19 @@ func (Split) Attributes() []pipeline.Attribute {
 	}
 }
 
+// EmptyOutputs implements pipeline.EmptyOutputter: val = 0 leaves the val set empty, and test
+// = 0 (without test_source) the test set.
+func (Split) EmptyOutputs(v *pipeline.Values) map[string]string {
+	out := map[string]string{}
+	if usable(v, "val") && num(v, "val") == 0 {
+		out[ValSet] = "the split sets val = 0"
+	}
+	if usable(v, "test") && num(v, "test") == 0 && v.Get("test_source").IsNull() {
+		out[TestSet] = "the split sets test = 0"
+	}
+	return out
+}
+
 // Validate implements pipeline.Validator.
 func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	var d diagList

@@ -105,8 +105,8 @@ func archDir(arch, key string) string {
 func (Train) Attributes() []pipeline.Attribute {
 	return []pipeline.Attribute{
 		{Name: "architecture", Type: cty.String, Required: true, Doc: "cnn, vgg19 or vit"},
-		{Name: "train", Type: cty.String, Required: true, Doc: "training set (an augment output or a split's train)", Accepts: []string{typeImages}},
-		{Name: "val", Type: cty.String, Required: true, Doc: "validation set (a split's val)", Accepts: []string{typeImages}},
+		{Name: "train", Type: cty.String, Required: true, Doc: "training set (an augment output or a split's train)", Accepts: []string{typeImages}, NonEmpty: true},
+		{Name: "val", Type: cty.String, Required: true, Doc: "validation set (a split's val)", Accepts: []string{typeImages}, NonEmpty: true},
 		{Name: "options", Type: cty.DynamicPseudoType, Doc: "architecture options, e.g. { channels = [16, 32], dense = 128 } for cnn"},
 		{Name: "epochs", Type: cty.Number, Doc: "default: cnn 20, vgg19 5, vit 5"},
 		{Name: "batch_size", Type: cty.Number, Doc: "default: cnn 32, vgg19 16, vit 16"},

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -32,7 +33,7 @@ func openDataset(ctx context.Context, path string) (*dataset, error) {
 		return nil, err
 	}
 	if len(m.Images) == 0 {
-		return nil, fmt.Errorf("%s: the manifest lists no images", path)
+		return nil, errors.New("it holds no images (a split with val = 0 or test = 0 makes such a set)")
 	}
 	d := &dataset{dir: path, m: m}
 	if int64(len(m.Images))*int64(d.per()) <= cacheLimit {
