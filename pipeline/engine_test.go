@@ -1261,3 +1261,20 @@ func TestPlanKnowsOwnChangesBehindRunningUpstreams(t *testing.T) {
 		t.Errorf("gen.src: known=%v certain=%v %q", d.Known, d.Certain, d.Reasons)
 	}
 }
+
+// A file name that is not UTF-8 (JSON records it with U+FFFD) is the same file in the next
+// plan, not a move; one added is shown escaped, not as a raw byte.
+func TestPlanKeepsNamesThatAreNotUTF8(t *testing.T) {
+	files := chainFiles()
+	files["raw/bad\xffname.txt"] = "x"
+	ws := newWorkspace(t, chainHCL, files)
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("raw/c.txt", "c")
+	ws.write("raw/new\xfe.txt", "n")
+	d := ws.plan(Selection{})["gen.src"]
+	if d.Action != Run || len(d.Reasons) != 1 || !strings.HasPrefix(d.Reasons[0], `raw: 2 added, 0 changed, 0 removed (e.g. c.txt, new\xfe.txt)`) {
+		t.Fatalf("gen.src: %s %q", d.Action, d.Reasons)
+	}
+}

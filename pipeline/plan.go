@@ -3,12 +3,14 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"maps"
 	pathpkg "path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Engine plans and runs a workflow in a workspace.
@@ -438,7 +440,8 @@ func explain(st *State, d *Decision, v *Values) []string {
 				reasons = append(reasons, fmt.Sprintf("%s changed", shown))
 				continue
 			}
-			old, cur := st.Sources[name], d.sources[name]
+			old := st.Sources[name]
+			cur := asRecorded(d.sources[name], old)
 			reasons = append(reasons, describeSourceChange(shown, DiffManifests(old, cur), old.Files, cur.Files))
 		case "seed":
 			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
@@ -585,9 +588,67 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 		if len(list) > 3 {
 			list = append(list[:3:3], "…")
 		}
-		parts = append(parts, Agree(len(f.list), f.one, f.other)+strings.Join(list, ", "))
+		shown := make([]string, len(list))
+		for i, n := range list {
+			shown[i] = showName(n)
+		}
+		parts = append(parts, Agree(len(f.list), f.one, f.other)+strings.Join(shown, ", "))
 	}
 	return path + ": " + strings.Join(parts, "; ")
+}
+
+// asRecorded is m with each file name that is not UTF-8 written as recorded holds it, when
+// it does: JSON writes each byte of such a name that is not part of a character as U+FFFD,
+// so the file compares equal to its record (two names that differ only there compare as
+// one: a rename between them goes unseen, the manifest's digest still tells the change).
+// Names recorded holds no form of keep their bytes, for messages to show escaped.
+func asRecorded(m, recorded Manifest) Manifest {
+	var out Manifest
+	for name := range m.Files {
+		if utf8.ValidString(name) {
+			continue
+		}
+		if _, ok := recorded.Files[jsonName(name)]; !ok {
+			continue
+		}
+		if out.Files == nil {
+			out = Manifest{Files: maps.Clone(m.Files), Sizes: maps.Clone(m.Sizes), Digest: m.Digest}
+		}
+		rec := jsonName(name)
+		out.Files[rec], out.Sizes[rec] = out.Files[name], out.Sizes[name]
+		delete(out.Files, name)
+		delete(out.Sizes, name)
+	}
+	if out.Files == nil {
+		return m
+	}
+	return out
+}
+
+// jsonName is name as encoding/json writes it: each byte that is not part of a UTF-8
+// character becomes U+FFFD.
+func jsonName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRuneInString(name[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(name[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// showName is a file name as messages show it: as is when it is UTF-8, else with Go's
+// escapes for the bytes that are not (bad\xffname.jpg), never a raw byte.
+func showName(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	q := strconv.Quote(name)
+	return q[1 : len(q)-1]
 }
 
 // splitFolderChanges separates the files of a diff from its folders (listed with a trailing
@@ -690,20 +751,20 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 			same = same && pathpkg.Dir(m[0]) == a && pathpkg.Dir(m[1]) == b
 		}
 		if same {
-			s += fmt.Sprintf(" (folder %s renamed %s)", a, b)
+			s += fmt.Sprintf(" (folder %s renamed %s)", showName(a), showName(b))
 		}
 	}
 	var ex []string
 	for _, l := range [][]string{added, d.Changed, removed} {
 		for _, f := range l {
 			if len(ex) < 3 {
-				ex = append(ex, f)
+				ex = append(ex, showName(f))
 			}
 		}
 	}
 	for _, m := range moved {
 		if len(ex) < 3 {
-			ex = append(ex, m[0]+" → "+m[1])
+			ex = append(ex, showName(m[0])+" → "+showName(m[1]))
 		}
 	}
 	if len(ex) > 0 {
