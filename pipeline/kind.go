@@ -136,6 +136,13 @@ type Attribute struct {
 	NonEmpty bool
 }
 
+// Resumer is implemented by kinds that keep what an interrupted run did in the work folder
+// of its key and resume from it. ResumeNote says, from that folder (which may not exist),
+// what the next run of the key resumes from, or "" when it starts afresh.
+type Resumer interface {
+	ResumeNote(workDir string) string
+}
+
 // EmptyOutputter is implemented by kinds some of whose outputs come out empty with some
 // values (a split's val set with val = 0). EmptyOutputs maps each such output to why,
 // phrased to follow "which will be empty: ".

@@ -318,6 +318,11 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		st.Sources = e.Store.LoadSources(inst.Addr)
 		d.Action, d.Reasons = Run, explain(st, d, v)
 	}
+	if r, ok := inst.Kind.(Resumer); ok && d.Action == Run && !forced {
+		if note := r.ResumeNote(e.Store.WorkPath(d.Key)); note != "" {
+			d.Reasons = append(d.Reasons, note)
+		}
+	}
 	return d, nil
 }
 

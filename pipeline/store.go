@@ -177,11 +177,15 @@ func (s *Store) cleanTemp() int {
 	return len(entries)
 }
 
+// WorkPath is where the persistent scratch directory of a key is (see WorkDir), whether or
+// not it exists.
+func (s *Store) WorkPath(key string) string { return filepath.Join(s.Root, "work", key) }
+
 // WorkDir returns the persistent scratch directory of a key (created), noting beside it the
 // instance it is for (work/<key>.stage, outside the folder, which the stage may clean), for
 // gc.
 func (s *Store) WorkDir(key, addr string) (string, error) {
-	dir := filepath.Join(s.Root, "work", key)
+	dir := s.WorkPath(key)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return dir, err
 	}

@@ -106,6 +106,18 @@ func TestTrainingResumesAfterSIGKILL(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
+	// plan says the training resumes.
+	killed.reg, _ = pipeline.NewRegistry(Split{}, Augment{}, Train{})
+	plan, err := killed.engine().Plan(pipeline.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range plan {
+		if resumes := strings.Contains(strings.Join(d.Reasons, "; "), "resumes an interrupted training after its epoch "); resumes != strings.HasPrefix(d.Addr, "train.") {
+			t.Errorf("plan after the kill: %s %s %q", d.Addr, d.Action, d.Reasons)
+		}
+	}
+
 	rec, err = runWorkspace(killed.dir)
 	if err != nil {
 		t.Fatal(err)

@@ -464,6 +464,23 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 // reports whether training can resume from it. A state that cannot be used (unreadable, from
 // another format, inconsistent, or without its checkpoint) is logged and left for a fresh
 // start: resuming from half of it would train from fresh weights as if epochs were done.
+// ResumeNote implements pipeline.Resumer: a training interrupted after an epoch resumes
+// from its checkpoint.
+func (Train) ResumeNote(workDir string) string {
+	b, err := os.ReadFile(filepath.Join(workDir, "state.json"))
+	if err != nil {
+		return ""
+	}
+	var st trainState
+	if json.Unmarshal(b, &st) != nil || st.Epoch < 1 {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(workDir, fmt.Sprintf("ckpt-%d.state.json", st.Epoch))); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("resumes an interrupted training after its epoch %d", st.Epoch)
+}
+
 func readTrainState(job *pipeline.Job, path string, channels int) (*trainState, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
