@@ -577,8 +577,9 @@ stage "gen" "src" {
   source = "raw"
 }
 
-stage "gen" "broken" {
-  source = "nope"
+stage "xform" "broken" {
+  input = stage.gen.src.count
+  fail  = true
 }
 
 stage "xform" "t" {
@@ -589,18 +590,18 @@ stage "xform" "t" {
 	ws.kinds.xform.block = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for ws.kinds.xform.runs.Load() == 0 {
+		for ws.kinds.xform.runs.Load() < 2 {
 			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond) // gen.broken fails when it hashes its source
+		time.Sleep(100 * time.Millisecond) // xform.broken fails at once
 		cancel()
 	}()
 	rec, err := ws.engine(nil).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models"), KeepGoing: true})
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrStageFailed) {
 		t.Fatalf("error %v, want both a failed stage and context.Canceled", err)
 	}
-	if rec.Result("gen.broken").Status != StatusFailed || rec.Result("xform.t").Status != StatusCancelled {
-		t.Fatalf("gen.broken %s, xform.t %s", rec.Result("gen.broken").Status, rec.Result("xform.t").Status)
+	if rec.Result("xform.broken").Status != StatusFailed || rec.Result("xform.t").Status != StatusCancelled {
+		t.Fatalf("xform.broken %s, xform.t %s", rec.Result("xform.broken").Status, rec.Result("xform.t").Status)
 	}
 }
 

@@ -107,6 +107,9 @@ func (k *xformKind) Attributes() []Attribute {
 func (k *xformKind) Heavy(v *Values) bool { return v.Get("heavy").True() }
 func (k *xformKind) Run(ctx context.Context, j *Job) error {
 	k.runs.Add(1)
+	if j.Values.Get("fail").True() {
+		return errors.New("asked to fail") // at once, blocked or not
+	}
 	if k.block != nil {
 		if k.beforeBlock != nil {
 			k.beforeBlock(j)
@@ -116,9 +119,6 @@ func (k *xformKind) Run(ctx context.Context, j *Job) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-	if j.Values.Get("fail").True() {
-		return errors.New("asked to fail")
 	}
 	data, err := os.ReadFile(j.Path(j.Values.String("input")))
 	if err != nil {

@@ -48,6 +48,35 @@ type RunOptions struct {
 	Prepare func() error
 }
 
+// checkSources refuses a run before it starts, as plan does, when a source folder of the
+// selected stages is missing or holds the store: a run folder would record only the failure.
+func (e *Engine) checkSources(insts []*Instance) error {
+	var problems []string
+	file := filepath.Base(e.Workflow.Config.Path)
+	for _, inst := range insts {
+		v, diags := e.Workflow.Evaluate(inst, nil)
+		if diags.HasErrors() {
+			continue // the stage fails with them when it runs
+		}
+		for _, a := range inst.Kind.Attributes() {
+			if a.Role != Source || !v.Get(a.Name).IsKnown() || v.Get(a.Name).IsNull() {
+				continue
+			}
+			if p := checkSource(e.Store.Workspace, file, a.Name, v.String(a.Name)); p != nil {
+				msg := inst.Addr + ": " + p.detail
+				if p.suggestion != "" {
+					msg += fmt.Sprintf("; did you mean %q?", p.suggestion)
+				}
+				problems = append(problems, msg)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
 // Run brings the selected stages up to date and records the run in a new run folder. The
 // returned record is non-nil whenever the run folder was created; err is non-nil when a stage
 // failed or the run was cancelled.
@@ -74,6 +103,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	defer lock.Release()
 	insts, forced, err := e.Select(opts.Selection)
 	if err != nil {
+		return nil, err
+	}
+	if err := e.checkSources(insts); err != nil {
 		return nil, err
 	}
 	if err := e.Store.RecordRunsDir(opts.RunsDir); err != nil {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,6 +52,15 @@ func TestCheckSourcesReportsMissingFoldersAtTheAttribute(t *testing.T) {
 	_, err := e.Plan(Selection{Targets: []string{"gen.typo"}})
 	if err == nil || !strings.Contains(err.Error(), `gen.typo: source "data/trian" does not exist (paths are relative to the folder of pipeline.hcl); did you mean "data/train"?`) {
 		t.Errorf("plan: %v", err)
+	}
+	// run refuses as plan does, before it makes a run folder.
+	runs := filepath.Join(ws.dir, "models")
+	rec, err := e.Run(context.Background(), RunOptions{RunsDir: runs, Selection: Selection{Targets: []string{"gen.typo"}}})
+	if rec != nil || err == nil || !strings.Contains(err.Error(), `gen.typo: source "data/trian" does not exist (paths are relative to the folder of pipeline.hcl); did you mean "data/train"?`) {
+		t.Errorf("run: %v %v", rec, err)
+	}
+	if _, err := os.Stat(runs); !os.IsNotExist(err) {
+		t.Errorf("run made its runs folder: %v", err)
 	}
 }
 
