@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/anthonynsimon/bild/clone"
 	"golang.org/x/image/bmp"
@@ -130,17 +131,154 @@ type headerReader struct {
 // ReadAt implements io.ReaderAt.
 func (h headerReader) ReadAt(p []byte, off int64) (int, error) { return h.f.ReadAt(p, off) }
 
-// readRest reads the whole of f, open and read from somewhere, from its start, sized by its
-// stat fi.
-func readRest(f *os.File, fi os.FileInfo) ([]byte, error) {
+// maxBytesPerPixel and metadataAllowance bound the size of an image file from its header:
+// no supported format takes more than 8 bytes a pixel (16-bit RGBA, uncompressed: a TIFF, or
+// a PNG of stored deflate blocks), and 64 MiB is room for what may come with the pixels (EXIF,
+// XMP, ICC profiles, thumbnails). A file larger than that for the size its header gives is
+// most likely something else (a video or an archive behind an image's first bytes, say) and is
+// rejected before it is read, so reading an image never takes an unbounded amount of memory.
+// Only the first frame of an animated GIF or the first page of a TIFF is used; a file whose
+// other frames or pages go past the bound is rejected too.
+const (
+	maxBytesPerPixel  = 8
+	metadataAllowance = 64 << 20
+)
+
+// maxImageFileSize is the largest file an image of cfg's size may take.
+func maxImageFileSize(cfg image.Config) int64 {
+	return maxBytesPerPixel*int64(cfg.Width)*int64(cfg.Height) + metadataAllowance
+}
+
+// tooLargeFile is the problem with a file of size bytes holding an image of cfg's size in
+// format, whose limit is maxImageFileSize; size is -1 when only more than the limit is known.
+func tooLargeFile(format string, cfg image.Config, size int64) error {
+	limit := maxImageFileSize(cfg)
+	of := "more than " + megabytes(limit)
+	if size >= 0 {
+		of = megabytes(size)
+	}
+	return rejectAs(ErrTooLarge, "%s of %dx%d in a file of %s: far more than such an image takes (at most %s)",
+		format, cfg.Width, cfg.Height, of, megabytes(limit))
+}
+
+// megabytes writes n bytes in MB (10⁶ bytes), with one decimal.
+func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+// readRest reads f, open and read from somewhere, from its start: at most limit bytes (a file
+// that holds more, grown since its stat fi, fails with errFileGrew).
+func readRest(f *os.File, fi os.FileInfo, limit int64) ([]byte, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
-	if _, err := buf.ReadFrom(f); err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, min(fi.Size(), limit)+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
 		return nil, err
 	}
+	if int64(buf.Len()) > limit {
+		return nil, errFileGrew
+	}
 	return buf.Bytes(), nil
+}
+
+// errFileGrew is readRest's error for a file that holds more than its limit.
+var errFileGrew = errors.New("the file holds more than its size said")
+
+// ErrNotRegular is the input error of a path that is not a regular file (a named pipe, a
+// device, a socket), which would block or never end if read: the split's discovery rejects it
+// as predict refuses it, "not a regular file".
+var ErrNotRegular = errors.New("not a regular file")
+
+// imageFile is an image file read whole after its header was checked.
+type imageFile struct {
+	data   []byte
+	fi     os.FileInfo
+	cfg    image.Config
+	format string
+}
+
+// readImageFile reads path as loadImage does (see there): the header first, and the whole
+// file only when it is a supported image within maxPixels (limit names that setting) and
+// within maxImageFileSize of the size its header gives. Problems with the file itself are
+// errRejected; I/O failures are plain errors.
+func readImageFile(path string, maxPixels int64, limit string) (imageFile, error) {
+	f, err := openSource(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return imageFile{}, reject("unreadable: permission denied")
+	}
+	if err != nil {
+		return imageFile{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return imageFile{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return imageFile{}, rejectAs(ErrNotRegular, "not a regular file")
+	}
+	br := bufio.NewReader(f)
+	if _, err := br.Peek(1); err == io.EOF {
+		return imageFile{}, emptyFile()
+	} else if err != nil {
+		return imageFile{}, err
+	}
+	head := func() []byte {
+		head := make([]byte, headLen)
+		n, _ := f.ReadAt(head, 0)
+		return head[:n]
+	}
+	cfg, format, err := checkHeader(headerReader{br, f}, head, maxPixels, limit)
+	if err != nil {
+		return imageFile{}, err
+	}
+	if fi.Size() > maxImageFileSize(cfg) {
+		return imageFile{}, tooLargeFile(format, cfg, fi.Size())
+	}
+	data, err := readRest(f, fi, maxImageFileSize(cfg))
+	if errors.Is(err, errFileGrew) {
+		return imageFile{}, tooLargeFile(format, cfg, -1)
+	}
+	if err != nil {
+		return imageFile{}, err
+	}
+	return imageFile{data, fi, cfg, format}, nil
+}
+
+// ReadImage reads the image file path for predict, as the split reads a photo: a path that
+// is not a regular file after following links (a named pipe, which would block, or a device
+// such as /dev/zero, which never ends) is refused before it is opened (ErrNotRegular); a file
+// that is not an image of a supported format, or is one over maxPixels, is refused from its
+// first bytes (ErrNotImage, ErrTooLarge), and one far larger than an image of the size its
+// header gives can be is refused before it is read (ErrTooLarge). Only then is the file read
+// whole. Errors say what is wrong without naming path, which the caller names: the reasons of
+// the split's rejected.json ("not an image (…)", "empty file", "broken symbolic link"),
+// "--max-pixels" for the limit, and an I/O failure's cause ("no such file or directory").
+func ReadImage(path string, maxPixels int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if _, lerr := os.Lstat(path); lerr == nil && (os.IsNotExist(err) || errors.Is(err, syscall.ELOOP)) {
+			return nil, reject("%s", statReason(err)) // a link that leads nowhere, or loops
+		}
+		return nil, WithoutPath(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, rejectAs(ErrNotRegular, "not a regular file")
+	}
+	im, err := readImageFile(path, maxPixels, "--max-pixels")
+	if err != nil {
+		return nil, WithoutPath(err)
+	}
+	return im.data, nil
+}
+
+// WithoutPath is err without the path and operation of the *fs.PathError it is, if it is one
+// ("no such file or directory", not "open photo.jpg: no such file or directory"), for a
+// message that names the path already.
+func WithoutPath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
 }
 
 func reject(format string, args ...any) error {
@@ -157,41 +295,16 @@ type digests interface {
 // prepareImage). It reads the header first: a file that is not an image of a supported
 // format, or is one over maxPixels, is rejected from its first bytes, and only a supported
 // image is read whole (a video in a class folder costs a few kilobytes, not its size in
-// memory). The digest comes from known when it has it for the file as read (known may be
-// nil). Problems with the file itself (empty, not an image, truncated, too large) are
-// errRejected; I/O failures are plain errors.
+// memory), and only if it is no larger than an image of its header's size can be
+// (maxImageFileSize). The digest comes from known when it has it for the file as read (known
+// may be nil). Problems with the file itself (empty, not a regular file, not an image,
+// truncated, too large) are errRejected; I/O failures are plain errors.
 func loadImage(path string, known digests, maxPixels int64, size int, policy string, channels int) (loaded, error) {
-	f, err := openSource(path)
-	if errors.Is(err, fs.ErrPermission) {
-		return loaded{}, reject("unreadable: permission denied")
-	}
+	im, err := readImageFile(path, maxPixels, "max_pixels")
 	if err != nil {
 		return loaded{}, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return loaded{}, err
-	}
-	br := bufio.NewReader(f)
-	if _, err := br.Peek(1); err == io.EOF {
-		return loaded{}, emptyFile()
-	} else if err != nil {
-		return loaded{}, err
-	}
-	head := func() []byte {
-		head := make([]byte, headLen)
-		n, _ := f.ReadAt(head, 0)
-		return head[:n]
-	}
-	cfg, format, err := checkHeader(headerReader{br, f}, head, maxPixels, "max_pixels")
-	if err != nil {
-		return loaded{}, err
-	}
-	data, err := readRest(f, fi)
-	if err != nil {
-		return loaded{}, err
-	}
+	data, fi, cfg, format := im.data, im.fi, im.cfg, im.format
 	l := loaded{Size: int64(len(data)), Format: format}
 	if known != nil {
 		if d, ok := known.KnownDigest(path, fi); ok && fi.Size() == l.Size {

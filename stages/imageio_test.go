@@ -135,6 +135,8 @@ func TestLoadImageRejectsFromTheHeaderWithoutReadingTheFile(t *testing.T) {
 	}{
 		"video.mp4": {[]byte("\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"), "not an image"},
 		"huge.png":  {hugePNG(100000, 100000), "exceeds max_pixels"},
+		// An image followed by far more than an image of its size takes.
+		"padded.png": {encodePNG(blobPhoto(1, 8, 6)), "png of 8x6 in a file of 268.4 MB: far more than such an image takes (at most 67.1 MB)"},
 	} {
 		p := sparse(name, c.head)
 		var before, after runtime.MemStats

@@ -55,7 +55,7 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 	m, err := graphs.LoadModel(p.Dir, threads)
 	if err != nil {
 		if _, serr := os.Stat(dir); serr != nil {
-			return nil, fmt.Errorf("no model at %s: %w", dir, serr)
+			return nil, fmt.Errorf("no model at %s: %w", dir, WithoutPath(serr))
 		}
 		// A run folder holds a model per folder (cnn/saved_model): name them.
 		models := modelFolders(dir)

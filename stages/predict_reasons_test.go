@@ -83,6 +83,9 @@ func TestPredictGivesTheSplitsReasonForABadFile(t *testing.T) {
 		if got.Error() != want {
 			t.Errorf("%s: predict says %q, the split %q", name, got, r.reason)
 		}
+		if _, err := ReadImage(path, DefaultMaxPixels); err != nil && err.Error() != got.Error() {
+			t.Errorf("%s: ReadImage says %q, PredictBytes %q", name, err, got)
+		}
 		if _, err := CheckImage(c.data, DefaultMaxPixels); err != nil && err.Error() != got.Error() {
 			t.Errorf("%s: CheckImage says %q, PredictBytes %q", name, err, got)
 		}

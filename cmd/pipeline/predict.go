@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -26,8 +29,10 @@ func predictCommand() *cli.Command {
 		Usage:     "print the most likely classes of images",
 		ArgsUsage: "IMAGE|FOLDER...",
 		Description: "Classifies each IMAGE. A FOLDER stands for the files directly in it, in name order: hidden\n" +
-			"files (.name) and subfolders are left out, and files whose content is not an image are\n" +
-			"skipped with a note. Formats: " + stages.ImageFormats + ", recognised by content.\n\n" +
+			"files (.name) and subfolders are left out, and files whose content is not an image, or\n" +
+			"that are not regular files (named pipes, devices), are skipped with a note. Formats:\n" +
+			stages.ImageFormats + ", recognised by content (a file's header is checked before\n" +
+			"the file is read).\n\n" +
 			"As serve does, a warning follows the classes of an image the model is unsure of: when the\n" +
 			"top five confidences sum to less than --warn-sum or the first is below --warn-top.",
 		Flags: []cli.Flag{
@@ -46,50 +51,78 @@ func predictCommand() *cli.Command {
 			if k < 1 {
 				return fmt.Errorf("--top %d: the number of classes per image must be at least 1", k)
 			}
-			files, err := expandImageArgs(c.Args().Slice())
-			if err != nil {
-				return err
+			type result struct {
+				File        string              `json:"file"`
+				Predictions []stages.Prediction `json:"predictions,omitempty"`
+				Warning     string              `json:"warning,omitempty"`
+				Model       string              `json:"model,omitempty"`
+				Error       string              `json:"error,omitempty"`
+			}
+			results := []result{} // [] in JSON when nothing was classified, not null
+			printJSON := func() {
+				if c.Bool("json") {
+					enc := json.NewEncoder(c.App.Writer)
+					enc.SetIndent("", "  ")
+					enc.Encode(results)
+				}
+			}
+			// A folder that cannot be looked in or holds no files is an error of its own, as a
+			// bad file is: the other inputs are still classified.
+			files, badDirs := expandImageArgs(c.Args().Slice())
+			for _, d := range badDirs {
+				fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", d.path, d.reason)
+			}
+			if len(files) == 0 {
+				printJSON()
+				return exitError{code: exitErr, err: errors.New("no image in " + joinPaths(badDirs))}
 			}
 			p, err := stages.LoadPredictor(c.String("model"), 0)
 			if err != nil {
 				return explainModelError(c.String("model"), err)
 			}
 			defer p.Close()
-			type result struct {
-				File        string              `json:"file"`
-				Predictions []stages.Prediction `json:"predictions,omitempty"`
-				Warning     string              `json:"warning,omitempty"`
-				Error       string              `json:"error,omitempty"`
+			resolved, err := filepath.EvalSymlinks(c.String("model"))
+			if err != nil {
+				resolved = c.String("model")
 			}
-			var results []result
-			var skipped []string
-			found := map[string]int{} // images found in each folder named
+			id := predictorID(p, resolved)
+			if n := len(p.Classes()); k > n {
+				fmt.Fprintf(c.App.ErrWriter, "pipeline: the model has %d classes: showing all %d\n", n, n)
+			}
+			rankWidth := len(fmt.Sprint(min(k, len(p.Classes()))))
+			skipped := map[error][]string{} // files in folders that are not images, or not regular files
+			found := map[string]int{}       // images found in each folder named
 			failed, total := 0, 0
 			w := c.App.Writer
 			for start := 0; start < len(files); start += predictBatch {
 				chunk := files[start:min(start+predictBatch, len(files))]
+				// Each file's header is checked before it is read, and a file far larger than
+				// an image of its size is not read: a video, or /dev/zero, costs a few kilobytes.
 				data := make([][]byte, len(chunk))
 				readErrs := make([]error, len(chunk))
 				for i, f := range chunk {
-					data[i], readErrs[i] = os.ReadFile(f.path)
+					data[i], readErrs[i] = stages.ReadImage(f.path, c.Int64("max-pixels"))
 				}
 				// The warning looks at the top five whatever --top shows, as serve's does.
 				preds, errs := p.PredictBytes(data, max(k, 5), c.Int64("max-pixels"))
 				for i, f := range chunk {
-					if f.dir != "" && readErrs[i] == nil && errors.Is(errs[i], stages.ErrNotImage) {
-						skipped = append(skipped, f.path)
-						continue
+					if readErrs[i] != nil {
+						errs[i] = readErrs[i]
+					}
+					if f.dir != "" {
+						if kind := skippedKind(errs[i]); kind != nil {
+							skipped[kind] = append(skipped[kind], f.path)
+							continue
+						}
 					}
 					found[f.dir]++
 					total++
 					r := result{File: f.path}
-					switch {
-					case readErrs[i] != nil:
-						r.Error = readErrs[i].Error()
-					case errs[i] != nil:
+					if errs[i] != nil {
 						r.Error = errs[i].Error()
-					default:
+					} else {
 						r.Predictions = preds[i][:min(k, len(preds[i]))]
+						r.Model = id
 						if lowConfidence5(preds[i], c.Float64("warn-sum"), c.Float64("warn-top")) {
 							r.Warning = lowConfidence
 						}
@@ -101,34 +134,35 @@ func predictCommand() *cli.Command {
 						results = append(results, r)
 						continue
 					}
-					// The class name comes last: names in scripts whose characters take two
-					// columns (Chinese, Japanese) would push any column after them out of line.
 					if r.Error != "" {
 						fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", r.File, r.Error)
 						continue
 					}
-					fmt.Fprintf(w, "%s\n", r.File)
-					for i, p := range r.Predictions {
-						fmt.Fprintf(w, "  %d. %6.1f%%  %s\n", i+1, 100*p.Confidence, p.ClassName)
-					}
-					if r.Warning != "" {
-						fmt.Fprintf(w, "  warning: %s\n", r.Warning)
-					}
+					writePredictions(w, r.File, r.Predictions, r.Warning, rankWidth)
 				}
 			}
-			if c.Bool("json") {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				enc.Encode(results)
+			printJSON()
+			for _, kind := range []error{stages.ErrNotImage, stages.ErrNotRegular} {
+				if names := skipped[kind]; len(names) > 0 {
+					what := "not " + stages.ImageFormats
+					if kind == stages.ErrNotRegular && len(names) == 1 {
+						what = "not a regular file"
+					} else if kind == stages.ErrNotRegular {
+						what = "not regular files"
+					}
+					fmt.Fprintf(c.App.ErrWriter, "pipeline: skipped %s in the folders given, %s: %s\n",
+						pipeline.Plural(len(names), "file", "files"), what, listSome(names, 3))
+				}
 			}
-			if len(skipped) > 0 {
-				fmt.Fprintf(c.App.ErrWriter, "pipeline: skipped %s in the folders given, not %s: %s\n",
-					pipeline.Plural(len(skipped), "file", "files"), stages.ImageFormats, listSome(skipped, 3))
-			}
-			var empty []string
+			var empty []string // folders named that gave no image, in the order named
+			listed := map[string]bool{}
 			for _, f := range files {
-				if f.dir != "" && found[f.dir] == 0 && !contains(empty, f.dir) {
-					empty = append(empty, f.dir)
+				listed[f.dir] = true
+			}
+			for _, a := range c.Args().Slice() {
+				bad := slices.ContainsFunc(badDirs, func(d badDir) bool { return d.path == a })
+				if (bad || listed[a] && found[a] == 0) && !contains(empty, a) {
+					empty = append(empty, a)
 				}
 			}
 			var problems []string
@@ -146,13 +180,53 @@ func predictCommand() *cli.Command {
 	}
 }
 
+// writePredictions writes the classes predicted for file, one a line: the rank, right-aligned
+// in width digits so that the columns after it line up from the 10th row on, the confidence,
+// then the class name, which comes last: names in scripts whose characters take two columns
+// (Chinese, Japanese) would push any column after them out of line. The low-confidence
+// warning follows when there is one.
+func writePredictions(w io.Writer, file string, preds []stages.Prediction, warning string, width int) {
+	fmt.Fprintf(w, "%s\n", file)
+	for i, p := range preds {
+		fmt.Fprintf(w, "  %*d. %6.1f%%  %s\n", width, i+1, 100*p.Confidence, p.ClassName)
+	}
+	if warning != "" {
+		fmt.Fprintf(w, "  warning: %s\n", warning)
+	}
+}
+
+// skippedKind is the input error for which a file found in a folder is skipped with a note
+// rather than reported as an error of its own (nil for none): not an image, or not a regular
+// file (a named pipe or a device, which predict does not open).
+func skippedKind(err error) error {
+	for _, kind := range []error{stages.ErrNotImage, stages.ErrNotRegular} {
+		if errors.Is(err, kind) {
+			return kind
+		}
+	}
+	return nil
+}
+
+// predictorID names the model p, loaded from the folder resolved (links followed), in JSON,
+// as serve and predict say which model answered: the card's id for a promoted folder,
+// otherwise the folder's name.
+func predictorID(p *stages.Predictor, resolved string) string {
+	if p.Card != nil {
+		return p.Card.ID
+	}
+	return filepath.Base(resolved)
+}
+
 // explainModelError adds to LoadPredictor's error for the model folder dir what to do about
-// it: for a promotion folder whose link leads nowhere, what the promotions say; for a broken
+// it: for a folder that does not exist, where a model comes from; for a promotion folder whose link leads nowhere, what the promotions say; for a broken
 // model (its weights deleted, say), how to make another model the champion.
 func explainModelError(dir string, err error) error {
 	var missing *stages.MissingChampionError
 	if _, cerr := stages.ChampionDir(dir); errors.As(cerr, &missing) {
 		return missing
+	}
+	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+		return fmt.Errorf("no model at %s: %w; run the pipeline so that its select stage promotes one, or give a model folder (--model)", dir, stages.WithoutPath(serr))
 	}
 	var broken *graphs.BrokenModelError
 	if !errors.As(err, &broken) {
@@ -170,11 +244,18 @@ type imageFile struct {
 	path, dir string
 }
 
+// badDir is a folder named to predict that gives no file to classify, and why.
+type badDir struct {
+	path, reason string
+}
+
 // expandImageArgs turns predict's arguments into files: a file (or a name that does not
 // exist, which then gets its own error) as it is, a folder into the files directly in it,
-// in name order, leaving out hidden ones (.name) and subfolders.
-func expandImageArgs(args []string) ([]imageFile, error) {
+// in name order, leaving out hidden ones (.name) and subfolders. A folder that cannot be
+// read, or holds no such file, is a badDir.
+func expandImageArgs(args []string) ([]imageFile, []badDir) {
 	var files []imageFile
+	var bad []badDir
 	for _, a := range args {
 		if fi, err := os.Stat(a); err != nil || !fi.IsDir() {
 			files = append(files, imageFile{path: a})
@@ -182,7 +263,8 @@ func expandImageArgs(args []string) ([]imageFile, error) {
 		}
 		entries, err := os.ReadDir(a) // sorted by name
 		if err != nil {
-			return nil, err
+			bad = append(bad, badDir{a, "unreadable folder: " + stages.WithoutPath(err).Error()})
+			continue
 		}
 		n := 0
 		for _, e := range entries {
@@ -197,10 +279,19 @@ func expandImageArgs(args []string) ([]imageFile, error) {
 			n++
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("%s: the folder holds no files (hidden files and subfolders are not looked in)", a)
+			bad = append(bad, badDir{a, "the folder holds no files (hidden files and subfolders are not looked in)"})
 		}
 	}
-	return files, nil
+	return files, bad
+}
+
+// joinPaths lists the folders of bad, comma-separated.
+func joinPaths(bad []badDir) string {
+	var paths []string
+	for _, d := range bad {
+		paths = append(paths, d.path)
+	}
+	return strings.Join(paths, ", ")
 }
 
 // listSome names the first n of names, and how many more there are.

@@ -200,10 +200,7 @@ func (s *server) currentID() string {
 	if s.cur == nil {
 		return ""
 	}
-	if s.cur.p.Card != nil {
-		return s.cur.p.Card.ID
-	}
-	return filepath.Base(s.cur.resolved)
+	return predictorID(s.cur.p, s.cur.resolved)
 }
 
 func (s *server) close() {

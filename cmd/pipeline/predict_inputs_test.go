@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"pipeline/stages"
+)
+
+// Predict checks a file's header before reading it, and does not read a file far larger than
+// an image of the size its header gives: a video is refused after a few kilobytes, and an
+// image followed by a gigabyte of something else is refused, named, without being read.
+func TestPredictChecksTheHeaderBeforeReadingAFile(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	dir := t.TempDir()
+	sparse := func(name string, head []byte, size int64) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, head, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, size); err != nil { // sparse: nothing written
+			t.Fatal(err)
+		}
+		return p
+	}
+	clip := sparse("clip.mp4", []byte("\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"), 256<<20)
+	padded := sparse("padded.png", pngBytes(8, 8, 3), 128<<20)
+	good := filepath.Join(dir, "good.png")
+	os.WriteFile(good, pngBytes(8, 8, 3), 0o644)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	code, out, errs := runCLI("predict", "--model", model, clip, padded, good)
+	runtime.ReadMemStats(&after)
+	if code != exitErr || !strings.HasPrefix(out, good+"\n") {
+		t.Errorf("exit %d, stdout %q; want exit %d and good.png classified", code, out, exitErr)
+	}
+	for _, want := range []string{
+		clip + ": not an image",
+		padded + ": png of 8x8 in a file of 134.2 MB: far more than such an image takes (at most 67.1 MB)",
+		"2 of 3 images could not be classified",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr %q does not say %q", errs, want)
+		}
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 32<<20 {
+		t.Errorf("predict allocated %d MB: a refused file was read", n>>20)
+	}
+}
+
+// A named pipe (which would block predict for ever) or any other file that is not a regular
+// one is refused when named, and skipped with a note in a folder.
+func TestPredictRefusesWhatIsNotARegularFile(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	dir := filepath.Join(t.TempDir(), "photos")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a.png"), pngBytes(8, 8, 3), 0o644)
+	fifo, inDir := filepath.Join(t.TempDir(), "x.png"), filepath.Join(dir, "y.png")
+	for _, p := range []string{fifo, inDir} {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skip("no named pipes:", err)
+		}
+	}
+	type ran struct {
+		code      int
+		out, errs string
+	}
+	done := make(chan ran, 1)
+	go func() {
+		code, out, errs := runCLI("predict", "--model", model, fifo, dir)
+		done <- ran{code, out, errs}
+	}()
+	var r ran
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		for _, p := range []string{fifo, inDir} { // let a blocked open return
+			if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		}
+		t.Fatal("predict blocks on a named pipe")
+	}
+	if r.code != exitErr || !strings.HasPrefix(r.out, filepath.Join(dir, "a.png")+"\n") {
+		t.Errorf("exit %d, stdout %q; want exit %d and a.png classified", r.code, r.out, exitErr)
+	}
+	for _, want := range []string{
+		"pipeline: " + fifo + ": not a regular file\n",
+		"pipeline: skipped 1 file in the folders given, not a regular file: " + inDir + "\n",
+	} {
+		if !strings.Contains(r.errs, want) {
+			t.Errorf("stderr %q does not say %q", r.errs, want)
+		}
+	}
+	if code, _, errs := runCLI("predict", "--model", model, "/dev/null"); code != exitErr || !strings.Contains(errs, "/dev/null: not a regular file") {
+		t.Errorf("/dev/null: exit %d, %q", code, errs)
+	}
+}
+
+// A folder that holds no files is an error of its own: the other inputs are still classified,
+// and predict exits with status 1 as for a bad file. With --json, inputs of which none could
+// be classified are an empty list, not null.
+func TestPredictGoesOnPastAnEmptyFolder(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	img := filepath.Join(t.TempDir(), "bag.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	empty := t.TempDir()
+	code, out, errs := runCLI("predict", "--model", model, img, empty)
+	if code != exitErr || !strings.HasPrefix(out, img+"\n") || strings.Count(out, "%") != 5 {
+		t.Errorf("exit %d, stdout %q; want exit %d and bag.png classified", code, out, exitErr)
+	}
+	if !strings.Contains(errs, "pipeline: "+empty+": the folder holds no files") || !strings.Contains(errs, "no image in "+empty+"\n") {
+		t.Errorf("stderr %q does not name the empty folder", errs)
+	}
+
+	texts := t.TempDir()
+	os.WriteFile(filepath.Join(texts, "notes.txt"), []byte("taken in May"), 0o644)
+	for _, args := range [][]string{{texts}, {empty}, {texts, empty}} {
+		code, out, _ := runCLI(append([]string{"predict", "--model", model, "--json"}, args...)...)
+		var list []any
+		if code != exitErr || json.Unmarshal([]byte(out), &list) != nil || list == nil {
+			t.Errorf("--json %q: exit %d, stdout %q; want exit %d and []", args, code, out, exitErr)
+		}
+	}
+}
+
+// --json says which model answered, as serve's JSON does.
+func TestPredictJSONNamesTheModel(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	img := filepath.Join(t.TempDir(), "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	code, out, errs := runCLI("predict", "--model", model, "--json", img, img+".missing")
+	var res []struct {
+		File, Model, Error string
+		Predictions        []stages.Prediction
+	}
+	if code != exitErr || json.Unmarshal([]byte(out), &res) != nil || len(res) != 2 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if res[0].Model != "m" || len(res[0].Predictions) != 5 {
+		t.Errorf("the classified image: %+v, want model \"m\"", res[0])
+	}
+	if res[1].Model != "" || res[1].Error != "no such file or directory" {
+		t.Errorf("the missing file: %+v, want no model and the error without its path", res[1])
+	}
+}
+
+// --top beyond the model's classes shows them all and says so once; ranks are right-aligned,
+// so that the columns line up from the 10th row on.
+func TestPredictTopBeyondTheClasses(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	img := filepath.Join(t.TempDir(), "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	code, out, errs := runCLI("predict", "--model", model, "--top", "20", img, img)
+	n := len(testClasses)
+	if code != exitOK || strings.Count(out, "%") != 2*n {
+		t.Errorf("exit %d, stdout %q; want all %d classes of each", code, out, n)
+	}
+	if want := "pipeline: the model has 7 classes: showing all 7\n"; errs != want {
+		t.Errorf("stderr %q, want %q", errs, want)
+	}
+
+	var preds []stages.Prediction
+	for i := range 12 {
+		preds = append(preds, stages.Prediction{ClassName: string(rune('a' + i)), Confidence: 0.5 / float64(i+1)})
+	}
+	var b bytes.Buffer
+	writePredictions(&b, "x.png", preds, "", 2)
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")[1:]
+	for _, l := range lines {
+		if len(l) != len(lines[0]) || !strings.HasSuffix(l[:len("   1.")], ".") {
+			t.Errorf("row %q is out of line with %q", l, lines[0])
+		}
+	}
+}
+
+// A missing model says what to do; no error names a path twice.
+func TestPredictErrorsNameAPathOnce(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	missing := filepath.Join(t.TempDir(), "final_models")
+	code, _, errs := runCLI("predict", "--model", missing, img)
+	if code != exitErr || strings.Count(errs, missing) != 1 || !strings.Contains(errs, "select") || !strings.Contains(errs, "--model") {
+		t.Errorf("a missing model: exit %d, %q; want the path once and what to do", code, errs)
+	}
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	gone := img + ".missing"
+	code, _, errs = runCLI("predict", "--model", model, gone)
+	if want := "pipeline: " + gone + ": no such file or directory\n"; code != exitErr || !strings.HasPrefix(errs, want) {
+		t.Errorf("a missing file: exit %d, %q; want %q", code, errs, want)
+	}
+}
