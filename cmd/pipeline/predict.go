@@ -46,6 +46,9 @@ func predictCommand() *cli.Command {
 			if k < 1 {
 				return fmt.Errorf("--top %d: the number of classes per image must be at least 1", k)
 			}
+			if err := checkImageFlags(c.Int64("max-pixels"), c.Float64("warn-sum"), c.Float64("warn-top")); err != nil {
+				return err
+			}
 			files, err := expandImageArgs(c.Args().Slice())
 			if err != nil {
 				return err

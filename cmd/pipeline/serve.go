@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -216,6 +218,48 @@ func (s *server) close() {
 	}
 }
 
+// check refuses option values that make no sense, naming the flag, before the server starts.
+func (o serveOptions) check() error {
+	switch {
+	case o.MaxBody < 1:
+		return fmt.Errorf("--max-body %d: the largest request must be at least 1 byte", o.MaxBody)
+	case o.Concurrency < 1:
+		return fmt.Errorf("--concurrency %d: the number of inferences at once must be at least 1", o.Concurrency)
+	case o.Queue < 0:
+		return fmt.Errorf("--queue %d: the number of requests waiting must be 0 or more", o.Queue)
+	}
+	return checkImageFlags(o.MaxPixels, o.WarnSum, o.WarnTop)
+}
+
+// checkImageFlags refuses values of the flags predict and serve share that make no sense:
+// --max-pixels below 1, and --warn-sum or --warn-top outside [0, 1] (they are compared with
+// confidences; 0 turns the warning off).
+func checkImageFlags(maxPixels int64, warnSum, warnTop float64) error {
+	if maxPixels < 1 {
+		return fmt.Errorf("--max-pixels %d: the largest image must be at least 1 pixel", maxPixels)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"warn-sum", warnSum}, {"warn-top", warnTop}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			return fmt.Errorf("--%s %g: a confidence threshold must be between 0 and 1 (0 turns the warning off)", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// isPromotionFolder reports whether dir is where a select stage promotes its winner, which a
+// run may fill later: a folder named final_models (select's default promote_to), or one with
+// the promotions' dir.d folder beside it.
+func isPromotionFolder(dir string) bool {
+	if filepath.Base(filepath.Clean(dir)) == "final_models" {
+		return true
+	}
+	fi, err := os.Stat(filepath.Clean(dir) + ".d")
+	return err == nil && fi.IsDir()
+}
+
 func serveCommand() *cli.Command {
 	d := defaultServeOptions()
 	return &cli.Command{
@@ -232,14 +276,33 @@ func serveCommand() *cli.Command {
 			&cli.Float64Flag{Name: "warn-top", Value: d.WarnTop, Usage: "warn when the best is below"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				next := "give the model folder with --model PATH"
+				if c.NArg() == 1 {
+					next = "to serve the model there, give it with --model " + c.Args().First()
+				}
+				return fmt.Errorf("serve takes no arguments, got %q; %s", c.Args().Slice(), next)
+			}
 			opts := defaultServeOptions()
 			opts.MaxBody, opts.MaxPixels = c.Int64("max-body"), c.Int64("max-pixels")
-			opts.Concurrency, opts.Queue = max(1, c.Int("concurrency")), max(0, c.Int("queue"))
+			opts.Concurrency, opts.Queue = c.Int("concurrency"), c.Int("queue")
 			opts.WarnSum, opts.WarnTop = c.Float64("warn-sum"), c.Float64("warn-top")
+			if err := opts.check(); err != nil {
+				return err
+			}
+			model := c.String("model")
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			s := newServer(c.String("model"), opts, logger)
+			s := newServer(model, opts, logger)
 			if _, err := s.reload(); err != nil {
-				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", c.String("model"), err)
+				// Only a promotion folder may be without a model that loads: a run's select
+				// or pipeline promote can put one there. Any other path is a mistake to say now.
+				if !isPromotionFolder(model) {
+					if _, serr := os.Lstat(model); errors.Is(serr, fs.ErrNotExist) {
+						return fmt.Errorf("--model %s: nothing is there; give a model folder that exists (serve waits for a model to appear only in a promotion folder, such as models/final_models)", model)
+					}
+					return explainModelError(model, err)
+				}
+				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", model, explainModelError(model, err))
 			} else {
 				logger.Printf("serving model %s", s.currentID())
 			}

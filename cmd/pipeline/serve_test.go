@@ -539,18 +539,19 @@ func TestPredictWarnsOfLowConfidenceAsServeDoes(t *testing.T) {
 	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
 	img := filepath.Join(t.TempDir(), "x.png")
 	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
-	// Any confidence is below 1.01, and none below 0; five sum to at most 1.
-	code, out, errs := runCLI("predict", "--model", model, "--top", "1", "--warn-top", "1.01", img)
+	// A barely trained model is never certain: its best confidence is below 1, and the top
+	// five of seven classes sum to less than 1. None is below 0.
+	code, out, errs := runCLI("predict", "--model", model, "--top", "1", "--warn-top", "1", img)
 	if code != exitOK || !strings.HasSuffix(out, "\n  warning: "+lowConfidence+"\n") || strings.Count(out, "%") != 1 {
-		t.Errorf("--warn-top 1.01: exit %d\n%s%s", code, out, errs)
+		t.Errorf("--warn-top 1: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "0", img)
 	if code != exitOK || strings.Contains(out, "warning") {
 		t.Errorf("no threshold: exit %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "1.01", img)
+	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "1", img)
 	if code != exitOK || !strings.Contains(out, `"warning": "`+lowConfidence+`"`) {
-		t.Errorf("--warn-sum 1.01: exit %d\n%s%s", code, out, errs)
+		t.Errorf("--warn-sum 1: exit %d\n%s%s", code, out, errs)
 	}
 	for _, c := range []struct {
 		conf []float64
@@ -690,5 +691,56 @@ func TestSlowUploadGivesBackItsPlace(t *testing.T) {
 	b, ct = multipartBody("image", pngBytes(8, 8, 2))
 	if code, m := post(t, ts.URL+"/predict", b, ct); code != 503 || fmt.Sprint(m["error"]) != "no model loaded yet" {
 		t.Fatalf("after the stalled upload was cut off: %d %v, want it admitted (and told there is no model)", code, m)
+	}
+}
+
+// TestServeRefusesBadStartups checks that positional arguments, flag values that make no
+// sense, and a --model that is no promotion folder and holds no model end serve at once with
+// an error naming what to change, and that a promotion folder with nothing in it yet is
+// accepted (waited for).
+func TestServeRefusesBadStartups(t *testing.T) {
+	root := t.TempDir()
+	final := filepath.Join(root, "models", "final_models") // nothing promoted yet
+	os.MkdirAll(filepath.Join(root, "models", "champ.d"), 0o755)
+	os.MkdirAll(filepath.Join(root, "photos"), 0o755)
+	// A port that cannot be listened on: serve ends there at the latest, without a lookup.
+	const port = "127.0.0.1:99999"
+	cases := []struct {
+		args []string
+		says string
+	}{
+		{[]string{"serve", "/some/model"}, `serve takes no arguments, got ["/some/model"]; to serve the model there, give it with --model /some/model`},
+		{[]string{"serve", "a", "b"}, `serve takes no arguments, got ["a" "b"]; give the model folder with --model PATH`},
+		{[]string{"serve", "--model", final, "--max-body", "-1"}, "--max-body -1: the largest request must be at least 1 byte"},
+		{[]string{"serve", "--model", final, "--max-body", "0"}, "--max-body 0:"},
+		{[]string{"serve", "--model", final, "--concurrency", "0"}, "--concurrency 0: the number of inferences at once must be at least 1"},
+		{[]string{"serve", "--model", final, "--queue", "-1"}, "--queue -1: the number of requests waiting must be 0 or more"},
+		{[]string{"serve", "--model", final, "--max-pixels", "0"}, "--max-pixels 0: the largest image must be at least 1 pixel"},
+		{[]string{"serve", "--model", final, "--warn-sum", "1.5"}, "--warn-sum 1.5: a confidence threshold must be between 0 and 1"},
+		{[]string{"serve", "--model", final, "--warn-top", "-0.1"}, "--warn-top -0.1: a confidence threshold must be between 0 and 1"},
+		{[]string{"serve", "--model", filepath.Join(root, "models", "nope")}, "--model " + filepath.Join(root, "models", "nope") + ": nothing is there; give a model folder that exists"},
+		{[]string{"serve", "--model", filepath.Join(root, "photos")}, filepath.Join(root, "photos")},
+		{[]string{"predict", "--max-pixels", "-5", "x.png"}, "--max-pixels -5:"},
+		{[]string{"predict", "--warn-top", "1.01", "x.png"}, "--warn-top 1.01:"},
+	}
+	for _, c := range cases {
+		code, out, errs := runCLI(append(c.args, "--addr", port)...)
+		if c.args[0] == "predict" {
+			code, out, errs = runCLI(c.args...)
+		}
+		if code != exitErr || !strings.Contains(errs, c.says) || strings.Contains(errs, "99999") || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d and an error saying %q", c.args, code, out, errs, exitErr, c.says)
+		}
+	}
+	// Accepted, as far as listening: the limits at their edges, and promotion folders that
+	// hold nothing yet (final_models, or any folder with its .d folder beside it).
+	for _, args := range [][]string{
+		{"--model", final, "--queue", "0", "--max-body", "1", "--max-pixels", "1", "--warn-sum", "0", "--warn-top", "1"},
+		{"--model", filepath.Join(root, "models", "champ")},
+	} {
+		code, out, errs := runCLI(append(append([]string{"serve"}, args...), "--addr", port)...)
+		if code != exitErr || !strings.Contains(errs, "answering 503 until a model that loads is promoted there") || !strings.Contains(errs, "99999") {
+			t.Errorf("%q: exit %d\n%s%s; want it to wait for a model and fail to listen on %s", args, code, out, errs, port)
+		}
 	}
 }
