@@ -17,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -306,28 +307,121 @@ func serveCommand() *cli.Command {
 			} else {
 				logger.Printf("serving model %s", s.currentID())
 			}
-			defer s.close()
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {
+				s.close()
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			ctx, stopWatching := context.WithCancel(c.Context)
+			defer stopWatching()
 			go s.watch(ctx)
+			conns := &connStates{}
 			srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
-				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: logger}
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			logger.Printf("listening on http://%s", ln.Addr())
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-			}
-			logger.Printf("shutting down: finishing requests in flight")
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
+				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: logger, ConnState: conns.track}
+			logger.Printf("listening on %s", listenURL(c.String("addr"), ln.Addr()))
+			finished, err := serveUntilStopped(srv, ln, conns, sigs, serveGrace, logger)
+			stopWatching()
+			if finished {
+				s.close()
+			} // else requests closed may still be running the model: the process ends without freeing it
+			return err
 		},
 	}
+}
+
+// serveGrace is how long a shutdown lets requests in flight finish before closing them.
+const serveGrace = 30 * time.Second
+
+// serveUntilStopped serves srv on ln until the first SIGINT or SIGTERM on sigs, then stops
+// taking requests and lets those in flight finish, for up to grace; after grace, or at a
+// second signal, it closes them (their clients see the connection closed). Either way the
+// stop is the one asked for, not a failure: it returns a nil error, and whether every request
+// finished. It returns the error of a server that stopped by itself.
+func serveUntilStopped(srv *http.Server, ln net.Listener, conns *connStates, sigs <-chan os.Signal, grace time.Duration, logger *log.Logger) (bool, error) {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var sig os.Signal
+	select {
+	case err := <-errc:
+		return true, err
+	case sig = <-sigs:
+	}
+	if n := conns.active(); n == 0 {
+		logger.Printf("%s: no request in flight; shutting down", signalName(sig))
+	} else {
+		logger.Printf("%s: shutting down; %s in flight %s for up to %s; SIGINT or SIGTERM again closes %s at once",
+			signalName(sig), pipeline.Plural(n, "request", "requests"), pipeline.Agree(n, "finishes", "finish"), seconds(grace), pipeline.Agree(n, "it", "them"))
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.Shutdown(context.Background()) // returns once every connection is idle, or srv.Close
+		close(done)
+	}()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		logger.Printf("stopped")
+		return true, nil
+	case <-timer.C:
+		logger.Printf("%s still in flight after %s: closed; stopped", pipeline.Plural(conns.active(), "request", "requests"), seconds(grace))
+	case sig := <-sigs:
+		logger.Printf("%s: %s still in flight closed; stopped", signalName(sig), pipeline.Plural(conns.active(), "request", "requests"))
+	}
+	srv.Close()
+	return false, nil
+}
+
+// seconds says a duration as the README does: "30 s", "0.5 s".
+func seconds(d time.Duration) string { return fmt.Sprintf("%g s", d.Seconds()) }
+
+// connStates follows the server's connections (http.Server.ConnState), so that a shutdown
+// can say how many requests it waits for, and how many it closed.
+type connStates struct {
+	mu     sync.Mutex
+	states map[net.Conn]http.ConnState
+}
+
+func (c *connStates) track(conn net.Conn, state http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.states == nil {
+		c.states = map[net.Conn]http.ConnState{}
+	}
+	if state == http.StateClosed || state == http.StateHijacked {
+		delete(c.states, conn)
+		return
+	}
+	c.states[conn] = state
+}
+
+// active counts the connections with a request being read or answered.
+func (c *connStates) active() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, st := range c.states {
+		if st == http.StateActive {
+			n++
+		}
+	}
+	return n
+}
+
+// listenURL is the address to open for a server started with --addr addr and listening on
+// ln: the host as given, or localhost when it listens on every interface (":5000",
+// "0.0.0.0:5000"), which is said; the port it got (":0" picks one).
+func listenURL(addr string, ln net.Addr) string {
+	host, _, _ := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(ln.String())
+	if err != nil {
+		return "http://" + ln.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return "http://" + net.JoinHostPort("localhost", port) + "/ (every interface: from another machine, this one's name or address, port " + port + ")"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -741,6 +742,144 @@ func TestServeRefusesBadStartups(t *testing.T) {
 		code, out, errs := runCLI(append(append([]string{"serve"}, args...), "--addr", port)...)
 		if code != exitErr || !strings.Contains(errs, "answering 503 until a model that loads is promoted there") || !strings.Contains(errs, "99999") {
 			t.Errorf("%q: exit %d\n%s%s; want it to wait for a model and fail to listen on %s", args, code, out, errs, port)
+		}
+	}
+}
+
+// stalledUpload starts a /predict upload to addr that sends its first bytes and no more: a
+// request in flight until the server answers or closes it.
+func stalledUpload(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 50000\r\n\r\n--b\r\n")
+	return conn
+}
+
+// syncBuffer is a log destination read while the server writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestServeShutdown checks the shutdown: with no request in flight the server stops at the
+// signal; with one, it waits for it up to the grace period, then closes it, says so and
+// ends without an error, as it does at a second signal.
+func TestServeShutdown(t *testing.T) {
+	opts := defaultServeOptions()
+	opts.UploadGrace, opts.UploadLimit = time.Minute, time.Minute // the upload stays in flight
+	start := func(t *testing.T, grace time.Duration) (chan os.Signal, *syncBuffer, string, chan bool, *connStates) {
+		var logged syncBuffer
+		s := newServer(filepath.Join(t.TempDir(), "nothing"), opts, log.New(&logged, "", 0))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns := &connStates{}
+		srv := &http.Server{Handler: s.routes(), ConnState: conns.track}
+		sigs := make(chan os.Signal, 2)
+		done := make(chan bool, 1)
+		go func() {
+			finished, err := serveUntilStopped(srv, ln, conns, sigs, grace, s.logger)
+			if err != nil {
+				t.Errorf("serveUntilStopped: %v", err)
+			}
+			done <- finished
+		}()
+		return sigs, &logged, ln.Addr().String(), done, conns
+	}
+	wait := func(t *testing.T, what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+		}
+	}
+	ended := func(t *testing.T, done chan bool, logged *syncBuffer) bool {
+		t.Helper()
+		select {
+		case finished := <-done:
+			return finished
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the server did not stop:\n%s", logged)
+		}
+		return false
+	}
+	t.Run("idle", func(t *testing.T) {
+		sigs, logged, _, done, _ := start(t, time.Minute)
+		sigs <- syscall.SIGTERM
+		if !ended(t, done, logged) || !strings.Contains(logged.String(), "SIGTERM: no request in flight; shutting down\nstopped\n") {
+			t.Fatalf("log:\n%s", logged)
+		}
+	})
+	t.Run("grace period over", func(t *testing.T) {
+		sigs, logged, addr, done, conns := start(t, 300*time.Millisecond)
+		conn := stalledUpload(t, addr)
+		wait(t, "the upload is in flight", func() bool { return conns.active() == 1 })
+		began := time.Now()
+		sigs <- os.Interrupt
+		if ended(t, done, logged) || time.Since(began) < 300*time.Millisecond {
+			t.Fatalf("stopped after %s, every request finished; want it closed after 0.3 s:\n%s", time.Since(began), logged)
+		}
+		want := "SIGINT: shutting down; 1 request in flight finishes for up to 0.3 s; SIGINT or SIGTERM again closes it at once\n" +
+			"1 request still in flight after 0.3 s: closed; stopped\n"
+		if !strings.Contains(logged.String(), want) {
+			t.Fatalf("log:\n%s\nwant:\n%s", logged, want)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the closed request's connection: %v, want it closed", err)
+		}
+	})
+	t.Run("second signal", func(t *testing.T) {
+		sigs, logged, addr, done, conns := start(t, time.Hour)
+		stalledUpload(t, addr)
+		stalledUpload(t, addr)
+		wait(t, "the uploads are in flight", func() bool { return conns.active() == 2 })
+		sigs <- os.Interrupt
+		wait(t, "the server is shutting down", func() bool { return strings.Contains(logged.String(), "2 requests in flight finish for up to 3600 s") })
+		sigs <- syscall.SIGTERM
+		if ended(t, done, logged) || !strings.Contains(logged.String(), "SIGTERM: 2 requests still in flight closed; stopped\n") {
+			t.Fatalf("log:\n%s", logged)
+		}
+	})
+}
+
+// TestListenURL checks that serve logs a URL that opens: localhost for a server on every
+// interface, the host as given otherwise, and the port it got.
+func TestListenURL(t *testing.T) {
+	tcp := func(ip string, port int) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: port} }
+	every := " (every interface: from another machine, this one's name or address, port 5786)"
+	for _, c := range []struct {
+		addr string
+		ln   net.Addr
+		want string
+	}{
+		{":5786", tcp("::", 5786), "http://localhost:5786/" + every},
+		{"0.0.0.0:5786", tcp("0.0.0.0", 5786), "http://localhost:5786/" + every},
+		{"[::]:5786", tcp("::", 5786), "http://localhost:5786/" + every},
+		{"localhost:5000", tcp("127.0.0.1", 5000), "http://localhost:5000/"},
+		{"127.0.0.1:0", tcp("127.0.0.1", 41234), "http://127.0.0.1:41234/"},
+		{"[::1]:5000", tcp("::1", 5000), "http://[::1]:5000/"},
+	} {
+		if got := listenURL(c.addr, c.ln); got != c.want {
+			t.Errorf("--addr %s on %s: %q, want %q", c.addr, c.ln, got, c.want)
 		}
 	}
 }
