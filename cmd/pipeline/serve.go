@@ -63,6 +63,11 @@ type server struct {
 		err      error
 	}
 
+	// unreachable counts the watcher's checks in a row that found no model folder to read
+	// (the link leading nowhere, the folder gone): the first is taken for a promotion
+	// switching the link, the second is reported, once.
+	unreachable int
+
 	slots chan struct{} // inference slots
 	queue chan struct{} // admission: slots plus waiting room
 }
@@ -104,11 +109,17 @@ func modelStamp(dir string) (string, time.Time, error) {
 // changed since: the failure was reported then.
 var errLoadFailedBefore = errors.New("the model failed to load before and has not changed")
 
+// folderError is reload's error when the model folder cannot be read at all: a link leading
+// nowhere, a folder gone or not there yet.
+type folderError struct{ error }
+
+func (e folderError) Unwrap() error { return e.error }
+
 // reload loads the model if it changed since the last load; it reports what happened.
 func (s *server) reload() (bool, error) {
 	resolved, stamp, err := modelStamp(s.modelDir)
 	if err != nil {
-		return false, err
+		return false, folderError{err}
 	}
 	s.mu.Lock()
 	cur := s.cur
@@ -162,11 +173,30 @@ func (s *server) watch(ctx context.Context) {
 
 // poll reloads the model if it changed and logs what happened: a model that fails to load or
 // to predict is logged once, with what to do, and the one served stays.
+//
+// A model folder that cannot be read (its link leads nowhere, it is gone) is let be at the
+// first check, which may have come as a promotion replaced the link; at the second it is
+// reported as a model that fails to load is, unless nothing was ever promoted there (the
+// server waits for a first model, as it said when it started).
 func (s *server) poll() {
 	changed, err := s.reload()
+	var fe folderError
+	if !errors.As(err, &fe) {
+		if s.unreachable >= 2 && err == nil && !changed {
+			s.logger.Printf("%s is back: serving %s", s.modelDir, s.currentID())
+		}
+		s.unreachable = 0
+	} else {
+		s.unreachable++
+		if s.unreachable != 2 {
+			return
+		}
+		if err = s.unreachableError(fe.error); err == nil {
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, errLoadFailedBefore): // reported when it first failed
-	case err != nil && errors.Is(err, os.ErrNotExist): // a link being switched, or no model yet
 	case err != nil && s.currentID() != "":
 		s.logger.Printf("not switching to the model now in %s, still serving %s: %v", s.modelDir, s.currentID(), explainModelError(s.modelDir, err))
 	case err != nil:
@@ -174,6 +204,26 @@ func (s *server) poll() {
 	case changed:
 		s.logger.Printf("serving model %s", s.currentID())
 	}
+}
+
+// unreachableError is why the model folder cannot be read (err, from modelStamp), recorded
+// for /healthz, or nil when that is no problem: nothing served and nothing promoted there
+// yet. A folder whose promotions name a champion that is not there says which and what to do.
+func (s *server) unreachableError(err error) error {
+	var missing *stages.MissingChampionError
+	_, cerr := stages.ChampionDir(s.modelDir)
+	switch {
+	case errors.As(cerr, &missing):
+		err = missing
+	case errors.Is(err, fs.ErrNotExist) && s.currentID() == "":
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		err = fmt.Errorf("%s is gone", s.modelDir)
+	}
+	s.mu.Lock()
+	s.failed.resolved, s.failed.stamp, s.failed.err = "", time.Time{}, err
+	s.mu.Unlock()
+	return err
 }
 
 // pendingError is why the model the folder now points to is not served ("" when it is, or
@@ -303,7 +353,16 @@ func serveCommand() *cli.Command {
 					}
 					return explainModelError(model, err)
 				}
-				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", model, explainModelError(model, err))
+				var fe folderError
+				if errors.As(err, &fe) {
+					s.unreachable = 2 // said here: the watcher does not say it again
+					if uerr := s.unreachableError(fe.error); uerr != nil {
+						err = uerr
+					}
+				} else {
+					err = explainModelError(model, err)
+				}
+				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", model, err)
 			} else {
 				logger.Printf("serving model %s", s.currentID())
 			}

@@ -883,3 +883,94 @@ func TestListenURL(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreachableModelFolderIsReported checks that a model folder the server cannot read
+// (its link leads nowhere, the folder is gone) is let be at one reload check, as a promotion
+// switching the link may cause, but from the second is logged once and shown in /healthz as
+// pending_model_error, until it is readable again; and that a promotion folder where nothing
+// was promoted yet is only waited for.
+func TestUnreachableModelFolderIsReported(t *testing.T) {
+	root := t.TempDir()
+	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	switchTo := func(id string) {
+		tmp := link + ".tmp"
+		os.Symlink(filepath.Join("final_models.d", id), tmp)
+		os.Rename(tmp, link)
+	}
+	var logged syncBuffer
+	s, ts := newTestServer(t, link, defaultServeOptions())
+	s.logger = log.New(&logged, "", 0)
+	// said is what the server logged, but for its requests.
+	said := func() string {
+		var lines []string
+		for _, l := range strings.SplitAfter(logged.String(), "\n") {
+			if !strings.HasPrefix(l, "GET /healthz ") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "")
+	}
+	health := func() map[string]any {
+		t.Helper()
+		code, _, m := request(t, "GET", ts.URL+"/healthz", nil)
+		if code != 200 || m["model"] != "a" {
+			t.Fatalf("/healthz: %d %v, want 200 and model a", code, m)
+		}
+		return m
+	}
+
+	// A promotion replacing the link: one check finds nothing, the next the new model.
+	switchTo("gone")
+	s.poll()
+	switchTo("a")
+	s.poll()
+	if said() != "" || s.pendingError() != "" {
+		t.Fatalf("a link gone for one check: log %q, pending %q; want nothing said", said(), s.pendingError())
+	}
+
+	switchTo("gone")
+	s.poll()
+	if said() != "" || health()["pending_model_error"] != nil {
+		t.Fatalf("after one check: log %q, pending %q; want nothing said yet", said(), s.pendingError())
+	}
+	for range 3 {
+		s.poll()
+	}
+	gone := link + " points to " + filepath.Join(root, "final_models.d", "gone") + ", which is gone"
+	want := "not switching to the model now in " + link + ", still serving a: " + gone
+	if n := strings.Count(said(), "\n"); n != 1 || !strings.HasPrefix(said(), want) {
+		t.Fatalf("after four checks, log:\n%s\nwant one line: %s…", said(), want)
+	}
+	if m := health(); !strings.HasPrefix(fmt.Sprint(m["pending_model_error"]), gone) {
+		t.Fatalf("/healthz: %v, want pending_model_error: %s…", m, gone)
+	}
+	switchTo("a")
+	s.poll()
+	if !strings.HasSuffix(said(), link+" is back: serving a\n") || health()["pending_model_error"] != nil {
+		t.Fatalf("the link back: log:\n%s/healthz %v", said(), health())
+	}
+
+	// A model folder (no link) that disappears while served.
+	saved := filepath.Join(root, "final_models.d", "a", "saved_model")
+	s2, _ := newTestServer(t, saved, defaultServeOptions())
+	os.Rename(saved, saved+".moved")
+	s2.poll()
+	s2.poll()
+	if s2.pendingError() != saved+" is gone" {
+		t.Fatalf("a served folder moved away: pending %q", s2.pendingError())
+	}
+	os.Rename(saved+".moved", saved)
+
+	// Nothing promoted yet: waited for, not reported.
+	var logged3 syncBuffer
+	s3, _ := newTestServer(t, filepath.Join(t.TempDir(), "models", "final_models"), defaultServeOptions())
+	s3.logger = log.New(&logged3, "", 0)
+	for range 3 {
+		s3.poll()
+	}
+	if logged3.String() != "" || s3.pendingError() != "" {
+		t.Fatalf("nothing promoted yet: log %q, pending %q; want nothing said", logged3.String(), s3.pendingError())
+	}
+}
