@@ -77,6 +77,7 @@ type server struct {
 type servedModel struct {
 	p        *stages.Predictor
 	resolved string // the folder it was loaded from, after links
+	name     string // what the log, /healthz and /predict call it: modelName
 	stamp    time.Time
 	inflight sync.WaitGroup
 }
@@ -142,7 +143,7 @@ func (s *server) reload() (bool, error) {
 		s.mu.Unlock()
 		return false, err
 	}
-	next := &servedModel{p: p, resolved: resolved, stamp: stamp}
+	next := &servedModel{p: p, resolved: resolved, stamp: stamp, name: modelName(s.modelDir, resolved, p)}
 	s.mu.Lock()
 	old := s.cur
 	s.cur = next
@@ -247,16 +248,27 @@ func (s *server) acquire() *servedModel {
 	return s.cur
 }
 
+// currentID is the served model's name (modelName), "" when none is served.
 func (s *server) currentID() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.cur == nil {
 		return ""
 	}
-	if s.cur.p.Card != nil {
-		return s.cur.p.Card.ID
+	return s.cur.name
+}
+
+// modelName is what the server calls the model p it loaded from resolved, given as dir: the
+// card's id for a promoted folder; else the path as given, or, when that is a link (which may
+// be switched to another model), the folder it leads to.
+func modelName(dir, resolved string, p *stages.Predictor) string {
+	if p.Card != nil && p.Card.ID != "" {
+		return p.Card.ID
 	}
-	return filepath.Base(s.cur.resolved)
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return resolved
+	}
+	return filepath.Clean(dir)
 }
 
 func (s *server) close() {

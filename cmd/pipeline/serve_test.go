@@ -214,6 +214,11 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		if c.name == "two image fields" && !strings.HasPrefix(fmt.Sprint(m["error"]), "more than one image field") {
 			t.Errorf("two image fields: error %q", m["error"])
 		}
+		if strings.HasPrefix(c.name, "body too large") || strings.HasPrefix(c.name, "too large before") {
+			if m["error"] != "request exceeds --max-body 64 KB" {
+				t.Errorf("%s: error %q, want it to name the flag and its value", c.name, m["error"])
+			}
+		}
 	}
 
 	get := func(path string) (int, []byte, string) {
@@ -240,7 +245,7 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	if code, b, _ := get("/model"); code != 200 || !strings.Contains(string(b), `"id": "m1"`) {
 		t.Errorf("/model: %d %s", code, b)
 	}
-	if code, b, _ := get("/healthz"); code != 200 || !strings.Contains(string(b), `"m1"`) {
+	if code, b, _ := get("/healthz"); code != 200 || string(b) != `{"status":"ok","model":"m1","in_flight":0,"capacity":34,"inferring":0,"busy":false}`+"\n" {
 		t.Errorf("/healthz: %d %s", code, b)
 	}
 	var spec map[string]any
@@ -260,6 +265,12 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	if code, _ := post(t, ts.URL+"/predict", b2, ct2); code != 503 {
 		t.Errorf("busy: %d, want 503", code)
 	}
+	// ... which /healthz says, still answering 200: the server is alive.
+	s.slots <- struct{}{}
+	if code, b, _ := get("/healthz"); code != 200 || !strings.Contains(string(b), `"in_flight":34,"capacity":34,"inferring":1,"busy":true}`) {
+		t.Errorf("/healthz when busy: %d %s", code, b)
+	}
+	<-s.slots
 	// ... before its upload is read: waiting uploads do not pile up in memory.
 	b4, ct4 := multipartBody("image", pngBytes(8, 8, 2))
 	counted := &countingReader{r: b4}
@@ -972,5 +983,52 @@ func TestUnreachableModelFolderIsReported(t *testing.T) {
 	}
 	if logged3.String() != "" || s3.pendingError() != "" {
 		t.Fatalf("nothing promoted yet: log %q, pending %q; want nothing said", logged3.String(), s3.pendingError())
+	}
+}
+
+// TestServeNamesTheModelOneWay checks that the log, /healthz and /predict call a served model
+// by the same name: its card's id for a promoted folder, else the path given (or, for a link,
+// the folder it leads to).
+func TestServeNamesTheModelOneWay(t *testing.T) {
+	root := t.TempDir()
+	tinyModel(t, filepath.Join(root, "a"), 1)
+	saved := filepath.Join(root, "a", "saved_model")
+	link := filepath.Join(root, "current")
+	os.Symlink(saved, link)
+	for dir, want := range map[string]string{filepath.Join(root, "a"): "a", saved: saved, saved + "/": saved, link: saved} {
+		s, ts := newTestServer(t, dir, defaultServeOptions())
+		_, _, health := request(t, "GET", ts.URL+"/healthz", nil)
+		body, ct := multipartBody("image", pngBytes(8, 8, 3))
+		_, pred := post(t, ts.URL+"/predict", body, ct)
+		if s.currentID() != want || health["model"] != want || pred["model"] != want {
+			t.Errorf("--model %s: the log says %q, /healthz %q, /predict %q; want %q everywhere", dir, s.currentID(), health["model"], pred["model"], want)
+		}
+	}
+}
+
+// TestServeProcessStopsAtASecondSignal runs serve in a process of its own: it names the model
+// as /healthz does, says where it listens, and with a request in flight stops at a second
+// signal, exiting 0.
+func TestServeProcessStopsAtASecondSignal(t *testing.T) {
+	saved := filepath.Join(tinyModel(t, filepath.Join(t.TempDir(), "m"), 1), "saved_model")
+	p := startPipeline(t, "serve", "--model", saved, "--addr", "127.0.0.1:0")
+	listening := regexp.MustCompile(`listening on http://127\.0\.0\.1:(\d+)/\n`)
+	p.waitUntil("it listens", func() bool { return listening.MatchString(p.stderr()) })
+	addr := "127.0.0.1:" + listening.FindStringSubmatch(p.stderr())[1]
+	if _, _, m := request(t, "GET", "http://"+addr+"/healthz", nil); m["model"] != saved || !strings.Contains(p.stderr(), "serving model "+saved+"\n") {
+		t.Errorf("/healthz %v; log:\n%s\nwant both to name the model %s", m, p.stderr(), saved)
+	}
+	stalledUpload(t, addr)
+	p.waitUntil("the upload is in flight", func() bool {
+		_, _, m := request(t, "GET", "http://"+addr+"/healthz", nil)
+		return m["in_flight"] == 1.0
+	})
+	p.signal(syscall.SIGINT)
+	p.waitUntil("it is shutting down", func() bool {
+		return strings.Contains(p.stderr(), "SIGINT: shutting down; 1 request in flight finishes for up to 30 s; SIGINT or SIGTERM again closes it at once")
+	})
+	p.signal(syscall.SIGINT)
+	if code := p.exitCode(); code != exitOK || !strings.Contains(p.stderr(), "SIGINT: 1 request still in flight closed; stopped\n") {
+		t.Fatalf("exit %d, want 0 and the request closed:\n%s", code, p.stderr())
 	}
 }
