@@ -745,14 +745,22 @@ func TestServeRefusesBadStartups(t *testing.T) {
 		}
 	}
 	// Accepted, as far as listening: the limits at their edges, and promotion folders that
-	// hold nothing yet (final_models, or any folder with its .d folder beside it).
-	for _, args := range [][]string{
-		{"--model", final, "--queue", "0", "--max-body", "1", "--max-pixels", "1", "--warn-sum", "0", "--warn-top", "1"},
-		{"--model", filepath.Join(root, "models", "champ")},
+	// hold nothing yet (final_models, or any folder with its .d folder beside it), or a link
+	// that leads nowhere, which is said.
+	dangling := filepath.Join(root, "other", "final_models")
+	os.MkdirAll(filepath.Join(root, "other", "final_models.d"), 0o755)
+	os.Symlink(filepath.Join("final_models.d", "gone"), dangling)
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--model", final, "--queue", "0", "--max-body", "1", "--max-pixels", "1", "--warn-sum", "0", "--warn-top", "1"}, "no model to serve at " + final},
+		{[]string{"--model", filepath.Join(root, "models", "champ")}, "no model to serve at " + filepath.Join(root, "models", "champ")},
+		{[]string{"--model", dangling}, "no model to serve at " + dangling + " (" + dangling + " points to " + filepath.Join(root, "other", "final_models.d", "gone") + ", which is gone: there is no champion;"},
 	} {
-		code, out, errs := runCLI(append(append([]string{"serve"}, args...), "--addr", port)...)
-		if code != exitErr || !strings.Contains(errs, "answering 503 until a model that loads is promoted there") || !strings.Contains(errs, "99999") {
-			t.Errorf("%q: exit %d\n%s%s; want it to wait for a model and fail to listen on %s", args, code, out, errs, port)
+		code, out, errs := runCLI(append(append([]string{"serve"}, c.args...), "--addr", port)...)
+		if code != exitErr || !strings.Contains(errs, c.says) || !strings.Contains(errs, "answering 503 until a model that loads is promoted there") || !strings.Contains(errs, "99999") {
+			t.Errorf("%q: exit %d\n%s%s; want it to say %q, wait for a model and fail to listen on %s", c.args, code, out, errs, c.says, port)
 		}
 	}
 }
