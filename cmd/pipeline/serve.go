@@ -359,13 +359,16 @@ func serveCommand() *cli.Command {
 			if _, err := s.reload(); err != nil {
 				// Only a promotion folder may be without a model that loads: a run's select
 				// or pipeline promote can put one there. Any other path is a mistake to say now.
+				var fe folderError
 				if !isPromotionFolder(model) {
 					if _, serr := os.Lstat(model); errors.Is(serr, fs.ErrNotExist) {
 						return fmt.Errorf("--model %s: nothing is there; give a model folder that exists (serve waits for a model to appear only in a promotion folder, such as models/final_models)", model)
 					}
+					if errors.As(err, &fe) { // a link leading nowhere, a folder that cannot be read
+						return fmt.Errorf("--model %s: %w", model, fe.error)
+					}
 					return explainModelError(model, err)
 				}
-				var fe folderError
 				if errors.As(err, &fe) {
 					s.unreachable = 2 // said here: the watcher does not say it again
 					if uerr := s.unreachableError(fe.error); uerr != nil {

@@ -715,6 +715,7 @@ func TestServeRefusesBadStartups(t *testing.T) {
 	final := filepath.Join(root, "models", "final_models") // nothing promoted yet
 	os.MkdirAll(filepath.Join(root, "models", "champ.d"), 0o755)
 	os.MkdirAll(filepath.Join(root, "photos"), 0o755)
+	os.Symlink("gone", filepath.Join(root, "link"))
 	// A port that cannot be listened on: serve ends there at the latest, without a lookup.
 	const port = "127.0.0.1:99999"
 	cases := []struct {
@@ -732,6 +733,7 @@ func TestServeRefusesBadStartups(t *testing.T) {
 		{[]string{"serve", "--model", final, "--warn-top", "-0.1"}, "--warn-top -0.1: a confidence threshold must be between 0 and 1"},
 		{[]string{"serve", "--model", filepath.Join(root, "models", "nope")}, "--model " + filepath.Join(root, "models", "nope") + ": nothing is there; give a model folder that exists"},
 		{[]string{"serve", "--model", filepath.Join(root, "photos")}, filepath.Join(root, "photos")},
+		{[]string{"serve", "--model", filepath.Join(root, "link")}, "--model " + filepath.Join(root, "link") + ": lstat " + filepath.Join(root, "gone") + ": no such file or directory"},
 		{[]string{"predict", "--max-pixels", "-5", "x.png"}, "--max-pixels -5:"},
 		{[]string{"predict", "--warn-top", "1.01", "x.png"}, "--warn-top 1.01:"},
 	}
