@@ -51,6 +51,9 @@ func predictCommand() *cli.Command {
 			if k < 1 {
 				return fmt.Errorf("--top %d: the number of classes per image must be at least 1", k)
 			}
+			if err := checkImageFlags(c.Int64("max-pixels"), c.Float64("warn-sum"), c.Float64("warn-top")); err != nil {
+				return err
+			}
 			type result struct {
 				File        string              `json:"file"`
 				Predictions []stages.Prediction `json:"predictions,omitempty"`
@@ -85,7 +88,7 @@ func predictCommand() *cli.Command {
 			if err != nil {
 				resolved = c.String("model")
 			}
-			id := predictorID(p, resolved)
+			id := modelName(c.String("model"), resolved, p)
 			if n := len(p.Classes()); k > n {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: the model has %d classes: showing all %d\n", n, n)
 			}
@@ -205,16 +208,6 @@ func skippedKind(err error) error {
 		}
 	}
 	return nil
-}
-
-// predictorID names the model p, loaded from the folder resolved (links followed), in JSON,
-// as serve and predict say which model answered: the card's id for a promoted folder,
-// otherwise the folder's name.
-func predictorID(p *stages.Predictor, resolved string) string {
-	if p.Card != nil {
-		return p.Card.ID
-	}
-	return filepath.Base(resolved)
 }
 
 // explainModelError adds to LoadPredictor's error for the model folder dir what to do about

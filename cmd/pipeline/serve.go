@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -60,6 +63,11 @@ type server struct {
 		err      error
 	}
 
+	// unreachable counts the watcher's checks in a row that found no model folder to read
+	// (the link leading nowhere, the folder gone): the first is taken for a promotion
+	// switching the link, the second is reported, once.
+	unreachable int
+
 	slots chan struct{} // inference slots
 	queue chan struct{} // admission: slots plus waiting room
 }
@@ -69,6 +77,7 @@ type server struct {
 type servedModel struct {
 	p        *stages.Predictor
 	resolved string // the folder it was loaded from, after links
+	name     string // what the log, /healthz and /predict call it: modelName
 	stamp    time.Time
 	inflight sync.WaitGroup
 }
@@ -101,11 +110,17 @@ func modelStamp(dir string) (string, time.Time, error) {
 // changed since: the failure was reported then.
 var errLoadFailedBefore = errors.New("the model failed to load before and has not changed")
 
+// folderError is reload's error when the model folder cannot be read at all: a link leading
+// nowhere, a folder gone or not there yet.
+type folderError struct{ error }
+
+func (e folderError) Unwrap() error { return e.error }
+
 // reload loads the model if it changed since the last load; it reports what happened.
 func (s *server) reload() (bool, error) {
 	resolved, stamp, err := modelStamp(s.modelDir)
 	if err != nil {
-		return false, err
+		return false, folderError{err}
 	}
 	s.mu.Lock()
 	cur := s.cur
@@ -128,7 +143,7 @@ func (s *server) reload() (bool, error) {
 		s.mu.Unlock()
 		return false, err
 	}
-	next := &servedModel{p: p, resolved: resolved, stamp: stamp}
+	next := &servedModel{p: p, resolved: resolved, stamp: stamp, name: modelName(s.modelDir, resolved, p)}
 	s.mu.Lock()
 	old := s.cur
 	s.cur = next
@@ -159,11 +174,30 @@ func (s *server) watch(ctx context.Context) {
 
 // poll reloads the model if it changed and logs what happened: a model that fails to load or
 // to predict is logged once, with what to do, and the one served stays.
+//
+// A model folder that cannot be read (its link leads nowhere, it is gone) is let be at the
+// first check, which may have come as a promotion replaced the link; at the second it is
+// reported as a model that fails to load is, unless nothing was ever promoted there (the
+// server waits for a first model, as it said when it started).
 func (s *server) poll() {
 	changed, err := s.reload()
+	var fe folderError
+	if !errors.As(err, &fe) {
+		if s.unreachable >= 2 && err == nil && !changed {
+			s.logger.Printf("%s is back: serving %s", s.modelDir, s.currentID())
+		}
+		s.unreachable = 0
+	} else {
+		s.unreachable++
+		if s.unreachable != 2 {
+			return
+		}
+		if err = s.unreachableError(fe.error); err == nil {
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, errLoadFailedBefore): // reported when it first failed
-	case err != nil && errors.Is(err, os.ErrNotExist): // a link being switched, or no model yet
 	case err != nil && s.currentID() != "":
 		s.logger.Printf("not switching to the model now in %s, still serving %s: %v", s.modelDir, s.currentID(), explainModelError(s.modelDir, err))
 	case err != nil:
@@ -171,6 +205,26 @@ func (s *server) poll() {
 	case changed:
 		s.logger.Printf("serving model %s", s.currentID())
 	}
+}
+
+// unreachableError is why the model folder cannot be read (err, from modelStamp), recorded
+// for /healthz, or nil when that is no problem: nothing served and nothing promoted there
+// yet. A folder whose promotions name a champion that is not there says which and what to do.
+func (s *server) unreachableError(err error) error {
+	var missing *stages.MissingChampionError
+	_, cerr := stages.ChampionDir(s.modelDir)
+	switch {
+	case errors.As(cerr, &missing):
+		err = missing
+	case errors.Is(err, fs.ErrNotExist) && s.currentID() == "":
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		err = fmt.Errorf("%s is gone", s.modelDir)
+	}
+	s.mu.Lock()
+	s.failed.resolved, s.failed.stamp, s.failed.err = "", time.Time{}, err
+	s.mu.Unlock()
+	return err
 }
 
 // pendingError is why the model the folder now points to is not served ("" when it is, or
@@ -194,13 +248,27 @@ func (s *server) acquire() *servedModel {
 	return s.cur
 }
 
+// currentID is the served model's name (modelName), "" when none is served.
 func (s *server) currentID() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.cur == nil {
 		return ""
 	}
-	return predictorID(s.cur.p, s.cur.resolved)
+	return s.cur.name
+}
+
+// modelName is what the server calls the model p it loaded from resolved, given as dir: the
+// card's id for a promoted folder; else the path as given, or, when that is a link (which may
+// be switched to another model), the folder it leads to.
+func modelName(dir, resolved string, p *stages.Predictor) string {
+	if p.Card != nil && p.Card.ID != "" {
+		return p.Card.ID
+	}
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return resolved
+	}
+	return filepath.Clean(dir)
 }
 
 func (s *server) close() {
@@ -211,6 +279,48 @@ func (s *server) close() {
 		s.cur.p.Close()
 		s.cur = nil
 	}
+}
+
+// check refuses option values that make no sense, naming the flag, before the server starts.
+func (o serveOptions) check() error {
+	switch {
+	case o.MaxBody < 1:
+		return fmt.Errorf("--max-body %d: the largest request must be at least 1 byte", o.MaxBody)
+	case o.Concurrency < 1:
+		return fmt.Errorf("--concurrency %d: the number of inferences at once must be at least 1", o.Concurrency)
+	case o.Queue < 0:
+		return fmt.Errorf("--queue %d: the number of requests waiting must be 0 or more", o.Queue)
+	}
+	return checkImageFlags(o.MaxPixels, o.WarnSum, o.WarnTop)
+}
+
+// checkImageFlags refuses values of the flags predict and serve share that make no sense:
+// --max-pixels below 1, and --warn-sum or --warn-top outside [0, 1] (they are compared with
+// confidences; 0 turns the warning off).
+func checkImageFlags(maxPixels int64, warnSum, warnTop float64) error {
+	if maxPixels < 1 {
+		return fmt.Errorf("--max-pixels %d: the largest image must be at least 1 pixel", maxPixels)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"warn-sum", warnSum}, {"warn-top", warnTop}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			return fmt.Errorf("--%s %g: a confidence threshold must be between 0 and 1 (0 turns the warning off)", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// isPromotionFolder reports whether dir is where a select stage promotes its winner, which a
+// run may fill later: a folder named final_models (select's default promote_to), or one with
+// the promotions' dir.d folder beside it.
+func isPromotionFolder(dir string) bool {
+	if filepath.Base(filepath.Clean(dir)) == "final_models" {
+		return true
+	}
+	fi, err := os.Stat(filepath.Clean(dir) + ".d")
+	return err == nil && fi.IsDir()
 }
 
 func serveCommand() *cli.Command {
@@ -229,39 +339,163 @@ func serveCommand() *cli.Command {
 			&cli.Float64Flag{Name: "warn-top", Value: d.WarnTop, Usage: "warn when the best is below"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				next := "give the model folder with --model PATH"
+				if c.NArg() == 1 {
+					next = "to serve the model there, give it with --model " + c.Args().First()
+				}
+				return fmt.Errorf("serve takes no arguments, got %q; %s", c.Args().Slice(), next)
+			}
 			opts := defaultServeOptions()
 			opts.MaxBody, opts.MaxPixels = c.Int64("max-body"), c.Int64("max-pixels")
-			opts.Concurrency, opts.Queue = max(1, c.Int("concurrency")), max(0, c.Int("queue"))
+			opts.Concurrency, opts.Queue = c.Int("concurrency"), c.Int("queue")
 			opts.WarnSum, opts.WarnTop = c.Float64("warn-sum"), c.Float64("warn-top")
+			if err := opts.check(); err != nil {
+				return err
+			}
+			model := c.String("model")
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			s := newServer(c.String("model"), opts, logger)
+			s := newServer(model, opts, logger)
 			if _, err := s.reload(); err != nil {
-				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", c.String("model"), err)
+				// Only a promotion folder may be without a model that loads: a run's select
+				// or pipeline promote can put one there. Any other path is a mistake to say now.
+				var fe folderError
+				if !isPromotionFolder(model) {
+					if _, serr := os.Lstat(model); errors.Is(serr, fs.ErrNotExist) {
+						return fmt.Errorf("--model %s: nothing is there; give a model folder that exists (serve waits for a model to appear only in a promotion folder, such as models/final_models)", model)
+					}
+					if errors.As(err, &fe) { // a link leading nowhere, a folder that cannot be read
+						return fmt.Errorf("--model %s: %w", model, fe.error)
+					}
+					return explainModelError(model, err)
+				}
+				if errors.As(err, &fe) {
+					s.unreachable = 2 // said here: the watcher does not say it again
+					if uerr := s.unreachableError(fe.error); uerr != nil {
+						err = uerr
+					}
+				} else {
+					err = explainModelError(model, err)
+				}
+				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", model, err)
 			} else {
 				logger.Printf("serving model %s", s.currentID())
 			}
-			defer s.close()
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {
+				s.close()
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			ctx, stopWatching := context.WithCancel(c.Context)
+			defer stopWatching()
 			go s.watch(ctx)
+			conns := &connStates{}
 			srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
-				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: logger}
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			logger.Printf("listening on http://%s", ln.Addr())
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-			}
-			logger.Printf("shutting down: finishing requests in flight")
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
+				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: logger, ConnState: conns.track}
+			logger.Printf("listening on %s", listenURL(c.String("addr"), ln.Addr()))
+			finished, err := serveUntilStopped(srv, ln, conns, sigs, serveGrace, logger)
+			stopWatching()
+			if finished {
+				s.close()
+			} // else requests closed may still be running the model: the process ends without freeing it
+			return err
 		},
 	}
+}
+
+// serveGrace is how long a shutdown lets requests in flight finish before closing them.
+const serveGrace = 30 * time.Second
+
+// serveUntilStopped serves srv on ln until the first SIGINT or SIGTERM on sigs, then stops
+// taking requests and lets those in flight finish, for up to grace; after grace, or at a
+// second signal, it closes them (their clients see the connection closed). Either way the
+// stop is the one asked for, not a failure: it returns a nil error, and whether every request
+// finished. It returns the error of a server that stopped by itself.
+func serveUntilStopped(srv *http.Server, ln net.Listener, conns *connStates, sigs <-chan os.Signal, grace time.Duration, logger *log.Logger) (bool, error) {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var sig os.Signal
+	select {
+	case err := <-errc:
+		return true, err
+	case sig = <-sigs:
+	}
+	if n := conns.active(); n == 0 {
+		logger.Printf("%s: no request in flight; shutting down", signalName(sig))
+	} else {
+		logger.Printf("%s: shutting down; %s in flight %s for up to %s; SIGINT or SIGTERM again closes %s at once",
+			signalName(sig), pipeline.Plural(n, "request", "requests"), pipeline.Agree(n, "finishes", "finish"), seconds(grace), pipeline.Agree(n, "it", "them"))
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.Shutdown(context.Background()) // returns once every connection is idle, or srv.Close
+		close(done)
+	}()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		logger.Printf("stopped")
+		return true, nil
+	case <-timer.C:
+		logger.Printf("%s still in flight after %s: closed; stopped", pipeline.Plural(conns.active(), "request", "requests"), seconds(grace))
+	case sig := <-sigs:
+		logger.Printf("%s: %s still in flight closed; stopped", signalName(sig), pipeline.Plural(conns.active(), "request", "requests"))
+	}
+	srv.Close()
+	return false, nil
+}
+
+// seconds says a duration as the README does: "30 s", "0.5 s".
+func seconds(d time.Duration) string { return fmt.Sprintf("%g s", d.Seconds()) }
+
+// connStates follows the server's connections (http.Server.ConnState), so that a shutdown
+// can say how many requests it waits for, and how many it closed.
+type connStates struct {
+	mu     sync.Mutex
+	states map[net.Conn]http.ConnState
+}
+
+func (c *connStates) track(conn net.Conn, state http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.states == nil {
+		c.states = map[net.Conn]http.ConnState{}
+	}
+	if state == http.StateClosed || state == http.StateHijacked {
+		delete(c.states, conn)
+		return
+	}
+	c.states[conn] = state
+}
+
+// active counts the connections with a request being read or answered.
+func (c *connStates) active() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, st := range c.states {
+		if st == http.StateActive {
+			n++
+		}
+	}
+	return n
+}
+
+// listenURL is the address to open for a server started with --addr addr and listening on
+// ln: the host as given, or localhost when it listens on every interface (":5000",
+// "0.0.0.0:5000"), which is said; the port it got (":0" picks one).
+func listenURL(addr string, ln net.Addr) string {
+	host, _, _ := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(ln.String())
+	if err != nil {
+		return "http://" + ln.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return "http://" + net.JoinHostPort("localhost", port) + "/ (every interface: from another machine, this one's name or address, port " + port + ")"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }

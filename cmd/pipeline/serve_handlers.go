@@ -190,7 +190,7 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	r.Body = http.MaxBytesReader(w, &pacedBody{ReadCloser: r.Body, rc: rc, start: time.Now(), opts: s.opts}, s.opts.MaxBody)
-	data, status, msg := readImageField(r, s.opts.MaxBody, s.opts.tooSlow())
+	data, status, msg := readImageField(r, s.opts.tooLarge(), s.opts.tooSlow())
 	if status != 0 {
 		// Not waiting for the rest of a refused upload, which a stalled one would never send.
 		w.Header().Set("Connection", "close")
@@ -235,7 +235,7 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "inference failed: "+errs[0].Error())
 		return
 	}
-	resp := predictResponse{Predictions: preds[0], Model: modelID(m)}
+	resp := predictResponse{Predictions: preds[0], Model: m.name}
 	if lowConfidence5(preds[0], s.opts.WarnSum, s.opts.WarnTop) {
 		resp.Warning = lowConfidence
 	}
@@ -257,12 +257,28 @@ type pacedBody struct {
 
 // tooSlow is the error for an upload that missed its deadline.
 func (o serveOptions) tooSlow() string {
-	rate := fmt.Sprintf("%d bytes", o.UploadRate)
-	if o.UploadRate >= 1<<10 {
-		rate = fmt.Sprintf("%d KB", o.UploadRate>>10)
-	}
 	return fmt.Sprintf("the upload arrived too slowly: after its first %g s it must keep up %s a second on average, and be in within %g s",
-		o.UploadGrace.Seconds(), rate, o.UploadLimit.Seconds())
+		o.UploadGrace.Seconds(), sizeText(o.UploadRate), o.UploadLimit.Seconds())
+}
+
+// tooLarge is the error for a request over MaxBody, named as the flag that sets it, as an
+// image over MaxPixels is ("png of 9000x9000 exceeds --max-pixels 50000000").
+func (o serveOptions) tooLarge() string {
+	return "request exceeds --max-body " + sizeText(o.MaxBody)
+}
+
+// sizeText says n bytes as the README does: "10 MB", "16 KB" (of 1024), "1500 bytes" when
+// not a whole number of either.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KB", n>>10)
+	case n == 1:
+		return "1 byte"
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func (p *pacedBody) Read(b []byte) (int, error) {
@@ -275,12 +291,12 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// readImageField streams a multipart body, which r.Body limits to limit bytes, and reads its
+// readImageField streams a multipart body, which r.Body limits (--max-body), and reads its
 // part named "image" into memory; other parts are skipped without being kept. A second
 // "image" part is refused rather than silently ignored: the answer would be about one of two
 // images without saying which. On failure it returns the HTTP status and message to answer
-// with (slow for an upload that missed its read deadline).
-func readImageField(r *http.Request, limit int64, slow string) ([]byte, int, string) {
+// with (large for a body over the limit, slow for an upload that missed its read deadline).
+func readImageField(r *http.Request, large, slow string) ([]byte, int, string) {
 	tooLarge := func(err error) bool {
 		var mbe *http.MaxBytesError
 		return errors.As(err, &mbe)
@@ -298,7 +314,7 @@ func readImageField(r *http.Request, limit int64, slow string) ([]byte, int, str
 		case err == io.EOF:
 			return data, 0, ""
 		case tooLarge(err):
-			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)
+			return nil, http.StatusRequestEntityTooLarge, large
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, http.StatusRequestTimeout, slow
 		case err != nil:
@@ -316,7 +332,7 @@ func readImageField(r *http.Request, limit int64, slow string) ([]byte, int, str
 		part.Close()
 		switch {
 		case tooLarge(err):
-			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)
+			return nil, http.StatusRequestEntityTooLarge, large
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, http.StatusRequestTimeout, slow
 		case err != nil:
@@ -326,13 +342,6 @@ func readImageField(r *http.Request, limit int64, slow string) ([]byte, int, str
 			data = []byte{} // an empty file is still the one image field
 		}
 	}
-}
-
-func modelID(m *servedModel) string {
-	if m.p.Card != nil {
-		return m.p.Card.ID
-	}
-	return m.resolved
 }
 
 func (s *server) handleClasses(w http.ResponseWriter, r *http.Request) {
@@ -390,18 +399,33 @@ func (s *server) handleModel(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// healthResponse is the body of /healthz.
+type healthResponse struct {
+	Status string `json:"status"` // "ok", or "no model loaded" (503)
+	Model  string `json:"model,omitempty"`
+	// PendingModelError is why the model the folder now points to is not served.
+	PendingModelError string `json:"pending_model_error,omitempty"`
+	// InFlight counts the /predict requests admitted (their upload being read, waiting for
+	// an inference slot, or inferring), of Capacity (--concurrency plus --queue); Busy is
+	// InFlight at Capacity, when a /predict is turned away at once (503).
+	InFlight  int  `json:"in_flight"`
+	Capacity  int  `json:"capacity"`
+	Inferring int  `json:"inferring"` // of --concurrency
+	Busy      bool `json:"busy"`
+}
+
 // handleHealth says whether a model is served, which, and, in pending_model_error, why the
-// model the folder now points to is not (it failed to load or to predict), so that a
-// promotion the server refused is seen, not only logged.
+// model the folder now points to is not (it failed to load or to predict, or the folder
+// cannot be read), so that a promotion the server refused is seen, not only logged; and how
+// full the admission queue is, so that a server turning requests away as busy is seen too.
+// Busy, it still answers 200: it is alive, and takes requests again as those in flight end.
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	id, pending := s.currentID(), s.pendingError()
-	body := map[string]string{"status": "ok", "model": id}
+	body := healthResponse{Status: "ok", Model: s.currentID(), PendingModelError: s.pendingError(),
+		InFlight: len(s.queue), Capacity: cap(s.queue), Inferring: len(s.slots)}
+	body.Busy = body.InFlight >= body.Capacity
 	status := http.StatusOK
-	if id == "" {
-		body, status = map[string]string{"status": "no model loaded"}, http.StatusServiceUnavailable
-	}
-	if pending != "" {
-		body["pending_model_error"] = pending
+	if body.Model == "" {
+		body.Status, status = "no model loaded", http.StatusServiceUnavailable
 	}
 	writeJSONResponse(w, status, body)
 }

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,6 +214,11 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		if c.name == "two image fields" && !strings.HasPrefix(fmt.Sprint(m["error"]), "more than one image field") {
 			t.Errorf("two image fields: error %q", m["error"])
 		}
+		if strings.HasPrefix(c.name, "body too large") || strings.HasPrefix(c.name, "too large before") {
+			if m["error"] != "request exceeds --max-body 64 KB" {
+				t.Errorf("%s: error %q, want it to name the flag and its value", c.name, m["error"])
+			}
+		}
 	}
 
 	get := func(path string) (int, []byte, string) {
@@ -239,7 +245,7 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	if code, b, _ := get("/model"); code != 200 || !strings.Contains(string(b), `"id": "m1"`) {
 		t.Errorf("/model: %d %s", code, b)
 	}
-	if code, b, _ := get("/healthz"); code != 200 || !strings.Contains(string(b), `"m1"`) {
+	if code, b, _ := get("/healthz"); code != 200 || string(b) != `{"status":"ok","model":"m1","in_flight":0,"capacity":34,"inferring":0,"busy":false}`+"\n" {
 		t.Errorf("/healthz: %d %s", code, b)
 	}
 	var spec map[string]any
@@ -259,6 +265,12 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	if code, _ := post(t, ts.URL+"/predict", b2, ct2); code != 503 {
 		t.Errorf("busy: %d, want 503", code)
 	}
+	// ... which /healthz says, still answering 200: the server is alive.
+	s.slots <- struct{}{}
+	if code, b, _ := get("/healthz"); code != 200 || !strings.Contains(string(b), `"in_flight":34,"capacity":34,"inferring":1,"busy":true}`) {
+		t.Errorf("/healthz when busy: %d %s", code, b)
+	}
+	<-s.slots
 	// ... before its upload is read: waiting uploads do not pile up in memory.
 	b4, ct4 := multipartBody("image", pngBytes(8, 8, 2))
 	counted := &countingReader{r: b4}
@@ -539,18 +551,19 @@ func TestPredictWarnsOfLowConfidenceAsServeDoes(t *testing.T) {
 	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
 	img := filepath.Join(t.TempDir(), "x.png")
 	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
-	// Any confidence is below 1.01, and none below 0; five sum to at most 1.
-	code, out, errs := runCLI("predict", "--model", model, "--top", "1", "--warn-top", "1.01", img)
+	// A barely trained model is never certain: its best confidence is below 1, and the top
+	// five of seven classes sum to less than 1. None is below 0.
+	code, out, errs := runCLI("predict", "--model", model, "--top", "1", "--warn-top", "1", img)
 	if code != exitOK || !strings.HasSuffix(out, "\n  warning: "+lowConfidence+"\n") || strings.Count(out, "%") != 1 {
-		t.Errorf("--warn-top 1.01: exit %d\n%s%s", code, out, errs)
+		t.Errorf("--warn-top 1: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "0", img)
 	if code != exitOK || strings.Contains(out, "warning") {
 		t.Errorf("no threshold: exit %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "1.01", img)
+	code, out, errs = runCLI("predict", "--model", model, "--json", "--warn-top", "0", "--warn-sum", "1", img)
 	if code != exitOK || !strings.Contains(out, `"warning": "`+lowConfidence+`"`) {
-		t.Errorf("--warn-sum 1.01: exit %d\n%s%s", code, out, errs)
+		t.Errorf("--warn-sum 1: exit %d\n%s%s", code, out, errs)
 	}
 	for _, c := range []struct {
 		conf []float64
@@ -690,5 +703,342 @@ func TestSlowUploadGivesBackItsPlace(t *testing.T) {
 	b, ct = multipartBody("image", pngBytes(8, 8, 2))
 	if code, m := post(t, ts.URL+"/predict", b, ct); code != 503 || fmt.Sprint(m["error"]) != "no model loaded yet" {
 		t.Fatalf("after the stalled upload was cut off: %d %v, want it admitted (and told there is no model)", code, m)
+	}
+}
+
+// TestServeRefusesBadStartups checks that positional arguments, flag values that make no
+// sense, and a --model that is no promotion folder and holds no model end serve at once with
+// an error naming what to change, and that a promotion folder with nothing in it yet is
+// accepted (waited for).
+func TestServeRefusesBadStartups(t *testing.T) {
+	root := t.TempDir()
+	final := filepath.Join(root, "models", "final_models") // nothing promoted yet
+	os.MkdirAll(filepath.Join(root, "models", "champ.d"), 0o755)
+	os.MkdirAll(filepath.Join(root, "photos"), 0o755)
+	os.Symlink("gone", filepath.Join(root, "link"))
+	// A port that cannot be listened on: serve ends there at the latest, without a lookup.
+	const port = "127.0.0.1:99999"
+	cases := []struct {
+		args []string
+		says string
+	}{
+		{[]string{"serve", "/some/model"}, `serve takes no arguments, got ["/some/model"]; to serve the model there, give it with --model /some/model`},
+		{[]string{"serve", "a", "b"}, `serve takes no arguments, got ["a" "b"]; give the model folder with --model PATH`},
+		{[]string{"serve", "--model", final, "--max-body", "-1"}, "--max-body -1: the largest request must be at least 1 byte"},
+		{[]string{"serve", "--model", final, "--max-body", "0"}, "--max-body 0:"},
+		{[]string{"serve", "--model", final, "--concurrency", "0"}, "--concurrency 0: the number of inferences at once must be at least 1"},
+		{[]string{"serve", "--model", final, "--queue", "-1"}, "--queue -1: the number of requests waiting must be 0 or more"},
+		{[]string{"serve", "--model", final, "--max-pixels", "0"}, "--max-pixels 0: the largest image must be at least 1 pixel"},
+		{[]string{"serve", "--model", final, "--warn-sum", "1.5"}, "--warn-sum 1.5: a confidence threshold must be between 0 and 1"},
+		{[]string{"serve", "--model", final, "--warn-top", "-0.1"}, "--warn-top -0.1: a confidence threshold must be between 0 and 1"},
+		{[]string{"serve", "--model", filepath.Join(root, "models", "nope")}, "--model " + filepath.Join(root, "models", "nope") + ": nothing is there; give a model folder that exists"},
+		{[]string{"serve", "--model", filepath.Join(root, "photos")}, filepath.Join(root, "photos")},
+		{[]string{"serve", "--model", filepath.Join(root, "link")}, "--model " + filepath.Join(root, "link") + ": lstat " + filepath.Join(root, "gone") + ": no such file or directory"},
+		{[]string{"predict", "--max-pixels", "-5", "x.png"}, "--max-pixels -5:"},
+		{[]string{"predict", "--warn-top", "1.01", "x.png"}, "--warn-top 1.01:"},
+	}
+	for _, c := range cases {
+		code, out, errs := runCLI(append(c.args, "--addr", port)...)
+		if c.args[0] == "predict" {
+			code, out, errs = runCLI(c.args...)
+		}
+		if code != exitErr || !strings.Contains(errs, c.says) || strings.Contains(errs, "99999") || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d and an error saying %q", c.args, code, out, errs, exitErr, c.says)
+		}
+	}
+	// Accepted, as far as listening: the limits at their edges, and promotion folders that
+	// hold nothing yet (final_models, or any folder with its .d folder beside it), or a link
+	// that leads nowhere, which is said.
+	dangling := filepath.Join(root, "other", "final_models")
+	os.MkdirAll(filepath.Join(root, "other", "final_models.d"), 0o755)
+	os.Symlink(filepath.Join("final_models.d", "gone"), dangling)
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--model", final, "--queue", "0", "--max-body", "1", "--max-pixels", "1", "--warn-sum", "0", "--warn-top", "1"}, "no model to serve at " + final},
+		{[]string{"--model", filepath.Join(root, "models", "champ")}, "no model to serve at " + filepath.Join(root, "models", "champ")},
+		{[]string{"--model", dangling}, "no model to serve at " + dangling + " (" + dangling + " points to " + filepath.Join(root, "other", "final_models.d", "gone") + ", which is gone: there is no champion;"},
+	} {
+		code, out, errs := runCLI(append(append([]string{"serve"}, c.args...), "--addr", port)...)
+		if code != exitErr || !strings.Contains(errs, c.says) || !strings.Contains(errs, "answering 503 until a model that loads is promoted there") || !strings.Contains(errs, "99999") {
+			t.Errorf("%q: exit %d\n%s%s; want it to say %q, wait for a model and fail to listen on %s", c.args, code, out, errs, c.says, port)
+		}
+	}
+}
+
+// stalledUpload starts a /predict upload to addr that sends its first bytes and no more: a
+// request in flight until the server answers or closes it.
+func stalledUpload(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 50000\r\n\r\n--b\r\n")
+	return conn
+}
+
+// syncBuffer is a log destination read while the server writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestServeShutdown checks the shutdown: with no request in flight the server stops at the
+// signal; with one, it waits for it up to the grace period, then closes it, says so and
+// ends without an error, as it does at a second signal.
+func TestServeShutdown(t *testing.T) {
+	opts := defaultServeOptions()
+	opts.UploadGrace, opts.UploadLimit = time.Minute, time.Minute // the upload stays in flight
+	start := func(t *testing.T, grace time.Duration) (chan os.Signal, *syncBuffer, string, chan bool, *connStates) {
+		var logged syncBuffer
+		s := newServer(filepath.Join(t.TempDir(), "nothing"), opts, log.New(&logged, "", 0))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns := &connStates{}
+		srv := &http.Server{Handler: s.routes(), ConnState: conns.track}
+		sigs := make(chan os.Signal, 2)
+		done := make(chan bool, 1)
+		go func() {
+			finished, err := serveUntilStopped(srv, ln, conns, sigs, grace, s.logger)
+			if err != nil {
+				t.Errorf("serveUntilStopped: %v", err)
+			}
+			done <- finished
+		}()
+		return sigs, &logged, ln.Addr().String(), done, conns
+	}
+	wait := func(t *testing.T, what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+		}
+	}
+	ended := func(t *testing.T, done chan bool, logged *syncBuffer) bool {
+		t.Helper()
+		select {
+		case finished := <-done:
+			return finished
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the server did not stop:\n%s", logged)
+		}
+		return false
+	}
+	t.Run("idle", func(t *testing.T) {
+		sigs, logged, _, done, _ := start(t, time.Minute)
+		sigs <- syscall.SIGTERM
+		if !ended(t, done, logged) || !strings.Contains(logged.String(), "SIGTERM: no request in flight; shutting down\nstopped\n") {
+			t.Fatalf("log:\n%s", logged)
+		}
+	})
+	t.Run("grace period over", func(t *testing.T) {
+		sigs, logged, addr, done, conns := start(t, 300*time.Millisecond)
+		conn := stalledUpload(t, addr)
+		wait(t, "the upload is in flight", func() bool { return conns.active() == 1 })
+		began := time.Now()
+		sigs <- os.Interrupt
+		if ended(t, done, logged) || time.Since(began) < 300*time.Millisecond {
+			t.Fatalf("stopped after %s, every request finished; want it closed after 0.3 s:\n%s", time.Since(began), logged)
+		}
+		want := "SIGINT: shutting down; 1 request in flight finishes for up to 0.3 s; SIGINT or SIGTERM again closes it at once\n" +
+			"1 request still in flight after 0.3 s: closed; stopped\n"
+		if !strings.Contains(logged.String(), want) {
+			t.Fatalf("log:\n%s\nwant:\n%s", logged, want)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the closed request's connection: %v, want it closed", err)
+		}
+	})
+	t.Run("second signal", func(t *testing.T) {
+		sigs, logged, addr, done, conns := start(t, time.Hour)
+		stalledUpload(t, addr)
+		stalledUpload(t, addr)
+		wait(t, "the uploads are in flight", func() bool { return conns.active() == 2 })
+		sigs <- os.Interrupt
+		wait(t, "the server is shutting down", func() bool { return strings.Contains(logged.String(), "2 requests in flight finish for up to 3600 s") })
+		sigs <- syscall.SIGTERM
+		if ended(t, done, logged) || !strings.Contains(logged.String(), "SIGTERM: 2 requests still in flight closed; stopped\n") {
+			t.Fatalf("log:\n%s", logged)
+		}
+	})
+}
+
+// TestListenURL checks that serve logs a URL that opens: localhost for a server on every
+// interface, the host as given otherwise, and the port it got.
+func TestListenURL(t *testing.T) {
+	tcp := func(ip string, port int) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: port} }
+	every := " (every interface: from another machine, this one's name or address, port 5786)"
+	for _, c := range []struct {
+		addr string
+		ln   net.Addr
+		want string
+	}{
+		{":5786", tcp("::", 5786), "http://localhost:5786/" + every},
+		{"0.0.0.0:5786", tcp("0.0.0.0", 5786), "http://localhost:5786/" + every},
+		{"[::]:5786", tcp("::", 5786), "http://localhost:5786/" + every},
+		{"localhost:5000", tcp("127.0.0.1", 5000), "http://localhost:5000/"},
+		{"127.0.0.1:0", tcp("127.0.0.1", 41234), "http://127.0.0.1:41234/"},
+		{"[::1]:5000", tcp("::1", 5000), "http://[::1]:5000/"},
+	} {
+		if got := listenURL(c.addr, c.ln); got != c.want {
+			t.Errorf("--addr %s on %s: %q, want %q", c.addr, c.ln, got, c.want)
+		}
+	}
+}
+
+// TestUnreachableModelFolderIsReported checks that a model folder the server cannot read
+// (its link leads nowhere, the folder is gone) is let be at one reload check, as a promotion
+// switching the link may cause, but from the second is logged once and shown in /healthz as
+// pending_model_error, until it is readable again; and that a promotion folder where nothing
+// was promoted yet is only waited for.
+func TestUnreachableModelFolderIsReported(t *testing.T) {
+	root := t.TempDir()
+	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	switchTo := func(id string) {
+		tmp := link + ".tmp"
+		os.Symlink(filepath.Join("final_models.d", id), tmp)
+		os.Rename(tmp, link)
+	}
+	var logged syncBuffer
+	s, ts := newTestServer(t, link, defaultServeOptions())
+	s.logger = log.New(&logged, "", 0)
+	// said is what the server logged, but for its requests.
+	said := func() string {
+		var lines []string
+		for _, l := range strings.SplitAfter(logged.String(), "\n") {
+			if !strings.HasPrefix(l, "GET /healthz ") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "")
+	}
+	health := func() map[string]any {
+		t.Helper()
+		code, _, m := request(t, "GET", ts.URL+"/healthz", nil)
+		if code != 200 || m["model"] != "a" {
+			t.Fatalf("/healthz: %d %v, want 200 and model a", code, m)
+		}
+		return m
+	}
+
+	// A promotion replacing the link: one check finds nothing, the next the new model.
+	switchTo("gone")
+	s.poll()
+	switchTo("a")
+	s.poll()
+	if said() != "" || s.pendingError() != "" {
+		t.Fatalf("a link gone for one check: log %q, pending %q; want nothing said", said(), s.pendingError())
+	}
+
+	switchTo("gone")
+	s.poll()
+	if said() != "" || health()["pending_model_error"] != nil {
+		t.Fatalf("after one check: log %q, pending %q; want nothing said yet", said(), s.pendingError())
+	}
+	for range 3 {
+		s.poll()
+	}
+	gone := link + " points to " + filepath.Join(root, "final_models.d", "gone") + ", which is gone"
+	want := "not switching to the model now in " + link + ", still serving a: " + gone
+	if n := strings.Count(said(), "\n"); n != 1 || !strings.HasPrefix(said(), want) {
+		t.Fatalf("after four checks, log:\n%s\nwant one line: %s…", said(), want)
+	}
+	if m := health(); !strings.HasPrefix(fmt.Sprint(m["pending_model_error"]), gone) {
+		t.Fatalf("/healthz: %v, want pending_model_error: %s…", m, gone)
+	}
+	switchTo("a")
+	s.poll()
+	if !strings.HasSuffix(said(), link+" is back: serving a\n") || health()["pending_model_error"] != nil {
+		t.Fatalf("the link back: log:\n%s/healthz %v", said(), health())
+	}
+
+	// A model folder (no link) that disappears while served.
+	saved := filepath.Join(root, "final_models.d", "a", "saved_model")
+	s2, _ := newTestServer(t, saved, defaultServeOptions())
+	os.Rename(saved, saved+".moved")
+	s2.poll()
+	s2.poll()
+	if s2.pendingError() != saved+" is gone" {
+		t.Fatalf("a served folder moved away: pending %q", s2.pendingError())
+	}
+	os.Rename(saved+".moved", saved)
+
+	// Nothing promoted yet: waited for, not reported.
+	var logged3 syncBuffer
+	s3, _ := newTestServer(t, filepath.Join(t.TempDir(), "models", "final_models"), defaultServeOptions())
+	s3.logger = log.New(&logged3, "", 0)
+	for range 3 {
+		s3.poll()
+	}
+	if logged3.String() != "" || s3.pendingError() != "" {
+		t.Fatalf("nothing promoted yet: log %q, pending %q; want nothing said", logged3.String(), s3.pendingError())
+	}
+}
+
+// TestServeNamesTheModelOneWay checks that the log, /healthz and /predict call a served model
+// by the same name: its card's id for a promoted folder, else the path given (or, for a link,
+// the folder it leads to).
+func TestServeNamesTheModelOneWay(t *testing.T) {
+	root := t.TempDir()
+	tinyModel(t, filepath.Join(root, "a"), 1)
+	saved := filepath.Join(root, "a", "saved_model")
+	link := filepath.Join(root, "current")
+	os.Symlink(saved, link)
+	for dir, want := range map[string]string{filepath.Join(root, "a"): "a", saved: saved, saved + "/": saved, link: saved} {
+		s, ts := newTestServer(t, dir, defaultServeOptions())
+		_, _, health := request(t, "GET", ts.URL+"/healthz", nil)
+		body, ct := multipartBody("image", pngBytes(8, 8, 3))
+		_, pred := post(t, ts.URL+"/predict", body, ct)
+		if s.currentID() != want || health["model"] != want || pred["model"] != want {
+			t.Errorf("--model %s: the log says %q, /healthz %q, /predict %q; want %q everywhere", dir, s.currentID(), health["model"], pred["model"], want)
+		}
+	}
+}
+
+// TestServeProcessStopsAtASecondSignal runs serve in a process of its own: it names the model
+// as /healthz does, says where it listens, and with a request in flight stops at a second
+// signal, exiting 0.
+func TestServeProcessStopsAtASecondSignal(t *testing.T) {
+	saved := filepath.Join(tinyModel(t, filepath.Join(t.TempDir(), "m"), 1), "saved_model")
+	p := startPipeline(t, "serve", "--model", saved, "--addr", "127.0.0.1:0")
+	listening := regexp.MustCompile(`listening on http://127\.0\.0\.1:(\d+)/\n`)
+	p.waitUntil("it listens", func() bool { return listening.MatchString(p.stderr()) })
+	addr := "127.0.0.1:" + listening.FindStringSubmatch(p.stderr())[1]
+	if _, _, m := request(t, "GET", "http://"+addr+"/healthz", nil); m["model"] != saved || !strings.Contains(p.stderr(), "serving model "+saved+"\n") {
+		t.Errorf("/healthz %v; log:\n%s\nwant both to name the model %s", m, p.stderr(), saved)
+	}
+	stalledUpload(t, addr)
+	p.waitUntil("the upload is in flight", func() bool {
+		_, _, m := request(t, "GET", "http://"+addr+"/healthz", nil)
+		return m["in_flight"] == 1.0
+	})
+	p.signal(syscall.SIGINT)
+	p.waitUntil("it is shutting down", func() bool {
+		return strings.Contains(p.stderr(), "SIGINT: shutting down; 1 request in flight finishes for up to 30 s; SIGINT or SIGTERM again closes it at once")
+	})
+	p.signal(syscall.SIGINT)
+	if code := p.exitCode(); code != exitOK || !strings.Contains(p.stderr(), "SIGINT: 1 request still in flight closed; stopped\n") {
+		t.Fatalf("exit %d, want 0 and the request closed:\n%s", code, p.stderr())
 	}
 }
