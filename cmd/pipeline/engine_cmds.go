@@ -579,7 +579,7 @@ func gcCommand() *cli.Command {
 				for _, wk := range res.Work {
 					bytes += wk.Bytes
 				}
-				fmt.Fprintf(w, "%s %s (%.1f MB) of interrupted stages no run of the plan resumes\n", verb,
+				fmt.Fprintf(w, "%s %s (%.1f MB) of interrupted stages no run resumes from\n", verb,
 					pipeline.Plural(len(res.Work), "scratch folder", "scratch folders"), float64(bytes)/1e6)
 				for _, wk := range res.Work {
 					fmt.Fprintf(w, "  %-28s %9.1f MB  %s\n", cmp.Or(wk.Addr, "(stage not noted)"), float64(wk.Bytes)/1e6, wk.Key[:min(12, len(wk.Key))])
