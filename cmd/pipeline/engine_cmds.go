@@ -56,6 +56,9 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	if c.Args().Len() > 1 {
 		return nil, fmt.Errorf("expected one pipeline file, got %q", c.Args().Slice())
 	}
+	if _, _, err := workspaceFile(path); err != nil { // a missing file in one line, as runs says it
+		return nil, err
+	}
 	reg, err := registry()
 	if err != nil {
 		return nil, err
@@ -385,6 +388,9 @@ func runsCommand() *cli.Command {
 func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	entries, err := os.ReadDir(runsDir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, ferr := os.Stat(file); errors.Is(ferr, fs.ErrNotExist) {
+			return fmt.Errorf("pipeline file %s does not exist, nor does the runs folder %s; name the pipeline file, or run this in its folder", file, runsDir)
+		}
 		return fmt.Errorf("%s does not exist: no run of %s has used it (--runs-dir names another runs folder)", runsDir, file)
 	}
 	if err != nil {
