@@ -1,6 +1,7 @@
 package graphs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,14 +45,22 @@ func CheckModel(dir string) error {
 }
 
 // CheckFiles reports, without loading it, a SavedModel folder written by Export whose files
-// are missing: model.json, saved_model.pb, or its weights (variables/). It is what can be
-// checked of a model cheaply, where loading it each time would cost too much; the error is a
-// *BrokenModelError.
+// are missing or unreadable: model.json (read and parsed), saved_model.pb, or its weights
+// (variables/). It is what can be checked of a model cheaply, where loading it each time would
+// cost too much, and needs no TensorFlow; the error is a *BrokenModelError.
 func CheckFiles(dir string) error {
 	for _, f := range []string{ModelInfoFile, "saved_model.pb"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			return &BrokenModelError{Dir: dir, Problem: "its " + f + " is missing"}
 		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ModelInfoFile))
+	if err != nil {
+		return &BrokenModelError{Dir: dir, Problem: "its " + ModelInfoFile + " cannot be read", Err: err}
+	}
+	var info ModelInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return &BrokenModelError{Dir: dir, Problem: ModelInfoFile + " cannot be parsed", Err: err}
 	}
 	if missingWeights(dir) {
 		return &BrokenModelError{Dir: dir, Problem: "its weights (variables/) are missing"}

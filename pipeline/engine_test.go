@@ -856,35 +856,10 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 	if _, _, err := ws.run(RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// interrupt runs with the suffix v until xform.up has written a checkpoint, and cancels.
-	interrupt := func(v string) {
-		ws.kinds.xform.block = make(chan struct{})
-		wrote := make(chan struct{})
-		ws.kinds.xform.beforeBlock = func(j *Job) {
-			// A kind may clean its scratch of everything but its checkpoints (train does).
-			entries, _ := os.ReadDir(j.Work)
-			for _, e := range entries {
-				os.RemoveAll(filepath.Join(j.Work, e.Name()))
-			}
-			os.WriteFile(filepath.Join(j.Work, "ckpt"), []byte(strings.Repeat("w", 1000)), 0o644)
-			close(wrote)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-wrote; cancel() }()
-		ws.engine(map[string]string{"suffix": v}).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models")})
-		ws.kinds.xform.block, ws.kinds.xform.beforeBlock = nil, nil
-	}
-	interrupt("#")            // a setting tried and dropped
-	interrupt("?")            // the setting the file will have
-	work := func() []string { // the scratch folders, without their notes
-		var dirs []string
-		for _, n := range dirNames(filepath.Join(ws.dir, StoreDir, "work")) {
-			if !strings.HasSuffix(n, workStageSuffix) {
-				dirs = append(dirs, n)
-			}
-		}
-		return dirs
-	}
+	interrupt := func(v string) { interruptXform(ws, v, Selection{}) }
+	interrupt("#") // a setting tried and dropped
+	interrupt("?") // the setting the file will have
+	work := func() []string { return scratchFolders(ws) }
 	if n := len(work()); n != 2 {
 		t.Fatalf("%d scratch folders after two interrupted runs, want 2", n)
 	}
@@ -923,6 +898,82 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 	}
 	if work()[0] != kept {
 		t.Fatalf("gc kept %s, not the scratch of the planned xform.up %s", work()[0], kept)
+	}
+}
+
+// interruptXform runs the chain with the suffix v and the selection sel until an xform stage
+// has written a checkpoint in its scratch, and cancels the run.
+func interruptXform(ws *workspace, v string, sel Selection) {
+	ws.kinds.xform.block = make(chan struct{})
+	wrote := make(chan struct{})
+	ws.kinds.xform.beforeBlock = func(j *Job) {
+		// A kind may clean its scratch of everything but its checkpoints (train does).
+		entries, _ := os.ReadDir(j.Work)
+		for _, e := range entries {
+			os.RemoveAll(filepath.Join(j.Work, e.Name()))
+		}
+		os.WriteFile(filepath.Join(j.Work, "ckpt"), []byte(strings.Repeat("w", 1000)), 0o644)
+		close(wrote)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-wrote; cancel() }()
+	ws.engine(map[string]string{"suffix": v}).Run(ctx, RunOptions{Selection: sel, RunsDir: filepath.Join(ws.dir, "models")})
+	ws.kinds.xform.block, ws.kinds.xform.beforeBlock = nil, nil
+}
+
+// scratchFolders lists the store's scratch folders, without their notes.
+func scratchFolders(ws *workspace) []string {
+	var dirs []string
+	for _, n := range dirNames(filepath.Join(ws.dir, StoreDir, "work")) {
+		if !strings.HasSuffix(n, workStageSuffix) {
+			dirs = append(dirs, n)
+		}
+	}
+	return dirs
+}
+
+// A forced run of a cached stage killed mid-way leaves scratch under a key that has its
+// output: a run reuses the output and a forced run starts over, so gc removes it, even while
+// the killed run's folder (without run.json) is there; the scratch of an interrupted run of a
+// key not completed yet stays.
+func TestGCRemovesScratchOfACompletedKey(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := ws.engine(nil)
+	plan, err := e.Plan(Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cached string
+	for _, d := range plan {
+		if d.Addr == "xform.up" {
+			cached = d.Key
+		}
+	}
+	interruptXform(ws, "!", Selection{Targets: []string{"xform.up"}, Force: true})
+	interruptXform(ws, "?", Selection{}) // a setting not run to the end yet
+	if w := scratchFolders(ws); len(w) != 2 || !slices.Contains(w, cached) {
+		t.Fatalf("scratch folders %v, want two, one of them %s", w, cached)
+	}
+	os.RemoveAll(filepath.Join(ws.dir, "models"))
+	killed := filepath.Join(ws.dir, "models", "20991231_000000") // as kill -9 leaves it
+	os.MkdirAll(killed, 0o755)
+	res, err := e.GC(filepath.Join(ws.dir, "models"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Work) != 1 || res.Work[0].Key != cached || res.Work[0].Addr != "xform.up" || res.Work[0].Bytes < 1000 {
+		t.Fatalf("gc removed %+v, want the scratch of %s", res.Work, cached)
+	}
+	if w := scratchFolders(ws); len(w) != 1 || w[0] == cached {
+		t.Fatalf("scratch folders left %v", w)
+	}
+	// The file set to the setting not completed: gc keeps its scratch, which the run resumes.
+	os.RemoveAll(killed)
+	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(filepath.Join(ws.dir, "models"), false); err != nil || len(res.Work) != 0 {
+		t.Fatalf("gc removed %+v (%v), want the scratch the plan resumes from kept", res.Work, err)
 	}
 }
 

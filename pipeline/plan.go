@@ -802,8 +802,8 @@ func (e *Engine) GC(runsDir string, dryRun bool) (GCResult, error) {
 		case !d.Known:
 			pending[d.Addr] = true
 		}
-		if d.Known {
-			planned[d.Key] = true
+		if d.Known && d.Action != Cached {
+			planned[d.Key] = true // a run resumes from its scratch
 		}
 	}
 	return e.Store.GC(runsDir, dryRun, keep, pending, planned)

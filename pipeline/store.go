@@ -386,7 +386,8 @@ type GCResult struct {
 	// Removed lists the outputs removed (or that would be), largest first.
 	Removed []GCOutput
 	// Work lists the scratch folders (an interrupted training's checkpoints) removed, largest
-	// first: those of keys no stage of the plan has, so that no run would resume from them.
+	// first: those no run would resume from (their key has a completed output, or no stage
+	// of the plan has it).
 	Work []GCWork
 }
 
@@ -415,9 +416,12 @@ type GCOutput struct {
 // object never breaks one. Engine.GC also keeps what the pipeline file's plan reuses.
 //
 // Scratch folders (work/<key>) go too, unless planned has their key (a run of the plan would
-// resume from them), a run folder still there has a stage of that key interrupted or failed,
-// or they may belong to an instance in keepAll, whose key is not known until its upstream
-// runs; while a run folder without run.json (a killed run) is there, all stay.
+// run that stage and resume from them), a run folder still there has a stage of that key
+// interrupted or failed, or they may belong to an instance in keepAll, whose key is not known
+// until its upstream runs; while a run folder without run.json (a killed run) is there, they
+// stay. Whatever else holds, the scratch of a key that has a cache entry whose output gc keeps
+// goes unless planned has it: a run reuses that output, and a forced run starts over without
+// the scratch, so nothing resumes from it (a forced training killed, say).
 func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
@@ -528,6 +532,12 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 			os.Remove(strings.TrimSuffix(p, ".json") + ".output.json")
 		}
 	}
+	completed := map[string]bool{} // keys with an output that stays
+	for _, e := range entries {
+		if used[e.Output.Digest] {
+			completed[e.Key] = true
+		}
+	}
 	for _, name := range dirNames(filepath.Join(s.Root, "work")) {
 		dir := filepath.Join(s.Root, "work", name)
 		if key, ok := strings.CutSuffix(name, workStageSuffix); ok {
@@ -538,7 +548,7 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 		}
 		b, _ := os.ReadFile(dir + workStageSuffix)
 		addr := strings.TrimSpace(string(b))
-		if planned[name] || resumable[name] || keepAll[addr] || unknownRuns || (addr == "" && len(keepAll) > 0) {
+		if planned[name] || (!completed[name] && (resumable[name] || keepAll[addr] || unknownRuns || (addr == "" && len(keepAll) > 0))) {
 			continue
 		}
 		w := GCWork{Key: name, Addr: addr}

@@ -44,11 +44,34 @@ type promoteHistory struct {
 	RolledBack []RolledBack `json:"rolled_back,omitempty"`
 }
 
-// RolledBack is a model that was champion until a rollback.
+// RolledBack is a model that was champion until a rollback, or until another model was
+// promoted by hand.
 type RolledBack struct {
 	ID     string    `json:"id"`           // its folder in the .d folder
 	Source string    `json:"source_model"` // its card's Source, which names the model in the store
 	At     time.Time `json:"rolled_back_at"`
+	// By is what set it aside: SetAsideByRollback or SetAsideByPromotion ("" in a history
+	// written before it was recorded).
+	By string `json:"set_aside_by,omitempty"`
+}
+
+// What set a champion aside (RolledBack.By).
+const (
+	SetAsideByRollback  = "rollback"
+	SetAsideByPromotion = "promotion"
+)
+
+// How says what set the model aside, and when: "rolled back on 2026-11-30 09:12", for a
+// message.
+func (r RolledBack) How() string {
+	at := r.At.Local().Format("2006-01-02 15:04")
+	switch r.By {
+	case SetAsideByRollback:
+		return "rolled back on " + at
+	case SetAsideByPromotion:
+		return "set aside by a promotion by hand on " + at
+	}
+	return "rolled back, or set aside by a promotion by hand, on " + at
 }
 
 // rolledBack returns the record of the rollback of the model source (a card's Source), nil
@@ -150,13 +173,19 @@ func switchChampion(promoteTo, id, source string, check func(cur string) error, 
 		return nil, nil, err
 	}
 	h.record(id)
-	lifted, aside = h.change(cur, id, source) // cur is the champion's folder, not the link
+	lifted, aside = h.change(cur, id, source, SetAsideByPromotion) // cur is the champion's folder, not the link
 	return lifted, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 
 // ErrNotPromoted is PromoteAgain's error for an id no promotion has, or RUN/FOLDER whose
 // promoted folder is gone: the model may still be in a run folder (PromoteFromRun).
 var ErrNotPromoted = errors.New("never promoted")
+
+// AlreadyChampionError is PromoteAgain's and PromoteFromRun's error for a model that is the
+// champion already (and can serve): nothing was changed.
+type AlreadyChampionError struct{ Msg string }
+
+func (e *AlreadyChampionError) Error() string { return e.Msg }
 
 // PromoteFromRun makes the model trained in run folder runDir, in its folder there (cnn,
 // cnn.fast; or the candidate name, the training's for_each key), the champion by hand, though select did not promote it: its card gets the
@@ -231,7 +260,7 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 	lifted, aside, err := switchChampion(promoteTo, card.ID, source, func(cur string) error {
 		if cur != "" && cur != repair {
 			if c, err := ReadCard(cur); err == nil && c.Source == source {
-				return fmt.Errorf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)
+				return &AlreadyChampionError{fmt.Sprintf("%s is already the champion in %s (as %s)", filepath.Join(filepath.Base(runDir), folder), promoteTo, c.ID)}
 			}
 		}
 		// A folder of that id whose model is broken is installed again.
@@ -369,7 +398,7 @@ func (h *promoteHistory) record(id string) {
 func Rollback(promoteTo string) (string, *RolledBack, error) {
 	root := promoteTo + ".d"
 	if _, err := os.Stat(root); err != nil {
-		return "", nil, fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
+		return "", nil, fmt.Errorf("%s has no previous champion to roll back to: no promotion is on record; %s", promoteTo, otherModels(root))
 	}
 	unlock, err := lockPromotions(root)
 	if err != nil {
@@ -380,24 +409,16 @@ func Rollback(promoteTo string) (string, *RolledBack, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	n := len(h.Promotions)
-	if n == 0 {
-		return "", nil, fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
-	}
-	cur := h.Promotions[n-1]
-	i := n - 1
-	for i >= 0 && h.Promotions[i] == cur {
-		i--
-	}
+	i := h.previous()
 	if i < 0 {
-		return "", nil, fmt.Errorf("%s has no previous champion to roll back to", promoteTo)
+		if len(h.Promotions) == 0 {
+			return "", nil, fmt.Errorf("%s has no previous champion to roll back to: no promotion is on record; %s", promoteTo, otherModels(root))
+		}
+		cur := h.Promotions[len(h.Promotions)-1]
+		return "", nil, fmt.Errorf("%s has no previous champion to roll back to: %s is the only champion on record; %s", promoteTo, cur, otherModels(root, cur))
 	}
-	prev := h.Promotions[i]
-	others := slices.DeleteFunc(promotedIDList(root), func(id string) bool { return id == cur || id == prev })
-	next := "`pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
-	if len(others) > 0 {
-		next = fmt.Sprintf("`pipeline promote ID` makes another model promoted before the champion (%s), or ", strings.Join(others, ", ")) + next
-	}
+	cur, prev := h.Promotions[len(h.Promotions)-1], h.Promotions[i]
+	next := otherModels(root, cur, prev)
 	if _, err := os.Stat(filepath.Join(root, prev)); err != nil {
 		return "", nil, fmt.Errorf("previous champion %s is missing from %s (its folder was deleted); the champion is still %s; %s%s",
 			prev, root, cur, next, reinstallHint(prev))
@@ -413,8 +434,34 @@ func Rollback(promoteTo string) (string, *RolledBack, error) {
 		return "", nil, err
 	}
 	h.Promotions = h.Promotions[:i+1]
-	_, aside := h.change(filepath.Join(root, cur), prev, prevSource)
+	_, aside := h.change(filepath.Join(root, cur), prev, prevSource, SetAsideByRollback)
 	return prev, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
+// previous returns the index in the promotions of the previous champion, the last promotion
+// of another id than the champion's (a history written before record existed may list the
+// champion twice in a row); -1 when there is none.
+func (h promoteHistory) previous() int {
+	n := len(h.Promotions)
+	i := n - 1
+	for i >= 0 && h.Promotions[i] == h.Promotions[n-1] {
+		i--
+	}
+	return i
+}
+
+// otherModels says, for a message, how a model can be made the champion: by `pipeline
+// promote ID` of a model in the .d folder root whose files are there (graphs.CheckFiles), but
+// those of the ids not (the champion, say), or by `pipeline promote RUN/FOLDER`.
+func otherModels(root string, not ...string) string {
+	next := "`pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
+	others := slices.DeleteFunc(promotedIDList(root), func(id string) bool {
+		return slices.Contains(not, id) || graphs.CheckFiles(SavedModelOf(filepath.Join(root, id))) != nil
+	})
+	if len(others) > 0 {
+		next = fmt.Sprintf("`pipeline promote ID` makes another model promoted before the champion (%s), or ", strings.Join(others, ", ")) + next
+	}
+	return next
 }
 
 // reinstallHint suggests, for a promoted model id whose folder is gone or broken, installing
@@ -442,8 +489,9 @@ func runFolderOf(id string) (run, folder string, ok bool) {
 // change records in h that the champion folder cur gives way to the model id (whose card
 // names source): any block on that model is lifted (returned as lifted), and the champion
 // is set aside so that select does not promote it again (returned as aside; nil when cur is
-// "", the folder of id itself, or the same model under another id).
-func (h *promoteHistory) change(cur, id, source string) (lifted, aside *RolledBack) {
+// "", the folder of id itself, or the same model under another id); by says what sets it
+// aside (RolledBack.By).
+func (h *promoteHistory) change(cur, id, source, by string) (lifted, aside *RolledBack) {
 	same := func(r RolledBack, id, source string) bool { return r.ID == id || (source != "" && r.Source == source) }
 	h.RolledBack = slices.DeleteFunc(h.RolledBack, func(r RolledBack) bool {
 		if same(r, id, source) {
@@ -457,7 +505,7 @@ func (h *promoteHistory) change(cur, id, source string) (lifted, aside *RolledBa
 	if cur == "" || filepath.Base(cur) == id {
 		return lifted, nil
 	}
-	rb := RolledBack{ID: filepath.Base(cur), At: time.Now().UTC()}
+	rb := RolledBack{ID: filepath.Base(cur), At: time.Now().UTC(), By: by}
 	if c, err := ReadCard(cur); err == nil {
 		rb.Source = c.Source
 	}
@@ -510,19 +558,23 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 	}
 	if err := checkPromoted(dir); err != nil {
 		if cur, _ := ChampionDir(promoteTo); cur != "" && filepath.Base(cur) == id {
-			return nil, nil, nil, fmt.Errorf("%s is the champion in %s, but %w; promoting it again cannot repair it: %s", id, promoteTo, err, BrokenChampionNext(id))
+			return nil, nil, nil, fmt.Errorf("%s is the champion in %s, but %w; promoting it again cannot repair it: %s", id, promoteTo, err, BrokenChampionNext(promoteTo, id))
 		}
 		return nil, nil, nil, fmt.Errorf("not promoted: %w; the champion is unchanged%s", err, reinstallHint(id))
 	}
+	restore := false
 	lifted, aside, err := switchChampion(promoteTo, id, card.Source, func(cur string) error {
 		if cur != "" && filepath.Base(cur) == id {
-			return fmt.Errorf("%s is already the champion in %s", id, promoteTo)
+			return &AlreadyChampionError{fmt.Sprintf("%s is already the champion in %s", id, promoteTo)}
 		}
+		restore = restoresLink(promoteTo, id)
 		return nil
 	}, func() error {
-		card.Promoted = time.Now().UTC()
-		if err := writeJSONAtomic(filepath.Join(dir, "model.json"), card); err != nil {
-			return err
+		if !restore {
+			card.Promoted = time.Now().UTC()
+			if err := writeJSONAtomic(filepath.Join(dir, "model.json"), card); err != nil {
+				return err
+			}
 		}
 		return pointTo(promoteTo, id)
 	})
@@ -532,14 +584,67 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 	return card, lifted, aside, nil
 }
 
-// BrokenChampionNext says how to repair or replace the champion id, whose model is broken:
-// the promote commands to run, for a message.
-func BrokenChampionNext(id string) string {
-	next := "`pipeline promote --rollback` goes back to the previous champion, and `pipeline promote ID` makes another model the champion"
-	if run, folder, ok := runFolderOf(id); ok {
-		next = fmt.Sprintf("`pipeline promote %s/%s` installs it again from its run folder, if that is kept; ", run, folder) + next
+// restoresLink reports whether making id the champion of promoteTo only puts back the link:
+// promoteTo is missing while the history names id as the champion, whose folder is there.
+// The champion keeps its promotion time, and the history is as it was.
+func restoresLink(promoteTo, id string) bool {
+	var missing *MissingChampionError
+	_, err := ChampionDir(promoteTo)
+	return errors.As(err, &missing) && missing.Target == "" && missing.Present && missing.Champion == id
+}
+
+// NotPromotedHint says, for an id PromoteAgain found never promoted, how a model of the runs
+// folder runsDir it may mean is promoted: for the name of a run folder, `pipeline promote
+// RUN/FOLDER` of each of its models; for RUN-FOLDER whose run folder holds the model,
+// `pipeline promote RUN/FOLDER`. It returns "" when id names neither.
+func NotPromotedHint(runsDir, id string) string {
+	id = strings.TrimRight(id, "/")
+	if !plainName(id) {
+		return ""
 	}
-	return next
+	if fi, err := os.Stat(filepath.Join(runsDir, id)); err == nil && fi.IsDir() {
+		models := modelFolders(filepath.Join(runsDir, id))
+		if len(models) == 0 {
+			return fmt.Sprintf("%s is a run folder, which holds no model", id)
+		}
+		var cmds []string
+		for _, m := range models {
+			cmds = append(cmds, fmt.Sprintf("`pipeline promote %s/%s`", id, m))
+		}
+		return fmt.Sprintf("%s is a run folder: %s makes its model the champion", id, strings.Join(cmds, " or "))
+	}
+	run, folder, ok := runFolderOf(id)
+	if !ok {
+		return ""
+	}
+	for _, m := range modelFolders(filepath.Join(runsDir, run)) {
+		if m == folder || strings.HasSuffix(m, "."+folder) {
+			return fmt.Sprintf("`pipeline promote %s/%s` makes the model of run %[1]s in its folder %[2]s the champion", run, m)
+		}
+	}
+	return ""
+}
+
+// BrokenChampionNext says how to repair or replace the champion id of promoteTo, whose model
+// is broken: the promote commands to run, for a message. --rollback is suggested only when
+// the history has a previous champion whose files are there (graphs.CheckFiles).
+func BrokenChampionNext(promoteTo, id string) string {
+	var next []string
+	if run, folder, ok := runFolderOf(id); ok {
+		next = append(next, fmt.Sprintf("`pipeline promote %s/%s` installs it again from its run folder, if that is kept", run, folder))
+	}
+	root := promoteTo + ".d"
+	h, _ := readHistory(root)
+	not := []string{id}
+	if i := h.previous(); i >= 0 && h.Promotions[len(h.Promotions)-1] == id {
+		prev := h.Promotions[i]
+		if _, err := os.Stat(filepath.Join(root, prev)); err == nil && graphs.CheckFiles(SavedModelOf(filepath.Join(root, prev))) == nil {
+			next = append(next, fmt.Sprintf("`pipeline promote --rollback` goes back to the previous champion (%s)", prev))
+			not = append(not, prev)
+		}
+	}
+	next = append(next, otherModels(root, not...))
+	return strings.Join(next, "; ")
 }
 
 // plainName reports whether s names a folder inside another: not empty, no separator, not

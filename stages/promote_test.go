@@ -256,7 +256,7 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 		t.Fatalf("rollback: %q %v", id, err)
 	}
 	note := applyDecision(t, ws, decision("m2", 0.80, 0), "run3")
-	if !strings.HasPrefix(note, "not promoted: cnn (test_f1_macro 0.8000) is run2-cnn, which was rolled back, or set aside by a promotion by hand, on ") || !strings.Contains(note, "pipeline promote run2-cnn") {
+	if !strings.HasPrefix(note, "not promoted: cnn (test_f1_macro 0.8000) is run2-cnn, which was rolled back on ") || !strings.Contains(note, "pipeline promote run2-cnn") {
 		t.Fatalf("the rolled-back model again: %q", note)
 	}
 	if id := champion(); id != "run1-cnn" {
@@ -284,21 +284,30 @@ func TestRolledBackModelIsNotPromotedAgain(t *testing.T) {
 		t.Fatalf("after promoting by hand: %q", note)
 	}
 	// The champion set aside by hand is not put back by the next run, even when it wins.
-	if note := applyDecision(t, ws, decision("m1", 0.90, 0), "run5b"); !strings.Contains(note, "not promoted") || !strings.Contains(note, "run1-cnn, which was rolled back") {
+	if note := applyDecision(t, ws, decision("m1", 0.90, 0), "run5b"); !strings.Contains(note, "not promoted") || !strings.Contains(note, "run1-cnn, which was set aside by a promotion by hand on ") {
 		t.Fatalf("the champion set aside by hand, winning: %q", note)
 	}
 	if id, _, err := Rollback(final); err != nil || id != "run1-cnn" {
 		t.Fatalf("rollback after promoting by hand: %q %v", id, err)
 	}
-	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run6"); !strings.Contains(note, "rolled back") {
+	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run6"); !strings.Contains(note, "run2-cnn, which was rolled back on ") {
 		t.Fatalf("rolled back a second time: %q", note)
 	}
 	h, err := readHistory(final + ".d")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.RolledBack) != 2 || h.RolledBack[0].Source != "m3" || h.RolledBack[1].Source != "m2" || !slices.Equal(h.Promotions, []string{"run1-cnn"}) {
+	if len(h.RolledBack) != 2 || h.RolledBack[0].Source != "m3" || h.RolledBack[1].Source != "m2" || !slices.Equal(h.Promotions, []string{"run1-cnn"}) ||
+		h.RolledBack[0].By != SetAsideByRollback || h.RolledBack[1].By != SetAsideByRollback {
 		t.Fatalf("history %+v", h)
+	}
+	// A history written before it said what set a model aside: the note says either.
+	h.RolledBack[1].By = ""
+	if err := writeJSONAtomic(filepath.Join(final+".d", "history.json"), h); err != nil {
+		t.Fatal(err)
+	}
+	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run7"); !strings.Contains(note, "run2-cnn, which was rolled back, or set aside by a promotion by hand, on ") {
+		t.Fatalf("a record without what set it aside: %q", note)
 	}
 }
 

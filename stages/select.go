@@ -409,8 +409,8 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		return "", err
 	}
 	if rb != nil {
-		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was rolled back, or set aside by a promotion by hand, on %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
-			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.At.Local().Format("2006-01-02 15:04"), rb.ID), nil
+		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
+			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.How(), rb.ID), nil
 	}
 	info, err := readModelInfo(job.Path(w.Model))
 	if err != nil {

@@ -56,6 +56,9 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	if c.Args().Len() > 1 {
 		return nil, fmt.Errorf("expected one pipeline file, got %q", c.Args().Slice())
 	}
+	if _, _, err := workspaceFile(path); err != nil { // a missing file in one line, as runs says it
+		return nil, err
+	}
 	reg, err := registry()
 	if err != nil {
 		return nil, err
@@ -385,6 +388,9 @@ func runsCommand() *cli.Command {
 func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	entries, err := os.ReadDir(runsDir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, ferr := os.Stat(file); errors.Is(ferr, fs.ErrNotExist) {
+			return fmt.Errorf("pipeline file %s does not exist, nor does the runs folder %s; name the pipeline file, or run this in its folder", file, runsDir)
+		}
 		return fmt.Errorf("%s does not exist: no run of %s has used it (--runs-dir names another runs folder)", runsDir, file)
 	}
 	if err != nil {
@@ -579,7 +585,7 @@ func gcCommand() *cli.Command {
 				for _, wk := range res.Work {
 					bytes += wk.Bytes
 				}
-				fmt.Fprintf(w, "%s %s (%.1f MB) of interrupted stages no run of the plan resumes\n", verb,
+				fmt.Fprintf(w, "%s %s (%.1f MB) of interrupted stages no run resumes from\n", verb,
 					pipeline.Plural(len(res.Work), "scratch folder", "scratch folders"), float64(bytes)/1e6)
 				for _, wk := range res.Work {
 					fmt.Fprintf(w, "  %-28s %9.1f MB  %s\n", cmp.Or(wk.Addr, "(stage not noted)"), float64(wk.Bytes)/1e6, wk.Key[:min(12, len(wk.Key))])

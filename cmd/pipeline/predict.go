@@ -226,7 +226,12 @@ func explainModelError(dir string, err error) error {
 		return err
 	}
 	if card, cerr := stages.ReadCard(dir); cerr == nil && card.ID != "" {
-		return fmt.Errorf("the promoted model %s in %s cannot predict: %w; %s", card.ID, dir, err, stages.BrokenChampionNext(card.ID))
+		// The promotion folder: dir itself (the link), or the one whose .d folder holds dir.
+		to := dir
+		if parent, ok := strings.CutSuffix(filepath.Dir(filepath.Clean(dir)), ".d"); ok {
+			to = parent
+		}
+		return fmt.Errorf("the promoted model %s in %s cannot predict: %w; %s", card.ID, dir, err, stages.BrokenChampionNext(to, card.ID))
 	}
 	return fmt.Errorf("%w; give another model folder (--model)", err)
 }

@@ -23,7 +23,7 @@ func promoteCommand() *cli.Command {
 		Usage:     "show the champion, roll back to the previous one, or make a model the champion by hand (ID: one promoted before, or RUN/FOLDER of any run)",
 		ArgsUsage: "[FILE] [ID]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "to", Value: "models/final_models", Usage: "the promotion folder, relative to the pipeline file (default: the file's select promote_to)"},
+			&cli.StringFlag{Name: "to", Value: "models/final_models", DefaultText: "the file's select promote_to, else models/final_models", Usage: "the promotion folder, relative to the pipeline file"},
 			varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, for RUN/FOLDER, relative to the pipeline file"},
 			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again; select will not promote the current one again by itself"},
@@ -53,8 +53,12 @@ func promoteCommand() *cli.Command {
 			}
 			to = pipeline.InWorkspace(ws, to)
 			var before *stages.Card // the champion before a change, to compare classes with
+			var missing *stages.MissingChampionError
+			restoring := "" // the champion whose link is missing, which promoting it puts back
 			if dir, err := stages.ChampionDir(to); err == nil && dir != "" {
 				before, _ = stages.ReadCard(dir)
+			} else if errors.As(err, &missing) && missing.Target == "" && missing.Present {
+				restoring = missing.Champion
 			}
 			if id != "" || c.Bool("rollback") {
 				// Promotion loads the model to check it: load TensorFlow as predict does, with
@@ -82,6 +86,11 @@ func promoteCommand() *cli.Command {
 				card, lifted, aside, err := stages.PromoteAgain(to, id)
 				run, folder, isRun := strings.Cut(id, "/")
 				var broken *graphs.BrokenModelError
+				if !isRun && errors.Is(err, stages.ErrNotPromoted) {
+					if hint := stages.NotPromotedHint(runsDir, id); hint != "" {
+						err = fmt.Errorf("%w; %s", err, hint)
+					}
+				}
 				if isRun && (errors.Is(err, stages.ErrNotPromoted) || errors.As(err, &broken)) {
 					// RUN/FOLDER never promoted, or whose promoted folder is gone or broken:
 					// from the run folder, by hand.
@@ -91,19 +100,25 @@ func promoteCommand() *cli.Command {
 						err = fmt.Errorf("%w; nor can it be installed again from its run folder: %v", was, err)
 					}
 				}
-				if err != nil {
+				var already *stages.AlreadyChampionError
+				switch {
+				case errors.As(err, &already):
+					// Nothing to do is not a failure: say so, and show the champion.
+					fmt.Fprintln(c.App.Writer, already.Msg)
+				case err != nil:
 					return err
-				}
-				if before != nil && before.ID == card.ID {
+				case before != nil && before.ID == card.ID:
 					fmt.Fprintf(c.App.Writer, "repaired: the champion %s, which was broken, is installed again from run %s\n", card.ID, card.Run)
-				} else {
+				case card.ID == restoring:
+					fmt.Fprintf(c.App.Writer, "restored: %s, which was missing, points to the champion %s again\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
+				default:
 					fmt.Fprintf(c.App.Writer, "promoted: %s now points to %s\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
 				}
 				if aside != nil {
 					fmt.Fprintf(c.App.Writer, "%s, set aside, will not be promoted again automatically (pipeline promote %[1]s does it by hand)\n", aside.ID)
 				}
 				if lifted != nil {
-					fmt.Fprintf(c.App.Writer, "%s was rolled back on %s; select may promote it again\n", lifted.ID, lifted.At.Local().Format("2006-01-02 15:04"))
+					fmt.Fprintf(c.App.Writer, "%s was %s; select may promote it again\n", lifted.ID, lifted.How())
 				}
 			}
 			dir, err := stages.ChampionDir(to) // a *stages.MissingChampionError says what to do
@@ -151,7 +166,14 @@ func promoteCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "earlier champions, newest first (--rollback goes to the first): %s\n", strings.Join(earlier, ", "))
 			}
 			for _, rb := range setAside {
-				fmt.Fprintf(c.App.Writer, "set aside on %s, not promoted again automatically: %s\n", rb.At.Local().Format("2006-01-02 15:04"), rb.ID)
+				fmt.Fprintf(c.App.Writer, "not promoted again automatically: %s (%s)\n", rb.ID, rb.How())
+			}
+			if id == "" && !c.Bool("rollback") {
+				// Promotion loaded the model; showing checks its files, without TensorFlow.
+				var broken *graphs.BrokenModelError
+				if err := graphs.CheckFiles(stages.SavedModelOf(dir)); errors.As(err, &broken) {
+					return fmt.Errorf("the champion %s cannot serve: %w; %s", card.ID, err, stages.BrokenChampionNext(to, card.ID))
+				}
 			}
 			return nil
 		},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"pipeline/graphs"
 	"pipeline/stages"
@@ -55,7 +56,7 @@ func TestPromoteRefusesABrokenModel(t *testing.T) {
 		!strings.Contains(errs, "the champion is unchanged") || strings.Contains(out, "promoted") {
 		t.Fatalf("promote a broken model: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, _ := runCLI(args...); code != exitOK || !strings.HasPrefix(out, "champion 20261206_110000-cnn") || strings.Contains(out, "set aside") {
+	if code, out, _ := runCLI(args...); code != exitOK || !strings.HasPrefix(out, "champion 20261206_110000-cnn") || strings.Contains(out, "not promoted again automatically") {
 		t.Fatalf("the champion after: exit %d\n%s", code, out)
 	}
 
@@ -119,6 +120,7 @@ func TestPromoteSaysWhatIsWrongWithAnId(t *testing.T) {
 	models := filepath.Join(ws, "models")
 	promoteFake(t, ws, "20261206_110000", "m1", 0.7)
 	promoteFake(t, ws, "20261206_113000", "m2", 0.8)
+	fakeRun(t, ws, "20261206_130000", "vit", "ab")
 	killed := filepath.Join(models, "20261206_120000")
 	smallModel(t, filepath.Join(killed, "vit", "saved_model"), "vit")
 	os.WriteFile(filepath.Join(killed, "run.log"), nil, 0o644)
@@ -129,26 +131,105 @@ func TestPromoteSaysWhatIsWrongWithAnId(t *testing.T) {
 		{"20261206_120000/vit", "run 20261206_120000 did not finish (its folder has no run.json: it was killed, or is still running), so its model vit cannot be promoted by hand"},
 		{"../x", `"../x" is neither a model id nor RUN/FOLDER (a run folder's name, then the folder of one of its models); promoted models: 20261206_110000-cnn, 20261206_113000-cnn`},
 		{"20261206_999999-cnn", "holds no model 20261206_999999-cnn (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn"},
+		// A run id, and RUN-FOLDER of a model never promoted: the RUN/FOLDER that promotes it.
+		{"20261206_130000", "holds no model 20261206_130000 (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn; " +
+			"20261206_130000 is a run folder: `pipeline promote 20261206_130000/vit` makes its model the champion"},
+		{"20261206_130000-vit", "holds no model 20261206_130000-vit (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn; " +
+			"`pipeline promote 20261206_130000/vit` makes the model of run 20261206_130000 in its folder vit the champion"},
 	} {
 		code, out, errs := runCLI(append(args, c.id)...)
 		if code != exitErr || !strings.Contains(errs, c.want) || strings.Contains(errs, "never promoted") != strings.Contains(c.want, "never promoted") {
 			t.Errorf("promote %s: exit %d\n%s%s\nwant %s", c.id, code, out, errs, c.want)
 		}
 	}
-	// The link deleted: what history.json says, and how to restore it.
+	// The link deleted: what history.json says, and how to restore it. Restoring it is no new
+	// promotion: the champion keeps its promotion time, and the history stays as it was.
+	was, err := stages.ReadCard(to)
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.Remove(to)
 	code, out, errs := runCLI(args...)
 	if code != exitErr || !strings.Contains(errs, to+" is missing but "+to+".d/history.json names champion 20261206_113000-cnn: `pipeline promote 20261206_113000-cnn` restores it") {
 		t.Fatalf("the link deleted: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, errs := runCLI(append(args, "20261206_113000-cnn")...); code != exitOK || !strings.Contains(out, "champion 20261206_113000-cnn") {
+	time.Sleep(10 * time.Millisecond)
+	code, out, errs = runCLI(append(args, "20261206_113000-cnn")...)
+	if code != exitOK || !strings.HasPrefix(out, "restored: "+to+", which was missing, points to the champion final_models.d/20261206_113000-cnn again\nchampion 20261206_113000-cnn") {
 		t.Fatalf("restoring the link: exit %d\n%s%s", code, out, errs)
+	}
+	if now, err := stages.ReadCard(to); err != nil || !now.Promoted.Equal(was.Promoted) {
+		t.Fatalf("the champion's promotion time after the link was restored: %v, was %v (%v)", now.Promoted, was.Promoted, err)
+	}
+	if h := history(t, ws); !slices.Equal(h, []string{"20261206_110000-cnn", "20261206_113000-cnn"}) {
+		t.Fatalf("history after the link was restored %v", h)
 	}
 	// A rollback to a deleted folder says what else can be done.
 	os.RemoveAll(filepath.Join(to+".d", "20261206_110000-cnn"))
 	code, out, errs = runCLI(append(args, "--rollback")...)
 	if code != exitErr || !strings.Contains(errs, "previous champion 20261206_110000-cnn is missing from "+to+".d (its folder was deleted); the champion is still 20261206_113000-cnn; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion (`pipeline promote 20261206_110000/cnn` installs") {
 		t.Fatalf("rollback to a deleted folder: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestPromoteShowsABrokenChampion checks that showing a champion whose weights were deleted
+// says it cannot serve and how to repair it, suggesting --rollback only when there is a
+// champion to go back to, as predict and promote ID do; and that --rollback without a
+// previous champion says what can be done instead.
+func TestPromoteShowsABrokenChampion(t *testing.T) {
+	ws := t.TempDir()
+	to := filepath.Join(ws, "models/final_models")
+	args := []string{"promote", "--to", to, "--runs-dir", filepath.Join(ws, "models")}
+	promoteFake(t, ws, "20261206_110000", "m1", 0.7)
+	code, out, errs := runCLI(append(args, "--rollback")...)
+	if code != exitErr || !strings.Contains(errs, to+" has no previous champion to roll back to: 20261206_110000-cnn is the only champion on record; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion") {
+		t.Fatalf("rollback with one champion: exit %d\n%s%s", code, out, errs)
+	}
+	os.RemoveAll(filepath.Join(to, "saved_model/variables"))
+	saved := filepath.Join(to, "saved_model")
+	repair := "`pipeline promote 20261206_110000/cnn` installs it again from its run folder, if that is kept; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
+	code, out, errs = runCLI(args...)
+	if code != exitErr || !strings.HasPrefix(out, "champion 20261206_110000-cnn") ||
+		!strings.Contains(errs, "the champion 20261206_110000-cnn cannot serve: model "+filepath.Join(to+".d", "20261206_110000-cnn", "saved_model")+" is broken: its weights (variables/) are missing; "+repair) || strings.Contains(errs, "--rollback") {
+		t.Fatalf("showing a broken champion, the only one: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(append(args, "20261206_110000-cnn")...)
+	if code != exitErr || !strings.Contains(errs, "promoting it again cannot repair it: "+repair) || strings.Contains(errs, "--rollback") {
+		t.Fatalf("promoting the broken champion, the only one: exit %d\n%s%s", code, out, errs)
+	}
+	img := filepath.Join(ws, "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 1), 0o644)
+	code, out, errs = runCLI("predict", "--model", to, img)
+	if code != exitErr || !strings.Contains(errs, "cannot predict: model "+saved+" is broken: its weights (variables/) are missing: it loads but cannot predict; "+repair) || strings.Contains(errs, "--rollback") {
+		t.Fatalf("predict with the broken champion, the only one: exit %d\n%s%s", code, out, errs)
+	}
+	// Two more champions, the last broken: --rollback goes back to the one before it, while
+	// its files are there; promote ID is suggested of models whose files are there.
+	promoteFake(t, ws, "20261206_113000", "m2", 0.8)
+	promoteFake(t, ws, "20261206_120000", "m3", 0.9)
+	os.Remove(filepath.Join(to, "saved_model/saved_model.pb"))
+	code, out, errs = runCLI(args...)
+	if code != exitErr || !strings.Contains(errs, "the champion 20261206_120000-cnn cannot serve: model "+filepath.Join(to+".d", "20261206_120000-cnn", "saved_model")+" is broken: its saved_model.pb is missing; "+
+		"`pipeline promote 20261206_120000/cnn` installs it again from its run folder, if that is kept; `pipeline promote --rollback` goes back to the previous champion (20261206_113000-cnn); "+
+		"`pipeline promote RUN/FOLDER`") { // 20261206_110000-cnn, broken, is not suggested
+		t.Fatalf("showing a broken champion with one before it: exit %d\n%s%s", code, out, errs)
+	}
+	os.RemoveAll(filepath.Join(to+".d", "20261206_113000-cnn", "saved_model", "variables"))
+	if code, out, errs = runCLI(args...); code != exitErr || strings.Contains(errs, "--rollback") {
+		t.Fatalf("showing a broken champion, the one before it broken too: exit %d\n%s%s", code, out, errs)
+	}
+
+	// --rollback past the first champion on record lists the models set aside.
+	ws = t.TempDir()
+	to = filepath.Join(ws, "models/final_models")
+	promoteFake(t, ws, "20261206_110000", "m1", 0.7)
+	promoteFake(t, ws, "20261206_113000", "m2", 0.8)
+	if code, out, errs := runCLI("promote", "--to", to, "--rollback"); code != exitOK {
+		t.Fatalf("rollback: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI("promote", "--to", to, "--rollback")
+	if code != exitErr || !strings.Contains(errs, "20261206_110000-cnn is the only champion on record; `pipeline promote ID` makes another model promoted before the champion (20261206_113000-cnn), or `pipeline promote RUN/FOLDER`") {
+		t.Fatalf("rollback past the first champion: exit %d\n%s%s", code, out, errs)
 	}
 }
 

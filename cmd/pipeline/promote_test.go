@@ -52,17 +52,18 @@ func TestPromoteRollbackIsRemembered(t *testing.T) {
 		!strings.Contains(out, "champion run1-cnn") {
 		t.Fatalf("promote --rollback: exit %d\n%s%s", code, out, errs)
 	}
-	if note := promoteFake(t, ws, "run3", "m2", 0.8); !strings.Contains(note, "set aside by a promotion by hand, on") {
+	if note := promoteFake(t, ws, "run3", "m2", 0.8); !strings.Contains(note, "run2-cnn, which was rolled back on ") {
 		t.Fatalf("the next run promoted the model rolled back: %q", note)
 	}
-	if code, _, errs := runCLI("promote", "--to", to, "run1-cnn"); code != exitErr || !strings.Contains(errs, "run1-cnn is already the champion") {
-		t.Fatalf("promote the champion: exit %d\n%s", code, errs)
+	// Nothing to do is no failure.
+	if code, out, errs := runCLI("promote", "--to", to, "run1-cnn"); code != exitOK || !strings.HasPrefix(out, "run1-cnn is already the champion in "+to+"\nchampion run1-cnn") {
+		t.Fatalf("promote the champion: exit %d\n%s%s", code, out, errs)
 	}
 	if code, _, errs := runCLI("promote", "--to", to, "--rollback", "run2-cnn"); code != exitErr || !strings.Contains(errs, "not both") {
 		t.Fatalf("promote ID --rollback: exit %d\n%s", code, errs)
 	}
 	code, out, errs = runCLI("promote", "--to", to, "run2-cnn")
-	if code != exitOK || !strings.Contains(out, "now points to final_models.d/run2-cnn") || !strings.Contains(out, "run2-cnn was rolled back on") ||
+	if code != exitOK || !strings.Contains(out, "now points to final_models.d/run2-cnn") || !strings.Contains(out, "run2-cnn was rolled back on ") ||
 		!strings.Contains(out, "champion run2-cnn") {
 		t.Fatalf("promote run2-cnn: exit %d\n%s%s", code, out, errs)
 	}
@@ -72,13 +73,27 @@ func TestPromoteRollbackIsRemembered(t *testing.T) {
 	// Showing the champion lists where --rollback and promote ID can go, and what is set aside.
 	code, out, errs = runCLI("promote", "--to", to)
 	if code != exitOK || !strings.Contains(out, "earlier champions, newest first (--rollback goes to the first): run1-cnn") ||
-		!strings.Contains(out, "not promoted again automatically: run1-cnn") {
+		!strings.Contains(out, "not promoted again automatically: run1-cnn (set aside by a promotion by hand on ") {
 		t.Fatalf("promote: exit %d\n%s%s", code, out, errs)
 	}
 	// RUN/FOLDER, as the run folder names the model, is a model id too.
 	if code, out, errs := runCLI("promote", "--to", to, "run1/cnn.cnn"); code != exitOK || !strings.Contains(out, "champion run1-cnn") {
 		t.Fatalf("promote RUN/FOLDER: exit %d\n%s%s", code, out, errs)
 	}
+}
+
+// TestPromoteHelpShowsOneDefault checks that --to's default is said once, as the file's.
+func TestPromoteHelpShowsOneDefault(t *testing.T) {
+	_, out, _ := runCLI("promote", "--help")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "--to ") {
+			if strings.Count(line, "(default:") != 1 || !strings.Contains(line, "(default: the file's select promote_to, else models/final_models)") {
+				t.Fatalf("--to in promote --help: %q", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("promote --help has no --to:\n%s", out)
 }
 
 // TestPromoteUsesTheFilesPromotionFolder checks that promote FILE looks where FILE's select
@@ -184,8 +199,9 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(ws, "models/final_models/saved_model/marker")); string(b) != "by hand" {
 		t.Fatalf("the champion's SavedModel holds %q", b)
 	}
-	if code, _, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/cnn"); code != exitErr || !strings.Contains(errs, "already the champion") {
-		t.Fatalf("promoting it again: exit %d\n%s", code, errs)
+	if code, out, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/cnn"); code != exitOK ||
+		!strings.HasPrefix(out, "20261206_120000-cnn is already the champion in "+to+"\nchampion 20261206_120000-cnn") {
+		t.Fatalf("promoting it again: exit %d\n%s%s", code, out, errs)
 	}
 	if code, _, errs := runCLI("promote", "--to", to, "--runs-dir", filepath.Join(ws, "models"), "20261206_120000/vit"); code != exitErr || !strings.Contains(errs, "no trained model in a folder \"vit\"; its models: cnn") {
 		t.Fatalf("a folder without a model: exit %d\n%s", code, errs)

@@ -73,11 +73,18 @@ func TestRunsAndPromoteUseTheWorkspaceOfTheFile(t *testing.T) {
 	if code != exitErr || !strings.Contains(errs, filepath.Join(dir, "models")+" does not exist: no run of "+file) {
 		t.Fatalf("runs before any run: exit %d, want %d and the runs folder named\n%s%s", code, exitErr, out, errs)
 	}
-	if code, _, errs := runCLI("runs"); code != exitErr || !strings.Contains(errs, "models does not exist: no run of pipeline.hcl") {
+	if code, _, errs := runCLI("runs"); code != exitErr || !strings.Contains(errs, "pipeline file pipeline.hcl does not exist, nor does the runs folder models") {
 		t.Fatalf("runs in a folder without runs: exit %d\n%s", code, errs)
 	}
-	if code, _, errs := runCLI("runs", filepath.Join(dir, "other.hcl")); code != exitErr || !strings.Contains(errs, "other.hcl does not exist") {
-		t.Fatalf("runs with a missing file: exit %d\n%s", code, errs)
+	// A missing pipeline file is one line, whichever command is given it.
+	for _, cmd := range []string{"runs", "promote", "validate", "plan", "run", "graph", "gc", "schedule"} {
+		missing := filepath.Join(dir, "other.hcl")
+		if code, _, errs := runCLI(cmd, missing); code != exitErr || errs != "pipeline: pipeline file "+missing+" does not exist\n" {
+			t.Errorf("%s with a missing file: exit %d\n%s", cmd, code, errs)
+		}
+	}
+	if code, _, errs := runCLI("gc"); code != exitErr || errs != "pipeline: pipeline file pipeline.hcl does not exist\n" {
+		t.Errorf("gc without pipeline.hcl: exit %d\n%s", code, errs)
 	}
 	elsewhere := filepath.Join(t.TempDir(), "runs")
 	if code, out, errs := runCLI("run", file, "--quiet", "--runs-dir", elsewhere); code != exitOK {
