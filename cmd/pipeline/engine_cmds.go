@@ -419,7 +419,7 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	sort.Strings(runs)
 	running := runningFolder(holder, unfinished)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tpipeline")
+	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tnot run\tpipeline")
 	for _, dir := range runs {
 		name := filepath.Base(dir)
 		b, err := os.ReadFile(filepath.Join(dir, "run.json"))
@@ -439,7 +439,7 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			if !started.IsZero() {
 				took = until.Sub(started).Round(time.Second).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", name, status, took)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\n", name, status, took)
 			continue
 		}
 		var rec pipeline.RunRecord
@@ -451,8 +451,9 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 		for _, s := range rec.Stages {
 			n[s.Status]++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
-			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], rec.Pipeline)
+		// not run: skipped after an upstream failure, or cancelled
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
+			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], n[pipeline.StatusSkipped]+n[pipeline.StatusCancelled], rec.Pipeline)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

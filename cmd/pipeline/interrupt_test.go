@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,15 +214,36 @@ func checkCancelledCleanly(t *testing.T, dir, stderr string) {
 	if err != nil {
 		t.Fatalf("the stopped run wrote no run.json: %v\n%s", err, stderr)
 	}
-	var rec struct{ Status string }
+	var rec struct {
+		Status string
+		Stages []json.RawMessage
+	}
 	if err := json.Unmarshal(b, &rec); err != nil || rec.Status != "cancelled" {
 		t.Fatalf("run.json: status %q (%v), want cancelled", rec.Status, err)
 	}
 	if left, _ := os.ReadDir(filepath.Join(dir, pipeline.StoreDir, "tmp")); len(left) > 0 {
 		t.Fatalf("unpublished outputs left in tmp/: %v", left)
 	}
-	if code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl")); code != exitOK || !strings.Contains(out, "cancelled") || strings.Contains(out, "incomplete") {
+	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitOK || !strings.Contains(out, "cancelled") || strings.Contains(out, "incomplete") {
 		t.Fatalf("runs: exit %d, want the run listed as cancelled\n%s%s", code, out, errs)
+	}
+	// The columns add up: the cancelled training is counted as not run.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	head, row := strings.Fields(lines[0]), strings.Fields(lines[1])
+	if !slices.Equal(head[:8], []string{"run", "status", "duration", "ran", "cached", "failed", "not", "run"}) || len(row) < 8 {
+		t.Fatalf("runs:\n%s", out)
+	}
+	total := 0
+	for _, f := range row[3:7] {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("runs: %q in\n%s", f, out)
+		}
+		total += n
+	}
+	if notRun, _ := strconv.Atoi(row[6]); notRun == 0 || total != len(rec.Stages) {
+		t.Fatalf("runs counts %v, %d stages in run.json:\n%s", row[3:7], len(rec.Stages), out)
 	}
 }
 
