@@ -152,9 +152,19 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	// The options of an unknown architecture (reported above) cannot be checked.
 	if usable(v, "architecture") && slices.Contains(graphs.Architectures(), v.String("architecture")) && v.Get("options").IsWhollyKnown() {
 		spec, err := archSpec(v.String("architecture"), v.Get("options"))
-		if err != nil {
+		var problems graphs.OptionErrors
+		switch {
+		case errors.As(err, &problems):
+			for _, e := range problems { // every problem, each said once
+				d.add(v, "options", "Invalid architecture options", e.Error())
+			}
+		case err != nil:
 			d.add(v, "options", "Invalid architecture options", err.Error())
-		} else if size, ok := v.Setting("image_size"); ok && spec.ViT != nil && size.Type() == cty.Number {
+		case spec.ViT != nil:
+			size, ok := v.Setting("image_size")
+			if !ok || size.Type() != cty.Number {
+				break
+			}
 			// The images come from a split, whose size train does not see; the pipeline's
 			// image_size is what the splits use unless they set their own.
 			if n, _ := size.AsBigFloat().Int64(); n > 0 && spec.ViT.Patch > 0 && n%spec.ViT.Patch != 0 {

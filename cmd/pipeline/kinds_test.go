@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +84,44 @@ func TestArchitectureOptionsAreCheckedBeforeRunning(t *testing.T) {
 			t.Errorf("options %s: %s", opts, diags.Error())
 		case want != "" && (len(diags) != 1 || diags[0].Summary != "Invalid architecture options" || !strings.Contains(diags[0].Detail, want)):
 			t.Errorf("options %s: want one Invalid architecture options with %q, got:\n%s", opts, want, diags.Error())
+		}
+	}
+}
+
+// TestEveryArchitectureOptionProblemIsNamed checks that each wrong option is reported by its
+// own name, a valid one beside it is not blamed, and several problems are all reported.
+func TestEveryArchitectureOptionProblemIsNamed(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		arch, opts string
+		want       []string
+	}{
+		{"cnn", "{ pool = 0 }", []string{"cnn: pool 0 must be positive"}},
+		{"cnn", "{ dense_dropout = -0.1 }", []string{"cnn: dense_dropout -0.1 must be in [0, 1)"}},
+		{"cnn", "{ pool = 0, dropout = 1.5 }", []string{"cnn: pool 0 must be positive", "cnn: dropout 1.5 must be in [0, 1)"}},
+		{"cnn", "{ channels = [32, -1] }", []string{"cnn: channels [32, -1]: entry 2 (-1) must be positive"}},
+		{"vgg19", "{ classifier = 0 }", []string{"vgg19: classifier 0 must be positive"}},
+		{"vgg19", "{ width = -1, dropout = 1 }", []string{"vgg19: width -1 must be positive", "vgg19: dropout 1 must be in [0, 1)"}},
+		{"vit", "{ patch = 4, dim = 64, heads = 0 }", []string{"vit: heads 0 must be positive"}},
+		{"vit", "{ patch = 4, dim = 64, heads = 4, mlp_ratio = 0, pool = \"max\" }", []string{"vit: mlp_ratio 0 must be positive", `vit: pool "max" must be "cls" or "mean"`}},
+	} {
+		src := fmt.Sprintf("stage \"train\" \"model\" {\n  architecture = %q\n  train = \"a\"\n  val = \"b\"\n  options = %s\n}\n", c.arch, c.opts)
+		cfg, diags := pipeline.LoadSource("arch.hcl", []byte(src), reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		_, diags = pipeline.Build(cfg, reg, nil)
+		var got []string
+		for _, d := range diags {
+			if d.Summary == "Invalid architecture options" {
+				got = append(got, d.Detail)
+			}
+		}
+		if len(diags) != len(got) || !slices.Equal(got, c.want) {
+			t.Errorf("%s options %s: want %q, got:\n%s", c.arch, c.opts, c.want, diags.Error())
 		}
 	}
 }
