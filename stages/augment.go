@@ -385,16 +385,20 @@ func writeAugmentReport(job *pipeline.Job, classes []string, rep augmentReport) 
 		return err
 	}
 	var before, after []float64
-	added := 0
+	added, grown := 0, 0
 	for _, c := range rep.Classes {
 		before = append(before, float64(c.Before))
 		after = append(after, float64(c.After))
 		added += c.After - c.Before
+		if c.After > c.Before {
+			grown++
+		}
 	}
 	if err := barChart(filepath.Join(dir, "class_distribution.png"), "Training images per class, before and after augmentation", classes,
 		[]series{{"before", before}, {"after", after}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting: %w", err)
 	}
-	job.Logf("augment: added %s over %s", plural(added, "copy", "copies"), plural(len(classes), "class", "classes"))
+	// The numbers report.html gives: the copies, and how many of the classes got some.
+	job.Logf("added %s to %d of %s", plural(added, "copy", "copies"), grown, plural(len(rep.Classes), "class", "classes"))
 	return nil
 }

@@ -875,7 +875,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		[]series{{TrainSet, vals[TrainSet]}, {ValSet, vals[ValSet]}, {TestSet, vals[TestSet]}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting the class distribution: %w", err)
 	}
-	job.Logf("split: %d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
+	job.Logf("%d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), plural(len(rejected), "file", "files"))
 	logRejected(job, rejected, " (all in report/rejected.json)")
 	if len(rep.Conflicts) > 0 {
