@@ -168,6 +168,36 @@ func TestRunThenEverythingCached(t *testing.T) {
 	}
 }
 
+// run.json gives a start time to the stages that ran and none to those that did not (a cached
+// stage has no "start": "0001-01-01T00:00:00Z"), and reads back.
+func TestRunJSONGivesNoStartToStagesThatDidNotRun(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	for i, want := range []string{StatusRan, StatusCached} {
+		_, rec, err := ws.run(RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(rec.Dir(), "run.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw struct{ Stages []map[string]any }
+		var back RunRecord
+		if err := json.Unmarshal(b, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &back); err != nil || len(back.Stages) != len(raw.Stages) {
+			t.Fatalf("run.json does not read back: %v", err)
+		}
+		for j, s := range raw.Stages {
+			_, has := s["start"]
+			if s["status"] != want || has != (want == StatusRan) || back.Stages[j].Start.IsZero() == has {
+				t.Errorf("run %d: %v", i+1, s)
+			}
+		}
+	}
+}
+
 // Prepare runs once, before the first stage that executes, and never in a run where
 // everything is cached; its error fails the stages that would execute, and they do not run.
 func TestPrepareRunsOnceOnlyWhenAStageExecutes(t *testing.T) {
