@@ -215,3 +215,21 @@ stage "train" "model" {
 		}
 	}
 }
+
+// TestEmptyPromoteToIsRefused checks that promote_to = "" (the workspace folder itself) is an
+// error at the attribute.
+func TestEmptyPromoteToIsRefused(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "stage \"select\" \"best\" {\n  candidates = { a = \"eval/a\" }\n  promote_to = \"\"\n}\n"
+	cfg, diags := pipeline.LoadSource("select.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	if len(diags) != 1 || diags[0].Summary != "Empty path" || diags[0].Subject.Start.Line != 3 {
+		t.Fatalf("want one Empty path on line 3, got:\n%s", diags.Error())
+	}
+}
