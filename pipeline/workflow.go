@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"cmp"
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 
@@ -481,30 +483,78 @@ func (w *Workflow) sortBlocks() ([]string, hcl.Diagnostics) {
 	}
 	var diags hcl.Diagnostics
 	for _, cycle := range err.(*dag.CycleError).Cycles {
+		if len(cycle) == 1 {
+			diags = append(diags, w.selfReference(cycle[0]))
+			continue
+		}
 		var steps []string
+		viaDependsOn, viaOutputs := false, false
 		for i, a := range cycle {
 			next := cycle[(i+1)%len(cycle)]
-			steps = append(steps, fmt.Sprintf("%s refers to stage.%s (%s)", a, next, w.refRange(a, next)))
+			attr, rng := w.refWhere(a, next)
+			if attr == "depends_on" {
+				viaDependsOn = true
+				steps = append(steps, fmt.Sprintf("%s lists stage.%s in depends_on (%s)", a, next, rng))
+			} else {
+				viaOutputs = true
+				steps = append(steps, fmt.Sprintf("%s refers to stage.%s in %s (%s)", a, next, cmp.Or(attr, "its block"), rng))
+			}
+		}
+		why := "A stage cannot depend on its own output"
+		switch {
+		case viaDependsOn && viaOutputs:
+			why = "A stage cannot wait for itself, through outputs or depends_on"
+		case viaDependsOn:
+			why = "A stage cannot wait for itself through depends_on"
 		}
 		first := w.blocks[cycle[0]].cfg.DeclRange
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
 			Summary: "Dependency cycle: " + strings.Join(append(append([]string{}, cycle...), cycle[0]), " → "),
-			Detail:  strings.Join(steps, "; ") + ". A stage cannot depend on its own output; remove one of these references.",
+			Detail:  strings.Join(steps, "; ") + ". " + why + "; remove one of these references.",
 			Subject: first.Ptr()})
 	}
 	return nil, diags
 }
 
-func (w *Workflow) refRange(from, to string) string {
+// selfReference is the diagnostic of a stage that names itself, at the reference.
+func (w *Workflow) selfReference(addr string) *hcl.Diagnostic {
+	attr, rng := w.refWhere(addr, addr)
+	if attr == "depends_on" {
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stage depends on itself",
+			Detail:  fmt.Sprintf("%s lists itself in depends_on: a stage cannot wait for itself; remove that entry.", addr),
+			Subject: rng.Ptr()}
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stage refers to itself",
+		Detail:  fmt.Sprintf("%s refers to stage.%s in %s: a stage cannot use its own output; refer to another stage's output, or to a path.", addr, addr, cmp.Or(attr, "its block")),
+		Subject: rng.Ptr()}
+}
+
+// refWhere returns the attribute and range of a reference of stage block from to stage block
+// to: one in an attribute rather than in depends_on when there are both (the one that makes
+// the dependency whatever depends_on says), and the block itself when none is found.
+func (w *Workflow) refWhere(from, to string) (string, hcl.Range) {
 	b := w.blocks[from]
-	for _, attr := range sortedKeys(b.refs) {
+	attrs := sortedKeys(b.refs)
+	slices.SortStableFunc(attrs, func(x, y string) int { return cmpBool(x == "depends_on", y == "depends_on") })
+	for _, attr := range attrs {
 		for _, r := range b.refs[attr] {
 			if r.Block == to {
-				return r.Range.String()
+				return attr, r.Range
 			}
 		}
 	}
-	return b.cfg.DeclRange.String()
+	return "", b.cfg.DeclRange
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func sortedKeys[V any](m map[string]V) []string {
