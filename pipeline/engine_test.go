@@ -1260,3 +1260,41 @@ stage "xform" "both" {
 		t.Fatalf("xform.eval[cnn] output %q", b)
 	}
 }
+
+// A --stage that names no stage is answered with what it could have meant: the keys of the
+// block it names, the closest key; the stage of the kind it names; every stage with its keys.
+func TestCheckSelectorListsKeysAndStages(t *testing.T) {
+	src := `
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "arch" {
+  for_each = toset(["cnn", "vgg19", "vit"])
+  input    = stage.gen.src.out
+}
+`
+	w := newWorkspace(t, src, chainFiles()).engine(nil).Workflow
+	for _, ok := range []string{"gen.src", "xform.arch", "xform.arch[vit]", `xform.arch["vit"]`, "xform.arch.vit"} {
+		if err := w.CheckSelector(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for sel, want := range map[string]string{
+		"xform.arch[resnet]": `no stage "xform.arch[resnet]" in ` + w.Config.Path + `: xform.arch has no instance "resnet"; its keys are "cnn", "vgg19" and "vit"`,
+		"xform.arch[vgg]":    `: xform.arch has no instance "vgg"; its keys are "cnn", "vgg19" and "vit"; did you mean "xform.arch[vgg19]"?`,
+		"gen.src[a]":         `: gen.src has no for_each, so no instances; use --stage gen.src`,
+		"xform":              `; xform is a stage kind: did you mean "xform.arch" (xform.arch[cnn, vgg19, vit])?`,
+		"zzz":                `; stages: gen.src, xform.arch[cnn, vgg19, vit]`,
+	} {
+		err := w.CheckSelector(sel)
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%s: %v, want it to end in %q", sel, err, want)
+		}
+		// The engine refuses it too.
+		e := &Engine{Workflow: w}
+		if _, _, err := e.Select(Selection{Targets: []string{sel}}); err == nil {
+			t.Errorf("%s: Select takes it", sel)
+		}
+	}
+}

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -190,6 +192,82 @@ func (w *Workflow) BlockAddrs() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CheckSelector returns nil when s, a command line's stage selector (kind.name, kind.name[key]
+// or kind.name.key), names a stage block or one of its instances, as Select takes it; else an
+// error that lists what s could have meant: the keys of the block it names, with the closest
+// key; the stages of the kind it names; or every stage, with the instances' keys.
+func (w *Workflow) CheckSelector(s string) error {
+	if _, ok := w.Instance(s); ok {
+		return nil
+	}
+	block, key, hasKey := ParseInstanceSelector(s)
+	if hasKey {
+		if _, ok := w.Instance(InstanceAddr(block, key, true)); ok {
+			return nil
+		}
+	}
+	if len(w.BlockInstances(s)) > 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("no stage %q in %s", s, w.Config.Path)
+	if b, ok := w.blocks[block]; ok && hasKey {
+		if !b.forEach {
+			return fmt.Errorf("%s: %s has no for_each, so no instances; use --stage %s", msg, block, block)
+		}
+		var keys []string
+		for _, i := range w.BlockInstances(block) {
+			keys = append(keys, i.Key)
+		}
+		msg = fmt.Sprintf("%s: %s has no instance %q; its keys are %s", msg, block, key, quotedJoin(keys, "and"))
+		if sug := suggest(key, keys); sug != "" {
+			msg += fmt.Sprintf("; did you mean %q?", InstanceAddr(block, sug, true))
+		}
+		return errors.New(msg)
+	}
+	var all []string
+	for _, i := range w.Instances {
+		all = append(all, i.Addr)
+	}
+	all = append(all, w.BlockAddrs()...)
+	if sug := suggest(s, all); sug != "" {
+		return fmt.Errorf("%s; did you mean %q?", msg, sug)
+	}
+	// Each stage with its instances' keys: train.model[cnn, vgg19, vit].
+	withKeys := func(a string) string {
+		if !w.blocks[a].forEach {
+			return a
+		}
+		var keys []string
+		for _, i := range w.BlockInstances(a) {
+			keys = append(keys, i.Key)
+		}
+		return a + "[" + strings.Join(keys, ", ") + "]"
+	}
+	var ofKind, stages []string // s a kind: its stages
+	for _, a := range w.BlockAddrs() {
+		if w.blocks[a].cfg.Kind == s {
+			ofKind = append(ofKind, a)
+		}
+		stages = append(stages, withKeys(a))
+	}
+	switch {
+	case len(ofKind) == 1:
+		return fmt.Errorf("%s; %s is a stage kind: did you mean %q (%s)?", msg, s, ofKind[0], withKeys(ofKind[0]))
+	case len(ofKind) > 1:
+		return fmt.Errorf("%s; %s is a stage kind: its stages are %s", msg, s, JoinList(ofKind, "and"))
+	}
+	return fmt.Errorf("%s; stages: %s", msg, strings.Join(stages, ", "))
+}
+
+// quotedJoin quotes each item and joins them as a sentence does ("a", "b" and "c").
+func quotedJoin(items []string, conj string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = strconv.Quote(s)
+	}
+	return JoinList(q, conj)
 }
 
 func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {

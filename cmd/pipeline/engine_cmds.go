@@ -152,8 +152,15 @@ func selectionFlags() []cli.Flag {
 	}
 }
 
-func selection(c *cli.Context) pipeline.Selection {
-	return pipeline.Selection{Targets: c.StringSlice("stage"), Force: c.Bool("force"), Downstream: c.Bool("downstream")}
+// selection is the stages the flags select in w, or an error naming a --stage that is not
+// one, with what it could have meant.
+func selection(c *cli.Context, w *pipeline.Workflow) (pipeline.Selection, error) {
+	for _, t := range c.StringSlice("stage") {
+		if err := w.CheckSelector(t); err != nil {
+			return pipeline.Selection{}, err
+		}
+	}
+	return pipeline.Selection{Targets: c.StringSlice("stage"), Force: c.Bool("force"), Downstream: c.Bool("downstream")}, nil
 }
 
 func planCommand() *cli.Command {
@@ -170,7 +177,11 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			plan, err := l.engine.Plan(selection(c))
+			sel, err := selection(c, l.engine.Workflow)
+			if err != nil {
+				return err
+			}
+			plan, err := l.engine.Plan(sel)
 			if err != nil {
 				return err
 			}
@@ -246,8 +257,12 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			sel, err := selection(c, l.engine.Workflow)
+			if err != nil {
+				return err
+			}
 			if c.Bool("dry-run") {
-				plan, err := l.engine.Plan(selection(c))
+				plan, err := l.engine.Plan(sel)
 				if err != nil {
 					return err
 				}
@@ -269,7 +284,7 @@ func runCommand() *cli.Command {
 			defer stop()
 			rep := newReporter(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
 			rec, err := l.engine.Run(ctx, pipeline.RunOptions{
-				Selection: selection(c),
+				Selection: sel,
 				Jobs:      c.Int("jobs"),
 				KeepGoing: c.Bool("keep-going"),
 				RunsDir:   pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),

@@ -153,6 +153,31 @@ func TestInvalidChoiceShowsTheValueAsWritten(t *testing.T) {
 	}
 }
 
+// TestMistypedChoicesGetASuggestion checks that a value outside a fixed set, or an augment
+// operation that does not exist, is given the closest valid one, a shortened name too, and
+// that the operations are listed as the file writes them.
+func TestMistypedChoicesGetASuggestion(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stage, want := range map[string]string{
+		"stage \"select\" \"best\" {\n  candidates = { a = \"e\" }\n  metric = \"test_f1\"\n}\n":    `metric = "test_f1": use one of test_f1_macro, test_f1_weighted, test_top1, test_top3, test_top5, test_loss. Did you mean "test_f1_macro"?`,
+		"stage \"select\" \"best\" {\n  candidates = { a = \"e\" }\n  metric = \"test_top_1\"\n}\n": `metric = "test_top_1": use one of test_f1_macro, test_f1_weighted, test_top1, test_top3, test_top5, test_loss. Did you mean "test_top1"?`,
+		"stage \"augment\" \"a\" {\n  input = \"i\"\n  ops = [\"rotate\"]\n}\n":                     `"rotate" is not an operation; use "affine", "blur", "color_jitter", "flip", "flip_rotate_crop" or "noise". Did you mean "flip_rotate_crop"?`,
+		"stage \"augment\" \"a\" {\n  input = \"i\"\n  ops = [\"sharpen\"]\n}\n":                    `"sharpen" is not an operation; use "affine", "blur", "color_jitter", "flip", "flip_rotate_crop" or "noise".`,
+		"stage \"augment\" \"a\" {\n  input = \"i\"\n  ops = []\n}\n":                               `List at least one of "affine", "blur", "color_jitter", "flip", "flip_rotate_crop" and "noise", or set max_augment = 1 to add no copies.`,
+	} {
+		cfg, diags := pipeline.LoadSource("choice.hcl", []byte(stage), reg)
+		if !diags.HasErrors() {
+			_, diags = pipeline.Build(cfg, reg, nil)
+		}
+		if len(diags) != 1 || diags[0].Detail != want {
+			t.Errorf("%s: want one diagnostic %q, got:\n%s", stage, want, diags.Error())
+		}
+	}
+}
+
 // TestMisspelledArchitectureOptionIsNamedWithASuggestion checks that an options key the
 // architecture does not have is named with the closest option and the valid ones, and that
 // an option of the wrong type says what it takes, instead of Go's JSON errors.
