@@ -245,7 +245,7 @@ func runCommand() *cli.Command {
 		Usage:     "bring the pipeline's stages up to date",
 		ArgsUsage: "[FILE]",
 		Flags: append(selectionFlags(),
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages to run at once (default: number of CPUs)"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages to run at once", DefaultText: "number of CPUs"},
 			&cli.BoolFlag{Name: "keep-going", Aliases: []string{"k"}, Usage: "after a failure, run what does not depend on it"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and stop (exit status as plan's: 2 when there is work to do)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and the summary"},
