@@ -64,7 +64,9 @@ var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_
 func (Train) Name() string { return "train" }
 
 // Version implements pipeline.Kind. (4: NaN and infinite epochs, exact plot ticks, rate axes
-// end at 1.)
+// end at 1.) A change to metrics.png's layout alone does not bump it, as that would retrain
+// every model for a picture: a cached training keeps the plot it was made with (version 4 has
+// had two: with and without its right edge cut).
 func (Train) Version() int { return 4 }
 
 // Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
