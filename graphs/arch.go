@@ -139,3 +139,64 @@ func (m Classifier) Logits(c Ctx, images tf.Output) tf.Output {
 	x := op.Mul(s.SubScope("mul"), op.Sub(s.SubScope("sub"), images, mean), cnst(s, inv))
 	return net.Logits(c, x, m.Classes)
 }
+
+// OptionErrors are the problems found in an architecture's options, one per problem, each
+// naming its option; Error joins them with "; ".
+type OptionErrors []error
+
+func (e OptionErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns the problems, for errors.Is and errors.As.
+func (e OptionErrors) Unwrap() []error { return e }
+
+// optionProblems collects what is wrong with an architecture's options, so that every
+// problem is reported at once rather than the first alone.
+type optionProblems struct {
+	arch string
+	errs OptionErrors
+}
+
+// add records a problem; the message is prefixed with the architecture.
+func (p *optionProblems) add(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.arch, fmt.Sprintf(format, args...)))
+}
+
+// positive records option name as a problem unless v > 0.
+func positive[T int64 | float64](p *optionProblems, name string, v T) {
+	if !(v > 0) {
+		p.add("%s %v must be positive", name, v)
+	}
+}
+
+// rate records dropout-like option name as a problem unless it is in [0, 1).
+func (p *optionProblems) rate(name string, r float32) {
+	if !(r >= 0 && r < 1) {
+		p.add("%s %g must be in [0, 1)", name, r)
+	}
+}
+
+// err is nil without problems, the problem alone with one, OptionErrors with several.
+func (p *optionProblems) err() error {
+	switch len(p.errs) {
+	case 0:
+		return nil
+	case 1:
+		return p.errs[0]
+	}
+	return p.errs
+}
+
+// intList writes a list of whole numbers as the pipeline file does: [32, -1].
+func intList(v []int64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}

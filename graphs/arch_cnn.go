@@ -22,20 +22,23 @@ func DefaultCNN() CNN {
 	return CNN{Channels: []int64{32, 64, 128}, Dropout: 0.2, Pool: 4, Dense: 512, DenseDropout: 0.3}
 }
 
-// Validate checks the options.
+// Validate checks the options, reporting every option that is wrong.
 func (n *CNN) Validate(h, w, ch int64) error {
+	p := optionProblems{arch: "cnn"}
 	if len(n.Channels) == 0 {
-		return fmt.Errorf("cnn: channels must list at least one block")
+		p.add("channels must list at least one block")
 	}
-	for _, c := range n.Channels {
+	for i, c := range n.Channels {
 		if c <= 0 {
-			return fmt.Errorf("cnn: channels %v: every entry must be positive", n.Channels)
+			p.add("channels %s: entry %d (%d) must be positive", intList(n.Channels), i+1, c)
+			break
 		}
 	}
-	if n.Pool <= 0 || n.Dense <= 0 {
-		return fmt.Errorf("cnn: pool (%d) and dense (%d) must be positive", n.Pool, n.Dense)
-	}
-	return checkRates("cnn", n.Dropout, n.DenseDropout)
+	positive(&p, "pool", n.Pool)
+	positive(&p, "dense", n.Dense)
+	p.rate("dropout", n.Dropout)
+	p.rate("dense_dropout", n.DenseDropout)
+	return p.err()
 }
 
 // Logits builds the network.
@@ -49,13 +52,4 @@ func (n *CNN) Logits(c Ctx, x tf.Output, classes int64) tf.Output {
 	x = Flatten(c, AdaptiveAvgPool(c.Sub("pool"), x, n.Pool))
 	x = Dropout(c, ReLU(c, Dense(c.Sub("fc"), x, n.Dense)), n.DenseDropout)
 	return Dense(c.Sub("head"), x, classes)
-}
-
-func checkRates(arch string, rates ...float32) error {
-	for _, r := range rates {
-		if r < 0 || r >= 1 {
-			return fmt.Errorf("%s: dropout %g must be in [0, 1)", arch, r)
-		}
-	}
-	return nil
 }

@@ -27,12 +27,14 @@ func DefaultVGG19() VGG19 {
 	return VGG19{Width: 1, Classifier: 4096, Pool: 7, Dropout: 0.5}
 }
 
-// Validate checks the options.
+// Validate checks the options, reporting every option that is wrong.
 func (n *VGG19) Validate(h, w, ch int64) error {
-	if !(n.Width > 0) || n.Classifier <= 0 || n.Pool <= 0 {
-		return fmt.Errorf("vgg19: width (%g), classifier (%d) and pool (%d) must be positive", n.Width, n.Classifier, n.Pool)
-	}
-	return checkRates("vgg19", n.Dropout)
+	p := optionProblems{arch: "vgg19"}
+	positive(&p, "width", n.Width)
+	positive(&p, "classifier", n.Classifier)
+	positive(&p, "pool", n.Pool)
+	p.rate("dropout", n.Dropout)
+	return p.err()
 }
 
 // Logits builds the network.

@@ -25,21 +25,26 @@ func DefaultViT() ViT {
 	return ViT{Patch: 16, Dim: 768, Depth: 12, Heads: 12, MLPRatio: 4, Pool: "cls", Dropout: 0.1}
 }
 
-// Validate checks the options against the input size.
+// Validate checks the options against the input size, reporting every option that is
+// wrong.
 func (n *ViT) Validate(h, w, ch int64) error {
-	if n.Patch <= 0 || n.Dim <= 0 || n.Depth <= 0 || n.Heads <= 0 || !(n.MLPRatio > 0) {
-		return fmt.Errorf("vit: patch, dim, depth, heads and mlp_ratio must be positive")
+	p := optionProblems{arch: "vit"}
+	positive(&p, "patch", n.Patch)
+	positive(&p, "dim", n.Dim)
+	positive(&p, "depth", n.Depth)
+	positive(&p, "heads", n.Heads)
+	positive(&p, "mlp_ratio", n.MLPRatio)
+	if n.Patch > 0 && (h%n.Patch != 0 || w%n.Patch != 0) {
+		p.add("image %dx%d is not divisible into %dx%d patches; choose a patch size that divides both sides", h, w, n.Patch, n.Patch)
 	}
-	if h%n.Patch != 0 || w%n.Patch != 0 {
-		return fmt.Errorf("vit: image %dx%d is not divisible into %dx%d patches; choose a patch size that divides both sides", h, w, n.Patch, n.Patch)
-	}
-	if n.Dim%n.Heads != 0 {
-		return fmt.Errorf("vit: dim %d is not divisible by heads %d", n.Dim, n.Heads)
+	if n.Dim > 0 && n.Heads > 0 && n.Dim%n.Heads != 0 {
+		p.add("dim %d is not divisible by heads %d", n.Dim, n.Heads)
 	}
 	if n.Pool != "cls" && n.Pool != "mean" {
-		return fmt.Errorf("vit: pool %q must be \"cls\" or \"mean\"", n.Pool)
+		p.add("pool %q must be \"cls\" or \"mean\"", n.Pool)
 	}
-	return checkRates("vit", n.Dropout)
+	p.rate("dropout", n.Dropout)
+	return p.err()
 }
 
 // Logits builds the network.

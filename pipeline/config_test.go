@@ -243,3 +243,30 @@ stage "gen" "one" {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestCycleMessagesSayHowTheStagesReferToEachOther checks that a stage naming itself is said
+// to, and that a cycle says which references make it: an attribute's (a stage's own output) or
+// a depends_on entry (no output involved).
+func TestCycleMessagesSayHowTheStagesReferToEachOther(t *testing.T) {
+	path := "testdata/config/invalid/cycles.hcl"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detail := map[string]string{}
+	for _, d := range loadAndBuild(path, src, nil) {
+		detail[d.Summary] = d.Detail
+	}
+	for summary, want := range map[string][]string{
+		"Stage refers to itself":                        {"xform.c refers to stage.xform.c in input: a stage cannot use its own output;"},
+		"Stage depends on itself":                       {"xform.d lists itself in depends_on: a stage cannot wait for itself; remove that entry."},
+		"Dependency cycle: xform.a → xform.b → xform.a": {"xform.a refers to stage.xform.b in input (", "A stage cannot depend on its own output; remove one of these references."},
+		"Dependency cycle: xform.e → xform.f → xform.e": {"xform.e lists stage.xform.f in depends_on (", "A stage cannot wait for itself through depends_on; remove one"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(detail[summary], w) {
+				t.Errorf("%s: detail %q lacks %q", summary, detail[summary], w)
+			}
+		}
+	}
+}

@@ -81,7 +81,7 @@ func cronProblem(expr string, now time.Time) (summary, detail string) {
 	}
 	c, err := cron.ParseStandard(expr)
 	if err != nil {
-		return "Invalid cron expression", fmt.Sprintf("%s. Use five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or a descriptor such as \"@daily\".", err)
+		return "Invalid cron expression", cronFieldProblem(expr, err)
 	}
 	if every, ok := strings.CutPrefix(expr, "@every "); ok {
 		d, err := time.ParseDuration(every)
@@ -97,6 +97,47 @@ func cronProblem(expr string, now time.Time) (summary, detail string) {
 			"Check the day-of-month and month fields: a day the month does not have (30 February, 31 April) matches nothing.", expr)
 	}
 	return "", ""
+}
+
+// cronFields are the five fields of a cron expression, in order, with the values each takes.
+var cronFields = []struct{ name, takes string }{
+	{"minute", "0 to 59"},
+	{"hour", "0 to 23"},
+	{"day-of-month", "1 to 31"},
+	{"month", "1 to 12, or jan to dec"},
+	{"day-of-week", "0 to 6 (Sunday is 0), or sun to sat"},
+}
+
+// cronFieldProblem says what is wrong with cron expression expr, which robfig/cron refused
+// with err: the field at fault by name, with the values it takes, rather than the parser's
+// "end of range (25) above maximum (23): 25". An expression whose fault is not in one field
+// (a descriptor, the number of fields) gets the parser's words and how to write one.
+func cronFieldProblem(expr string, err error) string {
+	const how = " Use five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or a descriptor such as \"@daily\"."
+	fields := strings.Fields(expr)
+	switch {
+	case strings.HasPrefix(expr, "@"):
+		return err.Error() + "." + how
+	case len(fields) != len(cronFields):
+		return fmt.Sprintf("%q has %s.", expr, Plural(len(fields), "field", "fields")) + how
+	}
+	ordinals := []string{"first", "second", "third", "fourth", "fifth"}
+	for i, f := range fields {
+		probe := []string{"*", "*", "*", "*", "*"}
+		probe[i] = f
+		_, ferr := cron.ParseStandard(strings.Join(probe, " "))
+		if ferr == nil {
+			continue
+		}
+		why := "out of range"
+		if msg := ferr.Error(); !strings.Contains(msg, "above maximum") && !strings.Contains(msg, "below minimum") {
+			msg, _, _ = strings.Cut(msg, ": strconv.") // "failed to parse int from fry"
+			why = "not readable (" + msg + ")"
+		}
+		return fmt.Sprintf("The %s field (the %s of five) is %q, %s: it takes %s, or ranges (1-5), lists (1,15) and steps (*/2) of those.",
+			cronFields[i].name, ordinals[i], f, why, cronFields[i].takes)
+	}
+	return err.Error() + "." + how
 }
 
 // checkTimezone checks a schedule's timezone attribute: an IANA name. The empty name, which

@@ -168,6 +168,36 @@ func TestRunThenEverythingCached(t *testing.T) {
 	}
 }
 
+// run.json gives a start time to the stages that ran and none to those that did not (a cached
+// stage has no "start": "0001-01-01T00:00:00Z"), and reads back.
+func TestRunJSONGivesNoStartToStagesThatDidNotRun(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	for i, want := range []string{StatusRan, StatusCached} {
+		_, rec, err := ws.run(RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(rec.Dir(), "run.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw struct{ Stages []map[string]any }
+		var back RunRecord
+		if err := json.Unmarshal(b, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &back); err != nil || len(back.Stages) != len(raw.Stages) {
+			t.Fatalf("run.json does not read back: %v", err)
+		}
+		for j, s := range raw.Stages {
+			_, has := s["start"]
+			if s["status"] != want || has != (want == StatusRan) || back.Stages[j].Start.IsZero() == has {
+				t.Errorf("run %d: %v", i+1, s)
+			}
+		}
+	}
+}
+
 // Prepare runs once, before the first stage that executes, and never in a run where
 // everything is cached; its error fails the stages that would execute, and they do not run.
 func TestPrepareRunsOnceOnlyWhenAStageExecutes(t *testing.T) {
@@ -1328,5 +1358,43 @@ func TestPlanKeepsNamesThatAreNotUTF8(t *testing.T) {
 	d := ws.plan(Selection{})["gen.src"]
 	if d.Action != Run || len(d.Reasons) != 1 || !strings.HasPrefix(d.Reasons[0], `raw: 2 added, 0 changed, 0 removed (e.g. c.txt, new\xfe.txt)`) {
 		t.Fatalf("gen.src: %s %q", d.Action, d.Reasons)
+	}
+}
+
+// A --stage that names no stage is answered with what it could have meant: the keys of the
+// block it names, the closest key; the stage of the kind it names; every stage with its keys.
+func TestCheckSelectorListsKeysAndStages(t *testing.T) {
+	src := `
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "arch" {
+  for_each = toset(["cnn", "vgg19", "vit"])
+  input    = stage.gen.src.out
+}
+`
+	w := newWorkspace(t, src, chainFiles()).engine(nil).Workflow
+	for _, ok := range []string{"gen.src", "xform.arch", "xform.arch[vit]", `xform.arch["vit"]`, "xform.arch.vit"} {
+		if err := w.CheckSelector(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for sel, want := range map[string]string{
+		"xform.arch[resnet]": `no stage "xform.arch[resnet]" in ` + w.Config.Path + `: xform.arch has no instance "resnet"; its keys are "cnn", "vgg19" and "vit"`,
+		"xform.arch[vgg]":    `: xform.arch has no instance "vgg"; its keys are "cnn", "vgg19" and "vit"; did you mean "xform.arch[vgg19]"?`,
+		"gen.src[a]":         `: gen.src has no for_each, so no instances; use --stage gen.src`,
+		"xform":              `; xform is a stage kind: did you mean "xform.arch" (xform.arch[cnn, vgg19, vit])?`,
+		"zzz":                `; stages: gen.src, xform.arch[cnn, vgg19, vit]`,
+	} {
+		err := w.CheckSelector(sel)
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%s: %v, want it to end in %q", sel, err, want)
+		}
+		// The engine refuses it too.
+		e := &Engine{Workflow: w}
+		if _, _, err := e.Select(Selection{Targets: []string{sel}}); err == nil {
+			t.Errorf("%s: Select takes it", sel)
+		}
 	}
 }

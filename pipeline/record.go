@@ -52,7 +52,7 @@ type StageResult struct {
 	Key       string    `json:"key,omitempty"`
 	Output    string    `json:"output,omitempty"` // object digest
 	Artifacts string    `json:"artifacts,omitempty"`
-	Start     time.Time `json:"start,omitempty"`
+	Start     time.Time `json:"start,omitzero"` // left out for a stage that did not run (cached, skipped)
 	Duration  float64   `json:"duration_s"`
 	Error     string    `json:"error,omitempty"`
 	// Effect is what the stage did outside the store (e.g. a promotion decision).

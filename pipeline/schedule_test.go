@@ -399,3 +399,22 @@ func TestSchedulerReloadsTheSchedules(t *testing.T) {
 		t.Errorf("the reload error is logged %d times, want once:\n%s", n, logged)
 	}
 }
+
+// TestCronErrorsNameTheField checks that a cron expression the parser refuses is explained by
+// the field at fault and the values it takes, not by the parser's words alone.
+func TestCronErrorsNameTheField(t *testing.T) {
+	now := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	for expr, want := range map[string]string{
+		"0 25 * * *":      `The hour field (the second of five) is "25", out of range: it takes 0 to 23, or ranges (1-5), lists (1,15) and steps (*/2) of those.`,
+		"0 3-25 * * *":    `The hour field (the second of five) is "3-25", out of range: it takes 0 to 23,`,
+		"60 3 * * *":      `The minute field (the first of five) is "60", out of range: it takes 0 to 59,`,
+		"0 3 0 * *":       `The day-of-month field (the third of five) is "0", out of range: it takes 1 to 31,`,
+		"0 3 * * mon-fry": `The day-of-week field (the fifth of five) is "mon-fry", not readable (failed to parse int from fry): it takes 0 to 6 (Sunday is 0), or sun to sat,`,
+		"0 3 * *":         `"0 3 * *" has 4 fields. Use five fields (minute hour day-of-month month day-of-week)`,
+	} {
+		sum, detail := cronProblem(expr, now)
+		if sum != "Invalid cron expression" || !strings.HasPrefix(detail, want) {
+			t.Errorf("%s: %s: %s\nwant the detail to start with %s", expr, sum, detail, want)
+		}
+	}
+}

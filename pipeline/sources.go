@@ -17,10 +17,13 @@ type sourceProblem struct {
 	suggestion string // the closest existing path when the given one looks like a typo
 }
 
-// checkSource checks the path rel of Source attribute name with a stat: it must not contain
-// the store and must exist. file is the pipeline file's name, for the message. It returns
+// checkSource checks the path rel of Source attribute name with a stat: it must not be empty,
+// must not contain the store and must exist. file is the pipeline file's name, for the message. It returns
 // nil when the path is fine.
 func checkSource(workspace, file, name, rel string) *sourceProblem {
+	if rel == "" { // else the workspace itself, which holds the store
+		return &sourceProblem{summary: "Empty path", detail: strings.TrimSuffix(emptyPathDetail(name, file), ".")}
+	}
 	abs := InWorkspace(workspace, rel)
 	if Inside(filepath.Join(workspace, StoreDir), abs) || abs == workspace {
 		return &sourceProblem{summary: "Source contains the store",
@@ -37,6 +40,12 @@ func checkSource(workspace, file, name, rel string) *sourceProblem {
 	default:
 		return &sourceProblem{summary: "Cannot read source", detail: fmt.Sprintf("%s %q: %v", name, rel, err)}
 	}
+}
+
+// emptyPathDetail says that attribute name, which takes a path, is empty; file is the pipeline
+// file's name.
+func emptyPathDetail(name, file string) string {
+	return fmt.Sprintf("%s is empty: give a path, relative to the folder of %s (an empty one would be that folder, which holds the store).", name, file)
 }
 
 // suggestPath returns rel with each missing element replaced by the closest name in its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +105,46 @@ func TestCheckSourcesRefusesTheStore(t *testing.T) {
 	}
 	if _, err := e.Plan(Selection{}); err == nil || !strings.Contains(err.Error(), "contains the store") {
 		t.Fatalf("plan: %v", err)
+	}
+}
+
+// TestEmptyPathIsSaidToBeEmpty checks that an empty path (source = "", or one where a stage
+// output is expected, alone or in a map) is an error at its attribute, not the workspace folder
+// (which holds the store, as the error said), and that planning says so too.
+func TestEmptyPathIsSaidToBeEmpty(t *testing.T) {
+	ws := newWorkspace(t, `stage "gen" "a" {
+  source = ""
+}
+
+stage "use" "b" {
+  input = ""
+}
+
+stage "collect" "c" {
+  from = { x = "" }
+}
+`, nil)
+	cfg, diags := LoadFile(filepath.Join(ws.dir, "pipeline.hcl"), ws.kinds.reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = Build(cfg, ws.kinds.reg, nil)
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d %s: %s", d.Subject.Start.Line, d.Summary, d.Detail))
+	}
+	const why = "give a path, relative to the folder of pipeline.hcl (an empty one would be that folder, which holds the store)."
+	want := []string{
+		"2 Empty path: source is empty: " + why,
+		"6 Empty path: input is empty: " + why,
+		"10 Empty path: from is empty: " + why,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Planning checks the source too (a workflow built without validation's checks).
+	if p := checkSource(ws.dir, "pipeline.hcl", "source", ""); p == nil || p.summary != "Empty path" {
+		t.Fatalf("checkSource: %+v", p)
 	}
 }
 

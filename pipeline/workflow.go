@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -226,6 +229,82 @@ func (w *Workflow) BlockAddrs() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CheckSelector returns nil when s, a command line's stage selector (kind.name, kind.name[key]
+// or kind.name.key), names a stage block or one of its instances, as Select takes it; else an
+// error that lists what s could have meant: the keys of the block it names, with the closest
+// key; the stages of the kind it names; or every stage, with the instances' keys.
+func (w *Workflow) CheckSelector(s string) error {
+	if _, ok := w.Instance(s); ok {
+		return nil
+	}
+	block, key, hasKey := ParseInstanceSelector(s)
+	if hasKey {
+		if _, ok := w.Instance(InstanceAddr(block, key, true)); ok {
+			return nil
+		}
+	}
+	if len(w.BlockInstances(s)) > 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("no stage %q in %s", s, w.Config.Path)
+	if b, ok := w.blocks[block]; ok && hasKey {
+		if !b.forEach {
+			return fmt.Errorf("%s: %s has no for_each, so no instances; use --stage %s", msg, block, block)
+		}
+		var keys []string
+		for _, i := range w.BlockInstances(block) {
+			keys = append(keys, i.Key)
+		}
+		msg = fmt.Sprintf("%s: %s has no instance %q; its keys are %s", msg, block, key, quotedJoin(keys, "and"))
+		if sug := suggest(key, keys); sug != "" {
+			msg += fmt.Sprintf("; did you mean %q?", InstanceAddr(block, sug, true))
+		}
+		return errors.New(msg)
+	}
+	var all []string
+	for _, i := range w.Instances {
+		all = append(all, i.Addr)
+	}
+	all = append(all, w.BlockAddrs()...)
+	if sug := suggest(s, all); sug != "" {
+		return fmt.Errorf("%s; did you mean %q?", msg, sug)
+	}
+	// Each stage with its instances' keys: train.model[cnn, vgg19, vit].
+	withKeys := func(a string) string {
+		if !w.blocks[a].forEach {
+			return a
+		}
+		var keys []string
+		for _, i := range w.BlockInstances(a) {
+			keys = append(keys, i.Key)
+		}
+		return a + "[" + strings.Join(keys, ", ") + "]"
+	}
+	var ofKind, stages []string // s a kind: its stages
+	for _, a := range w.BlockAddrs() {
+		if w.blocks[a].cfg.Kind == s {
+			ofKind = append(ofKind, a)
+		}
+		stages = append(stages, withKeys(a))
+	}
+	switch {
+	case len(ofKind) == 1:
+		return fmt.Errorf("%s; %s is a stage kind: did you mean %q (%s)?", msg, s, ofKind[0], withKeys(ofKind[0]))
+	case len(ofKind) > 1:
+		return fmt.Errorf("%s; %s is a stage kind: its stages are %s", msg, s, JoinList(ofKind, "and"))
+	}
+	return fmt.Errorf("%s; stages: %s", msg, strings.Join(stages, ", "))
+}
+
+// quotedJoin quotes each item and joins them as a sentence does ("a", "b" and "c").
+func quotedJoin(items []string, conj string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = strconv.Quote(s)
+	}
+	return JoinList(q, conj)
 }
 
 func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
@@ -519,30 +598,78 @@ func (w *Workflow) sortBlocks() ([]string, hcl.Diagnostics) {
 	}
 	var diags hcl.Diagnostics
 	for _, cycle := range err.(*dag.CycleError).Cycles {
+		if len(cycle) == 1 {
+			diags = append(diags, w.selfReference(cycle[0]))
+			continue
+		}
 		var steps []string
+		viaDependsOn, viaOutputs := false, false
 		for i, a := range cycle {
 			next := cycle[(i+1)%len(cycle)]
-			steps = append(steps, fmt.Sprintf("%s refers to stage.%s (%s)", a, next, w.refRange(a, next)))
+			attr, rng := w.refWhere(a, next)
+			if attr == "depends_on" {
+				viaDependsOn = true
+				steps = append(steps, fmt.Sprintf("%s lists stage.%s in depends_on (%s)", a, next, rng))
+			} else {
+				viaOutputs = true
+				steps = append(steps, fmt.Sprintf("%s refers to stage.%s in %s (%s)", a, next, cmp.Or(attr, "its block"), rng))
+			}
+		}
+		why := "A stage cannot depend on its own output"
+		switch {
+		case viaDependsOn && viaOutputs:
+			why = "A stage cannot wait for itself, through outputs or depends_on"
+		case viaDependsOn:
+			why = "A stage cannot wait for itself through depends_on"
 		}
 		first := w.blocks[cycle[0]].cfg.DeclRange
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
 			Summary: "Dependency cycle: " + strings.Join(append(append([]string{}, cycle...), cycle[0]), " → "),
-			Detail:  strings.Join(steps, "; ") + ". A stage cannot depend on its own output; remove one of these references.",
+			Detail:  strings.Join(steps, "; ") + ". " + why + "; remove one of these references.",
 			Subject: first.Ptr()})
 	}
 	return nil, diags
 }
 
-func (w *Workflow) refRange(from, to string) string {
+// selfReference is the diagnostic of a stage that names itself, at the reference.
+func (w *Workflow) selfReference(addr string) *hcl.Diagnostic {
+	attr, rng := w.refWhere(addr, addr)
+	if attr == "depends_on" {
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stage depends on itself",
+			Detail:  fmt.Sprintf("%s lists itself in depends_on: a stage cannot wait for itself; remove that entry.", addr),
+			Subject: rng.Ptr()}
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stage refers to itself",
+		Detail:  fmt.Sprintf("%s refers to stage.%s in %s: a stage cannot use its own output; refer to another stage's output, or to a path.", addr, addr, cmp.Or(attr, "its block")),
+		Subject: rng.Ptr()}
+}
+
+// refWhere returns the attribute and range of a reference of stage block from to stage block
+// to: one in an attribute rather than in depends_on when there are both (the one that makes
+// the dependency whatever depends_on says), and the block itself when none is found.
+func (w *Workflow) refWhere(from, to string) (string, hcl.Range) {
 	b := w.blocks[from]
-	for _, attr := range sortedKeys(b.refs) {
+	attrs := sortedKeys(b.refs)
+	slices.SortStableFunc(attrs, func(x, y string) int { return cmpBool(x == "depends_on", y == "depends_on") })
+	for _, attr := range attrs {
 		for _, r := range b.refs[attr] {
 			if r.Block == to {
-				return r.Range.String()
+				return attr, r.Range
 			}
 		}
 	}
-	return b.cfg.DeclRange.String()
+	return "", b.cfg.DeclRange
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func sortedKeys[V any](m map[string]V) []string {

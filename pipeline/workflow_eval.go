@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -354,6 +355,16 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 			diags = append(diags, d...)
 			continue
 		}
+		// An empty path would be the workspace folder, which holds the store. (An optional
+		// attribute taking stage outputs may be "" for none, as init_from = cond ? path : "".)
+		if (a.Role == Source || a.Required && len(a.Accepts) > 0) && hasEmptyString(cv) {
+			detail := emptyPathDetail(a.Name, filepath.Base(w.Config.Path))
+			if !a.Required {
+				detail += fmt.Sprintf(" To leave %s unset, remove the line.", a.Name)
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty path", Detail: detail, Subject: rng.Ptr()})
+			continue
+		}
 		v.vals[a.Name], v.ranges[a.Name] = cv, rng
 	}
 	if val, ok := b.kind.(Validator); ok {
@@ -470,4 +481,17 @@ func (w *Workflow) wholeStageHint(b *block, a Attribute) string {
 		return fmt.Sprintf(" %s is %s; did you mean %s?", ref, what, strings.Join(picks, " or "))
 	}
 	return ""
+}
+
+// hasEmptyString reports whether val is, or holds, a known empty string: in an attribute that
+// takes paths, an empty path.
+func hasEmptyString(val cty.Value) bool {
+	found := false
+	cty.Walk(val, func(_ cty.Path, x cty.Value) (bool, error) {
+		if x.IsKnown() && !x.IsNull() && x.Type() == cty.String && x.AsString() == "" {
+			found = true
+		}
+		return !found, nil
+	})
+	return found
 }

@@ -89,13 +89,17 @@ func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	if ops := v.Get("ops"); ops.IsWhollyKnown() && !ops.IsNull() {
 		if ops.LengthInt() == 0 {
-			d.add(v, "ops", "No augmentation operations", "List at least one of "+fmt.Sprint(AugmentOps)+", or set max_augment = 1 to add no copies.")
+			d.add(v, "ops", "No augmentation operations", "List at least one of "+quotedList(AugmentOps, "and")+", or set max_augment = 1 to add no copies.")
 		}
 		onlyFlip := ops.LengthInt() > 0
 		for it := ops.ElementIterator(); it.Next(); {
 			_, op := it.Element()
 			if !contains(AugmentOps, op.AsString()) {
-				d.add(v, "ops", "Unknown augmentation operation", fmt.Sprintf("%q is not an operation; use %v.", op.AsString(), AugmentOps))
+				detail := fmt.Sprintf("%q is not an operation; use %s.", op.AsString(), quotedList(AugmentOps, "or"))
+				if sug := closest(op.AsString(), AugmentOps); sug != "" {
+					detail += fmt.Sprintf(" Did you mean %q?", sug)
+				}
+				d.add(v, "ops", "Unknown augmentation operation", detail)
 			}
 			onlyFlip = onlyFlip && op.AsString() == OpFlip
 		}
@@ -385,16 +389,20 @@ func writeAugmentReport(job *pipeline.Job, classes []string, rep augmentReport) 
 		return err
 	}
 	var before, after []float64
-	added := 0
+	added, grown := 0, 0
 	for _, c := range rep.Classes {
 		before = append(before, float64(c.Before))
 		after = append(after, float64(c.After))
 		added += c.After - c.Before
+		if c.After > c.Before {
+			grown++
+		}
 	}
 	if err := barChart(filepath.Join(dir, "class_distribution.png"), "Training images per class, before and after augmentation", classes,
 		[]series{{"before", before}, {"after", after}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting: %w", err)
 	}
-	job.Logf("augment: added %s over %s", plural(added, "copy", "copies"), plural(len(classes), "class", "classes"))
+	// The numbers report.html gives: the copies, and how many of the classes got some.
+	job.Logf("added %s to %d of %s", plural(added, "copy", "copies"), grown, plural(len(rep.Classes), "class", "classes"))
 	return nil
 }

@@ -450,3 +450,29 @@ func TestAugmentProgressCountsCopies(t *testing.T) {
 		t.Fatalf("%d copies; progress %+v", copies, ph)
 	}
 }
+
+// The run log says how many classes got copies, as report.html does, and a stage's lines
+// carry its address alone, not the kind again.
+func TestAugmentAndSplitLogLinesSayTheReportsNumbers(t *testing.T) {
+	_, w := twoOpsWorkspace(t)
+	rec := mustRun(t, w)
+	log, err := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r augmentReport
+	readJSONFile(t, w.output(rec, "augment.balanced", "report/augment.json"), &r)
+	added := 0
+	for _, c := range r.Classes {
+		added += c.After - c.Before
+	}
+	want := fmt.Sprintf("augment.balanced: added %d copies to 1 of 2 classes\n", added)
+	if added < 2 || !strings.Contains(string(log), want) {
+		t.Errorf("run.log lacks %q:\n%s", want, log)
+	}
+	for _, repeated := range []string{"split.main: split: ", "augment.balanced: augment: "} {
+		if strings.Contains(string(log), repeated) {
+			t.Errorf("run.log repeats the prefix %q:\n%s", repeated, log)
+		}
+	}
+}

@@ -2,7 +2,10 @@ package stages
 
 import (
 	"fmt"
+	"image/png"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,6 +205,41 @@ func TestConfusionCountsFitTheirCells(t *testing.T) {
 					t.Fatalf("%d classes: count %d of cell (%d, %d) at %v, outside the cell %v", n, v, i, j, r, cell)
 				}
 				k++
+			}
+		}
+	}
+}
+
+// TestTrainingPlotKeepsEverythingInsideTheImage checks that metrics.png draws nothing in its
+// outermost columns: the last epoch's points, its tick label and the legend's line samples of
+// the right panel reached the image's right edge and were cut.
+func TestTrainingPlotKeepsEverythingInsideTheImage(t *testing.T) {
+	for _, epochs := range []int{8, 120} {
+		var hist []EpochRecord
+		for e := 1; e <= epochs; e++ {
+			f := float64(e) / float64(epochs)
+			hist = append(hist, EpochRecord{Epoch: e, TrainLoss: metric(1.5 - f), ValLoss: metric(1.4 - 0.8*f), TrainF1: metric(0.5 + 0.4*f),
+				ValF1: metric(0.45 + 0.4*f), ValTop1: metric(0.5 + 0.4*f), ValTop3: metric(0.8 + 0.15*f), ValTop5: metric(0.9 + 0.09*f)})
+		}
+		path := filepath.Join(t.TempDir(), "metrics.png")
+		if err := trainingPlot(path, "cnn", hist, epochs); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := img.Bounds()
+		for _, x := range []int{b.Min.X, b.Min.X + 1, b.Max.X - 2, b.Max.X - 1} {
+			for y := b.Min.Y; y < b.Max.Y; y++ {
+				if r, g, bl, _ := img.At(x, y).RGBA(); r < 0xf000 || g < 0xf000 || bl < 0xf000 {
+					t.Fatalf("%d epochs: something is drawn at the image's edge, at (%d, %d)", epochs, x, y)
+				}
 			}
 		}
 	}

@@ -96,6 +96,9 @@ func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "metric", EvaluationMetrics...)
 	d.oneOf(v, "tie_break", EvaluationMetrics...)
 	d.oneOf(v, "direction", "max", "min")
+	if usable(v, "promote_to") && v.String("promote_to") == "" {
+		d.add(v, "promote_to", "Empty path", `promote_to is empty: give the folder the champion is published in, relative to the pipeline file's folder (such as "models/final_models").`)
+	}
 	if usable(v, "min_improvement") && num(v, "min_improvement") < 0 {
 		d.add(v, "min_improvement", "Invalid min_improvement", "min_improvement must not be negative.")
 	}

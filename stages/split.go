@@ -191,6 +191,9 @@ type splitReport struct {
 	Leaked        []string       `json:"removed_from_train_val,omitempty"` // also in test_source, or near-duplicates of its images
 	Moved         []movedImage   `json:"moved_from_previous_split,omitempty"`
 	Stored        string         `json:"stored_with"` // what stored images depend on besides their source (storedWith)
+	// conflictExample and nearConflictExample describe the first group of Conflicts and of
+	// NearConflicts for the log (labelConflictExample).
+	conflictExample, nearConflictExample string
 	// Fallbacks are the digests of the JPEGs decoded by image/jpeg, which a rerun decodes again.
 	Fallbacks []string `json:"decoded_by_image_jpeg,omitempty"`
 }
@@ -454,6 +457,18 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	for i, c := range kept {
 		label[c] = i
 	}
+	// The first group of each kind of label conflict (by its first path, as sortPaths orders
+	// them) is described in the log.
+	type conflict struct {
+		members []member
+		group   string
+	}
+	var firstConflict, firstNearConflict conflict
+	firstOf := func(first *conflict, ms []member, group string) {
+		if first.members == nil || ms[0].Rel < first.members[0].Rel {
+			*first = conflict{ms, group}
+		}
+	}
 	for _, g := range gs {
 		exact := map[string][]member{}
 		for _, m := range g.Members {
@@ -465,6 +480,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 				rep.Duplicates = append(rep.Duplicates, paths)
 				if mixed {
 					rep.Conflicts = append(rep.Conflicts, paths)
+					firstOf(&firstConflict, e, g.Digest)
 				}
 			}
 		}
@@ -473,6 +489,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			rep.Near = append(rep.Near, paths)
 			if mixed {
 				rep.NearConflicts = append(rep.NearConflicts, paths)
+				firstOf(&firstNearConflict, g.Members, g.Digest)
 			}
 		}
 		if p := prev[g.Digest]; p != "" && fixed[g.Digest] == "" && res.sets[g.Digest] == p {
@@ -484,6 +501,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	sortPaths(rep.Near)
 	sortPaths(rep.NearConflicts)
 	assigned := res.sets
+	if c := firstConflict; c.members != nil {
+		rep.conflictExample = labelConflictExample(c.members, assigned[c.group])
+	}
+	if c := firstNearConflict; c.members != nil {
+		rep.nearConflictExample = labelConflictExample(c.members, assigned[c.group])
+	}
 
 	// Manifests: entries sorted by label, then source path; duplicates all listed.
 	stored := map[string]string{}
@@ -556,6 +579,31 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 	}
 	return writeSplitReport(job, kept, rep, rejected)
+}
+
+// labelConflictExample describes a group of files of different classes for the log: its files
+// (the first four) with their classes, the set they share, and what that means: every file
+// keeps its class folder's label, so the picture is in that set under each label.
+func labelConflictExample(ms []member, set string) string {
+	var files, classes []string
+	for i, m := range ms {
+		if i < 4 {
+			files = append(files, fmt.Sprintf("%q (%s)", m.Rel, m.Class))
+		}
+		if !slices.Contains(classes, m.Class) {
+			classes = append(classes, m.Class)
+		}
+	}
+	if len(ms) > 4 {
+		files = append(files, fmt.Sprintf("%d more", len(ms)-4))
+	}
+	as := make([]string, len(classes))
+	for i, c := range classes {
+		as[i] = "as " + c
+	}
+	use := map[string]string{TrainSet: "trained", ValSet: "validated", TestSet: "tested"}[set]
+	return fmt.Sprintf("e.g. %s, all in %s: a group shares one set and each file keeps its class folder's label, so the model is %s on this picture %s; keep each picture in one class folder",
+		pipeline.JoinList(files, "and"), set, use, pipeline.JoinList(as, "and"))
 }
 
 // memberPaths returns the members' paths (sorted, as the members are) and whether they carry
@@ -888,11 +936,11 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		[]series{{TrainSet, vals[TrainSet]}, {ValSet, vals[ValSet]}, {TestSet, vals[TestSet]}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting the class distribution: %w", err)
 	}
-	job.Logf("split: %d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
+	job.Logf("%d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), plural(len(rejected), "file", "files"))
 	logRejected(job, rejected, " (all in report/rejected.json)")
 	if len(rep.Conflicts) > 0 {
-		job.Logf("warning: %s of identical images %s different class labels (report/split.json: label_conflicts)", plural(len(rep.Conflicts), "group", "groups"), agree(len(rep.Conflicts), "carries", "carry"))
+		job.Logf("warning: %s of identical images %s different class labels, %s (every group: report/split.json, label_conflicts)", plural(len(rep.Conflicts), "group", "groups"), agree(len(rep.Conflicts), "carries", "carry"), rep.conflictExample)
 	}
 	if len(rep.Moved) > 0 {
 		job.Logf("warning: %s changed set since the previous split, to share one with identical or near-identical images or to give a class an image in every set (report/split.json: moved_from_previous_split)", plural(len(rep.Moved), "image", "images"))
@@ -910,7 +958,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		}
 	}
 	if len(rep.NearConflicts) > 0 {
-		job.Logf("warning: %s of near-identical images %s different class labels (report/split.json: near_duplicate_label_conflicts)", plural(len(rep.NearConflicts), "group", "groups"), agree(len(rep.NearConflicts), "carries", "carry"))
+		job.Logf("warning: %s of near-identical images %s different class labels, %s (every group: report/split.json, near_duplicate_label_conflicts)", plural(len(rep.NearConflicts), "group", "groups"), agree(len(rep.NearConflicts), "carries", "carry"), rep.nearConflictExample)
 	}
 	if len(rep.Leaked) > 0 {
 		job.Logf("warning: removed %s identical or near-identical to test_source images (report/split.json: removed_from_train_val)", plural(len(rep.Leaked), "training image", "training images"))

@@ -384,6 +384,27 @@ func TestDuplicatesShareASplitAndConflictsAreReported(t *testing.T) {
 	if len(rep.Duplicates) != 1 || len(rep.Duplicates[0]) != 3 || len(rep.Conflicts) != 1 {
 		t.Fatalf("duplicates %v, conflicts %v", rep.Duplicates, rep.Conflicts)
 	}
+	// The log names the group, its set and what the split did: every file under its own
+	// label, so the manifest of that set holds the picture once per label.
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	set := s["a/dup1.png"]
+	want := fmt.Sprintf(`warning: 1 group of identical images carries different class labels, e.g. "a/dup1.png" (a), "a/dup2.png" (a) and "b/dup3.png" (b), all in %s: a group shares one set and each file keeps its class folder's label, so the model is `, set)
+	if !strings.Contains(string(log), want) || !strings.Contains(string(log), "on this picture as a and as b; keep each picture in one class folder") {
+		t.Errorf("run.log lacks %q:\n%s", want, log)
+	}
+	m, err := ReadManifest(w.output(rec, "split.main", set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[int]int{}
+	for _, e := range m.Images {
+		if strings.Contains(e.Source, "dup") {
+			labels[e.Label]++
+		}
+	}
+	if len(labels) != 2 || labels[0] != 2 || labels[1] != 1 {
+		t.Errorf("the copies in %s carry the labels %v, want a (0) twice and b (1) once", set, labels)
+	}
 
 	// The same picture saved as PNG and as BMP (different bytes, the same pixels) is one
 	// image too: with a test_source holding the BMP, the PNG never reaches training.

@@ -64,7 +64,9 @@ var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_
 func (Train) Name() string { return "train" }
 
 // Version implements pipeline.Kind. (4: NaN and infinite epochs, exact plot ticks, rate axes
-// end at 1.)
+// end at 1.) A change to metrics.png's layout alone does not bump it, as that would retrain
+// every model for a picture: a cached training keeps the plot it was made with (version 4 has
+// had two: with and without its right edge cut).
 func (Train) Version() int { return 4 }
 
 // Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
@@ -152,9 +154,19 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	// The options of an unknown architecture (reported above) cannot be checked.
 	if usable(v, "architecture") && slices.Contains(graphs.Architectures(), v.String("architecture")) && v.Get("options").IsWhollyKnown() {
 		spec, err := archSpec(v.String("architecture"), v.Get("options"))
-		if err != nil {
+		var problems graphs.OptionErrors
+		switch {
+		case errors.As(err, &problems):
+			for _, e := range problems { // every problem, each said once
+				d.add(v, "options", "Invalid architecture options", e.Error())
+			}
+		case err != nil:
 			d.add(v, "options", "Invalid architecture options", err.Error())
-		} else if size, ok := v.Setting("image_size"); ok && spec.ViT != nil && size.Type() == cty.Number {
+		case spec.ViT != nil:
+			size, ok := v.Setting("image_size")
+			if !ok || size.Type() != cty.Number {
+				break
+			}
 			// The images come from a split, whose size train does not see; the pipeline's
 			// image_size is what the splits use unless they set their own.
 			if n, _ := size.AsBigFloat().Int64(); n > 0 && spec.ViT.Patch > 0 && n%spec.ViT.Patch != 0 {

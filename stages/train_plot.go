@@ -47,10 +47,12 @@ func trainingPlot(path, arch string, hist []EpochRecord, best int) error {
 			p.Add(line, points)
 			p.Legend.Add(l.name, line)
 		}
-		// Headroom above the curves for the legend, so that it covers none of them.
+		// Headroom above the curves for the legend, so that it covers none of them; the
+		// exported epoch's mark stops below it, so that it does not cross the legend.
+		top := p.Y.Max
 		p.Y.Max += 0.08 * float64(len(lines)) * max(p.Y.Max-p.Y.Min, 1e-3)
 		if best > 0 {
-			mark, err := plotter.NewLine(plotter.XYs{{X: float64(best), Y: p.Y.Min}, {X: float64(best), Y: p.Y.Max}})
+			mark, err := plotter.NewLine(plotter.XYs{{X: float64(best), Y: p.Y.Min}, {X: float64(best), Y: top}})
 			if err == nil {
 				mark.Color = color.Gray{Y: 150}
 				mark.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
@@ -83,7 +85,11 @@ func trainingPlot(path, arch string, hist []EpochRecord, best int) error {
 	const w, h = 15 * vg.Inch, 4.5 * vg.Inch
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 3, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4, PadTop: vg.Millimeter * 8}
+	// The last epoch's points, its tick label and the legend's line samples reach the right
+	// edge of a panel's canvas: the padding on the right keeps the last panel's inside the
+	// image, and the gap between panels the others' clear of their neighbour.
+	tiles := draw.Tiles{Rows: 1, Cols: 3, PadX: vg.Millimeter * 8, PadY: vg.Millimeter * 4, PadTop: vg.Millimeter * 8,
+		PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 6}
 	plots := [][]*plot.Plot{{loss, f1, topk}}
 	canvases := plot.Align(plots, tiles, dc)
 	for j, p := range plots[0] {

@@ -86,7 +86,38 @@ func (d *diagList) oneOf(v *pipeline.Values, name string, options ...string) {
 			return
 		}
 	}
-	d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: use one of %s.", name, hclValue(x), strings.Join(options, ", ")))
+	detail := fmt.Sprintf("%s = %s: use one of %s.", name, hclValue(x), strings.Join(options, ", "))
+	if sug := closest(s, options); sug != "" && x.Type() == cty.String {
+		detail += fmt.Sprintf(" Did you mean %q?", sug)
+	}
+	d.add(v, name, "Invalid "+name, detail)
+}
+
+// closest returns the option a mistyped or shortened value most likely means: the one
+// pipeline.Suggest finds (a typo), else the first option that contains the value (test_f1 for
+// test_f1_macro, rotate for flip_rotate_crop); "" when none does.
+func closest(given string, options []string) string {
+	if sug := pipeline.Suggest(given, options); sug != "" {
+		return sug
+	}
+	if len(given) < 3 {
+		return ""
+	}
+	for _, o := range options {
+		if strings.Contains(strings.ToLower(o), strings.ToLower(given)) {
+			return o
+		}
+	}
+	return ""
+}
+
+// quotedList quotes each item and joins them as a sentence does: "a", "b" or "c".
+func quotedList(items []string, conj string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = strconv.Quote(s)
+	}
+	return pipeline.JoinList(q, conj)
 }
 
 // hclValue shows a number or string as it would be written in the pipeline file: numbers

@@ -155,8 +155,15 @@ func selectionFlags() []cli.Flag {
 	}
 }
 
-func selection(c *cli.Context) pipeline.Selection {
-	return pipeline.Selection{Targets: c.StringSlice("stage"), Force: c.Bool("force"), Downstream: c.Bool("downstream")}
+// selection is the stages the flags select in w, or an error naming a --stage that is not
+// one, with what it could have meant.
+func selection(c *cli.Context, w *pipeline.Workflow) (pipeline.Selection, error) {
+	for _, t := range c.StringSlice("stage") {
+		if err := w.CheckSelector(t); err != nil {
+			return pipeline.Selection{}, err
+		}
+	}
+	return pipeline.Selection{Targets: c.StringSlice("stage"), Force: c.Bool("force"), Downstream: c.Bool("downstream")}, nil
 }
 
 func planCommand() *cli.Command {
@@ -173,7 +180,11 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			plan, err := l.engine.Plan(selection(c))
+			sel, err := selection(c, l.engine.Workflow)
+			if err != nil {
+				return err
+			}
+			plan, err := l.engine.Plan(sel)
 			if err != nil {
 				return err
 			}
@@ -237,7 +248,7 @@ func runCommand() *cli.Command {
 		Usage:     "bring the pipeline's stages up to date",
 		ArgsUsage: "[FILE]",
 		Flags: append(selectionFlags(),
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages to run at once (default: number of CPUs)"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages to run at once", DefaultText: "number of CPUs"},
 			&cli.BoolFlag{Name: "keep-going", Aliases: []string{"k"}, Usage: "after a failure, run what does not depend on it"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and stop (exit status as plan's: 2 when there is work to do)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and the summary"},
@@ -249,8 +260,12 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			sel, err := selection(c, l.engine.Workflow)
+			if err != nil {
+				return err
+			}
 			if c.Bool("dry-run") {
-				plan, err := l.engine.Plan(selection(c))
+				plan, err := l.engine.Plan(sel)
 				if err != nil {
 					return err
 				}
@@ -272,7 +287,7 @@ func runCommand() *cli.Command {
 			defer stop()
 			rep := newReporter(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
 			rec, err := l.engine.Run(ctx, pipeline.RunOptions{
-				Selection: selection(c),
+				Selection: sel,
 				Jobs:      c.Int("jobs"),
 				KeepGoing: c.Bool("keep-going"),
 				RunsDir:   pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,6 +88,44 @@ func TestArchitectureOptionsAreCheckedBeforeRunning(t *testing.T) {
 	}
 }
 
+// TestEveryArchitectureOptionProblemIsNamed checks that each wrong option is reported by its
+// own name, a valid one beside it is not blamed, and several problems are all reported.
+func TestEveryArchitectureOptionProblemIsNamed(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		arch, opts string
+		want       []string
+	}{
+		{"cnn", "{ pool = 0 }", []string{"cnn: pool 0 must be positive"}},
+		{"cnn", "{ dense_dropout = -0.1 }", []string{"cnn: dense_dropout -0.1 must be in [0, 1)"}},
+		{"cnn", "{ pool = 0, dropout = 1.5 }", []string{"cnn: pool 0 must be positive", "cnn: dropout 1.5 must be in [0, 1)"}},
+		{"cnn", "{ channels = [32, -1] }", []string{"cnn: channels [32, -1]: entry 2 (-1) must be positive"}},
+		{"vgg19", "{ classifier = 0 }", []string{"vgg19: classifier 0 must be positive"}},
+		{"vgg19", "{ width = -1, dropout = 1 }", []string{"vgg19: width -1 must be positive", "vgg19: dropout 1 must be in [0, 1)"}},
+		{"vit", "{ patch = 4, dim = 64, heads = 0 }", []string{"vit: heads 0 must be positive"}},
+		{"vit", "{ patch = 4, dim = 64, heads = 4, mlp_ratio = 0, pool = \"max\" }", []string{"vit: mlp_ratio 0 must be positive", `vit: pool "max" must be "cls" or "mean"`}},
+	} {
+		src := fmt.Sprintf("stage \"train\" \"model\" {\n  architecture = %q\n  train = \"a\"\n  val = \"b\"\n  options = %s\n}\n", c.arch, c.opts)
+		cfg, diags := pipeline.LoadSource("arch.hcl", []byte(src), reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		_, diags = pipeline.Build(cfg, reg, nil)
+		var got []string
+		for _, d := range diags {
+			if d.Summary == "Invalid architecture options" {
+				got = append(got, d.Detail)
+			}
+		}
+		if len(diags) != len(got) || !slices.Equal(got, c.want) {
+			t.Errorf("%s options %s: want %q, got:\n%s", c.arch, c.opts, c.want, diags.Error())
+		}
+	}
+}
+
 // TestInvalidChoiceShowsTheValueAsWritten checks that a value outside a fixed set is shown
 // as the pipeline file writes it: a number bare, a string quoted.
 func TestInvalidChoiceShowsTheValueAsWritten(t *testing.T) {
@@ -110,6 +149,31 @@ func TestInvalidChoiceShowsTheValueAsWritten(t *testing.T) {
 		}
 		if len(diags) != 1 || !strings.Contains(diags[0].Detail, want) {
 			t.Errorf("%s: want one diagnostic with %q, got:\n%s", attr, want, diags.Error())
+		}
+	}
+}
+
+// TestMistypedChoicesGetASuggestion checks that a value outside a fixed set, or an augment
+// operation that does not exist, is given the closest valid one, a shortened name too, and
+// that the operations are listed as the file writes them.
+func TestMistypedChoicesGetASuggestion(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stage, want := range map[string]string{
+		"stage \"select\" \"best\" {\n  candidates = { a = \"e\" }\n  metric = \"test_f1\"\n}\n":    `metric = "test_f1": use one of test_f1_macro, test_f1_weighted, test_top1, test_top3, test_top5, test_loss. Did you mean "test_f1_macro"?`,
+		"stage \"select\" \"best\" {\n  candidates = { a = \"e\" }\n  metric = \"test_top_1\"\n}\n": `metric = "test_top_1": use one of test_f1_macro, test_f1_weighted, test_top1, test_top3, test_top5, test_loss. Did you mean "test_top1"?`,
+		"stage \"augment\" \"a\" {\n  input = \"i\"\n  ops = [\"rotate\"]\n}\n":                     `"rotate" is not an operation; use "affine", "blur", "color_jitter", "flip", "flip_rotate_crop" or "noise". Did you mean "flip_rotate_crop"?`,
+		"stage \"augment\" \"a\" {\n  input = \"i\"\n  ops = [\"sharpen\"]\n}\n":                    `"sharpen" is not an operation; use "affine", "blur", "color_jitter", "flip", "flip_rotate_crop" or "noise".`,
+		"stage \"augment\" \"a\" {\n  input = \"i\"\n  ops = []\n}\n":                               `List at least one of "affine", "blur", "color_jitter", "flip", "flip_rotate_crop" and "noise", or set max_augment = 1 to add no copies.`,
+	} {
+		cfg, diags := pipeline.LoadSource("choice.hcl", []byte(stage), reg)
+		if !diags.HasErrors() {
+			_, diags = pipeline.Build(cfg, reg, nil)
+		}
+		if len(diags) != 1 || diags[0].Detail != want {
+			t.Errorf("%s: want one diagnostic %q, got:\n%s", stage, want, diags.Error())
 		}
 	}
 }
@@ -174,5 +238,23 @@ stage "train" "model" {
 		case want != "" && (len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || !strings.Contains(diags[0].Detail, want) || !strings.Contains(diags[0].Detail, "for 24: 2, 3, 4, 6, 8, 12")):
 			t.Errorf("patch %d: want one warning with %q, got:\n%s", patch, want, diags.Error())
 		}
+	}
+}
+
+// TestEmptyPromoteToIsRefused checks that promote_to = "" (the workspace folder itself) is an
+// error at the attribute.
+func TestEmptyPromoteToIsRefused(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "stage \"select\" \"best\" {\n  candidates = { a = \"eval/a\" }\n  promote_to = \"\"\n}\n"
+	cfg, diags := pipeline.LoadSource("select.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	if len(diags) != 1 || diags[0].Summary != "Empty path" || diags[0].Subject.Start.Line != 3 {
+		t.Fatalf("want one Empty path on line 3, got:\n%s", diags.Error())
 	}
 }

@@ -251,3 +251,29 @@ stage "split" "main" {
 		t.Fatalf("plan with -var sizes=[4,6]: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestHelpShowsOneDefaultPerFlag checks that no flag's help says its default twice (a usage
+// text naming it and the one cli adds). promote's --to is left to its own change.
+func TestHelpShowsOneDefaultPerFlag(t *testing.T) {
+	_, out, _ := runCLI("--help")
+	_, commands, _ := strings.Cut(out, "COMMANDS:\n")
+	commands, _, _ = strings.Cut(commands, "\n\n")
+	names := 0
+	for _, line := range strings.Split(commands, "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		name = strings.TrimSuffix(name, ",")
+		if name == "" || name == "help" {
+			continue
+		}
+		names++
+		_, help, _ := runCLI(name, "--help")
+		for _, l := range strings.Split(help, "\n") {
+			if strings.Count(l, "(default:") > 1 && !(name == "promote" && strings.Contains(l, "--to")) {
+				t.Errorf("%s --help: %s", name, strings.TrimSpace(l))
+			}
+		}
+	}
+	if names < 10 {
+		t.Fatalf("found %d commands in --help:\n%s", names, out)
+	}
+}
