@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -175,9 +176,49 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 						spec.ViT.Patch, n, n, patchChoices(n)),
 					Subject: v.Range("options")})
 			}
+		case spec.CNN != nil || spec.VGG19 != nil:
+			size, ok := v.Setting("image_size")
+			if !ok || size.Type() != cty.Number {
+				break
+			}
+			if n, _ := size.AsBigFloat().Int64(); n > 0 {
+				if msg := poolTooLarge(spec, n); msg != "" {
+					d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Pool larger than the feature map",
+						Detail: msg, Subject: v.Range("options")})
+				}
+			}
 		}
 	}
 	return d.diags
+}
+
+// poolTooLarge says why a cnn's or vgg19's pool is wasteful on images of side size, or "":
+// its max-pools (stride 2, rounding up) leave a grid of some side, and an adaptive pool to a
+// larger grid repeats values, multiplying the dense layer's inputs (and the time a step
+// takes) for no more information.
+func poolTooLarge(spec graphs.Spec, size int64) string {
+	var pool, stages, channels int64
+	var what string
+	switch {
+	case spec.CNN != nil && len(spec.CNN.Channels) > 0:
+		pool, stages, channels = spec.CNN.Pool, int64(len(spec.CNN.Channels)), spec.CNN.Channels[len(spec.CNN.Channels)-1]
+		what = fmt.Sprintf("its %s", plural(int(stages), "block", "blocks"))
+	case spec.VGG19 != nil:
+		pool, stages = spec.VGG19.Pool, 5
+		channels = max(1, int64(math.Round(512*spec.VGG19.Width)))
+		what = "its 5 blocks"
+	default:
+		return ""
+	}
+	side := size
+	for range stages {
+		side = (side + 1) / 2
+	}
+	if pool <= side {
+		return ""
+	}
+	return fmt.Sprintf("The %s's pool %d is larger than the %d×%d grid %s leave of the pipeline's %d-pixel images: the pooling repeats values, and the dense layer takes %d×%d×%d = %d inputs where %d×%d×%d = %d hold the same information (more weights, slower steps). Choose a pool of %d or less, unless its split stores larger images.",
+		spec.Architecture, pool, side, side, what, size, pool, pool, channels, pool*pool*channels, side, side, channels, side*side*channels, side)
 }
 
 // CheckPath implements pipeline.PathChecker: an init_from that holds no model exported by

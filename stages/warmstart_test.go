@@ -207,3 +207,54 @@ stage "train" "empty" {
 		t.Errorf("validate's warnings:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// validate warns of a cnn's or vgg19's pool larger than the grid its max-pools leave of the
+// pipeline's images (the dense layer's inputs multiply for nothing), not of one that fits.
+func TestValidateWarnsOfAPoolLargerThanTheFeatureMap(t *testing.T) {
+	const hcl = `
+pipeline {
+  image_size = 64
+}
+
+stage "train" "big" {
+  architecture = "cnn"
+  train        = "data/train"
+  val          = "data/val"
+  options      = { channels = [8, 16], pool = 100 }
+}
+
+stage "train" "fits" {
+  architecture = "cnn"
+  train        = "data/train"
+  val          = "data/val"
+  options      = { channels = [8, 16, 32], pool = 8 }
+}
+
+stage "train" "vgg" {
+  architecture = "vgg19"
+  train        = "data/train"
+  val          = "data/val"
+  options      = { width = 0.25 }
+}
+`
+	w := newWS(t, hcl)
+	w.reg, _ = pipeline.NewRegistry(Train{})
+	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, w.reg, nil)
+	var got []string
+	for _, d := range diags {
+		if d.Summary == "Pool larger than the feature map" {
+			got = append(got, fmt.Sprintf("%d: %s", d.Subject.Start.Line, d.Detail))
+		}
+	}
+	want := []string{
+		"10: The cnn's pool 100 is larger than the 16×16 grid its 2 blocks leave of the pipeline's 64-pixel images: the pooling repeats values, and the dense layer takes 100×100×16 = 160000 inputs where 16×16×16 = 4096 hold the same information (more weights, slower steps). Choose a pool of 16 or less, unless its split stores larger images.",
+		"24: The vgg19's pool 7 is larger than the 2×2 grid its 5 blocks leave of the pipeline's 64-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of 2 or less, unless its split stores larger images.",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%q\nwant\n%q", got, want)
+	}
+}
