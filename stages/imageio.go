@@ -352,7 +352,7 @@ func unsupportedFeature(format string, err error, head []byte) (string, bool) {
 	case errors.As(err, &pe):
 		return string(pe), true
 	case errors.As(err, &te):
-		return string(te), true
+		return tiffFeature(string(te)), true
 	case errors.Is(err, bmp.ErrUnsupported):
 		return bmpFeature(head), true
 	case format == "webp" && webpAnimated(head):
@@ -361,6 +361,23 @@ func unsupportedFeature(format string, err error, head []byte) (string, bool) {
 		return strings.TrimPrefix(err.Error(), format+": "), true
 	}
 	return "", false
+}
+
+// tiffFeature says in a user's words what x/image/tiff calls a feature it lacks: the
+// compression by its name rather than its number, the colour models it does not read.
+func tiffFeature(feature string) string {
+	var n int
+	if _, err := fmt.Sscanf(feature, "compression value %d", &n); err == nil {
+		if name, ok := map[int]string{2: "CCITT fax", 3: "CCITT fax", 4: "CCITT fax", 6: "old-style JPEG", 7: "JPEG",
+			34712: "JPEG 2000", 34925: "LZMA", 50000: "Zstandard", 50001: "WebP"}[n]; ok {
+			return fmt.Sprintf("%s compression, value %d", name, n)
+		}
+		return feature
+	}
+	if feature == "color model" {
+		return "colour model: CMYK, YCbCr or Lab"
+	}
+	return feature
 }
 
 // bmpFeature names what x/image/bmp does not read in a BMP whose header starts head: its

@@ -224,8 +224,8 @@ func TestUnsupportedImagesAreNotCalledCorrupt(t *testing.T) {
 		data []byte
 		want string
 	}{
-		"cmyk.tif":      {cmyk, "unsupported tiff (color model): convert it to PNG or JPEG"},
-		"jpeg.tif":      {jpegTIFF, "unsupported tiff (compression value 7): convert it to PNG or JPEG"},
+		"cmyk.tif":      {cmyk, "unsupported tiff (colour model: CMYK, YCbCr or Lab): convert it to PNG or JPEG"},
+		"jpeg.tif":      {jpegTIFF, "unsupported tiff (JPEG compression, value 7): convert it to PNG or JPEG"},
 		"rle.bmp":       {rle, "unsupported bmp (RLE8 compression): convert it to PNG or JPEG"},
 		"animated.webp": {webp, "unsupported webp (animated): convert it to PNG or JPEG"},
 		"damaged.png":   {damaged, "corrupt png: "},
