@@ -65,8 +65,10 @@ type server struct {
 
 	// unreachable counts the watcher's checks in a row that found no model folder to read
 	// (the link leading nowhere, the folder gone): the first is taken for a promotion
-	// switching the link, the second is reported, once.
+	// switching the link; from the second on, each reason is reported once.
 	unreachable int
+	// unreachableSaid is the reason last logged for it ("" for none).
+	unreachableSaid string
 
 	slots chan struct{} // inference slots
 	queue chan struct{} // admission: slots plus waiting room
@@ -183,16 +185,27 @@ func (s *server) poll() {
 	changed, err := s.reload()
 	var fe folderError
 	if !errors.As(err, &fe) {
-		if s.unreachable >= 2 && err == nil && !changed {
+		if s.unreachableSaid != "" && err == nil && !changed {
 			s.logger.Printf("%s is back: serving %s", s.modelDir, s.currentID())
 		}
-		s.unreachable = 0
+		s.unreachable, s.unreachableSaid = 0, ""
 	} else {
 		s.unreachable++
-		if s.unreachable != 2 {
+		if s.unreachable < 2 {
 			return
 		}
-		if err = s.unreachableError(fe.error); err == nil {
+		// Said once per reason: a reason that changes (a champion now named that is not
+		// there) is said again.
+		err = s.unreachableError(fe.error)
+		said := ""
+		if err != nil {
+			said = err.Error()
+		}
+		if said == s.unreachableSaid {
+			return
+		}
+		s.unreachableSaid = said
+		if err == nil {
 			return
 		}
 	}
@@ -312,10 +325,22 @@ func checkImageFlags(maxPixels int64, warnSum, warnTop float64) error {
 	return nil
 }
 
+// httpServer is the server's HTTP side with its timeouts. net/http sets a request's write
+// deadline when its headers are in: it leaves room for the upload, the wait for a slot and
+// the inference, or the answer (a 408 for an upload cut off at UploadLimit too) would be
+// computed and never sent.
+func (s *server) httpServer(logger *log.Logger) *http.Server {
+	return &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: s.opts.UploadLimit,
+		WriteTimeout: s.opts.UploadLimit + s.opts.Wait + 60*time.Second, IdleTimeout: 120 * time.Second, ErrorLog: logger}
+}
+
 // isPromotionFolder reports whether dir is where a select stage promotes its winner, which a
 // run may fill later: a folder named final_models (select's default promote_to), or one with
 // the promotions' dir.d folder beside it.
 func isPromotionFolder(dir string) bool {
+	if _, err := os.Stat(filepath.Dir(filepath.Clean(dir))); err != nil {
+		return false // modles/final_models: a typo, not a folder a run will fill
+	}
 	if filepath.Base(filepath.Clean(dir)) == "final_models" {
 		return true
 	}
@@ -372,7 +397,7 @@ func serveCommand() *cli.Command {
 				if errors.As(err, &fe) {
 					s.unreachable = 2 // said here: the watcher does not say it again
 					if uerr := s.unreachableError(fe.error); uerr != nil {
-						err = uerr
+						err, s.unreachableSaid = uerr, uerr.Error()
 					}
 				} else {
 					err = explainModelError(model, err)
@@ -393,8 +418,8 @@ func serveCommand() *cli.Command {
 			defer stopWatching()
 			go s.watch(ctx)
 			conns := &connStates{}
-			srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
-				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: logger, ConnState: conns.track}
+			srv := s.httpServer(logger)
+			srv.ConnState = conns.track
 			logger.Printf("listening on %s", listenURL(c.String("addr"), ln.Addr()))
 			finished, err := serveUntilStopped(srv, ln, conns, sigs, serveGrace, logger)
 			stopWatching()

@@ -188,16 +188,23 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "busy: too many requests waiting; retry shortly")
 		return
 	}
-	rc := http.NewResponseController(w)
-	r.Body = http.MaxBytesReader(w, &pacedBody{ReadCloser: r.Body, rc: rc, start: time.Now(), opts: s.opts}, s.opts.MaxBody)
+	rc, start := http.NewResponseController(w), time.Now()
+	paced := &pacedBody{ReadCloser: r.Body, rc: rc, start: start, opts: s.opts}
+	r.Body = http.MaxBytesReader(w, paced, s.opts.MaxBody)
 	data, status, msg := readImageField(r, s.opts.tooLarge(), s.opts.tooSlow())
+	if status != 0 && paced.late {
+		// whatever the multipart reader made of a body cut short ("malformed MIME header")
+		status, msg = http.StatusRequestTimeout, s.opts.tooSlow()
+	}
 	if status != 0 {
 		// Not waiting for the rest of a refused upload, which a stalled one would never send.
 		w.Header().Set("Connection", "close")
 		writeError(w, status, msg)
 		return
 	}
-	_ = rc.SetReadDeadline(time.Time{}) // the upload is in: the server's own timeouts again
+	// The upload is in; what the client may still send (the rest of a declared length,
+	// which net/http reads to keep the connection) stays bounded.
+	_ = rc.SetReadDeadline(start.Add(s.opts.UploadLimit))
 	if _, err := stages.CheckImage(data, s.opts.MaxPixels); err != nil {
 		switch {
 		case errors.Is(err, stages.ErrNotImage):
@@ -253,6 +260,7 @@ type pacedBody struct {
 	start time.Time
 	n     int64
 	opts  serveOptions
+	late  bool // a read missed its deadline
 }
 
 // tooSlow is the error for an upload that missed its deadline.
@@ -288,6 +296,9 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 	}
 	n, err := p.ReadCloser.Read(b)
 	p.n += int64(n)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		p.late = true
+	}
 	return n, err
 }
 

@@ -1042,3 +1042,61 @@ func TestServeProcessStopsAtASecondSignal(t *testing.T) {
 		t.Fatalf("exit %d, want 0 and the request closed:\n%s", code, p.stderr())
 	}
 }
+
+// With the server's own timeouts, an upload cut off at its time limit still gets its 408:
+// the write deadline, set when the headers are in, leaves room for it.
+func TestAnUploadCutOffAtItsLimitIsAnswered(t *testing.T) {
+	opts := defaultServeOptions()
+	opts.UploadRate, opts.UploadGrace, opts.UploadLimit, opts.Wait = 1, 200*time.Millisecond, 700*time.Millisecond, 100*time.Millisecond
+	s := newServer(filepath.Join(t.TempDir(), "nothing"), opts, log.New(io.Discard, "", 0))
+	t.Cleanup(s.close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := s.httpServer(log.New(io.Discard, "", 0))
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 50000\r\n\r\n")
+	// A byte every 100 ms keeps up the rate (1 byte/s) until the limit cuts the upload off.
+	stop := make(chan struct{})
+	go func() {
+		for _, b := range []byte("--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n") {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := conn.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the upload cut off at its limit got no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 408 || !strings.Contains(string(body), "too slowly") {
+		t.Fatalf("the upload cut off at its limit: %d %s, want 408", resp.StatusCode, body)
+	}
+}
+
+// A promotion folder is waited for only where a run could make it: its parent must exist.
+func TestPromotionFolderNeedsItsParent(t *testing.T) {
+	dir := t.TempDir()
+	if !isPromotionFolder(filepath.Join(dir, "final_models")) {
+		t.Error("final_models in an existing folder is not taken for a promotion folder")
+	}
+	if isPromotionFolder(filepath.Join(dir, "modles", "final_models")) {
+		t.Error("final_models in a folder that does not exist is taken for a promotion folder")
+	}
+}
