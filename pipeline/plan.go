@@ -38,8 +38,10 @@ type Decision struct {
 	Reasons []string `json:"reasons,omitempty"`
 	// Known is false when the key depends on outputs of upstream stages that will run first.
 	Known bool `json:"key_known"`
-	// Certain is true when the stage runs whatever its upstream stages output: its key is
-	// known and not stored, it is forced, it never ran, or its own configuration changed.
+	// Certain is true when the stage runs whatever its upstream stages output, as far as
+	// the plan can tell: its key is known and not stored, it is forced, it never ran, or its
+	// own configuration changed since its last run (an output kept from an earlier run of
+	// the new configuration may still be reused when the key is known).
 	Certain bool   `json:"certain"`
 	Key     string `json:"key,omitempty"`
 	New     bool   `json:"new,omitempty"` // never ran before

@@ -202,7 +202,7 @@ type evaluated struct {
 func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch int, progress pipeline.Progress) (*evaluated, error) {
 	ds, err := openDataset(ctx, data)
 	if err != nil {
-		return nil, fmt.Errorf("test set %s: %w", data, err)
+		return nil, fmt.Errorf("test set %s: %w", data, emptyHint(err))
 	}
 	set, err := testSetID(data, ds.m)
 	if err != nil {

@@ -27,13 +27,24 @@ type dataset struct {
 	pixels [][]uint8 // cached pixels per image (nil when streaming)
 }
 
+// errEmptySet is openDataset's error for a manifest that lists no images.
+var errEmptySet = errors.New("it holds no images")
+
+// emptyHint adds to errEmptySet what makes a val or test set empty.
+func emptyHint(err error) error {
+	if errors.Is(err, errEmptySet) {
+		return fmt.Errorf("%w (a split with val = 0 or test = 0 makes such a set)", err)
+	}
+	return err
+}
+
 func openDataset(ctx context.Context, path string) (*dataset, error) {
 	m, err := ReadManifest(path)
 	if err != nil {
 		return nil, err
 	}
 	if len(m.Images) == 0 {
-		return nil, errors.New("it holds no images (a split with val = 0 or test = 0 makes such a set)")
+		return nil, errEmptySet
 	}
 	d := &dataset{dir: path, m: m}
 	if int64(len(m.Images))*int64(d.per()) <= cacheLimit {

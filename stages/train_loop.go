@@ -122,7 +122,7 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 	}
 	valDS, err := openDataset(ctx, job.Path(cfg.Val))
 	if err != nil {
-		return fmt.Errorf("val set %s: %w", cfg.Val, err)
+		return fmt.Errorf("val set %s: %w", cfg.Val, emptyHint(err))
 	}
 	if fmt.Sprint(trainDS.m.Classes) != fmt.Sprint(valDS.m.Classes) || trainDS.m.Size != valDS.m.Size || trainDS.m.Channels != valDS.m.Channels {
 		return fmt.Errorf("train set %s and val set %s differ in classes or image size; they must come from the same split", cfg.Train, cfg.Val)
@@ -460,31 +460,39 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 	return nil
 }
 
-// readTrainState reads the resume state left in the work area by an interrupted run, and
-// reports whether training can resume from it. A state that cannot be used (unreadable, from
-// another format, inconsistent, or without its checkpoint) is logged and left for a fresh
-// start: resuming from half of it would train from fresh weights as if epochs were done.
 // ResumeNote implements pipeline.Resumer: a training interrupted after an epoch resumes
-// from its checkpoint.
+// from its checkpoint, when its resume state can be used (as readTrainState checks it).
 func (Train) ResumeNote(workDir string) string {
-	b, err := os.ReadFile(filepath.Join(workDir, "state.json"))
-	if err != nil {
-		return ""
-	}
-	var st trainState
-	if json.Unmarshal(b, &st) != nil || st.Epoch < 1 {
-		return ""
-	}
-	if _, err := os.Stat(filepath.Join(workDir, fmt.Sprintf("ckpt-%d.state.json", st.Epoch))); err != nil {
+	st, why, err := loadTrainState(filepath.Join(workDir, "state.json"), -1)
+	if err != nil || why != "" {
 		return ""
 	}
 	return fmt.Sprintf("resumes an interrupted training after its epoch %d", st.Epoch)
 }
 
+// readTrainState reads the resume state left in the work area by an interrupted run, and
+// reports whether training can resume from it. A state that cannot be used (unreadable, from
+// another format, inconsistent, or without its checkpoint) is logged and left for a fresh
+// start: resuming from half of it would train from fresh weights as if epochs were done.
 func readTrainState(job *pipeline.Job, path string, channels int) (*trainState, bool) {
-	b, err := os.ReadFile(path)
+	st, why, err := loadTrainState(path, channels)
 	if err != nil {
 		return &trainState{}, false // none: a first run
+	}
+	if why != "" {
+		job.Logf("warning: the resume state %s cannot be used (%s): training starts over", path, why)
+		return &trainState{}, false
+	}
+	return st, true
+}
+
+// loadTrainState reads the resume state at path and says why training cannot resume from it
+// ("" when it can); channels < 0 leaves out the check of its normalisation statistics
+// against the images. The error is the file's, when it cannot be read.
+func loadTrainState(path string, channels int) (*trainState, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
 	}
 	var st trainState
 	why := ""
@@ -495,7 +503,7 @@ func readTrainState(job *pipeline.Job, path string, channels int) (*trainState, 
 		why = fmt.Sprintf("it records epoch %d with %s of history", st.Epoch, plural(len(st.History), "epoch", "epochs"))
 	case st.Schedule == nil:
 		why = "it has no learning-rate schedule"
-	case len(st.Mean) != channels || len(st.Std) != channels:
+	case channels >= 0 && (len(st.Mean) != channels || len(st.Std) != channels):
 		why = "its normalisation statistics do not match the images"
 	case st.Best < 0 || st.Best > st.Epoch:
 		why = fmt.Sprintf("its best epoch %d is not among its %d", st.Best, st.Epoch)
@@ -509,11 +517,7 @@ func readTrainState(job *pipeline.Job, path string, channels int) (*trainState, 
 			}
 		}
 	}
-	if why != "" {
-		job.Logf("warning: the resume state %s cannot be used (%s): training starts over", path, why)
-		return &trainState{}, false
-	}
-	return &st, true
+	return &st, why, nil
 }
 
 // pruneWork removes checkpoints and best-model exports older than the current ones.

@@ -130,7 +130,8 @@ func promoteCommand() *cli.Command {
 			}
 			card, err := stages.ReadCard(dir)
 			if err != nil {
-				return err
+				// The card is part of what a champion needs: say so as for its model.
+				return fmt.Errorf("the champion %s cannot serve: %w; %s", filepath.Base(dir), err, stages.BrokenChampionNext(to, filepath.Base(dir)))
 			}
 			if before != nil && before.ID != card.ID {
 				if note := stages.ClassChange(before.Classes, card.Classes); note != "" {

@@ -218,6 +218,12 @@ func TestPromoteShowsABrokenChampion(t *testing.T) {
 	if code, out, errs = runCLI(args...); code != exitErr || strings.Contains(errs, "--rollback") {
 		t.Fatalf("showing a broken champion, the one before it broken too: exit %d\n%s%s", code, out, errs)
 	}
+	// A card that does not parse is a broken champion too, with what to do.
+	os.WriteFile(filepath.Join(to, "model.json"), []byte("{not json"), 0o644)
+	if code, out, errs = runCLI(args...); code != exitErr || !strings.Contains(errs, "the champion 20261206_120000-cnn cannot serve: ") ||
+		!strings.Contains(errs, "`pipeline promote 20261206_120000/cnn` installs it again from its run folder") {
+		t.Fatalf("showing a champion whose card does not parse: exit %d\n%s%s", code, out, errs)
+	}
 
 	// --rollback past the first champion on record lists the models set aside.
 	ws = t.TempDir()
