@@ -565,7 +565,7 @@ func graphCommand() *cli.Command {
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "gc",
-		Usage:     "remove stored outputs that FILE's plan, no stage's current state and no run folder uses, and checkpoints no run would resume from, listing each",
+		Usage:     "remove stored outputs that neither FILE's plan, nor a stage's current state, nor a run folder uses, and checkpoints no run would resume from, listing each",
 		ArgsUsage: "[FILE]",
 		Flags: []cli.Flag{varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},

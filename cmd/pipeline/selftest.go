@@ -19,11 +19,11 @@ func selftestCommand() *cli.Command {
 		Name:  "selftest",
 		Usage: "train a tiny CNN, VGG19 and ViT on a synthetic problem, export, reload and compare",
 		Description: "Checks that this machine's libtensorflow can build, train and export every architecture.\n" +
-			"Writes <out>/<UTC timestamp>-selftest/<architecture>/ with a SavedModel per architecture.",
+			"Writes a SavedModel per architecture to <out>/<UTC timestamp>-selftest/<architecture>/saved_model.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Value: "models", Usage: "folder for the run folder"},
 			&cli.IntFlag{Name: "steps", Value: 150, Usage: "training steps per architecture"},
-			&cli.Uint64Flag{Name: "seed", Value: 42},
+			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the synthetic data and of the training"},
 		},
 		Action: func(c *cli.Context) error {
 			return selftest(c.App.Writer, c.String("out"), c.Int("steps"), c.Uint64("seed"))
