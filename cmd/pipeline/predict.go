@@ -215,11 +215,24 @@ func skippedKind(err error) error {
 // model (its weights deleted, say), how to make another model the champion.
 func explainModelError(dir string, err error) error {
 	var missing *stages.MissingChampionError
-	if _, cerr := stages.ChampionDir(dir); errors.As(cerr, &missing) {
+	// A promotion folder whose link or champion is gone says what the promotions say; a
+	// link of another name with no promotions beside it is only a link that leads nowhere.
+	if _, cerr := stages.ChampionDir(dir); errors.As(cerr, &missing) && (!missing.RootGone || filepath.Base(filepath.Clean(dir)) == "final_models") {
 		return missing
+	}
+	if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if _, serr := os.Stat(dir); serr != nil {
+			target, _ := os.Readlink(dir)
+			return fmt.Errorf("%s is a symbolic link to %s, which does not exist; give a model folder (--model)", dir, target)
+		}
 	}
 	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
 		return fmt.Errorf("no model at %s: %w; run the pipeline so that its select stage promotes one, or give a model folder (--model)", dir, stages.WithoutPath(serr))
+	}
+	if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+		if _, ierr := os.Stat(filepath.Join(stages.SavedModelOf(dir), graphs.ModelInfoFile)); errors.Is(ierr, fs.ErrNotExist) {
+			return fmt.Errorf("%s holds no model: a model folder is a SavedModel as pipeline exports it, with its %s (a run's models/RUN/cnn/saved_model, or a promotion folder such as models/final_models)", dir, graphs.ModelInfoFile)
+		}
 	}
 	var broken *graphs.BrokenModelError
 	if !errors.As(err, &broken) {

@@ -386,13 +386,14 @@ func serveCommand() *cli.Command {
 				// or pipeline promote can put one there. Any other path is a mistake to say now.
 				var fe folderError
 				if !isPromotionFolder(model) {
+					parent := filepath.Dir(filepath.Clean(model))
+					if _, perr := os.Stat(parent); filepath.Base(filepath.Clean(model)) == "final_models" && perr != nil {
+						return fmt.Errorf("--model %s: its folder %s does not exist: run the pipeline here first (its select stage promotes into it), or give a model folder that exists", model, parent)
+					}
 					if _, serr := os.Lstat(model); errors.Is(serr, fs.ErrNotExist) {
-						return fmt.Errorf("--model %s: nothing is there; give a model folder that exists (serve waits for a model to appear only in a promotion folder, such as models/final_models)", model)
+						return fmt.Errorf("--model %s: nothing is there; give a model folder that exists (serve waits for a model to appear only in a promotion folder, one named final_models or with its .d folder beside it)", model)
 					}
-					if errors.As(err, &fe) { // a link leading nowhere, a folder that cannot be read
-						return fmt.Errorf("--model %s: %w", model, fe.error)
-					}
-					return explainModelError(model, err)
+					return fmt.Errorf("--model %w", explainModelError(model, err))
 				}
 				if errors.As(err, &fe) {
 					s.unreachable = 2 // said here: the watcher does not say it again

@@ -733,7 +733,9 @@ func TestServeRefusesBadStartups(t *testing.T) {
 		{[]string{"serve", "--model", final, "--warn-top", "-0.1"}, "--warn-top -0.1: a confidence threshold must be between 0 and 1"},
 		{[]string{"serve", "--model", filepath.Join(root, "models", "nope")}, "--model " + filepath.Join(root, "models", "nope") + ": nothing is there; give a model folder that exists"},
 		{[]string{"serve", "--model", filepath.Join(root, "photos")}, filepath.Join(root, "photos")},
-		{[]string{"serve", "--model", filepath.Join(root, "link")}, "--model " + filepath.Join(root, "link") + ": lstat " + filepath.Join(root, "gone") + ": no such file or directory"},
+		{[]string{"serve", "--model", filepath.Join(root, "link")}, "--model " + filepath.Join(root, "link") + " is a symbolic link to gone, which does not exist"},
+		{[]string{"serve", "--model", filepath.Join(root, "nodir", "final_models")}, "--model " + filepath.Join(root, "nodir", "final_models") + ": its folder " + filepath.Join(root, "nodir") + " does not exist: run the pipeline here first"},
+		{[]string{"serve", "--model", root}, "--model " + root + " holds no model: a model folder is a SavedModel as pipeline exports it"},
 		{[]string{"predict", "--max-pixels", "-5", "x.png"}, "--max-pixels -5:"},
 		{[]string{"predict", "--warn-top", "1.01", "x.png"}, "--warn-top 1.01:"},
 	}
