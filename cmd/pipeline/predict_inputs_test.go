@@ -197,4 +197,17 @@ func TestPredictErrorsNameAPathOnce(t *testing.T) {
 	if want := "pipeline: " + gone + ": no such file or directory\n"; code != exitErr || !strings.HasPrefix(errs, want) {
 		t.Errorf("a missing file: exit %d, %q; want %q", code, errs, want)
 	}
+	// A link that leads nowhere is one, not a promotion folder; a folder without a model says
+	// what a model folder is.
+	dir := t.TempDir()
+	link := filepath.Join(dir, "current")
+	os.Symlink("gone", link)
+	code, _, errs = runCLI("predict", "--model", link, img)
+	if want := link + " is a symbolic link to gone, which does not exist"; code != exitErr || !strings.Contains(errs, want) || strings.Contains(errs, "promot") {
+		t.Errorf("a link to nowhere: exit %d, %q; want %q", code, errs, want)
+	}
+	code, _, errs = runCLI("predict", "--model", dir, img)
+	if want := dir + " holds no model: a model folder is a SavedModel as pipeline exports it"; code != exitErr || !strings.Contains(errs, want) {
+		t.Errorf("a folder without a model: exit %d, %q; want %q", code, errs, want)
+	}
 }
