@@ -294,6 +294,11 @@ func decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
 		var d hcl.Diagnostics
 		s.Targets, d = stageRefList(a.Expr, "Invalid schedule target", "Each target must be a stage reference such as stage.select.best.")
 		diags = append(diags, d...)
+		if exprs, ed := hcl.ExprList(a.Expr); !ed.HasErrors() && len(exprs) == 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No schedule targets",
+				Detail:  "targets is empty: list the stages a trigger brings up to date, such as [stage.select.best] (what they need runs too).",
+				Subject: a.Expr.Range().Ptr()})
+		}
 	}
 	return s, diags
 }

@@ -116,6 +116,9 @@ func cronFieldProblem(expr string, err error) string {
 	const how = " Use five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or a descriptor such as \"@daily\"."
 	fields := strings.Fields(expr)
 	switch {
+	case strings.HasPrefix(expr, "@every"):
+		every := strings.TrimSpace(strings.TrimPrefix(expr, "@every"))
+		return fmt.Sprintf("%q is not a duration @every reads: write it without spaces, in h, m and s, such as \"@every 30m\" or \"@every 1h30m\".", every)
 	case strings.HasPrefix(expr, "@"):
 		return err.Error() + "." + how
 	case len(fields) != len(cronFields):
@@ -146,6 +149,10 @@ func cronFieldProblem(expr string, err error) string {
 func checkTimezone(name string) (summary, detail string) {
 	if name == "" {
 		return "Empty time zone", "timezone is \"\". Leave the attribute out for the machine's time zone (TZ when it is set, else the system's), " +
+			"or give an IANA name such as \"Europe/Copenhagen\" or \"UTC\"."
+	}
+	if name == "Local" { // Go's name for the machine's zone, not an IANA one
+		return "Unknown time zone", "timezone is \"Local\". Leave the attribute out for the machine's time zone (TZ when it is set, else the system's), " +
 			"or give an IANA name such as \"Europe/Copenhagen\" or \"UTC\"."
 	}
 	if _, err := time.LoadLocation(name); err != nil {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -411,10 +412,25 @@ func TestCronErrorsNameTheField(t *testing.T) {
 		"0 3 0 * *":       `The day-of-month field (the third of five) is "0", out of range: it takes 1 to 31,`,
 		"0 3 * * mon-fry": `The day-of-week field (the fifth of five) is "mon-fry", not readable (failed to parse int from fry): it takes 0 to 6 (Sunday is 0), or sun to sat,`,
 		"0 3 * *":         `"0 3 * *" has 4 fields. Use five fields (minute hour day-of-month month day-of-week)`,
+		"@every 1 m":      `"1 m" is not a duration @every reads: write it without spaces, in h, m and s, such as "@every 30m"`,
 	} {
 		sum, detail := cronProblem(expr, now)
 		if sum != "Invalid cron expression" || !strings.HasPrefix(detail, want) {
 			t.Errorf("%s: %s: %s\nwant the detail to start with %s", expr, sum, detail, want)
 		}
+	}
+}
+
+// A stage named twice in targets runs once (and --print-crontab names it once).
+func TestScheduleTargetsNameEachStageOnce(t *testing.T) {
+	src := chainHCL + `
+schedule "twice" {
+  cron    = "@daily"
+  targets = [stage.xform.final, stage.xform.final, stage.gen.src]
+}
+`
+	w := newWorkspace(t, src, chainFiles()).engine(nil).Workflow
+	if got := w.ScheduleTargets(w.Config.Schedules[0]); !slices.Equal(got, []string{"gen.src", "xform.final"}) {
+		t.Fatalf("targets %v", got)
 	}
 }

@@ -259,6 +259,11 @@ func (w *Workflow) checkSchedules() hcl.Diagnostics {
 			}
 			if d := r.resolve(b); d != nil {
 				diags = append(diags, d)
+			} else if r.Output != "" {
+				addr := InstanceAddr(r.Block, r.Key, r.HasKey)
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid schedule target",
+					Detail:  fmt.Sprintf("Schedule %q targets stage.%s.%s, an output: targets are stages; use stage.%s.", s.Name, addr, r.Output, addr),
+					Subject: r.Range.Ptr()})
 			}
 		}
 	}
@@ -286,7 +291,7 @@ func (w *Workflow) ScheduleTargets(s *Schedule) []string {
 		}
 	}
 	sort.Strings(out)
-	return out
+	return slices.Compact(out) // a stage named twice runs once
 }
 
 // Evaluate computes an instance's attribute values. References to instances missing from outs

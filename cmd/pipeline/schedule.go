@@ -43,7 +43,19 @@ func scheduleCommand() *cli.Command {
 				return err
 			}
 			if len(l.cfg.Schedules) == 0 {
-				return fmt.Errorf("%s declares no schedule blocks; add one, e.g. schedule \"nightly\" { cron = \"0 3 * * *\", targets = [stage.select.best] }", l.cfg.Path)
+				// A target of the file's own: its select stage, else its last stage.
+				addrs := l.engine.Workflow.BlockAddrs()
+				target := "select.best"
+				if n := len(l.engine.Workflow.Instances); n > 0 {
+					target = l.engine.Workflow.Instances[n-1].Block
+				}
+				for _, a := range addrs {
+					if strings.HasPrefix(a, "select.") {
+						target = a
+						break
+					}
+				}
+				return fmt.Errorf("%s declares no schedule blocks; add one, e.g.\n\nschedule \"nightly\" {\n  cron    = \"0 3 * * *\"\n  targets = [stage.%s]\n}", l.cfg.Path, target)
 			}
 			if c.Bool("print-crontab") {
 				return printCrontab(c, l)
@@ -224,13 +236,16 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	if err != nil {
 		return fmt.Errorf("%s: planning failed: %w", t, err)
 	}
-	pending := 0
+	pending, maybe := 0, 0
 	for _, d := range plan {
-		if d.Action == pipeline.Run {
+		switch {
+		case d.Action == pipeline.Run && d.Certain:
 			pending++
+		case d.Action == pipeline.Run:
+			maybe++ // runs only if what it uses comes out changed
 		}
 	}
-	if pending == 0 {
+	if pending+maybe == 0 {
 		effects := effectStages(l.engine.Workflow, plan)
 		if len(effects) == 0 {
 			logger.Printf("%s: up to date, nothing to run", t)
@@ -249,7 +264,11 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		logger.Printf("%s: up to date; running anyway, every stage cached, for the effect of %s (promotion), as run does",
 			t, strings.Join(effects, ", "))
 	} else {
-		logger.Printf("%s: %s out of date; running", t, pipeline.Plural(pending, "stage", "stages"))
+		also := ""
+		if maybe > 0 {
+			also = fmt.Sprintf(", %d more if what they use comes out changed", maybe)
+		}
+		logger.Printf("%s: %s to run%s; running", t, pipeline.Plural(pending, "stage", "stages"), also)
 	}
 	stages.StartRun()
 	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),

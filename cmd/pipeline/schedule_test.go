@@ -465,8 +465,8 @@ func TestScheduleLoopSkipsAPromotionAlreadyApplied(t *testing.T) {
 	if code := p.exitCode(); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, p.stderr())
 	}
-	if errs := p.stderr(); strings.Count(errs, "running anyway") != 1 || strings.Count(errs, "out of date; running") != 1 {
+	if errs := p.stderr(); strings.Count(errs, "running anyway") != 1 || strings.Count(errs, "to run; running") != 1 {
 		t.Fatalf("runs: %d of the cached select, want 1, and %d with select out of date, want 1:\n%s",
-			strings.Count(errs, "running anyway"), strings.Count(errs, "out of date; running"), errs)
+			strings.Count(errs, "running anyway"), strings.Count(errs, "to run; running"), errs)
 	}
 }

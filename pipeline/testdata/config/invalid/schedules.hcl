@@ -44,3 +44,24 @@ schedule "leap" {
   cron    = "0 0 29 2 *"
   targets = [stage.gen.a]
 }
+
+schedule "local" {
+  cron     = "@daily"
+  timezone = "Local" # ERROR: Unknown time zone
+  targets  = [stage.gen.a]
+}
+
+schedule "nothing" {
+  cron    = "@daily"
+  targets = [] # ERROR: No schedule targets
+}
+
+schedule "output" {
+  cron    = "@daily"
+  targets = [stage.gen.a.out] # ERROR: Invalid schedule target
+}
+
+schedule "spaced" {
+  cron    = "@every 1 m" # ERROR: Invalid cron expression
+  targets = [stage.gen.a, stage.gen.a]
+}
