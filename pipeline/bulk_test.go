@@ -61,7 +61,7 @@ func gcModels(t *testing.T, ws *workspace) GCResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := st.GC(filepath.Join(ws.dir, "models"), false, nil, nil, nil)
+	res, err := st.GC(filepath.Join(ws.dir, "models"), false, nil, nil, nil, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -840,7 +840,7 @@ func TestGCKeepsWhatThePipelineFileNeeds(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(ws.dir, "models")); err != nil {
 		t.Fatal(err)
 	}
-	dry, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true)
+	dry, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -856,7 +856,7 @@ func TestGCKeepsWhatThePipelineFileNeeds(t *testing.T) {
 	if dry.Objects != 1 || strings.Join(addrs, ",") != "xform.final,xform.up" {
 		t.Fatalf("dry run would remove %d outputs of %v", dry.Objects, addrs)
 	}
-	res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false)
+	res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false, -1)
 	if err != nil || res.Objects != 1 {
 		t.Fatalf("gc removed %d outputs, %v", res.Objects, err)
 	}
@@ -895,7 +895,7 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 	}
 	e := ws.engine(map[string]string{"suffix": "?"})
 	// While the run folders of the interrupted runs are there, either may be resumed.
-	res, err := e.GC(filepath.Join(ws.dir, "models"), false)
+	res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1)
 	if err != nil || len(res.Work) != 0 {
 		t.Fatalf("gc with the run folders there removed %+v (%v)", res.Work, err)
 	}
@@ -905,11 +905,11 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 	// A run killed before it wrote run.json does not say what it ran: all stay.
 	killed := filepath.Join(ws.dir, "models", "20991231_000000")
 	os.MkdirAll(killed, 0o755)
-	if res, err := e.GC(filepath.Join(ws.dir, "models"), false); err != nil || len(res.Work) != 0 {
+	if res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1); err != nil || len(res.Work) != 0 {
 		t.Fatalf("gc with a killed run's folder there removed %+v (%v)", res.Work, err)
 	}
 	os.RemoveAll(killed)
-	res, err = e.GC(filepath.Join(ws.dir, "models"), false)
+	res, err = e.GC(filepath.Join(ws.dir, "models"), false, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -990,7 +990,7 @@ func TestGCRemovesScratchOfACompletedKey(t *testing.T) {
 	os.RemoveAll(filepath.Join(ws.dir, "models"))
 	killed := filepath.Join(ws.dir, "models", "20991231_000000") // as kill -9 leaves it
 	os.MkdirAll(killed, 0o755)
-	res, err := e.GC(filepath.Join(ws.dir, "models"), false)
+	res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1002,7 +1002,7 @@ func TestGCRemovesScratchOfACompletedKey(t *testing.T) {
 	}
 	// The file set to the setting not completed: gc keeps its scratch, which the run resumes.
 	os.RemoveAll(killed)
-	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(filepath.Join(ws.dir, "models"), false); err != nil || len(res.Work) != 0 {
+	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(filepath.Join(ws.dir, "models"), false, -1); err != nil || len(res.Work) != 0 {
 		t.Fatalf("gc removed %+v (%v), want the scratch the plan resumes from kept", res.Work, err)
 	}
 }
@@ -1022,7 +1022,7 @@ func TestGCKeepsTheOutputsOfStagesWaitingForUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws.write("raw/empty.txt", "") // gen.src reruns; its out comes out as before
-	if res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false); err != nil || res.Objects != 0 {
+	if res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false, -1); err != nil || res.Objects != 0 {
 		t.Fatalf("gc removed %d outputs (%v), want none", res.Objects, err)
 	}
 	got, _, err := ws.run(RunOptions{})
@@ -1396,5 +1396,55 @@ stage "xform" "arch" {
 		if _, _, err := e.Select(Selection{Targets: []string{sel}}); err == nil {
 			t.Errorf("%s: Select takes it", sel)
 		}
+	}
+}
+
+// gc with keepRuns removes the run folders but the newest, oldest first, and then what only
+// they used; the promotion folder and other folders beside them stay, and so do the links of
+// the run folder kept.
+func TestGCKeepsTheNewestRuns(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	runs := filepath.Join(ws.dir, "models")
+	clock := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	var names []string
+	for _, v := range []string{"#", "%", "?"} { // "?" last: the stages' states hold it
+		clock = clock.Add(24 * time.Hour)
+		now := clock
+		rec, err := ws.engine(map[string]string{"suffix": v}).Run(context.Background(), RunOptions{RunsDir: runs, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, filepath.Base(rec.Dir()))
+	}
+	os.MkdirAll(filepath.Join(runs, "final_models.d", "x"), 0o755)
+	os.WriteFile(filepath.Join(runs, "README.md"), []byte("runs"), 0o644)
+
+	dry, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(dry.Runs, names[:2]) || dry.Objects != 2 {
+		t.Fatalf("dry run: run folders %v (want %v), %d outputs (want those of # and %%)", dry.Runs, names[:2], dry.Objects)
+	}
+	if _, err := os.Stat(filepath.Join(runs, names[0])); err != nil {
+		t.Fatalf("the dry run removed a run folder: %v", err)
+	}
+	res, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, false, 1)
+	if err != nil || !slices.Equal(res.Runs, names[:2]) || res.Objects != 2 {
+		t.Fatalf("gc: %v, %d outputs, %v", res.Runs, res.Objects, err)
+	}
+	left, _ := os.ReadDir(runs)
+	var got []string
+	for _, e := range left {
+		got = append(got, e.Name())
+	}
+	if want := []string{names[2], "README.md", "final_models.d"}; !slices.Equal(got, want) {
+		t.Fatalf("left in the runs folder: %v, want %v", got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(runs, names[2], "xform.final", "out")); err != nil || string(b) != "AB?" {
+		t.Fatalf("the run folder kept: %q, %v", b, err)
+	}
+	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, false, 1); err != nil || len(res.Runs) != 0 || res.Objects != 0 {
+		t.Fatalf("gc again: %v, %d outputs, %v", res.Runs, res.Objects, err)
 	}
 }

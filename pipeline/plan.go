@@ -790,8 +790,10 @@ func sortDecisions(ds []*Decision) {
 // (with the workflow's variables), so that gc after trying other settings keeps what the file
 // itself needs. An instance whose key is not known until an upstream stage runs may reuse
 // any of its earlier outputs then (its input may come out as before), so all of them are
-// kept. It refuses when the plan cannot be made.
-func (e *Engine) GC(runsDir string, dryRun bool) (GCResult, error) {
+// kept. With keepRuns ≥ 0 it first removes the run folders in runsDir beyond the newest
+// keepRuns, so that what only they used goes too (< 0 keeps them all). It refuses when the
+// plan cannot be made.
+func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int) (GCResult, error) {
 	plan, err := e.Plan(Selection{})
 	if err != nil {
 		return GCResult{}, fmt.Errorf("finding what %s needs (gc removes nothing until it can): %w", filepath.Base(e.Workflow.Config.Path), err)
@@ -808,5 +810,5 @@ func (e *Engine) GC(runsDir string, dryRun bool) (GCResult, error) {
 			planned[d.Key] = true // a run resumes from its scratch
 		}
 	}
-	return e.Store.GC(runsDir, dryRun, keep, pending, planned)
+	return e.Store.GC(runsDir, dryRun, keep, pending, planned, keepRuns)
 }

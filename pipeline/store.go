@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -385,6 +386,9 @@ type GCResult struct {
 	Bytes               int64
 	// Removed lists the outputs removed (or that would be), largest first.
 	Removed []GCOutput
+	// Runs lists the run folders removed (or that would be), oldest first: those beyond
+	// the newest ones GC was asked to keep.
+	Runs []string
 	// Work lists the scratch folders (an interrupted training's checkpoints) removed, largest
 	// first: those no run would resume from (their key has a completed output, or no stage
 	// of the plan has it).
@@ -422,13 +426,31 @@ type GCOutput struct {
 // stay. Whatever else holds, the scratch of a key that has a cache entry whose output gc keeps
 // goes unless planned has it: a run reuses that output, and a forced run starts over without
 // the scratch, so nothing resumes from it (a forced training killed, say).
-func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool) (GCResult, error) {
+//
+// With keepRuns ≥ 0, the run folders in runsDir beyond the newest keepRuns are removed first
+// (runFolders), and count for nothing.
+func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool, keepRuns int) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
 	if err != nil {
 		return res, err
 	}
 	defer l.Release()
+	// Run folders beyond the newest keepRuns go first (holding the lock, none is running),
+	// and what only they used goes with them.
+	pruned := map[string]bool{}
+	if keepRuns >= 0 {
+		runs := runFolders(runsDir)
+		for _, d := range runs[:max(0, len(runs)-keepRuns)] {
+			pruned[d] = true
+			res.Runs = append(res.Runs, filepath.Base(d))
+			if !dryRun {
+				if err := os.RemoveAll(d); err != nil {
+					return res, fmt.Errorf("removing the run folder %s: %w", d, err)
+				}
+			}
+		}
+	}
 	used := map[string]bool{}
 	for d := range keep {
 		used[d] = true
@@ -449,6 +471,9 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 	for _, runs := range append([]string{runsDir}, s.runsDirs()...) {
 		for _, name := range dirNames(runs) {
 			d := filepath.Join(runs, name)
+			if pruned[d] {
+				continue
+			}
 			var rec RunRecord
 			if readJSON(filepath.Join(d, "run.json"), &rec) == nil {
 				for _, st := range rec.Stages {
@@ -573,6 +598,27 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 		}
 	}
 	return res, nil
+}
+
+// runFolders lists the run folders in runsDir, oldest first: folders named by their UTC
+// start time that hold a run.json or a run.log (not a promotion folder, nor another folder
+// kept there).
+func runFolders(runsDir string) []string {
+	var out []string
+	for _, name := range dirNames(runsDir) {
+		if name == "" || name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		d := filepath.Join(runsDir, name)
+		for _, f := range []string{"run.json", "run.log"} {
+			if fi, err := os.Lstat(filepath.Join(d, f)); err == nil && fi.Mode().IsRegular() {
+				out = append(out, d)
+				break
+			}
+		}
+	}
+	sort.Strings(out) // by start time
+	return out
 }
 
 // linkDepth is how deep below a run folder linkedObjects looks for symbolic links: the

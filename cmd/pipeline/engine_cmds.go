@@ -569,13 +569,20 @@ func gcCommand() *cli.Command {
 		ArgsUsage: "[FILE]",
 		Flags: []cli.Flag{varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be removed, remove nothing"}},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be removed, remove nothing"},
+			&cli.IntFlag{Name: "keep-runs", Usage: "first remove the run folders of --runs-dir but the newest `N`", DefaultText: "keep them all"}},
 		Action: func(c *cli.Context) error {
+			keepRuns := -1
+			if c.IsSet("keep-runs") {
+				if keepRuns = c.Int("keep-runs"); keepRuns < 0 {
+					return fmt.Errorf("--keep-runs %d: the number of run folders to keep must be 0 or more", keepRuns)
+				}
+			}
 			l, err := load(c, false)
 			if err != nil {
 				return err
 			}
-			res, err := l.engine.GC(pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"))
+			res, err := l.engine.GC(pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"), keepRuns)
 			if err != nil {
 				return err
 			}
@@ -584,6 +591,13 @@ func gcCommand() *cli.Command {
 				verb = "would remove"
 			}
 			w := c.App.Writer
+			if keepRuns >= 0 {
+				fmt.Fprintf(w, "%s %s, keeping the newest %d", verb, pipeline.Plural(len(res.Runs), "run folder", "run folders"), keepRuns)
+				if len(res.Runs) > 0 {
+					fmt.Fprintf(w, ": %s", strings.Join(res.Runs, ", "))
+				}
+				fmt.Fprintln(w)
+			}
 			fmt.Fprintf(w, "%s %s (%.1f MB) and %s; kept %s\n", verb, pipeline.Plural(res.Objects, "output", "outputs"),
 				float64(res.Bytes)/1e6, pipeline.Plural(res.Keys, "cache entry", "cache entries"), pipeline.Plural(res.Kept, "output", "outputs"))
 			for _, o := range res.Removed {
