@@ -247,7 +247,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}tr.win{backg
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details{margin:.5em 0}
 </style></head><body>
 <h1>Run {{.S.Run.ID}} <span class="muted">({{.S.Run.Status}})</span></h1>
-<p class="muted">{{.S.Run.Pipeline}} · seed {{.S.Run.Seed}} · {{range $k, $v := .S.Run.Versions}}{{$k}} {{$v}} · {{end}}all rates are fractions 0–1</p>
+<p class="muted">{{if .S.Run.Trigger}}{{.S.Run.Trigger}} · {{end}}{{.S.Run.Pipeline}} · seed {{.S.Run.Seed}} · {{range $k, $v := .S.Run.Versions}}{{$k}} {{$v}} · {{end}}all rates are fractions 0–1</p>
 {{if .S.Decision}}<p><b>Selection:</b> {{.S.Decision}}</p>{{end}}
 <h2>Models</h2>
 {{if not .Rows}}<p class="muted">No model was trained or evaluated in this run.</p>{{else}}

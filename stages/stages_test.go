@@ -217,14 +217,16 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 	if total != 11 {
 		t.Fatalf("%d images used, want 11", total)
 	}
-	// The run's report lists what the split found, each rejected file with its reason.
+	// The run's report lists what the split found, each rejected file with its reason, and
+	// names the trigger of a scheduled run.
+	rec.Trigger = `schedule "nightly" due 2026-12-07T03:00:00Z`
 	path, err := Summarize(rec).WriteHTML()
 	if err != nil {
 		t.Fatal(err)
 	}
 	html, _ := os.ReadFile(path)
 	for _, want := range []string{"11 images in 2 classes", "rejected files: 10 (report/rejected.json)",
-		"<td>raw/Fly agaric/notes.txt</td><td>Fly agaric</td>", "truncated jpeg"} {
+		"<td>raw/Fly agaric/notes.txt</td><td>Fly agaric</td>", "truncated jpeg", "schedule &#34;nightly&#34; due 2026-12-07T03:00:00Z · "} {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("report.html lacks %q", want)
 		}

@@ -86,7 +86,7 @@ func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
 	}
 	ctx, stop := interruptible(c)
 	defer stop()
-	logger.Printf("--once: firing %s now", next[0])
+	logger.Printf("--once: firing schedule %q now (its next time would be %s)", next[0].Schedule, next[0].Due.Format(time.RFC3339))
 	err = fireTrigger(ctx, c, logger, next[0], nil)
 	if ierr := interruptedExit(err); ierr != nil {
 		return ierr

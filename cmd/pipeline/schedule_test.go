@@ -389,7 +389,7 @@ func TestScheduleWithoutTimezoneAgreesWithCrontab(t *testing.T) {
 		}
 		// --once logs the trigger it fires: 03:00 in that zone, with its offset.
 		code, _, errs = helperRun(t, c.tz, "schedule", file, "--once")
-		m := regexp.MustCompile(`firing schedule "nightly" due (\S+) now`).FindStringSubmatch(errs)
+		m := regexp.MustCompile(`firing schedule "nightly" now \(its next time would be (\S+)\)`).FindStringSubmatch(errs)
 		if code != exitOK || m == nil {
 			t.Errorf("%s: --once: exit %d\n%s", name, code, errs)
 			continue
