@@ -110,6 +110,34 @@ func LockHolder(workspace string) (*LockOwner, error) {
 	return &o, nil
 }
 
+// SchedulerLock notes that this process schedules the workspace: an flock on
+// data/intermediate/scheduler.lock, which the kernel releases when the process dies. It never
+// refuses: when another live process holds it, other names that scheduler (so the caller can
+// warn that both fire their triggers) and release does nothing; else release frees it.
+func SchedulerLock(workspace string) (other *LockOwner, release func(), err error) {
+	path := filepath.Join(workspace, StoreDir, "scheduler.lock")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		defer f.Close()
+		var o LockOwner
+		b, _ := os.ReadFile(path)
+		if json.NewDecoder(bytes.NewReader(b)).Decode(&o) != nil {
+			o = LockOwner{Command: "another pipeline schedule"}
+		}
+		return &o, func() {}, nil
+	}
+	host, _ := os.Hostname()
+	l := &Lock{f: f, path: path, owner: LockOwner{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Started: time.Now()}}
+	l.write()
+	return nil, func() { l.Release() }, nil
+}
+
 // Release frees the lock.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {

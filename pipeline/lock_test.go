@@ -40,3 +40,27 @@ func TestLockHolderNamesTheRunInProgress(t *testing.T) {
 		t.Fatalf("holder that is gone: %+v %v", h, err)
 	}
 }
+
+// A second scheduler of a workspace is told of the first, which holds the scheduler lock
+// until it releases it.
+func TestSchedulerLockNamesTheOtherScheduler(t *testing.T) {
+	dir := t.TempDir()
+	other, release, err := SchedulerLock(dir)
+	if err != nil || other != nil {
+		t.Fatalf("first scheduler: %v, %v", other, err)
+	}
+	second, release2, err := SchedulerLock(dir)
+	if err != nil || second == nil || second.PID != os.Getpid() {
+		t.Fatalf("second scheduler: %+v, %v; want the first named", second, err)
+	}
+	release2() // does nothing: the first still holds it
+	if again, _, _ := SchedulerLock(dir); again == nil {
+		t.Fatal("the second scheduler's release freed the first's lock")
+	}
+	release()
+	third, release3, err := SchedulerLock(dir)
+	if err != nil || third != nil {
+		t.Fatalf("after the first stopped: %+v, %v", third, err)
+	}
+	release3()
+}

@@ -104,6 +104,15 @@ func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
 // command exits 0 when it stopped without cutting a run short, exitInterrupted when it cut one
 // short. A failed trigger is logged and the scheduler waits for the next one.
 func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, file string) error {
+	other, release, err := pipeline.SchedulerLock(filepath.Dir(file))
+	if err != nil {
+		return err
+	}
+	defer release()
+	if other != nil {
+		logger.Printf("warning: another scheduler already schedules this workspace (pid %d on %s, %q, since %s): both fire their triggers, and whichever finds the workspace in use skips or queues its run; stop one of them",
+			other.PID, other.Host, other.Command, other.Started.Local().Format(time.DateTime))
+	}
 	var cut atomic.Bool // a run was cancelled by a signal
 	memo := &effectMemo{}
 	s.Fire = func(ctx context.Context, t pipeline.Trigger) {
