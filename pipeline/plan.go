@@ -255,32 +255,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		d.Reasons = append(own, upstream)
 		return d, nil
 	}
-	d.sources, d.roots, d.trees, d.stats = map[string]Manifest{}, map[string]string{}, map[string]*treeState{}, e.Store.Stats
-	for _, a := range inst.Kind.Attributes() {
-		if a.Role != Source || v.Get(a.Name).IsNull() {
-			continue
-		}
-		rel := v.String(a.Name)
-		abs := InWorkspace(e.Store.Workspace, rel)
-		if p := checkSource(e.Store.Workspace, filepath.Base(e.Workflow.Config.Path), a.Name, rel); p != nil {
-			if p.suggestion != "" {
-				return nil, fmt.Errorf("%s; did you mean %q?", p.detail, p.suggestion)
-			}
-			return nil, errors.New(p.detail)
-		}
-		// A forced stage reads its sources again: a file rewritten keeping its identity would
-		// otherwise stay what the stat cache says.
-		if err := d.hashInput(a.Name, abs, forced); err != nil {
-			return nil, fmt.Errorf("hashing %s %q: %w", a.Name, rel, err)
-		}
-	}
-	for _, p := range pathInputs(inst.Kind, v, e.Store.Workspace) {
-		if err := d.hashInput(pathLabel(p.attr, p.path), p.abs, forced); err != nil {
-			return nil, fmt.Errorf("hashing %s %q: %w", p.attr, p.path, err)
-		}
-	}
-	var err error
-	if d.lines, err = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest); err != nil {
+	if err := e.keyInputs(d, forced); err != nil {
 		return nil, err
 	}
 	d.Key = keyOfLines(inst.Addr, d.lines)
@@ -328,31 +303,46 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 	return d, nil
 }
 
-// ownChanges names what changed in an instance's own configuration since its last run
-// (attributes, sources, seed, kind version, environment) when its key cannot be made yet,
-// its upstream stages running first: any such change reruns it whatever they output.
-func (e *Engine) ownChanges(inst *Instance, v *Values, st *State) ([]string, error) {
-	d := &Decision{Addr: inst.Addr, inst: inst, values: v, sources: map[string]Manifest{}, roots: map[string]string{},
-		trees: map[string]*treeState{}, stats: e.Store.Stats}
+// keyInputs hashes what goes into the key of d's instance besides its values (its source
+// folders, and the paths given where stage outputs are expected; forced reads every file
+// again, whatever the stat cache holds) and makes its key lines. A source folder that is
+// missing or holds the store is an error.
+func (e *Engine) keyInputs(d *Decision, forced bool) error {
+	inst, v := d.inst, d.values
+	d.sources, d.roots, d.trees, d.stats = map[string]Manifest{}, map[string]string{}, map[string]*treeState{}, e.Store.Stats
 	for _, a := range inst.Kind.Attributes() {
 		if a.Role != Source || !v.Get(a.Name).IsKnown() || v.Get(a.Name).IsNull() {
 			continue
 		}
 		rel := v.String(a.Name)
-		if checkSource(e.Store.Workspace, filepath.Base(e.Workflow.Config.Path), a.Name, rel) != nil {
-			return []string{fmt.Sprintf("%s %q cannot be read", a.Name, rel)}, nil
+		if p := checkSource(e.Store.Workspace, filepath.Base(e.Workflow.Config.Path), a.Name, rel); p != nil {
+			if p.suggestion != "" {
+				return fmt.Errorf("%s; did you mean %q?", p.detail, p.suggestion)
+			}
+			return errors.New(p.detail)
 		}
-		if err := d.hashInput(a.Name, InWorkspace(e.Store.Workspace, rel), false); err != nil {
-			return nil, fmt.Errorf("hashing %s %q: %w", a.Name, rel, err)
+		// A forced stage reads its sources again: a file rewritten keeping its identity would
+		// otherwise stay what the stat cache says.
+		if err := d.hashInput(a.Name, InWorkspace(e.Store.Workspace, rel), forced); err != nil {
+			return fmt.Errorf("hashing %s %q: %w", a.Name, rel, err)
 		}
 	}
 	for _, p := range pathInputs(inst.Kind, v, e.Store.Workspace) {
-		if err := d.hashInput(pathLabel(p.attr, p.path), p.abs, false); err != nil {
-			return nil, fmt.Errorf("hashing %s %q: %w", p.attr, p.path, err)
+		if err := d.hashInput(pathLabel(p.attr, p.path), p.abs, forced); err != nil {
+			return fmt.Errorf("hashing %s %q: %w", p.attr, p.path, err)
 		}
 	}
 	var err error
-	if d.lines, err = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest); err != nil {
+	d.lines, err = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest)
+	return err
+}
+
+// ownChanges names what changed in an instance's own configuration since its last run
+// (attributes, sources, seed, kind version, environment) when its key cannot be made yet,
+// its upstream stages running first: any such change reruns it whatever they output.
+func (e *Engine) ownChanges(inst *Instance, v *Values, st *State) ([]string, error) {
+	d := &Decision{Addr: inst.Addr, inst: inst, values: v}
+	if err := e.keyInputs(d, false); err != nil {
 		return nil, err
 	}
 	if err := d.completeSources(); err != nil {

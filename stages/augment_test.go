@@ -328,20 +328,14 @@ func TestAugmentRejectsOutOfRangeParameters(t *testing.T) {
 		"brightness = -1": "Invalid brightness",
 	} {
 		w := newWS(t, strings.Replace(augmentHCL, "max_augment = 3", "max_augment = 3\n  "+attr, 1))
-		cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-		if !diags.HasErrors() {
-			_, diags = pipeline.Build(cfg, w.reg, nil)
-		}
+		diags := w.diagnostics()
 		if !diags.HasErrors() || !strings.Contains(diags.Error(), want) {
 			t.Errorf("%s: diagnostics %v, want %q", attr, diags, want)
 		}
 	}
 	// The limits themselves are valid.
 	w := newWS(t, strings.Replace(augmentHCL, "max_augment = 3", "max_augment = 3\n  crop = 1\n  rotation = 180\n  blur = 0\n  noise = 1", 1))
-	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-	if !diags.HasErrors() {
-		_, diags = pipeline.Build(cfg, w.reg, nil)
-	}
+	diags := w.diagnostics()
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}

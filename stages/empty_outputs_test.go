@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,11 +42,7 @@ stage "evaluate" "test" {
 `
 	w := newWS(t, hcl)
 	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{})
-	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	_, diags = pipeline.Build(cfg, w.reg, nil)
+	diags := w.diagnostics()
 	var got []string
 	for _, d := range diags {
 		if d.Severity != hclv2.DiagError {

@@ -173,10 +173,7 @@ stage "augment" "balanced" {
 }
 `)
 	w.write("raw/a/1.png", randomPNG(1, 1, 4, 4))
-	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-	if !diags.HasErrors() {
-		_, diags = pipeline.Build(cfg, w.reg, nil)
-	}
+	diags := w.diagnostics()
 	var got []string
 	for _, d := range diags {
 		got = append(got, fmt.Sprintf("%d %s", d.Subject.Start.Line, d.Summary))

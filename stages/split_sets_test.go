@@ -7,20 +7,28 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"pipeline/pipeline"
 )
 
-// loadDiags loads and builds the workspace's pipeline file, returning the diagnostics.
+// loadDiags loads and builds the workspace's pipeline file, returning its errors.
 func (w *ws) loadDiags() error {
 	w.t.Helper()
+	if diags := w.diagnostics(); diags.HasErrors() {
+		return diags
+	}
+	return nil
+}
+
+// diagnostics loads and builds the workspace's pipeline file, as validate does, returning
+// every diagnostic, warnings too.
+func (w *ws) diagnostics() hcl.Diagnostics {
 	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
 	if !diags.HasErrors() {
 		_, diags = pipeline.Build(cfg, w.reg, nil)
 	}
-	if diags.HasErrors() {
-		return diags
-	}
-	return nil
+	return diags
 }
 
 // splitCounts returns the split's per-class counts from report/split.json.

@@ -239,11 +239,7 @@ stage "train" "vgg" {
 `
 	w := newWS(t, hcl)
 	w.reg, _ = pipeline.NewRegistry(Train{})
-	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	_, diags = pipeline.Build(cfg, w.reg, nil)
+	diags := w.diagnostics()
 	var got []string
 	for _, d := range diags {
 		if d.Summary == "Pool larger than the feature map" {
