@@ -674,7 +674,8 @@ func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
 func TestSlowUploadGivesBackItsPlace(t *testing.T) {
 	opts := defaultServeOptions()
 	opts.Concurrency, opts.Queue = 1, 0
-	opts.UploadRate, opts.UploadGrace, opts.UploadLimit = 1000, 300*time.Millisecond, 5*time.Second
+	// Grace enough for the busy request below to be turned away on a loaded machine.
+	opts.UploadRate, opts.UploadGrace, opts.UploadLimit = 1000, 2*time.Second, 10*time.Second
 	s, ts := newTestServer(t, filepath.Join(t.TempDir(), "nothing"), opts)
 
 	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
@@ -691,7 +692,7 @@ func TestSlowUploadGivesBackItsPlace(t *testing.T) {
 	if code, m := post(t, ts.URL+"/predict", b, ct); code != 503 || !strings.HasPrefix(fmt.Sprint(m["error"]), "busy") {
 		t.Fatalf("with the only place taken by an upload: %d %v, want 503 busy", code, m)
 	}
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("the stalled upload got no answer: %v", err)
