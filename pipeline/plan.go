@@ -178,16 +178,7 @@ func (e *Engine) resolveSelector(s string) ([]string, error) {
 		}
 		return out, nil
 	}
-	var all []string
-	for _, i := range w.Instances {
-		all = append(all, i.Addr)
-	}
-	all = append(all, w.BlockAddrs()...)
-	msg := fmt.Sprintf("no stage %q in %s", s, w.Config.Path)
-	if sug := suggest(s, all); sug != "" {
-		return nil, fmt.Errorf("%s; did you mean %q?", msg, sug)
-	}
-	return nil, fmt.Errorf("%s; stages: %s", msg, strings.Join(w.BlockAddrs(), ", "))
+	return nil, w.CheckSelector(s) // says what s could have meant
 }
 
 // Plan decides, for every selected instance, whether it runs and why, without running

@@ -155,15 +155,10 @@ func selectionFlags() []cli.Flag {
 	}
 }
 
-// selection is the stages the flags select in w, or an error naming a --stage that is not
-// one, with what it could have meant.
-func selection(c *cli.Context, w *pipeline.Workflow) (pipeline.Selection, error) {
-	for _, t := range c.StringSlice("stage") {
-		if err := w.CheckSelector(t); err != nil {
-			return pipeline.Selection{}, err
-		}
-	}
-	return pipeline.Selection{Targets: c.StringSlice("stage"), Force: c.Bool("force"), Downstream: c.Bool("downstream")}, nil
+// selection is the stages the flags select (the engine refuses a --stage that names none,
+// saying what it could have meant).
+func selection(c *cli.Context) pipeline.Selection {
+	return pipeline.Selection{Targets: c.StringSlice("stage"), Force: c.Bool("force"), Downstream: c.Bool("downstream")}
 }
 
 func planCommand() *cli.Command {
@@ -180,10 +175,7 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			sel, err := selection(c, l.engine.Workflow)
-			if err != nil {
-				return err
-			}
+			sel := selection(c)
 			plan, err := l.engine.Plan(sel)
 			if err != nil {
 				return err
@@ -260,10 +252,7 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			sel, err := selection(c, l.engine.Workflow)
-			if err != nil {
-				return err
-			}
+			sel := selection(c)
 			if c.Bool("dry-run") {
 				plan, err := l.engine.Plan(sel)
 				if err != nil {

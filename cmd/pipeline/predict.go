@@ -211,8 +211,10 @@ func skippedKind(err error) error {
 }
 
 // explainModelError adds to LoadPredictor's error for the model folder dir what to do about
-// it: for a folder that does not exist, where a model comes from; for a promotion folder whose link leads nowhere, what the promotions say; for a broken
-// model (its weights deleted, say), how to make another model the champion.
+// it: for a folder that does not exist, where a model comes from; for a promotion folder
+// whose link leads nowhere, what the promotions say; for another link to nowhere or a folder
+// without a model, what it is; for a broken model (its weights deleted, say), how to make
+// another model the champion.
 func explainModelError(dir string, err error) error {
 	var missing *stages.MissingChampionError
 	// A promotion folder whose link or champion is gone says what the promotions say; a
@@ -226,10 +228,11 @@ func explainModelError(dir string, err error) error {
 			return fmt.Errorf("%s is a symbolic link to %s, which does not exist; give a model folder (--model)", dir, target)
 		}
 	}
-	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+	fi, serr := os.Stat(dir)
+	if errors.Is(serr, fs.ErrNotExist) {
 		return fmt.Errorf("no model at %s: %w; run the pipeline so that its select stage promotes one, or give a model folder (--model)", dir, stages.WithoutPath(serr))
 	}
-	if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+	if serr == nil && fi.IsDir() {
 		if _, ierr := os.Stat(filepath.Join(stages.SavedModelOf(dir), graphs.ModelInfoFile)); errors.Is(ierr, fs.ErrNotExist) {
 			return fmt.Errorf("%s holds no model: a model folder is a SavedModel as pipeline exports it, with its %s (a run's models/RUN/cnn/saved_model, or a promotion folder such as models/final_models)", dir, graphs.ModelInfoFile)
 		}

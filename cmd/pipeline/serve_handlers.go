@@ -265,8 +265,8 @@ type pacedBody struct {
 
 // tooSlow is the error for an upload that missed its deadline.
 func (o serveOptions) tooSlow() string {
-	return fmt.Sprintf("the upload arrived too slowly: after its first %g s it must keep up %s a second on average, and be in within %g s",
-		o.UploadGrace.Seconds(), sizeText(o.UploadRate), o.UploadLimit.Seconds())
+	return fmt.Sprintf("the upload arrived too slowly: after its first %s it must keep up %s a second on average, and be in within %s",
+		seconds(o.UploadGrace), sizeText(o.UploadRate), seconds(o.UploadLimit))
 }
 
 // tooLarge is the error for a request over MaxBody, named as the flag that sets it, as an
