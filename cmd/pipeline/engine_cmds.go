@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -551,6 +553,40 @@ func graphCommand() *cli.Command {
 	}
 }
 
+// pruneChampions removes, for gc --keep-champions, the promoted models of every folder the
+// file's select stages promote to but the champion and the keep champions before it.
+func pruneChampions(c *cli.Context, l *loaded, keep int) error {
+	w := c.App.Writer
+	verb := "removed"
+	if c.Bool("dry-run") {
+		verb = "would remove"
+	}
+	folders := promotionFolders(l.engine.Workflow)
+	if len(folders) == 0 {
+		fmt.Fprintf(w, "no select stage promotes a model: no promoted models to remove\n")
+		return nil
+	}
+	for _, rel := range slices.Sorted(maps.Keys(folders)) {
+		to := pipeline.InWorkspace(l.engine.Store.Workspace, rel)
+		pruned, err := stages.PruneChampions(to, keep, c.Bool("dry-run"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", rel+".d", err)
+		}
+		var freed, bytes int64
+		ids := make([]string, len(pruned))
+		for i, p := range pruned {
+			freed, bytes, ids[i] = freed+p.Freed, bytes+p.Bytes, p.ID
+		}
+		fmt.Fprintf(w, "%s %s from %s (%.1f MB, %.1f MB not shared with the store), keeping the champion and the %d before it",
+			verb, pipeline.Plural(len(pruned), "promoted model", "promoted models"), rel+".d", float64(bytes)/1e6, float64(freed)/1e6, keep)
+		if len(ids) > 0 {
+			fmt.Fprintf(w, ": %s", strings.Join(ids, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "gc",
@@ -559,12 +595,18 @@ func gcCommand() *cli.Command {
 		Flags: []cli.Flag{varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be removed, remove nothing"},
-			&cli.IntFlag{Name: "keep-runs", Usage: "first remove the run folders of --runs-dir but the newest `N`", DefaultText: "keep them all"}},
+			&cli.IntFlag{Name: "keep-runs", Usage: "first remove the run folders of --runs-dir but the newest `N`", DefaultText: "keep them all"},
+			&cli.IntFlag{Name: "keep-champions", Usage: "remove the promoted models of the file's select stages but the champion and the `N` champions before it (what --rollback goes back through)", DefaultText: "keep them all"}},
 		Action: func(c *cli.Context) error {
-			keepRuns := -1
+			keepRuns, keepChampions := -1, -1
 			if c.IsSet("keep-runs") {
 				if keepRuns = c.Int("keep-runs"); keepRuns < 0 {
 					return fmt.Errorf("--keep-runs %d: the number of run folders to keep must be 0 or more", keepRuns)
+				}
+			}
+			if c.IsSet("keep-champions") {
+				if keepChampions = c.Int("keep-champions"); keepChampions < 0 {
+					return fmt.Errorf("--keep-champions %d: the number of earlier champions to keep must be 0 or more", keepChampions)
 				}
 			}
 			l, err := load(c, false)
@@ -586,6 +628,13 @@ func gcCommand() *cli.Command {
 					fmt.Fprintf(w, ": %s", strings.Join(res.Runs, ", "))
 				}
 				fmt.Fprintln(w)
+			}
+			// Promoted models only once the store's gc could tell what is used (it removes
+			// nothing until it can).
+			if keepChampions >= 0 {
+				if err := pruneChampions(c, l, keepChampions); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(w, "%s %s (%.1f MB) and %s; kept %s\n", verb, pipeline.Plural(res.Objects, "output", "outputs"),
 				float64(res.Bytes)/1e6, pipeline.Plural(res.Keys, "cache entry", "cache entries"), pipeline.Plural(res.Kept, "output", "outputs"))

@@ -163,11 +163,20 @@ func promoteCommand() *cli.Command {
 					earlier = append(earlier, p)
 				}
 			}
+			for i, p := range earlier {
+				if stages.PromotionRemoved(to, p) {
+					earlier[i] += " (folder removed)"
+				}
+			}
 			if len(earlier) > 0 {
 				fmt.Fprintf(c.App.Writer, "earlier champions, newest first (--rollback goes to the first): %s\n", strings.Join(earlier, ", "))
 			}
 			for _, rb := range setAside {
-				fmt.Fprintf(c.App.Writer, "not promoted again automatically: %s (%s)\n", rb.ID, rb.How())
+				removed := ""
+				if stages.PromotionRemoved(to, rb.ID) {
+					removed = ", folder removed"
+				}
+				fmt.Fprintf(c.App.Writer, "not promoted again automatically: %s (%s%s)\n", rb.ID, rb.How(), removed)
 			}
 			if id == "" && !c.Bool("rollback") {
 				// Promotion loaded the model; showing checks its files, without TensorFlow.
@@ -200,6 +209,22 @@ func modelArg(id, runsArg, runsDir string) string {
 	return id
 }
 
+// promotionFolders returns the folders the select stages of wf promote to (as written,
+// relative to the workspace), each with the addresses of the stages that do.
+func promotionFolders(wf *pipeline.Workflow) map[string][]string {
+	folders := map[string][]string{}
+	for _, inst := range wf.Instances {
+		if inst.Kind.Name() != "select" {
+			continue
+		}
+		v, _ := wf.Evaluate(inst, nil)
+		if to := v.String("promote_to"); to != "" {
+			folders[to] = append(folders[to], inst.Addr)
+		}
+	}
+	return folders
+}
+
 // promoteTo returns the folder the select stages of the pipeline file at path promote to,
 // with the variables vars (NAME=VALUE), or def when the file does not exist (the default
 // pipeline.hcl need not) or has no select stage. Select stages that promote to different
@@ -223,16 +248,7 @@ func promoteTo(path, def string, vars []string) (string, error) {
 	case wf == nil: // no stages
 		return def, nil
 	}
-	folders := map[string][]string{}
-	for _, inst := range wf.Instances {
-		if inst.Kind.Name() != "select" {
-			continue
-		}
-		v, _ := wf.Evaluate(inst, nil)
-		if to := v.String("promote_to"); to != "" {
-			folders[to] = append(folders[to], inst.Addr)
-		}
-	}
+	folders := promotionFolders(wf)
 	switch len(folders) {
 	case 0:
 		return def, nil

@@ -227,3 +227,54 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 		t.Fatalf("promote RUN/CANDIDATE: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestGCKeepChampions checks gc --keep-champions: it removes the promoted models of the file's
+// select stage but the champion and those --rollback goes back through, and promote then says
+// which earlier champions' folders are gone.
+func TestGCKeepChampions(t *testing.T) {
+	ws := t.TempDir()
+	repo, err := os.ReadFile("../../pipeline.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(ws, "pipeline.hcl")
+	if err := os.WriteFile(file, repo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"data/raw/train", "data/raw/test"} { // the file's sources
+		if err := os.MkdirAll(filepath.Join(ws, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, run := range []string{"run1", "run2", "run3"} {
+		promoteFake(t, ws, run, fmt.Sprintf("m%d", i+1), 0.6+0.1*float64(i))
+	}
+	d := filepath.Join(ws, "models/final_models.d")
+	code, out, errs := runCLI("gc", "-n", "--keep-champions", "1", file)
+	if code != exitOK || !strings.Contains(out, "would remove 1 promoted model from models/final_models.d (") ||
+		!strings.Contains(out, "keeping the champion and the 1 before it: run1-cnn\n") {
+		t.Fatalf("gc -n --keep-champions 1: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(d, "run1-cnn")); err != nil {
+		t.Fatalf("a dry run removed a model: %v", err)
+	}
+	if code, out, errs := runCLI("gc", "--keep-champions", "1", file); code != exitOK || !strings.Contains(out, "removed 1 promoted model from models/final_models.d") {
+		t.Fatalf("gc --keep-champions 1: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(d, "run1-cnn")); err == nil {
+		t.Fatal("run1-cnn was kept")
+	}
+	for _, id := range []string{"run2-cnn", "run3-cnn"} {
+		if _, err := os.Stat(filepath.Join(d, id, "model.json")); err != nil {
+			t.Fatalf("%s was removed: %v", id, err)
+		}
+	}
+	code, out, errs = runCLI("promote", file)
+	if code != exitOK || !strings.Contains(out, "champion run3-cnn") ||
+		!strings.Contains(out, "earlier champions, newest first (--rollback goes to the first): run2-cnn, run1-cnn (folder removed)\n") {
+		t.Fatalf("promote after gc: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runCLI("gc", "--keep-champions", "-1", file); code != exitErr || !strings.Contains(errs, "--keep-champions -1: the number of earlier champions to keep must be 0 or more") {
+		t.Fatalf("gc --keep-champions -1: exit %d\n%s", code, errs)
+	}
+}

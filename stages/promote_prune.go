@@ -1,0 +1,110 @@
+package stages
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// PrunedModel is a promoted model's folder that PruneChampions removed (or would remove).
+type PrunedModel struct {
+	ID string
+	// Freed is the size of its files that no other path links to (a promoted model's files
+	// are hard links to the store's while the store keeps that output, and then free
+	// nothing); Bytes is the size of all of them.
+	Freed, Bytes int64
+}
+
+// PruneChampions removes from <promoteTo>.d the folders of models that are neither the
+// champion nor one of the keep champions before it (those --rollback goes back through, newest
+// first): older champions and models set aside (rolled back, or replaced by a promotion by
+// hand). history.json keeps their records, so select still does not promote a model set aside
+// again; --rollback and `pipeline promote ID` of a removed model say its folder was deleted,
+// with the RUN/FOLDER that installs it again from its run folder if that is kept. Only folders
+// holding a model card or a saved_model/ are removed. With dryRun nothing is removed. The
+// promotions' lock is held throughout, as by promote and select.
+func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, error) {
+	root := promoteTo + ".d"
+	if _, err := os.Stat(root); err != nil {
+		return nil, nil // nothing was ever promoted there
+	}
+	unlock, err := lockPromotions(root)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	h, err := readHistory(root)
+	if err != nil {
+		return nil, err
+	}
+	kept := map[string]bool{}
+	if target, err := os.Readlink(promoteTo); err == nil {
+		kept[filepath.Base(target)] = true // the champion, whatever the history says
+	}
+	n := len(h.Promotions)
+	if n > 0 {
+		kept[h.Promotions[n-1]] = true
+	}
+	for i, before := n-2, 0; i >= 0 && before < keep; i-- {
+		if id := h.Promotions[i]; !kept[id] {
+			kept[id] = true
+			before++
+		}
+	}
+	var pruned []PrunedModel
+	for _, id := range promotedIDList(root) {
+		dir := filepath.Join(root, id)
+		if kept[id] || !isModelFolder(dir) {
+			continue
+		}
+		p := PrunedModel{ID: id}
+		p.Freed, p.Bytes = folderSizes(dir)
+		if !dryRun {
+			if err := os.RemoveAll(dir); err != nil {
+				return pruned, err
+			}
+		}
+		pruned = append(pruned, p)
+	}
+	return pruned, nil
+}
+
+// isModelFolder reports whether dir, in a .d folder, holds a promoted model (a card or a
+// SavedModel): anything else put there is not the promotions' to remove.
+func isModelFolder(dir string) bool {
+	for _, name := range []string{"model.json", "saved_model"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// folderSizes returns the size of the files under dir that no other path links to, and of
+// all of them.
+func folderSizes(dir string) (freed, total int64) {
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		total += fi.Size()
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink <= 1 {
+			freed += fi.Size()
+		}
+		return nil
+	})
+	return freed, total
+}
+
+// PromotionRemoved reports whether the promoted model id of promoteTo is on record but its
+// folder is gone (removed by gc --keep-champions, or by hand), for listing the history.
+func PromotionRemoved(promoteTo, id string) bool {
+	_, err := os.Lstat(filepath.Join(promoteTo+".d", id))
+	return errors.Is(err, fs.ErrNotExist)
+}
