@@ -228,8 +228,8 @@ func TestNearDuplicatesShareASetAndAreReported(t *testing.T) {
 					t.Errorf("%s is in %s, its original in %s", p, s[p], s[group[0]])
 				}
 			}
-			if len(rep.Near) != 1 || !slices.Equal(rep.Near[0], group) {
-				t.Errorf("near_duplicates %v, want [%v]", rep.Near, group)
+			if want := inFolder("raw", group); len(rep.Near) != 1 || !slices.Equal(rep.Near[0], want) {
+				t.Errorf("near_duplicates %v, want [%v]", rep.Near, want)
 			}
 			if len(rep.NearConflicts) != 1 {
 				t.Errorf("near_duplicate_label_conflicts %v, want the group (b/copy3 is labelled b)", rep.NearConflicts)
@@ -259,6 +259,9 @@ stage "split" "main" {
 		}
 	}
 	w.write("raw/train/x/smaller.jpg", smallerJPEG(blobPhoto(uint64('x')*100+51, 120, 90), 0.6, 70))
+	// A copy of a test image under the same name in the training folder: the report tells
+	// the two files apart by their folders.
+	w.write("raw/train/y/t2.png", encodePNG(blobPhoto(uint64('y')*100+52, 120, 90)))
 	rec, _ := w.run(false)
 	s := splitOf(t, w, rec)
 	if set, ok := s["x/smaller.jpg"]; ok {
@@ -266,9 +269,21 @@ stage "split" "main" {
 	}
 	var rep splitReport
 	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
-	if !slices.Equal(rep.Leaked, []string{"raw/train/x/smaller.jpg"}) {
+	if !slices.Equal(rep.Leaked, []string{"raw/train/x/smaller.jpg", "raw/train/y/t2.png"}) {
 		t.Fatalf("removed_from_train_val %v", rep.Leaked)
 	}
+	if len(rep.Duplicates) != 1 || !slices.Equal(rep.Duplicates[0], []string{"raw/test/y/t2.png", "raw/train/y/t2.png"}) {
+		t.Fatalf("duplicates %v", rep.Duplicates)
+	}
+}
+
+// inFolder returns the paths rels in folder, as the split's reports name files.
+func inFolder(folder string, rels []string) []string {
+	out := make([]string, len(rels))
+	for i, r := range rels {
+		out[i] = folder + "/" + r
+	}
+	return out
 }
 
 func BenchmarkFingerprint(b *testing.B) {
@@ -328,7 +343,7 @@ func TestTurningNearDuplicatesOnMovesCopiesAndSaysSo(t *testing.T) {
 			t.Errorf("%s is in %s, want the group's held-out set %s", p, after[p], heldOut)
 		}
 		if before[p] != heldOut {
-			want = append(want, movedImage{Path: p, From: before[p], To: heldOut})
+			want = append(want, movedImage{Path: "raw/" + p, From: before[p], To: heldOut})
 		}
 	}
 	for p, s := range after {
@@ -380,7 +395,7 @@ func TestALargeNearDuplicateGroupIsWarnedAbout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("warning: a group of %d near-identical images, from a/03.png", maxNearGroup+1); !strings.Contains(string(log), want) {
+	if want := fmt.Sprintf("warning: a group of %d near-identical images, from raw/a/03.png", maxNearGroup+1); !strings.Contains(string(log), want) {
 		t.Fatalf("run.log lacks %q:\n%s", want, log)
 	}
 }

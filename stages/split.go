@@ -47,9 +47,10 @@ type SplitConfig struct {
 // Name implements pipeline.Kind.
 func (Split) Name() string { return "split" }
 
-// Version implements pipeline.Kind. (13: the class-distribution plot's counts no longer
-// overlap; PNGs and WebPs are stored turned by their EXIF orientation.)
-func (Split) Version() int { return 13 }
+// Version implements pipeline.Kind. (14: split.json names files by their folder as
+// configured, as rejected.json does, telling a test_source file from a source file of the
+// same name.)
+func (Split) Version() int { return 14 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
@@ -326,7 +327,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			g = &group{Digest: p.group}
 			groups[p.group] = g
 		}
-		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel, Exact: p.exact})
+		folder := cfg.Source
+		if p.test {
+			folder = *cfg.TestSource
+		}
+		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel, Shown: filepath.ToSlash(filepath.Join(folder, p.cand.Rel)), Exact: p.exact})
 		if p.test {
 			fixed[p.group] = TestSet
 		}
@@ -465,7 +470,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	var firstConflict, firstNearConflict conflict
 	firstOf := func(first *conflict, ms []member, group string) {
-		if first.members == nil || ms[0].Rel < first.members[0].Rel {
+		if first.members == nil || ms[0].Shown < first.members[0].Shown {
 			*first = conflict{ms, group}
 		}
 	}
@@ -532,7 +537,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			src = "test:" + src
 		}
 		if was := prevFiles[p.digest]; was != "" && was != s && !p.test {
-			rep.Moved = append(rep.Moved, movedImage{Path: src, From: was, To: s})
+			rep.Moved = append(rep.Moved, movedImage{Path: filepath.ToSlash(filepath.Join(cfg.Source, p.cand.Rel)), From: was, To: s})
 			if res.moved[p.group] {
 				searchedMoves = append(searchedMoves, rep.Moved[len(rep.Moved)-1])
 			}
@@ -588,7 +593,7 @@ func labelConflictExample(ms []member, set string) string {
 	var files, classes []string
 	for i, m := range ms {
 		if i < 4 {
-			files = append(files, fmt.Sprintf("%q (%s)", m.Rel, m.Class))
+			files = append(files, fmt.Sprintf("%q (%s)", m.Shown, m.Class))
 		}
 		if !slices.Contains(classes, m.Class) {
 			classes = append(classes, m.Class)
@@ -611,7 +616,7 @@ func labelConflictExample(ms []member, set string) string {
 func memberPaths(ms []member) ([]string, bool) {
 	paths := make([]string, len(ms))
 	for i, m := range ms {
-		paths[i] = m.Rel
+		paths[i] = m.Shown
 	}
 	for _, m := range ms[1:] {
 		if m.Class != ms[0].Class {
@@ -639,7 +644,7 @@ func keptGroups(groups map[string]*group, kept []string) []*group {
 		if len(ms) == 0 {
 			continue
 		}
-		sort.Slice(ms, func(i, j int) bool { return ms[i].Rel < ms[j].Rel })
+		sort.Slice(ms, func(i, j int) bool { return ms[i].Shown < ms[j].Shown })
 		gs = append(gs, &group{Digest: g.Digest, Members: ms})
 	}
 	sort.Slice(gs, func(i, j int) bool { return gs[i].Digest < gs[j].Digest })

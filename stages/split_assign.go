@@ -27,6 +27,10 @@ var splitOrder = []string{TestSet, ValSet, TrainSet}
 type member struct {
 	Class string
 	Rel   string
+	// Shown is the file's path as the reports name it: its folder as configured (source or
+	// test_source) joined with Rel, as in rejected.json, telling a test_source file from a
+	// source file of the same name.
+	Shown string
 	Exact string // the group of files stored as the same image that it belongs to
 }
 

@@ -279,7 +279,7 @@ func TestARerunWhosePreviousSetsPinSharedImagesMovesThem(t *testing.T) {
 		}
 		for _, e := range m.Images {
 			if from := was[e.Digest]; from != s {
-				moved = append(moved, fmt.Sprintf("%s: %s → %s", e.Source, from, s))
+				moved = append(moved, fmt.Sprintf("raw/%s: %s → %s", e.Source, from, s))
 			}
 		}
 	}

@@ -390,7 +390,7 @@ func TestDuplicatesShareASplitAndConflictsAreReported(t *testing.T) {
 	// label, so the manifest of that set holds the picture once per label.
 	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
 	set := s["a/dup1.png"]
-	want := fmt.Sprintf(`warning: 1 group of identical images carries different class labels, e.g. "a/dup1.png" (a), "a/dup2.png" (a) and "b/dup3.png" (b), all in %s: a group shares one set and each file keeps its class folder's label, so the model is `, set)
+	want := fmt.Sprintf(`warning: 1 group of identical images carries different class labels, e.g. "raw/a/dup1.png" (a), "raw/a/dup2.png" (a) and "raw/b/dup3.png" (b), all in %s: a group shares one set and each file keeps its class folder's label, so the model is `, set)
 	if !strings.Contains(string(log), want) || !strings.Contains(string(log), "on this picture as a and as b; keep each picture in one class folder") {
 		t.Errorf("run.log lacks %q:\n%s", want, log)
 	}
