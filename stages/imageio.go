@@ -41,6 +41,15 @@ const ImageFormats = "JPEG, PNG, GIF, BMP, TIFF or WebP"
 // decompression bombs.
 const DefaultMaxPixels = 50_000_000
 
+// DefaultMinSide is the split's default min_side: an image narrower or lower than this many
+// pixels is rejected, as a web page's 1×1 tracking pixel saved with its photos (scaled up to
+// image_size it is a flat picture of nothing). Small, so that tiny synthetic images pass; a
+// photo collection sets it higher (32, say) to reject icons and thumbnails.
+const DefaultMinSide = 2
+
+// ErrTooSmall is the kind of a file the split rejects for a side under min_side.
+var ErrTooSmall = errors.New("the image is too small")
+
 // Resize policies for stored images.
 const (
 	ResizeSquash     = "squash"      // stretch to the target size (the original's behaviour)
@@ -296,15 +305,18 @@ type digests interface {
 // format, or is one over maxPixels, is rejected from its first bytes, and only a supported
 // image is read whole (a video in a class folder costs a few kilobytes, not its size in
 // memory), and only if it is no larger than an image of its header's size can be
-// (maxImageFileSize). The digest comes from known when it has it for the file as read (known
+// (maxImageFileSize); an image with a side under minSide is rejected from its header too. The digest comes from known when it has it for the file as read (known
 // may be nil). Problems with the file itself (empty, not a regular file, not an image,
 // truncated, too large) are errRejected; I/O failures are plain errors.
-func loadImage(path string, known digests, maxPixels int64, size int, policy string, channels int) (loaded, error) {
+func loadImage(path string, known digests, maxPixels int64, minSide, size int, policy string, channels int) (loaded, error) {
 	im, err := readImageFile(path, maxPixels, "max_pixels")
 	if err != nil {
 		return loaded{}, err
 	}
 	data, fi, cfg, format := im.data, im.fi, im.cfg, im.format
+	if cfg.Width < minSide || cfg.Height < minSide {
+		return loaded{}, rejectAs(ErrTooSmall, "%s of %dx%d is smaller than min_side %d", format, cfg.Width, cfg.Height, minSide)
+	}
 	l := loaded{Size: int64(len(data)), Format: format}
 	if known != nil {
 		if d, ok := known.KnownDigest(path, fi); ok && fi.Size() == l.Size {

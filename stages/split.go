@@ -37,6 +37,7 @@ type SplitConfig struct {
 	Channels         int      `cty:"channels"`
 	Resize           string   `cty:"resize"`
 	MaxPixels        int64    `cty:"max_pixels"`
+	MinSide          int      `cty:"min_side"`
 	DropSmallClasses bool     `cty:"drop_small_classes"`
 	Format           string   `cty:"format"`
 	Quality          int      `cty:"quality"`
@@ -49,8 +50,8 @@ func (Split) Name() string { return "split" }
 
 // Version implements pipeline.Kind. (14: split.json names files by their folder as
 // configured, as rejected.json does, telling a test_source file from a source file of the
-// same name.)
-func (Split) Version() int { return 14 }
+// same name; 15: min_side, in stored_with.)
+func (Split) Version() int { return 15 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
@@ -109,6 +110,7 @@ func (Split) Attributes() []pipeline.Attribute {
 		{Name: "channels", Type: cty.Number, Default: cty.NumberIntVal(3), Doc: "3 for RGB, 1 for grey"},
 		{Name: "resize", Type: cty.String, Default: cty.StringVal(ResizeCenterCrop), Doc: "center_crop, pad or squash"},
 		{Name: "max_pixels", Type: cty.Number, Default: cty.NumberIntVal(DefaultMaxPixels), Doc: "larger images are rejected unread"},
+		{Name: "min_side", Type: cty.Number, Default: cty.NumberIntVal(DefaultMinSide), Doc: "images narrower or lower than this many pixels are rejected from their header (tracking pixels; set it higher for icons and thumbnails)"},
 		{Name: "drop_small_classes", Type: cty.Bool, Default: cty.False, Doc: "drop classes too small to split instead of failing"},
 		{Name: "format", Type: cty.String, Default: cty.StringVal(FormatPNG), Doc: "png (lossless) or jpeg"},
 		{Name: "quality", Type: cty.Number, Default: cty.NumberIntVal(95), Doc: "JPEG quality"},
@@ -155,6 +157,7 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.intRange(v, "quality", 1, 100)
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	d.intRange(v, "max_pixels", 1, 1<<40)
+	d.intRange(v, "min_side", 1, 1<<20)
 	validateFolders(&d, v)
 	return d.diags
 }
@@ -742,7 +745,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				reused.Add(1)
 				return nil
 			}
-			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.ImageSize, cfg.Resize, cfg.Channels)
+			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.MinSide, cfg.ImageSize, cfg.Resize, cfg.Channels)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason

@@ -33,8 +33,8 @@ const fingerprintsFile = "fingerprints.bin"
 // storedWith names everything a stored image depends on besides its source file's content:
 // the settings, the limit that rejects it, and the code that decodes and encodes it.
 func storedWith(cfg SplitConfig) string {
-	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels; libtensorflow %s; %s",
-		Split{}.Version(), cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels,
+	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels, min side %d; libtensorflow %s; %s",
+		Split{}.Version(), cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels, cfg.MinSide,
 		graphs.TensorFlowVersion(), buildOf(splitModules...))
 }
 

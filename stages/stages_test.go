@@ -167,6 +167,7 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 	w.write("raw/Fly agaric/truncated.jpg", big.Bytes()[:big.Len()*3/4])
 	w.write("raw/Fly agaric/notes.txt", []byte("not an image"))
 	w.write("raw/Fly agaric/huge.png", hugePNG(100000, 100000))
+	w.write("raw/Fly agaric/pixel.gif", encodeWith(func(b *bytes.Buffer, m image.Image) error { return gif.Encode(b, m, nil) }, 1, 1))
 	w.write("raw/Fly agaric/.hidden.png", good(50))
 	w.write("raw/stray.png", good(51))
 	os.Symlink(filepath.Join(w.dir, "raw/Fly agaric"), filepath.Join(w.dir, "raw/Fly agaric/loop"))
@@ -187,6 +188,7 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 		"raw/Fly agaric/truncated.jpg": "truncated jpeg",
 		"raw/Fly agaric/notes.txt":     "not an image",
 		"raw/Fly agaric/huge.png":      "exceeds max_pixels",
+		"raw/Fly agaric/pixel.gif":     "gif of 1x1 is smaller than min_side 2",
 		"raw/Fly agaric/loop":          "symbolic link loop",
 		"raw/Ceps é/up":                "symbolic link loop",
 		"raw/Ceps é/ws":                "symbolic link loop",
@@ -225,7 +227,7 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	html, _ := os.ReadFile(path)
-	for _, want := range []string{"11 images in 2 classes", "rejected files: 10 (report/rejected.json)",
+	for _, want := range []string{"11 images in 2 classes", "rejected files: 11 (report/rejected.json)",
 		"<td>raw/Fly agaric/notes.txt</td><td>Fly agaric</td>", "truncated jpeg", "schedule &#34;nightly&#34; due 2026-12-07T03:00:00Z · "} {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("report.html lacks %q", want)
