@@ -32,7 +32,10 @@ func main() {
 			graphs.QuietStartupLines()
 		}
 	}
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	stopProfile := startHeapProfile(os.Stderr)
+	code := run(os.Args, os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
 }
 
 // quietTensorFlow hides TensorFlow's informational log lines ("oneDNN custom operations are

@@ -9,7 +9,11 @@
 // ~40–80 KB at quality 90 like a real photo of that size (a flat or purely random image would
 // be much cheaper or much costlier to decode). The same seed gives the same bytes.
 //
-//	go run ./tools/bench/data/genphotos -out DIR [-seed 1]
+// -scale N multiplies every class's size by N (N × 2,000 images, the same imbalance), for
+// measuring how memory grows with a dataset's size (tools/bench/data/memscale.sh); the images
+// of scale 1 are the first of every class at any scale.
+//
+//	go run ./tools/bench/data/genphotos -out DIR [-seed 1] [-scale 1]
 package main
 
 import (
@@ -35,9 +39,13 @@ func main() {
 	out := flag.String("out", "", "output folder (class folders are created in it)")
 	seed := flag.Uint64("seed", 1, "random seed")
 	quality := flag.Int("quality", 90, "JPEG quality")
+	scale := flag.Int("scale", 1, "multiply every class's size by this")
 	flag.Parse()
 	if *out == "" {
 		log.Fatal("genphotos: -out is required")
+	}
+	if *scale < 1 {
+		log.Fatal("genphotos: -scale must be 1 or more")
 	}
 	type job struct {
 		class, index, global int
@@ -49,6 +57,13 @@ func main() {
 			log.Fatal(err)
 		}
 		for i := 0; i < n; i++ {
+			jobs = append(jobs, job{c, i, g})
+			g++
+		}
+	}
+	// Beyond scale 1, more images per class, numbered on (their seeds follow scale 1's).
+	for c, n := range classSizes {
+		for i := n; i < n**scale; i++ {
 			jobs = append(jobs, job{c, i, g})
 			g++
 		}
