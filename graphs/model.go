@@ -106,10 +106,12 @@ func (m *Model) Predict(images []float32) ([][]float32, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer FreeTensor(t)
 	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.input: t}, []tf.Output{m.output}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}
+	defer FreeTensor(out...)
 	// Checked before the value is read: graft panics on types it cannot decode (float16).
 	if out[0].DataType() != tf.Float || len(out[0].Shape()) != 2 {
 		return nil, fmt.Errorf("predict: the model's output is %v of shape %v, not probabilities per image (float32, [images, classes])", out[0].DataType(), out[0].Shape())

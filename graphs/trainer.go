@@ -208,10 +208,12 @@ func (t *Trainer) Step(b Batch, lr float32) (StepResult, error) {
 		t.images: imgs, t.labels: labels, t.seed: seed,
 		t.feeds.lr: scalar(lr), t.feeds.beta1Power: scalar(b1p), t.feeds.beta2Power: scalar(b2p),
 	}
+	defer freeFeeds(feeds)
 	out, err := t.sess.Run(feeds, []tf.Output{t.loss, t.trainPred}, []*tf.Operation{t.train})
 	if err != nil {
 		return StepResult{}, fmt.Errorf("training step %d: %w", next, err)
 	}
+	defer FreeTensor(out...)
 	t.step = next
 	return StepResult{Loss: TensorValue(out[0]).(float32), Predictions: TensorValue(out[1]).([]int32)}, nil
 }
@@ -238,10 +240,12 @@ func (t *Trainer) Evaluate(b Batch) (Evaluation, error) {
 		feeds[t.labels] = labels
 		fetch = append(fetch, t.evalLoss)
 	}
+	defer freeFeeds(feeds)
 	out, err := t.sess.Run(feeds, fetch, nil)
 	if err != nil {
 		return Evaluation{}, fmt.Errorf("evaluating: %w", err)
 	}
+	defer FreeTensor(out...)
 	ev := Evaluation{Probabilities: TensorValue(out[0]).([][]float32)}
 	if labels != nil {
 		ev.Loss = TensorValue(out[1]).([]float32)

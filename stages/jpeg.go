@@ -153,6 +153,11 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raste
 		fetch = d.fits[r].smooth
 	}
 	feeds := map[tf.Output]*tf.Tensor{}
+	defer func() { // a photo's bytes and its resized image, freed now (graphs.FreeTensor)
+		for _, t := range feeds {
+			graphs.FreeTensor(t)
+		}
+	}()
 	for out, v := range map[tf.Output]any{
 		d.contents: string(data),
 		d.window:   []int32{0, int32(sr.Min.X), int32(sh), int32(sr.Dx())},
@@ -171,6 +176,7 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raste
 	if err != nil {
 		return nil, err
 	}
+	defer graphs.FreeTensor(res...)
 	if sh := res[0].Shape(); len(sh) != 3 || sh[0] != int64(dr.Dy()) || sh[1] != int64(dr.Dx()) || sh[2] != 3 {
 		return nil, fmt.Errorf("fitted JPEG has shape %v, want [%d %d 3]", sh, dr.Dy(), dr.Dx())
 	}
@@ -293,10 +299,12 @@ func (e *jpegEncoder) encode(img image.Image) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer graphs.FreeTensor(t)
 	res, err := e.sess.Run(map[tf.Output]*tf.Tensor{e.in: t}, []tf.Output{e.out}, nil)
 	if err != nil {
 		return nil, err
 	}
+	defer graphs.FreeTensor(res...)
 	s, ok := graphs.TensorValue(res[0]).(string)
 	if !ok {
 		return nil, fmt.Errorf("EncodeJpeg returned %T", graphs.TensorValue(res[0]))
