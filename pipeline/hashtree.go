@@ -94,9 +94,10 @@ type StatCache struct {
 	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
 	raw     []byte               // the saved entries, decoded on first use
 	trees   map[string]treeRecord
-	// byIdentity indexes the entries' paths by stat identity, for hard links (which share
-	// their target's identity under another path): a stage's output that links its input's
-	// files is not read again when it is published. Built on first use, never saved.
+	// byIdentity indexes the entries' paths by device and inode (statKey.folderID; the entry
+	// has the rest of the identity), for hard links (which share their target's identity under
+	// another path): a stage's output that links its input's files is not read again when it
+	// is published. Built on first use, never saved.
 	byIdentity map[statKey]string
 	dirty      bool
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
@@ -374,7 +375,7 @@ func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
 	e.K, e.HashedNs = k, hashedNs
 	c.entries[abs] = e
 	if c.byIdentity != nil {
-		c.byIdentity[k] = abs
+		c.byIdentity[k.folderID()] = abs
 	}
 	c.dirty = true
 }
@@ -389,10 +390,10 @@ func (c *StatCache) linkedDigest(k statKey) (string, bool) {
 		c.decodeEntries()
 		c.byIdentity = make(map[statKey]string, len(c.entries))
 		for p, e := range c.entries {
-			c.byIdentity[e.K] = p
+			c.byIdentity[e.K.folderID()] = p
 		}
 	}
-	p, ok := c.byIdentity[k]
+	p, ok := c.byIdentity[k.folderID()]
 	e := c.entries[p]
 	c.mu.Unlock()
 	if !ok || e.K != k {

@@ -157,11 +157,14 @@ func (j *Job) previousFiles() map[string]string {
 	return j.prevFiles
 }
 
-// writtenFiles are the digests of the files a stage wrote with Job.WriteFile, by absolute
-// path, with the stat identity each file had once written.
+// writtenFiles are the digests of the files a stage wrote with Job.WriteFile, by device and
+// inode (statKey.folderID), with the stat identity each file had once written: a file keeps
+// its inode under another name (a rename, a hard link), and an inode reused by another file
+// has another identity. (Not by path: tens of thousands of paths a stage writes cost more
+// than their digests.)
 type writtenFiles struct {
 	mu sync.Mutex
-	m  map[string]statEntry
+	m  map[statKey]statEntry
 }
 
 // forget drops the recorded digests (once the output is hashed).
@@ -174,13 +177,13 @@ func (w *writtenFiles) forget() {
 	w.mu.Unlock()
 }
 
-// digest returns the recorded digest of the file at abs if it still has identity k.
-func (w *writtenFiles) digest(abs string, k statKey) (string, bool) {
+// digest returns the recorded digest of a file of identity k, if one was written with it.
+func (w *writtenFiles) digest(k statKey) (string, bool) {
 	if w == nil {
 		return "", false
 	}
 	w.mu.Lock()
-	e, ok := w.m[abs]
+	e, ok := w.m[k.folderID()]
 	w.mu.Unlock()
 	if !ok || e.K != k {
 		return "", false
@@ -202,9 +205,10 @@ func (j *Job) WriteFile(path string, data []byte) (string, error) {
 		if fi, err := os.Stat(path); err == nil {
 			j.written.mu.Lock()
 			if j.written.m == nil {
-				j.written.m = map[string]statEntry{}
+				j.written.m = map[statKey]statEntry{}
 			}
-			j.written.m[filepath.Clean(absPath(path))] = statEntry{K: keyOf(fi).object(), Digest: sum}
+			k := keyOf(fi).object()
+			j.written.m[k.folderID()] = statEntry{K: k, Digest: sum}
 			j.written.mu.Unlock()
 		}
 	}

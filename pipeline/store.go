@@ -215,7 +215,7 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 	// Files are not read again when the stage wrote them with Job.WriteFile (still as
 	// written), or when they are hard links to files this cache knows (an input's files).
 	hint := func(it treeItem) (string, bool) {
-		if d, ok := written.digest(it.abs, it.k); ok {
+		if d, ok := written.digest(it.k); ok {
 			return d, true
 		}
 		if it.links > 1 {
