@@ -303,6 +303,11 @@ func (w *Workflow) Evaluate(inst *Instance, outs Outputs) (*Values, hcl.Diagnost
 // evaluate is Evaluate; with typed it also checks that the stage outputs reaching each
 // attribute are of a type the attribute accepts.
 func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, hcl.Diagnostics) {
+	return w.evaluateAs(inst, outs, typed, true)
+}
+
+// evaluateAs is evaluate; the kind's checks (Validator) run only with validate.
+func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool) (*Values, hcl.Diagnostics) {
 	b := inst.b
 	ctx := w.evalContext(outs, typed)
 	if inst.HasKey {
@@ -311,7 +316,7 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(inst.Key), "value": each})}
 	}
 	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{},
-		settings: w.pipelineVals}
+		settings: w.pipelineVals, upstream: w.upstreamValue}
 	var diags hcl.Diagnostics
 	for _, a := range b.kind.Attributes() {
 		v.schema[a.Name] = a
@@ -372,7 +377,7 @@ func (w *Workflow) evaluate(inst *Instance, outs Outputs, typed bool) (*Values, 
 		}
 		v.vals[a.Name], v.ranges[a.Name] = cv, rng
 	}
-	if val, ok := b.kind.(Validator); ok {
+	if val, ok := b.kind.(Validator); ok && validate {
 		if !diags.HasErrors() {
 			diags = append(diags, val.Validate(v)...)
 		} else {
@@ -395,7 +400,7 @@ func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attri
 			ok[attr.Expr.Range()] = true
 		}
 	}
-	rest := &Values{schema: v.schema, vals: maps.Clone(v.vals), ranges: v.ranges, refs: v.refs, settings: v.settings}
+	rest := &Values{schema: v.schema, vals: maps.Clone(v.vals), ranges: v.ranges, refs: v.refs, settings: v.settings, upstream: v.upstream}
 	for _, a := range attrs {
 		if _, evaluated := rest.vals[a.Name]; !evaluated {
 			rest.vals[a.Name] = cty.UnknownVal(a.Type)
@@ -499,4 +504,50 @@ func hasEmptyString(val cty.Value) bool {
 		return !found, nil
 	})
 	return found
+}
+
+// upstreamValue looks for attribute name in the stage blocks blocks, then in the blocks they
+// refer to, and so on: at the nearest distance where some block's kind has the attribute, the
+// value every instance of those blocks gives it, evaluated without upstream outputs (and
+// without their kinds' checks). False when those values differ, or one is not known before
+// anything runs (see Values.UpstreamValue).
+func (w *Workflow) upstreamValue(blocks []string, name string) (cty.Value, bool) {
+	seen := map[string]bool{}
+	for level := blocks; len(level) > 0; {
+		var found []cty.Value
+		var next []string
+		for _, addr := range level {
+			b := w.blocks[addr]
+			if seen[addr] || b == nil || b.broken {
+				continue
+			}
+			seen[addr] = true
+			if !slices.ContainsFunc(b.kind.Attributes(), func(a Attribute) bool { return a.Name == name }) {
+				for _, attr := range slices.Sorted(maps.Keys(b.refs)) {
+					for _, r := range b.refs[attr] {
+						next = append(next, r.Block)
+					}
+				}
+				continue
+			}
+			for _, inst := range w.BlockInstances(addr) {
+				v, _ := w.evaluateAs(inst, nil, false, false)
+				val := v.Get(name)
+				if !val.IsWhollyKnown() || val.IsNull() {
+					return cty.NilVal, false
+				}
+				found = append(found, val)
+			}
+		}
+		if len(found) > 0 {
+			for _, v := range found[1:] {
+				if !v.RawEquals(found[0]) {
+					return cty.NilVal, false
+				}
+			}
+			return found[0], true
+		}
+		level = next
+	}
+	return cty.NilVal, false
 }

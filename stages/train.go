@@ -164,25 +164,20 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 		case err != nil:
 			d.add(v, "options", "Invalid architecture options", err.Error())
 		case spec.ViT != nil:
-			size, ok := v.Setting("image_size")
-			if !ok || size.Type() != cty.Number {
-				break
-			}
-			// The images come from a split, whose size train does not see; the pipeline's
-			// image_size is what the splits use unless they set their own.
-			if n, _ := size.AsBigFloat().Int64(); n > 0 && spec.ViT.Patch > 0 && n%spec.ViT.Patch != 0 {
+			n, exact := imageSide(v)
+			if n > 0 && spec.ViT.Patch > 0 && n%spec.ViT.Patch != 0 {
+				what, unless := fmt.Sprintf("the pipeline's image_size %d", n), " unless its split stores images of another size"
+				if exact {
+					what, unless = fmt.Sprintf("the image_size %d of its split", n), ""
+				}
 				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Patch size does not tile the images",
-					Detail: fmt.Sprintf("The vit's patch %d does not divide the pipeline's image_size %d: training stops with an error unless its split stores images of another size. Choose a patch that divides the image size (for %d: %s).",
-						spec.ViT.Patch, n, n, patchChoices(n)),
+					Detail: fmt.Sprintf("The vit's patch %d does not divide %s: training stops with an error%s. Choose a patch that divides the image size (for %d: %s).",
+						spec.ViT.Patch, what, unless, n, patchChoices(n)),
 					Subject: v.Range("options")})
 			}
 		case spec.CNN != nil || spec.VGG19 != nil:
-			size, ok := v.Setting("image_size")
-			if !ok || size.Type() != cty.Number {
-				break
-			}
-			if n, _ := size.AsBigFloat().Int64(); n > 0 {
-				if msg := poolTooLarge(spec, n); msg != "" {
+			if n, exact := imageSide(v); n > 0 {
+				if msg := poolTooLarge(spec, n, exact); msg != "" {
 					d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Pool larger than the feature map",
 						Detail: msg, Subject: v.Range("options")})
 				}
@@ -192,11 +187,29 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	return d.diags
 }
 
+// imageSide returns the side of the images a training stage will get, as far as validation
+// can tell (0 when it cannot): the image_size of the split its train set comes from (through an
+// augment stage, say), with exact set, or else the pipeline block's image_size, which splits
+// use unless they set their own.
+func imageSide(v *pipeline.Values) (n int64, exact bool) {
+	size, ok := v.UpstreamValue("train", "image_size")
+	exact = ok
+	if !ok {
+		size, ok = v.Setting("image_size")
+	}
+	if !ok || size.Type() != cty.Number {
+		return 0, false
+	}
+	n, _ = size.AsBigFloat().Int64()
+	return n, exact
+}
+
 // poolTooLarge says why a cnn's or vgg19's pool is wasteful on images of side size, or "":
 // its max-pools (stride 2, rounding up) leave a grid of some side, and an adaptive pool to a
 // larger grid repeats values, multiplying the dense layer's inputs (and the time a step
-// takes) for no more information.
-func poolTooLarge(spec graphs.Spec, size int64) string {
+// takes) for no more information. exact says the size is that of the stage's split, not the
+// pipeline block's.
+func poolTooLarge(spec graphs.Spec, size int64, exact bool) string {
 	var pool, stages, channels int64
 	var what string
 	switch {
@@ -217,8 +230,12 @@ func poolTooLarge(spec graphs.Spec, size int64) string {
 	if pool <= side {
 		return ""
 	}
-	return fmt.Sprintf("The %s's pool %d is larger than the %d×%d grid %s leave of the pipeline's %d-pixel images: the pooling repeats values, and the dense layer takes %d×%d×%d = %d inputs where %d×%d×%d = %d hold the same information (more weights, slower steps). Choose a pool of %d or less, unless its split stores larger images.",
-		spec.Architecture, pool, side, side, what, size, pool, pool, channels, pool*pool*channels, side, side, channels, side*side*channels, side)
+	whose, unless := "the pipeline's", ", unless its split stores larger images"
+	if exact {
+		whose, unless = "its split's", ""
+	}
+	return fmt.Sprintf("The %s's pool %d is larger than the %d×%d grid %s leave of %s %d-pixel images: the pooling repeats values, and the dense layer takes %d×%d×%d = %d inputs where %d×%d×%d = %d hold the same information (more weights, slower steps). Choose a pool of %d or less%s.",
+		spec.Architecture, pool, side, side, what, whose, size, pool, pool, channels, pool*pool*channels, side, side, channels, side*side*channels, side, unless)
 }
 
 // CheckPath implements pipeline.PathChecker: an init_from that holds no model exported by

@@ -204,13 +204,14 @@ func TestMisspelledArchitectureOptionIsNamedWithASuggestion(t *testing.T) {
 }
 
 // TestViTPatchIsCheckedAgainstThePipelinesImageSize checks the warning for a ViT patch that
-// does not tile the pipeline's image_size, and its absence for one that does.
+// does not tile the pipeline's image_size, which its split uses, and its absence for one that
+// does.
 func TestViTPatchIsCheckedAgainstThePipelinesImageSize(t *testing.T) {
 	reg, err := registry()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for patch, want := range map[int]string{7: "The vit's patch 7 does not divide the pipeline's image_size 24", 4: ""} {
+	for patch, want := range map[int]string{7: "The vit's patch 7 does not divide the image_size 24 of its split", 4: ""} {
 		src := fmt.Sprintf(`
 pipeline {
   image_size = 24
@@ -256,5 +257,59 @@ func TestEmptyPromoteToIsRefused(t *testing.T) {
 	_, diags = pipeline.Build(cfg, reg, nil)
 	if len(diags) != 1 || diags[0].Summary != "Empty path" || diags[0].Subject.Start.Line != 3 {
 		t.Fatalf("want one Empty path on line 3, got:\n%s", diags.Error())
+	}
+}
+
+// TestTrainingChecksUseTheImageSizeOfItsSplit checks that the pool and patch warnings take the
+// image_size of the split a training's images come from (through an augment stage), not the
+// pipeline block's, when the split sets its own.
+func TestTrainingChecksUseTheImageSizeOfItsSplit(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+pipeline {
+  image_size = 224
+}
+
+stage "split" "main" {
+  source     = "photos"
+  image_size = 60
+}
+
+stage "augment" "balanced" {
+  input = stage.split.main.train
+}
+
+stage "train" "vgg" {
+  architecture = "vgg19"
+  train        = stage.augment.balanced.output
+  val          = stage.split.main.val
+  options      = { width = 0.25 }
+}
+
+stage "train" "vit" {
+  architecture = "vit"
+  train        = stage.augment.balanced.output
+  val          = stage.split.main.val
+  options      = { patch = 16, dim = 32, heads = 4 }
+}
+`
+	cfg, diags := pipeline.LoadSource("sizes.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	var got []string
+	for _, d := range diags {
+		got = append(got, d.Summary+": "+d.Detail)
+	}
+	want := []string{
+		"Pool larger than the feature map: The vgg19's pool 7 is larger than the 2×2 grid its 5 blocks leave of its split's 60-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of 2 or less.",
+		"Patch size does not tile the images: The vit's patch 16 does not divide the image_size 60 of its split: training stops with an error. Choose a patch that divides the image size (for 60: 2, 3, 4, 5, 6, 10).",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
