@@ -93,13 +93,12 @@ type StatCache struct {
 	path    string
 	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
 	raw     []byte               // the saved entries, decoded on first use
-	trees   map[string]treeRecord
-	// byIdentity indexes the entries' paths by device and inode (statKey.folderID; the entry
-	// has the rest of the identity), for hard links (which share their target's identity under
-	// another path): a stage's output that links its input's files is not read again when it
-	// is published. Built on first use, never saved.
-	byIdentity map[statKey]string
-	dirty      bool
+	// added holds the entries recorded while raw is not decoded: publishing an output
+	// records its files without decoding the entries of every file of the workspace.
+	// decodeEntries merges them; Save writes them after raw's others.
+	added map[string]statEntry
+	trees map[string]treeRecord
+	dirty bool
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
 	// in this process), for tests and stats.
 	Hashed int64
@@ -188,13 +187,31 @@ func (c *StatCache) decodeEntries() {
 	if c.entries != nil {
 		return
 	}
-	r := binReader{b: c.raw, ok: true}
-	c.raw = nil
-	n := r.uvarint()
 	// An entry takes at least 39 bytes: never size the map beyond what the file can hold.
-	entries := make(map[string]statEntry, min(n, uint64(len(r.b)/39)))
+	entries := make(map[string]statEntry, len(c.raw)/39+len(c.added))
+	if !eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) { entries[string(p)] = e }) {
+		clear(entries)
+	}
+	for p, e := range c.added {
+		entries[p] = e
+	}
+	c.entries, c.raw, c.added = entries, nil, nil
+}
+
+// eachRawEntry calls f with every entry of raw, the saved entries section, in order: its path,
+// the entry, and its encoding (encodeEntry's); false when raw is malformed (f may have been
+// called for the entries before the fault).
+func eachRawEntry(raw []byte, f func(path []byte, e statEntry, enc []byte)) bool {
+	r := binReader{b: raw, ok: true}
+	n := r.uvarint()
 	for i := uint64(0); i < n && r.ok; i++ {
-		p := r.str()
+		start := r.b
+		pn := r.uvarint()
+		if !r.ok || uint64(len(r.b)) < pn {
+			return false
+		}
+		path := r.b[:pn]
+		r.b = r.b[pn:]
 		var e statEntry
 		e.K.Size = int64(r.uvarint())
 		e.K.MtimeNs = r.varint()
@@ -204,12 +221,25 @@ func (c *StatCache) decodeEntries() {
 		e.K.Perm = uint32(r.uvarint())
 		r.bytes(e.Digest[:])
 		e.HashedNs = r.varint()
-		entries[p] = e
+		if r.ok {
+			f(path, e, start[:len(start)-len(r.b)])
+		}
 	}
-	if !r.ok || len(r.b) != 0 {
-		entries = map[string]statEntry{}
-	}
-	c.entries = entries
+	return r.ok && len(r.b) == 0
+}
+
+// encodeEntry appends the saved form of the entry of path p to buf.
+func encodeEntry(buf []byte, p string, e statEntry) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(p)))
+	buf = append(buf, p...)
+	buf = binary.AppendUvarint(buf, uint64(e.K.Size))
+	buf = binary.AppendVarint(buf, e.K.MtimeNs)
+	buf = binary.AppendVarint(buf, e.K.CtimeNs)
+	buf = binary.AppendUvarint(buf, e.K.Ino)
+	buf = binary.AppendUvarint(buf, e.K.Dev)
+	buf = binary.AppendUvarint(buf, uint64(e.K.Perm))
+	buf = append(buf, e.Digest[:]...)
+	return binary.AppendVarint(buf, e.HashedNs)
 }
 
 // Save writes the cache atomically if it changed, streaming it into the file: the cache of
@@ -237,25 +267,45 @@ func (c *StatCache) Save() error {
 			buf = buf[:0]
 		}
 		if c.entries == nil {
-			_, err := w.Write(c.raw) // never decoded, so unchanged
-			return err
-		}
-		buf = binary.AppendUvarint(buf, uint64(len(c.entries)))
-		for p, e := range c.entries {
-			buf = binary.AppendUvarint(buf, uint64(len(p)))
-			buf = append(buf, p...)
-			buf = binary.AppendUvarint(buf, uint64(e.K.Size))
-			buf = binary.AppendVarint(buf, e.K.MtimeNs)
-			buf = binary.AppendVarint(buf, e.K.CtimeNs)
-			buf = binary.AppendUvarint(buf, e.K.Ino)
-			buf = binary.AppendUvarint(buf, e.K.Dev)
-			buf = binary.AppendUvarint(buf, uint64(e.K.Perm))
-			buf = append(buf, e.Digest[:]...)
-			buf = binary.AppendVarint(buf, e.HashedNs)
+			// Never decoded: raw's entries (copied as they are) but those recorded since,
+			// then those.
+			kept := 0
+			ok := eachRawEntry(c.raw, func(p []byte, _ statEntry, _ []byte) {
+				if _, over := c.added[string(p)]; !over {
+					kept++
+				}
+			})
+			if !ok {
+				kept = 0 // malformed: as decodeEntries, none of them
+			}
+			buf = binary.AppendUvarint(buf, uint64(kept+len(c.added)))
 			if _, err := w.Write(buf); err != nil {
 				return err
 			}
 			buf = buf[:0]
+			if ok {
+				eachRawEntry(c.raw, func(p []byte, _ statEntry, enc []byte) {
+					if _, over := c.added[string(p)]; !over {
+						w.Write(enc) // a write error is the writer's, returned at its flush
+					}
+				})
+			}
+			for p, e := range c.added {
+				if _, err := w.Write(encodeEntry(buf[:0], p, e)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(c.entries)))
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		for p, e := range c.entries {
+			buf = encodeEntry(buf[:0], p, e)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -367,42 +417,78 @@ func (c *StatCache) fileDigest(abs string, k statKey, source, rehash bool, at in
 // put records a hex digest for abs, computed from a read that began after hashedNs; called
 // with c.mu held.
 func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
-	c.decodeEntries()
 	var e statEntry
 	if n, err := hex.Decode(e.Digest[:], []byte(digest)); err != nil || n != len(e.Digest) {
 		return // not a SHA-256 (cannot happen for hashFile's digests): just not cached
 	}
 	e.K, e.HashedNs = k, hashedNs
-	c.entries[abs] = e
-	if c.byIdentity != nil {
-		c.byIdentity[k.folderID()] = abs
+	switch {
+	case c.entries != nil:
+		c.entries[abs] = e
+	case c.added != nil:
+		c.added[abs] = e
+	default:
+		c.added = map[string]statEntry{abs: e}
 	}
 	c.dirty = true
 }
 
-// linkedDigest returns the digest of a store file this cache knows whose stat identity is k
-// (without change time: see statKey.object), for a hard link to it (same device, inode, size
-// and modification time): the entry's path must still hold a file of that identity, so an
-// entry left by a deleted file whose inode was reused never answers.
-func (c *StatCache) linkedDigest(k statKey) (string, bool) {
-	c.mu.Lock()
-	if c.byIdentity == nil {
-		c.decodeEntries()
-		c.byIdentity = make(map[statKey]string, len(c.entries))
-		for p, e := range c.entries {
-			c.byIdentity[e.K.folderID()] = p
+// linkedFile is an entry of the cache for a file that a hard link shares its inode with.
+type linkedFile struct {
+	path string
+	e    statEntry
+}
+
+// linkedFiles returns the entries this cache has for the files of identities want (by
+// device and inode: want maps each identity's folderID to the identity, without change time,
+// see statKey.object), for hard links to them: a stage's output that links its input's files
+// is not read again when it is published. It reads the saved entries without decoding them
+// into the cache, whose entries for every file of the workspace would cost far more than the
+// output's links.
+func (c *StatCache) linkedFiles(want map[statKey]statKey) map[statKey]linkedFile {
+	out := map[statKey]linkedFile{}
+	if len(want) == 0 {
+		return out
+	}
+	take := func(p string, e statEntry) {
+		if id := e.K.folderID(); want[id] == e.K {
+			out[id] = linkedFile{p, e}
 		}
 	}
-	p, ok := c.byIdentity[k.folderID()]
-	e := c.entries[p]
-	c.mu.Unlock()
-	if !ok || e.K != k {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries != nil {
+		for p, e := range c.entries {
+			take(p, e)
+		}
+		return out
+	}
+	eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) {
+		if want[e.K.folderID()] == e.K {
+			if _, over := c.added[string(p)]; !over {
+				take(string(p), e)
+			}
+		}
+	})
+	for p, e := range c.added {
+		take(p, e)
+	}
+	return out
+}
+
+// linkedDigest returns the digest of the file of identity k (without change time) from links
+// (linkedFiles), for a hard link to it (same device, inode, size and modification time): the
+// entry's path must still hold a file of that identity, so an entry left by a deleted file
+// whose inode was reused never answers.
+func linkedDigest(links map[statKey]linkedFile, k statKey) (string, bool) {
+	l, ok := links[k.folderID()]
+	if !ok || l.e.K != k {
 		return "", false
 	}
-	if fi, err := os.Stat(p); err != nil || keyOf(fi).object() != k {
+	if fi, err := os.Stat(l.path); err != nil || keyOf(fi).object() != k {
 		return "", false
 	}
-	return hex.EncodeToString(e.Digest[:]), true
+	return hex.EncodeToString(l.e.Digest[:]), true
 }
 
 // Prune drops entries for files that no longer exist, and tree records of folders that no
@@ -427,7 +513,6 @@ func (c *StatCache) Prune() int {
 	}
 	if n > 0 {
 		c.dirty = true
-		c.byIdentity = nil // rebuilt on next use
 	}
 	return n
 }
@@ -821,7 +906,13 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		}
 		it := treeItem{rel: name, abs: abs + string(filepath.Separator) + name}
 		if rel != "" {
-			it.rel = rel + "/" + name
+			if filepath.Separator == '/' {
+				it.rel = it.abs[len(it.abs)-len(rel)-1-len(name):] // abs ends with rel/name: share it
+			} else {
+				it.rel = rel + "/" + name
+			}
+		} else {
+			it.rel = it.abs[len(it.abs)-len(name):]
 		}
 		if e.Type().IsRegular() {
 			d.files = append(d.files, it)

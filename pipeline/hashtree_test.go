@@ -367,12 +367,76 @@ func TestLinkedDigestNeedsTheEntrysFileStillThere(t *testing.T) {
 	}
 	fi, _ := os.Stat(p)
 	k := keyOf(fi).object()
-	if d, ok := c.linkedDigest(k); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("content"))) {
+	links := c.linkedFiles(map[statKey]statKey{k.folderID(): k})
+	if d, ok := linkedDigest(links, k); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("content"))) {
 		t.Fatalf("a known file: %q %v", d, ok)
 	}
 	os.Remove(p)
-	if d, ok := c.linkedDigest(k); ok {
+	if d, ok := linkedDigest(links, k); ok {
 		t.Fatalf("a deleted file's entry answered %q", d)
+	}
+}
+
+// Publishing records its files, and finds the digests of files it links, without decoding the
+// saved entries; the cache saved afterwards holds the saved entries and the new ones, with an
+// entry recorded again for a saved path replacing it.
+func TestEntriesRecordedBeforeDecodingAreSavedWithTheOthers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := write("a", "one"), write("b", "two")
+	path := filepath.Join(t.TempDir(), "cache")
+	c := OpenStatCache(path)
+	for _, p := range []string{a, b} {
+		fi, _ := os.Stat(p)
+		c.remember(p, fi, fmt.Sprintf("%x", sha256.Sum256([]byte(map[string]string{a: "one", b: "two"}[p]))))
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c = OpenStatCache(path)
+	if c.entries != nil {
+		t.Fatal("opening decoded the entries")
+	}
+	// b rewritten, and a new file; the entries stay undecoded.
+	os.Remove(b)
+	b = write("b", "two, again")
+	n := write("n", "new")
+	for p, content := range map[string]string{b: "two, again", n: "new"} {
+		fi, _ := os.Stat(p)
+		c.remember(p, fi, fmt.Sprintf("%x", sha256.Sum256([]byte(content))))
+	}
+	fi, _ := os.Stat(a)
+	k := keyOf(fi).object()
+	if d, ok := linkedDigest(c.linkedFiles(map[statKey]statKey{k.folderID(): k}), k); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("one"))) {
+		t.Fatalf("a saved entry for a link: %q %v", d, ok)
+	}
+	fi, _ = os.Stat(n)
+	kn := keyOf(fi).object()
+	if _, ok := linkedDigest(c.linkedFiles(map[statKey]statKey{kn.folderID(): kn}), kn); !ok {
+		t.Fatal("an entry recorded since opening is not found for a link")
+	}
+	if c.entries != nil {
+		t.Fatal("recording and finding links decoded the entries")
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c = OpenStatCache(path)
+	paths := c.Paths()
+	if len(paths) != 3 || paths[0] != a || paths[1] != b || paths[2] != n {
+		t.Fatalf("saved entries %v, want a, b, n", paths)
+	}
+	for p, content := range map[string]string{a: "one", b: "two, again", n: "new"} {
+		fi, _ := os.Stat(p)
+		if d, ok := c.cachedDigest(p, keyOf(fi).object(), false); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte(content))) {
+			t.Errorf("%s: %q %v after saving", filepath.Base(p), d, ok)
+		}
 	}
 }
 

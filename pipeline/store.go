@@ -214,19 +214,31 @@ const workStageSuffix = ".stage"
 func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer OutputReferrer, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
 	// Files are not read again when the stage wrote them with Job.WriteFile (still as
 	// written), or when they are hard links to files this cache knows (an input's files).
+	walked, err := s.Stats.walk(tmp, false)
+	if err != nil {
+		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
+	}
+	want := map[statKey]statKey{}
+	for _, it := range walked.items {
+		if _, ok := written.digest(it.k); !ok && it.links > 1 {
+			want[it.k.folderID()] = it.k
+		}
+	}
+	links := s.Stats.linkedFiles(want)
 	hint := func(it treeItem) (string, bool) {
 		if d, ok := written.digest(it.k); ok {
 			return d, true
 		}
 		if it.links > 1 {
-			return s.Stats.linkedDigest(it.k)
+			return linkedDigest(links, it.k)
 		}
 		return "", false
 	}
-	m, walked, err := s.Stats.hashTree(tmp, treeMode{hint: hint})
+	m, err := s.Stats.hashWalked(walked, treeMode{hint: hint})
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
+	links = nil
 	// The walk's files (two paths and an identity each) and the written digests are not
 	// needed past this point: let them go before the stat cache takes the new paths.
 	sig, walkedAt := walked.sig, walked.at
