@@ -19,8 +19,8 @@ type Values struct {
 	refs   map[string][]string // attribute → stage blocks ("kind.name") its expression refers to
 	// settings are the pipeline block's values, for checks that look beyond the stage.
 	settings map[string]cty.Value
-	// upstream looks up an attribute of the stages some blocks refer to (UpstreamValue).
-	upstream func(blocks []string, name string) (cty.Value, bool)
+	// upstream looks up an attribute of the stages an attribute refers to (UpstreamValue).
+	upstream func(attr, name string) (val cty.Value, found, ok bool)
 }
 
 // Setting returns the pipeline block's value of name, or false when the block does not set
@@ -34,17 +34,18 @@ func (v *Values) Setting(name string) (cty.Value, bool) {
 	return val, true
 }
 
-// UpstreamValue returns the value of attribute name of the stages attribute attr takes
-// outputs from, or else of the stages they take theirs from, and so on, nearest first: for a
-// check that depends on what an upstream stage makes, such as the size of the images a
-// training gets from its split (through an augment stage, say). False when no upstream stage
-// has the attribute, when the nearest that do give it different values, or when a value is
-// not known before anything runs.
-func (v *Values) UpstreamValue(attr, name string) (cty.Value, bool) {
-	if v.upstream == nil || len(v.refs[attr]) == 0 {
-		return cty.NilVal, false
+// UpstreamValue returns the value of attribute name of the stage instances attribute attr
+// takes outputs from, or else of the instances they take theirs from, and so on, nearest
+// first: for a check that depends on what an upstream stage makes, such as the size of the
+// images a training gets from its split (through an augment stage, say). found reports
+// whether an upstream stage has the attribute at all; ok, whether the nearest that do agree
+// on a value known before anything runs (an expression choosing between two splits of
+// different sizes, say, is not known until it runs).
+func (v *Values) UpstreamValue(attr, name string) (val cty.Value, found, ok bool) {
+	if v.upstream == nil {
+		return cty.NilVal, false, false
 	}
-	return v.upstream(v.refs[attr], name)
+	return v.upstream(attr, name)
 }
 
 // Get returns the value of attribute name (null when unset and without default).

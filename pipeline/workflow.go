@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -37,6 +38,10 @@ type Workflow struct {
 	blocks         map[string]*block
 	blockOrder     []string
 	byAddr         map[string]*Instance
+	// plain caches instances' values evaluated without upstream outputs or checks, for
+	// Values.UpstreamValue.
+	plainMu sync.Mutex
+	plain   map[string]*Values
 }
 
 // Instance is one stage instance: a stage block, or one key of a stage with for_each.
@@ -48,6 +53,8 @@ type Instance struct {
 	Kind   Kind
 	Deps   []string // instance addresses, sorted
 	b      *block
+	// attrDeps are Deps by the attribute whose expression refers to them.
+	attrDeps map[string][]string
 }
 
 type block struct {

@@ -151,8 +151,15 @@ func (w *Workflow) linkInstances() hcl.Diagnostics {
 	for _, inst := range w.Instances {
 		b := inst.b
 		deps := map[string]bool{}
+		inst.attrDeps = map[string][]string{}
 		for _, attr := range sortedKeys(b.refs) {
 			indexed := w.indexedRefs(inst, attr)
+			add := func(addr string) {
+				deps[addr] = true
+				if !slices.Contains(inst.attrDeps[attr], addr) {
+					inst.attrDeps[attr] = append(inst.attrDeps[attr], addr)
+				}
+			}
 			for i := range b.refs[attr] {
 				r := &b.refs[attr][i]
 				up := w.blocks[r.Block]
@@ -168,14 +175,14 @@ func (w *Workflow) linkInstances() hcl.Diagnostics {
 				}
 				switch {
 				case r.HasKey:
-					deps[InstanceAddr(r.Block, r.Key, true)] = true
+					add(InstanceAddr(r.Block, r.Key, true))
 				case attr == "for_each" && b.forEachFrom == r.Block && inst.HasKey:
-					deps[InstanceAddr(r.Block, inst.Key, true)] = true
+					add(InstanceAddr(r.Block, inst.Key, true))
 				case up.forEach && up.hasKey(indexed[r.Range]):
-					deps[InstanceAddr(r.Block, indexed[r.Range], true)] = true
+					add(InstanceAddr(r.Block, indexed[r.Range], true))
 				default:
 					for _, ui := range w.BlockInstances(r.Block) {
-						deps[ui.Addr] = true
+						add(ui.Addr)
 					}
 				}
 			}
@@ -316,7 +323,7 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(inst.Key), "value": each})}
 	}
 	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{},
-		settings: w.pipelineVals, upstream: w.upstreamValue}
+		settings: w.pipelineVals, upstream: func(attr, name string) (cty.Value, bool, bool) { return w.upstreamValue(inst, attr, name) }}
 	var diags hcl.Diagnostics
 	for _, a := range b.kind.Attributes() {
 		v.schema[a.Name] = a
@@ -506,48 +513,61 @@ func hasEmptyString(val cty.Value) bool {
 	return found
 }
 
-// upstreamValue looks for attribute name in the stage blocks blocks, then in the blocks they
-// refer to, and so on: at the nearest distance where some block's kind has the attribute, the
-// value every instance of those blocks gives it, evaluated without upstream outputs (and
-// without their kinds' checks). False when those values differ, or one is not known before
-// anything runs (see Values.UpstreamValue).
-func (w *Workflow) upstreamValue(blocks []string, name string) (cty.Value, bool) {
+// upstreamValue looks for attribute name in the stage instances attribute attr of inst
+// refers to, then in the instances they depend on, and so on (see Values.UpstreamValue): at
+// the nearest distance where some instance's kind has the attribute, the value every such
+// instance gives it, evaluated without upstream outputs (and without their kinds' checks).
+// found reports whether some upstream instance has the attribute; ok, whether they agree on
+// a value known before anything runs.
+func (w *Workflow) upstreamValue(inst *Instance, attr, name string) (val cty.Value, found, ok bool) {
 	seen := map[string]bool{}
-	for level := blocks; len(level) > 0; {
-		var found []cty.Value
+	for level := inst.attrDeps[attr]; len(level) > 0; {
+		var vals []cty.Value
 		var next []string
 		for _, addr := range level {
-			b := w.blocks[addr]
-			if seen[addr] || b == nil || b.broken {
+			ui := w.byAddr[addr]
+			if seen[addr] || ui == nil || ui.b.broken {
 				continue
 			}
 			seen[addr] = true
-			if !slices.ContainsFunc(b.kind.Attributes(), func(a Attribute) bool { return a.Name == name }) {
-				for _, attr := range slices.Sorted(maps.Keys(b.refs)) {
-					for _, r := range b.refs[attr] {
-						next = append(next, r.Block)
-					}
-				}
+			if !slices.ContainsFunc(ui.Kind.Attributes(), func(a Attribute) bool { return a.Name == name }) {
+				next = append(next, ui.Deps...)
 				continue
 			}
-			for _, inst := range w.BlockInstances(addr) {
-				v, _ := w.evaluateAs(inst, nil, false, false)
-				val := v.Get(name)
-				if !val.IsWhollyKnown() || val.IsNull() {
-					return cty.NilVal, false
-				}
-				found = append(found, val)
+			v := w.plainValues(ui).Get(name)
+			if !v.IsWhollyKnown() || v.IsNull() {
+				return cty.NilVal, true, false
 			}
+			vals = append(vals, v)
 		}
-		if len(found) > 0 {
-			for _, v := range found[1:] {
-				if !v.RawEquals(found[0]) {
-					return cty.NilVal, false
+		if len(vals) > 0 {
+			for _, v := range vals[1:] {
+				if !v.RawEquals(vals[0]) {
+					return cty.NilVal, true, false
 				}
 			}
-			return found[0], true
+			return vals[0], true, true
 		}
 		level = next
 	}
-	return cty.NilVal, false
+	return cty.NilVal, false, false
+}
+
+// plainValues returns inst's values evaluated without upstream outputs and without its kind's
+// checks, computed once.
+func (w *Workflow) plainValues(inst *Instance) *Values {
+	w.plainMu.Lock()
+	v, ok := w.plain[inst.Addr]
+	w.plainMu.Unlock()
+	if ok {
+		return v
+	}
+	v, _ = w.evaluateAs(inst, nil, false, false)
+	w.plainMu.Lock()
+	if w.plain == nil {
+		w.plain = map[string]*Values{}
+	}
+	w.plain[inst.Addr] = v
+	w.plainMu.Unlock()
+	return v
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -171,8 +172,8 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 					what, unless = fmt.Sprintf("the image_size %d of its split", n), ""
 				}
 				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Patch size does not tile the images",
-					Detail: fmt.Sprintf("The vit's patch %d does not divide %s: training stops with an error%s. Choose a patch that divides the image size (for %d: %s).",
-						spec.ViT.Patch, what, unless, n, patchChoices(n)),
+					Detail: fmt.Sprintf("A vit patch of %d does not divide %s: training stops with an error%s. Choose a patch that divides the image size (for %d: %s).",
+						spec.ViT.Patch, what, unless, n, patchChoices(n, spec.ViT.Patch)),
 					Subject: v.Range("options")})
 			}
 		case spec.CNN != nil || spec.VGG19 != nil:
@@ -189,11 +190,16 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 
 // imageSide returns the side of the images a training stage will get, as far as validation
 // can tell (0 when it cannot): the image_size of the split its train set comes from (through an
-// augment stage, say), with exact set, or else the pipeline block's image_size, which splits
-// use unless they set their own.
+// augment stage, say), with exact set, or, when the train set is a path rather than a stage's
+// output, the pipeline block's image_size, which splits use unless they set their own. A
+// train set that comes from one of several splits of different sizes (an expression choosing
+// between them) is not known until it runs: 0.
 func imageSide(v *pipeline.Values) (n int64, exact bool) {
-	size, ok := v.UpstreamValue("train", "image_size")
+	size, found, ok := v.UpstreamValue("train", "image_size")
 	exact = ok
+	if found && !ok {
+		return 0, false
+	}
 	if !ok {
 		size, ok = v.Setting("image_size")
 	}
@@ -234,7 +240,7 @@ func poolTooLarge(spec graphs.Spec, size int64, exact bool) string {
 	if exact {
 		whose, unless = "its split's", ""
 	}
-	return fmt.Sprintf("The %s's pool %d is larger than the %d×%d grid %s leave of %s %d-pixel images: the pooling repeats values, and the dense layer takes %d×%d×%d = %d inputs where %d×%d×%d = %d hold the same information (more weights, slower steps). Choose a pool of %d or less%s.",
+	return fmt.Sprintf("A %s pool of %d is larger than the %d×%d grid %s leave of %s %d-pixel images: the pooling repeats values, and the dense layer takes %d×%d×%d = %d inputs where %d×%d×%d = %d hold the same information (more weights, slower steps). Choose a pool of %d or less%s.",
 		spec.Architecture, pool, side, side, what, whose, size, pool, pool, channels, pool*pool*channels, side, side, channels, side*side*channels, side, unless)
 }
 
@@ -258,19 +264,34 @@ func (Train) CheckPath(v *pipeline.Values, attr, abs string) string {
 	return ""
 }
 
-// patchChoices lists the patch sizes from 2 to n/2 that divide n, at most six, smallest
-// first.
-func patchChoices(n int64) string {
-	var out []string
-	for p := int64(2); p <= n/2 && len(out) < 6; p++ {
+// patchChoices lists the patch sizes from 2 to n/2 that divide n: the six nearest patch (the
+// one asked for), smallest first.
+func patchChoices(n, patch int64) string {
+	var divs []int64
+	for p := int64(2); p <= n/2; p++ {
 		if n%p == 0 {
-			out = append(out, strconv.FormatInt(p, 10))
+			divs = append(divs, p)
 		}
 	}
-	if len(out) == 0 {
+	if len(divs) == 0 {
 		return "only 1 or the whole image"
 	}
+	// The six nearest the patch asked for, in order.
+	slices.SortStableFunc(divs, func(a, b int64) int { return cmp.Compare(abs64(a-patch), abs64(b-patch)) })
+	divs = divs[:min(6, len(divs))]
+	slices.Sort(divs)
+	out := make([]string, len(divs))
+	for i, p := range divs {
+		out[i] = strconv.FormatInt(p, 10)
+	}
 	return strings.Join(out, ", ")
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // archSpec builds the graphs.Spec of an architecture from its defaults and the options

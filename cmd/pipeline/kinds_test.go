@@ -211,7 +211,7 @@ func TestViTPatchIsCheckedAgainstThePipelinesImageSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for patch, want := range map[int]string{7: "The vit's patch 7 does not divide the image_size 24 of its split", 4: ""} {
+	for patch, want := range map[int]string{7: "A vit patch of 7 does not divide the image_size 24 of its split", 4: ""} {
 		src := fmt.Sprintf(`
 pipeline {
   image_size = 24
@@ -306,9 +306,62 @@ stage "train" "vit" {
 		got = append(got, d.Summary+": "+d.Detail)
 	}
 	want := []string{
-		"Pool larger than the feature map: The vgg19's pool 7 is larger than the 2×2 grid its 5 blocks leave of its split's 60-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of 2 or less.",
-		"Patch size does not tile the images: The vit's patch 16 does not divide the image_size 60 of its split: training stops with an error. Choose a patch that divides the image size (for 60: 2, 3, 4, 5, 6, 10).",
+		"Pool larger than the feature map: A vgg19 pool of 7 is larger than the 2×2 grid its 5 blocks leave of its split's 60-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of 2 or less.",
+		"Patch size does not tile the images: A vit patch of 16 does not divide the image_size 60 of its split: training stops with an error. Choose a patch that divides the image size (for 60: 5, 6, 10, 12, 15, 20).",
 	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestTrainingChecksFollowEachInstancesSplit checks the image size per instance: a training
+// indexed by each.key takes its own split's size, and one whose train set may come from
+// either of two splits of different sizes is not checked (neither size is sure).
+func TestTrainingChecksFollowEachInstancesSplit(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+pipeline {
+  image_size = 64
+}
+
+stage "split" "s" {
+  for_each   = { small = 30, large = 32 }
+  source     = "photos"
+  image_size = each.value
+}
+
+stage "train" "m" {
+  for_each     = toset(["small", "large"])
+  architecture = "vit"
+  train        = stage.split.s[each.key].train
+  val          = stage.split.s[each.key].val
+  options      = { patch = 4, dim = 32, heads = 4 }
+}
+
+stage "train" "either" {
+  architecture = "vit"
+  train        = var.small ? stage.split.s.small.train : stage.split.s.large.train
+  val          = stage.split.s.large.val
+  options      = { patch = 8, dim = 32, heads = 4 }
+}
+
+variable "small" {
+  default = false
+}
+`
+	cfg, diags := pipeline.LoadSource("each.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("line %d: %s", d.Subject.Start.Line, d.Detail))
+	}
+	want := []string{"line 17: In train.m[small]: A vit patch of 4 does not divide the image_size 30 of its split: training stops with an error. Choose a patch that divides the image size (for 30: 2, 3, 5, 6, 10, 15)."}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
