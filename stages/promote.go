@@ -547,7 +547,7 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 	dir := filepath.Join(root, id)
 	if _, err := os.Stat(dir); err != nil {
 		h, _ := readHistory(root)
-		if !isRun && slices.Contains(h.Promotions, id) {
+		if !isRun && (slices.Contains(h.Promotions, id) || slices.ContainsFunc(h.RolledBack, func(r RolledBack) bool { return r.ID == id })) {
 			return nil, nil, nil, fmt.Errorf("%s was promoted before, but its folder %s is gone%s; promoted models: %s", id, dir, reinstallHint(id), promotedIDs(root))
 		}
 		return nil, nil, nil, fmt.Errorf("%s holds no model %s (%w); promoted models: %s", root, id, ErrNotPromoted, promotedIDs(root))

@@ -5,7 +5,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
+	"time"
 )
 
 // PrunedModel is a promoted model's folder that PruneChampions removed (or would remove).
@@ -15,16 +17,21 @@ type PrunedModel struct {
 	// are hard links to the store's while the store keeps that output, and then free
 	// nothing); Bytes is the size of all of them.
 	Freed, Bytes int64
+	// Promoted is when it was promoted (zero when its card cannot be read), and RolledBack
+	// whether it was set aside by a rollback.
+	Promoted   time.Time
+	RolledBack bool
 }
 
 // PruneChampions removes from <promoteTo>.d the folders of models that are neither the
-// champion nor one of the keep champions before it (those --rollback goes back through, newest
-// first): older champions and models set aside (rolled back, or replaced by a promotion by
-// hand). history.json keeps their records, so select still does not promote a model set aside
-// again; --rollback and `pipeline promote ID` of a removed model say its folder was deleted,
-// with the RUN/FOLDER that installs it again from its run folder if that is kept. Only folders
-// holding a model card or a saved_model/ are removed. With dryRun nothing is removed. The
-// promotions' lock is held throughout, as by promote and select.
+// champion nor one of the keep champions before it whose folders are there (those --rollback
+// goes back through, newest first): older champions, and models rolled back. A model the
+// history does not name (a folder put there by hand) stays. history.json keeps every record, so
+// select still does not promote a model rolled back again; --rollback and `pipeline promote
+// ID` of a removed model say its folder was deleted, with the RUN/FOLDER that installs it
+// again from its run folder if that is kept. The models come in the history's order, oldest
+// first. With dryRun nothing is removed. The promotions' lock is held throughout, as by
+// promote and select.
 func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, error) {
 	root := promoteTo + ".d"
 	if _, err := os.Stat(root); err != nil {
@@ -39,6 +46,7 @@ func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, err
 	if err != nil {
 		return nil, err
 	}
+	present := func(id string) bool { return isModelFolder(filepath.Join(root, id)) }
 	kept := map[string]bool{}
 	if target, err := os.Readlink(promoteTo); err == nil {
 		kept[filepath.Base(target)] = true // the champion, whatever the history says
@@ -48,19 +56,36 @@ func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, err
 		kept[h.Promotions[n-1]] = true
 	}
 	for i, before := n-2, 0; i >= 0 && before < keep; i-- {
-		if id := h.Promotions[i]; !kept[id] {
+		if id := h.Promotions[i]; !kept[id] && present(id) {
 			kept[id] = true
 			before++
 		}
 	}
+	// The history's models, oldest first: promotions, then those rolled back.
+	var known []string
+	rolled := map[string]bool{}
+	for _, id := range h.Promotions {
+		if !slices.Contains(known, id) {
+			known = append(known, id)
+		}
+	}
+	for _, r := range h.RolledBack {
+		rolled[r.ID] = true
+		if !slices.Contains(known, r.ID) {
+			known = append(known, r.ID)
+		}
+	}
 	var pruned []PrunedModel
-	for _, id := range promotedIDList(root) {
+	for _, id := range known {
 		dir := filepath.Join(root, id)
-		if kept[id] || !isModelFolder(dir) {
+		if kept[id] || !plainName(id) || !present(id) {
 			continue
 		}
-		p := PrunedModel{ID: id}
+		p := PrunedModel{ID: id, RolledBack: rolled[id]}
 		p.Freed, p.Bytes = folderSizes(dir)
+		if c, err := ReadCard(dir); err == nil {
+			p.Promoted = c.Promoted
+		}
 		if !dryRun {
 			if err := os.RemoveAll(dir); err != nil {
 				return pruned, err

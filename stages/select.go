@@ -412,8 +412,13 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		return "", err
 	}
 	if rb != nil {
+		// By hand: its promoted folder, or, once gc has removed that, this run's model.
+		by := rb.ID
+		if _, err := os.Stat(filepath.Join(promoteTo+".d", rb.ID)); err != nil {
+			by = runID + "/" + w.Name
+		}
 		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
-			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.How(), rb.ID), nil
+			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.How(), by), nil
 	}
 	info, err := readModelInfo(job.Path(w.Model))
 	if err != nil {

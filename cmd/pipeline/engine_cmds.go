@@ -554,37 +554,60 @@ func graphCommand() *cli.Command {
 }
 
 // pruneChampions removes, for gc --keep-champions, the promoted models of every folder the
-// file's select stages promote to but the champion and the keep champions before it.
-func pruneChampions(c *cli.Context, l *loaded, keep int) error {
-	w := c.App.Writer
+// file's select stages promote to but the champion and the keep champions before it, and
+// returns what it says about them.
+func pruneChampions(c *cli.Context, l *loaded, keep int) (string, error) {
 	verb := "removed"
 	if c.Bool("dry-run") {
 		verb = "would remove"
 	}
 	folders := promotionFolders(l.engine.Workflow)
 	if len(folders) == 0 {
-		fmt.Fprintf(w, "no select stage promotes a model: no promoted models to remove\n")
-		return nil
+		return "no select stage promotes a model: no promoted models to remove\n", nil
 	}
+	var b strings.Builder
 	for _, rel := range slices.Sorted(maps.Keys(folders)) {
 		to := pipeline.InWorkspace(l.engine.Store.Workspace, rel)
 		pruned, err := stages.PruneChampions(to, keep, c.Bool("dry-run"))
 		if err != nil {
-			return fmt.Errorf("%s: %w", rel+".d", err)
+			return b.String(), fmt.Errorf("%s: %w", rel+".d", err)
 		}
 		var freed, bytes int64
-		ids := make([]string, len(pruned))
-		for i, p := range pruned {
-			freed, bytes, ids[i] = freed+p.Freed, bytes+p.Bytes, p.ID
+		for _, p := range pruned {
+			freed, bytes = freed+p.Freed, bytes+p.Bytes
 		}
-		fmt.Fprintf(w, "%s %s from %s (%.1f MB, %.1f MB not shared with the store), keeping the champion and the %d before it",
-			verb, pipeline.Plural(len(pruned), "promoted model", "promoted models"), rel+".d", float64(bytes)/1e6, float64(freed)/1e6, keep)
-		if len(ids) > 0 {
-			fmt.Fprintf(w, ": %s", strings.Join(ids, ", "))
+		fmt.Fprintf(&b, "%s %s from %s, keeping the champion and the %d before it", verb,
+			pipeline.Plural(len(pruned), "promoted model", "promoted models"), rel+".d", keep)
+		if len(pruned) == 0 {
+			b.WriteString("\n")
+			continue
 		}
-		fmt.Fprintln(w)
+		// A promoted model's files are hard links to the store's output while gc keeps
+		// that: removing the model frees only what no output holds.
+		fmt.Fprintf(&b, ": %s in their files, %s of it held by no stored output\n", bytesText(bytes), bytesText(freed))
+		for _, p := range pruned {
+			when := "promoted at an unknown time (its card cannot be read)"
+			if !p.Promoted.IsZero() {
+				when = p.Promoted.Local().Format("promoted 2006-01-02 15:04")
+			}
+			if p.RolledBack {
+				when += ", rolled back"
+			}
+			fmt.Fprintf(&b, "  %-28s %9s  %s\n", p.ID, bytesText(p.Bytes), when)
+		}
 	}
-	return nil
+	return b.String(), nil
+}
+
+// bytesText says a size in kB, MB or GB (of 1000), one decimal.
+func bytesText(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.1f kB", float64(n)/1e3)
 }
 
 func gcCommand() *cli.Command {
@@ -613,7 +636,23 @@ func gcCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := l.engine.GC(pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")), c.Bool("dry-run"), keepRuns)
+			runsDir := pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir"))
+			// Promoted models go only once the store's gc can tell what is used (it removes
+			// nothing until it can), and before it removes outputs, so that their sizes are
+			// what a dry run says.
+			champions := ""
+			if keepChampions >= 0 {
+				if !c.Bool("dry-run") {
+					if _, err := l.engine.GC(runsDir, true, keepRuns); err != nil {
+						return err
+					}
+				}
+				if champions, err = pruneChampions(c, l, keepChampions); err != nil {
+					fmt.Fprint(c.App.Writer, champions)
+					return err
+				}
+			}
+			res, err := l.engine.GC(runsDir, c.Bool("dry-run"), keepRuns)
 			if err != nil {
 				return err
 			}
@@ -629,13 +668,7 @@ func gcCommand() *cli.Command {
 				}
 				fmt.Fprintln(w)
 			}
-			// Promoted models only once the store's gc could tell what is used (it removes
-			// nothing until it can).
-			if keepChampions >= 0 {
-				if err := pruneChampions(c, l, keepChampions); err != nil {
-					return err
-				}
-			}
+			fmt.Fprint(w, champions)
 			fmt.Fprintf(w, "%s %s (%.1f MB) and %s; kept %s\n", verb, pipeline.Plural(res.Objects, "output", "outputs"),
 				float64(res.Bytes)/1e6, pipeline.Plural(res.Keys, "cache entry", "cache entries"), pipeline.Plural(res.Kept, "output", "outputs"))
 			for _, o := range res.Removed {

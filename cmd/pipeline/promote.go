@@ -169,7 +169,11 @@ func promoteCommand() *cli.Command {
 				}
 			}
 			if len(earlier) > 0 {
-				fmt.Fprintf(c.App.Writer, "earlier champions, newest first (--rollback goes to the first): %s\n", strings.Join(earlier, ", "))
+				goes := "--rollback goes to the first"
+				if strings.HasSuffix(earlier[0], " (folder removed)") {
+					goes = "--rollback would go to the first, whose folder is removed"
+				}
+				fmt.Fprintf(c.App.Writer, "earlier champions, newest first (%s): %s\n", goes, strings.Join(earlier, ", "))
 			}
 			for _, rb := range setAside {
 				removed := ""
