@@ -330,9 +330,16 @@ func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 		job.WriteFile(filepath.Join(tmp, "gone"), []byte("aaaa"))
 		os.Remove(filepath.Join(tmp, "gone"))
 		write(filepath.Join(tmp, "other"), "bbbb")
+		// The same, with the deleted file's modification time too (a file system with
+		// coarse timestamps): the other file is read, not taken for the deleted one.
+		job.WriteFile(filepath.Join(tmp, "gone2"), []byte("cccc"))
+		fi, _ := os.Stat(filepath.Join(tmp, "gone2"))
+		os.Remove(filepath.Join(tmp, "gone2"))
+		write(filepath.Join(tmp, "other2"), "dddd")
+		os.Chtimes(filepath.Join(tmp, "other2"), fi.ModTime(), fi.ModTime())
 	})
-	if read != 4 {
-		t.Fatalf("second output: %d files read, want 4 (linked-unknown, plain, changed, other)", read)
+	if read != 5 {
+		t.Fatalf("second output: %d files read, want 5 (linked-unknown, plain, changed, other, other2)", read)
 	}
 	// A later process knows the first output from the saved cache.
 	if err := st.Stats.Save(); err != nil {

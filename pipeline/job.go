@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -158,13 +159,26 @@ func (j *Job) previousFiles() map[string]string {
 }
 
 // writtenFiles are the digests of the files a stage wrote with Job.WriteFile, by device and
-// inode (statKey.folderID), with the stat identity each file had once written: a file keeps
-// its inode under another name (a rename, a hard link), and an inode reused by another file
-// has another identity. (Not by path: tens of thousands of paths a stage writes cost more
-// than their digests.)
+// inode (statKey.folderID), with the stat identity each file had once written and a hash of
+// its path: a file deleted and another written elsewhere that gets its inode, size and
+// modification time (coarse timestamps) is not taken for it. (Not by path: tens of thousands
+// of paths a stage writes cost more than their digests.)
 type writtenFiles struct {
 	mu sync.Mutex
-	m  map[statKey]statEntry
+	m  map[statKey]writtenFile
+}
+
+// writtenFile is what writtenFiles holds of a file.
+type writtenFile struct {
+	e    statEntry
+	path uint64 // pathHash of its absolute path
+}
+
+// pathHash is a 64-bit FNV-1a hash of a cleaned absolute path.
+func pathHash(abs string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(filepath.Clean(abs)))
+	return h.Sum64()
 }
 
 // forget drops the recorded digests (once the output is hashed).
@@ -177,18 +191,19 @@ func (w *writtenFiles) forget() {
 	w.mu.Unlock()
 }
 
-// digest returns the recorded digest of a file of identity k, if one was written with it.
-func (w *writtenFiles) digest(k statKey) (string, bool) {
+// digest returns the recorded digest of the file at abs, of identity k, if it was written
+// there with that identity.
+func (w *writtenFiles) digest(abs string, k statKey) (string, bool) {
 	if w == nil {
 		return "", false
 	}
 	w.mu.Lock()
-	e, ok := w.m[k.folderID()]
+	f, ok := w.m[k.folderID()]
 	w.mu.Unlock()
-	if !ok || e.K != k {
+	if !ok || f.e.K != k || f.path != pathHash(abs) {
 		return "", false
 	}
-	return hex.EncodeToString(e.Digest[:]), true
+	return hex.EncodeToString(f.e.Digest[:]), true
 }
 
 // WriteFile writes data to path (mode 0644, like os.WriteFile) and returns its SHA-256 as
@@ -205,10 +220,10 @@ func (j *Job) WriteFile(path string, data []byte) (string, error) {
 		if fi, err := os.Stat(path); err == nil {
 			j.written.mu.Lock()
 			if j.written.m == nil {
-				j.written.m = map[statKey]statEntry{}
+				j.written.m = map[statKey]writtenFile{}
 			}
 			k := keyOf(fi).object()
-			j.written.m[k.folderID()] = statEntry{K: k, Digest: sum}
+			j.written.m[k.folderID()] = writtenFile{statEntry{K: k, Digest: sum}, pathHash(absPath(path))}
 			j.written.mu.Unlock()
 		}
 	}

@@ -220,13 +220,13 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 	}
 	want := map[statKey]statKey{}
 	for _, it := range walked.items {
-		if _, ok := written.digest(it.k); !ok && it.links > 1 {
+		if _, ok := written.digest(it.abs, it.k); !ok && it.links > 1 {
 			want[it.k.folderID()] = it.k
 		}
 	}
 	links := s.Stats.linkedFiles(want)
 	hint := func(it treeItem) (string, bool) {
-		if d, ok := written.digest(it.k); ok {
+		if d, ok := written.digest(it.abs, it.k); ok {
 			return d, true
 		}
 		if it.links > 1 {
