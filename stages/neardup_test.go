@@ -262,6 +262,9 @@ stage "split" "main" {
 	// A copy of a test image under the same name in the training folder: the report tells
 	// the two files apart by their folders.
 	w.write("raw/train/y/t2.png", encodePNG(blobPhoto(uint64('y')*100+52, 120, 90)))
+	// And one in another class folder: the log says the training copy is left out, and the
+	// test set's label.
+	w.write("raw/train/x/conflict.png", encodePNG(blobPhoto(uint64('y')*100+50, 120, 90)))
 	rec, _ := w.run(false)
 	s := splitOf(t, w, rec)
 	if set, ok := s["x/smaller.jpg"]; ok {
@@ -269,11 +272,16 @@ stage "split" "main" {
 	}
 	var rep splitReport
 	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
-	if !slices.Equal(rep.Leaked, []string{"raw/train/x/smaller.jpg", "raw/train/y/t2.png"}) {
+	if !slices.Equal(rep.Leaked, []string{"raw/train/x/conflict.png", "raw/train/x/smaller.jpg", "raw/train/y/t2.png"}) {
 		t.Fatalf("removed_from_train_val %v", rep.Leaked)
 	}
-	if len(rep.Duplicates) != 1 || !slices.Equal(rep.Duplicates[0], []string{"raw/test/y/t2.png", "raw/train/y/t2.png"}) {
+	if len(rep.Duplicates) != 2 || !slices.Equal(rep.Duplicates[0], []string{"raw/test/y/t0.png", "raw/train/x/conflict.png"}) ||
+		!slices.Equal(rep.Duplicates[1], []string{"raw/test/y/t2.png", "raw/train/y/t2.png"}) {
 		t.Fatalf("duplicates %v", rep.Duplicates)
+	}
+	want := `warning: 1 group of identical images carries different class labels, e.g. "raw/test/y/t0.png" (y) and "raw/train/x/conflict.png" (x): the copies in the training folder are left out of training (removed_from_train_val) and the test set has this picture as y; keep each picture in one class folder`
+	if log := runLog(t, rec); !strings.Contains(log, want) {
+		t.Errorf("run.log lacks %q:\n%s", want, log)
 	}
 }
 

@@ -334,7 +334,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if p.test {
 			folder = *cfg.TestSource
 		}
-		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel, Shown: filepath.ToSlash(filepath.Join(folder, p.cand.Rel)), Exact: p.exact})
+		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel, Shown: filepath.ToSlash(filepath.Join(folder, p.cand.Rel)), Test: p.test, Exact: p.exact})
 		if p.test {
 			fixed[p.group] = TestSet
 		}
@@ -591,23 +591,37 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 
 // labelConflictExample describes a group of files of different classes for the log: its files
 // (the first four) with their classes, the set they share, and what that means: every file
-// keeps its class folder's label, so the picture is in that set under each label.
+// keeps its class folder's label, so the picture is in that set under each label; or, for a
+// group with test_source files, that the training folder's copies are left out and the test
+// set has the picture under the test_source files' labels.
 func labelConflictExample(ms []member, set string) string {
-	var files, classes []string
+	var files, classes, testClasses []string
+	nonTest := false
 	for i, m := range ms {
+		nonTest = nonTest || !m.Test
 		if i < 4 {
 			files = append(files, fmt.Sprintf("%q (%s)", m.Shown, m.Class))
 		}
 		if !slices.Contains(classes, m.Class) {
 			classes = append(classes, m.Class)
 		}
+		if m.Test && !slices.Contains(testClasses, m.Class) {
+			testClasses = append(testClasses, m.Class)
+		}
 	}
 	if len(ms) > 4 {
 		files = append(files, fmt.Sprintf("%d more", len(ms)-4))
 	}
+	if len(testClasses) > 0 {
+		classes = testClasses
+	}
 	as := make([]string, len(classes))
 	for i, c := range classes {
 		as[i] = "as " + c
+	}
+	if len(testClasses) > 0 && nonTest {
+		return fmt.Sprintf("e.g. %s: the copies in the training folder are left out of training (removed_from_train_val) and the test set has this picture %s; keep each picture in one class folder",
+			pipeline.JoinList(files, "and"), pipeline.JoinList(as, "and"))
 	}
 	use := map[string]string{TrainSet: "trained", ValSet: "validated", TestSet: "tested"}[set]
 	return fmt.Sprintf("e.g. %s, all in %s: a group shares one set and each file keeps its class folder's label, so the model is %s on this picture %s; keep each picture in one class folder",
@@ -760,7 +774,12 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			if l.Fallback {
 				all[i].fallback = true
 				fallbacks.Add(1)
-				fallbackPath.CompareAndSwap(nil, &all[i].cand.Rel)
+				folder := cfg.Source
+				if all[i].test {
+					folder = *cfg.TestSource
+				}
+				shown := filepath.ToSlash(filepath.Join(folder, all[i].cand.Rel)) // as the reports name it
+				fallbackPath.CompareAndSwap(nil, &shown)
 			}
 			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))
 			all[i].stored = rel

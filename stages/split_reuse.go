@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"pipeline/graphs"
@@ -69,6 +70,9 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 		}
 		return r
 	}
+	if p != nil && p.changed == "" && p.rep != nil && p.rep.Stored != stored && len(p.manifests) == 3 {
+		job.Logf("storing every image again: the previous split stored them another way (%s)", storedChange(p.rep.Stored, stored))
+	}
 	if p == nil || p.changed != "" || p.rep == nil || p.rep.Stored != stored || len(p.manifests) != 3 {
 		return r
 	}
@@ -84,6 +88,23 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 		r.prints, _ = readFingerprints(filepath.Join(p.dir, fingerprintsFile))
 	}
 	return r
+}
+
+// storedChange says how two storedWith descriptions differ: the fields that differ, each as
+// "was → now", or the whole of both when they do not have the same fields.
+func storedChange(was, now string) string {
+	fields := func(s string) []string { return strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' }) }
+	a, b := fields(was), fields(now)
+	if len(a) != len(b) {
+		return fmt.Sprintf("%q, now %q", was, now)
+	}
+	var diff []string
+	for i := range a {
+		if x, y := strings.TrimSpace(a[i]), strings.TrimSpace(b[i]); x != y {
+			diff = append(diff, x+" → "+y)
+		}
+	}
+	return strings.Join(diff, "; ")
 }
 
 // intact reports whether the file at path, in the previous output, is as the engine

@@ -300,3 +300,20 @@ func readBytes(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// A split whose images the previous one stored another way stores them all again, and its log
+// says which setting changed.
+func TestARerunSaysWhyNoStoredImageIsReused(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(nearHCL, true))
+	for i := range 6 {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), encodePNG(blobPhoto(uint64(100+i), 120, 90)))
+	}
+	w.run(false)
+	w.write("pipeline.hcl", []byte(strings.Replace(fmt.Sprintf(nearHCL, true), "image_size      = 32", "image_size      = 32\n  min_side        = 3", 1)))
+	rec, _ := w.run(false)
+	log := runLog(t, rec)
+	if !strings.Contains(log, "split.main: storing every image again: the previous split stored them another way (min side 2 → min side 3)\n") || strings.Contains(log, "reused ") {
+		t.Fatalf("run.log:\n%s", log)
+	}
+}
