@@ -31,7 +31,7 @@ type member struct {
 	// test_source) joined with Rel, as in rejected.json, telling a test_source file from a
 	// source file of the same name.
 	Shown string
-	Test  bool // from test_source
+	Test  bool   // from test_source
 	Exact string // the group of files stored as the same image that it belongs to
 }
 

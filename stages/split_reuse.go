@@ -93,7 +93,9 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 // storedChange says how two storedWith descriptions differ: the fields that differ, each as
 // "was → now", or the whole of both when they do not have the same fields.
 func storedChange(was, now string) string {
-	fields := func(s string) []string { return strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' }) }
+	fields := func(s string) []string {
+		return strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' })
+	}
 	a, b := fields(was), fields(now)
 	if len(a) != len(b) {
 		return fmt.Sprintf("%q, now %q", was, now)
