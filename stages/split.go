@@ -1,12 +1,15 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -371,7 +374,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if cfg.TestSource != nil {
 		need = minPerClass(cfg.Val, 0)
 	}
-	var kept, small []string
+	var kept, small, limits []string
 	for _, c := range classes {
 		n, files := len(distinct[c]), perClass[c]
 		if n >= need {
@@ -386,7 +389,13 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			desc += fmt.Sprintf("; %d left out as %s", n, agree(n, "a copy of a test_source image", "copies of test_source images"))
 		}
 		if n := rejectedIn(rejected, c); n > 0 {
-			desc += fmt.Sprintf("; %s rejected, listed in the log", plural(n, "file", "files"))
+			why, settings := rejectedWhy(rejected, &c)
+			desc += fmt.Sprintf("; %s rejected: %s", plural(n, "file", "files"), why)
+			for _, s := range settings {
+				if !slices.Contains(limits, s) {
+					limits = append(limits, s)
+				}
+			}
 		}
 		small = append(small, desc+")")
 		if cfg.DropSmallClasses {
@@ -400,7 +409,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	if len(small) > 0 && !cfg.DropSmallClasses {
 		logRejected(job, rejected, "")
-		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split; identical or near-identical files count once). Add images, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need)
+		advice := "Add images"
+		for _, s := range limits {
+			advice += map[string]string{"min_side": ", lower min_side", "max_pixels": ", raise max_pixels"}[s]
+		}
+		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split; identical or near-identical files count once). %s, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need, advice)
 	}
 	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac}
 	if cfg.TestSource != nil {
@@ -1012,7 +1025,12 @@ func logRejected(job *pipeline.Job, rejected []Rejected, where string) {
 	if len(rejected) == 1 {
 		eg = ""
 	}
-	job.Logf("warning: %s rejected, %s%q: %s%s", plural(len(rejected), "file", "files"), eg, rejected[0].Path, rejected[0].Reason, where)
+	why := ""
+	if len(rejected) > 1 {
+		why, _ = rejectedWhy(rejected, nil)
+		why = " (" + why + ")"
+	}
+	job.Logf("warning: %s rejected%s, %s%q: %s%s", plural(len(rejected), "file", "files"), why, eg, rejected[0].Path, rejected[0].Reason, where)
 	for i, r := range rejected {
 		if i == 5 && where != "" {
 			job.Logf("  … and %d more", len(rejected)-5)
@@ -1031,4 +1049,41 @@ func rejectedIn(rejected []Rejected, class string) int {
 		}
 	}
 	return n
+}
+
+// sizePrefix is the format and size that begin a reason naming a size limit.
+var sizePrefix = regexp.MustCompile(`^[a-z]+ of [0-9]+x[0-9]+ (is )?`)
+
+// rejectedWhy counts the rejected files of class (of every class when class is nil) by
+// reason, most first ("12 smaller than min_side 29, 1 truncated jpeg"), and names the settings
+// that rejected any (min_side, max_pixels), for advice.
+func rejectedWhy(rejected []Rejected, class *string) (string, []string) {
+	count := map[string]int{}
+	var settings []string
+	for _, r := range rejected {
+		if class != nil && r.Class != *class {
+			continue
+		}
+		why := r.Reason
+		for _, s := range []string{"min_side", "max_pixels"} {
+			if strings.Contains(why, s) {
+				// "png of 5x5 is smaller than min_side 29": the setting, not the size
+				why = sizePrefix.ReplaceAllString(why, "")
+				if !slices.Contains(settings, s) {
+					settings = append(settings, s)
+				}
+			}
+		}
+		if i := strings.Index(why, " ("); i > 0 {
+			why = why[:i]
+		}
+		count[why]++
+	}
+	whys := slices.Collect(maps.Keys(count))
+	slices.SortFunc(whys, func(a, b string) int { return cmp.Or(count[b]-count[a], strings.Compare(a, b)) })
+	parts := make([]string, len(whys))
+	for i, w := range whys {
+		parts[i] = fmt.Sprintf("%d %s", count[w], w)
+	}
+	return strings.Join(parts, ", "), settings
 }

@@ -452,10 +452,14 @@ func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
 	w.write("raw/wee/0.png", randomPNG(7, 0, 6, 6))
 	w.write("raw/wee/empty.jpg", nil)
 	w.write("raw/wee/text.png", []byte("not a picture"))
+	w.write("raw/wee/pixel.png", randomPNG(7, 9, 1, 1))
+	w.write("raw/wee/pixel2.png", randomPNG(7, 10, 1, 1))
 	rec, err := w.run(true)
 	// Every small class is named at once, with its count and how many of its files were
-	// rejected, and the log says which files and why, though the stage wrote no report.
-	if err == nil || !strings.Contains(err.Error(), `class "tiny" (2), class "wee" (1; 2 files rejected, listed in the log)`) || !strings.Contains(err.Error(), "at least 3 per class") || !strings.Contains(err.Error(), "drop_small_classes") {
+	// rejected, and why (the log names them, though the stage wrote no report); a setting
+	// that rejected some is named in the advice.
+	if err == nil || !strings.Contains(err.Error(), `class "tiny" (2), class "wee" (1; 4 files rejected: 2 smaller than min_side 2, 1 empty file, 1 not an image)`) ||
+		!strings.Contains(err.Error(), "at least 3 per class") || !strings.Contains(err.Error(), "Add images, lower min_side, or set drop_small_classes") {
 		t.Fatalf("error %v", err)
 	}
 	log, err := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
@@ -480,7 +484,7 @@ func TestTooSmallClassFailsOrIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, line := range []string{`dropping class "tiny": 2 usable images, 3 needed`, `dropping class "wee": 1 usable image, 3 needed`,
-		"in 2 classes; 2 files rejected", "warning: 2 files rejected, e.g. "} {
+		"in 2 classes; 4 files rejected", "warning: 4 files rejected (2 smaller than min_side 2, 1 empty file, 1 not an image), e.g. "} {
 		if !strings.Contains(string(log), line) {
 			t.Errorf("run.log lacks %q:\n%s", line, log)
 		}
