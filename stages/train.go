@@ -153,6 +153,17 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	if usable(v, "plateau_factor") && (num(v, "plateau_factor") <= 0 || num(v, "plateau_factor") >= 1) {
 		d.add(v, "plateau_factor", "Invalid plateau_factor", "plateau_factor must be in (0, 1).")
 	}
+	// train and val from splits that store images another way fail the training.
+	for _, name := range []string{"image_size", "channels"} {
+		t, _, tok := v.UpstreamValue("train", name)
+		va, _, vok := v.UpstreamValue("val", name)
+		if tok && vok && !t.RawEquals(va) && t.Type() == cty.Number && va.Type() == cty.Number {
+			tn, _ := t.AsBigFloat().Int64()
+			vn, _ := va.AsBigFloat().Int64()
+			d.add(v, "val", "Train and val sets of different splits",
+				fmt.Sprintf("The train set comes from a split with %s = %d and the val set from one with %s = %d: the training would stop with an error. Take both from one split.", name, tn, name, vn))
+		}
+	}
 	// The options of an unknown architecture (reported above) cannot be checked.
 	if usable(v, "architecture") && slices.Contains(graphs.Architectures(), v.String("architecture")) && v.Get("options").IsWhollyKnown() {
 		spec, err := archSpec(v.String("architecture"), v.Get("options"))

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,8 +125,8 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 	if err != nil {
 		return fmt.Errorf("val set %s: %w", cfg.Val, emptyHint(err))
 	}
-	if fmt.Sprint(trainDS.m.Classes) != fmt.Sprint(valDS.m.Classes) || trainDS.m.Size != valDS.m.Size || trainDS.m.Channels != valDS.m.Channels {
-		return fmt.Errorf("train set %s and val set %s differ in classes or image size; they must come from the same split", cfg.Train, cfg.Val)
+	if d := datasetDifference(trainDS.m, valDS.m); d != "" {
+		return fmt.Errorf("train set %s and val set %s differ: %s; they must come from the same split", cfg.Train, cfg.Val, d)
 	}
 	statePath := filepath.Join(job.Work, "state.json")
 	st, resumed := readTrainState(job, statePath, trainDS.m.Channels)
@@ -594,4 +595,29 @@ func effectiveWeightDecay(c TrainConfig) float64 {
 		return 0
 	}
 	return c.WeightDecay
+}
+
+// datasetDifference says how the manifests of a train set and a val set differ in what a
+// network's input and output depend on ("image size 60 and 64 px; channels 1 and 3"), or "".
+func datasetDifference(train, val *Manifest) string {
+	var d []string
+	if train.Size != val.Size {
+		d = append(d, fmt.Sprintf("image size %d and %d px", train.Size, val.Size))
+	}
+	if train.Channels != val.Channels {
+		d = append(d, fmt.Sprintf("channels %d and %d", train.Channels, val.Channels))
+	}
+	if !slices.Equal(train.Classes, val.Classes) {
+		added, dropped := classDiff(train.Classes, val.Classes)
+		if len(added) > 0 {
+			d = append(d, "the val set has classes the train set lacks ("+quoteList(added)+")")
+		}
+		if len(dropped) > 0 {
+			d = append(d, "the val set lacks classes of the train set ("+quoteList(dropped)+")")
+		}
+		if len(added)+len(dropped) == 0 {
+			d = append(d, "the same classes in another order")
+		}
+	}
+	return strings.Join(d, "; ")
 }

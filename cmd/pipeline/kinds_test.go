@@ -366,3 +366,53 @@ variable "small" {
 		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestTrainAndValFromSplitsOfAnotherSize checks that validate refuses a training whose train
+// and val sets come from splits that store images of different sizes or channels, which the
+// training would stop on.
+func TestTrainAndValFromSplitsOfAnotherSize(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+stage "split" "a" {
+  source     = "photos"
+  image_size = 60
+  channels   = 1
+}
+
+stage "split" "b" {
+  source     = "photos"
+  image_size = 64
+}
+
+stage "augment" "x" {
+  input = stage.split.a.train
+}
+
+stage "train" "m" {
+  architecture = "cnn"
+  train        = stage.augment.x.output
+  val          = stage.split.b.val
+}
+`
+	cfg, diags := pipeline.LoadSource("mixed.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	var got []string
+	for _, d := range diags {
+		if d.Summary == "Train and val sets of different splits" {
+			got = append(got, d.Detail)
+		}
+	}
+	want := []string{
+		"The train set comes from a split with image_size = 60 and the val set from one with image_size = 64: the training would stop with an error. Take both from one split.",
+		"The train set comes from a split with channels = 1 and the val set from one with channels = 3: the training would stop with an error. Take both from one split.",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || !diags.HasErrors() {
+		t.Errorf("diagnostics:\n%s\nwant errors\n%s", diags.Error(), strings.Join(want, "\n"))
+	}
+}
