@@ -1001,7 +1001,11 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		job.Logf("warning: %s of near-identical images %s different class labels, %s (every group: report/split.json, near_duplicate_label_conflicts)", plural(len(rep.NearConflicts), "group", "groups"), agree(len(rep.NearConflicts), "carries", "carry"), rep.nearConflictExample)
 	}
 	if len(rep.Leaked) > 0 {
-		job.Logf("warning: removed %s identical or near-identical to test_source images (report/split.json: removed_from_train_val)", plural(len(rep.Leaked), "training image", "training images"))
+		eg := "e.g. "
+		if len(rep.Leaked) == 1 {
+			eg = ""
+		}
+		job.Logf("warning: removed %s identical or near-identical to test_source images, %s%q (report/split.json: removed_from_train_val)", plural(len(rep.Leaked), "training image", "training images"), eg, rep.Leaked[0])
 	}
 	return nil
 }

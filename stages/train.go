@@ -178,11 +178,13 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 		case spec.ViT != nil:
 			n, exact := imageSide(v)
 			if n > 0 && spec.ViT.Patch > 0 && n%spec.ViT.Patch != 0 {
-				what, unless := fmt.Sprintf("the pipeline's image_size %d", n), " unless its split stores images of another size"
+				// Sure to stop the training when the split's size is known: an error, before
+				// anything runs; a warning when the split's size is a guess.
+				what, unless, severity := fmt.Sprintf("the pipeline's image_size %d", n), " unless its split stores images of another size", hcl.DiagWarning
 				if exact {
-					what, unless = fmt.Sprintf("the image_size %d of its split", n), ""
+					what, unless, severity = fmt.Sprintf("the image_size %d of its split", n), "", hcl.DiagError
 				}
-				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Patch size does not tile the images",
+				d.diags = append(d.diags, &hcl.Diagnostic{Severity: severity, Summary: "Patch size does not tile the images",
 					Detail: fmt.Sprintf("A vit patch of %d does not divide %s: training stops with an error%s. Choose a patch that divides the image size (for %d: %s).",
 						spec.ViT.Patch, what, unless, n, patchChoices(n, spec.ViT.Patch)),
 					Subject: v.Range("options")})

@@ -203,9 +203,9 @@ func TestMisspelledArchitectureOptionIsNamedWithASuggestion(t *testing.T) {
 	}
 }
 
-// TestViTPatchIsCheckedAgainstThePipelinesImageSize checks the warning for a ViT patch that
-// does not tile the pipeline's image_size, which its split uses, and its absence for one that
-// does.
+// TestViTPatchIsCheckedAgainstThePipelinesImageSize checks the error for a ViT patch that
+// does not tile the pipeline's image_size, which its split uses (the training would stop on
+// it), and its absence for one that does.
 func TestViTPatchIsCheckedAgainstThePipelinesImageSize(t *testing.T) {
 	reg, err := registry()
 	if err != nil {
@@ -236,8 +236,8 @@ stage "train" "model" {
 		switch {
 		case want == "" && len(diags) != 0:
 			t.Errorf("patch %d: %s", patch, diags.Error())
-		case want != "" && (len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || !strings.Contains(diags[0].Detail, want) || !strings.Contains(diags[0].Detail, "for 24: 2, 3, 4, 6, 8, 12")):
-			t.Errorf("patch %d: want one warning with %q, got:\n%s", patch, want, diags.Error())
+		case want != "" && (len(diags) != 1 || diags[0].Severity != hcl.DiagError || !strings.Contains(diags[0].Detail, want) || !strings.Contains(diags[0].Detail, "for 24: 2, 3, 4, 6, 8, 12")):
+			t.Errorf("patch %d: want one error with %q, got:\n%s", patch, want, diags.Error())
 		}
 	}
 }
