@@ -359,7 +359,7 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		cv, err := convertTo(val, a.Type)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
-				Detail: fmt.Sprintf("Attribute %q of %s stage must be %s: %s.%s", a.Name, WithArticle(b.kind.Name()), WithArticle(a.Type.FriendlyName()), err,
+				Detail: fmt.Sprintf("Attribute %q of %s stage must be %s: %s.%s", a.Name, WithArticle(b.kind.Name()), WithArticle(a.Type.FriendlyName()), conversionProblem(val, err),
 					w.wholeStageHint(b, a)), Subject: rng.Ptr()})
 			continue
 		}
@@ -570,4 +570,28 @@ func (w *Workflow) plainValues(inst *Instance) *Values {
 	w.plain[inst.Addr] = v
 	w.plainMu.Unlock()
 	return v
+}
+
+// conversionProblem says why val could not be converted, for a diagnostic that has already
+// said what was expected: cty's "a number is required" says it again, so what was given is
+// named instead ("got the string \"abc\"").
+func conversionProblem(val cty.Value, err error) string {
+	msg := err.Error()
+	if !strings.HasSuffix(msg, " is required") && !strings.Contains(msg, " required, but have ") || !val.IsWhollyKnown() || val.IsNull() {
+		return msg
+	}
+	switch t := val.Type(); {
+	case t.IsTupleType() || t.IsListType() || t.IsSetType():
+		return "got a list"
+	case t.IsObjectType() || t.IsMapType():
+		return "got an object"
+	case t == cty.String:
+		return fmt.Sprintf("got the string %q", val.AsString())
+	case t == cty.Bool:
+		return fmt.Sprintf("got %v", val.True())
+	case t == cty.Number:
+		return "got the number " + val.AsBigFloat().Text('g', -1)
+	default:
+		return "got " + WithArticle(t.FriendlyName())
+	}
 }

@@ -138,7 +138,7 @@ func TestInvalidChoiceShowsTheValueAsWritten(t *testing.T) {
 		"channels = 2.5":   "channels = 2.5: use one of 1, 3.",
 		`format = "gif"`:   `format = "gif": use one of png, jpeg.`,
 		`resize = "a\"b"`:  `resize = "a\"b": use one of`,
-		`channels = "two"`: "a number is required",
+		`channels = "two"`: `must be a number: got the string "two"`,
 		"val = -0.5":       "val = -0.5: use a fraction in [0, 1)",
 		"quality = 1e6":    "quality = 1000000: use a whole number from 1 to 100.",
 	} {
