@@ -906,13 +906,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		}
 		it := treeItem{rel: name, abs: abs + string(filepath.Separator) + name}
 		if rel != "" {
-			if filepath.Separator == '/' {
-				it.rel = it.abs[len(it.abs)-len(rel)-1-len(name):] // abs ends with rel/name: share it
-			} else {
-				it.rel = rel + "/" + name
-			}
-		} else {
-			it.rel = it.abs[len(it.abs)-len(name):]
+			it.rel = rel + "/" + name
 		}
 		if e.Type().IsRegular() {
 			d.files = append(d.files, it)

@@ -513,44 +513,66 @@ func hasEmptyString(val cty.Value) bool {
 	return found
 }
 
-// upstreamValue looks for attribute name in the stage instances attribute attr of inst
-// refers to, then in the instances they depend on, and so on (see Values.UpstreamValue): at
-// the nearest distance where some instance's kind has the attribute, the value every such
-// instance gives it, evaluated without upstream outputs (and without their kinds' checks).
-// found reports whether some upstream instance has the attribute; ok, whether they agree on
-// a value known before anything runs.
+// upstreamValue looks for attribute name along every path of references from attribute attr
+// of inst (see Values.UpstreamValue): on each path, the first instance whose kind has the
+// attribute gives it its value, evaluated without upstream outputs (and without the kinds'
+// checks). found reports whether some path reaches such an instance; ok, whether every path
+// does and all agree on a value known before anything runs (train = cond ? augmented : split
+// reaches two splits, which may differ).
 func (w *Workflow) upstreamValue(inst *Instance, attr, name string) (val cty.Value, found, ok bool) {
-	seen := map[string]bool{}
-	for level := inst.attrDeps[attr]; len(level) > 0; {
-		var vals []cty.Value
-		var next []string
-		for _, addr := range level {
-			ui := w.byAddr[addr]
-			if seen[addr] || ui == nil || ui.b.broken {
-				continue
-			}
-			seen[addr] = true
-			if !slices.ContainsFunc(ui.Kind.Attributes(), func(a Attribute) bool { return a.Name == name }) {
-				next = append(next, ui.Deps...)
-				continue
-			}
-			v := w.plainValues(ui).Get(name)
-			if !v.IsWhollyKnown() || v.IsNull() {
-				return cty.NilVal, true, false
-			}
-			vals = append(vals, v)
-		}
-		if len(vals) > 0 {
-			for _, v := range vals[1:] {
-				if !v.RawEquals(vals[0]) {
-					return cty.NilVal, true, false
-				}
-			}
-			return vals[0], true, true
-		}
-		level = next
+	type result struct {
+		vals    []cty.Value
+		unknown bool // a path ends without the attribute, or with a value not known yet
 	}
-	return cty.NilVal, false, false
+	memo := map[string]*result{}
+	var resolve func(addr string) *result
+	resolve = func(addr string) *result {
+		if r, done := memo[addr]; done {
+			if r == nil { // a cycle: reported elsewhere
+				return &result{unknown: true}
+			}
+			return r
+		}
+		memo[addr] = nil
+		r := &result{}
+		ui := w.byAddr[addr]
+		switch {
+		case ui == nil || ui.b.broken:
+			r.unknown = true
+		case slices.ContainsFunc(ui.Kind.Attributes(), func(a Attribute) bool { return a.Name == name }):
+			if v := w.plainValues(ui).Get(name); v.IsWhollyKnown() && !v.IsNull() {
+				r.vals = []cty.Value{v}
+			} else {
+				r.unknown = true
+			}
+		case len(ui.Deps) == 0:
+			r.unknown = true // a path given as is: the stage's inputs are not a stage's
+		default:
+			for _, d := range ui.Deps {
+				sub := resolve(d)
+				r.vals = append(r.vals, sub.vals...)
+				r.unknown = r.unknown || sub.unknown
+			}
+		}
+		memo[addr] = r
+		return r
+	}
+	var vals []cty.Value
+	unknown := false
+	for _, addr := range inst.attrDeps[attr] {
+		r := resolve(addr)
+		vals = append(vals, r.vals...)
+		unknown = unknown || r.unknown
+	}
+	if len(vals) == 0 {
+		return cty.NilVal, false, false
+	}
+	for _, v := range vals[1:] {
+		if !v.RawEquals(vals[0]) {
+			return cty.NilVal, true, false
+		}
+	}
+	return vals[0], true, !unknown
 }
 
 // plainValues returns inst's values evaluated without upstream outputs and without its kind's

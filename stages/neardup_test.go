@@ -446,3 +446,35 @@ func TestTheDefaultDatasetHasNoNearDuplicates(t *testing.T) {
 	t.Logf("%d images; the closest two differ by %.2f grey levels on average (%s, %s); near-duplicates by at most %d",
 		len(paths), float64(best)/thumbCells, paths[bi], paths[bj], maxThumbDiff)
 }
+
+// Identical training copies of a picture in two class folders, near-identical to a test_source
+// image: the log says that both are left out and the test set's label, not that the model is
+// tested on the picture under both.
+func TestIdenticalCopiesOfATestImageInTwoClassesAreLeftOut(t *testing.T) {
+	w := newWS(t, `
+stage "split" "main" {
+  source      = "raw/train"
+  test_source = "raw/test"
+  image_size  = 32
+  val         = 0.25
+}
+`)
+	for _, c := range []string{"x", "y"} {
+		for i := range 8 {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), encodePNG(blobPhoto(uint64(c[0])*100+uint64(i), 120, 90)))
+		}
+		for i := range 3 {
+			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), encodePNG(blobPhoto(uint64(c[0])*100+50+uint64(i), 120, 90)))
+		}
+	}
+	pic := blobPhoto(7777, 120, 90)
+	w.write("raw/train/x/dup.png", encodePNG(pic))
+	w.write("raw/train/y/dup.png", encodePNG(pic))
+	w.write("raw/test/x/dup.jpg", smallerJPEG(pic, 0.7, 85))
+	rec, _ := w.run(false)
+	log := runLog(t, rec)
+	want := `warning: 1 group of identical images carries different class labels, e.g. "raw/train/x/dup.png" (x) and "raw/train/y/dup.png" (y): the copies in the training folder are left out of training (removed_from_train_val) and the test set has this picture as x`
+	if !strings.Contains(log, want) || strings.Contains(log, "tested on this picture as x and as y") {
+		t.Errorf("run.log lacks %q:\n%s", want, log)
+	}
+}

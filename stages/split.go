@@ -483,11 +483,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	type conflict struct {
 		members []member
 		group   string
+		all     []member // the whole group's, whose test_source files decide what is left out
 	}
 	var firstConflict, firstNearConflict conflict
-	firstOf := func(first *conflict, ms []member, group string) {
+	firstOf := func(first *conflict, ms []member, g *group) {
 		if first.members == nil || ms[0].Shown < first.members[0].Shown {
-			*first = conflict{ms, group}
+			*first = conflict{ms, g.Digest, g.Members}
 		}
 	}
 	for _, g := range gs {
@@ -501,7 +502,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 				rep.Duplicates = append(rep.Duplicates, paths)
 				if mixed {
 					rep.Conflicts = append(rep.Conflicts, paths)
-					firstOf(&firstConflict, e, g.Digest)
+					firstOf(&firstConflict, e, g)
 				}
 			}
 		}
@@ -510,7 +511,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			rep.Near = append(rep.Near, paths)
 			if mixed {
 				rep.NearConflicts = append(rep.NearConflicts, paths)
-				firstOf(&firstNearConflict, g.Members, g.Digest)
+				firstOf(&firstNearConflict, g.Members, g)
 			}
 		}
 		if p := prev[g.Digest]; p != "" && fixed[g.Digest] == "" && res.sets[g.Digest] == p {
@@ -523,10 +524,10 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	sortPaths(rep.NearConflicts)
 	assigned := res.sets
 	if c := firstConflict; c.members != nil {
-		rep.conflictExample = labelConflictExample(c.members, assigned[c.group])
+		rep.conflictExample = labelConflictExample(c.members, c.all, assigned[c.group])
 	}
 	if c := firstNearConflict; c.members != nil {
-		rep.nearConflictExample = labelConflictExample(c.members, assigned[c.group])
+		rep.nearConflictExample = labelConflictExample(c.members, c.all, assigned[c.group])
 	}
 
 	// Manifests: entries sorted by label, then source path; duplicates all listed.
@@ -602,12 +603,13 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	return writeSplitReport(job, kept, rep, rejected)
 }
 
-// labelConflictExample describes a group of files of different classes for the log: its files
-// (the first four) with their classes, the set they share, and what that means: every file
-// keeps its class folder's label, so the picture is in that set under each label; or, for a
-// group with test_source files, that the training folder's copies are left out and the test
-// set has the picture under the test_source files' labels.
-func labelConflictExample(ms []member, set string) string {
+// labelConflictExample describes files of different classes that share a set, ms, for the
+// log: the files (the first four) with their classes, the set they share, and what that
+// means: every file keeps its class folder's label, so the picture is in that set under each
+// label; or, when their group (all, ms with their near-duplicates) has test_source files,
+// that the training folder's copies are left out and the test set has the picture under the
+// test_source files' labels.
+func labelConflictExample(ms, all []member, set string) string {
 	var files, classes, testClasses []string
 	nonTest := false
 	for i, m := range ms {
@@ -618,6 +620,8 @@ func labelConflictExample(ms []member, set string) string {
 		if !slices.Contains(classes, m.Class) {
 			classes = append(classes, m.Class)
 		}
+	}
+	for _, m := range all {
 		if m.Test && !slices.Contains(testClasses, m.Class) {
 			testClasses = append(testClasses, m.Class)
 		}

@@ -416,3 +416,46 @@ stage "train" "m" {
 		t.Errorf("diagnostics:\n%s\nwant errors\n%s", diags.Error(), strings.Join(want, "\n"))
 	}
 }
+
+// TestTrainingChecksSeeEveryBranch checks that a train set chosen between an augment of one
+// split and another split, of different sizes, is not taken for the nearer split's: neither
+// size is sure, so nothing is refused.
+func TestTrainingChecksSeeEveryBranch(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+variable "aug" {
+  default = true
+}
+
+stage "split" "a" {
+  source     = "photos"
+  image_size = 60
+}
+
+stage "split" "b" {
+  source     = "photos"
+  image_size = 64
+}
+
+stage "augment" "x" {
+  input = stage.split.b.train
+}
+
+stage "train" "m" {
+  architecture = "vit"
+  train        = var.aug ? stage.augment.x.output : stage.split.a.train
+  val          = stage.split.b.val
+  options      = { patch = 16, dim = 32, heads = 4 }
+}
+`
+	cfg, diags := pipeline.LoadSource("branches.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if _, diags = pipeline.Build(cfg, reg, nil); len(diags) != 0 {
+		t.Errorf("want no diagnostics, got:\n%s", diags.Error())
+	}
+}
