@@ -241,7 +241,10 @@ func TestNearDuplicatesShareASetAndAreReported(t *testing.T) {
 	}
 }
 
-func TestNearDuplicatesOfTestSourceImagesLeaveTraining(t *testing.T) {
+// testSourceWS is a workspace splitting raw/train, with raw/test as its test set: eight
+// distinct pictures in each of classes x and y in the one, three in the other.
+func testSourceWS(t *testing.T) *ws {
+	t.Helper()
 	w := newWS(t, `
 stage "split" "main" {
   source      = "raw/train"
@@ -258,6 +261,11 @@ stage "split" "main" {
 			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), encodePNG(blobPhoto(uint64(c[0])*100+50+uint64(i), 120, 90)))
 		}
 	}
+	return w
+}
+
+func TestNearDuplicatesOfTestSourceImagesLeaveTraining(t *testing.T) {
+	w := testSourceWS(t)
 	w.write("raw/train/x/smaller.jpg", smallerJPEG(blobPhoto(uint64('x')*100+51, 120, 90), 0.6, 70))
 	// A copy of a test image under the same name in the training folder: the report tells
 	// the two files apart by their folders.
@@ -451,22 +459,7 @@ func TestTheDefaultDatasetHasNoNearDuplicates(t *testing.T) {
 // image: the log says that both are left out and the test set's label, not that the model is
 // tested on the picture under both.
 func TestIdenticalCopiesOfATestImageInTwoClassesAreLeftOut(t *testing.T) {
-	w := newWS(t, `
-stage "split" "main" {
-  source      = "raw/train"
-  test_source = "raw/test"
-  image_size  = 32
-  val         = 0.25
-}
-`)
-	for _, c := range []string{"x", "y"} {
-		for i := range 8 {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), encodePNG(blobPhoto(uint64(c[0])*100+uint64(i), 120, 90)))
-		}
-		for i := range 3 {
-			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), encodePNG(blobPhoto(uint64(c[0])*100+50+uint64(i), 120, 90)))
-		}
-	}
+	w := testSourceWS(t)
 	pic := blobPhoto(7777, 120, 90)
 	w.write("raw/train/x/dup.png", encodePNG(pic))
 	w.write("raw/train/y/dup.png", encodePNG(pic))

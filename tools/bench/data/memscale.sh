@@ -25,19 +25,7 @@ cd "$repo"
 SCALES=${SCALES:-1 4 16}
 WORK=${WORK:-$here/work}
 LOCK=${LOCK:-/tmp/bench.lock}
-mkdir -p "$WORK/bin" "$WORK/results"
-WORK=$(cd "$WORK" && pwd)
-
-if [ ! -x /usr/bin/time ]; then
-  echo "installing GNU time (Debian package time)" >&2
-  apt-get update -qq && apt-get install -y -qq time >/dev/null
-fi
-command -v flock >/dev/null || { echo "memscale.sh: flock (util-linux) is required" >&2; exit 1; }
-
-echo "building bin/pipeline (make build)" >&2
-make -s build >&2
-cp bin/pipeline "$WORK/bin/pipeline-mem.new" && mv "$WORK/bin/pipeline-mem.new" "$WORK/bin/pipeline-mem"
-go build -o "$WORK/bin/genphotos" ./tools/bench/data/genphotos
+. "$here/setup.sh" pipeline-mem
 gen_id=$(sha256sum "$here/genphotos/main.go" | cut -c1-16)
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)

@@ -33,20 +33,8 @@ WORK=${WORK:-$here/work}
 PILENV=${PILENV:-/tmp/pilenv}
 PILLOW=${PILLOW:-13.0.0}
 LOCK=${LOCK:-/tmp/bench.lock}
-mkdir -p "$WORK/bin" "$WORK/results"
-WORK=$(cd "$WORK" && pwd)
-
 # --- tools ------------------------------------------------------------------------------
-if [ ! -x /usr/bin/time ]; then
-  echo "installing GNU time (Debian package time)" >&2
-  apt-get update -qq && apt-get install -y -qq time >/dev/null
-fi
-command -v flock >/dev/null || { echo "run.sh: flock (util-linux) is required" >&2; exit 1; }
-
-echo "building bin/pipeline (make build)" >&2
-make -s build >&2
-cp bin/pipeline "$WORK/bin/pipeline.new" && mv "$WORK/bin/pipeline.new" "$WORK/bin/pipeline" # frozen: others may rebuild bin/
-go build -o "$WORK/bin/genphotos" ./tools/bench/data/genphotos
+. "$here/setup.sh" pipeline
 
 if ! "$PILENV/bin/python" -c 'import PIL' 2>/dev/null; then
   echo "making $PILENV with Pillow $PILLOW" >&2
