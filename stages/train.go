@@ -203,12 +203,16 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 
 // imageSide returns the side of the images a training stage will get, as far as validation
 // can tell (0 when it cannot): the image_size of the split its train set comes from (through an
-// augment stage, say), with exact set, or, when the train set is a path rather than a stage's
-// output, the pipeline block's image_size, which splits use unless they set their own. A
-// train set that comes from one of several splits of different sizes (an expression choosing
-// between them) is not known until it runs: 0.
+// augment stage, say), or else of its val set's (which must match), with exact set, or, when
+// neither is a stage's output, the pipeline block's image_size, which splits use unless they
+// set their own. A train set that comes from one of several splits of different sizes (an
+// expression choosing between them) is not known until it runs: 0.
 func imageSide(v *pipeline.Values) (n int64, exact bool) {
 	size, found, ok := v.UpstreamValue("train", "image_size")
+	if !found {
+		// train is a path: the val set's split, whose images the training's must match
+		size, found, ok = v.UpstreamValue("val", "image_size")
+	}
 	exact = ok
 	if found && !ok {
 		return 0, false

@@ -459,3 +459,33 @@ stage "train" "m" {
 		t.Errorf("want no diagnostics, got:\n%s", diags.Error())
 	}
 }
+
+// TestTrainingChecksUseTheValSetsSplitForAPathTrainSet checks that a train set given as a
+// path takes the image size of the val set's split, which its images must match.
+func TestTrainingChecksUseTheValSetsSplitForAPathTrainSet(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+stage "split" "b" {
+  source     = "photos"
+  image_size = 60
+}
+
+stage "train" "m" {
+  architecture = "vit"
+  train        = "data/mytrain"
+  val          = stage.split.b.val
+  options      = { patch = 16, dim = 32, heads = 4 }
+}
+`
+	cfg, diags := pipeline.LoadSource("pathtrain.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	if len(diags) != 1 || diags[0].Severity != hcl.DiagError || !strings.Contains(diags[0].Detail, "A vit patch of 16 does not divide the image_size 60 of its split") {
+		t.Errorf("want the patch error, got:\n%s", diags.Error())
+	}
+}
