@@ -187,8 +187,9 @@ func (c *StatCache) decodeEntries() {
 	if c.entries != nil {
 		return
 	}
-	// An entry takes at least 39 bytes: never size the map beyond what the file can hold.
-	entries := make(map[string]statEntry, len(c.raw)/39+len(c.added))
+	// As many as the section says, but never beyond what it can hold (39 bytes an entry).
+	n, _ := binary.Uvarint(c.raw)
+	entries := make(map[string]statEntry, min(n, uint64(len(c.raw)/39))+uint64(len(c.added)))
 	if !eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) { entries[string(p)] = e }) {
 		clear(entries)
 	}
