@@ -35,12 +35,12 @@ func (v *Values) Setting(name string) (cty.Value, bool) {
 }
 
 // UpstreamValue returns the value of attribute name of the stage instances attribute attr
-// takes outputs from, or else of the instances they take theirs from, and so on, nearest
-// first: for a check that depends on what an upstream stage makes, such as the size of the
-// images a training gets from its split (through an augment stage, say). found reports
-// whether an upstream stage has the attribute at all; ok, whether the nearest that do agree
-// on a value known before anything runs (an expression choosing between two splits of
-// different sizes, say, is not known until it runs).
+// takes outputs from, or else of the instances they take theirs from, and so on, each path of
+// references stopping at its first instance with the attribute: for a check that depends on
+// what an upstream stage makes, such as the size of the images a training gets from its split
+// (through an augment stage, say). found reports whether some path reaches such an instance;
+// ok, whether every path does and all agree on a value known before anything runs (an
+// expression choosing between two splits of different sizes is not known until it runs).
 func (v *Values) UpstreamValue(attr, name string) (val cty.Value, found, ok bool) {
 	if v.upstream == nil {
 		return cty.NilVal, false, false
