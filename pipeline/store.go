@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -395,7 +396,10 @@ func WriteFileAtomic(path string, data []byte) error {
 // GCResult counts what GC removed (or would remove).
 type GCResult struct {
 	Objects, Keys, Kept int
-	Bytes               int64
+	// Bytes is the size of the removed outputs' files; Freed, of those no other path kept
+	// links to (an output's files are often hard links to an upstream output's, or to a
+	// run folder's).
+	Bytes, Freed int64
 	// Removed lists the outputs removed (or that would be), largest first.
 	Removed []GCOutput
 	// Runs lists the run folders removed (or that would be), oldest first: those beyond
@@ -524,6 +528,16 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 		}
 	}
 	objs, _ := os.ReadDir(filepath.Join(s.Root, "objects"))
+	var gone []string // the folders removed: outputs, and in a dry run the run folders too
+	for _, o := range objs {
+		if !used[o.Name()] {
+			gone = append(gone, filepath.Join(s.Root, "objects", o.Name()))
+		}
+	}
+	if dryRun {
+		gone = append(gone, slices.Sorted(maps.Keys(pruned))...)
+	}
+	res.Freed = freedBytes(gone, filepath.Join(s.Root, "objects"))
 	for _, o := range objs {
 		if used[o.Name()] {
 			res.Kept++
@@ -865,6 +879,50 @@ func resolveRunsDir(ws, line string) []string {
 		out = append(out, line) // not there now (a disk not mounted, say): kept as recorded
 	}
 	return out
+}
+
+// freedBytes returns the size of the files under the folders dirs, counting only those in
+// under (the store's outputs), that no path outside dirs links to: what removing dirs frees.
+func freedBytes(dirs []string, under string) int64 {
+	type file struct {
+		size  int64
+		links uint64 // its hard links
+		seen  uint64 // those under dirs
+		count bool   // one is under under
+	}
+	files := map[[2]uint64]*file{}
+	for _, dir := range dirs {
+		counts := strings.HasPrefix(dir, under+string(filepath.Separator))
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if !ok {
+				return nil
+			}
+			id := [2]uint64{uint64(st.Dev), st.Ino}
+			f := files[id]
+			if f == nil {
+				f = &file{size: fi.Size(), links: uint64(st.Nlink)}
+				files[id] = f
+			}
+			f.seen++
+			f.count = f.count || counts
+			return nil
+		})
+	}
+	var n int64
+	for _, f := range files {
+		if f.count && f.seen >= f.links {
+			n += f.size
+		}
+	}
+	return n
 }
 
 func dirSize(dir string) int64 {

@@ -669,8 +669,13 @@ func gcCommand() *cli.Command {
 				fmt.Fprintln(w)
 			}
 			fmt.Fprint(w, champions)
-			fmt.Fprintf(w, "%s %s (%.1f MB) and %s; kept %s\n", verb, pipeline.Plural(res.Objects, "output", "outputs"),
-				float64(res.Bytes)/1e6, pipeline.Plural(res.Keys, "cache entry", "cache entries"), pipeline.Plural(res.Kept, "output", "outputs"))
+			freed := fmt.Sprintf("%.1f MB", float64(res.Bytes)/1e6)
+			if res.Freed != res.Bytes {
+				// Hard links to the files of outputs kept, or of run folders, free nothing.
+				freed = fmt.Sprintf("%.1f MB freed of %.1f MB in their files, the rest shared with what is kept", float64(res.Freed)/1e6, float64(res.Bytes)/1e6)
+			}
+			fmt.Fprintf(w, "%s %s (%s) and %s; kept %s\n", verb, pipeline.Plural(res.Objects, "output", "outputs"),
+				freed, pipeline.Plural(res.Keys, "cache entry", "cache entries"), pipeline.Plural(res.Kept, "output", "outputs"))
 			for _, o := range res.Removed {
 				made, who := "", "no cache entry"
 				if !o.Created.IsZero() {
