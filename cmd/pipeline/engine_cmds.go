@@ -662,11 +662,11 @@ func gcCommand() *cli.Command {
 			}
 			w := c.App.Writer
 			if keepRuns >= 0 {
-				fmt.Fprintf(w, "%s %s, keeping the newest %d", verb, pipeline.Plural(len(res.Runs), "run folder", "run folders"), keepRuns)
+				fmt.Fprintf(w, "%s %s", verb, pipeline.Plural(len(res.Runs), "run folder", "run folders"))
 				if len(res.Runs) > 0 {
-					fmt.Fprintf(w, ": %s", strings.Join(res.Runs, ", "))
+					fmt.Fprintf(w, " (%s)", strings.Join(res.Runs, ", "))
 				}
-				fmt.Fprintln(w)
+				fmt.Fprintf(w, ", keeping the newest %d\n", keepRuns)
 			}
 			fmt.Fprint(w, champions)
 			freed := fmt.Sprintf("%.1f MB", float64(res.Bytes)/1e6)
