@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,7 +11,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -182,7 +185,38 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	job.Logf("%s on %s: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",
 		arch, plural(ev.Images, "test image", "test images"), ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
+	if never := neverRight(ev.PerClass); len(never) > 0 {
+		job.Logf("warning: %s of %d never predicted right on the test set (F1 0): %s (metrics.json: per_class)",
+			plural(len(never), "class", "classes"), len(ev.PerClass), listSome(never, 5))
+	}
 	return nil
+}
+
+// neverRight returns the classes with test images of which none was predicted right, smallest
+// first (by test images, then name).
+func neverRight(scores []ClassScore) []string {
+	var zero []ClassScore
+	for _, c := range scores {
+		if c.Support > 0 && c.Recall == 0 {
+			zero = append(zero, c)
+		}
+	}
+	slices.SortFunc(zero, func(a, b ClassScore) int {
+		return cmp.Or(cmp.Compare(a.Support, b.Support), strings.Compare(a.Class, b.Class))
+	})
+	out := make([]string, len(zero))
+	for i, c := range zero {
+		out[i] = fmt.Sprintf("%q (%d)", c.Class, c.Support)
+	}
+	return out
+}
+
+// listSome joins the first n of items, saying how many more there are.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
 }
 
 // errIncomparable is a model and a test set that do not go together: other classes, or

@@ -136,12 +136,16 @@ func (s *Summary) WriteHTML() (string, error) {
 	type rowView struct {
 		SummaryRow
 		Metrics, Confusion template.URL
-		PerClass           []ClassScore
+		// MetricsFile and ConfusionFile are the plots' files, relative to the report, which
+		// a click opens at full size (a browser does not open an embedded image's data URL).
+		MetricsFile, ConfusionFile string
+		PerClass                   []ClassScore
 	}
 	var rows []rowView
 	for _, r := range s.Rows {
 		v := rowView{SummaryRow: r, Metrics: dataURI(filepath.Join(s.Dir, r.Name, "metrics.png")),
-			Confusion: dataURI(filepath.Join(s.Dir, r.Name, "evaluation", "confusion_matrix.png"))}
+			Confusion:   dataURI(filepath.Join(s.Dir, r.Name, "evaluation", "confusion_matrix.png")),
+			MetricsFile: r.Name + "/metrics.png", ConfusionFile: r.Name + "/evaluation/confusion_matrix.png"}
 		if r.Test != nil {
 			v.PerClass = r.Test.PerClass
 		}
@@ -160,6 +164,7 @@ func (s *Summary) WriteHTML() (string, error) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "class_distribution.png")); err == nil {
 			f.Stage, f.Plot = st.Addr, dataURI(filepath.Join(dir, "class_distribution.png"))
+			f.PlotFile = filepath.ToSlash(filepath.Join(st.Artifacts, "report", "class_distribution.png"))
 		}
 		if f.Stage != "" {
 			data = append(data, f)
@@ -178,7 +183,9 @@ func (s *Summary) WriteHTML() (string, error) {
 // dataFindings is a data stage's section of the report: what a split found in its photos,
 // and the class distribution plot.
 type dataFindings struct {
-	Stage    string
+	Stage string
+	// PlotFile is the class distribution plot's file, relative to the report (Plot embeds it).
+	PlotFile string
 	Split    bool     // a split's section (else an augmentation's)
 	Counts   string   // the images per split, or before and after augmentation
 	Notes    []string // the problems it found, each with the file that lists them
@@ -257,8 +264,8 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 <td>{{.Train.BestEpoch}}/{{.Train.EpochsRun}}</td><td>{{.Train.Params}}</td><td>{{.Speed}}</td></tr>{{end}}
 </table>{{end}}
 {{range .Rows}}<h3>{{.Name}}</h3><p class="muted">{{.Train.Selection}}</p>
-{{if .Metrics}}<img alt="{{.Name}} training curves" src="{{.Metrics}}">{{end}}
-{{if .Confusion}}<img alt="{{.Name}} confusion matrix" src="{{.Confusion}}">{{end}}
+{{if .Metrics}}<a href="{{.MetricsFile}}"><img alt="{{.Name}} training curves" src="{{.Metrics}}"></a>{{end}}
+{{if .Confusion}}<a href="{{.ConfusionFile}}"><img alt="{{.Name}} confusion matrix" src="{{.Confusion}}"></a>{{end}}
 {{if .PerClass}}<details><summary>Per-class scores</summary><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
 {{range .PerClass}}<tr><td>{{.Class}}</td><td>{{pct .Precision}}</td><td>{{pct .Recall}}</td><td>{{pct .F1}}</td><td>{{.Support}}</td></tr>{{end}}</table></details>{{end}}
 {{end}}
@@ -267,7 +274,7 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 {{if .Rejected}}<details><summary>Rejected files</summary><table><tr><th>file</th><th>class</th><th>reason</th></tr>
 {{range .Rejected}}<tr><td>{{.Path}}</td><td>{{.Class}}</td><td style="text-align:left">{{.Reason}}</td></tr>{{end}}</table></details>{{end}}
 {{if .Conflicts}}<details><summary>Same picture in different classes</summary><ul>{{range .Conflicts}}<li>{{.}}</li>{{end}}</ul></details>{{end}}
-{{if .Plot}}<img alt="{{.Stage}} class distribution" src="{{.Plot}}">{{end}}{{end}}
+{{if .Plot}}<a href="{{.PlotFile}}"><img alt="{{.Stage}} class distribution" src="{{.Plot}}"></a>{{end}}{{end}}
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>status</th><th>duration</th><th>why</th></tr>
 {{range .Stages}}<tr><td>{{.Addr}}</td><td>{{.Status}}</td><td>{{dur .Duration}}</td><td style="text-align:left">{{join .Reasons "; "}}{{if .Error}} — {{.Error}}{{end}}{{if .Effect}} — {{.Effect}}{{end}}</td></tr>{{end}}

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -227,6 +228,12 @@ func TestDiscoveryRejectsEveryKindOfBadFileWithAReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	html, _ := os.ReadFile(path)
+	// The plots open full size.
+	if m := regexp.MustCompile(`<a href="(split\.main[^"]*/report/class_distribution\.png)"><img alt="split.main class distribution" src="data:image/png;base64,[^"]+"></a>`).FindSubmatch(html); m == nil {
+		t.Error("report.html does not link the class distribution plot to its file")
+	} else if _, err := os.Stat(filepath.Join(rec.Dir(), string(m[1]))); err != nil {
+		t.Errorf("report.html links the class distribution plot to %s: %v", m[1], err)
+	}
 	for _, want := range []string{"11 images in 2 classes", "rejected files: 11 (report/rejected.json)",
 		"<td>raw/Fly agaric/notes.txt</td><td>Fly agaric</td>", "truncated jpeg", "schedule &#34;nightly&#34; due 2026-12-07T03:00:00Z · "} {
 		if !strings.Contains(string(html), want) {
