@@ -34,7 +34,8 @@ func predictCommand() *cli.Command {
 			stages.ImageFormats + ", recognised by content (a file's header is checked before\n" +
 			"the file is read).\n\n" +
 			"As serve does, a warning follows the classes of an image the model is unsure of: when the\n" +
-			"top five confidences sum to less than --warn-sum or the first is below --warn-top.",
+			"top five confidences sum to less than --warn-sum or the first is below --warn-top (in full\n" +
+			"for the first such image, then in short, with a count at the end).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: "models/final_models", Usage: "a promoted model folder or a SavedModel written by train"},
 			&cli.IntFlag{Name: "top", Aliases: []string{"k"}, Value: 5, Usage: "classes per image"},
@@ -95,7 +96,7 @@ func predictCommand() *cli.Command {
 			rankWidth := len(fmt.Sprint(min(k, len(p.Classes()))))
 			skipped := map[error][]string{} // files in folders that are not images, or not regular files
 			found := map[string]int{}       // images found in each folder named
-			failed, total := 0, 0
+			failed, total, unsure := 0, 0, 0
 			w := c.App.Writer
 			for start := 0; start < len(files); start += predictBatch {
 				chunk := files[start:min(start+predictBatch, len(files))]
@@ -141,10 +142,21 @@ func predictCommand() *cli.Command {
 						fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", r.File, r.Error)
 						continue
 					}
-					writePredictions(w, r.File, r.Predictions, r.Warning, rankWidth)
+					// The warning in full once; then in short, and counted at the end.
+					warning := r.Warning
+					if warning != "" {
+						if unsure++; unsure > 1 {
+							warning = "low confidence"
+						}
+					}
+					writePredictions(w, r.File, r.Predictions, warning, rankWidth)
 				}
 			}
 			printJSON()
+			if unsure > 1 {
+				fmt.Fprintf(c.App.ErrWriter, "pipeline: low confidence for %d of %s (--warn-sum %g, --warn-top %g)\n",
+					unsure, pipeline.Plural(total-failed, "image classified", "images classified"), c.Float64("warn-sum"), c.Float64("warn-top"))
+			}
 			for _, kind := range []error{stages.ErrNotImage, stages.ErrNotRegular} {
 				if names := skipped[kind]; len(names) > 0 {
 					what := "not " + stages.ImageFormats

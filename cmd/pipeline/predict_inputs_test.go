@@ -164,8 +164,13 @@ func TestPredictTopBeyondTheClasses(t *testing.T) {
 	if code != exitOK || strings.Count(out, "%") != 2*n {
 		t.Errorf("exit %d, stdout %q; want all %d classes of each", code, out, n)
 	}
-	if want := "pipeline: the model has 7 classes: showing all 7\n"; errs != want {
+	// The untrained model is unsure of both: the warning in full once, then in short, and
+	// counted at the end.
+	if want := "pipeline: the model has 7 classes: showing all 7\npipeline: low confidence for 2 of 2 images classified (--warn-sum 0.9, --warn-top 0.6)\n"; errs != want {
 		t.Errorf("stderr %q, want %q", errs, want)
+	}
+	if strings.Count(out, "  warning: "+lowConfidence+"\n") != 1 || strings.Count(out, "  warning: low confidence\n") != 1 {
+		t.Errorf("stdout %q: want the warning in full once, then in short", out)
 	}
 
 	var preds []stages.Prediction
