@@ -43,7 +43,7 @@ func TestFreedBytesLeavesOutFilesLinkedFromWhatIsKept(t *testing.T) {
 		{[]string{b}, 0},      // a, kept, links to b's only file
 		{[]string{a, b, r1}, 10 + 6 + 3},
 	} {
-		if got := freedBytes(c.gone, objects); got != c.want {
+		if got := FreedBytes(c.gone, objects); got != c.want {
 			t.Errorf("removing %v frees %d bytes, want %d", c.gone, got, c.want)
 		}
 	}

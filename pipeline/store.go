@@ -537,7 +537,7 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 	if dryRun {
 		gone = append(gone, slices.Sorted(maps.Keys(pruned))...)
 	}
-	res.Freed = freedBytes(gone, filepath.Join(s.Root, "objects"))
+	res.Freed = FreedBytes(gone, filepath.Join(s.Root, "objects"))
 	for _, o := range objs {
 		if used[o.Name()] {
 			res.Kept++
@@ -881,9 +881,11 @@ func resolveRunsDir(ws, line string) []string {
 	return out
 }
 
-// freedBytes returns the size of the files under the folders dirs, counting only those in
-// under (the store's outputs), that no path outside dirs links to: what removing dirs frees.
-func freedBytes(dirs []string, under string) int64 {
+// FreedBytes returns the size of the files under the folders dirs, counting only those in
+// folders below under, that no path outside dirs links to: what removing dirs frees (gc's
+// outputs, whose files are often hard links to others', and promoted models, hard links to the
+// store's).
+func FreedBytes(dirs []string, under string) int64 {
 	type file struct {
 		size  int64
 		links uint64 // its hard links
@@ -924,6 +926,9 @@ func freedBytes(dirs []string, under string) int64 {
 	}
 	return n
 }
+
+// DirSize returns the size of the regular files under dir.
+func DirSize(dir string) int64 { return dirSize(dir) }
 
 func dirSize(dir string) int64 {
 	var n int64

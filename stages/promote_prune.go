@@ -6,8 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
+
+	"pipeline/pipeline"
 )
 
 // PrunedModel is a promoted model's folder that PruneChampions removed (or would remove).
@@ -82,7 +83,7 @@ func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, err
 			continue
 		}
 		p := PrunedModel{ID: id, RolledBack: rolled[id]}
-		p.Freed, p.Bytes = folderSizes(dir)
+		p.Freed, p.Bytes = pipeline.FreedBytes([]string{dir}, root), pipeline.DirSize(dir)
 		if c, err := ReadCard(dir); err == nil {
 			p.Promoted = c.Promoted
 		}
@@ -105,26 +106,6 @@ func isModelFolder(dir string) bool {
 		}
 	}
 	return false
-}
-
-// folderSizes returns the size of the files under dir that no other path links to, and of
-// all of them.
-func folderSizes(dir string) (freed, total int64) {
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		total += fi.Size()
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink <= 1 {
-			freed += fi.Size()
-		}
-		return nil
-	})
-	return freed, total
 }
 
 // PromotionRemoved reports whether the promoted model id of promoteTo is on record but its
