@@ -18,10 +18,10 @@ type PrunedModel struct {
 	// are hard links to the store's while the store keeps that output, and then free
 	// nothing); Bytes is the size of all of them.
 	Freed, Bytes int64
-	// Promoted is when it was promoted (zero when its card cannot be read), and RolledBack
-	// whether it was set aside by a rollback.
-	Promoted   time.Time
-	RolledBack bool
+	// Promoted is when it was promoted (zero when its card cannot be read), and SetAside
+	// what set it aside, when (RolledBack.How; "" for an earlier champion).
+	Promoted time.Time
+	SetAside string
 }
 
 // PruneChampions removes from <promoteTo>.d the folders of models that are neither the
@@ -64,14 +64,14 @@ func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, err
 	}
 	// The history's models, oldest first: promotions, then those rolled back.
 	var known []string
-	rolled := map[string]bool{}
+	aside := map[string]string{}
 	for _, id := range h.Promotions {
 		if !slices.Contains(known, id) {
 			known = append(known, id)
 		}
 	}
 	for _, r := range h.RolledBack {
-		rolled[r.ID] = true
+		aside[r.ID] = r.How()
 		if !slices.Contains(known, r.ID) {
 			known = append(known, r.ID)
 		}
@@ -82,7 +82,7 @@ func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, err
 		if kept[id] || !plainName(id) || !present(id) {
 			continue
 		}
-		p := PrunedModel{ID: id, RolledBack: rolled[id]}
+		p := PrunedModel{ID: id, SetAside: aside[id]}
 		p.Freed, p.Bytes = pipeline.FreedBytes([]string{dir}, root), pipeline.DirSize(dir)
 		if c, err := ReadCard(dir); err == nil {
 			p.Promoted = c.Promoted

@@ -36,7 +36,7 @@ func TestPruneChampionsKeepsTheRollbackChain(t *testing.T) {
 	// The champion (run3) and the one before it (run2) stay; the oldest champion and the
 	// model rolled back (run4) go.
 	pruned, err := PruneChampions(final, 1, true)
-	if err != nil || !slices.Equal(ids(pruned), []string{"run1-cnn", "run4-cnn"}) || pruned[0].RolledBack || !pruned[1].RolledBack || pruned[0].Promoted.IsZero() {
+	if err != nil || !slices.Equal(ids(pruned), []string{"run1-cnn", "run4-cnn"}) || pruned[0].SetAside != "" || !strings.HasPrefix(pruned[1].SetAside, "rolled back on ") || pruned[0].Promoted.IsZero() {
 		t.Fatalf("dry run: %+v %v", pruned, err)
 	}
 	if got := promotedIDList(root); !slices.Equal(got, []string{"my-backup", "notes", "run1-cnn", "run2-cnn", "run3-cnn", "run4-cnn"}) {

@@ -590,8 +590,8 @@ func pruneChampions(c *cli.Context, l *loaded, keep int) (string, error) {
 			if !p.Promoted.IsZero() {
 				when = p.Promoted.Local().Format("promoted 2006-01-02 15:04")
 			}
-			if p.RolledBack {
-				when += ", rolled back"
+			if p.SetAside != "" {
+				when += ", " + p.SetAside
 			}
 			fmt.Fprintf(&b, "  %-28s %9s  %s\n", p.ID, bytesText(p.Bytes), when)
 		}
