@@ -168,13 +168,16 @@ func TestPlanSaysWhichFoldersWereAddedOrRemoved(t *testing.T) {
 	}{
 		{func() { mkdir("raw/Sandal") }, "raw: folder added: Sandal/"},
 		{func() { mkdir("raw/Sandal/left"); mkdir("raw/Bag") }, "raw: folders added: Bag/, Sandal/"},
-		{func() { ws.write("raw/Bag/3.jpg", "three") }, "raw: 1 added, 0 changed, 0 removed (e.g. Bag/3.jpg); folder added: Sandal/"},
+		// A new folder with files is said as a folder, with its count.
+		{func() { ws.write("raw/Bag/3.jpg", "three") }, "raw: folders added: Bag/ (1 file), Sandal/"},
+		{func() { ws.write("raw/Boot/5.jpg", "five") }, "raw: 1 added, 0 changed, 0 removed (e.g. Boot/5.jpg); folders added: Bag/ (1 file), Sandal/"},
 		{func() {
 			os.RemoveAll(filepath.Join(ws.dir, "raw/Bag"))
 			os.RemoveAll(filepath.Join(ws.dir, "raw/Sandal"))
 			os.RemoveAll(filepath.Join(ws.dir, "raw/Sneaker"))
+			os.Remove(filepath.Join(ws.dir, "raw/Boot/5.jpg"))
 		},
-			"raw: 0 added, 0 changed, 1 removed (e.g. Sneaker/2.jpg)"},
+			"raw: folder removed: Sneaker/ (1 file)"},
 		{func() { mkdir("raw/Sneaker") }, "raw: 0 added, 0 changed, 1 removed (e.g. Sneaker/2.jpg)"},
 		{func() { ws.write("raw/Sneaker/2.jpg", "two"); mkdir("raw/.hidden") }, ""},
 	} {

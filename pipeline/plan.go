@@ -6,6 +6,7 @@ import (
 	"maps"
 	pathpkg "path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -561,28 +562,78 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 		// Recorded by a version that listed no folders: none was added, they are now counted.
 		return path + ": its folders now count in the key (an empty one changes what a split does)"
 	}
+	// A folder added or removed with its files (a new class) is said as one, with its count
+	// of files, which the counts of files leave out; but a file whose bytes are elsewhere on
+	// the other side may be a move, and stays a file.
+	gone, came := map[string]bool{}, map[string]bool{}
+	for _, f := range files.Removed {
+		gone[was[f]] = true
+	}
+	for _, f := range files.Added {
+		came[now[f]] = true
+	}
+	var addedIn, removedIn map[string]int
+	files.Added, addedIn = takeUnder(files.Added, d.Added, func(f string) bool { return gone[now[f]] })
+	files.Removed, removedIn = takeUnder(files.Removed, d.Removed, func(f string) bool { return came[was[f]] })
 	var parts []string
 	if !files.Empty() {
 		parts = append(parts, describeFileChanges(files, was, now))
 	}
 	for _, f := range []struct {
-		list       []string
+		empty      []string
+		filled     map[string]int
 		one, other string
-	}{{folders.Added, "folder added: ", "folders added: "}, {folders.Removed, "folder removed: ", "folders removed: "}} {
-		if len(f.list) == 0 {
+	}{{folders.Added, addedIn, "folder added: ", "folders added: "}, {folders.Removed, removedIn, "folder removed: ", "folders removed: "}} {
+		list := slices.Sorted(maps.Keys(f.filled))
+		list = append(list, f.empty...)
+		if len(list) == 0 {
 			continue
 		}
-		list := f.list
+		slices.Sort(list)
+		shown := make([]string, 0, 4)
+		for _, n := range list[:min(3, len(list))] {
+			if c := f.filled[n]; c > 0 {
+				shown = append(shown, fmt.Sprintf("%s (%s)", showName(n), Plural(c, "file", "files")))
+			} else {
+				shown = append(shown, showName(n))
+			}
+		}
 		if len(list) > 3 {
-			list = append(list[:3:3], "…")
+			shown = append(shown, "…")
 		}
-		shown := make([]string, len(list))
-		for i, n := range list {
-			shown[i] = showName(n)
-		}
-		parts = append(parts, Agree(len(f.list), f.one, f.other)+strings.Join(shown, ", "))
+		parts = append(parts, Agree(len(list), f.one, f.other)+strings.Join(shown, ", "))
 	}
 	return path + ": " + strings.Join(parts, "; ")
+}
+
+// takeUnder takes out of files those below a folder listed in entries (a manifest diff's
+// added or removed entries, folders ending in "/") that is not itself below one, but those
+// keep says to leave, and counts them by that outermost folder.
+func takeUnder(files, entries []string, keep func(string) bool) ([]string, map[string]int) {
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		if isFolderEntry(e) && !eachFolderAbove(e, func(a string) bool { return dirs[a] }) {
+			dirs[e] = true // entries are sorted: a folder comes before those below it
+		}
+	}
+	counts := map[string]int{}
+	var rest []string
+	for _, f := range files {
+		var top string
+		eachFolderAbove(f, func(a string) bool {
+			if dirs[a] {
+				top = a
+				return true
+			}
+			return false
+		})
+		if top == "" || keep(f) {
+			rest = append(rest, f)
+			continue
+		}
+		counts[top]++
+	}
+	return rest, counts
 }
 
 // asRecorded is m with each file name that is not UTF-8 written as recorded holds it, when
