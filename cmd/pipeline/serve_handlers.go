@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"pipeline/pipeline"
 	"pipeline/stages"
 )
 
@@ -380,7 +381,11 @@ func (s *server) handleExample(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if id < 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no class %q; GET /classes lists them", name))
+		msg := fmt.Sprintf("no class %q", name)
+		if like := classLike(m.p.Classes(), name); like != "" {
+			msg += fmt.Sprintf("; did you mean %q?", like)
+		}
+		writeError(w, http.StatusNotFound, msg+"; GET /classes lists them")
 		return
 	}
 	f, ext, err := m.p.Example(id)
@@ -456,4 +461,26 @@ func classIndex(classes []string, name string) int {
 		}
 	}
 	return -1
+}
+
+// classLike returns the class a mistyped or shortened name most likely means: a near spelling
+// (pipeline.Suggest), else the only class whose name contains it, ignoring case ("Boletus
+// edulis" for "Boletus edulis (Karl Johan)"); "" when there is none or more than one.
+func classLike(classes []string, name string) string {
+	if s := pipeline.Suggest(name, classes); s != "" {
+		return s
+	}
+	if len(name) < 3 {
+		return ""
+	}
+	like := ""
+	for _, c := range classes {
+		if strings.Contains(strings.ToLower(c), strings.ToLower(name)) {
+			if like != "" {
+				return ""
+			}
+			like = c
+		}
+	}
+	return like
 }

@@ -333,7 +333,9 @@ func TestServeErrorsAreJSON(t *testing.T) {
 		{"POST", "/", nil, 405, "GET, HEAD", "POST is not allowed on /"},
 		{"GET", "/nope", nil, 404, "", "nothing at /nope"},
 		{"GET", "/classes/square", nil, 404, "", "nothing at /classes/square"},
-		{"GET", "/classes/nope/example", nil, 404, "", `no class "nope"`},
+		{"GET", "/classes/nope/example", nil, 404, "", `no class "nope"; GET /classes lists them`},
+		{"GET", "/classes/squar/example", nil, 404, "", `no class "squar"; did you mean "square"?`},
+		{"GET", "/classes/STRIPE/example", nil, 404, "", `did you mean "stripes"?`},
 		{"GET", "/classes/square/example", map[string]string{"Range": "bytes=100000-"}, 416, "", "range"},
 	}
 	for _, c := range cases {
