@@ -425,7 +425,7 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	sort.Strings(runs)
 	running := runningFolder(holder, unfinished)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tnot run\tpipeline")
+	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tnot run\tpipeline\toptions")
 	for _, dir := range runs {
 		name := filepath.Base(dir)
 		b, err := os.ReadFile(filepath.Join(dir, "run.json"))
@@ -458,8 +458,8 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			n[s.Status]++
 		}
 		// not run: skipped after an upstream failure, or cancelled
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
-			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], n[pipeline.StatusSkipped]+n[pipeline.StatusCancelled], rec.Pipeline)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
+			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], n[pipeline.StatusSkipped]+n[pipeline.StatusCancelled], rec.Pipeline, runOptions(&rec))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -700,4 +700,28 @@ func gcCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// runOptions says, for runs, what a run was asked beyond its pipeline file: the command line's
+// options that change what it does (-var, --stage, --force, …; not --quiet or --verbose), or
+// that a schedule started it; "" for a plain run.
+func runOptions(rec *pipeline.RunRecord) string {
+	if rec.Trigger != "" {
+		return "scheduled"
+	}
+	args := strings.Fields(rec.Command)
+	i := slices.Index(args, "run")
+	if i < 0 {
+		return ""
+	}
+	var out []string
+	for _, a := range args[i+1:] {
+		switch {
+		case a == rec.Pipeline || filepath.Base(a) == filepath.Base(rec.Pipeline) && strings.HasSuffix(a, ".hcl"):
+		case slices.Contains([]string{"--quiet", "-q", "--verbose", "-v"}, a):
+		default:
+			out = append(out, a)
+		}
+	}
+	return strings.Join(out, " ")
 }

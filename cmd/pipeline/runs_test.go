@@ -150,3 +150,20 @@ func TestRunsSaysWhichLinksLeadNowhere(t *testing.T) {
 		t.Fatalf("runs after the store lost the images: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// runs shows what a run was asked beyond its pipeline file.
+func TestRunOptionsShowWhatARunWasAsked(t *testing.T) {
+	for _, c := range []struct {
+		rec  *pipeline.RunRecord
+		want string
+	}{
+		{&pipeline.RunRecord{Command: "bin/pipeline run pipeline.hcl", Pipeline: "pipeline.hcl"}, ""},
+		{&pipeline.RunRecord{Command: "bin/pipeline run pipeline.hcl --quiet -var epochs=3 --stage train.model[cnn] --force", Pipeline: "pipeline.hcl"}, "-var epochs=3 --stage train.model[cnn] --force"},
+		{&pipeline.RunRecord{Command: "pipeline run /w/p.hcl -v", Pipeline: "/w/p.hcl"}, ""},
+		{&pipeline.RunRecord{Command: "bin/pipeline schedule pipeline.hcl", Pipeline: "pipeline.hcl", Trigger: `schedule "nightly" due 2026-12-07T03:00:00Z`}, "scheduled"},
+	} {
+		if got := runOptions(c.rec); got != c.want {
+			t.Errorf("%q: %q, want %q", c.rec.Command, got, c.want)
+		}
+	}
+}
