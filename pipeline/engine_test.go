@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -856,6 +857,27 @@ func TestGCKeepsWhatThePipelineFileNeeds(t *testing.T) {
 	if dry.Objects != 1 || strings.Join(addrs, ",") != "xform.final,xform.up" {
 		t.Fatalf("dry run would remove %d outputs of %v", dry.Objects, addrs)
 	}
+	// A link from outside the store (a promoted model) keeps the files: nothing is freed,
+	// unless the folder holding the link is to go too.
+	if dry.Freed != dry.Bytes || dry.Freed <= 0 {
+		t.Fatalf("dry run frees %d of %d bytes, want all", dry.Freed, dry.Bytes)
+	}
+	obj := filepath.Join(ws.dir, ObjectRel(dry.Removed[0].Digest))
+	keeper := filepath.Join(t.TempDir(), "model")
+	os.MkdirAll(keeper, 0o755)
+	filepath.WalkDir(obj, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			os.Link(p, filepath.Join(keeper, d.Name()))
+		}
+		return nil
+	})
+	if linked, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1); err != nil || linked.Freed != 0 {
+		t.Fatalf("with the files linked from elsewhere, a dry run frees %d bytes (%v), want 0", linked.Freed, err)
+	}
+	if both, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1, keeper); err != nil || both.Freed != dry.Bytes {
+		t.Fatalf("with the linking folder to go too, a dry run frees %d bytes (%v), want %d", both.Freed, err, dry.Bytes)
+	}
+	os.RemoveAll(keeper)
 	res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false, -1)
 	if err != nil || res.Objects != 1 {
 		t.Fatalf("gc removed %d outputs, %v", res.Objects, err)

@@ -562,19 +562,22 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 		// Recorded by a version that listed no folders: none was added, they are now counted.
 		return path + ": its folders now count in the key (an empty one changes what a split does)"
 	}
-	// A folder added or removed with its files (a new class) is said as one, with its count
-	// of files, which the counts of files leave out; but a file whose bytes are elsewhere on
-	// the other side may be a move, and stays a file.
-	gone, came := map[string]bool{}, map[string]bool{}
-	for _, f := range files.Removed {
-		gone[was[f]] = true
-	}
-	for _, f := range files.Added {
-		came[now[f]] = true
-	}
+	// A folder added or removed with all its files (a new class) is said as one, with its
+	// count of files, which the counts of files leave out. A folder with a file whose bytes
+	// are elsewhere on the other side (a move: a folder renamed) is left to the files, as are
+	// all folders of a manifest recorded before folders were listed.
 	var addedIn, removedIn map[string]int
-	files.Added, addedIn = takeUnder(files.Added, d.Added, func(f string) bool { return gone[now[f]] })
-	files.Removed, removedIn = takeUnder(files.Removed, d.Removed, func(f string) bool { return came[was[f]] })
+	if !listsNoFolders(was) {
+		gone, came := map[string]bool{}, map[string]bool{}
+		for _, f := range files.Removed {
+			gone[was[f]] = true
+		}
+		for _, f := range files.Added {
+			came[now[f]] = true
+		}
+		files.Added, addedIn = takeUnder(files.Added, d.Added, func(f string) bool { return gone[now[f]] })
+		files.Removed, removedIn = takeUnder(files.Removed, d.Removed, func(f string) bool { return came[was[f]] })
+	}
 	var parts []string
 	if !files.Empty() {
 		parts = append(parts, describeFileChanges(files, was, now))
@@ -583,9 +586,16 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 		empty      []string
 		filled     map[string]int
 		one, other string
-	}{{folders.Added, addedIn, "folder added: ", "folders added: "}, {folders.Removed, removedIn, "folder removed: ", "folders removed: "}} {
-		list := slices.Sorted(maps.Keys(f.filled))
-		list = append(list, f.empty...)
+	}{{folders.Added, addedIn, "folder added", "folders added"}, {folders.Removed, removedIn, "folder removed", "folders removed"}} {
+		list, total := slices.Sorted(maps.Keys(f.filled)), 0
+		for _, n := range f.filled {
+			total += n
+		}
+		for _, e := range f.empty { // an empty folder below a counted one is said with it
+			if !eachFolderAbove(e, func(a string) bool { return f.filled[a] > 0 }) {
+				list = append(list, e)
+			}
+		}
 		if len(list) == 0 {
 			continue
 		}
@@ -598,17 +608,20 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 				shown = append(shown, showName(n))
 			}
 		}
+		what := Agree(len(list), f.one, f.other)
 		if len(list) > 3 {
 			shown = append(shown, "…")
+			what = fmt.Sprintf("%s (%d, %s)", what, len(list), Plural(total, "file", "files"))
 		}
-		parts = append(parts, Agree(len(list), f.one, f.other)+strings.Join(shown, ", "))
+		parts = append(parts, what+": "+strings.Join(shown, ", "))
 	}
 	return path + ": " + strings.Join(parts, "; ")
 }
 
 // takeUnder takes out of files those below a folder listed in entries (a manifest diff's
-// added or removed entries, folders ending in "/") that is not itself below one, but those
-// keep says to leave, and counts them by that outermost folder.
+// added or removed entries, folders ending in "/") that is not itself below one, and counts
+// them by that outermost folder; but a folder with a file keep says to leave (a move) keeps
+// all its files.
 func takeUnder(files, entries []string, keep func(string) bool) ([]string, map[string]int) {
 	dirs := map[string]bool{}
 	for _, e := range entries {
@@ -616,22 +629,30 @@ func takeUnder(files, entries []string, keep func(string) bool) ([]string, map[s
 			dirs[e] = true // entries are sorted: a folder comes before those below it
 		}
 	}
-	counts := map[string]int{}
-	var rest []string
-	for _, f := range files {
-		var top string
+	top := func(f string) string {
+		var t string
 		eachFolderAbove(f, func(a string) bool {
 			if dirs[a] {
-				top = a
+				t = a
 				return true
 			}
 			return false
 		})
-		if top == "" || keep(f) {
-			rest = append(rest, f)
+		return t
+	}
+	for _, f := range files {
+		if t := top(f); t != "" && keep(f) {
+			delete(dirs, t)
+		}
+	}
+	counts := map[string]int{}
+	var rest []string
+	for _, f := range files {
+		if t := top(f); t != "" {
+			counts[t]++
 			continue
 		}
-		counts[top]++
+		rest = append(rest, f)
 	}
 	return rest, counts
 }
@@ -824,8 +845,10 @@ func sortDecisions(ds []*Decision) {
 // any of its earlier outputs then (its input may come out as before), so all of them are
 // kept. With keepRuns ≥ 0 it first removes the run folders in runsDir beyond the newest
 // keepRuns, so that what only they used goes too (< 0 keeps them all). It refuses when the
-// plan cannot be made.
-func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int) (GCResult, error) {
+// plan cannot be made. removing names folders outside the store that a dry run is to take as
+// removed too, for what removing the outputs frees (promoted models gc --keep-champions would
+// remove, whose files are hard links to the store's).
+func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int, removing ...string) (GCResult, error) {
 	plan, err := e.Plan(Selection{})
 	if err != nil {
 		return GCResult{}, fmt.Errorf("finding what %s needs (gc removes nothing until it can): %w", filepath.Base(e.Workflow.Config.Path), err)
@@ -842,5 +865,5 @@ func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int) (GCResult, error)
 			planned[d.Key] = true // a run resumes from its scratch
 		}
 	}
-	return e.Store.GC(runsDir, dryRun, keep, pending, planned, keepRuns)
+	return e.Store.GC(runsDir, dryRun, keep, pending, planned, keepRuns, removing...)
 }

@@ -444,8 +444,9 @@ type GCOutput struct {
 // the scratch, so nothing resumes from it (a forced training killed, say).
 //
 // With keepRuns ≥ 0, the run folders in runsDir beyond the newest keepRuns are removed first
-// (runFolders), and count for nothing.
-func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool, keepRuns int) (GCResult, error) {
+// (runFolders), and count for nothing. A dry run takes the folders removing as removed too when
+// it counts what is freed (see Engine.GC).
+func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool, keepRuns int, removing ...string) (GCResult, error) {
 	var res GCResult
 	l, _, err := AcquireLock(s.Workspace)
 	if err != nil {
@@ -536,6 +537,7 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 	}
 	if dryRun {
 		gone = append(gone, slices.Sorted(maps.Keys(pruned))...)
+		gone = append(gone, removing...)
 	}
 	res.Freed = FreedBytes(gone, filepath.Join(s.Root, "objects"))
 	for _, o := range objs {

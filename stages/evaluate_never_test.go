@@ -20,3 +20,17 @@ func TestNeverRightNamesClassesWithNoCorrectPrediction(t *testing.T) {
 		t.Fatalf("listSome: %q", got)
 	}
 }
+
+func TestFileURLEscapesWhatWouldNotReadAsAPath(t *testing.T) {
+	for rel, want := range map[string]string{
+		"cnn/metrics.png":     "cnn/metrics.png",
+		"cnn.x:y/metrics.png": "./cnn.x:y/metrics.png",
+		"cnn.a#b/metrics.png": "cnn.a%23b/metrics.png",
+		"cnn.q?r/m.png":       "cnn.q%3Fr/m.png",
+		"a b/m.png":           "a%20b/m.png",
+	} {
+		if got := string(fileURL(rel)); got != want {
+			t.Errorf("fileURL(%q) = %q, want %q", rel, got, want)
+		}
+	}
+}

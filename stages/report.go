@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -122,6 +123,12 @@ func (s *Summary) WriteTable(w io.Writer) {
 	}
 }
 
+// fileURL is the relative URL of the file at the slash path rel: a folder named after a
+// for_each key may hold "#", "?" or a ":" that would read as a scheme.
+func fileURL(rel string) template.URL {
+	return template.URL((&url.URL{Path: rel}).String())
+}
+
 func dataURI(path string) template.URL {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -138,14 +145,14 @@ func (s *Summary) WriteHTML() (string, error) {
 		Metrics, Confusion template.URL
 		// MetricsFile and ConfusionFile are the plots' files, relative to the report, which
 		// a click opens at full size (a browser does not open an embedded image's data URL).
-		MetricsFile, ConfusionFile string
+		MetricsFile, ConfusionFile template.URL
 		PerClass                   []ClassScore
 	}
 	var rows []rowView
 	for _, r := range s.Rows {
 		v := rowView{SummaryRow: r, Metrics: dataURI(filepath.Join(s.Dir, r.Name, "metrics.png")),
 			Confusion:   dataURI(filepath.Join(s.Dir, r.Name, "evaluation", "confusion_matrix.png")),
-			MetricsFile: r.Name + "/metrics.png", ConfusionFile: r.Name + "/evaluation/confusion_matrix.png"}
+			MetricsFile: fileURL(r.Name + "/metrics.png"), ConfusionFile: fileURL(r.Name + "/evaluation/confusion_matrix.png")}
 		if r.Test != nil {
 			v.PerClass = r.Test.PerClass
 		}
@@ -164,7 +171,7 @@ func (s *Summary) WriteHTML() (string, error) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "class_distribution.png")); err == nil {
 			f.Stage, f.Plot = st.Addr, dataURI(filepath.Join(dir, "class_distribution.png"))
-			f.PlotFile = filepath.ToSlash(filepath.Join(st.Artifacts, "report", "class_distribution.png"))
+			f.PlotFile = fileURL(filepath.ToSlash(filepath.Join(st.Artifacts, "report", "class_distribution.png")))
 		}
 		if f.Stage != "" {
 			data = append(data, f)
@@ -185,7 +192,7 @@ func (s *Summary) WriteHTML() (string, error) {
 type dataFindings struct {
 	Stage string
 	// PlotFile is the class distribution plot's file, relative to the report (Plot embeds it).
-	PlotFile string
+	PlotFile template.URL
 	Split    bool     // a split's section (else an augmentation's)
 	Counts   string   // the images per split, or before and after augmentation
 	Notes    []string // the problems it found, each with the file that lists them

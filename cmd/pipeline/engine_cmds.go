@@ -555,22 +555,26 @@ func graphCommand() *cli.Command {
 
 // pruneChampions removes, for gc --keep-champions, the promoted models of every folder the
 // file's select stages promote to but the champion and the keep champions before it, and
-// returns what it says about them.
-func pruneChampions(c *cli.Context, l *loaded, keep int) (string, error) {
+// returns what it says about them and their folders (for a dry run's count of what gc frees).
+func pruneChampions(c *cli.Context, l *loaded, keep int) (string, []string, error) {
 	verb := "removed"
 	if c.Bool("dry-run") {
 		verb = "would remove"
 	}
 	folders := promotionFolders(l.engine.Workflow)
 	if len(folders) == 0 {
-		return "no select stage promotes a model: no promoted models to remove\n", nil
+		return "no select stage promotes a model: no promoted models to remove\n", nil, nil
 	}
 	var b strings.Builder
+	var dirs []string
 	for _, rel := range slices.Sorted(maps.Keys(folders)) {
 		to := pipeline.InWorkspace(l.engine.Store.Workspace, rel)
 		pruned, err := stages.PruneChampions(to, keep, c.Bool("dry-run"))
 		if err != nil {
-			return b.String(), fmt.Errorf("%s: %w", rel+".d", err)
+			return b.String(), dirs, fmt.Errorf("%s: %w", rel+".d", err)
+		}
+		for _, p := range pruned {
+			dirs = append(dirs, filepath.Join(to+".d", p.ID))
 		}
 		var freed, bytes int64
 		for _, p := range pruned {
@@ -596,7 +600,7 @@ func pruneChampions(c *cli.Context, l *loaded, keep int) (string, error) {
 			fmt.Fprintf(&b, "  %-28s %9s  %s\n", p.ID, bytesText(p.Bytes), when)
 		}
 	}
-	return b.String(), nil
+	return b.String(), dirs, nil
 }
 
 // bytesText says a size in kB, MB or GB (of 1000), one decimal.
@@ -640,19 +644,19 @@ func gcCommand() *cli.Command {
 			// Promoted models go only once the store's gc can tell what is used (it removes
 			// nothing until it can), and before it removes outputs, so that their sizes are
 			// what a dry run says.
-			champions := ""
+			champions, removing := "", []string(nil)
 			if keepChampions >= 0 {
 				if !c.Bool("dry-run") {
 					if _, err := l.engine.GC(runsDir, true, keepRuns); err != nil {
 						return err
 					}
 				}
-				if champions, err = pruneChampions(c, l, keepChampions); err != nil {
+				if champions, removing, err = pruneChampions(c, l, keepChampions); err != nil {
 					fmt.Fprint(c.App.Writer, champions)
 					return err
 				}
 			}
-			res, err := l.engine.GC(runsDir, c.Bool("dry-run"), keepRuns)
+			res, err := l.engine.GC(runsDir, c.Bool("dry-run"), keepRuns, removing...)
 			if err != nil {
 				return err
 			}
@@ -704,24 +708,29 @@ func gcCommand() *cli.Command {
 
 // runOptions says, for runs, what a run was asked beyond its pipeline file: the command line's
 // options that change what it does (-var, --stage, --force, …; not --quiet or --verbose), or
-// that a schedule started it; "" for a plain run.
+// that a schedule started it; "" for a plain run. The record holds the command line joined
+// with spaces: the pipeline file's path, which may hold some, is taken out as a whole.
 func runOptions(rec *pipeline.RunRecord) string {
 	if rec.Trigger != "" {
 		return "scheduled"
 	}
-	args := strings.Fields(rec.Command)
-	i := slices.Index(args, "run")
-	if i < 0 {
+	_, rest, ok := strings.Cut(rec.Command, " run ")
+	if !ok {
 		return ""
 	}
+	if rec.Pipeline != "" {
+		rest = strings.Replace(" "+rest+" ", " "+rec.Pipeline+" ", " ", 1)
+	}
 	var out []string
-	for _, a := range args[i+1:] {
-		switch {
-		case a == rec.Pipeline || filepath.Base(a) == filepath.Base(rec.Pipeline) && strings.HasSuffix(a, ".hcl"):
-		case slices.Contains([]string{"--quiet", "-q", "--verbose", "-v"}, a):
-		default:
-			out = append(out, a)
+	for _, a := range strings.Fields(rest) {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && slices.Contains([]string{"quiet", "q", "verbose", "v"}, name) {
+			continue
 		}
+		if a == filepath.Base(rec.Pipeline) && strings.HasSuffix(a, ".hcl") {
+			continue // named relative to another folder than the record's
+		}
+		out = append(out, a)
 	}
 	return strings.Join(out, " ")
 }

@@ -160,6 +160,7 @@ func TestRunOptionsShowWhatARunWasAsked(t *testing.T) {
 		{&pipeline.RunRecord{Command: "bin/pipeline run pipeline.hcl", Pipeline: "pipeline.hcl"}, ""},
 		{&pipeline.RunRecord{Command: "bin/pipeline run pipeline.hcl --quiet -var epochs=3 --stage train.model[cnn] --force", Pipeline: "pipeline.hcl"}, "-var epochs=3 --stage train.model[cnn] --force"},
 		{&pipeline.RunRecord{Command: "pipeline run /w/p.hcl -v", Pipeline: "/w/p.hcl"}, ""},
+		{&pipeline.RunRecord{Command: "pipeline run My exp/pipeline.hcl --quiet=true -verbose --force", Pipeline: "My exp/pipeline.hcl"}, "--force"},
 		{&pipeline.RunRecord{Command: "bin/pipeline schedule pipeline.hcl", Pipeline: "pipeline.hcl", Trigger: `schedule "nightly" due 2026-12-07T03:00:00Z`}, "scheduled"},
 	} {
 		if got := runOptions(c.rec); got != c.want {

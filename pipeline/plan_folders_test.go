@@ -1,0 +1,48 @@
+package pipeline
+
+import (
+	"strings"
+	"testing"
+)
+
+// describeSourceChange names a folder added or removed with all its files, with their count,
+// and leaves to the files a folder a file moved into or out of.
+func TestDescribeSourceChangeNamesNewFoldersWithTheirFiles(t *testing.T) {
+	m := func(files ...string) Manifest {
+		out := Manifest{Files: map[string]string{}}
+		for _, f := range files {
+			name, digest, _ := strings.Cut(f, "=")
+			if strings.HasSuffix(name, "/") {
+				digest = folderMark
+			}
+			out.Files[name] = digest
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name          string
+		was, now      Manifest
+		want, lacking string
+	}{
+		{"a folder renamed and given a file",
+			m("A/", "A/x=1", "A/y=2"), m("B/", "B/x=1", "B/y=2", "B/z=3"),
+			"src: 1 added, 0 changed, 0 removed, 2 moved (folder A renamed B) (e.g. B/z, A/x → B/x, A/y → B/y)", ""},
+		{"a new class and a file in an old one",
+			m("A/", "A/x=1"), m("A/", "A/x=1", "A/w=9", "N/", "N/a=4", "N/b=5", "N/E/"),
+			"src: 1 added, 0 changed, 0 removed (e.g. A/w); folder added: N/ (2 files)", ""},
+		{"many new classes",
+			m("A/", "A/x=1"), m("A/", "A/x=1", "N1/", "N1/a=4", "N2/", "N2/a=5", "N3/", "N3/a=6", "N4/", "N4/a=7", "N4/b=8"),
+			"src: folders added (4, 5 files): N1/ (1 file), N2/ (1 file), N3/ (1 file), …", ""},
+		{"a class removed, a file of it moved",
+			m("C/", "C/c=1", "C/d=2", "K/", "K/k=3"), m("D/", "D/c=1", "K/", "K/k=3"),
+			"src: 0 added, 0 changed, 1 removed, 1 moved (folder C renamed D) (e.g. C/d, C/c → D/c)", "folder removed"},
+		{"recorded before folders were listed",
+			m("A/x=1", "B/y=2"), m("A/", "A/x=1", "A/new=3", "B/", "B/y=2"),
+			"src: 1 added, 0 changed, 0 removed (e.g. A/new)", "(1 file)"},
+	} {
+		got := describeSourceChange("src", DiffManifests(c.was, c.now), c.was.Files, c.now.Files)
+		if !strings.HasPrefix(got, c.want) || c.lacking != "" && strings.Contains(got, c.lacking) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
