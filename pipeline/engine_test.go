@@ -841,7 +841,7 @@ func TestGCKeepsWhatThePipelineFileNeeds(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(ws.dir, "models")); err != nil {
 		t.Fatal(err)
 	}
-	dry, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1)
+	dry, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -871,14 +871,14 @@ func TestGCKeepsWhatThePipelineFileNeeds(t *testing.T) {
 		}
 		return nil
 	})
-	if linked, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1); err != nil || linked.Freed != 0 {
+	if linked, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1, nil); err != nil || linked.Freed != 0 {
 		t.Fatalf("with the files linked from elsewhere, a dry run frees %d bytes (%v), want 0", linked.Freed, err)
 	}
-	if both, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1, keeper); err != nil || both.Freed != dry.Bytes {
+	if both, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), true, -1, func() ([]string, error) { return []string{keeper}, nil }); err != nil || both.Freed != dry.Bytes {
 		t.Fatalf("with the linking folder to go too, a dry run frees %d bytes (%v), want %d", both.Freed, err, dry.Bytes)
 	}
 	os.RemoveAll(keeper)
-	res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false, -1)
+	res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false, -1, nil)
 	if err != nil || res.Objects != 1 {
 		t.Fatalf("gc removed %d outputs, %v", res.Objects, err)
 	}
@@ -917,7 +917,7 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 	}
 	e := ws.engine(map[string]string{"suffix": "?"})
 	// While the run folders of the interrupted runs are there, either may be resumed.
-	res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1)
+	res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1, nil)
 	if err != nil || len(res.Work) != 0 {
 		t.Fatalf("gc with the run folders there removed %+v (%v)", res.Work, err)
 	}
@@ -927,11 +927,11 @@ func TestGCRemovesScratchNoRunResumes(t *testing.T) {
 	// A run killed before it wrote run.json does not say what it ran: all stay.
 	killed := filepath.Join(ws.dir, "models", "20991231_000000")
 	os.MkdirAll(killed, 0o755)
-	if res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1); err != nil || len(res.Work) != 0 {
+	if res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1, nil); err != nil || len(res.Work) != 0 {
 		t.Fatalf("gc with a killed run's folder there removed %+v (%v)", res.Work, err)
 	}
 	os.RemoveAll(killed)
-	res, err = e.GC(filepath.Join(ws.dir, "models"), false, -1)
+	res, err = e.GC(filepath.Join(ws.dir, "models"), false, -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1012,7 +1012,7 @@ func TestGCRemovesScratchOfACompletedKey(t *testing.T) {
 	os.RemoveAll(filepath.Join(ws.dir, "models"))
 	killed := filepath.Join(ws.dir, "models", "20991231_000000") // as kill -9 leaves it
 	os.MkdirAll(killed, 0o755)
-	res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1)
+	res, err := e.GC(filepath.Join(ws.dir, "models"), false, -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1024,7 +1024,7 @@ func TestGCRemovesScratchOfACompletedKey(t *testing.T) {
 	}
 	// The file set to the setting not completed: gc keeps its scratch, which the run resumes.
 	os.RemoveAll(killed)
-	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(filepath.Join(ws.dir, "models"), false, -1); err != nil || len(res.Work) != 0 {
+	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(filepath.Join(ws.dir, "models"), false, -1, nil); err != nil || len(res.Work) != 0 {
 		t.Fatalf("gc removed %+v (%v), want the scratch the plan resumes from kept", res.Work, err)
 	}
 }
@@ -1044,7 +1044,7 @@ func TestGCKeepsTheOutputsOfStagesWaitingForUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws.write("raw/empty.txt", "") // gen.src reruns; its out comes out as before
-	if res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false, -1); err != nil || res.Objects != 0 {
+	if res, err := ws.engine(nil).GC(filepath.Join(ws.dir, "models"), false, -1, nil); err != nil || res.Objects != 0 {
 		t.Fatalf("gc removed %d outputs (%v), want none", res.Objects, err)
 	}
 	got, _, err := ws.run(RunOptions{})
@@ -1441,7 +1441,7 @@ func TestGCKeepsTheNewestRuns(t *testing.T) {
 	os.MkdirAll(filepath.Join(runs, "final_models.d", "x"), 0o755)
 	os.WriteFile(filepath.Join(runs, "README.md"), []byte("runs"), 0o644)
 
-	dry, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, true, 1)
+	dry, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, true, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1451,7 +1451,7 @@ func TestGCKeepsTheNewestRuns(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(runs, names[0])); err != nil {
 		t.Fatalf("the dry run removed a run folder: %v", err)
 	}
-	res, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, false, 1)
+	res, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, false, 1, nil)
 	if err != nil || !slices.Equal(res.Runs, names[:2]) || res.Objects != 2 {
 		t.Fatalf("gc: %v, %d outputs, %v", res.Runs, res.Objects, err)
 	}
@@ -1466,7 +1466,7 @@ func TestGCKeepsTheNewestRuns(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(runs, names[2], "xform.final", "out")); err != nil || string(b) != "AB?" {
 		t.Fatalf("the run folder kept: %q, %v", b, err)
 	}
-	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, false, 1); err != nil || len(res.Runs) != 0 || res.Objects != 0 {
+	if res, err := ws.engine(map[string]string{"suffix": "?"}).GC(runs, false, 1, nil); err != nil || len(res.Runs) != 0 || res.Objects != 0 {
 		t.Fatalf("gc again: %v, %d outputs, %v", res.Runs, res.Objects, err)
 	}
 }

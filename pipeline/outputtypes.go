@@ -155,6 +155,15 @@ func uniqueTypes(marks []outputMark) []string {
 	return out
 }
 
+// ListSome joins the first n of items with commas, and says how many more there are ("a, b
+// and 3 more").
+func ListSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
+
 // JoinList joins "a", "a or b", "a, b or c" (conj "or"); an item that is itself a list is
 // set off with commas ("a split stage's train, val or test, or an augment stage's output").
 func JoinList(items []string, conj string) string {

@@ -845,13 +845,20 @@ func sortDecisions(ds []*Decision) {
 // any of its earlier outputs then (its input may come out as before), so all of them are
 // kept. With keepRuns ≥ 0 it first removes the run folders in runsDir beyond the newest
 // keepRuns, so that what only they used goes too (< 0 keeps them all). It refuses when the
-// plan cannot be made. removing names folders outside the store that a dry run is to take as
-// removed too, for what removing the outputs frees (promoted models gc --keep-champions would
-// remove, whose files are hard links to the store's).
-func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int, removing ...string) (GCResult, error) {
+// plan cannot be made. first, when not nil, runs once the plan is made and before anything
+// in the store is removed (gc --keep-champions removes promoted models there, whose files are
+// hard links to the store's); it returns the folders outside the store it removed, or in a
+// dry run would remove, which count as gone for what removing the outputs frees.
+func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int, first func() ([]string, error)) (GCResult, error) {
 	plan, err := e.Plan(Selection{})
 	if err != nil {
 		return GCResult{}, fmt.Errorf("finding what %s needs (gc removes nothing until it can): %w", filepath.Base(e.Workflow.Config.Path), err)
+	}
+	var removing []string
+	if first != nil {
+		if removing, err = first(); err != nil {
+			return GCResult{}, err
+		}
 	}
 	keep, pending, planned := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, d := range plan {

@@ -198,7 +198,7 @@ func (s *Store) WorkDir(key, addr string) (string, error) {
 // the files the directory held.
 func (s *Store) RemoveWork(key string) int64 {
 	dir := filepath.Join(s.Root, "work", key)
-	n := dirSize(dir)
+	n := DirSize(dir)
 	os.RemoveAll(dir)
 	os.Remove(dir + workStageSuffix)
 	return n
@@ -546,7 +546,7 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 			continue
 		}
 		p := filepath.Join(s.Root, "objects", o.Name())
-		out := GCOutput{Digest: o.Name(), Bytes: dirSize(p)}
+		out := GCOutput{Digest: o.Name(), Bytes: DirSize(p)}
 		for _, e := range byOutput[o.Name()] {
 			if !slices.Contains(out.Addrs, e.Addr) {
 				out.Addrs = append(out.Addrs, e.Addr)
@@ -606,7 +606,7 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 		}
 		w := GCWork{Key: name, Addr: addr}
 		if dryRun {
-			w.Bytes = dirSize(dir)
+			w.Bytes = DirSize(dir)
 		} else {
 			w.Bytes = s.RemoveWork(name)
 		}
@@ -930,9 +930,7 @@ func FreedBytes(dirs []string, under string) int64 {
 }
 
 // DirSize returns the size of the regular files under dir.
-func DirSize(dir string) int64 { return dirSize(dir) }
-
-func dirSize(dir string) int64 {
+func DirSize(dir string) int64 {
 	var n int64
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {

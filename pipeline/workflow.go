@@ -264,7 +264,7 @@ func (w *Workflow) CheckSelector(s string) error {
 		for _, i := range w.BlockInstances(block) {
 			keys = append(keys, i.Key)
 		}
-		msg = fmt.Sprintf("%s: %s has no instance %q; its keys are %s", msg, block, key, quotedJoin(keys, "and"))
+		msg = fmt.Sprintf("%s: %s has no instance %q; its keys are %s", msg, block, key, QuotedList(keys, "and"))
 		if sug := suggest(key, keys); sug != "" {
 			msg += fmt.Sprintf("; did you mean %q?", InstanceAddr(block, sug, true))
 		}
@@ -305,8 +305,8 @@ func (w *Workflow) CheckSelector(s string) error {
 	return fmt.Errorf("%s; stages: %s", msg, strings.Join(stages, ", "))
 }
 
-// quotedJoin quotes each item and joins them as a sentence does ("a", "b" and "c").
-func quotedJoin(items []string, conj string) string {
+// QuotedList quotes each item and joins them as a sentence does (JoinList): "a", "b" or "c".
+func QuotedList(items []string, conj string) string {
 	q := make([]string, len(items))
 	for i, s := range items {
 		q[i] = strconv.Quote(s)

@@ -89,13 +89,13 @@ func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	if ops := v.Get("ops"); ops.IsWhollyKnown() && !ops.IsNull() {
 		if ops.LengthInt() == 0 {
-			d.add(v, "ops", "No augmentation operations", "List at least one of "+quotedList(AugmentOps, "and")+", or set max_augment = 1 to add no copies.")
+			d.add(v, "ops", "No augmentation operations", "List at least one of "+pipeline.QuotedList(AugmentOps, "and")+", or set max_augment = 1 to add no copies.")
 		}
 		onlyFlip := ops.LengthInt() > 0
 		for it := ops.ElementIterator(); it.Next(); {
 			_, op := it.Element()
 			if !contains(AugmentOps, op.AsString()) {
-				detail := fmt.Sprintf("%q is not an operation; use %s.", op.AsString(), quotedList(AugmentOps, "or"))
+				detail := fmt.Sprintf("%q is not an operation; use %s.", op.AsString(), pipeline.QuotedList(AugmentOps, "or"))
 				if sug := closest(op.AsString(), AugmentOps); sug != "" {
 					detail += fmt.Sprintf(" Did you mean %q?", sug)
 				}

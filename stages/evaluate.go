@@ -187,7 +187,7 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 		arch, plural(ev.Images, "test image", "test images"), ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
 	if never := neverRight(ev.PerClass); len(never) > 0 {
 		job.Logf("warning: %s of %d never predicted right on the test set (F1 0): %s (metrics.json: per_class)",
-			plural(len(never), "class", "classes"), len(ev.PerClass), listSome(never, 5))
+			plural(len(never), "class", "classes"), len(ev.PerClass), pipeline.ListSome(never, 5))
 	}
 	return nil
 }
@@ -209,14 +209,6 @@ func neverRight(scores []ClassScore) []string {
 		out[i] = fmt.Sprintf("%q (%d)", c.Class, c.Support)
 	}
 	return out
-}
-
-// listSome joins the first n of items, saying how many more there are.
-func listSome(items []string, n int) string {
-	if len(items) <= n {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
 }
 
 // errIncomparable is a model and a test set that do not go together: other classes, or

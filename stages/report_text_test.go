@@ -3,6 +3,8 @@ package stages
 import (
 	"slices"
 	"testing"
+
+	"pipeline/pipeline"
 )
 
 func TestNeverRightNamesClassesWithNoCorrectPrediction(t *testing.T) {
@@ -16,8 +18,8 @@ func TestNeverRightNamesClassesWithNoCorrectPrediction(t *testing.T) {
 	if got := neverRight(scores); !slices.Equal(got, []string{`"c" (3)`, `"e" (3)`, `"b" (7)`}) {
 		t.Fatalf("neverRight: %q", got)
 	}
-	if got := listSome([]string{"1", "2", "3"}, 2); got != "1, 2 and 1 more" {
-		t.Fatalf("listSome: %q", got)
+	if got := pipeline.ListSome([]string{"1", "2", "3"}, 2); got != "1, 2 and 1 more" {
+		t.Fatalf("ListSome: %q", got)
 	}
 }
 

@@ -111,15 +111,6 @@ func closest(given string, options []string) string {
 	return ""
 }
 
-// quotedList quotes each item and joins them as a sentence does: "a", "b" or "c".
-func quotedList(items []string, conj string) string {
-	q := make([]string, len(items))
-	for i, s := range items {
-		q[i] = strconv.Quote(s)
-	}
-	return pipeline.JoinList(q, conj)
-}
-
 // hclValue shows a number or string as it would be written in the pipeline file: numbers
 // bare (2), strings quoted ("png"); other values by their type.
 func hclValue(x cty.Value) string {

@@ -641,23 +641,20 @@ func gcCommand() *cli.Command {
 				return err
 			}
 			runsDir := pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir"))
-			// Promoted models go only once the store's gc can tell what is used (it removes
-			// nothing until it can), and before it removes outputs, so that their sizes are
-			// what a dry run says.
-			champions, removing := "", []string(nil)
+			// Promoted models go only once gc's plan tells what is used (it removes nothing
+			// until it can), and before it removes outputs, so that their sizes are what a
+			// dry run says.
+			champions := ""
+			var first func() ([]string, error)
 			if keepChampions >= 0 {
-				if !c.Bool("dry-run") {
-					if _, err := l.engine.GC(runsDir, true, keepRuns); err != nil {
-						return err
-					}
-				}
-				if champions, removing, err = pruneChampions(c, l, keepChampions); err != nil {
-					fmt.Fprint(c.App.Writer, champions)
-					return err
+				first = func() (dirs []string, err error) {
+					champions, dirs, err = pruneChampions(c, l, keepChampions)
+					return dirs, err
 				}
 			}
-			res, err := l.engine.GC(runsDir, c.Bool("dry-run"), keepRuns, removing...)
+			res, err := l.engine.GC(runsDir, c.Bool("dry-run"), keepRuns, first)
 			if err != nil {
+				fmt.Fprint(c.App.Writer, champions)
 				return err
 			}
 			verb := "removed"

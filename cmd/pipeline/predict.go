@@ -166,7 +166,7 @@ func predictCommand() *cli.Command {
 						what = "not regular files"
 					}
 					fmt.Fprintf(c.App.ErrWriter, "pipeline: skipped %s in the folders given, %s: %s\n",
-						pipeline.Plural(len(names), "file", "files"), what, listSome(names, 3))
+						pipeline.Plural(len(names), "file", "files"), what, pipeline.ListSome(names, 3))
 				}
 			}
 			var empty []string // folders named that gave no image, in the order named
@@ -318,12 +318,4 @@ func joinPaths(bad []badDir) string {
 		paths = append(paths, d.path)
 	}
 	return strings.Join(paths, ", ")
-}
-
-// listSome names the first n of names, and how many more there are.
-func listSome(names []string, n int) string {
-	if len(names) <= n {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
