@@ -246,6 +246,16 @@ type processed struct {
 	fallback bool
 }
 
+// shown is the path the split's reports name a file by: its folder as configured (source, or
+// test_source for its files) joined with its path there.
+func (cfg SplitConfig) shown(p processed) string {
+	folder := cfg.Source
+	if p.test {
+		folder = *cfg.TestSource
+	}
+	return filepath.ToSlash(filepath.Join(folder, p.cand.Rel))
+}
+
 // Run implements pipeline.Kind.
 func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	var cfg SplitConfig
@@ -333,11 +343,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			g = &group{Digest: p.group}
 			groups[p.group] = g
 		}
-		folder := cfg.Source
-		if p.test {
-			folder = *cfg.TestSource
-		}
-		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel, Shown: filepath.ToSlash(filepath.Join(folder, p.cand.Rel)), Test: p.test, Exact: p.exact})
+		g.Members = append(g.Members, member{Class: p.cand.Class, Rel: p.cand.Rel, Shown: cfg.shown(p), Test: p.test, Exact: p.exact})
 		if p.test {
 			fixed[p.group] = TestSet
 		}
@@ -346,7 +352,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	var leaked []string
 	for _, p := range procs {
 		if fixed[p.group] == TestSet && !p.test {
-			leaked = append(leaked, filepath.ToSlash(filepath.Join(cfg.Source, p.cand.Rel)))
+			leaked = append(leaked, cfg.shown(p))
 		}
 	}
 	rep.Leaked = leaked
@@ -554,7 +560,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			src = "test:" + src
 		}
 		if was := prevFiles[p.digest]; was != "" && was != s && !p.test {
-			rep.Moved = append(rep.Moved, movedImage{Path: filepath.ToSlash(filepath.Join(cfg.Source, p.cand.Rel)), From: was, To: s})
+			rep.Moved = append(rep.Moved, movedImage{Path: cfg.shown(p), From: was, To: s})
 			if res.moved[p.group] {
 				searchedMoves = append(searchedMoves, rep.Moved[len(rep.Moved)-1])
 			}
@@ -791,11 +797,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			if l.Fallback {
 				all[i].fallback = true
 				fallbacks.Add(1)
-				folder := cfg.Source
-				if all[i].test {
-					folder = *cfg.TestSource
-				}
-				shown := filepath.ToSlash(filepath.Join(folder, all[i].cand.Rel)) // as the reports name it
+				shown := cfg.shown(all[i])
 				fallbackPath.CompareAndSwap(nil, &shown)
 			}
 			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))
@@ -849,11 +851,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	var rejected []Rejected
 	for i, p := range all {
 		if reasons[i] != "" {
-			root := cfg.Source
-			if p.test {
-				root = *cfg.TestSource
-			}
-			rejected = append(rejected, Rejected{Path: filepath.ToSlash(filepath.Join(root, p.cand.Rel)), Class: p.cand.Class, Reason: reasons[i]})
+			rejected = append(rejected, Rejected{Path: cfg.shown(p), Class: p.cand.Class, Reason: reasons[i]})
 			continue
 		}
 		ok = append(ok, p)
