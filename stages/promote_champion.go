@@ -49,6 +49,15 @@ func (e *MissingChampionError) Error() string {
 	return fmt.Sprintf("%s: there is no champion; %s", e.What(), next)
 }
 
+// DefaultPromoteTo is a select stage's promote_to when the file does not set one.
+const DefaultPromoteTo = "models/final_models"
+
+// HasDefaultPromotionName reports whether dir is named as select's default promotion folder
+// (final_models), which commands take for one before any run has filled it.
+func HasDefaultPromotionName(dir string) bool {
+	return filepath.Base(filepath.Clean(dir)) == filepath.Base(DefaultPromoteTo)
+}
+
 // ChampionDir resolves the current champion's folder: "" and a nil error when there is none
 // yet, and a *MissingChampionError when the promotions name one that cannot be found.
 func ChampionDir(promoteTo string) (string, error) {

@@ -86,7 +86,7 @@ func (Select) Attributes() []pipeline.Attribute {
 		{Name: "min_value", Type: cty.Number, Doc: "gate: the value the winner must reach to be promoted, in the metric's direction (a ceiling for test_loss)"},
 		{Name: "must_beat_champion", Type: cty.Bool, Default: cty.True, Doc: "gate: promote only if better than the current champion"},
 		{Name: "min_improvement", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "by at least this much"},
-		{Name: "promote_to", Type: cty.String, Default: cty.StringVal("models/final_models"), Doc: "where the champion is published"},
+		{Name: "promote_to", Type: cty.String, Default: cty.StringVal(DefaultPromoteTo), Doc: "where the champion is published"},
 	}
 }
 

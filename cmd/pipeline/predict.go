@@ -37,7 +37,7 @@ func predictCommand() *cli.Command {
 			"top five confidences sum to less than --warn-sum or the first is below --warn-top (in full\n" +
 			"for the first such image, then in short, with a count at the end).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Value: "models/final_models", Usage: "a promoted model folder or a SavedModel written by train"},
+			&cli.StringFlag{Name: "model", Value: stages.DefaultPromoteTo, Usage: "a promoted model folder or a SavedModel written by train"},
 			&cli.IntFlag{Name: "top", Aliases: []string{"k"}, Value: 5, Usage: "classes per image"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.Int64Flag{Name: "max-pixels", Value: stages.DefaultMaxPixels, Usage: "refuse larger images"},
@@ -231,7 +231,7 @@ func explainModelError(dir string, err error) error {
 	var missing *stages.MissingChampionError
 	// A promotion folder whose link or champion is gone says what the promotions say; a
 	// link of another name with no promotions beside it is only a link that leads nowhere.
-	if _, cerr := stages.ChampionDir(dir); errors.As(cerr, &missing) && (!missing.RootGone || filepath.Base(filepath.Clean(dir)) == "final_models") {
+	if _, cerr := stages.ChampionDir(dir); errors.As(cerr, &missing) && (!missing.RootGone || stages.HasDefaultPromotionName(dir)) {
 		return missing
 	}
 	if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {

@@ -23,7 +23,7 @@ func promoteCommand() *cli.Command {
 		Usage:     "show the champion, roll back to the previous one, or make a model the champion by hand (ID: one promoted before, or RUN/FOLDER of any run)",
 		ArgsUsage: "[FILE] [ID]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "to", Value: "models/final_models", DefaultText: "the file's select promote_to, else models/final_models", Usage: "the promotion folder, relative to the pipeline file"},
+			&cli.StringFlag{Name: "to", Value: stages.DefaultPromoteTo, DefaultText: "the file's select promote_to, else " + stages.DefaultPromoteTo, Usage: "the promotion folder, relative to the pipeline file"},
 			varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, for RUN/FOLDER, relative to the pipeline file"},
 			&cli.BoolFlag{Name: "rollback", Usage: "make the previous champion current again; select will not promote the current one again by itself"},

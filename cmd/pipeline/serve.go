@@ -341,7 +341,7 @@ func isPromotionFolder(dir string) bool {
 	if _, err := os.Stat(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return false // modles/final_models: a typo, not a folder a run will fill
 	}
-	if filepath.Base(filepath.Clean(dir)) == "final_models" {
+	if stages.HasDefaultPromotionName(dir) {
 		return true
 	}
 	fi, err := os.Stat(filepath.Clean(dir) + ".d")
@@ -354,7 +354,7 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "answer top-5 predictions over HTTP, with an upload page at /",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Value: "models/final_models", Usage: "model folder; a newly promoted model there is picked up without restarting"},
+			&cli.StringFlag{Name: "model", Value: stages.DefaultPromoteTo, Usage: "model folder; a newly promoted model there is picked up without restarting"},
 			&cli.StringFlag{Name: "addr", Value: "localhost:5000", Usage: "listen address"},
 			&cli.Int64Flag{Name: "max-body", Value: d.MaxBody, Usage: "largest request in bytes (413 beyond)"},
 			&cli.Int64Flag{Name: "max-pixels", Value: d.MaxPixels, Usage: "largest image in pixels, checked before decoding (413 beyond)"},
@@ -387,7 +387,7 @@ func serveCommand() *cli.Command {
 				var fe folderError
 				if !isPromotionFolder(model) {
 					parent := filepath.Dir(filepath.Clean(model))
-					if _, perr := os.Stat(parent); filepath.Base(filepath.Clean(model)) == "final_models" && perr != nil {
+					if _, perr := os.Stat(parent); stages.HasDefaultPromotionName(model) && perr != nil {
 						return fmt.Errorf("--model %s: its folder %s does not exist: run the pipeline here first (its select stage promotes into it), or give a model folder that exists", model, parent)
 					}
 					if _, serr := os.Lstat(model); errors.Is(serr, fs.ErrNotExist) {
