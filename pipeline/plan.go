@@ -341,14 +341,9 @@ func (e *Engine) ownChanges(inst *Instance, v *Values, st *State) ([]string, err
 		return nil, err
 	}
 	st.Sources = e.Store.LoadSources(inst.Addr)
-	var own []string
-	for _, r := range explain(st, d, v) {
-		// what upstream stages give it is not known yet: only its own changes count
-		if !strings.HasPrefix(r, "upstream ") && !strings.HasPrefix(r, "the upstream output given as ") && r != "configuration changed" {
-			own = append(own, r)
-		}
-	}
-	return own, nil
+	// What upstream stages give it is not known yet: only its own changes count.
+	own, _, notes := explainChanges(st, d, v)
+	return append(own, notes...), nil
 }
 
 // outputPaths returns the store paths of a decided instance's outputs, as downstream stages
@@ -373,8 +368,21 @@ func (e *Engine) outputDigest(path string) (string, bool) {
 	return d.(string), true
 }
 
-// explain names what changed between the last recorded key and this one.
+// explain names what changed between the last recorded key and this one: the instance's own
+// changes, then its upstream stages', then the kind's notes on its own changes.
 func explain(st *State, d *Decision, v *Values) []string {
+	own, up, notes := explainChanges(st, d, v)
+	reasons := slices.Concat(own, up, notes)
+	if len(reasons) == 0 {
+		reasons = append(reasons, "configuration changed")
+	}
+	return reasons
+}
+
+// explainChanges is explain's reasons by kind: the instance's own changes (attributes,
+// sources, seed, kind version, environment), the upstream outputs it is given that changed,
+// and the kind's notes on its own changes (ChangeNoter).
+func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string) {
 	old, cur := splitLines(st.Lines), splitLines(d.lines)
 	var reasons []string
 	changed := map[string][2]string{}
@@ -397,7 +405,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 			}
 			if strings.Contains(o+c, `"output `) || objectPathJSON.MatchString(o+c) {
 				// an upstream output given through each.value, which names no stage
-				reasons = append(reasons, fmt.Sprintf("the upstream output given as %s changed", name))
+				up = append(up, fmt.Sprintf("the upstream output given as %s changed", name))
 				continue
 			}
 			was, now := displayValue(o), displayValue(c)
@@ -440,15 +448,12 @@ func explain(st *State, d *Decision, v *Values) []string {
 		}
 	}
 	for _, u := range sortedKeys(upstream) {
-		reasons = append(reasons, fmt.Sprintf("upstream %s changed", u))
+		up = append(up, fmt.Sprintf("upstream %s changed", u))
 	}
 	if n, ok := d.inst.Kind.(ChangeNoter); ok && len(changed) > 0 {
-		reasons = append(reasons, n.ChangeNotes(changed)...)
+		notes = n.ChangeNotes(changed)
 	}
-	if len(reasons) == 0 {
-		reasons = append(reasons, "configuration changed")
-	}
-	return reasons
+	return reasons, up, notes
 }
 
 // splitLines maps each key line's label ("attr epochs", "seed", "env …") to the rest.
