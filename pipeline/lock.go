@@ -40,18 +40,11 @@ type LockOwner struct {
 // previous holder when it had died without releasing (for a log line); empty otherwise.
 func AcquireLock(workspace string) (l *Lock, stale string, err error) {
 	path := filepath.Join(workspace, StoreDir, "lock")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, "", err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	l, prev, havePrev, err := tryLock(path)
 	if err != nil {
 		return nil, "", err
 	}
-	var prev LockOwner
-	b, _ := os.ReadFile(path)
-	havePrev := json.Unmarshal(b, &prev) == nil && prev.PID != 0
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+	if l == nil {
 		if havePrev {
 			return nil, "", fmt.Errorf("%w: %q (pid %d on %s) has held it since %s; wait for it to finish or stop it",
 				ErrLocked, prev.Command, prev.PID, prev.Host, prev.Started.Local().Format(time.DateTime))
@@ -62,10 +55,30 @@ func AcquireLock(workspace string) (l *Lock, stale string, err error) {
 		stale = fmt.Sprintf("pid %d (%q, started %s) ended without releasing the workspace lock; taking it over",
 			prev.PID, prev.Command, prev.Started.Local().Format(time.DateTime))
 	}
+	return l, stale, nil
+}
+
+// tryLock takes the flock on the lock file at path (made if missing) without waiting, and
+// writes this process into it as the owner. prev is the owner the file named before (havePrev
+// false when it named none); l is nil, with no error, when another process holds the lock.
+func tryLock(path string) (l *Lock, prev LockOwner, havePrev bool, err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, prev, false, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, prev, false, err
+	}
+	b, _ := os.ReadFile(path)
+	havePrev = json.Unmarshal(b, &prev) == nil && prev.PID != 0
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, prev, havePrev, nil
+	}
 	host, _ := os.Hostname()
 	l = &Lock{f: f, path: path, owner: LockOwner{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Started: time.Now()}}
 	l.write()
-	return l, stale, nil
+	return l, prev, havePrev, nil
 }
 
 // write puts the owner into the lock file, over the previous content and then cutting what
@@ -115,26 +128,16 @@ func LockHolder(workspace string) (*LockOwner, error) {
 // refuses: when another live process holds it, other names that scheduler (so the caller can
 // warn that both fire their triggers) and release does nothing; else release frees it.
 func SchedulerLock(workspace string) (other *LockOwner, release func(), err error) {
-	path := filepath.Join(workspace, StoreDir, "scheduler.lock")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	l, prev, havePrev, err := tryLock(filepath.Join(workspace, StoreDir, "scheduler.lock"))
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		defer f.Close()
-		var o LockOwner
-		b, _ := os.ReadFile(path)
-		if json.NewDecoder(bytes.NewReader(b)).Decode(&o) != nil {
-			o = LockOwner{Command: "another pipeline schedule"}
+	if l == nil {
+		if !havePrev {
+			prev = LockOwner{Command: "another pipeline schedule"}
 		}
-		return &o, func() {}, nil
+		return &prev, func() {}, nil
 	}
-	host, _ := os.Hostname()
-	l := &Lock{f: f, path: path, owner: LockOwner{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Started: time.Now()}}
-	l.write()
 	return nil, func() { l.Release() }, nil
 }
 
