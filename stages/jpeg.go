@@ -32,12 +32,13 @@ type jpegFit struct {
 
 type jpegDecoder struct {
 	sess *tf.Session
-	// Feeds: the file; the columns to decode, as a crop window [0, x, height, width] of the
-	// scaled image (every row is decoded, so that a file cut off below the crop is still
-	// refused); the rows to keep, as Slice's begin [y, 0, 0] and size [height, -1, -1]; the
-	// output size [height, width]; and its ratio to the kept area's size [height, width].
-	contents, window, begin, extent, size, scale tf.Output
-	fits                                         map[int64]jpegFit
+	// Feeds: the file; the area to decode, as a crop window [y, x, height, width] of the
+	// scaled image (libjpeg-turbo skips the rows above it and the block columns beside it);
+	// the output size [height, width]; and its ratio to the window's size [height, width].
+	// Only complete files come here (jpegComplete), so a file cut off below the crop is
+	// still refused.
+	contents, window, size, scale tf.Output
+	fits                          map[int64]jpegFit
 }
 
 var (
@@ -60,8 +61,6 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 	d := &jpegDecoder{
 		contents: op.Placeholder(s.SubScope("contents"), tf.String),
 		window:   op.Placeholder(s.SubScope("window"), tf.Int32, op.PlaceholderShape(tf.MakeShape(4))),
-		begin:    op.Placeholder(s.SubScope("begin"), tf.Int32, op.PlaceholderShape(tf.MakeShape(3))),
-		extent:   op.Placeholder(s.SubScope("extent"), tf.Int32, op.PlaceholderShape(tf.MakeShape(3))),
 		size:     op.Placeholder(s.SubScope("size"), tf.Int32, op.PlaceholderShape(tf.MakeShape(2))),
 		scale:    op.Placeholder(s.SubScope("scale"), tf.Float, op.PlaceholderShape(tf.MakeShape(2))),
 		fits:     map[int64]jpegFit{},
@@ -70,7 +69,6 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 		rs := s.SubScope(fmt.Sprintf("ratio_%d", r))
 		img := op.DecodeAndCropJpeg(rs, d.contents, d.window, op.DecodeAndCropJpegChannels(3),
 			op.DecodeAndCropJpegRatio(r), op.DecodeAndCropJpegDctMethod("INTEGER_ACCURATE"))
-		img = op.Slice(rs, img, d.begin, d.extent)
 		batch := op.ExpandDims(rs, img, op.Const(rs.SubScope("axis"), int32(0)))
 		toBytes := func(s *op.Scope, x tf.Output) tf.Output {
 			return op.Cast(s, op.Round(s, op.Squeeze(s, x, op.SqueezeAxis([]int64{0}))), tf.Uint8)
@@ -160,9 +158,7 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raste
 	}()
 	for out, v := range map[tf.Output]any{
 		d.contents: string(data),
-		d.window:   []int32{0, int32(sr.Min.X), int32(sh), int32(sr.Dx())},
-		d.begin:    []int32{int32(sr.Min.Y), 0, 0},
-		d.extent:   []int32{int32(sr.Dy()), -1, -1},
+		d.window:   []int32{int32(sr.Min.Y), int32(sr.Min.X), int32(sr.Dy()), int32(sr.Dx())},
 		d.size:     []int32{int32(dr.Dy()), int32(dr.Dx())},
 		d.scale:    []float32{float32(dr.Dy()) / float32(sr.Dy()), float32(dr.Dx()) / float32(sr.Dx())},
 	} {

@@ -32,7 +32,7 @@ func TestJPEGRatioKeepsTheShorterSideAtLeastTheTarget(t *testing.T) {
 }
 
 // smoothJPEG is a w×h JPEG of smooth gradients (what photos mostly are).
-func smoothJPEG(t *testing.T, w, h int) []byte {
+func smoothJPEG(t testing.TB, w, h int) []byte {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
