@@ -42,9 +42,10 @@ type Job struct {
 	// Progress reports completion towards a total for progress bars.
 	Progress Progress
 
-	// statsMu guards stats set by SetStat.
+	// statsMu guards stats set by SetStat and the summary set by SetSummary.
 	statsMu  sync.Mutex
 	runStats map[string]float64
+	summary  string
 
 	// written, when set by the engine, collects the digests of files written with WriteFile.
 	written *writtenFiles
@@ -80,6 +81,22 @@ func (j *Job) SetStat(name string, v float64) {
 		j.runStats = map[string]float64{}
 	}
 	j.runStats[name] = v
+}
+
+// SetSummary sets a few words on the outcome of an Effector's Apply, for listings of runs
+// (`pipeline runs`): select's "cnn 0.8295, promoted". The full note Apply returns goes into
+// run.json beside it.
+func (j *Job) SetSummary(s string) {
+	j.statsMu.Lock()
+	defer j.statsMu.Unlock()
+	j.summary = s
+}
+
+// setSummary returns what SetSummary set, "" when nothing.
+func (j *Job) setSummary() string {
+	j.statsMu.Lock()
+	defer j.statsMu.Unlock()
+	return j.summary
 }
 
 // setStats returns the figures SetStat recorded, nil when none.

@@ -79,7 +79,7 @@ type Heavy interface {
 // model). Apply runs after the stage's output is available, whether the stage ran or was
 // reused, so the effect always follows the current decision; it must be idempotent. job.Out
 // is then the published (read-only) output. The note it returns goes into run.json and the
-// log.
+// log; Job.SetSummary gives it in a few words for listings of runs.
 type Effector interface {
 	Apply(ctx context.Context, job *Job, runID string) (note string, err error)
 }

@@ -57,6 +57,8 @@ type StageResult struct {
 	Error     string    `json:"error,omitempty"`
 	// Effect is what the stage did outside the store (e.g. a promotion decision).
 	Effect string `json:"effect,omitempty"`
+	// Summary is that effect in a few words (Job.SetSummary), for listings of runs.
+	Summary string `json:"summary,omitempty"`
 	// Stats are figures about how the stage ran (Job.SetStat), such as a training's speed:
 	// kept here, not in the output, which stays a function of the stage's inputs.
 	Stats map[string]float64 `json:"stats,omitempty"`

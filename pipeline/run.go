@@ -441,7 +441,7 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 		if err != nil {
 			return r.fail(res, err)
 		}
-		res.Effect = note
+		res.Effect, res.Summary = note, job.setSummary()
 		r.rec.Logf("%s: %s", d.Addr, note)
 	}
 	return res

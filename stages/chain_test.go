@@ -8,6 +8,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -124,7 +125,7 @@ func TestWholeChain(t *testing.T) {
 		}
 	}
 	sel := rec.Result("select.best")
-	if sel == nil || !strings.HasPrefix(sel.Effect, "promoted ") {
+	if sel == nil || !strings.HasPrefix(sel.Effect, "promoted ") || !regexp.MustCompile(`^[a-z0-9]+ [01]\.\d{4}, promoted$`).MatchString(sel.Summary) {
 		t.Fatalf("select: %+v", sel)
 	}
 	card, err := ReadCard(filepath.Join(w.dir, "models/final_models"))
@@ -145,8 +146,8 @@ func TestWholeChain(t *testing.T) {
 			t.Errorf("second run: %s %s", s.Addr, s.Status)
 		}
 	}
-	if eff := rec2.Result("select.best").Effect; !strings.Contains(eff, "already the champion") {
-		t.Errorf("second run's select: %q", eff)
+	if sel := rec2.Result("select.best"); !strings.Contains(sel.Effect, "already the champion") || sel.Summary != strings.Replace(rec.Result("select.best").Summary, "promoted", "champion", 1) {
+		t.Errorf("second run's select: %q (%q)", sel.Effect, sel.Summary)
 	}
 	b, _ := os.ReadFile(filepath.Join(rec2.Dir(), "run.json"))
 	var rj map[string]any
@@ -262,8 +263,8 @@ stage "select" "best" {
 	// selection line says it was not promoted.
 	w.write("pipeline.hcl", []byte(strings.Replace(src, `metric     = "test_f1_macro"`, "metric     = \"test_f1_macro\"\n  min_value  = 2", 1)))
 	rec4, _ := w.run(false)
-	if sel := rec4.Result("select.best"); !strings.Contains(sel.Effect, "not promoted") {
-		t.Fatalf("select with an impossible min_value: %q", sel.Effect)
+	if sel := rec4.Result("select.best"); !strings.Contains(sel.Effect, "not promoted") || !strings.HasSuffix(sel.Summary, ", not promoted") {
+		t.Fatalf("select with an impossible min_value: %q (%q)", sel.Effect, sel.Summary)
 	}
 	marked = 0
 	for _, r := range Summarize(rec4).Rows {

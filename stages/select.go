@@ -332,11 +332,16 @@ func (s Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (str
 	if err != nil {
 		return "", err
 	}
-	note, err := s.apply(ctx, job, runID, dec)
-	if restored != "" && err == nil {
+	note, outcome, err := s.apply(ctx, job, runID, dec)
+	if err != nil {
+		return "", err
+	}
+	w := dec.Ranking[0]
+	job.SetSummary(fmt.Sprintf("%s %.4f, %s", w.Name, float64(w.Value), outcome))
+	if restored != "" {
 		note = restored + "; " + note
 	}
-	return note, err
+	return note, nil
 }
 
 // restoreChampionLink points the promotion folder to (as the pipeline file names it) at the
@@ -368,11 +373,19 @@ func restoreChampionLink(job *pipeline.Job, to string) (string, error) {
 	return fmt.Sprintf("%s was missing: it points to the champion %s again, as history.json says", to, m.Champion), nil
 }
 
-// apply is Apply with its decision read and the champion's link in place.
-func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec Decision) (string, error) {
+// What Apply did, in its summary (pipeline.Job.SetSummary).
+const (
+	promoted      = "promoted"
+	notPromoted   = "not promoted"
+	stillChampion = "champion"
+)
+
+// apply is Apply with its decision read and the champion's link in place. It returns the
+// note and the outcome: promoted, notPromoted or stillChampion.
+func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec Decision) (string, string, error) {
 	w := dec.Ranking[0]
 	if !dec.GatePass {
-		return fmt.Sprintf("not promoted: %s", dec.Gate), nil
+		return fmt.Sprintf("not promoted: %s", dec.Gate), notPromoted, nil
 	}
 	promoteTo := job.Path(dec.PromoteTo)
 	// A champion on record that is gone (its folder or the .d folder deleted) or whose files
@@ -389,7 +402,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		noChampion, err = m.What(), nil
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	var champ *Card
 	if champDir != "" {
@@ -405,11 +418,11 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		}
 	}
 	if champ != nil && champ.Source == w.Model {
-		return fmt.Sprintf("%s (%s %.4f) is already the champion in %s", w.Name, dec.Metric, float64(w.Value), dec.PromoteTo), nil
+		return fmt.Sprintf("%s (%s %.4f) is already the champion in %s", w.Name, dec.Metric, float64(w.Value), dec.PromoteTo), stillChampion, nil
 	}
 	rb, err := rolledBack(promoteTo, w.Model)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if rb != nil {
 		// By hand: its promoted folder, or, once gc has removed that, this run's model.
@@ -418,11 +431,11 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			by = runID + "/" + w.Name
 		}
 		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
-			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.How(), by), nil
+			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.How(), by), notPromoted, nil
 	}
 	info, err := readModelInfo(job.Path(w.Model))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	reason := "no champion yet"
 	if noChampion != "" {
@@ -460,11 +473,11 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				switch {
 				case errors.Is(err, errTestSetGone):
 					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run --stage evaluate.NAME --force)",
-						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), nil
+						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), notPromoted, nil
 				case errors.Is(err, errIncomparable): // its card and its model disagree: the model's reason
 					why = append(why, "the champion "+strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
 				case err != nil:
-					return "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
+					return "", "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
 				default:
 					on = fmt.Sprintf(" on this run's test set, %.4f on the one it was promoted on", cv)
 					cv = float64(score[dec.Metric])
@@ -472,7 +485,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			}
 			if len(why) > 0 {
 				return fmt.Sprintf("not promoted: %s (%s %.4f) cannot be compared with the champion %s on this run's test set: %s; pipeline promote %s/%s makes it the champion by hand (or set must_beat_champion = false)",
-					w.Name, dec.Metric, float64(w.Value), champ.ID, strings.Join(why, ", and "), runID, w.Name), nil
+					w.Name, dec.Metric, float64(w.Value), champ.ID, strings.Join(why, ", and "), runID, w.Name), notPromoted, nil
 			}
 		}
 		if comparable {
@@ -481,7 +494,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				margin = cv - float64(w.Value)
 			}
 			if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
-				return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, on, dec.MinImpr), nil
+				return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, on, dec.MinImpr), notPromoted, nil
 			}
 			reason = fmt.Sprintf("champion %s had %.4f%s", champ.ID, cv, on)
 		}
@@ -489,15 +502,15 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 	card := Card{ID: sanitizeID(runID + "-" + w.Name), Architecture: info.Spec.Architecture, Classes: info.Classes, Input: info.Input,
 		Metrics: w.Metrics, Metric: dec.Metric, TestSet: w.TestSet, Source: w.Model, Run: runID, Promoted: time.Now().UTC()}
 	if err := job.Ready(); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := graphs.CheckModel(job.Path(w.Model)); err != nil {
-		return "", fmt.Errorf("not promoting %s to %s: %w; the champion is unchanged (the next run notices a damaged output in the store and makes it again)", w.Name, dec.PromoteTo, err)
+		return "", "", fmt.Errorf("not promoting %s to %s: %w; the champion is unchanged (the next run notices a damaged output in the store and makes it again)", w.Name, dec.PromoteTo, err)
 	}
 	if err := promote(promoteTo, job.Path(w.Model), card); err != nil {
-		return "", fmt.Errorf("promoting %s to %s: %w", w.Name, dec.PromoteTo, err)
+		return "", "", fmt.Errorf("promoting %s to %s: %w", w.Name, dec.PromoteTo, err)
 	}
-	return fmt.Sprintf("promoted %s (%s %.4f; %s) to %s", w.Name, dec.Metric, float64(w.Value), reason, dec.PromoteTo), nil
+	return fmt.Sprintf("promoted %s (%s %.4f; %s) to %s", w.Name, dec.Metric, float64(w.Value), reason, dec.PromoteTo), promoted, nil
 }
 
 // errTestSetGone is a winner's test set that is no longer in the store.

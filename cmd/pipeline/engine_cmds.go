@@ -425,7 +425,7 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	sort.Strings(runs)
 	running := runningFolder(holder, unfinished)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tnot run\tpipeline\toptions")
+	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tnot run\tpipeline\toptions\tresult")
 	for _, dir := range runs {
 		name := filepath.Base(dir)
 		b, err := os.ReadFile(filepath.Join(dir, "run.json"))
@@ -458,8 +458,8 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			n[s.Status]++
 		}
 		// not run: skipped after an upstream failure, or cancelled
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
-			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], n[pipeline.StatusSkipped]+n[pipeline.StatusCancelled], rec.Pipeline, runOptions(&rec))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
+			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], n[pipeline.StatusSkipped]+n[pipeline.StatusCancelled], rec.Pipeline, runOptions(&rec), runResult(&rec))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -701,6 +701,26 @@ func gcCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// runResult says, for runs, what the run's effects came to (StageResult.Summary: select's
+// "cnn 0.8295, promoted"), each after its stage's address when there are several; "-" for
+// none.
+func runResult(rec *pipeline.RunRecord) string {
+	var all []*pipeline.StageResult
+	for _, s := range rec.Stages {
+		if s.Summary != "" {
+			all = append(all, s)
+		}
+	}
+	if len(all) == 1 {
+		return all[0].Summary
+	}
+	var parts []string
+	for _, s := range all {
+		parts = append(parts, s.Addr+": "+s.Summary)
+	}
+	return cmp.Or(strings.Join(parts, "; "), "-")
 }
 
 // runOptions says, for runs, what a run was asked beyond its pipeline file: the command line's

@@ -168,3 +168,23 @@ func TestRunOptionsShowWhatARunWasAsked(t *testing.T) {
 		}
 	}
 }
+
+// runs shows what each run's select stages came to, named by stage when there are several.
+func TestRunResultShowsWhatSelectDid(t *testing.T) {
+	one := &pipeline.StageResult{Addr: "select.best", Summary: "cnn 0.8295, promoted"}
+	two := &pipeline.StageResult{Addr: "select.small", Summary: "tiny 0.7000, not promoted"}
+	train := &pipeline.StageResult{Addr: "train.model[cnn]"}
+	for _, c := range []struct {
+		stages []*pipeline.StageResult
+		want   string
+	}{
+		{nil, "-"},
+		{[]*pipeline.StageResult{train}, "-"},
+		{[]*pipeline.StageResult{train, one}, "cnn 0.8295, promoted"},
+		{[]*pipeline.StageResult{one, train, two}, "select.best: cnn 0.8295, promoted; select.small: tiny 0.7000, not promoted"},
+	} {
+		if got := runResult(&pipeline.RunRecord{Stages: c.stages}); got != c.want {
+			t.Errorf("%d stages: %q, want %q", len(c.stages), got, c.want)
+		}
+	}
+}
