@@ -33,10 +33,11 @@ type Validator interface {
 }
 
 // PathChecker is implemented by kinds that can tell from what is at a path, written in the
-// pipeline file where a stage output is expected, that the stage will fail (a model of
-// another architecture, say). CheckPath gets the stage's values, the attribute and the
-// path's absolute form, which exists; it returns why the stage will fail, or "". Validate
-// warns with it: the path may yet change before the stage runs.
+// pipeline file where a stage output is expected or as a source, that the stage will fail (a
+// model of another architecture, a class folder with too few images). CheckPath gets the
+// stage's values, the attribute and the path's absolute form, which exists; it returns why
+// the stage will fail, or "". Validate warns with it, and plan and run for sources: the path
+// may yet change before the stage runs.
 type PathChecker interface {
 	CheckPath(v *Values, attr, abs string) string
 }

@@ -86,10 +86,24 @@ func suggestPath(workspace, rel string) string {
 
 // CheckSources reports every Source attribute whose path contains the store or does not
 // exist, at the attribute, with the closest existing path when the given one looks like a
-// typo, and warns of paths given where a stage output is expected that do not exist. It costs a stat per source (nothing is hashed), so validate can afford it; plan and
-// run find the same problems when they hash the sources. workspace is the folder that paths
-// are relative to.
+// typo, and warns of paths given where a stage output is expected that do not exist and of
+// sources their kind finds unusable (SourceWarnings). It costs a stat per source, or per file
+// for a kind that looks inside (nothing is hashed), so validate can afford it; plan and run
+// find the same problems when they hash the sources. workspace is the folder that paths are
+// relative to.
 func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
+	return w.checkSources(workspace, true)
+}
+
+// SourceWarnings warns of each source a kind can tell will fail its stage from what is there
+// (PathChecker: a split's class folder with too few files), for plan and run, which report
+// missing sources themselves when they hash them.
+func (w *Workflow) SourceWarnings(workspace string) hcl.Diagnostics {
+	return w.checkSources(workspace, false)
+}
+
+// checkSources is CheckSources, or with all false SourceWarnings.
+func (w *Workflow) checkSources(workspace string, all bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{} // a source shared by instances or stages is reported once
 	file := filepath.Base(w.Config.Path)
@@ -98,7 +112,9 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 		for _, a := range inst.Kind.Attributes() {
 			val := v.Get(a.Name)
 			if a.Role != Source && len(a.Accepts) > 0 {
-				diags = append(diags, missingPathInputs(workspace, file, inst.Kind, a, v, seen)...)
+				if all {
+					diags = append(diags, missingPathInputs(workspace, file, inst.Kind, a, v, seen)...)
+				}
 				continue
 			}
 			if a.Role != Source || !val.IsKnown() || val.IsNull() {
@@ -112,6 +128,10 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 			seen[id] = true
 			p := checkSource(workspace, file, a.Name, rel)
 			if p == nil {
+				diags = append(diags, unusableSource(workspace, inst.Kind, a, v)...)
+				continue
+			}
+			if !all {
 				continue
 			}
 			detail := p.detail + "."
@@ -123,6 +143,23 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 	}
 	sortBySubject(diags)
 	return diags
+}
+
+// unusableSource warns when the kind finds the source of attribute a, which exists, unusable
+// (PathChecker).
+func unusableSource(workspace string, kind Kind, a Attribute, v *Values) hcl.Diagnostics {
+	pc, ok := kind.(PathChecker)
+	if !ok {
+		return nil
+	}
+	rel := v.String(a.Name)
+	why := pc.CheckPath(v, a.Name, InWorkspace(workspace, rel))
+	if why == "" {
+		return nil
+	}
+	return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "Unusable source",
+		Detail:  fmt.Sprintf("%s %q: %s. The stage will fail when it runs unless that changes first.", a.Name, rel, why),
+		Subject: v.Range(a.Name)}}
 }
 
 // missingPathInputs warns of each path written as a string in attribute a, which takes stage

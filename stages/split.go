@@ -165,6 +165,46 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	return d.diags
 }
 
+// CheckPath implements pipeline.PathChecker for the source folder: a class folder holding
+// fewer files than the split needs images per class fails the stage, unless
+// drop_small_classes leaves it out. Files are counted, not read (a stat each), so a class
+// with enough files can still fall short by its bad or identical images; the stage says so.
+func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
+	if attr != "source" || !known(v, "val", "test", "test_source", "drop_small_classes") {
+		return ""
+	}
+	if drop := v.Get("drop_small_classes"); !drop.IsNull() && drop.True() {
+		return ""
+	}
+	test := num(v, "test")
+	if v.Get("test").IsNull() {
+		test = defaultTest
+	}
+	if !v.Get("test_source").IsNull() {
+		test = 0
+	}
+	need := minPerClass(num(v, "val"), test)
+	files, classes, _, err := discover(abs)
+	if err != nil {
+		return "" // the stage's own error says what is wrong with the folder
+	}
+	count := map[string]int{}
+	for _, f := range files {
+		count[f.Class]++
+	}
+	var small []string
+	for _, c := range classes {
+		if count[c] < need {
+			small = append(small, fmt.Sprintf("%q has %s", c, plural(count[c], "file", "files")))
+		}
+	}
+	if len(small) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("class %s, and this split needs at least %d images per class (one per set): add images, or set drop_small_classes = true to leave such classes out",
+		pipeline.ListSome(small, 5), need)
+}
+
 // defaultTest is the test fraction when test is not set and there is no test_source.
 const defaultTest = 0.1
 

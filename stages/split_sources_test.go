@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zclconf/go-cty/cty"
 )
 
 // validate (and plan, which evaluates the same checks) refuses a source that is a file, and a
@@ -116,5 +118,39 @@ func TestTestSourceWrittenAnotherWayKeepsThePreviousSets(t *testing.T) {
 	}
 	if _, why := p.sets(splitSettings{Seed: 42, Val: 0.25, TestSource: "raw/other"}); why != `test_source "raw/test" → "raw/other"` {
 		t.Fatalf("another folder: %q", why)
+	}
+}
+
+// The split's source check counts each class's files against what its sets need: three with
+// val and test, two with a test_source (the test set comes from there), one with neither.
+func TestSourceCheckCountsFilesPerClass(t *testing.T) {
+	src := t.TempDir()
+	for class, n := range map[string]int{"big": 4, "two": 2, "one": 1} {
+		os.MkdirAll(filepath.Join(src, class), 0o755)
+		for i := 0; i < n; i++ {
+			os.WriteFile(filepath.Join(src, class, fmt.Sprintf("%d.jpg", i)), nil, 0o644)
+		}
+		os.WriteFile(filepath.Join(src, class, ".hidden.jpg"), nil, 0o644) // not counted
+	}
+	for _, c := range []struct {
+		given map[string]cty.Value
+		want  string // "" for none
+	}{
+		{nil, `class "one" has 1 file, "two" has 2 files, and this split needs at least 3 images per class`},
+		{map[string]cty.Value{"test_source": cty.StringVal("t")}, `class "one" has 1 file, and this split needs at least 2 images`},
+		{map[string]cty.Value{"val": cty.NumberFloatVal(0), "test": cty.NumberFloatVal(0)}, ""},
+		{map[string]cty.Value{"drop_small_classes": cty.True}, ""},
+	} {
+		given := map[string]cty.Value{"source": cty.StringVal("raw"), "image_size": cty.NumberIntVal(8)}
+		for k, v := range c.given {
+			given[k] = v
+		}
+		got := Split{}.CheckPath(pipelineValues(t, Split{}, given), "source", src)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%v: %q, want %q", c.given, got, c.want)
+		}
+	}
+	if got := (Split{}).CheckPath(pipelineValues(t, Split{}, map[string]cty.Value{"source": cty.StringVal("raw"), "image_size": cty.NumberIntVal(8)}), "test_source", src); got != "" {
+		t.Errorf("test_source is not counted against the split's sets: %q", got)
 	}
 }

@@ -49,7 +49,8 @@ type loaded struct {
 
 // load reads, checks and evaluates the pipeline file named by the first argument, printing
 // every diagnostic with its source snippet. With checkSources it also reports source folders
-// that do not exist (validate; plan and run report those they need when they hash them).
+// that do not exist (validate; plan and run report those they need when they hash them);
+// without, it warns of sources their kinds can tell are unusable (Workflow.SourceWarnings).
 func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	path := c.Args().First()
 	if path == "" {
@@ -76,6 +77,8 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	cfg, wf, diags := buildFile(path, reg, vars)
 	if wf != nil && checkSources {
 		diags = append(diags, wf.CheckSources(filepath.Dir(abs))...)
+	} else if wf != nil && !diags.HasErrors() {
+		diags = append(diags, wf.SourceWarnings(filepath.Dir(abs))...)
 	}
 	if len(diags) > 0 {
 		printDiagnostics(c.App.ErrWriter, cfg, diags)

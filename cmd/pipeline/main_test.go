@@ -277,3 +277,32 @@ func TestHelpShowsOneDefaultPerFlag(t *testing.T) {
 		t.Fatalf("found %d commands in --help:\n%s", names, out)
 	}
 }
+
+// TestPlanWarnsOfAClassTooSmallToSplit checks that validate, plan and run warn of a class
+// folder with fewer files than the split needs, at the source attribute, before the split
+// fails on it; and that drop_small_classes, which leaves such a class out, is not warned of.
+func TestPlanWarnsOfAClassTooSmallToSplit(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	file := filepath.Join(dir, "pipeline.hcl")
+	for _, cmd := range []string{"validate", "plan"} {
+		if _, _, errs := runCLI(cmd, file); strings.Contains(errs, "Unusable source") {
+			t.Fatalf("%s with classes of 6 images: %s", cmd, errs)
+		}
+	}
+	tiny := filepath.Join(dir, "raw", "tiny")
+	os.MkdirAll(tiny, 0o755)
+	for i := 0; i < 2; i++ {
+		os.WriteFile(filepath.Join(tiny, fmt.Sprintf("%d.png", i)), []byte("not read"), 0o644)
+	}
+	want := `source "raw": class "tiny" has 2 files, and this split needs at least 3 images per class`
+	for _, cmd := range []string{"validate", "plan", "run"} {
+		code, out, errs := runCLI(cmd, file)
+		if !strings.Contains(errs, "Unusable source") || !strings.Contains(strings.Join(strings.Fields(errs), " "), want) || !strings.Contains(errs, "line 3") {
+			t.Errorf("%s: exit %d, want a warning at line 3: %s\n%s%s", cmd, code, want, out, errs)
+		}
+	}
+	os.WriteFile(file, []byte(strings.Replace(splitOnly, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)), 0o644)
+	if code, out, errs := runCLI("plan", file); strings.Contains(errs, "Unusable source") {
+		t.Errorf("plan with drop_small_classes: exit %d\n%s%s", code, out, errs)
+	}
+}
