@@ -405,6 +405,19 @@ stage "select" "best" {
 	if eff := rec.Result("select.best").Effect; !strings.HasPrefix(eff, "promoted ") || !strings.Contains(eff, `cannot be compared on this run's test set: it lacks "zigzag"`) {
 		t.Fatalf("after adding a class, select: %q", eff)
 	}
+
+	// A new class that sorts before some of the champion's gives them other ids: a client
+	// that keeps class ids would misread them, so a person decides.
+	for i := range 12 {
+		w.write(fmt.Sprintf("raw/dots/%d.png", i), randomPNG(11, uint64(i), 16, 16))
+	}
+	rec, _ = w.run(false)
+	sel := rec.Result("select.best")
+	wantEffect := `it adds "dots", which gives 3 of the champion's classes another class id ("lines" 1 → 2, "square" 2 → 3, "zigzag" 3 → 4)`
+	if !strings.HasPrefix(sel.Effect, "not promoted: ") || !strings.Contains(sel.Effect, wantEffect) ||
+		!strings.Contains(sel.Effect, fmt.Sprintf("pipeline promote %s/cnn makes it the champion by hand", rec.ID)) || !strings.HasSuffix(sel.Summary, ", not promoted") {
+		t.Fatalf("after adding a class before others, select: %q (%q)", sel.Effect, sel.Summary)
+	}
 }
 
 // nopProgress reports nothing.

@@ -683,6 +683,18 @@ func ClassChange(was, now []string) string {
 	return strings.Join(parts, "; ")
 }
 
+// movedIDs lists the classes of was, each as "NAME i → j", whose id (index) differs in now;
+// classes now lacks are not listed.
+func movedIDs(was, now []string) []string {
+	var moved []string
+	for i, c := range was {
+		if j := slices.Index(now, c); j >= 0 && j != i {
+			moved = append(moved, fmt.Sprintf("%q %d → %d", c, i, j))
+		}
+	}
+	return moved
+}
+
 // classDiff returns the classes of now that was lacks and those of was that now lacks, each
 // in its list's order.
 func classDiff(was, now []string) (added, dropped []string) {

@@ -447,8 +447,9 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		if dec.MustBeat && champ.TestSet != w.TestSet && w.TestSet != "" {
 			// Scores on different test sets do not compare: the champion is scored on this
 			// run's test set (once; championScore keeps the result in its folder), when it
-			// can be. Only a winner that adds classes goes without the comparison: one that
-			// drops a class, reorders them or takes other images waits for a person.
+			// can be. Only a winner that adds classes after the champion's goes without the
+			// comparison: one that drops a class, reorders them, gives any of them another
+			// id (a class added before it) or takes other images waits for a person.
 			added, dropped := classDiff(champ.Classes, info.Classes)
 			reorders := len(added) == 0 && len(dropped) == 0 && !slices.Equal(champ.Classes, info.Classes)
 			in, ci := info.Input, champ.Input
@@ -458,6 +459,11 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				why = append(why, "it has the champion's classes in another order (class ids differ)")
 			case len(dropped) > 0:
 				why = append(why, "it "+ClassChange(champ.Classes, info.Classes)) // adds …; drops …
+			case len(added) > 0:
+				if moved := movedIDs(champ.Classes, info.Classes); len(moved) > 0 {
+					why = append(why, fmt.Sprintf("it %s, which gives %s another class id (%s): a client that keeps class ids would read them as other classes",
+						ClassChange(champ.Classes, info.Classes), plural(len(moved), "of the champion's classes", "of the champion's classes"), pipeline.ListSome(moved, 3)))
+				}
 			}
 			if in.Height != ci.Height || in.Width != ci.Width || in.Channels != ci.Channels {
 				why = append(why, fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", in.Height, in.Width, in.Channels, ci.Height, ci.Width, ci.Channels))
@@ -465,9 +471,6 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			if len(why) == 0 && len(added) > 0 {
 				comparable = false
 				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it lacks %s", champ.ID, strings.TrimPrefix(ClassChange(champ.Classes, info.Classes), "adds "))
-				if !slices.Equal(champ.Classes, info.Classes[:len(champ.Classes)]) {
-					reason += " (the ids of some of its classes change)"
-				}
 			} else if len(why) == 0 {
 				score, err := championScore(ctx, job, champDir, w)
 				switch {
