@@ -41,8 +41,8 @@ type Decision struct {
 	Known bool `json:"key_known"`
 	// Certain is true when the stage runs whatever its upstream stages output, as far as
 	// the plan can tell: its key is known and not stored, it is forced, it never ran, or its
-	// own configuration changed since its last run (an output kept from an earlier run of
-	// the new configuration may still be reused when the key is known).
+	// own configuration changed since its last run and the store holds no output of the new
+	// configuration from stages that output what they did last time.
 	Certain bool   `json:"certain"`
 	Key     string `json:"key,omitempty"`
 	New     bool   `json:"new,omitempty"` // never ran before
@@ -190,6 +190,9 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 		return nil, err
 	}
 	outs := Outputs{}
+	// last is what each instance output when it last ran, as far as the store still holds
+	// it: the plan's guess at what a stage that runs will output (see keptFor).
+	last := Outputs{}
 	willRun := map[string]bool{}
 	var plan []*Decision
 	for _, inst := range insts {
@@ -205,8 +208,21 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 		}
 		if d.Action == Cached {
 			outs[inst.Addr] = e.outputPaths(d)
+			last[inst.Addr] = outs[inst.Addr]
 		} else {
 			willRun[inst.Addr] = true
+			if d.Certain && !d.Known && !d.New && !forced[inst.Addr] && e.keptFor(inst, last) {
+				// Its own configuration changed, and an output of the new one is kept: it
+				// is reused if the stages it uses output what they did last time.
+				d.Certain = false
+				d.Reasons = append(d.Reasons, fmt.Sprintf("an earlier output of this configuration is reused if %s %s what %s did last time",
+					strings.Join(running, ", "), Agree(len(running), "outputs", "output"), Agree(len(running), "it", "they")))
+			}
+			if st, ok := e.Store.LoadState(inst.Addr); ok {
+				if entry, err := e.Store.readEntry(st.Key); err == nil && e.Store.Verify(entry) == "" {
+					last[inst.Addr] = e.entryPaths(inst, entry)
+				}
+			}
 		}
 		plan = append(plan, d)
 	}
@@ -349,14 +365,35 @@ func (e *Engine) ownChanges(inst *Instance, v *Values, st *State) ([]string, err
 // outputPaths returns the store paths of a decided instance's outputs, as downstream stages
 // are given them, and notes each one's digest for their keys.
 func (e *Engine) outputPaths(d *Decision) map[string]string {
+	return e.entryPaths(d.inst, d.entry)
+}
+
+// entryPaths is outputPaths for the stored output entry of an instance.
+func (e *Engine) entryPaths(inst *Instance, entry *Entry) map[string]string {
 	m := map[string]string{}
-	for _, o := range d.inst.Kind.Outputs() {
-		m[o] = ObjectRel(d.entry.Output.Digest) + "/" + o
-		if dg, ok := d.entry.Outputs[o]; ok {
+	for _, o := range inst.Kind.Outputs() {
+		m[o] = ObjectRel(entry.Output.Digest) + "/" + o
+		if dg, ok := entry.Outputs[o]; ok {
 			e.outDigests.Store(m[o], dg)
 		}
 	}
 	return m
+}
+
+// keptFor reports whether the store holds an intact output of inst for the key it would have
+// if every stage it uses output what last holds: for a stage whose own configuration changed
+// while stages it uses run first, whether it may yet be reused.
+func (e *Engine) keptFor(inst *Instance, last Outputs) bool {
+	v, diags := e.Workflow.Evaluate(inst, last)
+	if diags.HasErrors() || !v.Known() {
+		return false
+	}
+	d := &Decision{Addr: inst.Addr, inst: inst, values: v}
+	if err := e.keyInputs(d, false); err != nil {
+		return false
+	}
+	entry, err := e.Store.readEntry(keyOfLines(inst.Addr, d.lines))
+	return err == nil && e.Store.Verify(entry) == ""
 }
 
 // outputDigest is the digest of the output at a store path that outputPaths handed out.
