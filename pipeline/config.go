@@ -28,6 +28,7 @@ type PipelineBlock struct {
 type Variable struct {
 	Name        string
 	Default     cty.Value // cty.NilVal when the variable must be set with -var
+	BadDefault  bool      // a default is written but is no valid value (already reported)
 	Type        cty.Type  // cty.DynamicPseudoType when unconstrained
 	Description string
 	DeclRange   hcl.Range

@@ -146,11 +146,14 @@ func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 	if a, ok := content.Attributes["default"]; ok {
 		val, d := a.Expr.Value(&hcl.EvalContext{Functions: functions()})
 		diags = append(diags, d...)
+		v.BadDefault = d.HasErrors()
 		if !d.HasErrors() {
 			cv, err := convertTo(val, v.Type)
 			if err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default value for variable",
-					Detail: fmt.Sprintf("The default of variable %q does not match its type: %s.", v.Name, err), Subject: a.Expr.Range().Ptr()})
+					Detail: fmt.Sprintf("The default of variable %q must be %s, as its type says: %s. Change the default or the type.",
+						v.Name, WithArticle(v.Type.FriendlyName()), conversionProblem(val, err)), Subject: a.Expr.Range().Ptr()})
+				v.BadDefault = true
 			} else {
 				v.Default = cv
 			}

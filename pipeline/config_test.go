@@ -270,3 +270,24 @@ func TestCycleMessagesSayHowTheStagesReferToEachOther(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidVariableDefaultIsOneError checks that a default of the wrong type is one error,
+// at the default, saying what was given, and not also a variable without a default.
+func TestInvalidVariableDefaultIsOneError(t *testing.T) {
+	src := `
+variable "epochs" {
+  type    = number
+  default = "three"
+}
+
+stage "xform" "a" {
+  input  = "in.txt"
+  epochs = var.epochs
+}
+`
+	diags := loadAndBuild("default.hcl", []byte(src), nil)
+	want := `The default of variable "epochs" must be a number, as its type says: got the string "three". Change the default or the type.`
+	if len(diags) != 1 || diags[0].Subject.Start.Line != 4 || diags[0].Detail != want {
+		t.Fatalf("want one error at line 4 saying %q, got:\n%s", want, diags.Error())
+	}
+}

@@ -351,6 +351,10 @@ func (w *Workflow) evalVariables(overrides map[string]string) hcl.Diagnostics {
 			}
 			val = parsed
 		}
+		if val == cty.NilVal && v.BadDefault {
+			bad(v) // the default's error says what to fix
+			continue
+		}
 		if val == cty.NilVal {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No value for variable",
 				Detail: fmt.Sprintf("Variable %q has no default; set it with -var %s=VALUE or give it a default.", v.Name, v.Name), Subject: v.DeclRange.Ptr()})

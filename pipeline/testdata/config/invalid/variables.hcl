@@ -15,6 +15,15 @@ variable "seed" { # ERROR: Invalid value for variable
   default = 1
 }
 
+variable "rounds" {
+  type    = number
+  default = "three" # ERROR: Invalid default value for variable
+}
+
+variable "label" {
+  default = nope # ERROR: Variables not allowed
+}
+
 pipeline {
   seed   = var.seed
   repeat = var.epochs + 1
@@ -23,6 +32,8 @@ pipeline {
 
 stage "gen" "a" {
   source = "data"
+  repeat = var.rounds
+  label  = var.label
 }
 
 stage "xform" "b" {
