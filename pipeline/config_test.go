@@ -123,9 +123,11 @@ schedule "nightly" {
 	}
 }
 
-// TestUnusedPipelineSettingIsWarned checks that a pipeline block setting no stage kind has
-// and nothing refers to is a warning with the closest name, and a used one is not.
-func TestUnusedPipelineSettingIsWarned(t *testing.T) {
+// TestUnknownPipelineSettingIsAnError checks that a pipeline block setting no stage kind has
+// and nothing refers to is an error with the closest name (the stages would silently keep
+// their defaults), that one only kinds absent from the file have is a warning, and that a
+// used one is neither.
+func TestUnknownPipelineSettingIsAnError(t *testing.T) {
 	src := `
 pipeline {
   seed    = 7
@@ -133,6 +135,8 @@ pipeline {
   suffix  = "!"
   label   = "x"
   unused  = 1
+  files   = 3
+  sed     = 1
 }
 
 stage "gen" "a" {
@@ -150,8 +154,10 @@ stage "xform" "b" {
 		got = append(got, fmt.Sprintf("%d %v %s: %s", d.Subject.Start.Line, d.Severity == hcl.DiagWarning, d.Summary, d.Detail))
 	}
 	want := []string{
-		`4 true Unused pipeline setting: No stage in this file has an attribute "repeet" and nothing refers to pipeline.repeet, so the setting has no effect. Did you mean "repeat"?`,
-		`7 true Unused pipeline setting: No stage in this file has an attribute "unused" and nothing refers to pipeline.unused, so the setting has no effect.`,
+		`4 false Unknown pipeline setting: No stage kind has an attribute "repeet" and nothing refers to pipeline.repeet: the pipeline block takes seed and defaults for the stages' attributes. Did you mean "repeat"?`,
+		`7 false Unknown pipeline setting: No stage kind has an attribute "unused" and nothing refers to pipeline.unused: the pipeline block takes seed and defaults for the stages' attributes. Remove it, or use it somewhere as pipeline.unused.`,
+		`8 true Unused pipeline setting: No stage in this file has an attribute "files" (only bulk stages do) and nothing refers to pipeline.files, so the setting has no effect.`,
+		`9 false Unknown pipeline setting: No stage kind has an attribute "sed" and nothing refers to pipeline.sed: the pipeline block takes seed and defaults for the stages' attributes. Did you mean "seed"?`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -425,15 +425,19 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 	return diags
 }
 
-// checkPipelineSettings warns about a pipeline block setting that nothing uses: no stage
-// kind in the file has an attribute of its name and no expression refers to it as
-// pipeline.NAME. Such a setting is most often a misspelling (image_sise), which would
-// otherwise leave every stage on its default without a word.
+// checkPipelineSettings reports a pipeline block setting that nothing uses: no stage kind in
+// the file has an attribute of its name and no expression refers to it as pipeline.NAME. One
+// that no registered kind has either is an error, as an unknown argument in a stage block is:
+// it is most often a misspelling (sed for seed, image_sise), which would otherwise leave every
+// stage on its default, and rerun them all for a changed seed. One that a kind absent from the
+// file has (epochs, with the train stage commented out) is a warning: it has no effect now.
 func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 	used := map[string]bool{"seed": true}
+	kindsKnown := true // every block's kind is known, so used holds all their attributes
 	for _, b := range w.blocks {
 		if b.kind == nil {
-			return nil // an unknown kind, reported already: its attributes are unknown
+			kindsKnown = false // an unknown kind, reported already: its attributes are unknown
+			continue
 		}
 		for _, a := range b.kind.Attributes() {
 			used[a.Name] = true
@@ -453,18 +457,44 @@ func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 			return nil
 		})
 	}
+	kindsOf := map[string][]string{} // attribute → the registered kinds that have it
+	for _, name := range w.Registry.Names() {
+		k, _ := w.Registry.Lookup(name)
+		for _, a := range k.Attributes() {
+			kindsOf[a.Name] = append(kindsOf[a.Name], name)
+		}
+	}
 	var diags hcl.Diagnostics
 	for _, name := range sortedKeys(w.Config.Pipeline.Attrs) {
 		if used[name] {
 			continue
 		}
-		detail := fmt.Sprintf("No stage in this file has an attribute %q and nothing refers to pipeline.%s, so the setting has no effect.", name, name)
-		if s := suggest(name, sortedKeys(used)); s != "" {
-			detail += fmt.Sprintf(" Did you mean %q?", s)
-		}
 		r := w.Config.Pipeline.Attrs[name].NameRange
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unused pipeline setting", Detail: detail, Subject: r.Ptr()})
+		if kinds := kindsOf[name]; len(kinds) > 0 {
+			if !kindsKnown {
+				continue
+			}
+			detail := fmt.Sprintf("No stage in this file has an attribute %q (only %s stages do) and nothing refers to pipeline.%s, so the setting has no effect.",
+				name, JoinList(kinds, "or"), name)
+			if s := suggest(name, sortedKeys(used)); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unused pipeline setting", Detail: detail, Subject: r.Ptr()})
+			continue
+		}
+		detail := fmt.Sprintf("No stage kind has an attribute %q and nothing refers to pipeline.%s: the pipeline block takes seed and defaults for the stages' attributes.", name, name)
+		s := suggest(name, sortedKeys(used))
+		if s == "" {
+			s = suggest(name, sortedKeys(kindsOf))
+		}
+		if s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		} else {
+			detail += fmt.Sprintf(" Remove it, or use it somewhere as pipeline.%s.", name)
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown pipeline setting", Detail: detail, Subject: r.Ptr()})
 	}
+	sortBySubject(diags)
 	return diags
 }
 
