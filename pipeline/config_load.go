@@ -233,6 +233,10 @@ func stageRefList(expr hcl.Expression, summary, detail string) ([]hcl.Traversal,
 	for _, e := range exprs {
 		tr, d := hcl.AbsTraversalForExpr(e)
 		if d.HasErrors() || tr.RootName() != "stage" {
+			detail := detail
+			if !d.HasErrors() && len(tr) >= 2 { // xform.b for stage.xform.b
+				detail += fmt.Sprintf(" Did you mean stage.%s?", traversalString(tr))
+			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: e.Range().Ptr()})
 			continue
 		}

@@ -297,3 +297,30 @@ stage "xform" "a" {
 		t.Fatalf("want one error at line 4 saying %q, got:\n%s", want, diags.Error())
 	}
 }
+
+// TestReferenceWithoutStagePrefixSuggestsIt checks that a stage reference written without
+// "stage." (split.main.train) is told the whole reference with it, wherever it is written,
+// once, and that an unknown name that is no stage kind keeps HCL's message.
+func TestReferenceWithoutStagePrefixSuggestsIt(t *testing.T) {
+	path := "testdata/config/invalid/stage_prefix.hcl"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{
+		7:  `There is no variable named "gen". A reference to a stage starts with stage (gen is a stage kind): did you mean stage.gen.a["x"].out?`,
+		11: `There is no variable named "gen". A reference to a stage starts with stage (gen is a stage kind): did you mean stage.gen.a?`,
+		16: `There is no variable named "bulk". A reference to a stage starts with stage (bulk is a stage kind): did you mean stage.bulk.e?`,
+		21: `Each depends_on entry must be a stage reference such as stage.split.main. Did you mean stage.xform.b?`,
+		25: `There is no variable named "nope".`,
+	}
+	diags := loadAndBuild(path, src, nil)
+	if len(diags) != len(want) {
+		t.Fatalf("got %d diagnostics, want %d:\n%s", len(diags), len(want), diags.Error())
+	}
+	for _, d := range diags {
+		if w := want[d.Subject.Start.Line]; d.Detail != w {
+			t.Errorf("line %d: %s\nwant: %s", d.Subject.Start.Line, d.Detail, w)
+		}
+	}
+}

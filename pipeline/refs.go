@@ -92,6 +92,34 @@ func (r *stageRef) resolve(b *block) *hcl.Diagnostic {
 	return nil
 }
 
+// traversalString writes tr as an expression (split.main["x"].train), for a message that
+// suggests a corrected reference.
+func traversalString(tr hcl.Traversal) string {
+	var b strings.Builder
+	for _, step := range tr {
+		switch s := step.(type) {
+		case hcl.TraverseRoot:
+			b.WriteString(s.Name)
+		case hcl.TraverseAttr:
+			b.WriteString("." + s.Name)
+		case hcl.TraverseIndex:
+			switch k := s.Key; {
+			case !k.IsKnown() || k.IsNull():
+				b.WriteString("[…]")
+			case k.Type() == cty.String:
+				b.WriteString("[" + strconv.Quote(k.AsString()) + "]")
+			case k.Type() == cty.Number:
+				b.WriteString("[" + k.AsBigFloat().Text('f', -1) + "]")
+			default:
+				b.WriteString("[…]")
+			}
+		case hcl.TraverseSplat:
+			b.WriteString("[*]")
+		}
+	}
+	return b.String()
+}
+
 // InstanceAddr formats the address of instance key of a stage block: "kind.name" for a
 // stage without for_each, "kind.name[key]" otherwise (quoted when not a plain word).
 func InstanceAddr(block string, key string, hasKey bool) string {

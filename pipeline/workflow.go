@@ -98,6 +98,9 @@ func Build(cfg *Config, reg *Registry, vars map[string]string) (*Workflow, hcl.D
 				b.broken = true
 			}
 		}
+		if b.badAttrs["for_each"] {
+			b.broken = true // its reference problem is reported: no keys, and no second error
+		}
 		if b.broken {
 			continue
 		}
@@ -611,8 +614,28 @@ func (w *Workflow) checkTraversal(b *block, attr string, tr hcl.Traversal, addrs
 				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown pipeline setting", Detail: detail, Subject: rng.Ptr()}}
 			}
 		}
+	default:
+		// split.main.train for stage.split.main.train: HCL's own message, that there is no
+		// variable named "split", does not say what was meant.
+		if len(tr) >= 2 && w.isKind(tr.RootName()) {
+			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown variable",
+				Detail: fmt.Sprintf("There is no variable named %q. A reference to a stage starts with stage (%s is a stage kind): did you mean stage.%s?",
+					tr.RootName(), tr.RootName(), traversalString(tr)),
+				Subject: rng.Ptr()}}
+		}
 	}
 	return nil
+}
+
+// isKind reports whether name is the kind of a stage in the file or a registered kind.
+func (w *Workflow) isKind(name string) bool {
+	for _, s := range w.Config.Stages {
+		if s.Kind == name {
+			return true
+		}
+	}
+	_, ok := w.Registry.Lookup(name)
+	return ok
 }
 
 func (w *Workflow) declaresVar(name string) bool {

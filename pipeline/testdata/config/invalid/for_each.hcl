@@ -21,3 +21,8 @@ stage "xform" "ok" {
 stage "xform" "wrongkey" {
   input = stage.xform.ok["z"].out # ERROR: Unknown stage instance
 }
+
+stage "xform" "undeclared" {
+  for_each = stage.xform.okk # ERROR: Reference to undeclared stage
+  input    = stage.gen.a.out
+}
