@@ -324,3 +324,53 @@ func TestReferenceWithoutStagePrefixSuggestsIt(t *testing.T) {
 		}
 	}
 }
+
+// TestMisspelledAttributeOfAnObjectSuggestsTheClosest checks that an attribute an object does
+// not have gets the closest name it has, as a stage output named in a reference does: a
+// stage's outputs through each.value (for_each over the stage, or over a map of its
+// instances), a variable's object, and an object written in place.
+func TestMisspelledAttributeOfAnObjectSuggestsTheClosest(t *testing.T) {
+	src := `
+variable "obj" {
+  default = { alpha = "a", beta = "b" }
+}
+
+stage "gen" "a" {
+  for_each = toset(["x", "y"])
+  source   = "data"
+}
+
+stage "xform" "b" {
+  for_each = stage.gen.a
+  input    = each.value.outt
+}
+
+stage "use" "c" {
+  for_each = { one = stage.make.m, two = stage.make.m }
+  input    = each.value.outt
+}
+
+stage "make" "m" {
+  source = "data"
+}
+
+stage "xform" "d" {
+  input  = var.obj.alpah
+  suffix = { alpha = "a" }.zeta
+}
+`
+	diags := loadAndBuild("attrs.hcl", []byte(src), nil)
+	want := []string{
+		` 13: Unsupported attribute: This object does not have an attribute named "outt". Did you mean "out"?`,
+		` 18: Unsupported attribute: This object does not have an attribute named "outt". Did you mean "out"?`,
+		` 26: Unsupported attribute: This object does not have an attribute named "alpah". Did you mean "alpha"?`,
+		` 27: Unsupported attribute: This object does not have an attribute named "zeta". Its attributes are "alpha".`,
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, lineSummary(d.Subject.Start.Line, d.Summary+": "+d.Detail))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

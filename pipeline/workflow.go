@@ -402,6 +402,7 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 	ctx := w.baseContext()
 	for name, a := range w.Config.Pipeline.Attrs {
 		v, d := a.Expr.Value(ctx)
+		suggestAttributes(a.Expr, ctx, d)
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			continue

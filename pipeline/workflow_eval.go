@@ -84,7 +84,9 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 		return nil
 	}
 	expr := b.cfg.ForEach
-	v, diags := expr.Value(w.evalContext(nil, false))
+	ctx := w.evalContext(nil, false)
+	v, diags := expr.Value(ctx)
+	suggestAttributes(expr, ctx, diags)
 	if diags.HasErrors() {
 		return diags
 	}
@@ -335,6 +337,7 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		var marks cty.ValueMarks
 		if attr, ok := b.cfg.Content.Attributes[a.Name]; ok {
 			got, d := attr.Expr.Value(ctx)
+			suggestAttributes(attr.Expr, ctx, d)
 			diags = append(diags, d...)
 			if d.HasErrors() {
 				continue
@@ -616,4 +619,66 @@ func conversionProblem(val cty.Value, err error) string {
 	default:
 		return "got " + WithArticle(t.FriendlyName())
 	}
+}
+
+// suggestAttributes adds a "did you mean" to each diagnostic in diags, from evaluating expr in
+// ctx, that says an object has no attribute of the name given (each.value.saved_modle, where
+// each.value is a stage's outputs): the closest name the object has, or else its names when
+// they are few. A reference straight to a stage output gets its suggestion from the stage
+// (stageRef.resolve); one through each.value, a variable or a pipeline setting gets it here,
+// from the value found by evaluating the reference up to the step at fault.
+func suggestAttributes(expr hcl.Expression, ctx *hcl.EvalContext, diags hcl.Diagnostics) {
+	misses := map[hcl.Range]*hcl.Diagnostic{}
+	for _, d := range diags {
+		if d.Summary == "Unsupported attribute" && d.Subject != nil && strings.HasPrefix(d.Detail, "This object does not have an attribute named ") {
+			misses[*d.Subject] = d
+		}
+	}
+	syn, ok := expr.(hclsyntax.Expression)
+	if len(misses) == 0 || !ok {
+		return
+	}
+	hclsyntax.VisitAll(syn, func(n hclsyntax.Node) hcl.Diagnostics {
+		var tr hcl.Traversal
+		var from func(hcl.Traversal) (cty.Value, hcl.Diagnostics) // the value of a prefix of tr
+		switch e := n.(type) {
+		case *hclsyntax.ScopeTraversalExpr:
+			tr = e.Traversal
+			from = func(prefix hcl.Traversal) (cty.Value, hcl.Diagnostics) { return prefix.TraverseAbs(ctx) }
+		case *hclsyntax.RelativeTraversalExpr:
+			tr = e.Traversal
+			from = func(prefix hcl.Traversal) (cty.Value, hcl.Diagnostics) {
+				src, d := e.Source.Value(ctx)
+				if d.HasErrors() {
+					return cty.NilVal, d
+				}
+				return prefix.TraverseRel(src)
+			}
+		default:
+			return nil
+		}
+		for i, step := range tr {
+			a, ok := step.(hcl.TraverseAttr)
+			if !ok || misses[a.SrcRange] == nil {
+				continue
+			}
+			d := misses[a.SrcRange]
+			obj, pd := from(tr[:i])
+			if pd.HasErrors() || obj == cty.NilVal {
+				continue
+			}
+			obj, _ = obj.Unmark()
+			if !obj.Type().IsObjectType() {
+				continue
+			}
+			names := sortedKeys(obj.Type().AttributeTypes())
+			if sug := suggest(a.Name, names); sug != "" {
+				d.Detail += fmt.Sprintf(" Did you mean %q?", sug)
+			} else if len(names) > 0 && len(names) <= 10 {
+				d.Detail += fmt.Sprintf(" Its attributes are %s.", quoteList(names))
+			}
+			delete(misses, a.SrcRange)
+		}
+		return nil
+	})
 }
