@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // sourceProblem is what is wrong with a Source attribute's path, found without reading it.
@@ -86,23 +88,25 @@ func suggestPath(workspace, rel string) string {
 
 // CheckSources reports every Source attribute whose path contains the store or does not
 // exist, at the attribute, with the closest existing path when the given one looks like a
-// typo, and warns of paths given where a stage output is expected that do not exist and of
-// sources their kind finds unusable (SourceWarnings). It costs a stat per source, or per file
-// for a kind that looks inside (nothing is hashed), so validate can afford it; plan and run
-// find the same problems when they hash the sources. workspace is the folder that paths are
-// relative to.
+// typo; refuses a stage reference written in quotes where a stage output is expected
+// (quotedReferences); and warns of paths given there that do not exist and of sources their
+// kind finds unusable (PathChecks). It costs a stat per source, or per file for a kind that
+// looks inside (nothing is hashed), so validate can afford it; plan and run find the same
+// problems when they hash the sources. workspace is the folder that paths are relative to.
 func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 	return w.checkSources(workspace, true)
 }
 
-// SourceWarnings warns of each source a kind can tell will fail its stage from what is there
-// (PathChecker: a split's class folder with too few files), for plan and run, which report
-// missing sources themselves when they hash them.
-func (w *Workflow) SourceWarnings(workspace string) hcl.Diagnostics {
+// PathChecks is what plan and run check of the paths written in the file before they plan,
+// since hashing the sources finds the rest: a stage reference written in quotes where a stage
+// output is expected, an error (quotedReferences), and, as warnings, each source a kind can
+// tell will fail its stage from what is there (PathChecker: a split's class folder with too
+// few files).
+func (w *Workflow) PathChecks(workspace string) hcl.Diagnostics {
 	return w.checkSources(workspace, false)
 }
 
-// checkSources is CheckSources, or with all false SourceWarnings.
+// checkSources is CheckSources, or with all false PathChecks.
 func (w *Workflow) checkSources(workspace string, all bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{} // a source shared by instances or stages is reported once
@@ -112,6 +116,7 @@ func (w *Workflow) checkSources(workspace string, all bool) hcl.Diagnostics {
 		for _, a := range inst.Kind.Attributes() {
 			val := v.Get(a.Name)
 			if a.Role != Source && len(a.Accepts) > 0 {
+				diags = append(diags, w.quotedReferences(workspace, inst, a, v, seen)...)
 				if all {
 					diags = append(diags, missingPathInputs(workspace, file, inst.Kind, a, v, seen)...)
 				}
@@ -195,6 +200,76 @@ func missingPathInputs(workspace, file string, kind Kind, a Attribute, v *Values
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Path not found", Detail: detail, Subject: rng})
 	}
 	return diags
+}
+
+// quotedReferences refuses each string in attribute a of inst, which takes stage outputs, that
+// is no existing path and reads as a reference to a stage: stage.KIND.NAME, with or without an
+// instance and an output, KIND a kind. Written in quotes, input = "stage.split.main.train" is
+// a path, which the stage would fail to find when it runs, and no dependency on split.main.
+// seen is shared with missingPathInputs, which then does not also warn that the path does not
+// exist.
+func (w *Workflow) quotedReferences(workspace string, inst *Instance, a Attribute, v *Values, seen map[string]bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	rng := v.Range(a.Name)
+	cty.Walk(v.Get(a.Name), func(_ cty.Path, val cty.Value) (bool, error) {
+		if !val.IsKnown() || val.IsNull() || val.Type() != cty.String {
+			return true, nil
+		}
+		text := val.AsString()
+		id := rng.String() + "\x00" + CleanPath(text)
+		tr, d := hclsyntax.ParseTraversalAbs([]byte(text), "", hcl.InitialPos)
+		if seen[id] || d.HasErrors() || tr.RootName() != "stage" {
+			return true, nil
+		}
+		ref, bad := parseStageRef(tr)
+		if kind, _, _ := strings.Cut(ref.Block, "."); bad != nil || !w.isKind(kind) {
+			return true, nil
+		}
+		if _, err := os.Lstat(InWorkspace(workspace, text)); !os.IsNotExist(err) {
+			return true, nil // a path after all (or one that cannot be told)
+		}
+		seen[id] = true
+		detail := fmt.Sprintf("%s %q is a string, not a reference: remove the quotes (%s = %s). In quotes it is a path, which does not exist, and the stage does not wait for %s.",
+			a.Name, text, a.Name, text, ref.Block)
+		if _, ok := w.blocks[ref.Block]; !ok {
+			detail = fmt.Sprintf("%s %q is a string, not a reference: remove the quotes, and name a stage of this file (there is no stage %s", a.Name, text, ref.Block)
+			if sug := suggest(ref.Block, w.BlockAddrs()); sug != "" {
+				detail += fmt.Sprintf("; did you mean stage.%s?).", sug)
+			} else {
+				detail += fmt.Sprintf("; its stages are %s).", strings.Join(w.BlockAddrs(), ", "))
+			}
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Stage reference in quotes", Detail: detail,
+			Subject: literalRange(inst.b.cfg.Content.Attributes[a.Name], text, rng)})
+		return true, nil
+	})
+	return diags
+}
+
+// literalRange is the range of the string literal text in attr's expression, as in
+// candidates = { a = "stage.evaluate.a.evaluation" }, or def when attr has no such literal (its
+// value comes from a variable, say) or is nil.
+func literalRange(attr *hcl.Attribute, text string, def *hcl.Range) *hcl.Range {
+	if attr == nil {
+		return def
+	}
+	expr, ok := attr.Expr.(hclsyntax.Expression)
+	if !ok {
+		return def
+	}
+	found := def
+	hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics {
+		t, ok := n.(*hclsyntax.TemplateExpr)
+		if !ok || found != def || len(t.Parts) != 1 {
+			return nil
+		}
+		if lit, ok := t.Parts[0].(*hclsyntax.LiteralValueExpr); ok && lit.Val.Type() == cty.String && lit.Val.AsString() == text {
+			r := t.SrcRange
+			found = &r
+		}
+		return nil
+	})
+	return found
 }
 
 // InWorkspace is where a path written in the pipeline file is: relative to the workspace (the

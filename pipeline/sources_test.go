@@ -94,6 +94,62 @@ stage "use" "ref" {
 	}
 }
 
+// TestQuotedStageReferenceIsAnError checks that a string written where a stage output is
+// expected that reads as a stage reference and is no path is an error at the string, for
+// validate (CheckSources, without the path warning too) and for plan and run (PathChecks),
+// with the closest stage when it names none; and that an existing path, or a string whose
+// second word is no stage kind, is a path as before.
+func TestQuotedStageReferenceIsAnError(t *testing.T) {
+	ws := newWorkspace(t, `
+stage "make" "m" {
+  source = "raw"
+}
+
+stage "use" "quoted" {
+  input = "stage.make.m.out"
+}
+
+stage "use" "typo" {
+  input = "stage.make.mm.out"
+}
+
+stage "collect" "inmap" {
+  from = { a = stage.make.m.out, b = "stage.make.m.out" }
+}
+
+stage "use" "folder" {
+  input = "stage.make.x"
+}
+
+stage "use" "nokind" {
+  input = "stage.nokind.m.out"
+}
+`, map[string]string{"raw/b.txt": "b", "stage.make.x/a.txt": "a"})
+	want := []string{
+		`7:11 error: Stage reference in quotes: input "stage.make.m.out" is a string, not a reference: remove the quotes (input = stage.make.m.out). In quotes it is a path, which does not exist, and the stage does not wait for make.m.`,
+		`11:11 error: Stage reference in quotes: input "stage.make.mm.out" is a string, not a reference: remove the quotes, and name a stage of this file (there is no stage make.mm; did you mean stage.make.m?).`,
+		`15:38 error: Stage reference in quotes: from "stage.make.m.out" is a string, not a reference: remove the quotes (from = stage.make.m.out). In quotes it is a path, which does not exist, and the stage does not wait for make.m.`,
+	}
+	e := ws.engine(nil)
+	for name, diags := range map[string]hcl.Diagnostics{"CheckSources": e.Workflow.CheckSources(ws.dir), "PathChecks": e.Workflow.PathChecks(ws.dir)} {
+		var got []string
+		for _, d := range diags {
+			sev := "error"
+			if d.Severity == hcl.DiagWarning {
+				sev = "warning"
+			}
+			got = append(got, fmt.Sprintf("%d:%d %s: %s: %s", d.Subject.Start.Line, d.Subject.Start.Column, sev, d.Summary, d.Detail))
+		}
+		w := want
+		if name == "CheckSources" { // a path of no stage kind is a path that is not there
+			w = append(slices.Clone(want), `23:11 warning: Path not found: input "stage.nokind.m.out" does not exist (paths are relative to the folder of pipeline.hcl): the stage will fail when it runs unless it appears first.`)
+		}
+		if strings.Join(got, "\n") != strings.Join(w, "\n") {
+			t.Errorf("%s:\n%s\nwant:\n%s", name, strings.Join(got, "\n"), strings.Join(w, "\n"))
+		}
+	}
+}
+
 // TestCheckSourcesRefusesTheStore checks that a source holding the store is found without
 // planning, as plan finds it.
 func TestCheckSourcesRefusesTheStore(t *testing.T) {

@@ -50,7 +50,7 @@ type loaded struct {
 // load reads, checks and evaluates the pipeline file named by the first argument, printing
 // every diagnostic with its source snippet. With checkSources it also reports source folders
 // that do not exist (validate; plan and run report those they need when they hash them);
-// without, it warns of sources their kinds can tell are unusable (Workflow.SourceWarnings).
+// without, it checks what plan and run check of paths before they plan (Workflow.PathChecks).
 func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	path := c.Args().First()
 	if path == "" {
@@ -78,7 +78,7 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	if wf != nil && checkSources {
 		diags = append(diags, wf.CheckSources(filepath.Dir(abs))...)
 	} else if wf != nil && !diags.HasErrors() {
-		diags = append(diags, wf.SourceWarnings(filepath.Dir(abs))...)
+		diags = append(diags, wf.PathChecks(filepath.Dir(abs))...)
 	}
 	if len(diags) > 0 {
 		printDiagnostics(c.App.ErrWriter, cfg, diags)

@@ -306,3 +306,32 @@ func TestPlanWarnsOfAClassTooSmallToSplit(t *testing.T) {
 		t.Errorf("plan with drop_small_classes: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestQuotedStageReferenceIsRefusedBeforeRunning checks that validate, plan and run refuse a
+// stage reference written in quotes where a stage output is expected, saying to remove the
+// quotes, rather than validate warning of a missing path, plan giving a reason and run
+// failing on the path.
+func TestQuotedStageReferenceIsRefusedBeforeRunning(t *testing.T) {
+	dir := workspace(t, splitOnly+`
+stage "augment" "bal" {
+  input       = "stage.split.main.train"
+  max_augment = 2
+}
+`)
+	file := filepath.Join(dir, "pipeline.hcl")
+	want := `input "stage.split.main.train" is a string, not a reference: remove the quotes (input = stage.split.main.train).`
+	for _, cmd := range []string{"validate", "plan", "run"} {
+		args := []string{cmd, file}
+		if cmd == "run" {
+			args = append(args, "--runs-dir", filepath.Join(dir, "runs"))
+		}
+		code, out, errs := runCLI(args...)
+		if code != exitErr || !strings.Contains(errs, "Error: Stage reference in quotes") || !strings.Contains(errs, "pipeline.hcl line 11") ||
+			!strings.Contains(strings.Join(strings.Fields(errs), " "), want) || strings.Contains(errs, "Path not found") {
+			t.Errorf("%s: exit %d, want an error at line 11 saying %s\n%s%s", cmd, code, want, out, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "runs")); !os.IsNotExist(err) {
+		t.Errorf("run made a run folder: %v", err)
+	}
+}
