@@ -91,9 +91,9 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 		// A name that looks the same is the same class: "à" may be written as one character
 		// or as "a" and a combining accent (macOS writes the latter), so class names are in
 		// Unicode's composed form (NFC), whatever form the folder name has.
-		class := norm.NFC.String(e.Name())
+		class := className(e.Name())
 		if other, ok := folderOf[class]; ok {
-			return nil, nil, nil, fmt.Errorf("class folders %+q and %+q in %s are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", other, e.Name(), root)
+			return nil, nil, nil, errors.New(sameClassFolders(other, e.Name(), root))
 		}
 		folderOf[class] = e.Name()
 		seen := maps.Clone(above)
@@ -105,6 +105,48 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 	sort.Slice(files, func(i, j int) bool { return files[i].Rel < files[j].Rel })
 	sort.Slice(rejected, func(i, j int) bool { return rejected[i].Path < rejected[j].Path })
 	return files, classes, rejected, nil
+}
+
+// className is the class a folder's name stands for: the name in Unicode's composed form
+// (NFC), so that "à" written as one character and as "a" and a combining accent is one class.
+func className(folder string) string {
+	return norm.NFC.String(folder)
+}
+
+// sameClassFolders says that class folders a and b, in folder in (left out when ""), are one
+// class name written in two Unicode forms: the split's error, and its source check's warning.
+func sameClassFolders(a, b, in string) string {
+	if in != "" {
+		in = " in " + in
+	}
+	return fmt.Sprintf("class folders %+q and %+q%s are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", a, b, in)
+}
+
+// unicodeTwins lists what is said of each class folder of the source folder root whose name
+// is another's in another Unicode form (sameClassFolders), which discover refuses, without
+// walking the class folders.
+func unicodeTwins(root string) []string {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	folderOf := map[string]string{} // class → its first folder's name
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") || !utf8.ValidString(e.Name()) {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(root, e.Name())); err != nil || !fi.IsDir() {
+			continue
+		}
+		class := className(e.Name())
+		if other, ok := folderOf[class]; ok {
+			out = append(out, sameClassFolders(other, e.Name(), ""))
+			continue
+		}
+		folderOf[class] = e.Name()
+	}
+	return out
 }
 
 func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candidate, rejected *[]Rejected) {

@@ -165,11 +165,19 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	return d.diags
 }
 
-// CheckPath implements pipeline.PathChecker for the source folder: a class folder holding
-// fewer files than the split needs images per class fails the stage, unless
+// CheckPath implements pipeline.PathChecker for the source and test_source folders: two
+// class folders whose names are one name in two Unicode forms ("Crème" composed and
+// decomposed) fail the stage, as discover refuses them; and, in source, a class folder
+// holding fewer files than the split needs images per class fails it, unless
 // drop_small_classes leaves it out. Files are counted, not read (a stat each), so a class
 // with enough files can still fall short by its bad or identical images; the stage says so.
 func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
+	if attr != "source" && attr != "test_source" {
+		return ""
+	}
+	if twins := unicodeTwins(abs); len(twins) > 0 {
+		return strings.Join(twins, "; ")
+	}
 	if attr != "source" || !known(v, "val", "test", "test_source", "drop_small_classes") {
 		return ""
 	}

@@ -154,3 +154,37 @@ func TestSourceCheckCountsFilesPerClass(t *testing.T) {
 		t.Errorf("test_source is not counted against the split's sets: %q", got)
 	}
 }
+
+// The split's source check finds two class folders whose names are one name in two Unicode
+// forms, which the split refuses, in its words, in source and test_source, whatever the
+// settings: without it, validate and plan said nothing of a split that would fail.
+func TestSourceCheckFindsClassFoldersNamedInTwoUnicodeForms(t *testing.T) {
+	src := t.TempDir()
+	for _, class := range []string{"Cr\u00e8me", "Cre\u0300me", "Lait"} { // "Crème" composed, decomposed
+		os.MkdirAll(filepath.Join(src, class), 0o755)
+		for i := 0; i < 4; i++ {
+			os.WriteFile(filepath.Join(src, class, fmt.Sprintf("%d.jpg", i)), nil, 0o644)
+		}
+	}
+	want := `class folders "Cre\u0300me" and "Cr\u00e8me" are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder`
+	for name, given := range map[string]map[string]cty.Value{
+		"defaults":           {},
+		"drop_small_classes": {"drop_small_classes": cty.True},
+		"val unknown":        {"val": cty.UnknownVal(cty.Number)}, // known once an upstream stage runs
+	} {
+		given["source"], given["image_size"] = cty.StringVal("raw"), cty.NumberIntVal(8)
+		for _, attr := range []string{"source", "test_source"} {
+			if got := (Split{}).CheckPath(pipelineValues(t, Split{}, given), attr, src); got != want {
+				t.Errorf("%s with %s: %q, want %q", attr, name, got, want)
+			}
+		}
+	}
+	_, _, _, err := discover(src)
+	if err == nil || err.Error() != strings.Replace(want, " are the same name", " in "+src+" are the same name", 1) {
+		t.Errorf("the split's own error is worded otherwise: %v", err)
+	}
+	os.Rename(filepath.Join(src, "Cre\u0300me"), filepath.Join(src, "Cremes"))
+	if got := (Split{}).CheckPath(pipelineValues(t, Split{}, map[string]cty.Value{"source": cty.StringVal("raw"), "image_size": cty.NumberIntVal(8)}), "source", src); got != "" {
+		t.Errorf("folders of different names: %q", got)
+	}
+}
