@@ -290,6 +290,14 @@ func WithoutPath(err error) error {
 	return err
 }
 
+// IsRejected reports whether err is a problem with an image file itself, one the split
+// lists in rejected.json (empty, not an image, truncated or corrupt, too large, unreadable, not
+// a regular file, a link that leads nowhere), rather than an I/O failure or the model's.
+func IsRejected(err error) bool {
+	var r errRejected
+	return errors.As(err, &r)
+}
+
 func reject(format string, args ...any) error {
 	return errRejected{reason: fmt.Sprintf(format, args...)}
 }

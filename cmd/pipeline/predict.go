@@ -29,8 +29,10 @@ func predictCommand() *cli.Command {
 		Usage:     "print the most likely classes of images",
 		ArgsUsage: "IMAGE|FOLDER...",
 		Description: "Classifies each IMAGE. A FOLDER stands for the files directly in it, in name order: hidden\n" +
-			"files (.name) and subfolders are left out, and files whose content is not an image, or\n" +
-			"that are not regular files (named pipes, devices), are skipped with a note. Formats:\n" +
+			"files (.name) and subfolders are left out, and a file that cannot be classified for what\n" +
+			"it is (not an image, empty, truncated or corrupt, over --max-pixels, unreadable, or not a\n" +
+			"regular file: a named pipe, a device) is skipped with a note saying why, which does not\n" +
+			"change the exit status; an IMAGE named that is so is an error (exit status 1). Formats:\n" +
 			stages.ImageFormats + ", recognised by content (a file's header is checked before\n" +
 			"the file is read).\n\n" +
 			"As serve does, a warning follows the classes of an image the model is unsure of: when the\n" +
@@ -71,7 +73,7 @@ func predictCommand() *cli.Command {
 				}
 			}
 			// A folder that cannot be looked in or holds no files is an error of its own, as a
-			// bad file is: the other inputs are still classified.
+			// bad file named is: the other inputs are still classified.
 			files, badDirs := expandImageArgs(c.Args().Slice())
 			for _, d := range badDirs {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", d.path, d.reason)
@@ -94,8 +96,11 @@ func predictCommand() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: the model has %d classes: showing all %d\n", n, n)
 			}
 			rankWidth := len(fmt.Sprint(min(k, len(p.Classes()))))
-			skipped := map[error][]string{} // files in folders that are not images, or not regular files
-			found := map[string]int{}       // images found in each folder named
+			// Files found in folders that cannot be classified for what they are (not an
+			// image, empty, truncated, unreadable, …), by reason, the reasons in the order met.
+			skipped := map[string][]string{}
+			var reasons []string
+			found := map[string]int{} // images found in each folder named
 			failed, total, unsure := 0, 0, 0
 			w := c.App.Writer
 			for start := 0; start < len(files); start += predictBatch {
@@ -113,11 +118,13 @@ func predictCommand() *cli.Command {
 					if readErrs[i] != nil {
 						errs[i] = readErrs[i]
 					}
-					if f.dir != "" {
-						if kind := skippedKind(errs[i]); kind != nil {
-							skipped[kind] = append(skipped[kind], f.path)
-							continue
+					if f.dir != "" && stages.IsRejected(errs[i]) {
+						why := skipReason(errs[i])
+						if skipped[why] == nil {
+							reasons = append(reasons, why)
 						}
+						skipped[why] = append(skipped[why], f.path)
+						continue
 					}
 					found[f.dir]++
 					total++
@@ -157,17 +164,13 @@ func predictCommand() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: low confidence for %d of %s (--warn-sum %g, --warn-top %g)\n",
 					unsure, pipeline.Plural(total-failed, "image classified", "images classified"), c.Float64("warn-sum"), c.Float64("warn-top"))
 			}
-			for _, kind := range []error{stages.ErrNotImage, stages.ErrNotRegular} {
-				if names := skipped[kind]; len(names) > 0 {
-					what := "not " + stages.ImageFormats
-					if kind == stages.ErrNotRegular && len(names) == 1 {
-						what = "not a regular file"
-					} else if kind == stages.ErrNotRegular {
-						what = "not regular files"
-					}
-					fmt.Fprintf(c.App.ErrWriter, "pipeline: skipped %s in the folders given, %s: %s\n",
-						pipeline.Plural(len(names), "file", "files"), what, pipeline.ListSome(names, 3))
+			for _, why := range reasons {
+				names := skipped[why]
+				if why == notRegular && len(names) > 1 {
+					why = "not regular files"
 				}
+				fmt.Fprintf(c.App.ErrWriter, "pipeline: skipped %s in the folders given, %s: %s\n",
+					pipeline.Plural(len(names), "file", "files"), why, pipeline.ListSome(names, 3))
 			}
 			var empty []string // folders named that gave no image, in the order named
 			listed := map[string]bool{}
@@ -210,16 +213,21 @@ func writePredictions(w io.Writer, file string, preds []stages.Prediction, warni
 	}
 }
 
-// skippedKind is the input error for which a file found in a folder is skipped with a note
-// rather than reported as an error of its own (nil for none): not an image, or not a regular
-// file (a named pipe or a device, which predict does not open).
-func skippedKind(err error) error {
-	for _, kind := range []error{stages.ErrNotImage, stages.ErrNotRegular} {
-		if errors.Is(err, kind) {
-			return kind
-		}
+// notRegular is skipReason's reason for a named pipe or a device, which predict does not open.
+const notRegular = "not a regular file"
+
+// skipReason is what the note on skipped files says of a file found in a folder that err, a
+// problem with the file itself (stages.IsRejected), keeps from being classified: the reason
+// the split's rejected.json gives ("empty file", "truncated jpeg", "unreadable: permission
+// denied"), shortened for a file that is not an image, which says nothing more.
+func skipReason(err error) string {
+	switch {
+	case errors.Is(err, stages.ErrNotImage):
+		return "not " + stages.ImageFormats
+	case errors.Is(err, stages.ErrNotRegular):
+		return notRegular
 	}
-	return nil
+	return err.Error()
 }
 
 // explainModelError adds to LoadPredictor's error for the model folder dir what to do about

@@ -105,6 +105,57 @@ func TestPredictRefusesWhatIsNotARegularFile(t *testing.T) {
 	}
 }
 
+// Every file in a folder that cannot be classified for what it is (empty, not an image,
+// truncated) is skipped the same way: a note by reason naming it, out of --json, and the exit
+// status that of the images classified. The same file named on the command line is an error.
+func TestPredictSkipsEveryBadFileInAFolderAlike(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	dir := filepath.Join(t.TempDir(), "photos")
+	os.MkdirAll(dir, 0o755)
+	good := pngBytes(8, 8, 3)
+	files := map[string][]byte{"a.png": good, "empty.jpg": nil, "empty2.jpg": nil, "notes.png": []byte("taken in May"), "cut.png": good[:len(good)/2]}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := func(name string) string { return filepath.Join(dir, name) }
+	reason := map[string]string{} // each bad file's error when named
+	for _, name := range []string{"empty.jpg", "notes.png", "cut.png"} {
+		code, _, errs := runCLI("predict", "--model", model, in(name))
+		reason[name], _, _ = strings.Cut(strings.TrimPrefix(errs, "pipeline: "+in(name)+": "), "\n")
+		if code != exitErr || !strings.HasPrefix(errs, "pipeline: "+in(name)+": ") || strings.Contains(errs, "skipped") {
+			t.Errorf("%s named: exit %d, stderr %q; want exit %d and an error naming it", name, code, errs, exitErr)
+		}
+	}
+	if !strings.HasPrefix(reason["cut.png"], "corrupt png") && !strings.HasPrefix(reason["cut.png"], "truncated png") {
+		t.Fatalf("cut.png named: %q", reason["cut.png"])
+	}
+
+	code, out, errs := runCLI("predict", "--model", model, dir)
+	if code != exitOK || !strings.HasPrefix(out, in("a.png")+"\n") || strings.Count(out, "%") != 5 {
+		t.Errorf("exit %d, stdout %q; want exit %d and a.png alone classified", code, out, exitOK)
+	}
+	// By reason, in the order first met (files in name order); the reason as when named.
+	want := "pipeline: skipped 1 file in the folders given, " + reason["cut.png"] + ": " + in("cut.png") + "\n" +
+		"pipeline: skipped 2 files in the folders given, empty file: " + in("empty.jpg") + ", " + in("empty2.jpg") + "\n" +
+		"pipeline: skipped 1 file in the folders given, not " + stages.ImageFormats + ": " + in("notes.png") + "\n"
+	if !strings.HasSuffix(errs, want) || strings.Contains(errs, "could not be classified") {
+		t.Errorf("stderr %q\nwant it to end with %q", errs, want)
+	}
+
+	code, out, errs = runCLI("predict", "--model", model, "--json", dir)
+	var res []struct{ File, Error string }
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || len(res) != 1 || res[0].File != in("a.png") {
+		t.Errorf("--json: exit %d, stdout %q, stderr %q; want exit %d and a.png alone", code, out, errs, exitOK)
+	}
+	// A folder of which nothing can be classified gives no image, which is an error.
+	os.Remove(in("a.png"))
+	if code, _, errs := runCLI("predict", "--model", model, dir); code != exitErr || !strings.HasSuffix(errs, "pipeline: no image in "+dir+"\n") {
+		t.Errorf("no image left: exit %d, stderr %q", code, errs)
+	}
+}
+
 // A folder that holds no files is an error of its own: the other inputs are still classified,
 // and predict exits with status 1 as for a bad file. With --json, inputs of which none could
 // be classified are an empty list, not null.
