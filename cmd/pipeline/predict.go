@@ -92,7 +92,9 @@ func predictCommand() *cli.Command {
 				resolved = c.String("model")
 			}
 			id := modelName(c.String("model"), resolved, p)
-			if n := len(p.Classes()); k > n {
+			// Said only of a --top asked for: the default 5 of a model of fewer classes
+			// shows them all without a word.
+			if n := len(p.Classes()); k > n && c.IsSet("top") {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: the model has %d classes: showing all %d\n", n, n)
 			}
 			rankWidth := len(fmt.Sprint(min(k, len(p.Classes()))))

@@ -238,6 +238,24 @@ func TestPredictTopBeyondTheClasses(t *testing.T) {
 	}
 }
 
+// The default --top 5 of a model of fewer classes shows them all without a word: only a --top
+// asked for is said to be beyond the classes.
+func TestPredictDefaultTopOfFewerClassesIsNotSaid(t *testing.T) {
+	model := smallModel(t, filepath.Join(t.TempDir(), "m"), "m", "a", "b", "c", "d")
+	img := filepath.Join(t.TempDir(), "x.png")
+	os.WriteFile(img, pngBytes(8, 8, 1), 0o644)
+	code, out, errs := runCLI("predict", "--model", model, "--warn-sum", "0", "--warn-top", "0", img)
+	if code != exitOK || strings.Count(out, "%") != 4 || errs != "" {
+		t.Errorf("default --top: exit %d, stdout %q, stderr %q; want the 4 classes and nothing on stderr", code, out, errs)
+	}
+	for _, top := range []string{"--top", "-k"} {
+		code, out, errs := runCLI("predict", "--model", model, top, "5", "--warn-sum", "0", "--warn-top", "0", img)
+		if want := "pipeline: the model has 4 classes: showing all 4\n"; code != exitOK || strings.Count(out, "%") != 4 || errs != want {
+			t.Errorf("%s 5: exit %d, stdout %q, stderr %q; want the 4 classes and %q", top, code, out, errs, want)
+		}
+	}
+}
+
 // A missing model says what to do; no error names a path twice.
 func TestPredictErrorsNameAPathOnce(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "x.png")
