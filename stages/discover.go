@@ -69,7 +69,7 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 			continue
 		}
 		abs := filepath.Join(root, e.Name())
-		name := escapeInvalidUTF8(e.Name()) // as reports can show it
+		name := EscapeInvalidUTF8(e.Name()) // as reports can show it
 		fi, err := os.Stat(abs)
 		if err != nil {
 			rejected = append(rejected, Rejected{Path: name, Reason: statReason(err)})
@@ -166,7 +166,7 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 			if e.IsDir() {
 				what = "folder"
 			}
-			*rejected = append(*rejected, Rejected{Path: rel + "/" + escapeInvalidUTF8(e.Name()), Class: class, Reason: what + " name is not valid UTF-8: rename it"})
+			*rejected = append(*rejected, Rejected{Path: rel + "/" + EscapeInvalidUTF8(e.Name()), Class: class, Reason: what + " name is not valid UTF-8: rename it"})
 			continue
 		}
 		abs := filepath.Join(dir, e.Name())
@@ -195,9 +195,10 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 	}
 }
 
-// escapeInvalidUTF8 returns s with each byte that is not part of valid UTF-8 written as \xNN
-// (as Go quotes strings), so that a JSON report can name the file.
-func escapeInvalidUTF8(s string) string {
+// EscapeInvalidUTF8 returns s with each byte that is not part of valid UTF-8 written as \xNN
+// (as Go quotes strings), so that a JSON report can name the file: the split's reports and
+// predict's output name such a file so, where JSON would put U+FFFD in place of the byte.
+func EscapeInvalidUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}

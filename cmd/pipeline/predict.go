@@ -76,7 +76,7 @@ func predictCommand() *cli.Command {
 			// bad file named is: the other inputs are still classified.
 			files, badDirs := expandImageArgs(c.Args().Slice())
 			for _, d := range badDirs {
-				fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", d.path, d.reason)
+				fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", shownPath(d.path), d.reason)
 			}
 			if len(files) == 0 {
 				printJSON()
@@ -125,12 +125,12 @@ func predictCommand() *cli.Command {
 						if skipped[why] == nil {
 							reasons = append(reasons, why)
 						}
-						skipped[why] = append(skipped[why], f.path)
+						skipped[why] = append(skipped[why], shownPath(f.path))
 						continue
 					}
 					found[f.dir]++
 					total++
-					r := result{File: f.path}
+					r := result{File: shownPath(f.path)}
 					if errs[i] != nil {
 						r.Error = errs[i].Error()
 					} else {
@@ -181,8 +181,8 @@ func predictCommand() *cli.Command {
 			}
 			for _, a := range c.Args().Slice() {
 				bad := slices.ContainsFunc(badDirs, func(d badDir) bool { return d.path == a })
-				if (bad || listed[a] && found[a] == 0) && !contains(empty, a) {
-					empty = append(empty, a)
+				if (bad || listed[a] && found[a] == 0) && !contains(empty, shownPath(a)) {
+					empty = append(empty, shownPath(a))
 				}
 			}
 			var problems []string
@@ -321,11 +321,16 @@ func expandImageArgs(args []string) ([]imageFile, []badDir) {
 	return files, bad
 }
 
+// shownPath is path as predict's output names it, in text as in JSON: each byte of a name
+// that is not valid UTF-8 written as \xNN, as the split's reports write it, not replaced by
+// U+FFFD (which JSON would do), so that the name leads back to the file.
+func shownPath(path string) string { return stages.EscapeInvalidUTF8(path) }
+
 // joinPaths lists the folders of bad, comma-separated.
 func joinPaths(bad []badDir) string {
 	var paths []string
 	for _, d := range bad {
-		paths = append(paths, d.path)
+		paths = append(paths, shownPath(d.path))
 	}
 	return strings.Join(paths, ", ")
 }

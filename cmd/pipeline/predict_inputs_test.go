@@ -256,6 +256,36 @@ func TestPredictDefaultTopOfFewerClassesIsNotSaid(t *testing.T) {
 	}
 }
 
+// A file name that is not valid UTF-8 is written with \xNN for each bad byte, as the split's
+// reports write it, in JSON (which would otherwise put U+FFFD there) and in text alike, so
+// that the name leads back to the file.
+func TestPredictNamesANonUTF8FileAsTheSplitDoes(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	dir := t.TempDir()
+	img, notes := filepath.Join(dir, "caf\xe9.png"), filepath.Join(dir, "notes\xff.png")
+	if err := os.WriteFile(img, pngBytes(8, 8, 3), 0o644); err != nil {
+		t.Skip("no file names that are not UTF-8 here:", err)
+	}
+	os.WriteFile(notes, []byte("taken in May"), 0o644)
+	shown, shownNotes := filepath.Join(dir, `caf\xe9.png`), filepath.Join(dir, `notes\xff.png`)
+
+	code, out, errs := runCLI("predict", "--model", model, "--json", img)
+	var res []struct{ File string }
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || len(res) != 1 || res[0].File != shown {
+		t.Errorf("--json: exit %d, stdout %q, stderr %q; want the file named %q", code, out, errs, shown)
+	}
+	code, out, errs = runCLI("predict", "--model", model, dir)
+	if code != exitOK || !strings.HasPrefix(out, shown+"\n") {
+		t.Errorf("text: exit %d, stdout %q; want the file named %q", code, out, shown)
+	}
+	if want := "in the folders given, not " + stages.ImageFormats + ": " + shownNotes + "\n"; !strings.Contains(errs, want) {
+		t.Errorf("stderr %q does not say %q", errs, want)
+	}
+	if code, _, errs := runCLI("predict", "--model", model, notes); code != exitErr || !strings.HasPrefix(errs, "pipeline: "+shownNotes+": not an image") {
+		t.Errorf("a bad file named: exit %d, stderr %q; want it named %q", code, errs, shownNotes)
+	}
+}
+
 // A missing model says what to do; no error names a path twice.
 func TestPredictErrorsNameAPathOnce(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "x.png")
