@@ -104,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		},
 		HideHelpCommand: true,
 	}
+	onUsageErrors(app)
 	if err := app.Run(interspersed(app, args)); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {

@@ -51,6 +51,32 @@ stage "split" "main" {
 }
 `
 
+// A flag a command does not have is said in a line with the nearest flag the command has,
+// and a line saying where its flags are listed, not followed by the whole help.
+func TestAMistypedFlagSuggestsTheNearest(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plan", "--stag", "x"}, "pipeline: plan has no flag --stag; did you mean --stage?\nrun 'pipeline plan --help' to see its flags\n"},
+		{[]string{"plan", "pipeline.hcl", "-stag", "x"}, "pipeline: plan has no flag --stag; did you mean --stage?\nrun 'pipeline plan --help' to see its flags\n"},
+		{[]string{"predict", "--tpo", "3", "x.png"}, "pipeline: predict has no flag --tpo; did you mean --top?\nrun 'pipeline predict --help' to see its flags\n"},
+		{[]string{"serve", "--adr", ":0"}, "pipeline: serve has no flag --adr; did you mean --addr?\nrun 'pipeline serve --help' to see its flags\n"},
+		{[]string{"run", "--hlep"}, "pipeline: run has no flag --hlep; did you mean --help?\nrun 'pipeline run --help' to see its flags\n"},
+		{[]string{"--hlep"}, "pipeline: no flag --hlep before the command (a command's flags come after its name); did you mean --help?\nrun 'pipeline --help' to see its flags\n"},
+		// Nothing near, or one letter, which any other is near: no suggestion.
+		{[]string{"plan", "--zzzzzz"}, "pipeline: plan has no flag --zzzzzz\nrun 'pipeline plan --help' to see its flags\n"},
+		{[]string{"predict", "-x", "x.png"}, "pipeline: predict has no flag -x\nrun 'pipeline predict --help' to see its flags\n"},
+		// Other usage errors keep their words, with the same line.
+		{[]string{"predict", "--top", "abc", "x.png"}, "pipeline: invalid value \"abc\" for flag -top: parse error\nrun 'pipeline predict --help' to see its flags\n"},
+	} {
+		code, out, errs := runCLI(tc.args...)
+		if code != exitErr || out != "" || errs != tc.want {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, stderr %q", tc.args, code, out, errs, exitErr, tc.want)
+		}
+	}
+}
+
 func TestPlanExitCodesAndFlagsAfterTheFile(t *testing.T) {
 	dir := workspace(t, splitOnly)
 	file := filepath.Join(dir, "pipeline.hcl")

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"pipeline/pipeline"
+)
+
+// onUsageErrors makes app and each of its commands answer a command line they cannot parse
+// (usageError) instead of urfave/cli's "Incorrect Usage" followed by the whole help.
+func onUsageErrors(app *cli.App) {
+	app.OnUsageError = usageError("", app.Flags)
+	for _, c := range app.Commands {
+		c.OnUsageError = usageError(c.Name, c.Flags)
+	}
+}
+
+// usageError returns the error of a command line that the command called name ("" for
+// pipeline itself), taking flags, cannot parse: what is wrong, with the nearest flag for one
+// it does not know ("did you mean --stage?"), and a line saying where its flags are listed.
+func usageError(name string, flags []cli.Flag) cli.OnUsageErrorFunc {
+	command := strings.TrimSpace("pipeline " + name)
+	return func(_ *cli.Context, err error, _ bool) error {
+		msg := err.Error()
+		// The flag package's words, which name the flag with one dash whatever was typed.
+		if flag, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+			msg = fmt.Sprintf("%s has no flag %s", name, dashed(flag))
+			if name == "" {
+				msg = fmt.Sprintf("no flag %s before the command (a command's flags come after its name)", dashed(flag))
+			}
+			if like := pipeline.Suggest(flag, longNames(flags)); like != "" && len(flag) > 1 {
+				msg += fmt.Sprintf("; did you mean %s?", dashed(like))
+			}
+		}
+		return exitError{code: exitErr, err: fmt.Errorf("%s\nrun '%s --help' to see its flags", msg, command)}
+	}
+}
+
+// longNames lists the names of flags, aliases and help's included, but for one-letter ones:
+// any one letter is near any other.
+func longNames(flags []cli.Flag) []string {
+	var names []string
+	for _, f := range append([]cli.Flag{cli.HelpFlag}, flags...) {
+		for _, n := range f.Names() {
+			if len(n) > 1 {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}
+
+// dashed writes a flag's name as the help lists it: -k, --top.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
