@@ -103,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			versionCommand(),
 		},
 		HideHelpCommand: true,
+		Action:          commandAction,
 	}
 	onUsageErrors(app)
 	if err := app.Run(interspersed(app, args)); err != nil {

@@ -77,6 +77,24 @@ func TestAMistypedFlagSuggestsTheNearest(t *testing.T) {
 	}
 }
 
+// A word that names no command is said with the nearest command; help, alone or before a
+// command, shows the help.
+func TestAMistypedCommandSuggestsTheNearest(t *testing.T) {
+	code, out, errs := runCLI("plna", "pipeline.hcl")
+	if want := "pipeline: no command \"plna\"; did you mean plan?\nrun 'pipeline --help' to see the commands\n"; code != exitErr || out != "" || errs != want {
+		t.Errorf("plna: exit %d, stdout %q, stderr %q; want exit %d, stderr %q", code, out, errs, exitErr, want)
+	}
+	code, _, errs = runCLI("xyzzy")
+	if want := "pipeline: no command \"xyzzy\"\nrun 'pipeline --help' to see the commands\n"; code != exitErr || errs != want {
+		t.Errorf("xyzzy: exit %d, stderr %q; want %q", code, errs, want)
+	}
+	for args, want := range map[string]string{"": "pipeline - train", "help": "pipeline - train", "help plan": "pipeline plan - show"} {
+		if code, out, errs := runCLI(strings.Fields(args)...); code != exitOK || !strings.Contains(out, want) || errs != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want the help (%q)", args, code, out, errs, want)
+		}
+	}
+}
+
 func TestPlanExitCodesAndFlagsAfterTheFile(t *testing.T) {
 	dir := workspace(t, splitOnly)
 	file := filepath.Join(dir, "pipeline.hcl")

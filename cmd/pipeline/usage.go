@@ -60,3 +60,25 @@ func dashed(name string) string {
 	}
 	return "--" + name
 }
+
+// commandAction is pipeline's action when no command is named: the help for no argument or
+// "help" (a command's help for "help COMMAND"), and for a word that names no command an error
+// with the nearest command, where urfave/cli would say "No help topic for 'plna'".
+func commandAction(c *cli.Context) error {
+	word := c.Args().First()
+	if word == "help" && c.App.Command(c.Args().Get(1)) != nil {
+		return cli.ShowCommandHelp(c, c.Args().Get(1))
+	}
+	if word == "" || word == "help" {
+		return cli.ShowAppHelp(c)
+	}
+	var names []string
+	for _, cmd := range c.App.VisibleCommands() {
+		names = append(names, cmd.Names()...)
+	}
+	msg := fmt.Sprintf("no command %q", word)
+	if like := pipeline.Suggest(word, names); like != "" {
+		msg += fmt.Sprintf("; did you mean %s?", like)
+	}
+	return exitError{code: exitErr, err: fmt.Errorf("%s\nrun 'pipeline --help' to see the commands", msg)}
+}
