@@ -313,24 +313,29 @@ func readImageField(r *http.Request, large, slow string) ([]byte, int, string) {
 		var mbe *http.MaxBytesError
 		return errors.As(err, &mbe)
 	}
+	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	form := &formEnd{ReadCloser: r.Body, delim: []byte("--" + params["boundary"] + "--")}
+	r.Body = form
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
+		return nil, http.StatusBadRequest, badMultipart(err, false)
 	}
 	var data []byte
 	for {
 		part, err := mr.NextPart()
 		switch {
-		case err == io.EOF && data == nil:
-			return nil, http.StatusBadRequest, "no file in the form field \"image\""
-		case err == io.EOF:
-			return data, 0, ""
 		case tooLarge(err):
 			return nil, http.StatusRequestEntityTooLarge, large
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, http.StatusRequestTimeout, slow
+		case err != nil && form.cutOff(): // a body cut in a part's headers ends in a plain io.EOF
+			return nil, http.StatusBadRequest, badMultipart(err, true)
+		case err == io.EOF && data == nil:
+			return nil, http.StatusBadRequest, "no file in the form field \"image\""
+		case err == io.EOF:
+			return data, 0, ""
 		case err != nil:
-			return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
+			return nil, http.StatusBadRequest, badMultipart(err, false)
 		}
 		if part.FormName() != "image" {
 			part.Close()
@@ -348,13 +353,56 @@ func readImageField(r *http.Request, large, slow string) ([]byte, int, string) {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, http.StatusRequestTimeout, slow
 		case err != nil:
-			return nil, http.StatusBadRequest, "malformed multipart body: " + err.Error()
+			return nil, http.StatusBadRequest, badMultipart(err, form.cutOff())
 		}
 		if data == nil {
 			data = []byte{} // an empty file is still the one image field
 		}
 	}
 }
+
+// badMultipart is the message for a request body that is not the multipart/form-data its
+// Content-Type says, given the multipart reader's error err and whether the body ended before
+// the form's closing boundary (cutOff: the client stopped sending, or sent less than the form):
+// the reader's words for a body cut off ("multipart: NextPart: EOF", "malformed MIME header"
+// in a part's headers) would not say so. Other malformations keep them, after what to send.
+func badMultipart(err error, cutOff bool) string {
+	const send = `send the image as a file in the multipart/form-data field "image" (curl -F image=@photo.jpg)`
+	switch {
+	case cutOff:
+		return "the upload is cut off: the body ends before its multipart/form-data form does; " + send
+	case errors.Is(err, http.ErrMissingBoundary):
+		return "the Content-Type multipart/form-data names no boundary; " + send
+	}
+	return fmt.Sprintf("the body is not valid multipart/form-data (%v); %s", err, send)
+}
+
+// formEnd follows a multipart/form-data body as it is read: whether it ended, and whether the
+// form's closing delimiter ("--BOUNDARY--") came before, so that a form that fails to parse
+// can be told cut off from malformed.
+type formEnd struct {
+	io.ReadCloser
+	delim  []byte // the closing delimiter
+	buf    []byte // the tail and the bytes last read, searched for delim
+	tail   []byte // the last bytes read, one fewer than delim has: a delimiter across two reads
+	closed bool   // delim was read
+	ended  bool   // the body ended
+}
+
+func (f *formEnd) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	if !f.closed && n > 0 {
+		f.buf = append(append(f.buf[:0], f.tail...), p[:n]...)
+		f.closed = bytes.Contains(f.buf, f.delim)
+		f.tail = append(f.tail[:0], f.buf[max(0, len(f.buf)-len(f.delim)+1):]...)
+	}
+	// A client that closes the connection before its Content-Length is in ends it too.
+	f.ended = f.ended || err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)
+	return n, err
+}
+
+// cutOff reports whether the body ended before the form's closing delimiter.
+func (f *formEnd) cutOff() bool { return f.ended && !f.closed }
 
 func (s *server) handleClasses(w http.ResponseWriter, r *http.Request) {
 	m := s.acquire()

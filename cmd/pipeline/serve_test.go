@@ -13,6 +13,7 @@ import (
 	"image/png"
 	"io"
 	"log"
+	"mime"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -141,6 +142,36 @@ func post(t *testing.T, url string, body io.Reader, ct string) (int, map[string]
 		t.Fatalf("status %d: body is not JSON: %v", resp.StatusCode, err)
 	}
 	return resp.StatusCode, m
+}
+
+// An upload cut off anywhere in its form (in a part's headers, in the image, before the
+// closing boundary) is answered 400 saying so, with the field to send the image in, not with
+// the multipart reader's words ("multipart: NextPart: EOF"); a form malformed otherwise, or a
+// Content-Type without a boundary, says that.
+func TestServeSaysAnUploadIsCutOff(t *testing.T) {
+	dir := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	_, ts := newTestServer(t, dir, defaultServeOptions())
+	body, ct := multipartBody("image", pngBytes(20, 12, 3))
+	full, _ := io.ReadAll(body)
+	_, params, _ := mime.ParseMediaType(ct)
+	end := bytes.Index(full, []byte("--"+params["boundary"]+"--"))
+	headers := bytes.Index(full, []byte("Content-Type: application/octet-stream"))
+	for _, n := range []int{0, 10, headers - 20, headers + 5, end - 200, end - 1, end + 5} {
+		code, m := post(t, ts.URL+"/predict", bytes.NewReader(full[:n]), ct)
+		msg := fmt.Sprint(m["error"])
+		if code != http.StatusBadRequest || !strings.HasPrefix(msg, "the upload is cut off: ") || !strings.Contains(msg, `field "image"`) {
+			t.Errorf("cut at %d of %d bytes: %d %q, want 400 saying the upload is cut off", n, len(full), code, msg)
+		}
+	}
+	malformed := "--b\r\nno colon here\r\n\r\nxx\r\n--b--\r\n"
+	code, m := post(t, ts.URL+"/predict", strings.NewReader(malformed), "multipart/form-data; boundary=b")
+	if msg := fmt.Sprint(m["error"]); code != http.StatusBadRequest || !strings.HasPrefix(msg, "the body is not valid multipart/form-data (") {
+		t.Errorf("a malformed form: %d %q", code, msg)
+	}
+	code, m = post(t, ts.URL+"/predict", bytes.NewReader(full), "multipart/form-data")
+	if msg := fmt.Sprint(m["error"]); code != http.StatusBadRequest || !strings.HasPrefix(msg, "the Content-Type multipart/form-data names no boundary") {
+		t.Errorf("no boundary: %d %q", code, msg)
+	}
 }
 
 func TestServeEndpointsAndErrors(t *testing.T) {
