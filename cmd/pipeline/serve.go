@@ -381,6 +381,10 @@ func serveCommand() *cli.Command {
 			model := c.String("model")
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
 			s := newServer(model, opts, logger)
+			// The model is looked at before listening, so that a --model that cannot serve
+			// is said whatever --addr says; what is served is said once listening, so that a
+			// server that cannot listen announces nothing.
+			var noModel error // why no model is served yet
 			if _, err := s.reload(); err != nil {
 				// Only a promotion folder may be without a model that loads: a run's select
 				// or pipeline promote can put one there. Any other path is a mistake to say now.
@@ -403,14 +407,17 @@ func serveCommand() *cli.Command {
 				} else {
 					err = explainModelError(model, err)
 				}
-				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", model, err)
-			} else {
-				logger.Printf("serving model %s", s.currentID())
+				noModel = err
 			}
-			ln, err := net.Listen("tcp", c.String("addr"))
+			ln, err := listen(c.String("addr"))
 			if err != nil {
 				s.close()
 				return err
+			}
+			if noModel != nil {
+				logger.Printf("no model to serve at %s (%v); answering 503 until a model that loads is promoted there", model, noModel)
+			} else {
+				logger.Printf("serving model %s", s.currentID())
 			}
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -430,6 +437,22 @@ func serveCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// listen listens on addr (--addr), or says why it cannot, naming the address: one that another
+// program listens on is said to be in use, with what to do.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	var op *net.OpError
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("--addr %s: the address is in use: another program (another serve?) listens there; stop it, or give another port with --addr", addr)
+	case errors.As(err, &op):
+		return nil, fmt.Errorf("--addr %s: %w", addr, op.Err) // without "listen tcp ADDR:"
+	case err != nil:
+		return nil, fmt.Errorf("--addr %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // serveGrace is how long a shutdown lets requests in flight finish before closing them.

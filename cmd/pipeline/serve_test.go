@@ -784,7 +784,7 @@ func TestServeRefusesBadStartups(t *testing.T) {
 	}
 	// Accepted, as far as listening: the limits at their edges, and promotion folders that
 	// hold nothing yet (final_models, or any folder with its .d folder beside it), or a link
-	// that leads nowhere, which is said.
+	// that leads nowhere, which is said once listening.
 	dangling := filepath.Join(root, "other", "final_models")
 	os.MkdirAll(filepath.Join(root, "other", "final_models.d"), 0o755)
 	os.Symlink(filepath.Join("final_models.d", "gone"), dangling)
@@ -797,9 +797,32 @@ func TestServeRefusesBadStartups(t *testing.T) {
 		{[]string{"--model", dangling}, "no model to serve at " + dangling + " (" + dangling + " points to " + filepath.Join(root, "other", "final_models.d", "gone") + ", which is gone: there is no champion;"},
 	} {
 		code, out, errs := runCLI(append(append([]string{"serve"}, c.args...), "--addr", port)...)
-		if code != exitErr || !strings.Contains(errs, c.says) || !strings.Contains(errs, "answering 503 until a model that loads is promoted there") || !strings.Contains(errs, "99999") {
-			t.Errorf("%q: exit %d\n%s%s; want it to say %q, wait for a model and fail to listen on %s", c.args, code, out, errs, c.says, port)
+		if want := "pipeline: --addr " + port + ": "; code != exitErr || !strings.HasPrefix(errs, want) || strings.Contains(errs, "no model to serve") {
+			t.Errorf("%q: exit %d\n%s%s; want it to fail to listen (%q), before saying what it serves", c.args, code, out, errs, want)
 		}
+		p := startPipeline(t, append(append([]string{"serve"}, c.args...), "--addr", "127.0.0.1:0")...)
+		p.waitUntil("it listens", func() bool { return strings.Contains(p.stderr(), "listening on http://127.0.0.1:") })
+		p.signal(syscall.SIGTERM)
+		if code := p.exitCode(); code != exitOK || !strings.Contains(p.stderr(), c.says) || !strings.Contains(p.stderr(), "answering 503 until a model that loads is promoted there") {
+			t.Errorf("%q: exit %d\n%s; want it to say %q and wait for a model", c.args, code, p.stderr(), c.says)
+		}
+	}
+}
+
+// An address in use is said so, naming it, before anything is announced: serve says the model
+// it serves only once it listens.
+func TestServeSaysTheAddressIsInUse(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	code, out, errs := runCLI("serve", "--model", model, "--addr", addr)
+	want := "pipeline: --addr " + addr + ": the address is in use: another program (another serve?) listens there; stop it, or give another port with --addr\n"
+	if code != exitErr || out != "" || errs != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and only %q", code, out, errs, exitErr, want)
 	}
 }
 
