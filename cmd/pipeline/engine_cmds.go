@@ -253,6 +253,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "where run folders go, relative to the pipeline file"},
 		),
 		Action: func(c *cli.Context) error {
+			ignoreBrokenPipes()
 			l, err := load(c, false)
 			if err != nil {
 				return err
@@ -321,6 +322,12 @@ func runCommand() *cli.Command {
 func interruptible(c *cli.Context) (ctx context.Context, stop context.CancelFunc) {
 	return signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 }
+
+// ignoreBrokenPipes lets a run outlive the reader of its output (`pipeline run | head`, a log
+// viewer closed): with SIGPIPE ignored, a write to a pipe whose reader is gone fails, and the
+// reporter and loggers go on without it, where the signal would kill the process mid-run,
+// before its run.json. run and schedule call it; it holds until the process ends.
+func ignoreBrokenPipes() { signal.Ignore(syscall.SIGPIPE) }
 
 // interruptedExit returns the error a command ends with when err says its run was stopped by
 // SIGINT or SIGTERM (it wraps context.Canceled): exit status exitInterrupted with a message

@@ -326,3 +326,42 @@ schedule "often" {
 		}
 	})
 }
+
+// A run, or schedule --once, whose output no one reads any more (its stdout and stderr a pipe
+// whose reader is gone, as `pipeline run | head` leaves them once head exits) goes on to the
+// end instead of being killed by SIGPIPE at its next line: it exits 0, and its run.json and
+// report.html are written.
+func TestARunOutlivesTheReaderOfItsOutput(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"run"}, {"schedule", "--once"}} {
+		dir := workspace(t, splitScheduled)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close() // gone before the first line
+		cmd := exec.Command(exe, append(args, filepath.Join(dir, "pipeline.hcl"))...)
+		cmd.Env = append(os.Environ(), mainHelperVar+"=1")
+		cmd.Stdout, cmd.Stderr = w, w
+		err = cmd.Run()
+		w.Close()
+		if err != nil {
+			t.Errorf("%s: %v, want exit status 0", args, err)
+		}
+		records, _ := filepath.Glob(filepath.Join(dir, "models", "*", "run.json"))
+		if len(records) != 1 {
+			t.Fatalf("%s: %d run.json files, want 1", args, len(records))
+		}
+		var rec pipeline.RunRecord
+		b, _ := os.ReadFile(records[0])
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Status != "succeeded" {
+			t.Errorf("%s: run.json %s (%v), want status succeeded", args, b, err)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(records[0]), "report.html")); err != nil {
+			t.Errorf("%s: %v", args, err)
+		}
+	}
+}

@@ -53,6 +53,8 @@ func (r *reporter) num(addr string) int {
 	return n
 }
 
+// printf prints a line. A failed write is let be: the run goes on when no one reads its
+// output any more (ignoreBrokenPipes).
 func (r *reporter) printf(format string, args ...any) {
 	if r.bar != nil {
 		r.bar.Clear()

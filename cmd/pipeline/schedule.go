@@ -38,6 +38,7 @@ func scheduleCommand() *cli.Command {
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "where run folders go, relative to the pipeline file"},
 		},
 		Action: func(c *cli.Context) error {
+			ignoreBrokenPipes()
 			l, err := load(c, false)
 			if err != nil {
 				return err
