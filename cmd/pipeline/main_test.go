@@ -64,6 +64,7 @@ func TestAMistypedFlagSuggestsTheNearest(t *testing.T) {
 		{[]string{"serve", "--adr", ":0"}, "pipeline: serve has no flag --adr; did you mean --addr?\nrun 'pipeline serve --help' to see its flags\n"},
 		{[]string{"run", "--hlep"}, "pipeline: run has no flag --hlep; did you mean --help?\nrun 'pipeline run --help' to see its flags\n"},
 		{[]string{"--hlep"}, "pipeline: no flag --hlep before the command (a command's flags come after its name); did you mean --help?\nrun 'pipeline --help' to see its flags\n"},
+		{[]string{"--verison"}, "pipeline: no flag --verison before the command (a command's flags come after its name); did you mean --version?\nrun 'pipeline --help' to see its flags\n"},
 		// Nothing near, or one letter, which any other is near: no suggestion.
 		{[]string{"plan", "--zzzzzz"}, "pipeline: plan has no flag --zzzzzz\nrun 'pipeline plan --help' to see its flags\n"},
 		{[]string{"predict", "-x", "x.png"}, "pipeline: predict has no flag -x\nrun 'pipeline predict --help' to see its flags\n"},

@@ -12,7 +12,7 @@ import (
 // onUsageErrors makes app and each of its commands answer a command line they cannot parse
 // (usageError) instead of urfave/cli's "Incorrect Usage" followed by the whole help.
 func onUsageErrors(app *cli.App) {
-	app.OnUsageError = usageError("", app.Flags)
+	app.OnUsageError = usageError("", append([]cli.Flag{cli.VersionFlag}, app.Flags...))
 	for _, c := range app.Commands {
 		c.OnUsageError = usageError(c.Name, c.Flags)
 	}
