@@ -31,8 +31,9 @@ func predictCommand() *cli.Command {
 		Description: "Classifies each IMAGE. A FOLDER stands for the files directly in it, in name order: hidden\n" +
 			"files (.name) and subfolders are left out, and a file that cannot be classified for what\n" +
 			"it is (not an image, empty, truncated or corrupt, over --max-pixels, unreadable, or not a\n" +
-			"regular file: a named pipe, a device) is skipped with a note saying why, which does not\n" +
-			"change the exit status; an IMAGE named that is so is an error (exit status 1). Formats:\n" +
+			"regular file: a named pipe, a device) is skipped with a note saying why (in --json, an\n" +
+			"entry with \"skipped\"), which does not change the exit status; an IMAGE named that is\n" +
+			"so is an error (exit status 1). Formats:\n" +
 			stages.ImageFormats + ", recognised by content (a file's header is checked before\n" +
 			"the file is read).\n\n" +
 			"As serve does, a warning follows the classes of an image the model is unsure of: when the\n" +
@@ -63,6 +64,7 @@ func predictCommand() *cli.Command {
 				Warning     string              `json:"warning,omitempty"`
 				Model       string              `json:"model,omitempty"`
 				Error       string              `json:"error,omitempty"`
+				Skipped     string              `json:"skipped,omitempty"` // why a file of a folder was skipped
 			}
 			results := []result{} // [] in JSON when nothing was classified, not null
 			printJSON := func() {
@@ -126,6 +128,9 @@ func predictCommand() *cli.Command {
 							reasons = append(reasons, why)
 						}
 						skipped[why] = append(skipped[why], shownPath(f.path))
+						if c.Bool("json") {
+							results = append(results, result{File: shownPath(f.path), Skipped: why})
+						}
 						continue
 					}
 					found[f.dir]++

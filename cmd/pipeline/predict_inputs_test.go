@@ -106,7 +106,7 @@ func TestPredictRefusesWhatIsNotARegularFile(t *testing.T) {
 }
 
 // Every file in a folder that cannot be classified for what it is (empty, not an image,
-// truncated) is skipped the same way: a note by reason naming it, out of --json, and the exit
+// truncated) is skipped the same way: a note by reason naming it, in --json with its reason, and the exit
 // status that of the images classified. The same file named on the command line is an error.
 func TestPredictSkipsEveryBadFileInAFolderAlike(t *testing.T) {
 	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
@@ -145,9 +145,22 @@ func TestPredictSkipsEveryBadFileInAFolderAlike(t *testing.T) {
 	}
 
 	code, out, errs = runCLI("predict", "--model", model, "--json", dir)
-	var res []struct{ File, Error string }
-	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || len(res) != 1 || res[0].File != in("a.png") {
-		t.Errorf("--json: exit %d, stdout %q, stderr %q; want exit %d and a.png alone", code, out, errs, exitOK)
+	var res []struct {
+		File, Error, Skipped string
+		Predictions          []stages.Prediction
+	}
+	got := map[string]string{}
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("--json: exit %d, stdout %q, stderr %q; want exit %d", code, out, errs, exitOK)
+	}
+	for _, r := range res {
+		got[r.File] = r.Skipped
+		if (r.Skipped == "") != (len(r.Predictions) > 0) || r.Error != "" {
+			t.Errorf("--json: %+v, want predictions or why it was skipped", r)
+		}
+	}
+	if len(res) != 5 || got[in("a.png")] != "" || got[in("cut.png")] != reason["cut.png"] || got[in("empty.jpg")] != "empty file" || got[in("notes.png")] != "not "+stages.ImageFormats {
+		t.Errorf("--json: %q, want a.png classified and the others skipped with their reasons", got)
 	}
 	// A folder of which nothing can be classified gives no image, which is an error.
 	os.Remove(in("a.png"))

@@ -547,14 +547,18 @@ func TestPredictTakesAFolder(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	var res []struct {
-		File        string
-		Predictions []stages.Prediction
+		File, Skipped string
+		Predictions   []stages.Prediction
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	var got []string
+	var got, skipped []string
 	for _, r := range res {
+		if r.Skipped != "" {
+			skipped = append(skipped, r.File)
+			continue
+		}
 		got = append(got, r.File)
 		if len(r.Predictions) != 5 {
 			t.Errorf("%s: %d predictions", r.File, len(r.Predictions))
@@ -562,6 +566,9 @@ func TestPredictTakesAFolder(t *testing.T) {
 	}
 	if want := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png")}; !slices.Equal(got, want) {
 		t.Errorf("classified %q, want %q", got, want)
+	}
+	if want := []string{filepath.Join(dir, "notes.txt")}; !slices.Equal(skipped, want) {
+		t.Errorf("skipped %q, want %q", skipped, want)
 	}
 	if !strings.Contains(errs, "skipped 1 file in the folders given") || !strings.Contains(errs, "notes.txt") {
 		t.Errorf("stderr %q does not name the skipped file", errs)
