@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,7 +30,8 @@ func predictCommand() *cli.Command {
 		Usage:     "print the most likely classes of images",
 		ArgsUsage: "IMAGE|FOLDER...",
 		Description: "Classifies each IMAGE. A FOLDER stands for the files directly in it, in name order: hidden\n" +
-			"files (.name) and subfolders are left out, and a file that cannot be classified for what\n" +
+			"files (.name) and subfolders are left out (with --recursive, each subfolder's files follow,\n" +
+			"in name order, hidden folders left out), and a file that cannot be classified for what\n" +
 			"it is (not an image, empty, truncated or corrupt, over --max-pixels, unreadable, or not a\n" +
 			"regular file: a named pipe, a device) is skipped with a note saying why (in --json, an\n" +
 			"entry with \"skipped\"), which does not change the exit status; an IMAGE named that is\n" +
@@ -43,6 +45,7 @@ func predictCommand() *cli.Command {
 			&cli.StringFlag{Name: "model", Value: stages.DefaultPromoteTo, Usage: "a promoted model folder or a SavedModel written by train"},
 			&cli.IntFlag{Name: "top", Aliases: []string{"k"}, Value: 5, Usage: "classes per image"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "classify the files in a folder's subfolders too"},
 			&cli.Int64Flag{Name: "max-pixels", Value: stages.DefaultMaxPixels, Usage: "refuse larger images"},
 			&cli.Float64Flag{Name: "warn-sum", Value: d.WarnSum, Usage: "warn when the top five sum to less"},
 			&cli.Float64Flag{Name: "warn-top", Value: d.WarnTop, Usage: "warn when the best is below"},
@@ -76,7 +79,7 @@ func predictCommand() *cli.Command {
 			}
 			// A folder that cannot be looked in or holds no files is an error of its own, as a
 			// bad file named is: the other inputs are still classified.
-			files, badDirs := expandImageArgs(c.Args().Slice())
+			files, badDirs := expandImageArgs(c.Args().Slice(), c.Bool("recursive"))
 			for _, d := range badDirs {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", shownPath(d.path), d.reason)
 			}
@@ -292,38 +295,94 @@ type badDir struct {
 
 // expandImageArgs turns predict's arguments into files: a file (or a name that does not
 // exist, which then gets its own error) as it is, a folder into the files directly in it,
-// in name order, leaving out hidden ones (.name) and subfolders. A folder that cannot be
-// read, or holds no such file, is a badDir.
-func expandImageArgs(args []string) ([]imageFile, []badDir) {
+// in name order, leaving out hidden ones (.name) and, unless recursive, subfolders. With
+// recursive, each subfolder's files follow the folder's own, subfolders in name order, hidden
+// ones left out, a link to a folder followed once (a link back up is not followed again). A
+// folder that cannot be read, or holds no such file, is a badDir.
+func expandImageArgs(args []string, recursive bool) ([]imageFile, []badDir) {
 	var files []imageFile
 	var bad []badDir
 	for _, a := range args {
-		if fi, err := os.Stat(a); err != nil || !fi.IsDir() {
+		fi, err := os.Stat(a)
+		if err != nil || !fi.IsDir() {
 			files = append(files, imageFile{path: a})
 			continue
 		}
-		entries, err := os.ReadDir(a) // sorted by name
-		if err != nil {
-			bad = append(bad, badDir{a, "unreadable folder: " + stages.WithoutPath(err).Error()})
-			continue
-		}
-		n := 0
-		for _, e := range entries {
-			p := filepath.Join(a, e.Name())
-			if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
-				continue
-			}
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() { // a link to a folder
-				continue
-			}
-			files = append(files, imageFile{path: p, dir: a})
-			n++
-		}
-		if n == 0 {
-			bad = append(bad, badDir{a, "the folder holds no files (hidden files and subfolders are not looked in)"})
+		n, subdirs, err := listImages(a, a, recursive, map[[2]uint64]bool{folderID(fi): true}, &files)
+		switch {
+		case err != nil:
+			bad = append(bad, badDir{a, err.Error()})
+		case n == 0 && recursive:
+			bad = append(bad, badDir{a, "the folder holds no files, nor do its subfolders (hidden files and folders are not looked in)"})
+		case n == 0 && subdirs > 0:
+			bad = append(bad, badDir{a, fmt.Sprintf("the folder holds no files, only %s: --recursive (-r) looks in them", pipeline.Plural(subdirs, "subfolder", "subfolders"))})
+		case n == 0:
+			bad = append(bad, badDir{a, "the folder holds no files (hidden files are not looked in)"})
 		}
 	}
 	return files, bad
+}
+
+// listImages appends the files in dir to files, as expandImageArgs lists them for the
+// folder named arg, and returns how many it added and how many subfolders dir holds. seen
+// holds the folders being listed, by device and inode. An unreadable subfolder is an error
+// only when nothing else was found.
+func listImages(arg, dir string, recursive bool, seen map[[2]uint64]bool, files *[]imageFile) (int, int, error) {
+	entries, err := os.ReadDir(dir) // sorted by name
+	if err != nil {
+		return 0, 0, fmt.Errorf("unreadable folder: %w", stages.WithoutPath(err))
+	}
+	n := 0
+	var subdirs []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if e.IsDir() {
+			subdirs = append(subdirs, p)
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() { // a link to a folder
+			subdirs = append(subdirs, p)
+			continue
+		}
+		*files = append(*files, imageFile{path: p, dir: arg})
+		n++
+	}
+	if !recursive {
+		return n, len(subdirs), nil
+	}
+	var firstErr error
+	for _, sub := range subdirs {
+		fi, err := os.Stat(sub)
+		if err != nil {
+			continue
+		}
+		id := folderID(fi)
+		if seen[id] {
+			continue // a link back to a folder being listed
+		}
+		seen[id] = true
+		m, _, err := listImages(arg, sub, true, seen, files)
+		delete(seen, id)
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("%s: %w", sub, err)
+		}
+		n += m
+	}
+	if n == 0 && firstErr != nil {
+		return 0, len(subdirs), firstErr
+	}
+	return n, len(subdirs), nil
+}
+
+// folderID identifies a folder by its device and inode.
+func folderID(fi os.FileInfo) [2]uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return [2]uint64{uint64(st.Dev), st.Ino}
+	}
+	return [2]uint64{}
 }
 
 // shownPath is path as predict's output names it, in text as in JSON: each byte of a name

@@ -583,6 +583,34 @@ func TestPredictTakesAFolder(t *testing.T) {
 	if code, _, errs := runCLI("predict", "--model", model, t.TempDir()); code != exitErr || !strings.Contains(errs, "the folder holds no files") {
 		t.Errorf("an empty folder: exit %d, %q", code, errs)
 	}
+
+	// A folder of class folders (a test set): its subfolders are said, and -r looks in them,
+	// each folder's files before its subfolders', hidden folders left out, and a link back up
+	// not followed again.
+	set := filepath.Join(t.TempDir(), "test")
+	for _, name := range []string{"Bag/b.png", "Bag/a.png", "Coat/c.png", "Coat/deep/d.png", ".cache/h.png"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(set, name)), 0o755)
+		os.WriteFile(filepath.Join(set, name), pngBytes(8, 8, 3), 0o644)
+	}
+	os.Symlink("..", filepath.Join(set, "Coat", "up"))
+	if code, _, errs := runCLI("predict", "--model", model, set); code != exitErr || !strings.Contains(errs, "the folder holds no files, only 2 subfolders: --recursive (-r) looks in them") {
+		t.Errorf("a folder of class folders: exit %d, %q", code, errs)
+	}
+	code, out, errs = runCLI("predict", "--model", model, "-r", "--json", set)
+	res = nil
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("-r: exit %d\n%s%s", code, out, errs)
+	}
+	got = nil
+	for _, r := range res {
+		got = append(got, strings.TrimPrefix(r.File, set+"/"))
+	}
+	if want := []string{"Bag/a.png", "Bag/b.png", "Coat/c.png", "Coat/deep/d.png"}; !slices.Equal(got, want) {
+		t.Errorf("-r classified %q, want %q", got, want)
+	}
+	if code, _, errs := runCLI("predict", "--model", model, "-r", textOnly); code != exitErr || !strings.Contains(errs, "no image in "+textOnly) {
+		t.Errorf("-r on a folder without images: exit %d, %q", code, errs)
+	}
 }
 
 // TestPredictWarnsOfLowConfidenceAsServeDoes checks predict's warning follows serve's rule
