@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -1382,6 +1383,68 @@ func TestPlanKnowsOwnChangesBehindRunningUpstreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.up": "cached", "xform.other": "cached", "xform.final": "cached"})
+}
+
+// A stage that may reuse a kept output of its new configuration is the output the stages
+// below it are judged by: one whose own change has an output kept for it may run, one whose
+// kept output was made from another runs.
+func TestPlanJudgesStagesBelowAKeptOutputByIt(t *testing.T) {
+	hcl := func(label, suffix string, epochs int) string {
+		return fmt.Sprintf(`
+stage "gen" "src" {
+  source = "raw"
+  label  = %q
+}
+
+stage "xform" "mid" {
+  input  = stage.gen.src.out
+  suffix = %q
+}
+
+stage "xform" "down" {
+  input  = stage.xform.mid.out
+  epochs = %d
+}
+`, label, suffix, epochs)
+	}
+	ws := newWorkspace(t, hcl("a", "1", 10), chainFiles())
+	for _, c := range []struct {
+		suffix string
+		epochs int
+	}{{"1", 10}, {"2", 30}, {"2", 20}} {
+		ws.write("pipeline.hcl", hcl("a", c.suffix, c.epochs))
+		if _, _, err := ws.run(RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// gen.src reruns for its label and outputs the same; mid goes back to suffix 1, kept.
+	for _, c := range []struct {
+		label   string // new each time: gen.src runs
+		epochs  int
+		certain bool
+		status  string
+	}{
+		{"b", 10, false, "cached"}, // kept for suffix 1's output
+		{"c", 30, true, "ran"},     // kept for suffix 2's output only
+	} {
+		ws.write("pipeline.hcl", hcl(c.label, "1", c.epochs))
+		p := ws.plan(Selection{})
+		if d := p["xform.mid"]; d.Certain || !strings.Contains(strings.Join(d.Reasons, "; "), "an earlier output of this configuration is reused if gen.src outputs") {
+			t.Fatalf("epochs %d: xform.mid certain=%v %q", c.epochs, d.Certain, d.Reasons)
+		}
+		if d := p["xform.down"]; d.Certain != c.certain {
+			t.Errorf("epochs %d: xform.down certain=%v %q, want %v", c.epochs, d.Certain, d.Reasons, c.certain)
+		}
+		got, _, err := ws.run(RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.mid": "cached", "xform.down": c.status})
+		ws.write("pipeline.hcl", hcl("a", "2", 20)) // back to the state before
+		if _, _, err := ws.run(RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // A file name that is not UTF-8 (JSON records it with U+FFFD) is the same file in the next

@@ -211,14 +211,19 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 			last[inst.Addr] = outs[inst.Addr]
 		} else {
 			willRun[inst.Addr] = true
-			if d.Certain && !d.Known && !d.New && !forced[inst.Addr] && e.keptFor(inst, last) {
+			var kept *Entry
+			if d.Certain && !d.Known && !d.New && !forced[inst.Addr] {
+				kept = e.keptFor(inst, last)
+			}
+			if kept != nil {
 				// Its own configuration changed, and an output of the new one is kept: it
-				// is reused if the stages it uses output what they did last time.
+				// is reused if the stages it uses output what they did last time, and the
+				// stages below are judged by it.
 				d.Certain = false
 				d.Reasons = append(d.Reasons, fmt.Sprintf("an earlier output of this configuration is reused if %s %s what %s did last time",
 					strings.Join(running, ", "), Agree(len(running), "outputs", "output"), Agree(len(running), "it", "they")))
-			}
-			if st, ok := e.Store.LoadState(inst.Addr); ok {
+				last[inst.Addr] = e.entryPaths(inst, kept)
+			} else if st, ok := e.Store.LoadState(inst.Addr); ok {
 				if entry, err := e.Store.readEntry(st.Key); err == nil && e.Store.Verify(entry) == "" {
 					last[inst.Addr] = e.entryPaths(inst, entry)
 				}
@@ -380,20 +385,23 @@ func (e *Engine) entryPaths(inst *Instance, entry *Entry) map[string]string {
 	return m
 }
 
-// keptFor reports whether the store holds an intact output of inst for the key it would have
-// if every stage it uses output what last holds: for a stage whose own configuration changed
-// while stages it uses run first, whether it may yet be reused.
-func (e *Engine) keptFor(inst *Instance, last Outputs) bool {
+// keptFor returns the intact output the store holds of inst for the key it would have if
+// every stage it uses output what last holds, or nil: for a stage whose own configuration
+// changed while stages it uses run first, the output it may yet reuse.
+func (e *Engine) keptFor(inst *Instance, last Outputs) *Entry {
 	v, diags := e.Workflow.Evaluate(inst, last)
 	if diags.HasErrors() || !v.Known() {
-		return false
+		return nil
 	}
 	d := &Decision{Addr: inst.Addr, inst: inst, values: v}
 	if err := e.keyInputs(d, false); err != nil {
-		return false
+		return nil
 	}
 	entry, err := e.Store.readEntry(keyOfLines(inst.Addr, d.lines))
-	return err == nil && e.Store.Verify(entry) == ""
+	if err != nil || e.Store.Verify(entry) != "" {
+		return nil
+	}
+	return entry
 }
 
 // outputDigest is the digest of the output at a store path that outputPaths handed out.
