@@ -297,7 +297,8 @@ type badDir struct {
 // exist, which then gets its own error) as it is, a folder into the files directly in it,
 // in name order, leaving out hidden ones (.name) and, unless recursive, subfolders. With
 // recursive, each subfolder's files follow the folder's own, subfolders in name order, hidden
-// ones left out, a link to a folder followed once (a link back up is not followed again). A
+// ones left out; a link to a folder is followed only to a folder outside the folder named,
+// once, and not to one that holds it (which would list it again, or everything above it). A
 // folder that cannot be read, or holds no such file, is a badDir.
 func expandImageArgs(args []string, recursive bool) ([]imageFile, []badDir) {
 	var files []imageFile
@@ -308,7 +309,11 @@ func expandImageArgs(args []string, recursive bool) ([]imageFile, []badDir) {
 			files = append(files, imageFile{path: a})
 			continue
 		}
-		n, subdirs, err := listImages(a, a, recursive, map[[2]uint64]bool{folderID(fi): true}, &files)
+		l := &imageLister{arg: a, recursive: recursive, seen: map[[2]uint64]bool{folderID(fi): true}, files: &files}
+		if real, err := filepath.EvalSymlinks(a); err == nil {
+			l.real, _ = filepath.Abs(real)
+		}
+		n, subdirs, err := l.list(a)
 		switch {
 		case err != nil:
 			bad = append(bad, badDir{a, err.Error()})
@@ -323,11 +328,18 @@ func expandImageArgs(args []string, recursive bool) ([]imageFile, []badDir) {
 	return files, bad
 }
 
-// listImages appends the files in dir to files, as expandImageArgs lists them for the
-// folder named arg, and returns how many it added and how many subfolders dir holds. seen
-// holds the folders being listed, by device and inode. An unreadable subfolder is an error
-// only when nothing else was found.
-func listImages(arg, dir string, recursive bool, seen map[[2]uint64]bool, files *[]imageFile) (int, int, error) {
+// imageLister lists the files of the folder named arg for expandImageArgs.
+type imageLister struct {
+	arg       string
+	real      string // arg's absolute path with its links resolved ("" if that failed)
+	recursive bool
+	seen      map[[2]uint64]bool // the folders listed, by device and inode
+	files     *[]imageFile
+}
+
+// list appends the files in dir and returns how many it added and how many subfolders dir
+// holds. An unreadable subfolder is an error only when nothing else was found.
+func (l *imageLister) list(dir string) (int, int, error) {
 	entries, err := os.ReadDir(dir) // sorted by name
 	if err != nil {
 		return 0, 0, fmt.Errorf("unreadable folder: %w", stages.WithoutPath(err))
@@ -347,25 +359,20 @@ func listImages(arg, dir string, recursive bool, seen map[[2]uint64]bool, files 
 			subdirs = append(subdirs, p)
 			continue
 		}
-		*files = append(*files, imageFile{path: p, dir: arg})
+		*l.files = append(*l.files, imageFile{path: p, dir: l.arg})
 		n++
 	}
-	if !recursive {
+	if !l.recursive {
 		return n, len(subdirs), nil
 	}
 	var firstErr error
 	for _, sub := range subdirs {
 		fi, err := os.Stat(sub)
-		if err != nil {
+		if err != nil || l.seen[folderID(fi)] || l.linkedInside(sub) {
 			continue
 		}
-		id := folderID(fi)
-		if seen[id] {
-			continue // a link back to a folder being listed
-		}
-		seen[id] = true
-		m, _, err := listImages(arg, sub, true, seen, files)
-		delete(seen, id)
+		l.seen[folderID(fi)] = true
+		m, _, err := l.list(sub)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("%s: %w", sub, err)
 		}
@@ -375,6 +382,26 @@ func listImages(arg, dir string, recursive bool, seen map[[2]uint64]bool, files 
 		return 0, len(subdirs), firstErr
 	}
 	return n, len(subdirs), nil
+}
+
+// linkedInside reports whether the folder at path is reached through a link (a link itself,
+// or in a folder reached through one) to a folder inside the folder named, or to one that
+// holds it (or is it): the first is listed where it is, and the second would list the folder
+// named again, or what is above it.
+func (l *imageLister) linkedInside(path string) bool {
+	if l.real == "" {
+		return false
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	real, _ = filepath.Abs(real)
+	if rel, err := filepath.Rel(filepath.Clean(l.arg), path); err == nil && real == filepath.Join(l.real, rel) {
+		return false // no link on the way: the folder where it is
+	}
+	sep := string(filepath.Separator)
+	return real == l.real || real == sep || strings.HasPrefix(l.real, real+sep) || strings.HasPrefix(real, l.real+sep)
 }
 
 // folderID identifies a folder by its device and inode.

@@ -592,7 +592,14 @@ func TestPredictTakesAFolder(t *testing.T) {
 		os.MkdirAll(filepath.Dir(filepath.Join(set, name)), 0o755)
 		os.WriteFile(filepath.Join(set, name), pngBytes(8, 8, 3), 0o644)
 	}
-	os.Symlink("..", filepath.Join(set, "Coat", "up"))
+	os.Symlink("..", filepath.Join(set, "Coat", "up"))             // the folder named
+	os.Symlink("../Coat", filepath.Join(set, "Bag", "coats"))      // listed where it is
+	os.Symlink("../..", filepath.Join(set, "Coat", "deep", "top")) // above the folder named
+	outside := filepath.Join(t.TempDir(), "more")
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "e.png"), pngBytes(8, 8, 3), 0o644)
+	os.Symlink(outside, filepath.Join(set, "Coat", "more")) // outside: followed, once
+	os.Symlink(outside, filepath.Join(set, "Coat", "again"))
 	if code, _, errs := runCLI("predict", "--model", model, set); code != exitErr || !strings.Contains(errs, "the folder holds no files, only 2 subfolders: --recursive (-r) looks in them") {
 		t.Errorf("a folder of class folders: exit %d, %q", code, errs)
 	}
@@ -605,8 +612,16 @@ func TestPredictTakesAFolder(t *testing.T) {
 	for _, r := range res {
 		got = append(got, strings.TrimPrefix(r.File, set+"/"))
 	}
-	if want := []string{"Bag/a.png", "Bag/b.png", "Coat/c.png", "Coat/deep/d.png"}; !slices.Equal(got, want) {
+	if want := []string{"Bag/a.png", "Bag/b.png", "Coat/c.png", "Coat/again/e.png", "Coat/deep/d.png"}; !slices.Equal(got, want) {
 		t.Errorf("-r classified %q, want %q", got, want)
+	}
+	// The same through ./ and a trailing slash.
+	t.Chdir(filepath.Dir(set))
+	for _, arg := range []string{"./test", "test/"} {
+		code, out, errs = runCLI("predict", "--model", model, "-r", arg)
+		if code != exitOK || strings.Count(out, ".png\n") != 5 {
+			t.Errorf("-r %s: exit %d\n%s%s", arg, code, out, errs)
+		}
 	}
 	if code, _, errs := runCLI("predict", "--model", model, "-r", textOnly); code != exitErr || !strings.Contains(errs, "no image in "+textOnly) {
 		t.Errorf("-r on a folder without images: exit %d, %q", code, errs)
