@@ -314,7 +314,7 @@ func readImageField(r *http.Request, large, slow string) ([]byte, int, string) {
 		return errors.As(err, &mbe)
 	}
 	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	form := &formEnd{ReadCloser: r.Body, delim: []byte("--" + params["boundary"] + "--")}
+	form := &formEnd{ReadCloser: r.Body, open: []byte("--" + params["boundary"]), delim: []byte("--" + params["boundary"] + "--")}
 	r.Body = form
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -328,6 +328,10 @@ func readImageField(r *http.Request, large, slow string) ([]byte, int, string) {
 			return nil, http.StatusRequestEntityTooLarge, large
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, http.StatusRequestTimeout, slow
+		case err != nil && form.ended && form.read == 0:
+			return nil, http.StatusBadRequest, `the body is empty; send the image as a file in the multipart/form-data field "image" (curl -F image=@photo.jpg)`
+		case err != nil && form.noForm():
+			return nil, http.StatusBadRequest, fmt.Sprintf(`the body holds no part of a multipart/form-data form with the boundary its Content-Type names (%q); send the image as a file in the multipart/form-data field "image" (curl -F image=@photo.jpg)`, params["boundary"])
 		case err != nil && form.cutOff(): // a body cut in a part's headers ends in a plain io.EOF
 			return nil, http.StatusBadRequest, badMultipart(err, true)
 		case err == io.EOF && data == nil:
@@ -382,17 +386,26 @@ func badMultipart(err error, cutOff bool) string {
 // can be told cut off from malformed.
 type formEnd struct {
 	io.ReadCloser
+	open   []byte // a part's delimiter ("--BOUNDARY")
 	delim  []byte // the closing delimiter
 	buf    []byte // the tail and the bytes last read, searched for delim
 	tail   []byte // the last bytes read, one fewer than delim has: a delimiter across two reads
+	read   int64  // bytes read
+	first  []byte // the first bytes read, as many as open has
+	opened bool   // a delimiter was read: the body is a form with that boundary
 	closed bool   // delim was read
 	ended  bool   // the body ended
 }
 
 func (f *formEnd) Read(p []byte) (int, error) {
 	n, err := f.ReadCloser.Read(p)
+	f.read += int64(n)
+	if k := min(len(f.open)-len(f.first), n); k > 0 {
+		f.first = append(f.first, p[:k]...)
+	}
 	if !f.closed && n > 0 {
 		f.buf = append(append(f.buf[:0], f.tail...), p[:n]...)
+		f.opened = f.opened || bytes.Contains(f.buf, f.open)
 		f.closed = bytes.Contains(f.buf, f.delim)
 		f.tail = append(f.tail[:0], f.buf[max(0, len(f.buf)-len(f.delim)+1):]...)
 	}
@@ -403,6 +416,12 @@ func (f *formEnd) Read(p []byte) (int, error) {
 
 // cutOff reports whether the body ended before the form's closing delimiter.
 func (f *formEnd) cutOff() bool { return f.ended && !f.closed }
+
+// noForm reports whether the body ended holding no delimiter of the form's boundary (another
+// boundary, or no form at all), rather than cut off in its first one.
+func (f *formEnd) noForm() bool {
+	return f.ended && !f.opened && !(len(f.first) < len(f.open) && bytes.HasPrefix(f.open, f.first))
+}
 
 func (s *server) handleClasses(w http.ResponseWriter, r *http.Request) {
 	m := s.acquire()

@@ -156,11 +156,22 @@ func TestServeSaysAnUploadIsCutOff(t *testing.T) {
 	_, params, _ := mime.ParseMediaType(ct)
 	end := bytes.Index(full, []byte("--"+params["boundary"]+"--"))
 	headers := bytes.Index(full, []byte("Content-Type: application/octet-stream"))
-	for _, n := range []int{0, 10, headers - 20, headers + 5, end - 200, end - 1, end + 5} {
+	for _, n := range []int{10, headers - 20, headers + 5, end - 200, end - 1, end + 5} {
 		code, m := post(t, ts.URL+"/predict", bytes.NewReader(full[:n]), ct)
 		msg := fmt.Sprint(m["error"])
 		if code != http.StatusBadRequest || !strings.HasPrefix(msg, "the upload is cut off: ") || !strings.Contains(msg, `field "image"`) {
 			t.Errorf("cut at %d of %d bytes: %d %q, want 400 saying the upload is cut off", n, len(full), code, msg)
+		}
+	}
+	// Not cut off: empty, another boundary than the Content-Type's, or no form at all.
+	for _, c := range []struct{ body, ct, want string }{
+		{"", ct, "the body is empty; "},
+		{string(full), "multipart/form-data; boundary=AAA", `the body holds no part of a multipart/form-data form with the boundary its Content-Type names ("AAA"); `},
+		{"just some text, long enough to be no cut-off delimiter", "multipart/form-data; boundary=b", "the body holds no part of a multipart/form-data form"},
+	} {
+		code, m := post(t, ts.URL+"/predict", strings.NewReader(c.body), c.ct)
+		if msg := fmt.Sprint(m["error"]); code != http.StatusBadRequest || !strings.HasPrefix(msg, c.want) || !strings.Contains(msg, `field "image"`) {
+			t.Errorf("%.20q as %s: %d %q, want 400 %q", c.body, c.ct, code, msg, c.want)
 		}
 	}
 	malformed := "--b\r\nno colon here\r\n\r\nxx\r\n--b--\r\n"
