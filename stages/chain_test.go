@@ -413,10 +413,20 @@ stage "select" "best" {
 	}
 	rec, _ = w.run(false)
 	sel := rec.Result("select.best")
-	wantEffect := `it adds "dots", which gives 3 of the champion's classes another class id ("lines" 1 → 2, "square" 2 → 3, "zigzag" 3 → 4)`
+	wantEffect := `it adds "dots"; the ids of 3 classes move ("lines" 1 → 2, "square" 2 → 3, "zigzag" 3 → 4): a client that keeps class ids would read them as other classes`
 	if !strings.HasPrefix(sel.Effect, "not promoted: ") || !strings.Contains(sel.Effect, wantEffect) ||
 		!strings.Contains(sel.Effect, fmt.Sprintf("pipeline promote %s/cnn makes it the champion by hand", rec.ID)) || !strings.HasSuffix(sel.Summary, ", not promoted") {
 		t.Fatalf("after adding a class before others, select: %q (%q)", sel.Effect, sel.Summary)
+	}
+	// must_beat_champion = false promotes it, saying what changes and on which test set the
+	// champion's score was.
+	w.write("pipeline.hcl", []byte(strings.Replace(src, `metric     = "test_f1_macro"`, "metric     = \"test_f1_macro\"\n  must_beat_champion = false", 1)))
+	rec, _ = w.run(false)
+	sel = rec.Result("select.best")
+	for _, want := range []string{"promoted cnn", `on the test set it was promoted on, not this run's; it adds "dots"; the ids of 3 classes move`, "must_beat_champion = false promotes it whatever its classes"} {
+		if !strings.Contains(sel.Effect, want) {
+			t.Errorf("with must_beat_champion = false, select: %q, want %q in it", sel.Effect, want)
+		}
 	}
 }
 

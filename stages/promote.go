@@ -664,7 +664,9 @@ func sanitizeID(s string) string {
 }
 
 // ClassChange describes how the class list now differs from was ("" when it is the same):
-// the classes it adds and drops, or a new order (class ids then differ).
+// the classes it adds and drops, and the classes of both whose ids (indexes) move, or a new
+// order (class ids then differ): `adds "Amanita"; the ids of 2 classes move ("Boletus" 0 → 1,
+// "Russula" 1 → 2)`.
 func ClassChange(was, now []string) string {
 	if slices.Equal(was, now) {
 		return ""
@@ -679,6 +681,9 @@ func ClassChange(was, now []string) string {
 	}
 	if len(parts) == 0 {
 		return "the same classes in another order (class ids differ)"
+	}
+	if moved := movedIDs(was, now); len(moved) > 0 {
+		parts = append(parts, fmt.Sprintf("the ids of %s move (%s)", plural(len(moved), "class", "classes"), pipeline.ListSome(moved, 3)))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -459,11 +459,8 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				why = append(why, "it has the champion's classes in another order (class ids differ)")
 			case len(dropped) > 0:
 				why = append(why, "it "+ClassChange(champ.Classes, info.Classes)) // adds …; drops …
-			case len(added) > 0:
-				if moved := movedIDs(champ.Classes, info.Classes); len(moved) > 0 {
-					why = append(why, fmt.Sprintf("it %s, which gives %s another class id (%s): a client that keeps class ids would read them as other classes",
-						ClassChange(champ.Classes, info.Classes), plural(len(moved), "of the champion's classes", "of the champion's classes"), pipeline.ListSome(moved, 3)))
-				}
+			case len(added) > 0 && len(movedIDs(champ.Classes, info.Classes)) > 0:
+				why = append(why, "it "+ClassChange(champ.Classes, info.Classes)+": a client that keeps class ids would read them as other classes")
 			}
 			if in.Height != ci.Height || in.Width != ci.Width || in.Channels != ci.Channels {
 				why = append(why, fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", in.Height, in.Width, in.Channels, ci.Height, ci.Width, ci.Channels))
@@ -499,7 +496,15 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
 				return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, on, dec.MinImpr), notPromoted, nil
 			}
+			if on == "" && champ.TestSet != w.TestSet && w.TestSet != "" {
+				on = " on the test set it was promoted on, not this run's" // must_beat_champion = false: not scored again
+			}
 			reason = fmt.Sprintf("champion %s had %.4f%s", champ.ID, cv, on)
+		}
+	}
+	if champ != nil && !dec.MustBeat {
+		if change := ClassChange(champ.Classes, info.Classes); change != "" {
+			reason += "; it " + change + " (must_beat_champion = false promotes it whatever its classes)"
 		}
 	}
 	card := Card{ID: sanitizeID(runID + "-" + w.Name), Architecture: info.Spec.Architecture, Classes: info.Classes, Input: info.Input,
