@@ -313,6 +313,7 @@ func TestReferenceWithoutStagePrefixSuggestsIt(t *testing.T) {
 		16: `There is no variable named "bulk". A reference to a stage starts with stage (bulk is a stage kind): did you mean stage.bulk.e?`,
 		21: `Each depends_on entry must be a stage reference such as stage.split.main. Did you mean stage.xform.b?`,
 		25: `There is no variable named "nope".`,
+		29: `There is no variable named "xform". A reference to a stage starts with stage (xform is a stage kind): did you mean stage.xform.b.out?`,
 	}
 	diags := loadAndBuild(path, src, nil)
 	if len(diags) != len(want) {

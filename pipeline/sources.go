@@ -231,7 +231,15 @@ func (w *Workflow) quotedReferences(workspace string, inst *Instance, a Attribut
 		seen[id] = true
 		detail := fmt.Sprintf("%s %q is a string, not a reference: remove the quotes (%s = %s). In quotes it is a path, which does not exist, and the stage does not wait for %s.",
 			a.Name, text, a.Name, text, ref.Block)
-		if _, ok := w.blocks[ref.Block]; !ok {
+		b, ok := w.blocks[ref.Block]
+		if ok && b.kind != nil {
+			// The reference without quotes would be wrong too (stage.split.main.trian): say
+			// how, rather than suggest it as it is.
+			if d := ref.resolve(b); d != nil {
+				detail = fmt.Sprintf("%s %q is a string, not a reference: remove the quotes, and mend it: %s", a.Name, text, d.Detail)
+			}
+		}
+		if !ok {
 			detail = fmt.Sprintf("%s %q is a string, not a reference: remove the quotes, and name a stage of this file (there is no stage %s", a.Name, text, ref.Block)
 			if sug := suggest(ref.Block, w.BlockAddrs()); sug != "" {
 				detail += fmt.Sprintf("; did you mean stage.%s?).", sug)

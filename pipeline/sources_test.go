@@ -124,6 +124,10 @@ stage "use" "folder" {
 stage "use" "nokind" {
   input = "stage.nokind.m.out"
 }
+
+stage "use" "badout" {
+  input = "stage.make.m.uot"
+}
 `, map[string]string{"raw/b.txt": "b", "stage.make.x/a.txt": "a"})
 	want := []string{
 		`7:11 error: Stage reference in quotes: input "stage.make.m.out" is a string, not a reference: remove the quotes (input = stage.make.m.out). In quotes it is a path, which does not exist, and the stage does not wait for make.m.`,
@@ -144,6 +148,8 @@ stage "use" "nokind" {
 		if name == "CheckSources" { // a path of no stage kind is a path that is not there
 			w = append(slices.Clone(want), `23:11 warning: Path not found: input "stage.nokind.m.out" does not exist (paths are relative to the folder of pipeline.hcl): the stage will fail when it runs unless it appears first.`)
 		}
+		// A reference that would be wrong without its quotes says how.
+		w = append(slices.Clone(w), `27:11 error: Stage reference in quotes: input "stage.make.m.uot" is a string, not a reference: remove the quotes, and mend it: Stage make.m (kind make) has no output "uot"; its outputs are "count", "out". Did you mean "out"?`)
 		if strings.Join(got, "\n") != strings.Join(w, "\n") {
 			t.Errorf("%s:\n%s\nwant:\n%s", name, strings.Join(got, "\n"), strings.Join(w, "\n"))
 		}

@@ -619,9 +619,18 @@ func (w *Workflow) checkTraversal(b *block, attr string, tr hcl.Traversal, addrs
 		// split.main.train for stage.split.main.train: HCL's own message, that there is no
 		// variable named "split", does not say what was meant.
 		if len(tr) >= 2 && w.isKind(tr.RootName()) {
+			meant := traversalString(tr)
+			// With the stage's name mistyped too (split.mian.train), the closest stage.
+			if step, ok := tr[1].(hcl.TraverseAttr); ok {
+				if block := tr.RootName() + "." + step.Name; w.blocks[block] == nil {
+					if like := suggest(block, w.BlockAddrs()); like != "" {
+						meant = like + strings.TrimPrefix(meant, block)
+					}
+				}
+			}
 			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown variable",
 				Detail: fmt.Sprintf("There is no variable named %q. A reference to a stage starts with stage (%s is a stage kind): did you mean stage.%s?",
-					tr.RootName(), tr.RootName(), traversalString(tr)),
+					tr.RootName(), tr.RootName(), meant),
 				Subject: rng.Ptr()}}
 		}
 	}

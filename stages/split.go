@@ -209,7 +209,7 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 	if len(small) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("class %s, and this split needs at least %d images per class (one per set): add images, or set drop_small_classes = true to leave such classes out",
+	return fmt.Sprintf("class %s, and this split needs at least %d images per class (one per split): add images, or set drop_small_classes = true to leave such classes out",
 		pipeline.ListSome(small, 5), need)
 }
 

@@ -85,6 +85,9 @@ func TestAMistypedCommandSuggestsTheNearest(t *testing.T) {
 	if want := "pipeline: no command \"plna\"; did you mean plan?\nrun 'pipeline --help' to see the commands\n"; code != exitErr || out != "" || errs != want {
 		t.Errorf("plna: exit %d, stdout %q, stderr %q; want exit %d, stderr %q", code, out, errs, exitErr, want)
 	}
+	if code, _, errs := runCLI("help", "plna"); code != exitErr || !strings.Contains(errs, `no command "plna"; did you mean plan?`) {
+		t.Errorf("help plna: exit %d, stderr %q", code, errs)
+	}
 	code, _, errs = runCLI("xyzzy")
 	if want := "pipeline: no command \"xyzzy\"\nrun 'pipeline --help' to see the commands\n"; code != exitErr || errs != want {
 		t.Errorf("xyzzy: exit %d, stderr %q; want %q", code, errs, want)

@@ -69,7 +69,9 @@ func commandAction(c *cli.Context) error {
 	if word == "help" && c.App.Command(c.Args().Get(1)) != nil {
 		return cli.ShowCommandHelp(c, c.Args().Get(1))
 	}
-	if word == "" || word == "help" {
+	if word == "help" && c.Args().Get(1) != "" {
+		word = c.Args().Get(1) // help for a command that does not exist
+	} else if word == "" || word == "help" {
 		return cli.ShowAppHelp(c)
 	}
 	var names []string

@@ -24,3 +24,7 @@ stage "xform" "e" {
 stage "xform" "f" {
   input = nope.a.out # ERROR: Unknown variable
 }
+
+stage "xform" "g" {
+  input = xform.bb.out # ERROR: Unknown variable
+}
