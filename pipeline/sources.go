@@ -94,7 +94,7 @@ func suggestPath(workspace, rel string) string {
 // looks inside (nothing is hashed), so validate can afford it; plan and run find the same
 // problems when they hash the sources. workspace is the folder that paths are relative to.
 func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
-	return w.checkSources(workspace, true)
+	return w.checkSources(workspace, true, w.Instances)
 }
 
 // PathChecks is what plan and run check of the paths written in the file before they plan,
@@ -102,16 +102,17 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 // output is expected, an error (quotedReferences), and, as warnings, each source a kind can
 // tell will fail its stage from what is there (PathChecker: a split's class folder with too
 // few files).
-func (w *Workflow) PathChecks(workspace string) hcl.Diagnostics {
-	return w.checkSources(workspace, false)
+// Only insts are checked: those a run selects (Engine.Select).
+func (w *Workflow) PathChecks(workspace string, insts []*Instance) hcl.Diagnostics {
+	return w.checkSources(workspace, false, insts)
 }
 
-// checkSources is CheckSources, or with all false PathChecks.
-func (w *Workflow) checkSources(workspace string, all bool) hcl.Diagnostics {
+// checkSources is CheckSources of every instance, or with all false PathChecks of insts.
+func (w *Workflow) checkSources(workspace string, all bool, insts []*Instance) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{} // a source shared by instances or stages is reported once
 	file := filepath.Base(w.Config.Path)
-	for _, inst := range w.Instances {
+	for _, inst := range insts {
 		v, _ := w.Evaluate(inst, nil) // their problems are reported by Build
 		for _, a := range inst.Kind.Attributes() {
 			val := v.Get(a.Name)

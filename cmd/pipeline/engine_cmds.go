@@ -78,7 +78,10 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	if wf != nil && checkSources {
 		diags = append(diags, wf.CheckSources(filepath.Dir(abs))...)
 	} else if wf != nil && !diags.HasErrors() {
-		diags = append(diags, wf.PathChecks(filepath.Dir(abs))...)
+		// Of the stages the command selects: a bad --stage is the plan's to report.
+		if insts, _, err := (&pipeline.Engine{Workflow: wf}).Select(selection(c)); err == nil {
+			diags = append(diags, wf.PathChecks(filepath.Dir(abs), insts)...)
+		}
 	}
 	if len(diags) > 0 {
 		printDiagnostics(c.App.ErrWriter, cfg, diags)

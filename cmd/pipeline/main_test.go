@@ -353,6 +353,18 @@ func TestPlanWarnsOfAClassTooSmallToSplit(t *testing.T) {
 	if code, out, errs := runCLI("plan", file); strings.Contains(errs, "Unusable source") {
 		t.Errorf("plan with drop_small_classes: exit %d\n%s%s", code, out, errs)
 	}
+	// plan and run check the stages they would run; validate checks them all.
+	other := strings.Replace(strings.Replace(splitOnly, `"main"`, `"other"`, 1), "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)
+	os.WriteFile(file, []byte(splitOnly+other), 0o644)
+	for cmd, warned := range map[string]bool{"plan": false, "run": false, "validate": true} {
+		args := []string{cmd, file, "--stage", "split.other"}
+		if cmd == "validate" {
+			args = args[:2]
+		}
+		if code, out, errs := runCLI(args...); strings.Contains(errs, "Unusable source") != warned {
+			t.Errorf("%q with split.main's class too small: exit %d, warned %v, want %v\n%s%s", args, code, !warned, warned, out, errs)
+		}
+	}
 }
 
 // TestQuotedStageReferenceIsRefusedBeforeRunning checks that validate, plan and run refuse a
