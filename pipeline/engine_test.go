@@ -1386,8 +1386,8 @@ func TestPlanKnowsOwnChangesBehindRunningUpstreams(t *testing.T) {
 }
 
 // A stage that may reuse a kept output of its new configuration is the output the stages
-// below it are judged by: one whose own change has an output kept for it may run, one whose
-// kept output was made from another runs.
+// below it are judged by, through any stage between: one whose own change has an output kept
+// for it may run, one whose kept output was made from another runs.
 func TestPlanJudgesStagesBelowAKeptOutputByIt(t *testing.T) {
 	hcl := func(label, suffix string, epochs int) string {
 		return fmt.Sprintf(`
@@ -1401,8 +1401,12 @@ stage "xform" "mid" {
   suffix = %q
 }
 
+stage "xform" "pass" {
+  input = stage.xform.mid.out
+}
+
 stage "xform" "down" {
-  input  = stage.xform.mid.out
+  input  = stage.xform.pass.out
   epochs = %d
 }
 `, label, suffix, epochs)
@@ -1439,7 +1443,7 @@ stage "xform" "down" {
 		if err != nil {
 			t.Fatal(err)
 		}
-		expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.mid": "cached", "xform.down": c.status})
+		expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.mid": "cached", "xform.pass": "cached", "xform.down": c.status})
 		ws.write("pipeline.hcl", hcl("a", "2", 20)) // back to the state before
 		if _, _, err := ws.run(RunOptions{}); err != nil {
 			t.Fatal(err)

@@ -190,9 +190,24 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 		return nil, err
 	}
 	outs := Outputs{}
-	// last is what each instance output when it last ran, as far as the store still holds
-	// it: the plan's guess at what a stage that runs will output (see keptFor).
+	// last is what each instance output when it last ran, or will reuse, as far as the store
+	// holds it: the plan's guess at what a stage that runs will output (see keptFor). For a
+	// stage whose key is known (it runs, or is forced) it is its previous output, read from
+	// its state only when a stage below needs it (guessed).
 	last := Outputs{}
+	guessed := map[string]*Instance{}
+	lastOf := func(addr string) {
+		inst, ok := guessed[addr]
+		if !ok {
+			return
+		}
+		delete(guessed, addr)
+		if st, ok := e.Store.LoadState(addr); ok {
+			if entry, err := e.Store.readEntry(st.Key); err == nil && e.Store.Verify(entry) == "" {
+				last[addr] = e.entryPaths(inst, entry)
+			}
+		}
+	}
 	willRun := map[string]bool{}
 	var plan []*Decision
 	for _, inst := range insts {
@@ -206,28 +221,31 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", inst.Addr, err)
 		}
-		if d.Action == Cached {
+		switch {
+		case d.Action == Cached:
 			outs[inst.Addr] = e.outputPaths(d)
 			last[inst.Addr] = outs[inst.Addr]
-		} else {
+		case !d.Known && !d.New && !forced[inst.Addr]:
+			// Its key waits on stages that run first: if they output what last holds, it
+			// reuses the output kept for that key, if there is one, which the stages below
+			// are then judged by (none kept: what it will output is not known).
 			willRun[inst.Addr] = true
-			var kept *Entry
-			if d.Certain && !d.Known && !d.New && !forced[inst.Addr] {
-				kept = e.keptFor(inst, last)
+			for _, dep := range inst.Deps {
+				lastOf(dep)
 			}
-			if kept != nil {
-				// Its own configuration changed, and an output of the new one is kept: it
-				// is reused if the stages it uses output what they did last time, and the
-				// stages below are judged by it.
+			kept := e.keptFor(inst, last)
+			if kept == nil {
+				break
+			}
+			last[inst.Addr] = e.entryPaths(inst, kept)
+			if d.Certain { // its own configuration changed, and an output of the new one is kept
 				d.Certain = false
 				d.Reasons = append(d.Reasons, fmt.Sprintf("an earlier output of this configuration is reused if %s %s what %s did last time",
 					strings.Join(running, ", "), Agree(len(running), "outputs", "output"), Agree(len(running), "it", "they")))
-				last[inst.Addr] = e.entryPaths(inst, kept)
-			} else if st, ok := e.Store.LoadState(inst.Addr); ok {
-				if entry, err := e.Store.readEntry(st.Key); err == nil && e.Store.Verify(entry) == "" {
-					last[inst.Addr] = e.entryPaths(inst, entry)
-				}
 			}
+		default:
+			willRun[inst.Addr] = true
+			guessed[inst.Addr] = inst
 		}
 		plan = append(plan, d)
 	}
