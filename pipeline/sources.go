@@ -111,6 +111,7 @@ func (w *Workflow) PathChecks(workspace string, insts []*Instance) hcl.Diagnosti
 func (w *Workflow) checkSources(workspace string, all bool, insts []*Instance) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{} // a source shared by instances or stages is reported once
+	bad := map[string]bool{}  // sources with a problem of their own, not looked in
 	file := filepath.Base(w.Config.Path)
 	for _, inst := range insts {
 		v, _ := w.Evaluate(inst, nil) // their problems are reported by Build
@@ -128,23 +129,29 @@ func (w *Workflow) checkSources(workspace string, all bool, insts []*Instance) h
 			}
 			rel, rng := v.String(a.Name), v.Range(a.Name)
 			id := rng.String() + "\x00" + rel
-			if seen[id] {
+			if !seen[id] {
+				seen[id] = true
+				if p := checkSource(workspace, file, a.Name, rel); p != nil {
+					bad[id] = true
+					if all {
+						detail := p.detail + "."
+						if p.suggestion != "" {
+							detail = fmt.Sprintf("%s. Did you mean %q?", p.detail, p.suggestion)
+						}
+						diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: p.summary, Detail: detail, Subject: rng})
+					}
+				}
+			}
+			if bad[id] {
 				continue
 			}
-			seen[id] = true
-			p := checkSource(workspace, file, a.Name, rel)
-			if p == nil {
-				diags = append(diags, unusableSource(workspace, inst.Kind, a, v)...)
-				continue
+			// Each instance's own values (a for_each's val differs, say): each problem once.
+			for _, d := range unusableSource(workspace, inst.Kind, a, v) {
+				if key := id + "\x00" + d.Detail; !seen[key] {
+					seen[key] = true
+					diags = append(diags, d)
+				}
 			}
-			if !all {
-				continue
-			}
-			detail := p.detail + "."
-			if p.suggestion != "" {
-				detail = fmt.Sprintf("%s. Did you mean %q?", p.detail, p.suggestion)
-			}
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: p.summary, Detail: detail, Subject: rng})
 		}
 	}
 	sortBySubject(diags)

@@ -169,8 +169,9 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 // class folders whose names are one name in two Unicode forms ("Crème" composed and
 // decomposed) fail the stage, as discover refuses them; and, in source, a class folder
 // holding fewer files than the split needs images per class fails it, unless
-// drop_small_classes leaves it out. Files are counted, not read (a stat each), so a class
-// with enough files can still fall short by its bad or identical images; the stage says so.
+// drop_small_classes leaves it out. Files are counted from their folders' listings, not read
+// (countClassFiles), so a class with enough files can still fall short by its bad or
+// identical images; the stage says so.
 func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 	if attr != "source" && attr != "test_source" {
 		return ""
@@ -192,13 +193,9 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 		test = 0
 	}
 	need := minPerClass(num(v, "val"), test)
-	files, classes, _, err := discover(abs)
+	classes, count, err := countClassFiles(abs)
 	if err != nil {
 		return "" // the stage's own error says what is wrong with the folder
-	}
-	count := map[string]int{}
-	for _, f := range files {
-		count[f.Class]++
 	}
 	var small []string
 	for _, c := range classes {

@@ -2,8 +2,10 @@ package stages
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -186,5 +188,36 @@ func TestSourceCheckFindsClassFoldersNamedInTwoUnicodeForms(t *testing.T) {
 	os.Rename(filepath.Join(src, "Cre\u0300me"), filepath.Join(src, "Cremes"))
 	if got := (Split{}).CheckPath(pipelineValues(t, Split{}, map[string]cty.Value{"source": cty.StringVal("raw"), "image_size": cty.NumberIntVal(8)}), "source", src); got != "" {
 		t.Errorf("folders of different names: %q", got)
+	}
+}
+
+// countClassFiles counts what discover finds, from listings alone, and does not go round
+// links that lead back into the folders it is in (two such links in a folder would otherwise
+// multiply the walk at every level).
+func TestClassFileCountsAreDiscoversFromListings(t *testing.T) {
+	src := t.TempDir()
+	for _, name := range []string{"a/1.jpg", "a/2.jpg", "a/sub/3.jpg", "a/.hidden.jpg", "b/1.png", "c/.only-hidden", "loose.jpg"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755)
+		os.WriteFile(filepath.Join(src, name), []byte("x"), 0o644)
+	}
+	os.Symlink("..", filepath.Join(src, "a", "sub", "up"))
+	os.Symlink("../..", filepath.Join(src, "a", "sub", "top"))
+	os.Symlink(filepath.Join(src, "b"), filepath.Join(src, "a", "bs")) // b's files count in a too
+	os.Symlink("1.png", filepath.Join(src, "b", "link.png"))
+	classes, counts, err := countClassFiles(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, want, _, err := discover(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]int{}
+	for _, f := range files {
+		found[f.Class]++
+	}
+	found["c"] += 0 // a class with no files
+	if !slices.Equal(classes, want) || !maps.Equal(counts, found) || counts["a"] != 5 {
+		t.Errorf("counts %v of %v, discover finds %v of %v", counts, classes, found, want)
 	}
 }

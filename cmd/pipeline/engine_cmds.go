@@ -50,7 +50,7 @@ type loaded struct {
 // load reads, checks and evaluates the pipeline file named by the first argument, printing
 // every diagnostic with its source snippet. With checkSources it also reports source folders
 // that do not exist (validate; plan and run report those they need when they hash them);
-// without, it checks what plan and run check of paths before they plan (Workflow.PathChecks).
+// without, it checks the paths of the stages the command selects (Workflow.PathChecks).
 func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	path := c.Args().First()
 	if path == "" {

@@ -395,3 +395,25 @@ stage "augment" "bal" {
 		t.Errorf("run made a run folder: %v", err)
 	}
 }
+
+// Instances of one split stage sharing a source are each checked with their own settings: a
+// class too small for one instance's val is warned of whichever instance comes first.
+func TestEachInstanceOfASplitIsCheckedForSmallClasses(t *testing.T) {
+	for _, vals := range []string{"{ a = 0, b = 0.2 }", "{ a = 0.2, b = 0 }"} {
+		dir := workspace(t, `
+stage "split" "main" {
+  for_each   = `+vals+`
+  source     = "raw"
+  image_size = 4
+  channels   = 1
+  val        = each.value
+  test       = 0
+}
+`)
+		os.MkdirAll(filepath.Join(dir, "raw", "tiny"), 0o755)
+		os.WriteFile(filepath.Join(dir, "raw", "tiny", "1.png"), []byte("x"), 0o644)
+		if code, out, errs := runCLI("plan", filepath.Join(dir, "pipeline.hcl")); !strings.Contains(errs, `class "tiny" has 1 file, and this split needs at least 2 images per class`) {
+			t.Errorf("for_each = %s: exit %d, want the small class warned of\n%s%s", vals, code, out, errs)
+		}
+	}
+}
