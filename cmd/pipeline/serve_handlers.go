@@ -314,7 +314,7 @@ func readImageField(r *http.Request, large, slow string) ([]byte, int, string) {
 		return errors.As(err, &mbe)
 	}
 	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	form := &formEnd{ReadCloser: r.Body, open: []byte("--" + params["boundary"]), delim: []byte("--" + params["boundary"] + "--")}
+	form := &formEnd{ReadCloser: r.Body, boundary: params["boundary"], declared: r.ContentLength, delim: []byte("\n--" + params["boundary"] + "--")}
 	r.Body = form
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -328,7 +328,7 @@ func readImageField(r *http.Request, large, slow string) ([]byte, int, string) {
 			return nil, http.StatusRequestEntityTooLarge, large
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, http.StatusRequestTimeout, slow
-		case err != nil && form.ended && form.read == 0:
+		case err != nil && form.ended && form.read == 0 && form.declared <= 0:
 			return nil, http.StatusBadRequest, `the body is empty; send the image as a file in the multipart/form-data field "image" (curl -F image=@photo.jpg)`
 		case err != nil && form.noForm():
 			return nil, http.StatusBadRequest, fmt.Sprintf(`the body holds no part of a multipart/form-data form with the boundary its Content-Type names (%q); send the image as a file in the multipart/form-data field "image" (curl -F image=@photo.jpg)`, params["boundary"])
@@ -381,31 +381,43 @@ func badMultipart(err error, cutOff bool) string {
 	return fmt.Sprintf("the body is not valid multipart/form-data (%v); %s", err, send)
 }
 
-// formEnd follows a multipart/form-data body as it is read: whether it ended, and whether the
-// form's closing delimiter ("--BOUNDARY--") came before, so that a form that fails to parse
-// can be told cut off from malformed.
+// formEnd follows a multipart/form-data body as it is read: whether it ended, whether it
+// opened with a delimiter line of the form's boundary ("--BOUNDARY" at the start of a line,
+// then the line's end), and whether the form's closing delimiter ("--BOUNDARY--" at the start
+// of a line) came before its end, so that a form that fails to parse can be told cut off
+// from malformed or from no form at all.
 type formEnd struct {
 	io.ReadCloser
-	open   []byte // a part's delimiter ("--BOUNDARY")
-	delim  []byte // the closing delimiter
-	buf    []byte // the tail and the bytes last read, searched for delim
-	tail   []byte // the last bytes read, one fewer than delim has: a delimiter across two reads
-	read   int64  // bytes read
-	first  []byte // the first bytes read, as many as open has
-	opened bool   // a delimiter was read: the body is a form with that boundary
-	closed bool   // delim was read
-	ended  bool   // the body ended
+	boundary string // the Content-Type's
+	declared int64  // the Content-Length, -1 when not given
+	delim    []byte // the closing delimiter, after its line's start
+	head     []byte // the body's first bytes (up to formHead), which hold its first delimiter
+	buf      []byte // the tail and the bytes last read, searched for delim
+	tail     []byte // the last bytes read, one fewer than delim has: a delimiter across two reads
+	read     int64  // bytes read
+	closed   bool   // delim was read
+	ended    bool   // the body ended
 }
 
+// formHead is how much of a body formEnd keeps to find its first delimiter in: a preamble
+// before it is rare, and short.
+const formHead = 8 << 10
+
+// Read reads from the body and notes what the form's delimiters say of it.
 func (f *formEnd) Read(p []byte) (int, error) {
 	n, err := f.ReadCloser.Read(p)
-	f.read += int64(n)
-	if k := min(len(f.open)-len(f.first), n); k > 0 {
-		f.first = append(f.first, p[:k]...)
+	if k := min(formHead-len(f.head), n); k > 0 {
+		if f.read == 0 {
+			f.head = append(f.head, '\n') // the body's start is a line's start
+		}
+		f.head = append(f.head, p[:k]...)
 	}
+	f.read += int64(n)
 	if !f.closed && n > 0 {
+		if len(f.buf) == 0 && len(f.tail) == 0 {
+			f.tail = append(f.tail, '\n')
+		}
 		f.buf = append(append(f.buf[:0], f.tail...), p[:n]...)
-		f.opened = f.opened || bytes.Contains(f.buf, f.open)
 		f.closed = bytes.Contains(f.buf, f.delim)
 		f.tail = append(f.tail[:0], f.buf[max(0, len(f.buf)-len(f.delim)+1):]...)
 	}
@@ -417,10 +429,32 @@ func (f *formEnd) Read(p []byte) (int, error) {
 // cutOff reports whether the body ended before the form's closing delimiter.
 func (f *formEnd) cutOff() bool { return f.ended && !f.closed }
 
-// noForm reports whether the body ended holding no delimiter of the form's boundary (another
-// boundary, or no form at all), rather than cut off in its first one.
+// noForm reports whether the body ended holding no delimiter line of the form's boundary
+// (another boundary, or no form at all), rather than cut off before or in its first one.
 func (f *formEnd) noForm() bool {
-	return f.ended && !f.opened && !(len(f.first) < len(f.open) && bytes.HasPrefix(f.open, f.first))
+	if !f.ended || f.read == 0 {
+		return false
+	}
+	open := []byte("\n--" + f.boundary)
+	for i := 0; ; {
+		j := bytes.Index(f.head[i:], open)
+		if j < 0 {
+			break
+		}
+		rest := bytes.TrimLeft(f.head[i+j+len(open):], " \t")
+		if bytes.HasPrefix(rest, []byte("\r\n")) || bytes.HasPrefix(rest, []byte("\n")) || len(rest) == 0 {
+			return false // a delimiter line (or the body cut off right after one)
+		}
+		i += j + 1
+	}
+	// Cut off in its first delimiter: the body's last line is the start of one.
+	if f.read < formHead {
+		last := f.head[bytes.LastIndexByte(f.head, '\n')+1:]
+		if len(last) > 0 && bytes.HasPrefix(open[1:], bytes.TrimRight(last, "\r")) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *server) handleClasses(w http.ResponseWriter, r *http.Request) {

@@ -168,6 +168,8 @@ func TestServeSaysAnUploadIsCutOff(t *testing.T) {
 		{"", ct, "the body is empty; "},
 		{string(full), "multipart/form-data; boundary=AAA", `the body holds no part of a multipart/form-data form with the boundary its Content-Type names ("AAA"); `},
 		{"just some text, long enough to be no cut-off delimiter", "multipart/form-data; boundary=b", "the body holds no part of a multipart/form-data form"},
+		// A boundary that is the start of the body's: its delimiters are not the form's.
+		{string(full), "multipart/form-data; boundary=" + params["boundary"][:20], "the body holds no part of a multipart/form-data form"},
 	} {
 		code, m := post(t, ts.URL+"/predict", strings.NewReader(c.body), c.ct)
 		if msg := fmt.Sprint(m["error"]); code != http.StatusBadRequest || !strings.HasPrefix(msg, c.want) || !strings.Contains(msg, `field "image"`) {
