@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,7 +235,11 @@ func stageRefList(expr hcl.Expression, summary, detail string) ([]hcl.Traversal,
 		tr, d := hcl.AbsTraversalForExpr(e)
 		if d.HasErrors() || tr.RootName() != "stage" {
 			detail := detail
-			if !d.HasErrors() && len(tr) >= 2 { // xform.b for stage.xform.b
+			switch root := tr.RootName(); {
+			case d.HasErrors() || len(tr) < 2:
+			case strings.EqualFold(root, "stage"): // Stage.split.main
+				detail += fmt.Sprintf(" Did you mean stage%s?", strings.TrimPrefix(traversalString(tr), root))
+			case !slices.Contains([]string{"var", "each", "pipeline", "local", "path"}, root): // xform.b for stage.xform.b
 				detail += fmt.Sprintf(" Did you mean stage.%s?", traversalString(tr))
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: e.Range().Ptr()})

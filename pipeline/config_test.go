@@ -314,6 +314,8 @@ func TestReferenceWithoutStagePrefixSuggestsIt(t *testing.T) {
 		21: `Each depends_on entry must be a stage reference such as stage.split.main. Did you mean stage.xform.b?`,
 		25: `There is no variable named "nope".`,
 		29: `There is no variable named "xform". A reference to a stage starts with stage (xform is a stage kind): did you mean stage.xform.b.out?`,
+		39: `Each depends_on entry must be a stage reference such as stage.split.main.`,
+		40: `Each depends_on entry must be a stage reference such as stage.split.main. Did you mean stage.xform.b?`,
 	}
 	diags := loadAndBuild(path, src, nil)
 	if len(diags) != len(want) {

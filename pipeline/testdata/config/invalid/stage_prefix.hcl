@@ -28,3 +28,15 @@ stage "xform" "f" {
 stage "xform" "g" {
   input = xform.bb.out # ERROR: Unknown variable
 }
+
+variable "dep" {
+  default = "x"
+}
+
+stage "xform" "h" {
+  input      = stage.gen.a["y"].out
+  depends_on = [
+    var.dep,       # ERROR: Invalid depends_on entry
+    Stage.xform.b, # ERROR: Invalid depends_on entry
+  ]
+}
