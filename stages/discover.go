@@ -56,7 +56,7 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 		for _, p := range paths {
 			for dir := p; ; dir = filepath.Dir(dir) {
 				if fi, err := os.Stat(dir); err == nil {
-					above[dirID(fi)] = true
+					above[FolderID(fi)] = true
 				}
 				if filepath.Dir(dir) == dir {
 					break
@@ -76,7 +76,7 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 			rejected = append(rejected, Rejected{Path: name, Reason: statReason(err)})
 			continue
 		}
-		if fi.IsDir() && above[dirID(fi)] {
+		if fi.IsDir() && above[FolderID(fi)] {
 			rejected = append(rejected, Rejected{Path: name, Reason: "symbolic link loop"})
 			continue
 		}
@@ -98,7 +98,7 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 		}
 		folderOf[class] = e.Name()
 		seen := maps.Clone(above)
-		seen[dirID(fi)] = true
+		seen[FolderID(fi)] = true
 		walkClass(abs, e.Name(), class, seen, &files, &rejected)
 		classes = append(classes, class)
 	}
@@ -181,7 +181,7 @@ func countClassFiles(root string) ([]string, map[string]int, error) {
 				n++ // a link to a file, or a broken one (rejected, and counted as discover lists it)
 				continue
 			}
-			if id := dirID(fi); !onPath[id] {
+			if id := FolderID(fi); !onPath[id] {
 				onPath[id] = true
 				n += count(filepath.Join(dir, e.Name()))
 				delete(onPath, id)
@@ -190,7 +190,7 @@ func countClassFiles(root string) ([]string, map[string]int, error) {
 		return n
 	}
 	if fi, err := os.Stat(root); err == nil {
-		onPath[dirID(fi)] = true
+		onPath[FolderID(fi)] = true
 	}
 	counts := map[string]int{}
 	var classes []string
@@ -200,16 +200,16 @@ func countClassFiles(root string) ([]string, map[string]int, error) {
 			continue
 		}
 		fi, err := os.Stat(abs)
-		if err != nil || !fi.IsDir() || onPath[dirID(fi)] {
+		if err != nil || !fi.IsDir() || onPath[FolderID(fi)] {
 			continue
 		}
 		class := className(e.Name())
 		if _, ok := counts[class]; !ok {
 			classes = append(classes, class)
 		}
-		onPath[dirID(fi)] = true
+		onPath[FolderID(fi)] = true
 		counts[class] += count(abs)
-		delete(onPath, dirID(fi))
+		delete(onPath, FolderID(fi))
 	}
 	sort.Strings(classes)
 	return classes, counts, nil
@@ -243,7 +243,7 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 			continue
 		}
 		if fi.IsDir() {
-			id := dirID(fi)
+			id := FolderID(fi)
 			if seen[id] {
 				*rejected = append(*rejected, Rejected{Path: r, Class: class, Reason: "symbolic link loop"})
 				continue
@@ -292,7 +292,9 @@ func statReason(err error) string {
 	return "unreadable: " + err.Error()
 }
 
-func dirID(fi os.FileInfo) [2]uint64 {
+// FolderID identifies a folder (any file) by its device and inode, to tell when a link leads
+// to a folder already walked.
+func FolderID(fi os.FileInfo) [2]uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return [2]uint64{uint64(st.Dev), st.Ino}
 	}

@@ -613,7 +613,10 @@ func TestPredictTakesAFolder(t *testing.T) {
 	os.WriteFile(filepath.Join(outside, "e.png"), pngBytes(8, 8, 3), 0o644)
 	os.Symlink(outside, filepath.Join(set, "Coat", "more")) // outside: followed, once
 	os.Symlink(outside, filepath.Join(set, "Coat", "again"))
-	if code, _, errs := runCLI("predict", "--model", model, set); code != exitErr || !strings.Contains(errs, "the folder holds no files, only 2 subfolders: --recursive (-r) looks in them") {
+	os.MkdirAll(filepath.Join(set, ".versions", "v2", "Hats"), 0o755) // hidden: shown by its link
+	os.WriteFile(filepath.Join(set, ".versions", "v2", "Hats", "h.png"), pngBytes(8, 8, 3), 0o644)
+	os.Symlink(".versions/v2/Hats", filepath.Join(set, "Hats"))
+	if code, _, errs := runCLI("predict", "--model", model, set); code != exitErr || !strings.Contains(errs, "the folder holds no files, only 3 subfolders: --recursive (-r) looks in them") {
 		t.Errorf("a folder of class folders: exit %d, %q", code, errs)
 	}
 	code, out, errs = runCLI("predict", "--model", model, "-r", "--json", set)
@@ -625,14 +628,14 @@ func TestPredictTakesAFolder(t *testing.T) {
 	for _, r := range res {
 		got = append(got, strings.TrimPrefix(r.File, set+"/"))
 	}
-	if want := []string{"Bag/a.png", "Bag/b.png", "Coat/c.png", "Coat/again/e.png", "Coat/deep/d.png"}; !slices.Equal(got, want) {
+	if want := []string{"Bag/a.png", "Bag/b.png", "Coat/c.png", "Coat/again/e.png", "Coat/deep/d.png", "Hats/h.png"}; !slices.Equal(got, want) {
 		t.Errorf("-r classified %q, want %q", got, want)
 	}
 	// The same through ./ and a trailing slash.
 	t.Chdir(filepath.Dir(set))
 	for _, arg := range []string{"./test", "test/"} {
 		code, out, errs = runCLI("predict", "--model", model, "-r", arg)
-		if code != exitOK || strings.Count(out, ".png\n") != 5 {
+		if code != exitOK || strings.Count(out, ".png\n") != 6 {
 			t.Errorf("-r %s: exit %d\n%s%s", arg, code, out, errs)
 		}
 	}
