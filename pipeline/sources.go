@@ -219,7 +219,7 @@ func missingPathInputs(workspace, file string, kind Kind, a Attribute, v *Values
 func (w *Workflow) quotedReferences(workspace string, inst *Instance, a Attribute, v *Values, seen map[string]bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	rng := v.Range(a.Name)
-	cty.Walk(v.Get(a.Name), func(_ cty.Path, val cty.Value) (bool, error) {
+	cty.Walk(v.Get(a.Name), func(path cty.Path, val cty.Value) (bool, error) {
 		if !val.IsKnown() || val.IsNull() || val.Type() != cty.String {
 			return true, nil
 		}
@@ -237,8 +237,22 @@ func (w *Workflow) quotedReferences(workspace string, inst *Instance, a Attribut
 			return true, nil // a path after all (or one that cannot be told)
 		}
 		seen[id] = true
-		detail := fmt.Sprintf("%s %q is a string, not a reference: remove the quotes (%s = %s). In quotes it is a path, which does not exist, and the stage does not wait for %s.",
-			a.Name, text, a.Name, text, ref.Block)
+		// The reference as it should be written where the string is: the attribute's value,
+		// or the element of a map or list it is in.
+		written := a.Name + " = " + text
+		if len(path) > 0 {
+			written = text
+			switch step := path[len(path)-1].(type) {
+			case cty.GetAttrStep:
+				written = step.Name + " = " + text
+			case cty.IndexStep:
+				if step.Key.Type() == cty.String {
+					written = step.Key.AsString() + " = " + text
+				}
+			}
+		}
+		detail := fmt.Sprintf("%s %q is a string, not a reference: remove the quotes (%s). In quotes it is a path, which does not exist, and the stage does not wait for %s.",
+			a.Name, text, written, ref.Block)
 		b, ok := w.blocks[ref.Block]
 		if ok && b.kind != nil {
 			// The reference without quotes would be wrong too (stage.split.main.trian): say

@@ -132,7 +132,7 @@ stage "use" "badout" {
 	want := []string{
 		`7:11 error: Stage reference in quotes: input "stage.make.m.out" is a string, not a reference: remove the quotes (input = stage.make.m.out). In quotes it is a path, which does not exist, and the stage does not wait for make.m.`,
 		`11:11 error: Stage reference in quotes: input "stage.make.mm.out" is a string, not a reference: remove the quotes, and name a stage of this file (there is no stage make.mm; did you mean stage.make.m?).`,
-		`15:38 error: Stage reference in quotes: from "stage.make.m.out" is a string, not a reference: remove the quotes (from = stage.make.m.out). In quotes it is a path, which does not exist, and the stage does not wait for make.m.`,
+		`15:38 error: Stage reference in quotes: from "stage.make.m.out" is a string, not a reference: remove the quotes (b = stage.make.m.out). In quotes it is a path, which does not exist, and the stage does not wait for make.m.`,
 	}
 	e := ws.engine(nil)
 	for name, diags := range map[string]hcl.Diagnostics{"CheckSources": e.Workflow.CheckSources(ws.dir), "PathChecks": e.Workflow.PathChecks(ws.dir, e.Workflow.Instances)} {
