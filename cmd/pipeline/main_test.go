@@ -92,7 +92,13 @@ func TestAMistypedCommandSuggestsTheNearest(t *testing.T) {
 	if want := "pipeline: no command \"xyzzy\"\nrun 'pipeline --help' to see the commands\n"; code != exitErr || errs != want {
 		t.Errorf("xyzzy: exit %d, stderr %q; want %q", code, errs, want)
 	}
-	for args, want := range map[string]string{"": "pipeline - train", "help": "pipeline - train", "help plan": "pipeline plan - show"} {
+	if code, _, errs := runCLI("x"); code != exitErr || strings.Contains(errs, "did you mean") {
+		t.Errorf("x: exit %d, stderr %q; want no suggestion for one letter", code, errs)
+	}
+	if code, _, errs := runCLI("predict", "--top"); code != exitErr || !strings.Contains(errs, "flag needs an argument: --top\n") {
+		t.Errorf("predict --top: exit %d, stderr %q; want the flag named as the help names it", code, errs)
+	}
+	for args, want := range map[string]string{"": "pipeline - train", "help": "pipeline - train", "help help": "pipeline - train", "help plan": "pipeline plan - show"} {
 		if code, out, errs := runCLI(strings.Fields(args)...); code != exitOK || !strings.Contains(out, want) || errs != "" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want the help (%q)", args, code, out, errs, want)
 		}

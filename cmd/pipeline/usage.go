@@ -26,6 +26,15 @@ func usageError(name string, flags []cli.Flag) cli.OnUsageErrorFunc {
 	return func(_ *cli.Context, err error, _ bool) error {
 		msg := err.Error()
 		// The flag package's words, which name the flag with one dash whatever was typed.
+		for _, prefix := range []string{"flag needs an argument: -", "for flag -"} {
+			if before, flag, ok := strings.Cut(msg, prefix); ok {
+				name, rest, hasRest := strings.Cut(flag, ":")
+				msg = before + strings.TrimSuffix(prefix, "-") + dashed(name)
+				if hasRest {
+					msg += ":" + rest
+				}
+			}
+		}
 		if flag, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 			msg = fmt.Sprintf("%s has no flag %s", name, dashed(flag))
 			if name == "" {
@@ -69,7 +78,7 @@ func commandAction(c *cli.Context) error {
 	if word == "help" && c.App.Command(c.Args().Get(1)) != nil {
 		return cli.ShowCommandHelp(c, c.Args().Get(1))
 	}
-	if word == "help" && c.Args().Get(1) != "" {
+	if word == "help" && c.Args().Get(1) != "" && c.Args().Get(1) != "help" {
 		word = c.Args().Get(1) // help for a command that does not exist
 	} else if word == "" || word == "help" {
 		return cli.ShowAppHelp(c)
@@ -79,7 +88,7 @@ func commandAction(c *cli.Context) error {
 		names = append(names, cmd.Names()...)
 	}
 	msg := fmt.Sprintf("no command %q", word)
-	if like := pipeline.Suggest(word, names); like != "" {
+	if like := pipeline.Suggest(word, names); like != "" && len(word) > 2 { // any two letters are near gc
 		msg += fmt.Sprintf("; did you mean %s?", like)
 	}
 	return exitError{code: exitErr, err: fmt.Errorf("%s\nrun 'pipeline --help' to see the commands", msg)}
