@@ -69,7 +69,7 @@ func TestAMistypedFlagSuggestsTheNearest(t *testing.T) {
 		{[]string{"plan", "--zzzzzz"}, "pipeline: plan has no flag --zzzzzz\nrun 'pipeline plan --help' to see its flags\n"},
 		{[]string{"predict", "-x", "x.png"}, "pipeline: predict has no flag -x\nrun 'pipeline predict --help' to see its flags\n"},
 		// Other usage errors keep their words, with the same line.
-		{[]string{"predict", "--top", "abc", "x.png"}, "pipeline: invalid value \"abc\" for flag -top: parse error\nrun 'pipeline predict --help' to see its flags\n"},
+		{[]string{"predict", "--top", "abc", "x.png"}, "pipeline: invalid value \"abc\" for flag --top: parse error\nrun 'pipeline predict --help' to see its flags\n"},
 	} {
 		code, out, errs := runCLI(tc.args...)
 		if code != exitErr || out != "" || errs != tc.want {
