@@ -92,15 +92,15 @@ func (j *Job) SetSummary(s string) {
 	j.summary = s
 }
 
-// setSummary returns what SetSummary set, "" when nothing.
-func (j *Job) setSummary() string {
+// recordedSummary returns what SetSummary set, "" when nothing.
+func (j *Job) recordedSummary() string {
 	j.statsMu.Lock()
 	defer j.statsMu.Unlock()
 	return j.summary
 }
 
-// setStats returns the figures SetStat recorded, nil when none.
-func (j *Job) setStats() map[string]float64 {
+// recordedStats returns the figures SetStat recorded, nil when none.
+func (j *Job) recordedStats() map[string]float64 {
 	j.statsMu.Lock()
 	defer j.statsMu.Unlock()
 	return j.runStats

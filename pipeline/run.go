@@ -395,7 +395,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	}
 	r.e.Store.RemoveWork(d.Key)
 	d.entry = entry
-	res.Status, res.Output, res.Stats = StatusRan, entry.Output.Digest, job.setStats()
+	res.Status, res.Output, res.Stats = StatusRan, entry.Output.Digest, job.recordedStats()
 	return r.finish(res, d)
 }
 
@@ -441,7 +441,7 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 		if err != nil {
 			return r.fail(res, err)
 		}
-		res.Effect, res.Summary = note, job.setSummary()
+		res.Effect, res.Summary = note, job.recordedSummary()
 		r.rec.Logf("%s: %s", d.Addr, note)
 	}
 	return res
