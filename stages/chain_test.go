@@ -418,9 +418,21 @@ stage "select" "best" {
 		!strings.Contains(sel.Effect, fmt.Sprintf("pipeline promote %s/cnn makes it the champion by hand", rec.ID)) || !strings.HasSuffix(sel.Summary, ", not promoted") {
 		t.Fatalf("after adding a class before others, select: %q (%q)", sel.Effect, sel.Summary)
 	}
+	// class_ids_may_move = true promotes it, saying which ids move.
+	w.write("pipeline.hcl", []byte(strings.Replace(src, `metric     = "test_f1_macro"`, "metric     = \"test_f1_macro\"\n  class_ids_may_move = true", 1)))
+	rec, _ = w.run(false)
+	sel = rec.Result("select.best")
+	if !strings.HasPrefix(sel.Effect, "promoted cnn") || !strings.Contains(sel.Effect, `it adds "dots"; the ids of 3 classes move ("lines" 1 → 2, "square" 2 → 3, "zigzag" 3 → 4) (class_ids_may_move)`) {
+		t.Fatalf("with class_ids_may_move = true, select: %q", sel.Effect)
+	}
+	if _, _, err := Rollback(filepath.Join(w.dir, "models/final_models")); err != nil {
+		t.Fatal(err)
+	}
 	// must_beat_champion = false promotes it, saying what changes and on which test set the
 	// champion's score was.
-	w.write("pipeline.hcl", []byte(strings.Replace(src, `metric     = "test_f1_macro"`, "metric     = \"test_f1_macro\"\n  must_beat_champion = false", 1)))
+	// (Another model than the one rolled back: a rolled-back model is not promoted again.)
+	mustBeat := strings.Replace(src, `metric     = "test_f1_macro"`, "metric     = \"test_f1_macro\"\n  must_beat_champion = false", 1)
+	w.write("pipeline.hcl", []byte(strings.Replace(mustBeat, "epochs        = 8", "epochs        = 9", 1)))
 	rec, _ = w.run(false)
 	sel = rec.Result("select.best")
 	for _, want := range []string{"promoted cnn", `on the test set it was promoted on, not this run's; it adds "dots"; the ids of 3 classes move`, "must_beat_champion = false promotes it whatever its classes"} {

@@ -35,6 +35,7 @@ type SelectConfig struct {
 	MustBeatChampion bool     `cty:"must_beat_champion"`
 	MinImprovement   float64  `cty:"min_improvement"`
 	PromoteTo        string   `cty:"promote_to"`
+	ClassIDsMayMove  *bool    `cty:"class_ids_may_move"`
 }
 
 // Decision is decision/decision.json.
@@ -49,6 +50,9 @@ type Decision struct {
 	PromoteTo string      `json:"promote_to"`
 	MustBeat  bool        `json:"must_beat_champion"`
 	MinImpr   float64     `json:"min_improvement"`
+	// IDsMayMove promotes a winner that adds classes before some of the champion's, moving
+	// their ids (class_ids_may_move).
+	IDsMayMove bool `json:"class_ids_may_move,omitempty"`
 }
 
 // Candidate is one ranked model.
@@ -87,6 +91,7 @@ func (Select) Attributes() []pipeline.Attribute {
 		{Name: "must_beat_champion", Type: cty.Bool, Default: cty.True, Doc: "gate: promote only if better than the current champion"},
 		{Name: "min_improvement", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "by at least this much"},
 		{Name: "promote_to", Type: cty.String, Default: cty.StringVal(DefaultPromoteTo), Doc: "where the champion is published"},
+		{Name: "class_ids_may_move", Type: cty.Bool, KeyedWhenSet: true, Doc: "promote a winner whose new classes move the ids of the champion's (for clients that go by class_name); default false"},
 	}
 }
 
@@ -261,7 +266,8 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 		return err
 	}
 	dir := cfg.direction()
-	dec := Decision{Metric: cfg.Metric, Direction: dir, TieBreak: cfg.TieBreak, PromoteTo: cfg.PromoteTo, MustBeat: cfg.MustBeatChampion, MinImpr: cfg.MinImprovement}
+	dec := Decision{Metric: cfg.Metric, Direction: dir, TieBreak: cfg.TieBreak, PromoteTo: cfg.PromoteTo, MustBeat: cfg.MustBeatChampion, MinImpr: cfg.MinImprovement,
+		IDsMayMove: cfg.ClassIDsMayMove != nil && *cfg.ClassIDsMayMove}
 	for name, p := range paths {
 		var ev Evaluation
 		file := filepath.Join(job.Path(p), "metrics.json")
@@ -459,8 +465,8 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				why = append(why, "it has the champion's classes in another order (class ids differ)")
 			case len(dropped) > 0:
 				why = append(why, "it "+ClassChange(champ.Classes, info.Classes)) // adds …; drops …
-			case len(added) > 0 && len(movedIDs(champ.Classes, info.Classes)) > 0:
-				why = append(why, "it "+ClassChange(champ.Classes, info.Classes)+": a client that keeps class ids would read them as other classes")
+			case len(added) > 0 && len(movedIDs(champ.Classes, info.Classes)) > 0 && !dec.IDsMayMove:
+				why = append(why, "it "+ClassChange(champ.Classes, info.Classes)+": a client that keeps class ids would read them as other classes (class_ids_may_move = true promotes it)")
 			}
 			if in.Height != ci.Height || in.Width != ci.Width || in.Channels != ci.Channels {
 				why = append(why, fmt.Sprintf("it takes %dx%dx%d images, the champion %dx%dx%d", in.Height, in.Width, in.Channels, ci.Height, ci.Width, ci.Channels))
@@ -468,6 +474,9 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			if len(why) == 0 && len(added) > 0 {
 				comparable = false
 				reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it lacks %s", champ.ID, strings.TrimPrefix(ClassChange(champ.Classes, info.Classes), "adds "))
+				if dec.IDsMayMove && len(movedIDs(champ.Classes, info.Classes)) > 0 {
+					reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it %s (class_ids_may_move)", champ.ID, ClassChange(champ.Classes, info.Classes))
+				}
 			} else if len(why) == 0 {
 				score, err := championScore(ctx, job, champDir, w)
 				switch {
