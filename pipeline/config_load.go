@@ -235,8 +235,12 @@ func stageRefList(expr hcl.Expression, summary, detail string) ([]hcl.Traversal,
 		tr, d := hcl.AbsTraversalForExpr(e)
 		if d.HasErrors() || tr.RootName() != "stage" {
 			detail := detail
-			switch root := tr.RootName(); {
-			case d.HasErrors() || len(tr) < 2:
+			root := ""
+			if !d.HasErrors() && len(tr) >= 2 {
+				root = tr.RootName()
+			}
+			switch {
+			case root == "":
 			case strings.EqualFold(root, "stage"): // Stage.split.main
 				detail += fmt.Sprintf(" Did you mean stage%s?", strings.TrimPrefix(traversalString(tr), root))
 			case !slices.Contains([]string{"var", "each", "pipeline", "local", "path"}, root): // xform.b for stage.xform.b
