@@ -361,6 +361,10 @@ stage "xform" "d" {
   input  = var.obj.alpah
   suffix = { alpha = "a" }.zeta
 }
+
+stage "join" "e" {
+  inputs = { for k, v in stage.gen.a : k => v.outt }
+}
 `
 	diags := loadAndBuild("attrs.hcl", []byte(src), nil)
 	want := []string{
@@ -368,6 +372,7 @@ stage "xform" "d" {
 		` 18: Unsupported attribute: This object does not have an attribute named "outt". Did you mean "out"?`,
 		` 26: Unsupported attribute: This object does not have an attribute named "alpah". Did you mean "alpha"?`,
 		` 27: Unsupported attribute: This object does not have an attribute named "zeta". Its attributes are "alpha".`,
+		` 31: Unsupported attribute: This object does not have an attribute named "outt". Did you mean "out"?`,
 	}
 	var got []string
 	for _, d := range diags {

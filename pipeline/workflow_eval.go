@@ -628,20 +628,50 @@ func conversionProblem(val cty.Value, err error) string {
 // (stageRef.resolve); one through each.value, a variable or a pipeline setting gets it here,
 // from the value found by evaluating the reference up to the step at fault.
 func suggestAttributes(expr hcl.Expression, ctx *hcl.EvalContext, diags hcl.Diagnostics) {
-	misses := map[hcl.Range]*hcl.Diagnostic{}
+	misses := map[hcl.Range][]*hcl.Diagnostic{} // a for expression misses once per element
 	for _, d := range diags {
 		if d.Summary == "Unsupported attribute" && d.Subject != nil && strings.HasPrefix(d.Detail, "This object does not have an attribute named ") {
-			misses[*d.Subject] = d
+			misses[*d.Subject] = append(misses[*d.Subject], d)
 		}
 	}
 	syn, ok := expr.(hclsyntax.Expression)
 	if len(misses) == 0 || !ok {
 		return
 	}
-	hclsyntax.VisitAll(syn, func(n hclsyntax.Node) hcl.Diagnostics {
+	suggestIn(syn, ctx, misses)
+}
+
+// suggestIn is suggestAttributes for the misses left in expr, evaluated in ctx. The
+// expressions of a for expression ({ for k, v in stage.train.m : k => v.saved_modle }) are
+// looked at with its variables bound to the collection's first element.
+func suggestIn(expr hclsyntax.Expression, ctx *hcl.EvalContext, misses map[hcl.Range][]*hcl.Diagnostic) {
+	hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics {
+		if len(misses) == 0 {
+			return nil
+		}
 		var tr hcl.Traversal
 		var from func(hcl.Traversal) (cty.Value, hcl.Diagnostics) // the value of a prefix of tr
 		switch e := n.(type) {
+		case *hclsyntax.ForExpr:
+			coll, d := e.CollExpr.Value(ctx)
+			coll, _ = coll.UnmarkDeep()
+			if d.HasErrors() || !coll.IsKnown() || coll.IsNull() || !coll.CanIterateElements() || coll.LengthInt() == 0 {
+				return nil
+			}
+			it := coll.ElementIterator()
+			it.Next()
+			k, v := it.Element()
+			child := ctx.NewChild()
+			child.Variables = map[string]cty.Value{e.ValVar: v}
+			if e.KeyVar != "" {
+				child.Variables[e.KeyVar] = k
+			}
+			for _, sub := range []hclsyntax.Expression{e.KeyExpr, e.ValExpr, e.CondExpr} {
+				if sub != nil {
+					suggestIn(sub, child, misses)
+				}
+			}
+			return nil
 		case *hclsyntax.ScopeTraversalExpr:
 			tr = e.Traversal
 			from = func(prefix hcl.Traversal) (cty.Value, hcl.Diagnostics) { return prefix.TraverseAbs(ctx) }
@@ -662,7 +692,6 @@ func suggestAttributes(expr hcl.Expression, ctx *hcl.EvalContext, diags hcl.Diag
 			if !ok || misses[a.SrcRange] == nil {
 				continue
 			}
-			d := misses[a.SrcRange]
 			obj, pd := from(tr[:i])
 			if pd.HasErrors() || obj == cty.NilVal {
 				continue
@@ -672,10 +701,12 @@ func suggestAttributes(expr hcl.Expression, ctx *hcl.EvalContext, diags hcl.Diag
 				continue
 			}
 			names := sortedKeys(obj.Type().AttributeTypes())
-			if sug := suggest(a.Name, names); sug != "" {
-				d.Detail += fmt.Sprintf(" Did you mean %q?", sug)
-			} else if len(names) > 0 && len(names) <= 10 {
-				d.Detail += fmt.Sprintf(" Its attributes are %s.", quoteList(names))
+			for _, d := range misses[a.SrcRange] {
+				if sug := suggest(a.Name, names); sug != "" {
+					d.Detail += fmt.Sprintf(" Did you mean %q?", sug)
+				} else if len(names) > 0 && len(names) <= 10 {
+					d.Detail += fmt.Sprintf(" Its attributes are %s.", quoteList(names))
+				}
 			}
 			delete(misses, a.SrcRange)
 		}
