@@ -296,6 +296,19 @@ stage "xform" "a" {
 	if len(diags) != 1 || diags[0].Subject.Start.Line != 4 || diags[0].Detail != want {
 		t.Fatalf("want one error at line 4 saying %q, got:\n%s", want, diags.Error())
 	}
+	// A list's or a map's element at fault is named.
+	for def, want := range map[string]string{
+		`type = list(string)
+  default = ["cnn", { a = 1 }]`: `must be a list of string, as its type says: at [1], got an object.`,
+		`type = map(number)
+  default = { a = 1, b = "x" }`: `must be a map of number, as its type says: at ["b"], got the string "x".`,
+	} {
+		src := "variable \"v\" {\n  " + def + "\n}\n\nstage \"xform\" \"a\" {\n  input = \"in.txt\"\n}\n"
+		diags := loadAndBuild("default.hcl", []byte(src), nil)
+		if len(diags) != 1 || !strings.Contains(diags[0].Detail, want) {
+			t.Errorf("%s: want one error saying %q, got:\n%s", def, want, diags.Error())
+		}
+	}
 }
 
 // TestReferenceWithoutStagePrefixSuggestsIt checks that a stage reference written without

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -601,6 +602,10 @@ func (w *Workflow) plainValues(inst *Instance) *Values {
 // said what was expected: cty's "a number is required" says it again, so what was given is
 // named instead ("got the string \"abc\"").
 func conversionProblem(val cty.Value, err error) string {
+	// An element of a list or map at fault is named by where it is: at [1], got an object.
+	if sub, where, inner, ok := elementAtFault(val, err); ok {
+		return fmt.Sprintf("at %s, %s", where, conversionProblem(sub, inner))
+	}
 	msg := err.Error()
 	if !strings.HasSuffix(msg, " is required") && !strings.Contains(msg, " required, but have ") || !val.IsWhollyKnown() || val.IsNull() {
 		return msg
@@ -619,6 +624,28 @@ func conversionProblem(val cty.Value, err error) string {
 	default:
 		return "got " + WithArticle(t.FriendlyName())
 	}
+}
+
+// elementAtFault finds the element of val, a list or map (or object), that a conversion of val
+// failed on, from err: cty's PathError for a map, its "element N: …" for a list. It returns
+// the element, where it is ([1], ["b"]) and the error about it alone.
+func elementAtFault(val cty.Value, err error) (cty.Value, string, error, bool) {
+	if !val.IsWhollyKnown() || val.IsNull() {
+		return cty.NilVal, "", nil, false
+	}
+	var pe cty.PathError
+	if errors.As(err, &pe) && len(pe.Path) == 1 {
+		if st, ok := pe.Path[0].(cty.IndexStep); ok && st.Key.Type() == cty.String && val.Type().IsObjectType() && val.Type().HasAttribute(st.Key.AsString()) {
+			return val.GetAttr(st.Key.AsString()), fmt.Sprintf("[%q]", st.Key.AsString()), errors.New(pe.Error()), true
+		}
+	}
+	var i int
+	var rest string
+	if n, _ := fmt.Sscanf(err.Error(), "element %d:", &i); n == 1 && val.Type().IsTupleType() && i >= 0 && i < val.LengthInt() {
+		_, rest, _ = strings.Cut(err.Error(), ": ")
+		return val.Index(cty.NumberIntVal(int64(i))), fmt.Sprintf("[%d]", i), errors.New(rest), true
+	}
+	return cty.NilVal, "", nil, false
 }
 
 // suggestAttributes adds a "did you mean" to each diagnostic in diags, from evaluating expr in
