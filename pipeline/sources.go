@@ -94,21 +94,32 @@ func suggestPath(workspace, rel string) string {
 // looks inside (nothing is hashed), so validate can afford it; plan and run find the same
 // problems when they hash the sources. workspace is the folder that paths are relative to.
 func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
-	return w.checkSources(workspace, true, w.Instances)
+	return w.checkSources(workspace, checkQuoted|checkMissing|checkInside, w.Instances)
 }
 
-// PathChecks is what plan and run check of the paths written in the file before they plan,
-// since hashing the sources finds the rest: a stage reference written in quotes where a stage
-// output is expected, an error (quotedReferences), and, as warnings, each source a kind can
-// tell will fail its stage from what is there (PathChecker: a split's class folder with too
-// few files).
-// Only insts are checked: those a run selects (Engine.Select).
-func (w *Workflow) PathChecks(workspace string, insts []*Instance) hcl.Diagnostics {
-	return w.checkSources(workspace, false, insts)
+// PathChecks is what every command that plans checks of the paths written in the file before
+// it plans, since hashing the sources finds the rest: a stage reference written in quotes
+// where a stage output is expected, an error (quotedReferences). With sources it also warns
+// of each source a kind can tell will fail its stage from what is there (PathChecker: a
+// split's class folder with too few files), which plan asks for the stages it will run.
+// Only insts are checked.
+func (w *Workflow) PathChecks(workspace string, insts []*Instance, sources bool) hcl.Diagnostics {
+	if !sources {
+		return w.checkSources(workspace, checkQuoted, insts)
+	}
+	return w.checkSources(workspace, checkQuoted|checkInside, insts)
 }
 
-// checkSources is CheckSources of every instance, or with all false PathChecks of insts.
-func (w *Workflow) checkSources(workspace string, all bool, insts []*Instance) hcl.Diagnostics {
+// What checkSources checks.
+const (
+	checkQuoted  = 1 << iota // stage references in quotes (quotedReferences)
+	checkMissing             // sources and paths that do not exist
+	checkInside              // what kinds can tell from what is in a source (PathChecker)
+)
+
+// checkSources makes the checks what asks for (checkQuoted, checkMissing, checkInside) of
+// insts.
+func (w *Workflow) checkSources(workspace string, what int, insts []*Instance) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{} // a source shared by instances or stages is reported once
 	bad := map[string]bool{}  // sources with a problem of their own, not looked in
@@ -118,10 +129,15 @@ func (w *Workflow) checkSources(workspace string, all bool, insts []*Instance) h
 		for _, a := range inst.Kind.Attributes() {
 			val := v.Get(a.Name)
 			if a.Role != Source && len(a.Accepts) > 0 {
-				diags = append(diags, w.quotedReferences(workspace, inst, a, v, seen)...)
-				if all {
+				if what&checkQuoted != 0 {
+					diags = append(diags, w.quotedReferences(workspace, inst, a, v, seen)...)
+				}
+				if what&checkMissing != 0 {
 					diags = append(diags, missingPathInputs(workspace, file, inst.Kind, a, v, seen)...)
 				}
+				continue
+			}
+			if what&(checkMissing|checkInside) == 0 {
 				continue
 			}
 			if a.Role != Source || !val.IsKnown() || val.IsNull() {
@@ -133,7 +149,7 @@ func (w *Workflow) checkSources(workspace string, all bool, insts []*Instance) h
 				seen[id] = true
 				if p := checkSource(workspace, file, a.Name, rel); p != nil {
 					bad[id] = true
-					if all {
+					if what&checkMissing != 0 {
 						detail := p.detail + "."
 						if p.suggestion != "" {
 							detail = fmt.Sprintf("%s. Did you mean %q?", p.detail, p.suggestion)
@@ -142,7 +158,7 @@ func (w *Workflow) checkSources(workspace string, all bool, insts []*Instance) h
 					}
 				}
 			}
-			if bad[id] {
+			if bad[id] || what&checkInside == 0 {
 				continue
 			}
 			// Each instance's own values (a for_each's val differs, say): each problem once.

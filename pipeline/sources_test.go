@@ -135,7 +135,7 @@ stage "use" "badout" {
 		`15:38 error: Stage reference in quotes: from "stage.make.m.out" is a string, not a reference: remove the quotes (b = stage.make.m.out). In quotes it is a path, which does not exist, and the stage does not wait for make.m.`,
 	}
 	e := ws.engine(nil)
-	for name, diags := range map[string]hcl.Diagnostics{"CheckSources": e.Workflow.CheckSources(ws.dir), "PathChecks": e.Workflow.PathChecks(ws.dir, e.Workflow.Instances)} {
+	for name, diags := range map[string]hcl.Diagnostics{"CheckSources": e.Workflow.CheckSources(ws.dir), "PathChecks": e.Workflow.PathChecks(ws.dir, e.Workflow.Instances, false)} {
 		var got []string
 		for _, d := range diags {
 			sev := "error"

@@ -50,7 +50,8 @@ type loaded struct {
 // load reads, checks and evaluates the pipeline file named by the first argument, printing
 // every diagnostic with its source snippet. With checkSources it also reports source folders
 // that do not exist (validate; plan and run report those they need when they hash them);
-// without, it checks the paths of the stages the command selects (Workflow.PathChecks).
+// without, it refuses stage references in quotes in the stages the command selects
+// (Workflow.PathChecks; plan then looks in the sources of the stages it will run).
 func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	path := c.Args().First()
 	if path == "" {
@@ -80,7 +81,7 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	} else if wf != nil && !diags.HasErrors() {
 		// Of the stages the command selects: a bad --stage is the plan's to report.
 		if insts, _, err := (&pipeline.Engine{Workflow: wf}).Select(selection(c)); err == nil {
-			diags = append(diags, wf.PathChecks(filepath.Dir(abs), insts)...)
+			diags = append(diags, wf.PathChecks(filepath.Dir(abs), insts, false)...)
 		}
 	}
 	if len(diags) > 0 {
@@ -187,6 +188,17 @@ func planCommand() *cli.Command {
 			plan, err := l.engine.Plan(sel)
 			if err != nil {
 				return err
+			}
+			// What the stages that will run can be told to fail on from their sources (a
+			// class too small to split): looked for in those alone, a cached stage cannot.
+			var running []*pipeline.Instance
+			for _, d := range plan {
+				if inst, ok := l.engine.Workflow.Instance(d.Addr); ok && d.Action == pipeline.Run {
+					running = append(running, inst)
+				}
+			}
+			if diags := l.engine.Workflow.PathChecks(l.engine.Store.Workspace, running, true); len(diags) > 0 {
+				printDiagnostics(c.App.ErrWriter, l.cfg, diags)
 			}
 			pending := printPlan(c.App.Writer, plan, c.Bool("json"))
 			if pending {
