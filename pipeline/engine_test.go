@@ -1451,6 +1451,49 @@ stage "xform" "down" {
 	}
 }
 
+// A stage that reruns to restore its damaged output is taken to output what it recorded: the
+// stage below, whose own change has an output kept for that, may run, and is reused.
+func TestPlanTakesADamagedOutputForWhatItRecorded(t *testing.T) {
+	hcl := func(epochs int) string {
+		return fmt.Sprintf(`
+stage "gen" "src" {
+  source = "raw"
+}
+
+stage "xform" "down" {
+  input  = stage.gen.src.out
+  epochs = %d
+}
+`, epochs)
+	}
+	ws := newWorkspace(t, hcl(10), chainFiles())
+	for _, e := range []int{10, 30} {
+		ws.write("pipeline.hcl", hcl(e))
+		if _, _, err := ws.run(RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := ws.engine(nil).Store.LoadState("gen.src")
+	out := filepath.Join(ws.dir, ObjectRel(st.Output), "out")
+	os.Chmod(out, 0o644)
+	if err := os.WriteFile(out, []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("pipeline.hcl", hcl(10))
+	p := ws.plan(Selection{})
+	if d := p["gen.src"]; d.Action != Run || !strings.HasPrefix(d.Reasons[0], "output damaged") {
+		t.Fatalf("gen.src: %s %q", d.Action, d.Reasons)
+	}
+	if d := p["xform.down"]; d.Certain || !strings.Contains(strings.Join(d.Reasons, "; "), "an earlier output of this configuration is reused if gen.src outputs what it did last time") {
+		t.Errorf("xform.down: certain=%v %q, want may run", d.Certain, d.Reasons)
+	}
+	got, _, err := ws.run(RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, got, map[string]string{"gen.src": "ran", "xform.down": "cached"})
+}
+
 // A file name that is not UTF-8 (JSON records it with U+FFFD) is the same file in the next
 // plan, not a move; one added is shown escaped, not as a raw byte.
 func TestPlanKeepsNamesThatAreNotUTF8(t *testing.T) {

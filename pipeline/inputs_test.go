@@ -283,6 +283,21 @@ func TestAPathGivenForAnOutputIsKeyedByItsContent(t *testing.T) {
 		t.Fatalf("output %q, %v", b, err)
 	}
 
+	// Another path given: the attribute's change says it; the path it gave is not "gone".
+	ws.write("given/other.txt", "xyz")
+	ws.write("pipeline.hcl", strings.Replace(pathInputHCL, "%s", "./given/other.txt", 1))
+	d = ws.plan(Selection{})["use.file"]
+	if d.Action != Run || len(d.Reasons) == 0 || !strings.HasPrefix(d.Reasons[0], "attribute input ") || strings.Contains(strings.Join(d.Reasons, "; "), "is gone") {
+		t.Errorf("another path given: %s %q", d.Action, d.Reasons)
+	}
+	// The same path given, but no longer there: it is gone.
+	ws.write("pipeline.hcl", strings.Replace(pathInputHCL, "%s", "./given/in.txt", 1))
+	os.Remove(filepath.Join(ws.dir, "given", "in.txt"))
+	d = ws.plan(Selection{})["use.file"]
+	if d.Action != Run || !slices.Contains(d.Reasons, "given/in.txt (given as input) is gone") {
+		t.Errorf("the path removed: %s %q", d.Action, d.Reasons)
+	}
+
 	// Not there: the key has the attribute alone, as before paths were hashed.
 	ws.write("pipeline.hcl", strings.Replace(pathInputHCL, "%s", "missing.txt", 1))
 	d = ws.plan(Selection{})["use.file"]

@@ -192,8 +192,9 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 	outs := Outputs{}
 	// last is what each instance output when it last ran, or will reuse, as far as the store
 	// holds it: the plan's guess at what a stage that runs will output (see keptFor). For a
-	// stage whose key is known (it runs, or is forced) it is its previous output, read from
-	// its state only when a stage below needs it (guessed).
+	// stage whose key is known (it runs, or is forced) it is its previous output as recorded,
+	// read from its state only when a stage below needs it (guessed): a damaged output is
+	// made again as it was, so what was recorded is the guess.
 	last := Outputs{}
 	guessed := map[string]*Instance{}
 	lastOf := func(addr string) {
@@ -203,7 +204,7 @@ func (e *Engine) Plan(sel Selection) ([]*Decision, error) {
 		}
 		delete(guessed, addr)
 		if st, ok := e.Store.LoadState(addr); ok {
-			if entry, err := e.Store.readEntry(st.Key); err == nil && e.Store.Verify(entry) == "" {
+			if entry, err := e.Store.readEntry(st.Key); err == nil {
 				last[addr] = e.entryPaths(inst, entry)
 			}
 		}
@@ -490,7 +491,11 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 					}
 					continue
 				case c == "":
-					reasons = append(reasons, fmt.Sprintf("%s (given as %s) is gone", path, attr))
+					// not in the key now: gone, or no longer given (the attribute's own change
+					// says so)
+					if _, named := changed[attr]; !named {
+						reasons = append(reasons, fmt.Sprintf("%s (given as %s) is gone", path, attr))
+					}
 					continue
 				}
 			}
