@@ -190,7 +190,7 @@ stage "xform" "one" {
 	want := []string{
 		"  5: Invalid repeat: repeat must be at least 1.",
 		" 11: Invalid repeat: In gen.some[x], gen.some[y]: repeat must be at least 1.",
-		` 17: Incorrect attribute value type: In xform.one[x]: Attribute "epochs" of a xform stage must be a number: got the string "many".`,
+		` 17: Incorrect attribute value type: In xform.one[x]: attribute "epochs" of a xform stage must be a number: got the string "many".`,
 	}
 	var got []string
 	for _, d := range diags {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -161,7 +162,7 @@ func (w *Workflow) checkInstances() hcl.Diagnostics {
 			d.Expression, d.EvalContext = nil, nil
 		}
 		if len(p.addrs) < len(w.BlockInstances(p.block)) {
-			d.Detail = fmt.Sprintf("In %s: %s", strings.Join(p.addrs, ", "), d.Detail)
+			d.Detail = fmt.Sprintf("In %s: %s", strings.Join(p.addrs, ", "), lowerFirst(d.Detail))
 		}
 		diags = append(diags, &d)
 	}
@@ -760,4 +761,15 @@ func objectOrEmpty(m map[string]cty.Value) cty.Value {
 		return cty.EmptyObjectVal
 	}
 	return cty.ObjectVal(m)
+}
+
+// lowerFirst returns s with its first letter in lower case when it only starts a sentence ("A
+// vit patch" after "In train.model[vit]: "), not when the word is a name or an acronym (ViT).
+func lowerFirst(s string) string {
+	r := []rune(s)
+	if len(r) < 2 || !unicode.IsUpper(r[0]) || !(unicode.IsLower(r[1]) || r[1] == ' ') {
+		return s
+	}
+	r[0] = unicode.ToLower(r[0])
+	return string(r)
 }

@@ -361,7 +361,7 @@ variable "small" {
 	for _, d := range diags {
 		got = append(got, fmt.Sprintf("line %d: %s", d.Subject.Start.Line, d.Detail))
 	}
-	want := []string{"line 17: In train.m[small]: A vit patch of 4 does not divide the image_size 30 of its split: training stops with an error. Choose a patch that divides the image size (for 30: 2, 3, 5, 6, 10, 15)."}
+	want := []string{"line 17: In train.m[small]: a vit patch of 4 does not divide the image_size 30 of its split: training stops with an error. Choose a patch that divides the image size (for 30: 2, 3, 5, 6, 10, 15)."}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
