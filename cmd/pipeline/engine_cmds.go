@@ -749,16 +749,17 @@ func runResult(rec *pipeline.RunRecord) string {
 }
 
 // runOptions says, for runs, what a run was asked beyond its pipeline file: the command line's
-// options that change what it does (-var, --stage, --force, …; not --quiet or --verbose), or
-// that a schedule started it; "" for a plain run. The record holds the command line joined
+// options that change what it does (-var, --stage, --force, …; not --quiet or --verbose), and
+// that a schedule started it ("scheduled -var epochs=3"); "" for a plain run. The record holds the command line joined
 // with spaces: the pipeline file's path, which may hold some, is taken out as a whole.
 func runOptions(rec *pipeline.RunRecord) string {
-	if rec.Trigger != "" {
-		return "scheduled"
+	verb, prefix := " run ", ""
+	if rec.Trigger != "" { // fired by pipeline schedule, with its -var values
+		verb, prefix = " schedule ", "scheduled"
 	}
-	_, rest, ok := strings.Cut(rec.Command, " run ")
+	_, rest, ok := strings.Cut(rec.Command, verb)
 	if !ok {
-		return ""
+		return prefix
 	}
 	if rec.Pipeline != "" {
 		rest = strings.Replace(" "+rest+" ", " "+rec.Pipeline+" ", " ", 1)
@@ -766,7 +767,7 @@ func runOptions(rec *pipeline.RunRecord) string {
 	var out []string
 	for _, a := range strings.Fields(rest) {
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && slices.Contains([]string{"quiet", "q", "verbose", "v"}, name) {
+		if strings.HasPrefix(a, "-") && slices.Contains([]string{"quiet", "q", "verbose", "v", "once"}, name) {
 			continue
 		}
 		if a == filepath.Base(rec.Pipeline) && strings.HasSuffix(a, ".hcl") {
@@ -774,5 +775,5 @@ func runOptions(rec *pipeline.RunRecord) string {
 		}
 		out = append(out, a)
 	}
-	return strings.Join(out, " ")
+	return strings.TrimSpace(prefix + " " + strings.Join(out, " "))
 }

@@ -162,6 +162,7 @@ func TestRunOptionsShowWhatARunWasAsked(t *testing.T) {
 		{&pipeline.RunRecord{Command: "pipeline run /w/p.hcl -v", Pipeline: "/w/p.hcl"}, ""},
 		{&pipeline.RunRecord{Command: "pipeline run My exp/pipeline.hcl --quiet=true -verbose --force", Pipeline: "My exp/pipeline.hcl"}, "--force"},
 		{&pipeline.RunRecord{Command: "bin/pipeline schedule pipeline.hcl", Pipeline: "pipeline.hcl", Trigger: `schedule "nightly" due 2026-12-07T03:00:00Z`}, "scheduled"},
+		{&pipeline.RunRecord{Command: "bin/pipeline schedule pipeline.hcl --once -var epochs=1", Pipeline: "pipeline.hcl", Trigger: `schedule "nightly" due 2026-12-07T03:00:00Z`}, "scheduled -var epochs=1"},
 	} {
 		if got := runOptions(c.rec); got != c.want {
 			t.Errorf("%q: %q, want %q", c.rec.Command, got, c.want)
