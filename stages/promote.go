@@ -550,6 +550,9 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 		if !isRun && (slices.Contains(h.Promotions, id) || slices.ContainsFunc(h.RolledBack, func(r RolledBack) bool { return r.ID == id })) {
 			return nil, nil, nil, fmt.Errorf("%s was promoted before, but its folder %s is gone%s; promoted models: %s", id, dir, reinstallHint(id), promotedIDs(root))
 		}
+		if like := pipeline.Suggest(id, promotedIDList(root)); like != "" {
+			return nil, nil, nil, fmt.Errorf("%s holds no model %s (%w); did you mean %s? promoted models: %s", root, id, ErrNotPromoted, like, promotedIDs(root))
+		}
 		return nil, nil, nil, fmt.Errorf("%s holds no model %s (%w); promoted models: %s", root, id, ErrNotPromoted, promotedIDs(root))
 	}
 	card, err := ReadCard(dir)

@@ -424,3 +424,12 @@ stage "split" "main" {
 		}
 	}
 }
+
+// selftest with too few steps fails, saying which architectures did not learn and that the
+// default number of steps is what to try.
+func TestSelftestSaysWhyItFailed(t *testing.T) {
+	code, out, errs := runCLI("selftest", "--steps", "3", "--out", t.TempDir())
+	if code != exitErr || !strings.Contains(errs, "cnn, vgg19, vit did not learn the synthetic problem in 3 steps") || !strings.Contains(errs, "try --steps 150") {
+		t.Errorf("selftest --steps 3: exit %d\n%s%s", code, out, errs)
+	}
+}

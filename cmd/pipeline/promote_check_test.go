@@ -131,6 +131,7 @@ func TestPromoteSaysWhatIsWrongWithAnId(t *testing.T) {
 		{"20261206_120000/vit", "run 20261206_120000 did not finish (its folder has no run.json: it was killed, or is still running), so its model vit cannot be promoted by hand"},
 		{"../x", `"../x" is neither a model id nor RUN/FOLDER (a run folder's name, then the folder of one of its models); promoted models: 20261206_110000-cnn, 20261206_113000-cnn`},
 		{"20261206_999999-cnn", "holds no model 20261206_999999-cnn (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn"},
+		{"20261206_11300-cnn", "holds no model 20261206_11300-cnn (never promoted); did you mean 20261206_113000-cnn? promoted models: "},
 		// A run id, and RUN-FOLDER of a model never promoted: the RUN/FOLDER that promotes it.
 		{"20261206_130000", "holds no model 20261206_130000 (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn; " +
 			"20261206_130000 is a run folder: `pipeline promote 20261206_130000/vit` makes its model the champion"},

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"path/filepath"
 	"text/tabwriter"
@@ -11,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"pipeline/graphs"
-	"pipeline/pipeline"
 )
 
 func selftestCommand() *cli.Command {
@@ -22,7 +23,7 @@ func selftestCommand() *cli.Command {
 			"Writes a SavedModel per architecture to <out>/<UTC timestamp>-selftest/<architecture>/saved_model.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Value: "models", Usage: "folder for the run folder"},
-			&cli.IntFlag{Name: "steps", Value: 150, Usage: "training steps per architecture"},
+			&cli.IntFlag{Name: "steps", Value: defaultSelftestSteps, Usage: "training steps per architecture"},
 			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the synthetic data and of the training"},
 		},
 		Action: func(c *cli.Context) error {
@@ -40,6 +41,9 @@ func selftestSpecs() []graphs.Spec {
 	}
 }
 
+// defaultSelftestSteps is selftest's training steps per architecture unless --steps says.
+const defaultSelftestSteps = 150
+
 func selftest(w interface{ Write([]byte) (int, error) }, out string, steps int, seed uint64) error {
 	const classes, size, batch = 6, 16, 32
 	in := graphs.Input{Height: size, Width: size, Channels: 3, Mean: []float32{90, 90, 90}, Std: []float32{80, 80, 80}}
@@ -52,22 +56,36 @@ func selftest(w interface{ Write([]byte) (int, error) }, out string, steps int, 
 	runDir := filepath.Join(out, time.Now().UTC().Format("20060102_150405")+"-selftest")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "architecture\tparams\tfirst loss\tlast loss\ttest accuracy\timages/s\texport Δ\tmodel")
-	failed := 0
+	var unlearned, differing []string
 	for _, spec := range selftestSpecs() {
 		res, err := selftestOne(spec, in, names, train, test, steps, batch, seed, filepath.Join(runDir, spec.Architecture, "saved_model"))
 		if err != nil {
 			return fmt.Errorf("selftest %s: %w", spec.Architecture, err)
 		}
-		ok := res.lastLoss < res.firstLoss/2 && res.accuracy >= 0.9 && res.exportDiff <= 1e-5
-		if !ok {
-			failed++
+		if !(res.lastLoss < res.firstLoss/2 && res.accuracy >= 0.9) {
+			unlearned = append(unlearned, spec.Architecture)
+		}
+		if !(res.exportDiff <= 1e-5) {
+			differing = append(differing, spec.Architecture)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.1f%%\t%.0f\t%.1e\t%s\n", spec.Architecture, res.params, res.firstLoss, res.lastLoss,
 			100*res.accuracy, res.imagesPerSec, res.exportDiff, res.dir)
 	}
 	tw.Flush()
-	if failed > 0 {
-		return fmt.Errorf("%s did not learn the synthetic problem or exported differently", pipeline.Plural(failed, "architecture", "architectures"))
+	var problems []string
+	if len(unlearned) > 0 {
+		p := fmt.Sprintf("%s did not learn the synthetic problem in %d steps (the last loss must be under half the first, and the test accuracy at least 90 %%)",
+			strings.Join(unlearned, ", "), steps)
+		if steps < defaultSelftestSteps {
+			p += fmt.Sprintf("; fewer steps than the default %d can be too few: try --steps %d", defaultSelftestSteps, defaultSelftestSteps)
+		}
+		problems = append(problems, p)
+	}
+	if len(differing) > 0 {
+		problems = append(problems, fmt.Sprintf("the exported %s answered differently from the trained one (by more than 1e-5)", strings.Join(differing, ", ")))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; and "))
 	}
 	fmt.Fprintln(w, "selftest passed: every architecture learned, exported and reloaded identically")
 	return nil
