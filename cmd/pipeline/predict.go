@@ -232,7 +232,7 @@ const notRegular = "not a regular file"
 func skipReason(err error) string {
 	switch {
 	case errors.Is(err, stages.ErrNotImage):
-		return "not " + stages.ImageFormats
+		return "not an image (content is not " + stages.ImageFormats + ")" // as a file named is told
 	case errors.Is(err, stages.ErrNotRegular):
 		return notRegular
 	}

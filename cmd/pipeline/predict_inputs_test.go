@@ -139,7 +139,7 @@ func TestPredictSkipsEveryBadFileInAFolderAlike(t *testing.T) {
 	// By reason, in the order first met (files in name order); the reason as when named.
 	want := "pipeline: skipped 1 file in the folders given, " + reason["cut.png"] + ": " + in("cut.png") + "\n" +
 		"pipeline: skipped 2 files in the folders given, empty file: " + in("empty.jpg") + ", " + in("empty2.jpg") + "\n" +
-		"pipeline: skipped 1 file in the folders given, not " + stages.ImageFormats + ": " + in("notes.png") + "\n"
+		"pipeline: skipped 1 file in the folders given, not an image (content is not " + stages.ImageFormats + "): " + in("notes.png") + "\n"
 	if !strings.HasSuffix(errs, want) || strings.Contains(errs, "could not be classified") {
 		t.Errorf("stderr %q\nwant it to end with %q", errs, want)
 	}
@@ -159,7 +159,7 @@ func TestPredictSkipsEveryBadFileInAFolderAlike(t *testing.T) {
 			t.Errorf("--json: %+v, want predictions or why it was skipped", r)
 		}
 	}
-	if len(res) != 5 || got[in("a.png")] != "" || got[in("cut.png")] != reason["cut.png"] || got[in("empty.jpg")] != "empty file" || got[in("notes.png")] != "not "+stages.ImageFormats {
+	if len(res) != 5 || got[in("a.png")] != "" || got[in("cut.png")] != reason["cut.png"] || got[in("empty.jpg")] != "empty file" || got[in("notes.png")] != "not an image (content is not "+stages.ImageFormats+")" {
 		t.Errorf("--json: %q, want a.png classified and the others skipped with their reasons", got)
 	}
 	// A folder of which nothing can be classified gives no image, which is an error.
@@ -291,7 +291,7 @@ func TestPredictNamesANonUTF8FileAsTheSplitDoes(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(out, shown+"\n") {
 		t.Errorf("text: exit %d, stdout %q; want the file named %q", code, out, shown)
 	}
-	if want := "in the folders given, not " + stages.ImageFormats + ": " + shownNotes + "\n"; !strings.Contains(errs, want) {
+	if want := "in the folders given, not an image (content is not " + stages.ImageFormats + "): " + shownNotes + "\n"; !strings.Contains(errs, want) {
 		t.Errorf("stderr %q does not say %q", errs, want)
 	}
 	if code, _, errs := runCLI("predict", "--model", model, notes); code != exitErr || !strings.HasPrefix(errs, "pipeline: "+shownNotes+": not an image") {
