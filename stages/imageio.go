@@ -114,14 +114,17 @@ func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string)
 	return cfg, format, nil
 }
 
-// decodeError is the errRejected for err, the failure of decoding a whole file of format
-// (prepare) whose header checkHeader passed, given the file's first bytes (up to headLen).
-func decodeError(format string, err error, head []byte) error {
-	// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF.
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") {
+// decodeError is the errRejected for err, the failure of decoding data, a whole file of format
+// (prepare) whose header checkHeader passed.
+func decodeError(format string, err error, data []byte) error {
+	// image/jpeg reports a cut-off scan as "short Huffman data" rather than an EOF, and
+	// image/png a cut-off image data stream as "not enough pixel data": a PNG without its
+	// closing IEND chunk was cut off.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "short") ||
+		format == "png" && !bytes.Contains(data, pngEnd) {
 		return rejectAs(ErrBadImage, "truncated %s", format)
 	}
-	return errRejected{decodeReason(format, "", err, head[:min(len(head), headLen)]), ErrBadImage}
+	return errRejected{decodeReason(format, "", err, data[:min(len(data), headLen)]), ErrBadImage}
 }
 
 // openSource opens source files (tests make some unreadable, which permissions cannot do for
@@ -343,6 +346,9 @@ func loadImage(path string, known digests, maxPixels int64, minSide, size int, p
 	return l, nil
 }
 
+// pngEnd is a PNG's closing chunk: IEND, empty, with its CRC.
+var pngEnd = []byte{0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82}
+
 // headLen is how much of a file's start decodeReason looks at.
 const headLen = 34
 
@@ -357,7 +363,9 @@ func decodeReason(format, what string, err error, head []byte) string {
 	if feature, ok := unsupportedFeature(format, err, head); ok {
 		return fmt.Sprintf("unsupported %s (%s): convert it to PNG or JPEG", format, feature)
 	}
-	return fmt.Sprintf("corrupt %s%s: %v", format, what, err)
+	// Go's decoders start their messages with the format ("png: invalid format: …"), which
+	// the reason says already.
+	return fmt.Sprintf("corrupt %s%s: %s", format, what, strings.TrimPrefix(err.Error(), format+": "))
 }
 
 // unsupportedFeature names the feature of a valid file that err says the decoder of format

@@ -54,7 +54,7 @@ func (Split) Name() string { return "split" }
 // Version implements pipeline.Kind. (14: split.json names files by their folder as
 // configured, as rejected.json does, telling a test_source file from a source file of the
 // same name; 15: min_side, in stored_with.)
-func (Split) Version() int { return 15 }
+func (Split) Version() int { return 16 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }

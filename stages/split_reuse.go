@@ -31,11 +31,17 @@ import (
 // digest, so that a later split can reuse stored images without decoding them again.
 const fingerprintsFile = "fingerprints.bin"
 
+// storedImagesVersion is the version of the code that makes a stored image from its source
+// (Split.Version was 15 when it was split from it): bump it when a stored image changes for
+// the same file and settings, and Split's version for any change of the split's output, such
+// as a report's wording, which can then reuse the images stored before.
+const storedImagesVersion = 15
+
 // storedWith names everything a stored image depends on besides its source file's content:
 // the settings, the limit that rejects it, and the code that decodes and encodes it.
 func storedWith(cfg SplitConfig) string {
 	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels, min side %d; libtensorflow %s; %s",
-		Split{}.Version(), cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels, cfg.MinSide,
+		storedImagesVersion, cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels, cfg.MinSide,
 		graphs.TensorFlowVersion(), buildOf(splitModules...))
 }
 
