@@ -634,7 +634,12 @@ func NotPromotedHint(runsDir, id string) string {
 func BrokenChampionNext(promoteTo, id string) string {
 	var next []string
 	if run, folder, ok := runFolderOf(id); ok {
-		next = append(next, fmt.Sprintf("`pipeline promote %s/%s` installs it again from its run folder, if that is kept", run, folder))
+		hint := fmt.Sprintf("`pipeline promote %s/%s` installs it again from its run folder", run, folder)
+		// Run folders are most often beside the promotion folder (models/).
+		if runs := filepath.Dir(promoteTo); !isDir(filepath.Join(runs, run)) {
+			hint += fmt.Sprintf(", if that is kept (it is not in %s)", runs)
+		}
+		next = append(next, hint)
 	}
 	root := promoteTo + ".d"
 	h, _ := readHistory(root)
@@ -717,4 +722,10 @@ func classDiff(was, now []string) (added, dropped []string) {
 		}
 	}
 	return added, dropped
+}
+
+// isDir reports whether path is a folder (or a link to one).
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

@@ -77,9 +77,15 @@ func TestBrokenModelsAreNotPromoted(t *testing.T) {
 	_, _, _, err = PromoteAgain(final, "run2-cnn")
 	if err == nil || !strings.HasSuffix(err.Error(), "run2-cnn is the champion in "+final+", but model "+filepath.Join(root, "run2-cnn", "saved_model")+
 		" is broken: its weights (variables/) are missing: it loads but cannot predict; promoting it again cannot repair it: "+
-		"`pipeline promote run2/cnn` installs it again from its run folder, if that is kept; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion") {
+		"`pipeline promote run2/cnn` installs it again from its run folder, if that is kept (it is not in "+filepath.Dir(final)+"); `pipeline promote RUN/FOLDER` makes a model of a run folder the champion") {
 		t.Fatalf("promote the broken champion: %v", err)
 	}
+	// With its run folder beside the promotion folder, the repair is said plainly.
+	os.MkdirAll(filepath.Join(filepath.Dir(final), "run2"), 0o755)
+	if _, _, _, err = PromoteAgain(final, "run2-cnn"); err == nil || !strings.Contains(err.Error(), "installs it again from its run folder; ") {
+		t.Fatalf("promote the broken champion, its run folder there: %v", err)
+	}
+	os.Remove(filepath.Join(filepath.Dir(final), "run2"))
 }
 
 // TestSelectReplacesAMissingOrBrokenChampion checks that select takes a champion whose link

@@ -628,15 +628,10 @@ func pruneChampions(c *cli.Context, l *loaded, keep int) (string, []string, erro
 	return b.String(), dirs, nil
 }
 
-// bytesText says a size in kB, MB or GB (of 1000), one decimal.
+// bytesText says a size in MB (of 1,000,000), one decimal, as gc's other lists do, so that a
+// column of them lines up.
 func bytesText(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }
 
 func gcCommand() *cli.Command {
