@@ -745,8 +745,9 @@ func runResult(rec *pipeline.RunRecord) string {
 
 // runOptions says, for runs, what a run was asked beyond its pipeline file: the command line's
 // options that change what it does (-var, --stage, --force, …; not --quiet or --verbose), and
-// that a schedule started it ("scheduled -var epochs=3"); "" for a plain run. The record holds the command line joined
-// with spaces: the pipeline file's path, which may hold some, is taken out as a whole.
+// that a schedule started it ("scheduled -var epochs=3"); "" for a plain run. The record holds
+// the command line joined with spaces: the pipeline file's path, which may hold some, is taken
+// out as a whole.
 func runOptions(rec *pipeline.RunRecord) string {
 	verb, prefix := " run ", ""
 	if rec.Trigger != "" { // fired by pipeline schedule, with its -var values

@@ -106,8 +106,9 @@ func TestPredictRefusesWhatIsNotARegularFile(t *testing.T) {
 }
 
 // Every file in a folder that cannot be classified for what it is (empty, not an image,
-// truncated) is skipped the same way: a note by reason naming it, in --json with its reason, and the exit
-// status that of the images classified. The same file named on the command line is an error.
+// truncated) is skipped the same way: a note by reason naming it, in --json with its reason,
+// and the exit status that of the images classified. The same file named on the command line
+// is an error.
 func TestPredictSkipsEveryBadFileInAFolderAlike(t *testing.T) {
 	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
 	dir := filepath.Join(t.TempDir(), "photos")
