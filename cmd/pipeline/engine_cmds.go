@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -728,19 +729,42 @@ func gcCommand() *cli.Command {
 // none.
 func runResult(rec *pipeline.RunRecord) string {
 	var all []*pipeline.StageResult
+	summaries := map[*pipeline.StageResult]string{}
 	for _, s := range rec.Stages {
-		if s.Summary != "" {
+		if sum := cmp.Or(s.Summary, legacySummary(s.Effect)); sum != "" {
 			all = append(all, s)
+			summaries[s] = sum
 		}
 	}
 	if len(all) == 1 {
-		return all[0].Summary
+		return summaries[all[0]]
 	}
 	var parts []string
 	for _, s := range all {
-		parts = append(parts, s.Addr+": "+s.Summary)
+		parts = append(parts, s.Addr+": "+summaries[s])
 	}
 	return cmp.Or(strings.Join(parts, "; "), "-")
+}
+
+// Select's notes as runs recorded them before they recorded a summary (run.json's effect).
+var (
+	legacyPromoted = regexp.MustCompile(`^(?:.*; )?promoted (\S+) \(\S+ ([0-9.]+|NaN)[;)]`)
+	legacyChampion = regexp.MustCompile(`^(?:.*; )?(\S+) \(\S+ ([0-9.]+|NaN)\) is already the champion`)
+)
+
+// legacySummary is the summary of a select stage's note in a run recorded before select gave
+// one (StageResult.Summary), "" for a note of another kind.
+func legacySummary(effect string) string {
+	if m := legacyPromoted.FindStringSubmatch(effect); m != nil {
+		return m[1] + " " + m[2] + ", promoted"
+	}
+	if m := legacyChampion.FindStringSubmatch(effect); m != nil {
+		return m[1] + " " + m[2] + ", champion"
+	}
+	if strings.HasPrefix(effect, "not promoted: ") {
+		return "not promoted"
+	}
+	return ""
 }
 
 // runOptions says, for runs, what a run was asked beyond its pipeline file: the command line's

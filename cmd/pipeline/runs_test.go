@@ -188,4 +188,16 @@ func TestRunResultShowsWhatSelectDid(t *testing.T) {
 			t.Errorf("%d stages: %q, want %q", len(c.stages), got, c.want)
 		}
 	}
+	// Runs recorded before select gave a summary: from its note.
+	for effect, want := range map[string]string{
+		"promoted cnn (test_f1_macro 0.8295; no champion yet) to models/final_models":                                                                        "cnn 0.8295, promoted",
+		"models/final_models was missing: it points to the champion x again, as history.json says; promoted vit (test_top1 0.9100; champion x had 0.9) to m": "vit 0.9100, promoted",
+		"cnn (test_f1_macro 0.8295) is already the champion in models/final_models":                                                                          "cnn 0.8295, champion",
+		"not promoted: cnn test_f1_macro 0.7000 does not beat the champion x (0.8000) by more than 0":                                                        "not promoted",
+		"": "-",
+	} {
+		if got := runResult(&pipeline.RunRecord{Stages: []*pipeline.StageResult{{Addr: "select.best", Effect: effect}}}); got != want {
+			t.Errorf("effect %q: %q, want %q", effect, got, want)
+		}
+	}
 }
