@@ -123,44 +123,58 @@ func sameClassFolders(a, b, in string) string {
 	return fmt.Sprintf("class folders %+q and %+q%s are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", a, b, in)
 }
 
-// unicodeTwins lists what is said of each class folder of the source folder root whose name
-// is another's in another Unicode form (sameClassFolders), which discover refuses, without
-// walking the class folders.
-func unicodeTwins(root string) []string {
+// classFolder is a class folder of a source folder: its name, the class it stands for
+// (className), and its path.
+type classFolder struct {
+	name, class, abs string
+}
+
+// listClassFolders lists the class folders of the source folder root as discover takes them
+// (hidden ones, files, names that are not UTF-8 and links back to root left out), without
+// walking them, and what is said of each whose name is another's in another Unicode form
+// (sameClassFolders), which discover refuses.
+func listClassFolders(root string) ([]classFolder, []string, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return nil
+		return nil, nil, err
 	}
-	var out []string
+	var rootID [2]uint64
+	if fi, err := os.Stat(root); err == nil {
+		rootID = FolderID(fi)
+	}
+	var folders []classFolder
+	var twins []string
 	folderOf := map[string]string{} // class → its first folder's name
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") || !utf8.ValidString(e.Name()) {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Join(root, e.Name())); err != nil || !fi.IsDir() {
+		abs := filepath.Join(root, e.Name())
+		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() || FolderID(fi) == rootID {
 			continue
 		}
 		class := className(e.Name())
 		if other, ok := folderOf[class]; ok {
-			out = append(out, sameClassFolders(other, e.Name(), ""))
-			continue
+			twins = append(twins, sameClassFolders(other, e.Name(), ""))
+		} else {
+			folderOf[class] = e.Name()
 		}
-		folderOf[class] = e.Name()
+		folders = append(folders, classFolder{e.Name(), class, abs})
 	}
-	return out
+	return folders, twins, nil
 }
 
-// countClassFiles counts the files of each class folder of root as discover would find
-// them (hidden ones left out, subfolders and links to folders followed, not into a folder
-// they are in), from the folders' listings: a stat per folder and link, not per file, so that
-// plan and run can afford it on 50,000 photos. A file that discover would reject (not a
-// regular file, a name that is not UTF-8) is counted: the counts are at least discover's.
-func countClassFiles(root string) ([]string, map[string]int, error) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return nil, nil, err
+// countClassFiles counts the files of each class of folders, root's class folders
+// (listClassFolders), as discover would find them (hidden ones left out, subfolders and links
+// to folders followed, not into a folder they are in), from the folders' listings: a stat per
+// folder and link, not per file, so that plan can afford it on 50,000 photos. A file that
+// discover would reject (not a regular file, a name that is not UTF-8) is counted: the counts
+// are at least discover's. It returns the classes in order.
+func countClassFiles(root string, folders []classFolder) ([]string, map[string]int) {
+	onPath := map[[2]uint64]bool{} // the folders being counted, root's too: links back are not followed
+	if fi, err := os.Stat(root); err == nil {
+		onPath[FolderID(fi)] = true
 	}
-	onPath := map[[2]uint64]bool{}
 	var count func(dir string) int
 	count = func(dir string) int {
 		entries, err := os.ReadDir(dir)
@@ -189,30 +203,20 @@ func countClassFiles(root string) ([]string, map[string]int, error) {
 		}
 		return n
 	}
-	if fi, err := os.Stat(root); err == nil {
-		onPath[FolderID(fi)] = true
-	}
 	counts := map[string]int{}
 	var classes []string
-	for _, e := range entries {
-		abs := filepath.Join(root, e.Name())
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
+	for _, f := range folders {
+		if _, ok := counts[f.class]; !ok {
+			classes = append(classes, f.class)
 		}
-		fi, err := os.Stat(abs)
-		if err != nil || !fi.IsDir() || onPath[FolderID(fi)] {
-			continue
+		if fi, err := os.Stat(f.abs); err == nil {
+			onPath[FolderID(fi)] = true
+			counts[f.class] += count(f.abs)
+			delete(onPath, FolderID(fi))
 		}
-		class := className(e.Name())
-		if _, ok := counts[class]; !ok {
-			classes = append(classes, class)
-		}
-		onPath[FolderID(fi)] = true
-		counts[class] += count(abs)
-		delete(onPath, FolderID(fi))
 	}
 	sort.Strings(classes)
-	return classes, counts, nil
+	return classes, counts
 }
 
 func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candidate, rejected *[]Rejected) {

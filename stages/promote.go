@@ -605,7 +605,7 @@ func NotPromotedHint(runsDir, id string) string {
 	if !plainName(id) {
 		return ""
 	}
-	if fi, err := os.Stat(filepath.Join(runsDir, id)); err == nil && fi.IsDir() {
+	if isDir(filepath.Join(runsDir, id)) {
 		models := modelFolders(filepath.Join(runsDir, id))
 		if len(models) == 0 {
 			return fmt.Sprintf("%s is a run folder, which holds no model", id)

@@ -176,7 +176,11 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 	if attr != "source" && attr != "test_source" {
 		return ""
 	}
-	if twins := unicodeTwins(abs); len(twins) > 0 {
+	folders, twins, err := listClassFolders(abs)
+	if err != nil {
+		return "" // the stage's own error says what is wrong with the folder
+	}
+	if len(twins) > 0 {
 		return strings.Join(twins, "; ")
 	}
 	if attr != "source" || !known(v, "val", "test", "test_source", "drop_small_classes") {
@@ -193,10 +197,7 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 		test = 0
 	}
 	need := minPerClass(num(v, "val"), test)
-	classes, count, err := countClassFiles(abs)
-	if err != nil {
-		return "" // the stage's own error says what is wrong with the folder
-	}
+	classes, count := countClassFiles(abs, folders)
 	var small []string
 	for _, c := range classes {
 		if count[c] < need {

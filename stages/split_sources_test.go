@@ -204,10 +204,11 @@ func TestClassFileCountsAreDiscoversFromListings(t *testing.T) {
 	os.Symlink("../..", filepath.Join(src, "a", "sub", "top"))
 	os.Symlink(filepath.Join(src, "b"), filepath.Join(src, "a", "bs")) // b's files count in a too
 	os.Symlink("1.png", filepath.Join(src, "b", "link.png"))
-	classes, counts, err := countClassFiles(src)
+	folders, _, err := listClassFolders(src)
 	if err != nil {
 		t.Fatal(err)
 	}
+	classes, counts := countClassFiles(src, folders)
 	files, want, _, err := discover(src)
 	if err != nil {
 		t.Fatal(err)
