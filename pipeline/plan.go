@@ -7,7 +7,6 @@ import (
 	pathpkg "path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -904,11 +903,6 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 		s += " (e.g. " + strings.Join(ex, ", ") + ")"
 	}
 	return s
-}
-
-// sortDecisions orders decisions by address (for stable JSON).
-func sortDecisions(ds []*Decision) {
-	sort.Slice(ds, func(i, j int) bool { return ds[i].Addr < ds[j].Addr })
 }
 
 // GC removes stored outputs nothing needs (Store.GC): besides what every instance's current

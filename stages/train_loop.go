@@ -353,10 +353,9 @@ func improved(st *trainState, rec EpochRecord, metricName string) bool {
 
 // setEval is the result of evaluating a dataset.
 type setEval struct {
-	conf  *Confusion
-	loss  float64
-	top   map[int]float64
-	probs [][]float32
+	conf *Confusion
+	loss float64
+	top  map[int]float64
 }
 
 // evaluateSet runs the inference pass over a dataset.
