@@ -217,12 +217,17 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			Target: min(cfg.MaxAugment*len(entries), largest), After: len(entries) + total})
 	}
 
-	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize}
-	made := madeWith(job.Seed, cfg, in.Channels)
+	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize,
+		SourceDir: in.SourceDir, TestSourceDir: in.TestSourceDir}
+	made := madeWith(job.Seed, cfg, in)
 	prev := readPreviousCopies(job, job.Previous, made)
 	var inputs inputDigests
 	var reused atomic.Int64
 	results := make([][]Entry, len(tasks))
+	// stems are the tasks' stems, which place an original not stored where its stored image
+	// would sort (images/<label>/<stem>.<ext>): the output lists images in one order whether
+	// the split stored them or not, and training, which shuffles that order, learns the same.
+	stems := make([]string, len(tasks))
 	store := storedFormat{format: FormatPNG, compression: cfg.Compression}
 	// Progress counts the copies, made or reused: what takes the time (an original is only
 	// linked), and what the stage is for.
@@ -242,24 +247,42 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				return err
 			}
 			t := tasks[ti]
-			src := filepath.Join(inDir, filepath.FromSlash(t.entry.Path))
 			stem := fmt.Sprintf("%s_%d", t.entry.Digest[:16], t.occ)
-			ext := filepath.Ext(src)
-			orig := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), stem+ext))
-			if err := pipeline.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(orig))); err != nil {
-				return fmt.Errorf("copying %s: %w", src, err)
+			// An original the split did not store stays where it is: the output's manifest
+			// names it as the input's does, and its copies are made from it fitted.
+			unstored := t.entry.Path == ""
+			stems[ti] = stem
+			var src string
+			var data []byte
+			if unstored {
+				results[ti] = append(results[ti], t.entry)
+			} else {
+				src = filepath.Join(inDir, filepath.FromSlash(t.entry.Path))
+				orig := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), stem+filepath.Ext(src)))
+				if err := pipeline.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(orig))); err != nil {
+					return fmt.Errorf("copying %s: %w", src, err)
+				}
+				oe := t.entry
+				oe.Path = orig
+				results[ti] = append(results[ti], oe)
 			}
-			oe := t.entry
-			oe.Path = orig
-			results[ti] = append(results[ti], oe)
 			if t.copies == 0 {
 				return nil
 			}
-			data, err := os.ReadFile(src)
-			if err != nil {
-				return fmt.Errorf("input image %s: %w", src, err)
+			if err := os.MkdirAll(filepath.Join(outDir, "images", fmt.Sprint(t.entry.Label)), 0o755); err != nil {
+				return err
 			}
-			input := inputs.add(stem, data)
+			var input string
+			if unstored {
+				// the original's digest: made names the fit, and reading checks the file
+				input = inputs.addDigest(stem, t.entry.Digest)
+			} else {
+				var err error
+				if data, err = os.ReadFile(src); err != nil {
+					return fmt.Errorf("input image %s: %w", src, err)
+				}
+				input = inputs.add(stem, data)
+			}
 			var img image.Image
 			var scratch *image.RGBA
 			defer func() {
@@ -283,10 +306,19 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 					continue
 				}
 				if img == nil {
-					if img, err = decodeImage(data); err != nil {
+					if unstored {
+						if img, err = readEntry(in, inDir, job.Workspace, t.entry); err != nil {
+							return err
+						}
+					} else if img, err = decodeImage(data); err != nil {
 						return fmt.Errorf("input image %s: %w", src, err)
 					}
-					if _, ok := img.(*image.RGBA); !ok {
+					switch im := img.(type) {
+					case *image.RGBA:
+					case *raster.RGB:
+						img = im.ToRGBA()
+						pixelBufs.put(im.Pix)
+					default:
 						img = clone.AsRGBA(img) // once (a stored JPEG decodes to YCbCr), not per copy
 					}
 					b := img.Bounds()
@@ -311,16 +343,31 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for _, r := range results {
-		out.Images = append(out.Images, r...)
+	type listed struct {
+		key string
+		e   Entry
 	}
-	sort.SliceStable(out.Images, func(i, j int) bool {
-		a, b := out.Images[i], out.Images[j]
-		if a.Label != b.Label {
-			return a.Label < b.Label
+	var all []listed
+	for ti, r := range results {
+		for _, e := range r {
+			key := e.Path
+			if key == "" {
+				key = fmt.Sprintf("images/%d/%s.", e.Label, stems[ti])
+			}
+			all = append(all, listed{key, e})
 		}
-		return a.Path < b.Path
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		if a.e.Label != b.e.Label {
+			return a.e.Label < b.e.Label
+		}
+		return a.key < b.key
 	})
+	out.Images = make([]Entry, len(all))
+	for i, l := range all {
+		out.Images[i] = l.e
+	}
 	if err := out.Write(outDir); err != nil {
 		return err
 	}

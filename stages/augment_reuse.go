@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sync"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 )
 
@@ -36,10 +37,16 @@ type copiesRecord struct {
 // index. The parameters of operations not in ops are named as their defaults, as the stage's
 // key has them (Augment.KeyValues): changing one leaves the stage cached, and must not make the
 // next rerun remake every copy.
-func madeWith(seed int64, cfg AugmentConfig, channels int) string {
-	return fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels; %s",
-		Augment{}.Version(), seed, cfg.Ops, usedParams(cfg.Ops, cfg.params), cfg.Compression, channels,
+func madeWith(seed int64, cfg AugmentConfig, in *Manifest) string {
+	s := fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels; %s",
+		Augment{}.Version(), seed, cfg.Ops, usedParams(cfg.Ops, cfg.params), cfg.Compression, in.Channels,
 		buildOf(augmentModules...))
+	if in.SourceDir != "" {
+		// originals not stored are fitted here, and an input's digest is its original's
+		s += fmt.Sprintf("; originals fitted to %d px, %s, by libtensorflow %s; %s",
+			in.Size, in.Resize, graphs.TensorFlowVersion(), buildOf(splitModules...))
+	}
+	return s
 }
 
 // usedParams returns p with the parameters no operation of ops reads set to their defaults.
@@ -134,14 +141,18 @@ type inputDigests struct {
 
 func (d *inputDigests) add(stem string, data []byte) string {
 	sum := sha256.Sum256(data)
-	h := hex.EncodeToString(sum[:])
+	return d.addDigest(stem, hex.EncodeToString(sum[:]))
+}
+
+// addDigest records digest as the input of stem's copies and returns it.
+func (d *inputDigests) addDigest(stem, digest string) string {
 	d.mu.Lock()
 	if d.m == nil {
 		d.m = map[string]string{}
 	}
-	d.m[stem] = h
+	d.m[stem] = digest
 	d.mu.Unlock()
-	return h
+	return digest
 }
 
 // write writes copiesFile into the output.

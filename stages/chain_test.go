@@ -349,7 +349,7 @@ stage "select" "best" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := evaluateModel(context.Background(), model, filepath.Join(w.dir, ev2.Data), 64, nopProgress{})
+	want, err := evaluateModel(context.Background(), model, filepath.Join(w.dir, ev2.Data), w.dir, 64, nopProgress{})
 	model.Close()
 	if err != nil {
 		t.Fatal(err)

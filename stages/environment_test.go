@@ -22,7 +22,7 @@ func TestDataStagesKeyTheBuildOfTheirImages(t *testing.T) {
 		build  string
 	}{
 		{"split", envOf(t, Split{}), storedWith(cfg), buildOf(splitModules...)},
-		{"augment", envOf(t, Augment{}), madeWith(1, AugmentConfig{}, 3), buildOf(augmentModules...)},
+		{"augment", envOf(t, Augment{}), madeWith(1, AugmentConfig{}, &Manifest{Channels: 3}), buildOf(augmentModules...)},
 	} {
 		if !slices.Contains(c.env, "build "+c.build) {
 			t.Errorf("%s's environment %q lacks %q", c.kind, c.env, "build "+c.build)

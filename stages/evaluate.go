@@ -157,7 +157,7 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 		return err
 	}
 	defer model.Close()
-	r, err := evaluateModel(ctx, model, job.Path(cfg.Data), cfg.BatchSize, job.Progress)
+	r, err := evaluateModel(ctx, model, job.Path(cfg.Data), job.Workspace, cfg.BatchSize, job.Progress)
 	if errors.Is(err, errIncomparable) {
 		return fmt.Errorf("model %s %w (data %s); evaluate it on the test set of the same split", cfg.Model, err, cfg.Data)
 	}
@@ -222,11 +222,12 @@ type evaluated struct {
 	wrong []Misclassified
 }
 
-// evaluateModel runs model over the test set in folder data, batch images at a time. A model
+// evaluateModel runs model over the test set in folder data (of the workspace, which holds
+// the originals of images not stored), batch images at a time. A model
 // whose classes or input size differ from the test set's is an error wrapping
 // errIncomparable, which says how.
-func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch int, progress pipeline.Progress) (*evaluated, error) {
-	ds, err := openDataset(ctx, data)
+func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace string, batch int, progress pipeline.Progress) (*evaluated, error) {
+	ds, err := openDataset(ctx, data, workspace)
 	if err != nil {
 		return nil, fmt.Errorf("test set %s: %w", data, emptyHint(err))
 	}
@@ -290,7 +291,7 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data string, batch 
 
 // testSetID names the test set in folder data, whose manifest is m, by the SHA-256 of the
 // manifest (its classes, and each image's original and label) and of every stored image it
-// lists, in its order (the same photos stored another way, at another JPEG quality say, are
+// lists (for an image not stored, its original's digest), in its order (the same photos stored another way, at another JPEG quality say, are
 // another test set): two evaluations with the same id scored the same pixels with the same
 // labels.
 func testSetID(data string, m *Manifest) (string, error) {
@@ -301,6 +302,15 @@ func testSetID(data string, m *Manifest) (string, error) {
 	h := sha256.New()
 	h.Write(b)
 	for _, e := range m.Images {
+		if e.Path == "" {
+			// not stored: the original, whose digest the manifest has and reading checks
+			sum, err := hex.DecodeString(e.Digest)
+			if err != nil {
+				return "", fmt.Errorf("%s: image %s: bad digest %q", data, e.Source, e.Digest)
+			}
+			h.Write(sum)
+			continue
+		}
 		img, err := os.ReadFile(filepath.Join(data, filepath.FromSlash(e.Path)))
 		if err != nil {
 			return "", err

@@ -318,8 +318,10 @@ type digests interface {
 // memory), and only if it is no larger than an image of its header's size can be
 // (maxImageFileSize); an image with a side under minSide is rejected from its header too. The digest comes from known when it has it for the file as read (known
 // may be nil). Problems with the file itself (empty, not a regular file, not an image,
-// truncated, too large) are errRejected; I/O failures are plain errors.
-func loadImage(path string, known digests, maxPixels int64, minSide, size int, policy string, channels int) (loaded, error) {
+// truncated, too large) are errRejected; I/O failures are plain errors. Without fit, a JPEG
+// that has its end marker (jpegComplete) is not decoded and the result has no Img; every
+// other file is decoded, to reject it when it cannot be.
+func loadImage(path string, known digests, maxPixels int64, minSide, size int, policy string, channels int, fit bool) (loaded, error) {
 	im, err := readImageFile(path, maxPixels, "max_pixels")
 	if err != nil {
 		return loaded{}, err
@@ -337,6 +339,9 @@ func loadImage(path string, known digests, maxPixels int64, minSide, size int, p
 	if l.Digest == "" {
 		sum := sha256.Sum256(data)
 		l.Digest = hex.EncodeToString(sum[:])
+	}
+	if !fit && format == "jpeg" && jpegComplete(data) {
+		return l, nil
 	}
 	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"pipeline/pipeline"
 )
 
 // ManifestFile is the name of the manifest inside a data output folder.
@@ -21,13 +24,20 @@ type Manifest struct {
 	Size     int      `json:"image_size"`
 	Channels int      `json:"channels"`
 	Resize   string   `json:"resize"` // how the originals were fitted to Size
-	Images   []Entry  `json:"images"`
+	// SourceDir and TestSourceDir are set when the split stored no images (store_images =
+	// false): the folders, as configured (relative to the workspace), holding the originals
+	// of the entries without a Path (an entry's Source, in TestSourceDir when it begins
+	// "test:"), which readers fit to Size as the split would have stored them.
+	SourceDir     string  `json:"source_dir,omitempty"`
+	TestSourceDir string  `json:"test_source_dir,omitempty"`
+	Images        []Entry `json:"images"`
 }
 
 // Entry is one image of a manifest.
 type Entry struct {
 	// Path is relative to the folder holding the manifest (it may lead into a sibling or,
-	// for augmented sets, into the upstream split's output).
+	// for augmented sets, into the upstream split's output); it is empty for an image the
+	// split did not store, which is read from its Source (Manifest.Original).
 	Path   string `json:"path"`
 	Label  int    `json:"label"`
 	Digest string `json:"digest"`           // SHA-256 of the original file
@@ -60,8 +70,24 @@ func ReadManifest(dir string) (*Manifest, error) {
 		if e.Label < 0 || e.Label >= len(m.Classes) {
 			return nil, fmt.Errorf("%s: image %d (%s) has label %d of %d classes", path, i, e.Path, e.Label, len(m.Classes))
 		}
+		if e.Path == "" && (e.Source == "" || m.SourceDir == "" || strings.HasPrefix(e.Source, testPrefix) && m.TestSourceDir == "") {
+			return nil, fmt.Errorf("%s: image %d (%s) has neither a stored image nor a source folder to read it from", path, i, e.Source)
+		}
 	}
 	return &m, nil
+}
+
+// testPrefix begins the Source of an image from a split's test_source.
+const testPrefix = "test:"
+
+// Original is the file the split read entry e from, in workspace: its Source in the source
+// folder, or in the test_source folder for a Source beginning "test:". It is where an entry
+// without a stored image (Path "") is read from.
+func (m *Manifest) Original(e Entry, workspace string) string {
+	if rel, ok := strings.CutPrefix(e.Source, testPrefix); ok {
+		return pipeline.InWorkspace(workspace, filepath.Join(m.TestSourceDir, filepath.FromSlash(rel)))
+	}
+	return pipeline.InWorkspace(workspace, filepath.Join(m.SourceDir, filepath.FromSlash(e.Source)))
 }
 
 // Write writes the manifest into dir, as json.MarshalIndent(m, "", " ") and a newline, one

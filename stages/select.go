@@ -567,7 +567,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	}
 	defer model.Close()
 	job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), w.Data)
-	r, err := evaluateModel(ctx, model, job.Path(w.Data), 64, job.Progress)
+	r, err := evaluateModel(ctx, model, job.Path(w.Data), job.Workspace, 64, job.Progress)
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,16 @@ type SplitConfig struct {
 	Quality          int      `cty:"quality"`
 	Compression      string   `cty:"compression"`
 	NearDuplicates   bool     `cty:"near_duplicates"`
+	StoreImages      *bool    `cty:"store_images"`
+}
+
+// stores reports whether the split stores its images (store_images, true unless set false).
+func (cfg SplitConfig) stores() bool { return cfg.StoreImages == nil || *cfg.StoreImages }
+
+// storesImages is SplitConfig.stores for a stage's values.
+func storesImages(v *pipeline.Values) bool {
+	s := v.Get("store_images")
+	return !s.IsKnown() || s.IsNull() || s.True()
 }
 
 // Name implements pipeline.Kind.
@@ -57,7 +67,12 @@ func (Split) Name() string { return "split" }
 func (Split) Version() int { return 16 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
-func (Split) BulkDirs(*pipeline.Values) []string { return []string{"images"} }
+func (Split) BulkDirs(v *pipeline.Values) []string {
+	if !storesImages(v) {
+		return nil
+	}
+	return []string{"images"}
+}
 
 // OutputRefs implements pipeline.OutputReferrer: each set uses the stored images its
 // manifest lists, so a set's digest changes with its own images only.
@@ -77,6 +92,9 @@ func manifestRefs(dir string, sets ...string) (map[string][]string, error) {
 		}
 		used := []string{}
 		for _, e := range m.Images {
+			if e.Path == "" {
+				continue // not stored: its original is a source, not an output
+			}
 			rel := path.Clean(path.Join(set, filepath.ToSlash(e.Path)))
 			if filepath.IsLocal(rel) && !strings.HasPrefix(rel, set+"/") {
 				used = append(used, rel)
@@ -119,6 +137,7 @@ func (Split) Attributes() []pipeline.Attribute {
 		{Name: "quality", Type: cty.Number, Default: cty.NumberIntVal(95), Doc: "JPEG quality"},
 		{Name: "compression", Type: cty.String, Default: cty.StringVal(CompressionNone), Doc: "PNG compression: none (fastest to write and read) or fast (about half the size)"},
 		{Name: "near_duplicates", Type: cty.Bool, Default: cty.True, Doc: "keep copies of one picture at other sizes or JPEG qualities in one set, like identical files"},
+		{Name: "store_images", Type: cty.Bool, KeyedWhenSet: true, Doc: "true (the default): store every image fitted to image_size; false: store none, the manifests name the originals, which augment, train and evaluate fit as they read them (no second copy on disk, a decode per read; a JPEG is then checked from its markers, not decoded, unless near_duplicates needs its pixels)"},
 	}
 }
 
@@ -356,7 +375,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	previous := readPreviousSplit(job, job.Previous)
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg)))
+	var prevStored reusable
+	if cfg.stores() {
+		prevStored = previousStored(job, previous, storedWith(cfg))
+	}
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, prevStored)
 	if err != nil {
 		return err
 	}
@@ -591,6 +614,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	var searchedMoves []movedImage // of res.moved's groups
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels, Resize: cfg.Resize}
+		if !cfg.stores() {
+			manifests[s].SourceDir = filepath.ToSlash(cfg.Source)
+			if cfg.TestSource != nil {
+				manifests[s].TestSourceDir = filepath.ToSlash(*cfg.TestSource)
+			}
+		}
 	}
 	for _, p := range procs {
 		l, ok := label[p.cand.Class]
@@ -603,7 +632,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		src := p.cand.Rel
 		if p.test {
-			src = "test:" + src
+			src = testPrefix + src
 		}
 		if was := prevFiles[p.digest]; was != "" && was != s && !p.test {
 			rep.Moved = append(rep.Moved, movedImage{Path: cfg.shown(p), From: was, To: s})
@@ -611,7 +640,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 				searchedMoves = append(searchedMoves, rep.Moved[len(rep.Moved)-1])
 			}
 		}
-		manifests[s].Images = append(manifests[s].Images, Entry{Path: "../" + stored[p.digest], Label: l, Digest: p.digest, Source: src})
+		e := Entry{Label: l, Digest: p.digest, Source: src}
+		if st := stored[p.digest]; st != "" {
+			e.Path = "../" + st
+		}
+		manifests[s].Images = append(manifests[s].Images, e)
 	}
 	sort.Slice(rep.Moved, func(i, j int) bool { return rep.Moved[i].Path < rep.Moved[j].Path })
 	logAfresh(job, res)
@@ -641,6 +674,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	rep.Total.Name, rep.Total.Total = "total", rep.Total.Train+rep.Total.Val+rep.Total.Test
 	rep.Rejected = len(rejected)
 	rep.Stored = storedWith(cfg)
+	if !cfg.stores() {
+		rep.Stored = notStored
+	}
 	for _, p := range procs {
 		if p.fallback && !slices.Contains(rep.Fallbacks, p.digest) {
 			rep.Fallbacks = append(rep.Fallbacks, p.digest)
@@ -794,9 +830,13 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	for _, f := range testFiles {
 		all = append(all, processed{cand: f, test: true})
 	}
-	if err := os.MkdirAll(filepath.Join(job.Out, "images"), 0o755); err != nil {
-		return nil, nil, err
+	if cfg.stores() {
+		if err := os.MkdirAll(filepath.Join(job.Out, "images"), 0o755); err != nil {
+			return nil, nil, err
+		}
 	}
+	// Not storing, a JPEG is decoded only for its near-duplicate fingerprint.
+	fit := cfg.stores() || cfg.NearDuplicates
 	store, release := newStoredFormat(cfg.Format, cfg.Quality, cfg.Compression)
 	defer release()
 	sourceRoot, testRoot := job.Path(cfg.Source), ""
@@ -828,7 +868,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				reused.Add(1)
 				return nil
 			}
-			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.MinSide, cfg.ImageSize, cfg.Resize, cfg.Channels)
+			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.MinSide, cfg.ImageSize, cfg.Resize, cfg.Channels, fit)
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason
@@ -837,7 +877,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				return fmt.Errorf("reading %s: %w", abs, err)
 			}
 			all[i].digest = l.Digest
-			if cfg.NearDuplicates {
+			if cfg.NearDuplicates && l.Img != nil {
 				all[i].print = fingerprintOf(l.Img)
 			}
 			if l.Fallback {
@@ -845,6 +885,13 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				fallbacks.Add(1)
 				shown := cfg.shown(all[i])
 				fallbackPath.CompareAndSwap(nil, &shown)
+			}
+			if !cfg.stores() {
+				if rgb, ok := l.Img.(*raster.RGB); ok {
+					pixelBufs.put(rgb.Pix)
+				}
+				written.LoadOrStore(l.Digest, l.Digest) // identical files are one image
+				return nil
 			}
 			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))
 			all[i].stored = rel

@@ -45,6 +45,9 @@ func storedWith(cfg SplitConfig) string {
 		graphs.TensorFlowVersion(), buildOf(splitModules...))
 }
 
+// notStored is split.json's stored_with for a split that stores no images.
+const notStored = "not stored (store_images = false)"
+
 // buildOf names the Go toolchain and the versions of the given modules this binary was built
 // with: they decode, encode and transform images.
 func buildOf(modules ...string) string {
@@ -76,7 +79,7 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 		}
 		return r
 	}
-	if p != nil && p.changed == "" && p.rep != nil && p.rep.Stored != stored && len(p.manifests) == 3 {
+	if p != nil && p.changed == "" && p.rep != nil && p.rep.Stored != stored && p.rep.Stored != notStored && len(p.manifests) == 3 {
 		job.Logf("storing every image again: the previous split stored them another way (%s)", storedChange(p.rep.Stored, stored))
 	}
 	if p == nil || p.changed != "" || p.rep == nil || p.rep.Stored != stored || len(p.manifests) != 3 {

@@ -22,9 +22,10 @@ const cacheLimit = 1 << 30
 
 // dataset is a manifest's images, decoded to uint8 pixels on demand or cached.
 type dataset struct {
-	dir    string
-	m      *Manifest
-	pixels [][]uint8 // cached pixels per image (nil when streaming)
+	dir       string
+	workspace string // where the originals of images not stored are (readEntry)
+	m         *Manifest
+	pixels    [][]uint8 // cached pixels per image (nil when streaming)
 }
 
 // errEmptySet is openDataset's error for a manifest that lists no images.
@@ -38,7 +39,10 @@ func emptyHint(err error) error {
 	return err
 }
 
-func openDataset(ctx context.Context, path string) (*dataset, error) {
+// openDataset opens the data folder path (a manifest's), whose unstored images' source
+// folders are relative to workspace, and decodes its images into memory when they fit in
+// cacheLimit.
+func openDataset(ctx context.Context, path, workspace string) (*dataset, error) {
 	m, err := ReadManifest(path)
 	if err != nil {
 		return nil, err
@@ -46,7 +50,7 @@ func openDataset(ctx context.Context, path string) (*dataset, error) {
 	if len(m.Images) == 0 {
 		return nil, errEmptySet
 	}
-	d := &dataset{dir: path, m: m}
+	d := &dataset{dir: path, workspace: workspace, m: m}
 	if int64(len(m.Images))*int64(d.per()) <= cacheLimit {
 		d.pixels = make([][]uint8, len(m.Images))
 		g, gctx := errgroup.WithContext(ctx)
@@ -75,16 +79,20 @@ func (d *dataset) len() int { return len(d.m.Images) }
 
 // decode reads image i as H·W·C bytes.
 func (d *dataset) decode(i int) ([]uint8, error) {
-	p := filepath.Join(d.dir, filepath.FromSlash(d.m.Images[i].Path))
-	img, err := decodeFile(p)
+	e := d.m.Images[i]
+	img, err := readEntry(d.m, d.dir, d.workspace, e)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, err
 	}
 	b := img.Bounds()
 	if b.Dx() != d.m.Size || b.Dy() != d.m.Size {
-		return nil, fmt.Errorf("%s is %dx%d, the manifest says %dx%d", p, b.Dx(), b.Dy(), d.m.Size, d.m.Size)
+		return nil, fmt.Errorf("%s is %dx%d, the manifest says %dx%d", filepath.Join(d.dir, filepath.FromSlash(e.Path)), b.Dx(), b.Dy(), d.m.Size, d.m.Size)
 	}
-	return pixelsOf(img, d.m.Channels), nil
+	px := pixelsOf(img, d.m.Channels)
+	if rgb, ok := img.(*raster.RGB); ok && e.Path == "" {
+		pixelBufs.put(rgb.Pix) // a fitted original's pixels, copied out
+	}
+	return px, nil
 }
 
 // pixelsOf returns an image's pixels as interleaved channels (1: grey, 3: RGB).

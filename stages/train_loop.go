@@ -117,11 +117,11 @@ type Metrics struct {
 }
 
 func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
-	trainDS, err := openDataset(ctx, job.Path(cfg.Train))
+	trainDS, err := openDataset(ctx, job.Path(cfg.Train), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("train set %s: %w", cfg.Train, err)
 	}
-	valDS, err := openDataset(ctx, job.Path(cfg.Val))
+	valDS, err := openDataset(ctx, job.Path(cfg.Val), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("val set %s: %w", cfg.Val, emptyHint(err))
 	}
@@ -580,6 +580,21 @@ func writeExamples(ds *dataset, dir string) error {
 		}
 	}
 	for label, e := range best {
+		if e.Path == "" {
+			// not stored: the original as the model sees it, not the photo (nor a link to it)
+			img, err := readEntry(ds.m, ds.dir, ds.workspace, e)
+			if err != nil {
+				return err
+			}
+			data, err := storedFormat{format: FormatPNG}.encode(img)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.png", label)), data, 0o644); err != nil {
+				return err
+			}
+			continue
+		}
 		src := filepath.Join(ds.dir, filepath.FromSlash(e.Path))
 		if err := pipeline.LinkFile(src, filepath.Join(dir, fmt.Sprintf("%d%s", label, filepath.Ext(src)))); err != nil {
 			return err

@@ -7,7 +7,11 @@
 #
 # Environment (defaults in brackets):
 #   RUNS [3]             measured runs of every side; the table shows medians
-#   VARIANTS [png jpeg]  the split stage's stored format for `pipeline` (one side each)
+#   VARIANTS [png jpeg]  the split stage's stored format for `pipeline` (one side each), or
+#                        unstored: store_images = false and near_duplicates = false (the split
+#                        writes manifests naming the photos and checks JPEGs from their markers,
+#                        as the original's split copies them unchecked; augment fits the
+#                        originals it copies)
 #   SAME_WORK [1]        also run original.py --same-work (Pillow doing pipeline's work:
 #                        224x224 uncompressed PNGs at split time, augmenting those), a reference row
 #   WORK [tools/bench/data/work]  photos, workspaces, outputs and results (git-ignored)
@@ -58,6 +62,9 @@ cat "$photos"/*/*.jpg >/dev/null # warm the page cache: every side reads from me
 # --- workspaces -------------------------------------------------------------------------
 for v in $VARIANTS; do
   mkdir -p "$WORK/ours-$v"
+  storage="format     = \"$v\""
+  [ "$v" = unstored ] && storage="store_images    = false
+  near_duplicates = false"
   cat >"$WORK/ours-$v/pipeline.hcl" <<EOF
 # Written by tools/bench/data/run.sh.
 pipeline {
@@ -71,7 +78,7 @@ stage "split" "main" {
   resize     = "center_crop"
   val        = 0.1
   test       = 0.1
-  format     = "$v"
+  $storage
 }
 
 stage "augment" "balanced" {
