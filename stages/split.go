@@ -375,11 +375,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	previous := readPreviousSplit(job, job.Previous)
-	var prevStored reusable
-	if cfg.stores() {
-		prevStored = previousStored(job, previous, storedWith(cfg))
-	}
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, prevStored)
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg)))
 	if err != nil {
 		return err
 	}
@@ -674,9 +670,6 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	rep.Total.Name, rep.Total.Total = "total", rep.Total.Train+rep.Total.Val+rep.Total.Test
 	rep.Rejected = len(rejected)
 	rep.Stored = storedWith(cfg)
-	if !cfg.stores() {
-		rep.Stored = notStored
-	}
 	for _, p := range procs {
 		if p.fallback && !slices.Contains(rep.Fallbacks, p.digest) {
 			rep.Fallbacks = append(rep.Fallbacks, p.digest)
@@ -925,7 +918,11 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				made++
 			}
 		}
-		job.Logf("reused %s of the previous split (stored the same way), made %d", plural(int(n), "stored image", "stored images"), made)
+		if cfg.stores() {
+			job.Logf("reused %s of the previous split (stored the same way), made %d", plural(int(n), "stored image", "stored images"), made)
+		} else {
+			job.Logf("reused the previous split's check of %s (made the same way), read %d", plural(int(n), "image", "images"), made)
+		}
 	}
 	if n := fallbacks.Load(); n > 0 {
 		if n == 1 {

@@ -38,14 +38,21 @@ const fingerprintsFile = "fingerprints.bin"
 const storedImagesVersion = 15
 
 // storedWith names everything a stored image depends on besides its source file's content:
-// the settings, the limit that rejects it, and the code that decodes and encodes it.
+// the settings, the limit that rejects it, and the code that decodes and encodes it. For a
+// split that stores no images, it names what its check of a file and its near-duplicate
+// thumbnail depend on, after notStored.
 func storedWith(cfg SplitConfig) string {
+	if !cfg.stores() {
+		return fmt.Sprintf("%s; split %d; %d px, %d channels, %s; max %d pixels, min side %d; libtensorflow %s; %s",
+			notStored, storedImagesVersion, cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.MaxPixels, cfg.MinSide,
+			graphs.TensorFlowVersion(), buildOf(splitModules...))
+	}
 	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels, min side %d; libtensorflow %s; %s",
 		storedImagesVersion, cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels, cfg.MinSide,
 		graphs.TensorFlowVersion(), buildOf(splitModules...))
 }
 
-// notStored is split.json's stored_with for a split that stores no images.
+// notStored begins split.json's stored_with for a split that stores no images.
 const notStored = "not stored (store_images = false)"
 
 // buildOf names the Go toolchain and the versions of the given modules this binary was built
@@ -64,7 +71,7 @@ func buildOf(modules ...string) string {
 
 // reusable are the stored images of a previous split made the same way, by source digest.
 type reusable struct {
-	stored map[string]string      // absolute path of the stored image
+	stored map[string]string      // absolute path of the stored image; "" for none stored
 	prints map[string]fingerprint // absent when the previous split kept none
 }
 
@@ -79,14 +86,23 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 		}
 		return r
 	}
-	if p != nil && p.changed == "" && p.rep != nil && p.rep.Stored != stored && p.rep.Stored != notStored && len(p.manifests) == 3 {
-		job.Logf("storing every image again: the previous split stored them another way (%s)", storedChange(p.rep.Stored, stored))
+	if p != nil && p.changed == "" && p.rep != nil && p.rep.Stored != stored && len(p.manifests) == 3 {
+		switch was := strings.HasPrefix(p.rep.Stored, notStored); {
+		case was && strings.HasPrefix(stored, notStored):
+			job.Logf("reading every image again: the previous split read them another way (%s)", storedChange(p.rep.Stored, stored))
+		case !was && !strings.HasPrefix(stored, notStored):
+			job.Logf("storing every image again: the previous split stored them another way (%s)", storedChange(p.rep.Stored, stored))
+		}
 	}
 	if p == nil || p.changed != "" || p.rep == nil || p.rep.Stored != stored || len(p.manifests) != 3 {
 		return r
 	}
 	for s, m := range p.manifests {
 		for _, e := range m.Images {
+			if e.Path == "" {
+				r.stored[e.Digest] = "" // read and checked, not stored
+				continue
+			}
 			r.stored[e.Digest] = filepath.Join(p.dir, s, filepath.FromSlash(e.Path))
 		}
 	}
@@ -138,7 +154,9 @@ func previousDigest(job *pipeline.Job, path string) (string, bool) {
 // reuse stores the image of the file at abs by linking the previous split's when the engine
 // knows the file's digest and the previous split stored it; it reports whether it did. p gets
 // its digest, stored path and fingerprint; written, the pixels digest of a stored image it
-// links, by source digest (as storeImages keeps it).
+// links, by source digest (as storeImages keeps it). Storing no images, it takes a file the
+// previous split (storing none, made the same way) listed as checked, with its thumbnail,
+// without reading it.
 func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *processed, written *sync.Map) (bool, error) {
 	if len(r.stored) == 0 {
 		return false, nil
@@ -155,12 +173,20 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	if !ok {
 		return false, nil
 	}
-	pixels, ok := previousDigest(job, prev) // not if deleted or changed since
-	if !ok {
-		return false, nil
-	}
 	fp, ok := r.prints[d]
 	if cfg.NearDuplicates && !ok {
+		return false, nil
+	}
+	if prev == "" {
+		if cfg.stores() {
+			return false, nil
+		}
+		p.digest, p.print = d, fp
+		written.LoadOrStore(d, d) // identical files are one image
+		return true, nil
+	}
+	pixels, ok := previousDigest(job, prev) // not if deleted or changed since
+	if !ok {
 		return false, nil
 	}
 	p.digest, p.print = d, fp

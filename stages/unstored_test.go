@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func randomJPEG(seed, i uint64, w, h int) []byte {
 			o := img.PixOffset(x, y)
 			img.Pix[o] = uint8(a + x*3 + r.IntN(20))
 			img.Pix[o+1] = uint8(b + y*2 + r.IntN(20))
-			img.Pix[o+2] = uint8(c + (x+y) + r.IntN(20))
+			img.Pix[o+2] = uint8(c + (x + y) + r.IntN(20))
 			img.Pix[o+3] = 255
 		}
 	}
@@ -192,5 +193,56 @@ func TestAManifestEntryWithoutImageOrSourceIsRefused(t *testing.T) {
 	}
 	if _, err := ReadManifest(dir); err == nil || !strings.Contains(err.Error(), "neither a stored image nor a source folder") {
 		t.Errorf("ReadManifest: %v", err)
+	}
+}
+
+// A rerun of a split that stores no images takes the files the previous one checked (and
+// their near-duplicate thumbnails) without reading them again, and writes what a split from
+// scratch writes; one made another way reads every file again, saying why.
+func TestARerunOfASplitThatStoresNoImagesReusesItsChecks(t *testing.T) {
+	hcl := strings.Replace(fmt.Sprintf(nearHCL, true), "near_duplicates = true", "near_duplicates = true\n  store_images    = false", 1)
+	grow := func(w *ws, from, to int) {
+		for i := from; i < to; i++ {
+			w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+			w.write(fmt.Sprintf("raw/b/%02d.jpg", i), smallerJPEG(blobPhoto(uint64(100+i), 150, 110), 0.9, 85))
+		}
+	}
+	w := newWS(t, hcl)
+	grow(w, 0, 10)
+	mustRun(t, w)
+	grow(w, 10, 13)
+	second := mustRun(t, w)
+	if log := runLog(t, second); !strings.Contains(log, "reused the previous split's check of 20 images (made the same way), read 6") {
+		t.Fatalf("run.log does not say that 20 images were reused:\n%s", log)
+	}
+	fresh := newWS(t, hcl)
+	grow(fresh, 0, 13)
+	rec := mustRun(t, fresh)
+	got, want := treeBytes(t, w.output(second, "split.main", fingerprintsFile)), treeBytes(t, fresh.output(rec, "split.main", fingerprintsFile))
+	if len(want) == 0 || !maps.Equal(got, want) {
+		t.Errorf("fingerprints: %d files after reuse, %d from scratch, or different bytes", len(got), len(want))
+	}
+	// The sets can differ (the rerun keeps the first split's); the images listed may not.
+	entries := func(w *ws, rec *pipeline.RunRecord) map[string]Entry {
+		out := map[string]Entry{}
+		for _, s := range []string{TrainSet, ValSet, TestSet} {
+			m, err := ReadManifest(w.output(rec, "split.main", s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range m.Images {
+				out[e.Source] = e
+			}
+		}
+		return out
+	}
+	if got, want := entries(w, second), entries(fresh, rec); len(want) != 26 || !maps.Equal(got, want) {
+		t.Errorf("after reuse the sets list %v, from scratch %v", got, want)
+	}
+
+	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "image_size      = 32", "image_size      = 24", 1)))
+	w.write("raw/a/13.png", encodePNG(blobPhoto(13, 120, 90)))
+	if log := runLog(t, mustRun(t, w)); !strings.Contains(log, "reading every image again: the previous split read them another way (32 px → 24 px)") || strings.Contains(log, "reused the previous") {
+		t.Errorf("after image_size changed:\n%s", log)
 	}
 }
