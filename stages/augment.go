@@ -172,6 +172,9 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	inDir := job.Path(cfg.Input)
 	in, err := ReadManifest(inDir)
+	if err == nil {
+		err = checkFitted(in)
+	}
 	if err != nil {
 		return fmt.Errorf("input %s: %w", cfg.Input, err)
 	}
@@ -218,7 +221,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize,
-		SourceDir: in.SourceDir, TestSourceDir: in.TestSourceDir}
+		SourceDir: in.SourceDir, SourcePrefix: in.SourcePrefix, FittedWith: in.FittedWith}
 	made := madeWith(job.Seed, cfg, in)
 	prev := readPreviousCopies(job, job.Previous, made)
 	var inputs inputDigests

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"sync"
 
-	"pipeline/graphs"
 	"pipeline/pipeline"
 )
 
@@ -41,10 +40,9 @@ func madeWith(seed int64, cfg AugmentConfig, in *Manifest) string {
 	s := fmt.Sprintf("augment %d: seed %d, ops %q, %+v, compression %s, %d channels; %s",
 		Augment{}.Version(), seed, cfg.Ops, usedParams(cfg.Ops, cfg.params), cfg.Compression, in.Channels,
 		buildOf(augmentModules...))
-	if in.SourceDir != "" {
+	if in.FittedWith != "" {
 		// originals not stored are fitted here, and an input's digest is its original's
-		s += fmt.Sprintf("; originals fitted to %d px, %s, by libtensorflow %s; %s",
-			in.Size, in.Resize, graphs.TensorFlowVersion(), buildOf(splitModules...))
+		s += "; originals fitted by " + in.FittedWith
 	}
 	return s
 }

@@ -35,12 +35,11 @@ func splitEnvironment() []string {
 }
 
 // augmentEnvironment is augment's: Go and augmentModules make the copies (stored JPEGs are
-// decoded by image/jpeg, not TensorFlow), and its report plots class names; from a split that
-// stored no images, it fits the originals as the split would have (libtensorflow's
-// libjpeg-turbo and splitModules), which its key cannot tell from its input's.
+// decoded by image/jpeg, not TensorFlow), and its report plots class names. (Originals a
+// split did not store are fitted by the split's code, which their manifest names:
+// Manifest.FittedWith.)
 func augmentEnvironment() []string {
-	return []string{"build " + buildOf(augmentModules...), plotFonts(),
-		"originals not stored: libtensorflow " + graphs.TensorFlowVersion() + ", " + buildOf(splitModules...)}
+	return []string{"build " + buildOf(augmentModules...), plotFonts()}
 }
 
 // evaluateEnvironment is evaluate's: TensorFlow computes the probabilities

@@ -67,6 +67,8 @@ type loaded struct {
 	Format   string
 	Img      image.Image
 	Fallback bool // a JPEG decoded by image/jpeg after libjpeg-turbo refused it
+	// PixelsKey is set for a JPEG loadImage did not decode (jpegPixelsKey).
+	PixelsKey string
 }
 
 // errRejected marks problems with an image file itself, which reject one file without
@@ -319,8 +321,8 @@ type digests interface {
 // (maxImageFileSize); an image with a side under minSide is rejected from its header too. The digest comes from known when it has it for the file as read (known
 // may be nil). Problems with the file itself (empty, not a regular file, not an image,
 // truncated, too large) are errRejected; I/O failures are plain errors. Without fit, a JPEG
-// that has its end marker (jpegComplete) is not decoded and the result has no Img; every
-// other file is decoded, to reject it when it cannot be.
+// that has its end marker and well-formed tables (jpegPlausible) is not decoded and the
+// result has no Img; every other file is decoded, to reject it when it cannot be.
 func loadImage(path string, known digests, maxPixels int64, minSide, size int, policy string, channels int, fit bool) (loaded, error) {
 	im, err := readImageFile(path, maxPixels, "max_pixels")
 	if err != nil {
@@ -340,7 +342,8 @@ func loadImage(path string, known digests, maxPixels int64, minSide, size int, p
 		sum := sha256.Sum256(data)
 		l.Digest = hex.EncodeToString(sum[:])
 	}
-	if !fit && format == "jpeg" && jpegComplete(data) {
+	if !fit && format == "jpeg" && jpegPlausible(data) {
+		l.PixelsKey = jpegPixelsKey(data, imageOrientation(data, format))
 		return l, nil
 	}
 	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)

@@ -24,13 +24,18 @@ type Manifest struct {
 	Size     int      `json:"image_size"`
 	Channels int      `json:"channels"`
 	Resize   string   `json:"resize"` // how the originals were fitted to Size
-	// SourceDir and TestSourceDir are set when the split stored no images (store_images =
-	// false): the folders, as configured (relative to the workspace), holding the originals
-	// of the entries without a Path (an entry's Source, in TestSourceDir when it begins
-	// "test:"), which readers fit to Size as the split would have stored them.
-	SourceDir     string  `json:"source_dir,omitempty"`
-	TestSourceDir string  `json:"test_source_dir,omitempty"`
-	Images        []Entry `json:"images"`
+	// SourceDir, SourcePrefix and FittedWith are set when the split stored no images
+	// (store_images = false). SourceDir is the folder, as configured (relative to the
+	// workspace), holding the originals of the entries without a Path: each is its Source
+	// there, less SourcePrefix ("test:" for the test set of a split with test_source, whose
+	// Sources all begin so). Readers fit each to Size as the split would have stored it, as
+	// FittedWith says (storedWith: the fit's settings and code); it is part of the manifest,
+	// so a new fit makes a new output, and a reader of another build refuses it
+	// (checkFitted).
+	SourceDir    string  `json:"source_dir,omitempty"`
+	SourcePrefix string  `json:"source_prefix,omitempty"`
+	FittedWith   string  `json:"fitted_with,omitempty"`
+	Images       []Entry `json:"images"`
 }
 
 // Entry is one image of a manifest.
@@ -38,7 +43,7 @@ type Entry struct {
 	// Path is relative to the folder holding the manifest (it may lead into a sibling or,
 	// for augmented sets, into the upstream split's output); it is empty for an image the
 	// split did not store, which is read from its Source (Manifest.Original).
-	Path   string `json:"path"`
+	Path   string `json:"path,omitempty"`
 	Label  int    `json:"label"`
 	Digest string `json:"digest"`           // SHA-256 of the original file
 	Source string `json:"source,omitempty"` // original file, relative to the source folder
@@ -70,7 +75,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 		if e.Label < 0 || e.Label >= len(m.Classes) {
 			return nil, fmt.Errorf("%s: image %d (%s) has label %d of %d classes", path, i, e.Path, e.Label, len(m.Classes))
 		}
-		if e.Path == "" && (e.Source == "" || m.SourceDir == "" || strings.HasPrefix(e.Source, testPrefix) && m.TestSourceDir == "") {
+		if e.Path == "" && (e.Source == "" || m.SourceDir == "" || !strings.HasPrefix(e.Source, m.SourcePrefix)) {
 			return nil, fmt.Errorf("%s: image %d (%s) has neither a stored image nor a source folder to read it from", path, i, e.Source)
 		}
 	}
@@ -80,14 +85,11 @@ func ReadManifest(dir string) (*Manifest, error) {
 // testPrefix begins the Source of an image from a split's test_source.
 const testPrefix = "test:"
 
-// Original is the file the split read entry e from, in workspace: its Source in the source
-// folder, or in the test_source folder for a Source beginning "test:". It is where an entry
-// without a stored image (Path "") is read from.
+// Original is the file an entry without a stored image (Path "") is read from, in
+// workspace: its Source, less the manifest's SourcePrefix, in SourceDir.
 func (m *Manifest) Original(e Entry, workspace string) string {
-	if rel, ok := strings.CutPrefix(e.Source, testPrefix); ok {
-		return pipeline.InWorkspace(workspace, filepath.Join(m.TestSourceDir, filepath.FromSlash(rel)))
-	}
-	return pipeline.InWorkspace(workspace, filepath.Join(m.SourceDir, filepath.FromSlash(e.Source)))
+	rel := strings.TrimPrefix(e.Source, m.SourcePrefix)
+	return pipeline.InWorkspace(workspace, filepath.Join(m.SourceDir, filepath.FromSlash(rel)))
 }
 
 // Write writes the manifest into dir, as json.MarshalIndent(m, "", " ") and a newline, one

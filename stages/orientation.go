@@ -248,7 +248,74 @@ func orientImage(img image.Image, o int) image.Image {
 // not followed by a stuffed zero or a restart marker). A file cut off before its end, the
 // usual damage to a photo, has none; libjpeg-turbo decodes such a file up to the cut and
 // refuses it only then, logging a line of its own, so prepare leaves it to image/jpeg.
-func jpegComplete(data []byte) bool {
+func jpegComplete(data []byte) bool { return jpegWalk(data, nil) }
+
+// jpegPlausible reports whether data, a JPEG, is complete (jpegComplete) and its tables are
+// well formed as libjpeg-turbo requires them (plausibleSegment): a file that is not is
+// decoded to decide whether it is usable, even where a JPEG is otherwise checked from its
+// markers alone (a split that stores no images).
+func jpegPlausible(data []byte) bool {
+	return jpegWalk(data, func(m byte, _ int, p []byte) bool { return plausibleSegment(m, p) })
+}
+
+// plausibleSegment reports whether a JPEG segment with marker m and payload p (after its
+// length) is well formed where libjpeg-turbo refuses a file for it: a Huffman table's class
+// and slot, its code counts (1 to 256 codes that fit their lengths, the all-ones code left
+// out) and, for a DC table, symbols up to 15; a quantization table's precision, slot and
+// size; a scan header's size and table slots. Other segments are taken as they are.
+func plausibleSegment(m byte, p []byte) bool {
+	switch m {
+	case 0xc4: // DHT
+		for len(p) > 0 {
+			if len(p) < 17 || p[0]>>4 > 1 || p[0]&15 > 3 {
+				return false
+			}
+			total, code := 0, 0
+			for l := 1; l <= 16; l++ {
+				n := int(p[l])
+				total += n
+				code += n
+				if code >= 1<<l {
+					return false
+				}
+				code <<= 1
+			}
+			if total == 0 || total > 256 || 17+total > len(p) {
+				return false
+			}
+			if p[0]>>4 == 0 {
+				for _, s := range p[17 : 17+total] {
+					if s > 15 {
+						return false
+					}
+				}
+			}
+			p = p[17+total:]
+		}
+	case 0xdb: // DQT
+		for len(p) > 0 {
+			if p[0]>>4 > 1 || p[0]&15 > 3 || 1+64<<(p[0]>>4) > len(p) {
+				return false
+			}
+			p = p[1+64<<(p[0]>>4):]
+		}
+	case 0xda: // SOS
+		if len(p) < 1 || len(p) != 1+2*int(p[0])+3 {
+			return false
+		}
+		for i := 0; i < int(p[0]); i++ {
+			if t := p[2+2*i]; t>>4 > 3 || t&15 > 3 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// jpegWalk walks data, a JPEG, as jpegComplete describes, passing each segment's marker, the
+// offset of the 0xFF before it and its payload (after its length) to seg when seg is not nil;
+// it reports whether data reaches its end-of-image marker and seg accepted every segment.
+func jpegWalk(data []byte, seg func(m byte, at int, payload []byte) bool) bool {
 	if len(data) < 4 || data[0] != 0xff || data[1] != 0xd8 {
 		return false
 	}
@@ -277,6 +344,9 @@ func jpegComplete(data []byte) bool {
 			}
 			n := int(binary.BigEndian.Uint16(data[i+1:]))
 			if n < 2 || i+1+n > len(data) {
+				return false
+			}
+			if seg != nil && !seg(m, i-1, data[i+3:i+1+n]) {
 				return false
 			}
 			i += 1 + n

@@ -611,9 +611,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels, Resize: cfg.Resize}
 		if !cfg.stores() {
-			manifests[s].SourceDir = filepath.ToSlash(cfg.Source)
-			if cfg.TestSource != nil {
-				manifests[s].TestSourceDir = filepath.ToSlash(*cfg.TestSource)
+			m := manifests[s]
+			m.SourceDir, m.FittedWith = filepath.ToSlash(cfg.Source), fittedWith(cfg.ImageSize, cfg.Channels, cfg.Resize)
+			if s == TestSet && cfg.TestSource != nil {
+				// the test set is test_source's files, whose Sources begin "test:"
+				m.SourceDir, m.SourcePrefix = filepath.ToSlash(*cfg.TestSource), testPrefix
 			}
 		}
 	}
@@ -678,6 +680,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	sort.Strings(rep.Fallbacks)
 	if cfg.NearDuplicates {
 		if err := writeFingerprints(job, procs); err != nil {
+			return err
+		}
+	}
+	if !cfg.stores() {
+		if err := writePixelKeys(job, procs); err != nil {
 			return err
 		}
 	}
@@ -880,10 +887,14 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				fallbackPath.CompareAndSwap(nil, &shown)
 			}
 			if !cfg.stores() {
+				key := l.PixelsKey
+				if l.Img != nil {
+					key = imagePixelsKey(l.Img, cfg.Channels)
+				}
 				if rgb, ok := l.Img.(*raster.RGB); ok {
 					pixelBufs.put(rgb.Pix)
 				}
-				written.LoadOrStore(l.Digest, l.Digest) // identical files are one image
+				written.LoadOrStore(l.Digest, key)
 				return nil
 			}
 			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))

@@ -43,13 +43,19 @@ const storedImagesVersion = 15
 // thumbnail depend on, after notStored.
 func storedWith(cfg SplitConfig) string {
 	if !cfg.stores() {
-		return fmt.Sprintf("%s; split %d; %d px, %d channels, %s; max %d pixels, min side %d; libtensorflow %s; %s",
-			notStored, storedImagesVersion, cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.MaxPixels, cfg.MinSide,
-			graphs.TensorFlowVersion(), buildOf(splitModules...))
+		return fmt.Sprintf("%s; max %d pixels, min side %d; %s", notStored, cfg.MaxPixels, cfg.MinSide, fittedWith(cfg.ImageSize, cfg.Channels, cfg.Resize))
 	}
 	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels, min side %d; libtensorflow %s; %s",
 		storedImagesVersion, cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels, cfg.MinSide,
 		graphs.TensorFlowVersion(), buildOf(splitModules...))
+}
+
+// fittedWith names everything an original's pixels at size, in channels, fitted by resize
+// depend on besides its content: the code that decodes and fits it. A manifest of a split
+// that stores no images records it (Manifest.FittedWith).
+func fittedWith(size, channels int, resize string) string {
+	return fmt.Sprintf("split %d; %d px, %d channels, %s; libtensorflow %s; %s",
+		storedImagesVersion, size, channels, resize, graphs.TensorFlowVersion(), buildOf(splitModules...))
 }
 
 // notStored begins split.json's stored_with for a split that stores no images.
@@ -72,6 +78,7 @@ func buildOf(modules ...string) string {
 // reusable are the stored images of a previous split made the same way, by source digest.
 type reusable struct {
 	stored map[string]string      // absolute path of the stored image; "" for none stored
+	pixels map[string]string      // the pixels key of a file not stored (processed.pixels)
 	prints map[string]fingerprint // absent when the previous split kept none
 }
 
@@ -82,7 +89,11 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 	r := reusable{stored: map[string]string{}, prints: map[string]fingerprint{}}
 	if job.Forced {
 		if p != nil {
-			job.Logf("forced: storing every image again, linking none from the previous split")
+			if strings.HasPrefix(stored, notStored) {
+				job.Logf("forced: reading every image again, reusing none of the previous split's checks")
+			} else {
+				job.Logf("forced: storing every image again, linking none from the previous split")
+			}
 		}
 		return r
 	}
@@ -100,7 +111,7 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 	for s, m := range p.manifests {
 		for _, e := range m.Images {
 			if e.Path == "" {
-				r.stored[e.Digest] = "" // read and checked, not stored
+				r.stored[e.Digest] = "" // read and checked, not stored (pixels below)
 				continue
 			}
 			r.stored[e.Digest] = filepath.Join(p.dir, s, filepath.FromSlash(e.Path))
@@ -111,6 +122,9 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 	}
 	if intact(job, filepath.Join(p.dir, fingerprintsFile)) {
 		r.prints, _ = readFingerprints(filepath.Join(p.dir, fingerprintsFile))
+	}
+	if intact(job, filepath.Join(p.dir, pixelsFile)) {
+		r.pixels, _ = readPixelKeys(filepath.Join(p.dir, pixelsFile))
 	}
 	return r
 }
@@ -178,11 +192,12 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 		return false, nil
 	}
 	if prev == "" {
-		if cfg.stores() {
+		key, ok := r.pixels[d]
+		if cfg.stores() || !ok {
 			return false, nil
 		}
 		p.digest, p.print = d, fp
-		written.LoadOrStore(d, d) // identical files are one image
+		written.LoadOrStore(d, key)
 		return true, nil
 	}
 	pixels, ok := previousDigest(job, prev) // not if deleted or changed since
@@ -225,56 +240,107 @@ const fingerprintRecord = sha256.Size + 1 + thumbCells
 
 // writeFingerprints writes the fingerprints of procs, one per source digest, sorted.
 func writeFingerprints(job *pipeline.Job, procs []processed) error {
-	byDigest := map[string]fingerprint{}
+	recs := map[string][]byte{}
 	for _, p := range procs {
-		byDigest[p.digest] = p.print
-	}
-	digests := make([]string, 0, len(byDigest))
-	for d := range byDigest {
-		digests = append(digests, d)
-	}
-	sort.Strings(digests)
-	buf := append(make([]byte, 0, len(fingerprintsHeader)+len(digests)*fingerprintRecord), fingerprintsHeader...)
-	for _, d := range digests {
-		raw, err := hex.DecodeString(d)
-		if err != nil || len(raw) != sha256.Size {
-			return fmt.Errorf("fingerprints: %q is not a SHA-256", d)
-		}
-		f := byDigest[d]
 		ok := byte(0)
-		if f.ok {
+		if p.print.ok {
 			ok = 1
 		}
-		buf = append(append(append(buf, raw...), ok), f.thumb[:]...)
+		recs[p.digest] = append([]byte{ok}, p.print.thumb[:]...)
 	}
-	_, err := job.WriteFile(filepath.Join(job.Out, fingerprintsFile), buf)
-	return err
+	return writeDigestRecords(job, fingerprintsFile, fingerprintsHeader, recs)
 }
 
 // readFingerprints reads a file written by writeFingerprints.
 func readFingerprints(path string) (map[string]fingerprint, error) {
-	f, err := os.Open(path)
+	out := map[string]fingerprint{}
+	err := readDigestRecords(path, fingerprintsHeader, fingerprintRecord-sha256.Size, func(d string, rec []byte) {
+		var fp fingerprint
+		copy(fp.thumb[:], rec[1:])
+		fp.finish()
+		fp.ok = rec[0] == 1
+		out[d] = fp
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	out := map[string]fingerprint{}
-	br := bufio.NewReader(f)
-	if h, err := br.ReadString('\n'); err != nil || h != fingerprintsHeader {
-		return nil, fmt.Errorf("%s: not a fingerprints file of this version", path)
-	}
-	var rec [fingerprintRecord]byte
-	for {
-		if _, err := io.ReadFull(br, rec[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return nil, fmt.Errorf("%s: %w", path, err)
+	return out, nil
+}
+
+// pixelsFile holds, in a split that stores no images, the pixels key of every usable file
+// (processed.pixels) by source digest, which a later split reuses with the file's check.
+const pixelsFile = "pixels.bin"
+
+// pixelsHeader starts pixelsFile and names its format.
+const pixelsHeader = "pipeline pixels keys 1: SHA-256\n"
+
+// writePixelKeys writes the pixels keys of procs, one per source digest, sorted.
+func writePixelKeys(job *pipeline.Job, procs []processed) error {
+	recs := map[string][]byte{}
+	for _, p := range procs {
+		k, err := hex.DecodeString(p.pixels)
+		if err != nil || len(k) != sha256.Size {
+			return fmt.Errorf("pixels keys: %q is not a SHA-256", p.pixels)
 		}
-		var fp fingerprint
-		copy(fp.thumb[:], rec[sha256.Size+1:])
-		fp.finish()
-		fp.ok = rec[sha256.Size] == 1
-		out[hex.EncodeToString(rec[:sha256.Size])] = fp
+		recs[p.digest] = k
+	}
+	return writeDigestRecords(job, pixelsFile, pixelsHeader, recs)
+}
+
+// readPixelKeys reads a file written by writePixelKeys.
+func readPixelKeys(path string) (map[string]string, error) {
+	out := map[string]string{}
+	err := readDigestRecords(path, pixelsHeader, sha256.Size, func(d string, rec []byte) {
+		out[d] = hex.EncodeToString(rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// writeDigestRecords writes the file name into the job's output: header, then for each
+// source digest of recs in order its 32 bytes and its record (all records of one size).
+func writeDigestRecords(job *pipeline.Job, name, header string, recs map[string][]byte) error {
+	digests := make([]string, 0, len(recs))
+	size := 0
+	for d, r := range recs {
+		digests = append(digests, d)
+		size = len(r)
+	}
+	sort.Strings(digests)
+	buf := append(make([]byte, 0, len(header)+len(digests)*(sha256.Size+size)), header...)
+	for _, d := range digests {
+		raw, err := hex.DecodeString(d)
+		if err != nil || len(raw) != sha256.Size {
+			return fmt.Errorf("%s: %q is not a SHA-256", name, d)
+		}
+		buf = append(append(buf, raw...), recs[d]...)
+	}
+	_, err := job.WriteFile(filepath.Join(job.Out, name), buf)
+	return err
+}
+
+// readDigestRecords reads a file written by writeDigestRecords with header and records of
+// size bytes, passing each digest (hex) and record to fn.
+func readDigestRecords(path, header string, size int, fn func(digest string, rec []byte)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	if h, err := br.ReadString('\n'); err != nil || h != header {
+		return fmt.Errorf("%s: not a file of this version (%q)", path, strings.TrimSpace(header))
+	}
+	rec := make([]byte, sha256.Size+size)
+	for {
+		if _, err := io.ReadFull(br, rec); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		fn(hex.EncodeToString(rec[:sha256.Size]), rec[sha256.Size:])
 	}
 }

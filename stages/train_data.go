@@ -47,6 +47,9 @@ func openDataset(ctx context.Context, path, workspace string) (*dataset, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkFitted(m); err != nil {
+		return nil, err
+	}
 	if len(m.Images) == 0 {
 		return nil, errEmptySet
 	}

@@ -21,6 +21,50 @@ import (
 // under its own max_pixels, and the digest check below makes sure it is that file.
 const unstoredMaxPixels = 1 << 40
 
+// jpegPixelsKey is the pixels key (processed.pixels) of a JPEG a split that stores no images
+// does not decode: the SHA-256 of the file less its metadata segments (APP0–APP13, APP15 and
+// comments: JFIF, Exif, XMP, ICC profiles; not APP14, whose Adobe colour transform changes
+// the pixels), with its orientation o. Two files of one key decode to one image, as two
+// files that store as one image have one key when decoded (imagePixelsKey); the same picture
+// coded another way is one only to near_duplicates.
+func jpegPixelsKey(data []byte, o int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "jpeg less metadata, orientation %d\n", o)
+	last := 0
+	jpegWalk(data, func(m byte, at int, p []byte) bool {
+		if m >= 0xe0 && m <= 0xef && m != 0xee || m == 0xfe {
+			h.Write(data[last:at])
+			last = at + 4 + len(p)
+		}
+		return true
+	})
+	h.Write(data[last:])
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// imagePixelsKey is the pixels key of an image a split that stores no images decoded and
+// fitted (img, in channels): the SHA-256 of its size and pixels.
+func imagePixelsKey(img image.Image, channels int) string {
+	h := sha256.New()
+	b := img.Bounds()
+	fmt.Fprintf(h, "fitted %dx%dx%d\n", b.Dx(), b.Dy(), channels)
+	h.Write(pixelsOf(img, channels))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkFitted returns an error when manifest m names originals fitted by other code than
+// this build's (a manifest written by another version of pipeline, which a run of this one
+// replaces: the split's key has the code too).
+func checkFitted(m *Manifest) error {
+	if m.FittedWith == "" {
+		return nil
+	}
+	if now := fittedWith(m.Size, m.Channels, m.Resize); m.FittedWith != now {
+		return fmt.Errorf("its images are originals to fit as another build of pipeline fitted them (%s); run the pipeline (pipeline run), whose split lists them again for this build", storedChange(m.FittedWith, now))
+	}
+	return nil
+}
+
 // readEntry returns entry e of manifest m, whose folder is dir, as pixels of m's size: its
 // stored image decoded, or, for an image the split did not store, its original read from the
 // source folder in workspace, checked against the digest the split recorded, and fitted as
@@ -37,17 +81,21 @@ func readEntry(m *Manifest, dir, workspace string, e Entry) (image.Image, error)
 	p := m.Original(e, workspace)
 	im, err := readImageFile(p, unstoredMaxPixels, "max_pixels")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: the split's manifest lists it, but it is gone; put it back or run the split again", p)
+		return nil, fmt.Errorf("%s: the split's manifest lists it, but it is gone; put it back, or run the pipeline (pipeline run), whose split will leave it out", p)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w", p, WithoutPath(err))
 	}
 	if sum := sha256.Sum256(im.data); hex.EncodeToString(sum[:]) != e.Digest {
-		return nil, fmt.Errorf("%s has changed since the split read it (the split stores no images: its manifest names the originals, with their SHA-256); run the split again", p)
+		return nil, fmt.Errorf("%s has changed since the split read it (the split stores no images: its manifest names the originals, with their SHA-256); run the pipeline (pipeline run), whose split will read it again", p)
 	}
 	img, err := prepareImage(im.data, im.format, im.cfg.Width, im.cfg.Height, m.Size, m.Resize, m.Channels)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", p, decodeError(im.format, err, im.data))
+		err = fmt.Errorf("%s: %v", p, decodeError(im.format, err, im.data))
+		if im.format == "jpeg" {
+			err = fmt.Errorf("%w; the split, storing no images, checked this JPEG from its markers without decoding it: remove or replace the file, or set near_duplicates = true or store_images = true on the split, which then decodes every photo and rejects such files", err)
+		}
+		return nil, err
 	}
 	return img, nil
 }

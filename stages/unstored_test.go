@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/bmp"
 
 	"pipeline/pipeline"
 )
@@ -117,8 +120,8 @@ func TestASplitThatStoresNoImagesReadsAsOneThatDoes(t *testing.T) {
 	} {
 		mS, pxS := readSet(t, stored.output(recS, o.addr, o.out), stored.dir)
 		mU, pxU := readSet(t, unstored.output(recU, o.addr, o.out), unstored.dir)
-		if mU.SourceDir != "raw" || mU.TestSourceDir != "held" {
-			t.Errorf("%s %s: source folders %q and %q, want raw and held", o.addr, o.out, mU.SourceDir, mU.TestSourceDir)
+		if want := map[bool]string{true: "held", false: "raw"}[o.out == TestSet]; mU.SourceDir != want || mU.FittedWith == "" {
+			t.Errorf("%s %s: source folder %q, want %s, fitted with %q", o.addr, o.out, mU.SourceDir, want, mU.FittedWith)
 		}
 		if len(mS.Images) != len(mU.Images) || len(mS.Images) == 0 {
 			t.Fatalf("%s %s: %d images stored, %d not stored", o.addr, o.out, len(mS.Images), len(mU.Images))
@@ -164,7 +167,7 @@ func TestAnOriginalChangedOrGoneSinceTheSplitIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = openDataset(context.Background(), train, w.dir)
-	if err == nil || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), "has changed since the split read it") || !strings.Contains(err.Error(), "run the split again") {
+	if err == nil || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), "has changed since the split read it") || !strings.Contains(err.Error(), "run the pipeline (pipeline run), whose split will read it again") {
 		t.Errorf("reading after %s changed: %v", victim, err)
 	}
 	if err := os.Remove(victim); err != nil {
@@ -240,9 +243,113 @@ func TestARerunOfASplitThatStoresNoImagesReusesItsChecks(t *testing.T) {
 		t.Errorf("after reuse the sets list %v, from scratch %v", got, want)
 	}
 
+	if log := runLog(t, w.runForced("split.main")); !strings.Contains(log, "forced: reading every image again, reusing none of the previous split's checks") || strings.Contains(log, "reused the previous") {
+		t.Errorf("forced split:\n%s", log)
+	}
+
 	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "image_size      = 32", "image_size      = 24", 1)))
 	w.write("raw/a/13.png", encodePNG(blobPhoto(13, 120, 90)))
 	if log := runLog(t, mustRun(t, w)); !strings.Contains(log, "reading every image again: the previous split read them another way (32 px → 24 px)") || strings.Contains(log, "reused the previous") {
 		t.Errorf("after image_size changed:\n%s", log)
+	}
+}
+
+// withComment is a JPEG with a comment segment after its start marker: the same pixels in
+// other bytes, as a photo with its metadata edited.
+func withComment(data []byte, text string) []byte {
+	seg := append([]byte{0xff, 0xfe, 0, byte(2 + len(text))}, text...)
+	return append(append(append([]byte{}, data[:2]...), seg...), data[2:]...)
+}
+
+// bogusHuffman is a complete JPEG whose first Huffman table counts more than 256 codes, which
+// libjpeg-turbo and image/jpeg both refuse.
+func bogusHuffman(data []byte) []byte {
+	out := append([]byte{}, data...)
+	i := bytes.Index(out, []byte{0xff, 0xc4})
+	out[i+4+16] = 0xff // the count of 16-bit codes of the first table
+	return out
+}
+
+// Without stored images, files that would store as one image are still one image: a PNG and
+// a BMP of one picture (decoded, as every file but a JPEG is), and two JPEGs that differ in
+// their metadata only (not decoded); so a source copy of a test_source image is left out of
+// training, as when images are stored. A complete JPEG with a broken Huffman table is
+// decoded, and rejected as when images are stored, not left for training to fail on.
+func TestASplitThatStoresNoImagesFindsTheSameDuplicatesAndBadFiles(t *testing.T) {
+	write := func(w *ws) {
+		writePhotos(w)
+		img, err := jpeg.Decode(bytes.NewReader(randomJPEG(5, 0, 20, 20))) // opaque
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pngBuf, bmpBuf bytes.Buffer
+		if err := png.Encode(&pngBuf, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := bmp.Encode(&bmpBuf, img); err != nil {
+			t.Fatal(err)
+		}
+		w.write("held/small/pic.png", pngBuf.Bytes())
+		w.write("raw/small/pic-copy.bmp", bmpBuf.Bytes())
+		photo := randomJPEG(5, 1, 30, 30)
+		w.write("held/big/photo.jpg", photo)
+		w.write("raw/big/photo-edited.jpg", withComment(photo, "edited"))
+		w.write("raw/big/broken.jpg", bogusHuffman(randomJPEG(5, 2, 30, 30)))
+	}
+	stored := newWS(t, unstoredHCL(""))
+	unstored := newWS(t, unstoredHCL("store_images    = false\n  near_duplicates = false"))
+	write(stored)
+	write(unstored)
+	recS, recU := mustRun(t, stored), mustRun(t, unstored)
+	report := func(w *ws, rec *pipeline.RunRecord) (splitReport, []Rejected) {
+		var rep splitReport
+		var rej []Rejected
+		readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+		readJSONFile(t, w.output(rec, "split.main", "report/rejected.json"), &rej)
+		return rep, rej
+	}
+	repS, rejS := report(stored, recS)
+	repU, rejU := report(unstored, recU)
+	if want := []string{"raw/big/photo-edited.jpg", "raw/small/pic-copy.bmp"}; !reflect.DeepEqual(repS.Leaked, want) || !reflect.DeepEqual(repU.Leaked, want) {
+		t.Errorf("left out of training: %q storing, %q not storing; want %q", repS.Leaked, repU.Leaked, want)
+	}
+	if !reflect.DeepEqual(repU.Duplicates, repS.Duplicates) || len(repU.Duplicates) != 2 {
+		t.Errorf("duplicates: %q not storing, %q storing", repU.Duplicates, repS.Duplicates)
+	}
+	if !reflect.DeepEqual(rejU, rejS) || len(rejU) != 2 || rejU[0].Path != "raw/big/broken.jpg" {
+		t.Errorf("rejected: %+v not storing, %+v storing", rejU, rejS)
+	}
+}
+
+// A class folder whose name begins "test:" is read from the source folder, with a test_source
+// and without one.
+func TestAClassNamedLikeTheTestPrefixIsReadFromTheSource(t *testing.T) {
+	for _, hcl := range []string{unstoredHCL("store_images = false"), strings.Replace(unstoredHCL("store_images = false"), `test_source = "held"`, "", 1)} {
+		w := newWS(t, hcl)
+		writePhotos(w)
+		for i := 0; i < 5; i++ {
+			w.write(fmt.Sprintf("raw/test:cat/%02d.png", i), randomPNG(6, uint64(i), 20, 20))
+			w.write(fmt.Sprintf("held/test:cat/%02d.png", i), randomPNG(7, uint64(i), 20, 20))
+		}
+		rec := mustRun(t, w)
+		for _, s := range []string{TrainSet, ValSet, TestSet} {
+			readSet(t, w.output(rec, "split.main", s), w.dir)
+		}
+	}
+}
+
+// A manifest naming originals fitted by another build is refused by its readers, saying what
+// differs and what to do.
+func TestAManifestOfOriginalsFittedByAnotherBuildIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	m := &Manifest{Split: TrainSet, Classes: []string{"a"}, Size: 4, Channels: 3, Resize: ResizeCenterCrop,
+		SourceDir: "raw", FittedWith: strings.Replace(fittedWith(4, 3, ResizeCenterCrop), "libtensorflow ", "libtensorflow 1.0 was ", 1),
+		Images: []Entry{{Label: 0, Digest: "00", Source: "a/x.jpg"}}}
+	if err := m.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openDataset(context.Background(), dir, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "another build of pipeline") || !strings.Contains(err.Error(), "libtensorflow 1.0 was") || !strings.Contains(err.Error(), "pipeline run") {
+		t.Errorf("openDataset: %v", err)
 	}
 }
