@@ -67,7 +67,8 @@ type loaded struct {
 	Format   string
 	Img      image.Image
 	Fallback bool // a JPEG decoded by image/jpeg after libjpeg-turbo refused it
-	// PixelsKey is set for a JPEG loadImage did not decode (jpegPixelsKey).
+	// PixelsKey is set, when asked for, for a JPEG that need not be decoded to check it
+	// (jpegPixelsKey).
 	PixelsKey string
 }
 
@@ -320,10 +321,11 @@ type digests interface {
 // memory), and only if it is no larger than an image of its header's size can be
 // (maxImageFileSize); an image with a side under minSide is rejected from its header too. The digest comes from known when it has it for the file as read (known
 // may be nil). Problems with the file itself (empty, not a regular file, not an image,
-// truncated, too large) are errRejected; I/O failures are plain errors. Without fit, a JPEG
-// that has its end marker and well-formed tables (jpegPlausible) is not decoded and the
-// result has no Img; every other file is decoded, to reject it when it cannot be.
-func loadImage(path string, known digests, maxPixels int64, minSide, size int, policy string, channels int, fit bool) (loaded, error) {
+// truncated, too large) are errRejected; I/O failures are plain errors. With keyed (a split
+// that stores no images), a JPEG whose markers and tables are as libjpeg-turbo requires them
+// (jpegPlausible) gets its PixelsKey, and then, without fit, is not decoded: the result has
+// no Img. Every other file is decoded, to reject it when it cannot be.
+func loadImage(path string, known digests, maxPixels int64, minSide, size int, policy string, channels int, fit, keyed bool) (loaded, error) {
 	im, err := readImageFile(path, maxPixels, "max_pixels")
 	if err != nil {
 		return loaded{}, err
@@ -342,9 +344,11 @@ func loadImage(path string, known digests, maxPixels int64, minSide, size int, p
 		sum := sha256.Sum256(data)
 		l.Digest = hex.EncodeToString(sum[:])
 	}
-	if !fit && format == "jpeg" && jpegPlausible(data) {
+	if keyed && format == "jpeg" && jpegPlausible(data) {
 		l.PixelsKey = jpegPixelsKey(data, imageOrientation(data, format))
-		return l, nil
+		if !fit {
+			return l, nil
+		}
 	}
 	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {

@@ -47,13 +47,13 @@ func TestLoadImageTakesADigestTheEngineKnows(t *testing.T) {
 	}
 	sum := sha256.Sum256(data)
 	own := hex.EncodeToString(sum[:])
-	l, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true)
+	l, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false)
 	if err != nil || l.Digest != own {
 		t.Fatalf("without known digests: %q %v, want %q", l.Digest, err, own)
 	}
 	fi, _ := os.Stat(p)
 	known := &fixedDigests{path: p, digest: "feed", fi: fi}
-	if l, err := loadImage(p, known, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true); err != nil || l.Digest != "feed" || known.asked != 1 {
+	if l, err := loadImage(p, known, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false); err != nil || l.Digest != "feed" || known.asked != 1 {
 		t.Fatalf("with the engine's digest: %q %v (asked %d), want it taken", l.Digest, err, known.asked)
 	}
 	// Rewritten since, at the same size: the stat loadImage passes is the file's new one, so
@@ -68,7 +68,7 @@ func TestLoadImageTakesADigestTheEngineKnows(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum = sha256.Sum256(changed)
-	if l, _ := loadImage(p, known, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true); l.Digest != hex.EncodeToString(sum[:]) {
+	if l, _ := loadImage(p, known, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false); l.Digest != hex.EncodeToString(sum[:]) {
 		t.Fatalf("after a same-size rewrite: %q, want the file's own digest", l.Digest)
 	}
 }
@@ -141,7 +141,7 @@ func TestLoadImageRejectsFromTheHeaderWithoutReadingTheFile(t *testing.T) {
 		p := sparse(name, c.head)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		_, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true)
+		_, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false)
 		runtime.ReadMemStats(&after)
 		if err == nil || !strings.Contains(err.Error(), c.reason) {
 			t.Errorf("%s: %v, want %q", name, err, c.reason)
@@ -159,7 +159,7 @@ func TestLoadImageRejectsFromTheHeaderWithoutReadingTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(tif.Bytes())
-	if l, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true); err != nil || l.Format != "tiff" || l.Digest != hex.EncodeToString(sum[:]) || l.Img.Bounds().Dx() != 16 {
+	if l, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false); err != nil || l.Format != "tiff" || l.Digest != hex.EncodeToString(sum[:]) || l.Img.Bounds().Dx() != 16 {
 		t.Fatalf("a TIFF: %+v, %v", l, err)
 	}
 }
@@ -235,7 +235,7 @@ func TestUnsupportedImagesAreNotCalledCorrupt(t *testing.T) {
 		if err := os.WriteFile(p, c.data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true)
+		_, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false)
 		if r, ok := err.(errRejected); !ok || !strings.HasPrefix(r.reason, c.want) || strings.Contains(r.reason, "png: png:") {
 			t.Errorf("%s: %v, want %q (the format said once)", name, err, c.want)
 		}

@@ -74,7 +74,7 @@ func printOf(t *testing.T, name string, data []byte) fingerprint {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := loadImage(p, nil, DefaultMaxPixels, 1, 64, ResizeCenterCrop, 3, true)
+	l, err := loadImage(p, nil, DefaultMaxPixels, 1, 64, ResizeCenterCrop, 3, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestTheDefaultDatasetHasNoNearDuplicates(t *testing.T) {
 	}
 	prints := make([]fingerprint, len(paths))
 	for i, p := range paths {
-		l, err := loadImage(p, nil, DefaultMaxPixels, 1, 28, ResizeCenterCrop, 1, true)
+		l, err := loadImage(p, nil, DefaultMaxPixels, 1, 28, ResizeCenterCrop, 1, true, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -250,22 +250,36 @@ func orientImage(img image.Image, o int) image.Image {
 // refuses it only then, logging a line of its own, so prepare leaves it to image/jpeg.
 func jpegComplete(data []byte) bool { return jpegWalk(data, nil) }
 
-// jpegPlausible reports whether data, a JPEG, is complete (jpegComplete) and its tables are
-// well formed as libjpeg-turbo requires them (plausibleSegment): a file that is not is
-// decoded to decide whether it is usable, even where a JPEG is otherwise checked from its
-// markers alone (a split that stores no images).
+// jpegPlausible reports whether data, a JPEG, is complete (jpegComplete) and its markers and
+// tables are as libjpeg-turbo requires them (jpegChecker): a file that is not is decoded to
+// decide whether it is usable, even where a JPEG is otherwise checked from its markers alone
+// (a split that stores no images). Flagging a good file only costs its decode.
 func jpegPlausible(data []byte) bool {
-	return jpegWalk(data, func(m byte, _ int, p []byte) bool { return plausibleSegment(m, p) })
+	var c jpegChecker
+	return jpegWalk(data, func(m byte, _ int, p []byte) bool { return c.segment(m, p) })
 }
 
-// plausibleSegment reports whether a JPEG segment with marker m and payload p (after its
-// length) is well formed where libjpeg-turbo refuses a file for it: a Huffman table's class
-// and slot, its code counts (1 to 256 codes that fit their lengths, the all-ones code left
-// out) and, for a DC table, symbols up to 15; a quantization table's precision, slot and
-// size; a scan header's size and table slots. Other segments are taken as they are.
-func plausibleSegment(m byte, p []byte) bool {
-	switch m {
-	case 0xc4: // DHT
+// jpegChecker follows a JPEG's segments for jpegPlausible, refusing what libjpeg-turbo
+// refuses a file for: a second start-of-image or frame header; a reserved marker (as a
+// damaged byte in coded data makes); a Huffman table with a bad class or slot, no codes or
+// more than 256, codes that do not fit their lengths (the all-ones code left out) or, for a
+// DC table, a symbol over 15; a quantization table with a bad precision or slot, or cut
+// short; a restart interval segment of another size; a frame header of another size than its
+// components need; and a scan header of another size, with 0 or over 4 components, or naming
+// a component the frame lacks or a table not defined before it.
+type jpegChecker struct {
+	dc, ac, quant        [4]bool
+	frame                []byte // the frame header's payload, nil before it
+	huffman, progressive bool
+}
+
+// segment reports whether the segment with marker m and payload p (nil for a marker
+// without one) is as libjpeg-turbo requires, given the segments before it.
+func (c *jpegChecker) segment(m byte, p []byte) bool {
+	switch {
+	case m == 0xd8, m >= 0x02 && m <= 0xbf, m >= 0xf0 && m <= 0xfd:
+		return false
+	case m == 0xc4: // DHT
 		for len(p) > 0 {
 			if len(p) < 17 || p[0]>>4 > 1 || p[0]&15 > 3 {
 				return false
@@ -289,22 +303,59 @@ func plausibleSegment(m byte, p []byte) bool {
 						return false
 					}
 				}
+				c.dc[p[0]&15] = true
+			} else {
+				c.ac[p[0]&15] = true
 			}
 			p = p[17+total:]
 		}
-	case 0xdb: // DQT
+	case m == 0xdb: // DQT
 		for len(p) > 0 {
 			if p[0]>>4 > 1 || p[0]&15 > 3 || 1+64<<(p[0]>>4) > len(p) {
 				return false
 			}
+			c.quant[p[0]&15] = true
 			p = p[1+64<<(p[0]>>4):]
 		}
-	case 0xda: // SOS
-		if len(p) < 1 || len(p) != 1+2*int(p[0])+3 {
+	case m == 0xdd: // DRI
+		return len(p) == 2
+	case m >= 0xc0 && m <= 0xcf && m != 0xc8 && m != 0xcc: // SOFn
+		if c.frame != nil || len(p) < 6 || p[5] < 1 || p[5] > 4 || len(p) != 6+3*int(p[5]) {
 			return false
 		}
-		for i := 0; i < int(p[0]); i++ {
-			if t := p[2+2*i]; t>>4 > 3 || t&15 > 3 {
+		c.frame = p
+		c.huffman = m < 0xc8
+		c.progressive = m == 0xc2 || m == 0xc6 || m == 0xca || m == 0xce
+	case m == 0xda: // SOS
+		if c.frame == nil || len(p) < 1 || p[0] < 1 || p[0] > 4 || len(p) != 1+2*int(p[0])+3 {
+			return false
+		}
+		n := int(p[0])
+		ss, ah := p[1+2*n], p[3+2*n]>>4
+		for i := 0; i < n; i++ {
+			id, td, ta := p[1+2*i], int(p[2+2*i]>>4), int(p[2+2*i]&15)
+			tq := -1
+			for k := 0; k < int(c.frame[5]); k++ {
+				if c.frame[6+3*k] == id {
+					tq = int(c.frame[8+3*k])
+				}
+			}
+			if tq < 0 || tq > 3 || !c.quant[tq] || td > 3 || ta > 3 {
+				return false
+			}
+			if !c.huffman {
+				continue
+			}
+			switch {
+			case !c.progressive:
+				if !c.dc[td] || !c.ac[ta] {
+					return false
+				}
+			case ss == 0:
+				if ah == 0 && !c.dc[td] {
+					return false
+				}
+			case !c.ac[ta]:
 				return false
 			}
 		}
@@ -313,8 +364,9 @@ func plausibleSegment(m byte, p []byte) bool {
 }
 
 // jpegWalk walks data, a JPEG, as jpegComplete describes, passing each segment's marker, the
-// offset of the 0xFF before it and its payload (after its length) to seg when seg is not nil;
-// it reports whether data reaches its end-of-image marker and seg accepted every segment.
+// offset of the 0xFF before it and its payload (after its length) to seg when seg is not nil,
+// and a start-of-image marker after the first with a nil payload; it reports whether data
+// reaches its end-of-image marker and seg accepted every segment.
 func jpegWalk(data []byte, seg func(m byte, at int, payload []byte) bool) bool {
 	if len(data) < 4 || data[0] != 0xff || data[1] != 0xd8 {
 		return false
@@ -336,6 +388,8 @@ func jpegWalk(data []byte, seg func(m byte, at int, payload []byte) bool) bool {
 		switch m := data[i]; {
 		case m == 0xd9:
 			return true
+		case m == 0xd8 && seg != nil && !seg(m, i-1, nil):
+			return false // a second start of image
 		case m == 0x00, m == 0x01, m >= 0xd0 && m <= 0xd8:
 			i++ // a data byte, or a marker without a length
 		default: // a segment (a scan's header too; its data follows)

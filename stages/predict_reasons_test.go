@@ -65,7 +65,7 @@ func TestPredictGivesTheSplitsReasonForABadFile(t *testing.T) {
 		if err := os.WriteFile(path, c.data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, split := loadImage(path, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true)
+		_, split := loadImage(path, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false)
 		var r errRejected
 		if !errors.As(split, &r) {
 			t.Fatalf("%s: the split does not reject it: %v", name, split)

@@ -868,7 +868,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				reused.Add(1)
 				return nil
 			}
-			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.MinSide, cfg.ImageSize, cfg.Resize, cfg.Channels, fit)
+			l, err := loadImage(abs, job, cfg.MaxPixels, cfg.MinSide, cfg.ImageSize, cfg.Resize, cfg.Channels, fit, !cfg.stores())
 			if err != nil {
 				if r, ok := err.(errRejected); ok {
 					reasons[i] = r.reason
@@ -888,7 +888,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			}
 			if !cfg.stores() {
 				key := l.PixelsKey
-				if l.Img != nil {
+				if key == "" {
 					key = imagePixelsKey(l.Img, cfg.Channels)
 				}
 				if rgb, ok := l.Img.(*raster.RGB); ok {

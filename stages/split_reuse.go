@@ -272,7 +272,7 @@ func readFingerprints(path string) (map[string]fingerprint, error) {
 const pixelsFile = "pixels.bin"
 
 // pixelsHeader starts pixelsFile and names its format.
-const pixelsHeader = "pipeline pixels keys 1: SHA-256\n"
+const pixelsHeader = "pipeline pixels keys 2: SHA-256\n"
 
 // writePixelKeys writes the pixels keys of procs, one per source digest, sorted.
 func writePixelKeys(job *pipeline.Job, procs []processed) error {

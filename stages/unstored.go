@@ -21,18 +21,19 @@ import (
 // under its own max_pixels, and the digest check below makes sure it is that file.
 const unstoredMaxPixels = 1 << 40
 
-// jpegPixelsKey is the pixels key (processed.pixels) of a JPEG a split that stores no images
-// does not decode: the SHA-256 of the file less its metadata segments (APP0–APP13, APP15 and
-// comments: JFIF, Exif, XMP, ICC profiles; not APP14, whose Adobe colour transform changes
-// the pixels), with its orientation o. Two files of one key decode to one image, as two
-// files that store as one image have one key when decoded (imagePixelsKey); the same picture
-// coded another way is one only to near_duplicates.
+// jpegPixelsKey is the pixels key (processed.pixels) of a JPEG in a split that stores no
+// images, whether or not it decodes it (for near_duplicates): the SHA-256 of the file less
+// the metadata segments before its frame header (APP1–APP13, APP15 and comments: Exif, XMP,
+// ICC profiles; not APP0 or APP14, whose JFIF and Adobe markers decide the colour space), with
+// its orientation o. Two files of one key decode to one image; the same picture coded another
+// way is one only to near_duplicates.
 func jpegPixelsKey(data []byte, o int) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "jpeg less metadata, orientation %d\n", o)
-	last := 0
+	last, framed := 0, false
 	jpegWalk(data, func(m byte, at int, p []byte) bool {
-		if m >= 0xe0 && m <= 0xef && m != 0xee || m == 0xfe {
+		framed = framed || m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc || m == 0xda
+		if !framed && (m >= 0xe1 && m <= 0xef && m != 0xee || m == 0xfe) {
 			h.Write(data[last:at])
 			last = at + 4 + len(p)
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -351,5 +352,109 @@ func TestAManifestOfOriginalsFittedByAnotherBuildIsRefused(t *testing.T) {
 	_, err := openDataset(context.Background(), dir, t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "another build of pipeline") || !strings.Contains(err.Error(), "libtensorflow 1.0 was") || !strings.Contains(err.Error(), "pipeline run") {
 		t.Errorf("openDataset: %v", err)
+	}
+}
+
+// jpegPlausible takes the JPEGs libjpeg-turbo decodes (Go's standard library's test photos:
+// baseline, progressive, restart intervals, every chroma subsampling, CMYK and RGB; and
+// Go's encoder, colour and grey) and flags what it refuses: a damaged byte in coded data
+// making a reserved marker, a second start of image, a scan naming a table or component not
+// defined, a restart interval segment of another size, a second frame header.
+func TestJPEGPlausibleFlagsWhatLibjpegRefuses(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "image", "testdata", "*.jpeg"))
+	var good [][]byte
+	for _, f := range files {
+		if strings.Contains(f, "truncated") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		good = append(good, b)
+	}
+	if len(good) < 10 {
+		t.Fatalf("found %d test JPEGs in GOROOT", len(good))
+	}
+	photo := randomJPEG(8, 0, 40, 30)
+	var grey bytes.Buffer
+	if err := jpeg.Encode(&grey, image.NewGray(image.Rect(0, 0, 17, 9)), nil); err != nil {
+		t.Fatal(err)
+	}
+	good = append(good, photo, grey.Bytes())
+	for i, g := range good {
+		if !jpegPlausible(g) {
+			t.Errorf("good JPEG %d flagged", i)
+		}
+	}
+	sos := bytes.Index(photo, []byte{0xff, 0xda})
+	scanHeader := sos + 4 // the SOS payload: components, then (id, tables) each
+	reserved := append([]byte{}, photo...)
+	stuffed := sos + bytes.Index(photo[sos+2:], []byte{0xff, 0x00}) + 2
+	reserved[stuffed+1] = 0x50
+	undefinedTable := append([]byte{}, photo...)
+	undefinedTable[scanHeader+2] = 0x22 // DC and AC table 2
+	unknownComponent := append([]byte{}, photo...)
+	unknownComponent[scanHeader+1] = 9
+	dri := append(append(append([]byte{}, photo[:2]...), 0xff, 0xdd, 0, 3, 0), photo[2:]...)
+	sof := bytes.Index(photo, []byte{0xff, 0xc0})
+	n := int(photo[sof+2])<<8 | int(photo[sof+3])
+	twoFrames := append(append(append([]byte{}, photo[:sof+2+n]...), photo[sof:sof+2+n]...), photo[sof+2+n:]...)
+	joined := append(append([]byte{}, photo[:len(photo)/2]...), photo...)
+	for name, bad := range map[string][]byte{
+		"reserved marker in coded data": reserved, "undefined Huffman table": undefinedTable,
+		"component not in the frame": unknownComponent, "restart interval of 3 bytes": dri,
+		"two frame headers": twoFrames, "a cut-off photo before a whole one": joined,
+	} {
+		if jpegPlausible(bad) {
+			t.Errorf("%s: not flagged", name)
+		}
+	}
+}
+
+// jpegPixelsKey leaves out metadata that does not change the pixels (Exif, comments) before
+// the frame header, and keeps what does (a JFIF segment, which makes 3 components YCbCr;
+// anything after the frame header).
+func TestJPEGPixelsKeyLeavesOutOnlyMetadata(t *testing.T) {
+	photo := randomJPEG(8, 1, 24, 24)
+	key := jpegPixelsKey(photo, 1)
+	exif := append(append(append([]byte{}, photo[:2]...), 0xff, 0xe1, 0, 8, 'E', 'x', 'i', 'f', 0, 0), photo[2:]...)
+	if jpegPixelsKey(withComment(photo, "hi"), 1) != key || jpegPixelsKey(exif, 1) != key {
+		t.Error("a comment or an Exif segment changed the key")
+	}
+	if jpegPixelsKey(photo, 6) == key {
+		t.Error("the orientation does not change the key")
+	}
+	jfif := append(append(append([]byte{}, photo[:2]...), 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0), photo[2:]...)
+	if jpegPixelsKey(jfif, 1) == key {
+		t.Error("a JFIF segment does not change the key")
+	}
+	sos := bytes.Index(photo, []byte{0xff, 0xda})
+	late := append(append(append([]byte{}, photo[:sos]...), 0xff, 0xfe, 0, 4, 'h', 'i'), photo[sos:]...)
+	if jpegPixelsKey(late, 1) == key {
+		t.Error("a comment after the frame header does not change the key")
+	}
+}
+
+// Pixel keys do not depend on near_duplicates: a rerun after it is turned off still finds a
+// JPEG of the test set copied with other metadata into the source, as a split from scratch
+// does.
+func TestPixelKeysDoNotDependOnNearDuplicates(t *testing.T) {
+	hcl := unstoredHCL("store_images    = false\n  near_duplicates = true")
+	w := newWS(t, hcl)
+	writePhotos(w)
+	photo := randomJPEG(5, 1, 30, 30)
+	w.write("held/big/photo.jpg", photo)
+	mustRun(t, w)
+	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "near_duplicates = true", "near_duplicates = false", 1)))
+	w.write("raw/big/photo-edited.jpg", withComment(photo, "edited"))
+	rec := mustRun(t, w)
+	if log := runLog(t, rec); !strings.Contains(log, "reused the previous split's check of") {
+		t.Fatalf("the rerun reused no checks:\n%s", log)
+	}
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	if !reflect.DeepEqual(rep.Leaked, []string{"raw/big/photo-edited.jpg"}) {
+		t.Errorf("left out of training after near_duplicates was turned off: %q", rep.Leaked)
 	}
 }
