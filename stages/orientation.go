@@ -265,12 +265,15 @@ func jpegPlausible(data []byte) bool {
 // more than 256, codes that do not fit their lengths (the all-ones code left out) or, for a
 // DC table, a symbol over 15; a quantization table with a bad precision or slot, or cut
 // short; a restart interval segment of another size; a frame header of another size than its
-// components need; and a scan header of another size, with 0 or over 4 components, or naming
-// a component the frame lacks or a table not defined before it.
+// components need or sampling factors outside 1–4; a scan header of another size, with 0 or
+// over 4 components, naming a component twice or one the frame lacks or a table not defined
+// before it, with more than 10 blocks in its MCU, or with spectral selection or successive
+// approximation values its process does not allow; and an end of image without a scan.
 type jpegChecker struct {
 	dc, ac, quant        [4]bool
 	frame                []byte // the frame header's payload, nil before it
 	huffman, progressive bool
+	scanned              bool // a scan header was seen
 }
 
 // segment reports whether the segment with marker m and payload p (nil for a marker
@@ -279,6 +282,8 @@ func (c *jpegChecker) segment(m byte, p []byte) bool {
 	switch {
 	case m == 0xd8, m >= 0x02 && m <= 0xbf, m >= 0xf0 && m <= 0xfd:
 		return false
+	case m == 0xd9:
+		return c.scanned
 	case m == 0xc4: // DHT
 		for len(p) > 0 {
 			if len(p) < 17 || p[0]>>4 > 1 || p[0]&15 > 3 {
@@ -323,6 +328,11 @@ func (c *jpegChecker) segment(m byte, p []byte) bool {
 		if c.frame != nil || len(p) < 6 || p[5] < 1 || p[5] > 4 || len(p) != 6+3*int(p[5]) {
 			return false
 		}
+		for k := 0; k < int(p[5]); k++ {
+			if h, v := p[7+3*k]>>4, p[7+3*k]&15; h < 1 || h > 4 || v < 1 || v > 4 {
+				return false
+			}
+		}
 		c.frame = p
 		c.huffman = m < 0xc8
 		c.progressive = m == 0xc2 || m == 0xc6 || m == 0xca || m == 0xce
@@ -331,16 +341,31 @@ func (c *jpegChecker) segment(m byte, p []byte) bool {
 			return false
 		}
 		n := int(p[0])
-		ss, ah := p[1+2*n], p[3+2*n]>>4
+		ss, se, ah, al := p[1+2*n], p[2+2*n], p[3+2*n]>>4, p[3+2*n]&15
+		if c.progressive {
+			if ss == 0 && se != 0 || ss > 0 && (ss > se || se > 63 || n != 1) || ah != 0 && al != ah-1 || al > 13 {
+				return false
+			}
+		} else if ss != 0 || se != 63 || ah != 0 || al != 0 {
+			return false
+		}
+		c.scanned = true
+		blocks := 0
 		for i := 0; i < n; i++ {
 			id, td, ta := p[1+2*i], int(p[2+2*i]>>4), int(p[2+2*i]&15)
+			for j := 0; j < i; j++ {
+				if p[1+2*j] == id {
+					return false
+				}
+			}
 			tq := -1
 			for k := 0; k < int(c.frame[5]); k++ {
 				if c.frame[6+3*k] == id {
 					tq = int(c.frame[8+3*k])
+					blocks += int(c.frame[7+3*k]>>4) * int(c.frame[7+3*k]&15)
 				}
 			}
-			if tq < 0 || tq > 3 || !c.quant[tq] || td > 3 || ta > 3 {
+			if tq < 0 || tq > 3 || !c.quant[tq] || td > 3 || ta > 3 || n > 1 && blocks > 10 {
 				return false
 			}
 			if !c.huffman {
@@ -365,8 +390,8 @@ func (c *jpegChecker) segment(m byte, p []byte) bool {
 
 // jpegWalk walks data, a JPEG, as jpegComplete describes, passing each segment's marker, the
 // offset of the 0xFF before it and its payload (after its length) to seg when seg is not nil,
-// and a start-of-image marker after the first with a nil payload; it reports whether data
-// reaches its end-of-image marker and seg accepted every segment.
+// and a start-of-image marker after the first and the end-of-image marker with a nil payload;
+// it reports whether data reaches its end-of-image marker and seg accepted every segment.
 func jpegWalk(data []byte, seg func(m byte, at int, payload []byte) bool) bool {
 	if len(data) < 4 || data[0] != 0xff || data[1] != 0xd8 {
 		return false
@@ -387,7 +412,7 @@ func jpegWalk(data []byte, seg func(m byte, at int, payload []byte) bool) bool {
 		}
 		switch m := data[i]; {
 		case m == 0xd9:
-			return true
+			return seg == nil || seg(m, i-1, nil)
 		case m == 0xd8 && seg != nil && !seg(m, i-1, nil):
 			return false // a second start of image
 		case m == 0x00, m == 0x01, m >= 0xd0 && m <= 0xd8:

@@ -22,24 +22,36 @@ import (
 const unstoredMaxPixels = 1 << 40
 
 // jpegPixelsKey is the pixels key (processed.pixels) of a JPEG in a split that stores no
-// images, whether or not it decodes it (for near_duplicates): the SHA-256 of the file less
-// the metadata segments before its frame header (APP1–APP13, APP15 and comments: Exif, XMP,
-// ICC profiles; not APP0 or APP14, whose JFIF and Adobe markers decide the colour space), with
-// its orientation o. Two files of one key decode to one image; the same picture coded another
-// way is one only to near_duplicates.
+// images, whether or not it decodes it (for near_duplicates): the SHA-256 of the file to its
+// end-of-image marker (not what a camera appends after it) less the metadata segments before
+// its first scan (APP1–APP13, APP15 and comments: Exif, XMP, ICC profiles; and APP0 but for
+// whether it is a JFIF marker, and APP14, which decide the colour space), with its
+// orientation o. Two files of one key decode to one image; the same picture coded another
+// way is one only to near_duplicates. (A segment after a scan is kept: it may sit in the
+// middle of coded data, which it then cuts short.)
 func jpegPixelsKey(data []byte, o int) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "jpeg less metadata, orientation %d\n", o)
-	last, framed := 0, false
+	last, end, scanned := 0, len(data), false
 	jpegWalk(data, func(m byte, at int, p []byte) bool {
-		framed = framed || m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc || m == 0xda
-		if !framed && (m >= 0xe1 && m <= 0xef && m != 0xee || m == 0xfe) {
+		switch {
+		case m == 0xd9:
+			end = at + 2
+		case m == 0xda:
+			scanned = true
+		case scanned || !(m >= 0xe0 && m <= 0xef && m != 0xee || m == 0xfe):
+		default: // metadata before the first scan
 			h.Write(data[last:at])
 			last = at + 4 + len(p)
+			if m == 0xe0 && len(p) >= 14 && string(p[:5]) == "JFIF\x00" {
+				h.Write([]byte("JFIF marker"))
+			} else if m == 0xe0 && len(p) >= 5 && string(p[:5]) == "JFIF\x00" {
+				h.Write(data[at:last]) // a short one: libjpeg-turbo ignores it, image/jpeg does not
+			}
 		}
 		return true
 	})
-	h.Write(data[last:])
+	h.Write(data[last:end])
 	return hex.EncodeToString(h.Sum(nil))
 }
 

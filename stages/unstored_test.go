@@ -359,7 +359,9 @@ func TestAManifestOfOriginalsFittedByAnotherBuildIsRefused(t *testing.T) {
 // baseline, progressive, restart intervals, every chroma subsampling, CMYK and RGB; and
 // Go's encoder, colour and grey) and flags what it refuses: a damaged byte in coded data
 // making a reserved marker, a second start of image, a scan naming a table or component not
-// defined, a restart interval segment of another size, a second frame header.
+// defined or a component twice, a restart interval segment of another size, a second frame
+// header, no scan at all, a scan's spectral selection its process does not allow, too many
+// blocks in an MCU.
 func TestJPEGPlausibleFlagsWhatLibjpegRefuses(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "image", "testdata", "*.jpeg"))
 	var good [][]byte
@@ -401,7 +403,18 @@ func TestJPEGPlausibleFlagsWhatLibjpegRefuses(t *testing.T) {
 	n := int(photo[sof+2])<<8 | int(photo[sof+3])
 	twoFrames := append(append(append([]byte{}, photo[:sof+2+n]...), photo[sof:sof+2+n]...), photo[sof+2+n:]...)
 	joined := append(append([]byte{}, photo[:len(photo)/2]...), photo...)
+	repeated := append([]byte{}, photo...)
+	repeated[scanHeader+3] = repeated[scanHeader+1] // the second component is the first again
+	noScan := append(append([]byte{}, photo[:sos]...), 0xff, 0xd9)
+	badSe := append([]byte{}, photo...)
+	badSe[scanHeader+2*int(photo[scanHeader])+2] = 5 // a sequential scan must end at 63
+	bigMCU := append([]byte{}, photo...)
+	for k := 0; k < 3; k++ {
+		bigMCU[sof+4+7+3*k] = 0x22 // 2×2 blocks for each of three components: 12 in an MCU
+	}
 	for name, bad := range map[string][]byte{
+		"a component twice in a scan": repeated, "no scan": noScan, "a sequential scan ending at 5": badSe,
+		"12 blocks in an MCU":           bigMCU,
 		"reserved marker in coded data": reserved, "undefined Huffman table": undefinedTable,
 		"component not in the frame": unknownComponent, "restart interval of 3 bytes": dri,
 		"two frame headers": twoFrames, "a cut-off photo before a whole one": joined,
@@ -412,9 +425,10 @@ func TestJPEGPlausibleFlagsWhatLibjpegRefuses(t *testing.T) {
 	}
 }
 
-// jpegPixelsKey leaves out metadata that does not change the pixels (Exif, comments) before
-// the frame header, and keeps what does (a JFIF segment, which makes 3 components YCbCr;
-// anything after the frame header).
+// jpegPixelsKey leaves out what does not change the pixels (Exif and comments before the first
+// scan, a JFIF segment's density, what follows the end of image), and keeps what does (whether
+// there is a JFIF segment, which makes 3 components YCbCr; a segment after a scan's header,
+// which may cut its coded data short).
 func TestJPEGPixelsKeyLeavesOutOnlyMetadata(t *testing.T) {
 	photo := randomJPEG(8, 1, 24, 24)
 	key := jpegPixelsKey(photo, 1)
@@ -429,10 +443,20 @@ func TestJPEGPixelsKeyLeavesOutOnlyMetadata(t *testing.T) {
 	if jpegPixelsKey(jfif, 1) == key {
 		t.Error("a JFIF segment does not change the key")
 	}
+	dpi := append([]byte{}, jfif...)
+	dpi[2+4+9] = 3 // density 3×1
+	if jpegPixelsKey(dpi, 1) != jpegPixelsKey(jfif, 1) {
+		t.Error("a JFIF segment's density changed the key")
+	}
 	sos := bytes.Index(photo, []byte{0xff, 0xda})
-	late := append(append(append([]byte{}, photo[:sos]...), 0xff, 0xfe, 0, 4, 'h', 'i'), photo[sos:]...)
-	if jpegPixelsKey(late, 1) == key {
-		t.Error("a comment after the frame header does not change the key")
+	beforeScan := append(append(append([]byte{}, photo[:sos]...), 0xff, 0xfe, 0, 4, 'h', 'i'), photo[sos:]...)
+	if jpegPixelsKey(beforeScan, 1) != key || jpegPixelsKey(append(append([]byte{}, photo...), "trailer"...), 1) != key {
+		t.Error("a comment before the scan or bytes after the end changed the key")
+	}
+	inScan := sos + 2 + int(photo[sos+2])<<8 + int(photo[sos+3]) + 10
+	cut := append(append(append([]byte{}, photo[:inScan]...), 0xff, 0xfe, 0, 4, 'h', 'i'), photo[inScan:]...)
+	if jpegPixelsKey(cut, 1) == key {
+		t.Error("a comment in the coded data does not change the key")
 	}
 }
 
