@@ -12,6 +12,8 @@
 #
 # Environment (defaults in brackets):
 #   SCALES [1 4 16]   dataset sizes, in multiples of the benchmark's 2,000 photos
+#   UNSTORED [0]      1: the split stores no images (store_images = false, near_duplicates =
+#                     false, as run.sh's unstored variant)
 #   WORK [tools/bench/data/work]  photos (cached per scale), workspaces, results (git-ignored)
 #   LOCK [/tmp/bench.lock]        every measurement runs under `flock $LOCK`
 #
@@ -23,6 +25,10 @@ repo=$(cd "$here/../../.." && pwd)
 cd "$repo"
 
 SCALES=${SCALES:-1 4 16}
+UNSTORED=${UNSTORED:-0}
+storage=""
+[ "$UNSTORED" = 1 ] && storage="store_images    = false
+  near_duplicates = false"
 WORK=${WORK:-$here/work}
 LOCK=${LOCK:-/tmp/bench.lock}
 . "$here/setup.sh" pipeline-mem
@@ -59,6 +65,7 @@ stage "split" "main" {
   resize     = "center_crop"
   val        = 0.1
   test       = 0.1
+  $storage
 }
 
 stage "augment" "balanced" {
@@ -76,7 +83,7 @@ EOF
     read -r wall rss <"$tfile"
     heap=$(sed -n 's/^pipeline: peak live heap \([0-9.]*\) MB.*/\1/p' "$ws/$name.err")
     held=$(sed -n 's/^pipeline: peak live heap .*held at most \([0-9.]*\) MB.*/\1/p' "$ws/$name.err")
-    echo "{\"scale\": $n, \"photos\": $count, \"stage\": \"$name\", \"wall_s\": $wall, \"rss_mb\": $((rss / 1024)), \"live_heap_mb\": ${heap:-null}, \"go_held_mb\": ${held:-null}}" | tee -a "$out" >&2
+    echo "{\"scale\": $n, \"unstored\": $UNSTORED, \"photos\": $count, \"stage\": \"$name\", \"wall_s\": $wall, \"rss_mb\": $((rss / 1024)), \"live_heap_mb\": ${heap:-null}, \"go_held_mb\": ${held:-null}}" | tee -a "$out" >&2
   done
 done
 
