@@ -26,7 +26,8 @@ import (
 )
 
 // Split is the split stage kind: it discovers the images of a source folder, rejects bad
-// files with reasons, stores every usable image at the configured size, and divides them into
+// files with reasons, stores every usable image at the configured size (or, with
+// store_images = false, none: its manifests name the originals), and divides them into
 // stratified train/val/test sets that stay stable across retrains.
 type Split struct{}
 

@@ -12,10 +12,10 @@ import (
 
 // A split with store_images = false writes manifests only: each entry names its original in
 // the source folder (Manifest.Original) and the size, fit and channels it trains at, and the
-// stages that read it (augment, train, evaluate) fit the original as they read it, to the
-// pixels the split would have stored (lossless PNG: the same pixels). That keeps no second
-// copy of a photo collection on disk, and spends a decode per read instead: once per training
-// while the set fits train's in-memory cache, once per epoch beyond.
+// stages that read it (augment, train, evaluate, select) fit the original as they read it,
+// to the pixels the split would have stored (lossless PNG: the same pixels). That keeps no
+// second copy of a photo collection on disk, and spends a decode per read instead: once per
+// training while the set fits train's in-memory cache, once per epoch beyond.
 
 // unstoredMaxPixels is the pixel limit an original is read back with: the split accepted it
 // under its own max_pixels, and the digest check below makes sure it is that file.
