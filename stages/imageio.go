@@ -102,6 +102,14 @@ func emptyFile() error { return rejectAs(ErrEmptyFile, "empty file") }
 // only called to name what a corrupt header lacks.
 func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string) (image.Config, string, error) {
 	cfg, format, err := image.DecodeConfig(r)
+	var unsupported jpeg.UnsupportedError
+	if ra, ok := r.(io.ReaderAt); ok && format == "jpeg" && errors.As(err, &unsupported) {
+		// A JPEG image/jpeg cannot decode (arithmetic coding, unusual sampling factors) that
+		// libjpeg-turbo may: its size from its frame header, and decoding decides.
+		if c, ok := jpegFrameConfig(ra); ok {
+			cfg, err = c, nil
+		}
+	}
 	switch {
 	case errors.Is(err, image.ErrFormat):
 		return cfg, "", rejectAs(ErrNotImage, "not an image (content is not %s)", ImageFormats)
@@ -115,6 +123,49 @@ func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string)
 		return cfg, format, rejectAs(ErrTooLarge, "%s of %dx%d exceeds %s %d", format, cfg.Width, cfg.Height, limit, maxPixels)
 	}
 	return cfg, format, nil
+}
+
+// jpegFrameConfig reads the size and colour model of the JPEG at r from its frame header,
+// walking its segments by their lengths from the start (at most 256 of them, as a header's
+// metadata goes); it reports false when it finds none before a scan or the end.
+func jpegFrameConfig(r io.ReaderAt) (image.Config, bool) {
+	var b [10]byte
+	off := int64(2)
+	if n, _ := r.ReadAt(b[:2], 0); n < 2 || b[0] != 0xff || b[1] != 0xd8 {
+		return image.Config{}, false
+	}
+	for range 256 {
+		if n, _ := r.ReadAt(b[:4], off); n < 4 || b[0] != 0xff {
+			return image.Config{}, false
+		}
+		if b[1] == 0xff { // a fill byte
+			off++
+			continue
+		}
+		m, length := b[1], int64(b[2])<<8|int64(b[3])
+		switch {
+		case m == 0xda || m == 0xd9 || length < 2:
+			return image.Config{}, false
+		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+			if n, _ := r.ReadAt(b[:8], off+2); n < 8 {
+				return image.Config{}, false
+			}
+			cfg := image.Config{Height: int(b[3])<<8 | int(b[4]), Width: int(b[5])<<8 | int(b[6])}
+			switch b[7] {
+			case 1:
+				cfg.ColorModel = color.GrayModel
+			case 3:
+				cfg.ColorModel = color.YCbCrModel
+			case 4:
+				cfg.ColorModel = color.CMYKModel
+			default:
+				return image.Config{}, false
+			}
+			return cfg, true
+		}
+		off += 2 + length
+	}
+	return image.Config{}, false
 }
 
 // decodeError is the errRejected for err, the failure of decoding data, a whole file of format

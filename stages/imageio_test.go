@@ -241,3 +241,42 @@ func TestUnsupportedImagesAreNotCalledCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// JPEGs image/jpeg cannot decode but libjpeg-turbo can (arithmetic coding; sampling factors
+// image/jpeg lacks; made by libjpeg-turbo's cjpeg from one picture) are sized from their frame
+// header and decoded by TensorFlow, not rejected as unsupported, by the split and by predict:
+// the arithmetic-coded file fits to the pixels of the same picture Huffman-coded (the same
+// coefficients), the others to that picture within a JPEG's error.
+func TestJPEGsImageJPEGLacksAreDecodedByLibjpeg(t *testing.T) {
+	fit := func(name string) []uint8 {
+		t.Helper()
+		l, err := loadImage(filepath.Join("testdata", name), nil, DefaultMaxPixels, 1, 24, ResizeCenterCrop, 3, true, false)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if l.Fallback {
+			t.Errorf("%s: decoded by image/jpeg", name)
+		}
+		return pixelsOf(l.Img, 3)
+	}
+	base := fit("jpeg-huffman.jpg")
+	for _, name := range []string{"jpeg-arithmetic.jpg", "jpeg-sampling-3x1.jpg", "jpeg-sampling-chroma-2x2.jpg"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jpeg.Decode(bytes.NewReader(data)); err == nil {
+			t.Fatalf("%s: image/jpeg decodes it; the test needs a file it does not", name)
+		}
+		if _, err := ReadImage(filepath.Join("testdata", name), DefaultMaxPixels); err != nil {
+			t.Errorf("%s: predict refuses it: %v", name, err)
+		}
+		px, diff := fit(name), 0
+		for i := range px {
+			diff += max(int(px[i]), int(base[i])) - min(int(px[i]), int(base[i]))
+		}
+		if mean := float64(diff) / float64(len(px)); name == "jpeg-arithmetic.jpg" && mean != 0 || mean > 12 {
+			t.Errorf("%s: mean difference %.2f from the Huffman-coded picture", name, mean)
+		}
+	}
+}
