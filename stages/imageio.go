@@ -127,7 +127,10 @@ func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string)
 
 // jpegFrameConfig reads the size and colour model of the JPEG at r from its frame header,
 // walking its segments by their lengths from the start (at most 256 of them, as a header's
-// metadata goes); it reports false when it finds none before a scan or the end.
+// metadata goes); it reports false when it finds none before a scan or the end, meets a
+// marker without a length (from which a walk by lengths would find another frame header than
+// the decoders do), or finds one of a process, precision or size libjpeg-turbo does not
+// decode.
 func jpegFrameConfig(r io.ReaderAt) (image.Config, bool) {
 	var b [10]byte
 	off := int64(2)
@@ -146,11 +149,21 @@ func jpegFrameConfig(r io.ReaderAt) (image.Config, bool) {
 		switch {
 		case m == 0xda || m == 0xd9 || length < 2:
 			return image.Config{}, false
+		case m == 0x00 || m == 0x01 || m >= 0xd0 && m <= 0xd7:
+			// No length to libjpeg and image/jpeg (a stuffed zero, TEM, RSTn): walking on by
+			// the next two bytes would find another frame header than the one they decode.
+			return image.Config{}, false
 		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
-			if n, _ := r.ReadAt(b[:8], off+2); n < 8 {
+			if m != 0xc0 && m != 0xc1 && m != 0xc2 && m != 0xc9 && m != 0xca {
+				return image.Config{}, false // a process libjpeg-turbo lacks
+			}
+			if n, _ := r.ReadAt(b[:8], off+2); n < 8 || b[2] != 8 {
 				return image.Config{}, false
 			}
 			cfg := image.Config{Height: int(b[3])<<8 | int(b[4]), Width: int(b[5])<<8 | int(b[6])}
+			if cfg.Width > 65500 || cfg.Height > 65500 { // libjpeg-turbo's JPEG_MAX_DIMENSION
+				return image.Config{}, false
+			}
 			switch b[7] {
 			case 1:
 				cfg.ColorModel = color.GrayModel

@@ -280,3 +280,62 @@ func TestJPEGsImageJPEGLacksAreDecodedByLibjpeg(t *testing.T) {
 		}
 	}
 }
+
+// A JPEG image/jpeg refuses is sized from its frame header only when libjpeg-turbo decodes
+// what that header says (8-bit, a process it has, sides up to 65,500), and only when the walk
+// to it meets no marker without a length, after which a walk by lengths would find another
+// frame header than the decoders do (a small one hidden in metadata, say, letting a huge image
+// past max_pixels); otherwise the file stays unsupported. The unstored split's check decodes
+// all of these to decide, and fractional sampling factors too.
+func TestJPEGFrameHeadersLibjpegCannotDecodeStayUnsupported(t *testing.T) {
+	data, err := os.ReadFile("testdata/jpeg-arithmetic.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sof := bytes.Index(data, []byte{0xff, 0xc9})
+	if _, ok := jpegFrameConfig(bytes.NewReader(data)); !ok || !jpegPlausible(data) {
+		t.Fatal("the arithmetic-coded test JPEG is refused")
+	}
+	mutate := func(at int, b ...byte) []byte {
+		out := append([]byte{}, data...)
+		copy(out[at:], b)
+		return out
+	}
+	// Fractional sampling: the header gives the true size, and decoding decides.
+	fractional := mutate(sof+11, 0x31, 0, 2, 0x21) // 3×1 luma, 2×1 Cb
+	if jpegPlausible(fractional) {
+		t.Error("fractional sampling: plausible")
+	}
+	p := filepath.Join(t.TempDir(), "fractional.jpg")
+	if err := os.WriteFile(p, fractional, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false); err == nil || !strings.Contains(err.Error(), "unsupported jpeg") {
+		t.Errorf("fractional sampling: %v", err)
+	}
+	for name, bad := range map[string][]byte{
+		"12-bit":       mutate(sof+4, 12),
+		"lossless":     mutate(sof+1, 0xcb),
+		"differential": mutate(sof+1, 0xcd),
+		"65,535 wide":  mutate(sof+7, 0xff, 0xff),
+	} {
+		if _, ok := jpegFrameConfig(bytes.NewReader(bad)); ok {
+			t.Errorf("%s: sized from its frame header", name)
+		}
+		if jpegPlausible(bad) {
+			t.Errorf("%s: plausible", name)
+		}
+		if _, _, err := checkHeader(bytes.NewReader(bad), func() []byte { return bad[:headLen] }, DefaultMaxPixels, "max_pixels"); err == nil || !strings.Contains(err.Error(), "unsupported jpeg") {
+			t.Errorf("%s: header check says %v", name, err)
+		}
+	}
+	// A restart marker before the frame header: a walk by lengths would read the next two
+	// bytes, an APP1 segment's marker to the decoders, as its length (0xFFE1), and land in the
+	// middle of that segment, on a frame header hidden there.
+	hidden := append([]byte{0xff, 0xd8, 0xff, 0xd0, 0xff, 0xe1, 0xff, 0xff}, make([]byte, 65533)...)
+	copy(hidden[2+2+0xffe1:], data[sof:sof+19])
+	hidden = append(hidden, data[2:]...)
+	if _, ok := jpegFrameConfig(bytes.NewReader(hidden)); ok {
+		t.Error("a frame header after a restart marker was read")
+	}
+}

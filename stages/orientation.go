@@ -265,10 +265,13 @@ func jpegPlausible(data []byte) bool {
 // more than 256, codes that do not fit their lengths (the all-ones code left out) or, for a
 // DC table, a symbol over 15; a quantization table with a bad precision or slot, or cut
 // short; a restart interval segment of another size; a frame header of another size than its
-// components need or sampling factors outside 1–4; a scan header of another size, with 0 or
+// components need, of a process or precision libjpeg-turbo lacks (it decodes 8-bit baseline,
+// extended and progressive, Huffman or arithmetic), of a side over 65,500 or none, or with
+// sampling factors outside 1–4 or not dividing the largest (fractional sampling); a scan header of another size, with 0 or
 // over 4 components, naming a component twice or one the frame lacks or a table not defined
 // before it, with more than 10 blocks in its MCU, or with spectral selection or successive
-// approximation values its process does not allow; and an end of image without a scan.
+// approximation values its process does not allow (for a sequential scan libjpeg-turbo only
+// warns: decoding decides); and an end of image without a scan.
 type jpegChecker struct {
 	dc, ac, quant        [4]bool
 	frame                []byte // the frame header's payload, nil before it
@@ -328,9 +331,22 @@ func (c *jpegChecker) segment(m byte, p []byte) bool {
 		if c.frame != nil || len(p) < 6 || p[5] < 1 || p[5] > 4 || len(p) != 6+3*int(p[5]) {
 			return false
 		}
+		if m != 0xc0 && m != 0xc1 && m != 0xc2 && m != 0xc9 && m != 0xca || p[0] != 8 {
+			return false // a process or precision libjpeg-turbo (8-bit) lacks
+		}
+		if h, w := int(p[1])<<8|int(p[2]), int(p[3])<<8|int(p[4]); h < 1 || w < 1 || h > 65500 || w > 65500 {
+			return false
+		}
+		var maxH, maxV byte
 		for k := 0; k < int(p[5]); k++ {
 			if h, v := p[7+3*k]>>4, p[7+3*k]&15; h < 1 || h > 4 || v < 1 || v > 4 {
 				return false
+			}
+			maxH, maxV = max(maxH, p[7+3*k]>>4), max(maxV, p[7+3*k]&15)
+		}
+		for k := 0; k < int(p[5]); k++ {
+			if maxH%(p[7+3*k]>>4) != 0 || maxV%(p[7+3*k]&15) != 0 {
+				return false // fractional sampling: libjpeg-turbo's upsampler refuses it
 			}
 		}
 		c.frame = p

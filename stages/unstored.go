@@ -44,7 +44,7 @@ func jpegPixelsKey(data []byte, o int) string {
 			h.Write(data[last:at])
 			last = at + 4 + len(p)
 			if m == 0xe0 && len(p) >= 14 && string(p[:5]) == "JFIF\x00" {
-				h.Write([]byte("JFIF marker"))
+				h.Write(jfifSegment) // that there is one: the rest (density) changes no pixel
 			} else if m == 0xe0 && len(p) >= 5 && string(p[:5]) == "JFIF\x00" {
 				h.Write(data[at:last]) // a short one: libjpeg-turbo ignores it, image/jpeg does not
 			}
@@ -54,6 +54,10 @@ func jpegPixelsKey(data []byte, o int) string {
 	h.Write(data[last:end])
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// jfifSegment is a JFIF APP0 segment (version 1.1, aspect 1:1, no thumbnail): jpegPixelsKey
+// hashes it for any JFIF segment, bytes that in a JPEG are read as one wherever they are.
+var jfifSegment = []byte{0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0}
 
 // imagePixelsKey is the pixels key of an image a split that stores no images decoded and
 // fitted (img, in channels): the SHA-256 of its size and pixels.

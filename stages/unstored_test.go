@@ -413,7 +413,7 @@ func TestJPEGPlausibleFlagsWhatLibjpegRefuses(t *testing.T) {
 		bigMCU[sof+4+7+3*k] = 0x22 // 2×2 blocks for each of three components: 12 in an MCU
 	}
 	for name, bad := range map[string][]byte{
-		"a component twice in a scan": repeated, "no scan": noScan, "a sequential scan ending at 5": badSe,
+		"a component twice in a scan": repeated, "no scan": noScan, "a sequential scan ending at 5 (libjpeg-turbo warns)": badSe,
 		"12 blocks in an MCU":           bigMCU,
 		"reserved marker in coded data": reserved, "undefined Huffman table": undefinedTable,
 		"component not in the frame": unknownComponent, "restart interval of 3 bytes": dri,
