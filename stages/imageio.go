@@ -149,9 +149,9 @@ func jpegFrameConfig(r io.ReaderAt) (image.Config, bool) {
 		switch {
 		case m == 0xda || m == 0xd9 || length < 2:
 			return image.Config{}, false
-		case m == 0x00 || m == 0x01 || m >= 0xd0 && m <= 0xd7:
-			// No length to libjpeg and image/jpeg (a stuffed zero, TEM, RSTn): walking on by
-			// the next two bytes would find another frame header than the one they decode.
+		case m == 0x00 || m == 0x01 || m >= 0xd0 && m <= 0xd8:
+			// No length to libjpeg and image/jpeg (a stuffed zero, TEM, RSTn, SOI): walking on
+			// by the next two bytes would find another frame header than the one they decode.
 			return image.Config{}, false
 		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
 			if m != 0xc0 && m != 0xc1 && m != 0xc2 && m != 0xc9 && m != 0xca {
