@@ -227,10 +227,9 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	var inputs inputDigests
 	var reused atomic.Int64
 	results := make([][]Entry, len(tasks))
-	// stems are the tasks' stems, which place an original not stored where its stored image
-	// would sort (images/<label>/<stem>.<ext>): the output lists images in one order whether
-	// the split stored them or not, and training, which shuffles that order, learns the same.
-	stems := make([]string, len(tasks))
+	// stem names a task's original and copies in the output (images/<label>/<stem>.<ext>,
+	// <stem>_aug<k>.png).
+	stemOf := func(t task) string { return fmt.Sprintf("%s_%d", t.entry.Digest[:16], t.occ) }
 	store := storedFormat{format: FormatPNG, compression: cfg.Compression}
 	// Progress counts the copies, made or reused: what takes the time (an original is only
 	// linked), and what the stage is for.
@@ -250,11 +249,10 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				return err
 			}
 			t := tasks[ti]
-			stem := fmt.Sprintf("%s_%d", t.entry.Digest[:16], t.occ)
+			stem := stemOf(t)
 			// An original the split did not store stays where it is: the output's manifest
 			// names it as the input's does, and its copies are made from it fitted.
 			unstored := t.entry.Path == ""
-			stems[ti] = stem
 			var src string
 			var data []byte
 			if unstored {
@@ -355,7 +353,10 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 		for _, e := range r {
 			key := e.Path
 			if key == "" {
-				key = fmt.Sprintf("images/%d/%s.", e.Label, stems[ti])
+				// an original not stored sorts where its stored image would: the output lists
+				// images in one order whether the split stored them or not, and training,
+				// which shuffles that order, learns the same
+				key = fmt.Sprintf("images/%d/%s.", e.Label, stemOf(tasks[ti]))
 			}
 			all = append(all, listed{key, e})
 		}
