@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anthonynsimon/bild/clone"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 )
@@ -337,5 +338,55 @@ func TestJPEGFrameHeadersLibjpegCannotDecodeStayUnsupported(t *testing.T) {
 	hidden = append(hidden, data[2:]...)
 	if _, ok := jpegFrameConfig(bytes.NewReader(hidden)); ok {
 		t.Error("a frame header after a restart marker was read")
+	}
+}
+
+// The unstored split's check refuses an arithmetic-conditioning (DAC) segment exactly when
+// libjpeg-turbo does: an odd size, a slot over 31, a DC slot whose lower bound is above its
+// upper one; a well-formed one (here for a table the scans do not use) decodes as before.
+func TestJPEGCheckFollowsArithmeticConditioning(t *testing.T) {
+	data, err := os.ReadFile("testdata/jpeg-arithmetic.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDAC := func(seg ...byte) []byte {
+		out := append([]byte{0xff, 0xd8, 0xff, 0xcc, 0, byte(2 + len(seg))}, seg...)
+		return append(out, data[2:]...)
+	}
+	decode := func(data []byte) error {
+		p := filepath.Join(t.TempDir(), "dac.jpg")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false)
+		return err
+	}
+	want, err := loadImage(filepath.Join("testdata", "jpeg-arithmetic.jpg"), nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := withDAC(0x13, 5, 0x03, 0x21) // AC slot 3: K = 5; DC slot 3: L = 1, U = 2
+	if !jpegPlausible(good) {
+		t.Error("a well-formed DAC segment: flagged")
+	}
+	p := filepath.Join(t.TempDir(), "good.jpg")
+	if err := os.WriteFile(p, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false); err != nil || got.Fallback ||
+		!bytes.Equal(clone.AsRGBA(got.Img).Pix, clone.AsRGBA(want.Img).Pix) {
+		t.Errorf("a well-formed DAC segment: decoded differently (%v)", err)
+	}
+	for name, bad := range map[string][]byte{
+		"odd size":                   withDAC(0x13, 5, 0x03),
+		"slot 32":                    withDAC(0x20, 5),
+		"DC lower bound above upper": withDAC(0x00, 0x12),
+	} {
+		if jpegPlausible(bad) {
+			t.Errorf("%s: plausible", name)
+		}
+		if err := decode(bad); err == nil {
+			t.Errorf("%s: libjpeg-turbo decodes it (the check would refuse a usable file)", name)
+		}
 	}
 }

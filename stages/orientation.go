@@ -264,7 +264,8 @@ func jpegPlausible(data []byte) bool {
 // damaged byte in coded data makes); a Huffman table with a bad class or slot, no codes or
 // more than 256, codes that do not fit their lengths (the all-ones code left out) or, for a
 // DC table, a symbol over 15; a quantization table with a bad precision or slot, or cut
-// short; a restart interval segment of another size; a frame header of another size than its
+// short; an arithmetic-conditioning segment of an odd size, with a bad slot or a DC bound
+// pair out of order; a restart interval segment of another size; a frame header of another size than its
 // components need, of a process or precision libjpeg-turbo lacks (it decodes 8-bit baseline,
 // extended and progressive, Huffman or arithmetic), of a side over 65,500 or none, or with
 // sampling factors outside 1–4 or not dividing the largest (fractional sampling); a scan header of another size, with 0 or
@@ -327,6 +328,15 @@ func (c *jpegChecker) segment(m byte, p []byte) bool {
 		}
 	case m == 0xdd: // DRI
 		return len(p) == 2
+	case m == 0xcc: // DAC: (slot, value) pairs; a DC slot's lower bound not above its upper
+		if len(p)%2 != 0 {
+			return false
+		}
+		for ; len(p) > 0; p = p[2:] {
+			if p[0] >= 32 || p[0] < 16 && p[1]&15 > p[1]>>4 {
+				return false
+			}
+		}
 	case m >= 0xc0 && m <= 0xcf && m != 0xc8 && m != 0xcc: // SOFn
 		if c.frame != nil || len(p) < 6 || p[5] < 1 || p[5] > 4 || len(p) != 6+3*int(p[5]) {
 			return false

@@ -43,7 +43,7 @@ const storedImagesVersion = 15
 // thumbnail depend on, after notStored.
 func storedWith(cfg SplitConfig) string {
 	if !cfg.stores() {
-		return fmt.Sprintf("%s; max %d pixels, min side %d; %s", notStored, cfg.MaxPixels, cfg.MinSide, fittedWith(cfg.ImageSize, cfg.Channels, cfg.Resize))
+		return fmt.Sprintf("%s; JPEG check %d; max %d pixels, min side %d; %s", notStored, jpegCheckVersion, cfg.MaxPixels, cfg.MinSide, fittedWith(cfg.ImageSize, cfg.Channels, cfg.Resize))
 	}
 	return fmt.Sprintf("split %d: %d px, %d channels, %s; %s, quality %d, compression %s; max %d pixels, min side %d; libtensorflow %s; %s",
 		storedImagesVersion, cfg.ImageSize, cfg.Channels, cfg.Resize, cfg.Format, cfg.Quality, cfg.Compression, cfg.MaxPixels, cfg.MinSide,
@@ -57,6 +57,12 @@ func fittedWith(size, channels int, resize string) string {
 	return fmt.Sprintf("split %d; %d px, %d channels, %s; libtensorflow %s; %s",
 		storedImagesVersion, size, channels, resize, graphs.TensorFlowVersion(), buildOf(splitModules...))
 }
+
+// jpegCheckVersion is the version of the check that accepts a JPEG without decoding it
+// (jpegPlausible) in a split that stores no images: bump it when the check accepts other
+// files, so that a rerun checks every file again instead of taking the previous split's word.
+// (2: arithmetic-conditioning segments.)
+const jpegCheckVersion = 2
 
 // notStored begins split.json's stored_with for a split that stores no images.
 const notStored = "not stored (store_images = false)"
