@@ -164,7 +164,9 @@ func (Split) KeyValues(v *pipeline.Values) map[string]cty.Value {
 // ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws
 // the sets afresh, which a plan should say before it happens (the run warns again). A test
 // fraction that goes from its default, written out, to left out (as keys have had it since
-// they leave defaults out) or back is no change.
+// they leave defaults out) or back is no change. Otherwise images keep their sets, which
+// turning near_duplicates on or off bears on: on, near-duplicates found in different sets
+// join their group's held-out set; off, those placed together stay together.
 func (Split) ChangeNotes(changed map[string][2]string) []string {
 	for name, v := range changed {
 		if name == "test" && testFraction(v[0]) == testFraction(v[1]) {
@@ -173,6 +175,14 @@ func (Split) ChangeNotes(changed map[string][2]string) []string {
 		switch name {
 		case "seed", "val", "test", "test_source":
 			return []string{"the sets will be drawn afresh: images move between train, val and test"}
+		}
+	}
+	if v, ok := changed["near_duplicates"]; ok {
+		switch was, now := !strings.HasSuffix(v[0], " false"), !strings.HasSuffix(v[1], " false"); {
+		case now && !was:
+			return []string{"near-duplicates now in different sets will move to their group's held-out set (listed in split.json)"}
+		case was && !now:
+			return []string{"images keep their sets (near-duplicates placed together stay together); new images are placed without the check"}
 		}
 	}
 	return nil

@@ -238,3 +238,26 @@ func TestSplitChangeNotes(t *testing.T) {
 		}
 	}
 }
+
+// Turning near_duplicates on or off keeps the sets, and the plan says what that means for
+// near-duplicates; left out is on.
+func TestSplitChangeNotesNearDuplicates(t *testing.T) {
+	for _, c := range []struct {
+		was, now, want string
+	}{
+		{`"bool" null`, `"bool" false`, "stay together"},
+		{`"bool" true`, `"bool" false`, "stay together"},
+		{`"bool" false`, `"bool" null`, "held-out set"},
+		{`"bool" false`, `"bool" true`, "held-out set"},
+		{`"bool" null`, `"bool" true`, ""},
+	} {
+		notes := Split{}.ChangeNotes(map[string][2]string{"near_duplicates": {c.was, c.now}})
+		if got := strings.Join(notes, "; "); c.want == "" && got != "" || !strings.Contains(got, c.want) {
+			t.Errorf("%s → %s: notes %q, want one saying %q", c.was, c.now, got, c.want)
+		}
+	}
+	got := Split{}.ChangeNotes(map[string][2]string{"near_duplicates": {`"bool" null`, `"bool" false`}, "seed": {"1", "2"}})
+	if len(got) != 1 || !strings.Contains(got[0], "afresh") {
+		t.Errorf("with a new seed: %q, want the sets drawn afresh", got)
+	}
+}
