@@ -136,19 +136,38 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 }
 
 // storedChange says how two storedWith descriptions differ: the fields that differ, each as
-// "was → now", or the whole of both when they do not have the same fields.
+// "was → now"; when a field was added or dropped, those in one and not the other ("now X",
+// "no longer Y").
 func storedChange(was, now string) string {
 	fields := func(s string) []string {
-		return strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' })
+		f := strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' })
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		return f
 	}
 	a, b := fields(was), fields(now)
-	if len(a) != len(b) {
-		return fmt.Sprintf("%q, now %q", was, now)
-	}
 	var diff []string
+	if len(a) != len(b) {
+		// a field added or gone: name those that are in one and not the other
+		for _, y := range b {
+			if !slices.Contains(a, y) {
+				diff = append(diff, "now "+y)
+			}
+		}
+		for _, x := range a {
+			if !slices.Contains(b, x) {
+				diff = append(diff, "no longer "+x)
+			}
+		}
+		if len(diff) == 0 {
+			return fmt.Sprintf("%q, now %q", was, now)
+		}
+		return strings.Join(diff, "; ")
+	}
 	for i := range a {
-		if x, y := strings.TrimSpace(a[i]), strings.TrimSpace(b[i]); x != y {
-			diff = append(diff, x+" → "+y)
+		if a[i] != b[i] {
+			diff = append(diff, a[i]+" → "+b[i])
 		}
 	}
 	return strings.Join(diff, "; ")

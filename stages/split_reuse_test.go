@@ -317,3 +317,18 @@ func TestARerunSaysWhyNoStoredImageIsReused(t *testing.T) {
 		t.Fatalf("run.log:\n%s", log)
 	}
 }
+
+// How the stored-with descriptions of two splits differ is said field by field, also when a
+// field was added.
+func TestStoredChange(t *testing.T) {
+	for _, c := range []struct{ was, now, want string }{
+		{"split 15: 32 px, 3 channels; max 9 pixels", "split 15: 32 px, 1 channels; max 9 pixels", "3 channels → 1 channels"},
+		{"not stored; max 9 pixels; split 15", "not stored; JPEG check 2; max 9 pixels; split 15", "now JPEG check 2"},
+		{"not stored; JPEG check 2; max 9 pixels", "not stored; max 9 pixels", "no longer JPEG check 2"},
+		{"a; b", "a; b; b", `"a; b", now "a; b; b"`},
+	} {
+		if got := storedChange(c.was, c.now); got != c.want {
+			t.Errorf("storedChange(%q, %q) = %q, want %q", c.was, c.now, got, c.want)
+		}
+	}
+}
