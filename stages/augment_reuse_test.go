@@ -23,8 +23,8 @@ func TestUnusedOperationSettingKeepsCopiesReused(t *testing.T) {
 	if st := mustRun(t, w).Result("augment.balanced"); st.Status != pipeline.StatusCached {
 		t.Fatalf("augment after a setting of blur, not in ops, changed: %s", st.Status)
 	}
-	for i := 4; i < 8; i++ {
-		w.write(fmt.Sprintf("raw/small/%d.png", i), randomPNG(2, uint64(i), 12, 12))
+	for i := 10; i < 14; i++ { // big's training set grows (8 of 14), small's copies stay
+		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(1, uint64(i), 12, 12))
 	}
 	rec = mustRun(t, w)
 	if st := rec.Result("augment.balanced"); st.Status != pipeline.StatusRan {
@@ -113,7 +113,8 @@ func TestAForcedAugmentMakesEveryCopyAgain(t *testing.T) {
 	if shared == 0 {
 		t.Fatal("no copy of the first run is in the forced run's output: nothing to compare")
 	}
-	w.write("raw/big/11.png", randomPNG(1, 11, 12, 12))
+	w.write("raw/big/11.png", randomPNG(1, 11, 12, 12)) // and one to train (8 of 13)
+	w.write("raw/big/12.png", randomPNG(1, 12, 12, 12))
 	if log := runLog(t, mustRun(t, w)); !strings.Contains(log, "augment.balanced: reused ") {
 		t.Errorf("the plain rerun after a forced one reused no copies:\n%s", log)
 	}

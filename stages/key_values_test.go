@@ -86,18 +86,18 @@ func TestKeysIgnoreValuesThatCannotChangeTheOutput(t *testing.T) {
 		same           bool
 		changes        string
 	}{
-		{train: "epochs = 20\n batch_size = 32\n learning_rate = 1e-3", same: true},                      // cnn's defaults
-		{train: "plateau_patience = 2\n plateau_factor = 0.5", same: true},                               // not the plateau schedule
-		{train: "optimizer = \"adam\"\n weight_decay = 0.01", changes: "train.model"},                    // adam differs from adamw…
-		{augment: "rotation = 10\n crop = 0.5\n translate = 0.3", same: true},                            // not in ops
-		{augment: "brightness = 0.3", changes: "augment.balanced"},                                       // color_jitter reads it
-		{train: "epochs = 21", changes: "train.model"},                                                   // not a default
-		{train: "plateau_patience = 2\n schedule = \"plateau\"", changes: "train.model"},                 // read now
-		{train: "learning_rate = 1.0e-3\n epochs = 20.0", same: true},                                    // the same numbers
-		{train: "threads = 0\n early_stopping = 0\n label_smoothing = 0", same: true},                    // attribute defaults
-		{train: "weight_decay = 0.01", changes: "train.model"},                                           // adamw reads it
-		{train: "select_metric = \"val_loss\"", changes: "train.model"},                                  // chooses the epoch
-		{augment: "ops = [\"color_jitter\", \"affine\"]\n translate = 0.3", changes: "augment.balanced"}, // affine reads it
+		{train: "epochs = 20\n batch_size = 32\n learning_rate = 1e-3", same: true},      // cnn's defaults
+		{train: "plateau_patience = 2\n plateau_factor = 0.5", same: true},               // not the plateau schedule
+		{train: "optimizer = \"adam\"\n weight_decay = 0.01", changes: "train.model"},    // adam differs from adamw…
+		{augment: "rotation = 10\n crop = 0.5\n translate = 0.3", same: true},            // not in ops
+		{augment: "brightness = 0.3", changes: "augment.balanced"},                       // color_jitter reads it
+		{train: "epochs = 21", changes: "train.model"},                                   // not a default
+		{train: "plateau_patience = 2\n schedule = \"plateau\"", changes: "train.model"}, // read now
+		{train: "learning_rate = 1.0e-3\n epochs = 20.0", same: true},                    // the same numbers
+		{train: "threads = 0\n early_stopping = 0\n label_smoothing = 0", same: true},    // attribute defaults
+		{train: "weight_decay = 0.01", changes: "train.model"},                           // adamw reads it
+		{train: "select_metric = \"val_loss\"", changes: "train.model"},                  // chooses the epoch
+		{augment: "ops = [\"affine\"]\n translate = 0.3", changes: "augment.balanced"},   // affine reads it
 	} {
 		got := keysOf(t, w, c.augment, c.train)
 		for addr, k := range base {

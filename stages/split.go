@@ -67,9 +67,10 @@ func (Split) Name() string { return "split" }
 // same name; 15: min_side, in stored_with; 16: rejected.json's reasons; 17: a JPEG image/jpeg
 // calls unsupported in its header is decoded by libjpeg-turbo, kept when that works; 18: the
 // JPEG check of a split storing no images follows arithmetic-conditioning segments,
-// jpegCheckVersion. Stored images have a version of their own, storedImagesVersion: a split
-// of this version links those a split of 15 to 17 stored.)
-func (Split) Version() int { return 18 }
+// jpegCheckVersion; 19: per-class counts by largest remainder. Stored images have a version
+// of their own, storedImagesVersion: a split of this version links those a split of 15 to 18
+// stored.)
+func (Split) Version() int { return 19 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {

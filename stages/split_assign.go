@@ -53,13 +53,31 @@ func (g *group) home() string {
 	return h
 }
 
-// targets returns how many of n images go to test, val and train: rounded fractions, with at
-// least one test and one val image for classes of three or more when the fraction is
-// positive, and at least one train image: rounding up two held-out fractions (4 images at
-// val 0.4 and test 0.4, or 5 at val 0.9) would otherwise leave nothing to train on.
+// targets returns how many of n images go to test, val and train: as near their exact shares
+// as whole images allow (largest remainder: each set gets the whole part of its share, and
+// the images left go one each to the sets with the largest fractional parts, test, then val,
+// then train on a tie; 25 images at 0.1 and 0.1 are 20, 2 and 3, where rounding each
+// held-out share up would leave 19 to train on), with at least one test and one val image for
+// classes of three or more when the fraction is positive, and at least one train image.
 func targets(n int, val, test float64) map[string]int {
-	t := int(math.Round(float64(n) * test))
-	v := int(math.Round(float64(n) * val))
+	const eps = 1e-9 // 3 × 0.1 is 0.30000000000000004 in binary
+	exact := [3]float64{float64(n) * test, float64(n) * val, 0}
+	exact[2] = float64(n) - exact[0] - exact[1]
+	var whole [3]int
+	left := n
+	for i, e := range exact {
+		whole[i] = int(math.Floor(max(e, 0) + eps))
+		left -= whole[i]
+	}
+	byRemainder := []int{0, 1, 2} // test, val, train: the order on a tie
+	sort.SliceStable(byRemainder, func(a, b int) bool {
+		i, j := byRemainder[a], byRemainder[b]
+		return exact[i]-float64(whole[i]) > exact[j]-float64(whole[j])+eps
+	})
+	for _, i := range byRemainder[:max(0, min(left, 3))] {
+		whole[i]++
+	}
+	t, v := whole[0], whole[1]
 	if n >= 3 {
 		if test > 0 && t < 1 {
 			t = 1

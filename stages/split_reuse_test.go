@@ -101,7 +101,7 @@ stage "augment" "balanced" {
 	add("a", 0, 20) // 12 to train
 	add("b", 0, 6)  // 4 to train, 2 copies each
 	w.run(false)
-	add("b", 6, 7) // b still smaller: its originals keep copies, the new one gets some
+	add("b", 6, 8) // one to train (5 of 8), b still smaller: its originals keep copies, the new one gets some
 	rec, _ := w.run(false)
 	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
 	if !strings.Contains(string(log), "augment.balanced: reused ") {

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,6 +207,9 @@ func TestSharedFilesThatCannotBeSplitAreNamedOrDropped(t *testing.T) {
 	}
 }
 
+// Per class, each set's count is its exact share rounded up or down, the three summing to
+// the class (largest remainder), with one val and one test image for a class of three or
+// more, and one train image.
 func TestTargetsKeepOneForTrain(t *testing.T) {
 	for _, c := range []struct {
 		n                   int
@@ -218,6 +222,14 @@ func TestTargetsKeepOneForTrain(t *testing.T) {
 		{5, 0.9, 0, 1, 4, 0},
 		{2, 0.5, 0.4, 1, 0, 1},
 		{1, 0.5, 0.4, 1, 0, 0},
+		// as exact as whole images allow: the image left over by two halves goes to test
+		{25, 0.1, 0.1, 20, 2, 3},
+		{15, 0.1, 0.1, 12, 1, 2},
+		{10, 0.25, 0.25, 5, 2, 3},
+		{6, 0.25, 0.25, 3, 1, 2},
+		{7, 0.15, 0.15, 5, 1, 1},
+		{30, 0.1, 0.2, 21, 3, 6},
+		{9, 0.1, 0.1, 7, 1, 1},
 	} {
 		got := targets(c.n, c.val, c.test)
 		if got[TrainSet] != c.train || got[ValSet] != c.wantV || got[TestSet] != c.wantT {
@@ -242,6 +254,34 @@ func TestValidateCountsTheDefaultTestFraction(t *testing.T) {
 		err := w.loadDiags()
 		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "No images left for training") {
 			t.Errorf("%s: %v", c.attrs, err)
+		}
+	}
+}
+
+// Where the minimums do not bind, no other division of a class is nearer its exact shares:
+// targets minimises the summed distance of the three counts from them.
+func TestTargetsAreAsExactAsCountsAllow(t *testing.T) {
+	fracs := []float64{0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 1.0 / 3}
+	for n := 3; n <= 80; n++ {
+		for _, val := range fracs {
+			for _, test := range fracs {
+				got := targets(n, val, test)
+				dist := func(tc, vc int) float64 {
+					return math.Abs(float64(tc)-float64(n)*test) + math.Abs(float64(vc)-float64(n)*val) +
+						math.Abs(float64(n-tc-vc)-float64(n)*(1-val-test))
+				}
+				if got[TestSet] <= 1 || got[ValSet] <= 1 || got[TrainSet] <= 1 {
+					continue // a minimum may bind
+				}
+				best := dist(got[TestSet], got[ValSet])
+				for tc := 0; tc <= n; tc++ {
+					for vc := 0; tc+vc <= n; vc++ {
+						if d := dist(tc, vc); d < best-1e-9 {
+							t.Fatalf("targets(%d, %g, %g) = %v (distance %.3f), but test %d, val %d is nearer (%.3f)", n, val, test, got, best, tc, vc, d)
+						}
+					}
+				}
+			}
 		}
 	}
 }

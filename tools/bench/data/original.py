@@ -21,8 +21,9 @@ Pillow: the split decodes every photo, centre-crops it to a square, resizes it t
 (bilinear) and stores it as PNG without compression (zlib level 0, like the split stage's
 default); augmentation then works on those 224 x 224 images and stores its copies the same way.
 
-Per-class split counts follow the same rule as `pipeline`'s split stage (round(n * fraction),
-at least one val and one test image for classes of three or more), so both sides augment the
+Per-class split counts follow the same rule as `pipeline`'s split stage (each set's share
+rounded down, the images left over to the largest fractional parts; at least one val and one
+test image for classes of three or more), so both sides augment the
 same number of copies. Prints one JSON line: inputs, outputs, wall seconds, images/s.
 
     python original.py SRC OUT [--seed 42] [--max-augment 5] [--same-work]
@@ -49,12 +50,15 @@ def list_images(folder):
     )
 
 
-def round_half_up(x):
-    return int(math.floor(x + 0.5))
-
-
 def split_counts(n, val, test):
-    t, v = round_half_up(n * test), round_half_up(n * val)
+    # Largest remainder: each set's share rounded down, the images left over to the largest
+    # fractional parts (test, then val, then train on a tie).
+    exact = [n * test, n * val, n * (1 - val - test)]
+    whole = [int(math.floor(e + 1e-9)) for e in exact]
+    order = sorted(range(3), key=lambda i: -(exact[i] - whole[i]))  # stable: ties keep order
+    for i in order[:n - sum(whole)]:
+        whole[i] += 1
+    t, v = whole[0], whole[1]
     if n >= 3:
         t, v = max(t, 1), max(v, 1)
     return t, v
