@@ -67,10 +67,10 @@ func (Split) Name() string { return "split" }
 // same name; 15: min_side, in stored_with; 16: rejected.json's reasons; 17: a JPEG image/jpeg
 // calls unsupported in its header is decoded by libjpeg-turbo, kept when that works; 18: the
 // JPEG check of a split storing no images follows arithmetic-conditioning segments,
-// jpegCheckVersion; 19: per-class counts by largest remainder. Stored images have a version
-// of their own, storedImagesVersion: a split of this version links those a split of 15 to 18
-// stored.)
-func (Split) Version() int { return 19 }
+// jpegCheckVersion; 19: per-class counts by largest remainder; 20: files stored as one image
+// are one image of their class, listed once. Stored images have a version of their own,
+// storedImagesVersion: a split of this version links those a split of 15 to 19 stored.)
+func (Split) Version() int { return 20 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -524,12 +524,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	var res splitResult
 	for {
 		gs = keptGroups(groups, kept)
-		res = splitGroups(gs, prev, fixed, cfg.Val, testFrac, job.Seed)
+		res = splitGroups(pictures(gs), prev, fixed, cfg.Val, testFrac, job.Seed)
 		if cfg.DropSmallClasses && len(prev) > 0 {
 			// Which classes are dropped depends on the photos alone, not on the previous
 			// sets, which steer the search: an unchanged rerun keeps the classes the first
 			// split kept.
-			if fresh := splitGroups(gs, nil, fixed, cfg.Val, testFrac, job.Seed); len(fresh.failed) > 0 {
+			if fresh := splitGroups(pictures(gs), nil, fixed, cfg.Val, testFrac, job.Seed); len(fresh.failed) > 0 {
 				res = fresh
 			}
 		}
@@ -607,7 +607,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		rep.nearConflictExample = labelConflictExample(c.members, c.all, assigned[c.group])
 	}
 
-	// Manifests: entries sorted by label, then source path; duplicates all listed.
+	// Manifests: entries sorted by label, then source path; files stored as one image are one
+	// image of their class, listed once (by the first path), so that a photo copied within a
+	// class weighs no more in training or evaluation than any other.
 	stored := map[string]string{}
 	for _, p := range procs {
 		stored[p.digest] = p.stored
@@ -625,6 +627,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			}
 		}
 	}
+	type listed struct {
+		e     Entry
+		exact string
+	}
+	entries := map[string][]listed{}
 	for _, p := range procs {
 		l, ok := label[p.cand.Class]
 		if !ok {
@@ -648,20 +655,28 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if st := stored[p.digest]; st != "" {
 			e.Path = "../" + st
 		}
-		manifests[s].Images = append(manifests[s].Images, e)
+		entries[s] = append(entries[s], listed{e, p.exact})
 	}
 	sort.Slice(rep.Moved, func(i, j int) bool { return rep.Moved[i].Path < rep.Moved[j].Path })
 	logAfresh(job, res)
 	logSearchedMoves(job, res, searchedMoves)
 	counts := map[string][]int{}
 	for s, m := range manifests {
-		sort.Slice(m.Images, func(i, j int) bool {
-			a, b := m.Images[i], m.Images[j]
+		es := entries[s]
+		sort.Slice(es, func(i, j int) bool {
+			a, b := es[i].e, es[j].e
 			if a.Label != b.Label {
 				return a.Label < b.Label
 			}
 			return a.Source < b.Source
 		})
+		seen := map[string]bool{}
+		for _, l := range es {
+			if k := fmt.Sprintf("%d %s", l.e.Label, l.exact); !seen[k] {
+				seen[k] = true
+				m.Images = append(m.Images, l.e)
+			}
+		}
 		if err := m.Write(filepath.Join(job.Out, s)); err != nil {
 			return err
 		}
@@ -752,6 +767,25 @@ func memberPaths(ms []member) ([]string, bool) {
 		}
 	}
 	return paths, false
+}
+
+// pictures returns gs with one member per class for each set of files stored as one image
+// (the first by path), the images the quotas count: files a class holds twice are one
+// image of it, near-identical files one each.
+func pictures(gs []*group) []*group {
+	out := make([]*group, len(gs))
+	for i, g := range gs {
+		seen := map[[2]string]bool{}
+		var ms []member
+		for _, m := range g.Members {
+			if k := [2]string{m.Class, m.Exact}; !seen[k] {
+				seen[k] = true
+				ms = append(ms, m)
+			}
+		}
+		out[i] = &group{Digest: g.Digest, Members: ms}
+	}
+	return out
 }
 
 // keptGroups returns the groups with only their members of the kept classes (sorted by path),

@@ -198,8 +198,9 @@ func (a *assignment) move(g *group, split string) {
 
 // fillEmpty moves groups into the sets a class has no file in: every class needs one in
 // train, and in val and test when their fractions are positive, whatever the quotas gave. The
-// quotas count files, so a group of five identical files fills five places of its set, and a
-// group shared with another class (a label conflict) is placed by that class's quota. A group
+// quotas count the members of the groups they are given (the split gives one per class for
+// files stored as one image, pictures), so a group of five near-identical files fills five
+// places of its set, and a group shared with another class (a label conflict) is placed by that class's quota. A group
 // moves only if every class it is in keeps a file in the set it leaves; groups not in the
 // previous split move first, then those from the set where the class has the most files over
 // its quota, the smallest, and in the seed's order. groups are the groups not fixed; size is

@@ -387,15 +387,19 @@ func TestDuplicatesShareASplitAndConflictsAreReported(t *testing.T) {
 	w.write("raw/b/dup3.png", dup)
 	rec, _ := w.run(false)
 	s := splitOf(t, w, rec)
-	if s["a/dup1.png"] != s["a/dup2.png"] || s["a/dup1.png"] != s["b/dup3.png"] {
-		t.Fatalf("identical files in different splits: %s %s %s", s["a/dup1.png"], s["a/dup2.png"], s["b/dup3.png"])
+	if s["a/dup1.png"] == "" || s["a/dup1.png"] != s["b/dup3.png"] {
+		t.Fatalf("identical files in different splits: %q %q", s["a/dup1.png"], s["b/dup3.png"])
+	}
+	// a's two copies are one image of a, listed by the first path
+	if set, ok := s["a/dup2.png"]; ok {
+		t.Fatalf("a/dup2.png, a copy of a/dup1.png in the same class, is listed in %s", set)
 	}
 	var rep splitReport
 	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
 	if len(rep.Duplicates) != 1 || len(rep.Duplicates[0]) != 3 || len(rep.Conflicts) != 1 {
 		t.Fatalf("duplicates %v, conflicts %v", rep.Duplicates, rep.Conflicts)
 	}
-	// The log names the group, its set and what the split did: every file under its own
+	// The log names the group, its set and what the split did: every file keeps its own
 	// label, so the manifest of that set holds the picture once per label.
 	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
 	set := s["a/dup1.png"]
@@ -413,8 +417,8 @@ func TestDuplicatesShareASplitAndConflictsAreReported(t *testing.T) {
 			labels[e.Label]++
 		}
 	}
-	if len(labels) != 2 || labels[0] != 2 || labels[1] != 1 {
-		t.Errorf("the copies in %s carry the labels %v, want a (0) twice and b (1) once", set, labels)
+	if len(labels) != 2 || labels[0] != 1 || labels[1] != 1 {
+		t.Errorf("the copies in %s carry the labels %v, want a (0) and b (1) once each", set, labels)
 	}
 
 	// The same picture saved as PNG and as BMP (different bytes, the same pixels) is one
@@ -810,5 +814,55 @@ stage "augment" "balanced" {
 	}
 	if s := rec.Result("augment.balanced"); s.Status != pipeline.StatusCached {
 		t.Errorf("augment after a test photo was removed: %s %v", s.Status, s.Reasons)
+	}
+}
+
+// Copies of one photo within a class are one image of it: counted once in the quotas, listed
+// once, and counted once by augment, while split.json still lists them as duplicates.
+func TestCopiesWithinAClassAreOneImage(t *testing.T) {
+	w := newWS(t, splitHCL+`
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 2
+  ops         = ["color_jitter"]
+}
+`)
+	for i := 0; i < 20; i++ {
+		w.write(fmt.Sprintf("raw/big/%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+	}
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/small/%02d.png", i), randomPNG(3, uint64(i), 6, 6))
+	}
+	small0 := randomPNG(3, 0, 6, 6)
+	for i := 1; i <= 4; i++ {
+		w.write(fmt.Sprintf("raw/small/copy%d.png", i), small0)
+	}
+	rec, err := w.run(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep splitReport
+	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
+	want := targets(6, 0.2, 0.2)
+	for _, c := range rep.Classes {
+		if c.Name == "small" && (c.Total != 6 || c.Train != want[TrainSet] || c.Val != want[ValSet] || c.Test != want[TestSet]) {
+			t.Errorf("small: %+v, want the 6 distinct images divided as %v", c, want)
+		}
+	}
+	if len(rep.Duplicates) != 1 || len(rep.Duplicates[0]) != 5 {
+		t.Errorf("duplicates %v, want the 5 copies of small/00.png", rep.Duplicates)
+	}
+	s := splitOf(t, w, rec)
+	for i := 1; i <= 4; i++ {
+		if set, ok := s[fmt.Sprintf("small/copy%d.png", i)]; ok {
+			t.Errorf("small/copy%d.png is listed in %s beside small/00.png", i, set)
+		}
+	}
+	var aug augmentReport
+	readJSONFile(t, w.output(rec, "augment.balanced", "report/augment.json"), &aug)
+	for _, c := range aug.Classes {
+		if c.Name == "small" && c.Before != want[TrainSet] {
+			t.Errorf("augment counted %d small training images, want %d", c.Before, want[TrainSet])
+		}
 	}
 }
