@@ -108,16 +108,19 @@ func TestFingerprintsJoinResizedCopiesAndNothingElse(t *testing.T) {
 	if got := nearDuplicates(prints); !slices.Equal(got, all) {
 		t.Fatalf("near-duplicate pairs %v, want %v", got, all)
 	}
-	worst := 0
+	worst, worstChroma := 0, 0
 	for _, p := range all {
-		d := 0
+		d, dc := 0, 0
 		for c := range prints[p[0]].thumb {
 			d += abs(int(prints[p[0]].thumb[c]) - int(prints[p[1]].thumb[c]))
 		}
-		worst = max(worst, d)
+		for c := range prints[p[0]].chroma {
+			dc += abs(int(prints[p[0]].chroma[c]) - int(prints[p[1]].chroma[c]))
+		}
+		worst, worstChroma = max(worst, d), max(worstChroma, dc)
 	}
-	t.Logf("copies of one picture differ by at most %.2f grey levels on average; near-duplicates by at most %d",
-		float64(worst)/thumbCells, maxThumbDiff)
+	t.Logf("copies of one picture differ by at most %.2f grey levels on average (near-duplicates: at most %d) and %.2f levels of colour (at most %d)",
+		float64(worst)/thumbCells, maxThumbDiff, float64(worstChroma)/chromaCells, maxChromaDiff)
 	// A flat picture is never anyone's near-duplicate, not even another flat one.
 	flat := image.NewUniform(color.RGBA{90, 90, 90, 255})
 	f1 := printOf(t, "f.png", encodePNG(imageOf(flat, 100, 80)))
@@ -127,6 +130,45 @@ func TestFingerprintsJoinResizedCopiesAndNothingElse(t *testing.T) {
 	if got := nearDuplicates([]fingerprint{f1, f1}); len(got) != 0 {
 		t.Fatalf("flat pictures paired: %v", got)
 	}
+}
+
+// The same layout with an object of another colour at the same brightness is another
+// picture: red and green circles of equal luma on one background are not near-duplicates,
+// though their grey thumbnails are the same.
+func TestFingerprintsTellColoursOfEqualBrightnessApart(t *testing.T) {
+	circle := func(c color.RGBA) []byte {
+		img := image.NewRGBA(image.Rect(0, 0, 96, 96))
+		for y := range 96 {
+			for x := range 96 {
+				px := color.RGBA{uint8(2 * x), uint8(2 * y), 90, 255}
+				if dx, dy := x-40, y-50; dx*dx+dy*dy < 24*24 {
+					px = c
+				}
+				img.SetRGBA(x, y, px)
+			}
+		}
+		return encodePNG(img)
+	}
+	red, green := printOf(t, "r.png", circle(color.RGBA{220, 40, 40, 255})), printOf(t, "g.png", circle(color.RGBA{40, 128, 60, 255}))
+	if !red.ok || !green.ok || !closeThumbs(&red.thumb, &green.thumb) {
+		t.Fatal("the two circles' grey thumbnails differ: the test cannot tell")
+	}
+	if got := nearDuplicates([]fingerprint{red, green}); len(got) != 0 {
+		t.Errorf("a red and a green circle are near-duplicates: %v", got)
+	}
+	again := printOf(t, "r.jpg", smallerJPEG(mustDecodePNG(t, circle(color.RGBA{220, 40, 40, 255})), 0.6, 60))
+	if got := nearDuplicates([]fingerprint{red, again}); len(got) != 1 {
+		t.Errorf("the red circle and its smaller JPEG are not near-duplicates")
+	}
+}
+
+func mustDecodePNG(t *testing.T, data []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 func imageOf(u *image.Uniform, w, h int) *image.RGBA {

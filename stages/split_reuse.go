@@ -212,8 +212,8 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	if !ok {
 		return false, nil
 	}
-	fp, ok := r.prints[d]
-	if cfg.NearDuplicates && !ok {
+	fp, hasPrint := r.prints[d]
+	if cfg.NearDuplicates && !hasPrint && (prev == "" || cfg.Format != FormatPNG) {
 		return false, nil
 	}
 	if prev == "" {
@@ -228,6 +228,15 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	pixels, ok := previousDigest(job, prev) // not if deleted or changed since
 	if !ok {
 		return false, nil
+	}
+	if cfg.NearDuplicates && !hasPrint {
+		// The previous split's fingerprints are gone or of another format: a stored PNG holds
+		// the fitted pixels exactly, so its fingerprint is the one fitting the file gives.
+		img, err := decodeFile(prev)
+		if err != nil {
+			return false, nil
+		}
+		fp = fingerprintOf(img)
 	}
 	p.digest, p.print = d, fp
 	p.stored = filepath.ToSlash(filepath.Join("images", d[:2], d+extension(cfg.Format)))
@@ -258,10 +267,11 @@ func linkStored(job *pipeline.Job, src, dst string) error {
 }
 
 // fingerprintsHeader starts fingerprintsFile and names its format.
-var fingerprintsHeader = fmt.Sprintf("pipeline fingerprints 1: %dx%d grey\n", thumbSide, thumbSide)
+var fingerprintsHeader = fmt.Sprintf("pipeline fingerprints 2: %dx%d grey, %dx%d colour\n", thumbSide, thumbSide, chromaSide, chromaSide)
 
-// fingerprint records: 32 bytes of source digest, 1 byte comparable or not, the thumbnail.
-const fingerprintRecord = sha256.Size + 1 + thumbCells
+// fingerprint records: 32 bytes of source digest, 1 byte comparable or not, the thumbnail,
+// the colour grid.
+const fingerprintRecord = sha256.Size + 1 + thumbCells + chromaCells
 
 // writeFingerprints writes the fingerprints of procs, one per source digest, sorted.
 func writeFingerprints(job *pipeline.Job, procs []processed) error {
@@ -271,7 +281,7 @@ func writeFingerprints(job *pipeline.Job, procs []processed) error {
 		if p.print.ok {
 			ok = 1
 		}
-		recs[p.digest] = append([]byte{ok}, p.print.thumb[:]...)
+		recs[p.digest] = append(append([]byte{ok}, p.print.thumb[:]...), p.print.chroma[:]...)
 	}
 	return writeDigestRecords(job, fingerprintsFile, fingerprintsHeader, recs)
 }
@@ -282,6 +292,7 @@ func readFingerprints(path string) (map[string]fingerprint, error) {
 	err := readDigestRecords(path, fingerprintsHeader, fingerprintRecord-sha256.Size, func(d string, rec []byte) {
 		var fp fingerprint
 		copy(fp.thumb[:], rec[1:])
+		copy(fp.chroma[:], rec[1+thumbCells:])
 		fp.finish()
 		fp.ok = rec[0] == 1
 		out[d] = fp

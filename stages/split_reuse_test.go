@@ -332,3 +332,39 @@ func TestStoredChange(t *testing.T) {
 		}
 	}
 }
+
+// When the previous split's fingerprints cannot be used (changed in the store, or of an
+// older format), a rerun still links its stored PNGs, taking their fingerprints from them
+// instead of fitting the files again, and writes what a fresh split writes.
+func TestARerunWithoutFingerprintsTakesThemFromTheStoredImages(t *testing.T) {
+	grow := func(w *ws, from, to int) {
+		for i := from; i < to; i++ {
+			w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+			w.write(fmt.Sprintf("raw/b/%02d.jpg", i), smallerJPEG(blobPhoto(uint64(100+i), 150, 110), 0.9, 85))
+		}
+	}
+	w := newWS(t, fmt.Sprintf(nearHCL, true))
+	grow(w, 0, 10)
+	first, _ := w.run(false)
+	prints := filepath.Join(w.dir, pipeline.ObjectRel(first.Result("split.main").Output), fingerprintsFile)
+	if err := os.Chmod(prints, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prints, []byte("pipeline fingerprints 1: 16x16 grey\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	grow(w, 10, 13)
+	second, _ := w.run(false)
+	if log := runLog(t, second); !strings.Contains(log, "reused 20 stored images of the previous split (stored the same way), made 6") {
+		t.Fatalf("run.log does not say that 20 images were reused:\n%s", log)
+	}
+	fresh := newWS(t, fmt.Sprintf(nearHCL, true))
+	grow(fresh, 0, 13)
+	rec, _ := fresh.run(false)
+	for _, name := range []string{"images", fingerprintsFile} { // the sets: kept from before, not drawn afresh
+		got, want := treeBytes(t, w.output(second, "split.main", name)), treeBytes(t, fresh.output(rec, "split.main", name))
+		if len(want) == 0 || !maps.Equal(got, want) {
+			t.Errorf("%s: %d files after reuse, %d from scratch, or different bytes", name, len(got), len(want))
+		}
+	}
+}
