@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // candidate is a file found under a class folder, not yet read. Its path is the source
@@ -38,130 +36,29 @@ type Rejected struct {
 // discover lists the files of a source folder laid out as <class>/<file> (subfolders inside a
 // class folder are walked too). Class names are folder names, any valid UTF-8 allowed, in
 // composed form (NFC). Hidden files and folders are skipped; files directly in the source
-// folder, and files and folders whose names are not valid UTF-8, are rejected. Symbolic links are followed; a link that loops on itself, or leads back into a folder being walked,
-// to the source folder or to any folder above it, is rejected.
+// folder, and files and folders inside class folders whose names are not valid UTF-8, are
+// rejected; what fails the split for the class folders' names (classListing.problems) is its
+// error. Symbolic links are followed; a link that loops on itself, or leads back into a folder
+// being walked, to the source folder or to any folder above it, is rejected.
 func discover(root string) (files []candidate, classes []string, rejected []Rejected, err error) {
-	entries, err := os.ReadDir(root)
+	l, err := listClasses(root)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// A link to the source folder or to any folder above it leads back into the walk: above
-	// it as written and, when the path goes through links, above the real folder.
-	above := map[[2]uint64]bool{}
-	if abs, err := filepath.Abs(root); err == nil {
-		paths := []string{abs}
-		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
-			paths = append(paths, real)
-		}
-		for _, p := range paths {
-			for dir := p; ; dir = filepath.Dir(dir) {
-				if fi, err := os.Stat(dir); err == nil {
-					above[FolderID(fi)] = true
-				}
-				if filepath.Dir(dir) == dir {
-					break
-				}
-			}
-		}
+	if p := l.problems(root); len(p) > 0 {
+		return nil, nil, nil, errors.New(strings.Join(p, "; "))
 	}
-	folderOf := map[string]string{} // class → its folder's name
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		abs := filepath.Join(root, e.Name())
-		name := EscapeInvalidUTF8(e.Name()) // as reports can show it
-		fi, err := os.Stat(abs)
-		if err != nil {
-			rejected = append(rejected, Rejected{Path: name, Reason: statReason(err)})
-			continue
-		}
-		if fi.IsDir() && above[FolderID(fi)] {
-			rejected = append(rejected, Rejected{Path: name, Reason: "symbolic link loop"})
-			continue
-		}
-		if !fi.IsDir() {
-			rejected = append(rejected, Rejected{Path: name, Reason: "not inside a class folder"})
-			continue
-		}
-		if !utf8.ValidString(e.Name()) {
-			// Manifests and reports are JSON: the name would be mangled, and two such
-			// folders could become one class.
-			return nil, nil, nil, fmt.Errorf("class folder %q in %s: the name is not valid UTF-8; rename the folder", e.Name(), root)
-		}
-		// A name that looks the same is the same class: "à" may be written as one character
-		// or as "a" and a combining accent (macOS writes the latter), so class names are in
-		// Unicode's composed form (NFC), whatever form the folder name has.
-		class := className(e.Name())
-		if other, ok := folderOf[class]; ok {
-			return nil, nil, nil, errors.New(sameClassFolders(other, e.Name(), root))
-		}
-		folderOf[class] = e.Name()
-		seen := maps.Clone(above)
-		seen[FolderID(fi)] = true
-		walkClass(abs, e.Name(), class, seen, &files, &rejected)
-		classes = append(classes, class)
+	rejected = l.rejected
+	for _, f := range l.folders {
+		seen := maps.Clone(l.above)
+		seen[f.id] = true
+		walkClass(f.abs, f.name, f.class, seen, &files, &rejected)
+		classes = append(classes, f.class)
 	}
 	sort.Strings(classes)
 	sort.Slice(files, func(i, j int) bool { return files[i].Rel < files[j].Rel })
 	sort.Slice(rejected, func(i, j int) bool { return rejected[i].Path < rejected[j].Path })
 	return files, classes, rejected, nil
-}
-
-// className is the class a folder's name stands for: the name in Unicode's composed form
-// (NFC), so that "à" written as one character and as "a" and a combining accent is one class.
-func className(folder string) string {
-	return norm.NFC.String(folder)
-}
-
-// sameClassFolders says that class folders a and b, in folder in (left out when ""), are one
-// class name written in two Unicode forms: the split's error, and its source check's warning.
-func sameClassFolders(a, b, in string) string {
-	if in != "" {
-		in = " in " + in
-	}
-	return fmt.Sprintf("class folders %+q and %+q%s are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", a, b, in)
-}
-
-// classFolder is a class folder of a source folder: its name, the class it stands for
-// (className), and its path.
-type classFolder struct {
-	name, class, abs string
-}
-
-// listClassFolders lists the class folders of the source folder root as discover takes them
-// (hidden ones, files, names that are not UTF-8 and links back to root left out), without
-// walking them, and what is said of each whose name is another's in another Unicode form
-// (sameClassFolders), which discover refuses.
-func listClassFolders(root string) ([]classFolder, []string, error) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return nil, nil, err
-	}
-	var rootID [2]uint64
-	if fi, err := os.Stat(root); err == nil {
-		rootID = FolderID(fi)
-	}
-	var folders []classFolder
-	var twins []string
-	folderOf := map[string]string{} // class → its first folder's name
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") || !utf8.ValidString(e.Name()) {
-			continue
-		}
-		abs := filepath.Join(root, e.Name())
-		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() || FolderID(fi) == rootID {
-			continue
-		}
-		class := className(e.Name())
-		if other, ok := folderOf[class]; ok {
-			twins = append(twins, sameClassFolders(other, e.Name(), ""))
-		} else {
-			folderOf[class] = e.Name()
-		}
-		folders = append(folders, classFolder{e.Name(), class, abs})
-	}
-	return folders, twins, nil
 }
 
 // countClassFiles counts the files of each class of folders, root's class folders
@@ -307,5 +204,5 @@ func FolderID(fi os.FileInfo) [2]uint64 {
 
 // errNoClasses explains an empty source.
 func errNoClasses(root string) error {
-	return fmt.Errorf("%s has no class folders: lay images out as %s/<class>/<image>", root, root)
+	return errors.New(noClassFolders(root))
 }

@@ -191,9 +191,8 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	return d.diags
 }
 
-// CheckPath implements pipeline.PathChecker for the source and test_source folders: two
-// class folders whose names are one name in two Unicode forms ("Crème" composed and
-// decomposed) fail the stage, as discover refuses them; and, in source, a class folder
+// CheckPath implements pipeline.PathChecker for the source and test_source folders: what
+// their listings show will fail the stage (layoutProblems); and, in source, a class folder
 // holding fewer files than the split needs images per class fails it, unless
 // drop_small_classes leaves it out. Files are counted from their folders' listings, not read
 // (countClassFiles), so a class with enough files can still fall short by its bad or
@@ -202,12 +201,12 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 	if attr != "source" && attr != "test_source" {
 		return ""
 	}
-	folders, twins, err := listClassFolders(abs)
+	l, err := listClasses(abs)
 	if err != nil {
 		return "" // the stage's own error says what is wrong with the folder
 	}
-	if len(twins) > 0 {
-		return strings.Join(twins, "; ")
+	if why := layoutProblems(v, attr, l); why != "" {
+		return why
 	}
 	if attr != "source" || !known(v, "val", "test", "test_source", "drop_small_classes") {
 		return ""
@@ -223,7 +222,7 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 		test = 0
 	}
 	need := minPerClass(num(v, "val"), test)
-	classes, count := countClassFiles(abs, folders)
+	classes, count := countClassFiles(abs, l.folders)
 	var small []string
 	for _, c := range classes {
 		if count[c] < need {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"pipeline/pipeline"
 )
@@ -84,4 +85,18 @@ func validateFolders(d *diagList, v *pipeline.Values) {
 	for _, p := range folderProblems(filepath.Dir(file), v.String("source"), v.String("test_source")) {
 		d.add(v, p.attr, p.summary, p.detail)
 	}
+}
+
+// layoutProblems says what in the listing l of the split's folder attr (source or
+// test_source) fails the split, in the split's words, or "": class folders named in bytes
+// that are not UTF-8 or with one name in two Unicode forms (classListing.problems), and a
+// source without class folders. It reads no file, so validate and plan can afford it.
+func layoutProblems(v *pipeline.Values, attr string, l *classListing) string {
+	if p := l.problems(""); len(p) > 0 {
+		return strings.Join(p, "; ")
+	}
+	if attr == "source" && len(l.folders) == 0 {
+		return noClassFolders(pipeline.CleanPath(v.String(attr)))
+	}
+	return ""
 }

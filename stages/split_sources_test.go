@@ -204,11 +204,11 @@ func TestClassFileCountsAreDiscoversFromListings(t *testing.T) {
 	os.Symlink("../..", filepath.Join(src, "a", "sub", "top"))
 	os.Symlink(filepath.Join(src, "b"), filepath.Join(src, "a", "bs")) // b's files count in a too
 	os.Symlink("1.png", filepath.Join(src, "b", "link.png"))
-	folders, _, err := listClassFolders(src)
+	l, err := listClasses(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	classes, counts := countClassFiles(src, folders)
+	classes, counts := countClassFiles(src, l.folders)
 	files, want, _, err := discover(src)
 	if err != nil {
 		t.Fatal(err)

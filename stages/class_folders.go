@@ -1,0 +1,167 @@
+package stages
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+
+	"pipeline/pipeline"
+)
+
+// A source folder's class folders are found from its listing alone (a stat per entry, no
+// folder walked), so that what fails a split for its layout (a class folder named in bytes
+// that are not UTF-8, one name in two Unicode forms) is found the same way by the split,
+// which then walks the folders, and by validate and plan (CheckPath), which cannot afford to
+// walk 50,000 photos.
+
+// classFolder is a class folder of a source folder: its name, the class it stands for
+// (className), its path, and the identity of the folder it is (FolderID), which is another's
+// when a link leads there.
+type classFolder struct {
+	name, class, abs string
+	id               [2]uint64
+}
+
+// classListing is what a source folder's listing says of its class folders.
+type classListing struct {
+	folders  []classFolder      // as discover takes them, in the listing's order
+	rejected []Rejected         // entries that are no class folder: files, broken links, links back
+	above    map[[2]uint64]bool // the source folder and every folder above it
+	invalid  []string           // names of class folders that are not valid UTF-8
+	twins    [][2]string        // class folders whose names are one name in two Unicode forms
+}
+
+// listClasses lists the class folders of the source folder root as discover takes them:
+// hidden entries skipped; files, broken links and links back to root or above it rejected.
+func listClasses(root string) (*classListing, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	l := &classListing{above: foldersAbove(root)}
+	folderOf := map[string]string{} // class → its first folder's name
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		abs := filepath.Join(root, e.Name())
+		name := EscapeInvalidUTF8(e.Name()) // as reports can show it
+		fi, err := os.Stat(abs)
+		switch {
+		case err != nil:
+			l.rejected = append(l.rejected, Rejected{Path: name, Reason: statReason(err)})
+			continue
+		case fi.IsDir() && l.above[FolderID(fi)]:
+			l.rejected = append(l.rejected, Rejected{Path: name, Reason: "symbolic link loop"})
+			continue
+		case !fi.IsDir():
+			l.rejected = append(l.rejected, Rejected{Path: name, Reason: "not inside a class folder"})
+			continue
+		case !utf8.ValidString(e.Name()):
+			// Manifests and reports are JSON: the name would be mangled, and two such
+			// folders could become one class.
+			l.invalid = append(l.invalid, e.Name())
+			continue
+		}
+		// A name that looks the same is the same class: "à" may be written as one character
+		// or as "a" and a combining accent (macOS writes the latter), so class names are in
+		// Unicode's composed form (NFC), whatever form the folder name has.
+		class := className(e.Name())
+		if other, ok := folderOf[class]; ok {
+			l.twins = append(l.twins, [2]string{other, e.Name()})
+		} else {
+			folderOf[class] = e.Name()
+		}
+		l.folders = append(l.folders, classFolder{e.Name(), class, abs, FolderID(fi)})
+	}
+	return l, nil
+}
+
+// problems says what in the listing fails the split, each in a sentence naming the folder in
+// ("" to leave it out, where the message already names it): the split's error, and its
+// source check's warning.
+func (l *classListing) problems(in string) []string {
+	var out []string
+	if len(l.invalid) > 0 {
+		out = append(out, invalidClassFolders(l.invalid, in))
+	}
+	for _, t := range l.twins {
+		out = append(out, sameClassFolders(t[0], t[1], in))
+	}
+	return out
+}
+
+// invalidClassFolders says that the class folders names, in folder in (left out when ""),
+// are not named in valid UTF-8.
+func invalidClassFolders(names []string, in string) string {
+	if in != "" {
+		in = " in " + in
+	}
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = fmt.Sprintf("%q", n)
+	}
+	if len(names) == 1 {
+		return fmt.Sprintf("class folder %s%s: the name is not valid UTF-8; rename the folder", quoted[0], in)
+	}
+	return fmt.Sprintf("class folders %s%s: the names are not valid UTF-8; rename the folders", listSome(quoted), in)
+}
+
+// listSome lists the first five items and counts the rest ("a, b, c, d, e and 3 more"), or
+// joins them all ("a, b and c").
+func listSome(items []string) string {
+	if len(items) > 5 {
+		return pipeline.ListSome(items, 5)
+	}
+	return pipeline.JoinList(items, "and")
+}
+
+// className is the class a folder's name stands for: the name in Unicode's composed form
+// (NFC), so that "à" written as one character and as "a" and a combining accent is one class.
+func className(folder string) string {
+	return norm.NFC.String(folder)
+}
+
+// sameClassFolders says that class folders a and b, in folder in (left out when ""), are one
+// class name written in two Unicode forms: the split's error, and its source check's warning.
+func sameClassFolders(a, b, in string) string {
+	if in != "" {
+		in = " in " + in
+	}
+	return fmt.Sprintf("class folders %+q and %+q%s are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", a, b, in)
+}
+
+// noClassFolders says that the source folder root has no class folders.
+func noClassFolders(root string) string {
+	return fmt.Sprintf("%s has no class folders: lay images out as %s/<class>/<image>", root, root)
+}
+
+// foldersAbove returns the identities of root and every folder above it: above it as
+// written and, when the path goes through links, above the real folder. A link to any of
+// them leads back into a walk of root.
+func foldersAbove(root string) map[[2]uint64]bool {
+	above := map[[2]uint64]bool{}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return above
+	}
+	paths := []string{abs}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		paths = append(paths, real)
+	}
+	for _, p := range paths {
+		for dir := p; ; dir = filepath.Dir(dir) {
+			if fi, err := os.Stat(dir); err == nil {
+				above[FolderID(fi)] = true
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	return above
+}

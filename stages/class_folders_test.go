@@ -1,0 +1,101 @@
+package stages
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"pipeline/pipeline"
+)
+
+// sourceDiags returns what validate says of the workspace's sources (Workflow.CheckSources),
+// each as "Summary: Detail".
+func (w *ws) sourceDiags() []string {
+	w.t.Helper()
+	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
+	if diags.HasErrors() {
+		w.t.Fatal(diags.Error())
+	}
+	wf, diags := pipeline.Build(cfg, w.reg, nil)
+	if diags.HasErrors() {
+		w.t.Fatal(diags.Error())
+	}
+	var out []string
+	for _, d := range wf.CheckSources(w.dir) {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		out = append(out, fmt.Sprintf("%s: %s: %s", sev, d.Summary, d.Detail))
+	}
+	return out
+}
+
+// runError runs the workspace's pipeline, which must fail in split.main, and returns the
+// split's error.
+func (w *ws) runError() string {
+	w.t.Helper()
+	rec, _ := w.run(true)
+	res := rec.Result("split.main")
+	if res == nil || res.Status != "failed" {
+		w.t.Fatalf("split.main: %+v, want it failed", res)
+	}
+	return res.Error
+}
+
+// What a listing of the source shows will fail the split is said by validate (and plan,
+// which makes the same source check), in the split's words, as a warning at the source,
+// before the split fails on it: class folders whose names are not UTF-8 (all of them; the
+// split failed on the first), and a source without class folders.
+func TestValidateFindsWhatTheSourceListingFailsTheSplitOn(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		files []string // under raw/
+		why   string   // what validate says after `source "raw": `
+		run   []string // what the split's error says
+	}{
+		{"a name not UTF-8", []string{"caf\xe9/1.png", "ok/1.png"},
+			`class folder "caf\xe9": the name is not valid UTF-8; rename the folder`,
+			[]string{`class folder "caf\xe9" in `, `: the name is not valid UTF-8; rename the folder`}},
+		{"two names not UTF-8", []string{"caf\xe9/1.png", "th\xe9/1.png", "ok/1.png"},
+			`class folders "caf\xe9" and "th\xe9": the names are not valid UTF-8; rename the folders`,
+			[]string{`class folders "caf\xe9" and "th\xe9" in `, `: the names are not valid UTF-8; rename the folders`}},
+		{"files only", []string{"1.png", ".hidden/1.png"},
+			"raw has no class folders: lay images out as raw/<class>/<image>",
+			[]string{"raw has no class folders: lay images out as raw/<class>/<image>"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWS(t, splitHCL)
+			for i, f := range c.files {
+				w.write("raw/"+f, randomPNG(7, uint64(i), 6, 6))
+			}
+			want := fmt.Sprintf(`warning: Unusable source: source "raw": %s. The stage will fail when it runs unless that changes first.`, c.why)
+			if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
+				t.Errorf("validate says %q, want %q", got, want)
+			}
+			err := w.runError()
+			for _, want := range c.run {
+				if !strings.Contains(err, want) {
+					t.Errorf("the split fails with %q, want %q in it", err, want)
+				}
+			}
+		})
+	}
+	// An empty source, and a source of class folders (whatever is in them), is not refused.
+	w := newWS(t, splitHCL)
+	os.MkdirAll(filepath.Join(w.dir, "raw"), 0o755)
+	if got := w.sourceDiags(); len(got) != 1 || !strings.Contains(got[0], "raw has no class folders") {
+		t.Errorf("an empty source: %q", got)
+	}
+	for i := 0; i < 3; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/x/%d.png", i), randomPNG(8, uint64(i), 6, 6))
+	}
+	if got := w.sourceDiags(); len(got) != 0 {
+		t.Errorf("a source of class folders: %q", got)
+	}
+}
