@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -79,6 +80,16 @@ func listClasses(root string) (*classListing, error) {
 		l.folders = append(l.folders, classFolder{e.Name(), class, abs, FolderID(fi)})
 	}
 	return l, nil
+}
+
+// classes returns the classes of the listing's folders, sorted, each once.
+func (l *classListing) classes() []string {
+	var out []string
+	for _, f := range l.folders {
+		out = append(out, f.class)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // problems says what in the listing fails the split, each in a sentence naming the folder in

@@ -99,3 +99,63 @@ func TestValidateFindsWhatTheSourceListingFailsTheSplitOn(t *testing.T) {
 		t.Errorf("a source of class folders: %q", got)
 	}
 }
+
+// test_source classes that source lacks are named all at once, each with the training class
+// it may stand for (another case, else the closest spelling), by validate beforehand, from
+// the folders' listings, and by the split: the split named only the first, and validate none.
+func TestTestSourceClassesTheSourceLacksAreAllNamed(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	for _, c := range []string{"cat", "dog", "horse"} {
+		for i := 0; i < 4; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+	}
+	for i, c := range []string{"cat", "Dog", "hrose"} {
+		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(i), 6, 6))
+	}
+	os.MkdirAll(filepath.Join(w.dir, "raw/test/fox"), 0o755) // empty, and a class all the same
+	why := `test_source raw/test has classes "Dog" (did you mean "dog"?), "fox" and "hrose" (did you mean "horse"?), which raw/train does not have; the test classes must be training classes`
+	want := fmt.Sprintf(`warning: Unusable source: test_source "raw/test": %s. The stage will fail when it runs unless that changes first.`, why)
+	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
+		t.Errorf("validate says %q, want %q", got, want)
+	}
+	if err := w.runError(); err != why {
+		t.Errorf("the split fails with %q, want %q", err, why)
+	}
+
+	// Many are counted past the first five.
+	for _, c := range []string{"e1", "e2", "e3", "e4"} {
+		os.MkdirAll(filepath.Join(w.dir, "raw/test", c), 0o755)
+	}
+	why = `test_source raw/test has classes "Dog" (did you mean "dog"?), "e1", "e2", "e3", "e4" and 2 more, which raw/train does not have`
+	if got := w.sourceDiags(); len(got) != 1 || !strings.Contains(got[0], why) {
+		t.Errorf("validate says %q, want %q in it", got, why)
+	}
+
+	// One class, and none.
+	for _, c := range []string{"Dog", "fox", "hrose", "e1", "e2", "e3"} {
+		os.RemoveAll(filepath.Join(w.dir, "raw/test", c))
+	}
+	why = `test_source raw/test has class "e4", which raw/train does not have`
+	if got := w.sourceDiags(); len(got) != 1 || !strings.Contains(got[0], why) {
+		t.Errorf("validate says %q, want %q in it", got, why)
+	}
+	os.RemoveAll(filepath.Join(w.dir, "raw/test/e4"))
+	if got := w.sourceDiags(); len(got) != 0 {
+		t.Errorf("test classes that are training classes: %q", got)
+	}
+}
+
+// similarClass suggests a class another case of the name, or a likely typo of it, or one that
+// holds it; not any short name two edits away.
+func TestSimilarClass(t *testing.T) {
+	classes := []string{"cat", "dog", "horse", "Sea lion"}
+	for given, want := range map[string]string{
+		"Dog": "dog", "DOG": "dog", "hrose": "horse", "Horses": "horse", "cats": "cat",
+		"sea-lion": "Sea lion", "lion": "Sea lion", "fox": "", "cow": "", "ox": "",
+	} {
+		if got := similarClass(given, classes); got != want {
+			t.Errorf("similarClass(%q) = %q, want %q", given, got, want)
+		}
+	}
+}

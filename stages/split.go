@@ -360,10 +360,8 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if err != nil {
 			return fmt.Errorf("test_source %s: %w", *cfg.TestSource, err)
 		}
-		for _, c := range tclasses {
-			if !contains(classes, c) {
-				return fmt.Errorf("test_source %s has class %q, which %s does not have; the test classes must be training classes", *cfg.TestSource, c, cfg.Source)
-			}
+		if err := testClassesNotInSource(*cfg.TestSource, cfg.Source, tclasses, classes); err != nil {
+			return err
 		}
 		for _, c := range classes {
 			if !contains(tclasses, c) {

@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/agext/levenshtein"
 
 	"pipeline/pipeline"
 )
@@ -89,14 +93,83 @@ func validateFolders(d *diagList, v *pipeline.Values) {
 
 // layoutProblems says what in the listing l of the split's folder attr (source or
 // test_source) fails the split, in the split's words, or "": class folders named in bytes
-// that are not UTF-8 or with one name in two Unicode forms (classListing.problems), and a
-// source without class folders. It reads no file, so validate and plan can afford it.
+// that are not UTF-8 or with one name in two Unicode forms (classListing.problems), a source
+// without class folders, and test_source classes that source lacks (when the workspace is
+// known: the folder of the file source is written in, as for validateFolders). It reads no
+// file, so validate and plan can afford it.
 func layoutProblems(v *pipeline.Values, attr string, l *classListing) string {
 	if p := l.problems(""); len(p) > 0 {
 		return strings.Join(p, "; ")
 	}
 	if attr == "source" && len(l.folders) == 0 {
 		return noClassFolders(pipeline.CleanPath(v.String(attr)))
+	}
+	file := v.Range("source").Filename
+	if attr != "test_source" || file == "" || !usable(v, "source") {
+		return ""
+	}
+	src, err := listClasses(pipeline.InWorkspace(filepath.Dir(file), v.String("source")))
+	if err != nil || len(src.problems("")) > 0 || len(src.folders) == 0 {
+		return "" // said at source
+	}
+	err = testClassesNotInSource(pipeline.CleanPath(v.String(attr)), pipeline.CleanPath(v.String("source")), l.classes(), src.classes())
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// testClassesNotInSource fails a split whose test_source folder testSource has classes,
+// tclasses, that its source folder source does not have (classes): each is named (the first
+// five, and a count of the rest), with the training class it may stand for (one whose name
+// differs only in letter case, else the closest in spelling), so that one run shows them all.
+func testClassesNotInSource(testSource, source string, tclasses, classes []string) error {
+	var missing []string
+	for _, c := range tclasses {
+		if slices.Contains(classes, c) {
+			continue
+		}
+		item := fmt.Sprintf("%q", c)
+		if sug := similarClass(c, classes); sug != "" {
+			item += fmt.Sprintf(" (did you mean %q?)", sug)
+		}
+		missing = append(missing, item)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("test_source %s has %s %s, which %s does not have; the test classes must be training classes",
+		testSource, pipeline.Agree(len(missing), "class", "classes"), listSome(missing), source)
+}
+
+// similarClass is the class of classes that class most likely stands for: one whose name
+// differs only in letter case; else the closest in spelling, case aside, when it is a likely
+// typo (an edit in a name of up to four characters, two in a longer one: "fox" is no
+// misspelt "dog", as closest would have it); else one whose name holds class's or is held in
+// it ("fox" and "foxes"). "" when none is.
+func similarClass(class string, classes []string) string {
+	for _, c := range classes {
+		if strings.EqualFold(c, class) {
+			return c
+		}
+	}
+	lower := strings.ToLower(class)
+	best, bestDist := "", 2
+	if utf8.RuneCountInString(class) > 4 {
+		bestDist = 3
+	}
+	for _, c := range classes {
+		if d := levenshtein.Distance(lower, strings.ToLower(c), nil); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if best != "" || utf8.RuneCountInString(class) < 3 {
+		return best
+	}
+	for _, c := range classes {
+		if lc := strings.ToLower(c); utf8.RuneCountInString(c) >= 3 && (strings.Contains(lc, lower) || strings.Contains(lower, lc)) {
+			return c
+		}
 	}
 	return ""
 }
