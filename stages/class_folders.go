@@ -93,8 +93,9 @@ func (l *classListing) classes() []string {
 }
 
 // problems says what in the listing fails the split, each in a sentence naming the folder in
-// ("" to leave it out, where the message already names it): the split's error, and its
-// source check's warning.
+// ("" to leave it out, where the message already names it): class folders whose names are not
+// UTF-8, one name in two Unicode forms, and one folder under several class names
+// (sameFolders). It is the split's error, and its source check's warning.
 func (l *classListing) problems(in string) []string {
 	var out []string
 	if len(l.invalid) > 0 {
@@ -102,6 +103,49 @@ func (l *classListing) problems(in string) []string {
 	}
 	for _, t := range l.twins {
 		out = append(out, sameClassFolders(t[0], t[1], in))
+	}
+	return append(out, l.sameFolders(in)...)
+}
+
+// sameFolders says of each folder that several class folders of other classes are, through
+// symbolic links (cat → ../photos/kitty, feline → ../photos/kitty, cat2 → cat), that they are
+// one folder: each of its images would be a picture of every one of those classes, in the
+// same sets, so no model could tell them apart, and the split would only list every image
+// as a label conflict. Folders of one class (a name in two Unicode forms) are left to
+// sameClassFolders.
+func (l *classListing) sameFolders(in string) []string {
+	if in != "" {
+		in = " in " + in
+	}
+	var ids [][2]uint64
+	byID := map[[2]uint64][]classFolder{}
+	for _, f := range l.folders {
+		if f.id == ([2]uint64{}) {
+			continue // no identity on this system
+		}
+		if _, ok := byID[f.id]; !ok {
+			ids = append(ids, f.id)
+		}
+		byID[f.id] = append(byID[f.id], f)
+	}
+	var out []string
+	for _, id := range ids {
+		folders := byID[id]
+		var names, classes []string
+		for _, f := range folders {
+			names = append(names, fmt.Sprintf("%q", f.name))
+			classes = append(classes, f.class)
+		}
+		slices.Sort(classes)
+		if classes = slices.Compact(classes); len(classes) < 2 {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(folders[0].abs)
+		if err != nil {
+			real = folders[0].abs
+		}
+		out = append(out, fmt.Sprintf("class folders %s%s are one folder, %s, through symbolic links: each of its images would be in every one of those classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
+			pipeline.JoinList(names, "and"), in, real))
 	}
 	return out
 }

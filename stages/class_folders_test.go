@@ -159,3 +159,42 @@ func TestSimilarClass(t *testing.T) {
 		}
 	}
 }
+
+// Class folders that are one folder through symbolic links fail the split, saying so, and
+// validate warns of them beforehand: they made as many classes of the same images, which no
+// model can tell apart, shown only as a label conflict per image.
+func TestClassFoldersThatAreOneFolderFailTheSplit(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("outside/kitty/%d.png", i), randomPNG(1, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/dog/%d.png", i), randomPNG(2, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/bird/%d.png", i), randomPNG(3, uint64(i), 6, 6))
+	}
+	os.Symlink("../outside/kitty", filepath.Join(w.dir, "raw/cat"))
+	os.Symlink(filepath.Join(w.dir, "outside/kitty"), filepath.Join(w.dir, "raw/feline"))
+	os.Symlink("cat", filepath.Join(w.dir, "raw/cat2"))
+	os.Symlink("dog", filepath.Join(w.dir, "raw/pup"))
+	kitty, _ := filepath.EvalSymlinks(filepath.Join(w.dir, "outside/kitty"))
+	dog, _ := filepath.EvalSymlinks(filepath.Join(w.dir, "raw/dog"))
+	end := ", through symbolic links: each of its images would be in every one of those classes, which no model can tell apart; keep one of them, or give each class its own folder of images"
+	whyCat := `class folders "cat", "cat2" and "feline"%s are one folder, ` + kitty + end
+	whyDog := `class folders "dog" and "pup"%s are one folder, ` + dog + end
+	want := fmt.Sprintf(`warning: Unusable source: source "raw": %s; %s. The stage will fail when it runs unless that changes first.`,
+		fmt.Sprintf(whyCat, ""), fmt.Sprintf(whyDog, ""))
+	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
+		t.Errorf("validate says %q, want %q", got, want)
+	}
+	in := " in " + filepath.Join(w.dir, "raw")
+	if err, want := w.runError(), fmt.Sprintf("source raw: %s; %s", fmt.Sprintf(whyCat, in), fmt.Sprintf(whyDog, in)); err != want {
+		t.Errorf("the split fails with %q, want %q", err, want)
+	}
+
+	// One link to a folder is one class, whatever its name.
+	os.Remove(filepath.Join(w.dir, "raw/cat2"))
+	os.Remove(filepath.Join(w.dir, "raw/feline"))
+	os.Remove(filepath.Join(w.dir, "raw/pup"))
+	if got := w.sourceDiags(); len(got) != 0 {
+		t.Errorf("a class folder linked to a folder outside: %q", got)
+	}
+	w.run(false)
+}
