@@ -42,6 +42,15 @@ type PathChecker interface {
 	CheckPath(v *Values, attr, abs string) string
 }
 
+// PathWarner is implemented by kinds that can tell from what is at a source path something
+// the user should hear of that does not fail the stage (two class folders that a file system
+// ignoring letter case would make one). WarnPath gets what PathChecker's CheckPath gets and
+// returns a sentence for each such thing; validate warns with them, and plan for the stages it
+// will run. The stage itself says them again when it runs.
+type PathWarner interface {
+	WarnPath(v *Values, attr, abs string) []string
+}
+
 // Environmental is implemented by kinds whose output depends on something outside the
 // workspace, such as the libtensorflow version. Each line Environment returns for an
 // instance's values (some influences count only with some settings: the machine's core

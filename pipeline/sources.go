@@ -90,9 +90,10 @@ func suggestPath(workspace, rel string) string {
 // exist, at the attribute, with the closest existing path when the given one looks like a
 // typo; refuses a stage reference written in quotes where a stage output is expected
 // (quotedReferences); and warns of paths given there that do not exist and of sources their
-// kind finds unusable (PathChecks). It costs a stat per source, or per file for a kind that
-// looks inside (nothing is hashed), so validate can afford it; plan and run find the same
-// problems when they hash the sources. workspace is the folder that paths are relative to.
+// kind finds unusable or questionable (PathChecks). It costs a stat per source, or per file
+// for a kind that looks inside (nothing is hashed), so validate can afford it; plan and run
+// find the same problems when they hash the sources. workspace is the folder that paths are
+// relative to.
 func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 	return w.checkSources(workspace, checkQuoted|checkMissing|checkInside, w.Instances)
 }
@@ -101,7 +102,8 @@ func (w *Workflow) CheckSources(workspace string) hcl.Diagnostics {
 // it plans, since hashing the sources finds the rest: a stage reference written in quotes
 // where a stage output is expected, an error (quotedReferences). With sources it also warns
 // of each source a kind can tell will fail its stage from what is there (PathChecker: a
-// split's class folder with too few files), which plan asks for the stages it will run.
+// split's class folder with too few files), or finds questionable (PathWarner: class folders
+// differing only in case), which plan asks for the stages it will run.
 // Only insts are checked.
 func (w *Workflow) PathChecks(workspace string, insts []*Instance, sources bool) hcl.Diagnostics {
 	if !sources {
@@ -162,7 +164,7 @@ func (w *Workflow) checkSources(workspace string, what int, insts []*Instance) h
 				continue
 			}
 			// Each instance's own values (a for_each's val differs, say): each problem once.
-			for _, d := range unusableSource(workspace, inst.Kind, a, v) {
+			for _, d := range append(unusableSource(workspace, inst.Kind, a, v), sourceWarnings(workspace, inst.Kind, a, v)...) {
 				if key := id + "\x00" + d.Detail; !seen[key] {
 					seen[key] = true
 					diags = append(diags, d)
@@ -189,6 +191,22 @@ func unusableSource(workspace string, kind Kind, a Attribute, v *Values) hcl.Dia
 	return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "Unusable source",
 		Detail:  fmt.Sprintf("%s %q: %s. The stage will fail when it runs unless that changes first.", a.Name, rel, why),
 		Subject: v.Range(a.Name)}}
+}
+
+// sourceWarnings warns of what the kind finds questionable in the source of attribute a,
+// which exists, but will not fail its stage (PathWarner).
+func sourceWarnings(workspace string, kind Kind, a Attribute, v *Values) hcl.Diagnostics {
+	pw, ok := kind.(PathWarner)
+	if !ok {
+		return nil
+	}
+	rel := v.String(a.Name)
+	var diags hcl.Diagnostics
+	for _, why := range pw.WarnPath(v, a.Name, InWorkspace(workspace, rel)) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Questionable source",
+			Detail: fmt.Sprintf("%s %q: %s.", a.Name, rel, why), Subject: v.Range(a.Name)})
+	}
+	return diags
 }
 
 // missingPathInputs warns of each path written as a string in attribute a, which takes stage

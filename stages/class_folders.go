@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -173,6 +174,56 @@ func listSome(items []string) string {
 		return pipeline.ListSome(items, 5)
 	}
 	return pipeline.JoinList(items, "and")
+}
+
+// caseClashes says of each set of classes, whose names differ only in letter case ("Cat" and
+// "cat"), that they are two classes here, on a file system that tells them apart, and one
+// folder where names ignore case (macOS's and Windows's by default), so that a copy or
+// checkout there would merge them. It is a warning, not an error: on Linux they are distinct
+// folders, and may be meant as distinct classes. in names the folder ("" to leave it out).
+func caseClashes(classes []string, in string) []string {
+	if in != "" {
+		in = " in " + in
+	}
+	var keys []string
+	byKey := map[string][]string{}
+	for _, c := range classes {
+		k := foldCase(c)
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		if !slices.Contains(byKey[k], c) {
+			byKey[k] = append(byKey[k], c)
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		group := byKey[k]
+		if len(group) < 2 {
+			continue
+		}
+		slices.Sort(group)
+		quoted := make([]string, len(group))
+		for i, c := range group {
+			quoted[i] = fmt.Sprintf("%q", c)
+		}
+		out = append(out, fmt.Sprintf("class folders %s%s differ only in letter case: separate classes here, but one folder on a file system that ignores case (macOS's and Windows's, by default), where a copy or checkout would merge their images; rename them apart, or merge them if they are one class",
+			pipeline.JoinList(quoted, "and"), in))
+	}
+	return out
+}
+
+// foldCase is s with each character replaced by the smallest of those it equals when case is
+// ignored (unicode.SimpleFold's orbit), so that two names have one foldCase exactly when
+// strings.EqualFold holds.
+func foldCase(s string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, s)
 }
 
 // className is the class a folder's name stands for: the name in Unicode's composed form

@@ -198,3 +198,35 @@ func TestClassFoldersThatAreOneFolderFailTheSplit(t *testing.T) {
 	}
 	w.run(false)
 }
+
+// Class folders whose names differ only in letter case are warned of, by validate (and plan)
+// at source and by the split in its log, naming them all: they are distinct classes on Linux,
+// but one folder on macOS or Windows, which would merge them.
+func TestClassFoldersDifferingOnlyInCaseAreWarnedOf(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 4; i++ {
+		for j, c := range []string{"Cat", "cat", "CAT", "dog", "Sac \u00e0 main", "SAC \u00c0 MAIN", "\u03a3\u03bf\u03c6\u03b9\u03b1"} {
+			w.write(fmt.Sprintf("raw/%s/%d.png", c, i), randomPNG(uint64(20+j), uint64(i), 6, 6))
+		}
+	}
+	w.write("raw/Dog.png", randomPNG(0, 0, 6, 6)) // a file, not a class folder
+	end := " differ only in letter case: separate classes here, but one folder on a file system that ignores case (macOS's and Windows's, by default), where a copy or checkout would merge their images; rename them apart, or merge them if they are one class"
+	clashes := []string{`class folders "CAT", "Cat" and "cat"%s` + end, "class folders \"SAC \u00c0 MAIN\" and \"Sac \u00e0 main\"%s" + end}
+	var want []string
+	for _, c := range clashes {
+		want = append(want, fmt.Sprintf(`warning: Questionable source: source "raw": %s.`, fmt.Sprintf(c, "")))
+	}
+	if got := w.sourceDiags(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("validate says\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rec, _ := w.run(false)
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	for _, c := range clashes {
+		if want := "warning: " + fmt.Sprintf(c, " in raw"); !strings.Contains(string(log), want) {
+			t.Errorf("run.log lacks %q:\n%s", want, log)
+		}
+	}
+	if m := splitOf(t, w, rec); len(m) == 0 {
+		t.Errorf("the split made no sets")
+	}
+}

@@ -354,6 +354,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if len(classes) == 0 {
 		return errNoClasses(cfg.Source)
 	}
+	for _, w := range caseClashes(classes, cfg.Source) {
+		job.Logf("warning: %s", w)
+	}
 	var testFiles []candidate
 	if cfg.TestSource != nil {
 		tf, tclasses, trej, err := discover(job.Path(*cfg.TestSource))

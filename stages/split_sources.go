@@ -173,3 +173,17 @@ func similarClass(class string, classes []string) string {
 	}
 	return ""
 }
+
+// WarnPath implements pipeline.PathWarner for the source folder: class folders whose names
+// differ only in letter case (caseClashes), which the split warns of too. test_source's
+// classes are source's, so it is not looked at.
+func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
+	if attr != "source" {
+		return nil
+	}
+	l, err := listClasses(abs)
+	if err != nil {
+		return nil
+	}
+	return caseClashes(l.classes(), "")
+}
