@@ -68,10 +68,11 @@ func (Split) Name() string { return "split" }
 // calls unsupported in its header is decoded by libjpeg-turbo, kept when that works; 18: the
 // JPEG check of a split storing no images follows arithmetic-conditioning segments,
 // jpegCheckVersion; 19: per-class counts by largest remainder; 20: files stored as one image
-// are one image of their class, listed once; 21: near-duplicates compared by colour too.
-// Stored images have a version of their own, storedImagesVersion: a split of this version
-// links those a split of 15 to 20 stored.)
-func (Split) Version() int { return 21 }
+// are one image of their class, listed once; 21: near-duplicates compared by colour too; 22:
+// class folders that are one folder through symbolic links fail the split. Stored images
+// have a version of their own, storedImagesVersion: a split of this version links those a
+// split of 15 to 21 stored.)
+func (Split) Version() int { return 22 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
