@@ -145,8 +145,9 @@ func newBarChart(title string, classes []string, ss []series, logf func(string, 
 
 	// The data area the plot will have (its height does not depend on the y range): bars
 	// side by side fill at most 80% of a class's room, and the counts take their style from
-	// the bars' width.
-	da := p.DataCanvas(draw.Canvas{Rectangle: vg.Rectangle{Max: vg.Point{X: width, Y: height}}})
+	// the bars' width. Tall class labels make the image taller (fitData).
+	var da draw.Canvas
+	width, height = fitData(p, width, height, false, &da)
 	pitch := da.Size().X / vg.Length(max(1, len(classes)))
 	w := min(24, 0.8*pitch/vg.Length(max(1, len(ss))))
 	for i, bars := range counts.bars {
@@ -183,6 +184,48 @@ func newBarChart(title string, classes []string, ss []series, logf func(string, 
 	}
 	p.Y.Max = yMax
 	return p, width, height, counts, nil
+}
+
+// minDataHeight is the least height of a bar chart's data area, and side of a confusion
+// matrix, whatever room their labels take (with short class names a bar chart has about 4.4
+// inches of its 5).
+const minDataHeight = 3.5 * vg.Inch
+
+// fitData returns the size of an image of p, from width×height, that leaves p's data area at
+// least minDataHeight high (and wide, with both), and sets *da (if not nil) to that area:
+// tall tick labels (long class names, shortened but drawn at an angle) enlarge the image
+// rather than squeeze the data. gonum gives no area (NaN) when the labels take more than the
+// image, so the image grows by half until it has one.
+func fitData(p *plot.Plot, width, height vg.Length, both bool, da *draw.Canvas) (vg.Length, vg.Length) {
+	var c draw.Canvas
+	for range 20 {
+		c = p.DataCanvas(draw.Canvas{Rectangle: vg.Rectangle{Max: vg.Point{X: width, Y: height}}})
+		size := c.Size()
+		// (Less a hundredth of a point: the area is computed in floating point.)
+		okX, okY := !both || size.X >= minDataHeight-0.01, size.Y >= minDataHeight-0.01
+		if okX && okY {
+			break
+		}
+		if !okY {
+			height = grow(height, size.Y)
+		}
+		if !okX {
+			width = grow(width, size.X)
+		}
+	}
+	if da != nil {
+		*da = c
+	}
+	return width, height
+}
+
+// grow returns the side of an image whose data area is data long that way, enlarged to
+// leave minDataHeight to the data.
+func grow(side, data vg.Length) vg.Length {
+	if math.IsNaN(float64(data)) || math.IsInf(float64(data), 0) || data < 0 {
+		return side * 3 / 2
+	}
+	return side + minDataHeight - data
 }
 
 // countPad is the gap between a bar and its count.
@@ -325,7 +368,9 @@ func newConfusionPlot(title string, c *Confusion, logf func(string, ...any)) (*p
 	p.X.Tick.Label.XAlign = -1
 	p.X.Tick.Label.YAlign = -0.5
 	side := vg.Length(max(5, 2+float64(n)*0.45)) * vg.Inch
-	return p, side + vg.Inch, side, counts
+	// Long class labels make the image larger rather than the matrix smaller.
+	width, height := fitData(p, side+vg.Inch, side, true, nil)
+	return p, width, height, counts
 }
 
 // cellCounts writes the count of every non-empty cell of a confusion matrix in the cell's

@@ -213,14 +213,15 @@ func fontRank(path string) int {
 }
 
 // labelClasses labels the x axis of p with the class names (and the y axis too, last class
-// at the top, when both is set) in classLabelFont's font, each character that font lacks
-// drawn as missingGlyph; logf warns about such names, each once per run.
+// at the top, when both is set), long ones shortened (plotLabels), in classLabelFont's font,
+// each character that font lacks drawn as missingGlyph; logf warns about such names, each
+// once per run.
 func labelClasses(p *plot.Plot, classes []string, both bool, logf func(string, ...any)) {
 	f, missing := classLabelFont(classes)
 	face := font.DefaultCache.Lookup(f, 10).Face
-	shown := make([]string, len(classes))
-	for i, c := range classes {
-		shown[i] = asDrawn(face, c)
+	shown := plotLabels(classes)
+	for i, l := range shown {
+		shown[i] = asDrawn(face, l)
 	}
 	p.NominalX(shown...)
 	p.X.Tick.Label.Font = font.From(f, p.X.Tick.Label.Font.Size)
