@@ -98,8 +98,10 @@ func emptyFile() error { return rejectAs(ErrEmptyFile, "empty file") }
 // file's start and may implement io.ReaderAt for TIFF) and checks it: a file that is not an
 // image of a supported format, is truncated or corrupt in its header, has no pixels, or has
 // more than maxPixels (limit names that setting: max_pixels for the split, --max-pixels for
-// predict and serve) is an errRejected. head returns the file's first bytes (up to headLen),
-// only called to name what a corrupt header lacks.
+// predict and serve) is an errRejected; a photo in a format the decoders do not read (HEIC,
+// AVIF, SVG, ICO: unsupportedFormat) is an unsupported image, as an animated WebP is. head
+// returns the file's first bytes (up to headLen), only called to name what a corrupt header
+// lacks or what an unrecognised file is.
 func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string) (image.Config, string, error) {
 	cfg, format, err := image.DecodeConfig(r)
 	var unsupported jpeg.UnsupportedError
@@ -112,6 +114,9 @@ func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string)
 	}
 	switch {
 	case errors.Is(err, image.ErrFormat):
+		if format, what, ok := unsupportedFormat(head()); ok {
+			return cfg, format, rejectAs(ErrBadImage, "unsupported %s (%s): convert it to PNG or JPEG", format, what)
+		}
 		return cfg, "", rejectAs(ErrNotImage, "not an image (content is not %s)", ImageFormats)
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return cfg, format, rejectAs(ErrBadImage, "truncated %s (header incomplete)", format)
@@ -425,8 +430,9 @@ func loadImage(path string, known digests, maxPixels int64, minSide, size int, p
 // pngEnd is a PNG's closing chunk: IEND, empty, with its CRC.
 var pngEnd = []byte{0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82}
 
-// headLen is how much of a file's start decodeReason looks at.
-const headLen = 34
+// headLen is how much of a file's start decodeReason and unsupportedFormat look at (an SVG
+// file's svg element may follow an XML declaration and comments).
+const headLen = 1024
 
 // decodeReason is the reason to reject a file of format whose decoder failed with err (what
 // says where: " header" or ""), given the file's first bytes (up to headLen). A valid file

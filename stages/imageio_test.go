@@ -326,7 +326,7 @@ func TestJPEGFrameHeadersLibjpegCannotDecodeStayUnsupported(t *testing.T) {
 		if jpegPlausible(bad) {
 			t.Errorf("%s: plausible", name)
 		}
-		if _, _, err := checkHeader(bytes.NewReader(bad), func() []byte { return bad[:headLen] }, DefaultMaxPixels, "max_pixels"); err == nil || !strings.Contains(err.Error(), "unsupported jpeg") {
+		if _, _, err := checkHeader(bytes.NewReader(bad), func() []byte { return bad[:min(len(bad), headLen)] }, DefaultMaxPixels, "max_pixels"); err == nil || !strings.Contains(err.Error(), "unsupported jpeg") {
 			t.Errorf("%s: header check says %v", name, err)
 		}
 	}

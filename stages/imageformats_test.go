@@ -1,0 +1,59 @@
+package stages
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Photos in formats the decoders do not read (HEIC, AVIF, SVG, ICO) are rejected as
+// unsupported, with what to do, by the split and by predict and serve (an image that cannot
+// be decoded, as an animated WebP), not as "not an image"; an MP4 video, a web page drawing
+// with SVG or plain text are still not images.
+func TestPhotoFormatsTheDecodersLackAreUnsupported(t *testing.T) {
+	ftyp := func(major string, compatible ...string) []byte {
+		box := []byte(major + "\x00\x00\x00\x00" + strings.Join(compatible, ""))
+		n := 8 + len(box)
+		return append([]byte{0, 0, 0, byte(n), 'f', 't', 'y', 'p'}, box...)
+	}
+	const unsupported = ": convert it to PNG or JPEG"
+	dir := t.TempDir()
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"iphone.heic":  {ftyp("heic", "mif1", "heic"), "unsupported heic (HEIF image)" + unsupported},
+		"burst.heic":   {ftyp("hevc", "mif1", "hevc"), "unsupported heic (HEIF image)" + unsupported},
+		"samsung.heif": {ftyp("mif1", "mif1", "heic", "miaf"), "unsupported heic (HEIF image)" + unsupported},
+		"plain.heif":   {ftyp("msf1", "msf1", "iso8"), "unsupported heif (HEIF image)" + unsupported},
+		"photo.avif":   {ftyp("avif", "avif", "mif1", "miaf", "MA1B"), "unsupported avif (AV1 image)" + unsupported},
+		"anim.avif":    {ftyp("avis", "avis", "msf1", "iso8", "mif1"), "unsupported avif (AV1 image)" + unsupported},
+		"logo.svg":     {[]byte(`<svg xmlns="http://www.w3.org/2000/svg" width="8" height="6"/>`), "unsupported svg (vector image)" + unsupported},
+		"bom.svg":      {[]byte("\xef\xbb\xbf\n  <svg xmlns=\"http://www.w3.org/2000/svg\"/>"), "unsupported svg (vector image)" + unsupported},
+		"inkscape.svg": {[]byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- Created with Inkscape -->\n<svg width=\"8\"/>"), "unsupported svg (vector image)" + unsupported},
+		"favicon.ico":  {[]byte("\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00\x68\x04\x00\x00\x16\x00\x00\x00"), "unsupported ico (Windows icon)" + unsupported},
+		"video.mp4":    {ftyp("isom", "isom", "iso2", "avc1", "mp41"), "not an image (content is not "},
+		"page.html":    {[]byte("<!DOCTYPE html><html><body><svg width=\"8\"/></body></html>"), "not an image (content is not "},
+		"data.xml":     {[]byte("<?xml version=\"1.0\"?><catalog/>"), "not an image (content is not "},
+		"notes.txt":    {[]byte("an SVG file starts <svg"), "not an image (content is not "},
+		"no-icons.bin": {[]byte("\x00\x00\x01\x00\x00\x00"), "not an image (content is not "},
+	} {
+		kind := ErrBadImage
+		if strings.HasPrefix(c.want, "not an image") {
+			kind = ErrNotImage
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, c.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadImage(p, nil, DefaultMaxPixels, 1, 16, ResizeCenterCrop, 3, true, false)
+		if r, ok := err.(errRejected); !ok || !strings.HasPrefix(r.reason, c.want) || !errors.Is(err, kind) {
+			t.Errorf("%s: the split says %v, want %q", name, err, c.want)
+		}
+		if _, err := CheckImage(c.data, DefaultMaxPixels); err == nil || !strings.HasPrefix(err.Error(), c.want) || !errors.Is(err, kind) {
+			t.Errorf("%s: predict says %v, want %q", name, err, c.want)
+		}
+	}
+}
