@@ -726,7 +726,7 @@ func labelConflictExample(ms, all []member, set string) string {
 	for i, m := range ms {
 		nonTest = nonTest || !m.Test
 		if i < 4 {
-			files = append(files, fmt.Sprintf("%q (%s)", m.Shown, m.Class))
+			files = append(files, fmt.Sprintf("%q (%s)", m.Shown, logName(m.Class)))
 		}
 		if !slices.Contains(classes, m.Class) {
 			classes = append(classes, m.Class)
@@ -745,7 +745,7 @@ func labelConflictExample(ms, all []member, set string) string {
 	}
 	as := make([]string, len(classes))
 	for i, c := range classes {
-		as[i] = "as " + c
+		as[i] = "as " + logName(c)
 	}
 	if len(testClasses) > 0 && nonTest {
 		return fmt.Sprintf("e.g. %s: the copies in the training folder are left out of training (removed_from_train_val) and the test set has this picture %s; keep each picture in one class folder",
@@ -1139,7 +1139,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 			}
 		}
 		if len(largest) > maxNearGroup {
-			job.Logf("warning: a group of %d near-identical images, from %s: near-duplicates join through one another, so pictures that merely look alike (frames of a video, plain product shots) can chain; check report/split.json, or set near_duplicates = false", len(largest), largest[0])
+			job.Logf("warning: a group of %d near-identical images, from %s: near-duplicates join through one another, so pictures that merely look alike (frames of a video, plain product shots) can chain; check report/split.json, or set near_duplicates = false", len(largest), logName(largest[0]))
 		}
 	}
 	if len(rep.NearConflicts) > 0 {
@@ -1185,7 +1185,7 @@ func logRejected(job *pipeline.Job, rejected []Rejected, where string) {
 			job.Logf("  … and %d more", len(rejected)-5)
 			break
 		}
-		job.Logf("  rejected %s: %s", r.Path, r.Reason)
+		job.Logf("  rejected %s: %s", logName(r.Path), r.Reason)
 	}
 }
 

@@ -247,7 +247,7 @@ func logSearchedMoves(job *pipeline.Job, res splitResult, moves []movedImage) {
 			job.Logf("  … and %d more", len(moves)-10)
 			break
 		}
-		job.Logf("  %s: %s → %s", m.Path, m.From, m.To)
+		job.Logf("  %s: %s → %s", logName(m.Path), m.From, m.To)
 	}
 }
 

@@ -247,12 +247,12 @@ func describeWarmStart(from string, ws graphs.WarmStart, classes int) string {
 	case none:
 		msg += "; it has none of these classes: the classifier starts fresh"
 	case n == 1:
-		msg += fmt.Sprintf("; 1 class new to it (%s): its classifier weights start fresh", ws.NewClasses[0])
+		msg += fmt.Sprintf("; 1 class new to it (%s): its classifier weights start fresh", logName(ws.NewClasses[0]))
 	case n > 1:
-		msg += fmt.Sprintf("; %d classes new to it (%s): their classifier weights start fresh", n, strings.Join(ws.NewClasses, ", "))
+		msg += fmt.Sprintf("; %d classes new to it (%s): their classifier weights start fresh", n, strings.Join(logNames(ws.NewClasses), ", "))
 	}
 	if len(ws.GoneClasses) > 0 {
-		msg += fmt.Sprintf("; not in this training set: %s", strings.Join(ws.GoneClasses, ", "))
+		msg += fmt.Sprintf("; not in this training set: %s", strings.Join(logNames(ws.GoneClasses), ", "))
 	}
 	var names []string
 	for _, f := range ws.Fresh {
