@@ -239,12 +239,41 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	note(len(r.NearConflicts), "groups of near-identical images in different classes", "split.json: near_duplicate_label_conflicts")
 	note(len(r.Duplicates), "groups of identical images", "split.json: duplicates")
 	note(len(r.Leaked), "images removed from train and val as they are in the test set", "split.json: removed_from_train_val")
-	note(len(r.Dropped), "classes dropped for too few images, "+strings.Join(r.Dropped, ", "), "split.json: dropped_classes")
+	if len(r.Dropped) > 0 {
+		f.Notes = append(f.Notes, droppedNote(r))
+	}
 	readJSONFileIfExists(filepath.Join(dir, "rejected.json"), &f.Rejected)
 	for _, g := range append(append([][]string{}, r.Conflicts...), r.NearConflicts...) {
 		f.Conflicts = append(f.Conflicts, strings.Join(g, " · "))
 	}
 	return f, true
+}
+
+// droppedNote is the report's line on the classes a split dropped, each with its usable
+// images when split.json has them (dropped_class_images): "2 classes dropped for too few
+// images (split.json: dropped_classes): c1 (2 usable), c2 (1)".
+func droppedNote(r splitReport) string {
+	parts := make([]string, len(r.Dropped))
+	unit := " usable"
+	for i, c := range r.Dropped {
+		parts[i] = c
+		if n, ok := r.DroppedImages[c]; ok {
+			parts[i] += fmt.Sprintf(" (%d%s)", n, unit)
+			unit = ""
+		}
+	}
+	return fmt.Sprintf("%s dropped for too few images (split.json: dropped_classes): %s",
+		plural(len(r.Dropped), "class", "classes"), strings.Join(parts, ", "))
+}
+
+// drop records that the split leaves class out, with its usable images (identical and
+// near-identical files counting once).
+func (r *splitReport) drop(class string, usable int) {
+	r.Dropped = append(r.Dropped, class)
+	if r.DroppedImages == nil {
+		r.DroppedImages = map[string]int{}
+	}
+	r.DroppedImages[class] = usable
 }
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{

@@ -1,7 +1,11 @@
 package stages
 
 import (
+	"fmt"
+	"html"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"pipeline/pipeline"
@@ -34,5 +38,38 @@ func TestFileURLEscapesWhatWouldNotReadAsAPath(t *testing.T) {
 		if got := string(fileURL(rel)); got != want {
 			t.Errorf("fileURL(%q) = %q, want %q", rel, got, want)
 		}
+	}
+}
+
+// The report's line on dropped classes says how many, then names each with its usable
+// images: a class named "empty" reads as one, not as a count ("…, empty: 1").
+func TestReportNamesDroppedClassesWithTheirImages(t *testing.T) {
+	w := newWS(t, strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1))
+	for i := range 6 {
+		w.write(fmt.Sprintf("raw/big/%d.png", i), randomPNG(31, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/other/%d.png", i), randomPNG(32, uint64(i), 6, 6))
+	}
+	w.write("raw/tiny/0.png", randomPNG(33, 0, 6, 6))
+	w.write("raw/tiny/1.png", randomPNG(33, 1, 6, 6))
+	w.write("raw/wee/0.png", randomPNG(34, 0, 6, 6))
+	if err := os.MkdirAll(w.dir+"/raw/empty", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := w.run(false)
+	path, err := Summarize(rec).WriteHTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "3 classes dropped for too few images (split.json: dropped_classes): empty (0 usable), tiny (2), wee (1)"
+	if text := html.UnescapeString(string(page)); !strings.Contains(text, "<li>"+want+"</li>") {
+		t.Fatalf("report.html lacks %q:\n%s", want, text)
+	}
+	// A split.json written before the counts were recorded names the classes alone.
+	if got := droppedNote(splitReport{Dropped: []string{"c1", "c2"}}); got != "2 classes dropped for too few images (split.json: dropped_classes): c1, c2" {
+		t.Fatalf("without counts: %q", got)
 	}
 }

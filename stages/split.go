@@ -264,6 +264,7 @@ type splitReport struct {
 	Near          [][]string     `json:"near_duplicates,omitempty"`
 	NearConflicts [][]string     `json:"near_duplicate_label_conflicts,omitempty"`
 	Dropped       []string       `json:"dropped_classes,omitempty"`
+	DroppedImages map[string]int `json:"dropped_class_images,omitempty"` // usable images of each (drop)
 	Kept          int            `json:"kept_from_previous_split"`
 	Settings      *splitSettings `json:"settings,omitempty"`
 	TestSource    bool           `json:"separate_test_source"`
@@ -478,7 +479,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		small = append(small, desc+")")
 		if cfg.DropSmallClasses {
-			rep.Dropped = append(rep.Dropped, c)
+			rep.drop(c, n)
 			have := plural(n, "usable image", "usable images")
 			if files != n {
 				have = fmt.Sprintf("%d usable files but only %s", files, plural(n, "distinct image", "distinct images"))
@@ -543,7 +544,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		for _, u := range res.failed {
 			for _, c := range u.short {
-				rep.Dropped = append(rep.Dropped, c)
+				rep.drop(c, len(distinct[c]))
 				job.Logf("warning: dropping %s", unsplitReason(u, []string{c}, need))
 				kept = slices.DeleteFunc(kept, func(k string) bool { return k == c })
 			}
