@@ -41,8 +41,9 @@ type AugmentConfig struct {
 // Name implements pipeline.Kind.
 func (Augment) Name() string { return "augment" }
 
-// Version implements pipeline.Kind. (11: the class-distribution plot's counts no longer overlap.)
-func (Augment) Version() int { return 11 }
+// Version implements pipeline.Kind. (11: the class-distribution plot's counts no longer
+// overlap; 12: long class names are shortened on the plot instead of blanking it.)
+func (Augment) Version() int { return 12 }
 
 // Environment implements pipeline.Environmental: the copies are made by Go and its image
 // modules, and the report plots class names (augmentEnvironment).

@@ -96,8 +96,9 @@ type Misclassified struct {
 // Name implements pipeline.Kind.
 func (Evaluate) Name() string { return "evaluate" }
 
-// Version implements pipeline.Kind. (4: the confusion matrix has counts at any class count.)
-func (Evaluate) Version() int { return 4 }
+// Version implements pipeline.Kind. (4: the confusion matrix has counts at any class count;
+// 5: long class names are shortened on it instead of squeezing its cells.)
+func (Evaluate) Version() int { return 5 }
 
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }

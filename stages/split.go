@@ -69,10 +69,11 @@ func (Split) Name() string { return "split" }
 // JPEG check of a split storing no images follows arithmetic-conditioning segments,
 // jpegCheckVersion; 19: per-class counts by largest remainder; 20: files stored as one image
 // are one image of their class, listed once; 21: near-duplicates compared by colour too; 22:
-// class folders that are one folder through symbolic links fail the split. Stored images
-// have a version of their own, storedImagesVersion: a split of this version links those a
-// split of 15 to 21 stored.)
-func (Split) Version() int { return 22 }
+// class folders that are one folder through symbolic links fail the split; 23: HEIC, AVIF,
+// SVG and ICO files rejected as unsupported, long class names shortened on the plot,
+// dropped_class_images. Stored images have a version of their own, storedImagesVersion: a
+// split of this version links those a split of 15 to 22 stored.)
+func (Split) Version() int { return 23 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
