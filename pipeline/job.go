@@ -120,9 +120,11 @@ func (j *Job) KnownDigest(path string, fi os.FileInfo) (string, bool) {
 
 // PreviousDigest returns the SHA-256 (hex) of a file of Previous, the output this instance
 // published last time, when the file is still as published: its digest then (from the
-// output's record) is the one the engine knows for the file's present stat identity fi. A
-// stage can link such a file into its new output knowing it is intact; one deleted, changed
-// or re-hashed since (an "output damaged" check records the damaged digest) is not.
+// output's record) is the one the engine knows for the file's present stat identity fi, or,
+// when the engine knows none for that path and identity (a workspace moved or copied since),
+// the one it reads from the file now. A stage can link such a file into its new output
+// knowing it is intact; one deleted, changed or re-hashed since (an "output damaged" check
+// records the damaged digest) is not.
 func (j *Job) PreviousDigest(path string, fi os.FileInfo) (string, bool) {
 	if j.stats == nil || j.Previous == "" {
 		return "", false
@@ -136,8 +138,8 @@ func (j *Job) PreviousDigest(path string, fi os.FileInfo) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	got, ok := j.stats.cachedDigest(abs, keyOf(fi).object(), false)
-	return want, ok && got == want
+	got, err := j.stats.fileDigest(abs, keyOf(fi).object(), false, false, j.stats.now())
+	return want, err == nil && got == want
 }
 
 // PreviousChanged reports whether the file at path of Previous is gone or differs from what

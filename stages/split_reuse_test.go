@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -365,6 +366,43 @@ func TestARerunWithoutFingerprintsTakesThemFromTheStoredImages(t *testing.T) {
 		got, want := treeBytes(t, w.output(second, "split.main", name)), treeBytes(t, fresh.output(rec, "split.main", name))
 		if len(want) == 0 || !maps.Equal(got, want) {
 			t.Errorf("%s: %d files after reuse, %d from scratch, or different bytes", name, len(got), len(want))
+		}
+	}
+}
+
+// A workspace moved or copied whole keeps reusing its stored images and copies: the engine
+// knows the previous outputs' files by their old paths only, and reads them to check them.
+func TestAMovedOrCopiedWorkspaceReusesItsImagesAndCopies(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(nearHCL, true)+`
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 3
+  ops         = ["flip_rotate_crop", "color_jitter"]
+}
+`)
+	add := func(class string, from, to int) {
+		for i := from; i < to; i++ {
+			w.write(fmt.Sprintf("raw/%s/%02d.png", class, i), encodePNG(blobPhoto(uint64(class[0])*100+uint64(i), 60, 45)))
+		}
+	}
+	add("a", 0, 20)
+	add("b", 0, 6)
+	w.run(false)
+	for k, how := range []string{"moved", "copied"} {
+		to := filepath.Join(t.TempDir(), how)
+		if how == "moved" {
+			if err := os.Rename(w.dir, to); err != nil {
+				t.Fatal(err)
+			}
+		} else if out, err := exec.Command("cp", "-a", w.dir, to).CombinedOutput(); err != nil {
+			t.Fatalf("cp -a: %v: %s", err, out)
+		}
+		w.dir = to
+		add("a", 20+5*k, 25+5*k) // some to train: b's copies are linked, not made
+		rec, _ := w.run(false)
+		log := runLog(t, rec)
+		if !strings.Contains(log, "split.main: reused ") || !strings.Contains(log, "augment.balanced: reused ") {
+			t.Errorf("%s workspace: the split or augment reused nothing:\n%s", how, log)
 		}
 	}
 }
