@@ -876,14 +876,21 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 	s := fmt.Sprintf("%d added, %d changed, %d removed", len(added), len(d.Changed), len(removed))
 	if len(moved) > 0 {
 		s += fmt.Sprintf(", %d moved", len(moved))
-		// One folder to another for every move: a folder renamed (a class, in a photo folder).
+		// One folder to another for every move: a folder renamed (a class, in a photo folder)
+		// when the first is gone and the second new, else files moved between two folders
+		// (photos from one class to another). A manifest that lists no folders cannot tell.
 		a, b := pathpkg.Dir(moved[0][0]), pathpkg.Dir(moved[0][1])
 		same := a != b
 		for _, m := range moved {
 			same = same && pathpkg.Dir(m[0]) == a && pathpkg.Dir(m[1]) == b
 		}
-		if same {
+		_, aStays := now[a+"/"]
+		_, bWas := was[b+"/"]
+		switch {
+		case same && (listsNoFolders(was) || listsNoFolders(now) || !aStays && !bWas):
 			s += fmt.Sprintf(" (folder %s renamed %s)", showName(a), showName(b))
+		case same:
+			s += fmt.Sprintf(" (from folder %s to %s)", showName(a), showName(b))
 		}
 	}
 	var ex []string

@@ -6,7 +6,8 @@ import (
 )
 
 // describeSourceChange names a folder added or removed with all its files, with their count,
-// and leaves to the files a folder a file moved into or out of.
+// and leaves to the files a folder a file moved into or out of; files moved between two
+// folders are a folder renamed only when the first is gone and the second new.
 func TestDescribeSourceChangeNamesNewFoldersWithTheirFiles(t *testing.T) {
 	m := func(files ...string) Manifest {
 		out := Manifest{Files: map[string]string{}}
@@ -36,6 +37,9 @@ func TestDescribeSourceChangeNamesNewFoldersWithTheirFiles(t *testing.T) {
 		{"a class removed, a file of it moved",
 			m("C/", "C/c=1", "C/d=2", "K/", "K/k=3"), m("D/", "D/c=1", "K/", "K/k=3"),
 			"src: 0 added, 0 changed, 1 removed, 1 moved (folder C renamed D) (e.g. C/d, C/c → D/c)", "folder removed"},
+		{"a file moved from one class to another that both stay",
+			m("dog/", "dog/a=1", "dog/b=2", "cat/", "cat/c=3"), m("dog/", "dog/a=1", "cat/", "cat/c=3", "cat/dogphoto=2"),
+			"src: 0 added, 0 changed, 0 removed, 1 moved (from folder dog to cat) (e.g. dog/b → cat/dogphoto)", "renamed"},
 		{"recorded before folders were listed",
 			m("A/x=1", "B/y=2"), m("A/", "A/x=1", "A/new=3", "B/", "B/y=2"),
 			"src: 1 added, 0 changed, 0 removed (e.g. A/new)", "(1 file)"},
