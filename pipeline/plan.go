@@ -629,6 +629,10 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 	if d.Empty() {
 		return path + ": moved or renamed"
 	}
+	d, unreadable := takeUnreadable(d, was, now)
+	if d.Empty() {
+		return path + ": " + unreadable
+	}
 	files, folders := splitFolderChanges(d)
 	if files.Empty() && len(folders.Removed) == 0 && listsNoFolders(was) {
 		// Recorded by a version that listed no folders: none was added, they are now counted.
@@ -687,7 +691,74 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 		}
 		parts = append(parts, what+": "+strings.Join(shown, ", "))
 	}
+	if unreadable != "" {
+		parts = append(parts, unreadable)
+	}
 	return path + ": " + strings.Join(parts, "; ")
+}
+
+// takeUnreadable takes out of d the files and folders that can no longer be read (marked
+// unreadableMark now), with what was listed below such a folder, and those readable again,
+// with what is listed below them now; it returns the rest and says what it took ("cannot be
+// read now (permission denied): frog/ (20 files before)"), or "" for none.
+func takeUnreadable(d ManifestDiff, was, now map[string]string) (ManifestDiff, string) {
+	var locked, opened []string
+	for _, f := range append(slices.Clone(d.Added), d.Changed...) {
+		if now[f] == unreadableMark {
+			locked = append(locked, f)
+		}
+	}
+	for _, f := range append(slices.Clone(d.Removed), d.Changed...) {
+		if was[f] == unreadableMark {
+			opened = append(opened, f)
+		}
+	}
+	if len(locked)+len(opened) == 0 {
+		return d, ""
+	}
+	taken := map[string]bool{}
+	below := func(list []string, dir string) int {
+		n := 0
+		for _, e := range list {
+			if strings.HasPrefix(e, dir+"/") {
+				taken[e] = true
+				if !isFolderEntry(e) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	say := func(names []string, list []string, what, when string) string {
+		shown := make([]string, 0, 4)
+		for _, n := range names[:min(3, len(names))] {
+			taken[n] = true
+			if c := below(list, n); c > 0 {
+				shown = append(shown, fmt.Sprintf("%s/ (%s %s)", showName(n), Plural(c, "file", "files"), when))
+			} else {
+				shown = append(shown, showName(n))
+			}
+		}
+		for _, n := range names[min(3, len(names)):] {
+			taken[n] = true
+			below(list, n)
+		}
+		if len(names) > 3 {
+			shown = append(shown, "…")
+		}
+		return what + ": " + strings.Join(shown, ", ")
+	}
+	var parts []string
+	if len(locked) > 0 {
+		parts = append(parts, say(locked, d.Removed, "cannot be read now (permission denied)", "before"))
+	}
+	if len(opened) > 0 {
+		parts = append(parts, say(opened, d.Added, "readable again", "now"))
+	}
+	keep := func(list []string) []string {
+		return slices.DeleteFunc(slices.Clone(list), func(e string) bool { return taken[e] })
+	}
+	return ManifestDiff{Added: keep(d.Added), Changed: keep(d.Changed), Removed: keep(d.Removed)}, strings.Join(parts, "; ")
 }
 
 // takeUnder takes out of files those below a folder listed in entries (a manifest diff's

@@ -66,16 +66,22 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 // to folders followed, not into a folder they are in), from the folders' listings: a stat per
 // folder and link, not per file, so that plan can afford it on 50,000 photos. A file that
 // discover would reject (not a regular file, a name that is not UTF-8) is counted: the counts
-// are at least discover's. It returns the classes in order.
-func countClassFiles(root string, folders []classFolder) ([]string, map[string]int) {
+// are at least discover's. It returns the classes in order, and for each class with a folder
+// that cannot be listed, why (permission denied, say: discover rejects such a folder).
+func countClassFiles(root string, folders []classFolder) ([]string, map[string]int, map[string]string) {
 	onPath := map[[2]uint64]bool{} // the folders being counted, root's too: links back are not followed
 	if fi, err := os.Stat(root); err == nil {
 		onPath[FolderID(fi)] = true
 	}
+	var why string // the first folder of the class being counted that cannot be listed
 	var count func(dir string) int
 	count = func(dir string) int {
-		entries, err := os.ReadDir(dir)
+		entries, err := readDir(dir)
 		if err != nil {
+			if why == "" {
+				rel, _ := filepath.Rel(root, dir)
+				why = fmt.Sprintf("%s cannot be read (%s)", filepath.ToSlash(rel), pathErrorReason(err))
+			}
 			return 0
 		}
 		n := 0
@@ -100,7 +106,7 @@ func countClassFiles(root string, folders []classFolder) ([]string, map[string]i
 		}
 		return n
 	}
-	counts := map[string]int{}
+	counts, unreadable := map[string]int{}, map[string]string{}
 	var classes []string
 	for _, f := range folders {
 		if _, ok := counts[f.class]; !ok {
@@ -108,18 +114,35 @@ func countClassFiles(root string, folders []classFolder) ([]string, map[string]i
 		}
 		if fi, err := os.Stat(f.abs); err == nil {
 			onPath[FolderID(fi)] = true
+			why = ""
 			counts[f.class] += count(f.abs)
+			if why != "" && unreadable[f.class] == "" {
+				unreadable[f.class] = why
+			}
 			delete(onPath, FolderID(fi))
 		}
 	}
 	sort.Strings(classes)
-	return classes, counts
+	return classes, counts, unreadable
+}
+
+// readDir lists a folder below a class folder's root (os.ReadDir; tests deny some).
+var readDir = os.ReadDir
+
+// pathErrorReason is err without the path an *fs.PathError names (the caller names the file
+// relative to its folder): "permission denied".
+func pathErrorReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candidate, rejected *[]Rejected) {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil {
-		*rejected = append(*rejected, Rejected{Path: rel, Class: class, Reason: "unreadable folder: " + err.Error()})
+		*rejected = append(*rejected, Rejected{Path: rel, Class: class, Reason: "unreadable folder: " + pathErrorReason(err)})
 		return
 	}
 	for _, e := range entries {

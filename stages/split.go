@@ -71,9 +71,10 @@ func (Split) Name() string { return "split" }
 // are one image of their class, listed once; 21: near-duplicates compared by colour too; 22:
 // class folders that are one folder through symbolic links fail the split; 23: HEIC, AVIF,
 // SVG and ICO files rejected as unsupported, long class names shortened on the plot,
-// dropped_class_images. Stored images have a version of their own, storedImagesVersion: a
-// split of this version links those a split of 15 to 22 stored.)
-func (Split) Version() int { return 23 }
+// dropped_class_images; 24: an unreadable folder's reason without its absolute path. Stored
+// images have a version of their own, storedImagesVersion: a split of this version links
+// those a split of 15 to 23 stored.)
+func (Split) Version() int { return 24 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -224,11 +225,15 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 		test = 0
 	}
 	need := minPerClass(num(v, "val"), test)
-	classes, count := countClassFiles(abs, l.folders)
+	classes, count, unreadable := countClassFiles(abs, l.folders)
 	var small []string
 	for _, c := range classes {
 		if count[c] < need {
-			small = append(small, fmt.Sprintf("%q has %s", c, plural(count[c], "file", "files")))
+			has := fmt.Sprintf("%q has %s", c, plural(count[c], "file", "files"))
+			if why := unreadable[c]; why != "" {
+				has += " (" + why + ")"
+			}
+			small = append(small, has)
 		}
 	}
 	if len(small) == 0 {

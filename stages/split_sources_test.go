@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -208,7 +209,7 @@ func TestClassFileCountsAreDiscoversFromListings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	classes, counts := countClassFiles(src, l.folders)
+	classes, counts, _ := countClassFiles(src, l.folders)
 	files, want, _, err := discover(src)
 	if err != nil {
 		t.Fatal(err)
@@ -220,5 +221,35 @@ func TestClassFileCountsAreDiscoversFromListings(t *testing.T) {
 	found["c"] += 0 // a class with no files
 	if !slices.Equal(classes, want) || !maps.Equal(counts, found) || counts["a"] != 5 {
 		t.Errorf("counts %v of %v, discover finds %v of %v", counts, classes, found, want)
+	}
+}
+
+// A class folder that cannot be listed is named with why in the source check (validate,
+// plan), and rejected with that reason, without the absolute path, when the split runs.
+func TestAnUnreadableClassFolderIsNamedWithWhy(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/c/%d.png", i), randomPNG(6, uint64(i), 6, 6))
+	}
+	locked := filepath.Join(w.dir, "raw", "b")
+	readDir = func(name string) ([]os.DirEntry, error) {
+		if name == locked {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.ReadDir(name)
+	}
+	defer func() { readDir = os.ReadDir }()
+	v := pipelineValues(t, Split{}, map[string]cty.Value{"source": cty.StringVal("raw"), "image_size": cty.NumberIntVal(8)})
+	if got := (Split{}).CheckPath(v, "source", filepath.Join(w.dir, "raw")); !strings.Contains(got, `"b" has 0 files (b cannot be read (permission denied))`) {
+		t.Errorf("source check: %q", got)
+	}
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true", 1)))
+	rec, _ := w.run(false)
+	var rejected []Rejected
+	readJSONFile(t, w.output(rec, "split.main", "report/rejected.json"), &rejected)
+	if len(rejected) != 1 || rejected[0].Path != "raw/b" || rejected[0].Reason != "unreadable folder: permission denied" {
+		t.Errorf("rejected %+v", rejected)
 	}
 }
