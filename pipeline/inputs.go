@@ -120,33 +120,53 @@ const maxChangesNamed = 5
 // still as it was when it was hashed (see StatCache.changes); otherwise it returns an error
 // naming what changed.
 func (d *Decision) checkInputs() error {
+	name, changes, err := d.changedInput()
+	if err != nil || name == "" {
+		return err
+	}
+	return fmt.Errorf("%s changed while the stage ran (%s): its output, which may hold some of the old content and some of the new, was not kept; run again", name, changes)
+}
+
+// explainFailure returns the error of a stage that failed while one of its inputs changed
+// (a photo deleted before the stage reached it, say), which is the likelier cause and what to
+// act on; otherwise runErr itself.
+func (d *Decision) explainFailure(runErr error) error {
+	name, changes, err := d.changedInput()
+	if err != nil || name == "" {
+		return runErr
+	}
+	return fmt.Errorf("%s changed while the stage ran (%s), and the stage failed: %w; run again", name, changes, runErr)
+}
+
+// changedInput returns the first of the decision's inputs that is no longer as it was when it
+// was hashed (see StatCache.changes), named, with what changed; "" when none did.
+func (d *Decision) changedInput() (name, changes string, err error) {
 	for _, label := range sortedKeys(d.trees) {
-		changes, err := d.stats.changes(d.trees[label], d.sources[label].Files)
+		cs, err := d.stats.changes(d.trees[label], d.sources[label].Files)
 		if err != nil {
-			return fmt.Errorf("checking %s after the stage ran: %w", d.inputName(label), err)
+			return "", "", fmt.Errorf("checking %s after the stage ran: %w", d.inputName(label), err)
 		}
-		if len(changes) == 0 {
+		if len(cs) == 0 {
 			continue
 		}
-		if len(changes) > maxChangesNamed {
-			changes = append(changes[:maxChangesNamed:maxChangesNamed], fmt.Sprintf("%d more", len(changes)-maxChangesNamed))
+		if len(cs) > maxChangesNamed {
+			cs = append(cs[:maxChangesNamed:maxChangesNamed], fmt.Sprintf("%d more", len(cs)-maxChangesNamed))
 		}
-		return fmt.Errorf("%s changed while the stage ran (%s): its output, which may hold some of the old content and some of the new, was not kept; run again",
-			d.inputName(label), strings.Join(changes, ", "))
+		return d.inputName(label), strings.Join(cs, ", "), nil
 	}
-	return nil
+	return "", "", nil
 }
 
 // changes walks the tree st saw again, statting only, and lists what differs, relative to its
-// root: "PATH changed", "PATH added", "PATH removed" (folders with a trailing slash). A file
-// whose identity is unchanged but which was modified so shortly before st's walk that its
-// identity cannot tell a rewrite (racyMargin) is read again and compared with its digest in
-// files (the manifest made from that walk; nil for one found unchanged, whose files were all
-// settled), and so is one whose change time alone moved.
+// root: "PATH changed", "PATH added", "PATH removed" (folders with a trailing slash), or
+// "removed as a whole". A file whose identity is unchanged but which was modified so shortly
+// before st's walk that its identity cannot tell a rewrite (racyMargin) is read again and
+// compared with its digest in files (the manifest made from that walk; nil for one found
+// unchanged, whose files were all settled), and so is one whose change time alone moved.
 func (c *StatCache) changes(st *treeState, files map[string]string) ([]string, error) {
 	now, err := c.walk(st.root, st.source)
 	if errors.Is(err, fs.ErrNotExist) {
-		return []string{"removed"}, nil
+		return []string{"removed as a whole"}, nil
 	}
 	if err != nil {
 		return nil, err

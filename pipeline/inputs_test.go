@@ -412,3 +412,22 @@ func TestSplitFolderChangesNamesEachNewTreeOnce(t *testing.T) {
 		t.Errorf("folders %+v", folders)
 	}
 }
+
+// A stage that fails because a source changed under it (a folder deleted before the stage
+// read it) says that the source changed, and to run again, with the stage's own error.
+func TestAStageFailingWhileItsSourceChangedSaysSo(t *testing.T) {
+	ws := newWorkspace(t, genHCL, map[string]string{"raw/a.txt": "aa", "raw/b.txt": "bb"})
+	ws.kinds.gen.probe = func(j *Job) {
+		os.RemoveAll(filepath.Join(ws.dir, "raw"))
+	}
+	got, rec, err := ws.run(RunOptions{})
+	if err == nil || got["gen.src"] != StatusFailed {
+		t.Fatalf("run: %v, %v", got, err)
+	}
+	msg := rec.Result("gen.src").Error
+	for _, want := range []string{`source "raw" changed while the stage ran (removed as a whole), and the stage failed: `, "no such file or directory", "; run again"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+}

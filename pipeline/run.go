@@ -375,7 +375,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 			res.Status, res.Error = StatusCancelled, "interrupted while running"
 			return res
 		}
-		return r.fail(res, runErr)
+		return r.fail(res, d.explainFailure(runErr))
 	}
 	for _, o := range inst.Kind.Outputs() {
 		if _, err := os.Stat(filepath.Join(tmp, o)); err != nil {
