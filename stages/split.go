@@ -71,10 +71,10 @@ func (Split) Name() string { return "split" }
 // are one image of their class, listed once; 21: near-duplicates compared by colour too; 22:
 // class folders that are one folder through symbolic links fail the split; 23: HEIC, AVIF,
 // SVG and ICO files rejected as unsupported, long class names shortened on the plot,
-// dropped_class_images; 24: an unreadable folder's reason without its absolute path. Stored
-// images have a version of their own, storedImagesVersion: a split of this version links
-// those a split of 15 to 23 stored.)
-func (Split) Version() int { return 24 }
+// dropped_class_images; 24: an unreadable folder's reason without its absolute path; 25:
+// unlisted.bin. Stored images have a version of their own, storedImagesVersion: a split of
+// this version links those a split of 15 to 24 stored.)
+func (Split) Version() int { return 25 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -390,7 +390,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	previous := readPreviousSplit(job, job.Previous)
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg)))
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg), extension(cfg.Format)))
 	if err != nil {
 		return err
 	}
@@ -670,6 +670,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	logAfresh(job, res)
 	logSearchedMoves(job, res, searchedMoves)
 	counts := map[string][]int{}
+	unlisted := map[string][]byte{} // source digest → set, of the files a manifest leaves out
 	for s, m := range manifests {
 		es := entries[s]
 		sort.Slice(es, func(i, j int) bool {
@@ -679,11 +680,17 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			}
 			return a.Source < b.Source
 		})
-		seen := map[string]bool{}
+		seen, listed := map[string]bool{}, map[string]bool{}
 		for _, l := range es {
 			if k := fmt.Sprintf("%d %s", l.e.Label, l.exact); !seen[k] {
 				seen[k] = true
+				listed[l.e.Digest] = true
 				m.Images = append(m.Images, l.e)
+			}
+		}
+		for _, l := range es {
+			if !listed[l.e.Digest] {
+				unlisted[l.e.Digest] = []byte{byte(slices.Index(splitNames, s))}
 			}
 		}
 		if err := m.Write(filepath.Join(job.Out, s)); err != nil {
@@ -715,6 +722,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	if !cfg.stores() {
 		if err := writePixelKeys(job, procs); err != nil {
+			return err
+		}
+	}
+	if len(unlisted) > 0 {
+		if err := writeDigestRecords(job, unlistedFile, unlistedHeader, unlisted); err != nil {
 			return err
 		}
 	}
@@ -1028,7 +1040,20 @@ type previousSplit struct {
 	changed   string // the record deleted or changed in the store since it was written
 	rep       *splitReport
 	manifests map[string]*Manifest // by set
+	unlisted  map[string]string    // source digest → set, of the files its manifests leave out
 }
+
+// unlistedFile holds, by source digest, the set of each file a split's manifests leave out
+// as another file of an image they list (a copy within its class): a later split keeps it
+// there, and takes its stored image or check, even once the listed file is gone.
+const unlistedFile = "unlisted.bin"
+
+// unlistedHeader starts unlistedFile and names its format: a byte per record, the set's index
+// in splitNames.
+const unlistedHeader = "pipeline unlisted files 1: set\n"
+
+// splitNames are the sets in the order unlistedFile numbers them.
+var splitNames = []string{TrainSet, ValSet, TestSet}
 
 // readPreviousSplit reads the previous output dir ("" for none: nil).
 func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
@@ -1036,7 +1061,9 @@ func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 		return nil
 	}
 	p := &previousSplit{dir: dir, manifests: map[string]*Manifest{}}
-	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile} {
+	// (unlistedFile, written only when there are such files, is "not a file of that output"
+	// to PreviousChanged when absent, and changed when deleted since)
+	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile, unlistedFile} {
 		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
 			p.changed = rel
 			return p
@@ -1051,6 +1078,12 @@ func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 			p.manifests[s] = m
 		}
 	}
+	p.unlisted = map[string]string{}
+	readDigestRecords(filepath.Join(dir, unlistedFile), unlistedHeader, 1, func(d string, rec []byte) {
+		if int(rec[0]) < len(splitNames) {
+			p.unlisted[d] = splitNames[rec[0]]
+		}
+	})
 	return p
 }
 
@@ -1091,7 +1124,8 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 	return p.assignment(), ""
 }
 
-// assignment maps the digest of every image the previous split's manifests list to its set.
+// assignment maps the digest of every file the previous split placed to its set: those its
+// manifests list, and those they leave out as copies (unlistedFile).
 func (p *previousSplit) assignment() map[string]string {
 	prev := map[string]string{}
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
@@ -1100,6 +1134,9 @@ func (p *previousSplit) assignment() map[string]string {
 				prev[e.Digest] = s
 			}
 		}
+	}
+	for d, s := range p.unlisted {
+		prev[d] = s
 	}
 	return prev
 }

@@ -89,9 +89,9 @@ type reusable struct {
 }
 
 // previousStored returns the stored images of the previous split p (nil for none) when they
-// were stored as stored says and its records are intact; nothing otherwise, and nothing for a
-// forced split (run --force), which makes every image again.
-func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable {
+// were stored as stored says, with extension ext, and its records are intact; nothing
+// otherwise, and nothing for a forced split (run --force), which makes every image again.
+func previousStored(job *pipeline.Job, p *previousSplit, stored, ext string) reusable {
 	r := reusable{stored: map[string]string{}, prints: map[string]fingerprint{}}
 	if job.Forced {
 		if p != nil {
@@ -121,6 +121,17 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored string) reusable
 				continue
 			}
 			r.stored[e.Digest] = filepath.Join(p.dir, s, filepath.FromSlash(e.Path))
+		}
+	}
+	for d := range p.unlisted {
+		// a copy the manifests leave out: its image was stored all the same, under its digest
+		if _, ok := r.stored[d]; ok {
+			continue
+		}
+		if strings.HasPrefix(stored, notStored) {
+			r.stored[d] = ""
+		} else {
+			r.stored[d] = filepath.Join(p.dir, "images", d[:2], d+ext)
 		}
 	}
 	for _, d := range p.rep.Fallbacks {

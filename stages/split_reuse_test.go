@@ -1,8 +1,11 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/png"
 	"io/fs"
 	"maps"
 	"os"
@@ -10,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/bmp"
 
 	"pipeline/pipeline"
 )
@@ -404,5 +409,57 @@ stage "augment" "balanced" {
 		if !strings.Contains(log, "split.main: reused ") || !strings.Contains(log, "augment.balanced: reused ") {
 			t.Errorf("%s workspace: the split or augment reused nothing:\n%s", how, log)
 		}
+	}
+}
+
+// A picture saved twice in one class (as PNG and BMP: the same pixels) is listed once; when
+// the listed file goes, the other keeps the set the picture had, with its stored image linked,
+// not made again.
+func TestACopyLeftOutOfTheManifestKeepsItsSetWhenTheListedFileGoes(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 20; i++ {
+		w.write(fmt.Sprintf("raw/x/u%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/y/u%02d.png", i), randomPNG(3, uint64(i), 6, 6))
+	}
+	for k := 0; k < 12; k++ {
+		pic := image.NewRGBA(image.Rect(0, 0, 6, 6))
+		for i := range pic.Pix {
+			pic.Pix[i] = uint8(i*37 + 11 + 13*k*k + k)
+			if i%4 == 3 {
+				pic.Pix[i] = 255
+			}
+		}
+		var asBMP, asPNG bytes.Buffer
+		if err := bmp.Encode(&asBMP, pic); err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(&asPNG, pic); err != nil {
+			t.Fatal(err)
+		}
+		w.write(fmt.Sprintf("raw/x/a%02d.png", k), asPNG.Bytes())
+		w.write(fmt.Sprintf("raw/x/z%02d.bmp", k), asBMP.Bytes())
+	}
+	rec, _ := w.run(false)
+	before := splitOf(t, w, rec)
+	sets := map[string]bool{}
+	for k := 0; k < 12; k++ {
+		if _, listed := before[fmt.Sprintf("x/z%02d.bmp", k)]; listed {
+			t.Fatalf("x/z%02d.bmp, the same picture as x/a%02d.png, is listed", k, k)
+		}
+		sets[before[fmt.Sprintf("x/a%02d.png", k)]] = true
+		os.Remove(filepath.Join(w.dir, fmt.Sprintf("raw/x/a%02d.png", k)))
+	}
+	if len(sets) < 2 {
+		t.Fatalf("the twelve pictures are all in %v: the test cannot tell a move", sets)
+	}
+	rec, _ = w.run(false)
+	after := splitOf(t, w, rec)
+	for k := 0; k < 12; k++ {
+		if was, now := before[fmt.Sprintf("x/a%02d.png", k)], after[fmt.Sprintf("x/z%02d.bmp", k)]; was != now {
+			t.Errorf("picture %d was in %s, its other file is now in %s", k, was, now)
+		}
+	}
+	if log := runLog(t, rec); !strings.Contains(log, "reused 52 stored images") {
+		t.Errorf("the left-out files' stored images were not all linked:\n%s", log)
 	}
 }
