@@ -9,9 +9,9 @@ import (
 )
 
 // Photos in formats the decoders do not read (HEIC, AVIF, SVG, ICO) are rejected as
-// unsupported, with what to do, by the split and by predict and serve (an image that cannot
-// be decoded, as an animated WebP), not as "not an image"; an MP4 video, a web page drawing
-// with SVG or plain text are still not images.
+// unsupported, with what to do, by the split and by predict and serve (ErrUnsupportedFormat:
+// not an image to them, a server's 415, but with that reason), not as "not an image"; an MP4
+// video, a web page drawing with SVG or plain text are still not images.
 func TestPhotoFormatsTheDecodersLackAreUnsupported(t *testing.T) {
 	ftyp := func(major string, compatible ...string) []byte {
 		box := []byte(major + "\x00\x00\x00\x00" + strings.Join(compatible, ""))
@@ -40,7 +40,7 @@ func TestPhotoFormatsTheDecodersLackAreUnsupported(t *testing.T) {
 		"notes.txt":    {[]byte("an SVG file starts <svg"), "not an image (content is not "},
 		"no-icons.bin": {[]byte("\x00\x00\x01\x00\x00\x00"), "not an image (content is not "},
 	} {
-		kind := ErrBadImage
+		kind := ErrUnsupportedFormat
 		if strings.HasPrefix(c.want, "not an image") {
 			kind = ErrNotImage
 		}
@@ -52,8 +52,8 @@ func TestPhotoFormatsTheDecodersLackAreUnsupported(t *testing.T) {
 		if r, ok := err.(errRejected); !ok || !strings.HasPrefix(r.reason, c.want) || !errors.Is(err, kind) {
 			t.Errorf("%s: the split says %v, want %q", name, err, c.want)
 		}
-		if _, err := CheckImage(c.data, DefaultMaxPixels); err == nil || !strings.HasPrefix(err.Error(), c.want) || !errors.Is(err, kind) {
-			t.Errorf("%s: predict says %v, want %q", name, err, c.want)
+		if _, err := CheckImage(c.data, DefaultMaxPixels); err == nil || !strings.HasPrefix(err.Error(), c.want) || !errors.Is(err, kind) || !errors.Is(err, ErrNotImage) {
+			t.Errorf("%s: predict says %v, want %q, not an image to a server", name, err, c.want)
 		}
 	}
 }

@@ -99,7 +99,8 @@ func emptyFile() error { return rejectAs(ErrEmptyFile, "empty file") }
 // image of a supported format, is truncated or corrupt in its header, has no pixels, or has
 // more than maxPixels (limit names that setting: max_pixels for the split, --max-pixels for
 // predict and serve) is an errRejected; a photo in a format the decoders do not read (HEIC,
-// AVIF, SVG, ICO: unsupportedFormat) is an unsupported image, as an animated WebP is. head
+// AVIF, SVG, ICO: unsupportedFormat) is not an image to them (ErrUnsupportedFormat), with a
+// reason that says what it is, as an animated WebP's does. head
 // returns the file's first bytes (up to headLen), only called to name what a corrupt header
 // lacks or what an unrecognised file is.
 func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string) (image.Config, string, error) {
@@ -115,7 +116,7 @@ func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string)
 	switch {
 	case errors.Is(err, image.ErrFormat):
 		if format, what, ok := unsupportedFormat(head()); ok {
-			return cfg, format, rejectAs(ErrBadImage, "unsupported %s (%s): convert it to PNG or JPEG", format, what)
+			return cfg, format, rejectAs(ErrUnsupportedFormat, "unsupported %s (%s): convert it to PNG or JPEG", format, what)
 		}
 		return cfg, "", rejectAs(ErrNotImage, "not an image (content is not %s)", ImageFormats)
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):

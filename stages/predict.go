@@ -36,10 +36,14 @@ type Prediction struct {
 // split's rejected.json for the same file ("truncated jpeg", "empty file", "not an image
 // (…)", "unsupported bmp (RLE8 compression): convert it to PNG or JPEG").
 var (
-	ErrNotImage  = errors.New("not an image: " + ImageFormats + " expected")
-	ErrBadImage  = errors.New("the image could not be decoded")
-	ErrTooLarge  = errors.New("the image has too many pixels")
-	ErrEmptyFile = errors.New("empty file")
+	ErrNotImage = errors.New("not an image: " + ImageFormats + " expected")
+	// ErrUnsupportedFormat is a photo in a format the decoders do not read at all (HEIC,
+	// AVIF, SVG, ICO): not an image to them (errors.Is ErrNotImage: a server's 415), with a
+	// reason saying what it is and what to do.
+	ErrUnsupportedFormat = fmt.Errorf("%w (a format pipeline does not read)", ErrNotImage)
+	ErrBadImage          = errors.New("the image could not be decoded")
+	ErrTooLarge          = errors.New("the image has too many pixels")
+	ErrEmptyFile         = errors.New("empty file")
 )
 
 // LoadPredictor loads a model folder: a SavedModel written by train, or a promotion folder

@@ -231,7 +231,7 @@ const notRegular = "not a regular file"
 // denied"), shortened for a file that is not an image, which says nothing more.
 func skipReason(err error) string {
 	switch {
-	case errors.Is(err, stages.ErrNotImage):
+	case errors.Is(err, stages.ErrNotImage) && !errors.Is(err, stages.ErrUnsupportedFormat):
 		return "not an image (content is not " + stages.ImageFormats + ")" // as a file named is told
 	case errors.Is(err, stages.ErrNotRegular):
 		return notRegular

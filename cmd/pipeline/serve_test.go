@@ -232,6 +232,9 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		{"corrupt image", func() (io.Reader, string) { return multipartBody("image", pngBytes(20, 20, 5)[:60]) }, 400},
 		{"not an image", func() (io.Reader, string) { return multipartBody("image", []byte("hello, this is text")) }, 415},
 		{"not multipart", func() (io.Reader, string) { return strings.NewReader(`{"image": 1}`), "application/json" }, 415},
+		{"an iPhone's HEIC", func() (io.Reader, string) {
+			return multipartBody("image", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"))
+		}, 415},
 		{"body too large", func() (io.Reader, string) { return multipartBody("image", bytes.Repeat([]byte("x"), 100<<10)) }, 413},
 		{"too many pixels", func() (io.Reader, string) { return multipartBody("image", hugePNGHeader(5000, 5000)) }, 413},
 		{"image after another field", func() (io.Reader, string) { return multipartBody("image", pngBytes(20, 12, 3), "a note") }, 200},
@@ -254,6 +257,9 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		code, m := post(t, ts.URL+"/predict", b, ct)
 		if code != c.want || (m["error"] == nil) != (c.want == 200) {
 			t.Errorf("%s: %d %v, want %d with an error message", c.name, code, m, c.want)
+		}
+		if c.name == "an iPhone's HEIC" && !strings.HasPrefix(fmt.Sprint(m["error"]), "unsupported heic (HEIF image): convert it to PNG or JPEG") {
+			t.Errorf("HEIC: error %q", m["error"])
 		}
 		if c.name == "two image fields" && !strings.HasPrefix(fmt.Sprint(m["error"]), "more than one image field") {
 			t.Errorf("two image fields: error %q", m["error"])
