@@ -45,7 +45,7 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if p := l.problems(root); len(p) > 0 {
+	if p := l.problems(""); len(p) > 0 { // the caller names the folder (source NAME: …)
 		return nil, nil, nil, errors.New(strings.Join(p, "; "))
 	}
 	rejected = l.rejected

@@ -45,6 +45,7 @@ func TestLogName(t *testing.T) {
 		"evil\u202egpj":  `evil\u202egpj`,
 		"bad\xffbyte":    `bad\xffbyte`,
 		"non\u00a0break": "non\u00a0break",
+		"family \U0001F468\u200d\U0001F469\u200d\U0001F467": "family \U0001F468\u200d\U0001F469\u200d\U0001F467", // joined emoji
 	} {
 		if got := logName(in); got != want {
 			t.Errorf("logName(%q) = %q, want %q", in, got, want)

@@ -19,10 +19,11 @@ func agree(n int, one, many string) string { return pipeline.Agree(n, one, many)
 // logName returns a file or class name as a log line shows it unquoted: each character that
 // is not graphic (a newline, a tab, a bidirectional override) written as Go escapes it ("\n",
 // "\t", "\u202e"), as in the quoted names of other lines, and each byte that is not UTF-8 as
-// \xNN; every other character, spaces and accents included, as it is. A name then cannot
-// break its line in two, or make it read otherwise than it is.
+// \xNN; every other character, spaces and accents included, as it is, and so are the joiners
+// that compose emoji and some scripts (U+200C, U+200D). A name then cannot break its line in
+// two, or make it read otherwise than it is.
 func logName(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || !unicode.IsGraphic(r) }) {
+	if !strings.ContainsFunc(s, escaped) {
 		return s
 	}
 	var b strings.Builder
@@ -31,7 +32,7 @@ func logName(s string) string {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case !unicode.IsGraphic(r):
+		case escaped(r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
 		default:
@@ -40,6 +41,11 @@ func logName(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// escaped reports whether logName writes r escaped.
+func escaped(r rune) bool {
+	return r == utf8.RuneError || !unicode.IsGraphic(r) && r != '\u200c' && r != '\u200d'
 }
 
 // logNames is logName of each of names.
