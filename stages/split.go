@@ -72,9 +72,10 @@ func (Split) Name() string { return "split" }
 // class folders that are one folder through symbolic links fail the split; 23: HEIC, AVIF,
 // SVG and ICO files rejected as unsupported, long class names shortened on the plot,
 // dropped_class_images; 24: an unreadable folder's reason without its absolute path; 25:
-// unlisted.bin. Stored images have a version of their own, storedImagesVersion: a split of
-// this version links those a split of 15 to 24 stored.)
-func (Split) Version() int { return 25 }
+// copies left out of the manifests recorded; 26: sets.bin, every file placed now or before.
+// Stored images have a version of their own, storedImagesVersion: a split of this version
+// links those a split of 15 to 25 stored.)
+func (Split) Version() int { return 26 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -670,7 +671,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	logAfresh(job, res)
 	logSearchedMoves(job, res, searchedMoves)
 	counts := map[string][]int{}
-	unlisted := map[string][]byte{} // source digest → set, of the files a manifest leaves out
+	placed := map[string][]byte{} // source digest → set (setsFile)
 	for s, m := range manifests {
 		es := entries[s]
 		sort.Slice(es, func(i, j int) bool {
@@ -680,18 +681,15 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			}
 			return a.Source < b.Source
 		})
-		seen, listed := map[string]bool{}, map[string]bool{}
+		seen := map[string]bool{}
 		for _, l := range es {
 			if k := fmt.Sprintf("%d %s", l.e.Label, l.exact); !seen[k] {
 				seen[k] = true
-				listed[l.e.Digest] = true
 				m.Images = append(m.Images, l.e)
 			}
 		}
 		for _, l := range es {
-			if !listed[l.e.Digest] {
-				unlisted[l.e.Digest] = []byte{byte(slices.Index(splitNames, s))}
-			}
+			placed[l.e.Digest] = []byte{byte(slices.Index(splitNames, s))}
 		}
 		if err := m.Write(filepath.Join(job.Out, s)); err != nil {
 			return err
@@ -725,10 +723,15 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			return err
 		}
 	}
-	if len(unlisted) > 0 {
-		if err := writeDigestRecords(job, unlistedFile, unlistedHeader, unlisted); err != nil {
-			return err
+	// Files earlier splits placed that this one does not have (removed, or rejected now) keep
+	// their sets for when they come back.
+	for d, s := range prevFiles {
+		if _, ok := placed[d]; !ok {
+			placed[d] = []byte{byte(slices.Index(splitNames, s))}
 		}
+	}
+	if err := writeDigestRecords(job, setsFile, setsHeader, placed); err != nil {
+		return err
 	}
 	return writeSplitReport(job, kept, rep, rejected)
 }
@@ -1040,19 +1043,21 @@ type previousSplit struct {
 	changed   string // the record deleted or changed in the store since it was written
 	rep       *splitReport
 	manifests map[string]*Manifest // by set
-	unlisted  map[string]string    // source digest → set, of the files its manifests leave out
+	placed    map[string]string    // source digest → set, of every file it and the splits before it placed (setsFile)
 }
 
-// unlistedFile holds, by source digest, the set of each file a split's manifests leave out
-// as another file of an image they list (a copy within its class): a later split keeps it
-// there, and takes its stored image or check, even once the listed file is gone.
-const unlistedFile = "unlisted.bin"
+// setsFile holds, by source digest, the set of every file a split placed, those its
+// manifests leave out as copies of an image they list included, and of every file the
+// splits before it placed with the same settings that it no longer has (removed, or rejected
+// now): a later split keeps each in its set, a copy once the listed file is gone, and a photo
+// removed and put back, so that nothing held out comes back into training.
+const setsFile = "sets.bin"
 
-// unlistedHeader starts unlistedFile and names its format: a byte per record, the set's index
-// in splitNames.
-const unlistedHeader = "pipeline unlisted files 1: set\n"
+// setsHeader starts setsFile and names its format: a byte per record, the set's index in
+// splitNames.
+const setsHeader = "pipeline sets 1: set\n"
 
-// splitNames are the sets in the order unlistedFile numbers them.
+// splitNames are the sets in the order setsFile numbers them.
 var splitNames = []string{TrainSet, ValSet, TestSet}
 
 // readPreviousSplit reads the previous output dir ("" for none: nil).
@@ -1061,9 +1066,9 @@ func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 		return nil
 	}
 	p := &previousSplit{dir: dir, manifests: map[string]*Manifest{}}
-	// (unlistedFile, written only when there are such files, is "not a file of that output"
-	// to PreviousChanged when absent, and changed when deleted since)
-	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile, unlistedFile} {
+	// (setsFile, which splits before version 26 did not write, is "not a file of that output"
+	// to PreviousChanged then, and changed when deleted since)
+	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile, setsFile} {
 		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
 			p.changed = rel
 			return p
@@ -1078,10 +1083,10 @@ func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 			p.manifests[s] = m
 		}
 	}
-	p.unlisted = map[string]string{}
-	readDigestRecords(filepath.Join(dir, unlistedFile), unlistedHeader, 1, func(d string, rec []byte) {
+	p.placed = map[string]string{}
+	readDigestRecords(filepath.Join(dir, setsFile), setsHeader, 1, func(d string, rec []byte) {
 		if int(rec[0]) < len(splitNames) {
-			p.unlisted[d] = splitNames[rec[0]]
+			p.placed[d] = splitNames[rec[0]]
 		}
 	})
 	return p
@@ -1125,7 +1130,7 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 }
 
 // assignment maps the digest of every file the previous split placed to its set: those its
-// manifests list, and those they leave out as copies (unlistedFile).
+// manifests list, and those setsFile records (copies they leave out, files placed before).
 func (p *previousSplit) assignment() map[string]string {
 	prev := map[string]string{}
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
@@ -1135,8 +1140,10 @@ func (p *previousSplit) assignment() map[string]string {
 			}
 		}
 	}
-	for d, s := range p.unlisted {
-		prev[d] = s
+	for d, s := range p.placed {
+		if _, listed := prev[d]; !listed {
+			prev[d] = s
+		}
 	}
 	return prev
 }

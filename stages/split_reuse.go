@@ -123,8 +123,9 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored, ext string) reu
 			r.stored[e.Digest] = filepath.Join(p.dir, s, filepath.FromSlash(e.Path))
 		}
 	}
-	for d := range p.unlisted {
+	for d := range p.placed {
 		// a copy the manifests leave out: its image was stored all the same, under its digest
+		// (a file placed before and gone then has none, which linking finds)
 		if _, ok := r.stored[d]; ok {
 			continue
 		}

@@ -463,3 +463,47 @@ func TestACopyLeftOutOfTheManifestKeepsItsSetWhenTheListedFileGoes(t *testing.T)
 		t.Errorf("the left-out files' stored images were not all linked:\n%s", log)
 	}
 }
+
+// Photos removed for a while and put back return to the sets they had, held out ones to
+// val and test, not into training: the split remembers every file it placed (sets.bin), not
+// only those of the split just before.
+func TestPhotosPutBackReturnToTheirSets(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 30; i++ {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), randomPNG(3, uint64(i), 6, 6))
+	}
+	rec, _ := w.run(false)
+	first := splitOf(t, w, rec)
+	// Set aside every held-out photo of a, run, add new photos, run, put them back.
+	aside := map[string][]byte{}
+	for src, set := range first {
+		if strings.HasPrefix(src, "a/") && set != TrainSet {
+			p := filepath.Join(w.dir, "raw", src)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			aside[src] = b
+			os.Remove(p)
+		}
+	}
+	if len(aside) < 4 {
+		t.Fatalf("only %d held-out photos in a", len(aside))
+	}
+	w.run(false)
+	for i := 30; i < 35; i++ {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+	}
+	w.run(false)
+	for src, b := range aside {
+		w.write("raw/"+src, b)
+	}
+	rec, _ = w.run(false)
+	last := splitOf(t, w, rec)
+	for src := range aside {
+		if last[src] != first[src] {
+			t.Errorf("%s was in %s, put back it is in %s", src, first[src], last[src])
+		}
+	}
+}
