@@ -559,7 +559,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		sort.Strings(rep.Dropped)
 	}
 	if len(kept) < 2 {
-		return fmt.Errorf("%s in %s; a classifier needs at least 2", plural(len(kept), "usable class", "usable classes"), cfg.Source)
+		return errTooFewClasses(job, cfg, kept, rep.Dropped, rejected)
 	}
 	label := map[string]int{}
 	for i, c := range kept {
@@ -1257,6 +1257,30 @@ var sizePrefix = regexp.MustCompile(`^[a-z]+ of [0-9]+x[0-9]+ (is )?`)
 // rejectedWhy counts the rejected files of class (of every class when class is nil) by
 // reason, most first ("12 smaller than min_side 29, 1 truncated jpeg"), and names the settings
 // that rejected any (min_side, max_pixels), for advice.
+// errTooFewClasses is the error of a split left with fewer than two classes (kept), saying
+// why the others went: the classes dropped for too few images, and the files rejected, with
+// the settings that rejected some, which the log names file by file.
+func errTooFewClasses(job *pipeline.Job, cfg SplitConfig, kept, dropped []string, rejected []Rejected) error {
+	msg := fmt.Sprintf("%s in %s; a classifier needs at least 2", plural(len(kept), "usable class", "usable classes"), cfg.Source)
+	var why []string
+	if len(dropped) > 0 {
+		why = append(why, fmt.Sprintf("%s dropped for too few images (drop_small_classes)", plural(len(dropped), "class", "classes")))
+	}
+	advice := ""
+	if len(rejected) > 0 {
+		reasons, settings := rejectedWhy(rejected, nil)
+		why = append(why, fmt.Sprintf("%s rejected: %s", plural(len(rejected), "file", "files"), reasons))
+		for _, s := range settings {
+			advice += map[string]string{"min_side": "; lower min_side", "max_pixels": "; raise max_pixels"}[s]
+		}
+		logRejected(job, rejected, "")
+	}
+	if len(why) > 0 {
+		msg += " (" + strings.Join(why, "; ") + ")" + advice
+	}
+	return fmt.Errorf("%s", msg)
+}
+
 func rejectedWhy(rejected []Rejected, class *string) (string, []string) {
 	count := map[string]int{}
 	var settings []string
