@@ -153,12 +153,17 @@ func attributeDefaults(attrs []pipeline.Attribute) map[string]cty.Value {
 }
 
 // KeyValues implements pipeline.KeyNormalizer: a test fraction equal to its default is keyed
-// as left out.
+// as left out, and so are format, quality and compression when the split stores no images,
+// which they then do nothing for (changing them reruns nothing).
 func (Split) KeyValues(v *pipeline.Values) map[string]cty.Value {
+	out := map[string]cty.Value{}
 	if numberIs(v.Get("test"), defaultTest) {
-		return map[string]cty.Value{"test": cty.NullVal(cty.Number)}
+		out["test"] = cty.NullVal(cty.Number)
 	}
-	return nil
+	if s := v.Get("store_images"); s.IsKnown() && !s.IsNull() && s.False() {
+		out["format"], out["quality"], out["compression"] = cty.NullVal(cty.String), cty.NullVal(cty.Number), cty.NullVal(cty.String)
+	}
+	return out
 }
 
 // ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws

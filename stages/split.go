@@ -191,6 +191,15 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	d.intRange(v, "max_pixels", 1, 1<<40)
 	d.intRange(v, "min_side", 1, 1<<20)
+	if s := v.Get("store_images"); s.IsKnown() && !s.IsNull() && s.False() {
+		defaults := attributeDefaults(Split{}.Attributes())
+		for _, name := range []string{"format", "quality", "compression"} {
+			if val := v.Get(name); val.IsWhollyKnown() && !val.IsNull() && !val.Equals(defaults[name]).True() {
+				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Setting without effect",
+					Detail: name + " says how stored images are written, and store_images = false stores none: remove it, or store the images.", Subject: v.Range(name)})
+			}
+		}
+	}
 	validateFolders(&d, v)
 	return d.diags
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/image/bmp"
 
 	"pipeline/pipeline"
@@ -480,5 +481,30 @@ func TestPixelKeysDoNotDependOnNearDuplicates(t *testing.T) {
 	readJSONFile(t, w.output(rec, "split.main", "report/split.json"), &rep)
 	if !reflect.DeepEqual(rep.Leaked, []string{"raw/big/photo-edited.jpg"}) {
 		t.Errorf("left out of training after near_duplicates was turned off: %q", rep.Leaked)
+	}
+}
+
+// Without stored images, format, quality and compression do nothing: validate warns of them
+// where they are set, and changing them reruns nothing.
+func TestStoringSettingsWithoutStoredImagesAreWarnedOfAndNotKeyed(t *testing.T) {
+	file := strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  store_images = false\n  near_duplicates = false", 1)
+	w := newWS(t, file)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	mustRun(t, w)
+	w.write("pipeline.hcl", []byte(strings.Replace(file, "store_images = false", "store_images = false\n  format = \"jpeg\"\n  quality = 80", 1)))
+	var warned []string
+	for _, d := range w.diagnostics() {
+		if d.Severity == hcl.DiagWarning && d.Summary == "Setting without effect" {
+			warned = append(warned, strings.Fields(d.Detail)[0])
+		}
+	}
+	if strings.Join(warned, " ") != "format quality" {
+		t.Errorf("warned of %v, want format and quality", warned)
+	}
+	if st := mustRun(t, w).Result("split.main"); st.Status != pipeline.StatusCached {
+		t.Errorf("the split after format and quality changed without stored images: %s, want cached", st.Status)
 	}
 }
