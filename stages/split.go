@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -1263,9 +1264,6 @@ func rejectedIn(rejected []Rejected, class string) int {
 // sizePrefix is the format and size that begin a reason naming a size limit.
 var sizePrefix = regexp.MustCompile(`^[a-z]+ of [0-9]+x[0-9]+ (is )?`)
 
-// rejectedWhy counts the rejected files of class (of every class when class is nil) by
-// reason, most first ("12 smaller than min_side 29, 1 truncated jpeg"), and names the settings
-// that rejected any (min_side, max_pixels), for advice.
 // errTooFewClasses is the error of a split left with fewer than two classes (kept), saying
 // why the others went: the classes dropped for too few images, and the files rejected, with
 // the settings that rejected some, which the log names file by file.
@@ -1287,9 +1285,12 @@ func errTooFewClasses(job *pipeline.Job, cfg SplitConfig, kept, dropped []string
 	if len(why) > 0 {
 		msg += " (" + strings.Join(why, "; ") + ")" + advice
 	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }
 
+// rejectedWhy counts the rejected files of class (of every class when class is nil) by
+// reason, most first ("12 smaller than min_side 29, 1 truncated jpeg"), and names the settings
+// that rejected any (min_side, max_pixels), for advice.
 func rejectedWhy(rejected []Rejected, class *string) (string, []string) {
 	count := map[string]int{}
 	var settings []string
