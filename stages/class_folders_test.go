@@ -8,24 +8,14 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-
-	"pipeline/pipeline"
 )
 
 // sourceDiags returns what validate says of the workspace's sources (Workflow.CheckSources),
 // each as "Summary: Detail".
 func (w *ws) sourceDiags() []string {
 	w.t.Helper()
-	cfg, diags := pipeline.LoadFile(filepath.Join(w.dir, "pipeline.hcl"), w.reg)
-	if diags.HasErrors() {
-		w.t.Fatal(diags.Error())
-	}
-	wf, diags := pipeline.Build(cfg, w.reg, nil)
-	if diags.HasErrors() {
-		w.t.Fatal(diags.Error())
-	}
 	var out []string
-	for _, d := range wf.CheckSources(w.dir) {
+	for _, d := range w.engine().Workflow.CheckSources(w.dir) {
 		sev := "error"
 		if d.Severity == hcl.DiagWarning {
 			sev = "warning"

@@ -42,17 +42,20 @@ func treeBytes(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
-	grow := func(w *ws, from, to int) {
-		for i := from; i < to; i++ {
-			w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
-			w.write(fmt.Sprintf("raw/b/%02d.jpg", i), smallerJPEG(blobPhoto(uint64(100+i), 150, 110), 0.9, 85))
-		}
+// growPhotos writes photos from to to (exclusive) into classes a (PNGs) and b (JPEGs) of w's
+// raw folder.
+func growPhotos(w *ws, from, to int) {
+	for i := from; i < to; i++ {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
+		w.write(fmt.Sprintf("raw/b/%02d.jpg", i), smallerJPEG(blobPhoto(uint64(100+i), 150, 110), 0.9, 85))
 	}
+}
+
+func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(nearHCL, true))
-	grow(w, 0, 10)
+	growPhotos(w, 0, 10)
 	first, _ := w.run(false)
-	grow(w, 10, 13)
+	growPhotos(w, 10, 13)
 	second, _ := w.run(false)
 	log, _ := os.ReadFile(filepath.Join(second.Dir(), "run.log"))
 	if !strings.Contains(string(log), "reused 20 stored images of the previous split (stored the same way), made 6") {
@@ -81,7 +84,7 @@ func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 
 	// A split of the grown folder from scratch stores the same images and fingerprints.
 	fresh := newWS(t, fmt.Sprintf(nearHCL, true))
-	grow(fresh, 0, 13)
+	growPhotos(fresh, 0, 13)
 	rec, _ := fresh.run(false)
 	for _, name := range []string{"images", fingerprintsFile} {
 		got, want := treeBytes(t, w.output(second, "split.main", name)), treeBytes(t, fresh.output(rec, "split.main", name))
@@ -343,14 +346,8 @@ func TestStoredChange(t *testing.T) {
 // older format), a rerun still links its stored PNGs, taking their fingerprints from them
 // instead of fitting the files again, and writes what a fresh split writes.
 func TestARerunWithoutFingerprintsTakesThemFromTheStoredImages(t *testing.T) {
-	grow := func(w *ws, from, to int) {
-		for i := from; i < to; i++ {
-			w.write(fmt.Sprintf("raw/a/%02d.png", i), encodePNG(blobPhoto(uint64(i), 120, 90)))
-			w.write(fmt.Sprintf("raw/b/%02d.jpg", i), smallerJPEG(blobPhoto(uint64(100+i), 150, 110), 0.9, 85))
-		}
-	}
 	w := newWS(t, fmt.Sprintf(nearHCL, true))
-	grow(w, 0, 10)
+	growPhotos(w, 0, 10)
 	first, _ := w.run(false)
 	prints := filepath.Join(w.dir, pipeline.ObjectRel(first.Result("split.main").Output), fingerprintsFile)
 	if err := os.Chmod(prints, 0o644); err != nil {
@@ -359,13 +356,13 @@ func TestARerunWithoutFingerprintsTakesThemFromTheStoredImages(t *testing.T) {
 	if err := os.WriteFile(prints, []byte("pipeline fingerprints 1: 16x16 grey\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	grow(w, 10, 13)
+	growPhotos(w, 10, 13)
 	second, _ := w.run(false)
 	if log := runLog(t, second); !strings.Contains(log, "reused 20 stored images of the previous split (stored the same way), made 6") {
 		t.Fatalf("run.log does not say that 20 images were reused:\n%s", log)
 	}
 	fresh := newWS(t, fmt.Sprintf(nearHCL, true))
-	grow(fresh, 0, 13)
+	growPhotos(fresh, 0, 13)
 	rec, _ := fresh.run(false)
 	for _, name := range []string{"images", fingerprintsFile} { // the sets: kept from before, not drawn afresh
 		got, want := treeBytes(t, w.output(second, "split.main", name)), treeBytes(t, fresh.output(rec, "split.main", name))
