@@ -101,9 +101,7 @@ func (m *Manifest) Write(dir string) error {
 	}
 	m.Format = 1
 	head := *m
-	if head.Images != nil {
-		head.Images = []Entry{}
-	}
+	head.Images = []Entry{} // the entries are written after it; an empty set's are [], not null
 	b, err := json.MarshalIndent(&head, "", " ")
 	if err != nil {
 		return err

@@ -37,33 +37,41 @@ const blocks = thumbCells / (blockSide * blockSide)
 // one picture rarely number more, chains of look-alikes can.
 const maxNearGroup = 20
 
-// chromaSide is the side, in blocks of blockSide × blockSide cells, of the colour grid
-// images are also compared by: brightness alone takes a red and a green object of the same
-// luma for one picture.
-const chromaSide = thumbSide / blockSide
+// chromaBlock is the side, in cells, of the blocks of the colour grid images are also
+// compared by: brightness alone takes a red and a green object of the same luma for one
+// picture.
+const chromaBlock = 2
+
+// chromaSide is the side of the colour grid, in blocks.
+const chromaSide = thumbSide / chromaBlock
 
 // chromaCells is the number of values in a colour grid: two colour differences per block.
 const chromaCells = 2 * chromaSide * chromaSide
 
 // maxChromaDiff is the largest mean difference between the colour grids of two
-// near-duplicates, in levels of (blue − luma)/2 and (red − luma)/2. Copies at 40–80 % of a
-// picture's size and JPEG quality 50–90 differ by at most 0.62
-// (TestFingerprintsJoinResizedCopiesAndNothingElse logs it); a red object made green at the
-// same brightness, by tens where it is.
-const maxChromaDiff = 3
+// near-duplicates, in levels of (blue − luma)/2 and (red − luma)/2, and maxChromaBlockDiff
+// the largest in any one value: an object recoloured in a small part of the picture changes
+// a few blocks by tens of levels and the mean little (a square of 15 % of the side: by 24 or
+// more in a block). Copies at 40–80 % of a picture's size and JPEG quality 50–90 differ by at
+// most 0.88 on average and 4 in a block, from image_size 32 up (11 at 24), as
+// TestFingerprintsJoinResizedCopiesAndNothingElse logs at 64.
+const (
+	maxChromaDiff      = 3
+	maxChromaBlockDiff = 16
+)
 
 // fingerprint is what the split compares images by: a grey thumbnail and a coarser colour
 // grid. The sums over the thumbnail that rule most pairs out cheaply (sums) are computed when
 // comparing, not kept with every image.
 type fingerprint struct {
 	thumb  [thumbCells]uint8
-	chroma [chromaCells]uint8 // per block: 128 + (blue − luma)/2, 128 + (red − luma)/2
+	chroma [chromaCells]uint8 // per block of the colour grid: 128 + (blue − luma)/2, 128 + (red − luma)/2
 	ok     bool               // false for images too small or too flat to compare
 }
 
 // fingerprintOf returns img's fingerprint: the mean grey (Rec. 601 luma) of each of
 // thumbSide × thumbSide cells, and the mean colour differences of each block of
-// blockSide × blockSide cells. An image smaller than that, or whose thumbnail is within a few
+// chromaBlock × chromaBlock cells. An image smaller than that, or whose thumbnail is within a few
 // grey levels of flat, is not comparable: it would match every other flat picture.
 func fingerprintOf(img image.Image) fingerprint {
 	var sum, cnt, sumR, sumB [thumbCells]uint64
@@ -112,7 +120,7 @@ func fingerprintOf(img image.Image) fingerprint {
 	}
 	var bs, br, by, bn [chromaCells / 2]int64
 	for i := range thumbCells {
-		k := i/thumbSide/blockSide*chromaSide + i%thumbSide/blockSide
+		k := i/thumbSide/chromaBlock*chromaSide + i%thumbSide/chromaBlock
 		bs[k] += int64(sumB[i])
 		br[k] += int64(sumR[i])
 		by[k] += int64(sum[i])
@@ -203,11 +211,16 @@ func closeThumbs(a, b *[thumbCells]uint8) bool {
 // chromaLimit is the largest summed difference of two near-duplicates' colour grids.
 const chromaLimit = maxChromaDiff * chromaCells
 
-// closeChroma reports whether two colour grids differ by at most chromaLimit in all.
+// closeChroma reports whether two colour grids differ by at most chromaLimit in all and
+// maxChromaBlockDiff in each value.
 func closeChroma(a, b *[chromaCells]uint8) bool {
 	d := 0
 	for i := range a {
-		d += abs(int(a[i]) - int(b[i]))
+		v := abs(int(a[i]) - int(b[i]))
+		if v > maxChromaBlockDiff {
+			return false
+		}
+		d += v
 	}
 	return d <= chromaLimit
 }

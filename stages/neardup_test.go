@@ -108,19 +108,20 @@ func TestFingerprintsJoinResizedCopiesAndNothingElse(t *testing.T) {
 	if got := nearDuplicates(prints); !slices.Equal(got, all) {
 		t.Fatalf("near-duplicate pairs %v, want %v", got, all)
 	}
-	worst, worstChroma := 0, 0
+	worst, worstChroma, worstBlock := 0, 0, 0
 	for _, p := range all {
 		d, dc := 0, 0
 		for c := range prints[p[0]].thumb {
 			d += abs(int(prints[p[0]].thumb[c]) - int(prints[p[1]].thumb[c]))
 		}
 		for c := range prints[p[0]].chroma {
-			dc += abs(int(prints[p[0]].chroma[c]) - int(prints[p[1]].chroma[c]))
+			v := abs(int(prints[p[0]].chroma[c]) - int(prints[p[1]].chroma[c]))
+			dc, worstBlock = dc+v, max(worstBlock, v)
 		}
 		worst, worstChroma = max(worst, d), max(worstChroma, dc)
 	}
-	t.Logf("copies of one picture differ by at most %.2f grey levels on average (near-duplicates: at most %d) and %.2f levels of colour (at most %d)",
-		float64(worst)/thumbCells, maxThumbDiff, float64(worstChroma)/chromaCells, maxChromaDiff)
+	t.Logf("copies of one picture differ by at most %.2f grey levels on average (near-duplicates: at most %d), %.2f levels of colour (at most %d) and %d in a block of colour (at most %d)",
+		float64(worst)/thumbCells, maxThumbDiff, float64(worstChroma)/chromaCells, maxChromaDiff, worstBlock, maxChromaBlockDiff)
 	// A flat picture is never anyone's near-duplicate, not even another flat one.
 	flat := image.NewUniform(color.RGBA{90, 90, 90, 255})
 	f1 := printOf(t, "f.png", encodePNG(imageOf(flat, 100, 80)))
@@ -159,6 +160,27 @@ func TestFingerprintsTellColoursOfEqualBrightnessApart(t *testing.T) {
 	again := printOf(t, "r.jpg", smallerJPEG(mustDecodePNG(t, circle(color.RGBA{220, 40, 40, 255})), 0.6, 60))
 	if got := nearDuplicates([]fingerprint{red, again}); len(got) != 1 {
 		t.Errorf("the red circle and its smaller JPEG are not near-duplicates")
+	}
+	// A small square (15 % of the side, 2 % of the picture), in the middle or a corner, on a
+	// textured background: the mean colour hardly moves, one block a lot.
+	for _, at := range [][2]int{{41, 41}, {4, 4}, {60, 20}} {
+		square := func(c color.RGBA) []byte {
+			img := blobPhoto(9, 96, 96)
+			for y := at[1]; y < at[1]+14; y++ {
+				for x := at[0]; x < at[0]+14; x++ {
+					img.SetRGBA(x, y, c)
+				}
+			}
+			return encodePNG(img)
+		}
+		r, g := printOf(t, "r.png", square(color.RGBA{200, 0, 0, 255})), printOf(t, "g.png", square(color.RGBA{0, 102, 0, 255}))
+		if got := nearDuplicates([]fingerprint{r, g}); len(got) != 0 {
+			t.Errorf("a red and a green square at %v are near-duplicates", at)
+		}
+		copyOf := printOf(t, "r.jpg", smallerJPEG(mustDecodePNG(t, square(color.RGBA{200, 0, 0, 255})), 0.6, 60))
+		if got := nearDuplicates([]fingerprint{r, copyOf}); len(got) != 1 {
+			t.Errorf("the red square at %v and its smaller JPEG are not near-duplicates", at)
+		}
 	}
 }
 

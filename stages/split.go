@@ -73,10 +73,10 @@ func (Split) Name() string { return "split" }
 // class folders that are one folder through symbolic links fail the split; 23: HEIC, AVIF,
 // SVG and ICO files rejected as unsupported, long class names shortened on the plot,
 // dropped_class_images; 24: an unreadable folder's reason without its absolute path; 25:
-// copies left out of the manifests recorded; 26: sets.bin, every file placed now or before.
-// Stored images have a version of their own, storedImagesVersion: a split of this version
-// links those a split of 15 to 25 stored.)
-func (Split) Version() int { return 26 }
+// copies left out of the manifests recorded; 26: sets.bin, every file placed now or before;
+// 27: an 8×8 colour grid, compared block by block too. Stored images have a version of their
+// own, storedImagesVersion: a split of this version links those a split of 15 to 26 stored.)
+func (Split) Version() int { return 27 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -193,8 +193,9 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.intRange(v, "max_pixels", 1, 1<<40)
 	d.intRange(v, "min_side", 1, 1<<20)
 	if s := v.Get("store_images"); s.IsKnown() && !s.IsNull() && s.False() {
+		// (not compression, which a pipeline block may set for augment's copies too)
 		defaults := attributeDefaults(Split{}.Attributes())
-		for _, name := range []string{"format", "quality", "compression"} {
+		for _, name := range []string{"format", "quality"} {
 			if val := v.Get(name); val.IsWhollyKnown() && !val.IsNull() && !val.Equals(defaults[name]).True() {
 				d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Setting without effect",
 					Detail: name + " says how stored images are written, and store_images = false stores none: remove it, or store the images.", Subject: v.Range(name)})

@@ -279,7 +279,7 @@ func linkStored(job *pipeline.Job, src, dst string) error {
 }
 
 // fingerprintsHeader starts fingerprintsFile and names its format.
-var fingerprintsHeader = fmt.Sprintf("pipeline fingerprints 2: %dx%d grey, %dx%d colour\n", thumbSide, thumbSide, chromaSide, chromaSide)
+var fingerprintsHeader = fmt.Sprintf("pipeline fingerprints 3: %dx%d grey, %dx%d colour\n", thumbSide, thumbSide, chromaSide, chromaSide)
 
 // fingerprint records: 32 bytes of source digest, 1 byte comparable or not, the thumbnail,
 // the colour grid.

@@ -508,3 +508,18 @@ func TestStoringSettingsWithoutStoredImagesAreWarnedOfAndNotKeyed(t *testing.T) 
 		t.Errorf("the split after format and quality changed without stored images: %s, want cached", st.Status)
 	}
 }
+
+// A compression set in the pipeline block, which augment's copies use, is not warned of as
+// doing nothing when the split stores no images.
+func TestACompressionForAugmentIsNotWarnedOf(t *testing.T) {
+	w := newWS(t, "pipeline {\n  compression = \"fast\"\n}\n"+strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  store_images = false", 1))
+	diags := w.diagnostics()
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	for _, d := range diags {
+		if d.Summary == "Setting without effect" {
+			t.Errorf("warned: %s", d.Detail)
+		}
+	}
+}
