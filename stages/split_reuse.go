@@ -202,8 +202,9 @@ func previousDigest(job *pipeline.Job, path string) (string, bool) {
 	return job.PreviousDigest(path, fi)
 }
 
-// reuse stores the image of the file at abs by linking the previous split's when the engine
-// knows the file's digest and the previous split stored it; it reports whether it did. p gets
+// reuse stores the image of the file at abs by linking the previous split's when the previous
+// split stored the file's digest (the engine's, or read from the file when the engine cannot
+// vouch for it yet); it reports whether it did. p gets
 // its digest, stored path and fingerprint; written, the pixels digest of a stored image it
 // links, by source digest (as storeImages keeps it). Storing no images, it takes a file the
 // previous split (storing none, made the same way) listed as checked, with its thumbnail,
@@ -218,7 +219,15 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	}
 	d, ok := job.KnownDigest(abs, fi)
 	if !ok {
-		return false, nil
+		// Not vouched for by the engine (written in the last moments before the plan hashed
+		// it, as a copied workspace's files are): its digest from its bytes, which costs a
+		// read, not a decode.
+		data, err := os.ReadFile(abs)
+		if err != nil {
+			return false, nil // loadImage says what is wrong with it
+		}
+		sum := sha256.Sum256(data)
+		d = hex.EncodeToString(sum[:])
 	}
 	prev, ok := r.stored[d]
 	if !ok {

@@ -504,3 +504,29 @@ func TestPhotosPutBackReturnToTheirSets(t *testing.T) {
 		}
 	}
 }
+
+// Photos written moments before a run (a workspace just copied, photos just added) are too
+// fresh for the engine to vouch for their digests by stat alone; the split reads their bytes
+// for their digests and still links the images it stored for them, instead of making them.
+func TestFreshlyWrittenPhotosStillReuseStoredImages(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(nearHCL, true))
+	w.fresh = true
+	growPhotos(w, 0, 10)
+	w.run(false)
+	growPhotos(w, 10, 11)
+	for _, unstored := range []bool{false, true} {
+		if unstored {
+			w.write("pipeline.hcl", []byte(strings.Replace(fmt.Sprintf(nearHCL, false), "near_duplicates = false", "near_duplicates = false\n  store_images = false", 1)))
+			w.run(false)
+			growPhotos(w, 11, 12)
+		}
+		rec, _ := w.run(false)
+		want := "reused 20 stored images"
+		if unstored {
+			want = "reused the previous split's check"
+		}
+		if log := runLog(t, rec); !strings.Contains(log, want) {
+			t.Errorf("unstored %v: the split reused nothing for photos written just before:\n%s", unstored, log)
+		}
+	}
+}
