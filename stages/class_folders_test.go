@@ -104,7 +104,7 @@ func TestTestSourceClassesTheSourceLacksAreAllNamed(t *testing.T) {
 		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(i), 6, 6))
 	}
 	os.MkdirAll(filepath.Join(w.dir, "raw/test/fox"), 0o755) // empty, and a class all the same
-	why := `test_source raw/test has classes "Dog" (did you mean "dog"?), "fox" and "hrose" (did you mean "horse"?), which raw/train does not have; the test classes must be training classes`
+	why := `test_source raw/test has classes "Dog" (did you mean "dog"?), "hrose" (did you mean "horse"?) and "fox", which raw/train does not have; the test classes must be training classes`
 	want := fmt.Sprintf(`warning: Unusable source: test_source "raw/test": %s. The stage will fail when it runs unless that changes first.`, why)
 	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
 		t.Errorf("validate says %q, want %q", got, want)
@@ -113,11 +113,11 @@ func TestTestSourceClassesTheSourceLacksAreAllNamed(t *testing.T) {
 		t.Errorf("the split fails with %q, want %q", err, why)
 	}
 
-	// Many are counted past the first five.
+	// Many are counted past the first five, those with a suggestion first.
 	for _, c := range []string{"e1", "e2", "e3", "e4"} {
 		os.MkdirAll(filepath.Join(w.dir, "raw/test", c), 0o755)
 	}
-	why = `test_source raw/test has classes "Dog" (did you mean "dog"?), "e1", "e2", "e3", "e4" and 2 more, which raw/train does not have`
+	why = `test_source raw/test has classes "Dog" (did you mean "dog"?), "hrose" (did you mean "horse"?), "e1", "e2", "e3" and 2 more, which raw/train does not have`
 	if got := w.sourceDiags(); len(got) != 1 || !strings.Contains(got[0], why) {
 		t.Errorf("validate says %q, want %q in it", got, why)
 	}

@@ -124,17 +124,19 @@ func layoutProblems(v *pipeline.Values, attr string, l *classListing) string {
 // five, and a count of the rest), with the training class it may stand for (one whose name
 // differs only in letter case, else the closest in spelling), so that one run shows them all.
 func testClassesNotInSource(testSource, source string, tclasses, classes []string) error {
-	var missing []string
+	// Those with a suggestion first: a few names are shown, and they say what to do.
+	var suggested, other []string
 	for _, c := range tclasses {
 		if slices.Contains(classes, c) {
 			continue
 		}
-		item := fmt.Sprintf("%q", c)
 		if sug := similarClass(c, classes); sug != "" {
-			item += fmt.Sprintf(" (did you mean %q?)", sug)
+			suggested = append(suggested, fmt.Sprintf("%q (did you mean %q?)", c, sug))
+		} else {
+			other = append(other, fmt.Sprintf("%q", c))
 		}
-		missing = append(missing, item)
 	}
+	missing := append(suggested, other...)
 	if len(missing) == 0 {
 		return nil
 	}
