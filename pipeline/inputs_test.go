@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto/sha256"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -429,5 +430,23 @@ func TestAStageFailingWhileItsSourceChangedSaysSo(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not say %q", msg, want)
 		}
+	}
+}
+
+// A source folder that cannot be read for lack of permission fails the plan saying so and
+// what to do, not as a failure to hash it.
+func TestAnUnreadableSourceFolderSaysWhatToDo(t *testing.T) {
+	ws := newWorkspace(t, genHCL, map[string]string{"raw/a.txt": "aa"})
+	root := filepath.Join(ws.dir, "raw")
+	openFile = func(name string) (*os.File, error) {
+		if name == root {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.Open(name)
+	}
+	defer func() { openFile = os.Open }()
+	_, err := ws.engine(nil).Plan(Selection{})
+	if err == nil || !strings.Contains(err.Error(), `source "raw" cannot be read (open `) || !strings.Contains(err.Error(), "permission denied): give the user running pipeline read access to it") {
+		t.Errorf("plan: %v", err)
 	}
 }

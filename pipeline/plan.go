@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	pathpkg "path"
 	"path/filepath"
@@ -355,17 +356,27 @@ func (e *Engine) keyInputs(d *Decision, forced bool) error {
 		// A forced stage reads its sources again: a file rewritten keeping its identity would
 		// otherwise stay what the stat cache says.
 		if err := d.hashInput(a.Name, InWorkspace(e.Store.Workspace, rel), forced); err != nil {
-			return fmt.Errorf("hashing %s %q: %w", a.Name, rel, err)
+			return hashingError(a.Name, rel, err)
 		}
 	}
 	for _, p := range pathInputs(inst.Kind, v, e.Store.Workspace) {
 		if err := d.hashInput(pathLabel(p.attr, p.path), p.abs, forced); err != nil {
-			return fmt.Errorf("hashing %s %q: %w", p.attr, p.path, err)
+			return hashingError(p.attr, p.path, err)
 		}
 	}
 	var err error
 	d.lines, err = keyLines(inst.Kind, v, d.sources, e.Workflow.Seed, e.outputDigest)
 	return err
+}
+
+// hashingError is the error of hashing the input path given as attr: one that cannot be read
+// for lack of permission (the folder itself; files and folders below it are the stage's to
+// report) says so and what to do.
+func hashingError(attr, path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s %q cannot be read (%w): give the user running pipeline read access to it", attr, path, err)
+	}
+	return fmt.Errorf("hashing %s %q: %w", attr, path, err)
 }
 
 // ownChanges names what changed in an instance's own configuration since its last run
