@@ -177,15 +177,27 @@ func similarClass(class string, classes []string) string {
 }
 
 // WarnPath implements pipeline.PathWarner for the source folder: class folders whose names
-// differ only in letter case (caseClashes), which the split warns of too. test_source's
-// classes are source's, so it is not looked at.
+// differ only in letter case (caseClashes), which the split warns of too; and for test_source,
+// class folders that cannot be read, whose test images the split leaves out (rejecting the
+// folder, and warning of each class with no test image). test_source's classes are source's,
+// so its names are not looked at.
 func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
-	if attr != "source" {
+	if attr != "source" && attr != "test_source" {
 		return nil
 	}
 	l, err := listClasses(abs)
 	if err != nil {
 		return nil
+	}
+	if attr == "test_source" {
+		classes, _, unreadable := countClassFiles(abs, l.folders)
+		var out []string
+		for _, c := range classes {
+			if why := unreadable[c]; why != "" {
+				out = append(out, fmt.Sprintf("class %q: %s, so the test set would have none of its images", c, why))
+			}
+		}
+		return out
 	}
 	return caseClashes(l.classes(), "")
 }

@@ -253,3 +253,27 @@ func TestAnUnreadableClassFolderIsNamedWithWhy(t *testing.T) {
 		t.Errorf("rejected %+v", rejected)
 	}
 }
+
+// A test_source class folder that cannot be read is warned of by validate and plan: the
+// split leaves its test images out, which does not fail it.
+func TestAnUnreadableTestClassFolderIsWarnedOf(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	for _, c := range []string{"x", "y"} {
+		for i := 0; i < 6; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(c[0]), 6, 6))
+	}
+	locked := filepath.Join(w.dir, "raw", "test", "y")
+	readDir = func(name string) ([]os.DirEntry, error) {
+		if name == locked {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.ReadDir(name)
+	}
+	defer func() { readDir = os.ReadDir }()
+	want := `warning: Questionable source: test_source "raw/test": class "y": y cannot be read (permission denied), so the test set would have none of its images.`
+	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
+		t.Errorf("validate says %q, want %q", got, want)
+	}
+}
