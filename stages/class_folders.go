@@ -148,6 +148,38 @@ func (l *classListing) sameFolders(in string) []string {
 		out = append(out, fmt.Sprintf("class folders %s%s are one folder, %s, through symbolic links: each of its images would be in every one of those classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
 			pipeline.JoinList(names, "and"), in, real))
 	}
+	return append(out, l.nestedFolders(in)...)
+}
+
+// nestedFolders says of each class folder that is, through symbolic links, a folder inside
+// another class's (kitten → ../photos/kitty/sub, cat → ../photos/kitty) that its images would
+// be in both classes, as sameFolders does of one folder. in is as sameFolders has it.
+func (l *classListing) nestedFolders(in string) []string {
+	real := map[string]classFolder{} // real path → the first class folder there
+	paths := make([]string, len(l.folders))
+	for i, f := range l.folders {
+		p, err := filepath.EvalSymlinks(f.abs)
+		if err != nil {
+			continue
+		}
+		paths[i] = p
+		if _, ok := real[p]; !ok {
+			real[p] = f
+		}
+	}
+	var out []string
+	for i, f := range l.folders {
+		if paths[i] == "" {
+			continue
+		}
+		for dir := filepath.Dir(paths[i]); dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+			if outer, ok := real[dir]; ok && outer.class != f.class {
+				out = append(out, fmt.Sprintf("class folder %q%s is inside class folder %q (%s is in %s) through symbolic links: its images would be in both classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
+					f.name, in, outer.name, paths[i], dir))
+				break
+			}
+		}
+	}
 	return out
 }
 

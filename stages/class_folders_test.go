@@ -220,3 +220,23 @@ func TestClassFoldersDifferingOnlyInCaseAreWarnedOf(t *testing.T) {
 		t.Errorf("the split made no sets")
 	}
 }
+
+// A class folder that is, through a symbolic link, a folder inside another class's fails
+// the split as one folder shared by two classes does: its images would be in both.
+func TestAClassFolderInsideAnotherFailsTheSplit(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("outside/kitty/%d.png", i), randomPNG(1, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("outside/kitty/sub/%d.png", i), randomPNG(2, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/dog/%d.png", i), randomPNG(3, uint64(i), 6, 6))
+	}
+	os.Symlink("../outside/kitty", filepath.Join(w.dir, "raw/cat"))
+	os.Symlink("../outside/kitty/sub", filepath.Join(w.dir, "raw/kitten"))
+	want := `class folder "kitten" is inside class folder "cat" (`
+	if got := w.sourceDiags(); len(got) != 1 || !strings.Contains(got[0], want) {
+		t.Errorf("validate says %q, want %q in it", got, want)
+	}
+	if err := w.runError(); !strings.HasPrefix(err, "source raw: "+want) || !strings.Contains(err, "its images would be in both classes") {
+		t.Errorf("the split fails with %q, want %q", err, want)
+	}
+}

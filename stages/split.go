@@ -74,9 +74,10 @@ func (Split) Name() string { return "split" }
 // SVG and ICO files rejected as unsupported, long class names shortened on the plot,
 // dropped_class_images; 24: an unreadable folder's reason without its absolute path; 25:
 // copies left out of the manifests recorded; 26: sets.bin, every file placed now or before;
-// 27: an 8×8 colour grid, compared block by block too. Stored images have a version of their
-// own, storedImagesVersion: a split of this version links those a split of 15 to 26 stored.)
-func (Split) Version() int { return 27 }
+// 27: an 8×8 colour grid, compared block by block too; 28: a class folder inside another
+// through symbolic links fails the split. Stored images have a version of their own,
+// storedImagesVersion: a split of this version links those a split of 15 to 27 stored.)
+func (Split) Version() int { return 28 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
