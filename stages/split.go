@@ -649,11 +649,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			}
 		}
 	}
-	type listed struct {
-		e     Entry
-		exact string
-	}
-	entries := map[string][]listed{}
+	exacts := map[string][]string{} // by set, beside its manifest's entries: each file's exact
 	for _, p := range procs {
 		l, ok := label[p.cand.Class]
 		if !ok {
@@ -677,32 +673,32 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if st := stored[p.digest]; st != "" {
 			e.Path = "../" + st
 		}
-		entries[s] = append(entries[s], listed{e, p.exact})
+		manifests[s].Images = append(manifests[s].Images, e)
+		exacts[s] = append(exacts[s], p.exact)
 	}
 	sort.Slice(rep.Moved, func(i, j int) bool { return rep.Moved[i].Path < rep.Moved[j].Path })
 	logAfresh(job, res)
 	logSearchedMoves(job, res, searchedMoves)
 	counts := map[string][]int{}
-	placed := map[string][]byte{} // source digest → set (setsFile)
-	for s, m := range manifests {
-		es := entries[s]
-		sort.Slice(es, func(i, j int) bool {
-			a, b := es[i].e, es[j].e
-			if a.Label != b.Label {
-				return a.Label < b.Label
-			}
-			return a.Source < b.Source
-		})
+	var placed []placedFile // setsFile's records: every file placed now, then those placed before
+	for _, s := range splitNames {
+		m := manifests[s]
+		for _, e := range m.Images {
+			placed = append(placed, placedFile{e.Digest, byte(slices.Index(splitNames, s))})
+		}
+		sort.Sort(entriesByPath{m.Images, exacts[s]})
+		// Files stored as one image are one image of their class: the first by path listed.
 		seen := map[string]bool{}
-		for _, l := range es {
-			if k := fmt.Sprintf("%d %s", l.e.Label, l.exact); !seen[k] {
+		n := 0
+		for i, e := range m.Images {
+			if k := fmt.Sprintf("%d %s", e.Label, exacts[s][i]); !seen[k] {
 				seen[k] = true
-				m.Images = append(m.Images, l.e)
+				m.Images[n] = e
+				n++
 			}
 		}
-		for _, l := range es {
-			placed[l.e.Digest] = []byte{byte(slices.Index(splitNames, s))}
-		}
+		m.Images = slices.Clip(m.Images[:n])
+		delete(exacts, s)
 		if err := m.Write(filepath.Join(job.Out, s)); err != nil {
 			return err
 		}
@@ -738,11 +734,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	// Files earlier splits placed that this one does not have (removed, or rejected now) keep
 	// their sets for when they come back.
 	for d, s := range prevFiles {
-		if _, ok := placed[d]; !ok {
-			placed[d] = []byte{byte(slices.Index(splitNames, s))}
-		}
+		placed = append(placed, placedFile{d, byte(slices.Index(splitNames, s))})
 	}
-	if err := writeDigestRecords(job, setsFile, setsHeader, placed); err != nil {
+	if err := writeSets(job, placed); err != nil {
 		return err
 	}
 	return writeSplitReport(job, kept, rep, rejected)
@@ -811,6 +805,10 @@ func memberPaths(ms []member) ([]string, bool) {
 func pictures(gs []*group) []*group {
 	out := make([]*group, len(gs))
 	for i, g := range gs {
+		if len(g.Members) == 1 {
+			out[i] = g // most groups: nothing to leave out, nothing to copy
+			continue
+		}
 		seen := map[[2]string]bool{}
 		var ms []member
 		for _, m := range g.Members {
@@ -1071,6 +1069,47 @@ const setsHeader = "pipeline sets 1: set\n"
 
 // splitNames are the sets in the order setsFile numbers them.
 var splitNames = []string{TrainSet, ValSet, TestSet}
+
+// placedFile is a record of setsFile: a source digest and its set's index in splitNames.
+type placedFile struct {
+	digest string
+	set    byte
+}
+
+// writeSets writes setsFile from placed, the first record of each digest (those placed now
+// come before those placed before).
+func writeSets(job *pipeline.Job, placed []placedFile) error {
+	slices.SortStableFunc(placed, func(a, b placedFile) int { return strings.Compare(a.digest, b.digest) })
+	placed = slices.CompactFunc(placed, func(a, b placedFile) bool { return a.digest == b.digest })
+	buf := append(make([]byte, 0, len(setsHeader)+len(placed)*33), setsHeader...)
+	for _, p := range placed {
+		var err error
+		if buf, err = appendDigestRecord(buf, setsFile, p.digest, p.set); err != nil {
+			return err
+		}
+	}
+	_, err := job.WriteFile(filepath.Join(job.Out, setsFile), buf)
+	return err
+}
+
+// entriesByPath sorts a manifest's entries by label, then source path, with the exact group
+// of each beside them.
+type entriesByPath struct {
+	e      []Entry
+	exacts []string
+}
+
+func (s entriesByPath) Len() int { return len(s.e) }
+func (s entriesByPath) Less(i, j int) bool {
+	if s.e[i].Label != s.e[j].Label {
+		return s.e[i].Label < s.e[j].Label
+	}
+	return s.e[i].Source < s.e[j].Source
+}
+func (s entriesByPath) Swap(i, j int) {
+	s.e[i], s.e[j] = s.e[j], s.e[i]
+	s.exacts[i], s.exacts[j] = s.exacts[j], s.exacts[i]
+}
 
 // readPreviousSplit reads the previous output dir ("" for none: nil).
 func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {

@@ -368,14 +368,23 @@ func writeDigestRecords(job *pipeline.Job, name, header string, recs map[string]
 	sort.Strings(digests)
 	buf := append(make([]byte, 0, len(header)+len(digests)*(sha256.Size+size)), header...)
 	for _, d := range digests {
-		raw, err := hex.DecodeString(d)
-		if err != nil || len(raw) != sha256.Size {
-			return fmt.Errorf("%s: %q is not a SHA-256", name, d)
+		var err error
+		if buf, err = appendDigestRecord(buf, name, d, recs[d]...); err != nil {
+			return err
 		}
-		buf = append(append(buf, raw...), recs[d]...)
 	}
 	_, err := job.WriteFile(filepath.Join(job.Out, name), buf)
 	return err
+}
+
+// appendDigestRecord appends to buf a record of the file name: digest d (hex) as 32 bytes,
+// then rec.
+func appendDigestRecord(buf []byte, name, d string, rec ...byte) ([]byte, error) {
+	raw, err := hex.DecodeString(d)
+	if err != nil || len(raw) != sha256.Size {
+		return buf, fmt.Errorf("%s: %q is not a SHA-256", name, d)
+	}
+	return append(append(buf, raw...), rec...), nil
 }
 
 // readDigestRecords reads a file written by writeDigestRecords with header and records of
