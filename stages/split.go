@@ -327,12 +327,12 @@ type classCounts struct {
 type processed struct {
 	cand   candidate
 	digest string
-	stored string // relative to the output folder
-	pixels string // SHA-256 of the stored file: equal for files that become the same image
-	exact  string // the smallest digest among the files stored as that same image
-	group  string // the smallest exact among its near-duplicates: what shares a set
-	print  fingerprint
-	test   bool // from test_source
+	stored string       // relative to the output folder
+	pixels string       // SHA-256 of the stored file: equal for files that become the same image
+	exact  string       // the smallest digest among the files stored as that same image
+	group  string       // the smallest exact among its near-duplicates: what shares a set
+	print  *fingerprint // with near_duplicates on (nil otherwise: a third of a kilobyte per file)
+	test   bool         // from test_source
 	// fallback: a JPEG libjpeg-turbo refused, decoded by image/jpeg (a later split decodes it
 	// again rather than reuse it, in case libjpeg-turbo was what failed)
 	fallback bool
@@ -858,7 +858,10 @@ func joinNearDuplicates(procs []processed) {
 		if _, ok := index[p.exact]; !ok {
 			index[p.exact] = len(names)
 			names = append(names, p.exact)
-			prints = append(prints, &procs[i].print)
+			if procs[i].print == nil {
+				procs[i].print = &fingerprint{} // not comparable
+			}
+			prints = append(prints, procs[i].print)
 		}
 	}
 	parent := make([]int, len(names))
@@ -952,7 +955,8 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			}
 			all[i].digest = l.Digest
 			if cfg.NearDuplicates && l.Img != nil {
-				all[i].print = fingerprintOf(l.Img)
+				fp := fingerprintOf(l.Img)
+				all[i].print = &fp
 			}
 			if l.Fallback {
 				all[i].fallback = true

@@ -242,7 +242,10 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 		if cfg.stores() || !ok {
 			return false, nil
 		}
-		p.digest, p.print = d, fp
+		p.digest = d
+		if cfg.NearDuplicates {
+			p.print = &fp
+		}
 		written.LoadOrStore(d, key)
 		return true, nil
 	}
@@ -259,7 +262,10 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 		}
 		fp = fingerprintOf(img)
 	}
-	p.digest, p.print = d, fp
+	p.digest = d
+	if cfg.NearDuplicates {
+		p.print = &fp
+	}
 	p.stored = filepath.ToSlash(filepath.Join("images", d[:2], d+extension(cfg.Format)))
 	if _, dup := written.LoadOrStore(d, ""); dup {
 		return true, nil
@@ -298,11 +304,15 @@ const fingerprintRecord = sha256.Size + 1 + thumbCells + chromaCells
 func writeFingerprints(job *pipeline.Job, procs []processed) error {
 	recs := map[string][]byte{}
 	for _, p := range procs {
+		fp := p.print
+		if fp == nil {
+			fp = &fingerprint{} // not comparable
+		}
 		ok := byte(0)
-		if p.print.ok {
+		if fp.ok {
 			ok = 1
 		}
-		recs[p.digest] = append(append([]byte{ok}, p.print.thumb[:]...), p.print.chroma[:]...)
+		recs[p.digest] = append(append([]byte{ok}, fp.thumb[:]...), fp.chroma[:]...)
 	}
 	return writeDigestRecords(job, fingerprintsFile, fingerprintsHeader, recs)
 }
