@@ -31,8 +31,11 @@ func unsupportedFormat(head []byte) (format, what string, ok bool) {
 	if isSVG(head) {
 		return "svg", "vector image", true
 	}
-	// ICONDIR: reserved 0, type 1 (icon), then the number of images.
-	if len(head) >= 6 && bytes.HasPrefix(head, []byte{0, 0, 1, 0}) && binary.LittleEndian.Uint16(head[4:6]) > 0 {
+	// ICONDIR: reserved 0, type 1 (icon) or 2 (cursor), then the number of images.
+	if len(head) >= 6 && head[0] == 0 && head[1] == 0 && (head[2] == 1 || head[2] == 2) && head[3] == 0 && binary.LittleEndian.Uint16(head[4:6]) > 0 {
+		if head[2] == 2 {
+			return "cur", "Windows cursor", true
+		}
 		return "ico", "Windows icon", true
 	}
 	return "", "", false

@@ -34,6 +34,7 @@ func TestPhotoFormatsTheDecodersLackAreUnsupported(t *testing.T) {
 		"bom.svg":      {[]byte("\xef\xbb\xbf\n  <svg xmlns=\"http://www.w3.org/2000/svg\"/>"), "unsupported svg (vector image)" + unsupported},
 		"inkscape.svg": {[]byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- Created with Inkscape -->\n<svg width=\"8\"/>"), "unsupported svg (vector image)" + unsupported},
 		"favicon.ico":  {[]byte("\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00\x68\x04\x00\x00\x16\x00\x00\x00"), "unsupported ico (Windows icon)" + unsupported},
+		"arrow.cur":    {[]byte("\x00\x00\x02\x00\x01\x00\x20\x20\x00\x00\x01\x00\x01\x00\x30\x01\x00\x00\x16\x00\x00\x00"), "unsupported cur (Windows cursor)" + unsupported},
 		"video.mp4":    {ftyp("isom", "isom", "iso2", "avc1", "mp41"), "not an image (content is not "},
 		"page.html":    {[]byte("<!DOCTYPE html><html><body><svg width=\"8\"/></body></html>"), "not an image (content is not "},
 		"data.xml":     {[]byte("<?xml version=\"1.0\"?><catalog/>"), "not an image (content is not "},

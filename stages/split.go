@@ -75,9 +75,10 @@ func (Split) Name() string { return "split" }
 // dropped_class_images; 24: an unreadable folder's reason without its absolute path; 25:
 // copies left out of the manifests recorded; 26: sets.bin, every file placed now or before;
 // 27: an 8×8 colour grid, compared block by block too; 28: a class folder inside another
-// through symbolic links fails the split. Stored images have a version of their own,
-// storedImagesVersion: a split of this version links those a split of 15 to 27 stored.)
-func (Split) Version() int { return 28 }
+// through symbolic links fails the split; 29: Windows cursors rejected as unsupported. Stored
+// images have a version of their own, storedImagesVersion: a split of this version links
+// those a split of 15 to 28 stored.)
+func (Split) Version() int { return 29 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
