@@ -308,6 +308,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 					continue
 				}
 				if img == nil {
+					var err error // this task's: the function's err is shared by every task
 					if unstored {
 						if img, err = readEntry(in, inDir, job.Workspace, t.entry); err != nil {
 							return err
