@@ -374,7 +374,7 @@ func (e *Engine) keyInputs(d *Decision, forced bool) error {
 // report) says so and what to do.
 func hashingError(attr, path string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("%s %q cannot be read (%w): give the user running pipeline read access to it", attr, path, err)
+		return fmt.Errorf("%s %q cannot be read (permission denied): give the user running pipeline read access to it", attr, path)
 	}
 	return fmt.Errorf("hashing %s %q: %w", attr, path, err)
 }
@@ -709,22 +709,34 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 }
 
 // takeUnreadable takes out of d the files and folders that can no longer be read (marked
-// unreadableMark now), with what was listed below such a folder, and those readable again,
-// with what is listed below them now; it returns the rest and says what it took ("cannot be
-// read now (permission denied): frog/ (20 files before)"), or "" for none.
+// unreadableMark now), with what was listed below such a folder, those added that cannot be
+// read, and those readable again, with what is listed below them now (one gone since is left
+// to be said removed); it returns the rest and says what it took ("cannot be read now
+// (permission denied): frog/ (20 files before)"), or "" for none.
 func takeUnreadable(d ManifestDiff, was, now map[string]string) (ManifestDiff, string) {
-	var locked, opened []string
+	listed := func(m map[string]string, f string) bool {
+		_, file := m[f]
+		_, folder := m[f+"/"]
+		return file || folder
+	}
+	// locked: readable before, not now; lockedNew: new, and not readable; opened: not
+	// readable before, readable now (one gone since is only removed)
+	var locked, lockedNew, opened []string
 	for _, f := range append(slices.Clone(d.Added), d.Changed...) {
-		if now[f] == unreadableMark {
+		switch {
+		case now[f] != unreadableMark:
+		case listed(was, f):
 			locked = append(locked, f)
+		default:
+			lockedNew = append(lockedNew, f)
 		}
 	}
 	for _, f := range append(slices.Clone(d.Removed), d.Changed...) {
-		if was[f] == unreadableMark {
+		if was[f] == unreadableMark && listed(now, f) && now[f] != unreadableMark {
 			opened = append(opened, f)
 		}
 	}
-	if len(locked)+len(opened) == 0 {
+	if len(locked)+len(lockedNew)+len(opened) == 0 {
 		return d, ""
 	}
 	taken := map[string]bool{}
@@ -762,6 +774,9 @@ func takeUnreadable(d ManifestDiff, was, now map[string]string) (ManifestDiff, s
 	var parts []string
 	if len(locked) > 0 {
 		parts = append(parts, say(locked, d.Removed, "cannot be read now (permission denied)", "before"))
+	}
+	if len(lockedNew) > 0 {
+		parts = append(parts, say(lockedNew, nil, "added, cannot be read (permission denied)", ""))
 	}
 	if len(opened) > 0 {
 		parts = append(parts, say(opened, d.Added, "readable again", "now"))
@@ -968,11 +983,17 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 		}
 		_, aStays := now[a+"/"]
 		_, bWas := was[b+"/"]
+		folder := func(f string) string {
+			if f == "." {
+				return "the top folder"
+			}
+			return "folder " + showName(f)
+		}
 		switch {
-		case same && (listsNoFolders(was) || listsNoFolders(now) || !aStays && !bWas):
+		case same && a != "." && b != "." && (listsNoFolders(was) || listsNoFolders(now) || !aStays && !bWas):
 			s += fmt.Sprintf(" (folder %s renamed %s)", showName(a), showName(b))
 		case same:
-			s += fmt.Sprintf(" (from folder %s to %s)", showName(a), showName(b))
+			s += fmt.Sprintf(" (from %s to %s)", folder(a), strings.TrimPrefix(folder(b), "folder "))
 		}
 	}
 	var ex []string

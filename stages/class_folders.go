@@ -152,8 +152,10 @@ func (l *classListing) sameFolders(in string) []string {
 }
 
 // nestedFolders says of each class folder that is, through symbolic links, a folder inside
-// another class's (kitten → ../photos/kitty/sub, cat → ../photos/kitty) that its images would
-// be in both classes, as sameFolders does of one folder. in is as sameFolders has it.
+// another class's (kitten → ../photos/kitty/sub, cat → ../photos/kitty), not below a hidden
+// folder there (which the other's walk skips), that its images would be in both classes, as
+// sameFolders does of one folder. in is as sameFolders has it. (A link inside a class folder
+// to another class's folder is not looked for: its images show as label conflicts.)
 func (l *classListing) nestedFolders(in string) []string {
 	real := map[string]classFolder{} // real path → the first class folder there
 	paths := make([]string, len(l.folders))
@@ -172,8 +174,10 @@ func (l *classListing) nestedFolders(in string) []string {
 		if paths[i] == "" {
 			continue
 		}
-		for dir := filepath.Dir(paths[i]); dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-			if outer, ok := real[dir]; ok && outer.class != f.class {
+		hidden := false // a hidden folder on the way, which the outer class's walk skips
+		for sub, dir := paths[i], filepath.Dir(paths[i]); dir != sub && !hidden; sub, dir = dir, filepath.Dir(dir) {
+			hidden = strings.HasPrefix(filepath.Base(sub), ".")
+			if outer, ok := real[dir]; ok && outer.class != f.class && !hidden {
 				out = append(out, fmt.Sprintf("class folder %q%s is inside class folder %q (%s is in %s) through symbolic links: its images would be in both classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
 					f.name, in, outer.name, paths[i], dir))
 				break

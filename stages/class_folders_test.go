@@ -239,4 +239,14 @@ func TestAClassFolderInsideAnotherFailsTheSplit(t *testing.T) {
 	if err := w.runError(); !strings.HasPrefix(err, "source raw: "+want) || !strings.Contains(err, "its images would be in both classes") {
 		t.Errorf("the split fails with %q, want %q", err, want)
 	}
+
+	// Inside a hidden folder of cat's, which cat's walk skips, it is a class of its own.
+	os.Remove(filepath.Join(w.dir, "raw/kitten"))
+	for i := 0; i < 4; i++ {
+		w.write(fmt.Sprintf("outside/kitty/.thumbs/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+	}
+	os.Symlink("../outside/kitty/.thumbs", filepath.Join(w.dir, "raw/thumbs"))
+	if got := w.sourceDiags(); len(got) != 0 {
+		t.Errorf("validate says %q of a class folder in a hidden folder of another", got)
+	}
 }

@@ -1122,9 +1122,7 @@ func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 		return nil
 	}
 	p := &previousSplit{dir: dir, manifests: map[string]*Manifest{}}
-	// (setsFile, which splits before version 26 did not write, is "not a file of that output"
-	// to PreviousChanged then, and changed when deleted since)
-	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile, setsFile} {
+	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile} {
 		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
 			p.changed = rel
 			return p
@@ -1139,12 +1137,20 @@ func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 			p.manifests[s] = m
 		}
 	}
+	// The sets of files the manifests leave out or no longer list, when setsFile is as it was
+	// written (splits before version 26 wrote none); gone or changed, the manifests' sets are
+	// kept all the same, and the log says what is forgotten.
 	p.placed = map[string]string{}
-	readDigestRecords(filepath.Join(dir, setsFile), setsHeader, 1, func(d string, rec []byte) {
-		if int(rec[0]) < len(splitNames) {
-			p.placed[d] = splitNames[rec[0]]
-		}
-	})
+	switch path := filepath.Join(dir, setsFile); {
+	case intact(job, path):
+		readDigestRecords(path, setsHeader, 1, func(d string, rec []byte) {
+			if int(rec[0]) < len(splitNames) {
+				p.placed[d] = splitNames[rec[0]]
+			}
+		})
+	case job.PreviousChanged(path):
+		job.Logf("warning: the previous split's %s is gone or changed since it was written: files it placed that are no longer listed (copies within a class, photos removed for a while) are placed afresh if they come back", setsFile)
+	}
 	return p
 }
 

@@ -220,14 +220,14 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	d, ok := job.KnownDigest(abs, fi)
 	if !ok {
 		// Not vouched for by the engine (written in the last moments before the plan hashed
-		// it, as a copied workspace's files are): its digest from its bytes, which costs a
-		// read, not a decode.
-		data, err := os.ReadFile(abs)
-		if err != nil {
+		// it, as a copied workspace's files are): its digest from its bytes, streamed, which
+		// costs a read, not a decode; not for what no image within max_pixels can be.
+		if !fi.Mode().IsRegular() || fi.Size() > maxBytesPerPixel*cfg.MaxPixels+metadataAllowance {
 			return false, nil // loadImage says what is wrong with it
 		}
-		sum := sha256.Sum256(data)
-		d = hex.EncodeToString(sum[:])
+		if d, err = hashSource(abs); err != nil {
+			return false, nil
+		}
 	}
 	prev, ok := r.stored[d]
 	if !ok {
@@ -275,6 +275,20 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	}
 	written.Store(d, pixels)
 	return true, nil
+}
+
+// hashSource returns the SHA-256 (hex) of the file at path, read in pieces.
+func hashSource(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // linkStored hard-links the stored image src to dst, copying where that fails.

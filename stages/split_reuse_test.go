@@ -530,3 +530,32 @@ func TestFreshlyWrittenPhotosStillReuseStoredImages(t *testing.T) {
 		}
 	}
 }
+
+// A previous split whose sets.bin is gone keeps its manifests' sets and stored images: only
+// what sets.bin alone remembered is forgotten, and the log says so.
+func TestLosingSetsBinKeepsTheManifestsSets(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 30; i++ {
+		w.write(fmt.Sprintf("raw/a/%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%02d.png", i), randomPNG(3, uint64(i), 6, 6))
+	}
+	rec, _ := w.run(false)
+	before := splitOf(t, w, rec)
+	out := filepath.Join(w.dir, pipeline.ObjectRel(rec.Result("split.main").Output))
+	os.Chmod(out, 0o755)
+	if err := os.Remove(filepath.Join(out, setsFile)); err != nil {
+		t.Fatal(err)
+	}
+	w.write("raw/a/new.png", randomPNG(2, 99, 6, 6))
+	rec, _ = w.run(false)
+	after := splitOf(t, w, rec)
+	for src, set := range before {
+		if after[src] != set {
+			t.Errorf("%s moved from %s to %s", src, set, after[src])
+		}
+	}
+	log := runLog(t, rec)
+	if !strings.Contains(log, "warning: the previous split's sets.bin is gone or changed") || !strings.Contains(log, "reused 60 stored images") {
+		t.Errorf("the log lacks the warning or the reuse:\n%s", log)
+	}
+}
