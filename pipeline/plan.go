@@ -458,7 +458,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 // and the kind's notes on its own changes (ChangeNoter).
 func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string) {
 	old, cur := splitLines(st.Lines), splitLines(d.lines)
-	var reasons []string
+	var reasons, uncounted []string
 	changed := map[string][2]string{}
 	upstream := map[string]bool{}
 	for _, label := range unionKeys(old, cur) {
@@ -486,8 +486,18 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 			if sw, sn := shortNumbers(was), shortNumbers(now); sw != sn {
 				was, now = sw, sn
 			}
-			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, was, now))
 			changed[name] = [2]string{o, c}
+			if a := v.Get(name); strings.HasSuffix(c, " null") && a.IsWhollyKnown() && !a.IsNull() {
+				// keyed as left out (KeyNormalizer) though set: its value as set, or, when
+				// that is the same as before, that it no longer counts
+				if actual := shortNumbers(displayValue(canonicalJSON(a))); actual != was {
+					now = actual
+				} else {
+					uncounted = append(uncounted, name)
+					continue
+				}
+			}
+			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, was, now))
 		case "source", "path":
 			shown := CleanPath(v.String(name))
 			if attr, path, ok := cutPathLabel(name); ok {
@@ -524,6 +534,9 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 		case "env":
 			reasons = append(reasons, fmt.Sprintf("environment changed (%s → %s)", orNone(o), orNone(c)))
 		}
+	}
+	if len(uncounted) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%s no longer %s with these settings", JoinList(uncounted, "and"), Agree(len(uncounted), "counts", "count")))
 	}
 	for _, u := range sortedKeys(upstream) {
 		up = append(up, fmt.Sprintf("upstream %s changed", u))

@@ -523,3 +523,29 @@ func TestACompressionForAugmentIsNotWarnedOf(t *testing.T) {
 		}
 	}
 }
+
+// Turning store_images off, plan names that change and says that format, quality and
+// compression no longer count, not that each became null; a test fraction written as its
+// default is shown as the number set.
+func TestPlanSaysWhatNoLongerCounts(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	mustRun(t, w)
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.1\n  store_images = false", 1)))
+	ds, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(ds[0].Reasons, "; ")
+	for _, want := range []string{"attribute store_images (unset) → false", "compression, format and quality no longer count with these settings", "attribute test 0.2 → 0.1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plan says %q, want %q in it", got, want)
+		}
+	}
+	if strings.Contains(got, "null") {
+		t.Errorf("plan says %q", got)
+	}
+}
