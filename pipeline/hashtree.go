@@ -567,6 +567,9 @@ func absPath(path string) string {
 	return abs
 }
 
+// HashFile returns the SHA-256 (hex) of the file at path, read in pieces.
+func HashFile(path string) (string, error) { return hashFile(path) }
+
 func hashFile(path string) (string, error) {
 	f, err := openFile(path)
 	if err != nil {

@@ -225,7 +225,7 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 		if !fi.Mode().IsRegular() || fi.Size() > maxBytesPerPixel*cfg.MaxPixels+metadataAllowance {
 			return false, nil // loadImage says what is wrong with it
 		}
-		if d, err = hashSource(abs); err != nil {
+		if d, err = pipeline.HashFile(abs); err != nil {
 			return false, nil
 		}
 	}
@@ -275,20 +275,6 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	}
 	written.Store(d, pixels)
 	return true, nil
-}
-
-// hashSource returns the SHA-256 (hex) of the file at path, read in pieces.
-func hashSource(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // linkStored hard-links the stored image src to dst, copying where that fails.
