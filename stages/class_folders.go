@@ -95,8 +95,8 @@ func (l *classListing) classes() []string {
 
 // problems says what in the listing fails the split, each in a sentence naming the folder in
 // ("" to leave it out, where the message already names it): class folders whose names are not
-// UTF-8, one name in two Unicode forms, and one folder under several class names
-// (sameFolders). It is the split's error, and its source check's warning.
+// UTF-8, one name in two Unicode forms, and one folder under several class names or one
+// inside another's (sameFolders). It is the split's error, and its source check's warning.
 func (l *classListing) problems(in string) []string {
 	var out []string
 	if len(l.invalid) > 0 {
