@@ -31,9 +31,9 @@ test: libtensorflow lint
 	@tools/install-chromium.sh
 	@py=$$(tools/python-env.sh) || { echo "make test: no Python venv; skipping the Python SavedModel check"; py=""; }; \
 	PIPELINE_PYTHON="$$py" $(GO) test -count=1 ./...
-	@# The engine and the stages run their work in goroutines: once more under the race
-	@# detector (about 3 minutes here).
-	$(GO) test -race -count=1 ./pipeline ./stages
+	@# The engine, the stages, training and the server run their work in goroutines: once
+	@# more under the race detector (about 4 minutes here).
+	PIPELINE_PYTHON="" $(GO) test -race -count=1 ./...
 	@# Fuzz budgets are counts of inputs (5–8 s each here), not durations: with Go 1.26 a
 	@# duration can end the run with a spurious "context deadline exceeded" (golang/go#75804).
 	$(GO) test -run '^$$' -fuzz FuzzLoadConfig -fuzztime 50000x ./pipeline
