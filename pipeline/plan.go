@@ -996,17 +996,18 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 		}
 		_, aStays := now[a+"/"]
 		_, bWas := was[b+"/"]
-		folder := func(f string) string {
-			if f == "." {
-				return "the top folder"
-			}
-			return "folder " + showName(f)
+		from, to := "folder "+showName(a), showName(b)
+		if a == "." {
+			from = "the top folder"
+		}
+		if b == "." {
+			to = "the top folder"
 		}
 		switch {
 		case same && a != "." && b != "." && (listsNoFolders(was) || listsNoFolders(now) || !aStays && !bWas):
 			s += fmt.Sprintf(" (folder %s renamed %s)", showName(a), showName(b))
 		case same:
-			s += fmt.Sprintf(" (from %s to %s)", folder(a), strings.TrimPrefix(folder(b), "folder "))
+			s += fmt.Sprintf(" (from %s to %s)", from, to)
 		}
 	}
 	var ex []string

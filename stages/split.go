@@ -404,7 +404,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	previous := readPreviousSplit(job, job.Previous)
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg), extension(cfg.Format)))
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg), cfg.Format))
 	if err != nil {
 		return err
 	}
@@ -976,7 +976,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 				written.LoadOrStore(l.Digest, key)
 				return nil
 			}
-			rel := filepath.ToSlash(filepath.Join("images", l.Digest[:2], l.Digest+extension(cfg.Format)))
+			rel := storedRel(l.Digest, cfg.Format)
 			all[i].stored = rel
 			if _, dup := written.LoadOrStore(l.Digest, ""); dup {
 				return nil

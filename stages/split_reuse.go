@@ -81,21 +81,31 @@ func buildOf(modules ...string) string {
 	return s
 }
 
-// reusable are the stored images of a previous split made the same way, by source digest.
+// reusable are the stored images (or, storing none, the checks) of a previous split made
+// the same way, by source digest.
 type reusable struct {
-	stored map[string]string      // absolute path of the stored image; "" for none stored
+	placed map[string]bool        // the files it placed (and checked), by source digest
+	dir    string                 // its output folder, whose images/ holds its stored images; "" storing none
+	format string                 // its stored images' format
 	pixels map[string]string      // the pixels key of a file not stored (processed.pixels)
 	prints map[string]fingerprint // absent when the previous split kept none
 }
 
+// storedRel is where a split stores the image of the file of source digest d, in format,
+// relative to its output folder.
+func storedRel(d, format string) string {
+	return filepath.ToSlash(filepath.Join("images", d[:2], d+extension(format)))
+}
+
 // previousStored returns the stored images of the previous split p (nil for none) when they
-// were stored as stored says, with extension ext, and its records are intact; nothing
-// otherwise, and nothing for a forced split (run --force), which makes every image again.
-func previousStored(job *pipeline.Job, p *previousSplit, stored, ext string) reusable {
-	r := reusable{stored: map[string]string{}, prints: map[string]fingerprint{}}
+// were stored as stored says, in format, and its records are intact; nothing otherwise, and
+// nothing for a forced split (run --force), which makes every image again.
+func previousStored(job *pipeline.Job, p *previousSplit, stored, format string) reusable {
+	r := reusable{placed: map[string]bool{}, prints: map[string]fingerprint{}, format: format}
+	unstored := strings.HasPrefix(stored, notStored)
 	if job.Forced {
 		if p != nil {
-			if strings.HasPrefix(stored, notStored) {
+			if unstored {
 				job.Logf("forced: reading every image again, reusing none of the previous split's checks")
 			} else {
 				job.Logf("forced: storing every image again, linking none from the previous split")
@@ -105,38 +115,31 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored, ext string) reu
 	}
 	if p != nil && p.changed == "" && p.rep != nil && p.rep.Stored != stored && len(p.manifests) == 3 {
 		switch was := strings.HasPrefix(p.rep.Stored, notStored); {
-		case was && strings.HasPrefix(stored, notStored):
+		case was && unstored:
 			job.Logf("reading every image again: the previous split read them another way (%s)", storedChange(p.rep.Stored, stored))
-		case !was && !strings.HasPrefix(stored, notStored):
+		case !was && !unstored:
 			job.Logf("storing every image again: the previous split stored them another way (%s)", storedChange(p.rep.Stored, stored))
 		}
 	}
 	if p == nil || p.changed != "" || p.rep == nil || p.rep.Stored != stored || len(p.manifests) != 3 {
 		return r
 	}
-	for s, m := range p.manifests {
+	if !unstored {
+		r.dir = p.dir
+	}
+	// The files its manifests list, and those it placed that they leave out (copies within a
+	// class), whose images it stored all the same under their digests (sets.bin also holds
+	// files placed before and gone then, which have none: linking finds that).
+	for _, m := range p.manifests {
 		for _, e := range m.Images {
-			if e.Path == "" {
-				r.stored[e.Digest] = "" // read and checked, not stored (pixels below)
-				continue
-			}
-			r.stored[e.Digest] = filepath.Join(p.dir, s, filepath.FromSlash(e.Path))
+			r.placed[e.Digest] = true
 		}
 	}
 	for d := range p.placed {
-		// a copy the manifests leave out: its image was stored all the same, under its digest
-		// (a file placed before and gone then has none, which linking finds)
-		if _, ok := r.stored[d]; ok {
-			continue
-		}
-		if strings.HasPrefix(stored, notStored) {
-			r.stored[d] = ""
-		} else {
-			r.stored[d] = filepath.Join(p.dir, "images", d[:2], d+ext)
-		}
+		r.placed[d] = true
 	}
 	for _, d := range p.rep.Fallbacks {
-		delete(r.stored, d) // decoded by image/jpeg: decode again
+		delete(r.placed, d) // decoded by image/jpeg: decode again
 	}
 	if intact(job, filepath.Join(p.dir, fingerprintsFile)) {
 		r.prints, _ = readFingerprints(filepath.Join(p.dir, fingerprintsFile))
@@ -210,7 +213,7 @@ func previousDigest(job *pipeline.Job, path string) (string, bool) {
 // previous split (storing none, made the same way) listed as checked, with its thumbnail,
 // without reading it.
 func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *processed, written *sync.Map) (bool, error) {
-	if len(r.stored) == 0 {
+	if len(r.placed) == 0 {
 		return false, nil
 	}
 	fi, err := os.Stat(abs)
@@ -229,26 +232,26 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 			return false, nil
 		}
 	}
-	prev, ok := r.stored[d]
-	if !ok {
+	if !r.placed[d] {
 		return false, nil
 	}
 	fp, hasPrint := r.prints[d]
-	if cfg.NearDuplicates && !hasPrint && (prev == "" || cfg.Format != FormatPNG) {
+	if cfg.NearDuplicates && !hasPrint && (r.dir == "" || cfg.Format != FormatPNG) {
 		return false, nil
 	}
-	if prev == "" {
+	if cfg.NearDuplicates {
+		p.print = &fp // filled below when the previous split kept none
+	}
+	if r.dir == "" {
 		key, ok := r.pixels[d]
 		if cfg.stores() || !ok {
 			return false, nil
 		}
 		p.digest = d
-		if cfg.NearDuplicates {
-			p.print = &fp
-		}
 		written.LoadOrStore(d, key)
 		return true, nil
 	}
+	prev := filepath.Join(r.dir, filepath.FromSlash(storedRel(d, r.format)))
 	pixels, ok := previousDigest(job, prev) // not if deleted or changed since
 	if !ok {
 		return false, nil
@@ -263,10 +266,7 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 		fp = fingerprintOf(img)
 	}
 	p.digest = d
-	if cfg.NearDuplicates {
-		p.print = &fp
-	}
-	p.stored = filepath.ToSlash(filepath.Join("images", d[:2], d+extension(cfg.Format)))
+	p.stored = storedRel(d, cfg.Format)
 	if _, dup := written.LoadOrStore(d, ""); dup {
 		return true, nil
 	}
