@@ -93,19 +93,18 @@ func (l *classListing) classes() []string {
 	return slices.Compact(out)
 }
 
-// problems says what in the listing fails the split, each in a sentence naming the folder in
-// ("" to leave it out, where the message already names it): class folders whose names are not
-// UTF-8, one name in two Unicode forms, and one folder under several class names or one
+// problems says what in the listing fails the split, each in a sentence (the caller names
+// the source folder): class folders whose names are not UTF-8, one name in two Unicode forms, and one folder under several class names or one
 // inside another's (sameFolders). It is the split's error, and its source check's warning.
-func (l *classListing) problems(in string) []string {
+func (l *classListing) problems() []string {
 	var out []string
 	if len(l.invalid) > 0 {
-		out = append(out, invalidClassFolders(l.invalid, in))
+		out = append(out, invalidClassFolders(l.invalid))
 	}
 	for _, t := range l.twins {
-		out = append(out, sameClassFolders(t[0], t[1], in))
+		out = append(out, sameClassFolders(t[0], t[1]))
 	}
-	return append(out, l.sameFolders(in)...)
+	return append(out, l.sameFolders()...)
 }
 
 // sameFolders says of each folder that several class folders of other classes are, through
@@ -114,10 +113,7 @@ func (l *classListing) problems(in string) []string {
 // same sets, so no model could tell them apart, and the split would only list every image
 // as a label conflict. Folders of one class (a name in two Unicode forms) are left to
 // sameClassFolders.
-func (l *classListing) sameFolders(in string) []string {
-	if in != "" {
-		in = " in " + in
-	}
+func (l *classListing) sameFolders() []string {
 	var ids [][2]uint64
 	byID := map[[2]uint64][]classFolder{}
 	for _, f := range l.folders {
@@ -134,7 +130,7 @@ func (l *classListing) sameFolders(in string) []string {
 		folders := byID[id]
 		var names, classes []string
 		for _, f := range folders {
-			names = append(names, fmt.Sprintf("%q", f.name))
+			names = append(names, f.name)
 			classes = append(classes, f.class)
 		}
 		slices.Sort(classes)
@@ -145,18 +141,18 @@ func (l *classListing) sameFolders(in string) []string {
 		if err != nil {
 			real = folders[0].abs
 		}
-		out = append(out, fmt.Sprintf("class folders %s%s are one folder, %s, through symbolic links: each of its images would be in every one of those classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
-			pipeline.JoinList(names, "and"), in, real))
+		out = append(out, fmt.Sprintf("class folders %s are one folder, %s, through symbolic links: each of its images would be in every one of those classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
+			pipeline.QuotedList(names, "and"), real))
 	}
-	return append(out, l.nestedFolders(in)...)
+	return append(out, l.nestedFolders()...)
 }
 
 // nestedFolders says of each class folder that is, through symbolic links, a folder inside
 // another class's (kitten → ../photos/kitty/sub, cat → ../photos/kitty), not below a hidden
 // folder there (which the other's walk skips), that its images would be in both classes, as
-// sameFolders does of one folder. in is as sameFolders has it. (A link inside a class folder
+// sameFolders does of one folder. (A link inside a class folder
 // to another class's folder is not looked for: its images show as label conflicts.)
-func (l *classListing) nestedFolders(in string) []string {
+func (l *classListing) nestedFolders() []string {
 	real := map[string]classFolder{} // real path → the first class folder there
 	paths := make([]string, len(l.folders))
 	for i, f := range l.folders {
@@ -178,8 +174,8 @@ func (l *classListing) nestedFolders(in string) []string {
 		for sub, dir := paths[i], filepath.Dir(paths[i]); dir != sub && !hidden; sub, dir = dir, filepath.Dir(dir) {
 			hidden = strings.HasPrefix(filepath.Base(sub), ".")
 			if outer, ok := real[dir]; ok && outer.class != f.class && !hidden {
-				out = append(out, fmt.Sprintf("class folder %q%s is inside class folder %q (%s is in %s) through symbolic links: its images would be in both classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
-					f.name, in, outer.name, paths[i], dir))
+				out = append(out, fmt.Sprintf("class folder %q is inside class folder %q (%s is in %s) through symbolic links: its images would be in both classes, which no model can tell apart; keep one of them, or give each class its own folder of images",
+					f.name, outer.name, paths[i], dir))
 				break
 			}
 		}
@@ -187,20 +183,16 @@ func (l *classListing) nestedFolders(in string) []string {
 	return out
 }
 
-// invalidClassFolders says that the class folders names, in folder in (left out when ""),
-// are not named in valid UTF-8.
-func invalidClassFolders(names []string, in string) string {
-	if in != "" {
-		in = " in " + in
-	}
+// invalidClassFolders says that the class folders names are not named in valid UTF-8.
+func invalidClassFolders(names []string) string {
 	quoted := make([]string, len(names))
 	for i, n := range names {
 		quoted[i] = fmt.Sprintf("%q", n)
 	}
 	if len(names) == 1 {
-		return fmt.Sprintf("class folder %s%s: the name is not valid UTF-8; rename the folder", quoted[0], in)
+		return fmt.Sprintf("class folder %s: the name is not valid UTF-8; rename the folder", quoted[0])
 	}
-	return fmt.Sprintf("class folders %s%s: the names are not valid UTF-8; rename the folders", listSome(quoted), in)
+	return fmt.Sprintf("class folders %s: the names are not valid UTF-8; rename the folders", listSome(quoted))
 }
 
 // listSome lists the first five items and counts the rest ("a, b, c, d, e and 3 more"), or
@@ -239,12 +231,8 @@ func caseClashes(classes []string, in string) []string {
 			continue
 		}
 		slices.Sort(group)
-		quoted := make([]string, len(group))
-		for i, c := range group {
-			quoted[i] = fmt.Sprintf("%q", c)
-		}
 		out = append(out, fmt.Sprintf("class folders %s%s differ only in letter case: separate classes here, but one folder on a file system that ignores case (macOS's and Windows's, by default), where a copy or checkout would merge their images; rename them apart, or merge them if they are one class",
-			pipeline.JoinList(quoted, "and"), in))
+			pipeline.QuotedList(group, "and"), in))
 	}
 	return out
 }
@@ -268,13 +256,10 @@ func className(folder string) string {
 	return norm.NFC.String(folder)
 }
 
-// sameClassFolders says that class folders a and b, in folder in (left out when ""), are one
-// class name written in two Unicode forms: the split's error, and its source check's warning.
-func sameClassFolders(a, b, in string) string {
-	if in != "" {
-		in = " in " + in
-	}
-	return fmt.Sprintf("class folders %+q and %+q%s are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", a, b, in)
+// sameClassFolders says that class folders a and b are one class name written in two Unicode
+// forms: the split's error, and its source check's warning.
+func sameClassFolders(a, b string) string {
+	return fmt.Sprintf("class folders %+q and %+q are the same name written in two Unicode forms (composed and decomposed accents); merge them into one folder", a, b)
 }
 
 // noClassFolders says that the source folder root has no class folders.

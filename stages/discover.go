@@ -45,7 +45,7 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if p := l.problems(""); len(p) > 0 { // the caller names the folder (source NAME: …)
+	if p := l.problems(); len(p) > 0 { // the caller names the folder (source NAME: …)
 		return nil, nil, nil, errors.New(strings.Join(p, "; "))
 	}
 	rejected = l.rejected
@@ -61,18 +61,16 @@ func discover(root string) (files []candidate, classes []string, rejected []Reje
 	return files, classes, rejected, nil
 }
 
-// countClassFiles counts the files of each class of folders, root's class folders
-// (listClassFolders), as discover would find them (hidden ones left out, subfolders and links
+// countClassFiles counts the files of each class of l, root's class folders (listClasses), as
+// discover would find them (hidden ones left out, subfolders and links
 // to folders followed, not into a folder they are in), from the folders' listings: a stat per
 // folder and link, not per file, so that plan can afford it on 50,000 photos. A file that
 // discover would reject (not a regular file, a name that is not UTF-8) is counted: the counts
 // are at least discover's. It returns the classes in order, and for each class with a folder
 // that cannot be listed, why (permission denied, say: discover rejects such a folder).
-func countClassFiles(root string, folders []classFolder) ([]string, map[string]int, map[string]string) {
-	onPath := map[[2]uint64]bool{} // the folders being counted, root's too: links back are not followed
-	if fi, err := os.Stat(root); err == nil {
-		onPath[FolderID(fi)] = true
-	}
+func countClassFiles(root string, l *classListing) ([]string, map[string]int, map[string]string) {
+	// the folders being counted, root and those above it too: links back are not followed
+	onPath := maps.Clone(l.above)
 	var why string // the first folder of the class being counted that cannot be listed
 	var count func(dir string) int
 	count = func(dir string) int {
@@ -108,19 +106,16 @@ func countClassFiles(root string, folders []classFolder) ([]string, map[string]i
 	}
 	counts, unreadable := map[string]int{}, map[string]string{}
 	var classes []string
-	for _, f := range folders {
+	for _, f := range l.folders {
 		if _, ok := counts[f.class]; !ok {
 			classes = append(classes, f.class)
 		}
-		if fi, err := os.Stat(f.abs); err == nil {
-			onPath[FolderID(fi)] = true
-			why = ""
-			counts[f.class] += count(f.abs)
-			if why != "" && unreadable[f.class] == "" {
-				unreadable[f.class] = why
-			}
-			delete(onPath, FolderID(fi))
+		onPath[f.id], why = true, ""
+		counts[f.class] += count(f.abs)
+		if why != "" && unreadable[f.class] == "" {
+			unreadable[f.class] = why
 		}
+		delete(onPath, f.id)
 	}
 	sort.Strings(classes)
 	return classes, counts, unreadable

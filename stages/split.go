@@ -239,7 +239,7 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 		test = 0
 	}
 	need := minPerClass(num(v, "val"), test)
-	classes, count, unreadable := countClassFiles(abs, l.folders)
+	classes, count, unreadable := countClassFiles(abs, l)
 	var small []string
 	for _, c := range classes {
 		if count[c] < need {

@@ -98,7 +98,7 @@ func validateFolders(d *diagList, v *pipeline.Values) {
 // known: the folder of the file source is written in, as for validateFolders). It reads no
 // file, so validate and plan can afford it.
 func layoutProblems(v *pipeline.Values, attr string, l *classListing) string {
-	if p := l.problems(""); len(p) > 0 {
+	if p := l.problems(); len(p) > 0 {
 		return strings.Join(p, "; ")
 	}
 	if attr == "source" && len(l.folders) == 0 {
@@ -109,7 +109,7 @@ func layoutProblems(v *pipeline.Values, attr string, l *classListing) string {
 		return ""
 	}
 	src, err := listClasses(pipeline.InWorkspace(filepath.Dir(file), v.String("source")))
-	if err != nil || len(src.problems("")) > 0 || len(src.folders) == 0 {
+	if err != nil || len(src.problems()) > 0 || len(src.folders) == 0 {
 		return "" // said at source
 	}
 	err = testClassesNotInSource(pipeline.CleanPath(v.String(attr)), pipeline.CleanPath(v.String("source")), l.classes(), src.classes())
@@ -190,7 +190,7 @@ func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 		return nil
 	}
 	if attr == "test_source" {
-		classes, _, unreadable := countClassFiles(abs, l.folders)
+		classes, _, unreadable := countClassFiles(abs, l)
 		var out []string
 		for _, c := range classes {
 			if why := unreadable[c]; why != "" {

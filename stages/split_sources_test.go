@@ -209,7 +209,7 @@ func TestClassFileCountsAreDiscoversFromListings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	classes, counts, _ := countClassFiles(src, l.folders)
+	classes, counts, _ := countClassFiles(src, l)
 	files, want, _, err := discover(src)
 	if err != nil {
 		t.Fatal(err)
