@@ -184,20 +184,7 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 // (as Go quotes strings), so that a JSON report can name the file: the split's reports and
 // predict's output name such a file so, where JSON would put U+FFFD in place of the byte.
 func EscapeInvalidUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		} else {
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
+	return escapeName(s, func(rune) bool { return false })
 }
 
 // statReason is why an entry that cannot be statted is rejected.

@@ -22,8 +22,13 @@ func agree(n int, one, many string) string { return pipeline.Agree(n, one, many)
 // \xNN; every other character, spaces and accents included, as it is, and so are the joiners
 // that compose emoji and some scripts (U+200C, U+200D). A name then cannot break its line in
 // two, or make it read otherwise than it is.
-func logName(s string) string {
-	if !strings.ContainsFunc(s, escaped) {
+func logName(s string) string { return escapeName(s, escaped) }
+
+// escapeName returns s with each byte that is not part of valid UTF-8 written as \xNN, and
+// each character escape reports written as Go escapes it ("\n", "\u202e"); s itself when
+// there is none.
+func escapeName(s string, escape func(rune) bool) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || escape(r) }) {
 		return s
 	}
 	var b strings.Builder
@@ -32,7 +37,7 @@ func logName(s string) string {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case escaped(r):
+		case escape(r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
 		default:
