@@ -509,10 +509,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	if len(small) > 0 && !cfg.DropSmallClasses {
 		logRejected(job, rejected, "")
-		advice := "Add images"
-		for _, s := range limits {
-			advice += map[string]string{"min_side": ", lower min_side", "max_pixels": ", raise max_pixels"}[s]
-		}
+		advice := strings.Join(append([]string{"Add images"}, limitAdvice(limits)...), ", ")
 		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split; identical or near-identical files count once). %s, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need, advice)
 	}
 	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac}
@@ -1316,6 +1313,15 @@ func rejectedIn(rejected []Rejected, class string) int {
 // sizePrefix is the format and size that begin a reason naming a size limit.
 var sizePrefix = regexp.MustCompile(`^[a-z]+ of [0-9]+x[0-9]+ (is )?`)
 
+// limitAdvice says what to change of each setting that rejected files (min_side, max_pixels).
+func limitAdvice(settings []string) []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = map[string]string{"min_side": "lower min_side", "max_pixels": "raise max_pixels"}[s]
+	}
+	return out
+}
+
 // errTooFewClasses is the error of a split left with fewer than two classes (kept), saying
 // why the others went: the classes dropped for too few images, and the files rejected, with
 // the settings that rejected some, which the log names file by file.
@@ -1329,8 +1335,8 @@ func errTooFewClasses(job *pipeline.Job, cfg SplitConfig, kept, dropped []string
 	if len(rejected) > 0 {
 		reasons, settings := rejectedWhy(rejected, nil)
 		why = append(why, fmt.Sprintf("%s rejected: %s", plural(len(rejected), "file", "files"), reasons))
-		for _, s := range settings {
-			advice += map[string]string{"min_side": "; lower min_side", "max_pixels": "; raise max_pixels"}[s]
+		for _, a := range limitAdvice(settings) {
+			advice += "; " + a
 		}
 		logRejected(job, rejected, "")
 	}
