@@ -21,6 +21,10 @@ func TestMain(m *testing.M) {
 		startLogHelper()
 		os.Exit(0)
 	}
+	if os.Getenv(stderrHelperVar) == "1" {
+		stderrHelper()
+		os.Exit(0)
+	}
 	if os.Getenv(buildHelperVar) == "1" {
 		fmt.Println(LibraryBuild())
 		os.Exit(0)

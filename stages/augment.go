@@ -227,6 +227,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	prev := readPreviousCopies(job, job.Previous, made)
 	var inputs inputDigests
 	var reused atomic.Int64
+	var damaged damagedJPEGs // originals libjpeg-turbo decoded past damage in (not storing)
 	results := make([][]Entry, len(tasks))
 	// stem names a task's original and copies in the output (images/<label>/<stem>.<ext>,
 	// <stem>_aug<k>.png).
@@ -310,7 +311,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				if img == nil {
 					var err error // this task's: the function's err is shared by every task
 					if unstored {
-						if img, err = readEntry(in, inDir, job.Workspace, t.entry); err != nil {
+						if img, err = readEntry(in, inDir, job.Workspace, t.entry, &damaged); err != nil {
 							return err
 						}
 					} else if img, err = decodeImage(data); err != nil {
@@ -380,6 +381,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if n := reused.Load(); n > 0 {
 		job.Logf("reused %s of the previous output (made the same way from the same images)", plural(int(n), "copy", "copies"))
 	}
+	logDamaged(job, damaged.sorted(), "")
 	if err := inputs.write(job, made); err != nil {
 		return err
 	}

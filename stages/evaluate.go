@@ -165,6 +165,7 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 	if err != nil {
 		return err
 	}
+	logDamaged(job, r.damaged, "")
 	ev, conf, wrong := r.ev, r.conf, r.wrong
 	ev.Model, ev.Data = cfg.Model, cfg.Data
 	arch := model.Info.Spec.Architecture
@@ -221,6 +222,8 @@ type evaluated struct {
 	ev    Evaluation // without Model and Data, which name the caller's paths
 	conf  *Confusion
 	wrong []Misclassified
+	// damaged are the test set's originals libjpeg-turbo decoded past damage in.
+	damaged []DamagedJPEG
 }
 
 // evaluateModel runs model over the test set in folder data (of the workspace, which holds
@@ -287,7 +290,7 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 		TestTop1: metric(float64(hits[1]) / n), TestTop3: metric(float64(hits[3]) / n), TestTop5: metric(float64(hits[5]) / n),
 		TestF1Macro: metric(conf.MacroF1()), TestF1Weighted: metric(conf.WeightedF1()), TestLoss: metric(lossSum / n),
 		PerClass: conf.Scores(), MostConfused: conf.MostConfused(10), Misclassified: len(wrong), MisclassifiedAt: "misclassified.json"}
-	return &evaluated{ev: ev, conf: conf, wrong: wrong}, nil
+	return &evaluated{ev: ev, conf: conf, wrong: wrong, damaged: ds.damaged.sorted()}, nil
 }
 
 // testSetID names the test set in folder data, whose manifest is m, by the SHA-256 of the

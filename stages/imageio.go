@@ -66,7 +66,8 @@ type loaded struct {
 	Size     int64
 	Format   string
 	Img      image.Image
-	Fallback bool // a JPEG decoded by image/jpeg after libjpeg-turbo refused it
+	Fallback bool   // a JPEG decoded by image/jpeg after libjpeg-turbo refused it
+	Libjpeg  string // what libjpeg-turbo said of a JPEG (decodeNote)
 	// PixelsKey is set, when asked for, for a JPEG that need not be decoded to check it
 	// (jpegPixelsKey).
 	PixelsKey string
@@ -420,11 +421,11 @@ func loadImage(path string, known digests, maxPixels int64, minSide, size int, p
 			return l, nil
 		}
 	}
-	img, fallback, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
+	img, note, err := prepare(data, format, cfg.Width, cfg.Height, size, policy, channels)
 	if err != nil {
 		return l, decodeError(format, err, data)
 	}
-	l.Img, l.Fallback = img, fallback
+	l.Img, l.Fallback, l.Libjpeg = img, note.fallback, note.libjpeg
 	return l, nil
 }
 

@@ -139,8 +139,10 @@ func layout(w, h, size int, policy string) (src, dst image.Rectangle) {
 // fit decodes a w×h (as stored) JPEG with EXIF orientation o and fits its displayed frame to
 // size×size by policy: an RGB image (black where pad leaves the square uncovered). The crop
 // and resize work on the stored pixels, in the rectangles the displayed frame's layout maps
-// to; only the size×size result is turned.
-func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raster.RGB, error) {
+// to; only the size×size result is turned. said is what libjpeg-turbo wrote meanwhile (its
+// first warning, of damage in the coded data it decoded past; or why it refused the file),
+// printed nowhere else.
+func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (img *raster.RGB, said string, err error) {
 	r := jpegRatio(w, h, size)
 	sw, sh := (w+int(r)-1)/int(r), (h+int(r)-1)/int(r) // libjpeg's scaled size
 	ow, oh := orientedSize(o, sw, sh)
@@ -164,17 +166,21 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raste
 	} {
 		t, err := tf.NewTensor(v)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		feeds[out] = t
 	}
-	res, err := d.sess.Run(feeds, []tf.Output{fetch}, nil)
+	var res []*tf.Tensor
+	said, err = graphs.CaptureCallerStderr(func() (err error) {
+		res, err = d.sess.Run(feeds, []tf.Output{fetch}, nil)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		return nil, said, err
 	}
 	defer graphs.FreeTensor(res...)
 	if sh := res[0].Shape(); len(sh) != 3 || sh[0] != int64(dr.Dy()) || sh[1] != int64(dr.Dx()) || sh[2] != 3 {
-		return nil, fmt.Errorf("fitted JPEG has shape %v, want [%d %d 3]", sh, dr.Dy(), dr.Dx())
+		return nil, said, fmt.Errorf("fitted JPEG has shape %v, want [%d %d 3]", sh, dr.Dy(), dr.Dx())
 	}
 	out := &raster.RGB{Pix: pixelBufs.get(3 * size * size), Stride: 3 * size, Rect: image.Rect(0, 0, size, size)}
 	rows := out.Pix
@@ -183,9 +189,9 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raste
 		rows = make([]uint8, 3*dr.Dx()*dr.Dy())
 	}
 	if n, err := graphs.WriteTensor(&fixedWriter{b: rows}, res[0]); err != nil {
-		return nil, fmt.Errorf("fitted JPEG for %v: %w", dr, err)
+		return nil, said, fmt.Errorf("fitted JPEG for %v: %w", dr, err)
 	} else if n != int64(len(rows)) {
-		return nil, fmt.Errorf("fitted JPEG has %d bytes for %v", n, dr)
+		return nil, said, fmt.Errorf("fitted JPEG has %d bytes for %v", n, dr)
 	}
 	if dr != out.Rect { // pad: the rows go between black bars
 		dw := 3 * dr.Dx()
@@ -193,7 +199,7 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (*raste
 			copy(out.Pix[out.PixOffset(dr.Min.X, dr.Min.Y+y):][:dw], rows[dw*y:dw*(y+1)])
 		}
 	}
-	return orientRGB(out, o), nil
+	return orientRGB(out, o), said, nil
 }
 
 // fixedWriter writes into b, in place, and refuses to write past its end.
@@ -223,30 +229,44 @@ func prepareImage(data []byte, format string, w, h, size int, policy string, cha
 	return img, err
 }
 
-// prepare is prepareImage, also reporting whether a JPEG went the image/jpeg way after
-// libjpeg-turbo refused it (or TensorFlow was unusable).
-func prepare(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, bool, error) {
+// decodeNote is how a JPEG's decode went, when not plainly.
+type decodeNote struct {
+	// fallback: decoded by image/jpeg after libjpeg-turbo refused it (or TensorFlow was
+	// unusable).
+	fallback bool
+	// libjpeg is what libjpeg-turbo said: the damage in the coded data it decoded past (a
+	// warning, such as "Corrupt JPEG data: premature end of data segment"), or, with fallback,
+	// why it refused the file.
+	libjpeg string
+}
+
+// prepare is prepareImage, also saying how a JPEG's decode went.
+func prepare(data []byte, format string, w, h, size int, policy string, channels int) (image.Image, decodeNote, error) {
 	o := imageOrientation(data, format)
+	var note decodeNote
 	if format == "jpeg" {
 		if d, err := sharedJPEGDecoder(); err == nil && jpegComplete(data) {
-			if img, err := d.fit(data, w, h, o, size, policy); err == nil {
+			img, said, err := d.fit(data, w, h, o, size, policy)
+			note.libjpeg = said
+			if err == nil {
 				if channels == 1 {
 					g := opaque(img, 1)
 					pixelBufs.put(img.Pix) // converted: the RGB pixels are dead
-					return g, false, nil
+					return g, note, nil
 				}
-				return img, false, nil
+				return img, note, nil
 			}
 		}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, false, err
+		return nil, decodeNote{}, err
 	}
 	if format == "webp" {
 		img = webpToRGB(img)
 	}
-	return fitImage(orientImage(img, o), size, policy, channels), format == "jpeg", nil
+	note.fallback = format == "jpeg"
+	return fitImage(orientImage(img, o), size, policy, channels), note, nil
 }
 
 // jpegEncoder encodes opaque RGB and grey images as baseline JPEG at one quality with

@@ -25,7 +25,7 @@ func benchFit(b *testing.B, name string, w, h int) {
 	}
 	b.SetBytes(int64(len(data)))
 	for i := 0; i < b.N; i++ {
-		img, err := d.fit(data, w, h, 1, 224, ResizeCenterCrop)
+		img, _, err := d.fit(data, w, h, 1, 224, ResizeCenterCrop)
 		if err != nil {
 			b.Fatal(err)
 		}

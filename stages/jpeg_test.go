@@ -60,7 +60,7 @@ func TestJPEGFitAgreesWithImageJPEGAndScalesDown(t *testing.T) {
 	// path other formats take) and checks that they differ by rounding only.
 	compare := func(size int, policy string) *raster.RGB {
 		t.Helper()
-		fast, err := d.fit(data, 96, 64, 1, size, policy)
+		fast, _, err := d.fit(data, 96, 64, 1, size, policy)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,17 +188,17 @@ func TestJPEGEncoderRoundTripsAndIsDeterministic(t *testing.T) {
 
 func TestPrepareReportsTheImageJPEGFallback(t *testing.T) {
 	data := smoothJPEG(t, 96, 64)
-	if _, fallback, err := prepare(data, "jpeg", 96, 64, 32, ResizeCenterCrop, 3); err != nil || fallback {
-		t.Fatalf("a good JPEG: fallback %v, %v", fallback, err)
+	if _, note, err := prepare(data, "jpeg", 96, 64, 32, ResizeCenterCrop, 3); err != nil || note != (decodeNote{}) {
+		t.Fatalf("a good JPEG: %+v, %v", note, err)
 	}
 	// Told the wrong size, libjpeg-turbo is asked for a crop outside the image and refuses;
 	// image/jpeg then decodes the file, and prepare says so.
-	img, fallback, err := prepare(data, "jpeg", 960, 640, 32, ResizeCenterCrop, 3)
-	if err != nil || !fallback || img.Bounds().Dx() != 32 {
-		t.Fatalf("a refused crop: fallback %v, %v, %v", fallback, err, img)
+	img, note, err := prepare(data, "jpeg", 960, 640, 32, ResizeCenterCrop, 3)
+	if err != nil || !note.fallback || img.Bounds().Dx() != 32 {
+		t.Fatalf("a refused crop: %+v, %v, %v", note, err, img)
 	}
-	if _, fallback, _ := prepare(randomPNG(1, 1, 8, 8), "png", 8, 8, 8, ResizeSquash, 3); fallback {
-		t.Fatal("a PNG reported as a JPEG fallback")
+	if _, note, _ := prepare(randomPNG(1, 1, 8, 8), "png", 8, 8, 8, ResizeSquash, 3); note != (decodeNote{}) {
+		t.Fatalf("a PNG: %+v", note)
 	}
 }
 

@@ -160,9 +160,9 @@ func TestPhotosAreFittedAsDisplayed(t *testing.T) {
 				if path == "image/jpeg" {
 					cw, ch = 10*w, 10*h // a crop libjpeg-turbo refuses: image/jpeg decodes
 				}
-				img, fallback, err := prepare(tagged, "jpeg", cw, ch, 32, policy, 3)
-				if err != nil || fallback != (path == "image/jpeg") {
-					t.Fatalf("%s, orientation %d, %s: fallback %v, %v", policy, o, path, fallback, err)
+				img, note, err := prepare(tagged, "jpeg", cw, ch, 32, policy, 3)
+				if err != nil || note.fallback != (path == "image/jpeg") {
+					t.Fatalf("%s, orientation %d, %s: fallback %v, %v", policy, o, path, note.fallback, err)
 				}
 				name := fmt.Sprintf("%s, orientation %d, %s", policy, o, path)
 				if b := img.Bounds(); b.Dx() != 32 || b.Dy() != 32 {

@@ -98,13 +98,16 @@ func checkImage(data []byte, maxPixels int64) (image.Config, string, error) {
 	return checkHeader(bytes.NewReader(data), head, maxPixels, "--max-pixels")
 }
 
-// PredictBytes returns the top k predictions for each encoded image (errors per image).
-func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]Prediction, []error) {
+// PredictBytes returns the top k predictions for each encoded image (errors per image), and
+// for each JPEG that libjpeg-turbo decoded past damage in, what it said ("Corrupt JPEG data:
+// …"; "" for the others).
+func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) (preds [][]Prediction, damaged []string, errs []error) {
 	info := p.Model.Info
 	size, ch := int(info.Input.Height), int(info.Input.Channels)
 	per := size * size * ch
 	results := make([][]Prediction, len(images))
-	errs := make([]error, len(images))
+	damaged = make([]string, len(images))
+	errs = make([]error, len(images))
 	var batch []float32
 	var idx []int
 	for i, data := range images {
@@ -113,10 +116,13 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]P
 			errs[i] = err
 			continue
 		}
-		img, err := prepareImage(data, format, cfg.Width, cfg.Height, size, resizeOf(info), ch)
+		img, note, err := prepare(data, format, cfg.Width, cfg.Height, size, resizeOf(info), ch)
 		if err != nil {
 			errs[i] = decodeError(format, err, data)
 			continue
+		}
+		if !note.fallback {
+			damaged[i] = note.libjpeg
 		}
 		px := pixelsOf(img, ch)
 		for _, v := range px {
@@ -125,14 +131,14 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]P
 		idx = append(idx, i)
 	}
 	if len(idx) == 0 {
-		return results, errs
+		return results, damaged, errs
 	}
 	probs, err := p.Model.Predict(batch[:len(idx)*per])
 	if err != nil {
 		for _, i := range idx {
 			errs[i] = err
 		}
-		return results, errs
+		return results, damaged, errs
 	}
 	for j, i := range idx {
 		if slices.ContainsFunc(probs[j], func(v float32) bool { return v != v }) {
@@ -141,7 +147,7 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) ([][]P
 		}
 		results[i] = topPredictions(probs[j], info.Classes, k)
 	}
-	return results, errs
+	return results, damaged, errs
 }
 
 func resizeOf(info graphs.ModelInfo) string {

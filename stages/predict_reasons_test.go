@@ -70,7 +70,7 @@ func TestPredictGivesTheSplitsReasonForABadFile(t *testing.T) {
 		if !errors.As(split, &r) {
 			t.Fatalf("%s: the split does not reject it: %v", name, split)
 		}
-		_, errs := p.PredictBytes([][]byte{c.data}, 5, DefaultMaxPixels)
+		_, _, errs := p.PredictBytes([][]byte{c.data}, 5, DefaultMaxPixels)
 		got := errs[0]
 		if got == nil || !errors.Is(got, c.kind) {
 			t.Errorf("%s: predict says %v, want one of %q", name, got, c.kind)
@@ -90,7 +90,7 @@ func TestPredictGivesTheSplitsReasonForABadFile(t *testing.T) {
 			t.Errorf("%s: CheckImage says %q, PredictBytes %q", name, err, got)
 		}
 	}
-	_, errs := p.PredictBytes([][]byte{badImages(t)["truncated.jpg"].data}, 5, DefaultMaxPixels)
+	_, _, errs := p.PredictBytes([][]byte{badImages(t)["truncated.jpg"].data}, 5, DefaultMaxPixels)
 	if fmt.Sprint(errs[0]) != "truncated jpeg" {
 		t.Errorf("a JPEG cut in its scan: predict says %q, want \"truncated jpeg\"", errs[0])
 	}
@@ -108,7 +108,7 @@ func TestATruncatedJPEGIsTheSameToPredictAsInRejectedJSON(t *testing.T) {
 		t.Fatalf("rejected.json: %+v, want raw/a/cut.jpg", rejected)
 	}
 	p := &Predictor{Model: &graphs.Model{Info: graphs.ModelInfo{Input: graphs.Input{Height: 32, Width: 32, Channels: 3}, Classes: []string{"a", "b"}}}}
-	if _, errs := p.PredictBytes([][]byte{cut}, 5, DefaultMaxPixels); errs[0] == nil || errs[0].Error() != rejected[0].Reason {
+	if _, _, errs := p.PredictBytes([][]byte{cut}, 5, DefaultMaxPixels); errs[0] == nil || errs[0].Error() != rejected[0].Reason {
 		t.Errorf("predict says %v, rejected.json %q", errs[0], rejected[0].Reason)
 	}
 }

@@ -571,6 +571,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	if err != nil {
 		return nil, err
 	}
+	logDamaged(job, r.damaged, "")
 	if r.ev.TestSet != w.TestSet {
 		return nil, fmt.Errorf("the test set %s changed since it was evaluated", w.Data)
 	}

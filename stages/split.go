@@ -75,10 +75,11 @@ func (Split) Name() string { return "split" }
 // dropped_class_images; 24: an unreadable folder's reason without its absolute path; 25:
 // copies left out of the manifests recorded; 26: sets.bin, every file placed now or before;
 // 27: an 8×8 colour grid, compared block by block too; 28: a class folder inside another
-// through symbolic links fails the split; 29: Windows cursors rejected as unsupported. Stored
+// through symbolic links fails the split; 29: Windows cursors rejected as unsupported; 30:
+// damaged_jpegs, what libjpeg-turbo said of the JPEGs it decoded past damage in. Stored
 // images have a version of their own, storedImagesVersion: a split of this version links
-// those a split of 15 to 28 stored.)
-func (Split) Version() int { return 29 }
+// those a split of 15 to 29 stored.)
+func (Split) Version() int { return 30 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -296,6 +297,9 @@ type splitReport struct {
 	conflictExample, nearConflictExample string
 	// Fallbacks are the digests of the JPEGs decoded by image/jpeg, which a rerun decodes again.
 	Fallbacks []string `json:"decoded_by_image_jpeg,omitempty"`
+	// Damaged are the JPEGs libjpeg-turbo decoded past damage in, which a rerun decodes again
+	// (to list them again).
+	Damaged []DamagedJPEG `json:"damaged_jpegs,omitempty"`
 }
 
 // movedImage is an image that was in another set in the previous split: it joined a group
@@ -404,7 +408,8 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	previous := readPreviousSplit(job, job.Previous)
-	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg), cfg.Format))
+	var damaged damagedJPEGs
+	procs, rej, err := storeImages(ctx, job, cfg, files, testFiles, previousStored(job, previous, storedWith(cfg), cfg.Format), &damaged)
 	if err != nil {
 		return err
 	}
@@ -719,6 +724,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 	}
 	sort.Strings(rep.Fallbacks)
+	rep.Damaged = damaged.sorted()
 	if cfg.NearDuplicates {
 		if err := writeFingerprints(job, procs); err != nil {
 			return err
@@ -897,7 +903,7 @@ func sortPaths(groups [][]string) {
 
 // storeImages loads every file in parallel, rejects bad ones, and writes each distinct image
 // once, resized, into images/. Memory holds one decoded image per worker.
-func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files, testFiles []candidate, prev reusable) ([]processed, []Rejected, error) {
+func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files, testFiles []candidate, prev reusable, damaged *damagedJPEGs) ([]processed, []Rejected, error) {
 	all := make([]processed, 0, len(files)+len(testFiles))
 	for _, f := range files {
 		all = append(all, processed{cand: f})
@@ -922,7 +928,7 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	reasons := make([]string, len(all))
 	var written sync.Map
 	var fallbacks, reused atomic.Int64
-	var fallbackPath atomic.Pointer[string]
+	var fallbackExample atomic.Pointer[string]
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(dataWorkers())
 	for i := range all {
@@ -959,8 +965,13 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			if l.Fallback {
 				all[i].fallback = true
 				fallbacks.Add(1)
-				shown := cfg.shown(all[i])
-				fallbackPath.CompareAndSwap(nil, &shown)
+				eg := fmt.Sprintf("%q", cfg.shown(all[i]))
+				if l.Libjpeg != "" {
+					eg += "; libjpeg-turbo: " + l.Libjpeg
+				}
+				fallbackExample.CompareAndSwap(nil, &eg)
+			} else {
+				damaged.add(cfg.shown(all[i]), l.Digest, l.Libjpeg)
 			}
 			if !cfg.stores() {
 				key := l.PixelsKey
@@ -1013,9 +1024,9 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 	}
 	if n := fallbacks.Load(); n > 0 {
 		if n == 1 {
-			job.Logf("warning: 1 JPEG was decoded by image/jpeg after libjpeg-turbo refused it (%q); its pixels can differ slightly from libjpeg's", *fallbackPath.Load())
+			job.Logf("warning: 1 JPEG was decoded by image/jpeg after libjpeg-turbo refused it (%s); its pixels can differ slightly from libjpeg's", *fallbackExample.Load())
 		} else {
-			job.Logf("warning: %d JPEGs were decoded by image/jpeg after libjpeg-turbo refused them (e.g. %q); their pixels can differ slightly from libjpeg's", n, *fallbackPath.Load())
+			job.Logf("warning: %d JPEGs were decoded by image/jpeg after libjpeg-turbo refused them (e.g. %s); their pixels can differ slightly from libjpeg's", n, *fallbackExample.Load())
 		}
 	}
 	for i := range all {
@@ -1234,6 +1245,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	job.Logf("%d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), plural(len(rejected), "file", "files"))
 	logRejected(job, rejected, " (all in report/rejected.json)")
+	logDamaged(job, rep.Damaged, " (all in report/split.json: damaged_jpegs)")
 	if len(rep.Conflicts) > 0 {
 		job.Logf("warning: %s of identical images %s different class labels, %s (every group: report/split.json, label_conflicts)", plural(len(rep.Conflicts), "group", "groups"), agree(len(rep.Conflicts), "carries", "carry"), rep.conflictExample)
 	}

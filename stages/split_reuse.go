@@ -141,6 +141,9 @@ func previousStored(job *pipeline.Job, p *previousSplit, stored, format string) 
 	for _, d := range p.rep.Fallbacks {
 		delete(r.placed, d) // decoded by image/jpeg: decode again
 	}
+	for _, d := range p.rep.Damaged {
+		delete(r.placed, d.Digest) // decoded past damage: decode again, to list it again
+	}
 	if intact(job, filepath.Join(p.dir, fingerprintsFile)) {
 		r.prints, _ = readFingerprints(filepath.Join(p.dir, fingerprintsFile))
 	}

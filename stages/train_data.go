@@ -25,7 +25,8 @@ type dataset struct {
 	dir       string
 	workspace string // where the originals of images not stored are (readEntry)
 	m         *Manifest
-	pixels    [][]uint8 // cached pixels per image (nil when streaming)
+	pixels    [][]uint8    // cached pixels per image (nil when streaming)
+	damaged   damagedJPEGs // originals libjpeg-turbo decoded past damage in
 }
 
 // errEmptySet is openDataset's error for a manifest that lists no images.
@@ -83,7 +84,7 @@ func (d *dataset) len() int { return len(d.m.Images) }
 // decode reads image i as H·W·C bytes.
 func (d *dataset) decode(i int) ([]uint8, error) {
 	e := d.m.Images[i]
-	img, err := readEntry(d.m, d.dir, d.workspace, e)
+	img, err := readEntry(d.m, d.dir, d.workspace, e, &d.damaged)
 	if err != nil {
 		return nil, err
 	}

@@ -456,6 +456,7 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 	if err := trainingPlot(filepath.Join(job.Out, "metrics.png"), cfg.Architecture, st.History, st.Best); err != nil {
 		return fmt.Errorf("plotting metrics: %w", err)
 	}
+	logDamaged(job, append(trainDS.damaged.sorted(), valDS.damaged.sorted()...), "")
 	job.Logf("%s: exported epoch %d (%s = %.4f); %s", cfg.Architecture, st.Best, cfg.SelectMetric, best.value(cfg.SelectMetric), sel)
 	return nil
 }
@@ -582,7 +583,7 @@ func writeExamples(ds *dataset, dir string) error {
 	for label, e := range best {
 		if e.Path == "" {
 			// not stored: the original as the model sees it, not the photo (nor a link to it)
-			img, err := readEntry(ds.m, ds.dir, ds.workspace, e)
+			img, err := readEntry(ds.m, ds.dir, ds.workspace, e, &ds.damaged)
 			if err != nil {
 				return err
 			}

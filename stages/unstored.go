@@ -85,8 +85,9 @@ func checkFitted(m *Manifest) error {
 // readEntry returns entry e of manifest m, whose folder is dir, as pixels of m's size: its
 // stored image decoded, or, for an image the split did not store, its original read from the
 // source folder in workspace, checked against the digest the split recorded, and fitted as
-// the split would have stored it. The error names the file.
-func readEntry(m *Manifest, dir, workspace string, e Entry) (image.Image, error) {
+// the split would have stored it (recorded in damaged, when not nil, if libjpeg-turbo decoded
+// past damage in it). The error names the file.
+func readEntry(m *Manifest, dir, workspace string, e Entry, damaged *damagedJPEGs) (image.Image, error) {
 	if e.Path != "" {
 		p := filepath.Join(dir, filepath.FromSlash(e.Path))
 		img, err := decodeFile(p)
@@ -106,7 +107,10 @@ func readEntry(m *Manifest, dir, workspace string, e Entry) (image.Image, error)
 	if sum := sha256.Sum256(im.data); hex.EncodeToString(sum[:]) != e.Digest {
 		return nil, fmt.Errorf("%s has changed since the split read it (the split stores no images: its manifest names the originals, with their SHA-256); run the pipeline (pipeline run), whose split will read it again", p)
 	}
-	img, err := prepareImage(im.data, im.format, im.cfg.Width, im.cfg.Height, m.Size, m.Resize, m.Channels)
+	img, note, err := prepare(im.data, im.format, im.cfg.Width, im.cfg.Height, m.Size, m.Resize, m.Channels)
+	if err == nil && !note.fallback && damaged != nil {
+		damaged.add(p, e.Digest, note.libjpeg)
+	}
 	if err != nil {
 		err = fmt.Errorf("%s: %v", p, decodeError(im.format, err, im.data))
 		if im.format == "jpeg" {

@@ -64,6 +64,7 @@ func predictCommand() *cli.Command {
 				File        string              `json:"file"`
 				Predictions []stages.Prediction `json:"predictions,omitempty"`
 				Warning     string              `json:"warning,omitempty"`
+				Damaged     string              `json:"damaged,omitempty"` // what libjpeg-turbo said of damage it decoded past
 				Model       string              `json:"model,omitempty"`
 				Error       string              `json:"error,omitempty"`
 				Skipped     string              `json:"skipped,omitempty"` // why a file of a folder was skipped
@@ -119,7 +120,7 @@ func predictCommand() *cli.Command {
 					data[i], readErrs[i] = stages.ReadImage(f.path, c.Int64("max-pixels"))
 				}
 				// The warning looks at the top five whatever --top shows, as serve's does.
-				preds, errs := p.PredictBytes(data, max(k, 5), c.Int64("max-pixels"))
+				preds, damaged, errs := p.PredictBytes(data, max(k, 5), c.Int64("max-pixels"))
 				for i, f := range chunk {
 					if readErrs[i] != nil {
 						errs[i] = readErrs[i]
@@ -142,7 +143,7 @@ func predictCommand() *cli.Command {
 						r.Error = errs[i].Error()
 					} else {
 						r.Predictions = preds[i][:min(k, len(preds[i]))]
-						r.Model = id
+						r.Model, r.Damaged = id, damaged[i]
 						if lowConfidence5(preds[i], c.Float64("warn-sum"), c.Float64("warn-top")) {
 							r.Warning = lowConfidence
 						}
@@ -157,6 +158,9 @@ func predictCommand() *cli.Command {
 					if r.Error != "" {
 						fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", r.File, r.Error)
 						continue
+					}
+					if r.Damaged != "" {
+						fmt.Fprintf(c.App.ErrWriter, "pipeline: warning: %s: libjpeg-turbo decoded past damaged data (%s); classified as decoded\n", r.File, r.Damaged)
 					}
 					// The warning in full once; then in short, and counted at the end.
 					warning := r.Warning

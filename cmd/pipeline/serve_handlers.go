@@ -171,7 +171,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 type predictResponse struct {
 	Predictions []stages.Prediction `json:"predictions"`
 	Warning     string              `json:"warning,omitempty"`
-	Model       string              `json:"model"`
+	// Damaged is what libjpeg-turbo said of damage in the JPEG's coded data that it decoded
+	// past ("Corrupt JPEG data: …"): the image was classified as decoded.
+	Damaged string `json:"damaged,omitempty"`
+	Model   string `json:"model"`
 }
 
 func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +237,7 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer m.inflight.Done()
-	preds, errs := m.p.PredictBytes([][]byte{data}, s.opts.TopK, s.opts.MaxPixels)
+	preds, damaged, errs := m.p.PredictBytes([][]byte{data}, s.opts.TopK, s.opts.MaxPixels)
 	if errs[0] != nil {
 		if errors.Is(errs[0], stages.ErrBadImage) {
 			writeError(w, http.StatusBadRequest, errs[0].Error())
@@ -243,7 +246,7 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "inference failed: "+errs[0].Error())
 		return
 	}
-	resp := predictResponse{Predictions: preds[0], Model: m.name}
+	resp := predictResponse{Predictions: preds[0], Model: m.name, Damaged: damaged[0]}
 	if lowConfidence5(preds[0], s.opts.WarnSum, s.opts.WarnTop) {
 		resp.Warning = lowConfidence
 	}

@@ -774,6 +774,44 @@ func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
 	}
 }
 
+// Predict and serve classify a JPEG that libjpeg-turbo decodes past damage in, and say what
+// it said of the file, where the file is named.
+func TestPredictAndServeSayAJPEGIsDamaged(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i*7 + i/13)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	damaged := append(append(append([]byte{}, data[:len(data)-2]...), bytes.Repeat([]byte{0x11}, 40)...), 0xff, 0xd9)
+	file := filepath.Join(t.TempDir(), "stray.jpg")
+	os.WriteFile(file, damaged, 0o644)
+	dir := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	const said = " extraneous bytes before marker 0xd9"
+	code, out, errs := runCLI("predict", "--model", dir, file)
+	if code != 0 || !strings.Contains(out, "stray.jpg") || !strings.Contains(errs, "stray.jpg: libjpeg-turbo decoded past damaged data (Corrupt JPEG data: ") ||
+		!strings.Contains(errs, said+"); classified as decoded\n") {
+		t.Errorf("predict: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = runCLI("predict", "--json", "--model", dir, file)
+	var res []map[string]any
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || len(res) != 1 || !strings.HasSuffix(fmt.Sprint(res[0]["damaged"]), said) {
+		t.Errorf("predict --json: exit %d, %v, %s", code, err, out)
+	}
+	_, ts := newTestServer(t, dir, defaultServeOptions())
+	body, ct := multipartBody("image", damaged)
+	if code, m := post(t, ts.URL+"/predict", body, ct); code != http.StatusOK || !strings.HasSuffix(fmt.Sprint(m["damaged"]), said) || m["predictions"] == nil {
+		t.Errorf("serve: %d %v", code, m)
+	}
+	body, ct = multipartBody("image", data)
+	if code, m := post(t, ts.URL+"/predict", body, ct); code != http.StatusOK || m["damaged"] != nil {
+		t.Errorf("serve, the file undamaged: %d %v", code, m)
+	}
+}
+
 // An admitted upload that stops arriving gives its queue place back with 408, so clients
 // trickling bytes cannot turn everyone else away.
 func TestSlowUploadGivesBackItsPlace(t *testing.T) {

@@ -197,7 +197,7 @@ func BenchmarkPredictBytes(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, errs := m.p.PredictBytes([][]byte{in[i%len(in)].png}, 5, defaultServeOptions().MaxPixels); errs[0] != nil {
+		if _, _, errs := m.p.PredictBytes([][]byte{in[i%len(in)].png}, 5, defaultServeOptions().MaxPixels); errs[0] != nil {
 			b.Fatal(errs[0])
 		}
 	}
@@ -209,7 +209,7 @@ func BenchmarkEncodeJSON(b *testing.B) {
 	s := benchServer(b, model)
 	m := s.acquire()
 	defer m.inflight.Done()
-	preds, _ := m.p.PredictBytes([][]byte{in[0].png}, 5, defaultServeOptions().MaxPixels)
+	preds, _, _ := m.p.PredictBytes([][]byte{in[0].png}, 5, defaultServeOptions().MaxPixels)
 	resp := predictResponse{Predictions: preds[0], Model: modelID(m)}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -1,0 +1,73 @@
+package stages
+
+import (
+	"sort"
+	"sync"
+
+	"pipeline/pipeline"
+)
+
+// DamagedJPEG is a JPEG that libjpeg-turbo decoded past damage in its coded data, and what it
+// said of it (its first warning, such as "Corrupt JPEG data: premature end of data segment").
+// The file is kept, as decoded: the damage can be harmless (stray bytes before its end) or
+// show as grey or smeared blocks from the damaged part on.
+type DamagedJPEG struct {
+	Path    string `json:"path"`
+	Digest  string `json:"digest,omitempty"`
+	Libjpeg string `json:"libjpeg"`
+}
+
+// damagedJPEGs collects the damaged JPEGs a stage decodes, once each, from any goroutine.
+type damagedJPEGs struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	list []DamagedJPEG
+}
+
+// add records a file decoded with libjpeg's warning said ("" for a clean decode: nothing).
+func (d *damagedJPEGs) add(path, digest, said string) {
+	if said == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen[path] {
+		return
+	}
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	d.seen[path] = true
+	d.list = append(d.list, DamagedJPEG{Path: path, Digest: digest, Libjpeg: said})
+}
+
+// sorted returns the files by path.
+func (d *damagedJPEGs) sorted() []DamagedJPEG {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := append([]DamagedJPEG(nil), d.list...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// logDamaged warns of damaged JPEGs in job's log: a line for the console, then each file with
+// what libjpeg-turbo said; where names the list that has them all (" (all in …)"), and then
+// the log names the first five and counts the rest.
+func logDamaged(job *pipeline.Job, damaged []DamagedJPEG, where string) {
+	if len(damaged) == 0 {
+		return
+	}
+	eg := "e.g. "
+	if len(damaged) == 1 {
+		eg = ""
+	}
+	job.Logf("warning: libjpeg-turbo decoded past damaged data in %s (kept as decoded), %s%q: %s%s",
+		plural(len(damaged), "JPEG", "JPEGs"), eg, damaged[0].Path, damaged[0].Libjpeg, where)
+	for i, d := range damaged {
+		if i == 5 && where != "" {
+			job.Logf("  … and %d more", len(damaged)-5)
+			break
+		}
+		job.Logf("  damaged %s: %s", logName(d.Path), d.Libjpeg)
+	}
+}
