@@ -381,7 +381,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if n := reused.Load(); n > 0 {
 		job.Logf("reused %s of the previous output (made the same way from the same images)", plural(int(n), "copy", "copies"))
 	}
-	logDamaged(job, damaged.sorted(), "")
+	logDamaged(job, damaged.sorted(), " among the originals copied", "")
 	if err := inputs.write(job, made); err != nil {
 		return err
 	}

@@ -41,6 +41,13 @@ func (d *damagedJPEGs) add(path, digest, said string) {
 	d.list = append(d.list, DamagedJPEG{Path: path, Digest: digest, Libjpeg: said})
 }
 
+// merge adds o's files to d.
+func (d *damagedJPEGs) merge(o *damagedJPEGs) {
+	for _, f := range o.sorted() {
+		d.add(f.Path, f.Digest, f.Libjpeg)
+	}
+}
+
 // sorted returns the files by path.
 func (d *damagedJPEGs) sorted() []DamagedJPEG {
 	d.mu.Lock()
@@ -50,10 +57,11 @@ func (d *damagedJPEGs) sorted() []DamagedJPEG {
 	return out
 }
 
-// logDamaged warns of damaged JPEGs in job's log: a line for the console, then each file with
-// what libjpeg-turbo said; where names the list that has them all (" (all in …)"), and then
-// the log names the first five and counts the rest.
-func logDamaged(job *pipeline.Job, damaged []DamagedJPEG, where string) {
+// logDamaged warns of damaged JPEGs in job's log: a line for the console that names the first
+// (of says which of the stage's images they are: "" or " of the test set"), then each file
+// with what libjpeg-turbo said. listed names a report that lists them all (" (all in
+// report/split.json: damaged_jpegs)"): the log then names the first five and counts the rest.
+func logDamaged(job *pipeline.Job, damaged []DamagedJPEG, of, listed string) {
 	if len(damaged) == 0 {
 		return
 	}
@@ -61,10 +69,14 @@ func logDamaged(job *pipeline.Job, damaged []DamagedJPEG, where string) {
 	if len(damaged) == 1 {
 		eg = ""
 	}
-	job.Logf("warning: libjpeg-turbo decoded past damaged data in %s (kept as decoded), %s%q: %s%s",
-		plural(len(damaged), "JPEG", "JPEGs"), eg, damaged[0].Path, damaged[0].Libjpeg, where)
+	where := listed
+	if where == "" {
+		where = " (all in run.log)"
+	}
+	job.Logf("warning: %s%s %s damaged data that libjpeg-turbo decoded past (kept as decoded; replace any whose damage shows), %s%q: %s%s",
+		plural(len(damaged), "JPEG", "JPEGs"), of, agree(len(damaged), "has", "have"), eg, damaged[0].Path, damaged[0].Libjpeg, where)
 	for i, d := range damaged {
-		if i == 5 && where != "" {
+		if i == 5 && listed != "" {
 			job.Logf("  … and %d more", len(damaged)-5)
 			break
 		}

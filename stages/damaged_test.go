@@ -102,7 +102,17 @@ func TestDamagedJPEGsAreNamed(t *testing.T) {
 						t.Errorf("round %d: damaged_jpegs %+v", round, rep.Damaged)
 					}
 				}
-				want = fmt.Sprintf("split.main: warning: libjpeg-turbo decoded past damaged data in 3 JPEGs (kept as decoded), e.g. %q: %s (all in report/split.json: damaged_jpegs)\n", "raw/"+damaged[0], rep.Damaged[0].Libjpeg)
+				if round == 0 {
+					path, err := Summarize(rec).WriteHTML()
+					if err != nil {
+						t.Fatal(err)
+					}
+					html, _ := os.ReadFile(path)
+					if note := "JPEGs with damaged data, kept as libjpeg-turbo decoded them: 3 (split.json: damaged_jpegs)"; !strings.Contains(string(html), note) {
+						t.Errorf("report.html lacks %q", note)
+					}
+				}
+				want = fmt.Sprintf("split.main: warning: 3 JPEGs have damaged data that libjpeg-turbo decoded past (kept as decoded; replace any whose damage shows), e.g. %q: %s (all in report/split.json: damaged_jpegs)\n", "raw/"+damaged[0], rep.Damaged[0].Libjpeg)
 			} else {
 				if len(rep.Damaged) != 0 {
 					t.Fatalf("not decoding JPEGs, the split lists damaged ones: %+v", rep.Damaged)
@@ -124,9 +134,13 @@ func TestDamagedJPEGsAreNamed(t *testing.T) {
 					t.Fatal("no damaged photo has copies: the test shows nothing")
 				}
 				slices.Sort(copied)
-				want = fmt.Sprintf("augment.balanced: warning: libjpeg-turbo decoded past damaged data in %s (kept as decoded), ", plural(len(copied), "JPEG", "JPEGs"))
+				want = fmt.Sprintf("augment.balanced: warning: %s among the originals copied %s damaged data that libjpeg-turbo decoded past (kept as decoded; replace any whose damage shows), %q: Corrupt JPEG data: ",
+					plural(len(copied), "JPEG", "JPEGs"), agree(len(copied), "has", "have"), "raw/"+copied[0])
+				if len(copied) > 1 {
+					want = strings.Replace(want, "shows), ", "shows), e.g. ", 1)
+				}
 				for _, c := range copied {
-					if line := fmt.Sprintf("augment.balanced:   damaged %s: Corrupt JPEG data: ", filepath.Join(w.dir, "raw", c)); !strings.Contains(string(log), line) {
+					if line := fmt.Sprintf("augment.balanced:   damaged raw/%s: Corrupt JPEG data: ", c); !strings.Contains(string(log), line) {
 						t.Errorf("run.log lacks %q:\n%s", line, log)
 					}
 				}

@@ -165,7 +165,7 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 	if err != nil {
 		return err
 	}
-	logDamaged(job, r.damaged, "")
+	logDamaged(job, r.damaged, " of the test set", "")
 	ev, conf, wrong := r.ev, r.conf, r.wrong
 	ev.Model, ev.Data = cfg.Model, cfg.Data
 	arch := model.Info.Spec.Architecture

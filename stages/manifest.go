@@ -88,8 +88,14 @@ const testPrefix = "test:"
 // Original is the file an entry without a stored image (Path "") is read from, in
 // workspace: its Source, less the manifest's SourcePrefix, in SourceDir.
 func (m *Manifest) Original(e Entry, workspace string) string {
+	return pipeline.InWorkspace(workspace, m.shownOriginal(e))
+}
+
+// shownOriginal is Original as the split's reports name it: relative to the workspace (unless
+// its source folder is given as an absolute path).
+func (m *Manifest) shownOriginal(e Entry) string {
 	rel := strings.TrimPrefix(e.Source, m.SourcePrefix)
-	return pipeline.InWorkspace(workspace, filepath.Join(m.SourceDir, filepath.FromSlash(rel)))
+	return filepath.Join(m.SourceDir, filepath.FromSlash(rel))
 }
 
 // Write writes the manifest into dir, as json.MarshalIndent(m, "", " ") and a newline, one

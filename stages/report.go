@@ -239,6 +239,7 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	note(len(r.NearConflicts), "groups of near-identical images in different classes", "split.json: near_duplicate_label_conflicts")
 	note(len(r.Duplicates), "groups of identical images", "split.json: duplicates")
 	note(len(r.Leaked), "images removed from train and val as they are in the test set", "split.json: removed_from_train_val")
+	note(len(r.Damaged), "JPEGs with damaged data, kept as libjpeg-turbo decoded them", "split.json: damaged_jpegs")
 	if len(r.Dropped) > 0 {
 		f.Notes = append(f.Notes, droppedNote(r))
 	}

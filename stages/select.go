@@ -571,7 +571,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	if err != nil {
 		return nil, err
 	}
-	logDamaged(job, r.damaged, "")
+	logDamaged(job, r.damaged, " of the test set the champion was scored on", "")
 	if r.ev.TestSet != w.TestSet {
 		return nil, fmt.Errorf("the test set %s changed since it was evaluated", w.Data)
 	}

@@ -1245,7 +1245,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	job.Logf("%d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), plural(len(rejected), "file", "files"))
 	logRejected(job, rejected, " (all in report/rejected.json)")
-	logDamaged(job, rep.Damaged, " (all in report/split.json: damaged_jpegs)")
+	logDamaged(job, rep.Damaged, "", " (all in report/split.json: damaged_jpegs)")
 	if len(rep.Conflicts) > 0 {
 		job.Logf("warning: %s of identical images %s different class labels, %s (every group: report/split.json, label_conflicts)", plural(len(rep.Conflicts), "group", "groups"), agree(len(rep.Conflicts), "carries", "carry"), rep.conflictExample)
 	}

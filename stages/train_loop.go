@@ -456,7 +456,8 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 	if err := trainingPlot(filepath.Join(job.Out, "metrics.png"), cfg.Architecture, st.History, st.Best); err != nil {
 		return fmt.Errorf("plotting metrics: %w", err)
 	}
-	logDamaged(job, append(trainDS.damaged.sorted(), valDS.damaged.sorted()...), "")
+	trainDS.damaged.merge(&valDS.damaged)
+	logDamaged(job, trainDS.damaged.sorted(), " of the train and val sets", "")
 	job.Logf("%s: exported epoch %d (%s = %.4f); %s", cfg.Architecture, st.Best, cfg.SelectMetric, best.value(cfg.SelectMetric), sel)
 	return nil
 }

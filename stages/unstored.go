@@ -109,7 +109,7 @@ func readEntry(m *Manifest, dir, workspace string, e Entry, damaged *damagedJPEG
 	}
 	img, note, err := prepare(im.data, im.format, im.cfg.Width, im.cfg.Height, m.Size, m.Resize, m.Channels)
 	if err == nil && !note.fallback && damaged != nil {
-		damaged.add(p, e.Digest, note.libjpeg)
+		damaged.add(m.shownOriginal(e), e.Digest, note.libjpeg)
 	}
 	if err != nil {
 		err = fmt.Errorf("%s: %v", p, decodeError(im.format, err, im.data))

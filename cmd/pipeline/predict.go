@@ -39,7 +39,9 @@ func predictCommand() *cli.Command {
 			"the file is read).\n\n" +
 			"As serve does, a warning follows the classes of an image the model is unsure of: when the\n" +
 			"top five confidences sum to less than --warn-sum or the first is below --warn-top (in full\n" +
-			"for the first such image, then in short, with a count at the end).",
+			"for the first such image, then in short, with a count at the end). A JPEG with damaged\n" +
+			"coded data that libjpeg-turbo decodes past is classified as decoded, with a note of what\n" +
+			"it said (\"damaged\" in --json).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: stages.DefaultPromoteTo, Usage: "a promoted model folder or a SavedModel written by train"},
 			&cli.IntFlag{Name: "top", Aliases: []string{"k"}, Value: 5, Usage: "classes per image"},
@@ -159,9 +161,6 @@ func predictCommand() *cli.Command {
 						fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", r.File, r.Error)
 						continue
 					}
-					if r.Damaged != "" {
-						fmt.Fprintf(c.App.ErrWriter, "pipeline: warning: %s: libjpeg-turbo decoded past damaged data (%s); classified as decoded\n", r.File, r.Damaged)
-					}
 					// The warning in full once; then in short, and counted at the end.
 					warning := r.Warning
 					if warning != "" {
@@ -169,7 +168,7 @@ func predictCommand() *cli.Command {
 							warning = "low confidence"
 						}
 					}
-					writePredictions(w, r.File, r.Predictions, warning, rankWidth)
+					writePredictions(w, r.File, r.Predictions, warning, r.Damaged, rankWidth)
 				}
 			}
 			printJSON()
@@ -216,13 +215,16 @@ func predictCommand() *cli.Command {
 // then the class name, which comes last: names in scripts whose characters take two columns
 // (Chinese, Japanese) would push any column after them out of line. The low-confidence
 // warning follows when there is one.
-func writePredictions(w io.Writer, file string, preds []stages.Prediction, warning string, width int) {
+func writePredictions(w io.Writer, file string, preds []stages.Prediction, warning, damaged string, width int) {
 	fmt.Fprintf(w, "%s\n", file)
 	for i, p := range preds {
 		fmt.Fprintf(w, "  %*d. %6.1f%%  %s\n", width, i+1, 100*p.Confidence, p.ClassName)
 	}
 	if warning != "" {
 		fmt.Fprintf(w, "  warning: %s\n", warning)
+	}
+	if damaged != "" {
+		fmt.Fprintf(w, "  damaged: the JPEG's coded data is damaged, and was classified as libjpeg-turbo decoded it (%s)\n", damaged)
 	}
 }
 

@@ -243,7 +243,7 @@ func TestPredictTopBeyondTheClasses(t *testing.T) {
 		preds = append(preds, stages.Prediction{ClassName: string(rune('a' + i)), Confidence: 0.5 / float64(i+1)})
 	}
 	var b bytes.Buffer
-	writePredictions(&b, "x.png", preds, "", 2)
+	writePredictions(&b, "x.png", preds, "", "", 2)
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")[1:]
 	for _, l := range lines {
 		if len(l) != len(lines[0]) || !strings.HasSuffix(l[:len("   1.")], ".") {

@@ -32,6 +32,9 @@ type reporter struct {
 	total int
 	nums  map[string]int // each reported stage's number, by address
 	bar   *progressbar.ProgressBar
+	// warned holds the warnings shown: the same warning from another stage (the three
+	// trainings of one dataset naming its damaged photos) is shown once, without --verbose.
+	warned map[string]bool
 }
 
 func newReporter(w io.Writer, quiet, verbose bool) *reporter {
@@ -117,9 +120,16 @@ func (r *reporter) Log(addr, line string) {
 	defer r.mu.Unlock()
 	switch {
 	case !r.verbose && (r.quiet || addr != "" && !isWarning(line) && !isResume(line) && !isEpochLine(line)):
+	case !r.verbose && addr != "" && isWarning(line) && r.warned[line]:
 	case addr == "": // the run's own lines, such as taking over a stale lock
 		r.printf("%s", line)
 	default:
+		if isWarning(line) {
+			if r.warned == nil {
+				r.warned = map[string]bool{}
+			}
+			r.warned[line] = true
+		}
 		r.printf("%s: %s", addr, line)
 	}
 }

@@ -29,6 +29,28 @@ func TestConsoleShowsEpochLinesOnATerminalToo(t *testing.T) {
 	}
 }
 
+// Without --verbose, a warning another stage has given in the same words is not shown again
+// (the run log has each); with it, every one is.
+func TestConsoleShowsARepeatedWarningOnce(t *testing.T) {
+	for _, verbose := range []bool{false, true} {
+		var buf bytes.Buffer
+		r := &reporter{w: &buf, verbose: verbose, nums: map[string]int{}}
+		const w = `warning: 2 JPEGs of the train and val sets have damaged data that libjpeg-turbo decoded past (…), e.g. "a.jpg": Corrupt JPEG data: bad Huffman code (all in run.log)`
+		for _, addr := range []string{"train.model[cnn]", "train.model[vgg19]", "train.model[vit]"} {
+			r.Log(addr, w)
+		}
+		r.Log("evaluate.test[cnn]", "warning: 1 JPEG of the test set has damaged data")
+		out := buf.String()
+		n := 1
+		if verbose {
+			n = 3
+		}
+		if got := strings.Count(out, w); got != n || !strings.Contains(out, "train.model[cnn]: "+w) || !strings.Contains(out, "evaluate.test[cnn]: warning: 1 JPEG") {
+			t.Errorf("verbose %v: the warning shown %d times, want %d:\n%s", verbose, got, n, out)
+		}
+	}
+}
+
 // In a log, a phase long enough to show its progress also says when it is done (its last
 // stretch, up to 15 s, looked like another, silent phase); a short phase stays silent.
 func TestPlainProgressSaysWhenALongPhaseIsDone(t *testing.T) {

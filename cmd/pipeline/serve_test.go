@@ -792,8 +792,8 @@ func TestPredictAndServeSayAJPEGIsDamaged(t *testing.T) {
 	dir := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
 	const said = " extraneous bytes before marker 0xd9"
 	code, out, errs := runCLI("predict", "--model", dir, file)
-	if code != 0 || !strings.Contains(out, "stray.jpg") || !strings.Contains(errs, "stray.jpg: libjpeg-turbo decoded past damaged data (Corrupt JPEG data: ") ||
-		!strings.Contains(errs, said+"); classified as decoded\n") {
+	if code != 0 || !strings.Contains(out, "stray.jpg\n") || !strings.Contains(out, "\n  damaged: the JPEG's coded data is damaged, and was classified as libjpeg-turbo decoded it (Corrupt JPEG data: ") ||
+		!strings.HasSuffix(out, said+")\n") || errs != "" {
 		t.Errorf("predict: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, _ = runCLI("predict", "--json", "--model", dir, file)
