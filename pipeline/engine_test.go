@@ -1598,3 +1598,28 @@ func TestGCKeepsTheNewestRuns(t *testing.T) {
 		t.Fatalf("gc again: %v, %d outputs, %v", res.Runs, res.Objects, err)
 	}
 }
+
+// --keep-runs counts the runs that succeeded: a cancelled, failed or killed run is kept only
+// when it is newer than the oldest of those kept, so that gc never leaves only broken runs.
+func TestKeepRunsCountsRunsThatSucceeded(t *testing.T) {
+	dir := t.TempDir()
+	var runs []string
+	for i, status := range []string{"succeeded", "cancelled", "succeeded", "failed", ""} {
+		d := filepath.Join(dir, fmt.Sprintf("20261201_00000%d", i))
+		os.MkdirAll(d, 0o755)
+		if status == "" { // killed: a log, no run.json
+			os.WriteFile(filepath.Join(d, "run.log"), []byte("started\n"), 0o644)
+		} else if err := writeJSON(filepath.Join(d, "run.json"), RunRecord{Status: status}); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, d)
+	}
+	if got := runFolders(dir); !slices.Equal(got, runs) {
+		t.Fatalf("runFolders: %v", got)
+	}
+	for n, want := range []int{5, 2, 0, 0} {
+		if got := oldestKept(runs, n); got != want {
+			t.Errorf("keeping %d: the oldest kept is %d, want %d", n, got, want)
+		}
+	}
+}

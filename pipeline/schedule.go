@@ -31,11 +31,16 @@ func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 type Trigger struct {
 	Schedule string
 	Due      time.Time
+	// Once marks a trigger fired at once by `schedule --once` (Due is then when it fired).
+	Once bool
 }
 
 // String names the trigger in the scheduler's log and in the trigger field of run.json, with
 // the due time in the schedule's time zone (its offset from UTC included).
 func (t Trigger) String() string {
+	if t.Once {
+		return fmt.Sprintf("schedule %q fired by --once at %s", t.Schedule, t.Due.Format(time.RFC3339))
+	}
 	return fmt.Sprintf("schedule %q due %s", t.Schedule, t.Due.Format(time.RFC3339))
 }
 

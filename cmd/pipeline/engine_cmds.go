@@ -643,7 +643,7 @@ func gcCommand() *cli.Command {
 		Flags: []cli.Flag{varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be removed, remove nothing"},
-			&cli.IntFlag{Name: "keep-runs", Usage: "first remove the run folders of --runs-dir but the newest `N`", DefaultText: "keep them all"},
+			&cli.IntFlag{Name: "keep-runs", Usage: "first remove the run folders of --runs-dir older than the newest `N` that succeeded", DefaultText: "keep them all"},
 			&cli.IntFlag{Name: "keep-champions", Usage: "remove the promoted models of the file's select stages but the champion and the `N` champions before it (what --rollback goes back through)", DefaultText: "keep them all"}},
 		Action: func(c *cli.Context) error {
 			keepRuns, keepChampions := -1, -1
@@ -688,7 +688,7 @@ func gcCommand() *cli.Command {
 				if len(res.Runs) > 0 {
 					fmt.Fprintf(w, " (%s)", strings.Join(res.Runs, ", "))
 				}
-				fmt.Fprintf(w, ", keeping the newest %d\n", keepRuns)
+				fmt.Fprintf(w, ", keeping the newest %d that succeeded\n", keepRuns)
 			}
 			fmt.Fprint(w, champions)
 			freed := fmt.Sprintf("%.1f MB", float64(res.Bytes)/1e6)

@@ -275,12 +275,16 @@ func TestGCKeepChampions(t *testing.T) {
 		!strings.Contains(out, "earlier champions, newest first (--rollback goes to the first): run2-cnn, run1-cnn (folder removed)\n") {
 		t.Fatalf("promote after gc: exit %d\n%s%s", code, out, errs)
 	}
-	// Run folders beyond the newest N: the ones removed are named.
-	for _, run := range []string{"20261201_000000", "20261202_000000"} {
+	// Run folders beyond the newest N that succeeded: the ones removed are named; a killed
+	// run newer than those kept stays.
+	for _, run := range []string{"20261201_000000", "20261202_000000", "20261203_000000"} {
 		os.MkdirAll(filepath.Join(ws, "models", run), 0o755)
 		os.WriteFile(filepath.Join(ws, "models", run, "run.log"), []byte("log\n"), 0o644)
+		if run != "20261203_000000" {
+			os.WriteFile(filepath.Join(ws, "models", run, "run.json"), []byte(`{"status": "succeeded"}`), 0o644)
+		}
 	}
-	if code, out, errs := runCLI("gc", "-n", "--keep-runs", "1", file); code != exitOK || !strings.HasPrefix(out, "would remove 1 run folder (20261201_000000), keeping the newest 1\n") {
+	if code, out, errs := runCLI("gc", "-n", "--keep-runs", "1", file); code != exitOK || !strings.HasPrefix(out, "would remove 1 run folder (20261201_000000), keeping the newest 1 that succeeded\n") {
 		t.Fatalf("gc -n --keep-runs 1: exit %d\n%s%s", code, out, errs)
 	}
 	if code, _, errs := runCLI("gc", "--keep-champions", "-1", file); code != exitErr || !strings.Contains(errs, "--keep-champions -1: the number of earlier champions to keep must be 0 or more") {

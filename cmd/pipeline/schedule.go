@@ -39,7 +39,9 @@ func scheduleCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			ignoreBrokenPipes()
-			l, err := load(c, false)
+			// Checked as validate checks it (its source folders too): a mistake found now,
+			// not at the first trigger, hours later.
+			l, err := load(c, true)
 			if err != nil {
 				return err
 			}
@@ -88,7 +90,8 @@ func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
 	ctx, stop := interruptible(c)
 	defer stop()
 	logger.Printf("--once: firing schedule %q now (its next time would be %s)", next[0].Schedule, next[0].Due.Format(time.RFC3339))
-	err = fireTrigger(ctx, c, logger, next[0], nil)
+	t := pipeline.Trigger{Schedule: next[0].Schedule, Due: s.Clock.Now().In(next[0].Due.Location()), Once: true}
+	err = fireTrigger(ctx, c, logger, t, nil)
 	if ierr := interruptedExit(err); ierr != nil {
 		return ierr
 	}
@@ -240,6 +243,9 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	if sched == nil {
 		logger.Printf("%s: the schedule is no longer in %s; nothing to do", t, l.cfg.Path)
 		return nil
+	}
+	if free, err := workspaceFree(ctx, logger, t, l.engine.Store.Workspace, sched.Overlap); !free {
+		return err
 	}
 	sel := pipeline.Selection{Targets: l.engine.Workflow.ScheduleTargets(sched)}
 	plan, err := l.engine.Plan(sel)
@@ -406,3 +412,36 @@ func effectStages(wf *pipeline.Workflow, plan []*pipeline.Decision) []string {
 // scheduleClock is the scheduler's clock. Tests of the loop in a process of its own make it
 // run faster (a minute a second), as no schedule may fire more often than once a minute.
 var scheduleClock pipeline.Clock = pipeline.RealClock{}
+
+// lockPoll is how often a queued trigger looks whether another process has let go of the
+// workspace.
+var lockPoll = 5 * time.Second
+
+// workspaceFree says whether trigger t can run now, as far as other processes go: when
+// another one holds the workspace (a run started by hand, another scheduler), a trigger of a
+// schedule with overlap "skip" is skipped, and one with "queue" waits for the workspace
+// (looking every lockPoll), as for a run of the scheduler's own; both are logged. A process
+// that takes the workspace in the moment between this and the run still makes it skip. false
+// with ctx's error when the scheduler stops while the trigger waits.
+func workspaceFree(ctx context.Context, logger *log.Logger, t pipeline.Trigger, workspace, overlap string) (bool, error) {
+	for waited := false; ; waited = true {
+		o, err := pipeline.LockHolder(workspace)
+		if err != nil || o == nil {
+			return true, nil // an unreadable lock file is the run's to report
+		}
+		holder := fmt.Sprintf("%q (pid %d on %s) has held it since %s", o.Command, o.PID, o.Host, o.Started.Local().Format(time.DateTime))
+		if overlap != "queue" {
+			logger.Printf("%s: skipped: %v: %s", t, pipeline.ErrLocked, holder)
+			return false, nil
+		}
+		if !waited {
+			logger.Printf("%s: %v: %s; waiting for it to finish (overlap = \"queue\")", t, pipeline.ErrLocked, holder)
+		}
+		select {
+		case <-ctx.Done():
+			logger.Printf("%s: stopped waiting for the workspace", t)
+			return false, ctx.Err()
+		case <-time.After(lockPoll):
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -42,12 +43,16 @@ func TestScheduleOnceExitsLikeRun(t *testing.T) {
 		t.Fatalf("schedule --once with a failing stage: exit %d, want %d\n%s", code, exitErr, errs)
 	}
 
-	// Planning fails: the source folder does not exist.
+	// The source folder does not exist: schedule refuses to start, as validate refuses the
+	// file, rather than fail at its first trigger; a folder that goes missing later fails
+	// that trigger's planning.
 	dir = workspace(t, strings.Replace(splitScheduled, `"raw"`, `"rwa"`, 1))
 	file = filepath.Join(dir, "pipeline.hcl")
-	code, _, errs = runCLI("schedule", file, "--once")
-	if code != exitErr || !strings.Contains(errs, "planning failed") || !strings.Contains(errs, "rwa") {
-		t.Fatalf("schedule --once with a missing source: exit %d, want %d\n%s", code, exitErr, errs)
+	for _, args := range [][]string{{"--once"}, {"--print-crontab"}} {
+		code, out, errs := runCLI(append([]string{"schedule", file}, args...)...)
+		if code != exitErr || !strings.Contains(errs, `source "rwa" does not exist`) || out != "" {
+			t.Fatalf("schedule %s with a missing source: exit %d, want %d\n%s%s", args[0], code, exitErr, out, errs)
+		}
 	}
 
 	// Success, then nothing to do.
@@ -55,6 +60,13 @@ func TestScheduleOnceExitsLikeRun(t *testing.T) {
 	file = filepath.Join(dir, "pipeline.hcl")
 	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "succeeded") {
 		t.Fatalf("schedule --once: exit %d\n%s", code, errs)
+	}
+	// The run records the trigger as fired now, not as the schedule's next time.
+	runs, _ := filepath.Glob(filepath.Join(dir, "models", "2*", "run.json"))
+	var rec pipeline.RunRecord
+	if b, err := os.ReadFile(runs[len(runs)-1]); err != nil || json.Unmarshal(b, &rec) != nil ||
+		!regexp.MustCompile(`^schedule "nightly" fired by --once at 20\d\d-`).MatchString(rec.Trigger) {
+		t.Errorf("run.json's trigger %q (%v)", rec.Trigger, err)
 	}
 	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "up to date") {
 		t.Fatalf("schedule --once with nothing to do: exit %d\n%s", code, errs)
@@ -67,8 +79,23 @@ func TestScheduleOnceExitsLikeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lock.Release()
-	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "skipped") || !strings.Contains(errs, "workspace is in use") {
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "skipped") || !strings.Contains(errs, "workspace is in use") ||
+		strings.Contains(errs, "running") {
 		t.Fatalf("schedule --once while the workspace is locked: exit %d, want %d\n%s", code, exitOK, errs)
+	}
+
+	// With overlap = "queue", the trigger waits for the workspace instead, and then runs.
+	defer func(p time.Duration) { lockPoll = p }(lockPoll)
+	lockPoll = 20 * time.Millisecond
+	os.WriteFile(file, []byte(strings.Replace(strings.Replace(splitScheduled, "val        = 0.2", "val        = 0.25", 1),
+		`cron    = "0 3 * * *"`, `cron    = "0 3 * * *"`+"\n  overlap = \"queue\"", 1)), 0o644)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		lock.Release()
+	}()
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "workspace is in use") ||
+		!strings.Contains(errs, `waiting for it to finish (overlap = "queue")`) || !strings.Contains(errs, "succeeded") {
+		t.Fatalf("schedule --once, queueing, while the workspace is locked: exit %d, want %d\n%s", code, exitOK, errs)
 	}
 }
 

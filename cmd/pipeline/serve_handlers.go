@@ -183,12 +183,20 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "send the image as multipart/form-data in a field named image")
 		return
 	}
+	k := s.opts.TopK
+	if q := r.URL.Query(); q.Has("top") {
+		if k, err = strconv.Atoi(q.Get("top")); err != nil || k < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("top=%s: the number of classes to answer must be a whole number, 1 or more", q.Get("top")))
+			return
+		}
+	}
 	// Admission first: a bounded queue in front of a bounded number of inferences, checked
 	// before the upload is read, so that memory is bounded by the queue, not by the clients.
 	select {
 	case s.queue <- struct{}{}:
 		defer func() { <-s.queue }()
 	default:
+		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "busy: too many requests waiting; retry shortly")
 		return
 	}
@@ -226,6 +234,7 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	case <-timer.C:
+		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "busy: no inference slot within the time limit; retry shortly")
 		return
 	case <-r.Context().Done():
@@ -237,7 +246,8 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer m.inflight.Done()
-	preds, damaged, errs := m.p.PredictBytes([][]byte{data}, s.opts.TopK, s.opts.MaxPixels)
+	// The warning looks at the top five whatever top answers, as predict's does.
+	preds, damaged, errs := m.p.PredictBytes([][]byte{data}, max(k, 5), s.opts.MaxPixels)
 	if errs[0] != nil {
 		if errors.Is(errs[0], stages.ErrBadImage) {
 			writeError(w, http.StatusBadRequest, errs[0].Error())
@@ -246,7 +256,7 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "inference failed: "+errs[0].Error())
 		return
 	}
-	resp := predictResponse{Predictions: preds[0], Model: m.name, Damaged: damaged[0]}
+	resp := predictResponse{Predictions: preds[0][:min(k, len(preds[0]))], Model: m.name, Damaged: damaged[0]}
 	if lowConfidence5(preds[0], s.opts.WarnSum, s.opts.WarnTop) {
 		resp.Warning = lowConfidence
 	}

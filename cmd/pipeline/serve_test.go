@@ -221,6 +221,22 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	if _, warned := m["warning"]; warned != (sum < 0.9 || first < 0.6) {
 		t.Fatalf("warning %v with sum %.3f, first %.3f", m["warning"], sum, first)
 	}
+	// ?top= answers that many classes (all of them at most), the same first ones, with the
+	// same warning, which looks at the top five.
+	for top, want := range map[string]int{"2": 2, "7": len(testClasses), "5": 5} {
+		body, ct := multipartBody("image", pngBytes(20, 12, 3))
+		code, mt := post(t, ts.URL+"/predict?top="+top, body, ct)
+		got, _ := mt["predictions"].([]any)
+		if code != 200 || len(got) != want || fmt.Sprint(got[:min(want, 5)]) != fmt.Sprint(preds[:min(want, 5)]) || fmt.Sprint(mt["warning"]) != fmt.Sprint(m["warning"]) {
+			t.Errorf("top=%s: %d %v, want the first %d of %v", top, code, mt, want, preds)
+		}
+	}
+	for _, top := range []string{"0", "-1", "two", ""} {
+		body, ct := multipartBody("image", pngBytes(20, 12, 3))
+		if code, mt := post(t, ts.URL+"/predict?top="+top, body, ct); code != 400 || !strings.Contains(fmt.Sprint(mt["error"]), "top="+top+": the number of classes") {
+			t.Errorf("top=%s: %d %v, want 400", top, code, mt)
+		}
+	}
 
 	cases := []struct {
 		name string
@@ -328,8 +344,8 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	req.Header.Set("Content-Type", ct4)
 	rec := httptest.NewRecorder()
 	s.routes().ServeHTTP(rec, req)
-	if rec.Code != 503 || counted.n != 0 {
-		t.Errorf("busy: %d after reading %d bytes of the upload, want 503 after none", rec.Code, counted.n)
+	if rec.Code != 503 || counted.n != 0 || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("busy: %d after reading %d bytes of the upload, Retry-After %q; want 503 after none, and to retry in a second", rec.Code, counted.n, rec.Header().Get("Retry-After"))
 	}
 	for i := 0; i < cap(s.queue); i++ {
 		<-s.queue
