@@ -85,7 +85,29 @@ func predictCommand() *cli.Command {
 			for _, d := range badDirs {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: %s: %s\n", shownPath(d.path), d.reason)
 			}
+			// In --json, each such folder has an entry with its error, after the files'.
+			folderErrors := func(found map[string]int) {
+				if !c.Bool("json") {
+					return
+				}
+				listed := map[string]bool{}
+				for _, f := range files {
+					listed[f.dir] = true
+				}
+				for _, a := range c.Args().Slice() {
+					why := ""
+					if i := slices.IndexFunc(badDirs, func(d badDir) bool { return d.path == a }); i >= 0 {
+						why = badDirs[i].reason
+					} else if listed[a] && found[a] == 0 {
+						why = "no image in it: every file was skipped"
+					}
+					if why != "" && !slices.ContainsFunc(results, func(r result) bool { return r.File == shownPath(a) && r.Error != "" }) {
+						results = append(results, result{File: shownPath(a), Error: why})
+					}
+				}
+			}
 			if len(files) == 0 {
+				folderErrors(nil)
 				printJSON()
 				return exitError{code: exitErr, err: errors.New("no image in " + joinPaths(badDirs))}
 			}
@@ -171,6 +193,7 @@ func predictCommand() *cli.Command {
 					writePredictions(w, r.File, r.Predictions, warning, r.Damaged, rankWidth)
 				}
 			}
+			folderErrors(found)
 			printJSON()
 			if unsure > 1 {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: low confidence for %d of %s (--warn-sum %g, --warn-top %g)\n",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,11 +189,26 @@ func TestPredictGoesOnPastAnEmptyFolder(t *testing.T) {
 
 	texts := t.TempDir()
 	os.WriteFile(filepath.Join(texts, "notes.txt"), []byte("taken in May"), 0o644)
+	// In --json each such folder has an entry with its error, after its files' entries.
+	want := map[string]string{texts: "no image in it: every file was skipped", empty: "the folder holds no files (hidden files are not looked in)"}
 	for _, args := range [][]string{{texts}, {empty}, {texts, empty}} {
 		code, out, _ := runCLI(append([]string{"predict", "--model", model, "--json"}, args...)...)
-		var list []any
-		if code != exitErr || json.Unmarshal([]byte(out), &list) != nil || list == nil {
-			t.Errorf("--json %q: exit %d, stdout %q; want exit %d and []", args, code, out, exitErr)
+		var list []struct{ File, Error, Skipped string }
+		if code != exitErr || json.Unmarshal([]byte(out), &list) != nil {
+			t.Fatalf("--json %q: exit %d, stdout %q; want exit %d and a list", args, code, out, exitErr)
+		}
+		var said []string
+		for _, e := range list {
+			if e.Error != "" {
+				said = append(said, e.File+": "+e.Error)
+			}
+		}
+		var wantErrors []string
+		for _, a := range args {
+			wantErrors = append(wantErrors, a+": "+want[a])
+		}
+		if !slices.Equal(said, wantErrors) {
+			t.Errorf("--json %q: errors %q, want %q", args, said, wantErrors)
 		}
 	}
 }
