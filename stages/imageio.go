@@ -357,6 +357,42 @@ func ReadImage(path string, maxPixels int64) ([]byte, error) {
 	return im.data, nil
 }
 
+// ReadImageFrom reads an image from r (standard input) as ReadImage reads a file: its header
+// first (64 KB, more while a header, such as a JPEG's EXIF block, runs past what was read, up
+// to 64 MiB), and the rest only when it is a supported image within maxPixels, and no more than
+// an image of its header's size can take (maxImageFileSize): endless input is refused after
+// that much.
+func ReadImageFrom(r io.Reader, maxPixels int64) ([]byte, error) {
+	var buf bytes.Buffer
+	for want := int64(64 << 10); ; want = min(2*want, metadataAllowance) {
+		if _, err := io.CopyN(&buf, r, want-int64(buf.Len())); err != nil && err != io.EOF {
+			return nil, err
+		}
+		data := buf.Bytes()
+		ended := int64(len(data)) < want
+		cfg, format, err := checkImage(data, maxPixels)
+		if err != nil {
+			if !ended && want < metadataAllowance {
+				if _, _, derr := image.DecodeConfig(bytes.NewReader(data)); errors.Is(derr, io.ErrUnexpectedEOF) || errors.Is(derr, io.EOF) {
+					continue // the header goes on past what was read
+				}
+			}
+			return nil, err
+		}
+		if ended {
+			return data, nil
+		}
+		limit := maxImageFileSize(cfg)
+		if _, err := io.CopyN(&buf, r, limit+1-int64(buf.Len())); err != nil && err != io.EOF {
+			return nil, err
+		}
+		if int64(buf.Len()) > limit {
+			return nil, tooLargeFile(format, cfg, -1)
+		}
+		return buf.Bytes(), nil
+	}
+}
+
 // WithoutPath is err without the path and operation of the *fs.PathError it is, if it is one
 // ("no such file or directory", not "open photo.jpg: no such file or directory"), for a
 // message that names the path already.

@@ -27,8 +27,9 @@ func predictCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "predict",
 		Usage:     "print the most likely classes of images",
-		ArgsUsage: "IMAGE|FOLDER...",
-		Description: "Classifies each IMAGE. A FOLDER stands for the files directly in it, in name order: hidden\n" +
+		ArgsUsage: "IMAGE|FOLDER|-...",
+		Description: "Classifies each IMAGE (- for standard input: curl -s URL | pipeline predict -; ./- for\n" +
+			"a file named -). A FOLDER stands for the files directly in it, in name order: hidden\n" +
 			"files (.name) and subfolders are left out (with --recursive, each subfolder's files follow,\n" +
 			"in name order, hidden folders left out), and a file that cannot be classified for what\n" +
 			"it is (not an image, empty, truncated or corrupt, over --max-pixels, unreadable, or not a\n" +
@@ -133,6 +134,7 @@ func predictCommand() *cli.Command {
 			var reasons []string
 			found := map[string]int{} // images found in each folder named
 			failed, total, unsure := 0, 0, 0
+			stdinRead := false // - names standard input, which can be read once
 			w := c.App.Writer
 			for start := 0; start < len(files); start += predictBatch {
 				chunk := files[start:min(start+predictBatch, len(files))]
@@ -141,7 +143,15 @@ func predictCommand() *cli.Command {
 				data := make([][]byte, len(chunk))
 				readErrs := make([]error, len(chunk))
 				for i, f := range chunk {
-					data[i], readErrs[i] = stages.ReadImage(f.path, c.Int64("max-pixels"))
+					switch {
+					case f.path == "-" && stdinRead:
+						readErrs[i] = errors.New("standard input was read for an earlier -")
+					case f.path == "-":
+						stdinRead = true
+						data[i], readErrs[i] = stages.ReadImageFrom(c.App.Reader, c.Int64("max-pixels"))
+					default:
+						data[i], readErrs[i] = stages.ReadImage(f.path, c.Int64("max-pixels"))
+					}
 				}
 				// The warning looks at the top five whatever --top shows, as serve's does.
 				preds, damaged, errs := p.PredictBytes(data, max(k, 5), c.Int64("max-pixels"))

@@ -345,3 +345,44 @@ func TestPredictErrorsNameAPathOnce(t *testing.T) {
 		t.Errorf("a folder without a model: exit %d, %q; want %q", code, errs, want)
 	}
 }
+
+// - reads the image from standard input, once; ./- is a file named -.
+func TestPredictReadsStandardInput(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "in.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	saved := os.Stdin
+	defer func() { os.Stdin = saved }()
+	os.Stdin = f
+	code, out, errs := runCLI("predict", "--model", model, "-", img, "-")
+	if code != exitErr || !strings.HasPrefix(out, "-\n") || strings.Count(out, "%") != 10 ||
+		!strings.Contains(errs, "pipeline: -: standard input was read for an earlier -\n") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errs)
+	}
+	// The same classes as the file's.
+	classes := map[string][]string{}
+	file := ""
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "  ") {
+			file = l
+		} else if strings.Contains(l, "%") {
+			classes[file] = append(classes[file], l)
+		}
+	}
+	if len(classes["-"]) != 5 || !slices.Equal(classes["-"], classes[img]) {
+		t.Errorf("standard input and the file classified differently:\n%s", out)
+	}
+	os.Rename(img, filepath.Join(dir, "-"))
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	os.Chdir(dir)
+	if code, out, errs := runCLI("predict", "--model", model, "./-"); code != exitOK || !strings.HasPrefix(out, "./-\n") {
+		t.Errorf("./-: exit %d\n%s%s", code, out, errs)
+	}
+}
