@@ -216,6 +216,10 @@ func bodyContent(body hcl.Body, schema *hcl.BodySchema) (*hcl.BodyContent, hcl.D
 				continue
 			}
 			d.Detail = fmt.Sprintf("An argument named %q is not expected here.", name)
+			if name == "seed" {
+				d.Detail += " The seed is the whole pipeline's, set in its pipeline block (pipeline { seed = 42 }): it seeds the split, augmentation and training alike (a split stage also takes a seed of its own, for its sets only)."
+				continue
+			}
 			if sug := suggest(name, names); sug != "" {
 				d.Detail += fmt.Sprintf(" Did you mean %q?", sug)
 				if set, ok := syn.Attributes[sug]; ok {

@@ -97,6 +97,7 @@ stage "xform" "b" {
   input  = stage.gen.a.out
   epochs = 3
   epoch  = 20
+  seed   = 7
 }
 
 schedule "nightly" {
@@ -111,7 +112,8 @@ schedule "nightly" {
 		4:  `An argument named "defualt" is not expected here. Did you mean "default"? The block sets "default" too, on line 3: keep one of the two.`,
 		9:  `An argument named "repaet" is not expected here. Did you mean "repeat"?`,
 		15: `An argument named "epoch" is not expected here. Did you mean "epochs"? The block sets "epochs" too, on line 14: keep one of the two.`,
-		21: `An argument named "overlp" is not expected here. Did you mean "overlap"?`,
+		16: `An argument named "seed" is not expected here. The seed is the whole pipeline's, set in its pipeline block (pipeline { seed = 42 }): it seeds the split, augmentation and training alike (a split stage also takes a seed of its own, for its sets only).`,
+		22: `An argument named "overlp" is not expected here. Did you mean "overlap"?`,
 	}
 	if len(diags) != len(want) {
 		t.Fatalf("got %d diagnostics, want %d:\n%s", len(diags), len(want), diags.Error())

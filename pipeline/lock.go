@@ -36,6 +36,12 @@ type LockOwner struct {
 	Run string `json:"run,omitempty"`
 }
 
+// describe names the holder for a message: "bin/pipeline run pipeline.hcl" (pid 1798 on vm,
+// since 2026-12-07 07:10:00).
+func (o LockOwner) describe() string {
+	return fmt.Sprintf("%q (pid %d on %s, since %s)", o.Command, o.PID, o.Host, o.Started.Local().Format(time.DateTime))
+}
+
 // AcquireLock takes the workspace lock or fails at once with ErrLocked. stale reports the
 // previous holder when it had died without releasing (for a log line); empty otherwise.
 func AcquireLock(workspace string) (l *Lock, stale string, err error) {

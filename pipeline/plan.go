@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	pathpkg "path"
 	"path/filepath"
 	"slices"
@@ -329,10 +330,27 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 	}
 	if r, ok := inst.Kind.(Resumer); ok && d.Action == Run && !forced {
 		if note := r.ResumeNote(e.Store.WorkPath(d.Key)); note != "" {
+			if o := e.otherRun(); o != nil {
+				// Not interrupted: the work folder is the live run's.
+				note = fmt.Sprintf("%s holds the workspace, and may be running it now (its work so far: %s)", o.describe(), note)
+			}
 			d.Reasons = append(d.Reasons, note)
 		}
 	}
 	return d, nil
+}
+
+// otherRun returns the live process other than this one that holds the workspace lock (a run
+// in progress), nil when there is none.
+func (e *Engine) otherRun() *LockOwner {
+	o, err := LockHolder(e.Store.Workspace)
+	if err != nil || o == nil {
+		return nil
+	}
+	if host, _ := os.Hostname(); o.Host == host && o.PID == os.Getpid() {
+		return nil
+	}
+	return o
 }
 
 // keyInputs hashes what goes into the key of d's instance besides its values (its source

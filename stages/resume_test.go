@@ -103,12 +103,24 @@ func TestTrainingResumesAfterSIGKILL(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// While the child trains, plan says a run holds the workspace rather than that its
+	// training was interrupted.
+	killed.reg, _ = pipeline.NewRegistry(Split{}, Augment{}, Train{})
+	plan, err := killed.engine().Plan(pipeline.Selection{})
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	for _, d := range plan {
+		if live := strings.Contains(strings.Join(d.Reasons, "; "), fmt.Sprintf("(pid %d on ", cmd.Process.Pid)) && strings.Contains(strings.Join(d.Reasons, "; "), "holds the workspace, and may be running it now (its work so far: resumes an interrupted training after its epoch "); live != strings.HasPrefix(d.Addr, "train.") {
+			t.Errorf("plan during the run: %s %s %q", d.Addr, d.Action, d.Reasons)
+		}
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
 	// plan says the training resumes.
-	killed.reg, _ = pipeline.NewRegistry(Split{}, Augment{}, Train{})
-	plan, err := killed.engine().Plan(pipeline.Selection{})
+	plan, err = killed.engine().Plan(pipeline.Selection{})
 	if err != nil {
 		t.Fatal(err)
 	}

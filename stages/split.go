@@ -49,6 +49,15 @@ type SplitConfig struct {
 	Compression      string   `cty:"compression"`
 	NearDuplicates   bool     `cty:"near_duplicates"`
 	StoreImages      *bool    `cty:"store_images"`
+	Seed             *int64   `cty:"seed"`
+}
+
+// seed is the seed the sets are drawn with: the stage's own, else the pipeline's.
+func (cfg SplitConfig) seed(job *pipeline.Job) int64 {
+	if cfg.Seed != nil {
+		return *cfg.Seed
+	}
+	return job.Seed
 }
 
 // stores reports whether the split stores its images (store_images, true unless set false).
@@ -142,6 +151,7 @@ func (Split) Attributes() []pipeline.Attribute {
 		{Name: "test_source", Type: cty.String, Role: pipeline.Source, Doc: "a separate folder for the test set; source is then split into train and val only"},
 		{Name: "val", Type: cty.Number, Default: cty.NumberFloatVal(0.1), Doc: "fraction of each class for validation"},
 		{Name: "test", Type: cty.Number, Doc: "fraction of each class for testing (default 0.1; not with test_source)"},
+		{Name: "seed", Type: cty.Number, KeyedWhenSet: true, Doc: "the seed the sets are drawn with (default: the pipeline's seed); a new one draws them afresh without seeding augmentation and training anew"},
 		{Name: "image_size", Type: cty.Number, Required: true, Doc: "side of the stored square images, in pixels"},
 		{Name: "channels", Type: cty.Number, Default: cty.NumberIntVal(3), Doc: "3 for RGB, 1 for grey"},
 		{Name: "resize", Type: cty.String, Default: cty.StringVal(ResizeCenterCrop), Doc: "center_crop, pad or squash"},
@@ -517,7 +527,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		advice := strings.Join(append([]string{"Add images"}, limitAdvice(limits)...), ", ")
 		return fmt.Errorf("too few usable images in class %s; this split needs at least %d per class (one per split; identical or near-identical files count once). %s, or set drop_small_classes = true to leave such classes out", strings.Join(small, ", class "), need, advice)
 	}
-	rep.Settings = &splitSettings{Seed: job.Seed, Val: cfg.Val, Test: testFrac}
+	rep.Settings = &splitSettings{Seed: cfg.seed(job), Val: cfg.Val, Test: testFrac}
 	if cfg.TestSource != nil {
 		rep.Settings.TestSource = *cfg.TestSource
 	}
@@ -549,12 +559,12 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	var res splitResult
 	for {
 		gs = keptGroups(groups, kept)
-		res = splitGroups(pictures(gs), prev, fixed, cfg.Val, testFrac, job.Seed)
+		res = splitGroups(pictures(gs), prev, fixed, cfg.Val, testFrac, cfg.seed(job))
 		if cfg.DropSmallClasses && len(prev) > 0 {
 			// Which classes are dropped depends on the photos alone, not on the previous
 			// sets, which steer the search: an unchanged rerun keeps the classes the first
 			// split kept.
-			if fresh := splitGroups(pictures(gs), nil, fixed, cfg.Val, testFrac, job.Seed); len(fresh.failed) > 0 {
+			if fresh := splitGroups(pictures(gs), nil, fixed, cfg.Val, testFrac, cfg.seed(job)); len(fresh.failed) > 0 {
 				res = fresh
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -355,6 +356,24 @@ stage "split" "main" {
 	}
 	if a, b := fresh(1, 0.2), fresh(2, 0.2); maps.Equal(a, b) {
 		t.Fatal("seeds 1 and 2 split identically: the test cannot tell")
+	}
+
+	// The split's own seed draws the sets as the pipeline's would, and a new pipeline seed
+	// then leaves them as they are.
+	own := strings.Replace(withSeed, "  test       = 0.2\n", "  test       = 0.2\n  seed       = 2\n", 1)
+	w.write("pipeline.hcl", []byte(fmt.Sprintf(own, 1, 0.2)))
+	plan, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil || len(plan) != 1 || !slices.Contains(plan[0].Reasons, "the sets will be drawn afresh: images move between train, val and test") {
+		t.Fatalf("plan with the split's own seed: %v %+v", err, plan)
+	}
+	rec, _ = w.run(false)
+	if got, want := splitOf(t, w, rec), fresh(2, 0.2); !maps.Equal(got, want) {
+		t.Fatal("the split's seed 2 drew other sets than the pipeline's seed 2")
+	}
+	w.write("pipeline.hcl", []byte(fmt.Sprintf(own, 3, 0.2)))
+	rec, _ = w.run(false)
+	if got, want := splitOf(t, w, rec), fresh(2, 0.2); !maps.Equal(got, want) {
+		t.Fatal("a new pipeline seed moved images though the split has a seed of its own")
 	}
 }
 
