@@ -308,6 +308,20 @@ func TestTouchedSourceRerunsNothingAddedFileRerunsChain(t *testing.T) {
 	}
 }
 
+// A source folder given by another path with the same files (absolute instead of relative)
+// is said to be that, not a change of its files.
+func TestSourceUnderAnotherPathIsSaidToHoldTheSameFiles(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `source = "raw"`, fmt.Sprintf("source = %q", filepath.Join(ws.dir, "raw")), 1))
+	d := ws.plan(Selection{})["gen.src"]
+	if d.Action != Run || !slices.Contains(d.Reasons, filepath.Join(ws.dir, "raw")+": the same files, under the path given now") {
+		t.Fatalf("gen.src: %s %q", d.Action, d.Reasons)
+	}
+}
+
 func TestDeletedOutputRerunsOnlyThatStage(t *testing.T) {
 	ws := newWorkspace(t, chainHCL, chainFiles())
 	_, rec, err := ws.run(RunOptions{})

@@ -515,7 +515,7 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 					continue
 				}
 			}
-			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, was, now))
+			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, unsetShown(d.inst.Kind, name, was), unsetShown(d.inst.Kind, name, now)))
 		case "source", "path":
 			shown := CleanPath(v.String(name))
 			if attr, path, ok := cutPathLabel(name); ok {
@@ -656,6 +656,22 @@ func shortNumbers(js string) string {
 	return b.String()
 }
 
+// unsetShown is how a change names an attribute's value as keyed: "null", an attribute left
+// unset (or keyed as left out, see KeyNormalizer), is "(default)" when kind gives it a
+// default (Default, or one its documentation names, such as a train stage's learning_rate,
+// its architecture's), else "(not set)".
+func unsetShown(k Kind, name, shown string) string {
+	if shown != "null" {
+		return shown
+	}
+	for _, a := range k.Attributes() {
+		if a.Name == name && a.Default.IsNull() && !strings.Contains(a.Doc, "default") {
+			return "(not set)"
+		}
+	}
+	return "(default)"
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "(none)"
@@ -669,7 +685,9 @@ func orNone(s string) string {
 // that no file change accounts for (an empty class folder, say).
 func describeSourceChange(path string, d ManifestDiff, was, now map[string]string) string {
 	if d.Empty() {
-		return path + ": moved or renamed"
+		// The same files under the path given now: the folder moved or renamed, or written
+		// another way (absolute, say); what a stage writes may name files by that path.
+		return path + ": the same files, under the path given now"
 	}
 	d, unreadable := takeUnreadable(d, was, now)
 	if d.Empty() {
@@ -1028,11 +1046,23 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 			s += fmt.Sprintf(" (from %s to %s)", from, to)
 		}
 	}
+	// Examples of files added, changed and removed, each said as which when they are of more
+	// than one of the three ("added Bag/5.jpg, removed Dress/2.jpg").
 	var ex []string
+	kinds := 0
 	for _, l := range [][]string{added, d.Changed, removed} {
+		if len(l) > 0 {
+			kinds++
+		}
+	}
+	for i, l := range [][]string{added, d.Changed, removed} {
 		for _, f := range l {
 			if len(ex) < 3 {
-				ex = append(ex, showName(f))
+				if kinds > 1 {
+					ex = append(ex, []string{"added ", "changed ", "removed "}[i]+showName(f))
+				} else {
+					ex = append(ex, showName(f))
+				}
 			}
 		}
 	}

@@ -148,6 +148,10 @@ func TestSimilarClass(t *testing.T) {
 			t.Errorf("similarClass(%q) = %q, want %q", given, got, want)
 		}
 	}
+	// Of the names that hold it, the closest: not the first.
+	if got := similarClass("T-shirt top", []string{"Shirt", "Tshirt", "Trouser"}); got != "Tshirt" {
+		t.Errorf("similarClass(%q) = %q, want %q", "T-shirt top", got, "Tshirt")
+	}
 }
 
 // Class folders that are one folder through symbolic links fail the split, saying so, and

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/agext/levenshtein"
@@ -147,8 +148,9 @@ func testClassesNotInSource(testSource, source string, tclasses, classes []strin
 // similarClass is the class of classes that class most likely stands for: one whose name
 // differs only in letter case; else the closest in spelling, case aside, when it is a likely
 // typo (an edit in a name of up to four characters, two in a longer one: "fox" is no
-// misspelt "dog", as closest would have it); else one whose name holds class's or is held in
-// it ("fox" and "foxes"). "" when none is.
+// misspelt "dog", as closest would have it); else, of those whose name holds class's or is
+// held in it, letters and digits alone ("fox" and "foxes", "T-shirt top" and "Tshirt"), the
+// closest in spelling ("Tshirt" before "Shirt"). "" when none is.
 func similarClass(class string, classes []string) string {
 	for _, c := range classes {
 		if strings.EqualFold(c, class) {
@@ -168,12 +170,24 @@ func similarClass(class string, classes []string) string {
 	if best != "" || utf8.RuneCountInString(class) < 3 {
 		return best
 	}
+	alnum := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				return unicode.ToLower(r)
+			}
+			return -1
+		}, s)
+	}
+	name := alnum(class)
+	best, bestDist = "", 0
 	for _, c := range classes {
-		if lc := strings.ToLower(c); utf8.RuneCountInString(c) >= 3 && (strings.Contains(lc, lower) || strings.Contains(lower, lc)) {
-			return c
+		if ac := alnum(c); utf8.RuneCountInString(ac) >= 3 && utf8.RuneCountInString(name) >= 3 && (strings.Contains(ac, name) || strings.Contains(name, ac)) {
+			if d := levenshtein.Distance(lower, strings.ToLower(c), nil); best == "" || d < bestDist {
+				best, bestDist = c, d
+			}
 		}
 	}
-	return ""
+	return best
 }
 
 // WarnPath implements pipeline.PathWarner for the source folder: class folders whose names

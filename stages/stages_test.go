@@ -891,3 +891,34 @@ stage "augment" "balanced" {
 		}
 	}
 }
+
+// A plan names an attribute left unset as its default, not as null.
+func TestPlanNamesAnUnsetAttributeAsItsDefault(t *testing.T) {
+	hcl := `
+stage "split" "main" {
+  source     = "raw"
+  image_size = 8
+  test       = 0.3
+}
+`
+	w := newWS(t, hcl)
+	for c, n := range map[string]int{"a": 12, "b": 12} {
+		for i := 0; i < n; i++ {
+			w.write(fmt.Sprintf("raw/%s/%03d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+	}
+	w.run(false)
+	unset := strings.Replace(hcl, "  test       = 0.3\n", "", 1)
+	for _, c := range []struct{ ran, now, want string }{
+		{hcl, unset, "attribute test 0.3 → (default)"},
+		{unset, strings.Replace(hcl, "0.3", "0.25", 1), "attribute test (default) → 0.25"},
+	} {
+		w.write("pipeline.hcl", []byte(c.ran))
+		w.run(false)
+		w.write("pipeline.hcl", []byte(c.now))
+		plan, err := w.engine().Plan(pipeline.Selection{})
+		if err != nil || len(plan) != 1 || !slices.Contains(plan[0].Reasons, c.want) {
+			t.Errorf("%v: %+v, want the reason %q", err, plan[0].Reasons, c.want)
+		}
+	}
+}

@@ -270,6 +270,9 @@ func runCommand() *cli.Command {
 		),
 		Action: func(c *cli.Context) error {
 			ignoreBrokenPipes()
+			if c.IsSet("jobs") && c.Int("jobs") < 1 {
+				return fmt.Errorf("--jobs %d: the number of stages to run at once must be 1 or more", c.Int("jobs"))
+			}
 			l, err := load(c, false)
 			if err != nil {
 				return err

@@ -287,6 +287,11 @@ func TestGCKeepChampions(t *testing.T) {
 	if code, out, errs := runCLI("gc", "-n", "--keep-runs", "1", file); code != exitOK || !strings.HasPrefix(out, "would remove 1 run folder (20261201_000000), keeping the newest 1 that succeeded\n") {
 		t.Fatalf("gc -n --keep-runs 1: exit %d\n%s%s", code, out, errs)
 	}
+	for _, j := range []string{"0", "-3"} {
+		if code, _, errs := runCLI("run", "-j", j, file); code != exitErr || !strings.Contains(errs, "--jobs "+j+": the number of stages to run at once must be 1 or more") {
+			t.Errorf("run -j %s: exit %d\n%s", j, code, errs)
+		}
+	}
 	if code, _, errs := runCLI("gc", "--keep-champions", "-1", file); code != exitErr || !strings.Contains(errs, "--keep-champions -1: the number of earlier champions to keep must be 0 or more") {
 		t.Fatalf("gc --keep-champions -1: exit %d\n%s", code, errs)
 	}
