@@ -127,8 +127,8 @@ schedule "nightly" {
 
 // TestUnknownPipelineSettingIsAnError checks that a pipeline block setting no stage kind has
 // and nothing refers to is an error with the closest name (the stages would silently keep
-// their defaults), that one only kinds absent from the file have is a warning, and that a
-// used one is neither.
+// their defaults), that one only kinds absent from the file have is a warning, as is one every
+// stage that has it sets itself, and that a used one is neither.
 func TestUnknownPipelineSettingIsAnError(t *testing.T) {
 	src := `
 pipeline {
@@ -157,6 +157,7 @@ stage "xform" "b" {
 	}
 	want := []string{
 		`4 false Unknown pipeline setting: No stage kind has an attribute "repeet" and nothing refers to pipeline.repeet: the pipeline block takes seed and defaults for the stages' attributes. Did you mean "repeat"?`,
+		`5 true Unused pipeline setting: Every stage that has an attribute "suffix" sets its own, and nothing refers to pipeline.suffix, so the setting has no effect: remove it, or leave suffix unset where the pipeline's should apply.`,
 		`7 false Unknown pipeline setting: No stage kind has an attribute "unused" and nothing refers to pipeline.unused: the pipeline block takes seed and defaults for the stages' attributes. Remove it, or use it somewhere as pipeline.unused.`,
 		`8 true Unused pipeline setting: No stage in this file has an attribute "files" (only bulk stages do) and nothing refers to pipeline.files, so the setting has no effect.`,
 		`9 false Unknown pipeline setting: No stage kind has an attribute "sed" and nothing refers to pipeline.sed: the pipeline block takes seed and defaults for the stages' attributes. Did you mean "seed"?`,

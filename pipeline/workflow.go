@@ -435,10 +435,13 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 // that no registered kind has either is an error, as an unknown argument in a stage block is:
 // it is most often a misspelling (sed for seed, image_sise), which would otherwise leave every
 // stage on its default, and rerun them all for a changed seed. One that a kind absent from the
-// file has (epochs, with the train stage commented out) is a warning: it has no effect now.
+// file has (epochs, with the train stage commented out) is a warning: it has no effect now;
+// so is one every stage that has it sets itself (epochs = var.epochs in every train stage).
 func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 	used := map[string]bool{"seed": true}
 	kindsKnown := true // every block's kind is known, so used holds all their attributes
+	// takers are the blocks that have an attribute and leave it unset, taking the pipeline's.
+	takers := map[string]int{}
 	for _, b := range w.blocks {
 		if b.kind == nil {
 			kindsKnown = false // an unknown kind, reported already: its attributes are unknown
@@ -446,8 +449,14 @@ func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 		}
 		for _, a := range b.kind.Attributes() {
 			used[a.Name] = true
+			if b.cfg == nil || b.cfg.Content == nil {
+				takers[a.Name]++ // not known: taken as unset
+			} else if _, set := b.cfg.Content.Attributes[a.Name]; !set {
+				takers[a.Name]++
+			}
 		}
 	}
+	referred := map[string]bool{}
 	for _, f := range w.Config.Files {
 		body, ok := f.Body.(*hclsyntax.Body)
 		if !ok {
@@ -456,7 +465,7 @@ func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 		hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
 			if e, ok := n.(*hclsyntax.ScopeTraversalExpr); ok && len(e.Traversal) > 1 && e.Traversal.RootName() == "pipeline" {
 				if a, ok := e.Traversal[1].(hcl.TraverseAttr); ok {
-					used[a.Name] = true
+					used[a.Name], referred[a.Name] = true, true
 				}
 			}
 			return nil
@@ -471,6 +480,13 @@ func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	for _, name := range sortedKeys(w.Config.Pipeline.Attrs) {
+		if used[name] && name != "seed" && kindsKnown && !referred[name] && takers[name] == 0 && len(kindsOf[name]) > 0 {
+			r := w.Config.Pipeline.Attrs[name].NameRange
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unused pipeline setting",
+				Detail: fmt.Sprintf("Every stage that has an attribute %q sets its own, and nothing refers to pipeline.%s, so the setting has no effect: remove it, or leave %s unset where the pipeline's should apply.", name, name, name),
+				Subject: r.Ptr()})
+			continue
+		}
 		if used[name] {
 			continue
 		}
