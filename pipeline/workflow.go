@@ -483,7 +483,7 @@ func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 		if used[name] && name != "seed" && kindsKnown && !referred[name] && takers[name] == 0 && len(kindsOf[name]) > 0 {
 			r := w.Config.Pipeline.Attrs[name].NameRange
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unused pipeline setting",
-				Detail: fmt.Sprintf("Every stage that has an attribute %q sets its own, and nothing refers to pipeline.%s, so the setting has no effect: remove it, or leave %s unset where the pipeline's should apply.", name, name, name),
+				Detail:  fmt.Sprintf("Every stage that has an attribute %q sets its own, and nothing refers to pipeline.%s, so the setting has no effect: remove it, or leave %s unset where the pipeline's should apply.", name, name, name),
 				Subject: r.Ptr()})
 			continue
 		}
