@@ -763,10 +763,9 @@ func mustEval(t *testing.T, p string) string {
 	return r
 }
 
-// TestPredictAndServeCallATruncatedJPEGTruncated checks that predict and serve say of a JPEG
-// cut short in its scan what the split's rejected.json says ("truncated jpeg"), not the
-// decoder's "short Huffman data".
-func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
+// testJPEG is a 64×48 photo-like JPEG.
+func testJPEG(t *testing.T) []byte {
+	t.Helper()
 	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
 	for i := range img.Pix {
 		img.Pix[i] = byte(i*7 + i/13)
@@ -775,7 +774,15 @@ func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
 		t.Fatal(err)
 	}
-	cut := buf.Bytes()[:buf.Len()*6/10]
+	return buf.Bytes()
+}
+
+// TestPredictAndServeCallATruncatedJPEGTruncated checks that predict and serve say of a JPEG
+// cut short in its scan what the split's rejected.json says ("truncated jpeg"), not the
+// decoder's "short Huffman data".
+func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
+	data := testJPEG(t)
+	cut := data[:len(data)*6/10]
 	file := filepath.Join(t.TempDir(), "cut.jpg")
 	os.WriteFile(file, cut, 0o644)
 	dir := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
@@ -793,15 +800,7 @@ func TestPredictAndServeCallATruncatedJPEGTruncated(t *testing.T) {
 // Predict and serve classify a JPEG that libjpeg-turbo decodes past damage in, and say what
 // it said of the file, where the file is named.
 func TestPredictAndServeSayAJPEGIsDamaged(t *testing.T) {
-	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i*7 + i/13)
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
+	data := testJPEG(t)
 	damaged := append(append(append([]byte{}, data[:len(data)-2]...), bytes.Repeat([]byte{0x11}, 40)...), 0xff, 0xd9)
 	file := filepath.Join(t.TempDir(), "stray.jpg")
 	os.WriteFile(file, damaged, 0o644)
