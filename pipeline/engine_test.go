@@ -531,6 +531,9 @@ func TestFailureSkipsDependentsAndKeepGoingRunsTheRest(t *testing.T) {
 		if got["xform.up"] != StatusFailed || got["xform.final"] != StatusSkipped {
 			t.Fatalf("keep-going=%v: %v", keepGoing, got)
 		}
+		if r := rec.Result("xform.final").Reasons; !slices.Equal(r, []string{"upstream xform.up failed"}) {
+			t.Errorf("xform.final skipped for %q, want \"upstream xform.up failed\"", r)
+		}
 		if rec.Status != "failed" || !strings.Contains(rec.Result("xform.up").Error, "asked to fail") {
 			t.Fatalf("record: %s %+v", rec.Status, rec.Result("xform.up"))
 		}

@@ -328,7 +328,11 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		st.Sources = e.Store.LoadSources(inst.Addr)
 		d.Action, d.Reasons = Run, explain(st, d, v)
 	}
-	if r, ok := inst.Kind.(Resumer); ok && d.Action == Run && !forced {
+	if r, ok := inst.Kind.(Resumer); ok && d.Action == Run && forced {
+		if note := r.ResumeNote(e.Store.WorkPath(d.Key)); note != "" {
+			d.Reasons = append(d.Reasons, "starts over; unforced, it "+note) // "… it resumes an interrupted training after its epoch 3"
+		}
+	} else if ok && d.Action == Run {
 		if note := r.ResumeNote(e.Store.WorkPath(d.Key)); note != "" {
 			if o := e.otherRun(); o != nil {
 				// Not interrupted: the work folder is the live run's.

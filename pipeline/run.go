@@ -231,7 +231,7 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 	var bad []string
 	for _, d := range inst.Deps {
 		if s := r.results[d]; s != nil && s.Status != StatusRan && s.Status != StatusCached {
-			bad = append(bad, d)
+			bad = append(bad, d+" "+s.Status) // "train.model[cnn] cancelled"
 		}
 	}
 	outs := Outputs{}
@@ -241,7 +241,7 @@ func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
 	r.mu.Unlock()
 	switch {
 	case len(bad) > 0:
-		res.Status, res.Reasons = StatusSkipped, []string{"upstream " + strings.Join(bad, ", ") + " did not succeed"}
+		res.Status, res.Reasons = StatusSkipped, []string{"upstream " + strings.Join(bad, ", ")}
 		return res
 	case r.stopped(ctx, res):
 		return res

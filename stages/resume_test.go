@@ -130,6 +130,17 @@ func TestTrainingResumesAfterSIGKILL(t *testing.T) {
 		}
 	}
 
+	// The training forced, it says that it starts over.
+	forced, err := killed.engine().Plan(pipeline.Selection{Targets: []string{"train.model"}, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range forced {
+		if over := strings.Contains(strings.Join(d.Reasons, "; "), "starts over; unforced, it resumes an interrupted training after its epoch "); over != strings.HasPrefix(d.Addr, "train.") {
+			t.Errorf("forced plan after the kill: %s %s %q", d.Addr, d.Action, d.Reasons)
+		}
+	}
+
 	rec, err = runWorkspace(killed.dir)
 	if err != nil {
 		t.Fatal(err)
