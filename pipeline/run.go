@@ -46,6 +46,9 @@ type RunOptions struct {
 	// with its error. The command uses it to make stages wait for libtensorflow, which loads
 	// in the background while the engine plans.
 	Prepare func() error
+	// Started, when set, is told the run folder as soon as it is made (the scheduler logs it:
+	// its run.log has the stages' lines as they come).
+	Started func(dir string)
 }
 
 // checkSources refuses a run before it starts, as plan does, when a source folder of the
@@ -117,6 +120,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	}
 	defer rec.close()
 	lock.noteRun(rec.dir)
+	if opts.Started != nil {
+		opts.Started(rec.dir)
+	}
 	rec.Pipeline, rec.Seed, rec.Command, rec.Trigger = e.Workflow.Config.Path, e.Workflow.Seed, strings.Join(os.Args, " "), opts.Trigger
 	for k, v := range opts.Versions {
 		rec.Versions[k] = v

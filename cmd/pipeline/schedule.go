@@ -288,7 +288,8 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 	}
 	stages.StartRun()
 	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
-		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String()})
+		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String(),
+		Started: func(dir string) { logger.Printf("%s: run folder %s (its run.log follows the stages)", t, dir) }})
 	switch {
 	case errors.Is(err, pipeline.ErrLocked):
 		logger.Printf("%s: skipped: %v", t, err)

@@ -58,7 +58,8 @@ func TestScheduleOnceExitsLikeRun(t *testing.T) {
 	// Success, then nothing to do.
 	dir = workspace(t, splitScheduled)
 	file = filepath.Join(dir, "pipeline.hcl")
-	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "succeeded") {
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "succeeded") ||
+		!regexp.MustCompile(`: run folder \S+/models/2\d{7}_\d{6} \(its run.log follows the stages\)\n`).MatchString(errs) {
 		t.Fatalf("schedule --once: exit %d\n%s", code, errs)
 	}
 	// The run records the trigger as fired now, not as the schedule's next time.
