@@ -45,7 +45,7 @@ static ssize_t pl_write(void *cookie, const char *b, size_t n) {
 				poll(&p, 1, -1);
 				continue;
 			}
-			return done > 0 ? (ssize_t)done : -1;
+			return (ssize_t)done; // 0 for an error: a cookie's write must not return a negative value
 		}
 		done += (size_t)w;
 	}
@@ -111,9 +111,14 @@ func CaptureCallerStderr(call func() error) (string, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	C.pl_capture_begin()
-	err := call()
 	var buf [1024]byte
-	n := C.pl_capture_end((*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	var n C.size_t
+	err := func() error {
+		C.pl_capture_begin()
+		// Ended whatever happens, a panic included: a thread left capturing would hide what
+		// later calls on it write.
+		defer func() { n = C.pl_capture_end((*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))) }()
+		return call()
+	}()
 	return strings.TrimSpace(string(buf[:n])), err
 }

@@ -1616,9 +1616,9 @@ func TestGCKeepsTheNewestRuns(t *testing.T) {
 	}
 }
 
-// --keep-runs counts the runs that succeeded: a cancelled, failed or killed run is kept only
-// when it is newer than the oldest of those kept, so that gc never leaves only broken runs.
-func TestKeepRunsCountsRunsThatSucceeded(t *testing.T) {
+// --keep-runs N keeps the newest N runs that succeeded and the newest N of the others: broken
+// runs neither push the good ones out nor pile up.
+func TestKeepRunsKeepsGoodAndBrokenRunsApart(t *testing.T) {
 	dir := t.TempDir()
 	var runs []string
 	for i, status := range []string{"succeeded", "cancelled", "succeeded", "failed", ""} {
@@ -1634,9 +1634,15 @@ func TestKeepRunsCountsRunsThatSucceeded(t *testing.T) {
 	if got := runFolders(dir); !slices.Equal(got, runs) {
 		t.Fatalf("runFolders: %v", got)
 	}
-	for n, want := range []int{5, 2, 0, 0} {
-		if got := oldestKept(runs, n); got != want {
-			t.Errorf("keeping %d: the oldest kept is %d, want %d", n, got, want)
+	for n, want := range [][]int{nil, {2, 4}, {0, 2, 3, 4}, {0, 1, 2, 3, 4}} {
+		var got []int
+		for i, d := range runs {
+			if keptRuns(runs, n)[d] {
+				got = append(got, i)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("keeping %d: kept %v, want %v", n, got, want)
 		}
 	}
 }

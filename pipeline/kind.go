@@ -146,6 +146,12 @@ type Attribute struct {
 	NonEmpty bool
 }
 
+// SettingReader is implemented by kinds whose checks read pipeline settings other than their
+// attributes (Values.Setting): such a setting is in use wherever a stage of the kind is.
+type SettingReader interface {
+	ReadsSettings() []string
+}
+
 // Resumer is implemented by kinds that keep what an interrupted run did in the work folder
 // of its key and resume from it. ResumeNote says, from that folder (which may not exist),
 // what the next run of the key resumes from, or "" when it starts afresh.

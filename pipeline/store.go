@@ -443,9 +443,9 @@ type GCOutput struct {
 // goes unless planned has it: a run reuses that output, and a forced run starts over without
 // the scratch, so nothing resumes from it (a forced training killed, say).
 //
-// With keepRuns ≥ 0, the run folders in runsDir older than the newest keepRuns that succeeded
-// are removed first (runFolders; those newer, cancelled, failed or killed, stay), and count
-// for nothing. A dry run takes the folders removing as removed too when
+// With keepRuns ≥ 0, the run folders in runsDir but the newest keepRuns that succeeded and the
+// newest keepRuns of the others (cancelled, failed or killed) are removed first (runFolders,
+// keptRuns), and count for nothing. A dry run takes the folders removing as removed too when
 // it counts what is freed (see Engine.GC).
 func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[string]bool, keepRuns int, removing ...string) (GCResult, error) {
 	var res GCResult
@@ -459,7 +459,11 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 	pruned := map[string]bool{}
 	if keepRuns >= 0 {
 		runs := runFolders(runsDir)
-		for _, d := range runs[:oldestKept(runs, keepRuns)] {
+		kept := keptRuns(runs, keepRuns)
+		for _, d := range runs {
+			if kept[d] {
+				continue
+			}
 			pruned[d] = true
 			res.Runs = append(res.Runs, filepath.Base(d))
 			if !dryRun {
@@ -650,22 +654,28 @@ func runFolders(runsDir string) []string {
 	return out
 }
 
-// oldestKept returns the index in runs (oldest first) of the oldest run folder to keep, so
-// that the folders from there on hold the newest n runs that succeeded (run.json says so): a
-// cancelled, failed or killed run counts for none, and stays only if it is newer. len(runs)
-// when n is 0; 0 when fewer than n succeeded.
-func oldestKept(runs []string, n int) int {
-	succeeded := 0
+// keptRuns returns the run folders of runs (oldest first) that gc --keep-runs n keeps: the
+// newest n runs that succeeded (run.json says so), and the newest n of the others (cancelled,
+// failed, or killed without a run.json), so that broken runs neither push out the last good
+// ones nor pile up while every run fails.
+func keptRuns(runs []string, n int) map[string]bool {
+	kept := map[string]bool{}
+	succeeded, others := 0, 0
 	for i := len(runs) - 1; i >= 0; i-- {
-		if succeeded == n {
-			return i + 1
-		}
 		var rec RunRecord
 		if readJSON(filepath.Join(runs[i], "run.json"), &rec) == nil && rec.Status == "succeeded" {
+			if succeeded < n {
+				kept[runs[i]] = true
+			}
 			succeeded++
+		} else {
+			if others < n {
+				kept[runs[i]] = true
+			}
+			others++
 		}
 	}
-	return 0
+	return kept
 }
 
 // linkDepth is how deep below a run folder linkedObjects looks for symbolic links: the

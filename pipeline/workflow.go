@@ -447,6 +447,12 @@ func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 			kindsKnown = false // an unknown kind, reported already: its attributes are unknown
 			continue
 		}
+		if r, ok := b.kind.(SettingReader); ok {
+			for _, name := range r.ReadsSettings() {
+				used[name] = true
+				takers[name]++
+			}
+		}
 		for _, a := range b.kind.Attributes() {
 			used[a.Name] = true
 			if b.cfg == nil || b.cfg.Content == nil {

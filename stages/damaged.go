@@ -1,7 +1,9 @@
 package stages
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"pipeline/pipeline"
@@ -16,6 +18,28 @@ type DamagedJPEG struct {
 	Digest  string `json:"digest,omitempty"`
 	Libjpeg string `json:"libjpeg"`
 }
+
+// harmlessLibjpeg begin what libjpeg-turbo says of a JPEG that is no damage to its pixels: a
+// JFIF version it does not know, an Adobe colour transform code it does not know (it then
+// follows the file's component ids), more scanlines asked for than the image has.
+var harmlessLibjpeg = []string{"Warning: unknown JFIF revision number", "Unknown Adobe color transform code", "Application transferred too many scanlines"}
+
+// damageSaid is what libjpeg-turbo said, one line a message, of damage in a JPEG it decoded,
+// its messages joined with "; ", and those about no damage (harmlessLibjpeg) left out.
+func damageSaid(said string) string {
+	var damage []string
+	for _, line := range strings.Split(said, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !slices.ContainsFunc(harmlessLibjpeg, func(h string) bool { return strings.HasPrefix(line, h) }) {
+			damage = append(damage, line)
+		}
+	}
+	return strings.Join(damage, "; ")
+}
+
+// DamagedWarning is in every warning of damaged JPEGs (logDamaged): each stage that decodes the
+// same photos warns alike, which the console shows once.
+const DamagedWarning = "damaged data that libjpeg-turbo decoded past"
 
 // damagedJPEGs collects the damaged JPEGs a stage decodes, once each, from any goroutine.
 type damagedJPEGs struct {
@@ -73,8 +97,8 @@ func logDamaged(job *pipeline.Job, damaged []DamagedJPEG, of, listed string) {
 	if where == "" {
 		where = " (all in run.log)"
 	}
-	job.Logf("warning: %s%s %s damaged data that libjpeg-turbo decoded past (kept as decoded; replace any whose damage shows), %s%q: %s%s",
-		plural(len(damaged), "JPEG", "JPEGs"), of, agree(len(damaged), "has", "have"), eg, damaged[0].Path, damaged[0].Libjpeg, where)
+	job.Logf("warning: %s%s %s %s (kept as decoded; replace any whose damage shows), %s%q: %s%s",
+		plural(len(damaged), "JPEG", "JPEGs"), of, agree(len(damaged), "has", "have"), DamagedWarning, eg, damaged[0].Path, damaged[0].Libjpeg, where)
 	for i, d := range damaged {
 		if i == 5 && listed != "" {
 			job.Logf("  … and %d more", len(damaged)-5)

@@ -151,3 +151,18 @@ func TestDamagedJPEGsAreNamed(t *testing.T) {
 		}
 	}
 }
+
+// What libjpeg-turbo says of no damage (a JFIF version it does not know) is left out, and its
+// messages are one line.
+func TestDamageSaidLeavesOutHarmlessMessages(t *testing.T) {
+	for said, want := range map[string]string{
+		"Warning: unknown JFIF revision number 3.01\n":                                   "",
+		"Unknown Adobe color transform code 7\nCorrupt JPEG data: bad Huffman code\n":    "Corrupt JPEG data: bad Huffman code",
+		"Corrupt JPEG data: premature end of data segment\nPremature end of JPEG file\n": "Corrupt JPEG data: premature end of data segment; Premature end of JPEG file",
+		"": "",
+	} {
+		if got := damageSaid(said); got != want {
+			t.Errorf("damageSaid(%q) = %q, want %q", said, got, want)
+		}
+	}
+}

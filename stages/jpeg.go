@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"strings"
 	"sync"
 
 	"github.com/anthonynsimon/bild/clone"
@@ -247,8 +248,9 @@ func prepare(data []byte, format string, w, h, size int, policy string, channels
 	if format == "jpeg" {
 		if d, err := sharedJPEGDecoder(); err == nil && jpegComplete(data) {
 			img, said, err := d.fit(data, w, h, o, size, policy)
-			note.libjpeg = said
+			note.libjpeg = strings.ReplaceAll(said, "\n", "; ")
 			if err == nil {
+				note.libjpeg = damageSaid(said)
 				if channels == 1 {
 					g := opaque(img, 1)
 					pixelBufs.put(img.Pix) // converted: the RGB pixels are dead

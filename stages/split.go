@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"os"
 	"path"
 	"path/filepath"
@@ -198,6 +199,11 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 		d.add(v, "val", "No images left for training", fmt.Sprintf("val = %g and %s = %g leave nothing for train; keep val + test below 1.", num(v, "val"), testIs, test))
 	}
 	d.intRange(v, "image_size", 4, 4096)
+	if usable(v, "seed") {
+		if _, acc := v.Get("seed").AsBigFloat().Int64(); acc != big.Exact {
+			d.add(v, "seed", "Invalid seed", fmt.Sprintf("seed = %s: use a whole number (of 64 bits).", hclValue(v.Get("seed"))))
+		}
+	}
 	d.oneOf(v, "channels", "1", "3")
 	d.oneOf(v, "resize", ResizePolicies...)
 	d.oneOf(v, "format", FormatPNG, FormatJPEG)

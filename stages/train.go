@@ -207,6 +207,10 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 // neither is a stage's output, the pipeline block's image_size, which splits use unless they
 // set their own. A train set that comes from one of several splits of different sizes (an
 // expression choosing between them) is not known until it runs: 0.
+// ReadsSettings implements pipeline.SettingReader: the pool and patch checks take the pipeline
+// block's image_size when no split says the images' size (imageSide).
+func (Train) ReadsSettings() []string { return []string{"image_size"} }
+
 func imageSide(v *pipeline.Values) (n int64, exact bool) {
 	size, found, ok := v.UpstreamValue("train", "image_size")
 	if !found {

@@ -261,7 +261,7 @@ func runCommand() *cli.Command {
 		Usage:     "bring the pipeline's stages up to date",
 		ArgsUsage: "[FILE]",
 		Flags: append(selectionFlags(),
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages to run at once", DefaultText: "number of CPUs"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages to run at once (0: the number of CPUs)", DefaultText: "number of CPUs"},
 			&cli.BoolFlag{Name: "keep-going", Aliases: []string{"k"}, Usage: "after a failure, run what does not depend on it"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and stop (exit status as plan's: 2 when there is work to do)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and the summary"},
@@ -270,8 +270,8 @@ func runCommand() *cli.Command {
 		),
 		Action: func(c *cli.Context) error {
 			ignoreBrokenPipes()
-			if c.IsSet("jobs") && c.Int("jobs") < 1 {
-				return fmt.Errorf("--jobs %d: the number of stages to run at once must be 1 or more", c.Int("jobs"))
+			if c.Int("jobs") < 0 {
+				return fmt.Errorf("--jobs %d: the number of stages to run at once must be 1 or more (0: the number of CPUs)", c.Int("jobs"))
 			}
 			l, err := load(c, false)
 			if err != nil {
@@ -646,7 +646,7 @@ func gcCommand() *cli.Command {
 		Flags: []cli.Flag{varFlag,
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "the folder of run folders, relative to the pipeline file (every other one a run has used is looked in too)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be removed, remove nothing"},
-			&cli.IntFlag{Name: "keep-runs", Usage: "first remove the run folders of --runs-dir older than the newest `N` that succeeded", DefaultText: "keep them all"},
+			&cli.IntFlag{Name: "keep-runs", Usage: "first remove the run folders of --runs-dir but the newest `N` that succeeded and the newest N of the others (failed, cancelled, killed)", DefaultText: "keep them all"},
 			&cli.IntFlag{Name: "keep-champions", Usage: "remove the promoted models of the file's select stages but the champion and the `N` champions before it (what --rollback goes back through)", DefaultText: "keep them all"}},
 		Action: func(c *cli.Context) error {
 			keepRuns, keepChampions := -1, -1
@@ -691,7 +691,7 @@ func gcCommand() *cli.Command {
 				if len(res.Runs) > 0 {
 					fmt.Fprintf(w, " (%s)", strings.Join(res.Runs, ", "))
 				}
-				fmt.Fprintf(w, ", keeping the newest %d that succeeded\n", keepRuns)
+				fmt.Fprintf(w, ", keeping the newest %d that succeeded and the newest %d of the others\n", keepRuns, keepRuns)
 			}
 			fmt.Fprint(w, champions)
 			freed := fmt.Sprintf("%.1f MB", float64(res.Bytes)/1e6)

@@ -34,7 +34,7 @@ func expandImageArgs(args []string, recursive bool) ([]imageFile, []badDir) {
 	var bad []badDir
 	for _, a := range args {
 		fi, err := os.Stat(a)
-		if err != nil || !fi.IsDir() {
+		if a == "-" || err != nil || !fi.IsDir() { // - is standard input, even beside a folder named -
 			files = append(files, imageFile{path: a})
 			continue
 		}

@@ -378,9 +378,17 @@ func TestPredictReadsStandardInput(t *testing.T) {
 	if len(classes["-"]) != 5 || !slices.Equal(classes["-"], classes[img]) {
 		t.Errorf("standard input and the file classified differently:\n%s", out)
 	}
-	os.Rename(img, filepath.Join(dir, "-"))
 	wd, _ := os.Getwd()
 	defer os.Chdir(wd)
+	// A folder named - where it runs does not hide standard input.
+	other := t.TempDir()
+	os.Mkdir(filepath.Join(other, "-"), 0o755)
+	os.Chdir(other)
+	f.Seek(0, 0)
+	if code, out, errs := runCLI("predict", "--model", model, "-"); code != exitOK || !strings.HasPrefix(out, "-\n") {
+		t.Errorf("- beside a folder named -: exit %d\n%s%s", code, out, errs)
+	}
+	os.Rename(img, filepath.Join(dir, "-"))
 	os.Chdir(dir)
 	if code, out, errs := runCLI("predict", "--model", model, "./-"); code != exitOK || !strings.HasPrefix(out, "./-\n") {
 		t.Errorf("./-: exit %d\n%s%s", code, out, errs)

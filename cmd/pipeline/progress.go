@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"pipeline/pipeline"
+	"pipeline/stages"
 )
 
 // reporter draws a run: on a terminal, an overall count and a progress bar for the running
@@ -32,8 +33,9 @@ type reporter struct {
 	total int
 	nums  map[string]int // each reported stage's number, by address
 	bar   *progressbar.ProgressBar
-	// warned holds the warnings shown: the same warning from another stage (the three
-	// trainings of one dataset naming its damaged photos) is shown once, without --verbose.
+	// warned holds the warnings of damaged photos shown: the same one from another stage (the
+	// three trainings of one dataset) is shown once, without --verbose. (Others that read
+	// alike, "val_loss never improved" of two models, are about each stage's own work.)
 	warned map[string]bool
 }
 
@@ -120,11 +122,11 @@ func (r *reporter) Log(addr, line string) {
 	defer r.mu.Unlock()
 	switch {
 	case !r.verbose && (r.quiet || addr != "" && !isWarning(line) && !isResume(line) && !isEpochLine(line)):
-	case !r.verbose && addr != "" && isWarning(line) && r.warned[line]:
+	case !r.verbose && addr != "" && r.warned[line]:
 	case addr == "": // the run's own lines, such as taking over a stale lock
 		r.printf("%s", line)
 	default:
-		if isWarning(line) {
+		if isWarning(line) && strings.Contains(line, stages.DamagedWarning) {
 			if r.warned == nil {
 				r.warned = map[string]bool{}
 			}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pipeline/stages"
 )
 
 // On a terminal as in a log, without --verbose, the console shows a training's epoch
@@ -29,23 +31,28 @@ func TestConsoleShowsEpochLinesOnATerminalToo(t *testing.T) {
 	}
 }
 
-// Without --verbose, a warning another stage has given in the same words is not shown again
-// (the run log has each); with it, every one is.
+// Without --verbose, a warning of damaged photos another stage has given in the same words is
+// not shown again (the run log has each); with it, every one is.
 func TestConsoleShowsARepeatedWarningOnce(t *testing.T) {
 	for _, verbose := range []bool{false, true} {
 		var buf bytes.Buffer
 		r := &reporter{w: &buf, verbose: verbose, nums: map[string]int{}}
-		const w = `warning: 2 JPEGs of the train and val sets have damaged data that libjpeg-turbo decoded past (…), e.g. "a.jpg": Corrupt JPEG data: bad Huffman code (all in run.log)`
+		w := `warning: 2 JPEGs of the train and val sets have ` + stages.DamagedWarning + ` (…), e.g. "a.jpg": Corrupt JPEG data: bad Huffman code (all in run.log)`
 		for _, addr := range []string{"train.model[cnn]", "train.model[vgg19]", "train.model[vit]"} {
 			r.Log(addr, w)
 		}
-		r.Log("evaluate.test[cnn]", "warning: 1 JPEG of the test set has damaged data")
+		r.Log("evaluate.test[cnn]", "warning: 1 JPEG of the test set has damaged data that libjpeg-turbo decoded past")
+		// Warnings about each stage's own work are each shown, even in the same words.
+		const own = "warning: val_loss never improved; kept the last epoch, 10"
+		r.Log("train.model[cnn]", own)
+		r.Log("train.model[vit]", own)
 		out := buf.String()
 		n := 1
 		if verbose {
 			n = 3
 		}
-		if got := strings.Count(out, w); got != n || !strings.Contains(out, "train.model[cnn]: "+w) || !strings.Contains(out, "evaluate.test[cnn]: warning: 1 JPEG") {
+		if got := strings.Count(out, w); got != n || !strings.Contains(out, "train.model[cnn]: "+w) || !strings.Contains(out, "evaluate.test[cnn]: warning: 1 JPEG") ||
+			strings.Count(out, own) != 2 {
 			t.Errorf("verbose %v: the warning shown %d times, want %d:\n%s", verbose, got, n, out)
 		}
 	}

@@ -284,11 +284,11 @@ func TestGCKeepChampions(t *testing.T) {
 			os.WriteFile(filepath.Join(ws, "models", run, "run.json"), []byte(`{"status": "succeeded"}`), 0o644)
 		}
 	}
-	if code, out, errs := runCLI("gc", "-n", "--keep-runs", "1", file); code != exitOK || !strings.HasPrefix(out, "would remove 1 run folder (20261201_000000), keeping the newest 1 that succeeded\n") {
+	if code, out, errs := runCLI("gc", "-n", "--keep-runs", "1", file); code != exitOK || !strings.HasPrefix(out, "would remove 1 run folder (20261201_000000), keeping the newest 1 that succeeded and the newest 1 of the others\n") {
 		t.Fatalf("gc -n --keep-runs 1: exit %d\n%s%s", code, out, errs)
 	}
-	for _, j := range []string{"0", "-3"} {
-		if code, _, errs := runCLI("run", "-j", j, file); code != exitErr || !strings.Contains(errs, "--jobs "+j+": the number of stages to run at once must be 1 or more") {
+	for _, j := range []string{"-1", "-3"} {
+		if code, _, errs := runCLI("run", "-j", j, file); code != exitErr || !strings.Contains(errs, "--jobs "+j+": the number of stages to run at once must be 1 or more (0: the number of CPUs)") {
 			t.Errorf("run -j %s: exit %d\n%s", j, code, errs)
 		}
 	}

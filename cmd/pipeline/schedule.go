@@ -91,7 +91,7 @@ func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
 	defer stop()
 	logger.Printf("--once: firing schedule %q now (its next time would be %s)", next[0].Schedule, next[0].Due.Format(time.RFC3339))
 	t := pipeline.Trigger{Schedule: next[0].Schedule, Due: s.Clock.Now().In(next[0].Due.Location()), Once: true}
-	err = fireTrigger(ctx, c, logger, t, nil)
+	err = fireTrigger(ctx, ctx, c, logger, t, nil)
 	if ierr := interruptedExit(err); ierr != nil {
 		return ierr
 	}
@@ -119,8 +119,10 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 	}
 	var cut atomic.Bool // a run was cancelled by a signal
 	memo := &effectMemo{}
+	stopCtx, stopTaking := context.WithCancel(c.Context)
+	defer stopTaking()
 	s.Fire = func(ctx context.Context, t pipeline.Trigger) {
-		err := fireTrigger(ctx, c, logger, t, memo)
+		err := fireTrigger(ctx, stopCtx, c, logger, t, memo)
 		switch {
 		case errors.Is(err, context.Canceled): // fireTrigger logged the run as cancelled
 			cut.Store(true)
@@ -128,8 +130,6 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 			logger.Print(err)
 		}
 	}
-	stopCtx, stopTaking := context.WithCancel(c.Context)
-	defer stopTaking()
 	runCtx, cancelRun := context.WithCancel(c.Context)
 	defer cancelRun()
 	sigs := make(chan os.Signal, 1)
@@ -229,7 +229,7 @@ func signalName(sig os.Signal) string {
 // to: a trigger with nothing out of date and nothing that promotion depends on changed since
 // (the plan's keys, the promotion folder's link, history.json, the champion's files) runs
 // nothing, instead of making a run folder to say the champion is already the champion.
-func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger, memo *effectMemo) error {
+func fireTrigger(ctx, stop context.Context, c *cli.Context, logger *log.Logger, t pipeline.Trigger, memo *effectMemo) error {
 	l, err := load(c, false)
 	if err != nil {
 		return fmt.Errorf("%s: not run: %w", t, err)
@@ -244,15 +244,12 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		logger.Printf("%s: the schedule is no longer in %s; nothing to do", t, l.cfg.Path)
 		return nil
 	}
-	if free, err := workspaceFree(ctx, logger, t, l.engine.Store.Workspace, sched.Overlap); !free {
-		return err
-	}
 	sel := pipeline.Selection{Targets: l.engine.Workflow.ScheduleTargets(sched)}
 	plan, err := l.engine.Plan(sel)
 	if err != nil {
 		return fmt.Errorf("%s: planning failed: %w", t, err)
 	}
-	pending, maybe := 0, 0
+	pending, maybe, what := 0, 0, ""
 	for _, d := range plan {
 		switch {
 		case d.Action == pipeline.Run && d.Certain:
@@ -277,24 +274,46 @@ func fireTrigger(ctx context.Context, c *cli.Context, logger *log.Logger, t pipe
 		}
 		// As run does: the effect (select's promotion) follows the current champion, which
 		// may have changed (a rollback) or failed to change (a promotion that failed) since.
-		logger.Printf("%s: up to date; running anyway, every stage cached, for the effect of %s (promotion), as run does",
-			t, strings.Join(effects, ", "))
+		what = fmt.Sprintf("up to date; running anyway, every stage cached, for the effect of %s (promotion), as run does", strings.Join(effects, ", "))
 	} else {
 		also := ""
 		if maybe > 0 {
 			also = fmt.Sprintf(", %d more if what they use comes out changed", maybe)
 		}
-		logger.Printf("%s: %s to run%s; running", t, pipeline.Plural(pending, "stage", "stages"), also)
+		what = fmt.Sprintf("%s to run%s", pipeline.Plural(pending, "stage", "stages"), also)
 	}
-	stages.StartRun()
-	rec, err := l.engine.Run(ctx, pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
+	// What is to run is said once the run holds the workspace: a process holding it (a run
+	// started by hand) skips the trigger, or with overlap "queue" makes it wait, looking again
+	// every lockPoll, until the scheduler is told to stop, which drops it.
+	opts := pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String(),
-		Started: func(dir string) { logger.Printf("%s: run folder %s (its run.log follows the stages)", t, dir) }})
-	switch {
-	case errors.Is(err, pipeline.ErrLocked):
-		logger.Printf("%s: skipped: %v", t, err)
-		return nil
-	case rec == nil:
+		Started: func(dir string) {
+			logger.Printf("%s: %s; running in %s (its run.log follows the stages)", t, what, dir)
+		}}
+	var rec *pipeline.RunRecord
+	for waiting := false; ; waiting = true {
+		stages.StartRun()
+		rec, err = l.engine.Run(ctx, opts)
+		if !errors.Is(err, pipeline.ErrLocked) {
+			break
+		}
+		if sched.Overlap != "queue" {
+			logger.Printf("%s: %s; skipped: %v", t, what, err)
+			return nil
+		}
+		if !waiting {
+			logger.Printf("%s: %s; %v; waiting for it to finish (overlap = \"queue\")", t, what, err)
+		}
+		select {
+		case <-stop.Done():
+			logger.Printf("%s: dropped while waiting for the workspace: the scheduler is stopping", t)
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-time.After(lockPoll):
+		}
+	}
+	if rec == nil {
 		return fmt.Errorf("%s: failed to start: %w", t, err)
 	}
 	sum := stages.Summarize(rec)
@@ -417,32 +436,3 @@ var scheduleClock pipeline.Clock = pipeline.RealClock{}
 // lockPoll is how often a queued trigger looks whether another process has let go of the
 // workspace.
 var lockPoll = 5 * time.Second
-
-// workspaceFree says whether trigger t can run now, as far as other processes go: when
-// another one holds the workspace (a run started by hand, another scheduler), a trigger of a
-// schedule with overlap "skip" is skipped, and one with "queue" waits for the workspace
-// (looking every lockPoll), as for a run of the scheduler's own; both are logged. A process
-// that takes the workspace in the moment between this and the run still makes it skip. false
-// with ctx's error when the scheduler stops while the trigger waits.
-func workspaceFree(ctx context.Context, logger *log.Logger, t pipeline.Trigger, workspace, overlap string) (bool, error) {
-	for waited := false; ; waited = true {
-		o, err := pipeline.LockHolder(workspace)
-		if err != nil || o == nil {
-			return true, nil // an unreadable lock file is the run's to report
-		}
-		holder := fmt.Sprintf("%q (pid %d on %s) has held it since %s", o.Command, o.PID, o.Host, o.Started.Local().Format(time.DateTime))
-		if overlap != "queue" {
-			logger.Printf("%s: skipped: %v: %s", t, pipeline.ErrLocked, holder)
-			return false, nil
-		}
-		if !waited {
-			logger.Printf("%s: %v: %s; waiting for it to finish (overlap = \"queue\")", t, pipeline.ErrLocked, holder)
-		}
-		select {
-		case <-ctx.Done():
-			logger.Printf("%s: stopped waiting for the workspace", t)
-			return false, ctx.Err()
-		case <-time.After(lockPoll):
-		}
-	}
-}

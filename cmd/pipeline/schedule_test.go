@@ -59,7 +59,7 @@ func TestScheduleOnceExitsLikeRun(t *testing.T) {
 	dir = workspace(t, splitScheduled)
 	file = filepath.Join(dir, "pipeline.hcl")
 	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "succeeded") ||
-		!regexp.MustCompile(`: run folder \S+/models/2\d{7}_\d{6} \(its run.log follows the stages\)\n`).MatchString(errs) {
+		!regexp.MustCompile(`: 1 stage to run; running in \S+/models/2\d{7}_\d{6} \(its run.log follows the stages\)\n`).MatchString(errs) {
 		t.Fatalf("schedule --once: exit %d\n%s", code, errs)
 	}
 	// The run records the trigger as fired now, not as the schedule's next time.
@@ -85,10 +85,21 @@ func TestScheduleOnceExitsLikeRun(t *testing.T) {
 		t.Fatalf("schedule --once while the workspace is locked: exit %d, want %d\n%s", code, exitOK, errs)
 	}
 
+	// A lock file left by a process that was killed, naming a live process (its pid reused:
+	// here this one), holds nothing: the trigger runs, as run would.
+	lock.Release()
+	os.WriteFile(filepath.Join(dir, pipeline.StoreDir, "lock"), []byte(fmt.Sprintf(`{"pid": %d, "host": %q, "command": "pipeline schedule (killed)"}`, os.Getpid(), hostname(t))), 0o644)
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, "succeeded") {
+		t.Fatalf("schedule --once with a stale lock file: exit %d\n%s", code, errs)
+	}
+	if lock, _, err = pipeline.AcquireLock(dir); err != nil {
+		t.Fatal(err)
+	}
+
 	// With overlap = "queue", the trigger waits for the workspace instead, and then runs.
 	defer func(p time.Duration) { lockPoll = p }(lockPoll)
 	lockPoll = 20 * time.Millisecond
-	os.WriteFile(file, []byte(strings.Replace(strings.Replace(splitScheduled, "val        = 0.2", "val        = 0.25", 1),
+	os.WriteFile(file, []byte(strings.Replace(strings.Replace(splitScheduled, "val        = 0.2", "val        = 0.3", 1),
 		`cron    = "0 3 * * *"`, `cron    = "0 3 * * *"`+"\n  overlap = \"queue\"", 1)), 0o644)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
@@ -497,4 +508,13 @@ func TestScheduleLoopSkipsAPromotionAlreadyApplied(t *testing.T) {
 		t.Fatalf("runs: %d of the cached select, want 1, and %d with select out of date, want 1:\n%s",
 			strings.Count(errs, "running anyway"), strings.Count(errs, "to run; running"), errs)
 	}
+}
+
+func hostname(t *testing.T) string {
+	t.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
