@@ -71,12 +71,13 @@ static void pl_capture_begin(void) {
 	pl_capturing = 1;
 }
 
-static size_t pl_capture_end(char *out, size_t cap) {
+// pl_capture_end stops capturing and returns what was kept, *n bytes of this thread's buffer,
+// valid until the thread captures again.
+static const char *pl_capture_end(size_t *n) {
 	pl_capturing = 0;
-	size_t k = pl_said_len < cap ? pl_said_len : cap;
-	memcpy(out, pl_said, k);
+	*n = pl_said_len;
 	pl_said_len = 0;
-	return k;
+	return pl_said;
 }
 */
 import "C"
@@ -85,7 +86,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"unsafe"
 )
 
 // libjpeg-turbo, compiled into libtensorflow, writes its warnings and errors to the C
@@ -111,14 +111,19 @@ func CaptureCallerStderr(call func() error) (string, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var buf [1024]byte
-	var n C.size_t
+	said := ""
 	err := func() error {
 		C.pl_capture_begin()
 		// Ended whatever happens, a panic included: a thread left capturing would hide what
-		// later calls on it write.
-		defer func() { n = C.pl_capture_end((*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))) }()
+		// later calls on it write. Copied only when something was said (still on the thread
+		// whose buffer it is): a clean decode allocates nothing.
+		defer func() {
+			var n C.size_t
+			if p := C.pl_capture_end(&n); n > 0 {
+				said = strings.TrimSpace(C.GoStringN(p, C.int(n)))
+			}
+		}()
 		return call()
 	}()
-	return strings.TrimSpace(string(buf[:n])), err
+	return said, err
 }
