@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"image"
 	"image/png"
 	"math"
 	"os"
@@ -225,15 +226,7 @@ func TestTrainingPlotKeepsEverythingInsideTheImage(t *testing.T) {
 		if err := trainingPlot(path, "cnn", hist, epochs); err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := readPNGFile(t, path)
 		b := img.Bounds()
 		for _, x := range []int{b.Min.X, b.Min.X + 1, b.Max.X - 2, b.Max.X - 1} {
 			for y := b.Min.Y; y < b.Max.Y; y++ {
@@ -243,4 +236,19 @@ func TestTrainingPlotKeepsEverythingInsideTheImage(t *testing.T) {
 			}
 		}
 	}
+}
+
+// readPNGFile decodes the PNG file at path.
+func readPNGFile(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -3,8 +3,6 @@ package stages
 import (
 	"fmt"
 	"image/color"
-	"image/png"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,15 +75,7 @@ func TestLongClassNameKeepsTheBars(t *testing.T) {
 	if err := barChart(path, "Images per class and split", classes, ss, nil); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := readPNGFile(t, path)
 	// The train bars' colour, beyond the legend's small sample of it.
 	want := color.RGBAModel.Convert(palette[0]).(color.RGBA)
 	n := 0

@@ -51,6 +51,40 @@ func growPhotos(w *ws, from, to int) {
 	}
 }
 
+// storesAsAFreshSplit checks that the split of w's run second (after growPhotos(w, 0, 13) in
+// steps) stored the same images and fingerprints, byte for byte, as a split of the same
+// photos in a fresh workspace.
+func storesAsAFreshSplit(t *testing.T, w *ws, second *pipeline.RunRecord) {
+	t.Helper()
+	fresh := newWS(t, fmt.Sprintf(nearHCL, true))
+	growPhotos(fresh, 0, 13)
+	rec, _ := fresh.run(false)
+	for _, name := range []string{"images", fingerprintsFile} {
+		got, want := treeBytes(t, w.output(second, "split.main", name)), treeBytes(t, fresh.output(rec, "split.main", name))
+		if len(want) == 0 || !maps.Equal(got, want) {
+			t.Errorf("%s: %d files after reuse, %d from scratch, or different bytes", name, len(got), len(want))
+		}
+	}
+}
+
+// augmentWorkspace is a workspace of a split and an augment of its train set with two
+// operations, and add, which writes photos from to to (exclusive) of a class.
+func augmentWorkspace(t *testing.T) (w *ws, add func(class string, from, to int)) {
+	w = newWS(t, fmt.Sprintf(nearHCL, true)+`
+stage "augment" "balanced" {
+  input       = stage.split.main.train
+  max_augment = 3
+  ops         = ["flip_rotate_crop", "color_jitter"]
+}
+`)
+	add = func(class string, from, to int) {
+		for i := from; i < to; i++ {
+			w.write(fmt.Sprintf("raw/%s/%02d.png", class, i), encodePNG(blobPhoto(uint64(class[0])*100+uint64(i), 60, 45)))
+		}
+	}
+	return w, add
+}
+
 func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(nearHCL, true))
 	growPhotos(w, 0, 10)
@@ -83,30 +117,11 @@ func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 	w.write("pipeline.hcl", hcl)
 
 	// A split of the grown folder from scratch stores the same images and fingerprints.
-	fresh := newWS(t, fmt.Sprintf(nearHCL, true))
-	growPhotos(fresh, 0, 13)
-	rec, _ := fresh.run(false)
-	for _, name := range []string{"images", fingerprintsFile} {
-		got, want := treeBytes(t, w.output(second, "split.main", name)), treeBytes(t, fresh.output(rec, "split.main", name))
-		if len(want) == 0 || !maps.Equal(got, want) {
-			t.Errorf("%s: %d files after reuse, %d from scratch, or different bytes", name, len(got), len(want))
-		}
-	}
+	storesAsAFreshSplit(t, w, second)
 }
 
 func TestARerunReusesAugmentedCopiesAndMakesWhatAFreshRunMakes(t *testing.T) {
-	w := newWS(t, fmt.Sprintf(nearHCL, true)+`
-stage "augment" "balanced" {
-  input       = stage.split.main.train
-  max_augment = 3
-  ops         = ["flip_rotate_crop", "color_jitter"]
-}
-`)
-	add := func(class string, from, to int) {
-		for i := from; i < to; i++ {
-			w.write(fmt.Sprintf("raw/%s/%02d.png", class, i), encodePNG(blobPhoto(uint64(class[0])*100+uint64(i), 60, 45)))
-		}
-	}
+	w, add := augmentWorkspace(t)
 	add("a", 0, 20) // 12 to train
 	add("b", 0, 6)  // 4 to train, 2 copies each
 	w.run(false)
@@ -361,32 +376,13 @@ func TestARerunWithoutFingerprintsTakesThemFromTheStoredImages(t *testing.T) {
 	if log := runLog(t, second); !strings.Contains(log, "reused 20 stored images of the previous split (stored the same way), made 6") {
 		t.Fatalf("run.log does not say that 20 images were reused:\n%s", log)
 	}
-	fresh := newWS(t, fmt.Sprintf(nearHCL, true))
-	growPhotos(fresh, 0, 13)
-	rec, _ := fresh.run(false)
-	for _, name := range []string{"images", fingerprintsFile} { // the sets: kept from before, not drawn afresh
-		got, want := treeBytes(t, w.output(second, "split.main", name)), treeBytes(t, fresh.output(rec, "split.main", name))
-		if len(want) == 0 || !maps.Equal(got, want) {
-			t.Errorf("%s: %d files after reuse, %d from scratch, or different bytes", name, len(got), len(want))
-		}
-	}
+	storesAsAFreshSplit(t, w, second) // the sets: kept from before, not drawn afresh
 }
 
 // A workspace moved or copied whole keeps reusing its stored images and copies: the engine
 // knows the previous outputs' files by their old paths only, and reads them to check them.
 func TestAMovedOrCopiedWorkspaceReusesItsImagesAndCopies(t *testing.T) {
-	w := newWS(t, fmt.Sprintf(nearHCL, true)+`
-stage "augment" "balanced" {
-  input       = stage.split.main.train
-  max_augment = 3
-  ops         = ["flip_rotate_crop", "color_jitter"]
-}
-`)
-	add := func(class string, from, to int) {
-		for i := from; i < to; i++ {
-			w.write(fmt.Sprintf("raw/%s/%02d.png", class, i), encodePNG(blobPhoto(uint64(class[0])*100+uint64(i), 60, 45)))
-		}
-	}
+	w, add := augmentWorkspace(t)
 	add("a", 0, 20)
 	add("b", 0, 6)
 	w.run(false)
