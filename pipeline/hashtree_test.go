@@ -290,7 +290,7 @@ func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 		job := &Job{Out: tmp, written: &writtenFiles{}}
 		fill(tmp, job)
 		before := st.Stats.Hashed
-		e, err := st.Publish(tmp, key, "stage.x", nil, nil, nil, time.Second, job.written)
+		e, err := st.Publish(tmp, key, "stage.x", nil, nil, time.Second, job.written)
 		if err != nil {
 			t.Fatal(err)
 		}

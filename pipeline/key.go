@@ -22,7 +22,10 @@ import (
 //	                          (OutputDigests), so a change elsewhere in the upstream stage's
 //	                          output, such as its report, does not rerun this stage (outputs
 //	                          published before these digests were recorded appear as store
-//	                          paths, which carry the digest of the whole upstream output)
+//	                          paths, which carry the digest of the whole upstream output);
+//	                          in an attribute keyed ByContent, as "content DIGEST", the
+//	                          digest of what it holds, where its kind gives one
+//	                          (ContentDigester), so that renamed files do not rerun it
 //	source NAME PATH DIGEST   content digest of each Source attribute's file or folder (its
 //	                          path cleaned, here and in its attr line: "./raw/" is "raw")
 //	path NAME "PATH" DIGEST   content digest of each existing file or folder named by a string
@@ -35,10 +38,12 @@ import (
 
 // keyLines builds the labelled lines of an instance's key. sources are the manifests of its
 // inputs by label (Decision.sources).
-func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDigest func(path string) (string, bool)) ([]string, error) {
+func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDigest func(path string, byContent bool) (string, bool)) ([]string, error) {
 	lines := []string{fmt.Sprintf("kind %s %d", k.Name(), k.Version())}
 	canon := v.canonical()
+	byContent := map[string]bool{}
 	for _, a := range k.Attributes() {
+		byContent[a.Name] = a.ByContent
 		if a.KeyedWhenSet && v.Get(a.Name).IsNull() {
 			delete(canon, a.Name)
 			continue
@@ -58,8 +63,8 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 		c := canon[name]
 		// each.value.out gives a path too, though it is no ref
 		c = objectPathJSON.ReplaceAllStringFunc(c, func(q string) string {
-			if d, ok := outDigest(q[1 : len(q)-1]); ok {
-				return `"output ` + d + `"`
+			if d, ok := outDigest(q[1:len(q)-1], byContent[name]); ok {
+				return `"` + d + `"`
 			}
 			return q
 		})

@@ -114,6 +114,17 @@ type OutputReferrer interface {
 	OutputRefs(dir string) (map[string][]string, error)
 }
 
+// ContentDigester is implemented by kinds some of whose named outputs have a digest of what
+// they hold that leaves out how their files are named (a split's sets: each image's class,
+// content and copy, not the photo's file name). OutputContents returns, for the published
+// object at dir whose files (slash-separated, relative to dir) have the SHA-256 digests in
+// files, that digest for each output that has one. An attribute with Attribute.ByContent is
+// keyed by it, so that renaming photos, which rewrites the sets' manifests but not what they
+// hold, does not rerun a training.
+type ContentDigester interface {
+	OutputContents(dir string, files map[string]string) (map[string]string, error)
+}
+
 // AttrRole says how the engine treats an attribute beyond passing its value on.
 type AttrRole int
 
@@ -144,6 +155,12 @@ type Attribute struct {
 	// NonEmpty refuses, before anything runs, a stage output that its kind says will be empty
 	// (see EmptyOutputter): a training set or a test set with nothing in it.
 	NonEmpty bool
+	// ByContent keys the attribute by the content digest of each stage output it is given
+	// (ContentDigester) where the output has one, instead of the digest of its files. It is
+	// for a kind whose result depends on what an output holds, not on its files' names (a
+	// training), and such a kind must read the output in an order of its own, not in the
+	// order of those names.
+	ByContent bool
 }
 
 // SettingReader is implemented by kinds whose checks read pipeline settings other than their

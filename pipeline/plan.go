@@ -22,6 +22,28 @@ type Engine struct {
 	// outDigests maps the store path of each upstream output handed to a stage to that
 	// output's digest (Entry.Outputs), for the keys of the stages it is handed to.
 	outDigests sync.Map
+	// contents maps the same paths to their outputs' content digests (*outputContent), for
+	// the attributes keyed ByContent.
+	contents sync.Map
+}
+
+// outputContent is how an output handed to stages gets its content digest (Entry.Contents):
+// from its entry, worked out the first time a key asks for it when the entry predates them.
+type outputContent struct {
+	output string
+	of     *entryContents
+}
+
+// entryContents holds the content digests of one entry's outputs, loaded once.
+type entryContents struct {
+	once sync.Once
+	load func() map[string]string
+	m    map[string]string
+}
+
+func (c *entryContents) get() map[string]string {
+	c.once.Do(func() { c.m = c.load() })
+	return c.m
 }
 
 // Action is what a plan does with a stage instance.
@@ -427,10 +449,17 @@ func (e *Engine) outputPaths(d *Decision) map[string]string {
 // entryPaths is outputPaths for the stored output entry of an instance.
 func (e *Engine) entryPaths(inst *Instance, entry *Entry) map[string]string {
 	m := map[string]string{}
+	var contents *entryContents
+	if cd, ok := inst.Kind.(ContentDigester); ok {
+		contents = &entryContents{load: func() map[string]string { return e.Store.contentsOf(entry, cd) }}
+	}
 	for _, o := range inst.Kind.Outputs() {
 		m[o] = ObjectRel(entry.Output.Digest) + "/" + o
 		if dg, ok := entry.Outputs[o]; ok {
 			e.outDigests.Store(m[o], dg)
+		}
+		if contents != nil {
+			e.contents.Store(m[o], outputContent{o, contents})
 		}
 	}
 	return m
@@ -455,13 +484,21 @@ func (e *Engine) keptFor(inst *Instance, last Outputs) *Entry {
 	return entry
 }
 
-// outputDigest is the digest of the output at a store path that outputPaths handed out.
-func (e *Engine) outputDigest(path string) (string, bool) {
+// outputDigest is what the key of an attribute given the output at a store path that
+// outputPaths handed out says of it: "content DIGEST", its content digest, for an attribute
+// keyed byContent when the output has one, else "output DIGEST", the digest of its files.
+func (e *Engine) outputDigest(path string, byContent bool) (string, bool) {
+	if c, ok := e.contents.Load(path); ok && byContent {
+		oc := c.(outputContent)
+		if d, ok := oc.of.get()[oc.output]; ok {
+			return "content " + d, true
+		}
+	}
 	d, ok := e.outDigests.Load(path)
 	if !ok {
 		return "", false
 	}
-	return d.(string), true
+	return "output " + d.(string), true
 }
 
 // explain names what changed between the last recorded key and this one: the instance's own
@@ -499,7 +536,7 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 				}
 				continue
 			}
-			if strings.Contains(o+c, `"output `) || objectPathJSON.MatchString(o+c) {
+			if strings.Contains(o+c, `"output `) || strings.Contains(o+c, `"content `) || objectPathJSON.MatchString(o+c) {
 				// an upstream output given through each.value, which names no stage
 				up = append(up, fmt.Sprintf("the upstream output given as %s changed", name))
 				continue

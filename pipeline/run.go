@@ -394,8 +394,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		r.e.Store.RemoveWork(d.Key)
 		return r.fail(res, err)
 	}
-	referrer, _ := inst.Kind.(OutputReferrer)
-	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, inst.Kind.Outputs(), referrer, d.lines, time.Since(res.Start), job.written)
+	entry, err := r.e.Store.Publish(tmp, d.Key, inst.Addr, inst.Kind, d.lines, time.Since(res.Start), job.written)
 	if err != nil {
 		return r.fail(res, err)
 	}

@@ -59,7 +59,11 @@ type Entry struct {
 	Output Manifest `json:"output"`
 	// Outputs is the digest of each named output (OutputDigests), which downstream keys
 	// use; missing in entries published before it was recorded.
-	Outputs  map[string]string `json:"outputs,omitempty"`
+	Outputs map[string]string `json:"outputs,omitempty"`
+	// Contents is the content digest of each named output that has one (ContentDigester),
+	// which the attributes keyed ByContent use; missing in entries published before it was
+	// recorded (contentsOf works it out for those).
+	Contents map[string]string `json:"contents,omitempty"`
 	Created  time.Time         `json:"created"`
 	Duration float64           `json:"duration_s"`
 }
@@ -208,11 +212,11 @@ func (s *Store) RemoveWork(key string) int64 {
 const workStageSuffix = ".stage"
 
 // Publish moves a finished temp directory into objects/ under its content digest and records
-// the key. Identical output already present is reused. outputs are the stage kind's named
-// outputs and referrer (may be nil) the kind as an OutputReferrer (see OutputDigests);
-// written (may be nil) holds the digests of the files the stage
-// wrote with Job.WriteFile.
-func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer OutputReferrer, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
+// the key. Identical output already present is reused. kind (nil for none) is the stage's
+// kind, whose named outputs get digests of their own (OutputDigests, and ContentDigester's
+// where it is one); written (may be nil) holds the digests of the files the stage wrote with
+// Job.WriteFile.
+func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
 	// Files are not read again when the stage wrote them with Job.WriteFile (still as
 	// written), or when they are hard links to files this cache knows (an input's files).
 	walked, err := s.Stats.walk(tmp, false)
@@ -289,20 +293,53 @@ func (s *Store) Publish(tmp, key, addr string, outputs []string, referrer Output
 	if err := writeManifestJSON(s.outputPath(key), m); err != nil {
 		return nil, err
 	}
-	var refs map[string][]string
-	if referrer != nil {
-		if refs, err = referrer.OutputRefs(obj); err != nil {
+	var contents map[string]string
+	var outputs []string
+	if kind != nil {
+		outputs = kind.Outputs()
+	}
+	var used map[string][]string
+	if referrer, ok := kind.(OutputReferrer); ok {
+		if used, err = referrer.OutputRefs(obj); err != nil {
 			return nil, fmt.Errorf("reading what the outputs of %s use: %w", addr, err)
 		}
 	}
-	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Outputs: OutputDigests(m.Files, outputs, refs),
-		Created: time.Now().UTC(), Duration: took.Seconds()}
+	if cd, ok := kind.(ContentDigester); ok {
+		if contents, err = cd.OutputContents(obj, m.Files); err != nil {
+			return nil, fmt.Errorf("reading what the outputs of %s hold: %w", addr, err)
+		}
+	}
+	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Outputs: OutputDigests(m.Files, outputs, used),
+		Contents: contents, Created: time.Now().UTC(), Duration: took.Seconds()}
 	if err := writeJSON(s.keyPath(key), e); err != nil {
 		return nil, err
 	}
 	// As Lookup returns it: the file list (a record per file of the output) is in its own
 	// file, and holding it for the rest of the run would cost as much again.
 	return e, nil
+}
+
+// contentsOf returns the content digests of the outputs of entry e, published by a stage of
+// kind cd: Entry.Contents, or for an entry published before they were recorded, worked out
+// from the object and its manifest and written into the entry for next time. It returns nil
+// when they cannot be worked out (the object is damaged or gone: the stage reruns, or its
+// outputs are keyed by their files' digests).
+func (s *Store) contentsOf(e *Entry, cd ContentDigester) map[string]string {
+	if e.Contents != nil {
+		return e.Contents
+	}
+	var m Manifest
+	if err := readJSON(s.outputPath(e.Key), &m); err != nil || m.Digest != e.Output.Digest {
+		return nil
+	}
+	contents, err := cd.OutputContents(filepath.Join(s.Workspace, ObjectRel(m.Digest)), m.Files)
+	if err != nil || contents == nil {
+		return nil
+	}
+	with := *e
+	with.Contents = contents
+	writeJSON(s.keyPath(e.Key), &with) // for next time: without it, worked out again then
+	return contents
 }
 
 // holds reports whether the object folder obj holds exactly the output of digest, read in

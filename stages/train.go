@@ -65,11 +65,12 @@ var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_
 // Name implements pipeline.Kind.
 func (Train) Name() string { return "train" }
 
-// Version implements pipeline.Kind. (4: NaN and infinite epochs, exact plot ticks, rate axes
-// end at 1.) A change to metrics.png's layout alone does not bump it, as that would retrain
+// Version implements pipeline.Kind. (5: the sets are read in contentOrder and keyed by what
+// they hold, so renamed photos keep the model; 4: NaN and infinite epochs, exact plot ticks,
+// rate axes end at 1.) A change to metrics.png's layout alone does not bump it, as that would retrain
 // every model for a picture: a cached training keeps the plot it was made with (version 4 has
 // had two: with and without its right edge cut).
-func (Train) Version() int { return 4 }
+func (Train) Version() int { return 5 }
 
 // Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
 // metrics.png sit beside it).
@@ -109,8 +110,8 @@ func archDir(arch, key string) string {
 func (Train) Attributes() []pipeline.Attribute {
 	return []pipeline.Attribute{
 		{Name: "architecture", Type: cty.String, Required: true, Doc: "cnn, vgg19 or vit"},
-		{Name: "train", Type: cty.String, Required: true, Doc: "training set (an augment output or a split's train)", Accepts: []string{typeImages}, NonEmpty: true},
-		{Name: "val", Type: cty.String, Required: true, Doc: "validation set (a split's val)", Accepts: []string{typeImages}, NonEmpty: true},
+		{Name: "train", Type: cty.String, Required: true, Doc: "training set (an augment output or a split's train)", Accepts: []string{typeImages}, NonEmpty: true, ByContent: true},
+		{Name: "val", Type: cty.String, Required: true, Doc: "validation set (a split's val)", Accepts: []string{typeImages}, NonEmpty: true, ByContent: true},
 		{Name: "options", Type: cty.DynamicPseudoType, Doc: "architecture options, e.g. { channels = [16, 32], dense = 128 } for cnn"},
 		{Name: "epochs", Type: cty.Number, Doc: "default: cnn 20, vgg19 5, vit 5"},
 		{Name: "batch_size", Type: cty.Number, Doc: "default: cnn 32, vgg19 16, vit 16"},

@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 
 	"golang.org/x/sync/errgroup"
 
@@ -44,9 +45,24 @@ func emptyHint(err error) error {
 // folders are relative to workspace, and decodes its images into memory when they fit in
 // cacheLimit.
 func openDataset(ctx context.Context, path, workspace string) (*dataset, error) {
+	return openSet(ctx, path, workspace, false)
+}
+
+// openTrainingSet is openDataset for a training's sets, which lists the images in
+// contentOrder: a training is keyed by what its sets hold, not by their files' names
+// (setContent), so it must not learn in the order of those names.
+func openTrainingSet(ctx context.Context, path, workspace string) (*dataset, error) {
+	return openSet(ctx, path, workspace, true)
+}
+
+// openSet is openDataset, with the images in contentOrder when byContent is set.
+func openSet(ctx context.Context, path, workspace string, byContent bool) (*dataset, error) {
 	m, err := ReadManifest(path)
 	if err != nil {
 		return nil, err
+	}
+	if byContent {
+		slices.SortStableFunc(m.Images, contentOrder)
 	}
 	if err := checkFitted(m); err != nil {
 		return nil, err

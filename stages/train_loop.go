@@ -117,11 +117,11 @@ type Metrics struct {
 }
 
 func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
-	trainDS, err := openDataset(ctx, job.Path(cfg.Train), job.Workspace)
+	trainDS, err := openTrainingSet(ctx, job.Path(cfg.Train), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("train set %s: %w", cfg.Train, err)
 	}
-	valDS, err := openDataset(ctx, job.Path(cfg.Val), job.Workspace)
+	valDS, err := openTrainingSet(ctx, job.Path(cfg.Val), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("val set %s: %w", cfg.Val, emptyHint(err))
 	}

@@ -1,0 +1,110 @@
+package stages
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// A training's result depends on what its sets hold, not on the names of their files: the
+// split's and augment's manifests name each image's original, so renaming or moving photos
+// within their class folders rewrites them, but the images, their classes and the copies made
+// of them stay what they were. Their content digests (pipeline.ContentDigester) leave the
+// names out, train's sets are keyed by them (pipeline.Attribute.ByContent), and training
+// reads a set in contentOrder, so that such a rename finds the trained model in the cache.
+
+// setContents returns the content digest of each of sets (folders of the published output at
+// dir holding a manifest) whose files files gives the digests of (see setContent).
+func setContents(dir string, files map[string]string, sets ...string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, set := range sets {
+		d, ok, err := setContent(dir, set, files)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[set] = d
+		}
+	}
+	return out, nil
+}
+
+// setContent is the digest of what the image set in folder set of the output at dir holds,
+// as a training reads it: the manifest's classes in label order, image size, channels, fit
+// and set name, and for each image its label, the digest of its original, which copy of it
+// it is and the digest of the image stored for it (none when the original is read instead,
+// fitted as FittedWith says), in contentOrder; and any file of the folder it does not list,
+// by name.
+// Not the names of the originals or of the stored images, nor the folder the originals not
+// stored are read from. ok is false when a stored image lies outside the output (files does
+// not have it): the set is then keyed by its files.
+func setContent(dir, set string, files map[string]string) (string, bool, error) {
+	m, err := ReadManifest(filepath.Join(dir, set))
+	if err != nil {
+		return "", false, err
+	}
+	h := sha256.New()
+	classes, _ := json.Marshal(m.Classes)
+	fmt.Fprintf(h, "set %s %d\nclasses %s\nsize %d channels %d resize %q fitted %q\n", m.Split, m.Format, classes, m.Size, m.Channels, m.Resize, m.FittedWith)
+	slices.SortStableFunc(m.Images, contentOrder)
+	listed := map[string]bool{set + "/" + ManifestFile: true}
+	for _, e := range m.Images {
+		stored := "-"
+		if e.Path != "" {
+			rel := path.Clean(path.Join(set, filepath.ToSlash(e.Path)))
+			d, ok := files[rel]
+			if !ok {
+				return "", false, nil
+			}
+			stored = d
+			listed[rel] = true
+		}
+		idx, op := 0, ""
+		if e.Copy != nil {
+			idx, op = e.Copy.Index, e.Copy.Op
+		}
+		fmt.Fprintf(h, "image %d %s %d %q %s\n", e.Label, e.Digest, idx, op, stored)
+	}
+	var own []string
+	for rel := range files {
+		if strings.HasPrefix(rel, set+"/") && !listed[rel] {
+			own = append(own, rel)
+		}
+	}
+	slices.Sort(own)
+	for _, rel := range own {
+		fmt.Fprintf(h, "file %q %s\n", rel, files[rel])
+	}
+	return hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+// contentOrder orders a set's images by what they are, not by the names of their files: by
+// label, the digest of the original, then originals before their copies, by copy. (Two
+// entries equal in all of these are the same image; the names only keep the order stable.)
+func contentOrder(a, b Entry) int {
+	ai, bi, ao, bo := 0, 0, "", ""
+	if a.Copy != nil {
+		ai, ao = a.Copy.Index, a.Copy.Op
+	}
+	if b.Copy != nil {
+		bi, bo = b.Copy.Index, b.Copy.Op
+	}
+	return cmp.Or(cmp.Compare(a.Label, b.Label), strings.Compare(a.Digest, b.Digest), cmp.Compare(ai, bi),
+		strings.Compare(ao, bo), strings.Compare(a.Path, b.Path), strings.Compare(a.Source, b.Source))
+}
+
+// OutputContents implements pipeline.ContentDigester: the content digests of the three sets.
+func (Split) OutputContents(dir string, files map[string]string) (map[string]string, error) {
+	return setContents(dir, files, TrainSet, ValSet, TestSet)
+}
+
+// OutputContents implements pipeline.ContentDigester: the content digest of the augmented set.
+func (Augment) OutputContents(dir string, files map[string]string) (map[string]string, error) {
+	return setContents(dir, files, "output")
+}
