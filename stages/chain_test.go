@@ -104,7 +104,7 @@ func TestWholeChain(t *testing.T) {
 		}
 		var m map[string]any
 		readJSONFile(t, filepath.Join(dir, "metrics.json"), &m)
-		for _, k := range []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_top5", "train_f1", "train_loss", "best_epoch", "epochs_run", "params"} {
+		for _, k := range []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_top5", "train_f1", "train_loss", "best_epoch", "epochs_run", "params", "normalization_mean", "normalization_std"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("%s metrics.json lacks %s", arch, k)
 			}

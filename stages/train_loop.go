@@ -97,23 +97,26 @@ const (
 
 // Metrics is metrics.json: flat keys (readable by `dvc metrics show`) for the exported epoch.
 type Metrics struct {
-	Architecture     string         `json:"architecture"`
-	ValF1            metric         `json:"val_f1"`
-	ValLoss          metric         `json:"val_loss"`
-	ValTop1          metric         `json:"val_top1"`
-	ValTop3          metric         `json:"val_top3"`
-	ValTop5          metric         `json:"val_top5"`
-	TrainF1          metric         `json:"train_f1"`
-	TrainLoss        metric         `json:"train_loss"`
-	BestEpoch        int            `json:"best_epoch"`
-	EpochsRun        int            `json:"epochs_run"`
-	Params           int64          `json:"params"`
-	SelectMetric     string         `json:"select_metric"`
-	Selection        string         `json:"selection"`
-	Hyperparameters  map[string]any `json:"hyperparameters"`
-	TrainImages      int            `json:"train_images"`
-	ValImages        int            `json:"val_images"`
-	NormalizationStd []float32      `json:"normalization_std"`
+	Architecture    string         `json:"architecture"`
+	ValF1           metric         `json:"val_f1"`
+	ValLoss         metric         `json:"val_loss"`
+	ValTop1         metric         `json:"val_top1"`
+	ValTop3         metric         `json:"val_top3"`
+	ValTop5         metric         `json:"val_top5"`
+	TrainF1         metric         `json:"train_f1"`
+	TrainLoss       metric         `json:"train_loss"`
+	BestEpoch       int            `json:"best_epoch"`
+	EpochsRun       int            `json:"epochs_run"`
+	Params          int64          `json:"params"`
+	SelectMetric    string         `json:"select_metric"`
+	Selection       string         `json:"selection"`
+	Hyperparameters map[string]any `json:"hyperparameters"`
+	TrainImages     int            `json:"train_images"`
+	ValImages       int            `json:"val_images"`
+	// NormalizationMean and NormalizationStd are the per-channel statistics (0–255 scale)
+	// of the original training images that the model subtracts and divides by.
+	NormalizationMean []float32 `json:"normalization_mean"`
+	NormalizationStd  []float32 `json:"normalization_std"`
 }
 
 func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
@@ -426,7 +429,7 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 		Architecture: cfg.Architecture, ValF1: best.ValF1, ValLoss: best.ValLoss, ValTop1: best.ValTop1, ValTop3: best.ValTop3,
 		ValTop5: best.ValTop5, TrainF1: best.TrainF1, TrainLoss: best.TrainLoss, BestEpoch: st.Best, EpochsRun: last.Epoch,
 		Params: tr.Params(), SelectMetric: cfg.SelectMetric,
-		Selection: sel, TrainImages: trainDS.len(), ValImages: valDS.len(), NormalizationStd: st.Std,
+		Selection: sel, TrainImages: trainDS.len(), ValImages: valDS.len(), NormalizationMean: st.Mean, NormalizationStd: st.Std,
 		Hyperparameters: map[string]any{"epochs": cfg.epochs, "batch_size": cfg.batch, "optimizer": cfg.Optimizer, "learning_rate": cfg.lr,
 			"weight_decay": effectiveWeightDecay(cfg.TrainConfig), "schedule": cfg.Schedule, "warmup_epochs": cfg.WarmupEpochs, "label_smoothing": cfg.LabelSmoothing,
 			"early_stopping": cfg.EarlyStopping, "architecture_options": cfg.spec, "seed": job.Seed},
