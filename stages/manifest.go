@@ -3,8 +3,11 @@ package stages
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,24 +62,101 @@ type Copy struct {
 
 // ReadManifest reads dir/manifest.json and checks it is consistent.
 func ReadManifest(dir string) (*Manifest, error) {
-	path := filepath.Join(dir, ManifestFile)
-	b, err := os.ReadFile(path)
+	var images []Entry
+	m, err := EachManifestEntry(dir, func(e Entry) error {
+		images = append(images, e)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	m.Images = images
+	if m.Images == nil {
+		m.Images = []Entry{}
+	}
+	return m, nil
+}
+
+// EachManifestEntry reads dir/manifest.json entry by entry, calling each with every image in
+// the order listed, and returns the manifest without its images, checked as ReadManifest
+// checks it: for readers that need each entry once, without holding the file or a list of
+// entries as long as the set.
+func EachManifestEntry(dir string, each func(Entry) error) (*Manifest, error) {
+	path := filepath.Join(dir, ManifestFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	var entries []Entry // those met before the classes, to check once they are known
+	check := func(i int, e Entry) error {
+		if e.Label < 0 || e.Label >= len(m.Classes) {
+			return fmt.Errorf("%s: image %d (%s) has label %d of %d classes", path, i, e.Path, e.Label, len(m.Classes))
+		}
+		if e.Path == "" && (e.Source == "" || m.SourceDir == "" || !strings.HasPrefix(e.Source, m.SourcePrefix)) {
+			return fmt.Errorf("%s: image %d (%s) has neither a stored image nor a source folder to read it from", path, i, e.Source)
+		}
+		return each(e)
+	}
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 64<<10))
+	bad := func(err error) error { return fmt.Errorf("%s: %w", path, err) }
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, bad(cmp.Or(err, errors.New("not a JSON object")))
+	}
+	n := 0
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, bad(err)
+		}
+		if t != "images" {
+			// one header field at a time, into m as json.Unmarshal would set it
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, bad(err)
+			}
+			key, _ := json.Marshal(t)
+			if err := json.Unmarshal([]byte("{"+string(key)+":"+string(raw)+"}"), &m); err != nil {
+				return nil, bad(err)
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || (t != json.Delim('[') && t != nil) {
+			return nil, bad(cmp.Or(err, errors.New("images is not a list")))
+		} else if t == nil {
+			continue
+		}
+		// The writer puts the header first (Write), so entries are checked as they come;
+		// entries before the header's fields are kept until the end.
+		for dec.More() {
+			var e Entry
+			if err := dec.Decode(&e); err != nil {
+				return nil, bad(err)
+			}
+			if m.Format != 1 || m.Classes == nil {
+				entries = append(entries, e)
+			} else if err := check(n, e); err != nil {
+				return nil, err
+			}
+			n++
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, bad(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad(cmp.Or(err, errors.New("more after the manifest's end")))
 	}
 	if m.Format != 1 {
 		return nil, fmt.Errorf("%s: manifest format %d, this build reads 1", path, m.Format)
 	}
-	for i, e := range m.Images {
-		if e.Label < 0 || e.Label >= len(m.Classes) {
-			return nil, fmt.Errorf("%s: image %d (%s) has label %d of %d classes", path, i, e.Path, e.Label, len(m.Classes))
-		}
-		if e.Path == "" && (e.Source == "" || m.SourceDir == "" || !strings.HasPrefix(e.Source, m.SourcePrefix)) {
-			return nil, fmt.Errorf("%s: image %d (%s) has neither a stored image nor a source folder to read it from", path, i, e.Source)
+	for i, e := range entries {
+		if err := check(i, e); err != nil {
+			return nil, err
 		}
 	}
 	return &m, nil

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,41 +40,48 @@ func setContents(dir string, files map[string]string, sets ...string) (map[strin
 // as a training reads it: the manifest's classes in label order, image size, channels, fit
 // and set name, and for each image its label, the digest of its original, which copy of it
 // it is and the digest of the image stored for it (none when the original is read instead,
-// fitted as FittedWith says), in contentOrder; and any file of the folder it does not list,
-// by name.
-// Not the names of the originals or of the stored images, nor the folder the originals not
-// stored are read from. ok is false when a stored image lies outside the output (files does
+// fitted as FittedWith says), as a set (in no order the names give); and the other files of
+// the set's folder by name (augment's copies and originals, named by digest and copy).
+// Not the names of the originals or of the split's stored images, nor the folder the
+// originals not stored are read from. ok is false when a stored image lies outside the output (files does
 // not have it): the set is then keyed by its files.
 func setContent(dir, set string, files map[string]string) (string, bool, error) {
-	m, err := ReadManifest(filepath.Join(dir, set))
-	if err != nil {
-		return "", false, err
-	}
-	h := sha256.New()
-	classes, _ := json.Marshal(m.Classes)
-	fmt.Fprintf(h, "set %s %d\nclasses %s\nsize %d channels %d resize %q fitted %q\n", m.Split, m.Format, classes, m.Size, m.Channels, m.Resize, m.FittedWith)
-	slices.SortStableFunc(m.Images, contentOrder)
-	listed := map[string]bool{set + "/" + ManifestFile: true}
-	for _, e := range m.Images {
+	var images [][sha256.Size]byte // each image's line, hashed: 32 bytes an image held, not its entry
+	outside := false
+	var line []byte
+	m, err := EachManifestEntry(filepath.Join(dir, set), func(e Entry) error {
 		stored := "-"
 		if e.Path != "" {
 			rel := path.Clean(path.Join(set, filepath.ToSlash(e.Path)))
 			d, ok := files[rel]
 			if !ok {
-				return "", false, nil
+				outside = true
+				return nil
 			}
 			stored = d
-			listed[rel] = true
 		}
 		idx, op := 0, ""
 		if e.Copy != nil {
 			idx, op = e.Copy.Index, e.Copy.Op
 		}
-		fmt.Fprintf(h, "image %d %s %d %q %s\n", e.Label, e.Digest, idx, op, stored)
+		line = fmt.Appendf(line[:0], "image %d %s %d %q %s\n", e.Label, e.Digest, idx, op, stored)
+		images = append(images, sha256.Sum256(line))
+		return nil
+	})
+	if err != nil || outside {
+		return "", false, err
+	}
+	h := sha256.New()
+	classes, _ := json.Marshal(m.Classes)
+	fmt.Fprintf(h, "set %s %d\nclasses %s\nsize %d channels %d resize %q fitted %q\n", m.Split, m.Format, classes, m.Size, m.Channels, m.Resize, m.FittedWith)
+	// The images as a set: their hashed lines in order, which no name can change.
+	slices.SortFunc(images, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	for _, im := range images {
+		h.Write(im[:])
 	}
 	var own []string
 	for rel := range files {
-		if strings.HasPrefix(rel, set+"/") && !listed[rel] {
+		if strings.HasPrefix(rel, set+"/") && rel != set+"/"+ManifestFile {
 			own = append(own, rel)
 		}
 	}

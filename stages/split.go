@@ -111,19 +111,19 @@ func (Split) OutputRefs(dir string) (map[string][]string, error) {
 func manifestRefs(dir string, sets ...string) (map[string][]string, error) {
 	refs := map[string][]string{}
 	for _, set := range sets {
-		m, err := ReadManifest(filepath.Join(dir, set))
-		if err != nil {
-			return nil, err
-		}
 		used := []string{}
-		for _, e := range m.Images {
+		_, err := EachManifestEntry(filepath.Join(dir, set), func(e Entry) error {
 			if e.Path == "" {
-				continue // not stored: its original is a source, not an output
+				return nil // not stored: its original is a source, not an output
 			}
 			rel := path.Clean(path.Join(set, filepath.ToSlash(e.Path)))
 			if filepath.IsLocal(rel) && !strings.HasPrefix(rel, set+"/") {
 				used = append(used, rel)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		refs[set] = used
 	}
