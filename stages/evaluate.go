@@ -97,8 +97,9 @@ type Misclassified struct {
 func (Evaluate) Name() string { return "evaluate" }
 
 // Version implements pipeline.Kind. (4: the confusion matrix has counts at any class count;
-// 5: long class names are shortened on it instead of squeezing its cells.)
-func (Evaluate) Version() int { return 5 }
+// 5: long class names are shortened on it instead of squeezing its cells; 6: the test set is
+// read in contentOrder and its id leaves out the names of its files.)
+func (Evaluate) Version() int { return 6 }
 
 // Outputs implements pipeline.Kind.
 func (Evaluate) Outputs() []string { return []string{"evaluation"} }
@@ -231,7 +232,7 @@ type evaluated struct {
 // whose classes or input size differ from the test set's is an error wrapping
 // errIncomparable, which says how.
 func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace string, batch int, progress pipeline.Progress) (*evaluated, error) {
-	ds, err := openDataset(ctx, data, workspace)
+	ds, err := openInContentOrder(ctx, data, workspace)
 	if err != nil {
 		return nil, fmt.Errorf("test set %s: %w", data, emptyHint(err))
 	}
@@ -285,6 +286,14 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 		}
 		progress.Add(int64(len(idx)))
 	}
+	// misclassified.json lists them by class and file, as the split's manifests list images
+	class := map[string]int{}
+	for i, c := range ds.m.Classes {
+		class[c] = i
+	}
+	slices.SortStableFunc(wrong, func(a, b Misclassified) int {
+		return cmp.Or(cmp.Compare(class[a.True], class[b.True]), strings.Compare(a.Source, b.Source))
+	})
 	n := float64(ds.len())
 	ev := Evaluation{Architecture: info.Spec.Architecture, TestSet: set, Images: ds.len(),
 		TestTop1: metric(float64(hits[1]) / n), TestTop3: metric(float64(hits[3]) / n), TestTop5: metric(float64(hits[5]) / n),
@@ -293,36 +302,26 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 	return &evaluated{ev: ev, conf: conf, wrong: wrong, damaged: ds.damaged.sorted()}, nil
 }
 
-// testSetID names the test set in folder data, whose manifest is m, by the SHA-256 of the
-// manifest (its classes, and each image's original and label) and of every stored image it
-// lists (for an image not stored, its original's digest), in its order (the same photos stored another way, at another JPEG quality say, are
-// another test set): two evaluations with the same id scored the same pixels with the same
-// labels.
+// testSetID names the test set in folder data, whose manifest is m, by what it holds, as a
+// training's sets are keyed (setHasher): its classes, and each image's label, original and
+// the digest of the image stored for it (read here), not the names of its files (the same
+// photos stored another way, at another JPEG quality say, are another test set; renamed,
+// the same): two evaluations with the same id scored the same pixels with the same labels.
 func testSetID(data string, m *Manifest) (string, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	h.Write(b)
+	var sh setHasher
 	for _, e := range m.Images {
-		if e.Path == "" {
-			// not stored: the original, whose digest the manifest has and reading checks
-			sum, err := hex.DecodeString(e.Digest)
+		stored := "-" // not stored: the original, whose digest the manifest has and reading checks
+		if e.Path != "" {
+			img, err := os.ReadFile(filepath.Join(data, filepath.FromSlash(e.Path)))
 			if err != nil {
-				return "", fmt.Errorf("%s: image %s: bad digest %q", data, e.Source, e.Digest)
+				return "", err
 			}
-			h.Write(sum)
-			continue
+			sum := sha256.Sum256(img)
+			stored = hex.EncodeToString(sum[:])
 		}
-		img, err := os.ReadFile(filepath.Join(data, filepath.FromSlash(e.Path)))
-		if err != nil {
-			return "", err
-		}
-		sum := sha256.Sum256(img)
-		h.Write(sum[:])
+		sh.add(e, stored)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(sh.sum(m).Sum(nil)), nil
 }
 
 // crossEntropyOf is −log p, with p floored so a confident mistake costs a finite amount.

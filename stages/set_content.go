@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"path"
 	"path/filepath"
 	"slices"
@@ -46,39 +47,25 @@ func setContents(dir string, files map[string]string, sets ...string) (map[strin
 // originals not stored are read from. ok is false when a stored image lies outside the output (files does
 // not have it): the set is then keyed by its files.
 func setContent(dir, set string, files map[string]string) (string, bool, error) {
-	var images [][sha256.Size]byte // each image's line, hashed: 32 bytes an image held, not its entry
+	var sh setHasher
 	outside := false
-	var line []byte
 	m, err := EachManifestEntry(filepath.Join(dir, set), func(e Entry) error {
 		stored := "-"
 		if e.Path != "" {
-			rel := path.Clean(path.Join(set, filepath.ToSlash(e.Path)))
-			d, ok := files[rel]
+			d, ok := files[path.Clean(path.Join(set, filepath.ToSlash(e.Path)))]
 			if !ok {
 				outside = true
 				return nil
 			}
 			stored = d
 		}
-		idx, op := 0, ""
-		if e.Copy != nil {
-			idx, op = e.Copy.Index, e.Copy.Op
-		}
-		line = fmt.Appendf(line[:0], "image %d %s %d %q %s\n", e.Label, e.Digest, idx, op, stored)
-		images = append(images, sha256.Sum256(line))
+		sh.add(e, stored)
 		return nil
 	})
 	if err != nil || outside {
 		return "", false, err
 	}
-	h := sha256.New()
-	classes, _ := json.Marshal(m.Classes)
-	fmt.Fprintf(h, "set %s %d\nclasses %s\nsize %d channels %d resize %q fitted %q\n", m.Split, m.Format, classes, m.Size, m.Channels, m.Resize, m.FittedWith)
-	// The images as a set: their hashed lines in order, which no name can change.
-	slices.SortFunc(images, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
-	for _, im := range images {
-		h.Write(im[:])
-	}
+	h := sh.sum(m)
 	var own []string
 	for rel := range files {
 		if strings.HasPrefix(rel, set+"/") && rel != set+"/"+ManifestFile {
@@ -90,6 +77,37 @@ func setContent(dir, set string, files map[string]string) (string, bool, error) 
 		fmt.Fprintf(h, "file %q %s\n", rel, files[rel])
 	}
 	return hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+// setHasher hashes an image set as a set: its manifest's header, and each image's line, in
+// no order that names could give.
+type setHasher struct {
+	images [][sha256.Size]byte // each image's line, hashed: 32 bytes an image held, not its entry
+	line   []byte
+}
+
+// add adds the image of entry e, whose stored image has the digest stored ("-" for none).
+func (sh *setHasher) add(e Entry, stored string) {
+	idx, op := 0, ""
+	if e.Copy != nil {
+		idx, op = e.Copy.Index, e.Copy.Op
+	}
+	sh.line = fmt.Appendf(sh.line[:0], "image %d %s %d %q %s\n", e.Label, e.Digest, idx, op, stored)
+	sh.images = append(sh.images, sha256.Sum256(sh.line))
+}
+
+// sum returns a hash holding the header of m (its classes in label order, image size,
+// channels, fit and set name) and the images added, sorted by their lines' hashes; more may
+// be written to it.
+func (sh *setHasher) sum(m *Manifest) hash.Hash {
+	h := sha256.New()
+	classes, _ := json.Marshal(m.Classes)
+	fmt.Fprintf(h, "set %s %d\nclasses %s\nsize %d channels %d resize %q fitted %q\n", m.Split, m.Format, classes, m.Size, m.Channels, m.Resize, m.FittedWith)
+	slices.SortFunc(sh.images, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	for _, im := range sh.images {
+		h.Write(im[:])
+	}
+	return h
 }
 
 // contentOrder orders a set's images by what they are, not by the names of their files: by

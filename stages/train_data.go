@@ -48,10 +48,11 @@ func openDataset(ctx context.Context, path, workspace string) (*dataset, error) 
 	return openSet(ctx, path, workspace, false)
 }
 
-// openTrainingSet is openDataset for a training's sets, which lists the images in
-// contentOrder: a training is keyed by what its sets hold, not by their files' names
-// (setContent), so it must not learn in the order of those names.
-func openTrainingSet(ctx context.Context, path, workspace string) (*dataset, error) {
+// openInContentOrder is openDataset listing the images in contentOrder, for a training's
+// sets and a test set: a training is keyed by what its sets hold, not by their files' names
+// (setContent), so it must not learn in the order of those names, and an evaluation's
+// metrics are those of the test set's content, whatever the photos are called.
+func openInContentOrder(ctx context.Context, path, workspace string) (*dataset, error) {
 	return openSet(ctx, path, workspace, true)
 }
 

@@ -120,11 +120,11 @@ type Metrics struct {
 }
 
 func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
-	trainDS, err := openTrainingSet(ctx, job.Path(cfg.Train), job.Workspace)
+	trainDS, err := openInContentOrder(ctx, job.Path(cfg.Train), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("train set %s: %w", cfg.Train, err)
 	}
-	valDS, err := openTrainingSet(ctx, job.Path(cfg.Val), job.Workspace)
+	valDS, err := openInContentOrder(ctx, job.Path(cfg.Val), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("val set %s: %w", cfg.Val, emptyHint(err))
 	}
