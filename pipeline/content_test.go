@@ -70,14 +70,18 @@ func (k *catalogKind) OutputContents(dir string, files map[string]string) (map[s
 	return map[string]string{"out": hex.EncodeToString(sum[:])}, nil
 }
 
-// tallyKind writes the sorted contents of a catalog (keyed by its content) into out.
-type tallyKind struct{ runs atomic.Int64 }
+// tallyKind writes the sorted contents of a catalog (keyed by its content, unless byFiles)
+// into out.
+type tallyKind struct {
+	runs    atomic.Int64
+	byFiles bool
+}
 
 func (k *tallyKind) Name() string      { return "tally" }
 func (k *tallyKind) Version() int      { return 1 }
 func (k *tallyKind) Outputs() []string { return []string{"out"} }
 func (k *tallyKind) Attributes() []Attribute {
-	return []Attribute{{Name: "input", Type: cty.String, Required: true, ByContent: true, Doc: "a catalog"}}
+	return []Attribute{{Name: "input", Type: cty.String, Required: true, ByContent: !k.byFiles, Doc: "a catalog"}}
 }
 func (k *tallyKind) Run(ctx context.Context, j *Job) error {
 	k.runs.Add(1)
@@ -160,9 +164,21 @@ func TestAttributeKeyedByContentIgnoresRenames(t *testing.T) {
 			t.Errorf("with the content digests left out of the entry: %s %s %v", a, d.Action, d.Reasons)
 		}
 	}
-	var back Entry
-	if b, err := os.ReadFile(entryPath); err != nil || json.Unmarshal(b, &back) != nil || back.Contents["out"] == "" {
-		t.Fatalf("the entry did not get its content digests back: %v %v", err, back.Contents)
+	// A plan takes no lock and writes nothing into the store; a run writes them in.
+	contents := func() map[string]string {
+		t.Helper()
+		var back Entry
+		if b, err := os.ReadFile(entryPath); err != nil || json.Unmarshal(b, &back) != nil {
+			t.Fatalf("entry %s: %v", entryPath, err)
+		}
+		return back.Contents
+	}
+	if c := contents(); c != nil {
+		t.Fatalf("a plan wrote the content digests into the entry: %v", c)
+	}
+	run(map[string]string{"catalog.src": "cached", "tally.t": "cached", "xform.names": "cached"})
+	if c := contents(); c["out"] == "" {
+		t.Fatalf("the run did not write the content digests into the entry: %v", c)
 	}
 	if err := os.Rename(filepath.Join(ws.dir, "raw/b.txt"), filepath.Join(ws.dir, "raw/c.txt")); err != nil {
 		t.Fatal(err)
@@ -170,5 +186,34 @@ func TestAttributeKeyedByContentIgnoresRenames(t *testing.T) {
 	run(map[string]string{"catalog.src": "ran", "tally.t": "cached", "xform.names": "ran"})
 	if n := catalog.runs.Load(); n != 4 {
 		t.Fatalf("catalog ran %d times, want 4", n)
+	}
+
+	// An entry of the oldest layout, its file list inside it, gets them too.
+	st, _ = ws.engine(nil).Store.LoadState("catalog.src")
+	entryPath = ws.engine(nil).Store.keyPath(st.Key)
+	filesPath := ws.engine(nil).Store.outputPath(st.Key)
+	var files Manifest
+	if b, err := os.ReadFile(filesPath); err != nil || json.Unmarshal(b, &files) != nil || files.Files == nil {
+		t.Fatalf("%s: %v", filesPath, err)
+	}
+	b, _ = os.ReadFile(entryPath)
+	raw = map[string]any{}
+	json.Unmarshal(b, &raw)
+	delete(raw, "contents")
+	raw["output"] = files
+	b, _ = json.Marshal(raw)
+	os.WriteFile(entryPath, b, 0o644)
+	os.Remove(filesPath)
+	for a, d := range ws.plan(Selection{}) {
+		if d.Action != Cached {
+			t.Errorf("with the file list in the entry and no content digests: %s %s %v", a, d.Action, d.Reasons)
+		}
+	}
+
+	// Keyed by its files instead: the plan says so, and not that the upstream changed.
+	tally.byFiles = true
+	d := ws.plan(Selection{})["tally.t"]
+	if d.Action != Run || strings.Join(d.Reasons, "; ") != "attribute input is now keyed by the upstream output's files" {
+		t.Fatalf("keyed by the files: %s %q", d.Action, d.Reasons)
 	}
 }

@@ -120,7 +120,8 @@ type OutputReferrer interface {
 // object at dir whose files (slash-separated, relative to dir) have the SHA-256 digests in
 // files, that digest for each output that has one. An attribute with Attribute.ByContent is
 // keyed by it, so that renaming photos, which rewrites the sets' manifests but not what they
-// hold, does not rerun a training.
+// hold, does not rerun a training. Entries keep the digests for good: a change to what they
+// cover must come with a new Version of the kind, so that its outputs are made again.
 type ContentDigester interface {
 	OutputContents(dir string, files map[string]string) (map[string]string, error)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	pathpkg "path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -501,6 +502,21 @@ func (e *Engine) outputDigest(path string, byContent bool) (string, bool) {
 	return "output " + d.(string), true
 }
 
+// upstreamDigest matches an upstream output as a key line gives it (see keyLines).
+var upstreamDigest = regexp.MustCompile(`"(output|content) [0-9a-f]{64}"`)
+
+// keyedAnew reports whether two values of an attribute's key line differ only in how the
+// upstream outputs in them are keyed: one by the digest of its files ("output …"), the
+// other by its content digest ("content …"), as when a kind's attribute becomes keyed
+// ByContent or an upstream entry has no content digests. Whether the output itself changed
+// cannot be told from them.
+func keyedAnew(o, c string) bool {
+	if o == "" || c == "" || strings.Contains(o, `"content `) == strings.Contains(c, `"content `) {
+		return false
+	}
+	return upstreamDigest.ReplaceAllString(o, "U") == upstreamDigest.ReplaceAllString(c, "U")
+}
+
 // explain names what changed between the last recorded key and this one: the instance's own
 // changes, then its upstream stages', then the kind's notes on its own changes.
 func explain(st *State, d *Decision, v *Values) []string {
@@ -518,6 +534,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string) {
 	old, cur := splitLines(st.Lines), splitLines(d.lines)
 	var reasons, uncounted []string
+	rekeyed := map[bool][]string{} // attributes now keyed by content (true) or by files (false)
 	changed := map[string][2]string{}
 	upstream := map[string]bool{}
 	for _, label := range unionKeys(old, cur) {
@@ -530,6 +547,13 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 		case "kind":
 			reasons = append(reasons, fmt.Sprintf("stage kind %s changed (version %s → %s)", name, o, c))
 		case "attr":
+			if keyedAnew(o, c) {
+				// the same upstream output, keyed by its content where it was keyed by its
+				// files (or back): it tells nothing of the upstream stage
+				byContent := strings.Contains(c, `"content `)
+				rekeyed[byContent] = append(rekeyed[byContent], name)
+				continue
+			}
 			if refs := v.refs[name]; len(refs) > 0 {
 				for _, r := range refs {
 					upstream[r] = true
@@ -596,6 +620,15 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 	}
 	if len(uncounted) > 0 {
 		reasons = append(reasons, fmt.Sprintf("%s no longer %s with these settings", JoinList(uncounted, "and"), Agree(len(uncounted), "counts", "count")))
+	}
+	for _, byContent := range []bool{true, false} {
+		if names := rekeyed[byContent]; len(names) > 0 {
+			by := Agree(len(names), "what the upstream output holds, not its files' names", "what the upstream outputs hold, not their files' names")
+			if !byContent {
+				by = Agree(len(names), "the upstream output's files", "the upstream outputs' files")
+			}
+			reasons = append(reasons, fmt.Sprintf("%s %s %s now keyed by %s", Agree(len(names), "attribute", "attributes"), JoinList(names, "and"), Agree(len(names), "is", "are"), by))
+		}
 	}
 	for _, u := range sortedKeys(upstream) {
 		up = append(up, fmt.Sprintf("upstream %s changed", u))

@@ -104,6 +104,8 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	e.Store.locked.Store(true)
+	defer e.Store.locked.Store(false)
 	insts, forced, err := e.Select(opts.Selection)
 	if err != nil {
 		return nil, err

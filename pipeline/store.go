@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,10 @@ type Store struct {
 	Workspace string
 	Root      string
 	Stats     *StatCache
+	// locked is set while this process holds the workspace's lock for a run: only then does
+	// the store add to entries it did not just publish (contentsOf), so that a plan, which
+	// takes no lock, never writes into the store gc may be clearing.
+	locked atomic.Bool
 }
 
 // OpenStore opens (creating if needed) the store of a workspace.
@@ -305,9 +310,8 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 		}
 	}
 	if cd, ok := kind.(ContentDigester); ok {
-		if contents, err = cd.OutputContents(obj, m.Files); err != nil {
-			return nil, fmt.Errorf("reading what the outputs of %s hold: %w", addr, err)
-		}
+		// none when they cannot be worked out: the outputs are then keyed by their files
+		contents, _ = cd.OutputContents(obj, m.Files)
 	}
 	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Outputs: OutputDigests(m.Files, outputs, used),
 		Contents: contents, Created: time.Now().UTC(), Duration: took.Seconds()}
@@ -321,24 +325,33 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 
 // contentsOf returns the content digests of the outputs of entry e, published by a stage of
 // kind cd: Entry.Contents, or for an entry published before they were recorded, worked out
-// from the object and its manifest and written into the entry for next time. It returns nil
+// from the object and its file list, and written into the entry for next time when this
+// process holds the workspace's lock (a run; a plan works them out again). It returns nil
 // when they cannot be worked out (the object is damaged or gone: the stage reruns, or its
 // outputs are keyed by their files' digests).
 func (s *Store) contentsOf(e *Entry, cd ContentDigester) map[string]string {
 	if e.Contents != nil {
 		return e.Contents
 	}
-	var m Manifest
-	if err := readJSON(s.outputPath(e.Key), &m); err != nil || m.Digest != e.Output.Digest {
+	m := e.Output // entries published before the file list had its own file hold it
+	if m.Files == nil {
+		if err := readJSON(s.outputPath(e.Key), &m); err != nil {
+			return nil
+		}
+	}
+	obj := filepath.Join(s.Workspace, ObjectRel(e.Output.Digest))
+	if m.Digest != e.Output.Digest || s.Verify(e) != "" {
 		return nil
 	}
-	contents, err := cd.OutputContents(filepath.Join(s.Workspace, ObjectRel(m.Digest)), m.Files)
+	contents, err := cd.OutputContents(obj, m.Files)
 	if err != nil || contents == nil {
 		return nil
 	}
-	with := *e
-	with.Contents = contents
-	writeJSON(s.keyPath(e.Key), &with) // for next time: without it, worked out again then
+	if s.locked.Load() {
+		with := *e
+		with.Contents = contents
+		writeJSON(s.keyPath(e.Key), &with) // for next time: without it, worked out again then
+	}
 	return contents
 }
 
