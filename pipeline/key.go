@@ -30,7 +30,7 @@ import (
 //	                          path cleaned, here and in its attr line: "./raw/" is "raw")
 //	path NAME "PATH" DIGEST   content digest of each existing file or folder named by a string
 //	                          in an attribute that takes stage outputs (see pathInputs)
-//	seed N
+//	seed N                    the pipeline's seed, or the stage's own (SeedOwner)
 //	env LINE                  whatever the kind declares outside the workspace
 //
 // Rule: anything that can change a stage's output goes into its key, and nothing else does.
@@ -80,6 +80,9 @@ func keyLines(k Kind, v *Values, sources map[string]Manifest, seed int64, outDig
 	}
 	for _, label := range paths {
 		lines = append(lines, fmt.Sprintf("path %s %s", label, sources[label].Digest))
+	}
+	if so, ok := k.(SeedOwner); ok {
+		seed = so.KeySeed(v, seed)
 	}
 	lines = append(lines, fmt.Sprintf("seed %d", seed))
 	if e, ok := k.(Environmental); ok {

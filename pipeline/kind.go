@@ -164,6 +164,14 @@ type Attribute struct {
 	ByContent bool
 }
 
+// SeedOwner is implemented by kinds whose stages can take a seed of their own (a split's
+// seed, to redraw the sets without reseeding training). KeySeed returns the seed a stage with
+// values v uses, given the pipeline's: its key has that seed, so that a new pipeline seed
+// does not rerun a stage that uses its own.
+type SeedOwner interface {
+	KeySeed(v *Values, pipeline int64) int64
+}
+
 // SettingReader is implemented by kinds whose checks read pipeline settings other than their
 // attributes (Values.Setting): such a setting is in use wherever a stage of the kind is.
 type SettingReader interface {

@@ -612,6 +612,9 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 			cur := asRecorded(d.sources[name], old)
 			reasons = append(reasons, describeSourceChange(shown, DiffManifests(old, cur), old.Files, cur.Files))
 		case "seed":
+			if _, ok := changed["seed"]; ok {
+				continue // an attribute seed changed with it, and says so (SeedOwner)
+			}
 			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
 			changed["seed"] = [2]string{o, c}
 		case "env":

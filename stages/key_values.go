@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"math/big"
 	"reflect"
 	"slices"
 	"strconv"
@@ -164,6 +165,17 @@ func (Split) KeyValues(v *pipeline.Values) map[string]cty.Value {
 		out["format"], out["quality"], out["compression"] = cty.NullVal(cty.String), cty.NullVal(cty.Number), cty.NullVal(cty.String)
 	}
 	return out
+}
+
+// KeySeed implements pipeline.SeedOwner: the split's own seed when set (the pipeline block's
+// seed also sets it), which it uses for everything; a new pipeline seed then leaves it cached.
+func (Split) KeySeed(v *pipeline.Values, seed int64) int64 {
+	if s := v.Get("seed"); s.IsWhollyKnown() && !s.IsNull() && s.Type() == cty.Number {
+		if n, acc := s.AsBigFloat().Int64(); acc == big.Exact {
+			return n
+		}
+	}
+	return seed
 }
 
 // ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws

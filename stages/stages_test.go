@@ -358,22 +358,32 @@ stage "split" "main" {
 		t.Fatal("seeds 1 and 2 split identically: the test cannot tell")
 	}
 
-	// The split's own seed draws the sets as the pipeline's would, and a new pipeline seed
-	// then leaves them as they are.
+	// The split's own seed draws the sets as the pipeline's would (seed 2 and val 0.2 ran
+	// above, with the pipeline's seed: the same split, reused), and a new pipeline seed then
+	// leaves them as they are.
 	own := strings.Replace(withSeed, "  test       = 0.2\n", "  test       = 0.2\n  seed       = 2\n", 1)
 	w.write("pipeline.hcl", []byte(fmt.Sprintf(own, 1, 0.2)))
 	plan, err := w.engine().Plan(pipeline.Selection{})
-	if err != nil || len(plan) != 1 || !slices.Contains(plan[0].Reasons, "the sets will be drawn afresh: images move between train, val and test") {
-		t.Fatalf("plan with the split's own seed: %v %+v", err, plan)
+	if err != nil || len(plan) != 1 || !slices.Equal(plan[0].Reasons, []string{"reusing an earlier output for this configuration"}) {
+		t.Fatalf("plan with the split's own seed: %v %+v", err, plan[0])
 	}
 	rec, _ = w.run(false)
 	if got, want := splitOf(t, w, rec), fresh(2, 0.2); !maps.Equal(got, want) {
 		t.Fatal("the split's seed 2 drew other sets than the pipeline's seed 2")
 	}
 	w.write("pipeline.hcl", []byte(fmt.Sprintf(own, 3, 0.2)))
+	if plan, err = w.engine().Plan(pipeline.Selection{}); err != nil || plan[0].Action != pipeline.Cached {
+		t.Fatalf("a new pipeline seed, the split having its own: %v %+v", err, plan)
+	}
 	rec, _ = w.run(false)
-	if got, want := splitOf(t, w, rec), fresh(2, 0.2); !maps.Equal(got, want) {
-		t.Fatal("a new pipeline seed moved images though the split has a seed of its own")
+	if got, want := splitOf(t, w, rec), fresh(2, 0.2); !maps.Equal(got, want) || rec.Result("split.main").Status != pipeline.StatusCached {
+		t.Fatal("a new pipeline seed moved images, or ran the split again, though the split has a seed of its own")
+	}
+	// Its seed left out again: the pipeline's, 3, draws the sets afresh, said once.
+	w.write("pipeline.hcl", []byte(fmt.Sprintf(withSeed, 3, 0.2)))
+	if plan, err = w.engine().Plan(pipeline.Selection{}); err != nil || plan[0].Action != pipeline.Run ||
+		strings.Join(plan[0].Reasons, "; ") != "attribute seed 2 → 3; the sets will be drawn afresh: images move between train, val and test" {
+		t.Fatalf("the split's seed left out: %v %q", err, plan[0].Reasons)
 	}
 }
 
