@@ -1,7 +1,9 @@
 package stages
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -349,7 +351,7 @@ stage "select" "best" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := evaluateModel(context.Background(), model, filepath.Join(w.dir, ev2.Data), w.dir, 64, nopProgress{})
+	want, err := evaluateModel(context.Background(), model, filepath.Join(w.dir, ev2.Data), w.dir, 64, nopProgress{}, nil, false)
 	model.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -448,3 +450,148 @@ type nopProgress struct{}
 func (nopProgress) Start(string, int64) {}
 func (nopProgress) Add(int64)           {}
 func (nopProgress) Status(string)       {}
+
+// A champion trained on photos that a split drawn afresh has put in the test set would score
+// too well there: select compares it with the winner on the test photos it never saw, and
+// an evaluation of it there says how many it saw.
+func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
+	const src = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "train" "model" {
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 8
+  batch_size    = 16
+  learning_rate = 1e-2
+  options       = { channels = [4], pool = 2, dense = 8 }
+}
+
+stage "evaluate" "test" {
+  model = stage.train.model.saved_model
+  data  = stage.split.main.test
+}
+
+stage "select" "best" {
+  candidates = stage.evaluate.test
+  metric     = "test_f1_macro"
+}
+`
+	w := newWS(t, src)
+	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
+	writeSynthetic(t, w, 60, []string{"circle", "square", "stripes"})
+	rec, _ := w.run(false)
+	champDir, err := ChampionDir(filepath.Join(w.dir, "models/final_models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The model lists the originals of its training and validation sets, and no test photo.
+	seen, err := readTrainedOn(SavedModelOf(champDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := func(set string) []string {
+		t.Helper()
+		m, err := ReadManifest(w.output(rec, "split.main", set))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range m.Images {
+			out = append(out, e.Digest)
+		}
+		return out
+	}
+	trained := append(digests(TrainSet), digests(ValSet)...)
+	slices.Sort(trained)
+	if len(seen) != len(slices.Compact(trained)) || !seen.has(trained[0]) || !seen.has(trained[len(trained)-1]) {
+		t.Fatalf("%s lists %d photos, want the %d of the train and val sets", TrainedOnFile, len(seen), len(trained))
+	}
+	for _, d := range digests(TestSet) {
+		if seen.has(d) {
+			t.Fatalf("%s lists the test photo %s", TrainedOnFile, d)
+		}
+	}
+
+	// The sets drawn afresh, and a model that barely trains: the champion saw most of the new
+	// test set.
+	redrawn := strings.Replace(src, "  test   = 0.2\n", "  test   = 0.2\n  seed   = 99\n", 1)
+	redrawn = strings.Replace(strings.Replace(redrawn, "learning_rate = 1e-2", "learning_rate = 1e-7", 1), "epochs        = 8", "epochs        = 1", 1)
+	w.write("pipeline.hcl", []byte(redrawn))
+	rec, _ = w.run(false)
+	test := digests(TestSet)
+	var unseen int
+	for _, d := range test {
+		if !seen.has(d) {
+			unseen++
+		}
+	}
+	if unseen == 0 || unseen == len(test) {
+		t.Fatalf("the redrawn test set has %d of %d photos the champion did not see: the test cannot tell", unseen, len(test))
+	}
+	var ev Evaluation
+	readJSONFile(t, w.output(rec, "evaluate.test", "evaluation/metrics.json"), &ev)
+	if ev.SeenInTraining != 0 {
+		t.Fatalf("the new model saw %d of its own test photos", ev.SeenInTraining)
+	}
+	model, err := graphs.LoadModel(SavedModelOf(champDir), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer model.Close()
+	data := filepath.Join(w.dir, ev.Data)
+	champ, err := evaluateModel(context.Background(), model, data, w.dir, 64, nopProgress{}, seen, true)
+	if err != nil || champ.ev.Images != unseen || champ.ev.SeenInTraining != len(test)-unseen || champ.ev.TestSet != ev.TestSet {
+		t.Fatalf("the champion on the photos it did not see: %v, %+v", err, champ.ev)
+	}
+	all := slices.Clone(seen)
+	for _, d := range test {
+		var b [32]byte
+		hex.Decode(b[:], []byte(d))
+		all = append(all, b)
+	}
+	slices.SortFunc(all, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	if _, err := evaluateModel(context.Background(), model, data, w.dir, 64, nopProgress{}, slices.Compact(all), true); !errors.Is(err, errNoneUnseen) {
+		t.Fatalf("a model trained on every test photo: %v", err)
+	}
+	eff := rec.Result("select.best").Effect
+	want := fmt.Sprintf("%.4f on the %d of this run's %d test images it was not trained on, where cnn has ", float64(champ.ev.TestF1Macro), unseen, len(test))
+	if !strings.Contains(eff, want) {
+		t.Fatalf("select: %q, want %q in it", eff, want)
+	}
+	var scores map[string]map[string]metric
+	readJSONFile(t, filepath.Join(champDir, championScores), &scores)
+	if _, ok := scores[ev.TestSet]; ok || scores[ev.TestSet+unseenScores]["test_f1_macro"] != champ.ev.TestF1Macro {
+		t.Fatalf("kept scores %v", scores)
+	}
+	rec, _ = w.run(false) // the kept score, and the winner scored again on the same photos
+	if eff2 := rec.Result("select.best").Effect; eff2 != eff {
+		t.Fatalf("select again: %q, before %q", eff2, eff)
+	}
+
+	// The champion evaluated on the new test set says how many of its photos it saw.
+	w.write("pipeline.hcl", []byte(redrawn+`
+stage "evaluate" "champion" {
+  model = "models/final_models/saved_model"
+  data  = stage.split.main.test
+}
+`))
+	rec, _ = w.run(false)
+	var evc Evaluation
+	readJSONFile(t, w.output(rec, "evaluate.champion", "evaluation/metrics.json"), &evc)
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if evc.SeenInTraining != len(test)-unseen || evc.Images != len(test) ||
+		!strings.Contains(string(log), fmt.Sprintf("was trained on %d of the %d test images", len(test)-unseen, len(test))) {
+		t.Fatalf("the champion's evaluation: seen %d of %d; log:\n%s", evc.SeenInTraining, evc.Images, log)
+	}
+}

@@ -35,11 +35,15 @@ type EvaluateConfig struct {
 
 // Evaluation is evaluation/metrics.json. Every rate is a fraction in [0, 1].
 type Evaluation struct {
-	Architecture    string       `json:"architecture"`
-	Model           string       `json:"model"`    // workspace-relative SavedModel folder
-	Data            string       `json:"data"`     // workspace-relative test set folder
-	TestSet         string       `json:"test_set"` // its id (testSetID): equal ids, comparable scores
-	Images          int          `json:"images"`
+	Architecture string `json:"architecture"`
+	Model        string `json:"model"`    // workspace-relative SavedModel folder
+	Data         string `json:"data"`     // workspace-relative test set folder
+	TestSet      string `json:"test_set"` // its id (testSetID): equal ids, comparable scores
+	Images       int    `json:"images"`
+	// SeenInTraining counts the test images whose originals the model (or the model it
+	// started from) was trained or validated on (TrainedOnFile): its scores on them flatter
+	// it. Zero, and left out, for a model evaluated on its own split's test set.
+	SeenInTraining  int          `json:"test_images_seen_in_training,omitempty"`
 	TestTop1        metric       `json:"test_top1"`
 	TestTop3        metric       `json:"test_top3"`
 	TestTop5        metric       `json:"test_top5"`
@@ -159,7 +163,11 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 		return err
 	}
 	defer model.Close()
-	r, err := evaluateModel(ctx, model, job.Path(cfg.Data), job.Workspace, cfg.BatchSize, job.Progress)
+	seen, err := readTrainedOn(SavedModelOf(job.Path(cfg.Model)))
+	if err != nil {
+		return err
+	}
+	r, err := evaluateModel(ctx, model, job.Path(cfg.Data), job.Workspace, cfg.BatchSize, job.Progress, seen, false)
 	if errors.Is(err, errIncomparable) {
 		return fmt.Errorf("model %s %w (data %s); evaluate it on the test set of the same split", cfg.Model, err, cfg.Data)
 	}
@@ -188,6 +196,10 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	job.Logf("%s on %s: top-1 %.3f, top-3 %.3f, top-5 %.3f, macro-F1 %.3f, weighted-F1 %.3f",
 		arch, plural(ev.Images, "test image", "test images"), ev.TestTop1, ev.TestTop3, ev.TestTop5, ev.TestF1Macro, ev.TestF1Weighted)
+	if ev.SeenInTraining > 0 {
+		job.Logf("warning: %s was trained on %d of the %s, or the model it started from was (metrics.json: test_images_seen_in_training): these scores flatter it (sets drawn afresh since, or a starting model trained on another split, put photos it saw in the test set)",
+			arch, ev.SeenInTraining, plural(ev.Images, "test image", "test images"))
+	}
 	if never := neverRight(ev.PerClass); len(never) > 0 {
 		job.Logf("warning: %s of %d never predicted right on the test set (F1 0): %s (metrics.json: per_class)",
 			plural(len(never), "class", "classes"), len(ev.PerClass), pipeline.ListSome(never, 5))
@@ -218,6 +230,9 @@ func neverRight(scores []ClassScore) []string {
 // images of another size.
 var errIncomparable = errors.New("does not fit the test set")
 
+// errNoneUnseen is a test set every image of which a model was trained on.
+var errNoneUnseen = errors.New("the model was trained on every image of the test set")
+
 // evaluated is a model's results on a test set.
 type evaluated struct {
 	ev    Evaluation // without Model and Data, which name the caller's paths
@@ -228,17 +243,38 @@ type evaluated struct {
 }
 
 // evaluateModel runs model over the test set in folder data (of the workspace, which holds
-// the originals of images not stored), batch images at a time. A model
-// whose classes or input size differ from the test set's is an error wrapping
-// errIncomparable, which says how.
-func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace string, batch int, progress pipeline.Progress) (*evaluated, error) {
-	ds, err := openInContentOrder(ctx, data, workspace)
+// the originals of images not stored), batch images at a time. seen (may be nil) are the
+// originals a model was trained on (TrainedOnFile): the result counts the test images among
+// them (SeenInTraining), and with skipSeen leaves them out, scoring the others alone (an
+// error wrapping errNoneUnseen when none is left). The result's TestSet is the whole test
+// set's id either way. A model whose classes or input size differ from the test set's is
+// an error wrapping errIncomparable, which says how.
+func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace string, batch int, progress pipeline.Progress, seen digestSet, skipSeen bool) (*evaluated, error) {
+	m, err := ReadManifest(data)
 	if err != nil {
-		return nil, fmt.Errorf("test set %s: %w", data, emptyHint(err))
+		return nil, fmt.Errorf("test set %s: %w", data, err)
 	}
-	set, err := testSetID(data, ds.m)
+	set, err := testSetID(data, m)
 	if err != nil {
 		return nil, err
+	}
+	seenIn := 0
+	for _, e := range m.Images {
+		if seen.has(e.Digest) {
+			seenIn++
+		}
+	}
+	var keep func(Entry) bool
+	if skipSeen && seenIn > 0 {
+		if seenIn == len(m.Images) {
+			return nil, errNoneUnseen
+		}
+		keep = func(e Entry) bool { return !seen.has(e.Digest) }
+	}
+	m = nil // read again, with the images kept, by openDatasetWhere
+	ds, err := openDatasetWhere(ctx, data, workspace, keep)
+	if err != nil {
+		return nil, fmt.Errorf("test set %s: %w", data, emptyHint(err))
 	}
 	info := model.Info
 	if fmt.Sprint(info.Classes) != fmt.Sprint(ds.m.Classes) {
@@ -286,16 +322,8 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 		}
 		progress.Add(int64(len(idx)))
 	}
-	// misclassified.json lists them by class and file, as the split's manifests list images
-	class := map[string]int{}
-	for i, c := range ds.m.Classes {
-		class[c] = i
-	}
-	slices.SortStableFunc(wrong, func(a, b Misclassified) int {
-		return cmp.Or(cmp.Compare(class[a.True], class[b.True]), strings.Compare(a.Source, b.Source))
-	})
 	n := float64(ds.len())
-	ev := Evaluation{Architecture: info.Spec.Architecture, TestSet: set, Images: ds.len(),
+	ev := Evaluation{Architecture: info.Spec.Architecture, TestSet: set, Images: ds.len(), SeenInTraining: seenIn,
 		TestTop1: metric(float64(hits[1]) / n), TestTop3: metric(float64(hits[3]) / n), TestTop5: metric(float64(hits[5]) / n),
 		TestF1Macro: metric(conf.MacroF1()), TestF1Weighted: metric(conf.WeightedF1()), TestLoss: metric(lossSum / n),
 		PerClass: conf.Scores(), MostConfused: conf.MostConfused(10), Misclassified: len(wrong), MisclassifiedAt: "misclassified.json"}

@@ -448,7 +448,8 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		reason = "warning: " + noChampion + ", taken as no champion"
 	}
 	if champ != nil {
-		cv, on := float64(champ.Metrics[dec.Metric]), ""
+		// cv and wv are the champion's and the winner's values where they are compared
+		cv, wv, on := float64(champ.Metrics[dec.Metric]), float64(w.Value), ""
 		comparable := true
 		if dec.MustBeat && champ.TestSet != w.TestSet && w.TestSet != "" {
 			// Scores on different test sets do not compare: the champion is scored on this
@@ -480,6 +481,8 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			} else if len(why) == 0 {
 				score, err := championScore(ctx, job, champDir, w)
 				switch {
+				case errors.Is(err, errNoneUnseen):
+					why = append(why, "the champion was trained on every image of this run's test set")
 				case errors.Is(err, errTestSetGone):
 					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run --stage evaluate.NAME --force)",
 						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), notPromoted, nil
@@ -487,9 +490,14 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 					why = append(why, "the champion "+strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
 				case err != nil:
 					return "", "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
+				case score.winner != nil:
+					wv = float64(score.winner[dec.Metric])
+					on = fmt.Sprintf(" on the %d of this run's %d test images it was not trained on, where %s has %.4f; %.4f on the test set it was promoted on",
+						score.unseen, score.unseen+score.seen, w.Name, wv, cv)
+					cv = float64(score.champ[dec.Metric])
 				default:
 					on = fmt.Sprintf(" on this run's test set, %.4f on the one it was promoted on", cv)
-					cv = float64(score[dec.Metric])
+					cv = float64(score.champ[dec.Metric])
 				}
 			}
 			if len(why) > 0 {
@@ -498,9 +506,9 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			}
 		}
 		if comparable {
-			margin := float64(w.Value) - cv
+			margin := wv - cv
 			if dec.Direction == "min" {
-				margin = cv - float64(w.Value)
+				margin = cv - wv
 			}
 			if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
 				return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, on, dec.MinImpr), notPromoted, nil
@@ -537,10 +545,27 @@ var errTestSetGone = errors.New("the test set is no longer in the store")
 // the one it was promoted on, by test set id, so that each is computed once.
 const championScores = "scores.json"
 
-// championScore returns the metrics of the champion in champDir on w's test set: from its
-// scores.json, or by evaluating it there (errIncomparable when it has other classes or
-// input size) and adding them to scores.json.
-func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate) (map[string]metric, error) {
+// comparison is how the champion scored on the winner's test set.
+type comparison struct {
+	champ map[string]metric
+	// winner is the winner's metrics on the images the champion was scored on when they are
+	// not the whole test set (seen > 0), else nil: its evaluation's are the comparison.
+	winner map[string]metric
+	// seen counts the test images the champion was trained on (TrainedOnFile), left out of
+	// the comparison; unseen, those compared.
+	seen, unseen int
+}
+
+// unseenScores suffixes a test set's id in scores.json for the champion's metrics on the
+// images of it that it was not trained on.
+const unseenScores = " unseen"
+
+// championScore compares the champion in champDir with the winner w on w's test set: the
+// champion's metrics, from its scores.json or by evaluating it there (errIncomparable when it
+// has other classes or input size) and adding them to scores.json. A test set holding
+// photos the champion was trained on (a split drawn afresh since) would flatter it: both
+// are then scored on the others alone (errNoneUnseen when there are none).
+func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate) (*comparison, error) {
 	file := filepath.Join(champDir, championScores)
 	scores := map[string]map[string]metric{}
 	if b, err := os.ReadFile(file); err == nil {
@@ -551,36 +576,68 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		return nil, err
 	}
 	if s, ok := scores[w.TestSet]; ok {
-		return s, nil
+		return &comparison{champ: s}, nil
 	}
 	if _, err := os.Stat(filepath.Join(job.Path(w.Data), ManifestFile)); errors.Is(err, fs.ErrNotExist) {
 		// An evaluation cached across a split that republished its output (the same test
 		// images) names the old object, which gc may have removed since.
 		return nil, errTestSetGone
 	}
+	seen, err := readTrainedOn(SavedModelOf(champDir))
+	if err != nil {
+		return nil, fmt.Errorf("the champion %s: %w", filepath.Base(champDir), err)
+	}
 	if err := job.Ready(); err != nil {
 		return nil, err
 	}
-	model, err := graphs.LoadModel(SavedModelOf(champDir), 0)
+	score := func(dir, what string) (*evaluated, error) {
+		model, err := graphs.LoadModel(dir, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer model.Close()
+		r, err := evaluateModel(ctx, model, job.Path(w.Data), job.Workspace, 64, job.Progress, seen, true)
+		if err != nil {
+			return nil, err
+		}
+		logDamaged(job, r.damaged, " of the test set "+what+" was scored on", "")
+		if r.ev.TestSet != w.TestSet {
+			return nil, fmt.Errorf("the test set %s changed since it was evaluated", w.Data)
+		}
+		return r, nil
+	}
+	c := &comparison{}
+	if s, ok := scores[w.TestSet+unseenScores]; ok {
+		c.champ = s
+	} else {
+		if seen == nil {
+			job.Logf("the champion %s was promoted by an earlier version, which did not record the photos it was trained on: whether this run's test set holds some cannot be told", filepath.Base(champDir))
+		}
+		job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), w.Data)
+		r, err := score(SavedModelOf(champDir), "the champion")
+		if err != nil {
+			return nil, err
+		}
+		key := w.TestSet
+		if r.ev.SeenInTraining > 0 {
+			key += unseenScores
+		}
+		c.champ = r.ev.MetricMap()
+		scores[key] = c.champ
+		if err := writeJSONAtomic(file, scores); err != nil {
+			job.Logf("warning: keeping the champion's score in %s: %v", file, err) // computed again next time
+		}
+		if key == w.TestSet {
+			return c, nil
+		}
+	}
+	job.Logf("the champion %s was trained on some of this run's test images: scoring %s on the others too", filepath.Base(champDir), w.Name)
+	r, err := score(SavedModelOf(job.Path(w.Model)), w.Name)
 	if err != nil {
 		return nil, err
 	}
-	defer model.Close()
-	job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), w.Data)
-	r, err := evaluateModel(ctx, model, job.Path(w.Data), job.Workspace, 64, job.Progress)
-	if err != nil {
-		return nil, err
-	}
-	logDamaged(job, r.damaged, " of the test set the champion was scored on", "")
-	if r.ev.TestSet != w.TestSet {
-		return nil, fmt.Errorf("the test set %s changed since it was evaluated", w.Data)
-	}
-	s := r.ev.MetricMap()
-	scores[w.TestSet] = s
-	if err := writeJSONAtomic(file, scores); err != nil {
-		job.Logf("warning: keeping the champion's score in %s: %v", file, err) // computed again next time
-	}
-	return s, nil
+	c.winner, c.seen, c.unseen = r.ev.MetricMap(), r.ev.SeenInTraining, r.ev.Images
+	return c, nil
 }
 
 func readModelInfo(dir string) (*graphs.ModelInfo, error) {

@@ -43,28 +43,24 @@ func emptyHint(err error) error {
 
 // openDataset opens the data folder path (a manifest's), whose unstored images' source
 // folders are relative to workspace, and decodes its images into memory when they fit in
-// cacheLimit.
+// cacheLimit. It lists the images in contentOrder, not in the manifest's: a training is
+// keyed by what its sets hold, not by their files' names (setContent), so it must not learn
+// in the order of those names, and an evaluation's metrics are those of the test set's
+// content, whatever the photos are called.
 func openDataset(ctx context.Context, path, workspace string) (*dataset, error) {
-	return openSet(ctx, path, workspace, false)
+	return openDatasetWhere(ctx, path, workspace, nil)
 }
 
-// openInContentOrder is openDataset listing the images in contentOrder, for a training's
-// sets and a test set: a training is keyed by what its sets hold, not by their files' names
-// (setContent), so it must not learn in the order of those names, and an evaluation's
-// metrics are those of the test set's content, whatever the photos are called.
-func openInContentOrder(ctx context.Context, path, workspace string) (*dataset, error) {
-	return openSet(ctx, path, workspace, true)
-}
-
-// openSet is openDataset, with the images in contentOrder when byContent is set.
-func openSet(ctx context.Context, path, workspace string, byContent bool) (*dataset, error) {
+// openDatasetWhere is openDataset with only the images keep accepts (nil: all of them).
+func openDatasetWhere(ctx context.Context, path, workspace string, keep func(Entry) bool) (*dataset, error) {
 	m, err := ReadManifest(path)
 	if err != nil {
 		return nil, err
 	}
-	if byContent {
-		slices.SortStableFunc(m.Images, contentOrder)
+	if keep != nil {
+		m.Images = slices.DeleteFunc(m.Images, func(e Entry) bool { return !keep(e) })
 	}
+	slices.SortStableFunc(m.Images, contentOrder)
 	if err := checkFitted(m); err != nil {
 		return nil, err
 	}

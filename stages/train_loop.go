@@ -120,11 +120,11 @@ type Metrics struct {
 }
 
 func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
-	trainDS, err := openInContentOrder(ctx, job.Path(cfg.Train), job.Workspace)
+	trainDS, err := openDataset(ctx, job.Path(cfg.Train), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("train set %s: %w", cfg.Train, err)
 	}
-	valDS, err := openInContentOrder(ctx, job.Path(cfg.Val), job.Workspace)
+	valDS, err := openDataset(ctx, job.Path(cfg.Val), job.Workspace)
 	if err != nil {
 		return fmt.Errorf("val set %s: %w", cfg.Val, emptyHint(err))
 	}
@@ -418,6 +418,13 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 		return err
 	}
 	if err := writeExamples(trainDS, filepath.Join(job.Out, "saved_model", "examples")); err != nil {
+		return err
+	}
+	from := ""
+	if cfg.initFrom != "" {
+		from = SavedModelOf(job.Path(cfg.initFrom))
+	}
+	if err := writeTrainedOn(job, filepath.Join(job.Out, "saved_model"), from, trainDS, valDS); err != nil {
 		return err
 	}
 	best := st.History[st.Best-1]
