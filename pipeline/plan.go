@@ -1057,6 +1057,22 @@ func eachFolderAbove(p string, f func(folder string) bool) bool {
 	return false
 }
 
+// movedFolders returns the folders a file moved from and to (slash-separated, "." for the
+// top): those of from and to less the path components they end in alike ("Bag/2024/x.jpg"
+// to "bag/2024/x.jpg": "Bag" and "bag"), or their own folders when only the name is alike
+// or nothing is.
+func movedFolders(from, to string) (string, string) {
+	f, t := strings.Split(from, "/"), strings.Split(to, "/")
+	n := 0
+	for n < len(f)-1 && n < len(t)-1 && f[len(f)-1-n] == t[len(t)-1-n] {
+		n++
+	}
+	if n == 0 {
+		return pathpkg.Dir(from), pathpkg.Dir(to)
+	}
+	return strings.Join(f[:len(f)-n], "/"), strings.Join(t[:len(t)-n], "/")
+}
+
 // isFolderEntry reports whether a manifest entry is a folder (see HashTree).
 func isFolderEntry(rel string) bool { return strings.HasSuffix(rel, "/") }
 
@@ -1099,13 +1115,15 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 	s := fmt.Sprintf("%d added, %d changed, %d removed", len(added), len(d.Changed), len(removed))
 	if len(moved) > 0 {
 		s += fmt.Sprintf(", %d moved", len(moved))
-		// One folder to another for every move: a folder renamed (a class, in a photo folder)
-		// when the first is gone and the second new, else files moved between two folders
-		// (photos from one class to another). A manifest that lists no folders cannot tell.
-		a, b := pathpkg.Dir(moved[0][0]), pathpkg.Dir(moved[0][1])
+		// One folder to another for every move, what lies below it the same (subfolders
+		// too): a folder renamed (a class, in a photo folder) when the first is gone and the
+		// second new, else files moved between two folders (photos from one class to
+		// another). A manifest that lists no folders cannot tell.
+		a, b := movedFolders(moved[0][0], moved[0][1])
 		same := a != b
 		for _, m := range moved {
-			same = same && pathpkg.Dir(m[0]) == a && pathpkg.Dir(m[1]) == b
+			ma, mb := movedFolders(m[0], m[1])
+			same = same && ma == a && mb == b
 		}
 		_, aStays := now[a+"/"]
 		_, bWas := was[b+"/"]
