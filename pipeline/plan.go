@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Engine plans and runs a workflow in a workspace.
@@ -533,7 +535,7 @@ func explain(st *State, d *Decision, v *Values) []string {
 // and the kind's notes on its own changes (ChangeNoter).
 func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string) {
 	old, cur := splitLines(st.Lines), splitLines(d.lines)
-	var reasons, uncounted []string
+	var reasons, uncounted, recounted []string
 	rekeyed := map[bool][]string{} // attributes now keyed by content (true) or by files (false)
 	changed := map[string][2]string{}
 	upstream := map[string]bool{}
@@ -580,6 +582,12 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 					continue
 				}
 			}
+			if strings.HasSuffix(o, " null") && isDefault(d.inst.Kind, name, v.Get(name)) {
+				// keyed as left out before (KeyNormalizer: a keyed attribute with a default
+				// is null in no other way), and at its default now: it counts again
+				recounted = append(recounted, name)
+				continue
+			}
 			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, unsetShown(d.inst.Kind, name, was), unsetShown(d.inst.Kind, name, now)))
 		case "source", "path":
 			shown := CleanPath(v.String(name))
@@ -623,6 +631,10 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 	}
 	if len(uncounted) > 0 {
 		reasons = append(reasons, fmt.Sprintf("%s no longer %s with these settings", JoinList(uncounted, "and"), Agree(len(uncounted), "counts", "count")))
+	}
+	if len(recounted) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%s %s again with these settings, at %s %s", JoinList(recounted, "and"),
+			Agree(len(recounted), "counts", "count"), Agree(len(recounted), "its", "their"), Agree(len(recounted), "default", "defaults")))
 	}
 	for _, byContent := range []bool{true, false} {
 		if names := rekeyed[byContent]; len(names) > 0 {
@@ -747,6 +759,17 @@ func unsetShown(k Kind, name, shown string) string {
 		}
 	}
 	return "(default)"
+}
+
+// isDefault reports whether val is the default of kind k's attribute name, which has one.
+func isDefault(k Kind, name string, val cty.Value) bool {
+	for _, a := range k.Attributes() {
+		if a.Name == name {
+			return a.Default != cty.NilVal && !a.Default.IsNull() && val.IsWhollyKnown() && !val.IsNull() &&
+				canonicalJSON(a.Default) == canonicalJSON(val)
+		}
+	}
+	return false
 }
 
 func orNone(s string) string {

@@ -526,7 +526,7 @@ func TestACompressionForAugmentIsNotWarnedOf(t *testing.T) {
 
 // Turning store_images off, plan names that change and says that format, quality and
 // compression no longer count, not that each became null; a test fraction written as its
-// default is shown as the number set.
+// default is shown as the number set. Turning it on again, they count again.
 func TestPlanSaysWhatNoLongerCounts(t *testing.T) {
 	w := newWS(t, splitHCL)
 	for i := 0; i < 6; i++ {
@@ -547,5 +547,16 @@ func TestPlanSaysWhatNoLongerCounts(t *testing.T) {
 	}
 	if strings.Contains(got, "null") {
 		t.Errorf("plan says %q", got)
+	}
+
+	// Back on: they count again, at their defaults, not each set from "(default)".
+	mustRun(t, w)
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "test       = 0.2", "test       = 0.1", 1)))
+	if ds, err = w.engine().Plan(pipeline.Selection{}); err != nil {
+		t.Fatal(err)
+	}
+	got = strings.Join(ds[0].Reasons, "; ")
+	if want := "attribute store_images false → (unset); compression, format and quality count again with these settings, at their defaults"; !strings.HasPrefix(got, want) {
+		t.Errorf("store_images back on: plan says %q, want %q", got, want)
 	}
 }
