@@ -108,9 +108,10 @@ func predictCommand() *cli.Command {
 				}
 			}
 			if len(files) == 0 {
+				// every input a folder said above to hold no image: nothing to add
 				folderErrors(nil)
 				printJSON()
-				return exitError{code: exitErr, err: errors.New("no image in " + joinPaths(badDirs))}
+				return exitError{code: exitErr}
 			}
 			p, err := stages.LoadPredictor(c.String("model"), 0)
 			if err != nil {
@@ -325,11 +326,3 @@ func explainModelError(dir string, err error) error {
 // U+FFFD (which JSON would do), so that the name leads back to the file.
 func shownPath(path string) string { return stages.EscapeInvalidUTF8(path) }
 
-// joinPaths lists the folders of bad, comma-separated.
-func joinPaths(bad []badDir) string {
-	var paths []string
-	for _, d := range bad {
-		paths = append(paths, shownPath(d.path))
-	}
-	return strings.Join(paths, ", ")
-}

@@ -638,8 +638,8 @@ func TestPredictTakesAFolder(t *testing.T) {
 	os.MkdirAll(filepath.Join(set, ".versions", "v2", "Hats"), 0o755) // hidden: shown by its link
 	os.WriteFile(filepath.Join(set, ".versions", "v2", "Hats", "h.png"), pngBytes(8, 8, 3), 0o644)
 	os.Symlink(".versions/v2/Hats", filepath.Join(set, "Hats"))
-	if code, _, errs := runCLI("predict", "--model", model, set); code != exitErr || !strings.Contains(errs, "the folder holds no files, only 3 subfolders: --recursive (-r) looks in them") {
-		t.Errorf("a folder of class folders: exit %d, %q", code, errs)
+	if code, _, errs := runCLI("predict", "--model", model, set); code != exitErr || errs != "pipeline: "+set+": the folder holds no files, only 3 subfolders: --recursive (-r) looks in them\n" {
+		t.Errorf("a folder of class folders: exit %d, %q, want that said once", code, errs)
 	}
 	code, out, errs = runCLI("predict", "--model", model, "-r", "--json", set)
 	res = nil
