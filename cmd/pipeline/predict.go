@@ -325,4 +325,3 @@ func explainModelError(dir string, err error) error {
 // that is not valid UTF-8 written as \xNN, as the split's reports write it, not replaced by
 // U+FFFD (which JSON would do), so that the name leads back to the file.
 func shownPath(path string) string { return stages.EscapeInvalidUTF8(path) }
-
