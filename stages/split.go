@@ -1033,9 +1033,10 @@ func storeImages(ctx context.Context, job *pipeline.Job, cfg SplitConfig, files,
 			}
 		}
 		if cfg.stores() {
-			job.Logf("reused %s of the previous split (stored the same way), made %d", plural(int(n), "stored image", "stored images"), made)
+			// counted in photos: identical photos share one stored image
+			job.Logf("reused the previous split's stored images of %s (stored the same way), stored %d anew", plural(int(n), "photo", "photos"), made)
 		} else {
-			job.Logf("reused the previous split's check of %s (made the same way), read %d", plural(int(n), "image", "images"), made)
+			job.Logf("reused the previous split's check of %s (made the same way), read %d", plural(int(n), "photo", "photos"), made)
 		}
 	}
 	if n := fallbacks.Load(); n > 0 {

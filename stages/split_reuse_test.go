@@ -92,7 +92,7 @@ func TestARerunReusesStoredImagesAndStoresWhatAFreshSplitStores(t *testing.T) {
 	growPhotos(w, 10, 13)
 	second, _ := w.run(false)
 	log, _ := os.ReadFile(filepath.Join(second.Dir(), "run.log"))
-	if !strings.Contains(string(log), "reused 20 stored images of the previous split (stored the same way), made 6") {
+	if !strings.Contains(string(log), "reused the previous split's stored images of 20 photos (stored the same way), stored 6 anew") {
 		t.Fatalf("run.log does not say that 20 images were reused:\n%s", log)
 	}
 	// A reused image is the previous output's file itself.
@@ -222,7 +222,7 @@ stage "augment" "balanced" {
 		t.Errorf("split: %s, %d stored images, want the %d it had", rec.Result("split.main").Status, len(got), len(want))
 	}
 	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
-	for _, want := range []string{"made 2\n", "augment.balanced: reused "} {
+	for _, want := range []string{"stored 2 anew\n", "augment.balanced: reused "} {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("run.log lacks %q:\n%s", want, log)
 		}
@@ -311,7 +311,7 @@ func TestAForcedSplitStoresEveryImageAgain(t *testing.T) {
 	}
 	w.write("raw/b/new.png", encodePNG(blobPhoto(998, 120, 90)))
 	rec, _ := w.run(false)
-	if log := runLog(t, rec); !strings.Contains(log, "split.main: reused 21 stored images") {
+	if log := runLog(t, rec); !strings.Contains(log, "split.main: reused the previous split's stored images of 21 photos") {
 		t.Errorf("the plain rerun after a forced one did not reuse its 21 images:\n%s", log)
 	}
 }
@@ -373,7 +373,7 @@ func TestARerunWithoutFingerprintsTakesThemFromTheStoredImages(t *testing.T) {
 	}
 	growPhotos(w, 10, 13)
 	second, _ := w.run(false)
-	if log := runLog(t, second); !strings.Contains(log, "reused 20 stored images of the previous split (stored the same way), made 6") {
+	if log := runLog(t, second); !strings.Contains(log, "reused the previous split's stored images of 20 photos (stored the same way), stored 6 anew") {
 		t.Fatalf("run.log does not say that 20 images were reused:\n%s", log)
 	}
 	storesAsAFreshSplit(t, w, second) // the sets: kept from before, not drawn afresh
@@ -452,7 +452,7 @@ func TestACopyLeftOutOfTheManifestKeepsItsSetWhenTheListedFileGoes(t *testing.T)
 			t.Errorf("picture %d was in %s, its other file is now in %s", k, was, now)
 		}
 	}
-	if log := runLog(t, rec); !strings.Contains(log, "reused 52 stored images") {
+	if log := runLog(t, rec); !strings.Contains(log, "reused the previous split's stored images of 52 photos") {
 		t.Errorf("the left-out files' stored images were not all linked:\n%s", log)
 	}
 }
@@ -517,7 +517,7 @@ func TestFreshlyWrittenPhotosStillReuseStoredImages(t *testing.T) {
 			growPhotos(w, 11, 12)
 		}
 		rec, _ := w.run(false)
-		want := "reused 20 stored images"
+		want := "reused the previous split's stored images of 20 photos"
 		if unstored {
 			want = "reused the previous split's check"
 		}
@@ -551,7 +551,7 @@ func TestLosingSetsBinKeepsTheManifestsSets(t *testing.T) {
 		}
 	}
 	log := runLog(t, rec)
-	if !strings.Contains(log, "warning: the previous split's sets.bin is gone or changed") || !strings.Contains(log, "reused 60 stored images") {
+	if !strings.Contains(log, "warning: the previous split's sets.bin is gone or changed") || !strings.Contains(log, "reused the previous split's stored images of 60 photos") {
 		t.Errorf("the log lacks the warning or the reuse:\n%s", log)
 	}
 }

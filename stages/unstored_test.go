@@ -217,7 +217,7 @@ func TestARerunOfASplitThatStoresNoImagesReusesItsChecks(t *testing.T) {
 	mustRun(t, w)
 	grow(w, 10, 13)
 	second := mustRun(t, w)
-	if log := runLog(t, second); !strings.Contains(log, "reused the previous split's check of 20 images (made the same way), read 6") {
+	if log := runLog(t, second); !strings.Contains(log, "reused the previous split's check of 20 photos (made the same way), read 6") {
 		t.Fatalf("run.log does not say that 20 images were reused:\n%s", log)
 	}
 	fresh := newWS(t, hcl)

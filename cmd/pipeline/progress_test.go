@@ -18,7 +18,7 @@ func TestConsoleShowsEpochLinesOnATerminalToo(t *testing.T) {
 		r.Log("train.model[cnn]", "epoch 1/2: train loss 1.2 f1 0.5 | val loss 1.1 f1 0.6 top1 0.6 top5 0.9 | lr 0.001 | 900 img/s")
 		r.Log("train.model[cnn]", "resuming after epoch 1 of 2")
 		r.Log("split.main", "warning: 1 file rejected")
-		r.Log("split.main", "reused 2450 stored images of the previous split")
+		r.Log("split.main", "reused the previous split's stored images of 2450 photos")
 		out := buf.String()
 		for _, want := range []string{"val loss 1.1 f1 0.6", "resuming after epoch 1", "warning: 1 file rejected"} {
 			if !strings.Contains(out, want) {
