@@ -619,6 +619,9 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 			old := st.Sources[name]
 			cur := asRecorded(d.sources[name], old)
 			reasons = append(reasons, describeSourceChange(shown, DiffManifests(old, cur), old.Files, cur.Files))
+			if sn, ok := d.inst.Kind.(SourceNoter); ok && kind == "source" {
+				notes = append(notes, sn.SourceNotes(name, old.Files, cur.Files)...)
+			}
 		case "seed":
 			if _, ok := changed["seed"]; ok {
 				continue // an attribute seed changed with it, and says so (SeedOwner)

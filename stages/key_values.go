@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"fmt"
+	"maps"
 	"math/big"
 	"reflect"
 	"slices"
@@ -176,6 +178,76 @@ func (Split) KeySeed(v *pipeline.Values, seed int64) int64 {
 		}
 	}
 	return seed
+}
+
+// SourceNotes implements pipeline.SourceNoter: what a change to the files of source or
+// test_source does to the classes (class folders added, removed or renamed) and to the
+// photos' labels (a photo moved into another class folder), which the files' changes alone
+// do not say: a training on the split runs again, and a model with other classes is not
+// promoted over the champion without a person.
+func (Split) SourceNotes(attr string, was, now map[string]string) []string {
+	if attr != "source" && attr != "test_source" {
+		return nil
+	}
+	classesOf := func(files map[string]string) ([]string, map[string][]string) {
+		set := map[string]bool{}
+		byDigest := map[string][]string{} // a photo's paths, by its digest
+		for rel, d := range files {
+			top, rest, nested := strings.Cut(rel, "/")
+			if !nested || strings.HasPrefix(top, ".") {
+				continue
+			}
+			set[className(top)] = true
+			if rest != "" && !strings.HasSuffix(rel, "/") && d != "" {
+				byDigest[d] = append(byDigest[d], rel)
+			}
+		}
+		return slices.Sorted(maps.Keys(set)), byDigest
+	}
+	wasClasses, wasPaths := classesOf(was)
+	nowClasses, nowPaths := classesOf(now)
+	var notes []string
+	if change := ClassChange(wasClasses, nowClasses); change != "" && attr == "source" { // test_source's must be among source's
+		notes = append(notes, "the classes change: "+change)
+	}
+	// Photos (by content) in classes both sides have, whose classes differ.
+	classOf := func(rel string) string { top, _, _ := strings.Cut(rel, "/"); return className(top) }
+	var moved []string
+	for d, before := range wasPaths {
+		after := nowPaths[d]
+		if len(after) == 0 {
+			continue
+		}
+		from, to := classSet(before, classOf), classSet(after, classOf)
+		if slices.Equal(from, to) || !allIn(from, nowClasses) || !allIn(to, wasClasses) {
+			continue
+		}
+		moved = append(moved, d)
+	}
+	if len(moved) > 0 {
+		notes = append(notes, pipeline.Agree(len(moved), "1 photo is now in another class (its label changes)", fmt.Sprintf("%d photos are now in another class (their labels change)", len(moved))))
+	}
+	return notes
+}
+
+// classSet returns the sorted classes of paths, each the class of its path.
+func classSet(paths []string, classOf func(string) string) []string {
+	var out []string
+	for _, p := range paths {
+		out = append(out, classOf(p))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// allIn reports whether every one of items is in the sorted list.
+func allIn(items, sorted []string) bool {
+	for _, it := range items {
+		if _, ok := slices.BinarySearch(sorted, it); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws

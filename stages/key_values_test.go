@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -259,5 +260,44 @@ func TestSplitChangeNotesNearDuplicates(t *testing.T) {
 	got := Split{}.ChangeNotes(map[string][2]string{"near_duplicates": {`"bool" null`, `"bool" false`}, "seed": {"1", "2"}})
 	if len(got) != 1 || !strings.Contains(got[0], "afresh") {
 		t.Errorf("with a new seed: %q, want the sets drawn afresh", got)
+	}
+}
+
+// The plan says what a change to the photo folder does to the classes and labels: a class
+// folder renamed, a photo moved into another class; not a photo renamed in its class.
+func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 10; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
+	}
+	mustRun(t, w)
+	plan := func() string {
+		t.Helper()
+		ds, err := w.engine().Plan(pipeline.Selection{})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("plan: %v, %v", ds, err)
+		}
+		return strings.Join(ds[0].Reasons, "; ")
+	}
+	mv := func(from, to string) {
+		t.Helper()
+		os.MkdirAll(filepath.Join(w.dir, filepath.Dir(to)), 0o755)
+		if err := os.Rename(filepath.Join(w.dir, from), filepath.Join(w.dir, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mv("raw/a/0.png", "raw/a/zero.png")
+	if got := plan(); strings.Contains(got, "class") {
+		t.Errorf("a photo renamed in its class: %q", got)
+	}
+	mv("raw/a/zero.png", "raw/b/zero.png")
+	if got := plan(); !strings.Contains(got, "(from folder a to b) (e.g. a/0.png → b/zero.png); 1 photo is now in another class (its label changes)") || strings.Contains(got, "classes change") {
+		t.Errorf("a photo moved into another class: %q", got)
+	}
+	mv("raw/b/zero.png", "raw/a/0.png")
+	mv("raw/b", "raw/c")
+	if got := plan(); !strings.Contains(got, `(folder b renamed c)`) || !strings.Contains(got, `; the classes change: adds "c"; drops "b"`) || strings.Contains(got, "another class") {
+		t.Errorf("a class folder renamed: %q", got)
 	}
 }
