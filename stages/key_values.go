@@ -193,14 +193,12 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 		set := map[string]bool{}
 		byDigest := map[string][]string{} // a photo's paths, by its digest
 		for rel, d := range files {
-			top, rest, nested := strings.Cut(rel, "/")
-			if !nested || strings.HasPrefix(top, ".") {
-				continue
+			top, _, nested := strings.Cut(rel, "/")
+			if !nested || strings.HasPrefix(top, ".") || strings.HasSuffix(rel, "/") {
+				continue // a class is a folder with files in it (an empty one is none)
 			}
 			set[className(top)] = true
-			if rest != "" && !strings.HasSuffix(rel, "/") && d != "" {
-				byDigest[d] = append(byDigest[d], rel)
-			}
+			byDigest[d] = append(byDigest[d], rel)
 		}
 		return slices.Sorted(maps.Keys(set)), byDigest
 	}
