@@ -41,6 +41,11 @@ type Job struct {
 	Log io.Writer
 	// Progress reports completion towards a total for progress bars.
 	Progress Progress
+	// RunOutputs, for an Effector's Apply, are the outputs of the run's stages that are done
+	// (run or cached), as store paths relative to Workspace by instance address and output
+	// name: what a cached output of the stage, or of one it uses, names by an older path (a
+	// store object gc may have removed since) may be in one of them.
+	RunOutputs map[string]map[string]string
 
 	// statsMu guards stats set by SetStat and the summary set by SetSummary.
 	statsMu  sync.Mutex

@@ -442,8 +442,11 @@ func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
 	}
 	res.Artifacts = name
 	if eff, ok := d.inst.Kind.(Effector); ok {
+		r.mu.Lock()
+		outs := maps.Clone(r.outs)
+		r.mu.Unlock()
 		job := &Job{Addr: d.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
-			Out: src, Log: &stageLog{r: r, addr: d.Addr}, Progress: nopProgress{}, ready: r.ready}
+			Out: src, Log: &stageLog{r: r, addr: d.Addr}, Progress: nopProgress{}, RunOutputs: outs, ready: r.ready}
 		note, err := eff.Apply(r.ctx, job, r.rec.ID)
 		if err != nil {
 			return r.fail(res, err)

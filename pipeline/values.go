@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
@@ -63,6 +64,12 @@ func (v *Values) String(name string) string {
 		return ""
 	}
 	return val.AsString()
+}
+
+// Refs returns the stage blocks ("kind.name") that attribute name's expression refers to,
+// sorted.
+func (v *Values) Refs(name string) []string {
+	return slices.Sorted(slices.Values(v.refs[name]))
 }
 
 // Range returns where attribute name was set (the stage block or pipeline default), for

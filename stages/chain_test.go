@@ -381,6 +381,16 @@ stage "select" "best" {
 	if _, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone); !errors.Is(err, errTestSetGone) {
 		t.Fatalf("scoring on a test set that is gone: %v", err)
 	}
+	// The same test set as an output of this run's stages (the split republished, the
+	// evaluation cached naming the old object): scored there.
+	var log strings.Builder
+	moved := Candidate{Name: "cnn", Data: gone.Data, TestSet: ev2.TestSet, Evaluation: filepath.Dir(ev2.Data)}
+	job := &pipeline.Job{Workspace: w.dir, Log: &log, Progress: nopProgress{},
+		RunOutputs: map[string]map[string]string{"split.main": {"train": strings.TrimSuffix(ev2.Data, "test") + "train", "test": ev2.Data}}}
+	os.Remove(filepath.Join(champDir, championScores))
+	if c, err := championScore(context.Background(), job, champDir, moved); err != nil || c.champ["test_f1_macro"] != want.ev.TestF1Macro {
+		t.Fatalf("scoring on the test set found among the run's outputs: %v, %+v (log %s)", err, c, log.String())
+	}
 
 	// A class renamed: the champion knows other classes and is not compared.
 	if err := os.Rename(filepath.Join(w.dir, "raw", "stripes"), filepath.Join(w.dir, "raw", "lines")); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -484,8 +485,8 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				case errors.Is(err, errNoneUnseen):
 					why = append(why, "the champion was trained on every image of this run's test set")
 				case errors.Is(err, errTestSetGone):
-					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run --stage evaluate.NAME --force)",
-						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name), notPromoted, nil
+					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run %s --force)",
+						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name, evaluateStages(job)), notPromoted, nil
 				case errors.Is(err, errIncomparable): // its card and its model disagree: the model's reason
 					why = append(why, "the champion "+strings.TrimPrefix(err.Error(), errIncomparable.Error()+": "))
 				case err != nil:
@@ -538,6 +539,16 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 	return fmt.Sprintf("promoted %s (%s %.4f; %s) to %s", w.Name, dec.Metric, float64(w.Value), reason, dec.PromoteTo), promoted, nil
 }
 
+// evaluateStages gives the stages select's candidates come from as run's options ("--stage
+// evaluate.test").
+func evaluateStages(job *pipeline.Job) string {
+	refs := job.Values.Refs("candidates")
+	if len(refs) == 0 {
+		return "--stage evaluate.NAME"
+	}
+	return "--stage " + strings.Join(refs, " --stage ")
+}
+
 // errTestSetGone is a winner's test set that is no longer in the store.
 var errTestSetGone = errors.New("the test set is no longer in the store")
 
@@ -578,10 +589,14 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	if s, ok := scores[w.TestSet]; ok {
 		return &comparison{champ: s}, nil
 	}
-	if _, err := os.Stat(filepath.Join(job.Path(w.Data), ManifestFile)); errors.Is(err, fs.ErrNotExist) {
+	data := w.Data
+	if _, err := os.Stat(filepath.Join(job.Path(data), ManifestFile)); errors.Is(err, fs.ErrNotExist) {
 		// An evaluation cached across a split that republished its output (the same test
-		// images) names the old object, which gc may have removed since.
-		return nil, errTestSetGone
+		// images) names the old object, which gc may have removed since: the same test set
+		// is the one this run's split gave.
+		if data = movedTestSet(job, w); data == "" {
+			return nil, errTestSetGone
+		}
 	}
 	seen, err := readTrainedOn(SavedModelOf(champDir))
 	if err != nil {
@@ -596,13 +611,13 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 			return nil, err
 		}
 		defer model.Close()
-		r, err := evaluateModel(ctx, model, job.Path(w.Data), job.Workspace, 64, job.Progress, seen, true)
+		r, err := evaluateModel(ctx, model, job.Path(data), job.Workspace, 64, job.Progress, seen, true)
 		if err != nil {
 			return nil, err
 		}
 		logDamaged(job, r.damaged, " of the test set "+what+" was scored on", "")
 		if r.ev.TestSet != w.TestSet {
-			return nil, fmt.Errorf("the test set %s changed since it was evaluated", w.Data)
+			return nil, fmt.Errorf("the test set %s changed since it was evaluated", data)
 		}
 		return r, nil
 	}
@@ -613,7 +628,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		if seen == nil {
 			job.Logf("the champion %s was promoted by an earlier version, which did not record the photos it was trained on: whether this run's test set holds some cannot be told", filepath.Base(champDir))
 		}
-		job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), w.Data)
+		job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), data)
 		r, err := score(SavedModelOf(champDir), "the champion")
 		if err != nil {
 			return nil, err
@@ -638,6 +653,36 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	}
 	c.winner, c.seen, c.unseen = r.ev.MetricMap(), r.ev.SeenInTraining, r.ev.Images
 	return c, nil
+}
+
+// movedTestSet returns, among the outputs of this run's stages (Job.RunOutputs), the
+// workspace-relative folder of a test set with w's id and as many images as w was scored on,
+// or "" when there is none: w's test set under another path, as when the split republished
+// its output with the test set unchanged and the evaluation, cached, names the older object.
+func movedTestSet(job *pipeline.Job, w Candidate) string {
+	images := -1
+	var ev Evaluation
+	if b, err := os.ReadFile(filepath.Join(job.Path(w.Evaluation), "metrics.json")); err == nil && json.Unmarshal(b, &ev) == nil {
+		images = ev.Images
+	}
+	for _, addr := range slices.Sorted(maps.Keys(job.RunOutputs)) {
+		outs := job.RunOutputs[addr]
+		for _, name := range slices.Sorted(maps.Keys(outs)) {
+			dir := job.Path(outs[name])
+			n := 0
+			if _, err := EachManifestEntry(dir, func(Entry) error { n++; return nil }); err != nil || images >= 0 && n != images {
+				continue // no image set, or not as many images
+			}
+			m, err := ReadManifest(dir)
+			if err != nil {
+				continue
+			}
+			if id, err := testSetID(dir, m); err == nil && id == w.TestSet {
+				return outs[name]
+			}
+		}
+	}
+	return ""
 }
 
 func readModelInfo(dir string) (*graphs.ModelInfo, error) {
