@@ -421,10 +421,10 @@ func Rollback(promoteTo string) (string, *RolledBack, error) {
 	next := otherModels(root, cur, prev)
 	if _, err := os.Stat(filepath.Join(root, prev)); err != nil {
 		return "", nil, fmt.Errorf("previous champion %s is missing from %s (its folder was deleted); the champion is still %s; %s%s",
-			prev, root, cur, next, reinstallHint(prev))
+			prev, root, cur, next, reinstallHint(root, prev))
 	}
 	if err := checkPromoted(filepath.Join(root, prev)); err != nil {
-		return "", nil, fmt.Errorf("not rolled back: the previous champion %s cannot serve: %w; the champion is still %s; %s%s", prev, err, cur, next, reinstallHint(prev))
+		return "", nil, fmt.Errorf("not rolled back: the previous champion %s cannot serve: %w; the champion is still %s; %s%s", prev, err, cur, next, reinstallHint(root, prev))
 	}
 	var prevSource string
 	if c, err := ReadCard(filepath.Join(root, prev)); err == nil {
@@ -464,14 +464,19 @@ func otherModels(root string, not ...string) string {
 	return next
 }
 
-// reinstallHint suggests, for a promoted model id whose folder is gone or broken, installing
-// it again from its run folder ("" for an id that does not name one).
-func reinstallHint(id string) string {
+// reinstallHint suggests, for a promoted model id of the promotion folder root (the .d
+// folder) whose folder is gone or broken, installing it again from its run folder ("" for an
+// id that does not name one). Run folders are most often beside the promotion folder
+// (models/): when its run folder is not there, the hint says so (gc may have removed it).
+func reinstallHint(root, id string) string {
 	run, folder, ok := runFolderOf(id)
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf(" (`pipeline promote %s/%s` installs %s again from its run folder, if that is kept)", run, folder, id)
+	if runs := filepath.Dir(root); !isDir(filepath.Join(runs, run)) {
+		return fmt.Sprintf(" (`pipeline promote %s/%s` would install %s again from its run folder, which is not in %s)", run, folder, id, runs)
+	}
+	return fmt.Sprintf(" (`pipeline promote %s/%s` installs %s again from its run folder)", run, folder, id)
 }
 
 // runFolderOf splits a promoted model's id into its run folder and the model's folder there:
@@ -548,7 +553,7 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 	if _, err := os.Stat(dir); err != nil {
 		h, _ := readHistory(root)
 		if !isRun && (slices.Contains(h.Promotions, id) || slices.ContainsFunc(h.RolledBack, func(r RolledBack) bool { return r.ID == id })) {
-			return nil, nil, nil, fmt.Errorf("%s was promoted before, but its folder %s is gone%s; promoted models: %s", id, dir, reinstallHint(id), promotedIDs(root))
+			return nil, nil, nil, fmt.Errorf("%s was promoted before, but its folder %s is gone%s; promoted models: %s", id, dir, reinstallHint(root, id), promotedIDs(root))
 		}
 		if like := pipeline.Suggest(id, promotedIDList(root)); like != "" {
 			return nil, nil, nil, fmt.Errorf("%s holds no model %s (%w); did you mean %s? promoted models: %s", root, id, ErrNotPromoted, like, promotedIDs(root))
@@ -563,7 +568,7 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 		if cur, _ := ChampionDir(promoteTo); cur != "" && filepath.Base(cur) == id {
 			return nil, nil, nil, fmt.Errorf("%s is the champion in %s, but %w; promoting it again cannot repair it: %s", id, promoteTo, err, BrokenChampionNext(promoteTo, id))
 		}
-		return nil, nil, nil, fmt.Errorf("not promoted: %w; the champion is unchanged%s", err, reinstallHint(id))
+		return nil, nil, nil, fmt.Errorf("not promoted: %w; the champion is unchanged%s", err, reinstallHint(root, id))
 	}
 	restore := false
 	lifted, aside, err := switchChampion(promoteTo, id, card.Source, func(cur string) error {

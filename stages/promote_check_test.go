@@ -53,7 +53,7 @@ func TestBrokenModelsAreNotPromoted(t *testing.T) {
 	os.RemoveAll(filepath.Join(root, "run1-cnn", "saved_model", "variables"))
 	_, _, _, err = PromoteAgain(final, "run1-cnn")
 	if !errors.As(err, &broken) || !strings.HasPrefix(err.Error(), "not promoted: model "+filepath.Join(root, "run1-cnn", "saved_model")+" is broken: its weights") ||
-		!strings.Contains(err.Error(), "`pipeline promote run1/cnn` installs run1-cnn again from its run folder") {
+		!strings.Contains(err.Error(), "`pipeline promote run1/cnn` would install run1-cnn again from its run folder, which is not in "+filepath.Dir(final)) {
 		t.Fatalf("promote a broken earlier champion: %v", err)
 	}
 	if id := championID(t, final); id != "run2-cnn" {
@@ -169,7 +169,7 @@ func TestMissingChampionIsReported(t *testing.T) {
 	check("the champion's folder deleted", final+" points to "+root+"/run2-cnn, which is gone: there is no champion; `pipeline promote ID` makes a model promoted before the champion again (run1-cnn); a run's select promotes its winner, and `pipeline promote RUN/FOLDER` a model of a run folder by hand")
 	os.Remove(final)
 	check("the link deleted too", final+" is missing, and so is the folder of the champion run2-cnn that "+root+"/history.json names: there is no champion; `pipeline promote ID` makes a model promoted before the champion again (run1-cnn); a run's select promotes its winner, and `pipeline promote RUN/FOLDER` a model of a run folder by hand")
-	if _, _, _, err := PromoteAgain(final, "run2-cnn"); err == nil || !strings.Contains(err.Error(), "run2-cnn was promoted before, but its folder "+filepath.Join(root, "run2-cnn")+" is gone (`pipeline promote run2/cnn` installs run2-cnn again") {
+	if _, _, _, err := PromoteAgain(final, "run2-cnn"); err == nil || !strings.Contains(err.Error(), "run2-cnn was promoted before, but its folder "+filepath.Join(root, "run2-cnn")+" is gone (`pipeline promote run2/cnn` would install run2-cnn again") {
 		t.Fatalf("promoting the champion whose folder is gone: %v", err)
 	}
 	os.Symlink("final_models.d/run2-cnn", final)
@@ -214,9 +214,15 @@ func TestHistoryHasNoRepeatsAndRollbackChangesTheChampion(t *testing.T) {
 	os.RemoveAll(filepath.Join(root, "run3-cnn"))
 	if _, _, err := Rollback(final); err == nil || err.Error() != "previous champion run3-cnn is missing from "+root+" (its folder was deleted); the champion is still run4-cnn; "+
 		"`pipeline promote ID` makes another model promoted before the champion (run1-cnn, run2-cnn), or `pipeline promote RUN/FOLDER` makes a model of a run folder the champion "+
-		"(`pipeline promote run3/cnn` installs run3-cnn again from its run folder, if that is kept)" {
+		"(`pipeline promote run3/cnn` would install run3-cnn again from its run folder, which is not in "+filepath.Dir(final)+")" {
 		t.Fatalf("rollback to a deleted folder: %v", err)
 	}
+	// Its run folder kept beside the promotion folder: installing it from there is said plainly.
+	os.MkdirAll(filepath.Join(filepath.Dir(final), "run3", "cnn"), 0o755)
+	if _, _, err := Rollback(final); err == nil || !strings.HasSuffix(err.Error(), "(`pipeline promote run3/cnn` installs run3-cnn again from its run folder)") {
+		t.Fatalf("rollback to a deleted folder whose run folder is kept: %v", err)
+	}
+	os.RemoveAll(filepath.Join(filepath.Dir(final), "run3"))
 }
 
 // TestInstallingOverTheChampionsOwnFolderSetsNothingAside checks that installing a model

@@ -51,7 +51,7 @@ func TestPruneChampionsKeepsTheRollbackChain(t *testing.T) {
 	}
 	// A model rolled back and removed is still one that was promoted: promote ID says its
 	// folder is gone.
-	if _, _, _, err := PromoteAgain(final, "run4-cnn"); err == nil || !strings.Contains(err.Error(), "run4-cnn was promoted before, but its folder") || !strings.Contains(err.Error(), "`pipeline promote run4/cnn` installs run4-cnn again") {
+	if _, _, _, err := PromoteAgain(final, "run4-cnn"); err == nil || !strings.Contains(err.Error(), "run4-cnn was promoted before, but its folder") || !strings.Contains(err.Error(), "`pipeline promote run4/cnn` would install run4-cnn again") {
 		t.Fatalf("promote a removed model that was rolled back: %v", err)
 	}
 	if !PromotionRemoved(final, "run1-cnn") || PromotionRemoved(final, "run2-cnn") {

@@ -168,7 +168,7 @@ func TestPromoteSaysWhatIsWrongWithAnId(t *testing.T) {
 	// A rollback to a deleted folder says what else can be done.
 	os.RemoveAll(filepath.Join(to+".d", "20261206_110000-cnn"))
 	code, out, errs = runCLI(append(args, "--rollback")...)
-	if code != exitErr || !strings.Contains(errs, "previous champion 20261206_110000-cnn is missing from "+to+".d (its folder was deleted); the champion is still 20261206_113000-cnn; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion (`pipeline promote 20261206_110000/cnn` installs") {
+	if code != exitErr || !strings.Contains(errs, "previous champion 20261206_110000-cnn is missing from "+to+".d (its folder was deleted); the champion is still 20261206_113000-cnn; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion (`pipeline promote 20261206_110000/cnn` would install") {
 		t.Fatalf("rollback to a deleted folder: exit %d\n%s%s", code, out, errs)
 	}
 }
