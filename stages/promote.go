@@ -351,6 +351,19 @@ func History(promoteTo string) ([]string, []RolledBack, error) {
 	return h.Promotions, h.RolledBack, err
 }
 
+// PromotedRuns returns the runs (their folders' names) a model of which promoteTo's history
+// records as promoted, by select or by hand; none when it has no history.
+func PromotedRuns(promoteTo string) map[string]bool {
+	h, _ := readHistory(promoteTo + ".d")
+	runs := map[string]bool{}
+	for _, id := range h.Promotions {
+		if run, _, ok := runFolderOf(id); ok {
+			runs[run] = true
+		}
+	}
+	return runs
+}
+
 // readHistory reads the .d folder's history.json (empty when there is none yet). A file that
 // cannot be read or parsed is an error: writing a new history over it would lose every
 // promotion and rollback it records.

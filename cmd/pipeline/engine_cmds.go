@@ -453,6 +453,9 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	}
 	sort.Strings(runs)
 	running := runningFolder(holder, unfinished)
+	// a run whose select did not promote, of which a model was promoted by hand since
+	// (into final_models beside the runs, select's default)
+	promoted := stages.PromotedRuns(filepath.Join(runsDir, "final_models"))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tnot run\tpipeline\toptions\tresult")
 	for _, dir := range runs {
@@ -486,9 +489,13 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 		for _, s := range rec.Stages {
 			n[s.Status]++
 		}
+		result := runResult(&rec)
+		if promoted[rec.ID] && strings.Contains(result, "not promoted") {
+			result += " (promoted by hand since)"
+		}
 		// not run: skipped after an upstream failure, or cancelled
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),
-			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], n[pipeline.StatusSkipped]+n[pipeline.StatusCancelled], rec.Pipeline, runOptions(&rec), runResult(&rec))
+			n[pipeline.StatusRan], n[pipeline.StatusCached], n[pipeline.StatusFailed], n[pipeline.StatusSkipped]+n[pipeline.StatusCancelled], rec.Pipeline, runOptions(&rec), result)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
