@@ -212,7 +212,7 @@ func TestRunsSaysARunWasPromotedByHandSince(t *testing.T) {
 		start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
 		rec := pipeline.RunRecord{ID: id, Status: "succeeded", Started: start, Finished: start.Add(time.Minute),
 			Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn 0.8000, not promoted"}}}
-		b, _ := json.Marshal(rec)
+		b, _ := json.Marshal(&rec)
 		os.WriteFile(filepath.Join(models, id, "run.json"), b, 0o644)
 	}
 	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_120000-cnn"), 0o755)
