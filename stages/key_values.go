@@ -225,7 +225,31 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 	if len(moved) > 0 {
 		notes = append(notes, pipeline.Agree(len(moved), "1 photo is now in another class (its label changes)", fmt.Sprintf("%d photos are now in another class (their labels change)", len(moved))))
 	}
+	if len(notes) == 0 && attr == "source" && sameByClass(wasPaths, nowPaths, classOf) {
+		notes = append(notes, "only names change: the sets keep the same photos, so the trainings on them are not expected to run again")
+	}
 	return notes
+}
+
+// sameByClass reports whether two listings of photos (paths by digest) hold the same photos
+// the same number of times in each class.
+func sameByClass(was, now map[string][]string, classOf func(string) string) bool {
+	if len(was) != len(now) {
+		return false
+	}
+	count := func(paths []string) map[string]int {
+		m := map[string]int{}
+		for _, p := range paths {
+			m[classOf(p)]++
+		}
+		return m
+	}
+	for d, before := range was {
+		if !maps.Equal(count(before), count(now[d])) {
+			return false
+		}
+	}
+	return true
 }
 
 // classSet returns the sorted classes of paths, each the class of its path.

@@ -288,7 +288,7 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 		}
 	}
 	mv("raw/a/0.png", "raw/a/zero.png")
-	if got := plan(); strings.Contains(got, "class") {
+	if got := plan(); strings.Contains(got, "class") || !strings.HasSuffix(got, "; only names change: the sets keep the same photos, so the trainings on them are not expected to run again") {
 		t.Errorf("a photo renamed in its class: %q", got)
 	}
 	mv("raw/a/zero.png", "raw/b/zero.png")
@@ -297,7 +297,7 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 	}
 	mv("raw/b/zero.png", "raw/a/0.png")
 	mv("raw/b", "raw/c")
-	if got := plan(); !strings.Contains(got, `(folder b renamed c)`) || !strings.Contains(got, `; the classes change: adds "c"; drops "b"`) || strings.Contains(got, "another class") {
+	if got := plan(); !strings.Contains(got, `(folder b renamed c)`) || !strings.Contains(got, `; the classes change: adds "c"; drops "b"`) || strings.Contains(got, "another class") || strings.Contains(got, "only names") {
 		t.Errorf("a class folder renamed: %q", got)
 	}
 }
