@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"io"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -363,11 +364,19 @@ stage "select" "best" {
 	}
 	var scores map[string]map[string]metric
 	readJSONFile(t, filepath.Join(champDir, championScores), &scores)
-	if scores[ev2.TestSet]["test_f1_macro"] != want.ev.TestF1Macro {
+	// kept by test set and the photos left out (none here: the split keeps its sets as
+	// photos come)
+	var kept string
+	for k := range scores {
+		if strings.HasPrefix(k, ev2.TestSet+" less ") {
+			kept = k
+		}
+	}
+	if len(scores) != 1 || scores[kept]["test_f1_macro"] != want.ev.TestF1Macro || scores[kept][leftOutKey] != 0 || int(scores[kept][comparedKey]) != ev2.Images {
 		t.Fatalf("kept scores %v", scores)
 	}
 	// Kept: a run that changes nothing reads it instead of evaluating again.
-	scores[ev2.TestSet]["test_f1_macro"] = 0.123456
+	scores[kept]["test_f1_macro"] = 0.123456
 	b, _ := json.Marshal(scores)
 	w.write(filepath.Join(strings.TrimPrefix(champDir, w.dir), championScores), b)
 	rec, _ = w.run(false)
@@ -378,7 +387,7 @@ stage "select" "best" {
 	// A winner's test set no longer in the store (an evaluation cached across a republished
 	// split, the old object collected since): the champion cannot be scored there.
 	gone := Candidate{Name: "cnn", Data: "data/intermediate/objects/0000/test", TestSet: "another"}
-	if _, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone); !errors.Is(err, errTestSetGone) {
+	if _, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone, &sawLists{}, 3); !errors.Is(err, errTestSetGone) {
 		t.Fatalf("scoring on a test set that is gone: %v", err)
 	}
 	// The same test set as an output of this run's stages (the split republished, the
@@ -388,7 +397,7 @@ stage "select" "best" {
 	job := &pipeline.Job{Workspace: w.dir, Log: &log, Progress: nopProgress{},
 		RunOutputs: map[string]map[string]string{"split.main": {"train": strings.TrimSuffix(ev2.Data, "test") + "train", "test": ev2.Data}}}
 	os.Remove(filepath.Join(champDir, championScores))
-	if c, err := championScore(context.Background(), job, champDir, moved); err != nil || c.champ["test_f1_macro"] != want.ev.TestF1Macro {
+	if c, err := championScore(context.Background(), job, champDir, moved, &sawLists{}, 3); err != nil || c.champ["test_f1_macro"] != want.ev.TestF1Macro {
 		t.Fatalf("scoring on the test set found among the run's outputs: %v, %+v (log %s)", err, c, log.String())
 	}
 
@@ -499,7 +508,7 @@ stage "select" "best" {
 `
 	w := newWS(t, src)
 	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
-	writeSynthetic(t, w, 60, []string{"circle", "square", "stripes"})
+	writeSynthetic(t, w, 500, []string{"circle", "square", "stripes"})
 	rec, _ := w.run(false)
 	champDir, err := ChampionDir(filepath.Join(w.dir, "models/final_models"))
 	if err != nil {
@@ -575,14 +584,29 @@ stage "select" "best" {
 		t.Fatalf("a model trained on every test photo: %v", err)
 	}
 	eff := rec.Result("select.best").Effect
-	want := fmt.Sprintf("%.4f on the %d of this run's %d test images it was not trained on, where cnn has ", float64(champ.ev.TestF1Macro), unseen, len(test))
+	want := fmt.Sprintf("%.4f on the %d of this run's %d test images neither model was trained on, where cnn has ", float64(champ.ev.TestF1Macro), unseen, len(test))
 	if !strings.Contains(eff, want) {
 		t.Fatalf("select: %q, want %q in it", eff, want)
 	}
 	var scores map[string]map[string]metric
 	readJSONFile(t, filepath.Join(champDir, championScores), &scores)
-	if _, ok := scores[ev.TestSet]; ok || scores[ev.TestSet+unseenScores]["test_f1_macro"] != champ.ev.TestF1Macro {
+	var champKey, winnerKey string
+	for k := range scores {
+		switch {
+		case strings.HasPrefix(k, ev.TestSet+" less "):
+			champKey = k
+		case strings.HasPrefix(k, "winner "):
+			winnerKey = k
+		}
+	}
+	if len(scores) != 2 || scores[champKey]["test_f1_macro"] != champ.ev.TestF1Macro || int(scores[champKey][comparedKey]) != unseen || scores[winnerKey] == nil {
 		t.Fatalf("kept scores %v", scores)
+	}
+	// Too few photos left to compare on (fewer than minComparedPerClass a class): none.
+	saw := readSawLists(&pipeline.Job{Workspace: w.dir}, champDir, Candidate{Model: ev.Model})
+	few := Candidate{Name: "cnn", Model: ev.Model, Data: ev.Data, TestSet: ev.TestSet}
+	if c, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir, Log: io.Discard, Progress: nopProgress{}}, champDir, few, saw, unseen/minComparedPerClass+1); !errors.Is(err, errTooFewUnseen) || c.unseen != unseen {
+		t.Fatalf("with too few photos left: %v, %+v", err, c)
 	}
 	rec, _ = w.run(false) // the kept score, and the winner scored again on the same photos
 	if eff2 := rec.Result("select.best").Effect; eff2 != eff {

@@ -165,7 +165,7 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 	defer model.Close()
 	seen, err := readTrainedOn(SavedModelOf(job.Path(cfg.Model)))
 	if err != nil {
-		return err
+		job.Logf("warning: %v: whether the model was trained on some of the test images cannot be told", err)
 	}
 	r, err := evaluateModel(ctx, model, job.Path(cfg.Data), job.Workspace, cfg.BatchSize, job.Progress, seen, false)
 	if errors.Is(err, errIncomparable) {
@@ -254,6 +254,13 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 	if err != nil {
 		return nil, fmt.Errorf("test set %s: %w", data, err)
 	}
+	info := model.Info
+	if fmt.Sprint(info.Classes) != fmt.Sprint(m.Classes) {
+		return nil, fmt.Errorf("%w: the model was trained on classes %q, the test set has %q", errIncomparable, info.Classes, m.Classes)
+	}
+	if int64(m.Size) != info.Input.Height || int64(m.Channels) != info.Input.Channels {
+		return nil, fmt.Errorf("%w: the model takes %dx%dx%d images, the test set holds %dx%dx%d", errIncomparable, info.Input.Height, info.Input.Width, info.Input.Channels, m.Size, m.Size, m.Channels)
+	}
 	set, err := testSetID(data, m)
 	if err != nil {
 		return nil, err
@@ -275,13 +282,6 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 	ds, err := openDatasetWhere(ctx, data, workspace, keep)
 	if err != nil {
 		return nil, fmt.Errorf("test set %s: %w", data, emptyHint(err))
-	}
-	info := model.Info
-	if fmt.Sprint(info.Classes) != fmt.Sprint(ds.m.Classes) {
-		return nil, fmt.Errorf("%w: the model was trained on classes %q, the test set has %q", errIncomparable, info.Classes, ds.m.Classes)
-	}
-	if int64(ds.m.Size) != info.Input.Height || int64(ds.m.Channels) != info.Input.Channels {
-		return nil, fmt.Errorf("%w: the model takes %dx%dx%d images, the test set holds %dx%dx%d", errIncomparable, info.Input.Height, info.Input.Width, info.Input.Channels, ds.m.Size, ds.m.Size, ds.m.Channels)
 	}
 	conf := NewConfusion(ds.m.Classes)
 	hits := map[int]int{}

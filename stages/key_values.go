@@ -225,7 +225,14 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 	if len(moved) > 0 {
 		notes = append(notes, pipeline.Agree(len(moved), "1 photo is now in another class (its label changes)", fmt.Sprintf("%d photos are now in another class (their labels change)", len(moved))))
 	}
-	if len(notes) == 0 && attr == "source" && sameByClass(wasPaths, nowPaths, classOf) {
+	renamed := false // some photo is under another name now (not merely a folder added or gone)
+	for rel := range was {
+		if _, ok := now[rel]; !ok && !strings.HasSuffix(rel, "/") {
+			renamed = true
+			break
+		}
+	}
+	if len(notes) == 0 && attr == "source" && renamed && sameByClass(wasPaths, nowPaths, classOf) {
 		notes = append(notes, "only names change: the sets keep the same photos, so the trainings on them are not expected to run again")
 	}
 	return notes

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -451,8 +450,22 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 	if champ != nil {
 		// cv and wv are the champion's and the winner's values where they are compared
 		cv, wv, on := float64(champ.Metrics[dec.Metric]), float64(w.Value), ""
+		lead := fmt.Sprintf("%.4f", wv) // the winner's, as the note gives it
 		comparable := true
-		if dec.MustBeat && champ.TestSet != w.TestSet && w.TestSet != "" {
+		var saw *sawLists
+		rescore := dec.MustBeat && w.TestSet != "" && champ.TestSet != w.TestSet
+		if dec.MustBeat && w.TestSet != "" && !rescore {
+			// The test set the champion was promoted on: its score there compares, unless
+			// either model was trained on some of its photos (a champion fine-tuned from
+			// another split's model, say), which flatter it.
+			saw = readSawLists(job, champDir, w)
+			if saw.id != "" {
+				if n, err := saw.seenIn(job.Path(w.Data)); err == nil && n > 0 {
+					rescore = true
+				}
+			}
+		}
+		if rescore {
 			// Scores on different test sets do not compare: the champion is scored on this
 			// run's test set (once; championScore keeps the result in its folder), when it
 			// can be. Only a winner that adds classes after the champion's goes without the
@@ -480,10 +493,15 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 					reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it %s (class_ids_may_move)", champ.ID, ClassChange(champ.Classes, info.Classes))
 				}
 			} else if len(why) == 0 {
-				score, err := championScore(ctx, job, champDir, w)
+				if saw == nil {
+					saw = readSawLists(job, champDir, w)
+				}
+				score, err := championScore(ctx, job, champDir, w, saw, len(info.Classes))
 				switch {
 				case errors.Is(err, errNoneUnseen):
-					why = append(why, "the champion was trained on every image of this run's test set")
+					why = append(why, "every image of this run's test set is one "+saw.trainedOn())
+				case errors.Is(err, errTooFewUnseen):
+					why = append(why, fmt.Sprintf("only %d of this run's %d test images are ones %s (fewer than %d a class), too few to compare on", score.unseen, score.unseen+score.seen, saw.who(), minComparedPerClass))
 				case errors.Is(err, errTestSetGone):
 					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run %s --force)",
 						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name, evaluateStages(job)), notPromoted, nil
@@ -493,12 +511,16 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 					return "", "", fmt.Errorf("scoring the champion %s on this run's test set: %w", champ.ID, err)
 				case score.winner != nil:
 					wv = float64(score.winner[dec.Metric])
-					on = fmt.Sprintf(" on the %d of this run's %d test images it was not trained on, where %s has %.4f; %.4f on the test set it was promoted on",
-						score.unseen, score.unseen+score.seen, w.Name, wv, cv)
+					lead = fmt.Sprintf("%.4f on the %d of this run's %d test images %s (%.4f on all of them)", wv, score.unseen, score.unseen+score.seen, saw.who(), float64(w.Value))
+					on = fmt.Sprintf(" on the %d of this run's %d test images %s, where %s has %.4f; %.4f on the test set it was promoted on",
+						score.unseen, score.unseen+score.seen, saw.who(), w.Name, wv, cv)
 					cv = float64(score.champ[dec.Metric])
 				default:
 					on = fmt.Sprintf(" on this run's test set, %.4f on the one it was promoted on", cv)
 					cv = float64(score.champ[dec.Metric])
+				}
+				if len(saw.unknown) > 0 && err == nil {
+					on += "; whether " + strings.Join(saw.unknown, " and ") + " saw some of these test images cannot be told"
 				}
 			}
 			if len(why) > 0 {
@@ -512,7 +534,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				margin = cv - wv
 			}
 			if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
-				return fmt.Sprintf("not promoted: %s %s %.4f does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, float64(w.Value), champ.ID, cv, on, dec.MinImpr), notPromoted, nil
+				return fmt.Sprintf("not promoted: %s %s %s does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, lead, champ.ID, cv, on, dec.MinImpr), notPromoted, nil
 			}
 			if on == "" && champ.TestSet != w.TestSet && w.TestSet != "" {
 				on = " on the test set it was promoted on, not this run's" // must_beat_champion = false: not scored again
@@ -555,105 +577,6 @@ var errTestSetGone = errors.New("the test set is no longer in the store")
 // championScores is scores.json in a champion's folder: its metrics on test sets other than
 // the one it was promoted on, by test set id, so that each is computed once.
 const championScores = "scores.json"
-
-// comparison is how the champion scored on the winner's test set.
-type comparison struct {
-	champ map[string]metric
-	// winner is the winner's metrics on the images the champion was scored on when they are
-	// not the whole test set (seen > 0), else nil: its evaluation's are the comparison.
-	winner map[string]metric
-	// seen counts the test images the champion was trained on (TrainedOnFile), left out of
-	// the comparison; unseen, those compared.
-	seen, unseen int
-}
-
-// unseenScores suffixes a test set's id in scores.json for the champion's metrics on the
-// images of it that it was not trained on.
-const unseenScores = " unseen"
-
-// championScore compares the champion in champDir with the winner w on w's test set: the
-// champion's metrics, from its scores.json or by evaluating it there (errIncomparable when it
-// has other classes or input size) and adding them to scores.json. A test set holding
-// photos the champion was trained on (a split drawn afresh since) would flatter it: both
-// are then scored on the others alone (errNoneUnseen when there are none).
-func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate) (*comparison, error) {
-	file := filepath.Join(champDir, championScores)
-	scores := map[string]map[string]metric{}
-	if b, err := os.ReadFile(file); err == nil {
-		if err := json.Unmarshal(b, &scores); err != nil {
-			scores = map[string]map[string]metric{} // recomputed and rewritten below
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if s, ok := scores[w.TestSet]; ok {
-		return &comparison{champ: s}, nil
-	}
-	data := w.Data
-	if _, err := os.Stat(filepath.Join(job.Path(data), ManifestFile)); errors.Is(err, fs.ErrNotExist) {
-		// An evaluation cached across a split that republished its output (the same test
-		// images) names the old object, which gc may have removed since: the same test set
-		// is the one this run's split gave.
-		if data = movedTestSet(job, w); data == "" {
-			return nil, errTestSetGone
-		}
-	}
-	seen, err := readTrainedOn(SavedModelOf(champDir))
-	if err != nil {
-		return nil, fmt.Errorf("the champion %s: %w", filepath.Base(champDir), err)
-	}
-	if err := job.Ready(); err != nil {
-		return nil, err
-	}
-	score := func(dir, what string) (*evaluated, error) {
-		model, err := graphs.LoadModel(dir, 0)
-		if err != nil {
-			return nil, err
-		}
-		defer model.Close()
-		r, err := evaluateModel(ctx, model, job.Path(data), job.Workspace, 64, job.Progress, seen, true)
-		if err != nil {
-			return nil, err
-		}
-		logDamaged(job, r.damaged, " of the test set "+what+" was scored on", "")
-		if r.ev.TestSet != w.TestSet {
-			return nil, fmt.Errorf("the test set %s changed since it was evaluated", data)
-		}
-		return r, nil
-	}
-	c := &comparison{}
-	if s, ok := scores[w.TestSet+unseenScores]; ok {
-		c.champ = s
-	} else {
-		if seen == nil {
-			job.Logf("the champion %s was promoted by an earlier version, which did not record the photos it was trained on: whether this run's test set holds some cannot be told", filepath.Base(champDir))
-		}
-		job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), data)
-		r, err := score(SavedModelOf(champDir), "the champion")
-		if err != nil {
-			return nil, err
-		}
-		key := w.TestSet
-		if r.ev.SeenInTraining > 0 {
-			key += unseenScores
-		}
-		c.champ = r.ev.MetricMap()
-		scores[key] = c.champ
-		if err := writeJSONAtomic(file, scores); err != nil {
-			job.Logf("warning: keeping the champion's score in %s: %v", file, err) // computed again next time
-		}
-		if key == w.TestSet {
-			return c, nil
-		}
-	}
-	job.Logf("the champion %s was trained on some of this run's test images: scoring %s on the others too", filepath.Base(champDir), w.Name)
-	r, err := score(SavedModelOf(job.Path(w.Model)), w.Name)
-	if err != nil {
-		return nil, err
-	}
-	c.winner, c.seen, c.unseen = r.ev.MetricMap(), r.ev.SeenInTraining, r.ev.Images
-	return c, nil
-}
 
 // movedTestSet returns, among the outputs of this run's stages (Job.RunOutputs), the
 // workspace-relative folder of a test set with w's id and as many images as w was scored on,

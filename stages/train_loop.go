@@ -228,6 +228,10 @@ func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainSt
 	if err != nil || resumed || cfg.initFrom == "" {
 		return tr, err // a resumed training's weights come from its checkpoint
 	}
+	if err := keepStartingList(job.Work, SavedModelOf(job.Path(cfg.initFrom))); err != nil {
+		tr.Close()
+		return nil, fmt.Errorf("init_from %q: %w", cfg.initFrom, err)
+	}
 	ws, err := tr.LoadWeights(SavedModelOf(job.Path(cfg.initFrom)), m.Classes)
 	if err != nil {
 		tr.Close()
@@ -420,12 +424,21 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 	if err := writeExamples(trainDS, filepath.Join(job.Out, "saved_model", "examples")); err != nil {
 		return err
 	}
-	from := ""
+	var start digestSet
+	known := true
 	if cfg.initFrom != "" {
-		from = SavedModelOf(job.Path(cfg.initFrom))
+		var err error
+		if start, known, err = startingList(job.Work); err != nil {
+			return err
+		}
 	}
-	if err := writeTrainedOn(job, filepath.Join(job.Out, "saved_model"), from, trainDS, valDS); err != nil {
-		return err
+	if known {
+		if err := writeTrainedOn(job, filepath.Join(job.Out, "saved_model"), start, trainDS, valDS); err != nil {
+			return err
+		}
+	} else {
+		// A list without the starting model's photos would pass them for unseen.
+		job.Logf("the starting model lists no photos it was trained on (%s; made by an earlier version): this model has no list either, and evaluate and select cannot tell which test photos it saw", TrainedOnFile)
 	}
 	best := st.History[st.Best-1]
 	last := st.History[len(st.History)-1]
@@ -535,7 +548,7 @@ func loadTrainState(path string, channels int) (*trainState, string, error) {
 // pruneWork removes checkpoints and best-model exports older than the current ones.
 func pruneWork(work string, epoch int, bestDir string) {
 	entries, _ := os.ReadDir(work)
-	keep := map[string]bool{fmt.Sprintf("ckpt-%d", epoch): true, bestDir: true, "state.json": true}
+	keep := map[string]bool{fmt.Sprintf("ckpt-%d", epoch): true, bestDir: true, "state.json": true, "start": true}
 	for _, e := range entries {
 		name := e.Name()
 		base := name

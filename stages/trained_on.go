@@ -36,8 +36,8 @@ func (s digestSet) has(hexDigest string) bool {
 }
 
 // writeTrainedOn writes TrainedOnFile into the SavedModel folder dir: the originals of sets
-// and those of the starting model's TrainedOnFile in from ("" for none).
-func writeTrainedOn(job *pipeline.Job, dir, from string, sets ...*dataset) error {
+// and start, those the starting model saw (nil for none).
+func writeTrainedOn(job *pipeline.Job, dir string, start digestSet, sets ...*dataset) error {
 	var all digestSet
 	for _, ds := range sets {
 		for _, e := range ds.m.Images {
@@ -48,13 +48,7 @@ func writeTrainedOn(job *pipeline.Job, dir, from string, sets ...*dataset) error
 			all = append(all, d)
 		}
 	}
-	if from != "" {
-		before, err := readTrainedOn(from)
-		if err != nil {
-			return fmt.Errorf("the starting model: %w", err)
-		}
-		all = append(all, before...)
-	}
+	all = append(all, start...)
 	slices.SortFunc(all, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
 	all = slices.Compact(all)
 	data := make([]byte, 0, len(all)*sha256.Size)
@@ -68,7 +62,12 @@ func writeTrainedOn(job *pipeline.Job, dir, from string, sets ...*dataset) error
 // readTrainedOn reads TrainedOnFile from the SavedModel folder dir: nil, and no error, for a
 // model made before it was written.
 func readTrainedOn(dir string) (digestSet, error) {
-	path := filepath.Join(dir, TrainedOnFile)
+	return readDigests(filepath.Join(dir, TrainedOnFile))
+}
+
+// readDigests reads a file of sorted SHA-256 digests (TrainedOnFile's layout): nil, and no
+// error, when there is none.
+func readDigests(path string) (digestSet, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -87,4 +86,40 @@ func readTrainedOn(dir string) (digestSet, error) {
 		}
 	}
 	return s, nil
+}
+
+// A training from a starting model (init_from) keeps what that model saw in its work folder
+// when it starts, so that its own list is made from the model it started from, whatever the
+// path names by the time it ends (a champion promoted since, say).
+const (
+	startList   = "start.trained_on.bin" // the starting model's TrainedOnFile
+	startNoList = "start.no_list"        // the starting model had none (made by an earlier version)
+)
+
+// keepStartingList copies the TrainedOnFile of the starting model in modelDir into the work
+// folder work (or notes that it has none). A damaged one is an error, before any training.
+func keepStartingList(work, modelDir string) error {
+	s, err := readTrainedOn(modelDir)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return os.WriteFile(filepath.Join(work, startNoList), nil, 0o644)
+	}
+	data, err := os.ReadFile(filepath.Join(modelDir, TrainedOnFile))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(work, startList), data, 0o644)
+}
+
+// startingList returns what keepStartingList kept in work: the starting model's list, and
+// whether it is known (false when the starting model had none, or when the work folder holds
+// neither file, a training started before lists were kept).
+func startingList(work string) (digestSet, bool, error) {
+	if _, err := os.Stat(filepath.Join(work, startNoList)); err == nil {
+		return nil, false, nil
+	}
+	s, err := readDigests(filepath.Join(work, startList))
+	return s, s != nil, err
 }

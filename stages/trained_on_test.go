@@ -25,11 +25,29 @@ func TestTrainedOnListsEachOriginalOnce(t *testing.T) {
 	}
 	job := &pipeline.Job{}
 	start, model := t.TempDir(), t.TempDir()
-	if err := writeTrainedOn(job, start, "", set("x", "y")); err != nil {
+	if err := writeTrainedOn(job, start, nil, set("x", "y")); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeTrainedOn(job, model, start, set("b", "y"), set("c")); err != nil {
+	// A training from it keeps its list in its work folder when it starts.
+	work := t.TempDir()
+	if err := keepStartingList(work, start); err != nil {
 		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(start, TrainedOnFile)) // what start holds later does not matter
+	before, known, err := startingList(work)
+	if err != nil || !known || len(before) != 2 {
+		t.Fatalf("the starting list kept: %v, %v, %d digests", err, known, len(before))
+	}
+	if err := writeTrainedOn(job, model, before, set("b", "y"), set("c")); err != nil {
+		t.Fatal(err)
+	}
+	// A starting model without a list: the list of a model made from it is not known.
+	work2 := t.TempDir()
+	if err := keepStartingList(work2, start); err != nil {
+		t.Fatal(err)
+	}
+	if s, known, err := startingList(work2); s != nil || known || err != nil {
+		t.Fatalf("a starting model without a list: %v, %v, %v", s, known, err)
 	}
 	got, err := readTrainedOn(model)
 	if err != nil || len(got) != 4 {
@@ -55,7 +73,7 @@ func TestTrainedOnListsEachOriginalOnce(t *testing.T) {
 	}
 	bad := set("x")
 	bad.m.Images[0].Digest = "xyz"
-	if err := writeTrainedOn(job, t.TempDir(), "", bad); err == nil {
+	if err := writeTrainedOn(job, t.TempDir(), nil, bad); err == nil {
 		t.Error("a digest that is no SHA-256 was written")
 	}
 }

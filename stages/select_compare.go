@@ -1,0 +1,237 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"pipeline/graphs"
+	"pipeline/pipeline"
+)
+
+// A champion and a winner scored on test photos one of them was trained on do not compare:
+// the one that saw them scores too well there. The photos each model saw are in its
+// TrainedOnFile; the comparison leaves out every test photo either saw, and is made on the
+// others, when there are enough of them.
+
+// minComparedPerClass is how many test images a class the comparison of a champion with a
+// winner needs on average, after the photos either model saw are left out: fewer, and the
+// scores say more about the few photos than about the models.
+const minComparedPerClass = 5
+
+// errTooFewUnseen is a test set too few images of which neither model was trained on.
+var errTooFewUnseen = errors.New("too few test images that neither model was trained on")
+
+// sawLists is what the champion and the winner were trained on, as far as their
+// TrainedOnFiles say.
+type sawLists struct {
+	union digestSet
+	// id names the union (a digest of it; "" when neither list is known): scores on the
+	// photos it leaves out are kept under it.
+	id string
+	// champKnown and winnerKnown say whose list is known; unknown says why not, for a note.
+	champKnown, winnerKnown bool
+	unknown                 []string
+}
+
+// readSawLists reads the TrainedOnFiles of the champion in champDir and of the winner w. A list
+// missing (a model made before they were written) or damaged is unknown, and said so.
+func readSawLists(job *pipeline.Job, champDir string, w Candidate) *sawLists {
+	l := &sawLists{}
+	for _, m := range []struct {
+		dir, who string
+		known    *bool
+	}{{SavedModelOf(champDir), "the champion", &l.champKnown}, {SavedModelOf(job.Path(w.Model)), w.Name, &l.winnerKnown}} {
+		s, err := readTrainedOn(m.dir)
+		switch {
+		case err != nil:
+			l.unknown = append(l.unknown, fmt.Sprintf("%s's %s is damaged (%v)", m.who, TrainedOnFile, err))
+		case s == nil:
+			l.unknown = append(l.unknown, fmt.Sprintf("%s has no %s (made by an earlier version)", m.who, TrainedOnFile))
+		default:
+			*m.known = true
+			l.union = append(l.union, s...)
+		}
+	}
+	if !l.champKnown && !l.winnerKnown {
+		return l
+	}
+	slices.SortFunc(l.union, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	l.union = slices.Compact(l.union)
+	h := sha256.New()
+	fmt.Fprintf(h, "%v %v\n", l.champKnown, l.winnerKnown)
+	for _, d := range l.union {
+		h.Write(d[:])
+	}
+	l.id = hex.EncodeToString(h.Sum(nil))[:16]
+	return l
+}
+
+// who says whose training photos a comparison left out.
+func (l *sawLists) who() string {
+	switch {
+	case l.champKnown && l.winnerKnown:
+		return "neither model was trained on"
+	case l.champKnown:
+		return "the champion was not trained on"
+	default:
+		return "the winner was not trained on"
+	}
+}
+
+// trainedOn says whose training photos a comparison left out, as in "one either model was
+// trained on".
+func (l *sawLists) trainedOn() string {
+	switch {
+	case l.champKnown && l.winnerKnown:
+		return "either model was trained on"
+	case l.champKnown:
+		return "the champion was trained on"
+	default:
+		return "the winner was trained on"
+	}
+}
+
+// seenIn counts the images of the test set in folder dir that the union of the lists holds.
+func (l *sawLists) seenIn(dir string) (int, error) {
+	n := 0
+	_, err := EachManifestEntry(dir, func(e Entry) error {
+		if l.union.has(e.Digest) {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// comparison is how the champion and the winner compare on the winner's test set.
+type comparison struct {
+	champ map[string]metric
+	// winner is the winner's metrics on the images compared when they are not its whole
+	// test set (seen > 0), else nil: its evaluation's are the comparison.
+	winner map[string]metric
+	// seen counts the test images left out (either model was trained on them); unseen,
+	// those compared.
+	seen, unseen int
+}
+
+// Scores' keys in scores.json beside the metrics: how many test images were compared, and how
+// many left out.
+const (
+	comparedKey = "images_compared"
+	leftOutKey  = "images_left_out"
+)
+
+// championScore compares the champion in champDir with the winner w on w's test set, leaving
+// out the photos either was trained on (saw; both scored on the rest), or, when neither list
+// is known, on all of it: the champion's metrics, from its scores.json or by evaluating it
+// (errIncomparable when it has other classes or input size) and adding them to scores.json,
+// and the winner's on the same photos when they are not all of its test set (kept there too).
+// It fails with errNoneUnseen when no photo is left, errTooFewUnseen when fewer than
+// minComparedPerClass a class are, and errTestSetGone when the test set is nowhere.
+func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate, saw *sawLists, classes int) (*comparison, error) {
+	file := filepath.Join(champDir, championScores)
+	scores := map[string]map[string]metric{}
+	if b, err := os.ReadFile(file); err == nil {
+		if err := json.Unmarshal(b, &scores); err != nil {
+			scores = map[string]map[string]metric{} // recomputed and rewritten below
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key := w.TestSet // neither list known: the whole test set, as before lists were kept
+	if saw.id != "" {
+		key += " less " + saw.id
+	}
+	winnerKey := "winner " + w.Model + " on " + key
+	c := &comparison{}
+	done := func() (*comparison, error) {
+		switch {
+		case c.unseen == 0 && c.seen > 0:
+			return nil, errNoneUnseen
+		case c.seen > 0 && c.unseen < minComparedPerClass*classes:
+			return c, errTooFewUnseen
+		}
+		return c, nil
+	}
+	if s, ok := scores[key]; ok && (saw.id == "" || s[comparedKey] > 0 || s[leftOutKey] > 0) {
+		c.champ, c.unseen, c.seen = s, int(s[comparedKey]), int(s[leftOutKey])
+		if c.seen == 0 || c.unseen == 0 {
+			return done()
+		}
+		if ws, ok := scores[winnerKey]; ok {
+			c.winner = ws
+			return done()
+		}
+	}
+	data := w.Data
+	if _, err := os.Stat(filepath.Join(job.Path(data), ManifestFile)); errors.Is(err, fs.ErrNotExist) {
+		// An evaluation cached across a split that republished its output (the same test
+		// images) names the old object, which gc may have removed since: the same test set
+		// is the one this run's split gave.
+		if data = movedTestSet(job, w); data == "" {
+			return nil, errTestSetGone
+		}
+	}
+	if err := job.Ready(); err != nil {
+		return nil, err
+	}
+	score := func(dir, what string) (*evaluated, error) {
+		model, err := graphs.LoadModel(dir, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer model.Close()
+		r, err := evaluateModel(ctx, model, job.Path(data), job.Workspace, 64, job.Progress, saw.union, true)
+		if err != nil {
+			return nil, err
+		}
+		logDamaged(job, r.damaged, " of the test set "+what+" was scored on", "")
+		if r.ev.TestSet != w.TestSet {
+			return nil, fmt.Errorf("the test set %s changed since it was evaluated", data)
+		}
+		return r, nil
+	}
+	keep := func() {
+		if err := writeJSONAtomic(file, scores); err != nil {
+			job.Logf("warning: keeping the champion's score in %s: %v", file, err) // computed again next time
+		}
+	}
+	if c.champ == nil {
+		job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), data)
+		r, err := score(SavedModelOf(champDir), "the champion")
+		if errors.Is(err, errNoneUnseen) {
+			n, _ := saw.seenIn(job.Path(data))
+			scores[key] = map[string]metric{comparedKey: 0, leftOutKey: metric(n)}
+			keep()
+			return nil, err
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.champ, c.unseen, c.seen = r.ev.MetricMap(), r.ev.Images, r.ev.SeenInTraining
+		c.champ[comparedKey], c.champ[leftOutKey] = metric(c.unseen), metric(c.seen)
+		scores[key] = c.champ
+		keep()
+		if c.seen == 0 {
+			return done()
+		}
+	}
+	job.Logf("scoring %s on the %d of this run's %d test images %s", w.Name, c.unseen, c.unseen+c.seen, saw.who())
+	r, err := score(SavedModelOf(job.Path(w.Model)), w.Name)
+	if err != nil {
+		return nil, err
+	}
+	c.winner = r.ev.MetricMap()
+	scores[winnerKey] = c.winner
+	keep()
+	return done()
+}
