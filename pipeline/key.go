@@ -133,7 +133,7 @@ func OutputDigests(files map[string]string, outputs []string, refs map[string][]
 	return out
 }
 
-// keyOfLines hashes key lines. With PIPELINE_DEBUG_KEYS set, the lines are printed to stderr
+// keyOfLines hashes key lines. With PIPELINE_DEBUG_KEYS set (not to 0), the lines are printed to stderr
 // so a surprising rerun can be traced to the line that changed.
 func keyOfLines(addr string, lines []string) string {
 	h := sha256.New()
@@ -141,7 +141,7 @@ func keyOfLines(addr string, lines []string) string {
 		fmt.Fprintln(h, l)
 	}
 	key := hex.EncodeToString(h.Sum(nil))
-	if os.Getenv("PIPELINE_DEBUG_KEYS") != "" {
+	if v := os.Getenv("PIPELINE_DEBUG_KEYS"); v != "" && v != "0" {
 		fmt.Fprintf(os.Stderr, "key %s %s\n  %s\n", addr, key, strings.Join(lines, "\n  "))
 	}
 	return key

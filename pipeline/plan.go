@@ -626,6 +626,12 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 			if _, ok := changed["seed"]; ok {
 				continue // an attribute seed changed with it, and says so (SeedOwner)
 			}
+			if a := cur["attr seed"]; a != "" && a == old["attr seed"] && strings.HasSuffix(a, " "+c) {
+				// its own seed, unchanged, where the key had the pipeline's (SeedOwner): the
+				// same seed as before is used, only the key says it now
+				reasons = append(reasons, "now keyed by its own seed ("+c+") instead of the pipeline's")
+				continue
+			}
 			reasons = append(reasons, fmt.Sprintf("seed %s → %s", orNone(o), orNone(c)))
 			changed["seed"] = [2]string{o, c}
 		case "env":

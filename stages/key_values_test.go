@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -299,5 +300,34 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 	mv("raw/b", "raw/c")
 	if got := plan(); !strings.Contains(got, `(folder b renamed c)`) || !strings.Contains(got, `; the classes change: adds "c"; drops "b"`) || strings.Contains(got, "another class") || strings.Contains(got, "only names") {
 		t.Errorf("a class folder renamed: %q", got)
+	}
+}
+
+// A split with a seed of its own was keyed by the pipeline's seed before it was keyed by its
+// own: the plan says that, not that the sets are drawn afresh.
+func TestPlanSaysASplitIsKeyedByItsOwnSeed(t *testing.T) {
+	w := newWS(t, "pipeline {\n  seed = 42\n}\n"+strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  seed       = 7", 1))
+	for i := 0; i < 10; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
+	}
+	mustRun(t, w)
+	state := filepath.Join(w.dir, pipeline.StoreDir, "state", "split.main.json")
+	b, err := os.ReadFile(state)
+	if err != nil || !strings.Contains(string(b), `"seed 7"`) {
+		t.Fatalf("%s: %v\n%s", state, err, b)
+	}
+	// As keys had it: the lines recorded, and no output under the key of the lines now.
+	var st pipeline.State
+	json.Unmarshal(b, &st)
+	old := strings.Replace(strings.Replace(string(b), `"seed 7"`, `"seed 42"`, 1), st.Key, strings.Repeat("0", 64), 1)
+	os.WriteFile(state, []byte(old), 0o644)
+	entries, _ := filepath.Glob(filepath.Join(w.dir, pipeline.StoreDir, "keys", "*", st.Key+"*"))
+	for _, e := range entries {
+		os.Remove(e)
+	}
+	ds, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil || len(ds) != 1 || strings.Join(ds[0].Reasons, "; ") != "now keyed by its own seed (7) instead of the pipeline's" {
+		t.Fatalf("plan: %v %q", err, ds[0].Reasons)
 	}
 }
