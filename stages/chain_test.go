@@ -613,19 +613,48 @@ stage "select" "best" {
 		t.Fatalf("select again: %q, before %q", eff2, eff)
 	}
 
-	// The champion evaluated on the new test set says how many of its photos it saw.
+	// The champion evaluated on the new test set says how many of its photos it saw; so does
+	// a model fine-tuned from it on the new split, whose list holds the champion's, and the
+	// run's report.
 	w.write("pipeline.hcl", []byte(redrawn+`
 stage "evaluate" "champion" {
   model = "models/final_models/saved_model"
   data  = stage.split.main.test
 }
+
+stage "train" "tuned" {
+  architecture = "cnn"
+  train        = stage.split.main.train
+  val          = stage.split.main.val
+  epochs       = 1
+  batch_size   = 16
+  options      = { channels = [4], pool = 2, dense = 8 }
+  init_from    = "models/final_models/saved_model"
+}
+
+stage "evaluate" "tuned" {
+  model = stage.train.tuned.saved_model
+  data  = stage.split.main.test
+}
 `))
 	rec, _ = w.run(false)
-	var evc Evaluation
+	var evc, evt Evaluation
 	readJSONFile(t, w.output(rec, "evaluate.champion", "evaluation/metrics.json"), &evc)
+	readJSONFile(t, w.output(rec, "evaluate.tuned", "evaluation/metrics.json"), &evt)
 	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
 	if evc.SeenInTraining != len(test)-unseen || evc.Images != len(test) ||
 		!strings.Contains(string(log), fmt.Sprintf("was trained on %d of the %d test images", len(test)-unseen, len(test))) {
 		t.Fatalf("the champion's evaluation: seen %d of %d; log:\n%s", evc.SeenInTraining, evc.Images, log)
+	}
+	tuned, err := readTrainedOn(w.output(rec, "train.tuned", "saved_model"))
+	if err != nil || len(tuned) <= len(seen) || !tuned.has(trained[0]) || evt.SeenInTraining != len(test)-unseen {
+		t.Fatalf("the fine-tuned model: %v, lists %d photos (the champion %d), saw %d test images", err, len(tuned), len(seen), evt.SeenInTraining)
+	}
+	page, err := Summarize(rec).WriteHTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(page); !strings.Contains(string(b), fmt.Sprintf("was trained on %d of its %d test images", evt.SeenInTraining, evt.Images)) {
+		t.Fatalf("report.html does not warn of the fine-tuned model's test images")
 	}
 }

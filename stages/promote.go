@@ -32,9 +32,12 @@ type Card struct {
 	Metrics      map[string]metric `json:"metrics"`
 	Metric       string            `json:"selected_by"`
 	TestSet      string            `json:"test_set,omitempty"` // the id of the test set of Metrics (testSetID)
-	Source       string            `json:"source_model"`       // the store path it was copied from
-	Run          string            `json:"source_run"`
-	Promoted     time.Time         `json:"promoted_at"`
+	// SeenInTraining counts the images of that test set the model (or the model it started
+	// from) was trained on, whose Metrics flatter it (Evaluation.SeenInTraining).
+	SeenInTraining int       `json:"test_images_seen_in_training,omitempty"`
+	Source         string    `json:"source_model"` // the store path it was copied from
+	Run            string    `json:"source_run"`
+	Promoted       time.Time `json:"promoted_at"`
 }
 
 type promoteHistory struct {
@@ -246,7 +249,7 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 		Input: info.Input, Metrics: map[string]metric{}, Source: source, Run: filepath.Base(runDir), Promoted: time.Now().UTC()}
 	var ev Evaluation
 	if readJSONFileIfExists(filepath.Join(runDir, folder, "evaluation", "metrics.json"), &ev) {
-		card.Metrics, card.Metric, card.TestSet = ev.MetricMap(), EvaluationMetrics[0], ev.TestSet
+		card.Metrics, card.Metric, card.TestSet, card.SeenInTraining = ev.MetricMap(), EvaluationMetrics[0], ev.TestSet, ev.SeenInTraining
 	}
 	root := promoteTo + ".d"
 	// The champion, when it is this model but broken (its weights deleted, say), is installed

@@ -301,6 +301,7 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 <td>{{.Train.BestEpoch}}/{{.Train.EpochsRun}}</td><td>{{.Train.Params}}</td><td>{{.Speed}}</td></tr>{{end}}
 </table>{{end}}
 {{range .Rows}}<h3>{{.Name}}</h3><p class="muted">{{.Train.Selection}}</p>
+{{if and .Test .Test.SeenInTraining}}<p><b>Warning:</b> {{.Name}} was trained on {{.Test.SeenInTraining}} of its {{.Test.Images}} test images (or the model it started from was): its test scores flatter it.</p>{{end}}
 {{if .Metrics}}<a href="{{.MetricsFile}}"><img alt="{{.Name}} training curves" src="{{.Metrics}}"></a>{{end}}
 {{if .Confusion}}<a href="{{.ConfusionFile}}"><img alt="{{.Name}} confusion matrix" src="{{.Confusion}}"></a>{{end}}
 {{if .PerClass}}<details><summary>Per-class scores</summary><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>

@@ -66,6 +66,8 @@ type Candidate struct {
 	Metrics    map[string]metric `json:"metrics"`
 	Data       string            `json:"data"`     // the test set it was scored on
 	TestSet    string            `json:"test_set"` // that test set's id (testSetID)
+	// Seen counts the test images the model was trained on (Evaluation.SeenInTraining).
+	Seen int `json:"test_images_seen_in_training,omitempty"`
 }
 
 // Name implements pipeline.Kind.
@@ -284,7 +286,7 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 		v, _ := ev.Value(cfg.Metric)
 		t, _ := ev.Value(cfg.TieBreak)
 		dec.Ranking = append(dec.Ranking, Candidate{Name: name, Arch: ev.Architecture, Value: metric(v), TieValue: metric(t), Model: ev.Model, Evaluation: p, Metrics: ev.MetricMap(),
-			Data: ev.Data, TestSet: ev.TestSet})
+			Data: ev.Data, TestSet: ev.TestSet, Seen: ev.SeenInTraining})
 	}
 	tieDir := "max"
 	if LowerIsBetter(cfg.TieBreak) {
@@ -343,6 +345,9 @@ func (s Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (str
 		return "", err
 	}
 	w := dec.Ranking[0]
+	if w.Seen > 0 {
+		note = fmt.Sprintf("warning: %s was trained on %d of its test images (or the model it started from was), which flatter its %s; %s", w.Name, w.Seen, dec.Metric, note)
+	}
 	job.SetSummary(fmt.Sprintf("%s %.4f, %s", w.Name, float64(w.Value), outcome))
 	if restored != "" {
 		note = restored + "; " + note
@@ -548,7 +553,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		}
 	}
 	card := Card{ID: sanitizeID(runID + "-" + w.Name), Architecture: info.Spec.Architecture, Classes: info.Classes, Input: info.Input,
-		Metrics: w.Metrics, Metric: dec.Metric, TestSet: w.TestSet, Source: w.Model, Run: runID, Promoted: time.Now().UTC()}
+		Metrics: w.Metrics, Metric: dec.Metric, TestSet: w.TestSet, SeenInTraining: w.Seen, Source: w.Model, Run: runID, Promoted: time.Now().UTC()}
 	if err := job.Ready(); err != nil {
 		return "", "", err
 	}

@@ -149,6 +149,9 @@ func promoteCommand() *cli.Command {
 			score := "no evaluation"
 			if card.Metric != "" {
 				score = fmt.Sprintf("%s %.4f", card.Metric, float64(card.Metrics[card.Metric]))
+				if card.SeenInTraining > 0 {
+					score += fmt.Sprintf(" (trained on %d of those test images, which flatter it)", card.SeenInTraining)
+				}
 			}
 			fmt.Fprintf(c.App.Writer, "champion %s: %s, %d classes, %s, from run %s, promoted %s\n", card.ID, card.Architecture,
 				len(card.Classes), score, card.Run, card.Promoted.Local().Format("2006-01-02 15:04"))
