@@ -235,7 +235,7 @@ func TestSplitChangeNotes(t *testing.T) {
 		{map[string][2]string{"seed": {"42", "7"}}, true},
 		{map[string][2]string{"image_size": {`"number" 28`, `"number" 32`}}, false},
 	} {
-		if got := len(Split{}.ChangeNotes(c.changed)) > 0; got != c.note {
+		if got := len(Split{}.ChangeNotes(&pipeline.Values{}, c.changed)) > 0; got != c.note {
 			t.Errorf("%v: note %v, want %v", c.changed, got, c.note)
 		}
 	}
@@ -253,12 +253,12 @@ func TestSplitChangeNotesNearDuplicates(t *testing.T) {
 		{`"bool" false`, `"bool" true`, "held-out set"},
 		{`"bool" null`, `"bool" true`, ""},
 	} {
-		notes := Split{}.ChangeNotes(map[string][2]string{"near_duplicates": {c.was, c.now}})
+		notes := Split{}.ChangeNotes(&pipeline.Values{}, map[string][2]string{"near_duplicates": {c.was, c.now}})
 		if got := strings.Join(notes, "; "); c.want == "" && got != "" || !strings.Contains(got, c.want) {
 			t.Errorf("%s → %s: notes %q, want one saying %q", c.was, c.now, got, c.want)
 		}
 	}
-	got := Split{}.ChangeNotes(map[string][2]string{"near_duplicates": {`"bool" null`, `"bool" false`}, "seed": {"1", "2"}})
+	got := Split{}.ChangeNotes(&pipeline.Values{}, map[string][2]string{"near_duplicates": {`"bool" null`, `"bool" false`}, "seed": {"1", "2"}})
 	if len(got) != 1 || !strings.Contains(got[0], "afresh") {
 		t.Errorf("with a new seed: %q, want the sets drawn afresh", got)
 	}
@@ -328,6 +328,26 @@ func TestPlanSaysASplitIsKeyedByItsOwnSeed(t *testing.T) {
 	}
 	ds, err := w.engine().Plan(pipeline.Selection{})
 	if err != nil || len(ds) != 1 || strings.Join(ds[0].Reasons, "; ") != "now keyed by its own seed (7) instead of the pipeline's" {
+		t.Fatalf("plan: %v %q", err, ds[0].Reasons)
+	}
+}
+
+// With a test_source, a new val draws train and val afresh; the test set stays test_source's.
+func TestPlanSaysOnlyTrainAndValAreDrawnAfreshWithATestSource(t *testing.T) {
+	hcl := strings.Replace(splitHCL, "  test       = 0.2\n", "  test_source = \"heldout\"\n", 1)
+	w := newWS(t, hcl)
+	for i := 0; i < 10; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
+	}
+	for i := 0; i < 3; i++ {
+		w.write(fmt.Sprintf("heldout/a/%d.png", i), randomPNG(9, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("heldout/b/%d.png", i), randomPNG(10, uint64(i), 6, 6))
+	}
+	mustRun(t, w)
+	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "val        = 0.2", "val        = 0.3", 1)))
+	ds, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil || len(ds) != 1 || !slices.Contains(ds[0].Reasons, "the sets will be drawn afresh: images move between train and val (the test set is test_source's)") {
 		t.Fatalf("plan: %v %q", err, ds[0].Reasons)
 	}
 }
