@@ -280,11 +280,9 @@ stage "select" "best" {
 	}
 }
 
-// A champion's score on an earlier test set is not compared with a candidate's on another:
-// the champion is evaluated on the run's test set (once, kept in its folder), and a champion
-// of other classes is not compared at all.
-func TestChampionIsScoredOnTheRunsTestSet(t *testing.T) {
-	const src = `
+// championHCL splits raw, trains a small cnn on it, evaluates it and selects it: the tests
+// of champions change it.
+const championHCL = `
 pipeline {
   seed       = 7
   image_size = 16
@@ -316,6 +314,12 @@ stage "select" "best" {
   metric     = "test_f1_macro"
 }
 `
+
+// A champion's score on an earlier test set is not compared with a candidate's on another:
+// the champion is evaluated on the run's test set (once, kept in its folder), and a champion
+// of other classes is not compared at all.
+func TestChampionIsScoredOnTheRunsTestSet(t *testing.T) {
+	const src = championHCL
 	w := newWS(t, src)
 	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
 	classes := []string{"circle", "square", "stripes"}
@@ -474,38 +478,7 @@ func (nopProgress) Status(string)       {}
 // too well there: select compares it with the winner on the test photos it never saw, and
 // an evaluation of it there says how many it saw.
 func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
-	const src = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
-stage "train" "model" {
-  architecture  = "cnn"
-  train         = stage.split.main.train
-  val           = stage.split.main.val
-  epochs        = 8
-  batch_size    = 16
-  learning_rate = 1e-2
-  options       = { channels = [4], pool = 2, dense = 8 }
-}
-
-stage "evaluate" "test" {
-  model = stage.train.model.saved_model
-  data  = stage.split.main.test
-}
-
-stage "select" "best" {
-  candidates = stage.evaluate.test
-  metric     = "test_f1_macro"
-}
-`
+	const src = championHCL
 	w := newWS(t, src)
 	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
 	writeSynthetic(t, w, 500, []string{"circle", "square", "stripes"})

@@ -190,10 +190,7 @@ stage "augment" "balanced" {
 // test written as its default changes nothing.
 func TestPlanSaysTheSetsWillBeDrawnAfresh(t *testing.T) {
 	w := newWS(t, splitHCL)
-	for i := 0; i < 10; i++ {
-		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
-		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
-	}
+	writeTwoClasses(w, "raw", 10)
 	mustRun(t, w)
 	plan := func(hcl string) *pipeline.Decision {
 		t.Helper()
@@ -268,10 +265,7 @@ func TestSplitChangeNotesNearDuplicates(t *testing.T) {
 // folder renamed, a photo moved into another class; not a photo renamed in its class.
 func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 	w := newWS(t, splitHCL)
-	for i := 0; i < 10; i++ {
-		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
-		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
-	}
+	writeTwoClasses(w, "raw", 10)
 	mustRun(t, w)
 	plan := func() string {
 		t.Helper()
@@ -307,10 +301,7 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 // own: the plan says that, not that the sets are drawn afresh.
 func TestPlanSaysASplitIsKeyedByItsOwnSeed(t *testing.T) {
 	w := newWS(t, "pipeline {\n  seed = 42\n}\n"+strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  seed       = 7", 1))
-	for i := 0; i < 10; i++ {
-		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
-		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
-	}
+	writeTwoClasses(w, "raw", 10)
 	mustRun(t, w)
 	state := filepath.Join(w.dir, pipeline.StoreDir, "state", "split.main.json")
 	b, err := os.ReadFile(state)
@@ -336,10 +327,7 @@ func TestPlanSaysASplitIsKeyedByItsOwnSeed(t *testing.T) {
 func TestPlanSaysOnlyTrainAndValAreDrawnAfreshWithATestSource(t *testing.T) {
 	hcl := strings.Replace(splitHCL, "  test       = 0.2\n", "  test_source = \"heldout\"\n", 1)
 	w := newWS(t, hcl)
-	for i := 0; i < 10; i++ {
-		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(7, uint64(i), 6, 6))
-		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(8, uint64(i), 6, 6))
-	}
+	writeTwoClasses(w, "raw", 10)
 	for i := 0; i < 3; i++ {
 		w.write(fmt.Sprintf("heldout/a/%d.png", i), randomPNG(9, uint64(i), 6, 6))
 		w.write(fmt.Sprintf("heldout/b/%d.png", i), randomPNG(10, uint64(i), 6, 6))
@@ -349,5 +337,14 @@ func TestPlanSaysOnlyTrainAndValAreDrawnAfreshWithATestSource(t *testing.T) {
 	ds, err := w.engine().Plan(pipeline.Selection{})
 	if err != nil || len(ds) != 1 || !slices.Contains(ds[0].Reasons, "the sets will be drawn afresh: images move between train and val (the test set is test_source's)") {
 		t.Fatalf("plan: %v %q", err, ds[0].Reasons)
+	}
+}
+
+// writeTwoClasses writes n small distinct PNG photos into each of the class folders a and b
+// of folder dir in w.
+func writeTwoClasses(w *ws, dir string, n int) {
+	for i := 0; i < n; i++ {
+		w.write(fmt.Sprintf("%s/a/%d.png", dir, i), randomPNG(7, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("%s/b/%d.png", dir, i), randomPNG(8, uint64(i), 6, 6))
 	}
 }
