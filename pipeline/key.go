@@ -133,8 +133,8 @@ func OutputDigests(files map[string]string, outputs []string, refs map[string][]
 	return out
 }
 
-// keyOfLines hashes key lines. With PIPELINE_DEBUG_KEYS set (not to 0), the lines are printed to stderr
-// so a surprising rerun can be traced to the line that changed.
+// keyOfLines hashes key lines. With PIPELINE_DEBUG_KEYS set (not to 0), the lines are
+// printed to stderr so a surprising rerun can be traced to the line that changed.
 func keyOfLines(addr string, lines []string) string {
 	h := sha256.New()
 	for _, l := range lines {

@@ -465,7 +465,11 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			// another split's model, say), which flatter it.
 			saw = readSawLists(job, champDir, w)
 			if saw.id != "" {
-				if n, err := saw.seenIn(job.Path(w.Data)); err == nil && n > 0 {
+				data := w.Data
+				if _, err := os.Stat(filepath.Join(job.Path(data), ManifestFile)); err != nil {
+					data = movedTestSet(job, w) // its folder removed since (see championScore)
+				}
+				if n, err := saw.seenIn(job.Path(data)); data != "" && err == nil && n > 0 {
 					rescore = true
 				}
 			}
