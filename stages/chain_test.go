@@ -391,7 +391,7 @@ func TestChampionIsScoredOnTheRunsTestSet(t *testing.T) {
 	// A winner's test set no longer in the store (an evaluation cached across a republished
 	// split, the old object collected since): the champion cannot be scored there.
 	gone := Candidate{Name: "cnn", Data: "data/intermediate/objects/0000/test", TestSet: "another"}
-	if _, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone, &sawLists{}, 3); !errors.Is(err, errTestSetGone) {
+	if _, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone, &sawLists{}); !errors.Is(err, errTestSetGone) {
 		t.Fatalf("scoring on a test set that is gone: %v", err)
 	}
 	// The same test set as an output of this run's stages (the split republished, the
@@ -401,7 +401,7 @@ func TestChampionIsScoredOnTheRunsTestSet(t *testing.T) {
 	job := &pipeline.Job{Workspace: w.dir, Log: &log, Progress: nopProgress{},
 		RunOutputs: map[string]map[string]string{"split.main": {"train": strings.TrimSuffix(ev2.Data, "test") + "train", "test": ev2.Data}}}
 	os.Remove(filepath.Join(champDir, championScores))
-	if c, err := championScore(context.Background(), job, champDir, moved, &sawLists{}, 3); err != nil || c.champ["test_f1_macro"] != want.ev.TestF1Macro {
+	if c, err := championScore(context.Background(), job, champDir, moved, &sawLists{}); err != nil || c.champ["test_f1_macro"] != want.ev.TestF1Macro {
 		t.Fatalf("scoring on the test set found among the run's outputs: %v, %+v (log %s)", err, c, log.String())
 	}
 
@@ -481,7 +481,7 @@ func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
 	const src = championHCL
 	w := newWS(t, src)
 	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
-	writeSynthetic(t, w, 500, []string{"circle", "square", "stripes"})
+	writeSynthetic(t, w, 1000, []string{"circle", "square", "stripes"})
 	rec, _ := w.run(false)
 	champDir, err := ChampionDir(filepath.Join(w.dir, "models/final_models"))
 	if err != nil {
@@ -575,11 +575,27 @@ func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
 	if len(scores) != 2 || scores[champKey]["test_f1_macro"] != champ.ev.TestF1Macro || int(scores[champKey][comparedKey]) != unseen || scores[winnerKey] == nil {
 		t.Fatalf("kept scores %v", scores)
 	}
-	// Too few photos left to compare on (fewer than minComparedPerClass a class): none.
+	// Too few photos of a class left to compare on (fewer than minComparedPerClass): none.
 	saw := readSawLists(&pipeline.Job{Workspace: w.dir}, champDir, Candidate{Model: ev.Model})
+	m, err := ReadManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for _, e := range m.Images {
+		if e.Label == 1 && !saw.union.has(e.Digest) {
+			if left++; left > 2 { // all but two of class 1's photos seen
+				var d [32]byte
+				hex.Decode(d[:], []byte(e.Digest))
+				saw.union = append(saw.union, d)
+			}
+		}
+	}
+	slices.SortFunc(saw.union, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	saw.id = "fewer"
 	few := Candidate{Name: "cnn", Model: ev.Model, Data: ev.Data, TestSet: ev.TestSet}
-	if c, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir, Log: io.Discard, Progress: nopProgress{}}, champDir, few, saw, unseen/minComparedPerClass+1); !errors.Is(err, errTooFewUnseen) || c.unseen != unseen {
-		t.Fatalf("with too few photos left: %v, %+v", err, c)
+	if c, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir, Log: io.Discard, Progress: nopProgress{}}, champDir, few, saw); !errors.Is(err, errTooFewUnseen) || c.short != 1 || c.shortLeft != 2 {
+		t.Fatalf("with too few photos of a class left: %v, %+v", err, c)
 	}
 	rec, _ = w.run(false) // the kept score, and the winner scored again on the same photos
 	if eff2 := rec.Result("select.best").Effect; eff2 != eff {

@@ -505,12 +505,17 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				if saw == nil {
 					saw = readSawLists(job, champDir, w)
 				}
-				score, err := championScore(ctx, job, champDir, w, saw, len(info.Classes))
+				score, err := championScore(ctx, job, champDir, w, saw)
 				switch {
 				case errors.Is(err, errNoneUnseen):
 					why = append(why, "every image of this run's test set is one "+saw.trainedOn())
 				case errors.Is(err, errTooFewUnseen):
-					why = append(why, fmt.Sprintf("only %d of this run's %d test images are ones %s (fewer than %d a class), too few to compare on", score.unseen, score.unseen+score.seen, saw.who(), minComparedPerClass))
+					class := fmt.Sprint(score.short)
+					if score.short < len(info.Classes) {
+						class = fmt.Sprintf("%q", info.Classes[score.short])
+					}
+					why = append(why, fmt.Sprintf("only %d of the %d test images of class %s are ones %s (fewer than %d), too few to compare on",
+						score.shortLeft, score.shortAll, class, saw.who(), minComparedPerClass))
 				case errors.Is(err, errTestSetGone):
 					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run %s --force)",
 						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name, evaluateStages(job)), notPromoted, nil
@@ -529,7 +534,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 					cv = float64(score.champ[dec.Metric])
 				}
 				if len(saw.unknown) > 0 && err == nil {
-					on += "; whether " + strings.Join(saw.unknown, " and ") + " saw some of these test images cannot be told"
+					on += "; " + strings.Join(saw.unknown, "; ")
 				}
 			}
 			if len(why) > 0 {

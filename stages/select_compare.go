@@ -22,9 +22,10 @@ import (
 // TrainedOnFile; the comparison leaves out every test photo either saw, and is made on the
 // others, when there are enough of them.
 
-// minComparedPerClass is how many test images a class the comparison of a champion with a
-// winner needs on average, after the photos either model saw are left out: fewer, and the
-// scores say more about the few photos than about the models.
+// minComparedPerClass is how many test images each class needs in the comparison of a
+// champion with a winner, after the photos either model saw are left out (all of its test
+// images, for a class with fewer): fewer, and the scores say more about the few photos than
+// about the models.
 const minComparedPerClass = 5
 
 // errTooFewUnseen is a test set too few images of which neither model was trained on.
@@ -53,9 +54,9 @@ func readSawLists(job *pipeline.Job, champDir string, w Candidate) *sawLists {
 		s, err := readTrainedOn(m.dir)
 		switch {
 		case err != nil:
-			l.unknown = append(l.unknown, fmt.Sprintf("%s's %s is damaged (%v)", m.who, TrainedOnFile, err))
+			l.unknown = append(l.unknown, fmt.Sprintf("which test images %s saw cannot be told: %v", m.who, err))
 		case s == nil:
-			l.unknown = append(l.unknown, fmt.Sprintf("%s has no %s (made by an earlier version)", m.who, TrainedOnFile))
+			l.unknown = append(l.unknown, fmt.Sprintf("which test images %s saw cannot be told: it has no %s (made by an earlier version, or from a starting model that has none)", m.who, TrainedOnFile))
 		default:
 			*m.known = true
 			l.union = append(l.union, s...)
@@ -121,14 +122,44 @@ type comparison struct {
 	// seen counts the test images left out (either model was trained on them); unseen,
 	// those compared.
 	seen, unseen int
+	// short is the first class with too few test images left (errTooFewUnseen): its index,
+	// images left and test images; -1 for none.
+	short, shortLeft, shortAll int
 }
 
-// Scores' keys in scores.json beside the metrics: how many test images were compared, and how
-// many left out.
+// Scores' keys in scores.json beside the metrics: how many test images were compared and how
+// many left out, and the first class with too few left (its index, -1 for none; the images
+// left of it and its test images).
 const (
-	comparedKey = "images_compared"
-	leftOutKey  = "images_left_out"
+	comparedKey  = "images_compared"
+	leftOutKey   = "images_left_out"
+	shortKey     = "class_too_few"
+	shortLeftKey = "class_too_few_left"
+	shortAllKey  = "class_too_few_test_images"
 )
+
+// shortClass finds the first class of the test set in folder data whose images left in the
+// scores per (the support of each class after the photos left out) are fewer than
+// minComparedPerClass and fewer than all of its test images: its index, the images left and
+// its test images; index -1 for none.
+func shortClass(data string, per []ClassScore) (int, int, int, error) {
+	all := make([]int, len(per))
+	_, err := EachManifestEntry(data, func(e Entry) error {
+		if e.Label < len(all) {
+			all[e.Label]++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for i, c := range per {
+		if c.Support < min(minComparedPerClass, all[i]) {
+			return i, c.Support, all[i], nil
+		}
+	}
+	return -1, 0, 0, nil
+}
 
 // championScore compares the champion in champDir with the winner w on w's test set, leaving
 // out the photos either was trained on (saw; both scored on the rest), or, when neither list
@@ -137,7 +168,7 @@ const (
 // and the winner's on the same photos when they are not all of its test set (kept there too).
 // It fails with errNoneUnseen when no photo is left, errTooFewUnseen when fewer than
 // minComparedPerClass a class are, and errTestSetGone when the test set is nowhere.
-func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate, saw *sawLists, classes int) (*comparison, error) {
+func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate, saw *sawLists) (*comparison, error) {
 	file := filepath.Join(champDir, championScores)
 	scores := map[string]map[string]metric{}
 	if b, err := os.ReadFile(file); err == nil {
@@ -152,18 +183,21 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		key += " less " + saw.id
 	}
 	winnerKey := "winner " + w.Model + " on " + key
-	c := &comparison{}
+	c := &comparison{short: -1}
 	done := func() (*comparison, error) {
 		switch {
 		case c.unseen == 0 && c.seen > 0:
 			return nil, errNoneUnseen
-		case c.seen > 0 && c.unseen < minComparedPerClass*classes:
+		case c.seen > 0 && c.short >= 0:
 			return c, errTooFewUnseen
 		}
 		return c, nil
 	}
 	if s, ok := scores[key]; ok && (saw.id == "" || s[comparedKey] > 0 || s[leftOutKey] > 0) {
 		c.champ, c.unseen, c.seen = s, int(s[comparedKey]), int(s[leftOutKey])
+		if short, ok := s[shortKey]; ok {
+			c.short, c.shortLeft, c.shortAll = int(short), int(s[shortLeftKey]), int(s[shortAllKey])
+		}
 		if c.seen == 0 || c.unseen == 0 {
 			return done()
 		}
@@ -206,7 +240,11 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		}
 	}
 	if c.champ == nil {
-		job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), data)
+		if saw.id != "" {
+			job.Logf("scoring the champion %s on this run's test set (%s), less the photos %s, once", filepath.Base(champDir), data, saw.trainedOn())
+		} else {
+			job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), data)
+		}
 		r, err := score(SavedModelOf(champDir), "the champion")
 		if errors.Is(err, errNoneUnseen) {
 			n, _ := saw.seenIn(job.Path(data))
@@ -219,11 +257,20 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		}
 		c.champ, c.unseen, c.seen = r.ev.MetricMap(), r.ev.Images, r.ev.SeenInTraining
 		c.champ[comparedKey], c.champ[leftOutKey] = metric(c.unseen), metric(c.seen)
+		if c.seen > 0 {
+			if c.short, c.shortLeft, c.shortAll, err = shortClass(job.Path(data), r.ev.PerClass); err != nil {
+				return nil, err
+			}
+			c.champ[shortKey], c.champ[shortLeftKey], c.champ[shortAllKey] = metric(c.short), metric(c.shortLeft), metric(c.shortAll)
+		}
 		scores[key] = c.champ
 		keep()
 		if c.seen == 0 {
 			return done()
 		}
+	}
+	if c.short >= 0 {
+		return done()
 	}
 	job.Logf("scoring %s on the %d of this run's %d test images %s", w.Name, c.unseen, c.unseen+c.seen, saw.who())
 	r, err := score(SavedModelOf(job.Path(w.Model)), w.Name)
