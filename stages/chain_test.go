@@ -598,6 +598,7 @@ func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
 		t.Fatalf("with too few photos of a class left: %v, %+v", err, c)
 	}
 	rec, _ = w.run(false) // the kept score, and the winner scored again on the same photos
+	redrawnRun := rec
 	if eff2 := rec.Result("select.best").Effect; eff2 != eff {
 		t.Fatalf("select again: %q, before %q", eff2, eff)
 	}
@@ -645,5 +646,21 @@ stage "evaluate" "tuned" {
 	}
 	if b, _ := os.ReadFile(page); !strings.Contains(string(b), fmt.Sprintf("was trained on %d of its %d test images", evt.SeenInTraining, evt.Images)) {
 		t.Fatalf("report.html does not warn of the fine-tuned model's test images")
+	}
+
+	// Promoted by hand from the run that trained it, then from a run that found it cached:
+	// one promotion, under its first id.
+	final := filepath.Join(w.dir, "models/final_models")
+	first, _, _, err := PromoteFromRun(final, redrawnRun.Dir(), "cnn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Rollback(final); err != nil {
+		t.Fatal(err)
+	}
+	again, _, _, err := PromoteFromRun(final, rec.Dir(), "train.model")
+	promotions, _, _ := History(final)
+	if err != nil || again.ID != first.ID || slices.Contains(promotions, sanitizeID(rec.ID+"-train.model")) {
+		t.Fatalf("promoting a model found cached: %v, %+v (first %s), history %v", err, again, first.ID, promotions)
 	}
 }

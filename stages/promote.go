@@ -191,10 +191,12 @@ type AlreadyChampionError struct{ Msg string }
 func (e *AlreadyChampionError) Error() string { return e.Msg }
 
 // PromoteFromRun makes the model trained in run folder runDir, in its folder there (cnn,
-// cnn.fast; or the candidate name, the training's for_each key), the champion by hand, though select did not promote it: its card gets the
-// metrics of its evaluation in that folder, if any. As with PromoteAgain, a block on the
-// model is lifted (returned as lifted) and the champion it sets aside is not promoted again
-// automatically (returned as aside).
+// cnn.fast; or the candidate name, the training's for_each key), the champion by hand, though
+// select did not promote it: its card gets the metrics of its evaluation in that folder, if
+// any. A model promoted before under another id (the same store object) is promoted again
+// under that id (PromoteAgain). As with PromoteAgain, a block on the model is lifted
+// (returned as lifted) and the champion it sets aside is not promoted again automatically
+// (returned as aside).
 func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *RolledBack, error) {
 	folder = strings.TrimRight(folder, "/") // as a shell completes a folder
 	var rec pipeline.RunRecord
@@ -244,6 +246,14 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 	}
 	if err := graphs.CheckModel(saved); err != nil {
 		return nil, nil, nil, fmt.Errorf("not promoted: %w; the champion is unchanged", err)
+	}
+	// The same model promoted before under another id (from the run that trained it, this
+	// run having found it cached): that promotion again, not a second copy of the model.
+	for _, id := range promotedIDList(promoteTo + ".d") {
+		dir := filepath.Join(promoteTo+".d", id)
+		if c, err := ReadCard(dir); err == nil && c.Source == source && id != sanitizeID(filepath.Base(runDir)+"-"+folder) && checkPromoted(dir) == nil {
+			return PromoteAgain(promoteTo, id)
+		}
 	}
 	card := Card{ID: sanitizeID(filepath.Base(runDir) + "-" + folder), Architecture: info.Spec.Architecture, Classes: info.Classes,
 		Input: info.Input, Metrics: map[string]metric{}, Source: source, Run: filepath.Base(runDir), Promoted: time.Now().UTC()}
