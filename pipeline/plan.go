@@ -658,7 +658,7 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 		up = append(up, fmt.Sprintf("upstream %s changed", u))
 	}
 	if n, ok := d.inst.Kind.(ChangeNoter); ok && len(changed) > 0 {
-		notes = n.ChangeNotes(v, changed)
+		notes = append(notes, n.ChangeNotes(v, changed)...)
 	}
 	return reasons, up, notes
 }

@@ -232,7 +232,11 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 			break
 		}
 	}
-	if len(notes) == 0 && attr == "source" && renamed && sameByClass(wasPaths, nowPaths, classOf) {
+	switch {
+	case len(notes) > 0 || attr != "source":
+	case maps.Equal(was, now): // the folder under another path
+		notes = append(notes, "the same photos: the trainings on them are not expected to run again")
+	case renamed && sameByClass(wasPaths, nowPaths, classOf):
 		notes = append(notes, "only names change: the sets keep the same photos, so the trainings on them are not expected to run again")
 	}
 	return notes

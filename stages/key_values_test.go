@@ -291,6 +291,15 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 		t.Errorf("a photo moved into another class: %q", got)
 	}
 	mv("raw/b/zero.png", "raw/a/0.png")
+	mustRun(t, w)
+	// The folder under another path: the same photos.
+	mv("raw", "photos")
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, `source     = "raw"`, `source     = "photos"`, 1)))
+	if got := plan(); !strings.HasSuffix(got, "; the same photos: the trainings on them are not expected to run again") {
+		t.Errorf("the photo folder under another path: %q", got)
+	}
+	mv("photos", "raw")
+	w.write("pipeline.hcl", []byte(splitHCL))
 	mv("raw/b", "raw/c")
 	if got := plan(); !strings.Contains(got, `(folder b renamed c)`) || !strings.Contains(got, `; the classes change: adds "c"; drops "b"`) || strings.Contains(got, "another class") || strings.Contains(got, "only names") {
 		t.Errorf("a class folder renamed: %q", got)
