@@ -606,7 +606,7 @@ func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
 	// The champion evaluated on the new test set says how many of its photos it saw; so does
 	// a model fine-tuned from it on the new split, whose list holds the champion's, and the
 	// run's report.
-	w.write("pipeline.hcl", []byte(redrawn+`
+	w.write("pipeline.hcl", []byte(strings.Replace(redrawn, "candidates = stage.evaluate.test", "candidates = { model = stage.evaluate.test, tuned = stage.evaluate.tuned }", 1)+`
 stage "evaluate" "champion" {
   model = "models/final_models/saved_model"
   data  = stage.split.main.test
@@ -646,6 +646,11 @@ stage "evaluate" "tuned" {
 	}
 	if b, _ := os.ReadFile(page); !strings.Contains(string(b), fmt.Sprintf("was trained on %d of its %d test images", evt.SeenInTraining, evt.Images)) {
 		t.Fatalf("report.html does not warn of the fine-tuned model's test images")
+	}
+	// Select ranks it first (its score flattered), and says so.
+	if sel := rec.Result("select.best"); !strings.HasPrefix(sel.Summary, fmt.Sprintf("tuned %.4f (trained on %d of its test images), ", float64(evt.TestF1Macro), evt.SeenInTraining)) ||
+		!strings.HasPrefix(sel.Effect, fmt.Sprintf("warning: tuned was trained on %d of its test images", evt.SeenInTraining)) {
+		t.Fatalf("select with the fine-tuned model: %q (%q)", sel.Effect, sel.Summary)
 	}
 
 	// Promoted by hand from the run that trained it, then from a run that found it cached:
