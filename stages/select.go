@@ -73,8 +73,9 @@ type Candidate struct {
 // Name implements pipeline.Kind.
 func (Select) Name() string { return "select" }
 
-// Version implements pipeline.Kind.
-func (Select) Version() int { return 3 }
+// Version implements pipeline.Kind. (4: decision.json gives each candidate's test images
+// seen in training.)
+func (Select) Version() int { return 4 }
 
 // Outputs implements pipeline.Kind.
 func (Select) Outputs() []string { return []string{"decision"} }
@@ -473,9 +474,10 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				if _, err := os.Stat(filepath.Join(job.Path(data), ManifestFile)); err != nil {
 					data = movedTestSet(job, w) // its folder removed since (see championScore)
 				}
-				if n, err := saw.seenIn(job.Path(data)); data != "" && err == nil && n > 0 {
-					rescore = true
-				}
+				n, err := saw.seenIn(job.Path(data))
+				// a winner or champion known to have seen some, the folder found or not
+				// (championScore then says it is gone)
+				rescore = w.Seen > 0 || champ.SeenInTraining > 0 || data != "" && err == nil && n > 0
 			}
 		}
 		if rescore {
@@ -519,7 +521,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 						class = fmt.Sprintf("%q", info.Classes[score.short])
 					}
 					why = append(why, fmt.Sprintf("only %d of the %d test images of class %s are ones %s (fewer than %d), too few to compare on",
-						score.shortLeft, score.shortAll, class, saw.who(), minComparedPerClass))
+						score.shortLeft, score.shortAll, class, saw.who(), min(minComparedPerClass, score.shortAll)))
 				case errors.Is(err, errTestSetGone):
 					return fmt.Sprintf("not promoted: %s %s %.4f, but the champion %s was scored on another test set and the one %s was scored on is no longer in the store to score it on; run the candidates' evaluate stage again (pipeline run %s --force)",
 						w.Name, dec.Metric, float64(w.Value), champ.ID, w.Name, evaluateStages(job)), notPromoted, nil

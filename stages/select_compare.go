@@ -193,12 +193,13 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		}
 		return c, nil
 	}
-	if s, ok := scores[key]; ok && (saw.id == "" || s[comparedKey] > 0 || s[leftOutKey] > 0) {
+	_, checked := scores[key][shortKey] // the floor checked (an entry with photos left out has it)
+	if s, ok := scores[key]; ok && (saw.id == "" || s[comparedKey] > 0 || s[leftOutKey] > 0) && (s[leftOutKey] == 0 || s[comparedKey] == 0 || checked) {
 		c.champ, c.unseen, c.seen = s, int(s[comparedKey]), int(s[leftOutKey])
-		if short, ok := s[shortKey]; ok {
-			c.short, c.shortLeft, c.shortAll = int(short), int(s[shortLeftKey]), int(s[shortAllKey])
+		if checked {
+			c.short, c.shortLeft, c.shortAll = int(s[shortKey]), int(s[shortLeftKey]), int(s[shortAllKey])
 		}
-		if c.seen == 0 || c.unseen == 0 {
+		if c.seen == 0 || c.unseen == 0 || c.short >= 0 {
 			return done()
 		}
 		if ws, ok := scores[winnerKey]; ok {
