@@ -470,14 +470,14 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			// another split's model, say), which flatter it.
 			saw = readSawLists(job, champDir, w)
 			if saw.id != "" {
-				data := w.Data
-				if _, err := os.Stat(filepath.Join(job.Path(data), ManifestFile)); err != nil {
-					data = movedTestSet(job, w) // its folder removed since (see championScore)
+				n := 0
+				data, err := testSetFolder(job, w)
+				if err == nil {
+					n, err = saw.seenIn(job.Path(data))
 				}
-				n, err := saw.seenIn(job.Path(data))
 				// a winner or champion known to have seen some, the folder found or not
 				// (championScore then says it is gone)
-				rescore = w.Seen > 0 || champ.SeenInTraining > 0 || data != "" && err == nil && n > 0
+				rescore = w.Seen > 0 || champ.SeenInTraining > 0 || err == nil && n > 0
 			}
 		}
 		if rescore {

@@ -35,8 +35,7 @@ var errTooFewUnseen = errors.New("too few test images that neither model was tra
 // TrainedOnFiles say.
 type sawLists struct {
 	union digestSet
-	// id names the union (a digest of it; "" when neither list is known): scores on the
-	// photos it leaves out are kept under it.
+	// id names the union (a digest of it; "" when neither list is known).
 	id string
 	// champKnown and winnerKnown say whose list is known; unknown says why not, for a note.
 	champKnown, winnerKnown bool
@@ -127,6 +126,52 @@ type comparison struct {
 	short, shortLeft, shortAll int
 }
 
+// comparisonKey returns the key of the champion's scores in scores.json for a comparison with
+// w: w's test set id, and with saw's lists known, a digest of the test photos they leave out,
+// so that another winner leaving out the same ones (one trained on more photos, none of them
+// in the test set) finds the champion's score kept; and the test set's folder when it was
+// needed for that ("" otherwise).
+func comparisonKey(job *pipeline.Job, w Candidate, saw *sawLists) (key, data string, err error) {
+	if saw.id == "" {
+		return w.TestSet, "", nil // the whole test set, as before lists were kept
+	}
+	if data, err = testSetFolder(job, w); err != nil {
+		return "", "", err
+	}
+	var left digestSet
+	if _, err := EachManifestEntry(job.Path(data), func(e Entry) error {
+		if saw.union.has(e.Digest) {
+			var d [sha256.Size]byte
+			hex.Decode(d[:], []byte(e.Digest))
+			left = append(left, d)
+		}
+		return nil
+	}); err != nil {
+		return "", "", err
+	}
+	slices.SortFunc(left, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	h := sha256.New()
+	fmt.Fprintf(h, "%v %v\n", saw.champKnown, saw.winnerKnown)
+	for _, d := range slices.Compact(left) {
+		h.Write(d[:])
+	}
+	return w.TestSet + " less " + hex.EncodeToString(h.Sum(nil))[:16], data, nil
+}
+
+// testSetFolder returns the workspace-relative folder of w's test set: the one it was scored
+// on, or, when that is gone, the same test set among the run's outputs. An evaluation cached
+// across a split that republished its output (the same test images) names the old object,
+// which gc may have removed since; the same test set is the one this run's split gave.
+func testSetFolder(job *pipeline.Job, w Candidate) (string, error) {
+	if _, err := os.Stat(filepath.Join(job.Path(w.Data), ManifestFile)); !errors.Is(err, fs.ErrNotExist) {
+		return w.Data, nil
+	}
+	if moved := movedTestSet(job, w); moved != "" {
+		return moved, nil
+	}
+	return "", errTestSetGone
+}
+
 // Scores' keys in scores.json beside the metrics: how many test images were compared and how
 // many left out, and the first class with too few left (its index, -1 for none; the images
 // left of it and its test images).
@@ -178,9 +223,9 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	key := w.TestSet // neither list known: the whole test set, as before lists were kept
-	if saw.id != "" {
-		key += " less " + saw.id
+	key, data, err := comparisonKey(job, w, saw)
+	if err != nil {
+		return nil, err
 	}
 	winnerKey := "winner " + w.Model + " on " + key
 	c := &comparison{short: -1}
@@ -207,13 +252,9 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 			return done()
 		}
 	}
-	data := w.Data
-	if _, err := os.Stat(filepath.Join(job.Path(data), ManifestFile)); errors.Is(err, fs.ErrNotExist) {
-		// An evaluation cached across a split that republished its output (the same test
-		// images) names the old object, which gc may have removed since: the same test set
-		// is the one this run's split gave.
-		if data = movedTestSet(job, w); data == "" {
-			return nil, errTestSetGone
+	if data == "" {
+		if data, err = testSetFolder(job, w); err != nil {
+			return nil, err
 		}
 	}
 	if err := job.Ready(); err != nil {

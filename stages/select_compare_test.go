@@ -1,25 +1,57 @@
 package stages
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"pipeline/pipeline"
 )
 
 // A score kept in scores.json is used as it was worked out: one kept before the per-class
-// floor was checked is worked out again, and one kept as too few is too few at once, even
-// with the test set's folder gone.
+// floor was checked is worked out again, and one kept as too few or as none left is that at
+// once. It is kept by the test photos left out: another winner leaving out the same ones
+// finds it; leaving out others, not.
 func TestKeptChampionScoresAreReadAsTheyWereMade(t *testing.T) {
 	ws, champ := t.TempDir(), t.TempDir()
-	w := Candidate{Name: "cnn", Model: "m/saved_model", Data: "gone/test", TestSet: "T"}
-	saw := &sawLists{id: "abcd", champKnown: true, winnerKnown: true}
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	m := &Manifest{Split: TestSet, Classes: []string{"a", "b"}, SourceDir: "raw",
+		Images: []Entry{{Label: 0, Digest: digest("x"), Source: "a/x"}, {Label: 1, Digest: digest("y"), Source: "b/y"}}}
+	if err := m.Write(filepath.Join(ws, "test")); err != nil {
+		t.Fatal(err)
+	}
+	w := Candidate{Name: "cnn", Model: "m/saved_model", Data: "test", TestSet: "T"}
+	list := func(names ...string) *sawLists {
+		l := &sawLists{id: "any", champKnown: true, winnerKnown: true}
+		for _, n := range names {
+			var d [32]byte
+			hex.Decode(d[:], []byte(digest(n)))
+			l.union = append(l.union, d)
+		}
+		slices.SortFunc(l.union, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+		return l
+	}
+	saw := list("x", "z")
 	job := &pipeline.Job{Workspace: ws, Log: io.Discard, Progress: nopProgress{}}
+	key, _, err := comparisonKey(job, w, saw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other, _, _ := comparisonKey(job, w, list("x", "q")); other != key {
+		t.Fatalf("the same test photos left out, another key: %s, %s", other, key)
+	}
+	if other, _, _ := comparisonKey(job, w, list("y")); other == key {
+		t.Fatal("other test photos left out, the same key")
+	}
+	w.Model = "not/a/model" // scoring it fails: what is not kept cannot be worked out here
 	keep := func(scores map[string]map[string]metric) {
 		t.Helper()
 		b, _ := json.Marshal(scores)
@@ -28,17 +60,17 @@ func TestKeptChampionScoresAreReadAsTheyWereMade(t *testing.T) {
 		}
 	}
 	unchecked := map[string]metric{"test_f1_macro": 0.5, comparedKey: 2, leftOutKey: 98}
-	keep(map[string]map[string]metric{"T less abcd": unchecked, "winner m/saved_model on T less abcd": {"test_f1_macro": 0.9}})
-	if c, err := championScore(context.Background(), job, champ, w, saw); !errors.Is(err, errTestSetGone) {
-		t.Fatalf("a kept score without the floor checked was used: %v, %+v", err, c)
+	keep(map[string]map[string]metric{key: unchecked, "winner not/a/model on " + key: {"test_f1_macro": 0.9}})
+	if c, err := championScore(context.Background(), job, champ, w, saw); err == nil {
+		t.Fatalf("a kept score without the floor checked was used: %+v", c)
 	}
 	short := map[string]metric{"test_f1_macro": 0.5, comparedKey: 20, leftOutKey: 80, shortKey: 1, shortLeftKey: 2, shortAllKey: 30}
-	keep(map[string]map[string]metric{"T less abcd": short})
+	keep(map[string]map[string]metric{key: short})
 	if c, err := championScore(context.Background(), job, champ, w, saw); !errors.Is(err, errTooFewUnseen) || c.short != 1 || c.shortLeft != 2 || c.shortAll != 30 {
 		t.Fatalf("a kept too-few score: %v, %+v", err, c)
 	}
 	none := map[string]metric{comparedKey: 0, leftOutKey: 100}
-	keep(map[string]map[string]metric{"T less abcd": none})
+	keep(map[string]map[string]metric{key: none})
 	if _, err := championScore(context.Background(), job, champ, w, saw); !errors.Is(err, errNoneUnseen) {
 		t.Fatalf("a kept none-left score: %v", err)
 	}
