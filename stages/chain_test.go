@@ -592,7 +592,6 @@ func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
 		}
 	}
 	slices.SortFunc(saw.union, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-	saw.id = "fewer"
 	few := Candidate{Name: "cnn", Model: ev.Model, Data: ev.Data, TestSet: ev.TestSet}
 	if c, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir, Log: io.Discard, Progress: nopProgress{}}, champDir, few, saw); !errors.Is(err, errTooFewUnseen) || c.short != 1 || c.shortLeft != 2 {
 		t.Fatalf("with too few photos of a class left: %v, %+v", err, c)

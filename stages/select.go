@@ -469,7 +469,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			// either model was trained on some of its photos (a champion fine-tuned from
 			// another split's model, say), which flatter it.
 			saw = readSawLists(job, champDir, w)
-			if saw.id != "" {
+			if saw.known() {
 				n := 0
 				data, err := testSetFolder(job, w)
 				if err == nil {

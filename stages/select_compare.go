@@ -35,8 +35,6 @@ var errTooFewUnseen = errors.New("too few test images that neither model was tra
 // TrainedOnFiles say.
 type sawLists struct {
 	union digestSet
-	// id names the union (a digest of it; "" when neither list is known).
-	id string
 	// champKnown and winnerKnown say whose list is known; unknown says why not, for a note.
 	champKnown, winnerKnown bool
 	unknown                 []string
@@ -66,14 +64,11 @@ func readSawLists(job *pipeline.Job, champDir string, w Candidate) *sawLists {
 	}
 	slices.SortFunc(l.union, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
 	l.union = slices.Compact(l.union)
-	h := sha256.New()
-	fmt.Fprintf(h, "%v %v\n", l.champKnown, l.winnerKnown)
-	for _, d := range l.union {
-		h.Write(d[:])
-	}
-	l.id = hex.EncodeToString(h.Sum(nil))[:16]
 	return l
 }
+
+// known reports whether either model's list is known.
+func (l *sawLists) known() bool { return l.champKnown || l.winnerKnown }
 
 // who says whose training photos a comparison left out.
 func (l *sawLists) who() string {
@@ -132,7 +127,7 @@ type comparison struct {
 // in the test set) finds the champion's score kept; and the test set's folder when it was
 // needed for that ("" otherwise).
 func comparisonKey(job *pipeline.Job, w Candidate, saw *sawLists) (key, data string, err error) {
-	if saw.id == "" {
+	if !saw.known() {
 		return w.TestSet, "", nil // the whole test set, as before lists were kept
 	}
 	if data, err = testSetFolder(job, w); err != nil {
@@ -239,7 +234,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		return c, nil
 	}
 	_, checked := scores[key][shortKey] // the floor checked (an entry with photos left out has it)
-	if s, ok := scores[key]; ok && (saw.id == "" || s[comparedKey] > 0 || s[leftOutKey] > 0) && (s[leftOutKey] == 0 || s[comparedKey] == 0 || checked) {
+	if s, ok := scores[key]; ok && (!saw.known() || s[comparedKey] > 0 || s[leftOutKey] > 0) && (s[leftOutKey] == 0 || s[comparedKey] == 0 || checked) {
 		c.champ, c.unseen, c.seen = s, int(s[comparedKey]), int(s[leftOutKey])
 		if checked {
 			c.short, c.shortLeft, c.shortAll = int(s[shortKey]), int(s[shortLeftKey]), int(s[shortAllKey])
@@ -282,7 +277,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		}
 	}
 	if c.champ == nil {
-		if saw.id != "" {
+		if saw.known() {
 			job.Logf("scoring the champion %s on this run's test set (%s), less the photos %s, once", filepath.Base(champDir), data, saw.trainedOn())
 		} else {
 			job.Logf("scoring the champion %s on this run's test set (%s), once", filepath.Base(champDir), data)

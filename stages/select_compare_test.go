@@ -30,7 +30,7 @@ func TestKeptChampionScoresAreReadAsTheyWereMade(t *testing.T) {
 	}
 	w := Candidate{Name: "cnn", Model: "m/saved_model", Data: "test", TestSet: "T"}
 	list := func(names ...string) *sawLists {
-		l := &sawLists{id: "any", champKnown: true, winnerKnown: true}
+		l := &sawLists{champKnown: true, winnerKnown: true}
 		for _, n := range names {
 			var d [32]byte
 			hex.Decode(d[:], []byte(digest(n)))
