@@ -346,11 +346,9 @@ func (s Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (str
 		return "", err
 	}
 	w := dec.Ranking[0]
-	if w.Seen > 0 {
-		note = fmt.Sprintf("warning: %s was trained on %d of its test images (or the model it started from was), which flatter its %s; %s", w.Name, w.Seen, dec.Metric, note)
-	}
 	flattered := "" // its score counts test photos it was trained on
 	if w.Seen > 0 {
+		note = fmt.Sprintf("warning: %s was trained on %d of its test images (or the model it started from was), which flatter its %s; %s", w.Name, w.Seen, dec.Metric, note)
 		flattered = fmt.Sprintf(" (trained on %d of its test images)", w.Seen)
 	}
 	job.SetSummary(fmt.Sprintf("%s %.4f%s, %s", w.Name, float64(w.Value), flattered, outcome))
