@@ -651,6 +651,18 @@ stage "evaluate" "tuned" {
 		!strings.HasPrefix(sel.Effect, fmt.Sprintf("warning: tuned was trained on %d of its test images", evt.SeenInTraining)) {
 		t.Fatalf("select with the fine-tuned model: %q (%q)", sel.Effect, sel.Summary)
 	}
+	// The champion's kept scores hold that winner's, not the earlier winner's any more.
+	scores = nil
+	readJSONFile(t, filepath.Join(champDir, championScores), &scores)
+	var winners []string
+	for k := range scores {
+		if strings.HasPrefix(k, "winner ") {
+			winners = append(winners, k)
+		}
+	}
+	if len(winners) != 1 || !strings.HasPrefix(winners[0], "winner "+evt.Model+" on ") {
+		t.Fatalf("kept winners' scores %v, want the fine-tuned model's alone", winners)
+	}
 
 	// Promoted by hand from the run that trained it, then from a run that found it cached:
 	// one promotion, under its first id.

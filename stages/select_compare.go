@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"pipeline/graphs"
 	"pipeline/pipeline"
@@ -315,6 +316,13 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		return nil, err
 	}
 	c.winner = r.ev.MetricMap()
+	// Only this winner's scores are kept: an earlier winner that did not beat the champion
+	// is seldom the winner again, and each would add an entry for good.
+	for k := range scores {
+		if strings.HasPrefix(k, "winner ") && !strings.HasPrefix(k, "winner "+w.Model+" on ") {
+			delete(scores, k)
+		}
+	}
 	scores[winnerKey] = c.winner
 	keep()
 	return done()
