@@ -29,6 +29,30 @@ const (
 	modelFormatVer = 1
 )
 
+// ModelInfoParseError is ReadModelInfo's error for a ModelInfoFile that is there but does
+// not parse.
+type ModelInfoParseError struct{ Err error }
+
+func (e *ModelInfoParseError) Error() string {
+	return ModelInfoFile + " cannot be parsed: " + e.Err.Error()
+}
+
+func (e *ModelInfoParseError) Unwrap() error { return e.Err }
+
+// ReadModelInfo reads the ModelInfoFile of the SavedModel folder dir: the file's read error
+// as it is (fs.ErrNotExist when there is none), or a *ModelInfoParseError.
+func ReadModelInfo(dir string) (*ModelInfo, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ModelInfoFile))
+	if err != nil {
+		return nil, err
+	}
+	var info ModelInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, &ModelInfoParseError{err}
+	}
+	return &info, nil
+}
+
 // ModelInfo is written beside saved_model.pb so a model folder is self-contained: which network
 // it is, the input it expects and how it normalises it, and the class names in index order.
 type ModelInfo struct {

@@ -1,7 +1,7 @@
 package graphs
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,17 +24,18 @@ type Model struct {
 func LoadModel(dir string, threads int) (*Model, error) {
 	broken := func(problem string, err error) error { return &BrokenModelError{Dir: dir, Problem: problem, Err: err} }
 	infoFile := filepath.Join(dir, ModelInfoFile)
-	b, err := os.ReadFile(infoFile)
-	if err != nil {
+	read, err := ReadModelInfo(dir)
+	var parse *ModelInfoParseError
+	switch {
+	case errors.As(err, &parse):
+		return nil, broken(ModelInfoFile+" cannot be parsed", parse.Err)
+	case err != nil:
 		if _, serr := os.Stat(filepath.Join(dir, "saved_model.pb")); serr == nil {
 			return nil, broken("its "+ModelInfoFile+" cannot be read", err)
 		}
 		return nil, fmt.Errorf("loading model %s: %w", dir, err)
 	}
-	var info ModelInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, broken(ModelInfoFile+" cannot be parsed", err)
-	}
+	info := *read
 	if info.FormatVersion != modelFormatVer {
 		return nil, fmt.Errorf("loading model: %s: format version %d, this build reads %d", infoFile, info.FormatVersion, modelFormatVer)
 	}

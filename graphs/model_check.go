@@ -1,7 +1,6 @@
 package graphs
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -54,13 +53,11 @@ func CheckFiles(dir string) error {
 			return &BrokenModelError{Dir: dir, Problem: "its " + f + " is missing"}
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(dir, ModelInfoFile))
-	if err != nil {
+	var parse *ModelInfoParseError
+	if _, err := ReadModelInfo(dir); errors.As(err, &parse) {
+		return &BrokenModelError{Dir: dir, Problem: ModelInfoFile + " cannot be parsed", Err: parse.Err}
+	} else if err != nil {
 		return &BrokenModelError{Dir: dir, Problem: "its " + ModelInfoFile + " cannot be read", Err: err}
-	}
-	var info ModelInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		return &BrokenModelError{Dir: dir, Problem: ModelInfoFile + " cannot be parsed", Err: err}
 	}
 	if missingWeights(dir) {
 		return &BrokenModelError{Dir: dir, Problem: "its weights (variables/) are missing"}

@@ -1,7 +1,6 @@
 package graphs
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -65,13 +64,12 @@ func (t *Trainer) LoadWeights(dir string, classes []string) (WarmStart, error) {
 	if int64(len(classes)) != t.cfg.Model.Classes {
 		return ws, fmt.Errorf("%d class names for a %d-class network", len(classes), t.cfg.Model.Classes)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, ModelInfoFile))
-	if err != nil {
+	info, err := ReadModelInfo(dir)
+	var parse *ModelInfoParseError
+	if errors.As(err, &parse) {
+		return ws, fmt.Errorf("%s: %w", filepath.Join(dir, ModelInfoFile), parse.Err)
+	} else if err != nil {
 		return ws, fmt.Errorf("%s is not a model folder written by pipeline: %w", dir, err)
-	}
-	var info ModelInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		return ws, fmt.Errorf("%s: %w", filepath.Join(dir, ModelInfoFile), err)
 	}
 	if arch := t.cfg.Model.Spec.Architecture; info.Spec.Architecture != arch {
 		return ws, fmt.Errorf("%s holds a %s, not a %s", dir, info.Spec.Architecture, arch)

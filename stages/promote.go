@@ -240,7 +240,7 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 		return nil, nil, nil, fmt.Errorf("run %s has no trained model in a folder %q; its models: %s", filepath.Base(runDir), folder, cmp.Or(strings.Join(folders, ", "), "none"))
 	}
 	saved := filepath.Join(runDir, folder, "saved_model")
-	info, err := readModelInfo(saved)
+	info, err := graphs.ReadModelInfo(saved)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -447,7 +447,7 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		return fmt.Sprintf("not promoted: %s (%s %.4f) is %s, which was %s; it is not promoted again automatically (pipeline promote %s does it by hand)",
 			w.Name, dec.Metric, float64(w.Value), rb.ID, rb.How(), by), notPromoted, nil
 	}
-	info, err := readModelInfo(job.Path(w.Model))
+	info, err := graphs.ReadModelInfo(job.Path(w.Model))
 	if err != nil {
 		return "", "", err
 	}
@@ -624,13 +624,4 @@ func movedTestSet(job *pipeline.Job, w Candidate) string {
 		}
 	}
 	return ""
-}
-
-func readModelInfo(dir string) (*graphs.ModelInfo, error) {
-	var info graphs.ModelInfo
-	b, err := os.ReadFile(filepath.Join(dir, graphs.ModelInfoFile))
-	if err != nil {
-		return nil, err
-	}
-	return &info, json.Unmarshal(b, &info)
 }

@@ -273,10 +273,13 @@ func (Train) CheckPath(v *pipeline.Values, attr, abs string) string {
 		return ""
 	}
 	dir := SavedModelOf(abs)
-	info, err := readModelInfo(dir)
+	info, err := graphs.ReadModelInfo(dir)
+	var parse *graphs.ModelInfoParseError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return "it holds no model exported by pipeline (no " + graphs.ModelInfoFile + ")"
+	case errors.As(err, &parse):
+		return fmt.Sprintf("%s cannot be parsed: %v", filepath.Join(dir, graphs.ModelInfoFile), parse.Err)
 	case err != nil:
 		return fmt.Sprintf("%s: %v", filepath.Join(dir, graphs.ModelInfoFile), err)
 	}
