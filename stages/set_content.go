@@ -44,8 +44,8 @@ func setContents(dir string, files map[string]string, sets ...string) (map[strin
 // fitted as FittedWith says), as a set (in no order the names give); and the other files of
 // the set's folder by name (augment's copies and originals, named by digest and copy).
 // Not the names of the originals or of the split's stored images, nor the folder the
-// originals not stored are read from. ok is false when a stored image lies outside the output (files does
-// not have it): the set is then keyed by its files.
+// originals not stored are read from. ok is false when a stored image lies outside the output
+// (files does not have it): the set is then keyed by its files.
 func setContent(dir, set string, files map[string]string) (string, bool, error) {
 	var sh setHasher
 	outside := false
