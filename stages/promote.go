@@ -668,7 +668,7 @@ func BrokenChampionNext(promoteTo, id string) string {
 		hint := fmt.Sprintf("`pipeline promote %s/%s` installs it again from its run folder", run, folder)
 		// Run folders are most often beside the promotion folder (models/).
 		if runs := filepath.Dir(promoteTo); !isDir(filepath.Join(runs, run)) {
-			hint += fmt.Sprintf(", if that is kept (it is not in %s)", runs)
+			hint = fmt.Sprintf("`pipeline promote %s/%s` would install it again from its run folder, which is not in %s", run, folder, runs)
 		}
 		next = append(next, hint)
 	}

@@ -77,7 +77,7 @@ func TestBrokenModelsAreNotPromoted(t *testing.T) {
 	_, _, _, err = PromoteAgain(final, "run2-cnn")
 	if err == nil || !strings.HasSuffix(err.Error(), "run2-cnn is the champion in "+final+", but model "+filepath.Join(root, "run2-cnn", "saved_model")+
 		" is broken: its weights (variables/) are missing: it loads but cannot predict; promoting it again cannot repair it: "+
-		"`pipeline promote run2/cnn` installs it again from its run folder, if that is kept (it is not in "+filepath.Dir(final)+"); `pipeline promote RUN/FOLDER` makes a model of a run folder the champion") {
+		"`pipeline promote run2/cnn` would install it again from its run folder, which is not in "+filepath.Dir(final)+"; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion") {
 		t.Fatalf("promote the broken champion: %v", err)
 	}
 	// With its run folder beside the promotion folder, the repair is said plainly.

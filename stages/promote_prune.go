@@ -30,7 +30,7 @@ type PrunedModel struct {
 // history does not name (a folder put there by hand) stays. history.json keeps every record, so
 // select still does not promote a model rolled back again; --rollback and `pipeline promote
 // ID` of a removed model say its folder was deleted, with the RUN/FOLDER that installs it
-// again from its run folder if that is kept. The models come in the history's order, oldest
+// again from its run folder while that is kept. The models come in the history's order, oldest
 // first. With dryRun nothing is removed. The promotions' lock is held throughout, as by
 // promote and select.
 func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, error) {

@@ -556,7 +556,11 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 	}
 	if why != "" {
-		job.Logf("warning: not keeping the previous split's sets (%s): images may move between train, val and test", why)
+		sets := "train, val and test"
+		if cfg.TestSource != nil {
+			sets = "train and val (the test set is test_source's)"
+		}
+		job.Logf("warning: not keeping the previous split's sets (%s): images may move between %s", why, sets)
 	}
 
 	// A file in two classes takes one set for all of them: classes whose images are such

@@ -52,6 +52,10 @@ func promoteCommand() *cli.Command {
 				}
 			}
 			to = pipeline.InWorkspace(ws, to)
+			if _, ferr := os.Stat(path); errors.Is(ferr, fs.ErrNotExist) && !lexists(to) && !lexists(to+".d") {
+				// as runs says it: most likely not the workspace meant
+				return fmt.Errorf("pipeline file %s does not exist, nor does the promotion folder %s; name the pipeline file, or run this in its folder", path, to)
+			}
 			var before *stages.Card // the champion before a change, to compare classes with
 			var missing *stages.MissingChampionError
 			restoring := "" // the champion whose link is missing, which promoting it puts back
@@ -269,4 +273,10 @@ func promoteTo(path, def string, vars []string) (string, error) {
 		list = append(list, fmt.Sprintf("%s (%s)", to, strings.Join(folders[to], ", ")))
 	}
 	return "", fmt.Errorf("%s promotes to more than one folder: %s; choose one with --to", path, strings.Join(list, "; "))
+}
+
+// lexists reports whether there is anything at path, a dangling link too.
+func lexists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -188,8 +188,8 @@ func TestPromoteShowsABrokenChampion(t *testing.T) {
 	}
 	os.RemoveAll(filepath.Join(to, "saved_model/variables"))
 	saved := filepath.Join(to, "saved_model")
-	notThere := ", if that is kept (it is not in " + filepath.Dir(to) + ")" // the fake champions have no run folders
-	repair := "`pipeline promote 20261206_110000/cnn` installs it again from its run folder" + notThere + "; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
+	notThere := " would install it again from its run folder, which is not in " + filepath.Dir(to) // the fake champions have no run folders
+	repair := "`pipeline promote 20261206_110000/cnn`" + notThere + "; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
 	code, out, errs = runCLI(args...)
 	if code != exitErr || !strings.HasPrefix(out, "champion 20261206_110000-cnn") ||
 		!strings.Contains(errs, "the champion 20261206_110000-cnn cannot serve: model "+filepath.Join(to+".d", "20261206_110000-cnn", "saved_model")+" is broken: its weights (variables/) are missing; "+repair) || strings.Contains(errs, "--rollback") {
@@ -212,7 +212,7 @@ func TestPromoteShowsABrokenChampion(t *testing.T) {
 	os.Remove(filepath.Join(to, "saved_model/saved_model.pb"))
 	code, out, errs = runCLI(args...)
 	if code != exitErr || !strings.Contains(errs, "the champion 20261206_120000-cnn cannot serve: model "+filepath.Join(to+".d", "20261206_120000-cnn", "saved_model")+" is broken: its saved_model.pb is missing; "+
-		"`pipeline promote 20261206_120000/cnn` installs it again from its run folder"+notThere+"; `pipeline promote --rollback` goes back to the previous champion (20261206_113000-cnn); "+
+		"`pipeline promote 20261206_120000/cnn`"+notThere+"; `pipeline promote --rollback` goes back to the previous champion (20261206_113000-cnn); "+
 		"`pipeline promote RUN/FOLDER`") { // 20261206_110000-cnn, broken, is not suggested
 		t.Fatalf("showing a broken champion with one before it: exit %d\n%s%s", code, out, errs)
 	}
@@ -223,7 +223,7 @@ func TestPromoteShowsABrokenChampion(t *testing.T) {
 	// A card that does not parse is a broken champion too, with what to do.
 	os.WriteFile(filepath.Join(to, "model.json"), []byte("{not json"), 0o644)
 	if code, out, errs = runCLI(args...); code != exitErr || !strings.Contains(errs, "the champion 20261206_120000-cnn cannot serve: ") ||
-		!strings.Contains(errs, "`pipeline promote 20261206_120000/cnn` installs it again from its run folder") {
+		!strings.Contains(errs, "`pipeline promote 20261206_120000/cnn`"+notThere) {
 		t.Fatalf("showing a champion whose card does not parse: exit %d\n%s%s", code, out, errs)
 	}
 

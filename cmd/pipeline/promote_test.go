@@ -296,3 +296,15 @@ func TestGCKeepChampions(t *testing.T) {
 		t.Fatalf("gc --keep-champions -1: exit %d\n%s", code, errs)
 	}
 }
+
+// promote in a folder that is no workspace (no pipeline file, no promotion folder) says so,
+// as runs does, rather than that no model was promoted yet.
+func TestPromoteOutsideAWorkspaceSaysSo(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{{"promote"}, {"promote", "--rollback"}} {
+		code, _, errs := runCLI(args...)
+		if code != exitErr || !strings.Contains(errs, "pipeline file pipeline.hcl does not exist, nor does the promotion folder models/final_models; name the pipeline file, or run this in its folder") {
+			t.Errorf("%v: exit %d, %q", args, code, errs)
+		}
+	}
+}
