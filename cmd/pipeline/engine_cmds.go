@@ -616,15 +616,18 @@ func pruneChampions(c *cli.Context, l *loaded, keep int) (string, []string, erro
 		for _, p := range pruned {
 			freed, bytes = freed+p.Freed, bytes+p.Bytes
 		}
-		fmt.Fprintf(&b, "%s %s from %s, keeping the champion and the %d before it", verb,
-			pipeline.Plural(len(pruned), "promoted model", "promoted models"), rel+".d", keep)
+		kept := "the champion alone"
+		if keep > 0 {
+			kept = fmt.Sprintf("the champion and up to %s before it", pipeline.Plural(keep, "champion", "champions"))
+		}
+		fmt.Fprintf(&b, "%s %s from %s, keeping %s", verb, pipeline.Plural(len(pruned), "promoted model", "promoted models"), rel+".d", kept)
 		if len(pruned) == 0 {
 			b.WriteString("\n")
 			continue
 		}
 		// A promoted model's files are hard links to the store's output while gc keeps
 		// that: removing the model frees only what no output holds.
-		fmt.Fprintf(&b, ": %s in their files, %s of it held by no stored output\n", bytesText(bytes), bytesText(freed))
+		fmt.Fprintf(&b, ": frees %s (%s in their files, the rest held by stored outputs)\n", bytesText(freed), bytesText(bytes))
 		for _, p := range pruned {
 			when := "promoted at an unknown time (its card cannot be read)"
 			if !p.Promoted.IsZero() {
