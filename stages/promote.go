@@ -441,7 +441,11 @@ func Rollback(promoteTo string) (string, *RolledBack, error) {
 			return "", nil, fmt.Errorf("%s has no previous champion to roll back to: no promotion is on record; %s", promoteTo, otherModels(root))
 		}
 		cur := h.Promotions[len(h.Promotions)-1]
-		return "", nil, fmt.Errorf("%s has no previous champion to roll back to: %s is the only champion on record; %s", promoteTo, cur, otherModels(root, cur))
+		off := "" // rollbacks take champions off the record; say so when some were
+		if n := len(h.RolledBack); n > 0 {
+			off = fmt.Sprintf(" (%s rolled back or set aside, which --rollback does not go back to)", pipeline.Plural(n, "model", "models"))
+		}
+		return "", nil, fmt.Errorf("%s has no previous champion to roll back to: %s is the only champion on record%s; %s", promoteTo, cur, off, otherModels(root, cur))
 	}
 	cur, prev := h.Promotions[len(h.Promotions)-1], h.Promotions[i]
 	next := otherModels(root, cur, prev)

@@ -231,7 +231,7 @@ func predictCommand() *cli.Command {
 			}
 			var problems []string
 			if failed > 0 {
-				problems = append(problems, fmt.Sprintf("%d of %s could not be classified", failed, pipeline.Plural(total, "image", "images")))
+				problems = append(problems, fmt.Sprintf("%d of %s could not be classified", failed, pipeline.Plural(total, "file", "files")))
 			}
 			if len(empty) > 0 {
 				problems = append(problems, "no image in "+strings.Join(empty, ", "))

@@ -46,7 +46,7 @@ func TestPredictChecksTheHeaderBeforeReadingAFile(t *testing.T) {
 	for _, want := range []string{
 		clip + ": not an image",
 		padded + ": png of 8x8 in a file of 134.2 MB: far more than such an image takes (at most 67.1 MB)",
-		"2 of 3 images could not be classified",
+		"2 of 3 files could not be classified",
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr %q does not say %q", errs, want)

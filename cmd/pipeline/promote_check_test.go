@@ -236,7 +236,7 @@ func TestPromoteShowsABrokenChampion(t *testing.T) {
 		t.Fatalf("rollback: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = runCLI("promote", "--to", to, "--rollback")
-	if code != exitErr || !strings.Contains(errs, "20261206_110000-cnn is the only champion on record; `pipeline promote ID` makes another model promoted before the champion (20261206_113000-cnn), or `pipeline promote RUN/FOLDER`") {
+	if code != exitErr || !strings.Contains(errs, "20261206_110000-cnn is the only champion on record (1 model rolled back or set aside, which --rollback does not go back to); `pipeline promote ID` makes another model promoted before the champion (20261206_113000-cnn), or `pipeline promote RUN/FOLDER`") {
 		t.Fatalf("rollback past the first champion: exit %d\n%s%s", code, out, errs)
 	}
 }
