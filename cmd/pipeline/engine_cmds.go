@@ -477,7 +477,17 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			if !started.IsZero() {
 				took = until.Sub(started).Round(time.Second).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\n", name, status, took)
+			file, options := "-", ""
+			if dir == running && holder.Command != "" {
+				// what it was asked, from the command line the lock records
+				rec := pipeline.RunRecord{Command: holder.Command}
+				if i := slices.IndexFunc(strings.Fields(holder.Command), func(a string) bool { return strings.HasSuffix(a, ".hcl") }); i >= 0 {
+					rec.Pipeline = strings.Fields(holder.Command)[i]
+					file = rec.Pipeline
+				}
+				options = runOptions(&rec)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t%s\t%s\t-\n", name, status, took, file, options)
 			continue
 		}
 		var rec pipeline.RunRecord

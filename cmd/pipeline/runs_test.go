@@ -44,7 +44,7 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["x-cnn"]}`), 0o644)
 	os.WriteFile(filepath.Join(models, "cron.log"), nil, 0o644)
 	host, _ := os.Hostname()
-	owner, _ := json.Marshal(pipeline.LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline run", Started: now, Run: going})
+	owner, _ := json.Marshal(pipeline.LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline run pipeline.hcl -var epochs=3", Started: now, Run: going})
 	lock := filepath.Join(dir, pipeline.StoreDir, "lock")
 	os.WriteFile(lock, owner, 0o644)
 
@@ -52,7 +52,8 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 	t.Chdir(t.TempDir())
 	code, out, errs := runCLI("runs", file)
 	if code != exitOK || strings.Count(out, "\n") != 4 || strings.Count(out, "succeeded") != 1 ||
-		!strings.Contains(runLine(out, "20200101_000000"), "incomplete  5m0s") || !strings.Contains(runLine(out, filepath.Base(going)), "running") {
+		!strings.Contains(runLine(out, "20200101_000000"), "incomplete  5m0s") || !strings.Contains(runLine(out, filepath.Base(going)), "running") ||
+		!regexp.MustCompile(`pipeline\.hcl +-var epochs=3 +-$`).MatchString(runLine(out, filepath.Base(going))) {
 		t.Fatalf("runs: exit %d, want a header, one succeeded, one incomplete (for 5m0s) and one running run\n%s%s", code, out, errs)
 	}
 	// The lock released, or its holder gone: the run was killed.
