@@ -391,7 +391,7 @@ func TestChampionIsScoredOnTheRunsTestSet(t *testing.T) {
 	// A winner's test set no longer in the store (an evaluation cached across a republished
 	// split, the old object collected since): the champion cannot be scored there.
 	gone := Candidate{Name: "cnn", Data: "data/intermediate/objects/0000/test", TestSet: "another"}
-	if _, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone, &sawLists{}); !errors.Is(err, errTestSetGone) {
+	if _, err := scoreChampion(context.Background(), &pipeline.Job{Workspace: w.dir}, champDir, gone, &sawLists{}); !errors.Is(err, errTestSetGone) {
 		t.Fatalf("scoring on a test set that is gone: %v", err)
 	}
 	// The same test set as an output of this run's stages (the split republished, the
@@ -401,7 +401,7 @@ func TestChampionIsScoredOnTheRunsTestSet(t *testing.T) {
 	job := &pipeline.Job{Workspace: w.dir, Log: &log, Progress: nopProgress{},
 		RunOutputs: map[string]map[string]string{"split.main": {"train": strings.TrimSuffix(ev2.Data, "test") + "train", "test": ev2.Data}}}
 	os.Remove(filepath.Join(champDir, championScores))
-	if c, err := championScore(context.Background(), job, champDir, moved, &sawLists{}); err != nil || c.champ["test_f1_macro"] != want.ev.TestF1Macro {
+	if c, err := scoreChampion(context.Background(), job, champDir, moved, &sawLists{}); err != nil || c.champ["test_f1_macro"] != want.ev.TestF1Macro {
 		t.Fatalf("scoring on the test set found among the run's outputs: %v, %+v (log %s)", err, c, log.String())
 	}
 
@@ -593,7 +593,7 @@ func TestChampionIsComparedOnTestImagesItNeverSaw(t *testing.T) {
 	}
 	slices.SortFunc(saw.union, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 	few := Candidate{Name: "cnn", Model: ev.Model, Data: ev.Data, TestSet: ev.TestSet}
-	if c, err := championScore(context.Background(), &pipeline.Job{Workspace: w.dir, Log: io.Discard, Progress: nopProgress{}}, champDir, few, saw); !errors.Is(err, errTooFewUnseen) || c.short != 1 || c.shortLeft != 2 {
+	if c, err := scoreChampion(context.Background(), &pipeline.Job{Workspace: w.dir, Log: io.Discard, Progress: nopProgress{}}, champDir, few, saw); !errors.Is(err, errTooFewUnseen) || c.short != 1 || c.shortLeft != 2 {
 		t.Fatalf("with too few photos of a class left: %v, %+v", err, c)
 	}
 	rec, _ = w.run(false) // the kept score, and the winner scored again on the same photos

@@ -271,15 +271,13 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 			seenIn++
 		}
 	}
-	var keep func(Entry) bool
 	if skipSeen && seenIn > 0 {
 		if seenIn == len(m.Images) {
 			return nil, errNoneUnseen
 		}
-		keep = func(e Entry) bool { return !seen.has(e.Digest) }
+		m.Images = slices.DeleteFunc(m.Images, func(e Entry) bool { return seen.has(e.Digest) })
 	}
-	m = nil // read again, with the images kept, by openDatasetWhere
-	ds, err := openDatasetWhere(ctx, data, workspace, keep)
+	ds, err := loadDataset(ctx, data, workspace, m)
 	if err != nil {
 		return nil, fmt.Errorf("test set %s: %w", data, emptyHint(err))
 	}

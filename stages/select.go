@@ -461,22 +461,16 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		lead := fmt.Sprintf("%.4f", wv) // the winner's, as the note gives it
 		comparable := true
 		var saw *sawLists
+		var k keyed
+		var kerr error // comparisonKey's: the test set gone, say (championScore says so)
 		rescore := dec.MustBeat && w.TestSet != "" && champ.TestSet != w.TestSet
-		if dec.MustBeat && w.TestSet != "" && !rescore {
+		if dec.MustBeat && w.TestSet != "" {
+			saw = readSawLists(job, champDir, w)
+			k, kerr = comparisonKey(job, w, saw)
 			// The test set the champion was promoted on: its score there compares, unless
 			// either model was trained on some of its photos (a champion fine-tuned from
-			// another split's model, say), which flatter it.
-			saw = readSawLists(job, champDir, w)
-			if saw.known() {
-				n := 0
-				data, err := testSetFolder(job, w)
-				if err == nil {
-					n, err = saw.seenIn(job.Path(data))
-				}
-				// a winner or champion known to have seen some, the folder found or not
-				// (championScore then says it is gone)
-				rescore = w.Seen > 0 || champ.SeenInTraining > 0 || err == nil && n > 0
-			}
+			// another split's model, say), which flatter it; the folder found or not.
+			rescore = rescore || saw.known() && (w.Seen > 0 || champ.SeenInTraining > 0 || kerr == nil && k.left > 0)
 		}
 		if rescore {
 			// Scores on different test sets do not compare: the champion is scored on this
@@ -506,10 +500,11 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 					reason = fmt.Sprintf("the champion %s cannot be compared on this run's test set: it %s (class_ids_may_move)", champ.ID, ClassChange(champ.Classes, info.Classes))
 				}
 			} else if len(why) == 0 {
-				if saw == nil {
-					saw = readSawLists(job, champDir, w)
+				var score *comparison
+				err := kerr
+				if err == nil {
+					score, err = championScore(ctx, job, champDir, w, saw, k)
 				}
-				score, err := championScore(ctx, job, champDir, w, saw)
 				switch {
 				case errors.Is(err, errNoneUnseen):
 					why = append(why, "every image of this run's test set is one "+saw.trainedOn())

@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"pipeline/graphs"
@@ -63,8 +61,7 @@ func readSawLists(job *pipeline.Job, champDir string, w Candidate) *sawLists {
 	if !l.champKnown && !l.winnerKnown {
 		return l
 	}
-	slices.SortFunc(l.union, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
-	l.union = slices.Compact(l.union)
+	l.union = sorted(l.union)
 	return l
 }
 
@@ -96,18 +93,6 @@ func (l *sawLists) trainedOn() string {
 	}
 }
 
-// seenIn counts the images of the test set in folder dir that the union of the lists holds.
-func (l *sawLists) seenIn(dir string) (int, error) {
-	n := 0
-	_, err := EachManifestEntry(dir, func(e Entry) error {
-		if l.union.has(e.Digest) {
-			n++
-		}
-		return nil
-	})
-	return n, err
-}
-
 // comparison is how the champion and the winner compare on the winner's test set.
 type comparison struct {
 	champ map[string]metric
@@ -122,36 +107,43 @@ type comparison struct {
 	short, shortLeft, shortAll int
 }
 
+// keyed is where the champion's scores on w's test set are kept in scores.json (see
+// comparisonKey).
+type keyed struct {
+	key  string
+	data string // the test set's folder, when finding the photos left out needed it
+	left int    // the test images either model saw, left out of the comparison
+}
+
 // comparisonKey returns the key of the champion's scores in scores.json for a comparison with
 // w: w's test set id, and with saw's lists known, a digest of the test photos they leave out,
 // so that another winner leaving out the same ones (one trained on more photos, none of them
-// in the test set) finds the champion's score kept; and the test set's folder when it was
-// needed for that ("" otherwise).
-func comparisonKey(job *pipeline.Job, w Candidate, saw *sawLists) (key, data string, err error) {
+// in the test set) finds the champion's score kept; with the test set's folder and the number
+// of photos left out when the lists are known.
+func comparisonKey(job *pipeline.Job, w Candidate, saw *sawLists) (keyed, error) {
 	if !saw.known() {
-		return w.TestSet, "", nil // the whole test set, as before lists were kept
+		return keyed{key: w.TestSet}, nil // the whole test set, as before lists were kept
 	}
-	if data, err = testSetFolder(job, w); err != nil {
-		return "", "", err
+	data, err := testSetFolder(job, w)
+	if err != nil {
+		return keyed{}, err
 	}
-	var left digestSet
+	var left [][sha256.Size]byte
 	if _, err := EachManifestEntry(job.Path(data), func(e Entry) error {
 		if saw.union.has(e.Digest) {
-			var d [sha256.Size]byte
-			hex.Decode(d[:], []byte(e.Digest))
+			d, _ := digestOf(e.Digest)
 			left = append(left, d)
 		}
 		return nil
 	}); err != nil {
-		return "", "", err
+		return keyed{}, err
 	}
-	slices.SortFunc(left, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
 	h := sha256.New()
 	fmt.Fprintf(h, "%v %v\n", saw.champKnown, saw.winnerKnown)
-	for _, d := range slices.Compact(left) {
+	for _, d := range sorted(left) {
 		h.Write(d[:])
 	}
-	return w.TestSet + " less " + hex.EncodeToString(h.Sum(nil))[:16], data, nil
+	return keyed{key: w.TestSet + " less " + hex.EncodeToString(h.Sum(nil))[:16], data: data, left: len(left)}, nil
 }
 
 // testSetFolder returns the workspace-relative folder of w's test set: the one it was scored
@@ -209,7 +201,7 @@ func shortClass(data string, per []ClassScore) (int, int, int, error) {
 // and the winner's on the same photos when they are not all of its test set (kept there too).
 // It fails with errNoneUnseen when no photo is left, errTooFewUnseen when fewer than
 // minComparedPerClass a class are, and errTestSetGone when the test set is nowhere.
-func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate, saw *sawLists) (*comparison, error) {
+func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Candidate, saw *sawLists, k keyed) (*comparison, error) {
 	file := filepath.Join(champDir, championScores)
 	scores := map[string]map[string]metric{}
 	if b, err := os.ReadFile(file); err == nil {
@@ -219,10 +211,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	key, data, err := comparisonKey(job, w, saw)
-	if err != nil {
-		return nil, err
-	}
+	key, data := k.key, k.data
 	winnerKey := "winner " + w.Model + " on " + key
 	c := &comparison{short: -1}
 	done := func() (*comparison, error) {
@@ -249,6 +238,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		}
 	}
 	if data == "" {
+		var err error
 		if data, err = testSetFolder(job, w); err != nil {
 			return nil, err
 		}
@@ -285,8 +275,7 @@ func championScore(ctx context.Context, job *pipeline.Job, champDir string, w Ca
 		}
 		r, err := score(SavedModelOf(champDir), "the champion")
 		if errors.Is(err, errNoneUnseen) {
-			n, _ := saw.seenIn(job.Path(data))
-			scores[key] = map[string]metric{comparedKey: 0, leftOutKey: metric(n)}
+			scores[key] = map[string]metric{comparedKey: 0, leftOutKey: metric(k.left)}
 			keep()
 			return nil, err
 		}

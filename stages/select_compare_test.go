@@ -41,14 +41,15 @@ func TestKeptChampionScoresAreReadAsTheyWereMade(t *testing.T) {
 	}
 	saw := list("x", "z")
 	job := &pipeline.Job{Workspace: ws, Log: io.Discard, Progress: nopProgress{}}
-	key, _, err := comparisonKey(job, w, saw)
-	if err != nil {
-		t.Fatal(err)
+	k, err := comparisonKey(job, w, saw)
+	if err != nil || k.left != 1 || k.data != "test" {
+		t.Fatalf("%+v, %v", k, err)
 	}
-	if other, _, _ := comparisonKey(job, w, list("x", "q")); other != key {
-		t.Fatalf("the same test photos left out, another key: %s, %s", other, key)
+	key := k.key
+	if other, _ := comparisonKey(job, w, list("x", "q")); other.key != key {
+		t.Fatalf("the same test photos left out, another key: %s, %s", other.key, key)
 	}
-	if other, _, _ := comparisonKey(job, w, list("y")); other == key {
+	if other, _ := comparisonKey(job, w, list("y")); other.key == key {
 		t.Fatal("other test photos left out, the same key")
 	}
 	w.Model = "not/a/model" // scoring it fails: what is not kept cannot be worked out here
@@ -61,17 +62,26 @@ func TestKeptChampionScoresAreReadAsTheyWereMade(t *testing.T) {
 	}
 	unchecked := map[string]metric{"test_f1_macro": 0.5, comparedKey: 2, leftOutKey: 98}
 	keep(map[string]map[string]metric{key: unchecked, "winner not/a/model on " + key: {"test_f1_macro": 0.9}})
-	if c, err := championScore(context.Background(), job, champ, w, saw); err == nil {
+	if c, err := scoreChampion(context.Background(), job, champ, w, saw); err == nil {
 		t.Fatalf("a kept score without the floor checked was used: %+v", c)
 	}
 	short := map[string]metric{"test_f1_macro": 0.5, comparedKey: 20, leftOutKey: 80, shortKey: 1, shortLeftKey: 2, shortAllKey: 30}
 	keep(map[string]map[string]metric{key: short})
-	if c, err := championScore(context.Background(), job, champ, w, saw); !errors.Is(err, errTooFewUnseen) || c.short != 1 || c.shortLeft != 2 || c.shortAll != 30 {
+	if c, err := scoreChampion(context.Background(), job, champ, w, saw); !errors.Is(err, errTooFewUnseen) || c.short != 1 || c.shortLeft != 2 || c.shortAll != 30 {
 		t.Fatalf("a kept too-few score: %v, %+v", err, c)
 	}
 	none := map[string]metric{comparedKey: 0, leftOutKey: 100}
 	keep(map[string]map[string]metric{key: none})
-	if _, err := championScore(context.Background(), job, champ, w, saw); !errors.Is(err, errNoneUnseen) {
+	if _, err := scoreChampion(context.Background(), job, champ, w, saw); !errors.Is(err, errNoneUnseen) {
 		t.Fatalf("a kept none-left score: %v", err)
 	}
+}
+
+// scoreChampion is championScore with the key comparisonKey gives, as select's apply calls it.
+func scoreChampion(ctx context.Context, job *pipeline.Job, champDir string, w Candidate, saw *sawLists) (*comparison, error) {
+	k, err := comparisonKey(job, w, saw)
+	if err != nil {
+		return nil, err
+	}
+	return championScore(ctx, job, champDir, w, saw, k)
 }

@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -103,7 +102,7 @@ func (sh *setHasher) sum(m *Manifest) hash.Hash {
 	h := sha256.New()
 	classes, _ := json.Marshal(m.Classes)
 	fmt.Fprintf(h, "set %s %d\nclasses %s\nsize %d channels %d resize %q fitted %q\n", m.Split, m.Format, classes, m.Size, m.Channels, m.Resize, m.FittedWith)
-	slices.SortFunc(sh.images, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(sh.images, compareDigests) // not sorted(): an image twice counts twice
 	for _, im := range sh.images {
 		h.Write(im[:])
 	}

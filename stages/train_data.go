@@ -48,18 +48,16 @@ func emptyHint(err error) error {
 // in the order of those names, and an evaluation's metrics are those of the test set's
 // content, whatever the photos are called.
 func openDataset(ctx context.Context, path, workspace string) (*dataset, error) {
-	return openDatasetWhere(ctx, path, workspace, nil)
-}
-
-// openDatasetWhere is openDataset with only the images keep accepts (nil: all of them).
-func openDatasetWhere(ctx context.Context, path, workspace string, keep func(Entry) bool) (*dataset, error) {
 	m, err := ReadManifest(path)
 	if err != nil {
 		return nil, err
 	}
-	if keep != nil {
-		m.Images = slices.DeleteFunc(m.Images, func(e Entry) bool { return !keep(e) })
-	}
+	return loadDataset(ctx, path, workspace, m)
+}
+
+// loadDataset is openDataset with the manifest of path read already (as m; its images may
+// have been chosen among), which it sorts into contentOrder.
+func loadDataset(ctx context.Context, path, workspace string, m *Manifest) (*dataset, error) {
 	slices.SortStableFunc(m.Images, contentOrder)
 	if err := checkFitted(m); err != nil {
 		return nil, err

@@ -25,32 +25,44 @@ const TrainedOnFile = "trained_on.bin"
 // digestSet is a sorted list of distinct SHA-256 digests.
 type digestSet [][sha256.Size]byte
 
+// digestOf decodes a SHA-256 digest given in hex; ok is false for anything else.
+func digestOf(hexDigest string) (d [sha256.Size]byte, ok bool) {
+	n, err := hex.Decode(d[:], []byte(hexDigest))
+	return d, err == nil && n == len(d)
+}
+
+func compareDigests(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) }
+
+// sorted returns digests as a digestSet: sorted, each once (in place).
+func sorted(digests [][sha256.Size]byte) digestSet {
+	slices.SortFunc(digests, compareDigests)
+	return slices.Compact(digests)
+}
+
 // has reports whether the set holds the digest given in hex.
 func (s digestSet) has(hexDigest string) bool {
-	var d [sha256.Size]byte
-	if n, err := hex.Decode(d[:], []byte(hexDigest)); err != nil || n != len(d) {
+	d, ok := digestOf(hexDigest)
+	if !ok {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(s, d, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	_, ok = slices.BinarySearchFunc(s, d, compareDigests)
 	return ok
 }
 
 // writeTrainedOn writes TrainedOnFile into the SavedModel folder dir: the originals of sets
 // and start, those the starting model saw (nil for none).
 func writeTrainedOn(job *pipeline.Job, dir string, start digestSet, sets ...*dataset) error {
-	var all digestSet
+	all := slices.Clone(start)
 	for _, ds := range sets {
 		for _, e := range ds.m.Images {
-			var d [sha256.Size]byte
-			if n, err := hex.Decode(d[:], []byte(e.Digest)); err != nil || n != len(d) {
+			d, ok := digestOf(e.Digest)
+			if !ok {
 				return fmt.Errorf("%s: an image's digest %q is not a SHA-256", ds.dir, e.Digest)
 			}
 			all = append(all, d)
 		}
 	}
-	all = append(all, start...)
-	slices.SortFunc(all, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
-	all = slices.Compact(all)
+	all = sorted(all)
 	data := make([]byte, 0, len(all)*sha256.Size)
 	for _, d := range all {
 		data = append(data, d[:]...)
