@@ -216,7 +216,7 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 		if len(after) == 0 {
 			continue
 		}
-		from, to := classSet(before, classOf), classSet(after, classOf)
+		from, to := slices.Sorted(maps.Keys(photosByClass(before, classOf))), slices.Sorted(maps.Keys(photosByClass(after, classOf)))
 		if slices.Equal(from, to) || !allIn(from, nowClasses) || !allIn(to, wasClasses) {
 			continue
 		}
@@ -248,29 +248,21 @@ func sameByClass(was, now map[string][]string, classOf func(string) string) bool
 	if len(was) != len(now) {
 		return false
 	}
-	count := func(paths []string) map[string]int {
-		m := map[string]int{}
-		for _, p := range paths {
-			m[classOf(p)]++
-		}
-		return m
-	}
 	for d, before := range was {
-		if !maps.Equal(count(before), count(now[d])) {
+		if !maps.Equal(photosByClass(before, classOf), photosByClass(now[d], classOf)) {
 			return false
 		}
 	}
 	return true
 }
 
-// classSet returns the sorted classes of paths, each the class of its path.
-func classSet(paths []string, classOf func(string) string) []string {
-	var out []string
+// photosByClass counts paths by class, each the class of its path.
+func photosByClass(paths []string, classOf func(string) string) map[string]int {
+	m := map[string]int{}
 	for _, p := range paths {
-		out = append(out, classOf(p))
+		m[classOf(p)]++
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return m
 }
 
 // allIn reports whether every one of items is in the sorted list.
