@@ -55,6 +55,12 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 		if card, err := ReadCard(dir); err == nil {
 			p.Card = card
 		}
+	} else if filepath.Base(filepath.Clean(dir)) == "saved_model" {
+		// The SavedModel of a promoted folder given itself (models/final_models/saved_model,
+		// as the README's Python example loads it): the folder's card still names the model.
+		if card, err := ReadCard(filepath.Dir(filepath.Clean(dir))); err == nil && card.ID != "" {
+			p.Card = card
+		}
 	}
 	m, err := graphs.LoadModel(p.Dir, threads)
 	if err != nil {
@@ -67,12 +73,23 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 			models[i] = filepath.Join(dir, m)
 		}
 		if len(models) > 0 {
-			return nil, fmt.Errorf("%s holds no model itself but several, one per folder: give one of %s", dir, strings.Join(models, ", "))
+			return nil, &ModelsFolderError{Dir: dir, Models: models}
 		}
 		return nil, err
 	}
 	p.Model = m
 	return p, nil
+}
+
+// ModelsFolderError is LoadPredictor's error for a folder that holds no model itself but a
+// model per folder (a run folder: cnn/saved_model, vit/saved_model).
+type ModelsFolderError struct {
+	Dir    string
+	Models []string // the model folders' paths
+}
+
+func (e *ModelsFolderError) Error() string {
+	return fmt.Sprintf("%s holds no model itself but several, one per folder: give one of %s", e.Dir, strings.Join(e.Models, ", "))
 }
 
 // Close releases the model.

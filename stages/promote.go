@@ -299,6 +299,9 @@ func unfinishedRun(runDir, folder string) error {
 	}
 	models := modelFolders(runDir)
 	run := filepath.Base(runDir)
+	if strings.HasSuffix(run, "-selftest") {
+		return fmt.Errorf("%s is a folder of pipeline selftest, whose models learn synthetic images to check the TensorFlow build: they are not promoted; promote a model of a pipeline run (`pipeline runs` lists them)", run)
+	}
 	if slices.Contains(models, folder) {
 		return fmt.Errorf("run %s did not finish (its folder has no run.json: it was killed, or is still running), so its model %s cannot be promoted by hand; run the pipeline again, which reuses what that run finished", run, folder)
 	}
@@ -631,11 +634,12 @@ func restoresLink(promoteTo, id string) bool {
 	return errors.As(err, &missing) && missing.Target == "" && missing.Present && missing.Champion == id
 }
 
-// NotPromotedHint says, for an id PromoteAgain found never promoted, how a model of the runs
-// folder runsDir it may mean is promoted: for the name of a run folder, `pipeline promote
-// RUN/FOLDER` of each of its models; for RUN-FOLDER whose run folder holds the model,
-// `pipeline promote RUN/FOLDER`. It returns "" when id names neither.
-func NotPromotedHint(runsDir, id string) string {
+// NotPromotedHint says, for an id PromoteAgain found never promoted in promoteTo, how a model
+// of the runs folder runsDir it may mean is promoted: for the name of a run folder, `pipeline
+// promote RUN/FOLDER` of each of its models (or, for one promoted before as RUN-FOLDER, that
+// it is the champion, or `pipeline promote RUN-FOLDER`); for RUN-FOLDER whose run folder
+// holds the model, `pipeline promote RUN/FOLDER`. It returns "" when id names neither.
+func NotPromotedHint(promoteTo, runsDir, id string) string {
 	id = strings.TrimRight(id, "/")
 	if !plainName(id) {
 		return ""
@@ -645,11 +649,25 @@ func NotPromotedHint(runsDir, id string) string {
 		if len(models) == 0 {
 			return fmt.Sprintf("%s is a run folder, which holds no model", id)
 		}
-		var cmds []string
-		for _, m := range models {
-			cmds = append(cmds, fmt.Sprintf("`pipeline promote %s/%s`", id, m))
+		var cmds, promoted []string
+		champion := ""
+		if card, err := ReadCard(promoteTo); err == nil {
+			champion = card.ID
 		}
-		return fmt.Sprintf("%s is a run folder: %s makes its model the champion", id, strings.Join(cmds, " or "))
+		for _, m := range models {
+			switch pid := id + "-" + m; {
+			case pid == champion:
+				promoted = append(promoted, fmt.Sprintf("its model %s is the champion (%s)", m, pid))
+			case isDir(filepath.Join(promoteTo+".d", pid)):
+				promoted = append(promoted, fmt.Sprintf("`pipeline promote %s` makes its model %s the champion again", pid, m))
+			default:
+				cmds = append(cmds, fmt.Sprintf("`pipeline promote %s/%s`", id, m))
+			}
+		}
+		if len(cmds) > 0 {
+			promoted = append(promoted, fmt.Sprintf("%s makes its model the champion", strings.Join(cmds, " or ")))
+		}
+		return fmt.Sprintf("%s is a run folder: %s", id, strings.Join(promoted, "; "))
 	}
 	run, folder, ok := runFolderOf(id)
 	if !ok {

@@ -297,6 +297,10 @@ func explainModelError(dir string, err error) error {
 			return fmt.Errorf("%s is a symbolic link to %s, which does not exist; give a model folder (--model)", dir, target)
 		}
 	}
+	var several *stages.ModelsFolderError
+	if errors.As(err, &several) {
+		return err
+	}
 	fi, serr := os.Stat(dir)
 	if errors.Is(serr, fs.ErrNotExist) {
 		return fmt.Errorf("no model at %s: %w; run the pipeline so that its select stage promotes one, or give a model folder (--model)", dir, stages.WithoutPath(serr))

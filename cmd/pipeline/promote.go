@@ -91,7 +91,7 @@ func promoteCommand() *cli.Command {
 				run, folder, isRun := strings.Cut(id, "/")
 				var broken *graphs.BrokenModelError
 				if !isRun && errors.Is(err, stages.ErrNotPromoted) {
-					if hint := stages.NotPromotedHint(runsDir, id); hint != "" {
+					if hint := stages.NotPromotedHint(to, runsDir, id); hint != "" {
 						err = fmt.Errorf("%w; %s", err, hint)
 					}
 				}
@@ -203,9 +203,13 @@ func promoteCommand() *cli.Command {
 
 // modelArg reads promote's model id as a shell may complete it: RUN/FOLDER/ with a trailing
 // slash, or the path of the model's folder in the runs folder runsDir (the --runs-dir runsArg
-// in the workspace): models/RUN/FOLDER relative to the workspace or to the current folder.
+// in the workspace): models/RUN/FOLDER relative to the workspace or to the current folder,
+// or its SavedModel, models/RUN/FOLDER/saved_model, as predict and serve take it.
 func modelArg(id, runsArg, runsDir string) string {
 	id = strings.TrimRight(id, "/")
+	if dir, last := filepath.Split(id); last == "saved_model" && strings.Contains(strings.TrimRight(dir, "/"), "/") {
+		id = strings.TrimRight(dir, "/")
+	}
 	paths := []string{id}
 	if abs, err := filepath.Abs(id); err == nil {
 		paths = append(paths, abs)

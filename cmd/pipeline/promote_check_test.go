@@ -121,6 +121,9 @@ func TestPromoteSaysWhatIsWrongWithAnId(t *testing.T) {
 	promoteFake(t, ws, "20261206_110000", "m1", 0.7)
 	promoteFake(t, ws, "20261206_113000", "m2", 0.8)
 	fakeRun(t, ws, "20261206_130000", "vit", "ab")
+	fakeRun(t, ws, "20261206_113000", "cnn", "cd") // the champion's run
+	fakeRun(t, ws, "20261206_110000", "cnn", "ef") // promoted before
+	smallModel(t, filepath.Join(models, "20261206_140000-selftest", "cnn", "saved_model"), "cnn")
 	killed := filepath.Join(models, "20261206_120000")
 	smallModel(t, filepath.Join(killed, "vit", "saved_model"), "vit")
 	os.WriteFile(filepath.Join(killed, "run.log"), nil, 0o644)
@@ -135,6 +138,12 @@ func TestPromoteSaysWhatIsWrongWithAnId(t *testing.T) {
 		// A run id, and RUN-FOLDER of a model never promoted: the RUN/FOLDER that promotes it.
 		{"20261206_130000", "holds no model 20261206_130000 (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn; " +
 			"20261206_130000 is a run folder: `pipeline promote 20261206_130000/vit` makes its model the champion"},
+		// A run whose model is the champion, or was promoted before, under RUN-FOLDER.
+		{"20261206_113000", "holds no model 20261206_113000 (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn; " +
+			"20261206_113000 is a run folder: its model cnn is the champion (20261206_113000-cnn)"},
+		{"20261206_110000", "holds no model 20261206_110000 (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn; " +
+			"20261206_110000 is a run folder: `pipeline promote 20261206_110000-cnn` makes its model cnn the champion again"},
+		{"20261206_140000-selftest/cnn", "20261206_140000-selftest is a folder of pipeline selftest, whose models learn synthetic images to check the TensorFlow build: they are not promoted"},
 		{"20261206_130000-vit", "holds no model 20261206_130000-vit (never promoted); promoted models: 20261206_110000-cnn, 20261206_113000-cnn; " +
 			"`pipeline promote 20261206_130000/vit` makes the model of run 20261206_130000 in its folder vit the champion"},
 	} {
@@ -165,8 +174,9 @@ func TestPromoteSaysWhatIsWrongWithAnId(t *testing.T) {
 	if h := history(t, ws); !slices.Equal(h, []string{"20261206_110000-cnn", "20261206_113000-cnn"}) {
 		t.Fatalf("history after the link was restored %v", h)
 	}
-	// A rollback to a deleted folder says what else can be done.
+	// A rollback to a deleted folder, whose run folder is gone too, says what else can be done.
 	os.RemoveAll(filepath.Join(to+".d", "20261206_110000-cnn"))
+	os.RemoveAll(filepath.Join(models, "20261206_110000"))
 	code, out, errs = runCLI(append(args, "--rollback")...)
 	if code != exitErr || !strings.Contains(errs, "previous champion 20261206_110000-cnn is missing from "+to+".d (its folder was deleted); the champion is still 20261206_113000-cnn; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion (`pipeline promote 20261206_110000/cnn` would install") {
 		t.Fatalf("rollback to a deleted folder: exit %d\n%s%s", code, out, errs)

@@ -308,3 +308,24 @@ func TestPromoteOutsideAWorkspaceSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// TestModelArgTakesWhatPredictTakes checks that promote reads a model's folder in the runs
+// folder, and its SavedModel, as the RUN/FOLDER they name, from the workspace or outside it.
+func TestModelArgTakesWhatPredictTakes(t *testing.T) {
+	ws := t.TempDir()
+	runs := filepath.Join(ws, "models")
+	for in, want := range map[string]string{
+		"20261206_110000/vit":                                  "20261206_110000/vit",
+		"20261206_110000/vit/":                                 "20261206_110000/vit",
+		"models/20261206_110000/vit":                           "20261206_110000/vit",
+		"models/20261206_110000/vit/saved_model":               "20261206_110000/vit",
+		"models/20261206_110000/vit/saved_model/":              "20261206_110000/vit",
+		"20261206_110000/vit/saved_model":                      "20261206_110000/vit",
+		filepath.Join(runs, "20261206_110000/vit/saved_model"): "20261206_110000/vit",
+		"20261206_110000-vit":                                  "20261206_110000-vit",
+	} {
+		if got := modelArg(in, "models", runs); got != want {
+			t.Errorf("modelArg(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

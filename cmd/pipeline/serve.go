@@ -17,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 	"pipeline/stages"
 )
@@ -69,6 +70,9 @@ type server struct {
 	unreachable int
 	// unreachableSaid is the reason last logged for it ("" for none).
 	unreachableSaid string
+	// damagedSaid is what was last logged of the served model's files damaged on disk (""
+	// while they are whole).
+	damagedSaid string
 
 	slots chan struct{} // inference slots
 	queue chan struct{} // admission: slots plus waiting room
@@ -118,6 +122,13 @@ type folderError struct{ error }
 
 func (e folderError) Unwrap() error { return e.error }
 
+// damagedError is reload's error when the files of the model served are damaged on disk (its
+// weights deleted, say): it is still served from memory, but would not load again, in a
+// restarted server or another replica.
+type damagedError struct{ error }
+
+func (e damagedError) Unwrap() error { return e.error }
+
 // reload loads the model if it changed since the last load; it reports what happened.
 func (s *server) reload() (bool, error) {
 	resolved, stamp, err := modelStamp(s.modelDir)
@@ -127,6 +138,12 @@ func (s *server) reload() (bool, error) {
 	s.mu.Lock()
 	cur := s.cur
 	if cur != nil && cur.resolved == resolved && cur.stamp.Equal(stamp) {
+		// The served model's files, checked again (a few stat calls): what a restart needs.
+		if err := graphs.CheckFiles(cur.p.Dir); err != nil {
+			s.failed.resolved, s.failed.stamp, s.failed.err = resolved, stamp, damagedError{err}
+			s.mu.Unlock()
+			return false, damagedError{err}
+		}
 		s.failed.resolved, s.failed.err = "", nil // back to the served model (a rollback)
 		s.mu.Unlock()
 		return false, nil
@@ -209,7 +226,19 @@ func (s *server) poll() {
 			return
 		}
 	}
+	var damaged damagedError
+	if !errors.As(err, &damaged) && s.damagedSaid != "" {
+		s.damagedSaid = ""
+		if err == nil && !changed {
+			s.logger.Printf("the files of %s are whole again", s.currentID())
+		}
+	}
 	switch {
+	case errors.As(err, &damaged):
+		if said := damaged.Error(); said != s.damagedSaid {
+			s.damagedSaid = said
+			s.logger.Printf("still serving %s from memory, but its files are damaged: a restart would not load it: %v", s.currentID(), explainModelError(s.modelDir, damaged.error))
+		}
 	case errors.Is(err, errLoadFailedBefore): // reported when it first failed
 	case err != nil && s.currentID() != "":
 		s.logger.Printf("not switching to the model now in %s, still serving %s: %v", s.modelDir, s.currentID(), explainModelError(s.modelDir, err))
@@ -272,13 +301,15 @@ func (s *server) currentID() string {
 }
 
 // modelName is what the server calls the model p it loaded from resolved, given as dir: the
-// card's id for a promoted folder; else the path as given, or, when that is a link (which may
-// be switched to another model), the folder it leads to.
+// card's id for a promoted folder (or its saved_model); else the path as given, or, when a
+// link is on the way (which may be switched to another model), the folder it leads to.
 func modelName(dir, resolved string, p *stages.Predictor) string {
 	if p.Card != nil && p.Card.ID != "" {
 		return p.Card.ID
 	}
-	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+	abs, err := filepath.Abs(dir)
+	to, rerr := filepath.Abs(resolved)
+	if err == nil && rerr == nil && abs != to {
 		return resolved
 	}
 	return filepath.Clean(dir)

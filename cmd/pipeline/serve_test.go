@@ -754,6 +754,44 @@ func TestBrokenModelIsReportedOnce(t *testing.T) {
 	}
 }
 
+// TestDamagedServedModelIsReported checks that the files of the model served, damaged on disk
+// (its weights deleted), are reported once in the log and in /healthz's pending_model_error
+// while it is still served from memory, and that this clears once they are whole again.
+func TestDamagedServedModelIsReported(t *testing.T) {
+	root := t.TempDir()
+	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	var logged bytes.Buffer
+	s := newServer(link, defaultServeOptions(), log.New(&logged, "", 0))
+	defer s.close()
+	s.poll()
+	vars := filepath.Join(root, "final_models.d", "a", "saved_model", "variables")
+	aside := filepath.Join(root, "variables")
+	if err := os.Rename(vars, aside); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		s.poll()
+	}
+	if n := strings.Count(logged.String(), "still serving a from memory, but its files are damaged"); n != 1 || !strings.Contains(logged.String(), "its weights (variables/) are missing") {
+		t.Fatalf("said %d times, want once, naming the weights:\n%s", n, logged.String())
+	}
+	if got := s.pendingError(); !strings.Contains(got, "its weights (variables/) are missing") {
+		t.Fatalf("pending_model_error %q", got)
+	}
+	if m := s.acquire(); m == nil {
+		t.Fatal("the model is no longer served")
+	} else {
+		m.inflight.Done()
+	}
+	os.Rename(aside, vars)
+	s.poll()
+	if got := s.pendingError(); got != "" || !strings.Contains(logged.String(), "the files of a are whole again") {
+		t.Fatalf("after repair: pending %q\n%s", got, logged.String())
+	}
+}
+
 func mustEval(t *testing.T, p string) string {
 	t.Helper()
 	r, err := filepath.EvalSymlinks(p)
@@ -1189,7 +1227,16 @@ func TestServeNamesTheModelOneWay(t *testing.T) {
 	saved := filepath.Join(root, "a", "saved_model")
 	link := filepath.Join(root, "current")
 	os.Symlink(saved, link)
-	for dir, want := range map[string]string{filepath.Join(root, "a"): "a", saved: saved, saved + "/": saved, link: saved} {
+	folderLink := filepath.Join(root, "champion")
+	os.Symlink(filepath.Join(root, "a"), folderLink)
+	// A model with no card (a run's folder) is named by its path, or where links lead.
+	tinyModel(t, filepath.Join(root, "b"), 2)
+	os.Remove(filepath.Join(root, "b", "model.json"))
+	plain := filepath.Join(root, "b", "saved_model")
+	runLink := filepath.Join(root, "latest")
+	os.Symlink(filepath.Join(root, "b"), runLink)
+	for dir, want := range map[string]string{filepath.Join(root, "a"): "a", saved: "a", saved + "/": "a", link: "a",
+		filepath.Join(folderLink, "saved_model"): "a", plain: plain, filepath.Join(runLink, "saved_model"): plain} {
 		s, ts := newTestServer(t, dir, defaultServeOptions())
 		_, _, health := request(t, "GET", ts.URL+"/healthz", nil)
 		body, ct := multipartBody("image", pngBytes(8, 8, 3))
@@ -1209,8 +1256,9 @@ func TestServeProcessStopsAtASecondSignal(t *testing.T) {
 	listening := regexp.MustCompile(`listening on http://127\.0\.0\.1:(\d+)/\n`)
 	p.waitUntil("it listens", func() bool { return listening.MatchString(p.stderr()) })
 	addr := "127.0.0.1:" + listening.FindStringSubmatch(p.stderr())[1]
-	if _, _, m := request(t, "GET", "http://"+addr+"/healthz", nil); m["model"] != saved || !strings.Contains(p.stderr(), "serving model "+saved+"\n") {
-		t.Errorf("/healthz %v; log:\n%s\nwant both to name the model %s", m, p.stderr(), saved)
+	// Its folder's card names it (tinyModel writes one, as promotion does).
+	if _, _, m := request(t, "GET", "http://"+addr+"/healthz", nil); m["model"] != "m" || !strings.Contains(p.stderr(), "serving model m\n") {
+		t.Errorf("/healthz %v; log:\n%s\nwant both to name the model m", m, p.stderr())
 	}
 	trickleUpload(t, addr)
 	p.waitUntil("the upload is in flight", func() bool {
@@ -1310,5 +1358,21 @@ func TestPromotionFolderNeedsItsParent(t *testing.T) {
 	}
 	if isPromotionFolder(filepath.Join(dir, "modles", "final_models")) {
 		t.Error("final_models in a folder that does not exist is taken for a promotion folder")
+	}
+}
+
+// TestARunFolderGivenAsModelNamesItsModels checks that predict and serve, given a run folder
+// (a model per folder), name the models to give instead.
+func TestARunFolderGivenAsModelNamesItsModels(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "20261206_110000")
+	tinyModel(t, filepath.Join(run, "cnn"), 1)
+	tinyModel(t, filepath.Join(run, "vit"), 2)
+	want := run + " holds no model itself but several, one per folder: give one of " + filepath.Join(run, "cnn") + ", " + filepath.Join(run, "vit")
+	img := filepath.Join(t.TempDir(), "a.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	for _, args := range [][]string{{"predict", "--model", run, img}, {"serve", "--model", run, "--addr", "127.0.0.1:0"}} {
+		if code, out, errs := runCLI(args...); code == exitOK || !strings.Contains(errs, want) {
+			t.Errorf("%s: exit %d\n%s%s\nwant %s", args[0], code, out, errs, want)
+		}
 	}
 }
