@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 )
 
 var (
@@ -396,5 +398,98 @@ stage "join" "e" {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestNullLeavesAnAttributeUnset checks that an optional attribute set to null, in a stage or
+// in the pipeline block, directly or through a variable whose default is null, takes what it
+// would unset (the pipeline block's value, else the kind's default), and that a stage setting
+// an attribute to null does not make the pipeline's setting "unused".
+func TestNullLeavesAnAttributeUnset(t *testing.T) {
+	src := `
+variable "r" {
+  default = null
+}
+
+pipeline {
+  suffix = "!"
+  repeat = null
+}
+
+stage "gen" "a" {
+  source = "data"
+  repeat = var.r
+}
+
+stage "xform" "b" {
+  input  = stage.gen.a.out
+  suffix = null
+}
+`
+	f := newFakeKinds()
+	cfg, diags := LoadSource("null.hcl", []byte(src), f.reg)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	wf, d := Build(cfg, f.reg, nil)
+	if len(d) > 0 {
+		t.Fatalf("diagnostics: %v", d)
+	}
+	for _, inst := range wf.Instances {
+		v, d := wf.Evaluate(inst, nil)
+		if d.HasErrors() {
+			t.Fatalf("%s: %v", inst.Addr, d)
+		}
+		switch inst.Addr {
+		case "gen.a":
+			if r := v.Get("repeat"); !r.RawEquals(cty.NumberIntVal(1)) {
+				t.Errorf("gen.a repeat = %#v, want the default 1", r)
+			}
+		case "xform.b":
+			if s := v.Get("suffix"); !s.RawEquals(cty.StringVal("!")) {
+				t.Errorf("xform.b suffix = %#v, want the pipeline's \"!\"", s)
+			}
+		}
+	}
+}
+
+// TestNullInACollectionIsAnError checks that a null element of a list or map attribute (which
+// a kind's checks and keys cannot read) is an error naming the attribute and where the null is.
+func TestNullInACollectionIsAnError(t *testing.T) {
+	src := `
+stage "gen" "a" {
+  source = "data"
+}
+
+stage "join" "j" {
+  inputs = { a = stage.gen.a.out, b = null }
+}
+`
+	diags := loadAndBuild("nulls.hcl", []byte(src), nil)
+	if len(diags) != 1 || diags[0].Summary != "Null in a collection" || diags[0].Subject.Start.Line != 7 ||
+		diags[0].Detail != `Attribute "inputs" of a join stage holds null at key "b"; remove it or give a value.` {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+}
+
+// TestPipelineBlockProblemsAreAllReported checks that a wrong type in the pipeline block does
+// not hide another problem of a value the same stage takes from it.
+func TestPipelineBlockProblemsAreAllReported(t *testing.T) {
+	src := `
+pipeline {
+  label  = ["x"]
+  repeat = 0
+}
+
+stage "gen" "a" {
+  source = "data"
+}
+`
+	var got []string
+	for _, d := range loadAndBuild("both.hcl", []byte(src), nil) {
+		got = append(got, fmt.Sprintf("%d %s", d.Subject.Start.Line, d.Summary))
+	}
+	if want := []string{"3 Incorrect attribute value type", "4 Invalid repeat"}; !slices.Equal(got, want) {
+		t.Fatalf("diagnostics %q, want %q", got, want)
 	}
 }

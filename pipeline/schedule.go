@@ -227,6 +227,11 @@ func (s *Scheduler) Loop(stop, runCtx context.Context) error {
 		}
 		// The wait may have ended for a reload only, or early, if the wall clock was set back.
 		now = s.Clock.Now()
+		// The file is read again before a trigger fires: one whose times were edited since
+		// the last read (even a second before) fires by the new times.
+		if s.Reload != nil {
+			ps, reloadErr = s.reload(ps, now, reloadErr)
+		}
 		for i := range ps {
 			if !ps[i].dead && !ps[i].due.IsZero() && !ps[i].due.After(now) {
 				s.trigger(stop, runCtx, Trigger{Schedule: ps[i].s.Name, Due: ps[i].due}, ps[i].s.Overlap)

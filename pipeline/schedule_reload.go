@@ -67,7 +67,13 @@ func (s *Scheduler) applyReload(ps []parsedSchedule, scheds []*Schedule, now tim
 			}
 			what = strings.Join(changes, ", ")
 		}
-		if due, ok := p.next(now); ok {
+		// A schedule that was due (the file read as the scheduler woke for it) fires now only
+		// if its new times include that moment.
+		from := now
+		if had && !prev.due.IsZero() && !prev.due.After(now) {
+			from = prev.due.Add(-time.Nanosecond)
+		}
+		if due, ok := p.next(from); ok {
 			p.due = due
 			logs = append(logs, fmt.Sprintf("schedule %q: %s; next due %s", sc.Name, what, due.Format(time.RFC3339)))
 		} else {

@@ -401,6 +401,47 @@ func TestSchedulerReloadsTheSchedules(t *testing.T) {
 	}
 }
 
+// TestSchedulerReadsTheFileBeforeATriggerFires checks that a schedule edited after the last
+// reading of the file but before its trigger fires by its new times: a trigger they no longer
+// include does not fire, one they still include does.
+func TestSchedulerReadsTheFileBeforeATriggerFires(t *testing.T) {
+	for _, c := range []struct {
+		cron, want string
+	}{
+		{"*/5 * * * *", ""},                        // 00:01 is no longer a time of it
+		{"1-59/2 * * * *", "minutely@01-05T00:01"}, // still is
+	} {
+		start := time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC)
+		var mu sync.Mutex
+		file := []*Schedule{{Name: "minutely", Cron: "* * * * *", Timezone: "UTC", Overlap: "skip"}}
+		clock := &fakeClock{now: start}
+		f := &firings{}
+		var log logRecorder
+		s := &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: file, Reload: func() ([]*Schedule, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return file, nil
+		}}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- s.Loop(ctx, context.Background()) }()
+		at := clock.waiterAt(t) // the trigger at 00:01, read from the file at 00:00:30
+		mu.Lock()
+		file = []*Schedule{{Name: "minutely", Cron: c.cron, Timezone: "UTC", Overlap: "skip"}}
+		mu.Unlock()
+		clock.advanceTo(at)
+		s.Wait()
+		clock.waitForWaiter(t)
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(f.got, " "); got != c.want {
+			t.Errorf("cron edited to %q at %s: fired %q, want %q\nlog:\n%s", c.cron, at.Format(time.TimeOnly), got, c.want, log.String())
+		}
+	}
+}
+
 // TestCronErrorsNameTheField checks that a cron expression the parser refuses is explained by
 // the field at fault and the values it takes, not by the parser's words alone.
 func TestCronErrorsNameTheField(t *testing.T) {

@@ -336,6 +336,7 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		var val cty.Value
 		var rng hcl.Range
 		var marks cty.ValueMarks
+		written := false
 		if attr, ok := b.cfg.Content.Attributes[a.Name]; ok {
 			got, d := attr.Expr.Value(ctx)
 			suggestAttributes(attr.Expr, ctx, d)
@@ -343,21 +344,30 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 			if d.HasErrors() {
 				continue
 			}
-			val, rng = got, attr.Expr.Range()
-			val, marks = val.UnmarkDeep() // only typed evaluation marks values
 			for _, r := range b.refs[a.Name] {
 				v.refs[a.Name] = append(v.refs[a.Name], r.Block)
 			}
-		} else if pv, ok := w.pipelineVals[a.Name]; ok {
+			got, marks = got.UnmarkDeep() // only typed evaluation marks values
+			// An optional attribute set to null (val = var.x, whose default is null) is left
+			// unset: the pipeline block's value or the kind's default, as if not written.
+			if written = !got.IsKnown() || !got.IsNull() || a.Required; written {
+				val, rng = got, attr.Expr.Range()
+			}
+		}
+		pv, inPipeline := w.pipelineVals[a.Name]
+		inPipeline = inPipeline && (!pv.IsKnown() || !pv.IsNull()) // null there too: unset
+		switch {
+		case written:
+		case inPipeline:
 			val, rng = pv, w.pipelineRanges[a.Name]
-		} else if a.Required {
+		case a.Required:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
 				Detail:  fmt.Sprintf("Stage kind %s needs %q (%s). Set it in the stage block or in the pipeline block.", b.kind.Name(), a.Name, a.Doc),
 				Subject: b.cfg.DeclRange.Ptr()})
 			continue
-		} else if a.Default != cty.NilVal {
+		case a.Default != cty.NilVal:
 			val, rng = a.Default, b.cfg.DeclRange
-		} else {
+		default:
 			val, rng = cty.NullVal(a.Type), b.cfg.DeclRange
 		}
 		cv, err := convertTo(val, a.Type)
@@ -370,6 +380,12 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		if cv.IsKnown() && cv.IsNull() && a.Required {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
 				Detail: fmt.Sprintf("Attribute %q of %s stage must not be null.", a.Name, WithArticle(b.kind.Name())), Subject: rng.Ptr()})
+			continue
+		}
+		if where, ok := nullElement(cv); ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Null in a collection",
+				Detail:  fmt.Sprintf("Attribute %q of %s stage holds null %s; remove it or give a value.", a.Name, WithArticle(b.kind.Name()), where),
+				Subject: rng.Ptr()})
 			continue
 		}
 		if d := w.checkOutputTypes(b, a, rng, marks); len(d) > 0 {
@@ -392,7 +408,14 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		if !diags.HasErrors() {
 			diags = append(diags, val.Validate(v)...)
 		} else {
-			diags = append(diags, validateRest(val, v, b.kind.Attributes(), b.cfg.Content.Attributes)...)
+			// Values from the pipeline block are checked too: their errors point there.
+			var given []hcl.Range
+			for name := range v.vals {
+				if r, ok := w.pipelineRanges[name]; ok && v.ranges[name] == r {
+					given = append(given, r)
+				}
+			}
+			diags = append(diags, validateRest(val, v, b.kind.Attributes(), b.cfg.Content.Attributes, given)...)
 		}
 	}
 	return v, diags
@@ -403,9 +426,12 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 // evaluate are unknown to the checks (which skip what they cannot know), not absent, which
 // would read as left out (checks cope with unknown values, as upstream outputs are unknown
 // when a file is validated); only errors about attributes written in the block that did
-// evaluate are kept.
-func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attributes) (diags hcl.Diagnostics) {
+// evaluate, or at the ranges given (the pipeline block's values it took), are kept.
+func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attributes, given []hcl.Range) (diags hcl.Diagnostics) {
 	ok := map[hcl.Range]bool{}
+	for _, r := range given {
+		ok[r] = true
+	}
 	for name, attr := range written {
 		if _, evaluated := v.vals[name]; evaluated {
 			ok[attr.Expr.Range()] = true
@@ -739,4 +765,32 @@ func suggestIn(expr hclsyntax.Expression, ctx *hcl.EvalContext, misses map[hcl.R
 		}
 		return nil
 	})
+}
+
+// nullElement finds a null element in a list, set, tuple or map value (nested too), which the
+// kinds' checks and keys cannot read, and says where ("as its element 2", "at key \"a\""). Null
+// attributes of objects are left alone: an object's optional attributes may be null.
+func nullElement(v cty.Value) (string, bool) {
+	if !v.IsKnown() || v.IsNull() {
+		return "", false
+	}
+	t := v.Type()
+	if !t.IsListType() && !t.IsSetType() && !t.IsTupleType() && !t.IsMapType() {
+		return "", false
+	}
+	i := 0
+	for it := v.ElementIterator(); it.Next(); i++ {
+		k, e := it.Element()
+		where := fmt.Sprintf("as its element %d", i+1)
+		if t.IsMapType() {
+			where = fmt.Sprintf("at key %q", k.AsString())
+		}
+		if e.IsKnown() && e.IsNull() {
+			return where, true
+		}
+		if inner, ok := nullElement(e); ok {
+			return where + ", " + inner, true
+		}
+	}
+	return "", false
 }
