@@ -493,3 +493,35 @@ stage "gen" "a" {
 		t.Fatalf("diagnostics %q, want %q", got, want)
 	}
 }
+
+// TestAbsoluteSourceInTheWorkspaceIsRelative checks that a source written as an absolute path
+// inside the workspace (the pipeline file's folder) is the same value, and so the same key,
+// as the relative path, and that one outside it stays as written.
+func TestAbsoluteSourceInTheWorkspaceIsRelative(t *testing.T) {
+	ws := t.TempDir()
+	outside := filepath.Join(filepath.Dir(ws), "elsewhere", "data")
+	for written, want := range map[string]string{
+		"data":                                 "data",
+		filepath.Join(ws, "data"):              "data",
+		filepath.Join(ws, "sub", "..", "data"): "data",
+		outside:                                outside,
+	} {
+		f := newFakeKinds()
+		src := fmt.Sprintf("stage \"gen\" \"a\" {\n  source = %q\n}\n", written)
+		cfg, diags := LoadSource(filepath.Join(ws, "pipeline.hcl"), []byte(src), f.reg)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		wf, d := Build(cfg, f.reg, nil)
+		if d.HasErrors() {
+			t.Fatal(d)
+		}
+		v, d := wf.Evaluate(wf.Instances[0], nil)
+		if d.HasErrors() {
+			t.Fatal(d)
+		}
+		if got := v.String("source"); got != want {
+			t.Errorf("source %q is %q, want %q", written, got, want)
+		}
+	}
+}

@@ -315,9 +315,17 @@ func TestSourceUnderAnotherPathIsSaidToHoldTheSameFiles(t *testing.T) {
 	if _, _, err := ws.run(RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Its absolute path is the same folder to the key.
 	ws.write("pipeline.hcl", strings.Replace(chainHCL, `source = "raw"`, fmt.Sprintf("source = %q", filepath.Join(ws.dir, "raw")), 1))
+	if d := ws.plan(Selection{})["gen.src"]; d.Action != Cached {
+		t.Fatalf("gen.src by its absolute path: %s %q", d.Action, d.Reasons)
+	}
+	// A path outside the workspace that leads to it is another folder with the same files.
+	other := filepath.Join(t.TempDir(), "raw")
+	os.Symlink(filepath.Join(ws.dir, "raw"), other)
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `source = "raw"`, fmt.Sprintf("source = %q", other), 1))
 	d := ws.plan(Selection{})["gen.src"]
-	if d.Action != Run || !slices.Contains(d.Reasons, filepath.Join(ws.dir, "raw")+": the same files, under the path given now") {
+	if d.Action != Run || !slices.Contains(d.Reasons, other+": the same files, under the path given now") {
 		t.Fatalf("gen.src: %s %q", d.Action, d.Reasons)
 	}
 }

@@ -402,6 +402,9 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty path", Detail: detail, Subject: rng.Ptr()})
 			continue
 		}
+		if a.Role == Source && cv.IsKnown() && !cv.IsNull() && cv.Type() == cty.String {
+			cv = cty.StringVal(w.inWorkspace(cv.AsString()))
+		}
 		v.vals[a.Name], v.ranges[a.Name] = cv, rng
 	}
 	if val, ok := b.kind.(Validator); ok && validate {
@@ -793,4 +796,22 @@ func nullElement(v cty.Value) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// inWorkspace is a source path as keys and records take it: an absolute path inside the
+// workspace (the pipeline file's folder) relative to it, so that writing the folder either
+// way is one folder, one key and the same sets; any other path as written.
+func (w *Workflow) inWorkspace(p string) string {
+	if !filepath.IsAbs(p) || w.Config == nil {
+		return p
+	}
+	file, err := filepath.Abs(w.Config.Path)
+	if err != nil {
+		return p
+	}
+	rel, err := filepath.Rel(filepath.Dir(file), p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return p
+	}
+	return rel
 }
