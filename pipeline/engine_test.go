@@ -1654,3 +1654,21 @@ func TestKeepRunsKeepsGoodAndBrokenRunsApart(t *testing.T) {
 		}
 	}
 }
+
+// TestStateRemembersEarlierKeys checks that an instance's state keeps the keys it had before,
+// newest first, each once, without the current one, at most maxEarlier of them.
+func TestStateRemembersEarlierKeys(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "a", "c", "c", "d", "e", "f", "g", "h", "i", "j"} {
+		if err := s.SaveState(&State{Addr: "split.main", Key: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := s.LoadState("split.main")
+	if want := []string{"i", "h", "g", "f", "e", "d", "c", "a"}; st.Key != "j" || !slices.Equal(st.Earlier, want) {
+		t.Fatalf("key %s, earlier %q; want j, %q", st.Key, st.Earlier, want)
+	}
+}

@@ -64,6 +64,34 @@ type Job struct {
 	prevFiles  map[string]string
 	// ready, when set by the engine, is its RunOptions.Prepare, run once per run.
 	ready func() error
+	// store and earlier, set by the engine, are its store and the keys of the outputs this
+	// instance had before Previous (State.Earlier).
+	store   *Store
+	earlier []string
+}
+
+// Earlier returns the outputs this instance had before Previous that are still in the store,
+// newest first, each as a Job whose Previous is that output (PreviousChanged and
+// PreviousDigest check its files against its record), for a kind that keeps its history
+// consistent and may go back further than Previous: a split made again with the settings of
+// an earlier one keeps that one's sets, not those of the settings tried in between.
+func (j *Job) Earlier() []*Job {
+	var out []*Job
+	for _, key := range j.earlier {
+		e, ok := j.store.Lookup(key)
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(j.Workspace, ObjectRel(e.Output.Digest))
+		if dir == j.Previous {
+			continue
+		}
+		if _, err := os.Stat(dir); err == nil {
+			out = append(out, &Job{Addr: j.Addr, Values: j.Values, Seed: j.Seed, Workspace: j.Workspace, Log: j.Log,
+				Previous: dir, prevRecord: j.store.outputPath(key), stats: j.stats})
+		}
+	}
+	return out
 }
 
 // Ready runs what the run prepares before the first stage executes (RunOptions.Prepare, such

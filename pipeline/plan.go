@@ -84,6 +84,9 @@ type Decision struct {
 	trees   map[string]*treeState // label → what the walk that made its manifest saw
 	stats   *StatCache
 	entry   *Entry
+	// earlier are the key lines of the outputs the instance had before its last (State.Earlier),
+	// for the notes of a change back to settings it had before.
+	earlier [][]string
 }
 
 // completeSources replaces every digest-only source manifest with the complete one (a walk
@@ -351,6 +354,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		d.Action, d.Reasons = Run, []string{"output missing"}
 	default:
 		st.Sources = e.Store.LoadSources(inst.Addr)
+		d.earlier = e.earlierLines(st)
 		d.Action, d.Reasons = Run, explain(st, d, v)
 	}
 	if r, ok := inst.Kind.(Resumer); ok && d.Action == Run && forced {
@@ -438,6 +442,7 @@ func (e *Engine) ownChanges(inst *Instance, v *Values, st *State) ([]string, err
 		return nil, err
 	}
 	st.Sources = e.Store.LoadSources(inst.Addr)
+	d.earlier = e.earlierLines(st)
 	// What upstream stages give it is not known yet: only its own changes count.
 	own, _, notes := explainChanges(st, d, v)
 	return append(own, notes...), nil
@@ -658,9 +663,40 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 		up = append(up, fmt.Sprintf("upstream %s changed", u))
 	}
 	if n, ok := d.inst.Kind.(ChangeNoter); ok && len(changed) > 0 {
-		notes = append(notes, n.ChangeNotes(v, changed)...)
+		notes = append(notes, n.ChangeNotes(v, changed, keyedBefore(d.earlier, cur, changed))...)
 	}
 	return reasons, up, notes
+}
+
+// earlierLines returns the key lines of the outputs st's instance had before its last (those
+// whose entries are still in the store), newest first.
+func (e *Engine) earlierLines(st *State) [][]string {
+	var out [][]string
+	for _, k := range st.Earlier {
+		if en, ok := e.Store.Lookup(k); ok {
+			out = append(out, en.Lines)
+		}
+	}
+	return out
+}
+
+// keyedBefore reports whether one of the earlier keys (their lines) had the values the
+// changed attributes (and seed) have now, in cur.
+func keyedBefore(earlier [][]string, cur map[string]string, changed map[string][2]string) bool {
+	for _, lines := range earlier {
+		el, same := splitLines(lines), true
+		for name := range changed {
+			label := "attr " + name
+			if _, ok := cur[label]; !ok && name == "seed" {
+				label = "seed"
+			}
+			same = same && el[label] == cur[label]
+		}
+		if same {
+			return true
+		}
+	}
+	return false
 }
 
 // splitLines maps each key line's label ("attr epochs", "seed", "env …") to the rest.

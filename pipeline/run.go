@@ -375,6 +375,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		if _, err := os.Stat(prev); err == nil {
 			job.Previous, job.prevRecord = prev, r.e.Store.outputPath(st.Key)
 		}
+		job.store, job.earlier = r.e.Store, st.Earlier
 	}
 	runErr := runKind(ctx, inst.Kind, job)
 	res.Duration = time.Since(res.Start).Seconds()

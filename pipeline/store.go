@@ -384,7 +384,14 @@ type State struct {
 	Sources map[string]Manifest `json:"-"`
 	Output  string              `json:"output"`
 	Updated time.Time           `json:"updated"`
+	// Earlier are the keys of the outputs the instance had before Output, newest first
+	// (at most maxEarlier): a kind that keeps its history consistent (the split) may go back
+	// to one made with the settings it has again (Job.Earlier).
+	Earlier []string `json:"earlier,omitempty"`
 }
+
+// maxEarlier is how many earlier keys a State keeps.
+const maxEarlier = 8
 
 func (s *Store) statePath(addr string) string {
 	return filepath.Join(s.Root, "state", strings.NewReplacer("/", "_", "\"", "", "[", "@", "]", "").Replace(addr)+".json")
@@ -410,6 +417,16 @@ func (s *Store) LoadSources(addr string) map[string]Manifest {
 // SaveState records an instance's state, its source manifests first so the state never
 // points at manifests that are not there.
 func (s *Store) SaveState(st *State) error {
+	if old, ok := s.LoadState(st.Addr); ok && st.Earlier == nil {
+		// The key given way to goes first in the history; the new one leaves it.
+		seen := map[string]bool{st.Key: true, "": true}
+		for _, k := range append([]string{old.Key}, old.Earlier...) {
+			if !seen[k] && len(st.Earlier) < maxEarlier {
+				seen[k] = true
+				st.Earlier = append(st.Earlier, k)
+			}
+		}
+	}
 	if err := writeSourcesJSON(strings.TrimSuffix(s.statePath(st.Addr), ".json")+".sources.json", st.Sources); err != nil {
 		return err
 	}

@@ -277,19 +277,22 @@ func allIn(items, sorted []string) bool {
 
 // ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws
 // the sets afresh, which a plan should say before it happens (the run warns again); with a
-// test_source, only train and val. A test
-// fraction that goes from its default, written out, to left out (as keys have had it since
-// they leave defaults out) or back is no change. Otherwise images keep their sets, which
+// test_source, only train and val; back to the settings of an earlier split (again), that
+// split's sets are kept (Job.Earlier). A test fraction that goes from its default, written
+// out, to left out (as keys have had it since they leave defaults out) or back is no change. Otherwise images keep their sets, which
 // turning near_duplicates on or off bears on: on, near-duplicates found in different sets
 // join their group's held-out set; off, those placed together stay together.
-func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string) []string {
+func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string, again bool) []string {
 	for name, c := range changed {
 		if name == "test" && testFraction(c[0]) == testFraction(c[1]) {
 			continue
 		}
 		switch name {
 		case "seed", "val", "test", "test_source":
-			if ts := v.Get("test_source"); name != "test_source" && ts.IsKnown() && !ts.IsNull() {
+			if again {
+				return []string{"the sets of the earlier split made with these settings are kept: images go back to the sets they had then"}
+			}
+			if ts := v.Get("test_source"); ts.IsKnown() && !ts.IsNull() {
 				return []string{"the sets will be drawn afresh: images move between train and val (the test set is test_source's)"}
 			}
 			return []string{"the sets will be drawn afresh: images move between train, val and test"}

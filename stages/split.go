@@ -538,6 +538,19 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		rep.Settings.TestSource = *cfg.TestSource
 	}
 	prevFiles, why := previous.sets(*rep.Settings)
+	if why != "" && previous != nil && previous.changed == "" {
+		// Made with other settings (tried for a while): an earlier split made with these
+		// keeps its sets, so that going back to them moves nothing.
+		for _, ej := range job.Earlier() {
+			if e := readPreviousSplit(ej, ej.Previous); e != nil && e.changed == "" && e.rep != nil && e.rep.Settings != nil {
+				if files, w := e.sets(*rep.Settings); w == "" {
+					job.Logf("keeping the sets of an earlier split made with these settings, not those of the last one (%s)", why)
+					prevFiles, why = files, ""
+					break
+				}
+			}
+		}
+	}
 	// Earlier manifests list files by their own digest; a group keeps the set of any of its
 	// files (a held-out one first, so that nothing held out moves into training).
 	prev := map[string]string{}

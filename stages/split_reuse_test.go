@@ -555,3 +555,53 @@ func TestLosingSetsBinKeepsTheManifestsSets(t *testing.T) {
 		t.Errorf("the log lacks the warning or the reuse:\n%s", log)
 	}
 }
+
+// TestSettingsTriedForAWhileLeaveTheSetsAsTheyWere checks that a split whose fractions were
+// changed and changed back keeps the sets it had before, also when photos are added as they
+// change back (without a run between, the last output is the one of the settings tried): no
+// photo moves, and the plan says so before the run.
+func TestSettingsTriedForAWhileLeaveTheSetsAsTheyWere(t *testing.T) {
+	w := newWS(t, splitHCL)
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			w.write(fmt.Sprintf("raw/a/%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+			w.write(fmt.Sprintf("raw/b/%02d.png", i), randomPNG(3, uint64(i), 6, 6))
+		}
+	}
+	// Photos added in steps: their sets are the history's, not what one draw of them all
+	// would give.
+	for _, n := range []int{10, 14, 18, 22, 26, 30} {
+		add(n-4, n)
+		w.run(false)
+	}
+	rec, _ := w.run(false)
+	first := splitOf(t, w, rec)
+	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "val        = 0.2", "val        = 0.4", 1)))
+	rec, _ = w.run(false)
+	tried := splitOf(t, w, rec)
+	moved := 0
+	for src, set := range first {
+		if tried[src] != set {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no photo moved with other fractions: the test shows nothing")
+	}
+	w.write("pipeline.hcl", []byte(splitHCL))
+	w.write("raw/a/30.png", randomPNG(2, 30, 6, 6))
+	ds, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("plan: %v, %v", ds, err)
+	}
+	if r := strings.Join(ds[0].Reasons, "; "); !strings.Contains(r, "the sets of the earlier split made with these settings are kept") {
+		t.Errorf("plan: %s", r)
+	}
+	rec, _ = w.run(false)
+	last := splitOf(t, w, rec)
+	for src, set := range first {
+		if last[src] != set {
+			t.Errorf("%s was in %s with these settings, then in %s, and is now in %s", src, set, tried[src], last[src])
+		}
+	}
+}
