@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Engine plans and runs a workflow in a workspace.
@@ -1203,6 +1204,9 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 			to = "the top folder"
 		}
 		switch {
+		case same && a != "." && b != "." && norm.NFC.String(a) == norm.NFC.String(b):
+			// Names that read the same: their code points tell them apart.
+			s += fmt.Sprintf(" (folder %+q renamed %+q: the same name in another Unicode form)", a, b)
 		case same && a != "." && b != "." && (listsNoFolders(was) || listsNoFolders(now) || !aStays && !bWas):
 			s += fmt.Sprintf(" (folder %s renamed %s)", showName(a), showName(b))
 		case same:

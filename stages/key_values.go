@@ -210,7 +210,7 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 	}
 	// Photos (by content) in classes both sides have, whose classes differ.
 	classOf := func(rel string) string { top, _, _ := strings.Cut(rel, "/"); return className(top) }
-	var moved []string
+	var moved, copied []string
 	for d, before := range wasPaths {
 		after := nowPaths[d]
 		if len(after) == 0 {
@@ -220,10 +220,18 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 		if slices.Equal(from, to) || !allIn(from, nowClasses) || !allIn(to, wasClasses) {
 			continue
 		}
-		moved = append(moved, d)
+		if allIn(from, to) { // still where it was, and in another class too: a copy
+			copied = append(copied, d)
+		} else {
+			moved = append(moved, d)
+		}
 	}
 	if len(moved) > 0 {
 		notes = append(notes, pipeline.Agree(len(moved), "1 photo is now in another class (its label changes)", fmt.Sprintf("%d photos are now in another class (their labels change)", len(moved))))
+	}
+	if len(copied) > 0 {
+		notes = append(notes, pipeline.Agree(len(copied), "1 photo is now in another class as well (two labels for one photo, which the run warns of)",
+			fmt.Sprintf("%d photos are now in another class as well (two labels for one photo, which the run warns of)", len(copied))))
 	}
 	renamed := false // some photo is under another name now (not merely a folder added or gone)
 	for rel := range was {

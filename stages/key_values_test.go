@@ -262,7 +262,7 @@ func TestSplitChangeNotesNearDuplicates(t *testing.T) {
 }
 
 // The plan says what a change to the photo folder does to the classes and labels: a class
-// folder renamed, a photo moved into another class; not a photo renamed in its class.
+// folder renamed, a photo moved or copied into another class; not a photo renamed in its class.
 func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 	w := newWS(t, splitHCL)
 	writeTwoClasses(w, "raw", 10)
@@ -291,6 +291,13 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 		t.Errorf("a photo moved into another class: %q", got)
 	}
 	mv("raw/b/zero.png", "raw/a/0.png")
+	// A copy into another class is no move: the photo has two labels.
+	b, _ := os.ReadFile(filepath.Join(w.dir, "raw/a/0.png"))
+	w.write("raw/b/copy.png", b)
+	if got := plan(); !strings.Contains(got, "1 photo is now in another class as well (two labels for one photo, which the run warns of)") || strings.Contains(got, "label changes") {
+		t.Errorf("a photo copied into another class: %q", got)
+	}
+	os.Remove(filepath.Join(w.dir, "raw/b/copy.png"))
 	mustRun(t, w)
 	// The folder under another path: the same photos.
 	mv("raw", "photos")
