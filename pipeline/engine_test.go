@@ -1672,3 +1672,23 @@ func TestStateRemembersEarlierKeys(t *testing.T) {
 		t.Fatalf("key %s, earlier %q; want j, %q", st.Key, st.Earlier, want)
 	}
 }
+
+// TestRunsFolderInsideASourceOrTheStoreIsRefused checks that a runs folder inside a stage's
+// source folder (where run folders would become photos) or inside the store is refused before
+// anything runs, naming the folder, and that nothing is written there.
+func TestRunsFolderInsideASourceOrTheStoreIsRefused(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	for dir, want := range map[string]string{
+		filepath.Join(ws.dir, "raw", "runs"):       "is inside gen.src's source folder (raw)",
+		filepath.Join(ws.dir, "raw"):               "is inside gen.src's source folder (raw)",
+		filepath.Join(ws.dir, StoreDir, "objects"): "is inside the store",
+	} {
+		_, err := ws.engine(nil).Run(context.Background(), RunOptions{RunsDir: dir})
+		if err == nil || !strings.Contains(err.Error(), "the runs folder "+dir+" "+want) {
+			t.Errorf("--runs-dir %s: %v, want %q", dir, err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ws.dir, "raw", "runs")); err == nil {
+		t.Error("a runs folder was made in the source")
+	}
+}

@@ -113,6 +113,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	if err := e.checkSources(insts); err != nil {
 		return nil, err
 	}
+	if err := e.checkRunsDir(opts.RunsDir); err != nil {
+		return nil, err
+	}
 	if err := e.Store.RecordRunsDir(opts.RunsDir); err != nil {
 		return nil, fmt.Errorf("recording the runs folder for gc: %w", err)
 	}
@@ -573,4 +576,36 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 	}
 	r.artifactDirs[[2]string{name, kind}] = d.Addr
 	return name
+}
+
+// checkRunsDir refuses a runs folder inside the store, whose objects gc would take run folders
+// for, or inside a stage's source folder (any stage's, selected or not), where every run
+// folder would become files of the source, changing it while the stage reads it.
+func (e *Engine) checkRunsDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	within := func(root string) bool {
+		rel, err := filepath.Rel(root, abs)
+		return err == nil && (rel == "." || filepath.IsLocal(rel))
+	}
+	if within(e.Store.Root) {
+		return fmt.Errorf("the runs folder %s is inside the store (%s): give another (--runs-dir), such as models", dir, e.Store.Root)
+	}
+	for _, inst := range e.Workflow.Instances {
+		v, diags := e.Workflow.Evaluate(inst, nil)
+		if diags.HasErrors() {
+			continue
+		}
+		for _, a := range inst.Kind.Attributes() {
+			if a.Role != Source || !v.Get(a.Name).IsKnown() || v.Get(a.Name).IsNull() {
+				continue
+			}
+			if src := InWorkspace(e.Store.Workspace, v.String(a.Name)); within(src) {
+				return fmt.Errorf("the runs folder %s is inside %s's %s folder (%s): its run folders would become files of the source; give another (--runs-dir), such as models", dir, inst.Addr, a.Name, v.String(a.Name))
+			}
+		}
+	}
+	return nil
 }

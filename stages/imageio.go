@@ -123,7 +123,7 @@ func checkHeader(r io.Reader, head func() []byte, maxPixels int64, limit string)
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return cfg, format, rejectAs(ErrBadImage, "truncated %s (header incomplete)", format)
 	case err != nil:
-		return cfg, format, errRejected{decodeReason(format, " header", err, head()), ErrBadImage}
+		return cfg, format, errRejected{decodeReason(format, " header", err, head()), decodeKind(format, err, head())}
 	case cfg.Width <= 0 || cfg.Height <= 0:
 		return cfg, format, rejectAs(ErrBadImage, "%s with zero size %dx%d", format, cfg.Width, cfg.Height)
 	case int64(cfg.Width)*int64(cfg.Height) > maxPixels:
@@ -198,7 +198,17 @@ func decodeError(format string, err error, data []byte) error {
 		format == "png" && !bytes.Contains(data, pngEnd) {
 		return rejectAs(ErrBadImage, "truncated %s", format)
 	}
-	return errRejected{decodeReason(format, "", err, data[:min(len(data), headLen)]), ErrBadImage}
+	head := data[:min(len(data), headLen)]
+	return errRejected{decodeReason(format, "", err, head), decodeKind(format, err, head)}
+}
+
+// decodeKind is the input error decodeReason's reason goes with: ErrUnsupportedFeature for a
+// valid file with a feature the decoders lack, ErrBadImage for the rest.
+func decodeKind(format string, err error, head []byte) error {
+	if _, ok := unsupportedFeature(format, err, head); ok {
+		return ErrUnsupportedFeature
+	}
+	return ErrBadImage
 }
 
 // openSource opens source files (tests make some unreadable, which permissions cannot do for

@@ -42,8 +42,12 @@ var (
 	// reason saying what it is and what to do.
 	ErrUnsupportedFormat = fmt.Errorf("%w (a format pipeline does not read)", ErrNotImage)
 	ErrBadImage          = errors.New("the image could not be decoded")
-	ErrTooLarge          = errors.New("the image has too many pixels")
-	ErrEmptyFile         = errors.New("empty file")
+	// ErrUnsupportedFeature is a valid file of a format the decoders read, with a feature they
+	// lack (an RLE-compressed BMP, a JPEG-compressed TIFF): an image they cannot decode
+	// (errors.Is ErrBadImage), but unsupported, as ErrUnsupportedFormat is (a server's 415).
+	ErrUnsupportedFeature = fmt.Errorf("%w (a feature pipeline's decoders lack)", ErrBadImage)
+	ErrTooLarge           = errors.New("the image has too many pixels")
+	ErrEmptyFile          = errors.New("empty file")
 )
 
 // LoadPredictor loads a model folder: a SavedModel written by train, or a promotion folder

@@ -47,7 +47,7 @@ func badImages(t *testing.T) map[string]struct {
 		"header-cut.jpg": {full[:40], ErrBadImage},
 		"empty.jpg":      {nil, ErrEmptyFile},
 		"notes.txt":      {[]byte("taken in May"), ErrNotImage},
-		"rle.bmp":        {rle, ErrBadImage},
+		"rle.bmp":        {rle, ErrUnsupportedFeature},
 		"damaged.png":    {damaged, ErrBadImage},
 		"huge.png":       {hugePNG(100000, 100000), ErrTooLarge},
 		"cut-short.png":  {encodePNG(blobPhoto(4, 60, 40))[:200], ErrBadImage},

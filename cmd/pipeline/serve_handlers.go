@@ -219,7 +219,7 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetReadDeadline(start.Add(s.opts.UploadLimit))
 	if _, err := stages.CheckImage(data, s.opts.MaxPixels); err != nil {
 		switch {
-		case errors.Is(err, stages.ErrNotImage):
+		case errors.Is(err, stages.ErrNotImage) || errors.Is(err, stages.ErrUnsupportedFeature):
 			writeError(w, http.StatusUnsupportedMediaType, err.Error())
 		case errors.Is(err, stages.ErrTooLarge):
 			writeError(w, http.StatusRequestEntityTooLarge, err.Error())

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"image/png"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/image/bmp"
 
 	"pipeline/graphs"
 	"pipeline/stages"
@@ -250,6 +252,13 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 		{"not multipart", func() (io.Reader, string) { return strings.NewReader(`{"image": 1}`), "application/json" }, 415},
 		{"an iPhone's HEIC", func() (io.Reader, string) {
 			return multipartBody("image", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"))
+		}, 415},
+		{"a BMP with RLE compression, which the decoder lacks", func() (io.Reader, string) {
+			var b bytes.Buffer
+			bmp.Encode(&b, image.NewPaletted(image.Rect(0, 0, 8, 6), color.Palette{color.Black, color.White}))
+			rle := b.Bytes()
+			binary.LittleEndian.PutUint32(rle[30:34], 1) // BI_RLE8
+			return multipartBody("image", rle)
 		}, 415},
 		{"body too large", func() (io.Reader, string) { return multipartBody("image", bytes.Repeat([]byte("x"), 100<<10)) }, 413},
 		{"too many pixels", func() (io.Reader, string) { return multipartBody("image", hugePNGHeader(5000, 5000)) }, 413},
