@@ -196,7 +196,11 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 		test, testIs = defaultTest, "test (its default)"
 	}
 	if sum := num(v, "val") + test; known(v, "val", "test", "test_source") && sum >= 1 {
-		d.add(v, "val", "No images left for training", fmt.Sprintf("val = %g and %s = %g leave nothing for train; keep val + test below 1.", num(v, "val"), testIs, test))
+		at := "val" // the larger of the two, where a test written alone is pointed at
+		if !v.Get("test").IsNull() && test > num(v, "val") {
+			at = "test"
+		}
+		d.add(v, at, "No images left for training", fmt.Sprintf("val = %g and %s = %g leave nothing for train; keep val + test below 1.", num(v, "val"), testIs, test))
 	}
 	d.intRange(v, "image_size", 4, 4096)
 	if usable(v, "seed") {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 
 	"pipeline/pipeline"
 )
@@ -238,22 +239,29 @@ func TestTargetsKeepOneForTrain(t *testing.T) {
 	}
 }
 
-// val + test must leave room for train, test's default included.
+// val + test must leave room for train, test's default included; the error points at the
+// larger of the two (line 5 holds the first attribute given, line 6 the second).
 func TestValidateCountsTheDefaultTestFraction(t *testing.T) {
 	for _, c := range []struct {
 		attrs string
 		ok    bool
+		line  int
 	}{
-		{"val = 0.95", false},
-		{"val = 0.85", true},
-		{"val = 0.9", false},
-		{"val = 0.5\n  test = 0.5", false},
-		{"val = 0.95\n  test_source = \"raw2\"", true},
+		{"val = 0.95", false, 5},
+		{"val = 0.85", true, 0},
+		{"val = 0.9", false, 5},
+		{"val = 0.5\n  test = 0.5", false, 5},
+		{"val = 0.2\n  test = 0.8", false, 6},
+		{"test = 0.95", false, 5},
+		{"val = 0.95\n  test_source = \"raw2\"", true, 0},
 	} {
-		w := newWS(t, "stage \"split\" \"main\" {\n  source = \"raw\"\n  image_size = 8\n  "+c.attrs+"\n}\n")
+		w := newWS(t, "stage \"split\" \"main\" {\n  source = \"raw\"\n  image_size = 8\n\n  "+c.attrs+"\n}\n")
 		err := w.loadDiags()
 		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "No images left for training") {
 			t.Errorf("%s: %v", c.attrs, err)
+		}
+		if diags, _ := err.(hcl.Diagnostics); err != nil && (len(diags) != 1 || diags[0].Subject.Start.Line != c.line) {
+			t.Errorf("%s: %v, want it at line %d", c.attrs, err, c.line)
 		}
 	}
 }
@@ -299,5 +307,15 @@ func TestTooFewClassesSaysWhy(t *testing.T) {
 	want := "0 usable classes in raw; a classifier needs at least 2 (3 classes dropped for too few images (drop_small_classes); 12 files rejected: 12 smaller than min_side 50); lower min_side"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want %q", err, want)
+	}
+}
+
+// TestValuesInMessagesAreWrittenShort checks that a number in a message is written as the
+// pipeline file would write it, not as hundreds of digits.
+func TestValuesInMessagesAreWrittenShort(t *testing.T) {
+	for in, want := range map[float64]string{2: "2", 0.25: "0.25", 1e300: "1e+300", 123456789: "123456789"} {
+		if got := hclValue(cty.NumberFloatVal(in)); got != want {
+			t.Errorf("hclValue(%g) = %s, want %s", in, got, want)
+		}
 	}
 }

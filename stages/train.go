@@ -176,6 +176,15 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 			}
 		case err != nil:
 			d.add(v, "options", "Invalid architecture options", err.Error())
+		}
+		// Options read in full (their own problems, which CheckOptions finds, said above) are
+		// also checked against the image size.
+		full := err == nil
+		if cerr := spec.CheckOptions(); err != nil && cerr != nil && cerr.Error() == err.Error() {
+			full = true
+		}
+		switch {
+		case !full:
 		case spec.ViT != nil:
 			n, exact := imageSide(v)
 			if n > 0 && spec.ViT.Patch > 0 && n%spec.ViT.Patch != 0 {

@@ -112,13 +112,17 @@ func closest(given string, options []string) string {
 }
 
 // hclValue shows a number or string as it would be written in the pipeline file: numbers
-// bare (2), strings quoted ("png"); other values by their type.
+// bare (2; 1e+300 for one of many digits), strings quoted ("png"); other values by their type.
 func hclValue(x cty.Value) string {
 	switch {
 	case !x.IsKnown() || x.IsNull():
 		return x.GoString()
 	case x.Type() == cty.Number:
-		return x.AsBigFloat().Text('f', -1)
+		// 1e300 as written, not its 301 digits; 0.000001 too.
+		if s := x.AsBigFloat().Text('f', -1); len(s) <= 20 {
+			return s
+		}
+		return x.AsBigFloat().Text('g', 10)
 	case x.Type() == cty.String:
 		return strconv.Quote(x.AsString())
 	}

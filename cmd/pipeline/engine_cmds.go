@@ -114,7 +114,7 @@ func parseVars(flags []string) (map[string]string, error) {
 	vars := map[string]string{}
 	for _, kv := range flags {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
+		if !ok || strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("-var %q: expected NAME=VALUE", kv)
 		}
 		vars[k] = v
@@ -480,12 +480,15 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			file, options := "-", ""
 			if dir == running && holder.Command != "" {
 				// what it was asked, from the command line the lock records
-				rec := pipeline.RunRecord{Command: holder.Command}
-				if i := slices.IndexFunc(strings.Fields(holder.Command), func(a string) bool { return strings.HasSuffix(a, ".hcl") }); i >= 0 {
-					rec.Pipeline = strings.Fields(holder.Command)[i]
-					file = rec.Pipeline
+				rec := pipeline.RunRecord{Command: holder.Command, Pipeline: "pipeline.hcl"} // the commands' default
+				args := strings.Fields(holder.Command)
+				if i := slices.IndexFunc(args, func(a string) bool { return strings.HasSuffix(a, ".hcl") }); i >= 0 {
+					rec.Pipeline = args[i]
 				}
-				options = runOptions(&rec)
+				if slices.Contains(args, "schedule") {
+					rec.Trigger = "schedule" // a run the scheduler fired: its options are the scheduler's
+				}
+				file, options = rec.Pipeline, runOptions(&rec)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t%s\t%s\t-\n", name, status, took, file, options)
 			continue

@@ -142,7 +142,7 @@ func TestInvalidChoiceShowsTheValueAsWritten(t *testing.T) {
 		"val = -0.5":       "val = -0.5: use a fraction in [0, 1)",
 		"quality = 1e6":    "quality = 1000000: use a whole number from 1 to 100.",
 		"seed = 1.5":       "seed = 1.5: use a whole number (of 64 bits).",
-		"seed = 1e30":      "seed = 1000000000000000000000000000000: use a whole number (of 64 bits).",
+		"seed = 1e30":      "seed = 1e+30: use a whole number (of 64 bits).",
 	} {
 		src := fmt.Sprintf("stage \"split\" \"main\" {\n  source = \"raw\"\n  image_size = 32\n  %s\n}\n", attr)
 		cfg, diags := pipeline.LoadSource("choice.hcl", []byte(src), reg)
@@ -241,6 +241,40 @@ stage "train" "model" {
 		case want != "" && (len(diags) != 1 || diags[0].Severity != hcl.DiagError || !strings.Contains(diags[0].Detail, want) || !strings.Contains(diags[0].Detail, "for 24: 2, 3, 4, 6, 8, 12")):
 			t.Errorf("patch %d: want one error with %q, got:\n%s", patch, want, diags.Error())
 		}
+	}
+}
+
+// TestViTOptionProblemsAreAllSaid checks that a patch that does not tile the image size is
+// said beside the options' own problems, not only once they are fixed.
+func TestViTOptionProblemsAreAllSaid(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+stage "split" "main" {
+  source     = "photos"
+  image_size = 16
+}
+
+stage "train" "model" {
+  architecture = "vit"
+  train        = stage.split.main.train
+  val          = stage.split.main.val
+  options      = { patch = 5, dim = 8, heads = 3 }
+}
+`
+	cfg, diags := pipeline.LoadSource("vit.hcl", []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	var text string
+	for _, d := range diags {
+		text += d.Detail + "\n"
+	}
+	if !strings.Contains(text, "dim 8 is not divisible by heads 3") || !strings.Contains(text, "A vit patch of 5 does not divide the image_size 16 of its split") {
+		t.Errorf("want both problems, got:\n%s", text)
 	}
 }
 

@@ -433,3 +433,15 @@ func TestSelftestSaysWhyItFailed(t *testing.T) {
 		t.Errorf("selftest --steps 3: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestVarNeedsANameAndAValue checks that a -var without NAME=VALUE is refused as such.
+func TestVarNeedsANameAndAValue(t *testing.T) {
+	for _, bad := range []string{"=3", "epochs", " =3"} {
+		if _, err := parseVars([]string{bad}); err == nil || !strings.Contains(err.Error(), "expected NAME=VALUE") {
+			t.Errorf("-var %q: %v", bad, err)
+		}
+	}
+	if vars, err := parseVars([]string{"epochs=3", "note=a=b"}); err != nil || vars["epochs"] != "3" || vars["note"] != "a=b" {
+		t.Errorf("good -var values: %v %v", vars, err)
+	}
+}

@@ -59,10 +59,15 @@ func promoteCommand() *cli.Command {
 			var before *stages.Card // the champion before a change, to compare classes with
 			var missing *stages.MissingChampionError
 			restoring := "" // the champion whose link is missing, which promoting it puts back
+			gone := ""      // the champion whose folder is gone, which promoting it installs again
 			if dir, err := stages.ChampionDir(to); err == nil && dir != "" {
 				before, _ = stages.ReadCard(dir)
 			} else if errors.As(err, &missing) && missing.Target == "" && missing.Present {
 				restoring = missing.Champion
+			} else if missing != nil && missing.Target != "" {
+				gone = filepath.Base(missing.Target) // the link leads to the folder gone
+			} else if missing != nil {
+				gone = missing.Champion
 			}
 			if id != "" || c.Bool("rollback") {
 				// Promotion loads the model to check it: load TensorFlow as predict does, with
@@ -113,6 +118,8 @@ func promoteCommand() *cli.Command {
 					return err
 				case before != nil && before.ID == card.ID:
 					fmt.Fprintf(c.App.Writer, "repaired: the champion %s, which was broken, is installed again from run %s\n", card.ID, card.Run)
+				case card.ID == gone && gone != "":
+					fmt.Fprintf(c.App.Writer, "reinstalled: the champion %s, whose folder was gone, is installed again from run %s\n", card.ID, card.Run)
 				case card.ID == restoring:
 					fmt.Fprintf(c.App.Writer, "restored: %s, which was missing, points to the champion %s again\n", to, filepath.Join(filepath.Base(to)+".d", card.ID))
 				default:

@@ -100,7 +100,7 @@ func TestPromoteAgainAfterTheChampionsFolderIsDeleted(t *testing.T) {
 	if code != exitErr || !strings.Contains(errs, to+" points to "+to+".d/20261206_120000-cnn, which is gone: there is no champion; `pipeline promote ID` makes a model promoted before the champion again (20261206_110000-cnn)") {
 		t.Fatalf("showing a champion whose folder is gone: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, errs := runCLI(append(args, "20261206_120000/cnn")...); code != exitOK || !strings.Contains(out, "now points to final_models.d/20261206_120000-cnn") {
+	if code, out, errs := runCLI(append(args, "20261206_120000/cnn")...); code != exitOK || !strings.Contains(out, "reinstalled: the champion 20261206_120000-cnn, whose folder was gone, is installed again from run 20261206_120000") {
 		t.Fatalf("promoting it again: exit %d\n%s%s", code, out, errs)
 	}
 	if h := history(t, ws); !slices.Equal(h, []string{"20261206_110000-cnn", "20261206_120000-cnn"}) {

@@ -56,6 +56,12 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 		!regexp.MustCompile(`pipeline\.hcl +-var epochs=3 +-$`).MatchString(runLine(out, filepath.Base(going))) {
 		t.Fatalf("runs: exit %d, want a header, one succeeded, one incomplete (for 5m0s) and one running run\n%s%s", code, out, errs)
 	}
+	// A run the scheduler fired, its file the default: named as its record will name it.
+	owner, _ = json.Marshal(pipeline.LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline schedule --once -var epochs=4", Started: now, Run: going})
+	os.WriteFile(lock, owner, 0o644)
+	if code, out, errs := runCLI("runs", file); code != exitOK || !regexp.MustCompile(`running .*pipeline\.hcl +scheduled -var epochs=4 +-$`).MatchString(runLine(out, filepath.Base(going))) {
+		t.Fatalf("runs with a scheduled run going: exit %d\n%s%s", code, out, errs)
+	}
 	// The lock released, or its holder gone: the run was killed.
 	os.WriteFile(lock, nil, 0o644)
 	if code, out, errs := runCLI("runs", file); code != exitOK || !strings.Contains(runLine(out, filepath.Base(going)), "incomplete") {

@@ -434,6 +434,8 @@ func serveCommand() *cli.Command {
 					s.unreachable = 2 // said here: the watcher does not say it again
 					if uerr := s.unreachableError(fe.error); uerr != nil {
 						err, s.unreachableSaid = uerr, uerr.Error()
+					} else if errors.Is(fe.error, fs.ErrNotExist) {
+						err = errors.New("nothing is promoted there yet")
 					}
 				} else {
 					err = explainModelError(model, err)

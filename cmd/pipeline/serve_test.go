@@ -964,7 +964,7 @@ func TestServeRefusesBadStartups(t *testing.T) {
 		args []string
 		says string
 	}{
-		{[]string{"--model", final, "--queue", "0", "--max-body", "1", "--max-pixels", "1", "--warn-sum", "0", "--warn-top", "1"}, "no model to serve at " + final},
+		{[]string{"--model", final, "--queue", "0", "--max-body", "1", "--max-pixels", "1", "--warn-sum", "0", "--warn-top", "1"}, "no model to serve at " + final + " (nothing is promoted there yet); answering 503"},
 		{[]string{"--model", filepath.Join(root, "models", "champ")}, "no model to serve at " + filepath.Join(root, "models", "champ")},
 		{[]string{"--model", dangling}, "no model to serve at " + dangling + " (" + dangling + " points to " + filepath.Join(root, "other", "final_models.d", "gone") + ", which is gone: there is no champion;"},
 	} {
