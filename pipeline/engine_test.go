@@ -320,9 +320,18 @@ func TestSourceUnderAnotherPathIsSaidToHoldTheSameFiles(t *testing.T) {
 	if d := ws.plan(Selection{})["gen.src"]; d.Action != Cached {
 		t.Fatalf("gen.src by its absolute path: %s %q", d.Action, d.Reasons)
 	}
-	// A path outside the workspace that leads to it is another folder with the same files.
+	// So is a path outside the workspace that leads to it through a link.
+	link := filepath.Join(t.TempDir(), "raw")
+	os.Symlink(filepath.Join(ws.dir, "raw"), link)
+	ws.write("pipeline.hcl", strings.Replace(chainHCL, `source = "raw"`, fmt.Sprintf("source = %q", link), 1))
+	if d := ws.plan(Selection{})["gen.src"]; d.Action != Cached {
+		t.Fatalf("gen.src through a link: %s %q", d.Action, d.Reasons)
+	}
+	// A copy outside it is another folder with the same files.
 	other := filepath.Join(t.TempDir(), "raw")
-	os.Symlink(filepath.Join(ws.dir, "raw"), other)
+	if err := os.CopyFS(other, os.DirFS(filepath.Join(ws.dir, "raw"))); err != nil {
+		t.Fatal(err)
+	}
 	ws.write("pipeline.hcl", strings.Replace(chainHCL, `source = "raw"`, fmt.Sprintf("source = %q", other), 1))
 	d := ws.plan(Selection{})["gen.src"]
 	if d.Action != Run || !slices.Contains(d.Reasons, other+": the same files, under the path given now") {
@@ -1690,5 +1699,11 @@ func TestRunsFolderInsideASourceOrTheStoreIsRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ws.dir, "raw", "runs")); err == nil {
 		t.Error("a runs folder was made in the source")
+	}
+	// Through a link, too.
+	link := filepath.Join(t.TempDir(), "runs")
+	os.Symlink(filepath.Join(ws.dir, "raw"), link)
+	if _, err := ws.engine(nil).Run(context.Background(), RunOptions{RunsDir: filepath.Join(link, "sub")}); err == nil || !strings.Contains(err.Error(), "is inside gen.src's source folder (raw)") {
+		t.Errorf("a runs folder leading into the source through a link: %v", err)
 	}
 }

@@ -74,11 +74,12 @@ type KeyNormalizer interface {
 // say beyond the change itself (the split draws its sets afresh when its fractions or the
 // seed change). ChangeNotes gets the instance's values now and the attributes whose keyed
 // values changed, by name, with their old and new values as keys hold them (canonical JSON
-// after the type, "null" when left out), and "seed" with the old and new seed, and whether
-// an output the instance had before its last was keyed with the values they have now (again:
-// a change back); it returns what to add to the reasons.
+// after the type, "null" when left out), and "seed" with the old and new seed, and again,
+// which reports whether an output the instance had before its last (still in the store) had
+// the key lines it has now under every label given ("attr val", "seed"): a change back to
+// settings it had before; it returns what to add to the reasons.
 type ChangeNoter interface {
-	ChangeNotes(v *Values, changed map[string][2]string, again bool) []string
+	ChangeNotes(v *Values, changed map[string][2]string, again func(labels ...string) bool) []string
 }
 
 // SourceNoter is implemented by kinds that can say what a change to the files of one of

@@ -664,33 +664,32 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 		up = append(up, fmt.Sprintf("upstream %s changed", u))
 	}
 	if n, ok := d.inst.Kind.(ChangeNoter); ok && len(changed) > 0 {
-		notes = append(notes, n.ChangeNotes(v, changed, keyedBefore(d.earlier, cur, changed))...)
+		again := func(labels ...string) bool { return keyedBefore(d.earlier, cur, labels) }
+		notes = append(notes, n.ChangeNotes(v, changed, again)...)
 	}
 	return reasons, up, notes
 }
 
-// earlierLines returns the key lines of the outputs st's instance had before its last (those
-// whose entries are still in the store), newest first.
+// earlierLines returns the key lines of the outputs st's instance had before its last that
+// the store still holds (entry and output), newest first: those Job.Earlier gives a run.
 func (e *Engine) earlierLines(st *State) [][]string {
 	var out [][]string
 	for _, k := range st.Earlier {
 		if en, ok := e.Store.Lookup(k); ok {
-			out = append(out, en.Lines)
+			if _, err := os.Stat(filepath.Join(e.Store.Workspace, ObjectRel(en.Output.Digest))); err == nil {
+				out = append(out, en.Lines)
+			}
 		}
 	}
 	return out
 }
 
-// keyedBefore reports whether one of the earlier keys (their lines) had the values the
-// changed attributes (and seed) have now, in cur.
-func keyedBefore(earlier [][]string, cur map[string]string, changed map[string][2]string) bool {
+// keyedBefore reports whether one of the earlier keys (their lines) had, for every label
+// given ("attr val", "seed"), the line cur has now.
+func keyedBefore(earlier [][]string, cur map[string]string, labels []string) bool {
 	for _, lines := range earlier {
 		el, same := splitLines(lines), true
-		for name := range changed {
-			label := "attr " + name
-			if _, ok := cur[label]; !ok && name == "seed" {
-				label = "seed"
-			}
+		for _, label := range labels {
 			same = same && el[label] == cur[label]
 		}
 		if same {

@@ -586,9 +586,9 @@ func (e *Engine) checkRunsDir(dir string) error {
 	if err != nil {
 		return err
 	}
+	real := RealPath(abs) // the runs folder may lead there through a link
 	within := func(root string) bool {
-		rel, err := filepath.Rel(root, abs)
-		return err == nil && (rel == "." || filepath.IsLocal(rel))
+		return Inside(abs, root) || Inside(real, RealPath(root))
 	}
 	if within(e.Store.Root) {
 		return fmt.Errorf("the runs folder %s is inside the store (%s): give another (--runs-dir), such as models", dir, e.Store.Root)

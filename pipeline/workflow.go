@@ -457,8 +457,8 @@ func (w *Workflow) checkPipelineSettings() hcl.Diagnostics {
 			used[a.Name] = true
 			if b.cfg == nil || b.cfg.Content == nil {
 				takers[a.Name]++ // not known: taken as unset
-			} else if attr, set := b.cfg.Content.Attributes[a.Name]; !set || w.isNull(attr.Expr) {
-				takers[a.Name]++ // unset, or set to null, which leaves it unset
+			} else if _, set := b.cfg.Content.Attributes[a.Name]; !set {
+				takers[a.Name]++
 			}
 		}
 	}
@@ -794,11 +794,4 @@ func lowerFirst(s string) string {
 	}
 	r[0] = unicode.ToLower(r[0])
 	return string(r)
-}
-
-// isNull reports whether an attribute's expression is null before any stage runs (null, or a
-// variable whose value is null): such an attribute is left unset.
-func (w *Workflow) isNull(e hcl.Expression) bool {
-	v, d := e.Value(w.evalContext(nil, false))
-	return !d.HasErrors() && v.IsKnown() && v.IsNull()
 }

@@ -336,7 +336,7 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		var val cty.Value
 		var rng hcl.Range
 		var marks cty.ValueMarks
-		written := false
+		written, nulled := false, false
 		if attr, ok := b.cfg.Content.Attributes[a.Name]; ok {
 			got, d := attr.Expr.Value(ctx)
 			suggestAttributes(attr.Expr, ctx, d)
@@ -348,14 +348,15 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 				v.refs[a.Name] = append(v.refs[a.Name], r.Block)
 			}
 			got, marks = got.UnmarkDeep() // only typed evaluation marks values
-			// An optional attribute set to null (val = var.x, whose default is null) is left
-			// unset: the pipeline block's value or the kind's default, as if not written.
+			// An optional attribute set to null (val = var.x, whose default is null) takes the
+			// kind's default: not the pipeline block's value, which null opts the stage out of.
 			if written = !got.IsKnown() || !got.IsNull() || a.Required; written {
 				val, rng = got, attr.Expr.Range()
 			}
+			nulled = !written
 		}
 		pv, inPipeline := w.pipelineVals[a.Name]
-		inPipeline = inPipeline && (!pv.IsKnown() || !pv.IsNull()) // null there too: unset
+		inPipeline = inPipeline && !nulled && (!pv.IsKnown() || !pv.IsNull()) // null there: unset
 		switch {
 		case written:
 		case inPipeline:
@@ -798,9 +799,9 @@ func nullElement(v cty.Value) (string, bool) {
 	return "", false
 }
 
-// inWorkspace is a source path as keys and records take it: an absolute path inside the
-// workspace (the pipeline file's folder) relative to it, so that writing the folder either
-// way is one folder, one key and the same sets; any other path as written.
+// inWorkspace is a source path as keys and records take it (WorkspaceRel): an absolute path
+// inside the workspace (the pipeline file's folder) relative to it, so that writing the
+// folder either way is one folder, one key and the same sets; any other path as written.
 func (w *Workflow) inWorkspace(p string) string {
 	if !filepath.IsAbs(p) || w.Config == nil {
 		return p
@@ -809,9 +810,5 @@ func (w *Workflow) inWorkspace(p string) string {
 	if err != nil {
 		return p
 	}
-	rel, err := filepath.Rel(filepath.Dir(file), p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return p
-	}
-	return rel
+	return WorkspaceRel(filepath.Dir(file), p)
 }

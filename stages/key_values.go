@@ -290,14 +290,16 @@ func allIn(items, sorted []string) bool {
 // out, to left out (as keys have had it since they leave defaults out) or back is no change. Otherwise images keep their sets, which
 // turning near_duplicates on or off bears on: on, near-duplicates found in different sets
 // join their group's held-out set; off, those placed together stay together.
-func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string, again bool) []string {
+func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string, again func(labels ...string) bool) []string {
 	for name, c := range changed {
 		if name == "test" && testFraction(c[0]) == testFraction(c[1]) {
 			continue
 		}
 		switch name {
 		case "seed", "val", "test", "test_source":
-			if again {
+			// The settings the split compares with an earlier one's (previousSplit.sets): the
+			// seed it is keyed by (its own or the pipeline's), val, test and test_source.
+			if again != nil && again("seed", "attr val", "attr test", "attr test_source") {
 				return []string{"the sets of the earlier split made with these settings are kept: images go back to the sets they had then"}
 			}
 			if ts := v.Get("test_source"); ts.IsKnown() && !ts.IsNull() {

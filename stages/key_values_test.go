@@ -232,7 +232,7 @@ func TestSplitChangeNotes(t *testing.T) {
 		{map[string][2]string{"seed": {"42", "7"}}, true},
 		{map[string][2]string{"image_size": {`"number" 28`, `"number" 32`}}, false},
 	} {
-		if got := len(Split{}.ChangeNotes(&pipeline.Values{}, c.changed, false)) > 0; got != c.note {
+		if got := len(Split{}.ChangeNotes(&pipeline.Values{}, c.changed, nil)) > 0; got != c.note {
 			t.Errorf("%v: note %v, want %v", c.changed, got, c.note)
 		}
 	}
@@ -250,12 +250,12 @@ func TestSplitChangeNotesNearDuplicates(t *testing.T) {
 		{`"bool" false`, `"bool" true`, "held-out set"},
 		{`"bool" null`, `"bool" true`, ""},
 	} {
-		notes := Split{}.ChangeNotes(&pipeline.Values{}, map[string][2]string{"near_duplicates": {c.was, c.now}}, false)
+		notes := Split{}.ChangeNotes(&pipeline.Values{}, map[string][2]string{"near_duplicates": {c.was, c.now}}, nil)
 		if got := strings.Join(notes, "; "); c.want == "" && got != "" || !strings.Contains(got, c.want) {
 			t.Errorf("%s → %s: notes %q, want one saying %q", c.was, c.now, got, c.want)
 		}
 	}
-	got := Split{}.ChangeNotes(&pipeline.Values{}, map[string][2]string{"near_duplicates": {`"bool" null`, `"bool" false`}, "seed": {"1", "2"}}, false)
+	got := Split{}.ChangeNotes(&pipeline.Values{}, map[string][2]string{"near_duplicates": {`"bool" null`, `"bool" false`}, "seed": {"1", "2"}}, nil)
 	if len(got) != 1 || !strings.Contains(got[0], "afresh") {
 		t.Errorf("with a new seed: %q, want the sets drawn afresh", got)
 	}

@@ -88,7 +88,7 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 // ModelsFolderError is LoadPredictor's error for a folder that holds no model itself but a
 // model per folder (a run folder: cnn/saved_model, vit/saved_model).
 type ModelsFolderError struct {
-	Dir    string
+	Dir    string   // the folder given
 	Models []string // the model folders' paths
 }
 

@@ -1101,6 +1101,7 @@ func splitRank(s string) int {
 // where unreadable), or why its records cannot be trusted.
 type previousSplit struct {
 	dir       string
+	workspace string // where its recorded test_source is relative to
 	changed   string // the record deleted or changed in the store since it was written
 	rep       *splitReport
 	manifests map[string]*Manifest // by set
@@ -1167,7 +1168,7 @@ func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 	if dir == "" {
 		return nil
 	}
-	p := &previousSplit{dir: dir, manifests: map[string]*Manifest{}}
+	p := &previousSplit{dir: dir, workspace: job.Workspace, manifests: map[string]*Manifest{}}
 	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile} {
 		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
 			p.changed = rel
@@ -1216,7 +1217,9 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 	}
 	o := *p.rep.Settings
 	if o.TestSource != "" {
-		o.TestSource = pipeline.CleanPath(o.TestSource) // recorded as written before paths were cleaned
+		// recorded as written before paths were cleaned, and before an absolute path inside
+		// the workspace was made relative
+		o.TestSource = pipeline.CleanPath(pipeline.WorkspaceRel(p.workspace, o.TestSource))
 	}
 	if o != now {
 		var changes []string

@@ -605,3 +605,49 @@ func TestSettingsTriedForAWhileLeaveTheSetsAsTheyWere(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanSaysTheSetsAreKeptOnlyWhenEverySettingIsBack checks that the plan says an earlier
+// split's sets are kept only when all its settings (seed, val, test) are back, as the run
+// decides, not when only the one changed last is.
+func TestPlanSaysTheSetsAreKeptOnlyWhenEverySettingIsBack(t *testing.T) {
+	w := newWS(t, splitHCL)
+	writeTwoClasses(w, "raw", 10)
+	file := func(seed int, val string) string {
+		return fmt.Sprintf("pipeline {\n  seed = %d\n}\n", seed) + strings.Replace(splitHCL, "val        = 0.2", "val        = "+val, 1)
+	}
+	mustRunFile(t, w, file(1, "0.2"))
+	mustRunFile(t, w, file(2, "0.3"))
+	w.write("pipeline.hcl", []byte(file(2, "0.2")))
+	ds, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("plan: %v, %v", ds, err)
+	}
+	if r := strings.Join(ds[0].Reasons, "; "); strings.Contains(r, "are kept") || !strings.Contains(r, "drawn afresh") {
+		t.Errorf("val back, the seed not: %s", r)
+	}
+	w.write("pipeline.hcl", []byte(file(1, "0.2")))
+	if ds, err = w.engine().Plan(pipeline.Selection{}); err != nil || ds[0].Action != pipeline.Cached {
+		t.Errorf("both back: %v %v", ds, err)
+	}
+}
+
+// TestARecordedAbsoluteTestSourceIsTheSameFolder checks that a split recorded with its
+// test_source as an absolute path inside the workspace (as splits recorded it before such
+// paths were made relative) keeps its sets for the relative path that names the same folder.
+func TestARecordedAbsoluteTestSourceIsTheSameFolder(t *testing.T) {
+	ws := t.TempDir()
+	now := splitSettings{Seed: 1, Val: 0.1, TestSource: "rawtest"}
+	for recorded, keeps := range map[string]bool{
+		filepath.Join(ws, "rawtest"):                    true,
+		"./rawtest/":                                    true,
+		filepath.Join(ws, "other"):                      false,
+		filepath.Join(filepath.Dir(ws), "x", "rawtest"): false,
+	} {
+		o := now
+		o.TestSource = recorded
+		p := &previousSplit{workspace: ws, rep: &splitReport{Settings: &o}}
+		if _, why := p.sets(now); (why == "") != keeps {
+			t.Errorf("recorded %q: keeps %v (%s), want %v", recorded, why == "", why, keeps)
+		}
+	}
+}

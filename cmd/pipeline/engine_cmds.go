@@ -480,15 +480,17 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			file, options := "-", ""
 			if dir == running && holder.Command != "" {
 				// what it was asked, from the command line the lock records
-				rec := pipeline.RunRecord{Command: holder.Command, Pipeline: "pipeline.hcl"} // the commands' default
+				rec := pipeline.RunRecord{Command: holder.Command}
 				args := strings.Fields(holder.Command)
 				if i := slices.IndexFunc(args, func(a string) bool { return strings.HasSuffix(a, ".hcl") }); i >= 0 {
 					rec.Pipeline = args[i]
+				} else if len(args) > 1 && !slices.ContainsFunc(args[2:], func(a string) bool { return !strings.HasPrefix(a, "-") && !strings.Contains(a, "=") }) {
+					rec.Pipeline = "pipeline.hcl" // no file named, only flags: the commands' default
 				}
-				if slices.Contains(args, "schedule") {
+				if len(args) > 1 && args[1] == "schedule" {
 					rec.Trigger = "schedule" // a run the scheduler fired: its options are the scheduler's
 				}
-				file, options = rec.Pipeline, runOptions(&rec)
+				file, options = cmp.Or(rec.Pipeline, "-"), runOptions(&rec)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t%s\t%s\t-\n", name, status, took, file, options)
 			continue

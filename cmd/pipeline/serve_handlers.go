@@ -249,6 +249,10 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	// The warning looks at the top five whatever top answers, as predict's does.
 	preds, damaged, errs := m.p.PredictBytes([][]byte{data}, max(k, 5), s.opts.MaxPixels)
 	if errs[0] != nil {
+		if errors.Is(errs[0], stages.ErrUnsupportedFeature) { // found decoding, not in the header
+			writeError(w, http.StatusUnsupportedMediaType, errs[0].Error())
+			return
+		}
 		if errors.Is(errs[0], stages.ErrBadImage) {
 			writeError(w, http.StatusBadRequest, errs[0].Error())
 			return

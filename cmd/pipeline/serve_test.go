@@ -32,6 +32,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 
 	"pipeline/graphs"
 	"pipeline/stages"
@@ -259,6 +260,18 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 			rle := b.Bytes()
 			binary.LittleEndian.PutUint32(rle[30:34], 1) // BI_RLE8
 			return multipartBody("image", rle)
+		}, 415},
+		{"a TIFF with JPEG compression, found decoding (its header reads)", func() (io.Reader, string) {
+			var b bytes.Buffer
+			tiff.Encode(&b, image.NewRGBA(image.Rect(0, 0, 8, 6)), nil)
+			data := b.Bytes()
+			ifd := binary.LittleEndian.Uint32(data[4:8])
+			for i := uint32(0); i < uint32(binary.LittleEndian.Uint16(data[ifd:])); i++ {
+				if e := data[ifd+2+12*i:]; binary.LittleEndian.Uint16(e) == 259 { // Compression
+					binary.LittleEndian.PutUint16(e[8:], 7) // JPEG
+				}
+			}
+			return multipartBody("image", data)
 		}, 415},
 		{"body too large", func() (io.Reader, string) { return multipartBody("image", bytes.Repeat([]byte("x"), 100<<10)) }, 413},
 		{"too many pixels", func() (io.Reader, string) { return multipartBody("image", hugePNGHeader(5000, 5000)) }, 413},
