@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -34,13 +35,21 @@ func (e *BrokenModelError) Unwrap() error { return e.Err }
 // CheckModel reports whether the SavedModel folder dir (written by Export) can be served: it
 // loads it, as LoadModel does, which answers one prediction on a blank image of the model's
 // input size, and releases it. The error is a *BrokenModelError for a model that is there but
-// damaged. Promotion calls it before a model becomes the champion.
+// damaged, or that answers NaN (not a number: its training diverged). Promotion calls it
+// before a model becomes the champion.
 func CheckModel(dir string) error {
 	m, err := LoadModel(dir, 1)
 	if err != nil {
 		return err
 	}
-	return m.Close()
+	defer m.Close()
+	// A model whose weights went to NaN in training answers NaN whatever it is shown.
+	in := m.Info.Input
+	probs, err := m.Predict(make([]float32, in.Height*in.Width*in.Channels))
+	if err == nil && len(probs) == 1 && slices.ContainsFunc(probs[0], func(v float32) bool { return v != v }) {
+		return &BrokenModelError{Dir: dir, Problem: "it answers NaN (not a number): its training diverged"}
+	}
+	return nil
 }
 
 // CheckFiles reports, without loading it, a SavedModel folder written by Export whose files

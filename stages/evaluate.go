@@ -314,8 +314,12 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 			lossSum += crossEntropyOf(p[label])
 			if pred != label {
 				e := ds.m.Images[idx[k]]
-				wrong = append(wrong, Misclassified{Source: e.Source, True: ds.m.Classes[label], Predicted: ds.m.Classes[pred],
-					Confidence: metric(p[pred]), Top5: topNames(p, ds.m.Classes, 5)})
+				predicted, confidence := notANumber, metric(math.NaN())
+				if pred >= 0 {
+					predicted, confidence = ds.m.Classes[pred], metric(p[pred])
+				}
+				wrong = append(wrong, Misclassified{Source: e.Source, True: ds.m.Classes[label], Predicted: predicted,
+					Confidence: confidence, Top5: topNames(p, ds.m.Classes, 5)})
 			}
 		}
 		progress.Add(int64(len(idx)))
@@ -327,6 +331,9 @@ func evaluateModel(ctx context.Context, model *graphs.Model, data, workspace str
 		PerClass: conf.Scores(), MostConfused: conf.MostConfused(10), Misclassified: len(wrong), MisclassifiedAt: "misclassified.json"}
 	return &evaluated{ev: ev, conf: conf, wrong: wrong, damaged: ds.damaged.sorted()}, nil
 }
+
+// notANumber is what misclassified.json says a model that gave NaN predicted.
+const notANumber = "(not a number)"
 
 // testSetID names the test set in folder data, whose manifest is m, by what it holds, as a
 // training's sets are keyed (setHasher): its classes, and each image's label, original and

@@ -1,6 +1,9 @@
 package stages
 
-import "sort"
+import (
+	"math"
+	"sort"
+)
 
 // All metrics are fractions in [0, 1] (accuracy, precision, recall, F1): one convention
 // everywhere, in training histories, evaluations and selection.
@@ -9,6 +12,9 @@ import "sort"
 type Confusion struct {
 	Classes []string `json:"classes"`
 	Counts  [][]int  `json:"counts"`
+	// NotANumber counts the images whose probabilities were all NaN (a model that diverged):
+	// they predict no class, and make the F1 scores NaN, as the loss is.
+	NotANumber int `json:"not_a_number,omitempty"`
 }
 
 // NewConfusion returns an empty matrix for n classes.
@@ -20,8 +26,14 @@ func NewConfusion(classes []string) *Confusion {
 	return c
 }
 
-// Add records one prediction.
-func (c *Confusion) Add(truth, pred int) { c.Counts[truth][pred]++ }
+// Add records one prediction (argmax's; -1 for probabilities that are all NaN).
+func (c *Confusion) Add(truth, pred int) {
+	if pred < 0 {
+		c.NotANumber++
+		return
+	}
+	c.Counts[truth][pred]++
+}
 
 // ClassScore is one class's precision, recall, F1 and support.
 type ClassScore struct {
@@ -62,6 +74,9 @@ func (c *Confusion) Scores() []ClassScore {
 // MacroF1 is the unweighted mean of per-class F1 over classes that have examples or
 // predictions.
 func (c *Confusion) MacroF1() float64 {
+	if c.NotANumber > 0 {
+		return math.NaN()
+	}
 	var sum float64
 	var n int
 	for k, s := range c.Scores() {
@@ -79,6 +94,9 @@ func (c *Confusion) MacroF1() float64 {
 
 // WeightedF1 is the support-weighted mean of per-class F1.
 func (c *Confusion) WeightedF1() float64 {
+	if c.NotANumber > 0 {
+		return math.NaN()
+	}
 	var sum float64
 	var total int
 	for _, s := range c.Scores() {
@@ -169,11 +187,12 @@ func topK(probs []float32, label, k int) bool {
 	return better < k
 }
 
-// argmax returns the index of the largest value (the first on ties), NaN values aside.
+// argmax returns the index of the largest value (the first on ties), NaN values aside, or -1
+// when every value is NaN: the output of a model that diverged predicts no class.
 func argmax(p []float32) int {
-	best := 0
+	best := -1
 	for i, v := range p {
-		if v > p[best] || p[best] != p[best] && v == v {
+		if v == v && (best < 0 || v > p[best]) {
 			best = i
 		}
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // A diverged model gives NaN probabilities: it is right about nothing, its prediction is a
-// class with a number, and what records it still writes as JSON.
+// class with a number or none at all, which makes the F1 scores NaN (so that select's gate
+// refuses the model), and what records it still writes as JSON.
 func TestNaNProbabilitiesCountAsWrong(t *testing.T) {
 	nan := float32(math.NaN())
 	if topK([]float32{nan, nan, nan}, 1, 3) || topK([]float32{0.2, nan, 0.5}, 1, 3) {
@@ -23,6 +24,12 @@ func TestNaNProbabilitiesCountAsWrong(t *testing.T) {
 	}
 	if got := argmax([]float32{nan, 0.1, 0.7, nan}); got != 2 {
 		t.Fatalf("argmax with NaNs = %d, want 2", got)
+	}
+	c := NewConfusion([]string{"a", "b"})
+	c.Add(0, argmax([]float32{0.9, 0.1}))
+	c.Add(1, argmax([]float32{nan, nan}))
+	if c.NotANumber != 1 || c.Counts[1][0] != 0 || !math.IsNaN(c.MacroF1()) || !math.IsNaN(c.WeightedF1()) {
+		t.Fatalf("a prediction of all NaN: %+v, macro F1 %g, weighted %g; want it counted apart and the F1 scores NaN", c, c.MacroF1(), c.WeightedF1())
 	}
 	b, err := json.Marshal(Misclassified{Confidence: metric(nan)})
 	if err != nil || !strings.Contains(string(b), `"confidence":null`) {

@@ -62,6 +62,10 @@ func TestPromotionGateAndRollback(t *testing.T) {
 	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run2"); !strings.Contains(note, "already the champion") {
 		t.Fatalf("same model again: %q", note)
 	}
+	// Better by float noise only (equal as fractions, summed in another order): no better.
+	if note := applyDecision(t, ws, decision("m2", math.Nextafter(0.70, 1), 0), "run2b"); !strings.HasPrefix(note, "not promoted") {
+		t.Fatalf("an improvement of one ulp: %q", note)
+	}
 	// Better, but not by the required margin.
 	if note := applyDecision(t, ws, decision("m2", 0.72, 0.05), "run3"); !strings.HasPrefix(note, "not promoted") {
 		t.Fatalf("small improvement: %q", note)
@@ -100,7 +104,9 @@ func TestPromotionGateAndRollback(t *testing.T) {
 
 func TestSelectRanksWithTieBreak(t *testing.T) {
 	ws := t.TempDir()
-	for name, v := range map[string][2]float64{"a": {0.8, 0.95}, "b": {0.8, 0.97}, "c": {0.7, 0.99}} {
+	// a and b score the same macro-F1 as fractions, apart in the last bit (as two sums in
+	// different orders come out): a tie, which top-5 breaks.
+	for name, v := range map[string][2]float64{"a": {0.79928229665071782, 0.95}, "b": {0.79928229665071771, 0.97}, "c": {0.7, 0.99}} {
 		dir := filepath.Join(ws, name)
 		writeFileJSON(dir, "metrics.json", Evaluation{Architecture: name, Model: name, TestF1Macro: metric(v[0]), TestTop5: metric(v[1])})
 	}
@@ -117,6 +123,29 @@ func TestSelectRanksWithTieBreak(t *testing.T) {
 	readJSONFile(t, filepath.Join(out, "decision", "decision.json"), &dec)
 	if dec.Winner != "b" || dec.Ranking[1].Name != "a" || dec.Ranking[2].Name != "c" {
 		t.Fatalf("ranking %+v", dec.Ranking)
+	}
+}
+
+// TestSelectRefusesScoresOnDifferentTestSets checks that candidates scored on different test
+// sets are ranked but none is promoted for it: their scores do not compare.
+func TestSelectRefusesScoresOnDifferentTestSets(t *testing.T) {
+	ws := t.TempDir()
+	for name, set := range map[string]string{"a": "ts1", "b": "ts2", "c": "ts1"} {
+		writeFileJSON(filepath.Join(ws, name), "metrics.json", Evaluation{Architecture: name, Model: name, TestF1Macro: 0.8, TestSet: set})
+	}
+	v := pipelineValues(t, Select{}, map[string]cty.Value{"candidates": cty.ObjectVal(map[string]cty.Value{
+		"a": cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("a")}),
+		"b": cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("b")}),
+		"c": cty.ObjectVal(map[string]cty.Value{"evaluation": cty.StringVal("c")}),
+	})})
+	out := t.TempDir()
+	if err := (Select{}).Run(context.Background(), &pipeline.Job{Workspace: ws, Out: out, Values: v, Log: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	var dec Decision
+	readJSONFile(t, filepath.Join(out, "decision", "decision.json"), &dec)
+	if dec.GatePass || dec.Gate != "the candidates were scored on 2 different test sets (a, c; b), whose scores do not compare: evaluate them all on one split's test set" {
+		t.Fatalf("gate %v %q", dec.GatePass, dec.Gate)
 	}
 }
 

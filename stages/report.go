@@ -71,7 +71,14 @@ func Summarize(rec *pipeline.RunRecord) *Summary {
 			// The ranking's winner, whether or not a gate let it be promoted: the decision's
 			// note, printed below the table, says what became of it.
 			for _, c := range dec.Ranking[:min(1, len(dec.Ranking))] {
-				s.Winner = archDir(c.Arch, c.Name) // the folder train and evaluate used
+				// The folder of the training whose output the winner's model is (candidates
+				// may be named otherwise than the trainings), else the folder its name gives.
+				s.Winner = archDir(c.Arch, c.Name)
+				for _, t := range rec.Stages {
+					if t.Output != "" && t.Artifacts != "" && strings.Contains(filepath.ToSlash(c.Model), "/"+t.Output) {
+						s.Winner = t.Artifacts
+					}
+				}
 			}
 		}
 	}

@@ -110,6 +110,15 @@ func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
 	if usable(v, "min_improvement") && num(v, "min_improvement") < 0 {
 		d.add(v, "min_improvement", "Invalid min_improvement", "min_improvement must not be negative.")
 	}
+	// Scores other than a loss are fractions: 95 for 95 % would block every promotion.
+	if m := v.Get("metric"); m.IsKnown() && !m.IsNull() && !LowerIsBetter(m.AsString()) {
+		if usable(v, "min_value") && (num(v, "min_value") < 0 || num(v, "min_value") > 1) {
+			d.add(v, "min_value", "Invalid min_value", fmt.Sprintf("min_value = %s: %s is a fraction from 0 to 1 (0.95 for 95 %%), which no model could reach.", hclValue(v.Get("min_value")), m.AsString()))
+		}
+		if usable(v, "min_improvement") && num(v, "min_improvement") >= 1 {
+			d.add(v, "min_improvement", "Invalid min_improvement", fmt.Sprintf("min_improvement = %s: %s is a fraction from 0 to 1 (0.01 for one point), which no model could beat the champion by.", hclValue(v.Get("min_improvement")), m.AsString()))
+		}
+	}
 	// The paths are known only once the evaluations ran, but their types are known now.
 	if c := v.Get("candidates"); c.IsWhollyKnown() && !c.IsNull() {
 		if _, err := candidatePaths(c); err != nil {
@@ -244,8 +253,19 @@ func (c SelectConfig) direction() string {
 // LowerIsBetter reports whether a smaller value of metric is the better one (a loss).
 func LowerIsBetter(metric string) bool { return strings.HasSuffix(metric, "loss") }
 
-// better reports whether a beats b in direction dir (NaN never wins).
+// settled is a score rounded to 12 decimal places: two scores equal as fractions (two
+// macro-F1 of 0.8 summed in another order) may differ in their last bit, which is no
+// difference to rank by or to beat a champion by.
+func settled(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	return math.Round(x*1e12) / 1e12
+}
+
+// better reports whether a beats b in direction dir (NaN never wins; scores are settled).
 func better(a, b float64, dir string) bool {
+	a, b = settled(a), settled(b)
 	if math.IsNaN(a) {
 		return false
 	}
@@ -295,7 +315,10 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	// NaN equals NaN here (NaN != NaN would skip the tie-break and the name, leaving the
 	// order to the map the candidates came from).
-	same := func(a, b metric) bool { return a == b || a != a && b != b }
+	same := func(a, b metric) bool {
+		x, y := settled(float64(a)), settled(float64(b))
+		return x == y || x != x && y != y
+	}
 	sort.Slice(dec.Ranking, func(i, j int) bool {
 		a, b := dec.Ranking[i], dec.Ranking[j]
 		if !same(a.Value, b.Value) {
@@ -316,12 +339,40 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 		dec.GatePass = ok
 		dec.Gate = fmt.Sprintf("%s %.4f %s min_value %g", cfg.Metric, float64(w.Value), map[bool]string{true: "reaches", false: "misses"}[ok], *cfg.MinValue)
 	}
+	if why := testSetsDiffer(dec.Ranking); why != "" && dec.GatePass {
+		dec.GatePass, dec.Gate = false, why
+	}
 	var lines []string
 	for i, c := range dec.Ranking {
 		lines = append(lines, fmt.Sprintf("%d. %s %s %.4f (%s %.4f)", i+1, c.Name, cfg.Metric, float64(c.Value), cfg.TieBreak, float64(c.TieValue)))
 	}
 	job.Logf("ranking by %s (%s): %s", cfg.Metric, dir, strings.Join(lines, "; "))
 	return writeFileJSON(filepath.Join(job.Out, "decision"), "decision.json", dec)
+}
+
+// testSetsDiffer says, when the candidates were scored on different test sets, which on
+// which, and what to do: their scores do not compare, so none is promoted for them ("" when
+// they share one, or a test set is not known, as in evaluations made before it was recorded).
+func testSetsDiffer(ranking []Candidate) string {
+	by := map[string][]string{}
+	var sets []string
+	for _, c := range ranking {
+		if c.TestSet == "" {
+			return ""
+		}
+		if _, ok := by[c.TestSet]; !ok {
+			sets = append(sets, c.TestSet)
+		}
+		by[c.TestSet] = append(by[c.TestSet], c.Name)
+	}
+	if len(sets) < 2 {
+		return ""
+	}
+	var groups []string
+	for _, s := range sets {
+		groups = append(groups, strings.Join(by[s], ", "))
+	}
+	return fmt.Sprintf("the candidates were scored on %d different test sets (%s), whose scores do not compare: evaluate them all on one split's test set", len(sets), strings.Join(groups, "; "))
 }
 
 // Apply implements pipeline.Effector: promote the decision's winner unless a gate says no.
@@ -542,10 +593,11 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			}
 		}
 		if comparable {
-			margin := wv - cv
+			margin := settled(wv) - settled(cv)
 			if dec.Direction == "min" {
-				margin = cv - wv
+				margin = settled(cv) - settled(wv)
 			}
+			margin = settled(margin)
 			if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
 				return fmt.Sprintf("not promoted: %s %s %s does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, lead, champ.ID, cv, on, dec.MinImpr), notPromoted, nil
 			}

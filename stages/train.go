@@ -97,6 +97,34 @@ func (Train) ArtifactDir(key string, v *pipeline.Values, _ string) string {
 	return archDir(v.String("architecture"), key)
 }
 
+// noEffect warns of settings that change nothing with the others given (left out of the key
+// too, so setting them reruns nothing): plateau options without the plateau schedule, weight
+// decay with adam, and a warm-up as long as the training, whose learning rate then never
+// reaches learning_rate.
+func (d *diagList) noEffect(v *pipeline.Values) {
+	warn := func(name, summary, detail string) {
+		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: detail, Subject: v.Range(name)})
+	}
+	defaults := attributeDefaults(Train{}.Attributes())
+	differs := func(name string) bool {
+		x := v.Get(name)
+		return x.IsWhollyKnown() && !x.IsNull() && !x.RawEquals(defaults[name])
+	}
+	if usable(v, "schedule") && v.String("schedule") != SchedulePlateau {
+		for _, name := range []string{"plateau_factor", "plateau_patience"} {
+			if differs(name) {
+				warn(name, "Setting without effect", fmt.Sprintf("%s applies to schedule = %q only; with schedule = %q it changes nothing.", name, SchedulePlateau, v.String("schedule")))
+			}
+		}
+	}
+	if usable(v, "optimizer") && v.String("optimizer") == "adam" && differs("weight_decay") {
+		warn("weight_decay", "Setting without effect", `adam has no weight decay: weight_decay changes nothing with it; use optimizer = "adamw" for decoupled weight decay.`)
+	}
+	if usable(v, "warmup_epochs") && usable(v, "epochs") && num(v, "warmup_epochs") > 0 && num(v, "warmup_epochs") >= num(v, "epochs") {
+		warn("warmup_epochs", "Warm-up as long as the training", fmt.Sprintf("warmup_epochs = %s with epochs = %s: the learning rate is still rising when training ends, and never reaches learning_rate; keep warmup_epochs below epochs.", hclValue(v.Get("warmup_epochs")), hclValue(v.Get("epochs"))))
+	}
+}
+
 // archDir is an architecture's folder in a run folder: its name, with the instance key
 // after a dot unless the key is the architecture or there is none.
 func archDir(arch, key string) string {
@@ -139,6 +167,7 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "schedule", ScheduleConstant, ScheduleCosine, SchedulePlateau)
 	d.oneOf(v, "select_metric", SelectMetrics...)
 	d.intRange(v, "epochs", 1, 100000)
+	d.noEffect(v)
 	d.intRange(v, "batch_size", 1, 65536)
 	d.positive(v, "learning_rate")
 	d.intRange(v, "warmup_epochs", 0, 100000)

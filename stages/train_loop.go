@@ -172,7 +172,8 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 			return err
 		}
 		st.History = append(st.History, rec)
-		if st.Schedule.endEpoch(float64(rec.ValLoss)) {
+		// (After the last epoch a reduction changes nothing: it is not said.)
+		if st.Schedule.endEpoch(float64(rec.ValLoss)) && epoch < cfg.epochs {
 			job.Logf("validation loss has not improved for %s: learning rate ×%g", plural(cfg.PlateauPatience+1, "epoch", "epochs"), cfg.PlateauFactor)
 		}
 		if improved(st, rec, cfg.SelectMetric) {

@@ -525,3 +525,70 @@ stage "train" "m" {
 		t.Errorf("want the patch error, got:\n%s", diags.Error())
 	}
 }
+
+// TestSelectGatesMustBeFractions checks that min_value and min_improvement beyond what a
+// score in [0, 1] can reach (95 written for 95 %) are refused, and not for test_loss.
+func TestSelectGatesMustBeFractions(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		attrs string
+		want  []string
+	}{
+		{"min_value = 95\n  min_improvement = 5", []string{"Invalid min_value", "Invalid min_improvement"}},
+		{"min_value = 0.95\n  min_improvement = 0.01", nil},
+		{"metric = \"test_loss\"\n  min_value = 3\n  min_improvement = 2", nil},
+	} {
+		src := "stage \"select\" \"s\" {\n  candidates = { a = { evaluation = \"x\" } }\n  " + c.attrs + "\n}\n"
+		cfg, diags := pipeline.LoadSource("gates.hcl", []byte(src), reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		_, diags = pipeline.Build(cfg, reg, nil)
+		var got []string
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError {
+				got = append(got, d.Summary)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: errors %q, want %q", c.attrs, got, c.want)
+		}
+	}
+}
+
+// TestTrainSettingsWithoutEffectAreWarnedOf checks the warnings for plateau options without
+// the plateau schedule, weight decay with adam, and a warm-up as long as the training, and
+// their absence when the settings take effect.
+func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		attrs string
+		want  []string
+	}{
+		{"schedule = \"cosine\"\n  plateau_factor = 0.5\n  optimizer = \"adam\"\n  weight_decay = 0.01\n  epochs = 3\n  warmup_epochs = 3",
+			[]string{"Setting without effect", "Setting without effect", "Warm-up as long as the training"}},
+		{"schedule = \"plateau\"\n  plateau_factor = 0.5\n  optimizer = \"adamw\"\n  weight_decay = 0.01\n  epochs = 4\n  warmup_epochs = 3", nil},
+	} {
+		src := "stage \"split\" \"main\" {\n  source = \"photos\"\n  image_size = 32\n}\n\nstage \"train\" \"m\" {\n  architecture = \"cnn\"\n  train = stage.split.main.train\n  val = stage.split.main.val\n  " + c.attrs + "\n}\n"
+		cfg, diags := pipeline.LoadSource("effect.hcl", []byte(src), reg)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		_, diags = pipeline.Build(cfg, reg, nil)
+		var got []string
+		for _, d := range diags {
+			if d.Severity == hcl.DiagWarning && d.Subject != nil && d.Subject.Start.Line > 5 {
+				got = append(got, d.Summary)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: warnings %q, want %q", c.attrs, got, c.want)
+		}
+	}
+}
