@@ -332,25 +332,10 @@ func TestSchedulerLeavesOutAScheduleThatNeverFires(t *testing.T) {
 // schedules as they were, logged once.
 func TestSchedulerReloadsTheSchedules(t *testing.T) {
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	file := []*Schedule{{Name: "nightly", Cron: "0 3 * * *", Timezone: "UTC", Overlap: "skip"}}
-	var fileErr error
-	edit := func(scheds []*Schedule, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		file, fileErr = scheds, err
-	}
 	clock := &fakeClock{now: start}
 	f := &firings{}
 	var log logRecorder
-	s := &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: file, Reload: func() ([]*Schedule, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return file, fileErr
-	}}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Loop(ctx, context.Background()) }()
+	s, edit, stop, done := reloadingScheduler(clock, f, &log, []*Schedule{{Name: "nightly", Cron: "0 3 * * *", Timezone: "UTC", Overlap: "skip"}})
 	// tick moves the clock to the loop's next wake-up and returns it.
 	tick := func() time.Time {
 		at := clock.waiterAt(t)
@@ -411,24 +396,12 @@ func TestSchedulerReadsTheFileBeforeATriggerFires(t *testing.T) {
 		{"*/5 * * * *", ""},                        // 00:01 is no longer a time of it
 		{"1-59/2 * * * *", "minutely@01-05T00:01"}, // still is
 	} {
-		start := time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC)
-		var mu sync.Mutex
-		file := []*Schedule{{Name: "minutely", Cron: "* * * * *", Timezone: "UTC", Overlap: "skip"}}
-		clock := &fakeClock{now: start}
+		clock := &fakeClock{now: time.Date(2026, 1, 5, 0, 0, 30, 0, time.UTC)}
 		f := &firings{}
 		var log logRecorder
-		s := &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: file, Reload: func() ([]*Schedule, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return file, nil
-		}}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- s.Loop(ctx, context.Background()) }()
+		s, edit, stop, done := reloadingScheduler(clock, f, &log, []*Schedule{{Name: "minutely", Cron: "* * * * *", Timezone: "UTC", Overlap: "skip"}})
 		at := clock.waiterAt(t) // the trigger at 00:01, read from the file at 00:00:30
-		mu.Lock()
-		file = []*Schedule{{Name: "minutely", Cron: c.cron, Timezone: "UTC", Overlap: "skip"}}
-		mu.Unlock()
+		edit([]*Schedule{{Name: "minutely", Cron: c.cron, Timezone: "UTC", Overlap: "skip"}}, nil)
 		clock.advanceTo(at)
 		s.Wait()
 		clock.waitForWaiter(t)
@@ -440,6 +413,28 @@ func TestSchedulerReadsTheFileBeforeATriggerFires(t *testing.T) {
 			t.Errorf("cron edited to %q at %s: fired %q, want %q\nlog:\n%s", c.cron, at.Format(time.TimeOnly), got, c.want, log.String())
 		}
 	}
+}
+
+// reloadingScheduler starts the loop of a scheduler of the schedules file whose Reload reads
+// them again as edit last set them (with an error, as of a file that does not load); stop
+// ends the loop, which then sends what it returned on done.
+func reloadingScheduler(clock *fakeClock, f *firings, log *logRecorder, file []*Schedule) (s *Scheduler, edit func([]*Schedule, error), stop func(), done chan error) {
+	var mu sync.Mutex
+	var fileErr error
+	edit = func(scheds []*Schedule, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		file, fileErr = scheds, err
+	}
+	s = &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: file, Reload: func() ([]*Schedule, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return file, fileErr
+	}}
+	ctx, stop := context.WithCancel(context.Background())
+	done = make(chan error)
+	go func() { done <- s.Loop(ctx, context.Background()) }()
+	return s, edit, stop, done
 }
 
 // TestCronErrorsNameTheField checks that a cron expression the parser refuses is explained by

@@ -247,10 +247,6 @@ stage "train" "model" {
 // TestViTOptionProblemsAreAllSaid checks that a patch that does not tile the image size is
 // said beside the options' own problems, not only once they are fixed.
 func TestViTOptionProblemsAreAllSaid(t *testing.T) {
-	reg, err := registry()
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := `
 stage "split" "main" {
   source     = "photos"
@@ -264,13 +260,8 @@ stage "train" "model" {
   options      = { patch = 5, dim = 8, heads = 3 }
 }
 `
-	cfg, diags := pipeline.LoadSource("vit.hcl", []byte(src), reg)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	_, diags = pipeline.Build(cfg, reg, nil)
 	var text string
-	for _, d := range diags {
+	for _, d := range buildDiagnostics(t, "vit.hcl", src) {
 		text += d.Detail + "\n"
 	}
 	if !strings.Contains(text, "dim 8 is not divisible by heads 3") || !strings.Contains(text, "A vit patch of 5 does not divide the image_size 16 of its split") {
@@ -529,10 +520,6 @@ stage "train" "m" {
 // TestSelectGatesMustBeFractions checks that min_value and min_improvement beyond what a
 // score in [0, 1] can reach (95 written for 95 %) are refused, and not for test_loss.
 func TestSelectGatesMustBeFractions(t *testing.T) {
-	reg, err := registry()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		attrs string
 		want  []string
@@ -542,13 +529,8 @@ func TestSelectGatesMustBeFractions(t *testing.T) {
 		{"metric = \"test_loss\"\n  min_value = 3\n  min_improvement = 2", nil},
 	} {
 		src := "stage \"select\" \"s\" {\n  candidates = { a = { evaluation = \"x\" } }\n  " + c.attrs + "\n}\n"
-		cfg, diags := pipeline.LoadSource("gates.hcl", []byte(src), reg)
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		_, diags = pipeline.Build(cfg, reg, nil)
 		var got []string
-		for _, d := range diags {
+		for _, d := range buildDiagnostics(t, "gates.hcl", src) {
 			if d.Severity == hcl.DiagError {
 				got = append(got, d.Summary)
 			}
@@ -563,10 +545,6 @@ func TestSelectGatesMustBeFractions(t *testing.T) {
 // the plateau schedule, weight decay with adam, and a warm-up as long as the training, and
 // their absence when the settings take effect.
 func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
-	reg, err := registry()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		attrs string
 		want  []string
@@ -576,13 +554,8 @@ func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
 		{"schedule = \"plateau\"\n  plateau_factor = 0.5\n  optimizer = \"adamw\"\n  weight_decay = 0.01\n  epochs = 4\n  warmup_epochs = 3", nil},
 	} {
 		src := "stage \"split\" \"main\" {\n  source = \"photos\"\n  image_size = 32\n}\n\nstage \"train\" \"m\" {\n  architecture = \"cnn\"\n  train = stage.split.main.train\n  val = stage.split.main.val\n  " + c.attrs + "\n}\n"
-		cfg, diags := pipeline.LoadSource("effect.hcl", []byte(src), reg)
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		_, diags = pipeline.Build(cfg, reg, nil)
 		var got []string
-		for _, d := range diags {
+		for _, d := range buildDiagnostics(t, "effect.hcl", src) {
 			if d.Severity == hcl.DiagWarning && d.Subject != nil && d.Subject.Start.Line > 5 {
 				got = append(got, d.Summary)
 			}
@@ -591,4 +564,20 @@ func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
 			t.Errorf("%s: warnings %q, want %q", c.attrs, got, c.want)
 		}
 	}
+}
+
+// buildDiagnostics loads and builds a pipeline file of src with the product's kinds, as
+// validate does, and returns what building it says (failing the test if it cannot be read).
+func buildDiagnostics(t *testing.T, name, src string) hcl.Diagnostics {
+	t.Helper()
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := pipeline.LoadSource(name, []byte(src), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	_, diags = pipeline.Build(cfg, reg, nil)
+	return diags
 }
