@@ -411,6 +411,7 @@ variable "r" {
 }
 
 pipeline {
+  seed   = null
   suffix = "!"
   epochs = null
 }
@@ -437,6 +438,9 @@ stage "xform" "c" {
 	wf, d := Build(cfg, f.reg, nil)
 	if len(d) > 0 {
 		t.Fatalf("diagnostics: %v", d)
+	}
+	if wf.Seed != DefaultSeed {
+		t.Errorf("seed = null gives seed %d, want the default %d", wf.Seed, DefaultSeed)
 	}
 	want := map[string]map[string]cty.Value{
 		"gen.a":   {"repeat": cty.NumberIntVal(1)},

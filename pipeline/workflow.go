@@ -412,7 +412,7 @@ func (w *Workflow) evalPipelineBlock() hcl.Diagnostics {
 		w.pipelineRanges[name] = a.Expr.Range()
 	}
 	w.Seed = DefaultSeed
-	if v, ok := w.pipelineVals["seed"]; ok {
+	if v, ok := w.pipelineVals["seed"]; ok && !(v.IsKnown() && v.IsNull()) { // null: the default
 		seed, err := wholeNumber(v)
 		switch {
 		case !v.IsKnown():
