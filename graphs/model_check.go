@@ -32,6 +32,10 @@ func (e *BrokenModelError) Error() string {
 // Unwrap returns the error behind the problem.
 func (e *BrokenModelError) Unwrap() error { return e.Err }
 
+// ErrDiverged is behind CheckModel's error for a model that answers NaN: its weights went to
+// NaN in training (errors.Is).
+var ErrDiverged = errors.New("the model's weights are not numbers")
+
 // CheckModel reports whether the SavedModel folder dir (written by Export) can be served: it
 // loads it, as LoadModel does, which answers one prediction on a blank image of the model's
 // input size, and releases it. The error is a *BrokenModelError for a model that is there but
@@ -47,7 +51,7 @@ func CheckModel(dir string) error {
 	in := m.Info.Input
 	probs, err := m.Predict(make([]float32, in.Height*in.Width*in.Channels))
 	if err == nil && len(probs) == 1 && slices.ContainsFunc(probs[0], func(v float32) bool { return v != v }) {
-		return &BrokenModelError{Dir: dir, Problem: "it answers NaN (not a number): its training diverged"}
+		return &BrokenModelError{Dir: dir, Problem: "it answers NaN (not a number): its training diverged", Err: ErrDiverged}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -12,9 +13,10 @@ import (
 type Confusion struct {
 	Classes []string `json:"classes"`
 	Counts  [][]int  `json:"counts"`
-	// NotANumber counts the images whose probabilities were all NaN (a model that diverged):
-	// they predict no class, and make the F1 scores NaN, as the loss is.
-	NotANumber int `json:"not_a_number,omitempty"`
+	// NotANumber counts, by true class, the images whose probabilities were all NaN (a model
+	// that diverged): they predict no class, count as misses of their class (its support and
+	// recall), and make the F1 scores NaN, as the loss is. Nil when there are none.
+	NotANumber []int `json:"not_a_number,omitempty"`
 }
 
 // NewConfusion returns an empty matrix for n classes.
@@ -29,10 +31,18 @@ func NewConfusion(classes []string) *Confusion {
 // Add records one prediction (argmax's; -1 for probabilities that are all NaN).
 func (c *Confusion) Add(truth, pred int) {
 	if pred < 0 {
-		c.NotANumber++
+		if c.NotANumber == nil {
+			c.NotANumber = make([]int, len(c.Classes))
+		}
+		c.NotANumber[truth]++
 		return
 	}
 	c.Counts[truth][pred]++
+}
+
+// notANumber reports whether some image's probabilities were all NaN.
+func (c *Confusion) notANumber() bool {
+	return slices.ContainsFunc(c.NotANumber, func(n int) bool { return n > 0 })
 }
 
 // ClassScore is one class's precision, recall, F1 and support.
@@ -56,6 +66,9 @@ func (c *Confusion) Scores() []ClassScore {
 			predicted += c.Counts[i][k]
 			support += c.Counts[k][i]
 		}
+		if c.NotANumber != nil {
+			support += c.NotANumber[k] // misses: no class was predicted
+		}
 		s := ClassScore{Class: c.Classes[k], Support: support}
 		if predicted > 0 {
 			s.Precision = float64(tp) / float64(predicted)
@@ -74,7 +87,7 @@ func (c *Confusion) Scores() []ClassScore {
 // MacroF1 is the unweighted mean of per-class F1 over classes that have examples or
 // predictions.
 func (c *Confusion) MacroF1() float64 {
-	if c.NotANumber > 0 {
+	if c.notANumber() {
 		return math.NaN()
 	}
 	var sum float64
@@ -94,7 +107,7 @@ func (c *Confusion) MacroF1() float64 {
 
 // WeightedF1 is the support-weighted mean of per-class F1.
 func (c *Confusion) WeightedF1() float64 {
-	if c.NotANumber > 0 {
+	if c.notANumber() {
 		return math.NaN()
 	}
 	var sum float64

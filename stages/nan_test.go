@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,9 +28,11 @@ func TestNaNProbabilitiesCountAsWrong(t *testing.T) {
 	}
 	c := NewConfusion([]string{"a", "b"})
 	c.Add(0, argmax([]float32{0.9, 0.1}))
+	c.Add(1, argmax([]float32{0.2, 0.8}))
 	c.Add(1, argmax([]float32{nan, nan}))
-	if c.NotANumber != 1 || c.Counts[1][0] != 0 || !math.IsNaN(c.MacroF1()) || !math.IsNaN(c.WeightedF1()) {
-		t.Fatalf("a prediction of all NaN: %+v, macro F1 %g, weighted %g; want it counted apart and the F1 scores NaN", c, c.MacroF1(), c.WeightedF1())
+	cb := c.Scores()[1]
+	if !slices.Equal(c.NotANumber, []int{0, 1}) || c.Counts[1][0] != 0 || cb.Support != 2 || cb.Recall != 0.5 || !math.IsNaN(c.MacroF1()) || !math.IsNaN(c.WeightedF1()) {
+		t.Fatalf("a prediction of all NaN: %+v, class b %+v, macro F1 %g, weighted %g; want it a miss of b, apart from the matrix, and the F1 scores NaN", c, cb, c.MacroF1(), c.WeightedF1())
 	}
 	b, err := json.Marshal(Misclassified{Confidence: metric(nan)})
 	if err != nil || !strings.Contains(string(b), `"confidence":null`) {

@@ -75,7 +75,7 @@ func (Select) Name() string { return "select" }
 
 // Version implements pipeline.Kind. (4: decision.json gives each candidate's test images
 // seen in training.)
-func (Select) Version() int { return 4 }
+func (Select) Version() int { return 5 }
 
 // Outputs implements pipeline.Kind.
 func (Select) Outputs() []string { return []string{"decision"} }
@@ -253,24 +253,27 @@ func (c SelectConfig) direction() string {
 // LowerIsBetter reports whether a smaller value of metric is the better one (a loss).
 func LowerIsBetter(metric string) bool { return strings.HasSuffix(metric, "loss") }
 
-// settled is a score rounded to 12 decimal places: two scores equal as fractions (two
-// macro-F1 of 0.8 summed in another order) may differ in their last bit, which is no
-// difference to rank by or to beat a champion by.
-func settled(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return x
-	}
-	return math.Round(x*1e12) / 1e12
+// scoreTolerance is how near two scores count as equal: two macro-F1 equal as fractions,
+// summed in different orders, can differ in their last bit, which is no difference to rank
+// by or to beat a champion by.
+const scoreTolerance = 1e-12
+
+// sameScore reports whether a and b are equal scores (within scoreTolerance; NaN is NaN).
+func sameScore(a, b float64) bool {
+	return math.Abs(a-b) <= scoreTolerance || math.IsNaN(a) && math.IsNaN(b) || a == b
 }
 
-// better reports whether a beats b in direction dir (NaN never wins; scores are settled).
+// better reports whether a beats b in direction dir (NaN never wins; equal scores, within
+// scoreTolerance, neither).
 func better(a, b float64, dir string) bool {
-	a, b = settled(a), settled(b)
 	if math.IsNaN(a) {
 		return false
 	}
 	if math.IsNaN(b) {
 		return true
+	}
+	if sameScore(a, b) {
+		return false
 	}
 	if dir == "min" {
 		return a < b
@@ -315,10 +318,7 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 	// NaN equals NaN here (NaN != NaN would skip the tie-break and the name, leaving the
 	// order to the map the candidates came from).
-	same := func(a, b metric) bool {
-		x, y := settled(float64(a)), settled(float64(b))
-		return x == y || x != x && y != y
-	}
+	same := func(a, b metric) bool { return sameScore(float64(a), float64(b)) }
 	sort.Slice(dec.Ranking, func(i, j int) bool {
 		a, b := dec.Ranking[i], dec.Ranking[j]
 		if !same(a.Value, b.Value) {
@@ -352,13 +352,14 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 
 // testSetsDiffer says, when the candidates were scored on different test sets, which on
 // which, and what to do: their scores do not compare, so none is promoted for them ("" when
-// they share one, or a test set is not known, as in evaluations made before it was recorded).
+// they share one; candidates whose test set is not known, evaluations made before it was
+// recorded, are left out).
 func testSetsDiffer(ranking []Candidate) string {
 	by := map[string][]string{}
 	var sets []string
 	for _, c := range ranking {
 		if c.TestSet == "" {
-			return ""
+			continue // an evaluation made before test sets were named: not known
 		}
 		if _, ok := by[c.TestSet]; !ok {
 			sets = append(sets, c.TestSet)
@@ -593,13 +594,24 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 			}
 		}
 		if comparable {
-			margin := settled(wv) - settled(cv)
+			margin := wv - cv
 			if dec.Direction == "min" {
-				margin = settled(cv) - settled(wv)
+				margin = cv - wv
 			}
-			margin = settled(margin)
-			if dec.MustBeat && !(margin > dec.MinImpr || (dec.MinImpr == 0 && margin > 0)) {
-				return fmt.Sprintf("not promoted: %s %s %s does not beat the champion %s (%.4f%s) by more than %g", w.Name, dec.Metric, lead, champ.ID, cv, on, dec.MinImpr), notPromoted, nil
+			// By at least min_improvement; by anything (more than float noise) when it is 0.
+			beats := margin > scoreTolerance
+			if dec.MinImpr > 0 {
+				beats = margin >= dec.MinImpr-scoreTolerance
+			}
+			if dec.MustBeat && !beats {
+				by := "by more than float noise: the same score"
+				if dec.MinImpr > 0 {
+					by = fmt.Sprintf("by at least %g", dec.MinImpr)
+				}
+				if margin < -scoreTolerance {
+					by = "" // worse
+				}
+				return strings.TrimSpace(fmt.Sprintf("not promoted: %s %s %s does not beat the champion %s (%.4f%s) %s", w.Name, dec.Metric, lead, champ.ID, cv, on, by)), notPromoted, nil
 			}
 			if on == "" && champ.TestSet != w.TestSet && w.TestSet != "" {
 				on = " on the test set it was promoted on, not this run's" // must_beat_champion = false: not scored again
@@ -617,7 +629,9 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 	if err := job.Ready(); err != nil {
 		return "", "", err
 	}
-	if err := graphs.CheckModel(job.Path(w.Model)); err != nil {
+	if err := graphs.CheckModel(job.Path(w.Model)); errors.Is(err, graphs.ErrDiverged) {
+		return fmt.Sprintf("not promoted: %s answers NaN (not a number): its training diverged; retrain it, with a lower learning_rate say", w.Name), notPromoted, nil
+	} else if err != nil {
 		return "", "", fmt.Errorf("not promoting %s to %s: %w; the champion is unchanged (the next run notices a damaged output in the store and makes it again)", w.Name, dec.PromoteTo, err)
 	}
 	if err := promote(promoteTo, job.Path(w.Model), card); err != nil {

@@ -542,13 +542,14 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		rep.Settings.TestSource = *cfg.TestSource
 	}
 	prevFiles, why := previous.sets(*rep.Settings)
-	if why != "" && previous != nil && previous.changed == "" {
-		// Made with other settings (tried for a while): an earlier split made with these
-		// keeps its sets, so that going back to them moves nothing.
+	if why != "" || previous == nil {
+		// The last split made with other settings (tried for a while), or gone or changed
+		// since: an earlier one made with these keeps its sets, so that going back to them
+		// moves nothing.
 		for _, ej := range job.Earlier() {
 			if e := readPreviousSplit(ej, ej.Previous); e != nil && e.changed == "" && e.rep != nil && e.rep.Settings != nil {
 				if files, w := e.sets(*rep.Settings); w == "" {
-					job.Logf("keeping the sets of an earlier split made with these settings, not those of the last one (%s)", why)
+					job.Logf("keeping the sets of an earlier split made with these settings, not those of the last one (%s)", cmp.Or(why, "gone from the store"))
 					prevFiles, why = files, ""
 					break
 				}

@@ -99,29 +99,37 @@ func (Train) ArtifactDir(key string, v *pipeline.Values, _ string) string {
 
 // noEffect warns of settings that change nothing with the others given (left out of the key
 // too, so setting them reruns nothing): plateau options without the plateau schedule, weight
-// decay with adam, and a warm-up as long as the training, whose learning rate then never
-// reaches learning_rate.
+// decay with adam, and a warm-up as long as the training. A value the stage takes from the
+// pipeline block is not warned of: other stages may use it.
 func (d *diagList) noEffect(v *pipeline.Values) {
 	warn := func(name, summary, detail string) {
 		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: detail, Subject: v.Range(name)})
 	}
 	defaults := attributeDefaults(Train{}.Attributes())
-	differs := func(name string) bool {
+	givenHere := func(name string) bool { // set otherwise than by the default or the pipeline block
 		x := v.Get(name)
-		return x.IsWhollyKnown() && !x.IsNull() && !x.RawEquals(defaults[name])
+		if !x.IsWhollyKnown() || x.IsNull() || x.RawEquals(defaults[name]) {
+			return false
+		}
+		setting, ok := v.Setting(name)
+		return !ok || !setting.RawEquals(x)
 	}
 	if usable(v, "schedule") && v.String("schedule") != SchedulePlateau {
 		for _, name := range []string{"plateau_factor", "plateau_patience"} {
-			if differs(name) {
+			if givenHere(name) {
 				warn(name, "Setting without effect", fmt.Sprintf("%s applies to schedule = %q only; with schedule = %q it changes nothing.", name, SchedulePlateau, v.String("schedule")))
 			}
 		}
 	}
-	if usable(v, "optimizer") && v.String("optimizer") == "adam" && differs("weight_decay") {
+	if usable(v, "optimizer") && v.String("optimizer") == "adam" && givenHere("weight_decay") && num(v, "weight_decay") != 0 {
 		warn("weight_decay", "Setting without effect", `adam has no weight decay: weight_decay changes nothing with it; use optimizer = "adamw" for decoupled weight decay.`)
 	}
-	if usable(v, "warmup_epochs") && usable(v, "epochs") && num(v, "warmup_epochs") > 0 && num(v, "warmup_epochs") >= num(v, "epochs") {
-		warn("warmup_epochs", "Warm-up as long as the training", fmt.Sprintf("warmup_epochs = %s with epochs = %s: the learning rate is still rising when training ends, and never reaches learning_rate; keep warmup_epochs below epochs.", hclValue(v.Get("warmup_epochs")), hclValue(v.Get("epochs"))))
+	epochs, known := num(v, "epochs"), usable(v, "epochs")
+	if def, ok := archDefaults[v.String("architecture")]; !known && ok && usable(v, "architecture") && v.Get("epochs").IsKnown() {
+		epochs, known = float64(def.epochs), true
+	}
+	if usable(v, "warmup_epochs") && known && num(v, "warmup_epochs") > 0 && num(v, "warmup_epochs") >= epochs {
+		warn("warmup_epochs", "Warm-up as long as the training", fmt.Sprintf("warmup_epochs = %s with %g epochs: the learning rate rises until training ends (reaching learning_rate at most at its last step), and the schedule after the warm-up never starts; keep warmup_epochs below epochs.", hclValue(v.Get("warmup_epochs")), epochs))
 	}
 }
 

@@ -484,7 +484,7 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 				args := strings.Fields(holder.Command)
 				if i := slices.IndexFunc(args, func(a string) bool { return strings.HasSuffix(a, ".hcl") }); i >= 0 {
 					rec.Pipeline = args[i]
-				} else if len(args) > 1 && !slices.ContainsFunc(args[2:], func(a string) bool { return !strings.HasPrefix(a, "-") && !strings.Contains(a, "=") }) {
+				} else if len(args) > 1 && len(positionalArgs(args[2:])) == 0 {
 					rec.Pipeline = "pipeline.hcl" // no file named, only flags: the commands' default
 				}
 				if len(args) > 1 && args[1] == "schedule" {
@@ -800,6 +800,24 @@ func legacySummary(effect string) string {
 // that a schedule started it ("scheduled -var epochs=3"); "" for a plain run. The record holds
 // the command line joined with spaces: the pipeline file's path, which may hold some, is taken
 // out as a whole.
+// valueFlags are the flags of run and schedule that take their value as the next word.
+var valueFlags = []string{"-var", "--var", "-stage", "--stage", "-jobs", "--jobs", "-j", "-runs-dir", "--runs-dir"}
+
+// positionalArgs returns the words of a command line's arguments that are not flags nor the
+// values of valueFlags (the pipeline file, when one is named).
+func positionalArgs(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case slices.Contains(valueFlags, a):
+			i++ // its value
+		case !strings.HasPrefix(a, "-"):
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func runOptions(rec *pipeline.RunRecord) string {
 	verb, prefix := " run ", ""
 	if rec.Trigger != "" { // fired by pipeline schedule, with its -var values

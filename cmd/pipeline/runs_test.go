@@ -62,6 +62,12 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 	if code, out, errs := runCLI("runs", file); code != exitOK || !regexp.MustCompile(`running .*pipeline\.hcl +scheduled -var epochs=4 +-$`).MatchString(runLine(out, filepath.Base(going))) {
 		t.Fatalf("runs with a scheduled run going: exit %d\n%s%s", code, out, errs)
 	}
+	// Flags with their values, and no file named: the default file.
+	owner, _ = json.Marshal(pipeline.LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline run --stage select.best -j 2", Started: now, Run: going})
+	os.WriteFile(lock, owner, 0o644)
+	if code, out, errs := runCLI("runs", file); code != exitOK || !regexp.MustCompile(`running .*pipeline\.hcl +--stage select.best -j 2 +-$`).MatchString(runLine(out, filepath.Base(going))) {
+		t.Fatalf("runs with a run of one stage going: exit %d\n%s%s", code, out, errs)
+	}
 	// The lock released, or its holder gone: the run was killed.
 	os.WriteFile(lock, nil, 0o644)
 	if code, out, errs := runCLI("runs", file); code != exitOK || !strings.Contains(runLine(out, filepath.Base(going)), "incomplete") {

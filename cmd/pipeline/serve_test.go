@@ -1398,3 +1398,32 @@ func TestARunFolderGivenAsModelNamesItsModels(t *testing.T) {
 		}
 	}
 }
+
+// TestADivergedModelIsRefusedForPromotion checks that promotion's check refuses a model whose
+// training diverged (its weights NaN, so it answers NaN), naming the cause.
+func TestADivergedModelIsRefusedForPromotion(t *testing.T) {
+	in := graphs.Input{Height: 8, Width: 8, Channels: 3, Mean: []float32{90, 90, 90}, Std: []float32{80, 80, 80}}
+	spec := graphs.Spec{Architecture: "cnn", CNN: &graphs.CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
+	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: graphs.Classifier{Spec: spec, Input: in, Classes: int64(len(testClasses))},
+		Optimizer: graphs.Optimizer{Name: "adam", Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	data := graphs.Synthetic(64, int64(len(testClasses)), 8, 8, 3, 1)
+	for i := 0; i < 5; i++ {
+		if _, err := tr.Step(data, 1e30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sm := filepath.Join(t.TempDir(), "saved_model")
+	if err := tr.Export(sm, testClasses, "squash"); err != nil {
+		t.Fatal(err)
+	}
+	if err := graphs.CheckModel(sm); !errors.Is(err, graphs.ErrDiverged) || !strings.Contains(err.Error(), "it answers NaN (not a number): its training diverged") {
+		t.Fatalf("CheckModel of a diverged model: %v", err)
+	}
+	if err := graphs.CheckModel(filepath.Join(tinyModel(t, filepath.Join(t.TempDir(), "m"), 1), "saved_model")); err != nil {
+		t.Fatalf("CheckModel of a trained model: %v", err)
+	}
+}
