@@ -157,6 +157,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 		r.done[inst.Addr] = make(chan struct{})
 	}
 	r.contested = contestedArtifactDirs(e.Workflow, insts, e.Store.Workspace)
+	r.insts = insts
 	var wg sync.WaitGroup
 	for _, inst := range insts {
 		wg.Add(1)
@@ -228,9 +229,11 @@ type runner struct {
 	heavy        chan struct{}
 	// contested are the folders several instances choose (contestedArtifactDirs).
 	contested map[[2]string]bool
-	stop      atomic.Bool // a stage failed and --keep-going is off: start nothing new
-	prepare   sync.Once
-	prepErr   error
+	// insts are the instances of the run.
+	insts   []*Instance
+	stop    atomic.Bool // a stage failed and --keep-going is off: start nothing new
+	prepare sync.Once
+	prepErr error
 }
 
 func (r *runner) stage(ctx context.Context, inst *Instance) *StageResult {
@@ -563,6 +566,14 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 			for _, dep := range d.inst.Deps {
 				if res := r.results[dep]; res != nil && res.Artifacts != "" && slices.Contains(slices.Collect(maps.Values(r.outs[dep])), in) {
 					name = res.Artifacts
+					// Of several of its kind that follow that one (two evaluations of one
+					// model), the first by address takes its folder, whichever ends first.
+					if slices.ContainsFunc(r.insts, func(o *Instance) bool {
+						_, follows := o.Kind.(ArtifactFollower)
+						return follows && o.Kind.Name() == d.inst.Kind.Name() && o.Addr < d.Addr && slices.Contains(o.Deps, dep)
+					}) {
+						name = addrDirName(d.Addr)
+					}
 					break
 				}
 			}
