@@ -72,7 +72,7 @@ type Decision struct {
 	// configuration from stages that output what they did last time.
 	Certain bool   `json:"certain"`
 	Key     string `json:"key,omitempty"`
-	New     bool   `json:"new,omitempty"` // never ran before
+	New     bool   `json:"new"` // never ran before
 
 	inst   *Instance
 	values *Values

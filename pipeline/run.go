@@ -149,6 +149,8 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	}
 	opts.Reporter.Planned(names)
 	rec.Logf("run %s: %s", rec.ID, Plural(len(insts), "stage", "stages"))
+	// The command line, for `pipeline runs` to name a run killed before its run.json.
+	rec.Logf("%s%s", CommandLogPrefix, lock.owner.Command)
 
 	r := &runner{e: e, opts: opts, rec: rec, forced: forced, outs: Outputs{}, ctx: ctx,
 		done: map[string]chan struct{}{}, results: map[string]*StageResult{}, artifactDirs: map[[2]string]string{},
@@ -588,6 +590,9 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 	r.artifactDirs[[2]string{name, kind}] = d.Addr
 	return name
 }
+
+// CommandLogPrefix starts the line of run.log that gives the command line of the run.
+const CommandLogPrefix = "command: "
 
 // checkRunsDir refuses a runs folder inside the store, whose objects gc would take run folders
 // for, or inside a stage's source folder (any stage's, selected or not), where every run

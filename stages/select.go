@@ -75,7 +75,7 @@ func (Select) Name() string { return "select" }
 
 // Version implements pipeline.Kind. (4: decision.json gives each candidate's test images
 // seen in training.)
-func (Select) Version() int { return 5 }
+func (Select) Version() int { return 6 }
 
 // Outputs implements pipeline.Kind.
 func (Select) Outputs() []string { return []string{"decision"} }
@@ -337,7 +337,7 @@ func (Select) Run(ctx context.Context, job *pipeline.Job) error {
 	} else if cfg.MinValue != nil {
 		ok := !better(*cfg.MinValue, float64(w.Value), dir) // reaches the minimum (or the maximum for min)
 		dec.GatePass = ok
-		dec.Gate = fmt.Sprintf("%s %.4f %s min_value %g", cfg.Metric, float64(w.Value), map[bool]string{true: "reaches", false: "misses"}[ok], *cfg.MinValue)
+		dec.Gate = fmt.Sprintf("%s %s %.4f %s min_value %g", w.Name, cfg.Metric, float64(w.Value), map[bool]string{true: "reaches", false: "misses"}[ok], *cfg.MinValue)
 	}
 	if why := testSetsDiffer(dec.Ranking); why != "" && dec.GatePass {
 		dec.GatePass, dec.Gate = false, why

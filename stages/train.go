@@ -308,8 +308,16 @@ func poolTooLarge(spec graphs.Spec, size int64, exact bool) string {
 	if exact {
 		whose, unless = "its split's", ""
 	}
-	return fmt.Sprintf("A %s pool of %d is larger than the %d×%d grid %s leave of %s %d-pixel images: the pooling repeats values, and the dense layer takes %d×%d×%d = %d inputs where %d×%d×%d = %d hold the same information (more weights, slower steps). Choose a pool of %d or less%s.",
-		spec.Architecture, pool, side, side, what, whose, size, pool, pool, channels, pool*pool*channels, side, side, channels, side*side*channels, side, unless)
+	return fmt.Sprintf("A %s pool of %d is larger than the %d×%d grid %s leave of %s %d-pixel images: the pooling repeats values, and the dense layer takes %d×%d×%d = %d inputs where %d×%d×%d = %d hold the same information (more weights, slower steps). Choose a pool of %s%s.",
+		spec.Architecture, pool, side, side, what, whose, size, pool, pool, channels, pool*pool*channels, side, side, channels, side*side*channels, poolChoice(side), unless)
+}
+
+// poolChoice says which pools fit a side×side grid: "1", or "at most 4".
+func poolChoice(side int64) string {
+	if side <= 1 {
+		return "1"
+	}
+	return fmt.Sprintf("at most %d", side)
 }
 
 // CheckPath implements pipeline.PathChecker: an init_from that holds no model exported by

@@ -247,8 +247,8 @@ stage "train" "vgg" {
 		}
 	}
 	want := []string{
-		"10: A cnn pool of 100 is larger than the 16×16 grid its 2 blocks leave of the pipeline's 64-pixel images: the pooling repeats values, and the dense layer takes 100×100×16 = 160000 inputs where 16×16×16 = 4096 hold the same information (more weights, slower steps). Choose a pool of 16 or less, unless its split stores larger images.",
-		"24: A vgg19 pool of 7 is larger than the 2×2 grid its 5 blocks leave of the pipeline's 64-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of 2 or less, unless its split stores larger images.",
+		"10: A cnn pool of 100 is larger than the 16×16 grid its 2 blocks leave of the pipeline's 64-pixel images: the pooling repeats values, and the dense layer takes 100×100×16 = 160000 inputs where 16×16×16 = 4096 hold the same information (more weights, slower steps). Choose a pool of at most 16, unless its split stores larger images.",
+		"24: A vgg19 pool of 7 is larger than the 2×2 grid its 5 blocks leave of the pipeline's 64-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of at most 2, unless its split stores larger images.",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diagnostics:\n%q\nwant\n%q", got, want)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -477,21 +478,13 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			if !started.IsZero() {
 				took = until.Sub(started).Round(time.Second).String()
 			}
-			file, options := "-", ""
+			// What it was asked: the command line the lock records, or run.log for a run
+			// killed (logged from this version on).
+			command := loggedCommand(filepath.Join(dir, "run.log"))
 			if dir == running && holder.Command != "" {
-				// what it was asked, from the command line the lock records
-				rec := pipeline.RunRecord{Command: holder.Command}
-				args := strings.Fields(holder.Command)
-				if i := slices.IndexFunc(args, func(a string) bool { return strings.HasSuffix(a, ".hcl") }); i >= 0 {
-					rec.Pipeline = args[i]
-				} else if len(args) > 1 && len(positionalArgs(args[2:])) == 0 {
-					rec.Pipeline = "pipeline.hcl" // no file named, only flags: the commands' default
-				}
-				if len(args) > 1 && args[1] == "schedule" {
-					rec.Trigger = "schedule" // a run the scheduler fired: its options are the scheduler's
-				}
-				file, options = cmp.Or(rec.Pipeline, "-"), runOptions(&rec)
+				command = holder.Command
 			}
+			file, options := commandSummary(command)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t%s\t%s\t-\n", name, status, took, file, options)
 			continue
 		}
@@ -800,6 +793,41 @@ func legacySummary(effect string) string {
 // that a schedule started it ("scheduled -var epochs=3"); "" for a plain run. The record holds
 // the command line joined with spaces: the pipeline file's path, which may hold some, is taken
 // out as a whole.
+// commandSummary is the pipeline file and the options of a run's command line, as runs shows
+// them ("-" and "" for none).
+func commandSummary(command string) (file, options string) {
+	if command == "" {
+		return "-", ""
+	}
+	rec := pipeline.RunRecord{Command: command}
+	args := strings.Fields(command)
+	if i := slices.IndexFunc(args, func(a string) bool { return strings.HasSuffix(a, ".hcl") }); i >= 0 {
+		rec.Pipeline = args[i]
+	} else if len(args) > 1 && len(positionalArgs(args[2:])) == 0 {
+		rec.Pipeline = "pipeline.hcl" // no file named, only flags: the commands' default
+	}
+	if len(args) > 1 && args[1] == "schedule" {
+		rec.Trigger = "schedule" // a run the scheduler fired: its options are the scheduler's
+	}
+	return cmp.Or(rec.Pipeline, "-"), runOptions(&rec)
+}
+
+// loggedCommand reads a run's command line from the start of its run.log ("" when not there).
+func loggedCommand(log string) string {
+	f, err := os.Open(log)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for i := 0; i < 5 && sc.Scan(); i++ {
+		if _, cmd, ok := strings.Cut(sc.Text(), " "+pipeline.CommandLogPrefix); ok {
+			return cmd
+		}
+	}
+	return ""
+}
+
 // valueFlags are the flags of run and schedule that take their value as the next word.
 var valueFlags = []string{"-var", "--var", "-stage", "--stage", "-jobs", "--jobs", "-j", "-runs-dir", "--runs-dir"}
 

@@ -333,7 +333,7 @@ stage "train" "vit" {
 		got = append(got, d.Summary+": "+d.Detail)
 	}
 	want := []string{
-		"Pool larger than the feature map: A vgg19 pool of 7 is larger than the 2×2 grid its 5 blocks leave of its split's 60-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of 2 or less.",
+		"Pool larger than the feature map: A vgg19 pool of 7 is larger than the 2×2 grid its 5 blocks leave of its split's 60-pixel images: the pooling repeats values, and the dense layer takes 7×7×128 = 6272 inputs where 2×2×128 = 512 hold the same information (more weights, slower steps). Choose a pool of at most 2.",
 		"Patch size does not tile the images: A vit patch of 16 does not divide the image_size 60 of its split: training stops with an error. Choose a patch that divides the image size (for 60: 5, 6, 10, 12, 15, 20).",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

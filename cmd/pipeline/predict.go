@@ -302,8 +302,11 @@ func explainModelError(dir string, err error) error {
 		return err
 	}
 	fi, serr := os.Stat(dir)
-	if errors.Is(serr, fs.ErrNotExist) {
+	if errors.Is(serr, fs.ErrNotExist) && (stages.HasDefaultPromotionName(dir) || isPromotionFolder(dir)) {
 		return fmt.Errorf("no model at %s: %w; run the pipeline so that its select stage promotes one, or give a model folder (--model)", dir, stages.WithoutPath(serr))
+	}
+	if errors.Is(serr, fs.ErrNotExist) { // a path given that leads nowhere: a typo, most often
+		return fmt.Errorf("no model at %s: %w; check the path given to --model (a model folder is a run's models/RUN/cnn/saved_model, or a promotion folder such as models/final_models)", dir, stages.WithoutPath(serr))
 	}
 	if serr == nil && fi.IsDir() {
 		if _, ierr := os.Stat(filepath.Join(stages.SavedModelOf(dir), graphs.ModelInfoFile)); errors.Is(ierr, fs.ErrNotExist) {

@@ -34,7 +34,7 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 	models := filepath.Join(dir, "models")
 	killed := filepath.Join(models, "20200101_000000")
 	os.MkdirAll(killed, 0o755)
-	os.WriteFile(filepath.Join(killed, "run.log"), []byte("00:00:00 run 20200101_000000: 1 stage\n"), 0o644)
+	os.WriteFile(filepath.Join(killed, "run.log"), []byte("00:00:00 run 20200101_000000: 1 stage\n00:00:00 command: pipeline run pipeline.hcl -var epochs=2\n"), 0o644)
 	os.Chtimes(filepath.Join(killed, "run.log"), time.Time{}, time.Date(2020, 1, 1, 0, 5, 0, 0, time.UTC))
 	now := time.Now().UTC()
 	going := filepath.Join(models, now.Format("20060102_150405")+"-9")
@@ -52,7 +52,7 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 	t.Chdir(t.TempDir())
 	code, out, errs := runCLI("runs", file)
 	if code != exitOK || strings.Count(out, "\n") != 4 || strings.Count(out, "succeeded") != 1 ||
-		!strings.Contains(runLine(out, "20200101_000000"), "incomplete  5m0s") || !strings.Contains(runLine(out, filepath.Base(going)), "running") ||
+		!regexp.MustCompile(`incomplete  5m0s .*pipeline\.hcl +-var epochs=2 +-$`).MatchString(runLine(out, "20200101_000000")) || !strings.Contains(runLine(out, filepath.Base(going)), "running") ||
 		!regexp.MustCompile(`pipeline\.hcl +-var epochs=3 +-$`).MatchString(runLine(out, filepath.Base(going))) {
 		t.Fatalf("runs: exit %d, want a header, one succeeded, one incomplete (for 5m0s) and one running run\n%s%s", code, out, errs)
 	}

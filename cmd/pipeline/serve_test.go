@@ -1427,3 +1427,20 @@ func TestADivergedModelIsRefusedForPromotion(t *testing.T) {
 		t.Fatalf("CheckModel of a trained model: %v", err)
 	}
 }
+
+// TestPredictSaysWhatAMissingModelFolderNeeds checks the advice for a --model that does not
+// exist: a promotion folder where nothing was promoted yet needs a run, another path a look.
+func TestPredictSaysWhatAMissingModelFolderNeeds(t *testing.T) {
+	models := filepath.Join(t.TempDir(), "models")
+	os.MkdirAll(models, 0o755)
+	img := filepath.Join(t.TempDir(), "a.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	for dir, want := range map[string]string{
+		filepath.Join(models, "final_models"): "run the pipeline so that its select stage promotes one",
+		filepath.Join(models, "nope"):         "check the path given to --model",
+	} {
+		if code, out, errs := runCLI("predict", "--model", dir, img); code == exitOK || !strings.Contains(errs, "no model at "+dir) || !strings.Contains(errs, want) {
+			t.Errorf("--model %s: exit %d\n%s%s\nwant %q", dir, code, out, errs, want)
+		}
+	}
+}
