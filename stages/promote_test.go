@@ -63,11 +63,11 @@ func TestPromotionGateAndRollback(t *testing.T) {
 		t.Fatalf("same model again: %q", note)
 	}
 	// Better by float noise only (equal as fractions, summed in another order): no better.
-	if note := applyDecision(t, ws, decision("m2", math.Nextafter(0.70, 1), 0), "run2b"); !strings.HasPrefix(note, "not promoted") {
+	if note := applyDecision(t, ws, decision("m2", math.Nextafter(0.70, 1), 0), "run2b"); !strings.HasPrefix(note, "not promoted") || !strings.Contains(note, "ties the champion run1-cnn (0.7000): the same score does not replace it") {
 		t.Fatalf("an improvement of one ulp: %q", note)
 	}
 	// Better, but not by the required margin.
-	if note := applyDecision(t, ws, decision("m2", 0.72, 0.05), "run3"); !strings.HasPrefix(note, "not promoted") {
+	if note := applyDecision(t, ws, decision("m2", 0.72, 0.05), "run3"); !strings.HasPrefix(note, "not promoted") || !strings.HasSuffix(note, "by at least 0.05") {
 		t.Fatalf("small improvement: %q", note)
 	}
 	// Worse.
@@ -99,6 +99,18 @@ func TestPromotionGateAndRollback(t *testing.T) {
 	}
 	if _, _, err := Rollback(final); err == nil {
 		t.Fatal("rolled back past the first promotion")
+	}
+}
+
+// TestAWinnerAheadByExactlyMinImprovementIsPromoted checks that min_improvement is a margin
+// to reach, not to exceed: 0.75 against 0.70 (0.0499999… in floats) beats it by 0.05.
+func TestAWinnerAheadByExactlyMinImprovementIsPromoted(t *testing.T) {
+	ws, _ := modelsWorkspace(t, "cnn", "vit", "vgg19")
+	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run1"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("first promotion: %q", note)
+	}
+	if note := applyDecision(t, ws, decision("m2", 0.75, 0.05), "run2"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("ahead by exactly min_improvement: %q", note)
 	}
 }
 

@@ -604,14 +604,14 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 				beats = margin >= dec.MinImpr-scoreTolerance
 			}
 			if dec.MustBeat && !beats {
-				by := "by more than float noise: the same score"
+				if dec.MinImpr == 0 && sameScore(wv, cv) {
+					return fmt.Sprintf("not promoted: %s %s %s ties the champion %s (%.4f%s): the same score does not replace it", w.Name, dec.Metric, lead, champ.ID, cv, on), notPromoted, nil
+				}
+				by := ""
 				if dec.MinImpr > 0 {
-					by = fmt.Sprintf("by at least %g", dec.MinImpr)
+					by = fmt.Sprintf(" by at least %g", dec.MinImpr)
 				}
-				if margin < -scoreTolerance {
-					by = "" // worse
-				}
-				return strings.TrimSpace(fmt.Sprintf("not promoted: %s %s %s does not beat the champion %s (%.4f%s) %s", w.Name, dec.Metric, lead, champ.ID, cv, on, by)), notPromoted, nil
+				return fmt.Sprintf("not promoted: %s %s %s does not beat the champion %s (%.4f%s)%s", w.Name, dec.Metric, lead, champ.ID, cv, on, by), notPromoted, nil
 			}
 			if on == "" && champ.TestSet != w.TestSet && w.TestSet != "" {
 				on = " on the test set it was promoted on, not this run's" // must_beat_champion = false: not scored again
