@@ -42,9 +42,10 @@ type PathChecker interface {
 	CheckPath(v *Values, attr, abs string) string
 }
 
-// PathWarner is implemented by kinds that can tell from what is at a source path something
-// the user should hear of that does not fail the stage (two class folders that a file system
-// ignoring letter case would make one). WarnPath gets what PathChecker's CheckPath gets and
+// PathWarner is implemented by kinds that can tell from what is at a source path, or at a
+// path written where a stage output is expected, something the user should hear of that
+// does not fail the stage (two class folders that a file system ignoring letter case would
+// make one; a promotion folder where its SavedModel is meant). WarnPath gets what PathChecker's CheckPath gets and
 // returns a sentence for each such thing; validate warns with them, and plan for the stages it
 // will run. The stage itself says them again when it runs.
 type PathWarner interface {

@@ -229,6 +229,15 @@ func missingPathInputs(workspace, file string, kind Kind, a Attribute, v *Values
 					Subject: rng})
 			}
 		}
+		if pw, ok := kind.(PathWarner); ok && err == nil {
+			for _, why := range pw.WarnPath(v, a.Name, p.abs) {
+				if !seen[id+"\x00"+why] {
+					seen[id+"\x00"+why] = true
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Questionable path",
+						Detail: fmt.Sprintf("%s %q: %s.", a.Name, p.path, why), Subject: rng})
+				}
+			}
+		}
 		if !os.IsNotExist(err) || seen[id] {
 			continue
 		}

@@ -312,6 +312,23 @@ func poolTooLarge(spec graphs.Spec, size int64, exact bool) string {
 		spec.Architecture, pool, side, side, what, whose, size, pool, pool, channels, pool*pool*channels, side, side, channels, side*side*channels, poolChoice(side), unless)
 }
 
+// WarnPath implements pipeline.PathWarner: an init_from that is a promotion folder
+// (models/final_models) rather than its SavedModel keys the training by the folder's card and
+// scores.json too, which change whenever select scores the champion: each change would
+// retrain the stage for nothing.
+func (Train) WarnPath(v *pipeline.Values, attr, abs string) []string {
+	if attr != "init_from" {
+		return nil
+	}
+	if _, ok := PromotedSavedModel(abs); !ok {
+		return nil
+	}
+	if card, err := ReadCard(abs); err != nil || card.ID == "" {
+		return nil // a run's model folder (cnn/), which holds no card
+	}
+	return []string{fmt.Sprintf("it is a promotion folder, whose card and %s change whenever select scores the champion, and each change would retrain this stage for nothing; give its SavedModel, %q", championScores, filepath.ToSlash(filepath.Join(v.String(attr), "saved_model")))}
+}
+
 // poolChoice says which pools fit a side×side grid: "1", or "at most 4".
 func poolChoice(side int64) string {
 	if side <= 1 {

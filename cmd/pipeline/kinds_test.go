@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -584,4 +586,23 @@ func buildDiagnostics(t *testing.T, name, src string) hcl.Diagnostics {
 	}
 	_, diags = pipeline.Build(cfg, reg, nil)
 	return diags
+}
+
+// TestInitFromAPromotionFolderIsQuestioned checks that validate warns of an init_from naming
+// the promotion folder itself (its card and scores.json would retrain the stage for nothing),
+// and not of its SavedModel.
+func TestInitFromAPromotionFolderIsQuestioned(t *testing.T) {
+	ws := t.TempDir()
+	promoteFake(t, ws, "run1", "m1", 0.7)
+	for from, warned := range map[string]bool{"models/final_models": true, "models/final_models/saved_model": false} {
+		src := "stage \"split\" \"main\" {\n  source = \"photos\"\n  image_size = 32\n}\n\nstage \"train\" \"m\" {\n  architecture = \"cnn\"\n  train = stage.split.main.train\n  val = stage.split.main.val\n  init_from = \"" + from + "\"\n}\n"
+		file := filepath.Join(ws, "pipeline.hcl")
+		os.WriteFile(file, []byte(src), 0o644)
+		_, out, errs := runCLI("validate", file)
+		said := strings.Join(strings.Fields(out+errs), " ") // as printed, wrapped
+		want := `init_from "models/final_models": it is a promotion folder, whose card and scores.json change whenever select scores the champion, and each change would retrain this stage for nothing; give its SavedModel, "models/final_models/saved_model".`
+		if strings.Contains(said, "Questionable path") != warned || warned && !strings.Contains(said, want) {
+			t.Errorf("init_from %s:\n%s%s", from, out, errs)
+		}
+	}
 }
