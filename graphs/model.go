@@ -15,6 +15,9 @@ type Model struct {
 	saved  *tf.SavedModel
 	input  tf.Output
 	output tf.Output
+	// diverged is whether the blank image the model was loaded with got NaN probabilities:
+	// its weights went to NaN in training (CheckModel refuses it; evaluation scores it).
+	diverged bool
 }
 
 // LoadModel loads a SavedModel folder written by Export (or any SavedModel with the same

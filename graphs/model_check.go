@@ -47,10 +47,7 @@ func CheckModel(dir string) error {
 		return err
 	}
 	defer m.Close()
-	// A model whose weights went to NaN in training answers NaN whatever it is shown.
-	in := m.Info.Input
-	probs, err := m.Predict(make([]float32, in.Height*in.Width*in.Channels))
-	if err == nil && len(probs) == 1 && slices.ContainsFunc(probs[0], func(v float32) bool { return v != v }) {
+	if m.diverged { // seen by the blank image LoadModel answered
 		return &BrokenModelError{Dir: dir, Problem: "it answers NaN (not a number): its training diverged", Err: ErrDiverged}
 	}
 	return nil
@@ -79,7 +76,8 @@ func CheckFiles(dir string) error {
 }
 
 // warmUp runs one prediction on a blank (all zero) image and checks its answer: a probability
-// per class in model.json. Its error is a *BrokenModelError.
+// per class in model.json (its error is a *BrokenModelError); an answer of NaN marks the model
+// diverged.
 func (m *Model) warmUp(dir string) error {
 	in := m.Info.Input
 	probs, err := m.Predict(make([]float32, in.Height*in.Width*in.Channels))
@@ -95,6 +93,8 @@ func (m *Model) warmUp(dir string) error {
 		}
 		return &BrokenModelError{Dir: dir, Problem: fmt.Sprintf("it answers %d probabilities, but its %s names %d classes", n, ModelInfoFile, len(m.Info.Classes))}
 	}
+	// A model whose weights went to NaN in training answers NaN whatever it is shown.
+	m.diverged = slices.ContainsFunc(probs[0], func(v float32) bool { return v != v })
 	return nil
 }
 

@@ -76,19 +76,14 @@ type Job struct {
 // consistent and may go back further than Previous: a split made again with the settings of
 // an earlier one keeps that one's sets, not those of the settings tried in between.
 func (j *Job) Earlier() []*Job {
+	if j.store == nil {
+		return nil
+	}
 	var out []*Job
-	for _, key := range j.earlier {
-		e, ok := j.store.Lookup(key)
-		if !ok {
-			continue
-		}
-		dir := filepath.Join(j.Workspace, ObjectRel(e.Output.Digest))
-		if dir == j.Previous {
-			continue
-		}
-		if _, err := os.Stat(dir); err == nil {
+	for _, e := range j.store.heldEntries(j.earlier) {
+		if dir := filepath.Join(j.Workspace, ObjectRel(e.Output.Digest)); dir != j.Previous {
 			out = append(out, &Job{Addr: j.Addr, Values: j.Values, Seed: j.Seed, Workspace: j.Workspace, Log: j.Log,
-				Previous: dir, prevRecord: j.store.outputPath(key), stats: j.stats})
+				Previous: dir, prevRecord: j.store.outputPath(e.Key), stats: j.stats})
 		}
 	}
 	return out

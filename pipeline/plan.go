@@ -674,12 +674,8 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 // the store still holds (entry and output), newest first: those Job.Earlier gives a run.
 func (e *Engine) earlierLines(st *State) [][]string {
 	var out [][]string
-	for _, k := range st.Earlier {
-		if en, ok := e.Store.Lookup(k); ok {
-			if _, err := os.Stat(filepath.Join(e.Store.Workspace, ObjectRel(en.Output.Digest))); err == nil {
-				out = append(out, en.Lines)
-			}
-		}
+	for _, en := range e.Store.heldEntries(st.Earlier) {
+		out = append(out, en.Lines)
 	}
 	return out
 }

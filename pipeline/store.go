@@ -393,6 +393,20 @@ type State struct {
 // maxEarlier is how many earlier keys a State keeps.
 const maxEarlier = 8
 
+// heldEntries returns the entries of keys (State.Earlier) whose outputs the store still holds,
+// in their order.
+func (s *Store) heldEntries(keys []string) []*Entry {
+	var out []*Entry
+	for _, k := range keys {
+		if e, ok := s.Lookup(k); ok {
+			if _, err := os.Stat(filepath.Join(s.Workspace, ObjectRel(e.Output.Digest))); err == nil {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
 func (s *Store) statePath(addr string) string {
 	return filepath.Join(s.Root, "state", strings.NewReplacer("/", "_", "\"", "", "[", "@", "]", "").Replace(addr)+".json")
 }

@@ -20,9 +20,14 @@ type Values struct {
 	refs   map[string][]string // attribute → stage blocks ("kind.name") its expression refers to
 	// settings are the pipeline block's values, for checks that look beyond the stage.
 	settings map[string]cty.Value
+	// inherited are the attributes whose value is the pipeline block's (the stage sets none).
+	inherited map[string]bool
 	// upstream looks up an attribute of the stages an attribute refers to (UpstreamValue).
 	upstream func(attr, name string) (val cty.Value, found, ok bool)
 }
+
+// Inherited reports whether name's value is the pipeline block's: the stage leaves it unset.
+func (v *Values) Inherited(name string) bool { return v.inherited[name] }
 
 // Setting returns the pipeline block's value of name, or false when the block does not set
 // it (or it is not known yet): what a kind's check may compare its attributes with, such as

@@ -325,7 +325,7 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		ctx = ctx.NewChild()
 		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(inst.Key), "value": each})}
 	}
-	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{},
+	v := &Values{schema: map[string]Attribute{}, vals: map[string]cty.Value{}, ranges: map[string]hcl.Range{}, refs: map[string][]string{}, inherited: map[string]bool{},
 		settings: w.pipelineVals, upstream: func(attr, name string) (cty.Value, bool, bool) { return w.upstreamValue(inst, attr, name) }}
 	var diags hcl.Diagnostics
 	for _, a := range b.kind.Attributes() {
@@ -361,6 +361,7 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 		case written:
 		case inPipeline:
 			val, rng = pv, w.pipelineRanges[a.Name]
+			v.inherited[a.Name] = true
 		case a.Required:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
 				Detail:  fmt.Sprintf("Stage kind %s needs %q (%s). Set it in the stage block or in the pipeline block.", b.kind.Name(), a.Name, a.Doc),
@@ -415,8 +416,8 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 			// Values from the pipeline block are checked too: their errors point there.
 			var given []hcl.Range
 			for name := range v.vals {
-				if r, ok := w.pipelineRanges[name]; ok && v.ranges[name] == r {
-					given = append(given, r)
+				if v.inherited[name] {
+					given = append(given, v.ranges[name])
 				}
 			}
 			diags = append(diags, validateRest(val, v, b.kind.Attributes(), b.cfg.Content.Attributes, given)...)
@@ -441,7 +442,7 @@ func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attri
 			ok[attr.Expr.Range()] = true
 		}
 	}
-	rest := &Values{schema: v.schema, vals: maps.Clone(v.vals), ranges: v.ranges, refs: v.refs, settings: v.settings, upstream: v.upstream}
+	rest := &Values{schema: v.schema, vals: maps.Clone(v.vals), ranges: v.ranges, refs: v.refs, settings: v.settings, inherited: v.inherited, upstream: v.upstream}
 	for _, a := range attrs {
 		if _, evaluated := rest.vals[a.Name]; !evaluated {
 			rest.vals[a.Name] = cty.UnknownVal(a.Type)

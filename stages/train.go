@@ -108,11 +108,7 @@ func (d *diagList) noEffect(v *pipeline.Values) {
 	defaults := attributeDefaults(Train{}.Attributes())
 	givenHere := func(name string) bool { // set otherwise than by the default or the pipeline block
 		x := v.Get(name)
-		if !x.IsWhollyKnown() || x.IsNull() || x.RawEquals(defaults[name]) {
-			return false
-		}
-		setting, ok := v.Setting(name)
-		return !ok || !setting.RawEquals(x)
+		return x.IsWhollyKnown() && !x.IsNull() && !x.RawEquals(defaults[name]) && !v.Inherited(name)
 	}
 	if usable(v, "schedule") && v.String("schedule") != SchedulePlateau {
 		for _, name := range []string{"plateau_factor", "plateau_patience"} {
