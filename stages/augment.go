@@ -222,7 +222,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	}
 
 	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize,
-		SourceDir: in.SourceDir, SourcePrefix: in.SourcePrefix, FittedWith: in.FittedWith}
+		SourceDir: in.SourceDir, SourcePrefix: in.SourcePrefix, FittedWith: in.FittedWith, ReadWith: in.ReadWith}
 	made := madeWith(job.Seed, cfg, in)
 	prev := readPreviousCopies(job, job.Previous, made)
 	var inputs inputDigests
@@ -314,7 +314,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 						if img, err = readEntry(in, inDir, job.Workspace, t.entry, &damaged); err != nil {
 							return err
 						}
-					} else if img, err = decodeImage(data); err != nil {
+					} else if img, err = decodeImage(data, in.ReadWith != ""); err != nil {
 						return fmt.Errorf("input image %s: %w", src, err)
 					}
 					switch im := img.(type) {
@@ -417,19 +417,32 @@ func chooseOp(ops []string, r *rand.Rand, flipped *bool) string {
 }
 
 // decodeFile decodes a stored image file (decodeImage).
-func decodeFile(path string) (image.Image, error) {
+func decodeFile(path string, libjpeg bool) (image.Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return decodeImage(data)
+	return decodeImage(data, libjpeg)
 }
 
+// storedJPEGReader names the decoder of the JPEGs a split stores (Manifest.ReadWith).
+const storedJPEGReader = "libjpeg-turbo (TensorFlow's DecodeJpeg, integer-accurate IDCT)"
+
 // decodeImage decodes a stored image: the uncompressed PNGs the stages write with
-// raster.ReadStoredPNG, anything else with Go's decoders.
-func decodeImage(data []byte) (image.Image, error) {
+// raster.ReadStoredPNG; JPEGs, with libjpeg set (the manifest names storedJPEGReader), with
+// libjpeg-turbo (jpegDecoder.decode, as predict and serve decode them); anything else (the
+// JPEGs of manifests written before read_with, or when TensorFlow is unusable) with Go's
+// decoders.
+func decodeImage(data []byte, libjpeg bool) (image.Image, error) {
 	if img, ok := raster.ReadStoredPNG(data); ok {
 		return img, nil
+	}
+	if libjpeg && len(data) > 2 && data[0] == 0xff && data[1] == 0xd8 {
+		if d, err := sharedJPEGDecoder(); err == nil {
+			if img, err := d.decode(data); err == nil {
+				return img, nil
+			}
+		}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	return img, err

@@ -44,6 +44,9 @@ func madeWith(seed int64, cfg AugmentConfig, in *Manifest) string {
 		// originals not stored are fitted here, and an input's digest is its original's
 		s += "; originals fitted by " + in.FittedWith
 	}
+	if in.ReadWith != "" {
+		s += "; originals read by " + in.ReadWith
+	}
 	return s
 }
 

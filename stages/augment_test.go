@@ -94,8 +94,8 @@ func TestAugmentBalancesDeterministicallyAndTrainOnly(t *testing.T) {
 				continue
 			}
 			copies++
-			a, err1 := decodeFile(filepath.Join(outDir, origPath[e.Digest]))
-			b, err2 := decodeFile(filepath.Join(outDir, e.Path))
+			a, err1 := decodeFile(filepath.Join(outDir, origPath[e.Digest]), true)
+			b, err2 := decodeFile(filepath.Join(outDir, e.Path), true)
 			if err1 != nil || err2 != nil {
 				t.Fatal(err1, err2)
 			}

@@ -1,7 +1,12 @@
 package stages
 
 import (
+	"bytes"
 	"errors"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +60,61 @@ func TestPhotoFormatsTheDecodersLackAreUnsupported(t *testing.T) {
 		}
 		if _, err := CheckImage(c.data, DefaultMaxPixels); err == nil || !strings.HasPrefix(err.Error(), c.want) || !errors.Is(err, kind) || !errors.Is(err, ErrNotImage) {
 			t.Errorf("%s: predict says %v, want %q, not an image to a server", name, err, c.want)
+		}
+	}
+}
+
+// A GIF's first frame smaller than its canvas is fitted where the file places it on the
+// canvas, the rest transparent (black), not stretched over the whole picture.
+func TestGIFFrameKeepsItsPlaceOnTheCanvas(t *testing.T) {
+	frame := image.NewPaletted(image.Rect(30, 20, 40, 30), color.Palette{color.RGBA{255, 0, 0, 255}})
+	var buf bytes.Buffer
+	if err := gif.EncodeAll(&buf, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: frame.Palette, Width: 40, Height: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := gif.DecodeConfig(bytes.NewReader(buf.Bytes()))
+	if err != nil || cfg.Width != 40 || cfg.Height != 30 {
+		t.Fatalf("canvas %dx%d, %v", cfg.Width, cfg.Height, err)
+	}
+	img, err := prepareImage(buf.Bytes(), "gif", 40, 30, 40, ResizePad, 3) // 40×30 in the middle rows
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(x, y int) color.RGBA { return color.RGBAModel.Convert(img.At(x, y)).(color.RGBA) }
+	// pad puts the 40×30 canvas at rows 5–34: the frame covers x 30–39, rows 25–34.
+	if c := at(35, 30); c != (color.RGBA{255, 0, 0, 255}) {
+		t.Errorf("inside the frame: %v, want red", c)
+	}
+	for _, p := range []image.Point{{5, 10}, {35, 10}, {5, 30}, {25, 24}} {
+		if c := at(p.X, p.Y); c != (color.RGBA{0, 0, 0, 255}) {
+			t.Errorf("outside the frame at %v: %v, want black", p, c)
+		}
+	}
+}
+
+// A JPEG whose coding image/jpeg and libjpeg-turbo (8-bit) lack is rejected naming it in a
+// user's words, not image/jpeg's ("unknown marker", "precision").
+func TestUnsupportedJPEGCodingIsNamed(t *testing.T) {
+	frame := func(marker, precision byte) []byte {
+		// SOI, then a one-component 8×8 frame header.
+		return []byte{0xff, 0xd8, 0xff, marker, 0, 11, precision, 0, 8, 0, 8, 1, 1, 0x11, 0}
+	}
+	for _, c := range []struct {
+		marker, precision byte
+		want              string
+	}{
+		{0xc3, 8, "unsupported jpeg (lossless coding)"},
+		{0xc1, 12, "unsupported jpeg (12-bit samples)"},
+		{0xc5, 8, "unsupported jpeg (hierarchical coding)"},
+	} {
+		data := append(frame(c.marker, c.precision), 0xff, 0xd9)
+		_, err := jpeg.DecodeConfig(bytes.NewReader(data))
+		if err == nil {
+			t.Fatalf("SOF %#x accepted", c.marker)
+		}
+		if got := decodeReason("jpeg", " header", err, data); !strings.HasPrefix(got, c.want) {
+			t.Errorf("SOF %#x, %d bits: %q, want %q…", c.marker, c.precision, got, c.want)
 		}
 	}
 }

@@ -506,7 +506,7 @@ func unsupportedFeature(format string, err error, head []byte) (string, bool) {
 	var te tiff.UnsupportedError
 	switch {
 	case errors.As(err, &je):
-		return string(je), true
+		return jpegFeature(string(je), head), true
 	case errors.As(err, &pe):
 		return string(pe), true
 	case errors.As(err, &te):
@@ -519,6 +519,28 @@ func unsupportedFeature(format string, err error, head []byte) (string, bool) {
 		return strings.TrimPrefix(err.Error(), format+": "), true
 	}
 	return "", false
+}
+
+// jpegFeature says in a user's words what image/jpeg calls a feature it lacks ("unknown
+// marker", "precision") in a JPEG whose first bytes are head: the coding process or the
+// sample precision of its frame, when head reaches the frame header; else image/jpeg's words.
+func jpegFeature(feature string, head []byte) string {
+	said := feature
+	jpegWalk(head, func(m byte, _ int, p []byte) bool {
+		if m < 0xc0 || m > 0xcf || m == 0xc4 || m == 0xc8 || m == 0xcc {
+			return true // not a frame header (DHT, JPG, DAC)
+		}
+		switch {
+		case m == 0xc3 || m == 0xc7 || m == 0xcb || m == 0xcf:
+			said = "lossless coding"
+		case m >= 0xc5 && m <= 0xc7 || m >= 0xcd:
+			said = "hierarchical coding"
+		case len(p) > 0 && p[0] != 8:
+			said = fmt.Sprintf("%d-bit samples", p[0])
+		}
+		return false
+	})
+	return said
 }
 
 // tiffFeature says in a user's words what x/image/tiff calls a feature it lacks: the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/draw"
 	"strings"
 	"sync"
 
@@ -39,8 +40,21 @@ type jpegDecoder struct {
 	// Only complete files come here (jpegComplete), so a file cut off below the crop is
 	// still refused.
 	contents, window, size, scale tf.Output
-	fits                          map[int64]jpegFit
+	// keep is where the crop lies in the decoded window, [y, x, 0] (see cropMargin), and
+	// kept its size [height, width, 3].
+	keep, kept tf.Output
+	fits       map[int64]jpegFit
+	// plain decodes a whole JPEG as it is coded (grey or RGB), at full scale: the stored
+	// images a split wrote as JPEG, read back for augment, training and evaluation.
+	plain tf.Output
 }
+
+// cropMargin is how many (scaled) pixels around the crop a fit decodes and then drops:
+// libjpeg-turbo upsamples the colour channels of a 4:2:0 or 4:2:2 JPEG from their
+// neighbours, and treats the edges of the area it decodes as the picture's edges, so the
+// outermost columns and rows of a crop decoded alone differ from the same pixels of the whole
+// picture (by up to tens of levels). Two blocks of context on each side leave them the same.
+const cropMargin = 16
 
 var (
 	jpegOnce sync.Once
@@ -64,12 +78,17 @@ func newJPEGDecoder() (*jpegDecoder, error) {
 		window:   op.Placeholder(s.SubScope("window"), tf.Int32, op.PlaceholderShape(tf.MakeShape(4))),
 		size:     op.Placeholder(s.SubScope("size"), tf.Int32, op.PlaceholderShape(tf.MakeShape(2))),
 		scale:    op.Placeholder(s.SubScope("scale"), tf.Float, op.PlaceholderShape(tf.MakeShape(2))),
+		keep:     op.Placeholder(s.SubScope("keep"), tf.Int32, op.PlaceholderShape(tf.MakeShape(3))),
+		kept:     op.Placeholder(s.SubScope("kept"), tf.Int32, op.PlaceholderShape(tf.MakeShape(3))),
 		fits:     map[int64]jpegFit{},
 	}
+	d.plain = op.DecodeJpeg(s.SubScope("plain"), d.contents, op.DecodeJpegChannels(0),
+		op.DecodeJpegDctMethod("INTEGER_ACCURATE"))
 	for _, r := range jpegRatios {
 		rs := s.SubScope(fmt.Sprintf("ratio_%d", r))
-		img := op.DecodeAndCropJpeg(rs, d.contents, d.window, op.DecodeAndCropJpegChannels(3),
+		decoded := op.DecodeAndCropJpeg(rs, d.contents, d.window, op.DecodeAndCropJpegChannels(3),
 			op.DecodeAndCropJpegRatio(r), op.DecodeAndCropJpegDctMethod("INTEGER_ACCURATE"))
+		img := op.Slice(rs, decoded, d.keep, d.kept)
 		batch := op.ExpandDims(rs, img, op.Const(rs.SubScope("axis"), int32(0)))
 		toBytes := func(s *op.Scope, x tf.Output) tf.Output {
 			return op.Cast(s, op.Round(s, op.Squeeze(s, x, op.SqueezeAxis([]int64{0}))), tf.Uint8)
@@ -153,6 +172,8 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (img *r
 	if raster.Antialias(sr.Dx(), sr.Dy(), dr.Dx(), dr.Dy()) {
 		fetch = d.fits[r].smooth
 	}
+	wr := image.Rect(max(0, sr.Min.X-cropMargin), max(0, sr.Min.Y-cropMargin),
+		min(sw, sr.Max.X+cropMargin), min(sh, sr.Max.Y+cropMargin))
 	feeds := map[tf.Output]*tf.Tensor{}
 	defer func() { // a photo's bytes and its resized image, freed now (graphs.FreeTensor)
 		for _, t := range feeds {
@@ -161,7 +182,9 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (img *r
 	}()
 	for out, v := range map[tf.Output]any{
 		d.contents: string(data),
-		d.window:   []int32{int32(sr.Min.Y), int32(sr.Min.X), int32(sr.Dy()), int32(sr.Dx())},
+		d.window:   []int32{int32(wr.Min.Y), int32(wr.Min.X), int32(wr.Dy()), int32(wr.Dx())},
+		d.keep:     []int32{int32(sr.Min.Y - wr.Min.Y), int32(sr.Min.X - wr.Min.X), 0},
+		d.kept:     []int32{int32(sr.Dy()), int32(sr.Dx()), 3},
 		d.size:     []int32{int32(dr.Dy()), int32(dr.Dx())},
 		d.scale:    []float32{float32(dr.Dy()) / float32(sr.Dy()), float32(dr.Dx()) / float32(sr.Dx())},
 	} {
@@ -201,6 +224,41 @@ func (d *jpegDecoder) fit(data []byte, w, h, o, size int, policy string) (img *r
 		}
 	}
 	return orientRGB(out, o), said, nil
+}
+
+// decode decodes a whole JPEG at full scale, as coded: an *image.Gray for a grey one, a
+// *raster.RGB otherwise. The stages read back the JPEGs a split stored with it, so that
+// training and evaluation see the pixels predict and serve get from libjpeg-turbo for the
+// same file (image/jpeg upsamples colour differently, by several levels on average).
+func (d *jpegDecoder) decode(data []byte) (image.Image, error) {
+	in, err := tf.NewTensor(string(data))
+	if err != nil {
+		return nil, err
+	}
+	defer graphs.FreeTensor(in)
+	var res []*tf.Tensor
+	if _, err := graphs.CaptureCallerStderr(func() (err error) {
+		res, err = d.sess.Run(map[tf.Output]*tf.Tensor{d.contents: in}, []tf.Output{d.plain}, nil)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer graphs.FreeTensor(res...)
+	sh := res[0].Shape()
+	if len(sh) != 3 || sh[2] != 1 && sh[2] != 3 {
+		return nil, fmt.Errorf("decoded JPEG has shape %v", sh)
+	}
+	h, w, c := int(sh[0]), int(sh[1]), int(sh[2])
+	pix := make([]uint8, h*w*c)
+	if n, err := graphs.WriteTensor(&fixedWriter{b: pix}, res[0]); err != nil {
+		return nil, err
+	} else if n != int64(len(pix)) {
+		return nil, fmt.Errorf("decoded JPEG has %d bytes for %dx%dx%d", n, w, h, c)
+	}
+	if c == 1 {
+		return &image.Gray{Pix: pix, Stride: w, Rect: image.Rect(0, 0, w, h)}, nil
+	}
+	return &raster.RGB{Pix: pix, Stride: 3 * w, Rect: image.Rect(0, 0, w, h)}, nil
 }
 
 // fixedWriter writes into b, in place, and refuses to write past its end.
@@ -264,11 +322,25 @@ func prepare(data []byte, format string, w, h, size int, policy string, channels
 	if err != nil {
 		return nil, decodeNote{}, err
 	}
-	if format == "webp" {
+	switch {
+	case format == "webp":
 		img = webpToRGB(img)
+	case format == "gif" && img.Bounds() != image.Rect(0, 0, w, h):
+		img = onCanvas(img, w, h)
 	}
 	note.fallback = format == "jpeg"
 	return fitImage(orientImage(img, o), size, policy, channels), note, nil
+}
+
+// onCanvas places a GIF's first frame on its w×h canvas (the logical screen its header
+// gives, which the split checks against max_pixels and min_side) where the file puts it, the
+// rest transparent, as browsers show it: image/gif gives the frame alone, in its own bounds,
+// which fitting would stretch over the whole picture.
+func onCanvas(frame image.Image, w, h int) image.Image {
+	canvas := image.NewRGBA(image.Rect(0, 0, w, h))
+	b := frame.Bounds().Intersect(canvas.Rect)
+	draw.Draw(canvas, b, frame, b.Min, draw.Src)
+	return canvas
 }
 
 // jpegEncoder encodes opaque RGB and grey images as baseline JPEG at one quality with

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"math/rand/v2"
 	"testing"
 
 	"pipeline/stages/raster"
@@ -231,6 +232,102 @@ func TestJPEGFitsDoNotShowRecycledPixels(t *testing.T) {
 					pixelBufs.put(rgb.Pix)
 				}
 			}
+		}
+	}
+}
+
+// blockyImage is a w×h picture of 4×4 blocks of random colours: sharp colour edges, where
+// the chroma upsampling of a 4:2:0 JPEG matters most.
+func blockyImage(seed uint64, w, h int) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 7))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for by := 0; by < h; by += 4 {
+		for bx := 0; bx < w; bx += 4 {
+			c := color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255}
+			for y := by; y < min(by+4, h); y++ {
+				for x := bx; x < min(bx+4, w); x++ {
+					img.SetRGBA(x, y, c)
+				}
+			}
+		}
+	}
+	return img
+}
+
+// A crop is decoded with context around it: its edge columns and rows are the whole
+// picture's pixels, not those of a picture that ends at the crop (libjpeg-turbo upsamples the
+// colour of a 4:2:0 JPEG from neighbouring samples, and treats a decoded area's edges as the
+// picture's).
+func TestJPEGCropIsTheWholePicturesPixels(t *testing.T) {
+	d, err := sharedJPEGDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, sz := range [][2]int{{47, 33}, {33, 47}, {61, 40}, {100, 37}, {70, 70}, {39, 90}} {
+		w, h := sz[0], sz[1]
+		data := encodeJPEG(t, blockyImage(uint64(i), w, h)) // image/jpeg writes 4:2:0
+		whole, err := d.decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		side := min(w, h)
+		// Fitting to the shorter side decodes at full scale and resizes nothing: the fit is
+		// the centre square of the whole decode.
+		fit, _, err := d.fit(data, w, h, 1, side, ResizeCenterCrop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x0, y0 := (w-side)/2, (h-side)/2
+		all := pixelsOf(whole, 3)
+		var want []uint8
+		for y := y0; y < y0+side; y++ {
+			want = append(want, all[3*(y*w+x0):3*(y*w+x0+side)]...)
+		}
+		if got := pixelsOf(fit, 3); !bytes.Equal(got, want) {
+			worst := 0
+			for k := range got {
+				worst = max(worst, absDiff(got[k], want[k]))
+			}
+			t.Errorf("%dx%d: the centre crop differs from the whole decode's centre by up to %d levels", w, h, worst)
+		}
+	}
+}
+
+// The JPEGs a split stores are read back (augment's originals, training and evaluation
+// batches) with the pixels predict and serve get from the same file.
+func TestStoredJPEGsAreReadAsPredictReadsThem(t *testing.T) {
+	enc, err := newJPEGEncoder(90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.close()
+	rgb := blockyImage(3, 32, 32)
+	grey := image.NewGray(rgb.Rect)
+	for i := range grey.Pix {
+		grey.Pix[i] = rgb.Pix[4*i+1]
+	}
+	for channels, img := range map[int]image.Image{3: rgb, 1: grey} {
+		data, err := (storedFormat{format: FormatJPEG, quality: 90, jpeg: enc}).encode(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read, err := decodeImage(data, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served, err := prepareImage(data, "jpeg", 32, 32, 32, ResizeCenterCrop, channels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(pixelsOf(read, channels), pixelsOf(served, channels)) {
+			t.Errorf("%d channels: a stored JPEG is read back with other pixels than predict fits from it", channels)
+		}
+		goRead, err := jpeg.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if channels == 3 && bytes.Equal(pixelsOf(goRead, 3), pixelsOf(read, 3)) {
+			t.Error("image/jpeg's pixels: the test image does not tell the decoders apart")
 		}
 	}
 }

@@ -35,10 +35,14 @@ type Manifest struct {
 	// FittedWith says (storedWith: the fit's settings and code); it is part of the manifest,
 	// so a new fit makes a new output, and a reader of another build refuses it
 	// (checkFitted).
-	SourceDir    string  `json:"source_dir,omitempty"`
-	SourcePrefix string  `json:"source_prefix,omitempty"`
-	FittedWith   string  `json:"fitted_with,omitempty"`
-	Images       []Entry `json:"images"`
+	SourceDir    string `json:"source_dir,omitempty"`
+	SourcePrefix string `json:"source_prefix,omitempty"`
+	FittedWith   string `json:"fitted_with,omitempty"`
+	// ReadWith is set when the stored images are JPEGs: the decoder that reads them back
+	// (storedJPEGReader), as predict and serve read a JPEG. It is part of the manifest, so
+	// that sets read with another decoder are other inputs to a training.
+	ReadWith string  `json:"read_with,omitempty"`
+	Images   []Entry `json:"images"`
 }
 
 // Entry is one image of a manifest.

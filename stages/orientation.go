@@ -51,9 +51,9 @@ func exifOrientation(data []byte) int {
 }
 
 // imageOrientation returns the EXIF Orientation (1–8) of an image of format ("jpeg", "png",
-// "webp", …): from a JPEG's Exif APP1 segment, a PNG's eXIf chunk or a WebP's EXIF chunk, as
-// browsers read them; 1 (as stored) for other formats, or when there is none or it cannot be
-// read.
+// "webp", "tiff", …): from a JPEG's Exif APP1 segment, a PNG's eXIf chunk, a WebP's EXIF
+// chunk, as browsers read them, or a TIFF's own first IFD, as scanners and cameras write it;
+// 1 (as stored) for other formats, or when there is none or it cannot be read.
 func imageOrientation(data []byte, format string) int {
 	switch format {
 	case "jpeg":
@@ -62,6 +62,8 @@ func imageOrientation(data []byte, format string) int {
 		return pngOrientation(data)
 	case "webp":
 		return webpOrientation(data)
+	case "tiff":
+		return tiffOrientation(data)
 	}
 	return 1
 }

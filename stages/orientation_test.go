@@ -360,3 +360,77 @@ func TestPNGAndWebPOrientationIsApplied(t *testing.T) {
 		}
 	}
 }
+
+// rgbTIFF returns an uncompressed RGB TIFF of img, in byte order order ("II" or "MM"), whose
+// first IFD holds Orientation o (not written when o is 0).
+func rgbTIFF(img *image.RGBA, o int, order string) []byte {
+	var bo binary.AppendByteOrder = binary.LittleEndian
+	if order == "MM" {
+		bo = binary.BigEndian
+	}
+	w, h := img.Rect.Dx(), img.Rect.Dy()
+	type entry struct{ tag, typ, val uint32 }
+	entries := []entry{{256, 4, uint32(w)}, {257, 4, uint32(h)}, {258, 3, 0}, {259, 3, 1}, {262, 3, 2},
+		{273, 4, 0}, {274, 3, uint32(o)}, {277, 3, 3}, {278, 4, uint32(h)}, {279, 4, uint32(3 * w * h)}}
+	if o == 0 {
+		entries = append(entries[:6], entries[7:]...)
+	}
+	ifdEnd := 8 + 2 + 12*len(entries) + 4
+	bits, pixels := ifdEnd, ifdEnd+6 // BitsPerSample's three values, then the strip
+	out := bo.AppendUint32(bo.AppendUint16([]byte(order), 42), 8)
+	out = bo.AppendUint16(out, uint16(len(entries)))
+	for _, e := range entries {
+		out = bo.AppendUint16(bo.AppendUint16(out, uint16(e.tag)), uint16(e.typ))
+		switch {
+		case e.tag == 258:
+			out = bo.AppendUint32(bo.AppendUint32(out, 3), uint32(bits))
+		case e.tag == 273:
+			out = bo.AppendUint32(bo.AppendUint32(out, 1), uint32(pixels))
+		case e.typ == 3:
+			out = bo.AppendUint16(bo.AppendUint16(bo.AppendUint32(out, 1), uint16(e.val)), 0)
+		default:
+			out = bo.AppendUint32(bo.AppendUint32(out, 1), e.val)
+		}
+	}
+	out = bo.AppendUint32(out, 0) // no next IFD
+	out = bo.AppendUint16(bo.AppendUint16(bo.AppendUint16(out, 8), 8), 8)
+	for i := 0; i < len(img.Pix); i += 4 {
+		out = append(out, img.Pix[i:i+3]...)
+	}
+	return out
+}
+
+// A TIFF's Orientation tag (scanners and cameras write it in the file's own first IFD) turns
+// it as displayed, like a JPEG's Exif.
+func TestTIFFOrientationIsApplied(t *testing.T) {
+	up := displayed()
+	upPNG, err := (storedFormat{format: FormatPNG, compression: CompressionFast}).encode(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, order := range []string{"II", "MM"} {
+		if got := imageOrientation(rgbTIFF(up, 0, order), "tiff"); got != 1 {
+			t.Errorf("%s: a TIFF without the tag: %d", order, got)
+		}
+		for o := 1; o <= 8; o++ {
+			data := rgbTIFF(asStored(up, o), o, order)
+			if got := imageOrientation(data, "tiff"); got != o {
+				t.Errorf("%s: Orientation %d read as %d", order, o, got)
+			}
+			w, h := orientedSize(o, 96, 64)
+			for _, policy := range ResizePolicies {
+				want, err := prepareImage(upPNG, "png", 96, 64, 32, policy, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := prepareImage(data, "tiff", w, h, 32, policy, 3)
+				if err != nil {
+					t.Fatalf("%s %d %s: %v", order, o, policy, err)
+				}
+				if !bytes.Equal(pixelsOf(got, 3), pixelsOf(want, 3)) {
+					t.Errorf("%s %s: a TIFF stored turned with Orientation %d is not fitted as the upright one", order, policy, o)
+				}
+			}
+		}
+	}
+}

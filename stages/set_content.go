@@ -102,6 +102,9 @@ func (sh *setHasher) sum(m *Manifest) hash.Hash {
 	h := sha256.New()
 	classes, _ := json.Marshal(m.Classes)
 	fmt.Fprintf(h, "set %s %d\nclasses %s\nsize %d channels %d resize %q fitted %q\n", m.Split, m.Format, classes, m.Size, m.Channels, m.Resize, m.FittedWith)
+	if m.ReadWith != "" { // only then: the sets of PNGs keep the digests they had
+		fmt.Fprintf(h, "read with %q\n", m.ReadWith)
+	}
 	slices.SortFunc(sh.images, compareDigests) // not sorted(): an image twice counts twice
 	for _, im := range sh.images {
 		h.Write(im[:])

@@ -86,10 +86,13 @@ func (Split) Name() string { return "split" }
 // copies left out of the manifests recorded; 26: sets.bin, every file placed now or before;
 // 27: an 8×8 colour grid, compared block by block too; 28: a class folder inside another
 // through symbolic links fails the split; 29: Windows cursors rejected as unsupported; 30:
-// damaged_jpegs, what libjpeg-turbo said of the JPEGs it decoded past damage in. Stored
-// images have a version of their own, storedImagesVersion: a split of this version links
-// those a split of 15 to 29 stored.)
-func (Split) Version() int { return 30 }
+// damaged_jpegs, what libjpeg-turbo said of the JPEGs it decoded past damage in; 31: stored
+// images of version 16 (a JPEG's crop decoded with context around it, a TIFF's
+// Orientation, a GIF's frame in its place on the canvas, translucent colour rounded to the
+// nearest level), manifests of stored JPEGs name their decoder (read_with). Stored images
+// have a version of their own, storedImagesVersion: a split of this version links those a
+// split of 31 stored.)
+func (Split) Version() int { return 31 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -681,6 +684,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	var searchedMoves []movedImage // of res.moved's groups
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels, Resize: cfg.Resize}
+		if cfg.stores() && cfg.Format == FormatJPEG {
+			manifests[s].ReadWith = storedJPEGReader
+		}
 		if !cfg.stores() {
 			m := manifests[s]
 			m.SourceDir, m.FittedWith = filepath.ToSlash(cfg.Source), fittedWith(cfg.ImageSize, cfg.Channels, cfg.Resize)

@@ -35,7 +35,7 @@ const fingerprintsFile = "fingerprints.bin"
 // (Split.Version was 15 when it was split from it): bump it when a stored image changes for
 // the same file and settings, and Split's version for any change of the split's output, such
 // as a report's wording, which can then reuse the images stored before.
-const storedImagesVersion = 15
+const storedImagesVersion = 16
 
 // storedWith names everything a stored image depends on besides its source file's content:
 // the settings, the limit that rejects it, and the code that decodes and encodes it. For a
@@ -262,7 +262,7 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	if cfg.NearDuplicates && !hasPrint {
 		// The previous split's fingerprints are gone or of another format: a stored PNG holds
 		// the fitted pixels exactly, so its fingerprint is the one fitting the file gives.
-		img, err := decodeFile(prev)
+		img, err := decodeFile(prev, true) // stored as this split stores, read_with and all
 		if err != nil {
 			return false, nil
 		}

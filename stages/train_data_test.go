@@ -66,7 +66,7 @@ func BenchmarkStoredImagePixels224(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		m, err := decodeImage(data)
+		m, err := decodeImage(data, true)
 		if err != nil {
 			b.Fatal(err)
 		}

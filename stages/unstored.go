@@ -90,7 +90,7 @@ func checkFitted(m *Manifest) error {
 func readEntry(m *Manifest, dir, workspace string, e Entry, damaged *damagedJPEGs) (image.Image, error) {
 	if e.Path != "" {
 		p := filepath.Join(dir, filepath.FromSlash(e.Path))
-		img, err := decodeFile(p)
+		img, err := decodeFile(p, m.ReadWith != "")
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}

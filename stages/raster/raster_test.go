@@ -409,3 +409,16 @@ func TestUnpackRGBUndoesPackRGB(t *testing.T) {
 		}
 	}
 }
+
+// A translucent non-premultiplied image (a PNG or WebP with alpha) is composited over black
+// to the nearest level: 201 at alpha 77 is 201·77/255 = 60.7, so 61.
+func TestResizeCompositesTranslucentColourToTheNearestLevel(t *testing.T) {
+	src := image.NewNRGBA(image.Rect(0, 0, 2, 1))
+	copy(src.Pix, []uint8{201, 201, 201, 77, 10, 120, 250, 200})
+	dst := image.NewRGBA(image.Rect(0, 0, 2, 1))
+	Resize(dst, dst.Rect, src, src.Rect)
+	want := []uint8{61, 61, 61, 255, 8, 94, 196, 255} // 7.84, 94.12, 196.08 for the second
+	if !bytes.Equal(dst.Pix, want) {
+		t.Fatalf("composited %v, want %v", dst.Pix, want)
+	}
+}

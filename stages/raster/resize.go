@@ -72,6 +72,25 @@ func newKernel(n, m int, wide bool) kernel {
 // reduction spreads an output over millions of source pixels, hence the clamp.
 func clip8(v int32) uint8 { return uint8(min(v>>precision, 255)) }
 
+// premultiplied returns the part r of src premultiplied by its alpha, rounded to the nearest
+// level (draw.Draw rounds down: a colour of 201 at alpha 77 would be 60, not 61), so that a
+// translucent PNG or WebP is composited over black as exactly as 8 bits allow.
+func premultiplied(src *image.NRGBA, r image.Rectangle) *image.RGBA {
+	c := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
+	for y := 0; y < r.Dy(); y++ {
+		in := src.Pix[src.PixOffset(r.Min.X, r.Min.Y+y):][:4*r.Dx()]
+		out := c.Pix[y*c.Stride:][:4*r.Dx()]
+		for i := 0; i < len(in); i += 4 {
+			a := uint32(in[i+3])
+			out[i] = uint8((uint32(in[i])*a + 127) / 255)
+			out[i+1] = uint8((uint32(in[i+1])*a + 127) / 255)
+			out[i+2] = uint8((uint32(in[i+2])*a + 127) / 255)
+			out[i+3] = uint8(a)
+		}
+	}
+	return c
+}
+
 // Resize resamples the part sr of src to the size of dr and writes it into the part dr of
 // dst, with a triangle filter along each axis in turn: two-tap bilinear interpolation, or,
 // when sr is 2× or more larger than dr along either axis (Antialias), the triangle widened to
@@ -89,6 +108,9 @@ func Resize(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Recta
 	var stride int
 	if s, ok := src.(*image.RGBA); ok {
 		pix, stride = s.Pix[s.PixOffset(sr.Min.X, sr.Min.Y):], s.Stride
+	} else if s, ok := src.(*image.NRGBA); ok {
+		c := premultiplied(s, sr)
+		pix, stride = c.Pix, c.Stride
 	} else {
 		c := image.NewRGBA(image.Rect(0, 0, sr.Dx(), sr.Dy()))
 		draw.Draw(c, c.Rect, src, sr.Min, draw.Src)
