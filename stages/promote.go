@@ -21,7 +21,11 @@ import (
 // <promote_to> is a symbolic link to the current one, replaced by one atomic rename, so
 // readers (pipeline serve) see the old model or the new one, never a mix. history.json in the
 // .d folder lists promotions in order, for rollback, and the models rolled back, which the
-// select stage does not promote again by itself.
+// select stage does not promote again by itself. history.json is the record: a promotion or
+// a rollback writes it first and then switches the link (commit), and whoever takes the
+// promotions' lock next points the link where the history says (settle), so that one cut
+// off between the two (a kill, a crash) is finished, never left with a link and a history
+// that disagree.
 
 // Card is model.json in a promoted model's folder.
 type Card struct {
@@ -105,8 +109,8 @@ func ReadCard(dir string) (*Card, error) {
 	return &c, nil
 }
 
-// promote copies a SavedModel (hard links) into a new champion folder, writes its card and
-// switches the link to it.
+// promote copies a SavedModel (hard links) into a new champion folder, writes its card,
+// records the promotion and switches the link to it.
 func promote(promoteTo, savedModel string, card Card) error {
 	root := promoteTo + ".d"
 	unlock, err := lockPromotions(root)
@@ -117,11 +121,90 @@ func promote(promoteTo, savedModel string, card Card) error {
 	if err := install(promoteTo, savedModel, card); err != nil {
 		return err
 	}
-	return appendHistory(root, card.ID)
+	h, err := readHistory(root)
+	if err != nil {
+		return err
+	}
+	old := h.clone()
+	h.record(card.ID)
+	return commit(promoteTo, card.ID, h, old)
 }
 
-// install puts a SavedModel (hard links) and its card into the champion folder card.ID and
-// switches the link to it; the caller holds the promotions' lock and records the history.
+// commit records h as the history of promoteTo's promotions, then points the link to id:
+// the history first, so that a promotion or rollback cut off between the two is finished by
+// the next holder of the lock (settle). When the link cannot be switched, the history is put
+// back as it was (old), and nothing has changed.
+func commit(promoteTo, id string, h, old promoteHistory) error {
+	path := filepath.Join(promoteTo+".d", "history.json")
+	if err := writeJSONAtomic(path, h); err != nil {
+		return err
+	}
+	if err := pointTo(promoteTo, id); err != nil {
+		if werr := writeJSONAtomic(path, old); werr != nil {
+			return fmt.Errorf("%w; putting back %s failed too (%v): the next promotion or rollback points %s to %s, as it says", err, path, werr, promoteTo, id)
+		}
+		return err
+	}
+	return nil
+}
+
+// settle points promoteTo to the champion history.json names when it is a link to another
+// promoted folder: a promotion or rollback was cut off after recording itself (commit). A
+// missing link is left to whoever reads it (it is restored with a note), a real folder to
+// adoptLegacy, and a champion whose folder is gone to the messages that say so. The caller
+// holds the promotions' lock.
+func settle(promoteTo string) {
+	if _, want, ok := unsettled(promoteTo); ok {
+		pointTo(promoteTo, want) // best effort: the next holder of the lock tries again
+	}
+}
+
+// FinishCutOffPromotion points promoteTo (named as shown) where history.json says when a
+// promotion or rollback was cut off between recording itself and switching the link
+// (settle), and says so; "" when there was nothing to finish.
+func FinishCutOffPromotion(promoteTo, shown string) (string, error) {
+	have, want, ok := unsettled(promoteTo)
+	if !ok {
+		return "", nil
+	}
+	unlock, err := lockPromotions(promoteTo + ".d") // which settles it
+	if err != nil {
+		return "", fmt.Errorf("%s leads to %s, but history.json names the champion %s (a promotion or rollback was cut off), and it could not be finished: %w", shown, have, want, err)
+	}
+	unlock()
+	if _, _, still := unsettled(promoteTo); still {
+		return "", fmt.Errorf("%s leads to %s, but history.json names the champion %s (a promotion or rollback was cut off), and the link could not be switched", shown, have, want)
+	}
+	return fmt.Sprintf("%s led to %s, but history.json names the champion %s (a promotion or rollback was cut off): it points to %[3]s now", shown, have, want), nil
+}
+
+// unsettled reports whether promoteTo is a link to a promoted folder (have) other than the
+// champion history.json names (want), whose folder is there (see settle).
+func unsettled(promoteTo string) (have, want string, ok bool) {
+	root := promoteTo + ".d"
+	h, err := readHistory(root)
+	if err != nil || len(h.Promotions) == 0 {
+		return "", "", false
+	}
+	want = h.Promotions[len(h.Promotions)-1]
+	target, err := os.Readlink(promoteTo)
+	if err != nil || filepath.Dir(target) != filepath.Base(root) || filepath.Base(target) == want {
+		return "", "", false
+	}
+	if fi, err := os.Stat(filepath.Join(root, want)); err != nil || !fi.IsDir() {
+		return "", "", false
+	}
+	return filepath.Base(target), want, true
+}
+
+// clone returns a copy of h that changes to h leave alone.
+func (h promoteHistory) clone() promoteHistory {
+	return promoteHistory{Promotions: slices.Clone(h.Promotions), RolledBack: slices.Clone(h.RolledBack)}
+}
+
+// install puts a SavedModel (hard links) and its card into the champion folder card.ID; the
+// caller holds the promotions' lock, and records the promotion and switches the link
+// (commit).
 func install(promoteTo, savedModel string, card Card) error {
 	root := promoteTo + ".d"
 	if _, err := adoptLegacy(promoteTo); err != nil {
@@ -140,16 +223,14 @@ func install(promoteTo, savedModel string, card Card) error {
 	}
 	final := filepath.Join(root, card.ID)
 	os.RemoveAll(final)
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	return pointTo(promoteTo, card.ID)
+	return os.Rename(tmp, final)
 }
 
 // switchChampion makes model id (of store path source) the champion of promoteTo under the
 // promotions' lock: check may refuse, given the current champion's folder ("" for none; an
-// adopted legacy folder is one in the .d folder); put installs id; the history records the
-// promotion, lifts a block on the model and blocks the champion set aside (returned).
+// adopted legacy folder is one in the .d folder); put makes id's folder ready; the history
+// records the promotion, lifts a block on the model and blocks the champion set aside
+// (returned), and the link is switched (commit).
 func switchChampion(promoteTo, id, source string, check func(cur string) error, put func() error) (lifted, aside *RolledBack, err error) {
 	root := promoteTo + ".d"
 	unlock, err := lockPromotions(root)
@@ -175,9 +256,13 @@ func switchChampion(promoteTo, id, source string, check func(cur string) error, 
 	if err := put(); err != nil {
 		return nil, nil, err
 	}
+	old := h.clone()
 	h.record(id)
 	lifted, aside = h.change(cur, id, source, SetAsideByPromotion) // cur is the champion's folder, not the link
-	return lifted, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+	if err := commit(promoteTo, id, h, old); err != nil {
+		return nil, nil, err
+	}
+	return lifted, aside, nil
 }
 
 // ErrNotPromoted is PromoteAgain's error for an id no promotion has, or RUN/FOLDER whose
@@ -346,6 +431,7 @@ func lockPromotions(root string) (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", root, err)
 	}
+	settle(strings.TrimSuffix(root, ".d"))
 	return func() { f.Close() }, nil // closing releases the flock
 }
 
@@ -463,12 +549,13 @@ func Rollback(promoteTo string) (string, *RolledBack, error) {
 	if c, err := ReadCard(filepath.Join(root, prev)); err == nil {
 		prevSource = c.Source
 	}
-	if err := pointTo(promoteTo, prev); err != nil {
-		return "", nil, err
-	}
+	old := h.clone()
 	h.Promotions = h.Promotions[:i+1]
 	_, aside := h.change(filepath.Join(root, cur), prev, prevSource, SetAsideByRollback)
-	return prev, aside, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+	if err := commit(promoteTo, prev, h, old); err != nil {
+		return "", nil, err
+	}
+	return prev, aside, nil
 }
 
 // previous returns the index in the promotions of the previous champion, the last promotion
@@ -613,11 +700,9 @@ func PromoteAgain(promoteTo, id string) (*Card, *RolledBack, *RolledBack, error)
 	}, func() error {
 		if !restore {
 			card.Promoted = time.Now().UTC()
-			if err := writeJSONAtomic(filepath.Join(dir, "model.json"), card); err != nil {
-				return err
-			}
+			return writeJSONAtomic(filepath.Join(dir, "model.json"), card)
 		}
-		return pointTo(promoteTo, id)
+		return nil
 	})
 	if err != nil {
 		return nil, nil, nil, err

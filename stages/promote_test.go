@@ -454,3 +454,83 @@ func TestSelectRanksNaNCandidatesStably(t *testing.T) {
 		}
 	}
 }
+
+// The history is the record of promotions: one whose link cannot be switched leaves the
+// history as it was (nothing promoted, and the error says so), and one cut off after
+// recording itself (a kill between the history and the link) is finished by the next
+// promotion, rollback or select, never left with a link and a history that disagree.
+func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
+	ws, final := modelsWorkspace(t, "cnn", "vit", "vgg19")
+	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run1"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("first promotion: %q", note)
+	}
+	if note := applyDecision(t, ws, decision("m2", 0.80, 0), "run2"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("second promotion: %q", note)
+	}
+	history := func() []string {
+		t.Helper()
+		ps, _, err := History(final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	link := func() string {
+		t.Helper()
+		target, err := os.Readlink(final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(target)
+	}
+
+	// The link cannot be switched (its temporary name is taken by a folder that is not empty).
+	blocker := final + ".link-tmp"
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dec := decision("m3", 0.90, 0)
+	out := filepath.Join(ws, "decision-run3")
+	if err := writeFileJSON(filepath.Join(out, "decision"), "decision.json", dec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Select{}).Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, "run3"); err == nil {
+		t.Fatal("a promotion whose link could not be switched succeeded")
+	}
+	if got := history(); !slices.Equal(got, []string{"run1-cnn", "run2-cnn"}) || link() != "run2-cnn" {
+		t.Fatalf("after a failed promotion: history %v, link %s; want the champion run2-cnn in both", got, link())
+	}
+	if _, _, err := Rollback(final); err == nil {
+		t.Fatal("a rollback whose link could not be switched succeeded")
+	}
+	if _, rb, _ := History(final); !slices.Equal(history(), []string{"run1-cnn", "run2-cnn"}) || len(rb) != 0 || link() != "run2-cnn" {
+		t.Fatalf("after a failed rollback: history %v, set aside %v, link %s", history(), rb, link())
+	}
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
+	}
+
+	// A rollback killed after writing the history: history says run1-cnn, the link run2-cnn.
+	h, err := readHistory(final + ".d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := h.clone()
+	h.Promotions = h.Promotions[:1]
+	h.change(filepath.Join(final+".d", "run2-cnn"), "run1-cnn", "m1", SetAsideByRollback)
+	if err := writeJSONAtomic(filepath.Join(final+".d", "history.json"), h); err != nil {
+		t.Fatal(err)
+	}
+	if len(old.Promotions) != 2 {
+		t.Fatalf("clone shares the promotions: %v", old.Promotions)
+	}
+	// The next select finds the rolled-back model's run again: it is not promoted, and the
+	// link now says what the history says.
+	note := applyDecision(t, ws, decision("m2", 0.80, 0), "run4")
+	if link() != "run1-cnn" {
+		t.Fatalf("after a cut-off rollback and a select: link %s, history %v (%s)", link(), history(), note)
+	}
+	if strings.HasPrefix(note, "promoted") {
+		t.Fatalf("the rolled-back model was promoted again: %q", note)
+	}
+}

@@ -411,13 +411,17 @@ func (s Select) Apply(ctx context.Context, job *pipeline.Job, runID string) (str
 }
 
 // restoreChampionLink points the promotion folder to (as the pipeline file names it) at the
-// champion history.json names when the link is missing and the champion's folder is there,
-// and says so ("" when it did nothing).
+// champion history.json names when the link is missing, or leads to another promoted model
+// (a promotion or rollback was cut off between the two, see settle), and the champion's
+// folder is there, and says so ("" when it did nothing).
 func restoreChampionLink(job *pipeline.Job, to string) (string, error) {
 	if to == "" {
 		return "", nil
 	}
 	promoteTo := job.Path(to)
+	if note, err := FinishCutOffPromotion(promoteTo, to); note != "" || err != nil {
+		return note, err
+	}
 	_, err := ChampionDir(promoteTo)
 	var m *MissingChampionError
 	if !errors.As(err, &m) || m.Target != "" || !m.Present || m.Champion == "" {

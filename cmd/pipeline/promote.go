@@ -132,6 +132,11 @@ func promoteCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "%s was %s; select may promote it again\n", lifted.ID, lifted.How())
 				}
 			}
+			if note, err := stages.FinishCutOffPromotion(to, to); err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
+			} else if note != "" {
+				fmt.Fprintf(c.App.Writer, "note: %s\n", note)
+			}
 			dir, err := stages.ChampionDir(to) // a *stages.MissingChampionError says what to do
 			if err != nil {
 				return err
