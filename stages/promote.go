@@ -1,10 +1,12 @@
 package stages
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -195,6 +197,77 @@ func unsettled(promoteTo string) (have, want string, ok bool) {
 		return "", "", false
 	}
 	return filepath.Base(target), want, true
+}
+
+// reinstall installs the champion's model again, from savedModel (its store output), in its
+// own folder under its card's id, which the link names already: a champion whose files were
+// damaged on disk, repaired.
+func reinstall(promoteTo, savedModel string, card Card) error {
+	unlock, err := lockPromotions(promoteTo + ".d")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return install(promoteTo, savedModel, card)
+}
+
+// filesDiffer reports whether a folder of files (a champion's saved_model) differs from want
+// (the store output it was installed from): a file of want missing from it, or another file
+// (not a hard link to want's) of other content. Files of want are hard links to it unless it
+// was copied from another file system, so this mostly costs a stat a file.
+func filesDiffer(dir, want string) (bool, error) {
+	differs := false
+	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || differs {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		wi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		gi, err := os.Stat(filepath.Join(dir, rel))
+		switch {
+		case err != nil:
+			differs = true
+		case os.SameFile(wi, gi):
+		case wi.Size() != gi.Size():
+			differs = true
+		default:
+			same, err := sameContent(p, filepath.Join(dir, rel))
+			if err != nil {
+				return err
+			}
+			differs = !same
+		}
+		return nil
+	})
+	return differs, err
+}
+
+// sameContent reports whether files a and b hold the same bytes.
+func sameContent(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, nil // unreadable: not the same
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea != nil || eb != nil {
+			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF), nil
+		}
+	}
 }
 
 // clone returns a copy of h that changes to h leave alone.

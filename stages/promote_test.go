@@ -534,3 +534,38 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 		t.Fatalf("the rolled-back model was promoted again: %q", note)
 	}
 }
+
+// A champion whose files were damaged on disk (they are hard links to the store's output, so
+// the store's copy too, which the engine then makes again as a new file) is installed again
+// from the store when select finds it the winner once more, not left broken as "already the
+// champion".
+func TestDamagedChampionIsInstalledAgainFromTheStore(t *testing.T) {
+	ws, final := modelsWorkspace(t, "cnn")
+	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run1"); !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("first promotion: %q", note)
+	}
+	marker := filepath.Join(final, "saved_model", "marker")
+	if err := os.Truncate(marker, 0); err != nil { // both names of the file
+		t.Fatal(err)
+	}
+	store := filepath.Join(ws, "m1", "marker")
+	if err := os.Remove(store); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(store, []byte("cnn"), 0o644); err != nil { // made again
+		t.Fatal(err)
+	}
+	note := applyDecision(t, ws, decision("m1", 0.70, 0), "run2")
+	if !strings.Contains(note, "already the champion") || !strings.Contains(note, "installed again from the store") {
+		t.Fatalf("a damaged champion: %q", note)
+	}
+	if b, _ := os.ReadFile(marker); string(b) != "cnn" {
+		t.Fatalf("the champion's file holds %q after the repair", b)
+	}
+	if note := applyDecision(t, ws, decision("m1", 0.70, 0), "run3"); strings.Contains(note, "installed again") {
+		t.Fatalf("an intact champion installed again: %q", note)
+	}
+	if ps, _, _ := History(final); !slices.Equal(ps, []string{"run1-cnn"}) {
+		t.Fatalf("the repair is not a promotion: history %v", ps)
+	}
+}

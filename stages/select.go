@@ -488,7 +488,17 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		}
 	}
 	if champ != nil && champ.Source == w.Model {
-		return fmt.Sprintf("%s (%s %.4f) is already the champion in %s", w.Name, dec.Metric, float64(w.Value), dec.PromoteTo), stillChampion, nil
+		already := fmt.Sprintf("%s (%s %.4f) is already the champion in %s", w.Name, dec.Metric, float64(w.Value), dec.PromoteTo)
+		// Its files are hard links to the store's output, which the engine checks and makes
+		// again when damaged (a new file): the champion's copy may still be the damaged one.
+		differs, err := filesDiffer(SavedModelOf(champDir), job.Path(w.Model))
+		if err != nil || !differs {
+			return already, stillChampion, nil
+		}
+		if err := reinstall(promoteTo, job.Path(w.Model), *champ); err != nil {
+			return "", "", fmt.Errorf("%s, but its files differ from the model in the store (damaged on disk), and installing them again failed: %w", already, err)
+		}
+		return already + "; its files differed from the model in the store (damaged on disk): installed again from the store", stillChampion, nil
 	}
 	rb, err := rolledBack(promoteTo, w.Model)
 	if err != nil {

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -85,7 +87,49 @@ type servedModel struct {
 	resolved string // the folder it was loaded from, after links
 	name     string // what the log, /healthz and /predict call it: modelName
 	stamp    time.Time
+	// files is the size and modification time of each file of the model when it was
+	// loaded: a promoted model's files never change, so one that does was damaged on disk
+	// (truncated, overwritten), which CheckFiles, looking for missing files, cannot tell.
+	files    map[string]fileStamp
 	inflight sync.WaitGroup
+}
+
+// fileStamp is a file's size and modification time.
+type fileStamp struct {
+	size    int64
+	modTime time.Time
+}
+
+// stampFiles returns the stamp of every file under dir, by path relative to it.
+func stampFiles(dir string) map[string]fileStamp {
+	files := map[string]fileStamp{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := os.Stat(p); err == nil {
+				rel, _ := filepath.Rel(dir, p)
+				files[rel] = fileStamp{fi.Size(), fi.ModTime()}
+			}
+		}
+		return nil
+	})
+	return files
+}
+
+// changedFile names a file of dir whose size or modification time is not what was (its
+// stamps when the model was loaded) says, and how it changed; "" when none did.
+func changedFile(dir string, was map[string]fileStamp) string {
+	for _, rel := range slices.Sorted(maps.Keys(was)) {
+		fi, err := os.Stat(filepath.Join(dir, rel))
+		switch {
+		case err != nil:
+			return fmt.Sprintf("its file %s is gone", filepath.ToSlash(rel))
+		case fi.Size() != was[rel].size:
+			return fmt.Sprintf("its file %s changed on disk since it was loaded (%d bytes then, %d now)", filepath.ToSlash(rel), was[rel].size, fi.Size())
+		case !fi.ModTime().Equal(was[rel].modTime):
+			return fmt.Sprintf("its file %s was written to since it was loaded", filepath.ToSlash(rel))
+		}
+	}
+	return ""
 }
 
 func newServer(modelDir string, opts serveOptions, logger *log.Logger) *server {
@@ -139,7 +183,11 @@ func (s *server) reload() (bool, error) {
 	cur := s.cur
 	if cur != nil && cur.resolved == resolved && cur.stamp.Equal(stamp) {
 		// The served model's files, checked again (a few stat calls): what a restart needs.
-		if err := graphs.CheckFiles(cur.p.Dir); err != nil {
+		err := graphs.CheckFiles(cur.p.Dir)
+		if changed := changedFile(cur.p.Dir, cur.files); err == nil && changed != "" {
+			err = &graphs.BrokenModelError{Dir: cur.p.Dir, Problem: changed}
+		}
+		if err != nil {
 			s.failed.resolved, s.failed.stamp, s.failed.err = resolved, stamp, damagedError{err}
 			s.mu.Unlock()
 			return false, damagedError{err}
@@ -162,7 +210,7 @@ func (s *server) reload() (bool, error) {
 		s.mu.Unlock()
 		return false, err
 	}
-	next := &servedModel{p: p, resolved: resolved, stamp: stamp, name: modelName(s.modelDir, resolved, p)}
+	next := &servedModel{p: p, resolved: resolved, stamp: stamp, name: modelName(s.modelDir, resolved, p), files: stampFiles(p.Dir)}
 	s.mu.Lock()
 	old := s.cur
 	s.cur = next

@@ -814,6 +814,35 @@ func TestDamagedServedModelIsReported(t *testing.T) {
 	}
 }
 
+// TestTruncatedServedModelIsReported checks that a file of the model served that changes on
+// disk (truncated weights: every name of a hard-linked file at once), which leaves every file
+// in place, is reported as damaged too.
+func TestTruncatedServedModelIsReported(t *testing.T) {
+	root := t.TempDir()
+	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	var logged bytes.Buffer
+	s := newServer(link, defaultServeOptions(), log.New(&logged, "", 0))
+	defer s.close()
+	s.poll()
+	s.poll()
+	if got := s.pendingError(); got != "" {
+		t.Fatalf("an intact model: pending_model_error %q", got)
+	}
+	weights, _ := filepath.Glob(filepath.Join(root, "final_models.d", "a", "saved_model", "variables", "variables.data-*"))
+	if len(weights) != 1 {
+		t.Fatalf("weights %v", weights)
+	}
+	if err := os.Truncate(weights[0], 10); err != nil {
+		t.Fatal(err)
+	}
+	s.poll()
+	if got := s.pendingError(); !strings.Contains(got, "changed on disk since it was loaded") || !strings.Contains(got, "variables/variables.data-") {
+		t.Fatalf("truncated weights: pending_model_error %q\n%s", got, logged.String())
+	}
+}
+
 func mustEval(t *testing.T, p string) string {
 	t.Helper()
 	r, err := filepath.EvalSymlinks(p)
