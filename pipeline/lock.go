@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrLocked is returned (wrapped, with the holder named) when another process holds the
@@ -125,8 +127,36 @@ func LockHolder(workspace string) (*LockOwner, error) {
 		if err := syscall.Kill(o.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 			return nil, nil
 		}
+		// A live process of that number may be another one (a container restarted, a
+		// reboot): the lock is held only if the kernel says so.
+		if held, known := flockHeld(filepath.Join(workspace, StoreDir, "lock")); known && !held {
+			return nil, nil
+		}
 	}
 	return &o, nil
+}
+
+// flockHeld reports whether some process holds an flock on the file at path, as /proc/locks
+// lists them (Linux); known is false when that cannot be told.
+func flockHeld(path string) (held, known bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return false, false
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return false, false
+	}
+	// "1: FLOCK  ADVISORY  WRITE 1798 fe:00:9978005 0 EOF"; a waiter's line has "->" after
+	// the number.
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), st.Ino)
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && strings.EqualFold(f[5], id) {
+			return true, true
+		}
+	}
+	return false, true
 }
 
 // SchedulerLock notes that this process schedules the workspace: an flock on

@@ -39,6 +39,24 @@ func TestLockHolderNamesTheRunInProgress(t *testing.T) {
 	if h, err := LockHolder(ws.dir); h != nil || err != nil {
 		t.Fatalf("holder that is gone: %+v %v", h, err)
 	}
+	// A holder killed without releasing the lock whose number another live process has
+	// since (this one: a restarted container's first process, say): nobody holds the flock.
+	if _, known := flockHeld(filepath.Join(ws.dir, StoreDir, "lock")); !known {
+		t.Skip("/proc/locks cannot be read here")
+	}
+	b, _ = json.Marshal(LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline run", Started: time.Now(), Run: abs})
+	os.WriteFile(filepath.Join(ws.dir, StoreDir, "lock"), b, 0o644)
+	if h, err := LockHolder(ws.dir); h != nil || err != nil {
+		t.Fatalf("a holder whose pid was taken again: %+v %v", h, err)
+	}
+	l, _, err := AcquireLock(ws.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if h, err := LockHolder(ws.dir); h == nil || err != nil {
+		t.Fatalf("a holder of the flock: %+v %v", h, err)
+	}
 }
 
 // A second scheduler of a workspace is told of the first, which holds the scheduler lock

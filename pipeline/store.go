@@ -538,6 +538,14 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 	// Run folders beyond the newest keepRuns go first (holding the lock, none is running),
 	// and what only they used goes with them.
 	pruned := map[string]bool{}
+	if !dryRun {
+		// Run folders a gc was removing when it was killed (see below).
+		for _, name := range dirNames(runsDir) {
+			if strings.HasPrefix(name, removingPrefix) {
+				os.RemoveAll(filepath.Join(runsDir, name))
+			}
+		}
+	}
 	if keepRuns >= 0 {
 		runs := runFolders(runsDir)
 		kept := keptRuns(runs, keepRuns)
@@ -548,8 +556,15 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 			pruned[d] = true
 			res.Runs = append(res.Runs, filepath.Base(d))
 			if !dryRun {
-				if err := os.RemoveAll(d); err != nil {
+				// Renamed out of the way first, in one step: a gc killed while deleting its
+				// files leaves no part of a run folder that looks like one (without its
+				// run.json, such a folder would keep every scratch folder for good).
+				gone := filepath.Join(runsDir, removingPrefix+filepath.Base(d))
+				if err := os.Rename(d, gone); err != nil {
 					return res, fmt.Errorf("removing the run folder %s: %w", d, err)
+				}
+				if err := os.RemoveAll(gone); err != nil {
+					return res, fmt.Errorf("removing the run folder %s (renamed %s): %w", d, gone, err)
 				}
 			}
 		}
@@ -713,6 +728,9 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 	}
 	return res, nil
 }
+
+// removingPrefix begins the name a run folder gc removes takes while its files are deleted.
+const removingPrefix = ".removing-"
 
 // runFolders lists the run folders in runsDir, oldest first: folders named by their UTC
 // start time that hold a run.json or a run.log (not a promotion folder, nor another folder

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"html/template"
@@ -184,14 +185,13 @@ func (s *Summary) WriteHTML() (string, error) {
 			data = append(data, f)
 		}
 	}
+	// Whole or not at all (a full disk, a kill): never a report cut off midway.
 	path := filepath.Join(s.Dir, "report.html")
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
+	var page bytes.Buffer
+	if err := reportTemplate.Execute(&page, map[string]any{"S": s, "Rows": rows, "Data": data, "Stages": s.Run.Stages}); err != nil {
+		return path, err
 	}
-	defer f.Close()
-	err = reportTemplate.Execute(f, map[string]any{"S": s, "Rows": rows, "Data": data, "Stages": s.Run.Stages})
-	return path, err
+	return path, pipeline.WriteFileAtomic(path, page.Bytes())
 }
 
 // dataFindings is a data stage's section of the report: what a split found in its photos,
