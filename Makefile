@@ -2,7 +2,9 @@
 # tools/install-libtensorflow.sh (near-instant once installed); every target that compiles
 # Go code depends on it and links with an rpath, so binaries run without LD_LIBRARY_PATH.
 
-TF_PREFIX ?= $(CURDIR)/.libtensorflow
+# Where libtensorflow is installed: TF_PREFIX=… on the command line, or LIBTENSORFLOW_PREFIX
+# in the environment (as tools/install-libtensorflow.sh reads it), else .libtensorflow/.
+TF_PREFIX ?= $(or $(LIBTENSORFLOW_PREFIX),$(CURDIR)/.libtensorflow)
 export CGO_CFLAGS  := -I$(TF_PREFIX)/include
 export CGO_LDFLAGS := -L$(TF_PREFIX)/lib -Wl,-rpath,$(TF_PREFIX)/lib
 export LIBTENSORFLOW_PREFIX := $(TF_PREFIX)

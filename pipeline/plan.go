@@ -63,7 +63,7 @@ const (
 type Decision struct {
 	Addr    string   `json:"stage"`
 	Action  Action   `json:"action"`
-	Reasons []string `json:"reasons,omitempty"`
+	Reasons []string `json:"reasons"`
 	// Known is false when the key depends on outputs of upstream stages that will run first.
 	Known bool `json:"key_known"`
 	// Certain is true when the stage runs whatever its upstream stages output, as far as

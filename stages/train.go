@@ -413,6 +413,12 @@ func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
 		target = spec.ViT
 	}
 	names := optionNames(target)
+	// Options it does not have are said with the problems of those it has, all at once.
+	var unknown graphs.OptionErrors
+	var given map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &given); err != nil {
+		return spec, err
+	}
 	for it := options.ElementIterator(); it.Next(); {
 		k, _ := it.Element()
 		if name := k.AsString(); !slices.Contains(names, name) {
@@ -422,9 +428,30 @@ func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
 			} else {
 				msg += "."
 			}
-			return spec, fmt.Errorf("%s The %s options are %s.", msg, arch, pipeline.JoinList(names, "and"))
+			unknown = append(unknown, fmt.Errorf("%s The %s options are %s.", msg, arch, pipeline.JoinList(names, "and")))
+			delete(given, name)
 		}
 	}
+	if len(unknown) > 0 {
+		if raw, err = json.Marshal(given); err != nil {
+			return spec, err
+		}
+		known, err := archSpecJSON(spec, target, arch, raw)
+		var problems graphs.OptionErrors
+		switch {
+		case errors.As(err, &problems):
+			unknown = append(unknown, problems...)
+		case err != nil:
+			unknown = append(unknown, err)
+		}
+		return known, unknown
+	}
+	return archSpecJSON(spec, target, arch, raw)
+}
+
+// archSpecJSON decodes raw, options the architecture arch has, into target (the options
+// struct of spec) and checks them.
+func archSpecJSON(spec graphs.Spec, target any, arch string, raw []byte) (graphs.Spec, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields() // optionNames lists them all; this is a second guard
 	if err := dec.Decode(target); err != nil {

@@ -220,6 +220,11 @@ func printPlan(w io.Writer, plan []*pipeline.Decision, asJSON bool) bool {
 		}
 	}
 	if asJSON {
+		for _, d := range plan {
+			if d.Reasons == nil {
+				d.Reasons = []string{} // always there, as the docs list it: [] for none
+			}
+		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(map[string]any{"stages": plan, "pending": pending})

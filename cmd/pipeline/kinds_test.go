@@ -109,6 +109,9 @@ func TestEveryArchitectureOptionProblemIsNamed(t *testing.T) {
 		{"vgg19", "{ width = -1, dropout = 1 }", []string{"vgg19: width -1 must be positive", "vgg19: dropout 1 must be in [0, 1)"}},
 		{"vit", "{ patch = 4, dim = 64, heads = 0 }", []string{"vit: heads 0 must be positive"}},
 		{"vit", "{ patch = 4, dim = 64, heads = 4, mlp_ratio = 0, pool = \"max\" }", []string{"vit: mlp_ratio 0 must be positive", `vit: pool "max" must be "cls" or "mean"`}},
+		// An option the architecture lacks hides none of the others' problems.
+		{"cnn", "{ dense = 0, foo = 1 }", []string{`cnn has no option "foo"`, "cnn: dense 0 must be positive"}},
+		{"vit", "{ dim = 66, heads = 4, dropot = 0.1 }", []string{`vit has no option "dropot"; did you mean "dropout"?`, "vit: dim 66 is not divisible by heads 4"}},
 	} {
 		src := fmt.Sprintf("stage \"train\" \"model\" {\n  architecture = %q\n  train = \"a\"\n  val = \"b\"\n  options = %s\n}\n", c.arch, c.opts)
 		cfg, diags := pipeline.LoadSource("arch.hcl", []byte(src), reg)
@@ -122,7 +125,11 @@ func TestEveryArchitectureOptionProblemIsNamed(t *testing.T) {
 				got = append(got, d.Detail)
 			}
 		}
-		if len(diags) != len(got) || !slices.Equal(got, c.want) {
+		same := len(got) == len(c.want)
+		for i := range got {
+			same = same && strings.HasPrefix(got[i], c.want[i])
+		}
+		if len(diags) != len(got) || !same {
 			t.Errorf("%s options %s: want %q, got:\n%s", c.arch, c.opts, c.want, diags.Error())
 		}
 	}

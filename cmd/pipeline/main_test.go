@@ -133,6 +133,9 @@ func TestPlanExitCodesAndFlagsAfterTheFile(t *testing.T) {
 	if code, out, _ := runCLI("plan", file); code != exitOK || !strings.Contains(out, "= split.main") {
 		t.Fatalf("plan after running: exit %d\n%s", code, out)
 	}
+	if code, out, _ := runCLI("plan", file, "--json"); code != exitOK || !strings.Contains(out, `"reasons": []`) {
+		t.Fatalf("plan --json of a cached stage: exit %d, want its reasons as []\n%s", code, out)
+	}
 	if code, out, _ := runCLI("run", "--dry-run", file); code != exitOK {
 		t.Fatalf("run --dry-run after running: exit %d\n%s", code, out)
 	}
