@@ -76,6 +76,25 @@ func (w *Workflow) evalContext(outs Outputs, typed bool) *hcl.EvalContext {
 	return ctx
 }
 
+// uniqueDiags returns diags with each problem once: the same summary and detail at the same
+// place, as a for expression gives for each element it fails on alike.
+func uniqueDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	seen := map[string]bool{}
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		subject := ""
+		if d.Subject != nil {
+			subject = d.Subject.String()
+		}
+		id := fmt.Sprintf("%d\x00%s\x00%s\x00%s", d.Severity, d.Summary, d.Detail, subject)
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // expand evaluates a block's for_each (if any) into instance keys. Keys must be known before
 // anything runs: a set of strings, a map, or another stage's instances.
 func (w *Workflow) expand(b *block) hcl.Diagnostics {
@@ -87,6 +106,7 @@ func (w *Workflow) expand(b *block) hcl.Diagnostics {
 	expr := b.cfg.ForEach
 	ctx := w.evalContext(nil, false)
 	v, diags := expr.Value(ctx)
+	diags = uniqueDiags(diags) // a for expression's problem, once, not once per element
 	suggestAttributes(expr, ctx, diags)
 	if diags.HasErrors() {
 		return diags

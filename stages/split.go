@@ -206,7 +206,7 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 		d.add(v, at, "No images left for training", fmt.Sprintf("val = %g and %s = %g leave nothing for train; keep val + test below 1.", num(v, "val"), testIs, test))
 	}
 	d.intRange(v, "image_size", 4, 4096)
-	if usable(v, "seed") {
+	if usable(v, "seed") && !v.Inherited("seed") { // the pipeline block's is checked there
 		if _, acc := v.Get("seed").AsBigFloat().Int64(); acc != big.Exact {
 			d.add(v, "seed", "Invalid seed", fmt.Sprintf("seed = %s: use a whole number (of 64 bits).", hclValue(v.Get("seed"))))
 		}

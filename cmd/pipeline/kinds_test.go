@@ -613,3 +613,52 @@ func TestInitFromAPromotionFolderIsQuestioned(t *testing.T) {
 		}
 	}
 }
+
+// A problem is reported once: a for_each expression's for every element it fails on alike,
+// and the pipeline block's seed not again by the split that takes it.
+func TestProblemsAreSaidOnce(t *testing.T) {
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, want := range map[string]string{
+		`stage "split" "main" {
+  source     = "raw"
+  image_size = 32
+}
+stage "train" "model" {
+  for_each     = toset(["cnn", "vit", "vgg19"])
+  architecture = each.key
+  train        = stage.split.main.train
+  val          = stage.split.main.val
+}
+stage "evaluate" "test" {
+  for_each = { for k, v in stage.train.model : k => v.saved_modle }
+  model    = each.value
+  data     = stage.split.main.test
+}
+`: `does not have an attribute named "saved_modle"`,
+		`pipeline {
+  seed       = 1.5
+  image_size = 8
+}
+stage "split" "main" {
+  source = "raw"
+}
+`: "seed must be a whole number",
+	} {
+		cfg, diags := pipeline.LoadSource("once.hcl", []byte(src), reg)
+		if !diags.HasErrors() {
+			_, diags = pipeline.Build(cfg, reg, nil)
+		}
+		var errs []string
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError {
+				errs = append(errs, d.Detail)
+			}
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0], want) {
+			t.Errorf("want one error saying %q, got %d:\n%q", want, len(errs), errs)
+		}
+	}
+}

@@ -435,7 +435,7 @@ func serveCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: stages.DefaultPromoteTo, Usage: "model folder; a newly promoted model there is picked up without restarting"},
 			&cli.StringFlag{Name: "addr", Value: "localhost:5000", Usage: "listen address"},
-			&cli.Int64Flag{Name: "max-body", Value: d.MaxBody, Usage: "largest request in bytes (413 beyond)"},
+			&cli.Int64Flag{Name: "max-body", Value: d.MaxBody, Usage: "largest request in bytes (413 beyond; 10485760 is 10 MiB)"},
 			&cli.Int64Flag{Name: "max-pixels", Value: d.MaxPixels, Usage: "largest image in pixels, checked before decoding (413 beyond)"},
 			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: "inferences at once"},
 			&cli.IntFlag{Name: "queue", Value: d.Queue, Usage: "requests waiting for an inference (503 beyond)"},

@@ -293,14 +293,14 @@ func (o serveOptions) tooLarge() string {
 	return "request exceeds --max-body " + sizeText(o.MaxBody)
 }
 
-// sizeText says n bytes as the README does: "10 MB", "16 KB" (of 1024), "1500 bytes" when
-// not a whole number of either.
+// sizeText says n bytes as the README does: "10 MiB", "16 KiB", "1500 bytes" when not a
+// whole number of either.
 func sizeText(n int64) string {
 	switch {
 	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MB", n>>20)
+		return fmt.Sprintf("%d MiB", n>>20)
 	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KB", n>>10)
+		return fmt.Sprintf("%d KiB", n>>10)
 	case n == 1:
 		return "1 byte"
 	}

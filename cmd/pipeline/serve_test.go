@@ -303,7 +303,7 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 			t.Errorf("two image fields: error %q", m["error"])
 		}
 		if strings.HasPrefix(c.name, "body too large") || strings.HasPrefix(c.name, "too large before") {
-			if m["error"] != "request exceeds --max-body 64 KB" {
+			if m["error"] != "request exceeds --max-body 64 KiB" {
 				t.Errorf("%s: error %q, want it to name the flag and its value", c.name, m["error"])
 			}
 		}
