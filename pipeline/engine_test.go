@@ -1713,3 +1713,28 @@ func TestRunsFolderInsideASourceOrTheStoreIsRefused(t *testing.T) {
 		t.Errorf("a runs folder leading into the source through a link: %v", err)
 	}
 }
+
+// cancelAfter is a Reporter that cancels the run once n stages have finished.
+type cancelAfter struct {
+	nopReporter
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Finished(*StageResult) {
+	if c.n--; c.n == 0 {
+		c.cancel()
+	}
+}
+
+// A run interrupted once every stage has finished (a Ctrl-C as its select promotes, say,
+// which completes) left nothing undone: it succeeded, and is not counted among the cancelled.
+func TestInterruptAfterTheLastStageIsASuccess(t *testing.T) {
+	ws := newWorkspace(t, chainHCL, chainFiles())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec, err := ws.engine(nil).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models"), Reporter: &cancelAfter{n: 4, cancel: cancel}})
+	if err != nil || rec.Status != "succeeded" || ctx.Err() == nil {
+		t.Fatalf("interrupted after its last stage: %v, status %s (context %v)", err, rec.Status, ctx.Err())
+	}
+}

@@ -194,7 +194,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 			}
 		}
 	}
-	if ctx.Err() != nil && rec.Status == "succeeded" {
+	// Interrupted after every stage had finished (during a promotion, say, which completes):
+	// nothing was left undone, and the run succeeded.
+	if ctx.Err() != nil && rec.Status == "succeeded" && len(rec.Stages) < len(insts) {
 		rec.Status = "cancelled"
 	}
 	if err := rec.Save(); err != nil {

@@ -505,6 +505,13 @@ func lockPromotions(root string) (func(), error) {
 		return nil, fmt.Errorf("locking %s: %w", root, err)
 	}
 	settle(strings.TrimSuffix(root, ".d"))
+	// A promotion killed while it copied a model left its temporary folder: holding the
+	// lock, none is being written now.
+	if tmps, err := filepath.Glob(filepath.Join(root, ".promote-*")); err == nil {
+		for _, t := range tmps {
+			os.RemoveAll(t)
+		}
+	}
 	return func() { f.Close() }, nil // closing releases the flock
 }
 

@@ -524,9 +524,16 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 	if len(old.Promotions) != 2 {
 		t.Fatalf("clone shares the promotions: %v", old.Promotions)
 	}
+	// A promotion killed while copying left its temporary folder.
+	if err := os.MkdirAll(filepath.Join(final+".d", ".promote-123", "saved_model"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// The next select finds the rolled-back model's run again: it is not promoted, and the
 	// link now says what the history says.
 	note := applyDecision(t, ws, decision("m2", 0.80, 0), "run4")
+	if left, _ := filepath.Glob(filepath.Join(final+".d", ".promote-*")); len(left) != 0 {
+		t.Fatalf("a killed promotion's temporary folder is left: %v", left)
+	}
 	if link() != "run1-cnn" {
 		t.Fatalf("after a cut-off rollback and a select: link %s, history %v (%s)", link(), history(), note)
 	}

@@ -46,6 +46,11 @@ func TestRunsListsRunningAndIncompleteRuns(t *testing.T) {
 	host, _ := os.Hostname()
 	owner, _ := json.Marshal(pipeline.LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline run pipeline.hcl -var epochs=3", Started: now, Run: going})
 	lock := filepath.Join(dir, pipeline.StoreDir, "lock")
+	held, _, err := pipeline.AcquireLock(dir) // the flock a running holder has
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
 	os.WriteFile(lock, owner, 0o644)
 
 	// From another folder: runs looks in the pipeline file's workspace.
