@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrLocked is returned (wrapped, with the holder named) when another process holds the
@@ -128,31 +126,30 @@ func LockHolder(workspace string) (*LockOwner, error) {
 			return nil, nil
 		}
 		// A live process of that number may be another one (a container restarted, a
-		// reboot): the lock is held only if the kernel says so.
-		if held, known := flockHeld(filepath.Join(workspace, StoreDir, "lock")); known && !held {
+		// reboot): it holds the lock only if it has the lock file open.
+		if open, known := hasOpen(o.PID, filepath.Join(workspace, StoreDir, "lock")); known && !open {
 			return nil, nil
 		}
 	}
 	return &o, nil
 }
 
-// flockHeld reports whether some process holds an flock on the file at path, as /proc/locks
-// lists them (Linux); known is false when that cannot be told.
-func flockHeld(path string) (held, known bool) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return false, false
-	}
-	b, err := os.ReadFile("/proc/locks")
+// hasOpen reports whether process pid has the file at path open, from its descriptors in
+// /proc (Linux); known is false when that cannot be told (no /proc, another user's process).
+// Pipeline processes open the lock file only to take its flock, and keep it open while they
+// hold it.
+func hasOpen(pid int, path string) (open, known bool) {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return false, false
 	}
-	// "1: FLOCK  ADVISORY  WRITE 1798 fe:00:9978005 0 EOF"; a waiter's line has "->" after
-	// the number.
-	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), st.Ino)
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) >= 6 && f[1] == "FLOCK" && strings.EqualFold(f[5], id) {
+	fds := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(fds)
+	if err != nil {
+		return false, false
+	}
+	for _, e := range entries {
+		if st, err := os.Stat(filepath.Join(fds, e.Name())); err == nil && os.SameFile(st, fi) {
 			return true, true
 		}
 	}

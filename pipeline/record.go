@@ -236,7 +236,15 @@ func copyFile(src, dst string) error {
 		out.Close()
 		return err
 	}
-	return out.Close()
+	if err := out.Close(); err != nil {
+		return err
+	}
+	// The copy keeps the original's modification time: a copy whose time or size differs
+	// from its original's has changed since (a promoted model's, see stages.filesDiffer).
+	if fi, err := in.Stat(); err == nil {
+		os.Chtimes(dst, fi.ModTime(), fi.ModTime())
+	}
+	return nil
 }
 
 // artifactDirName is the run-folder subdirectory of an instance: the kind's choice, else the

@@ -194,11 +194,9 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 			}
 		}
 	}
-	// Interrupted after every stage had finished (during a promotion, say, which completes):
-	// nothing was left undone, and the run succeeded.
-	if ctx.Err() != nil && rec.Status == "succeeded" && len(rec.Stages) < len(insts) {
-		rec.Status = "cancelled"
-	}
+	// Every stage has its result: one not run for an interruption is cancelled, above. A run
+	// interrupted after every stage had finished (as its select promotes, which completes)
+	// left nothing undone, and succeeded.
 	if err := rec.Save(); err != nil {
 		return rec, fmt.Errorf("writing run.json: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sync/errgroup"
 
+	"pipeline/graphs"
 	"pipeline/pipeline"
 	"pipeline/stages/raster"
 )
@@ -425,24 +426,27 @@ func decodeFile(path string, libjpeg bool) (image.Image, error) {
 	return decodeImage(data, libjpeg)
 }
 
-// storedJPEGReader names the decoder of the JPEGs a split stores (Manifest.ReadWith).
-const storedJPEGReader = "libjpeg-turbo (TensorFlow's DecodeJpeg, integer-accurate IDCT)"
+// storedJPEGReader names the decoder of the JPEGs a split stores (Manifest.ReadWith), with
+// the libtensorflow it comes with: augment's copies of them depend on it.
+func storedJPEGReader() string {
+	return "libjpeg-turbo (DecodeJpeg of libtensorflow " + graphs.TensorFlowVersion() + ", integer-accurate IDCT)"
+}
 
 // decodeImage decodes a stored image: the uncompressed PNGs the stages write with
 // raster.ReadStoredPNG; JPEGs, with libjpeg set (the manifest names storedJPEGReader), with
-// libjpeg-turbo (jpegDecoder.decode, as predict and serve decode them); anything else (the
-// JPEGs of manifests written before read_with, or when TensorFlow is unusable) with Go's
-// decoders.
+// libjpeg-turbo only (jpegDecoder.decode, as predict and serve decode them: other pixels
+// would be cached as if they were its); anything else (the JPEGs of manifests written before
+// read_with) with Go's decoders.
 func decodeImage(data []byte, libjpeg bool) (image.Image, error) {
 	if img, ok := raster.ReadStoredPNG(data); ok {
 		return img, nil
 	}
 	if libjpeg && len(data) > 2 && data[0] == 0xff && data[1] == 0xd8 {
-		if d, err := sharedJPEGDecoder(); err == nil {
-			if img, err := d.decode(data); err == nil {
-				return img, nil
-			}
+		d, err := sharedJPEGDecoder()
+		if err != nil {
+			return nil, fmt.Errorf("libjpeg-turbo, which reads the stored JPEGs, is unusable: %w", err)
 		}
+		return d.decode(data)
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	return img, err

@@ -234,10 +234,17 @@ func orientRGB(img *raster.RGB, o int) *raster.RGB {
 	return &raster.RGB{Pix: pix, Stride: 3 * w, Rect: image.Rect(0, 0, w, h)}
 }
 
-// orientImage returns img (decoded by Go) turned to its displayed frame, as RGBA.
+// orientImage returns img (decoded by Go) turned to its displayed frame, as RGBA, or as
+// NRGBA for an NRGBA image (a PNG or WebP with alpha), which raster.Resize composites over
+// black to the nearest level (clone.AsRGBA would round its translucent colour down first).
 func orientImage(img image.Image, o int) image.Image {
 	if o <= 1 || o > 8 {
 		return img
+	}
+	if n, ok := img.(*image.NRGBA); ok {
+		b := n.Bounds()
+		pix, w, h := orientPixels(n.Pix[n.PixOffset(b.Min.X, b.Min.Y):], n.Stride, 4, b.Dx(), b.Dy(), o)
+		return &image.NRGBA{Pix: pix, Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
 	}
 	rgba := clone.AsRGBA(img)
 	b := rgba.Bounds()

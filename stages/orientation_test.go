@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -430,6 +431,34 @@ func TestTIFFOrientationIsApplied(t *testing.T) {
 				if !bytes.Equal(pixelsOf(got, 3), pixelsOf(want, 3)) {
 					t.Errorf("%s %s: a TIFF stored turned with Orientation %d is not fitted as the upright one", order, policy, o)
 				}
+			}
+		}
+	}
+}
+
+// A translucent PNG turned by its orientation is composited over black to the nearest level,
+// as one that is not turned: 201 at alpha 77 is 60.7, so 61.
+func TestTurnedTranslucentImageRoundsToTheNearestLevel(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 4, 2))
+	for i := 0; i < len(img.Pix); i += 4 {
+		copy(img.Pix[i:], []uint8{201, 201, 201, 77})
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	for o := 1; o <= 8; o++ {
+		data := buf.Bytes()
+		if o > 1 {
+			data = withPNGChunk(data, "eXIf", exifTIFF(t, o, "II"))
+		}
+		got, err := prepareImage(data, "png", 4, 2, 4, ResizeSquash, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range pixelsOf(got, 3) {
+			if v != 61 {
+				t.Fatalf("orientation %d: level %d at %d, want 61", o, v, i)
 			}
 		}
 	}

@@ -51,6 +51,9 @@ type promoteHistory struct {
 	// RolledBack lists the models Rollback took back, which select does not promote again;
 	// PromoteAgain removes a model from it.
 	RolledBack []RolledBack `json:"rolled_back,omitempty"`
+	// Pending is the champion a promotion or rollback has recorded but not yet pointed the
+	// link to (commit); settle finishes it when that process was cut off.
+	Pending string `json:"pending,omitempty"`
 }
 
 // RolledBack is a model that was champion until a rollback, or until another model was
@@ -132,12 +135,15 @@ func promote(promoteTo, savedModel string, card Card) error {
 	return commit(promoteTo, card.ID, h, old)
 }
 
-// commit records h as the history of promoteTo's promotions, then points the link to id:
-// the history first, so that a promotion or rollback cut off between the two is finished by
-// the next holder of the lock (settle). When the link cannot be switched, the history is put
-// back as it was (old), and nothing has changed.
+// commit records h as the history of promoteTo's promotions, with id as its pending champion,
+// then points the link to id and clears the mark: the history first, so that a promotion or
+// rollback cut off between the two is finished by the next holder of the lock (settle), and
+// only it (a link switched by hand, or left by an older release, is no pending promotion).
+// When the link cannot be switched, the history is put back as it was (old), and nothing has
+// changed.
 func commit(promoteTo, id string, h, old promoteHistory) error {
 	path := filepath.Join(promoteTo+".d", "history.json")
+	h.Pending = id
 	if err := writeJSONAtomic(path, h); err != nil {
 		return err
 	}
@@ -147,56 +153,60 @@ func commit(promoteTo, id string, h, old promoteHistory) error {
 		}
 		return err
 	}
+	h.Pending = ""
+	writeJSONAtomic(path, h) // if this fails, the next holder of the lock clears it (settle)
 	return nil
 }
 
-// settle points promoteTo to the champion history.json names when it is a link to another
-// promoted folder: a promotion or rollback was cut off after recording itself (commit). A
-// missing link is left to whoever reads it (it is restored with a note), a real folder to
-// adoptLegacy, and a champion whose folder is gone to the messages that say so. The caller
-// holds the promotions' lock.
-func settle(promoteTo string) {
-	if _, want, ok := unsettled(promoteTo); ok {
-		pointTo(promoteTo, want) // best effort: the next holder of the lock tries again
-	}
-}
-
-// FinishCutOffPromotion points promoteTo (named as shown) where history.json says when a
-// promotion or rollback was cut off between recording itself and switching the link
-// (settle), and says so; "" when there was nothing to finish.
-func FinishCutOffPromotion(promoteTo, shown string) (string, error) {
-	have, want, ok := unsettled(promoteTo)
-	if !ok {
-		return "", nil
-	}
-	unlock, err := lockPromotions(promoteTo + ".d") // which settles it
-	if err != nil {
-		return "", fmt.Errorf("%s leads to %s, but history.json names the champion %s (a promotion or rollback was cut off), and it could not be finished: %w", shown, have, want, err)
-	}
-	unlock()
-	if _, _, still := unsettled(promoteTo); still {
-		return "", fmt.Errorf("%s leads to %s, but history.json names the champion %s (a promotion or rollback was cut off), and the link could not be switched", shown, have, want)
-	}
-	return fmt.Sprintf("%s led to %s, but history.json names the champion %s (a promotion or rollback was cut off): it points to %[3]s now", shown, have, want), nil
-}
-
-// unsettled reports whether promoteTo is a link to a promoted folder (have) other than the
-// champion history.json names (want), whose folder is there (see settle).
-func unsettled(promoteTo string) (have, want string, ok bool) {
+// settle finishes a promotion or rollback cut off between recording itself and switching the
+// link (commit): it points promoteTo to the pending champion history.json names, when its
+// folder is there, and clears the mark. It returns where the link led before and where it
+// leads now when it switched it. The caller holds the promotions' lock.
+func settle(promoteTo string) (was, now string, err error) {
 	root := promoteTo + ".d"
 	h, err := readHistory(root)
-	if err != nil || len(h.Promotions) == 0 {
-		return "", "", false
+	if err != nil || h.Pending == "" {
+		return "", "", nil
 	}
-	want = h.Promotions[len(h.Promotions)-1]
-	target, err := os.Readlink(promoteTo)
-	if err != nil || filepath.Dir(target) != filepath.Base(root) || filepath.Base(target) == want {
-		return "", "", false
+	want := h.Pending
+	if fi, serr := os.Stat(filepath.Join(root, want)); serr != nil || !fi.IsDir() {
+		return "", "", fmt.Errorf("history.json names %s as the champion being promoted, but its folder %s is gone", want, filepath.Join(root, want))
 	}
-	if fi, err := os.Stat(filepath.Join(root, want)); err != nil || !fi.IsDir() {
-		return "", "", false
+	target, _ := os.Readlink(promoteTo)
+	if filepath.Base(target) != want || filepath.Dir(target) != filepath.Base(root) {
+		if err := pointTo(promoteTo, want); err != nil {
+			return "", "", err
+		}
+		was, now = cmp.Or(filepath.Base(target), "nothing"), want
 	}
-	return filepath.Base(target), want, true
+	h.Pending = ""
+	return was, now, writeJSONAtomic(filepath.Join(root, "history.json"), h)
+}
+
+// FinishCutOffPromotion finishes a promotion or rollback cut off between recording itself and
+// switching the link promoteTo (named as shown), and says so; "" when there was none.
+func FinishCutOffPromotion(promoteTo, shown string) (string, error) {
+	if h, err := readHistory(promoteTo + ".d"); err != nil || h.Pending == "" {
+		return "", nil // nothing pending; a promotion under way now is its own process's
+	}
+	unlock, err := lockPromotionsOnly(promoteTo + ".d")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	was, now, err := settle(promoteTo) // under the lock: no promotion is under way
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("a promotion or rollback of %s was cut off, and it could not be finished: %w", shown, err)
+	case now != "":
+		return fmt.Sprintf("a promotion or rollback was cut off: %s led to %s, and now to %s, as history.json says", shown, was, now), nil
+	}
+	return "", nil
+}
+
+// clone returns a copy of h that changes to h leave alone.
+func (h promoteHistory) clone() promoteHistory {
+	return promoteHistory{Promotions: slices.Clone(h.Promotions), RolledBack: slices.Clone(h.RolledBack), Pending: h.Pending}
 }
 
 // reinstall installs the champion's model again, from savedModel (its store output), in its
@@ -214,7 +224,9 @@ func reinstall(promoteTo, savedModel string, card Card) error {
 // filesDiffer reports whether a folder of files (a champion's saved_model) differs from want
 // (the store output it was installed from): a file of want missing from it, or another file
 // (not a hard link to want's) of other content. Files of want are hard links to it unless it
-// was copied from another file system, so this mostly costs a stat a file.
+// was copied from another file system, so this mostly costs a stat a file; a copy (which
+// keeps its original's modification time) is read only when its size or time differs, and
+// given the original's time when its content is the same, so that it is read once.
 func filesDiffer(dir, want string) (bool, error) {
 	differs := false
 	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
@@ -233,12 +245,16 @@ func filesDiffer(dir, want string) (bool, error) {
 		case os.SameFile(wi, gi):
 		case wi.Size() != gi.Size():
 			differs = true
+		case wi.ModTime().Equal(gi.ModTime()):
 		default:
 			same, err := sameContent(p, filepath.Join(dir, rel))
 			if err != nil {
 				return err
 			}
 			differs = !same
+			if same {
+				os.Chtimes(filepath.Join(dir, rel), wi.ModTime(), wi.ModTime())
+			}
 		}
 		return nil
 	})
@@ -268,11 +284,6 @@ func sameContent(a, b string) (bool, error) {
 			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF), nil
 		}
 	}
-}
-
-// clone returns a copy of h that changes to h leave alone.
-func (h promoteHistory) clone() promoteHistory {
-	return promoteHistory{Promotions: slices.Clone(h.Promotions), RolledBack: slices.Clone(h.RolledBack)}
 }
 
 // install puts a SavedModel (hard links) and its card into the champion folder card.ID; the
@@ -482,11 +493,11 @@ func adoptLegacy(promoteTo string) (string, error) {
 	return legacy, appendHistory(root, legacy)
 }
 
-// lockPromotions takes the lock of the promotions kept in root (<promoteTo>.d/.lock),
+// lockPromotionsOnly takes the lock of the promotions kept in root (<promoteTo>.d/.lock),
 // waiting while another process holds it, and returns its release: a run's select and the
 // promote command each change the champion link and history.json in one go, whatever
 // workspace they were started from.
-func lockPromotions(root string) (func(), error) {
+func lockPromotionsOnly(root string) (func(), error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
@@ -504,15 +515,24 @@ func lockPromotions(root string) (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", root, err)
 	}
-	settle(strings.TrimSuffix(root, ".d"))
-	// A promotion killed while it copied a model left its temporary folder: holding the
-	// lock, none is being written now.
+	return func() { f.Close() }, nil // closing releases the flock
+}
+
+// lockPromotions is lockPromotionsOnly for a change to the promotions: holding the lock, it
+// first finishes a promotion or rollback that was cut off (settle) and removes what a
+// promotion killed while it copied a model left (none is being written now).
+func lockPromotions(root string) (func(), error) {
+	unlock, err := lockPromotionsOnly(root)
+	if err != nil {
+		return nil, err
+	}
+	settle(strings.TrimSuffix(root, ".d")) // best effort: its error is said by the next change's own
 	if tmps, err := filepath.Glob(filepath.Join(root, ".promote-*")); err == nil {
 		for _, t := range tmps {
 			os.RemoveAll(t)
 		}
 	}
-	return func() { f.Close() }, nil // closing releases the flock
+	return unlock, nil
 }
 
 // pointTo atomically makes promoteTo a link to <promoteTo>.d/<id>.

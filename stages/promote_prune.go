@@ -38,7 +38,11 @@ func PruneChampions(promoteTo string, keep int, dryRun bool) ([]PrunedModel, err
 	if _, err := os.Stat(root); err != nil {
 		return nil, nil // nothing was ever promoted there
 	}
-	unlock, err := lockPromotions(root)
+	lock := lockPromotions
+	if dryRun {
+		lock = lockPromotionsOnly // a dry run changes nothing, a cut-off promotion included
+	}
+	unlock, err := lock(root)
 	if err != nil {
 		return nil, err
 	}

@@ -510,7 +510,23 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A rollback killed after writing the history: history says run1-cnn, the link run2-cnn.
+	// A link switched otherwise (by hand, or by an older release that switched it before
+	// writing the history) is no cut-off promotion: it is left alone.
+	if err := pointTo(final, "run1-cnn"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PruneChampions(final, 5, false); err != nil {
+		t.Fatal(err)
+	}
+	if link() != "run1-cnn" {
+		t.Fatalf("a link switched by hand was switched back to %s", link())
+	}
+	if err := pointTo(final, "run2-cnn"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A rollback killed after writing the history: history says run1-cnn, pending, the link
+	// run2-cnn.
 	h, err := readHistory(final + ".d")
 	if err != nil {
 		t.Fatal(err)
@@ -518,6 +534,7 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 	old := h.clone()
 	h.Promotions = h.Promotions[:1]
 	h.change(filepath.Join(final+".d", "run2-cnn"), "run1-cnn", "m1", SetAsideByRollback)
+	h.Pending = "run1-cnn"
 	if err := writeJSONAtomic(filepath.Join(final+".d", "history.json"), h); err != nil {
 		t.Fatal(err)
 	}
@@ -531,14 +548,27 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 	// The next select finds the rolled-back model's run again: it is not promoted, and the
 	// link now says what the history says.
 	note := applyDecision(t, ws, decision("m2", 0.80, 0), "run4")
-	if left, _ := filepath.Glob(filepath.Join(final+".d", ".promote-*")); len(left) != 0 {
-		t.Fatalf("a killed promotion's temporary folder is left: %v", left)
-	}
 	if link() != "run1-cnn" {
 		t.Fatalf("after a cut-off rollback and a select: link %s, history %v (%s)", link(), history(), note)
 	}
-	if strings.HasPrefix(note, "promoted") {
-		t.Fatalf("the rolled-back model was promoted again: %q", note)
+	if strings.HasPrefix(note, "promoted") || !strings.Contains(note, "cut off") {
+		t.Fatalf("after a cut-off rollback: %q, want it finished and said, and the rolled-back model not promoted again", note)
+	}
+	if h, _ := readHistory(final + ".d"); h.Pending != "" {
+		t.Fatalf("still pending: %q", h.Pending)
+	}
+	// The next change to the promotions (gc --keep-champions here) removes the folder.
+	if _, err := PruneChampions(final, 5, true); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(final+".d", ".promote-*")); len(left) != 1 {
+		t.Fatalf("a dry run removed a killed promotion's temporary folder: %v", left)
+	}
+	if _, err := PruneChampions(final, 5, false); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(final+".d", ".promote-*")); len(left) != 0 {
+		t.Fatalf("a killed promotion's temporary folder is left: %v", left)
 	}
 }
 

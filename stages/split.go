@@ -89,10 +89,10 @@ func (Split) Name() string { return "split" }
 // damaged_jpegs, what libjpeg-turbo said of the JPEGs it decoded past damage in; 31: stored
 // images of version 16 (a JPEG's crop decoded with context around it, a TIFF's
 // Orientation, a GIF's frame in its place on the canvas, translucent colour rounded to the
-// nearest level), manifests of stored JPEGs name their decoder (read_with). Stored images
-// have a version of their own, storedImagesVersion: a split of this version links those a
-// split of 31 stored.)
-func (Split) Version() int { return 31 }
+// nearest level), manifests of stored JPEGs name their decoder (read_with); 32: read_with
+// names the libtensorflow of the decoder. Stored images have a version of their own,
+// storedImagesVersion: a split of this version links those a split of 31 stored.)
+func (Split) Version() int { return 32 }
 
 // BulkDirs implements pipeline.Bulky: run folders link the stored images' folder as a whole.
 func (Split) BulkDirs(v *pipeline.Values) []string {
@@ -685,7 +685,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	for _, s := range []string{TrainSet, ValSet, TestSet} {
 		manifests[s] = &Manifest{Split: s, Classes: kept, Size: cfg.ImageSize, Channels: cfg.Channels, Resize: cfg.Resize}
 		if cfg.stores() && cfg.Format == FormatJPEG {
-			manifests[s].ReadWith = storedJPEGReader
+			manifests[s].ReadWith = storedJPEGReader()
 		}
 		if !cfg.stores() {
 			m := manifests[s]

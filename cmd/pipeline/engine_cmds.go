@@ -445,6 +445,9 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	// folder name holding '[' or '*' would match nothing.
 	var runs, unfinished []string
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // hidden: not a run (one gc is removing, say)
+		}
 		dir := filepath.Join(runsDir, e.Name())
 		if _, err := os.Stat(filepath.Join(dir, "run.json")); err == nil {
 			runs = append(runs, dir)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"maps"
@@ -87,17 +89,21 @@ type servedModel struct {
 	resolved string // the folder it was loaded from, after links
 	name     string // what the log, /healthz and /predict call it: modelName
 	stamp    time.Time
-	// files is the size and modification time of each file of the model when it was
-	// loaded: a promoted model's files never change, so one that does was damaged on disk
-	// (truncated, overwritten), which CheckFiles, looking for missing files, cannot tell.
+	// files is the size, modification time and SHA-256 of each file of the model when it
+	// was loaded: a promoted model's files never change, so one whose content does was
+	// damaged on disk (truncated, overwritten), which CheckFiles, looking for missing files,
+	// cannot tell. A file only touched, or put back as it was, is not.
 	files    map[string]fileStamp
 	inflight sync.WaitGroup
 }
 
-// fileStamp is a file's size and modification time.
+// fileStamp is what a served model's file was when it was loaded: its content's digest,
+// and the size and modification time it was last seen with (damaged: with other content).
 type fileStamp struct {
 	size    int64
 	modTime time.Time
+	digest  [sha256.Size]byte
+	damaged bool
 }
 
 // stampFiles returns the stamp of every file under dir, by path relative to it.
@@ -106,8 +112,10 @@ func stampFiles(dir string) map[string]fileStamp {
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if fi, err := os.Stat(p); err == nil {
-				rel, _ := filepath.Rel(dir, p)
-				files[rel] = fileStamp{fi.Size(), fi.ModTime()}
+				if sum, err := fileDigest(p); err == nil {
+					rel, _ := filepath.Rel(dir, p)
+					files[rel] = fileStamp{size: fi.Size(), modTime: fi.ModTime(), digest: sum}
+				}
 			}
 		}
 		return nil
@@ -115,18 +123,42 @@ func stampFiles(dir string) map[string]fileStamp {
 	return files
 }
 
-// changedFile names a file of dir whose size or modification time is not what was (its
-// stamps when the model was loaded) says, and how it changed; "" when none did.
-func changedFile(dir string, was map[string]fileStamp) string {
-	for _, rel := range slices.Sorted(maps.Keys(was)) {
+// fileDigest is the SHA-256 of the file at p.
+func fileDigest(p string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	f, err := os.Open(p)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// changedFile names a file of dir whose content is not what it was when the model was
+// loaded (files, which it updates), and how; "" when none. A file is read again only when
+// its size or modification time changed since it was last looked at.
+func changedFile(dir string, files map[string]fileStamp) string {
+	for _, rel := range slices.Sorted(maps.Keys(files)) {
+		st := files[rel]
 		fi, err := os.Stat(filepath.Join(dir, rel))
-		switch {
-		case err != nil:
+		if err != nil {
 			return fmt.Sprintf("its file %s is gone", filepath.ToSlash(rel))
-		case fi.Size() != was[rel].size:
-			return fmt.Sprintf("its file %s changed on disk since it was loaded (%d bytes then, %d now)", filepath.ToSlash(rel), was[rel].size, fi.Size())
-		case !fi.ModTime().Equal(was[rel].modTime):
-			return fmt.Sprintf("its file %s was written to since it was loaded", filepath.ToSlash(rel))
+		}
+		if fi.Size() != st.size || !fi.ModTime().Equal(st.modTime) {
+			sum, err := fileDigest(filepath.Join(dir, rel))
+			if err != nil {
+				return fmt.Sprintf("its file %s cannot be read: %v", filepath.ToSlash(rel), err)
+			}
+			st.size, st.modTime, st.damaged = fi.Size(), fi.ModTime(), sum != st.digest
+			files[rel] = st
+		}
+		if st.damaged {
+			return fmt.Sprintf("its file %s changed on disk since it was loaded (now %d bytes)", filepath.ToSlash(rel), st.size)
 		}
 	}
 	return ""

@@ -834,12 +834,34 @@ func TestTruncatedServedModelIsReported(t *testing.T) {
 	if len(weights) != 1 {
 		t.Fatalf("weights %v", weights)
 	}
+	whole, err := os.ReadFile(weights[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Touched only: the same content.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(weights[0], later, later); err != nil {
+		t.Fatal(err)
+	}
+	s.poll()
+	if got := s.pendingError(); got != "" {
+		t.Fatalf("touched weights: pending_model_error %q", got)
+	}
 	if err := os.Truncate(weights[0], 10); err != nil {
 		t.Fatal(err)
 	}
 	s.poll()
+	s.poll()
 	if got := s.pendingError(); !strings.Contains(got, "changed on disk since it was loaded") || !strings.Contains(got, "variables/variables.data-") {
 		t.Fatalf("truncated weights: pending_model_error %q\n%s", got, logged.String())
+	}
+	// Put back as they were (cp -a from a backup, say): whole again.
+	if err := os.WriteFile(weights[0], whole, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.poll()
+	if got := s.pendingError(); got != "" || !strings.Contains(logged.String(), "whole again") {
+		t.Fatalf("weights put back: pending_model_error %q\n%s", got, logged.String())
 	}
 }
 
