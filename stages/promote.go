@@ -123,16 +123,23 @@ func promote(promoteTo, savedModel string, card Card) error {
 		return err
 	}
 	defer unlock()
-	if err := install(promoteTo, savedModel, card); err != nil {
-		return err
-	}
 	h, err := readHistory(root)
 	if err != nil {
 		return err
 	}
+	_, serr := os.Stat(filepath.Join(root, card.ID))
+	if err := install(promoteTo, savedModel, card); err != nil {
+		return err
+	}
 	old := h.clone()
 	h.record(card.ID)
-	return commit(promoteTo, card.ID, h, old)
+	if err := commit(promoteTo, card.ID, h, old); err != nil {
+		if serr != nil { // a folder this promotion made: not a model promoted before
+			os.RemoveAll(filepath.Join(root, card.ID))
+		}
+		return err
+	}
+	return nil
 }
 
 // commit records h as the history of promoteTo's promotions, with id as its pending champion,
@@ -675,8 +682,12 @@ func (h promoteHistory) previous() int {
 // those of the ids not (the champion, say), or by `pipeline promote RUN/FOLDER`.
 func otherModels(root string, not ...string) string {
 	next := "`pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
+	h, _ := readHistory(root)
+	onRecord := func(id string) bool { // promoted before, not a folder a failed promotion left
+		return slices.Contains(h.Promotions, id) || slices.ContainsFunc(h.RolledBack, func(r RolledBack) bool { return r.ID == id })
+	}
 	others := slices.DeleteFunc(promotedIDList(root), func(id string) bool {
-		return slices.Contains(not, id) || graphs.CheckFiles(SavedModelOf(filepath.Join(root, id))) != nil
+		return slices.Contains(not, id) || !onRecord(id) || graphs.CheckFiles(SavedModelOf(filepath.Join(root, id))) != nil
 	})
 	if len(others) > 0 {
 		next = fmt.Sprintf("`pipeline promote ID` makes another model promoted before the champion (%s), or ", strings.Join(others, ", ")) + next

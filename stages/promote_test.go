@@ -500,6 +500,9 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 	if got := history(); !slices.Equal(got, []string{"run1-cnn", "run2-cnn"}) || link() != "run2-cnn" {
 		t.Fatalf("after a failed promotion: history %v, link %s; want the champion run2-cnn in both", got, link())
 	}
+	if _, err := os.Stat(filepath.Join(final+".d", "run3-cnn")); err == nil {
+		t.Fatal("the failed promotion left its folder, which later messages offer as a champion of before")
+	}
 	if _, _, err := Rollback(final); err == nil {
 		t.Fatal("a rollback whose link could not be switched succeeded")
 	}
