@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	graphpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
 	shapepb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
 	typespb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	varpb "github.com/wamuir/graft/tensorflow/core/framework/variable_go_proto"
 	cfgpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"github.com/wamuir/graft/tensorflow/op"
 	"google.golang.org/protobuf/proto"
@@ -163,6 +165,10 @@ func inferenceSavedModel(m Classifier) (*cfgpb.SavedModel, error) {
 	if err := proto.Unmarshal(buf.Bytes(), gd); err != nil {
 		return nil, err
 	}
+	collections, err := nameVariables(gd, p.Vars(), ck.restore.Name())
+	if err != nil {
+		return nil, err
+	}
 	dims := func(ds ...int64) *shapepb.TensorShapeProto {
 		sp := &shapepb.TensorShapeProto{}
 		for _, d := range ds {
@@ -189,7 +195,88 @@ func inferenceSavedModel(m Classifier) (*cfgpb.SavedModel, error) {
 			MaxToKeep:          1,
 			Version:            cfgpb.SaverDef_V2,
 		},
-		SignatureDef: map[string]*cfgpb.SignatureDef{SignatureKey: sig},
+		SignatureDef:  map[string]*cfgpb.SignatureDef{SignatureKey: sig},
+		CollectionDef: collections,
 	}
 	return &cfgpb.SavedModel{SavedModelSchemaVersion: 1, MetaGraphs: []*cfgpb.MetaGraphDef{mg}}, nil
+}
+
+// nameVariables makes the serving graph's variables what TensorFlow's Python tools expect of
+// a V1 SavedModel: each variable's node is named as the variable (its shared name, also its
+// checkpoint key, "model/block1/bn/beta", rather than the op path the graph builder gave it),
+// which the TFLite converter and tf2onnx look variables up by; and the "variables" and
+// "trainable_variables" collections list them (a VariableDef each, restored by the saver's
+// restore op), so that tf.saved_model.load gives them as variables (to inspect, fine-tune or
+// save again) rather than loading weights it does not show.
+func nameVariables(gd *graphpb.GraphDef, vars []*Var, restoreOp string) (map[string]*cfgpb.CollectionDef, error) {
+	trainable := map[string]bool{}
+	for _, v := range vars {
+		trainable[v.Name] = v.Trainable
+	}
+	names := map[string]bool{}
+	for _, n := range gd.Node {
+		names[n.Name] = true
+	}
+	rename := map[string]string{}
+	for _, n := range gd.Node {
+		if n.Op != "VarHandleOp" {
+			continue
+		}
+		shared := string(n.Attr["shared_name"].GetS())
+		if _, ok := trainable[shared]; !ok {
+			return nil, fmt.Errorf("export: variable node %s has shared name %q, which is no variable of the model", n.Name, shared)
+		}
+		if names[shared] {
+			return nil, fmt.Errorf("export: variable %s would take the name of another node", shared)
+		}
+		rename[n.Name] = shared
+	}
+	renamed := func(input string) string {
+		ctl := strings.HasPrefix(input, "^")
+		name, port, hasPort := strings.Cut(strings.TrimPrefix(input, "^"), ":")
+		if to, ok := rename[name]; ok {
+			name = to
+		}
+		if hasPort {
+			name += ":" + port
+		}
+		if ctl {
+			name = "^" + name
+		}
+		return name
+	}
+	for _, n := range gd.Node {
+		if to, ok := rename[n.Name]; ok {
+			n.Name = to
+		}
+		for i, in := range n.Input {
+			n.Input[i] = renamed(in)
+		}
+	}
+	// A variable's snapshot is the first read of it, in the graph's order.
+	snapshot := map[string]string{}
+	for _, n := range gd.Node {
+		if n.Op == "ReadVariableOp" && len(n.Input) > 0 {
+			if v, _, _ := strings.Cut(n.Input[0], ":"); snapshot[v] == "" {
+				snapshot[v] = n.Name + ":0"
+			}
+		}
+	}
+	all, train := &cfgpb.CollectionDef_BytesList{}, &cfgpb.CollectionDef_BytesList{}
+	for _, v := range vars {
+		def, err := proto.MarshalOptions{Deterministic: true}.Marshal(&varpb.VariableDef{
+			VariableName: v.Name + ":0", SnapshotName: snapshot[v.Name], InitializerName: restoreOp,
+			IsResource: true, Trainable: v.Trainable})
+		if err != nil {
+			return nil, err
+		}
+		all.Value = append(all.Value, def)
+		if v.Trainable {
+			train.Value = append(train.Value, def)
+		}
+	}
+	return map[string]*cfgpb.CollectionDef{
+		"variables":           {Kind: &cfgpb.CollectionDef_BytesList_{BytesList: all}},
+		"trainable_variables": {Kind: &cfgpb.CollectionDef_BytesList_{BytesList: train}},
+	}, nil
 }

@@ -63,6 +63,8 @@ func TestSavedModelLoadsInPython(t *testing.T) {
 			var res struct {
 				TensorFlow    string      `json:"tensorflow"`
 				Probabilities [][]float32 `json:"probabilities"`
+				Variables     int         `json:"variables"`
+				TFLite        [][]float32 `json:"tflite_probabilities"`
 			}
 			if err := json.Unmarshal(out, &res); err != nil {
 				t.Fatalf("python output: %v\n%s", err, out)
@@ -78,6 +80,23 @@ func TestSavedModelLoadsInPython(t *testing.T) {
 			}
 			if maxd > 1e-5 {
 				t.Fatalf("python (tensorflow %s) differs from the Go session by %g", res.TensorFlow, maxd)
+			}
+			// Python sees the weights as variables (to inspect, fine-tune or save again),
+			// and the TFLite converter finds them and gives the same answers.
+			if n := len(tr.model); res.Variables != n {
+				t.Errorf("python sees %d variables, the model has %d", res.Variables, n)
+			}
+			if len(res.TFLite) != len(want.Probabilities) {
+				t.Fatalf("TFLite returned %d rows, want %d", len(res.TFLite), len(want.Probabilities))
+			}
+			maxd = 0
+			for i := range want.Probabilities {
+				for j := range want.Probabilities[i] {
+					maxd = math.Max(maxd, math.Abs(float64(res.TFLite[i][j]-want.Probabilities[i][j])))
+				}
+			}
+			if maxd > 1e-4 {
+				t.Errorf("the TFLite conversion differs from the Go session by %g", maxd)
 			}
 		})
 	}

@@ -65,12 +65,14 @@ var SelectMetrics = []string{"val_f1", "val_loss", "val_top1", "val_top3", "val_
 // Name implements pipeline.Kind.
 func (Train) Name() string { return "train" }
 
-// Version implements pipeline.Kind. (5: the sets are read in contentOrder and keyed by what
+// Version implements pipeline.Kind. (6: the SavedModel names its variables as TensorFlow's
+// Python tools expect (TFLite and ONNX conversion, m.variables), metrics.json records the
+// plateau schedule's factor and patience; 5: the sets are read in contentOrder and keyed by what
 // they hold, so renamed photos keep the model; 4: NaN and infinite epochs, exact plot ticks,
 // rate axes end at 1.) A change to metrics.png's layout alone does not bump it, as that would retrain
 // every model for a picture: a cached training keeps the plot it was made with (version 4 has
 // had two: with and without its right edge cut).
-func (Train) Version() int { return 5 }
+func (Train) Version() int { return 6 }
 
 // Outputs implements pipeline.Kind: the SavedModel folder (metrics.json, history.json and
 // metrics.png sit beside it).

@@ -455,6 +455,9 @@ func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *tra
 			"weight_decay": effectiveWeightDecay(cfg.TrainConfig), "schedule": cfg.Schedule, "warmup_epochs": cfg.WarmupEpochs, "label_smoothing": cfg.LabelSmoothing,
 			"early_stopping": cfg.EarlyStopping, "architecture_options": cfg.spec, "seed": job.Seed},
 	}
+	if cfg.Schedule == "plateau" { // the only schedule they act in
+		met.Hyperparameters["plateau_factor"], met.Hyperparameters["plateau_patience"] = cfg.PlateauFactor, cfg.PlateauPatience
+	}
 	if cfg.initFrom != "" {
 		// A path in the store names the whole upstream output, of which only the model is in
 		// this stage's key: metrics.json, a function of the key, does not name it.

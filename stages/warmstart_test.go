@@ -81,6 +81,10 @@ func TestTrainingStartsFromAModel(t *testing.T) {
 	if _, ok := base.Hyperparameters["init_from"]; ok {
 		t.Errorf("a training without init_from records one: %v", base.Hyperparameters)
 	}
+	// The default schedule, plateau, with its settings.
+	if base.Hyperparameters["plateau_factor"] != 0.1 || base.Hyperparameters["plateau_patience"] != 5.0 {
+		t.Errorf("metrics.json's plateau settings: %v", base.Hyperparameters)
+	}
 	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
 	if !strings.Contains(string(log), "starting from the weights of ") || !strings.Contains(string(log), ": 9 of 9 tensors") {
 		t.Errorf("run.log does not say what the tuned training started from:\n%s", log)

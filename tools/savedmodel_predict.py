@@ -3,7 +3,8 @@
 Usage: savedmodel_predict.py MODEL_DIR IMAGES.f32 N H W C
 
 IMAGES.f32 holds N*H*W*C little-endian float32 values (NHWC, 0-255). Used by the Go tests to
-check that exported models load in Python and agree with the Go training session.
+check that exported models load in Python and agree with the Go training session, that Python
+sees their variables, and that they convert to TensorFlow Lite with the same answers.
 """
 import json
 import os
@@ -22,7 +23,19 @@ def main(argv):
     loaded = tf.saved_model.load(model_dir)
     fn = loaded.signatures["serving_default"]
     out = fn(images=tf.constant(images))["probabilities"].numpy()
-    json.dump({"tensorflow": tf.__version__, "probabilities": out.tolist()}, sys.stdout)
+    lite = tf.lite.Interpreter(
+        model_content=tf.lite.TFLiteConverter.from_saved_model(model_dir).convert()
+    ).get_signature_runner("serving_default")
+    out_lite = lite(images=images)["probabilities"]
+    json.dump(
+        {
+            "tensorflow": tf.__version__,
+            "probabilities": out.tolist(),
+            "variables": len(loaded.variables),
+            "tflite_probabilities": out_lite.tolist(),
+        },
+        sys.stdout,
+    )
 
 
 if __name__ == "__main__":
