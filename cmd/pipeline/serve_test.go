@@ -776,18 +776,26 @@ func TestBrokenModelIsReportedOnce(t *testing.T) {
 	}
 }
 
+// servedChampion returns a folder holding a promotion folder (final_models, a link to the
+// tiny model final_models.d/a) and a server of it that has loaded it, logging into logged.
+func servedChampion(t *testing.T) (root string, s *server, logged *bytes.Buffer) {
+	t.Helper()
+	root = t.TempDir()
+	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	logged = &bytes.Buffer{}
+	s = newServer(link, defaultServeOptions(), log.New(logged, "", 0))
+	t.Cleanup(s.close)
+	s.poll()
+	return root, s, logged
+}
+
 // TestDamagedServedModelIsReported checks that the files of the model served, damaged on disk
 // (its weights deleted), are reported once in the log and in /healthz's pending_model_error
 // while it is still served from memory, and that this clears once they are whole again.
 func TestDamagedServedModelIsReported(t *testing.T) {
-	root := t.TempDir()
-	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
-	link := filepath.Join(root, "final_models")
-	os.Symlink(filepath.Join("final_models.d", "a"), link)
-	var logged bytes.Buffer
-	s := newServer(link, defaultServeOptions(), log.New(&logged, "", 0))
-	defer s.close()
-	s.poll()
+	root, s, logged := servedChampion(t)
 	vars := filepath.Join(root, "final_models.d", "a", "saved_model", "variables")
 	aside := filepath.Join(root, "variables")
 	if err := os.Rename(vars, aside); err != nil {
@@ -818,14 +826,7 @@ func TestDamagedServedModelIsReported(t *testing.T) {
 // disk (truncated weights: every name of a hard-linked file at once), which leaves every file
 // in place, is reported as damaged too.
 func TestTruncatedServedModelIsReported(t *testing.T) {
-	root := t.TempDir()
-	tinyModel(t, filepath.Join(root, "final_models.d", "a"), 1)
-	link := filepath.Join(root, "final_models")
-	os.Symlink(filepath.Join("final_models.d", "a"), link)
-	var logged bytes.Buffer
-	s := newServer(link, defaultServeOptions(), log.New(&logged, "", 0))
-	defer s.close()
-	s.poll()
+	root, s, logged := servedChampion(t)
 	s.poll()
 	if got := s.pendingError(); got != "" {
 		t.Fatalf("an intact model: pending_model_error %q", got)
