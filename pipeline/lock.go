@@ -34,6 +34,16 @@ type LockOwner struct {
 	Started time.Time `json:"started"`
 	// Run is the folder of the run the holder is making, once it has made it.
 	Run string `json:"run,omitempty"`
+	// PIDNamespace names the holder's process-ID namespace (Linux: /proc/self/ns/pid's
+	// link), so that a process of another container of the same host name, whose PID means
+	// nothing here, is not looked for among this one's.
+	PIDNamespace string `json:"pid_ns,omitempty"`
+}
+
+// pidNamespace names this process's process-ID namespace ("" where it cannot be told).
+func pidNamespace() string {
+	ns, _ := os.Readlink("/proc/self/ns/pid")
+	return ns
 }
 
 // describe names the holder for a message: "bin/pipeline run pipeline.hcl" (pid 1798 on vm,
@@ -82,7 +92,8 @@ func tryLock(path string) (l *Lock, prev LockOwner, havePrev bool, err error) {
 		return nil, prev, havePrev, nil
 	}
 	host, _ := os.Hostname()
-	l = &Lock{f: f, path: path, owner: LockOwner{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Started: time.Now()}}
+	l = &Lock{f: f, path: path, owner: LockOwner{PID: os.Getpid(), Host: host, Command: strings.Join(os.Args, " "), Started: time.Now(),
+		PIDNamespace: pidNamespace()}}
 	l.write()
 	return l, prev, havePrev, nil
 }
@@ -107,7 +118,8 @@ func (l *Lock) noteRun(dir string) {
 // LockHolder returns the live process holding the workspace lock, nil when there is none: the
 // lock file is empty (released), or names a process of this machine that is gone (killed
 // without releasing it). It only reads the lock file, so it never gets in a run's way; a
-// holder on another machine (a shared file system) is taken to be alive.
+// holder on another machine (a shared file system), or in another container's process
+// namespace, is taken to be alive.
 func LockHolder(workspace string) (*LockOwner, error) {
 	b, err := os.ReadFile(filepath.Join(workspace, StoreDir, "lock"))
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(b) == 0) {
@@ -121,7 +133,7 @@ func LockHolder(workspace string) (*LockOwner, error) {
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&o); err != nil || o.PID <= 0 {
 		return nil, fmt.Errorf("%s: unreadable lock owner %q", filepath.Join(workspace, StoreDir, "lock"), b)
 	}
-	if host, _ := os.Hostname(); o.Host == host {
+	if host, _ := os.Hostname(); o.Host == host && (o.PIDNamespace == "" || o.PIDNamespace == pidNamespace()) {
 		if err := syscall.Kill(o.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 			return nil, nil
 		}

@@ -49,6 +49,12 @@ func TestLockHolderNamesTheRunInProgress(t *testing.T) {
 	if h, err := LockHolder(ws.dir); h != nil || err != nil {
 		t.Fatalf("a holder whose pid was taken again: %+v %v", h, err)
 	}
+	// A holder in another container of the same host name: its pid means nothing here.
+	b, _ = json.Marshal(LockOwner{PID: os.Getpid(), Host: host, Command: "pipeline run", Started: time.Now(), Run: abs, PIDNamespace: "pid:[1]"})
+	os.WriteFile(filepath.Join(ws.dir, StoreDir, "lock"), b, 0o644)
+	if h, err := LockHolder(ws.dir); h == nil || err != nil {
+		t.Fatalf("a holder in another process namespace: %+v %v, want it taken as alive", h, err)
+	}
 	l, _, err := AcquireLock(ws.dir)
 	if err != nil {
 		t.Fatal(err)

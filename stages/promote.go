@@ -123,20 +123,18 @@ func promote(promoteTo, savedModel string, card Card) error {
 		return err
 	}
 	defer unlock()
-	h, err := readHistory(root)
-	if err != nil {
-		return err
-	}
 	_, serr := os.Stat(filepath.Join(root, card.ID))
 	if err := install(promoteTo, savedModel, card); err != nil {
+		return err
+	}
+	h, err := readHistory(root) // after install, whose adoptLegacy may record a folder
+	if err != nil {
 		return err
 	}
 	old := h.clone()
 	h.record(card.ID)
 	if err := commit(promoteTo, card.ID, h, old); err != nil {
-		if serr != nil { // a folder this promotion made: not a model promoted before
-			os.RemoveAll(filepath.Join(root, card.ID))
-		}
+		dropUnrecorded(root, card.ID, serr != nil)
 		return err
 	}
 	return nil
@@ -165,6 +163,15 @@ func commit(promoteTo, id string, h, old promoteHistory) error {
 	return nil
 }
 
+// dropUnrecorded removes the folder id a failed promotion made (made), unless the history
+// still names it as pending (the history could not be put back, and the next holder of the
+// lock finishes the promotion): not a model promoted before, which messages would offer.
+func dropUnrecorded(root, id string, made bool) {
+	if h, err := readHistory(root); made && err == nil && h.Pending != id {
+		os.RemoveAll(filepath.Join(root, id))
+	}
+}
+
 // settle finishes a promotion or rollback cut off between recording itself and switching the
 // link (commit): it points promoteTo to the pending champion history.json names, when its
 // folder is there, and clears the mark. It returns where the link led before and where it
@@ -176,17 +183,25 @@ func settle(promoteTo string) (was, now string, err error) {
 		return "", "", nil
 	}
 	want := h.Pending
+	h.Pending = ""
 	if fi, serr := os.Stat(filepath.Join(root, want)); serr != nil || !fi.IsDir() {
-		return "", "", fmt.Errorf("history.json names %s as the champion being promoted, but its folder %s is gone", want, filepath.Join(root, want))
+		// Its folder deleted since: the promotion cannot be finished, and is taken off the
+		// record, which then names the champion the link still leads to.
+		if n := len(h.Promotions); n > 0 && h.Promotions[n-1] == want {
+			h.Promotions = h.Promotions[:n-1]
+		}
+		return "", "", writeJSONAtomic(filepath.Join(root, "history.json"), h)
 	}
-	target, _ := os.Readlink(promoteTo)
-	if filepath.Base(target) != want || filepath.Dir(target) != filepath.Base(root) {
+	target, lerr := os.Readlink(promoteTo)
+	if lerr != nil || filepath.Base(target) != want || filepath.Dir(target) != filepath.Base(root) {
 		if err := pointTo(promoteTo, want); err != nil {
 			return "", "", err
 		}
-		was, now = cmp.Or(filepath.Base(target), "nothing"), want
+		was, now = "nothing", want
+		if lerr == nil {
+			was = filepath.Base(target)
+		}
 	}
-	h.Pending = ""
 	return was, now, writeJSONAtomic(filepath.Join(root, "history.json"), h)
 }
 
@@ -446,6 +461,7 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 			repair, card.ID = cur, filepath.Base(cur)
 		}
 	}
+	made := false // the folder card.ID is this promotion's
 	lifted, aside, err := switchChampion(promoteTo, card.ID, source, func(cur string) error {
 		if cur != "" && cur != repair {
 			if c, err := ReadCard(cur); err == nil && c.Source == source {
@@ -459,8 +475,15 @@ func PromoteFromRun(promoteTo, runDir, folder string) (*Card, *RolledBack, *Roll
 			}
 		}
 		return nil
-	}, func() error { return install(promoteTo, saved, card) })
+	}, func() error {
+		_, serr := os.Stat(filepath.Join(root, card.ID))
+		made = serr != nil
+		return install(promoteTo, saved, card)
+	})
 	if err != nil {
+		if made {
+			dropUnrecorded(root, card.ID, true)
+		}
 		return nil, nil, nil, err
 	}
 	return &card, lifted, aside, nil

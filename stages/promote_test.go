@@ -573,6 +573,18 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(final+".d", ".promote-*")); len(left) != 0 {
 		t.Fatalf("a killed promotion's temporary folder is left: %v", left)
 	}
+
+	// A promotion cut off, whose folder was deleted since: it is taken off the record, and
+	// the next select works as usual.
+	h, _ = readHistory(final + ".d")
+	h.Promotions, h.Pending = append(h.Promotions, "ghost-cnn"), "ghost-cnn"
+	if err := writeJSONAtomic(filepath.Join(final+".d", "history.json"), h); err != nil {
+		t.Fatal(err)
+	}
+	note = applyDecision(t, ws, decision("m3", 0.60, 0), "run5")
+	if got := history(); slices.Contains(got, "ghost-cnn") || link() != "run1-cnn" || !strings.HasPrefix(note, "not promoted") {
+		t.Fatalf("after a cut-off promotion whose folder is gone: history %v, link %s, %q", got, link(), note)
+	}
 }
 
 // A champion whose files were damaged on disk (they are hard links to the store's output, so

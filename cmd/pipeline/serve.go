@@ -214,18 +214,22 @@ func (s *server) reload() (bool, error) {
 	s.mu.Lock()
 	cur := s.cur
 	if cur != nil && cur.resolved == resolved && cur.stamp.Equal(stamp) {
-		// The served model's files, checked again (a few stat calls): what a restart needs.
+		s.mu.Unlock()
+		// The served model's files, checked again (a few stat calls, and a read of a file
+		// that changed): what a restart needs. Outside the lock, which requests take: only
+		// this goroutine (the watcher, or serve before it starts) reloads, and reads and
+		// writes cur.files.
 		err := graphs.CheckFiles(cur.p.Dir)
 		if changed := changedFile(cur.p.Dir, cur.files); err == nil && changed != "" {
 			err = &graphs.BrokenModelError{Dir: cur.p.Dir, Problem: changed}
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		if err != nil {
 			s.failed.resolved, s.failed.stamp, s.failed.err = resolved, stamp, damagedError{err}
-			s.mu.Unlock()
 			return false, damagedError{err}
 		}
 		s.failed.resolved, s.failed.err = "", nil // back to the served model (a rollback)
-		s.mu.Unlock()
 		return false, nil
 	}
 	known := s.failed.resolved == resolved && s.failed.stamp.Equal(stamp)
