@@ -1714,15 +1714,16 @@ func TestRunsFolderInsideASourceOrTheStoreIsRefused(t *testing.T) {
 	}
 }
 
-// cancelAfter is a Reporter that cancels the run once n stages have finished.
+// cancelAfter is a Reporter that cancels the run once n stages have finished (Finished is
+// called from the stages' goroutines).
 type cancelAfter struct {
 	nopReporter
-	n      int
+	n      atomic.Int64
 	cancel func()
 }
 
 func (c *cancelAfter) Finished(*StageResult) {
-	if c.n--; c.n == 0 {
+	if c.n.Add(-1) == 0 {
 		c.cancel()
 	}
 }
@@ -1733,7 +1734,9 @@ func TestInterruptAfterTheLastStageIsASuccess(t *testing.T) {
 	ws := newWorkspace(t, chainHCL, chainFiles())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rec, err := ws.engine(nil).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models"), Reporter: &cancelAfter{n: 4, cancel: cancel}})
+	stop := &cancelAfter{cancel: cancel}
+	stop.n.Store(4)
+	rec, err := ws.engine(nil).Run(ctx, RunOptions{RunsDir: filepath.Join(ws.dir, "models"), Reporter: stop})
 	if err != nil || rec.Status != "succeeded" || ctx.Err() == nil {
 		t.Fatalf("interrupted after its last stage: %v, status %s (context %v)", err, rec.Status, ctx.Err())
 	}
