@@ -366,6 +366,15 @@ type processed struct {
 	fallback bool
 }
 
+// source is the file as a manifest's Source names it: its path in the source folder, or in
+// test_source after testPrefix.
+func (p processed) source() string {
+	if p.test {
+		return testPrefix + p.cand.Rel
+	}
+	return p.cand.Rel
+}
+
 // shown is the path the split's reports name a file by: its folder as configured (source, or
 // test_source for its files) joined with its path there.
 func (cfg SplitConfig) shown(p processed) string {
@@ -545,6 +554,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		rep.Settings.TestSource = *cfg.TestSource
 	}
 	prevFiles, why := previous.sets(*rep.Settings)
+	from := previous // the split whose sets are kept
 	if why != "" || previous == nil {
 		// The last split made with other settings (tried for a while), or gone or changed
 		// since: an earlier one made with these keeps its sets, so that going back to them
@@ -553,17 +563,29 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 			if e := readPreviousSplit(ej, ej.Previous); e != nil && e.changed == "" && e.rep != nil && e.rep.Settings != nil {
 				if files, w := e.sets(*rep.Settings); w == "" {
 					job.Logf("keeping the sets of an earlier split made with these settings, not those of the last one (%s)", cmp.Or(why, "gone from the store"))
-					prevFiles, why = files, ""
+					prevFiles, why, from = files, "", e
 					break
 				}
 			}
 		}
 	}
 	// Earlier manifests list files by their own digest; a group keeps the set of any of its
-	// files (a held-out one first, so that nothing held out moves into training).
+	// files (a held-out one first, so that nothing held out moves into training). A file
+	// changed in place (saved again by an editor or an optimiser, touched up) is the same
+	// photo to its user: it keeps the set the file at its path had.
+	var prevPaths map[string]string
+	if why == "" {
+		prevPaths = from.sourceSets()
+	}
+	wasIn := func(p processed) string {
+		if s, ok := prevFiles[p.digest]; ok {
+			return s
+		}
+		return prevPaths[p.source()]
+	}
 	prev := map[string]string{}
 	for _, p := range procs {
-		if s, ok := prevFiles[p.digest]; ok && (prev[p.group] == "" || splitRank(s) < splitRank(prev[p.group])) {
+		if s := wasIn(p); s != "" && (prev[p.group] == "" || splitRank(s) < splitRank(prev[p.group])) {
 			prev[p.group] = s
 		}
 	}
@@ -706,11 +728,8 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if fixed[p.group] == TestSet && !p.test {
 			continue // a training-folder copy of a test_source image: listed in the report
 		}
-		src := p.cand.Rel
-		if p.test {
-			src = testPrefix + src
-		}
-		if was := prevFiles[p.digest]; was != "" && was != s && !p.test {
+		src := p.source()
+		if was := wasIn(p); was != "" && was != s && !p.test {
 			rep.Moved = append(rep.Moved, movedImage{Path: cfg.shown(p), From: was, To: s})
 			if res.moved[p.group] {
 				searchedMoves = append(searchedMoves, rep.Moved[len(rep.Moved)-1])
@@ -1245,6 +1264,25 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 		return prev, strings.Join(changes, ", ")
 	}
 	return p.assignment(), ""
+}
+
+// sourceSets maps the files the split's manifests list, by Source, to their sets (none for a
+// split not read).
+func (p *previousSplit) sourceSets() map[string]string {
+	out := map[string]string{}
+	if p == nil {
+		return out
+	}
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
+		if m := p.manifests[s]; m != nil {
+			for _, e := range m.Images {
+				if e.Source != "" {
+					out[e.Source] = s
+				}
+			}
+		}
+	}
+	return out
 }
 
 // assignment maps the digest of every file the previous split placed to its set: those its

@@ -319,3 +319,63 @@ func TestValuesInMessagesAreWrittenShort(t *testing.T) {
 		}
 	}
 }
+
+// setsBySource maps each file a split's manifests list (by Source) to its set.
+func setsBySource(t *testing.T, w *ws, rec *pipeline.RunRecord) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, s := range []string{TrainSet, ValSet, TestSet} {
+		m, err := ReadManifest(w.output(rec, "split.main", s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range m.Images {
+			out[e.Source] = s
+		}
+	}
+	return out
+}
+
+// A file changed in place (saved again by an editor or a PNG optimiser: other bytes, the same
+// picture, or touched up) keeps its set, as photos are added around it: a held-out photo
+// saved again never lands in training.
+func TestAPhotoSavedAgainKeepsItsSet(t *testing.T) {
+	w := newWS(t, splitHCL)
+	classes := []string{"a", "b", "c"}
+	for ci, c := range classes {
+		for i := 0; i < 10; i++ {
+			w.write(fmt.Sprintf("raw/%s/%02d.png", c, i), randomPNG(uint64(10+ci), uint64(i), 6, 6))
+		}
+	}
+	rec, _ := w.run(false)
+	before := setsBySource(t, w, rec)
+	resaved := 0
+	for src, s := range before {
+		if s == TrainSet {
+			continue
+		}
+		path := filepath.Join(w.dir, "raw", filepath.FromSlash(src))
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.write("raw/"+src, withPNGChunk(data, "tEXt", []byte("Software\x00optimiser")))
+		resaved++
+	}
+	// This week's photos, which change every class's quotas.
+	for ci, c := range classes {
+		for i := 10; i < 16; i++ {
+			w.write(fmt.Sprintf("raw/%s/%02d.png", c, i), randomPNG(uint64(10+ci), uint64(i), 6, 6))
+		}
+	}
+	rec, _ = w.run(false)
+	after := setsBySource(t, w, rec)
+	for src, s := range before {
+		if s != TrainSet && after[src] != s {
+			t.Errorf("%s, saved again, moved from %s to %s", src, s, after[src])
+		}
+	}
+	if resaved < 6 {
+		t.Fatalf("only %d held-out files to save again", resaved)
+	}
+}
