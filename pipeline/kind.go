@@ -185,6 +185,15 @@ type SeedOwner interface {
 	KeySeed(v *Values, pipeline int64) int64
 }
 
+// HistoryKeeper is implemented by kinds that go back to an earlier output of theirs made with
+// the settings they have again (Job.Earlier: a split keeps the sets of an earlier split when
+// its settings are put back, so that settings tried for a while move no photo for good): gc
+// keeps those outputs (the last keys State.Earlier records) while the stage is in the
+// pipeline, as it keeps the current one.
+type HistoryKeeper interface {
+	KeepsEarlierOutputs()
+}
+
 // SettingReader is implemented by kinds whose checks read pipeline settings other than their
 // attributes (Values.Setting): such a setting is in use wherever a stage of the kind is.
 type SettingReader interface {

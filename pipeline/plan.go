@@ -1263,6 +1263,13 @@ func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int, first func() ([]s
 	}
 	keep, pending, planned := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, d := range plan {
+		if _, ok := d.inst.Kind.(HistoryKeeper); ok {
+			if st, ok := e.Store.LoadState(d.Addr); ok {
+				for _, en := range e.Store.heldEntries(st.Earlier) {
+					keep[en.Output.Digest] = true
+				}
+			}
+		}
 		switch {
 		case d.Action == Cached && d.entry != nil:
 			keep[d.entry.Output.Digest] = true

@@ -73,6 +73,10 @@ func storesImages(v *pipeline.Values) bool {
 // Name implements pipeline.Kind.
 func (Split) Name() string { return "split" }
 
+// KeepsEarlierOutputs implements pipeline.HistoryKeeper: gc keeps the earlier splits a split
+// goes back to when its settings are put back (Job.Earlier).
+func (Split) KeepsEarlierOutputs() {}
+
 // Version implements pipeline.Kind. (14: split.json names files by their folder as
 // configured, as rejected.json does, telling a test_source file from a source file of the
 // same name; 15: min_side, in stored_with; 16: rejected.json's reasons; 17: a JPEG image/jpeg

@@ -558,8 +558,9 @@ func TestLosingSetsBinKeepsTheManifestsSets(t *testing.T) {
 
 // TestSettingsTriedForAWhileLeaveTheSetsAsTheyWere checks that a split whose fractions were
 // changed and changed back keeps the sets it had before, also when photos are added as they
-// change back (without a run between, the last output is the one of the settings tried): no
-// photo moves, and the plan says so before the run.
+// change back (without a run between, the last output is the one of the settings tried) and
+// gc has removed every run folder meanwhile: no photo moves, and the plan says so before the
+// run.
 func TestSettingsTriedForAWhileLeaveTheSetsAsTheyWere(t *testing.T) {
 	w := newWS(t, splitHCL)
 	add := func(from, to int) {
@@ -587,6 +588,11 @@ func TestSettingsTriedForAWhileLeaveTheSetsAsTheyWere(t *testing.T) {
 	}
 	if moved == 0 {
 		t.Fatal("no photo moved with other fractions: the test shows nothing")
+	}
+	// A nightly gc meanwhile, which removes every run folder: the earlier splits are kept
+	// for the stage to go back to all the same.
+	if _, err := w.engine().GC(filepath.Join(w.dir, "models"), false, 0, nil); err != nil {
+		t.Fatal(err)
 	}
 	w.write("pipeline.hcl", []byte(splitHCL))
 	w.write("raw/a/30.png", randomPNG(2, 30, 6, 6))
