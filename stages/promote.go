@@ -596,6 +596,19 @@ func PromotedRuns(promoteTo string) map[string]bool {
 	return runs
 }
 
+// SetAsideRuns returns the runs (their folders' names) whose model promoteTo's history records
+// as set aside since: rolled back, or replaced by a promotion by hand (RolledBack.By).
+func SetAsideRuns(promoteTo string) map[string]string {
+	h, _ := readHistory(promoteTo + ".d")
+	runs := map[string]string{}
+	for _, r := range h.RolledBack {
+		if run, _, ok := runFolderOf(r.ID); ok {
+			runs[run] = r.By
+		}
+	}
+	return runs
+}
+
 // readHistory reads the .d folder's history.json (empty when there is none yet). A file that
 // cannot be read or parsed is an error: writing a new history over it would lose every
 // promotion and rollback it records.

@@ -465,6 +465,7 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 	// a run whose select did not promote, of which a model was promoted by hand since
 	// (into final_models beside the runs, select's default)
 	promoted := stages.PromotedRuns(filepath.Join(runsDir, "final_models"))
+	aside := stages.SetAsideRuns(filepath.Join(runsDir, "final_models"))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "run\tstatus\tduration\tran\tcached\tfailed\tnot run\tpipeline\toptions\tresult")
 	for _, dir := range runs {
@@ -506,8 +507,13 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			n[s.Status]++
 		}
 		result := runResult(&rec)
-		if promoted[rec.ID] && strings.Contains(result, "not promoted") {
+		switch by, set := aside[rec.ID]; {
+		case promoted[rec.ID] && strings.Contains(result, "not promoted"):
 			result += " (promoted by hand since)"
+		case set && strings.HasSuffix(result, ", promoted") && by == stages.SetAsideByRollback:
+			result += " (rolled back since)"
+		case set && strings.HasSuffix(result, ", promoted"):
+			result += " (set aside since)"
 		}
 		// not run: skipped after an upstream failure, or cancelled
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", rec.ID, rec.Status, rec.Finished.Sub(rec.Started).Round(time.Second),

@@ -220,24 +220,28 @@ func TestRunResultShowsWhatSelectDid(t *testing.T) {
 	}
 }
 
-// A run whose select did not promote its winner, promoted by hand since, says so.
+// A run whose select did not promote its winner, promoted by hand since, says so; and one
+// whose promoted model was rolled back since says that.
 func TestRunsSaysARunWasPromotedByHandSince(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644)
 	models := filepath.Join(dir, "models")
-	for _, id := range []string{"20261206_110000", "20261206_120000"} {
+	for id, summary := range map[string]string{"20261206_110000": "cnn 0.8000, not promoted", "20261206_120000": "cnn 0.8000, not promoted",
+		"20261206_130000": "vit 0.9000, promoted"} {
 		os.MkdirAll(filepath.Join(models, id), 0o755)
 		start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
 		rec := pipeline.RunRecord{ID: id, Status: "succeeded", Started: start, Finished: start.Add(time.Minute),
-			Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn 0.8000, not promoted"}}}
+			Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusRan, Summary: summary}}}
 		b, _ := json.Marshal(&rec)
 		os.WriteFile(filepath.Join(models, id, "run.json"), b, 0o644)
 	}
 	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_120000-cnn"), 0o755)
-	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_120000-cnn"]}`), 0o644)
+	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_120000-cnn"],
+		"rolled_back":[{"id":"20261206_130000-vit","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`), 0o644)
 	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_120000"), "cnn 0.8000, not promoted (promoted by hand since)") ||
-		!strings.HasSuffix(runLine(out, "20261206_110000"), "cnn 0.8000, not promoted") {
+		!strings.HasSuffix(runLine(out, "20261206_110000"), "cnn 0.8000, not promoted") ||
+		!strings.HasSuffix(runLine(out, "20261206_130000"), "vit 0.9000, promoted (rolled back since)") {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
 	}
 }
