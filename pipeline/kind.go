@@ -188,10 +188,12 @@ type SeedOwner interface {
 // HistoryKeeper is implemented by kinds that go back to an earlier output of theirs made with
 // the settings they have again (Job.Earlier: a split keeps the sets of an earlier split when
 // its settings are put back, so that settings tried for a while move no photo for good): gc
-// keeps those outputs (the last keys State.Earlier records) while the stage is in the
-// pipeline, as it keeps the current one.
+// keeps the earlier outputs (of the last keys State.Earlier records) the kind would go back
+// to, while the stage is in the pipeline, as it keeps the current one.
 type HistoryKeeper interface {
-	KeepsEarlierOutputs()
+	// EarlierToKeep returns which of the earlier outputs (their folders, newest first) a
+	// stage whose current output is the folder current ("" for none) may go back to.
+	EarlierToKeep(current string, earlier []string) []string
 }
 
 // SettingReader is implemented by kinds whose checks read pipeline settings other than their

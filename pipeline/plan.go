@@ -1263,10 +1263,18 @@ func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int, first func() ([]s
 	}
 	keep, pending, planned := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, d := range plan {
-		if _, ok := d.inst.Kind.(HistoryKeeper); ok {
+		if hk, ok := d.inst.Kind.(HistoryKeeper); ok {
 			if st, ok := e.Store.LoadState(d.Addr); ok {
+				var earlier []string
 				for _, en := range e.Store.heldEntries(st.Earlier) {
-					keep[en.Output.Digest] = true
+					earlier = append(earlier, filepath.Join(e.Store.Workspace, ObjectRel(en.Output.Digest)))
+				}
+				current := ""
+				if st.Output != "" {
+					current = filepath.Join(e.Store.Workspace, ObjectRel(st.Output))
+				}
+				for _, dir := range hk.EarlierToKeep(current, earlier) {
+					keep[filepath.Base(dir)] = true
 				}
 			}
 		}

@@ -73,9 +73,32 @@ func storesImages(v *pipeline.Values) bool {
 // Name implements pipeline.Kind.
 func (Split) Name() string { return "split" }
 
-// KeepsEarlierOutputs implements pipeline.HistoryKeeper: gc keeps the earlier splits a split
-// goes back to when its settings are put back (Job.Earlier).
-func (Split) KeepsEarlierOutputs() {}
+// EarlierToKeep implements pipeline.HistoryKeeper: of the earlier splits (newest first), the
+// newest made with each seed, val, test and test_source other than the current split's, which
+// a split goes back to when those settings are put back (Job.Earlier); not those that differ
+// only in how images are stored, whose sets the current split has.
+func (Split) EarlierToKeep(current string, earlier []string) []string {
+	settingsOf := func(dir string) (splitSettings, bool) {
+		var rep splitReport
+		b, err := os.ReadFile(filepath.Join(dir, "report", "split.json"))
+		if err != nil || json.Unmarshal(b, &rep) != nil || rep.Settings == nil {
+			return splitSettings{}, false
+		}
+		return *rep.Settings, true
+	}
+	seen := map[splitSettings]bool{}
+	if s, ok := settingsOf(current); ok {
+		seen[s] = true
+	}
+	var keep []string
+	for _, dir := range earlier {
+		if s, ok := settingsOf(dir); ok && !seen[s] {
+			seen[s] = true
+			keep = append(keep, dir)
+		}
+	}
+	return keep
+}
 
 // Version implements pipeline.Kind. (14: split.json names files by their folder as
 // configured, as rejected.json does, telling a test_source file from a source file of the
@@ -587,10 +610,23 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		return prevPaths[p.source()]
 	}
-	prev := map[string]string{}
+	// A set known by a file's content comes before one known by its path alone: a file
+	// saved over a held-out photo with a training photo's picture takes the training
+	// photo's set, rather than pull it into a held-out one.
+	prev, byPath := map[string]string{}, map[string]string{}
 	for _, p := range procs {
-		if s := wasIn(p); s != "" && (prev[p.group] == "" || splitRank(s) < splitRank(prev[p.group])) {
-			prev[p.group] = s
+		s, known := prevFiles[p.digest]
+		to := prev
+		if !known {
+			s, to = prevPaths[p.source()], byPath
+		}
+		if s != "" && (to[p.group] == "" || splitRank(s) < splitRank(to[p.group])) {
+			to[p.group] = s
+		}
+	}
+	for g, s := range byPath {
+		if _, known := prev[g]; !known {
+			prev[g] = s
 		}
 	}
 	if cfg.TestSource != nil {

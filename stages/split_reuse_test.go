@@ -657,3 +657,30 @@ func TestARecordedAbsoluteTestSourceIsTheSameFolder(t *testing.T) {
 		}
 	}
 }
+
+// gc keeps, of a split's earlier outputs, the newest made with each other seed, val and test
+// (which putting those settings back goes back to), not one that differs from a newer one in
+// how its images are stored only.
+func TestGCKeepsTheEarlierSplitsToGoBackTo(t *testing.T) {
+	w := newWS(t, splitHCL)
+	writeTwoClasses(w, "raw", 10)
+	output := func(hcl string) string {
+		w.write("pipeline.hcl", []byte(hcl))
+		rec, _ := w.run(false)
+		return filepath.Join(w.dir, pipeline.ObjectRel(rec.Result("split.main").Output))
+	}
+	size8 := output(splitHCL)
+	size6 := output(strings.Replace(splitHCL, "image_size = 8", "image_size = 6", 1))
+	val3 := output(strings.Replace(strings.Replace(splitHCL, "image_size = 8", "image_size = 6", 1), "val        = 0.2", "val        = 0.3", 1))
+	if size8 == size6 || size6 == val3 {
+		t.Fatal("the settings made no new output")
+	}
+	if _, err := w.engine().GC(filepath.Join(w.dir, "models"), false, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]bool{size8: false, size6: true, val3: true} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("%s kept: %v, want %v", dir, err == nil, want)
+		}
+	}
+}
