@@ -320,22 +320,6 @@ func TestValuesInMessagesAreWrittenShort(t *testing.T) {
 	}
 }
 
-// setsBySource maps each file a split's manifests list (by Source) to its set.
-func setsBySource(t *testing.T, w *ws, rec *pipeline.RunRecord) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, s := range []string{TrainSet, ValSet, TestSet} {
-		m, err := ReadManifest(w.output(rec, "split.main", s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range m.Images {
-			out[e.Source] = s
-		}
-	}
-	return out
-}
-
 // A file changed in place (saved again by an editor or a PNG optimiser: other bytes, the same
 // picture, or touched up) keeps its set, as photos are added around it: a held-out photo
 // saved again never lands in training.
@@ -348,7 +332,7 @@ func TestAPhotoSavedAgainKeepsItsSet(t *testing.T) {
 		}
 	}
 	rec, _ := w.run(false)
-	before := setsBySource(t, w, rec)
+	before := splitOf(t, w, rec)
 	resaved := 0
 	for src, s := range before {
 		if s == TrainSet {
@@ -369,7 +353,7 @@ func TestAPhotoSavedAgainKeepsItsSet(t *testing.T) {
 		}
 	}
 	rec, _ = w.run(false)
-	after := setsBySource(t, w, rec)
+	after := splitOf(t, w, rec)
 	for src, s := range before {
 		if s != TrainSet && after[src] != s {
 			t.Errorf("%s, saved again, moved from %s to %s", src, s, after[src])
