@@ -1,12 +1,10 @@
 package stages
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,10 +22,9 @@ import (
 // readers (pipeline serve) see the old model or the new one, never a mix. history.json in the
 // .d folder lists promotions in order, for rollback, and the models rolled back, which the
 // select stage does not promote again by itself. history.json is the record: a promotion or
-// a rollback writes it first and then switches the link (commit), and whoever takes the
-// promotions' lock next points the link where the history says (settle), so that one cut
-// off between the two (a kill, a crash) is finished, never left with a link and a history
-// that disagree.
+// a rollback writes it first, naming its model pending, and then switches the link (commit);
+// whoever takes the promotions' lock next finishes one cut off between the two (a kill, a
+// crash: settle), so that the link and the history never disagree for long.
 
 // Card is model.json in a promoted model's folder.
 type Card struct {
@@ -269,10 +266,12 @@ func filesDiffer(dir, want string) (bool, error) {
 			differs = true
 		case wi.ModTime().Equal(gi.ModTime()):
 		default:
-			same, err := sameContent(p, filepath.Join(dir, rel))
+			a, err := pipeline.HashFile(p)
 			if err != nil {
 				return err
 			}
+			b, err := pipeline.HashFile(filepath.Join(dir, rel))
+			same := err == nil && a == b // unreadable: not the same
 			differs = !same
 			if same {
 				os.Chtimes(filepath.Join(dir, rel), wi.ModTime(), wi.ModTime())
@@ -281,31 +280,6 @@ func filesDiffer(dir, want string) (bool, error) {
 		return nil
 	})
 	return differs, err
-}
-
-// sameContent reports whether files a and b hold the same bytes.
-func sameContent(a, b string) (bool, error) {
-	fa, err := os.Open(a)
-	if err != nil {
-		return false, err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return false, nil // unreadable: not the same
-	}
-	defer fb.Close()
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
-	for {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, nil
-		}
-		if ea != nil || eb != nil {
-			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF), nil
-		}
-	}
 }
 
 // install puts a SavedModel (hard links) and its card into the champion folder card.ID; the

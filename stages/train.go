@@ -417,10 +417,7 @@ func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
 	names := optionNames(target)
 	// Options it does not have are said with the problems of those it has, all at once.
 	var unknown graphs.OptionErrors
-	var given map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &given); err != nil {
-		return spec, err
-	}
+	var unknownNames []string
 	for it := options.ElementIterator(); it.Next(); {
 		k, _ := it.Element()
 		if name := k.AsString(); !slices.Contains(names, name) {
@@ -431,10 +428,18 @@ func archSpec(arch string, options cty.Value) (graphs.Spec, error) {
 				msg += "."
 			}
 			unknown = append(unknown, fmt.Errorf("%s The %s options are %s.", msg, arch, pipeline.JoinList(names, "and")))
-			delete(given, name)
+			unknownNames = append(unknownNames, name)
 		}
 	}
 	if len(unknown) > 0 {
+		// The options it has, checked as they would be alone.
+		var given map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &given); err != nil {
+			return spec, err
+		}
+		for _, name := range unknownNames {
+			delete(given, name)
+		}
 		if raw, err = json.Marshal(given); err != nil {
 			return spec, err
 		}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log"
 	"maps"
@@ -102,7 +100,7 @@ type servedModel struct {
 type fileStamp struct {
 	size    int64
 	modTime time.Time
-	digest  [sha256.Size]byte
+	digest  string // SHA-256, hex
 	damaged bool
 }
 
@@ -112,7 +110,7 @@ func stampFiles(dir string) map[string]fileStamp {
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if fi, err := os.Stat(p); err == nil {
-				if sum, err := fileDigest(p); err == nil {
+				if sum, err := pipeline.HashFile(p); err == nil {
 					rel, _ := filepath.Rel(dir, p)
 					files[rel] = fileStamp{size: fi.Size(), modTime: fi.ModTime(), digest: sum}
 				}
@@ -121,22 +119,6 @@ func stampFiles(dir string) map[string]fileStamp {
 		return nil
 	})
 	return files
-}
-
-// fileDigest is the SHA-256 of the file at p.
-func fileDigest(p string) ([sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
-	f, err := os.Open(p)
-	if err != nil {
-		return sum, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return sum, err
-	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
 }
 
 // changedFile names a file of dir whose content is not what it was when the model was
@@ -150,7 +132,7 @@ func changedFile(dir string, files map[string]fileStamp) string {
 			return fmt.Sprintf("its file %s is gone", filepath.ToSlash(rel))
 		}
 		if fi.Size() != st.size || !fi.ModTime().Equal(st.modTime) {
-			sum, err := fileDigest(filepath.Join(dir, rel))
+			sum, err := pipeline.HashFile(filepath.Join(dir, rel))
 			if err != nil {
 				return fmt.Sprintf("its file %s cannot be read: %v", filepath.ToSlash(rel), err)
 			}
