@@ -85,11 +85,11 @@ type ChangeNoter interface {
 
 // SourceNoter is implemented by kinds that can say what a change to the files of one of
 // their Source attributes means for their output (a split: the classes that come and go, the
-// photos that change class). SourceNotes gets the attribute's name and the digests of its
-// files before and now, by slash-separated path (Manifest.Files, folders as "NAME/"), and
-// returns notes for the plan.
+// photos that change class). SourceNotes gets the stage's values now, the attribute's name
+// and the digests of its files before and now, by slash-separated path (Manifest.Files,
+// folders as "NAME/"), and returns notes for the plan.
 type SourceNoter interface {
-	SourceNotes(attr string, was, now map[string]string) []string
+	SourceNotes(v *Values, attr string, was, now map[string]string) []string
 }
 
 // Heavy is implemented by kinds that saturate the CPU (training). Heavy stages take one of

@@ -626,7 +626,7 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 			cur := asRecorded(d.sources[name], old)
 			reasons = append(reasons, describeSourceChange(shown, DiffManifests(old, cur), old.Files, cur.Files))
 			if sn, ok := d.inst.Kind.(SourceNoter); ok && kind == "source" {
-				notes = append(notes, sn.SourceNotes(name, old.Files, cur.Files)...)
+				notes = append(notes, sn.SourceNotes(v, name, old.Files, cur.Files)...)
 			}
 		case "seed":
 			if _, ok := changed["seed"]; ok {

@@ -184,23 +184,35 @@ func (Split) KeySeed(v *pipeline.Values, seed int64) int64 {
 // test_source does to the classes (class folders added, removed or renamed) and to the
 // photos' labels (a photo moved into another class folder), which the files' changes alone
 // do not say: a training on the split runs again, and a model with other classes is not
-// promoted over the champion without a person.
-func (Split) SourceNotes(attr string, was, now map[string]string) []string {
+// promoted over the champion without a person. With drop_small_classes, a source class
+// folder with fewer files than the split needs is no class: the split drops it.
+func (Split) SourceNotes(v *pipeline.Values, attr string, was, now map[string]string) []string {
 	if attr != "source" && attr != "test_source" {
 		return nil
 	}
+	need := 0 // the fewest files of a class the split keeps
+	if attr == "source" {
+		need = droppedBelow(v)
+	}
 	classesOf := func(files map[string]string) ([]string, map[string][]string) {
-		set := map[string]bool{}
+		count := map[string]int{}
 		byDigest := map[string][]string{} // a photo's paths, by its digest
 		for rel, d := range files {
 			top, _, nested := strings.Cut(rel, "/")
 			if !nested || strings.HasPrefix(top, ".") || strings.HasSuffix(rel, "/") {
 				continue // a class is a folder with files in it (an empty one is none)
 			}
-			set[className(top)] = true
+			count[className(top)]++
 			byDigest[d] = append(byDigest[d], rel)
 		}
-		return slices.Sorted(maps.Keys(set)), byDigest
+		var classes []string
+		for c, n := range count {
+			if n >= need {
+				classes = append(classes, c)
+			}
+		}
+		slices.Sort(classes)
+		return classes, byDigest
 	}
 	wasClasses, wasPaths := classesOf(was)
 	nowClasses, nowPaths := classesOf(now)
@@ -248,6 +260,27 @@ func (Split) SourceNotes(attr string, was, now map[string]string) []string {
 		notes = append(notes, "only names change: the sets keep the same photos, so the trainings on them are not expected to run again")
 	}
 	return notes
+}
+
+// droppedBelow returns the fewest files a class folder of the split's source needs to be a
+// class, when drop_small_classes leaves smaller ones out (counted from the listing, as
+// validate counts them: a folder with that many files can still have fewer usable images),
+// else 0.
+func droppedBelow(v *pipeline.Values) int {
+	if v == nil || !known(v, "val", "test", "test_source", "drop_small_classes") {
+		return 0
+	}
+	if drop := v.Get("drop_small_classes"); drop.IsNull() || drop.False() {
+		return 0
+	}
+	test := num(v, "test")
+	if v.Get("test").IsNull() {
+		test = defaultTest
+	}
+	if !v.Get("test_source").IsNull() {
+		test = 0
+	}
+	return minPerClass(num(v, "val"), test)
 }
 
 // sameByClass reports whether two listings of photos (paths by digest) hold the same photos

@@ -313,6 +313,49 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 	}
 }
 
+// With drop_small_classes, a class folder with fewer files than the split needs is left
+// out of the model's classes: the plan does not count it as a class when it says how the
+// classes change, nor when it numbers the class ids that move.
+func TestPlanLeavesOutClassesTheSplitDrops(t *testing.T) {
+	hcl := strings.Replace(splitHCL, "test       = 0.2\n", "test       = 0.2\n  drop_small_classes = true\n", 1)
+	w := newWS(t, hcl)
+	writeTwoClasses(w, "raw", 10)
+	for i := 0; i < 10; i++ {
+		w.write(fmt.Sprintf("raw/c/%d.png", i), randomPNG(9, uint64(i), 6, 6))
+	}
+	mustRun(t, w)
+	plan := func() string {
+		t.Helper()
+		ds, err := w.engine().Plan(pipeline.Selection{})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("plan: %v, %v", ds, err)
+		}
+		return strings.Join(ds[0].Reasons, "; ")
+	}
+	// A folder of 2 photos, where 3 are needed, that sorts first: dropped, it adds no class
+	// and moves no id.
+	for i := 0; i < 2; i++ {
+		w.write(fmt.Sprintf("raw/0 small/%d.png", i), randomPNG(10, uint64(i), 6, 6))
+	}
+	if got := plan(); strings.Contains(got, "classes change") || strings.Contains(got, "ids") {
+		t.Errorf("a class folder too small to keep added: %q", got)
+	}
+	mustRun(t, w)
+	// Class b removed: c's id goes from 2 to 1, as the dropped folder has none.
+	if err := os.RemoveAll(filepath.Join(w.dir, "raw/b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := plan(); !strings.Contains(got, `the classes change: drops "b"; the ids of 1 class move ("c" 2 → 1)`) {
+		t.Errorf("a class removed beside a class folder too small to keep: %q", got)
+	}
+	// Without drop_small_classes the folder is a class (the split fails on it, as validate
+	// and plan warn), and holds id 0.
+	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "  drop_small_classes = true\n", "", 1)))
+	if got := plan(); !strings.Contains(got, `the ids of 1 class move ("c" 3 → 2)`) {
+		t.Errorf("a class folder too small, not dropped: %q", got)
+	}
+}
+
 // A split with a seed of its own was keyed by the pipeline's seed before it was keyed by its
 // own: the plan says that, not that the sets are drawn afresh.
 func TestPlanSaysASplitIsKeyedByItsOwnSeed(t *testing.T) {
