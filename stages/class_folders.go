@@ -237,6 +237,39 @@ func caseClashes(classes []string, in string) []string {
 	return out
 }
 
+// spaceClashes says of each set of classes whose names differ only in their spaces (two in a
+// row, one at an end, a non-breaking space pasted from a web page: the same words once runs
+// of Unicode spaces are one space and the ends trimmed) that they are separate classes which
+// every plot, log and report shows alike. A warning, as caseClashes's: they may be meant.
+// in names the folder ("" to leave it out).
+func spaceClashes(classes []string, in string) []string {
+	if in != "" {
+		in = " in " + in
+	}
+	var keys []string
+	byKey := map[string][]string{}
+	for _, c := range classes {
+		k := strings.Join(strings.Fields(c), " ")
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		if !slices.Contains(byKey[k], c) {
+			byKey[k] = append(byKey[k], c)
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		group := byKey[k]
+		if len(group) < 2 {
+			continue
+		}
+		slices.Sort(group)
+		out = append(out, fmt.Sprintf("class folders %s%s differ only in spaces (two in a row, one at an end, or a non-breaking one): separate classes, which plots, logs and reports show alike; rename them apart, or merge them if they are one class",
+			pipeline.QuotedList(group, "and"), in))
+	}
+	return out
+}
+
 // foldCase is s with each character replaced by the smallest of those it equals when case is
 // ignored (unicode.SimpleFold's orbit), so that two names have one foldCase exactly when
 // strings.EqualFold holds.

@@ -225,6 +225,34 @@ func TestClassFoldersDifferingOnlyInCaseAreWarnedOf(t *testing.T) {
 	}
 }
 
+// Class folders whose names differ only in their spaces (one at an end, two in a row, a
+// non-breaking space pasted from a web page) are two classes that every plot, log and report
+// shows alike: validate (and plan) at source and the split in its log warn of them.
+func TestClassFoldersDifferingOnlyInSpacesAreWarnedOf(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 4; i++ {
+		for j, c := range []string{"Boletus edulis", "Boletus  edulis", "Boletus edulis ", "Amanita muscaria", "Amanita\u00a0muscaria", "Russula emetica"} {
+			w.write(fmt.Sprintf("raw/%s/%d.png", c, i), randomPNG(uint64(30+j), uint64(i), 6, 6))
+		}
+	}
+	end := " differ only in spaces (two in a row, one at an end, or a non-breaking one): separate classes, which plots, logs and reports show alike; rename them apart, or merge them if they are one class"
+	clashes := []string{"class folders \"Amanita muscaria\" and \"Amanita\\u00a0muscaria\"%s" + end, `class folders "Boletus  edulis", "Boletus edulis" and "Boletus edulis "%s` + end}
+	var want []string
+	for _, c := range clashes {
+		want = append(want, fmt.Sprintf(`warning: Questionable source: source "raw": %s.`, fmt.Sprintf(c, "")))
+	}
+	if got := w.sourceDiags(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("validate says\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rec, _ := w.run(false)
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	for _, c := range clashes {
+		if want := "warning: " + fmt.Sprintf(c, " in raw"); !strings.Contains(string(log), want) {
+			t.Errorf("run.log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
 // A class folder that is, through a symbolic link, a folder inside another class's fails
 // the split as one folder shared by two classes does: its images would be in both.
 func TestAClassFolderInsideAnotherFailsTheSplit(t *testing.T) {

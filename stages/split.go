@@ -439,7 +439,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if len(classes) == 0 {
 		return errNoClasses(cfg.Source)
 	}
-	for _, w := range caseClashes(classes, cfg.Source) {
+	for _, w := range append(caseClashes(classes, cfg.Source), spaceClashes(classes, cfg.Source)...) {
 		job.Logf("warning: %s", w)
 	}
 	var testFiles []candidate

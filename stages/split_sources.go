@@ -191,7 +191,8 @@ func similarClass(class string, classes []string) string {
 }
 
 // WarnPath implements pipeline.PathWarner for the source folder: class folders whose names
-// differ only in letter case (caseClashes), which the split warns of too; and for test_source,
+// differ only in letter case (caseClashes) or in spaces (spaceClashes), which the split warns
+// of too; and for test_source,
 // class folders that cannot be read, whose test images the split leaves out (rejecting the
 // folder, and warning of each class with no test image). test_source's classes are source's,
 // so its names are not looked at.
@@ -213,5 +214,5 @@ func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 		}
 		return out
 	}
-	return caseClashes(l.classes(), "")
+	return append(caseClashes(l.classes(), ""), spaceClashes(l.classes(), "")...)
 }
