@@ -47,6 +47,7 @@ var varFlag = &cli.StringSliceFlag{Name: "var", Usage: "set a variable: -var NAM
 type loaded struct {
 	engine *pipeline.Engine
 	cfg    *pipeline.Config
+	abs    string // the pipeline file's absolute path
 }
 
 // load reads, checks and evaluates the pipeline file named by the first argument, printing
@@ -55,6 +56,22 @@ type loaded struct {
 // without, it refuses stage references in quotes in the stages the command selects
 // (Workflow.PathChecks; plan then looks in the sources of the stages it will run).
 func load(c *cli.Context, checkSources bool) (*loaded, error) {
+	l, err := loadFile(c, checkSources)
+	if err != nil {
+		return nil, err
+	}
+	store, err := pipeline.OpenStore(filepath.Dir(l.abs))
+	if err != nil {
+		return nil, err
+	}
+	l.engine.Store = store
+	return l, nil
+}
+
+// loadFile is load without the store: for the commands that only read the file (validate,
+// graph), which neither create the store in the workspace nor need to be able to write there
+// (a read-only checkout validates as well). Its engine's Store is nil.
+func loadFile(c *cli.Context, checkSources bool) (*loaded, error) {
 	path := c.Args().First()
 	if path == "" {
 		path = "pipeline.hcl"
@@ -92,11 +109,7 @@ func load(c *cli.Context, checkSources bool) (*loaded, error) {
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("%s: %s", path, pipeline.Plural(len(diags.Errs()), "error", "errors"))
 	}
-	store, err := pipeline.OpenStore(filepath.Dir(abs))
-	if err != nil {
-		return nil, err
-	}
-	return &loaded{engine: &pipeline.Engine{Workflow: wf, Store: store}, cfg: cfg}, nil
+	return &loaded{engine: &pipeline.Engine{Workflow: wf}, cfg: cfg, abs: abs}, nil
 }
 
 // buildFile reads the pipeline file at path and builds its workflow with the variables vars
@@ -145,7 +158,7 @@ func validateCommand() *cli.Command {
 		ArgsUsage: "[FILE]",
 		Flags:     []cli.Flag{varFlag},
 		Action: func(c *cli.Context) error {
-			l, err := load(c, true)
+			l, err := loadFile(c, true)
 			if err != nil {
 				return err
 			}
@@ -591,7 +604,7 @@ func graphCommand() *cli.Command {
 		ArgsUsage: "[FILE]",
 		Flags:     []cli.Flag{varFlag},
 		Action: func(c *cli.Context) error {
-			l, err := load(c, false)
+			l, err := loadFile(c, false)
 			if err != nil {
 				return err
 			}

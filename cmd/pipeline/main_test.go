@@ -448,3 +448,18 @@ func TestVarNeedsANameAndAValue(t *testing.T) {
 		t.Errorf("good -var values: %v %v", vars, err)
 	}
 }
+
+// validate and graph only read the file: they neither create the store in the workspace nor
+// fail where it cannot be written (a read-only checkout).
+func TestValidateAndGraphLeaveTheWorkspaceAlone(t *testing.T) {
+	dir := workspace(t, splitOnly)
+	file := filepath.Join(dir, "pipeline.hcl")
+	for _, args := range [][]string{{"validate", file}, {"graph", file}} {
+		if code, out, errs := runCLI(args...); code != exitOK {
+			t.Fatalf("%s: exit %d\n%s%s", args[0], code, out, errs)
+		}
+		if _, err := os.Stat(filepath.Join(dir, pipeline.StoreDir)); !os.IsNotExist(err) {
+			t.Fatalf("%s made the store %s (stat: %v)", args[0], pipeline.StoreDir, err)
+		}
+	}
+}
