@@ -463,3 +463,27 @@ func TestValidateAndGraphLeaveTheWorkspaceAlone(t *testing.T) {
 		}
 	}
 }
+
+// selftest refuses a step count below 1 before it trains or writes anything (it trained none
+// and printed negative images/s), and selftest and version refuse arguments they do not take,
+// as the other commands do, rather than ignoring them.
+func TestSelftestAndVersionRefuseWhatTheyDoNotTake(t *testing.T) {
+	out := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"selftest", "--steps", "0", "--out", out}, "--steps 0: the training steps per architecture must be at least 1"},
+		{[]string{"selftest", "--steps", "-1", "--out", out}, "--steps -1: the training steps per architecture must be at least 1"},
+		{[]string{"selftest", "--out", out, "elsewhere"}, `selftest takes no arguments, got ["elsewhere"]`},
+		{[]string{"version", "extra"}, `version takes no arguments, got ["extra"]`},
+	} {
+		code, stdout, errs := runCLI(tc.args...)
+		if code != exitErr || !strings.Contains(errs, tc.want) || stdout != "" {
+			t.Errorf("%q: exit %d, want 1 and %q\n%s%s", tc.args, code, tc.want, stdout, errs)
+		}
+	}
+	if entries, _ := os.ReadDir(out); len(entries) > 0 {
+		t.Errorf("a refused selftest wrote %s", entries[0].Name())
+	}
+}

@@ -27,6 +27,12 @@ func selftestCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the synthetic data and of the training"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return fmt.Errorf("selftest takes no arguments, got %q; give the folder for its run folder with --out", c.Args().Slice())
+			}
+			if steps := c.Int("steps"); steps < 1 {
+				return fmt.Errorf("--steps %d: the training steps per architecture must be at least 1 (default %d)", steps, defaultSelftestSteps)
+			}
 			return selftest(c.App.Writer, c.String("out"), c.Int("steps"), c.Uint64("seed"))
 		},
 	}
