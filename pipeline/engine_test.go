@@ -1246,6 +1246,49 @@ stage "follow" "of_a_too" {
 	}
 }
 
+// A follower whose input is no output of this run (a path written in the file: an evaluation
+// of a model folder) does not take the folder an instance of this run chooses (the training
+// of another model, named alike by its architecture): that folder would show one model's
+// training beside another's evaluation, and push the training's own evaluation out of it.
+func TestFollowerOfAPathLeavesARunInstancesFolderAlone(t *testing.T) {
+	reg, err := NewRegistry(sameDirKind{}, followKind{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &workspace{t: t, dir: t.TempDir(), kinds: &fakeKinds{reg: reg}}
+	ws.write("elsewhere.txt", "elsewhere")
+	ws.write("pipeline.hcl", `
+stage "follow" "ext" {
+  of = "elsewhere.txt"
+}
+stage "samedir" "a" {
+  text = "a"
+}
+stage "follow" "of_a" {
+  of = stage.samedir.a.out
+}
+`)
+	_, rec, err := ws.run(RunOptions{Jobs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, a, ofA := rec.Result("follow.ext"), rec.Result("samedir.a"), rec.Result("follow.of_a")
+	if ext.Artifacts != "follow.ext" || a.Artifacts != "same" || ofA.Artifacts != "same" {
+		t.Fatalf("follow.ext is in %s, samedir.a in %s, follow.of_a in %s", ext.Artifacts, a.Artifacts, ofA.Artifacts)
+	}
+	if b, _ := os.ReadFile(filepath.Join(rec.Dir(), "same", "note")); string(b) != "about a" {
+		t.Errorf("same/note: %q", b)
+	}
+	// Alone in a run, with no instance choosing that folder, it keeps the folder it chooses.
+	_, rec, err = ws.run(RunOptions{Selection: Selection{Targets: []string{"follow.ext"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := rec.Result("follow.ext"); res == nil || res.Artifacts != "same" {
+		t.Fatalf("alone: %+v", res)
+	}
+}
+
 // A file moved, or a folder renamed, within a source is said as such, not as files added
 // and removed.
 func TestPlanSaysWhatMoved(t *testing.T) {

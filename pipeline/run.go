@@ -158,7 +158,7 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 	for _, inst := range insts {
 		r.done[inst.Addr] = make(chan struct{})
 	}
-	r.contested = contestedArtifactDirs(e.Workflow, insts, e.Store.Workspace)
+	r.contested, r.chosen = contestedArtifactDirs(e.Workflow, insts, e.Store.Workspace)
 	r.insts = insts
 	var wg sync.WaitGroup
 	for _, inst := range insts {
@@ -231,6 +231,9 @@ type runner struct {
 	heavy        chan struct{}
 	// contested are the folders several instances choose (contestedArtifactDirs).
 	contested map[[2]string]bool
+	// chosen are the folders instances that follow no input choose, whatever their kind
+	// (contestedArtifactDirs).
+	chosen map[string]bool
 	// insts are the instances of the run.
 	insts   []*Instance
 	stop    atomic.Bool // a stage failed and --keep-going is off: start nothing new
@@ -525,8 +528,11 @@ func (nopProgress) Status(string)       {}
 // choose (ArtifactNamer), by their attributes as far as they are known before the run (two
 // train blocks of one architecture without for_each both choose cnn/): each of those gets
 // its address instead, so that which gets the plain name does not depend on which ends first.
-func contestedArtifactDirs(w *Workflow, insts []*Instance, workspace string) map[[2]string]bool {
+// It also returns every folder those instances (which follow no input) choose, of any kind:
+// a follower whose input is none of this run's outputs does not take one of them.
+func contestedArtifactDirs(w *Workflow, insts []*Instance, workspace string) (map[[2]string]bool, map[string]bool) {
 	count := map[[2]string]int{}
+	chosen := map[string]bool{}
 	for _, inst := range insts {
 		if _, follows := inst.Kind.(ArtifactFollower); follows {
 			continue
@@ -539,7 +545,9 @@ func contestedArtifactDirs(w *Workflow, insts []*Instance, workspace string) map
 			continue
 		}
 		// The name the run folder would give it, as claimArtifactDir finds it.
-		count[[2]string{artifactDirName(inst, v, workspace), inst.Kind.Name()}]++
+		name := artifactDirName(inst, v, workspace)
+		count[[2]string{name, inst.Kind.Name()}]++
+		chosen[name] = true
 	}
 	contested := map[[2]string]bool{}
 	for k, c := range count {
@@ -547,7 +555,7 @@ func contestedArtifactDirs(w *Workflow, insts []*Instance, workspace string) map
 			contested[k] = true
 		}
 	}
-	return contested
+	return contested, chosen
 }
 
 // claimArtifactDir returns the instance's folder in the run folder: for a kind that follows
@@ -564,9 +572,11 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 		// The instance the input comes from: one of this instance's dependencies (sorted),
 		// so that the choice does not depend on map order when two published alike. Its
 		// result, folder included, is recorded before this instance starts.
+		followed := false
 		if in := f.ArtifactFollows(d.values); in != "" {
 			for _, dep := range d.inst.Deps {
 				if res := r.results[dep]; res != nil && res.Artifacts != "" && slices.Contains(slices.Collect(maps.Values(r.outs[dep])), in) {
+					followed = true
 					name = res.Artifacts
 					// Of several of its kind that follow that one (two evaluations of one
 					// model), the first by address takes its folder, whichever ends first.
@@ -579,6 +589,12 @@ func (r *runner) claimArtifactDir(d *Decision) string {
 					break
 				}
 			}
+		}
+		if !followed && r.chosen[name] {
+			// Its input is no output of this run (a model folder written as a path): the
+			// folder another instance of this run chooses (the training of another model of
+			// that architecture) would show that one's training beside this evaluation.
+			name = addrDirName(d.Addr)
 		}
 	}
 	kind := d.inst.Kind.Name()
