@@ -307,8 +307,12 @@ func decodeSchedule(b *hcl.Block) (*Schedule, hcl.Diagnostics) {
 	}
 	overlapSet := str("overlap", &s.Overlap)
 	if a := content.Attributes["overlap"]; overlapSet && s.Overlap != "skip" && s.Overlap != "queue" {
+		detail := fmt.Sprintf("overlap is %q; use \"skip\" (drop a trigger while a run is going) or \"queue\" (run it afterwards).", s.Overlap)
+		if sug := suggest(s.Overlap, []string{"skip", "queue"}); sug != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", sug)
+		}
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid overlap policy",
-			Detail: fmt.Sprintf("overlap is %q; use \"skip\" (drop a trigger while a run is going) or \"queue\" (run it afterwards).", s.Overlap), Subject: a.Expr.Range().Ptr()})
+			Detail: detail, Subject: a.Expr.Range().Ptr()})
 	}
 	if a, ok := content.Attributes["targets"]; ok {
 		var d hcl.Diagnostics

@@ -127,6 +127,21 @@ schedule "nightly" {
 	}
 }
 
+// A misspelled overlap policy gets a "did you mean", as every other value outside a fixed set.
+func TestMisspelledOverlapSuggestsThePolicy(t *testing.T) {
+	for given, want := range map[string]string{
+		"queu":   `overlap is "queu"; use "skip" (drop a trigger while a run is going) or "queue" (run it afterwards). Did you mean "queue"?`,
+		"skp":    `overlap is "skp"; use "skip" (drop a trigger while a run is going) or "queue" (run it afterwards). Did you mean "skip"?`,
+		"always": `overlap is "always"; use "skip" (drop a trigger while a run is going) or "queue" (run it afterwards).`,
+	} {
+		src := fmt.Sprintf("stage \"gen\" \"a\" {\n  source = \"data\"\n}\nschedule \"nightly\" {\n  cron    = \"@daily\"\n  targets = [stage.gen.a]\n  overlap = %q\n}\n", given)
+		_, diags := LoadSource("overlap.hcl", []byte(src), newFakeKinds().reg)
+		if len(diags) != 1 || diags[0].Summary != "Invalid overlap policy" || diags[0].Detail != want {
+			t.Errorf("overlap = %q: %s\nwant: %s", given, diags.Error(), want)
+		}
+	}
+}
+
 // TestUnknownPipelineSettingIsAnError checks that a pipeline block setting no stage kind has
 // and nothing refers to is an error with the closest name (the stages would silently keep
 // their defaults), that one only kinds absent from the file have is a warning, as is one every
