@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -56,5 +57,17 @@ stage "evaluate" "test" {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The error of a stage given an empty set names every way a split makes one: a test_source
+// without images of the split's classes too, which validation cannot refuse (the split
+// warns of it), and not only val = 0 or test = 0, which it refuses.
+func TestEmptySetErrorNamesAnEmptyTestSource(t *testing.T) {
+	got := emptyHint(fmt.Errorf("test set x: %w", errEmptySet)).Error()
+	for _, want := range []string{"it holds no images", "val = 0 or test = 0", "a test_source with no images"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
 	}
 }

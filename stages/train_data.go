@@ -33,10 +33,11 @@ type dataset struct {
 // errEmptySet is openDataset's error for a manifest that lists no images.
 var errEmptySet = errors.New("it holds no images")
 
-// emptyHint adds to errEmptySet what makes a val or test set empty.
+// emptyHint adds to errEmptySet what makes a val or test set empty: a fraction of 0, which
+// validation refuses where the set is used, or a test_source without images, which it does not.
 func emptyHint(err error) error {
 	if errors.Is(err, errEmptySet) {
-		return fmt.Errorf("%w (a split with val = 0 or test = 0 makes such a set)", err)
+		return fmt.Errorf("%w (a split with val = 0 or test = 0, or a test_source with no images of its classes, makes such a set)", err)
 	}
 	return err
 }
