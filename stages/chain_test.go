@@ -680,3 +680,66 @@ stage "evaluate" "tuned" {
 		t.Fatalf("promoting a model found cached: %v, %+v (first %s), history %v", err, again, first.ID, promotions)
 	}
 }
+
+// A run with two select stages summarises both: each one's note, in address order whichever
+// ends last, and each one's winner marked (the summary once kept the note and winner of the
+// select stage that happened to finish last, so -q did not say that the other promoted).
+func TestSummaryGivesEverySelection(t *testing.T) {
+	const src = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "train" "model" {
+  for_each      = { fast = 3e-3, slow = 1e-5 }
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 1
+  batch_size    = 16
+  learning_rate = each.value
+  options       = { channels = [4], pool = 2, dense = 8 }
+}
+
+stage "evaluate" "test" {
+  for_each = stage.train.model
+  model    = each.value.saved_model
+  data     = stage.split.main.test
+}
+
+stage "select" "b" {
+  candidates = { slow = stage.evaluate.test["slow"].evaluation }
+  promote_to = "models/slow_final"
+}
+
+stage "select" "a" {
+  candidates = { fast = stage.evaluate.test["fast"].evaluation }
+}
+`
+	w := newWS(t, src)
+	w.reg, _ = pipeline.NewRegistry(Split{}, Train{}, Evaluate{}, Select{})
+	writeSynthetic(t, w, 60, []string{"circle", "square", "stripes"})
+	rec, _ := w.run(false)
+	s := Summarize(rec)
+	for _, r := range s.Rows {
+		if !r.Winner {
+			t.Errorf("%s, each select stage's winner, is not marked", r.Name)
+		}
+	}
+	a, b := rec.Result("select.a").Effect, rec.Result("select.b").Effect
+	if want := "select.a: " + a + "; select.b: " + b; a == "" || b == "" || s.Decision != want {
+		t.Errorf("decision %q\nwant %q", s.Decision, want)
+	}
+	var table strings.Builder
+	s.WriteTable(&table)
+	if !strings.Contains(table.String(), "selection: select.a: promoted fast") || !strings.Contains(table.String(), "select.b: promoted slow") {
+		t.Errorf("table:\n%s", table.String())
+	}
+}

@@ -21,11 +21,14 @@ import (
 // Summary is what a run produced, read back from its run folder: one row per trained model,
 // the selection, and the run's stages.
 type Summary struct {
-	Run      *pipeline.RunRecord
-	Dir      string
-	Rows     []SummaryRow
-	Winner   string
-	Decision string // the promotion note
+	Run  *pipeline.RunRecord
+	Dir  string
+	Rows []SummaryRow
+	// Winners are the folders of the models the select stages ranked first.
+	Winners map[string]bool
+	// Decision is the promotion note: of each select stage, in address order, named by its
+	// address when the run has several.
+	Decision string
 }
 
 // SummaryRow is one architecture's line of the summary.
@@ -41,7 +44,7 @@ type SummaryRow struct {
 // Summarize reads a run folder written by a run of the default stage kinds. Folders without
 // training metrics are ignored.
 func Summarize(rec *pipeline.RunRecord) *Summary {
-	s := &Summary{Run: rec, Dir: rec.Dir()}
+	s := &Summary{Run: rec, Dir: rec.Dir(), Winners: map[string]bool{}}
 	entries, _ := os.ReadDir(rec.Dir())
 	for _, e := range entries {
 		dir := filepath.Join(rec.Dir(), e.Name())
@@ -62,29 +65,41 @@ func Summarize(rec *pipeline.RunRecord) *Summary {
 		s.Rows = append(s.Rows, row)
 	}
 	sort.Slice(s.Rows, func(i, j int) bool { return s.Rows[i].Name < s.Rows[j].Name })
+	// Every select stage's, in address order: rec.Stages is in the order they finished, and
+	// the note of one of two would hide the other's promotion, whichever ended last.
+	var selects []*pipeline.StageResult
 	for _, st := range rec.Stages {
-		if st.Effect == "" || st.Artifacts == "" {
-			continue
+		if st.Effect != "" && st.Artifacts != "" {
+			selects = append(selects, st)
 		}
+	}
+	sort.Slice(selects, func(i, j int) bool { return selects[i].Addr < selects[j].Addr })
+	var notes []string
+	for _, st := range selects {
 		var dec Decision
 		if readJSONFileIfExists(filepath.Join(rec.Dir(), st.Artifacts, "decision", "decision.json"), &dec) {
-			s.Decision = st.Effect
+			notes = append(notes, st.Addr+": "+st.Effect)
 			// The ranking's winner, whether or not a gate let it be promoted: the decision's
 			// note, printed below the table, says what became of it.
 			for _, c := range dec.Ranking[:min(1, len(dec.Ranking))] {
 				// The folder of the training whose output the winner's model is (candidates
 				// may be named otherwise than the trainings), else the folder its name gives.
-				s.Winner = archDir(c.Arch, c.Name)
+				winner := archDir(c.Arch, c.Name)
 				for _, t := range rec.Stages {
 					if t.Output != "" && t.Artifacts != "" && strings.Contains(filepath.ToSlash(c.Model), "/"+t.Output) {
-						s.Winner = t.Artifacts
+						winner = t.Artifacts
 					}
 				}
+				s.Winners[winner] = true
 			}
 		}
 	}
+	if len(notes) == 1 {
+		_, notes[0], _ = strings.Cut(notes[0], ": ")
+	}
+	s.Decision = strings.Join(notes, "; ")
 	for i := range s.Rows {
-		s.Rows[i].Winner = s.Rows[i].Name == s.Winner
+		s.Rows[i].Winner = s.Winners[s.Rows[i].Name]
 	}
 	return s
 }
