@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -84,21 +85,31 @@ func settled(k statKey, hashedNs int64) bool {
 // every file's path and stat identity with the tree's manifest digest, so that a plan finding
 // a tree unchanged needs neither the per-file digests nor a manifest (QuickManifest). It is
 // safe for concurrent use.
+//
+// The saved entries are not decoded into memory: the file is mapped, its entries sorted by
+// path, and a lookup is a binary search over their offsets (8 bytes an entry in memory).
+// Only the entries recorded by this process are held in a map, so the memory a workspace's
+// cache takes does not grow with the files of the workspace's earlier runs and outputs (a
+// few hundred thousand entries, tens of megabytes).
 type StatCache struct {
 	// Clock dates every digest as it is computed (time.Now when nil); tests set it ahead so
 	// that source files they have just written count as old enough to trust (racyMargin).
 	Clock func() time.Time
 
-	mu      sync.Mutex
-	path    string
-	entries map[string]statEntry // nil until raw is decoded (the first per-file lookup)
-	raw     []byte               // the saved entries, decoded on first use
-	// added holds the entries recorded while raw is not decoded: publishing an output
-	// records its files without decoding the entries of every file of the workspace.
-	// decodeEntries merges them; Save writes them after raw's others.
-	added map[string]statEntry
-	trees map[string]treeRecord
-	dirty bool
+	mu   sync.Mutex
+	path string
+	// raw is the saved entries section (mapped from the file when the system allows, else
+	// read), and at the offset in raw of each entry, in path order, once indexed (the first
+	// per-file lookup: a plan that finds every tree unchanged needs none).
+	raw     []byte
+	at      []int
+	indexed bool
+	// changed holds the entries recorded since the file was read, which take precedence over
+	// raw's, and dropped the paths of raw's entries removed since (Prune). Save merges them.
+	changed map[string]statEntry
+	dropped map[string]bool
+	trees   map[string]treeRecord
+	dirty   bool
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
 	// in this process), for tests and stats.
 	Hashed int64
@@ -134,26 +145,61 @@ func (c *StatCache) now() int64 {
 const StatCacheFile = "statcache"
 
 // statCacheMagic starts the stat cache file; a file without it (or an older format) is
-// ignored and rebuilt. Format 4 added the change time and when each digest was computed.
+// ignored and rebuilt. Format 4 added the change time and when each digest was computed;
+// since, entries are saved sorted by path (a file of format 4 whose entries are not is
+// sorted when it is indexed, and saved sorted the next time).
 const statCacheMagic = "pipeline statcache 4\n"
 
 // OpenStatCache loads the cache stored at path (a missing, unreadable or malformed file
 // starts empty: the cache only saves work, it is never trusted for more than stat identity).
-// The per-file entries are decoded only when a lookup needs them.
+// The per-file entries are indexed only when a lookup needs them, and never decoded whole.
 func OpenStatCache(path string) *StatCache {
-	c := &StatCache{path: path, trees: map[string]treeRecord{}}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		c.entries = map[string]statEntry{}
+	c := &StatCache{path: path, trees: map[string]treeRecord{}, changed: map[string]statEntry{}, dropped: map[string]bool{}}
+	b, unmap := readMapped(path)
+	if b == nil {
+		c.indexed = true
 		return c
 	}
 	trees, raw, ok := decodeTrees(b)
 	if !ok {
-		c.entries = map[string]statEntry{}
+		unmap()
+		c.indexed = true
 		return c
 	}
 	c.trees, c.raw = trees, raw
+	// The mapping lives as long as the cache: every use of raw is a method of c holding c.mu
+	// (its deferred unlock keeps c reachable), and what leaves those methods is copied.
+	runtime.AddCleanup(c, func(f func()) { f() }, unmap)
 	return c
+}
+
+// readMapped returns the contents of the file at path, mapped read-only when the system
+// allows (the page cache's copy, not the process's), else read, with the function that
+// releases them; nil for a missing, unreadable or empty file. The store replaces its files
+// by renaming new ones over them, so a mapped file never changes under the mapping.
+func readMapped(path string) ([]byte, func()) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
+		return nil, nil
+	}
+	if int64(int(fi.Size())) == fi.Size() {
+		if b, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			return b, func() { unix.Munmap(b) }
+		}
+	}
+	b, err := io.ReadAll(f)
+	if err != nil || len(b) == 0 {
+		return nil, nil
+	}
+	return b, func() {}
 }
 
 // decodeTrees parses the header and tree records of a saved cache and returns the rest (the
@@ -181,52 +227,161 @@ func decodeTrees(b []byte) (map[string]treeRecord, []byte, bool) {
 	return trees, r.b, true
 }
 
-// decodeEntries fills c.entries from c.raw; a malformed section leaves the cache empty.
-// Called with c.mu held.
-func (c *StatCache) decodeEntries() {
-	if c.entries != nil {
+// index finds the offset of every saved entry in raw and sorts them by path (a malformed
+// section leaves the cache without saved entries). Called with c.mu held.
+func (c *StatCache) index() {
+	if c.indexed {
 		return
 	}
-	// As many as the section says, but never beyond what it can hold (39 bytes an entry).
+	c.indexed = true
 	n, _ := binary.Uvarint(c.raw)
-	entries := make(map[string]statEntry, min(n, uint64(len(c.raw)/39))+uint64(len(c.added)))
-	if !eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) { entries[string(p)] = e }) {
-		clear(entries)
+	// As many as the section says, but never beyond what it can hold (39 bytes an entry).
+	at := make([]int, 0, min(n, uint64(len(c.raw)/39)))
+	_, w := binary.Uvarint(c.raw)
+	off := w
+	if !eachRawEntry(c.raw, func(_ []byte, _ statEntry, enc []byte) {
+		at = append(at, off)
+		off += len(enc)
+	}) {
+		c.raw, c.at = nil, nil
+		c.dirty = true // saved again without them
+		return
 	}
-	for p, e := range c.added {
-		entries[p] = e
+	c.at = at
+	sorted := true
+	for i := 1; i < len(at) && sorted; i++ {
+		sorted = bytes.Compare(c.pathAt(i-1), c.pathAt(i)) < 0
 	}
-	c.entries, c.raw, c.added = entries, nil, nil
+	if sorted {
+		return
+	}
+	// Saved in another order (or, never written so, with a path twice): sorted, the last
+	// of a path's entries kept, as a map filled in file order would, and saved so next time.
+	slices.SortStableFunc(c.at, func(a, b int) int { return bytes.Compare(c.rawPath(a), c.rawPath(b)) })
+	kept := c.at[:0]
+	for i, off := range c.at {
+		if i+1 < len(c.at) && bytes.Equal(c.rawPath(off), c.rawPath(c.at[i+1])) {
+			continue
+		}
+		kept = append(kept, off)
+	}
+	c.at = kept
+	c.dirty = true
+}
+
+// rawPath returns the path of the saved entry at offset off of raw (a view of raw: copy it
+// to keep it).
+func (c *StatCache) rawPath(off int) []byte {
+	n, w := binary.Uvarint(c.raw[off:])
+	return c.raw[off+w : off+w+int(n)]
+}
+
+// pathAt returns the path of the i-th saved entry in path order.
+func (c *StatCache) pathAt(i int) []byte { return c.rawPath(c.at[i]) }
+
+// entryAt decodes the i-th saved entry in path order, with its encoding (a view of raw).
+func (c *StatCache) entryAt(i int) (statEntry, []byte) {
+	b := c.raw[c.at[i]:]
+	_, e, size, _ := decodeEntry(b) // index decoded every entry once already
+	return e, b[:size]
+}
+
+// savedIndex returns the position of path's saved entry in path order, if raw has one.
+// Called with c.mu held, after index.
+func (c *StatCache) savedIndex(path string) (int, bool) {
+	return sort.Find(len(c.at), func(i int) int { return compareStringBytes(path, c.pathAt(i)) })
+}
+
+// compareStringBytes is strings.Compare of s and string(b), without copying b.
+func compareStringBytes(s string, b []byte) int {
+	return strings.Compare(s, unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// lookup returns the entry of path: recorded since opening, else saved and not dropped.
+// Called with c.mu held.
+func (c *StatCache) lookup(path string) (statEntry, bool) {
+	if e, ok := c.changed[path]; ok {
+		return e, true
+	}
+	if c.dropped[path] {
+		return statEntry{}, false
+	}
+	c.index()
+	i, ok := c.savedIndex(path)
+	if !ok {
+		return statEntry{}, false
+	}
+	e, _ := c.entryAt(i)
+	return e, true
+}
+
+// each calls f with every entry in path order: the saved ones (but those dropped or
+// recorded again since) merged with those recorded since. enc is a saved entry's encoding
+// (encodeEntry's), nil for one recorded since; p is a view of raw for a saved entry (copy it
+// to keep it). Called with c.mu held.
+func (c *StatCache) each(f func(p []byte, e statEntry, enc []byte)) {
+	c.index()
+	recent := sortedKeys(c.changed)
+	j := 0
+	for i := range c.at {
+		p := c.pathAt(i)
+		for j < len(recent) && compareStringBytes(recent[j], p) < 0 {
+			f([]byte(recent[j]), c.changed[recent[j]], nil)
+			j++
+		}
+		if _, over := c.changed[string(p)]; over || c.dropped[string(p)] {
+			continue
+		}
+		e, enc := c.entryAt(i)
+		f(p, e, enc)
+	}
+	for ; j < len(recent); j++ {
+		f([]byte(recent[j]), c.changed[recent[j]], nil)
+	}
 }
 
 // eachRawEntry calls f with every entry of raw, the saved entries section, in order: its path,
 // the entry, and its encoding (encodeEntry's); false when raw is malformed (f may have been
-// called for the entries before the fault).
+// called for the entries before the fault). path and enc are views of raw.
 func eachRawEntry(raw []byte, f func(path []byte, e statEntry, enc []byte)) bool {
-	r := binReader{b: raw, ok: true}
-	n := r.uvarint()
-	for i := uint64(0); i < n && r.ok; i++ {
-		start := r.b
-		pn := r.uvarint()
-		if !r.ok || uint64(len(r.b)) < pn {
+	n, w := binary.Uvarint(raw)
+	if w <= 0 {
+		return false
+	}
+	b := raw[w:]
+	for i := uint64(0); i < n; i++ {
+		p, e, size, ok := decodeEntry(b)
+		if !ok {
 			return false
 		}
-		path := r.b[:pn]
-		r.b = r.b[pn:]
-		var e statEntry
-		e.K.Size = int64(r.uvarint())
-		e.K.MtimeNs = r.varint()
-		e.K.CtimeNs = r.varint()
-		e.K.Ino = r.uvarint()
-		e.K.Dev = r.uvarint()
-		e.K.Perm = uint32(r.uvarint())
-		r.bytes(e.Digest[:])
-		e.HashedNs = r.varint()
-		if r.ok {
-			f(path, e, start[:len(start)-len(r.b)])
-		}
+		f(p, e, b[:size])
+		b = b[size:]
 	}
-	return r.ok && len(r.b) == 0
+	return len(b) == 0
+}
+
+// decodeEntry decodes the entry that starts b (encodeEntry's form): its path (a view of b),
+// the entry, and its size in bytes; false when b does not start with one.
+func decodeEntry(b []byte) (path []byte, e statEntry, size int, ok bool) {
+	r := binReader{b: b, ok: true}
+	pn := r.uvarint()
+	if !r.ok || uint64(len(r.b)) < pn {
+		return nil, statEntry{}, 0, false
+	}
+	path = r.b[:pn]
+	r.b = r.b[pn:]
+	e.K.Size = int64(r.uvarint())
+	e.K.MtimeNs = r.varint()
+	e.K.CtimeNs = r.varint()
+	e.K.Ino = r.uvarint()
+	e.K.Dev = r.uvarint()
+	e.K.Perm = uint32(r.uvarint())
+	r.bytes(e.Digest[:])
+	e.HashedNs = r.varint()
+	if !r.ok {
+		return nil, statEntry{}, 0, false
+	}
+	return path, e, len(b) - len(r.b), true
 }
 
 // encodeEntry appends the saved form of the entry of path p to buf.
@@ -243,14 +398,28 @@ func encodeEntry(buf []byte, p string, e statEntry) []byte {
 	return binary.AppendVarint(buf, e.HashedNs)
 }
 
-// Save writes the cache atomically if it changed, streaming it into the file: the cache of
-// a workspace with a few hundred thousand files is tens of megabytes, which a buffer would
-// hold whole (and, grown by doubling, more) on top of the entries.
+// Save writes the cache atomically if it changed, streaming it into the file in path order:
+// the saved entries (copied as they are) merged with those recorded since.
 func (c *StatCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty || c.path == "" {
 		return nil
+	}
+	c.index()
+	// Entries: the saved ones less those recorded again or dropped, plus those recorded.
+	n := len(c.at) + len(c.changed)
+	for p := range c.changed {
+		if _, saved := c.savedIndex(p); saved {
+			n--
+		}
+	}
+	for p := range c.dropped {
+		if _, saved := c.savedIndex(p); saved {
+			if _, over := c.changed[p]; !over {
+				n--
+			}
+		}
 	}
 	err := writeFileAtomicStream(c.path, func(w *bufio.Writer) error {
 		var buf []byte
@@ -267,47 +436,18 @@ func (c *StatCache) Save() error {
 			w.Write(buf)
 			buf = buf[:0]
 		}
-		if c.entries == nil {
-			// Never decoded: raw's entries (copied as they are) but those recorded since,
-			// then those.
-			kept := 0
-			ok := eachRawEntry(c.raw, func(p []byte, _ statEntry, _ []byte) {
-				if _, over := c.added[string(p)]; !over {
-					kept++
-				}
-			})
-			if !ok {
-				kept = 0 // malformed: as decodeEntries, none of them
-			}
-			buf = binary.AppendUvarint(buf, uint64(kept+len(c.added)))
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-			if ok {
-				eachRawEntry(c.raw, func(p []byte, _ statEntry, enc []byte) {
-					if _, over := c.added[string(p)]; !over {
-						w.Write(enc) // a write error is the writer's, returned at its flush
-					}
-				})
-			}
-			for p, e := range c.added {
-				if _, err := w.Write(encodeEntry(buf[:0], p, e)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		buf = binary.AppendUvarint(buf, uint64(len(c.entries)))
+		buf = binary.AppendUvarint(buf, uint64(n))
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-		for p, e := range c.entries {
-			buf = encodeEntry(buf[:0], p, e)
-			if _, err := w.Write(buf); err != nil {
-				return err
+		// A write error is the writer's, returned at its flush.
+		c.each(func(p []byte, e statEntry, enc []byte) {
+			if enc == nil {
+				enc = encodeEntry(buf[:0], string(p), e)
+				buf = enc
 			}
-		}
+			w.Write(enc)
+		})
 		return nil
 	})
 	if err != nil {
@@ -386,8 +526,7 @@ func (c *StatCache) FileDigest(path string, fi os.FileInfo) (string, error) {
 // a source file, is settled (racyMargin).
 func (c *StatCache) cachedDigest(abs string, k statKey, source bool) (string, bool) {
 	c.mu.Lock()
-	c.decodeEntries()
-	e, ok := c.entries[abs]
+	e, ok := c.lookup(abs)
 	c.mu.Unlock()
 	if !ok || e.K != k || (source && !settled(k, e.HashedNs)) {
 		return "", false
@@ -423,14 +562,8 @@ func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
 		return // not a SHA-256 (cannot happen for hashFile's digests): just not cached
 	}
 	e.K, e.HashedNs = k, hashedNs
-	switch {
-	case c.entries != nil:
-		c.entries[abs] = e
-	case c.added != nil:
-		c.added[abs] = e
-	default:
-		c.added = map[string]statEntry{abs: e}
-	}
+	c.changed[abs] = e
+	delete(c.dropped, abs)
 	c.dirty = true
 }
 
@@ -443,36 +576,27 @@ type linkedFile struct {
 // linkedFiles returns the entries this cache has for the files of identities want (by
 // device and inode: want maps each identity's folderID to the identity, without change time,
 // see statKey.object), for hard links to them: a stage's output that links its input's files
-// is not read again when it is published. It reads the saved entries without decoding them
-// into the cache, whose entries for every file of the workspace would cost far more than the
-// output's links.
+// is not read again when it is published. It goes through the saved entries in the file,
+// keeping only those wanted.
 func (c *StatCache) linkedFiles(want map[statKey]statKey) map[statKey]linkedFile {
 	out := map[statKey]linkedFile{}
 	if len(want) == 0 {
 		return out
 	}
-	take := func(p string, e statEntry) {
-		if id := e.K.folderID(); want[id] == e.K {
-			out[id] = linkedFile{p, e}
-		}
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.entries != nil {
-		for p, e := range c.entries {
-			take(p, e)
-		}
-		return out
-	}
+	// In file order (no index needed), then those recorded since, which take precedence.
 	eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) {
-		if want[e.K.folderID()] == e.K {
-			if _, over := c.added[string(p)]; !over {
-				take(string(p), e)
+		if id := e.K.folderID(); want[id] == e.K {
+			if _, over := c.changed[string(p)]; !over && !c.dropped[string(p)] {
+				out[id] = linkedFile{string(p), e}
 			}
 		}
 	})
-	for p, e := range c.added {
-		take(p, e)
+	for p, e := range c.changed {
+		if id := e.K.folderID(); want[id] == e.K {
+			out[id] = linkedFile{p, e}
+		}
 	}
 	return out
 }
@@ -497,13 +621,19 @@ func linkedDigest(links map[statKey]linkedFile, k statKey) (string, bool) {
 func (c *StatCache) Prune() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.decodeEntries()
 	n := 0
-	for p := range c.entries {
-		if _, err := os.Lstat(p); err != nil {
-			delete(c.entries, p)
-			n++
+	var gone []string
+	c.each(func(p []byte, _ statEntry, _ []byte) {
+		if _, err := os.Lstat(string(p)); err != nil {
+			gone = append(gone, string(p))
 		}
+	})
+	for _, p := range gone {
+		delete(c.changed, p)
+		if _, saved := c.savedIndex(p); saved {
+			c.dropped[p] = true
+		}
+		n++
 	}
 	for key := range c.trees {
 		root, _, _ := strings.Cut(key, "\x00")
@@ -518,12 +648,13 @@ func (c *StatCache) Prune() int {
 	return n
 }
 
-// Paths returns the paths of every per-file entry, for diagnostics.
+// Paths returns the paths of every per-file entry, in order, for diagnostics.
 func (c *StatCache) Paths() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.decodeEntries()
-	return sortedKeys(c.entries)
+	var out []string
+	c.each(func(p []byte, _ statEntry, _ []byte) { out = append(out, string(p)) })
+	return out
 }
 
 // remember records a digest computed elsewhere (while publishing) for path, a file of the

@@ -105,8 +105,8 @@ func TestQuickManifestSkipsTheManifestOfAnUnchangedTreeOnly(t *testing.T) {
 	if err != nil || m.Files != nil || m.Digest != first.Digest {
 		t.Fatalf("unchanged tree: files %v, digest equal %v, %v", m.Files, m.Digest == first.Digest, err)
 	}
-	if c.entries != nil {
-		t.Error("the per-file entries were decoded for an unchanged tree")
+	if c.indexed {
+		t.Error("the per-file entries were indexed for an unchanged tree")
 	}
 
 	check := func(what string, change func()) {
@@ -407,8 +407,8 @@ func TestEntriesRecordedBeforeDecodingAreSavedWithTheOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = OpenStatCache(path)
-	if c.entries != nil {
-		t.Fatal("opening decoded the entries")
+	if c.indexed {
+		t.Fatal("opening indexed the entries")
 	}
 	// b rewritten, and a new file; the entries stay undecoded.
 	os.Remove(b)
@@ -428,8 +428,8 @@ func TestEntriesRecordedBeforeDecodingAreSavedWithTheOthers(t *testing.T) {
 	if _, ok := linkedDigest(c.linkedFiles(map[statKey]statKey{kn.folderID(): kn}), kn); !ok {
 		t.Fatal("an entry recorded since opening is not found for a link")
 	}
-	if c.entries != nil {
-		t.Fatal("recording and finding links decoded the entries")
+	if c.indexed {
+		t.Fatal("recording and finding links indexed the entries")
 	}
 	if err := c.Save(); err != nil {
 		t.Fatal(err)

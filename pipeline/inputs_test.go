@@ -120,10 +120,9 @@ func TestForceReadsTheSourcesAgain(t *testing.T) {
 	abs := filepath.Join(ws.dir, "raw", "a.txt")
 	c := e.Store.Stats
 	c.mu.Lock()
-	c.decodeEntries()
-	entry := c.entries[abs]
+	entry, _ := c.lookup(abs)
 	entry.Digest = sha256.Sum256([]byte("not a"))
-	c.entries[abs], c.trees, c.dirty = entry, map[string]treeRecord{}, true
+	c.changed[abs], c.trees, c.dirty = entry, map[string]treeRecord{}, true
 	c.mu.Unlock()
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
