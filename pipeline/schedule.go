@@ -232,9 +232,15 @@ func (s *Scheduler) Loop(stop, runCtx context.Context) error {
 		if s.Reload != nil {
 			ps, reloadErr = s.reload(ps, now, reloadErr)
 		}
+		// Schedules due at once (a nightly and a weekly both at 03:00) run one after the
+		// other: the later ones did not come during the run the first started, and skipping
+		// them would keep a schedule that shares its times with another from ever running.
+		startedNow := false
 		for i := range ps {
 			if !ps[i].dead && !ps[i].due.IsZero() && !ps[i].due.After(now) {
-				s.trigger(stop, runCtx, Trigger{Schedule: ps[i].s.Name, Due: ps[i].due}, ps[i].s.Overlap)
+				if s.trigger(stop, runCtx, Trigger{Schedule: ps[i].s.Name, Due: ps[i].due}, ps[i].s.Overlap, startedNow) {
+					startedNow = true
+				}
 				ps[i].due = time.Time{} // the next is computed from now
 			}
 		}
@@ -248,15 +254,20 @@ func (s *Scheduler) Busy() bool {
 	return s.running
 }
 
-// trigger starts t now, or applies its overlap policy if a run is going.
-func (s *Scheduler) trigger(stop, runCtx context.Context, t Trigger, overlap string) {
+// trigger starts t now, or applies its overlap policy if a run is going, and reports whether
+// it started t. sameTime says the run going was started by a trigger due at the same moment
+// as t: t then queues behind it whatever its overlap (it did not come during that run).
+func (s *Scheduler) trigger(stop, runCtx context.Context, t Trigger, overlap string, sameTime bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if stop.Err() != nil { // the stop came after the loop's check: Busy told it no run is going
-		return
+		return false
 	}
 	if s.running {
 		switch {
+		case sameTime:
+			s.queued = append(s.queued, t)
+			s.Logf("%s: due at the same time as the run just started; queued behind it", t)
 		case overlap == "queue" && slices.ContainsFunc(s.queued, func(q Trigger) bool { return q.Schedule == t.Schedule }):
 			// One run after the current one serves every trigger of the schedule that came
 			// during it: a run brings the targets up to date as of when it starts.
@@ -267,11 +278,12 @@ func (s *Scheduler) trigger(stop, runCtx context.Context, t Trigger, overlap str
 		default:
 			s.Logf("%s: skipped, a run is in progress (overlap = \"skip\")", t)
 		}
-		return
+		return false
 	}
 	s.running = true
 	s.wg.Add(1)
 	go s.runChain(stop, runCtx, t)
+	return true
 }
 
 // runChain fires t, then whatever was queued meanwhile, one at a time, until the queue is

@@ -470,3 +470,40 @@ schedule "twice" {
 		t.Fatalf("targets %v", got)
 	}
 }
+
+// Two schedules due at the same moment (a nightly and a weekly both at 03:00) both run, one
+// after the other, whatever their overlap: the second did not come during the run the first
+// started, and skipping it would keep the weekly from ever running.
+func TestSchedulerRunsSchedulesDueAtOnceOneAfterTheOther(t *testing.T) {
+	for _, overlap := range []string{"skip", "queue"} {
+		clock := &fakeClock{now: time.Date(2026, 1, 5, 2, 0, 0, 0, time.UTC)} // a Monday
+		f := &firings{release: make(chan struct{}), started: make(chan string, 10)}
+		var log logRecorder
+		s := &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: []*Schedule{
+			{Name: "nightly", Cron: "0 3 * * *", Timezone: "UTC", Overlap: overlap},
+			{Name: "weekly", Cron: "0 3 * * 1", Timezone: "UTC", Overlap: overlap},
+		}}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- s.Loop(ctx, context.Background()) }()
+		clock.waitForWaiter(t)
+		clock.advanceTo(time.Date(2026, 1, 5, 3, 0, 0, 0, time.UTC))
+		<-f.started // nightly runs and blocks
+		clock.waitForWaiter(t)
+		close(f.release)
+		s.Wait()
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		got := strings.Join(f.got, " ")
+		f.mu.Unlock()
+		if got != "nightly@01-05T03:00 weekly@01-05T03:00" {
+			t.Errorf("overlap %s: fired %s, want nightly then weekly; log:\n%s", overlap, got, log.String())
+		}
+		if !strings.Contains(log.String(), `schedule "weekly" due 2026-01-05T03:00:00Z: due at the same time as the run just started; queued behind it`) {
+			t.Errorf("overlap %s: the log does not say why weekly waits:\n%s", overlap, log.String())
+		}
+	}
+}
