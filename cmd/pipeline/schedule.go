@@ -72,7 +72,11 @@ func scheduleCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			s.Reload = scheduleReloader(l.cfg.Path, reg)
+			vars, err := parseVars(c.StringSlice("var"))
+			if err != nil {
+				return err
+			}
+			s.Reload = scheduleReloader(l.cfg.Path, reg, vars)
 			return scheduleLoop(c, logger, s, l.cfg.Path)
 		},
 	}
@@ -180,10 +184,13 @@ func scheduleLoop(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler, fil
 }
 
 // scheduleReloader returns the Scheduler.Reload of the pipeline file at path: its schedule
-// blocks, read again (with validate's checks of the file's structure) whenever the file's
-// size, modification time or inode changed since the last call, which the first call takes
-// as a change. An error names the file's first error and its line.
-func scheduleReloader(path string, reg *pipeline.Registry) func() ([]*pipeline.Schedule, error) {
+// blocks, read again whenever the file's size, modification time or inode changed since the
+// last call, which the first call takes as a change. The file is checked as validate checks
+// it with the -var values vars (its stages and schedule targets too, short of the source
+// folders), so that an edit the next trigger would refuse ("not run: 1 error", hours later)
+// keeps the schedules as they were and is logged now. An error names the file's first error
+// and its line.
+func scheduleReloader(path string, reg *pipeline.Registry, vars map[string]string) func() ([]*pipeline.Schedule, error) {
 	var last os.FileInfo
 	var scheds []*pipeline.Schedule
 	var lastErr error
@@ -197,7 +204,7 @@ func scheduleReloader(path string, reg *pipeline.Registry) func() ([]*pipeline.S
 			return scheds, lastErr
 		}
 		last = fi
-		cfg, diags := pipeline.LoadFile(path, reg)
+		cfg, _, diags := buildFile(path, reg, vars)
 		if errs := diags.Errs(); len(errs) > 0 {
 			scheds, lastErr = nil, fmt.Errorf("%s has %s: %v", path, pipeline.Plural(len(errs), "error", "errors"), errs[0])
 			return nil, lastErr

@@ -518,3 +518,55 @@ func hostname(t *testing.T) string {
 	}
 	return h
 }
+
+// TestScheduleReloaderRefusesAFileThatDoesNotValidate checks that the scheduler's reload keeps
+// the schedules as they were when the edited file no longer validates for a reason beyond
+// its syntax (a schedule target or a -var the file no longer declares), rather than applying
+// the new cron and leaving the error to the next trigger, hours later.
+func TestScheduleReloaderRefusesAFileThatDoesNotValidate(t *testing.T) {
+	const withVar = `
+variable "size" {
+  type    = number
+  default = 4
+}
+` + splitScheduled
+	dir := workspace(t, withVar)
+	file := filepath.Join(dir, "pipeline.hcl")
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := scheduleReloader(file, reg, map[string]string{"size": "4"})
+	// write replaces the file's content, with a modification time of its own: the reloader
+	// reads a file again when its size, time or inode changed, and two writes a moment apart
+	// can share a time, these contents a size.
+	mtime := time.Now().Add(-time.Hour)
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mtime = mtime.Add(time.Second)
+		if err := os.Chtimes(file, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if scheds, err := reload(); err != nil || len(scheds) != 1 || scheds[0].Cron != "0 3 * * *" {
+		t.Fatalf("first read: %v, %v", scheds, err)
+	}
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"an undeclared target", "targets = [stage.split.main]", "targets = [stage.split.mian]", "Reference to undeclared stage"},
+		{"a -var the file no longer declares", `variable "size"`, `variable "width"`, `-var size`},
+	} {
+		edited := strings.Replace(strings.Replace(withVar, tc.from, tc.to, 1), `"0 3 * * *"`, `"0 4 * * *"`, 1)
+		write(edited)
+		scheds, err := reload()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: reload returned %v, %v; want an error with %q (the schedules stay as they were)", tc.name, scheds, err, tc.want)
+		}
+		write(withVar)
+		if scheds, err := reload(); err != nil || len(scheds) != 1 {
+			t.Fatalf("%s: the file put back: %v, %v", tc.name, scheds, err)
+		}
+	}
+}
