@@ -33,6 +33,7 @@ func scheduleCommand() *cli.Command {
 		Flags: []cli.Flag{
 			varFlag,
 			&cli.BoolFlag{Name: "once", Usage: "fire the next due trigger now and exit (for tests and OS cron)"},
+			&cli.StringFlag{Name: "schedule", Usage: "with --once, the schedule to fire (default: the one due next)"},
 			&cli.BoolFlag{Name: "print-crontab", Usage: "print crontab lines doing the same with the OS scheduler, and exit"},
 			&cli.BoolFlag{Name: "cancel-on-stop", Usage: "on the first SIGINT/SIGTERM cancel a run in progress instead of letting it finish (a second signal cancels it anyway)"},
 			&cli.StringFlag{Name: "runs-dir", Value: "models", Usage: "where run folders go, relative to the pipeline file"},
@@ -60,6 +61,9 @@ func scheduleCommand() *cli.Command {
 				}
 				return fmt.Errorf("%s declares no schedule blocks; add one, e.g.\n\nschedule \"nightly\" {\n  cron    = \"0 3 * * *\"\n  targets = [stage.%s]\n}", l.cfg.Path, target)
 			}
+			if c.IsSet("schedule") && !c.Bool("once") {
+				return fmt.Errorf("--schedule goes with --once (it names the schedule --once fires)")
+			}
 			if c.Bool("print-crontab") {
 				return printCrontab(c, l)
 			}
@@ -86,7 +90,22 @@ func scheduleCommand() *cli.Command {
 // timer sees what happened: SIGINT or SIGTERM cancel the run (finished stages are kept, run.json
 // says cancelled) and exit exitInterrupted; a failed retrain exits exitErr; success, nothing to
 // do, or a workspace another process holds (logged as skipped) exit 0.
+//
+// With --schedule NAME it fires that schedule, else the one due next: an OS cron line or a
+// timer that starts it at one schedule's time would otherwise fire whichever other schedule
+// comes next (an hourly one, at a nightly's 03:00).
 func fireOnce(c *cli.Context, logger *log.Logger, s *pipeline.Scheduler) error {
+	if name := c.String("schedule"); name != "" {
+		var names []string
+		for _, sc := range s.Schedules {
+			names = append(names, fmt.Sprintf("%q", sc.Name))
+		}
+		i := slices.IndexFunc(s.Schedules, func(sc *pipeline.Schedule) bool { return sc.Name == name })
+		if i < 0 {
+			return fmt.Errorf("--schedule %q: the file has no such schedule (it has %s)", name, strings.Join(names, ", "))
+		}
+		s = &pipeline.Scheduler{Schedules: s.Schedules[i : i+1], Clock: s.Clock, Logf: s.Logf}
+	}
 	next, err := s.Next(s.Clock.Now())
 	if err != nil {
 		return err

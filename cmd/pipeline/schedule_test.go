@@ -570,3 +570,36 @@ variable "size" {
 		}
 	}
 }
+
+// TestScheduleOnceFiresTheScheduleNamed checks that --once --schedule NAME fires that schedule:
+// an OS cron line at a nightly's 03:00 running --once alone fires whichever schedule is due
+// next (here the hourly one, whose next time always comes before the yearly's).
+func TestScheduleOnceFiresTheScheduleNamed(t *testing.T) {
+	const two = splitOnly + `
+schedule "hourly" {
+  cron    = "@hourly"
+  targets = [stage.split.main]
+}
+
+schedule "yearly" {
+  cron    = "@yearly"
+  targets = [stage.split.main]
+}
+`
+	dir := workspace(t, two)
+	file := filepath.Join(dir, "pipeline.hcl")
+	code, _, errs := runCLI("schedule", file, "--once", "--schedule", "yearly")
+	if code != exitOK || !strings.Contains(errs, `--once: firing schedule "yearly" now`) || !strings.Contains(errs, `schedule "yearly" fired by --once at `) {
+		t.Fatalf("schedule --once --schedule yearly: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, `--once: firing schedule "hourly" now`) {
+		t.Fatalf("schedule --once: exit %d, want the schedule due next fired\n%s", code, errs)
+	}
+	if code, _, errs := runCLI("schedule", file, "--once", "--schedule", "nightly"); code != exitErr ||
+		!strings.Contains(errs, `--schedule "nightly": the file has no such schedule (it has "hourly", "yearly")`) {
+		t.Fatalf("schedule --once --schedule nightly: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := runCLI("schedule", file, "--schedule", "yearly"); code != exitErr || !strings.Contains(errs, "--schedule goes with --once") {
+		t.Fatalf("schedule --schedule without --once: exit %d\n%s", code, errs)
+	}
+}
