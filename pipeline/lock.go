@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -171,20 +172,64 @@ func hasOpen(pid int, path string) (open, known bool) {
 // SchedulerLock notes that this process schedules the workspace: an flock on
 // data/intermediate/scheduler.lock, which the kernel releases when the process dies. It never
 // refuses: when another live process holds it, other names that scheduler (so the caller can
-// warn that both fire their triggers) and release does nothing; else release frees it.
+// warn that both fire their triggers), and this process takes the lock over once that one
+// lets go of it (it looks every schedulerLockPoll), so that a scheduler started after the
+// first has stopped is still told of this one; release stops looking and frees the lock if
+// taken.
 func SchedulerLock(workspace string) (other *LockOwner, release func(), err error) {
-	l, prev, havePrev, err := tryLock(filepath.Join(workspace, StoreDir, "scheduler.lock"))
+	path := filepath.Join(workspace, StoreDir, "scheduler.lock")
+	l, prev, havePrev, err := tryLock(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	if l == nil {
-		if !havePrev {
-			prev = LockOwner{Command: "another pipeline schedule"}
-		}
-		return &prev, func() {}, nil
+	if l != nil {
+		return nil, func() { l.Release() }, nil
 	}
-	return nil, func() { l.Release() }, nil
+	if !havePrev {
+		prev = LockOwner{Command: "another pipeline schedule"}
+	}
+	var mu sync.Mutex
+	var taken *Lock
+	done := make(chan struct{})
+	poll, started := schedulerLockPoll, time.Now()
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(poll):
+			}
+			mu.Lock()
+			select {
+			case <-done:
+				mu.Unlock()
+				return
+			default:
+			}
+			if l, _, _, err := tryLock(path); err == nil && l != nil {
+				l.owner.Started = started // when this scheduler started, as the warning says
+				l.write()
+				taken = l
+				mu.Unlock()
+				return
+			}
+			mu.Unlock()
+		}
+	}()
+	var once sync.Once
+	return &prev, func() {
+		once.Do(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			close(done)
+			taken.Release()
+		})
+	}, nil
 }
+
+// schedulerLockPoll is how often a scheduler that found another holding the scheduler lock
+// looks whether it can take it over. Tests shorten it.
+var schedulerLockPoll = 30 * time.Second
 
 // Release frees the lock.
 func (l *Lock) Release() error {

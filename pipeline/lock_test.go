@@ -78,13 +78,58 @@ func TestSchedulerLockNamesTheOtherScheduler(t *testing.T) {
 		t.Fatalf("second scheduler: %+v, %v; want the first named", second, err)
 	}
 	release2() // does nothing: the first still holds it
-	if again, _, _ := SchedulerLock(dir); again == nil {
+	again, releaseAgain, _ := SchedulerLock(dir)
+	if again == nil {
 		t.Fatal("the second scheduler's release freed the first's lock")
 	}
+	releaseAgain()
 	release()
 	third, release3, err := SchedulerLock(dir)
 	if err != nil || third != nil {
 		t.Fatalf("after the first stopped: %+v, %v", third, err)
 	}
 	release3()
+}
+
+// A scheduler started while another held the scheduler lock takes it over when that one
+// stops: a third scheduler, started then, is told of the second, which still fires its
+// triggers (a service restarted while a forgotten scheduler in a terminal goes on).
+func TestSchedulerLockIsTakenOverWhenTheFirstStops(t *testing.T) {
+	defer func(d time.Duration) { schedulerLockPoll = d }(schedulerLockPoll)
+	schedulerLockPoll = 5 * time.Millisecond
+	dir := t.TempDir()
+	_, release, err := SchedulerLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secondStarted := time.Now()
+	second, release2, err := SchedulerLock(dir)
+	if err != nil || second == nil {
+		t.Fatalf("second scheduler: %+v, %v; want the first named", second, err)
+	}
+	defer release2()
+	time.Sleep(20 * time.Millisecond)
+	release() // the first stops; the second goes on
+	var third *LockOwner
+	for i := 0; i < 400 && third == nil; i++ {
+		time.Sleep(5 * time.Millisecond)
+		var release3 func()
+		third, release3, err = SchedulerLock(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release3()
+	}
+	if third == nil {
+		t.Fatal("a scheduler started after the first stopped is not told of the second, which still runs")
+	}
+	if d := third.Started.Sub(secondStarted); d < 0 || d > 10*time.Millisecond {
+		t.Errorf("the second scheduler is said to have started at %s, %s after it did", third.Started, d)
+	}
+	release2()
+	if fourth, release4, err := SchedulerLock(dir); err != nil || fourth != nil {
+		t.Fatalf("after the second stopped too: %+v, %v", fourth, err)
+	} else {
+		release4()
+	}
 }
