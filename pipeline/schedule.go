@@ -81,6 +81,10 @@ type parsedSchedule struct {
 	loc  *time.Location
 	due  time.Time
 	dead bool
+	// fixed marks a schedule at fixed times of day (neither its minute nor its hour field a
+	// wildcard: "30 2 * * *", @daily), which next keeps to once a day across daylight-saving
+	// changes, as cron does.
+	fixed bool
 }
 
 func parseSchedule(sc *Schedule) (parsedSchedule, error) {
@@ -92,7 +96,19 @@ func parseSchedule(sc *Schedule) (parsedSchedule, error) {
 	if err != nil {
 		return parsedSchedule{}, fmt.Errorf("schedule %q: %w", sc.Name, err)
 	}
-	return parsedSchedule{s: sc, c: c, loc: loc}, nil
+	return parsedSchedule{s: sc, c: c, loc: loc, fixed: fixedTime(sc.Cron)}, nil
+}
+
+// fixedTime reports whether cron expression expr fires at fixed times of day: neither its
+// minute nor its hour field starts with a wildcard (cron's own test), or a descriptor of a
+// day or longer.
+func fixedTime(expr string) bool {
+	switch expr {
+	case "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight":
+		return true
+	}
+	f := strings.Fields(expr)
+	return len(f) == 5 && !strings.HasPrefix(f[0], "*") && !strings.HasPrefix(f[1], "*")
 }
 
 func parseSchedules(scheds []*Schedule) ([]parsedSchedule, error) {
@@ -109,9 +125,68 @@ func parseSchedules(scheds []*Schedule) ([]parsedSchedule, error) {
 
 // next returns p's first time after t, in its time zone, and whether it has one: robfig/cron
 // returns the zero time for an expression no time in five years matches (30 February).
+//
+// A schedule at fixed times of day fires once for each time of day it names across a
+// daylight-saving change, as cron does (robfig/cron alone fires a nightly "30 2 * * *" twice
+// the night the clocks go back and not at all the night they go forward): a time the clock
+// shows twice fires the first time only, and one the clock skips fires as the clock jumps
+// (03:00 summer time for 02:30).
 func (p parsedSchedule) next(t time.Time) (time.Time, bool) {
 	due := p.c.Next(t.In(p.loc))
+	for p.fixed && !due.IsZero() && repeatedWallTime(due) {
+		due = p.c.Next(due)
+	}
+	if p.fixed && !due.IsZero() {
+		if jump, ok := p.skippedBefore(t, due); ok {
+			due = jump
+		}
+	}
 	return due, !due.IsZero() && due.After(t)
+}
+
+// repeatedWallTime reports whether the clock of t's zone showed t's time of day earlier, within
+// the hours before t: t comes in the hour repeated after the clocks went back.
+func repeatedWallTime(t time.Time) bool {
+	_, off := t.Zone()
+	_, before := t.Add(-3 * time.Hour).Zone()
+	if before <= off {
+		return false
+	}
+	e := t.Add(-time.Duration(before-off) * time.Second)
+	_, eoff := e.Zone()
+	return eoff == before && e.Hour() == t.Hour() && e.Minute() == t.Minute()
+}
+
+// skippedBefore returns the moment the clock jumped forward between t and due, in p's zone,
+// when the times of day it skipped include one of p's (02:30 in a jump from 02:00 to 03:00),
+// and whether there is one.
+func (p parsedSchedule) skippedBefore(t, due time.Time) (time.Time, bool) {
+	lo, hi := t.In(p.loc), due
+	_, offLo := lo.Zone()
+	_, offHi := hi.Zone()
+	if offHi <= offLo {
+		return time.Time{}, false
+	}
+	for hi.Sub(lo) > time.Second { // the first moment of the later offset
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if _, off := mid.Zone(); off == offLo {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	jump := hi.Truncate(time.Second)
+	if !jump.After(t) {
+		return time.Time{}, false
+	}
+	// The times of day skipped, from the old clock's reading at the jump to the new one's,
+	// as times without a zone (UTC), in which robfig/cron computes the schedule.
+	wall := func(x time.Time, off int) time.Time { return x.Add(time.Duration(off) * time.Second).UTC() }
+	from, to := wall(jump, offLo), wall(jump, offHi)
+	if m := p.c.Next(from.Add(-time.Second)); !m.IsZero() && m.Before(to) {
+		return jump.In(p.loc), true
+	}
+	return time.Time{}, false
 }
 
 // Next returns the next trigger of every schedule after t, earliest first. A schedule with no

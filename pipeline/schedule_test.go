@@ -507,3 +507,78 @@ func TestSchedulerRunsSchedulesDueAtOnceOneAfterTheOther(t *testing.T) {
 		}
 	}
 }
+
+// A schedule at a fixed time of day fires once a day across daylight-saving changes, as cron
+// does: the night the clocks go back it fires at the first 02:30 only (robfig/cron alone fires
+// at both), and the night they go forward past 02:30 it fires as they jump, at 03:00 summer
+// time (robfig/cron alone skips that day). A schedule with a wildcard hour fires by the clock,
+// both 02:00s included.
+func TestSchedulerKeepsFixedTimesOnceADayAcrossDaylightSaving(t *testing.T) {
+	cph, err := time.LoadLocation("Europe/Copenhagen")
+	if err != nil {
+		t.Skip(err)
+	}
+	times := func(cron, zone string, from time.Time, n int) string {
+		s := &Scheduler{Schedules: []*Schedule{{Name: "s", Cron: cron, Timezone: zone, Overlap: "skip"}}}
+		var out []string
+		for i := 0; i < n; i++ {
+			next, err := s.Next(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from = next[0].Due
+			out = append(out, from.Format("01-02 15:04 MST"))
+		}
+		return strings.Join(out, ", ")
+	}
+	for _, tc := range []struct {
+		cron string
+		from time.Time
+		n    int
+		want string
+	}{
+		{"30 2 * * *", time.Date(2026, 10, 24, 12, 0, 0, 0, cph), 3, "10-25 02:30 CEST, 10-26 02:30 CET, 10-27 02:30 CET"},
+		{"30 2 * * *", time.Date(2026, 3, 28, 12, 0, 0, 0, cph), 3, "03-29 03:00 CEST, 03-30 02:30 CEST, 03-31 02:30 CEST"},
+		{"0 2 * * 0", time.Date(2026, 3, 25, 12, 0, 0, 0, cph), 2, "03-29 03:00 CEST, 04-05 02:00 CEST"}, // a Sunday
+		{"0 3 * * *", time.Date(2026, 10, 24, 12, 0, 0, 0, cph), 2, "10-25 03:00 CET, 10-26 03:00 CET"},
+		{"@daily", time.Date(2026, 3, 28, 12, 0, 0, 0, cph), 2, "03-29 00:00 CET, 03-30 00:00 CEST"},
+		{"0 * * * *", time.Date(2026, 10, 25, 0, 30, 0, 0, cph), 4, "10-25 01:00 CEST, 10-25 02:00 CEST, 10-25 02:00 CET, 10-25 03:00 CET"},
+		{"0 * * * *", time.Date(2026, 3, 29, 0, 30, 0, 0, cph), 3, "03-29 01:00 CET, 03-29 03:00 CEST, 03-29 04:00 CEST"},
+		// New York's clocks change at 02:00 (back to 01:00); Lord Howe's by half an hour.
+		{"America/New_York 30 1 * * *", time.Date(2026, 10, 31, 12, 0, 0, 0, time.UTC), 2, "11-01 01:30 EDT, 11-02 01:30 EST"},
+		{"America/New_York 30 2 * * *", time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC), 2, "03-08 03:00 EDT, 03-09 02:30 EDT"},
+		{"Australia/Lord_Howe 45 1 * * *", time.Date(2026, 4, 4, 12, 0, 0, 0, time.UTC), 2, "04-05 01:45 +11, 04-06 01:45 +1030"},
+		{"Australia/Lord_Howe 15 2 * * *", time.Date(2026, 10, 3, 12, 0, 0, 0, time.UTC), 2, "10-04 02:30 +11, 10-05 02:15 +11"},
+	} {
+		zone := "Europe/Copenhagen"
+		if f := strings.Fields(tc.cron); len(f) == 6 {
+			zone, tc.cron = f[0], strings.Join(f[1:], " ")
+		}
+		if got := times(tc.cron, zone, tc.from, tc.n); got != tc.want {
+			t.Errorf("%q from %s: %s\nwant %s", tc.cron, tc.from.Format("01-02 15:04 MST"), got, tc.want)
+		}
+	}
+
+	// The loop fires the nightly once the night the clocks go back.
+	clock := &fakeClock{now: time.Date(2026, 10, 24, 23, 0, 0, 0, cph)}
+	f := &firings{}
+	s := &Scheduler{Clock: clock, Fire: f.fire, Logf: func(string, ...any) {},
+		Schedules: []*Schedule{{Name: "nightly", Cron: "30 2 * * *", Timezone: "Europe/Copenhagen", Overlap: "skip"}}}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Loop(ctx, context.Background()) }()
+	for at := clock.now; at.Before(time.Date(2026, 10, 25, 6, 0, 0, 0, cph)); {
+		at = at.Add(15 * time.Minute)
+		clock.waitForWaiter(t)
+		clock.advanceTo(at)
+		s.Wait()
+	}
+	clock.waitForWaiter(t)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.got, " "); got != "nightly@10-25T00:30" { // 02:30 CEST
+		t.Fatalf("fired %s, want once at 02:30 summer time", got)
+	}
+}
