@@ -330,14 +330,16 @@ func fireTrigger(ctx, stop context.Context, c *cli.Context, logger *log.Logger, 
 		if !waiting {
 			logger.Printf("%s: %s; %v; waiting for it to finish (overlap = \"queue\")", t, what, err)
 		}
+		// A stop (the loop's first signal) or a cancel (--once's signal, the loop's second or
+		// --cancel-on-stop) drops the trigger, said so: --once gets both at once.
 		select {
 		case <-stop.Done():
-			logger.Printf("%s: dropped while waiting for the workspace: the scheduler is stopping", t)
-			return nil
 		case <-ctx.Done():
-			return nil
 		case <-time.After(lockPoll):
+			continue
 		}
+		logger.Printf("%s: dropped while waiting for the workspace: the scheduler is stopping", t)
+		return nil
 	}
 	if rec == nil {
 		return fmt.Errorf("%s: failed to start: %w", t, err)

@@ -603,3 +603,25 @@ schedule "yearly" {
 		t.Fatalf("schedule --schedule without --once: exit %d\n%s", code, errs)
 	}
 }
+
+// TestScheduleOnceQueuedSaysWhenStopped checks that schedule --once with overlap = "queue",
+// waiting for a workspace another process holds, says that a SIGTERM dropped its trigger: it
+// ended with status 0 and nothing in the log half the time (the signal both stops and cancels
+// it, and only the stop was logged).
+func TestScheduleOnceQueuedSaysWhenStopped(t *testing.T) {
+	dir := workspace(t, strings.Replace(splitScheduled, `cron    = "0 3 * * *"`, `cron    = "0 3 * * *"`+"\n  overlap = \"queue\"", 1))
+	file := filepath.Join(dir, "pipeline.hcl")
+	lock, _, err := pipeline.AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	for i := 0; i < 10; i++ {
+		p := startPipeline(t, "schedule", file, "--once")
+		p.waitUntil("the trigger waits", func() bool { return strings.Contains(p.stderr(), `waiting for it to finish (overlap = "queue")`) })
+		p.signal(syscall.SIGTERM)
+		if code := p.exitCode(); code != exitOK || !strings.Contains(p.stderr(), "dropped while waiting for the workspace") {
+			t.Fatalf("exit %d, want 0 with the trigger said dropped:\n%s", code, p.stderr())
+		}
+	}
+}
