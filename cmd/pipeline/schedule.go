@@ -310,36 +310,44 @@ func fireTrigger(ctx, stop context.Context, c *cli.Context, logger *log.Logger, 
 	}
 	// What is to run is said once the run holds the workspace: a process holding it (a run
 	// started by hand) skips the trigger, or with overlap "queue" makes it wait, looking again
-	// every lockPoll, until the scheduler is told to stop, which drops it.
+	// every lockPoll, until the scheduler is told to stop, which drops it; once the workspace
+	// is free, the trigger starts over (the file read and planned again).
 	opts := pipeline.RunOptions{Selection: sel, RunsDir: pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir")),
 		Reporter: newReporter(c.App.ErrWriter, true, false), Versions: versions(), Trigger: t.String(),
 		Started: func(dir string) {
 			logger.Printf("%s: %s; running in %s (its run.log follows the stages)", t, what, dir)
 		}}
-	var rec *pipeline.RunRecord
-	for waiting := false; ; waiting = true {
-		stages.StartRun()
-		rec, err = l.engine.Run(ctx, opts)
-		if !errors.Is(err, pipeline.ErrLocked) {
-			break
-		}
+	stages.StartRun()
+	rec, err := l.engine.Run(ctx, opts)
+	if errors.Is(err, pipeline.ErrLocked) {
 		if sched.Overlap != "queue" {
 			logger.Printf("%s: %s; skipped: %v", t, what, err)
 			return nil
 		}
-		if !waiting {
-			logger.Printf("%s: %s; %v; waiting for it to finish (overlap = \"queue\")", t, what, err)
+		logger.Printf("%s: %s; %v; waiting for it to finish (overlap = \"queue\")", t, what, err)
+		for {
+			// A stop (the loop's first signal) or a cancel (--once's signal, the loop's second
+			// or --cancel-on-stop) drops the trigger, said so: --once gets both at once.
+			select {
+			case <-stop.Done():
+			case <-ctx.Done():
+			case <-time.After(lockPoll):
+				// Once the workspace is free, the trigger starts over: it reads the file and
+				// plans again, as the wait may have been long, the file edited meanwhile, and
+				// the work done by the process waited for.
+				lk, _, lerr := pipeline.AcquireLock(l.engine.Store.Workspace)
+				if errors.Is(lerr, pipeline.ErrLocked) {
+					continue
+				}
+				if lerr != nil {
+					return fmt.Errorf("%s: not run: %w", t, lerr)
+				}
+				lk.Release()
+				return fireTrigger(ctx, stop, c, logger, t, memo)
+			}
+			logger.Printf("%s: dropped while waiting for the workspace: the scheduler is stopping", t)
+			return nil
 		}
-		// A stop (the loop's first signal) or a cancel (--once's signal, the loop's second or
-		// --cancel-on-stop) drops the trigger, said so: --once gets both at once.
-		select {
-		case <-stop.Done():
-		case <-ctx.Done():
-		case <-time.After(lockPoll):
-			continue
-		}
-		logger.Printf("%s: dropped while waiting for the workspace: the scheduler is stopping", t)
-		return nil
 	}
 	if rec == nil {
 		return fmt.Errorf("%s: failed to start: %w", t, err)

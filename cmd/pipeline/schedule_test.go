@@ -625,3 +625,31 @@ func TestScheduleOnceQueuedSaysWhenStopped(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleQueuedTriggerReadsTheFileAgain checks that a trigger that waited for the
+// workspace (overlap = "queue") reads the pipeline file and plans again once it is free: it
+// ran the file as it was when the trigger came, maybe hours before, so that an edit made
+// meanwhile was not run (and the plan it logged was stale).
+func TestScheduleQueuedTriggerReadsTheFileAgain(t *testing.T) {
+	queued := strings.Replace(splitScheduled, `cron    = "0 3 * * *"`, `cron    = "0 3 * * *"`+"\n  overlap = \"queue\"", 1)
+	dir := workspace(t, queued)
+	file := filepath.Join(dir, "pipeline.hcl")
+	lock, _, err := pipeline.AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(p time.Duration) { lockPoll = p }(lockPoll)
+	lockPoll = 20 * time.Millisecond
+	go func() { // while the trigger waits, the file is edited, then the workspace let go of
+		time.Sleep(300 * time.Millisecond)
+		os.WriteFile(file, []byte(strings.Replace(queued, "val        = 0.2", "val        = 0.4", 1)), 0o644)
+		lock.Release()
+	}()
+	if code, _, errs := runCLI("schedule", file, "--once"); code != exitOK || !strings.Contains(errs, `waiting for it to finish (overlap = "queue")`) ||
+		!strings.Contains(errs, "succeeded") {
+		t.Fatalf("schedule --once, queueing: exit %d\n%s", code, errs)
+	}
+	if code, out, errs := runCLI("plan", file); code != exitOK {
+		t.Fatalf("after the queued trigger ran, plan of the edited file: exit %d, want 0 (nothing to do)\n%s%s", code, out, errs)
+	}
+}
