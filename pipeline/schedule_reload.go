@@ -73,6 +73,19 @@ func (s *Scheduler) applyReload(ps []parsedSchedule, scheds []*Schedule, now tim
 		if had && !prev.due.IsZero() && !prev.due.After(now) {
 			from = prev.due.Add(-time.Nanosecond)
 		}
+		if had && prev.s.Cron == sc.Cron && prev.s.Timezone == sc.Timezone && !prev.dead {
+			// Its times did not change (only its overlap): the time it waits for stays, where
+			// computing it again from now would put an @every schedule's off by a whole
+			// interval.
+			p.due = prev.due
+			if !p.due.IsZero() {
+				logs = append(logs, fmt.Sprintf("schedule %q: %s; next due %s", sc.Name, what, p.due.Format(time.RFC3339)))
+			} else {
+				logs = append(logs, fmt.Sprintf("schedule %q: %s", sc.Name, what))
+			}
+			out = append(out, p)
+			continue
+		}
 		if due, ok := p.next(from); ok {
 			p.due = due
 			logs = append(logs, fmt.Sprintf("schedule %q: %s; next due %s", sc.Name, what, due.Format(time.RFC3339)))

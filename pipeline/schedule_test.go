@@ -582,3 +582,36 @@ func TestSchedulerKeepsFixedTimesOnceADayAcrossDaylightSaving(t *testing.T) {
 		t.Fatalf("fired %s, want once at 02:30 summer time", got)
 	}
 }
+
+// An edit of a schedule's overlap alone keeps the time it waits for: an @every schedule's next
+// time was computed again from the moment of the edit, putting it off by up to a whole
+// interval ("@every 6h" due in a minute, edited, then due in six hours).
+func TestSchedulerKeepsTheNextTimeWhenOnlyOverlapChanges(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: start}
+	f := &firings{}
+	var log logRecorder
+	s, edit, stop, done := reloadingScheduler(clock, f, &log, []*Schedule{{Name: "sixhourly", Cron: "@every 6h", Timezone: "UTC", Overlap: "skip"}})
+	for at := start.Add(time.Minute); !at.After(start.Add(5 * time.Hour)); at = at.Add(time.Hour) {
+		clock.waitForWaiter(t)
+		clock.advanceTo(at)
+		s.Wait()
+	}
+	edit([]*Schedule{{Name: "sixhourly", Cron: "@every 6h", Timezone: "UTC", Overlap: "queue"}}, nil)
+	for at := start.Add(5*time.Hour + 2*time.Minute); !at.After(start.Add(7 * time.Hour)); at = at.Add(time.Minute) {
+		clock.waitForWaiter(t)
+		clock.advanceTo(at)
+		s.Wait()
+	}
+	clock.waitForWaiter(t)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.got, " "); got != "sixhourly@01-05T06:00" {
+		t.Fatalf("fired %s, want at 06:00 as before the edit\nlog:\n%s", got, log.String())
+	}
+	if want := `schedule "sixhourly": overlap changed from "skip" to "queue"; next due 2026-01-05T06:00:00Z`; !strings.Contains(log.String(), want) {
+		t.Errorf("the log lacks %s:\n%s", want, log.String())
+	}
+}
