@@ -464,6 +464,10 @@ func TestAugmentAndSplitLogLinesSayTheReportsNumbers(t *testing.T) {
 	if added < 2 || !strings.Contains(string(log), want) {
 		t.Errorf("run.log lacks %q:\n%s", want, log)
 	}
+	// A split that rejected nothing says so, pointing at no file.
+	if !strings.Contains(string(log), "classes; no files rejected\n") || strings.Contains(string(log), "0 files rejected") {
+		t.Errorf("run.log does not say the split rejected no files:\n%s", log)
+	}
 	for _, repeated := range []string{"split.main: split: ", "augment.balanced: augment: "} {
 		if strings.Contains(string(log), repeated) {
 			t.Errorf("run.log repeats the prefix %q:\n%s", repeated, log)

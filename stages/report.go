@@ -221,8 +221,16 @@ type dataFindings struct {
 	Rejected []Rejected
 	// Conflicts are the groups of identical or near-identical files in different classes.
 	Conflicts []string
-	Plot      template.URL
+	// RejectedMore and ConflictsMore count those left out of the page (reportListMax each):
+	// a folder of photos with an editor's sidecar file beside each would otherwise list them
+	// all, tens of thousands of rows, in every run's report.
+	RejectedMore, ConflictsMore int
+	Plot                        template.URL
 }
+
+// reportListMax is how many rejected files, and groups of images in different classes, the
+// report lists; the report's files (rejected.json, split.json) list them all.
+const reportListMax = 200
 
 // augmentFindings reads an augmentation's report folder (augment.json); false when dir is
 // not one.
@@ -266,7 +274,14 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 		f.Notes = append(f.Notes, droppedNote(r))
 	}
 	readJSONFileIfExists(filepath.Join(dir, "rejected.json"), &f.Rejected)
+	if len(f.Rejected) > reportListMax {
+		f.Rejected, f.RejectedMore = f.Rejected[:reportListMax], len(f.Rejected)-reportListMax
+	}
 	for _, g := range append(append([][]string{}, r.Conflicts...), r.NearConflicts...) {
+		if len(f.Conflicts) == reportListMax {
+			f.ConflictsMore++
+			continue
+		}
 		f.Conflicts = append(f.Conflicts, strings.Join(g, " · "))
 	}
 	return f, true
@@ -332,8 +347,8 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 {{if .Data}}<h2>Data</h2>{{end}}
 {{range .Data}}<h3>{{.Stage}}</h3>{{if .Counts}}<p>{{.Counts}}.</p>{{if .Notes}}<ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{else if .Split}}<p class="muted">No rejected files, duplicates or dropped classes.</p>{{end}}{{end}}
 {{if .Rejected}}<details><summary>Rejected files</summary><table><tr><th>file</th><th>class</th><th>reason</th></tr>
-{{range .Rejected}}<tr><td>{{.Path}}</td><td>{{.Class}}</td><td style="text-align:left">{{.Reason}}</td></tr>{{end}}</table></details>{{end}}
-{{if .Conflicts}}<details><summary>Same picture in different classes</summary><ul>{{range .Conflicts}}<li>{{.}}</li>{{end}}</ul></details>{{end}}
+{{range .Rejected}}<tr><td>{{.Path}}</td><td>{{.Class}}</td><td style="text-align:left">{{.Reason}}</td></tr>{{end}}</table>{{if .RejectedMore}}<p class="muted">… and {{.RejectedMore}} more in report/rejected.json</p>{{end}}</details>{{end}}
+{{if .Conflicts}}<details><summary>Same picture in different classes</summary><ul>{{range .Conflicts}}<li>{{.}}</li>{{end}}</ul>{{if .ConflictsMore}}<p class="muted">… and {{.ConflictsMore}} more in split.json</p>{{end}}</details>{{end}}
 {{if .Plot}}<a href="{{.PlotFile}}"><img alt="{{.Stage}} class distribution" src="{{.Plot}}"></a>{{end}}{{end}}
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>status</th><th>duration</th><th>why</th></tr>

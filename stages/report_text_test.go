@@ -73,3 +73,37 @@ func TestReportNamesDroppedClassesWithTheirImages(t *testing.T) {
 		t.Fatalf("without counts: %q", got)
 	}
 }
+
+// A split that rejected thousands of files (an editor's sidecar beside every photo) lists
+// the first reportListMax in report.html and says how many more rejected.json holds; so for
+// groups of the same picture in different classes.
+func TestReportListsSomeRejectedFilesAndCountsTheRest(t *testing.T) {
+	dir := t.TempDir()
+	var rejected []Rejected
+	var conflicts [][]string
+	for i := range reportListMax + 57 {
+		rejected = append(rejected, Rejected{Path: fmt.Sprintf("a/IMG_%04d.xmp", i), Class: "a", Reason: "not an image"})
+	}
+	for i := range reportListMax + 3 {
+		conflicts = append(conflicts, []string{fmt.Sprintf("a/%d.jpg", i), fmt.Sprintf("b/%d.jpg", i)})
+	}
+	if err := writeJSON(dir+"/split.json", splitReport{Rejected: len(rejected), Conflicts: conflicts}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(dir+"/rejected.json", rejected); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := splitFindings("split.main", dir)
+	if !ok || len(f.Rejected) != reportListMax || f.RejectedMore != 57 || len(f.Conflicts) != reportListMax || f.ConflictsMore != 3 {
+		t.Fatalf("findings: %v, %d rejected listed and %d more, %d conflicts and %d more", ok, len(f.Rejected), f.RejectedMore, len(f.Conflicts), f.ConflictsMore)
+	}
+	var page strings.Builder
+	if err := reportTemplate.Execute(&page, map[string]any{"S": Summary{Run: &pipeline.RunRecord{}}, "Data": []dataFindings{f}}); err != nil {
+		t.Fatal(err)
+	}
+	text := html.UnescapeString(page.String())
+	if !strings.Contains(text, "… and 57 more in report/rejected.json") || !strings.Contains(text, "… and 3 more in split.json") ||
+		strings.Count(text, ".xmp</td>") != reportListMax {
+		t.Fatalf("report.html does not list %d rejected files and count the rest:\n%s", reportListMax, text)
+	}
+}

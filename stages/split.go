@@ -1368,8 +1368,12 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 		[]series{{TrainSet, vals[TrainSet]}, {ValSet, vals[ValSet]}, {TestSet, vals[TestSet]}}, job.Logf); err != nil {
 		return fmt.Errorf("plotting the class distribution: %w", err)
 	}
-	job.Logf("%d train, %d val, %d test images in %s; %s rejected (see report/rejected.json)",
-		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), plural(len(rejected), "file", "files"))
+	rejectedNote := "no files rejected"
+	if len(rejected) > 0 {
+		rejectedNote = plural(len(rejected), "file", "files") + " rejected (see report/rejected.json)"
+	}
+	job.Logf("%d train, %d val, %d test images in %s; %s",
+		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), rejectedNote)
 	logRejected(job, rejected, " (all in report/rejected.json)")
 	logDamaged(job, rep.Damaged, "", " (all in report/split.json: damaged_jpegs)")
 	if len(rep.Conflicts) > 0 {
