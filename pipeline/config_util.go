@@ -79,7 +79,7 @@ func cronProblem(expr string, now time.Time) (summary, detail string) {
 		return "Time zone in the cron expression", fmt.Sprintf("cron is %q. Give the time zone in the schedule's timezone attribute "+
 			"(timezone = \"Europe/Copenhagen\") and leave only the time fields in cron.", expr)
 	}
-	c, err := cron.ParseStandard(expr)
+	c, err := parseCron(expr)
 	if err != nil {
 		return "Invalid cron expression", cronFieldProblem(expr, err)
 	}

@@ -88,7 +88,7 @@ type parsedSchedule struct {
 }
 
 func parseSchedule(sc *Schedule) (parsedSchedule, error) {
-	c, err := cron.ParseStandard(sc.Cron)
+	c, err := parseCron(sc.Cron)
 	if err != nil {
 		return parsedSchedule{}, fmt.Errorf("schedule %q: %w", sc.Name, err)
 	}
@@ -97,6 +97,45 @@ func parseSchedule(sc *Schedule) (parsedSchedule, error) {
 		return parsedSchedule{}, fmt.Errorf("schedule %q: %w", sc.Name, err)
 	}
 	return parsedSchedule{s: sc, c: c, loc: loc, fixed: fixedTime(sc.Cron)}, nil
+}
+
+// parseCron parses a cron expression (five fields or a descriptor) to fire when cron(8) would.
+// robfig/cron matches a day that is in the day-of-month field or in the day-of-week field
+// unless one of them is "*" or "?", when both must match; cron (Vixie's and cronie) wants both
+// as soon as either field starts with "*": "0 3 */2 * 1" is 03:00 on a Monday with an odd
+// date there, where robfig/cron alone fires on every odd date and every Monday. The crontab
+// lines --print-crontab writes must fire at the scheduler's times.
+func parseCron(expr string) (cron.Schedule, error) {
+	c, err := cron.ParseStandard(expr)
+	if err != nil {
+		return nil, err
+	}
+	spec, ok := c.(*cron.SpecSchedule)
+	f := strings.Fields(expr)
+	if !ok || len(f) != 5 {
+		return c, nil
+	}
+	plain := func(field string) bool { return field == "*" || field == "?" }
+	if plain(f[2]) || plain(f[4]) || !(strings.HasPrefix(f[2], "*") || strings.HasPrefix(f[4], "*")) {
+		return c, nil // robfig/cron reads it as cron does
+	}
+	return bothDays{spec}, nil
+}
+
+// bothDays is a schedule whose days must match both its day-of-month and its day-of-week
+// fields (see parseCron).
+type bothDays struct{ *cron.SpecSchedule }
+
+// Next returns the first time after t that robfig/cron gives whose day matches both fields,
+// or the zero time when none does in the five years after t (robfig/cron's own horizon).
+func (s bothDays) Next(t time.Time) time.Time {
+	limit := t.AddDate(5, 0, 0)
+	for n := s.SpecSchedule.Next(t); !n.IsZero() && !n.After(limit); n = s.SpecSchedule.Next(n) {
+		if 1<<uint(n.Day())&s.Dom != 0 && 1<<uint(n.Weekday())&s.Dow != 0 {
+			return n
+		}
+	}
+	return time.Time{}
 }
 
 // fixedTime reports whether cron expression expr fires at fixed times of day: neither its

@@ -615,3 +615,41 @@ func TestSchedulerKeepsTheNextTimeWhenOnlyOverlapChanges(t *testing.T) {
 		t.Errorf("the log lacks %s:\n%s", want, log.String())
 	}
 }
+
+// A day-of-month and a day-of-week field both restricted, one starting with "*", fire when
+// both match, as cron(8) reads them (and so as the lines --print-crontab writes fire), not
+// when either does, as robfig/cron alone reads them; with a plain "*" in either, or neither
+// starting with "*", robfig/cron's reading is cron's. An expression whose two day fields
+// never agree never fires, which validation says.
+func TestCronDayFieldsAreReadAsCronReadsThem(t *testing.T) {
+	times := func(expr string, from time.Time, n int) string {
+		s := &Scheduler{Schedules: []*Schedule{{Name: "s", Cron: expr, Timezone: "UTC", Overlap: "skip"}}}
+		var out []string
+		for i := 0; i < n; i++ {
+			next, err := s.Next(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from = next[0].Due
+			out = append(out, from.Format("Mon 01-02 15:04"))
+		}
+		return strings.Join(out, ", ")
+	}
+	from := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) // a Tuesday
+	for _, tc := range []struct{ expr, want string }{
+		// Mondays with an odd date: 7 and 21 December, 11 January.
+		{"0 3 */2 * 1", "Mon 12-07 03:00, Mon 12-21 03:00, Mon 01-11 03:00"},
+		{"0 3 1,15 * */3", "Sat 05-01 03:00, Sat 05-15 03:00, Sun 08-01 03:00"}, // a Sunday, Wednesday or Saturday on the 1st or 15th
+		// Neither field starts with "*": either day.
+		{"0 3 9 * 1", "Mon 12-07 03:00, Wed 12-09 03:00, Mon 12-14 03:00"},
+		// A plain "*": the other field alone.
+		{"0 3 * * 1", "Mon 12-07 03:00, Mon 12-14 03:00, Mon 12-21 03:00"},
+	} {
+		if got := times(tc.expr, from, 3); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.expr, got, tc.want)
+		}
+	}
+	if summary, _ := cronProblem("0 3 31 2 */2", from); summary != "Cron expression never fires" {
+		t.Errorf("31 February on some weekday: %q", summary)
+	}
+}
