@@ -364,7 +364,7 @@ func interruptible(c *cli.Context) (ctx context.Context, stop context.CancelFunc
 // ignoreBrokenPipes lets a run outlive the reader of its output (`pipeline run | head`, a log
 // viewer closed): with SIGPIPE ignored, a write to a pipe whose reader is gone fails, and the
 // reporter and loggers go on without it, where the signal would kill the process mid-run,
-// before its run.json. run and schedule call it; it holds until the process ends.
+// before its run.json. run, schedule and serve call it; it holds until the process ends.
 func ignoreBrokenPipes() { signal.Ignore(syscall.SIGPIPE) }
 
 // interruptedExit returns the error a command ends with when err says its run was stopped by

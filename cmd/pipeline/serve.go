@@ -461,6 +461,10 @@ func serveCommand() *cli.Command {
 			&cli.Float64Flag{Name: "warn-top", Value: d.WarnTop, Usage: "warn when the best is below"},
 		},
 		Action: func(c *cli.Context) error {
+			// A server outlives the reader of its log (`pipeline serve 2>&1 | tee serve.log`, a
+			// log shipper restarted): SIGPIPE at its next line would kill it, in-flight requests
+			// and all, where the log's writes now fail and the requests are answered.
+			ignoreBrokenPipes()
 			if c.NArg() > 0 {
 				next := "give the model folder with --model PATH"
 				if c.NArg() == 1 {

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -1494,5 +1495,63 @@ func TestPredictSaysWhatAMissingModelFolderNeeds(t *testing.T) {
 		if code, out, errs := runCLI("predict", "--model", dir, img); code == exitOK || !strings.Contains(errs, "no model at "+dir) || !strings.Contains(errs, want) {
 			t.Errorf("--model %s: exit %d\n%s%s\nwant %q", dir, code, out, errs, want)
 		}
+	}
+}
+
+// A server whose log no one reads any more (its stderr a pipe whose reader is gone, as
+// `pipeline serve 2>&1 | tee serve.log` leaves it once tee is stopped) goes on answering:
+// SIGPIPE at the next request's log line killed it, and the request with it.
+func TestServeOutlivesTheReaderOfItsLog(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := filepath.Join(tinyModel(t, filepath.Join(t.TempDir(), "m"), 1), "saved_model")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "serve", "--model", saved, "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), mainHelperVar+"=1")
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	listening := regexp.MustCompile(`listening on http://127\.0\.0\.1:(\d+)/`)
+	var addr string
+	for sc := bufio.NewScanner(r); addr == "" && sc.Scan(); {
+		if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+			addr = "127.0.0.1:" + m[1]
+		}
+	}
+	r.Close() // the log's reader is gone
+	if addr == "" {
+		t.Fatal("the server did not say where it listens")
+	}
+	for i := 0; i < 3; i++ {
+		if status, _, m := request(t, "GET", "http://"+addr+"/healthz", nil); status != http.StatusOK {
+			t.Fatalf("/healthz %d %v, want 200", status, m)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		done <- err // for the deferred check: the process has ended
+		if err != nil {
+			t.Fatalf("serve ended with %v after SIGTERM, want exit status 0", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("serve did not stop at SIGTERM")
 	}
 }
