@@ -73,9 +73,12 @@ func predictCommand() *cli.Command {
 				Skipped     string              `json:"skipped,omitempty"` // why a file of a folder was skipped
 			}
 			results := []result{} // [] in JSON when nothing was classified, not null
+			// The results' writes are checked: a script's `predict … > out.json` on a full
+			// disk must not exit 0 with the results lost.
+			w := &checkedWriter{w: c.App.Writer}
 			printJSON := func() {
 				if c.Bool("json") {
-					enc := json.NewEncoder(c.App.Writer)
+					enc := json.NewEncoder(w)
 					enc.SetIndent("", "  ")
 					enc.Encode(results)
 				}
@@ -136,8 +139,7 @@ func predictCommand() *cli.Command {
 			found := map[string]int{} // images found in each folder named
 			failed, total, unsure := 0, 0, 0
 			stdinRead := false // - names standard input, which can be read once
-			w := c.App.Writer
-			for start := 0; start < len(files); start += predictBatch {
+			for start := 0; start < len(files) && w.err == nil; start += predictBatch {
 				chunk := files[start:min(start+predictBatch, len(files))]
 				// Each file's header is checked before it is read, and a file far larger than
 				// an image of its size is not read: a video, or /dev/zero, costs a few kilobytes.
@@ -206,6 +208,9 @@ func predictCommand() *cli.Command {
 			}
 			folderErrors(found)
 			printJSON()
+			if w.err != nil {
+				return exitError{code: exitErr, err: fmt.Errorf("the results could not be written: %w", w.err)}
+			}
 			if unsure > 1 {
 				fmt.Fprintf(c.App.ErrWriter, "pipeline: low confidence for %d of %s (--warn-sum %g, --warn-top %g)\n",
 					unsure, pipeline.Plural(total-failed, "image classified", "images classified"), c.Float64("warn-sum"), c.Float64("warn-top"))
@@ -242,6 +247,21 @@ func predictCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// checkedWriter keeps the first error of the writes to w, after which it writes nothing.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.err = err
+	return n, err
 }
 
 // writePredictions writes the classes predicted for file, one a line: the rank, right-aligned

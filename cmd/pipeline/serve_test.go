@@ -1555,3 +1555,24 @@ func TestServeOutlivesTheReaderOfItsLog(t *testing.T) {
 		t.Fatal("serve did not stop at SIGTERM")
 	}
 }
+
+// fullDisk is a standard output whose writes fail, as a file on a full disk's do.
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// predict whose results cannot be written (`predict --json *.jpg > out.json` on a full disk)
+// fails, saying why, in text and in JSON: a script must not take the empty file for results.
+func TestPredictFailsWhenItsResultsCannotBeWritten(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	img := filepath.Join(t.TempDir(), "a.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	for _, format := range [][]string{nil, {"--json"}} {
+		var errb bytes.Buffer
+		args := append([]string{"pipeline", "predict", "--model", model, img}, format...)
+		code := run(args, fullDisk{}, &errb)
+		if code != exitErr || !strings.Contains(errb.String(), "the results could not be written: no space left on device") {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d saying the results could not be written", format, code, errb.String(), exitErr)
+		}
+	}
+}
