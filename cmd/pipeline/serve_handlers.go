@@ -190,6 +190,14 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// A body whose declared length is over the limit is refused before any of it is read:
+	// a client that asked to continue (Expect: 100-continue, as curl does past 1 MB) sends
+	// nothing more, where it was told to send the whole upload, 10 MiB of it read, for a 413.
+	if r.ContentLength > s.opts.MaxBody {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, s.opts.tooLarge())
+		return
+	}
 	// Admission first: a bounded queue in front of a bounded number of inferences, checked
 	// before the upload is read, so that memory is bounded by the queue, not by the clients.
 	select {

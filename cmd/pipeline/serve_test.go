@@ -1576,3 +1576,29 @@ func TestPredictFailsWhenItsResultsCannotBeWritten(t *testing.T) {
 		}
 	}
 }
+
+// A request whose Content-Length is over --max-body is answered 413 at once: a client that
+// waits to be told to continue (Expect: 100-continue, as curl does for uploads over 1 MB) is
+// not told to send an upload that would be refused.
+func TestServeRefusesADeclaredLengthOverMaxBodyBeforeItsUpload(t *testing.T) {
+	opts := defaultServeOptions()
+	opts.MaxBody = 1 << 20
+	_, ts := newTestServer(t, tinyModel(t, filepath.Join(t.TempDir(), "m1"), 1), opts)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"+
+		"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", 30<<20)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "request exceeds --max-body 1 MiB") {
+		t.Errorf("status %d %s, want 413 request exceeds --max-body 1 MiB before the upload", resp.StatusCode, b)
+	}
+}
