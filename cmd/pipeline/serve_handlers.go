@@ -246,6 +246,9 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "busy: no inference slot within the time limit; retry shortly")
 		return
 	case <-r.Context().Done():
+		// The client is gone (no answer reaches it): logged as nginx logs it, not as the
+		// 200 net/http would record for a handler that wrote nothing.
+		writeError(w, statusClientClosed, "the client closed the request while it waited for an inference slot")
 		return
 	}
 	m := s.acquire()
@@ -274,6 +277,10 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSONResponse(w, http.StatusOK, resp)
 }
+
+// statusClientClosed is the status logged for a request whose client went away before it
+// was answered: nginx's 499, as a proxy in front of the server logs the same request.
+const statusClientClosed = 499
 
 // pacedBody is the body of an admitted upload, which must keep arriving: each read may wait
 // until the upload has had UploadGrace plus a second per UploadRate bytes received, and never

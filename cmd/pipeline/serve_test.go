@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -1600,5 +1601,27 @@ func TestServeRefusesADeclaredLengthOverMaxBodyBeforeItsUpload(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "request exceeds --max-body 1 MiB") {
 		t.Errorf("status %d %s, want 413 request exceeds --max-body 1 MiB before the upload", resp.StatusCode, b)
+	}
+}
+
+// A request whose client goes away while it waits for an inference slot is logged as closed
+// by the client (499, as nginx logs it), not as answered 200: nothing was answered.
+func TestARequestAbandonedInTheQueueIsNotLoggedAsAnswered(t *testing.T) {
+	opts := defaultServeOptions()
+	opts.Concurrency = 1
+	var logb syncBuffer
+	s := newServer(tinyModel(t, filepath.Join(t.TempDir(), "m1"), 1), opts, log.New(&logb, "", 0))
+	s.reload()
+	t.Cleanup(s.close)
+	s.slots <- struct{}{} // the only slot, busy
+	body, ct := multipartBody("image", pngBytes(8, 8, 3))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequest("POST", "/predict", body).WithContext(ctx)
+	req.Header.Set("Content-Type", ct)
+	s.routes().ServeHTTP(httptest.NewRecorder(), req)
+	<-s.slots
+	if got := logb.String(); !strings.Contains(got, "POST /predict 499 ") {
+		t.Errorf("log %q, want the request logged 499", got)
 	}
 }
