@@ -116,15 +116,19 @@ func predictCommand() *cli.Command {
 				printJSON()
 				return exitError{code: exitErr}
 			}
-			p, err := stages.LoadPredictor(c.String("model"), 0)
-			if err != nil {
-				return explainModelError(c.String("model"), err)
-			}
-			defer p.Close()
+			// The model is loaded from the folder its links lead to now, as serve loads it:
+			// through models/final_models, a promotion switching the link while the model
+			// loads gave the card (the "model" named) of one champion and the weights of the
+			// other, or a mix of their files, refused as a broken champion.
 			resolved, err := filepath.EvalSymlinks(c.String("model"))
 			if err != nil {
 				resolved = c.String("model")
 			}
+			p, err := stages.LoadPredictor(resolved, 0)
+			if err != nil {
+				return explainModelError(c.String("model"), err)
+			}
+			defer p.Close()
 			id := modelName(c.String("model"), resolved, p)
 			// Said only of a --top asked for: the default 5 of a model of fewer classes
 			// shows them all without a word.

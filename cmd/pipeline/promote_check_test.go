@@ -197,7 +197,8 @@ func TestPromoteShowsABrokenChampion(t *testing.T) {
 		t.Fatalf("rollback with one champion: exit %d\n%s%s", code, out, errs)
 	}
 	os.RemoveAll(filepath.Join(to, "saved_model/variables"))
-	saved := filepath.Join(to, "saved_model")
+	// predict names the folder the link leads to, as promote does
+	saved := filepath.Join(to+".d", "20261206_110000-cnn", "saved_model")
 	notThere := " would install it again from its run folder, which is not in " + filepath.Dir(to) // the fake champions have no run folders
 	repair := "`pipeline promote 20261206_110000/cnn`" + notThere + "; `pipeline promote RUN/FOLDER` makes a model of a run folder the champion"
 	code, out, errs = runCLI(args...)
@@ -266,7 +267,7 @@ func TestPredictNamesABrokenChampion(t *testing.T) {
 	}
 	os.RemoveAll(filepath.Join(to, "saved_model/variables"))
 	code, out, errs := runCLI("predict", "--model", to, img)
-	if code != exitErr || !strings.Contains(errs, "the promoted model 20261206_113000-cnn in "+to+" cannot predict: model "+filepath.Join(to, "saved_model")+" is broken: its weights (variables/) are missing") ||
+	if code != exitErr || !strings.Contains(errs, "the promoted model 20261206_113000-cnn in "+to+" cannot predict: model "+filepath.Join(to+".d", "20261206_113000-cnn", "saved_model")+" is broken: its weights (variables/) are missing") ||
 		!strings.Contains(errs, "`pipeline promote --rollback` goes back to the previous champion") || strings.Contains(errs, "Could not find variable") {
 		t.Fatalf("predict with a broken champion: exit %d\n%s%s", code, out, errs)
 	}

@@ -1625,3 +1625,59 @@ func TestARequestAbandonedInTheQueueIsNotLoggedAsAnswered(t *testing.T) {
 		t.Errorf("log %q, want the request logged 499", got)
 	}
 }
+
+// predict through a promotion folder whose link a promotion switches while the model loads
+// names the model that answered: the card and the weights come from one champion, never the
+// card of one and the weights of the other (or a mix of their files, refused as broken).
+func TestPredictLoadsOneChampionWhileTheLinkSwitches(t *testing.T) {
+	root := t.TempDir()
+	d := filepath.Join(root, "final_models.d")
+	want := map[string]float64{}
+	img := filepath.Join(root, "a.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	for i, id := range []string{"a", "b"} {
+		dir := tinyModel(t, filepath.Join(d, id), uint64(i+1))
+		code, out, errs := runCLI("predict", "--model", dir, "--json", img)
+		var res []struct{ Predictions []stages.Prediction }
+		if err := json.Unmarshal([]byte(out), &res); code != exitOK || err != nil {
+			t.Fatalf("exit %d %v\n%s%s", code, err, out, errs)
+		}
+		want[id] = res[0].Predictions[0].Confidence
+	}
+	if want["a"] == want["b"] {
+		t.Fatal("the two models answer alike: the test cannot tell them apart")
+	}
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "a"), link)
+	stop := make(chan struct{})
+	var flipping sync.WaitGroup
+	flipping.Add(1)
+	go func() { // promotions, one after the other, each replacing the link at once
+		defer flipping.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tmp := filepath.Join(root, ".final_models.tmp")
+			os.Symlink(filepath.Join("final_models.d", []string{"b", "a"}[i%2]), tmp)
+			os.Rename(tmp, link)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	defer func() { close(stop); flipping.Wait() }()
+	for i := 0; i < 30; i++ {
+		code, out, errs := runCLI("predict", "--model", link, "--json", img)
+		var res []struct {
+			Model       string
+			Predictions []stages.Prediction
+		}
+		if err := json.Unmarshal([]byte(out), &res); code != exitOK || err != nil || len(res) != 1 {
+			t.Fatalf("exit %d %v\n%s%s", code, err, out, errs)
+		}
+		if got := res[0].Predictions[0].Confidence; got != want[res[0].Model] {
+			t.Fatalf("answered as model %q with confidence %v, which is %q's (%v)", res[0].Model, got, map[bool]string{true: "a", false: "b"}[got == want["a"]], want)
+		}
+	}
+}
