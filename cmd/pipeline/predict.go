@@ -22,6 +22,11 @@ import (
 // thousands of photos is never all in memory.
 const predictBatch = 32
 
+// predictBatchBytes bounds the files predict holds at once: a chunk ends with the file that
+// brings what it read to this many bytes, so a folder of large images (scans, uncompressed
+// TIFFs) is read a few at a time.
+const predictBatchBytes = 64 << 20
+
 func predictCommand() *cli.Command {
 	d := defaultServeOptions()
 	return &cli.Command{
@@ -143,23 +148,29 @@ func predictCommand() *cli.Command {
 			found := map[string]int{} // images found in each folder named
 			failed, total, unsure := 0, 0, 0
 			stdinRead := false // - names standard input, which can be read once
-			for start := 0; start < len(files) && w.err == nil; start += predictBatch {
-				chunk := files[start:min(start+predictBatch, len(files))]
+			for start := 0; start < len(files) && w.err == nil; {
 				// Each file's header is checked before it is read, and a file far larger than
 				// an image of its size is not read: a video, or /dev/zero, costs a few kilobytes.
-				data := make([][]byte, len(chunk))
-				readErrs := make([]error, len(chunk))
-				for i, f := range chunk {
-					switch {
+				// A chunk ends at predictBatch files, or once what it read reaches
+				// predictBatchBytes: 32 scans of 60 MB each are not all in memory at once.
+				var data [][]byte
+				var readErrs []error
+				for read := 0; start+len(data) < len(files) && len(data) < predictBatch && read < predictBatchBytes; {
+					var b []byte
+					var err error
+					switch f := files[start+len(data)]; {
 					case f.path == "-" && stdinRead:
-						readErrs[i] = errors.New("standard input was read for an earlier -")
+						err = errors.New("standard input was read for an earlier -")
 					case f.path == "-":
 						stdinRead = true
-						data[i], readErrs[i] = stages.ReadImageFrom(c.App.Reader, c.Int64("max-pixels"))
+						b, err = stages.ReadImageFrom(c.App.Reader, c.Int64("max-pixels"))
 					default:
-						data[i], readErrs[i] = stages.ReadImage(f.path, c.Int64("max-pixels"))
+						b, err = stages.ReadImage(f.path, c.Int64("max-pixels"))
 					}
+					data, readErrs, read = append(data, b), append(readErrs, err), read+len(b)
 				}
+				chunk := files[start : start+len(data)]
+				start += len(chunk)
 				// The warning looks at the top five whatever --top shows, as serve's does.
 				preds, damaged, errs := p.PredictBytes(data, max(k, 5), c.Int64("max-pixels"))
 				for i, f := range chunk {

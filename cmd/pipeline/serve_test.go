@@ -1681,3 +1681,50 @@ func TestPredictLoadsOneChampionWhileTheLinkSwitches(t *testing.T) {
 		}
 	}
 }
+
+// onFirstWrite is a standard output that calls f at its first write.
+type onFirstWrite struct {
+	once sync.Once
+	f    func()
+	b    bytes.Buffer
+}
+
+func (o *onFirstWrite) Write(p []byte) (int, error) {
+	o.once.Do(o.f)
+	return o.b.Write(p)
+}
+
+// predict reads a folder of large images a few at a time, not predictBatch of them: files
+// of 9 MB are classified about 64 MiB at a time (the files still to read are deleted when
+// the first results are written, so those read before are the ones classified).
+func TestPredictHoldsAFewLargeImagesAtOnce(t *testing.T) {
+	model := tinyModel(t, filepath.Join(t.TempDir(), "m"), 1)
+	root := t.TempDir()
+	img := image.NewNRGBA(image.Rect(0, 0, 1500, 1500))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var buf bytes.Buffer
+	if err := tiff.Encode(&buf, img, &tiff.Options{Compression: tiff.Uncompressed}); err != nil {
+		t.Fatal(err)
+	}
+	scan := filepath.Join(root, "scan.tif")
+	os.WriteFile(scan, buf.Bytes(), 0o644)
+	dir := filepath.Join(root, "scans")
+	os.Mkdir(dir, 0o755)
+	for i := range predictBatch {
+		os.Symlink(scan, filepath.Join(dir, fmt.Sprintf("s%02d.tif", i)))
+	}
+	out := &onFirstWrite{f: func() {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}}
+	var errb bytes.Buffer
+	run([]string{"pipeline", "predict", "--model", model, "-k", "1", dir}, out, &errb)
+	classified := strings.Count(out.b.String(), "\n  1. ")
+	if most := (64<<20)/buf.Len() + 1; classified == 0 || classified > most {
+		t.Errorf("%d files of %d bytes read before the first results, want at most %d:\n%s%s", classified, buf.Len(), most, out.b.String(), errb.String())
+	}
+}
