@@ -519,17 +519,7 @@ func TestSchedulerKeepsFixedTimesOnceADayAcrossDaylightSaving(t *testing.T) {
 		t.Skip(err)
 	}
 	times := func(cron, zone string, from time.Time, n int) string {
-		s := &Scheduler{Schedules: []*Schedule{{Name: "s", Cron: cron, Timezone: zone, Overlap: "skip"}}}
-		var out []string
-		for i := 0; i < n; i++ {
-			next, err := s.Next(from)
-			if err != nil {
-				t.Fatal(err)
-			}
-			from = next[0].Due
-			out = append(out, from.Format("01-02 15:04 MST"))
-		}
-		return strings.Join(out, ", ")
+		return fireTimes(t, cron, zone, from, n, "01-02 15:04 MST")
 	}
 	for _, tc := range []struct {
 		cron string
@@ -623,17 +613,7 @@ func TestSchedulerKeepsTheNextTimeWhenOnlyOverlapChanges(t *testing.T) {
 // never agree never fires, which validation says.
 func TestCronDayFieldsAreReadAsCronReadsThem(t *testing.T) {
 	times := func(expr string, from time.Time, n int) string {
-		s := &Scheduler{Schedules: []*Schedule{{Name: "s", Cron: expr, Timezone: "UTC", Overlap: "skip"}}}
-		var out []string
-		for i := 0; i < n; i++ {
-			next, err := s.Next(from)
-			if err != nil {
-				t.Fatal(err)
-			}
-			from = next[0].Due
-			out = append(out, from.Format("Mon 01-02 15:04"))
-		}
-		return strings.Join(out, ", ")
+		return fireTimes(t, expr, "UTC", from, n, "Mon 01-02 15:04")
 	}
 	from := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) // a Tuesday
 	for _, tc := range []struct{ expr, want string }{
@@ -652,4 +632,21 @@ func TestCronDayFieldsAreReadAsCronReadsThem(t *testing.T) {
 	if summary, _ := cronProblem("0 3 31 2 */2", from); summary != "Cron expression never fires" {
 		t.Errorf("31 February on some weekday: %q", summary)
 	}
+}
+
+// fireTimes returns the first n times after from that a schedule with cron expression expr in
+// zone fires, in layout, joined by commas.
+func fireTimes(t *testing.T, expr, zone string, from time.Time, n int, layout string) string {
+	t.Helper()
+	s := &Scheduler{Schedules: []*Schedule{{Name: "s", Cron: expr, Timezone: zone, Overlap: "skip"}}}
+	var out []string
+	for i := 0; i < n; i++ {
+		next, err := s.Next(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from = next[0].Due
+		out = append(out, from.Format(layout))
+	}
+	return strings.Join(out, ", ")
 }

@@ -210,31 +210,7 @@ func listSome(items []string) string {
 // checkout there would merge them. It is a warning, not an error: on Linux they are distinct
 // folders, and may be meant as distinct classes. in names the folder ("" to leave it out).
 func caseClashes(classes []string, in string) []string {
-	if in != "" {
-		in = " in " + in
-	}
-	var keys []string
-	byKey := map[string][]string{}
-	for _, c := range classes {
-		k := foldCase(c)
-		if _, ok := byKey[k]; !ok {
-			keys = append(keys, k)
-		}
-		if !slices.Contains(byKey[k], c) {
-			byKey[k] = append(byKey[k], c)
-		}
-	}
-	var out []string
-	for _, k := range keys {
-		group := byKey[k]
-		if len(group) < 2 {
-			continue
-		}
-		slices.Sort(group)
-		out = append(out, fmt.Sprintf("class folders %s%s differ only in letter case: separate classes here, but one folder on a file system that ignores case (macOS's and Windows's, by default), where a copy or checkout would merge their images; rename them apart, or merge them if they are one class",
-			pipeline.QuotedList(group, "and"), in))
-	}
-	return out
+	return clashes(classes, in, foldCase, "differ only in letter case: separate classes here, but one folder on a file system that ignores case (macOS's and Windows's, by default), where a copy or checkout would merge their images; rename them apart, or merge them if they are one class")
 }
 
 // spaceClashes says of each set of classes whose names differ only in their spaces (two in a
@@ -243,13 +219,20 @@ func caseClashes(classes []string, in string) []string {
 // every plot, log and report shows alike. A warning, as caseClashes's: they may be meant.
 // in names the folder ("" to leave it out).
 func spaceClashes(classes []string, in string) []string {
+	return clashes(classes, in, func(c string) string { return strings.Join(strings.Fields(c), " ") },
+		"differ only in spaces (two in a row, one at an end, or a non-breaking one): separate classes, which plots, logs and reports show alike; rename them apart, or merge them if they are one class")
+}
+
+// clashes returns a warning for each set of two or more classes that key maps to one key,
+// in the order of their first class: "class folders A and B[ in FOLDER] " followed by what.
+func clashes(classes []string, in string, key func(string) string, what string) []string {
 	if in != "" {
 		in = " in " + in
 	}
 	var keys []string
 	byKey := map[string][]string{}
 	for _, c := range classes {
-		k := strings.Join(strings.Fields(c), " ")
+		k := key(c)
 		if _, ok := byKey[k]; !ok {
 			keys = append(keys, k)
 		}
@@ -264,8 +247,7 @@ func spaceClashes(classes []string, in string) []string {
 			continue
 		}
 		slices.Sort(group)
-		out = append(out, fmt.Sprintf("class folders %s%s differ only in spaces (two in a row, one at an end, or a non-breaking one): separate classes, which plots, logs and reports show alike; rename them apart, or merge them if they are one class",
-			pipeline.QuotedList(group, "and"), in))
+		out = append(out, fmt.Sprintf("class folders %s%s %s", pipeline.QuotedList(group, "and"), in, what))
 	}
 	return out
 }
