@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"mime"
 	"net/http"
@@ -528,8 +529,20 @@ func (s *server) handleExample(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	w.Header().Set("Content-Type", mime.TypeByExtension(ext))
-	w.Header().Set("Cache-Control", "max-age=3600")
+	// The URL stays while the model behind it changes (a promotion, a rollback, with other
+	// classes or examples): browsers and proxies keep the image, but ask each time whether it
+	// is still the served model's (ETag), which costs a 304 when it is.
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", exampleETag(m.resolved, id))
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// exampleETag is the entity tag of the example image of class id of the model loaded from
+// folder (after links): a promoted model's folder never changes, so neither does its examples.
+func exampleETag(folder string, id int) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%d", folder, id)
+	return fmt.Sprintf(`"%016x"`, h.Sum64())
 }
 
 func (s *server) handleModel(w http.ResponseWriter, r *http.Request) {

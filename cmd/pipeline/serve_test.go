@@ -326,6 +326,25 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 	if code, b, ct := get("/classes/square/example"); code != 200 || ct != "image/png" || !bytes.HasPrefix(b, []byte("\x89PNG")) {
 		t.Errorf("/classes/square/example: %d %s", code, ct)
 	}
+	// Cached only as long as the served model is the one it came from: asked revalidated each
+	// time, answered 304 while it is (another folder, another tag).
+	exReq, _ := http.NewRequest("GET", ts.URL+"/classes/square/example", nil)
+	fresh, err := http.DefaultClient.Do(exReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.Body.Close()
+	tag := fresh.Header.Get("ETag")
+	exReq.Header.Set("If-None-Match", tag)
+	revalidated, err := http.DefaultClient.Do(exReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revalidated.Body.Close()
+	if fresh.Header.Get("Cache-Control") != "no-cache" || tag == "" || revalidated.StatusCode != http.StatusNotModified ||
+		exampleETag("/m/final_models.d/a", 1) == exampleETag("/m/final_models.d/b", 1) || exampleETag("/m/a", 1) == exampleETag("/m/a", 2) {
+		t.Errorf("example caching: Cache-Control %q, ETag %q, conditional GET %d", fresh.Header.Get("Cache-Control"), tag, revalidated.StatusCode)
+	}
 	if code, _, _ := get("/classes/circle/example"); code != 404 {
 		t.Errorf("example of a class without one: %d", code)
 	}
