@@ -551,6 +551,9 @@ func TestFailureSkipsDependentsAndKeepGoingRunsTheRest(t *testing.T) {
 		if r := rec.Result("xform.final").Reasons; !slices.Equal(r, []string{"upstream xform.up failed"}) {
 			t.Errorf("xform.final skipped for %q, want \"upstream xform.up failed\"", r)
 		}
+		if log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log")); !strings.Contains(string(log), "xform.final: skipped (upstream xform.up failed)\n") {
+			t.Errorf("run.log does not say why xform.final was skipped:\n%s", log)
+		}
 		if rec.Status != "failed" || !strings.Contains(rec.Result("xform.up").Error, "asked to fail") {
 			t.Fatalf("record: %s %+v", rec.Status, rec.Result("xform.up"))
 		}

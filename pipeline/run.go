@@ -173,7 +173,11 @@ func (e *Engine) Run(ctx context.Context, opts RunOptions) (*RunRecord, error) {
 			rec.mu.Lock()
 			rec.Stages = append(rec.Stages, res)
 			rec.mu.Unlock()
-			rec.Logf("%s: %s%s", res.Addr, res.Status, suffixIf(res.Error, ": "))
+			why := "" // a stage that did not run says why, as run.json does
+			if (res.Status == StatusSkipped || res.Status == StatusCancelled) && res.Error == "" && len(res.Reasons) > 0 {
+				why = " (" + strings.Join(res.Reasons, "; ") + ")"
+			}
+			rec.Logf("%s: %s%s%s", res.Addr, res.Status, suffixIf(res.Error, ": "), why)
 			opts.Reporter.Finished(res)
 		}(inst)
 	}
