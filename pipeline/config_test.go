@@ -553,3 +553,23 @@ func TestAbsoluteSourceInTheWorkspaceIsRelative(t *testing.T) {
 		}
 	}
 }
+
+// A reference to a stage whose block has its kind misspelled points at that block and its
+// kind, not at the misspelling as the stage meant.
+func TestAReferenceToAStageWithAMisspelledKindPointsAtTheKind(t *testing.T) {
+	path := "testdata/config/invalid/unknown_kind.hcl"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range loadAndBuild(path, src, nil) {
+		if d.Summary == "Reference to undeclared stage" {
+			want := `There is no stage xform.b in this file, but stage "xfrom" "b" (unknown_kind.hcl, line 5) looks like it, with its kind misspelled: fix the kind there, and this reference holds.`
+			if d.Detail != want {
+				t.Fatalf("detail %q, want %q", d.Detail, want)
+			}
+			return
+		}
+	}
+	t.Fatal("no diagnostic for the reference")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -592,7 +593,12 @@ func (w *Workflow) checkTraversal(b *block, attr string, tr hcl.Traversal, addrs
 		}
 		if _, ok := w.blocks[r.Block]; !ok {
 			detail := fmt.Sprintf("There is no stage %s in this file.", r.Block)
-			if s := suggest(r.Block, addrs); s != "" {
+			if typo := w.misspelledKind(r.Block); typo != nil {
+				// The block is there, its kind misspelled (reported): suggesting the
+				// misspelling here would lead the other way.
+				detail = fmt.Sprintf("There is no stage %s in this file, but stage %q %q (%s, line %d) looks like it, with its kind misspelled: fix the kind there, and this reference holds.",
+					r.Block, typo.Kind, typo.Name, filepath.Base(typo.KindRange.Filename), typo.KindRange.Start.Line)
+			} else if s := suggest(r.Block, addrs); s != "" {
 				detail += fmt.Sprintf(" Did you mean stage.%s?", s)
 			} else {
 				detail += fmt.Sprintf(" Declared stages: %s.", strings.Join(addrs, ", "))
@@ -794,4 +800,16 @@ func lowerFirst(s string) string {
 	}
 	r[0] = unicode.ToLower(r[0])
 	return string(r)
+}
+
+// misspelledKind returns the block of an unknown kind that a reference to addr (kind.name)
+// was meant for: one of that name whose kind is a misspelling of addr's kind, if any.
+func (w *Workflow) misspelledKind(addr string) *StageBlock {
+	kind, name, _ := strings.Cut(addr, ".")
+	for _, b := range w.blocks {
+		if b.kind == nil && b.cfg.Name == name && suggest(b.cfg.Kind, []string{kind}) != "" {
+			return b.cfg
+		}
+	}
+	return nil
 }

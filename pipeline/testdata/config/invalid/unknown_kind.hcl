@@ -5,3 +5,7 @@ stage "gen" "a" {
 stage "xfrom" "b" { # ERROR: Unknown stage kind
   input = stage.gen.a.out
 }
+
+stage "xform" "c" {
+  input = stage.xform.b.out # ERROR: Reference to undeclared stage
+}
