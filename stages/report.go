@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"image/png"
 	"io"
 	"math"
 	"net/url"
@@ -152,13 +153,21 @@ func fileURL(rel string) template.URL {
 	return template.URL((&url.URL{Path: rel}).String())
 }
 
-func dataURI(path string) template.URL {
+// embedPNG returns the PNG at path as a data URL, and whether it is wider than wideImage
+// pixels ("" and false when it cannot be read).
+func embedPNG(path string) (template.URL, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return ""
+		return "", false
 	}
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b))
+	cfg, err := png.DecodeConfig(bytes.NewReader(b))
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b)), err == nil && cfg.Width > wideImage
 }
+
+// wideImage is the widest plot the report shrinks to the page's width: a wider one (the
+// confusion matrix or class distribution of a few dozen classes) is shown at its own size,
+// scrolled sideways, as shrunk its labels could not be read.
+const wideImage = 1600
 
 // WriteHTML writes report.html into the run folder: self-contained (plots embedded), no
 // network resources.
@@ -166,6 +175,8 @@ func (s *Summary) WriteHTML() (string, error) {
 	type rowView struct {
 		SummaryRow
 		Metrics, Confusion template.URL
+		// MetricsWide and ConfusionWide are set for plots shown at their own size (wideImage).
+		MetricsWide, ConfusionWide bool
 		// MetricsFile and ConfusionFile are the plots' files, relative to the report, which
 		// a click opens at full size (a browser does not open an embedded image's data URL).
 		MetricsFile, ConfusionFile template.URL
@@ -173,9 +184,9 @@ func (s *Summary) WriteHTML() (string, error) {
 	}
 	var rows []rowView
 	for _, r := range s.Rows {
-		v := rowView{SummaryRow: r, Metrics: dataURI(filepath.Join(s.Dir, r.Name, "metrics.png")),
-			Confusion:   dataURI(filepath.Join(s.Dir, r.Name, "evaluation", "confusion_matrix.png")),
-			MetricsFile: fileURL(r.Name + "/metrics.png"), ConfusionFile: fileURL(r.Name + "/evaluation/confusion_matrix.png")}
+		v := rowView{SummaryRow: r, MetricsFile: fileURL(r.Name + "/metrics.png"), ConfusionFile: fileURL(r.Name + "/evaluation/confusion_matrix.png")}
+		v.Metrics, v.MetricsWide = embedPNG(filepath.Join(s.Dir, r.Name, "metrics.png"))
+		v.Confusion, v.ConfusionWide = embedPNG(filepath.Join(s.Dir, r.Name, "evaluation", "confusion_matrix.png"))
 		if r.Test != nil {
 			v.PerClass = r.Test.PerClass
 		}
@@ -193,7 +204,8 @@ func (s *Summary) WriteHTML() (string, error) {
 			f, _ = augmentFindings(st.Addr, dir)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "class_distribution.png")); err == nil {
-			f.Stage, f.Plot = st.Addr, dataURI(filepath.Join(dir, "class_distribution.png"))
+			f.Stage = st.Addr
+			f.Plot, f.PlotWide = embedPNG(filepath.Join(dir, "class_distribution.png"))
 			f.PlotFile = fileURL(filepath.ToSlash(filepath.Join(st.Artifacts, "report", "class_distribution.png")))
 		}
 		if f.Stage != "" {
@@ -226,6 +238,7 @@ type dataFindings struct {
 	// all, tens of thousands of rows, in every run's report.
 	RejectedMore, ConflictsMore int
 	Plot                        template.URL
+	PlotWide                    bool // shown at its own size (wideImage)
 }
 
 // reportListMax is how many rejected files, and groups of images in different classes, the
@@ -325,7 +338,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}tr.win{background:#eaf6ea;font-weight:600}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details{margin:.5em 0}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}.plot{overflow-x:auto}.plot.wide img{max-width:none}.muted{color:#777}details{margin:.5em 0}
 </style></head><body>
 <h1>Run {{.S.Run.ID}} <span class="muted">({{.S.Run.Status}})</span></h1>
 <p class="muted">{{if .S.Run.Trigger}}{{.S.Run.Trigger}} · {{end}}{{.S.Run.Pipeline}} · seed {{.S.Run.Seed}} · {{range $k, $v := .S.Run.Versions}}{{$k}} {{$v}} · {{end}}all rates are fractions 0–1</p>
@@ -339,8 +352,8 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 </table>{{end}}
 {{range .Rows}}<h3>{{.Name}}</h3><p class="muted">{{.Train.Selection}}</p>
 {{if and .Test .Test.SeenInTraining}}<p><b>Warning:</b> {{.Name}} was trained on {{.Test.SeenInTraining}} of its {{.Test.Images}} test images (or the model it started from was): its test scores flatter it.</p>{{end}}
-{{if .Metrics}}<a href="{{.MetricsFile}}"><img alt="{{.Name}} training curves" src="{{.Metrics}}"></a>{{end}}
-{{if .Confusion}}<a href="{{.ConfusionFile}}"><img alt="{{.Name}} confusion matrix" src="{{.Confusion}}"></a>{{end}}
+{{if .Metrics}}<div class="plot{{if .MetricsWide}} wide{{end}}"><a href="{{.MetricsFile}}"><img alt="{{.Name}} training curves" src="{{.Metrics}}"></a></div>{{end}}
+{{if .Confusion}}<div class="plot{{if .ConfusionWide}} wide{{end}}"><a href="{{.ConfusionFile}}"><img alt="{{.Name}} confusion matrix" src="{{.Confusion}}"></a></div>{{end}}
 {{if .PerClass}}<details><summary>Per-class scores</summary><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
 {{range .PerClass}}<tr><td>{{.Class}}</td><td>{{pct .Precision}}</td><td>{{pct .Recall}}</td><td>{{pct .F1}}</td><td>{{.Support}}</td></tr>{{end}}</table></details>{{end}}
 {{end}}
@@ -349,7 +362,7 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}details
 {{if .Rejected}}<details><summary>Rejected files</summary><table><tr><th>file</th><th>class</th><th>reason</th></tr>
 {{range .Rejected}}<tr><td>{{.Path}}</td><td>{{.Class}}</td><td style="text-align:left">{{.Reason}}</td></tr>{{end}}</table>{{if .RejectedMore}}<p class="muted">… and {{.RejectedMore}} more in report/rejected.json</p>{{end}}</details>{{end}}
 {{if .Conflicts}}<details><summary>Same picture in different classes</summary><ul>{{range .Conflicts}}<li>{{.}}</li>{{end}}</ul>{{if .ConflictsMore}}<p class="muted">… and {{.ConflictsMore}} more in split.json</p>{{end}}</details>{{end}}
-{{if .Plot}}<a href="{{.PlotFile}}"><img alt="{{.Stage}} class distribution" src="{{.Plot}}"></a>{{end}}{{end}}
+{{if .Plot}}<div class="plot{{if .PlotWide}} wide{{end}}"><a href="{{.PlotFile}}"><img alt="{{.Stage}} class distribution" src="{{.Plot}}"></a></div>{{end}}{{end}}
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>status</th><th>duration</th><th>why</th></tr>
 {{range .Stages}}<tr><td>{{.Addr}}</td><td>{{.Status}}</td><td>{{dur .Duration}}</td><td style="text-align:left">{{join .Reasons "; "}}{{if .Error}} — {{.Error}}{{end}}{{if .Effect}} — {{.Effect}}{{end}}</td></tr>{{end}}

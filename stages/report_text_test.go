@@ -1,9 +1,13 @@
 package stages
 
 import (
+	"bytes"
 	"fmt"
 	"html"
+	"image"
+	"image/png"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -105,5 +109,37 @@ func TestReportListsSomeRejectedFilesAndCountsTheRest(t *testing.T) {
 	if !strings.Contains(text, "… and 57 more in report/rejected.json") || !strings.Contains(text, "… and 3 more in split.json") ||
 		strings.Count(text, ".xmp</td>") != reportListMax {
 		t.Fatalf("report.html does not list %d rejected files and count the rest:\n%s", reportListMax, text)
+	}
+}
+
+// A plot wider than the page shrinks to its width, except one so wide that shrunk its labels
+// could not be read (a few dozen classes), which is shown at its own size, scrolled sideways.
+func TestReportShowsWidePlotsAtTheirOwnSize(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, w int) string {
+		var b bytes.Buffer
+		if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, w, 10))); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	if u, wide := embedPNG(write("curves.png", 1440)); u == "" || wide {
+		t.Errorf("a 1440-pixel plot: embedded %v, shown at its own size %v", u != "", wide)
+	}
+	u, wide := embedPNG(write("matrix.png", 2146))
+	if u == "" || !wide {
+		t.Errorf("a 2146-pixel plot: embedded %v, shown at its own size %v", u != "", wide)
+	}
+	var page strings.Builder
+	if err := reportTemplate.Execute(&page, map[string]any{"S": Summary{Run: &pipeline.RunRecord{}},
+		"Data": []dataFindings{{Stage: "split.main", Plot: u, PlotWide: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), `<div class="plot wide"><a href=""><img alt="split.main class distribution"`) {
+		t.Fatalf("the wide plot is not shown at its own size:\n%s", page.String())
 	}
 }

@@ -292,6 +292,9 @@ func runCommand() *cli.Command {
 			if c.Int("jobs") < 0 {
 				return fmt.Errorf("--jobs %d: the number of stages to run at once must be 1 or more (0: the number of CPUs)", c.Int("jobs"))
 			}
+			if c.Bool("quiet") && c.Bool("verbose") {
+				return fmt.Errorf("--quiet and --verbose ask for opposite things: give one of them")
+			}
 			l, err := load(c, false)
 			if err != nil {
 				return err

@@ -124,6 +124,9 @@ func TestPlanExitCodesAndFlagsAfterTheFile(t *testing.T) {
 	if code, out, _ := runCLI("run", "-n", file); code != exitPending || !strings.Contains(out, "+ split.main") {
 		t.Fatalf("run -n before running: exit %d, want %d as plan's\n%s", code, exitPending, out)
 	}
+	if code, _, errs := runCLI("run", file, "-q", "-v"); code != exitErr || !strings.Contains(errs, "--quiet and --verbose ask for opposite things") {
+		t.Fatalf("run -q -v: exit %d, want %d and an error\n%s", code, exitErr, errs)
+	}
 	if code, out, errs := runCLI("run", file, "--quiet", "--runs-dir", "runs"); code != exitOK {
 		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
 	}
