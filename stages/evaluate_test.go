@@ -62,7 +62,7 @@ func TestLoadPredictorNamesTheModelsOfARunFolder(t *testing.T) {
 		os.WriteFile(p, []byte(`{}`), 0o644)
 	}
 	_, err := LoadPredictor(run, 0)
-	if err == nil || !strings.Contains(err.Error(), "give one of "+filepath.Join(run, "cnn")+", "+filepath.Join(run, "vit")) {
+	if err == nil || !strings.Contains(err.Error(), "give one of "+filepath.Join(run, "cnn")+" or "+filepath.Join(run, "vit")) {
 		t.Fatalf("loading a run folder: %v", err)
 	}
 }

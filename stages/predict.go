@@ -8,6 +8,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline"
 	"slices"
 	"sort"
 	"strings"
@@ -68,8 +69,13 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 	}
 	m, err := graphs.LoadModel(p.Dir, threads)
 	if err != nil {
-		if _, serr := os.Stat(dir); serr != nil {
+		fi, serr := os.Stat(dir)
+		if serr != nil {
 			return nil, fmt.Errorf("no model at %s: %w", dir, WithoutPath(serr))
+		}
+		if !fi.IsDir() {
+			// A file of a model (model.json, saved_model.pb) given for the model.
+			return nil, fmt.Errorf("%s is a file: a model is a folder; give the folder it is in, %s", dir, filepath.Dir(filepath.Clean(dir)))
 		}
 		// A run folder holds a model per folder (cnn/saved_model): name them.
 		models := modelFolders(dir)
@@ -93,7 +99,10 @@ type ModelsFolderError struct {
 }
 
 func (e *ModelsFolderError) Error() string {
-	return fmt.Sprintf("%s holds no model itself but several, one per folder: give one of %s", e.Dir, strings.Join(e.Models, ", "))
+	if len(e.Models) == 1 {
+		return fmt.Sprintf("%s holds no model itself but one in a folder: give %s", e.Dir, e.Models[0])
+	}
+	return fmt.Sprintf("%s holds no model itself but %d, one per folder: give one of %s", e.Dir, len(e.Models), pipeline.JoinList(e.Models, "or"))
 }
 
 // Close releases the model.

@@ -1462,13 +1462,30 @@ func TestARunFolderGivenAsModelNamesItsModels(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "20261206_110000")
 	tinyModel(t, filepath.Join(run, "cnn"), 1)
 	tinyModel(t, filepath.Join(run, "vit"), 2)
-	want := run + " holds no model itself but several, one per folder: give one of " + filepath.Join(run, "cnn") + ", " + filepath.Join(run, "vit")
+	want := run + " holds no model itself but 2, one per folder: give one of " + filepath.Join(run, "cnn") + " or " + filepath.Join(run, "vit")
 	img := filepath.Join(t.TempDir(), "a.png")
 	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
 	for _, args := range [][]string{{"predict", "--model", run, img}, {"serve", "--model", run, "--addr", "127.0.0.1:0"}} {
 		if code, out, errs := runCLI(args...); code == exitOK || !strings.Contains(errs, want) {
 			t.Errorf("%s: exit %d\n%s%s\nwant %s", args[0], code, out, errs, want)
 		}
+	}
+	// A file of a model, given for the model, is said to be one.
+	card := filepath.Join(run, "cnn", "model.json")
+	if _, err := os.Stat(card); err == nil {
+		want := card + " is a file: a model is a folder; give the folder it is in, " + filepath.Join(run, "cnn")
+		if code, out, errs := runCLI("predict", "--model", card, img); code == exitOK || !strings.Contains(errs, want) {
+			t.Errorf("predict of a model's file: exit %d\n%s%s\nwant %s", code, out, errs, want)
+		}
+	} else {
+		t.Fatalf("the test model has no card: %v", err)
+	}
+	// A run folder of one model names it alone.
+	one := filepath.Join(t.TempDir(), "20261206_120000")
+	tinyModel(t, filepath.Join(one, "cnn"), 1)
+	want = one + " holds no model itself but one in a folder: give " + filepath.Join(one, "cnn")
+	if code, out, errs := runCLI("predict", "--model", one, img); code == exitOK || !strings.Contains(errs, want) {
+		t.Errorf("predict: exit %d\n%s%s\nwant %s", code, out, errs, want)
 	}
 }
 
