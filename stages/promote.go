@@ -182,9 +182,12 @@ func settle(promoteTo string) (was, now string, err error) {
 	want := h.Pending
 	h.Pending = ""
 	if fi, serr := os.Stat(filepath.Join(root, want)); serr != nil || !fi.IsDir() {
-		// Its folder deleted since: the promotion cannot be finished, and is taken off the
-		// record, which then names the champion the link still leads to.
-		if n := len(h.Promotions); n > 0 && h.Promotions[n-1] == want {
+		// Its folder deleted since: the change cannot be finished. A promotion cut off is
+		// taken off the record when that leaves the record naming the champion the link
+		// still leads to; a rollback (whose pending champion was already on the record) or a
+		// reinstallation added no entry, and none is taken off.
+		target, _ := os.Readlink(promoteTo)
+		if n := len(h.Promotions); n > 1 && h.Promotions[n-1] == want && h.Promotions[n-2] == filepath.Base(target) {
 			h.Promotions = h.Promotions[:n-1]
 		}
 		return "", "", writeJSONAtomic(filepath.Join(root, "history.json"), h)

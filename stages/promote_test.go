@@ -585,6 +585,21 @@ func TestPromotionHistoryAndLinkNeverDisagree(t *testing.T) {
 	if got := history(); slices.Contains(got, "ghost-cnn") || link() != "run1-cnn" || !strings.HasPrefix(note, "not promoted") {
 		t.Fatalf("after a cut-off promotion whose folder is gone: history %v, link %s, %q", got, link(), note)
 	}
+	// A rollback cut off, whose pending champion (already on the record, the link still
+	// leading to the later one) was deleted since: no entry is taken off the record.
+	// (A rollback from run1-cnn to gone-cnn records [other, gone-cnn], the link still at
+	// run1-cnn.)
+	h, _ = readHistory(final + ".d")
+	h.Promotions, h.Pending = []string{"other-cnn", "gone-cnn"}, "gone-cnn"
+	if err := writeJSONAtomic(filepath.Join(final+".d", "history.json"), h); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := settle(final); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := readHistory(final + ".d"); h.Pending != "" || !slices.Equal(h.Promotions, []string{"other-cnn", "gone-cnn"}) || link() != "run1-cnn" {
+		t.Fatalf("a rollback cut off, its champion gone: history %v (pending %q), link %s", h.Promotions, h.Pending, link())
+	}
 }
 
 // A champion whose files were damaged on disk (they are hard links to the store's output, so
