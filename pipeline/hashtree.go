@@ -176,7 +176,9 @@ func OpenStatCache(path string) *StatCache {
 // readMapped returns the contents of the file at path, mapped read-only when the system
 // allows (the page cache's copy, not the process's), else read, with the function that
 // releases them; nil for a missing, unreadable or empty file. The store replaces its files
-// by renaming new ones over them, so a mapped file never changes under the mapping.
+// by renaming new ones over them, so a mapped file never changes under the mapping; a cache
+// file cut short in place (copied over with cp, rsync --inplace) while a process has it
+// mapped would crash that process at its next lookup.
 func readMapped(path string) ([]byte, func()) {
 	if path == "" {
 		return nil, nil
@@ -234,11 +236,9 @@ func (c *StatCache) index() {
 		return
 	}
 	c.indexed = true
-	n, _ := binary.Uvarint(c.raw)
+	n, off := binary.Uvarint(c.raw)
 	// As many as the section says, but never beyond what it can hold (39 bytes an entry).
 	at := make([]int, 0, min(n, uint64(len(c.raw)/39)))
-	_, w := binary.Uvarint(c.raw)
-	off := w
 	if !eachRawEntry(c.raw, func(_ []byte, _ statEntry, enc []byte) {
 		at = append(at, off)
 		off += len(enc)
@@ -414,13 +414,7 @@ func (c *StatCache) Save() error {
 			n--
 		}
 	}
-	for p := range c.dropped {
-		if _, saved := c.savedIndex(p); saved {
-			if _, over := c.changed[p]; !over {
-				n--
-			}
-		}
-	}
+	n -= len(c.dropped) // saved entries only, never recorded again (put and Prune keep them apart)
 	err := writeFileAtomicStream(c.path, func(w *bufio.Writer) error {
 		var buf []byte
 		buf = append(buf, statCacheMagic...)

@@ -130,10 +130,12 @@ type bothDays struct{ *cron.SpecSchedule }
 // or the zero time when none does in the five years after t (robfig/cron's own horizon).
 func (s bothDays) Next(t time.Time) time.Time {
 	limit := t.AddDate(5, 0, 0)
-	for n := s.SpecSchedule.Next(t); !n.IsZero() && !n.After(limit); n = s.SpecSchedule.Next(n) {
+	for n := s.SpecSchedule.Next(t); !n.IsZero() && !n.After(limit); {
 		if 1<<uint(n.Day())&s.Dom != 0 && 1<<uint(n.Weekday())&s.Dow != 0 {
 			return n
 		}
+		// Not this day: on from its last second, not match by match (every minute of it).
+		n = s.SpecSchedule.Next(time.Date(n.Year(), n.Month(), n.Day(), 23, 59, 59, 0, n.Location()))
 	}
 	return time.Time{}
 }

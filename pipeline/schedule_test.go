@@ -632,6 +632,9 @@ func TestCronDayFieldsAreReadAsCronReadsThem(t *testing.T) {
 	if summary, _ := cronProblem("0 3 31 2 */2", from); summary != "Cron expression never fires" {
 		t.Errorf("31 February on some weekday: %q", summary)
 	}
+	if summary, _ := cronProblem("* * 31 2 */2", from); summary != "Cron expression never fires" {
+		t.Errorf("every minute of 31 February on some weekday: %q", summary)
+	}
 }
 
 // fireTimes returns the first n times after from that a schedule with cron expression expr in

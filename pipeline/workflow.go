@@ -806,8 +806,8 @@ func lowerFirst(s string) string {
 // was meant for: one of that name whose kind is a misspelling of addr's kind, if any.
 func (w *Workflow) misspelledKind(addr string) *StageBlock {
 	kind, name, _ := strings.Cut(addr, ".")
-	for _, b := range w.blocks {
-		if b.kind == nil && b.cfg.Name == name && suggest(b.cfg.Kind, []string{kind}) != "" {
+	for _, a := range sortedKeys(w.blocks) { // the first by address, whatever the map's order
+		if b := w.blocks[a]; b.kind == nil && b.cfg.Name == name && suggest(b.cfg.Kind, []string{kind}) != "" {
 			return b.cfg
 		}
 	}
