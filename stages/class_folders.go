@@ -223,6 +223,11 @@ func spaceClashes(classes []string, in string) []string {
 		"differ only in spaces (two in a row, one at an end, or a non-breaking one): separate classes, which plots, logs and reports show alike; rename them apart, or merge them if they are one class")
 }
 
+// nameClashes is caseClashes's and spaceClashes's warnings together.
+func nameClashes(classes []string, in string) []string {
+	return append(caseClashes(classes, in), spaceClashes(classes, in)...)
+}
+
 // clashes returns a warning for each set of two or more classes that key maps to one key,
 // in the order of their first class: "class folders A and B[ in FOLDER] " followed by what.
 func clashes(classes []string, in string, key func(string) string, what string) []string {

@@ -267,20 +267,13 @@ func (Split) SourceNotes(v *pipeline.Values, attr string, was, now map[string]st
 // validate counts them: a folder with that many files can still have fewer usable images),
 // else 0.
 func droppedBelow(v *pipeline.Values) int {
-	if v == nil || !known(v, "val", "test", "test_source", "drop_small_classes") {
+	if v == nil {
 		return 0
 	}
-	if drop := v.Get("drop_small_classes"); drop.IsNull() || drop.False() {
-		return 0
+	if need, drop, ok := sourceNeed(v); ok && drop {
+		return need
 	}
-	test := num(v, "test")
-	if v.Get("test").IsNull() {
-		test = defaultTest
-	}
-	if !v.Get("test_source").IsNull() {
-		test = 0
-	}
-	return minPerClass(num(v, "val"), test)
+	return 0
 }
 
 // sameByClass reports whether two listings of photos (paths by digest) hold the same photos

@@ -276,20 +276,10 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 	if why := layoutProblems(v, attr, l); why != "" {
 		return why
 	}
-	if attr != "source" || !known(v, "val", "test", "test_source", "drop_small_classes") {
+	need, drop, ok := sourceNeed(v)
+	if attr != "source" || !ok || drop {
 		return ""
 	}
-	if drop := v.Get("drop_small_classes"); !drop.IsNull() && drop.True() {
-		return ""
-	}
-	test := num(v, "test")
-	if v.Get("test").IsNull() {
-		test = defaultTest
-	}
-	if !v.Get("test_source").IsNull() {
-		test = 0
-	}
-	need := minPerClass(num(v, "val"), test)
 	classes, count, unreadable := countClassFiles(abs, l)
 	var small []string
 	for _, c := range classes {
@@ -312,6 +302,24 @@ func (Split) CheckPath(v *pipeline.Values, attr, abs string) string {
 const defaultTest = 0.1
 
 // minPerClass is the fewest images a class needs for the configured split.
+// sourceNeed returns, from a split's values, the fewest images a class of its source needs
+// (minPerClass) and whether drop_small_classes leaves smaller ones out; ok is false while any
+// of the settings it depends on is not known yet.
+func sourceNeed(v *pipeline.Values) (need int, drop, ok bool) {
+	if !known(v, "val", "test", "test_source", "drop_small_classes") {
+		return 0, false, false
+	}
+	test := num(v, "test")
+	if v.Get("test").IsNull() {
+		test = defaultTest
+	}
+	if !v.Get("test_source").IsNull() {
+		test = 0
+	}
+	d := v.Get("drop_small_classes")
+	return minPerClass(num(v, "val"), test), !d.IsNull() && d.True(), true
+}
+
 func minPerClass(val, test float64) int {
 	n := 1
 	if val > 0 {
@@ -439,7 +447,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 	if len(classes) == 0 {
 		return errNoClasses(cfg.Source)
 	}
-	for _, w := range append(caseClashes(classes, cfg.Source), spaceClashes(classes, cfg.Source)...) {
+	for _, w := range nameClashes(classes, cfg.Source) {
 		job.Logf("warning: %s", w)
 	}
 	var testFiles []candidate

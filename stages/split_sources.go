@@ -214,5 +214,5 @@ func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 		}
 		return out
 	}
-	return append(caseClashes(l.classes(), ""), spaceClashes(l.classes(), "")...)
+	return nameClashes(l.classes(), "")
 }
