@@ -675,3 +675,55 @@ func TestAnOlderStatCacheIsDiscarded(t *testing.T) {
 		t.Fatalf("a.txt %s, %d read, entries %v, %v", m.Files["a.txt"], c.Hashed, c.Paths(), err)
 	}
 }
+
+// writtenFiles finds each of many files by its identity and path, takes the last record of
+// an inode written twice, and finds nothing for an identity or a path it was not written with.
+func TestWrittenFilesLookup(t *testing.T) {
+	var w writtenFiles
+	sum := func(i int) [sha256.Size]byte { return sha256.Sum256([]byte(fmt.Sprint(i))) }
+	key := func(i int) statKey {
+		return statKey{Size: int64(100 + i), MtimeNs: int64(i) * 1e9, Ino: uint64(1000 - i), Dev: uint64(i % 3), Perm: 0o444}
+	}
+	path := func(i int) string { return fmt.Sprintf("/ws/out/images/%d.png", i) }
+	for i := range 500 {
+		w.add(path(i), key(i), sum(i))
+	}
+	if d, ok := w.digest(path(7), key(7)); !ok || d != fmt.Sprintf("%x", sum(7)) {
+		t.Fatalf("file 7: %s %v", d, ok)
+	}
+	// The inode of file 7 written again, at another path, after the first lookup sorted them.
+	again := key(7)
+	again.Size = 5
+	w.add(path(9999), again, sum(9999))
+	if d, ok := w.digest(path(9999), again); !ok || d != fmt.Sprintf("%x", sum(9999)) {
+		t.Fatalf("inode written again: %s %v", d, ok)
+	}
+	if _, ok := w.digest(path(7), key(7)); ok {
+		t.Error("the first file of a reused inode is still found")
+	}
+	for i := range 500 {
+		if i == 7 {
+			continue
+		}
+		if d, ok := w.digest(path(i), key(i)); !ok || d != fmt.Sprintf("%x", sum(i)) {
+			t.Fatalf("file %d: %s %v", i, d, ok)
+		}
+	}
+	changed := key(3)
+	changed.MtimeNs++
+	withCtime := key(3)
+	withCtime.CtimeNs = 1
+	for _, c := range []struct {
+		name string
+		path string
+		k    statKey
+	}{{"another path", path(4), key(3)}, {"another mtime", path(3), changed}, {"a change time", path(3), withCtime}, {"an unknown inode", path(3), statKey{Ino: 1, Dev: 9}}} {
+		if _, ok := w.digest(c.path, c.k); ok {
+			t.Errorf("%s: found", c.name)
+		}
+	}
+	w.forget()
+	if _, ok := w.digest(path(3), key(3)); ok {
+		t.Error("found after forget")
+	}
+}
