@@ -110,6 +110,8 @@ type StatCache struct {
 	dropped map[string]bool
 	trees   map[string]treeRecord
 	dirty   bool
+	// mapped releases raw's mapping (nil when raw is not mapped).
+	mapped *mapping
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
 	// in this process), for tests and stats.
 	Hashed int64
@@ -167,10 +169,50 @@ func OpenStatCache(path string) *StatCache {
 		return c
 	}
 	c.trees, c.raw = trees, raw
-	// The mapping lives as long as the cache: every use of raw is a method of c holding c.mu
-	// (its deferred unlock keeps c reachable), and what leaves those methods is copied.
-	runtime.AddCleanup(c, func(f func()) { f() }, unmap)
+	// The mapping lives as long as the cache (or until a spill maps the file saved in its
+	// place): every use of raw is a method of c holding c.mu (its deferred unlock keeps c
+	// reachable), and what leaves those methods is copied.
+	c.mapped = &mapping{release: unmap}
+	runtime.AddCleanup(c, func(m *mapping) { m.release() }, c.mapped)
 	return c
+}
+
+// mapping holds the function that releases the saved file's mapping, which a spill replaces.
+type mapping struct{ release func() }
+
+// spillAt is the number of entries recorded since the file was read at which the cache writes
+// them into its file and maps that (spill): a run hashing or publishing a few hundred
+// thousand files holds at most this many entries in memory, not one per file. A variable for
+// tests.
+var spillAt = 1 << 15
+
+// spill saves the cache and maps the file saved in place of the one read, so that the entries
+// recorded since are found there and leave memory. If either fails, the entries stay in
+// memory for Save to try again. Called with c.mu held.
+func (c *StatCache) spill() {
+	if c.saveLocked() != nil {
+		return
+	}
+	b, unmap := readMapped(c.path)
+	if b == nil {
+		return
+	}
+	_, raw, ok := decodeTrees(b)
+	if !ok {
+		unmap()
+		return
+	}
+	// The file just saved holds every entry this cache held and its trees (or, should
+	// another process have saved over it since, that process's: a cache only saves work).
+	if c.mapped != nil {
+		c.mapped.release()
+		c.mapped.release = unmap
+	} else {
+		c.mapped = &mapping{release: unmap}
+		runtime.AddCleanup(c, func(m *mapping) { m.release() }, c.mapped)
+	}
+	c.raw, c.at, c.indexed = raw, nil, false
+	c.changed, c.dropped = map[string]statEntry{}, map[string]bool{}
 }
 
 // readMapped returns the contents of the file at path, mapped read-only when the system
@@ -403,6 +445,11 @@ func encodeEntry(buf []byte, p string, e statEntry) []byte {
 func (c *StatCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.saveLocked()
+}
+
+// saveLocked is Save, called with c.mu held.
+func (c *StatCache) saveLocked() error {
 	if !c.dirty || c.path == "" {
 		return nil
 	}
@@ -559,6 +606,9 @@ func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
 	c.changed[abs] = e
 	delete(c.dropped, abs)
 	c.dirty = true
+	if len(c.changed) >= spillAt && c.path != "" {
+		c.spill()
+	}
 }
 
 // linkedFile is an entry of the cache for a file that a hard link shares its inode with.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -14,8 +15,19 @@ import (
 // TestStatCacheAgreesWithAMapThroughRecordsPrunesAndSaves checks the saved entries, found in
 // the file by binary search, with those recorded and dropped since, against a plain map over
 // random sequences of records, prunes, saves and reopenings; every saved file lists its
-// entries in path order, once each.
+// entries in path order, once each. Once more with a cache that writes its recorded entries
+// into its file every few records (spillAt), holding no more than that many in memory.
 func TestStatCacheAgreesWithAMapThroughRecordsPrunesAndSaves(t *testing.T) {
+	for _, spill := range []int{spillAt, 3} {
+		t.Run(fmt.Sprintf("spill at %d", spill), func(t *testing.T) {
+			defer func(n int) { spillAt = n }(spillAt)
+			spillAt = spill
+			checkStatCacheAgainstAMap(t)
+		})
+	}
+}
+
+func checkStatCacheAgainstAMap(t *testing.T) {
 	dir := t.TempDir()
 	cachePath := filepath.Join(dir, "statcache")
 	files := filepath.Join(dir, "files")
@@ -64,8 +76,14 @@ func TestStatCacheAgreesWithAMapThroughRecordsPrunesAndSaves(t *testing.T) {
 			d := hexSHA(fmt.Sprint(step))
 			c.remember(p, fi, d)
 			c.mu.Lock()
-			model[p] = c.changed[p]
+			model[p], _ = c.lookup(p)
+			if len(c.changed) >= spillAt {
+				t.Fatalf("step %d: %d entries held, spilled at %d", step, len(c.changed), spillAt)
+			}
 			c.mu.Unlock()
+			if model[p].Digest != sha256.Sum256([]byte(fmt.Sprint(step))) {
+				t.Fatalf("step %d: %s not recorded", step, p)
+			}
 		case op < 7: // a file removed, then the cache pruned
 			os.Remove(p)
 			c.Prune()
