@@ -8,9 +8,11 @@ import (
 	"image"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/anthonynsimon/bild/clone"
@@ -184,43 +186,45 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := os.MkdirAll(filepath.Join(outDir, "images"), 0o755); err != nil {
 		return err
 	}
-	byLabel := make([][]int, len(in.Classes))
+	byLabel := make([][]int32, len(in.Classes))
 	for i, e := range in.Images {
-		byLabel[e.Label] = append(byLabel[e.Label], i)
+		byLabel[e.Label] = append(byLabel[e.Label], int32(i))
 	}
 	largest := 0
 	for _, idx := range byLabel {
 		largest = max(largest, len(idx))
 	}
 
-	// One task per original: decode once, write the original and all its copies.
+	// One task per original: decode once, write the original and all its copies. Tasks are
+	// in label order, a label's contiguous (labelStart).
 	type task struct {
-		entry  Entry
-		copies int
-		occ    int // occurrence of this digest in the class (duplicates get distinct copies)
+		img    int32 // the original's index in in.Images
+		copies int32
+		occ    int32 // occurrence of this digest in the class (duplicates get distinct copies)
 	}
 	var tasks []task
+	labelStart := make([]int, len(byLabel)+1)
 	rep := augmentReport{}
 	for label, idx := range byLabel {
-		entries := make([]Entry, len(idx))
-		for i, j := range idx {
-			entries[i] = in.Images[j]
-		}
+		labelStart[label] = len(tasks)
 		// Which originals get the remainder is fixed by the seed and content, not file order.
-		sort.SliceStable(entries, func(a, b int) bool {
-			return order(job.Seed, entries[a].Digest) < order(job.Seed, entries[b].Digest)
+		sort.SliceStable(idx, func(a, b int) bool {
+			return order(job.Seed, in.Images[idx[a]].Digest) < order(job.Seed, in.Images[idx[b]].Digest)
 		})
-		plan := copyPlan(len(entries), largest, cfg.MaxAugment)
-		seen := map[string]int{}
+		plan := copyPlan(len(idx), largest, cfg.MaxAugment)
+		seen := map[string]int32{}
 		total := 0
-		for i, e := range entries {
-			tasks = append(tasks, task{entry: e, copies: plan[i], occ: seen[e.Digest]})
-			seen[e.Digest]++
+		for i, j := range idx {
+			d := in.Images[j].Digest
+			tasks = append(tasks, task{img: j, copies: int32(plan[i]), occ: seen[d]})
+			seen[d]++
 			total += plan[i]
 		}
-		rep.Classes = append(rep.Classes, augmentCounts{Name: in.Classes[label], Before: len(entries),
-			Target: min(cfg.MaxAugment*len(entries), largest), After: len(entries) + total})
+		rep.Classes = append(rep.Classes, augmentCounts{Name: in.Classes[label], Before: len(idx),
+			Target: min(cfg.MaxAugment*len(idx), largest), After: len(idx) + total})
+		byLabel[label] = nil
 	}
+	labelStart[len(byLabel)] = len(tasks)
 
 	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize,
 		SourceDir: in.SourceDir, SourcePrefix: in.SourcePrefix, FittedWith: in.FittedWith, ReadWith: in.ReadWith}
@@ -229,16 +233,29 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	var inputs inputDigests
 	var reused atomic.Int64
 	var damaged damagedJPEGs // originals libjpeg-turbo decoded past damage in (not storing)
-	results := make([][]Entry, len(tasks))
+	// The operation of each copy a task made or reused, by task: all the output's manifest
+	// needs to list them, written once every task is done (a few bytes a copy, not an entry).
+	copyOps := make([][]string, len(tasks))
 	// stem names a task's original and copies in the output (images/<label>/<stem>.<ext>,
 	// <stem>_aug<k>.png).
-	stemOf := func(t task) string { return fmt.Sprintf("%s_%d", t.entry.Digest[:16], t.occ) }
+	stemOf := func(t task) string { return fmt.Sprintf("%s_%d", in.Images[t.img].Digest[:16], t.occ) }
+	// origPath is the output's path of a task's original as stored, "" when not stored.
+	origPath := func(t task) string {
+		e := in.Images[t.img]
+		if e.Path == "" {
+			return ""
+		}
+		return fmt.Sprintf("images/%d/%s%s", e.Label, stemOf(t), path.Ext(e.Path))
+	}
+	copyPath := func(t task, k int) string {
+		return fmt.Sprintf("images/%d/%s_aug%d.png", in.Images[t.img].Label, stemOf(t), k)
+	}
 	store := storedFormat{format: FormatPNG, compression: cfg.Compression}
 	// Progress counts the copies, made or reused: what takes the time (an original is only
 	// linked), and what the stage is for.
 	copies := 0
 	for _, t := range tasks {
-		copies += t.copies
+		copies += int(t.copies)
 	}
 	if copies > 0 {
 		job.Progress.Start("copies", int64(copies))
@@ -252,34 +269,30 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				return err
 			}
 			t := tasks[ti]
+			entry := in.Images[t.img]
 			stem := stemOf(t)
 			// An original the split did not store stays where it is: the output's manifest
 			// names it as the input's does, and its copies are made from it fitted.
-			unstored := t.entry.Path == ""
+			unstored := entry.Path == ""
 			var src string
 			var data []byte
-			if unstored {
-				results[ti] = append(results[ti], t.entry)
-			} else {
-				src = filepath.Join(inDir, filepath.FromSlash(t.entry.Path))
-				orig := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), stem+filepath.Ext(src)))
-				if err := pipeline.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(orig))); err != nil {
+			if !unstored {
+				src = filepath.Join(inDir, filepath.FromSlash(entry.Path))
+				if err := pipeline.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(origPath(t)))); err != nil {
 					return fmt.Errorf("copying %s: %w", src, err)
 				}
-				oe := t.entry
-				oe.Path = orig
-				results[ti] = append(results[ti], oe)
 			}
 			if t.copies == 0 {
 				return nil
 			}
-			if err := os.MkdirAll(filepath.Join(outDir, "images", fmt.Sprint(t.entry.Label)), 0o755); err != nil {
+			if err := os.MkdirAll(filepath.Join(outDir, "images", fmt.Sprint(entry.Label)), 0o755); err != nil {
 				return err
 			}
+			ops := make([]string, 0, t.copies)
 			var input string
 			if unstored {
 				// the original's digest: made names the fit, and reading checks the file
-				input = inputs.addDigest(stem, t.entry.Digest)
+				input = inputs.addDigest(stem, entry.Digest)
 			} else {
 				var err error
 				if data, err = os.ReadFile(src); err != nil {
@@ -295,24 +308,23 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				}
 			}()
 			flipped := false
-			for k := 1; k <= t.copies; k++ {
-				r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
+			defer func() { copyOps[ti] = ops }()
+			for k := 1; k <= int(t.copies); k++ {
+				r := copyRand(job.Seed, entry.Digest, int(t.occ), k)
 				op := chooseOp(cfg.Ops, r, &flipped)
-				rel := filepath.ToSlash(filepath.Join("images", fmt.Sprint(t.entry.Label), fmt.Sprintf("%s_aug%d.png", stem, k)))
-				ce := t.entry
-				ce.Path, ce.Copy = rel, &Copy{Index: k, Op: op}
+				rel := copyPath(t, k)
 				if ok, err := prev.linkCopy(job, stem, input, k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
 					return err
 				} else if ok {
 					reused.Add(1)
-					results[ti] = append(results[ti], ce)
+					ops = append(ops, op)
 					job.Progress.Add(1)
 					continue
 				}
 				if img == nil {
 					var err error // this task's: the function's err is shared by every task
 					if unstored {
-						if img, err = readEntry(in, inDir, job.Workspace, t.entry, &damaged); err != nil {
+						if img, err = readEntry(in, inDir, job.Workspace, entry, &damaged); err != nil {
 							return err
 						}
 					} else if img, err = decodeImage(data, in.ReadWith != ""); err != nil {
@@ -339,7 +351,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 				if err != nil {
 					return err
 				}
-				results[ti] = append(results[ti], ce)
+				ops = append(ops, op)
 				job.Progress.Add(1)
 			}
 			return nil
@@ -348,35 +360,47 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	type listed struct {
-		key string
-		e   Entry
-	}
-	var all []listed
-	for ti, r := range results {
-		for _, e := range r {
-			key := e.Path
-			if key == "" {
-				// an original not stored sorts where its stored image would: the output lists
-				// images in one order whether the split stored them or not, and training,
-				// which shuffles that order, learns the same
-				key = fmt.Sprintf("images/%d/%s.", e.Label, stemOf(tasks[ti]))
+	// The output lists its images by label, then path, made a label at a time from the
+	// tasks: an original and its copies (by copyOps), each as the input's entry with its
+	// output path. An original not stored sorts where its stored image would: the output
+	// lists images in one order whether the split stored them or not, and training, which
+	// shuffles that order, learns the same.
+	images := func(yield func(Entry) bool) {
+		type listed struct {
+			key  string
+			task int
+			k    int // 0 for the original
+		}
+		var list []listed
+		for label := range len(in.Classes) {
+			list = list[:0]
+			for ti := labelStart[label]; ti < labelStart[label+1]; ti++ {
+				key := origPath(tasks[ti])
+				if key == "" {
+					key = fmt.Sprintf("images/%d/%s.", label, stemOf(tasks[ti]))
+				}
+				list = append(list, listed{key, ti, 0})
+				for k := 1; k <= len(copyOps[ti]); k++ {
+					list = append(list, listed{copyPath(tasks[ti], k), ti, k})
+				}
 			}
-			all = append(all, listed{key, e})
+			slices.SortStableFunc(list, func(a, b listed) int { return strings.Compare(a.key, b.key) })
+			for _, l := range list {
+				e := in.Images[tasks[l.task].img]
+				if l.k == 0 {
+					if e.Path != "" {
+						e.Path = l.key
+					}
+				} else {
+					e.Path, e.Copy = l.key, &Copy{Index: l.k, Op: copyOps[l.task][l.k-1]}
+				}
+				if !yield(e) {
+					return
+				}
+			}
 		}
 	}
-	sort.SliceStable(all, func(i, j int) bool {
-		a, b := all[i], all[j]
-		if a.e.Label != b.e.Label {
-			return a.e.Label < b.e.Label
-		}
-		return a.key < b.key
-	})
-	out.Images = make([]Entry, len(all))
-	for i, l := range all {
-		out.Images[i] = l.e
-	}
-	if err := out.Write(outDir); err != nil {
+	if err := out.WriteEntries(outDir, len(tasks)+copies, images); err != nil {
 		return err
 	}
 	if n := reused.Load(); n > 0 {

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"pipeline/pipeline"
@@ -186,6 +188,13 @@ func (m *Manifest) shownOriginal(e Entry) string {
 // entry at a time: marshalled whole, a manifest of 100,000 images is tens of megabytes held
 // several times over (the compact text, the indented text, the buffers they grew through).
 func (m *Manifest) Write(dir string) error {
+	return m.WriteEntries(dir, len(m.Images), slices.Values(m.Images))
+}
+
+// WriteEntries is Write for a manifest whose n images are not in m.Images but yielded by
+// images, in order, for a writer that makes them as it goes rather than holding them all;
+// m.Images is ignored.
+func (m *Manifest) WriteEntries(dir string, n int, images iter.Seq[Entry]) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -201,7 +210,7 @@ func (m *Manifest) Write(dir string) error {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 64<<10)
-	err = m.writeImages(w, b)
+	err = writeImages(w, b, n, images)
 	if err == nil {
 		err = w.Flush()
 	}
@@ -211,28 +220,37 @@ func (m *Manifest) Write(dir string) error {
 	return err
 }
 
-// writeImages writes head, the manifest marshalled with an empty (or null) image list, with
-// m's images in that list.
-func (m *Manifest) writeImages(w *bufio.Writer, head []byte) error {
+// writeImages writes head, a manifest marshalled with an empty (or null) image list, with the
+// n images yielded by images in that list.
+func writeImages(w *bufio.Writer, head []byte, n int, images iter.Seq[Entry]) error {
 	const empty = "[]\n}"
-	if len(m.Images) == 0 || !bytes.HasSuffix(head, []byte(empty)) {
+	if n == 0 || !bytes.HasSuffix(head, []byte(empty)) {
 		w.Write(head)
 		return w.WriteByte('\n')
 	}
 	w.Write(head[:len(head)-len(empty)])
 	w.WriteByte('[')
-	for i := range m.Images {
+	i := 0
+	var err error
+	for e := range images {
 		if i > 0 {
 			w.WriteByte(',')
 		}
+		i++
 		w.WriteString("\n  ")
-		b, err := json.MarshalIndent(&m.Images[i], "  ", " ")
-		if err != nil {
-			return err
+		var b []byte
+		if b, err = json.MarshalIndent(&e, "  ", " "); err != nil {
+			break
 		}
 		w.Write(b)
 	}
-	_, err := w.WriteString("\n ]\n}\n")
+	if err != nil {
+		return err
+	}
+	if i != n {
+		return fmt.Errorf("manifest: %d images written of %d", i, n)
+	}
+	_, err = w.WriteString("\n ]\n}\n")
 	return err
 }
 
