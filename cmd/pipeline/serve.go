@@ -78,6 +78,10 @@ type server struct {
 
 	slots chan struct{} // inference slots
 	queue chan struct{} // admission: slots plus waiting room
+
+	// stampFiles is the function of that name; tests replace it to see what is served while
+	// it reads.
+	stampFiles func(dir string) map[string]fileStamp
 }
 
 // servedModel is a loaded model with a count of requests using it, so a reload can close
@@ -90,7 +94,8 @@ type servedModel struct {
 	// files is the size, modification time and SHA-256 of each file of the model when it
 	// was loaded: a promoted model's files never change, so one whose content does was
 	// damaged on disk (truncated, overwritten), which CheckFiles, looking for missing files,
-	// cannot tell. A file only touched, or put back as it was, is not.
+	// cannot tell. A file only touched, or put back as it was, is not. Nil until the watcher
+	// takes them (stampServed), right after the switch to the model.
 	files    map[string]fileStamp
 	inflight sync.WaitGroup
 }
@@ -147,7 +152,7 @@ func changedFile(dir string, files map[string]fileStamp) string {
 }
 
 func newServer(modelDir string, opts serveOptions, logger *log.Logger) *server {
-	return &server{modelDir: modelDir, opts: opts, logger: logger,
+	return &server{modelDir: modelDir, opts: opts, logger: logger, stampFiles: stampFiles,
 		slots: make(chan struct{}, opts.Concurrency), queue: make(chan struct{}, opts.Concurrency+opts.Queue)}
 }
 
@@ -201,6 +206,9 @@ func (s *server) reload() (bool, error) {
 		// that changed): what a restart needs. Outside the lock, which requests take: only
 		// this goroutine (the watcher, or serve before it starts) reloads, and reads and
 		// writes cur.files.
+		if cur.files == nil {
+			cur.files = s.stampFiles(cur.p.Dir)
+		}
 		err := graphs.CheckFiles(cur.p.Dir)
 		if changed := changedFile(cur.p.Dir, cur.files); err == nil && changed != "" {
 			err = &graphs.BrokenModelError{Dir: cur.p.Dir, Problem: changed}
@@ -228,7 +236,10 @@ func (s *server) reload() (bool, error) {
 		s.mu.Unlock()
 		return false, err
 	}
-	next := &servedModel{p: p, resolved: resolved, stamp: stamp, name: modelName(s.modelDir, resolved, p), files: stampFiles(p.Dir)}
+	// Its files are stamped after the switch (stampServed): the load has just read them all,
+	// and reading them again first (a VGG19's weights are over 500 MB) kept the previous
+	// model answering for as long.
+	next := &servedModel{p: p, resolved: resolved, stamp: stamp, name: modelName(s.modelDir, resolved, p)}
 	s.mu.Lock()
 	old := s.cur
 	s.cur = next
@@ -243,8 +254,24 @@ func (s *server) reload() (bool, error) {
 	return true, nil
 }
 
-// watch reloads periodically until ctx ends.
+// stampServed records what each file of the model served holds (stampFiles), for later
+// checks to tell a file damaged on disk, when that is not recorded yet: for a model just
+// switched to, which answers requests meanwhile. Called as soon as the switch is made, it
+// reads the files the load has just read, as it did when the switch waited for it. Only the
+// watcher (or serve before it starts it) calls it.
+func (s *server) stampServed() {
+	s.mu.RLock()
+	cur := s.cur
+	s.mu.RUnlock()
+	if cur != nil && cur.files == nil {
+		cur.files = s.stampFiles(cur.p.Dir)
+	}
+}
+
+// watch stamps the files of the model loaded at start (stampServed), then reloads
+// periodically until ctx ends.
 func (s *server) watch(ctx context.Context) {
+	s.stampServed()
 	t := time.NewTicker(s.opts.Reload)
 	defer t.Stop()
 	for {
@@ -266,6 +293,7 @@ func (s *server) watch(ctx context.Context) {
 // server waits for a first model, as it said when it started).
 func (s *server) poll() {
 	changed, err := s.reload()
+	defer s.stampServed() // a model switched to, once the switch is said
 	var fe folderError
 	if !errors.As(err, &fe) {
 		if s.unreachableSaid != "" && err == nil && !changed {

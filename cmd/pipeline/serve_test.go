@@ -549,6 +549,51 @@ func TestReloadDuringRequestsDropsNothing(t *testing.T) {
 	}
 }
 
+// TestSwitchDoesNotWaitForStamp checks that a newly promoted model answers requests while the
+// watcher still reads its files for their stamp (a second read of weights the load has just
+// read, over 500 MB for a VGG19), and that the stamp, taken then, still tells damage.
+func TestSwitchDoesNotWaitForStamp(t *testing.T) {
+	root, s, _ := servedChampion(t)
+	tinyModel(t, filepath.Join(root, "final_models.d", "b"), 2)
+	link := filepath.Join(root, "final_models")
+	reading, release := make(chan string, 1), make(chan struct{})
+	s.stampFiles = func(dir string) map[string]fileStamp {
+		reading <- dir
+		<-release
+		return stampFiles(dir)
+	}
+	os.Symlink(filepath.Join("final_models.d", "b"), link+".tmp")
+	os.Rename(link+".tmp", link)
+	polled := make(chan struct{})
+	go func() {
+		s.poll()
+		close(polled)
+	}()
+	var dir string
+	select {
+	case dir = <-reading:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new model's files were never stamped")
+	}
+	served := s.currentID()
+	close(release)
+	<-polled
+	if served != "b" {
+		t.Fatalf("while the files of %s were read, %q was served, want b", dir, served)
+	}
+	weights, _ := filepath.Glob(filepath.Join(root, "final_models.d", "b", "saved_model", "variables", "variables.data-*"))
+	if len(weights) != 1 {
+		t.Fatalf("weights %v", weights)
+	}
+	if err := os.Truncate(weights[0], 10); err != nil {
+		t.Fatal(err)
+	}
+	s.poll()
+	if got := s.pendingError(); !strings.Contains(got, "changed on disk since it was loaded") {
+		t.Fatalf("truncated weights of the model switched to: pending_model_error %q", got)
+	}
+}
+
 // FuzzPredictBody sends arbitrary bytes as the image: the answer is always JSON with a 2xx or
 // 4xx status, never a 5xx or a crash.
 func FuzzPredictBody(f *testing.F) {
