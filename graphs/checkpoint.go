@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
@@ -52,7 +51,7 @@ func (t *Trainer) Save(prefix string) error {
 	}
 	p, _ := tf.NewTensor(prefix)
 	if _, err := t.sess.Run(map[tf.Output]*tf.Tensor{t.ckpt.prefix: p}, nil, []*tf.Operation{t.ckpt.save}); err != nil {
-		return fmt.Errorf("saving checkpoint %s: %s", prefix, sessionMessage(err))
+		return fmt.Errorf("saving checkpoint %s: %s", prefix, tfMessage(err))
 	}
 	b, _ := json.Marshal(checkpointState{Step: t.step})
 	return writeFileAtomic(prefix+".state.json", b)
@@ -73,25 +72,10 @@ func (t *Trainer) Restore(prefix string) error {
 	}
 	p, _ := tf.NewTensor(prefix)
 	if _, err := t.sess.Run(map[tf.Output]*tf.Tensor{t.ckpt.prefix: p}, nil, []*tf.Operation{t.ckpt.restore}); err != nil {
-		return fmt.Errorf("restoring checkpoint %s: %s", prefix, sessionMessage(err))
+		return fmt.Errorf("restoring checkpoint %s: %s", prefix, tfMessage(err))
 	}
 	t.step = st.Step
 	return nil
-}
-
-// sessionMessage is what a TensorFlow session's error says, without what it adds for graph
-// authors: the node it failed in ("[[{{node save/SaveV2}}]]") and its hints (a full disk is a
-// RESOURCE_EXHAUSTED error, which TensorFlow follows with advice on out-of-memory reports).
-func sessionMessage(err error) string {
-	var kept []string
-	for line := range strings.Lines(err.Error()) {
-		t := strings.TrimSpace(line)
-		if t == "" || strings.HasPrefix(t, "[[") || strings.HasPrefix(t, "Hint:") {
-			continue
-		}
-		kept = append(kept, t)
-	}
-	return strings.Join(kept, " ")
 }
 
 // writeFileAtomic writes data to path through a temporary file and a rename.

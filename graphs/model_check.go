@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 )
 
 // BrokenModelError is LoadModel's error for a folder that holds a model which cannot answer:
@@ -22,9 +21,9 @@ type BrokenModelError struct {
 func (e *BrokenModelError) Error() string {
 	msg := fmt.Sprintf("model %s is broken: %s", e.Dir, e.Problem)
 	if e.Err != nil {
-		// TensorFlow's messages run on with graph node names on later lines.
-		first, _, _ := strings.Cut(e.Err.Error(), "\n")
-		msg += ": " + strings.TrimSpace(first)
+		if said := tfMessage(e.Err); said != "" {
+			msg += ": " + said
+		}
 	}
 	return msg
 }

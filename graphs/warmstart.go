@@ -211,8 +211,7 @@ func readCheckpoint(prefix string, vars []*Var) (map[string]*tf.Tensor, error) {
 	defer sess.Close()
 	res, err := sess.Run(nil, outs, nil)
 	if err != nil {
-		msg, _, _ := strings.Cut(err.Error(), "\n") // TensorFlow's further lines name its op
-		return nil, errors.New(msg)
+		return nil, errors.New(tfMessage(err))
 	}
 	out := map[string]*tf.Tensor{}
 	for i, v := range vars {
