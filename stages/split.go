@@ -353,6 +353,10 @@ type splitReport struct {
 	// conflictExample and nearConflictExample describe the first group of Conflicts and of
 	// NearConflicts for the log (labelConflictExample).
 	conflictExample, nearConflictExample string
+	// shortHeldOut warns of classes with fewer val or test images than their quotas, and
+	// noTestImages of each class whose test_source folder gave no usable image, for the log.
+	shortHeldOut string
+	noTestImages []string
 	// Fallbacks are the digests of the JPEGs decoded by image/jpeg, which a rerun decodes again.
 	Fallbacks []string `json:"decoded_by_image_jpeg,omitempty"`
 	// Damaged are the JPEGs libjpeg-turbo decoded past damage in, which a rerun decodes again
@@ -451,11 +455,13 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		job.Logf("warning: %s", w)
 	}
 	var testFiles []candidate
+	var tclasses []string // test_source's class folders
 	if cfg.TestSource != nil {
-		tf, tclasses, trej, err := discover(job.Path(*cfg.TestSource))
+		tf, tcs, trej, err := discover(job.Path(*cfg.TestSource))
 		if err != nil {
 			return fmt.Errorf("test_source %s: %w", *cfg.TestSource, err)
 		}
+		tclasses = tcs
 		if err := testClassesNotInSource(*cfg.TestSource, cfg.Source, tclasses, classes); err != nil {
 			return err
 		}
@@ -699,6 +705,7 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		all     []member // the whole group's, whose test_source files decide what is left out
 	}
 	var firstConflict, firstNearConflict conflict
+	placedBefore := map[string]bool{} // classes with images the previous split placed
 	firstOf := func(first *conflict, ms []member, g *group) {
 		if first.members == nil || ms[0].Shown < first.members[0].Shown {
 			*first = conflict{ms, g.Digest, g.Members}
@@ -727,8 +734,13 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 				firstOf(&firstNearConflict, g.Members, g)
 			}
 		}
-		if p := prev[g.Digest]; p != "" && fixed[g.Digest] == "" && res.sets[g.Digest] == p {
-			rep.Kept++
+		if p := prev[g.Digest]; p != "" && fixed[g.Digest] == "" {
+			if res.sets[g.Digest] == p {
+				rep.Kept++
+			}
+			for _, m := range g.Members {
+				placedBefore[m.Class] = true
+			}
 		}
 	}
 	sortPaths(rep.Duplicates)
@@ -827,6 +839,15 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		rep.Total.Test += cc.Test
 	}
 	rep.Total.Name, rep.Total.Total = "total", rep.Total.Train+rep.Total.Val+rep.Total.Test
+	rep.shortHeldOut = shortHeldOut(rep.Classes, placedBefore, cfg.Val, testFrac, cfg.TestSource != nil)
+	if cfg.TestSource != nil {
+		for _, cc := range rep.Classes {
+			// A class without a folder there was warned of above.
+			if cc.Test == 0 && contains(tclasses, cc.Name) {
+				rep.noTestImages = append(rep.noTestImages, noTestImages(*cfg.TestSource, cc.Name, rejected))
+			}
+		}
+	}
 	rep.Rejected = len(rejected)
 	rep.Stored = storedWith(cfg)
 	for _, p := range procs {
@@ -1382,6 +1403,11 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	}
 	job.Logf("%d train, %d val, %d test images in %s; %s",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), rejectedNote)
+	for _, w := range append(rep.noTestImages, rep.shortHeldOut) {
+		if w != "" {
+			job.Logf("warning: %s", w)
+		}
+	}
 	logRejected(job, rejected, " (all in report/rejected.json)")
 	logDamaged(job, rep.Damaged, "", " (all in report/split.json: damaged_jpegs)")
 	if len(rep.Conflicts) > 0 {

@@ -194,8 +194,9 @@ func similarClass(class string, classes []string) string {
 // differ only in letter case (caseClashes) or in spaces (spaceClashes), which the split warns
 // of too; and for test_source,
 // class folders that cannot be read, whose test images the split leaves out (rejecting the
-// folder, and warning of each class with no test image). test_source's classes are source's,
-// so its names are not looked at.
+// folder), and those with no files (emptied of their test photos, say): the split warns of
+// each class with no test image. test_source's classes are source's, so its names are not
+// looked at.
 func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 	if attr != "source" && attr != "test_source" {
 		return nil
@@ -205,11 +206,16 @@ func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 		return nil
 	}
 	if attr == "test_source" {
-		classes, _, unreadable := countClassFiles(abs, l)
+		classes, count, unreadable := countClassFiles(abs, l)
+		// An empty folder of a class that source lacks fails the stage (CheckPath says so).
+		failing := layoutProblems(v, attr, l) != ""
 		var out []string
 		for _, c := range classes {
-			if why := unreadable[c]; why != "" {
-				out = append(out, fmt.Sprintf("class %q: %s, so the test set would have none of its images", c, why))
+			switch {
+			case unreadable[c] != "":
+				out = append(out, fmt.Sprintf("class %q: %s, so the test set would have none of its images", c, unreadable[c]))
+			case count[c] == 0 && !failing:
+				out = append(out, fmt.Sprintf("class %q: its folder has no files, so the test set would have none of its images", c))
 			}
 		}
 		return out

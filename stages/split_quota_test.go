@@ -1,0 +1,98 @@
+package stages
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A test photo removed from a class leaves its test set short of its quota (images keep their
+// sets): the split's log says so, naming the class and the counts, until photos added fill it.
+func TestAClassShortOfItsHeldOutQuotaIsWarnedOf(t *testing.T) {
+	w := newWS(t, splitHCL)
+	writeTwoClasses(w, "raw", 9) // 9 images at 0.2 and 0.2: 5 train, 2 val, 2 test
+	rec := mustRun(t, w)
+	if log := runLog(t, rec); strings.Contains(log, "held-out") {
+		t.Errorf("a first split warns of a short set:\n%s", log)
+	}
+	var test string
+	for src, s := range splitOf(t, w, rec) {
+		if s == TestSet && strings.HasPrefix(src, "a/") {
+			test = src
+		}
+	}
+	if err := os.Remove(filepath.Join(w.dir, "raw", test)); err != nil {
+		t.Fatal(err)
+	}
+	// 8 images: the quotas are 5, 1 and 2; a's test set has 1.
+	rec = mustRun(t, w)
+	if c := splitCounts(t, w, rec)["a"]; c.Test != 1 || c.Val != 2 {
+		t.Fatalf("class a after one test photo was removed: %+v, want 1 test and 2 val images", c)
+	}
+	want := `warning: class "a" (1 test image of 2) has fewer held-out images than its quota: images keep the sets the previous split gave them, and only new photos fill a set below its quota; add photos to the class, or set a new seed for the split to draw its sets afresh (images then move between train, val and test)`
+	if log := runLog(t, rec); !strings.Contains(log, want) || strings.Contains(log, `"b" (`) {
+		t.Errorf("run.log does not warn of class a's test set alone:\n%s", log)
+	}
+	// A new photo goes to the short set: the class fills its quotas again.
+	w.write("raw/a/new.png", randomPNG(7, 100, 6, 6))
+	rec = mustRun(t, w)
+	if c, log := splitCounts(t, w, rec)["a"], runLog(t, rec); c.Test != 2 || strings.Contains(log, "held-out") {
+		t.Errorf("class a after a photo was added: %+v\n%s", c, log)
+	}
+}
+
+// The warning names each class short of a quota with its counts; with a test_source only val
+// has a quota; a class the previous split placed none of is not warned of.
+func TestShortHeldOutNamesEachClassAndSet(t *testing.T) {
+	counts := []classCounts{
+		{Name: "a", Train: 8, Val: 1, Test: 1},  // 10: 6, 2, 2
+		{Name: "b", Train: 6, Val: 2, Test: 2},  // at its quotas
+		{Name: "c", Train: 18, Val: 1, Test: 1}, // 20: 12, 4, 4
+		{Name: "new", Train: 10},
+	}
+	placed := map[string]bool{"a": true, "b": true, "c": true}
+	got := shortHeldOut(counts, placed, 0.2, 0.2, false)
+	if !strings.HasPrefix(got, `classes "a" (1 val image of 2, 1 test image of 2) and "c" (1 val image of 4, 1 test image of 4) have fewer held-out images than their quotas: `) ||
+		!strings.HasSuffix(got, "add photos to these classes, or set a new seed for the split to draw its sets afresh (images then move between train, val and test)") {
+		t.Errorf("two classes short: %q", got)
+	}
+	// With a test_source the test set is that folder's: a's 9 images have quotas of 7 and 2.
+	got = shortHeldOut(counts[:1], placed, 0.2, 0, true)
+	if !strings.HasPrefix(got, `class "a" (1 val image of 2) has fewer held-out images than its quota: `) || !strings.HasSuffix(got, "(images then move between train and val)") {
+		t.Errorf("with a test_source: %q", got)
+	}
+	if got := shortHeldOut(counts[1:], map[string]bool{"b": true}, 0.2, 0.2, false); got != "" {
+		t.Errorf("no class the previous split placed short: %q", got)
+	}
+}
+
+// A test_source class folder emptied of its photos gives the test set none of the class:
+// validate (and plan) warn beforehand, and the split's log says so.
+func TestAnEmptyTestClassFolderIsWarnedOf(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	for _, c := range []string{"x", "y"} {
+		for i := 0; i < 6; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(c[0]), 6, 6))
+	}
+	mustRun(t, w)
+	if err := os.Remove(filepath.Join(w.dir, "raw/test/y/t.png")); err != nil {
+		t.Fatal(err)
+	}
+	want := `warning: Questionable source: test_source "raw/test": class "y": its folder has no files, so the test set would have none of its images.`
+	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
+		t.Errorf("validate says %q, want %q", got, want)
+	}
+	rec := mustRun(t, w)
+	if log := runLog(t, rec); !strings.Contains(log, `warning: test_source raw/test has no usable images of class "y" (its folder has no files): the test set has no images of it`) {
+		t.Errorf("run.log does not say that class y has no test images:\n%s", log)
+	}
+	w.write("raw/test/y/t.png", []byte("not a photo"))
+	rec = mustRun(t, w)
+	if log := runLog(t, rec); !strings.Contains(log, `warning: test_source raw/test has no usable images of class "y" (rejected in its folder: 1 not an image): the test set has no images of it`) {
+		t.Errorf("run.log does not say that class y's test file was rejected:\n%s", log)
+	}
+}
