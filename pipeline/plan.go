@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/zclconf/go-cty/cty"
-	"golang.org/x/text/unicode/norm"
 )
 
 // Engine plans and runs a workflow in a workspace.
@@ -1178,35 +1177,7 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 	}
 	s := fmt.Sprintf("%d added, %d changed, %d removed", len(added), len(d.Changed), len(removed))
 	if len(moved) > 0 {
-		s += fmt.Sprintf(", %d moved", len(moved))
-		// One folder to another for every move, what lies below it the same (subfolders
-		// too): a folder renamed (a class, in a photo folder) when the first is gone and the
-		// second new, else files moved between two folders (photos from one class to
-		// another). A manifest that lists no folders cannot tell.
-		a, b := movedFolders(moved[0][0], moved[0][1])
-		same := a != b
-		for _, m := range moved {
-			ma, mb := movedFolders(m[0], m[1])
-			same = same && ma == a && mb == b
-		}
-		_, aStays := now[a+"/"]
-		_, bWas := was[b+"/"]
-		from, to := "folder "+showName(a), showName(b)
-		if a == "." {
-			from = "the top folder"
-		}
-		if b == "." {
-			to = "the top folder"
-		}
-		switch {
-		case same && a != "." && b != "." && norm.NFC.String(a) == norm.NFC.String(b):
-			// Names that read the same: their code points tell them apart.
-			s += fmt.Sprintf(" (folder %+q renamed %+q: the same name in another Unicode form)", a, b)
-		case same && a != "." && b != "." && (listsNoFolders(was) || listsNoFolders(now) || !aStays && !bWas):
-			s += fmt.Sprintf(" (folder %s renamed %s)", showName(a), showName(b))
-		case same:
-			s += fmt.Sprintf(" (from %s to %s)", from, to)
-		}
+		s += fmt.Sprintf(", %d moved", len(moved)) + describeMoves(moved, was, now)
 	}
 	// Examples of files added, changed and removed, each said as which when they are of more
 	// than one of the three ("added Bag/5.jpg, removed Dress/2.jpg").
