@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -125,6 +126,7 @@ func (w *Workflow) checkSources(workspace string, what int, insts []*Instance) h
 	var diags hcl.Diagnostics
 	seen := map[string]bool{} // a source shared by instances or stages is reported once
 	bad := map[string]bool{}  // sources with a problem of their own, not looked in
+	var found instanceProblems
 	file := filepath.Base(w.Config.Path)
 	for _, inst := range insts {
 		v, _ := w.Evaluate(inst, nil) // their problems are reported by Build
@@ -135,7 +137,7 @@ func (w *Workflow) checkSources(workspace string, what int, insts []*Instance) h
 					diags = append(diags, w.quotedReferences(workspace, inst, a, v, seen)...)
 				}
 				if what&checkMissing != 0 {
-					diags = append(diags, missingPathInputs(workspace, file, inst.Kind, a, v, seen)...)
+					diags = append(diags, missingPathInputs(workspace, file, inst, a, v, seen, &found)...)
 				}
 				continue
 			}
@@ -165,14 +167,68 @@ func (w *Workflow) checkSources(workspace string, what int, insts []*Instance) h
 			}
 			// Each instance's own values (a for_each's val differs, say): each problem once.
 			for _, d := range append(unusableSource(workspace, inst.Kind, a, v), sourceWarnings(workspace, inst.Kind, a, v)...) {
-				if key := id + "\x00" + d.Detail; !seen[key] {
-					seen[key] = true
-					diags = append(diags, d)
-				}
+				found.add(inst, id+"\x00"+d.Detail, d)
 			}
 		}
 	}
+	diags = append(diags, found.diags(w)...)
 	sortBySubject(diags)
+	return diags
+}
+
+// instanceProblems are the problems kinds find in the paths given to instances (PathChecker,
+// PathWarner), which depend on each instance's values (a for_each's val, its architecture):
+// each problem once, with the instances that have it.
+type instanceProblems struct {
+	order []*instanceProblem
+	byKey map[string]*instanceProblem
+}
+
+// instanceProblem is one problem of instanceProblems and the instances that have it.
+type instanceProblem struct {
+	diag  *hcl.Diagnostic
+	insts []*Instance
+}
+
+// add records that inst has the problem d, known by key (where and what), once.
+func (p *instanceProblems) add(inst *Instance, key string, d *hcl.Diagnostic) {
+	if p.byKey == nil {
+		p.byKey = map[string]*instanceProblem{}
+	}
+	q := p.byKey[key]
+	if q == nil {
+		q = &instanceProblem{diag: d}
+		p.byKey[key] = q
+		p.order = append(p.order, q)
+	}
+	if !slices.Contains(q.insts, inst) {
+		q.insts = append(q.insts, inst)
+	}
+}
+
+// diags returns the problems, in the order found. A problem that not every instance of its
+// stage blocks has names the instances that have it, as checkInstances does ("In
+// train.model[cnn]: …"): a problem of one instance of several cannot be told from the others'
+// otherwise, each pointing at the same line.
+func (p *instanceProblems) diags(w *Workflow) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, q := range p.order {
+		d := *q.diag
+		all := true
+		for _, inst := range q.insts {
+			for _, other := range w.BlockInstances(inst.Block) {
+				all = all && slices.Contains(q.insts, other)
+			}
+		}
+		if !all {
+			addrs := make([]string, len(q.insts))
+			for i, inst := range q.insts {
+				addrs[i] = inst.Addr
+			}
+			d.Detail = fmt.Sprintf("In %s: %s", strings.Join(addrs, ", "), lowerFirst(d.Detail))
+		}
+		diags = append(diags, &d)
+	}
 	return diags
 }
 
@@ -209,33 +265,30 @@ func sourceWarnings(workspace string, kind Kind, a Attribute, v *Values) hcl.Dia
 	return diags
 }
 
-// missingPathInputs warns of each path written as a string in attribute a, which takes stage
-// outputs, that does not exist (see pathInputs), or that the kind finds unusable (see
-// PathChecker): the stage will fail when it runs, but the path may yet appear or change (a
-// model promoted by a run), so it is not an error.
-func missingPathInputs(workspace, file string, kind Kind, a Attribute, v *Values, seen map[string]bool) hcl.Diagnostics {
+// missingPathInputs warns of each path written as a string in attribute a of inst, which
+// takes stage outputs, that does not exist (see pathInputs), or that the kind finds unusable
+// (see PathChecker) or questionable (PathWarner), which go to found: the stage will fail when
+// it runs, but the path may yet appear or change (a model promoted by a run), so it is not an
+// error.
+func missingPathInputs(workspace, file string, inst *Instance, a Attribute, v *Values, seen map[string]bool, found *instanceProblems) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	rng := v.Range(a.Name)
 	for _, p := range literalPaths(a, v, workspace) {
 		id := rng.String() + "\x00" + p.path
 		_, err := os.Stat(p.abs)
-		if pc, ok := kind.(PathChecker); ok && err == nil {
+		if pc, ok := inst.Kind.(PathChecker); ok && err == nil {
 			// Instances sharing the attribute may differ (each its architecture): each
-			// problem is said once.
-			if why := pc.CheckPath(v, a.Name, p.abs); why != "" && !seen[id+"\x00"+why] {
-				seen[id+"\x00"+why] = true
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unusable path",
+			// problem is said once, with the instances that have it.
+			if why := pc.CheckPath(v, a.Name, p.abs); why != "" {
+				found.add(inst, id+"\x00"+why, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unusable path",
 					Detail:  fmt.Sprintf("%s %q: %s: the stage will fail when it runs unless that changes first.", a.Name, p.path, why),
 					Subject: rng})
 			}
 		}
-		if pw, ok := kind.(PathWarner); ok && err == nil {
+		if pw, ok := inst.Kind.(PathWarner); ok && err == nil {
 			for _, why := range pw.WarnPath(v, a.Name, p.abs) {
-				if !seen[id+"\x00"+why] {
-					seen[id+"\x00"+why] = true
-					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Questionable path",
-						Detail: fmt.Sprintf("%s %q: %s.", a.Name, p.path, why), Subject: rng})
-				}
+				found.add(inst, id+"\x00"+why, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Questionable path",
+					Detail: fmt.Sprintf("%s %q: %s.", a.Name, p.path, why), Subject: rng})
 			}
 		}
 		if !os.IsNotExist(err) || seen[id] {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 )
 
 const sourcesHCL = `
@@ -226,5 +227,75 @@ func TestAbsoluteSourcesAreFound(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(rec.Dir(), "gen.abs", "out")); err != nil || string(b) != "aabb" {
 		t.Fatalf("output %q, %v", b, err)
+	}
+}
+
+// pickyKind finds a folder given as its source or input unusable when it holds fewer files
+// than need ("too few"), and questionable when it holds more than 2 but fewer than twice
+// need ("not many").
+type pickyKind struct{ genKind }
+
+func (*pickyKind) Name() string { return "picky" }
+func (*pickyKind) Attributes() []Attribute {
+	return []Attribute{
+		{Name: "source", Type: cty.String, Role: Source, Doc: "folder to read"},
+		{Name: "input", Type: cty.String, Accepts: []string{"text file"}, Doc: "another folder"},
+		{Name: "need", Type: cty.Number, Required: true, Doc: "files needed"},
+	}
+}
+
+func (*pickyKind) files(v *Values, abs string) (have, need int) {
+	entries, _ := os.ReadDir(abs)
+	n, _ := v.Get("need").AsBigFloat().Int64()
+	return len(entries), int(n)
+}
+
+func (k *pickyKind) CheckPath(v *Values, attr, abs string) string {
+	if have, need := k.files(v, abs); have < need {
+		return fmt.Sprintf("it has %d files, too few", have)
+	}
+	return ""
+}
+
+func (k *pickyKind) WarnPath(v *Values, attr, abs string) []string {
+	if have, need := k.files(v, abs); have > 2 && have < 2*need {
+		return []string{fmt.Sprintf("it has %d files, not many", have)}
+	}
+	return nil
+}
+
+// A problem a kind finds in a path given to some instances of a for_each block, and not to
+// the others (their values differ), names the instances it is about, each problem once; one
+// every instance has, or that of a block without for_each, names none.
+func TestPathProblemsOfSomeInstancesNameThem(t *testing.T) {
+	ws := newWorkspace(t, `
+stage "picky" "p" {
+  for_each = { few = 2, some = 4, many = 9 }
+  source   = "raw"
+  input    = "raw"
+  need     = each.value
+}
+
+stage "picky" "alone" {
+  source = "raw"
+  need   = 9
+}
+`, map[string]string{"raw/a": "a", "raw/b": "b", "raw/c": "c"})
+	ws.kinds.reg, _ = NewRegistry(&pickyKind{})
+	diags := ws.engine(nil).Workflow.CheckSources(ws.dir)
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d: %s: %s", d.Subject.Start.Line, d.Summary, d.Detail))
+	}
+	want := []string{
+		`4: Questionable source: source "raw": it has 3 files, not many.`,
+		`4: Unusable source: In picky.p[many], picky.p[some]: source "raw": it has 3 files, too few. The stage will fail when it runs unless that changes first.`,
+		`5: Questionable path: input "raw": it has 3 files, not many.`,
+		`5: Unusable path: In picky.p[many], picky.p[some]: input "raw": it has 3 files, too few: the stage will fail when it runs unless that changes first.`,
+		`10: Unusable source: source "raw": it has 3 files, too few. The stage will fail when it runs unless that changes first.`,
+		`10: Questionable source: source "raw": it has 3 files, not many.`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -172,7 +172,8 @@ func TestDescribeWarmStart(t *testing.T) {
 }
 
 // validate warns of an init_from folder that holds no model exported by pipeline, or a model
-// of another architecture than the stage trains; a model of its own is fine.
+// of another architecture than the stage trains, naming the instance of a for_each stage it
+// is about; a model of its own is fine.
 func TestValidateWarnsOfAnUnusableInitFrom(t *testing.T) {
 	const hcl = `
 stage "train" "model" {
@@ -203,8 +204,8 @@ stage "train" "empty" {
 		}
 	}
 	want := []string{
-		`7: init_from "champion": it holds a cnn, and this stage trains a vgg19: the stage will fail when it runs unless that changes first.`,
-		`7: init_from "champion": it holds a cnn, and this stage trains a vit: the stage will fail when it runs unless that changes first.`,
+		`7: In train.model[vgg19]: init_from "champion": it holds a cnn, and this stage trains a vgg19: the stage will fail when it runs unless that changes first.`,
+		`7: In train.model[vit]: init_from "champion": it holds a cnn, and this stage trains a vit: the stage will fail when it runs unless that changes first.`,
 		`14: init_from "empty": it holds no model exported by pipeline (no model.json): the stage will fail when it runs unless that changes first.`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
