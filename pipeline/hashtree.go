@@ -182,9 +182,23 @@ type mapping struct{ release func() }
 
 // spillAt is the number of entries recorded since the file was read at which the cache writes
 // them into its file and maps that (spill): a run hashing or publishing a few hundred
-// thousand files holds at most this many entries in memory, not one per file. A variable for
-// tests.
-var spillAt = 1 << 15
+// thousand files holds at most this many in memory, not one per file. From spillMin entries
+// on it spills already once they take more memory than the file's size (spillBytes each,
+// about what an entry held costs: its path, its record and the map's share): rewriting a
+// small file costs little, and the file grows by a good part of itself at each spill, so
+// the rewrites cost a few times the entries' own bytes in all. Variables for tests.
+var (
+	spillAt    = 1 << 15
+	spillMin   = 1 << 12
+	spillBytes = 400
+)
+
+// shouldSpill reports whether the entries recorded are many enough to spill. Called with
+// c.mu held.
+func (c *StatCache) shouldSpill() bool {
+	n := len(c.changed)
+	return c.path != "" && (n >= spillAt || (n >= spillMin && n*spillBytes >= len(c.raw)))
+}
 
 // spill saves the cache and maps the file saved in place of the one read, so that the entries
 // recorded since are found there and leave memory. If either fails, the entries stay in
@@ -606,7 +620,7 @@ func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
 	c.changed[abs] = e
 	delete(c.dropped, abs)
 	c.dirty = true
-	if len(c.changed) >= spillAt && c.path != "" {
+	if c.shouldSpill() {
 		c.spill()
 	}
 }

@@ -16,12 +16,13 @@ import (
 // the file by binary search, with those recorded and dropped since, against a plain map over
 // random sequences of records, prunes, saves and reopenings; every saved file lists its
 // entries in path order, once each. Once more with a cache that writes its recorded entries
-// into its file every few records (spillAt), holding no more than that many in memory.
+// into its file every few records (spillAt), holding no more than that many in memory, and
+// with one that spills while its entries are many next to the file's (spillMin, spillBytes).
 func TestStatCacheAgreesWithAMapThroughRecordsPrunesAndSaves(t *testing.T) {
-	for _, spill := range []int{spillAt, 3} {
-		t.Run(fmt.Sprintf("spill at %d", spill), func(t *testing.T) {
-			defer func(n int) { spillAt = n }(spillAt)
-			spillAt = spill
+	for _, c := range []struct{ at, min, bytes int }{{spillAt, spillMin, spillBytes}, {3, 3, 0}, {1 << 20, 2, 60}} {
+		t.Run(fmt.Sprintf("spill at %d, from %d at %d bytes", c.at, c.min, c.bytes), func(t *testing.T) {
+			defer func(at, min, bytes int) { spillAt, spillMin, spillBytes = at, min, bytes }(spillAt, spillMin, spillBytes)
+			spillAt, spillMin, spillBytes = c.at, c.min, c.bytes
 			checkStatCacheAgainstAMap(t)
 		})
 	}
