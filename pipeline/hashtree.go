@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -814,7 +815,7 @@ type treeMode struct {
 	// rehash reads every file, trusting no recorded digest (run --force).
 	rehash bool
 	// hint, when not nil and without remember, gives the digests of files not to be read.
-	hint func(treeItem) (string, bool)
+	hint func(abs string, it treeItem) (string, bool)
 }
 
 // treeState is what a walk saw of a tree without reading any file: its files with their stat
@@ -823,6 +824,7 @@ type treeMode struct {
 type treeState struct {
 	root   string
 	source bool
+	file   bool // root is a file, its one item
 	items  []treeItem
 	dirs   []string          // slash-separated, relative to root, in walk order
 	marks  map[string]string // entries with no content: broken links, link loops
@@ -839,7 +841,8 @@ func (c *StatCache) walk(root string, source bool) (*treeState, error) {
 		return nil, err
 	}
 	if !fi.IsDir() {
-		st.items = []treeItem{{rel: filepath.Base(st.root), abs: st.root, k: keyOf(fi), links: linksOf(fi)}}
+		st.file = true
+		st.items = []treeItem{{rel: filepath.Base(st.root), k: keyOf(fi), links: linksOf(fi)}}
 		st.marks = map[string]string{}
 	} else if st.items, st.dirs, st.marks, err = walkTree(st.root, source, folderKeys(st.root, fi)); err != nil {
 		return nil, err
@@ -852,6 +855,15 @@ func (c *StatCache) walk(root string, source bool) (*treeState, error) {
 	}
 	st.sign()
 	return st, nil
+}
+
+// absOf returns the absolute path of it, an item of the walk (made when asked: held per item,
+// the paths of a walk of 100,000 files took more than the rest of their records).
+func (st *treeState) absOf(it treeItem) string {
+	if st.file {
+		return st.root
+	}
+	return st.root + string(filepath.Separator) + filepath.FromSlash(it.rel)
 }
 
 // sign computes the signature: every file's path and stat identity, every folder and every
@@ -910,13 +922,13 @@ func (c *StatCache) hashWalked(st *treeState, mode treeMode) (Manifest, error) {
 		var err error
 		ok := false
 		if mode.remember {
-			d, err = c.fileDigest(items[i].abs, items[i].k, mode.source, mode.rehash, st.at)
+			d, err = c.fileDigest(st.absOf(items[i]), items[i].k, mode.source, mode.rehash, st.at)
 			ok = true
 		} else if mode.hint != nil {
-			d, ok = mode.hint(items[i])
+			d, ok = mode.hint(st.absOf(items[i]), items[i])
 		}
 		if !ok {
-			d, err = hashFile(items[i].abs)
+			d, err = hashFile(st.absOf(items[i]))
 			c.mu.Lock()
 			c.Hashed++
 			c.mu.Unlock()
@@ -954,8 +966,7 @@ func (c *StatCache) hashWalked(st *treeState, mode treeMode) (Manifest, error) {
 
 // treeItem is a regular file found by walkTree.
 type treeItem struct {
-	rel   string  // slash-separated, relative to the root
-	abs   string  // absolute path
+	rel   string  // slash-separated, relative to the root (treeState.absOf gives the path)
 	k     statKey // the file's stat identity (of the target, for links)
 	links uint64  // its number of hard links
 	// denied is set by scan for a file it may not stat; it is then marked instead.
@@ -1043,7 +1054,7 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, []s
 			child := &treeDir{}
 			d.subs = append(d.subs, child)
 			wg.Add(1)
-			go visit(child, sub.abs, sub.rel, append(ancestors[:len(ancestors):len(ancestors)], sub.k))
+			go visit(child, abs+string(filepath.Separator)+path.Base(sub.rel), sub.rel, append(ancestors[:len(ancestors):len(ancestors)], sub.k))
 		}
 	}
 	top := &treeDir{}
@@ -1097,7 +1108,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		if skipHidden && strings.HasPrefix(name, ".") {
 			continue
 		}
-		it := treeItem{rel: name, abs: abs + string(filepath.Separator) + name}
+		it := treeItem{rel: name}
 		if rel != "" {
 			it.rel = rel + "/" + name
 		}
@@ -1105,7 +1116,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 			d.files = append(d.files, it)
 			continue
 		}
-		efi, err := statFile(it.abs) // follows links
+		efi, err := statFile(abs + string(filepath.Separator) + name) // follows links
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
 				// Stages report broken links; the key only needs to notice them.
@@ -1144,7 +1155,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 				return nil // a link, statted above
 			}
 			var st unix.Stat_t
-			name := it.abs[len(abs)+1:]
+			name := path.Base(it.rel)
 			for {
 				err := unix.Fstatat(int(fd), name, &st, 0)
 				if err == unix.EINTR {
@@ -1155,7 +1166,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 					return nil
 				}
 				if err != nil {
-					return &fs.PathError{Op: "stat", Path: it.abs, Err: err}
+					return &fs.PathError{Op: "stat", Path: abs + string(filepath.Separator) + name, Err: err}
 				}
 				break
 			}

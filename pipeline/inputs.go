@@ -190,13 +190,13 @@ func (c *StatCache) changes(st *treeState, files map[string]string) ([]string, e
 			// The content tells.
 			want, ok := files[it.rel]
 			if !ok {
-				want, ok = c.cachedDigest(it.abs, k, false)
+				want, ok = c.cachedDigest(now.absOf(it), k, false)
 			}
-			if d, err := hashFile(it.abs); !ok || err != nil || d != want {
+			if d, err := hashFile(now.absOf(it)); !ok || err != nil || d != want {
 				out = append(out, it.rel+" changed")
 			}
 		case files != nil && !settled(k, st.at):
-			d, err := hashFile(it.abs)
+			d, err := hashFile(now.absOf(it))
 			if errors.Is(err, fs.ErrPermission) {
 				d, err = unreadableMark, nil
 			}

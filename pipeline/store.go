@@ -230,13 +230,13 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 	}
 	want := map[statKey]statKey{}
 	for _, it := range walked.items {
-		if _, ok := written.digest(it.abs, it.k); !ok && it.links > 1 {
+		if _, ok := written.digest(walked.absOf(it), it.k); !ok && it.links > 1 {
 			want[it.k.folderID()] = it.k
 		}
 	}
 	links := s.Stats.linkedFiles(want)
-	hint := func(it treeItem) (string, bool) {
-		if d, ok := written.digest(it.abs, it.k); ok {
+	hint := func(abs string, it treeItem) (string, bool) {
+		if d, ok := written.digest(abs, it.k); ok {
 			return d, true
 		}
 		if it.links > 1 {
