@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"maps"
@@ -100,9 +103,13 @@ type servedModel struct {
 	inflight sync.WaitGroup
 }
 
-// fileStamp is what a served model's file was when it was loaded: its content's digest,
-// and the size and modification time it was last seen with (damaged: with other content).
+// fileStamp is what a served model's file was when it was loaded: its kind, its content's
+// digest, and the size and modification time it was last seen with (damaged: with other
+// content). A file that is not a regular one after links (a named pipe, a device) is never
+// read, as reading a named pipe with no writer waits for ever: only its kind is kept, and it
+// is damaged when gone or of another kind.
 type fileStamp struct {
+	kind    fs.FileMode // type bits, after links: 0 for a regular file
 	size    int64
 	modTime time.Time
 	digest  string // SHA-256, hex
@@ -114,11 +121,9 @@ func stampFiles(dir string) map[string]fileStamp {
 	files := map[string]fileStamp{}
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
-			if fi, err := os.Stat(p); err == nil {
-				if sum, err := pipeline.HashFile(p); err == nil {
-					rel, _ := filepath.Rel(dir, p)
-					files[rel] = fileStamp{size: fi.Size(), modTime: fi.ModTime(), digest: sum}
-				}
+			if st, err := stampFile(p); err == nil {
+				rel, _ := filepath.Rel(dir, p)
+				files[rel] = st
 			}
 		}
 		return nil
@@ -126,9 +131,57 @@ func stampFiles(dir string) map[string]fileStamp {
 	return files
 }
 
+// stampFile returns the stamp of the file at path. A file that is not a regular one is not
+// even opened (opening some devices acts on them); a regular one is opened without waiting
+// (O_NONBLOCK) and checked again once open, so that one replaced by a named pipe meanwhile is
+// not read either.
+func stampFile(path string) (fileStamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return fileStamp{kind: fi.Mode().Type()}, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return fileStamp{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return fileStamp{kind: fi.Mode().Type()}, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{size: fi.Size(), modTime: fi.ModTime(), digest: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// fileKind says what a file of kind (type bits) is, for a file that was of another kind.
+func fileKind(kind fs.FileMode, size int64) string {
+	switch {
+	case kind == 0:
+		return fmt.Sprintf("a regular file of %d bytes", size)
+	case kind&fs.ModeDir != 0:
+		return "a folder"
+	case kind&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case kind&fs.ModeSocket != 0:
+		return "a socket"
+	case kind&fs.ModeDevice != 0:
+		return "a device file"
+	}
+	return "not a regular file"
+}
+
 // changedFile names a file of dir whose content is not what it was when the model was
-// loaded (files, which it updates), and how; "" when none. A file is read again only when
-// its size or modification time changed since it was last looked at.
+// loaded (files, which it updates), and how; "" when none. A regular file is read again
+// only when its size or modification time changed since it was last looked at; any other
+// is never read, only told from one of another kind.
 func changedFile(dir string, files map[string]fileStamp) string {
 	for _, rel := range slices.Sorted(maps.Keys(files)) {
 		st := files[rel]
@@ -136,12 +189,21 @@ func changedFile(dir string, files map[string]fileStamp) string {
 		if err != nil {
 			return fmt.Sprintf("its file %s is gone", filepath.ToSlash(rel))
 		}
+		if kind := fi.Mode().Type(); kind != st.kind {
+			return fmt.Sprintf("its file %s changed on disk since it was loaded (now %s)", filepath.ToSlash(rel), fileKind(kind, fi.Size()))
+		}
+		if st.kind != 0 {
+			continue
+		}
 		if fi.Size() != st.size || !fi.ModTime().Equal(st.modTime) {
-			sum, err := pipeline.HashFile(filepath.Join(dir, rel))
+			now, err := stampFile(filepath.Join(dir, rel))
 			if err != nil {
 				return fmt.Sprintf("its file %s cannot be read: %v", filepath.ToSlash(rel), err)
 			}
-			st.size, st.modTime, st.damaged = fi.Size(), fi.ModTime(), sum != st.digest
+			if now.kind != 0 { // replaced since the stat above
+				return fmt.Sprintf("its file %s changed on disk since it was loaded (now %s)", filepath.ToSlash(rel), fileKind(now.kind, 0))
+			}
+			st.size, st.modTime, st.damaged = now.size, now.modTime, now.digest != st.digest
 			files[rel] = st
 		}
 		if st.damaged {

@@ -932,6 +932,75 @@ func TestTruncatedServedModelIsReported(t *testing.T) {
 	}
 }
 
+// pollWithin polls s, and fails the test if the poll has not returned within 30 seconds (it
+// blocks reading a named pipe), after opening each of pipes for writing, which lets a read
+// blocked on one return.
+func pollWithin(t *testing.T, s *server, pipes ...string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		s.poll()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		for _, p := range pipes {
+			if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		}
+		<-done
+		t.Fatal("the watcher blocks reading a named pipe in the model folder")
+	}
+}
+
+// TestANamedPipeInTheModelFolderIsNotRead checks that a named pipe in the folder of a model
+// switched to, which would block the watcher for ever if read, is not read: the server
+// switches to the model and keeps telling its files damaged on disk, the pipe's removal
+// included, and a file replaced by a named pipe is damaged too, without being read.
+func TestANamedPipeInTheModelFolderIsNotRead(t *testing.T) {
+	root, s, logged := servedChampion(t)
+	saved := filepath.Join(tinyModel(t, filepath.Join(root, "final_models.d", "b"), 2), "saved_model")
+	pipe := filepath.Join(saved, "requests.fifo")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Skip("no named pipes:", err)
+	}
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "b"), link+".tmp")
+	os.Rename(link+".tmp", link)
+	pollWithin(t, s, pipe)
+	pollWithin(t, s, pipe)
+	if got, pending := s.currentID(), s.pendingError(); got != "b" || pending != "" {
+		t.Fatalf("serving %q, pending_model_error %q; want b, none\n%s", got, pending, logged.String())
+	}
+
+	os.Remove(pipe)
+	pollWithin(t, s)
+	if got := s.pendingError(); !strings.Contains(got, "its file requests.fifo is gone") {
+		t.Fatalf("the named pipe removed: pending_model_error %q", got)
+	}
+	syscall.Mkfifo(pipe, 0o644)
+	pollWithin(t, s, pipe)
+	if got := s.pendingError(); got != "" {
+		t.Fatalf("the named pipe back: pending_model_error %q", got)
+	}
+
+	example := filepath.Join(saved, "examples", "1.png")
+	os.Remove(example)
+	syscall.Mkfifo(example, 0o644)
+	pollWithin(t, s, pipe, example)
+	if got := s.pendingError(); !strings.Contains(got, "its file examples/1.png changed on disk since it was loaded (now a named pipe)") {
+		t.Fatalf("an example replaced by a named pipe: pending_model_error %q", got)
+	}
+	os.Remove(example)
+	os.WriteFile(example, pngBytes(8, 8, 1), 0o644)
+	pollWithin(t, s, pipe)
+	if got := s.pendingError(); got != "" {
+		t.Fatalf("the example put back: pending_model_error %q", got)
+	}
+}
+
 func mustEval(t *testing.T, p string) string {
 	t.Helper()
 	r, err := filepath.EvalSymlinks(p)
@@ -1633,7 +1702,7 @@ func TestServeOutlivesTheReaderOfItsLog(t *testing.T) {
 		if err != nil {
 			t.Fatalf("serve ended with %v after SIGTERM, want exit status 0", err)
 		}
-	case <-time.After(time.Minute):
+	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop at SIGTERM")
 	}
 }
