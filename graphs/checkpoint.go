@@ -57,7 +57,8 @@ func (t *Trainer) Save(prefix string) error {
 	return writeFileAtomic(prefix+".state.json", b)
 }
 
-// Restore loads a checkpoint written by Save of a trainer with the same configuration.
+// Restore loads a checkpoint written by Save of a trainer with the same configuration. Its
+// error is one line (TensorFlow's said as tfMessage says it), fit for a log line.
 func (t *Trainer) Restore(prefix string) error {
 	if t.sess == nil {
 		return ErrClosed

@@ -143,8 +143,8 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 			// part of it: both go, and training starts over in this run. (Only the latest
 			// checkpoint is kept, so there is no earlier one to fall back to.)
 			tr.Close()
-			why, _, _ := strings.Cut(rerr.Error(), "\n") // TensorFlow's further lines name its op
-			why = strings.ReplaceAll(why, job.Work+string(filepath.Separator), "")
+			// Restore's error is one line: TensorFlow's, said without its ops and hints.
+			why := strings.ReplaceAll(rerr.Error(), job.Work+string(filepath.Separator), "")
 			job.Logf("warning: the checkpoint of epoch %d is damaged (%s): training from scratch", st.Epoch, why)
 			clearWork(job.Work)
 			st, resumed = &trainState{}, false
