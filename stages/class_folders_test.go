@@ -130,8 +130,9 @@ func TestTestSourceClassesTheSourceLacksAreAllNamed(t *testing.T) {
 	if got := w.sourceDiags(); len(got) != 1 || !strings.Contains(got[0], why) {
 		t.Errorf("validate says %q, want %q in it", got, why)
 	}
+	// None: left with the training classes that have no test folder, a warning.
 	os.RemoveAll(filepath.Join(w.dir, "raw/test/e4"))
-	if got := w.sourceDiags(); len(got) != 0 {
+	if got := w.sourceDiags(); len(got) != 1 || !strings.Contains(got[0], `Questionable source: test_source "raw/test": classes "dog" and "horse" have no folder here`) {
 		t.Errorf("test classes that are training classes: %q", got)
 	}
 }

@@ -96,3 +96,51 @@ func TestAnEmptyTestClassFolderIsWarnedOf(t *testing.T) {
 		t.Errorf("run.log does not say that class y's test file was rejected:\n%s", log)
 	}
 }
+
+// A class of source with no folder at all in test_source gets no test image: validate and
+// plan warn beforehand, naming the class, both folders and the folder to put its test photos
+// in, and the split's log says so; not while a test_source class that source lacks fails the
+// split, which is to be fixed first.
+func TestATestClassWithoutAFolderIsWarnedOf(t *testing.T) {
+	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	for _, c := range []string{"x", "y", "z"} {
+		for i := 0; i < 6; i++ {
+			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+		}
+	}
+	w.write("raw/test/x/t.png", randomPNG(9, 1, 6, 6))
+	w.write("raw/test/z/t.png", randomPNG(9, 2, 6, 6))
+	want := `warning: Questionable source: test_source "raw/test": class "y" has no folder here, though source "raw/train" has one, so the test set would have none of its images (it is still trained and validated on); put its test photos in raw/test/y.`
+	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
+		t.Errorf("validate says %q, want %q", got, want)
+	}
+	wf := w.engine().Workflow
+	var planned []string
+	for _, d := range wf.PathChecks(w.dir, wf.Instances, true) {
+		planned = append(planned, fmt.Sprintf("warning: %s: %s", d.Summary, d.Detail))
+	}
+	if len(planned) != 1 || planned[0] != want {
+		t.Errorf("plan says %q, want %q", planned, want)
+	}
+	rec := mustRun(t, w)
+	if log := runLog(t, rec); !strings.Contains(log, `warning: test_source raw/test has no folder for class "y": the test set has no images of it`) {
+		t.Errorf("run.log does not say that class y has no test images:\n%s", log)
+	}
+
+	// Several are named together.
+	if err := os.RemoveAll(filepath.Join(w.dir, "raw/test/z")); err != nil {
+		t.Fatal(err)
+	}
+	want = `warning: Questionable source: test_source "raw/test": classes "y" and "z" have no folder here, though source "raw/train" has one for each, so the test set would have none of their images (they are still trained and validated on); put their test photos in raw/test/<class>.`
+	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
+		t.Errorf("two classes: validate says %q, want %q", got, want)
+	}
+
+	// A test class that source lacks fails the split: said alone.
+	if err := os.Rename(filepath.Join(w.dir, "raw/test/x"), filepath.Join(w.dir, "raw/test/X")); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.sourceDiags(); len(got) != 1 || !strings.HasPrefix(got[0], "warning: Unusable source: ") || strings.Contains(got[0], "no folder here") {
+		t.Errorf("a test class source lacks: validate says %q, want that alone", got)
+	}
+}

@@ -105,19 +105,31 @@ func layoutProblems(v *pipeline.Values, attr string, l *classListing) string {
 	if attr == "source" && len(l.folders) == 0 {
 		return noClassFolders(pipeline.CleanPath(v.String(attr)))
 	}
-	file := v.Range("source").Filename
-	if attr != "test_source" || file == "" || !usable(v, "source") {
+	src := sourceListing(v)
+	if attr != "test_source" || src == nil {
 		return ""
 	}
-	src, err := listClasses(pipeline.InWorkspace(filepath.Dir(file), v.String("source")))
-	if err != nil || len(src.problems()) > 0 || len(src.folders) == 0 {
-		return "" // said at source
-	}
-	err = testClassesNotInSource(pipeline.CleanPath(v.String(attr)), pipeline.CleanPath(v.String("source")), l.classes(), src.classes())
+	err := testClassesNotInSource(pipeline.CleanPath(v.String(attr)), pipeline.CleanPath(v.String("source")), l.classes(), src.classes())
 	if err != nil {
 		return err.Error()
 	}
 	return ""
+}
+
+// sourceListing lists the class folders of the split's source (listClasses), for what
+// test_source is checked against, when the workspace is known (the folder of the file source
+// is written in, as for validateFolders); nil when it is not, or the source cannot be read, has
+// no class folders or fails the split (said at source).
+func sourceListing(v *pipeline.Values) *classListing {
+	file := v.Range("source").Filename
+	if file == "" || !usable(v, "source") {
+		return nil
+	}
+	src, err := listClasses(pipeline.InWorkspace(filepath.Dir(file), v.String("source")))
+	if err != nil || len(src.problems()) > 0 || len(src.folders) == 0 {
+		return nil
+	}
+	return src
 }
 
 // testClassesNotInSource fails a split whose test_source folder testSource has classes,
@@ -192,11 +204,11 @@ func similarClass(class string, classes []string) string {
 
 // WarnPath implements pipeline.PathWarner for the source folder: class folders whose names
 // differ only in letter case (caseClashes) or in spaces (spaceClashes), which the split warns
-// of too; and for test_source,
-// class folders that cannot be read, whose test images the split leaves out (rejecting the
-// folder), and those with no files (emptied of their test photos, say): the split warns of
-// each class with no test image. test_source's classes are source's, so its names are not
-// looked at.
+// of too; and for test_source, each class the test set would have no image of, which the
+// split warns of when it runs: a class of source with no folder there (missingTestClasses),
+// and one whose folder there cannot be read (the split rejects it) or has no files (emptied
+// of its test photos, say). test_source's classes are source's, so its names are not looked
+// at.
 func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 	if attr != "source" && attr != "test_source" {
 		return nil
@@ -207,9 +219,15 @@ func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 	}
 	if attr == "test_source" {
 		classes, count, unreadable := countClassFiles(abs, l)
-		// An empty folder of a class that source lacks fails the stage (CheckPath says so).
+		// A class folder that source lacks, an empty one too, fails the stage (CheckPath
+		// says so, with the source class it may stand for): that is to be fixed first.
 		failing := layoutProblems(v, attr, l) != ""
 		var out []string
+		if src := sourceListing(v); src != nil && !failing {
+			if w := missingTestClasses(v, src.classes(), classes); w != "" {
+				out = append(out, w)
+			}
+		}
 		for _, c := range classes {
 			switch {
 			case unreadable[c] != "":
@@ -221,4 +239,31 @@ func (Split) WarnPath(v *pipeline.Values, attr, abs string) []string {
 		return out
 	}
 	return nameClashes(l.classes(), "")
+}
+
+// missingTestClasses says which of the split's source classes have no folder among
+// tclasses, test_source's, and so no test image, with what to do; "" when none does. The
+// classes are named together (the first five, and a count of the rest), for a test_source
+// that is still being filled.
+func missingTestClasses(v *pipeline.Values, classes, tclasses []string) string {
+	var missing []string
+	for _, c := range classes {
+		if !slices.Contains(tclasses, c) {
+			missing = append(missing, c)
+		}
+	}
+	source, testSource := pipeline.CleanPath(v.String("source")), pipeline.CleanPath(v.String("test_source"))
+	switch len(missing) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("class %q has no folder here, though source %q has one, so the test set would have none of its images (it is still trained and validated on); put its test photos in %s",
+			missing[0], source, filepath.Join(testSource, missing[0]))
+	}
+	quoted := make([]string, len(missing))
+	for i, c := range missing {
+		quoted[i] = fmt.Sprintf("%q", c)
+	}
+	return fmt.Sprintf("classes %s have no folder here, though source %q has one for each, so the test set would have none of their images (they are still trained and validated on); put their test photos in %s",
+		listSome(quoted), source, filepath.Join(testSource, "<class>"))
 }
