@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -91,7 +92,14 @@ func settled(k statKey, hashedNs int64) bool {
 // path, and a lookup is a binary search over their offsets (8 bytes an entry in memory).
 // Only the entries recorded by this process are held in a map, so the memory a workspace's
 // cache takes does not grow with the files of the workspace's earlier runs and outputs (a
-// few hundred thousand entries, tens of megabytes).
+// few hundred thousand entries, tens of megabytes). The store replaces the file by renaming
+// a new one over it, so the mapped file does not change; but a file cut short in place (by a
+// cp or rsync --inplace over the workspace's store) leaves pages of the mapping past its end,
+// whose reading is a fault (SIGBUS) that would crash the process. Every read of the saved
+// entries goes through readSaved, which turns that fault into the loss of the saved entries:
+// the cache goes on as if the file had been unreadable, and files are hashed again. (Written
+// over in place without being cut short, the mapping shows other bytes: reading them is
+// bounded by raw, and an entry read from them is trusted only for a file of its identity.)
 type StatCache struct {
 	// Clock dates every digest as it is computed (time.Now when nil); tests set it ahead so
 	// that source files they have just written count as old enough to trust (racyMargin).
@@ -105,14 +113,18 @@ type StatCache struct {
 	raw     []byte
 	at      []int
 	indexed bool
+	// mapped is the whole mapping that raw is part of (nil when the file was read into
+	// memory, or its saved entries dropped): a fault reading it means that the file was cut
+	// short (readSaved).
+	mapped []byte
 	// changed holds the entries recorded since the file was read, which take precedence over
 	// raw's, and dropped the paths of raw's entries removed since (Prune). Save merges them.
 	changed map[string]statEntry
 	dropped map[string]bool
 	trees   map[string]treeRecord
 	dirty   bool
-	// mapped releases raw's mapping (nil when raw is not mapped).
-	mapped *mapping
+	// unmap releases the file's mapping, or its contents read (nil when there are none).
+	unmap *mapping
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
 	// in this process), for tests and stats.
 	Hashed int64
@@ -158,23 +170,25 @@ const statCacheMagic = "pipeline statcache 4\n"
 // The per-file entries are indexed only when a lookup needs them, and never decoded whole.
 func OpenStatCache(path string) *StatCache {
 	c := &StatCache{path: path, trees: map[string]treeRecord{}, changed: map[string]statEntry{}, dropped: map[string]bool{}}
-	b, unmap := readMapped(path)
+	b, mapped, unmap := readMapped(path)
 	if b == nil {
 		c.indexed = true
 		return c
 	}
-	trees, raw, ok := decodeTrees(b)
-	if !ok {
+	var trees map[string]treeRecord
+	var raw []byte
+	ok := false
+	if !readMapping(mapped, func() { trees, raw, ok = decodeTrees(b) }) || !ok {
 		unmap()
 		c.indexed = true
 		return c
 	}
-	c.trees, c.raw = trees, raw
+	c.trees, c.raw, c.mapped = trees, raw, mapped
 	// The mapping lives as long as the cache (or until a spill maps the file saved in its
 	// place): every use of raw is a method of c holding c.mu (its deferred unlock keeps c
 	// reachable), and what leaves those methods is copied.
-	c.mapped = &mapping{release: unmap}
-	runtime.AddCleanup(c, func(m *mapping) { m.release() }, c.mapped)
+	c.unmap = &mapping{release: unmap}
+	runtime.AddCleanup(c, func(m *mapping) { m.release() }, c.unmap)
 	return c
 }
 
@@ -208,57 +222,105 @@ func (c *StatCache) spill() {
 	if c.saveLocked() != nil {
 		return
 	}
-	b, unmap := readMapped(c.path)
+	b, mapped, unmap := readMapped(c.path)
 	if b == nil {
 		return
 	}
-	_, raw, ok := decodeTrees(b)
-	if !ok {
+	var raw []byte
+	ok := false
+	if !readMapping(mapped, func() { _, raw, ok = decodeTrees(b) }) || !ok {
 		unmap()
 		return
 	}
 	// The file just saved holds every entry this cache held and its trees (or, should
 	// another process have saved over it since, that process's: a cache only saves work).
-	if c.mapped != nil {
-		c.mapped.release()
-		c.mapped.release = unmap
+	if c.unmap != nil {
+		c.unmap.release()
+		c.unmap.release = unmap
 	} else {
-		c.mapped = &mapping{release: unmap}
-		runtime.AddCleanup(c, func(m *mapping) { m.release() }, c.mapped)
+		c.unmap = &mapping{release: unmap}
+		runtime.AddCleanup(c, func(m *mapping) { m.release() }, c.unmap)
 	}
+	c.mapped = mapped
 	c.raw, c.at, c.indexed = raw, nil, false
 	c.changed, c.dropped = map[string]statEntry{}, map[string]bool{}
 }
 
 // readMapped returns the contents of the file at path, mapped read-only when the system
-// allows (the page cache's copy, not the process's), else read, with the function that
-// releases them; nil for a missing, unreadable or empty file. The store replaces its files
-// by renaming new ones over them, so a mapped file never changes under the mapping; a cache
-// file cut short in place (copied over with cp, rsync --inplace) while a process has it
-// mapped would crash that process at its next lookup.
-func readMapped(path string) ([]byte, func()) {
+// allows (the page cache's copy, not the process's), else read, with the mapping (nil when
+// read) and the function that releases them; nil for a missing, unreadable or empty file.
+// Reading the mapping faults where the file was cut short in place since: read it through
+// readMapping.
+func readMapped(path string) (b, mapped []byte, unmap func()) {
 	if path == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if int64(int(fi.Size())) == fi.Size() {
 		if b, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED); err == nil {
-			return b, func() { unix.Munmap(b) }
+			return b, b, func() { unix.Munmap(b) }
 		}
 	}
-	b, err := io.ReadAll(f)
+	b, err = io.ReadAll(f)
 	if err != nil || len(b) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return b, func() {}
+	return b, nil, func() {}
+}
+
+// readMapping runs f, which reads the mapping m (nil for contents read into memory, which
+// cannot fault), and reports whether it completed: false when reading m faulted, the file
+// having been cut short since it was mapped. The fault is a panic of f's goroutine alone
+// (debug.SetPanicOnFault), recovered here; any other panic goes on. Checking the file's size
+// first would not do: it can be cut short between the check and the read.
+func readMapping(m []byte, f func()) (ok bool) {
+	if m == nil {
+		f()
+		return true
+	}
+	defer func(was bool) {
+		debug.SetPanicOnFault(was)
+		if ok {
+			return
+		}
+		r := recover()
+		if r == nil {
+			return // runtime.Goexit, not a panic
+		}
+		if fault, isFault := r.(interface{ Addr() uintptr }); !isFault || !inside(fault.Addr(), m) {
+			panic(r)
+		}
+	}(debug.SetPanicOnFault(true))
+	f()
+	return true
+}
+
+// inside reports whether addr is the address of a byte of m.
+func inside(addr uintptr, m []byte) bool {
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+	return addr >= start && addr-start < uintptr(len(m))
+}
+
+// readSaved runs f, which reads the saved entries (raw), with c.mu held, and reports whether
+// it completed. When the mapping faults (the file was cut short in place, see StatCache),
+// the saved entries are dropped for good, as if the file had been unreadable, and it returns
+// false: f may have seen some of them and is to be run again, when it sees none.
+func (c *StatCache) readSaved(f func()) bool {
+	if readMapping(c.mapped, f) {
+		return true
+	}
+	// The mapping itself is released by OpenStatCache's cleanup.
+	c.raw, c.at, c.indexed, c.mapped = nil, nil, true, nil
+	clear(c.dropped) // entries of raw only
+	return false
 }
 
 // decodeTrees parses the header and tree records of a saved cache and returns the rest (the
@@ -287,7 +349,7 @@ func decodeTrees(b []byte) (map[string]treeRecord, []byte, bool) {
 }
 
 // index finds the offset of every saved entry in raw and sorts them by path (a malformed
-// section leaves the cache without saved entries). Called with c.mu held.
+// section leaves the cache without saved entries). Called with c.mu held, in readSaved.
 func (c *StatCache) index() {
 	if c.indexed {
 		return
@@ -327,9 +389,14 @@ func (c *StatCache) index() {
 }
 
 // rawPath returns the path of the saved entry at offset off of raw (a view of raw: copy it
-// to keep it).
+// to keep it); none where raw no longer holds one, the file having been written over in place
+// since it was indexed (whose other entries, read from wherever they were, match no file's
+// identity and are not trusted; see StatCache).
 func (c *StatCache) rawPath(off int) []byte {
 	n, w := binary.Uvarint(c.raw[off:])
+	if w <= 0 || n > uint64(len(c.raw)-off-w) {
+		return nil
+	}
 	return c.raw[off+w : off+w+int(n)]
 }
 
@@ -344,7 +411,7 @@ func (c *StatCache) entryAt(i int) (statEntry, []byte) {
 }
 
 // savedIndex returns the position of path's saved entry in path order, if raw has one.
-// Called with c.mu held, after index.
+// Called with c.mu held, after index, in readSaved.
 func (c *StatCache) savedIndex(path string) (int, bool) {
 	return sort.Find(len(c.at), func(i int) int { return compareStringBytes(path, c.pathAt(i)) })
 }
@@ -363,19 +430,24 @@ func (c *StatCache) lookup(path string) (statEntry, bool) {
 	if c.dropped[path] {
 		return statEntry{}, false
 	}
-	c.index()
-	i, ok := c.savedIndex(path)
-	if !ok {
+	var e statEntry
+	found := false
+	if !c.readSaved(func() {
+		c.index()
+		var i int
+		if i, found = c.savedIndex(path); found {
+			e, _ = c.entryAt(i)
+		}
+	}) {
 		return statEntry{}, false
 	}
-	e, _ := c.entryAt(i)
-	return e, true
+	return e, found
 }
 
 // each calls f with every entry in path order: the saved ones (but those dropped or
 // recorded again since) merged with those recorded since. enc is a saved entry's encoding
 // (encodeEntry's), nil for one recorded since; p is a view of raw for a saved entry (copy it
-// to keep it). Called with c.mu held.
+// to keep it). Called with c.mu held, in readSaved.
 func (c *StatCache) each(f func(p []byte, e statEntry, enc []byte)) {
 	c.index()
 	recent := sortedKeys(c.changed)
@@ -468,16 +540,38 @@ func (c *StatCache) saveLocked() error {
 	if !c.dirty || c.path == "" {
 		return nil
 	}
-	c.index()
-	// Entries: the saved ones less those recorded again or dropped, plus those recorded.
-	n := len(c.at) + len(c.changed)
-	for p := range c.changed {
-		if _, saved := c.savedIndex(p); saved {
-			n--
-		}
+	err := c.write()
+	if errors.Is(err, errSavedCutShort) {
+		err = c.write() // without the saved entries, which are dropped now (readSaved)
 	}
-	n -= len(c.dropped) // saved entries only, never recorded again (put and Prune keep them apart)
-	err := writeFileAtomicStream(c.path, func(w *bufio.Writer) error {
+	if err != nil {
+		return err
+	}
+	c.dirty = false
+	return nil
+}
+
+// errSavedCutShort is write's error when the saved entries were dropped as it read them,
+// the file having been cut short in place (readSaved); nothing was written.
+var errSavedCutShort = errors.New("the stat cache's file was cut short while it was read")
+
+// write is Save's writing, with c.mu held.
+func (c *StatCache) write() error {
+	// Entries: the saved ones less those recorded again or dropped, plus those recorded.
+	n := 0
+	if !c.readSaved(func() {
+		c.index()
+		n = len(c.at) + len(c.changed)
+		for p := range c.changed {
+			if _, saved := c.savedIndex(p); saved {
+				n--
+			}
+		}
+		n -= len(c.dropped) // saved entries only, never recorded again (put and Prune keep them apart)
+	}) {
+		return errSavedCutShort
+	}
+	return writeFileAtomicStream(c.path, func(w *bufio.Writer) error {
 		var buf []byte
 		buf = append(buf, statCacheMagic...)
 		buf = binary.AppendUvarint(buf, uint64(len(c.trees)))
@@ -496,21 +590,21 @@ func (c *StatCache) saveLocked() error {
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-		// A write error is the writer's, returned at its flush.
-		c.each(func(p []byte, e statEntry, enc []byte) {
-			if enc == nil {
-				enc = encodeEntry(buf[:0], string(p), e)
-				buf = enc
-			}
-			w.Write(enc)
-		})
+		// A write error is the writer's, returned at its flush; a fault reading the saved
+		// entries leaves the file unwritten.
+		if !c.readSaved(func() {
+			c.each(func(p []byte, e statEntry, enc []byte) {
+				if enc == nil {
+					enc = encodeEntry(buf[:0], string(p), e)
+					buf = enc
+				}
+				w.Write(enc)
+			})
+		}) {
+			return errSavedCutShort
+		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	c.dirty = false
-	return nil
 }
 
 // binReader reads the stat cache's binary fields; ok turns false at the first short or
@@ -645,13 +739,17 @@ func (c *StatCache) linkedFiles(want map[statKey]statKey) map[statKey]linkedFile
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// In file order (no index needed), then those recorded since, which take precedence.
-	eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) {
-		if id := e.K.folderID(); want[id] == e.K {
-			if _, over := c.changed[string(p)]; !over && !c.dropped[string(p)] {
-				out[id] = linkedFile{string(p), e}
+	if !c.readSaved(func() {
+		eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) {
+			if id := e.K.folderID(); want[id] == e.K {
+				if _, over := c.changed[string(p)]; !over && !c.dropped[string(p)] {
+					out[id] = linkedFile{string(p), e}
+				}
 			}
-		}
-	})
+		})
+	}) {
+		clear(out) // read from a file cut short: none
+	}
 	for p, e := range c.changed {
 		if id := e.K.folderID(); want[id] == e.K {
 			out[id] = linkedFile{p, e}
@@ -681,18 +779,28 @@ func (c *StatCache) Prune() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	var gone []string
-	c.each(func(p []byte, _ statEntry, _ []byte) {
-		if _, err := os.Lstat(string(p)); err != nil {
-			gone = append(gone, string(p))
+	var gone, goneSaved []string
+	for !c.readSaved(func() {
+		gone, goneSaved = nil, nil
+		c.each(func(p []byte, _ statEntry, _ []byte) {
+			if _, err := os.Lstat(string(p)); err != nil {
+				gone = append(gone, string(p))
+			}
+		})
+		for _, p := range gone {
+			if _, saved := c.savedIndex(p); saved {
+				goneSaved = append(goneSaved, p)
+			}
 		}
-	})
+	}) {
+		// The saved entries were dropped (readSaved): those recorded since, again.
+	}
 	for _, p := range gone {
 		delete(c.changed, p)
-		if _, saved := c.savedIndex(p); saved {
-			c.dropped[p] = true
-		}
 		n++
+	}
+	for _, p := range goneSaved {
+		c.dropped[p] = true
 	}
 	for key := range c.trees {
 		root, _, _ := strings.Cut(key, "\x00")
@@ -712,7 +820,12 @@ func (c *StatCache) Paths() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
-	c.each(func(p []byte, _ statEntry, _ []byte) { out = append(out, string(p)) })
+	for !c.readSaved(func() {
+		out = nil
+		c.each(func(p []byte, _ statEntry, _ []byte) { out = append(out, string(p)) })
+	}) {
+		// The saved entries were dropped (readSaved): those recorded since, again.
+	}
 	return out
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -161,5 +162,173 @@ func TestAStatCacheSavedInAnotherOrderIsReadAndSavedSorted(t *testing.T) {
 	eachRawEntry(raw, func(p []byte, _ statEntry, _ []byte) { saved = append(saved, string(p)) })
 	if !slices.Equal(saved, []string{"/w/a", "/w/b", "/w/c", "/w/d"}) {
 		t.Fatalf("saved again as %v, want sorted, once each", saved)
+	}
+}
+
+// TestAStatCacheFileCutShortInPlaceIsTreatedAsUnreadable cuts the saved cache short in place
+// (as cp or rsync --inplace over the workspace's store do) while a cache has it mapped, then
+// uses the cache first in each way that reads the saved entries (a walk's lookups, before the
+// entries are indexed and after, a save, a prune, a listing, a search for hard links): none
+// faults, the saved entries count as unreadable, every file is hashed again with its right
+// digest, and the cache saved afterwards is whole. Overwritten in place at the same size
+// instead, after its entries were indexed, the cache does not fail either.
+func TestAStatCacheFileCutShortInPlaceIsTreatedAsUnreadable(t *testing.T) {
+	name := strings.Repeat("long-name-", 8) // several pages of entries
+	for _, first := range []string{"walk", "walk indexed before the cut", "save", "prune", "list", "links", "overwritten"} {
+		t.Run(first, func(t *testing.T) {
+			dir := t.TempDir()
+			want := map[string]string{}
+			for i := 0; i < 600; i++ { // several blocks of the workers
+				want[fmt.Sprintf("c%d/%s-%03d", i%4, name, i)] = fmt.Sprint(i)
+			}
+			writeTree(t, dir, want)
+			store := t.TempDir()
+			cachePath := filepath.Join(store, "statcache")
+			before := settledCache(cachePath)
+			m, err := before.HashTree(dir)
+			if err != nil || before.Hashed != 600 {
+				t.Fatalf("first walk: %d hashed, %v", before.Hashed, err)
+			}
+			if err := before.Save(); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(cachePath); err != nil || fi.Size() < 3*4096 {
+				t.Fatalf("the cache file takes too few pages to cut any off (%v)", err)
+			}
+
+			c := settledCache(cachePath)
+			file0 := filepath.Join(dir, "c0", name+"-000")
+			switch first {
+			case "walk indexed before the cut", "overwritten":
+				if d, err := c.FileDigest(file0, mustStat(t, file0)); err != nil || d != hexSHA("0") || c.Hashed != 0 {
+					t.Fatalf("before the cut: %s, %d hashed, %v", d, c.Hashed, err)
+				}
+			case "save":
+				c.remember(filepath.Join(store, "published"), mustStat(t, cachePath), hexSHA("published"))
+			}
+			if first == "overwritten" {
+				// Other bytes at the same offsets: varints of sizes far past the file's end.
+				junk := bytes.Repeat([]byte{0xff, 0xff, 0xff, 0x0f}, int(mustStat(t, cachePath).Size()/4))
+				f, err := os.OpenFile(cachePath, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.WriteAt(junk, 4096); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			} else if err := os.Truncate(cachePath, 4096); err != nil {
+				// Cut to its first page: the entries past it are beyond the end of the file.
+				t.Fatal(err)
+			}
+			switch first {
+			case "save":
+				if err := c.Save(); err != nil {
+					t.Fatal(err)
+				}
+			case "prune":
+				if n := c.Prune(); n != 0 {
+					t.Errorf("pruned %d entries, of files that all exist", n)
+				}
+			case "list":
+				if p := c.Paths(); len(p) != 0 {
+					t.Errorf("%d entries listed from the file cut short", len(p))
+				}
+			case "links":
+				k := keyOf(mustStat(t, file0)).object()
+				if l := c.linkedFiles(map[statKey]statKey{k.folderID(): k}); len(l) != 0 {
+					t.Errorf("links found in the file cut short: %v", l)
+				}
+			}
+			got, err := c.HashTree(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Digest != m.Digest {
+				t.Errorf("digest %s after the cut, %s before", got.Digest, m.Digest)
+			}
+			for rel, content := range want {
+				if got.Files[rel] != hexSHA(content) {
+					t.Fatalf("%s: digest %s, want %s", rel, got.Files[rel], hexSHA(content))
+				}
+			}
+			if c.Hashed < 590 && first != "overwritten" {
+				t.Errorf("%d files hashed again after the cut, want nearly all of 600", c.Hashed)
+			}
+			// Walked again, the cache answers from what it hashed since; saved, it is whole.
+			hashed := c.Hashed
+			if _, err := c.HashTree(dir); err != nil || c.Hashed != hashed {
+				t.Errorf("a second walk hashed %d files again (%v)", c.Hashed-hashed, err)
+			}
+			if err := c.Save(); err != nil {
+				t.Fatal(err)
+			}
+			again := settledCache(cachePath)
+			if first == "overwritten" {
+				// Saved with entries read from the other bytes, the file may not hold together:
+				// it is then dropped when read, as any malformed cache file is, and saved whole.
+				if m, err := again.HashTree(dir); err != nil || m.Digest != got.Digest {
+					t.Fatalf("reopened: digest equal %v, %v", m.Digest == got.Digest, err)
+				}
+				if err := again.Save(); err != nil {
+					t.Fatal(err)
+				}
+				again = settledCache(cachePath)
+			}
+			if m, err := again.HashTree(dir); err != nil || m.Digest != got.Digest || again.Hashed != 0 {
+				t.Errorf("reopened: digest equal %v, %d hashed, %v", m.Digest == got.Digest, again.Hashed, err)
+			}
+			if n := len(again.Paths()); n < 600 {
+				t.Errorf("%d entries saved, want the 600 files'", n)
+			}
+			if left, _ := filepath.Glob(filepath.Join(store, ".statcache.tmp-*")); len(left) > 0 {
+				t.Errorf("temporary files left: %v", left)
+			}
+		})
+	}
+}
+
+func mustStat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
+// BenchmarkStatCacheLookup looks up the saved entries of a cache of 50,000 files, one a
+// lookup, as a plan of an unchanged tree does.
+func BenchmarkStatCacheLookup(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "statcache")
+	const n = 50000
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/workspace/data/raw/class_%02d/image_%05d.png", i%50, i)
+	}
+	slices.Sort(paths)
+	e := statEntry{K: statKey{Size: 100, MtimeNs: 1, CtimeNs: 1, Perm: 0o444}, HashedNs: 1 << 62}
+	buf := append([]byte(statCacheMagic), 0) // no tree records
+	buf = binary.AppendUvarint(buf, n)
+	for i, p := range paths {
+		e.K.Ino = uint64(i)
+		buf = encodeEntry(buf, p, e)
+	}
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	c := OpenStatCache(path)
+	k := e.K
+	k.Ino = 0
+	if _, ok := c.cachedDigest(paths[0], k, true); !ok {
+		b.Fatal("the first entry is not found")
+	}
+	i := 0
+	for b.Loop() {
+		k.Ino = uint64(i)
+		if _, ok := c.cachedDigest(paths[i], k, true); !ok {
+			b.Fatalf("%s is not found", paths[i])
+		}
+		i = (i + 1) % n
 	}
 }
