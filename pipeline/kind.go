@@ -192,8 +192,9 @@ type SeedOwner interface {
 // to, while the stage is in the pipeline, as it keeps the current one.
 type HistoryKeeper interface {
 	// EarlierToKeep returns which of the earlier outputs (their folders, newest first) a
-	// stage whose current output is the folder current ("" for none) may go back to.
-	EarlierToKeep(current string, earlier []string) []string
+	// stage of the workspace whose current output is the folder current ("" for none) may go
+	// back to.
+	EarlierToKeep(workspace, current string, earlier []string) []string
 }
 
 // SettingReader is implemented by kinds whose checks read pipeline settings other than their

@@ -1244,7 +1244,7 @@ func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int, first func() ([]s
 				if st.Output != "" {
 					current = filepath.Join(e.Store.Workspace, ObjectRel(st.Output))
 				}
-				for _, dir := range hk.EarlierToKeep(current, earlier) {
+				for _, dir := range hk.EarlierToKeep(e.Store.Workspace, current, earlier) {
 					keep[filepath.Base(dir)] = true
 				}
 			}

@@ -76,15 +76,16 @@ func (Split) Name() string { return "split" }
 // EarlierToKeep implements pipeline.HistoryKeeper: of the earlier splits (newest first), the
 // newest made with each seed, val, test and test_source other than the current split's, which
 // a split goes back to when those settings are put back (Job.Earlier); not those that differ
-// only in how images are stored, whose sets the current split has.
-func (Split) EarlierToKeep(current string, earlier []string) []string {
+// only in how images are stored, whose sets the current split has. Settings are compared as
+// the split compares them (splitSettings.inWorkspace).
+func (Split) EarlierToKeep(workspace, current string, earlier []string) []string {
 	settingsOf := func(dir string) (splitSettings, bool) {
 		var rep splitReport
 		b, err := os.ReadFile(filepath.Join(dir, "report", "split.json"))
 		if err != nil || json.Unmarshal(b, &rep) != nil || rep.Settings == nil {
 			return splitSettings{}, false
 		}
-		return *rep.Settings, true
+		return rep.Settings.inWorkspace(workspace), true
 	}
 	seen := map[splitSettings]bool{}
 	if s, ok := settingsOf(current); ok {
@@ -380,6 +381,17 @@ type splitSettings struct {
 	Val        float64 `json:"val"`
 	Test       float64 `json:"test"`
 	TestSource string  `json:"test_source"` // the folder, "" without one
+}
+
+// inWorkspace returns recorded settings as a split run with them in workspace records them
+// now, to compare with other settings: a test_source recorded as written (before paths were
+// cleaned, and before an absolute path inside the workspace was made relative) is cleaned
+// and made relative to the workspace.
+func (s splitSettings) inWorkspace(workspace string) splitSettings {
+	if s.TestSource != "" {
+		s.TestSource = pipeline.CleanPath(pipeline.WorkspaceRel(workspace, s.TestSource))
+	}
+	return s
 }
 
 type classCounts struct {
@@ -1310,12 +1322,7 @@ func (p *previousSplit) sets(now splitSettings) (map[string]string, string) {
 	if p.rep == nil || p.rep.Settings == nil {
 		return p.assignment(), ""
 	}
-	o := *p.rep.Settings
-	if o.TestSource != "" {
-		// recorded as written before paths were cleaned, and before an absolute path inside
-		// the workspace was made relative
-		o.TestSource = pipeline.CleanPath(pipeline.WorkspaceRel(p.workspace, o.TestSource))
-	}
+	o := p.rep.Settings.inWorkspace(p.workspace)
 	if o != now {
 		var changes []string
 		if o.Seed != now.Seed {

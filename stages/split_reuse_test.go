@@ -3,6 +3,7 @@ package stages
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -682,5 +684,75 @@ func TestGCKeepsTheEarlierSplitsToGoBackTo(t *testing.T) {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("%s kept: %v, want %v", dir, err == nil, want)
 		}
+	}
+}
+
+// TestGCKeepsTheEarlierSplitsASplitGoesBackTo gives a split earlier outputs whose test_source
+// is recorded as splits recorded it before paths were cleaned and made relative to the
+// workspace: gc keeps exactly those the split goes back to when the settings of one are put
+// back (the newest whose settings previousSplit.sets takes as those, unless the current
+// split's are), not one more for each way of writing a folder.
+func TestGCKeepsTheEarlierSplitsASplitGoesBackTo(t *testing.T) {
+	ws := t.TempDir()
+	reports := map[string]*splitReport{}
+	output := func(name string, s splitSettings) string {
+		dir := filepath.Join(ws, pipeline.StoreDir, "objects", name)
+		reports[dir] = &splitReport{Settings: &s}
+		b, err := json.Marshal(reports[dir])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "report"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "report", "split.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	current := output("current", splitSettings{Seed: 1, Val: 0.2, TestSource: "holdout"})
+	earlier := []string{ // newest first
+		output("seed2", splitSettings{Seed: 2, Val: 0.2, TestSource: "./holdout/"}),
+		output("as-current", splitSettings{Seed: 1, Val: 0.2, TestSource: filepath.Join(ws, "holdout")}),
+		output("seed2-older", splitSettings{Seed: 2, Val: 0.2, TestSource: "holdout"}),
+		output("val3", splitSettings{Seed: 1, Val: 0.3, TestSource: "holdout/"}),
+		output("as-current-older", splitSettings{Seed: 1, Val: 0.2, TestSource: "holdout//"}),
+		output("other", splitSettings{Seed: 1, Val: 0.2, TestSource: filepath.Join(ws, "other")}),
+		output("outside", splitSettings{Seed: 1, Val: 0.2, TestSource: filepath.Join(filepath.Dir(ws), "holdout")}),
+		output("none", splitSettings{Seed: 1, Val: 0.2, Test: 0.1}),
+	}
+	// The settings a split may be run with again, as it records them now.
+	var goneBackTo []string
+	for _, now := range []splitSettings{
+		{Seed: 1, Val: 0.2, TestSource: "holdout"},
+		{Seed: 2, Val: 0.2, TestSource: "holdout"},
+		{Seed: 1, Val: 0.3, TestSource: "holdout"},
+		{Seed: 1, Val: 0.2, TestSource: "other"},
+		{Seed: 1, Val: 0.2, TestSource: filepath.Join(filepath.Dir(ws), "holdout")},
+		{Seed: 1, Val: 0.2, Test: 0.1},
+	} {
+		if _, why := (&previousSplit{dir: current, workspace: ws, rep: reports[current]}).sets(now); why == "" {
+			continue // the current split's sets are kept
+		}
+		for _, dir := range earlier {
+			if _, why := (&previousSplit{dir: dir, workspace: ws, rep: reports[dir]}).sets(now); why == "" {
+				goneBackTo = append(goneBackTo, dir)
+				break
+			}
+		}
+	}
+	names := func(dirs []string) []string {
+		var out []string
+		for _, d := range dirs {
+			out = append(out, filepath.Base(d))
+		}
+		return out
+	}
+	want := []string{"seed2", "val3", "other", "outside", "none"}
+	if !slices.Equal(names(goneBackTo), want) {
+		t.Fatalf("the split goes back to %q, want %q", names(goneBackTo), want)
+	}
+	if got := (Split{}).EarlierToKeep(ws, current, earlier); !slices.Equal(got, goneBackTo) {
+		t.Errorf("gc keeps %q, want those the split goes back to: %q", names(got), want)
 	}
 }
