@@ -123,6 +123,10 @@ type StatCache struct {
 	dropped map[string]bool
 	trees   map[string]treeRecord
 	dirty   bool
+	// spillRetry is the number of entries recorded at which a spill that failed (the file
+	// could not be written, a full disk, a read-only store) is tried again: not at every
+	// entry, each try writing them all.
+	spillRetry int
 	// unmap releases the file's mapping, or its contents read (nil when there are none).
 	unmap *mapping
 	// Hashed counts files read and hashed (not served from the cache or from a digest known
@@ -212,13 +216,15 @@ var (
 // c.mu held.
 func (c *StatCache) shouldSpill() bool {
 	n := len(c.changed)
-	return c.path != "" && (n >= spillAt || (n >= spillMin && n*spillBytes >= len(c.raw)))
+	return c.path != "" && n >= c.spillRetry && (n >= spillAt || (n >= spillMin && n*spillBytes >= len(c.raw)))
 }
 
 // spill saves the cache and maps the file saved in place of the one read, so that the entries
 // recorded since are found there and leave memory. If either fails, the entries stay in
-// memory for Save to try again. Called with c.mu held.
+// memory for Save to try again, and the next spill waits for as many more. Called with c.mu
+// held.
 func (c *StatCache) spill() {
+	c.spillRetry = 2 * len(c.changed) // unless it works
 	if c.saveLocked() != nil {
 		return
 	}
@@ -232,6 +238,7 @@ func (c *StatCache) spill() {
 		unmap()
 		return
 	}
+	c.spillRetry = 0
 	// The file just saved holds every entry this cache held and its trees (or, should
 	// another process have saved over it since, that process's: a cache only saves work).
 	if c.unmap != nil {

@@ -332,3 +332,58 @@ func BenchmarkStatCacheLookup(b *testing.B) {
 		i = (i + 1) % n
 	}
 }
+
+// TestAStatCacheThatCannotWriteItsFileDoesNotRewriteItAtEveryEntry records entries in a
+// cache whose file cannot be written (its folder is a regular file, as in a store on a
+// read-only or full disk): a spill that fails is not tried again at the very next entry (each
+// try walks every entry held, and writes them all where the folder can be written but the
+// disk is full), but once as many more entries are held; once the file can be written again,
+// that spill writes every entry, none lost.
+func TestAStatCacheThatCannotWriteItsFileDoesNotRewriteItAtEveryEntry(t *testing.T) {
+	defer func(at, min, bytes int) { spillAt, spillMin, spillBytes = at, min, bytes }(spillAt, spillMin, spillBytes)
+	spillAt, spillMin, spillBytes = 1<<20, 8, 400
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	if err := os.WriteFile(store, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cachePath := filepath.Join(store, "statcache")
+	files := filepath.Join(dir, "files")
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := OpenStatCache(cachePath)
+	record := func(i int) {
+		p := filepath.Join(files, fmt.Sprint(i))
+		if err := os.WriteFile(p, []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.remember(p, mustStat(t, p), hexSHA(fmt.Sprint(i)))
+	}
+	for i := range spillMin {
+		record(i)
+	}
+	if _, err := os.Stat(cachePath); err == nil {
+		t.Fatal("the cache file was written in a folder that is a file")
+	}
+	// The folder can be written again: the next entry does not try the spill again at once.
+	if err := os.Remove(store); err != nil {
+		t.Fatal(err)
+	}
+	record(spillMin)
+	if _, err := os.Stat(cachePath); err == nil {
+		t.Fatalf("the cache tried to write its file again at the next entry after it failed at %d", spillMin)
+	}
+	for i := spillMin + 1; i < 2*spillMin; i++ {
+		record(i)
+	}
+	c.mu.Lock()
+	held := len(c.changed)
+	c.mu.Unlock()
+	if _, err := os.Stat(cachePath); err != nil || held != 0 {
+		t.Fatalf("at %d entries the cache did not spill again (%d held, %v)", 2*spillMin, held, err)
+	}
+	if p := OpenStatCache(cachePath).Paths(); len(p) != 2*spillMin {
+		t.Fatalf("%d entries in the file spilled, want %d", len(p), 2*spillMin)
+	}
+}
