@@ -57,8 +57,9 @@ func shortHeldOut(counts []classCounts, kept map[string]bool, val, test float64,
 // with no folder there.
 func noTestImages(testSource, class string, rejected []Rejected) string {
 	var in []Rejected
+	dir := filepath.ToSlash(filepath.Clean(testSource)) // "." shows its files without "./"
 	for _, r := range rejected {
-		if r.Class == class && strings.HasPrefix(r.Path, filepath.ToSlash(testSource)+"/") {
+		if r.Class == class && (dir == "." || strings.HasPrefix(r.Path, dir+"/")) {
 			in = append(in, r)
 		}
 	}

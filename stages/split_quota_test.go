@@ -144,3 +144,17 @@ func TestATestClassWithoutAFolderIsWarnedOf(t *testing.T) {
 		t.Errorf("a test class source lacks: validate says %q, want that alone", got)
 	}
 }
+
+// The reasons a test_source class gave no usable image are found whatever the folder's path
+// looks like: "." (whose files are shown without "./"), a trailing slash, a "./" in front.
+func TestNoTestImagesFindsTheRejectedFiles(t *testing.T) {
+	for _, c := range []struct{ testSource, path string }{
+		{".", "y/a.png"}, {"raw/test", "raw/test/y/a.png"}, {"raw/test/", "raw/test/y/a.png"}, {"./raw/test", "raw/test/y/a.png"},
+	} {
+		rejected := []Rejected{{Path: c.path, Class: "y", Reason: "not an image"}, {Path: "other/x/b.png", Class: "x", Reason: "empty file"}}
+		got := noTestImages(c.testSource, "y", rejected)
+		if !strings.Contains(got, "rejected in its folder") || !strings.Contains(got, "not an image") || strings.Contains(got, "empty file") {
+			t.Errorf("test_source %q: %s", c.testSource, got)
+		}
+	}
+}
