@@ -95,11 +95,7 @@ func TestValidateFindsWhatTheSourceListingFailsTheSplitOn(t *testing.T) {
 // the folders' listings, and by the split: the split named only the first, and validate none.
 func TestTestSourceClassesTheSourceLacksAreAllNamed(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
-	for _, c := range []string{"cat", "dog", "horse"} {
-		for i := 0; i < 4; i++ {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
-	}
+	w.writeClasses("raw/train", 4, "cat", "dog", "horse")
 	for i, c := range []string{"cat", "Dog", "hrose"} {
 		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(i), 6, 6))
 	}

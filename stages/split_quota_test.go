@@ -72,10 +72,8 @@ func TestShortHeldOutNamesEachClassAndSet(t *testing.T) {
 // validate (and plan) warn beforehand, and the split's log says so.
 func TestAnEmptyTestClassFolderIsWarnedOf(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	w.writeClasses("raw/train", 6, "x", "y")
 	for _, c := range []string{"x", "y"} {
-		for i := 0; i < 6; i++ {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
 		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(c[0]), 6, 6))
 	}
 	mustRun(t, w)
@@ -103,11 +101,7 @@ func TestAnEmptyTestClassFolderIsWarnedOf(t *testing.T) {
 // split, which is to be fixed first.
 func TestATestClassWithoutAFolderIsWarnedOf(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
-	for _, c := range []string{"x", "y", "z"} {
-		for i := 0; i < 6; i++ {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
-	}
+	w.writeClasses("raw/train", 6, "x", "y", "z")
 	w.write("raw/test/x/t.png", randomPNG(9, 1, 6, 6))
 	w.write("raw/test/z/t.png", randomPNG(9, 2, 6, 6))
 	want := `warning: Questionable source: test_source "raw/test": class "y" has no folder here, though source "raw/train" has one, so the test set would have none of its images (it is still trained and validated on); put its test photos in raw/test/y.`

@@ -298,11 +298,7 @@ func TestTargetsAreAsExactAsCountsAllow(t *testing.T) {
 // images, the files rejected and the setting that rejected them.
 func TestTooFewClassesSaysWhy(t *testing.T) {
 	w := newWS(t, strings.Replace(splitHCL, "test       = 0.2", "test       = 0.2\n  drop_small_classes = true\n  min_side = 50", 1))
-	for _, c := range []string{"a", "b", "c"} {
-		for i := 0; i < 4; i++ {
-			w.write(fmt.Sprintf("raw/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
-	}
+	w.writeClasses("raw", 4, "a", "b", "c")
 	_, err := w.run(true)
 	want := "0 usable classes in raw; a classifier needs at least 2 (3 classes dropped for too few images (drop_small_classes); 12 files rejected: 12 smaller than min_side 50); lower min_side"
 	if err == nil || !strings.Contains(err.Error(), want) {

@@ -92,10 +92,8 @@ func TestAnEmptyClassFolderRerunsTheSplit(t *testing.T) {
 // split keeps the previous split's sets, also one recorded as written by an earlier version.
 func TestTestSourceWrittenAnotherWayKeepsThePreviousSets(t *testing.T) {
 	w := newWS(t, strings.Replace(fmt.Sprintf(testSourceHCL, 8), `"raw/test"`, `"./raw/test/"`, 1))
+	w.writeClasses("raw/train", 8, "x", "y")
 	for _, c := range []string{"x", "y"} {
-		for i := 0; i < 8; i++ {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
 		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(uint64(c[0]), 100, 6, 6))
 	}
 	first, _ := w.run(false)
@@ -258,10 +256,8 @@ func TestAnUnreadableClassFolderIsNamedWithWhy(t *testing.T) {
 // split leaves its test images out, which does not fail it.
 func TestAnUnreadableTestClassFolderIsWarnedOf(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	w.writeClasses("raw/train", 6, "x", "y")
 	for _, c := range []string{"x", "y"} {
-		for i := 0; i < 6; i++ {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
 		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(c[0]), 6, 6))
 	}
 	locked := filepath.Join(w.dir, "raw", "test", "y")

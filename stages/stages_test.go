@@ -549,10 +549,8 @@ stage "split" "main" {
 
 func TestTestSourceIsTheWholeTestSetAndNeverLeaksIntoTraining(t *testing.T) {
 	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	w.writeClasses("raw/train", 8, "x", "y")
 	for _, c := range []string{"x", "y"} {
-		for i := 0; i < 8; i++ {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
 		for i := 0; i < 3; i++ {
 			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), randomPNG(uint64(c[0]), uint64(100+i), 6, 6))
 		}
@@ -813,10 +811,8 @@ stage "augment" "balanced" {
   max_augment = 2
 }
 `)
+	w.writeClasses("raw/train", 8, "x", "y")
 	for _, c := range []string{"x", "y"} {
-		for i := 0; i < 8; i++ {
-			w.write(fmt.Sprintf("raw/train/%s/%d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
-		}
 		for i := 0; i < 3; i++ {
 			w.write(fmt.Sprintf("raw/test/%s/t%d.png", c, i), randomPNG(uint64(c[0]), uint64(100+i), 6, 6))
 		}
@@ -929,6 +925,16 @@ stage "split" "main" {
 		plan, err := w.engine().Plan(pipeline.Selection{})
 		if err != nil || len(plan) != 1 || !slices.Contains(plan[0].Reasons, c.want) {
 			t.Errorf("%v: %+v, want the reason %q", err, plan[0].Reasons, c.want)
+		}
+	}
+}
+
+// writeClasses writes n small random photos (0.png, 1.png, …) of each class into dir/<class>,
+// the same for the same class and index in every test.
+func (w *ws) writeClasses(dir string, n int, classes ...string) {
+	for _, c := range classes {
+		for i := 0; i < n; i++ {
+			w.write(fmt.Sprintf("%s/%s/%d.png", dir, c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
 		}
 	}
 }
