@@ -42,9 +42,10 @@ func (e *ModelInfoParseError) Error() string {
 func (e *ModelInfoParseError) Unwrap() error { return e.Err }
 
 // ReadModelInfo reads the ModelInfoFile of the SavedModel folder dir: the file's read error
-// as it is (fs.ErrNotExist when there is none), or a *ModelInfoParseError.
+// as it is (fs.ErrNotExist when there is none, a *NotRegularError for a named pipe or a
+// device, which is not read), or a *ModelInfoParseError.
 func ReadModelInfo(dir string) (*ModelInfo, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ModelInfoFile))
+	b, err := ReadRegular(filepath.Join(dir, ModelInfoFile))
 	if err != nil {
 		return nil, err
 	}

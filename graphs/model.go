@@ -23,15 +23,19 @@ type Model struct {
 // LoadModel loads a SavedModel folder written by Export (or any SavedModel with the same
 // signature and a model.json beside it) and answers one prediction on a blank image before
 // returning it, so that a model that cannot predict (its weights deleted, say) fails here,
-// with a *BrokenModelError, rather than at its first request.
+// with a *BrokenModelError, rather than at its first request. A named pipe or a device in the
+// place of a file it reads (model.json, saved_model.pb, the weights) is refused, not read.
 func LoadModel(dir string, threads int) (*Model, error) {
 	broken := func(problem string, err error) error { return &BrokenModelError{Dir: dir, Problem: problem, Err: err} }
 	infoFile := filepath.Join(dir, ModelInfoFile)
 	read, err := ReadModelInfo(dir)
 	var parse *ModelInfoParseError
+	var notRegular *NotRegularError
 	switch {
 	case errors.As(err, &parse):
 		return nil, broken(ModelInfoFile+" cannot be parsed", parse.Err)
+	case errors.As(err, &notRegular):
+		return nil, notRegularFile(dir, notRegular)
 	case err != nil:
 		if _, serr := os.Stat(filepath.Join(dir, "saved_model.pb")); serr == nil {
 			return nil, broken("its "+ModelInfoFile+" cannot be read", err)
@@ -44,6 +48,10 @@ func LoadModel(dir string, threads int) (*Model, error) {
 	}
 	if err := info.Input.Validate(); err != nil {
 		return nil, broken(ModelInfoFile+" has an invalid input", err)
+	}
+	// TensorFlow reads its files itself, and would wait for ever on a named pipe.
+	if err := checkTFFiles(dir); err != nil {
+		return nil, err
 	}
 	sm, err := tf.LoadSavedModel(dir, []string{ServeTag}, sessionOptions(threads, false))
 	if err != nil {

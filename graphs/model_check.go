@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // BrokenModelError is LoadModel's error for a folder that holds a model which cannot answer:
@@ -54,8 +55,9 @@ func CheckModel(dir string) error {
 
 // CheckFiles reports, without loading it, a SavedModel folder written by Export whose files
 // are missing or unreadable: model.json (read and parsed), saved_model.pb, or its weights
-// (variables/). It is what can be checked of a model cheaply, where loading it each time would
-// cost too much, and needs no TensorFlow; the error is a *BrokenModelError.
+// (variables/), a named pipe or a device in the place of one of them included (none is
+// read). It is what can be checked of a model cheaply, where loading it each time would cost
+// too much, and needs no TensorFlow; the error is a *BrokenModelError.
 func CheckFiles(dir string) error {
 	for _, f := range []string{ModelInfoFile, "saved_model.pb"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -63,15 +65,52 @@ func CheckFiles(dir string) error {
 		}
 	}
 	var parse *ModelInfoParseError
+	var notRegular *NotRegularError
 	if _, err := ReadModelInfo(dir); errors.As(err, &parse) {
 		return &BrokenModelError{Dir: dir, Problem: ModelInfoFile + " cannot be parsed", Err: parse.Err}
+	} else if errors.As(err, &notRegular) {
+		return notRegularFile(dir, notRegular)
 	} else if err != nil {
 		return &BrokenModelError{Dir: dir, Problem: "its " + ModelInfoFile + " cannot be read", Err: err}
+	}
+	if err := checkTFFiles(dir); err != nil {
+		return err
 	}
 	if missingWeights(dir) {
 		return &BrokenModelError{Dir: dir, Problem: "its weights (variables/) are missing"}
 	}
 	return nil
+}
+
+// checkTFFiles reports a file of the SavedModel folder dir that TensorFlow's loader reads
+// (saved_model.pb, fingerprint.pb, the weights in variables/) but that is not a regular file:
+// a named pipe there would block the load for ever, with a *BrokenModelError naming it. Only
+// their kind is looked at; none is opened.
+func checkTFFiles(dir string) error {
+	files := []string{"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb"}
+	entries, _ := os.ReadDir(filepath.Join(dir, "variables"))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "variables.") {
+			files = append(files, filepath.Join("variables", e.Name()))
+		}
+	}
+	for _, f := range files {
+		var notRegular *NotRegularError
+		if err := CheckRegular(filepath.Join(dir, f)); errors.As(err, &notRegular) {
+			return notRegularFile(dir, notRegular)
+		}
+	}
+	return nil
+}
+
+// notRegularFile is the *BrokenModelError of the SavedModel folder dir for its file that is
+// not a regular one (err).
+func notRegularFile(dir string, err *NotRegularError) error {
+	rel, rerr := filepath.Rel(dir, err.Path)
+	if rerr != nil {
+		rel = err.Path
+	}
+	return &BrokenModelError{Dir: dir, Problem: fmt.Sprintf("its %s is %s, not a regular file", filepath.ToSlash(rel), FileKind(err.Kind))}
 }
 
 // warmUp runs one prediction on a blank (all zero) image and checks its answer: a probability

@@ -98,10 +98,11 @@ func rolledBack(promoteTo, source string) (*RolledBack, error) {
 	return nil, nil
 }
 
-// ReadCard reads the card of a champion folder.
+// ReadCard reads the card of a champion folder; a card that is a named pipe or a device is
+// not read (a *graphs.NotRegularError).
 func ReadCard(dir string) (*Card, error) {
 	var c Card
-	b, err := os.ReadFile(filepath.Join(dir, "model.json"))
+	b, err := graphs.ReadRegular(filepath.Join(dir, "model.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -588,11 +589,12 @@ func SetAsideRuns(promoteTo string) map[string]string {
 
 // readHistory reads the .d folder's history.json (empty when there is none yet). A file that
 // cannot be read or parsed is an error: writing a new history over it would lose every
-// promotion and rollback it records.
+// promotion and rollback it records. A named pipe or a device there is not read (a
+// *graphs.NotRegularError): serve's watcher reads it too.
 func readHistory(root string) (promoteHistory, error) {
 	var h promoteHistory
 	path := filepath.Join(root, "history.json")
-	b, err := os.ReadFile(path)
+	b, err := graphs.ReadRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return h, nil
 	}

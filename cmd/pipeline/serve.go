@@ -132,28 +132,17 @@ func stampFiles(dir string) map[string]fileStamp {
 }
 
 // stampFile returns the stamp of the file at path. A file that is not a regular one is not
-// even opened (opening some devices acts on them); a regular one is opened without waiting
-// (O_NONBLOCK) and checked again once open, so that one replaced by a named pipe meanwhile is
-// not read either.
+// read, nor even opened (graphs.OpenRegular): only its kind is kept.
 func stampFile(path string) (fileStamp, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
+	f, fi, err := graphs.OpenRegular(path)
+	var notRegular *graphs.NotRegularError
+	if errors.As(err, &notRegular) {
+		return fileStamp{kind: notRegular.Kind}, nil
 	}
-	if !fi.Mode().IsRegular() {
-		return fileStamp{kind: fi.Mode().Type()}, nil
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fileStamp{}, err
 	}
 	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
-		return fileStamp{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		return fileStamp{kind: fi.Mode().Type()}, nil
-	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return fileStamp{}, err
@@ -163,19 +152,10 @@ func stampFile(path string) (fileStamp, error) {
 
 // fileKind says what a file of kind (type bits) is, for a file that was of another kind.
 func fileKind(kind fs.FileMode, size int64) string {
-	switch {
-	case kind == 0:
+	if kind == 0 {
 		return fmt.Sprintf("a regular file of %d bytes", size)
-	case kind&fs.ModeDir != 0:
-		return "a folder"
-	case kind&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case kind&fs.ModeSocket != 0:
-		return "a socket"
-	case kind&fs.ModeDevice != 0:
-		return "a device file"
 	}
-	return "not a regular file"
+	return graphs.FileKind(kind)
 }
 
 // changedFile names a file of dir whose content is not what it was when the model was

@@ -1001,6 +1001,61 @@ func TestANamedPipeInTheModelFolderIsNotRead(t *testing.T) {
 	}
 }
 
+// TestModelFilesReplacedByNamedPipesAreNotRead checks that the watcher and the example
+// handler do not wait for ever on a named pipe in the place of a file of a model they read:
+// the served model's model.json replaced by one is damage named as such, its example image
+// is not found, and a newly promoted model whose card and saved_model.pb are named pipes is
+// not switched to, its saved_model.pb named.
+func TestModelFilesReplacedByNamedPipesAreNotRead(t *testing.T) {
+	root, s, logged := servedChampion(t)
+	saved := filepath.Join(root, "final_models.d", "a", "saved_model")
+	info := filepath.Join(saved, graphs.ModelInfoFile)
+	os.Remove(info)
+	if err := syscall.Mkfifo(info, 0o644); err != nil {
+		t.Skip("no named pipes:", err)
+	}
+	pollWithin(t, s, info)
+	if got, want := s.pendingError(), "its model.json is a named pipe, not a regular file"; !strings.Contains(got, want) {
+		t.Fatalf("model.json replaced by a named pipe: pending_model_error %q, want it to say %q\n%s", got, want, logged.String())
+	}
+
+	example := filepath.Join(saved, "examples", "1.png")
+	os.Remove(example)
+	syscall.Mkfifo(example, 0o644)
+	rec := httptest.NewRecorder()
+	answered := make(chan struct{})
+	go func() {
+		s.routes().ServeHTTP(rec, httptest.NewRequest("GET", "/classes/square/example", nil))
+		close(answered)
+	}()
+	select {
+	case <-answered:
+	case <-time.After(30 * time.Second):
+		if f, err := os.OpenFile(example, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		<-answered
+		t.Fatal("GET /classes/square/example blocks on a named pipe")
+	}
+	if rec.Code != 404 {
+		t.Errorf("an example that is a named pipe: %d %s, want 404", rec.Code, rec.Body)
+	}
+
+	b := tinyModel(t, filepath.Join(root, "final_models.d", "b"), 2)
+	card, graph := filepath.Join(b, "model.json"), filepath.Join(b, "saved_model", "saved_model.pb")
+	for _, p := range []string{card, graph} {
+		os.Remove(p)
+		syscall.Mkfifo(p, 0o644)
+	}
+	link := filepath.Join(root, "final_models")
+	os.Symlink(filepath.Join("final_models.d", "b"), link+".tmp")
+	os.Rename(link+".tmp", link)
+	pollWithin(t, s, info, card, graph)
+	if got, want := logged.String(), "its saved_model.pb is a named pipe, not a regular file"; s.currentID() != "a" || !strings.Contains(got, want) {
+		t.Fatalf("a model whose card and graph are named pipes: serving %q, want a still, and a log saying %q:\n%s", s.currentID(), want, got)
+	}
+}
+
 func mustEval(t *testing.T, p string) string {
 	t.Helper()
 	r, err := filepath.EvalSymlinks(p)
