@@ -2,9 +2,12 @@ package stages
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -246,10 +249,12 @@ func reinstall(promoteTo, savedModel string, card Card) error {
 
 // filesDiffer reports whether a folder of files (a champion's saved_model) differs from want
 // (the store output it was installed from): a file of want missing from it, or another file
-// (not a hard link to want's) of other content. Files of want are hard links to it unless it
-// was copied from another file system, so this mostly costs a stat a file; a copy (which
-// keeps its original's modification time) is read only when its size or time differs, and
-// given the original's time when its content is the same, so that it is read once.
+// (not a hard link to want's) of other content, or one that is not a regular file (a named
+// pipe, a device), which is never read. Files of want are hard links to it unless it was
+// copied from another file system, so this mostly costs a stat a file; a copy (which keeps its
+// original's modification time) is read only when its size or time differs, and given the
+// original's time when its content is the same, so that it is read once. A file of want that
+// is not a regular one is an error (notModelFile).
 func filesDiffer(dir, want string) (bool, error) {
 	differs := false
 	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
@@ -261,21 +266,26 @@ func filesDiffer(dir, want string) (bool, error) {
 		if err != nil {
 			return err
 		}
+		if err := notModelFile(p, wi); err != nil {
+			return err
+		}
 		gi, err := os.Stat(filepath.Join(dir, rel))
 		switch {
 		case err != nil:
 			differs = true
 		case os.SameFile(wi, gi):
+		case !gi.Mode().IsRegular():
+			differs = true
 		case wi.Size() != gi.Size():
 			differs = true
 		case wi.ModTime().Equal(gi.ModTime()):
 		default:
-			a, err := pipeline.HashFile(p)
+			a, err := hashRegular(p)
 			if err != nil {
 				return err
 			}
-			b, err := pipeline.HashFile(filepath.Join(dir, rel))
-			same := err == nil && a == b // unreadable: not the same
+			b, err := hashRegular(filepath.Join(dir, rel))
+			same := err == nil && a == b // unreadable, or no longer a regular file: not the same
 			differs = !same
 			if same {
 				os.Chtimes(filepath.Join(dir, rel), wi.ModTime(), wi.ModTime())
@@ -286,9 +296,50 @@ func filesDiffer(dir, want string) (bool, error) {
 	return differs, err
 }
 
+// hashRegular returns the SHA-256 (hex) of the file at path, read only if it is a regular
+// file (graphs.OpenRegular): a named pipe would be waited on for ever.
+func hashRegular(path string) (string, error) {
+	f, _, err := graphs.OpenRegular(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkSavedModelFiles returns an error naming the first file of the SavedModel folder dir
+// that is neither a regular file nor a folder after links (notModelFile): a named pipe, a
+// device, a socket. A SavedModel holds none, and promoting a folder that does would put it in
+// the champion's folder, where copying it, or reading it, waits for ever on a named pipe.
+func checkSavedModelFiles(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil // a link leading nowhere: linked as it is
+		}
+		return notModelFile(p, fi)
+	})
+}
+
+// notModelFile is the error for the file of a SavedModel folder at path, of info fi (after
+// links), when it is neither a regular file nor a folder; nil when it is one.
+func notModelFile(path string, fi fs.FileInfo) error {
+	if fi.Mode().IsRegular() || fi.IsDir() {
+		return nil
+	}
+	return fmt.Errorf("%w; a model holds only regular files and folders: remove it", &graphs.NotRegularError{Path: path, Kind: fi.Mode().Type()})
+}
+
 // install puts a SavedModel (hard links) and its card into the champion folder card.ID; the
 // caller holds the promotions' lock, and records the promotion and switches the link
-// (commit).
+// (commit). A SavedModel holding a named pipe or a device is refused (checkSavedModelFiles).
 func install(promoteTo, savedModel string, card Card) error {
 	root := promoteTo + ".d"
 	if _, err := adoptLegacy(promoteTo); err != nil {
@@ -299,6 +350,9 @@ func install(promoteTo, savedModel string, card Card) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	if err := checkSavedModelFiles(savedModel); err != nil {
+		return err
+	}
 	if err := pipeline.LinkTree(savedModel, filepath.Join(tmp, "saved_model")); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -634,5 +635,74 @@ func TestDamagedChampionIsInstalledAgainFromTheStore(t *testing.T) {
 	}
 	if ps, _, _ := History(final); !slices.Equal(ps, []string{"run1-cnn"}) {
 		t.Fatalf("the repair is not a promotion: history %v", ps)
+	}
+}
+
+// TestNamedPipesInAModelAreNotPromoted checks that promotion never reads a named pipe in a
+// model's folder, which would wait for ever: a model holding one is refused, the file named,
+// and a champion's file replaced by one is damage, installed again from the store.
+func TestNamedPipesInAModelAreNotPromoted(t *testing.T) {
+	ws, final := modelsWorkspace(t, "cnn")
+	pipe := filepath.Join(ws, "m1", "requests.fifo")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Skip("no named pipes:", err)
+	}
+	apply := func(run string, pipes ...string) (string, error) {
+		t.Helper()
+		out := filepath.Join(ws, "decision-"+run)
+		if err := writeFileJSON(filepath.Join(out, "decision"), "decision.json", decision("m1", 0.70, 0)); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			note string
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			note, err := Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, run)
+			done <- result{note, err}
+		}()
+		select {
+		case r := <-done:
+			return r.note, r.err
+		case <-time.After(30 * time.Second):
+			for _, p := range pipes {
+				if w, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					w.Close()
+				}
+			}
+			<-done
+			t.Fatalf("%s: the promotion blocks on a named pipe", run)
+			return "", nil
+		}
+	}
+	want := pipe + " is not a regular file: it is a named pipe; a model holds only regular files and folders: remove it"
+	if note, err := apply("run1", pipe); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("a model holding a named pipe: note %q, error %v; want an error saying %q", note, err, want)
+	}
+	if _, err := os.Lstat(final); err == nil {
+		t.Fatal("a model holding a named pipe was promoted")
+	}
+
+	os.Remove(pipe)
+	if note, err := apply("run2"); err != nil || !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("the model without it: %q, %v", note, err)
+	}
+	// The store's file made again empty, the champion's replaced by a named pipe: the same
+	// size, another time, which a read compared.
+	marker, store := filepath.Join(final, "saved_model", "marker"), filepath.Join(ws, "m1", "marker")
+	os.Remove(marker)
+	os.Remove(store)
+	if err := os.WriteFile(store, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Mkfifo(marker, 0o644)
+	os.Chtimes(marker, time.Unix(1, 0), time.Unix(1, 0))
+	note, err := apply("run3", marker)
+	if err != nil || !strings.Contains(note, "installed again from the store") {
+		t.Fatalf("a champion's file replaced by a named pipe: %q, %v", note, err)
+	}
+	if fi, err := os.Stat(marker); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("the champion's file after the repair: %v, %v", fi, err)
 	}
 }
