@@ -91,6 +91,21 @@ func (j *Job) Earlier() []*Job {
 	return out
 }
 
+// historyJob returns a Job of the instance of recorded state st as a run of it would have it
+// for its history, for gc to ask a HistoryKeeper: Previous is its current output (none when
+// the store no longer holds it), and Earlier gives the earlier ones, each with the record to
+// check its files against.
+func (s *Store) historyJob(st *State) *Job {
+	j := &Job{Addr: st.Addr, Workspace: s.Workspace, store: s, earlier: st.Earlier, stats: s.Stats}
+	if st.Output != "" {
+		prev := filepath.Join(s.Workspace, ObjectRel(st.Output))
+		if _, err := os.Stat(prev); err == nil {
+			j.Previous, j.prevRecord = prev, s.outputPath(st.Key)
+		}
+	}
+	return j
+}
+
 // Ready runs what the run prepares before the first stage executes (RunOptions.Prepare, such
 // as loading a library), if it has not run yet: for an Effector's Apply, which may come when
 // every stage was cached and nothing was prepared.

@@ -191,10 +191,12 @@ type SeedOwner interface {
 // keeps the earlier outputs (of the last keys State.Earlier records) the kind would go back
 // to, while the stage is in the pipeline, as it keeps the current one.
 type HistoryKeeper interface {
-	// EarlierToKeep returns which of the earlier outputs (their folders, newest first) a
-	// stage of the workspace whose current output is the folder current ("" for none) may go
-	// back to.
-	EarlierToKeep(workspace, current string, earlier []string) []string
+	// EarlierToKeep returns which of the earlier outputs (their folders, each the Previous of
+	// one of earlier, newest first, as Job.Earlier gives them) a stage may go back to, given
+	// current, whose Previous is its current output ("" for none). Each Job checks its
+	// output's files against their record (PreviousChanged), as a run's do, so that the kind
+	// can pass over one it would not trust.
+	EarlierToKeep(current *Job, earlier []*Job) []string
 }
 
 // SettingReader is implemented by kinds whose checks read pipeline settings other than their

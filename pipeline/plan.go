@@ -1236,15 +1236,8 @@ func (e *Engine) GC(runsDir string, dryRun bool, keepRuns int, first func() ([]s
 	for _, d := range plan {
 		if hk, ok := d.inst.Kind.(HistoryKeeper); ok {
 			if st, ok := e.Store.LoadState(d.Addr); ok {
-				var earlier []string
-				for _, en := range e.Store.heldEntries(st.Earlier) {
-					earlier = append(earlier, filepath.Join(e.Store.Workspace, ObjectRel(en.Output.Digest)))
-				}
-				current := ""
-				if st.Output != "" {
-					current = filepath.Join(e.Store.Workspace, ObjectRel(st.Output))
-				}
-				for _, dir := range hk.EarlierToKeep(e.Store.Workspace, current, earlier) {
+				current := e.Store.historyJob(st)
+				for _, dir := range hk.EarlierToKeep(current, current.Earlier()) {
 					keep[filepath.Base(dir)] = true
 				}
 			}

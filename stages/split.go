@@ -74,28 +74,34 @@ func storesImages(v *pipeline.Values) bool {
 func (Split) Name() string { return "split" }
 
 // EarlierToKeep implements pipeline.HistoryKeeper: of the earlier splits (newest first), the
-// newest made with each seed, val, test and test_source other than the current split's, which
-// a split goes back to when those settings are put back (Job.Earlier); not those that differ
-// only in how images are stored, whose sets the current split has. Settings are compared as
-// the split compares them (splitSettings.inWorkspace).
-func (Split) EarlierToKeep(workspace, current string, earlier []string) []string {
-	settingsOf := func(dir string) (splitSettings, bool) {
+// newest made with each seed, val, test and test_source whose records are as they were
+// written (recordsChanged), unless the current split is one made with them whose records are:
+// the split goes back to that one when those settings are put back, or when the current
+// split's records are damaged (Job.Earlier), and passes over one whose records changed. Not
+// those that differ only in how images are stored, whose sets the one kept has. Settings are
+// compared as the split compares them (splitSettings.inWorkspace).
+func (Split) EarlierToKeep(current *pipeline.Job, earlier []*pipeline.Job) []string {
+	settingsOf := func(j *pipeline.Job) (splitSettings, bool) {
+		if j == nil || j.Previous == "" {
+			return splitSettings{}, false
+		}
 		var rep splitReport
-		b, err := os.ReadFile(filepath.Join(dir, "report", "split.json"))
+		b, err := os.ReadFile(filepath.Join(j.Previous, "report", "split.json"))
 		if err != nil || json.Unmarshal(b, &rep) != nil || rep.Settings == nil {
 			return splitSettings{}, false
 		}
-		return rep.Settings.inWorkspace(workspace), true
+		return rep.Settings.inWorkspace(j.Workspace), true
 	}
 	seen := map[splitSettings]bool{}
-	if s, ok := settingsOf(current); ok {
+	if s, ok := settingsOf(current); ok && recordsChanged(current, current.Previous) == "" {
 		seen[s] = true
 	}
 	var keep []string
-	for _, dir := range earlier {
-		if s, ok := settingsOf(dir); ok && !seen[s] {
+	for _, ej := range earlier {
+		// The records are read only for settings not yet seen: a few files an output.
+		if s, ok := settingsOf(ej); ok && !seen[s] && recordsChanged(ej, ej.Previous) == "" {
 			seen[s] = true
-			keep = append(keep, dir)
+			keep = append(keep, ej.Previous)
 		}
 	}
 	return keep
@@ -1270,17 +1276,29 @@ func (s entriesByPath) Swap(i, j int) {
 	s.exacts[i], s.exacts[j] = s.exacts[j], s.exacts[i]
 }
 
-// readPreviousSplit reads the previous output dir ("" for none: nil).
+// splitRecords are the files of a split's output whose sets a later split keeps only while
+// they are as they were written (slash-separated).
+var splitRecords = []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile}
+
+// recordsChanged names the first of the records (splitRecords) of dir, job's previous output,
+// that is gone or changed since it was written (Job.PreviousChanged), "" when none is.
+func recordsChanged(job *pipeline.Job, dir string) string {
+	for _, rel := range splitRecords {
+		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
+			return rel
+		}
+	}
+	return ""
+}
+
+// readPreviousSplit reads the previous output dir ("" for none: nil), job's Previous.
 func readPreviousSplit(job *pipeline.Job, dir string) *previousSplit {
 	if dir == "" {
 		return nil
 	}
 	p := &previousSplit{dir: dir, workspace: job.Workspace, manifests: map[string]*Manifest{}}
-	for _, rel := range []string{"report/split.json", TrainSet + "/" + ManifestFile, ValSet + "/" + ManifestFile, TestSet + "/" + ManifestFile} {
-		if job.PreviousChanged(filepath.Join(dir, filepath.FromSlash(rel))) {
-			p.changed = rel
-			return p
-		}
+	if p.changed = recordsChanged(job, dir); p.changed != "" {
+		return p
 	}
 	var rep splitReport
 	if b, err := os.ReadFile(filepath.Join(dir, "report", "split.json")); err == nil && json.Unmarshal(b, &rep) == nil {

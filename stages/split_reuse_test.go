@@ -752,7 +752,61 @@ func TestGCKeepsTheEarlierSplitsASplitGoesBackTo(t *testing.T) {
 	if !slices.Equal(names(goneBackTo), want) {
 		t.Fatalf("the split goes back to %q, want %q", names(goneBackTo), want)
 	}
-	if got := (Split{}).EarlierToKeep(ws, current, earlier); !slices.Equal(got, goneBackTo) {
+	var jobs []*pipeline.Job
+	for _, dir := range earlier {
+		jobs = append(jobs, &pipeline.Job{Workspace: ws, Previous: dir})
+	}
+	if got := (Split{}).EarlierToKeep(&pipeline.Job{Workspace: ws, Previous: current}, jobs); !slices.Equal(got, goneBackTo) {
 		t.Errorf("gc keeps %q, want those the split goes back to: %q", names(got), want)
+	}
+}
+
+// TestGCKeepsAnIntactEarlierSplitWhenTheNewestIsDamaged checks that gc keeps, for each
+// settings, the newest split made with them whose records are intact: the one the split goes
+// back to when the newest, earlier or current, has a record changed since it was written.
+// Keeping only the newest, damaged, left the split nothing to go back to, and it drew the sets
+// afresh: photos moved between train, val and test.
+func TestGCKeepsAnIntactEarlierSplitWhenTheNewestIsDamaged(t *testing.T) {
+	for _, current := range []bool{false, true} {
+		w := newWS(t, splitHCL)
+		var outputs []*pipeline.RunRecord
+		for _, n := range []int{10, 14, 18, 22, 26} {
+			for i := n - 4; i < n; i++ {
+				w.write(fmt.Sprintf("raw/a/%02d.png", i), randomPNG(2, uint64(i), 6, 6))
+				w.write(fmt.Sprintf("raw/b/%02d.png", i), randomPNG(3, uint64(i), 6, 6))
+			}
+			rec, _ := w.run(false)
+			outputs = append(outputs, rec)
+		}
+		intact, damaged := outputs[len(outputs)-2], outputs[len(outputs)-1]
+		had := splitOf(t, w, intact)
+		// The newest split with these settings gets a manifest changed in the store.
+		manifest := filepath.Join(w.output(damaged, "split.main", TrainSet), ManifestFile)
+		os.Chmod(manifest, 0o644)
+		f, err := os.OpenFile(manifest, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("\n")
+		f.Close()
+		if !current {
+			// Other fractions for a while, a gc meanwhile, and the fractions back.
+			w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "val        = 0.2", "val        = 0.4", 1)))
+			w.run(false)
+		}
+		if _, err := w.engine().GC(filepath.Join(w.dir, "models"), false, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.write("pipeline.hcl", []byte(splitHCL))
+		rec, _ := w.run(false)
+		if log := runLog(t, rec); !strings.Contains(log, "keeping the sets of an earlier split made with these settings") {
+			t.Errorf("the damaged split current %v: the split did not go back to the intact earlier one:\n%s", current, log)
+		}
+		now := splitOf(t, w, rec)
+		for src, set := range had {
+			if now[src] != set {
+				t.Errorf("the damaged split current %v: %s was in %s with these settings, and is now in %s", current, src, set, now[src])
+			}
+		}
 	}
 }
