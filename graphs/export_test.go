@@ -72,17 +72,7 @@ func TestExportRoundTrip(t *testing.T) {
 func TestExportedModelIsReadableByOthers(t *testing.T) {
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
-	in := Input{Height: 8, Width: 8, Channels: 1, Mean: []float32{100}, Std: []float32{80}}
-	spec := Spec{Architecture: "cnn", CNN: &CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
-	tr, err := NewTrainer(TrainConfig{Model: Classifier{Spec: spec, Input: in, Classes: 2}, Optimizer: DefaultOptimizer(), Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := tr.Export(dir, []string{"a", "b"}, "center_crop"); err != nil {
-		t.Fatal(err)
-	}
+	dir := tinyModelExporter(t)()
 	for path, want := range map[string]os.FileMode{dir: 0o755, filepath.Join(dir, "saved_model.pb"): 0o644, filepath.Join(dir, ModelInfoFile): 0o644} {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -91,5 +81,25 @@ func TestExportedModelIsReadableByOthers(t *testing.T) {
 		if fi.Mode().Perm() != want {
 			t.Errorf("%s is %v, want %v", path, fi.Mode().Perm(), want)
 		}
+	}
+}
+
+// tinyModelExporter returns a function that exports a tiny untrained CNN (8×8 grey images,
+// classes "a" and "b") into a new folder, and returns the folder.
+func tinyModelExporter(t *testing.T) func() string {
+	t.Helper()
+	in := Input{Height: 8, Width: 8, Channels: 1, Mean: []float32{100}, Std: []float32{80}}
+	spec := Spec{Architecture: "cnn", CNN: &CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
+	tr, err := NewTrainer(TrainConfig{Model: Classifier{Spec: spec, Input: in, Classes: 2}, Optimizer: DefaultOptimizer(), Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return func() string {
+		dir := filepath.Join(t.TempDir(), "model")
+		if err := tr.Export(dir, []string{"a", "b"}, "center_crop"); err != nil {
+			t.Fatal(err)
+		}
+		return dir
 	}
 }

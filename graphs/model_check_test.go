@@ -12,20 +12,7 @@ import (
 // that TensorFlow would load but that cannot predict (its variables/ deleted), and other
 // damage, with a *BrokenModelError naming the folder and what is wrong.
 func TestDamagedModelsFailToLoad(t *testing.T) {
-	in := Input{Height: 8, Width: 8, Channels: 1, Mean: []float32{100}, Std: []float32{80}}
-	spec := Spec{Architecture: "cnn", CNN: &CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
-	tr, err := NewTrainer(TrainConfig{Model: Classifier{Spec: spec, Input: in, Classes: 2}, Optimizer: DefaultOptimizer(), Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	export := func() string {
-		dir := filepath.Join(t.TempDir(), "model")
-		if err := tr.Export(dir, []string{"a", "b"}, "center_crop"); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
+	export := tinyModelExporter(t)
 	if err := CheckModel(export()); err != nil {
 		t.Fatalf("an intact model: %v", err)
 	}

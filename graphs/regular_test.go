@@ -69,20 +69,7 @@ func TestReadRegularRefusesWhatIsNotARegularFile(t *testing.T) {
 // pipes, which a read would wait on for ever; a named pipe that is none of its files does not
 // stop the model loading.
 func TestNamedPipesInAModelFolderAreNotRead(t *testing.T) {
-	in := Input{Height: 8, Width: 8, Channels: 1, Mean: []float32{100}, Std: []float32{80}}
-	spec := Spec{Architecture: "cnn", CNN: &CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
-	tr, err := NewTrainer(TrainConfig{Model: Classifier{Spec: spec, Input: in, Classes: 2}, Optimizer: DefaultOptimizer(), Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	export := func() string {
-		dir := filepath.Join(t.TempDir(), "model")
-		if err := tr.Export(dir, []string{"a", "b"}, "center_crop"); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
+	export := tinyModelExporter(t)
 	for _, file := range []string{ModelInfoFile, "saved_model.pb", "variables/variables.index", "notes.fifo"} {
 		dir := export()
 		pipe := filepath.Join(dir, filepath.FromSlash(file))

@@ -886,8 +886,13 @@ func hashFile(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	return HashReader(f)
+}
+
+// HashReader returns the SHA-256 (hex) of what r holds, read in pieces.
+func HashReader(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -2,12 +2,9 @@ package stages
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -304,11 +301,7 @@ func hashRegular(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return pipeline.HashReader(f)
 }
 
 // checkSavedModelFiles returns an error naming the first file of the SavedModel folder dir
