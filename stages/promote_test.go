@@ -705,4 +705,13 @@ func TestNamedPipesInAModelAreNotPromoted(t *testing.T) {
 	if fi, err := os.Stat(marker); err != nil || !fi.Mode().IsRegular() {
 		t.Fatalf("the champion's file after the repair: %v, %v", fi, err)
 	}
+	// A named pipe in the store's copy of the champion: the comparison of its files fails,
+	// which the run says, not "already the champion" alone.
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	note, err = apply("run4", pipe)
+	if err == nil || !strings.Contains(err.Error(), "is already the champion in models/final_models, but its files could not be compared with the model in the store") || !strings.Contains(err.Error(), want) {
+		t.Fatalf("the champion's model in the store holding a named pipe: note %q, error %v", note, err)
+	}
 }

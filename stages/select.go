@@ -492,7 +492,10 @@ func (Select) apply(ctx context.Context, job *pipeline.Job, runID string, dec De
 		// Its files are hard links to the store's output, which the engine checks and makes
 		// again when damaged (a new file): the champion's copy may still be the damaged one.
 		differs, err := filesDiffer(SavedModelOf(champDir), job.Path(w.Model))
-		if err != nil || !differs {
+		if err != nil {
+			return "", "", fmt.Errorf("%s, but its files could not be compared with the model in the store: %w", already, err)
+		}
+		if !differs {
 			return already, stillChampion, nil
 		}
 		if err := reinstall(promoteTo, job.Path(w.Model), *champ); err != nil {
