@@ -1787,3 +1787,33 @@ func TestInterruptAfterTheLastStageIsASuccess(t *testing.T) {
 		t.Fatalf("interrupted after its last stage: %v, status %s (context %v)", err, rec.Status, ctx.Err())
 	}
 }
+
+// TestJobHistoryFromState checks the one rule by which a run's Job and gc's find an instance's
+// history in its state: Previous is its output while the store holds it, with the record of
+// its files, and nothing when the output is gone or the state names none.
+func TestJobHistoryFromState(t *testing.T) {
+	ws := t.TempDir()
+	s, err := OpenStore(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := filepath.Join(ws, ObjectRel("abc"))
+	if err := os.MkdirAll(held, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		output, want string
+	}{{"abc", held}, {"gone", ""}, {"", ""}} {
+		st := &State{Addr: "split.main", Key: "k1", Output: c.output, Earlier: []string{"k0"}}
+		run := s.withHistory(&Job{Addr: st.Addr, Out: "tmp"}, st)
+		gc := s.historyJob(st)
+		for _, j := range []*Job{run, gc} {
+			if j.Previous != c.want || (c.want != "") != (j.prevRecord == s.outputPath("k1")) || j.store != s || !slices.Equal(j.earlier, st.Earlier) {
+				t.Errorf("output %q: Previous %q, record %q, earlier %q; want Previous %q", c.output, j.Previous, j.prevRecord, j.earlier, c.want)
+			}
+		}
+		if run.Out != "tmp" {
+			t.Errorf("withHistory changed the Job's other fields: Out %q", run.Out)
+		}
+	}
+}

@@ -92,17 +92,24 @@ func (j *Job) Earlier() []*Job {
 }
 
 // historyJob returns a Job of the instance of recorded state st as a run of it would have it
-// for its history, for gc to ask a HistoryKeeper: Previous is its current output (none when
-// the store no longer holds it), and Earlier gives the earlier ones, each with the record to
-// check its files against.
+// for its history, for gc to ask a HistoryKeeper (withHistory).
 func (s *Store) historyJob(st *State) *Job {
-	j := &Job{Addr: st.Addr, Workspace: s.Workspace, store: s, earlier: st.Earlier, stats: s.Stats}
+	return s.withHistory(&Job{Addr: st.Addr, Workspace: s.Workspace, stats: s.Stats}, st)
+}
+
+// withHistory gives j, a Job of the instance of recorded state st, that instance's history
+// and returns it: Previous is its current output (none when the store no longer holds it),
+// with the record to check its files against, and Earlier gives the earlier ones. A run's Job
+// and the one gc asks a HistoryKeeper about have it by this one rule, so that both see the
+// same outputs.
+func (s *Store) withHistory(j *Job, st *State) *Job {
 	if st.Output != "" {
 		prev := filepath.Join(s.Workspace, ObjectRel(st.Output))
 		if _, err := os.Stat(prev); err == nil {
 			j.Previous, j.prevRecord = prev, s.outputPath(st.Key)
 		}
 	}
+	j.store, j.earlier = s, st.Earlier
 	return j
 }
 

@@ -386,11 +386,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
 		Out: tmp, Work: work, Forced: r.forced[inst.Addr], Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{}, stats: r.e.Store.Stats}
 	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
-		prev := filepath.Join(r.e.Store.Workspace, ObjectRel(st.Output))
-		if _, err := os.Stat(prev); err == nil {
-			job.Previous, job.prevRecord = prev, r.e.Store.outputPath(st.Key)
-		}
-		job.store, job.earlier = r.e.Store, st.Earlier
+		r.e.Store.withHistory(job, st)
 	}
 	runErr := runKind(ctx, inst.Kind, job)
 	res.Duration = time.Since(res.Start).Seconds()
