@@ -70,6 +70,9 @@ type Job struct {
 	// instance had before Previous (State.Earlier).
 	store   *Store
 	earlier []string
+	// lines, of a Job Earlier gives, are the key lines of its output (a plan's ChangeNoter
+	// compares them with the key it has now).
+	lines []string
 }
 
 // Earlier returns the outputs this instance had before Previous that are still in the store,
@@ -85,7 +88,7 @@ func (j *Job) Earlier() []*Job {
 	for _, e := range j.store.heldEntries(j.earlier) {
 		if dir := filepath.Join(j.Workspace, ObjectRel(e.Output.Digest)); dir != j.Previous {
 			out = append(out, &Job{Addr: j.Addr, Values: j.Values, Seed: j.Seed, Workspace: j.Workspace, Log: j.Log,
-				Previous: dir, prevRecord: j.store.outputPath(e.Key), stats: j.stats})
+				Previous: dir, prevRecord: j.store.outputPath(e.Key), stats: j.stats, lines: e.Lines})
 		}
 	}
 	return out

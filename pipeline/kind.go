@@ -76,11 +76,12 @@ type KeyNormalizer interface {
 // seed change). ChangeNotes gets the instance's values now and the attributes whose keyed
 // values changed, by name, with their old and new values as keys hold them (canonical JSON
 // after the type, "null" when left out), and "seed" with the old and new seed, and again,
-// which reports whether an output the instance had before its last (still in the store) had
-// the key lines it has now under every label given ("attr val", "seed"): a change back to
-// settings it had before; it returns what to add to the reasons.
+// which returns the outputs the instance had before its last (still in the store) that had the
+// key lines it has now under every label given ("attr val", "seed"), newest first, each as a
+// run's Job.Earlier gives it (so that the kind can check its files as a run would): a change
+// back to settings it had before; it returns what to add to the reasons.
 type ChangeNoter interface {
-	ChangeNotes(v *Values, changed map[string][2]string, again func(labels ...string) bool) []string
+	ChangeNotes(v *Values, changed map[string][2]string, again func(labels ...string) []*Job) []string
 }
 
 // SourceNoter is implemented by kinds that can say what a change to the files of one of

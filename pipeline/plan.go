@@ -84,9 +84,9 @@ type Decision struct {
 	trees   map[string]*treeState // label → what the walk that made its manifest saw
 	stats   *StatCache
 	entry   *Entry
-	// earlier are the key lines of the outputs the instance had before its last (State.Earlier),
-	// for the notes of a change back to settings it had before.
-	earlier [][]string
+	// earlier are the outputs the instance had before its last (State.Earlier), as a run's
+	// Job.Earlier gives them, for the notes of a change back to settings it had before.
+	earlier []*Job
 }
 
 // completeSources replaces every digest-only source manifest with the complete one (a walk
@@ -354,7 +354,7 @@ func (e *Engine) decide(inst *Instance, outs Outputs, forced bool, upstreamRunni
 		d.Action, d.Reasons = Run, []string{"output missing"}
 	default:
 		st.Sources = e.Store.LoadSources(inst.Addr)
-		d.earlier = e.earlierLines(st)
+		d.earlier = e.Store.historyJob(st).Earlier()
 		d.Action, d.Reasons = Run, explain(st, d, v)
 	}
 	if r, ok := inst.Kind.(Resumer); ok && d.Action == Run && forced {
@@ -442,7 +442,7 @@ func (e *Engine) ownChanges(inst *Instance, v *Values, st *State) ([]string, err
 		return nil, err
 	}
 	st.Sources = e.Store.LoadSources(inst.Addr)
-	d.earlier = e.earlierLines(st)
+	d.earlier = e.Store.historyJob(st).Earlier()
 	// What upstream stages give it is not known yet: only its own changes count.
 	own, _, notes := explainChanges(st, d, v)
 	return append(own, notes...), nil
@@ -663,35 +663,27 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 		up = append(up, fmt.Sprintf("upstream %s changed", u))
 	}
 	if n, ok := d.inst.Kind.(ChangeNoter); ok && len(changed) > 0 {
-		again := func(labels ...string) bool { return keyedBefore(d.earlier, cur, labels) }
+		again := func(labels ...string) []*Job { return keyedBefore(d.earlier, cur, labels) }
 		notes = append(notes, n.ChangeNotes(v, changed, again)...)
 	}
 	return reasons, up, notes
 }
 
-// earlierLines returns the key lines of the outputs st's instance had before its last that
-// the store still holds (entry and output), newest first: those Job.Earlier gives a run.
-func (e *Engine) earlierLines(st *State) [][]string {
-	var out [][]string
-	for _, en := range e.Store.heldEntries(st.Earlier) {
-		out = append(out, en.Lines)
-	}
-	return out
-}
-
-// keyedBefore reports whether one of the earlier keys (their lines) had, for every label
-// given ("attr val", "seed"), the line cur has now.
-func keyedBefore(earlier [][]string, cur map[string]string, labels []string) bool {
-	for _, lines := range earlier {
-		el, same := splitLines(lines), true
+// keyedBefore returns those of the earlier outputs (their Jobs, from Job.Earlier) whose key
+// lines had, for every label, the line cur has now: the outputs of a change back, newest
+// first.
+func keyedBefore(earlier []*Job, cur map[string]string, labels []string) []*Job {
+	var out []*Job
+	for _, ej := range earlier {
+		el, same := splitLines(ej.lines), true
 		for _, label := range labels {
 			same = same && el[label] == cur[label]
 		}
 		if same {
-			return true
+			out = append(out, ej)
 		}
 	}
-	return false
+	return out
 }
 
 // splitLines maps each key line's label ("attr epochs", "seed", "env …") to the rest.

@@ -312,11 +312,12 @@ func allIn(items, sorted []string) bool {
 // ChangeNotes implements pipeline.ChangeNoter: a new seed, val, test or test_source draws
 // the sets afresh, which a plan should say before it happens (the run warns again); with a
 // test_source, only train and val; back to the settings of an earlier split (again), that
-// split's sets are kept (Job.Earlier). A test fraction that goes from its default, written
+// split's sets are kept (Job.Earlier), unless its records changed since they were written
+// (recordsChanged), which the run checks too. A test fraction that goes from its default, written
 // out, to left out (as keys have had it since they leave defaults out) or back is no change. Otherwise images keep their sets, which
 // turning near_duplicates on or off bears on: on, near-duplicates found in different sets
 // join their group's held-out set; off, those placed together stay together.
-func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string, again func(labels ...string) bool) []string {
+func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string, again func(labels ...string) []*pipeline.Job) []string {
 	for name, c := range changed {
 		if name == "test" && testFraction(c[0]) == testFraction(c[1]) {
 			continue
@@ -324,14 +325,25 @@ func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string, again
 		switch name {
 		case "seed", "val", "test", "test_source":
 			// The settings the split compares with an earlier one's (previousSplit.sets): the
-			// seed it is keyed by (its own or the pipeline's), val, test and test_source.
-			if again != nil && again("seed", "attr val", "attr test", "attr test_source") {
-				return []string{"the sets of the earlier split made with these settings are kept: images go back to the sets they had then"}
+			// seed it is keyed by (its own or the pipeline's), val, test and test_source. The
+			// split passes over an earlier one whose records changed since they were written
+			// (recordsChanged), and so does the note.
+			var damaged string
+			if again != nil {
+				for _, ej := range again("seed", "attr val", "attr test", "attr test_source") {
+					rel := recordsChanged(ej, ej.Previous)
+					if rel == "" {
+						return []string{"the sets of the earlier split made with these settings are kept: images go back to the sets they had then"}
+					}
+					if damaged == "" {
+						damaged = fmt.Sprintf(" (the earlier split made with these settings cannot be gone back to: its %s is gone or changed since it was written)", rel)
+					}
+				}
 			}
 			if ts := v.Get("test_source"); ts.IsKnown() && !ts.IsNull() {
-				return []string{"the sets will be drawn afresh: images move between train and val (the test set is test_source's)"}
+				return []string{"the sets will be drawn afresh: images move between train and val (the test set is test_source's)" + damaged}
 			}
-			return []string{"the sets will be drawn afresh: images move between train, val and test"}
+			return []string{"the sets will be drawn afresh: images move between train, val and test" + damaged}
 		}
 	}
 	if v, ok := changed["near_duplicates"]; ok {

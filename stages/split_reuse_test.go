@@ -639,6 +639,49 @@ func TestPlanSaysTheSetsAreKeptOnlyWhenEverySettingIsBack(t *testing.T) {
 	}
 }
 
+// TestPlanSaysTheSetsAreDrawnAfreshWhenTheEarlierSplitIsDamaged checks that the plan says an
+// earlier split's sets are kept only when its records are intact, as the run decides: with
+// its train manifest changed since it was written, the plan says the sets are drawn afresh,
+// and why, and the run does not go back to it.
+func TestPlanSaysTheSetsAreDrawnAfreshWhenTheEarlierSplitIsDamaged(t *testing.T) {
+	w := newWS(t, splitHCL)
+	writeTwoClasses(w, "raw", 10)
+	w.write("pipeline.hcl", []byte(splitHCL))
+	rec, _ := w.run(false)
+	first := filepath.Join(w.dir, pipeline.ObjectRel(rec.Result("split.main").Output))
+	mustRunFile(t, w, strings.Replace(splitHCL, "val        = 0.2", "val        = 0.3", 1))
+	w.write("pipeline.hcl", []byte(splitHCL))
+	w.write("raw/a/new.png", randomPNG(7, 99, 6, 6)) // not the first split's key again
+	plan := func() string {
+		t.Helper()
+		ds, err := w.engine().Plan(pipeline.Selection{})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("plan: %v, %v", ds, err)
+		}
+		return strings.Join(ds[0].Reasons, "; ")
+	}
+	if r := plan(); !strings.Contains(r, "the sets of the earlier split made with these settings are kept") {
+		t.Fatalf("the earlier split intact: %s", r)
+	}
+	manifest := filepath.Join(first, TrainSet, ManifestFile)
+	os.Chmod(filepath.Dir(manifest), 0o755)
+	os.Chmod(manifest, 0o644)
+	f, err := os.OpenFile(manifest, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n")
+	f.Close()
+	want := "the sets will be drawn afresh: images move between train, val and test (the earlier split made with these settings cannot be gone back to: its " + TrainSet + "/" + ManifestFile + " is gone or changed since it was written)"
+	if r := plan(); strings.Contains(r, "are kept") || !strings.Contains(r, want) {
+		t.Errorf("the earlier split's manifest changed: %s; want %q", r, want)
+	}
+	rec, _ = w.run(false)
+	if log := runLog(t, rec); strings.Contains(log, "keeping the sets of an earlier split") {
+		t.Errorf("the run went back to the damaged split:\n%s", log)
+	}
+}
+
 // TestARecordedAbsoluteTestSourceIsTheSameFolder checks that a split recorded with its
 // test_source as an absolute path inside the workspace (as splits recorded it before such
 // paths were made relative) keeps its sets for the relative path that names the same folder.
