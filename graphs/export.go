@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 	"strings"
 	"time"
 
@@ -42,10 +43,10 @@ func (e *ModelInfoParseError) Error() string {
 func (e *ModelInfoParseError) Unwrap() error { return e.Err }
 
 // ReadModelInfo reads the ModelInfoFile of the SavedModel folder dir: the file's read error
-// as it is (fs.ErrNotExist when there is none, a *NotRegularError for a named pipe or a
+// as it is (fs.ErrNotExist when there is none, a *regular.Error for a named pipe or a
 // device, which is not read), or a *ModelInfoParseError.
 func ReadModelInfo(dir string) (*ModelInfo, error) {
-	b, err := ReadRegular(filepath.Join(dir, ModelInfoFile))
+	b, err := regular.Read(filepath.Join(dir, ModelInfoFile))
 	if err != nil {
 		return nil, err
 	}

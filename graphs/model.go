@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 
 	tf "github.com/wamuir/graft/tensorflow"
 )
@@ -30,7 +31,7 @@ func LoadModel(dir string, threads int) (*Model, error) {
 	infoFile := filepath.Join(dir, ModelInfoFile)
 	read, err := ReadModelInfo(dir)
 	var parse *ModelInfoParseError
-	var notRegular *NotRegularError
+	var notRegular *regular.Error
 	switch {
 	case errors.As(err, &parse):
 		return nil, broken(ModelInfoFile+" cannot be parsed", parse.Err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 	"slices"
 	"strings"
 )
@@ -65,7 +66,7 @@ func CheckFiles(dir string) error {
 		}
 	}
 	var parse *ModelInfoParseError
-	var notRegular *NotRegularError
+	var notRegular *regular.Error
 	if _, err := ReadModelInfo(dir); errors.As(err, &parse) {
 		return &BrokenModelError{Dir: dir, Problem: ModelInfoFile + " cannot be parsed", Err: parse.Err}
 	} else if errors.As(err, &notRegular) {
@@ -95,8 +96,8 @@ func checkTFFiles(dir string) error {
 		}
 	}
 	for _, f := range files {
-		var notRegular *NotRegularError
-		if err := CheckRegular(filepath.Join(dir, f)); errors.As(err, &notRegular) {
+		var notRegular *regular.Error
+		if err := regular.Check(filepath.Join(dir, f)); errors.As(err, &notRegular) {
 			return notRegularFile(dir, notRegular)
 		}
 	}
@@ -105,12 +106,12 @@ func checkTFFiles(dir string) error {
 
 // notRegularFile is the *BrokenModelError of the SavedModel folder dir for its file that is
 // not a regular one (err).
-func notRegularFile(dir string, err *NotRegularError) error {
+func notRegularFile(dir string, err *regular.Error) error {
 	rel, rerr := filepath.Rel(dir, err.Path)
 	if rerr != nil {
 		rel = err.Path
 	}
-	return &BrokenModelError{Dir: dir, Problem: fmt.Sprintf("its %s is %s, not a regular file", filepath.ToSlash(rel), FileKind(err.Kind))}
+	return &BrokenModelError{Dir: dir, Problem: fmt.Sprintf("its %s is %s, not a regular file", filepath.ToSlash(rel), regular.Kind(err.Kind))}
 }
 
 // warmUp runs one prediction on a blank (all zero) image and checks its answer: a probability

@@ -7,10 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -223,9 +223,12 @@ func LinkFile(src, dst string) error {
 
 // copyFile copies src to a new file dst; it never writes into an existing dst, which may be
 // a hard link to a stored output that must stay as published. Only a regular file is copied
-// (openRegular): a named pipe in a folder being linked would be waited on for ever.
+// (regular.Open): a named pipe in a folder being linked would be waited on for ever.
 func copyFile(src, dst string) error {
-	in, err := openRegular(src)
+	in, _, err := regular.Open(src)
+	if notRegular := (*regular.Error)(nil); errors.As(err, &notRegular) {
+		return fmt.Errorf("%w, which is not copied", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -247,50 +250,6 @@ func copyFile(src, dst string) error {
 		os.Chtimes(dst, fi.ModTime(), fi.ModTime())
 	}
 	return nil
-}
-
-// openRegular opens the file at path for reading when it is a regular file after links, and
-// otherwise returns an error naming it and saying what it is. A named pipe with no writer
-// would be waited on for ever, and a device such as /dev/zero never ends, so such a file is
-// not even opened; a regular one is opened without waiting (O_NONBLOCK) and checked again once
-// open, so that one replaced by a named pipe meanwhile is not read either.
-func openRegular(path string) (*os.File, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, notCopiedError(path, fi.Mode())
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		if err == nil {
-			err = notCopiedError(path, fi.Mode())
-		}
-		return nil, err
-	}
-	return f, nil
-}
-
-// notCopiedError is copyFile's error for the file at path of mode (after links) that is not a
-// regular file, worded as graphs.NotRegularError is (the engine does not import graphs).
-func notCopiedError(path string, mode fs.FileMode) error {
-	kind := "not a regular file"
-	switch {
-	case mode.IsDir():
-		kind = "a folder"
-	case mode&fs.ModeNamedPipe != 0:
-		kind = "a named pipe"
-	case mode&fs.ModeSocket != 0:
-		kind = "a socket"
-	case mode&fs.ModeDevice != 0:
-		kind = "a device file"
-	}
-	return fmt.Errorf("%s is not a regular file: it is %s, which is not copied", path, kind)
 }
 
 // artifactDirName is the run-folder subdirectory of an instance: the kind's choice, else the

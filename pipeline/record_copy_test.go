@@ -3,10 +3,10 @@ package pipeline
 import (
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular/regulartest"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestCopyRefusesFilesThatAreNotRegular checks that the copy LinkTree and LinkFile fall back
@@ -20,19 +20,9 @@ func TestCopyRefusesFilesThatAreNotRegular(t *testing.T) {
 	}
 	refused := func(what, pipe string, copy func() error) {
 		t.Helper()
-		done := make(chan error, 1)
-		go func() { done <- copy() }()
-		select {
-		case err := <-done:
-			if want := pipe + " is not a regular file: it is a named pipe, which is not copied"; err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("%s of a named pipe: %v, want an error saying %q", what, err, want)
-			}
-		case <-time.After(30 * time.Second):
-			if w, err := os.OpenFile(pipe, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-				w.Close()
-			}
-			<-done
-			t.Fatalf("%s blocks on a named pipe", what)
+		err := regulartest.Within(t, what, copy, pipe)
+		if want := pipe + " is not a regular file: it is a named pipe, which is not copied"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s of a named pipe: %v, want an error saying %q", what, err, want)
 		}
 	}
 	dst := filepath.Join(dir, "copy")

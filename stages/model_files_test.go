@@ -4,11 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 	"syscall"
 	"testing"
-	"time"
 
-	"pipeline/graphs"
+	"pipeline/pipeline/regular/regulartest"
 )
 
 // TestModelFolderNamedPipesAreNotRead checks that the files of a model or promotion folder
@@ -34,19 +34,8 @@ func TestModelFolderNamedPipesAreNotRead(t *testing.T) {
 		{card, func() error { _, err := ReadCard(model); return err }},
 		{list, func() error { _, err := readTrainedOn(model); return err }},
 	} {
-		done := make(chan error, 1)
-		go func() { done <- c.read() }()
-		var err error
-		select {
-		case err = <-done:
-		case <-time.After(30 * time.Second):
-			if w, err := os.OpenFile(c.pipe, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-				w.Close()
-			}
-			<-done
-			t.Fatalf("reading %s blocks on a named pipe", c.pipe)
-		}
-		var notRegular *graphs.NotRegularError
+		err := regulartest.Within(t, "reading "+c.pipe, c.read, c.pipe)
+		var notRegular *regular.Error
 		if !errors.As(err, &notRegular) || notRegular.Path != c.pipe {
 			t.Errorf("%s a named pipe: %v, want it refused as not a regular file", c.pipe, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"pipeline/pipeline"
+	"pipeline/pipeline/regular"
 	"slices"
 	"sort"
 	"strings"
@@ -204,14 +205,14 @@ func topPredictions(p []float32, classes []string, k int) []Prediction {
 
 // Example opens the reference image of a class (from the training set), with its extension;
 // one that is not a regular file (a named pipe, which would block, a device) is not opened
-// (a *graphs.NotRegularError).
+// (a *regular.Error).
 func (p *Predictor) Example(classID int) (*os.File, string, error) {
 	// Not filepath.Glob, which finds nothing when the model's path holds '[' or '*'.
 	dir := filepath.Join(p.Dir, "examples")
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if stem, ext, ok := strings.Cut(e.Name(), "."); ok && stem == fmt.Sprint(classID) {
-			f, _, err := graphs.OpenRegular(filepath.Join(dir, e.Name()))
+			f, _, err := regular.Open(filepath.Join(dir, e.Name()))
 			return f, "." + strings.ToLower(ext), err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 	"slices"
 	"strings"
 	"syscall"
@@ -99,10 +100,10 @@ func rolledBack(promoteTo, source string) (*RolledBack, error) {
 }
 
 // ReadCard reads the card of a champion folder; a card that is a named pipe or a device is
-// not read (a *graphs.NotRegularError).
+// not read (a *regular.Error).
 func ReadCard(dir string) (*Card, error) {
 	var c Card
-	b, err := graphs.ReadRegular(filepath.Join(dir, "model.json"))
+	b, err := regular.Read(filepath.Join(dir, "model.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -294,9 +295,9 @@ func filesDiffer(dir, want string) (bool, error) {
 }
 
 // hashRegular returns the SHA-256 (hex) of the file at path, read only if it is a regular
-// file (graphs.OpenRegular): a named pipe would be waited on for ever.
+// file (regular.Open): a named pipe would be waited on for ever.
 func hashRegular(path string) (string, error) {
-	f, _, err := graphs.OpenRegular(path)
+	f, _, err := regular.Open(path)
 	if err != nil {
 		return "", err
 	}
@@ -327,7 +328,7 @@ func notModelFile(path string, fi fs.FileInfo) error {
 	if fi.Mode().IsRegular() || fi.IsDir() {
 		return nil
 	}
-	return fmt.Errorf("%w; a model holds only regular files and folders: remove it", &graphs.NotRegularError{Path: path, Kind: fi.Mode().Type()})
+	return fmt.Errorf("%w; a model holds only regular files and folders: remove it", &regular.Error{Path: path, Kind: fi.Mode().Type()})
 }
 
 // install puts a SavedModel (hard links) and its card into the champion folder card.ID; the
@@ -637,11 +638,11 @@ func SetAsideRuns(promoteTo string) map[string]string {
 // readHistory reads the .d folder's history.json (empty when there is none yet). A file that
 // cannot be read or parsed is an error: writing a new history over it would lose every
 // promotion and rollback it records. A named pipe or a device there is not read (a
-// *graphs.NotRegularError): serve's watcher reads it too.
+// *regular.Error): serve's watcher reads it too.
 func readHistory(root string) (promoteHistory, error) {
 	var h promoteHistory
 	path := filepath.Join(root, "history.json")
-	b, err := graphs.ReadRegular(path)
+	b, err := regular.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return h, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular/regulartest"
 	"slices"
 	"strings"
 	"syscall"
@@ -653,28 +654,13 @@ func TestNamedPipesInAModelAreNotPromoted(t *testing.T) {
 		if err := writeFileJSON(filepath.Join(out, "decision"), "decision.json", decision("m1", 0.70, 0)); err != nil {
 			t.Fatal(err)
 		}
-		type result struct {
-			note string
-			err  error
-		}
-		done := make(chan result, 1)
-		go func() {
-			note, err := Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, run)
-			done <- result{note, err}
-		}()
-		select {
-		case r := <-done:
-			return r.note, r.err
-		case <-time.After(30 * time.Second):
-			for _, p := range pipes {
-				if w, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-					w.Close()
-				}
-			}
-			<-done
-			t.Fatalf("%s: the promotion blocks on a named pipe", run)
-			return "", nil
-		}
+		var note string
+		err := regulartest.Within(t, run+": the promotion", func() error {
+			var err error
+			note, err = Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, run)
+			return err
+		}, pipes...)
+		return note, err
 	}
 	want := pipe + " is not a regular file: it is a named pipe; a model holds only regular files and folders: remove it"
 	if note, err := apply("run1", pipe); err == nil || !strings.Contains(err.Error(), want) {

@@ -9,9 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 	"slices"
 
-	"pipeline/graphs"
 	"pipeline/pipeline"
 )
 
@@ -80,9 +80,9 @@ func readTrainedOn(dir string) (digestSet, error) {
 
 // readDigests reads a file of sorted SHA-256 digests (TrainedOnFile's layout): nil, and no
 // error, when there is none. A named pipe or a device there is not read (a
-// *graphs.NotRegularError): a starting model's folder (init_from) is anyone's.
+// *regular.Error): a starting model's folder (init_from) is anyone's.
 func readDigests(path string) (digestSet, error) {
-	b, err := graphs.ReadRegular(path)
+	b, err := regular.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -120,7 +120,7 @@ func keepStartingList(work, modelDir string) error {
 	if s == nil {
 		return os.WriteFile(filepath.Join(work, startNoList), nil, 0o644)
 	}
-	data, err := graphs.ReadRegular(filepath.Join(modelDir, TrainedOnFile))
+	data, err := regular.Read(filepath.Join(modelDir, TrainedOnFile))
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"pipeline/pipeline/regular"
 	"slices"
 	"sync"
 	"syscall"
@@ -132,10 +133,10 @@ func stampFiles(dir string) map[string]fileStamp {
 }
 
 // stampFile returns the stamp of the file at path. A file that is not a regular one is not
-// read, nor even opened (graphs.OpenRegular): only its kind is kept.
+// read, nor even opened (regular.Open): only its kind is kept.
 func stampFile(path string) (fileStamp, error) {
-	f, fi, err := graphs.OpenRegular(path)
-	var notRegular *graphs.NotRegularError
+	f, fi, err := regular.Open(path)
+	var notRegular *regular.Error
 	if errors.As(err, &notRegular) {
 		return fileStamp{kind: notRegular.Kind}, nil
 	}
@@ -155,7 +156,7 @@ func fileKind(kind fs.FileMode, size int64) string {
 	if kind == 0 {
 		return fmt.Sprintf("a regular file of %d bytes", size)
 	}
-	return graphs.FileKind(kind)
+	return regular.Kind(kind)
 }
 
 // changedFile names a file of dir whose content is not what it was when the model was
