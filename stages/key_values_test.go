@@ -267,14 +267,6 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 	w := newWS(t, splitHCL)
 	writeTwoClasses(w, "raw", 10)
 	mustRun(t, w)
-	plan := func() string {
-		t.Helper()
-		ds, err := w.engine().Plan(pipeline.Selection{})
-		if err != nil || len(ds) != 1 {
-			t.Fatalf("plan: %v, %v", ds, err)
-		}
-		return strings.Join(ds[0].Reasons, "; ")
-	}
 	mv := func(from, to string) {
 		t.Helper()
 		os.MkdirAll(filepath.Join(w.dir, filepath.Dir(to)), 0o755)
@@ -283,18 +275,18 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 		}
 	}
 	mv("raw/a/0.png", "raw/a/zero.png")
-	if got := plan(); strings.Contains(got, "class") || !strings.HasSuffix(got, "; only names change: the sets keep the same photos, so the trainings on them are not expected to run again") {
+	if got := w.planReasons(t); strings.Contains(got, "class") || !strings.HasSuffix(got, "; only names change: the sets keep the same photos, so the trainings on them are not expected to run again") {
 		t.Errorf("a photo renamed in its class: %q", got)
 	}
 	mv("raw/a/zero.png", "raw/b/zero.png")
-	if got := plan(); !strings.Contains(got, "(from folder a to b) (e.g. a/0.png → b/zero.png); 1 photo is now in another class (its label changes)") || strings.Contains(got, "classes change") {
+	if got := w.planReasons(t); !strings.Contains(got, "(from folder a to b) (e.g. a/0.png → b/zero.png); 1 photo is now in another class (its label changes)") || strings.Contains(got, "classes change") {
 		t.Errorf("a photo moved into another class: %q", got)
 	}
 	mv("raw/b/zero.png", "raw/a/0.png")
 	// A copy into another class is no move: the photo has two labels.
 	b, _ := os.ReadFile(filepath.Join(w.dir, "raw/a/0.png"))
 	w.write("raw/b/copy.png", b)
-	if got := plan(); !strings.Contains(got, "1 photo is now in another class as well (two labels for one photo, which the run warns of)") || strings.Contains(got, "label changes") {
+	if got := w.planReasons(t); !strings.Contains(got, "1 photo is now in another class as well (two labels for one photo, which the run warns of)") || strings.Contains(got, "label changes") {
 		t.Errorf("a photo copied into another class: %q", got)
 	}
 	os.Remove(filepath.Join(w.dir, "raw/b/copy.png"))
@@ -302,13 +294,13 @@ func TestPlanSaysWhenClassesOrLabelsChange(t *testing.T) {
 	// The folder under another path: the same photos.
 	mv("raw", "photos")
 	w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, `source     = "raw"`, `source     = "photos"`, 1)))
-	if got := plan(); !strings.HasSuffix(got, "; the same photos: the trainings on them are not expected to run again") {
+	if got := w.planReasons(t); !strings.HasSuffix(got, "; the same photos: the trainings on them are not expected to run again") {
 		t.Errorf("the photo folder under another path: %q", got)
 	}
 	mv("photos", "raw")
 	w.write("pipeline.hcl", []byte(splitHCL))
 	mv("raw/b", "raw/c")
-	if got := plan(); !strings.Contains(got, `(folder b renamed c)`) || !strings.Contains(got, `; the classes change: adds "c"; drops "b"`) || strings.Contains(got, "another class") || strings.Contains(got, "only names") {
+	if got := w.planReasons(t); !strings.Contains(got, `(folder b renamed c)`) || !strings.Contains(got, `; the classes change: adds "c"; drops "b"`) || strings.Contains(got, "another class") || strings.Contains(got, "only names") {
 		t.Errorf("a class folder renamed: %q", got)
 	}
 }
@@ -324,20 +316,12 @@ func TestPlanLeavesOutClassesTheSplitDrops(t *testing.T) {
 		w.write(fmt.Sprintf("raw/c/%d.png", i), randomPNG(9, uint64(i), 6, 6))
 	}
 	mustRun(t, w)
-	plan := func() string {
-		t.Helper()
-		ds, err := w.engine().Plan(pipeline.Selection{})
-		if err != nil || len(ds) != 1 {
-			t.Fatalf("plan: %v, %v", ds, err)
-		}
-		return strings.Join(ds[0].Reasons, "; ")
-	}
 	// A folder of 2 photos, where 3 are needed, that sorts first: dropped, it adds no class
 	// and moves no id.
 	for i := 0; i < 2; i++ {
 		w.write(fmt.Sprintf("raw/0 small/%d.png", i), randomPNG(10, uint64(i), 6, 6))
 	}
-	if got := plan(); strings.Contains(got, "classes change") || strings.Contains(got, "ids") {
+	if got := w.planReasons(t); strings.Contains(got, "classes change") || strings.Contains(got, "ids") {
 		t.Errorf("a class folder too small to keep added: %q", got)
 	}
 	mustRun(t, w)
@@ -345,13 +329,13 @@ func TestPlanLeavesOutClassesTheSplitDrops(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(w.dir, "raw/b")); err != nil {
 		t.Fatal(err)
 	}
-	if got := plan(); !strings.Contains(got, `the classes change: drops "b"; the ids of 1 class move ("c" 2 → 1)`) {
+	if got := w.planReasons(t); !strings.Contains(got, `the classes change: drops "b"; the ids of 1 class move ("c" 2 → 1)`) {
 		t.Errorf("a class removed beside a class folder too small to keep: %q", got)
 	}
 	// Without drop_small_classes the folder is a class (the split fails on it, as validate
 	// and plan warn), and holds id 0.
 	w.write("pipeline.hcl", []byte(strings.Replace(hcl, "  drop_small_classes = true\n", "", 1)))
-	if got := plan(); !strings.Contains(got, `the ids of 1 class move ("c" 3 → 2)`) {
+	if got := w.planReasons(t); !strings.Contains(got, `the ids of 1 class move ("c" 3 → 2)`) {
 		t.Errorf("a class folder too small, not dropped: %q", got)
 	}
 }

@@ -652,28 +652,13 @@ func TestPlanSaysTheSetsAreDrawnAfreshWhenTheEarlierSplitIsDamaged(t *testing.T)
 	mustRunFile(t, w, strings.Replace(splitHCL, "val        = 0.2", "val        = 0.3", 1))
 	w.write("pipeline.hcl", []byte(splitHCL))
 	w.write("raw/a/new.png", randomPNG(7, 99, 6, 6)) // not the first split's key again
-	plan := func() string {
-		t.Helper()
-		ds, err := w.engine().Plan(pipeline.Selection{})
-		if err != nil || len(ds) != 1 {
-			t.Fatalf("plan: %v, %v", ds, err)
-		}
-		return strings.Join(ds[0].Reasons, "; ")
-	}
-	if r := plan(); !strings.Contains(r, "the sets of the earlier split made with these settings are kept") {
+	if r := w.planReasons(t); !strings.Contains(r, "the sets of the earlier split made with these settings are kept") {
 		t.Fatalf("the earlier split intact: %s", r)
 	}
 	manifest := filepath.Join(first, TrainSet, ManifestFile)
-	os.Chmod(filepath.Dir(manifest), 0o755)
-	os.Chmod(manifest, 0o644)
-	f, err := os.OpenFile(manifest, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("\n")
-	f.Close()
+	appendToStored(t, manifest, "\n")
 	want := "the sets will be drawn afresh: images move between train, val and test (the earlier split made with these settings cannot be gone back to: its " + TrainSet + "/" + ManifestFile + " is gone or changed since it was written)"
-	if r := plan(); strings.Contains(r, "are kept") || !strings.Contains(r, want) {
+	if r := w.planReasons(t); strings.Contains(r, "are kept") || !strings.Contains(r, want) {
 		t.Errorf("the earlier split's manifest changed: %s; want %q", r, want)
 	}
 	rec, _ = w.run(false)
@@ -825,13 +810,7 @@ func TestGCKeepsAnIntactEarlierSplitWhenTheNewestIsDamaged(t *testing.T) {
 		had := splitOf(t, w, intact)
 		// The newest split with these settings gets a manifest changed in the store.
 		manifest := filepath.Join(w.output(damaged, "split.main", TrainSet), ManifestFile)
-		os.Chmod(manifest, 0o644)
-		f, err := os.OpenFile(manifest, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString("\n")
-		f.Close()
+		appendToStored(t, manifest, "\n")
 		if !current {
 			// Other fractions for a while, a gc meanwhile, and the fractions back.
 			w.write("pipeline.hcl", []byte(strings.Replace(splitHCL, "val        = 0.2", "val        = 0.4", 1)))

@@ -938,3 +938,30 @@ func (w *ws) writeClasses(dir string, n int, classes ...string) {
 		}
 	}
 }
+
+// planReasons plans w's pipeline, which must have one stage, and returns the reasons the plan
+// gives for it, joined by "; ".
+func (w *ws) planReasons(t *testing.T) string {
+	t.Helper()
+	ds, err := w.engine().Plan(pipeline.Selection{})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("plan: %v, %v", ds, err)
+	}
+	return strings.Join(ds[0].Reasons, "; ")
+}
+
+// appendToStored appends text to path, a file of a published (read-only) output: damage that
+// the store's records tell.
+func appendToStored(t *testing.T, path, text string) {
+	t.Helper()
+	os.Chmod(filepath.Dir(path), 0o755)
+	os.Chmod(path, 0o644)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
