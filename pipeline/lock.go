@@ -122,7 +122,20 @@ func (l *Lock) noteRun(dir string) {
 // holder on another machine (a shared file system), or in another container's process
 // namespace, is taken to be alive.
 func LockHolder(workspace string) (*LockOwner, error) {
-	b, err := os.ReadFile(filepath.Join(workspace, StoreDir, "lock"))
+	return holderOf(filepath.Join(workspace, StoreDir, "lock"))
+}
+
+// SchedulerHolder returns the live process holding the workspace's scheduler lock (a
+// `pipeline schedule` running in the foreground), nil when there is none, as LockHolder
+// tells: for a command that fires schedules itself (schedule --once, an OS cron line) to warn
+// that the scheduler fires them too.
+func SchedulerHolder(workspace string) (*LockOwner, error) {
+	return holderOf(filepath.Join(workspace, StoreDir, "scheduler.lock"))
+}
+
+// holderOf is LockHolder for the lock file at path.
+func holderOf(path string) (*LockOwner, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(b) == 0) {
 		return nil, nil
 	}
@@ -132,7 +145,7 @@ func LockHolder(workspace string) (*LockOwner, error) {
 	var o LockOwner
 	// The first JSON value: a holder rewriting the file may not have cut the old tail yet.
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&o); err != nil || o.PID <= 0 {
-		return nil, fmt.Errorf("%s: unreadable lock owner %q", filepath.Join(workspace, StoreDir, "lock"), b)
+		return nil, fmt.Errorf("%s: unreadable lock owner %q", path, b)
 	}
 	if host, _ := os.Hostname(); o.Host == host && (o.PIDNamespace == "" || o.PIDNamespace == pidNamespace()) {
 		if err := syscall.Kill(o.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
@@ -140,7 +153,7 @@ func LockHolder(workspace string) (*LockOwner, error) {
 		}
 		// A live process of that number may be another one (a container restarted, a
 		// reboot): it holds the lock only if it has the lock file open.
-		if open, known := hasOpen(o.PID, filepath.Join(workspace, StoreDir, "lock")); known && !open {
+		if open, known := hasOpen(o.PID, path); known && !open {
 			return nil, nil
 		}
 	}

@@ -65,11 +65,17 @@ func scheduleCommand() *cli.Command {
 				return fmt.Errorf("--schedule goes with --once (it names the schedule --once fires)")
 			}
 			if c.Bool("print-crontab") {
+				if w := schedulerRunning(l.cfg.Path, "these lines would fire them as well"); w != "" {
+					fmt.Fprintln(c.App.ErrWriter, w)
+				}
 				return printCrontab(c, l)
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
 			s := &pipeline.Scheduler{Schedules: l.cfg.Schedules, Clock: scheduleClock, Logf: logger.Printf}
 			if c.Bool("once") {
+				if w := schedulerRunning(l.cfg.Path, "--once fires one as well, so it may run twice"); w != "" {
+					logger.Print(w)
+				}
 				return fireOnce(c, logger, s)
 			}
 			reg, err := registry()
@@ -84,6 +90,19 @@ func scheduleCommand() *cli.Command {
 			return scheduleLoop(c, logger, s, l.cfg.Path)
 		},
 	}
+}
+
+// schedulerRunning returns a warning that a scheduler (`pipeline schedule` in the foreground)
+// already fires the schedules of the workspace of file, naming it and saying why that
+// matters (what, of the command asking), or "" when none runs: a crontab line or a systemd
+// timer with --once next to it fires every trigger twice.
+func schedulerRunning(file, what string) string {
+	other, err := pipeline.SchedulerHolder(filepath.Dir(file))
+	if err != nil || other == nil {
+		return ""
+	}
+	return fmt.Sprintf("warning: a scheduler already fires this workspace's schedules (pid %d on %s, %q, since %s): %s; use either it or the OS scheduler, not both",
+		other.PID, other.Host, other.Command, other.Started.Local().Format(time.DateTime), what)
 }
 
 // fireOnce fires the next due trigger of s now and ends as run does, so that cron or a systemd

@@ -653,3 +653,30 @@ func TestScheduleQueuedTriggerReadsTheFileAgain(t *testing.T) {
 		t.Fatalf("after the queued trigger ran, plan of the edited file: exit %d, want 0 (nothing to do)\n%s%s", code, out, errs)
 	}
 }
+
+// TestOnceAndCrontabWarnOfARunningScheduler checks that schedule --once and --print-crontab
+// warn when a scheduler in the foreground already fires the workspace's schedules (both would
+// fire each trigger), naming it, and say nothing once it has stopped.
+func TestOnceAndCrontabWarnOfARunningScheduler(t *testing.T) {
+	dir := workspace(t, splitScheduled)
+	file := filepath.Join(dir, "pipeline.hcl")
+	other, release, err := pipeline.SchedulerLock(dir)
+	if err != nil || other != nil {
+		t.Fatalf("scheduler lock: %v %v", other, err)
+	}
+	want := fmt.Sprintf("warning: a scheduler already fires this workspace's schedules (pid %d on ", os.Getpid())
+	code, out, errs := runCLI("schedule", file, "--print-crontab")
+	if code != exitOK || !strings.Contains(errs, want) || !strings.Contains(errs, "these lines would fire them as well") || strings.Contains(out, "warning") {
+		t.Errorf("--print-crontab beside a scheduler: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	code, _, errs = runCLI("schedule", file, "--once")
+	if code != exitOK || !strings.Contains(errs, want) || !strings.Contains(errs, "--once fires one as well, so it may run twice") {
+		t.Errorf("--once beside a scheduler: exit %d\n%s", code, errs)
+	}
+	release()
+	for _, args := range [][]string{{"--print-crontab"}, {"--once"}} {
+		if code, _, errs := runCLI(append([]string{"schedule", file}, args...)...); code != exitOK || strings.Contains(errs, "a scheduler already fires") {
+			t.Errorf("%v with no scheduler running: exit %d\n%s", args, code, errs)
+		}
+	}
+}
