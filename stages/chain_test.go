@@ -165,35 +165,7 @@ func TestWholeChain(t *testing.T) {
 // is written over (they once shared cnn/, and copying one's files onto the other's hard links
 // truncated stored split images).
 func TestTwoTrainingsOfOneArchitecture(t *testing.T) {
-	const src = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
-stage "train" "model" {
-  for_each      = { fast = 3e-3, slow = 1e-5 }
-  architecture  = "cnn"
-  train         = stage.split.main.train
-  val           = stage.split.main.val
-  epochs        = 2
-  batch_size    = 16
-  learning_rate = each.value
-  options       = { channels = [4], pool = 2, dense = 8 }
-}
-
-stage "evaluate" "test" {
-  for_each = stage.train.model
-  model    = each.value.saved_model
-  data     = stage.split.main.test
-}
-
+	src := fmt.Sprintf(twoCNNsHCL, 2) + `
 stage "select" "best" {
   candidates = stage.evaluate.test
   metric     = "test_f1_macro"
@@ -685,35 +657,7 @@ stage "evaluate" "tuned" {
 // ends last, and each one's winner marked (the summary once kept the note and winner of the
 // select stage that happened to finish last, so -q did not say that the other promoted).
 func TestSummaryGivesEverySelection(t *testing.T) {
-	const src = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
-stage "train" "model" {
-  for_each      = { fast = 3e-3, slow = 1e-5 }
-  architecture  = "cnn"
-  train         = stage.split.main.train
-  val           = stage.split.main.val
-  epochs        = 1
-  batch_size    = 16
-  learning_rate = each.value
-  options       = { channels = [4], pool = 2, dense = 8 }
-}
-
-stage "evaluate" "test" {
-  for_each = stage.train.model
-  model    = each.value.saved_model
-  data     = stage.split.main.test
-}
-
+	src := fmt.Sprintf(twoCNNsHCL, 1) + `
 stage "select" "b" {
   candidates = { slow = stage.evaluate.test["slow"].evaluation }
   promote_to = "models/slow_final"
@@ -743,3 +687,36 @@ stage "select" "a" {
 		t.Errorf("table:\n%s", table.String())
 	}
 }
+
+// twoCNNsHCL is a split, two trainings of the CNN (for_each fast and slow learning rates, %d
+// epochs each) and their evaluations, for the select stages a test adds.
+const twoCNNsHCL = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+
+stage "train" "model" {
+  for_each      = { fast = 3e-3, slow = 1e-5 }
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = %d
+  batch_size    = 16
+  learning_rate = each.value
+  options       = { channels = [4], pool = 2, dense = 8 }
+}
+
+stage "evaluate" "test" {
+  for_each = stage.train.model
+  model    = each.value.saved_model
+  data     = stage.split.main.test
+}
+
+`
