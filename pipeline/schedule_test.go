@@ -102,9 +102,7 @@ func TestSchedulerFiresAtCronTimesInTheirTimeZone(t *testing.T) {
 		{Name: "nightly", Cron: "0 3 * * *", Timezone: "UTC", Overlap: "skip"},
 		{Name: "cph", Cron: "30 2 * * 1-5", Timezone: "Europe/Copenhagen", Overlap: "skip"}, // 01:30 UTC in winter
 	}}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Loop(ctx, context.Background()) }()
+	stop, done := startLoop(s)
 	for _, at := range []time.Time{
 		time.Date(2026, 1, 5, 1, 30, 0, 0, time.UTC), time.Date(2026, 1, 5, 3, 0, 0, 0, time.UTC),
 		time.Date(2026, 1, 6, 1, 30, 0, 0, time.UTC), time.Date(2026, 1, 6, 3, 0, 0, 0, time.UTC),
@@ -116,10 +114,7 @@ func TestSchedulerFiresAtCronTimesInTheirTimeZone(t *testing.T) {
 		s.Wait()
 	}
 	clock.waitForWaiter(t)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	endLoop(t, stop, done)
 	want := "cph@01-05T01:30 nightly@01-05T03:00 cph@01-06T01:30 nightly@01-06T03:00" // 02:30 in Copenhagen
 	if got := strings.Join(f.got, " "); got != want {
 		t.Fatalf("fired %s\nwant  %s", got, want)
@@ -146,9 +141,7 @@ func TestSchedulerNeverOverlapsSkipAndQueue(t *testing.T) {
 			logs = append(logs, fmt.Sprintf(format, a...))
 			lmu.Unlock()
 		}, Schedules: []*Schedule{{Name: "often", Cron: "*/10 * * * *", Timezone: "UTC", Overlap: overlap}}}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- s.Loop(ctx, context.Background()) }()
+		stop, done := startLoop(s)
 		clock.waitForWaiter(t)
 		clock.advanceTo(time.Date(2026, 1, 5, 0, 10, 0, 0, time.UTC))
 		<-f.started // the first run is going and blocks
@@ -179,9 +172,7 @@ func TestSchedulerShutdownWaitsForTheRunningTrigger(t *testing.T) {
 	f := &firings{release: make(chan struct{}), started: make(chan string, 1)}
 	s := &Scheduler{Clock: clock, Fire: f.fire, Logf: func(string, ...any) {},
 		Schedules: []*Schedule{{Name: "a", Cron: "@hourly", Timezone: "UTC", Overlap: "skip"}}}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Loop(ctx, context.Background()) }()
+	stop, done := startLoop(s)
 	clock.waitForWaiter(t)
 	clock.advanceTo(time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC))
 	<-f.started
@@ -290,9 +281,7 @@ func TestSchedulerLeavesOutAScheduleThatNeverFires(t *testing.T) {
 	f := &firings{}
 	var log logRecorder
 	s = &Scheduler{Clock: clock, Fire: f.fire, Logf: log.logf, Schedules: []*Schedule{never, hourly}}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Loop(ctx, context.Background()) }()
+	stop, done := startLoop(s)
 	for h := 1; h <= 3; h++ {
 		at := start.Add(time.Duration(h) * time.Hour)
 		if w := clock.waiterAt(t); !w.Equal(at) {
@@ -302,10 +291,7 @@ func TestSchedulerLeavesOutAScheduleThatNeverFires(t *testing.T) {
 		s.Wait()
 	}
 	clock.waitForWaiter(t)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	endLoop(t, stop, done)
 	if got := strings.Join(f.got, " "); got != "hourly@01-05T01:00 hourly@01-05T02:00 hourly@01-05T03:00" {
 		t.Fatalf("fired %s", got)
 	}
@@ -315,9 +301,10 @@ func TestSchedulerLeavesOutAScheduleThatNeverFires(t *testing.T) {
 
 	// Alone, and with no file to reload, it ends the loop with an error at once.
 	s = &Scheduler{Clock: &fakeClock{now: start}, Fire: f.fire, Logf: log.logf, Schedules: []*Schedule{never}}
-	go func() { done <- s.Loop(context.Background(), context.Background()) }()
+	alone := make(chan error, 1)
+	go func() { alone <- s.Loop(context.Background(), context.Background()) }()
 	select {
-	case err := <-done:
+	case err := <-alone:
 		if err == nil || !strings.Contains(err.Error(), "no schedule has a time left") {
 			t.Fatalf("Loop: %v", err)
 		}
@@ -364,10 +351,7 @@ func TestSchedulerReloadsTheSchedules(t *testing.T) {
 	clock.advanceTo(time.Date(2026, 1, 6, 0, 4, 0, 0, time.UTC))
 	s.Wait()
 	clock.waitForWaiter(t)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	endLoop(t, stop, done)
 	if got, want := strings.Join(f.got, " "), "added@01-05T00:03 added@01-06T00:03"; got != want {
 		t.Fatalf("fired %s\nwant  %s\nlog:\n%s", got, want, log.String())
 	}
@@ -405,10 +389,7 @@ func TestSchedulerReadsTheFileBeforeATriggerFires(t *testing.T) {
 		clock.advanceTo(at)
 		s.Wait()
 		clock.waitForWaiter(t)
-		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		endLoop(t, stop, done)
 		if got := strings.Join(f.got, " "); got != c.want {
 			t.Errorf("cron edited to %q at %s: fired %q, want %q\nlog:\n%s", c.cron, at.Format(time.TimeOnly), got, c.want, log.String())
 		}
@@ -483,19 +464,14 @@ func TestSchedulerRunsSchedulesDueAtOnceOneAfterTheOther(t *testing.T) {
 			{Name: "nightly", Cron: "0 3 * * *", Timezone: "UTC", Overlap: overlap},
 			{Name: "weekly", Cron: "0 3 * * 1", Timezone: "UTC", Overlap: overlap},
 		}}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- s.Loop(ctx, context.Background()) }()
+		stop, done := startLoop(s)
 		clock.waitForWaiter(t)
 		clock.advanceTo(time.Date(2026, 1, 5, 3, 0, 0, 0, time.UTC))
 		<-f.started // nightly runs and blocks
 		clock.waitForWaiter(t)
 		close(f.release)
 		s.Wait()
-		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		endLoop(t, stop, done)
 		f.mu.Lock()
 		got := strings.Join(f.got, " ")
 		f.mu.Unlock()
@@ -554,9 +530,7 @@ func TestSchedulerKeepsFixedTimesOnceADayAcrossDaylightSaving(t *testing.T) {
 	f := &firings{}
 	s := &Scheduler{Clock: clock, Fire: f.fire, Logf: func(string, ...any) {},
 		Schedules: []*Schedule{{Name: "nightly", Cron: "30 2 * * *", Timezone: "Europe/Copenhagen", Overlap: "skip"}}}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Loop(ctx, context.Background()) }()
+	stop, done := startLoop(s)
 	for at := clock.now; at.Before(time.Date(2026, 10, 25, 6, 0, 0, 0, cph)); {
 		at = at.Add(15 * time.Minute)
 		clock.waitForWaiter(t)
@@ -564,10 +538,7 @@ func TestSchedulerKeepsFixedTimesOnceADayAcrossDaylightSaving(t *testing.T) {
 		s.Wait()
 	}
 	clock.waitForWaiter(t)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	endLoop(t, stop, done)
 	if got := strings.Join(f.got, " "); got != "nightly@10-25T00:30" { // 02:30 CEST
 		t.Fatalf("fired %s, want once at 02:30 summer time", got)
 	}
@@ -594,10 +565,7 @@ func TestSchedulerKeepsTheNextTimeWhenOnlyOverlapChanges(t *testing.T) {
 		s.Wait()
 	}
 	clock.waitForWaiter(t)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	endLoop(t, stop, done)
 	if got := strings.Join(f.got, " "); got != "sixhourly@01-05T06:00" {
 		t.Fatalf("fired %s, want at 06:00 as before the edit\nlog:\n%s", got, log.String())
 	}
@@ -652,4 +620,21 @@ func fireTimes(t *testing.T, expr, zone string, from time.Time, n int, layout st
 		out = append(out, from.Format(layout))
 	}
 	return strings.Join(out, ", ")
+}
+
+// startLoop runs s.Loop in the background until stop is called; done gives what it returned.
+func startLoop(s *Scheduler) (stop func(), done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- s.Loop(ctx, context.Background()) }()
+	return cancel, ch
+}
+
+// endLoop stops a loop started with startLoop and fails the test if it returned an error.
+func endLoop(t *testing.T, stop func(), done <-chan error) {
+	t.Helper()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
