@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 	"strings"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	cfgpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"github.com/wamuir/graft/tensorflow/op"
 	"google.golang.org/protobuf/proto"
+
+	"pipeline/pipeline/regular"
 )
 
 // The SavedModel contract: tag, signature and tensor names every consumer relies on.

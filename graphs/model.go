@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 
 	tf "github.com/wamuir/graft/tensorflow"
+
+	"pipeline/pipeline/regular"
 )
 
 // Model is an exported classifier loaded for inference. It is safe for concurrent use.

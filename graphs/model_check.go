@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 	"slices"
 	"strings"
+
+	"pipeline/pipeline/regular"
 )
 
 // BrokenModelError is LoadModel's error for a folder that holds a model which cannot answer:

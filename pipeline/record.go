@@ -7,11 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"pipeline/pipeline/regular"
 )
 
 // RunRecord is run.json: what a run did with each stage and why.

@@ -3,10 +3,11 @@ package pipeline
 import (
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular/regulartest"
 	"strings"
 	"syscall"
 	"testing"
+
+	"pipeline/pipeline/regular/regulartest"
 )
 
 // TestCopyRefusesFilesThatAreNotRegular checks that the copy LinkTree and LinkFile fall back

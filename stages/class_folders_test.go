@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"pipeline/pipeline"
 )
 
 // sourceDiags returns what validate says of the workspace's sources (Workflow.CheckSources),
@@ -203,20 +205,7 @@ func TestClassFoldersDifferingOnlyInCaseAreWarnedOf(t *testing.T) {
 	w.write("raw/Dog.png", randomPNG(0, 0, 6, 6)) // a file, not a class folder
 	end := " differ only in letter case: separate classes here, but one folder on a file system that ignores case (macOS's and Windows's, by default), where a copy or checkout would merge their images; rename them apart, or merge them if they are one class"
 	clashes := []string{`class folders "CAT", "Cat" and "cat"%s` + end, "class folders \"SAC \u00c0 MAIN\" and \"Sac \u00e0 main\"%s" + end}
-	var want []string
-	for _, c := range clashes {
-		want = append(want, fmt.Sprintf(`warning: Questionable source: source "raw": %s.`, fmt.Sprintf(c, "")))
-	}
-	if got := w.sourceDiags(); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("validate says\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	rec, _ := w.run(false)
-	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
-	for _, c := range clashes {
-		if want := "warning: " + fmt.Sprintf(c, " in raw"); !strings.Contains(string(log), want) {
-			t.Errorf("run.log lacks %q:\n%s", want, log)
-		}
-	}
+	rec := checkClashWarnings(t, w, clashes)
 	if m := splitOf(t, w, rec); len(m) == 0 {
 		t.Errorf("the split made no sets")
 	}
@@ -234,20 +223,7 @@ func TestClassFoldersDifferingOnlyInSpacesAreWarnedOf(t *testing.T) {
 	}
 	end := " differ only in spaces (two in a row, one at an end, or a non-breaking one): separate classes, which plots, logs and reports show alike; rename them apart, or merge them if they are one class"
 	clashes := []string{"class folders \"Amanita muscaria\" and \"Amanita\\u00a0muscaria\"%s" + end, `class folders "Boletus  edulis", "Boletus edulis" and "Boletus edulis "%s` + end}
-	var want []string
-	for _, c := range clashes {
-		want = append(want, fmt.Sprintf(`warning: Questionable source: source "raw": %s.`, fmt.Sprintf(c, "")))
-	}
-	if got := w.sourceDiags(); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("validate says\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	rec, _ := w.run(false)
-	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
-	for _, c := range clashes {
-		if want := "warning: " + fmt.Sprintf(c, " in raw"); !strings.Contains(string(log), want) {
-			t.Errorf("run.log lacks %q:\n%s", want, log)
-		}
-	}
+	checkClashWarnings(t, w, clashes)
 }
 
 // A class folder that is, through a symbolic link, a folder inside another class's fails
@@ -278,4 +254,26 @@ func TestAClassFolderInsideAnotherFailsTheSplit(t *testing.T) {
 	if got := w.sourceDiags(); len(got) != 0 {
 		t.Errorf("validate says %q of a class folder in a hidden folder of another", got)
 	}
+}
+
+// checkClashWarnings checks that validate warns of each of clashes (a class-name clash with %s
+// where the split's log names the folder) at source "raw", and that a run's log does too,
+// and returns the run.
+func checkClashWarnings(t *testing.T, w *ws, clashes []string) *pipeline.RunRecord {
+	t.Helper()
+	var want []string
+	for _, c := range clashes {
+		want = append(want, fmt.Sprintf(`warning: Questionable source: source "raw": %s.`, fmt.Sprintf(c, "")))
+	}
+	if got := w.sourceDiags(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("validate says\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rec, _ := w.run(false)
+	log, _ := os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	for _, c := range clashes {
+		if want := "warning: " + fmt.Sprintf(c, " in raw"); !strings.Contains(string(log), want) {
+			t.Errorf("run.log lacks %q:\n%s", want, log)
+		}
+	}
+	return rec
 }

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 	"syscall"
 	"testing"
 
+	"pipeline/pipeline/regular"
 	"pipeline/pipeline/regular/regulartest"
 )
 

@@ -8,13 +8,13 @@ import (
 	"image"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline"
-	"pipeline/pipeline/regular"
 	"slices"
 	"sort"
 	"strings"
 
 	"pipeline/graphs"
+	"pipeline/pipeline"
+	"pipeline/pipeline/regular"
 )
 
 // Predictor serves predictions of an exported model on image files: it decodes any supported

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 
 	"pipeline/graphs"
 	"pipeline/pipeline"
+	"pipeline/pipeline/regular"
 )
 
 // A promoted model lives in <promote_to>.d/<id>/ (saved_model/ plus the model.json card), and

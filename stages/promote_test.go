@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular/regulartest"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"pipeline/pipeline"
+	"pipeline/pipeline/regular/regulartest"
 )
 
 // modelsWorkspace returns a workspace with a small model per arch in m1, m2, … (fakeModel)

@@ -9,10 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 	"slices"
 
 	"pipeline/pipeline"
+	"pipeline/pipeline/regular"
 )
 
 // TrainedOnFile, in a trained model's SavedModel folder, lists the photos the model saw

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"pipeline/pipeline/regular"
 	"slices"
 	"sync"
 	"syscall"
@@ -25,6 +24,7 @@ import (
 
 	"pipeline/graphs"
 	"pipeline/pipeline"
+	"pipeline/pipeline/regular"
 	"pipeline/stages"
 )
 

@@ -5,9 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"pipeline/pipeline/regular/regulartest"
 	"syscall"
 	"testing"
+
+	"pipeline/pipeline/regular/regulartest"
 )
 
 // TestReadRegularRefusesWhatIsNotARegularFile checks that Read reads a regular file
