@@ -20,18 +20,7 @@ import (
 	"pipeline/pipeline"
 )
 
-const chainHCL = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
+const chainHCL = smallSplitHCL + `
 stage "augment" "balanced" {
   input       = stage.split.main.train
   max_augment = 2
@@ -254,18 +243,7 @@ stage "select" "best" {
 
 // championHCL splits raw, trains a small cnn on it, evaluates it and selects it: the tests
 // of champions change it.
-const championHCL = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
+const championHCL = smallSplitHCL + `
 stage "train" "model" {
   architecture  = "cnn"
   train         = stage.split.main.train
@@ -690,18 +668,7 @@ stage "select" "a" {
 
 // twoCNNsHCL is a split, two trainings of the CNN (for_each fast and slow learning rates, %d
 // epochs each) and their evaluations, for the select stages a test adds.
-const twoCNNsHCL = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
+const twoCNNsHCL = smallSplitHCL + `
 stage "train" "model" {
   for_each      = { fast = 3e-3, slow = 1e-5 }
   architecture  = "cnn"

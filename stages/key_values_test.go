@@ -19,18 +19,7 @@ import (
 
 // keyValuesHCL is a split, an augment and a train stage; %s is more of the augment block and
 // %s more of the train block (keysOf gives them ops and schedule when they do not).
-const keyValuesHCL = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
+const keyValuesHCL = smallSplitHCL + `
 stage "augment" "balanced" {
   input       = stage.split.main.train
   max_augment = 2

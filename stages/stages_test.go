@@ -965,3 +965,18 @@ func appendToStored(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// smallSplitHCL is the start of the tests' pipelines that train: seed 7, 16×16 images, and a
+// split of raw with 20 % each for val and test; their other stages follow it.
+const smallSplitHCL = `
+pipeline {
+  seed       = 7
+  image_size = 16
+}
+
+stage "split" "main" {
+  source = "raw"
+  val    = 0.2
+  test   = 0.2
+}
+`

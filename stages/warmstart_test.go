@@ -12,18 +12,7 @@ import (
 	"pipeline/pipeline"
 )
 
-const warmStartHCL = `
-pipeline {
-  seed       = 7
-  image_size = 16
-}
-
-stage "split" "main" {
-  source = "raw"
-  val    = 0.2
-  test   = 0.2
-}
-
+const warmStartHCL = smallSplitHCL + `
 stage "train" "base" {
   architecture  = "cnn"
   train         = stage.split.main.train
