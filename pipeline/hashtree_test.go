@@ -360,6 +360,53 @@ func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 	}
 }
 
+// Job.LinkFile records the digest of a link to a store file the cache knows, as WriteFile
+// records its own, so that publishing needs no search for what the link leads to; a link to
+// a file the cache does not know, or one changed since it was hashed, is not recorded.
+func TestJobLinkFileRecordsKnownDigests(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	known, unknown, changed := filepath.Join(dir, "known"), filepath.Join(dir, "unknown"), filepath.Join(dir, "changed")
+	for _, p := range []string{known, unknown, changed} {
+		if err := os.WriteFile(p, []byte(filepath.Base(p)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{known, changed} {
+		fi, _ := os.Stat(p)
+		st.Stats.remember(p, fi, fmt.Sprintf("%x", sha256.Sum256([]byte(filepath.Base(p)))))
+	}
+	if err := os.WriteFile(changed, []byte("changed since"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job := &Job{written: &writtenFiles{}, stats: st.Stats}
+	out := t.TempDir()
+	for _, p := range []string{known, unknown, changed} {
+		if err := job.LinkFile(p, filepath.Join(out, "sub", filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recorded := func(name string) (string, bool) {
+		p := filepath.Join(out, "sub", name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job.written.digest(p, keyOf(fi).object())
+	}
+	if d, ok := recorded("known"); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("known"))) {
+		t.Errorf("link to a known store file: recorded %q, %v", d, ok)
+	}
+	for _, name := range []string{"unknown", "changed"} {
+		if d, ok := recorded(name); ok {
+			t.Errorf("link to the %s file: recorded %q", name, d)
+		}
+	}
+}
+
 // An entry answers for a hard link only while its path still holds a file of that identity:
 // one left by a deleted file (whose inode a new file may get) does not.
 func TestLinkedDigestNeedsTheEntrysFileStillThere(t *testing.T) {

@@ -333,6 +333,34 @@ func (j *Job) WriteFile(path string, data []byte) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// LinkFile hard-links src to dst (copying where linking fails), creating dst's folder, as
+// the package's LinkFile does. When src is a file of the store whose digest the engine knows
+// (an input's file), that digest is recorded for dst as WriteFile records its own: the
+// output is then published without reading the file or looking for what it links to.
+func (j *Job) LinkFile(src, dst string) error {
+	if err := LinkFile(src, dst); err != nil {
+		return err
+	}
+	if j.written == nil || j.stats == nil {
+		return nil
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		return nil
+	}
+	// A store file's entry leaves out the change time (statKey.object), which the link just
+	// changed: the same identity is the same inode, unchanged since it was hashed. A copy, or
+	// a link to a source file (whose entry holds the change time), is not recorded.
+	k := keyOf(fi).object()
+	var sum [sha256.Size]byte
+	if d, ok := j.stats.cachedDigest(absPath(src), k, false); ok {
+		if _, err := hex.Decode(sum[:], []byte(d)); err == nil {
+			j.written.add(absPath(dst), k, sum)
+		}
+	}
+	return nil
+}
+
 // Path resolves a workspace-relative path from the Values.
 func (j *Job) Path(rel string) string {
 	return InWorkspace(j.Workspace, rel)

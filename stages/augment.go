@@ -278,7 +278,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			var data []byte
 			if !unstored {
 				src = filepath.Join(inDir, filepath.FromSlash(entry.Path))
-				if err := pipeline.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(origPath(t)))); err != nil {
+				if err := job.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(origPath(t)))); err != nil {
 					return fmt.Errorf("copying %s: %w", src, err)
 				}
 			}

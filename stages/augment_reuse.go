@@ -131,7 +131,7 @@ func (pc previousCopies) linkCopy(job *pipeline.Job, stem, input string, k int, 
 	if !ok || !intact(job, src) {
 		return false, nil
 	}
-	return true, pipeline.LinkFile(src, dst)
+	return true, job.LinkFile(src, dst)
 }
 
 // inputDigests collects the SHA-256 of each original's input image for copiesFile.
