@@ -58,8 +58,8 @@ func catalogContents(path string) ([]string, error) {
 	return contents, nil
 }
 
-func (k *catalogKind) OutputContents(dir string, files map[string]string) (map[string]string, error) {
-	if _, ok := files["out"]; !ok {
+func (k *catalogKind) OutputContents(dir string, files FileDigests) (map[string]string, error) {
+	if _, ok := files.Digest("out"); !ok {
 		return nil, os.ErrNotExist
 	}
 	contents, err := catalogContents(filepath.Join(dir, "out"))

@@ -833,7 +833,7 @@ func TestOutputDigestsCoverSharedPartsNotOtherOutputs(t *testing.T) {
 	changed := func(rel string, refs map[string][]string) string {
 		f := maps.Clone(files)
 		f[rel] = "9"
-		base, got := OutputDigests(files, outputs, refs), OutputDigests(f, outputs, refs)
+		base, got := OutputDigests(ManifestFiles(files), outputs, refs), OutputDigests(ManifestFiles(f), outputs, refs)
 		var names []string
 		for _, o := range outputs {
 			if got[o] != base[o] {

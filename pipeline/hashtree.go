@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -714,11 +713,16 @@ func (c *StatCache) fileDigest(abs string, k statKey, source, rehash bool, at in
 // put records a hex digest for abs, computed from a read that began after hashedNs; called
 // with c.mu held.
 func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
-	var e statEntry
-	if n, err := hex.Decode(e.Digest[:], []byte(digest)); err != nil || n != len(e.Digest) {
+	var sum [sha256.Size]byte
+	if n, err := hex.Decode(sum[:], []byte(digest)); err != nil || n != len(sum) {
 		return // not a SHA-256 (cannot happen for hashFile's digests): just not cached
 	}
-	e.K, e.HashedNs = k, hashedNs
+	c.putSum(abs, k, sum, hashedNs)
+}
+
+// putSum is put with the digest as bytes.
+func (c *StatCache) putSum(abs string, k statKey, sum [sha256.Size]byte, hashedNs int64) {
+	e := statEntry{K: k, Digest: sum, HashedNs: hashedNs}
 	c.changed[abs] = e
 	delete(c.dropped, abs)
 	c.dirty = true
@@ -769,15 +773,15 @@ func (c *StatCache) linkedFiles(want map[statKey]statKey) map[statKey]linkedFile
 // (linkedFiles), for a hard link to it (same device, inode, size and modification time): the
 // entry's path must still hold a file of that identity, so an entry left by a deleted file
 // whose inode was reused never answers.
-func linkedDigest(links map[statKey]linkedFile, k statKey) (string, bool) {
+func linkedDigest(links map[statKey]linkedFile, k statKey) ([sha256.Size]byte, bool) {
 	l, ok := links[k.folderID()]
 	if !ok || l.e.K != k {
-		return "", false
+		return [sha256.Size]byte{}, false
 	}
 	if fi, err := os.Stat(l.path); err != nil || keyOf(fi).object() != k {
-		return "", false
+		return [sha256.Size]byte{}, false
 	}
-	return hex.EncodeToString(l.e.Digest[:]), true
+	return l.e.Digest, true
 }
 
 // Prune drops entries for files that no longer exist, and tree records of folders that no
@@ -843,6 +847,15 @@ func (c *StatCache) remember(path string, fi os.FileInfo, digest string) {
 	now := c.now()
 	c.mu.Lock()
 	c.put(abs, keyOf(fi).object(), digest, now)
+	c.mu.Unlock()
+}
+
+// rememberSum is remember with the digest as bytes.
+func (c *StatCache) rememberSum(path string, fi os.FileInfo, sum [sha256.Size]byte) {
+	abs := absPath(path)
+	now := c.now()
+	c.mu.Lock()
+	c.putSum(abs, keyOf(fi).object(), sum, now)
 	c.mu.Unlock()
 }
 
@@ -1360,23 +1373,13 @@ func parallelBlocks(n int, f func(i int) error) error {
 	return g.Wait()
 }
 
+// manifestDigest is the digest of a manifest with files (see manifestHasher).
 func manifestDigest(files map[string]string) string {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
+	var h manifestHasher
+	for _, n := range sortedKeys(files) {
+		h.add(n, files[n])
 	}
-	sort.Strings(names)
-	// Each line is fmt's "%q %s\n" of name and digest, written without fmt.
-	h := sha256.New()
-	var line []byte
-	for _, n := range names {
-		line = strconv.AppendQuote(line[:0], n)
-		line = append(line, ' ')
-		line = append(line, files[n]...)
-		line = append(line, '\n')
-		h.Write(line)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return h.sum()
 }
 
 // ManifestDiff summarises how a tree changed.

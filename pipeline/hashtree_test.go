@@ -389,7 +389,7 @@ func TestJobLinkFileRecordsKnownDigests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recorded := func(name string) (string, bool) {
+	recorded := func(name string) ([sha256.Size]byte, bool) {
 		p := filepath.Join(out, "sub", name)
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -397,12 +397,12 @@ func TestJobLinkFileRecordsKnownDigests(t *testing.T) {
 		}
 		return job.written.digest(p, keyOf(fi).object())
 	}
-	if d, ok := recorded("known"); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("known"))) {
-		t.Errorf("link to a known store file: recorded %q, %v", d, ok)
+	if d, ok := recorded("known"); !ok || d != sha256.Sum256([]byte("known")) {
+		t.Errorf("link to a known store file: recorded %x, %v", d, ok)
 	}
 	for _, name := range []string{"unknown", "changed"} {
 		if d, ok := recorded(name); ok {
-			t.Errorf("link to the %s file: recorded %q", name, d)
+			t.Errorf("link to the %s file: recorded %x", name, d)
 		}
 	}
 }
@@ -422,12 +422,12 @@ func TestLinkedDigestNeedsTheEntrysFileStillThere(t *testing.T) {
 	fi, _ := os.Stat(p)
 	k := keyOf(fi).object()
 	links := c.linkedFiles(map[statKey]statKey{k.folderID(): k})
-	if d, ok := linkedDigest(links, k); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("content"))) {
-		t.Fatalf("a known file: %q %v", d, ok)
+	if d, ok := linkedDigest(links, k); !ok || d != sha256.Sum256([]byte("content")) {
+		t.Fatalf("a known file: %x %v", d, ok)
 	}
 	os.Remove(p)
 	if d, ok := linkedDigest(links, k); ok {
-		t.Fatalf("a deleted file's entry answered %q", d)
+		t.Fatalf("a deleted file's entry answered %x", d)
 	}
 }
 
@@ -467,7 +467,7 @@ func TestEntriesRecordedBeforeDecodingAreSavedWithTheOthers(t *testing.T) {
 	}
 	fi, _ := os.Stat(a)
 	k := keyOf(fi).object()
-	if d, ok := linkedDigest(c.linkedFiles(map[statKey]statKey{k.folderID(): k}), k); !ok || d != fmt.Sprintf("%x", sha256.Sum256([]byte("one"))) {
+	if d, ok := linkedDigest(c.linkedFiles(map[statKey]statKey{k.folderID(): k}), k); !ok || d != sha256.Sum256([]byte("one")) {
 		t.Fatalf("a saved entry for a link: %q %v", d, ok)
 	}
 	fi, _ = os.Stat(n)
@@ -735,15 +735,15 @@ func TestWrittenFilesLookup(t *testing.T) {
 	for i := range 500 {
 		w.add(path(i), key(i), sum(i))
 	}
-	if d, ok := w.digest(path(7), key(7)); !ok || d != fmt.Sprintf("%x", sum(7)) {
-		t.Fatalf("file 7: %s %v", d, ok)
+	if d, ok := w.digest(path(7), key(7)); !ok || d != sum(7) {
+		t.Fatalf("file 7: %x %v", d, ok)
 	}
 	// The inode of file 7 written again, at another path, after the first lookup sorted them.
 	again := key(7)
 	again.Size = 5
 	w.add(path(9999), again, sum(9999))
-	if d, ok := w.digest(path(9999), again); !ok || d != fmt.Sprintf("%x", sum(9999)) {
-		t.Fatalf("inode written again: %s %v", d, ok)
+	if d, ok := w.digest(path(9999), again); !ok || d != sum(9999) {
+		t.Fatalf("inode written again: %x %v", d, ok)
 	}
 	if _, ok := w.digest(path(7), key(7)); ok {
 		t.Error("the first file of a reused inode is still found")
@@ -752,8 +752,8 @@ func TestWrittenFilesLookup(t *testing.T) {
 		if i == 7 {
 			continue
 		}
-		if d, ok := w.digest(path(i), key(i)); !ok || d != fmt.Sprintf("%x", sum(i)) {
-			t.Fatalf("file %d: %s %v", i, d, ok)
+		if d, ok := w.digest(path(i), key(i)); !ok || d != sum(i) {
+			t.Fatalf("file %d: %x %v", i, d, ok)
 		}
 	}
 	changed := key(3)

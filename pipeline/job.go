@@ -285,9 +285,9 @@ func (w *writtenFiles) forget() {
 // digest returns the recorded digest of the file at abs, of identity k, if it was written
 // there with that identity. Of two files written with one inode (a path written twice, or a
 // file removed and its inode reused), the last one counts.
-func (w *writtenFiles) digest(abs string, k statKey) (string, bool) {
+func (w *writtenFiles) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
 	if w == nil {
-		return "", false
+		return [sha256.Size]byte{}, false
 	}
 	w.mu.Lock()
 	if !w.sorted {
@@ -310,9 +310,9 @@ func (w *writtenFiles) digest(abs string, k statKey) (string, bool) {
 	}
 	w.mu.Unlock()
 	if !found || f.size != k.Size || f.mtimeNs != k.MtimeNs || f.perm != k.Perm || k.CtimeNs != 0 || f.path != pathHash(abs) {
-		return "", false
+		return [sha256.Size]byte{}, false
 	}
-	return hex.EncodeToString(f.digest[:]), true
+	return f.digest, true
 }
 
 // WriteFile writes data to path (mode 0644, like os.WriteFile) and returns its SHA-256 as

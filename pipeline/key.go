@@ -108,27 +108,34 @@ var objectPathJSON = regexp.MustCompile(`"` + regexp.QuoteMeta(StoreDir) + `/obj
 // list), but not the other named outputs. files is the whole object's manifest.
 // An output that refs names (OutputReferrer) covers its own files and the files refs lists
 // for it instead of the shared parts.
-func OutputDigests(files map[string]string, outputs []string, refs map[string][]string) map[string]string {
+func OutputDigests(files FileDigests, outputs []string, refs map[string][]string) map[string]string {
 	named := map[string]bool{}
 	for _, o := range outputs {
 		named[o] = true
 	}
+	// One pass over the files, which come in path order, for every output at once.
+	hashers := make([]manifestHasher, len(outputs))
+	used := make([]map[string]bool, len(outputs))
+	listed := make([]bool, len(outputs))
+	for i, o := range outputs {
+		var rels []string
+		rels, listed[i] = refs[o]
+		used[i] = make(map[string]bool, len(rels))
+		for _, rel := range rels {
+			used[i][rel] = true
+		}
+	}
+	for rel, d := range files.All() {
+		top, _, _ := strings.Cut(rel, "/")
+		for i, o := range outputs {
+			if top == o || (!listed[i] && !named[top]) || used[i][rel] {
+				hashers[i].add(rel, d)
+			}
+		}
+	}
 	out := map[string]string{}
-	for _, o := range outputs {
-		part := map[string]string{}
-		used, listed := refs[o]
-		for rel, d := range files {
-			top, _, _ := strings.Cut(rel, "/")
-			if top == o || (!listed && !named[top]) {
-				part[rel] = d
-			}
-		}
-		for _, rel := range used {
-			if d, ok := files[rel]; ok {
-				part[rel] = d
-			}
-		}
-		out[o] = manifestDigest(part)
+	for i, o := range outputs {
+		out[o] = hashers[i].sum()
 	}
 	return out
 }

@@ -137,7 +137,7 @@ type OutputReferrer interface {
 // hold, does not rerun a training. Entries keep the digests for good: a change to what they
 // cover must come with a new Version of the kind, so that its outputs are made again.
 type ContentDigester interface {
-	OutputContents(dir string, files map[string]string) (map[string]string, error)
+	OutputContents(dir string, files FileDigests) (map[string]string, error)
 }
 
 // AttrRole says how the engine treats an attribute beyond passing its value on.

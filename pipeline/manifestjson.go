@@ -73,25 +73,42 @@ func encodeManifest(w *bufio.Writer, m Manifest, in string) error {
 // encodeObject writes an object of the keys (in that order) whose values value writes, given
 // the indentation of their nesting.
 func encodeObject(w *bufio.Writer, in string, keys []string, value func(key, in string) error) error {
-	if len(keys) == 0 {
-		_, err := w.WriteString("{}")
-		return err
-	}
+	return encodeObjectSeq(w, in, func(entry func(key string, value func(in string) error) error) error {
+		for _, k := range keys {
+			if err := entry(k, func(in string) error { return value(k, in) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// encodeObjectSeq is encodeObject for keys given one at a time: entries calls entry for each
+// key, in order, with what writes its value.
+func encodeObjectSeq(w *bufio.Writer, in string, entries func(entry func(key string, value func(in string) error) error) error) error {
 	inner := in + "  "
-	w.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
+	n := 0
+	err := entries(func(key string, value func(in string) error) error {
+		if n == 0 {
+			w.WriteByte('{')
+		} else {
 			w.WriteByte(',')
 		}
+		n++
 		w.WriteByte('\n')
 		w.WriteString(inner)
-		if err := encodeString(w, k); err != nil {
+		if err := encodeString(w, key); err != nil {
 			return err
 		}
 		w.WriteString(": ")
-		if err := value(k, inner); err != nil {
-			return err
-		}
+		return value(inner)
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		_, err := w.WriteString("{}")
+		return err
 	}
 	w.WriteByte('\n')
 	w.WriteString(in)

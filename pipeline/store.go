@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -235,31 +236,33 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 		}
 	}
 	links := s.Stats.linkedFiles(want)
-	hint := func(abs string, it treeItem) (string, bool) {
+	hint := func(abs string, it treeItem) ([sha256.Size]byte, bool) {
 		if d, ok := written.digest(abs, it.k); ok {
 			return d, true
 		}
 		if it.links > 1 {
 			return linkedDigest(links, it.k)
 		}
-		return "", false
+		return [sha256.Size]byte{}, false
 	}
-	m, err := s.Stats.hashWalked(walked, treeMode{hint: hint})
+	files, err := s.Stats.hashOutput(walked, hint)
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
 	links = nil
-	// The walk's files (two paths and an identity each) and the written digests are not
-	// needed past this point: let them go before the stat cache takes the new paths.
+	// The walk's files and the written digests are not needed past this point: let them go
+	// before the stat cache takes the new paths.
 	sig, walkedAt := walked.sig, walked.at
+	walked = nil
 	written.forget()
-	obj := filepath.Join(s.Workspace, ObjectRel(m.Digest))
+	digest := files.digest()
+	obj := filepath.Join(s.Workspace, ObjectRel(digest))
 	reused := false
 	if _, err := os.Stat(obj); err == nil {
 		// The same output was published before. Reuse it only if it is intact, read in full
 		// without the stat cache: a rerun after "output damaged" lands here, and trusting
 		// the damaged copy would hide the damage for good.
-		if s.holds(obj, m.Digest) {
+		if s.holds(obj, digest) {
 			os.RemoveAll(tmp)
 			reused = true
 		} else if err := os.RemoveAll(obj); err != nil {
@@ -273,7 +276,7 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 			if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 			}
-			if !s.holds(obj, m.Digest) {
+			if !s.holds(obj, digest) {
 				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 			}
 			os.RemoveAll(tmp)
@@ -283,19 +286,23 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 	makeReadOnly(obj) // a reused object too, in case a crash came between its rename and this
 	// Digests of the published files are the ones just computed; re-key the stat cache to
 	// the new paths so verifying them later costs only stats.
-	for rel, digest := range m.Files {
-		p := filepath.Join(obj, filepath.FromSlash(rel))
+	for i := range files.files {
+		f := &files.files[i]
+		if _, marked := files.marks[f.rel]; marked {
+			continue
+		}
+		p := filepath.Join(obj, filepath.FromSlash(f.rel))
 		if fi, err := os.Stat(p); err == nil {
-			s.Stats.remember(p, fi, digest)
+			s.Stats.rememberSum(p, fi, f.sum)
 		}
 	}
 	if !reused {
 		// Renaming kept every file's inode and mtime, so the signature is the object's (a
 		// reused object, just read in full, gets its record at its next verification).
-		s.Stats.rememberTree(obj, false, sig, m.Digest, len(m.Files), walkedAt)
+		s.Stats.rememberTree(obj, false, sig, digest, files.len(), walkedAt)
 	}
 	// The manifest first, so an entry never points at a manifest that is not there.
-	if err := writeManifestJSON(s.outputPath(key), m); err != nil {
+	if err := writeOutputManifestJSON(s.outputPath(key), files, digest); err != nil {
 		return nil, err
 	}
 	var contents map[string]string
@@ -311,9 +318,9 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 	}
 	if cd, ok := kind.(ContentDigester); ok {
 		// none when they cannot be worked out: the outputs are then keyed by their files
-		contents, _ = cd.OutputContents(obj, m.Files)
+		contents, _ = cd.OutputContents(obj, files)
 	}
-	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: m.Digest}, Outputs: OutputDigests(m.Files, outputs, used),
+	e := &Entry{Key: key, Addr: addr, Lines: lines, Output: Manifest{Digest: digest}, Outputs: OutputDigests(files, outputs, used),
 		Contents: contents, Created: time.Now().UTC(), Duration: took.Seconds()}
 	if err := writeJSON(s.keyPath(key), e); err != nil {
 		return nil, err
@@ -343,7 +350,7 @@ func (s *Store) contentsOf(e *Entry, cd ContentDigester) map[string]string {
 	if m.Digest != e.Output.Digest || s.Verify(e) != "" {
 		return nil
 	}
-	contents, err := cd.OutputContents(obj, m.Files)
+	contents, err := cd.OutputContents(obj, ManifestFiles(m.Files))
 	if err != nil || contents == nil {
 		return nil
 	}
@@ -358,8 +365,12 @@ func (s *Store) contentsOf(e *Entry, cd ContentDigester) map[string]string {
 // holds reports whether the object folder obj holds exactly the output of digest, read in
 // full without the stat cache.
 func (s *Store) holds(obj, digest string) bool {
-	have, _, err := s.Stats.hashTree(obj, treeMode{})
-	return err == nil && have.Digest == digest
+	st, err := s.Stats.walk(obj, false)
+	if err != nil {
+		return false
+	}
+	have, err := s.Stats.hashOutput(st, nil)
+	return err == nil && have.digest() == digest
 }
 
 // makeReadOnly clears write permission on published files: outputs are shared by every run

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"pipeline/pipeline"
 )
 
 // A training's result depends on what its sets hold, not on the names of their files: the
@@ -22,7 +24,7 @@ import (
 
 // setContents returns the content digest of each of sets (folders of the published output at
 // dir holding a manifest) whose files files gives the digests of (see setContent).
-func setContents(dir string, files map[string]string, sets ...string) (map[string]string, error) {
+func setContents(dir string, files pipeline.FileDigests, sets ...string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, set := range sets {
 		d, ok, err := setContent(dir, set, files)
@@ -45,13 +47,13 @@ func setContents(dir string, files map[string]string, sets ...string) (map[strin
 // Not the names of the originals or of the split's stored images, nor the folder the
 // originals not stored are read from. ok is false when a stored image lies outside the output
 // (files does not have it): the set is then keyed by its files.
-func setContent(dir, set string, files map[string]string) (string, bool, error) {
+func setContent(dir, set string, files pipeline.FileDigests) (string, bool, error) {
 	var sh setHasher
 	outside := false
 	m, err := EachManifestEntry(filepath.Join(dir, set), func(e Entry) error {
 		stored := "-"
 		if e.Path != "" {
-			d, ok := files[path.Clean(path.Join(set, filepath.ToSlash(e.Path)))]
+			d, ok := files.Digest(path.Clean(path.Join(set, filepath.ToSlash(e.Path))))
 			if !ok {
 				outside = true
 				return nil
@@ -65,15 +67,10 @@ func setContent(dir, set string, files map[string]string) (string, bool, error) 
 		return "", false, err
 	}
 	h := sh.sum(m)
-	var own []string
-	for rel := range files {
+	for rel, d := range files.All() { // in path order
 		if strings.HasPrefix(rel, set+"/") && rel != set+"/"+ManifestFile {
-			own = append(own, rel)
+			fmt.Fprintf(h, "file %q %s\n", rel, d)
 		}
-	}
-	slices.Sort(own)
-	for _, rel := range own {
-		fmt.Fprintf(h, "file %q %s\n", rel, files[rel])
 	}
 	return hex.EncodeToString(h.Sum(nil)), true, nil
 }
@@ -128,11 +125,11 @@ func contentOrder(a, b Entry) int {
 }
 
 // OutputContents implements pipeline.ContentDigester: the content digests of the three sets.
-func (Split) OutputContents(dir string, files map[string]string) (map[string]string, error) {
+func (Split) OutputContents(dir string, files pipeline.FileDigests) (map[string]string, error) {
 	return setContents(dir, files, TrainSet, ValSet, TestSet)
 }
 
 // OutputContents implements pipeline.ContentDigester: the content digest of the augmented set.
-func (Augment) OutputContents(dir string, files map[string]string) (map[string]string, error) {
+func (Augment) OutputContents(dir string, files pipeline.FileDigests) (map[string]string, error) {
 	return setContents(dir, files, "output")
 }

@@ -1,0 +1,113 @@
+package pipeline
+
+import (
+	"bytes"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// An output's compact file list gives what the Manifest of its folder gives: the same
+// digest, the same manifest file byte for byte, the same entries in path order (names that
+// sort between a folder and its files, names JSON escapes, entries without content), and
+// the same digests of named outputs.
+func TestOutputFilesMatchTheManifest(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, data string) {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rel := range []string{"a/x", "a-b", "a.c/y", "a/z/deep", "b/<q\"uote>&.png", "b/ünïcode €.jpg", "train/manifest.json", "val/manifest.json", ".hidden", "unreadable"} {
+		write(rel, "content of "+rel)
+	}
+	if err := os.Symlink("nowhere", filepath.Join(dir, "a", "broken")); err != nil {
+		t.Fatal(err)
+	}
+	unreadable := filepath.Join(dir, "unreadable")
+	openFile = func(name string) (*os.File, error) { // as if it could not be read (root reads anything)
+		if name == unreadable {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.Open(name)
+	}
+	defer func() { openFile = os.Open }()
+	c := OpenStatCache("")
+	check := func(dir string) {
+		t.Helper()
+		m, _, err := c.hashTree(dir, treeMode{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.walk(dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := c.hashOutput(st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.digest(); got != m.Digest {
+			t.Errorf("digest %s, the manifest's %s", got, m.Digest)
+		}
+		if o.len() != len(m.Files) {
+			t.Errorf("%d entries, the manifest has %d", o.len(), len(m.Files))
+		}
+		got := maps.Collect(o.All())
+		if !maps.Equal(got, m.Files) {
+			t.Errorf("entries %v, the manifest's %v", got, m.Files)
+		}
+		var order []string
+		for rel, d := range o.All() {
+			order = append(order, rel)
+			if want, ok := ManifestFiles(m.Files).Digest(rel); !ok || want != d {
+				t.Errorf("%s: %s from All, the manifest's %s", rel, d, want)
+			}
+			if one, ok := o.Digest(rel); !ok || one != d {
+				t.Errorf("%s: %s from Digest, %s from All", rel, one, d)
+			}
+		}
+		var want []string
+		for rel := range ManifestFiles(m.Files).All() {
+			want = append(want, rel)
+		}
+		if !slices.Equal(order, want) {
+			t.Errorf("order %q, want %q", order, want)
+		}
+		if _, ok := o.Digest("not/there"); ok {
+			t.Error("an entry for a path not listed")
+		}
+		outputs := []string{"train", "val", "a"}
+		refs := map[string][]string{"val": {"a-b", "gone"}}
+		if got, want := OutputDigests(o, outputs, refs), OutputDigests(ManifestFiles(m.Files), outputs, refs); !maps.Equal(got, want) {
+			t.Errorf("output digests %v, the manifest's %v", got, want)
+		}
+		p1, p2 := filepath.Join(t.TempDir(), "m.json"), filepath.Join(t.TempDir(), "o.json")
+		if err := writeManifestJSON(p1, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeOutputManifestJSON(p2, o, o.digest()); err != nil {
+			t.Fatal(err)
+		}
+		b1, _ := os.ReadFile(p1)
+		b2, _ := os.ReadFile(p2)
+		if !bytes.Equal(b1, b2) {
+			t.Errorf("manifest file\n%s\nwant\n%s", b2, b1)
+		}
+	}
+	check(dir)
+	if m, _, _ := c.hashTree(dir, treeMode{}); m.Files["unreadable"] != unreadableMark || m.Files["a/broken"] != "broken-symlink" {
+		t.Fatalf("the tree lacks the entries without content: %v", m.Files)
+	}
+	check(t.TempDir()) // empty
+	only := t.TempDir()
+	os.Symlink("nowhere", filepath.Join(only, "broken"))
+	check(only) // marks and no files
+}
