@@ -3,10 +3,12 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -905,11 +907,17 @@ func hashFile(path string) (string, error) {
 // HashReader returns the SHA-256 (hex) of what r holds, read in pieces.
 func HashReader(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
+	buf := hashBuffers.Get().(*[]byte)
+	defer hashBuffers.Put(buf)
+	// Not io.Copy: a file's WriteTo takes a new 32 KB buffer for every file hashed.
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{r}, *buf); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// hashBuffers are HashReader's read buffers.
+var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // HashTree returns the manifest of root, a source file or folder. Hidden files and folders
 // (name starting with ".") are left out: no stage reads them. Every other folder below root
@@ -995,6 +1003,64 @@ func (c *StatCache) walk(root string, source bool) (*treeState, error) {
 	return st, nil
 }
 
+// walkEach is walk for a folder of the store that holds no more than a folder's files at a
+// time: each gets the files (identities without change time, statKey.object) of one folder
+// after another, sorted by path across calls, with the state of the walk so far; the state
+// returned has no items. Folders are listed one after the other, each folder's files statted
+// in parallel.
+func (c *StatCache) walkEach(root string, each func(st *treeState, items []treeItem) error) (*treeState, error) {
+	st := &treeState{root: absPath(root), at: c.now(), marks: map[string]string{}}
+	fi, err := os.Stat(st.root)
+	if err != nil {
+		return nil, err
+	}
+	var sg signer
+	emit := func(items []treeItem) error {
+		for i := range items {
+			items[i].k = items[i].k.object()
+			sg.file(items[i])
+		}
+		return each(st, items)
+	}
+	if !fi.IsDir() {
+		st.file = true
+		err = emit([]treeItem{{rel: filepath.Base(st.root), k: keyOf(fi), links: linksOf(fi)}})
+	} else {
+		var visit func(abs, rel string, ancestors []statKey) error
+		visit = func(abs, rel string, ancestors []statKey) error {
+			var d treeDir
+			subs, err := d.scan(abs, rel, false, ancestors)
+			if err != nil && rel != "" && errors.Is(err, fs.ErrPermission) {
+				st.marks[rel] = unreadableMark // as walkTree marks it
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			for r, m := range d.marks {
+				st.marks[r] = m
+			}
+			var failed error
+			inPathOrder(d.files, subs, func(sub treeItem) string { return path.Base(sub.rel) }, func(files []treeItem) {
+				if failed == nil {
+					failed = emit(files)
+				}
+			}, func(sub treeItem) {
+				if failed == nil {
+					failed = visit(abs+string(filepath.Separator)+path.Base(sub.rel), sub.rel, append(ancestors[:len(ancestors):len(ancestors)], sub.k))
+				}
+			})
+			return failed
+		}
+		err = visit(st.root, "", folderKeys(st.root, fi))
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.sig, st.newest = sg.finish(nil, st.marks)
+	return st, nil
+}
+
 // absOf returns the absolute path of it, an item of the walk (made when asked: held per item,
 // the paths of a walk of 100,000 files took more than the rest of their records).
 func (st *treeState) absOf(it treeItem) string {
@@ -1005,31 +1071,59 @@ func (st *treeState) absOf(it treeItem) string {
 }
 
 // sign computes the signature: every file's path and stat identity, every folder and every
-// marked entry, in walk order (ReadDir sorts each folder).
+// marked entry, in path order (see walkTree).
 func (st *treeState) sign() {
-	h := sha256.New()
-	var line []byte
+	var sg signer
 	for _, it := range st.items {
-		k := it.k
-		line = append(line[:0], it.rel...)
-		line = append(line, 0)
-		line = binary.LittleEndian.AppendUint64(line, uint64(k.Size))
-		line = binary.LittleEndian.AppendUint64(line, uint64(k.MtimeNs))
-		line = binary.LittleEndian.AppendUint64(line, uint64(k.CtimeNs))
-		line = binary.LittleEndian.AppendUint64(line, k.Ino)
-		line = binary.LittleEndian.AppendUint64(line, k.Dev)
-		line = binary.LittleEndian.AppendUint32(line, k.Perm)
-		h.Write(line)
-		st.newest = max(st.newest, k.MtimeNs, k.CtimeNs)
+		sg.file(it)
 	}
-	for _, rel := range st.dirs {
-		h.Write(append(append(line[:0], rel...), 2))
+	st.sig, st.newest = sg.finish(st.dirs, st.marks)
+}
+
+// signer computes a walk's signature (treeState.sign) from its files given in path order, one
+// at a time.
+type signer struct {
+	h      hash.Hash
+	line   []byte
+	newest int64
+}
+
+// file adds a file.
+func (sg *signer) file(it treeItem) {
+	if sg.h == nil {
+		sg.h = sha256.New()
 	}
-	for _, rel := range sortedKeys(st.marks) {
-		line = append(append(append(line[:0], rel...), 1), st.marks[rel]...)
-		h.Write(append(line, 0))
+	k := it.k
+	line := append(sg.line[:0], it.rel...)
+	line = append(line, 0)
+	line = binary.LittleEndian.AppendUint64(line, uint64(k.Size))
+	line = binary.LittleEndian.AppendUint64(line, uint64(k.MtimeNs))
+	line = binary.LittleEndian.AppendUint64(line, uint64(k.CtimeNs))
+	line = binary.LittleEndian.AppendUint64(line, k.Ino)
+	line = binary.LittleEndian.AppendUint64(line, k.Dev)
+	line = binary.LittleEndian.AppendUint32(line, k.Perm)
+	sg.h.Write(line)
+	sg.line = line
+	sg.newest = max(sg.newest, k.MtimeNs, k.CtimeNs)
+}
+
+// finish adds the folders and marked entries and returns the signature and the latest
+// modification or change time of the files.
+func (sg *signer) finish(dirs []string, marks map[string]string) ([sha256.Size]byte, int64) {
+	if sg.h == nil {
+		sg.h = sha256.New()
 	}
-	h.Sum(st.sig[:0])
+	line := sg.line
+	for _, rel := range dirs {
+		sg.h.Write(append(append(line[:0], rel...), 2))
+	}
+	for _, rel := range sortedKeys(marks) {
+		line = append(append(append(line[:0], rel...), 1), marks[rel]...)
+		sg.h.Write(append(line, 0))
+	}
+	var sig [sha256.Size]byte
+	sg.h.Sum(sig[:0])
+	return sig, sg.newest
 }
 
 // hashTree hashes root as mode says and returns its manifest and what the walk saw.
@@ -1124,6 +1218,7 @@ func linksOf(fi os.FileInfo) uint64 {
 // its subfolders' shares, filled by their own goroutines.
 type treeDir struct {
 	rel   string
+	name  string // the folder's name (its last path element; "" for the root)
 	files []treeItem
 	marks map[string]string
 	subs  []*treeDir
@@ -1189,7 +1284,7 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, []s
 			d.rel = rel
 		}
 		for _, sub := range subs {
-			child := &treeDir{}
+			child := &treeDir{name: path.Base(sub.rel)}
 			d.subs = append(d.subs, child)
 			wg.Add(1)
 			go visit(child, abs+string(filepath.Separator)+path.Base(sub.rel), sub.rel, append(ancestors[:len(ancestors):len(ancestors)], sub.k))
@@ -1202,7 +1297,18 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, []s
 	if firstErr != nil {
 		return nil, nil, nil, firstErr
 	}
-	var items []treeItem
+	// One slice of the right size, each folder's files let go once copied: a walk of 100,000
+	// files held them twice, and more while the slice grew.
+	n := 0
+	var count func(d *treeDir)
+	count = func(d *treeDir) {
+		n += len(d.files)
+		for _, s := range d.subs {
+			count(s)
+		}
+	}
+	count(top)
+	items := make([]treeItem, 0, n)
 	var dirs []string
 	marks := map[string]string{}
 	var flatten func(d *treeDir)
@@ -1210,16 +1316,70 @@ func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, []s
 		if d.rel != "" {
 			dirs = append(dirs, d.rel)
 		}
-		items = append(items, d.files...)
 		for r, m := range d.marks {
 			marks[r] = m
 		}
-		for _, s := range d.subs {
-			flatten(s)
-		}
+		inPathOrder(d.files, d.subs, func(s *treeDir) string { return s.name }, func(files []treeItem) {
+			items = append(items, files...)
+		}, flatten)
+		d.files, d.subs = nil, nil
 	}
 	flatten(top)
 	return items, dirs, marks, nil
+}
+
+// inPathOrder goes through a folder's files and subfolders (each sorted as scan sorts them)
+// in the order of their paths: files gets the runs of files between subfolders, sub each
+// subfolder (named by name), as a file's path compares with the paths below a folder, whose
+// name is followed by a slash. A walk in that order lists its files sorted by path (as
+// manifests are), one folder at a time.
+func inPathOrder[S any](files []treeItem, subs []S, name func(S) string, each func([]treeItem), sub func(S)) {
+	i := 0
+	for _, s := range subs {
+		n := name(s)
+		j := i
+		for j < len(files) && compareEntryNames(path.Base(files[j].rel), false, n, true) < 0 {
+			j++
+		}
+		if j > i {
+			each(files[i:j])
+		}
+		i = j
+		sub(s)
+	}
+	if i < len(files) {
+		each(files[i:])
+	}
+}
+
+// compareEntryNames compares two names of one folder's entries as their paths sort, a
+// folder's name being followed by a slash ("a-b" sorts before "a/x", the files of folder a).
+func compareEntryNames(a string, aDir bool, b string, bDir bool) int {
+	for i := 0; ; i++ {
+		ca, okA := entryNameByte(a, aDir, i)
+		cb, okB := entryNameByte(b, bDir, i)
+		switch {
+		case !okA && !okB:
+			return 0
+		case !okA:
+			return -1
+		case !okB:
+			return 1
+		case ca != cb:
+			return cmp.Compare(ca, cb)
+		}
+	}
+}
+
+// entryNameByte returns byte i of name, followed by a slash for a folder.
+func entryNameByte(name string, dir bool, i int) (byte, bool) {
+	if i < len(name) {
+		return name[i], true
+	}
+	if dir && i == len(name) {
+		return '/', true
+	}
+	return 0, false
 }
 
 // scan reads one folder: its regular files (statted) and marks go into d; its subfolders
@@ -1328,6 +1488,10 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		kept = append(kept, it)
 	}
 	d.files = kept
+	// Subfolders in the order of the paths below them (inPathOrder).
+	slices.SortFunc(subs, func(a, b treeItem) int {
+		return compareEntryNames(path.Base(a.rel), true, path.Base(b.rel), true)
+	})
 	return subs, nil
 }
 

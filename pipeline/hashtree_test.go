@@ -276,6 +276,16 @@ func TestHashTreeMarksLinksAboveTheRealRoot(t *testing.T) {
 // else is read: a file changed after WriteFile, another file at the written file's place, a
 // link to a file the cache does not know. The manifest is always the one a full read gives.
 func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
+	for _, batch := range []int{outputBatch, 2} {
+		t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) {
+			defer func(n int) { outputBatch = n }(outputBatch)
+			outputBatch = batch
+			testPublishReadsOnlyFilesWhoseDigestIsUnknown(t)
+		})
+	}
+}
+
+func testPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 	ws := t.TempDir()
 	st, err := OpenStore(ws)
 	if err != nil {

@@ -5,12 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
 	"io/fs"
 	"iter"
 	"slices"
+	"sort"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -49,7 +50,11 @@ func (m ManifestFiles) All() iter.Seq2[string, string] {
 // two maps and hex digests take about three times as much for every file of an augmented
 // set. Entries without content (broken links, files that cannot be read) are in marks.
 type outputFiles struct {
-	files []outputFile
+	// chunks hold the files in path order, each chunk but the last chunkLen of them: a list
+	// that grows by chunks is never copied whole, as a slice is when it grows.
+	chunks   [][]outputFile
+	chunkLen int
+	n        int
 	// marks are the entries with a mark for digest by path: files that cannot be read
 	// (which are in files too, for their size) and links that lead nowhere.
 	marks map[string]string
@@ -62,16 +67,46 @@ type outputFile struct {
 	size int64
 }
 
+// at returns file i.
+func (o *outputFiles) at(i int) *outputFile { return &o.chunks[i/o.chunkLen][i%o.chunkLen] }
+
+// find returns the file of path rel.
+func (o *outputFiles) find(rel string) (*outputFile, bool) {
+	i := sort.Search(o.n, func(i int) bool { return o.at(i).rel >= rel })
+	if i == o.n || o.at(i).rel != rel {
+		return nil, false
+	}
+	return o.at(i), true
+}
+
+// add appends files, which must follow the files already there in path order.
+func (o *outputFiles) add(files []outputFile) error {
+	for i := range files {
+		if (i == 0 && o.n > 0 && o.at(o.n-1).rel >= files[0].rel) || (i > 0 && files[i-1].rel >= files[i].rel) {
+			return fmt.Errorf("files listed out of order at %s", files[i].rel) // cannot happen: see walkEach
+		}
+	}
+	if o.chunkLen == 0 {
+		o.chunkLen = len(files)
+	}
+	if len(o.chunks) > 0 && len(o.chunks[len(o.chunks)-1]) < o.chunkLen {
+		return errors.New("files added after a short chunk") // only the last batch is short
+	}
+	o.chunks = append(o.chunks, files)
+	o.n += len(files)
+	return nil
+}
+
 // Digest implements FileDigests.
 func (o *outputFiles) Digest(rel string) (string, bool) {
 	if m, ok := o.marks[rel]; ok {
 		return m, true
 	}
-	i, ok := slices.BinarySearchFunc(o.files, rel, func(f outputFile, rel string) int { return strings.Compare(f.rel, rel) })
+	f, ok := o.find(rel)
 	if !ok {
 		return "", false
 	}
-	return hex.EncodeToString(o.files[i].sum[:]), true
+	return hex.EncodeToString(f.sum[:]), true
 }
 
 // All implements FileDigests.
@@ -90,7 +125,7 @@ func (o *outputFiles) All() iter.Seq2[string, string] {
 
 // len returns the number of entries.
 func (o *outputFiles) len() int {
-	n := len(o.files)
+	n := o.n
 	for rel := range o.marks {
 		if !o.isFile(rel) {
 			n++
@@ -101,7 +136,7 @@ func (o *outputFiles) len() int {
 
 // isFile reports whether rel is one of the files.
 func (o *outputFiles) isFile(rel string) bool {
-	_, ok := slices.BinarySearchFunc(o.files, rel, func(f outputFile, rel string) int { return strings.Compare(f.rel, rel) })
+	_, ok := o.find(rel)
 	return ok
 }
 
@@ -116,9 +151,9 @@ func (o *outputFiles) each(f func(rel string, file *outputFile, mark string) boo
 	}
 	slices.Sort(only)
 	i, j := 0, 0
-	for i < len(o.files) || j < len(only) {
-		if j == len(only) || (i < len(o.files) && o.files[i].rel < only[j]) {
-			file := &o.files[i]
+	for i < o.n || j < len(only) {
+		if j == len(only) || (i < o.n && o.at(i).rel < only[j]) {
+			file := o.at(i)
 			i++
 			if !f(file.rel, file, o.marks[file.rel]) {
 				return
@@ -147,48 +182,96 @@ func (o *outputFiles) digest() string {
 	return h.sum()
 }
 
-// hashOutput lists the files of the output folder walked as st with their digests: hint's
-// where it has one, else read (and counted in Hashed). Nothing is recorded in the cache.
-func (c *StatCache) hashOutput(st *treeState, hint func(abs string, it treeItem) ([sha256.Size]byte, bool)) (*outputFiles, error) {
-	items := st.items
-	o := &outputFiles{files: make([]outputFile, len(items)), marks: make(map[string]string, len(st.marks))}
+// outputBatch is how many files hashOutput looks up or reads at a time (a variable for
+// tests).
+var outputBatch = 16384
+
+// hashOutput walks the output folder at root (walkEach) and lists its files with their
+// digests. With known, a file's digest is the one written records for it (Job.WriteFile,
+// Job.LinkFile), or for a hard link, that of the file of its identity the cache knows;
+// otherwise, and for every file without known, the file is read (and counted in Hashed).
+// Files are looked up and read a batch at a time (outputBatch), with one search of the
+// cache for what a batch's links lead to. Nothing is recorded in the cache.
+func (c *StatCache) hashOutput(root string, written *writtenFiles, known bool) (*outputFiles, *treeState, error) {
+	o := &outputFiles{marks: map[string]string{}}
+	var (
+		pending []treeItem
+		walked  *treeState
+		mu      sync.Mutex
+	)
+	flush := func() error {
+		var links map[statKey]linkedFile
+		if known {
+			want := map[statKey]statKey{}
+			for _, it := range pending {
+				if _, ok := written.digest(walked.absOf(it), it.k); !ok && it.links > 1 {
+					want[it.k.folderID()] = it.k
+				}
+			}
+			links = c.linkedFiles(want)
+		}
+		files := make([]outputFile, len(pending))
+		err := parallelBlocks(len(pending), func(i int) error {
+			it := &pending[i]
+			f := &files[i]
+			f.rel, f.size = it.rel, it.k.Size
+			abs := walked.absOf(*it)
+			if known {
+				var ok bool
+				if f.sum, ok = written.digest(abs, it.k); ok {
+					return nil
+				}
+				if it.links > 1 {
+					if f.sum, ok = linkedDigest(links, it.k); ok {
+						return nil
+					}
+				}
+			}
+			sum, err := hashFileSum(abs)
+			mu.Lock()
+			defer mu.Unlock()
+			c.mu.Lock()
+			c.Hashed++
+			c.mu.Unlock()
+			if errors.Is(err, fs.ErrPermission) {
+				o.marks[it.rel] = unreadableMark // the stage reports the file; see unreadableMark
+				return nil
+			}
+			f.sum = sum
+			return err
+		})
+		clear(pending) // their paths live on in files
+		pending = pending[:0]
+		if err != nil {
+			return err
+		}
+		return o.add(files)
+	}
+	st, err := c.walkEach(root, func(st *treeState, items []treeItem) error {
+		walked = st
+		for len(items) > 0 {
+			n := min(len(items), outputBatch-len(pending))
+			pending = append(pending, items[:n]...)
+			items = items[n:]
+			if len(pending) == outputBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && len(pending) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
 	for rel, m := range st.marks {
 		o.marks[rel] = m
 	}
-	var mu sync.Mutex
-	err := parallelBlocks(len(items), func(i int) error {
-		it := &items[i]
-		f := &o.files[i]
-		f.rel, f.size = it.rel, it.k.Size
-		if hint != nil {
-			var ok bool
-			if f.sum, ok = hint(st.absOf(*it), *it); ok {
-				return nil
-			}
-		}
-		sum, err := hashFileSum(st.absOf(*it))
-		mu.Lock()
-		defer mu.Unlock()
-		c.mu.Lock()
-		c.Hashed++
-		c.mu.Unlock()
-		if errors.Is(err, fs.ErrPermission) {
-			o.marks[it.rel] = unreadableMark // the stage reports the file; see unreadableMark
-			return nil
-		}
-		f.sum = sum
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !slices.IsSortedFunc(o.files, compareOutputFiles) {
-		slices.SortFunc(o.files, compareOutputFiles)
-	}
-	return o, nil
+	return o, st, nil
 }
-
-func compareOutputFiles(a, b outputFile) int { return strings.Compare(a.rel, b.rel) }
 
 // hashFileSum is hashFile with the digest as bytes.
 func hashFileSum(path string) ([sha256.Size]byte, error) {
@@ -250,7 +333,7 @@ func writeOutputManifestJSON(path string, o *outputFiles, digest string) error {
 		if o.len() > 0 {
 			fields = append(fields, "files")
 		}
-		if len(o.files) > 0 {
+		if o.n > 0 {
 			fields = append(fields, "sizes")
 		}
 		fields = append(fields, "digest")
@@ -277,8 +360,8 @@ func writeOutputManifestJSON(path string, o *outputFiles, digest string) error {
 				})
 			case "sizes":
 				return encodeObjectSeq(w, in, func(entry func(key string, value func(in string) error) error) error {
-					for i := range o.files {
-						f := &o.files[i]
+					for i := range o.n {
+						f := o.at(i)
 						err := entry(f.rel, func(string) error {
 							num = strconv.AppendInt(num[:0], f.size, 10)
 							_, err := w.Write(num)

@@ -46,13 +46,12 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := c.walk(dir, false)
+		o, st, err := c.hashOutput(dir, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o, err := c.hashOutput(st, nil)
-		if err != nil {
-			t.Fatal(err)
+		if whole, err := c.walk(dir, false); err != nil || whole.sig != st.sig || whole.newest != st.newest || !maps.Equal(whole.marks, st.marks) {
+			t.Errorf("the walk a folder at a time differs from the whole walk's (%v)", err)
 		}
 		if got := o.digest(); got != m.Digest {
 			t.Errorf("digest %s, the manifest's %s", got, m.Digest)
@@ -103,6 +102,9 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 		}
 	}
 	check(dir)
+	defer func(n int) { outputBatch = n }(outputBatch)
+	outputBatch = 3 // files hashed a few at a time, the batches across folders
+	check(dir)
 	if m, _, _ := c.hashTree(dir, treeMode{}); m.Files["unreadable"] != unreadableMark || m.Files["a/broken"] != "broken-symlink" {
 		t.Fatalf("the tree lacks the entries without content: %v", m.Files)
 	}
@@ -110,4 +112,25 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 	only := t.TempDir()
 	os.Symlink("nowhere", filepath.Join(only, "broken"))
 	check(only) // marks and no files
+}
+
+// The list refuses files out of path order, which would break its binary search, rather
+// than hold them.
+func TestOutputFilesRefuseDisorder(t *testing.T) {
+	var o outputFiles
+	if err := o.add([]outputFile{{rel: "a"}, {rel: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.add([]outputFile{{rel: "c"}, {rel: "c"}}); err == nil {
+		t.Error("a path twice taken")
+	}
+	if err := o.add([]outputFile{{rel: "a-b"}}); err == nil {
+		t.Error("a path before the last one taken")
+	}
+	if err := o.add([]outputFile{{rel: "c"}, {rel: "d"}}); err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := o.find("d"); !ok || f.rel != "d" || o.n != 4 {
+		t.Errorf("find d: %v %v, %d files", f, ok, o.n)
+	}
 }

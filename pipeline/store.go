@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -223,37 +222,14 @@ const workStageSuffix = ".stage"
 // where it is one); written (may be nil) holds the digests of the files the stage wrote with
 // Job.WriteFile.
 func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
-	// Files are not read again when the stage wrote them with Job.WriteFile (still as
-	// written), or when they are hard links to files this cache knows (an input's files).
-	walked, err := s.Stats.walk(tmp, false)
+	// Files are not read again when the stage wrote them with Job.WriteFile or Job.LinkFile
+	// (still as written), or when they are hard links to files this cache knows (an input's
+	// files).
+	files, walked, err := s.Stats.hashOutput(tmp, written, true)
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
-	want := map[statKey]statKey{}
-	for _, it := range walked.items {
-		if _, ok := written.digest(walked.absOf(it), it.k); !ok && it.links > 1 {
-			want[it.k.folderID()] = it.k
-		}
-	}
-	links := s.Stats.linkedFiles(want)
-	hint := func(abs string, it treeItem) ([sha256.Size]byte, bool) {
-		if d, ok := written.digest(abs, it.k); ok {
-			return d, true
-		}
-		if it.links > 1 {
-			return linkedDigest(links, it.k)
-		}
-		return [sha256.Size]byte{}, false
-	}
-	files, err := s.Stats.hashOutput(walked, hint)
-	if err != nil {
-		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
-	}
-	links = nil
-	// The walk's files and the written digests are not needed past this point: let them go
-	// before the stat cache takes the new paths.
 	sig, walkedAt := walked.sig, walked.at
-	walked = nil
 	written.forget()
 	digest := files.digest()
 	obj := filepath.Join(s.Workspace, ObjectRel(digest))
@@ -286,8 +262,8 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 	makeReadOnly(obj) // a reused object too, in case a crash came between its rename and this
 	// Digests of the published files are the ones just computed; re-key the stat cache to
 	// the new paths so verifying them later costs only stats.
-	for i := range files.files {
-		f := &files.files[i]
+	for i := range files.n {
+		f := files.at(i)
 		if _, marked := files.marks[f.rel]; marked {
 			continue
 		}
@@ -365,11 +341,7 @@ func (s *Store) contentsOf(e *Entry, cd ContentDigester) map[string]string {
 // holds reports whether the object folder obj holds exactly the output of digest, read in
 // full without the stat cache.
 func (s *Store) holds(obj, digest string) bool {
-	st, err := s.Stats.walk(obj, false)
-	if err != nil {
-		return false
-	}
-	have, err := s.Stats.hashOutput(st, nil)
+	have, _, err := s.Stats.hashOutput(obj, nil, false)
 	return err == nil && have.digest() == digest
 }
 
