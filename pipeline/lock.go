@@ -90,6 +90,19 @@ func tryLock(path string) (l *Lock, prev LockOwner, havePrev bool, err error) {
 	havePrev = json.Unmarshal(b, &prev) == nil && prev.PID != 0
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
+		// Held. Read before the lock was tried, the file may have been empty (released) and
+		// then taken by a process that writes itself into it right after: read it again,
+		// waiting a little for that.
+		for i := 0; !havePrev && i < 20; i++ {
+			if i > 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			var now LockOwner
+			b, _ := os.ReadFile(path)
+			if json.Unmarshal(b, &now) == nil && now.PID != 0 {
+				prev, havePrev = now, true
+			}
+		}
 		return nil, prev, havePrev, nil
 	}
 	host, _ := os.Hostname()
