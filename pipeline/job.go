@@ -63,7 +63,7 @@ type Job struct {
 	// that output); prevFiles, read from it once.
 	prevRecord string
 	prevOnce   sync.Once
-	prevFiles  map[string]string
+	prevFiles  *outputFiles
 	// ready, when set by the engine, is its RunOptions.Prepare, run once per run.
 	ready func() error
 	// store and earlier, set by the engine, are its store and the keys of the outputs this
@@ -189,7 +189,11 @@ func (j *Job) PreviousDigest(path string, fi os.FileInfo) (string, bool) {
 	if err != nil || !filepath.IsLocal(rel) {
 		return "", false
 	}
-	want, ok := j.previousFiles()[filepath.ToSlash(rel)]
+	files := j.previousFiles()
+	if files == nil {
+		return "", false
+	}
+	want, ok := files.Digest(filepath.ToSlash(rel))
 	if !ok {
 		return "", false
 	}
@@ -213,7 +217,7 @@ func (j *Job) PreviousChanged(path string) bool {
 	if files == nil {
 		return false
 	}
-	want, ok := files[filepath.ToSlash(rel)]
+	want, ok := files.Digest(filepath.ToSlash(rel))
 	if !ok {
 		return false // not a file of that output
 	}
@@ -221,12 +225,15 @@ func (j *Job) PreviousChanged(path string) bool {
 	return err != nil || got != want
 }
 
-// previousFiles returns the digests of Previous's files as published, by slash path.
-func (j *Job) previousFiles() map[string]string {
+// previousFiles returns the digests of Previous's files as published, by slash path; nil
+// when the output's record cannot be read or is not that output's.
+func (j *Job) previousFiles() *outputFiles {
 	j.prevOnce.Do(func() {
-		var m Manifest
-		if j.prevRecord != "" && readJSON(j.prevRecord, &m) == nil && m.Digest == filepath.Base(j.Previous) {
-			j.prevFiles = m.Files
+		if j.prevRecord == "" {
+			return
+		}
+		if files, digest, err := readOutputFiles(j.prevRecord); err == nil && digest == filepath.Base(j.Previous) {
+			j.prevFiles = files
 		}
 	})
 	return j.prevFiles

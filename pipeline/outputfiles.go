@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io/fs"
 	"iter"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -381,4 +383,99 @@ func writeOutputManifestJSON(path string, o *outputFiles, digest string) error {
 		}
 		return w.WriteByte('\n')
 	})
+}
+
+// readOutputFiles reads the manifest of a published output (as writeOutputManifestJSON or
+// writeManifestJSON wrote it) entry by entry into a file list, without the sizes, and
+// returns it with the manifest's digest: a list, not a map of a hundred thousand entries.
+func readOutputFiles(path string) (*outputFiles, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReader(f))
+	o := &outputFiles{marks: map[string]string{}}
+	var digest string
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, "", err
+	}
+	for dec.More() {
+		field, err := objectKey(dec)
+		if err != nil {
+			return nil, "", err
+		}
+		switch field {
+		case "files":
+			if err := expectDelim(dec, '{'); err != nil {
+				return nil, "", err
+			}
+			batch := make([]outputFile, 0, outputBatch)
+			for dec.More() {
+				rel, err := objectKey(dec)
+				if err != nil {
+					return nil, "", err
+				}
+				var d string
+				if err := dec.Decode(&d); err != nil {
+					return nil, "", err
+				}
+				var sum [sha256.Size]byte
+				if n, err := hex.Decode(sum[:], []byte(d)); err != nil || n != len(sum) {
+					o.marks[rel] = d // an entry without content
+					continue
+				}
+				batch = append(batch, outputFile{rel: rel, sum: sum})
+				if len(batch) == outputBatch {
+					if err := o.add(batch); err != nil {
+						return nil, "", err
+					}
+					batch = make([]outputFile, 0, outputBatch)
+				}
+			}
+			if len(batch) > 0 {
+				if err := o.add(batch); err != nil {
+					return nil, "", err
+				}
+			}
+			if _, err := dec.Token(); err != nil { // the closing brace
+				return nil, "", err
+			}
+		case "digest":
+			if err := dec.Decode(&digest); err != nil {
+				return nil, "", err
+			}
+		default: // the sizes
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	return o, digest, nil
+}
+
+// objectKey reads the next key of an object from dec.
+func objectKey(dec *json.Decoder) (string, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	key, ok := t.(string)
+	if !ok {
+		return "", fmt.Errorf("%v where a key was expected", t)
+	}
+	return key, nil
+}
+
+// expectDelim reads the next token of dec, which must be delim.
+func expectDelim(dec *json.Decoder, delim json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if t != delim {
+		return fmt.Errorf("%v where %v was expected", t, delim)
+	}
+	return nil
 }

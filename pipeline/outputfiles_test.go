@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -100,6 +101,13 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 		if !bytes.Equal(b1, b2) {
 			t.Errorf("manifest file\n%s\nwant\n%s", b2, b1)
 		}
+		read, digest, err := readOutputFiles(p2)
+		if err != nil || digest != m.Digest {
+			t.Fatalf("read back: digest %s, want %s (%v)", digest, m.Digest, err)
+		}
+		if got := maps.Collect(read.All()); !maps.Equal(got, m.Files) {
+			t.Errorf("read back %v, want %v", got, m.Files)
+		}
 	}
 	check(dir)
 	defer func(n int) { outputBatch = n }(outputBatch)
@@ -112,6 +120,22 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 	only := t.TempDir()
 	os.Symlink("nowhere", filepath.Join(only, "broken"))
 	check(only) // marks and no files
+}
+
+// A manifest that cannot be a published output's is refused, not taken in part.
+func TestReadOutputFilesRefusesDamage(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"cut":      `{"files": {"a": "` + strings.Repeat("0", 64) + `", "b": "`,
+		"unsorted": `{"files": {"b": "` + strings.Repeat("0", 64) + `", "a": "` + strings.Repeat("1", 64) + `"}, "digest": "x"}`,
+		"array":    `["files"]`,
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		if _, _, err := readOutputFiles(p); err == nil {
+			t.Errorf("%s: read without an error", name)
+		}
+	}
 }
 
 // The list refuses files out of path order, which would break its binary search, rather
