@@ -1061,6 +1061,24 @@ func (c *StatCache) walkEach(root string, each func(st *treeState, items []treeI
 	return st, nil
 }
 
+// quickStoreDigest returns the digest recorded for the folder of the store at dir when a walk
+// finds it as it was recorded (its signature), as hashTree's quick mode does, but walking it
+// a folder at a time (walkEach): a check of a large output that finds it unchanged does not
+// hold a record of every file.
+func (c *StatCache) quickStoreDigest(dir string) (string, bool) {
+	c.mu.Lock()
+	t, ok := c.trees[treeKey(dir, false)]
+	c.mu.Unlock()
+	if !ok {
+		return "", false
+	}
+	st, err := c.walkEach(dir, func(*treeState, []treeItem) error { return nil })
+	if err != nil || st.sig != t.Sig {
+		return "", false
+	}
+	return hex.EncodeToString(t.Digest[:]), true
+}
+
 // absOf returns the absolute path of it, an item of the walk (made when asked: held per item,
 // the paths of a walk of 100,000 files took more than the rest of their records).
 func (st *treeState) absOf(it treeItem) string {

@@ -158,3 +158,36 @@ func TestOutputFilesRefuseDisorder(t *testing.T) {
 		t.Errorf("find d: %v %v, %d files", f, ok, o.n)
 	}
 }
+
+// A published output found as it was recorded is verified from its signature, walked a folder
+// at a time; one with a file changed, added or removed is not.
+func TestQuickStoreDigestNeedsTheRecordedTree(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(st.Root, "tmp"), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"a/x", "a-b", "b/c/y"} {
+		p := filepath.Join(tmp, filepath.FromSlash(rel))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(rel), 0o644)
+	}
+	e, err := st.Publish(tmp, strings.Repeat("1", 64), "stage.x", nil, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(st.Workspace, ObjectRel(e.Output.Digest))
+	if d, ok := st.Stats.quickStoreDigest(obj); !ok || d != e.Output.Digest {
+		t.Fatalf("as published: %s %v, want %s", d, ok, e.Output.Digest)
+	}
+	os.WriteFile(filepath.Join(obj, "a", "new"), []byte("added"), 0o644)
+	if d, ok := st.Stats.quickStoreDigest(obj); ok {
+		t.Errorf("a file added: %s taken from the record", d)
+	}
+	if got := st.Verify(e); got != "output damaged (a/new added)" {
+		t.Errorf("Verify: %q", got)
+	}
+}

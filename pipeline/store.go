@@ -143,7 +143,10 @@ func (s *Store) Verify(e *Entry) string {
 		return "output missing"
 	}
 	// Quick: an object whose files all kept their stat identity since it was last verified
-	// (or published) costs only the stats.
+	// (or published) costs only the stats, and holds no more than a folder's files at a time.
+	if d, ok := s.Stats.quickStoreDigest(dir); ok && d == e.Output.Digest {
+		return ""
+	}
 	cur, _, err := s.Stats.hashTree(dir, treeMode{remember: true, quick: true})
 	if err == nil && cur.Digest == e.Output.Digest {
 		return ""
