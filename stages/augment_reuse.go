@@ -68,7 +68,10 @@ func usedParams(ops []string, p OpParams) OpParams {
 // previousCopies are the copies of a previous augment output made the same way.
 type previousCopies struct {
 	inputs map[string]string // SHA-256 of the input image, by stem
-	paths  map[string]string // absolute path of each copy, by "<stem>/<index>"
+	// paths are the copies' paths in the output folder out (slash-separated), by
+	// "<stem>/<index>": relative, a third of the memory of absolute paths into the store.
+	paths map[string]string
+	out   string
 }
 
 // readPreviousCopies returns the copies of the previous output dir ("" for none) when they
@@ -94,16 +97,17 @@ func readPreviousCopies(job *pipeline.Job, dir, made string) previousCopies {
 	if b, err := os.ReadFile(record); err != nil || json.Unmarshal(b, &rec) != nil || rec.MadeWith != made {
 		return pc
 	}
-	m, err := ReadManifest(filepath.Join(dir, "output"))
+	paths := map[string]string{}
+	_, err := EachManifestEntry(filepath.Join(dir, "output"), func(e Entry) error {
+		if e.Copy != nil {
+			paths[copyKey(copyStem(e.Path), e.Copy.Index)] = e.Path
+		}
+		return nil
+	})
 	if err != nil {
 		return pc
 	}
-	pc.inputs, pc.paths = rec.Inputs, map[string]string{}
-	for _, e := range m.Images {
-		if e.Copy != nil {
-			pc.paths[copyKey(copyStem(e.Path), e.Copy.Index)] = filepath.Join(dir, "output", filepath.FromSlash(e.Path))
-		}
-	}
+	pc.inputs, pc.paths, pc.out = rec.Inputs, paths, filepath.Join(dir, "output")
 	return pc
 }
 
@@ -127,7 +131,8 @@ func (pc previousCopies) linkCopy(job *pipeline.Job, stem, input string, k int, 
 	if pc.inputs[stem] != input || input == "" {
 		return false, nil
 	}
-	src, ok := pc.paths[copyKey(stem, k)]
+	rel, ok := pc.paths[copyKey(stem, k)]
+	src := filepath.Join(pc.out, filepath.FromSlash(rel))
 	if !ok || !intact(job, src) {
 		return false, nil
 	}
