@@ -842,18 +842,9 @@ func (c *StatCache) Paths() []string {
 	return out
 }
 
-// remember records a digest computed elsewhere (while publishing) for path, a file of the
-// store.
-func (c *StatCache) remember(path string, fi os.FileInfo, digest string) {
-	abs := absPath(path)
-	now := c.now()
-	c.mu.Lock()
-	c.put(abs, keyOf(fi).object(), digest, now)
-	c.mu.Unlock()
-}
-
-// rememberSum is remember with the digest as bytes.
-func (c *StatCache) rememberSum(path string, fi os.FileInfo, sum [sha256.Size]byte) {
+// remember records the SHA-256 sum computed elsewhere (while publishing) for path, a file of
+// the store.
+func (c *StatCache) remember(path string, fi os.FileInfo, sum [sha256.Size]byte) {
 	abs := absPath(path)
 	now := c.now()
 	c.mu.Lock()
@@ -960,8 +951,6 @@ type treeMode struct {
 	quick bool
 	// rehash reads every file, trusting no recorded digest (run --force).
 	rehash bool
-	// hint, when not nil and without remember, gives the digests of files not to be read.
-	hint func(abs string, it treeItem) (string, bool)
 }
 
 // treeState is what a walk saw of a tree without reading any file: its files with their stat
@@ -1170,14 +1159,9 @@ func (c *StatCache) hashWalked(st *treeState, mode treeMode) (Manifest, error) {
 	err := parallelBlocks(len(items), func(i int) error {
 		var d string
 		var err error
-		ok := false
 		if mode.remember {
 			d, err = c.fileDigest(st.absOf(items[i]), items[i].k, mode.source, mode.rehash, st.at)
-			ok = true
-		} else if mode.hint != nil {
-			d, ok = mode.hint(st.absOf(items[i]), items[i])
-		}
-		if !ok {
+		} else {
 			d, err = hashFile(st.absOf(items[i]))
 			c.mu.Lock()
 			c.Hashed++
@@ -1269,8 +1253,8 @@ func folderKeys(root string, fi os.FileInfo) []statKey {
 // folder being walked or above root is marked instead). rootKeys are root's and its parents'
 // identities (folderKeys). Folders are read in parallel, one goroutine per folder with at
 // most one per core working; files are statted relative to their open folder (fstatat), which
-// spares the kernel the path prefix. The order is deterministic: a folder's files in name
-// order, then its subfolders in name order.
+// spares the kernel the path prefix. Files and folders are listed in the order of their
+// paths (inPathOrder), as manifests sort them.
 func walkTree(root string, skipHidden bool, rootKeys []statKey) ([]treeItem, []string, map[string]string, error) {
 	var (
 		wg       sync.WaitGroup

@@ -387,7 +387,7 @@ func TestJobLinkFileRecordsKnownDigests(t *testing.T) {
 	}
 	for _, p := range []string{known, changed} {
 		fi, _ := os.Stat(p)
-		st.Stats.remember(p, fi, fmt.Sprintf("%x", sha256.Sum256([]byte(filepath.Base(p)))))
+		st.Stats.remember(p, fi, sha256.Sum256([]byte(filepath.Base(p))))
 	}
 	if err := os.WriteFile(changed, []byte("changed since"), 0o644); err != nil {
 		t.Fatal(err)
@@ -458,7 +458,7 @@ func TestEntriesRecordedBeforeDecodingAreSavedWithTheOthers(t *testing.T) {
 	c := OpenStatCache(path)
 	for _, p := range []string{a, b} {
 		fi, _ := os.Stat(p)
-		c.remember(p, fi, fmt.Sprintf("%x", sha256.Sum256([]byte(map[string]string{a: "one", b: "two"}[p]))))
+		c.remember(p, fi, sha256.Sum256([]byte(map[string]string{a: "one", b: "two"}[p])))
 	}
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
@@ -473,7 +473,7 @@ func TestEntriesRecordedBeforeDecodingAreSavedWithTheOthers(t *testing.T) {
 	n := write("n", "new")
 	for p, content := range map[string]string{b: "two, again", n: "new"} {
 		fi, _ := os.Stat(p)
-		c.remember(p, fi, fmt.Sprintf("%x", sha256.Sum256([]byte(content))))
+		c.remember(p, fi, sha256.Sum256([]byte(content)))
 	}
 	fi, _ := os.Stat(a)
 	k := keyOf(fi).object()

@@ -47,10 +47,10 @@ func (m ManifestFiles) All() iter.Seq2[string, string] {
 	}
 }
 
-// outputFiles is the manifest of an output being published, held compactly: a sorted slice
-// of fixed records (the path's string, the SHA-256 as bytes, the size), where a Manifest's
-// two maps and hex digests take about three times as much for every file of an augmented
-// set. Entries without content (broken links, files that cannot be read) are in marks.
+// outputFiles is the manifest of an output being published, held compactly: fixed records
+// (the path's string, the SHA-256 as bytes, the size) sorted by path, where a Manifest's two
+// maps and hex digests take about three times as much for every file of an augmented set.
+// Entries without content (broken links, files that cannot be read) are in marks.
 type outputFiles struct {
 	// chunks hold the files in path order, each chunk but the last chunkLen of them: a list
 	// that grows by chunks is never copied whole, as a slice is when it grows.
@@ -58,7 +58,7 @@ type outputFiles struct {
 	chunkLen int
 	n        int
 	// marks are the entries with a mark for digest by path: files that cannot be read
-	// (which are in files too, for their size) and links that lead nowhere.
+	// (which are in the chunks too, for their size) and links that lead nowhere.
 	marks map[string]string
 }
 
@@ -88,11 +88,14 @@ func (o *outputFiles) add(files []outputFile) error {
 			return fmt.Errorf("files listed out of order at %s", files[i].rel) // cannot happen: see walkEach
 		}
 	}
+	if len(files) == 0 {
+		return nil
+	}
 	if o.chunkLen == 0 {
 		o.chunkLen = len(files)
 	}
-	if len(o.chunks) > 0 && len(o.chunks[len(o.chunks)-1]) < o.chunkLen {
-		return errors.New("files added after a short chunk") // only the last batch is short
+	if len(files) > o.chunkLen || (len(o.chunks) > 0 && len(o.chunks[len(o.chunks)-1]) < o.chunkLen) {
+		return errors.New("files added in chunks of another size") // cannot happen: all batches but the last are full
 	}
 	o.chunks = append(o.chunks, files)
 	o.n += len(files)

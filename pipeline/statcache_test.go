@@ -75,8 +75,7 @@ func checkStatCacheAgainstAMap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := hexSHA(fmt.Sprint(step))
-			c.remember(p, fi, d)
+			c.remember(p, fi, sha256.Sum256([]byte(fmt.Sprint(step))))
 			c.mu.Lock()
 			model[p], _ = c.lookup(p)
 			if len(c.changed) >= spillAt {
@@ -204,7 +203,7 @@ func TestAStatCacheFileCutShortInPlaceIsTreatedAsUnreadable(t *testing.T) {
 					t.Fatalf("before the cut: %s, %d hashed, %v", d, c.Hashed, err)
 				}
 			case "save":
-				c.remember(filepath.Join(store, "published"), mustStat(t, cachePath), hexSHA("published"))
+				c.remember(filepath.Join(store, "published"), mustStat(t, cachePath), sha256.Sum256([]byte("published")))
 			}
 			if first == "overwritten" {
 				// Other bytes at the same offsets: varints of sizes far past the file's end.
@@ -358,7 +357,7 @@ func TestAStatCacheThatCannotWriteItsFileDoesNotRewriteItAtEveryEntry(t *testing
 		if err := os.WriteFile(p, []byte(fmt.Sprint(i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c.remember(p, mustStat(t, p), hexSHA(fmt.Sprint(i)))
+		c.remember(p, mustStat(t, p), sha256.Sum256([]byte(fmt.Sprint(i))))
 	}
 	for i := range spillMin {
 		record(i)

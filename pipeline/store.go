@@ -223,7 +223,7 @@ const workStageSuffix = ".stage"
 // the key. Identical output already present is reused. kind (nil for none) is the stage's
 // kind, whose named outputs get digests of their own (OutputDigests, and ContentDigester's
 // where it is one); written (may be nil) holds the digests of the files the stage wrote with
-// Job.WriteFile.
+// Job.WriteFile or linked with Job.LinkFile.
 func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
 	// Files are not read again when the stage wrote them with Job.WriteFile or Job.LinkFile
 	// (still as written), or when they are hard links to files this cache knows (an input's
@@ -272,7 +272,7 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 		}
 		p := filepath.Join(obj, filepath.FromSlash(f.rel))
 		if fi, err := os.Stat(p); err == nil {
-			s.Stats.rememberSum(p, fi, f.sum)
+			s.Stats.remember(p, fi, f.sum)
 		}
 	}
 	if !reused {
