@@ -311,6 +311,41 @@ func readMapping(m []byte, f func()) (ok bool) {
 	return true
 }
 
+// scanRelease gives back the pages of a mapping m that a scan of it in file order has passed,
+// a few megabytes at a time (releaseEvery), and the rest once it is done: they stay in the
+// page cache, from which a page read again is mapped again, but a scan of a large stat cache
+// (hundreds of megabytes in a workspace with a long history) no longer leaves all of it in
+// the process's resident memory. Nothing for contents read into memory (m nil).
+type scanRelease struct {
+	m    []byte
+	done int // bytes of m given back, from its start (a multiple of the page size)
+}
+
+// releaseEvery is how far a scan goes between two releases.
+const releaseEvery = 8 << 20
+
+// passed notes that the scan has read up to the start of b, a view of m.
+func (r *scanRelease) passed(b []byte) {
+	if r.m == nil {
+		return
+	}
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(unsafe.Pointer(unsafe.SliceData(r.m))))
+	if off < r.done+releaseEvery || off > len(r.m) {
+		return
+	}
+	end := off &^ (os.Getpagesize() - 1)
+	unix.Madvise(r.m[r.done:end], unix.MADV_DONTNEED)
+	r.done = end
+}
+
+// all gives back the rest of m, the scan done.
+func (r *scanRelease) all() {
+	if r.m != nil && r.done < len(r.m) {
+		unix.Madvise(r.m[r.done:], unix.MADV_DONTNEED)
+		r.done = len(r.m)
+	}
+}
+
 // inside reports whether addr is the address of a byte of m.
 func inside(addr uintptr, m []byte) bool {
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
@@ -366,19 +401,22 @@ func (c *StatCache) index() {
 	n, off := binary.Uvarint(c.raw)
 	// As many as the section says, but never beyond what it can hold (39 bytes an entry).
 	at := make([]int, 0, min(n, uint64(len(c.raw)/39)))
-	if !eachRawEntry(c.raw, func(_ []byte, _ statEntry, enc []byte) {
+	sorted := true
+	var prev []byte
+	scan := scanRelease{m: c.mapped}
+	defer scan.all()
+	if !eachRawEntry(c.raw, func(p []byte, _ statEntry, enc []byte) {
 		at = append(at, off)
 		off += len(enc)
+		sorted = sorted && (prev == nil || bytes.Compare(prev, p) < 0)
+		prev = p
+		scan.passed(enc)
 	}) {
 		c.raw, c.at = nil, nil
 		c.dirty = true // saved again without them
 		return
 	}
 	c.at = at
-	sorted := true
-	for i := 1; i < len(at) && sorted; i++ {
-		sorted = bytes.Compare(c.pathAt(i-1), c.pathAt(i)) < 0
-	}
 	if sorted {
 		return
 	}
@@ -460,6 +498,8 @@ func (c *StatCache) each(f func(p []byte, e statEntry, enc []byte)) {
 	c.index()
 	recent := sortedKeys(c.changed)
 	j := 0
+	scan := scanRelease{m: c.mapped} // the entries are in file order unless saved otherwise
+	defer scan.all()
 	for i := range c.at {
 		p := c.pathAt(i)
 		for j < len(recent) && compareStringBytes(recent[j], p) < 0 {
@@ -471,6 +511,7 @@ func (c *StatCache) each(f func(p []byte, e statEntry, enc []byte)) {
 		}
 		e, enc := c.entryAt(i)
 		f(p, e, enc)
+		scan.passed(enc)
 	}
 	for ; j < len(recent); j++ {
 		f([]byte(recent[j]), c.changed[recent[j]], nil)
@@ -753,7 +794,10 @@ func (c *StatCache) linkedFiles(want map[statKey]statKey) map[statKey]linkedFile
 	defer c.mu.Unlock()
 	// In file order (no index needed), then those recorded since, which take precedence.
 	if !c.readSaved(func() {
-		eachRawEntry(c.raw, func(p []byte, e statEntry, _ []byte) {
+		scan := scanRelease{m: c.mapped}
+		defer scan.all()
+		eachRawEntry(c.raw, func(p []byte, e statEntry, enc []byte) {
+			scan.passed(enc)
 			if id := e.K.folderID(); want[id] == e.K {
 				if _, over := c.changed[string(p)]; !over && !c.dropped[string(p)] {
 					out[id] = linkedFile{string(p), e}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TestStatCacheAgreesWithAMapThroughRecordsPrunesAndSaves checks the saved entries, found in
@@ -385,4 +388,81 @@ func TestAStatCacheThatCannotWriteItsFileDoesNotRewriteItAtEveryEntry(t *testing
 	if p := OpenStatCache(cachePath).Paths(); len(p) != 2*spillMin {
 		t.Fatalf("%d entries in the file spilled, want %d", len(p), 2*spillMin)
 	}
+}
+
+// A scan of the mapped cache file gives back the pages it has passed: the process does not
+// keep the whole file resident, and what it reads again is still the file's content.
+func TestScanReleaseGivesBackPassedPages(t *testing.T) {
+	const size = 40 << 20
+	path := filepath.Join(t.TempDir(), "big")
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, mapped, unmap := readMapped(path)
+	if mapped == nil {
+		t.Skip("no mapping on this system")
+	}
+	defer unmap()
+	scan := scanRelease{m: mapped}
+	most := int64(0)
+	var sum, want byte
+	for off := 0; off < size; off += 4096 {
+		sum += b[off] // read: the page is mapped in
+		want += data[off]
+		scan.passed(b[off:])
+		if off%(1<<20) == 0 {
+			most = max(most, mappedRSS(t, mapped))
+		}
+	}
+	if sum != want {
+		t.Fatalf("the mapping read %d, the file holds %d", sum, want)
+	}
+	if most > 2*releaseEvery {
+		t.Errorf("%d bytes of the mapping resident during the scan, want at most about %d", most, releaseEvery)
+	}
+	scan.all()
+	if got := mappedRSS(t, mapped); got > 1<<20 {
+		t.Errorf("%d bytes resident once the scan is done", got)
+	}
+	for _, off := range []int{0, 4095, size / 2, size - 1} {
+		if b[off] != data[off] {
+			t.Fatalf("byte %d read again: %d, want %d", off, b[off], data[off])
+		}
+	}
+}
+
+// mappedRSS returns the resident bytes of the mapping m, from /proc/self/smaps.
+func mappedRSS(t *testing.T, m []byte) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Skip("no /proc/self/smaps")
+	}
+	defer f.Close()
+	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(unsafe.SliceData(m))))
+	sc := bufio.NewScanner(f)
+	in := false
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		if !strings.HasSuffix(fields[0], ":") { // a mapping's first line: its address range
+			in = strings.HasPrefix(fields[0], start)
+			continue
+		}
+		if in && fields[0] == "Rss:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("the mapping is not in /proc/self/smaps")
+	return 0
 }
