@@ -119,9 +119,10 @@ type StatCache struct {
 	// short (readSaved).
 	mapped []byte
 	// changed holds the entries recorded since the file was read, which take precedence over
-	// raw's, and dropped the paths of raw's entries removed since (Prune). Save merges them.
+	// raw's, and dropped marks raw's entries removed since (Prune), by their place in at (a
+	// bit each, not a path: gc drops millions at a time). Save merges them.
 	changed map[string]statEntry
-	dropped map[string]bool
+	dropped bitset
 	trees   map[string]treeRecord
 	dirty   bool
 	// spillRetry is the number of entries recorded at which a spill that failed (the file
@@ -174,7 +175,7 @@ const statCacheMagic = "pipeline statcache 4\n"
 // starts empty: the cache only saves work, it is never trusted for more than stat identity).
 // The per-file entries are indexed only when a lookup needs them, and never decoded whole.
 func OpenStatCache(path string) *StatCache {
-	c := &StatCache{path: path, trees: map[string]treeRecord{}, changed: map[string]statEntry{}, dropped: map[string]bool{}}
+	c := &StatCache{path: path, trees: map[string]treeRecord{}, changed: map[string]statEntry{}}
 	b, mapped, unmap := readMapped(path)
 	if b == nil {
 		c.indexed = true
@@ -251,7 +252,7 @@ func (c *StatCache) spill() {
 	}
 	c.mapped = mapped
 	c.raw, c.at, c.indexed = raw, nil, false
-	c.changed, c.dropped = map[string]statEntry{}, map[string]bool{}
+	c.changed, c.dropped = map[string]statEntry{}, bitset{}
 }
 
 // readMapped returns the contents of the file at path, mapped read-only when the system
@@ -362,7 +363,7 @@ func (c *StatCache) readSaved(f func()) bool {
 	}
 	// The mapping itself is released by OpenStatCache's cleanup.
 	c.raw, c.at, c.indexed, c.mapped = nil, nil, true, nil
-	clear(c.dropped) // entries of raw only
+	c.dropped = bitset{} // entries of raw only
 	return false
 }
 
@@ -473,16 +474,15 @@ func (c *StatCache) lookup(path string) (statEntry, bool) {
 	if e, ok := c.changed[path]; ok {
 		return e, true
 	}
-	if c.dropped[path] {
-		return statEntry{}, false
-	}
 	var e statEntry
 	found := false
 	if !c.readSaved(func() {
 		c.index()
 		var i int
-		if i, found = c.savedIndex(path); found {
+		if i, found = c.savedIndex(path); found && !c.dropped.has(i) {
 			e, _ = c.entryAt(i)
+		} else {
+			found = false
 		}
 	}) {
 		return statEntry{}, false
@@ -506,7 +506,7 @@ func (c *StatCache) each(f func(p []byte, e statEntry, enc []byte)) {
 			f([]byte(recent[j]), c.changed[recent[j]], nil)
 			j++
 		}
-		if _, over := c.changed[string(p)]; over || c.dropped[string(p)] {
+		if _, over := c.changed[string(p)]; over || c.dropped.has(i) {
 			continue
 		}
 		e, enc := c.entryAt(i)
@@ -610,13 +610,12 @@ func (c *StatCache) write() error {
 	n := 0
 	if !c.readSaved(func() {
 		c.index()
-		n = len(c.at) + len(c.changed)
+		n = len(c.at) - c.dropped.count() + len(c.changed)
 		for p := range c.changed {
-			if _, saved := c.savedIndex(p); saved {
-				n--
+			if i, saved := c.savedIndex(p); saved && !c.dropped.has(i) {
+				n-- // recorded again: saved once, from changed
 			}
 		}
-		n -= len(c.dropped) // saved entries only, never recorded again (put and Prune keep them apart)
 	}) {
 		return errSavedCutShort
 	}
@@ -766,8 +765,7 @@ func (c *StatCache) put(abs string, k statKey, digest string, hashedNs int64) {
 // putSum is put with the digest as bytes.
 func (c *StatCache) putSum(abs string, k statKey, sum [sha256.Size]byte, hashedNs int64) {
 	e := statEntry{K: k, Digest: sum, HashedNs: hashedNs}
-	c.changed[abs] = e
-	delete(c.dropped, abs)
+	c.changed[abs] = e // over a saved entry, dropped or not
 	c.dirty = true
 	if c.shouldSpill() {
 		c.spill()
@@ -799,7 +797,7 @@ func (c *StatCache) linkedFiles(want map[statKey]statKey) map[statKey]linkedFile
 		eachRawEntry(c.raw, func(p []byte, e statEntry, enc []byte) {
 			scan.passed(enc)
 			if id := e.K.folderID(); want[id] == e.K {
-				if _, over := c.changed[string(p)]; !over && !c.dropped[string(p)] {
+				if _, over := c.changed[string(p)]; !over && !c.droppedPath(p) {
 					out[id] = linkedFile{string(p), e}
 				}
 			}
@@ -836,29 +834,36 @@ func (c *StatCache) Prune() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	var gone, goneSaved []string
-	for !c.readSaved(func() {
-		gone, goneSaved = nil, nil
-		c.each(func(p []byte, _ statEntry, _ []byte) {
-			if _, err := os.Lstat(string(p)); err != nil {
-				gone = append(gone, string(p))
+	goneChanged := map[string]bool{} // recorded since the file was read: a few
+	for p := range c.changed {
+		if _, err := os.Lstat(p); err != nil {
+			goneChanged[p] = true
+			delete(c.changed, p)
+			n++
+		}
+	}
+	var gone bitset
+	if c.readSaved(func() {
+		c.index()
+		gone = c.dropped.clone()
+		scan := scanRelease{m: c.mapped}
+		defer scan.all()
+		for i := range c.at {
+			if gone.has(i) {
+				continue
 			}
-		})
-		for _, p := range gone {
-			if _, saved := c.savedIndex(p); saved {
-				goneSaved = append(goneSaved, p)
+			p := c.pathAt(i)
+			scan.passed(p)
+			if goneChanged[string(p)] {
+				gone.set(i) // counted above
+			} else if _, err := os.Lstat(string(p)); err != nil {
+				gone.set(i)
+				n++
 			}
 		}
 	}) {
-		// The saved entries were dropped (readSaved): those recorded since, again.
-	}
-	for _, p := range gone {
-		delete(c.changed, p)
-		n++
-	}
-	for _, p := range goneSaved {
-		c.dropped[p] = true
-	}
+		c.dropped = gone
+	} // else the saved entries were dropped (readSaved)
 	for key := range c.trees {
 		root, _, _ := strings.Cut(key, "\x00")
 		if _, err := os.Lstat(root); err != nil {
@@ -871,6 +876,38 @@ func (c *StatCache) Prune() int {
 	}
 	return n
 }
+
+// droppedPath reports whether the saved entry of path p is dropped. Called in readSaved.
+func (c *StatCache) droppedPath(p []byte) bool {
+	if c.dropped.count() == 0 {
+		return false
+	}
+	i, ok := c.savedIndex(string(p))
+	return ok && c.dropped.has(i)
+}
+
+// bitset is a set of small non-negative integers.
+type bitset struct {
+	words []uint64
+	n     int
+}
+
+func (b *bitset) has(i int) bool { return i/64 < len(b.words) && b.words[i/64]&(1<<(i%64)) != 0 }
+
+func (b *bitset) set(i int) {
+	if b.has(i) {
+		return
+	}
+	for len(b.words) <= i/64 {
+		b.words = append(b.words, 0)
+	}
+	b.words[i/64] |= 1 << (i % 64)
+	b.n++
+}
+
+func (b *bitset) count() int { return b.n }
+
+func (b *bitset) clone() bitset { return bitset{words: slices.Clone(b.words), n: b.n} }
 
 // Paths returns the paths of every per-file entry, in order, for diagnostics.
 func (c *StatCache) Paths() []string {
