@@ -424,8 +424,14 @@ func readOutputFiles(path string) (*outputFiles, string, error) {
 					return nil, "", err
 				}
 				var sum [sha256.Size]byte
-				if n, err := hex.Decode(sum[:], []byte(d)); err != nil || n != len(sum) {
+				// The length first: Decode panics on a longer value (a damaged record),
+				// which is an entry without content like any other value not a SHA-256.
+				if len(d) != hex.EncodedLen(len(sum)) {
 					o.marks[rel] = d // an entry without content
+					continue
+				}
+				if _, err := hex.Decode(sum[:], []byte(d)); err != nil {
+					o.marks[rel] = d
 					continue
 				}
 				batch = append(batch, outputFile{rel: rel, sum: sum})

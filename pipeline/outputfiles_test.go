@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -189,5 +190,53 @@ func TestQuickStoreDigestNeedsTheRecordedTree(t *testing.T) {
 	}
 	if got := st.Verify(e); got != "output damaged (a/new added)" {
 		t.Errorf("Verify: %q", got)
+	}
+}
+
+// A damaged record of a previous output whose entries hold values that are not SHA-256
+// digests (longer, shorter, not hex) is read as it was written: such an entry is no file's
+// digest, so the file is taken as changed since it was published, and reading the record
+// fails neither the stage nor gc.
+func TestPreviousRecordWithDamagedDigests(t *testing.T) {
+	prev := filepath.Join(t.TempDir(), strings.Repeat("d", 64))
+	if err := os.MkdirAll(prev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]string{
+		"longer":  strings.Repeat("0", 66),
+		"longest": strings.Repeat("ab", 100),
+		"shorter": strings.Repeat("0", 62),
+		"odd":     strings.Repeat("0", 65),
+		"not-hex": strings.Repeat("z", 64),
+	}
+	var files []string
+	for name, v := range values {
+		if err := os.WriteFile(filepath.Join(prev, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fmt.Sprintf("%q: %q", name, v))
+	}
+	slices.Sort(files)
+	record := filepath.Join(t.TempDir(), "record.json")
+	text := `{"files": {` + strings.Join(files, ", ") + `}, "digest": "` + filepath.Base(prev) + `"}`
+	if err := os.WriteFile(record, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job := &Job{Previous: prev, prevRecord: record, stats: OpenStatCache("")}
+	for name, v := range values {
+		p := filepath.Join(prev, name)
+		if !job.PreviousChanged(p) {
+			t.Errorf("%s (recorded as %q): not taken as changed", name, v)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := job.PreviousDigest(p, fi); ok {
+			t.Errorf("%s (recorded as %q): taken as intact with %s", name, v, d)
+		}
+		if d, ok := job.previousFiles().Digest(name); !ok || d != v {
+			t.Errorf("%s: read back as %q %v, recorded as %q", name, d, ok, v)
+		}
 	}
 }
