@@ -280,20 +280,10 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 	return true, nil
 }
 
-// linkStored hard-links the stored image src to dst, copying where that fails.
+// linkStored hard-links the stored image src to dst, copying where that fails
+// (Job.LinkFile: publishing then knows the link's digest without reading it).
 func linkStored(job *pipeline.Job, src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	_, err = job.WriteFile(dst, data)
-	return err
+	return job.LinkFile(src, dst)
 }
 
 // fingerprintsHeader starts fingerprintsFile and names its format.

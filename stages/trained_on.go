@@ -28,6 +28,9 @@ type digestSet [][sha256.Size]byte
 
 // digestOf decodes a SHA-256 digest given in hex; ok is false for anything else.
 func digestOf(hexDigest string) (d [sha256.Size]byte, ok bool) {
+	if len(hexDigest) != hex.EncodedLen(len(d)) {
+		return d, false // hex.Decode would write past d
+	}
 	n, err := hex.Decode(d[:], []byte(hexDigest))
 	return d, err == nil && n == len(d)
 }

@@ -77,3 +77,17 @@ func TestTrainedOnListsEachOriginalOnce(t *testing.T) {
 		t.Error("a digest that is no SHA-256 was written")
 	}
 }
+
+// A digest recorded in hex is decoded only when it is one: a damaged record with a longer
+// value is not a digest, not a crash.
+func TestDigestOfRefusesWhatIsNotADigest(t *testing.T) {
+	good := strings.Repeat("ab", 32)
+	if _, ok := digestOf(good); !ok {
+		t.Fatalf("%s refused", good)
+	}
+	for _, bad := range []string{good + "ab", good[:62], good + "a", strings.Repeat("zz", 32), ""} {
+		if d, ok := digestOf(bad); ok {
+			t.Errorf("%q decoded to %x", bad, d)
+		}
+	}
+}
