@@ -88,19 +88,20 @@ func tryLock(path string) (l *Lock, prev LockOwner, havePrev bool, err error) {
 	}
 	b, _ := os.ReadFile(path)
 	havePrev = json.Unmarshal(b, &prev) == nil && prev.PID != 0
+	beforeFlock()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		// Held. Read before the lock was tried, the file may have been empty (released) and
-		// then taken by a process that writes itself into it right after: read it again,
-		// waiting a little for that.
-		for i := 0; !havePrev && i < 20; i++ {
+		// Held. Read before the lock was tried, the file may have been empty (released), or
+		// named a holder since gone, and then taken by a process that writes itself into it
+		// right after: read it again, waiting a little for that.
+		for i := 0; i < 20; i++ {
 			if i > 0 {
 				time.Sleep(5 * time.Millisecond)
 			}
 			var now LockOwner
 			b, _ := os.ReadFile(path)
 			if json.Unmarshal(b, &now) == nil && now.PID != 0 {
-				prev, havePrev = now, true
+				return nil, now, true, nil
 			}
 		}
 		return nil, prev, havePrev, nil
@@ -111,6 +112,10 @@ func tryLock(path string) (l *Lock, prev LockOwner, havePrev bool, err error) {
 	l.write()
 	return l, prev, havePrev, nil
 }
+
+// beforeFlock runs between tryLock's first reading of the lock file and its try of the lock
+// (tests take the lock there, as another process may).
+var beforeFlock = func() {}
 
 // write puts the owner into the lock file, over the previous content and then cutting what
 // is left of it, so that the file never looks empty (released) to LockHolder.

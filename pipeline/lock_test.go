@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -131,5 +132,41 @@ func TestSchedulerLockIsTakenOverWhenTheFirstStops(t *testing.T) {
 		t.Fatalf("after the second stopped too: %+v, %v", fourth, err)
 	} else {
 		release4()
+	}
+}
+
+// A lock taken by another process between the reading of the lock file and the try of the
+// lock names that process, not the one the file named before (gone, or released).
+func TestAHeldLockNamesItsHolderNotTheOneBefore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	stale, _ := json.Marshal(LockOwner{PID: 999999, Command: "pipeline run (killed)"})
+	if err := os.WriteFile(path, stale, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var holder *os.File
+	defer func() { beforeFlock = func() {} }()
+	beforeFlock = func() {
+		beforeFlock = func() {}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			t.Fatal(err)
+		}
+		now, _ := json.Marshal(LockOwner{PID: os.Getpid(), Command: "pipeline run (now)"})
+		f.WriteAt(now, 0)
+		f.Truncate(int64(len(now)))
+		holder = f
+	}
+	l, prev, ok, err := tryLock(path)
+	if holder != nil {
+		defer holder.Close()
+	}
+	if err != nil || l != nil {
+		t.Fatalf("lock taken (%v, %v) while another held it", l, err)
+	}
+	if !ok || prev.Command != "pipeline run (now)" {
+		t.Errorf("holder named %+v (%v), want the one holding it now", prev, ok)
 	}
 }
