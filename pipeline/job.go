@@ -63,7 +63,7 @@ type Job struct {
 	// that output); prevFiles, read from it once.
 	prevRecord string
 	prevOnce   sync.Once
-	prevFiles  *outputFiles
+	prevFiles  FileDigests
 	// ready, when set by the engine, is its RunOptions.Prepare, run once per run.
 	ready func() error
 	// store and earlier, set by the engine, are its store and the keys of the outputs this
@@ -226,14 +226,21 @@ func (j *Job) PreviousChanged(path string) bool {
 }
 
 // previousFiles returns the digests of Previous's files as published, by slash path; nil
-// when the output's record cannot be read or is not that output's.
-func (j *Job) previousFiles() *outputFiles {
+// when the output's record cannot be read or is not that output's. A record whose entries
+// are not in path order (names that are not UTF-8, which JSON replaces) is read whole.
+func (j *Job) previousFiles() FileDigests {
 	j.prevOnce.Do(func() {
 		if j.prevRecord == "" {
 			return
 		}
-		if files, digest, err := readOutputFiles(j.prevRecord); err == nil && digest == filepath.Base(j.Previous) {
+		files, digest, err := readOutputFiles(j.prevRecord)
+		if err == nil && digest == filepath.Base(j.Previous) {
 			j.prevFiles = files
+			return
+		}
+		var m Manifest
+		if err != nil && readJSON(j.prevRecord, &m) == nil && m.Digest == filepath.Base(j.Previous) {
+			j.prevFiles = ManifestFiles(m.Files)
 		}
 	})
 	return j.prevFiles

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -238,5 +239,32 @@ func TestPreviousRecordWithDamagedDigests(t *testing.T) {
 		if d, ok := job.previousFiles().Digest(name); !ok || d != v {
 			t.Errorf("%s: read back as %q %v, recorded as %q", name, d, ok, v)
 		}
+	}
+}
+
+// A previous output's record whose entries are out of path order (JSON replaces names that
+// are not UTF-8, which can reorder them) is still checked against, read whole.
+func TestPreviousRecordOutOfOrderIsStillUsed(t *testing.T) {
+	sum := func(s string) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(s))) }
+	digest := strings.Repeat("d", 64)
+	prev := filepath.Join(t.TempDir(), digest)
+	os.MkdirAll(prev, 0o755)
+	os.WriteFile(filepath.Join(prev, "a"), []byte("A"), 0o644)
+	os.WriteFile(filepath.Join(prev, "b"), []byte("B"), 0o644)
+	record := filepath.Join(t.TempDir(), "record.json")
+	text := fmt.Sprintf(`{"files": {"b": %q, "a": %q}, "digest": %q}`, sum("B"), sum("A"), digest)
+	if err := os.WriteFile(record, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readOutputFiles(record); err == nil {
+		t.Fatal("an out-of-order record read as a sorted list")
+	}
+	job := &Job{Previous: prev, prevRecord: record, stats: OpenStatCache("")}
+	if job.PreviousChanged(filepath.Join(prev, "a")) {
+		t.Error("an unchanged file of the previous output taken as changed")
+	}
+	os.WriteFile(filepath.Join(prev, "b"), []byte("changed"), 0o644)
+	if !job.PreviousChanged(filepath.Join(prev, "b")) {
+		t.Error("a changed file of the previous output taken as unchanged")
 	}
 }
