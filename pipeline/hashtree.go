@@ -723,13 +723,22 @@ func (c *StatCache) FileDigest(path string, fi os.FileInfo) (string, error) {
 // cachedDigest returns the digest recorded for abs if it was recorded for identity k and, for
 // a source file, is settled (racyMargin).
 func (c *StatCache) cachedDigest(abs string, k statKey, source bool) (string, bool) {
+	sum, ok := c.cachedSum(abs, k, source)
+	if !ok {
+		return "", false
+	}
+	return hex.EncodeToString(sum[:]), true
+}
+
+// cachedSum is cachedDigest with the digest as bytes.
+func (c *StatCache) cachedSum(abs string, k statKey, source bool) ([sha256.Size]byte, bool) {
 	c.mu.Lock()
 	e, ok := c.lookup(abs)
 	c.mu.Unlock()
 	if !ok || e.K != k || (source && !settled(k, e.HashedNs)) {
-		return "", false
+		return [sha256.Size]byte{}, false
 	}
-	return hex.EncodeToString(e.Digest[:]), true
+	return e.Digest, true
 }
 
 // fileDigest is FileDigest for an absolute path and its stat identity: source says whether
@@ -842,28 +851,24 @@ func (c *StatCache) Prune() int {
 			n++
 		}
 	}
-	var gone bitset
-	if c.readSaved(func() {
+	c.readSaved(func() { // a fault drops the saved entries, and with them the marks
 		c.index()
-		gone = c.dropped.clone()
 		scan := scanRelease{m: c.mapped}
 		defer scan.all()
 		for i := range c.at {
-			if gone.has(i) {
+			if c.dropped.has(i) {
 				continue
 			}
 			p := c.pathAt(i)
 			scan.passed(p)
 			if goneChanged[string(p)] {
-				gone.set(i) // counted above
+				c.dropped.set(i) // counted above
 			} else if _, err := os.Lstat(string(p)); err != nil {
-				gone.set(i)
+				c.dropped.set(i)
 				n++
 			}
 		}
-	}) {
-		c.dropped = gone
-	} // else the saved entries were dropped (readSaved)
+	})
 	for key := range c.trees {
 		root, _, _ := strings.Cut(key, "\x00")
 		if _, err := os.Lstat(root); err != nil {
@@ -906,8 +911,6 @@ func (b *bitset) set(i int) {
 }
 
 func (b *bitset) count() int { return b.n }
-
-func (b *bitset) clone() bitset { return bitset{words: slices.Clone(b.words), n: b.n} }
 
 // Paths returns the paths of every per-file entry, in order, for diagnostics.
 func (c *StatCache) Paths() []string {
@@ -968,24 +971,44 @@ func absPath(path string) string {
 func HashFile(path string) (string, error) { return hashFile(path) }
 
 func hashFile(path string) (string, error) {
-	f, err := openFile(path)
+	sum, err := hashFileSum(path)
 	if err != nil {
 		return "", err
 	}
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// hashFileSum is hashFile with the digest as bytes.
+func hashFileSum(path string) ([sha256.Size]byte, error) {
+	f, err := openFile(path)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
 	defer f.Close()
-	return HashReader(f)
+	return hashReaderSum(f)
 }
 
 // HashReader returns the SHA-256 (hex) of what r holds, read in pieces.
 func HashReader(r io.Reader) (string, error) {
+	sum, err := hashReaderSum(r)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// hashReaderSum is HashReader with the digest as bytes.
+func hashReaderSum(r io.Reader) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
 	h := sha256.New()
 	buf := hashBuffers.Get().(*[]byte)
 	defer hashBuffers.Put(buf)
 	// Not io.Copy: a file's WriteTo takes a new 32 KB buffer for every file hashed.
 	if _, err := io.CopyBuffer(h, struct{ io.Reader }{r}, *buf); err != nil {
-		return "", err
+		return sum, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 // hashBuffers are HashReader's read buffers.

@@ -366,11 +366,8 @@ func (j *Job) LinkFile(src, dst string) error {
 	// changed: the same identity is the same inode, unchanged since it was hashed. A copy, or
 	// a link to a source file (whose entry holds the change time), is not recorded.
 	k := keyOf(fi).object()
-	var sum [sha256.Size]byte
-	if d, ok := j.stats.cachedDigest(absPath(src), k, false); ok {
-		if _, err := hex.Decode(sum[:], []byte(d)); err == nil {
-			j.written.add(absPath(dst), k, sum)
-		}
+	if sum, ok := j.stats.cachedSum(absPath(src), k, false); ok {
+		j.written.add(absPath(dst), k, sum)
 	}
 	return nil
 }

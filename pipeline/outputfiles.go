@@ -278,16 +278,6 @@ func (c *StatCache) hashOutput(root string, written *writtenFiles, known bool) (
 	return o, st, nil
 }
 
-// hashFileSum is hashFile with the digest as bytes.
-func hashFileSum(path string) ([sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
-	d, err := hashFile(path)
-	if err == nil {
-		hex.Decode(sum[:], []byte(d))
-	}
-	return sum, err
-}
-
 // manifestHasher computes a manifest digest from its entries given in path order: each line
 // is fmt's "%q %s\n" of path and digest, written without fmt.
 type manifestHasher struct {

@@ -147,13 +147,11 @@ func (s *Store) Verify(e *Entry) string {
 	if d, ok := s.Stats.quickStoreDigest(dir); ok && d == e.Output.Digest {
 		return ""
 	}
-	cur, _, err := s.Stats.hashTree(dir, treeMode{remember: true, quick: true})
+	// Otherwise every file's digest, from the cache where its identity is unchanged (no
+	// second quick check: the walk above found no tree record, or not this one).
+	cur, _, err := s.Stats.hashTree(dir, treeMode{remember: true})
 	if err == nil && cur.Digest == e.Output.Digest {
 		return ""
-	}
-	if err == nil && cur.Files == nil {
-		// The recorded tree had another digest: the full manifest names the difference.
-		cur, _, err = s.Stats.hashTree(dir, treeMode{remember: true})
 	}
 	want := e.Output
 	if want.Files == nil {
