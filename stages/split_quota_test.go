@@ -71,11 +71,7 @@ func TestShortHeldOutNamesEachClassAndSet(t *testing.T) {
 // A test_source class folder emptied of its photos gives the test set none of the class:
 // validate (and plan) warn beforehand, and the split's log says so.
 func TestAnEmptyTestClassFolderIsWarnedOf(t *testing.T) {
-	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
-	w.writeClasses("raw/train", 6, "x", "y")
-	for _, c := range []string{"x", "y"} {
-		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(c[0]), 6, 6))
-	}
+	w := testSourceXY(t)
 	mustRun(t, w)
 	if err := os.Remove(filepath.Join(w.dir, "raw/test/y/t.png")); err != nil {
 		t.Fatal(err)

@@ -255,11 +255,7 @@ func TestAnUnreadableClassFolderIsNamedWithWhy(t *testing.T) {
 // A test_source class folder that cannot be read is warned of by validate and plan: the
 // split leaves its test images out, which does not fail it.
 func TestAnUnreadableTestClassFolderIsWarnedOf(t *testing.T) {
-	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
-	w.writeClasses("raw/train", 6, "x", "y")
-	for _, c := range []string{"x", "y"} {
-		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(c[0]), 6, 6))
-	}
+	w := testSourceXY(t)
 	locked := filepath.Join(w.dir, "raw", "test", "y")
 	readDir = func(name string) ([]os.DirEntry, error) {
 		if name == locked {
@@ -272,4 +268,16 @@ func TestAnUnreadableTestClassFolderIsWarnedOf(t *testing.T) {
 	if got := w.sourceDiags(); len(got) != 1 || got[0] != want {
 		t.Errorf("validate says %q, want %q", got, want)
 	}
+}
+
+// testSourceXY is a workspace of testSourceHCL (test_source raw/test): classes x and y of six
+// training photos each, and one test photo each.
+func testSourceXY(t *testing.T) *ws {
+	t.Helper()
+	w := newWS(t, fmt.Sprintf(testSourceHCL, 8))
+	w.writeClasses("raw/train", 6, "x", "y")
+	for _, c := range []string{"x", "y"} {
+		w.write(fmt.Sprintf("raw/test/%s/t.png", c), randomPNG(9, uint64(c[0]), 6, 6))
+	}
+	return w
 }
