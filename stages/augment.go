@@ -3,16 +3,20 @@ package stages
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"image"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/anthonynsimon/bild/clone"
@@ -165,7 +169,9 @@ type augmentCounts struct {
 	After  int    `json:"after"`
 }
 
-// Run implements pipeline.Kind.
+// Run implements pipeline.Kind. It reads its input twice, entry by entry: once to count each
+// class, then a class at a time to plan, make and list that class's copies, so that what it
+// holds is one class's entries (two while a class's last copies are made), not the set's.
 func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	var cfg AugmentConfig
 	if err := job.Values.Decode(&cfg); err != nil {
@@ -175,7 +181,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 		return err
 	}
 	inDir := job.Path(cfg.Input)
-	in, err := ReadManifest(inDir)
+	in, counts, grouped, err := countClasses(inDir)
 	if err == nil {
 		err = checkFitted(in)
 	}
@@ -186,231 +192,348 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	if err := os.MkdirAll(filepath.Join(outDir, "images"), 0o755); err != nil {
 		return err
 	}
-	byLabel := make([][]int32, len(in.Classes))
-	for i, e := range in.Images {
-		byLabel[e.Label] = append(byLabel[e.Label], int32(i))
-	}
 	largest := 0
-	for _, idx := range byLabel {
-		largest = max(largest, len(idx))
+	for _, n := range counts {
+		largest = max(largest, n)
 	}
-
-	// One task per original: decode once, write the original and all its copies. Tasks are
-	// in label order, a label's contiguous (labelStart).
-	type task struct {
-		img    int32 // the original's index in in.Images
-		copies int32
-		occ    int32 // occurrence of this digest in the class (duplicates get distinct copies)
-	}
-	var tasks []task
-	labelStart := make([]int, len(byLabel)+1)
 	rep := augmentReport{}
-	for label, idx := range byLabel {
-		labelStart[label] = len(tasks)
-		// Which originals get the remainder is fixed by the seed and content, not file order.
-		sort.SliceStable(idx, func(a, b int) bool {
-			return order(job.Seed, in.Images[idx[a]].Digest) < order(job.Seed, in.Images[idx[b]].Digest)
-		})
-		plan := copyPlan(len(idx), largest, cfg.MaxAugment)
-		seen := map[string]int32{}
-		total := 0
-		for i, j := range idx {
-			d := in.Images[j].Digest
-			tasks = append(tasks, task{img: j, copies: int32(plan[i]), occ: seen[d]})
-			seen[d]++
-			total += plan[i]
-		}
-		rep.Classes = append(rep.Classes, augmentCounts{Name: in.Classes[label], Before: len(idx),
-			Target: min(cfg.MaxAugment*len(idx), largest), After: len(idx) + total})
-		byLabel[label] = nil
+	listed, copies := 0, 0 // the output's entries, and the copies among them
+	for label, n := range counts {
+		target := min(cfg.MaxAugment*n, largest)
+		extra := max(0, target-n)
+		rep.Classes = append(rep.Classes, augmentCounts{Name: in.Classes[label], Before: n, Target: target, After: n + extra})
+		listed += n + extra
+		copies += extra
 	}
-	labelStart[len(byLabel)] = len(tasks)
 
 	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize,
 		SourceDir: in.SourceDir, SourcePrefix: in.SourcePrefix, FittedWith: in.FittedWith, ReadWith: in.ReadWith}
 	made := madeWith(job.Seed, cfg, in)
 	prev := readPreviousCopies(job, job.Previous, made)
-	var inputs inputDigests
+	record, err := createCopiesRecord(job, made)
+	if err != nil {
+		return err
+	}
+	defer record.abandon()
 	var reused atomic.Int64
 	var damaged damagedJPEGs // originals libjpeg-turbo decoded past damage in (not storing)
-	// The operation of each copy a task made or reused, by task: all the output's manifest
-	// needs to list them, written once every task is done (a few bytes a copy, not an entry).
-	copyOps := make([][]string, len(tasks))
-	// stem names a task's original and copies in the output (images/<label>/<stem>.<ext>,
-	// <stem>_aug<k>.png).
-	stemOf := func(t task) string { return fmt.Sprintf("%s_%d", in.Images[t.img].Digest[:16], t.occ) }
-	// origPath is the output's path of a task's original as stored, "" when not stored.
-	origPath := func(t task) string {
-		e := in.Images[t.img]
-		if e.Path == "" {
-			return ""
-		}
-		return fmt.Sprintf("images/%d/%s%s", e.Label, stemOf(t), path.Ext(e.Path))
-	}
-	copyPath := func(t task, k int) string {
-		return fmt.Sprintf("images/%d/%s_aug%d.png", in.Images[t.img].Label, stemOf(t), k)
-	}
 	store := storedFormat{format: FormatPNG, compression: cfg.Compression}
 	// Progress counts the copies, made or reused: what takes the time (an original is only
 	// linked), and what the stage is for.
-	copies := 0
-	for _, t := range tasks {
-		copies += int(t.copies)
-	}
 	if copies > 0 {
 		job.Progress.Start("copies", int64(copies))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(dataWorkers())
-	for ti := range tasks {
-		ti := ti
-		g.Go(func() error {
+	// run makes what task t of a class lists: its original (linked when stored) and its copies,
+	// made from the original decoded once, or linked from the previous output when made there
+	// the same way from the same image.
+	run := func(t *augmentTask) error {
+		if err := gctx.Err(); err != nil {
+			return err
+		}
+		// An original the split did not store stays where it is: the output's manifest names
+		// it as the input's does, and its copies are made from it fitted.
+		unstored := t.entry.Path == ""
+		var src string
+		var data []byte
+		if !unstored {
+			src = filepath.Join(inDir, filepath.FromSlash(t.entry.Path))
+			if err := job.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(t.origPath()))); err != nil {
+				return fmt.Errorf("copying %s: %w", src, err)
+			}
+		}
+		if len(t.ops) == 0 {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Join(outDir, "images", fmt.Sprint(t.entry.Label)), 0o755); err != nil {
+			return err
+		}
+		if unstored {
+			t.input = t.entry.Digest // made names the fit, and reading checks the file
+		} else {
+			var err error
+			if data, err = os.ReadFile(src); err != nil {
+				return fmt.Errorf("input image %s: %w", src, err)
+			}
+			sum := sha256.Sum256(data)
+			t.input = hex.EncodeToString(sum[:])
+		}
+		var img image.Image
+		var scratch *image.RGBA
+		defer func() {
+			if scratch != nil {
+				pixelBufs.put(scratch.Pix)
+			}
+		}()
+		flipped := false
+		for k := 1; k <= len(t.ops); k++ {
+			r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
+			op := chooseOp(cfg.Ops, r, &flipped) // t.ops[k-1], and r drawn on as when planned
+			rel := t.copyPath(k)
+			if ok, err := prev.linkCopy(job, t.stem, t.input, k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
+				return err
+			} else if ok {
+				reused.Add(1)
+				job.Progress.Add(1)
+				continue
+			}
+			if img == nil {
+				var err error
+				if unstored {
+					if img, err = readEntry(in, inDir, job.Workspace, t.entry, &damaged); err != nil {
+						return err
+					}
+				} else if img, err = decodeImage(data, in.ReadWith != ""); err != nil {
+					return fmt.Errorf("input image %s: %w", src, err)
+				}
+				switch im := img.(type) {
+				case *image.RGBA:
+				case *raster.RGB:
+					img = im.ToRGBA()
+					pixelBufs.put(im.Pix)
+				default:
+					img = clone.AsRGBA(img) // once (a stored JPEG decodes to YCbCr), not per copy
+				}
+				b := img.Bounds()
+				scratch = &image.RGBA{Pix: pixelBufs.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+			}
+			aug := opaque(applyOp(img, op, cfg.params, r, scratch), in.Channels)
+			data, err := store.appendEncoded(encodedBufs.get(0), aug)
+			if err != nil {
+				return err
+			}
+			_, err = job.WriteFile(filepath.Join(outDir, filepath.FromSlash(rel)), data)
+			encodedBufs.put(data)
+			if err != nil {
+				return err
+			}
+			job.Progress.Add(1)
+		}
+		return nil
+	}
+	// The output lists its images by label, then path: a class's entries are listed as soon
+	// as its tasks are given to the workers (what they make is planned), and the class's
+	// input digests recorded once the workers are done with it, while they go on to the next.
+	var pending *augmentClass
+	finish := func(c *augmentClass) {
+		if c != nil {
+			c.done.Wait()
+			record.add(c.tasks)
+		}
+	}
+	var stopped error
+	images := func(yield func(Entry) bool) {
+		stopped = eachClass(inDir, grouped, counts, func(label int, entries []Entry) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			t := tasks[ti]
-			entry := in.Images[t.img]
-			stem := stemOf(t)
-			// An original the split did not store stays where it is: the output's manifest
-			// names it as the input's does, and its copies are made from it fitted.
-			unstored := entry.Path == ""
-			var src string
-			var data []byte
-			if !unstored {
-				src = filepath.Join(inDir, filepath.FromSlash(entry.Path))
-				if err := job.LinkFile(src, filepath.Join(outDir, filepath.FromSlash(origPath(t)))); err != nil {
-					return fmt.Errorf("copying %s: %w", src, err)
+			c := planClass(job.Seed, label, entries, largest, cfg)
+			for i := range c.tasks {
+				t := &c.tasks[i]
+				c.done.Add(1)
+				g.Go(func() error {
+					defer c.done.Done()
+					return run(t)
+				})
+			}
+			for e := range c.entries() {
+				if !yield(e) {
+					return errStopped
 				}
 			}
-			if t.copies == 0 {
-				return nil
-			}
-			if err := os.MkdirAll(filepath.Join(outDir, "images", fmt.Sprint(entry.Label)), 0o755); err != nil {
-				return err
-			}
-			ops := make([]string, 0, t.copies)
-			var input string
-			if unstored {
-				// the original's digest: made names the fit, and reading checks the file
-				input = inputs.addDigest(stem, entry.Digest)
-			} else {
-				var err error
-				if data, err = os.ReadFile(src); err != nil {
-					return fmt.Errorf("input image %s: %w", src, err)
-				}
-				input = inputs.add(stem, data)
-			}
-			var img image.Image
-			var scratch *image.RGBA
-			defer func() {
-				if scratch != nil {
-					pixelBufs.put(scratch.Pix)
-				}
-			}()
-			flipped := false
-			defer func() { copyOps[ti] = ops }()
-			for k := 1; k <= int(t.copies); k++ {
-				r := copyRand(job.Seed, entry.Digest, int(t.occ), k)
-				op := chooseOp(cfg.Ops, r, &flipped)
-				rel := copyPath(t, k)
-				if ok, err := prev.linkCopy(job, stem, input, k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
-					return err
-				} else if ok {
-					reused.Add(1)
-					ops = append(ops, op)
-					job.Progress.Add(1)
-					continue
-				}
-				if img == nil {
-					var err error // this task's: the function's err is shared by every task
-					if unstored {
-						if img, err = readEntry(in, inDir, job.Workspace, entry, &damaged); err != nil {
-							return err
-						}
-					} else if img, err = decodeImage(data, in.ReadWith != ""); err != nil {
-						return fmt.Errorf("input image %s: %w", src, err)
-					}
-					switch im := img.(type) {
-					case *image.RGBA:
-					case *raster.RGB:
-						img = im.ToRGBA()
-						pixelBufs.put(im.Pix)
-					default:
-						img = clone.AsRGBA(img) // once (a stored JPEG decodes to YCbCr), not per copy
-					}
-					b := img.Bounds()
-					scratch = &image.RGBA{Pix: pixelBufs.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
-				}
-				aug := opaque(applyOp(img, op, cfg.params, r, scratch), in.Channels)
-				data, err := store.appendEncoded(encodedBufs.get(0), aug)
-				if err != nil {
-					return err
-				}
-				_, err = job.WriteFile(filepath.Join(outDir, filepath.FromSlash(rel)), data)
-				encodedBufs.put(data)
-				if err != nil {
-					return err
-				}
-				ops = append(ops, op)
-				job.Progress.Add(1)
-			}
+			finish(pending)
+			pending = c
 			return nil
 		})
+		finish(pending)
 	}
-	if err := g.Wait(); err != nil {
-		return err
+	err = out.WriteEntries(outDir, listed, images)
+	if werr := g.Wait(); werr != nil {
+		return werr
 	}
-	// The output lists its images by label, then path, made a label at a time from the
-	// tasks: an original and its copies (by copyOps), each as the input's entry with its
-	// output path. An original not stored sorts where its stored image would: the output
-	// lists images in one order whether the split stored them or not, and training, which
-	// shuffles that order, learns the same.
-	images := func(yield func(Entry) bool) {
-		type listed struct {
-			key  string
-			task int
-			k    int // 0 for the original
-		}
-		var list []listed
-		for label := range len(in.Classes) {
-			list = list[:0]
-			for ti := labelStart[label]; ti < labelStart[label+1]; ti++ {
-				key := origPath(tasks[ti])
-				if key == "" {
-					key = fmt.Sprintf("images/%d/%s.", label, stemOf(tasks[ti]))
-				}
-				list = append(list, listed{key, ti, 0})
-				for k := 1; k <= len(copyOps[ti]); k++ {
-					list = append(list, listed{copyPath(tasks[ti], k), ti, k})
-				}
-			}
-			slices.SortStableFunc(list, func(a, b listed) int { return strings.Compare(a.key, b.key) })
-			for _, l := range list {
-				e := in.Images[tasks[l.task].img]
-				if l.k == 0 {
-					if e.Path != "" {
-						e.Path = l.key
-					}
-				} else {
-					e.Path, e.Copy = l.key, &Copy{Index: l.k, Op: copyOps[l.task][l.k-1]}
-				}
-				if !yield(e) {
-					return
-				}
-			}
-		}
+	if stopped != nil && !errors.Is(stopped, errStopped) {
+		return stopped // what ended the reading, not the count of entries it left unwritten
 	}
-	if err := out.WriteEntries(outDir, len(tasks)+copies, images); err != nil {
+	if err != nil {
 		return err
 	}
 	if n := reused.Load(); n > 0 {
 		job.Logf("reused %s of the previous output (made the same way from the same images)", plural(int(n), "copy", "copies"))
 	}
 	logDamaged(job, damaged.sorted(), " among the originals copied", "")
-	if err := inputs.write(job, made); err != nil {
+	if err := record.close(); err != nil {
 		return err
 	}
 	return writeAugmentReport(job, in.Classes, rep)
+}
+
+// errStopped ends a reading of a manifest whose entries are no longer wanted.
+var errStopped = errors.New("stopped")
+
+// countClasses reads the manifest in dir entry by entry and returns its header, the number
+// of images of each class, and whether the entries come a class at a time in label order (as
+// the split lists them).
+func countClasses(dir string) (*Manifest, []int, bool, error) {
+	var counts []int
+	grouped, last := true, 0
+	m, err := EachManifestEntry(dir, func(e Entry) error {
+		if e.Label >= len(counts) {
+			counts = append(counts, make([]int, e.Label+1-len(counts))...)
+		}
+		counts[e.Label]++
+		grouped = grouped && e.Label >= last
+		last = e.Label
+		return nil
+	})
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if len(counts) < len(m.Classes) {
+		counts = append(counts, make([]int, len(m.Classes)-len(counts))...)
+	}
+	return m, counts, grouped, nil
+}
+
+// eachClass calls f with the entries of each class of the manifest in dir that has any, in
+// label order, in the order the manifest lists them: read entry by entry when grouped (the
+// manifest lists a class at a time, in label order), whole and sorted by label otherwise.
+// counts are countClasses' counts of the same manifest.
+func eachClass(dir string, grouped bool, counts []int, f func(label int, entries []Entry) error) error {
+	var class []Entry
+	flush := func() error {
+		if len(class) == 0 {
+			return nil
+		}
+		l := class[0].Label
+		if len(class) != counts[l] {
+			return fmt.Errorf("%s: changed while read (class %d had %d images, then %d)", filepath.Join(dir, ManifestFile), l, counts[l], len(class))
+		}
+		err := f(l, class)
+		class = nil // the workers may still hold the last class's entries
+		return err
+	}
+	add := func(e Entry) error {
+		if len(class) > 0 && class[0].Label != e.Label {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		class = append(class, e)
+		return nil
+	}
+	if !grouped {
+		m, err := ReadManifest(dir)
+		if err != nil {
+			return err
+		}
+		slices.SortStableFunc(m.Images, func(a, b Entry) int { return a.Label - b.Label })
+		for _, e := range m.Images {
+			if err := add(e); err != nil {
+				return err
+			}
+		}
+		return flush()
+	}
+	if _, err := EachManifestEntry(dir, add); err != nil {
+		return err
+	}
+	return flush()
+}
+
+// augmentTask is what one original of a class lists in the output: itself and its copies.
+type augmentTask struct {
+	entry Entry    // the original's input entry
+	occ   int      // occurrence of its digest in the class (duplicates get distinct copies)
+	stem  string   // names the original and its copies: images/<label>/<stem>.<ext>, <stem>_aug<k>.png
+	ops   []string // each copy's operation
+	input string   // SHA-256 of the input image its copies are made from, once made
+}
+
+// origPath is the output's path of t's original as stored, "" when not stored.
+func (t *augmentTask) origPath() string {
+	if t.entry.Path == "" {
+		return ""
+	}
+	return fmt.Sprintf("images/%d/%s%s", t.entry.Label, t.stem, path.Ext(t.entry.Path))
+}
+
+// copyPath is the output's path of t's copy k.
+func (t *augmentTask) copyPath(k int) string {
+	return fmt.Sprintf("images/%d/%s_aug%d.png", t.entry.Label, t.stem, k)
+}
+
+// augmentClass is one class's tasks, and the workers still making them.
+type augmentClass struct {
+	tasks []augmentTask
+	done  sync.WaitGroup
+}
+
+// planClass plans the copies of a class of the input with the given entries: which originals
+// get the remainder of its target is fixed by the seed and content, not file order, and
+// each copy's operation by the seed, the original's content and the copy's index.
+func planClass(seed int64, label int, entries []Entry, largest int, cfg AugmentConfig) *augmentClass {
+	keys := make([]string, len(entries))
+	idx := make([]int, len(entries))
+	for i, e := range entries {
+		keys[i], idx[i] = order(seed, e.Digest), i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	plan := copyPlan(len(entries), largest, cfg.MaxAugment)
+	c := &augmentClass{tasks: make([]augmentTask, len(entries))}
+	seen := map[string]int{}
+	for i, j := range idx {
+		e := entries[j]
+		t := augmentTask{entry: e, occ: seen[e.Digest]}
+		seen[e.Digest]++
+		t.stem = fmt.Sprintf("%s_%d", e.Digest[:16], t.occ)
+		flipped := false
+		for k := 1; k <= plan[i]; k++ {
+			t.ops = append(t.ops, chooseOp(cfg.Ops, copyRand(seed, e.Digest, t.occ, k), &flipped))
+		}
+		c.tasks[i] = t
+	}
+	return c
+}
+
+// entries yields the output's entries of the class, by path: each original and its copies,
+// as the input's entry with its output path. An original not stored sorts where its stored
+// image would: the output lists images in one order whether the split stored them or not,
+// and training, which shuffles that order, learns the same.
+func (c *augmentClass) entries() iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		type listed struct {
+			key string
+			t   *augmentTask
+			k   int // 0 for the original
+		}
+		var list []listed
+		for i := range c.tasks {
+			t := &c.tasks[i]
+			key := t.origPath()
+			if key == "" {
+				key = fmt.Sprintf("images/%d/%s.", t.entry.Label, t.stem)
+			}
+			list = append(list, listed{key, t, 0})
+			for k := 1; k <= len(t.ops); k++ {
+				list = append(list, listed{t.copyPath(k), t, k})
+			}
+		}
+		slices.SortStableFunc(list, func(a, b listed) int { return strings.Compare(a.key, b.key) })
+		for _, l := range list {
+			e := l.t.entry
+			if l.k == 0 {
+				if e.Path != "" {
+					e.Path = l.key
+				}
+			} else {
+				e.Path, e.Copy = l.key, &Copy{Index: l.k, Op: l.t.ops[l.k-1]}
+			}
+			if !yield(e) {
+				return
+			}
+		}
+	}
 }
 
 // copyRand is the generator of copy k of an original: it depends only on the seed, the

@@ -1,14 +1,16 @@
 package stages
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bufio"
+	"container/heap"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sync"
+	"slices"
+	"strings"
 
 	"pipeline/pipeline"
 )
@@ -139,40 +141,149 @@ func (pc previousCopies) linkCopy(job *pipeline.Job, stem, input string, k int, 
 	return true, job.LinkFile(src, dst)
 }
 
-// inputDigests collects the SHA-256 of each original's input image for copiesFile.
-type inputDigests struct {
-	mu sync.Mutex
-	m  map[string]string
+// copiesRecordWriter writes copiesFile into an output as json.MarshalIndent writes a
+// copiesRecord (its inputs sorted by stem), holding no list of them: the input digests of each
+// class's originals with copies are written, sorted, to a scratch file as the class is done,
+// and the record is merged from those runs when every class is.
+type copiesRecordWriter struct {
+	path, made string
+	runs       *os.File
+	w          *bufio.Writer
+	ends       []int64 // where each run ends in runs
+	at         int64
 }
 
-func (d *inputDigests) add(stem string, data []byte) string {
-	sum := sha256.Sum256(data)
-	return d.addDigest(stem, hex.EncodeToString(sum[:]))
-}
-
-// addDigest records digest as the input of stem's copies and returns it.
-func (d *inputDigests) addDigest(stem, digest string) string {
-	d.mu.Lock()
-	if d.m == nil {
-		d.m = map[string]string{}
+// createCopiesRecord starts copiesFile of job's report output, to say its copies were made as
+// made says, with scratch space in job.Work.
+func createCopiesRecord(job *pipeline.Job, made string) (*copiesRecordWriter, error) {
+	f, err := os.CreateTemp(job.Work, "copies-*")
+	if err != nil {
+		return nil, err
 	}
-	d.m[stem] = digest
-	d.mu.Unlock()
-	return digest
+	os.Remove(f.Name()) // read through f only; gone when closed, whatever happens
+	return &copiesRecordWriter{path: filepath.Join(job.Out, "report", copiesFile), made: made,
+		runs: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
-// write writes copiesFile into the output.
-func (d *inputDigests) write(job *pipeline.Job, made string) error {
-	if d.m == nil {
-		d.m = map[string]string{}
+// add records the inputs of the tasks of one class that have copies.
+func (c *copiesRecordWriter) add(tasks []augmentTask) {
+	var with []*augmentTask
+	for i := range tasks {
+		if len(tasks[i].ops) > 0 && tasks[i].input != "" {
+			with = append(with, &tasks[i])
+		}
 	}
-	b, err := json.MarshalIndent(copiesRecord{MadeWith: made, Inputs: d.m}, "", "  ")
+	if len(with) == 0 {
+		return
+	}
+	slices.SortFunc(with, func(a, b *augmentTask) int { return strings.Compare(a.stem, b.stem) })
+	for _, t := range with {
+		n, _ := fmt.Fprintf(c.w, "%s %s\n", t.stem, t.input)
+		c.at += int64(n)
+	}
+	c.ends = append(c.ends, c.at)
+}
+
+// close writes the record, one entry per stem (the first class's, should two classes hold the
+// same image).
+func (c *copiesRecordWriter) close() error {
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(c.path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(c.path)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(job.Out, "report"), 0o755); err != nil {
-		return err
+	w := bufio.NewWriterSize(out, 64<<10)
+	made, _ := json.Marshal(c.made)
+	fmt.Fprintf(w, "{\n  \"made_with\": %s,\n  \"inputs\": {", made)
+	// a k-way merge of the runs, the smallest head first (ties to the earlier run)
+	var heads runHeads
+	start := int64(0)
+	for i, end := range c.ends {
+		h := &runHead{r: bufio.NewReaderSize(io.NewSectionReader(c.runs, start, end-start), 4<<10), run: i}
+		start = end
+		if ok, err := h.next(c.path); err != nil {
+			out.Close()
+			return err
+		} else if ok {
+			heads = append(heads, h)
+		}
 	}
-	_, err = job.WriteFile(filepath.Join(job.Out, "report", copiesFile), append(b, '\n'))
+	heap.Init(&heads)
+	n, last := 0, ""
+	for len(heads) > 0 {
+		h := heads[0]
+		if n == 0 || h.stem != last {
+			if n > 0 {
+				w.WriteByte(',')
+			}
+			n++
+			stem, _ := json.Marshal(h.stem)
+			sum, _ := json.Marshal(h.sum)
+			fmt.Fprintf(w, "\n    %s: %s", stem, sum)
+			last = h.stem
+		}
+		if ok, err := h.next(c.path); err != nil {
+			out.Close()
+			return err
+		} else if ok {
+			heap.Fix(&heads, 0)
+		} else {
+			heap.Pop(&heads)
+		}
+	}
+	if n > 0 {
+		w.WriteString("\n  ")
+	}
+	w.WriteString("}\n}\n")
+	err = w.Flush()
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
 	return err
+}
+
+// abandon drops the scratch file.
+func (c *copiesRecordWriter) abandon() { c.runs.Close() }
+
+// runHead is the next entry of one run of a copiesRecordWriter's scratch file.
+type runHead struct {
+	r         *bufio.Reader
+	run       int
+	stem, sum string
+}
+
+// next reads h's next entry, reporting false at the end of its run.
+func (h *runHead) next(record string) (bool, error) {
+	line, err := h.r.ReadString('\n')
+	if err == io.EOF && line == "" {
+		return false, nil
+	}
+	stem, sum, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+	if err != nil || !ok {
+		return false, fmt.Errorf("%s: its scratch records are damaged", record)
+	}
+	h.stem, h.sum = stem, sum
+	return true, nil
+}
+
+// runHeads is a heap of runs by their next stem, then run.
+type runHeads []*runHead
+
+func (h runHeads) Len() int { return len(h) }
+func (h runHeads) Less(i, j int) bool {
+	return h[i].stem < h[j].stem || h[i].stem == h[j].stem && h[i].run < h[j].run
+}
+func (h runHeads) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *runHeads) Push(x any)   { *h = append(*h, x.(*runHead)) }
+func (h *runHeads) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
