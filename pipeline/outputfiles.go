@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"iter"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -50,16 +52,32 @@ func (m ManifestFiles) All() iter.Seq2[string, string] {
 // outputFiles is the manifest of an output being published, held compactly: fixed records
 // (the path's string, the SHA-256 as bytes, the size) sorted by path, where a Manifest's two
 // maps and hex digests take about three times as much for every file of an augmented set.
-// Entries without content (broken links, files that cannot be read) are in marks.
+// Entries without content (broken links, files that cannot be read) are in marks. A list
+// made to publish an output (hashOutput) keeps only its last chunk in memory, the others in a
+// scratch file read back a chunk at a time: it is read in path order (its digest, the
+// manifest file, the named outputs' digests), and a stage's lookups (a set's content digest)
+// come in the order of its manifests, which list their images in runs of neighbouring paths.
 type outputFiles struct {
 	// chunks hold the files in path order, each chunk but the last chunkLen of them: a list
-	// that grows by chunks is never copied whole, as a slice is when it grows.
+	// that grows by chunks is never copied whole, as a slice is when it grows. A chunk written
+	// to spill is nil here.
 	chunks   [][]outputFile
 	chunkLen int
 	n        int
+	// firsts are the path of each chunk's first file.
+	firsts []string
 	// marks are the entries with a mark for digest by path: files that cannot be read
 	// (which are in the chunks too, for their size) and links that lead nowhere.
 	marks map[string]string
+	// spillDir, when set, is where a chunk is written once another follows it; spill is
+	// that file (unlinked: it goes when closed), spilled the place of each chunk written.
+	spillDir string
+	spill    *os.File
+	spillEnd int64
+	spilled  []spilledChunk
+	// mu guards loaded, the chunks last read back from spill, most recent first.
+	mu     sync.Mutex
+	loaded [2]loadedChunk
 }
 
 // outputFile is a file of an output.
@@ -69,16 +87,56 @@ type outputFile struct {
 	size int64
 }
 
+// spilledChunk is where a chunk of an outputFiles is in its spill file.
+type spilledChunk struct{ off, len int64 }
+
+// loadedChunk is a chunk read back from an outputFiles' spill file.
+type loadedChunk struct {
+	i     int
+	files []outputFile
+}
+
+// chunk returns chunk i, read back from the spill file when it was written there. A chunk
+// that cannot be read back (the scratch file damaged or gone) panics: it is the process's own
+// file, written moments before.
+func (o *outputFiles) chunk(i int) []outputFile {
+	if c := o.chunks[i]; c != nil {
+		return c
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for j, l := range o.loaded {
+		if l.files != nil && l.i == i {
+			if j > 0 {
+				o.loaded[0], o.loaded[j] = o.loaded[j], o.loaded[0]
+			}
+			return l.files
+		}
+	}
+	files, err := o.readChunk(i)
+	if err != nil {
+		panic(fmt.Sprintf("reading back a file list written to %s: %v", o.spillDir, err))
+	}
+	copy(o.loaded[1:], o.loaded[:])
+	o.loaded[0] = loadedChunk{i, files}
+	return files
+}
+
 // at returns file i.
-func (o *outputFiles) at(i int) *outputFile { return &o.chunks[i/o.chunkLen][i%o.chunkLen] }
+func (o *outputFiles) at(i int) *outputFile { return &o.chunk(i / o.chunkLen)[i%o.chunkLen] }
 
 // find returns the file of path rel.
 func (o *outputFiles) find(rel string) (*outputFile, bool) {
-	i := sort.Search(o.n, func(i int) bool { return o.at(i).rel >= rel })
-	if i == o.n || o.at(i).rel != rel {
+	ci := sort.Search(len(o.firsts), func(i int) bool { return o.firsts[i] > rel }) - 1
+	if ci < 0 {
 		return nil, false
 	}
-	return o.at(i), true
+	c := o.chunk(ci)
+	i := sort.Search(len(c), func(i int) bool { return c[i].rel >= rel })
+	if i == len(c) || c[i].rel != rel {
+		return nil, false
+	}
+	return &c[i], true
 }
 
 // add appends files, which must follow the files already there in path order.
@@ -97,9 +155,83 @@ func (o *outputFiles) add(files []outputFile) error {
 	if len(files) > o.chunkLen || (len(o.chunks) > 0 && len(o.chunks[len(o.chunks)-1]) < o.chunkLen) {
 		return errors.New("files added in chunks of another size") // cannot happen: all batches but the last are full
 	}
+	if len(o.chunks) > 0 && o.spillDir != "" {
+		o.spillChunk(len(o.chunks) - 1)
+	}
 	o.chunks = append(o.chunks, files)
+	o.firsts = append(o.firsts, files[0].rel)
 	o.n += len(files)
 	return nil
+}
+
+// spillChunk writes chunk i to the spill file and drops it from memory; where the file cannot
+// be made or written, the list stays in memory.
+func (o *outputFiles) spillChunk(i int) {
+	if o.spill == nil {
+		f, err := os.CreateTemp(o.spillDir, "files-*")
+		if err != nil {
+			o.spillDir = ""
+			return
+		}
+		os.Remove(f.Name()) // held open until close: nothing to clean up after a crash
+		o.spill = f
+	}
+	var buf []byte
+	for _, f := range o.chunks[i] {
+		buf = binary.AppendUvarint(buf, uint64(len(f.rel)))
+		buf = append(buf, f.rel...)
+		buf = append(buf, f.sum[:]...)
+		buf = binary.AppendUvarint(buf, uint64(f.size))
+	}
+	if _, err := o.spill.WriteAt(buf, o.spillEnd); err != nil {
+		o.spillDir = ""
+		return
+	}
+	o.spilled = append(o.spilled, spilledChunk{o.spillEnd, int64(len(buf))})
+	o.spillEnd += int64(len(buf))
+	o.chunks[i] = nil
+}
+
+// readChunk reads chunk i back from the spill file: its paths are parts of one string.
+func (o *outputFiles) readChunk(i int) ([]outputFile, error) {
+	sc := o.spilled[i]
+	buf := make([]byte, sc.len)
+	if _, err := o.spill.ReadAt(buf, sc.off); err != nil {
+		return nil, err
+	}
+	all := string(buf)
+	n := o.chunkLen
+	if i == len(o.chunks)-1 {
+		n = o.n - i*o.chunkLen
+	}
+	files := make([]outputFile, n)
+	at := 0
+	for j := range files {
+		l, k := binary.Uvarint(buf[at:])
+		if k <= 0 || uint64(len(buf)-at-k) < l+sha256.Size {
+			return nil, errors.New("record cut short")
+		}
+		at += k
+		files[j].rel = all[at : at+int(l)]
+		at += int(l)
+		copy(files[j].sum[:], buf[at:])
+		at += sha256.Size
+		size, k := binary.Uvarint(buf[at:])
+		if k <= 0 {
+			return nil, errors.New("record cut short")
+		}
+		at += k
+		files[j].size = int64(size)
+	}
+	return files, nil
+}
+
+// close drops the spill file.
+func (o *outputFiles) close() {
+	if o.spill != nil {
+		o.spill.Close()
+		o.spill = nil
+	}
 }
 
 // Digest implements FileDigests.
@@ -198,7 +330,7 @@ var outputBatch = 16384
 // Files are looked up and read a batch at a time (outputBatch), with one search of the
 // cache for what a batch's links lead to. Nothing is recorded in the cache.
 func (c *StatCache) hashOutput(root string, written *writtenFiles, known bool) (*outputFiles, *treeState, error) {
-	o := &outputFiles{marks: map[string]string{}}
+	o := &outputFiles{marks: map[string]string{}, spillDir: c.spillDir()}
 	var (
 		pending []treeItem
 		walked  *treeState
@@ -270,12 +402,22 @@ func (c *StatCache) hashOutput(root string, written *writtenFiles, known bool) (
 		err = flush()
 	}
 	if err != nil {
+		o.close()
 		return nil, nil, err
 	}
 	for rel, m := range st.marks {
 		o.marks[rel] = m
 	}
 	return o, st, nil
+}
+
+// spillDir is the folder for the scratch files of the file lists hashOutput makes: the
+// store's tmp folder beside the cache's file ("" for a cache without one).
+func (c *StatCache) spillDir() string {
+	if c.path == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(c.path), "tmp")
 }
 
 // manifestHasher computes a manifest digest from its entries given in path order: each line

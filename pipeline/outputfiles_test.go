@@ -43,6 +43,7 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 	}
 	defer func() { openFile = os.Open }()
 	c := OpenStatCache("")
+	spilled := 0 // chunks the last list checked wrote to its scratch file
 	check := func(dir string) {
 		t.Helper()
 		m, _, err := c.hashTree(dir, treeMode{})
@@ -53,6 +54,8 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer o.close()
+		spilled = len(o.spilled)
 		if whole, err := c.walk(dir, false); err != nil || whole.sig != st.sig || whole.newest != st.newest || !maps.Equal(whole.marks, st.marks) {
 			t.Errorf("the walk a folder at a time differs from the whole walk's (%v)", err)
 		}
@@ -115,6 +118,23 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 	defer func(n int) { outputBatch = n }(outputBatch)
 	outputBatch = 3 // files hashed a few at a time, the batches across folders
 	check(dir)
+	if spilled != 0 {
+		t.Errorf("a cache without a store wrote %d chunks to a scratch file", spilled)
+	}
+	// A store's cache keeps a list's last chunk in memory, the others in a scratch file in
+	// its tmp folder, gone once the list is closed.
+	store := t.TempDir()
+	if err := os.Mkdir(filepath.Join(store, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c = OpenStatCache(filepath.Join(store, StatCacheFile))
+	check(dir)
+	if spilled != 3 { // 10 files in 4 chunks
+		t.Errorf("%d chunks written to the scratch file, want 3", spilled)
+	}
+	if left, _ := os.ReadDir(filepath.Join(store, "tmp")); len(left) != 0 {
+		t.Errorf("scratch files left behind: %v", left)
+	}
 	if m, _, _ := c.hashTree(dir, treeMode{}); m.Files["unreadable"] != unreadableMark || m.Files["a/broken"] != "broken-symlink" {
 		t.Fatalf("the tree lacks the entries without content: %v", m.Files)
 	}

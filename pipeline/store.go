@@ -230,6 +230,7 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 	if err != nil {
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
+	defer files.close()
 	sig, walkedAt := walked.sig, walked.at
 	written.forget()
 	digest := files.digest()
@@ -343,7 +344,11 @@ func (s *Store) contentsOf(e *Entry, cd ContentDigester) map[string]string {
 // full without the stat cache.
 func (s *Store) holds(obj, digest string) bool {
 	have, _, err := s.Stats.hashOutput(obj, nil, false)
-	return err == nil && have.digest() == digest
+	if err != nil {
+		return false
+	}
+	defer have.close()
+	return have.digest() == digest
 }
 
 // makeReadOnly clears write permission on published files: outputs are shared by every run
