@@ -449,3 +449,36 @@ func TestAnUnreadableSourceFolderSaysWhatToDo(t *testing.T) {
 		t.Errorf("plan: %v", err)
 	}
 }
+
+// A cached stage keeps the source manifests recorded with its key, file and all (written
+// again, they cost as much as the sources are many), dates its state, and a plan after a
+// change still names what changed.
+func TestACachedStageKeepsItsRecordedSources(t *testing.T) {
+	ws := newWorkspace(t, genHCL, map[string]string{"raw/a.txt": "a", "raw/b.txt": "b"})
+	if _, _, err := ws.run(RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := ws.engine(nil).Store
+	path := st.sourcesPath("gen.src")
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := st.LoadState("gen.src")
+	status, _, err := ws.run(RunOptions{})
+	if err != nil || status["gen.src"] != StatusCached {
+		t.Fatalf("second run: %v %v", status, err)
+	}
+	after, err := os.Stat(path)
+	if err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the sources of a cached stage were written again (%v)", err)
+	}
+	second, _ := st.LoadState("gen.src")
+	if second.Key != first.Key || !second.Updated.After(first.Updated) || !slices.Equal(second.Earlier, first.Earlier) {
+		t.Errorf("state after a cached run %+v, before %+v", second, first)
+	}
+	ws.write("raw/b.txt", "b, changed")
+	if d := ws.plan(Selection{})["gen.src"]; d.Action != Run || len(d.Reasons) != 1 || d.Reasons[0] != "raw: 0 added, 1 changed, 0 removed (e.g. b.txt)" {
+		t.Errorf("after a change: %s %q", d.Action, d.Reasons)
+	}
+}

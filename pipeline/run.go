@@ -430,14 +430,26 @@ func runKind(ctx context.Context, k Kind, job *Job) (err error) {
 	return k.Run(ctx, job)
 }
 
-// finish records the instance's state and outputs and links its artifacts into the run folder.
-func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
+// recordState records the state of instance d once it is done. A cached instance whose
+// recorded state is of the same key and output keeps the source manifests recorded with it
+// (the key names their digests): only the state's date is written, not the manifests of
+// every source file, read and written again.
+func (r *runner) recordState(d *Decision) error {
+	now := time.Now().UTC()
 	var recorded map[string]Manifest
 	if d.Action == Cached {
+		if old, ok := r.e.Store.LoadState(d.Addr); ok && old.Key == d.Key && old.Output == d.entry.Output.Digest && r.e.Store.hasSources(d.Addr) {
+			old.Updated = now
+			return writeJSON(r.e.Store.statePath(d.Addr), old)
+		}
 		recorded = r.e.Store.LoadSources(d.Addr)
 	}
-	st := &State{Addr: d.Addr, Key: d.Key, Lines: d.lines, Sources: d.recordedSources(recorded), Output: d.entry.Output.Digest, Updated: time.Now().UTC()}
-	if err := r.e.Store.SaveState(st); err != nil {
+	return r.e.Store.SaveState(&State{Addr: d.Addr, Key: d.Key, Lines: d.lines, Sources: d.recordedSources(recorded), Output: d.entry.Output.Digest, Updated: now})
+}
+
+// finish records the instance's state and outputs and links its artifacts into the run folder.
+func (r *runner) finish(res *StageResult, d *Decision) *StageResult {
+	if err := r.recordState(d); err != nil {
 		return r.fail(res, fmt.Errorf("recording state: %w", err))
 	}
 	r.mu.Lock()

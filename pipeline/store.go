@@ -413,8 +413,19 @@ func (s *Store) LoadState(addr string) (*State, bool) {
 // LoadSources returns the source manifests recorded with an instance's state.
 func (s *Store) LoadSources(addr string) map[string]Manifest {
 	var m map[string]Manifest
-	readJSON(strings.TrimSuffix(s.statePath(addr), ".json")+".sources.json", &m)
+	readJSON(s.sourcesPath(addr), &m)
 	return m
+}
+
+// hasSources reports whether the source manifests of an instance's state are recorded.
+func (s *Store) hasSources(addr string) bool {
+	_, err := os.Stat(s.sourcesPath(addr))
+	return err == nil
+}
+
+// sourcesPath is the file of the source manifests of an instance's state.
+func (s *Store) sourcesPath(addr string) string {
+	return strings.TrimSuffix(s.statePath(addr), ".json") + ".sources.json"
 }
 
 // SaveState records an instance's state, its source manifests first so the state never
@@ -430,7 +441,7 @@ func (s *Store) SaveState(st *State) error {
 			}
 		}
 	}
-	if err := writeSourcesJSON(strings.TrimSuffix(s.statePath(st.Addr), ".json")+".sources.json", st.Sources); err != nil {
+	if err := writeSourcesJSON(s.sourcesPath(st.Addr), st.Sources); err != nil {
 		return err
 	}
 	return writeJSON(s.statePath(st.Addr), st)
