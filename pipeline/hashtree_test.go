@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -276,10 +278,10 @@ func TestHashTreeMarksLinksAboveTheRealRoot(t *testing.T) {
 // else is read: a file changed after WriteFile, another file at the written file's place, a
 // link to a file the cache does not know. The manifest is always the one a full read gives.
 func TestPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
-	for _, batch := range []int{outputBatch, 2} {
-		t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) {
-			defer func(n int) { outputBatch = n }(outputBatch)
-			outputBatch = batch
+	for _, c := range []struct{ batch, run int }{{outputBatch, writtenRun}, {2, writtenRun}, {2, 1}} {
+		t.Run(fmt.Sprintf("batch %d, run %d", c.batch, c.run), func(t *testing.T) {
+			defer func(n, m int) { outputBatch, writtenRun = n, m }(outputBatch, writtenRun)
+			outputBatch, writtenRun = c.batch, c.run
 			testPublishReadsOnlyFilesWhoseDigestIsUnknown(t)
 		})
 	}
@@ -297,7 +299,7 @@ func testPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		job := &Job{Out: tmp, written: &writtenFiles{}}
+		job := &Job{Out: tmp, written: &writtenFiles{dir: st.Stats.spillDir()}}
 		fill(tmp, job)
 		before := st.Stats.Hashed
 		e, err := st.Publish(tmp, key, "stage.x", nil, nil, time.Second, job.written)
@@ -733,54 +735,75 @@ func TestAnOlderStatCacheIsDiscarded(t *testing.T) {
 	}
 }
 
-// writtenFiles finds each of many files by its identity and path, takes the last record of
-// an inode written twice, and finds nothing for an identity or a path it was not written with.
+// writtenFiles finds each of many files by its path and identity, in memory and in the
+// sorted runs of its scratch file, takes the last record of a path written twice, finds
+// nothing for an identity or a path it was not written with, and leaves no scratch file.
 func TestWrittenFilesLookup(t *testing.T) {
-	var w writtenFiles
-	sum := func(i int) [sha256.Size]byte { return sha256.Sum256([]byte(fmt.Sprint(i))) }
-	key := func(i int) statKey {
-		return statKey{Size: int64(100 + i), MtimeNs: int64(i) * 1e9, Ino: uint64(1000 - i), Dev: uint64(i % 3), Perm: 0o444}
-	}
-	path := func(i int) string { return fmt.Sprintf("/ws/out/images/%d.png", i) }
-	for i := range 500 {
-		w.add(path(i), key(i), sum(i))
-	}
-	if d, ok := w.digest(path(7), key(7)); !ok || d != sum(7) {
-		t.Fatalf("file 7: %x %v", d, ok)
-	}
-	// The inode of file 7 written again, at another path, after the first lookup sorted them.
-	again := key(7)
-	again.Size = 5
-	w.add(path(9999), again, sum(9999))
-	if d, ok := w.digest(path(9999), again); !ok || d != sum(9999) {
-		t.Fatalf("inode written again: %x %v", d, ok)
-	}
-	if _, ok := w.digest(path(7), key(7)); ok {
-		t.Error("the first file of a reused inode is still found")
-	}
-	for i := range 500 {
-		if i == 7 {
-			continue
+	defer func(n int) { writtenRun = n }(writtenRun)
+	for _, run := range []int{16384, 64, 1} {
+		writtenRun = run
+		dir := t.TempDir()
+		w := writtenFiles{dir: dir}
+		sum := func(i int) [sha256.Size]byte { return sha256.Sum256([]byte(fmt.Sprint(i))) }
+		key := func(i int) statKey {
+			return statKey{Size: int64(100 + i), MtimeNs: int64(i) * 1e9, Ino: uint64(1000 - i), Dev: uint64(i % 3), Perm: 0o444}
 		}
-		if d, ok := w.digest(path(i), key(i)); !ok || d != sum(i) {
-			t.Fatalf("file %d: %x %v", i, d, ok)
+		path := func(i int) string { return fmt.Sprintf("/ws/out/images/%d.png", i) }
+		for _, i := range rand.New(rand.NewPCG(1, uint64(run))).Perm(500) { // written in any order
+			w.add(path(i), key(i), sum(i))
 		}
-	}
-	changed := key(3)
-	changed.MtimeNs++
-	withCtime := key(3)
-	withCtime.CtimeNs = 1
-	for _, c := range []struct {
-		name string
-		path string
-		k    statKey
-	}{{"another path", path(4), key(3)}, {"another mtime", path(3), changed}, {"a change time", path(3), withCtime}, {"an unknown inode", path(3), statKey{Ino: 1, Dev: 9}}} {
-		if _, ok := w.digest(c.path, c.k); ok {
-			t.Errorf("%s: found", c.name)
+		// file 7's path written again, with another identity: the last record counts
+		again := key(7)
+		again.Size = 5
+		w.add(path(7), again, sum(9999))
+		if d, ok := w.digest(path(7), again); !ok || d != sum(9999) {
+			t.Fatalf("run %d: a path written again: %x %v", run, d, ok)
 		}
-	}
-	w.forget()
-	if _, ok := w.digest(path(3), key(3)); ok {
-		t.Error("found after forget")
+		if _, ok := w.digest(path(7), key(7)); ok {
+			t.Errorf("run %d: the first file of a path written twice is still found", run)
+		}
+		if run < 500 && len(w.runs) == 0 {
+			t.Errorf("run %d: no run written to the scratch file", run)
+		}
+		// in path order, as publishing looks them up, through one cursor
+		paths := make([]int, 500)
+		for i := range paths {
+			paths[i] = i
+		}
+		slices.SortFunc(paths, func(a, b int) int { return strings.Compare(path(a), path(b)) })
+		c := w.cursor()
+		for _, i := range paths {
+			want, k := sum(i), key(i)
+			if i == 7 {
+				want, k = sum(9999), again
+			}
+			if d, ok := c.digest(path(i)+"/.", k); !ok || d != want { // the path as given, cleaned
+				t.Fatalf("run %d: file %d: %x %v", run, i, d, ok)
+			}
+		}
+		if _, ok := c.digest(path(paths[0]), key(paths[0])); ok {
+			t.Errorf("run %d: a path before the last asked found", run)
+		}
+		c.close()
+		changed := key(3)
+		changed.MtimeNs++
+		withCtime := key(3)
+		withCtime.CtimeNs = 1
+		for _, c := range []struct {
+			name string
+			path string
+			k    statKey
+		}{{"another path", path(4), key(3)}, {"another mtime", path(3), changed}, {"a change time", path(3), withCtime}, {"an unknown inode", path(3), statKey{Ino: 1, Dev: 9}}, {"a path not written", "/ws/out/x", key(3)}} {
+			if _, ok := w.digest(c.path, c.k); ok {
+				t.Errorf("run %d: %s: found", run, c.name)
+			}
+		}
+		w.forget()
+		if _, ok := w.digest(path(3), key(3)); ok {
+			t.Errorf("run %d: found after forget", run)
+		}
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Errorf("run %d: scratch files left: %v", run, left)
+		}
 	}
 }

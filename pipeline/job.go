@@ -1,15 +1,12 @@
 package pipeline
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 )
 
@@ -244,89 +241,6 @@ func (j *Job) previousFiles() FileDigests {
 		}
 	})
 	return j.prevFiles
-}
-
-// writtenFiles are the digests of the files a stage wrote with Job.WriteFile, found by
-// device and inode, with the stat identity each file had once written and a hash of its path:
-// a file deleted and another written elsewhere that gets its inode, size and modification
-// time (coarse timestamps) is not taken for it. They are fixed-size records in a slice,
-// sorted by device and inode at the first lookup (publishing comes after the stage has
-// written everything): 80 bytes a file, where a map by identity took about three times that,
-// for every copy an augmentation writes. (Not by path: tens of thousands of paths a stage
-// writes cost more than their digests.)
-type writtenFiles struct {
-	mu     sync.Mutex
-	files  []writtenFile
-	sorted bool
-}
-
-// writtenFile is what writtenFiles holds of a file: its identity (a store file's, without
-// the change time: statKey.object), SHA-256 and pathHash.
-type writtenFile struct {
-	dev, ino      uint64
-	size, mtimeNs int64
-	perm          uint32
-	digest        [sha256.Size]byte
-	path          uint64
-}
-
-// pathHash is a 64-bit FNV-1a hash of a cleaned absolute path.
-func pathHash(abs string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(filepath.Clean(abs)))
-	return h.Sum64()
-}
-
-// add records a file written at abs with identity k (statKey.object) and digest.
-func (w *writtenFiles) add(abs string, k statKey, digest [sha256.Size]byte) {
-	f := writtenFile{dev: k.Dev, ino: k.Ino, size: k.Size, mtimeNs: k.MtimeNs, perm: k.Perm, digest: digest, path: pathHash(abs)}
-	w.mu.Lock()
-	w.files = append(w.files, f)
-	w.sorted = false
-	w.mu.Unlock()
-}
-
-// forget drops the recorded digests (once the output is hashed).
-func (w *writtenFiles) forget() {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	w.files, w.sorted = nil, true
-	w.mu.Unlock()
-}
-
-// digest returns the recorded digest of the file at abs, of identity k, if it was written
-// there with that identity. Of two files written with one inode (a path written twice, or a
-// file removed and its inode reused), the last one counts.
-func (w *writtenFiles) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
-	if w == nil {
-		return [sha256.Size]byte{}, false
-	}
-	w.mu.Lock()
-	if !w.sorted {
-		// stable: among records of one inode, the last written stays last
-		slices.SortStableFunc(w.files, func(a, b writtenFile) int {
-			return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(a.ino, b.ino))
-		})
-		w.sorted = true
-	}
-	end, _ := slices.BinarySearchFunc(w.files, k, func(f writtenFile, k statKey) int {
-		if c := cmp.Or(cmp.Compare(f.dev, k.Dev), cmp.Compare(f.ino, k.Ino)); c != 0 {
-			return c
-		}
-		return -1 // every record of k's inode sorts before k: end is just past the last
-	})
-	var f writtenFile
-	found := end > 0 && w.files[end-1].dev == k.Dev && w.files[end-1].ino == k.Ino
-	if found {
-		f = w.files[end-1]
-	}
-	w.mu.Unlock()
-	if !found || f.size != k.Size || f.mtimeNs != k.MtimeNs || f.perm != k.Perm || k.CtimeNs != 0 || f.path != pathHash(abs) {
-		return [sha256.Size]byte{}, false
-	}
-	return f.digest, true
 }
 
 // WriteFile writes data to path (mode 0644, like os.WriteFile) and returns its SHA-256 as

@@ -336,32 +336,36 @@ func (c *StatCache) hashOutput(root string, written *writtenFiles, known bool) (
 		walked  *treeState
 		mu      sync.Mutex
 	)
+	var cur *writtenCursor // the files written, looked up in the walk's order (path order)
+	if known {
+		cur = written.cursor()
+		defer cur.close()
+	}
 	flush := func() error {
 		var links map[statKey]linkedFile
+		files := make([]outputFile, len(pending))
+		have := make([]bool, len(pending)) // files[i].sum is the digest written records
 		if known {
 			want := map[statKey]statKey{}
-			for _, it := range pending {
-				if _, ok := written.digest(walked.absOf(it), it.k); !ok && it.links > 1 {
+			for i, it := range pending {
+				if files[i].sum, have[i] = cur.digest(walked.absOf(it), it.k); !have[i] && it.links > 1 {
 					want[it.k.folderID()] = it.k
 				}
 			}
 			links = c.linkedFiles(want)
 		}
-		files := make([]outputFile, len(pending))
 		err := parallelBlocks(len(pending), func(i int) error {
 			it := &pending[i]
 			f := &files[i]
 			f.rel, f.size = it.rel, it.k.Size
 			abs := walked.absOf(*it)
-			if known {
+			if have[i] {
+				return nil
+			}
+			if known && it.links > 1 {
 				var ok bool
-				if f.sum, ok = written.digest(abs, it.k); ok {
+				if f.sum, ok = linkedDigest(links, it.k); ok {
 					return nil
-				}
-				if it.links > 1 {
-					if f.sum, ok = linkedDigest(links, it.k); ok {
-						return nil
-					}
 				}
 			}
 			sum, err := hashFileSum(abs)

@@ -1,0 +1,255 @@
+package pipeline
+
+import (
+	"bufio"
+	"cmp"
+	"container/heap"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// writtenFiles are the digests of the files a stage wrote with Job.WriteFile (or linked with
+// Job.LinkFile), by path, with the stat identity each file had once written: a file changed
+// since, or another file at its path, is not taken for it. Publishing looks them up in the
+// order it walks the output, which is the order of their paths, so they are kept as sorted
+// runs: the records of the last writtenRun files in memory, the runs before in a scratch file
+// (when the files have a folder for it), merged as they are looked up. What publishing an
+// augmented set of a million copies holds of them is a run and a reader per run, not a
+// record per copy.
+type writtenFiles struct {
+	// dir is the folder of the scratch file ("" keeps every record in memory).
+	dir string
+
+	mu    sync.Mutex
+	files []writtenFile // the records not yet in a run on disk, in the order written
+	seq   uint64        // records added so far: a path written twice counts its last
+	spill *os.File      // unlinked: it goes when closed
+	end   int64
+	runs  []int64 // where each run on disk ends
+}
+
+// writtenRun is how many records writtenFiles holds before it writes them to its scratch file
+// as a sorted run (a variable for tests).
+var writtenRun = 16384
+
+// writtenFile is what writtenFiles holds of a file: its cleaned absolute path, the order it
+// was recorded in, its identity (a store file's, without the change time: statKey.object)
+// and its SHA-256.
+type writtenFile struct {
+	path          string
+	seq           uint64
+	dev, ino      uint64
+	size, mtimeNs int64
+	perm          uint32
+	digest        [sha256.Size]byte
+}
+
+// compareWritten orders records by path, then by the order they were recorded in.
+func compareWritten(a, b *writtenFile) int {
+	return cmp.Or(strings.Compare(a.path, b.path), cmp.Compare(a.seq, b.seq))
+}
+
+// add records a file written at abs with identity k (statKey.object) and digest.
+func (w *writtenFiles) add(abs string, k statKey, digest [sha256.Size]byte) {
+	f := writtenFile{path: filepath.Clean(abs), dev: k.Dev, ino: k.Ino, size: k.Size, mtimeNs: k.MtimeNs, perm: k.Perm, digest: digest}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f.seq = w.seq
+	w.seq++
+	w.files = append(w.files, f)
+	if len(w.files) >= writtenRun && w.dir != "" {
+		w.writeRun()
+	}
+}
+
+// writeRun writes the records in memory to the scratch file as a run sorted by path; where
+// the file cannot be made or written, they stay in memory, as do all that follow.
+func (w *writtenFiles) writeRun() {
+	if w.spill == nil {
+		f, err := os.CreateTemp(w.dir, "written-*")
+		if err != nil {
+			w.dir = ""
+			return
+		}
+		os.Remove(f.Name())
+		w.spill = f
+	}
+	slices.SortFunc(w.files, func(a, b writtenFile) int { return compareWritten(&a, &b) })
+	var buf []byte
+	for i := range w.files {
+		buf = appendWritten(buf, &w.files[i])
+	}
+	if _, err := w.spill.WriteAt(buf, w.end); err != nil {
+		w.dir = ""
+		return
+	}
+	w.end += int64(len(buf))
+	w.runs = append(w.runs, w.end)
+	w.files = w.files[:0]
+}
+
+// appendWritten appends record f to buf.
+func appendWritten(buf []byte, f *writtenFile) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(f.path)))
+	buf = append(buf, f.path...)
+	for _, v := range []uint64{f.seq, f.dev, f.ino, uint64(f.size), uint64(f.mtimeNs), uint64(f.perm)} {
+		buf = binary.AppendUvarint(buf, v)
+	}
+	return append(buf, f.digest[:]...)
+}
+
+// readWritten reads a record written by appendWritten from r.
+func readWritten(r *bufio.Reader, f *writtenFile) error {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return err // io.EOF at the end of the run
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	f.path = string(p)
+	var v [6]uint64
+	for i := range v {
+		if v[i], err = binary.ReadUvarint(r); err != nil {
+			return io.ErrUnexpectedEOF
+		}
+	}
+	f.seq, f.dev, f.ino, f.size, f.mtimeNs, f.perm = v[0], v[1], v[2], int64(v[3]), int64(v[4]), uint32(v[5])
+	if _, err := io.ReadFull(r, f.digest[:]); err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+// forget drops the recorded digests (once the output is hashed).
+func (w *writtenFiles) forget() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.files, w.runs, w.end = nil, nil, 0
+	if w.spill != nil {
+		w.spill.Close()
+		w.spill = nil
+	}
+}
+
+// digest returns the recorded digest of the file at abs, of identity k, if it was written
+// there with that identity (the last record of a path written twice). One lookup reads the
+// records from the start: publishing looks up many in order with a writtenCursor.
+func (w *writtenFiles) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
+	c := w.cursor()
+	defer c.close()
+	return c.digest(abs, k)
+}
+
+// writtenCursor looks up the records of a writtenFiles in path order.
+type writtenCursor struct {
+	heads writtenHeads
+	err   bool // a run could not be read: nothing more is found
+	last  string
+}
+
+// writtenHead is the next record of one sorted run.
+type writtenHead struct {
+	f    writtenFile
+	next func(*writtenFile) bool
+}
+
+// writtenHeads is a heap of runs by their next record.
+type writtenHeads []*writtenHead
+
+func (h writtenHeads) Len() int           { return len(h) }
+func (h writtenHeads) Less(i, j int) bool { return compareWritten(&h[i].f, &h[j].f) < 0 }
+func (h writtenHeads) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *writtenHeads) Push(x any)        { *h = append(*h, x.(*writtenHead)) }
+func (h *writtenHeads) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// cursor returns a cursor over w's records (nil w has none). The records in memory are sorted
+// into a run of their own; w must not be added to while the cursor is in use.
+func (w *writtenFiles) cursor() *writtenCursor {
+	c := &writtenCursor{}
+	if w == nil {
+		return c
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	slices.SortFunc(w.files, func(a, b writtenFile) int { return compareWritten(&a, &b) })
+	mem := w.files
+	i := 0
+	c.push(func(f *writtenFile) bool {
+		if i == len(mem) {
+			return false
+		}
+		*f = mem[i]
+		i++
+		return true
+	})
+	start := int64(0)
+	for _, end := range w.runs {
+		r := bufio.NewReaderSize(io.NewSectionReader(w.spill, start, end-start), 16<<10)
+		start = end
+		c.push(func(f *writtenFile) bool {
+			err := readWritten(r, f)
+			if err != nil && !errors.Is(err, io.EOF) {
+				c.err = true
+			}
+			return err == nil
+		})
+	}
+	heap.Init(&c.heads)
+	return c
+}
+
+// push adds a run read by next.
+func (c *writtenCursor) push(next func(*writtenFile) bool) {
+	h := &writtenHead{next: next}
+	if h.next(&h.f) {
+		c.heads = append(c.heads, h)
+	}
+}
+
+// digest returns the recorded digest of the file at abs, of identity k, as
+// writtenFiles.digest does, for paths asked in their order: a path that sorts before the one
+// asked last finds nothing (its file is read).
+func (c *writtenCursor) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
+	abs = filepath.Clean(abs)
+	if abs < c.last {
+		return [sha256.Size]byte{}, false
+	}
+	c.last = abs
+	var f writtenFile
+	found := false
+	for len(c.heads) > 0 && !c.err && c.heads[0].f.path <= abs {
+		h := c.heads[0]
+		if h.f.path == abs {
+			f, found = h.f, true // the last one recorded wins: records of a path come in order
+		}
+		if h.next(&h.f) {
+			heap.Fix(&c.heads, 0)
+		} else {
+			heap.Pop(&c.heads)
+		}
+	}
+	if !found || c.err || f.dev != k.Dev || f.ino != k.Ino || f.size != k.Size || f.mtimeNs != k.MtimeNs || f.perm != k.Perm || k.CtimeNs != 0 {
+		return [sha256.Size]byte{}, false
+	}
+	return f.digest, true
+}
+
+// close ends the cursor.
+func (c *writtenCursor) close() { c.heads = nil }
