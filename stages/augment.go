@@ -271,7 +271,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 			r := copyRand(job.Seed, t.entry.Digest, t.occ, k)
 			op := chooseOp(cfg.Ops, r, &flipped) // t.ops[k-1], and r drawn on as when planned
 			rel := t.copyPath(k)
-			if ok, err := prev.linkCopy(job, t.stem, t.input, k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
+			if ok, err := prev.linkCopy(job, t, in.Classes[t.entry.Label], k, filepath.Join(outDir, filepath.FromSlash(rel))); err != nil {
 				return err
 			} else if ok {
 				reused.Add(1)

@@ -3,6 +3,8 @@ package stages
 import (
 	"bufio"
 	"container/heap"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"pipeline/pipeline"
@@ -67,13 +70,38 @@ func usedParams(ops []string, p OpParams) OpParams {
 	return p
 }
 
-// previousCopies are the copies of a previous augment output made the same way.
+// previousCopies are the copies of a previous augment output made the same way. A copy's
+// path there follows from its class's label there, its stem and its index; what is held is
+// the label of each class by name and the input digest of each stem with copies (44 bytes
+// and the map's share), not a record per copy.
 type previousCopies struct {
-	inputs map[string]string // SHA-256 of the input image, by stem
-	// paths are the copies' paths in the output folder out (slash-separated), by
-	// "<stem>/<index>": relative, a third of the memory of absolute paths into the store.
-	paths map[string]string
-	out   string
+	inputs map[copyStemKey][sha256.Size]byte // SHA-256 of the input image, by stem
+	labels map[string]int                    // the label of each class there, by name
+	out    string
+}
+
+// copyStemKey is a stem <16 hex digits>_<occurrence> as numbers.
+type copyStemKey struct {
+	prefix [8]byte
+	occ    int64
+}
+
+// parseStem returns the key of stem, false when it is not a stem.
+func parseStem(stem string) (copyStemKey, bool) {
+	var k copyStemKey
+	h, occ, ok := strings.Cut(stem, "_")
+	if !ok || len(h) != 16 {
+		return k, false
+	}
+	if _, err := hex.Decode(k.prefix[:], []byte(h)); err != nil {
+		return k, false
+	}
+	n, err := strconv.ParseInt(occ, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != occ {
+		return k, false
+	}
+	k.occ = n
+	return k, true
 }
 
 // readPreviousCopies returns the copies of the previous output dir ("" for none) when they
@@ -95,47 +123,136 @@ func readPreviousCopies(job *pipeline.Job, dir, made string) previousCopies {
 	if !intact(job, record) || !intact(job, filepath.Join(dir, "output", ManifestFile)) {
 		return pc
 	}
-	var rec copiesRecord
-	if b, err := os.ReadFile(record); err != nil || json.Unmarshal(b, &rec) != nil || rec.MadeWith != made {
+	inputs, ok := readCopiesInputs(record, made)
+	if !ok {
 		return pc
 	}
-	paths := map[string]string{}
-	_, err := EachManifestEntry(filepath.Join(dir, "output"), func(e Entry) error {
-		if e.Copy != nil {
-			paths[copyKey(copyStem(e.Path), e.Copy.Index)] = e.Path
-		}
-		return nil
-	})
+	classes, err := manifestClasses(filepath.Join(dir, "output"))
 	if err != nil {
 		return pc
 	}
-	pc.inputs, pc.paths, pc.out = rec.Inputs, paths, filepath.Join(dir, "output")
+	pc.labels = map[string]int{}
+	for l, c := range classes {
+		pc.labels[c] = l
+	}
+	pc.inputs, pc.out = inputs, filepath.Join(dir, "output")
 	return pc
 }
 
-// copyStem is the stem of a copy's path images/<label>/<stem>_aug<k>.png.
-func copyStem(path string) string {
-	base := filepath.Base(filepath.FromSlash(path))
-	for i := len(base) - 1; i >= 0; i-- {
-		if base[i] == '_' {
-			return base[:i]
+// readCopiesInputs reads the input digests of a copiesFile entry by entry, when it says its
+// copies were made as made says; false otherwise, or when it cannot be read.
+func readCopiesInputs(path, made string) (map[copyStemKey][sha256.Size]byte, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 64<<10))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	inputs := map[copyStemKey][sha256.Size]byte{}
+	madeWith := false
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		switch t {
+		case "made_with":
+			var m string
+			if dec.Decode(&m) != nil || m != made {
+				return nil, false
+			}
+			madeWith = true
+		case "inputs":
+			if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+				return nil, false
+			}
+			for dec.More() {
+				t, err := dec.Token()
+				stem, isKey := t.(string)
+				var d string
+				if err != nil || !isKey || dec.Decode(&d) != nil {
+					return nil, false
+				}
+				k, ok := parseStem(stem)
+				var sum [sha256.Size]byte
+				if !ok || len(d) != hex.EncodedLen(sha256.Size) {
+					continue // not a record this build makes: no copy of it is reused
+				}
+				if _, err := hex.Decode(sum[:], []byte(d)); err != nil {
+					continue
+				}
+				inputs[k] = sum
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, false
+			}
+		default:
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return nil, false
+			}
 		}
 	}
-	return base
+	return inputs, madeWith
 }
 
-func copyKey(stem string, k int) string { return fmt.Sprintf("%s/%d", stem, k) }
+// manifestClasses reads the class names of the manifest in dir, from its header: the writer
+// puts them before the images, which are not read (EachManifestEntry when they come first).
+func manifestClasses(dir string) ([]string, error) {
+	path := filepath.Join(dir, ManifestFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 16<<10))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("%s: not a manifest", path)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		switch t {
+		case "classes":
+			var classes []string
+			if err := dec.Decode(&classes); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			return classes, nil
+		case "images":
+			m, err := EachManifestEntry(dir, func(Entry) error { return nil })
+			if err != nil {
+				return nil, err
+			}
+			return m.Classes, nil
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return nil, fmt.Errorf("%s: no classes", path)
+}
 
-// linkCopy links copy k of the original stem, whose input image has SHA-256 input, from the
-// previous output to dst; it reports false when the previous output has no such copy, or not
-// as it was published.
-func (pc previousCopies) linkCopy(job *pipeline.Job, stem, input string, k int, dst string) (bool, error) {
-	if pc.inputs[stem] != input || input == "" {
+// linkCopy links copy k of task t, of class class, from the previous output to dst; it
+// reports false when the previous output has no such copy made from the same input image
+// (t.input), or not as it was published.
+func (pc previousCopies) linkCopy(job *pipeline.Job, t *augmentTask, class string, k int, dst string) (bool, error) {
+	key, ok := parseStem(t.stem)
+	label, known := pc.labels[class]
+	if !ok || !known || t.input == "" {
 		return false, nil
 	}
-	rel, ok := pc.paths[copyKey(stem, k)]
-	src := filepath.Join(pc.out, filepath.FromSlash(rel))
-	if !ok || !intact(job, src) {
+	if sum, ok := pc.inputs[key]; !ok || hex.EncodeToString(sum[:]) != t.input {
+		return false, nil
+	}
+	src := filepath.Join(pc.out, "images", fmt.Sprint(label), fmt.Sprintf("%s_aug%d.png", t.stem, k))
+	if !intact(job, src) {
 		return false, nil
 	}
 	return true, job.LinkFile(src, dst)

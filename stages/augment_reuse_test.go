@@ -119,3 +119,62 @@ func TestAForcedAugmentMakesEveryCopyAgain(t *testing.T) {
 		t.Errorf("the plain rerun after a forced one reused no copies:\n%s", log)
 	}
 }
+
+// A rerun links the copies its previous output made from the same images where their class
+// now has another label (a class added before it by name): a copy's path there follows from
+// its class's label there.
+func TestAugmentReusesCopiesOfAClassWhoseLabelMoved(t *testing.T) {
+	_, w := twoOpsWorkspace(t)
+	first := mustRun(t, w)
+	copiesOf := func(rec *pipeline.RunRecord, label int) map[string]os.FileInfo {
+		dir := w.output(rec, "augment.balanced", "output")
+		m, err := ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]os.FileInfo{}
+		for _, e := range m.Images {
+			if e.Copy != nil && e.Label == label {
+				fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(e.Path)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[filepath.Base(e.Path)] = fi
+			}
+		}
+		return out
+	}
+	before := copiesOf(first, 1) // small
+	if len(before) == 0 {
+		t.Fatal("no copies of the small class")
+	}
+	for i := range 3 {
+		w.write(fmt.Sprintf("raw/aardvark/%d.png", i), randomPNG(3, uint64(i), 12, 12))
+	}
+	rec := mustRun(t, w)
+	if st := rec.Result("augment.balanced"); st.Status != pipeline.StatusRan {
+		t.Fatalf("augment after a class was added: %s", st.Status)
+	}
+	after := copiesOf(rec, 2) // small, after aardvark and big
+	linked := 0
+	for name, a := range before {
+		if b, ok := after[name]; ok && os.SameFile(a, b) {
+			linked++
+		}
+	}
+	if linked != len(before) || len(after) != len(before) {
+		t.Errorf("%d of the small class's %d copies linked from the previous output (%d now):\n%s", linked, len(before), len(after), runLog(t, rec))
+	}
+}
+
+// A stem is 16 hex digits and an occurrence, nothing else.
+func TestParseStem(t *testing.T) {
+	if k, ok := parseStem("0123456789abcdef_12"); !ok || k.occ != 12 || k.prefix != [8]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef} {
+		t.Errorf("parsed %v %v", k, ok)
+	}
+	for _, s := range []string{"", "0123456789abcdef", "0123456789abcdef_", "0123456789abcdef_-1", "0123456789abcdef_01", "0123456789abcde_1", "0123456789abcdeg_1", "0123456789abcdef_1_aug2"} {
+		if _, ok := parseStem(s); ok {
+			t.Errorf("%q parsed as a stem", s)
+		}
+	}
+}
