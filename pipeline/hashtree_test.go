@@ -299,7 +299,7 @@ func testPublishReadsOnlyFilesWhoseDigestIsUnknown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		job := &Job{Out: tmp, written: &writtenFiles{dir: st.Stats.spillDir()}}
+		job := &Job{Out: tmp, written: &writtenFiles{dir: st.Stats.spillDir(), root: tmp}}
 		fill(tmp, job)
 		before := st.Stats.Hashed
 		e, err := st.Publish(tmp, key, "stage.x", nil, nil, time.Second, job.written)
@@ -740,10 +740,13 @@ func TestAnOlderStatCacheIsDiscarded(t *testing.T) {
 // nothing for an identity or a path it was not written with, and leaves no scratch file.
 func TestWrittenFilesLookup(t *testing.T) {
 	defer func(n int) { writtenRun = n }(writtenRun)
-	for _, run := range []int{16384, 64, 1} {
+	for i, run := range []int{16384, 64, 1} {
 		writtenRun = run
 		dir := t.TempDir()
 		w := writtenFiles{dir: dir}
+		if i%2 == 1 {
+			w.root = "/ws/out" // keys relative to it
+		}
 		sum := func(i int) [sha256.Size]byte { return sha256.Sum256([]byte(fmt.Sprint(i))) }
 		key := func(i int) statKey {
 			return statKey{Size: int64(100 + i), MtimeNs: int64(i) * 1e9, Ino: uint64(1000 - i), Dev: uint64(i % 3), Perm: 0o444}
@@ -793,7 +796,8 @@ func TestWrittenFilesLookup(t *testing.T) {
 			name string
 			path string
 			k    statKey
-		}{{"another path", path(4), key(3)}, {"another mtime", path(3), changed}, {"a change time", path(3), withCtime}, {"an unknown inode", path(3), statKey{Ino: 1, Dev: 9}}, {"a path not written", "/ws/out/x", key(3)}} {
+		}{{"another path", path(4), key(3)}, {"another mtime", path(3), changed}, {"a change time", path(3), withCtime}, {"an unknown inode", path(3), statKey{Ino: 1, Dev: 9}}, {"a path not written", "/ws/out/x", key(3)},
+			{"the path relative to the root", "images/3.png", key(3)}, {"the path in another root", "/ws/other/images/3.png", key(3)}} {
 			if _, ok := w.digest(c.path, c.k); ok {
 				t.Errorf("run %d: %s: found", run, c.name)
 			}

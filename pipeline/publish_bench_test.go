@@ -46,7 +46,7 @@ func BenchmarkPublish(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		job := &Job{Out: tmp, written: &writtenFiles{dir: st.Stats.spillDir()}, stats: st.Stats}
+		job := &Job{Out: tmp, written: &writtenFiles{dir: st.Stats.spillDir(), root: tmp}, stats: st.Stats}
 		for c := range classes {
 			dir := filepath.Join(tmp, "images", fmt.Sprint(c))
 			os.MkdirAll(dir, 0o755)

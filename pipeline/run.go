@@ -384,7 +384,7 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 		r.opts.Reporter.Log(inst.Addr, msg)
 	}
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
-		Out: tmp, Work: work, Forced: r.forced[inst.Addr], Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{dir: r.e.Store.Stats.spillDir()}, stats: r.e.Store.Stats}
+		Out: tmp, Work: work, Forced: r.forced[inst.Addr], Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{dir: r.e.Store.Stats.spillDir(), root: filepath.Clean(absPath(tmp))}, stats: r.e.Store.Stats}
 	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
 		r.e.Store.withHistory(job, st)
 	}

@@ -21,11 +21,14 @@ import (
 // order it walks the output, which is the order of their paths, so they are kept as sorted
 // runs: the records of the last writtenRun files in memory, the runs before in a scratch file
 // (when the files have a folder for it), merged as they are looked up. What publishing an
-// augmented set of a million copies holds of them is a run and a reader per run, not a
+// augmented set of a million copies holds of them is a run and a small reader per run, not a
 // record per copy.
 type writtenFiles struct {
 	// dir is the folder of the scratch file ("" keeps every record in memory).
 	dir string
+	// root, when set, is the absolute path of the folder the files are written in (the
+	// stage's Out): the records name the files in it by their path relative to it.
+	root string
 
 	mu    sync.Mutex
 	files []writtenFile // the records not yet in a run on disk, in the order written
@@ -37,10 +40,10 @@ type writtenFiles struct {
 
 // writtenRun is how many records writtenFiles holds before it writes them to its scratch file
 // as a sorted run (a variable for tests).
-var writtenRun = 16384
+var writtenRun = 4096
 
-// writtenFile is what writtenFiles holds of a file: its cleaned absolute path, the order it
-// was recorded in, its identity (a store file's, without the change time: statKey.object)
+// writtenFile is what writtenFiles holds of a file: its key (recordKey), the order it was
+// recorded in, its identity (a store file's, without the change time: statKey.object)
 // and its SHA-256.
 type writtenFile struct {
 	path          string
@@ -56,9 +59,19 @@ func compareWritten(a, b *writtenFile) int {
 	return cmp.Or(strings.Compare(a.path, b.path), cmp.Compare(a.seq, b.seq))
 }
 
+// recordKey is the key of the file at abs in records of files written in root: its path
+// relative to root, cleaned (its cleaned absolute path outside root, or without a root).
+func recordKey(root, abs string) string {
+	abs = filepath.Clean(absPath(abs))
+	if root != "" && len(abs) > len(root) && abs[len(root)] == filepath.Separator && strings.HasPrefix(abs, root) {
+		return abs[len(root)+1:]
+	}
+	return abs
+}
+
 // add records a file written at abs with identity k (statKey.object) and digest.
 func (w *writtenFiles) add(abs string, k statKey, digest [sha256.Size]byte) {
-	f := writtenFile{path: filepath.Clean(abs), dev: k.Dev, ino: k.Ino, size: k.Size, mtimeNs: k.MtimeNs, perm: k.Perm, digest: digest}
+	f := writtenFile{path: recordKey(w.root, abs), dev: k.Dev, ino: k.Ino, size: k.Size, mtimeNs: k.MtimeNs, perm: k.Perm, digest: digest}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	f.seq = w.seq
@@ -154,6 +167,7 @@ func (w *writtenFiles) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
 
 // writtenCursor looks up the records of a writtenFiles in path order.
 type writtenCursor struct {
+	root  string
 	heads writtenHeads
 	err   bool // a run could not be read: nothing more is found
 	last  string
@@ -186,6 +200,7 @@ func (w *writtenFiles) cursor() *writtenCursor {
 	if w == nil {
 		return c
 	}
+	c.root = w.root
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	slices.SortFunc(w.files, func(a, b writtenFile) int { return compareWritten(&a, &b) })
@@ -201,7 +216,7 @@ func (w *writtenFiles) cursor() *writtenCursor {
 	})
 	start := int64(0)
 	for _, end := range w.runs {
-		r := bufio.NewReaderSize(io.NewSectionReader(w.spill, start, end-start), 16<<10)
+		r := bufio.NewReaderSize(io.NewSectionReader(w.spill, start, end-start), 4<<10)
 		start = end
 		c.push(func(f *writtenFile) bool {
 			err := readWritten(r, f)
@@ -224,10 +239,11 @@ func (c *writtenCursor) push(next func(*writtenFile) bool) {
 }
 
 // digest returns the recorded digest of the file at abs, of identity k, as
-// writtenFiles.digest does, for paths asked in their order: a path that sorts before the one
+// writtenFiles.digest does, for paths asked in the order of their keys (recordKey: a walk of
+// root, or of a folder in it, asks in that order): a path whose key sorts before the one
 // asked last finds nothing (its file is read).
 func (c *writtenCursor) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
-	abs = filepath.Clean(abs)
+	abs = recordKey(c.root, abs)
 	if abs < c.last {
 		return [sha256.Size]byte{}, false
 	}
