@@ -84,11 +84,11 @@ func buildOf(modules ...string) string {
 // reusable are the stored images (or, storing none, the checks) of a previous split made
 // the same way, by source digest.
 type reusable struct {
-	placed map[string]bool        // the files it placed (and checked), by source digest
-	dir    string                 // its output folder, whose images/ holds its stored images; "" storing none
-	format string                 // its stored images' format
-	pixels map[string]string      // the pixels key of a file not stored (processed.pixels)
-	prints map[string]fingerprint // absent when the previous split kept none
+	placed map[string]bool         // the files it placed (and checked), by source digest
+	dir    string                  // its output folder, whose images/ holds its stored images; "" storing none
+	format string                  // its stored images' format
+	pixels map[string]string       // the pixels key of a file not stored (processed.pixels)
+	prints map[string]*fingerprint // absent when the previous split kept none; shared by the files reusing them
 }
 
 // storedRel is where a split stores the image of the file of source digest d, in format,
@@ -101,7 +101,7 @@ func storedRel(d, format string) string {
 // were stored as stored says, in format, and its records are intact; nothing otherwise, and
 // nothing for a forced split (run --force), which makes every image again.
 func previousStored(job *pipeline.Job, p *previousSplit, stored, format string) reusable {
-	r := reusable{placed: map[string]bool{}, prints: map[string]fingerprint{}, format: format}
+	r := reusable{placed: map[string]bool{}, prints: map[string]*fingerprint{}, format: format}
 	unstored := strings.HasPrefix(stored, notStored)
 	if job.Forced {
 		if p != nil {
@@ -243,7 +243,10 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 		return false, nil
 	}
 	if cfg.NearDuplicates {
-		p.print = &fp // filled below when the previous split kept none
+		if !hasPrint {
+			fp = &fingerprint{} // filled below: the previous split kept none
+		}
+		p.print = fp
 	}
 	if r.dir == "" {
 		key, ok := r.pixels[d]
@@ -266,7 +269,7 @@ func (r reusable) reuse(job *pipeline.Job, cfg SplitConfig, abs string, p *proce
 		if err != nil {
 			return false, nil
 		}
-		fp = fingerprintOf(img)
+		*fp = fingerprintOf(img)
 	}
 	p.digest = d
 	p.stored = storedRel(d, cfg.Format)
@@ -311,10 +314,10 @@ func writeFingerprints(job *pipeline.Job, procs []processed) error {
 }
 
 // readFingerprints reads a file written by writeFingerprints.
-func readFingerprints(path string) (map[string]fingerprint, error) {
-	out := map[string]fingerprint{}
+func readFingerprints(path string) (map[string]*fingerprint, error) {
+	out := map[string]*fingerprint{}
 	err := readDigestRecords(path, fingerprintsHeader, fingerprintRecord-sha256.Size, func(d string, rec []byte) {
-		var fp fingerprint
+		fp := &fingerprint{}
 		copy(fp.thumb[:], rec[1:])
 		copy(fp.chroma[:], rec[1+thumbCells:])
 		fp.finish()
