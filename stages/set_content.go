@@ -50,19 +50,39 @@ func setContents(dir string, files pipeline.FileDigests, sets ...string) (map[st
 func setContent(dir, set string, files pipeline.FileDigests) (string, bool, error) {
 	var sh setHasher
 	outside := false
-	m, err := EachManifestEntry(filepath.Join(dir, set), func(e Entry) error {
-		stored := "-"
-		if e.Path != "" {
-			d, ok := files.Digest(path.Clean(path.Join(set, filepath.ToSlash(e.Path))))
+	// The stored images are looked up a batch at a time in the order of their paths (an
+	// image's line does not depend on the order): a published output's file list reads back
+	// a chunk of its paths at a time, and a manifest lists the split's stored images in no
+	// order of theirs.
+	type stored struct {
+		e   Entry
+		rel string
+	}
+	var batch []stored
+	flush := func() {
+		slices.SortFunc(batch, func(a, b stored) int { return strings.Compare(a.rel, b.rel) })
+		for _, s := range batch {
+			d, ok := files.Digest(s.rel)
 			if !ok {
 				outside = true
-				return nil
+				continue
 			}
-			stored = d
+			sh.add(s.e, d)
 		}
-		sh.add(e, stored)
+		batch = batch[:0]
+	}
+	m, err := EachManifestEntry(filepath.Join(dir, set), func(e Entry) error {
+		if e.Path == "" {
+			sh.add(e, "-")
+			return nil
+		}
+		batch = append(batch, stored{e, path.Clean(path.Join(set, filepath.ToSlash(e.Path)))})
+		if len(batch) == setLookupBatch {
+			flush()
+		}
 		return nil
 	})
+	flush()
 	if err != nil || outside {
 		return "", false, err
 	}
@@ -74,6 +94,10 @@ func setContent(dir, set string, files pipeline.FileDigests) (string, bool, erro
 	}
 	return hex.EncodeToString(h.Sum(nil)), true, nil
 }
+
+// setLookupBatch is how many stored images setContent looks up at a time (a variable for
+// tests).
+var setLookupBatch = 16384
 
 // setHasher hashes an image set as a set: its manifest's header, and each image's line, in
 // no order that names could give.

@@ -120,3 +120,44 @@ func TestRenamedPhotosKeepTheTrainedModels(t *testing.T) {
 		})
 	}
 }
+
+// A set's content digest does not depend on how many stored images are looked up at a time
+// (in the order of their paths), and a stored image the output does not hold leaves the set
+// keyed by its files, whichever batch it falls in.
+func TestSetContentLooksUpStoredImagesInBatches(t *testing.T) {
+	dir := t.TempDir()
+	files := pipeline.ManifestFiles{}
+	m := &Manifest{Split: TrainSet, Classes: []string{"a", "b"}, Size: 8, Channels: 3, Resize: "squash"}
+	for i := range 7 {
+		d := fmt.Sprintf("%064x", 7-i) // listed in the reverse order of their stored paths
+		rel := fmt.Sprintf("images/%s/%s.png", d[62:], d)
+		files[rel] = fmt.Sprintf("%064x", 100+i)
+		m.Images = append(m.Images, Entry{Path: "../" + rel, Label: i % 2, Digest: d})
+	}
+	m.Images = append(m.Images, Entry{Label: 1, Digest: fmt.Sprintf("%064x", 99), Source: "b/x.jpg"}) // not stored
+	m.SourceDir, m.SourcePrefix = "raw", ""
+	if err := m.Write(filepath.Join(dir, TrainSet)); err != nil {
+		t.Fatal(err)
+	}
+	defer func(n int) { setLookupBatch = n }(setLookupBatch)
+	var want string
+	for _, batch := range []int{16384, 3, 1} {
+		setLookupBatch = batch
+		got, ok, err := setContent(dir, TrainSet, files)
+		if err != nil || !ok {
+			t.Fatalf("batch %d: %v %v", batch, ok, err)
+		}
+		if want == "" {
+			want = got
+		} else if got != want {
+			t.Errorf("batch %d: %s, want %s", batch, got, want)
+		}
+	}
+	delete(files, fmt.Sprintf("images/%02x/%064x.png", 4, 4))
+	for _, batch := range []int{16384, 3, 1} {
+		setLookupBatch = batch
+		if _, ok, err := setContent(dir, TrainSet, files); err != nil || ok {
+			t.Errorf("batch %d: a stored image not in the output: ok %v, %v", batch, ok, err)
+		}
+	}
+}
