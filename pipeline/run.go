@@ -385,6 +385,9 @@ func (r *runner) execute(ctx context.Context, res *StageResult, d *Decision) *St
 	}
 	job := &Job{Addr: inst.Addr, Values: d.values, Seed: r.e.Workflow.Seed, Workspace: r.e.Store.Workspace,
 		Out: tmp, Work: work, Forced: r.forced[inst.Addr], Log: &stageLog{r: r, addr: inst.Addr}, Progress: prog, written: &writtenFiles{dir: r.e.Store.Stats.spillDir(), root: filepath.Clean(absPath(tmp))}, stats: r.e.Store.Stats}
+	// The records of the files written go with the job, whatever becomes of it: a stage that
+	// fails, or an output that cannot be hashed, leaves no scratch file held open.
+	defer job.written.forget()
 	if st, ok := r.e.Store.LoadState(inst.Addr); ok {
 		r.e.Store.withHistory(job, st)
 	}
