@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -378,6 +379,10 @@ func countClasses(dir string) (*Manifest, []int, bool, error) {
 	var counts []int
 	grouped, last := true, 0
 	m, err := EachManifestEntry(dir, func(e Entry) error {
+		if _, ok := digestOf(e.Digest); !ok {
+			// an original's digest names its copies (and says which get the remainder)
+			return fmt.Errorf("%s: image %s has the digest %q, not a SHA-256 in hex", filepath.Join(dir, ManifestFile), cmp.Or(e.Path, e.Source), e.Digest)
+		}
 		if e.Label >= len(counts) {
 			counts = append(counts, make([]int, e.Label+1-len(counts))...)
 		}

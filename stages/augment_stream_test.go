@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -120,5 +121,24 @@ func TestAugmentOfAnInputListedOutOfClassOrderIsTheSame(t *testing.T) {
 	want, _ := json.MarshalIndent(rec, "", "  ")
 	if !bytes.Equal(append(want, '\n'), raw) {
 		t.Errorf("copies record not as json.MarshalIndent writes it:\n%s\nwant\n%s", raw, want)
+	}
+}
+
+// An input whose image has a digest that is not a SHA-256 (a manifest written by hand) is
+// refused with the manifest and the image named, before any copy is made.
+func TestAugmentRefusesAnInputDigestThatIsNotASHA256(t *testing.T) {
+	ws := t.TempDir()
+	entries := augmentInput(t, ws, []int{0, 0, 1}, []uint64{1, 2, 3})
+	entries[2].Digest = "abc"
+	m := &Manifest{Split: TrainSet, Classes: []string{"a", "b"}, Size: 8, Channels: 3, Resize: "squash", Images: entries}
+	if err := m.Write(filepath.Join(ws, "in")); err != nil {
+		t.Fatal(err)
+	}
+	v := pipelineValues(t, Augment{}, map[string]cty.Value{"input": cty.StringVal("in"),
+		"max_augment": cty.NumberIntVal(3), "ops": cty.ListVal([]cty.Value{cty.StringVal(OpColorJitter)})})
+	job := &pipeline.Job{Workspace: ws, Out: t.TempDir(), Work: t.TempDir(), Values: v, Seed: 5, Log: io.Discard, Progress: nopProgress{}}
+	err := (Augment{}).Run(context.Background(), job)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(ws, "in", ManifestFile)) || !strings.Contains(err.Error(), `images/1/2.png has the digest "abc", not a SHA-256`) {
+		t.Fatalf("got %v", err)
 	}
 }
