@@ -55,8 +55,8 @@ func (m ManifestFiles) All() iter.Seq2[string, string] {
 // Entries without content (broken links, files that cannot be read) are in marks. A list
 // made to publish an output (hashOutput) keeps only its last chunk in memory, the others in a
 // scratch file read back a chunk at a time: it is read in path order (its digest, the
-// manifest file, the named outputs' digests), and a stage's lookups (a set's content digest)
-// come in the order of its manifests, which list their images in runs of neighbouring paths.
+// manifest file, the named outputs' digests), and a stage looks many paths up in their order
+// (a set's content digest, a batch at a time): lookups in no order read a chunk back each.
 type outputFiles struct {
 	// chunks hold the files in path order, each chunk but the last chunkLen of them: a list
 	// that grows by chunks is never copied whole, as a slice is when it grows. A chunk written
