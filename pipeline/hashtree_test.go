@@ -735,6 +735,14 @@ func TestAnOlderStatCacheIsDiscarded(t *testing.T) {
 	}
 }
 
+// digest returns the recorded digest of the file at abs, of identity k, as a cursor finds it:
+// one lookup reads the records from the start.
+func (w *writtenFiles) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
+	c := w.cursor()
+	defer c.close()
+	return c.digest(abs, k)
+}
+
 // writtenFiles finds each of many files by its path and identity, in memory and in the
 // sorted runs of its scratch file, takes the last record of a path written twice, finds
 // nothing for an identity or a path it was not written with, and leaves no scratch file.

@@ -168,12 +168,11 @@ func (o *outputFiles) add(files []outputFile) error {
 // be made or written, the list stays in memory.
 func (o *outputFiles) spillChunk(i int) {
 	if o.spill == nil {
-		f, err := os.CreateTemp(o.spillDir, "files-*")
+		f, err := CreateScratch(o.spillDir, "files-*")
 		if err != nil {
 			o.spillDir = ""
 			return
 		}
-		os.Remove(f.Name()) // held open until close: nothing to clean up after a crash
 		o.spill = f
 	}
 	var buf []byte

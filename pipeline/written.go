@@ -3,11 +3,11 @@ package pipeline
 import (
 	"bufio"
 	"cmp"
-	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,12 +86,11 @@ func (w *writtenFiles) add(abs string, k statKey, digest [sha256.Size]byte) {
 // the file cannot be made or written, they stay in memory, as do all that follow.
 func (w *writtenFiles) writeRun() {
 	if w.spill == nil {
-		f, err := os.CreateTemp(w.dir, "written-*")
+		f, err := CreateScratch(w.dir, "written-*")
 		if err != nil {
 			w.dir = ""
 			return
 		}
-		os.Remove(f.Name())
 		w.spill = f
 	}
 	slices.SortFunc(w.files, func(a, b writtenFile) int { return compareWritten(&a, &b) })
@@ -156,110 +155,71 @@ func (w *writtenFiles) forget() {
 	}
 }
 
-// digest returns the recorded digest of the file at abs, of identity k, if it was written
-// there with that identity (the last record of a path written twice). One lookup reads the
-// records from the start: publishing looks up many in order with a writtenCursor.
-func (w *writtenFiles) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
-	c := w.cursor()
-	defer c.close()
-	return c.digest(abs, k)
-}
-
-// writtenCursor looks up the records of a writtenFiles in path order.
+// writtenCursor looks up the records of a writtenFiles in path order: its runs merged.
 type writtenCursor struct {
-	root  string
-	heads writtenHeads
-	err   bool // a run could not be read: nothing more is found
-	last  string
-}
-
-// writtenHead is the next record of one sorted run.
-type writtenHead struct {
-	f    writtenFile
-	next func(*writtenFile) bool
-}
-
-// writtenHeads is a heap of runs by their next record.
-type writtenHeads []*writtenHead
-
-func (h writtenHeads) Len() int           { return len(h) }
-func (h writtenHeads) Less(i, j int) bool { return compareWritten(&h[i].f, &h[j].f) < 0 }
-func (h writtenHeads) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *writtenHeads) Push(x any)        { *h = append(*h, x.(*writtenHead)) }
-func (h *writtenHeads) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	root string
+	next func() (writtenFile, bool)
+	stop func()
+	head writtenFile // the next record, while more
+	more bool
+	err  bool // a run could not be read: nothing more is found
+	last string
 }
 
 // cursor returns a cursor over w's records (nil w has none). The records in memory are sorted
 // into a run of their own; w must not be added to while the cursor is in use.
 func (w *writtenFiles) cursor() *writtenCursor {
 	c := &writtenCursor{}
-	if w == nil {
-		return c
-	}
-	c.root = w.root
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	slices.SortFunc(w.files, func(a, b writtenFile) int { return compareWritten(&a, &b) })
-	mem := w.files
-	i := 0
-	c.push(func(f *writtenFile) bool {
-		if i == len(mem) {
-			return false
-		}
-		*f = mem[i]
-		i++
-		return true
-	})
-	start := int64(0)
-	for _, end := range w.runs {
-		r := bufio.NewReaderSize(io.NewSectionReader(w.spill, start, end-start), 4<<10)
-		start = end
-		c.push(func(f *writtenFile) bool {
-			err := readWritten(r, f)
-			if err != nil && !errors.Is(err, io.EOF) {
-				c.err = true
+	var runs []func() (writtenFile, bool)
+	if w != nil {
+		c.root = w.root
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		slices.SortFunc(w.files, func(a, b writtenFile) int { return compareWritten(&a, &b) })
+		mem, i := w.files, 0
+		runs = append(runs, func() (writtenFile, bool) {
+			if i == len(mem) {
+				return writtenFile{}, false
 			}
-			return err == nil
+			i++
+			return mem[i-1], true
 		})
+		start := int64(0)
+		for _, end := range w.runs {
+			r := bufio.NewReaderSize(io.NewSectionReader(w.spill, start, end-start), 4<<10)
+			start = end
+			runs = append(runs, func() (writtenFile, bool) {
+				var f writtenFile
+				err := readWritten(r, &f)
+				if err != nil && !errors.Is(err, io.EOF) {
+					c.err = true
+				}
+				return f, err == nil
+			})
+		}
 	}
-	heap.Init(&c.heads)
+	c.next, c.stop = iter.Pull(MergeSorted(runs, func(a, b writtenFile) int { return compareWritten(&a, &b) }))
+	c.head, c.more = c.next()
 	return c
 }
 
-// push adds a run read by next.
-func (c *writtenCursor) push(next func(*writtenFile) bool) {
-	h := &writtenHead{next: next}
-	if h.next(&h.f) {
-		c.heads = append(c.heads, h)
-	}
-}
-
-// digest returns the recorded digest of the file at abs, of identity k, as
-// writtenFiles.digest does, for paths asked in the order of their keys (recordKey: a walk of
-// root, or of a folder in it, asks in that order): a path whose key sorts before the one
-// asked last finds nothing (its file is read).
+// digest returns the recorded digest of the file at abs, of identity k, if it was written
+// there with that identity (the last record of a path written twice), for paths asked in the
+// order of their keys (recordKey: a walk of root, or of a folder in it, asks in that order):
+// a path whose key sorts before the one asked last finds nothing (its file is read).
 func (c *writtenCursor) digest(abs string, k statKey) ([sha256.Size]byte, bool) {
-	abs = recordKey(c.root, abs)
-	if abs < c.last {
+	key := recordKey(c.root, abs)
+	if key < c.last {
 		return [sha256.Size]byte{}, false
 	}
-	c.last = abs
+	c.last = key
 	var f writtenFile
 	found := false
-	for len(c.heads) > 0 && !c.err && c.heads[0].f.path <= abs {
-		h := c.heads[0]
-		if h.f.path == abs {
-			f, found = h.f, true // the last one recorded wins: records of a path come in order
+	for c.more && !c.err && c.head.path <= key {
+		if c.head.path == key {
+			f, found = c.head, true // the last one recorded wins: records of a path come in order
 		}
-		if h.next(&h.f) {
-			heap.Fix(&c.heads, 0)
-		} else {
-			heap.Pop(&c.heads)
-		}
+		c.head, c.more = c.next()
 	}
 	if !found || c.err || f.dev != k.Dev || f.ino != k.Ino || f.size != k.Size || f.mtimeNs != k.MtimeNs || f.perm != k.Perm || k.CtimeNs != 0 {
 		return [sha256.Size]byte{}, false
@@ -268,4 +228,4 @@ func (c *writtenCursor) digest(abs string, k statKey) ([sha256.Size]byte, bool) 
 }
 
 // close ends the cursor.
-func (c *writtenCursor) close() { c.heads = nil }
+func (c *writtenCursor) close() { c.stop() }

@@ -2,7 +2,6 @@ package stages
 
 import (
 	"bufio"
-	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -273,11 +272,10 @@ type copiesRecordWriter struct {
 // createCopiesRecord starts copiesFile of job's report output, to say its copies were made as
 // made says, with scratch space in job.Work.
 func createCopiesRecord(job *pipeline.Job, made string) (*copiesRecordWriter, error) {
-	f, err := os.CreateTemp(job.Work, "copies-*")
+	f, err := pipeline.CreateScratch(job.Work, "copies-*")
 	if err != nil {
 		return nil, err
 	}
-	os.Remove(f.Name()) // read through f only; gone when closed, whatever happens
 	return &copiesRecordWriter{path: filepath.Join(job.Out, "report", copiesFile), made: made,
 		runs: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
@@ -318,41 +316,44 @@ func (c *copiesRecordWriter) close() error {
 	w := bufio.NewWriterSize(out, 64<<10)
 	made, _ := json.Marshal(c.made)
 	fmt.Fprintf(w, "{\n  \"made_with\": %s,\n  \"inputs\": {", made)
-	// a k-way merge of the runs, the smallest head first (ties to the earlier run)
-	var heads runHeads
+	// the runs merged by stem, ties to the earlier run (class)
+	type entry struct{ stem, sum string }
+	var damaged error
+	var runs []func() (entry, bool)
 	start := int64(0)
-	for i, end := range c.ends {
-		h := &runHead{r: bufio.NewReaderSize(io.NewSectionReader(c.runs, start, end-start), 4<<10), run: i}
+	for _, end := range c.ends {
+		r := bufio.NewReaderSize(io.NewSectionReader(c.runs, start, end-start), 4<<10)
 		start = end
-		if ok, err := h.next(c.path); err != nil {
-			out.Close()
-			return err
-		} else if ok {
-			heads = append(heads, h)
-		}
-	}
-	heap.Init(&heads)
-	n, last := 0, ""
-	for len(heads) > 0 {
-		h := heads[0]
-		if n == 0 || h.stem != last {
-			if n > 0 {
-				w.WriteByte(',')
+		runs = append(runs, func() (entry, bool) {
+			line, err := r.ReadString('\n')
+			if err == io.EOF && line == "" {
+				return entry{}, false
 			}
-			n++
-			stem, _ := json.Marshal(h.stem)
-			sum, _ := json.Marshal(h.sum)
-			fmt.Fprintf(w, "\n    %s: %s", stem, sum)
-			last = h.stem
+			stem, sum, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+			if err != nil || !ok {
+				damaged = fmt.Errorf("%s: its scratch records are damaged", c.path)
+				return entry{}, false
+			}
+			return entry{stem, sum}, true
+		})
+	}
+	n, last := 0, ""
+	for e := range pipeline.MergeSorted(runs, func(a, b entry) int { return strings.Compare(a.stem, b.stem) }) {
+		if n > 0 && e.stem == last {
+			continue
 		}
-		if ok, err := h.next(c.path); err != nil {
-			out.Close()
-			return err
-		} else if ok {
-			heap.Fix(&heads, 0)
-		} else {
-			heap.Pop(&heads)
+		if n > 0 {
+			w.WriteByte(',')
 		}
+		n++
+		stem, _ := json.Marshal(e.stem)
+		sum, _ := json.Marshal(e.sum)
+		fmt.Fprintf(w, "\n    %s: %s", stem, sum)
+		last = e.stem
+	}
+	if damaged != nil {
+		out.Close()
+		return damaged
 	}
 	if n > 0 {
 		w.WriteString("\n  ")
@@ -367,40 +368,3 @@ func (c *copiesRecordWriter) close() error {
 
 // abandon drops the scratch file.
 func (c *copiesRecordWriter) abandon() { c.runs.Close() }
-
-// runHead is the next entry of one run of a copiesRecordWriter's scratch file.
-type runHead struct {
-	r         *bufio.Reader
-	run       int
-	stem, sum string
-}
-
-// next reads h's next entry, reporting false at the end of its run.
-func (h *runHead) next(record string) (bool, error) {
-	line, err := h.r.ReadString('\n')
-	if err == io.EOF && line == "" {
-		return false, nil
-	}
-	stem, sum, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-	if err != nil || !ok {
-		return false, fmt.Errorf("%s: its scratch records are damaged", record)
-	}
-	h.stem, h.sum = stem, sum
-	return true, nil
-}
-
-// runHeads is a heap of runs by their next stem, then run.
-type runHeads []*runHead
-
-func (h runHeads) Len() int { return len(h) }
-func (h runHeads) Less(i, j int) bool {
-	return h[i].stem < h[j].stem || h[i].stem == h[j].stem && h[i].run < h[j].run
-}
-func (h runHeads) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *runHeads) Push(x any)   { *h = append(*h, x.(*runHead)) }
-func (h *runHeads) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
