@@ -199,11 +199,7 @@ func (o *outputFiles) readChunk(i int) ([]outputFile, error) {
 		return nil, err
 	}
 	all := string(buf)
-	n := o.chunkLen
-	if i == len(o.chunks)-1 {
-		n = o.n - i*o.chunkLen
-	}
-	files := make([]outputFile, n)
+	files := make([]outputFile, o.chunkLen) // full: the last chunk, which may not be, stays in memory
 	at := 0
 	for j := range files {
 		l, k := binary.Uvarint(buf[at:])
