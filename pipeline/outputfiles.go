@@ -97,8 +97,9 @@ type loadedChunk struct {
 }
 
 // chunk returns chunk i, read back from the spill file when it was written there. A chunk
-// that cannot be read back (the scratch file damaged or gone) panics: it is the process's own
-// file, written moments before.
+// that cannot be read back (the disk failing under the process's own scratch file, written
+// moments before) panics with a spillError, which the list's users turn back into an error
+// (catchSpill): the lookups and walks in between have no error to return.
 func (o *outputFiles) chunk(i int) []outputFile {
 	if c := o.chunks[i]; c != nil {
 		return c
@@ -115,11 +116,38 @@ func (o *outputFiles) chunk(i int) []outputFile {
 	}
 	files, err := o.readChunk(i)
 	if err != nil {
-		panic(fmt.Sprintf("reading back a file list written to %s: %v", o.spillDir, err))
+		panic(&spillError{file: o.spill.Name(), err: err})
 	}
 	copy(o.loaded[1:], o.loaded[:])
 	o.loaded[0] = loadedChunk{i, files}
 	return files
+}
+
+// spillError is a chunk of an output's file list that could not be read back from its
+// scratch file.
+type spillError struct {
+	file string // the scratch file's name when made (unlinked since)
+	err  error
+}
+
+func (e *spillError) Error() string {
+	return fmt.Sprintf("reading back an output's file list from its scratch file %s: %v", e.file, e.err)
+}
+
+func (e *spillError) Unwrap() error { return e.err }
+
+// catchSpill, deferred, makes the spillError a function's use of a file list panicked with
+// its error (*err); any other panic goes on.
+func catchSpill(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if e, ok := r.(*spillError); ok {
+		*err = e
+		return
+	}
+	panic(r)
 }
 
 // at returns file i.

@@ -144,6 +144,53 @@ func TestOutputFilesMatchTheManifest(t *testing.T) {
 	check(only) // marks and no files
 }
 
+// A chunk of a file list that cannot be read back from its scratch file fails what was using
+// the list with an error naming the file, not the process with a panic; other panics go on.
+func TestOutputFilesReadBackFailureIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 7 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), []byte{byte(i)}, 0o644)
+	}
+	store := t.TempDir()
+	if err := os.Mkdir(filepath.Join(store, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer func(n int) { outputBatch = n }(outputBatch)
+	outputBatch = 2
+	c := OpenStatCache(filepath.Join(store, StatCacheFile))
+	o, _, err := c.hashOutput(dir, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	if len(o.spilled) == 0 {
+		t.Fatal("nothing written to the scratch file")
+	}
+	want := o.digest()
+	if err := o.spill.Truncate(0); err != nil { // the disk fails under it
+		t.Fatal(err)
+	}
+	o.loaded = [2]loadedChunk{}
+	var got string
+	err = func() (err error) {
+		defer catchSpill(&err)
+		got = o.digest()
+		return nil
+	}()
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(store, "tmp")) {
+		t.Fatalf("digest %s (want %s before the failure), error %v: want one naming the scratch folder", got, want, err)
+	}
+	defer func() {
+		if r := recover(); r != "another" {
+			t.Errorf("recovered %v, want the other panic to go on", r)
+		}
+	}()
+	func() (err error) {
+		defer catchSpill(&err)
+		panic("another")
+	}()
+}
+
 // A manifest that cannot be a published output's is refused, not taken in part.
 func TestReadOutputFilesRefusesDamage(t *testing.T) {
 	dir := t.TempDir()

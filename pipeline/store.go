@@ -222,7 +222,7 @@ const workStageSuffix = ".stage"
 // kind, whose named outputs get digests of their own (OutputDigests, and ContentDigester's
 // where it is one); written (may be nil) holds the digests of the files the stage wrote with
 // Job.WriteFile or linked with Job.LinkFile.
-func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took time.Duration, written *writtenFiles) (*Entry, error) {
+func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took time.Duration, written *writtenFiles) (_ *Entry, err error) {
 	// Files are not read again when the stage wrote them with Job.WriteFile or Job.LinkFile
 	// (still as written), or when they are hard links to files this cache knows (an input's
 	// files).
@@ -231,6 +231,7 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 		return nil, fmt.Errorf("hashing the output of %s: %w", addr, err)
 	}
 	defer files.close()
+	defer catchSpill(&err)
 	sig, walkedAt := walked.sig, walked.at
 	written.forget()
 	digest := files.digest()
@@ -240,7 +241,9 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 		// The same output was published before. Reuse it only if it is intact, read in full
 		// without the stat cache: a rerun after "output damaged" lands here, and trusting
 		// the damaged copy would hide the damage for good.
-		if s.holds(obj, digest) {
+		if held, err := s.holds(obj, digest); err != nil {
+			return nil, fmt.Errorf("checking the output %s of %s: %w", obj, addr, err)
+		} else if held {
 			os.RemoveAll(tmp)
 			reused = true
 		} else if err := os.RemoveAll(obj); err != nil {
@@ -254,8 +257,8 @@ func (s *Store) Publish(tmp, key, addr string, kind Kind, lines []string, took t
 			if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
 			}
-			if !s.holds(obj, digest) {
-				return nil, fmt.Errorf("publishing the output of %s: %w", addr, err)
+			if held, herr := s.holds(obj, digest); herr != nil || !held {
+				return nil, fmt.Errorf("publishing the output of %s: %w", addr, cmp.Or(herr, err))
 			}
 			os.RemoveAll(tmp)
 			reused = true
@@ -341,14 +344,16 @@ func (s *Store) contentsOf(e *Entry, cd ContentDigester) map[string]string {
 }
 
 // holds reports whether the object folder obj holds exactly the output of digest, read in
-// full without the stat cache.
-func (s *Store) holds(obj, digest string) bool {
+// full without the stat cache: false when it cannot be read; an error when its file list,
+// once read, cannot be read back from its scratch file.
+func (s *Store) holds(obj, digest string) (held bool, err error) {
 	have, _, err := s.Stats.hashOutput(obj, nil, false)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	defer have.close()
-	return have.digest() == digest
+	defer catchSpill(&err)
+	return have.digest() == digest, nil
 }
 
 // makeReadOnly clears write permission on published files: outputs are shared by every run
