@@ -477,6 +477,16 @@ func TestACachedStageKeepsItsRecordedSources(t *testing.T) {
 	if second.Key != first.Key || !second.Updated.After(first.Updated) || !slices.Equal(second.Earlier, first.Earlier) {
 		t.Errorf("state after a cached run %+v, before %+v", second, first)
 	}
+	// Damaged since (cut short, say), the file is written again by the next cached run.
+	if err := os.WriteFile(path, []byte(`{"raw": {"fi`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, err := ws.run(RunOptions{}); err != nil || status["gen.src"] != StatusCached {
+		t.Fatalf("run after the damage: %v %v", status, err)
+	}
+	if got := st.LoadSources("gen.src"); len(got) != 1 || len(got["source"].Files) != 2 {
+		t.Errorf("the damaged sources were kept: %v", got)
+	}
 	ws.write("raw/b.txt", "b, changed")
 	if d := ws.plan(Selection{})["gen.src"]; d.Action != Run || len(d.Reasons) != 1 || d.Reasons[0] != "raw: 0 added, 1 changed, 0 removed (e.g. b.txt)" {
 		t.Errorf("after a change: %s %q", d.Action, d.Reasons)

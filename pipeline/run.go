@@ -441,7 +441,7 @@ func (r *runner) recordState(d *Decision) error {
 	now := time.Now().UTC()
 	var recorded map[string]Manifest
 	if d.Action == Cached {
-		if old, ok := r.e.Store.LoadState(d.Addr); ok && old.Key == d.Key && old.Output == d.entry.Output.Digest && r.e.Store.hasSources(d.Addr) {
+		if old, ok := r.e.Store.LoadState(d.Addr); ok && old.Key == d.Key && old.Output == d.entry.Output.Digest && r.e.Store.hasSources(old) {
 			old.Updated = now
 			return writeJSON(r.e.Store.statePath(d.Addr), old)
 		}

@@ -376,8 +376,11 @@ type State struct {
 	// Sources are the manifests of Source attributes, kept in a file of their own
 	// (<state>.sources.json) because a plan reads them only to explain a change.
 	Sources map[string]Manifest `json:"-"`
-	Output  string              `json:"output"`
-	Updated time.Time           `json:"updated"`
+	// SourcesDigest is the SHA-256 of the file Sources are in, as written: a cached stage
+	// keeps that file while it is intact, and writes it again once damaged or edited.
+	SourcesDigest string    `json:"sources_digest,omitempty"`
+	Output        string    `json:"output"`
+	Updated       time.Time `json:"updated"`
 	// Earlier are the keys of the outputs the instance had before Output, newest first
 	// (at most maxEarlier): a kind that keeps its history consistent (the split) may go back
 	// to one made with the settings it has again (Job.Earlier).
@@ -422,10 +425,14 @@ func (s *Store) LoadSources(addr string) map[string]Manifest {
 	return m
 }
 
-// hasSources reports whether the source manifests of an instance's state are recorded.
-func (s *Store) hasSources(addr string) bool {
-	_, err := os.Stat(s.sourcesPath(addr))
-	return err == nil
+// hasSources reports whether the source manifests of state st are recorded as they were
+// written (State.SourcesDigest): read through, not decoded.
+func (s *Store) hasSources(st *State) bool {
+	if st.SourcesDigest == "" {
+		return false // recorded before the digest was: written again, with it
+	}
+	d, err := hashFile(s.sourcesPath(st.Addr))
+	return err == nil && d == st.SourcesDigest
 }
 
 // sourcesPath is the file of the source manifests of an instance's state.
@@ -449,6 +456,11 @@ func (s *Store) SaveState(st *State) error {
 	if err := writeSourcesJSON(s.sourcesPath(st.Addr), st.Sources); err != nil {
 		return err
 	}
+	d, err := hashFile(s.sourcesPath(st.Addr))
+	if err != nil {
+		return err
+	}
+	st.SourcesDigest = d
 	return writeJSON(s.statePath(st.Addr), st)
 }
 
