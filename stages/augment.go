@@ -210,7 +210,7 @@ func (Augment) Run(ctx context.Context, job *pipeline.Job) error {
 	out := &Manifest{Split: TrainSet, Classes: in.Classes, Size: in.Size, Channels: in.Channels, Resize: in.Resize,
 		SourceDir: in.SourceDir, SourcePrefix: in.SourcePrefix, FittedWith: in.FittedWith, ReadWith: in.ReadWith}
 	made := madeWith(job.Seed, cfg, in)
-	prev := readPreviousCopies(job, job.Previous, made)
+	prev := readPreviousCopies(job, job.Previous, made, in.Classes)
 	record, err := createCopiesRecord(job, made)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"pipeline/pipeline"
 )
@@ -77,6 +78,12 @@ type previousCopies struct {
 	inputs map[copyStemKey][sha256.Size]byte // SHA-256 of the input image, by stem
 	labels map[string]int                    // the label of each class there, by name
 	out    string
+	// gone are the labels there of the classes the input no longer has by name, where a
+	// class renamed since finds its copies (renamed); a copy depends on its original, not on
+	// its class.
+	gone    []int
+	mu      sync.Mutex
+	renamed map[string]int // the label there of a class the input has under a new name
 }
 
 // copyStemKey is a stem <16 hex digits>_<occurrence> as numbers.
@@ -105,9 +112,9 @@ func parseStem(stem string) (copyStemKey, bool) {
 
 // readPreviousCopies returns the copies of the previous output dir ("" for none) when they
 // were made as made says and its records are intact; none otherwise, and none for a forced
-// run (run --force), which makes every copy again.
-func readPreviousCopies(job *pipeline.Job, dir, made string) previousCopies {
-	var pc previousCopies
+// run (run --force), which makes every copy again. classes are the input's classes.
+func readPreviousCopies(job *pipeline.Job, dir, made string, classes []string) *previousCopies {
+	pc := &previousCopies{}
 	if dir == "" {
 		return pc
 	}
@@ -126,13 +133,16 @@ func readPreviousCopies(job *pipeline.Job, dir, made string) previousCopies {
 	if !ok {
 		return pc
 	}
-	classes, err := manifestClasses(filepath.Join(dir, "output"))
+	was, err := manifestClasses(filepath.Join(dir, "output"))
 	if err != nil {
 		return pc
 	}
 	pc.labels = map[string]int{}
-	for l, c := range classes {
+	for l, c := range was {
 		pc.labels[c] = l
+		if !slices.Contains(classes, c) {
+			pc.gone = append(pc.gone, l)
+		}
 	}
 	pc.inputs, pc.out = inputs, filepath.Join(dir, "output")
 	return pc
@@ -241,16 +251,42 @@ func manifestClasses(dir string) ([]string, error) {
 // linkCopy links copy k of task t, of class class, from the previous output to dst; it
 // reports false when the previous output has no such copy made from the same input image
 // (t.input), or not as it was published.
-func (pc previousCopies) linkCopy(job *pipeline.Job, t *augmentTask, class string, k int, dst string) (bool, error) {
+func (pc *previousCopies) linkCopy(job *pipeline.Job, t *augmentTask, class string, k int, dst string) (bool, error) {
 	key, ok := parseStem(t.stem)
-	label, known := pc.labels[class]
-	if !ok || !known || t.input == "" {
+	if !ok || t.input == "" {
 		return false, nil
 	}
 	if sum, ok := pc.inputs[key]; !ok || hex.EncodeToString(sum[:]) != t.input {
 		return false, nil
 	}
-	src := filepath.Join(pc.out, "images", fmt.Sprint(label), fmt.Sprintf("%s_aug%d.png", t.stem, k))
+	copyIn := func(label int) string {
+		return filepath.Join(pc.out, "images", fmt.Sprint(label), fmt.Sprintf("%s_aug%d.png", t.stem, k))
+	}
+	label, known := pc.labels[class]
+	if !known {
+		// A class renamed since: its copies are under the label there of a class gone by
+		// name, the one its last copy found was under first.
+		pc.mu.Lock()
+		last, bound := pc.renamed[class]
+		pc.mu.Unlock()
+		order := pc.gone
+		if bound {
+			order = append([]int{last}, slices.DeleteFunc(slices.Clone(pc.gone), func(l int) bool { return l == last })...)
+		}
+		for _, l := range order {
+			if src := copyIn(l); intact(job, src) {
+				pc.mu.Lock()
+				if pc.renamed == nil {
+					pc.renamed = map[string]int{}
+				}
+				pc.renamed[class] = l
+				pc.mu.Unlock()
+				return true, job.LinkFile(src, dst)
+			}
+		}
+		return false, nil
+	}
+	src := copyIn(label)
 	if !intact(job, src) {
 		return false, nil
 	}

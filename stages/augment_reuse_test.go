@@ -178,3 +178,55 @@ func TestParseStem(t *testing.T) {
 		}
 	}
 }
+
+// A rerun after a class folder was renamed links the copies its previous output made of the
+// class's images, where they are under the label of the class's old name: a copy depends on
+// its original, not on its class. Renamed to sort first, the class moves its label, and the
+// other class's too.
+func TestAugmentReusesCopiesOfARenamedClass(t *testing.T) {
+	_, w := twoOpsWorkspace(t)
+	first := mustRun(t, w)
+	copiesOf := func(rec *pipeline.RunRecord, label int) map[string]os.FileInfo {
+		dir := w.output(rec, "augment.balanced", "output")
+		m, err := ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]os.FileInfo{}
+		for _, e := range m.Images {
+			if e.Copy != nil && e.Label == label {
+				fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(e.Path)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[filepath.Base(e.Path)] = fi
+			}
+		}
+		return out
+	}
+	before := copiesOf(first, 1) // small
+	if len(before) == 0 {
+		t.Fatal("no copies of the small class")
+	}
+	if err := os.Rename(filepath.Join(w.dir, "raw", "small"), filepath.Join(w.dir, "raw", "a few")); err != nil {
+		t.Fatal(err)
+	}
+	rec := mustRun(t, w)
+	if st := rec.Result("augment.balanced"); st.Status != pipeline.StatusRan {
+		t.Fatalf("augment after a class was renamed: %s", st.Status)
+	}
+	after := copiesOf(rec, 0) // "a few", before big
+	linked := 0
+	for name, a := range before {
+		if b, ok := after[name]; ok && os.SameFile(a, b) {
+			linked++
+		}
+	}
+	if linked != len(before) || len(after) != len(before) {
+		t.Errorf("%d of the renamed class's %d copies linked from the previous output (%d now):\n%s", linked, len(before), len(after), runLog(t, rec))
+	}
+	forced := w.runForced("augment.balanced")
+	if a, b := rec.Result("augment.balanced").Output, forced.Result("augment.balanced").Output; a != b {
+		t.Errorf("the output with linked copies %s, made afresh %s", a, b)
+	}
+}
