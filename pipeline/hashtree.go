@@ -1524,11 +1524,11 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
 				// Stages report broken links; the key only needs to notice them.
-				d.mark(it.rel, "broken-symlink")
+				d.mark(it.rel, brokenLinkMark)
 				continue
 			}
 			if errors.Is(err, syscall.ELOOP) && e.Type()&fs.ModeSymlink != 0 {
-				d.mark(it.rel, "symlink-loop") // a link to itself, or links to each other
+				d.mark(it.rel, linkLoopMark) // a link to itself, or links to each other
 				continue
 			}
 			if errors.Is(err, fs.ErrPermission) {
@@ -1541,7 +1541,7 @@ func (d *treeDir) scan(abs, rel string, skipHidden bool, ancestors []statKey) ([
 		case efi.IsDir():
 			it.k = keyOf(efi).folderID()
 			if slices.Contains(ancestors, it.k) {
-				d.mark(it.rel, "symlink-loop")
+				d.mark(it.rel, linkLoopMark)
 				continue
 			}
 			subs = append(subs, it)
@@ -1610,6 +1610,24 @@ var openFile, statFile = os.Open, os.Stat
 // split rejects it, naming it), not a reason to refuse planning the whole pipeline; the key
 // changes when it becomes readable.
 const unreadableMark = "unreadable"
+
+// brokenLinkMark and linkLoopMark stand for the digest of a symbolic link that leads nowhere,
+// and of one that loops (see HashTree).
+const (
+	brokenLinkMark = "broken-symlink"
+	linkLoopMark   = "symlink-loop"
+)
+
+// HasContent reports whether digest, a file's in a Manifest, is the digest of its content,
+// not a marker for an entry without any (a folder, a file or folder that cannot be read, a
+// broken symbolic link or one that loops): two entries with one marker share no bytes.
+func HasContent(digest string) bool {
+	switch digest {
+	case "", folderMark, unreadableMark, brokenLinkMark, linkLoopMark:
+		return false
+	}
+	return true
+}
 
 // mark records an entry without content.
 func (d *treeDir) mark(rel, what string) {

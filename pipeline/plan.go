@@ -838,10 +838,10 @@ func describeSourceChange(path string, d ManifestDiff, was, now map[string]strin
 	if !listsNoFolders(was) {
 		gone, came := map[string]bool{}, map[string]bool{}
 		for _, f := range files.Removed {
-			gone[was[f]] = true
+			gone[was[f]] = HasContent(was[f])
 		}
 		for _, f := range files.Added {
-			came[now[f]] = true
+			came[now[f]] = HasContent(now[f])
 		}
 		files.Added, addedIn = takeUnder(files.Added, d.Added, func(f string) bool { return gone[now[f]] })
 		files.Removed, removedIn = takeUnder(files.Removed, d.Removed, func(f string) bool { return came[was[f]] })
@@ -1146,7 +1146,8 @@ func listsNoFolders(files map[string]string) bool {
 
 // describeFileChanges says how the files of a source folder changed (see describeSourceChange).
 func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
-	// Moved: each added file paired with a removed one of the same bytes, in name order.
+	// Moved: each added file paired with a removed one of the same bytes, in name order (not
+	// entries without content, such as broken links: they share a marker, not bytes).
 	from := map[string][]string{}
 	for _, f := range d.Removed {
 		from[was[f]] = append(from[was[f]], f)
@@ -1155,7 +1156,7 @@ func describeFileChanges(d ManifestDiff, was, now map[string]string) string {
 	var moved [][2]string
 	paired := map[string]bool{}
 	for _, f := range d.Added {
-		if l := from[now[f]]; now[f] != "" && len(l) > 0 {
+		if l := from[now[f]]; HasContent(now[f]) && len(l) > 0 {
 			moved = append(moved, [2]string{l[0], f})
 			from[now[f]], paired[l[0]] = l[1:], true
 			continue

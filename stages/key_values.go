@@ -203,7 +203,9 @@ func (Split) SourceNotes(v *pipeline.Values, attr string, was, now map[string]st
 				continue // a class is a folder with files in it (an empty one is none)
 			}
 			count[className(top)]++
-			byDigest[d] = append(byDigest[d], rel)
+			if pipeline.HasContent(d) { // a broken link, say, is no photo
+				byDigest[d] = append(byDigest[d], rel)
+			}
 		}
 		var classes []string
 		for c, n := range count {
@@ -246,8 +248,8 @@ func (Split) SourceNotes(v *pipeline.Values, attr string, was, now map[string]st
 			fmt.Sprintf("%d photos are now in another class as well (two labels for one photo, which the run warns of)", len(copied))))
 	}
 	renamed := false // some photo is under another name now (not merely a folder added or gone)
-	for rel := range was {
-		if _, ok := now[rel]; !ok && !strings.HasSuffix(rel, "/") {
+	for rel, d := range was {
+		if _, ok := now[rel]; !ok && pipeline.HasContent(d) {
 			renamed = true
 			break
 		}

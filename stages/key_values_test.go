@@ -380,3 +380,34 @@ func writeTwoClasses(w *ws, dir string, n int) {
 		w.write(fmt.Sprintf("%s/b/%d.png", dir, i), randomPNG(8, uint64(i), 6, 6))
 	}
 }
+
+// Entries without content (broken symbolic links, links that loop, files or folders that
+// cannot be read) are no photo: two of them in two classes are not one photo in both, so
+// one removed, fixed or made readable does not read as a photo changing class.
+func TestPlanDoesNotTakeEntriesWithoutContentForOnePhoto(t *testing.T) {
+	m := func(entries ...string) map[string]string {
+		out := map[string]string{"a/": "folder", "a/1.png": "d1", "b/": "folder", "b/2.png": "d2"}
+		for _, e := range entries {
+			name, digest, _ := strings.Cut(e, "=")
+			out[name] = digest
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name     string
+		was, now map[string]string
+	}{
+		{"a broken link removed beside another in another class",
+			m("a/x.png=broken-symlink", "b/y.png=broken-symlink"), m("b/y.png=broken-symlink")},
+		{"a broken link added beside another in another class",
+			m("a/x.png=broken-symlink"), m("a/x.png=broken-symlink", "b/y.png=broken-symlink")},
+		{"a link loop removed beside another in another class",
+			m("a/l=symlink-loop", "b/l=symlink-loop"), m("b/l=symlink-loop")},
+		{"an unreadable file readable again beside an unreadable folder in another class",
+			m("a/u.png=unreadable", "b/sub=unreadable"), m("a/u.png=d3", "b/sub=unreadable")},
+	} {
+		if got := strings.Join(Split{}.SourceNotes(&pipeline.Values{}, "source", c.was, c.now), "; "); strings.Contains(got, "photo") {
+			t.Errorf("%s: notes %q, want none about photos changing class", c.name, got)
+		}
+	}
+}
