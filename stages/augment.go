@@ -91,6 +91,15 @@ func (Augment) Attributes() []pipeline.Attribute {
 	}
 }
 
+// CheckPath implements pipeline.PathChecker: an input written as a path that is no image set
+// (a folder of photos, without a manifest) fails the stage.
+func (Augment) CheckPath(v *pipeline.Values, attr, abs string) string {
+	if attr != "input" {
+		return ""
+	}
+	return imageSetProblem(abs)
+}
+
 // Validate implements pipeline.Validator.
 func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
 	var d diagList

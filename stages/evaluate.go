@@ -144,6 +144,15 @@ func (Evaluate) Attributes() []pipeline.Attribute {
 	}
 }
 
+// CheckPath implements pipeline.PathChecker: a data folder written as a path that is no image
+// set (a folder of photos, without a manifest) fails the stage.
+func (Evaluate) CheckPath(v *pipeline.Values, attr, abs string) string {
+	if attr != "data" {
+		return ""
+	}
+	return imageSetProblem(abs)
+}
+
 // Validate implements pipeline.Validator.
 func (Evaluate) Validate(v *pipeline.Values) hcl.Diagnostics {
 	var d diagList

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
@@ -83,6 +84,27 @@ func ReadManifest(dir string) (*Manifest, error) {
 	return m, nil
 }
 
+// imageSetProblem says why the folder dir, given where an image set is expected (augment's
+// input, a training's train or val, an evaluation's data), is none: it is a file, or holds no
+// manifest (a folder of photos, or a split's output folder rather than one of its sets); ""
+// when it has a manifest, or cannot be looked in.
+func imageSetProblem(dir string) string {
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return ""
+	case !st.IsDir():
+		return "it is a file, not an image set: " + imageSetAdvice
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Sprintf("it holds no image set (no %s): %s", ManifestFile, imageSetAdvice)
+	}
+	return ""
+}
+
+// imageSetAdvice says which folders are image sets.
+const imageSetAdvice = "give a split's train, val or test folder, or an augment's output folder"
+
 // EachManifestEntry reads dir/manifest.json entry by entry, calling each with every image in
 // the order listed, and returns the manifest without its images, checked as ReadManifest
 // checks it: for readers that need each entry once, without holding the file or a list of
@@ -91,6 +113,9 @@ func EachManifestEntry(dir string, each func(Entry) error) (*Manifest, error) {
 	path := filepath.Join(dir, ManifestFile)
 	f, err := os.Open(path)
 	if err != nil {
+		if why := imageSetProblem(dir); why != "" {
+			return nil, fmt.Errorf("%s: %s", dir, why)
+		}
 		return nil, err
 	}
 	defer f.Close()

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"pipeline/pipeline"
 )
 
 // ReadManifest, which reads entry by entry (EachManifestEntry), gives back what Write wrote,
@@ -84,5 +86,60 @@ func BenchmarkReadManifest(b *testing.B) {
 		if _, err := ReadManifest(dir); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A path given where an image set is expected that is none (a folder of photos, a split's
+// output folder rather than one of its sets, a file) is warned of by validate, at its
+// attribute, for augment, train and evaluate alike; and an augment run on it fails saying so,
+// not with the error of opening a manifest.
+func TestAPathThatIsNoImageSetIsSaidSo(t *testing.T) {
+	const hcl = `
+stage "augment" "photos" {
+  input = "raw/a"
+}
+
+stage "augment" "file" {
+  input = "raw/a/0.png"
+}
+
+stage "train" "t" {
+  architecture = "cnn"
+  train        = "raw"
+  val          = "set"
+}
+
+stage "evaluate" "e" {
+  model = "model"
+  data  = "raw/a"
+}
+`
+	w := newWS(t, hcl)
+	w.reg, _ = pipeline.NewRegistry(Augment{}, Train{}, Evaluate{})
+	w.write("raw/a/0.png", randomPNG(1, 0, 6, 6))
+	(&Manifest{Split: "val", Classes: []string{"a"}, Size: 6, Channels: 3, Images: []Entry{}}).Write(filepath.Join(w.dir, "set"))
+	var got []string
+	for _, d := range w.engine().Workflow.CheckSources(w.dir) {
+		if d.Summary == "Unusable path" {
+			got = append(got, fmt.Sprintf("%d: %s", d.Subject.Start.Line, d.Detail))
+		}
+	}
+	const advice = "give a split's train, val or test folder, or an augment's output folder: the stage will fail when it runs unless that changes first."
+	want := []string{
+		`3: input "raw/a": it holds no image set (no manifest.json): ` + advice,
+		`7: input "raw/a/0.png": it is a file, not an image set: ` + advice,
+		`12: train "raw": it holds no image set (no manifest.json): ` + advice,
+		`18: data "raw/a": it holds no image set (no manifest.json): ` + advice,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("validate's warnings:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	w = newWS(t, "stage \"augment\" \"a\" {\n  input = \"raw/a\"\n}\n")
+	w.write("raw/a/0.png", randomPNG(1, 0, 6, 6))
+	rec, _ := w.run(true)
+	res := rec.Result("augment.a")
+	if res == nil || res.Status != "failed" || !strings.HasSuffix(res.Error, "raw/a: it holds no image set (no manifest.json): give a split's train, val or test folder, or an augment's output folder") {
+		t.Errorf("augment on a folder of photos: %+v, want it failed saying the folder is no image set", res)
 	}
 }

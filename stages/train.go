@@ -336,8 +336,12 @@ func poolChoice(side int64) string {
 }
 
 // CheckPath implements pipeline.PathChecker: an init_from that holds no model exported by
-// pipeline, or one of another architecture than the stage trains, fails the stage.
+// pipeline, or one of another architecture than the stage trains, fails the stage, as does a
+// train or val folder that is no image set (a folder of photos, without a manifest).
 func (Train) CheckPath(v *pipeline.Values, attr, abs string) string {
+	if attr == "train" || attr == "val" {
+		return imageSetProblem(abs)
+	}
 	if attr != "init_from" {
 		return ""
 	}
