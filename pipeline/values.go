@@ -18,6 +18,8 @@ type Values struct {
 	vals   map[string]cty.Value
 	ranges map[string]hcl.Range
 	refs   map[string][]string // attribute → stage blocks ("kind.name") its expression refers to
+	// from are the stage outputs ("kind.output") whose values reach each attribute.
+	from map[string][]string
 	// settings are the pipeline block's values, for checks that look beyond the stage.
 	settings map[string]cty.Value
 	// inherited are the attributes whose value is the pipeline block's (the stage sets none).
@@ -76,6 +78,11 @@ func (v *Values) String(name string) string {
 func (v *Values) Refs(name string) []string {
 	return slices.Sorted(slices.Values(v.refs[name]))
 }
+
+// FromOutputs returns the stage outputs attribute name's value comes from, as "kind.output"
+// (a split's test set is "split.test"), sorted and each once: the outputs the value is made
+// of, not merely those its expression names; none for a value written as a path.
+func (v *Values) FromOutputs(name string) []string { return v.from[name] }
 
 // Range returns where attribute name was set (the stage block or pipeline default), for
 // diagnostics.

@@ -428,6 +428,18 @@ func (w *Workflow) evaluateAs(inst *Instance, outs Outputs, typed, validate bool
 			cv = cty.StringVal(w.inWorkspace(cv.AsString()))
 		}
 		v.vals[a.Name], v.ranges[a.Name] = cv, rng
+		for m := range marks {
+			if om, ok := m.(outputMark); ok {
+				if v.from == nil {
+					v.from = map[string][]string{}
+				}
+				v.from[a.Name] = append(v.from[a.Name], om.kind+"."+om.output)
+			}
+		}
+		if from := v.from[a.Name]; len(from) > 1 {
+			slices.Sort(from)
+			v.from[a.Name] = slices.Compact(from)
+		}
 	}
 	if val, ok := b.kind.(Validator); ok && validate {
 		if !diags.HasErrors() {
@@ -462,7 +474,7 @@ func validateRest(val Validator, v *Values, attrs []Attribute, written hcl.Attri
 			ok[attr.Expr.Range()] = true
 		}
 	}
-	rest := &Values{schema: v.schema, vals: maps.Clone(v.vals), ranges: v.ranges, refs: v.refs, settings: v.settings, inherited: v.inherited, upstream: v.upstream}
+	rest := &Values{schema: v.schema, vals: maps.Clone(v.vals), ranges: v.ranges, refs: v.refs, from: v.from, settings: v.settings, inherited: v.inherited, upstream: v.upstream}
 	for _, a := range attrs {
 		if _, evaluated := rest.vals[a.Name]; !evaluated {
 			rest.vals[a.Name] = cty.UnknownVal(a.Type)

@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"image"
 	"iter"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -148,7 +149,39 @@ func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
 	if known(v, "scale_min", "scale_max") && (num(v, "scale_min") <= 0 || num(v, "scale_min") > num(v, "scale_max")) {
 		d.add(v, "scale_min", "Invalid scale range", "Need 0 < scale_min ≤ scale_max.")
 	}
+	d.augmentNoEffect(v)
+	for _, from := range v.FromOutputs("input") {
+		if set, ok := strings.CutPrefix(from, "split."); ok && set != TrainSet {
+			d.warn(v, "input", "Augmenting a held-out set",
+				fmt.Sprintf("input takes a split's %s set: augment is for a training set, so that the images a model is chosen and scored on stay the photos as taken; give stage.<split>.train, unless copies of the %s images are what you want.", set, set))
+		}
+	}
 	return d.diags
+}
+
+// augmentNoEffect warns of the parameters of operations that ops does not list, set in the
+// stage block: they change nothing (and are left out of the key). A value the stage takes
+// from the pipeline block is not warned of: other stages may use it.
+func (d *diagList) augmentNoEffect(v *pipeline.Values) {
+	ops := v.Get("ops")
+	if !ops.IsWhollyKnown() || ops.IsNull() {
+		return
+	}
+	var listed []string
+	for it := ops.ElementIterator(); it.Next(); {
+		_, op := it.Element()
+		listed = append(listed, op.AsString())
+	}
+	defaults := attributeDefaults(Augment{}.Attributes())
+	for _, op := range slices.Sorted(maps.Keys(opParams)) {
+		for _, name := range opParams[op] {
+			val := v.Get(name)
+			if slices.Contains(unusedParams(listed), name) && val.IsWhollyKnown() && !val.IsNull() && !val.RawEquals(defaults[name]) && !v.Inherited(name) {
+				d.warn(v, name, "Setting without effect",
+					fmt.Sprintf("%s is a parameter of %s, which ops does not list: it changes nothing; add %q to ops to use it, or remove the setting.", name, op, op))
+			}
+		}
+	}
 }
 
 // copyPlan returns how many augmented copies each original gets: the class target is

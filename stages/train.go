@@ -104,9 +104,7 @@ func (Train) ArtifactDir(key string, v *pipeline.Values, _ string) string {
 // decay with adam, and a warm-up as long as the training. A value the stage takes from the
 // pipeline block is not warned of: other stages may use it.
 func (d *diagList) noEffect(v *pipeline.Values) {
-	warn := func(name, summary, detail string) {
-		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: detail, Subject: v.Range(name)})
-	}
+	warn := func(name, summary, detail string) { d.warn(v, name, summary, detail) }
 	defaults := attributeDefaults(Train{}.Attributes())
 	givenHere := func(name string) bool { // set otherwise than by the default or the pipeline block
 		x := v.Get(name)

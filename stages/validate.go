@@ -20,6 +20,11 @@ func (d *diagList) add(v *pipeline.Values, name, summary, detail string) {
 	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: v.Range(name)})
 }
 
+// warn adds a warning about attribute name: a setting that works, but likely not as meant.
+func (d *diagList) warn(v *pipeline.Values, name, summary, detail string) {
+	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: detail, Subject: v.Range(name)})
+}
+
 func usable(v *pipeline.Values, name string) bool {
 	x := v.Get(name)
 	return x.IsKnown() && !x.IsNull()

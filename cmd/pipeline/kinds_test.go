@@ -579,6 +579,38 @@ func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
 	}
 }
 
+// TestAugmentSettingsWithoutEffectAreWarnedOf checks that validate warns of the parameters
+// of an operation ops does not list, set in the augment stage, and of a held-out set given as
+// augment's input; not of a parameter ops uses, of one written as its default, nor of a
+// value of the pipeline block.
+func TestAugmentSettingsWithoutEffectAreWarnedOf(t *testing.T) {
+	for _, c := range []struct {
+		attrs string
+		want  []string
+	}{
+		{"input = stage.split.main.train\n  blur = 5\n  rotation = 10", []string{"Setting without effect: blur"}},
+		{"input = stage.split.main.train\n  ops = [\"blur\", \"affine\"]\n  blur = 5\n  translate = 0.2\n  crop = 0.85\n  contrast = 0.3", []string{"Setting without effect: contrast"}},
+		{"input = stage.split.main.train\n  ops = [\"flip\"]\n  max_augment = 2\n  flip = 0.7", []string{"Setting without effect: flip"}},
+		{"input = stage.split.main.test", []string{"Augmenting a held-out set: input"}},
+		{"input = stage.split.main.val\n  noise = 0.1", []string{"Augmenting a held-out set: input", "Setting without effect: noise"}},
+		// a path, and the pipeline block's value (other stages may use it)
+		{"input = \"data/train\"", nil},
+	} {
+		src := "pipeline {\n  saturation = 0.5\n}\n\nstage \"split\" \"main\" {\n  source = \"photos\"\n  image_size = 32\n}\n\nstage \"augment\" \"a\" {\n  " + c.attrs + "\n}\n"
+		var got []string
+		for _, d := range buildDiagnostics(t, "augment.hcl", src) {
+			if d.Severity == hcl.DiagWarning && d.Subject != nil && d.Subject.Start.Line > 10 && d.Summary != "Unused pipeline setting" {
+				line := strings.Split(src, "\n")[d.Subject.Start.Line-1]
+				got = append(got, d.Summary+": "+strings.Fields(line)[0])
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: warnings %q, want %q", c.attrs, got, c.want)
+		}
+	}
+}
+
 // buildDiagnostics loads and builds a pipeline file of src with the product's kinds, as
 // validate does, and returns what building it says (failing the test if it cannot be read).
 func buildDiagnostics(t *testing.T, name, src string) hcl.Diagnostics {
