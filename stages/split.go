@@ -252,6 +252,7 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "compression", CompressionNone, CompressionFast)
 	d.intRange(v, "max_pixels", 1, 1<<40)
 	d.intRange(v, "min_side", 1, 1<<20)
+	d.sizeLimits(v)
 	if s := v.Get("store_images"); s.IsKnown() && !s.IsNull() && s.False() {
 		// (not compression, which a pipeline block may set for augment's copies too)
 		defaults := attributeDefaults(Split{}.Attributes())
@@ -264,6 +265,24 @@ func (Split) Validate(v *pipeline.Values) hcl.Diagnostics {
 	}
 	validateFolders(&d, v)
 	return d.diags
+}
+
+// sizeLimits reports min_side and max_pixels that together reject every image: one with both
+// sides at least min_side has at least min_side² pixels, more than max_pixels allows. The
+// error points at min_side, or at max_pixels when min_side is left at its default.
+func (d *diagList) sizeLimits(v *pipeline.Values) {
+	side, okSide := wholeNumber(v, "min_side", 1, 1<<20)
+	most, okMost := wholeNumber(v, "max_pixels", 1, 1<<40)
+	if !okSide || !okMost || side*side <= most {
+		return
+	}
+	at := "min_side"
+	if side == DefaultMinSide {
+		at = "max_pixels"
+	}
+	d.add(v, at, "No image can pass min_side and max_pixels",
+		fmt.Sprintf("min_side = %d rejects images with a side under %d pixels, and max_pixels = %d those of more than %d pixels: an image %d×%d or larger has at least %d pixels, so every image is rejected. Lower min_side, or raise max_pixels to at least %d.",
+			side, side, most, most, side, side, side*side, side*side))
 }
 
 // CheckPath implements pipeline.PathChecker for the source and test_source folders: what

@@ -359,3 +359,33 @@ func TestAPhotoSavedAgainKeepsItsSet(t *testing.T) {
 		t.Fatalf("only %d held-out files to save again", resaved)
 	}
 }
+
+// A min_side whose square is more than max_pixels rejects every image: validate says so,
+// naming both, at min_side, or at max_pixels when min_side is its default.
+func TestValidateRefusesSizeLimitsNoImagePasses(t *testing.T) {
+	for _, c := range []struct {
+		attrs string
+		line  int // 0: valid
+	}{
+		{"min_side = 100\n  max_pixels = 50", 5},
+		{"max_pixels = 50\n  min_side = 100", 6},
+		{"min_side = 100\n  max_pixels = 10000", 0},
+		{"max_pixels = 3", 5},
+		{"max_pixels = 4", 0},
+		{"min_side = 8000", 5}, // over the default max_pixels of 50,000,000
+		{"min_side = 7000", 0},
+	} {
+		w := newWS(t, "stage \"split\" \"main\" {\n  source = \"raw\"\n  image_size = 8\n\n  "+c.attrs+"\n}\n")
+		err := w.loadDiags()
+		diags, _ := err.(hcl.Diagnostics)
+		switch {
+		case c.line == 0 && err != nil:
+			t.Errorf("%s: %v", c.attrs, err)
+		case c.line == 0:
+		case len(diags) != 1 || diags[0].Summary != "No image can pass min_side and max_pixels" || diags[0].Subject.Start.Line != c.line:
+			t.Errorf("%s: %v, want one error of no image passing at line %d", c.attrs, err, c.line)
+		case !strings.Contains(diags[0].Detail, "min_side = ") || !strings.Contains(diags[0].Detail, "max_pixels = ") || !strings.Contains(diags[0].Detail, "every image is rejected"):
+			t.Errorf("%s: %s", c.attrs, diags[0].Detail)
+		}
+	}
+}

@@ -62,11 +62,19 @@ func (d *diagList) intRange(v *pipeline.Values, name string, lo, hi int64) {
 	if !usable(v, name) {
 		return
 	}
-	bf := v.Get(name).AsBigFloat()
-	i, acc := bf.Int64()
-	if acc != big.Exact || i < lo || i > hi {
+	if _, ok := wholeNumber(v, name, lo, hi); !ok {
 		d.add(v, name, "Invalid "+name, fmt.Sprintf("%s = %s: use a whole number from %d to %d.", name, hclValue(v.Get(name)), lo, hi))
 	}
+}
+
+// wholeNumber returns a number attribute as an int64 when it is known and a whole number from
+// lo to hi (what intRange accepts).
+func wholeNumber(v *pipeline.Values, name string, lo, hi int64) (int64, bool) {
+	if !usable(v, name) {
+		return 0, false
+	}
+	i, acc := v.Get(name).AsBigFloat().Int64()
+	return i, acc == big.Exact && i >= lo && i <= hi
 }
 
 func (d *diagList) positive(v *pipeline.Values, name string) {
