@@ -5,7 +5,9 @@ import "slices"
 // A class name is a plot's tick label, drawn at an angle under the x axis (and beside the y
 // axis of a confusion matrix): a long one took the whole height of the image, leaving no
 // room for the bars. Plots show a long name shortened, with an ellipsis in its middle; the
-// JSON reports keep the full names.
+// JSON reports keep the full names. A character that is not graphic (a tab, a newline, a
+// bidirectional override) is shown escaped, as the log shows it (logName): drawn as it is, a
+// tab vanished ("tab\tx" read as a class "tabx") and a newline broke the label in two.
 
 // maxLabel is the most characters a class name has as a plot's tick label.
 const maxLabel = 28
@@ -27,7 +29,8 @@ const (
 // is, a longer one shortened to maxLabel, its start and end kept around an ellipsis. Names
 // that would then read alike (the same start and end, different middles) are shortened
 // around the first character in which they differ, counted from the nearer end, so that each
-// label stays distinct.
+// label stays distinct. Each label then has the characters that are not graphic escaped
+// (logName: "tab\tx" for a name with a tab in it).
 func plotLabels(classes []string) []string {
 	names := make([][]rune, len(classes))
 	focus := make([]labelFocus, len(classes))
@@ -61,6 +64,9 @@ func plotLabels(classes []string) []string {
 		if !changed {
 			break
 		}
+	}
+	for i, l := range labels {
+		labels[i] = logName(l)
 	}
 	return labels
 }

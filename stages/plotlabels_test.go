@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"image/color"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 )
@@ -96,5 +98,43 @@ func TestLongClassNameKeepsTheBars(t *testing.T) {
 	da := cp.DataCanvas(draw.New(vgimg.New(width, height)))
 	if size := da.Size(); !(size.X >= minDataHeight-0.01 && size.Y >= minDataHeight-0.01) {
 		t.Fatalf("confusion matrix %v × %v, want at least %v each way", size.X, size.Y, minDataHeight)
+	}
+}
+
+// A class name's tab or newline is shown escaped on the plots, as in the log, not dropped
+// (which showed "tab\tx" as a class "tabx") nor drawn as a line break; other names, spaces
+// and accents included, are shown as they are. The bar chart and the confusion matrix both
+// label their classes so.
+func TestPlotLabelsEscapeControlCharacters(t *testing.T) {
+	classes := []string{"tab\tx", "new\nline", "Ceps é", "non\u00a0break", "evil\u202egpj"}
+	want := []string{`tab\tx`, `new\nline`, "Ceps é", "non\u00a0break", `evil\u202egpj`}
+	if got := plotLabels(classes); !slices.Equal(got, want) {
+		t.Errorf("plotLabels = %q, want %q", got, want)
+	}
+	long := strings.Repeat("Amanita muscaria ", 3) + "tab\there"
+	if got := plotLabels([]string{long})[0]; !strings.HasSuffix(got, `\there`) || strings.ContainsAny(got, "\t\n") {
+		t.Errorf("long name shown as %q", got)
+	}
+	ticks := func(m plot.Ticker, lo, hi float64) []string {
+		var out []string
+		for _, tk := range m.Ticks(lo, hi) {
+			out = append(out, tk.Label)
+		}
+		return out
+	}
+	bars, _, _, _, err := newBarChart("t", classes[:3], []series{{"train", []float64{1, 2, 3}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ticks(bars.X.Tick.Marker, bars.X.Min, bars.X.Max); !slices.Equal(got, want[:3]) {
+		t.Errorf("bar chart labels %q, want %q", got, want[:3])
+	}
+	conf := &Confusion{Classes: classes[:2], Counts: [][]int{{1, 0}, {0, 1}}}
+	cp, _, _, _ := newConfusionPlot("cnn", conf, nil)
+	if got := ticks(cp.X.Tick.Marker, -0.5, 1.5); !slices.Equal(got, want[:2]) {
+		t.Errorf("confusion matrix labels %q, want %q", got, want[:2])
+	}
+	if got := ticks(cp.Y.Tick.Marker, -0.5, 1.5); !slices.Equal(got, []string{want[1], want[0]}) {
+		t.Errorf("confusion matrix labels %q, want %q", got, []string{want[1], want[0]})
 	}
 }
