@@ -71,6 +71,15 @@ type KeyNormalizer interface {
 	KeyValues(v *Values) map[string]cty.Value
 }
 
+// DefaultShower is implemented by kinds with an attribute whose default depends on the
+// stage's other settings, so that Attribute.Default cannot hold it (a split's test: 0.1,
+// unless test_source is the test set). DefaultShown returns the value a plan names for
+// attribute name left unset, given the lines of the same key by label (keyed("attr
+// test_source") is `string "held"`, "" without that line), or "" to name it "(default)".
+type DefaultShower interface {
+	DefaultShown(name string, keyed func(label string) string) string
+}
+
 // ChangeNoter is implemented by kinds for which some changes have consequences a plan should
 // say beyond the change itself (the split draws its sets afresh when its fractions or the
 // seed change). ChangeNotes gets the instance's values now and the attributes whose keyed

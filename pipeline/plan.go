@@ -593,7 +593,7 @@ func explainChanges(st *State, d *Decision, v *Values) (own, up, notes []string)
 				recounted = append(recounted, name)
 				continue
 			}
-			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, unsetShown(d.inst.Kind, name, was), unsetShown(d.inst.Kind, name, now)))
+			reasons = append(reasons, fmt.Sprintf("attribute %s %s → %s", name, unsetShown(d.inst.Kind, name, was, old), unsetShown(d.inst.Kind, name, now, cur)))
 		case "source", "path":
 			shown := CleanPath(v.String(name))
 			if attr, path, ok := cutPathLabel(name); ok {
@@ -780,10 +780,16 @@ func shortNumbers(js string) string {
 // unsetShown is how a change names an attribute's value as keyed: "null", an attribute left
 // unset (or keyed as left out, see KeyNormalizer), is "(default)" when kind gives it a
 // default (Default, or one its documentation names, such as a train stage's learning_rate,
-// its architecture's), else "(not set)".
-func unsetShown(k Kind, name, shown string) string {
+// its architecture's), else "(not set)"; "(default 0.1)" when kind names the default its
+// key lines stand for (DefaultShower).
+func unsetShown(k Kind, name, shown string, lines map[string]string) string {
 	if shown != "null" {
 		return shown
+	}
+	if ds, ok := k.(DefaultShower); ok {
+		if s := ds.DefaultShown(name, func(label string) string { return lines[label] }); s != "" {
+			return "(default " + s + ")"
+		}
 	}
 	for _, a := range k.Attributes() {
 		if a.Name == name && a.Default.IsNull() && !strings.Contains(a.Doc, "default") {

@@ -359,6 +359,15 @@ func (Split) ChangeNotes(v *pipeline.Values, changed map[string][2]string, again
 	return nil
 }
 
+// DefaultShown implements pipeline.DefaultShower: test left unset is 0.1 without test_source
+// (with it, that folder is the test set).
+func (Split) DefaultShown(name string, keyed func(label string) string) string {
+	if ts := keyed("attr test_source"); name != "test" || ts != "" && !strings.HasSuffix(ts, " null") {
+		return ""
+	}
+	return testFraction("")
+}
+
 // testFraction is the test fraction a key's value of test stands for ("number" 0.2, or
 // "number" null for the default).
 func testFraction(keyed string) string {

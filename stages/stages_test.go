@@ -898,7 +898,8 @@ stage "augment" "balanced" {
 	}
 }
 
-// A plan names an attribute left unset as its default, not as null.
+// A plan names an attribute left unset as its default, not as null: the split's test as the
+// fraction it stands for, as the split's log names it.
 func TestPlanNamesAnUnsetAttributeAsItsDefault(t *testing.T) {
 	hcl := `
 stage "split" "main" {
@@ -911,13 +912,18 @@ stage "split" "main" {
 	for c, n := range map[string]int{"a": 12, "b": 12} {
 		for i := 0; i < n; i++ {
 			w.write(fmt.Sprintf("raw/%s/%03d.png", c, i), randomPNG(uint64(c[0]), uint64(i), 6, 6))
+			w.write(fmt.Sprintf("held/%s/%03d.png", c, i), randomPNG(uint64(c[0])+2, uint64(i), 6, 6))
 		}
 	}
 	w.run(false)
 	unset := strings.Replace(hcl, "  test       = 0.3\n", "", 1)
+	held := strings.Replace(hcl, "test       = 0.3", `test_source = "held"`, 1)
 	for _, c := range []struct{ ran, now, want string }{
-		{hcl, unset, "attribute test 0.3 → (default)"},
-		{unset, strings.Replace(hcl, "0.3", "0.25", 1), "attribute test (default) → 0.25"},
+		{hcl, unset, "attribute test 0.3 → (default 0.1)"},
+		{unset, strings.Replace(hcl, "0.3", "0.25", 1), "attribute test (default 0.1) → 0.25"},
+		{unset, strings.Replace(hcl, "0.3", "0", 1), "attribute test (default 0.1) → 0"},
+		// with test_source, that folder is the test set: no fraction to name
+		{held, strings.Replace(hcl, "0.3", "0.25", 1), "attribute test (default) → 0.25"},
 	} {
 		w.write("pipeline.hcl", []byte(c.ran))
 		w.run(false)
