@@ -26,11 +26,48 @@ func (c candidate) path(root string) string {
 	return filepath.Join(root, filepath.FromSlash(c.Rel))
 }
 
-// Rejected is a file that is not used, with the reason.
+// Rejected is a file that is not used, with the reason: or a folder, none of whose files is
+// (one that cannot be listed, or whose name is not UTF-8).
 type Rejected struct {
 	Path   string `json:"path"`
 	Class  string `json:"class,omitempty"`
 	Reason string `json:"reason"`
+}
+
+// Beginnings of the reasons a folder is rejected with (Rejected.folder).
+const (
+	unreadableFolder = "unreadable folder: "
+	folderName       = "folder name "
+)
+
+// folder reports whether r is a folder rejected as a whole, not a file.
+func (r Rejected) folder() bool {
+	return strings.HasPrefix(r.Reason, unreadableFolder) || strings.HasPrefix(r.Reason, folderName)
+}
+
+// rejectedFolders counts the folders of rejected.
+func rejectedFolders(rejected []Rejected) int {
+	n := 0
+	for _, r := range rejected {
+		if r.folder() {
+			n++
+		}
+	}
+	return n
+}
+
+// rejectedCount counts rejected files and folders as a log line says they were rejected:
+// "2 files", "1 file and 1 folder", "1 folder".
+func rejectedCount(rejected []Rejected) string {
+	folders := rejectedFolders(rejected)
+	files := len(rejected) - folders
+	switch {
+	case folders == 0:
+		return plural(files, "file", "files")
+	case files == 0:
+		return plural(folders, "folder", "folders")
+	}
+	return plural(files, "file", "files") + " and " + plural(folders, "folder", "folders")
 }
 
 // discover lists the files of a source folder laid out as <class>/<file> (subfolders inside a
@@ -137,7 +174,7 @@ func pathErrorReason(err error) string {
 func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candidate, rejected *[]Rejected) {
 	entries, err := readDir(dir)
 	if err != nil {
-		*rejected = append(*rejected, Rejected{Path: rel, Class: class, Reason: "unreadable folder: " + pathErrorReason(err)})
+		*rejected = append(*rejected, Rejected{Path: rel, Class: class, Reason: unreadableFolder + pathErrorReason(err)})
 		return
 	}
 	for _, e := range entries {
@@ -149,7 +186,7 @@ func walkClass(dir, rel, class string, seen map[[2]uint64]bool, files *[]candida
 			// mangled, and two such names could become one.
 			what := "file"
 			if e.IsDir() {
-				what = "folder"
+				what = "folder" // (folderName)
 			}
 			*rejected = append(*rejected, Rejected{Path: rel + "/" + EscapeInvalidUTF8(e.Name()), Class: class, Reason: what + " name is not valid UTF-8: rename it"})
 			continue

@@ -263,6 +263,18 @@ func augmentFindings(stage, dir string) (dataFindings, bool) {
 		before, after, after-before, grown, len(r.Classes))}, true
 }
 
+// rejectedWhat names what a split rejected, counted in its split.json: "rejected files",
+// "rejected files and folders" or "rejected folders", as rejected lists them.
+func rejectedWhat(rejected []Rejected) string {
+	switch folders := rejectedFolders(rejected); {
+	case folders == 0:
+		return "rejected files"
+	case folders == len(rejected):
+		return "rejected folders"
+	}
+	return "rejected files and folders"
+}
+
 // splitFindings reads a split's report folder (split.json, rejected.json); false when dir
 // is not one.
 func splitFindings(stage, dir string) (dataFindings, bool) {
@@ -277,7 +289,8 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 			f.Notes = append(f.Notes, fmt.Sprintf("%s: %d (%s)", what, n, where))
 		}
 	}
-	note(r.Rejected, "rejected files", "report/rejected.json")
+	readJSONFileIfExists(filepath.Join(dir, "rejected.json"), &f.Rejected)
+	note(r.Rejected, rejectedWhat(f.Rejected), "report/rejected.json")
 	note(len(r.Conflicts), "groups of identical images in different classes", "split.json: label_conflicts")
 	note(len(r.NearConflicts), "groups of near-identical images in different classes", "split.json: near_duplicate_label_conflicts")
 	note(len(r.Duplicates), "groups of identical images", "split.json: duplicates")
@@ -286,7 +299,6 @@ func splitFindings(stage, dir string) (dataFindings, bool) {
 	if len(r.Dropped) > 0 {
 		f.Notes = append(f.Notes, droppedNote(r))
 	}
-	readJSONFileIfExists(filepath.Join(dir, "rejected.json"), &f.Rejected)
 	if len(f.Rejected) > reportListMax {
 		f.Rejected, f.RejectedMore = f.Rejected[:reportListMax], len(f.Rejected)-reportListMax
 	}

@@ -603,9 +603,9 @@ func (Split) Run(ctx context.Context, job *pipeline.Job) error {
 		if n := leakedIn[c]; n > 0 {
 			desc += fmt.Sprintf("; %d left out as %s", n, agree(n, "a copy of a test_source image", "copies of test_source images"))
 		}
-		if n := rejectedIn(rejected, c); n > 0 {
+		if in := rejectedIn(rejected, c); len(in) > 0 {
 			why, settings := rejectedWhy(rejected, &c)
-			desc += fmt.Sprintf("; %s rejected: %s", plural(n, "file", "files"), why)
+			desc += fmt.Sprintf("; %s rejected: %s", rejectedCount(in), why)
 			for _, s := range settings {
 				if !slices.Contains(limits, s) {
 					limits = append(limits, s)
@@ -1443,7 +1443,7 @@ func writeSplitReport(job *pipeline.Job, classes []string, rep splitReport, reje
 	}
 	rejectedNote := "no files rejected"
 	if len(rejected) > 0 {
-		rejectedNote = plural(len(rejected), "file", "files") + " rejected (see report/rejected.json)"
+		rejectedNote = rejectedCount(rejected) + " rejected (see report/rejected.json)"
 	}
 	job.Logf("%d train, %d val, %d test images in %s; %s",
 		rep.Total.Train, rep.Total.Val, rep.Total.Test, plural(len(classes), "class", "classes"), rejectedNote)
@@ -1494,7 +1494,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// logRejected warns about the rejected files, naming the first few with their reasons;
+// logRejected warns about the rejected files and folders, naming the first few with their reasons;
 // where says where the rest are listed ("" when nowhere: the log names them all).
 func logRejected(job *pipeline.Job, rejected []Rejected, where string) {
 	if len(rejected) == 0 {
@@ -1509,7 +1509,7 @@ func logRejected(job *pipeline.Job, rejected []Rejected, where string) {
 		why, _ = rejectedWhy(rejected, nil)
 		why = " (" + why + ")"
 	}
-	job.Logf("warning: %s rejected%s, %s%q: %s%s", plural(len(rejected), "file", "files"), why, eg, rejected[0].Path, rejected[0].Reason, where)
+	job.Logf("warning: %s rejected%s, %s%q: %s%s", rejectedCount(rejected), why, eg, rejected[0].Path, rejected[0].Reason, where)
 	for i, r := range rejected {
 		if i == 5 && where != "" {
 			job.Logf("  … and %d more", len(rejected)-5)
@@ -1519,15 +1519,15 @@ func logRejected(job *pipeline.Job, rejected []Rejected, where string) {
 	}
 }
 
-// rejectedIn counts the rejected files of class.
-func rejectedIn(rejected []Rejected, class string) int {
-	n := 0
+// rejectedIn returns the rejected files and folders of class.
+func rejectedIn(rejected []Rejected, class string) []Rejected {
+	var in []Rejected
 	for _, r := range rejected {
 		if r.Class == class {
-			n++
+			in = append(in, r)
 		}
 	}
-	return n
+	return in
 }
 
 // sizePrefix is the format and size that begin a reason naming a size limit.
@@ -1554,7 +1554,7 @@ func errTooFewClasses(job *pipeline.Job, cfg SplitConfig, kept, dropped []string
 	advice := ""
 	if len(rejected) > 0 {
 		reasons, settings := rejectedWhy(rejected, nil)
-		why = append(why, fmt.Sprintf("%s rejected: %s", plural(len(rejected), "file", "files"), reasons))
+		why = append(why, fmt.Sprintf("%s rejected: %s", rejectedCount(rejected), reasons))
 		for _, a := range limitAdvice(settings) {
 			advice += "; " + a
 		}
@@ -1566,7 +1566,7 @@ func errTooFewClasses(job *pipeline.Job, cfg SplitConfig, kept, dropped []string
 	return errors.New(msg)
 }
 
-// rejectedWhy counts the rejected files of class (of every class when class is nil) by
+// rejectedWhy counts the rejected files and folders of class (of every class when class is nil) by
 // reason, most first ("12 smaller than min_side 29, 1 truncated jpeg"), and names the settings
 // that rejected any (min_side, max_pixels), for advice.
 func rejectedWhy(rejected []Rejected, class *string) (string, []string) {

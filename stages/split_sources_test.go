@@ -281,3 +281,54 @@ func testSourceXY(t *testing.T) *ws {
 	}
 	return w
 }
+
+// A folder that cannot be listed is rejected as a folder, not counted among the files: the
+// split's log, its error for a class left too small and the run's report count files and
+// folders apart ("1 file and 1 folder rejected").
+func TestRejectedFoldersAreNotCountedAsFiles(t *testing.T) {
+	w := newWS(t, splitHCL)
+	for i := 0; i < 6; i++ {
+		w.write(fmt.Sprintf("raw/a/%d.png", i), randomPNG(4, uint64(i), 6, 6))
+		w.write(fmt.Sprintf("raw/b/%d.png", i), randomPNG(5, uint64(i), 6, 6))
+	}
+	w.write("raw/a/locked/0.png", randomPNG(4, 9, 6, 6))
+	w.write("raw/b/x.jpg", []byte("not a picture"))
+	locked := filepath.Join(w.dir, "raw", "a", "locked")
+	readDir = func(name string) ([]os.DirEntry, error) {
+		if name == locked {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		return os.ReadDir(name)
+	}
+	defer func() { readDir = os.ReadDir }()
+	rec := mustRun(t, w)
+	log := runLog(t, rec)
+	for _, want := range []string{"; 1 file and 1 folder rejected (see report/rejected.json)",
+		"warning: 1 file and 1 folder rejected (1 not an image, 1 unreadable folder: permission denied), e.g. "} {
+		if !strings.Contains(log, want) {
+			t.Errorf("run.log lacks %q:\n%s", want, log)
+		}
+	}
+	path, err := Summarize(rec).WriteHTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if html, _ := os.ReadFile(path); !strings.Contains(string(html), "rejected files and folders: 2 (report/rejected.json)") {
+		t.Errorf("report.html does not count the folder apart:\n%s", html)
+	}
+	for i := 1; i < 6; i++ {
+		if err := os.Remove(filepath.Join(w.dir, "raw", "a", fmt.Sprintf("%d.png", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err = w.run(true)
+	if err == nil || !strings.Contains(err.Error(), `class "a" (1; 1 folder rejected: 1 unreadable folder: permission denied)`) {
+		t.Errorf("error %v", err)
+	}
+	if log := runLog(t, rec); strings.Contains(log, "1 files") || strings.Contains(log, "2 files") {
+		t.Errorf("run.log counts the folder as a file:\n%s", log)
+	}
+	if got := rejectedCount([]Rejected{{Reason: "unreadable folder: permission denied"}, {Reason: "folder name is not valid UTF-8: rename it"}}); got != "2 folders" {
+		t.Errorf("rejectedCount = %q, want 2 folders", got)
+	}
+}

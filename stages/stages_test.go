@@ -701,8 +701,8 @@ func TestClassFolderNamesMustBeUTF8(t *testing.T) {
 }
 
 // A file name that is not valid UTF-8 cannot be written in a manifest: such files are
-// rejected, named in rejected.json with the bytes escaped, and no manifest holds a mangled
-// name.
+// rejected, named in rejected.json with the bytes escaped (a folder so named as a folder,
+// counted apart from the files), and no manifest holds a mangled name.
 func TestFileNamesMustBeUTF8(t *testing.T) {
 	w := newWS(t, splitHCL)
 	for i := 0; i < 4; i++ {
@@ -726,6 +726,9 @@ func TestFileNamesMustBeUTF8(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("rejected %q, want %q", got, want)
+	}
+	if log := runLog(t, rec); !strings.Contains(log, "; 2 files and 1 folder rejected (see report/rejected.json)") {
+		t.Errorf("the folder is not counted apart:\n%s", log)
 	}
 	for src := range splitOf(t, w, rec) {
 		if strings.ContainsRune(src, utf8.RuneError) {
