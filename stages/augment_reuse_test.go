@@ -126,28 +126,6 @@ func TestAForcedAugmentMakesEveryCopyAgain(t *testing.T) {
 func TestAugmentReusesCopiesOfAClassWhoseLabelMoved(t *testing.T) {
 	_, w := twoOpsWorkspace(t)
 	first := mustRun(t, w)
-	copiesOf := func(rec *pipeline.RunRecord, label int) map[string]os.FileInfo {
-		dir := w.output(rec, "augment.balanced", "output")
-		m, err := ReadManifest(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]os.FileInfo{}
-		for _, e := range m.Images {
-			if e.Copy != nil && e.Label == label {
-				fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(e.Path)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				out[filepath.Base(e.Path)] = fi
-			}
-		}
-		return out
-	}
-	before := copiesOf(first, 1) // small
-	if len(before) == 0 {
-		t.Fatal("no copies of the small class")
-	}
 	for i := range 3 {
 		w.write(fmt.Sprintf("raw/aardvark/%d.png", i), randomPNG(3, uint64(i), 12, 12))
 	}
@@ -155,7 +133,18 @@ func TestAugmentReusesCopiesOfAClassWhoseLabelMoved(t *testing.T) {
 	if st := rec.Result("augment.balanced"); st.Status != pipeline.StatusRan {
 		t.Fatalf("augment after a class was added: %s", st.Status)
 	}
-	after := copiesOf(rec, 2) // small, after aardvark and big
+	checkCopiesLinked(t, w, first, 1, rec, 2) // small, then after aardvark and big
+}
+
+// checkCopiesLinked checks that the copies of the class of label in augment.balanced's output
+// of rec are those of the class of was in that of first, each linked from there, none made
+// again.
+func checkCopiesLinked(t *testing.T, w *ws, first *pipeline.RunRecord, was int, rec *pipeline.RunRecord, label int) {
+	t.Helper()
+	before, after := copiesOfLabel(t, w, first, was), copiesOfLabel(t, w, rec, label)
+	if len(before) == 0 {
+		t.Fatal("no copies of the class in the first run")
+	}
 	linked := 0
 	for name, a := range before {
 		if b, ok := after[name]; ok && os.SameFile(a, b) {
@@ -163,8 +152,30 @@ func TestAugmentReusesCopiesOfAClassWhoseLabelMoved(t *testing.T) {
 		}
 	}
 	if linked != len(before) || len(after) != len(before) {
-		t.Errorf("%d of the small class's %d copies linked from the previous output (%d now):\n%s", linked, len(before), len(after), runLog(t, rec))
+		t.Errorf("%d of the class's %d copies linked from the previous output (%d now):\n%s", linked, len(before), len(after), runLog(t, rec))
 	}
+}
+
+// copiesOfLabel returns the copies of the class of label in augment.balanced's output of rec,
+// by file name.
+func copiesOfLabel(t *testing.T, w *ws, rec *pipeline.RunRecord, label int) map[string]os.FileInfo {
+	t.Helper()
+	dir := w.output(rec, "augment.balanced", "output")
+	m, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]os.FileInfo{}
+	for _, e := range m.Images {
+		if e.Copy != nil && e.Label == label {
+			fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(e.Path)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[filepath.Base(e.Path)] = fi
+		}
+	}
+	return out
 }
 
 // A stem is 16 hex digits and an occurrence, nothing else.
@@ -186,28 +197,6 @@ func TestParseStem(t *testing.T) {
 func TestAugmentReusesCopiesOfARenamedClass(t *testing.T) {
 	_, w := twoOpsWorkspace(t)
 	first := mustRun(t, w)
-	copiesOf := func(rec *pipeline.RunRecord, label int) map[string]os.FileInfo {
-		dir := w.output(rec, "augment.balanced", "output")
-		m, err := ReadManifest(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]os.FileInfo{}
-		for _, e := range m.Images {
-			if e.Copy != nil && e.Label == label {
-				fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(e.Path)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				out[filepath.Base(e.Path)] = fi
-			}
-		}
-		return out
-	}
-	before := copiesOf(first, 1) // small
-	if len(before) == 0 {
-		t.Fatal("no copies of the small class")
-	}
 	if err := os.Rename(filepath.Join(w.dir, "raw", "small"), filepath.Join(w.dir, "raw", "a few")); err != nil {
 		t.Fatal(err)
 	}
@@ -215,16 +204,7 @@ func TestAugmentReusesCopiesOfARenamedClass(t *testing.T) {
 	if st := rec.Result("augment.balanced"); st.Status != pipeline.StatusRan {
 		t.Fatalf("augment after a class was renamed: %s", st.Status)
 	}
-	after := copiesOf(rec, 0) // "a few", before big
-	linked := 0
-	for name, a := range before {
-		if b, ok := after[name]; ok && os.SameFile(a, b) {
-			linked++
-		}
-	}
-	if linked != len(before) || len(after) != len(before) {
-		t.Errorf("%d of the renamed class's %d copies linked from the previous output (%d now):\n%s", linked, len(before), len(after), runLog(t, rec))
-	}
+	checkCopiesLinked(t, w, first, 1, rec, 0) // small, then "a few" before big
 	forced := w.runForced("augment.balanced")
 	if a, b := rec.Result("augment.balanced").Output, forced.Result("augment.balanced").Output; a != b {
 		t.Errorf("the output with linked copies %s, made afresh %s", a, b)
