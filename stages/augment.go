@@ -172,11 +172,11 @@ func (d *diagList) augmentNoEffect(v *pipeline.Values) {
 		_, op := it.Element()
 		listed = append(listed, op.AsString())
 	}
-	defaults := attributeDefaults(Augment{}.Attributes())
+	defaults, unused := attributeDefaults(Augment{}.Attributes()), unusedParams(listed)
 	for _, op := range slices.Sorted(maps.Keys(opParams)) {
 		for _, name := range opParams[op] {
 			val := v.Get(name)
-			if slices.Contains(unusedParams(listed), name) && val.IsWhollyKnown() && !val.IsNull() && !val.RawEquals(defaults[name]) && !v.Inherited(name) {
+			if slices.Contains(unused, name) && val.IsWhollyKnown() && !val.IsNull() && !val.RawEquals(defaults[name]) && !v.Inherited(name) {
 				d.warn(v, name, "Setting without effect",
 					fmt.Sprintf("%s is a parameter of %s, which ops does not list: it changes nothing; add %q to ops to use it, or remove the setting.", name, op, op))
 			}
