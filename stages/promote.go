@@ -622,14 +622,19 @@ func PromotedRuns(promoteTo string) map[string]bool {
 	return runs
 }
 
-// SetAsideRuns returns the runs (their folders' names) whose model promoteTo's history records
-// as set aside since: rolled back, or replaced by a promotion by hand (RolledBack.By).
-func SetAsideRuns(promoteTo string) map[string]string {
+// SetAsideRuns returns the models promoteTo's history records as set aside since (rolled back,
+// or replaced by a promotion by hand), by run (their folders' names) and, in each, by the
+// model's folder there (the candidate, as in the promoted id RUN-FOLDER): how it was set aside
+// (RolledBack.By).
+func SetAsideRuns(promoteTo string) map[string]map[string]string {
 	h, _ := readHistory(promoteTo + ".d")
-	runs := map[string]string{}
+	runs := map[string]map[string]string{}
 	for _, r := range h.RolledBack {
-		if run, _, ok := runFolderOf(r.ID); ok {
-			runs[run] = r.By
+		if run, folder, ok := runFolderOf(r.ID); ok {
+			if runs[run] == nil {
+				runs[run] = map[string]string{}
+			}
+			runs[run][folder] = r.By
 		}
 	}
 	return runs

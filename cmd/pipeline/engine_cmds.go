@@ -523,12 +523,12 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 			n[s.Status]++
 		}
 		result := runResult(&rec)
-		switch by, set := aside[rec.ID]; {
+		switch by, set := setAsideWinner(aside[rec.ID], result); {
 		case promoted[rec.ID] && strings.Contains(result, "not promoted"):
 			result += " (promoted by hand since)"
-		case set && strings.HasSuffix(result, ", promoted") && by == stages.SetAsideByRollback:
+		case set && by == stages.SetAsideByRollback:
 			result += " (rolled back since)"
-		case set && strings.HasSuffix(result, ", promoted"):
+		case set:
 			result += " (set aside since)"
 		}
 		// not run: skipped after an upstream failure, or cancelled
@@ -795,6 +795,23 @@ func runResult(rec *pipeline.RunRecord) string {
 		parts = append(parts, s.Addr+": "+summaries[s])
 	}
 	return cmp.Or(strings.Join(parts, "; "), "-")
+}
+
+// promotedWinner matches the end of a run's result when its select promoted a model: the
+// candidate promoted is the first group ("cnn 0.8295, promoted").
+var promotedWinner = regexp.MustCompile(`(?:^|: )(\S+) (?:[0-9.]+|NaN), promoted$`)
+
+// setAsideWinner returns how the model a run's select promoted (named in its result, as
+// runResult gives it) was set aside since, among the run's models set aside (by their folders,
+// as stages.SetAsideRuns gives them), and whether it was: another model of the run set aside
+// (one promoted by hand, then rolled back) says nothing of the one select promoted.
+func setAsideWinner(aside map[string]string, result string) (string, bool) {
+	m := promotedWinner.FindStringSubmatch(result)
+	if m == nil {
+		return "", false
+	}
+	by, ok := aside[m[1]]
+	return by, ok
 }
 
 // Select's notes as runs recorded them before they recorded a summary (run.json's effect).

@@ -245,3 +245,32 @@ func TestRunsSaysARunWasPromotedByHandSince(t *testing.T) {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// A run whose select promoted one model, another of whose models was promoted by hand and then
+// rolled back, does not say that its promoted model was rolled back: that one is the champion
+// again.
+func TestRunsNamesOnlyItsPromotedModelRolledBack(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644)
+	models := filepath.Join(dir, "models")
+	os.MkdirAll(filepath.Join(models, "20261206_110000"), 0o755)
+	start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	rec := pipeline.RunRecord{ID: "20261206_110000", Status: "succeeded", Started: start, Finished: start.Add(time.Minute),
+		Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn2 0.7436, promoted"}}}
+	b, _ := json.Marshal(&rec)
+	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
+	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_110000-cnn2"), 0o755)
+	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn2"],
+		"rolled_back":[{"id":"20261206_110000-cnn","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`), 0o644)
+	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436, promoted") {
+		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
+	}
+	// Once the promoted model itself is rolled back, it says so.
+	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn"],
+		"rolled_back":[{"id":"20261206_110000-cnn2","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`), 0o644)
+	code, out, errs = runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436, promoted (rolled back since)") {
+		t.Fatalf("runs after the rollback of cnn2: exit %d\n%s%s", code, out, errs)
+	}
+}
