@@ -117,6 +117,9 @@ func ReadCard(dir string) (*Card, error) {
 // records the promotion and switches the link to it.
 func promote(promoteTo, savedModel string, card Card) error {
 	root := promoteTo + ".d"
+	if err := checkAdoptable(promoteTo); err != nil {
+		return err
+	}
 	unlock, err := lockPromotions(root)
 	if err != nil {
 		return err
@@ -365,6 +368,9 @@ func install(promoteTo, savedModel string, card Card) error {
 // (returned), and the link is switched (commit).
 func switchChampion(promoteTo, id, source string, check func(cur string) error, put func() error) (lifted, aside *RolledBack, err error) {
 	root := promoteTo + ".d"
+	if err := checkAdoptable(promoteTo); err != nil {
+		return nil, nil, err
+	}
 	unlock, err := lockPromotions(root)
 	if err != nil {
 		return nil, nil, err
@@ -535,11 +541,16 @@ func unfinishedRun(runDir, folder string) error {
 
 // adoptLegacy moves a real folder at promoteTo (from an older layout or put there by hand)
 // into the .d folder as a promotion, so that promoteTo can become a link, and returns its id
-// ("" when there was none).
+// ("" when there was none). Only a folder that holds a model (its model.json or saved_model/)
+// or nothing is moved: any other folder or file there (the runs folder, a source folder of
+// photos, named as promote_to by mistake) is refused, left where it is.
 func adoptLegacy(promoteTo string) (string, error) {
 	fi, err := os.Lstat(promoteTo)
 	if err != nil || fi.Mode()&os.ModeSymlink != 0 {
 		return "", nil
+	}
+	if err := adoptable(promoteTo, fi); err != nil {
+		return "", err
 	}
 	root := promoteTo + ".d"
 	legacy := fmt.Sprintf("legacy-%s", time.Now().UTC().Format("20060102_150405"))
@@ -547,6 +558,39 @@ func adoptLegacy(promoteTo string) (string, error) {
 		return "", err
 	}
 	return legacy, appendHistory(root, legacy)
+}
+
+// checkAdoptable is adoptable for whatever is at promoteTo: nil when nothing or a link is
+// there. Promotions call it before they make the .d folder beside promoteTo.
+func checkAdoptable(promoteTo string) error {
+	fi, err := os.Lstat(promoteTo)
+	if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+		return nil
+	}
+	return adoptable(promoteTo, fi)
+}
+
+// adoptable is adoptLegacy's check that the real folder at promoteTo, of info fi, is a
+// champion put there by hand or by an older layout (it holds model.json or saved_model/), or
+// an empty folder: nil when it is, else an error saying that promoteTo holds something else.
+func adoptable(promoteTo string, fi fs.FileInfo) error {
+	what := "a file"
+	if fi.IsDir() {
+		entries, err := os.ReadDir(promoteTo)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		for _, e := range entries {
+			if e.Name() == "model.json" || e.Name() == "saved_model" {
+				return nil
+			}
+		}
+		what = "a folder that holds no model (no model.json or saved_model/ in it) but other files"
+	}
+	return fmt.Errorf("%s is %s: a promotion makes it a link to the champion, and would move it aside; promote_to (or promote's --to) names a folder for the champion alone, such as models/final_models, not the runs folder or a folder of photos", promoteTo, what)
 }
 
 // lockPromotionsOnly takes the lock of the promotions kept in root (<promoteTo>.d/.lock),

@@ -701,3 +701,43 @@ func TestNamedPipesInAModelAreNotPromoted(t *testing.T) {
 		t.Fatalf("the champion's model in the store holding a named pipe: note %q, error %v", note, err)
 	}
 }
+
+// A promote_to naming a folder that holds something other than a model (the runs folder, a
+// folder of photos) is refused, and the folder stays where it is with all it holds; an empty
+// folder there is taken as no champion.
+func TestPromotionRefusesAFolderThatIsNotAModel(t *testing.T) {
+	ws, _ := modelsWorkspace(t, "cnn")
+	run := filepath.Join(ws, "models", "20261206_110000")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(run, "run.log"), []byte("log\n"), 0o644)
+	dec := decision("m1", 0.70, 0)
+	dec.PromoteTo = "models"
+	out := filepath.Join(ws, "decision-run1")
+	if err := writeFileJSON(filepath.Join(out, "decision"), "decision.json", dec); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Select{}.Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, "run1")
+	if err == nil || !strings.Contains(err.Error(), "holds no model") {
+		t.Fatalf("promotion to the runs folder: %v", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(ws, "models")); err != nil || !fi.IsDir() {
+		t.Fatalf("the runs folder is no longer a folder: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "run.log")); err != nil {
+		t.Fatalf("the run folder lost its files: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(ws, "models.d")); err == nil {
+		t.Fatal("a refused promotion made models.d")
+	}
+	// An empty folder made by hand at promote_to is no champion: the winner replaces it.
+	os.MkdirAll(filepath.Join(ws, "empty"), 0o755)
+	dec.PromoteTo = "empty"
+	if err := writeFileJSON(filepath.Join(out, "decision"), "decision.json", dec); err != nil {
+		t.Fatal(err)
+	}
+	if note, err := (Select{}).Apply(context.Background(), &pipeline.Job{Workspace: ws, Out: out}, "run1"); err != nil || !strings.HasPrefix(note, "promoted cnn") {
+		t.Fatalf("promotion over an empty folder: %q, %v", note, err)
+	}
+}
