@@ -104,6 +104,14 @@ func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "metric", EvaluationMetrics...)
 	d.oneOf(v, "tie_break", EvaluationMetrics...)
 	d.oneOf(v, "direction", "max", "min")
+	if usable(v, "metric") && usable(v, "direction") && slices.Contains(EvaluationMetrics, v.String("metric")) {
+		metric, dir := v.String("metric"), v.String("direction")
+		if want := map[bool]string{true: "min", false: "max"}[LowerIsBetter(metric)]; dir != want && (dir == "max" || dir == "min") {
+			worst := map[string]string{"min": "lowest", "max": "highest"}[dir]
+			d.warn(v, "direction", "Direction against the metric",
+				fmt.Sprintf("direction = %q ranks the %s %s first: the worst model by %s wins and is promoted. Leave direction out (%s for %s).", dir, worst, metric, metric, want, metric))
+		}
+	}
 	if usable(v, "promote_to") && v.String("promote_to") == "" {
 		d.add(v, "promote_to", "Empty path", `promote_to is empty: give the folder the champion is published in, relative to the pipeline file's folder (such as "models/final_models").`)
 	}

@@ -694,3 +694,39 @@ stage "split" "main" {
 		}
 	}
 }
+
+// TestModelStagesOnTheWrongSetsAreWarnedOf checks that validate warns of a training on a
+// held-out set or validated on the test set, of an evaluation of a set the model learns from,
+// and of a select direction against its metric; not of the usual wiring.
+func TestModelStagesOnTheWrongSetsAreWarnedOf(t *testing.T) {
+	for _, c := range []struct {
+		train, val, data, selectAttrs string
+		want                          []string
+	}{
+		{"train", "val", "test", "", nil},
+		{"train", "val", "test", "metric = \"test_loss\"\n  direction = \"min\"", nil},
+		{"train", "val", "test", "direction = \"max\"", nil},
+		{"train", "test", "test", "", []string{"Validating on the test set: val"}},
+		{"val", "val", "test", "", []string{"Training on a held-out set: train"}},
+		{"train", "val", "train", "", []string{"Evaluating on a set the model learns from: data"}},
+		{"train", "val", "val", "", []string{"Evaluating on a set the model learns from: data"}},
+		{"train", "val", "test", "direction = \"min\"", []string{"Direction against the metric: direction"}},
+		{"train", "val", "test", "metric = \"test_loss\"\n  direction = \"max\"", []string{"Direction against the metric: direction"}},
+	} {
+		src := "stage \"split\" \"main\" {\n  source = \"photos\"\n  image_size = 32\n}\n\n" +
+			"stage \"train\" \"m\" {\n  architecture = \"cnn\"\n  train = stage.split.main." + c.train + "\n  val = stage.split.main." + c.val + "\n  options = { pool = 2 }\n}\n\n" +
+			"stage \"evaluate\" \"e\" {\n  model = stage.train.m.saved_model\n  data = stage.split.main." + c.data + "\n}\n\n" +
+			"stage \"select\" \"s\" {\n  candidates = stage.evaluate.e\n  " + c.selectAttrs + "\n}\n"
+		var got []string
+		for _, d := range buildDiagnostics(t, "model.hcl", src) {
+			if d.Severity == hcl.DiagWarning && d.Subject != nil {
+				line := strings.Split(src, "\n")[d.Subject.Start.Line-1]
+				got = append(got, d.Summary+": "+strings.Fields(line)[0])
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("train %s, val %s, data %s, %q: warnings %q, want %q", c.train, c.val, c.data, c.selectAttrs, got, c.want)
+		}
+	}
+}
