@@ -654,13 +654,15 @@ func History(promoteTo string) ([]string, []RolledBack, error) {
 }
 
 // PromotedRuns returns the runs (their folders' names) a model of which promoteTo's history
-// records as promoted, by select or by hand; none when it has no history.
-func PromotedRuns(promoteTo string) map[string]bool {
+// records as promoted, by select or by hand, each with the folders of its models promoted (the
+// candidates, as in the promoted ids RUN-FOLDER), each once in the order first promoted; none
+// when it has no history.
+func PromotedRuns(promoteTo string) map[string][]string {
 	h, _ := readHistory(promoteTo + ".d")
-	runs := map[string]bool{}
+	runs := map[string][]string{}
 	for _, id := range h.Promotions {
-		if run, _, ok := runFolderOf(id); ok {
-			runs[run] = true
+		if run, folder, ok := runFolderOf(id); ok && !slices.Contains(runs[run], folder) {
+			runs[run] = append(runs[run], folder)
 		}
 	}
 	return runs

@@ -524,8 +524,8 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 		}
 		result := runResult(&rec)
 		switch by, set := setAsideWinner(aside[rec.ID], result); {
-		case promoted[rec.ID] && strings.Contains(result, "not promoted"):
-			result += " (promoted by hand since)"
+		case len(promoted[rec.ID]) > 0 && strings.Contains(result, "not promoted"):
+			result += promotedByHand(promoted[rec.ID], result)
 		case set && by == stages.SetAsideByRollback:
 			result += " (rolled back since)"
 		case set:
@@ -795,6 +795,20 @@ func runResult(rec *pipeline.RunRecord) string {
 		parts = append(parts, s.Addr+": "+summaries[s])
 	}
 	return cmp.Or(strings.Join(parts, "; "), "-")
+}
+
+// notPromotedWinner matches the end of a run's result when its select did not promote its
+// winner, the first group ("cnn 0.8295, not promoted").
+var notPromotedWinner = regexp.MustCompile(`(?:^|: )(\S+) (?:[0-9.]+|NaN), not promoted$`)
+
+// promotedByHand is what runs adds to the result of a run whose select did not promote, some
+// of whose models (folders) were promoted by hand since: " (promoted by hand since)" when that
+// is the run's winner, else naming them (" (vit promoted by hand since)").
+func promotedByHand(folders []string, result string) string {
+	if m := notPromotedWinner.FindStringSubmatch(result); m != nil && slices.Contains(folders, m[1]) || len(folders) == 0 {
+		return " (promoted by hand since)"
+	}
+	return " (" + strings.Join(folders, ", ") + " promoted by hand since)"
 }
 
 // promotedWinner matches the end of a run's result when its select promoted a model: the

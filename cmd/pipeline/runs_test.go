@@ -274,3 +274,23 @@ func TestRunsNamesOnlyItsPromotedModelRolledBack(t *testing.T) {
 		t.Fatalf("runs after the rollback of cnn2: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// A run whose select did not promote its winner, another model of which was promoted by hand
+// since, names that model rather than saying its winner was promoted.
+func TestRunsNamesTheModelPromotedByHand(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644)
+	models := filepath.Join(dir, "models")
+	os.MkdirAll(filepath.Join(models, "20261206_110000"), 0o755)
+	start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	rec := pipeline.RunRecord{ID: "20261206_110000", Status: "succeeded", Started: start, Finished: start.Add(time.Minute),
+		Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn 0.2186, not promoted"}}}
+	b, _ := json.Marshal(&rec)
+	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
+	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_110000-vit"), 0o755)
+	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-vit"]}`), 0o644)
+	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn 0.2186, not promoted (vit promoted by hand since)") {
+		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
+	}
+}
