@@ -219,11 +219,31 @@ func (Evaluate) Run(ctx context.Context, job *pipeline.Job) error {
 		job.Logf("warning: %s was trained on %d of the %s, or the model it started from was (metrics.json: test_images_seen_in_training): these scores flatter it (sets drawn afresh since, or a starting model trained on another split, put photos it saw in the test set)",
 			arch, ev.SeenInTraining, plural(ev.Images, "test image", "test images"))
 	}
-	if never := neverRight(ev.PerClass); len(never) > 0 {
+	nan := notANumberWarning(arch, conf, ev.Images)
+	if nan != "" {
+		job.Logf("%s", nan)
+	}
+	// Every answer NaN: that is why no class was predicted right, said above.
+	if never := neverRight(ev.PerClass); len(never) > 0 && (nan == "" || conf.answered() > 0) {
 		job.Logf("warning: %s of %d never predicted right on the test set (F1 0): %s (metrics.json: per_class)",
 			plural(len(never), "class", "classes"), len(ev.PerClass), pipeline.ListSome(never, 5))
 	}
 	return nil
+}
+
+// notANumberWarning is evaluate's warning of a model that answered NaN (not a number) for
+// some of the test images (conf.NotANumber), of images in all: its training diverged, and
+// those images count as misses; "" when it answered numbers for every image.
+func notANumberWarning(arch string, conf *Confusion, images int) string {
+	n := 0
+	for _, k := range conf.NotANumber {
+		n += k
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("warning: %s answered NaN (not a number) for %d of the %s: its training diverged (retrain it, with a lower learning_rate say); those images count as misses of their class, and the F1 scores are NaN (confusion_matrix.json: not_a_number)",
+		arch, n, plural(images, "test image", "test images"))
 }
 
 // neverRight returns the classes with test images of which none was predicted right, smallest

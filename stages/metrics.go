@@ -40,6 +40,18 @@ func (c *Confusion) Add(truth, pred int) {
 	c.Counts[truth][pred]++
 }
 
+// answered counts the images a class was predicted for (those whose probabilities were not
+// all NaN).
+func (c *Confusion) answered() int {
+	n := 0
+	for _, row := range c.Counts {
+		for _, k := range row {
+			n += k
+		}
+	}
+	return n
+}
+
 // notANumber reports whether some image's probabilities were all NaN.
 func (c *Confusion) notANumber() bool {
 	return slices.ContainsFunc(c.NotANumber, func(n int) bool { return n > 0 })

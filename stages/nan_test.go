@@ -87,3 +87,21 @@ func TestUnusableResumeStateStartsOver(t *testing.T) {
 		}
 	}
 }
+
+// Evaluate warns of a model that answered NaN, saying for how many test images, and says
+// nothing of one that answered numbers for all.
+func TestEvaluateWarnsOfNaNAnswers(t *testing.T) {
+	c := NewConfusion([]string{"a", "b"})
+	c.Add(0, 0)
+	if w := notANumberWarning("cnn", c, 1); w != "" {
+		t.Fatalf("a model that answered numbers: %q", w)
+	}
+	c.Add(1, -1)
+	c.Add(1, -1)
+	if w := notANumberWarning("cnn", c, 3); !strings.Contains(w, "cnn answered NaN (not a number) for 2 of the 3 test images: its training diverged") {
+		t.Fatalf("a model that answered NaN for 2 images: %q", w)
+	}
+	if c.answered() != 1 {
+		t.Fatalf("answered %d, want 1", c.answered())
+	}
+}
