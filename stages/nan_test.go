@@ -105,3 +105,27 @@ func TestEvaluateWarnsOfNaNAnswers(t *testing.T) {
 		t.Fatalf("answered %d, want 1", c.answered())
 	}
 }
+
+// A training whose loss became NaN (or infinite) and stayed so is said to have diverged from
+// that epoch; one whose last loss is a number is not.
+func TestDivergedSince(t *testing.T) {
+	nan, inf := metric(math.NaN()), metric(math.Inf(1))
+	for _, c := range []struct {
+		losses []metric
+		want   int
+	}{
+		{[]metric{1.2, 0.8}, 0},
+		{[]metric{nan, nan}, 1},
+		{[]metric{1.2, 0.8, inf, nan}, 3},
+		{[]metric{nan, 0.9}, 0},
+		{nil, 0},
+	} {
+		var h []EpochRecord
+		for i, l := range c.losses {
+			h = append(h, EpochRecord{Epoch: i + 1, TrainLoss: l})
+		}
+		if got := divergedSince(h); got != c.want {
+			t.Errorf("losses %v: diverged since %d, want %d", c.losses, got, c.want)
+		}
+	}
+}

@@ -403,9 +403,27 @@ func evaluateSet(tr *graphs.Trainer, ds *dataset, batch int) (setEval, error) {
 	return out, nil
 }
 
+// divergedSince returns the epoch from which every epoch of history had a training loss that
+// is not a finite number (the training diverged, and its weights are NaN or infinite), or 0
+// when the last epoch's loss is finite.
+func divergedSince(history []EpochRecord) int {
+	since := 0
+	for i := len(history) - 1; i >= 0; i-- {
+		l := float64(history[i].TrainLoss)
+		if !math.IsNaN(l) && !math.IsInf(l, 0) {
+			break
+		}
+		since = history[i].Epoch
+	}
+	return since
+}
+
 // finishTraining publishes the best epoch's model (the last one if no epoch ever produced a
 // usable metric) with metrics.json, history.json and metrics.png.
 func finishTraining(job *pipeline.Job, tr *graphs.Trainer, cfg resolved, st *trainState, trainDS, valDS *dataset) error {
+	if since := divergedSince(st.History); since > 0 {
+		job.Logf("warning: the training diverged: its loss is not a number since epoch %d; retrain with a lower learning_rate (epochs after that learn nothing)", since)
+	}
 	sel := fmt.Sprintf("epoch %d had the best %s", st.Best, cfg.SelectMetric)
 	src := filepath.Join(job.Work, st.BestDir, "saved_model")
 	if st.Best == 0 {
