@@ -1024,6 +1024,10 @@ func plainName(s string) bool {
 	return s != "" && !strings.ContainsAny(s, `/\`) && !strings.HasPrefix(s, ".")
 }
 
+// PromotedFolder is the folder part of the id a model promoted from select candidate name
+// gets (RUN-FOLDER): the name, with any /, \, space, double quote or bracket as _.
+func PromotedFolder(name string) string { return sanitizeID(name) }
+
 // sanitizeID makes a folder-safe id.
 func sanitizeID(s string) string {
 	return strings.Map(func(r rune) rune {

@@ -797,35 +797,50 @@ func runResult(rec *pipeline.RunRecord) string {
 	return cmp.Or(strings.Join(parts, "; "), "-")
 }
 
-// notPromotedWinner matches the end of a run's result when its select did not promote its
-// winner, the first group ("cnn 0.8295, not promoted").
-var notPromotedWinner = regexp.MustCompile(`(?:^|: )(\S+) (?:[0-9.]+|NaN), not promoted$`)
-
-// promotedByHand is what runs adds to the result of a run whose select did not promote, some
-// of whose models (folders) were promoted by hand since: " (promoted by hand since)" when that
-// is the run's winner, else naming them (" (vit promoted by hand since)").
-func promotedByHand(folders []string, result string) string {
-	if m := notPromotedWinner.FindStringSubmatch(result); m != nil && slices.Contains(folders, m[1]) || len(folders) == 0 {
-		return " (promoted by hand since)"
+// selectWinner returns the candidate named in a run's result (as runResult gives it; of the
+// last select stage when there are several) and whether that select promoted it: the result
+// ends "cnn 0.8295, promoted" or "cnn 0.8295, not promoted", with "(trained on N of its test
+// images)" after the score when its evaluation counts test photos it saw; ok is false for
+// another result.
+func selectWinner(result string) (name string, promoted, ok bool) {
+	if i := strings.LastIndex(result, "; "); i >= 0 {
+		result = result[i+2:]
 	}
-	return " (" + strings.Join(folders, ", ") + " promoted by hand since)"
+	m := selectResult.FindStringSubmatch(result)
+	if m == nil {
+		return "", false, false
+	}
+	name = m[1]
+	if addr, rest, cut := strings.Cut(name, ": "); cut && strings.HasPrefix(addr, "select.") {
+		name = rest
+	}
+	return name, m[2] == "promoted", true
 }
 
-// promotedWinner matches the end of a run's result when its select promoted a model: the
-// candidate promoted is the first group ("cnn 0.8295, promoted").
-var promotedWinner = regexp.MustCompile(`(?:^|: )(\S+) (?:[0-9.]+|NaN), promoted$`)
+// selectResult matches a select stage's result: the winner, its score, and what came of it.
+var selectResult = regexp.MustCompile(`^(.+?) \S+(?: \(trained on \d+ of its test images\))?, (promoted|not promoted)$`)
 
 // setAsideWinner returns how the model a run's select promoted (named in its result, as
 // runResult gives it) was set aside since, among the run's models set aside (by their folders,
 // as stages.SetAsideRuns gives them), and whether it was: another model of the run set aside
 // (one promoted by hand, then rolled back) says nothing of the one select promoted.
 func setAsideWinner(aside map[string]string, result string) (string, bool) {
-	m := promotedWinner.FindStringSubmatch(result)
-	if m == nil {
+	name, promoted, ok := selectWinner(result)
+	if !ok || !promoted {
 		return "", false
 	}
-	by, ok := aside[m[1]]
+	by, ok := aside[stages.PromotedFolder(name)]
 	return by, ok
+}
+
+// promotedByHand is what runs adds to the result of a run whose select did not promote, some
+// of whose models (folders) were promoted by hand since: " (promoted by hand since)" when that
+// is the run's winner, else naming them (" (vit promoted by hand since)").
+func promotedByHand(folders []string, result string) string {
+	if name, _, ok := selectWinner(result); ok && slices.Contains(folders, stages.PromotedFolder(name)) || len(folders) == 0 {
+		return " (promoted by hand since)"
+	}
+	return " (" + strings.Join(folders, ", ") + " promoted by hand since)"
 }
 
 // Select's notes as runs recorded them before they recorded a summary (run.json's effect).

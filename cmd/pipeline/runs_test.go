@@ -266,12 +266,20 @@ func TestRunsNamesOnlyItsPromotedModelRolledBack(t *testing.T) {
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436, promoted") {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
 	}
-	// Once the promoted model itself is rolled back, it says so.
+	// Once the promoted model itself is rolled back, it says so, also after a score that counts
+	// test photos the model was trained on.
 	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn"],
 		"rolled_back":[{"id":"20261206_110000-cnn2","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`), 0o644)
 	code, out, errs = runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436, promoted (rolled back since)") {
 		t.Fatalf("runs after the rollback of cnn2: exit %d\n%s%s", code, out, errs)
+	}
+	rec.Stages[0].Summary = "cnn2 0.7436 (trained on 3 of its test images), promoted"
+	b, _ = json.Marshal(&rec)
+	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
+	code, out, errs = runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436 (trained on 3 of its test images), promoted (rolled back since)") {
+		t.Fatalf("runs after the rollback of cnn2, trained on test images: exit %d\n%s%s", code, out, errs)
 	}
 }
 
@@ -292,5 +300,37 @@ func TestRunsNamesTheModelPromotedByHand(t *testing.T) {
 	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn 0.2186, not promoted (vit promoted by hand since)") {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
+	}
+	// The winner promoted by hand, after a score that counts test photos it was trained on.
+	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn"]}`), 0o644)
+	rec.Stages[0].Summary = "cnn 0.2186 (trained on 3 of its test images), not promoted"
+	b, _ = json.Marshal(&rec)
+	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
+	code, out, errs = runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn 0.2186 (trained on 3 of its test images), not promoted (promoted by hand since)") {
+		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// selectWinner reads the winner and its outcome from a run's result, whatever the candidate's
+// name holds and after a note of test photos it was trained on, of the last select stage.
+func TestSelectWinnerReadsTheResult(t *testing.T) {
+	for result, want := range map[string]string{
+		"cnn 0.8295, promoted":                                               "cnn promoted",
+		"my model 0.8295, not promoted":                                      "my model not promoted",
+		"cnn2 NaN, not promoted":                                             "cnn2 not promoted",
+		"vit 0.9000 (trained on 3 of its test images), promoted":             "vit promoted",
+		"select.a: cnn 0.8000, champion; select.b: big vit 0.9000, promoted": "big vit promoted",
+		"not promoted": "",
+		"-":            "",
+	} {
+		name, promoted, ok := selectWinner(result)
+		got := ""
+		if ok {
+			got = name + map[bool]string{true: " promoted", false: " not promoted"}[promoted]
+		}
+		if got != want {
+			t.Errorf("%q: %q, want %q", result, got, want)
+		}
 	}
 }
