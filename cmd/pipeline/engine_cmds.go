@@ -526,6 +526,9 @@ func listRuns(w io.Writer, file, ws, runsDir string, now time.Time) error {
 		switch by, set := setAsideWinner(aside[rec.ID], result); {
 		case len(promoted[rec.ID]) > 0 && strings.Contains(result, "not promoted"):
 			result += promotedByHand(promoted[rec.ID], result)
+		case len(promoted[rec.ID]) > 0 && result == "-":
+			// no select ran (the run failed or was cancelled first): a model of it promoted by hand
+			result = strings.Join(promoted[rec.ID], ", ") + " promoted by hand since"
 		case set && by == stages.SetAsideByRollback:
 			result += " (rolled back since)"
 		case set:

@@ -334,3 +334,23 @@ func TestSelectWinnerReadsTheResult(t *testing.T) {
 		}
 	}
 }
+
+// A run whose select did not run (a training failed), a model of which was promoted by hand
+// since, says so instead of "-".
+func TestRunsSaysAModelOfAFailedRunWasPromotedByHand(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644)
+	models := filepath.Join(dir, "models")
+	os.MkdirAll(filepath.Join(models, "20261206_110000"), 0o755)
+	start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	rec := pipeline.RunRecord{ID: "20261206_110000", Status: "failed", Started: start, Finished: start.Add(time.Minute),
+		Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusSkipped}}}
+	b, _ := json.Marshal(&rec)
+	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
+	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_110000-cnn"), 0o755)
+	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn"]}`), 0o644)
+	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "  cnn promoted by hand since") {
+		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
+	}
+}
