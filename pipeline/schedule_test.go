@@ -15,6 +15,7 @@ type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []fakeWaiter
+	afters  int // calls of After: the loop waiting on the clock again
 }
 
 type fakeWaiter struct {
@@ -33,12 +34,14 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
 	c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
+	c.afters++
 	return ch
 }
 
-// advanceTo sets the time and wakes the waiters that are due.
-func (c *fakeClock) advanceTo(t time.Time) {
+// advanceTo sets the time and wakes the waiters that are due, returning how many it woke.
+func (c *fakeClock) advanceTo(t time.Time) int {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.now = t
 	var keep []fakeWaiter
 	for _, w := range c.waiters {
@@ -48,8 +51,35 @@ func (c *fakeClock) advanceTo(t time.Time) {
 			keep = append(keep, w)
 		}
 	}
+	woke := len(c.waiters) - len(keep)
 	c.waiters = keep
+	return woke
+}
+
+// settle moves the clock to at and, when that wakes s's loop, waits until the loop has
+// handled the wake-up (it waits on the clock again: what was due has been started, or
+// skipped) and every run it started has ended. Waiting for the runs alone could return before
+// the loop started the one due, which would then still be running at the next time.
+func (c *fakeClock) settle(t *testing.T, s *Scheduler, at time.Time) {
+	t.Helper()
+	c.mu.Lock()
+	n := c.afters
 	c.mu.Unlock()
+	if c.advanceTo(at) > 0 {
+		for i := 0; ; i++ {
+			c.mu.Lock()
+			again := c.afters > n
+			c.mu.Unlock()
+			if again {
+				break
+			}
+			if i == 10000 {
+				t.Fatalf("the loop did not wait on the clock again after %s", at)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	s.Wait()
 }
 
 // waitForWaiter blocks until the loop is waiting on the clock.
@@ -108,10 +138,7 @@ func TestSchedulerFiresAtCronTimesInTheirTimeZone(t *testing.T) {
 		time.Date(2026, 1, 6, 1, 30, 0, 0, time.UTC), time.Date(2026, 1, 6, 3, 0, 0, 0, time.UTC),
 	} {
 		clock.waitForWaiter(t)
-		clock.advanceTo(at)
-		s.Wait()
-		time.Sleep(5 * time.Millisecond)
-		s.Wait()
+		clock.settle(t, s, at)
 	}
 	clock.waitForWaiter(t)
 	endLoop(t, stop, done)
@@ -287,8 +314,7 @@ func TestSchedulerLeavesOutAScheduleThatNeverFires(t *testing.T) {
 		if w := clock.waiterAt(t); !w.Equal(at) {
 			t.Fatalf("the loop waits until %s, want %s", w, at)
 		}
-		clock.advanceTo(at)
-		s.Wait()
+		clock.settle(t, s, at)
 	}
 	clock.waitForWaiter(t)
 	endLoop(t, stop, done)
@@ -326,8 +352,7 @@ func TestSchedulerReloadsTheSchedules(t *testing.T) {
 	// tick moves the clock to the loop's next wake-up and returns it.
 	tick := func() time.Time {
 		at := clock.waiterAt(t)
-		clock.advanceTo(at)
-		s.Wait()
+		clock.settle(t, s, at)
 		return at
 	}
 	if at := tick(); !at.Equal(start.Add(ReloadEvery)) {
@@ -534,8 +559,7 @@ func TestSchedulerKeepsFixedTimesOnceADayAcrossDaylightSaving(t *testing.T) {
 	for at := clock.now; at.Before(time.Date(2026, 10, 25, 6, 0, 0, 0, cph)); {
 		at = at.Add(15 * time.Minute)
 		clock.waitForWaiter(t)
-		clock.advanceTo(at)
-		s.Wait()
+		clock.settle(t, s, at)
 	}
 	clock.waitForWaiter(t)
 	endLoop(t, stop, done)
@@ -555,14 +579,12 @@ func TestSchedulerKeepsTheNextTimeWhenOnlyOverlapChanges(t *testing.T) {
 	s, edit, stop, done := reloadingScheduler(clock, f, &log, []*Schedule{{Name: "sixhourly", Cron: "@every 6h", Timezone: "UTC", Overlap: "skip"}})
 	for at := start.Add(time.Minute); !at.After(start.Add(5 * time.Hour)); at = at.Add(time.Hour) {
 		clock.waitForWaiter(t)
-		clock.advanceTo(at)
-		s.Wait()
+		clock.settle(t, s, at)
 	}
 	edit([]*Schedule{{Name: "sixhourly", Cron: "@every 6h", Timezone: "UTC", Overlap: "queue"}}, nil)
 	for at := start.Add(5*time.Hour + 2*time.Minute); !at.After(start.Add(7 * time.Hour)); at = at.Add(time.Minute) {
 		clock.waitForWaiter(t)
-		clock.advanceTo(at)
-		s.Wait()
+		clock.settle(t, s, at)
 	}
 	clock.waitForWaiter(t)
 	endLoop(t, stop, done)
