@@ -40,6 +40,9 @@ func scheduleCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			ignoreBrokenPipes()
+			if c.Bool("once") && c.Bool("print-crontab") {
+				return fmt.Errorf("--once and --print-crontab ask for different things (fire a schedule now, or print crontab lines): give one of them")
+			}
 			// Checked as validate checks it (its source folders too): a mistake found now,
 			// not at the first trigger, hours later.
 			l, err := load(c, true)

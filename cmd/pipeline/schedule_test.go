@@ -604,6 +604,26 @@ schedule "yearly" {
 	}
 }
 
+// TestScheduleOnceRefusesPrintCrontab checks that schedule refuses --once with
+// --print-crontab, which ask for different things, instead of printing the crontab and
+// ignoring --once.
+func TestScheduleOnceRefusesPrintCrontab(t *testing.T) {
+	dir := workspace(t, splitOnly+`
+schedule "hourly" {
+  cron    = "@hourly"
+  targets = [stage.split.main]
+}
+`)
+	file := filepath.Join(dir, "pipeline.hcl")
+	code, out, errs := runCLI("schedule", file, "--once", "--print-crontab")
+	if code != exitErr || out != "" || !strings.Contains(errs, "--once and --print-crontab ask for different things") {
+		t.Fatalf("schedule --once --print-crontab: exit %d, want %d and an error\nstdout:\n%s\nstderr:\n%s", code, exitErr, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "models")); !os.IsNotExist(err) {
+		t.Fatalf("schedule --once --print-crontab ran the schedule: %v", err)
+	}
+}
+
 // TestScheduleOnceQueuedSaysWhenStopped checks that schedule --once with overlap = "queue",
 // waiting for a workspace another process holds, says that a SIGTERM dropped its trigger: it
 // ended with status 0 and nothing in the log half the time (the signal both stops and cancels
