@@ -378,12 +378,18 @@ func fireTrigger(ctx, stop context.Context, c *cli.Context, logger *log.Logger, 
 	if _, werr := sum.WriteHTML(); werr != nil {
 		logger.Printf("%s: writing report.html: %v", t, werr)
 	}
-	logger.Printf("%s: run %s %s (%s)", t, rec.ID, rec.Status, rec.Dir())
+	// A failed run is said in one line, the error returned (the loop logs it, --once exits
+	// with it), which names the run folder too; a cancelled one is logged here, as the loop
+	// does not log a cancellation's error.
+	failed := err != nil && !errors.Is(err, context.Canceled)
+	if !failed {
+		logger.Printf("%s: run %s %s (%s)", t, rec.ID, rec.Status, rec.Dir())
+	}
 	if sum.Decision != "" {
 		logger.Printf("%s: %s", t, sum.Decision)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: run %s %s: %w", t, rec.ID, rec.Status, err)
+		return fmt.Errorf("%s: run %s %s (%s): %w", t, rec.ID, rec.Status, rec.Dir(), err)
 	}
 	if memo != nil { // what the run left: its stages' keys, no second plan needed
 		keys := map[string]string{}

@@ -510,6 +510,29 @@ func TestScheduleLoopSkipsAPromotionAlreadyApplied(t *testing.T) {
 	}
 }
 
+// TestScheduleLoopLogsAFailedRunOnce checks that the scheduler logs a failed run in one line
+// saying both its run folder and its error, not a line with the folder then one with the
+// error.
+func TestScheduleLoopLogsAFailedRunOnce(t *testing.T) {
+	dir := workspace(t, strings.Replace(splitScheduled, `"0 3 * * *"`, `"@every 1m"`, 1))
+	file := filepath.Join(dir, "pipeline.hcl")
+	os.RemoveAll(filepath.Join(dir, "raw", "class 1")) // one class is too few for a classifier
+	p := startPipeline(t, "schedule", file)            // a minute a second: see fastClock
+	p.waitUntil("a run fails", func() bool { return strings.Contains(p.stderr(), "a classifier needs at least 2") })
+	p.signal(syscall.SIGTERM)
+	if code := p.exitCode(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, p.stderr())
+	}
+	errs := p.stderr()
+	line := regexp.MustCompile(`: run (2\d{7}_\d{6}) failed \((\S+/models/2\d{7}_\d{6})\): stage failed: split\.main: 1 usable class in raw; a classifier needs at least 2\n`).FindStringSubmatch(errs)
+	if line == nil || filepath.Base(line[2]) != line[1] {
+		t.Fatalf("no line says the failed run's folder and its error:\n%s", errs)
+	}
+	if n := strings.Count(errs, "run "+line[1]+" failed"); n != 1 {
+		t.Fatalf("the failed run %s is logged in %d lines, want 1:\n%s", line[1], n, errs)
+	}
+}
+
 func hostname(t *testing.T) string {
 	t.Helper()
 	h, err := os.Hostname()
