@@ -186,6 +186,10 @@ func (s *server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	}
 	k := s.opts.TopK
 	if q := r.URL.Query(); q.Has("top") {
+		if tops := q["top"]; len(tops) > 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("top=%s: top is given %d times; give it once, the number of classes to answer", strings.Join(tops, "&top="), len(tops)))
+			return
+		}
 		if k, err = strconv.Atoi(q.Get("top")); err != nil || k < 1 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("top=%s: the number of classes to answer must be a whole number, 1 or more", q.Get("top")))
 			return

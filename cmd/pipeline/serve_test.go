@@ -242,6 +242,13 @@ func TestServeEndpointsAndErrors(t *testing.T) {
 			t.Errorf("top=%s: %d %v, want 400", top, code, mt)
 		}
 	}
+	// A repeated top is refused, not answered with its first value.
+	for _, tops := range []string{"2&top=3", "2&top=2"} {
+		body, ct := multipartBody("image", pngBytes(20, 12, 3))
+		if code, mt := post(t, ts.URL+"/predict?top="+tops, body, ct); code != 400 || !strings.Contains(fmt.Sprint(mt["error"]), "top="+tops+": top is given 2 times; give it once") {
+			t.Errorf("top=%s: %d %v, want 400", tops, code, mt)
+		}
+	}
 
 	cases := []struct {
 		name string
