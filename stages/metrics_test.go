@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -81,5 +82,27 @@ func TestScheduleShapes(t *testing.T) {
 	// Best 0.9 at epoch 2; epochs 3, 4, 5 do not improve; patience 2 → reduce after the third.
 	if reduced != 1 || !near(p.rate(0), 0.1) {
 		t.Errorf("plateau: %d reductions, rate %v", reduced, p.rate(0))
+	}
+}
+
+// A plateau reduction's log line gives the new learning rate as well as the factor, and says
+// when a warm-up still in progress reaches it only at its end.
+func TestPlateauReductionSaysTheNewRate(t *testing.T) {
+	p, _ := newSchedule(SchedulePlateau, 1e-3, 20, 100, 0.1, 1)
+	var notes []string
+	for epoch, l := range []float64{1, 1, 1, 1, 1} {
+		if p.endEpoch(l) {
+			notes = append(notes, p.reducedNote((epoch+1)*10))
+		}
+	}
+	want := []string{
+		"validation loss has not improved for 2 epochs: learning rate ×0.1, now 0.0001",
+		"validation loss has not improved for 2 epochs: learning rate ×0.1, now 1e-05",
+	}
+	if fmt.Sprint(notes) != fmt.Sprint(want) {
+		t.Errorf("notes %q, want %q", notes, want)
+	}
+	if got := p.reducedNote(10); got != want[1]+" once warmed up" {
+		t.Errorf("during warm-up: %q", got)
 	}
 }

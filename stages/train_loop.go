@@ -174,7 +174,7 @@ func trainLoop(ctx context.Context, job *pipeline.Job, cfg resolved) error {
 		st.History = append(st.History, rec)
 		// (After the last epoch a reduction changes nothing: it is not said.)
 		if st.Schedule.endEpoch(float64(rec.ValLoss)) && epoch < cfg.epochs {
-			job.Logf("validation loss has not improved for %s: learning rate ×%g", plural(cfg.PlateauPatience+1, "epoch", "epochs"), cfg.PlateauFactor)
+			job.Logf("%s", st.Schedule.reducedNote(epoch*stepsPerEpoch))
 		}
 		if improved(st, rec, cfg.SelectMetric) {
 			dir := filepath.Join(job.Work, fmt.Sprintf("best-%d", epoch))

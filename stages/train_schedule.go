@@ -73,3 +73,15 @@ func (s *schedule) endEpoch(valLoss float64) bool {
 	}
 	return false
 }
+
+// reducedNote says the plateau reduction endEpoch just reported: for how many epochs the
+// validation loss has not improved, the factor, and the learning rate it leaves from step
+// (the next epoch's first), which a warm-up still in progress reaches only at its end.
+func (s *schedule) reducedNote(step int) string {
+	note := fmt.Sprintf("validation loss has not improved for %s: learning rate ×%g, now %.3g",
+		plural(s.Patience+1, "epoch", "epochs"), s.Factor, s.Base*s.Scale)
+	if step < s.WarmupSteps {
+		note += " once warmed up"
+	}
+	return note
+}
