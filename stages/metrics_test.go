@@ -106,3 +106,21 @@ func TestPlateauReductionSaysTheNewRate(t *testing.T) {
 		t.Errorf("during warm-up: %q", got)
 	}
 }
+
+// The plateau schedule lowers the rate after epoch patience + 2 at the earliest (the first
+// epoch sets the best loss, and patience + 1 more without improvement follow), the boundary
+// validate's warning of a patience the training is too short to reach relies on.
+func TestPlateauFirstReductionEpoch(t *testing.T) {
+	for patience := 0; patience < 4; patience++ {
+		p, _ := newSchedule(SchedulePlateau, 1, 0, 100, 0.1, patience)
+		first := 0
+		for epoch := 1; epoch <= 10 && first == 0; epoch++ {
+			if p.endEpoch(1) {
+				first = epoch
+			}
+		}
+		if first != patience+2 {
+			t.Errorf("patience %d: first reduction after epoch %d, want %d", patience, first, patience+2)
+		}
+	}
+}

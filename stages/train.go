@@ -99,9 +99,10 @@ func (Train) ArtifactDir(key string, v *pipeline.Values, _ string) string {
 	return archDir(v.String("architecture"), key)
 }
 
-// noEffect warns of settings that change nothing with the others given (left out of the key
-// too, so setting them reruns nothing): plateau options without the plateau schedule, weight
-// decay with adam, and a warm-up as long as the training. A value the stage takes from the
+// noEffect warns of settings that change nothing with the others given: plateau options
+// without the plateau schedule and weight decay with adam (left out of the key too, so
+// setting them reruns nothing), a warm-up as long as the training, and an early_stopping or
+// plateau_patience the training is too short to reach. A value the stage takes from the
 // pipeline block is not warned of: other stages may use it.
 func (d *diagList) noEffect(v *pipeline.Values) {
 	warn := func(name, summary, detail string) { d.warn(v, name, summary, detail) }
@@ -126,6 +127,22 @@ func (d *diagList) noEffect(v *pipeline.Values) {
 	}
 	if usable(v, "warmup_epochs") && known && num(v, "warmup_epochs") > 0 && num(v, "warmup_epochs") >= epochs {
 		warn("warmup_epochs", "Warm-up as long as the training", fmt.Sprintf("warmup_epochs = %s with %g epochs: the learning rate rises until training ends (reaching learning_rate at most at its last step), and the schedule after the warm-up never starts; keep warmup_epochs below epochs.", hclValue(v.Get("warmup_epochs")), epochs))
+	}
+	// Training stops early after an epoch before the last, once select_metric has not
+	// improved for early_stopping epochs: epochs it cannot have gone without improvement
+	// before its last.
+	if givenHere("early_stopping") && known && num(v, "early_stopping") > 0 && num(v, "early_stopping") >= epochs {
+		warn("early_stopping", "Early stopping as long as the training", fmt.Sprintf("early_stopping = %s with %g epochs: training stops early only before its last epoch, once select_metric has not improved for early_stopping epochs, which it cannot have by then; it always runs every epoch. Keep early_stopping below epochs.", hclValue(v.Get("early_stopping")), epochs))
+	}
+	// The plateau schedule lowers the rate after the epoch that makes plateau_patience+1
+	// without improvement since the best, the first epoch's at the earliest: after epoch
+	// plateau_patience+2, which must come before the last epoch for the rate to change.
+	if usable(v, "schedule") && v.String("schedule") == SchedulePlateau && givenHere("plateau_patience") && known && num(v, "plateau_patience") >= epochs-2 {
+		keep := fmt.Sprintf("keep plateau_patience below %g (epochs - 2)", epochs-2)
+		if epochs <= 2 {
+			keep = fmt.Sprintf("with %g epochs no plateau_patience lets it act", epochs)
+		}
+		warn("plateau_patience", "Plateau patience too long for the training", fmt.Sprintf("plateau_patience = %s with %g epochs: the plateau schedule lowers the learning rate once val loss has not improved for more than plateau_patience epochs after the best one, so after epoch plateau_patience + 2 at the earliest, and a reduction after the last epoch changes nothing: the learning rate never changes; %s.", hclValue(v.Get("plateau_patience")), epochs, keep))
 	}
 }
 

@@ -551,8 +551,9 @@ func TestSelectGatesMustBeFractions(t *testing.T) {
 }
 
 // TestTrainSettingsWithoutEffectAreWarnedOf checks the warnings for plateau options without
-// the plateau schedule, weight decay with adam, and a warm-up as long as the training, and
-// their absence when the settings take effect.
+// the plateau schedule, weight decay with adam, a warm-up as long as the training, and an
+// early_stopping or plateau_patience the training is too short to reach, and their absence
+// when the settings take effect.
 func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
 	for _, c := range []struct {
 		attrs string
@@ -565,6 +566,19 @@ func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
 		{"optimizer = \"adam\"\n  weight_decay = 0\n  warmup_epochs = 20", []string{"Warm-up as long as the training"}},
 		// Values of the pipeline block, which other stages may use, are not warned of.
 		{"schedule = \"cosine\"\n  optimizer = \"adam\"", nil},
+		// Early stopping acts after an epoch before the last: of 4 epochs, 3 can have gone
+		// without improvement after the third (when the first's metric is NaN), 4 cannot.
+		{"epochs = 4\n  early_stopping = 4", []string{"Early stopping as long as the training"}},
+		{"epochs = 4\n  early_stopping = 3", nil},
+		{"early_stopping = 20", []string{"Early stopping as long as the training"}}, // the cnn's 20 epochs
+		{"early_stopping = 19", nil},
+		// A plateau reduction changes the rate after epoch plateau_patience + 2 at the earliest,
+		// which must come before the last: with 5 epochs, patience 2 acts after the fourth,
+		// 3 only after the last.
+		{"epochs = 5\n  plateau_patience = 3", []string{"Plateau patience too long for the training"}},
+		{"epochs = 5\n  plateau_patience = 2", nil},
+		{"epochs = 2\n  plateau_patience = 0", []string{"Plateau patience too long for the training"}},
+		{"schedule = \"cosine\"\n  epochs = 5\n  plateau_patience = 3", []string{"Setting without effect"}},
 	} {
 		src := "pipeline {\n  plateau_patience = 3\n  weight_decay = 0.02\n}\n\nstage \"split\" \"main\" {\n  source = \"photos\"\n  image_size = 32\n}\n\nstage \"train\" \"m\" {\n  architecture = \"cnn\"\n  train = stage.split.main.train\n  val = stage.split.main.val\n  " + c.attrs + "\n}\n"
 		var got []string
