@@ -250,34 +250,25 @@ func TestRunsSaysARunWasPromotedByHandSince(t *testing.T) {
 // rolled back, does not say that its promoted model was rolled back: that one is the champion
 // again.
 func TestRunsNamesOnlyItsPromotedModelRolledBack(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644)
-	models := filepath.Join(dir, "models")
-	os.MkdirAll(filepath.Join(models, "20261206_110000"), 0o755)
-	start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
-	rec := pipeline.RunRecord{ID: "20261206_110000", Status: "succeeded", Started: start, Finished: start.Add(time.Minute),
-		Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn2 0.7436, promoted"}}}
-	b, _ := json.Marshal(&rec)
-	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
-	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_110000-cnn2"), 0o755)
-	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn2"],
-		"rolled_back":[{"id":"20261206_110000-cnn","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`), 0o644)
-	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	sel := &pipeline.StageResult{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn2 0.7436, promoted"}
+	file, models := runsFixture(t, "succeeded", sel)
+	writePromotions(t, models, `{"promotions":["20261206_110000-cnn2"],
+		"rolled_back":[{"id":"20261206_110000-cnn","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`, "20261206_110000-cnn2")
+	code, out, errs := runCLI("runs", file)
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436, promoted") {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
 	}
 	// Once the promoted model itself is rolled back, it says so, also after a score that counts
 	// test photos the model was trained on.
-	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn"],
-		"rolled_back":[{"id":"20261206_110000-cnn2","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`), 0o644)
-	code, out, errs = runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	writePromotions(t, models, `{"promotions":["20261206_110000-cnn"],
+		"rolled_back":[{"id":"20261206_110000-cnn2","source_model":"x","rolled_back_at":"2026-12-06T14:00:00Z","set_aside_by":"rollback"}]}`)
+	code, out, errs = runCLI("runs", file)
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436, promoted (rolled back since)") {
 		t.Fatalf("runs after the rollback of cnn2: exit %d\n%s%s", code, out, errs)
 	}
-	rec.Stages[0].Summary = "cnn2 0.7436 (trained on 3 of its test images), promoted"
-	b, _ = json.Marshal(&rec)
-	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
-	code, out, errs = runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	sel.Summary = "cnn2 0.7436 (trained on 3 of its test images), promoted"
+	writeRunRecord(t, models, "succeeded", sel)
+	code, out, errs = runCLI("runs", file)
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn2 0.7436 (trained on 3 of its test images), promoted (rolled back since)") {
 		t.Fatalf("runs after the rollback of cnn2, trained on test images: exit %d\n%s%s", code, out, errs)
 	}
@@ -286,27 +277,18 @@ func TestRunsNamesOnlyItsPromotedModelRolledBack(t *testing.T) {
 // A run whose select did not promote its winner, another model of which was promoted by hand
 // since, names that model rather than saying its winner was promoted.
 func TestRunsNamesTheModelPromotedByHand(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644)
-	models := filepath.Join(dir, "models")
-	os.MkdirAll(filepath.Join(models, "20261206_110000"), 0o755)
-	start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
-	rec := pipeline.RunRecord{ID: "20261206_110000", Status: "succeeded", Started: start, Finished: start.Add(time.Minute),
-		Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn 0.2186, not promoted"}}}
-	b, _ := json.Marshal(&rec)
-	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
-	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_110000-vit"), 0o755)
-	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-vit"]}`), 0o644)
-	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	sel := &pipeline.StageResult{Addr: "select.best", Status: pipeline.StatusRan, Summary: "cnn 0.2186, not promoted"}
+	file, models := runsFixture(t, "succeeded", sel)
+	writePromotions(t, models, `{"promotions":["20261206_110000-vit"]}`, "20261206_110000-vit")
+	code, out, errs := runCLI("runs", file)
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn 0.2186, not promoted (vit promoted by hand since)") {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
 	}
 	// The winner promoted by hand, after a score that counts test photos it was trained on.
-	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn"]}`), 0o644)
-	rec.Stages[0].Summary = "cnn 0.2186 (trained on 3 of its test images), not promoted"
-	b, _ = json.Marshal(&rec)
-	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
-	code, out, errs = runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	writePromotions(t, models, `{"promotions":["20261206_110000-cnn"]}`)
+	sel.Summary = "cnn 0.2186 (trained on 3 of its test images), not promoted"
+	writeRunRecord(t, models, "succeeded", sel)
+	code, out, errs = runCLI("runs", file)
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "cnn 0.2186 (trained on 3 of its test images), not promoted (promoted by hand since)") {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
 	}
@@ -338,19 +320,54 @@ func TestSelectWinnerReadsTheResult(t *testing.T) {
 // A run whose select did not run (a training failed), a model of which was promoted by hand
 // since, says so instead of "-".
 func TestRunsSaysAModelOfAFailedRunWasPromotedByHand(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644)
-	models := filepath.Join(dir, "models")
-	os.MkdirAll(filepath.Join(models, "20261206_110000"), 0o755)
-	start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
-	rec := pipeline.RunRecord{ID: "20261206_110000", Status: "failed", Started: start, Finished: start.Add(time.Minute),
-		Stages: []*pipeline.StageResult{{Addr: "select.best", Status: pipeline.StatusSkipped}}}
-	b, _ := json.Marshal(&rec)
-	os.WriteFile(filepath.Join(models, "20261206_110000", "run.json"), b, 0o644)
-	os.MkdirAll(filepath.Join(models, "final_models.d", "20261206_110000-cnn"), 0o755)
-	os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(`{"promotions":["20261206_110000-cnn"]}`), 0o644)
-	code, out, errs := runCLI("runs", filepath.Join(dir, "pipeline.hcl"))
+	file, models := runsFixture(t, "failed", &pipeline.StageResult{Addr: "select.best", Status: pipeline.StatusSkipped})
+	writePromotions(t, models, `{"promotions":["20261206_110000-cnn"]}`, "20261206_110000-cnn")
+	code, out, errs := runCLI("runs", file)
 	if code != exitOK || !strings.HasSuffix(runLine(out, "20261206_110000"), "  cnn promoted by hand since") {
 		t.Fatalf("runs: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// runsFixture makes a workspace of the split-only pipeline whose runs folder holds run
+// 20261206_110000 of status, with select.best's result sel, and returns the pipeline file and
+// the runs folder.
+func runsFixture(t *testing.T, status string, sel *pipeline.StageResult) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(splitOnly), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	models := filepath.Join(dir, "models")
+	writeRunRecord(t, models, status, sel)
+	return filepath.Join(dir, "pipeline.hcl"), models
+}
+
+// writeRunRecord writes the record of run 20261206_110000 of status, with select.best's
+// result sel, into the runs folder models.
+func writeRunRecord(t *testing.T, models, status string, sel *pipeline.StageResult) {
+	t.Helper()
+	const id = "20261206_110000"
+	start := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	rec := pipeline.RunRecord{ID: id, Status: status, Started: start, Finished: start.Add(time.Minute), Stages: []*pipeline.StageResult{sel}}
+	b, _ := json.Marshal(&rec)
+	if err := os.MkdirAll(filepath.Join(models, id), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(models, id, "run.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writePromotions writes history.json of models/final_models's promotions folder, and makes
+// the folders of promoted there.
+func writePromotions(t *testing.T, models, history string, promoted ...string) {
+	t.Helper()
+	for _, id := range promoted {
+		if err := os.MkdirAll(filepath.Join(models, "final_models.d", id), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(models, "final_models.d", "history.json"), []byte(history), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
