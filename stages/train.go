@@ -374,21 +374,33 @@ func (Train) CheckPath(v *pipeline.Values, attr, abs string) string {
 	if attr != "init_from" {
 		return ""
 	}
-	dir := SavedModelOf(abs)
-	info, err := graphs.ReadModelInfo(dir)
-	var parse *graphs.ModelInfoParseError
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "it holds no model exported by pipeline (no " + graphs.ModelInfoFile + ")"
-	case errors.As(err, &parse):
-		return fmt.Sprintf("%s cannot be parsed: %v", filepath.Join(dir, graphs.ModelInfoFile), parse.Err)
-	case err != nil:
-		return fmt.Sprintf("%s: %v", filepath.Join(dir, graphs.ModelInfoFile), err)
+	info, why := initFromModel(abs)
+	if why != "" {
+		return why
 	}
 	if arch := v.String("architecture"); usable(v, "architecture") && info.Spec.Architecture != arch {
 		return fmt.Sprintf("it holds a %s, and this stage trains a %s", info.Spec.Architecture, arch)
 	}
 	return ""
+}
+
+// initFromModel reads the model.json of the model an init_from folder abs holds (the folder
+// itself, or the SavedModel of a promotion or run folder), or says why it holds none that
+// pipeline exported, in the words of the path the user wrote rather than of the SavedModel
+// folder looked in.
+func initFromModel(abs string) (*graphs.ModelInfo, string) {
+	dir := SavedModelOf(abs)
+	info, err := graphs.ReadModelInfo(dir)
+	var parse *graphs.ModelInfoParseError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "it holds no model exported by pipeline (no " + graphs.ModelInfoFile + ")"
+	case errors.As(err, &parse):
+		return nil, fmt.Sprintf("%s cannot be parsed: %v", filepath.Join(dir, graphs.ModelInfoFile), parse.Err)
+	case err != nil:
+		return nil, fmt.Sprintf("%s: %v", filepath.Join(dir, graphs.ModelInfoFile), err)
+	}
+	return info, ""
 }
 
 // patchChoices lists the patch sizes from 2 to n/2 that divide n: the six nearest patch (the

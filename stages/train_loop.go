@@ -209,6 +209,9 @@ func startTrainer(job *pipeline.Job, cfg resolved, trainDS *dataset, st *trainSt
 		if _, err := os.Stat(job.Path(cfg.initFrom)); err != nil {
 			return nil, fmt.Errorf("init_from %q: %w", cfg.initFrom, err)
 		}
+		if _, why := initFromModel(job.Path(cfg.initFrom)); why != "" {
+			return nil, fmt.Errorf("init_from %q: %s", cfg.initFrom, why)
+		}
 	}
 	if !resumed {
 		// Normalisation statistics come from the original training images only: augmented

@@ -127,6 +127,33 @@ func TestTrainingStartsFromAModel(t *testing.T) {
 	}
 }
 
+// A training whose init_from is a folder holding no model fails naming the folder as written
+// and saying it holds no model exported by pipeline, as validate warns, not the SavedModel
+// folder looked in inside it.
+func TestTrainingFromAFolderWithoutAModelNamesIt(t *testing.T) {
+	w := newWS(t, smallSplitHCL+`
+stage "train" "tuned" {
+  architecture  = "cnn"
+  train         = stage.split.main.train
+  val           = stage.split.main.val
+  epochs        = 1
+  batch_size    = 16
+  options       = { channels = [4], pool = 2, dense = 8 }
+  init_from     = "raw/circle"
+}
+`)
+	w.reg, _ = pipeline.NewRegistry(Split{}, Train{})
+	writeSynthetic(t, w, 30, []string{"circle", "square"})
+	rec, err := w.run(true)
+	if err == nil {
+		t.Fatal("a training from a folder of images ran")
+	}
+	want := `init_from "raw/circle": it holds no model exported by pipeline (no model.json)`
+	if res := rec.Result("train.tuned"); res == nil || res.Error != want {
+		t.Errorf("a training from a folder of images: %+v, want the error %q", res, want)
+	}
+}
+
 // The log line says what a training took from its model: a warning when most of the network
 // starts from the seed, the new classes and the model's classes it lacks, and the tensors
 // that start fresh (not the classifier's, when no class is shared: that is said once).
