@@ -66,3 +66,21 @@ func TestLoadPredictorNamesTheModelsOfARunFolder(t *testing.T) {
 		t.Fatalf("loading a run folder: %v", err)
 	}
 }
+
+// A file given as the model is said to be one; the folder it is in is suggested only when it
+// holds a model (for a model's model.json), not when it holds none (a photo in a folder of photos).
+func TestLoadPredictorSuggestsOnlyAFolderHoldingAModel(t *testing.T) {
+	dir := t.TempDir()
+	photo := filepath.Join(dir, "bad", "bag.png")
+	os.MkdirAll(filepath.Dir(photo), 0o755)
+	os.WriteFile(photo, []byte("not a model"), 0o644)
+	want := photo + " is a file: a model is a folder, and " + filepath.Join(dir, "bad") + ", the folder it is in, holds none exported by pipeline"
+	if _, err := LoadPredictor(photo, 0); err == nil || err.Error() != want {
+		t.Errorf("loading a photo as the model: %v\nwant %s", err, want)
+	}
+	card := filepath.Join(realModel(t, filepath.Join(dir, "cnn"), "cnn"), "model.json")
+	want = card + " is a file: a model is a folder; give the folder it is in, " + filepath.Dir(card)
+	if _, err := LoadPredictor(card, 0); err == nil || err.Error() != want {
+		t.Errorf("loading a model's model.json as the model: %v\nwant %s", err, want)
+	}
+}
