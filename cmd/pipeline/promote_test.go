@@ -329,3 +329,21 @@ func TestModelArgTakesWhatPredictTakes(t *testing.T) {
 		}
 	}
 }
+
+// TestPromoteToAFolderOfRunsSaysItHoldsNoChampion checks that promote --to a folder that is no
+// promotion folder (the runs folder) says it holds no champion, rather than that a champion
+// cannot serve; a folder put there by hand that holds a model but no card still cannot serve.
+func TestPromoteToAFolderOfRunsSaysItHoldsNoChampion(t *testing.T) {
+	ws := t.TempDir()
+	runs := filepath.Join(ws, "models")
+	os.MkdirAll(filepath.Join(runs, "20261206_110000", "cnn"), 0o755)
+	want := "pipeline: " + runs + " holds no champion: it is not a promotion folder (no promotion has been made there, and it holds no model); --to names the folder a select stage promotes to (its promote_to, models/final_models by default)\n"
+	if code, out, errs := runCLI("promote", "--to", runs); code != exitErr || errs != want {
+		t.Errorf("promote --to the runs folder: exit %d\n%s%s\nwant %s", code, out, errs, want)
+	}
+	byHand := filepath.Join(ws, "champion")
+	smallModel(t, filepath.Join(byHand, "saved_model"), "cnn")
+	if code, out, errs := runCLI("promote", "--to", byHand); code != exitErr || !strings.Contains(errs, "the champion champion cannot serve: ") {
+		t.Errorf("promote --to a model without a card: exit %d\n%s%s", code, out, errs)
+	}
+}
