@@ -178,12 +178,22 @@ func (p *Predictor) PredictBytes(images [][]byte, k int, maxPixels int64) (preds
 	}
 	for j, i := range idx {
 		if slices.ContainsFunc(probs[j], func(v float32) bool { return v != v }) {
-			errs[i] = errors.New("the model's output is not a number (NaN): it diverged in training; roll back to an earlier champion or retrain")
+			errs[i] = p.divergedError()
 			continue
 		}
 		results[i] = topPredictions(probs[j], info.Classes, k)
 	}
 	return results, damaged, errs
+}
+
+// divergedError is PredictBytes' error for an image the model answered NaN for: its training
+// diverged. A promoted model (the champion) can be rolled back to an earlier one; a run's
+// model can only be trained again.
+func (p *Predictor) divergedError() error {
+	if p.Card != nil && p.Card.ID != "" {
+		return errors.New("the model's output is not a number (NaN): it diverged in training; roll back to an earlier champion or retrain")
+	}
+	return errors.New("the model's output is not a number (NaN): it diverged in training; retrain it, with a lower learning_rate for instance")
 }
 
 func resizeOf(info graphs.ModelInfo) string {

@@ -1668,6 +1668,19 @@ func TestARunFolderGivenAsModelNamesItsModels(t *testing.T) {
 // TestADivergedModelIsRefusedForPromotion checks that promotion's check refuses a model whose
 // training diverged (its weights NaN, so it answers NaN), naming the cause.
 func TestADivergedModelIsRefusedForPromotion(t *testing.T) {
+	sm := divergedModel(t, filepath.Join(t.TempDir(), "saved_model"))
+	if err := graphs.CheckModel(sm); !errors.Is(err, graphs.ErrDiverged) || !strings.Contains(err.Error(), "it answers NaN (not a number): its training diverged") {
+		t.Fatalf("CheckModel of a diverged model: %v", err)
+	}
+	if err := graphs.CheckModel(filepath.Join(tinyModel(t, filepath.Join(t.TempDir(), "m"), 1), "saved_model")); err != nil {
+		t.Fatalf("CheckModel of a trained model: %v", err)
+	}
+}
+
+// divergedModel exports into sm a SavedModel for 8×8 colour images whose training diverged
+// (its weights NaN, so it answers NaN), and returns sm.
+func divergedModel(t *testing.T, sm string) string {
+	t.Helper()
 	in := graphs.Input{Height: 8, Width: 8, Channels: 3, Mean: []float32{90, 90, 90}, Std: []float32{80, 80, 80}}
 	spec := graphs.Spec{Architecture: "cnn", CNN: &graphs.CNN{Channels: []int64{4}, Pool: 2, Dense: 8}}
 	tr, err := graphs.NewTrainer(graphs.TrainConfig{Model: graphs.Classifier{Spec: spec, Input: in, Classes: int64(len(testClasses))},
@@ -1682,15 +1695,31 @@ func TestADivergedModelIsRefusedForPromotion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sm := filepath.Join(t.TempDir(), "saved_model")
 	if err := tr.Export(sm, testClasses, "squash"); err != nil {
 		t.Fatal(err)
 	}
-	if err := graphs.CheckModel(sm); !errors.Is(err, graphs.ErrDiverged) || !strings.Contains(err.Error(), "it answers NaN (not a number): its training diverged") {
-		t.Fatalf("CheckModel of a diverged model: %v", err)
+	return sm
+}
+
+// TestPredictAdvisesOnADivergedModelByWhatItIs checks predict's advice for a model that
+// answers NaN: a run's model is to be retrained, a promoted one (the champion) rolled back.
+func TestPredictAdvisesOnADivergedModelByWhatItIs(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "20261206_110000")
+	sm := divergedModel(t, filepath.Join(run, "cnn", "saved_model"))
+	img := filepath.Join(t.TempDir(), "a.png")
+	os.WriteFile(img, pngBytes(8, 8, 3), 0o644)
+	for _, model := range []string{sm, filepath.Dir(sm)} {
+		code, out, errs := runCLI("predict", "--model", model, img)
+		if code == exitOK || !strings.Contains(out+errs, "it diverged in training; retrain it, with a lower learning_rate for instance") || strings.Contains(out+errs, "roll back") {
+			t.Errorf("predict --model %s (a run's model): exit %d\n%s%s", model, code, out, errs)
+		}
 	}
-	if err := graphs.CheckModel(filepath.Join(tinyModel(t, filepath.Join(t.TempDir(), "m"), 1), "saved_model")); err != nil {
-		t.Fatalf("CheckModel of a trained model: %v", err)
+	champion := filepath.Join(t.TempDir(), "final_models")
+	os.CopyFS(filepath.Join(champion, "saved_model"), os.DirFS(sm))
+	os.WriteFile(filepath.Join(champion, "model.json"), []byte(`{"id": "20261206_110000-cnn"}`), 0o644)
+	code, out, errs := runCLI("predict", "--model", champion, img)
+	if code == exitOK || !strings.Contains(out+errs, "it diverged in training; roll back to an earlier champion or retrain") {
+		t.Errorf("predict --model %s (the champion): exit %d\n%s%s", champion, code, out, errs)
 	}
 }
 
