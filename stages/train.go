@@ -47,7 +47,18 @@ type TrainConfig struct {
 	SelectMetric    string   `cty:"select_metric"`
 	Threads         int      `cty:"threads"`
 	InitFrom        *string  `cty:"init_from"`
+	InitMismatch    *string  `cty:"init_mismatch"`
 }
+
+// What a training does with an init_from model of another architecture (init_mismatch).
+const (
+	// InitMismatchFail fails the stage before its first epoch (the default).
+	InitMismatchFail = "fail"
+	// InitMismatchSeed trains from the seed instead, saying so: for a pipeline whose trainings
+	// of several architectures all start from the champion, only the one of its architecture
+	// able to take its weights.
+	InitMismatchSeed = "seed"
+)
 
 // archDefaults are the original system's per-architecture settings.
 var archDefaults = map[string]struct {
@@ -177,6 +188,8 @@ func (Train) Attributes() []pipeline.Attribute {
 		{Name: "threads", Type: cty.Number, Default: cty.NumberIntVal(0), Doc: "TensorFlow threads (0: one per core)"},
 		{Name: "init_from", Type: cty.String, Accepts: []string{typeModel}, KeyedWhenSet: true,
 			Doc: "a SavedModel of the same architecture whose weights start the training (fine-tuning); tensors of another shape, such as the classifier of other classes, start fresh"},
+		{Name: "init_mismatch", Type: cty.String, KeyedWhenSet: true,
+			Doc: "when init_from holds a model of another architecture: fail (the default), or seed (train from the seed, saying so)"},
 	}
 }
 
@@ -187,6 +200,10 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "optimizer", "adam", "adamw")
 	d.oneOf(v, "schedule", ScheduleConstant, ScheduleCosine, SchedulePlateau)
 	d.oneOf(v, "select_metric", SelectMetrics...)
+	d.oneOf(v, "init_mismatch", InitMismatchFail, InitMismatchSeed)
+	if usable(v, "init_mismatch") && !v.Inherited("init_mismatch") && v.Get("init_from").IsKnown() && (v.Get("init_from").IsNull() || v.String("init_from") == "") {
+		d.warn(v, "init_mismatch", "Setting without effect", "init_mismatch says what to do with an init_from model of another architecture, and this stage has no init_from: it changes nothing.")
+	}
 	d.intRange(v, "epochs", 1, 100000)
 	d.noEffect(v)
 	d.intRange(v, "batch_size", 1, 65536)
@@ -378,7 +395,7 @@ func (Train) CheckPath(v *pipeline.Values, attr, abs string) string {
 	if why != "" {
 		return why
 	}
-	if arch := v.String("architecture"); usable(v, "architecture") && info.Spec.Architecture != arch {
+	if arch := v.String("architecture"); usable(v, "architecture") && info.Spec.Architecture != arch && v.String("init_mismatch") != InitMismatchSeed {
 		return fmt.Sprintf("it holds a %s, and this stage trains a %s", info.Spec.Architecture, arch)
 	}
 	return ""
@@ -611,6 +628,13 @@ func (Train) Run(ctx context.Context, job *pipeline.Job) error {
 	cfg, err := resolve(job.Values)
 	if err != nil {
 		return err
+	}
+	if cfg.initFrom != "" && cfg.InitMismatch != nil && *cfg.InitMismatch == InitMismatchSeed {
+		// Decided by the model there now, which the key has: a resumed training decides alike.
+		if info, why := initFromModel(job.Path(cfg.initFrom)); why == "" && info.Spec.Architecture != cfg.Architecture {
+			job.Logf("init_from %q holds a %s, and this stage trains a %s: training from the seed (init_mismatch = %q)", cfg.initFrom, info.Spec.Architecture, cfg.Architecture, InitMismatchSeed)
+			cfg.initFrom = ""
+		}
 	}
 	return trainLoop(ctx, job, cfg)
 }

@@ -125,6 +125,33 @@ func TestTrainingStartsFromAModel(t *testing.T) {
 	if res := rec.Result("train.tuned"); res == nil || !strings.Contains(res.Error, "init_from: ") || !strings.Contains(res.Error, "holds a cnn, not a vit") {
 		t.Errorf("a vit from a cnn: %+v", res)
 	}
+
+	// With init_mismatch = "seed", the vit trains from the seed, saying so: the same weights
+	// as a vit without init_from, and no init_from in metrics.json.
+	w.write("pipeline.hcl", []byte(strings.Replace(vit, "init_from     = stage.train.base.saved_model", "init_from     = stage.train.base.saved_model\n  init_mismatch = \"seed\"", 1)))
+	rec, _ = w.run(false)
+	log, _ = os.ReadFile(filepath.Join(rec.Dir(), "run.log"))
+	if !strings.Contains(string(log), `holds a cnn, and this stage trains a vit: training from the seed (init_mismatch = "seed")`) {
+		t.Errorf("run.log does not say the vit trained from the seed:\n%s", log)
+	}
+	var seeded Metrics
+	readJSONFile(t, w.output(rec, "train.tuned", "metrics.json"), &seeded)
+	if _, ok := seeded.Hyperparameters["init_from"]; ok {
+		t.Errorf("a training from the seed records init_from: %v", seeded.Hyperparameters)
+	}
+	weights := func(rec *pipeline.RunRecord) string {
+		b, err := os.ReadFile(filepath.Join(w.output(rec, "train.tuned", "saved_model"), "variables", "variables.data-00000-of-00001"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%x", b)
+	}
+	fromSeed := weights(rec)
+	w.write("pipeline.hcl", []byte(strings.Replace(vit, "init_from     = stage.train.base.saved_model", "", 1)))
+	rec, _ = w.run(false)
+	if weights(rec) != fromSeed {
+		t.Error("the vit trained from the seed after a cnn at init_from differs from one without init_from")
+	}
 }
 
 // A training whose init_from is a folder holding no model fails naming the folder as written
@@ -226,6 +253,19 @@ stage "train" "empty" {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("validate's warnings:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// With init_mismatch = "seed", a model of another architecture is no problem: those
+	// trainings start from the seed.
+	w.write("pipeline.hcl", []byte(strings.Replace(hcl, `init_from    = "champion"`, `init_from    = "champion"
+  init_mismatch = "seed"`, 1)))
+	got = nil
+	for _, d := range w.engine().Workflow.CheckSources(w.dir) {
+		if d.Summary == "Unusable path" {
+			got = append(got, fmt.Sprintf("%d: %s", d.Subject.Start.Line, d.Detail))
+		}
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], `15: init_from "empty": it holds no model`) {
+		t.Errorf("validate's warnings with init_mismatch = \"seed\":\n%s", strings.Join(got, "\n"))
 	}
 }
 

@@ -566,6 +566,8 @@ func TestTrainSettingsWithoutEffectAreWarnedOf(t *testing.T) {
 		{"optimizer = \"adam\"\n  weight_decay = 0\n  warmup_epochs = 20", []string{"Warm-up as long as the training"}},
 		// Values of the pipeline block, which other stages may use, are not warned of.
 		{"schedule = \"cosine\"\n  optimizer = \"adam\"", nil},
+		// init_mismatch without init_from
+		{"init_mismatch = \"seed\"", []string{"Setting without effect"}},
 		// Early stopping acts after an epoch before the last: of 4 epochs, 3 can have gone
 		// without improvement after the third (when the first's metric is NaN), 4 cannot.
 		{"epochs = 4\n  early_stopping = 4", []string{"Early stopping as long as the training"}},
