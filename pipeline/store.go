@@ -38,6 +38,10 @@ type Store struct {
 	Workspace string
 	Root      string
 	Stats     *StatCache
+	// PinnedRuns are the run folders (by name) that GC keeps whatever keepRuns says: the runs
+	// that trained the champions, whose folders hold their plots and metrics and can promote
+	// them again (promote RUN/FOLDER).
+	PinnedRuns map[string]bool
 	// locked is set while this process holds the workspace's lock for a run: only then does
 	// the store add to entries it did not just publish (contentsOf), so that a plan, which
 	// takes no lock, never writes into the store gc may be clearing.
@@ -503,6 +507,9 @@ type GCResult struct {
 	// Runs lists the run folders removed (or that would be), oldest first: those beyond
 	// the newest ones GC was asked to keep.
 	Runs []string
+	// Pinned lists the run folders beyond those kept that were kept all the same, oldest
+	// first: Store.PinnedRuns.
+	Pinned []string
 	// Work lists the scratch folders (an interrupted training's checkpoints) removed, largest
 	// first: those no run would resume from (their key has a completed output, or no stage
 	// of the plan has it).
@@ -570,6 +577,10 @@ func (s *Store) GC(runsDir string, dryRun bool, keep, keepAll, planned map[strin
 		kept := keptRuns(runs, keepRuns)
 		for _, d := range runs {
 			if kept[d] {
+				continue
+			}
+			if s.PinnedRuns[filepath.Base(d)] {
+				res.Pinned = append(res.Pinned, filepath.Base(d))
 				continue
 			}
 			pruned[d] = true

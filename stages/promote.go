@@ -668,6 +668,11 @@ func PromotedRuns(promoteTo string) map[string][]string {
 	return runs
 }
 
+// RunOfPromotion returns the run (its folder's name) and the model's folder there of a
+// promoted id RUN-FOLDER, false for an id of another form (a champion adopted from an older
+// layout).
+func RunOfPromotion(id string) (run, folder string, ok bool) { return runFolderOf(id) }
+
 // SetAsideRuns returns the models promoteTo's history records as set aside since (rolled back,
 // or replaced by a promotion by hand), by run (their folders' names) and, in each, by the
 // model's folder there (the candidate, as in the promoted id RUN-FOLDER): how it was set aside

@@ -689,6 +689,31 @@ func bytesText(n int64) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }
 
+// championRuns returns the run folders (by name) that trained the champions of the file's
+// select stages, which gc --keep-runs keeps: their plots and metrics, and promote RUN/FOLDER,
+// which installs a champion again from them.
+func championRuns(l *loaded) map[string]bool {
+	runs := map[string]bool{}
+	for rel := range promotionFolders(l.engine.Workflow) {
+		promotions, _, err := stages.History(pipeline.InWorkspace(l.engine.Store.Workspace, rel))
+		if err != nil || len(promotions) == 0 {
+			continue
+		}
+		if run, _, ok := stages.RunOfPromotion(promotions[len(promotions)-1]); ok {
+			runs[run] = true
+		}
+	}
+	return runs
+}
+
+// agreeRuns is "the run folder" or "the N run folders".
+func agreeRuns(n int) string {
+	if n == 1 {
+		return "the run folder"
+	}
+	return fmt.Sprintf("the %d run folders", n)
+}
+
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "gc",
@@ -716,6 +741,7 @@ func gcCommand() *cli.Command {
 				return err
 			}
 			runsDir := pipeline.InWorkspace(l.engine.Store.Workspace, c.String("runs-dir"))
+			l.engine.Store.PinnedRuns = championRuns(l)
 			// Promoted models go only once gc's plan tells what is used (it removes nothing
 			// until it can), and before it removes outputs, so that their sizes are what a
 			// dry run says.
@@ -742,7 +768,11 @@ func gcCommand() *cli.Command {
 				if len(res.Runs) > 0 {
 					fmt.Fprintf(w, " (%s)", strings.Join(res.Runs, ", "))
 				}
-				fmt.Fprintf(w, ", keeping the newest %d that succeeded and the newest %d of the others\n", keepRuns, keepRuns)
+				fmt.Fprintf(w, ", keeping the newest %d that succeeded and the newest %d of the others", keepRuns, keepRuns)
+				if len(res.Pinned) > 0 {
+					fmt.Fprintf(w, ", and %s that trained the champion (%s)", agreeRuns(len(res.Pinned)), strings.Join(res.Pinned, ", "))
+				}
+				fmt.Fprintln(w)
 			}
 			fmt.Fprint(w, champions)
 			freed := fmt.Sprintf("%.1f MB", float64(res.Bytes)/1e6)

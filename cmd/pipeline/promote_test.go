@@ -297,6 +297,42 @@ func TestGCKeepChampions(t *testing.T) {
 	}
 }
 
+// gc --keep-runs keeps the run folder that trained the champion, however old: its plots and
+// metrics, and promote RUN/FOLDER, which installs the champion again from it.
+func TestGCKeepsTheChampionsRun(t *testing.T) {
+	ws := t.TempDir()
+	repo, err := os.ReadFile("../../pipeline.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(ws, "pipeline.hcl")
+	if err := os.WriteFile(file, repo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"data/raw/train", "data/raw/test"} { // the file's sources
+		if err := os.MkdirAll(filepath.Join(ws, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, run := range []string{"20261201_000000", "20261202_000000", "20261203_000000"} {
+		os.MkdirAll(filepath.Join(ws, "models", run), 0o755)
+		os.WriteFile(filepath.Join(ws, "models", run, "run.json"), []byte(`{"status": "succeeded"}`), 0o644)
+	}
+	promoteFake(t, ws, "20261201_000000", "m1", 0.7)
+	code, out, errs := runCLI("gc", "-n", "--keep-runs", "1", file)
+	if code != exitOK || !strings.HasPrefix(out, "would remove 1 run folder (20261202_000000), keeping the newest 1 that succeeded and the newest 1 of the others, and the run folder that trained the champion (20261201_000000)\n") {
+		t.Fatalf("gc -n --keep-runs 1: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runCLI("gc", "--keep-runs", "1", file); code != exitOK {
+		t.Fatalf("gc --keep-runs 1: exit %d\n%s%s", code, out, errs)
+	}
+	for run, want := range map[string]bool{"20261201_000000": true, "20261202_000000": false, "20261203_000000": true} {
+		if _, err := os.Stat(filepath.Join(ws, "models", run)); (err == nil) != want {
+			t.Errorf("%s: kept %v, want %v", run, err == nil, want)
+		}
+	}
+}
+
 // promote in a folder that is no workspace (no pipeline file, no promotion folder) says so,
 // as runs does, rather than that no model was promoted yet.
 func TestPromoteOutsideAWorkspaceSaysSo(t *testing.T) {
