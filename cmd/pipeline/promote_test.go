@@ -233,20 +233,7 @@ func TestPromoteAModelOfARunByHand(t *testing.T) {
 // select stage but the champion and those --rollback goes back through, and promote then says
 // which earlier champions' folders are gone.
 func TestGCKeepChampions(t *testing.T) {
-	ws := t.TempDir()
-	repo, err := os.ReadFile("../../pipeline.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(ws, "pipeline.hcl")
-	if err := os.WriteFile(file, repo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, dir := range []string{"data/raw/train", "data/raw/test"} { // the file's sources
-		if err := os.MkdirAll(filepath.Join(ws, dir), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ws, file := repoWorkspace(t)
 	for i, run := range []string{"run1", "run2", "run3"} {
 		promoteFake(t, ws, run, fmt.Sprintf("m%d", i+1), 0.6+0.1*float64(i))
 	}
@@ -297,9 +284,10 @@ func TestGCKeepChampions(t *testing.T) {
 	}
 }
 
-// gc --keep-runs keeps the run folder that trained the champion, however old: its plots and
-// metrics, and promote RUN/FOLDER, which installs the champion again from it.
-func TestGCKeepsTheChampionsRun(t *testing.T) {
+// repoWorkspace returns a workspace holding the repository's pipeline file, and the file: its
+// source folders there, empty.
+func repoWorkspace(t *testing.T) (string, string) {
+	t.Helper()
 	ws := t.TempDir()
 	repo, err := os.ReadFile("../../pipeline.hcl")
 	if err != nil {
@@ -314,6 +302,13 @@ func TestGCKeepsTheChampionsRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return ws, file
+}
+
+// gc --keep-runs keeps the run folder that trained the champion, however old: its plots and
+// metrics, and promote RUN/FOLDER, which installs the champion again from it.
+func TestGCKeepsTheChampionsRun(t *testing.T) {
+	ws, file := repoWorkspace(t)
 	for _, run := range []string{"20261201_000000", "20261202_000000", "20261203_000000"} {
 		os.MkdirAll(filepath.Join(ws, "models", run), 0o755)
 		os.WriteFile(filepath.Join(ws, "models", run, "run.json"), []byte(`{"status": "succeeded"}`), 0o644)
