@@ -150,11 +150,9 @@ func (Augment) Validate(v *pipeline.Values) hcl.Diagnostics {
 		d.add(v, "scale_min", "Invalid scale range", "Need 0 < scale_min ≤ scale_max.")
 	}
 	d.augmentNoEffect(v)
-	for _, from := range v.FromOutputs("input") {
-		if set, ok := strings.CutPrefix(from, "split."); ok && set != TrainSet {
-			d.warn(v, "input", "Augmenting a held-out set",
-				fmt.Sprintf("input takes a split's %s set: augment is for a training set, so that the images a model is chosen and scored on stay the photos as taken; give stage.<split>.train, unless copies of the %s images are what you want.", set, set))
-		}
+	for _, set := range fromOutputs(v, "input", "split", ValSet, TestSet) {
+		d.warn(v, "input", "Augmenting a held-out set",
+			fmt.Sprintf("input takes a split's %s set: augment is for a training set, so that the images a model is chosen and scored on stay the photos as taken; give stage.<split>.train, unless copies of the %s images are what you want.", set, set))
 	}
 	return d.diags
 }

@@ -158,15 +158,16 @@ func (Evaluate) Validate(v *pipeline.Values) hcl.Diagnostics {
 	var d diagList
 	d.intRange(v, "batch_size", 1, 65536)
 	d.intRange(v, "threads", 0, 1024)
-	for _, from := range v.FromOutputs("data") {
-		if from == "split."+TrainSet || from == "split."+ValSet || strings.HasPrefix(from, "augment.") {
-			set := strings.TrimPrefix(from, "split.")
-			if strings.HasPrefix(from, "augment.") {
-				set = "augmented training"
-			}
-			d.warn(v, "data", "Evaluating on a set the model learns from",
-				fmt.Sprintf("data takes a split's %s set: the model was trained or chosen on those images, so its scores flatter it, and select would compare models by them; give stage.<split>.test, unless that is what you want.", set))
-		}
+	var learnt []string
+	for _, set := range fromOutputs(v, "data", "split", TrainSet, ValSet) {
+		learnt = append(learnt, "a split's "+set+" set")
+	}
+	if len(fromOutputs(v, "data", "augment", "output")) > 0 {
+		learnt = append(learnt, "an augment stage's training images")
+	}
+	for _, what := range learnt {
+		d.warn(v, "data", "Evaluating on a set the model learns from",
+			fmt.Sprintf("data takes %s: the model was trained or chosen on those images, so its scores flatter it, and select would compare models by them; give stage.<split>.test, unless that is what you want.", what))
 	}
 	return d.diags
 }

@@ -78,7 +78,7 @@ func LoadPredictor(dir string, threads int) (*Predictor, error) {
 			// A file of a model (model.json, saved_model.pb) given for the model: the folder
 			// it is in is suggested only when it holds a model.
 			in := filepath.Dir(filepath.Clean(dir))
-			if _, err := os.Stat(filepath.Join(SavedModelOf(in), graphs.ModelInfoFile)); err != nil {
+			if !HoldsModel(in) {
 				return nil, fmt.Errorf("%s is a file: a model is a folder, and %s, the folder it is in, holds none exported by pipeline", dir, in)
 			}
 			return nil, fmt.Errorf("%s is a file: a model is a folder; give the folder it is in, %s", dir, in)

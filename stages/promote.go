@@ -661,17 +661,12 @@ func PromotedRuns(promoteTo string) map[string][]string {
 	h, _ := readHistory(promoteTo + ".d")
 	runs := map[string][]string{}
 	for _, id := range h.Promotions {
-		if run, folder, ok := runFolderOf(id); ok && !slices.Contains(runs[run], folder) {
+		if run, folder, ok := RunOfPromotion(id); ok && !slices.Contains(runs[run], folder) {
 			runs[run] = append(runs[run], folder)
 		}
 	}
 	return runs
 }
-
-// RunOfPromotion returns the run (its folder's name) and the model's folder there of a
-// promoted id RUN-FOLDER, false for an id of another form (a champion adopted from an older
-// layout).
-func RunOfPromotion(id string) (run, folder string, ok bool) { return runFolderOf(id) }
 
 // SetAsideRuns returns the models promoteTo's history records as set aside since (rolled back,
 // or replaced by a promotion by hand), by run (their folders' names) and, in each, by the
@@ -681,7 +676,7 @@ func SetAsideRuns(promoteTo string) map[string]map[string]string {
 	h, _ := readHistory(promoteTo + ".d")
 	runs := map[string]map[string]string{}
 	for _, r := range h.RolledBack {
-		if run, folder, ok := runFolderOf(r.ID); ok {
+		if run, folder, ok := RunOfPromotion(r.ID); ok {
 			if runs[run] == nil {
 				runs[run] = map[string]string{}
 			}
@@ -819,7 +814,7 @@ func otherModels(root string, not ...string) string {
 // id that does not name one). Run folders are most often beside the promotion folder
 // (models/): when its run folder is not there, the hint says so (gc may have removed it).
 func reinstallHint(root, id string) string {
-	run, folder, ok := runFolderOf(id)
+	run, folder, ok := RunOfPromotion(id)
 	if !ok {
 		return ""
 	}
@@ -829,11 +824,11 @@ func reinstallHint(root, id string) string {
 	return fmt.Sprintf(" (`pipeline promote %s/%s` installs %s again from its run folder)", run, folder, id)
 }
 
-// runFolderOf splits a promoted model's id into its run folder and the model's folder there:
+// RunOfPromotion splits a promoted model's id into its run folder and the model's folder there:
 // ids are RUN-FOLDER, and run folders are named by their time (20261206_120000), with -N after
 // it for the second run started in the same second. ok is false for an id that is not such
 // (legacy-…).
-func runFolderOf(id string) (run, folder string, ok bool) {
+func RunOfPromotion(id string) (run, folder string, ok bool) {
 	run, folder, ok = strings.Cut(id, "-")
 	if n, rest, two := strings.Cut(folder, "-"); two && n != "" && strings.Trim(n, "0123456789") == "" {
 		run, folder = run+"-"+n, rest
@@ -984,7 +979,7 @@ func NotPromotedHint(promoteTo, runsDir, id string) string {
 		}
 		return fmt.Sprintf("%s is a run folder: %s", id, strings.Join(promoted, "; "))
 	}
-	run, folder, ok := runFolderOf(id)
+	run, folder, ok := RunOfPromotion(id)
 	if !ok {
 		return ""
 	}
@@ -1001,7 +996,7 @@ func NotPromotedHint(promoteTo, runsDir, id string) string {
 // the history has a previous champion whose files are there (graphs.CheckFiles).
 func BrokenChampionNext(promoteTo, id string) string {
 	var next []string
-	if run, folder, ok := runFolderOf(id); ok {
+	if run, folder, ok := RunOfPromotion(id); ok {
 		hint := fmt.Sprintf("`pipeline promote %s/%s` installs it again from its run folder", run, folder)
 		// Run folders are most often beside the promotion folder (models/).
 		if runs := filepath.Dir(promoteTo); !isDir(filepath.Join(runs, run)) {

@@ -131,6 +131,13 @@ func SavedModelOf(dir string) string {
 	return filepath.Join(dir, "saved_model")
 }
 
+// HoldsModel reports whether dir holds a model exported by pipeline: is one, or holds one as
+// a run's or a promotion's folder does (SavedModelOf).
+func HoldsModel(dir string) bool {
+	_, err := os.Stat(filepath.Join(SavedModelOf(dir), graphs.ModelInfoFile))
+	return err == nil
+}
+
 // checkPromoted checks the model of the promoted folder dir with graphs.CheckModel: it loads
 // and answers a prediction on a blank image.
 func checkPromoted(dir string) error { return graphs.CheckModel(SavedModelOf(dir)) }

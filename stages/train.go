@@ -222,18 +222,13 @@ func (Train) Validate(v *pipeline.Values) hcl.Diagnostics {
 		d.add(v, "plateau_factor", "Invalid plateau_factor", "plateau_factor must be in (0, 1).")
 	}
 	// The test set chooses the exported epoch when given as val: its scores then flatter the model.
-	for _, from := range v.FromOutputs("val") {
-		if from == "split."+TestSet {
-			d.warn(v, "val", "Validating on the test set",
-				"val takes a split's test set: the training picks the epoch it exports by its scores there, so the evaluation on that test set flatters the model; give stage.<split>.val, unless that is what you want.")
-		}
+	if len(fromOutputs(v, "val", "split", TestSet)) > 0 {
+		d.warn(v, "val", "Validating on the test set",
+			"val takes a split's test set: the training picks the epoch it exports by its scores there, so the evaluation on that test set flatters the model; give stage.<split>.val, unless that is what you want.")
 	}
-	for _, from := range v.FromOutputs("train") {
-		if from == "split."+TestSet || from == "split."+ValSet {
-			set := strings.TrimPrefix(from, "split.")
-			d.warn(v, "train", "Training on a held-out set",
-				fmt.Sprintf("train takes a split's %s set: the model learns the images it is meant to be chosen or scored on; give stage.<split>.train (or an augment stage of it), unless that is what you want.", set))
-		}
+	for _, set := range fromOutputs(v, "train", "split", ValSet, TestSet) {
+		d.warn(v, "train", "Training on a held-out set",
+			fmt.Sprintf("train takes a split's %s set: the model learns the images it is meant to be chosen or scored on; give stage.<split>.train (or an augment stage of it), unless that is what you want.", set))
 	}
 	// train and val from splits that store images another way fail the training.
 	for _, name := range []string{"image_size", "channels"} {

@@ -3,6 +3,7 @@ package stages
 import (
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,19 @@ type diagList struct{ diags hcl.Diagnostics }
 
 func (d *diagList) add(v *pipeline.Values, name, summary, detail string) {
 	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: v.Range(name)})
+}
+
+// fromOutputs returns the outputs among outputs of stages of kind whose values reach
+// attribute name (Values.FromOutputs), each once, in their order there: the sets of a split
+// a training set or an evaluation's data takes, say.
+func fromOutputs(v *pipeline.Values, name, kind string, outputs ...string) []string {
+	var out []string
+	for _, from := range v.FromOutputs(name) {
+		if o, ok := strings.CutPrefix(from, kind+"."); ok && slices.Contains(outputs, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // warn adds a warning about attribute name: a setting that works, but likely not as meant.

@@ -145,7 +145,7 @@ func promoteCommand() *cli.Command {
 				return fmt.Errorf("%s holds no promoted model yet; run a pipeline with a select stage, or promote a model of a run folder by hand (pipeline promote RUN/FOLDER)", to)
 			}
 			card, err := stages.ReadCard(dir)
-			if err != nil && dir == to && errors.Is(err, fs.ErrNotExist) && !holdsModel(dir) {
+			if err != nil && dir == to && errors.Is(err, fs.ErrNotExist) && !stages.HoldsModel(dir) {
 				// A folder of something else (the runs folder) given as the promotion folder:
 				// it holds no champion, broken or not.
 				return fmt.Errorf("%s holds no champion: it is not a promotion folder (no promotion has been made there, and it holds no model); --to names the folder a select stage promotes to (its promote_to, %s by default)", to, stages.DefaultPromoteTo)
@@ -216,13 +216,6 @@ func promoteCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// holdsModel reports whether dir holds a model exported by pipeline: is one, or holds one in
-// saved_model/.
-func holdsModel(dir string) bool {
-	_, err := os.Stat(filepath.Join(stages.SavedModelOf(dir), graphs.ModelInfoFile))
-	return err == nil
 }
 
 // modelArg reads promote's model id as a shell may complete it: RUN/FOLDER/ with a trailing
