@@ -105,11 +105,16 @@ func (Select) Validate(v *pipeline.Values) hcl.Diagnostics {
 	d.oneOf(v, "tie_break", EvaluationMetrics...)
 	d.oneOf(v, "direction", "max", "min")
 	if usable(v, "metric") && usable(v, "direction") && slices.Contains(EvaluationMetrics, v.String("metric")) {
-		metric, dir := v.String("metric"), v.String("direction")
-		if want := map[bool]string{true: "min", false: "max"}[LowerIsBetter(metric)]; dir != want && (dir == "max" || dir == "min") {
-			worst := map[string]string{"min": "lowest", "max": "highest"}[dir]
+		metric, dir, want, first := v.String("metric"), v.String("direction"), "max", "highest"
+		if LowerIsBetter(metric) {
+			want = "min"
+		}
+		if dir == "min" {
+			first = "lowest"
+		}
+		if dir != want && (dir == "max" || dir == "min") {
 			d.warn(v, "direction", "Direction against the metric",
-				fmt.Sprintf("direction = %q ranks the %s %s first: the worst model by %s wins and is promoted. Leave direction out (%s for %s).", dir, worst, metric, metric, want, metric))
+				fmt.Sprintf("direction = %q ranks the %s %s first: the worst model by %s wins and is promoted. Leave direction out (%s for %s).", dir, first, metric, metric, want, metric))
 		}
 	}
 	if usable(v, "promote_to") && v.String("promote_to") == "" {
